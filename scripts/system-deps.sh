@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the tests need from Debian's packages: redis-server for the Redis tests and
+# Chromium (+ driver and a font) for the web page tests. Does nothing when all are present;
+# needs root otherwise (CI runs as root). On a machine without them and without root the
+# tests that need them skip with a reason, except under CI=true, where they fail.
+set -euo pipefail
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v chromium >/dev/null || missing+=(chromium chromium-driver)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  echo "system-deps: missing ${missing[*]} (install them as root; their tests will skip)" >&2
+  exit 0
+fi
+echo "system-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

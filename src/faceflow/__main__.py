@@ -1,0 +1,3 @@
+from faceflow.cli.main import main
+
+main()

@@ -1,0 +1,188 @@
+"""Settings: the only place faceflow reads environment variables or config files.
+
+Values come, strongest first, from keyword arguments, ``FACEFLOW_*`` environment variables (nested
+groups use ``__``: ``FACEFLOW_CACHE__REDIS_URL``), a YAML or TOML file named by ``--config`` or
+``FACEFLOW_CONFIG``, and the defaults below. Build them with :func:`load_settings` and pass the
+object down; nothing creates settings at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from faceflow.errors import InvalidParameter
+
+
+def default_model_dir() -> Path:
+    """Where pulled models live unless ``models.dir`` says otherwise (XDG cache dir)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "faceflow" / "models"
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    http_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
+    cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")
+    log_json: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    api_key_hashes: list[str] = Field(
+        default_factory=list,
+        description="sha256 hex digests of accepted API keys; empty: auth off",
+    )
+    rate_limit: str | None = Field(
+        None, description="per-client limit in `limits` notation, e.g. '10/second;20/2second'"
+    )
+    rate_limit_storage: str = Field("memory://", description="memory:// or redis://host:port")
+    web_page: bool = True
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hashes_are_sha256(cls, value: list[str]) -> list[str]:
+        for digest in value:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+                raise ValueError("api_key_hashes must be sha256 hex digests, not plain keys")
+        return [d.lower() for d in value]
+
+
+class ModelSettings(BaseModel):
+    dir: Path = Field(default_factory=default_model_dir)
+    paths: dict[str, Path] = Field(
+        default_factory=dict, description="explicit file per model name, overrides the store"
+    )
+    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    intra_op_threads: int = Field(
+        1, ge=0, le=64, description="threads per ONNX session; 0 lets onnxruntime decide"
+    )
+    index_url: str | None = Field(None, description="package index for `models pull`")
+
+
+class RuntimeSettings(BaseModel):
+    processes: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, le=256, description="inference processes"
+    )
+    max_waiting: int | None = Field(
+        None, ge=0, description="requests allowed to wait for a worker; default 2 × processes"
+    )
+    deadline_s: float = Field(30.0, gt=0, le=600)
+    warmup: bool = True
+
+    @property
+    def waiting_limit(self) -> int:
+        return self.max_waiting if self.max_waiting is not None else 2 * self.processes
+
+
+class DetectionSettings(BaseModel):
+    score_threshold: float = Field(0.7, ge=0.0, le=1.0)
+    nms_threshold: float = Field(0.3, ge=0.0, le=1.0)
+    min_face_px: int = Field(20, ge=0, le=10_000)
+    max_faces: int = Field(100, ge=1, le=1000)
+    detect_long_side_px: int = Field(640, ge=160, le=4096)
+
+
+class CacheSettings(BaseModel):
+    memory_bytes: int = Field(256 * 1024 * 1024, ge=0, description="in-process LRU budget")
+    redis_url: str | None = None
+    ttl_s: int = Field(24 * 3600, ge=1)
+    ttl_jitter: float = Field(0.1, ge=0.0, le=1.0)
+    redis_timeout_ms: int = Field(50, ge=1, le=5000)
+    breaker_failures: int = Field(3, ge=1, description="consecutive failures that open the breaker")
+    breaker_reset_s: float = Field(2.0, gt=0, description="how long the breaker stays open")
+    lock_ttl_ms: int = Field(30_000, ge=100)
+
+
+class JobSettings(BaseModel):
+    redis_url: str | None = None
+    queue_name: str = "faceflow"
+    max_queued: int = Field(1000, ge=1)
+    job_timeout_s: int = Field(60, ge=1)
+    result_ttl_s: int = Field(24 * 3600, ge=1)
+    failure_ttl_s: int = Field(7 * 24 * 3600, ge=1)
+    max_retries: int = Field(3, ge=0, le=10)
+    retry_backoff_s: list[int] = Field(default_factory=lambda: [1, 5, 15])
+
+
+class LimitSettings(BaseModel):
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(40_000_000, ge=256)
+    max_pixels_lossless: int = Field(25_000_000, ge=256, description="PNG, WebP, GIF")
+    min_side_px: int = Field(16, ge=1)
+    max_side_px: int = Field(12_000, ge=16)
+    batch_max_items: int = Field(16, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _sides_ordered(self) -> LimitSettings:
+        if self.min_side_px > self.max_side_px:
+            raise ValueError("limits.min_side_px must not exceed limits.max_side_px")
+        return self
+
+
+class Settings(BaseSettings):
+    """Every faceflow setting, in groups."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FACEFLOW_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # A config file is passed in as init kwargs by load_settings, below the environment.
+        return env_settings, init_settings
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a YAML (.yaml/.yml) or TOML (.toml) settings file into a plain dict."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidParameter(f"cannot read config file {path}: {exc.strerror}") from exc
+    if path.suffix == ".toml":
+        data: Any = tomllib.loads(text)
+    elif path.suffix in {".yaml", ".yml"}:
+        data = yaml.safe_load(text) or {}
+    else:
+        raise InvalidParameter(f"config file {path} must end in .yaml, .yml or .toml")
+    if not isinstance(data, dict):
+        raise InvalidParameter(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from defaults, an optional file, the environment and explicit overrides.
+
+    ``config_file`` falls back to ``FACEFLOW_CONFIG``. Explicit overrides win over everything.
+    """
+    path = config_file or (Path(p) if (p := os.environ.get("FACEFLOW_CONFIG")) else None)
+    file_values = read_config_file(path) if path else {}
+    settings = Settings(**file_values)
+    if overrides:
+        merged = settings.model_dump()
+        for group, values in overrides.items():
+            if isinstance(values, dict):
+                merged.setdefault(group, {}).update(values)
+            else:
+                merged[group] = values
+        settings = Settings.model_validate(merged)
+    return settings

@@ -1,0 +1,148 @@
+"""Frozen value types shared by the pipeline, the runtime and the service.
+
+Coordinates are floats in source-image pixels (after EXIF orientation is applied), origin top-left.
+Landmark names follow the subject: the *right* eye is the subject's right, which is on the left of
+the image for a face looking at the camera.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Gender(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+
+
+class Attribute(StrEnum):
+    AGE = "age"
+    GENDER = "gender"
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    x: float
+    y: float
+
+    def to_dict(self) -> list[float]:
+        return [round(self.x, 2), round(self.y, 2)]
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Axis-aligned box ``(x1, y1, x2, y2)`` in source pixels; x2/y2 are exclusive edges."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def width_px(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height_px(self) -> float:
+        return self.y2 - self.y1
+
+    @property
+    def area_px(self) -> float:
+        return max(0.0, self.width_px) * max(0.0, self.height_px)
+
+    @property
+    def center(self) -> Point:
+        return Point((self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2)
+
+    def contains(self, point: Point, margin_px: float = 0.0) -> bool:
+        return (
+            self.x1 - margin_px <= point.x <= self.x2 + margin_px
+            and self.y1 - margin_px <= point.y <= self.y2 + margin_px
+        )
+
+    def to_dict(self) -> list[float]:
+        return [round(self.x1, 2), round(self.y1, 2), round(self.x2, 2), round(self.y2, 2)]
+
+
+@dataclass(frozen=True, slots=True)
+class Landmarks:
+    """YuNet's five points, in the subject's terms."""
+
+    right_eye: Point
+    left_eye: Point
+    nose: Point
+    mouth_right: Point
+    mouth_left: Point
+
+    def points(self) -> tuple[Point, Point, Point, Point, Point]:
+        return (self.right_eye, self.left_eye, self.nose, self.mouth_right, self.mouth_left)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {
+            "right_eye": self.right_eye.to_dict(),
+            "left_eye": self.left_eye.to_dict(),
+            "nose": self.nose.to_dict(),
+            "mouth_right": self.mouth_right.to_dict(),
+            "mouth_left": self.mouth_left.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AgeEstimate:
+    """Expected age in years and a central range holding most of the model's probability mass."""
+
+    years: float
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"years": round(self.years, 1), "low": round(self.low, 1), "high": round(self.high, 1)}
+
+
+@dataclass(frozen=True, slots=True)
+class GenderEstimate:
+    label: Gender
+    probability: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label.value, "probability": round(self.probability, 4)}
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    box: Box
+    score: float
+    landmarks: Landmarks
+    age: AgeEstimate | None = None
+    gender: GenderEstimate | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "box": self.box.to_dict(),
+            "score": round(self.score, 4),
+            "landmarks": self.landmarks.to_dict(),
+        }
+        if self.age is not None:
+            out["age"] = self.age.to_dict()
+        if self.gender is not None:
+            out["gender"] = self.gender.to_dict()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class FaceReport:
+    """What detect and analyze return for one image."""
+
+    width_px: int
+    height_px: int
+    faces: tuple[Face, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "width": self.width_px,
+            "height": self.height_px,
+            "face_count": len(self.faces),
+            "faces": [face.to_dict() for face in self.faces],
+        }

