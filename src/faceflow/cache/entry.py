@@ -1,0 +1,86 @@
+"""What the service caches, and its versioned wire format.
+
+An entry is a finished response body (JSON or an encoded image) with its media type and a few
+scalar facts the service wants back on a hit (e.g. a face count for a header). In Redis it is
+stored as msgpack ``[SCHEMA_VERSION, media_type, body, meta]``; never pickle, because whoever can
+write to the cache Redis must not be able to run code in the service.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import msgpack
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+MetaValue = str | int | float | bool | None
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class CacheEntry:
+    """A cached response: ``body`` bytes of ``media_type``, plus scalar ``meta`` facts.
+
+    ``meta`` is copied and made read-only on construction, so an entry shared by the in-process
+    cache cannot be changed by one of its readers. Raises ``TypeError`` for non-scalar meta.
+    """
+
+    media_type: str
+    body: bytes
+    meta: Mapping[str, MetaValue] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.media_type, str) or not isinstance(self.body, bytes):
+            raise TypeError("CacheEntry needs a str media_type and bytes body")
+        for name, value in self.meta.items():
+            if not isinstance(name, str) or not isinstance(value, _SCALARS):
+                raise TypeError(f"CacheEntry meta {name!r} must map str to a scalar")
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+
+    @property
+    def nbytes(self) -> int:
+        """Payload size in bytes: body, media type and meta text (not Python object overhead)."""
+        meta_bytes = sum(len(k) + len(str(v)) for k, v in self.meta.items())
+        return len(self.body) + len(self.media_type) + meta_bytes
+
+
+def encode_entry(entry: CacheEntry) -> bytes:
+    """The msgpack wire form of ``entry``, tagged with :data:`SCHEMA_VERSION`."""
+    packed: bytes = msgpack.packb(
+        [SCHEMA_VERSION, entry.media_type, entry.body, dict(entry.meta)], use_bin_type=True
+    )
+    return packed
+
+
+def decode_entry(raw: bytes) -> CacheEntry | None:
+    """The entry encoded in ``raw``, or ``None`` if it is corrupt or of another schema version.
+
+    Never raises for bad input: a value nobody can read is simply a cache miss, and the fresh
+    result computed next overwrites it.
+    """
+    try:
+        value: Any = msgpack.unpackb(raw, raw=False, use_list=True, strict_map_key=True)
+    except Exception:  # msgpack raises several unrelated types for corrupt input
+        logger.debug("undecodable cache value (%d bytes)", len(raw))
+        return None
+    # ``type(...) is int`` because msgpack's True would compare equal to version 1.
+    if not isinstance(value, list) or len(value) != 4 or type(value[0]) is not int:
+        return None
+    if value[0] != SCHEMA_VERSION:
+        logger.debug("cache value of unknown shape or schema version")
+        return None
+    _, media_type, body, meta = value
+    if not isinstance(media_type, str) or not isinstance(body, bytes) or not isinstance(meta, dict):
+        return None
+    try:
+        return CacheEntry(media_type=media_type, body=body, meta=meta)
+    except TypeError:
+        return None

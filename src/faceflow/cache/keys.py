@@ -1,0 +1,104 @@
+"""Cache keys: what makes two requests "the same work".
+
+A key covers the exact input bytes (BLAKE3, so nobody can craft a second image whose key collides
+with someone else's and read or poison their cached result), the operation, its parameters in a
+canonical form, and the versions of every model (a new model never serves an old result). The key
+also serves as the job id for identical work, so its format is stable: ``ff1:{operation}:{hex}``,
+where ``ff1`` is bumped whenever the way keys are built changes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+
+from blake3 import blake3
+
+from faceflow.models.catalog import model_versions
+
+KEY_VERSION = "ff1"
+
+ParamValue = str | int | float | bool | None
+
+_OPERATION = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+
+
+def content_hash(data: bytes) -> str:
+    """BLAKE3 of ``data`` as 64 lowercase hex digits."""
+    return str(blake3(data).hexdigest())
+
+
+def canonical_params(params: Mapping[str, ParamValue]) -> str:
+    """Parameters as compact JSON with sorted keys, so equal parameters give equal text.
+
+    ``None`` values are dropped (an absent option and an explicit ``None`` mean the same default).
+    Floats are normalised: an integral float becomes an int (``300.0`` ≡ ``300``) and ``-0.0``
+    becomes ``0``; other floats keep their shortest round-trip form. ``True`` stays distinct from
+    ``1``. Raises ``ValueError`` for NaN/infinity and ``TypeError`` for a non-scalar value: both
+    are programming errors, since the service validates parameters before building a key.
+    """
+    clean: dict[str, str | int | float | bool] = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool | str):
+            clean[name] = value
+        elif isinstance(value, int):
+            clean[name] = int(value)
+        elif isinstance(value, float):
+            clean[name] = _normalise_float(name, value)
+        else:
+            raise TypeError(f"cache key parameter {name!r} must be a JSON scalar, not {value!r}")
+    return json.dumps(clean, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def cache_key(
+    data: bytes,
+    operation: str,
+    params: Mapping[str, ParamValue],
+    *,
+    versions: str | None = None,
+) -> str:
+    """The cache key of running ``operation`` with ``params`` on ``data``.
+
+    ``versions`` defaults to :func:`faceflow.models.catalog.model_versions`; pass it only to pin a
+    different model set. ``operation`` must be a short lowercase name (``analyze``, ``id-photo``);
+    anything else raises ``ValueError``.
+    """
+    return cache_key_from_hash(content_hash(data), operation, params, versions=versions)
+
+
+def cache_key_from_hash(
+    digest: str,
+    operation: str,
+    params: Mapping[str, ParamValue],
+    *,
+    versions: str | None = None,
+) -> str:
+    """Like :func:`cache_key` for input bytes whose :func:`content_hash` is already known."""
+    if not _OPERATION.fullmatch(operation):
+        raise ValueError(f"operation {operation!r} is not a short lowercase name")
+    # A JSON array frames every part unambiguously: no choice of parameters can make
+    # (operation, params) collide with a different (operation, params) pair.
+    material = json.dumps(
+        [
+            KEY_VERSION,
+            operation,
+            canonical_params(params),
+            model_versions() if versions is None else versions,
+            digest,
+        ],
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return f"{KEY_VERSION}:{operation}:{blake3(material.encode('ascii')).hexdigest()}"
+
+
+def _normalise_float(name: str, value: float) -> int | float:
+    if not math.isfinite(value):
+        raise ValueError(f"cache key parameter {name!r} must be finite, not {value!r}")
+    if value.is_integer():
+        return int(value)
+    return value
