@@ -27,6 +27,9 @@ class Point:
     x: float
     y: float
 
+    def scaled(self, factor: float) -> Point:
+        return Point(self.x * factor, self.y * factor)
+
     def to_dict(self) -> list[float]:
         return [round(self.x, 2), round(self.y, 2)]
 
@@ -79,6 +82,23 @@ class Landmarks:
     def points(self) -> tuple[Point, Point, Point, Point, Point]:
         return (self.right_eye, self.left_eye, self.nose, self.mouth_right, self.mouth_left)
 
+    def scaled(self, factor: float) -> Landmarks:
+        """The same points with every coordinate multiplied by ``factor``."""
+        return Landmarks(*(point.scaled(factor) for point in self.points()))
+
+    @property
+    def eye_centre(self) -> Point:
+        return Point(
+            (self.right_eye.x + self.left_eye.x) / 2, (self.right_eye.y + self.left_eye.y) / 2
+        )
+
+    @property
+    def mouth_centre(self) -> Point:
+        return Point(
+            (self.mouth_right.x + self.mouth_left.x) / 2,
+            (self.mouth_right.y + self.mouth_left.y) / 2,
+        )
+
     def to_dict(self) -> dict[str, list[float]]:
         return {
             "right_eye": self.right_eye.to_dict(),
@@ -98,7 +118,11 @@ class AgeEstimate:
     high: float
 
     def to_dict(self) -> dict[str, float]:
-        return {"years": round(self.years, 1), "low": round(self.low, 1), "high": round(self.high, 1)}
+        return {
+            "years": round(self.years, 1),
+            "low": round(self.low, 1),
+            "high": round(self.high, 1),
+        }
 
 
 @dataclass(frozen=True, slots=True)

