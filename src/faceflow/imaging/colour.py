@@ -1,0 +1,43 @@
+"""The one place where colour channel order changes.
+
+RGB is the in-memory order everywhere in faceflow: decoded images, pipeline stages, model inputs
+that want RGB, and everything handed to the encoder. BGR exists only at the boundary with OpenCV
+(and YuNet, which was trained on OpenCV's BGR frames): convert with :func:`rgb_to_bgr` right before
+such a call and with :func:`bgr_to_rgb` right after it, and name the variables ``bgr``/``rgb`` so
+the order is visible at every use.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+_Scalar = TypeVar("_Scalar", bound=np.generic)
+
+
+def rgb_to_bgr(rgb: NDArray[_Scalar]) -> NDArray[_Scalar]:
+    """Return a new C-contiguous ``(H, W, 3)`` array with the channels in BGR order.
+
+    Raises:
+        ValueError: ``rgb`` is not shaped ``(H, W, 3)``.
+    """
+    return _swap_red_blue(rgb)
+
+
+def bgr_to_rgb(bgr: NDArray[_Scalar]) -> NDArray[_Scalar]:
+    """Return a new C-contiguous ``(H, W, 3)`` array with the channels in RGB order.
+
+    Raises:
+        ValueError: ``bgr`` is not shaped ``(H, W, 3)``.
+    """
+    return _swap_red_blue(bgr)
+
+
+def _swap_red_blue(pixels: NDArray[_Scalar]) -> NDArray[_Scalar]:
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) array, got shape {pixels.shape}")
+    # A copy, not a view: OpenCV needs contiguous memory, and the caller's array must not change
+    # when the result is drawn on.
+    return np.ascontiguousarray(pixels[:, :, ::-1])

@@ -1,0 +1,146 @@
+"""Encode RGB/RGBA arrays as JPEG or PNG, optionally with a DPI and a file-size cap.
+
+Outputs carry no metadata from the input (no EXIF, no GPS, no ICC profile): they are built from
+pixel arrays only. The DPI, when given, is written where printers and photo kiosks read it: the
+JFIF density (dots per inch) for JPEG, the pHYs chunk (pixels per metre) for PNG.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from faceflow.errors import InvalidParameter
+
+JPEG_MAX_QUALITY = 95
+"""Above 95 libjpeg's output grows a lot for no visible gain (Pillow's own advice)."""
+JPEG_MIN_QUALITY = 10
+"""Below 10 a face photo breaks into blocks; a size cap that needs less is refused."""
+
+_MAX_DPI = 65_535  # JFIF stores the density in 16 bits
+
+
+class OutputFormat(StrEnum):
+    JPEG = "jpeg"
+    PNG = "png"
+
+    @property
+    def mime_type(self) -> str:
+        return f"image/{self.value}"
+
+
+def encode_image(
+    pixels: NDArray[np.uint8],
+    fmt: OutputFormat,
+    *,
+    quality: int = 90,
+    dpi: int | None = None,
+) -> bytes:
+    """Encode an ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA uint8 array.
+
+    PNG keeps alpha. JPEG has no alpha channel, and flattening would silently pick a background
+    for the caller, so RGBA with JPEG is refused: composite first or ask for PNG. ``quality``
+    (1–100) applies to JPEG only; JPEG uses 4:2:0 chroma subsampling and optimised Huffman tables.
+
+    Raises:
+        InvalidParameter: RGBA with JPEG, ``quality`` outside 1–100, ``dpi`` outside 1–65535.
+        ValueError: ``pixels`` is not a uint8 array shaped ``(H, W, 3)`` or ``(H, W, 4)``.
+    """
+    image = _to_pillow(pixels)
+    _check_dpi(dpi)
+    if fmt is OutputFormat.JPEG:
+        if image.mode == "RGBA":
+            raise InvalidParameter(
+                "JPEG cannot store transparency; use PNG or put the image on a background first"
+            )
+        if not 1 <= quality <= 100:
+            raise InvalidParameter(f"JPEG quality must be between 1 and 100, got {quality}")
+        return _jpeg(image, quality, dpi)
+    return _png(image, dpi)
+
+
+def encode_jpeg_max_kb(
+    rgb: NDArray[np.uint8], max_kb: int, *, dpi: int | None = None
+) -> tuple[bytes, int]:
+    """Encode ``rgb`` as the best JPEG that fits in ``max_kb`` × 1024 bytes.
+
+    Returns the bytes and the quality used: the highest quality from 95 down to 10 whose output
+    fits, found by binary search (8 or 9 encodes unless 95 fits at once). The image is never
+    resized and the file never padded, so the result is usually somewhat under the cap.
+
+    Raises:
+        InvalidParameter: ``max_kb`` < 1, or even quality 10 does not fit; then ``details`` has
+            ``min_achievable_kb``, the smallest size possible without resizing.
+        ValueError: ``rgb`` is not a uint8 ``(H, W, 3)`` array.
+    """
+    if max_kb < 1:
+        raise InvalidParameter(f"max_kb must be at least 1, got {max_kb}")
+    image = _to_pillow(rgb)
+    if image.mode != "RGB":
+        raise ValueError(f"expected an (H, W, 3) RGB array, got shape {rgb.shape}")
+    _check_dpi(dpi)
+    cap_bytes = max_kb * 1024
+
+    best = _jpeg(image, JPEG_MAX_QUALITY, dpi)
+    if len(best) <= cap_bytes:
+        return best, JPEG_MAX_QUALITY
+    # Invariant: `fits` is known to fit (or is the untested floor), `too_big` is known not to.
+    # JPEG size grows with quality almost monotonically; the search returns a quality that fits
+    # whose next step up was encoded and did not.
+    fits, too_big = JPEG_MIN_QUALITY, JPEG_MAX_QUALITY
+    fitting: bytes | None = None
+    while too_big - fits > 1:
+        middle = (fits + too_big) // 2
+        candidate = _jpeg(image, middle, dpi)
+        if len(candidate) <= cap_bytes:
+            fits, fitting = middle, candidate
+        else:
+            too_big = middle
+    if fitting is None:
+        fitting = _jpeg(image, JPEG_MIN_QUALITY, dpi)
+        if len(fitting) > cap_bytes:
+            smallest_kb = math.ceil(len(fitting) / 1024)
+            raise InvalidParameter(
+                f"cannot fit a {image.width}×{image.height} JPEG in {max_kb} KB; the smallest "
+                f"possible at this size is {smallest_kb} KB",
+                {"max_kb": max_kb, "min_achievable_kb": smallest_kb},
+            )
+    return fitting, fits
+
+
+def _to_pillow(pixels: NDArray[np.uint8]) -> Image.Image:
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise ValueError(
+            f"expected a uint8 (H, W, 3) or (H, W, 4) array, got {pixels.dtype} {pixels.shape}"
+        )
+    # Pillow infers RGB or RGBA from the channel count.
+    return Image.fromarray(np.ascontiguousarray(pixels))
+
+
+def _check_dpi(dpi: int | None) -> None:
+    if dpi is not None and not 1 <= dpi <= _MAX_DPI:
+        raise InvalidParameter(f"dpi must be between 1 and {_MAX_DPI}, got {dpi}")
+
+
+def _jpeg(image: Image.Image, quality: int, dpi: int | None) -> bytes:
+    out = io.BytesIO()
+    if dpi is None:
+        image.save(out, "JPEG", quality=quality, optimize=True, subsampling="4:2:0")
+    else:
+        image.save(out, "JPEG", quality=quality, optimize=True, subsampling="4:2:0", dpi=(dpi, dpi))
+    return out.getvalue()
+
+
+def _png(image: Image.Image, dpi: int | None) -> bytes:
+    out = io.BytesIO()
+    # No optimize=True: it compresses a few percent better at several times the CPU cost.
+    if dpi is None:
+        image.save(out, "PNG")
+    else:
+        image.save(out, "PNG", dpi=(dpi, dpi))
+    return out.getvalue()

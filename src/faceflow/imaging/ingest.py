@@ -1,0 +1,446 @@
+"""Safe ingest: untrusted bytes in, a checked header or an RGB array out.
+
+Order of checks, cheapest first, and all of them before a single pixel is decoded:
+
+1. empty → :class:`EmptyInput`; over ``limits.max_upload_bytes`` → :class:`TooLarge`;
+2. magic bytes → :class:`UnsupportedFormat` (see :func:`sniff_format`);
+3. the header, read by Pillow restricted to the sniffed format (``Image.open`` is lazy):
+   pixel count over the format's budget (``max_pixels`` for JPEG, ``max_pixels_lossless`` for
+   PNG/WebP/GIF) → :class:`TooManyPixels`; then a side outside
+   ``min_side_px … max_side_px`` → :class:`BadDimensions`. Pixels are checked first, so an image
+   that breaks both rules (a JPEG claiming 65,000 × 65,000) is reported as ``too_many_pixels``;
+4. only then the pixels: anything corrupt or truncated → :class:`Undecodable`.
+
+Pillow never escapes from here: every exception it raises on hostile input becomes one of the typed
+errors above. Nothing is written to disk and ``cv2.imdecode`` is never used on these bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from faceflow.config import LimitSettings
+from faceflow.errors import (
+    BadDimensions,
+    EmptyInput,
+    FaceflowError,
+    TooLarge,
+    TooManyPixels,
+    Undecodable,
+)
+from faceflow.imaging.formats import ImageFormat, sniff_format
+
+log = logging.getLogger(__name__)
+
+_PILLOW_NAME = {
+    ImageFormat.JPEG: "JPEG",
+    ImageFormat.PNG: "PNG",
+    ImageFormat.WEBP: "WEBP",
+    ImageFormat.GIF: "GIF",
+}
+
+_EXIF_ORIENTATION_TAG = 0x0112
+
+# The transposition that turns the stored pixels into the displayed image, per EXIF orientation.
+# The same table as ImageOps.exif_transpose; applied by hand so that a malformed EXIF block, which
+# exif_transpose would try to rewrite, costs the image its orientation instead of failing it.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+_WHITE = (255, 255, 255, 255)
+
+# Pillow's pixel limit and the warnings filters are process-wide state. Decoding holds this lock
+# while it has them changed, so concurrent threads never restore each other's values. faceflow
+# decodes in single-threaded worker processes, where the lock is never contended.
+_PILLOW_STATE = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageHeader:
+    """What the header says, after the limits were enforced.
+
+    ``width_px``/``height_px`` are the stored size; ``oriented_*`` the size once the EXIF
+    orientation (``1`` when absent or unreadable) is applied, i.e. the size the user sees.
+    ``frame_count`` is ``None`` where counting would mean scanning the file (GIF).
+
+    For a PNG whose EXIF block comes after the pixel data the orientation is unknown from the
+    header and reported as 1; :func:`decode_image` still applies it.
+    """
+
+    format: ImageFormat
+    width_px: int
+    height_px: int
+    orientation: int
+    oriented_width_px: int
+    oriented_height_px: int
+    frame_count: int | None
+
+    @property
+    def pixels(self) -> int:
+        return self.width_px * self.height_px
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    """An image ready for the pipeline.
+
+    ``rgb`` is ``(H, W, 3)`` uint8, C-contiguous, RGB order, and read-only (copy it before drawing).
+    ``source_width_px``/``source_height_px`` are the full-resolution size after EXIF orientation:
+    the coordinate space of every result. ``scale`` is source pixels per decoded pixel: 1.0 unless
+    JPEG draft decoding shrank the image, in which case a decoded coordinate times ``scale`` is a
+    source coordinate.
+    """
+
+    rgb: NDArray[np.uint8]
+    format: ImageFormat
+    source_width_px: int
+    source_height_px: int
+    scale: float
+
+    @property
+    def width_px(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def height_px(self) -> int:
+        return int(self.rgb.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedRgbaImage:
+    """A full-resolution image that keeps its transparency.
+
+    ``rgba`` is ``(H, W, 4)`` uint8, C-contiguous, read-only, straight (not premultiplied) alpha;
+    images without transparency get alpha 255 everywhere. Sizes are after EXIF orientation.
+    """
+
+    rgba: NDArray[np.uint8]
+    format: ImageFormat
+
+    @property
+    def width_px(self) -> int:
+        return int(self.rgba.shape[1])
+
+    @property
+    def height_px(self) -> int:
+        return int(self.rgba.shape[0])
+
+
+def pixel_limit(fmt: ImageFormat, limits: LimitSettings) -> int:
+    """The pixel budget for ``fmt``: ``max_pixels`` for JPEG, ``max_pixels_lossless`` otherwise."""
+    return limits.max_pixels_lossless if fmt.lossless else limits.max_pixels
+
+
+def probe_image(data: bytes, limits: LimitSettings) -> ImageHeader:
+    """Check ``data`` against ``limits`` from its header alone, without decoding pixels.
+
+    Passing the probe does not prove the pixel data is intact: a truncated file is only found by
+    :func:`decode_image`.
+
+    Raises:
+        EmptyInput, TooLarge, UnsupportedFormat, TooManyPixels, BadDimensions, Undecodable.
+    """
+    fmt = _check_bytes(data, limits)
+    with _opened(data, fmt, pixel_limit(fmt, limits)) as image:
+        return _read_header(image, fmt, limits, exif_loaded=False)
+
+
+def decode_image(
+    data: bytes, limits: LimitSettings, *, max_long_side_px: int | None = None
+) -> DecodedImage:
+    """Check ``data`` like :func:`probe_image`, then decode it to RGB.
+
+    EXIF orientation is applied; 16-bit samples become 8-bit by dropping the low byte; palette,
+    grey, CMYK and YCbCr become RGB; transparency is composited over white; of an animation only
+    the first frame is decoded.
+
+    ``max_long_side_px`` lets a JPEG decode at 1/2, 1/4 or 1/8 size (libjpeg's DCT scaling, far
+    cheaper than decoding in full and resizing), never below ``max_long_side_px`` on the long side.
+    ``None`` decodes in full; other formats always decode in full.
+
+    Raises:
+        EmptyInput, TooLarge, UnsupportedFormat, TooManyPixels, BadDimensions, Undecodable.
+        ValueError: ``max_long_side_px`` is not positive.
+    """
+    if max_long_side_px is not None and max_long_side_px < 1:
+        raise ValueError(f"max_long_side_px must be positive, got {max_long_side_px}")
+    fmt = _check_bytes(data, limits)
+    with _opened(data, fmt, pixel_limit(fmt, limits)) as image:
+        header = _read_header(image, fmt, limits, exif_loaded=False)
+        scale = 1.0
+        if fmt is ImageFormat.JPEG and max_long_side_px is not None:
+            scale = _draft(image, max_long_side_px)
+        image.load()
+        orientation = _orientation(image, exif_loaded=True)
+        oriented = _apply_orientation(image, orientation)
+        rgb = _to_rgb_array(oriented)
+    source_w, source_h = _oriented_size(header.width_px, header.height_px, orientation)
+    return DecodedImage(
+        rgb=_frozen(rgb),
+        format=fmt,
+        source_width_px=source_w,
+        source_height_px=source_h,
+        scale=scale,
+    )
+
+
+def decode_rgba(data: bytes, limits: LimitSettings) -> DecodedRgbaImage:
+    """Like :func:`decode_image` at full resolution, but keep transparency instead of flattening.
+
+    Raises:
+        EmptyInput, TooLarge, UnsupportedFormat, TooManyPixels, BadDimensions, Undecodable.
+    """
+    fmt = _check_bytes(data, limits)
+    with _opened(data, fmt, pixel_limit(fmt, limits)) as image:
+        _read_header(image, fmt, limits, exif_loaded=False)
+        image.load()
+        oriented = _apply_orientation(image, _orientation(image, exif_loaded=True))
+        rgba = _to_rgba_array(oriented)
+    return DecodedRgbaImage(rgba=_frozen(rgba), format=fmt)
+
+
+def _check_bytes(data: bytes, limits: LimitSettings) -> ImageFormat:
+    if not data:
+        raise EmptyInput("the image is empty (0 bytes)")
+    if len(data) > limits.max_upload_bytes:
+        raise TooLarge(
+            f"the image is {len(data)} bytes; the limit is {limits.max_upload_bytes} bytes",
+            {"bytes": len(data), "max_bytes": limits.max_upload_bytes},
+        )
+    fmt = sniff_format(data)
+    if fmt is ImageFormat.WEBP:
+        # libwebp allocates the whole canvas when its decoder is created, which Pillow does while
+        # opening the file, so the size must be checked before Pillow sees the bytes.
+        size = _webp_canvas_size(data)
+        if size is not None:
+            _check_pixels(fmt, *size, pixel_limit(fmt, limits))
+    return fmt
+
+
+def _read_header(
+    image: Image.Image, fmt: ImageFormat, limits: LimitSettings, *, exif_loaded: bool
+) -> ImageHeader:
+    width, height = image.size
+    _check_pixels(fmt, width, height, pixel_limit(fmt, limits))
+    if not (
+        limits.min_side_px <= width <= limits.max_side_px
+        and limits.min_side_px <= height <= limits.max_side_px
+    ):
+        raise BadDimensions(
+            f"the image is {width}×{height} px; each side must be between "
+            f"{limits.min_side_px} and {limits.max_side_px} px",
+            {
+                "width": width,
+                "height": height,
+                "min_side_px": limits.min_side_px,
+                "max_side_px": limits.max_side_px,
+            },
+        )
+    orientation = _orientation(image, exif_loaded=exif_loaded)
+    oriented_w, oriented_h = _oriented_size(width, height, orientation)
+    # GIF counts frames by walking the whole file; the others know it from their header.
+    frames = None if fmt is ImageFormat.GIF else int(getattr(image, "n_frames", 1))
+    return ImageHeader(
+        format=fmt,
+        width_px=width,
+        height_px=height,
+        orientation=orientation,
+        oriented_width_px=oriented_w,
+        oriented_height_px=oriented_h,
+        frame_count=frames,
+    )
+
+
+def _check_pixels(fmt: ImageFormat, width: int, height: int, budget: int) -> None:
+    if width * height > budget:
+        raise TooManyPixels(
+            f"the image has {width}×{height} = {width * height} pixels; "
+            f"the limit for {fmt.value} is {budget}",
+            {"width": width, "height": height, "pixels": width * height, "max_pixels": budget},
+        )
+
+
+def _orientation(image: Image.Image, *, exif_loaded: bool) -> int:
+    """The EXIF orientation 1–8; 1 when absent, out of range or unreadable."""
+    # A PNG's getexif() decodes the whole image when the EXIF block is not in the header chunks.
+    if not exif_loaded and image.format == "PNG" and "exif" not in image.info:
+        return 1
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not fail a good image
+        log.debug("unreadable EXIF block ignored", exc_info=True)
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _oriented_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    return (height, width) if orientation >= 5 else (width, height)
+
+
+def _apply_orientation(image: Image.Image, orientation: int) -> Image.Image:
+    method = _TRANSPOSE.get(orientation)
+    return image if method is None else image.transpose(method)
+
+
+def _draft(image: Image.Image, max_long_side_px: int) -> float:
+    """Ask libjpeg to decode at 1/s size for the largest s in (8, 4, 2) that keeps the long side
+    at or above ``max_long_side_px``; return the scale actually configured (1.0 if none)."""
+    width, height = image.size
+    long_side = max(width, height)
+    factor = next((s for s in (8, 4, 2) if -(-long_side // s) >= max_long_side_px), 1)
+    if factor == 1:
+        return 1.0
+    # Pillow picks the largest power of two <= min(width // w, height // h); asking for the floor
+    # of each side makes that exactly `factor` (or less for slivers), never more.
+    requested = (max(1, width // factor), max(1, height // factor))
+    result = image.draft(image.mode, requested)
+    if result is None:
+        return 1.0
+    _, box = result
+    return width / box[2]
+
+
+def _to_rgb_array(image: Image.Image) -> NDArray[np.uint8]:
+    if image.mode == "RGB":
+        return np.asarray(image, dtype=np.uint8)
+    if image.mode.startswith("I"):
+        grey = _high_byte(image)
+        return np.repeat(grey[:, :, np.newaxis], 3, axis=2)
+    if _has_alpha(image):
+        background = Image.new("RGBA", image.size, _WHITE)
+        flat = Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
+        return np.asarray(flat, dtype=np.uint8)
+    # "F" lands here too: Pillow rounds and clips floats to 0–255, the only sensible reading.
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def _to_rgba_array(image: Image.Image) -> NDArray[np.uint8]:
+    if image.mode.startswith("I"):
+        grey = _high_byte(image)
+        opaque = np.full(grey.shape, 255, dtype=np.uint8)
+        return np.dstack([grey, grey, grey, opaque])
+    if _has_alpha(image):
+        return np.asarray(image.convert("RGBA"), dtype=np.uint8)
+    return np.asarray(image.convert("RGB").convert("RGBA"), dtype=np.uint8)
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return "A" in image.getbands() or "transparency" in image.info
+
+
+def _high_byte(image: Image.Image) -> NDArray[np.uint8]:
+    """16-bit (or 32-bit "I" holding 16-bit) grey to 8-bit by dropping the low byte.
+
+    Shifting maps 0–65535 onto 0–255 proportionally; Pillow's own convert("L") clips instead,
+    which turns every value above 255 white.
+    """
+    samples = np.asarray(image).astype(np.int64)
+    return (np.clip(samples, 0, 0xFFFF) >> 8).astype(np.uint8)
+
+
+def _frozen(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    # Every array reaching here was made by this module and is referenced nowhere else, so
+    # clearing the flag (no copy) is enough to make the result immutable like its dataclass.
+    out = np.ascontiguousarray(pixels, dtype=np.uint8)
+    out.flags.writeable = False
+    return out
+
+
+def _webp_canvas_size(data: bytes) -> tuple[int, int] | None:
+    """The canvas size from a WebP header (VP8, VP8L or VP8X), or None if it cannot be read."""
+    chunk = data[12:16]
+    try:
+        if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+            width, height = struct.unpack_from("<HH", data, 26)
+            return width & 0x3FFF, height & 0x3FFF
+        if chunk == b"VP8L" and data[20:21] == b"\x2f":
+            (bits,) = struct.unpack_from("<I", data, 21)
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8X" and len(data) >= 30:
+            width = int.from_bytes(data[24:27], "little") + 1
+            height = int.from_bytes(data[27:30], "little") + 1
+            return width, height
+    except struct.error:
+        return None
+    return None
+
+
+@contextmanager
+def _opened(data: bytes, fmt: ImageFormat, budget: int) -> Iterator[Image.Image]:
+    """Open ``data`` with Pillow restricted to ``fmt``, under the guard and the error mapping.
+
+    Everything done with the yielded image inside the block is covered by both.
+    """
+    with (
+        _pillow_guard(budget),
+        _typed_errors(fmt, budget),
+        Image.open(io.BytesIO(data), formats=[_PILLOW_NAME[fmt]]) as image,
+    ):
+        yield image
+
+
+@contextmanager
+def _pillow_guard(budget: int) -> Iterator[None]:
+    """Make Pillow's own decompression-bomb check match ``budget`` and turn its warning into an
+    error, as a second line of defence behind the explicit header check; restore both after."""
+    with _PILLOW_STATE, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = budget
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+@contextmanager
+def _typed_errors(fmt: ImageFormat, budget: int) -> Iterator[None]:
+    """Turn whatever Pillow raises on hostile input into faceflow's typed errors."""
+    try:
+        yield
+    except FaceflowError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise TooManyPixels(
+            f"the image has more pixels than the limit for {fmt.value} ({budget})",
+            {"max_pixels": budget},
+        ) from exc
+    except MemoryError:
+        # Not the client's fault once the limits above have passed: let it surface as a 500.
+        raise
+    except Exception as exc:
+        # Pillow's plugins raise OSError (incl. UnidentifiedImageError and truncation),
+        # SyntaxError, struct.error, ValueError, IndexError, TypeError, EOFError... on bad data.
+        # The usual corrupt-file errors are logged quietly; anything else loudly, in case it is
+        # a bug here rather than a bad file. The client's message is fixed: Pillow's can name
+        # memory addresses.
+        expected = isinstance(exc, OSError | SyntaxError | EOFError | struct.error)
+        log.log(
+            logging.DEBUG if expected else logging.WARNING,
+            "undecodable %s image (%s)",
+            fmt.value,
+            type(exc).__name__,
+            exc_info=not expected,
+        )
+        raise Undecodable(
+            f"cannot decode this {fmt.value} image: the data is corrupt or truncated",
+            {"format": fmt.value},
+        ) from exc
