@@ -9,6 +9,7 @@ import typer
 from faceflow import __version__
 from faceflow.cli import models
 from faceflow.cli.analyze import analyze
+from faceflow.cli.serve import serve
 
 app = typer.Typer(
     name="faceflow",
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.command(no_args_is_help=True)(analyze)
+app.command()(serve)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,70 @@
+"""`faceflow serve`: the HTTP API, the web page and the embedded inference pool."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from faceflow.cli.common import ConfigOption, settings_from
+from faceflow.service.logs import configure_logging
+
+
+def _export(name: str, value: object | None) -> None:
+    """Pass a command-line override to every uvicorn worker through the environment, the one
+    channel Settings reads in each process."""
+    if value is not None:
+        os.environ[name] = str(value)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    processes: Annotated[
+        int | None, typer.Option(min=1, help="inference processes (default: one per core)")
+    ] = None,
+    http_workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="uvicorn worker processes; each holds its own cache and inference pool, so "
+            "set a Redis cache to share results between them",
+        ),
+    ] = None,
+    log_json: Annotated[bool | None, typer.Option("--log-json/--log-text")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Start the service on the embedded default (in-process cache, local inference processes).
+
+    Ready when GET /readyz answers 200: every inference process has loaded and warmed up its
+    models. The web page is at /, the API documentation at /docs.
+    """
+    if config is not None:
+        os.environ["FACEFLOW_CONFIG"] = str(Path(config).resolve())
+    _export("FACEFLOW_SERVER__HOST", host)
+    _export("FACEFLOW_SERVER__PORT", port)
+    _export("FACEFLOW_SERVER__HTTP_WORKERS", http_workers)
+    _export("FACEFLOW_SERVER__LOG_JSON", log_json)
+    _export("FACEFLOW_RUNTIME__PROCESSES", processes)
+    settings = settings_from(None)
+    workers = settings.server.http_workers
+    if workers > 1 and processes is None and "processes" not in settings.runtime.model_fields_set:
+        # Share the cores between the HTTP workers' pools instead of starting cores × workers.
+        share = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["FACEFLOW_RUNTIME__PROCESSES"] = str(share)
+    configure_logging(settings.server.log_level, settings.server.log_json)
+    uvicorn.run(
+        "faceflow.service.app:app_from_env",
+        factory=True,
+        host=settings.server.host,
+        port=settings.server.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )

@@ -1,0 +1,105 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.staticfiles import StaticFiles
+
+from faceflow import __version__
+from faceflow.cache.tiered import ResultCache
+from faceflow.config import Settings, load_settings
+from faceflow.runtime.context import WorkerContext, load_context, warm_up
+from faceflow.runtime.pool import InferencePool
+from faceflow.service.errors import install_error_handlers
+from faceflow.service.metrics import Metrics
+from faceflow.service.middleware import RequestContext
+from faceflow.service.routes import faces, system
+from faceflow.service.security import ApiKeys, RateLimit
+from faceflow.service.state import Services
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Self-hosted face analysis and ID photos. Send an image as the raw request body (with an image
+content type) or as the multipart field `image`; options go in the query string. Every error is
+`{"error": {"code": ..., "message": ...}}` with a stable code; 429 and 503 carry `Retry-After`.
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """An app that, while its lifespan runs, owns an inference pool, a result cache and metrics.
+
+    Nothing starts until the lifespan does; the pool's processes load the models themselves
+    (``/readyz`` turns 200 once every one has warmed up).
+    """
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool: InferencePool[WorkerContext] = InferencePool.from_settings(
+            settings.runtime,
+            init=load_context,
+            init_arg=settings.model_dump_json(),
+            warmup=warm_up,
+            on_task_done=metrics.task_done,
+        )
+        metrics.bind_pool(pool.stats)
+        cache = ResultCache.from_settings(settings.cache, metrics)
+        await cache.start()
+        await pool.start()
+        app.state.services = Services(
+            settings=settings,
+            metrics=metrics,
+            pool=pool,
+            cache=cache,
+            api_keys=ApiKeys(settings.server.api_key_hashes),
+            rate_limit=RateLimit.from_settings(settings.server),
+        )
+        log.info(
+            "faceflow %s: %d inference processes, cache %s, auth %s",
+            __version__,
+            settings.runtime.processes,
+            "memory+redis" if settings.cache.redis_url else "memory",
+            "on" if settings.server.api_key_hashes else "off",
+        )
+        try:
+            yield
+        finally:
+            app.state.services = None
+            await pool.close()
+            await cache.close()
+
+    app = FastAPI(
+        title="faceflow",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(system.router)
+    app.include_router(faces.router)
+    if settings.server.web_page:
+        static = files("faceflow.service") / "static"
+        app.mount("/", StaticFiles(directory=str(static), html=True), name="web")
+    if settings.server.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.server.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Cache", "X-Request-ID", "Retry-After", "X-Face-Count"],
+        )
+    app.add_middleware(RequestContext, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` and multi-worker serving: settings from the environment
+    (and ``FACEFLOW_CONFIG``), as ``faceflow serve`` sets them up."""
+    return create_app(load_settings())

@@ -1,0 +1,82 @@
+"""The one place errors become HTTP responses: ``{"error": {"code", "message", ...}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from faceflow.errors import FaceflowError, RetryableError
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "too_large",
+    415: "unsupported_format",
+}
+
+
+def error_response(status: int, code: str, message: str, **details: object) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, **details}}, status_code=status
+    )
+
+
+def faceflow_error_response(exc: FaceflowError) -> JSONResponse:
+    response = JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
+    if isinstance(exc, RetryableError):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    response.headers["X-Error-Code"] = exc.code
+    return response
+
+
+async def _faceflow_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FaceflowError)
+    if exc.status >= 500 and not isinstance(exc, RetryableError):
+        log.error("request failed: %s: %s", exc.code, exc.message)
+    return faceflow_error_response(exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors():
+        where = ".".join(
+            str(part) for part in error.get("loc", ()) if part not in {"query", "body"}
+        )
+        problems.append(f"{where}: {error.get('msg', 'invalid')}")
+    response = error_response(400, "invalid_parameter", "; ".join(problems) or "invalid request")
+    response.headers["X-Error-Code"] = "invalid_parameter"
+    return response
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal")
+    response = error_response(exc.status_code, code, str(exc.detail))
+    response.headers["X-Error-Code"] = code
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Never leak a traceback to the client; it goes to the log with the request id.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    response = error_response(500, "internal", "internal error; see the server log")
+    response.headers["X-Error-Code"] = "internal"
+    return response
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(FaceflowError, _faceflow_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,76 @@
+"""Request id, access log and request metrics, as plain ASGI (no per-request task or copy)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from faceflow.service.metrics import Metrics
+
+log = logging.getLogger("faceflow.access")
+
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+
+
+class RequestContext:
+    """Gives every request an id (the client's ``X-Request-ID`` if it is sane), echoes it in the
+    response, logs one access line and counts the request by route template and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        request_id = incoming if incoming and _CLIENT_ID.fullmatch(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        start = time.perf_counter()
+        status = 500
+        error_code = ""
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, error_code
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                error_code = headers.get("x-error-code", "")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(template).observe(elapsed)
+            if error_code:
+                self.metrics.errors.labels(error_code).inc()
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "%s %s %d %.1fms",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    elapsed * 1000,
+                    extra={
+                        "request_id": request_id,
+                        "status": status,
+                        "route": template,
+                        "ms": round(elapsed * 1000, 2),
+                        "error_code": error_code or None,
+                    },
+                )

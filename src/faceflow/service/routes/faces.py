@@ -1,0 +1,232 @@
+"""detect / analyze / annotate / batch."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from faceflow.cache.tiered import CacheStatus
+from faceflow.domain import Attribute
+from faceflow.errors import FaceflowError, InvalidParameter
+from faceflow.imaging.encode import OutputFormat
+from faceflow.pipeline.detect import DetectOptions
+from faceflow.runtime.tasks import FaceRequest, Operation, run_face_request
+from faceflow.service.guard import guard
+from faceflow.service.schemas import (
+    BatchOut,
+    FaceReportOut,
+    error_responses,
+    image_request_body,
+    image_response,
+)
+from faceflow.service.state import Services, services_of
+from faceflow.service.upload import Upload, read_image, read_images
+
+router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(guard)])
+
+Threshold = Annotated[
+    float | None, Query(ge=0.0, le=1.0, description="minimum face score (default from settings)")
+]
+MaxFaces = Annotated[int | None, Query(ge=1, le=1000, description="keep the N largest faces")]
+MinFacePx = Annotated[
+    int | None, Query(ge=0, le=10_000, description="drop faces narrower than this (source px)")
+]
+Attributes = Annotated[
+    str, Query(description="comma-separated attributes: age,gender; 'none' for detection only")
+]
+Format = Annotated[OutputFormat, Query(description="annotated image format")]
+
+
+def parse_attributes(value: str) -> tuple[Attribute, ...]:
+    names = [part.strip().lower() for part in value.split(",") if part.strip()]
+    if names in ([], ["none"]):
+        return ()
+    try:
+        return tuple(dict.fromkeys(Attribute(name) for name in names))
+    except ValueError:
+        allowed = ", ".join(a.value for a in Attribute)
+        raise InvalidParameter(f"unknown attribute in {value!r}; allowed: {allowed}") from None
+
+
+def detect_options(
+    services: Services, threshold: float | None, max_faces: int | None, min_face_px: int | None
+) -> DetectOptions:
+    base = DetectOptions.from_settings(services.settings.detection)
+    return DetectOptions(
+        score_threshold=base.score_threshold if threshold is None else threshold,
+        nms_threshold=base.nms_threshold,
+        min_face_px=base.min_face_px if min_face_px is None else min_face_px,
+        max_faces=base.max_faces if max_faces is None else max_faces,
+    )
+
+
+def cache_headers(entry_meta: dict[str, object], status: CacheStatus) -> dict[str, str]:
+    hit = status in (CacheStatus.HIT_MEMORY, CacheStatus.HIT_REDIS)
+    headers = {
+        "X-Cache": "hit" if hit else "miss",
+        "X-Cache-Detail": status.value,
+    }
+    timings = [
+        f"{name[3:]};dur={value}"
+        for name, value in entry_meta.items()
+        if name.startswith("ms_") and isinstance(value, int | float)
+    ]
+    if timings:
+        headers["Server-Timing"] = ", ".join(timings)
+    count = entry_meta.get("face_count")
+    if isinstance(count, int):
+        headers["X-Face-Count"] = str(count)
+    return headers
+
+
+async def run_one(services: Services, upload: Upload, request: FaceRequest) -> Response:
+    entry, status = await services.cached(
+        upload.data, request.operation.value, request.cache_params(), run_face_request, request
+    )
+    return Response(
+        entry.body, media_type=entry.media_type, headers=cache_headers(dict(entry.meta), status)
+    )
+
+
+async def _single(
+    http: Request,
+    operation: Operation,
+    options: DetectOptions,
+    attributes: tuple[Attribute, ...],
+    image_format: OutputFormat = OutputFormat.JPEG,
+) -> Response:
+    services = services_of(http)
+    upload = await read_image(http, services.settings.limits.max_upload_bytes)
+    request = FaceRequest(upload.data, operation, options, attributes, image_format)
+    return await run_one(services, upload, request)
+
+
+@router.post(
+    "/detect",
+    summary="Find every face: box, score, five landmarks",
+    response_model=FaceReportOut,
+    responses=error_responses(),
+    openapi_extra=image_request_body(),
+)
+async def detect(
+    request: Request,
+    threshold: Threshold = None,
+    max_faces: MaxFaces = None,
+    min_face_px: MinFacePx = None,
+) -> Response:
+    services = services_of(request)
+    options = detect_options(services, threshold, max_faces, min_face_px)
+    return await _single(request, Operation.DETECT, options, ())
+
+
+@router.post(
+    "/analyze",
+    summary="Detect, plus age and gender per face",
+    response_model=FaceReportOut,
+    responses=error_responses(),
+    openapi_extra=image_request_body(),
+)
+async def analyze(
+    request: Request,
+    threshold: Threshold = None,
+    max_faces: MaxFaces = None,
+    min_face_px: MinFacePx = None,
+    attributes: Attributes = "age,gender",
+) -> Response:
+    services = services_of(request)
+    options = detect_options(services, threshold, max_faces, min_face_px)
+    return await _single(request, Operation.ANALYZE, options, parse_attributes(attributes))
+
+
+@router.post(
+    "/annotate",
+    summary="The image with boxes, landmarks and 'F 33' labels drawn",
+    response_class=Response,
+    responses={**image_response("the annotated image"), **error_responses()},
+    openapi_extra=image_request_body(),
+)
+async def annotate(
+    request: Request,
+    threshold: Threshold = None,
+    max_faces: MaxFaces = None,
+    min_face_px: MinFacePx = None,
+    attributes: Attributes = "age,gender",
+    format: Format = OutputFormat.JPEG,
+) -> Response:
+    services = services_of(request)
+    options = detect_options(services, threshold, max_faces, min_face_px)
+    return await _single(request, Operation.ANNOTATE, options, parse_attributes(attributes), format)
+
+
+class BatchOperation(StrEnum):
+    DETECT = "detect"
+    ANALYZE = "analyze"
+    ANNOTATE = "annotate"
+
+
+def _batch_item(index: int, upload: Upload, outcome: Response | FaceflowError) -> bytes:
+    """One item of the batch body as JSON bytes; a JSON result is spliced in without re-parsing."""
+    head: dict[str, object] = {"index": index, "filename": upload.filename}
+    if isinstance(outcome, FaceflowError):
+        head.update(status=outcome.status, error=outcome.to_dict())
+        return json.dumps(head).encode()
+    head.update(status=200, cache=outcome.headers.get("X-Cache"))
+    media_type = outcome.media_type or ""
+    if media_type == "application/json":
+        return json.dumps(head).encode()[:-1] + b',"result":' + bytes(outcome.body) + b"}"
+    head.update(media_type=media_type, image_base64=base64.b64encode(outcome.body).decode())
+    return json.dumps(head).encode()
+
+
+@router.post(
+    "/batch",
+    summary="Several images, one operation; each item succeeds or fails on its own",
+    response_model=BatchOut,
+    responses=error_responses(400, 401, 403, 413, 429, 503),
+    openapi_extra=image_request_body("images", many=True),
+)
+async def batch(
+    request: Request,
+    operation: Annotated[BatchOperation, Query(description="what to do with every image")] = (
+        BatchOperation.ANALYZE
+    ),
+    threshold: Threshold = None,
+    max_faces: MaxFaces = None,
+    min_face_px: MinFacePx = None,
+    attributes: Attributes = "age,gender",
+    format: Format = OutputFormat.JPEG,
+) -> Response:
+    services = services_of(request)
+    limits = services.settings.limits
+    uploads = await read_images(
+        request,
+        limits.max_upload_bytes,
+        field_names=("images", "image"),
+        max_items=limits.batch_max_items,
+    )
+    options = detect_options(services, threshold, max_faces, min_face_px)
+    chosen = () if operation is BatchOperation.DETECT else parse_attributes(attributes)
+    # A batch feeds the pool no faster than it has workers, so it cannot shed its own items.
+    lanes = asyncio.Semaphore(services.settings.runtime.processes)
+
+    async def one(upload: Upload) -> Response | FaceflowError:
+        face_request = FaceRequest(upload.data, Operation(operation.value), options, chosen, format)
+        async with lanes:
+            try:
+                return await run_one(services, upload, face_request)
+            except FaceflowError as exc:
+                return exc
+
+    outcomes = await asyncio.gather(*(one(upload) for upload in uploads))
+    items = b",".join(
+        _batch_item(index, upload, outcome)
+        for index, (upload, outcome) in enumerate(zip(uploads, outcomes, strict=True))
+    )
+    body = b'{"operation":"' + operation.value.encode() + b'","items":[' + items + b"]}"
+    return Response(body, media_type="application/json")

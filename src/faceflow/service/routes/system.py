@@ -1,0 +1,93 @@
+"""Health, readiness, service facts and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import JSONResponse, Response
+
+from faceflow import __version__
+from faceflow.models.catalog import required_models
+from faceflow.service.guard import guard
+from faceflow.service.schemas import InfoOut, ReadyOut, error_responses
+from faceflow.service.state import services_of
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz", summary="The process is up (liveness)")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Every model loaded and warmed up in every inference process (readiness)",
+    response_model=ReadyOut,
+    responses=error_responses(503),
+)
+async def readyz(request: Request) -> Response:
+    services = services_of(request)
+    stats = services.pool.stats()
+    body = {
+        "ready": services.pool.ready,
+        "workers_ready": stats.ready_workers,
+        "workers": stats.processes,
+    }
+    if not services.pool.ready:
+        return JSONResponse(
+            {**body, "error": {"code": "not_ready", "message": "models are still loading"}},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    return JSONResponse(body)
+
+
+@router.get(
+    "/v1/info",
+    summary="Version, models, limits, cache and pool settings",
+    response_model=InfoOut,
+    responses=error_responses(401, 403, 429),
+    dependencies=[Depends(guard)],
+)
+async def info(request: Request) -> InfoOut:
+    services = services_of(request)
+    settings = services.settings
+    return InfoOut(
+        version=__version__,
+        models=[
+            {
+                "name": spec.name,
+                "role": spec.role.value,
+                "version": spec.version,
+                "sha256": spec.sha256,
+                "licence": spec.licence,
+                "size_bytes": spec.size_bytes,
+                "source": spec.carrier.requirement,
+            }
+            for spec in required_models()
+        ],
+        limits=settings.limits.model_dump(),
+        detection=settings.detection.model_dump(),
+        cache={
+            "memory_bytes": settings.cache.memory_bytes,
+            "memory_items": services.cache.memory_stats().items,
+            "redis": services.cache.redis_enabled,
+            "redis_breaker_open": services.cache.breaker_open,
+            "ttl_s": settings.cache.ttl_s,
+        },
+        pool={
+            "processes": settings.runtime.processes,
+            "max_waiting": settings.runtime.waiting_limit,
+            "deadline_s": settings.runtime.deadline_s,
+            "ready": services.pool.ready,
+        },
+        jobs={"backend": "redis" if settings.jobs.redis_url else "embedded"},
+        auth_required=services.api_keys.enabled,
+        rate_limit=settings.server.rate_limit,
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics of this API process", response_class=Response)
+async def metrics(request: Request) -> Response:
+    services = services_of(request)
+    return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")

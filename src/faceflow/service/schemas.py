@@ -1,0 +1,134 @@
+"""Response shapes for the OpenAPI document. Handlers return finished bodies built in the
+inference processes; these models describe them and are not used to re-validate every response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. unsupported_format")
+    message: str = Field(description="human-readable explanation")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class LandmarksOut(BaseModel):
+    right_eye: list[float] = Field(description="[x, y]; the subject's right eye")
+    left_eye: list[float]
+    nose: list[float]
+    mouth_right: list[float]
+    mouth_left: list[float]
+
+
+class AgeOut(BaseModel):
+    years: float = Field(description="expected age over the model's distribution")
+    low: float = Field(description="20th percentile of the distribution")
+    high: float = Field(description="80th percentile of the distribution")
+
+
+class GenderOut(BaseModel):
+    label: str = Field(description="female or male")
+    probability: float
+
+
+class FaceOut(BaseModel):
+    box: list[float] = Field(description="[x1, y1, x2, y2] in source pixels")
+    score: float
+    landmarks: LandmarksOut
+    age: AgeOut | None = None
+    gender: GenderOut | None = None
+
+
+class FaceReportOut(BaseModel):
+    width: int
+    height: int
+    face_count: int
+    faces: list[FaceOut]
+
+
+class BatchItemOut(BaseModel):
+    index: int
+    filename: str | None = None
+    status: int = Field(description="the HTTP status this item would have had on its own")
+    cache: str | None = Field(None, description="hit or miss")
+    result: FaceReportOut | None = None
+    image_base64: str | None = Field(None, description="annotate: the image, base64")
+    media_type: str | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchOut(BaseModel):
+    operation: str
+    items: list[BatchItemOut]
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    workers_ready: int
+    workers: int
+
+
+class InfoOut(BaseModel):
+    version: str
+    models: list[dict[str, Any]]
+    limits: dict[str, Any]
+    detection: dict[str, Any]
+    cache: dict[str, Any]
+    pool: dict[str, Any]
+    jobs: dict[str, Any]
+    auth_required: bool
+    rate_limit: str | None
+
+
+_ERROR_STATUSES = {
+    400: "bad request: empty body, missing field or invalid parameter",
+    401: "an API key is required",
+    403: "the API key is not valid",
+    413: "upload too large",
+    415: "not a JPEG, PNG, WebP or GIF",
+    422: "image undecodable, too many pixels or bad dimensions",
+    429: "rate limit exceeded (see Retry-After)",
+    503: "overloaded, deadline exceeded or not ready (see Retry-After)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error statuses (all, if none given)."""
+    chosen = statuses or tuple(_ERROR_STATUSES)
+    return {
+        status: {"model": ErrorBody, "description": _ERROR_STATUSES[status]} for status in chosen
+    }
+
+
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
+
+
+def image_request_body(field: str = "image", many: bool = False) -> dict[str, Any]:
+    """``openapi_extra`` declaring an image upload as multipart field or raw body."""
+    binary = {"type": "string", "format": "binary"}
+    field_schema = {"type": "array", "items": binary} if many else binary
+    content: dict[str, Any] = {
+        "multipart/form-data": {
+            "schema": {"type": "object", "properties": {field: field_schema}, "required": [field]}
+        }
+    }
+    if not many:
+        content.update({media: {"schema": binary} for media in IMAGE_MEDIA_TYPES})
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def image_response(description: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "description": description,
+            "content": {
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    }

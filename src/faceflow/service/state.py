@@ -1,0 +1,58 @@
+"""What one API process holds while it runs, built in the app's lifespan and torn down with it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from starlette.requests import Request
+
+from faceflow.cache.entry import CacheEntry
+from faceflow.cache.keys import cache_key
+from faceflow.cache.tiered import CacheStatus, ResultCache
+from faceflow.config import Settings
+from faceflow.errors import JsonScalar, NotReady
+from faceflow.runtime.context import WorkerContext
+from faceflow.runtime.pool import InferencePool
+from faceflow.runtime.tasks import TaskOutput
+from faceflow.service.metrics import Metrics
+from faceflow.service.security import ApiKeys, RateLimit
+
+Req = TypeVar("Req")
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    metrics: Metrics
+    pool: InferencePool[WorkerContext]
+    cache: ResultCache
+    api_keys: ApiKeys
+    rate_limit: RateLimit | None
+
+    async def cached(
+        self,
+        data: bytes,
+        operation: str,
+        params: dict[str, JsonScalar],
+        task: Callable[[WorkerContext, Req], TaskOutput],
+        request: Req,
+    ) -> tuple[CacheEntry, CacheStatus]:
+        """The cached result of ``task(request)`` for these bytes and params, computed at most once
+        across concurrent identical requests (and, with Redis, across API nodes)."""
+        key = cache_key(data, operation, params)
+
+        async def compute() -> CacheEntry:
+            output = await self.pool.run(task, request)
+            self.metrics.observe_stages(output.meta)
+            return CacheEntry(output.media_type, output.body, output.meta)
+
+        return await self.cache.get_or_compute(key, compute)
+
+
+def services_of(request: Request) -> Services:
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        raise NotReady("the service is starting", retry_after_s=1)
+    return services
