@@ -1,0 +1,172 @@
+"""The child side of the inference pool: the worker process's entry point and its messages.
+
+One worker serves one task at a time over one duplex pipe, strictly request then reply:
+
+* parent → child: a pickled ``(fn, request)`` tuple, or :data:`STOP` (empty bytes) to exit after
+  the current task;
+* child → parent: one :class:`Ready` or :class:`InitFailed` after start-up, then exactly one
+  :class:`TaskOk` or :class:`TaskFailed` per task.
+
+This module imports only the standard library and :mod:`faceflow.errors`, so a spawned child has
+loaded nothing heavy (numpy, onnxruntime, OpenCV) by the time ``child_env`` is applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from multiprocessing.connection import Connection
+from typing import NamedTuple, cast
+
+from faceflow.errors import FaceflowError, JsonScalar, RetryableError
+
+STOP = b""
+"""Asks a worker to exit once idle. No pickle is empty, so it cannot be mistaken for a task."""
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+# Libraries whose thread pools read OMP_NUM_THREADS & co. once, when they are first imported.
+_THREADED_MODULES = ("numpy", "cv2", "onnxruntime", "dlib")
+
+_log = logging.getLogger("faceflow.runtime.pool")
+
+
+class Ready(NamedTuple):
+    """The worker built its context and warmed up; it now waits for tasks."""
+
+    pid: int
+
+
+class InitFailed(NamedTuple):
+    """The context factory or the warm-up raised; the worker exits after sending this."""
+
+    code: str
+    message: str
+    details: dict[str, JsonScalar]
+
+
+class TaskOk(NamedTuple):
+    value: object
+
+
+class TaskFailed(NamedTuple):
+    """A task raised. ``code`` is a :class:`FaceflowError` code; ``internal`` for anything else."""
+
+    code: str
+    message: str
+    details: dict[str, JsonScalar]
+
+
+Message = Ready | InitFailed | TaskOk | TaskFailed
+
+
+def task_name(fn: object) -> str:
+    """A short, stable name for a task function, for logs and metrics labels."""
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
+
+
+def child_main(conn: Connection, slot: int, setup: bytes, env: Mapping[str, str]) -> None:
+    """Entry point of a spawned worker process.
+
+    ``setup`` is the pickled ``(init, init_arg, warmup)``. It is unpickled only after ``env`` has
+    been applied, so the modules that define ``init`` and ``warmup`` (and whatever they import)
+    load under it. Thread counts are not this function's business: the context factory sets them
+    (onnxruntime ``intra_op_num_threads``, ``cv2.setNumThreads``), because the design is one
+    thread per process with ``processes`` = cores. ``env`` is for libraries that only read
+    environment variables such as ``OMP_NUM_THREADS``; note that the parent's ``__main__`` module
+    is re-imported by ``spawn`` before this function runs, so anything it imports at module level
+    is already loaded (a warning names such libraries).
+
+    SIGINT is ignored: Ctrl-C reaches the whole process group, and shutting workers down is the
+    parent's job (:meth:`InferencePool.close`), not a KeyboardInterrupt in the middle of a task.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if env:
+        early = [name for name in _THREADED_MODULES if name in sys.modules]
+        if early:
+            _log.warning(
+                "worker %d: %s imported before child_env was applied; their thread settings "
+                "may ignore it",
+                slot,
+                ", ".join(early),
+            )
+        os.environ.update(env)
+    try:
+        init, init_arg, warmup = cast(
+            "tuple[Callable[[object], object], object, Callable[[object], object] | None]",
+            pickle.loads(setup),  # noqa: S301 - written by our own parent process
+        )
+        context = init(init_arg)
+        if warmup is not None:
+            warmup(context)
+    except BaseException as exc:
+        # BaseException too: a SystemExit in a factory is reported, not taken for a crash.
+        if isinstance(exc, FaceflowError):
+            failure = InitFailed(exc.code, exc.message, dict(exc.details))
+        else:
+            _log.exception("worker %d: start-up failed", slot)
+            failure = InitFailed(
+                "internal", f"worker start-up failed: {type(exc).__name__}: {exc}", {}
+            )
+        _send(conn, failure)
+        return
+    _send(conn, Ready(os.getpid()))
+    _serve(conn, context)
+
+
+def _serve(conn: Connection, context: object) -> None:
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return  # The parent is gone: nobody is left to answer.
+        if data == STOP:
+            return
+        if not _send(conn, _run_one(context, data)):
+            return
+
+
+def _run_one(context: object, data: bytes) -> bytes:
+    """Run one task and return the pickled reply; never raises for a task's own failure."""
+    fn: object = "<undecodable task>"
+    try:
+        fn, request = cast(
+            "tuple[Callable[[object, object], object], object]",
+            pickle.loads(data),  # noqa: S301 - written by our own parent process
+        )
+        result = fn(context, request)
+        return pickle.dumps(TaskOk(result), protocol=_PROTOCOL)
+    except FaceflowError as exc:
+        details = dict(exc.details)
+        if isinstance(exc, RetryableError):
+            # error_from_code reads it back from the details on the other side.
+            details.setdefault("retry_after_s", exc.retry_after_s)
+        return _encode_failure(TaskFailed(exc.code, exc.message, details))
+    except Exception as exc:
+        # The traceback stays in this process's log; the caller gets a plain 500 without it.
+        _log.exception("task %s failed", task_name(fn))
+        return _encode_failure(
+            TaskFailed("internal", f"task {task_name(fn)} failed ({type(exc).__name__})", {})
+        )
+
+
+def _encode_failure(failure: TaskFailed) -> bytes:
+    try:
+        return pickle.dumps(failure, protocol=_PROTOCOL)
+    except Exception:
+        # Details are meant to be JSON scalars; drop them if something unpicklable got in.
+        return pickle.dumps(failure._replace(details={}), protocol=_PROTOCOL)
+
+
+def _send(conn: Connection, reply: Message | bytes) -> bool:
+    """Send a reply; False when the parent has gone away."""
+    payload = reply if isinstance(reply, bytes) else pickle.dumps(reply, protocol=_PROTOCOL)
+    try:
+        conn.send_bytes(payload)
+    except OSError:
+        return False
+    return True

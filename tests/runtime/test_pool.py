@@ -1,0 +1,345 @@
+"""InferencePool with real spawned worker processes; tasks live in tests/runtime/pool_tasks.py.
+
+Bounds are generous so the suite cannot hang; no test asserts a duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import multiprocessing
+import os
+import pickle
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from faceflow.errors import (
+    DeadlineExceeded,
+    FaceflowError,
+    ModelMissing,
+    NoFace,
+    NotReady,
+    Overloaded,
+    WorkerCrashed,
+)
+from faceflow.runtime.pool import InferencePool, TaskObserver, WorkerState
+from tests.runtime import pool_tasks
+from tests.runtime.pool_tasks import Config, Context
+
+BOUND_S = 30.0
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def make_pool(
+    processes: int = 2,
+    max_waiting: int = 8,
+    *,
+    config: Config | None = None,
+    child_env: dict[str, str] | None = None,
+    on_task_done: TaskObserver | None = None,
+    stop_timeout_s: float = 10.0,
+) -> InferencePool[Context]:
+    return InferencePool(
+        processes=processes,
+        max_waiting=max_waiting,
+        deadline_s=BOUND_S,
+        init=pool_tasks.init,
+        init_arg=config or Config(),
+        warmup=pool_tasks.warmup,
+        child_env=child_env,
+        on_task_done=on_task_done,
+        stop_timeout_s=stop_timeout_s,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(pool: InferencePool[Context]) -> AsyncIterator[InferencePool[Context]]:
+    async with pool:
+        await pool.wait_ready(BOUND_S)
+        yield pool
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` on the loop, for at most BOUND_S."""
+    async with asyncio.timeout(BOUND_S):
+        # Nothing can signal us: the condition is about other processes.
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+def pid_exists(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def worker_pids(pool: InferencePool[Context]) -> set[int]:
+    return {w.pid for w in pool.workers() if w.pid is not None}
+
+
+async def test_results_come_back_in_order_with_two_processes() -> None:
+    async with running(make_pool(processes=2, max_waiting=20)) as pool:
+        results = await asyncio.gather(*(pool.run(pool_tasks.echo, i) for i in range(20)))
+        assert results == list(range(20))
+        assert pool.stats().completed == 20
+
+
+async def test_init_runs_once_per_process() -> None:
+    async with running(make_pool(processes=2, max_waiting=20)) as pool:
+        seen = await asyncio.gather(*(pool.run(pool_tasks.whoami, None) for _ in range(20)))
+        pids = {task_pid for _, _, task_pid in seen}
+        assert pids == worker_pids(pool)
+        assert len(pids) == 2
+        assert all(context_pid == task_pid for context_pid, _, task_pid in seen)
+        assert {inits for _, inits, _ in seen} == {1}
+
+
+async def test_typed_worker_error_keeps_its_type_code_and_details() -> None:
+    async with running(make_pool(processes=1)) as pool:
+        with pytest.raises(NoFace) as caught:
+            await pool.run(pool_tasks.no_face, None)
+        assert caught.value.code == "no_face"
+        assert caught.value.status == 422
+        assert caught.value.message == "no face found in the image"
+        assert caught.value.details == {"faces": 0}
+        assert await pool.run(pool_tasks.echo, 1) == 1
+
+
+async def test_other_exception_becomes_a_500_without_internals() -> None:
+    async with running(make_pool(processes=1)) as pool:
+        with pytest.raises(FaceflowError) as caught:
+            await pool.run(pool_tasks.boom, None)
+        assert type(caught.value) is FaceflowError
+        assert caught.value.status == 500
+        assert "boom" in caught.value.message
+        assert "ValueError" in caught.value.message
+        assert "Traceback" not in caught.value.message
+        assert "secret" not in caught.value.message
+        assert "/srv" not in caught.value.message
+
+
+async def test_ready_only_after_every_worker_warmed_up(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    async with make_pool(processes=2, config=Config(gate=str(gate))) as pool:
+        assert not pool.ready
+        await until(lambda: len(list(tmp_path.glob("gate.*.warming"))) == 2)
+        assert not pool.ready
+        assert pool.stats().ready_workers == 0
+        assert {w.state for w in pool.workers()} == {WorkerState.STARTING}
+        queued = asyncio.create_task(pool.run(pool_tasks.echo, 5))
+        with pytest.raises(NotReady):
+            await pool.wait_ready(0.05)
+
+        gate.touch()
+        await pool.wait_ready(BOUND_S)
+        assert pool.ready
+        assert pool.stats().ready_workers == 2
+        assert await queued == 5
+    assert not pool.ready
+
+
+async def test_overload_rejects_at_once_and_loses_nothing_accepted() -> None:
+    async with running(make_pool(processes=1, max_waiting=2)) as pool:
+        accepted = [asyncio.create_task(pool.run(pool_tasks.sleep, 0.3)) for _ in range(3)]
+        await asyncio.sleep(0)  # each task runs up to its first await: all three are admitted
+        assert (pool.stats().in_flight, pool.stats().waiting) == (1, 2)
+
+        with pytest.raises(Overloaded) as caught:
+            await pool.run(pool_tasks.sleep, 0.3)
+        assert caught.value.retry_after_s >= 1
+        assert caught.value.status == 503
+
+        assert await asyncio.gather(*accepted) == [0.3, 0.3, 0.3]
+        assert pool.stats().rejected == 1
+
+
+async def test_deadline_on_a_running_task_discards_it_and_the_pool_keeps_working() -> None:
+    async with running(make_pool(processes=1)) as pool:
+        with pytest.raises(DeadlineExceeded) as caught:
+            await pool.run(pool_tasks.sleep, 1.5, deadline_s=0.2)
+        assert caught.value.retry_after_s >= 1
+        # The worker was not killed: this waits for the slow task to end, then runs there.
+        before = worker_pids(pool)
+        assert await pool.run(pool_tasks.echo, 7) == 7
+        assert worker_pids(pool) == before
+        stats = pool.stats()
+        assert (stats.timed_out, stats.completed, stats.crashed) == (1, 2, 0)
+
+
+async def test_deadline_on_a_waiting_task_removes_it_from_the_queue() -> None:
+    async with running(make_pool(processes=1)) as pool:
+        busy = asyncio.create_task(pool.run(pool_tasks.sleep, 1.0))
+        await asyncio.sleep(0)
+        with pytest.raises(DeadlineExceeded):
+            await pool.run(pool_tasks.echo, 1, deadline_s=0.1)
+        assert pool.stats().waiting == 0
+        assert await busy == 1.0
+        assert pool.stats().completed == 1  # the expired task never ran
+
+
+async def test_cancelling_a_waiting_request_frees_its_slot() -> None:
+    async with running(make_pool(processes=1, max_waiting=1)) as pool:
+        busy = asyncio.create_task(pool.run(pool_tasks.sleep, 0.5))
+        waiter = asyncio.create_task(pool.run(pool_tasks.echo, 1))
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded):
+            await pool.run(pool_tasks.echo, 2)
+
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert pool.stats().waiting == 0
+        assert await pool.run(pool_tasks.echo, 3) == 3  # accepted: the slot is free again
+        assert await busy == 0.5
+
+
+async def test_cancelling_a_running_request_discards_its_result() -> None:
+    async with running(make_pool(processes=1)) as pool:
+        running_task = asyncio.create_task(pool.run(pool_tasks.sleep, 0.5))
+        await until(lambda: pool.stats().in_flight == 1)
+        running_task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running_task
+        assert await pool.run(pool_tasks.echo, 4) == 4
+        assert pool.stats().completed == 2
+
+
+async def test_worker_dying_once_is_replaced_and_the_task_retried(tmp_path: Path) -> None:
+    async with running(make_pool(processes=1)) as pool:
+        (original,) = worker_pids(pool)
+        answered_by = await pool.run(pool_tasks.crash_once, str(tmp_path / "crashed"))
+        assert answered_by != original
+        assert not pid_exists(original)
+        stats = pool.stats()
+        assert (stats.crashed, stats.replaced, stats.ready_workers) == (1, 1, 1)
+        (worker,) = pool.workers()
+        assert (worker.generation, worker.pid) == (1, answered_by)
+        assert pool.ready
+
+
+async def test_worker_dying_twice_raises_and_spares_other_tasks() -> None:
+    async with running(make_pool(processes=2)) as pool:
+        slow = asyncio.create_task(pool.run(pool_tasks.sleep, 1.0))
+        await asyncio.sleep(0)
+        with pytest.raises(WorkerCrashed) as caught:
+            await pool.run(pool_tasks.crash_always, None)
+        assert caught.value.status == 503
+        assert await slow == 1.0
+        assert await asyncio.gather(*(pool.run(pool_tasks.echo, i) for i in range(4))) == [
+            0,
+            1,
+            2,
+            3,
+        ]
+        stats = pool.stats()
+        assert (stats.crashed, stats.replaced) == (2, 2)
+
+
+async def test_idle_worker_killed_from_outside_is_replaced_while_ready_holds() -> None:
+    async with running(make_pool(processes=2)) as pool:
+        victim = pool.workers()[0].pid
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        await until(lambda: pool.stats().crashed == 1)
+        assert pool.ready  # the other worker still serves
+        await until(lambda: pool.stats().ready_workers == 2)
+        assert victim not in worker_pids(pool)
+        assert await pool.run(pool_tasks.echo, 9) == 9
+
+
+async def test_init_failure_surfaces_from_wait_ready_and_run() -> None:
+    async with make_pool(processes=1, config=Config(fail_init=True)) as pool:
+        with pytest.raises(ModelMissing) as caught:
+            await pool.wait_ready(BOUND_S)
+        assert caught.value.details == {"model": "yunet"}
+        assert not pool.ready
+        assert [w.state for w in pool.workers()] == [WorkerState.FAILED]
+        with pytest.raises(NotReady):
+            await pool.run(pool_tasks.echo, 1)
+        assert pool.stats().replaced == 0  # a failing start is not restarted in a loop
+
+
+async def test_close_stops_every_process() -> None:
+    pool = make_pool(processes=2)
+    async with running(pool):
+        assert await pool.run(pool_tasks.echo, 1) == 1
+        pids = worker_pids(pool)
+        assert len(pids) == 2
+    assert multiprocessing.active_children() == []
+    assert not any(pid_exists(pid) for pid in pids)
+    assert {w.state for w in pool.workers()} == {WorkerState.STOPPED}
+    with pytest.raises(NotReady):
+        await pool.run(pool_tasks.echo, 1)
+
+
+async def test_close_kills_a_worker_stuck_in_a_task_and_fails_its_callers() -> None:
+    async with running(make_pool(processes=1, stop_timeout_s=0.2)) as pool:
+        (pid,) = worker_pids(pool)
+        stuck = asyncio.create_task(pool.run(pool_tasks.sleep, 60.0))
+        waiting = asyncio.create_task(pool.run(pool_tasks.echo, 1))
+        await asyncio.sleep(0)
+    with pytest.raises(NotReady):
+        await stuck
+    with pytest.raises(NotReady):
+        await waiting
+    assert not pid_exists(pid)
+    assert multiprocessing.active_children() == []
+
+
+async def test_large_request_round_trips() -> None:
+    data = os.urandom(10 * 1024 * 1024)
+    async with running(make_pool(processes=1)) as pool:
+        size, digest = await pool.run(pool_tasks.digest, data)
+    assert size == len(data)
+    assert digest == hashlib.sha256(data).hexdigest()
+
+
+async def test_child_env_is_set_in_workers_only() -> None:
+    name = "FACEFLOW_TEST_POOL_CHILD_ENV"
+    async with running(make_pool(processes=1, child_env={name: "1"})) as pool:
+        assert await pool.run(pool_tasks.env, name) == "1"
+    assert name not in os.environ
+
+
+async def test_observer_sees_every_task() -> None:
+    calls: list[tuple[str, float, bool]] = []
+    observer: TaskObserver = lambda name, seconds, ok: calls.append((name, seconds, ok))  # noqa: E731
+    async with running(make_pool(processes=1, on_task_done=observer)) as pool:
+        await pool.run(pool_tasks.echo, 1)
+        with pytest.raises(NoFace):
+            await pool.run(pool_tasks.no_face, None)
+    assert [(name, ok) for name, _, ok in calls] == [("echo", True), ("no_face", False)]
+    assert all(seconds >= 0 for _, seconds, _ in calls)
+
+
+async def test_run_before_start_is_not_ready() -> None:
+    pool = make_pool(processes=1)
+    with pytest.raises(NotReady):
+        await pool.run(pool_tasks.echo, 1)
+    with pytest.raises(NotReady):
+        await pool.wait_ready(0.1)
+    await pool.close()
+
+
+def test_usable_from_a_plain_script() -> None:
+    async def main() -> list[int]:
+        async with running(make_pool(processes=2)) as pool:
+            return await asyncio.gather(*(pool.run(pool_tasks.echo, i) for i in range(3)))
+
+    assert asyncio.run(main()) == [0, 1, 2]
+    assert multiprocessing.active_children() == []
+
+
+def test_constructor_refuses_local_functions_and_bad_bounds() -> None:
+    def local_init(config: Config) -> Context:
+        return {}
+
+    with pytest.raises((AttributeError, TypeError, pickle.PicklingError)):
+        InferencePool(
+            processes=1, max_waiting=0, deadline_s=1.0, init=local_init, init_arg=Config()
+        )
+    with pytest.raises(ValueError, match="processes"):
+        make_pool(processes=0)
