@@ -4,12 +4,17 @@ Order of checks, cheapest first, and all of them before a single pixel is decode
 
 1. empty → :class:`EmptyInput`; over ``limits.max_upload_bytes`` → :class:`TooLarge`;
 2. magic bytes → :class:`UnsupportedFormat` (see :func:`sniff_format`);
-3. the header, read by Pillow restricted to the sniffed format (``Image.open`` is lazy):
-   pixel count over the format's budget (``max_pixels`` for JPEG, ``max_pixels_lossless`` for
-   PNG/WebP/GIF) → :class:`TooManyPixels`; then a side outside
-   ``min_side_px … max_side_px`` → :class:`BadDimensions`. Pixels are checked first, so an image
-   that breaks both rules (a JPEG claiming 65,000 × 65,000) is reported as ``too_many_pixels``;
+3. the size the header claims, read from the bytes by :func:`read_dimensions` and again by
+   Pillow's lazy ``Image.open`` restricted to the sniffed format: pixel count over the format's
+   budget (``max_pixels`` for JPEG, ``max_pixels_lossless`` for PNG/WebP/GIF) →
+   :class:`TooManyPixels`; then a side outside ``min_side_px … max_side_px`` →
+   :class:`BadDimensions`. Pixels are checked first, so an image that breaks both rules (a JPEG
+   claiming 65,000 × 65,000) is reported as ``too_many_pixels``;
 4. only then the pixels: anything corrupt or truncated → :class:`Undecodable`.
+
+Behind these checks Pillow's ``MAX_IMAGE_PIXELS`` is set to the same budget, with its
+``DecompressionBombWarning`` raised as an error, in case a file gets past the header checks
+(an odd frame size in an animation, say).
 
 Pillow never escapes from here: every exception it raises on hostile input becomes one of the typed
 errors above. Nothing is written to disk and ``cv2.imdecode`` is never used on these bytes.
@@ -39,6 +44,7 @@ from faceflow.errors import (
     TooManyPixels,
     Undecodable,
 )
+from faceflow.imaging.dimensions import read_dimensions
 from faceflow.imaging.formats import ImageFormat, sniff_format
 
 log = logging.getLogger(__name__)
@@ -226,12 +232,9 @@ def _check_bytes(data: bytes, limits: LimitSettings) -> ImageFormat:
             {"bytes": len(data), "max_bytes": limits.max_upload_bytes},
         )
     fmt = sniff_format(data)
-    if fmt is ImageFormat.WEBP:
-        # libwebp allocates the whole canvas when its decoder is created, which Pillow does while
-        # opening the file, so the size must be checked before Pillow sees the bytes.
-        size = _webp_canvas_size(data)
-        if size is not None:
-            _check_pixels(fmt, *size, pixel_limit(fmt, limits))
+    claimed = read_dimensions(data, fmt)
+    if claimed is not None:
+        _check_size(fmt, *claimed, limits)
     return fmt
 
 
@@ -239,21 +242,8 @@ def _read_header(
     image: Image.Image, fmt: ImageFormat, limits: LimitSettings, *, exif_loaded: bool
 ) -> ImageHeader:
     width, height = image.size
-    _check_pixels(fmt, width, height, pixel_limit(fmt, limits))
-    if not (
-        limits.min_side_px <= width <= limits.max_side_px
-        and limits.min_side_px <= height <= limits.max_side_px
-    ):
-        raise BadDimensions(
-            f"the image is {width}×{height} px; each side must be between "
-            f"{limits.min_side_px} and {limits.max_side_px} px",
-            {
-                "width": width,
-                "height": height,
-                "min_side_px": limits.min_side_px,
-                "max_side_px": limits.max_side_px,
-            },
-        )
+    # Again with the size Pillow parsed: read_dimensions may have given up on this header.
+    _check_size(fmt, width, height, limits)
     orientation = _orientation(image, exif_loaded=exif_loaded)
     oriented_w, oriented_h = _oriented_size(width, height, orientation)
     # GIF counts frames by walking the whole file; the others know it from their header.
@@ -269,12 +259,27 @@ def _read_header(
     )
 
 
-def _check_pixels(fmt: ImageFormat, width: int, height: int, budget: int) -> None:
+def _check_size(fmt: ImageFormat, width: int, height: int, limits: LimitSettings) -> None:
+    budget = pixel_limit(fmt, limits)
     if width * height > budget:
         raise TooManyPixels(
             f"the image has {width}×{height} = {width * height} pixels; "
             f"the limit for {fmt.value} is {budget}",
             {"width": width, "height": height, "pixels": width * height, "max_pixels": budget},
+        )
+    if not (
+        limits.min_side_px <= width <= limits.max_side_px
+        and limits.min_side_px <= height <= limits.max_side_px
+    ):
+        raise BadDimensions(
+            f"the image is {width}×{height} px; each side must be between "
+            f"{limits.min_side_px} and {limits.max_side_px} px",
+            {
+                "width": width,
+                "height": height,
+                "min_side_px": limits.min_side_px,
+                "max_side_px": limits.max_side_px,
+            },
         )
 
 
@@ -362,25 +367,6 @@ def _frozen(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
     out = np.ascontiguousarray(pixels, dtype=np.uint8)
     out.flags.writeable = False
     return out
-
-
-def _webp_canvas_size(data: bytes) -> tuple[int, int] | None:
-    """The canvas size from a WebP header (VP8, VP8L or VP8X), or None if it cannot be read."""
-    chunk = data[12:16]
-    try:
-        if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
-            width, height = struct.unpack_from("<HH", data, 26)
-            return width & 0x3FFF, height & 0x3FFF
-        if chunk == b"VP8L" and data[20:21] == b"\x2f":
-            (bits,) = struct.unpack_from("<I", data, 21)
-            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-        if chunk == b"VP8X" and len(data) >= 30:
-            width = int.from_bytes(data[24:27], "little") + 1
-            height = int.from_bytes(data[27:30], "little") + 1
-            return width, height
-    except struct.error:
-        return None
-    return None
 
 
 @contextmanager

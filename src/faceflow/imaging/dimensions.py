@@ -1,0 +1,96 @@
+"""Image size straight from the header bytes, before any decoder library is involved.
+
+This is what lets the pixel and side limits be the first check on a hostile file, with the claimed
+size in the error, rather than whatever a decoder does first (libwebp, for one, allocates the whole
+canvas as soon as it is handed the bytes). Pillow's own header parse and decompression-bomb check
+still run afterwards as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from faceflow.imaging.formats import ImageFormat
+
+# Enough for any real file (APPn, DQT, DHT, COM segments before the frame header are a handful);
+# past this the file is treated as unreadable here and left to Pillow's parser and checks.
+_MAX_JPEG_SEGMENTS = 512
+
+_JPEG_SOF_MARKERS = frozenset(
+    {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+)
+# Markers that stand alone, without a length field.
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+_JPEG_SOS = 0xDA
+
+
+def read_dimensions(data: bytes, fmt: ImageFormat) -> tuple[int, int] | None:
+    """``(width, height)`` as the header of ``data`` claims it, or ``None`` if it cannot be read.
+
+    ``fmt`` must be the format sniffed from ``data``. ``None`` is not an error in itself: the
+    decoder will reject a header this cannot read, or report its size for checking.
+    """
+    try:
+        if fmt is ImageFormat.PNG:
+            return _png(data)
+        if fmt is ImageFormat.GIF:
+            return _gif(data)
+        if fmt is ImageFormat.WEBP:
+            return _webp(data)
+        return _jpeg(data)
+    except (struct.error, IndexError):
+        return None
+
+
+def _png(data: bytes) -> tuple[int, int] | None:
+    # Signature (8), then the IHDR chunk: length (4), "IHDR", width (4), height (4), ...
+    if data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack_from(">II", data, 16)
+    return int(width), int(height)
+
+
+def _gif(data: bytes) -> tuple[int, int] | None:
+    # "GIF89a", then the logical screen width and height, little-endian 16 bits each.
+    width, height = struct.unpack_from("<HH", data, 6)
+    return int(width), int(height)
+
+
+def _webp(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack_from("<HH", data, 26)
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L" and data[20:21] == b"\x2f":
+        (bits,) = struct.unpack_from("<I", data, 21)
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X" and len(data) >= 30:
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return width, height
+    return None
+
+
+def _jpeg(data: bytes) -> tuple[int, int] | None:
+    """Walk the marker segments after SOI up to the first start-of-frame."""
+    pos = 2
+    for _ in range(_MAX_JPEG_SEGMENTS):
+        if data[pos] != 0xFF:
+            return None
+        while data[pos] == 0xFF:  # any number of fill bytes may precede a marker
+            pos += 1
+        marker = data[pos]
+        pos += 1
+        if marker in _JPEG_STANDALONE:
+            continue
+        if marker == _JPEG_SOS:
+            return None
+        (length,) = struct.unpack_from(">H", data, pos)
+        if marker in _JPEG_SOF_MARKERS:
+            # length (2), sample precision (1), height (2), width (2)
+            height, width = struct.unpack_from(">HH", data, pos + 3)
+            return int(width), int(height)
+        if length < 2:
+            return None
+        pos += length
+    return None
