@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.fixtures.environment",
+    "tests.fixtures.redis_server",
 ]

@@ -1,0 +1,265 @@
+"""The shared cache in Redis, built to fail open.
+
+Redis is an optimisation here, never a dependency of a correct answer. Every call is guarded by a
+circuit breaker and bounded by ``timeout_s`` as a whole (connect + send + read), has no retries and
+no health checks, and turns any failure into a miss or a no-op: with Redis down, hung (SIGSTOP) or
+slow, callers lose at most ``timeout_s`` per call until the breaker opens, then nothing at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Any, TypeVar, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from faceflow.cache.breaker import CircuitBreaker
+from faceflow.cache.entry import CacheEntry, decode_entry, encode_entry
+from faceflow.cache.observer import CacheObserver, NullObserver
+from faceflow.config import CacheSettings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_NAMESPACE = "faceflow"
+
+# Deletes the lock only if it still holds our token: after our TTL expired another node may own it.
+_RELEASE_LOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+# No CLIENT SETINFO on connect: it costs a round trip per new connection, and redis-py 7+ builds
+# the default driver info with importlib.metadata, ~3 ms of event-loop CPU per connection, which
+# made a burst of calls against a hung Redis overrun its timeout. (lib_name/lib_version are the
+# pre-7 spelling; they are deprecated since driver_info exists.)
+_NO_CLIENT_SETINFO: dict[str, Any] = (
+    {"driver_info": None}
+    if importlib.util.find_spec("redis.driver_info") is not None
+    else {"lib_name": None, "lib_version": None}
+)
+
+
+class LockResult(StrEnum):
+    ACQUIRED = "acquired"
+    HELD = "held"  # another owner holds it
+    UNAVAILABLE = "unavailable"  # Redis failed or the breaker is open: proceed without a lock
+
+
+class _Unavailable:
+    """Marker for "the Redis call did not happen or failed"."""
+
+
+_UNAVAILABLE = _Unavailable()
+
+
+def make_client(url: str, timeout_s: float) -> Redis:
+    """A redis-py asyncio client that never waits longer than ``timeout_s`` per socket operation.
+
+    No retries (a retry doubles the worst case and hammers a struggling server), no health-check
+    pings, no retry on timeout. Connections are opened lazily, so this never touches the network.
+    """
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=timeout_s,
+        socket_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        retry_on_error=[],
+        health_check_interval=0,
+        **_NO_CLIENT_SETINFO,
+    )
+
+
+class RedisCache:
+    """Entries and short locks in Redis under ``{namespace}:cache:`` and ``{namespace}:lock:``.
+
+    Every method returns normally whatever Redis does (cancellation of the caller still
+    propagates): a failed or refused call is counted on the breaker, reported to the observer and
+    answered as a miss (``get``), ``False`` (``set``, ``delete``, ``release_lock``, ``ping``) or
+    :attr:`LockResult.UNAVAILABLE`.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        timeout_s: float,
+        breaker: CircuitBreaker,
+        ttl_s: float,
+        ttl_jitter: float,
+        observer: CacheObserver | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        if not 0.0 <= ttl_jitter <= 1.0:
+            raise ValueError("ttl_jitter must be within [0, 1]")
+        self._client = client
+        self._timeout_s = timeout_s
+        self._breaker = breaker
+        self._ttl_s = ttl_s
+        self._ttl_jitter = ttl_jitter
+        self._observer: CacheObserver = observer or NullObserver()
+        self._namespace = namespace
+        self._rng = rng
+        self._release_script = client.register_script(_RELEASE_LOCK)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: CacheSettings,
+        observer: CacheObserver | None = None,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> RedisCache | None:
+        """The Redis cache ``settings`` describe, or ``None`` when no ``redis_url`` is set."""
+        if settings.redis_url is None:
+            return None
+        observer = observer or NullObserver()
+        timeout_s = settings.redis_timeout_ms / 1000
+        breaker = CircuitBreaker(
+            settings.breaker_failures,
+            settings.breaker_reset_s,
+            on_change=_breaker_reporter(observer),
+        )
+        return cls(
+            make_client(settings.redis_url, timeout_s),
+            timeout_s=timeout_s,
+            breaker=breaker,
+            ttl_s=settings.ttl_s,
+            ttl_jitter=settings.ttl_jitter,
+            observer=observer,
+            namespace=namespace,
+        )
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    @property
+    def timeout_s(self) -> float:
+        return self._timeout_s
+
+    def data_key(self, key: str) -> str:
+        """The Redis key that holds the entry for cache key ``key``."""
+        return f"{self._namespace}:cache:{key}"
+
+    def lock_key(self, key: str) -> str:
+        """The Redis key of the compute lock for cache key ``key``."""
+        return f"{self._namespace}:lock:{key}"
+
+    def jittered_ttl_ms(self, ttl_s: float | None = None) -> int:
+        """``ttl_s`` (default: the configured TTL) × (1 ± jitter), in ms, at least 1.
+
+        Jitter spreads the expiry of entries written together (e.g. by a warm-up or a burst), so
+        they do not all expire, and get recomputed, in the same instant.
+        """
+        base_ms = (self._ttl_s if ttl_s is None else ttl_s) * 1000
+        factor = 1.0 + self._ttl_jitter * (2.0 * self._rng() - 1.0)
+        return max(1, round(base_ms * factor))
+
+    async def get(self, key: str) -> CacheEntry | None:
+        """The entry stored under ``key``; ``None`` if absent, unreadable or Redis unavailable."""
+        raw = await self._call("get", lambda: self._client.get(self.data_key(key)))
+        if raw is None or isinstance(raw, _Unavailable):
+            return None
+        entry = decode_entry(cast(bytes, raw))
+        if entry is None:
+            logger.warning("ignoring an unreadable cache value for %s", key)
+        return entry
+
+    async def set(self, key: str, entry: CacheEntry, ttl_s: float | None = None) -> bool:
+        """Store ``entry`` under ``key`` with a jittered TTL; whether Redis confirmed it."""
+        value = encode_entry(entry)
+        ttl_ms = self.jittered_ttl_ms(ttl_s)
+        done = await self._call(
+            "set", lambda: self._client.set(self.data_key(key), value, px=ttl_ms)
+        )
+        return done is True
+
+    async def delete(self, key: str) -> bool:
+        """Remove the entry under ``key``; whether one was removed."""
+        removed = await self._call("delete", lambda: self._client.delete(self.data_key(key)))
+        return removed == 1
+
+    async def acquire_lock(self, key: str, token: str, ttl_ms: int) -> LockResult:
+        """Try ``SET lock NX PX ttl_ms`` with ``token`` as the owner's proof; never waits."""
+        done = await self._call(
+            "lock", lambda: self._client.set(self.lock_key(key), token, nx=True, px=ttl_ms)
+        )
+        if isinstance(done, _Unavailable):
+            return LockResult.UNAVAILABLE
+        return LockResult.ACQUIRED if done else LockResult.HELD
+
+    async def release_lock(self, key: str, token: str) -> bool:
+        """Delete the lock if ``token`` still owns it; whether it did.
+
+        A lock left behind when this fails expires by its TTL.
+        """
+        removed = await self._call(
+            "unlock",
+            lambda: self._release_script(keys=[self.lock_key(key)], args=[token]),
+        )
+        return removed == 1
+
+    async def ping(self) -> bool:
+        """Whether Redis answered a PING within the timeout (and the breaker allowed it)."""
+        answer = await self._call("ping", lambda: self._client.ping())
+        return answer is True
+
+    async def close(self) -> None:
+        """Close every connection; bounded by the timeout even if Redis is hung."""
+        try:
+            async with asyncio.timeout(max(self._timeout_s, 0.1)):
+                await self._client.aclose()
+        except (RedisError, OSError, TimeoutError):
+            logger.debug("redis cache client closed uncleanly", exc_info=True)
+
+    async def _call(self, op: str, call: Callable[[], Awaitable[T]]) -> T | _Unavailable:
+        if not self._breaker.allow():
+            return _UNAVAILABLE
+        try:
+            # The client's socket timeouts bound each step; this bounds connect + send + read
+            # together. Cancelling a command makes redis-py drop that connection, so a late
+            # reply can never be read as the answer to a later command.
+            async with asyncio.timeout(self._timeout_s):
+                result = await call()
+        except (RedisError, OSError, TimeoutError, EOFError) as exc:
+            self._failed(op, exc, unexpected=False)
+            return _UNAVAILABLE
+        except Exception as exc:  # fail open: the cache must never fail a request
+            self._failed(op, exc, unexpected=True)
+            return _UNAVAILABLE
+        self._breaker.record_success()
+        return result
+
+    def _failed(self, op: str, exc: Exception, *, unexpected: bool) -> None:
+        self._breaker.record_failure()
+        self._observer.redis_error(op)
+        if unexpected:
+            logger.error("unexpected error from redis %s", op, exc_info=exc)
+        else:
+            logger.debug("redis %s failed: %r", op, exc)
+
+
+def _breaker_reporter(observer: CacheObserver) -> Callable[[bool], None]:
+    def report(is_open: bool) -> None:
+        if is_open:
+            logger.warning("redis cache breaker opened: serving without Redis (fail open)")
+        else:
+            logger.info("redis cache breaker closed: Redis is back")
+        observer.breaker_changed(is_open)
+
+    return report

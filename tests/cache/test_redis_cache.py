@@ -1,0 +1,230 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import msgpack
+import pytest
+from redis.asyncio import Redis
+
+from faceflow.cache.breaker import CircuitBreaker
+from faceflow.cache.entry import SCHEMA_VERSION, CacheEntry, encode_entry
+from faceflow.cache.redis_cache import LockResult, RedisCache, make_client
+from tests.cache.conftest import RESET_S, TIMEOUT_MS, RecordingObserver, cache_settings
+from tests.fixtures.redis_server import RedisProcess
+
+ENTRY = CacheEntry("application/json", b'{"faces":[{"age":33}]}', {"faces": 1})
+
+# A call against a dead or hung Redis must come back within this (required by the product owner;
+# generous against the 50 ms timeout so a loaded machine does not make the test flaky).
+CALL_BOUND_S = 0.2
+# Fifty calls started at once against a hung Redis share one event loop (each opens a connection),
+# so they are held to a looser bound; without the timeout they would wait for seconds.
+CONCURRENT_BOUND_S = 0.5
+
+
+@pytest.mark.parametrize(
+    ("rng_value", "expected_ms"),
+    [(0.0, 90_000), (0.25, 95_000), (0.5, 100_000), (1.0, 110_000)],
+)
+def test_jittered_ttl_spans_the_configured_range(rng_value: float, expected_ms: int) -> None:
+    cache = RedisCache(
+        make_client("redis://127.0.0.1:1/0", 0.05),  # never connected: no call is made
+        timeout_s=0.05,
+        breaker=CircuitBreaker(3, 1.0),
+        ttl_s=100,
+        ttl_jitter=0.1,
+        rng=lambda: rng_value,
+    )
+    assert cache.jittered_ttl_ms() == expected_ms
+    assert cache.jittered_ttl_ms(ttl_s=10) == expected_ms // 10
+
+
+def test_no_redis_url_means_no_redis_cache() -> None:
+    assert RedisCache.from_settings(cache_settings(None)) is None
+
+
+@pytest.fixture
+async def cache(redis_url: str, observer: RecordingObserver) -> AsyncIterator[RedisCache]:
+    redis_cache = RedisCache.from_settings(cache_settings(redis_url), observer)
+    assert redis_cache is not None
+    try:
+        yield redis_cache
+    finally:
+        await redis_cache.close()
+
+
+@pytest.mark.redis
+async def test_round_trip(cache: RedisCache, observer: RecordingObserver) -> None:
+    assert await cache.get("k1") is None
+    assert await cache.set("k1", ENTRY)
+    assert await cache.get("k1") == ENTRY
+    assert await cache.get("k2") is None
+    assert await cache.delete("k1")
+    assert await cache.get("k1") is None
+    assert observer.errors == []
+    assert not cache.breaker.is_open
+
+
+@pytest.mark.redis
+async def test_keys_are_namespaced_and_values_versioned(
+    cache: RedisCache, raw_redis: Redis
+) -> None:
+    await cache.set("ff1:analyze:abc", ENTRY)
+    assert await raw_redis.keys("*") == [b"faceflow:cache:ff1:analyze:abc"]
+    raw = await raw_redis.get("faceflow:cache:ff1:analyze:abc")
+    assert msgpack.unpackb(raw)[0] == SCHEMA_VERSION
+
+
+@pytest.mark.redis
+async def test_ttl_is_applied_with_jitter(cache: RedisCache, raw_redis: Redis) -> None:
+    ttls_ms = []
+    for n in range(40):
+        assert await cache.set(f"k{n}", ENTRY, ttl_s=100)
+        ttls_ms.append(await raw_redis.pttl(f"faceflow:cache:k{n}"))
+    # 100 s ± 10 %, less the few ms between SET and PTTL.
+    assert all(89_000 <= ttl <= 110_000 for ttl in ttls_ms), ttls_ms
+    assert max(ttls_ms) - min(ttls_ms) > 1000, "jitter was not applied"
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"\x80\x04garbage", id="corrupt"),
+        pytest.param(msgpack.packb([SCHEMA_VERSION + 1, "a/b", b"x", {}]), id="unknown-version"),
+        pytest.param(encode_entry(ENTRY)[:-3], id="truncated"),
+    ],
+)
+async def test_unreadable_value_is_a_miss(
+    cache: RedisCache, raw_redis: Redis, observer: RecordingObserver, raw: bytes
+) -> None:
+    await raw_redis.set("faceflow:cache:k", raw)
+    assert await cache.get("k") is None
+    assert observer.errors == []  # a bad value is not Redis failing
+    assert not cache.breaker.is_open
+
+
+@pytest.mark.redis
+async def test_lock_is_exclusive_and_released_only_by_its_token(
+    cache: RedisCache, raw_redis: Redis
+) -> None:
+    assert await cache.acquire_lock("k", "token-a", 5000) is LockResult.ACQUIRED
+    assert await cache.acquire_lock("k", "token-b", 5000) is LockResult.HELD
+    assert 0 < await raw_redis.pttl("faceflow:lock:k") <= 5000
+    assert not await cache.release_lock("k", "token-b")
+    assert await raw_redis.get("faceflow:lock:k") == b"token-a"
+    assert await cache.release_lock("k", "token-a")
+    assert await raw_redis.get("faceflow:lock:k") is None
+    assert await cache.acquire_lock("k", "token-b", 5000) is LockResult.ACQUIRED
+
+
+@pytest.mark.redis
+async def test_lock_expires_by_its_ttl(cache: RedisCache) -> None:
+    assert await cache.acquire_lock("k", "a", 100) is LockResult.ACQUIRED
+    await asyncio.sleep(0.2)
+    assert await cache.acquire_lock("k", "b", 100) is LockResult.ACQUIRED
+
+
+async def _wait_for_recovery(cache: RedisCache, bound_s: float) -> bool:
+    """Keep calling until a set succeeds (the breaker's trial), bounded by ``bound_s``."""
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        if await cache.set("after", ENTRY):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@pytest.mark.redis
+async def test_killed_redis_fails_open_and_recovers(
+    cache: RedisCache, redis_process: RedisProcess, observer: RecordingObserver
+) -> None:
+    assert await cache.set("before", ENTRY)
+    redis_process.kill()
+
+    for _ in range(5):
+        start = time.monotonic()
+        assert await cache.get("before") is None
+        assert not await cache.set("k", ENTRY)
+        assert await cache.acquire_lock("k", "t", 1000) is LockResult.UNAVAILABLE
+        assert not await cache.release_lock("k", "t")
+        assert not await cache.ping()
+        assert time.monotonic() - start < CALL_BOUND_S * 5
+    assert cache.breaker.is_open
+    assert observer.breaker == [True]
+    assert len(observer.errors) == 3  # then the open breaker stops calling Redis at all
+    assert set(observer.errors) <= {"get", "set", "lock", "unlock", "ping"}
+
+    redis_process.restart()
+    assert await _wait_for_recovery(cache, bound_s=RESET_S * 10)
+    assert not cache.breaker.is_open
+    assert observer.breaker == [True, False]
+    assert await cache.get("after") == ENTRY
+
+
+@pytest.mark.redis
+async def test_paused_redis_never_hangs_callers(
+    cache: RedisCache, redis_process: RedisProcess, observer: RecordingObserver
+) -> None:
+    assert await cache.set("k", ENTRY)  # a pooled connection now exists
+    redis_process.pause()
+    try:
+        durations = []
+        for _ in range(6):
+            start = time.monotonic()
+            assert await cache.get("k") is None
+            durations.append(time.monotonic() - start)
+            start = time.monotonic()
+            assert not await cache.set("k2", ENTRY)
+            durations.append(time.monotonic() - start)
+        assert max(durations) < CALL_BOUND_S, durations
+        # The first calls really waited for the timeout, then the open breaker answered at once.
+        assert durations[0] >= TIMEOUT_MS / 1000 * 0.9
+        assert cache.breaker.is_open
+        assert observer.breaker == [True]
+
+        # While paused, a half-open trial also times out within the bound and re-opens.
+        await asyncio.sleep(RESET_S)
+        start = time.monotonic()
+        assert await cache.get("k") is None
+        assert time.monotonic() - start < CALL_BOUND_S
+        assert cache.breaker.is_open
+    finally:
+        redis_process.resume()
+
+    assert await _wait_for_recovery(cache, bound_s=RESET_S * 10)
+    assert await cache.get("k") == ENTRY
+    assert observer.breaker == [True, False]
+
+
+@pytest.mark.redis
+async def test_concurrent_calls_to_a_paused_redis_are_all_bounded(
+    cache: RedisCache, redis_process: RedisProcess
+) -> None:
+    assert await cache.ping()
+    redis_process.pause()
+    try:
+        start = time.monotonic()
+        results = await asyncio.gather(*(cache.get(f"k{n}") for n in range(50)))
+        elapsed = time.monotonic() - start
+    finally:
+        redis_process.resume()
+    assert results == [None] * 50
+    assert elapsed < CONCURRENT_BOUND_S
+    assert cache.breaker.is_open
+
+
+@pytest.mark.redis
+async def test_close_is_bounded_when_redis_is_paused(
+    cache: RedisCache, redis_process: RedisProcess
+) -> None:
+    assert await cache.ping()
+    redis_process.pause()
+    try:
+        start = time.monotonic()
+        await cache.close()
+        assert time.monotonic() - start < 1.0
+    finally:
+        redis_process.resume()
