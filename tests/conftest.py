@@ -2,5 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.environment",
+    "tests.fixtures.images",
+    "tests.fixtures.models",
     "tests.fixtures.redis_server",
 ]

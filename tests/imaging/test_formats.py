@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -39,9 +39,9 @@ def test_magic_bytes_name_the_format(head: bytes, expected: ImageFormat) -> None
     ],
 )
 def test_real_files_are_recognised_by_content_not_name(
-    testdata: Path, name: str, expected: ImageFormat
+    photo_bytes: Callable[[str], bytes], name: str, expected: ImageFormat
 ) -> None:
-    assert sniff_format((testdata / name).read_bytes()) is expected
+    assert sniff_format(photo_bytes(name)) is expected
 
 
 @pytest.mark.parametrize(
