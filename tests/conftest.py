@@ -3,6 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.environment",
     "tests.fixtures.images",
-    "tests.fixtures.models",
     "tests.fixtures.redis_server",
 ]
