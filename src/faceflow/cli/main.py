@@ -9,6 +9,7 @@ import typer
 from faceflow import __version__
 from faceflow.cli import models
 from faceflow.cli.analyze import analyze
+from faceflow.cli.bench import bench
 from faceflow.cli.serve import serve
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.command(no_args_is_help=True)(analyze)
 app.command()(serve)
+app.command(no_args_is_help=True)(bench)
 
 
 def _version(value: bool) -> None:

@@ -8,8 +8,9 @@ from starlette.responses import JSONResponse, Response
 from faceflow import __version__
 from faceflow.models.catalog import required_models
 from faceflow.service.guard import guard
-from faceflow.service.schemas import InfoOut, ReadyOut, error_responses
+from faceflow.service.schemas import InfoOut, ReadyOut, error_responses, image_request_body
 from faceflow.service.state import services_of
+from faceflow.service.upload import read_image
 
 router = APIRouter(tags=["system"])
 
@@ -91,3 +92,18 @@ async def info(request: Request) -> InfoOut:
 async def metrics(request: Request) -> Response:
     services = services_of(request)
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@router.post(
+    "/v1/echo-size",
+    summary="Read an upload like the image endpoints do and answer its size (HTTP ceiling)",
+    responses=error_responses(400, 401, 403, 413, 429),
+    openapi_extra=image_request_body(),
+    dependencies=[Depends(guard)],
+)
+async def echo_size(request: Request) -> dict[str, int]:
+    """The trivial endpoint benchmarks compare against: same upload path, no hashing, no cache,
+    no inference. Its throughput is the ceiling for the cache-hit path."""
+    services = services_of(request)
+    upload = await read_image(request, services.settings.limits.max_upload_bytes)
+    return {"bytes": len(upload.data)}

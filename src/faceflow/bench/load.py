@@ -1,0 +1,181 @@
+"""A load generator for a running faceflow: a concurrency sweep with a chosen cache-hit ratio.
+
+Every request uploads an image as the raw body. A *hit* request re-sends one of a small set of
+images that were sent once before the step (so the server has them cached); a *miss* request sends
+bytes the server has never seen: the same photo with a unique JPEG comment segment (or, for other
+formats, re-encoded), which changes the content hash without changing the pixels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import random
+import struct
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+from PIL import Image
+
+DEFAULT_SWEEP = (1, 5, 10, 20, 50, 200)
+
+
+def unique_variant(image: bytes, serial: int) -> bytes:
+    """``image`` with bytes no earlier request had, decoding to the same pixels where possible.
+
+    JPEG: a comment (COM) segment carrying the serial, right after the start-of-image marker.
+    Other formats: re-encoded as JPEG with the serial in a comment.
+    """
+    tag = f"faceflow-bench {serial} {random.getrandbits(64):016x}".encode()
+    if image[:2] == b"\xff\xd8":
+        return image[:2] + b"\xff\xfe" + struct.pack(">H", len(tag) + 2) + tag + image[2:]
+    with Image.open(io.BytesIO(image)) as opened:
+        out = io.BytesIO()
+        opened.convert("RGB").save(out, "JPEG", quality=90, comment=tag)
+    return out.getvalue()
+
+
+@dataclass(slots=True)
+class StepResult:
+    """What one concurrency step measured."""
+
+    concurrency: int
+    seconds: float
+    latencies_s: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    error_codes: Counter[str] = field(default_factory=Counter)
+    transport_errors: Counter[str] = field(default_factory=Counter)
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+    @property
+    def ok(self) -> int:
+        return self.statuses.get(200, 0)
+
+    @property
+    def requests(self) -> int:
+        return sum(self.statuses.values()) + sum(self.transport_errors.values())
+
+    @property
+    def throughput(self) -> float:
+        """Successful responses per second."""
+        return self.ok / self.seconds if self.seconds > 0 else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        if not self.latencies_s:
+            return float("nan")
+        return float(np.percentile(np.asarray(self.latencies_s), q) * 1000)
+
+    @property
+    def hit_ratio(self) -> float:
+        seen = self.cache_hits + self.cache_misses
+        return self.cache_hits / seen if seen else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "concurrency": self.concurrency,
+            "seconds": round(self.seconds, 3),
+            "requests": self.requests,
+            "ok": self.ok,
+            "throughput_rps": round(self.throughput, 1),
+            "p50_ms": round(self.percentile_ms(50), 2),
+            "p95_ms": round(self.percentile_ms(95), 2),
+            "p99_ms": round(self.percentile_ms(99), 2),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "error_codes": dict(self.error_codes),
+            "transport_errors": dict(self.transport_errors),
+            "cache_hit_ratio": round(self.hit_ratio, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPlan:
+    url: str
+    """Full URL of the endpoint, query string included."""
+    images: Sequence[bytes]
+    hit_ratio: float = 0.0
+    duration_s: float | None = 10.0
+    requests_per_step: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = 60.0
+    hot_set: int = 8
+    """How many distinct images make up the repeated (cache-hit) pool."""
+
+
+class LoadGenerator:
+    """Runs :class:`LoadPlan` steps; one httpx client per step, as many connections as clients."""
+
+    def __init__(self, plan: LoadPlan) -> None:
+        if not plan.images:
+            raise ValueError("at least one image is needed")
+        if plan.duration_s is None and plan.requests_per_step is None:
+            raise ValueError("give a duration or a request count per step")
+        self.plan = plan
+        self._serial = itertools.count()
+        sources = itertools.cycle(plan.images)
+        self.hot = [unique_variant(next(sources), next(self._serial)) for _ in range(plan.hot_set)]
+        self._sources = itertools.cycle(plan.images)
+
+    def _next_body(self, rng: random.Random) -> bytes:
+        if rng.random() < self.plan.hit_ratio:
+            return rng.choice(self.hot)
+        return unique_variant(next(self._sources), next(self._serial))
+
+    async def warm(self) -> None:
+        """Send the hot set once so later repeats are cache hits."""
+        if self.plan.hit_ratio <= 0:
+            return
+        async with httpx.AsyncClient(timeout=self.plan.timeout_s) as client:
+            for body in self.hot:
+                await client.post(self.plan.url, content=body, headers=self._headers())
+
+    def _headers(self) -> dict[str, str]:
+        return {"Content-Type": "image/jpeg", **self.plan.headers}
+
+    async def step(
+        self, concurrency: int, on_progress: Callable[[int], None] | None = None
+    ) -> StepResult:
+        """``concurrency`` clients sending back to back until the step's duration or count."""
+        plan = self.plan
+        result = StepResult(concurrency=concurrency, seconds=0.0)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        remaining = itertools.count()
+        deadline = time.perf_counter() + plan.duration_s if plan.duration_s else None
+        headers = self._headers()
+
+        async def client_loop(client: httpx.AsyncClient, seed: int) -> None:
+            rng = random.Random(seed)
+            while True:
+                if deadline is not None and time.perf_counter() >= deadline:
+                    return
+                if plan.requests_per_step is not None and next(remaining) >= plan.requests_per_step:
+                    return
+                body = self._next_body(rng)
+                start = time.perf_counter()
+                try:
+                    response = await client.post(plan.url, content=body, headers=headers)
+                except httpx.HTTPError as exc:
+                    result.transport_errors[type(exc).__name__] += 1
+                    continue
+                result.latencies_s.append(time.perf_counter() - start)
+                result.statuses[response.status_code] += 1
+                if response.status_code != 200:
+                    result.error_codes[response.headers.get("x-error-code", "unknown")] += 1
+                cache = response.headers.get("x-cache")
+                if cache == "hit":
+                    result.cache_hits += 1
+                elif cache == "miss":
+                    result.cache_misses += 1
+                if on_progress is not None:
+                    on_progress(1)
+
+        async with httpx.AsyncClient(timeout=plan.timeout_s, limits=limits) as client:
+            begin = time.perf_counter()
+            await asyncio.gather(*(client_loop(client, seed) for seed in range(concurrency)))
+            result.seconds = time.perf_counter() - begin
+        return result

@@ -1,0 +1,57 @@
+"""Tables and plots of load-test results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.table import Table
+
+from faceflow.bench.load import StepResult
+
+
+def results_table(title: str, results: Sequence[StepResult]) -> Table:
+    table = Table(title=title)
+    for column in ("clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "ok", "errors", "hit ratio"):
+        table.add_column(column, justify="right")
+    for step in results:
+        errors = {f"{k}": v for k, v in step.statuses.items() if k != 200}
+        errors.update(step.transport_errors)
+        codes = ", ".join(f"{code}×{n}" for code, n in step.error_codes.items())
+        error_text = ", ".join(f"{k}×{v}" for k, v in errors.items()) or "0"
+        if codes:
+            error_text += f" ({codes})"
+        table.add_row(
+            str(step.concurrency),
+            f"{step.throughput:,.0f}",
+            f"{step.percentile_ms(50):.1f}",
+            f"{step.percentile_ms(95):.1f}",
+            f"{step.percentile_ms(99):.1f}",
+            str(step.ok),
+            error_text,
+            f"{step.hit_ratio:.0%}",
+        )
+    return table
+
+
+def plot_results(title: str, results: Sequence[StepResult], path: Path) -> None:
+    """Throughput and p99 latency against concurrency, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    clients = [step.concurrency for step in results]
+    figure, left = plt.subplots(figsize=(7, 4), dpi=110)
+    left.plot(clients, [s.throughput for s in results], "o-", color="tab:blue", label="req/s")
+    left.set_xscale("log")
+    left.set_xlabel("concurrent clients")
+    left.set_ylabel("successful requests / s", color="tab:blue")
+    right = left.twinx()
+    right.plot(clients, [s.percentile_ms(99) for s in results], "s--", color="tab:red", label="p99")
+    right.set_ylabel("p99 latency (ms)", color="tab:red")
+    left.set_title(title)
+    left.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)

@@ -1,0 +1,112 @@
+"""`faceflow bench URL`: a concurrency sweep against a running faceflow."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from faceflow.bench.load import DEFAULT_SWEEP, LoadGenerator, LoadPlan, StepResult
+from faceflow.bench.report import plot_results, results_table
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _sweep(value: str) -> list[int]:
+    try:
+        steps = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter("use comma-separated integers, e.g. 1,5,10") from None
+    if not steps or any(step < 1 for step in steps):
+        raise typer.BadParameter("every concurrency must be at least 1")
+    return steps
+
+
+def bench(
+    url: Annotated[
+        str, typer.Argument(help="base URL of a running faceflow, e.g. http://127.0.0.1:8000")
+    ],
+    images: Annotated[
+        list[Path],
+        typer.Option(
+            "--image",
+            "-i",
+            exists=True,
+            dir_okay=False,
+            help="photo(s) to upload; repeat the option",
+        ),
+    ],
+    endpoint: Annotated[str, typer.Option(help="path and query to POST to")] = "/v1/analyze",
+    concurrency: Annotated[
+        str, typer.Option(help="comma-separated numbers of concurrent clients")
+    ] = ",".join(map(str, DEFAULT_SWEEP)),
+    duration: Annotated[float, typer.Option(min=0.5, help="seconds per step")] = 10.0,
+    requests: Annotated[
+        int | None, typer.Option(min=1, help="requests per step instead of a duration")
+    ] = None,
+    hit_ratio: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="share of requests repeating an already-sent image"),
+    ] = 0.0,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="FACEFLOW_API_KEY", help="sent as Bearer")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print results as JSON")] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="write a PNG of req/s and p99 against clients")
+    ] = None,
+) -> None:
+    """Load a running faceflow with a concurrency sweep and report throughput and latency.
+
+    Misses upload bytes the server has never seen (the same photo with a unique JPEG comment), hits
+    repeat a small warmed set. Errors are counted by status and by the error code header.
+    """
+    steps = _sweep(concurrency)
+    plan = LoadPlan(
+        url=url.rstrip("/") + endpoint,
+        images=[path.read_bytes() for path in images],
+        hit_ratio=hit_ratio,
+        duration_s=None if requests else duration,
+        requests_per_step=requests,
+        headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+    )
+    generator = LoadGenerator(plan)
+    results: list[StepResult] = []
+
+    async def run() -> None:
+        await generator.warm()
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed} req"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            for clients in steps:
+                task = progress.add_task(f"{clients:>4} clients", total=requests)
+                results.append(
+                    await generator.step(clients, functools.partial(progress.advance, task))
+                )
+                progress.remove_task(task)
+
+    asyncio.run(run())
+    title = f"{plan.url} — hit ratio {hit_ratio:.0%}"
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {"url": plan.url, "hit_ratio": hit_ratio, "steps": [r.to_dict() for r in results]}
+            )
+        )
+    else:
+        out.print(results_table(title, results))
+    if plot is not None:
+        plot_results(title, results, plot)
+        err.print(f"plot written to {plot}")
