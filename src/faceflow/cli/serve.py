@@ -8,8 +8,11 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from rich.console import Console
 
 from faceflow.cli.common import ConfigOption, settings_from
+from faceflow.models.catalog import required_models
+from faceflow.models.store import ModelState, ModelStore
 from faceflow.service.logs import configure_logging
 
 
@@ -56,6 +59,18 @@ def serve(
         share = max(1, (os.cpu_count() or 1) // workers)
         os.environ["FACEFLOW_RUNTIME__PROCESSES"] = str(share)
     configure_logging(settings.server.log_level, settings.server.log_json)
+    unusable = [
+        status
+        for status in map(ModelStore(settings.models).status, required_models())
+        if status.state is not ModelState.VERIFIED
+    ]
+    if unusable:
+        for status in unusable:
+            Console(stderr=True).print(
+                f"[red]model {status.spec.name} is {status.state.value}[/red] at {status.path}"
+            )
+        Console(stderr=True).print("run `faceflow models pull` (or `make setup`) first")
+        raise typer.Exit(2)
     uvicorn.run(
         "faceflow.service.app:app_from_env",
         factory=True,

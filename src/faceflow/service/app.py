@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from faceflow import __version__
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import Settings, load_settings
+from faceflow.errors import FaceflowError
 from faceflow.runtime.context import WorkerContext, load_context, warm_up
 from faceflow.runtime.pool import InferencePool
 from faceflow.service.errors import install_error_handlers
@@ -24,6 +26,8 @@ from faceflow.service.security import ApiKeys, RateLimit
 from faceflow.service.state import Services
 
 log = logging.getLogger(__name__)
+
+_START_UP_TIMEOUT_S = 300.0
 
 DESCRIPTION = """
 Self-hosted face analysis and ID photos. Send an image as the raw request body (with an image
@@ -68,9 +72,11 @@ def create_app(settings: Settings) -> FastAPI:
             "memory+redis" if settings.cache.redis_url else "memory",
             "on" if settings.server.api_key_hashes else "off",
         )
+        watcher = asyncio.create_task(_report_start_up(pool, app.state.services))
         try:
             yield
         finally:
+            watcher.cancel()
             app.state.services = None
             await pool.close()
             await cache.close()
@@ -97,6 +103,18 @@ def create_app(settings: Settings) -> FastAPI:
         )
     app.add_middleware(RequestContext, metrics=metrics)
     return app
+
+
+async def _report_start_up(pool: InferencePool[WorkerContext], services: Services) -> None:
+    """Log when every inference process is ready, or why one could not start (e.g. a missing
+    model): otherwise /readyz would stay 503 with the reason only in a worker's log."""
+    try:
+        await pool.wait_ready(timeout_s=_START_UP_TIMEOUT_S)
+    except FaceflowError as exc:  # NotReady on timeout, else the worker's own start-up error
+        services.start_up_error = exc.message
+        log.error("inference processes failed to start: %s", exc.message)
+    else:
+        log.info("ready: every inference process has loaded and warmed up its models")
 
 
 def app_from_env() -> FastAPI:

@@ -30,6 +30,8 @@ class Services:
     cache: ResultCache
     api_keys: ApiKeys
     rate_limit: RateLimit | None
+    start_up_error: str | None = None
+    """Why the inference processes could not start, for /readyz; None while starting or ready."""
 
     async def cached(
         self,

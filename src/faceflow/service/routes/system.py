@@ -35,8 +35,9 @@ async def readyz(request: Request) -> Response:
         "workers": stats.processes,
     }
     if not services.pool.ready:
+        message = services.start_up_error or "models are still loading"
         return JSONResponse(
-            {**body, "error": {"code": "not_ready", "message": "models are still loading"}},
+            {**body, "error": {"code": "not_ready", "message": message}},
             status_code=503,
             headers={"Retry-After": "1"},
         )
