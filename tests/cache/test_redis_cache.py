@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from faceflow.cache.breaker import CircuitBreaker
 from faceflow.cache.entry import SCHEMA_VERSION, CacheEntry, encode_entry
 from faceflow.cache.redis_cache import LockResult, RedisCache, make_client
-from tests.cache.conftest import RESET_S, TIMEOUT_MS, RecordingObserver, cache_settings
+from tests.cache.conftest import FAULT_TIMEOUT_MS, RESET_S, RecordingObserver, cache_settings
 from tests.fixtures.redis_server import RedisProcess
 
 ENTRY = CacheEntry("application/json", b'{"faces":[{"age":33}]}', {"faces": 1})
@@ -49,6 +49,19 @@ def test_no_redis_url_means_no_redis_cache() -> None:
 async def cache(redis_url: str, observer: RecordingObserver) -> AsyncIterator[RedisCache]:
     redis_cache = RedisCache.from_settings(cache_settings(redis_url), observer)
     assert redis_cache is not None
+    try:
+        yield redis_cache
+    finally:
+        await redis_cache.close()
+
+
+@pytest.fixture
+async def fault_cache(redis_url: str, observer: RecordingObserver) -> AsyncIterator[RedisCache]:
+    """A cache with the production default timeout, for tests that kill or pause Redis."""
+    settings = cache_settings(redis_url, redis_timeout_ms=FAULT_TIMEOUT_MS)
+    redis_cache = RedisCache.from_settings(settings, observer)
+    assert redis_cache is not None
+    assert redis_cache.timeout_s == 0.05
     try:
         yield redis_cache
     finally:
@@ -121,6 +134,19 @@ async def test_lock_is_exclusive_and_released_only_by_its_token(
 
 
 @pytest.mark.redis
+async def test_lock_release_is_tried_even_with_the_breaker_open(
+    cache: RedisCache, raw_redis: Redis
+) -> None:
+    assert await cache.acquire_lock("k", "mine", 5000) is LockResult.ACQUIRED
+    for _ in range(3):
+        cache.breaker.record_failure()
+    assert cache.breaker.is_open
+    assert await cache.get("k") is None  # refused by the breaker
+    assert await cache.release_lock("k", "mine")
+    assert await raw_redis.exists("faceflow:lock:k") == 0
+
+
+@pytest.mark.redis
 async def test_lock_expires_by_its_ttl(cache: RedisCache) -> None:
     assert await cache.acquire_lock("k", "a", 100) is LockResult.ACQUIRED
     await asyncio.sleep(0.2)
@@ -139,92 +165,92 @@ async def _wait_for_recovery(cache: RedisCache, bound_s: float) -> bool:
 
 @pytest.mark.redis
 async def test_killed_redis_fails_open_and_recovers(
-    cache: RedisCache, redis_process: RedisProcess, observer: RecordingObserver
+    fault_cache: RedisCache, redis_process: RedisProcess, observer: RecordingObserver
 ) -> None:
-    assert await cache.set("before", ENTRY)
+    assert await fault_cache.set("before", ENTRY)
     redis_process.kill()
 
     for _ in range(5):
         start = time.monotonic()
-        assert await cache.get("before") is None
-        assert not await cache.set("k", ENTRY)
-        assert await cache.acquire_lock("k", "t", 1000) is LockResult.UNAVAILABLE
-        assert not await cache.release_lock("k", "t")
-        assert not await cache.ping()
+        assert await fault_cache.get("before") is None
+        assert not await fault_cache.set("k", ENTRY)
+        assert await fault_cache.acquire_lock("k", "t", 1000) is LockResult.UNAVAILABLE
+        assert not await fault_cache.release_lock("k", "t")
+        assert not await fault_cache.ping()
         assert time.monotonic() - start < CALL_BOUND_S * 5
-    assert cache.breaker.is_open
+    assert fault_cache.breaker.is_open
     assert observer.breaker == [True]
-    assert len(observer.errors) == 3  # then the open breaker stops calling Redis at all
-    assert set(observer.errors) <= {"get", "set", "lock", "unlock", "ping"}
+    # Three failures open the breaker, which then stops every call but the lock release.
+    assert observer.errors == ["get", "set", "lock"] + ["unlock"] * 5
 
     redis_process.restart()
-    assert await _wait_for_recovery(cache, bound_s=RESET_S * 10)
-    assert not cache.breaker.is_open
+    assert await _wait_for_recovery(fault_cache, bound_s=RESET_S * 10)
+    assert not fault_cache.breaker.is_open
     assert observer.breaker == [True, False]
-    assert await cache.get("after") == ENTRY
+    assert await fault_cache.get("after") == ENTRY
 
 
 @pytest.mark.redis
 async def test_paused_redis_never_hangs_callers(
-    cache: RedisCache, redis_process: RedisProcess, observer: RecordingObserver
+    fault_cache: RedisCache, redis_process: RedisProcess, observer: RecordingObserver
 ) -> None:
-    assert await cache.set("k", ENTRY)  # a pooled connection now exists
+    assert await fault_cache.set("k", ENTRY)  # a pooled connection now exists
     redis_process.pause()
     try:
         durations = []
         for _ in range(6):
             start = time.monotonic()
-            assert await cache.get("k") is None
+            assert await fault_cache.get("k") is None
             durations.append(time.monotonic() - start)
             start = time.monotonic()
-            assert not await cache.set("k2", ENTRY)
+            assert not await fault_cache.set("k2", ENTRY)
             durations.append(time.monotonic() - start)
         assert max(durations) < CALL_BOUND_S, durations
         # The first calls really waited for the timeout, then the open breaker answered at once.
-        assert durations[0] >= TIMEOUT_MS / 1000 * 0.9
-        assert cache.breaker.is_open
+        assert durations[0] >= FAULT_TIMEOUT_MS / 1000 * 0.9
+        assert fault_cache.breaker.is_open
         assert observer.breaker == [True]
 
         # While paused, a half-open trial also times out within the bound and re-opens.
         await asyncio.sleep(RESET_S)
         start = time.monotonic()
-        assert await cache.get("k") is None
+        assert await fault_cache.get("k") is None
         assert time.monotonic() - start < CALL_BOUND_S
-        assert cache.breaker.is_open
+        assert fault_cache.breaker.is_open
     finally:
         redis_process.resume()
 
-    assert await _wait_for_recovery(cache, bound_s=RESET_S * 10)
-    assert await cache.get("k") == ENTRY
+    assert await _wait_for_recovery(fault_cache, bound_s=RESET_S * 10)
+    assert await fault_cache.get("k") == ENTRY
     assert observer.breaker == [True, False]
 
 
 @pytest.mark.redis
 async def test_concurrent_calls_to_a_paused_redis_are_all_bounded(
-    cache: RedisCache, redis_process: RedisProcess
+    fault_cache: RedisCache, redis_process: RedisProcess
 ) -> None:
-    assert await cache.ping()
+    assert await fault_cache.ping()
     redis_process.pause()
     try:
         start = time.monotonic()
-        results = await asyncio.gather(*(cache.get(f"k{n}") for n in range(50)))
+        results = await asyncio.gather(*(fault_cache.get(f"k{n}") for n in range(50)))
         elapsed = time.monotonic() - start
     finally:
         redis_process.resume()
     assert results == [None] * 50
     assert elapsed < CONCURRENT_BOUND_S
-    assert cache.breaker.is_open
+    assert fault_cache.breaker.is_open
 
 
 @pytest.mark.redis
 async def test_close_is_bounded_when_redis_is_paused(
-    cache: RedisCache, redis_process: RedisProcess
+    fault_cache: RedisCache, redis_process: RedisProcess
 ) -> None:
-    assert await cache.ping()
+    assert await fault_cache.ping()
     redis_process.pause()
     try:
         start = time.monotonic()
-        await cache.close()
+        await fault_cache.close()
         assert time.monotonic() - start < 1.0
     finally:
         redis_process.resume()

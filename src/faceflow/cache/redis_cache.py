@@ -206,11 +206,14 @@ class RedisCache:
     async def release_lock(self, key: str, token: str) -> bool:
         """Delete the lock if ``token`` still owns it; whether it did.
 
-        A lock left behind when this fails expires by its TTL.
+        Tried even while the breaker is open (still bounded by the timeout): the lock was taken
+        when Redis worked moments ago, and left behind it would make every other node wait for
+        its whole TTL. A lock left behind when this fails expires by its TTL.
         """
         removed = await self._call(
             "unlock",
             lambda: self._release_script(keys=[self.lock_key(key)], args=[token]),
+            guarded=False,
         )
         return removed == 1
 
@@ -227,8 +230,10 @@ class RedisCache:
         except (RedisError, OSError, TimeoutError):
             logger.debug("redis cache client closed uncleanly", exc_info=True)
 
-    async def _call(self, op: str, call: Callable[[], Awaitable[T]]) -> T | _Unavailable:
-        if not self._breaker.allow():
+    async def _call(
+        self, op: str, call: Callable[[], Awaitable[T]], *, guarded: bool = True
+    ) -> T | _Unavailable:
+        if guarded and not self._breaker.allow():
             return _UNAVAILABLE
         try:
             # The client's socket timeouts bound each step; this bounds connect + send + read

@@ -1,0 +1,162 @@
+"""Single-flight: identical concurrent work is done once, in this process and across nodes.
+
+:class:`SingleFlight` shares one asyncio task per key among concurrent callers in this process.
+:class:`RedisFlight` adds a cross-node lock (``SET lock NX PX ttl`` with a random token): the
+holder computes and stores the value, the others poll the Redis cache for it. Whenever Redis is
+unavailable it steps aside and the work is done locally: a duplicate computation is always
+acceptable, a request hanging on a lock is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from faceflow.cache.entry import CacheEntry
+from faceflow.cache.redis_cache import LockResult, RedisCache
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class SingleFlight(Generic[T]):
+    """Runs at most one ``work()`` per key at a time in this process; concurrent callers share it.
+
+    The work runs in its own task. Every caller awaits it through :func:`asyncio.shield`, so
+    cancelling one caller (e.g. its client went away) never cancels the work the others wait
+    for; the work still finishes (and can still fill a cache) if every caller has gone.
+    All callers get the same result or the same exception. Use from one event loop.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[T]] = {}
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+        """``work()``'s result and whether this caller joined a flight another caller started."""
+        task = self._tasks.get(key)
+        joined = task is not None
+        if task is None:
+            task = asyncio.create_task(_awaited(work), name=f"singleflight:{key}")
+            self._tasks[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(task), joined
+
+    async def cancel_all(self, timeout_s: float = 1.0) -> None:
+        """Cancel every flight still running and wait (at most ``timeout_s``) for them to end."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
+
+    def _finished(self, key: str, task: asyncio.Task[T]) -> None:
+        if self._tasks.get(key) is task:
+            del self._tasks[key]
+        # Mark the exception as retrieved: when every caller was cancelled nobody else reads it,
+        # and asyncio would log "Task exception was never retrieved" for an expected failure.
+        if not task.cancelled():
+            task.exception()
+
+
+async def _awaited(work: Callable[[], Awaitable[T]]) -> T:
+    return await work()
+
+
+@dataclass(frozen=True, slots=True)
+class FlightResult:
+    """What :meth:`RedisFlight.run` got: the entry, and how."""
+
+    entry: CacheEntry
+    computed: bool  # this node ran compute()
+    waited: bool  # this node waited on another node's lock before getting the entry
+
+
+class RedisFlight:
+    """Cross-node single-flight on top of a :class:`RedisCache`.
+
+    :meth:`run` takes the lock ``lock:{key}``, checks the cache again (a holder may have finished
+    between the caller's miss and the lock), computes, stores the entry in Redis and then releases
+    the lock with a compare-and-delete on its token. If another node holds the lock it polls the
+    cache with short sleeps (``poll_min_s`` doubling up to ``poll_max_s``) and retries the lock
+    (the holder may have failed or died). It never waits longer than the lock's TTL, and computes
+    locally as soon as Redis is unavailable. Errors from ``compute`` propagate and are not stored.
+
+    Compute that runs longer than ``lock_ttl_ms`` loses its lock, so another node may start the
+    same work: keep the TTL above the inference deadline.
+    """
+
+    def __init__(
+        self,
+        redis: RedisCache,
+        *,
+        lock_ttl_ms: int,
+        poll_min_s: float = 0.005,
+        poll_max_s: float = 0.05,
+    ) -> None:
+        if lock_ttl_ms < 1 or poll_min_s <= 0 or poll_max_s < poll_min_s:
+            raise ValueError("need lock_ttl_ms >= 1 and 0 < poll_min_s <= poll_max_s")
+        self._redis = redis
+        self._lock_ttl_ms = lock_ttl_ms
+        self._poll_min_s = poll_min_s
+        self._poll_max_s = poll_max_s
+
+    async def run(
+        self,
+        key: str,
+        compute: Callable[[], Awaitable[CacheEntry]],
+        store: Callable[[CacheEntry], Awaitable[None]],
+    ) -> FlightResult:
+        """The entry for ``key``: found in Redis, or computed here and passed to ``store``.
+
+        ``store`` must write the entry to Redis; it runs before the lock is released so that
+        nodes polling for the value find it as soon as the lock is gone.
+        """
+        loop = asyncio.get_running_loop()
+        token = secrets.token_hex(16)
+        deadline = loop.time() + self._lock_ttl_ms / 1000
+        delay = self._poll_min_s
+        waited = False
+        while True:
+            lock = await self._redis.acquire_lock(key, token, self._lock_ttl_ms)
+            if lock is LockResult.ACQUIRED:
+                return await self._run_holding_lock(key, token, compute, store, waited)
+            if lock is LockResult.UNAVAILABLE or loop.time() + delay > deadline:
+                if lock is LockResult.HELD:
+                    logger.warning("gave up waiting for another node's lock on %s", key)
+                entry = await compute()
+                await store(entry)
+                return FlightResult(entry, computed=True, waited=waited)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._poll_max_s)
+            waited = True
+            found = await self._redis.get(key)
+            if found is not None:
+                return FlightResult(found, computed=False, waited=True)
+
+    async def _run_holding_lock(
+        self,
+        key: str,
+        token: str,
+        compute: Callable[[], Awaitable[CacheEntry]],
+        store: Callable[[CacheEntry], Awaitable[None]],
+        waited: bool,
+    ) -> FlightResult:
+        try:
+            found = await self._redis.get(key)
+            if found is not None:
+                return FlightResult(found, computed=False, waited=waited)
+            entry = await compute()
+            await store(entry)
+            return FlightResult(entry, computed=True, waited=waited)
+        finally:
+            # Shielded so that a flight cancelled during the release still frees the lock for the
+            # other nodes instead of making them wait for its TTL; release_lock is time-bounded.
+            await asyncio.shield(self._redis.release_lock(key, token))

@@ -1,0 +1,169 @@
+"""The result cache the service uses: in-process LRU, then Redis, then single-flight compute."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+
+from faceflow.cache.entry import CacheEntry
+from faceflow.cache.memory import MemoryLRU, MemoryStats
+from faceflow.cache.observer import CacheLevel, CacheObserver, NullObserver
+from faceflow.cache.redis_cache import RedisCache
+from faceflow.cache.singleflight import RedisFlight, SingleFlight
+from faceflow.config import CacheSettings
+
+logger = logging.getLogger(__name__)
+
+
+class CacheStatus(StrEnum):
+    """How :meth:`ResultCache.get_or_compute` got its entry (the service's ``X-Cache`` value)."""
+
+    HIT_MEMORY = "hit_memory"
+    HIT_REDIS = "hit_redis"
+    MISS = "miss"  # computed by this call
+    JOINED = "joined"  # waited for a computation started by another caller or another node
+
+
+class ResultCache:
+    """Looks results up in memory then Redis, and computes each missing one once.
+
+    Redis is optional (``redis=None`` is the embedded mode) and fails open: while it is down or
+    hung, lookups fall through to compute, and :attr:`breaker_open` says so. Every outcome is
+    reported to the observer: one ``hit``/``miss``/``joined`` per :meth:`get` or
+    :meth:`get_or_compute`. Use from one event loop, between :meth:`start` and :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        memory: MemoryLRU,
+        redis: RedisCache | None = None,
+        *,
+        ttl_s: float,
+        lock_ttl_ms: int,
+        observer: CacheObserver | None = None,
+    ) -> None:
+        self._memory = memory
+        self._redis = redis
+        self._ttl_s = ttl_s
+        self._observer: CacheObserver = observer or NullObserver()
+        self._flights: SingleFlight[tuple[CacheEntry, CacheStatus]] = SingleFlight()
+        self._redis_flight = RedisFlight(redis, lock_ttl_ms=lock_ttl_ms) if redis else None
+
+    @classmethod
+    def from_settings(
+        cls, settings: CacheSettings, observer: CacheObserver | None = None
+    ) -> ResultCache:
+        """The cache ``settings`` describe; Redis only if ``settings.redis_url`` is set.
+
+        Opens no connection: call :meth:`start` on the event loop that will use it.
+        """
+        return cls(
+            MemoryLRU(settings.memory_bytes),
+            RedisCache.from_settings(settings, observer),
+            ttl_s=settings.ttl_s,
+            lock_ttl_ms=settings.lock_ttl_ms,
+            observer=observer,
+        )
+
+    async def start(self) -> None:
+        """Check Redis once and log the result; an unreachable Redis is not fatal (fail open)."""
+        if self._redis is None:
+            logger.info("result cache: in-process only")
+        elif await self._redis.ping():
+            logger.info("result cache: in-process + redis")
+        else:
+            logger.warning("result cache: redis did not answer; serving without it until it does")
+
+    async def close(self) -> None:
+        """Cancel computations still in flight and close the Redis connections (time-bounded)."""
+        await self._flights.cancel_all()
+        if self._redis is not None:
+            await self._redis.close()
+
+    @property
+    def redis_enabled(self) -> bool:
+        return self._redis is not None
+
+    @property
+    def breaker_open(self) -> bool:
+        """Whether Redis is configured but currently bypassed by the circuit breaker."""
+        return self._redis is not None and self._redis.breaker.is_open
+
+    def memory_stats(self) -> MemoryStats:
+        return self._memory.stats()
+
+    async def get(self, key: str) -> tuple[CacheEntry | None, CacheLevel]:
+        """The entry for ``key`` and where it was found; a Redis hit is copied into memory."""
+        entry, level = await self._lookup(key)
+        if entry is None:
+            self._observer.miss()
+        else:
+            self._observer.hit(level)
+        return entry, level
+
+    async def put(self, key: str, entry: CacheEntry) -> None:
+        """Store ``entry`` in memory and (if available) Redis with the configured TTL."""
+        self._memory.put(key, entry, self._ttl_s)
+        if self._redis is not None:
+            await self._redis.set(key, entry)
+
+    async def get_or_compute(
+        self, key: str, compute: Callable[[], Awaitable[CacheEntry]]
+    ) -> tuple[CacheEntry, CacheStatus]:
+        """The entry for ``key``, computing and storing it on a miss, once for concurrent callers.
+
+        Concurrent calls for one key share one ``compute()`` in this process and, with Redis, in
+        the whole cluster; only the call that started the work runs its own ``compute``. An error
+        raised by ``compute`` reaches every caller sharing it and is not cached. Cancelling a
+        caller does not cancel the shared computation.
+        """
+        entry, level = await self._lookup(key)
+        if entry is not None:
+            self._observer.hit(level)
+            status = CacheStatus.HIT_MEMORY if level is CacheLevel.MEMORY else CacheStatus.HIT_REDIS
+            return entry, status
+        (entry, status), joined = await self._flights.run(key, lambda: self._fill(key, compute))
+        if joined:
+            status = CacheStatus.JOINED
+        if status is CacheStatus.MISS:
+            self._observer.miss()
+        elif status is CacheStatus.JOINED:
+            self._observer.joined()
+        else:
+            self._observer.hit(
+                CacheLevel.MEMORY if status is CacheStatus.HIT_MEMORY else CacheLevel.REDIS
+            )
+        return entry, status
+
+    async def _lookup(self, key: str) -> tuple[CacheEntry | None, CacheLevel]:
+        entry = self._memory.get(key)
+        if entry is not None:
+            return entry, CacheLevel.MEMORY
+        if self._redis is not None:
+            entry = await self._redis.get(key)
+            if entry is not None:
+                self._memory.put(key, entry, self._ttl_s)
+                return entry, CacheLevel.REDIS
+        return None, CacheLevel.MISS
+
+    async def _fill(
+        self, key: str, compute: Callable[[], Awaitable[CacheEntry]]
+    ) -> tuple[CacheEntry, CacheStatus]:
+        # A flight for this key may have finished between this caller's lookup and its flight.
+        entry = self._memory.get(key)
+        if entry is not None:
+            return entry, CacheStatus.HIT_MEMORY
+        if self._redis_flight is None:
+            entry = await compute()
+            await self.put(key, entry)
+            return entry, CacheStatus.MISS
+
+        async def store(computed: CacheEntry) -> None:
+            await self.put(key, computed)
+
+        result = await self._redis_flight.run(key, compute, store)
+        if result.computed:
+            return result.entry, CacheStatus.MISS
+        self._memory.put(key, result.entry, self._ttl_s)
+        return result.entry, CacheStatus.JOINED if result.waited else CacheStatus.HIT_REDIS

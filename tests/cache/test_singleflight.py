@@ -1,0 +1,287 @@
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from faceflow.cache.entry import CacheEntry
+from faceflow.cache.redis_cache import RedisCache
+from faceflow.cache.singleflight import RedisFlight, SingleFlight
+from tests.cache.conftest import cache_settings
+from tests.fixtures.redis_server import RedisProcess
+
+ENTRY = CacheEntry("application/json", b'{"n":1}')
+
+
+class Work:
+    """A computation that counts its runs and can be held until released."""
+
+    def __init__(self, result: str = "value", error: Exception | None = None) -> None:
+        self.calls = 0
+        self.finished = 0
+        self.result = result
+        self.error = error
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        await self.release.wait()
+        await asyncio.sleep(0.01)  # let every concurrent caller arrive first
+        if self.error is not None:
+            raise self.error
+        self.finished += 1
+        return self.result
+
+
+async def test_concurrent_callers_share_one_run() -> None:
+    flights: SingleFlight[str] = SingleFlight()
+    work = Work()
+    results = await asyncio.gather(*(flights.run("k", work) for _ in range(50)))
+    assert work.calls == 1
+    assert [value for value, _ in results] == ["value"] * 50
+    assert sorted(joined for _, joined in results) == [False] + [True] * 49
+    assert len(flights) == 0
+
+
+async def test_different_keys_run_separately() -> None:
+    flights: SingleFlight[str] = SingleFlight()
+    work_a, work_b = Work("a"), Work("b")
+    results = await asyncio.gather(flights.run("a", work_a), flights.run("b", work_b))
+    assert [value for value, _ in results] == ["a", "b"]
+    assert (work_a.calls, work_b.calls) == (1, 1)
+
+
+async def test_finished_flight_is_not_a_cache() -> None:
+    flights: SingleFlight[str] = SingleFlight()
+    work = Work()
+    await flights.run("k", work)
+    await flights.run("k", work)
+    assert work.calls == 2
+
+
+async def test_every_caller_gets_the_same_exception_and_it_is_not_kept() -> None:
+    flights: SingleFlight[str] = SingleFlight()
+    error = ValueError("model exploded")
+    work = Work(error=error)
+    results = await asyncio.gather(
+        *(flights.run("k", work) for _ in range(10)), return_exceptions=True
+    )
+    assert work.calls == 1
+    assert all(result is error for result in results)
+    work.error = None
+    assert await flights.run("k", work) == ("value", False)
+    assert work.calls == 2
+
+
+async def test_cancelling_a_caller_does_not_cancel_the_shared_work() -> None:
+    flights: SingleFlight[str] = SingleFlight()
+    work = Work()
+    work.release.clear()
+    leader = asyncio.create_task(flights.run("k", work))
+    followers = [asyncio.create_task(flights.run("k", work)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    followers[0].cancel()
+    await asyncio.sleep(0.01)
+    work.release.set()
+    results = await asyncio.gather(*followers[1:])
+    assert results == [("value", True), ("value", True)]
+    assert leader.cancelled()
+    assert followers[0].cancelled()
+    assert (work.calls, work.finished) == (1, 1)
+
+
+async def test_work_finishes_even_if_every_caller_left() -> None:
+    flights: SingleFlight[str] = SingleFlight()
+    work = Work()
+    work.release.clear()
+    caller = asyncio.create_task(flights.run("k", work))
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    work.release.set()
+    for _ in range(100):
+        if work.finished:
+            break
+        await asyncio.sleep(0.01)
+    assert work.finished == 1
+    assert len(flights) == 0
+
+
+async def test_unobserved_failure_is_not_reported_as_never_retrieved() -> None:
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    flights: SingleFlight[str] = SingleFlight()
+    work = Work(error=RuntimeError("nobody is listening"))
+    work.release.clear()
+    caller = asyncio.create_task(flights.run("k", work))
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    work.release.set()
+    await asyncio.sleep(0.05)
+    # The cancelled caller's traceback keeps the flight task alive; drop it so the task is
+    # collected now, which is when asyncio would report an exception nobody retrieved.
+    del caller
+    gc.collect()
+    assert reported == []
+
+
+async def test_cancel_all_cancels_flights_in_progress() -> None:
+    flights: SingleFlight[str] = SingleFlight()
+    work = Work()
+    work.release.clear()
+    caller = asyncio.create_task(flights.run("k", work))
+    await asyncio.sleep(0.01)
+    await flights.cancel_all()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert work.finished == 0
+    assert len(flights) == 0
+
+
+class Compute:
+    def __init__(self, delay_s: float = 0.0, error: Exception | None = None) -> None:
+        self.calls = 0
+        self.delay_s = delay_s
+        self.error = error
+
+    async def __call__(self) -> CacheEntry:
+        self.calls += 1
+        await asyncio.sleep(self.delay_s)
+        if self.error is not None:
+            raise self.error
+        return ENTRY
+
+
+@pytest.fixture
+async def redis_cache(redis_url: str) -> AsyncIterator[RedisCache]:
+    cache = RedisCache.from_settings(cache_settings(redis_url))
+    assert cache is not None
+    try:
+        yield cache
+    finally:
+        await cache.close()
+
+
+def storer(cache: RedisCache, key: str) -> Any:
+    async def store(entry: CacheEntry) -> None:
+        await cache.set(key, entry)
+
+    return store
+
+
+@pytest.mark.redis
+async def test_lock_holder_computes_stores_and_releases(
+    redis_cache: RedisCache, raw_redis: Redis
+) -> None:
+    flight = RedisFlight(redis_cache, lock_ttl_ms=5000)
+    compute = Compute()
+    result = await flight.run("k", compute, storer(redis_cache, "k"))
+    assert (result.entry, result.computed, result.waited) == (ENTRY, True, False)
+    assert compute.calls == 1
+    assert await redis_cache.get("k") == ENTRY
+    assert await raw_redis.exists("faceflow:lock:k") == 0
+
+
+@pytest.mark.redis
+async def test_waiter_gets_the_holders_value(redis_cache: RedisCache, raw_redis: Redis) -> None:
+    await raw_redis.set("faceflow:lock:k", "other-node", px=5000)
+    flight = RedisFlight(redis_cache, lock_ttl_ms=5000)
+    compute = Compute()
+
+    async def other_node_finishes() -> None:
+        await asyncio.sleep(0.1)
+        assert await redis_cache.set("k", ENTRY)
+        await raw_redis.delete("faceflow:lock:k")
+
+    finisher = asyncio.create_task(other_node_finishes())
+    result = await flight.run("k", compute, storer(redis_cache, "k"))
+    await finisher
+    assert (result.entry, result.computed, result.waited) == (ENTRY, False, True)
+    assert compute.calls == 0
+
+
+@pytest.mark.redis
+async def test_holder_found_value_stored_just_before_its_lock(
+    redis_cache: RedisCache, raw_redis: Redis
+) -> None:
+    # Another node stored the value and released its lock after this node's lookup missed.
+    assert await redis_cache.set("k", ENTRY)
+    compute = Compute()
+    result = await RedisFlight(redis_cache, lock_ttl_ms=5000).run(
+        "k", compute, storer(redis_cache, "k")
+    )
+    assert (result.computed, result.waited) == (False, False)
+    assert compute.calls == 0
+    assert await raw_redis.exists("faceflow:lock:k") == 0
+
+
+@pytest.mark.redis
+async def test_waiter_takes_over_when_the_holder_vanished(
+    redis_cache: RedisCache, raw_redis: Redis
+) -> None:
+    await raw_redis.set("faceflow:lock:k", "crashed-node", px=150)  # never stores a value
+    compute = Compute()
+    result = await RedisFlight(redis_cache, lock_ttl_ms=5000).run(
+        "k", compute, storer(redis_cache, "k")
+    )
+    assert (result.computed, result.waited) == (True, True)
+    assert compute.calls == 1
+    assert await redis_cache.get("k") == ENTRY
+
+
+@pytest.mark.redis
+async def test_waiting_is_bounded_by_the_lock_ttl(
+    redis_cache: RedisCache, raw_redis: Redis
+) -> None:
+    await raw_redis.set("faceflow:lock:k", "stuck-node", px=60_000)
+    compute = Compute()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await RedisFlight(redis_cache, lock_ttl_ms=300).run(
+        "k", compute, storer(redis_cache, "k")
+    )
+    elapsed = loop.time() - start
+    assert (result.computed, result.waited) == (True, True)
+    assert 0.2 <= elapsed < 1.0
+
+
+@pytest.mark.redis
+async def test_compute_error_propagates_releases_and_stores_nothing(
+    redis_cache: RedisCache, raw_redis: Redis
+) -> None:
+    compute = Compute(error=KeyError("boom"))
+    with pytest.raises(KeyError, match="boom"):
+        await RedisFlight(redis_cache, lock_ttl_ms=5000).run("k", compute, storer(redis_cache, "k"))
+    assert await raw_redis.exists("faceflow:lock:k", "faceflow:cache:k") == 0
+
+
+@pytest.mark.redis
+async def test_redis_down_computes_locally(
+    redis_cache: RedisCache, redis_process: RedisProcess
+) -> None:
+    redis_process.kill()
+    compute = Compute()
+    result = await RedisFlight(redis_cache, lock_ttl_ms=5000).run(
+        "k", compute, storer(redis_cache, "k")
+    )
+    assert (result.entry, result.computed) == (ENTRY, True)
+    assert compute.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("lock_ttl_ms", "poll_min_s", "poll_max_s"),
+    [(0, 0.005, 0.05), (1000, 0.0, 0.05), (1000, 0.1, 0.05)],
+)
+def test_bad_flight_settings_are_refused(
+    lock_ttl_ms: int, poll_min_s: float, poll_max_s: float
+) -> None:
+    cache = RedisCache.from_settings(cache_settings("redis://127.0.0.1:1/0"))
+    assert cache is not None
+    with pytest.raises(ValueError, match="lock_ttl_ms"):
+        RedisFlight(cache, lock_ttl_ms=lock_ttl_ms, poll_min_s=poll_min_s, poll_max_s=poll_max_s)

@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from faceflow.cache.entry import CacheEntry
+from faceflow.cache.observer import CacheLevel
+from faceflow.cache.tiered import CacheStatus, ResultCache
+from tests.cache.conftest import FAULT_TIMEOUT_MS, RESET_S, RecordingObserver, cache_settings
+from tests.fixtures.redis_server import RedisProcess
+
+ENTRY = CacheEntry("application/json", b'{"faces":[]}', {"faces": 0})
+# Required by the product owner for a hung Redis; see test_redis_cache.py.
+CALL_BOUND_S = 0.2
+
+
+class Compute:
+    """Counts runs; sleeps so concurrent callers overlap; optionally fails."""
+
+    def __init__(self, delay_s: float = 0.05, error: Exception | None = None) -> None:
+        self.calls = 0
+        self.delay_s = delay_s
+        self.error = error
+
+    async def __call__(self) -> CacheEntry:
+        self.calls += 1
+        await asyncio.sleep(self.delay_s)
+        if self.error is not None:
+            raise self.error
+        return CacheEntry("application/json", b'{"computed":%d}' % self.calls)
+
+
+async def recovered(cache: ResultCache, bound_s: float = RESET_S * 10) -> bool:
+    """Put until the breaker's trial succeeds and closes it, bounded by ``bound_s``."""
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        await cache.put("probe", ENTRY)
+        if not cache.breaker_open:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@asynccontextmanager
+async def started(
+    redis_url: str | None, observer: RecordingObserver | None = None, **overrides: object
+) -> AsyncIterator[ResultCache]:
+    cache = ResultCache.from_settings(cache_settings(redis_url, **overrides), observer)
+    await cache.start()
+    try:
+        yield cache
+    finally:
+        await cache.close()
+
+
+async def test_embedded_get_put_and_levels(observer: RecordingObserver) -> None:
+    async with started(None, observer) as cache:
+        assert not cache.redis_enabled
+        assert not cache.breaker_open
+        assert await cache.get("k") == (None, CacheLevel.MISS)
+        await cache.put("k", ENTRY)
+        assert await cache.get("k") == (ENTRY, CacheLevel.MEMORY)
+        assert cache.memory_stats().items == 1
+    assert observer.events == Counter({"miss": 1, "hit_memory": 1})
+
+
+async def test_embedded_get_or_compute_statuses(observer: RecordingObserver) -> None:
+    compute = Compute()
+    async with started(None, observer) as cache:
+        first = await cache.get_or_compute("k", compute)
+        second = await cache.get_or_compute("k", compute)
+    assert first[1] is CacheStatus.MISS
+    assert second == (first[0], CacheStatus.HIT_MEMORY)
+    assert compute.calls == 1
+    assert observer.events == Counter({"miss": 1, "hit_memory": 1})
+
+
+@pytest.mark.parametrize(
+    "redis",
+    [pytest.param(False, id="embedded"), pytest.param(True, id="redis", marks=pytest.mark.redis)],
+)
+async def test_fifty_concurrent_callers_compute_once(
+    redis: bool, request: pytest.FixtureRequest, observer: RecordingObserver
+) -> None:
+    url = request.getfixturevalue("redis_url") if redis else None
+    compute = Compute()
+    async with started(url, observer) as cache:
+        results = await asyncio.gather(*(cache.get_or_compute("new", compute) for _ in range(50)))
+    assert compute.calls == 1
+    assert len({entry.body for entry, _ in results}) == 1
+    statuses = Counter(status for _, status in results)
+    assert statuses == Counter({CacheStatus.MISS: 1, CacheStatus.JOINED: 49})
+    assert observer.events == Counter({"miss": 1, "joined": 49})
+
+
+async def test_compute_errors_propagate_to_all_and_are_not_cached() -> None:
+    compute = Compute(error=ValueError("no face"))
+    async with started(None) as cache:
+        results = await asyncio.gather(
+            *(cache.get_or_compute("k", compute) for _ in range(5)), return_exceptions=True
+        )
+        assert compute.calls == 1
+        assert all(isinstance(r, ValueError) for r in results)
+        assert await cache.get("k") == (None, CacheLevel.MISS)
+        compute.error = None
+        _, status = await cache.get_or_compute("k", compute)
+    assert status is CacheStatus.MISS
+    assert compute.calls == 2
+
+
+async def test_cancelled_caller_does_not_cancel_the_computation() -> None:
+    compute = Compute(delay_s=0.1)
+    async with started(None) as cache:
+        leader = asyncio.create_task(cache.get_or_compute("k", compute))
+        follower = asyncio.create_task(cache.get_or_compute("k", compute))
+        await asyncio.sleep(0.02)
+        leader.cancel()
+        entry, status = await follower
+        assert status is CacheStatus.JOINED
+        assert await cache.get("k") == (entry, CacheLevel.MEMORY)
+    assert compute.calls == 1
+
+
+async def test_entry_too_big_for_memory_is_still_answered() -> None:
+    compute = Compute()
+    async with started(None, memory_bytes=10) as cache:
+        _, first = await cache.get_or_compute("k", compute)
+        _, second = await cache.get_or_compute("k", compute)
+    assert (first, second) == (CacheStatus.MISS, CacheStatus.MISS)
+    assert compute.calls == 2
+
+
+@pytest.mark.redis
+async def test_two_nodes_share_redis(redis_url: str, observer: RecordingObserver) -> None:
+    async with started(redis_url) as node_a, started(redis_url, observer) as node_b:
+        assert node_a.redis_enabled
+        await node_a.put("k", ENTRY)
+        assert await node_b.get("k") == (ENTRY, CacheLevel.REDIS)
+        assert await node_b.get("k") == (ENTRY, CacheLevel.MEMORY)  # written back
+        compute = Compute()
+        entry, status = await node_a.get_or_compute("k2", compute)
+        assert status is CacheStatus.MISS
+        assert await node_b.get_or_compute("k2", compute) == (entry, CacheStatus.HIT_REDIS)
+    assert compute.calls == 1
+    assert observer.events == Counter({"hit_redis": 2, "hit_memory": 1})
+
+
+@pytest.mark.redis
+async def test_two_nodes_ten_callers_each_compute_once(redis_url: str) -> None:
+    compute = Compute(delay_s=0.1)
+    async with started(redis_url) as node_a, started(redis_url) as node_b:
+        results = await asyncio.gather(
+            *(node.get_or_compute("new", compute) for node in (node_a, node_b) for _ in range(10))
+        )
+    assert compute.calls == 1
+    assert len({entry.body for entry, _ in results}) == 1
+    statuses = Counter(status for _, status in results)
+    assert statuses[CacheStatus.MISS] == 1
+    assert statuses[CacheStatus.JOINED] + statuses[CacheStatus.HIT_REDIS] == 19
+
+
+@pytest.mark.redis
+async def test_killed_redis_fails_open(
+    redis_url: str, redis_process: RedisProcess, observer: RecordingObserver
+) -> None:
+    compute = Compute(delay_s=0)
+    async with started(redis_url, observer, redis_timeout_ms=FAULT_TIMEOUT_MS) as cache:
+        redis_process.kill()
+        for n in range(5):
+            assert await cache.get(f"k{n}") == (None, CacheLevel.MISS)
+            await cache.put(f"p{n}", ENTRY)
+            _, status = await cache.get_or_compute(f"c{n}", compute)
+            assert status is CacheStatus.MISS
+        assert cache.breaker_open
+        assert observer.breaker == [True]
+        assert await cache.get("p0") == (ENTRY, CacheLevel.MEMORY)  # memory still works
+
+        redis_process.restart()
+        assert await recovered(cache)
+        await cache.put("back", ENTRY)
+        assert observer.breaker == [True, False]
+    async with started(redis_url) as other_node:
+        assert await other_node.get("back") == (ENTRY, CacheLevel.REDIS)
+
+
+@pytest.mark.redis
+async def test_paused_redis_bounds_every_call_then_recovers(
+    redis_url: str, redis_process: RedisProcess
+) -> None:
+    compute = Compute(delay_s=0)
+    async with (
+        started(redis_url, redis_timeout_ms=FAULT_TIMEOUT_MS) as cache,
+        started(redis_url) as other_node,
+    ):
+        await cache.put("before", ENTRY)
+        redis_process.pause()
+        try:
+            for n in range(5):
+                start = time.monotonic()
+                assert await cache.get(f"k{n}") == (None, CacheLevel.MISS)
+                assert time.monotonic() - start < CALL_BOUND_S
+                start = time.monotonic()
+                await cache.put(f"p{n}", ENTRY)
+                assert time.monotonic() - start < CALL_BOUND_S
+                start = time.monotonic()
+                _, status = await cache.get_or_compute(f"c{n}", compute)
+                assert time.monotonic() - start < CALL_BOUND_S
+                assert status is CacheStatus.MISS
+            assert cache.breaker_open
+        finally:
+            redis_process.resume()
+
+        assert await recovered(cache)
+        await cache.put("after", ENTRY)
+        assert await other_node.get("after") == (ENTRY, CacheLevel.REDIS)
+        assert await other_node.get("before") == (ENTRY, CacheLevel.REDIS)
+
+
+@pytest.mark.redis
+async def test_start_and_close_with_redis_down(redis_url: str, redis_process: RedisProcess) -> None:
+    redis_process.kill()
+    compute = Compute(delay_s=0)
+    start = time.monotonic()
+    async with started(redis_url, redis_timeout_ms=FAULT_TIMEOUT_MS) as cache:
+        _, status = await cache.get_or_compute("k", compute)
+    assert status is CacheStatus.MISS
+    assert time.monotonic() - start < 1.0
+
+
+async def test_close_cancels_computations_in_flight() -> None:
+    compute = Compute(delay_s=10)
+    async with started(None) as cache:
+        caller = asyncio.create_task(cache.get_or_compute("k", compute))
+        await asyncio.sleep(0.01)
+    with pytest.raises(asyncio.CancelledError):
+        await caller
