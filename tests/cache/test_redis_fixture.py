@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.redis_server import RedisProcess, RedisServerFactory, _command, pid_alive
+from tests.fixtures.redis_server import RedisProcess, RedisServerFactory, pid_alive, send_command
 
 pytestmark = pytest.mark.redis
 
 
 def _set(server: RedisProcess, key: str, value: str) -> None:
-    assert _command(server.port, 2.0, f"SET {key} {value}".encode()) == b"+OK"
+    assert send_command(server.port, 2.0, f"SET {key} {value}".encode()) == b"+OK"
 
 
 def _get(server: RedisProcess, key: str) -> bytes | None:
-    return _command(server.port, 2.0, f"GET {key}".encode())
+    return send_command(server.port, 2.0, f"GET {key}".encode())
 
 
 def test_redis_url_points_at_a_flushed_server(redis_process: RedisProcess, redis_url: str) -> None:
     assert redis_url == f"redis://127.0.0.1:{redis_process.port}/0"
     assert redis_process.ping()
-    assert _command(redis_process.port, 2.0, b"DBSIZE") == b":0"
+    assert send_command(redis_process.port, 2.0, b"DBSIZE") == b":0"
     _set(redis_process, "left", "behind")  # the next test must not see it
 
 
 def test_each_test_starts_flushed(redis_process: RedisProcess) -> None:
-    assert _command(redis_process.port, 2.0, b"DBSIZE") == b":0"
+    assert send_command(redis_process.port, 2.0, b"DBSIZE") == b":0"
 
 
 def test_pause_and_resume(redis_process: RedisProcess) -> None:
@@ -71,5 +71,5 @@ def test_with_aof_data_survives_kill_and_restart(redis_server_factory: RedisServ
     server.kill()  # SIGKILL: only the fsynced AOF can bring "k" back
     server.restart()
     assert _get(server, "k") == b"$1\r\nv"
-    assert _command(server.port, 2.0, b"EXISTS k") == b":1"
+    assert send_command(server.port, 2.0, b"EXISTS k") == b":1"
     server.stop()
