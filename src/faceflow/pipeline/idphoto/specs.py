@@ -80,11 +80,12 @@ class IdPhotoSpec:
 
 
 # Rules of thumb for formats whose authority publishes no placement rule, as fractions of the
-# photo height. Studio formats: the head fills about 2/3 of the height, the crown sits 8–12 % below
-# the top edge, and the eyes sit 45 % of the head height below the crown (measured on the
-# test portraits), which puts them 56–66 % up from the bottom.
+# photo height. Studio formats: the head fills about 2/3 of the height and the crown sits 8–12 %
+# below the top edge. The eyes sit 42–60 % of the head height below the crown (measured on the
+# test portraits: 0.47 for short hair, 0.56–0.58 with volume), which puts them 52–64 % up from
+# the bottom.
 _STUDIO_HEAD = (0.60, 0.68)
-_STUDIO_EYES = (0.56, 0.66)
+_STUDIO_EYES = (0.52, 0.64)
 _STUDIO_CROWN = (0.08, 0.12)
 # ISO/IEC 19794-5 (used by ICAO 9303): eye line 50–70 % of the height from the bottom edge.
 _ICAO_EYES = (0.50, 0.70)
@@ -120,7 +121,7 @@ PRESETS: tuple[IdPhotoSpec, ...] = (
     # China passport / travel documents, National Immigration Administration photo guidance
     # (出入境证件相片照相指引): 33×48 mm, head 28–33 mm chin to crown, crown 3–5 mm below the top
     # edge, chin at least 7 mm above the bottom. No eye-line rule: derived from the crown margin
-    # and head height (eyes ≈ 45 % of the head below the crown) → 27–32 mm from the bottom.
+    # and head height (eyes 42–60 % of the head below the crown) → 25.5–31.5 mm from the bottom.
     IdPhotoSpec(
         key="cn-passport",
         title="China passport",
@@ -128,7 +129,7 @@ PRESETS: tuple[IdPhotoSpec, ...] = (
         height_mm=48,
         dpi=300,
         head_height_mm=(28, 33),
-        eye_line_mm=(27, 32),
+        eye_line_mm=(25.5, 31.5),
         backgrounds=("white",),
         crown_margin_mm=(3, 5),
     ),
@@ -143,7 +144,7 @@ PRESETS: tuple[IdPhotoSpec, ...] = (
         height_mm=32,
         dpi=350,
         head_height_mm=(20, 23),
-        eye_line_mm=(15.0, 21.5),
+        eye_line_mm=(15.0, 22.0),
         backgrounds=("white",),
         crown_margin_mm=(0.5, 1.5),
     ),

@@ -1,0 +1,268 @@
+"""The portrait matte: a head-and-shoulders cut-out computed once and reused for every rendering.
+
+A :class:`Matte` holds everything rendering needs and nothing it does not: the crop's place in
+the source image, the subject's decontaminated colours and its alpha. Changing the background,
+the size preset or the file format re-uses it without running the segmenter again; the service
+caches it by content hash as the compact bytes of :func:`matte_to_bytes`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from faceflow.domain import Box, Face, Landmarks, Point
+from faceflow.pipeline.idphoto.refine import (
+    estimate_foreground,
+    guided_filter,
+    keep_connected,
+    solidify,
+)
+
+MATTE_MAGIC = b"FFMT"
+MATTE_VERSION = 1
+# The crop around a face, in face-box heights (YuNet's box runs from mid-forehead to the chin):
+# enough above the eyes for tall hair and buns, below them for the shoulders of the tallest preset
+# (Canada's 50×70 mm), and to each side for the widest (US 2×2 in).
+CROP_ABOVE_EYES = 2.0
+CROP_BELOW_EYES = 2.6
+CROP_HALF_WIDTH = 1.6
+DEFAULT_MAX_SIDE_PX = 2048
+# Refinement sizes as fractions of the crop's long side, so results do not depend on resolution.
+GUIDE_RADIUS_FRACTION = 1 / 160
+GUIDE_EPS = 1e-4
+SOFT_BAND_FRACTION = 1 / 50
+# The background-uniformity ring: from just outside the subject's edge to this far out.
+RING_INNER_FRACTION = 1 / 40
+RING_OUTER_FRACTION = 1 / 8
+MIN_RING_PIXELS = 200
+
+
+class Segmenter(Protocol):
+    """Anything that turns an RGB crop into an alpha of the same size (``U2NetpSegmenter``)."""
+
+    def predict(self, rgb_crop: NDArray[np.uint8]) -> NDArray[np.float32]: ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Matte:
+    """A cut-out of one face's head and shoulders.
+
+    ``crop_box`` is the crop in source pixels (whole numbers, inside the image);
+    ``foreground`` is (h, w, 3) uint8 RGB, the subject's colour with the old background removed
+    from see-through edges (equal to the photo where α = 1); ``alpha`` is (h, w) float32 in
+    [0, 1], quantised to steps of 1/255 so a serialised matte renders byte-identically.
+    ``h × w`` may be smaller than the crop's size when the crop was shrunk. ``face`` is the face
+    it was cut out for, in source pixels; ``source_size_px`` the source image's (width, height);
+    ``background_std`` the standard deviation (0–255) of the source's background near the
+    subject, ``None`` when too little background was visible.
+    """
+
+    crop_box: Box
+    foreground: NDArray[np.uint8]
+    alpha: NDArray[np.float32]
+    face: Face
+    source_size_px: tuple[int, int]
+    background_std: float | None
+
+    @property
+    def source_px_per_matte_px(self) -> float:
+        """How many source pixels one matte pixel spans (1.0 unless the crop was shrunk)."""
+        return self.crop_box.width_px / int(self.alpha.shape[1])
+
+    def to_matte_px(self, point: Point) -> Point:
+        """A source-pixel point in this matte's pixel grid."""
+        kx = self.alpha.shape[1] / self.crop_box.width_px
+        ky = self.alpha.shape[0] / self.crop_box.height_px
+        return Point((point.x - self.crop_box.x1) * kx, (point.y - self.crop_box.y1) * ky)
+
+    def matte_to_source(self) -> NDArray[np.float64]:
+        """The 2×3 affine map from matte pixels to source pixels."""
+        kx = self.crop_box.width_px / self.alpha.shape[1]
+        ky = self.crop_box.height_px / self.alpha.shape[0]
+        return np.array([[kx, 0.0, self.crop_box.x1], [0.0, ky, self.crop_box.y1]])
+
+
+def quantise_alpha(alpha: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``alpha`` rounded to steps of 1/255, what an 8-bit PNG stores exactly."""
+    return np.asarray(np.round(alpha * np.float32(255.0)) / np.float32(255.0), dtype=np.float32)
+
+
+def eye_centre(face: Face) -> Point:
+    marks = face.landmarks
+    return Point(
+        (marks.right_eye.x + marks.left_eye.x) / 2, (marks.right_eye.y + marks.left_eye.y) / 2
+    )
+
+
+def crop_box_for(face: Face, width_px: int, height_px: int) -> Box:
+    """The head-and-shoulders crop around ``face``, in whole pixels, clamped to the image."""
+    eyes = eye_centre(face)
+    centre_x = (eyes.x + face.landmarks.nose.x) / 2
+    unit = max(face.box.height_px, face.box.width_px, 1.0)
+    x1 = max(0, math.floor(centre_x - CROP_HALF_WIDTH * unit))
+    x2 = min(width_px, math.ceil(centre_x + CROP_HALF_WIDTH * unit))
+    y1 = max(0, math.floor(eyes.y - CROP_ABOVE_EYES * unit))
+    y2 = min(height_px, math.ceil(eyes.y + CROP_BELOW_EYES * unit))
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        raise ValueError(f"face {face.box} lies outside the {width_px}×{height_px} image")
+    return Box(float(x1), float(y1), float(x2), float(y2))
+
+
+def compute_matte(
+    rgb: NDArray[np.uint8],
+    face: Face,
+    segmenter: Segmenter,
+    *,
+    source_scale: float = 1.0,
+    max_side_px: int = DEFAULT_MAX_SIDE_PX,
+) -> Matte:
+    """Cut out ``face``'s head and shoulders from ``rgb``.
+
+    ``face`` is in source pixels; one pixel of ``rgb`` stands for ``source_scale`` source pixels
+    (``DecodedImage.scale``). Steps: crop around the face; segment the crop; refine the alpha's
+    edges with a guided filter steered by the crop's colours; keep only the region connected to
+    the face; estimate the subject's true colours at see-through edges. The crop is shrunk first
+    if its long side exceeds ``max_side_px``, which bounds time and matte size for huge photos.
+    """
+    height, width = rgb.shape[:2]
+    source_size = (round(width * source_scale), round(height * source_scale))
+    box = crop_box_for(face, *source_size)
+    inv = 1.0 / source_scale
+    x1, y1 = math.floor(box.x1 * inv), math.floor(box.y1 * inv)
+    x2, y2 = min(width, math.ceil(box.x2 * inv)), min(height, math.ceil(box.y2 * inv))
+    crop = rgb[y1:y2, x1:x2]
+    crop_box = Box(x1 * source_scale, y1 * source_scale, x2 * source_scale, y2 * source_scale)
+    shrink = min(1.0, max_side_px / max(crop.shape[:2]))
+    if shrink < 1.0:
+        size = (max(1, round(crop.shape[1] * shrink)), max(1, round(crop.shape[0] * shrink)))
+        crop = np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        # Resizing rounds the crop's size; the box keeps its exact source extent.
+    crop = np.ascontiguousarray(crop)
+    coarse = segmenter.predict(crop)
+    image = crop.astype(np.float32) / np.float32(255.0)
+    long_side = max(crop.shape[:2])
+    radius = max(2, round(long_side * GUIDE_RADIUS_FRACTION))
+    alpha = np.clip(guided_filter(image, coarse, radius, GUIDE_EPS, subsample=2), 0.0, 1.0)
+    alpha = solidify(alpha, max(3, round(long_side * SOFT_BAND_FRACTION)))
+    matte_geometry = Matte(crop_box, crop, alpha, face, source_size, None)
+    marks = face.landmarks
+    seeds = tuple(
+        matte_geometry.to_matte_px(p) for p in (marks.right_eye, marks.left_eye, marks.nose)
+    )
+    alpha = keep_connected(alpha, seeds, feather_px=2 * radius)
+    alpha = quantise_alpha(alpha)
+    foreground = estimate_foreground(image, alpha)
+    foreground_u8 = np.clip(foreground * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Matte(
+        crop_box=crop_box,
+        foreground=foreground_u8,
+        alpha=alpha,
+        face=face,
+        source_size_px=source_size,
+        background_std=background_std(crop, alpha),
+    )
+
+
+def background_std(crop: NDArray[np.uint8], alpha: NDArray[np.float32]) -> float | None:
+    """Std (0–255, mean over channels) of the background in a ring around the subject.
+
+    The ring starts a little outside the subject's edge, so hair fringe does not count, and stops
+    well before the crop's far corners. ``None`` when fewer than ``MIN_RING_PIXELS`` pixels of
+    background are visible.
+    """
+    long_side = max(alpha.shape)
+    outside = (alpha <= 0.5).astype(np.uint8)
+    # Distance of every pixel to the subject; cheaper than dilating with large kernels.
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 3)
+    inner, outer = long_side * RING_INNER_FRACTION, long_side * RING_OUTER_FRACTION
+    ring = (distance > inner) & (distance <= outer) & (alpha < 0.05)
+    if int(ring.sum()) < MIN_RING_PIXELS:
+        return None
+    pixels = crop[ring].astype(np.float64)
+    return float(pixels.std(axis=0).mean())
+
+
+def matte_to_bytes(matte: Matte) -> bytes:
+    """A compact, versioned encoding: magic, version byte, JSON header length and header, PNG.
+
+    The PNG is RGBA: the decontaminated foreground and the 8-bit alpha. Never pickle.
+    """
+    header = {
+        "crop_box": [matte.crop_box.x1, matte.crop_box.y1, matte.crop_box.x2, matte.crop_box.y2],
+        "source_size_px": list(matte.source_size_px),
+        "face": _face_to_json(matte.face),
+        "background_std": matte.background_std,
+    }
+    header_bytes = json.dumps(header, separators=(",", ":")).encode()
+    rgba = np.dstack([matte.foreground, np.round(matte.alpha * 255.0).astype(np.uint8)])
+    png = io.BytesIO()
+    Image.fromarray(rgba, mode="RGBA").save(png, format="PNG", compress_level=1)
+    return (
+        MATTE_MAGIC
+        + bytes([MATTE_VERSION])
+        + struct.pack(">I", len(header_bytes))
+        + header_bytes
+        + png.getvalue()
+    )
+
+
+def matte_from_bytes(data: bytes) -> Matte:
+    """The matte :func:`matte_to_bytes` encoded; ``ValueError`` for anything else.
+
+    A cache should treat ``ValueError`` (corrupt entry, or one written by another version) as a
+    miss and recompute.
+    """
+    prefix = len(MATTE_MAGIC)
+    if len(data) < prefix + 5 or data[:prefix] != MATTE_MAGIC:
+        raise ValueError("not a faceflow matte")
+    if data[prefix] != MATTE_VERSION:
+        raise ValueError(f"matte version {data[prefix]} is not {MATTE_VERSION}")
+    (length,) = struct.unpack(">I", data[prefix + 1 : prefix + 5])
+    start = prefix + 5
+    try:
+        header = json.loads(data[start : start + length])
+        with Image.open(io.BytesIO(data[start + length :]), formats=["PNG"]) as image:
+            image.load()
+            if image.mode != "RGBA":
+                raise ValueError(f"matte image is {image.mode}, not RGBA")
+            rgba = np.asarray(image, dtype=np.uint8)
+        x1, y1, x2, y2 = (float(v) for v in header["crop_box"])
+        width, height = (int(v) for v in header["source_size_px"])
+        face = _face_from_json(header["face"])
+        std = header["background_std"]
+    except (KeyError, TypeError, OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"corrupt matte: {exc}") from exc
+    return Matte(
+        crop_box=Box(x1, y1, x2, y2),
+        foreground=np.ascontiguousarray(rgba[..., :3]),
+        alpha=(rgba[..., 3].astype(np.float32) / np.float32(255.0)),
+        face=face,
+        source_size_px=(width, height),
+        background_std=None if std is None else float(std),
+    )
+
+
+def _face_to_json(face: Face) -> dict[str, Any]:
+    return {
+        "box": [face.box.x1, face.box.y1, face.box.x2, face.box.y2],
+        "score": face.score,
+        "landmarks": [[p.x, p.y] for p in face.landmarks.points()],
+    }
+
+
+def _face_from_json(data: dict[str, Any]) -> Face:
+    x1, y1, x2, y2 = (float(v) for v in data["box"])
+    points = [Point(float(x), float(y)) for x, y in data["landmarks"]]
+    if len(points) != 5:
+        raise TypeError("a face has five landmarks")
+    return Face(box=Box(x1, y1, x2, y2), score=float(data["score"]), landmarks=Landmarks(*points))

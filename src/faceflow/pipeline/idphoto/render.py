@@ -1,0 +1,178 @@
+"""ID-photo entry points: options in, an encoded photo and its compliance report out.
+
+Two stages, so the expensive one runs once per upload:
+
+1. :func:`compute_matte` (segmentation, ~0.2–1 s) → a :class:`Matte`, cacheable as
+   :func:`matte_to_bytes`;
+2. :func:`render_id_photo` (layout, warp, composite, encode, tens of ms) for any size preset,
+   background or format, from the matte alone.
+
+:func:`make_id_photo` runs both for one detected face.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from faceflow.domain import Face
+from faceflow.errors import InvalidParameter, MultipleFaces, NoFace
+from faceflow.imaging.encode import OutputFormat, encode_image, encode_jpeg_max_kb
+from faceflow.pipeline.idphoto.background import (
+    WHITE,
+    Background,
+    background_pixels,
+    composite,
+)
+from faceflow.pipeline.idphoto.compliance import ComplianceReport, assess
+from faceflow.pipeline.idphoto.layout import Layout, plan_layout
+from faceflow.pipeline.idphoto.matte import Matte, Segmenter, compute_matte
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec
+from faceflow.pipeline.idphoto.warp import warp_matte
+
+DEFAULT_JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True, slots=True)
+class IdPhotoOptions:
+    """What to make. ``max_kb`` (JPEG only) caps the file size by lowering the JPEG quality;
+    ``transparent`` (PNG only) leaves the background out and keeps the alpha channel."""
+
+    spec: IdPhotoSpec
+    background: Background = WHITE
+    output_format: OutputFormat = OutputFormat.JPEG
+    max_kb: int | None = None
+    transparent: bool = False
+    quality: int = DEFAULT_JPEG_QUALITY
+
+    def __post_init__(self) -> None:
+        if self.transparent and self.output_format is not OutputFormat.PNG:
+            raise InvalidParameter(
+                "a transparent background needs PNG output", {"parameter": "transparent"}
+            )
+        if self.max_kb is not None:
+            if self.output_format is not OutputFormat.JPEG:
+                raise InvalidParameter(
+                    "max_kb applies to JPEG output only", {"parameter": "max_kb"}
+                )
+            if self.max_kb < 1:
+                raise InvalidParameter("max_kb must be at least 1", {"parameter": "max_kb"})
+        if not 1 <= self.quality <= 100:
+            raise InvalidParameter("quality must be from 1 to 100", {"parameter": "quality"})
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RenderedPhoto:
+    """The photo's pixels before encoding: (H, W, 3) RGB, or (H, W, 4) RGBA when transparent."""
+
+    pixels: NDArray[np.uint8]
+    layout: Layout
+
+
+@dataclass(frozen=True, slots=True)
+class IdPhotoResult:
+    """The encoded photo. ``quality`` is the JPEG quality used (``None`` for PNG)."""
+
+    data: bytes
+    media_type: str
+    width_px: int
+    height_px: int
+    dpi: int
+    quality: int | None
+    report: ComplianceReport
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the bytes, for a JSON response next to the image."""
+        return {
+            "media_type": self.media_type,
+            "width": self.width_px,
+            "height": self.height_px,
+            "dpi": self.dpi,
+            "quality": self.quality,
+            "bytes": len(self.data),
+            "report": self.report.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class IdPhotoOutcome:
+    """:func:`make_id_photo`'s answer: the matte (to cache) and the photo."""
+
+    matte: Matte
+    result: IdPhotoResult
+
+
+def render_pixels(matte: Matte, face: Face, options: IdPhotoOptions) -> RenderedPhoto:
+    """Lay out, warp and composite; exactly ``spec.width_px × spec.height_px`` pixels."""
+    layout = plan_layout(matte, face, options.spec)
+    foreground, alpha = warp_matte(matte, layout)
+    if options.transparent:
+        alpha_u8 = np.clip(np.round(alpha * 255.0), 0, 255).astype(np.uint8)
+        # Fully transparent pixels carry no colour; zero them so the file compresses well and no
+        # stray source colour is hidden in it.
+        rgb = np.where(alpha_u8[..., None] > 0, foreground, 0).astype(np.uint8)
+        return RenderedPhoto(np.dstack([rgb, alpha_u8]), layout)
+    backdrop = background_pixels(options.background, layout.width_px, layout.height_px)
+    return RenderedPhoto(composite(foreground, alpha, backdrop), layout)
+
+
+def render_id_photo(
+    matte: Matte, face: Face, options: IdPhotoOptions, *, face_count: int = 1
+) -> IdPhotoResult:
+    """The encoded ID photo for ``face`` (normally ``matte.face``), with DPI metadata.
+
+    ``face_count`` is how many faces the source had, for the report. With ``max_kb`` the JPEG
+    quality is searched downwards until the file fits (never padded, never resized);
+    :class:`InvalidParameter` if even the lowest quality does not fit.
+    """
+    rendered = render_pixels(matte, face, options)
+    spec = options.spec
+    quality: int | None
+    if options.output_format is OutputFormat.JPEG and options.max_kb is not None:
+        data, quality = encode_jpeg_max_kb(rendered.pixels, options.max_kb, dpi=spec.dpi)
+    elif options.output_format is OutputFormat.JPEG:
+        quality = options.quality
+        data = encode_image(rendered.pixels, OutputFormat.JPEG, quality=quality, dpi=spec.dpi)
+    else:
+        quality = None
+        data = encode_image(rendered.pixels, OutputFormat.PNG, dpi=spec.dpi)
+    report = assess(rendered.layout, matte, face, options.background, face_count)
+    return IdPhotoResult(
+        data=data,
+        media_type=options.output_format.mime_type,
+        width_px=rendered.layout.width_px,
+        height_px=rendered.layout.height_px,
+        dpi=spec.dpi,
+        quality=quality,
+        report=report,
+    )
+
+
+def single_face(faces: Sequence[Face]) -> Face:
+    """The one face of an ID photo; :class:`NoFace` or :class:`MultipleFaces` otherwise."""
+    if not faces:
+        raise NoFace("no face found; an ID photo needs one face looking at the camera")
+    if len(faces) > 1:
+        raise MultipleFaces(
+            f"{len(faces)} faces found; an ID photo needs exactly one",
+            {"face_count": len(faces)},
+        )
+    return faces[0]
+
+
+def make_id_photo(
+    rgb: NDArray[np.uint8],
+    faces: Sequence[Face],
+    segmenter: Segmenter,
+    options: IdPhotoOptions,
+    *,
+    source_scale: float = 1.0,
+) -> IdPhotoOutcome:
+    """Matte and render the only face in ``faces`` (from :func:`detect_faces` on ``rgb``)."""
+    face = single_face(faces)
+    matte = compute_matte(rgb, face, segmenter, source_scale=source_scale)
+    return IdPhotoOutcome(matte, render_id_photo(matte, face, options))
