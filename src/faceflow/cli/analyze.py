@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from faceflow.cli.common import ConfigOption, settings_from, setup_logging
 from faceflow.config import Settings
@@ -138,9 +139,9 @@ def _print_table(outcomes: list[FileOutcome]) -> None:
     for outcome in outcomes:
         if outcome.error is not None:
             table.add_row(
-                str(outcome.path),
+                _plain(outcome.path),
                 f"[red]{outcome.error.code}[/red]",
-                outcome.error.message,
+                _plain(outcome.error.message),
                 "",
                 "",
                 "",
@@ -150,7 +151,7 @@ def _print_table(outcomes: list[FileOutcome]) -> None:
         assert outcome.result is not None
         faces = outcome.result.report.faces
         if not faces:
-            table.add_row(str(outcome.path), "0", "", "", "", "", "")
+            table.add_row(_plain(outcome.path), "0", "", "", "", "", "")
         for index, face in enumerate(faces):
             gender = (
                 f"{face.gender.label.value} {face.gender.probability:.0%}" if face.gender else ""
@@ -159,7 +160,7 @@ def _print_table(outcomes: list[FileOutcome]) -> None:
                 f"{face.age.years:.0f} ({face.age.low:.0f}–{face.age.high:.0f})" if face.age else ""
             )
             table.add_row(
-                str(outcome.path) if index == 0 else "",
+                _plain(outcome.path) if index == 0 else "",
                 str(len(faces)) if index == 0 else "",
                 f"{index + 1} {face_label(face)}",
                 ", ".join(f"{v:.0f}" for v in face.box.to_dict()),
@@ -168,6 +169,11 @@ def _print_table(outcomes: list[FileOutcome]) -> None:
                 age,
             )
     out.print(table)
+
+
+def _plain(value: object) -> Text:
+    """Text shown as it is: a file called ``[red]a.jpg`` or ``:smile:.jpg`` is not markup."""
+    return Text(str(value))
 
 
 def _json_line(outcome: FileOutcome) -> str:
@@ -246,7 +252,8 @@ def analyze(
             outcomes.append(outcome)
             progress.advance(task)
             if as_json:
-                out.print(_json_line(outcome), soft_wrap=True)
+                # JSON is data: rich must not read "[...]" in it as markup or ":x:" as emoji.
+                out.print(_json_line(outcome), soft_wrap=True, markup=False, emoji=False)
             if annotate_dir and outcome.result is not None and outcome.result.annotated is not None:
                 target = annotate_dir / f"{outcome.path.stem}.annotated.jpg"
                 target.write_bytes(outcome.result.annotated)
