@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from faceflow.cli.common import ConfigOption, settings_from
-from faceflow.errors import ModelError
+from faceflow.errors import ModelError, UnknownModel
 from faceflow.models.catalog import CATALOG, ModelSpec, model_spec, required_models
 from faceflow.models.store import ModelState, ModelStore
 
@@ -43,7 +43,11 @@ def pull(
     """
     settings = settings_from(config)
     store = ModelStore(settings.models)
-    specs = _selected(names, include_optional)
+    try:
+        specs = _selected(names, include_optional)
+    except UnknownModel as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
