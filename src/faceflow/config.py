@@ -99,14 +99,63 @@ class CacheSettings(BaseModel):
 
 
 class JobSettings(BaseModel):
-    redis_url: str | None = None
-    queue_name: str = "faceflow"
-    max_queued: int = Field(1000, ge=1)
-    job_timeout_s: int = Field(60, ge=1)
-    result_ttl_s: int = Field(24 * 3600, ge=1)
-    failure_ttl_s: int = Field(7 * 24 * 3600, ge=1)
-    max_retries: int = Field(3, ge=0, le=10)
-    retry_backoff_s: list[int] = Field(default_factory=lambda: [1, 5, 15])
+    redis_url: str | None = Field(
+        None,
+        description="queue Redis (RQ; AOF on, maxmemory-policy noeviction); unset: embedded runner",
+    )
+    queue_name: str = Field("faceflow", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="RQ queue")
+    max_queued: int = Field(1000, ge=1, description="jobs allowed to wait; beyond: 503 queue_full")
+    job_timeout_s: int = Field(60, ge=1, description="one attempt's limit; then it fails/retries")
+    result_ttl_s: int = Field(24 * 3600, ge=1, description="how long a finished job's result stays")
+    failure_ttl_s: int = Field(
+        7 * 24 * 3600, ge=1, description="how long a failed job stays in the failed registry"
+    )
+    max_retries: int = Field(3, ge=0, le=10, description="retries after a crash, timeout or error")
+    retry_backoff_s: list[int] = Field(
+        default_factory=lambda: [1, 5, 15],
+        description="wait before retry 1, 2, 3…; the last value repeats",
+    )
+    redis_timeout_ms: int = Field(
+        2000, ge=10, le=60_000, description="API → queue Redis socket timeout per call"
+    )
+    lease_s: int = Field(
+        10,
+        ge=2,
+        le=600,
+        description="a running job's heartbeat lease: a worker silent this long (killed, hung "
+        "host) has its job re-queued by the next maintenance pass",
+    )
+    worker_ttl_s: int = Field(
+        20,
+        ge=16,
+        le=3600,
+        description="RQ worker TTL; an idle worker blocks on the queue for worker_ttl_s - 15 s",
+    )
+    maintenance_interval_s: int = Field(
+        2, ge=1, le=3600, description="how often abandoned jobs are looked for and retries due"
+    )
+    worker_processes: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=256,
+        description="`faceflow worker` processes, each loading the models once",
+    )
+    embedded_consumers: int | None = Field(
+        None, ge=1, le=256, description="embedded runner: jobs run at once; default runtime.processes"
+    )
+    embedded_keep_finished: int = Field(
+        10_000, ge=1, description="embedded runner: finished jobs kept in memory, oldest dropped"
+    )
+    test_crash_marker: str | None = Field(
+        None,
+        description="TEST ONLY: a job whose image contains this text kills its worker process "
+        "(SIGKILL) on every attempt; never set in production",
+    )
+    test_hold_marker: str | None = Field(
+        None,
+        description="TEST ONLY: a job whose image contains this text sleeps test_hold_s first",
+    )
+    test_hold_s: float = Field(3.0, ge=0, le=600, description="TEST ONLY: see test_hold_marker")
 
 
 class LimitSettings(BaseModel):

@@ -22,6 +22,7 @@ Tree::
     ├── AuthError (401 unauthorized)
     │   └── Forbidden (403 forbidden)
     ├── NotFound (404 not_found)
+    ├── Conflict (409 conflict)
     ├── RateLimited (429 rate_limited)
     ├── Unavailable (503 unavailable)
     │   ├── Overloaded (503 overloaded)
@@ -134,6 +135,13 @@ class Forbidden(AuthError):
 class NotFound(FaceflowError):
     code = "not_found"
     status = 404
+
+
+class Conflict(FaceflowError):
+    """The resource is in a state that does not allow this, e.g. cancelling a job that started."""
+
+    code = "conflict"
+    status = 409
 
 
 class RetryableError(FaceflowError):

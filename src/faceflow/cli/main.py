@@ -11,6 +11,7 @@ from faceflow.cli import models
 from faceflow.cli.analyze import analyze
 from faceflow.cli.bench import bench
 from faceflow.cli.serve import serve
+from faceflow.cli.worker import worker
 
 app = typer.Typer(
     name="faceflow",
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.command(no_args_is_help=True)(analyze)
 app.command()(serve)
+app.command()(worker)
 app.command(no_args_is_help=True)(bench)
 
 

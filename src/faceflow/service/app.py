@@ -16,12 +16,13 @@ from faceflow import __version__
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import Settings, load_settings
 from faceflow.errors import FaceflowError
+from faceflow.jobs.runner import build_runner
 from faceflow.runtime.context import WorkerContext, load_context, warm_up
 from faceflow.runtime.pool import InferencePool
 from faceflow.service.errors import install_error_handlers
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import RequestContext
-from faceflow.service.routes import faces, system
+from faceflow.service.routes import faces, jobs, system
 from faceflow.service.security import ApiKeys, RateLimit
 from faceflow.service.state import Services
 
@@ -72,12 +73,16 @@ def create_app(settings: Settings) -> FastAPI:
             "memory+redis" if settings.cache.redis_url else "memory",
             "on" if settings.server.api_key_hashes else "off",
         )
+        job_runner = build_runner(settings, cache, app.state.services.cached)
+        await job_runner.start()
+        app.state.services.jobs = job_runner
         watcher = asyncio.create_task(_report_start_up(pool, app.state.services))
         try:
             yield
         finally:
             watcher.cancel()
             app.state.services = None
+            await job_runner.close()
             await pool.close()
             await cache.close()
 
@@ -90,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(faces.router)
+    app.include_router(jobs.router)
     if settings.server.web_page:
         static = files("faceflow.service") / "static"
         app.mount("/", StaticFiles(directory=str(static), html=True), name="web")

@@ -13,6 +13,7 @@ from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import CacheStatus, ResultCache
 from faceflow.config import Settings
 from faceflow.errors import JsonScalar, NotReady
+from faceflow.jobs.runner import JobRunner
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.pool import InferencePool
 from faceflow.runtime.tasks import TaskOutput
@@ -32,6 +33,8 @@ class Services:
     rate_limit: RateLimit | None
     start_up_error: str | None = None
     """Why the inference processes could not start, for /readyz; None while starting or ready."""
+    jobs: JobRunner | None = None
+    """The job runner (embedded, or RQ with ``jobs.redis_url``); set once the lifespan starts it."""
 
     async def cached(
         self,

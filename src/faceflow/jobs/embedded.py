@@ -1,0 +1,322 @@
+"""The embedded job runner: a bounded in-process queue feeding the service's own inference pool.
+
+Same API and semantics as the RQ runner, nothing to install: jobs go through the same
+cache-then-pool path as the sync endpoints (so a job's result is a sync hit and vice versa), at
+most ``embedded_consumers`` at a time so jobs never crowd sync requests out of the pool's wait
+queue. Records live in memory with their TTLs; a restart forgets them (use Redis to keep jobs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from faceflow.cache.entry import CacheEntry
+from faceflow.cache.tiered import ResultCache
+from faceflow.config import Settings
+from faceflow.errors import (
+    Conflict,
+    DeadlineExceeded,
+    FaceflowError,
+    JsonScalar,
+    NotFound,
+    Overloaded,
+    QueueFull,
+    WorkerCrashed,
+)
+from faceflow.jobs.handles import MemoryHandles, new_handle, visible_to
+from faceflow.jobs.operations import Submission
+from faceflow.jobs.records import (
+    HandleRecord,
+    JobError,
+    JobOutcome,
+    JobRecord,
+    JobStatus,
+    result_of,
+)
+from faceflow.jobs.runner import RunCached
+
+log = logging.getLogger(__name__)
+
+# Errors another attempt may fix; anything else (bad input, no face) fails the job at once.
+_RETRYABLE = (WorkerCrashed, DeadlineExceeded)
+_OVERLOAD_WAIT_S = 0.2
+_SWEEP_INTERVAL_S = 30.0
+
+
+@dataclass(eq=False, slots=True)
+class _Job:
+    job_id: str
+    operation: str
+    submission: Submission | None = field(repr=False)
+    """Dropped once the job ends, so finished jobs do not keep image bytes alive."""
+    status: JobStatus = JobStatus.QUEUED
+    enqueued_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    attempts: int = 0
+    outcome: JobOutcome | None = None
+    handles: set[str] = field(default_factory=set)
+    """Handles still interested (not canceled)."""
+    expires_at: float = float("inf")
+
+
+class EmbeddedRunner:
+    backend = "embedded"
+
+    def __init__(
+        self,
+        settings: Settings,
+        cache: ResultCache,
+        run_cached: RunCached,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings.jobs
+        self._cache = cache
+        self._run_cached = run_cached
+        self._clock = clock
+        self._consumers_n = settings.jobs.embedded_consumers or settings.runtime.processes
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=settings.jobs.max_queued)
+        self._jobs: dict[str, _Job] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._handles = MemoryHandles(clock)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._handle_ttl_s = max(settings.jobs.result_ttl_s, settings.jobs.failure_ttl_s)
+        self._counts = {"submitted": 0, "finished": 0, "failed": 0, "canceled": 0, "retried": 0}
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._consume(), name=f"faceflow-job-consumer-{i}")
+            for i in range(self._consumers_n)
+        ]
+        self._tasks.append(asyncio.create_task(self._sweep_forever(), name="faceflow-job-sweeper"))
+        log.info(
+            "jobs: embedded runner, %d consumers, queue bound %d",
+            self._consumers_n,
+            self._settings.max_queued,
+        )
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def stats(self) -> dict[str, JsonScalar]:
+        return {
+            "backend": self.backend,
+            "queued": self._queue.qsize(),
+            "max_queued": self._settings.max_queued,
+            "consumers": self._consumers_n,
+            "records": len(self._jobs),
+            **self._counts,
+        }
+
+    async def submit(self, submission: Submission, owner: str | None) -> JobRecord:
+        now = self._clock()
+        job_id = submission.job_id
+        job = self._live_job(job_id)
+        if job is None or job.status is JobStatus.CANCELED:
+            entry, _ = await self._cache.get(submission.key)
+            job = self._jobs.get(job_id)  # another submission may have raced in while we looked
+            if job is None or job.status is JobStatus.CANCELED or self._expired(job):
+                job = self._new_job(submission, entry, now)
+        handle = new_handle()
+        record = HandleRecord(
+            job_id,
+            submission.operation.value,
+            owner,
+            now,
+            from_cache=job.outcome is not None and job.started_at is None,
+        )
+        self._handles.put(handle, record, self._handle_ttl_s)
+        job.handles.add(handle)
+        self._counts["submitted"] += 1
+        return self._record(handle, record, job)
+
+    async def status(self, handle: str, owner: str | None) -> JobRecord:
+        record, job = self._lookup(handle, owner)
+        return self._record(handle, record, job)
+
+    async def result(self, handle: str, owner: str | None) -> tuple[JobRecord, CacheEntry]:
+        record, job = self._lookup(handle, owner)
+        view = self._record(handle, record, job)
+        return view, result_of(view, job.outcome)
+
+    async def cancel(self, handle: str, owner: str | None) -> JobRecord:
+        record, job = self._lookup(handle, owner)
+        if record.canceled_at is not None:
+            return self._record(handle, record, job)
+        if job.status is not JobStatus.QUEUED:
+            raise Conflict(f"the job is {job.status.value}; only a queued job can be canceled")
+        now = self._clock()
+        canceled = self._handles.mark_canceled(handle, now)
+        assert canceled is not None
+        job.handles.discard(handle)
+        if not job.handles:
+            job.status = JobStatus.CANCELED
+            job.ended_at = now
+            job.submission = None
+            self._counts["canceled"] += 1
+            self._retire(job, self._settings.result_ttl_s)
+        return self._record(handle, canceled, job)
+
+    def _new_job(self, submission: Submission, cached: CacheEntry | None, now: float) -> _Job:
+        job = _Job(submission.job_id, submission.operation.value, submission, enqueued_at=now)
+        if cached is not None:
+            job.status = JobStatus.FINISHED
+            job.outcome = JobOutcome(entry=cached)
+            job.ended_at = now
+            job.submission = None
+            self._jobs[job.job_id] = job
+            self._retire(job, self._settings.result_ttl_s)
+            return job
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            raise QueueFull(
+                f"the job queue is full ({self._settings.max_queued} jobs waiting)",
+                retry_after_s=5,
+            ) from None
+        self._jobs[job.job_id] = job
+        return job
+
+    def _live_job(self, job_id: str) -> _Job | None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        if self._expired(job):
+            self._drop(job)
+            return None
+        return job
+
+    def _expired(self, job: _Job) -> bool:
+        return job.expires_at <= self._clock()
+
+    def _lookup(self, handle: str, owner: str | None) -> tuple[HandleRecord, _Job]:
+        record = self._handles.get(handle)
+        if record is None or not visible_to(record, owner):
+            raise NotFound("no such job (unknown, expired or not yours)")
+        job = self._live_job(record.job_id)
+        if job is None:
+            raise NotFound("the job and its result have expired")
+        return record, job
+
+    def _record(self, handle: str, record: HandleRecord, job: _Job) -> JobRecord:
+        status = JobStatus.CANCELED if record.canceled_at is not None else job.status
+        outcome = job.outcome
+        error = outcome.error if outcome is not None else None
+        if status is JobStatus.FINISHED and error is not None:
+            status = JobStatus.FAILED
+        media_type = (
+            outcome.entry.media_type if outcome is not None and outcome.entry is not None else None
+        )
+        return JobRecord(
+            handle=handle,
+            operation=record.operation,
+            status=status,
+            created_at=record.created_at,
+            enqueued_at=job.enqueued_at,
+            started_at=job.started_at,
+            ended_at=record.canceled_at if record.canceled_at is not None else job.ended_at,
+            attempts=job.attempts,
+            error=error if status is JobStatus.FAILED else None,
+            media_type=media_type if status is JobStatus.FINISHED else None,
+            from_cache=record.from_cache,
+        )
+
+    async def _consume(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                if job.status is JobStatus.QUEUED and job.submission is not None:
+                    await self._run(job, job.submission)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("embedded job %s failed unexpectedly", job.job_id)
+                self._end(job, JobOutcome(error=JobError("internal", "internal error", 500)))
+            finally:
+                self._queue.task_done()
+
+    async def _run(self, job: _Job, sub: Submission) -> None:
+        backoff = self._settings.retry_backoff_s or [0]
+        while True:
+            job.status = JobStatus.STARTED
+            job.started_at = self._clock()
+            job.attempts += 1
+            try:
+                entry, _ = await self._run_cached(
+                    sub.data, sub.operation.value, sub.params, sub.spec.task, sub.request
+                )
+            except Overloaded as exc:
+                # Sync traffic has the pool's wait queue: wait for room, not an attempt lost.
+                job.attempts -= 1
+                job.status = JobStatus.QUEUED
+                await asyncio.sleep(min(float(exc.retry_after_s), _OVERLOAD_WAIT_S))
+                continue
+            except _RETRYABLE as exc:
+                retries_done = job.attempts - 1
+                if retries_done < self._settings.max_retries:
+                    self._counts["retried"] += 1
+                    job.status = JobStatus.QUEUED
+                    await asyncio.sleep(backoff[min(retries_done, len(backoff) - 1)])
+                    continue
+                self._end(job, JobOutcome(error=_job_error(exc)))
+                return
+            except FaceflowError as exc:
+                self._end(job, JobOutcome(error=_job_error(exc)))
+                return
+            self._end(job, JobOutcome(entry=entry))
+            return
+
+    def _end(self, job: _Job, outcome: JobOutcome) -> None:
+        job.outcome = outcome
+        job.ended_at = self._clock()
+        job.submission = None
+        if outcome.error is None:
+            job.status = JobStatus.FINISHED
+            self._counts["finished"] += 1
+            self._retire(job, self._settings.result_ttl_s)
+        else:
+            job.status = JobStatus.FAILED
+            self._counts["failed"] += 1
+            self._retire(job, self._settings.failure_ttl_s)
+
+    def _retire(self, job: _Job, ttl_s: float) -> None:
+        """Start the ended job's TTL and keep at most ``embedded_keep_finished`` ended jobs."""
+        job.expires_at = self._clock() + ttl_s
+        self._finished[job.job_id] = None
+        self._finished.move_to_end(job.job_id)
+        while len(self._finished) > self._settings.embedded_keep_finished:
+            oldest, _ = self._finished.popitem(last=False)
+            dropped = self._jobs.get(oldest)
+            if dropped is not None and dropped.status.done:
+                del self._jobs[oldest]
+
+    def _drop(self, job: _Job) -> None:
+        self._jobs.pop(job.job_id, None)
+        self._finished.pop(job.job_id, None)
+
+    def sweep(self) -> None:
+        """Forget expired jobs and handles whose job is gone (also run every 30 s)."""
+        for job in [j for j in self._jobs.values() if self._expired(j)]:
+            self._drop(job)
+        self._handles.purge(lambda record: record.job_id in self._jobs)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_SWEEP_INTERVAL_S)
+            self.sweep()
+
+
+def _job_error(exc: FaceflowError) -> JobError:
+    return JobError(exc.code, exc.message, exc.status)

@@ -1,0 +1,62 @@
+"""The queue Redis keys faceflow owns next to RQ's, and the client both sides use.
+
+RQ stores its job hash with a JSON serializer and no arguments of ours; the work itself lives
+under keys we control, in explicit versioned msgpack (see :mod:`faceflow.jobs.records`):
+
+* ``ff:{queue}:jobdata:{job_id}``: the payload (operation, options, image bytes), written before
+  the enqueue, read by the worker, deleted when the job finishes; its TTL is ``result_ttl_s`` so a
+  failed job can still be requeued from the dead-letter registry for a day.
+* ``ff:{queue}:jobresult:{job_id}``: the outcome (result entry, or an error no retry fixes),
+  kept ``result_ttl_s``.
+* ``ff:{queue}:handle:{handle}``: the handle record (job id, owner digest), kept as long as a
+  result or a failure can be.
+* ``ff:{queue}:jobrefs:{job_id}``: the handles still interested in a queued job, so cancelling one
+  of several identical submissions does not cancel the others'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+PREFIX = "ff"
+
+JOB_FUNCTION = "faceflow.jobs.worker.run_job"
+"""The RQ job function, by name: the API enqueues it without importing the worker module."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobKeys:
+    queue_name: str
+
+    @property
+    def _base(self) -> str:
+        return f"{PREFIX}:{self.queue_name}"
+
+    def data(self, job_id: str) -> str:
+        return f"{self._base}:jobdata:{job_id}"
+
+    def result(self, job_id: str) -> str:
+        return f"{self._base}:jobresult:{job_id}"
+
+    def handle(self, handle: str) -> str:
+        return f"{self._base}:handle:{handle}"
+
+    def refs(self, job_id: str) -> str:
+        return f"{self._base}:jobrefs:{job_id}"
+
+
+def connect(url: str, timeout_s: float | None) -> Redis:
+    """A sync client with bounded socket waits and no silent retries (RQ needs bytes replies)."""
+    client: Redis = Redis.from_url(
+        url,
+        socket_connect_timeout=timeout_s,
+        socket_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        health_check_interval=0,
+    )
+    return client

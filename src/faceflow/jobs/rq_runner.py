@@ -1,0 +1,309 @@
+"""The Redis job runner (RQ), API side: enqueue, status, result and cancel.
+
+* The RQ job id is derived from the cache key and enqueued with ``unique=True``: identical work
+  submitted twice, by one client or many, on one API node or several, is queued and run once;
+  each submission still gets its own random handle.
+* RQ's job hash is written with its JSON serializer and carries no arguments: the payload lives
+  under a key we own (see :mod:`faceflow.jobs.redis_store`), so nothing we store is pickled.
+* ``Retry(max_retries, retry_backoff_s)``, ``job_timeout_s``, ``result_ttl_s`` and
+  ``failure_ttl_s`` come from the settings; the failed registry is the dead-letter list.
+* A queue longer than ``max_queued`` answers 503 ``queue_full`` with ``Retry-After``.
+* The shared result cache is checked first: a cached result finishes the job at submission.
+
+RQ and redis-py are synchronous here, so every call runs in a worker thread, never on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job
+from rq.job import JobStatus as RqStatus
+from rq.serializers import JSONSerializer
+
+from faceflow.cache.entry import CacheEntry
+from faceflow.cache.tiered import ResultCache
+from faceflow.config import Settings
+from faceflow.errors import Conflict, JsonScalar, NotFound, QueueFull, Unavailable
+from faceflow.jobs.handles import new_handle, visible_to
+from faceflow.jobs.operations import Submission
+from faceflow.jobs.records import (
+    HandleRecord,
+    JobError,
+    JobOutcome,
+    JobPayload,
+    JobRecord,
+    JobStatus,
+    decode_handle,
+    decode_outcome,
+    encode_handle,
+    encode_outcome,
+    encode_payload,
+    result_of,
+)
+from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys, connect
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_QUEUED = {
+    RqStatus.CREATED,
+    RqStatus.QUEUED,
+    RqStatus.DEFERRED,
+    RqStatus.SCHEDULED,
+    RqStatus.RATE_LIMITED,
+    RqStatus.READY_TO_ENQUEUE,
+}
+_QUEUE_FULL_RETRY_S = 5
+_UNAVAILABLE_RETRY_S = 2
+
+
+def crash_error(exc_string: str | None, meta: dict[str, Any]) -> JobError:
+    """The error of a job RQ marked failed: a dead worker, a timeout, or what the job raised."""
+    text = exc_string or ""
+    if "AbandonedJobError" in text:
+        return JobError("worker_crashed", "the worker running this job died on every attempt", 503)
+    if "JobTimeoutException" in text:
+        return JobError("deadline_exceeded", "the job ran past its time limit", 503)
+    stored = meta.get("error")
+    if isinstance(stored, dict):
+        code, message, status = stored.get("code"), stored.get("message"), stored.get("status")
+        if isinstance(code, str) and isinstance(message, str) and isinstance(status, int):
+            return JobError(code, message, status)
+    return JobError("internal", "the job failed; see the worker log", 500)
+
+
+class RqRunner:
+    backend = "redis"
+
+    def __init__(self, settings: Settings, cache: ResultCache) -> None:
+        jobs = settings.jobs
+        assert jobs.redis_url is not None
+        self._settings = jobs
+        self._cache = cache
+        self._keys = JobKeys(jobs.queue_name)
+        self._conn: Redis = connect(jobs.redis_url, jobs.redis_timeout_ms / 1000)
+        self._queue = Queue(
+            jobs.queue_name,
+            connection=self._conn,
+            serializer=JSONSerializer,
+            default_timeout=jobs.job_timeout_s,
+        )
+        self._handle_ttl_s = max(jobs.result_ttl_s, jobs.failure_ttl_s)
+        self._counts = {"submitted": 0, "deduplicated": 0, "from_cache": 0}
+
+    async def start(self) -> None:
+        try:
+            await asyncio.to_thread(self._conn.ping)
+        except RedisError as exc:
+            log.warning(
+                "jobs: queue Redis did not answer (%s); job requests get 503 until it does", exc
+            )
+        else:
+            log.info("jobs: RQ runner on queue %r", self._settings.queue_name)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._conn.close)
+
+    def stats(self) -> dict[str, JsonScalar]:
+        return {"backend": self.backend, "queue": self._settings.queue_name, **self._counts}
+
+    async def submit(self, submission: Submission, owner: str | None) -> JobRecord:
+        cached, _ = await self._cache.get(submission.key)
+        return await self._call(self._submit, submission, owner, cached)
+
+    async def status(self, handle: str, owner: str | None) -> JobRecord:
+        view, _ = await self._call(self._resolve, handle, owner)
+        return view
+
+    async def result(self, handle: str, owner: str | None) -> tuple[JobRecord, CacheEntry]:
+        view, outcome = await self._call(self._resolve, handle, owner)
+        return view, result_of(view, outcome)
+
+    async def cancel(self, handle: str, owner: str | None) -> JobRecord:
+        return await self._call(self._cancel, handle, owner)
+
+    async def queue_depth(self) -> int:
+        return await self._call(lambda: int(self._queue.count))
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except RedisError as exc:
+            log.warning("jobs: queue Redis call failed: %s", exc)
+            raise Unavailable(
+                "the job queue is unavailable", retry_after_s=_UNAVAILABLE_RETRY_S
+            ) from None
+
+    def _fetch(self, job_id: str) -> Job | None:
+        try:
+            return Job.fetch(job_id, connection=self._conn, serializer=JSONSerializer)
+        except NoSuchJobError:
+            return None
+
+    def _submit(self, sub: Submission, owner: str | None, cached: CacheEntry | None) -> JobRecord:
+        now = time.time()
+        job_id = sub.job_id
+        keys = self._keys
+        from_cache = False
+        job = self._fetch(job_id)
+        if job is not None and job.get_status(refresh=False) in (
+            RqStatus.CANCELED,
+            RqStatus.STOPPED,
+        ):
+            job.delete()
+            job = None
+        if job is None and not self._conn.exists(keys.result(job_id)):
+            if cached is not None:
+                self._conn.set(
+                    keys.result(job_id),
+                    encode_outcome(JobOutcome(entry=cached)),
+                    ex=self._settings.result_ttl_s,
+                )
+                from_cache = True
+                self._counts["from_cache"] += 1
+            else:
+                self._enqueue(sub)
+        else:
+            self._counts["deduplicated"] += 1
+        handle = new_handle()
+        record = HandleRecord(job_id, sub.operation.value, owner, now, from_cache=from_cache)
+        with self._conn.pipeline() as pipe:
+            pipe.set(keys.handle(handle), encode_handle(record), ex=self._handle_ttl_s)
+            pipe.sadd(keys.refs(job_id), handle)
+            pipe.expire(keys.refs(job_id), self._handle_ttl_s)
+            pipe.execute()
+        self._counts["submitted"] += 1
+        view, _ = self._view(handle, record)
+        return view
+
+    def _enqueue(self, sub: Submission) -> None:
+        if self._queue.count >= self._settings.max_queued:
+            raise QueueFull(
+                f"the job queue is full ({self._settings.max_queued} jobs waiting)",
+                retry_after_s=_QUEUE_FULL_RETRY_S,
+            )
+        job_id = sub.job_id
+        payload = encode_payload(JobPayload(sub.operation.value, sub.params, sub.data))
+        self._conn.set(self._keys.data(job_id), payload, ex=self._settings.result_ttl_s)
+        retry = None
+        if self._settings.max_retries > 0:
+            retry = Retry(max=self._settings.max_retries, interval=self._settings.retry_backoff_s)
+        try:
+            self._queue.enqueue_call(
+                JOB_FUNCTION,
+                job_id=job_id,
+                unique=True,
+                timeout=self._settings.job_timeout_s,
+                result_ttl=self._settings.result_ttl_s,
+                failure_ttl=self._settings.failure_ttl_s,
+                retry=retry,
+                description=f"faceflow {sub.operation.value}",
+                meta={"operation": sub.operation.value, "attempts": 0},
+            )
+        except DuplicateJobError:
+            # Another submission (maybe on another API node) enqueued it first: share it.
+            self._counts["deduplicated"] += 1
+
+    def _handle(self, handle: str, owner: str | None) -> HandleRecord:
+        raw = self._conn.get(self._keys.handle(handle))
+        record = decode_handle(raw) if isinstance(raw, bytes) else None
+        if record is None or not visible_to(record, owner):
+            raise NotFound("no such job (unknown, expired or not yours)")
+        return record
+
+    def _resolve(self, handle: str, owner: str | None) -> tuple[JobRecord, JobOutcome | None]:
+        return self._view(handle, self._handle(handle, owner))
+
+    def _view(self, handle: str, record: HandleRecord) -> tuple[JobRecord, JobOutcome | None]:
+        raw = self._conn.get(self._keys.result(record.job_id))
+        outcome = decode_outcome(raw) if isinstance(raw, bytes) else None
+        job = self._fetch(record.job_id)
+        base = JobRecord(
+            handle=handle,
+            operation=record.operation,
+            status=JobStatus.QUEUED,
+            created_at=record.created_at,
+            from_cache=record.from_cache,
+        )
+        if job is not None:
+            meta = job.get_meta(refresh=False)
+            attempts = meta.get("attempts", 0)
+            base = replace(
+                base,
+                enqueued_at=_ts(job.enqueued_at),
+                started_at=_ts(job.started_at),
+                ended_at=_ts(job.ended_at),
+                attempts=attempts if isinstance(attempts, int) else 0,
+            )
+        if record.canceled_at is not None:
+            return replace(base, status=JobStatus.CANCELED, ended_at=record.canceled_at), None
+        if outcome is not None:
+            if outcome.entry is not None:
+                view = replace(base, status=JobStatus.FINISHED, media_type=outcome.entry.media_type)
+            else:
+                view = replace(base, status=JobStatus.FAILED, error=outcome.error)
+            if view.ended_at is None:
+                view = replace(view, ended_at=view.created_at if job is None else None)
+            return view, outcome
+        if job is None:
+            raise NotFound("the job and its result have expired")
+        status = job.get_status(refresh=False)
+        if status in _QUEUED:
+            return base, None
+        if status is RqStatus.STARTED:
+            return replace(base, status=JobStatus.STARTED, ended_at=None), None
+        if status is RqStatus.CANCELED:
+            return replace(base, status=JobStatus.CANCELED), None
+        if status is RqStatus.FINISHED:
+            # Finished with its outcome already expired (result TTLs are equal): gone.
+            raise NotFound("the job's result has expired")
+        latest = job.latest_result()
+        error = crash_error(latest.exc_string if latest is not None else None, job.meta)
+        return replace(base, status=JobStatus.FAILED, error=error), None
+
+    def _cancel(self, handle: str, owner: str | None) -> JobRecord:
+        record = self._handle(handle, owner)
+        view, _ = self._view(handle, record)
+        if view.status is JobStatus.CANCELED:
+            return view
+        if view.status is not JobStatus.QUEUED:
+            raise Conflict(f"the job is {view.status.value}; only a queued job can be canceled")
+        keys = self._keys
+        now = time.time()
+        canceled = replace(record, canceled_at=now)
+        with self._conn.pipeline() as pipe:
+            pipe.set(keys.handle(handle), encode_handle(canceled), keepttl=True)
+            pipe.srem(keys.refs(record.job_id), handle)
+            pipe.scard(keys.refs(record.job_id))
+            remaining = pipe.execute()[-1]
+        if remaining == 0:
+            job = self._fetch(record.job_id)
+            if job is not None and job.get_status() in _QUEUED:
+                job.cancel()
+                self._conn.delete(keys.data(record.job_id))
+                log.info("job %s canceled", record.job_id)
+        view, _ = self._view(handle, canceled)
+        return view
+
+
+def _ts(value: Any) -> float | None:
+    """An RQ datetime (naive UTC in some versions, aware in others) as Unix seconds."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        from datetime import UTC
+
+        value = value.replace(tzinfo=UTC)
+    stamp: float = value.timestamp()
+    return stamp

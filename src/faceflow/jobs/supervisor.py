@@ -1,0 +1,213 @@
+"""``faceflow worker``: N RQ worker processes on one machine, kept alive, stopped cleanly.
+
+The supervisor loads no model. It spawns (never forks) ``processes`` children; each loads the
+models itself, warms up, then works the queue (:mod:`faceflow.jobs.worker`). The supervisor:
+
+* replaces a child that dies: at once if it had been ready (a crash mid-job, e.g. SIGKILL or the
+  OOM killer), with a growing delay (1 s … 30 s) if it died while starting (e.g. a missing model),
+  so a broken install does not spin;
+* runs the queue's maintenance every ``maintenance_interval_s`` (abandoned jobs → retried or
+  parked, expired registry entries) and RQ's scheduler, which enqueues retries when their
+  backoff is over; it does so in this model-free process, so recovery needs no idle worker;
+* on SIGTERM or SIGINT passes SIGTERM to every child (RQ's warm shutdown: finish the current job,
+  then exit), waits up to ``job_timeout_s`` + 10 s, kills what is left, and exits 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
+from types import FrameType
+
+from redis.exceptions import RedisError
+from rq.registry import clean_registries
+from rq.scheduler import RQScheduler
+from rq.serializers import JSONSerializer
+from rq.worker_registration import clean_worker_registry
+
+from faceflow.config import Settings
+from faceflow.jobs.redis_store import connect
+from faceflow.jobs.worker import FaceflowQueue, build_worker, open_queue
+from faceflow.runtime.context import load_context, warm_up
+
+log = logging.getLogger(__name__)
+
+_TICK_S = 0.2
+_RESTART_DELAY_MAX_S = 30.0
+_STOP_GRACE_S = 10.0
+
+
+def worker_process_main(settings_json: str, slot: int, ready: Event, log_level: str) -> None:
+    """Entry point of one spawned worker process: load the models here, then work the queue."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format=f"%(asctime)s worker-{slot}[%(process)d] %(levelname)s %(name)s: %(message)s",
+    )
+    settings = Settings.model_validate_json(settings_json)
+    context = load_context(settings_json)
+    if settings.runtime.warmup:
+        warm_up(context)
+    worker = build_worker(settings, context)
+    ready.set()
+    log.info("worker %d ready (pid %d), queue %r", slot, os.getpid(), settings.jobs.queue_name)
+    worker.work(logging_level=log_level.upper(), with_scheduler=False)
+
+
+@dataclass(eq=False)
+class _Child:
+    slot: int
+    process: BaseProcess
+    ready: Event
+    started_at: float
+    failures: int = 0
+    """Consecutive deaths before becoming ready."""
+
+
+@dataclass
+class Supervisor:
+    settings: Settings
+    processes: int
+    log_level: str = "info"
+    _children: list[_Child] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _restart_at: dict[int, tuple[float, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.settings.jobs.redis_url is None:
+            raise ValueError("faceflow worker needs jobs.redis_url (or --queue-url)")
+        self._mp = multiprocessing.get_context("spawn")
+        self._settings_json = self.settings.model_dump_json()
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        log.info(
+            "supervisor: %s received; stopping after current jobs", signal.Signals(signum).name
+        )
+        self._stop.set()
+
+    @property
+    def pids(self) -> list[int]:
+        return [c.process.pid for c in self._children if c.process.pid is not None]
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        jobs = self.settings.jobs
+        assert jobs.redis_url is not None
+        connection = connect(jobs.redis_url, max(1.0, jobs.redis_timeout_ms / 1000))
+        queue = open_queue(self.settings, connection)
+        scheduler = RQScheduler(
+            [jobs.queue_name], connection=connection, interval=1, serializer=JSONSerializer
+        )
+        self._children = [self._spawn(slot, failures=0) for slot in range(self.processes)]
+        log.info(
+            "supervisor (pid %d): %d worker processes on queue %r",
+            os.getpid(),
+            self.processes,
+            jobs.queue_name,
+        )
+        next_maintenance = 0.0
+        next_schedule = 0.0
+        try:
+            while not self._stop.is_set():
+                self._replace_dead()
+                now = time.monotonic()
+                if now >= next_schedule:
+                    next_schedule = now + 1.0
+                    self._schedule(scheduler)
+                if now >= next_maintenance:
+                    next_maintenance = now + jobs.maintenance_interval_s
+                    self._maintain(queue)
+                sentinels = [c.process.sentinel for c in self._children if c.process.is_alive()]
+                if sentinels:
+                    multiprocessing.connection.wait(sentinels, timeout=_TICK_S)
+                else:
+                    self._stop.wait(_TICK_S)
+        finally:
+            self._shutdown()
+            with contextlib.suppress(RedisError):
+                scheduler.stop()  # type: ignore[no-untyped-call]
+            connection.close()
+        log.info("supervisor: stopped")
+        return 0
+
+    def _spawn(self, slot: int, failures: int) -> _Child:
+        ready = self._mp.Event()
+        process = self._mp.Process(
+            target=worker_process_main,
+            args=(self._settings_json, slot, ready, self.log_level),
+            name=f"faceflow-worker-{slot}",
+            daemon=False,
+        )
+        process.start()
+        return _Child(slot, process, ready, time.monotonic(), failures)
+
+    def _replace_dead(self) -> None:
+        now = time.monotonic()
+        for index, child in enumerate(self._children):
+            if child.process.is_alive() or self._stop.is_set():
+                continue
+            pending = self._restart_at.get(child.slot)
+            if pending is None:
+                child.process.join(timeout=1.0)
+                was_ready = child.ready.is_set()
+                failures = 0 if was_ready else child.failures + 1
+                delay = 0.0 if was_ready else min(_RESTART_DELAY_MAX_S, 2.0 ** (failures - 1))
+                log.warning(
+                    "worker %d (pid %s) exited with %s%s; restarting in %.0f s",
+                    child.slot,
+                    child.process.pid,
+                    child.process.exitcode,
+                    "" if was_ready else " before it was ready",
+                    delay,
+                )
+                self._restart_at[child.slot] = (now + delay, failures)
+                pending = self._restart_at[child.slot]
+            if now >= pending[0]:
+                del self._restart_at[child.slot]
+                self._children[index] = self._spawn(child.slot, pending[1])
+
+    def _schedule(self, scheduler: RQScheduler) -> None:
+        """Enqueue retries whose backoff is over (RQ's scheduler, one tick, with its locks)."""
+        try:
+            if scheduler.should_reacquire_locks:
+                scheduler.acquire_locks()  # type: ignore[no-untyped-call]
+            if scheduler.acquired_locks:
+                scheduler.heartbeat()  # type: ignore[no-untyped-call]
+                scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
+        except RedisError as exc:
+            log.warning("supervisor: scheduler tick failed: %s", exc)
+
+    def _maintain(self, queue: FaceflowQueue) -> None:
+        """Retry or park abandoned jobs; drop expired registry entries (under RQ's lock)."""
+        try:
+            if queue.acquire_maintenance_lock():
+                try:
+                    clean_registries(queue)
+                    clean_worker_registry(queue)
+                finally:
+                    queue.release_maintenance_lock()  # type: ignore[no-untyped-call]
+        except RedisError as exc:
+            log.warning("supervisor: maintenance failed: %s", exc)
+
+    def _shutdown(self) -> None:
+        for child in self._children:
+            if child.process.is_alive() and child.process.pid is not None:
+                os.kill(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.jobs.job_timeout_s + _STOP_GRACE_S
+        for child in self._children:
+            child.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if child.process.is_alive():
+                log.error(
+                    "worker %d (pid %s) did not stop; killing it", child.slot, child.process.pid
+                )
+                child.process.kill()
+                child.process.join(timeout=5.0)

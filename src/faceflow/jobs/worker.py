@@ -1,0 +1,249 @@
+"""The RQ side of jobs: the job function and the worker class that runs it.
+
+One worker process = one :class:`FaceflowWorker`, an RQ ``SimpleWorker``: it runs every job in its
+own process, where it loaded the models once at start (no fork per job, so no ONNX session is
+ever used across a fork and none is re-created per job). The price of not forking is that a
+crash takes the worker down with its job; the job is not lost:
+
+* while a job runs, a heartbeat thread renews its lease in RQ's started registry every
+  ``lease_s / 3`` seconds (RQ's SimpleWorker would otherwise claim ``job_timeout + 60`` s);
+* a worker killed mid-job stops renewing, so within ``lease_s`` the job counts as abandoned, and
+  the next maintenance pass (every ``maintenance_interval_s``, by any worker or supervisor)
+  retries it on another worker while it has retries left, and parks it in the failed registry
+  (the dead-letter list) after that;
+* the supervisor (:mod:`faceflow.jobs.supervisor`) starts a fresh worker process in its place.
+
+Test-only hooks (``jobs.test_crash_marker``, ``jobs.test_hold_marker``): a job whose image bytes
+contain the marker kills its worker with SIGKILL, or sleeps ``test_hold_s`` first. They exist to
+prove the crash handling above and do nothing unless set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, SimpleWorker, get_current_job
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from rq.worker import WorkerStatus
+
+from faceflow.cache.entry import CacheEntry, encode_entry
+from faceflow.cache.keys import cache_key
+from faceflow.cache.redis_cache import DEFAULT_NAMESPACE
+from faceflow.config import Settings
+from faceflow.errors import FaceflowError, InputError, JsonScalar
+from faceflow.jobs.operations import job_id_for, spec_for
+from faceflow.jobs.records import (
+    JobError,
+    JobOutcome,
+    decode_payload,
+    encode_outcome,
+)
+from faceflow.jobs.redis_store import JobKeys, connect
+from faceflow.runtime.context import WorkerContext
+
+log = logging.getLogger(__name__)
+
+# The maintenance lock RQ takes before cleaning registries expires after 899 s; a worker killed
+# while holding it would stop abandoned-job recovery for 15 minutes, so ours expires sooner.
+MAINTENANCE_LOCK_S = 30
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerState:
+    """What the job function needs, bound by the worker around each job it runs."""
+
+    settings: Settings
+    context: WorkerContext
+    connection: Redis
+    """The queue Redis."""
+    cache: Redis | None
+    """The shared result cache's Redis, if configured."""
+
+    @property
+    def keys(self) -> JobKeys:
+        return JobKeys(self.settings.jobs.queue_name)
+
+
+_STATE: ContextVar[WorkerState] = ContextVar("faceflow_worker_state")
+
+
+class FaceflowQueue(Queue):
+    """An RQ queue whose maintenance lock expires after :data:`MAINTENANCE_LOCK_S`."""
+
+    def acquire_maintenance_lock(self) -> bool:
+        return bool(
+            self.connection.set(self.registry_cleaning_key, 1, nx=True, ex=MAINTENANCE_LOCK_S)
+        )
+
+
+def open_queue(settings: Settings, connection: Redis) -> FaceflowQueue:
+    return FaceflowQueue(
+        settings.jobs.queue_name,
+        connection=connection,
+        serializer=JSONSerializer,
+        default_timeout=settings.jobs.job_timeout_s,
+    )
+
+
+class FaceflowWorker(SimpleWorker):
+    """A SimpleWorker holding one process's loaded models and renewing a short lease per job."""
+
+    queue_class = FaceflowQueue
+
+    def __init__(
+        self, queue: FaceflowQueue, state: WorkerState, *, name: str | None = None
+    ) -> None:
+        jobs = state.settings.jobs
+        super().__init__(
+            [queue],
+            connection=state.connection,
+            serializer=JSONSerializer,
+            name=name,
+            worker_ttl=jobs.worker_ttl_s,
+            maintenance_interval=jobs.maintenance_interval_s,
+            job_monitoring_interval=jobs.lease_s,
+        )
+        self._ff_state = state
+        self._lease_s = jobs.lease_s
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return self._lease_s
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        execution = self.prepare_execution(job)
+        stop = threading.Event()
+        beat = threading.Thread(
+            target=self._renew_lease,
+            args=(job, execution, stop),
+            name="faceflow-lease",
+            daemon=True,
+        )
+        beat.start()
+        token = _STATE.set(self._ff_state)
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            _STATE.reset(token)
+            stop.set()
+            beat.join(timeout=self._lease_s)
+        self.set_state(WorkerStatus.IDLE)
+
+    def _renew_lease(self, job: Job, execution: Any, stop: threading.Event) -> None:
+        interval = max(0.5, self._lease_s / 3)
+        while not stop.wait(interval):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except RedisError as exc:
+                log.warning("job %s: lease renewal failed: %s", job.id, exc)
+
+
+def run_job() -> dict[str, JsonScalar]:
+    """The RQ job function: run the stored payload of the current job on this process's models.
+
+    Stores the outcome under the job's result key (and the result in the shared cache); returns
+    a small JSON summary for RQ. Bad input (an error no retry can fix) is a *finished* job with an
+    error outcome, so it is not retried; anything else raises, and RQ retries it.
+    """
+    try:
+        state = _STATE.get()
+    except LookupError:
+        raise RuntimeError("run_job runs only inside a FaceflowWorker") from None
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("run_job runs only as an RQ job")
+    keys = state.keys
+    attempts = job.meta.get("attempts", 0)
+    job.meta["attempts"] = (attempts if isinstance(attempts, int) else 0) + 1
+    job.meta["pid"] = os.getpid()
+    job.save_meta()  # type: ignore[no-untyped-call]
+
+    raw = state.connection.get(keys.data(job.id))
+    payload = decode_payload(raw) if isinstance(raw, bytes) else None
+    if payload is None:
+        return _store(state, job, JobOutcome(error=JobError("not_found", "job data expired", 404)))
+    _test_hooks(state.settings, payload.data)
+    try:
+        _, spec = spec_for(payload.operation)
+        request = spec.from_params(payload.data, payload.params)
+        output = spec.task(state.context, request)
+    except InputError as exc:
+        return _store(state, job, JobOutcome(error=JobError(exc.code, exc.message, exc.status)))
+    except FaceflowError as exc:
+        job.meta["error"] = {"code": exc.code, "message": exc.message, "status": exc.status}
+        job.save_meta()  # type: ignore[no-untyped-call]
+        raise
+    entry = CacheEntry(output.media_type, output.body, output.meta)
+    key = cache_key(payload.data, payload.operation, payload.params)
+    if job_id_for(key) != job.id:
+        log.warning("job %s: this worker's models differ from the API's (key %s)", job.id, key)
+    summary = _store(state, job, JobOutcome(entry=entry))
+    if state.cache is not None:
+        _fill_cache(state, key, entry)
+    return summary
+
+
+def _store(state: WorkerState, job: Job, outcome: JobOutcome) -> dict[str, JsonScalar]:
+    keys = state.keys
+    with state.connection.pipeline() as pipe:
+        pipe.set(keys.result(job.id), encode_outcome(outcome), ex=state.settings.jobs.result_ttl_s)
+        pipe.delete(keys.data(job.id))
+        pipe.execute()
+    if outcome.entry is not None:
+        return {
+            "ok": True,
+            "media_type": outcome.entry.media_type,
+            "bytes": len(outcome.entry.body),
+        }
+    assert outcome.error is not None
+    return {"ok": False, "code": outcome.error.code}
+
+
+def cache_data_key(key: str) -> str:
+    """The shared cache's Redis key for cache key ``key`` (as RedisCache names it)."""
+    return f"{DEFAULT_NAMESPACE}:cache:{key}"
+
+
+def _fill_cache(state: WorkerState, key: str, entry: CacheEntry) -> None:
+    cache = state.settings.cache
+    factor = 1.0 + cache.ttl_jitter * (2.0 * random.random() - 1.0)
+    ttl_ms = max(1, round(cache.ttl_s * 1000 * factor))
+    assert state.cache is not None
+    try:
+        state.cache.set(cache_data_key(key), encode_entry(entry), px=ttl_ms)
+    except RedisError as exc:  # the cache is an optimisation: the job result is stored already
+        log.warning("could not store job result in the shared cache: %s", exc)
+
+
+def _test_hooks(settings: Settings, data: bytes) -> None:
+    jobs = settings.jobs
+    if jobs.test_hold_marker and jobs.test_hold_marker.encode() in data:
+        log.warning("test hold marker: sleeping %.1f s", jobs.test_hold_s)
+        time.sleep(jobs.test_hold_s)
+    if jobs.test_crash_marker and jobs.test_crash_marker.encode() in data:
+        log.warning("test crash marker: killing this worker process (pid %d)", os.getpid())
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def build_worker(settings: Settings, context: WorkerContext) -> FaceflowWorker:
+    """A worker for this process, around models this process loaded."""
+    jobs = settings.jobs
+    assert jobs.redis_url is not None
+    connection = connect(jobs.redis_url, None)  # RQ sets a socket timeout above its block time
+    cache = (
+        connect(settings.cache.redis_url, settings.cache.redis_timeout_ms / 1000)
+        if settings.cache.redis_url
+        else None
+    )
+    state = WorkerState(settings, context, connection, cache)
+    return FaceflowWorker(open_queue(settings, connection), state)
