@@ -12,6 +12,7 @@ from faceflow.models.age_gender import AgeModel, GenderModel
 from faceflow.models.aligner import FaceAligner
 from faceflow.models.catalog import ModelSpec
 from faceflow.models.detector import YuNetDetector
+from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.models.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class ModelSet:
     aligner: FaceAligner
     age: AgeModel
     gender: GenderModel
+    segmenter: U2NetpSegmenter
 
     @classmethod
     def load(cls, settings: ModelSettings) -> ModelSet:
@@ -39,13 +41,15 @@ class ModelSet:
             aligner=FaceAligner.load(store),
             age=AgeModel.load(store, settings),
             gender=GenderModel.load(store, settings),
+            segmenter=U2NetpSegmenter.load(store, settings),
         )
         log.info("models loaded from %s", store.directory)
         return models
 
 
 MODEL_CLASSES: dict[str, type[LoadedModel]] = {
-    cls.spec.name: cls for cls in (YuNetDetector, FaceAligner, AgeModel, GenderModel)
+    cls.spec.name: cls
+    for cls in (YuNetDetector, FaceAligner, AgeModel, GenderModel, U2NetpSegmenter)
 }
 
 

@@ -47,4 +47,5 @@ def warm_up(context: WorkerContext) -> None:
     models = context.models
     models.age.predict(np.zeros((1, models.age.chip_px, models.age.chip_px, 3), np.uint8))
     models.gender.predict(np.zeros((1, models.gender.chip_px, models.gender.chip_px, 3), np.uint8))
+    models.segmenter.predict(np.full((320, 240, 3), 128, dtype=np.uint8))
     log.info("inference process warmed up")

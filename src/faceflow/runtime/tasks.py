@@ -92,9 +92,11 @@ class StageTimer:
         return {f"ms_{name}": value for name, value in self.ms.items()}
 
 
-def _decode(
+def decode_for(
     context: WorkerContext, data: bytes, long_side_px: int, timer: StageTimer
 ) -> DecodedImage:
+    """Decode untrusted bytes under the process's limits, at least ``long_side_px`` on the long
+    side where the format can decode smaller (JPEG), timed as the ``decode`` stage."""
     with timer.stage("decode"):
         return decode_image(data, context.settings.limits, max_long_side_px=long_side_px)
 
@@ -108,7 +110,7 @@ def face_report(
         Operation.ANALYZE: ANALYZE_DECODE_PX,
         Operation.ANNOTATE: ANNOTATE_DECODE_PX,
     }[request.operation]
-    image = _decode(context, request.data, long_side, timer)
+    image = decode_for(context, request.data, long_side, timer)
     with timer.stage("detect"):
         faces = detect_faces(
             image.rgb, context.models.detector, request.options, source_scale=image.scale

@@ -10,7 +10,9 @@ from importlib.resources import files
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from faceflow import __version__
 from faceflow.cache.tiered import ResultCache
@@ -22,7 +24,7 @@ from faceflow.runtime.pool import InferencePool
 from faceflow.service.errors import install_error_handlers
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import RequestContext
-from faceflow.service.routes import faces, jobs, system
+from faceflow.service.routes import faces, idphoto, jobs, system
 from faceflow.service.security import ApiKeys, RateLimit
 from faceflow.service.state import Services
 
@@ -95,10 +97,22 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(faces.router)
+    app.include_router(idphoto.router)
     app.include_router(jobs.router)
     if settings.server.web_page:
         static = files("faceflow.service") / "static"
-        app.mount("/", StaticFiles(directory=str(static), html=True), name="web")
+        web = StaticFiles(directory=str(static), html=True)
+
+        async def web_page(scope: Scope, receive: Receive, send: Send) -> None:
+            # Files answer GET and HEAD; any other method on a path no route has is a 404, not
+            # StaticFiles' "405, allow GET" for a resource that does not exist.
+            if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+                raise StarletteHTTPException(404)
+            await web(scope, receive, send)
+
+        # The router's fallback, not a mount at "/": a mount matches every path fully, so a wrong
+        # method on an API route (GET /v1/detect) would reach it and get 404 instead of 405.
+        app.router.default = web_page
     if settings.server.cors_origins:
         app.add_middleware(
             CORSMiddleware,

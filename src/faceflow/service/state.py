@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -46,10 +46,19 @@ class Services:
     ) -> tuple[CacheEntry, CacheStatus]:
         """The cached result of ``task(request)`` for these bytes and params, computed at most once
         across concurrent identical requests (and, with Redis, across API nodes)."""
-        key = cache_key(data, operation, params)
+
+        async def produce() -> TaskOutput:
+            return await self.pool.run(task, request)
+
+        return await self.cached_output(cache_key(data, operation, params), produce)
+
+    async def cached_output(
+        self, key: str, produce: Callable[[], Awaitable[TaskOutput]]
+    ) -> tuple[CacheEntry, CacheStatus]:
+        """The entry under ``key``, or ``produce()``'s output stored under it (once, shared)."""
 
         async def compute() -> CacheEntry:
-            output = await self.pool.run(task, request)
+            output = await produce()
             self.metrics.observe_stages(output.meta)
             return CacheEntry(output.media_type, output.body, output.meta)
 

@@ -1,0 +1,121 @@
+"""ID-photo work for the inference processes, in two cacheable stages.
+
+1. :func:`matte_task`: decode, detect, require one face, cut the portrait out (u2netp). Its output
+   is the serialised matte, which the service caches by the upload's content hash.
+2. :func:`render_task` / :func:`sheet_task`: from a matte alone, lay out, recolour, encode — no
+   model runs, so another size, background or format for the same upload costs tens of ms.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+
+from faceflow.errors import JsonScalar
+from faceflow.imaging.encode import OutputFormat
+from faceflow.pipeline.detect import detect_faces
+from faceflow.pipeline.idphoto.matte import compute_matte, matte_from_bytes, matte_to_bytes
+from faceflow.pipeline.idphoto.render import (
+    IdPhotoOptions,
+    IdPhotoResult,
+    render_id_photo,
+    render_pixels,
+    single_face,
+)
+from faceflow.pipeline.idphoto.sheet import SheetItem, compose_sheet, get_paper
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec
+from faceflow.runtime.context import WorkerContext
+from faceflow.runtime.tasks import JSON_MEDIA_TYPE, StageTimer, TaskOutput, decode_for
+
+MATTE_MEDIA_TYPE = "application/vnd.faceflow.matte"
+# Enough pixels for a 600 dpi photo's head, without decoding a 40 MP upload in full.
+MATTE_DECODE_PX = 2400
+
+
+class ResponseKind(StrEnum):
+    IMAGE = "image"
+    JSON = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class MatteRequest:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RenderRequest:
+    matte: bytes
+    options: IdPhotoOptions
+    response: ResponseKind = ResponseKind.IMAGE
+
+
+@dataclass(frozen=True, slots=True)
+class SheetRequest:
+    matte: bytes
+    items: tuple[tuple[IdPhotoOptions, int | None], ...]
+    """(photo options, copies) per preset; copies None = as many as fit (single preset only)."""
+    paper: str
+    output_format: OutputFormat = OutputFormat.JPEG
+
+
+def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
+    """The upload's portrait matte, serialised; NoFace / MultipleFaces unless exactly one face."""
+    timer = StageTimer()
+    image = decode_for(context, request.data, MATTE_DECODE_PX, timer)
+    with timer.stage("detect"):
+        faces = detect_faces(
+            image.rgb, context.models.detector, context.detect_defaults, source_scale=image.scale
+        )
+    face = single_face(faces)
+    with timer.stage("matte"):
+        matte = compute_matte(image.rgb, face, context.models.segmenter, source_scale=image.scale)
+        body = matte_to_bytes(matte)
+    return TaskOutput(MATTE_MEDIA_TYPE, body, {"face_count": 1, **timer.as_meta()})
+
+
+def result_meta(result: IdPhotoResult) -> dict[str, JsonScalar]:
+    return {
+        "compliance": result.report.status.value,
+        "width": result.width_px,
+        "height": result.height_px,
+        "dpi": result.dpi,
+        "quality": result.quality,
+    }
+
+
+def render_task(context: WorkerContext, request: RenderRequest) -> TaskOutput:
+    """The ID photo (image, or JSON with the image in base64 and the compliance report)."""
+    timer = StageTimer()
+    with timer.stage("render"):
+        matte = matte_from_bytes(request.matte)
+        result = render_id_photo(matte, matte.face, request.options)
+    meta = {**result_meta(result), **timer.as_meta()}
+    if request.response is ResponseKind.IMAGE:
+        return TaskOutput(result.media_type, result.data, meta)
+    body = {**result.to_dict(), "image_base64": base64.b64encode(result.data).decode("ascii")}
+    return TaskOutput(JSON_MEDIA_TYPE, json.dumps(body, separators=(",", ":")).encode(), meta)
+
+
+def sheet_task(context: WorkerContext, request: SheetRequest) -> TaskOutput:
+    """A 300 dpi print sheet with copies of the photo at one or several sizes, and cut marks."""
+    timer = StageTimer()
+    with timer.stage("render"):
+        matte = matte_from_bytes(request.matte)
+        items = []
+        for options, count in request.items:
+            spec: IdPhotoSpec = options.spec
+            pixels = render_pixels(matte, matte.face, options).pixels
+            items.append(SheetItem(pixels, spec.width_mm, spec.height_mm, count))
+        sheet = compose_sheet(items, get_paper(request.paper))
+    with timer.stage("encode"):
+        body = sheet.encode(request.output_format)
+    meta: dict[str, JsonScalar] = {
+        "copies": sheet.copies,
+        "width": int(sheet.pixels.shape[1]),
+        "height": int(sheet.pixels.shape[0]),
+        "dpi": sheet.dpi,
+        **timer.as_meta(),
+    }
+    return TaskOutput(request.output_format.mime_type, body, meta)

@@ -1,0 +1,267 @@
+"""ID photos: size presets, the photo itself, and print sheets.
+
+Every photo of an upload is rendered from one cached matte (keyed by the upload's content hash):
+the first request runs detection and u2netp; another size, background or format for the same
+photo only lays out, recolours and encodes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from faceflow.cache.entry import CacheEntry
+from faceflow.cache.keys import cache_key
+from faceflow.cache.tiered import CacheStatus
+from faceflow.errors import InvalidParameter, JsonScalar
+from faceflow.imaging.encode import OutputFormat
+from faceflow.pipeline.idphoto.background import Background, BackgroundStyle, parse_background
+from faceflow.pipeline.idphoto.render import IdPhotoOptions
+from faceflow.pipeline.idphoto.sheet import PAPERS, get_paper
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec, list_specs
+from faceflow.runtime.idphoto_tasks import (
+    MatteRequest,
+    RenderRequest,
+    ResponseKind,
+    SheetRequest,
+    matte_task,
+    render_task,
+    sheet_task,
+)
+from faceflow.runtime.tasks import TaskOutput
+from faceflow.service.guard import guard
+from faceflow.service.routes.faces import cache_headers
+from faceflow.service.schemas import error_responses, image_request_body, image_response
+from faceflow.service.state import Services, services_of
+from faceflow.service.upload import read_image
+
+router = APIRouter(prefix="/v1/id-photo", tags=["id-photo"], dependencies=[Depends(guard)])
+
+_SHEET_ALIASES = {"6in": "6inch", "5in": "5inch"}
+
+SpecKey = Annotated[
+    str, Query(description="size preset key (see GET /v1/id-photo/specs); ignored with width")
+]
+Width = Annotated[float | None, Query(gt=0, description="custom width (with height and unit)")]
+Height = Annotated[float | None, Query(gt=0, description="custom height")]
+Unit = Annotated[Literal["mm", "px"], Query(description="unit of a custom width and height")]
+Dpi = Annotated[int | None, Query(ge=72, le=1200, description="print resolution of a custom size")]
+BackgroundColour = Annotated[
+    str, Query(description="white, blue, red, grey or #rrggbb (URL-encode # as %23)")
+]
+Gradient = Annotated[
+    Literal["none", "vertical", "radial"], Query(description="fade the background to white")
+]
+Format = Annotated[OutputFormat, Query(description="output image format")]
+MaxKb = Annotated[int | None, Query(ge=1, le=10_000, description="JPEG file-size cap in KB")]
+Transparent = Annotated[bool, Query(description="PNG with the background left transparent")]
+Quality = Annotated[int, Query(ge=1, le=100, description="JPEG quality (without max_kb)")]
+
+
+def photo_options(
+    spec: str,
+    width: float | None,
+    height: float | None,
+    unit: Literal["mm", "px"],
+    dpi: int | None,
+    background: str,
+    gradient: str,
+    output_format: OutputFormat,
+    max_kb: int | None,
+    transparent: bool,
+    quality: int,
+) -> IdPhotoOptions:
+    """Validated options; InvalidParameter (400) for any bad combination."""
+    chosen: IdPhotoSpec
+    if width is not None or height is not None:
+        if width is None or height is None:
+            raise InvalidParameter("a custom size needs both width and height")
+        chosen = custom_spec(width, height, unit, dpi or 300)
+    else:
+        chosen = get_spec(spec)
+    style = BackgroundStyle.SOLID if gradient == "none" else BackgroundStyle(gradient)
+    colour: Background = parse_background(background, style.value)
+    return IdPhotoOptions(chosen, colour, output_format, max_kb, transparent, quality)
+
+
+def options_params(options: IdPhotoOptions) -> dict[str, JsonScalar]:
+    """Every option that changes the output, canonically, for the cache key."""
+    return {
+        "spec": json.dumps(options.spec.to_dict(), sort_keys=True, separators=(",", ":")),
+        "background": options.background.hex,
+        "style": options.background.style.value,
+        "format": options.output_format.value,
+        "max_kb": options.max_kb,
+        "transparent": options.transparent,
+        "quality": options.quality,
+    }
+
+
+async def cached_matte(services: Services, data: bytes) -> CacheEntry:
+    """The upload's matte: from the cache, or detection + u2netp once for concurrent requests."""
+    entry, _ = await services.cached(data, "matte", {}, matte_task, MatteRequest(data))
+    return entry
+
+
+async def _from_matte(
+    services: Services,
+    data: bytes,
+    operation: str,
+    params: dict[str, JsonScalar],
+    build: RenderRequest | SheetRequest,
+) -> tuple[CacheEntry, CacheStatus]:
+    async def produce() -> TaskOutput:
+        matte = await cached_matte(services, data)
+        if isinstance(build, RenderRequest):
+            request = RenderRequest(matte.body, build.options, build.response)
+            return await services.pool.run(render_task, request)
+        sheet = SheetRequest(matte.body, build.items, build.paper, build.output_format)
+        return await services.pool.run(sheet_task, sheet)
+
+    return await services.cached_output(cache_key(data, operation, params), produce)
+
+
+def _photo_response(entry: CacheEntry, status: CacheStatus) -> Response:
+    headers = cache_headers(dict(entry.meta), status)
+    compliance = entry.meta.get("compliance")
+    if isinstance(compliance, str):
+        headers["X-Compliance"] = compliance
+    return Response(entry.body, media_type=entry.media_type, headers=headers)
+
+
+def parse_layout(value: str) -> list[tuple[str, int]]:
+    """'cn-1inch:4,cn-2inch:2' → [('cn-1inch', 4), ('cn-2inch', 2)]."""
+    items = []
+    for part in value.split(","):
+        key, _, count = part.strip().partition(":")
+        try:
+            items.append((key, int(count)))
+        except ValueError:
+            raise InvalidParameter(
+                f"layout item {part!r} must be preset:count, e.g. cn-1inch:4"
+            ) from None
+    return items
+
+
+@router.get("/specs", summary="Every size preset with its rules and sheet papers")
+async def specs() -> dict[str, object]:
+    return {
+        "specs": [spec.to_dict() for spec in list_specs()],
+        "sheets": [paper.to_dict() for paper in PAPERS],
+        "backgrounds": ["white", "blue", "red", "grey"],
+    }
+
+
+@router.post(
+    "",
+    summary="An ID photo: cut-out, background, size preset, head placed by rule",
+    response_class=Response,
+    responses={
+        **image_response("the photo (default), or JSON with image_base64 and report"),
+        **error_responses(),
+    },
+    openapi_extra=image_request_body(),
+)
+async def id_photo(
+    request: Request,
+    spec: SpecKey = "cn-1inch",
+    width: Width = None,
+    height: Height = None,
+    unit: Unit = "mm",
+    dpi: Dpi = None,
+    background: BackgroundColour = "white",
+    gradient: Gradient = "none",
+    format: Format = OutputFormat.JPEG,
+    max_kb: MaxKb = None,
+    transparent: Transparent = False,
+    quality: Quality = 95,
+    response: Annotated[
+        ResponseKind, Query(description="image: the photo; json: base64 photo + report")
+    ] = ResponseKind.IMAGE,
+    sheet: Annotated[
+        str | None, Query(description="return a print sheet on this paper instead")
+    ] = None,
+) -> Response:
+    """Exactly one face is required: none → 422 `no_face`, several → 422 `multiple_faces` with
+    `face_count`. The `X-Compliance` header (pass / warn / fail) summarises the report."""
+    services = services_of(request)
+    options = photo_options(
+        spec, width, height, unit, dpi, background, gradient, format, max_kb, transparent, quality
+    )
+    upload = await read_image(request, services.settings.limits.max_upload_bytes)
+    if sheet is not None:
+        return await _sheet(services, upload.data, [(options, None)], sheet)
+    params = {**options_params(options), "response": response.value}
+    build = RenderRequest(b"", options, response)
+    entry, status = await _from_matte(services, upload.data, "id-photo", params, build)
+    return _photo_response(entry, status)
+
+
+async def _sheet(
+    services: Services,
+    data: bytes,
+    items: list[tuple[IdPhotoOptions, int | None]],
+    paper: str,
+) -> Response:
+    chosen = get_paper(_SHEET_ALIASES.get(paper, paper))
+    params: dict[str, JsonScalar] = {
+        "paper": chosen.key,
+        "items": json.dumps(
+            [[options_params(options), count] for options, count in items], sort_keys=True
+        ),
+    }
+    build = SheetRequest(b"", tuple(items), chosen.key)
+    entry, status = await _from_matte(services, data, "id-photo-sheet", params, build)
+    return _photo_response(entry, status)
+
+
+@router.post(
+    "/sheet",
+    summary="A 300 dpi print sheet (6-inch, 5-inch or A4) with cut marks",
+    response_class=Response,
+    responses={**image_response("the print sheet"), **error_responses()},
+    openapi_extra=image_request_body(),
+)
+async def id_photo_sheet(
+    request: Request,
+    spec: SpecKey = "cn-1inch",
+    sheet: Annotated[str, Query(description="6inch (4×6 in), 5inch (3.5×5 in) or a4")] = "6inch",
+    layout: Annotated[
+        str | None,
+        Query(description="mixed sheet: preset:count list, e.g. cn-1inch:4,cn-2inch:2"),
+    ] = None,
+    background: BackgroundColour = "white",
+    gradient: Gradient = "none",
+) -> Response:
+    """As many copies as fit (or the counts in `layout`), centred, with gaps and cut marks."""
+    services = services_of(request)
+    if layout:
+        items: list[tuple[IdPhotoOptions, int | None]] = [
+            (
+                photo_options(
+                    key,
+                    None,
+                    None,
+                    "mm",
+                    None,
+                    background,
+                    gradient,
+                    OutputFormat.JPEG,
+                    None,
+                    False,
+                    95,
+                ),
+                count,
+            )
+            for key, count in parse_layout(layout)
+        ]
+    else:
+        options = photo_options(
+            spec, None, None, "mm", None, background, gradient, OutputFormat.JPEG, None, False, 95
+        )
+        items = [(options, None)]
+    upload = await read_image(request, services.settings.limits.max_upload_bytes)
+    return await _sheet(services, upload.data, items, sheet)
