@@ -125,12 +125,30 @@ def _is_multipart(request: Request) -> bool:
     return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
 
 
+def check_image(upload: Upload, max_image_bytes: int) -> None:
+    """Refuse one uploaded image that is over ``max_image_bytes`` (413) or empty (400)."""
+    if len(upload.data) > max_image_bytes:
+        raise TooLarge(
+            f"an image of {len(upload.data)} bytes exceeds the {max_image_bytes}-byte limit",
+            {"limit_bytes": max_image_bytes},
+        )
+    if not upload.data:
+        raise EmptyInput(f"the image field {upload.filename or ''!r} is empty".strip())
+
+
 async def read_images(
-    request: Request, max_image_bytes: int, *, field_names: tuple[str, ...], max_items: int
+    request: Request,
+    max_image_bytes: int,
+    *,
+    field_names: tuple[str, ...],
+    max_items: int,
+    check_each: bool = True,
 ) -> list[Upload]:
     """The images of a request: form parts named in ``field_names``, or the raw body.
 
     Every image is capped at ``max_image_bytes``; a multipart body may hold ``max_items`` images.
+    With ``check_each=False`` an empty or oversized part is returned rather than refused, for a
+    caller that fails such items on their own (:func:`check_image`).
     """
     content_type = request.headers.get("content-type", "")
     multipart = _is_multipart(request)
@@ -152,14 +170,9 @@ async def read_images(
         )
     if len(uploads) > max_items:
         raise InvalidParameter(f"at most {max_items} images per request", {"limit": max_items})
-    for upload in uploads:
-        if len(upload.data) > max_image_bytes:
-            raise TooLarge(
-                f"an image of {len(upload.data)} bytes exceeds the {max_image_bytes}-byte limit",
-                {"limit_bytes": max_image_bytes},
-            )
-        if not upload.data:
-            raise EmptyInput(f"the image field {upload.filename or ''!r} is empty".strip())
+    if check_each:
+        for upload in uploads:
+            check_image(upload, max_image_bytes)
     return uploads
 
 

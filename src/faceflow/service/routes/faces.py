@@ -26,7 +26,7 @@ from faceflow.service.schemas import (
     image_response,
 )
 from faceflow.service.state import Services, services_of
-from faceflow.service.upload import Upload, read_image, read_images
+from faceflow.service.upload import Upload, check_image, read_image, read_images
 
 router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(guard)])
 
@@ -209,6 +209,7 @@ async def batch(
         limits.max_upload_bytes,
         field_names=("images", "image"),
         max_items=limits.batch_max_items,
+        check_each=False,
     )
     options = detect_options(services, threshold, max_faces, min_face_px)
     chosen = () if operation is BatchOperation.DETECT else parse_attributes(attributes)
@@ -216,6 +217,10 @@ async def batch(
     lanes = asyncio.Semaphore(services.settings.runtime.processes)
 
     async def one(upload: Upload) -> Response | FaceflowError:
+        try:
+            check_image(upload, limits.max_upload_bytes)
+        except FaceflowError as exc:
+            return exc
         face_request = FaceRequest(upload.data, Operation(operation.value), options, chosen, format)
         async with lanes:
             try:
