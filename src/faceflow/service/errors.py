@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from faceflow.errors import FaceflowError, RetryableError
+from faceflow.errors import FaceflowError, RetryableError, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,10 @@ def faceflow_error_response(exc: FaceflowError) -> JSONResponse:
     response = JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
     if isinstance(exc, RetryableError):
         response.headers["Retry-After"] = str(exc.retry_after_s)
+    if isinstance(exc, TooLarge):
+        # The rest of an oversized body may still be on its way: closing the connection stops it,
+        # where keep-alive would make the server read and discard all of it.
+        response.headers["Connection"] = "close"
     response.headers["X-Error-Code"] = exc.code
     return response
 
