@@ -19,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis import Redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 PREFIX = "ff"
@@ -49,14 +51,24 @@ class JobKeys:
         return f"{self._base}:jobrefs:{job_id}"
 
 
-def connect(url: str, timeout_s: float | None) -> Redis:
-    """A sync client with bounded socket waits and no silent retries (RQ needs bytes replies)."""
+def connect(url: str, timeout_s: float | None, *, patient: bool = False) -> Redis:
+    """A sync client (bytes replies, as RQ needs) with bounded socket waits.
+
+    The API's client never retries: a request must fail fast with 503. A worker's client is
+    ``patient``: it retries a lost connection for a few seconds with backoff, so a queue Redis
+    restart (a few hundred ms from its AOF) does not fail the job that was running.
+    """
+    retry = (
+        Retry(ExponentialBackoff(cap=2.0, base=0.1), 6)
+        if patient
+        else Retry(NoBackoff(), 0)
+    )
     client: Redis = Redis.from_url(
         url,
         socket_connect_timeout=timeout_s,
         socket_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
+        retry=retry,
+        retry_on_error=[RedisConnectionError, RedisTimeoutError] if patient else [],
         health_check_interval=0,
     )
     return client

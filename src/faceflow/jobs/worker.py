@@ -239,7 +239,8 @@ def build_worker(settings: Settings, context: WorkerContext) -> FaceflowWorker:
     """A worker for this process, around models this process loaded."""
     jobs = settings.jobs
     assert jobs.redis_url is not None
-    connection = connect(jobs.redis_url, None)  # RQ sets a socket timeout above its block time
+    # RQ raises the socket timeout above its blocking dequeue time itself.
+    connection = connect(jobs.redis_url, None, patient=True)
     cache = (
         connect(settings.cache.redis_url, settings.cache.redis_timeout_ms / 1000)
         if settings.cache.redis_url

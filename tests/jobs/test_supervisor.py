@@ -1,0 +1,147 @@
+"""``faceflow worker`` against a real queue Redis: nothing is lost.
+
+Real worker processes (spawned by the supervisor, each loading the models) on a real
+``redis-server`` with an AOF; jobs are submitted through the API's RQ runner in-process. Test-only
+markers in the image bytes make a job hold (sleep) or kill its worker (see faceflow.jobs.worker).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+from redis import Redis
+from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
+
+from faceflow.config import ModelSettings
+from faceflow.jobs.operations import prepare
+from faceflow.jobs.records import JobStatus
+from tests.fixtures.redis_server import RedisProcess
+from tests.jobs.support import (
+    QUEUE,
+    WorkerFleet,
+    job_settings,
+    runner_for,
+    submit,
+    variant,
+    wait_done,
+    worker_env,
+)
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def module_fleet(
+    tmp_path_factory: pytest.TempPathFactory,
+    pulled_model_settings: ModelSettings,
+    queue_redis_server: RedisProcess,
+) -> Iterator[WorkerFleet]:
+    """Two worker processes shared by this module's tests (each test uses its own images; the
+    last test stops them with SIGTERM)."""
+    queue_redis_server.ensure_healthy()
+    queue_redis_server.flushall()
+    fleet = WorkerFleet(
+        worker_env(pulled_model_settings.dir, queue_redis_server.url),
+        2,
+        tmp_path_factory.mktemp("workers") / "worker.log",
+    )
+    try:
+        yield fleet.start()
+    finally:
+        fleet.stop()
+
+
+@pytest.fixture
+def fleet(module_fleet: WorkerFleet, queue_redis_server: RedisProcess) -> WorkerFleet:
+    """The shared fleet with both workers alive (one a test killed is replaced by now)."""
+    queue_redis_server.ensure_healthy()
+    module_fleet.wait_workers(2)
+    return module_fleet
+
+
+async def test_sigkill_mid_job_retries_it_on_another_worker(
+    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis_server.url)
+    runner = runner_for(settings)
+    data = variant(face_jpeg, "FF-HOLD")
+    handle = await submit(runner, settings, data)
+    victim = fleet.pid_running(prepare("detect", data, {}, settings).job_id)
+
+    os.kill(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+    record = (await wait_done(runner, [handle], timeout_s=60))[handle]
+
+    assert record.status is JobStatus.FINISHED, record
+    assert record.attempts == 2
+    # Lease (2 s) + maintenance (1 s) + backoff (1 s) + the held job itself (4 s), with slack.
+    assert time.monotonic() - killed_at < 30
+    _, entry = await runner.result(handle, None)
+    assert json.loads(entry.body)["face_count"] == 1
+    await runner.close()
+
+
+async def test_poison_job_is_parked_after_max_retries_while_others_flow(
+    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis_server.url)
+    runner = runner_for(settings)
+    poison = variant(face_jpeg, "FF-CRASH")
+    poison_handle = await submit(runner, settings, poison)
+    good = [await submit(runner, settings, variant(face_jpeg)) for _ in range(20)]
+
+    records = await wait_done(runner, [poison_handle, *good], timeout_s=150)
+
+    parked = records[poison_handle]
+    assert parked.status is JobStatus.FAILED
+    assert parked.error is not None
+    assert parked.error.code == "worker_crashed"
+    assert parked.attempts == 1 + settings.jobs.max_retries
+    assert all(records[h].status is JobStatus.FINISHED for h in good), records
+    connection = Redis.from_url(queue_redis_server.url)
+    failed = FailedJobRegistry(QUEUE, connection=connection, serializer=JSONSerializer)
+    assert failed.get_job_ids() == [prepare("detect", poison, {}, settings).job_id]
+    connection.close()
+    await runner.close()
+
+
+async def test_queue_redis_restart_from_aof_loses_no_queued_job(
+    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis_server.url)
+    runner = runner_for(settings)
+    held = [variant(face_jpeg, "FF-HOLD") for _ in range(2)]
+    handles = [await submit(runner, settings, data) for data in held]
+    for data in held:  # both workers busy: what follows stays queued
+        fleet.pid_running(prepare("detect", data, {}, settings).job_id)
+    handles += [await submit(runner, settings, variant(face_jpeg)) for _ in range(5)]
+
+    queue_redis_server.kill()  # SIGKILL: no shutdown save; only the AOF brings the queue back
+    queue_redis_server.start()
+
+    records = await wait_done(runner, handles, timeout_s=90)
+    assert all(r.status is JobStatus.FINISHED for r in records.values()), records
+    await runner.close()
+
+
+async def test_sigterm_finishes_the_current_job_then_exits_cleanly(
+    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis_server.url)
+    runner = runner_for(settings)
+    data = variant(face_jpeg, "FF-HOLD")
+    handle = await submit(runner, settings, data)
+    fleet.pid_running(prepare("detect", data, {}, settings).job_id)
+
+    assert fleet.stop() == 0
+
+    record = await runner.status(handle, None)
+    assert record.status is JobStatus.FINISHED
+    assert record.attempts == 1
+    await runner.close()
