@@ -1,0 +1,95 @@
+"""Versioned wire forms of job payloads, outcomes and handles; the record clients see."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from faceflow.cache.entry import CacheEntry
+from faceflow.errors import Conflict, NoFace
+from faceflow.jobs.records import (
+    SCHEMA_VERSION,
+    HandleRecord,
+    JobError,
+    JobOutcome,
+    JobPayload,
+    JobRecord,
+    JobStatus,
+    decode_handle,
+    decode_outcome,
+    decode_payload,
+    encode_handle,
+    encode_outcome,
+    encode_payload,
+    result_of,
+)
+
+
+def test_payload_round_trip() -> None:
+    payload = JobPayload("analyze", {"score_threshold": 0.5, "attributes": "age"}, b"\xff\xd8abc")
+    assert decode_payload(encode_payload(payload)) == payload
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        JobOutcome(entry=CacheEntry("application/json", b"{}", {"face_count": 0})),
+        JobOutcome(error=JobError("no_face", "no face found", 422)),
+    ],
+)
+def test_outcome_round_trip(outcome: JobOutcome) -> None:
+    assert decode_outcome(encode_outcome(outcome)) == outcome
+
+
+@pytest.mark.parametrize("canceled_at", [None, 12.5])
+def test_handle_round_trip(canceled_at: float | None) -> None:
+    record = HandleRecord("ff1-detect-ab", "detect", "d" * 64, 10.0, canceled_at, True)
+    assert decode_handle(encode_handle(record)) == record
+
+
+@pytest.mark.parametrize(
+    ("raw", "decoder"),
+    [
+        (b"\x00garbage", decode_payload),
+        (msgpack.packb([SCHEMA_VERSION + 1, "detect", {}, b"x"]), decode_payload),
+        (msgpack.packb([True, "detect", {}, b"x"]), decode_payload),
+        (msgpack.packb([SCHEMA_VERSION, "detect", {"a": [1]}, b"x"]), decode_payload),
+        (msgpack.packb([SCHEMA_VERSION, "maybe", "a", b"b", {}]), decode_outcome),
+        (msgpack.packb([SCHEMA_VERSION, "error", "x", "y", "500"]), decode_outcome),
+        (msgpack.packb([SCHEMA_VERSION, 1, "detect", None, 1.0, None, False]), decode_handle),
+        (msgpack.packb({"job_id": "x"}), decode_handle),
+    ],
+)
+def test_foreign_or_corrupt_values_decode_to_none(raw: bytes, decoder: object) -> None:
+    assert callable(decoder)
+    assert decoder(raw) is None
+
+
+def test_outcome_holds_exactly_one_of_entry_and_error() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        JobOutcome()
+
+
+def test_record_json_has_iso_timestamps_and_error() -> None:
+    record = JobRecord(
+        "h" * 32,
+        "analyze",
+        JobStatus.FAILED,
+        created_at=0.0,
+        ended_at=1.5,
+        attempts=1,
+        error=JobError("no_face", "no face", 422),
+    )
+    body = record.to_json()
+    assert body["created_at"] == "1970-01-01T00:00:00.000+00:00"
+    assert body["ended_at"] == "1970-01-01T00:00:01.500+00:00"
+    assert body["started_at"] is None
+    assert body["error"] == {"code": "no_face", "message": "no face"}
+
+
+def test_result_of_raises_the_jobs_own_error_or_conflict() -> None:
+    failed = JobRecord("h", "analyze", JobStatus.FAILED, 0.0, error=JobError("no_face", "x", 422))
+    with pytest.raises(NoFace):
+        result_of(failed, None)
+    with pytest.raises(Conflict):
+        result_of(JobRecord("h", "analyze", JobStatus.STARTED, 0.0), None)

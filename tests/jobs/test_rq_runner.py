@@ -1,0 +1,231 @@
+"""The RQ runner on a real queue Redis; jobs are worked by an in-process FaceflowWorker (burst
+mode, the models of this test process), so no worker process is needed here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from redis import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from faceflow.cache.entry import CacheEntry, decode_entry
+from faceflow.cache.redis_cache import RedisCache
+from faceflow.config import CacheSettings, Settings
+from faceflow.errors import Conflict, NotFound, QueueFull, UnsupportedFormat
+from faceflow.jobs.operations import prepare
+from faceflow.jobs.records import JobStatus
+from faceflow.jobs.redis_store import JobKeys
+from faceflow.jobs.rq_runner import RqRunner
+from faceflow.jobs.worker import build_worker, cache_data_key
+from faceflow.runtime.context import WorkerContext
+from tests.fixtures.redis_server import RedisProcess
+from tests.jobs.support import QUEUE, job_settings, runner_for, variant
+
+pytestmark = pytest.mark.redis
+
+MINE, THEIRS = "a" * 64, "b" * 64
+
+
+@pytest.fixture
+async def runner(queue_redis: RedisProcess) -> AsyncIterator[RqRunner]:
+    r = runner_for(job_settings(queue_redis.url))
+    await r.start()
+    yield r
+    await r.close()
+
+
+def work(settings: Settings, context: WorkerContext) -> None:
+    """Run every queued job in this process, then return."""
+    worker = build_worker(settings, context)
+    worker.work(burst=True, logging_level="WARNING")
+
+
+def depth(url: str) -> int:
+    connection = Redis.from_url(url)
+    try:
+        return int(Queue(QUEUE, connection=connection, serializer=JSONSerializer).count)
+    finally:
+        connection.close()
+
+
+async def test_submit_work_poll_result(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis.url)
+    record = await runner.submit(prepare("analyze", face_jpeg, {}, settings), MINE)
+    assert record.status is JobStatus.QUEUED
+    assert record.enqueued_at is not None
+    work(settings, worker_context)
+    done = await runner.status(record.handle, MINE)
+    assert done.status is JobStatus.FINISHED
+    assert done.attempts == 1
+    assert done.started_at is not None
+    assert done.ended_at is not None
+    _, entry = await runner.result(record.handle, MINE)
+    report = json.loads(entry.body)
+    assert report["face_count"] == 1
+    assert report["faces"][0]["gender"]["label"] == "male"
+    # the payload is gone once the job finished; the outcome stays
+    keys = JobKeys(QUEUE)
+    connection = Redis.from_url(queue_redis.url)
+    job_id = prepare("analyze", face_jpeg, {}, settings).job_id
+    assert not connection.exists(keys.data(job_id))
+    assert connection.exists(keys.result(job_id))
+    connection.close()
+
+
+async def test_duplicates_are_enqueued_once(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis.url)
+    data = variant(face_jpeg)
+    handles = [
+        (await runner.submit(prepare("detect", data, {}, settings), None)).handle for _ in range(3)
+    ]
+    handles += [
+        r.handle
+        for r in await asyncio.gather(
+            *(runner.submit(prepare("detect", data, {}, settings), None) for _ in range(3))
+        )
+    ]
+    assert len(set(handles)) == 6
+    assert depth(queue_redis.url) == 1
+    work(settings, worker_context)
+    records = [await runner.status(h, None) for h in handles]
+    assert {r.status for r in records} == {JobStatus.FINISHED}
+    assert {r.attempts for r in records} == {1}
+
+
+async def test_queue_full_is_refused(queue_redis: RedisProcess, face_jpeg: bytes) -> None:
+    settings = job_settings(queue_redis.url, max_queued=2)
+    runner = runner_for(settings)
+    for _ in range(2):
+        await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+    with pytest.raises(QueueFull) as refused:
+        await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+    assert refused.value.retry_after_s >= 1
+    await runner.close()
+
+
+async def test_cancel(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis.url)
+    alone = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+    shared_data = variant(face_jpeg)
+    shared_a = await runner.submit(prepare("detect", shared_data, {}, settings), None)
+    shared_b = await runner.submit(prepare("detect", shared_data, {}, settings), None)
+    assert depth(queue_redis.url) == 2
+
+    assert (await runner.cancel(alone.handle, None)).status is JobStatus.CANCELED
+    assert (await runner.cancel(shared_a.handle, None)).status is JobStatus.CANCELED
+    assert depth(queue_redis.url) == 1  # shared_b still wants its job
+    work(settings, worker_context)
+    assert (await runner.status(shared_b.handle, None)).status is JobStatus.FINISHED
+    assert (await runner.status(shared_a.handle, None)).status is JobStatus.CANCELED
+    with pytest.raises(Conflict):
+        await runner.cancel(shared_b.handle, None)
+    with pytest.raises(Conflict):
+        await runner.result(alone.handle, None)
+    # a canceled job's work can be submitted again
+    again = await runner.submit(prepare("detect", shared_data, {}, settings), None)
+    assert again.status is JobStatus.FINISHED
+
+
+async def test_handles_are_scoped_to_their_api_key(
+    runner: RqRunner, queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis.url)
+    record = await runner.submit(prepare("detect", face_jpeg, {}, settings), MINE)
+    assert (await runner.status(record.handle, MINE)).handle == record.handle
+    for owner in (THEIRS, None):
+        with pytest.raises(NotFound):
+            await runner.status(record.handle, owner)
+        with pytest.raises(NotFound):
+            await runner.cancel(record.handle, owner)
+        with pytest.raises(NotFound):
+            await runner.result(record.handle, owner)
+
+
+async def test_a_cached_result_finishes_at_submission(
+    queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis.url)
+    runner = runner_for(settings)
+    submission = prepare("detect", face_jpeg, {}, settings)
+    entry = CacheEntry("application/json", b'{"face_count":0}', {})
+    await runner._cache.put(submission.key, entry)
+    record = await runner.submit(submission, None)
+    assert record.status is JobStatus.FINISHED
+    assert record.from_cache
+    assert depth(queue_redis.url) == 0
+    assert (await runner.result(record.handle, None))[1] == entry
+    await runner.close()
+
+
+async def test_results_expire(
+    queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis.url, result_ttl_s=3)
+    runner = runner_for(settings)
+    record = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+    work(settings, worker_context)
+    assert (await runner.status(record.handle, None)).status is JobStatus.FINISHED
+    await asyncio.sleep(3.5)
+    with pytest.raises(NotFound):
+        await runner.status(record.handle, None)
+    await runner.close()
+
+
+async def test_bad_input_fails_once_with_the_sync_error_code(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext
+) -> None:
+    settings = job_settings(queue_redis.url)
+    record = await runner.submit(prepare("detect", b"this is not an image", {}, settings), None)
+    work(settings, worker_context)
+    failed = await runner.status(record.handle, None)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None
+    assert failed.error.code == "unsupported_format"
+    assert failed.attempts == 1
+    with pytest.raises(UnsupportedFormat):
+        await runner.result(record.handle, None)
+
+
+async def test_the_worker_fills_the_shared_cache(
+    queue_redis: RedisProcess,
+    redis_url: str,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+) -> None:
+    settings = job_settings(queue_redis.url).model_copy(
+        update={"cache": CacheSettings(redis_url=redis_url)}
+    )
+    runner = RqRunner(settings, runner_for(settings)._cache)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    await runner.submit(submission, None)
+    work(settings, worker_context)
+    cache = RedisCache.from_settings(settings.cache)
+    assert cache is not None
+    assert cache.data_key(submission.key) == cache_data_key(submission.key)
+    connection = Redis.from_url(redis_url)
+    raw = connection.get(cache_data_key(submission.key))
+    connection.close()
+    assert isinstance(raw, bytes)
+    cached = decode_entry(raw)
+    assert cached is not None
+    assert json.loads(cached.body)["face_count"] == 1
+    await runner.close()
+
+
+def test_job_function_resolves() -> None:
+    from rq.utils import import_attribute
+
+    from faceflow.jobs.redis_store import JOB_FUNCTION
+    from faceflow.jobs.worker import run_job
+
+    assert import_attribute(JOB_FUNCTION) is run_job
