@@ -197,16 +197,18 @@ def matte_to_bytes(matte: Matte) -> bytes:
 
     The PNG is RGBA: the decontaminated foreground and the 8-bit alpha. Never pickle.
     """
-    header = {
+    header: dict[str, Any] = {
         "crop_box": [matte.crop_box.x1, matte.crop_box.y1, matte.crop_box.x2, matte.crop_box.y2],
         "source_size_px": list(matte.source_size_px),
         "face": _face_to_json(matte.face),
         "background_std": matte.background_std,
     }
-    header_bytes = json.dumps(header, separators=(",", ":")).encode()
     rgba = np.dstack([matte.foreground, np.round(matte.alpha * 255.0).astype(np.uint8)])
     png = io.BytesIO()
+    # Level 1: a quarter of the default's CPU for a few percent more bytes.
     Image.fromarray(rgba, mode="RGBA").save(png, format="PNG", compress_level=1)
+    header["png_bytes"] = png.tell()
+    header_bytes = json.dumps(header, separators=(",", ":")).encode()
     return (
         MATTE_MAGIC
         + bytes([MATTE_VERSION])
@@ -231,6 +233,8 @@ def matte_from_bytes(data: bytes) -> Matte:
     start = prefix + 5
     try:
         header = json.loads(data[start : start + length])
+        if len(data) - start - length != int(header["png_bytes"]):
+            raise ValueError("corrupt matte: truncated or padded")
         with Image.open(io.BytesIO(data[start + length :]), formats=["PNG"]) as image:
             image.load()
             if image.mode != "RGBA":
@@ -240,7 +244,7 @@ def matte_from_bytes(data: bytes) -> Matte:
         width, height = (int(v) for v in header["source_size_px"])
         face = _face_from_json(header["face"])
         std = header["background_std"]
-    except (KeyError, TypeError, OSError, json.JSONDecodeError) as exc:
+    except (KeyError, TypeError, OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"corrupt matte: {exc}") from exc
     return Matte(
         crop_box=Box(x1, y1, x2, y2),

@@ -1,0 +1,204 @@
+"""The compliance report on real portraits and on synthetic heads with known pose."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import pytest
+
+from faceflow.domain import Box, Face
+from faceflow.models.segmenter import U2NetpSegmenter
+from faceflow.pipeline.idphoto.background import parse_background
+from faceflow.pipeline.idphoto.compliance import CheckStatus, assess
+from faceflow.pipeline.idphoto.layout import plan_layout
+from faceflow.pipeline.idphoto.matte import compute_matte
+from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_id_photo
+from faceflow.pipeline.idphoto.specs import get_spec
+from tests.pipeline.idphoto.conftest import Portrait
+from tests.pipeline.idphoto.synthetic import synthetic
+
+EXPECTED_CHECKS = {
+    "face_count",
+    "head_height_ratio",
+    "eye_line",
+    "crown_margin",
+    "roll",
+    "yaw",
+    "background_uniformity",
+    "background_colour",
+    "resolution",
+    "sharpness",
+    "exposure",
+    "clipped",
+    "frame_coverage",
+}
+
+
+def test_a_good_portrait_passes_and_the_report_is_json(
+    portrait: Callable[[str], Portrait],
+) -> None:
+    item = portrait("portrait_2.jpg")  # plain grey studio background
+
+    result = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("cn-1inch")))
+
+    report = json.loads(json.dumps(result.report.to_dict()))
+    assert {c["name"] for c in report["checks"]} == EXPECTED_CHECKS
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    for name in ("face_count", "head_height_ratio", "eye_line", "roll", "yaw"):
+        assert statuses[name] == "pass", report
+    for name in ("background_uniformity", "sharpness", "exposure", "clipped"):
+        assert statuses[name] == "pass", report
+    worst = max((CheckStatus(s) for s in statuses.values()), key=lambda s: s.rank)
+    assert report["status"] == worst.value
+    assert report["extended_edges"] == list(result.report.extended_edges)
+
+
+def test_a_busy_background_is_a_warning_and_sets_the_overall_status(
+    portrait: Callable[[str], Portrait],
+) -> None:
+    item = portrait("portrait_1.jpg")  # a street behind her
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("background_uniformity").status is CheckStatus.WARN
+    assert report.status is not CheckStatus.PASS
+
+
+def test_two_faces_fail(portrait: Callable[[str], Portrait]) -> None:
+    item = portrait("obama.jpg")
+
+    report = render_id_photo(
+        item.matte, item.face, IdPhotoOptions(get_spec("icao")), face_count=2
+    ).report
+
+    assert report.check("face_count").status is CheckStatus.FAIL
+    assert report.status is CheckStatus.FAIL
+
+
+def _rendered_report(
+    rgb: np.ndarray, item: Portrait, segmenter: U2NetpSegmenter, key: str = "cn-1inch"
+) -> dict[str, CheckStatus]:
+    matte = compute_matte(rgb, item.face, segmenter)
+    report = render_id_photo(matte, item.face, IdPhotoOptions(get_spec(key))).report
+    return {c.name: c.status for c in report.checks}
+
+
+def test_a_blurred_photo_fails_sharpness(
+    portrait: Callable[[str], Portrait], segmenter: U2NetpSegmenter
+) -> None:
+    item = portrait("portrait_2.jpg")
+    sigma = 3 * item.face.box.width_px / 128  # 3 px once the face is scaled to 128 px
+    blurred = np.asarray(cv2.GaussianBlur(item.rgb, (0, 0), sigma), dtype=np.uint8)
+
+    statuses = _rendered_report(blurred, item, segmenter)
+
+    assert statuses["sharpness"] is CheckStatus.FAIL
+
+
+def test_a_dark_photo_fails_exposure(
+    portrait: Callable[[str], Portrait], segmenter: U2NetpSegmenter
+) -> None:
+    item = portrait("portrait_2.jpg")
+    dark = (item.rgb.astype(np.float32) * 0.2).astype(np.uint8)
+
+    statuses = _rendered_report(dark, item, segmenter)
+
+    assert statuses["exposure"] is CheckStatus.FAIL
+
+
+def test_an_overexposed_photo_fails_clipping(
+    portrait: Callable[[str], Portrait], segmenter: U2NetpSegmenter
+) -> None:
+    item = portrait("portrait_2.jpg")
+    blown = np.clip(item.rgb.astype(np.float32) * 2.5, 0, 255).astype(np.uint8)
+
+    statuses = _rendered_report(blown, item, segmenter)
+
+    assert statuses["clipped"] is CheckStatus.FAIL
+
+
+def test_a_small_source_enlarged_fails_resolution(
+    decode_photo: Callable[[str], np.ndarray],
+    find_faces: Callable[[np.ndarray], tuple[Face, ...]],
+    segmenter: U2NetpSegmenter,
+) -> None:
+    rgb = decode_photo("obama_small.jpg")  # 320×240: the head is ~100 px tall
+    face = find_faces(rgb)[0]
+    matte = compute_matte(rgb, face, segmenter)
+
+    report = render_id_photo(matte, face, IdPhotoOptions(get_spec("ca-passport"))).report
+
+    check = report.check("resolution")
+    assert isinstance(check.value, float)
+    assert check.value < 0.6
+    assert check.status is CheckStatus.FAIL
+
+
+@pytest.mark.parametrize(
+    ("roll", "status"),
+    [
+        (0.0, CheckStatus.PASS),
+        (-6.0, CheckStatus.PASS),
+        (12.0, CheckStatus.WARN),
+        (25.0, CheckStatus.FAIL),
+    ],
+)
+def test_roll(roll: float, status: CheckStatus) -> None:
+    matte, face = synthetic(roll)
+    layout = plan_layout(matte, face, get_spec("icao"))
+
+    check = assess(layout, matte, face, parse_background("white")).check("roll")
+
+    assert check.value == pytest.approx(roll, abs=1e-6)
+    assert check.status is status
+
+
+@pytest.mark.parametrize(
+    ("shift", "yaw", "status"),
+    [
+        (0.0, 0.0, CheckStatus.PASS),
+        (0.5 * math.sin(math.radians(5)), 5.0, CheckStatus.PASS),
+        (-0.5 * math.sin(math.radians(12)), -12.0, CheckStatus.WARN),
+        (0.5 * math.sin(math.radians(30)), 30.0, CheckStatus.FAIL),
+    ],
+)
+def test_yaw_from_the_nose_offset(shift: float, yaw: float, status: CheckStatus) -> None:
+    matte, face = synthetic(nose_shift=shift)
+    layout = plan_layout(matte, face, get_spec("icao"))
+
+    check = assess(layout, matte, face, parse_background("white")).check("yaw")
+
+    assert check.value == pytest.approx(yaw, abs=0.01)
+    assert check.status is status
+
+
+@pytest.mark.parametrize(
+    ("colour", "style", "status"),
+    [
+        ("white", "solid", CheckStatus.PASS),
+        ("grey", "solid", CheckStatus.PASS),
+        ("blue", "solid", CheckStatus.WARN),
+        ("white", "radial", CheckStatus.WARN),
+    ],
+)
+def test_background_colour_against_the_spec(colour: str, style: str, status: CheckStatus) -> None:
+    matte, face = synthetic()
+    layout = plan_layout(matte, face, get_spec("icao"))  # white or light grey
+
+    check = assess(layout, matte, face, parse_background(colour, style)).check("background_colour")
+
+    assert check.status is status
+
+
+def test_a_cut_off_subject_warns_about_frame_coverage() -> None:
+    matte, face = synthetic(crop=Box(330, 300, 670, 760))
+    layout = plan_layout(matte, face, get_spec("ca-passport"))
+
+    check = assess(layout, matte, face, parse_background("white")).check("frame_coverage")
+
+    assert check.status is CheckStatus.WARN
+    assert "bottom" in check.note

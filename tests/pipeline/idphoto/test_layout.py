@@ -1,0 +1,153 @@
+"""Head placement on synthetic heads: a drawn matte and landmarks with known geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceflow.domain import Box, Face, Point
+from faceflow.pipeline.idphoto.layout import (
+    CHIN_BELOW_MOUTH,
+    CROWN_ABOVE_EYES_FALLBACK,
+    Layout,
+    apply,
+    measure_head,
+    plan_layout,
+)
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec, get_spec
+from tests.pipeline.idphoto.synthetic import (
+    CHIN_Y,
+    CROWN_Y,
+    EYE_TO_MOUTH,
+    SOURCE_H,
+    SOURCE_W,
+    rotate,
+    synthetic,
+)
+
+
+def output_eyes(layout: Layout, face: Face) -> tuple[Point, Point]:
+    return (
+        apply(layout.transform, face.landmarks.right_eye),
+        apply(layout.transform, face.landmarks.left_eye),
+    )
+
+
+@pytest.mark.parametrize("roll", [0.0, 7.5, -12.0])
+def test_measure_head_finds_crown_chin_and_roll(roll: float) -> None:
+    matte, face = synthetic(roll)
+
+    head = measure_head(matte, face)
+
+    assert head.roll_deg == pytest.approx(roll, abs=1e-6)
+    assert head.crown_y == pytest.approx(CROWN_Y, abs=2.0)
+    assert head.chin_y == pytest.approx(CHIN_Y, abs=1e-6)
+    assert head.crown_visible
+    assert head.midline_x == pytest.approx(0.0, abs=1e-6)
+    assert head.nose_offset == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "key", ["icao", "us-passport", "cn-passport", "cn-1inch", "ca-passport", "cn-id-card"]
+)
+@pytest.mark.parametrize("roll", [0.0, 10.0, -15.0])
+def test_layout_meets_the_spec(key: str, roll: float) -> None:
+    spec = get_spec(key)
+    matte, face = synthetic(roll)
+
+    layout = plan_layout(matte, face, spec)
+
+    right, left = output_eyes(layout, face)
+    assert right.y == pytest.approx(left.y, abs=1e-6)  # eyes levelled
+    assert (layout.width_px, layout.height_px) == (spec.width_px, spec.height_px)
+    ppm = spec.px_per_mm
+    target = sum(spec.head_height_mm) / 2 * ppm
+    assert layout.head_height_px == pytest.approx(target, rel=0.01)
+    eye_line_mm = (layout.height_px - right.y) / ppm
+    assert spec.eye_line_mm[0] - 1e-6 <= eye_line_mm <= spec.eye_line_mm[1] + 1e-6
+    assert layout.eye_line_px == pytest.approx(layout.height_px - right.y, abs=1e-6)
+    # The face's midline (between the eyes and the nose, in the level frame) is centred.
+    mid = apply(layout.transform, rotate(Point(500, 522.5), roll))
+    assert mid.x == pytest.approx(layout.width_px / 2, abs=1e-6)
+    # The synthetic photo covers every frame, and the crown is inside it.
+    assert layout.extended_edges == ()
+    assert layout.crown_margin_px > 0
+
+
+@pytest.mark.parametrize("key", ["cn-passport", "cn-1inch"])
+def test_crown_margin_rule_puts_the_crown_in_its_range(key: str) -> None:
+    spec = get_spec(key)
+    assert spec.crown_margin_mm is not None
+    matte, face = synthetic()
+
+    layout = plan_layout(matte, face, spec)
+
+    margin_mm = layout.crown_margin_px / spec.px_per_mm
+    low, high = spec.crown_margin_mm
+    assert low - 0.1 <= margin_mm <= high + 0.1
+
+
+def test_tall_hair_conflict_keeps_head_height_and_clamps_the_eye_line() -> None:
+    spec = get_spec("cn-id-card")  # crown 0.5–1.5 mm below the top, eyes ≥ 15 mm up
+    matte, face = synthetic(crown_y=-450.0)  # hair piled high: crown 4 chins above the eyes
+
+    layout = plan_layout(matte, face, spec)
+
+    target = sum(spec.head_height_mm) / 2 * spec.px_per_mm
+    assert layout.head_height_px == pytest.approx(target, rel=0.01)
+    assert layout.eye_line_px / spec.px_per_mm == pytest.approx(spec.eye_line_mm[0], abs=0.01)
+    assert layout.eye_line_moved
+    # The crown cannot be 0.5–1.5 mm from the top with the eyes that low: hair is cut instead
+    # of breaking the eye-line rule, as GA 461 itself prescribes.
+    assert layout.crown_margin_px < 0
+
+
+def test_without_a_crown_rule_tall_hair_moves_the_eyes_down_within_range() -> None:
+    spec = get_spec("icao")
+    matte, face = synthetic(crown_y=-190.0)
+
+    layout = plan_layout(matte, face, spec)
+
+    eye_line_mm = layout.eye_line_px / spec.px_per_mm
+    assert spec.eye_line_mm[0] <= eye_line_mm < sum(spec.eye_line_mm) / 2
+    assert layout.eye_line_moved
+    assert layout.crown_margin_px == pytest.approx(0.02 * layout.height_px, abs=1.5)
+
+
+def test_a_tight_crop_is_extended_with_background_and_the_cut_is_reported() -> None:
+    # Only the head and a strip of shoulder were photographed.
+    matte, face = synthetic(crop=Box(330, 300, 670, 760))
+
+    layout = plan_layout(matte, face, get_spec("ca-passport"))
+
+    assert set(layout.extended_edges) == {"top", "bottom", "left", "right"}
+    # The shoulders run into the crop's bottom edge inside the frame; the top is only sky.
+    assert "bottom" in layout.cut_edges
+    assert "top" not in layout.cut_edges
+
+
+def test_a_crown_cut_by_the_photo_is_estimated() -> None:
+    matte, face = synthetic(crop=Box(0, 400, SOURCE_W, SOURCE_H))
+
+    head = measure_head(matte, face)
+
+    assert not head.crown_visible
+    assert head.crown_y == pytest.approx(-CROWN_ABOVE_EYES_FALLBACK * CHIN_Y, abs=1e-6)
+
+
+def test_chin_falls_back_to_landmarks_when_the_box_is_cut_by_the_bottom_edge() -> None:
+    matte, face = synthetic(box_bottom_at_edge=True)
+
+    head = measure_head(matte, face)
+
+    assert head.chin_y == pytest.approx(EYE_TO_MOUTH * (1 + CHIN_BELOW_MOUTH), abs=1e-6)
+
+
+def test_transform_is_a_similarity(tmp_path: object) -> None:
+    spec: IdPhotoSpec = get_spec("us-passport")
+    matte, face = synthetic(8.0)
+
+    layout = plan_layout(matte, face, spec)
+
+    linear = layout.transform[:, :2]
+    assert np.allclose(linear @ linear.T, layout.scale**2 * np.eye(2))

@@ -1,0 +1,166 @@
+"""compute_matte on real portraits, and the matte's compact serialisation."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from faceflow.domain import Box, Face, Landmarks, Point
+from faceflow.models.segmenter import U2NetpSegmenter
+from faceflow.pipeline.idphoto.matte import (
+    MATTE_MAGIC,
+    MATTE_VERSION,
+    Matte,
+    compute_matte,
+    crop_box_for,
+    matte_from_bytes,
+    matte_to_bytes,
+)
+from tests.pipeline.idphoto.conftest import Portrait
+
+PORTRAITS = ["portrait_1.jpg", "portrait_2.jpg", "obama.jpg"]
+
+
+@pytest.mark.parametrize("photo", PORTRAITS)
+def test_the_face_is_opaque_and_the_sky_above_it_is_not(
+    portrait: Callable[[str], Portrait], photo: str
+) -> None:
+    matte = portrait(photo).matte
+    marks = matte.face.landmarks
+
+    assert matte.alpha.dtype == np.float32
+    assert matte.alpha.shape == matte.foreground.shape[:2]
+    for point in (marks.right_eye, marks.left_eye, marks.nose, marks.mouth_left):
+        p = matte.to_matte_px(point)
+        assert matte.alpha[round(p.y), round(p.x)] == 1.0
+    # Beside the head at eye level, a face height out, is background in all three photos.
+    eyes = matte.to_matte_px(marks.right_eye)
+    face_h = matte.face.box.height_px / matte.source_px_per_matte_px
+    beside = round(eyes.x - 1.1 * face_h)
+    if beside >= 0:
+        assert matte.alpha[round(eyes.y), beside] < 0.05
+    assert 0.1 < float(matte.alpha.mean()) < 0.8
+
+
+@pytest.mark.parametrize("photo", PORTRAITS)
+def test_alpha_is_quantised_and_foreground_matches_the_photo_where_opaque(
+    portrait: Callable[[str], Portrait], photo: str
+) -> None:
+    item = portrait(photo)
+    matte = item.matte
+    box = matte.crop_box
+    crop = item.rgb[int(box.y1) : int(box.y2), int(box.x1) : int(box.x2)]
+
+    assert np.array_equal(np.round(matte.alpha * 255) / 255, matte.alpha)
+    opaque = matte.alpha == 1.0
+    assert np.abs(matte.foreground[opaque].astype(int) - crop[opaque].astype(int)).max() <= 1
+
+
+def test_only_the_face_s_person_is_kept(
+    portrait: Callable[[str], Portrait],
+    decode_photo: Callable[[str], np.ndarray],
+    find_faces: Callable[[np.ndarray], tuple[Face, ...]],
+    segmenter: U2NetpSegmenter,
+) -> None:
+    rgb = decode_photo("two_people.jpg")
+    faces = sorted(find_faces(rgb), key=lambda f: f.box.x1)
+    left = faces[0]
+    matte = compute_matte(rgb, left, segmenter)
+
+    # The other person's face, if inside this crop, is not part of the matte.
+    other = matte.to_matte_px(faces[1].landmarks.nose)
+    height, width = matte.alpha.shape
+    if 0 <= other.x < width and 0 <= other.y < height:
+        assert matte.alpha[round(other.y), round(other.x)] < 0.05
+    nose = matte.to_matte_px(left.landmarks.nose)
+    assert matte.alpha[round(nose.y), round(nose.x)] == 1.0
+
+
+def face_at(x: float, y: float, size: float) -> Face:
+    half = size / 2
+    return Face(
+        box=Box(x - half, y - half, x + half, y + half),
+        score=0.9,
+        landmarks=Landmarks(
+            Point(x - 0.2 * size, y - 0.1 * size),
+            Point(x + 0.2 * size, y - 0.1 * size),
+            Point(x, y + 0.05 * size),
+            Point(x - 0.15 * size, y + 0.25 * size),
+            Point(x + 0.15 * size, y + 0.25 * size),
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("face", "size", "expected"),
+    [
+        # Centred in a big image: 1.6 face heights each side, 2 above and 2.6 below the eyes.
+        (face_at(1000, 1000, 100), (2000, 2000), Box(840, 790, 1160, 1250)),
+        # Near the top-left corner: clamped to the image.
+        (face_at(60, 60, 100), (2000, 2000), Box(0, 0, 220, 310)),
+        # Near the bottom-right corner.
+        (face_at(1950, 1950, 100), (2000, 2000), Box(1790, 1740, 2000, 2000)),
+    ],
+)
+def test_crop_box(face: Face, size: tuple[int, int], expected: Box) -> None:
+    assert crop_box_for(face, *size) == expected
+
+
+def test_round_trip_is_exact(portrait: Callable[[str], Portrait]) -> None:
+    matte = portrait("portrait_2.jpg").matte
+
+    data = matte_to_bytes(matte)
+    back = matte_from_bytes(data)
+
+    assert data[:4] == MATTE_MAGIC
+    assert data[4] == MATTE_VERSION
+    assert back.crop_box == matte.crop_box
+    assert back.face == matte.face
+    assert back.source_size_px == matte.source_size_px
+    assert back.background_std == matte.background_std
+    assert np.array_equal(back.alpha, matte.alpha)
+    assert np.array_equal(back.foreground, matte.foreground)
+    # Compact: well under the raw float32 alpha plus RGB.
+    assert len(data) < matte.alpha.size * 7 * 0.6
+
+
+def tiny_matte() -> Matte:
+    alpha = np.zeros((8, 6), dtype=np.float32)
+    alpha[2:6, 1:5] = 1.0
+    return Matte(
+        crop_box=Box(10, 20, 16, 28),
+        foreground=np.full((8, 6, 3), 7, dtype=np.uint8),
+        alpha=alpha,
+        face=face_at(13, 24, 4),
+        source_size_px=(100, 100),
+        background_std=None,
+    )
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda b: b"",
+        lambda b: b"GIF89a" + b[6:],
+        lambda b: b[:4] + bytes([MATTE_VERSION + 1]) + b[5:],
+        lambda b: b[:5] + struct.pack(">I", 3) + b[9:],
+        lambda b: b[:-20],
+        lambda b: b[: len(b) // 2],
+    ],
+    ids=["empty", "magic", "version", "header-length", "truncated-png", "half"],
+)
+def test_corrupt_bytes_raise_value_error(mangle: Callable[[bytes], bytes]) -> None:
+    data = matte_to_bytes(tiny_matte())
+
+    with pytest.raises(ValueError, match="matte"):
+        matte_from_bytes(mangle(data))
+
+
+def test_tiny_matte_round_trip_keeps_a_missing_background_measure() -> None:
+    back = matte_from_bytes(matte_to_bytes(tiny_matte()))
+
+    assert back.background_std is None
+    assert back.to_matte_px(Point(13, 24)) == Point(3, 4)

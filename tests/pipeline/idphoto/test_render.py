@@ -1,0 +1,253 @@
+"""Rendering real portraits: exact size and DPI, background at the edges, and the head placed by
+rule, checked by running the detector on the output."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceflow.domain import Box, Face
+from faceflow.errors import InvalidParameter, MultipleFaces, NoFace
+from faceflow.imaging.encode import OutputFormat
+from faceflow.models.segmenter import U2NetpSegmenter
+from faceflow.pipeline.idphoto.background import parse_background
+from faceflow.pipeline.idphoto.layout import measure_head
+from faceflow.pipeline.idphoto.matte import Matte, matte_from_bytes, matte_to_bytes
+from faceflow.pipeline.idphoto.render import (
+    IdPhotoOptions,
+    make_id_photo,
+    render_id_photo,
+)
+from faceflow.pipeline.idphoto.specs import custom_spec, get_spec
+from tests.pipeline.idphoto.conftest import Portrait
+
+FindFaces = Callable[[np.ndarray], tuple[Face, ...]]
+PORTRAITS = ["portrait_1.jpg", "portrait_2.jpg", "obama.jpg"]
+SPECS = ["cn-1inch", "icao", "us-passport", "cn-passport", "cn-id-card"]
+
+
+def opened(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+@pytest.mark.parametrize("key", [*SPECS, "ca-passport", "jp-visa"])
+@pytest.mark.parametrize("fmt", [OutputFormat.JPEG, OutputFormat.PNG])
+def test_exact_size_and_dpi(
+    portrait: Callable[[str], Portrait], key: str, fmt: OutputFormat
+) -> None:
+    item = portrait("portrait_2.jpg")
+    spec = get_spec(key)
+
+    result = render_id_photo(item.matte, item.face, IdPhotoOptions(spec, output_format=fmt))
+
+    image = opened(result.data)
+    assert image.format == fmt.value.upper()
+    assert image.size == (spec.width_px, spec.height_px) == (result.width_px, result.height_px)
+    # PNG stores whole pixels per metre, so 350 dpi reads back as 350.012.
+    assert image.info["dpi"] == pytest.approx((spec.dpi, spec.dpi), rel=1e-3)
+    assert result.dpi == spec.dpi
+    assert result.media_type == f"image/{fmt.value}"
+
+
+def test_custom_pixel_size(portrait: Callable[[str], Portrait]) -> None:
+    item = portrait("obama.jpg")
+    spec = custom_spec(480, 640, "px", 300)
+
+    result = render_id_photo(item.matte, item.face, IdPhotoOptions(spec))
+
+    assert opened(result.data).size == (480, 640)
+
+
+@pytest.mark.parametrize("photo", PORTRAITS)
+@pytest.mark.parametrize("colour", ["white", "blue", "red", "#2a7f3c"])
+def test_corners_and_top_edge_are_the_background(
+    portrait: Callable[[str], Portrait], photo: str, colour: str
+) -> None:
+    item = portrait(photo)
+    background = parse_background(colour)
+    options = IdPhotoOptions(get_spec("cn-1inch"), background, OutputFormat.PNG)
+
+    pixels = np.asarray(opened(render_id_photo(item.matte, item.face, options).data))
+
+    expected = np.array(background.colour)
+    # The whole top row is background (the crown sits below it), and so are the side columns
+    # down to a third of the height (beside the head). Below that come the shoulders.
+    assert np.abs(pixels[0].astype(int) - expected).max() <= 2
+    assert np.abs(pixels[: pixels.shape[0] // 3, 0].astype(int) - expected).max() <= 2
+    assert np.abs(pixels[: pixels.shape[0] // 3, -1].astype(int) - expected).max() <= 2
+
+
+def test_vertical_gradient_top_is_the_colour_and_bottom_is_lighter(
+    portrait: Callable[[str], Portrait],
+) -> None:
+    item = portrait("portrait_1.jpg")
+    options = IdPhotoOptions(
+        get_spec("icao"), parse_background("blue", "vertical"), OutputFormat.PNG
+    )
+
+    pixels = np.asarray(opened(render_id_photo(item.matte, item.face, options).data)).astype(int)
+
+    assert np.abs(pixels[0, 0] - [0x43, 0x8E, 0xDB]).max() <= 2
+    # Halfway down the left edge, beside the head, the gradient is lighter than at the top.
+    middle = pixels[pixels.shape[0] // 2, 0]
+    assert middle[0] > pixels[0, 0, 0] + 40
+
+
+def output_measures(
+    data: bytes, alpha_data: bytes, find_faces: FindFaces
+) -> tuple[Face, float, float, float]:
+    """Re-detect the face on an output and measure it the way the layout does: crown from the
+    transparent rendering's alpha, chin from the new detection. Returns the face, the head
+    height, the eye line from the bottom and the midline's x, all in output pixels."""
+    rgb = np.asarray(opened(data).convert("RGB"))
+    alpha = np.asarray(opened(alpha_data))[..., 3].astype(np.float32) / np.float32(255)
+    faces = find_faces(rgb)
+    assert len(faces) == 1
+    face = faces[0]
+    height, width = alpha.shape
+    whole = Matte(Box(0, 0, width, height), rgb, alpha, face, (width, height), None)
+    head = measure_head(whole, face)
+    marks = face.landmarks
+    eye_y = (marks.right_eye.y + marks.left_eye.y) / 2
+    midline = ((marks.right_eye.x + marks.left_eye.x) / 2 + marks.nose.x) / 2
+    return face, head.head_height_px, height - eye_y, midline
+
+
+@pytest.mark.parametrize("photo", PORTRAITS)
+@pytest.mark.parametrize("key", SPECS)
+def test_detector_on_the_output_finds_the_head_placed_by_rule(
+    portrait: Callable[[str], Portrait], find_faces: FindFaces, photo: str, key: str
+) -> None:
+    item = portrait(photo)
+    spec = get_spec(key)
+    jpeg = render_id_photo(item.matte, item.face, IdPhotoOptions(spec))
+    png = render_id_photo(
+        item.matte,
+        item.face,
+        IdPhotoOptions(spec, output_format=OutputFormat.PNG, transparent=True),
+    )
+
+    _, head_px, eye_line_px, midline = output_measures(jpeg.data, png.data, find_faces)
+
+    ppm = spec.px_per_mm
+    low, high = spec.head_height_mm
+    assert low <= head_px / ppm <= high, f"head {head_px / ppm:.1f} mm"
+    eye_low, eye_high = spec.eye_line_mm
+    # Landmarks re-detected on a small image jitter by a pixel or two: allow 0.3 mm.
+    assert eye_low - 0.3 <= eye_line_px / ppm <= eye_high + 0.3, f"eyes {eye_line_px / ppm:.1f}"
+    assert abs(midline - spec.width_px / 2) <= 0.03 * spec.width_px
+
+
+def test_max_kb_is_honoured_by_quality_and_the_file_decodes(
+    portrait: Callable[[str], Portrait],
+) -> None:
+    item = portrait("portrait_1.jpg")
+    spec = get_spec("cn-1inch")
+    unlimited = render_id_photo(item.matte, item.face, IdPhotoOptions(spec))
+
+    capped = render_id_photo(item.matte, item.face, IdPhotoOptions(spec, max_kb=15))
+
+    assert len(unlimited.data) > 15 * 1024
+    assert len(capped.data) <= 15 * 1024
+    assert capped.quality is not None
+    assert unlimited.quality == 95
+    assert capped.quality < unlimited.quality
+    image = opened(capped.data)
+    assert image.size == (spec.width_px, spec.height_px)
+    assert image.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+    # No padding: the file ends at the JPEG end-of-image marker.
+    assert capped.data.endswith(b"\xff\xd9")
+
+
+def test_an_impossible_max_kb_is_refused(portrait: Callable[[str], Portrait]) -> None:
+    item = portrait("portrait_1.jpg")
+
+    with pytest.raises(InvalidParameter):
+        render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("ca-passport"), max_kb=2))
+
+
+def test_transparent_png_has_clear_corners_and_an_opaque_face(
+    portrait: Callable[[str], Portrait],
+) -> None:
+    item = portrait("portrait_2.jpg")
+    spec = get_spec("icao")
+    options = IdPhotoOptions(spec, output_format=OutputFormat.PNG, transparent=True)
+
+    result = render_id_photo(item.matte, item.face, options)
+
+    image = opened(result.data)
+    assert image.mode == "RGBA"
+    alpha = np.asarray(image)[..., 3]
+    assert alpha[0, 0] == alpha[0, -1] == 0
+    assert alpha[spec.height_px // 2, spec.width_px // 2] == 255
+    assert result.quality is None
+
+
+@pytest.mark.parametrize(
+    ("fmt", "extra"),
+    [
+        (OutputFormat.JPEG, {"transparent": True}),
+        (OutputFormat.PNG, {"max_kb": 50}),
+        (OutputFormat.JPEG, {"max_kb": 0}),
+        (OutputFormat.JPEG, {"quality": 0}),
+    ],
+)
+def test_contradictory_options_are_refused(fmt: OutputFormat, extra: dict[str, object]) -> None:
+    with pytest.raises(InvalidParameter):
+        IdPhotoOptions(get_spec("icao"), output_format=fmt, **extra)  # type: ignore[arg-type]
+
+
+def test_a_cached_matte_renders_identically(portrait: Callable[[str], Portrait]) -> None:
+    item = portrait("obama.jpg")
+    cached = matte_from_bytes(matte_to_bytes(item.matte))
+    options = IdPhotoOptions(get_spec("us-passport"), parse_background("grey"), OutputFormat.PNG)
+
+    fresh = render_id_photo(item.matte, item.face, options)
+    again = render_id_photo(cached, cached.face, options)
+
+    assert again.data == fresh.data
+
+
+def test_make_id_photo_returns_the_matte_and_the_photo(
+    decode_photo: Callable[[str], np.ndarray],
+    find_faces: FindFaces,
+    segmenter: U2NetpSegmenter,
+) -> None:
+    rgb = decode_photo("portrait_2.jpg")
+
+    outcome = make_id_photo(rgb, find_faces(rgb), segmenter, IdPhotoOptions(get_spec("cn-2inch")))
+
+    assert outcome.result.width_px == 413
+    assert outcome.matte.face == find_faces(rgb)[0]
+    assert outcome.result.report.check("face_count").status == "pass"
+
+
+def test_two_faces_are_refused_with_the_count(
+    decode_photo: Callable[[str], np.ndarray],
+    find_faces: FindFaces,
+    segmenter: U2NetpSegmenter,
+) -> None:
+    rgb = decode_photo("two_people.jpg")
+
+    with pytest.raises(MultipleFaces) as caught:
+        make_id_photo(rgb, find_faces(rgb), segmenter, IdPhotoOptions(get_spec("icao")))
+
+    assert caught.value.details == {"face_count": 2}
+    assert caught.value.to_dict()["face_count"] == 2
+
+
+def test_no_face_is_refused(
+    decode_photo: Callable[[str], np.ndarray],
+    find_faces: FindFaces,
+    segmenter: U2NetpSegmenter,
+) -> None:
+    rgb = decode_photo("coffee.jpg")
+
+    with pytest.raises(NoFace):
+        make_id_photo(rgb, find_faces(rgb), segmenter, IdPhotoOptions(get_spec("icao")))
