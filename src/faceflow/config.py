@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from faceflow.errors import InvalidParameter
@@ -26,7 +26,14 @@ def default_model_dir() -> Path:
     return Path(base) / "faceflow" / "models"
 
 
-class ServerSettings(BaseModel):
+class _Group(BaseModel):
+    """A settings group. Unknown keys are refused, as at the top level: a misspelt key such as
+    ``api_key_hash`` must fail loudly, not silently leave authentication off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Group):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     http_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
@@ -52,7 +59,7 @@ class ServerSettings(BaseModel):
         return [d.lower() for d in value]
 
 
-class ModelSettings(BaseModel):
+class ModelSettings(_Group):
     dir: Path = Field(default_factory=default_model_dir)
     paths: dict[str, Path] = Field(
         default_factory=dict, description="explicit file per model name, overrides the store"
@@ -64,7 +71,7 @@ class ModelSettings(BaseModel):
     index_url: str | None = Field(None, description="package index for `models pull`")
 
 
-class RuntimeSettings(BaseModel):
+class RuntimeSettings(_Group):
     processes: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, le=256, description="inference processes"
     )
@@ -79,7 +86,7 @@ class RuntimeSettings(BaseModel):
         return self.max_waiting if self.max_waiting is not None else 2 * self.processes
 
 
-class DetectionSettings(BaseModel):
+class DetectionSettings(_Group):
     score_threshold: float = Field(0.7, ge=0.0, le=1.0)
     nms_threshold: float = Field(0.3, ge=0.0, le=1.0)
     min_face_px: int = Field(20, ge=0, le=10_000)
@@ -87,7 +94,7 @@ class DetectionSettings(BaseModel):
     detect_long_side_px: int = Field(640, ge=160, le=4096)
 
 
-class CacheSettings(BaseModel):
+class CacheSettings(_Group):
     memory_bytes: int = Field(256 * 1024 * 1024, ge=0, description="in-process LRU budget")
     redis_url: str | None = None
     ttl_s: int = Field(24 * 3600, ge=1)
@@ -98,7 +105,7 @@ class CacheSettings(BaseModel):
     lock_ttl_ms: int = Field(30_000, ge=100)
 
 
-class JobSettings(BaseModel):
+class JobSettings(_Group):
     redis_url: str | None = Field(
         None,
         description="queue Redis (RQ; AOF on, maxmemory-policy noeviction); unset: embedded runner",
@@ -158,7 +165,7 @@ class JobSettings(BaseModel):
     test_hold_s: float = Field(3.0, ge=0, le=600, description="TEST ONLY: see test_hold_marker")
 
 
-class LimitSettings(BaseModel):
+class LimitSettings(_Group):
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_pixels: int = Field(40_000_000, ge=256)
     max_pixels_lossless: int = Field(25_000_000, ge=256, description="PNG, WebP, GIF")
@@ -227,11 +234,14 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     file_values = read_config_file(path) if path else {}
     settings = Settings(**file_values)
     if overrides:
-        merged = settings.model_dump()
+        # Applied group by group once the sources are read: validating a whole new Settings
+        # would read the environment again, and the environment would win over the overrides.
+        update: dict[str, BaseModel] = {}
         for group, values in overrides.items():
-            if isinstance(values, dict):
-                merged.setdefault(group, {}).update(values)
-            else:
-                merged[group] = values
-        settings = Settings.model_validate(merged)
+            current = getattr(settings, group, None)
+            if not isinstance(current, _Group):
+                raise InvalidParameter(f"unknown settings group {group!r}")
+            merged = {**current.model_dump(), **values} if isinstance(values, dict) else values
+            update[group] = type(current).model_validate(merged)
+        settings = settings.model_copy(update=update)
     return settings
