@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.environment",
     "tests.fixtures.images",
+    "tests.fixtures.live_server",
     "tests.fixtures.redis_server",
 ]

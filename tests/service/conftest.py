@@ -1,0 +1,39 @@
+"""Servers and uploads shared by the HTTP tests (the fixtures themselves are in
+tests/fixtures/live_server.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.live_server import LiveServer, LiveServerFactory
+
+# Generous: a loaded 2-core machine runs these servers side by side with the test client.
+CLIENT_TIMEOUT_S = 60.0
+SMALL_UPLOAD_CAP = 200_000
+
+
+@pytest.fixture(scope="session")
+def face_jpeg(testdata: Path) -> bytes:
+    """A 320×240 JPEG with one face."""
+    return (testdata / "obama_small.jpg").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def constrained_server(live_server_factory: LiveServerFactory) -> LiveServer:
+    """One inference process, one waiting slot and a 200 kB upload cap."""
+    return live_server_factory(
+        RUNTIME__PROCESSES=1,
+        RUNTIME__MAX_WAITING=1,
+        LIMITS__MAX_UPLOAD_BYTES=SMALL_UPLOAD_CAP,
+    )
+
+
+@pytest.fixture
+def client(live_server: LiveServer) -> Iterator[httpx.Client]:
+    """A client of the session's default server."""
+    with httpx.Client(base_url=live_server.url, timeout=CLIENT_TIMEOUT_S) as http:
+        yield http

@@ -1,0 +1,85 @@
+"""Error bodies, 404/405/400 and request ids (service/errors.py, service/middleware.py)."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from tests.service.support import assert_error, error_of
+
+
+def test_unknown_route_is_404_json(client: httpx.Client) -> None:
+    for method, path in [("GET", "/v1/nope"), ("POST", "/v1/nope"), ("GET", "/no/such/page")]:
+        response = client.request(method, path)
+        assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/v1/detect", "POST"),
+        ("PUT", "/v1/analyze", "POST"),
+        ("DELETE", "/v1/batch", "POST"),
+        ("POST", "/healthz", "GET"),
+        ("POST", "/v1/info", "GET"),
+    ],
+)
+def test_wrong_method_is_405_json(
+    client: httpx.Client, method: str, path: str, allowed: str
+) -> None:
+    response = client.request(method, path)
+    assert_error(response, 405, "method_not_allowed")
+    assert allowed in response.headers["Allow"]
+
+
+def test_every_error_has_one_body_shape(client: httpx.Client, face_jpeg: bytes) -> None:
+    responses = [
+        client.post("/v1/detect"),  # empty
+        client.post("/v1/detect", files={"picture": ("a.jpg", face_jpeg)}),  # missing field
+        client.post("/v1/detect", content=b"plain text"),
+        client.post("/v1/analyze", content=face_jpeg[: len(face_jpeg) // 3]),
+        client.post("/v1/detect", content=face_jpeg, params={"threshold": 5}),
+        client.get("/v1/nope"),
+        client.get("/v1/detect"),
+    ]
+    statuses = []
+    for response in responses:
+        assert response.status_code >= 400
+        error = error_of(response)
+        assert response.headers["X-Error-Code"] == error["code"]
+        statuses.append((response.status_code, error["code"]))
+    assert statuses == [
+        (400, "empty"),
+        (400, "missing_field"),
+        (415, "unsupported_format"),
+        (422, "undecodable"),
+        (400, "invalid_parameter"),
+        (404, "not_found"),
+        (405, "method_not_allowed"),
+    ]
+
+
+def test_sane_request_id_is_echoed(client: httpx.Client, face_jpeg: bytes) -> None:
+    for request_id in ("abc-123", "client.trace_42", "A" * 64):
+        ok = client.get("/healthz", headers={"X-Request-ID": request_id})
+        failed = client.post("/v1/detect", headers={"X-Request-ID": request_id})
+        assert ok.headers["X-Request-ID"] == request_id
+        assert failed.status_code == 400
+        assert failed.headers["X-Request-ID"] == request_id
+
+
+@pytest.mark.parametrize(
+    "junk", ["", "has spaces", "semi;colon", "A" * 65, 'quote"d', "ünïcode", "../../etc"]
+)
+def test_junk_request_id_is_replaced(client: httpx.Client, junk: str) -> None:
+    response = client.get("/healthz", headers=[(b"X-Request-ID", junk.encode("utf-8"))])
+    echoed = response.headers["X-Request-ID"]
+    assert echoed != junk
+    assert re.fullmatch(r"[0-9a-f]{32}", echoed), echoed
+
+
+def test_request_id_is_fresh_per_request(client: httpx.Client) -> None:
+    ids = {client.get("/healthz").headers["X-Request-ID"] for _ in range(5)}
+    assert len(ids) == 5

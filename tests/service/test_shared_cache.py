@@ -1,0 +1,213 @@
+"""Two API nodes sharing one real Redis, and Redis failing under them (state.py's cache path).
+
+``hot`` keeps an in-process cache; ``cold`` has none (``CACHE__MEMORY_BYTES=0``), so every hit
+it answers came from Redis and every Redis failure shows on it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from redis import Redis
+
+from tests.fixtures.live_server import LiveServer, LiveServerFactory
+from tests.fixtures.redis_server import RedisProcess
+from tests.service.conftest import CLIENT_TIMEOUT_S
+from tests.service.support import fresh
+
+pytestmark = pytest.mark.redis
+
+# The product's bound: a hung Redis must not delay any request by more than this.
+REDIS_DELAY_BOUND_S = 0.2
+SAMPLES = 9
+BREAKER_RESET_S = 1.0
+SETTLE_S = 30.0
+
+
+@dataclass
+class Node:
+    server: LiveServer
+    http: httpx.Client
+
+    def post(self, image: bytes) -> httpx.Response:
+        response = self.http.post("/v1/detect", content=image)
+        assert response.status_code == 200, response.text
+        return response
+
+    def timed(self, image: bytes) -> tuple[float, httpx.Response]:
+        start = time.perf_counter()
+        response = self.post(image)
+        return time.perf_counter() - start, response
+
+    def breaker_open(self) -> float:
+        return self.server.metrics().value("faceflow_redis_breaker_open")
+
+
+@pytest.fixture(scope="module")
+def redis_nodes(
+    live_server_factory: LiveServerFactory, redis_server: RedisProcess
+) -> Iterator[tuple[Node, Node]]:
+    """(hot, cold): both on the session's Redis, whose port survives kill and restart."""
+    common = {"CACHE__REDIS_URL": redis_server.url, "CACHE__BREAKER_RESET_S": BREAKER_RESET_S}
+    hot = live_server_factory(wait=False, **common)
+    cold = live_server_factory(wait=False, CACHE__MEMORY_BYTES=0, **common)
+    hot.wait_ready()
+    cold.wait_ready()
+    with (
+        httpx.Client(base_url=hot.url, timeout=CLIENT_TIMEOUT_S) as hot_http,
+        httpx.Client(base_url=cold.url, timeout=CLIENT_TIMEOUT_S) as cold_http,
+    ):
+        yield Node(hot, hot_http), Node(cold, cold_http)
+
+
+@pytest.fixture
+def inspector(redis_process: RedisProcess) -> Iterator[Redis]:
+    """A plain client with generous timeouts on the (healthy, flushed) shared server."""
+    client = Redis.from_url(redis_process.url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def cached_keys(inspector: Redis) -> int:
+    return len(inspector.keys("faceflow:cache:*"))
+
+
+def wait_until_redis_is_used(node: Node, inspector: Redis, face_jpeg: bytes) -> None:
+    """Send new images until one lands in Redis with the node's breaker closed (bounded)."""
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        before = cached_keys(inspector)
+        node.post(fresh(face_jpeg))
+        if cached_keys(inspector) > before and node.breaker_open() == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"node did not use Redis within {SETTLE_S} s:\n{node.server.log_tail()}")
+
+
+@pytest.fixture
+def nodes(redis_nodes: tuple[Node, Node], inspector: Redis, face_jpeg: bytes) -> tuple[Node, Node]:
+    """Both nodes with Redis healthy, empty and in use (an earlier test may have broken it)."""
+    for node in redis_nodes:
+        wait_until_redis_is_used(node, inspector, face_jpeg)
+    inspector.flushall()
+    return redis_nodes
+
+
+def test_second_node_answers_from_redis(
+    nodes: tuple[Node, Node], inspector: Redis, face_jpeg: bytes
+) -> None:
+    hot, cold = nodes
+    image = fresh(face_jpeg)
+    cold_before = cold.server.metrics()
+    computed = hot.post(image)
+    assert computed.headers["X-Cache"] == "miss"
+    assert cached_keys(inspector) == 1
+
+    shared = cold.post(image)
+    assert shared.headers["X-Cache"] == "hit"
+    assert shared.headers["X-Cache-Detail"] == "hit_redis"
+    assert shared.content == computed.content
+    cold_after = cold.server.metrics()
+    assert cold_after.value("faceflow_inferences_total") == cold_before.value(
+        "faceflow_inferences_total"
+    )
+    assert (
+        cold_after.value("faceflow_cache_hits_total", level="redis")
+        - cold_before.value("faceflow_cache_hits_total", level="redis")
+        == 1
+    )
+
+
+def test_redis_killed_fails_open_and_recovers(
+    nodes: tuple[Node, Node], redis_process: RedisProcess, face_jpeg: bytes
+) -> None:
+    _, cold = nodes
+    image = fresh(face_jpeg)
+    computed = cold.post(image)
+    assert cold.post(image).headers["X-Cache-Detail"] == "hit_redis"
+
+    redis_process.kill()
+    errors_before = cold.server.metrics().value("faceflow_redis_errors_total")
+    for _ in range(5):
+        response = cold.post(image)
+        assert response.headers["X-Cache"] == "miss"
+        assert response.content == computed.content
+    scrape = cold.server.metrics()
+    assert scrape["faceflow_redis_breaker_open"] == 1
+    assert scrape.value("faceflow_redis_errors_total") > errors_before
+
+    redis_process.start()  # same port, empty
+    # After the breaker's reset time a trial call finds Redis back: results are shared again.
+    deadline = time.monotonic() + SETTLE_S
+    again = fresh(face_jpeg)
+    detail = ""
+    while time.monotonic() < deadline:
+        detail = cold.post(again).headers["X-Cache-Detail"]
+        if detail == "hit_redis":
+            break
+        time.sleep(0.2)
+    assert detail == "hit_redis", cold.server.log_tail()
+    assert cold.breaker_open() == 0
+
+
+def median_delay(before: list[float], during: list[float]) -> float:
+    return statistics.median(during) - statistics.median(before)
+
+
+def test_hung_redis_delays_no_request(
+    nodes: tuple[Node, Node], redis_process: RedisProcess, face_jpeg: bytes
+) -> None:
+    hot, cold = nodes
+    in_memory = fresh(face_jpeg)
+    hot.post(in_memory)
+    recomputed = fresh(face_jpeg)
+    assert cold.post(recomputed).headers["X-Cache"] == "miss"
+    assert cold.post(recomputed).headers["X-Cache-Detail"] == "hit_redis"
+
+    # Before: a memory hit on hot; on cold (no memory cache) the same image computed with Redis
+    # healthy, which is what it costs once Redis stops answering, minus Redis's share.
+    memory_before, cold_before = [], []
+    for _ in range(SAMPLES):
+        seconds, response = hot.timed(in_memory)
+        assert response.headers["X-Cache-Detail"] == "hit_memory"
+        memory_before.append(seconds)
+        redis_process.flushall()
+        seconds, response = cold.timed(recomputed)
+        assert response.headers["X-Cache-Detail"] == "miss"
+        cold_before.append(seconds)
+    redis_process.flushall()
+    cold.post(recomputed)  # in Redis again: cold's next lookup would be a Redis hit
+
+    redis_process.pause()
+    try:
+        memory_during, cold_during = [], []
+        for _ in range(SAMPLES):
+            seconds, response = hot.timed(in_memory)
+            assert response.headers["X-Cache-Detail"] == "hit_memory"
+            memory_during.append(seconds)
+            seconds, response = cold.timed(recomputed)
+            assert response.headers["X-Cache"] == "miss"  # the Redis hit fell back to compute
+            cold_during.append(seconds)
+        assert cold.breaker_open() == 1
+    finally:
+        redis_process.resume()
+
+    memory_delay = median_delay(memory_before, memory_during)
+    fallback_delay = median_delay(cold_before, cold_during)
+    assert memory_delay < REDIS_DELAY_BOUND_S, (memory_before, memory_during)
+    assert fallback_delay < REDIS_DELAY_BOUND_S, (cold_before, cold_during)
+
+    # And once Redis answers again, cold shares results through it again.
+    deadline = time.monotonic() + SETTLE_S
+    detail = ""
+    while time.monotonic() < deadline and detail != "hit_redis":
+        detail = cold.post(recomputed).headers["X-Cache-Detail"]
+        time.sleep(0.1)
+    assert detail == "hit_redis"

@@ -1,0 +1,132 @@
+"""/healthz, /readyz, /metrics and the OpenAPI document (routes/system.py, metrics.py,
+schemas.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.fixtures.live_server import LiveServer
+from tests.service.support import fresh
+
+ERROR_BODY_REF = "#/components/schemas/ErrorBody"
+
+
+def test_healthz(client: httpx.Client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_is_503_until_every_worker_has_warmed_up(live_server: LiveServer) -> None:
+    # The factory polled /readyz from the moment it launched the server: the API answers while
+    # the inference processes are still importing and loading their models.
+    answered = [probe for probe in live_server.probes if probe.status is not None]
+    assert answered, live_server.probes
+    assert answered[-1].status == 200
+    not_ready = answered[:-1]
+    assert not_ready, "never saw /readyz before warm-up; probes: " + repr(live_server.probes)
+    assert {(p.status, p.code) for p in not_ready} == {(503, "not_ready")}
+    assert all(p.retry_after is not None and int(p.retry_after) >= 1 for p in not_ready)
+
+    with httpx.Client(base_url=live_server.url, timeout=30.0) as http:
+        ready = http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "workers_ready": 2, "workers": 2}
+
+
+def test_metrics_expose_every_counter(
+    client: httpx.Client, live_server: LiveServer, face_jpeg: bytes
+) -> None:
+    image = fresh(face_jpeg)
+    before = live_server.metrics()
+    assert client.post("/v1/analyze", content=image).headers["X-Cache"] == "miss"
+    assert client.post("/v1/analyze", content=image).headers["X-Cache"] == "hit"
+    assert client.post("/v1/analyze", content=b"plain text").status_code == 415
+    after = live_server.metrics()
+
+    def delta(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    route = {"route": "/v1/analyze", "method": "POST"}
+    assert delta("faceflow_http_requests_total", **route, status="200") == 2
+    assert delta("faceflow_http_requests_total", **route, status="415") == 1
+    assert delta("faceflow_http_request_seconds_count", route="/v1/analyze") == 3
+    assert delta("faceflow_cache_hits_total", level="memory") == 1
+    assert delta("faceflow_cache_misses_total") == 1  # a failed computation is not a miss
+    assert delta("faceflow_errors_total", code="unsupported_format") == 1
+    assert delta("faceflow_inferences_total", task="run_face_request", ok="true") == 1
+    assert delta("faceflow_inferences_total", task="run_face_request", ok="false") == 1
+    assert delta("faceflow_task_seconds_count", task="run_face_request") == 2
+    for stage in ("decode", "detect", "attributes"):
+        assert delta("faceflow_stage_seconds_count", stage=stage) == 1, stage
+        assert after.has("faceflow_stage_seconds_bucket", stage=stage, le="+Inf")
+    assert "faceflow_singleflight_joins_total" in after
+    assert after["faceflow_redis_breaker_open"] == 0
+    assert after["faceflow_pool_ready_workers"] == 2
+    for gauge in ("waiting", "in_flight", "rejected", "workers_replaced"):
+        assert after[f"faceflow_pool_{gauge}"] >= 0
+    assert "faceflow_rate_limited_total" in after
+
+
+def error_statuses(operation: dict[str, Any]) -> dict[int, Any]:
+    return {
+        int(status): spec
+        for status, spec in operation["responses"].items()
+        if status.isdigit() and int(status) >= 400
+    }
+
+
+def takes_an_upload(operation: dict[str, Any]) -> bool:
+    content = operation.get("requestBody", {}).get("content", {})
+    return any(kind == "multipart/form-data" or kind.startswith("image/") for kind in content)
+
+
+# Any upload can be empty or malformed (400), too large (413) or over a rate limit (429).
+UPLOAD_ERRORS = {400, 413, 429}
+# An operation that decodes the image before answering can also refuse its format (415) or its
+# pixels (422), and shed load or not be ready (503); every /v1 route is behind the API key.
+IMAGE_ERRORS = {400, 401, 403, 413, 415, 422, 429, 503}
+EXCEPTIONS = {
+    # A batch decodes nothing itself: an unsupported or broken image fails its item (in a 200).
+    "/v1/batch": {400, 401, 403, 413, 429, 503},
+    # The HTTP-ceiling endpoint only reads the upload.
+    "/v1/echo-size": UPLOAD_ERRORS,
+}
+
+
+def required_errors(path: str, operation: dict[str, Any]) -> set[int]:
+    if path in EXCEPTIONS:
+        return EXCEPTIONS[path]
+    if "200" in operation["responses"]:
+        return IMAGE_ERRORS
+    return UPLOAD_ERRORS  # accepted for later (202): decoding errors arrive with the job
+
+
+def test_openapi_declares_every_error_status(client: httpx.Client) -> None:
+    document = client.get("/openapi.json").json()
+    uploads = {
+        path: methods["post"]
+        for path, methods in document["paths"].items()
+        if path.startswith("/v1/") and "post" in methods and takes_an_upload(methods["post"])
+    }
+    assert {"/v1/detect", "/v1/analyze", "/v1/annotate", "/v1/batch"} <= set(uploads)
+    problems: dict[str, str] = {}
+    for path, operation in uploads.items():
+        declared = error_statuses(operation)
+        required = required_errors(path, operation)
+        if missing := sorted(required - set(declared)):
+            problems[path] = f"undeclared {missing}"
+        if required is not UPLOAD_ERRORS:
+            other = sorted(
+                status
+                for status in required & set(declared)
+                if declared[status]["content"]["application/json"]["schema"].get("$ref")
+                != ERROR_BODY_REF
+            )
+            if other:
+                problems[path] = problems.get(path, "") + f" not an ErrorBody: {other}"
+    assert not problems, problems
+    schema = document["components"]["schemas"]["ErrorBody"]
+    assert schema["required"] == ["error"]

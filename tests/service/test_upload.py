@@ -1,0 +1,74 @@
+"""Upload size limits on the wire (service/upload.py): 413 before the body has been read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.fixtures.live_server import LiveServer
+from tests.service.conftest import CLIENT_TIMEOUT_S, SMALL_UPLOAD_CAP
+from tests.service.support import assert_error, multipart_image
+
+CHUNK = 64 * 1024
+# Far more than the cap and than any socket buffers between client and server (a few MB).
+CHUNKS = 1024  # 64 MiB
+
+
+class CountingBody:
+    """A request body generator that counts how many chunks the client pulled from it."""
+
+    def __init__(self, chunks: int = CHUNKS) -> None:
+        self.chunks = chunks
+        self.yielded = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        # Starts like a JPEG, so the server has no reason other than size to refuse it.
+        yield b"\xff\xd8\xff" + b"\x00" * (CHUNK - 3)
+        self.yielded += 1
+        for _ in range(self.chunks - 1):
+            yield b"\x00" * CHUNK
+            self.yielded += 1
+
+
+@pytest.fixture
+def small(constrained_server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=constrained_server.url, timeout=CLIENT_TIMEOUT_S) as http:
+        yield http
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content_length", "chunked"])
+@pytest.mark.parametrize("route", ["/v1/analyze", "/v1/batch"])
+def test_oversize_streamed_body_is_413_before_it_is_all_sent(
+    small: httpx.Client, declared: bool, route: str
+) -> None:
+    body = CountingBody()
+    headers = {"Content-Type": "image/jpeg"}
+    if declared:
+        headers["Content-Length"] = str(body.chunks * CHUNK)
+    response = small.post(route, content=iter(body), headers=headers)
+    error = assert_error(response, 413, "too_large")
+    assert error["limit_bytes"] >= SMALL_UPLOAD_CAP
+    assert body.yielded < body.chunks, "the whole oversize body was sent"
+    # The server stopped reading: it closed this connection rather than drain it.
+    assert response.headers.get("Connection") == "close"
+
+
+def test_oversize_part_in_a_form_is_413(small: httpx.Client, face_jpeg: bytes) -> None:
+    big = face_jpeg + b"\x00" * (SMALL_UPLOAD_CAP + 1 - len(face_jpeg))
+    assert_error(small.post("/v1/detect", files=multipart_image(big)), 413, "too_large")
+
+
+def test_upload_at_the_cap_is_accepted(small: httpx.Client, face_jpeg: bytes) -> None:
+    # Trailing bytes after the JPEG's end marker are ignored by the decoder.
+    exact = face_jpeg + b"\x00" * (SMALL_UPLOAD_CAP - len(face_jpeg))
+    response = small.post("/v1/detect", content=exact)
+    assert response.status_code == 200, response.text
+    assert response.json()["face_count"] == 1
+
+
+def test_connection_is_usable_after_a_refused_upload(small: httpx.Client) -> None:
+    body = CountingBody()
+    assert small.post("/v1/detect", content=iter(body)).status_code == 413
+    assert small.get("/healthz").status_code == 200
