@@ -1,0 +1,295 @@
+"""Job throughput and crash recovery against the compute ceiling, on this machine.
+
+    .venv/bin/python bench/jobs.py [--jobs 500] [--image PATH] [--operation analyze]
+
+Starts its own ``redis-server`` (AOF, on a free loopback port) and ``faceflow worker`` processes,
+stops them by PID, and prints one table:
+
+* compute ceiling: the pipeline in this process, one image at a time, one thread, × cores;
+* drain: ``--jobs`` distinct jobs (the same photo with a unique JPEG comment each) queued first,
+  then drained by 1 and by 2 worker processes; throughput counts from the first job's start to
+  the last job's end (RQ's own timestamps), so model loading is not in it;
+* recovery: a job held in a worker (test hold marker) whose worker is SIGKILLed; the time from
+  the kill to the job's restart on the other worker and to its completion, for the default
+  settings (lease 10 s, maintenance every 2 s, first backoff 1 s) and for a tight tuning.
+
+Needs ``redis-server`` on PATH and the models pulled (``faceflow models pull``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from redis import Redis
+from rq import Worker
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from faceflow.cache.tiered import ResultCache
+from faceflow.config import CacheSettings, Settings, load_settings
+from faceflow.jobs.operations import prepare
+from faceflow.jobs.rq_runner import RqRunner
+from faceflow.runtime.context import load_context, warm_up
+
+QUEUE = "faceflow-bench"
+HOLD_S = 3.0
+DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "obama_small.jpg"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def with_comment(jpeg: bytes, text: str) -> bytes:
+    payload = text.encode()
+    return jpeg[:2] + b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
+class RedisServer:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is not installed")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                *("--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
+                *("--appendonly", "yes", "--maxmemory-policy", "noeviction", "--dir", str(workdir)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        client = Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                break
+            except Exception:
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+class Fleet:
+    def __init__(self, url: str, processes: int, log: Path, env: dict[str, str]) -> None:
+        full = {k: v for k, v in os.environ.items() if not k.startswith("FACEFLOW_")}
+        full.update({"FACEFLOW_JOBS__REDIS_URL": url, "FACEFLOW_JOBS__QUEUE_NAME": QUEUE})
+        full.update({f"FACEFLOW_{k}": v for k, v in env.items()})
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "faceflow", "worker", "-n", str(processes)],
+                env=full,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.redis = Redis.from_url(url)
+        self.processes = processes
+
+    def workers(self) -> list[int]:
+        found = Worker.all(connection=self.redis, serializer=JSONSerializer)
+        pids = []
+        for worker in found:
+            if worker.pid is None:
+                continue
+            try:
+                os.kill(worker.pid, 0)
+            except ProcessLookupError:
+                continue
+            pids.append(worker.pid)
+        return pids
+
+    def wait_ready(self, count: int, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.workers()) < count:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit("workers did not start; see the log")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.redis.close()
+
+
+def ceiling(settings: Settings, data: bytes, operation: str, n: int = 60) -> float:
+    """Jobs per second: in-process pipeline, one image at a time, one thread, × cores."""
+    from faceflow.runtime.tasks import run_face_request
+
+    context = load_context(settings.model_dump_json())
+    warm_up(context)
+    requests = [prepare(operation, with_comment(data, str(i)), {}, settings) for i in range(n)]
+    times = []
+    for submission in requests:
+        start = time.perf_counter()
+        run_face_request(context, submission.request)
+        times.append(time.perf_counter() - start)
+    return (os.cpu_count() or 1) / statistics.median(times)
+
+
+async def enqueue(settings: Settings, data: bytes, operation: str, count: int) -> list[str]:
+    runner = RqRunner(settings, ResultCache.from_settings(CacheSettings(memory_bytes=1 << 20)))
+    ids = []
+    for _ in range(count):
+        submission = prepare(operation, with_comment(data, uuid.uuid4().hex), {}, settings)
+        await runner.submit(submission, None)
+        ids.append(submission.job_id)
+    await runner.close()
+    return ids
+
+
+def drain(url: str, workdir: Path, data: bytes, operation: str, jobs: int, processes: int) -> float:
+    settings = Settings.model_validate(
+        {"jobs": {"redis_url": url, "queue_name": QUEUE, "max_queued": jobs + 10}}
+    )
+    Redis.from_url(url).flushall()
+    ids = asyncio.run(enqueue(settings, data, operation, jobs))
+    fleet = Fleet(url, processes, workdir / f"drain-{processes}.log", {})
+    try:
+        connection = Redis.from_url(url)
+        deadline = time.monotonic() + 600
+        while True:
+            found = Job.fetch_many(ids, connection=connection, serializer=JSONSerializer)
+            if all(j is not None and j.get_status(refresh=False) == "finished" for j in found):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit("drain did not finish in 600 s")
+            time.sleep(0.5)
+        started = min(j.started_at for j in found if j is not None and j.started_at)
+        ended = max(j.ended_at for j in found if j is not None and j.ended_at)
+        connection.close()
+        return jobs / (ended - started).total_seconds()
+    finally:
+        fleet.stop()
+
+
+def recovery(
+    url: str, workdir: Path, data: bytes, env: dict[str, str], rounds: int
+) -> tuple[list[float], list[float]]:
+    """Seconds from SIGKILL to the job's restart elsewhere, and to its completion."""
+    Redis.from_url(url).flushall()
+    fleet = Fleet(
+        url,
+        2,
+        workdir / "recovery.log",
+        {"JOBS__TEST_HOLD_MARKER": "BENCH-HOLD", "JOBS__TEST_HOLD_S": str(HOLD_S), **env},
+    )
+    settings = Settings.model_validate({"jobs": {"redis_url": url, "queue_name": QUEUE}})
+    restarted, completed = [], []
+    connection = Redis.from_url(url)
+    try:
+        for _ in range(rounds):
+            fleet.wait_ready(2)
+            (job_id,) = asyncio.run(
+                enqueue(settings, with_comment(data, "BENCH-HOLD"), "detect", 1)
+            )
+            pid = None
+            while pid is None:
+                job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+                if job.get_status() == "started":
+                    pid = job.get_meta().get("pid")
+                time.sleep(0.02)
+            os.kill(pid, signal.SIGKILL)
+            killed = time.time()
+            restart_at = None
+            while True:
+                job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+                meta = job.get_meta()
+                if restart_at is None and meta.get("pid") != pid and job.get_status() == "started":
+                    restart_at = time.time()
+                if job.get_status() == "finished":
+                    break
+                if time.time() - killed > 300:
+                    raise SystemExit("the killed job never finished")
+                time.sleep(0.02)
+            restarted.append((restart_at or time.time()) - killed)
+            completed.append(time.time() - killed)
+    finally:
+        connection.close()
+        fleet.stop()
+    return restarted, completed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
+    parser.add_argument("--operation", default="analyze", choices=["detect", "analyze"])
+    parser.add_argument("--rounds", type=int, default=3, help="SIGKILL recovery rounds")
+    args = parser.parse_args()
+    data = args.image.read_bytes()
+    settings = load_settings()
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="faceflow-bench-jobs-") as tmp:
+        workdir = Path(tmp)
+        server = RedisServer(workdir)
+        try:
+            top = ceiling(settings, data, args.operation)
+            rows.append((f"compute ceiling ({os.cpu_count()} cores)", f"{top:8.1f} jobs/s"))
+            for processes in (1, 2):
+                rate = drain(server.url, workdir, data, args.operation, args.jobs, processes)
+                rows.append(
+                    (
+                        f"{args.jobs} jobs drained by {processes} worker(s)",
+                        f"{rate:8.1f} jobs/s ({100 * rate / top:.0f}% of ceiling)",
+                    )
+                )
+            tunings = {
+                "defaults (lease 10 s, maintenance 2 s, backoff 1 s)": {},
+                "tight (lease 3 s, maintenance 1 s, backoff 1 s)": {
+                    "JOBS__LEASE_S": "3",
+                    "JOBS__MAINTENANCE_INTERVAL_S": "1",
+                },
+            }
+            for name, env in tunings.items():
+                restarted, completed = recovery(server.url, workdir, data, env, args.rounds)
+                rows.append(
+                    (
+                        f"SIGKILL → restarted elsewhere, {name}",
+                        f"{statistics.median(restarted):6.1f} s median "
+                        f"(max {max(restarted):.1f} s, {args.rounds} rounds)",
+                    )
+                )
+                rows.append(
+                    (
+                        f"SIGKILL → finished (incl. {HOLD_S:g} s job), {name}",
+                        f"{statistics.median(completed):6.1f} s median",
+                    )
+                )
+        finally:
+            server.stop()
+    width = max(len(name) for name, _ in rows)
+    print(f"\nfaceflow jobs benchmark: {args.operation} on {args.image.name}\n")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
