@@ -1,0 +1,84 @@
+"""ID photos: cut out the head and shoulders once, then render any size, background and format.
+
+Typical use (one face already detected by :func:`faceflow.pipeline.detect.detect_faces`)::
+
+    face = single_face(faces)                          # NoFace / MultipleFaces
+    matte = compute_matte(rgb, face, segmenter)        # the only model call (u2netp)
+    cached = matte_to_bytes(matte)                     # cache by content hash
+    ...
+    matte = matte_from_bytes(cached)                   # ValueError → treat as a miss
+    result = render_id_photo(matte, matte.face, IdPhotoOptions(get_spec("icao")))
+    result.data, result.media_type, result.report.to_dict()
+
+Print sheets take rendered pixels: ``render_pixels(...).pixels`` into :func:`compose_sheet`.
+"""
+
+from faceflow.pipeline.idphoto.background import (
+    Background,
+    BackgroundStyle,
+    parse_background,
+)
+from faceflow.pipeline.idphoto.compliance import Check, CheckStatus, ComplianceReport
+from faceflow.pipeline.idphoto.layout import Layout, plan_layout
+from faceflow.pipeline.idphoto.matte import (
+    Matte,
+    Segmenter,
+    compute_matte,
+    matte_from_bytes,
+    matte_to_bytes,
+)
+from faceflow.pipeline.idphoto.render import (
+    IdPhotoOptions,
+    IdPhotoOutcome,
+    IdPhotoResult,
+    RenderedPhoto,
+    make_id_photo,
+    render_id_photo,
+    render_pixels,
+    single_face,
+)
+from faceflow.pipeline.idphoto.sheet import (
+    PAPERS,
+    Paper,
+    Sheet,
+    SheetItem,
+    compose_sheet,
+    get_paper,
+    tile_sheet,
+)
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec, list_specs
+
+__all__ = [
+    "PAPERS",
+    "Background",
+    "BackgroundStyle",
+    "Check",
+    "CheckStatus",
+    "ComplianceReport",
+    "IdPhotoOptions",
+    "IdPhotoOutcome",
+    "IdPhotoResult",
+    "IdPhotoSpec",
+    "Layout",
+    "Matte",
+    "Paper",
+    "RenderedPhoto",
+    "Segmenter",
+    "Sheet",
+    "SheetItem",
+    "compose_sheet",
+    "compute_matte",
+    "custom_spec",
+    "get_paper",
+    "get_spec",
+    "list_specs",
+    "make_id_photo",
+    "matte_from_bytes",
+    "matte_to_bytes",
+    "parse_background",
+    "plan_layout",
+    "render_id_photo",
+    "render_pixels",
+    "single_face",
+    "tile_sheet",
+]
