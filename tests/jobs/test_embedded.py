@@ -17,6 +17,7 @@ from faceflow.errors import (
     FaceflowError,
     NoFace,
     NotFound,
+    NotReady,
     Overloaded,
     QueueFull,
     WorkerCrashed,
@@ -174,10 +175,10 @@ async def test_input_errors_fail_at_once_and_crashes_are_retried(harness: Harnes
     with pytest.raises(NoFace):
         await harness.runner.result(bad.handle, None)
 
-    harness.compute.errors = [WorkerCrashed("died"), Overloaded("busy")]
+    harness.compute.errors = [WorkerCrashed("died"), Overloaded("busy"), NotReady("starting")]
     flaky = await harness.done((await harness.runner.submit(harness.job(2), None)).handle)
     assert flaky.status is JobStatus.FINISHED
-    assert flaky.attempts == 2  # the crash counts, waiting for room in the pool does not
+    assert flaky.attempts == 2  # the crash counts; waiting for the pool (busy or starting) does not
 
     retries = harness.settings.jobs.max_retries
     harness.compute.errors = [WorkerCrashed("died") for _ in range(retries + 1)]

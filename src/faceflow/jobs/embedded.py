@@ -25,6 +25,7 @@ from faceflow.errors import (
     FaceflowError,
     JsonScalar,
     NotFound,
+    NotReady,
     Overloaded,
     QueueFull,
     WorkerCrashed,
@@ -249,6 +250,7 @@ class EmbeddedRunner:
 
     async def _run(self, job: _Job, sub: Submission) -> None:
         backoff = self._settings.retry_backoff_s or [0]
+        waited_s = 0.0
         while True:
             job.status = JobStatus.STARTED
             job.started_at = self._clock()
@@ -257,11 +259,16 @@ class EmbeddedRunner:
                 entry, _ = await self._run_cached(
                     sub.data, sub.operation.value, sub.params, sub.spec.task, sub.request
                 )
-            except Overloaded as exc:
-                # Sync traffic has the pool's wait queue: wait for room, not an attempt lost.
+            except (Overloaded, NotReady) as exc:
+                # Sync traffic has the pool's wait queue, or the pool is still starting: wait for
+                # room (not an attempt lost), for at most one job timeout in all.
                 job.attempts -= 1
                 job.status = JobStatus.QUEUED
-                await asyncio.sleep(min(float(exc.retry_after_s), _OVERLOAD_WAIT_S))
+                waited_s += _OVERLOAD_WAIT_S
+                if waited_s > self._settings.job_timeout_s:
+                    self._end(job, JobOutcome(error=_job_error(exc)))
+                    return
+                await asyncio.sleep(_OVERLOAD_WAIT_S)
                 continue
             except _RETRYABLE as exc:
                 retries_done = job.attempts - 1
