@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from faceflow.config import LimitSettings, ModelSettings
+from faceflow.config import LimitSettings
 from faceflow.domain import Face
 from faceflow.imaging.ingest import decode_image
 from faceflow.models.detector import YuNetDetector
 from faceflow.models.registry import ModelSet
 from faceflow.models.segmenter import U2NetpSegmenter
-from faceflow.models.store import ModelStore
 from faceflow.pipeline.detect import DetectOptions, detect_faces
 from faceflow.pipeline.idphoto.matte import Matte, compute_matte
 
@@ -31,8 +30,8 @@ class Portrait:
 
 
 @pytest.fixture(scope="session")
-def segmenter(pulled_model_settings: ModelSettings) -> U2NetpSegmenter:
-    return U2NetpSegmenter.load(ModelStore(pulled_model_settings), pulled_model_settings)
+def segmenter(model_set: ModelSet) -> U2NetpSegmenter:
+    return model_set.segmenter
 
 
 @pytest.fixture(scope="session")
