@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.environment",
     "tests.fixtures.images",
     "tests.fixtures.live_server",
+    "tests.fixtures.models",
     "tests.fixtures.redis_server",
 ]

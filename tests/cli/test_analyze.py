@@ -1,0 +1,179 @@
+"""`faceflow analyze` end to end through the command line, on the real models and photos."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner, Result
+
+from faceflow.cli.main import app
+from faceflow.config import ModelSettings
+from tests.fixtures.images import load_rgb
+from tests.fixtures.models import PhotoFacts
+
+# Wide enough that rich never folds a file name in the table.
+WIDE = {"COLUMNS": "250"}
+PHOTOS = ["two_people.jpg", "obama_small.jpg", "coffee.jpg"]
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(app, ["analyze", *map(str, args)], env=WIDE)
+
+
+def json_lines(result: Result) -> dict[str, dict[str, Any]]:
+    """The --json output, one parsed object per file, by file name."""
+    parsed = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    by_name = {Path(entry["file"]).name: entry for entry in parsed}
+    assert len(by_name) == len(parsed)
+    return by_name
+
+
+def comparable(entry: dict[str, Any]) -> dict[str, Any]:
+    """A result without its timings, which differ from run to run."""
+    return {key: value for key, value in entry.items() if key != "timings_ms"}
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in PHOTOS:
+        shutil.copyfile(testdata / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def testdata_json(testdata: Path, pulled_model_settings: ModelSettings) -> Result:
+    """`analyze --json` over the whole test photo folder, once."""
+    return run("--json", testdata)
+
+
+def test_table_lists_every_file_with_its_faces(photo_folder: Path) -> None:
+    result = run(photo_folder)
+
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if "photos" in line]
+    assert [Path(line.split("│")[1].strip()).name for line in rows] == sorted(PHOTOS)
+    faces_column = {
+        Path(line.split("│")[1].strip()).name: line.split("│")[2].strip() for line in rows
+    }
+    assert faces_column == {"coffee.jpg": "0", "obama_small.jpg": "1", "two_people.jpg": "2"}
+    assert "M " in result.stdout  # "1 M 47"-style labels
+
+
+def test_json_lines_match_the_face_counts_of_every_test_photo(
+    testdata_json: Result, photo_facts: dict[str, PhotoFacts]
+) -> None:
+    assert testdata_json.exit_code == 0, testdata_json.output
+    results = json_lines(testdata_json)
+
+    assert set(results) == set(photo_facts)
+    for name, entry in results.items():
+        facts = photo_facts[name]
+        assert facts.faces_min <= entry["face_count"] <= facts.faces_max, name
+        assert entry["face_count"] == len(entry["faces"])
+        assert all("age" in face and "gender" in face for face in entry["faces"])
+
+
+def test_annotate_writes_one_image_per_file_at_the_input_size(
+    photo_folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "annotated"
+
+    result = run("--annotate", out, photo_folder)
+
+    assert result.exit_code == 0, result.output
+    written = sorted(path.name for path in out.iterdir())
+    assert written == sorted(f"{Path(name).stem}.annotated.jpg" for name in PHOTOS)
+    for name in PHOTOS:
+        with Image.open(out / f"{Path(name).stem}.annotated.jpg") as drawn:
+            assert drawn.format == "JPEG"
+            assert drawn.size == load_rgb(photo_folder / name).size
+
+
+@pytest.mark.parametrize(
+    ("attributes", "keys"),
+    [("age", {"age"}), ("gender", {"gender"}), ("none", set()), ("age,gender", {"age", "gender"})],
+)
+def test_attributes_option_selects_what_is_computed(
+    photo_folder: Path, attributes: str, keys: set[str]
+) -> None:
+    result = run("--json", "--attributes", attributes, photo_folder / "two_people.jpg")
+
+    assert result.exit_code == 0, result.output
+    [entry] = json_lines(result).values()
+    assert entry["face_count"] == 2
+    for face in entry["faces"]:
+        assert {"age", "gender"} & set(face) == keys
+
+
+def test_unknown_attribute_is_a_usage_error(photo_folder: Path) -> None:
+    result = run("--attributes", "mood", photo_folder)
+
+    assert result.exit_code == 2
+    assert "mood" in result.stderr
+
+
+def test_a_high_threshold_finds_fewer_faces(testdata: Path, testdata_json: Result) -> None:
+    strict = run("--json", "--threshold", "0.99", testdata)
+
+    assert strict.exit_code == 0, strict.output
+    default_total = sum(e["face_count"] for e in json_lines(testdata_json).values())
+    strict_total = sum(e["face_count"] for e in json_lines(strict).values())
+    assert strict_total < default_total
+
+
+def test_a_bad_file_fails_alone_with_its_code_and_exit_code_1(photo_folder: Path) -> None:
+    (photo_folder / "notes.jpg").write_text("shopping list, not a photo\n")
+    missing_file = photo_folder / "gone.jpg"
+
+    result = run("--json", photo_folder, missing_file)
+
+    assert result.exit_code == 1
+    results = json_lines(result)
+    assert results["notes.jpg"]["error"]["code"] == "unsupported_format"
+    assert results["gone.jpg"]["error"]["code"] == "invalid_parameter"
+    assert {name: results[name]["face_count"] for name in PHOTOS} == {
+        "two_people.jpg": 2,
+        "obama_small.jpg": 1,
+        "coffee.jpg": 0,
+    }
+    assert "2 of 5 files failed" in result.stderr
+
+
+def test_a_bad_file_is_reported_in_the_table_with_its_code(photo_folder: Path) -> None:
+    (photo_folder / "notes.jpg").write_text("shopping list, not a photo\n")
+
+    result = run(photo_folder)
+
+    assert result.exit_code == 1
+    [row] = [line for line in result.stdout.splitlines() if "notes.jpg" in line]
+    assert "unsupported_format" in row
+    assert all(name in result.stdout for name in PHOTOS)
+
+
+def test_file_names_are_printed_verbatim(photo_folder: Path) -> None:
+    for odd in ("team[red]photo.jpg", ":smile:.jpg"):
+        shutil.copyfile(photo_folder / "obama_small.jpg", photo_folder / odd)
+
+    as_json = run("--json", "--attributes", "none", photo_folder)
+    as_table = run("--attributes", "none", photo_folder)
+
+    assert {"team[red]photo.jpg", ":smile:.jpg"} <= set(json_lines(as_json))
+    assert "team[red]photo.jpg" in as_table.stdout
+    assert ":smile:.jpg" in as_table.stdout
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_same_results_as_one(testdata: Path, testdata_json: Result) -> None:
+    pooled = run("--json", "--workers", "2", testdata)
+
+    assert pooled.exit_code == 0, pooled.output
+    one = {name: comparable(entry) for name, entry in json_lines(testdata_json).items()}
+    two = {name: comparable(entry) for name, entry in json_lines(pooled).items()}
+    assert two == one

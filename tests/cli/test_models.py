@@ -1,0 +1,82 @@
+"""`faceflow models list | verify | pull` against real and tampered stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from faceflow.cli.main import app
+from faceflow.config import ModelSettings
+from faceflow.models.catalog import CATALOG, model_spec, required_models
+
+
+def run(store_dir: Path, *args: str) -> Result:
+    env = {"FACEFLOW_MODELS__DIR": str(store_dir), "COLUMNS": "250"}
+    return CliRunner().invoke(app, ["models", *args], env=env)
+
+
+def line_for(result: Result, name: str) -> str:
+    [line] = [line for line in result.output.splitlines() if f" {name} " in line]
+    return line
+
+
+def test_list_shows_every_catalogued_model_and_its_state(
+    pulled_model_settings: ModelSettings,
+) -> None:
+    result = run(pulled_model_settings.dir, "list")
+
+    assert result.exit_code == 0, result.output
+    for spec in CATALOG:
+        assert spec.name in result.stdout
+        assert spec.carrier.requirement in result.stdout
+    for spec in required_models():
+        assert "verified" in line_for(result, spec.name)
+
+
+def test_verify_passes_on_the_pulled_store(pulled_model_settings: ModelSettings) -> None:
+    result = run(pulled_model_settings.dir, "verify")
+
+    assert result.exit_code == 0, result.output
+    for spec in required_models():
+        assert "verified" in line_for(result, spec.name)
+
+
+def test_verify_fails_on_a_tampered_store_and_names_the_corrupt_model(
+    model_store_copy: Path,
+) -> None:
+    path = model_store_copy / model_spec("gender-v1").filename
+    data = bytearray(path.read_bytes())
+    data[500] ^= 0x01
+    path.write_bytes(bytes(data))
+
+    result = run(model_store_copy, "verify")
+
+    assert result.exit_code == 1
+    assert "corrupt" in line_for(result, "gender-v1")
+    assert "verified" in line_for(result, "age-v1")
+
+
+def test_verify_fails_on_an_empty_store(tmp_path: Path) -> None:
+    result = run(tmp_path, "verify")
+
+    assert result.exit_code == 1
+    assert all("missing" in line_for(result, spec.name) for spec in required_models())
+
+
+@pytest.mark.usefixtures("forbid_downloads")
+def test_pull_on_a_verified_store_succeeds_without_downloading(model_store_copy: Path) -> None:
+    result = run(model_store_copy, "pull")
+
+    assert result.exit_code == 0, result.output
+    for spec in required_models():
+        assert "verified" in line_for(result, spec.name)
+
+
+def test_pull_of_an_unknown_model_is_a_usage_error(tmp_path: Path) -> None:
+    result = run(tmp_path, "pull", "nope")
+
+    assert result.exit_code == 2
+    assert "unknown model 'nope'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -1,0 +1,108 @@
+"""Age and gender models: reading the age distribution, the network input, batch handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from faceflow.domain import Gender
+from faceflow.models.age_gender import (
+    AGE_CLASSES,
+    CHANNEL_MEANS,
+    age_from_distribution,
+    chips_to_tensor,
+)
+from faceflow.models.registry import ModelSet
+
+
+def one_hot(index: int) -> NDArray[np.float32]:
+    distribution = np.zeros(len(AGE_CLASSES), np.float32)
+    distribution[index] = 1.0
+    return distribution
+
+
+def test_age_classes_are_a_quarter_year_then_one_to_eighty() -> None:
+    assert len(AGE_CLASSES) == 81
+    assert AGE_CLASSES[0] == pytest.approx(0.25)
+    assert AGE_CLASSES[1:].tolist() == list(range(1, 81))
+
+
+@pytest.mark.parametrize(("index", "years"), [(0, 0.25), (1, 1.0), (33, 33.0), (80, 80.0)])
+def test_one_hot_distribution_reads_as_its_class_age_with_a_point_range(
+    index: int, years: float
+) -> None:
+    age = age_from_distribution(one_hot(index))
+
+    assert age.years == pytest.approx(years)
+    assert age.low == pytest.approx(years)
+    assert age.high == pytest.approx(years)
+
+
+def test_uniform_distribution_reads_as_about_forty() -> None:
+    age = age_from_distribution(np.full(len(AGE_CLASSES), 1 / 81, np.float32))
+
+    assert age.years == pytest.approx(40.0, abs=0.1)
+    assert age.low == pytest.approx(16.0, abs=1.0)  # 20th percentile of 0..80
+    assert age.high == pytest.approx(64.0, abs=1.0)  # 80th percentile
+
+
+def test_two_equal_peaks_read_as_their_midpoint_with_a_range_spanning_both() -> None:
+    distribution = (one_hot(20) + one_hot(60)) / np.float32(2)
+
+    age = age_from_distribution(distribution)
+
+    assert age.years == pytest.approx(40.0)
+    assert (age.low, age.high) == (20.0, 60.0)
+
+
+def test_unnormalised_scores_are_normalised_first() -> None:
+    assert age_from_distribution(3 * one_hot(50)).years == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_range_brackets_the_expected_age(seed: int) -> None:
+    distribution = np.random.default_rng(seed).dirichlet(np.full(81, 0.3)).astype(np.float32)
+
+    age = age_from_distribution(distribution)
+
+    assert 0.25 <= age.low <= age.years <= age.high <= 80.0
+    assert age.years == pytest.approx(float(np.dot(distribution, AGE_CLASSES)), rel=1e-4)
+
+
+def test_chips_become_mean_centred_nchw_tensors() -> None:
+    chips = np.zeros((2, 4, 4, 3), np.uint8)
+    chips[0] = np.round(CHANNEL_MEANS).astype(np.uint8)
+    chips[1, 0, 1] = (255, 0, 0)
+
+    tensor = chips_to_tensor(chips)
+
+    assert tensor.shape == (2, 3, 4, 4)
+    assert tensor.dtype == np.float32
+    assert tensor.flags.c_contiguous
+    assert np.abs(tensor[0]).max() < 0.5 / 256 + 1e-6  # the means, up to rounding
+    assert tensor[1, 0, 0, 1] == pytest.approx((255 - CHANNEL_MEANS[0]) / 256)
+    assert tensor[1, 1, 0, 1] == pytest.approx(-CHANNEL_MEANS[1] / 256)
+
+
+def test_no_chips_give_no_estimates(model_set: ModelSet) -> None:
+    assert model_set.age.predict(np.zeros((0, 64, 64, 3), np.uint8)) == []
+    assert model_set.gender.predict(np.zeros((0, 32, 32, 3), np.uint8)) == []
+
+
+@pytest.mark.parametrize(("model", "wrong_px"), [("age", 32), ("gender", 64)])
+def test_chips_of_the_wrong_size_are_refused(
+    model_set: ModelSet, model: str, wrong_px: int
+) -> None:
+    predict = model_set.age.predict if model == "age" else model_set.gender.predict
+
+    with pytest.raises(ValueError, match="chips"):
+        predict(np.zeros((1, wrong_px, wrong_px, 3), np.uint8))
+
+
+def test_gender_estimate_is_the_more_probable_class(model_set: ModelSet) -> None:
+    chips = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+
+    for estimate in model_set.gender.predict(chips):
+        assert estimate.label in (Gender.FEMALE, Gender.MALE)
+        assert 0.5 <= estimate.probability <= 1.0

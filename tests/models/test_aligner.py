@@ -1,0 +1,126 @@
+"""Alignment: the dlib-style box built from YuNet's landmarks, and the chips cut from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import dlib
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from faceflow.config import LimitSettings
+from faceflow.domain import Box, Face, Landmarks, Point
+from faceflow.imaging.ingest import decode_image
+from faceflow.models.aligner import dlib_box_from_landmarks
+from faceflow.models.registry import ModelSet
+from faceflow.pipeline.detect import DetectOptions, detect_faces
+
+# Photos whose faces look straight at the camera: dlib's HOG detector is a frontal detector.
+FRONTAL_PHOTOS = [
+    "astronaut.jpg",
+    "biden.jpg",
+    "obama.jpg",
+    "obama_small.jpg",
+    "portrait_1.jpg",
+    "portrait_2.jpg",
+    "rose_leslie.jpg",
+    "two_people.jpg",
+]
+
+
+# HOG's cost grows with the pixel count; at this long side every face in FRONTAL_PHOTOS is still
+# above HOG's 80 px minimum, so it runs without upsampling.
+HOG_LONG_SIDE_PX = 800
+
+
+def photo_for_hog(path: Path) -> NDArray[np.uint8]:
+    rgb = decode_image(path.read_bytes(), LimitSettings()).rgb
+    factor = HOG_LONG_SIDE_PX / max(rgb.shape[:2])
+    if factor >= 1:
+        return rgb
+    size = (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor))
+    return np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+@pytest.fixture(scope="module")
+def hog_detector() -> Callable[[NDArray[np.uint8]], list[Box]]:
+    """dlib's own HOG frontal-face detector (the boxes its shape predictor was trained on);
+    built once, as building it takes about a second."""
+    detector = dlib.get_frontal_face_detector()
+
+    def boxes(rgb: NDArray[np.uint8]) -> list[Box]:
+        return [
+            Box(rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1)
+            for rect in detector(rgb, 0)
+        ]
+
+    return boxes
+
+
+@pytest.mark.parametrize("photo", FRONTAL_PHOTOS)
+def test_landmark_box_matches_dlibs_own_detector(
+    model_set: ModelSet,
+    testdata: Path,
+    hog_detector: Callable[[NDArray[np.uint8]], list[Box]],
+    photo: str,
+) -> None:
+    rgb = photo_for_hog(testdata / photo)
+    faces = detect_faces(rgb, model_set.detector, DetectOptions())
+    reference = hog_detector(rgb)
+    assert faces
+    assert reference
+
+    for face in faces:
+        ours = dlib_box_from_landmarks(face.landmarks)
+        theirs = min(reference, key=lambda box: distance(box.center, ours.center))
+        side = theirs.width_px
+        assert distance(ours.center, theirs.center) <= 0.15 * side
+        assert ours.width_px == pytest.approx(side, rel=0.20)
+        assert ours.width_px == pytest.approx(ours.height_px)
+
+
+def distance(a: Point, b: Point) -> float:
+    return float(np.hypot(a.x - b.x, a.y - b.y))
+
+
+def frontal_landmarks(eye_y: float = 100.0, mouth_y: float = 150.0) -> Landmarks:
+    return Landmarks(
+        right_eye=Point(80, eye_y),
+        left_eye=Point(120, eye_y),
+        nose=Point(100, (eye_y + mouth_y) / 2),
+        mouth_right=Point(85, mouth_y),
+        mouth_left=Point(115, mouth_y),
+    )
+
+
+def test_landmark_box_is_square_below_the_eyes_and_scales_with_the_face() -> None:
+    small = dlib_box_from_landmarks(frontal_landmarks(100, 150))
+    large = dlib_box_from_landmarks(frontal_landmarks(100, 200))
+
+    assert small.width_px == pytest.approx(small.height_px)
+    assert small.center.x == pytest.approx(100.0)
+    assert 100 < small.center.y < 150  # between the eye line and the mouth
+    assert large.width_px == pytest.approx(2 * small.width_px)
+
+
+def test_landmark_box_does_not_collapse_when_eyes_and_mouth_coincide() -> None:
+    box = dlib_box_from_landmarks(frontal_landmarks(100, 100))
+
+    assert box.width_px > 40  # set by the 40 px eye distance
+
+
+def test_chips_have_the_requested_sizes_in_face_order(model_set: ModelSet, testdata: Path) -> None:
+    rgb = decode_image((testdata / "two_people.jpg").read_bytes(), LimitSettings()).rgb
+    faces: tuple[Face, ...] = detect_faces(rgb, model_set.detector, DetectOptions())
+
+    chips = model_set.aligner.chips(rgb, [f.landmarks for f in faces], [64, 32])
+
+    assert chips[64].shape == (2, 64, 64, 3)
+    assert chips[32].shape == (2, 32, 32, 3)
+    assert chips[64].dtype == np.uint8
+    # Two different people: their chips differ, and neither is blank.
+    assert not np.array_equal(chips[64][0], chips[64][1])
+    assert chips[64].reshape(2, -1).std(axis=1).min() > 10

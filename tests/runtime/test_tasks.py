@@ -1,0 +1,194 @@
+"""Inference-process tasks on a real context: finished bodies, typed errors, cache parameters."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from faceflow.domain import Attribute
+from faceflow.errors import FaceflowError
+from faceflow.imaging.encode import OutputFormat
+from faceflow.pipeline.detect import DetectOptions
+from faceflow.runtime.context import WorkerContext, warm_up
+from faceflow.runtime.tasks import (
+    JSON_MEDIA_TYPE,
+    FaceRequest,
+    Operation,
+    analyze_file,
+    run_face_request,
+)
+from tests.fixtures.images import HostileInput, exif_rotated_jpeg, hostile_inputs
+from tests.fixtures.models import PhotoFacts
+
+LANDMARK_NAMES = {"right_eye", "left_eye", "nose", "mouth_right", "mouth_left"}
+
+
+def request(data: bytes, operation: Operation, **changes: Any) -> FaceRequest:
+    return replace(FaceRequest(data, operation, DetectOptions()), **changes)
+
+
+def assert_face_schema(face: dict[str, Any], *, with_attributes: bool) -> None:
+    x1, y1, x2, y2 = face["box"]
+    assert x1 < x2
+    assert y1 < y2
+    assert 0 < face["score"] <= 1
+    assert set(face["landmarks"]) == LANDMARK_NAMES
+    assert all(len(point) == 2 for point in face["landmarks"].values())
+    if with_attributes:
+        assert set(face["age"]) == {"years", "low", "high"}
+        assert face["gender"]["label"] in {"female", "male"}
+        assert 0.5 <= face["gender"]["probability"] <= 1
+    else:
+        assert "age" not in face
+        assert "gender" not in face
+
+
+@pytest.mark.parametrize(
+    ("operation", "with_attributes"), [(Operation.DETECT, False), (Operation.ANALYZE, True)]
+)
+def test_detect_and_analyze_return_a_json_report(
+    worker_context: WorkerContext,
+    testdata: Path,
+    photo_facts: dict[str, PhotoFacts],
+    operation: Operation,
+    with_attributes: bool,
+) -> None:
+    output = run_face_request(
+        worker_context, request((testdata / "two_people.jpg").read_bytes(), operation)
+    )
+
+    assert output.media_type == JSON_MEDIA_TYPE
+    report = json.loads(output.body)
+    assert (report["width"], report["height"]) == (1126, 661)
+    assert report["face_count"] == len(report["faces"]) == photo_facts["two_people.jpg"].faces_max
+    for face in report["faces"]:
+        assert_face_schema(face, with_attributes=with_attributes)
+    assert output.meta["face_count"] == report["face_count"]
+    assert {"ms_decode", "ms_detect", "ms_encode"} <= set(output.meta)
+
+
+def test_analyze_without_attributes_is_detection(
+    worker_context: WorkerContext, testdata: Path
+) -> None:
+    data = (testdata / "obama_small.jpg").read_bytes()
+
+    output = run_face_request(worker_context, request(data, Operation.ANALYZE, attributes=()))
+
+    [face] = json.loads(output.body)["faces"]
+    assert_face_schema(face, with_attributes=False)
+    assert "ms_attributes" not in output.meta
+
+
+@pytest.mark.parametrize(("image_format", "pillow_format"), [("jpeg", "JPEG"), ("png", "PNG")])
+def test_annotate_returns_a_decodable_image_of_the_input_size(
+    worker_context: WorkerContext, testdata: Path, image_format: str, pillow_format: str
+) -> None:
+    fmt = OutputFormat(image_format)
+    data = (testdata / "two_people.jpg").read_bytes()
+
+    output = run_face_request(worker_context, request(data, Operation.ANNOTATE, image_format=fmt))
+
+    assert output.media_type == f"image/{image_format}"
+    with Image.open(io.BytesIO(output.body)) as drawn:
+        assert drawn.format == pillow_format
+        assert drawn.size == (1126, 661)
+    assert output.meta["face_count"] == 2
+
+
+def test_exif_rotated_upload_reports_the_displayed_size(
+    worker_context: WorkerContext, testdata: Path
+) -> None:
+    data = exif_rotated_jpeg(testdata / "obama_small.jpg", 6)
+
+    report = json.loads(run_face_request(worker_context, request(data, Operation.DETECT)).body)
+
+    assert (report["width"], report["height"]) == (320, 240)
+    assert report["face_count"] == 1
+
+
+def test_cli_task_returns_the_report_and_the_annotated_image(
+    worker_context: WorkerContext, testdata: Path
+) -> None:
+    data = (testdata / "two_people.jpg").read_bytes()
+
+    analysed = analyze_file(worker_context, request(data, Operation.ANALYZE))
+    annotated = analyze_file(worker_context, request(data, Operation.ANNOTATE))
+
+    assert len(analysed.report.faces) == 2
+    assert analysed.annotated is None
+    assert annotated.annotated is not None
+    assert Image.open(io.BytesIO(annotated.annotated)).size == (1126, 661)
+    assert [f.box for f in annotated.report.faces] == [f.box for f in analysed.report.faces]
+
+
+@pytest.mark.parametrize("case", hostile_inputs(), ids=lambda case: case.name)
+def test_hostile_input_raises_its_typed_error(
+    worker_context: WorkerContext, testdata: Path, case: HostileInput
+) -> None:
+    data = case.make(testdata, worker_context.settings.limits)
+
+    with pytest.raises(FaceflowError) as raised:
+        run_face_request(worker_context, request(data, Operation.ANALYZE))
+
+    assert (raised.value.code, raised.value.status) == (case.code, case.status)
+
+
+def test_warm_up_runs_on_the_loaded_models(worker_context: WorkerContext) -> None:
+    warm_up(worker_context)  # raises if any model cannot run
+
+
+BASE = FaceRequest(b"", Operation.ANNOTATE, DetectOptions())
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        replace(BASE, options=replace(BASE.options, score_threshold=0.5)),
+        replace(BASE, options=replace(BASE.options, nms_threshold=0.5)),
+        replace(BASE, options=replace(BASE.options, min_face_px=40)),
+        replace(BASE, options=replace(BASE.options, max_faces=3)),
+        replace(BASE, attributes=(Attribute.AGE,)),
+        replace(BASE, attributes=()),
+        replace(BASE, image_format=OutputFormat.PNG),
+    ],
+    ids=[
+        "score_threshold",
+        "nms_threshold",
+        "min_face_px",
+        "max_faces",
+        "attributes",
+        "no_attributes",
+        "format",
+    ],
+)
+def test_cache_params_change_with_every_option(changed: FaceRequest) -> None:
+    assert changed.cache_params() != BASE.cache_params()
+
+
+def test_cache_params_ignore_the_bytes_and_the_order_of_attributes() -> None:
+    one = replace(BASE, data=b"a", attributes=(Attribute.AGE, Attribute.GENDER))
+    other = replace(BASE, data=b"b", attributes=(Attribute.GENDER, Attribute.AGE))
+
+    assert one.cache_params() == other.cache_params()
+
+
+@pytest.mark.parametrize(
+    ("operation", "ignored"),
+    [
+        (Operation.DETECT, {"attributes": ()}),
+        (Operation.DETECT, {"image_format": OutputFormat.PNG}),
+        (Operation.ANALYZE, {"image_format": OutputFormat.PNG}),
+    ],
+)
+def test_cache_params_ignore_what_an_operation_does_not_use(
+    operation: Operation, ignored: dict[str, Any]
+) -> None:
+    plain = replace(BASE, operation=operation)
+
+    assert replace(plain, **ignored).cache_params() == plain.cache_params()

@@ -1,0 +1,196 @@
+"""Settings: environment, YAML and TOML files, precedence, and refusal of unsafe values."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from faceflow.config import Settings, load_settings, read_config_file
+from faceflow.errors import InvalidParameter
+
+SHA256_OF_KEY = hashlib.sha256(b"secret-key").hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No FACEFLOW_* variable from the developer's shell leaks into these tests."""
+    for name in list(os.environ):
+        if name.startswith("FACEFLOW_"):
+            monkeypatch.delenv(name)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_need_nothing() -> None:
+    settings = load_settings()
+
+    assert settings.cache.redis_url is None
+    assert settings.detection.score_threshold == 0.7
+    assert settings.models.dir.name == "models"
+    assert settings.runtime.waiting_limit == 2 * settings.runtime.processes
+
+
+def test_nested_environment_variables_set_group_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACEFLOW_CACHE__REDIS_URL", "redis://cache.internal:6379/2")
+    monkeypatch.setenv("FACEFLOW_RUNTIME__PROCESSES", "3")
+    monkeypatch.setenv("FACEFLOW_SERVER__CORS_ORIGINS", '["https://a.example"]')
+
+    settings = load_settings()
+
+    assert settings.cache.redis_url == "redis://cache.internal:6379/2"
+    assert settings.runtime.processes == 3
+    assert settings.server.cors_origins == ["https://a.example"]
+
+
+def test_yaml_file_loads(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "faceflow.yaml",
+        "server:\n  port: 9000\ncache:\n  redis_url: redis://yaml:6379/0\n"
+        "detection:\n  score_threshold: 0.8\n",
+    )
+
+    settings = load_settings(config)
+
+    assert settings.server.port == 9000
+    assert settings.cache.redis_url == "redis://yaml:6379/0"
+    assert settings.detection.score_threshold == 0.8
+
+
+def test_toml_file_loads(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "faceflow.toml",
+        '[server]\nport = 9001\n[jobs]\nredis_url = "redis://toml:6379/1"\n'
+        "[limits]\nmax_upload_bytes = 2048\n",
+    )
+
+    settings = load_settings(config)
+
+    assert settings.server.port == 9001
+    assert settings.jobs.redis_url == "redis://toml:6379/1"
+    assert settings.limits.max_upload_bytes == 2048
+
+
+def test_config_file_can_be_named_by_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(tmp_path / "faceflow.yml", "server:\n  port: 9002\n")
+    monkeypatch.setenv("FACEFLOW_CONFIG", str(config))
+
+    assert load_settings().server.port == 9002
+
+
+def test_environment_beats_the_file_and_the_file_beats_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(
+        tmp_path / "faceflow.yaml",
+        "cache:\n  redis_url: redis://file:6379/0\n  ttl_s: 60\n",
+    )
+    monkeypatch.setenv("FACEFLOW_CACHE__REDIS_URL", "redis://env:6379/0")
+
+    settings = load_settings(config)
+
+    assert settings.cache.redis_url == "redis://env:6379/0"
+    assert settings.cache.ttl_s == 60  # only the file sets it
+    assert settings.cache.lock_ttl_ms == 30_000  # nobody sets it
+
+
+def test_explicit_overrides_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACEFLOW_SERVER__PORT", "9100")
+
+    settings = load_settings(server={"port": 9200})
+
+    assert settings.server.port == 9200
+
+
+def test_settings_survive_the_json_round_trip_to_a_worker(tmp_path: Path) -> None:
+    settings = load_settings(models={"dir": tmp_path, "paths": {"yunet": tmp_path / "y.onnx"}})
+
+    assert Settings.model_validate_json(settings.model_dump_json()) == settings
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("server:\n  api_key_hashes: [secret-key]\n", "api_key_hashes"),
+        (f"server:\n  api_key_hashes: ['{SHA256_OF_KEY[:-1]}']\n", "api_key_hashes"),
+        (f"server:\n  api_key_hashes: ['{SHA256_OF_KEY[:-1]}z']\n", "api_key_hashes"),
+        ("limits:\n  min_side_px: 500\n  max_side_px: 400\n", "min_side_px"),
+        ("detection:\n  score_threshold: 1.5\n", "score_threshold"),
+        ("server:\n  port: 0\n", "port"),
+        ("runtime:\n  processes: 0\n", "processes"),
+        ("cache:\n  ttl_s: 0\n", "ttl_s"),
+        ("cahce:\n  redis_url: redis://typo:6379\n", "cahce"),
+        ("server:\n  prot: 9000\n", "prot"),
+    ],
+    ids=[
+        "plain-api-key",
+        "short-hash",
+        "non-hex-hash",
+        "min-side-over-max-side",
+        "threshold-over-1",
+        "port-0",
+        "no-processes",
+        "zero-ttl",
+        "misspelt-group",
+        "misspelt-field",
+    ],
+)
+def test_unsafe_or_unknown_values_are_refused(tmp_path: Path, text: str, field: str) -> None:
+    config = write(tmp_path / "faceflow.yaml", text)
+
+    with pytest.raises(ValidationError, match=field):
+        load_settings(config)
+
+
+def test_unsafe_value_from_the_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACEFLOW_SERVER__API_KEY_HASHES", '["secret-key"]')
+
+    with pytest.raises(ValidationError, match="sha256"):
+        load_settings()
+
+
+def test_api_key_hashes_are_accepted_and_lower_cased() -> None:
+    settings = load_settings(server={"api_key_hashes": [SHA256_OF_KEY.upper()]})
+
+    assert settings.server.api_key_hashes == [SHA256_OF_KEY]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("faceflow.ini", "[server]\nport = 1\n", "must end in"),
+        ("faceflow.yaml", "- just\n- a list\n", "mapping"),
+        ("absent.yaml", None, "cannot read"),
+    ],
+)
+def test_unusable_config_files_are_refused(
+    tmp_path: Path, name: str, text: str | None, problem: str
+) -> None:
+    path = tmp_path / name
+    if text is not None:
+        write(path, text)
+
+    with pytest.raises(InvalidParameter, match=problem):
+        read_config_file(path)
+
+
+def test_empty_yaml_file_means_defaults(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path / "faceflow.yaml", "")) == load_settings()
+
+
+def test_override_of_an_unknown_group_is_refused() -> None:
+    with pytest.raises(InvalidParameter, match="serevr"):
+        load_settings(serevr={"port": 1})
+
+
+def test_overrides_are_validated() -> None:
+    with pytest.raises(ValidationError, match="min_side_px"):
+        load_settings(limits={"min_side_px": 500, "max_side_px": 400})

@@ -1,0 +1,95 @@
+"""The error tree: stable, unique codes, and a lossless round trip through ``error_from_code``."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from faceflow import errors
+from faceflow.errors import FaceflowError, RetryableError, error_from_code
+
+
+def error_classes() -> list[type[FaceflowError]]:
+    """Every error class defined in faceflow.errors, found by walking the module, not the tree."""
+    return [
+        cls
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, FaceflowError) and cls.__module__ == errors.__name__
+    ]
+
+
+def coded_classes() -> list[type[FaceflowError]]:
+    """The classes that declare their own code: everything but the abstract RetryableError."""
+    return [cls for cls in error_classes() if "code" in vars(cls)]
+
+
+def test_every_class_but_the_retryable_base_declares_its_own_code() -> None:
+    assert {cls for cls in error_classes() if cls not in coded_classes()} == {RetryableError}
+
+
+def test_codes_are_unique() -> None:
+    codes = [cls.code for cls in coded_classes()]
+
+    assert len(codes) == len(set(codes))
+
+
+def test_statuses_are_http_error_statuses() -> None:
+    for cls in error_classes():
+        assert 400 <= cls.status <= 599, cls
+
+
+@pytest.mark.parametrize("cls", coded_classes(), ids=lambda cls: cls.__name__)
+def test_error_round_trips_through_its_code(cls: type[FaceflowError]) -> None:
+    details: dict[str, errors.JsonScalar] = {"faces": 2, "model": "yunet"}
+    if issubclass(cls, RetryableError):
+        original: FaceflowError = cls("try later", retry_after_s=7, details=details)
+        # What crosses a process boundary: the code, the message and the details, with the
+        # retry hint among them (as the worker pool sends it).
+        sent = {**original.details, "retry_after_s": 7}
+    else:
+        original = cls("something went wrong", details)
+        sent = dict(original.details)
+
+    rebuilt = error_from_code(original.code, original.message, sent)
+
+    assert type(rebuilt) is cls
+    assert (rebuilt.code, rebuilt.status, rebuilt.message) == (
+        original.code,
+        original.status,
+        original.message,
+    )
+    assert rebuilt.details["faces"] == 2
+    if isinstance(original, RetryableError):
+        assert isinstance(rebuilt, RetryableError)
+        assert rebuilt.retry_after_s == 7
+
+
+def test_unknown_code_becomes_a_plain_internal_error() -> None:
+    rebuilt = error_from_code("no_such_code", "odd", {"x": 1})
+
+    assert type(rebuilt) is FaceflowError
+    assert (rebuilt.code, rebuilt.status, rebuilt.details) == ("internal", 500, {"x": 1})
+
+
+@pytest.mark.parametrize(
+    ("retry", "expected"), [(None, 1), (2.9, 2), (0, 1), ("soon", 1), (30, 30)]
+)
+def test_retry_hint_is_read_defensively(retry: errors.JsonScalar, expected: int) -> None:
+    details = {} if retry is None else {"retry_after_s": retry}
+
+    rebuilt = error_from_code("overloaded", "busy", details)
+
+    assert isinstance(rebuilt, errors.Overloaded)
+    assert rebuilt.retry_after_s == expected
+
+
+def test_to_dict_is_the_json_error_body() -> None:
+    error = errors.TooLarge("too big", {"bytes": 11, "max_bytes": 10})
+
+    assert error.to_dict() == {
+        "code": "too_large",
+        "message": "too big",
+        "bytes": 11,
+        "max_bytes": 10,
+    }
