@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import glob
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -17,14 +15,12 @@ from rich.table import Table
 from rich.text import Text
 
 from faceflow.cli.common import ConfigOption, settings_from, setup_logging
-from faceflow.config import Settings
+from faceflow.cli.files import FileOutcome, run_files
 from faceflow.domain import Attribute
 from faceflow.errors import FaceflowError, InvalidParameter
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.annotate import face_label
 from faceflow.pipeline.detect import DetectOptions
-from faceflow.runtime.context import WorkerContext, load_context
-from faceflow.runtime.pool import InferencePool
 from faceflow.runtime.tasks import FaceRequest, FileAnalysis, Operation, analyze_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
@@ -64,74 +60,7 @@ def parse_attributes(value: str) -> tuple[Attribute, ...]:
         raise InvalidParameter(f"unknown attribute in {value!r}; allowed: {allowed}") from None
 
 
-@dataclass(frozen=True, slots=True)
-class FileOutcome:
-    path: Path
-    result: FileAnalysis | None
-    error: FaceflowError | None
-
-
-def _request_for(path: Path, base: FaceRequest) -> FaceRequest:
-    return FaceRequest(
-        path.read_bytes(), base.operation, base.options, base.attributes, base.image_format
-    )
-
-
-def run_in_process(
-    settings: Settings, paths: list[Path], base: FaceRequest, on_done: Callable[[FileOutcome], None]
-) -> None:
-    """One process: models load here once, files run one after another."""
-    context: WorkerContext = load_context(settings.model_dump_json())
-    for path in paths:
-        try:
-            on_done(FileOutcome(path, analyze_file(context, _request_for(path, base)), None))
-        except FaceflowError as exc:
-            on_done(FileOutcome(path, None, exc))
-        except OSError as exc:
-            on_done(
-                FileOutcome(path, None, InvalidParameter(f"cannot read {path}: {exc.strerror}"))
-            )
-
-
-async def run_in_pool(
-    settings: Settings,
-    paths: list[Path],
-    base: FaceRequest,
-    workers: int,
-    on_done: Callable[[FileOutcome], None],
-) -> None:
-    """N spawned processes, each loading the models once; files are fed as workers free up and
-    ``on_done`` sees each outcome as it completes."""
-    pool: InferencePool[WorkerContext] = InferencePool(
-        processes=workers,
-        max_waiting=workers,
-        deadline_s=settings.runtime.deadline_s,
-        init=load_context,
-        init_arg=settings.model_dump_json(),
-    )
-    slots = asyncio.Semaphore(2 * workers)  # never more than the pool admits: no Overloaded here
-
-    async def one(path: Path) -> None:
-        async with slots:
-            try:
-                request = _request_for(path, base)
-                on_done(FileOutcome(path, await pool.run(analyze_file, request), None))
-            except FaceflowError as exc:
-                on_done(FileOutcome(path, None, exc))
-            except OSError as exc:
-                on_done(
-                    FileOutcome(path, None, InvalidParameter(f"cannot read {path}: {exc.strerror}"))
-                )
-
-    await pool.start()
-    try:
-        await pool.wait_ready(timeout_s=120)
-        await asyncio.gather(*(one(path) for path in paths))
-    finally:
-        await pool.close()
-
-
-def _print_table(outcomes: list[FileOutcome]) -> None:
+def _print_table(outcomes: list[FileOutcome[FileAnalysis]]) -> None:
     table = Table(show_lines=False)
     table.add_column("file", overflow="fold")
     for column in ("faces", "face", "box (x1, y1, x2, y2)", "score", "gender", "age"):
@@ -176,7 +105,7 @@ def _plain(value: object) -> Text:
     return Text(str(value))
 
 
-def _json_line(outcome: FileOutcome) -> str:
+def _json_line(outcome: FileOutcome[FileAnalysis]) -> str:
     if outcome.error is not None:
         return json.dumps({"file": str(outcome.path), "error": outcome.error.to_dict()})
     assert outcome.result is not None
@@ -236,7 +165,7 @@ def analyze(
     if annotate_dir:
         annotate_dir.mkdir(parents=True, exist_ok=True)
 
-    outcomes: list[FileOutcome] = []
+    outcomes: list[FileOutcome[FileAnalysis]] = []
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -248,7 +177,7 @@ def analyze(
     ) as progress:
         task = progress.add_task("analysing", total=len(files))
 
-        def done(outcome: FileOutcome) -> None:
+        def done(outcome: FileOutcome[FileAnalysis]) -> None:
             outcomes.append(outcome)
             progress.advance(task)
             if as_json:
@@ -258,11 +187,11 @@ def analyze(
                 target = annotate_dir / f"{outcome.path.stem}.annotated.jpg"
                 target.write_bytes(outcome.result.annotated)
 
+        def make_request(data: bytes) -> FaceRequest:
+            return dataclasses.replace(base, data=data)
+
         try:
-            if workers == 1:
-                run_in_process(settings, files, base, done)
-            else:
-                asyncio.run(run_in_pool(settings, files, base, workers, done))
+            run_files(settings, files, make_request, analyze_file, workers, done)
         except FaceflowError as exc:  # models missing or corrupt: nothing can run
             err.print(f"[red]error:[/red] {exc.message}")
             raise typer.Exit(2) from None

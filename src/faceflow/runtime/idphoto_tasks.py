@@ -119,3 +119,32 @@ def sheet_task(context: WorkerContext, request: SheetRequest) -> TaskOutput:
         **timer.as_meta(),
     }
     return TaskOutput(request.output_format.mime_type, body, meta)
+
+
+@dataclass(frozen=True, slots=True)
+class IdPhotoFileRequest:
+    """The CLI's request: one file's bytes, the photo to make, and optionally a print sheet."""
+
+    data: bytes
+    options: IdPhotoOptions
+    paper: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdPhotoFile:
+    photo: IdPhotoResult
+    sheet: bytes | None
+
+
+def id_photo_file(context: WorkerContext, request: IdPhotoFileRequest) -> IdPhotoFile:
+    """The CLI's task: matte, photo and sheet in one go (the CLI has no cache to share)."""
+    matte_output = matte_task(context, MatteRequest(request.data))
+    matte = matte_from_bytes(matte_output.body)
+    photo = render_id_photo(matte, matte.face, request.options)
+    sheet = None
+    if request.paper is not None:
+        pixels = render_pixels(matte, matte.face, request.options).pixels
+        spec = request.options.spec
+        item = SheetItem(pixels, spec.width_mm, spec.height_mm, None)
+        sheet = compose_sheet([item], get_paper(request.paper)).encode()
+    return IdPhotoFile(photo, sheet)

@@ -1,0 +1,142 @@
+"""`faceflow id-photo IN...`: ID photos (and print sheets) for files, folders and globs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from faceflow.cli.analyze import expand_paths
+from faceflow.cli.common import ConfigOption, settings_from, setup_logging
+from faceflow.cli.files import FileOutcome, run_files
+from faceflow.errors import FaceflowError
+from faceflow.imaging.encode import OutputFormat
+from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
+from faceflow.pipeline.idphoto.render import IdPhotoOptions
+from faceflow.pipeline.idphoto.sheet import get_paper
+from faceflow.pipeline.idphoto.specs import get_spec, list_specs
+from faceflow.runtime.idphoto_tasks import IdPhotoFile, IdPhotoFileRequest, id_photo_file
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+_SHEET_ALIASES = {"6in": "6inch", "5in": "5inch"}
+
+
+def id_photo(
+    paths: Annotated[list[str], typer.Argument(help="photos, folders (recursive) or globs")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="output folder")],
+    spec: Annotated[str, typer.Option(help="size preset; --list-specs shows them")] = "cn-1inch",
+    background: Annotated[str, typer.Option(help="white, blue, red, grey or #rrggbb")] = "white",
+    gradient: Annotated[
+        Literal["none", "vertical", "radial"], typer.Option(help="fade the background to white")
+    ] = "none",
+    output_format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.JPEG,
+    max_kb: Annotated[int | None, typer.Option(min=1, help="JPEG file-size cap in KB")] = None,
+    transparent: Annotated[bool, typer.Option(help="PNG with a transparent background")] = False,
+    sheet: Annotated[
+        str | None, typer.Option(help="also write a print sheet: 6inch, 5inch or a4")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="inference processes")] = 1,
+    config: ConfigOption = None,
+) -> None:
+    """Make an ID photo of every input: one face, cut out, on the chosen background, at the
+    preset's exact size and DPI, head placed by the preset's rules; plus a compliance report
+    (<name>.report.json) and, with --sheet, a print sheet. Exit code 1 if any file failed."""
+    settings = settings_from(config)
+    setup_logging("warning")
+    try:
+        style = BackgroundStyle.SOLID if gradient == "none" else BackgroundStyle(gradient)
+        options = IdPhotoOptions(
+            get_spec(spec),
+            parse_background(background, style.value),
+            output_format,
+            max_kb,
+            transparent,
+        )
+        paper = get_paper(_SHEET_ALIASES.get(sheet, sheet)).key if sheet else None
+    except FaceflowError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
+    files = expand_paths(paths)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = "png" if output_format is OutputFormat.PNG else "jpg"
+    table = Table()
+    for column in ("file", "result", "size", "compliance"):
+        table.add_column(column, overflow="fold")
+    failed = 0
+
+    def done(outcome: FileOutcome[IdPhotoFile]) -> None:
+        nonlocal failed
+        progress.advance(task)
+        name = Text(str(outcome.path))
+        if outcome.error is not None or outcome.result is None:
+            failed += 1
+            code = outcome.error.code if outcome.error else "internal"
+            message = outcome.error.message if outcome.error else ""
+            table.add_row(name, Text(f"{code}: {message}", style="red"), "", "")
+            return
+        photo = outcome.result.photo
+        target = out_dir / f"{outcome.path.stem}.{options.spec.key}.{suffix}"
+        target.write_bytes(photo.data)
+        report = target.with_suffix(".report.json")
+        report.write_text(json.dumps(photo.to_dict(), indent=2) + "\n")
+        if outcome.result.sheet is not None:
+            (out_dir / f"{outcome.path.stem}.{options.spec.key}.sheet-{paper}.jpg").write_bytes(
+                outcome.result.sheet
+            )
+        status = photo.report.status.value
+        colour = {"pass": "green", "warn": "yellow", "fail": "red"}[status]
+        table.add_row(
+            name,
+            Text(str(target)),
+            f"{photo.width_px}×{photo.height_px} @ {photo.dpi} dpi, {len(photo.data) // 1024} KB",
+            Text(status, style=colour),
+        )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=len(files) < 2,
+    ) as progress:
+        task = progress.add_task("ID photos", total=len(files))
+
+        def make_request(data: bytes) -> IdPhotoFileRequest:
+            return IdPhotoFileRequest(data, options, paper)
+
+        try:
+            run_files(settings, files, make_request, id_photo_file, workers, done)
+        except FaceflowError as exc:
+            err.print(f"[red]error:[/red] {exc.message}")
+            raise typer.Exit(2) from None
+    out.print(table)
+    if failed:
+        err.print(f"[red]{failed} of {len(files)} files failed[/red]")
+        raise typer.Exit(1)
+
+
+def list_id_specs() -> None:
+    """Every ID-photo size preset with its pixel size and head rules."""
+    table = Table(title="ID-photo size presets")
+    for column in ("key", "title", "size", "pixels @ dpi", "head (chin–crown)", "eye line"):
+        table.add_column(column)
+    for spec in list_specs():
+        table.add_row(
+            spec.key,
+            spec.title,
+            f"{spec.width_mm:g}×{spec.height_mm:g} mm",
+            f"{spec.width_px}×{spec.height_px} @ {spec.dpi}",
+            "{:g}–{:g} mm".format(*spec.head_height_mm),
+            "{:g}–{:g} mm from bottom".format(*spec.eye_line_mm),
+        )
+    out.print(table)
