@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from limits import parse_many
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -34,12 +35,19 @@ class _Group(BaseModel):
 
 
 class ServerSettings(_Group):
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    http_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
+    host: str = Field("127.0.0.1", description="address to bind; 0.0.0.0 for every interface")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port")
+    http_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="uvicorn worker processes; each has its own cache and pool (share via Redis)",
+    )
     cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")
-    log_json: bool = False
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = Field(False, description="one JSON object per log line")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="debug, info, warning or error"
+    )
     api_key_hashes: list[str] = Field(
         default_factory=list,
         description="sha256 hex digests of accepted API keys; empty: auth off",
@@ -48,7 +56,7 @@ class ServerSettings(_Group):
         None, description="per-client limit in `limits` notation, e.g. '10/second;20/2second'"
     )
     rate_limit_storage: str = Field("memory://", description="memory:// or redis://host:port")
-    web_page: bool = True
+    web_page: bool = Field(True, description="serve the web page at /")
 
     @field_validator("api_key_hashes")
     @classmethod
@@ -58,13 +66,31 @@ class ServerSettings(_Group):
                 raise ValueError("api_key_hashes must be sha256 hex digests, not plain keys")
         return [d.lower() for d in value]
 
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"rate_limit {value!r} is not in `limits` notation: {exc}"
+                ) from None
+        return value
+
 
 class ModelSettings(_Group):
-    dir: Path = Field(default_factory=default_model_dir)
+    dir: Path = Field(
+        default_factory=default_model_dir,
+        description="model store ($XDG_CACHE_HOME/faceflow/models)",
+    )
     paths: dict[str, Path] = Field(
         default_factory=dict, description="explicit file per model name, overrides the store"
     )
-    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description="onnxruntime execution providers, in order of preference",
+    )
     intra_op_threads: int = Field(
         1, ge=0, le=64, description="threads per ONNX session; 0 lets onnxruntime decide"
     )
@@ -78,8 +104,10 @@ class RuntimeSettings(_Group):
     max_waiting: int | None = Field(
         None, ge=0, description="requests allowed to wait for a worker; default 2 × processes"
     )
-    deadline_s: float = Field(30.0, gt=0, le=600)
-    warmup: bool = True
+    deadline_s: float = Field(
+        30.0, gt=0, le=600, description="a request still waiting or running after this: 503"
+    )
+    warmup: bool = Field(True, description="run every model once before reporting ready")
 
     @property
     def waiting_limit(self) -> int:
@@ -87,22 +115,27 @@ class RuntimeSettings(_Group):
 
 
 class DetectionSettings(_Group):
-    score_threshold: float = Field(0.7, ge=0.0, le=1.0)
-    nms_threshold: float = Field(0.3, ge=0.0, le=1.0)
-    min_face_px: int = Field(20, ge=0, le=10_000)
-    max_faces: int = Field(100, ge=1, le=1000)
-    detect_long_side_px: int = Field(640, ge=160, le=4096)
+    score_threshold: float = Field(0.7, ge=0.0, le=1.0, description="default minimum face score")
+    nms_threshold: float = Field(0.3, ge=0.0, le=1.0, description="overlap (IoU) that merges boxes")
+    min_face_px: int = Field(
+        20, ge=0, le=10_000, description="default: drop faces narrower than this (source px)"
+    )
+    max_faces: int = Field(100, ge=1, le=1000, description="default: keep the N largest faces")
 
 
 class CacheSettings(_Group):
     memory_bytes: int = Field(256 * 1024 * 1024, ge=0, description="in-process LRU budget")
-    redis_url: str | None = None
-    ttl_s: int = Field(24 * 3600, ge=1)
-    ttl_jitter: float = Field(0.1, ge=0.0, le=1.0)
-    redis_timeout_ms: int = Field(50, ge=1, le=5000)
+    redis_url: str | None = Field(None, description="shared cache Redis; unset: in-process only")
+    ttl_s: int = Field(24 * 3600, ge=1, description="how long results are kept")
+    ttl_jitter: float = Field(
+        0.1, ge=0.0, le=1.0, description="TTL spread (±share) so entries do not expire together"
+    )
+    redis_timeout_ms: int = Field(
+        50, ge=1, le=5000, description="the longest any request waits on the cache Redis per call"
+    )
     breaker_failures: int = Field(3, ge=1, description="consecutive failures that open the breaker")
     breaker_reset_s: float = Field(2.0, gt=0, description="how long the breaker stays open")
-    lock_ttl_ms: int = Field(30_000, ge=100)
+    lock_ttl_ms: int = Field(30_000, ge=100, description="cross-node single-flight lock lifetime")
 
 
 class JobSettings(_Group):
@@ -148,7 +181,10 @@ class JobSettings(_Group):
         description="`faceflow worker` processes, each loading the models once",
     )
     embedded_consumers: int | None = Field(
-        None, ge=1, le=256, description="embedded runner: jobs run at once; default runtime.processes"
+        None,
+        ge=1,
+        le=256,
+        description="embedded runner: jobs run at once; default runtime.processes",
     )
     embedded_keep_finished: int = Field(
         10_000, ge=1, description="embedded runner: finished jobs kept in memory, oldest dropped"
@@ -166,12 +202,16 @@ class JobSettings(_Group):
 
 
 class LimitSettings(_Group):
-    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
-    max_pixels: int = Field(40_000_000, ge=256)
-    max_pixels_lossless: int = Field(25_000_000, ge=256, description="PNG, WebP, GIF")
-    min_side_px: int = Field(16, ge=1)
-    max_side_px: int = Field(12_000, ge=16)
-    batch_max_items: int = Field(16, ge=1, le=256)
+    max_upload_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="per image; larger uploads: 413"
+    )
+    max_pixels: int = Field(40_000_000, ge=256, description="JPEG pixels; more: 422")
+    max_pixels_lossless: int = Field(
+        25_000_000, ge=256, description="PNG, WebP, GIF pixels; more: 422"
+    )
+    min_side_px: int = Field(16, ge=1, description="shorter sides: 422")
+    max_side_px: int = Field(12_000, ge=16, description="longer sides: 422")
+    batch_max_items: int = Field(16, ge=1, le=256, description="images per /v1/batch request")
 
     @model_validator(mode="after")
     def _sides_ordered(self) -> LimitSettings:
