@@ -29,13 +29,13 @@ test: setup system-deps  ## set up, then run the whole test suite
 	scripts/test.sh $(ARGS)
 
 check: $(STAMP)  ## ruff lint + format check, mypy --strict
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 
 format: $(STAMP)  ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src tests bench scripts
 
 bench: setup  ## run the benchmarks in bench/ and print the tables
 	$(BIN)/python bench/run_all.py $(ARGS)

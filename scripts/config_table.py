@@ -1,0 +1,27 @@
+"""Print the README's configuration table from the Settings model (run after adding a setting)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from faceflow.config import Settings
+
+SHOWN_DEFAULTS = {("models", "dir"): "~/.cache/faceflow/models", ("runtime", "processes"): "cores"}
+
+
+def main() -> None:
+    settings = Settings()
+    print("| setting | environment variable | default | meaning |")
+    print("|---|---|---|---|")
+    for group in Settings.model_fields:
+        values = getattr(settings, group)
+        assert isinstance(values, BaseModel)
+        for name, field in type(values).model_fields.items():
+            default = SHOWN_DEFAULTS.get((group, name), getattr(values, name))
+            env = f"FACEFLOW_{group.upper()}__{name.upper()}"
+            meaning = (field.description or "").replace("|", "\\|")
+            print(f"| `{group}.{name}` | `{env}` | `{default}` | {meaning} |")
+
+
+if __name__ == "__main__":
+    main()
