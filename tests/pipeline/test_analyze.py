@@ -24,16 +24,12 @@ AGE_TOLERANCE_YEARS = 12
 Analyzed = Callable[[str], tuple[Face, ...]]
 
 
-def attribute_models(model_set: ModelSet) -> AttributeModels:
-    return AttributeModels(model_set.aligner, model_set.age, model_set.gender)
-
-
 def decoded(path: Path) -> NDArray[np.uint8]:
     return decode_image(path.read_bytes(), LimitSettings()).rgb
 
 
 @pytest.fixture(scope="module")
-def analyzed(model_set: ModelSet, testdata: Path) -> Analyzed:
+def analyzed(model_set: ModelSet, attribute_models: AttributeModels, testdata: Path) -> Analyzed:
     """Every face of a test photo with age and gender, computed once per module."""
     found: dict[str, tuple[Face, ...]] = {}
 
@@ -42,7 +38,7 @@ def analyzed(model_set: ModelSet, testdata: Path) -> Analyzed:
             found[photo] = analyze_faces(
                 decoded(testdata / photo),
                 model_set.detector,
-                attribute_models(model_set),
+                attribute_models,
                 DetectOptions(),
             )
         return found[photo]
@@ -108,14 +104,17 @@ def counted_sessions(
 
 
 def test_all_faces_of_an_image_go_through_each_model_in_one_call(
-    model_set: ModelSet, testdata: Path, counted_sessions: tuple[CountingSession, CountingSession]
+    model_set: ModelSet,
+    attribute_models: AttributeModels,
+    testdata: Path,
+    counted_sessions: tuple[CountingSession, CountingSession],
 ) -> None:
     age, gender = counted_sessions
 
     faces = analyze_faces(
         decoded(testdata / "two_people.jpg"),
         model_set.detector,
-        attribute_models(model_set),
+        attribute_models,
         DetectOptions(),
     )
 
@@ -135,6 +134,7 @@ def test_all_faces_of_an_image_go_through_each_model_in_one_call(
 )
 def test_only_the_selected_attributes_are_computed(
     model_set: ModelSet,
+    attribute_models: AttributeModels,
     testdata: Path,
     counted_sessions: tuple[CountingSession, CountingSession],
     attributes: tuple[Attribute, ...],
@@ -146,7 +146,7 @@ def test_only_the_selected_attributes_are_computed(
     faces = analyze_faces(
         decoded(testdata / "two_people.jpg"),
         model_set.detector,
-        attribute_models(model_set),
+        attribute_models,
         DetectOptions(),
         attributes,
     )
@@ -159,14 +159,17 @@ def test_only_the_selected_attributes_are_computed(
 
 
 def test_no_faces_means_no_model_calls(
-    model_set: ModelSet, testdata: Path, counted_sessions: tuple[CountingSession, CountingSession]
+    model_set: ModelSet,
+    attribute_models: AttributeModels,
+    testdata: Path,
+    counted_sessions: tuple[CountingSession, CountingSession],
 ) -> None:
     age, gender = counted_sessions
 
     faces = analyze_faces(
         decoded(testdata / "coffee.jpg"),
         model_set.detector,
-        attribute_models(model_set),
+        attribute_models,
         DetectOptions(),
     )
 
@@ -175,15 +178,13 @@ def test_no_faces_means_no_model_calls(
 
 
 def test_enrich_keeps_boxes_and_reads_landmarks_through_the_source_scale(
-    model_set: ModelSet, testdata: Path, analyzed: Analyzed
+    model_set: ModelSet, attribute_models: AttributeModels, testdata: Path, analyzed: Analyzed
 ) -> None:
     full = decoded(testdata / "obama.jpg")
     half = np.ascontiguousarray(full[::2, ::2])
     faces = detect_faces(full, model_set.detector, DetectOptions())
 
-    from_half = enrich_faces(
-        half, faces, attribute_models(model_set), (Attribute.AGE,), source_scale=2.0
-    )
+    from_half = enrich_faces(half, faces, attribute_models, (Attribute.AGE,), source_scale=2.0)
     from_full = analyzed("obama.jpg")
 
     assert [face.box for face in from_half] == [face.box for face in faces]

@@ -60,10 +60,11 @@ def test_face_label(subject: Face, label: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_people(model_set: ModelSet, testdata: Path) -> tuple[NDArray[np.uint8], tuple[Face, ...]]:
+def two_people(
+    model_set: ModelSet, attribute_models: AttributeModels, testdata: Path
+) -> tuple[NDArray[np.uint8], tuple[Face, ...]]:
     rgb = decode_image((testdata / "two_people.jpg").read_bytes(), LimitSettings()).rgb
-    models = AttributeModels(model_set.aligner, model_set.age, model_set.gender)
-    faces = analyze_faces(rgb, model_set.detector, models, DetectOptions())
+    faces = analyze_faces(rgb, model_set.detector, attribute_models, DetectOptions())
     assert len(faces) == 2
     return rgb, faces
 
