@@ -58,11 +58,7 @@ def connect(url: str, timeout_s: float | None, *, patient: bool = False) -> Redi
     ``patient``: it retries a lost connection for a few seconds with backoff, so a queue Redis
     restart (a few hundred ms from its AOF) does not fail the job that was running.
     """
-    retry = (
-        Retry(ExponentialBackoff(cap=2.0, base=0.1), 6)
-        if patient
-        else Retry(NoBackoff(), 0)
-    )
+    retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), 6) if patient else Retry(NoBackoff(), 0)
     client: Redis = Redis.from_url(
         url,
         socket_connect_timeout=timeout_s,
