@@ -15,7 +15,7 @@ from rich.text import Text
 from faceflow.cli.analyze import expand_paths
 from faceflow.cli.common import ConfigOption, settings_from, setup_logging
 from faceflow.cli.files import FileOutcome, run_files
-from faceflow.errors import FaceflowError
+from faceflow.errors import FaceflowError, InvalidParameter
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
 from faceflow.pipeline.idphoto.render import IdPhotoOptions
@@ -61,6 +61,8 @@ def id_photo(
             transparent,
         )
         paper = get_paper(_SHEET_ALIASES.get(sheet, sheet)).key if sheet else None
+        if paper is not None and transparent:
+            raise InvalidParameter("a print sheet cannot be transparent; choose a background")
     except FaceflowError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None

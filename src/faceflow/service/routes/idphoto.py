@@ -193,7 +193,7 @@ async def id_photo(
     )
     upload = await read_image(request, services.settings.limits.max_upload_bytes)
     if sheet is not None:
-        return await _sheet(services, upload.data, [(options, None)], sheet)
+        return await _sheet(services, upload.data, [(options, None)], sheet, format)
     params = {**options_params(options), "response": response.value}
     build = RenderRequest(b"", options, response)
     entry, status = await _from_matte(services, upload.data, "id-photo", params, build)
@@ -205,7 +205,13 @@ async def _sheet(
     data: bytes,
     items: list[tuple[IdPhotoOptions, int | None]],
     paper: str,
+    output_format: OutputFormat = OutputFormat.JPEG,
 ) -> Response:
+    if any(options.transparent for options, _ in items):
+        raise InvalidParameter(
+            "a print sheet cannot be transparent; choose a background",
+            {"parameter": "transparent"},
+        )
     chosen = get_paper(_SHEET_ALIASES.get(paper, paper))
     params: dict[str, JsonScalar] = {
         "paper": chosen.key,
@@ -213,7 +219,7 @@ async def _sheet(
             [[options_params(options), count] for options, count in items], sort_keys=True
         ),
     }
-    build = SheetRequest(b"", tuple(items), chosen.key)
+    build = SheetRequest(b"", tuple(items), chosen.key, output_format)
     entry, status = await _from_matte(services, data, "id-photo-sheet", params, build)
     return _photo_response(entry, status)
 
