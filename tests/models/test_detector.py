@@ -123,7 +123,7 @@ def test_grid_width_follows_the_input_size() -> None:
     # Cell (3, 2) of the 20-cell-wide stride-16 grid is anchor 43; on a 640 grid it would be (3, 1).
     place_anchor(outputs, 16, 3, 2, cls=0.9, obj=0.9, input_size_px=input_size_px)
 
-    found = decode(outputs, score_threshold=0.5, input_size_px=input_size_px)
+    found = decode(outputs, score_threshold=0.5, input_width_px=input_size_px)
 
     centre = (found.boxes[0, :2] + found.boxes[0, 2:]) / 2
     np.testing.assert_allclose(centre, [3 * 16, 2 * 16], rtol=1e-6)

@@ -1,10 +1,14 @@
 """YuNet face detector on onnxruntime, with its output decoder written in numpy.
 
-The 2023mar graph takes a fixed 1×3×640×640 BGR float tensor (raw 0–255 values, no
-normalisation) and returns, for each of the strides 8, 16 and 32, per-anchor class and objectness
-scores, box offsets and five landmark offsets relative to the anchor's grid cell. Decoding them in
-numpy is about twice as fast as OpenCV's ``FaceDetectorYN`` and keeps untrusted bytes away from
-OpenCV's decoders.
+The 2023mar graph takes a 1×3×H×W BGR float tensor (raw 0–255 values, no normalisation) and
+returns, for each of the strides 8, 16 and 32, per-anchor class and objectness scores, box offsets
+and five landmark offsets relative to the anchor's grid cell. Decoding them in numpy is about twice
+as fast as OpenCV's ``FaceDetectorYN``.
+
+The published graph declares its input as 640×640, but every operation in it is size-agnostic
+(convolutions, scale-2 resizes, reshapes to ``[1, -1, k]``), so the verified bytes are loaded with
+the height and width made symbolic: a 640×427 photo then runs on 640×448 instead of being padded
+to 640×640, which saves a third of the detector's time.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from numpy.typing import NDArray
 
@@ -21,7 +26,9 @@ from faceflow.models.session import create_session
 from faceflow.models.store import ModelStore
 
 INPUT_SIZE_PX = 640
+"""The long side images are scaled to before detection."""
 STRIDES = (8, 16, 32)
+_GRID_PX = 32  # the largest stride: input sides must be multiples of it
 
 FloatArray = NDArray[np.float32]
 
@@ -43,11 +50,11 @@ class RawDetections:
 
 
 def decode(
-    outputs: dict[str, FloatArray], score_threshold: float, input_size_px: int = INPUT_SIZE_PX
+    outputs: dict[str, FloatArray], score_threshold: float, input_width_px: int = INPUT_SIZE_PX
 ) -> RawDetections:
     """Turn YuNet's per-stride outputs into boxes, scores and landmarks above the threshold.
 
-    For anchor ``i`` of stride ``s`` on a grid ``input_size_px / s`` cells wide, the cell is
+    For anchor ``i`` of stride ``s`` on a grid ``input_width_px / s`` cells wide, the cell is
     ``(col, row) = (i % cols, i // cols)``; the box centre is ``(col + dx, row + dy) · s``, its size
     ``exp(dw, dh) · s``, each landmark ``(col + lx, row + ly) · s``, and the score is
     ``sqrt(cls · obj)``.
@@ -56,7 +63,7 @@ def decode(
     scores: list[FloatArray] = []
     marks: list[FloatArray] = []
     for stride in STRIDES:
-        cols = input_size_px // stride
+        cols = input_width_px // stride
         cls = np.clip(outputs[f"cls_{stride}"].reshape(-1), 0.0, 1.0)
         obj = np.clip(outputs[f"obj_{stride}"].reshape(-1), 0.0, 1.0)
         score = np.sqrt(cls * obj)
@@ -82,6 +89,26 @@ def decode(
         np.concatenate(scores).astype(np.float32),
         np.concatenate(marks).astype(np.float32),
     )
+
+
+def with_symbolic_input_size(model: bytes) -> bytes:
+    """The ONNX graph with its input height/width (and the outputs' anchor counts) made symbolic.
+
+    Only shape declarations change; weights and operations are untouched.
+    """
+    graph = onnx.load_from_string(model)
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    for axis, name in ((2, "height"), (3, "width")):
+        dims[axis].ClearField("dim_value")
+        dims[axis].dim_param = name
+    for output in graph.graph.output:
+        anchors = output.type.tensor_type.shape.dim[1]
+        anchors.ClearField("dim_value")
+        anchors.dim_param = f"anchors_{output.name}"
+    # Declared intermediate shapes were inferred for 640×640; let onnxruntime infer them again.
+    del graph.graph.value_info[:]
+    serialised: bytes = graph.SerializeToString()
+    return serialised
 
 
 def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> NDArray[np.intp]:
@@ -116,7 +143,8 @@ class YuNetDetector:
 
     @classmethod
     def load(cls, store: ModelStore, settings: ModelSettings) -> YuNetDetector:
-        return cls(create_session(cls.spec.name, store.read_verified(cls.spec), settings))
+        graph = with_symbolic_input_size(store.read_verified(cls.spec))
+        return cls(create_session(cls.spec.name, graph, settings))
 
     def detect(
         self, bgr: NDArray[np.uint8], score_threshold: float, nms_threshold: float
@@ -125,15 +153,16 @@ class YuNetDetector:
         height, width = bgr.shape[:2]
         if max(height, width) > INPUT_SIZE_PX:
             raise ValueError(f"detector input must fit {INPUT_SIZE_PX} px, got {width}×{height}")
-        # The graph's input is fixed at 640×640: pad bottom/right so coordinates need no shift.
-        canvas = np.zeros((INPUT_SIZE_PX, INPUT_SIZE_PX, 3), dtype=np.float32)
-        canvas[:height, :width] = bgr
-        tensor = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None])
+        # Pad bottom/right up to the grid, so coordinates need no shift.
+        padded_h = -(-height // _GRID_PX) * _GRID_PX
+        padded_w = -(-width // _GRID_PX) * _GRID_PX
+        tensor = np.zeros((1, 3, padded_h, padded_w), dtype=np.float32)
+        tensor[0, :, :height, :width] = bgr.transpose(2, 0, 1)
         values = self._session.run(self._output_names, {self._input_name: tensor})
         outputs = {
             name: np.asarray(v, dtype=np.float32)
             for name, v in zip(self._output_names, values, strict=True)
         }
-        found = decode(outputs, score_threshold)
+        found = decode(outputs, score_threshold, padded_w)
         keep = nms(found.boxes, found.scores, nms_threshold)
         return RawDetections(found.boxes[keep], found.scores[keep], found.landmarks[keep])
