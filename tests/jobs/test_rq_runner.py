@@ -229,3 +229,18 @@ def test_job_function_resolves() -> None:
     from faceflow.jobs.worker import run_job
 
     assert import_attribute(JOB_FUNCTION) is run_job
+
+
+async def test_id_photo_job_runs_matte_and_render_in_the_worker(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis.url)
+    submission = prepare("id-photo", face_jpeg, {"spec": "us-passport", "format": "png"}, settings)
+    record = await runner.submit(submission, None)
+    work(settings, worker_context)
+    done = await runner.status(record.handle, None)
+    assert done.status is JobStatus.FINISHED, done
+    assert done.media_type == "image/png"
+    _, entry = await runner.result(record.handle, None)
+    assert entry.body.startswith(b"\x89PNG")
+    assert entry.meta["compliance"] in {"pass", "warn", "fail"}

@@ -82,6 +82,24 @@ def test_embedded_annotate_job_serves_its_image(client: httpx.Client, face_jpeg:
     assert image.content.startswith(b"\x89PNG")
 
 
+def test_embedded_id_photo_job_equals_the_sync_photo(
+    client: httpx.Client, face_jpeg: bytes
+) -> None:
+    data = variant(face_jpeg)
+    options = {"spec": "us-passport", "background": "blue"}
+    handle = submit(client, data, "id-photo", **options).json()["handle"]
+    done = poll(client, handle)
+    assert done["status"] == "finished", done
+    assert done["media_type"] == "image/jpeg"
+    photo = client.get(done["result_url"])
+    sync = client.post(
+        "/v1/id-photo", params=options, content=data, headers={"Content-Type": "image/jpeg"}
+    )
+    assert sync.status_code == 200
+    assert sync.headers["X-Cache"] == "hit"
+    assert photo.content == sync.content
+
+
 @pytest.mark.parametrize(
     ("params", "status", "code"),
     [

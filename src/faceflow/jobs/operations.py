@@ -6,9 +6,8 @@ request's canonical parameters (the cache key's and the stored payload's), and a
 turns those parameters back into the request (in a worker). Because a job's key is built exactly
 like the sync endpoint's, a job's result is a cache hit for the sync endpoint and vice versa.
 
-Plugging in an operation (e.g. id-photo, once its task exists in :mod:`faceflow.runtime.tasks`)
-is one entry in :func:`operation_specs`; until then :class:`JobOperation` lists it and submitting
-it answers 400 ``invalid_parameter`` ("not available on this server").
+Plugging in an operation is one entry in the table below; an operation :class:`JobOperation`
+lists but the table lacks answers 400 ``invalid_parameter`` ("not available on this server").
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from faceflow.config import Settings
 from faceflow.domain import Attribute
 from faceflow.errors import InvalidParameter, JsonScalar
 from faceflow.imaging.encode import OutputFormat
+from faceflow.jobs import idphoto
 from faceflow.pipeline.detect import DetectOptions
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import FaceRequest, Operation, TaskOutput, run_face_request
@@ -52,9 +52,16 @@ class OperationSpec(Generic[R]):
     """API side: the image and the client's options (query string) → a validated request.
     Raises :class:`InvalidParameter` for an unknown or invalid option."""
     params: Callable[[R], dict[str, JsonScalar]]
-    """Every parameter that changes the answer, resolved (no defaults left to a worker)."""
+    """Every parameter that changes the answer, canonically: the cache key's (and the sync
+    endpoint's) parameters."""
     from_params: Callable[[bytes, Mapping[str, JsonScalar]], R]
-    """Worker side: the image and :attr:`params` → the same request again."""
+    """Worker side: the image and the stored :attr:`payload` → the same request again."""
+    payload: Callable[[R], dict[str, JsonScalar]] | None = None
+    """What a job stores to rebuild the request, when :attr:`params` cannot be turned back into
+    it; default: :attr:`params`. Either way nothing may be left to a worker's own defaults."""
+
+    def payload_of(self, request: R) -> dict[str, JsonScalar]:
+        return (self.payload or self.params)(request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,11 @@ class Submission:
     params: dict[str, JsonScalar]
     key: str
     spec: OperationSpec[Any] = field(repr=False)
+
+    @property
+    def payload(self) -> dict[str, JsonScalar]:
+        """The parameters a job stores for its worker (see :attr:`OperationSpec.payload`)."""
+        return self.spec.payload_of(self.request)
 
     @property
     def job_id(self) -> str:
@@ -165,7 +177,13 @@ _SPECS: Mapping[JobOperation, OperationSpec[Any]] = MappingProxyType(
         JobOperation.DETECT: _face_spec(Operation.DETECT),
         JobOperation.ANALYZE: _face_spec(Operation.ANALYZE),
         JobOperation.ANNOTATE: _face_spec(Operation.ANNOTATE),
-        # JobOperation.ID_PHOTO plugs in here: OperationSpec(task=<id-photo task>, ...).
+        JobOperation.ID_PHOTO: OperationSpec(
+            task=idphoto.id_photo_task,
+            from_options=idphoto.from_options,
+            params=idphoto.params,
+            from_params=idphoto.from_params,
+            payload=idphoto.payload,
+        ),
     }
 )
 

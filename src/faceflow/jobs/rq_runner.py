@@ -194,7 +194,7 @@ class RqRunner:
                 retry_after_s=_QUEUE_FULL_RETRY_S,
             )
         job_id = sub.job_id
-        payload = encode_payload(JobPayload(sub.operation.value, sub.params, sub.data))
+        payload = encode_payload(JobPayload(sub.operation.value, sub.payload, sub.data))
         self._conn.set(self._keys.data(job_id), payload, ex=self._settings.result_ttl_s)
         retry = None
         if self._settings.max_retries > 0:

@@ -184,7 +184,7 @@ def run_job() -> dict[str, JsonScalar]:
         job.save_meta()  # type: ignore[no-untyped-call]
         raise
     entry = CacheEntry(output.media_type, output.body, output.meta)
-    key = cache_key(payload.data, payload.operation, payload.params)
+    key = cache_key(payload.data, payload.operation, spec.params(request))
     if job_id_for(key) != job.id:
         log.warning("job %s: this worker's models differ from the API's (key %s)", job.id, key)
     summary = _store(state, job, JobOutcome(entry=entry))

@@ -71,7 +71,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 Handle = Annotated[str, Path(description="the handle POST /v1/jobs returned")]
 OperationQuery = Annotated[
     JobOperation,
-    Query(description="what to do with the image; id-photo only where the server offers it"),
+    Query(description="what to do with the image"),
 ]
 
 
@@ -120,8 +120,10 @@ async def submit_job(
     ] = None,
     format: Annotated[str | None, Query(description="annotate: jpeg or png")] = None,
 ) -> Response:
-    """Options are the query options of the matching sync endpoint (e.g. `/v1/analyze`); every
-    option in the query string is checked against that operation's options."""
+    """Options are the query options of the matching sync endpoint (`/v1/analyze`, ...;
+    id-photo: those of `/v1/id-photo` except `sheet`); every option in the query string is
+    checked against that operation's options. The result, and its cache entry, are the sync
+    endpoint's."""
     services = services_of(request)
     runner = _runner(services)
     upload = await read_image(request, services.settings.limits.max_upload_bytes)

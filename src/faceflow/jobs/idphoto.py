@@ -1,0 +1,130 @@
+"""The id-photo operation as a job: the same photo, and the same cache key, as ``/v1/id-photo``.
+
+The sync endpoint renders from a matte it caches per upload; a job runs both stages in one task
+in its worker (:func:`id_photo_task`) and stores the final photo under the sync endpoint's key,
+so a sync request after the job is a cache hit and vice versa. Print sheets stay sync-only.
+
+A job stores the client's validated options (not the canonical parameters, which cannot be turned
+back into a size preset), and the worker parses them again; parsing uses no setting, so API and
+worker build the same request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from faceflow.config import Settings
+from faceflow.errors import InvalidParameter, JsonScalar
+from faceflow.imaging.encode import OutputFormat
+from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
+from faceflow.pipeline.idphoto.render import IdPhotoOptions
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec
+from faceflow.runtime.context import WorkerContext
+from faceflow.runtime.idphoto_tasks import (
+    MatteRequest,
+    RenderRequest,
+    ResponseKind,
+    matte_task,
+    render_task,
+)
+from faceflow.runtime.tasks import TaskOutput
+
+
+class IdPhotoJobOptions(BaseModel):
+    """The query options of ``/v1/id-photo`` (without ``sheet``), with the same defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec: str = "cn-1inch"
+    width: float | None = Field(None, gt=0)
+    height: float | None = Field(None, gt=0)
+    unit: Literal["mm", "px"] = "mm"
+    dpi: int | None = Field(None, ge=72, le=1200)
+    background: str = "white"
+    gradient: Literal["none", "vertical", "radial"] = "none"
+    format: OutputFormat = OutputFormat.JPEG
+    max_kb: int | None = Field(None, ge=1, le=10_000)
+    transparent: bool = False
+    quality: int = Field(95, ge=1, le=100)
+    response: ResponseKind = ResponseKind.IMAGE
+
+
+@dataclass(frozen=True, slots=True)
+class IdPhotoJobRequest:
+    data: bytes = field(repr=False)
+    options: IdPhotoOptions
+    response: ResponseKind
+    raw: IdPhotoJobOptions
+
+
+def id_photo_task(context: WorkerContext, request: IdPhotoJobRequest) -> TaskOutput:
+    """Matte, then render: the sync endpoint's two stages in one task."""
+    matte = matte_task(context, MatteRequest(request.data))
+    output = render_task(context, RenderRequest(matte.body, request.options, request.response))
+    timings = {k: v for k, v in matte.meta.items() if k.startswith("ms_")}
+    return TaskOutput(output.media_type, output.body, {**timings, **output.meta})
+
+
+def photo_options(raw: IdPhotoJobOptions) -> IdPhotoOptions:
+    """Validated photo options; InvalidParameter for a bad combination (as the sync route)."""
+    chosen: IdPhotoSpec
+    if raw.width is not None or raw.height is not None:
+        if raw.width is None or raw.height is None:
+            raise InvalidParameter("a custom size needs both width and height")
+        chosen = custom_spec(raw.width, raw.height, raw.unit, raw.dpi or 300)
+    else:
+        chosen = get_spec(raw.spec)
+    style = BackgroundStyle.SOLID if raw.gradient == "none" else BackgroundStyle(raw.gradient)
+    colour = parse_background(raw.background, style.value)
+    return IdPhotoOptions(chosen, colour, raw.format, raw.max_kb, raw.transparent, raw.quality)
+
+
+def _build(data: bytes, raw: IdPhotoJobOptions) -> IdPhotoJobRequest:
+    return IdPhotoJobRequest(data, photo_options(raw), raw.response, raw)
+
+
+def from_options(data: bytes, options: Mapping[str, str], settings: Settings) -> IdPhotoJobRequest:
+    try:
+        raw = IdPhotoJobOptions.model_validate(dict(options))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidParameter(f"invalid id-photo options: {problems}") from None
+    return _build(data, raw)
+
+
+def params(request: IdPhotoJobRequest) -> dict[str, JsonScalar]:
+    """The sync endpoint's cache parameters for this photo (its ``options_params`` + response)."""
+    options = request.options
+    return {
+        "spec": json.dumps(options.spec.to_dict(), sort_keys=True, separators=(",", ":")),
+        "background": options.background.hex,
+        "style": options.background.style.value,
+        "format": options.output_format.value,
+        "max_kb": options.max_kb,
+        "transparent": options.transparent,
+        "quality": options.quality,
+        "response": request.response.value,
+    }
+
+
+def payload(request: IdPhotoJobRequest) -> dict[str, JsonScalar]:
+    """The validated client options, everything explicit."""
+    stored: dict[str, JsonScalar] = {}
+    for name, value in request.raw.model_dump(mode="json").items():
+        stored[name] = value
+    return stored
+
+
+def from_params(data: bytes, stored: Mapping[str, JsonScalar]) -> IdPhotoJobRequest:
+    try:
+        raw = IdPhotoJobOptions.model_validate(dict(stored))
+    except ValidationError:
+        raise InvalidParameter("stored id-photo options are invalid") from None
+    return _build(data, raw)
