@@ -13,6 +13,7 @@ from faceflow.errors import InvalidParameter
 from faceflow.imaging.encode import OutputFormat
 from faceflow.jobs.operations import JobOperation, job_id_for, operation_specs, prepare, spec_for
 from faceflow.pipeline.detect import DetectOptions
+from faceflow.runtime.idphoto_tasks import PhotoParams, photo_cache_params
 from faceflow.runtime.tasks import FaceRequest, Operation
 
 DATA = b"\xff\xd8 not really a jpeg"
@@ -93,11 +94,10 @@ def test_every_listed_operation_is_runnable() -> None:
     ],
 )
 def test_id_photo_job_key_is_the_sync_endpoints_key(options: dict[str, str]) -> None:
-    from faceflow.service.routes import idphoto as route
-
     submission = prepare("id-photo", DATA, options, Settings())
     raw = submission.request.raw
-    sync_options = route.photo_options(
+    # What the sync route builds from the same query parameters.
+    sync_options = PhotoParams(
         raw.spec,
         raw.width,
         raw.height,
@@ -109,8 +109,8 @@ def test_id_photo_job_key_is_the_sync_endpoints_key(options: dict[str, str]) -> 
         raw.max_kb,
         raw.transparent,
         raw.quality,
-    )
-    sync_params = {**route.options_params(sync_options), "response": raw.response.value}
+    ).to_options()
+    sync_params = {**photo_cache_params(sync_options), "response": raw.response.value}
     assert submission.key == cache_key(DATA, "id-photo", sync_params)
     # the worker rebuilds the same photo options from what the job stores
     _, spec = spec_for("id-photo")

@@ -11,7 +11,6 @@ worker build the same request.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -21,15 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from faceflow.config import Settings
 from faceflow.errors import InvalidParameter, JsonScalar
 from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
 from faceflow.pipeline.idphoto.render import IdPhotoOptions
-from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.idphoto_tasks import (
     MatteRequest,
+    PhotoParams,
     RenderRequest,
     ResponseKind,
     matte_task,
+    photo_cache_params,
     render_task,
 )
 from faceflow.runtime.tasks import TaskOutput
@@ -72,16 +71,19 @@ def id_photo_task(context: WorkerContext, request: IdPhotoJobRequest) -> TaskOut
 
 def photo_options(raw: IdPhotoJobOptions) -> IdPhotoOptions:
     """Validated photo options; InvalidParameter for a bad combination (as the sync route)."""
-    chosen: IdPhotoSpec
-    if raw.width is not None or raw.height is not None:
-        if raw.width is None or raw.height is None:
-            raise InvalidParameter("a custom size needs both width and height")
-        chosen = custom_spec(raw.width, raw.height, raw.unit, raw.dpi or 300)
-    else:
-        chosen = get_spec(raw.spec)
-    style = BackgroundStyle.SOLID if raw.gradient == "none" else BackgroundStyle(raw.gradient)
-    colour = parse_background(raw.background, style.value)
-    return IdPhotoOptions(chosen, colour, raw.format, raw.max_kb, raw.transparent, raw.quality)
+    return PhotoParams(
+        raw.spec,
+        raw.width,
+        raw.height,
+        raw.unit,
+        raw.dpi,
+        raw.background,
+        raw.gradient,
+        raw.format,
+        raw.max_kb,
+        raw.transparent,
+        raw.quality,
+    ).to_options()
 
 
 def _build(data: bytes, raw: IdPhotoJobOptions) -> IdPhotoJobRequest:
@@ -100,18 +102,8 @@ def from_options(data: bytes, options: Mapping[str, str], settings: Settings) ->
 
 
 def params(request: IdPhotoJobRequest) -> dict[str, JsonScalar]:
-    """The sync endpoint's cache parameters for this photo (its ``options_params`` + response)."""
-    options = request.options
-    return {
-        "spec": json.dumps(options.spec.to_dict(), sort_keys=True, separators=(",", ":")),
-        "background": options.background.hex,
-        "style": options.background.style.value,
-        "format": options.output_format.value,
-        "max_kb": options.max_kb,
-        "transparent": options.transparent,
-        "quality": options.quality,
-        "response": request.response.value,
-    }
+    """The sync endpoint's cache parameters for this photo."""
+    return {**photo_cache_params(request.options), "response": request.response.value}
 
 
 def payload(request: IdPhotoJobRequest) -> dict[str, JsonScalar]:

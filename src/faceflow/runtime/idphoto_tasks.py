@@ -12,10 +12,12 @@ import base64
 import json
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
-from faceflow.errors import JsonScalar
+from faceflow.errors import InvalidParameter, JsonScalar
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.detect import detect_faces
+from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
 from faceflow.pipeline.idphoto.matte import compute_matte, matte_from_bytes, matte_to_bytes
 from faceflow.pipeline.idphoto.render import (
     IdPhotoOptions,
@@ -25,7 +27,7 @@ from faceflow.pipeline.idphoto.render import (
     single_face,
 )
 from faceflow.pipeline.idphoto.sheet import SheetItem, compose_sheet, get_paper
-from faceflow.pipeline.idphoto.specs import IdPhotoSpec
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import JSON_MEDIA_TYPE, StageTimer, TaskOutput, decode_for
 
@@ -37,6 +39,51 @@ MATTE_DECODE_PX = 2400
 class ResponseKind(StrEnum):
     IMAGE = "image"
     JSON = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoParams:
+    """A client's ID-photo options as given (query string, job payload), before validation."""
+
+    spec: str = "cn-1inch"
+    width: float | None = None
+    height: float | None = None
+    unit: Literal["mm", "px"] = "mm"
+    dpi: int | None = None
+    background: str = "white"
+    gradient: Literal["none", "vertical", "radial"] = "none"
+    output_format: OutputFormat = OutputFormat.JPEG
+    max_kb: int | None = None
+    transparent: bool = False
+    quality: int = 95
+
+    def to_options(self) -> IdPhotoOptions:
+        """Validated options; InvalidParameter (400) for any bad value or combination."""
+        chosen: IdPhotoSpec
+        if self.width is not None or self.height is not None:
+            if self.width is None or self.height is None:
+                raise InvalidParameter("a custom size needs both width and height")
+            chosen = custom_spec(self.width, self.height, self.unit, self.dpi or 300)
+        else:
+            chosen = get_spec(self.spec)
+        style = BackgroundStyle.SOLID if self.gradient == "none" else BackgroundStyle(self.gradient)
+        colour = parse_background(self.background, style.value)
+        return IdPhotoOptions(
+            chosen, colour, self.output_format, self.max_kb, self.transparent, self.quality
+        )
+
+
+def photo_cache_params(options: IdPhotoOptions) -> dict[str, JsonScalar]:
+    """Every option that changes the photo, canonically, for the cache key (sync and jobs)."""
+    return {
+        "spec": json.dumps(options.spec.to_dict(), sort_keys=True, separators=(",", ":")),
+        "background": options.background.hex,
+        "style": options.background.style.value,
+        "format": options.output_format.value,
+        "max_kb": options.max_kb,
+        "transparent": options.transparent,
+        "quality": options.quality,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,16 +18,17 @@ from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import CacheStatus
 from faceflow.errors import InvalidParameter, JsonScalar
 from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.idphoto.background import Background, BackgroundStyle, parse_background
 from faceflow.pipeline.idphoto.render import IdPhotoOptions
 from faceflow.pipeline.idphoto.sheet import PAPERS, get_paper
-from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec, list_specs
+from faceflow.pipeline.idphoto.specs import list_specs
 from faceflow.runtime.idphoto_tasks import (
     MatteRequest,
+    PhotoParams,
     RenderRequest,
     ResponseKind,
     SheetRequest,
     matte_task,
+    photo_cache_params,
     render_task,
     sheet_task,
 )
@@ -59,45 +60,6 @@ Format = Annotated[OutputFormat, Query(description="output image format")]
 MaxKb = Annotated[int | None, Query(ge=1, le=10_000, description="JPEG file-size cap in KB")]
 Transparent = Annotated[bool, Query(description="PNG with the background left transparent")]
 Quality = Annotated[int, Query(ge=1, le=100, description="JPEG quality (without max_kb)")]
-
-
-def photo_options(
-    spec: str,
-    width: float | None,
-    height: float | None,
-    unit: Literal["mm", "px"],
-    dpi: int | None,
-    background: str,
-    gradient: str,
-    output_format: OutputFormat,
-    max_kb: int | None,
-    transparent: bool,
-    quality: int,
-) -> IdPhotoOptions:
-    """Validated options; InvalidParameter (400) for any bad combination."""
-    chosen: IdPhotoSpec
-    if width is not None or height is not None:
-        if width is None or height is None:
-            raise InvalidParameter("a custom size needs both width and height")
-        chosen = custom_spec(width, height, unit, dpi or 300)
-    else:
-        chosen = get_spec(spec)
-    style = BackgroundStyle.SOLID if gradient == "none" else BackgroundStyle(gradient)
-    colour: Background = parse_background(background, style.value)
-    return IdPhotoOptions(chosen, colour, output_format, max_kb, transparent, quality)
-
-
-def options_params(options: IdPhotoOptions) -> dict[str, JsonScalar]:
-    """Every option that changes the output, canonically, for the cache key."""
-    return {
-        "spec": json.dumps(options.spec.to_dict(), sort_keys=True, separators=(",", ":")),
-        "background": options.background.hex,
-        "style": options.background.style.value,
-        "format": options.output_format.value,
-        "max_kb": options.max_kb,
-        "transparent": options.transparent,
-        "quality": options.quality,
-    }
 
 
 async def cached_matte(services: Services, data: bytes) -> CacheEntry:
@@ -188,13 +150,13 @@ async def id_photo(
     """Exactly one face is required: none → 422 `no_face`, several → 422 `multiple_faces` with
     `face_count`. The `X-Compliance` header (pass / warn / fail) summarises the report."""
     services = services_of(request)
-    options = photo_options(
+    options = PhotoParams(
         spec, width, height, unit, dpi, background, gradient, format, max_kb, transparent, quality
-    )
+    ).to_options()
     upload = await read_image(request, services.settings.limits.max_upload_bytes)
     if sheet is not None:
         return await _sheet(services, upload.data, [(options, None)], sheet, format)
-    params = {**options_params(options), "response": response.value}
+    params = {**photo_cache_params(options), "response": response.value}
     build = RenderRequest(b"", options, response)
     entry, status = await _from_matte(services, upload.data, "id-photo", params, build)
     return _photo_response(entry, status)
@@ -216,7 +178,7 @@ async def _sheet(
     params: dict[str, JsonScalar] = {
         "paper": chosen.key,
         "items": json.dumps(
-            [[options_params(options), count] for options, count in items], sort_keys=True
+            [[photo_cache_params(options), count] for options, count in items], sort_keys=True
         ),
     }
     build = SheetRequest(b"", tuple(items), chosen.key, output_format)
@@ -244,30 +206,10 @@ async def id_photo_sheet(
 ) -> Response:
     """As many copies as fit (or the counts in `layout`), centred, with gaps and cut marks."""
     services = services_of(request)
-    if layout:
-        items: list[tuple[IdPhotoOptions, int | None]] = [
-            (
-                photo_options(
-                    key,
-                    None,
-                    None,
-                    "mm",
-                    None,
-                    background,
-                    gradient,
-                    OutputFormat.JPEG,
-                    None,
-                    False,
-                    95,
-                ),
-                count,
-            )
-            for key, count in parse_layout(layout)
-        ]
-    else:
-        options = photo_options(
-            spec, None, None, "mm", None, background, gradient, OutputFormat.JPEG, None, False, 95
-        )
-        items = [(options, None)]
+    counts: list[tuple[str, int | None]] = list(parse_layout(layout)) if layout else [(spec, None)]
+    items = [
+        (PhotoParams(key, background=background, gradient=gradient).to_options(), count)
+        for key, count in counts
+    ]
     upload = await read_image(request, services.settings.limits.max_upload_bytes)
     return await _sheet(services, upload.data, items, sheet)
