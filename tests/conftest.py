@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.environment",
+    "tests.fixtures.browser",
     "tests.fixtures.images",
     "tests.fixtures.live_server",
     "tests.fixtures.models",

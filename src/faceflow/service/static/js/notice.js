@@ -1,0 +1,62 @@
+// An inline message box for errors and hints, with a "Retry after N s" countdown.
+
+import { h } from "./dom.js";
+import { describeError } from "./messages.js";
+
+/**
+ * Show one notice in `slot` (replacing any previous one); returns a function that removes it.
+ * `tone` is "error" or "info". With `retryAfter`, the text counts down and the Retry button
+ * (shown when `onRetry` is given) becomes active at zero. `actions` adds extra [label, fn] buttons.
+ */
+export function showNotice(slot, { tone = "error", title, text, retryAfter = null, onRetry = null, actions = [] }) {
+  clearNotice(slot);
+  const countdown = h("span", { className: "notice__countdown" });
+  const retry = onRetry ? h("button", { type: "button", className: "button button--small", textContent: "Retry" }) : null;
+  const buttons = [
+    retry,
+    ...actions.map(([label, fn]) => {
+      const button = h("button", { type: "button", className: "button button--small", textContent: label });
+      button.addEventListener("click", fn);
+      return button;
+    }),
+  ].filter(Boolean);
+  const box = h(
+    "div",
+    { className: `notice notice--${tone}`, attrs: { role: tone === "error" ? "alert" : "status" } },
+    h("p", { className: "notice__title" }, title),
+    h("p", { className: "notice__text" }, text, retryAfter !== null ? " " : "", retryAfter !== null ? countdown : null),
+    buttons.length ? h("div", { className: "notice__actions" }, buttons) : null,
+  );
+  let timer = 0;
+  if (retryAfter !== null) {
+    let left = retryAfter;
+    const tick = () => {
+      countdown.textContent = left > 0 ? `Retry after ${left} s.` : "You can retry now.";
+      if (retry) retry.disabled = left > 0;
+      if (left <= 0) clearInterval(timer);
+      left -= 1;
+    };
+    tick();
+    timer = setInterval(tick, 1000);
+  }
+  retry?.addEventListener("click", () => {
+    clearNotice(slot);
+    onRetry();
+  });
+  box.dispose = () => clearInterval(timer);
+  slot.append(box);
+  return () => clearNotice(slot);
+}
+
+export function clearNotice(slot) {
+  for (const box of slot.querySelectorAll(".notice")) {
+    box.dispose?.();
+    box.remove();
+  }
+}
+
+/** showNotice for an ApiError, described by describeError. */
+export function showError(slot, error, { limits = null, onRetry = null, actions = [] } = {}) {
+  const { title, text, retryAfter } = describeError(error, limits);
+  return showNotice(slot, { tone: "error", title, text, retryAfter: retryAfter ?? null, onRetry, actions });
+}

@@ -1,0 +1,139 @@
+// The photos the person has chosen, analysed one after another through POST /v1/analyze.
+// Events: "change" (items or selection changed) and "progress" (an upload moved on).
+
+import { ApiError, parseServerTiming, request } from "./api.js";
+
+let nextId = 1;
+
+/**
+ * One photo. `status` is waiting | uploading | analysing | done | error; `result` is the
+ * /v1/analyze body; `timings` the parsed Server-Timing; `cache` "hit" or "miss".
+ */
+export class Photo {
+  constructor(file) {
+    this.id = nextId++;
+    this.file = file;
+    this.url = URL.createObjectURL(file);
+    this.status = "waiting";
+    this.progress = 0;
+    this.result = null;
+    this.error = null;
+    this.timings = [];
+    this.cache = null;
+    this.elapsedMs = null;
+  }
+}
+
+export class PhotoQueue extends EventTarget {
+  items = [];
+  selectedId = null;
+  #busy = false;
+
+  /**
+   * `authorize(error)` is awaited on 401/403 and resolves true when a new key is in place, so
+   * the upload is tried again. `limits()` gives /v1/info's limits for a size check before sending.
+   */
+  constructor({ authorize, limits }) {
+    super();
+    this.authorize = authorize;
+    this.limits = limits;
+  }
+
+  get selected() {
+    return this.items.find((item) => item.id === this.selectedId) ?? null;
+  }
+
+  add(files) {
+    const added = [...files].map((file) => new Photo(file));
+    if (!added.length) return;
+    this.items.push(...added);
+    this.selectedId = added[0].id;
+    this.#emit("change");
+    this.#pump();
+  }
+
+  select(id) {
+    if (this.selectedId === id) return;
+    this.selectedId = id;
+    this.#emit("change");
+  }
+
+  retry(photo) {
+    photo.status = "waiting";
+    photo.error = null;
+    photo.progress = 0;
+    this.#emit("change");
+    this.#pump();
+  }
+
+  /** Analyse every waiting photo again (after a key was entered, say). */
+  retryFailed(codes) {
+    for (const photo of this.items) {
+      if (photo.status === "error" && codes.includes(photo.error?.code)) this.retry(photo);
+    }
+  }
+
+  #emit(type, photo = null) {
+    this.dispatchEvent(new CustomEvent(type, { detail: photo }));
+  }
+
+  async #pump() {
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      for (let photo = this.#nextWaiting(); photo; photo = this.#nextWaiting()) {
+        await this.#analyse(photo);
+        // A busy or rate-limited server said when to come back: the rest of the queue waits.
+        const pause = photo.status === "error" ? photo.error.retryAfter : null;
+        if (pause) await new Promise((resume) => setTimeout(resume, pause * 1000));
+      }
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  #nextWaiting() {
+    return this.items.find((item) => item.status === "waiting");
+  }
+
+  async #analyse(photo) {
+    const limit = this.limits()?.max_upload_bytes;
+    if (limit && photo.file.size > limit) {
+      this.#fail(photo, new ApiError({ status: 413, code: "too_large", message: "upload too large" }));
+      return;
+    }
+    photo.status = "uploading";
+    photo.progress = 0;
+    this.#emit("change");
+    try {
+      const response = await request("v1/analyze", {
+        method: "POST",
+        image: photo.file,
+        onUploadProgress: (fraction) => {
+          photo.progress = fraction;
+          if (fraction >= 1) photo.status = "analysing";
+          this.#emit("progress", photo);
+        },
+      });
+      photo.result = await response.json();
+      photo.timings = parseServerTiming(response.headers.get("server-timing"));
+      photo.cache = response.headers.get("x-cache");
+      photo.elapsedMs = response.elapsedMs;
+      photo.status = "done";
+      this.#emit("change");
+    } catch (error) {
+      if ((error.code === "unauthorized" || error.code === "forbidden") && (await this.authorize(error))) {
+        photo.status = "waiting";
+        this.#emit("change");
+        return; // the pump picks it up again
+      }
+      this.#fail(photo, error);
+    }
+  }
+
+  #fail(photo, error) {
+    photo.status = "error";
+    photo.error = error;
+    this.#emit("change");
+  }
+}

@@ -1,0 +1,160 @@
+// The photo card (queue strip, progress, photo with faces) and the faces card, drawn from the
+// selected photo's state.
+
+import { byId, h } from "./dom.js";
+import { drawFaces, faceRows, leftToRight, timingItems } from "./faces.js";
+import { formatBytes } from "./messages.js";
+import { clearNotice, showError } from "./notice.js";
+
+const STATUS_TEXT = {
+  waiting: "Waiting",
+  uploading: "Uploading",
+  analysing: "Analysing",
+  done: "Done",
+  error: "Failed",
+};
+
+function fileExtension(name) {
+  const dot = name.lastIndexOf(".");
+  return dot > 0 ? name.slice(dot + 1).toUpperCase().slice(0, 5) : "FILE";
+}
+
+export class Viewer {
+  #queueList = byId("queue");
+  #progress = byId("progress");
+  #progressBar = byId("progress-bar");
+  #progressLabel = byId("progress-label");
+  #progressValue = byId("progress-value");
+  #notice = byId("photo-notice");
+  #stage = byId("stage");
+  #photo = byId("photo");
+  #overlay = byId("overlay");
+  #labels = byId("labels");
+  #empty = byId("viewer-empty");
+  #meta = byId("photo-meta");
+  #faceCount = byId("face-count");
+  #cacheBadge = byId("cache-badge");
+  #table = byId("face-table");
+  #rows = byId("face-rows");
+  #facesEmpty = byId("faces-empty");
+  #timings = byId("timings");
+  #shown = { id: null, status: null };
+  #thumbs = new Map();
+
+  /** `queue` is the PhotoQueue; `limits()` and `askKey()` come from the page. */
+  constructor(queue, { limits, askKey }) {
+    this.queue = queue;
+    this.limits = limits;
+    this.askKey = askKey;
+    queue.addEventListener("change", () => this.render());
+    queue.addEventListener("progress", (event) => {
+      if (event.detail === queue.selected) this.#renderProgress(event.detail);
+      this.#renderQueue();
+    });
+    // Hovering or focusing a table row highlights its face on the photo.
+    this.#rows.addEventListener("pointerover", (event) => this.#highlight(event.target.closest("tr")?.dataset.face));
+    this.#rows.addEventListener("pointerleave", () => this.#highlight(null));
+  }
+
+  render() {
+    this.#renderQueue();
+    const photo = this.queue.selected;
+    if (!photo) return;
+    // Redraw the photo only when the selection or its state changed, so it does not flicker.
+    if (this.#shown.id === photo.id && this.#shown.status === photo.status) return;
+    this.#shown = { id: photo.id, status: photo.status };
+    this.#empty.hidden = true;
+    this.#renderProgress(photo);
+    this.#renderResult(photo);
+  }
+
+  #renderQueue() {
+    const items = this.queue.items;
+    this.#queueList.hidden = items.length < 2;
+    if (items.length < 2) return;
+    for (const photo of items) {
+      let button = this.#thumbs.get(photo.id);
+      if (!button) {
+        const preview = h("img", { src: photo.url, alt: "" });
+        // Not every file is a picture the browser can show: a plain tile stands in for it.
+        preview.addEventListener("error", () => preview.replaceWith(h("span", { className: "thumb__blank" }, fileExtension(photo.file.name))));
+        button = h(
+          "button",
+          { type: "button", className: "thumb", dataset: { id: String(photo.id) } },
+          preview,
+          h("span", { className: "thumb__status" }),
+        );
+        button.addEventListener("click", () => this.queue.select(photo.id));
+        this.#thumbs.set(photo.id, button);
+        this.#queueList.append(h("li", {}, button));
+      }
+      const percent = photo.status === "uploading" ? ` ${Math.round(photo.progress * 100)}%` : "";
+      const count = photo.result?.face_count;
+      const text = photo.status === "done" ? `${count} ${count === 1 ? "face" : "faces"}` : `${STATUS_TEXT[photo.status]}${percent}`;
+      button.className = `thumb thumb--${photo.status}`;
+      button.setAttribute("aria-pressed", String(photo.id === this.queue.selectedId));
+      button.setAttribute("aria-label", `${photo.file.name}: ${text}`);
+      button.querySelector(".thumb__status").textContent = text;
+    }
+  }
+
+  #renderProgress(photo) {
+    const active = photo.status === "uploading" || photo.status === "analysing" || photo.status === "waiting";
+    this.#progress.hidden = !active;
+    if (!active) return;
+    if (photo.status === "analysing") {
+      this.#progressLabel.textContent = "Analysing faces…";
+      this.#progressValue.textContent = "";
+      this.#progressBar.removeAttribute("value"); // indeterminate
+    } else {
+      const percent = Math.round(photo.progress * 100);
+      this.#progressLabel.textContent = photo.status === "waiting" ? "Waiting…" : `Uploading ${photo.file.name}`;
+      this.#progressValue.textContent = `${percent}% of ${formatBytes(photo.file.size)}`;
+      this.#progressBar.value = percent;
+    }
+  }
+
+  #renderResult(photo) {
+    const done = photo.status === "done";
+    this.#stage.hidden = !done;
+    clearNotice(this.#notice);
+    if (photo.status === "error") {
+      const actions = [];
+      if (photo.error.code === "unauthorized" || photo.error.code === "forbidden") {
+        actions.push(["Enter API key", () => this.askKey()]);
+      }
+      const retryable = photo.error.retryAfter !== null || photo.error.code === "network";
+      showError(this.#notice, photo.error, {
+        limits: this.limits(),
+        onRetry: retryable ? () => this.queue.retry(photo) : null,
+        actions,
+      });
+    }
+    this.#meta.textContent = done ? `${photo.file.name} · ${photo.result.width}×${photo.result.height}` : photo.file.name;
+    const faces = done ? leftToRight(photo.result.faces) : [];
+    if (done) {
+      this.#photo.src = photo.url;
+      this.#photo.alt = `${photo.file.name}, ${faces.length} ${faces.length === 1 ? "face" : "faces"} found`;
+      drawFaces(this.#overlay, this.#labels, photo.result, faces);
+    }
+    this.#faceCount.textContent = done ? String(faces.length) : "";
+    this.#table.hidden = !done || faces.length === 0;
+    this.#rows.replaceChildren(...faceRows(faces));
+    this.#facesEmpty.hidden = done && faces.length > 0;
+    this.#facesEmpty.textContent = done ? "No faces found in this photo." : photo.status === "error" ? "The photo could not be analysed." : "Analysing…";
+    this.#timings.hidden = !done;
+    this.#timings.replaceChildren(...(done ? timingItems(photo) : []));
+    this.#cacheBadge.hidden = !done || !photo.cache;
+    this.#cacheBadge.textContent = photo.cache === "hit" ? "cache hit" : "cache miss";
+    this.#cacheBadge.dataset.cache = photo.cache ?? "";
+  }
+
+  #highlight(face) {
+    for (const element of this.#overlay.querySelectorAll(".face")) {
+      element.classList.toggle("face--active", element.dataset.face === face);
+    }
+    for (const element of this.#labels.querySelectorAll(".face-label")) {
+      element.classList.toggle("face-label--active", element.dataset.face === face);
+    }
+  }
+}

@@ -1,0 +1,464 @@
+"""The web page (service/static/) in headless Chromium, against a real server.
+
+Every test loads the page from a ``faceflow serve`` subprocess and drives it as a person would:
+picking or dropping photos, the keyboard, the ID-photo controls, the API-key dialog. Only the
+busy/rate-limited answers are staged (``page.route``), because a healthy test server does not
+give them on demand; everything else is the server's own answer.
+
+The desktop screenshot in docs/ is refreshed with
+``FACEFLOW_UPDATE_DOCS=1 .venv/bin/pytest tests/service/test_web_page.py -k docs_screenshot``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, Route, expect
+
+from faceflow.errors import FaceflowError, RetryableError
+from faceflow.service.security import hash_api_key
+from tests.fixtures.browser import ARTIFACTS, DESKTOP, PHONE, BrowserPage, OpenPage
+from tests.fixtures.environment import PROJECT_ROOT
+from tests.fixtures.live_server import LiveServer, LiveServerFactory
+
+pytestmark = pytest.mark.browser
+
+DOCS_SCREENSHOT = PROJECT_ROOT / "docs" / "web-page.png"
+DOCS_SCREENSHOT_MAX_BYTES = 300_000
+API_KEY = "ff-web-page-test-key"
+LABEL = re.compile(r"[MF] \d+ \(\d+–\d+\)")
+
+
+def load(open_page: OpenPage, server: LiveServer, viewport: Any = DESKTOP) -> BrowserPage:
+    """The page, opened and connected (server status shows the version)."""
+    probe = open_page(viewport)
+    probe.page.goto(server.url + "/")
+    expect(probe.page.locator("#server-status")).to_have_attribute("data-state", "ok")
+    return probe
+
+
+def pick(page: Page, *paths: Path) -> None:
+    page.set_input_files("#file-input", [str(path) for path in paths])
+
+
+def wait_for_id_photo(page: Page) -> None:
+    expect(page.locator("#idphoto-result")).to_be_visible()
+    expect(page.locator("#idphoto-busy")).to_be_hidden()
+    expect(page.locator("#report-summary")).to_have_text(re.compile(r"passed"))
+
+
+def specs_of(server: LiveServer) -> dict[str, dict[str, Any]]:
+    response = httpx.get(f"{server.url}/v1/id-photo/specs", timeout=30.0)
+    response.raise_for_status()
+    return {spec["key"]: spec for spec in response.json()["specs"]}
+
+
+def test_two_people_are_drawn_over_the_photo_and_listed(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    photo = testdata / "two_people.jpg"
+    probe = load(open_page, live_server)
+    page = probe.page
+    pick(page, photo)
+
+    expect(page.locator("#face-rows tr")).to_have_count(2)
+    expect(page.locator("#overlay .face__box")).to_have_count(2)
+    expect(page.locator("#face-count")).to_have_text("2")
+    labels = page.locator(".face-label").all_inner_texts()
+    assert len(labels) == 2
+    assert all(LABEL.search(label) for label in labels), labels
+    expect(page.locator("#timings")).to_contain_text("detect")
+    expect(page.locator("#cache-badge")).to_have_text(re.compile(r"^cache (hit|miss)$"))
+
+    # The overlay is scaled to the displayed photo: each box sits where the API put it.
+    report = httpx.post(
+        f"{live_server.url}/v1/analyze", files={"image": photo.read_bytes()}, timeout=60.0
+    ).json()
+    shown = page.locator("#photo").bounding_box()
+    assert shown is not None
+    scale = shown["width"] / report["width"]
+    faces = sorted(report["faces"], key=lambda face: face["box"][0])
+    for index, face in enumerate(faces):
+        x1, y1, x2, _ = face["box"]
+        drawn = page.locator("#overlay .face__box").nth(index).bounding_box()
+        assert drawn is not None
+        assert drawn["x"] == pytest.approx(shown["x"] + x1 * scale, abs=3)
+        assert drawn["y"] == pytest.approx(shown["y"] + y1 * scale, abs=3)
+        assert drawn["width"] == pytest.approx((x2 - x1) * scale, abs=4)
+
+    # An ID photo needs one face: the panel says how many there are instead of trying.
+    expect(page.locator("#idphoto-notice [role=alert]")).to_contain_text("2 faces")
+    assert probe.errors == []
+
+
+def test_upload_progress_is_shown(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    page = load(open_page, live_server).page
+    # A slow uplink (~300 kB/s), so the 488 kB photo takes long enough to watch it go up.
+    devtools = page.context.new_cdp_session(page)
+    devtools.send("Network.enable")
+    devtools.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 300_000},
+    )
+    pick(page, testdata / "two_people.jpg")
+    expect(page.locator("#progress-label")).to_have_text("Uploading two_people.jpg")
+    expect(page.locator("#progress-value")).to_have_text(re.compile(r"^[1-9]\d?% of 476 KB$"))
+    expect(page.locator("#face-rows tr")).to_have_count(2)
+    expect(page.locator("#progress")).to_be_hidden()
+
+
+def test_id_photo_preview_report_and_downloads(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path, tmp_path: Path
+) -> None:
+    spec = specs_of(live_server)["cn-1inch"]
+    probe = load(open_page, live_server)
+    page = probe.page
+    pick(page, testdata / "portrait_1.jpg")
+    expect(page.locator("#face-rows tr")).to_have_count(1)
+    wait_for_id_photo(page)
+    expect(page.locator("#spec")).to_have_value("cn-1inch")
+    expect(page.locator("#report-status")).to_be_visible()
+    # The whole report is one click away, each check with a pass / warn / fail badge.
+    page.locator("#all-checks-summary").click()
+    badges = page.locator("#checks .badge")
+    expect(badges.first).to_be_visible()
+    assert badges.count() >= 5
+    assert {text.lower() for text in badges.all_inner_texts()} <= {"pass", "warn", "fail"}
+
+    # A new background re-renders the preview by itself (debounced), with the new colour.
+    with page.expect_response(
+        lambda r: "/v1/id-photo?" in r.url and "background=blue" in r.url
+    ) as recoloured:
+        page.locator("label.swatch", has_text="Blue").click()
+    assert recoloured.value.ok
+    wait_for_id_photo(page)
+
+    with page.expect_download() as download:
+        page.click("#download-photo")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    with Image.open(saved) as image:
+        assert image.format == "JPEG"
+        assert image.size == (spec["width_px"], spec["height_px"])
+        # The blue background reached the file: the top-left corner is blue, not white.
+        corner = image.convert("RGB").getpixel((2, 2))
+        assert isinstance(corner, tuple)
+        assert corner[2] > corner[0] + 40
+
+    with page.expect_download() as sheet_download:
+        page.click("#download-sheet")
+    sheet = tmp_path / sheet_download.value.suggested_filename
+    sheet_download.value.save_as(sheet)
+    with Image.open(sheet) as image:
+        assert image.format == "JPEG"
+        assert image.width > spec["width_px"]
+        assert image.height > spec["height_px"]
+    assert probe.errors == []
+
+
+def test_size_cap_is_applied_and_validated(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path, tmp_path: Path
+) -> None:
+    page = load(open_page, live_server).page
+    pick(page, testdata / "portrait_1.jpg")
+    wait_for_id_photo(page)
+
+    page.fill("#max-kb", "0")
+    expect(page.locator("#max-kb-error")).to_be_visible()
+    with page.expect_response(lambda r: "/v1/id-photo?" in r.url and "max_kb=20" in r.url):
+        page.fill("#max-kb", "20")
+    expect(page.locator("#max-kb-error")).to_be_hidden()
+    wait_for_id_photo(page)
+    with page.expect_download() as download:
+        page.click("#download-photo")
+    saved = tmp_path / "capped.jpg"
+    download.value.save_as(saved)
+    assert saved.stat().st_size <= 20 * 1024
+
+
+def test_a_text_file_is_not_an_image(
+    open_page: OpenPage, live_server: LiveServer, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo\n")
+    page = load(open_page, live_server).page
+    pick(page, notes)
+    alert = page.locator("#photo-notice [role=alert]")
+    expect(alert).to_contain_text("Not an image")
+    expect(alert).to_contain_text("JPEG, PNG, WebP or GIF")
+    expect(page.locator("#stage")).to_be_hidden()
+
+
+def test_a_photo_over_the_upload_limit_is_too_large(
+    open_page: OpenPage, constrained_server: LiveServer, testdata: Path
+) -> None:
+    page = load(open_page, constrained_server).page
+    pick(page, testdata / "two_people.jpg")  # 488 kB; this server takes 200 kB
+    alert = page.locator("#photo-notice [role=alert]")
+    expect(alert).to_contain_text("File too large")
+    expect(alert).to_contain_text("at most 195 KB")
+
+
+def test_id_photo_of_several_people_reports_the_count(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    page = load(open_page, live_server).page
+    pick(page, testdata / "two_people.jpg")
+    expect(page.locator("#face-rows tr")).to_have_count(2)
+    # Asked anyway, the server refuses with multiple_faces and its face_count.
+    with page.expect_response(lambda r: "/v1/id-photo?" in r.url) as refused:
+        page.click("#make-idphoto")
+    assert refused.value.status == 422
+    alert = page.locator("#idphoto-notice [role=alert]")
+    expect(alert).to_contain_text("Several faces")
+    expect(alert).to_contain_text("2 faces")
+
+
+def test_a_photo_without_a_face_cannot_become_an_id_photo(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    page = load(open_page, live_server).page
+    pick(page, testdata / "cat.jpg")
+    expect(page.locator("#faces-empty")).to_have_text("No faces found in this photo.")
+    with page.expect_response(lambda r: "/v1/id-photo?" in r.url) as refused:
+        page.click("#make-idphoto")
+    assert refused.value.status == 422
+    expect(page.locator("#idphoto-notice [role=alert]")).to_contain_text("No face found")
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "title"),
+    [
+        (503, "overloaded", "The server is busy"),
+        (503, "queue_full", "The server is busy"),
+        (503, "deadline_exceeded", "The server is busy"),
+        (503, "not_ready", "The server is starting"),
+        (429, "rate_limited", "Too many requests"),
+    ],
+)
+def test_busy_answers_count_down_retry_after(
+    open_page: OpenPage,
+    live_server: LiveServer,
+    testdata: Path,
+    status: int,
+    code: str,
+    title: str,
+) -> None:
+    page = load(open_page, live_server).page
+    body = json.dumps({"error": {"code": code, "message": "staged by the test"}})
+
+    def refuse(route: Route) -> None:
+        route.fulfill(
+            status=status,
+            headers={"Retry-After": "2", "Content-Type": "application/json"},
+            body=body,
+        )
+
+    page.route("**/v1/analyze*", refuse)
+    pick(page, testdata / "obama_small.jpg")
+    alert = page.locator("#photo-notice [role=alert]")
+    expect(alert).to_contain_text(title)
+    expect(alert).to_contain_text(re.compile(r"Retry after [12] s"))
+    retry = alert.get_by_role("button", name="Retry")
+    expect(retry).to_be_disabled()
+
+    # Once Retry-After has passed the button works, and the next answer is the server's.
+    page.unroute("**/v1/analyze*")
+    expect(retry).to_be_enabled(timeout=5_000)
+    retry.click()
+    expect(page.locator("#face-rows tr")).to_have_count(1)
+    expect(alert).to_have_count(0)
+
+
+def _client_errors() -> list[type[FaceflowError]]:
+    """Every error class a client can get with a 4xx or 503 status, subclasses included."""
+    found: list[type[FaceflowError]] = []
+    pending: list[type[FaceflowError]] = [FaceflowError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if 400 <= cls.status < 500 or cls.status == 503:
+            found.append(cls)
+    return sorted(found, key=lambda cls: cls.code)
+
+
+def test_every_client_error_code_has_its_own_message(
+    open_page: OpenPage, live_server: LiveServer
+) -> None:
+    errors = _client_errors()
+    page = load(open_page, live_server).page
+    described: list[dict[str, Any]] = page.evaluate(
+        """async (codes) => {
+            const { describeError } = await import("./js/messages.js");
+            return codes.map((code) => describeError(
+                {code, message: "from the server", details: {face_count: 3}, retryAfter: 4}));
+        }""",
+        [cls.code for cls in errors],
+    )
+    for cls, description in zip(errors, described, strict=True):
+        assert description["title"] != "Something went wrong", cls.code
+        assert description["text"], cls.code
+        if issubclass(cls, RetryableError):
+            assert description["retryAfter"] == 4, cls.code
+    by_code = {cls.code: description for cls, description in zip(errors, described, strict=True)}
+    assert "3 faces" in by_code["multiple_faces"]["text"]
+    assert by_code["unauthorized"]["needsKey"]
+
+
+def test_phone_layout_has_no_horizontal_scroll(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    probe = load(open_page, live_server, PHONE)
+    page = probe.page
+    pick(page, testdata / "two_people.jpg", testdata / "portrait_1.jpg")
+    expect(page.locator(".thumb")).to_have_count(2)
+    page.locator(".thumb").nth(1).click()
+    wait_for_id_photo(page)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-page-phone.png"), full_page=True)
+    assert probe.errors == []
+
+
+def test_keyboard_reaches_and_opens_the_file_picker(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    page = load(open_page, live_server).page
+    # Listening for file choosers is what turns their interception on, and that takes a round
+    # trip: start before any key is pressed, or the first chooser can open natively, unseen.
+    page.on("filechooser", lambda _: None)
+    dropzone = page.locator("#dropzone")
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if dropzone.evaluate("element => element === document.activeElement"):
+            break
+    expect(dropzone).to_be_focused()
+    # The focus is visible: the focused drop zone has a focus ring.
+    assert dropzone.evaluate("element => getComputedStyle(element).boxShadow") != "none"
+
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(testdata / "two_people.jpg"))
+    expect(page.locator("#face-rows tr")).to_have_count(2)
+
+    dropzone.focus()
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    assert chooser.value.is_multiple()
+
+
+def test_dropped_photos_are_queued_and_selectable(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    page = load(open_page, live_server).page
+    files = [
+        {"name": name, "data": base64.b64encode((testdata / name).read_bytes()).decode()}
+        for name in ("two_people.jpg", "obama_small.jpg")
+    ]
+    page.evaluate(
+        """files => {
+            const transfer = new DataTransfer();
+            for (const {name, data} of files) {
+                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], name, {type: "image/jpeg"}));
+            }
+            const zone = document.getElementById("dropzone");
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                zone.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true,
+                                                        dataTransfer: transfer}));
+            }
+        }""",
+        files,
+    )
+    thumbs = page.locator(".thumb")
+    expect(thumbs).to_have_count(2)
+    expect(thumbs.nth(0)).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#face-rows tr")).to_have_count(2)
+    expect(thumbs.nth(1)).to_contain_text("1 face")
+    thumbs.nth(1).click()
+    expect(thumbs.nth(1)).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#face-rows tr")).to_have_count(1)
+    expect(page.locator("#photo-meta")).to_contain_text("obama_small.jpg")
+
+
+@pytest.fixture(scope="module")
+def keyed_server(live_server_factory: LiveServerFactory) -> LiveServer:
+    return live_server_factory(SERVER__API_KEY_HASHES=json.dumps([hash_api_key(API_KEY)]))
+
+
+def test_api_key_is_asked_for_kept_for_the_session_and_sent(
+    open_page: OpenPage, keyed_server: LiveServer, testdata: Path
+) -> None:
+    page = open_page().page
+    page.goto(keyed_server.url + "/")
+    dialog = page.locator("#key-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#key-input")).to_be_focused()
+
+    page.fill("#key-input", "not-the-key")
+    page.click("#key-submit")
+    expect(page.locator("#key-error")).to_contain_text("not accepted")
+    expect(dialog).to_be_visible()
+
+    page.fill("#key-input", API_KEY)
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
+    expect(page.locator("#key-button")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('faceflow.apiKey')") == API_KEY
+    assert page.evaluate("localStorage.length") == 0
+    assert page.context.cookies() == []
+
+    with page.expect_request(lambda r: "/v1/analyze" in r.url) as sent:
+        pick(page, testdata / "two_people.jpg")
+    assert sent.value.headers.get("authorization") == f"Bearer {API_KEY}"
+    expect(page.locator("#face-rows tr")).to_have_count(2)
+
+    # The key lasts for the tab's session: a reload does not ask again.
+    page.reload()
+    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
+    expect(dialog).to_be_hidden()
+
+
+def test_docs_screenshot(open_page: OpenPage, live_server: LiveServer, testdata: Path) -> None:
+    probe = load(open_page, live_server)
+    page = probe.page
+    pick(page, testdata / "two_people.jpg", testdata / "portrait_1.jpg")
+    expect(page.locator(".thumb")).to_have_count(2)
+    expect(page.locator(".thumb").nth(0)).to_contain_text("2 faces")
+    page.locator(".thumb").nth(1).click()
+    wait_for_id_photo(page)
+    # A preset whose title the test machine's fonts can draw (no CJK font in a slim image).
+    with page.expect_response(lambda r: "/v1/id-photo?" in r.url and "spec=eu-passport" in r.url):
+        page.select_option("#spec", "eu-passport")
+    wait_for_id_photo(page)
+    page.mouse.move(0, 0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = page.screenshot(path=str(ARTIFACTS / "web-page-desktop.png"), full_page=True)
+    if os.environ.get("FACEFLOW_UPDATE_DOCS") == "1":
+        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        DOCS_SCREENSHOT.write_bytes(small_png(shot))
+    assert probe.errors == []
+    assert DOCS_SCREENSHOT.is_file(), "run with FACEFLOW_UPDATE_DOCS=1 to create it"
+    assert DOCS_SCREENSHOT.stat().st_size < DOCS_SCREENSHOT_MAX_BYTES
+
+
+def small_png(png: bytes) -> bytes:
+    """The screenshot with a 256-colour palette: a fraction of the size, same look."""
+    with Image.open(io.BytesIO(png)) as image:
+        quantized = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    quantized.save(out, format="PNG", optimize=True)
+    return out.getvalue()
