@@ -3,37 +3,27 @@ rule, checked by running the detector on the output."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from faceflow.domain import Box, Face
 from faceflow.errors import InvalidParameter, MultipleFaces, NoFace
 from faceflow.imaging.encode import OutputFormat
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.idphoto.background import parse_background
-from faceflow.pipeline.idphoto.layout import measure_head
-from faceflow.pipeline.idphoto.matte import Matte, matte_from_bytes, matte_to_bytes
+from faceflow.pipeline.idphoto.matte import matte_from_bytes, matte_to_bytes
 from faceflow.pipeline.idphoto.render import (
     IdPhotoOptions,
     make_id_photo,
     render_id_photo,
 )
 from faceflow.pipeline.idphoto.specs import custom_spec, get_spec
+from tests.fixtures.idphoto import FindFaces, assert_placed_by_rule, opened, placement
 from tests.pipeline.idphoto.conftest import Portrait
 
-FindFaces = Callable[[np.ndarray], tuple[Face, ...]]
 PORTRAITS = ["portrait_1.jpg", "portrait_2.jpg", "obama.jpg"]
 SPECS = ["cn-1inch", "icao", "us-passport", "cn-passport", "cn-id-card"]
-
-
-def opened(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
 
 
 @pytest.mark.parametrize("key", [*SPECS, "ca-passport", "jp-visa"])
@@ -99,26 +89,6 @@ def test_vertical_gradient_top_is_the_colour_and_bottom_is_lighter(
     assert middle[0] > pixels[0, 0, 0] + 40
 
 
-def output_measures(
-    data: bytes, alpha_data: bytes, find_faces: FindFaces
-) -> tuple[Face, float, float, float]:
-    """Re-detect the face on an output and measure it the way the layout does: crown from the
-    transparent rendering's alpha, chin from the new detection. Returns the face, the head
-    height, the eye line from the bottom and the midline's x, all in output pixels."""
-    rgb = np.asarray(opened(data).convert("RGB"))
-    alpha = np.asarray(opened(alpha_data))[..., 3].astype(np.float32) / np.float32(255)
-    faces = find_faces(rgb)
-    assert len(faces) == 1
-    face = faces[0]
-    height, width = alpha.shape
-    whole = Matte(Box(0, 0, width, height), rgb, alpha, face, (width, height), None)
-    head = measure_head(whole, face)
-    marks = face.landmarks
-    eye_y = (marks.right_eye.y + marks.left_eye.y) / 2
-    midline = ((marks.right_eye.x + marks.left_eye.x) / 2 + marks.nose.x) / 2
-    return face, head.head_height_px, height - eye_y, midline
-
-
 @pytest.mark.parametrize("photo", PORTRAITS)
 @pytest.mark.parametrize("key", SPECS)
 def test_detector_on_the_output_finds_the_head_placed_by_rule(
@@ -133,15 +103,7 @@ def test_detector_on_the_output_finds_the_head_placed_by_rule(
         IdPhotoOptions(spec, output_format=OutputFormat.PNG, transparent=True),
     )
 
-    _, head_px, eye_line_px, midline = output_measures(jpeg.data, png.data, find_faces)
-
-    ppm = spec.px_per_mm
-    low, high = spec.head_height_mm
-    assert low <= head_px / ppm <= high, f"head {head_px / ppm:.1f} mm"
-    eye_low, eye_high = spec.eye_line_mm
-    # Landmarks re-detected on a small image jitter by a pixel or two: allow 0.3 mm.
-    assert eye_low - 0.3 <= eye_line_px / ppm <= eye_high + 0.3, f"eyes {eye_line_px / ppm:.1f}"
-    assert abs(midline - spec.width_px / 2) <= 0.03 * spec.width_px
+    assert_placed_by_rule(spec, placement(spec, jpeg.data, png.data, find_faces))
 
 
 def test_max_kb_is_honoured_by_quality_and_the_file_decodes(

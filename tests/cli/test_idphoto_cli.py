@@ -1,0 +1,130 @@
+"""`faceflow id-photo` and `faceflow id-photo-specs` end to end through the command line, on the
+real models and photos (cli/idphoto.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner, Result
+
+from faceflow.cli.main import app
+from faceflow.config import ModelSettings
+from faceflow.imaging.encode import OutputFormat
+from faceflow.pipeline.idphoto.render import IdPhotoOptions
+from faceflow.pipeline.idphoto.specs import get_spec, list_specs
+from faceflow.runtime.context import WorkerContext
+from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
+from tests.fixtures.idphoto import opened
+
+# Wide enough that rich never folds a file name in the table.
+WIDE = {"COLUMNS": "250"}
+STATUSES = {"pass", "warn", "fail"}
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(app, list(map(str, args)), env=WIDE)
+
+
+def folder_of(tmp_path: Path, testdata: Path, *names: str) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in names:
+        shutil.copyfile(testdata / name, folder / name)
+    return folder
+
+
+def test_writes_the_photo_its_report_and_a_sheet(
+    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
+) -> None:
+    photos = folder_of(tmp_path, testdata, "portrait_1.jpg", "portrait_2.jpg")
+    out = tmp_path / "out"
+
+    result = run(
+        "id-photo", photos, "--out", out, "--spec", "icao", "--background", "blue", "--sheet", "6in"
+    )
+
+    assert result.exit_code == 0, result.output
+    expected = {
+        f"{stem}.icao.{suffix}"
+        for stem in ("portrait_1", "portrait_2")
+        for suffix in ("jpg", "report.json", "sheet-6inch.jpg")
+    }
+    assert {path.name for path in out.iterdir()} == expected
+    for stem in ("portrait_1", "portrait_2"):
+        image = opened((out / f"{stem}.icao.jpg").read_bytes())
+        assert image.size == (413, 531)
+        assert image.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+        corner = np.asarray(image)[0, 0].astype(int)
+        assert np.abs(corner - [0x43, 0x8E, 0xDB]).max() <= 8
+        report = json.loads((out / f"{stem}.icao.report.json").read_text())
+        assert (report["width"], report["height"], report["dpi"]) == (413, 531, 300)
+        assert report["report"]["status"] in STATUSES
+        assert all(check["status"] in STATUSES for check in report["report"]["checks"])
+        assert f"{stem}.jpg" in result.stdout
+        # 35×45 mm on a 4×6 in sheet: 4 × 2 with the paper turned.
+        sheet = opened((out / f"{stem}.icao.sheet-6inch.jpg").read_bytes())
+        assert sheet.size == (1800, 1200)
+        assert sheet.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+    assert "413×531 @ 300 dpi" in result.stdout
+
+
+def test_a_failed_file_exits_1_and_the_others_are_written_by_two_workers(
+    tmp_path: Path, testdata: Path, worker_context: WorkerContext
+) -> None:
+    photos = folder_of(tmp_path, testdata, "portrait_2.jpg", "coffee.jpg", "two_people.jpg")
+    out = tmp_path / "out"
+
+    result = run("id-photo", photos, "-o", out, "--workers", "2", "--format", "png")
+
+    assert result.exit_code == 1, result.output
+    assert {path.name for path in out.iterdir()} == {
+        "portrait_2.cn-1inch.png",
+        "portrait_2.cn-1inch.report.json",
+    }
+    assert "no_face" in result.stdout
+    assert "multiple_faces" in result.stdout
+    assert "2 of 3 files failed" in result.stderr
+    # The pool's photo is the one this process makes.
+    options = IdPhotoOptions(get_spec("cn-1inch"), output_format=OutputFormat.PNG)
+    direct = id_photo_file(
+        worker_context, IdPhotoFileRequest((testdata / "portrait_2.jpg").read_bytes(), options)
+    )
+    assert (out / "portrait_2.cn-1inch.png").read_bytes() == direct.photo.data
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--spec", "passport"],
+        ["--background", "purple"],
+        ["--transparent"],
+        ["--format", "png", "--max-kb", "20"],
+        ["--sheet", "letter"],
+        ["--format", "png", "--transparent", "--sheet", "6inch"],
+    ],
+)
+def test_bad_options_are_a_usage_error(tmp_path: Path, testdata: Path, options: list[str]) -> None:
+    out = tmp_path / "out"
+
+    result = run("id-photo", testdata / "portrait_2.jpg", "-o", out, *options)
+
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.stderr
+    assert not out.exists()
+
+
+def test_specs_table_lists_every_preset_with_its_pixels() -> None:
+    result = run("id-photo-specs")
+
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    for spec in list_specs():
+        assert spec.key in rows
+        assert f"{spec.width_px}×{spec.height_px} @ {spec.dpi}" in rows[spec.key]
+    assert "295×413 @ 300" in rows["cn-1inch"]
+    assert "358×441 @ 350" in rows["cn-id-card"]
+    assert "600×600 @ 300" in rows["us-passport"]

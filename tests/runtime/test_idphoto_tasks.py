@@ -1,0 +1,156 @@
+"""ID-photo tasks on a real context (runtime/idphoto_tasks.py): the matte survives its bytes, and
+a photo or sheet rendered from those bytes is exactly the CLI's, which mattes in one go."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceflow.errors import MultipleFaces, NoFace
+from faceflow.imaging.encode import OutputFormat
+from faceflow.pipeline.idphoto.background import parse_background
+from faceflow.pipeline.idphoto.matte import matte_from_bytes, matte_to_bytes
+from faceflow.pipeline.idphoto.render import IdPhotoOptions
+from faceflow.pipeline.idphoto.specs import get_spec
+from faceflow.runtime.context import WorkerContext
+from faceflow.runtime.idphoto_tasks import (
+    MATTE_MEDIA_TYPE,
+    IdPhotoFileRequest,
+    MatteRequest,
+    RenderRequest,
+    ResponseKind,
+    SheetRequest,
+    id_photo_file,
+    matte_task,
+    render_task,
+    sheet_task,
+)
+from faceflow.runtime.tasks import JSON_MEDIA_TYPE, TaskOutput
+from tests.fixtures.idphoto import opened
+
+PORTRAIT = "portrait_2.jpg"
+
+
+@pytest.fixture(scope="module")
+def upload(testdata: Path) -> bytes:
+    return (testdata / PORTRAIT).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def matte_output(worker_context: WorkerContext, upload: bytes) -> TaskOutput:
+    return matte_task(worker_context, MatteRequest(upload))
+
+
+def test_matte_bytes_round_trip(matte_output: TaskOutput) -> None:
+    assert matte_output.media_type == MATTE_MEDIA_TYPE
+    assert matte_output.meta["face_count"] == 1
+    assert {"ms_decode", "ms_detect", "ms_matte"} <= set(matte_output.meta)
+
+    matte = matte_from_bytes(matte_output.body)
+
+    assert matte_to_bytes(matte) == matte_output.body
+    assert matte.source_size_px == (512, 715)
+    assert matte.alpha.shape == matte.foreground.shape[:2]
+    assert 0.0 <= float(matte.alpha.min()) < 0.5 < float(matte.alpha.max()) <= 1.0
+    # The face lies inside the cut-out.
+    face, crop = matte.face.box, matte.crop_box
+    assert crop.x1 <= face.x1 < face.x2 <= crop.x2
+    assert crop.y1 <= face.y1 < face.y2 <= crop.y2
+
+
+OPTIONS = [
+    IdPhotoOptions(get_spec("cn-1inch")),
+    IdPhotoOptions(get_spec("icao"), parse_background("blue", "vertical"), OutputFormat.PNG),
+    IdPhotoOptions(get_spec("us-passport"), output_format=OutputFormat.PNG, transparent=True),
+    IdPhotoOptions(get_spec("cn-id-card"), parse_background("#336699"), max_kb=12),
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["jpeg", "gradient-png", "transparent", "max-kb"])
+def test_render_from_the_matte_bytes_is_the_clis_photo(
+    worker_context: WorkerContext, upload: bytes, matte_output: TaskOutput, options: IdPhotoOptions
+) -> None:
+    rendered = render_task(worker_context, RenderRequest(matte_output.body, options))
+    direct = id_photo_file(worker_context, IdPhotoFileRequest(upload, options)).photo
+
+    assert rendered.body == direct.data
+    assert rendered.media_type == direct.media_type == options.output_format.mime_type
+    spec = options.spec
+    assert opened(rendered.body).size == (spec.width_px, spec.height_px)
+    assert rendered.meta["width"] == spec.width_px
+    assert rendered.meta["height"] == spec.height_px
+    assert rendered.meta["dpi"] == spec.dpi
+    assert rendered.meta["compliance"] == direct.report.status.value
+    assert rendered.meta["quality"] == direct.quality
+
+
+def test_json_render_carries_the_same_image_and_the_report(
+    worker_context: WorkerContext, matte_output: TaskOutput
+) -> None:
+    options = IdPhotoOptions(get_spec("icao"))
+    image = render_task(worker_context, RenderRequest(matte_output.body, options))
+
+    answer = render_task(
+        worker_context, RenderRequest(matte_output.body, options, ResponseKind.JSON)
+    )
+
+    assert answer.media_type == JSON_MEDIA_TYPE
+    body = json.loads(answer.body)
+    assert base64.b64decode(body["image_base64"]) == image.body
+    assert body["report"]["status"] == image.meta["compliance"] == answer.meta["compliance"]
+    assert (body["width"], body["height"], body["dpi"]) == (413, 531, 300)
+
+
+def test_sheet_from_the_matte_bytes_is_the_clis_sheet(
+    worker_context: WorkerContext, upload: bytes, matte_output: TaskOutput
+) -> None:
+    options = IdPhotoOptions(get_spec("cn-1inch"), parse_background("red"))
+
+    sheet = sheet_task(worker_context, SheetRequest(matte_output.body, ((options, None),), "6inch"))
+    direct = id_photo_file(worker_context, IdPhotoFileRequest(upload, options, "6inch")).sheet
+
+    assert sheet.body == direct
+    assert sheet.media_type == "image/jpeg"
+    assert sheet.meta["copies"] == 12
+    assert (sheet.meta["width"], sheet.meta["height"], sheet.meta["dpi"]) == (1200, 1800, 300)
+    image = opened(sheet.body)
+    assert image.size == (1200, 1800)
+    # Red photos on white paper: white in the margin, red somewhere.
+    pixels = np.asarray(image).astype(int)
+    assert np.abs(pixels[0, 0] - 255).max() <= 3
+    assert (np.abs(pixels - [0xD9, 0x00, 0x1B]).max(axis=2) <= 3).any()
+
+
+def test_mixed_sheet_counts_every_copy(
+    worker_context: WorkerContext, matte_output: TaskOutput
+) -> None:
+    items = (
+        (IdPhotoOptions(get_spec("cn-1inch")), 4),
+        (IdPhotoOptions(get_spec("cn-2inch")), 2),
+    )
+
+    sheet = sheet_task(
+        worker_context, SheetRequest(matte_output.body, items, "6inch", OutputFormat.PNG)
+    )
+
+    assert sheet.meta["copies"] == 6
+    assert sheet.media_type == "image/png"
+    assert sorted(opened(sheet.body).size) == [1200, 1800]
+
+
+def test_two_faces_are_refused_with_the_count(
+    worker_context: WorkerContext, testdata: Path
+) -> None:
+    with pytest.raises(MultipleFaces) as caught:
+        matte_task(worker_context, MatteRequest((testdata / "two_people.jpg").read_bytes()))
+
+    assert caught.value.details == {"face_count": 2}
+
+
+def test_no_face_is_refused(worker_context: WorkerContext, testdata: Path) -> None:
+    with pytest.raises(NoFace):
+        matte_task(worker_context, MatteRequest((testdata / "coffee.jpg").read_bytes()))

@@ -1,0 +1,462 @@
+"""/v1/id-photo, /v1/id-photo/sheet and /v1/id-photo/specs through a real server
+(routes/idphoto.py): exact sizes and DPI, backgrounds, the head placed by rule (the detector run
+on the output), size caps, reports, print sheets, the cached matte, and refusals.
+
+Queries are written out as a client would type them (``background=%23336699``). Every test but
+the cache test uploads the plain test photos, so the server mattes each of them once and the rest
+only renders.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from faceflow.models.registry import ModelSet
+from faceflow.pipeline.idphoto.specs import get_spec, list_specs
+from tests.fixtures.idphoto import (
+    FindFaces,
+    assert_placed_by_rule,
+    face_finder,
+    opened,
+    placement,
+)
+from tests.fixtures.live_server import LiveServer, Scrape
+from tests.service.support import assert_error, fresh
+
+PHOTO = "/v1/id-photo"
+SHEET = "/v1/id-photo/sheet"
+STATUSES = {"pass", "warn", "fail"}
+MATTE = "matte_task"
+RENDER = "render_task"
+SHEET_TASK = "sheet_task"
+
+Photo = Callable[[str], bytes]
+
+
+@pytest.fixture(scope="module")
+def find_faces(model_set: ModelSet) -> FindFaces:
+    return face_finder(model_set.detector)
+
+
+@pytest.fixture(scope="module")
+def photo(testdata: Path) -> Photo:
+    """A shared test photo's bytes by name (the same bytes every time: one matte each)."""
+    return lambda name: (testdata / name).read_bytes()
+
+
+def post(client: httpx.Client, data: bytes, query: str = "", path: str = PHOTO) -> httpx.Response:
+    """POST the upload as the raw body to ``path?query``, ``query`` sent exactly as written."""
+    return client.post(f"{path}?{query}" if query else path, content=data)
+
+
+def ok(response: httpx.Response, media_type: str) -> bytes:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == media_type
+    return response.content
+
+
+def jfif_density(data: bytes) -> tuple[int, int, int]:
+    """(units, x, y) of the JFIF APP0 segment that must follow SOI; units 1 = dots per inch."""
+    assert data[:4] == b"\xff\xd8\xff\xe0", data[:4]
+    assert data[6:11] == b"JFIF\x00"
+    units = data[13]
+    x, y = struct.unpack(">HH", data[14:18])
+    return units, x, y
+
+
+def png_phys(data: bytes) -> tuple[int, int, int]:
+    """(x, y, unit) of the PNG pHYs chunk; unit 1 = pixels per metre."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    offset = 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        if kind == b"pHYs":
+            x, y, unit = struct.unpack(">IIB", data[offset + 8 : offset + 17])
+            return x, y, unit
+        if kind == b"IDAT":
+            break  # pHYs must come before the image data
+        offset += 12 + length
+    raise AssertionError("no pHYs chunk before IDAT")
+
+
+def assert_dpi(data: bytes, dpi: int) -> None:
+    """The file says ``dpi`` where printers read it: JFIF density or PNG pHYs."""
+    if data[:2] == b"\xff\xd8":
+        assert jfif_density(data) == (1, dpi, dpi)
+    else:
+        per_metre = round(dpi / 0.0254)
+        assert png_phys(data) == (per_metre, per_metre, 1)
+
+
+def rgb_of(data: bytes) -> NDArray[np.int_]:
+    return np.asarray(opened(data).convert("RGB")).astype(int)
+
+
+def alpha_of(data: bytes) -> NDArray[np.uint8]:
+    image = opened(data)
+    assert image.mode == "RGBA"
+    return np.asarray(image)[..., 3]
+
+
+def border(array: NDArray[Any]) -> NDArray[Any]:
+    """The outermost ring of pixels, top row, bottom row, then the side columns."""
+    return np.concatenate([array[0], array[-1], array[1:-1, 0], array[1:-1, -1]])
+
+
+@pytest.mark.parametrize(
+    ("query", "media_type", "size", "dpi"),
+    [
+        ("spec=cn-1inch", "image/jpeg", (295, 413), 300),
+        ("spec=cn-1inch&format=png", "image/png", (295, 413), 300),
+        ("spec=icao", "image/jpeg", (413, 531), 300),
+        ("spec=us-passport", "image/jpeg", (600, 600), 300),
+        ("spec=us-passport&format=png", "image/png", (600, 600), 300),
+        ("spec=cn-id-card", "image/jpeg", (358, 441), 350),
+        ("spec=cn-id-card&format=png", "image/png", (358, 441), 350),
+        # 40 × 50 mm at 600 dpi: 944.9 × 1181.1 px.
+        ("width=40&height=50&unit=mm&dpi=600", "image/jpeg", (945, 1181), 600),
+        ("width=480&height=640&unit=px&format=png", "image/png", (480, 640), 300),
+        ("width=480&height=640&unit=px&dpi=200", "image/jpeg", (480, 640), 200),
+    ],
+)
+def test_exact_size_and_dpi(
+    client: httpx.Client,
+    photo: Photo,
+    query: str,
+    media_type: str,
+    size: tuple[int, int],
+    dpi: int,
+) -> None:
+    data = ok(post(client, photo("portrait_2.jpg"), query), media_type)
+
+    assert opened(data).size == size
+    assert_dpi(data, dpi)
+
+
+@pytest.mark.parametrize("name", ["portrait_1.jpg", "obama.jpg"])
+@pytest.mark.parametrize(
+    ("background", "colour"),
+    [
+        ("white", (255, 255, 255)),
+        ("blue", (0x43, 0x8E, 0xDB)),
+        ("red", (0xD9, 0x00, 0x1B)),
+        ("%23336699", (0x33, 0x66, 0x99)),
+    ],
+)
+def test_corners_and_edges_are_the_background(
+    client: httpx.Client, photo: Photo, name: str, background: str, colour: tuple[int, int, int]
+) -> None:
+    upload = photo(name)
+    png = ok(post(client, upload, f"background={background}&format=png"), "image/png")
+    jpeg = ok(post(client, upload, f"background={background}"), "image/jpeg")
+    clear = ok(post(client, upload, "format=png&transparent=true"), "image/png")
+
+    alpha = alpha_of(clear)
+    outside = border(alpha) == 0
+    # The ring is mostly background (the shoulders reach the bottom), and always at the top
+    # corners, so the checks below cannot pass on an empty selection.
+    assert outside.mean() > 0.5
+    assert alpha[0, 0] == alpha[0, -1] == 0
+    expected = np.array(colour)
+    assert np.abs(border(rgb_of(png))[outside] - expected).max() <= 2
+    # JPEG: the top corners and the top row, away from the hair's edge, within JPEG's error.
+    pixels = rgb_of(jpeg)
+    assert np.abs(pixels[0] - expected).max() <= 8
+    assert np.abs(pixels[: pixels.shape[0] // 4, [0, -1]] - expected).max() <= 8
+
+
+def test_vertical_gradient_runs_from_the_colour_at_the_top_to_white(
+    client: httpx.Client, photo: Photo
+) -> None:
+    upload = photo("portrait_1.jpg")
+    faded = ok(
+        post(client, upload, "spec=icao&background=blue&gradient=vertical&format=png"), "image/png"
+    )
+    clear = ok(post(client, upload, "spec=icao&format=png&transparent=true"), "image/png")
+
+    pixels = rgb_of(faded)
+    alpha = alpha_of(clear)
+    height = pixels.shape[0]
+    blue = np.array([0x43, 0x8E, 0xDB])
+    assert np.abs(pixels[0, 0] - blue).max() <= 2
+    for column in (0, -1):
+        rows = np.flatnonzero(alpha[:, column] == 0)
+        lowest = int(rows.max())
+        # Background shows beside the head well below the top, so the fade is visible there.
+        assert lowest > height // 3
+        lighter = pixels[lowest, column] - pixels[0, column]
+        assert lighter.min() > 0
+        assert lighter[0] > 100  # red: 0x43 at the top, near 255 at the bottom
+        # Every background pixel of the edge is the colour mixed with white by its height.
+        t = (rows / (height - 1))[:, None]
+        expected = blue * (1 - t) + 255 * t
+        assert np.abs(pixels[rows, column] - expected).max() <= 2
+
+
+@pytest.mark.parametrize("name", ["portrait_1.jpg", "portrait_2.jpg", "obama.jpg"])
+@pytest.mark.parametrize("key", ["cn-1inch", "icao", "us-passport", "cn-id-card"])
+def test_detector_on_the_output_finds_the_head_placed_by_rule(
+    client: httpx.Client, photo: Photo, find_faces: FindFaces, name: str, key: str
+) -> None:
+    upload = photo(name)
+    jpeg = ok(post(client, upload, f"spec={key}"), "image/jpeg")
+    clear = ok(post(client, upload, f"spec={key}&format=png&transparent=true"), "image/png")
+
+    spec = get_spec(key)
+    assert_placed_by_rule(spec, placement(spec, jpeg, clear, find_faces))
+
+
+def test_max_kb_is_honoured_and_the_file_decodes(client: httpx.Client, photo: Photo) -> None:
+    upload = photo("portrait_1.jpg")
+    unlimited = ok(post(client, upload, "spec=cn-1inch"), "image/jpeg")
+    capped = post(client, upload, "spec=cn-1inch&max_kb=15")
+    report = post(client, upload, "spec=cn-1inch&max_kb=15&response=json").json()
+
+    data = ok(capped, "image/jpeg")
+    assert len(unlimited) > 15 * 1024  # so the cap has work to do
+    assert len(data) <= 15 * 1024
+    assert opened(data).size == (295, 413)
+    assert_dpi(data, 300)
+    assert data.endswith(b"\xff\xd9")
+    assert capped.headers["X-Compliance"] in STATUSES
+    assert report["bytes"] == len(data)
+    assert report["quality"] < 95
+
+
+def test_an_impossible_max_kb_is_refused_with_the_smallest_size_possible(
+    client: httpx.Client, photo: Photo
+) -> None:
+    upload = photo("portrait_1.jpg")
+
+    error = assert_error(post(client, upload, "spec=cn-1inch&max_kb=1"), 400, "invalid_parameter")
+
+    smallest = error["min_achievable_kb"]
+    assert isinstance(smallest, int)
+    assert smallest > 1
+    assert error["max_kb"] == 1
+    # The size it names is achievable.
+    data = ok(post(client, upload, f"spec=cn-1inch&max_kb={smallest}"), "image/jpeg")
+    assert len(data) <= smallest * 1024
+    assert opened(data).size == (295, 413)
+
+
+def test_json_response_has_the_photo_and_its_report(client: httpx.Client, photo: Photo) -> None:
+    upload = photo("portrait_2.jpg")
+    image = post(client, upload, "spec=icao&background=blue")
+    as_json = post(client, upload, "spec=icao&background=blue&response=json")
+
+    data = ok(image, "image/jpeg")
+    assert as_json.status_code == 200, as_json.text
+    assert as_json.headers["content-type"] == "application/json"
+    body = as_json.json()
+    decoded = base64.b64decode(body["image_base64"], validate=True)
+    assert decoded == data
+    assert opened(decoded).size == (body["width"], body["height"]) == (413, 531)
+    assert (body["media_type"], body["dpi"], body["bytes"]) == ("image/jpeg", 300, len(data))
+    report = body["report"]
+    checks = report["checks"]
+    assert {"face_count", "head_height_ratio", "eye_line"} <= {c["name"] for c in checks}
+    assert all(check["status"] in STATUSES for check in checks)
+    worst = max((check["status"] for check in checks), key=["pass", "warn", "fail"].index)
+    assert report["status"] == worst
+    assert image.headers["X-Compliance"] == as_json.headers["X-Compliance"] == report["status"]
+
+
+def test_transparent_png_is_clear_at_the_corners_and_opaque_on_the_face(
+    client: httpx.Client, photo: Photo
+) -> None:
+    data = ok(
+        post(client, photo("portrait_2.jpg"), "spec=icao&format=png&transparent=true"), "image/png"
+    )
+
+    alpha = alpha_of(data)
+    assert alpha.shape == (531, 413)
+    assert alpha[0, 0] == alpha[0, -1] == 0
+    # The bottom corners are the shoulders of a head-and-shoulders photo.
+    assert alpha[-1, 0] == alpha[-1, -1] == 255
+    assert alpha[531 // 2, 413 // 2] == 255
+    assert_dpi(data, 300)
+
+
+def test_six_inch_sheet_of_one_inch_photos_has_twelve_faces(
+    client: httpx.Client, photo: Photo, find_faces: FindFaces
+) -> None:
+    upload = photo("portrait_2.jpg")
+    by_query = ok(post(client, upload, "spec=cn-1inch&sheet=6inch&background=blue"), "image/jpeg")
+    by_route = ok(
+        post(client, upload, "spec=cn-1inch&sheet=6inch&background=blue", path=SHEET),
+        "image/jpeg",
+    )
+
+    # 4×6 in upright, 3 mm margins, 2 mm gaps: 3 columns × 4 rows of 25×35 mm.
+    assert opened(by_query).size == (1200, 1800)
+    assert_dpi(by_query, 300)
+    assert len(find_faces(rgb_of(by_query).astype(np.uint8))) == 12
+    assert by_route == by_query
+
+
+def test_mixed_sheet_has_six_faces(
+    client: httpx.Client, photo: Photo, find_faces: FindFaces
+) -> None:
+    response = post(client, photo("portrait_2.jpg"), "layout=cn-1inch:4,cn-2inch:2", path=SHEET)
+
+    data = ok(response, "image/jpeg")
+    assert sorted(opened(data).size) == [1200, 1800]
+    assert_dpi(data, 300)
+    assert len(find_faces(rgb_of(data).astype(np.uint8))) == 6
+
+
+def test_sheet_of_a_350_dpi_preset_is_printed_at_300_dpi(
+    client: httpx.Client, photo: Photo
+) -> None:
+    data = ok(post(client, photo("portrait_2.jpg"), "spec=cn-id-card&sheet=5inch"), "image/jpeg")
+
+    assert opened(data).size == (1050, 1500)
+    assert_dpi(data, 300)
+
+
+def test_sheet_in_the_photo_route_keeps_the_format_asked_for(
+    client: httpx.Client, photo: Photo
+) -> None:
+    data = ok(post(client, photo("portrait_2.jpg"), "sheet=6inch&format=png"), "image/png")
+
+    assert opened(data).size == (1200, 1800)
+    assert_dpi(data, 300)
+
+
+def test_recolouring_a_cached_upload_runs_no_inference(
+    client: httpx.Client, live_server: LiveServer, photo: Photo
+) -> None:
+    upload = fresh(photo("portrait_2.jpg"))
+    start = live_server.metrics()
+
+    first = post(client, upload, "spec=cn-1inch")
+    after_first = live_server.metrics()
+    others = [
+        post(client, upload, query)
+        for query in (
+            "spec=cn-1inch&background=blue",
+            "spec=icao&background=red",
+            "spec=us-passport&background=%23336699&gradient=vertical",
+            "spec=cn-1inch&format=png&transparent=true",
+            "width=480&height=640&unit=px&format=png",
+            "spec=cn-1inch&max_kb=20",
+            "spec=cn-1inch&response=json",
+        )
+    ]
+    sheet = post(client, upload, "sheet=6inch", path=SHEET)
+    after_others = live_server.metrics()
+    again = post(client, upload, "spec=cn-1inch")
+    after_again = live_server.metrics()
+
+    def runs(scrape: Scrape, task: str) -> float:
+        return scrape.value("faceflow_inferences_total", task=task)
+
+    ok(first, "image/jpeg")
+    assert first.headers["X-Cache"] == "miss"
+    assert runs(after_first, MATTE) == runs(start, MATTE) + 1
+    assert runs(after_first, RENDER) == runs(start, RENDER) + 1
+    for response in [*others, sheet]:
+        assert response.status_code == 200, response.text
+        assert response.headers["X-Cache"] == "miss"
+    assert runs(after_others, MATTE) == runs(after_first, MATTE)
+    assert runs(after_others, RENDER) == runs(after_first, RENDER) + len(others)
+    assert runs(after_others, SHEET_TASK) == runs(after_first, SHEET_TASK) + 1
+    assert again.headers["X-Cache"] == "hit"
+    assert again.content == first.content
+    for task in (MATTE, RENDER, SHEET_TASK):
+        assert runs(after_again, task) == runs(after_others, task)
+
+
+@pytest.mark.parametrize("path", [PHOTO, SHEET])
+def test_two_faces_are_refused_with_the_count(
+    client: httpx.Client, photo: Photo, path: str
+) -> None:
+    error = assert_error(post(client, photo("two_people.jpg"), path=path), 422, "multiple_faces")
+
+    assert error["face_count"] == 2
+
+
+@pytest.mark.parametrize("path", [PHOTO, SHEET])
+def test_no_face_is_refused(client: httpx.Client, photo: Photo, path: str) -> None:
+    assert_error(post(client, photo("coffee.jpg"), path=path), 422, "no_face")
+
+
+@pytest.mark.parametrize(
+    ("query", "path"),
+    [("spec=passport", PHOTO), ("spec=passport", SHEET), ("layout=cn-1inch:2,passport:2", SHEET)],
+)
+def test_unknown_spec_is_refused_with_every_known_key(
+    client: httpx.Client, photo: Photo, query: str, path: str
+) -> None:
+    error = assert_error(
+        post(client, photo("portrait_2.jpg"), query, path), 400, "invalid_parameter"
+    )
+
+    assert error["parameter"] == "spec"
+    assert "'passport'" in error["message"]
+    for spec in list_specs():
+        assert spec.key in error["message"]
+
+
+@pytest.mark.parametrize(
+    "background", ["purple", "%23GG0000", "%2312345", "%23", "%231234567", "rgb(1,2,3)"]
+)
+def test_bad_background_is_refused(client: httpx.Client, photo: Photo, background: str) -> None:
+    response = post(client, photo("portrait_2.jpg"), f"background={background}")
+
+    assert assert_error(response, 400, "invalid_parameter")["parameter"] == "background"
+
+
+@pytest.mark.parametrize(
+    ("query", "path"),
+    [
+        ("format=jpeg&transparent=true", PHOTO),
+        ("format=png&max_kb=20", PHOTO),
+        ("width=30", PHOTO),
+        ("width=30&height=40&unit=px", PHOTO),
+        ("width=30&height=200", PHOTO),
+        ("gradient=diagonal", PHOTO),
+        ("format=gif", PHOTO),
+        ("max_kb=0", PHOTO),
+        ("sheet=letter", PHOTO),
+        ("sheet=6inch&format=png&transparent=true", PHOTO),
+        ("sheet=letter", SHEET),
+        ("layout=cn-1inch", SHEET),
+        ("layout=cn-1inch:0", SHEET),
+        ("layout=cn-2inch:9", SHEET),
+    ],
+)
+def test_bad_options_are_refused(client: httpx.Client, photo: Photo, query: str, path: str) -> None:
+    assert_error(post(client, photo("portrait_2.jpg"), query, path), 400, "invalid_parameter")
+
+
+def test_specs_lists_every_preset_with_pixel_sizes(client: httpx.Client) -> None:
+    response = client.get(f"{PHOTO}/specs")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    listed = {spec["key"]: spec for spec in body["specs"]}
+    assert list(listed) == [spec.key for spec in list_specs()]
+    for spec in listed.values():
+        assert spec["width_px"] == round(spec["width_mm"] / 25.4 * spec["dpi"]), spec
+        assert spec["height_px"] == round(spec["height_mm"] / 25.4 * spec["dpi"]), spec
+        assert len(spec["head_height_mm"]) == len(spec["eye_line_from_bottom_mm"]) == 2
+    sizes = {
+        key: (spec["width_px"], spec["height_px"], spec["dpi"]) for key, spec in listed.items()
+    }
+    assert sizes["cn-1inch"] == (295, 413, 300)
+    assert sizes["icao"] == (413, 531, 300)
+    assert sizes["us-passport"] == (600, 600, 300)
+    assert sizes["cn-id-card"] == (358, 441, 350)
+    assert [paper["key"] for paper in body["sheets"]] == ["6inch", "5inch", "a4"]
