@@ -1,0 +1,471 @@
+"""ID photos per second through the service against the compute ceiling, and recolouring a cached
+upload against its first request, on this machine.
+
+    .venv/bin/python bench/idphoto.py [--url URL] [--processes 2] [--concurrency 2 3 4]
+        [--requests 24] [--repeats 7] [--spec cn-1inch] [--photos NAME ...] [--json]
+
+Without ``--url`` it starts ``faceflow serve --processes N`` on a free loopback port (models
+pulled, default settings otherwise) and stops it by PID at the end. Three measurements:
+
+* ceiling: this process runs what one ID photo costs (decode, detect, u2netp matte, render and
+  encode: the CLI's ``id_photo_file``) on the photos one at a time with one thread (onnxruntime's
+  ``intra_op_threads`` = 1, ``cv2.setNumThreads(1)``, as the service's inference processes run),
+  ``--rounds`` passes just before each step while the server is idle; the ceiling for the service
+  is that rate × its inference processes. CPU time per photo, here and in the server's processes
+  (from /proc, for a server started here), shows the service's overhead apart from the load;
+* throughput: ``--requests`` never-seen uploads per concurrency step (the photos with a unique JPEG
+  comment each, :func:`faceflow.bench.load.unique_variant`: new cache keys, same pixels, so every
+  request runs detection, the matte and the render), counted from the first request's start to
+  the last answer;
+* recolour: ``--repeats`` times, one request for a never-seen upload, then the same upload on
+  another background (the matte comes from the cache: only the render runs), then the first
+  request again (a cache hit); medians of each, one request at a time.
+
+The machine is shared: the load average before and after is printed with the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+from rich.table import Table
+
+from faceflow.bench.load import unique_variant
+from faceflow.config import load_settings
+from faceflow.pipeline.idphoto.render import IdPhotoOptions
+from faceflow.pipeline.idphoto.specs import get_spec
+from faceflow.runtime.context import load_context, warm_up
+from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
+
+DEFAULT_TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+DEFAULT_PHOTOS = ("portrait_1.jpg", "portrait_2.jpg", "obama.jpg")
+READY_TIMEOUT_S = 180.0
+REQUEST_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Ceiling:
+    images: int
+    single_thread_per_s: float
+    median_ms: float
+    cpu_ms: float
+    """CPU time per photo in this process (median)."""
+    processes: int
+
+    @property
+    def per_s(self) -> float:
+        return self.single_thread_per_s * self.processes
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    concurrency: int
+    requests: int
+    ok: int
+    misses: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    ceiling: Ceiling
+    """Measured just before this step, so both see about the same load on the machine."""
+    cpu_ms: float | None
+    """CPU time of the server's processes per photo (only for a server started here)."""
+    statuses: dict[str, int]
+
+    @property
+    def per_s(self) -> float:
+        return self.ok / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Recolour:
+    repeats: int
+    first_ms: float
+    recolour_ms: float
+    hit_ms: float
+    matte_runs: float
+    """matte_task runs the server counted over the whole measurement (should equal repeats)."""
+    render_runs: float
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    command: str
+    machine: dict[str, Any]
+    url: str
+    spec: str
+    photos: list[str]
+    ceiling: Ceiling
+    steps: list[Step]
+    recolour: Recolour
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def load_average() -> str:
+    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def session_cpu_s(sid: int) -> float:
+    """CPU seconds used so far by the live processes of session ``sid`` (from /proc)."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # After "pid (comm) ": state ppid pgrp session ... utime (14th field) stime (15th).
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[3]) == sid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def service(url: str | None, processes: int, log_dir: Path) -> Iterator[tuple[str, int | None]]:
+    """``url``, or a ``faceflow serve`` of our own until the block ends; with its session id
+    (its own session, so its CPU time can be read), ``None`` for a given URL."""
+    if url is not None:
+        yield url.rstrip("/"), None
+        return
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEFLOW_")}
+    log = log_dir / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "faceflow", "serve"),
+                *("--port", str(port), "--processes", str(processes)),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"faceflow serve exited; log:\n{log.read_text()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"faceflow serve not ready; log:\n{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        yield base, proc.pid
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+class CeilingMeter:
+    """One ID photo at a time in this process with one thread: the service's work per photo."""
+
+    def __init__(self, photos: list[bytes], spec: str, processes: int) -> None:
+        settings = load_settings(models={"intra_op_threads": 1})
+        cv2.setNumThreads(1)
+        self.context = load_context(settings.model_dump_json())
+        warm_up(self.context)
+        self.photos = photos
+        self.options = IdPhotoOptions(get_spec(spec))
+        self.processes = processes
+        self.seconds: list[float] = []
+        self.cpu_seconds: list[float] = []
+        for data in photos:  # first touches of each image size
+            id_photo_file(self.context, IdPhotoFileRequest(data, self.options))
+
+    def measure(self, rounds: int) -> Ceiling:
+        """``rounds`` passes over the photos, now; also kept for :meth:`overall`."""
+        seconds, cpu = [], []
+        for _ in range(rounds):
+            for data in self.photos:
+                start, start_cpu = time.perf_counter(), time.process_time()
+                id_photo_file(self.context, IdPhotoFileRequest(data, self.options))
+                seconds.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - start_cpu)
+        self.seconds += seconds
+        self.cpu_seconds += cpu
+        return self._ceiling(seconds, cpu)
+
+    def overall(self) -> Ceiling:
+        return self._ceiling(self.seconds, self.cpu_seconds)
+
+    def _ceiling(self, seconds: list[float], cpu: list[float]) -> Ceiling:
+        return Ceiling(
+            images=len(seconds),
+            single_thread_per_s=len(seconds) / sum(seconds),
+            median_ms=statistics.median(seconds) * 1000,
+            cpu_ms=statistics.median(cpu) * 1000,
+            processes=self.processes,
+        )
+
+
+def percentile_ms(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] * 1000
+
+
+async def run_step(
+    base: str,
+    sid: int | None,
+    spec: str,
+    photos: list[bytes],
+    concurrency: int,
+    requests: int,
+    serial: int,
+    ceiling: Ceiling,
+) -> Step:
+    """``requests`` never-seen uploads, ``concurrency`` at a time, back to back."""
+    bodies = [unique_variant(photos[i % len(photos)], serial + i) for i in range(requests)]
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    misses = 0
+    ends: list[float] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal misses
+            while not queue.empty():
+                body = queue.get_nowait()
+                sent = time.perf_counter()
+                try:
+                    response = await client.post(
+                        "/v1/id-photo", params={"spec": spec}, content=body
+                    )
+                    status = str(response.status_code)
+                    misses += response.headers.get("X-Cache") == "miss"
+                except httpx.TransportError as exc:
+                    status = type(exc).__name__
+                done = time.perf_counter()
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == "200":
+                    latencies.append(done - sent)
+                ends.append(done)
+
+        cpu_before = session_cpu_s(sid) if sid is not None else 0.0
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        cpu_s = session_cpu_s(sid) - cpu_before if sid is not None else None
+    ok = statuses.get("200", 0)
+    return Step(
+        concurrency=concurrency,
+        requests=requests,
+        ok=ok,
+        misses=misses,
+        seconds=max(ends) - start,
+        p50_ms=percentile_ms(latencies, 50),
+        p95_ms=percentile_ms(latencies, 95),
+        ceiling=ceiling,
+        cpu_ms=cpu_s / ok * 1000 if cpu_s is not None and ok else None,
+        statuses=statuses,
+    )
+
+
+def inferences(client: httpx.Client, task: str) -> float:
+    text = client.get("/metrics").text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "faceflow_inferences_total" and sample.labels.get("task") == task
+    )
+
+
+def timed_ok(client: httpx.Client, body: bytes, params: dict[str, str], cache: str) -> float:
+    start = time.perf_counter()
+    response = client.post("/v1/id-photo", params=params, content=body)
+    seconds = time.perf_counter() - start
+    if response.status_code != 200 or response.headers.get("X-Cache") != cache:
+        raise SystemExit(
+            f"expected 200 X-Cache {cache}, got {response.status_code} "
+            f"{response.headers.get('X-Cache')}: {response.text[:300]}"
+        )
+    return seconds
+
+
+def measure_recolour(
+    base: str, spec: str, photos: list[bytes], repeats: int, serial: int
+) -> Recolour:
+    first, recolour, hit = [], [], []
+    with httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT_S) as client:
+        mattes, renders = inferences(client, "matte_task"), inferences(client, "render_task")
+        for i in range(repeats):
+            body = unique_variant(photos[i % len(photos)], serial + i)
+            white = {"spec": spec, "background": "white"}
+            first.append(timed_ok(client, body, white, "miss"))
+            recolour.append(timed_ok(client, body, {**white, "background": "blue"}, "miss"))
+            hit.append(timed_ok(client, body, white, "hit"))
+        mattes = inferences(client, "matte_task") - mattes
+        renders = inferences(client, "render_task") - renders
+    return Recolour(
+        repeats=repeats,
+        first_ms=statistics.median(first) * 1000,
+        recolour_ms=statistics.median(recolour) * 1000,
+        hit_ms=statistics.median(hit) * 1000,
+        matte_runs=mattes,
+        render_runs=renders,
+    )
+
+
+def print_report(report: Report, console: Console) -> None:
+    ceiling = report.ceiling
+    machine = report.machine
+    console.print(f"$ {report.command}")
+    console.print(
+        f"{machine['cores']} cores, {machine['platform']}, Python {machine['python']}; "
+        f"load average {machine['load_before']} before, {machine['load_after']} after"
+    )
+    console.print(
+        f"service {report.url}, {ceiling.processes} inference processes; spec {report.spec}; "
+        f"photos {', '.join(report.photos)}"
+    )
+    table = Table(title="ID photos of never-seen uploads (detect + matte + render each)")
+    columns = ("concurrency", "ok / sent", "photos/s", "p50 ms", "p95 ms", "CPU ms/photo")
+    for column in (*columns, "ceiling/s", "of ceiling"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        "in-process, 1 thread",
+        f"{ceiling.images}",
+        f"{ceiling.single_thread_per_s:.2f}",
+        f"{ceiling.median_ms:.0f}",
+        "",
+        f"{ceiling.cpu_ms:.0f}",
+        f"× {ceiling.processes} = {ceiling.per_s:.2f}",
+        "",
+    )
+    for step in report.steps:
+        table.add_row(
+            str(step.concurrency),
+            f"{step.ok} / {step.requests}",
+            f"{step.per_s:.2f}",
+            f"{step.p50_ms:.0f}",
+            f"{step.p95_ms:.0f}",
+            "n/a" if step.cpu_ms is None else f"{step.cpu_ms:.0f}",
+            f"{step.ceiling.per_s:.2f}",
+            f"{step.per_s / step.ceiling.per_s:.0%}",
+        )
+    console.print(table)
+    recolour = report.recolour
+    table = Table(title=f"Recolouring a cached upload (medians of {recolour.repeats})")
+    for column in ("request", "ms", "vs first"):
+        table.add_column(column, justify="right")
+    table.add_row("first (detect + matte + render)", f"{recolour.first_ms:.0f}", "1×")
+    table.add_row(
+        "new background (render from the cached matte)",
+        f"{recolour.recolour_ms:.0f}",
+        f"{recolour.first_ms / recolour.recolour_ms:.0f}× faster",
+    )
+    table.add_row(
+        "same again (X-Cache: hit)",
+        f"{recolour.hit_ms:.1f}",
+        f"{recolour.first_ms / recolour.hit_ms:.0f}× faster",
+    )
+    console.print(table)
+    console.print(
+        f"server counted {recolour.matte_runs:.0f} matte_task and {recolour.render_runs:.0f} "
+        f"render_task runs for the {recolour.repeats} uploads"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="a running faceflow (default: start one)")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="inference processes of the service started"
+    )
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[2, 3, 4])
+    parser.add_argument("--requests", type=int, default=24, help="uploads per concurrency step")
+    parser.add_argument("--repeats", type=int, default=7, help="recolour measurements")
+    parser.add_argument("--rounds", type=int, default=3, help="ceiling passes over the photos")
+    parser.add_argument("--spec", default="cn-1inch")
+    parser.add_argument("--testdata", type=Path, default=DEFAULT_TESTDATA)
+    parser.add_argument("--photos", nargs="+", default=list(DEFAULT_PHOTOS))
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args()
+
+    photos = [(args.testdata / name).read_bytes() for name in args.photos]
+    command = " ".join([".venv/bin/python", "bench/idphoto.py", *sys.argv[1:]])
+    load_before = load_average()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        service(args.url, args.processes, Path(tmp)) as (url, sid),
+    ):
+        processes = int(httpx.get(f"{url}/readyz", timeout=10).json()["workers"])
+        meter = CeilingMeter(photos, args.spec, processes)
+        serial = 0
+        steps = []
+        for concurrency in args.concurrency:
+            # The server is idle (its processes warmed up) while the ceiling is measured.
+            ceiling = meter.measure(args.rounds)
+            sweep = run_step(
+                url, sid, args.spec, photos, concurrency, args.requests, serial, ceiling
+            )
+            steps.append(asyncio.run(sweep))
+            serial += args.requests
+        ceiling = meter.overall()
+        recolour = measure_recolour(url, args.spec, photos, args.repeats, serial)
+    machine = {
+        "cores": os.cpu_count() or 0,
+        "platform": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "load_before": load_before,
+        "load_after": load_average(),
+    }
+    report = Report(command, machine, url, args.spec, list(args.photos), ceiling, steps, recolour)
+    if args.json:
+        out = asdict(report)
+        out["ceiling"]["per_s"] = ceiling.per_s
+        for step, entry in zip(steps, out["steps"], strict=True):
+            entry["per_s"] = step.per_s
+            entry["ceiling"]["per_s"] = step.ceiling.per_s
+            entry["of_ceiling"] = step.per_s / step.ceiling.per_s
+        print(json.dumps(out, indent=2))
+    else:
+        print_report(report, Console(highlight=False, width=130))
+
+
+if __name__ == "__main__":
+    main()
