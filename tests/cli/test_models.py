@@ -10,6 +10,7 @@ from typer.testing import CliRunner, Result
 from faceflow.cli.main import app
 from faceflow.config import ModelSettings
 from faceflow.models.catalog import CATALOG, model_spec, required_models
+from tests.fixtures.models import flip_a_byte
 
 
 def run(store_dir: Path, *args: str) -> Result:
@@ -46,10 +47,7 @@ def test_verify_passes_on_the_pulled_store(pulled_model_settings: ModelSettings)
 def test_verify_fails_on_a_tampered_store_and_names_the_corrupt_model(
     model_store_copy: Path,
 ) -> None:
-    path = model_store_copy / model_spec("gender-v1").filename
-    data = bytearray(path.read_bytes())
-    data[500] ^= 0x01
-    path.write_bytes(bytes(data))
+    flip_a_byte(model_store_copy / model_spec("gender-v1").filename)
 
     result = run(model_store_copy, "verify")
 

@@ -13,6 +13,7 @@ from faceflow.models.aligner import FaceAligner
 from faceflow.models.catalog import model_spec
 from faceflow.models.detector import YuNetDetector
 from faceflow.models.registry import MODEL_CLASSES, LoadedModel, ModelSet, model_class
+from tests.fixtures.models import flip_a_byte
 
 
 @pytest.mark.parametrize(
@@ -42,10 +43,7 @@ def test_every_registered_class_runs_a_catalogued_model() -> None:
 
 @pytest.mark.parametrize("name", ["yunet", "dlib-5pt", "age-v1", "gender-v1"])
 def test_model_set_refuses_to_load_a_tampered_model(model_store_copy: Path, name: str) -> None:
-    path = model_store_copy / model_spec(name).filename
-    data = bytearray(path.read_bytes())
-    data[-100] ^= 0xFF
-    path.write_bytes(bytes(data))
+    flip_a_byte(model_store_copy / model_spec(name).filename)
 
     with pytest.raises(ModelChecksumMismatch, match=name):
         ModelSet.load(ModelSettings(dir=model_store_copy))

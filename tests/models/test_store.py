@@ -14,15 +14,10 @@ from faceflow.errors import ModelChecksumMismatch, ModelFetchError, ModelMissing
 from faceflow.models.catalog import ModelSpec, model_spec, required_models
 from faceflow.models.store import ModelState, ModelStore, sha256_file
 from tests.fixtures.environment import missing
+from tests.fixtures.models import flip_a_byte
 
 YUNET = model_spec("yunet")
 DLIB = model_spec("dlib-5pt")
-
-
-def flip_a_byte(path: Path, offset: int = 1000) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 @pytest.fixture
