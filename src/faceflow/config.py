@@ -108,6 +108,13 @@ class RuntimeSettings(_Group):
         30.0, gt=0, le=600, description="a request still waiting or running after this: 503"
     )
     warmup: bool = Field(True, description="run every model once before reporting ready")
+    nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="CPU niceness added to inference processes, so the API process stays "
+        "responsive (cache hits, 503s) while they are busy",
+    )
 
     @property
     def waiting_limit(self) -> int:

@@ -47,6 +47,7 @@ class StepResult:
     concurrency: int
     seconds: float
     latencies_s: list[float] = field(default_factory=list)
+    rejected_latencies_s: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     error_codes: Counter[str] = field(default_factory=Counter)
     transport_errors: Counter[str] = field(default_factory=Counter)
@@ -105,6 +106,19 @@ class LoadPlan:
     timeout_s: float = 60.0
     hot_set: int = 8
     """How many distinct images make up the repeated (cache-hit) pool."""
+    honor_retry_after: bool = True
+    """Closed-loop clients wait out a 429/503's Retry-After, as well-behaved clients do, instead
+    of retrying at once and measuring a storm of refusals."""
+
+
+async def _wait_retry_after(response: httpx.Response, deadline: float | None) -> None:
+    try:
+        wait = float(response.headers.get("retry-after", "1"))
+    except ValueError:
+        wait = 1.0
+    if deadline is not None:
+        wait = min(wait, max(0.0, deadline - time.perf_counter()))
+    await asyncio.sleep(wait)
 
 
 class LoadGenerator:
@@ -137,6 +151,61 @@ class LoadGenerator:
     def _headers(self) -> dict[str, str]:
         return {"Content-Type": "image/jpeg", **self.plan.headers}
 
+    def _record(self, result: StepResult, response: httpx.Response, seconds: float) -> None:
+        result.latencies_s.append(seconds)
+        result.statuses[response.status_code] += 1
+        if response.status_code != 200:
+            result.error_codes[response.headers.get("x-error-code", "unknown")] += 1
+        cache = response.headers.get("x-cache")
+        if cache == "hit":
+            result.cache_hits += 1
+        elif cache == "miss":
+            result.cache_misses += 1
+
+    async def open_loop(self, rate_per_s: float, duration_s: float) -> StepResult:
+        """Requests started at a fixed rate whatever the answers (an arrival process, as real
+        traffic is), for ``duration_s``; ``concurrency`` in the result is the peak in flight.
+        Latencies of refused (non-200) requests are kept apart in ``rejected_latencies_s``."""
+        result = StepResult(concurrency=0, seconds=0.0)
+        rng = random.Random(7)
+        headers = self._headers()
+        in_flight = 0
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+
+        async def one(client: httpx.AsyncClient, body: bytes) -> None:
+            nonlocal in_flight
+            in_flight += 1
+            result.concurrency = max(result.concurrency, in_flight)
+            start = time.perf_counter()
+            try:
+                response = await client.post(self.plan.url, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                result.transport_errors[type(exc).__name__] += 1
+                return
+            finally:
+                in_flight -= 1
+            elapsed = time.perf_counter() - start
+            if response.status_code == 200:
+                self._record(result, response, elapsed)
+            else:
+                result.rejected_latencies_s.append(elapsed)
+                result.statuses[response.status_code] += 1
+                result.error_codes[response.headers.get("x-error-code", "unknown")] += 1
+
+        async with httpx.AsyncClient(timeout=self.plan.timeout_s, limits=limits) as client:
+            tasks: list[asyncio.Task[None]] = []
+            begin = time.perf_counter()
+            sent = 0
+            while (now := time.perf_counter()) - begin < duration_s:
+                due = int((now - begin) * rate_per_s) + 1
+                while sent < due:
+                    tasks.append(asyncio.create_task(one(client, self._next_body(rng))))
+                    sent += 1
+                await asyncio.sleep(min(0.005, 1 / rate_per_s))
+            await asyncio.gather(*tasks)
+            result.seconds = time.perf_counter() - begin
+        return result
+
     async def step(
         self, concurrency: int, on_progress: Callable[[int], None] | None = None
     ) -> StepResult:
@@ -162,17 +231,11 @@ class LoadGenerator:
                 except httpx.HTTPError as exc:
                     result.transport_errors[type(exc).__name__] += 1
                     continue
-                result.latencies_s.append(time.perf_counter() - start)
-                result.statuses[response.status_code] += 1
-                if response.status_code != 200:
-                    result.error_codes[response.headers.get("x-error-code", "unknown")] += 1
-                cache = response.headers.get("x-cache")
-                if cache == "hit":
-                    result.cache_hits += 1
-                elif cache == "miss":
-                    result.cache_misses += 1
+                self._record(result, response, time.perf_counter() - start)
                 if on_progress is not None:
                     on_progress(1)
+                if plan.honor_retry_after and response.status_code in (429, 503):
+                    await _wait_retry_after(response, deadline)
 
         async with httpx.AsyncClient(timeout=plan.timeout_s, limits=limits) as client:
             begin = time.perf_counter()

@@ -14,7 +14,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from faceflow.cli.common import ConfigOption, settings_from, setup_logging
+from faceflow.cli.common import (
+    ConfigOption,
+    OutputNames,
+    print_table,
+    settings_from,
+    setup_logging,
+)
 from faceflow.cli.files import FileOutcome, run_files
 from faceflow.domain import Attribute
 from faceflow.errors import FaceflowError, InvalidParameter
@@ -97,7 +103,7 @@ def _print_table(outcomes: list[FileOutcome[FileAnalysis]]) -> None:
                 gender,
                 age,
             )
-    out.print(table)
+    print_table(out, table)
 
 
 def _plain(value: object) -> Text:
@@ -176,6 +182,7 @@ def analyze(
         disable=len(files) < 2,
     ) as progress:
         task = progress.add_task("analysing", total=len(files))
+        names = OutputNames()
 
         def done(outcome: FileOutcome[FileAnalysis]) -> None:
             outcomes.append(outcome)
@@ -184,7 +191,7 @@ def analyze(
                 # JSON is data: rich must not read "[...]" in it as markup or ":x:" as emoji.
                 out.print(_json_line(outcome), soft_wrap=True, markup=False, emoji=False)
             if annotate_dir and outcome.result is not None and outcome.result.annotated is not None:
-                target = annotate_dir / f"{outcome.path.stem}.annotated.jpg"
+                target = annotate_dir / f"{names.unique(outcome.path.stem)}.annotated.jpg"
                 target.write_bytes(outcome.result.annotated)
 
         def make_request(data: bytes) -> FaceRequest:

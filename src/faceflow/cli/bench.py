@@ -58,6 +58,9 @@ def bench(
     api_key: Annotated[
         str | None, typer.Option(envvar="FACEFLOW_API_KEY", help="sent as Bearer")
     ] = None,
+    ignore_retry_after: Annotated[
+        bool, typer.Option(help="retry 429/503 at once instead of waiting out Retry-After")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print results as JSON")] = False,
     plot: Annotated[
         Path | None, typer.Option(help="write a PNG of req/s and p99 against clients")
@@ -76,6 +79,7 @@ def bench(
         duration_s=None if requests else duration,
         requests_per_step=requests,
         headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+        honor_retry_after=not ignore_retry_after,
     )
     generator = LoadGenerator(plan)
     results: list[StepResult] = []

@@ -41,3 +41,23 @@ def setup_logging(level: str = "info") -> None:
         format="%(message)s",
         handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
     )
+
+
+class OutputNames:
+    """Output stems that never collide within one run (a/x.jpg and b/x.png → x, x-2)."""
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def unique(self, stem: str) -> str:
+        candidate, serial = stem, 1
+        while candidate in self._used:
+            serial += 1
+            candidate = f"{stem}-{serial}"
+        self._used.add(candidate)
+        return candidate
+
+
+def print_table(console: Console, table: object) -> None:
+    """Print a table at the terminal's width, or wide enough to stay readable when piped."""
+    console.print(table, width=None if console.is_terminal else max(console.width, 200))

@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 
 from faceflow.config import Settings
 from faceflow.errors import FaceflowError, InvalidParameter
-from faceflow.runtime.context import WorkerContext, load_context
+from faceflow.runtime.context import WorkerContext, load_context, load_pool_context
 from faceflow.runtime.pool import InferencePool
 
 Req = TypeVar("Req")
@@ -72,7 +72,7 @@ async def _run_in_pool(
         processes=workers,
         max_waiting=workers,
         deadline_s=settings.runtime.deadline_s,
-        init=load_context,
+        init=load_pool_context,
         init_arg=settings.model_dump_json(),
     )
     # Never more in flight than the pool admits (running + waiting), so nothing is shed.

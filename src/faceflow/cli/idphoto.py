@@ -13,7 +13,13 @@ from rich.table import Table
 from rich.text import Text
 
 from faceflow.cli.analyze import expand_paths
-from faceflow.cli.common import ConfigOption, settings_from, setup_logging
+from faceflow.cli.common import (
+    ConfigOption,
+    OutputNames,
+    print_table,
+    settings_from,
+    setup_logging,
+)
 from faceflow.cli.files import FileOutcome, run_files
 from faceflow.errors import FaceflowError, InvalidParameter
 from faceflow.imaging.encode import OutputFormat
@@ -73,6 +79,7 @@ def id_photo(
     for column in ("file", "result", "size", "compliance"):
         table.add_column(column, overflow="fold")
     failed = 0
+    names = OutputNames()
 
     def done(outcome: FileOutcome[IdPhotoFile]) -> None:
         nonlocal failed
@@ -85,14 +92,13 @@ def id_photo(
             table.add_row(name, Text(f"{code}: {message}", style="red"), "", "")
             return
         photo = outcome.result.photo
-        target = out_dir / f"{outcome.path.stem}.{options.spec.key}.{suffix}"
+        stem = f"{names.unique(outcome.path.stem)}.{options.spec.key}"
+        target = out_dir / f"{stem}.{suffix}"
         target.write_bytes(photo.data)
         report = target.with_suffix(".report.json")
         report.write_text(json.dumps(photo.to_dict(), indent=2) + "\n")
         if outcome.result.sheet is not None:
-            (out_dir / f"{outcome.path.stem}.{options.spec.key}.sheet-{paper}.jpg").write_bytes(
-                outcome.result.sheet
-            )
+            (out_dir / f"{stem}.sheet-{paper}.jpg").write_bytes(outcome.result.sheet)
         status = photo.report.status.value
         colour = {"pass": "green", "warn": "yellow", "fail": "red"}[status]
         table.add_row(
@@ -121,7 +127,7 @@ def id_photo(
         except FaceflowError as exc:
             err.print(f"[red]error:[/red] {exc.message}")
             raise typer.Exit(2) from None
-    out.print(table)
+    print_table(out, table)
     if failed:
         err.print(f"[red]{failed} of {len(files)} files failed[/red]")
         raise typer.Exit(1)
@@ -141,4 +147,4 @@ def list_id_specs() -> None:
             "{:g}–{:g} mm".format(*spec.head_height_mm),
             "{:g}–{:g} mm from bottom".format(*spec.eye_line_mm),
         )
-    out.print(table)
+    print_table(out, table)

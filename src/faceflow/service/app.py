@@ -19,7 +19,7 @@ from faceflow.cache.tiered import ResultCache
 from faceflow.config import Settings, load_settings
 from faceflow.errors import FaceflowError
 from faceflow.jobs.runner import build_runner
-from faceflow.runtime.context import WorkerContext, load_context, warm_up
+from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
 from faceflow.runtime.pool import InferencePool
 from faceflow.service.errors import install_error_handlers
 from faceflow.service.metrics import Metrics
@@ -51,7 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool: InferencePool[WorkerContext] = InferencePool.from_settings(
             settings.runtime,
-            init=load_context,
+            init=load_pool_context,
             init_arg=settings.model_dump_json(),
             warmup=warm_up,
             on_task_done=metrics.task_done,
