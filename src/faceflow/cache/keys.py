@@ -9,10 +9,12 @@ where ``ff1`` is bumped whenever the way keys are built changes.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from blake3 import blake3
 
@@ -78,22 +80,43 @@ def cache_key_from_hash(
     versions: str | None = None,
 ) -> str:
     """Like :func:`cache_key` for input bytes whose :func:`content_hash` is already known."""
+    return key_for_digest(key_prefix(operation, params, versions=versions), digest)
+
+
+def key_prefix(
+    operation: str, params: Mapping[str, ParamValue], *, versions: str | None = None
+) -> KeyPrefix:
+    """Everything of a key but the content hash, to build many keys for the same options fast."""
     if not _OPERATION.fullmatch(operation):
         raise ValueError(f"operation {operation!r} is not a short lowercase name")
-    # A JSON array frames every part unambiguously: no choice of parameters can make
-    # (operation, params) collide with a different (operation, params) pair.
-    material = json.dumps(
-        [
-            KEY_VERSION,
-            operation,
-            canonical_params(params),
-            model_versions() if versions is None else versions,
-            digest,
-        ],
-        separators=(",", ":"),
-        ensure_ascii=True,
+    return _prefix(
+        operation, canonical_params(params), model_versions() if versions is None else versions
     )
-    return f"{KEY_VERSION}:{operation}:{blake3(material.encode('ascii')).hexdigest()}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPrefix:
+    """A key's operation and its JSON material up to the content hash (:func:`key_for_digest`)."""
+
+    operation: str
+    material: str
+
+
+@functools.lru_cache(maxsize=4096)
+def _prefix(operation: str, canonical: str, versions: str) -> KeyPrefix:
+    # A JSON array frames every part unambiguously: no choice of parameters can make
+    # (operation, params) collide with a different (operation, params) pair. The digest is last,
+    # so the array's text up to it is shared by every key with these options.
+    material = json.dumps(
+        [KEY_VERSION, operation, canonical, versions, ""], separators=(",", ":"), ensure_ascii=True
+    )
+    return KeyPrefix(operation, material[: -len('""]')])
+
+
+def key_for_digest(prefix: KeyPrefix, digest: str) -> str:
+    """The key for content hash ``digest`` (hex, so it needs no JSON escaping) under ``prefix``."""
+    material = f'{prefix.material}"{digest}"]'
+    return f"{KEY_VERSION}:{prefix.operation}:{blake3(material.encode('ascii')).hexdigest()}"
 
 
 def _normalise_float(name: str, value: float) -> int | float:

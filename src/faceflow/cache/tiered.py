@@ -102,6 +102,11 @@ class ResultCache:
             self._observer.hit(level)
         return entry, level
 
+    async def lookup(self, key: str) -> tuple[CacheEntry | None, CacheLevel]:
+        """Like :meth:`get`, but tells the observer nothing: for a caller that goes on to
+        :meth:`get_or_compute` on a miss, which reports the outcome itself."""
+        return await self._lookup(key)
+
     async def put(self, key: str, entry: CacheEntry) -> None:
         """Store ``entry`` in memory and (if available) Redis with the configured TTL."""
         self._memory.put(key, entry, self._ttl_s)

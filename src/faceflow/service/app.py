@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from faceflow import __version__
 from faceflow.cache.tiered import ResultCache
@@ -22,6 +22,7 @@ from faceflow.jobs.runner import build_runner
 from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
 from faceflow.runtime.pool import InferencePool
 from faceflow.service.errors import install_error_handlers
+from faceflow.service.hotpath import HotPath
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import RequestContext
 from faceflow.service.routes import faces, idphoto, jobs, system
@@ -39,11 +40,35 @@ content type) or as the multipart field `image`; options go in the query string.
 """
 
 
-def create_app(settings: Settings) -> FastAPI:
+class FaceflowApp:
+    """What uvicorn serves: request context (ids, access log, metrics) → CORS → the cache-hit
+    fast path → the FastAPI app, which owns the lifespan and every documented route."""
+
+    def __init__(self, api: FastAPI, settings: Settings, metrics: Metrics) -> None:
+        self.api = api
+        inner: ASGIApp = HotPath(api, lambda: getattr(api.state, "services", None))
+        if settings.server.cors_origins:
+            inner = CORSMiddleware(
+                inner,
+                allow_origins=settings.server.cors_origins,
+                allow_methods=["GET", "POST", "DELETE"],
+                allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+                expose_headers=["X-Cache", "X-Request-ID", "Retry-After", "X-Face-Count"],
+            )
+        self._app = RequestContext(inner, metrics)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.api(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+
+def create_app(settings: Settings) -> FaceflowApp:
     """An app that, while its lifespan runs, owns an inference pool, a result cache and metrics.
 
     Nothing starts until the lifespan does; the pool's processes load the models themselves
-    (``/readyz`` turns 200 once every one has warmed up).
+    (``/readyz`` turns 200 once every one has warmed up). ``.api`` is the FastAPI app.
     """
     metrics = Metrics()
 
@@ -113,16 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
         # The router's fallback, not a mount at "/": a mount matches every path fully, so a wrong
         # method on an API route (GET /v1/detect) would reach it and get 404 instead of 405.
         app.router.default = web_page
-    if settings.server.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.server.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Cache", "X-Request-ID", "Retry-After", "X-Face-Count"],
-        )
-    app.add_middleware(RequestContext, metrics=metrics)
-    return app
+    return FaceflowApp(app, settings, metrics)
 
 
 async def _report_start_up(pool: InferencePool[WorkerContext], services: Services) -> None:
@@ -137,7 +153,7 @@ async def _report_start_up(pool: InferencePool[WorkerContext], services: Service
         log.info("ready: every inference process has loaded and warmed up its models")
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> FaceflowApp:
     """Factory for ``uvicorn --factory`` and multi-worker serving: settings from the environment
     (and ``FACEFLOW_CONFIG``), as ``faceflow serve`` sets them up."""
     return create_app(load_settings())

@@ -8,15 +8,22 @@ from fastapi import Request
 
 from faceflow.errors import RateLimited
 from faceflow.service.security import client_identity
-from faceflow.service.state import services_of
+from faceflow.service.state import Services, services_of
 
 log = logging.getLogger(__name__)
 
 
 async def guard(request: Request) -> None:
-    """Authenticate (401/403) and rate-limit (429) the request; remembers the key's digest in
-    ``request.state.api_key`` so job handles can be scoped to it."""
-    services = services_of(request)
+    """Authenticate (401/403) and rate-limit (429) the request, unless the hot path in front of
+    the routes already did (``request.state.guarded``)."""
+    if getattr(request.state, "guarded", False):
+        return
+    await check_request(services_of(request), request)
+
+
+async def check_request(services: Services, request: Request) -> None:
+    """The API-key and rate-limit checks; remembers the key's digest in ``request.state.api_key``
+    so job handles can be scoped to it."""
     digest = services.api_keys.identify(request)
     request.state.api_key = digest
     if services.rate_limit is None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,7 +34,9 @@ class RequestContext:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        request_id = incoming if incoming and _CLIENT_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = (
+            incoming if incoming and _CLIENT_ID.fullmatch(incoming) else os.urandom(16).hex()
+        )
         scope.setdefault("state", {})["request_id"] = request_id
         start = time.perf_counter()
         status = 500
@@ -54,7 +56,8 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            # FastAPI's route template, or the path the hot path answered, or "unmatched".
+            template = getattr(route, "path", None) or scope.get("faceflow.route") or "unmatched"
             self.metrics.requests.labels(template, scope["method"], str(status)).inc()
             self.metrics.latency.labels(template).observe(elapsed)
             if error_code:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from faceflow.cache.tiered import CacheStatus
+from faceflow.config import DetectionSettings
 from faceflow.domain import Attribute
 from faceflow.errors import FaceflowError, InvalidParameter
 from faceflow.imaging.encode import OutputFormat
@@ -55,9 +56,13 @@ def parse_attributes(value: str) -> tuple[Attribute, ...]:
 
 
 def detect_options(
-    services: Services, threshold: float | None, max_faces: int | None, min_face_px: int | None
+    defaults: DetectionSettings,
+    threshold: float | None,
+    max_faces: int | None,
+    min_face_px: int | None,
 ) -> DetectOptions:
-    base = DetectOptions.from_settings(services.settings.detection)
+    """The request's detection options: its query values, else the configured defaults."""
+    base = DetectOptions.from_settings(defaults)
     return DetectOptions(
         score_threshold=base.score_threshold if threshold is None else threshold,
         nms_threshold=base.nms_threshold,
@@ -121,7 +126,7 @@ async def detect(
     min_face_px: MinFacePx = None,
 ) -> Response:
     services = services_of(request)
-    options = detect_options(services, threshold, max_faces, min_face_px)
+    options = detect_options(services.settings.detection, threshold, max_faces, min_face_px)
     return await _single(request, Operation.DETECT, options, ())
 
 
@@ -140,7 +145,7 @@ async def analyze(
     attributes: Attributes = "age,gender",
 ) -> Response:
     services = services_of(request)
-    options = detect_options(services, threshold, max_faces, min_face_px)
+    options = detect_options(services.settings.detection, threshold, max_faces, min_face_px)
     return await _single(request, Operation.ANALYZE, options, parse_attributes(attributes))
 
 
@@ -160,7 +165,7 @@ async def annotate(
     format: Format = OutputFormat.JPEG,
 ) -> Response:
     services = services_of(request)
-    options = detect_options(services, threshold, max_faces, min_face_px)
+    options = detect_options(services.settings.detection, threshold, max_faces, min_face_px)
     return await _single(request, Operation.ANNOTATE, options, parse_attributes(attributes), format)
 
 
@@ -211,7 +216,7 @@ async def batch(
         max_items=limits.batch_max_items,
         check_each=False,
     )
-    options = detect_options(services, threshold, max_faces, min_face_px)
+    options = detect_options(services.settings.detection, threshold, max_faces, min_face_px)
     chosen = () if operation is BatchOperation.DETECT else parse_attributes(attributes)
     # A batch feeds the pool no faster than it has workers, so it cannot shed its own items.
     lanes = asyncio.Semaphore(services.settings.runtime.processes)
