@@ -152,8 +152,13 @@ async def test_overload_rejects_at_once_and_loses_nothing_accepted() -> None:
         assert caught.value.retry_after_s >= 1
         assert caught.value.status == 503
 
+        # The same refusal is available before any work is done for a request.
+        with pytest.raises(Overloaded):
+            pool.check_admission()
+
         assert await asyncio.gather(*accepted) == [0.3, 0.3, 0.3]
-        assert pool.stats().rejected == 1
+        assert pool.stats().rejected == 2
+        pool.check_admission()  # room again: no error
 
 
 async def test_deadline_on_a_running_task_discards_it_and_the_pool_keeps_working() -> None:

@@ -39,6 +39,10 @@ class SingleFlight(Generic[T]):
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def running(self, key: str) -> bool:
+        """Whether work for ``key`` is in flight here (a new caller would join it)."""
+        return key in self._tasks
+
     async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """``work()``'s result and whether this caller joined a flight another caller started."""
         task = self._tasks.get(key)

@@ -102,6 +102,13 @@ class ResultCache:
             self._observer.hit(level)
         return entry, level
 
+    def computing(self, key: str) -> bool | None:
+        """Whether ``key`` is being computed: True/False in the embedded mode; None with Redis,
+        where another node may be computing it (and a caller would wait for it, not compute)."""
+        if self._redis is not None and not self._redis.breaker.is_open:
+            return None
+        return self._flights.running(key)
+
     async def lookup(self, key: str) -> tuple[CacheEntry | None, CacheLevel]:
         """Like :meth:`get`, but tells the observer nothing: for a caller that goes on to
         :meth:`get_or_compute` on a miss, which reports the outcome itself."""

@@ -319,6 +319,18 @@ class InferencePool(Generic[C]):
             for w in self._slots
         )
 
+    def check_admission(self) -> None:
+        """Raise :class:`Overloaded` (counted as rejected) if :meth:`run` would refuse a task now.
+
+        Lets a caller shed a request before doing any work for it; :meth:`run` checks again.
+        """
+        if self._idle_worker() is None and len(self._waiting) >= self._max_waiting:
+            self._rejected += 1
+            raise Overloaded(
+                "all inference workers are busy and the wait queue is full",
+                retry_after_s=self._retry_after_s(),
+            )
+
     async def run(
         self, fn: Callable[[C, Req], Res], request: Req, *, deadline_s: float | None = None
     ) -> Res:
@@ -336,12 +348,7 @@ class InferencePool(Generic[C]):
         discards a running one's result. Pickling errors for ``fn`` or ``request`` propagate.
         """
         loop = self._running_loop()
-        if self._idle_worker() is None and len(self._waiting) >= self._max_waiting:
-            self._rejected += 1
-            raise Overloaded(
-                "all inference workers are busy and the wait queue is full",
-                retry_after_s=self._retry_after_s(),
-            )
+        self.check_admission()
         # Nothing awaits between the check above and the admission below, so it still holds.
         payload = pickle.dumps((fn, request), protocol=_PROTOCOL)
         job = _Job(name=task_name(fn), payload=payload, future=loop.create_future())

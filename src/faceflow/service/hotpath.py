@@ -213,6 +213,15 @@ class HotPath:
         key = key_for_digest(parsed.prefix, content_hash(upload.data))
         entry, level = await services.cache.lookup(key)
         if entry is None:
+            if services.cache.computing(key) is False:
+                # Nobody computes it yet, so the route would need an inference slot: when there
+                # is none, shed now rather than after FastAPI's routing and validation, which
+                # under overload cost the CPU the inference processes need.
+                try:
+                    services.pool.check_admission()
+                except FaceflowError as exc:
+                    await faceflow_error_response(exc)(scope, receive, send)
+                    return
             # A miss: the route computes it (and counts it). Tell the route's guard the checks
             # are done, so a rate limit is not charged twice.
             scope.setdefault("state", {})["guarded"] = True
