@@ -34,7 +34,7 @@ def test_defaults_need_nothing() -> None:
     assert settings.cache.redis_url is None
     assert settings.detection.score_threshold == 0.7
     assert settings.models.dir.name == "models"
-    assert settings.runtime.waiting_limit == 2 * settings.runtime.processes
+    assert settings.runtime.waiting_limit == max(1, settings.runtime.processes // 2)
 
 
 def test_nested_environment_variables_set_group_fields(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from faceflow.errors import InvalidParameter
+
 
 class Gender(StrEnum):
     FEMALE = "female"
@@ -20,6 +22,18 @@ class Gender(StrEnum):
 class Attribute(StrEnum):
     AGE = "age"
     GENDER = "gender"
+
+
+def parse_attributes(value: str) -> tuple[Attribute, ...]:
+    """'age,gender' → (AGE, GENDER), duplicates dropped; '' or 'none' → () (detection only)."""
+    names = [part.strip().lower() for part in value.split(",") if part.strip()]
+    if names in ([], ["none"]):
+        return ()
+    try:
+        return tuple(dict.fromkeys(Attribute(name) for name in names))
+    except ValueError:
+        allowed = ", ".join(a.value for a in Attribute)
+        raise InvalidParameter(f"unknown attribute in {value!r}; allowed: {allowed}") from None
 
 
 @dataclass(frozen=True, slots=True)

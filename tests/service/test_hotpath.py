@@ -8,11 +8,12 @@ import httpx
 import pytest
 
 from faceflow.config import DetectionSettings, load_settings
+from faceflow.domain import parse_attributes
 from faceflow.imaging.encode import OutputFormat
 from faceflow.runtime.tasks import FaceRequest, Operation
 from faceflow.service.app import create_app
 from faceflow.service.hotpath import FACE_PATHS, QUERY_PARAMETERS, _NotHandled, face_request
-from faceflow.service.routes.faces import detect_options, parse_attributes
+from faceflow.service.routes.faces import detect_options
 from tests.fixtures.live_server import LiveServer, LiveServerFactory
 from tests.service.support import fresh
 

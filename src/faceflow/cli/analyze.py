@@ -22,7 +22,7 @@ from faceflow.cli.common import (
     setup_logging,
 )
 from faceflow.cli.files import FileOutcome, run_files
-from faceflow.domain import Attribute
+from faceflow.domain import parse_attributes
 from faceflow.errors import FaceflowError, InvalidParameter
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.annotate import face_label
@@ -52,18 +52,6 @@ def expand_paths(patterns: list[str]) -> list[Path]:
             for match in matches or [pattern]:
                 found[Path(match)] = None
     return list(found)
-
-
-def parse_attributes(value: str) -> tuple[Attribute, ...]:
-    """'age,gender' → (AGE, GENDER); '' or 'none' → () (detection only)."""
-    names = [part.strip().lower() for part in value.split(",") if part.strip()]
-    if names == ["none"]:
-        return ()
-    try:
-        return tuple(dict.fromkeys(Attribute(name) for name in names))
-    except ValueError:
-        allowed = ", ".join(a.value for a in Attribute)
-        raise InvalidParameter(f"unknown attribute in {value!r}; allowed: {allowed}") from None
 
 
 def _print_table(outcomes: list[FileOutcome[FileAnalysis]]) -> None:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from faceflow.cache.keys import cache_key
 from faceflow.config import Settings
-from faceflow.domain import Attribute
+from faceflow.domain import parse_attributes
 from faceflow.errors import InvalidParameter, JsonScalar
 from faceflow.imaging.encode import OutputFormat
 from faceflow.jobs import idphoto
@@ -100,17 +100,6 @@ class FaceOptions(BaseModel):
     min_face_px: int | None = Field(None, ge=0, le=10_000)
     attributes: str = "age,gender"
     format: OutputFormat = OutputFormat.JPEG
-
-
-def parse_attributes(value: str) -> tuple[Attribute, ...]:
-    names = [part.strip().lower() for part in value.split(",") if part.strip()]
-    if names in ([], ["none"]):
-        return ()
-    try:
-        return tuple(dict.fromkeys(Attribute(name) for name in names))
-    except ValueError:
-        allowed = ", ".join(a.value for a in Attribute)
-        raise InvalidParameter(f"unknown attribute in {value!r}; allowed: {allowed}") from None
 
 
 def _face_from_options(

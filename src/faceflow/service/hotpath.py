@@ -30,13 +30,13 @@ from faceflow.cache.keys import KeyPrefix, content_hash, key_for_digest, key_pre
 from faceflow.cache.observer import CacheLevel
 from faceflow.cache.tiered import CacheStatus
 from faceflow.config import DetectionSettings
-from faceflow.domain import Attribute
+from faceflow.domain import Attribute, parse_attributes
 from faceflow.errors import FaceflowError, InvalidParameter
 from faceflow.imaging.encode import OutputFormat
 from faceflow.runtime.tasks import FaceRequest, Operation
 from faceflow.service.errors import faceflow_error_response
 from faceflow.service.guard import check_request
-from faceflow.service.routes.faces import cache_headers, detect_options, parse_attributes
+from faceflow.service.routes.faces import cache_headers, detect_options
 from faceflow.service.state import Services
 from faceflow.service.upload import read_image
 

@@ -13,8 +13,8 @@ from starlette.responses import Response
 
 from faceflow.cache.tiered import CacheStatus
 from faceflow.config import DetectionSettings
-from faceflow.domain import Attribute
-from faceflow.errors import FaceflowError, InvalidParameter
+from faceflow.domain import Attribute, parse_attributes
+from faceflow.errors import FaceflowError
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.detect import DetectOptions
 from faceflow.runtime.tasks import FaceRequest, Operation, run_face_request
@@ -42,17 +42,6 @@ Attributes = Annotated[
     str, Query(description="comma-separated attributes: age,gender; 'none' for detection only")
 ]
 Format = Annotated[OutputFormat, Query(description="annotated image format")]
-
-
-def parse_attributes(value: str) -> tuple[Attribute, ...]:
-    names = [part.strip().lower() for part in value.split(",") if part.strip()]
-    if names in ([], ["none"]):
-        return ()
-    try:
-        return tuple(dict.fromkeys(Attribute(name) for name in names))
-    except ValueError:
-        allowed = ", ".join(a.value for a in Attribute)
-        raise InvalidParameter(f"unknown attribute in {value!r}; allowed: {allowed}") from None
 
 
 def detect_options(
