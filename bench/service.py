@@ -143,8 +143,10 @@ async def miss_figures(
     generator = LoadGenerator(plan)
     sweep = [await generator.step(clients) for clients in SWEEP]
     capacity = max(max(step.throughput for step in sweep), capacity_hint * 0.5)
-    calm = await generator.open_loop(capacity * 0.5, seconds)
-    overload = await generator.open_loop(capacity * 4, seconds)
+    # A p99 needs a few hundred samples to mean anything: at least 20 s per open-loop phase.
+    phase_s = max(seconds, 20.0)
+    calm = await generator.open_loop(capacity * 0.5, phase_s)
+    overload = await generator.open_loop(capacity * 4, phase_s)
     return sweep, calm, overload
 
 
