@@ -96,19 +96,19 @@ def test_every_listed_operation_is_runnable() -> None:
 def test_id_photo_job_key_is_the_sync_endpoints_key(options: dict[str, str]) -> None:
     submission = prepare("id-photo", DATA, options, Settings())
     raw = submission.request.raw
-    # What the sync route builds from the same query parameters.
+    # What the sync route builds from the same query parameters, field by field.
     sync_options = PhotoParams(
-        raw.spec,
-        raw.width,
-        raw.height,
-        raw.unit,
-        raw.dpi,
-        raw.background,
-        raw.gradient,
-        raw.format,
-        raw.max_kb,
-        raw.transparent,
-        raw.quality,
+        spec=raw.spec,
+        width=raw.width,
+        height=raw.height,
+        unit=raw.unit,
+        dpi=raw.dpi,
+        background=raw.background,
+        gradient=raw.gradient,
+        output_format=raw.format,
+        max_kb=raw.max_kb,
+        transparent=raw.transparent,
+        quality=raw.quality,
     ).to_options()
     sync_params = {**photo_cache_params(sync_options), "response": raw.response.value}
     assert submission.key == cache_key(DATA, "id-photo", sync_params)

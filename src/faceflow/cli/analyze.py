@@ -10,13 +10,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from faceflow.cli.common import (
     ConfigOption,
     OutputNames,
+    file_progress,
     print_table,
     settings_from,
     setup_logging,
@@ -160,15 +160,7 @@ def analyze(
         annotate_dir.mkdir(parents=True, exist_ok=True)
 
     outcomes: list[FileOutcome[FileAnalysis]] = []
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=len(files) < 2,
-    ) as progress:
+    with file_progress(err, len(files)) as progress:
         task = progress.add_task("analysing", total=len(files))
         names = OutputNames()
 

@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from faceflow.config import Settings, load_settings
 from faceflow.errors import FaceflowError
@@ -61,3 +62,16 @@ class OutputNames:
 def print_table(console: Console, table: object) -> None:
     """Print a table at the terminal's width, or wide enough to stay readable when piped."""
     console.print(table, width=None if console.is_terminal else max(console.width, 200))
+
+
+def file_progress(console: Console, files: int) -> Progress:
+    """The progress bar of a command working through files (hidden for a single file)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=files < 2,
+    )

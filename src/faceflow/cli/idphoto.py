@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -16,6 +15,7 @@ from faceflow.cli.analyze import expand_paths
 from faceflow.cli.common import (
     ConfigOption,
     OutputNames,
+    file_progress,
     print_table,
     settings_from,
     setup_logging,
@@ -108,15 +108,7 @@ def id_photo(
             Text(status, style=colour),
         )
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=len(files) < 2,
-    ) as progress:
+    with file_progress(err, len(files)) as progress:
         task = progress.add_task("ID photos", total=len(files))
 
         def make_request(data: bytes) -> IdPhotoFileRequest:

@@ -69,21 +69,15 @@ def id_photo_task(context: WorkerContext, request: IdPhotoJobRequest) -> TaskOut
     return TaskOutput(output.media_type, output.body, {**timings, **output.meta})
 
 
+def photo_params(raw: IdPhotoJobOptions) -> PhotoParams:
+    """The sync route's unvalidated options for these job options (``format`` → output_format)."""
+    fields = raw.model_dump(exclude={"response", "format"})
+    return PhotoParams(**fields, output_format=raw.format)
+
+
 def photo_options(raw: IdPhotoJobOptions) -> IdPhotoOptions:
     """Validated photo options; InvalidParameter for a bad combination (as the sync route)."""
-    return PhotoParams(
-        raw.spec,
-        raw.width,
-        raw.height,
-        raw.unit,
-        raw.dpi,
-        raw.background,
-        raw.gradient,
-        raw.format,
-        raw.max_kb,
-        raw.transparent,
-        raw.quality,
-    ).to_options()
+    return photo_params(raw).to_options()
 
 
 def _build(data: bytes, raw: IdPhotoJobOptions) -> IdPhotoJobRequest:
