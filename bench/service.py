@@ -266,7 +266,7 @@ def print_report(report: Report, console: Console) -> None:
     table.add_row("start-up to /readyz", f"{report.start_up_s:.1f} s", "", "")
     console.print(table)
     sweep = Table(title="cache-miss sweep: never-seen uploads to /v1/analyze")
-    for column in ("clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "statuses"):
+    for column in ("clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "statuses", "client CPU"):
         sweep.add_column(column, justify="right")
     for step in report.sweep:
         sweep.add_row(
@@ -276,7 +276,12 @@ def print_report(report: Report, console: Console) -> None:
             str(step["p95_ms"]),
             str(step["p99_ms"]),
             json.dumps(step["statuses"]),
+            f"{float(str(step['client_cpu_share'])):.0%}",
         )
+    sweep.caption = (
+        "client CPU: the load generator's own CPU (a share of one core), taken from the same "
+        "2 cores the server runs on"
+    )
     console.print(sweep)
 
 

@@ -12,7 +12,8 @@ from faceflow.bench.load import StepResult
 
 def results_table(title: str, results: Sequence[StepResult]) -> Table:
     table = Table(title=title)
-    for column in ("clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "ok", "errors", "hit ratio"):
+    columns = ("clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "ok", "errors", "hit ratio")
+    for column in (*columns, "client CPU"):
         table.add_column(column, justify="right")
     for step in results:
         errors = {f"{k}": v for k, v in step.statuses.items() if k != 200}
@@ -30,7 +31,12 @@ def results_table(title: str, results: Sequence[StepResult]) -> Table:
             str(step.ok),
             error_text,
             f"{step.hit_ratio:.0%}",
+            f"{step.client_cpu_share:.0%}",
         )
+    table.caption = (
+        "client CPU: this load generator's own CPU, as a share of one core; on the server's "
+        "machine it is CPU the server did not get"
+    )
     return table
 
 

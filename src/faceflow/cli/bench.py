@@ -81,7 +81,10 @@ def bench(
         headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
         honor_retry_after=not ignore_retry_after,
     )
-    generator = LoadGenerator(plan)
+    try:
+        generator = LoadGenerator(plan)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--image'") from None
     results: list[StepResult] = []
 
     async def run() -> None:
