@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -129,12 +130,41 @@ class ServiceProcess:
         return process_tree(self.pid)
 
     def stop(self) -> None:
+        """SIGTERM the server and wait for its whole tree to exit (the inference processes and
+        multiprocessing's resource tracker outlive it by a few ms); SIGKILL what is left."""
         if self._process is None or self._process.poll() is not None:
             return
+        tree = self.pids()
         self._process.send_signal(signal.SIGTERM)
         try:
             self._process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            for pid in self.pids():
-                os.kill(pid, signal.SIGKILL)
+            _kill(tree)
             self._process.wait(timeout=10)
+        if not _wait_gone(tree, timeout_s=5):
+            _kill(tree)
+            _wait_gone(tree, timeout_s=5)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, exited but not yet reaped, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_gone(pids: list[int], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while any(_alive(pid) for pid in pids):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,57 @@
+"""The results table and plot of a sweep."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from PIL import Image
+from rich.console import Console
+
+from faceflow.bench.load import StepResult
+from faceflow.bench.report import plot_results, results_table
+
+
+def step(concurrency: int, ok: int, refused: int) -> StepResult:
+    return StepResult(
+        concurrency=concurrency,
+        seconds=2.0,
+        latencies_s=[0.010 * (i + 1) for i in range(ok + refused)],
+        statuses=Counter({200: ok, 503: refused} if refused else {200: ok}),
+        error_codes=Counter({"overloaded": refused} if refused else {}),
+        cache_hits=ok,
+        cache_misses=refused,
+        client_cpu_s=0.5,
+    )
+
+
+def rendered(results: list[StepResult]) -> str:
+    console = Console(width=200, record=True)
+    console.print(results_table("sweep", results))
+    return console.export_text()
+
+
+def test_the_table_has_a_row_per_step_with_its_figures() -> None:
+    text = rendered([step(1, 10, 0), step(200, 40, 6)])
+
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in text.splitlines()
+        if line.startswith("│")
+    ]
+    # clients, req/s, p50, p95, p99, ok, errors, hit ratio, client CPU (0.5 s in a 2 s step)
+    assert rows == [
+        ["1", "5", "55.0", "95.5", "99.1", "10", "0", "100%", "25%"],
+        ["200", "20", "235.0", "437.5", "455.5", "40", "503×6 (overloaded×6)", "87%", "25%"],
+    ]
+    assert "client CPU" in text
+
+
+def test_the_plot_is_a_png(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.png"
+
+    plot_results("sweep", [step(1, 10, 0), step(5, 30, 2)], path)
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.width > 300

@@ -1,0 +1,94 @@
+"""`faceflow bench` end to end against the real service."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from faceflow.cli.main import app
+from tests.fixtures.live_server import LiveServer
+
+WIDE = {"COLUMNS": "200"}
+
+
+def test_a_sweep_reports_each_step_as_json_and_plots_it(
+    live_server: LiveServer, testdata: Path, tmp_path: Path
+) -> None:
+    plot = tmp_path / "sweep.png"
+    photo = testdata / "obama_small.jpg"
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            live_server.url,
+            "-i",
+            str(photo),
+            "--endpoint",
+            "/v1/detect",
+            "--concurrency",
+            "1,2",
+            "--requests",
+            "4",
+            "--hit-ratio",
+            "1",
+            "--json",
+            "--plot",
+            str(plot),
+        ],
+        env=WIDE,
+    )
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["url"] == f"{live_server.url}/v1/detect"
+    assert [step["concurrency"] for step in report["steps"]] == [1, 2]
+    assert all(step["ok"] == 4 and step["cache_hit_ratio"] == 1.0 for step in report["steps"])
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_table_names_errors_by_status_and_code(live_server: LiveServer, tmp_path: Path) -> None:
+    # A JPEG's first bytes and nothing else: the load tool varies it, the server cannot decode it.
+    not_an_image = tmp_path / "broken.jpg"
+    not_an_image.write_bytes(b"\xff\xd8\xff\xe0 and then nothing a decoder can use")
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            live_server.url,
+            "-i",
+            str(not_an_image),
+            "--concurrency",
+            "1",
+            "--requests",
+            "2",
+        ],
+        env=WIDE,
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "422×2 (undecodable×2)" in result.stdout
+
+
+def test_a_bad_sweep_is_a_usage_error(live_server: LiveServer, testdata: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["bench", live_server.url, "-i", str(testdata / "obama_small.jpg"), "--concurrency", "1,x"],
+        env=WIDE,
+    )
+
+    assert result.exit_code == 2
+    assert "comma-separated integers" in result.output
+
+
+def test_a_file_that_is_no_image_is_a_usage_error(live_server: LiveServer, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("plain text, not a photo")
+
+    result = CliRunner().invoke(app, ["bench", live_server.url, "-i", str(notes)], env=WIDE)
+
+    assert result.exit_code == 2
+    assert "not a JPEG" in result.output
