@@ -139,5 +139,7 @@ def test_echo_size_reads_the_upload_like_the_image_routes(live_server: LiveServe
         answer = client.post("/v1/echo-size", content=b"x" * 1234)
         empty = client.post("/v1/echo-size")
     assert answer.json() == {"bytes": 1234}
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["x-request-id"]
     assert empty.status_code == 400
     assert empty.json()["error"]["code"] == "empty"
