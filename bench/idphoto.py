@@ -16,7 +16,7 @@ pulled, default settings otherwise) and stops it by PID at the end. Three measur
 * throughput: ``--requests`` never-seen uploads per concurrency step (the photos with a unique JPEG
   comment each, :func:`faceflow.bench.load.unique_variant`: new cache keys, same pixels, so every
   request runs detection, the matte and the render), counted from the first request's start to
-  the last answer;
+  the last answer; a client refused with 503 waits out ``Retry-After`` and sends the upload again;
 * recolour: ``--repeats`` times, one request for a never-seen upload, then the same upload on
   another background (the matte comes from the cache: only the render runs), then the first
   request again (a cache hit); medians of each, one request at a time.
@@ -28,18 +28,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +47,7 @@ from rich.console import Console
 from rich.table import Table
 
 from faceflow.bench.load import unique_variant
+from faceflow.bench.procs import ServiceProcess, cpu_seconds, load_average, process_tree
 from faceflow.config import load_settings
 from faceflow.pipeline.idphoto.render import IdPhotoOptions
 from faceflow.pipeline.idphoto.specs import get_spec
@@ -59,8 +56,9 @@ from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
 
 DEFAULT_TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 DEFAULT_PHOTOS = ("portrait_1.jpg", "portrait_2.jpg", "obama.jpg")
-READY_TIMEOUT_S = 180.0
 REQUEST_TIMEOUT_S = 120.0
+MAX_ATTEMPTS = 20
+"""Sends of one upload refused with 503 before the client gives up on it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +80,8 @@ class Step:
     concurrency: int
     requests: int
     ok: int
+    refused: int
+    """503s waited out (each upload is sent again after Retry-After)."""
     misses: int
     seconds: float
     p50_ms: float
@@ -118,81 +118,6 @@ class Report:
     ceiling: Ceiling
     steps: list[Step]
     recolour: Recolour
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def load_average() -> str:
-    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-
-
-def session_cpu_s(sid: int) -> float:
-    """CPU seconds used so far by the live processes of session ``sid`` (from /proc)."""
-    ticks = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # After "pid (comm) ": state ppid pgrp session ... utime (14th field) stime (15th).
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[3]) == sid:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def service(url: str | None, processes: int, log_dir: Path) -> Iterator[tuple[str, int | None]]:
-    """``url``, or a ``faceflow serve`` of our own until the block ends; with its session id
-    (its own session, so its CPU time can be read), ``None`` for a given URL."""
-    if url is not None:
-        yield url.rstrip("/"), None
-        return
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEFLOW_")}
-    log = log_dir / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "faceflow", "serve"),
-                *("--port", str(port), "--processes", str(processes)),
-            ],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"faceflow serve exited; log:\n{log.read_text()[-4000:]}")
-            if time.monotonic() > deadline:
-                raise SystemExit(f"faceflow serve not ready; log:\n{log.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        yield base, proc.pid
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 class CeilingMeter:
@@ -246,7 +171,7 @@ def percentile_ms(values: list[float], q: float) -> float:
 
 async def run_step(
     base: str,
-    sid: int | None,
+    server_pid: int | None,
     spec: str,
     photos: list[bytes],
     concurrency: int,
@@ -254,7 +179,9 @@ async def run_step(
     serial: int,
     ceiling: Ceiling,
 ) -> Step:
-    """``requests`` never-seen uploads, ``concurrency`` at a time, back to back."""
+    """``requests`` never-seen uploads, ``concurrency`` clients at a time, back to back. A client
+    refused with 503 waits out ``Retry-After`` and sends the same upload again, as a
+    well-behaved client does, so every upload is eventually answered."""
     bodies = [unique_variant(photos[i % len(photos)], serial + i) for i in range(requests)]
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
@@ -263,37 +190,44 @@ async def run_step(
     statuses: dict[str, int] = {}
     misses = 0
     ends: list[float] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
 
-        async def worker() -> None:
-            nonlocal misses
+    async def client_loop() -> None:
+        nonlocal misses
+        async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT_S) as client:
             while not queue.empty():
                 body = queue.get_nowait()
-                sent = time.perf_counter()
-                try:
-                    response = await client.post(
-                        "/v1/id-photo", params={"spec": spec}, content=body
-                    )
-                    status = str(response.status_code)
-                    misses += response.headers.get("X-Cache") == "miss"
-                except httpx.TransportError as exc:
-                    status = type(exc).__name__
-                done = time.perf_counter()
-                statuses[status] = statuses.get(status, 0) + 1
+                for _ in range(MAX_ATTEMPTS):
+                    sent = time.perf_counter()
+                    try:
+                        response = await client.post(
+                            "/v1/id-photo", params={"spec": spec}, content=body
+                        )
+                        status = str(response.status_code)
+                        misses += response.headers.get("X-Cache") == "miss"
+                    except httpx.TransportError as exc:
+                        status = type(exc).__name__
+                    done = time.perf_counter()
+                    statuses[status] = statuses.get(status, 0) + 1
+                    if status != "503":
+                        break
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
                 if status == "200":
                     latencies.append(done - sent)
                 ends.append(done)
 
-        cpu_before = session_cpu_s(sid) if sid is not None else 0.0
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        cpu_s = session_cpu_s(sid) - cpu_before if sid is not None else None
+    def server_cpu_s() -> float:
+        return cpu_seconds(process_tree(server_pid)) if server_pid is not None else 0.0
+
+    cpu_before = server_cpu_s()
+    start = time.perf_counter()
+    await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+    cpu_s = server_cpu_s() - cpu_before if server_pid is not None else None
     ok = statuses.get("200", 0)
     return Step(
         concurrency=concurrency,
         requests=requests,
         ok=ok,
+        refused=statuses.get("503", 0),
         misses=misses,
         seconds=max(ends) - start,
         p50_ms=percentile_ms(latencies, 50),
@@ -363,12 +297,13 @@ def print_report(report: Report, console: Console) -> None:
         f"photos {', '.join(report.photos)}"
     )
     table = Table(title="ID photos of never-seen uploads (detect + matte + render each)")
-    columns = ("concurrency", "ok / sent", "photos/s", "p50 ms", "p95 ms", "CPU ms/photo")
-    for column in (*columns, "ceiling/s", "of ceiling"):
+    columns = ("concurrency", "ok / uploads", "503s waited out", "photos/s", "p50 ms", "p95 ms")
+    for column in (*columns, "CPU ms/photo", "ceiling/s", "of ceiling"):
         table.add_column(column, justify="right")
     table.add_row(
         "in-process, 1 thread",
         f"{ceiling.images}",
+        "",
         f"{ceiling.single_thread_per_s:.2f}",
         f"{ceiling.median_ms:.0f}",
         "",
@@ -380,6 +315,7 @@ def print_report(report: Report, console: Console) -> None:
         table.add_row(
             str(step.concurrency),
             f"{step.ok} / {step.requests}",
+            str(step.refused),
             f"{step.per_s:.2f}",
             f"{step.p50_ms:.0f}",
             f"{step.p95_ms:.0f}",
@@ -429,10 +365,15 @@ def main() -> None:
     photos = [(args.testdata / name).read_bytes() for name in args.photos]
     command = " ".join([".venv/bin/python", "bench/idphoto.py", *sys.argv[1:]])
     load_before = load_average()
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        service(args.url, args.processes, Path(tmp)) as (url, sid),
-    ):
+    with contextlib.ExitStack() as stack:
+        server_pid: int | None = None
+        if args.url is None:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            env = {"FACEFLOW_RUNTIME__PROCESSES": str(args.processes)}
+            server = stack.enter_context(ServiceProcess(env, tmp / "serve.log"))
+            url, server_pid = server.url, server.pid
+        else:
+            url = args.url.rstrip("/")
         processes = int(httpx.get(f"{url}/readyz", timeout=10).json()["workers"])
         meter = CeilingMeter(photos, args.spec, processes)
         serial = 0
@@ -441,7 +382,7 @@ def main() -> None:
             # The server is idle (its processes warmed up) while the ceiling is measured.
             ceiling = meter.measure(args.rounds)
             sweep = run_step(
-                url, sid, args.spec, photos, concurrency, args.requests, serial, ceiling
+                url, server_pid, args.spec, photos, concurrency, args.requests, serial, ceiling
             )
             steps.append(asyncio.run(sweep))
             serial += args.requests
