@@ -3,11 +3,14 @@ schemas.py)."""
 
 from __future__ import annotations
 
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.fixtures.live_server import LiveServer
+from tests.fixtures.live_server import LiveServer, LiveServerFactory
 from tests.service.support import fresh
 
 ERROR_BODY_REF = "#/components/schemas/ErrorBody"
@@ -130,3 +133,36 @@ def test_openapi_declares_every_error_status(client: httpx.Client) -> None:
     assert not problems, problems
     schema = document["components"]["schemas"]["ErrorBody"]
     assert schema["required"] == ["error"]
+
+
+def metrics_dirs() -> set[Path]:
+    """The shared-metrics directories `faceflow serve` has made: in /dev/shm, or the temp dir."""
+    places = (Path("/dev/shm"), Path(tempfile.gettempdir()))
+    return {found for place in places for found in place.glob("faceflow-metrics-*")}
+
+
+def test_with_two_http_workers_every_scrape_counts_both(
+    live_server_factory: LiveServerFactory,
+) -> None:
+    dirs_before = metrics_dirs()
+    server = live_server_factory(SERVER__HTTP_WORKERS=2)
+    try:
+        # A new connection per request, so the kernel spreads them over both workers.
+        for _ in range(30):
+            with httpx.Client(base_url=server.url, timeout=30.0) as http:
+                assert http.post("/v1/echo-size", content=b"x" * 100).status_code == 200
+
+        # Each worker has one inference process; each refreshes its pool gauges every second.
+        deadline = time.monotonic() + 10
+        while server.metrics()["faceflow_pool_ready_workers"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        scrapes = [server.metrics() for _ in range(8)]
+        assert {s["faceflow_pool_ready_workers"] for s in scrapes} == {2}
+        # Whichever worker answers, the count is both workers' (each alone would have fewer).
+        echo = {"route": "/v1/echo-size", "method": "POST", "status": "200"}
+        assert {s.value("faceflow_http_requests_total", **echo) for s in scrapes} == {30}
+        assert len(metrics_dirs() - dirs_before) == 1
+    finally:
+        server.stop()
+    # The shared values are gone with the server.
+    assert metrics_dirs() == dirs_before

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +18,7 @@ from faceflow.cli.common import ConfigOption, settings_from
 from faceflow.models.catalog import required_models
 from faceflow.models.store import ModelState, ModelStore
 from faceflow.service.logs import configure_logging
+from faceflow.service.metrics import MULTIPROC_ENV
 
 
 def _export(name: str, value: object | None) -> None:
@@ -71,15 +76,35 @@ def serve(
             )
         Console(stderr=True).print("run `faceflow models pull` (or `make setup`) first")
         raise typer.Exit(2)
-    uvicorn.run(
-        "faceflow.service.app:app_from_env",
-        factory=True,
-        host=settings.server.host,
-        port=settings.server.port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=30,
-        server_header=False,
-    )
+    with _shared_metrics(workers):
+        uvicorn.run(
+            "faceflow.service.app:app_from_env",
+            factory=True,
+            host=settings.server.host,
+            port=settings.server.port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=30,
+            server_header=False,
+        )
+
+
+@contextlib.contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With several HTTP workers, a fresh directory for their shared Prometheus values (see
+    faceflow.service.metrics), in /dev/shm when there is one, removed when the server stops. An
+    operator's own ``PROMETHEUS_MULTIPROC_DIR`` is used as it is."""
+    if workers == 1 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    shm = Path("/dev/shm")  # noqa: S108 - mkdtemp below makes a private (0700), unique dir
+    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    directory = tempfile.mkdtemp(prefix="faceflow-metrics-", dir=parent)
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(directory, ignore_errors=True)

@@ -64,6 +64,13 @@ class FaceflowApp:
             await self._app(scope, receive, send)
 
 
+async def _refresh_pool_gauges(metrics: Metrics, every_s: float = 1.0) -> None:
+    """Keep this worker's pool gauges current for scrapes another worker answers."""
+    while True:
+        metrics.refresh_pool()
+        await asyncio.sleep(every_s)
+
+
 def create_app(settings: Settings) -> FaceflowApp:
     """An app that, while its lifespan runs, owns an inference pool, a result cache and metrics.
 
@@ -104,10 +111,16 @@ def create_app(settings: Settings) -> FaceflowApp:
         await job_runner.start()
         app.state.services.jobs = job_runner
         watcher = asyncio.create_task(_report_start_up(pool, app.state.services))
+        refresher = (
+            asyncio.create_task(_refresh_pool_gauges(metrics)) if metrics.multiprocess_dir else None
+        )
         try:
             yield
         finally:
             watcher.cancel()
+            if refresher is not None:
+                refresher.cancel()
+            metrics.process_exiting()
             app.state.services = None
             await job_runner.close()
             await pool.close()

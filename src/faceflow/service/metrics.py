@@ -1,14 +1,26 @@
-"""Prometheus metrics of one API process, in a registry of its own (one per app instance)."""
+"""Prometheus metrics of the API, in a registry of its own (one per app instance).
+
+With several uvicorn workers (``server.http_workers`` > 1) a scrape reaches whichever worker
+accepts it, so each worker's own counters would jump between scrapes. ``faceflow serve`` then
+sets ``PROMETHEUS_MULTIPROC_DIR`` (a fresh directory in /dev/shm, removed at exit) before the
+workers start: prometheus_client keeps every value in a memory-mapped file there, and any
+worker's ``/metrics`` answers for all of them (counters and histograms summed, pool gauges summed
+over live workers, the breaker gauge their maximum).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from faceflow.cache.observer import CacheLevel
 from faceflow.errors import JsonScalar
 from faceflow.runtime.pool import PoolStats
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -41,7 +53,10 @@ class Metrics:
             "faceflow_redis_errors", "failed or timed-out Redis calls", ["op"], registry=r
         )
         self.breaker_open = Gauge(
-            "faceflow_redis_breaker_open", "1 while the Redis circuit breaker is open", registry=r
+            "faceflow_redis_breaker_open",
+            "1 while the Redis circuit breaker is open",
+            registry=r,
+            multiprocess_mode="livemax",
         )
         self.inferences = Counter(
             "faceflow_inferences", "tasks run by the inference pool", ["task", "ok"], registry=r
@@ -61,26 +76,49 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.pool_waiting = Gauge("faceflow_pool_waiting", "requests waiting", registry=r)
-        self.pool_in_flight = Gauge("faceflow_pool_in_flight", "requests running", registry=r)
-        self.pool_ready = Gauge("faceflow_pool_ready_workers", "warmed-up workers", registry=r)
-        self.pool_rejected = Gauge(
-            "faceflow_pool_rejected", "requests shed with 503 since start", registry=r
+        self.pool_waiting = self._pool_gauge("faceflow_pool_waiting", "requests waiting")
+        self.pool_in_flight = self._pool_gauge("faceflow_pool_in_flight", "requests running")
+        self.pool_ready = self._pool_gauge("faceflow_pool_ready_workers", "warmed-up workers")
+        self.pool_rejected = self._pool_gauge(
+            "faceflow_pool_rejected", "requests shed with 503 since start"
         )
-        self.pool_replaced = Gauge(
-            "faceflow_pool_workers_replaced", "crashed workers replaced since start", registry=r
+        self.pool_replaced = self._pool_gauge(
+            "faceflow_pool_workers_replaced", "crashed workers replaced since start"
         )
         self.rate_limited = Counter(
             "faceflow_rate_limited", "requests refused with 429", registry=r
         )
+        self._pool_stats: Callable[[], PoolStats] | None = None
+
+    def _pool_gauge(self, name: str, documentation: str) -> Gauge:
+        return Gauge(name, documentation, registry=self.registry, multiprocess_mode="livesum")
+
+    @property
+    def multiprocess_dir(self) -> str | None:
+        """Where the workers' values are shared, when there are several (see the module doc)."""
+        return os.environ.get(MULTIPROC_ENV) or None
 
     def bind_pool(self, stats: Callable[[], PoolStats]) -> None:
-        """Read the pool's gauges at scrape time rather than on every change."""
-        self.pool_waiting.set_function(lambda: stats().waiting)
-        self.pool_in_flight.set_function(lambda: stats().in_flight)
-        self.pool_ready.set_function(lambda: stats().ready_workers)
-        self.pool_rejected.set_function(lambda: stats().rejected)
-        self.pool_replaced.set_function(lambda: stats().replaced)
+        """Where the pool gauges come from; read at each scrape (:meth:`refresh_pool`)."""
+        self._pool_stats = stats
+
+    def refresh_pool(self) -> None:
+        """Copy the pool's current figures into its gauges. A scrape does it for the worker it
+        reaches; with several workers each also does it every second (the app's lifespan), so
+        the others' figures are at most that old."""
+        if self._pool_stats is None:
+            return
+        stats = self._pool_stats()
+        self.pool_waiting.set(stats.waiting)
+        self.pool_in_flight.set(stats.in_flight)
+        self.pool_ready.set(stats.ready_workers)
+        self.pool_rejected.set(stats.rejected)
+        self.pool_replaced.set(stats.replaced)
+
+    def process_exiting(self) -> None:
+        """Drop this worker's live gauges from the shared figures (a no-op with one worker)."""
+        if (directory := self.multiprocess_dir) is not None:
+            mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]
 
     def observe_stages(self, meta: Mapping[str, JsonScalar]) -> None:
         """Record the ``ms_<stage>`` timings a task reported."""
@@ -93,7 +131,13 @@ class Metrics:
         self.task_seconds.labels(name).observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        self.refresh_pool()
+        directory = self.multiprocess_dir
+        if directory is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
 
     # CacheObserver
     def hit(self, level: CacheLevel, /) -> None:

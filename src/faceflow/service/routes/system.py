@@ -89,7 +89,11 @@ async def info(request: Request) -> InfoOut:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics of this API process", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of the API (all its HTTP workers)",
+    response_class=Response,
+)
 async def metrics(request: Request) -> Response:
     services = services_of(request)
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
