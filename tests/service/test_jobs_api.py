@@ -245,7 +245,8 @@ def test_scale_out_queue_full_and_cancel(
     face_jpeg: bytes,
 ) -> None:
     node_a, node_b = clients
-    fleet = cluster[2]
+    api_a, api_b, fleet, _ = cluster
+    submitted_on_b = api_b.metrics().value("faceflow_jobs", event="submitted")
     held = [submit(node_a, variant(face_jpeg, "FF-HOLD"), "detect") for _ in range(2)]
     assert all(r.status_code == 202 for r in held)
     deadline = time.monotonic() + TIMEOUT_S
@@ -258,6 +259,10 @@ def test_scale_out_queue_full_and_cancel(
     assert full.status_code == 503
     assert full.json()["error"]["code"] == "queue_full"
     assert int(full.headers["Retry-After"]) >= 1
+    # Both nodes report the one shared queue; each counts what it accepted.
+    assert api_a.metrics()["faceflow_jobs_queued"] == 3
+    assert api_b.metrics()["faceflow_jobs_queued"] == 3
+    assert api_b.metrics().value("faceflow_jobs", event="submitted") - submitted_on_b == 3
 
     victim = queued[0].json()["handle"]
     canceled = node_a.delete(f"/v1/jobs/{victim}")

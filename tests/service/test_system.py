@@ -73,6 +73,27 @@ def test_metrics_expose_every_counter(
     assert "faceflow_rate_limited_total" in after
 
 
+def test_metrics_count_jobs(
+    client: httpx.Client, live_server: LiveServer, face_jpeg: bytes
+) -> None:
+    before = live_server.metrics()
+    job = client.post("/v1/jobs", params={"operation": "detect"}, content=fresh(face_jpeg))
+    assert job.status_code == 202
+    handle = job.json()["handle"]
+    deadline = time.monotonic() + 60
+    while client.get(f"/v1/jobs/{handle}").json()["status"] != "finished":
+        assert time.monotonic() < deadline, "the job never finished"
+        time.sleep(0.05)
+    after = live_server.metrics()
+
+    for event in ("submitted", "finished"):
+        assert (
+            after.value("faceflow_jobs", event=event) - before.value("faceflow_jobs", event=event)
+            == 1
+        )
+    assert after["faceflow_jobs_queued"] == 0
+
+
 def error_statuses(operation: dict[str, Any]) -> dict[int, Any]:
     return {
         int(status): spec

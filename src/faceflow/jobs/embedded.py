@@ -121,6 +121,9 @@ class EmbeddedRunner:
             **self._counts,
         }
 
+    async def queue_depth(self) -> int:
+        return self._queue.qsize()
+
     async def submit(self, submission: Submission, owner: str | None) -> JobRecord:
         now = self._clock()
         job_id = submission.job_id

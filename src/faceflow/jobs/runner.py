@@ -52,7 +52,13 @@ class JobRunner(Protocol):
         running for the others; only this handle is canceled."""
         ...
 
-    def stats(self) -> dict[str, JsonScalar]: ...
+    def stats(self) -> dict[str, JsonScalar]:
+        """Settings and event counts since start (``submitted``, ``finished``, …) for /metrics."""
+        ...
+
+    async def queue_depth(self) -> int:
+        """Jobs waiting for a worker. Raises Unavailable when the queue cannot be reached."""
+        ...
 
 
 def build_runner(settings: Settings, cache: ResultCache, run_cached: RunCached) -> JobRunner:

@@ -64,10 +64,11 @@ class FaceflowApp:
             await self._app(scope, receive, send)
 
 
-async def _refresh_pool_gauges(metrics: Metrics, every_s: float = 1.0) -> None:
-    """Keep this worker's pool gauges current for scrapes another worker answers."""
+async def _refresh_gauges(metrics: Metrics, every_s: float = 1.0) -> None:
+    """Keep this worker's pool and job gauges current for scrapes another worker answers."""
     while True:
         metrics.refresh_pool()
+        await metrics.refresh_jobs()
         await asyncio.sleep(every_s)
 
 
@@ -110,9 +111,10 @@ def create_app(settings: Settings) -> FaceflowApp:
         job_runner = build_runner(settings, cache, app.state.services.cached)
         await job_runner.start()
         app.state.services.jobs = job_runner
+        metrics.bind_jobs(job_runner)
         watcher = asyncio.create_task(_report_start_up(pool, app.state.services))
         refresher = (
-            asyncio.create_task(_refresh_pool_gauges(metrics)) if metrics.multiprocess_dir else None
+            asyncio.create_task(_refresh_gauges(metrics)) if metrics.multiprocess_dir else None
         )
         try:
             yield

@@ -10,17 +10,34 @@ over live workers, the breaker gauge their maximum).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from faceflow.cache.observer import CacheLevel
-from faceflow.errors import JsonScalar
+from faceflow.errors import FaceflowError, JsonScalar
 from faceflow.runtime.pool import PoolStats
 
+if TYPE_CHECKING:
+    from faceflow.jobs.runner import JobRunner
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+JOB_EVENTS = (
+    "submitted",
+    "finished",
+    "failed",
+    "canceled",
+    "retried",
+    "deduplicated",
+    "from_cache",
+)
+# A scrape waits at most this long for the job queue's length (Redis may be down or hung).
+_QUEUE_DEPTH_TIMEOUT_S = 0.5
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -88,7 +105,24 @@ class Metrics:
         self.rate_limited = Counter(
             "faceflow_rate_limited", "requests refused with 429", registry=r
         )
+        self.jobs = Gauge(
+            "faceflow_jobs",
+            "job events since start in this server's runner: submitted, finished, failed, "
+            "canceled, retried (embedded runner); submitted, deduplicated, from_cache (Redis "
+            "queue, whose outcomes the workers record)",
+            ["event"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.jobs_queued = Gauge(
+            "faceflow_jobs_queued",
+            "jobs waiting for a worker: the Redis queue's length, or the embedded queue's "
+            "(the longest, with several HTTP workers)",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self._pool_stats: Callable[[], PoolStats] | None = None
+        self._jobs: JobRunner | None = None
 
     def _pool_gauge(self, name: str, documentation: str) -> Gauge:
         return Gauge(name, documentation, registry=self.registry, multiprocess_mode="livesum")
@@ -114,6 +148,24 @@ class Metrics:
         self.pool_ready.set(stats.ready_workers)
         self.pool_rejected.set(stats.rejected)
         self.pool_replaced.set(stats.replaced)
+
+    def bind_jobs(self, runner: JobRunner) -> None:
+        self._jobs = runner
+
+    async def refresh_jobs(self) -> None:
+        """Copy the job runner's counts and queue length into their gauges. An unreachable
+        queue keeps the last length (the runner logs why)."""
+        if self._jobs is None:
+            return
+        stats = self._jobs.stats()
+        for event in JOB_EVENTS:
+            if isinstance(count := stats.get(event), int):
+                self.jobs.labels(event).set(count)
+        try:
+            async with asyncio.timeout(_QUEUE_DEPTH_TIMEOUT_S):
+                self.jobs_queued.set(await self._jobs.queue_depth())
+        except (TimeoutError, FaceflowError):
+            pass
 
     def process_exiting(self) -> None:
         """Drop this worker's live gauges from the shared figures (a no-op with one worker)."""

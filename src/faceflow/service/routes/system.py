@@ -96,6 +96,7 @@ async def info(request: Request) -> InfoOut:
 )
 async def metrics(request: Request) -> Response:
     services = services_of(request)
+    await services.metrics.refresh_jobs()
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
