@@ -13,7 +13,12 @@ from faceflow.errors import InvalidParameter
 from faceflow.imaging.encode import OutputFormat
 from faceflow.jobs.operations import JobOperation, job_id_for, operation_specs, prepare, spec_for
 from faceflow.pipeline.detect import DetectOptions
-from faceflow.runtime.idphoto_tasks import PhotoParams, photo_cache_params
+from faceflow.runtime.idphoto_tasks import (
+    PhotoParams,
+    SheetParams,
+    photo_cache_params,
+    sheet_cache_params,
+)
 from faceflow.runtime.tasks import FaceRequest, Operation
 
 DATA = b"\xff\xd8 not really a jpeg"
@@ -138,3 +143,36 @@ def test_job_ids_are_valid_rq_ids_derived_from_the_key() -> None:
     assert re.fullmatch(r"[A-Za-z0-9_-]+", submission.job_id)
     assert submission.job_id == job_id_for(submission.key)
     assert submission.job_id == submission.key.replace(":", "-")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"spec": "us-passport", "sheet": "5in", "background": "blue"},
+        {"layout": "cn-1inch:4,cn-2inch:2", "sheet": "a4", "gradient": "vertical"},
+    ],
+)
+def test_sheet_job_key_is_the_sync_endpoints_key(options: dict[str, str]) -> None:
+    submission = prepare("id-photo-sheet", DATA, options, Settings())
+    # What POST /v1/id-photo/sheet builds from the same query parameters.
+    sync = SheetParams(**options).to_request()  # type: ignore[arg-type]
+    assert submission.key == cache_key(DATA, "id-photo-sheet", sheet_cache_params(sync))
+    _, spec = spec_for("id-photo-sheet")
+    rebuilt = spec.from_params(DATA, submission.payload)
+    assert rebuilt.sheet == submission.request.sheet
+    assert spec.params(rebuilt) == submission.params
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"sheet": "a3"}, "unknown sheet"),
+        ({"layout": "cn-1inch"}, "preset:count"),
+        ({"spec": "nope"}, "nope"),
+        ({"format": "png"}, "format"),
+    ],
+)
+def test_bad_sheet_options(options: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidParameter, match=message):
+        prepare("id-photo-sheet", DATA, options, Settings())

@@ -100,6 +100,22 @@ def test_embedded_id_photo_job_equals_the_sync_photo(
     assert photo.content == sync.content
 
 
+def test_embedded_sheet_job_equals_the_sync_sheet(client: httpx.Client, face_jpeg: bytes) -> None:
+    data = variant(face_jpeg)
+    options = {"layout": "cn-1inch:2,cn-2inch:1", "sheet": "5inch", "background": "red"}
+    handle = submit(client, data, "id-photo-sheet", **options).json()["handle"]
+    done = poll(client, handle)
+    assert done["status"] == "finished", done
+    sheet = client.get(done["result_url"])
+    sync = client.post(
+        "/v1/id-photo/sheet", params=options, content=data, headers={"Content-Type": "image/jpeg"}
+    )
+    assert sync.status_code == 200
+    assert sync.headers["X-Cache"] == "hit"
+    assert sheet.content == sync.content
+    assert sheet.headers["content-type"] == "image/jpeg"
+
+
 @pytest.mark.parametrize(
     ("params", "status", "code"),
     [

@@ -32,8 +32,6 @@ from faceflow.runtime.idphoto_tasks import IdPhotoFile, IdPhotoFileRequest, id_p
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-_SHEET_ALIASES = {"6in": "6inch", "5in": "5inch"}
-
 
 def id_photo(
     paths: Annotated[list[str], typer.Argument(help="photos, folders (recursive) or globs")],
@@ -66,7 +64,7 @@ def id_photo(
             max_kb,
             transparent,
         )
-        paper = get_paper(_SHEET_ALIASES.get(sheet, sheet)).key if sheet else None
+        paper = get_paper(sheet).key if sheet else None
         if paper is not None and transparent:
             raise InvalidParameter("a print sheet cannot be transparent; choose a background")
     except FaceflowError as exc:

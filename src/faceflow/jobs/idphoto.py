@@ -1,8 +1,9 @@
-"""The id-photo operation as a job: the same photo, and the same cache key, as ``/v1/id-photo``.
+"""ID photos and print sheets as jobs: the same output, and the same cache key, as
+``/v1/id-photo`` and ``/v1/id-photo/sheet``.
 
-The sync endpoint renders from a matte it caches per upload; a job runs both stages in one task
-in its worker (:func:`id_photo_task`) and stores the final photo under the sync endpoint's key,
-so a sync request after the job is a cache hit and vice versa. Print sheets stay sync-only.
+The sync endpoints render from a matte they cache per upload; a job runs both stages in one task
+in its worker (:func:`id_photo_task`, :func:`sheet_job_task`) and stores the final image under
+the sync endpoint's key, so a sync request after the job is a cache hit and vice versa.
 
 A job stores the client's validated options (not the canonical parameters, which cannot be turned
 back into a size preset), and the worker parses them again; parsing uses no setting, so API and
@@ -12,8 +13,8 @@ worker build the same request.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,9 +28,13 @@ from faceflow.runtime.idphoto_tasks import (
     PhotoParams,
     RenderRequest,
     ResponseKind,
+    SheetParams,
+    SheetRequest,
     matte_task,
     photo_cache_params,
     render_task,
+    sheet_cache_params,
+    sheet_task,
 )
 from faceflow.runtime.tasks import TaskOutput
 
@@ -84,15 +89,28 @@ def _build(data: bytes, raw: IdPhotoJobOptions) -> IdPhotoJobRequest:
     return IdPhotoJobRequest(data, photo_options(raw), raw.response, raw)
 
 
-def from_options(data: bytes, options: Mapping[str, str], settings: Settings) -> IdPhotoJobRequest:
+Options = TypeVar("Options", bound=BaseModel)
+
+
+def _client_options(model: type[Options], options: Mapping[str, str], what: str) -> Options:
     try:
-        raw = IdPhotoJobOptions.model_validate(dict(options))
+        return model.model_validate(dict(options))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
-        raise InvalidParameter(f"invalid id-photo options: {problems}") from None
-    return _build(data, raw)
+        raise InvalidParameter(f"invalid {what} options: {problems}") from None
+
+
+def _stored_options(model: type[Options], stored: Mapping[str, JsonScalar], what: str) -> Options:
+    try:
+        return model.model_validate(dict(stored))
+    except ValidationError:
+        raise InvalidParameter(f"stored {what} options are invalid") from None
+
+
+def from_options(data: bytes, options: Mapping[str, str], settings: Settings) -> IdPhotoJobRequest:
+    return _build(data, _client_options(IdPhotoJobOptions, options, "id-photo"))
 
 
 def params(request: IdPhotoJobRequest) -> dict[str, JsonScalar]:
@@ -102,15 +120,59 @@ def params(request: IdPhotoJobRequest) -> dict[str, JsonScalar]:
 
 def payload(request: IdPhotoJobRequest) -> dict[str, JsonScalar]:
     """The validated client options, everything explicit."""
-    stored: dict[str, JsonScalar] = {}
-    for name, value in request.raw.model_dump(mode="json").items():
-        stored[name] = value
-    return stored
+    return dict(request.raw.model_dump(mode="json"))
 
 
 def from_params(data: bytes, stored: Mapping[str, JsonScalar]) -> IdPhotoJobRequest:
-    try:
-        raw = IdPhotoJobOptions.model_validate(dict(stored))
-    except ValidationError:
-        raise InvalidParameter("stored id-photo options are invalid") from None
-    return _build(data, raw)
+    return _build(data, _stored_options(IdPhotoJobOptions, stored, "id-photo"))
+
+
+class SheetJobOptions(BaseModel):
+    """The query options of ``/v1/id-photo/sheet``, with the same defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec: str = "cn-1inch"
+    sheet: str = "6inch"
+    layout: str | None = None
+    background: str = "white"
+    gradient: Literal["none", "vertical", "radial"] = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class SheetJobRequest:
+    data: bytes = field(repr=False)
+    sheet: SheetRequest
+    """Validated, without its matte (the task computes it)."""
+    raw: SheetJobOptions
+
+
+def sheet_job_task(context: WorkerContext, request: SheetJobRequest) -> TaskOutput:
+    """Matte, then the sheet: the sync endpoint's two stages in one task."""
+    matte = matte_task(context, MatteRequest(request.data))
+    output = sheet_task(context, replace(request.sheet, matte=matte.body))
+    timings = {k: v for k, v in matte.meta.items() if k.startswith("ms_")}
+    return TaskOutput(output.media_type, output.body, {**timings, **output.meta})
+
+
+def _build_sheet(data: bytes, raw: SheetJobOptions) -> SheetJobRequest:
+    return SheetJobRequest(data, SheetParams(**raw.model_dump()).to_request(), raw)
+
+
+def sheet_from_options(
+    data: bytes, options: Mapping[str, str], settings: Settings
+) -> SheetJobRequest:
+    return _build_sheet(data, _client_options(SheetJobOptions, options, "print-sheet"))
+
+
+def sheet_params(request: SheetJobRequest) -> dict[str, JsonScalar]:
+    """The sync endpoint's cache parameters for this sheet."""
+    return sheet_cache_params(request.sheet)
+
+
+def sheet_payload(request: SheetJobRequest) -> dict[str, JsonScalar]:
+    return dict(request.raw.model_dump(mode="json"))
+
+
+def sheet_from_params(data: bytes, stored: Mapping[str, JsonScalar]) -> SheetJobRequest:
+    return _build_sheet(data, _stored_options(SheetJobOptions, stored, "print-sheet"))

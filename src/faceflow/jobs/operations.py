@@ -40,6 +40,7 @@ class JobOperation(StrEnum):
     ANALYZE = "analyze"
     ANNOTATE = "annotate"
     ID_PHOTO = "id-photo"
+    ID_PHOTO_SHEET = "id-photo-sheet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,13 @@ _SPECS: Mapping[JobOperation, OperationSpec[Any]] = MappingProxyType(
             params=idphoto.params,
             from_params=idphoto.from_params,
             payload=idphoto.payload,
+        ),
+        JobOperation.ID_PHOTO_SHEET: OperationSpec(
+            task=idphoto.sheet_job_task,
+            from_options=idphoto.sheet_from_options,
+            params=idphoto.sheet_params,
+            from_params=idphoto.sheet_from_params,
+            payload=idphoto.sheet_payload,
         ),
     }
 )

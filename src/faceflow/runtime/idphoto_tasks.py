@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -105,6 +106,63 @@ class SheetRequest:
     """(photo options, copies) per preset; copies None = as many as fit (single preset only)."""
     paper: str
     output_format: OutputFormat = OutputFormat.JPEG
+
+
+def sheet_request(
+    items: Sequence[tuple[IdPhotoOptions, int | None]],
+    paper: str,
+    output_format: OutputFormat = OutputFormat.JPEG,
+) -> SheetRequest:
+    """A validated sheet request without its matte; InvalidParameter for a transparent photo or
+    an unknown paper."""
+    if any(options.transparent for options, _ in items):
+        raise InvalidParameter(
+            "a print sheet cannot be transparent; choose a background",
+            {"parameter": "transparent"},
+        )
+    return SheetRequest(b"", tuple(items), get_paper(paper).key, output_format)
+
+
+def parse_layout(value: str) -> list[tuple[str, int]]:
+    """'cn-1inch:4,cn-2inch:2' → [('cn-1inch', 4), ('cn-2inch', 2)]."""
+    items = []
+    for part in value.split(","):
+        key, _, count = part.strip().partition(":")
+        try:
+            items.append((key, int(count)))
+        except ValueError:
+            raise InvalidParameter(
+                f"layout item {part!r} must be preset:count, e.g. cn-1inch:4"
+            ) from None
+    return items
+
+
+@dataclass(frozen=True, slots=True)
+class SheetParams:
+    """The options of a print sheet as given (``/v1/id-photo/sheet``'s query, a job payload)."""
+
+    spec: str = "cn-1inch"
+    sheet: str = "6inch"
+    layout: str | None = None
+    background: str = "white"
+    gradient: Literal["none", "vertical", "radial"] = "none"
+
+    def to_request(self) -> SheetRequest:
+        """Validated, without the matte; InvalidParameter (400) for any bad value."""
+        counts: list[tuple[str, int | None]] = (
+            list(parse_layout(self.layout)) if self.layout else [(self.spec, None)]
+        )
+        items = [
+            (PhotoParams(key, background=self.background, gradient=self.gradient).to_options(), n)
+            for key, n in counts
+        ]
+        return sheet_request(items, self.sheet)
+
+
+def sheet_cache_params(request: SheetRequest) -> dict[str, JsonScalar]:
+    """Every option that changes the sheet, canonically, for the cache key (sync and jobs)."""
+    items = [[photo_cache_params(options), count] for options, count in request.items]
+    return {"paper": request.paper, "items": json.dumps(items, sort_keys=True)}
 
 
 def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:

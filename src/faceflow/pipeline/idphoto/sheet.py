@@ -51,10 +51,14 @@ PAPERS: tuple[Paper, ...] = (
 _PAPER_BY_KEY = {paper.key: paper for paper in PAPERS}
 
 
+_ALIASES = {"6in": "6inch", "5in": "5inch"}
+
+
 def get_paper(key: str) -> Paper:
-    """The paper called ``key``; :class:`InvalidParameter` naming the known ones otherwise."""
+    """The paper called ``key`` (or ``6in`` / ``5in``); :class:`InvalidParameter` naming the
+    known ones otherwise."""
     try:
-        return _PAPER_BY_KEY[key]
+        return _PAPER_BY_KEY[_ALIASES.get(key, key)]
     except KeyError:
         known = ", ".join(_PAPER_BY_KEY)
         raise InvalidParameter(

@@ -7,7 +7,6 @@ photo only lays out, recolours and encodes.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,20 +15,22 @@ from starlette.responses import Response
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import CacheStatus
-from faceflow.errors import InvalidParameter, JsonScalar
+from faceflow.errors import JsonScalar
 from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.idphoto.render import IdPhotoOptions
-from faceflow.pipeline.idphoto.sheet import PAPERS, get_paper
+from faceflow.pipeline.idphoto.sheet import PAPERS
 from faceflow.pipeline.idphoto.specs import list_specs
 from faceflow.runtime.idphoto_tasks import (
     MatteRequest,
     PhotoParams,
     RenderRequest,
     ResponseKind,
+    SheetParams,
     SheetRequest,
     matte_task,
     photo_cache_params,
     render_task,
+    sheet_cache_params,
+    sheet_request,
     sheet_task,
 )
 from faceflow.runtime.tasks import TaskOutput
@@ -40,8 +41,6 @@ from faceflow.service.state import Services, services_of
 from faceflow.service.upload import read_image
 
 router = APIRouter(prefix="/v1/id-photo", tags=["id-photo"], dependencies=[Depends(guard)])
-
-_SHEET_ALIASES = {"6in": "6inch", "5in": "5inch"}
 
 SpecKey = Annotated[
     str, Query(description="size preset key (see GET /v1/id-photo/specs); ignored with width")
@@ -94,20 +93,6 @@ def _photo_response(entry: CacheEntry, status: CacheStatus) -> Response:
     return Response(entry.body, media_type=entry.media_type, headers=headers)
 
 
-def parse_layout(value: str) -> list[tuple[str, int]]:
-    """'cn-1inch:4,cn-2inch:2' → [('cn-1inch', 4), ('cn-2inch', 2)]."""
-    items = []
-    for part in value.split(","):
-        key, _, count = part.strip().partition(":")
-        try:
-            items.append((key, int(count)))
-        except ValueError:
-            raise InvalidParameter(
-                f"layout item {part!r} must be preset:count, e.g. cn-1inch:4"
-            ) from None
-    return items
-
-
 @router.get("/specs", summary="Every size preset with its rules and sheet papers")
 async def specs() -> dict[str, object]:
     return {
@@ -155,33 +140,15 @@ async def id_photo(
     ).to_options()
     upload = await read_image(request, services.settings.limits.max_upload_bytes)
     if sheet is not None:
-        return await _sheet(services, upload.data, [(options, None)], sheet, format)
+        return await _sheet(services, upload.data, sheet_request([(options, None)], sheet, format))
     params = {**photo_cache_params(options), "response": response.value}
     build = RenderRequest(b"", options, response)
     entry, status = await _from_matte(services, upload.data, "id-photo", params, build)
     return _photo_response(entry, status)
 
 
-async def _sheet(
-    services: Services,
-    data: bytes,
-    items: list[tuple[IdPhotoOptions, int | None]],
-    paper: str,
-    output_format: OutputFormat = OutputFormat.JPEG,
-) -> Response:
-    if any(options.transparent for options, _ in items):
-        raise InvalidParameter(
-            "a print sheet cannot be transparent; choose a background",
-            {"parameter": "transparent"},
-        )
-    chosen = get_paper(_SHEET_ALIASES.get(paper, paper))
-    params: dict[str, JsonScalar] = {
-        "paper": chosen.key,
-        "items": json.dumps(
-            [[photo_cache_params(options), count] for options, count in items], sort_keys=True
-        ),
-    }
-    build = SheetRequest(b"", tuple(items), chosen.key, output_format)
+async def _sheet(services: Services, data: bytes, build: SheetRequest) -> Response:
+    params = sheet_cache_params(build)
     entry, status = await _from_matte(services, data, "id-photo-sheet", params, build)
     return _photo_response(entry, status)
 
@@ -206,10 +173,6 @@ async def id_photo_sheet(
 ) -> Response:
     """As many copies as fit (or the counts in `layout`), centred, with gaps and cut marks."""
     services = services_of(request)
-    counts: list[tuple[str, int | None]] = list(parse_layout(layout)) if layout else [(spec, None)]
-    items = [
-        (PhotoParams(key, background=background, gradient=gradient).to_options(), count)
-        for key, count in counts
-    ]
+    build = SheetParams(spec, sheet, layout, background, gradient).to_request()
     upload = await read_image(request, services.settings.limits.max_upload_bytes)
-    return await _sheet(services, upload.data, items, sheet)
+    return await _sheet(services, upload.data, build)

@@ -121,8 +121,9 @@ async def submit_job(
     format: Annotated[str | None, Query(description="annotate: jpeg or png")] = None,
 ) -> Response:
     """Options are the query options of the matching sync endpoint (`/v1/analyze`, ...;
-    id-photo: those of `/v1/id-photo` except `sheet`); every option in the query string is
-    checked against that operation's options. The result, and its cache entry, are the sync
+    id-photo: those of `/v1/id-photo` except `sheet`; id-photo-sheet: those of
+    `/v1/id-photo/sheet`); every option in the query string is checked against that operation's
+    options. The result, and its cache entry, are the sync
     endpoint's."""
     services = services_of(request)
     runner = _runner(services)
