@@ -67,8 +67,12 @@ class FaceflowApp:
 async def _refresh_gauges(metrics: Metrics, every_s: float = 1.0) -> None:
     """Keep this worker's pool and job gauges current for scrapes another worker answers."""
     while True:
-        metrics.refresh_pool()
-        await metrics.refresh_jobs()
+        try:
+            metrics.refresh_pool()
+            await metrics.refresh_jobs()
+        except Exception:
+            # A figure left stale for a second is better than gauges frozen for good.
+            log.exception("refreshing the shared pool and job gauges failed")
         await asyncio.sleep(every_s)
 
 
