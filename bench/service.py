@@ -8,7 +8,8 @@ generator (`faceflow bench`) for the rest. Prints one table:
 
 * HTTP ceiling: POST /v1/echo-size (the same upload path, no hashing, cache or inference) with the
   same 100 KB JPEG, 200 connections; cache-hit path: POST /v1/analyze with that image already
-  cached; both with 1 and with 2 uvicorn workers (medians of 3 wrk runs);
+  cached; both with 1 and with 2 uvicorn workers (medians of 3 wrk runs); and the floor of any
+  hit route on this machine: bench/bare_asgi.py (read, hash, dict; no framework) on 2 workers;
 * compute ceiling: the inference processes' own analyze task in this process, one image at a
   time, one thread, × processes; cache-miss path: never-seen uploads (the same photo with a unique
   JPEG comment) at 1, 5, 10, 20, 50 and 200 clients;
@@ -26,11 +27,17 @@ import io
 import json
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 from PIL import Image
 from rich.console import Console
@@ -38,13 +45,14 @@ from rich.table import Table
 
 from faceflow.bench.ceiling import single_thread_rate
 from faceflow.bench.load import LoadGenerator, LoadPlan, StepResult, unique_variant
-from faceflow.bench.procs import ServiceProcess, load_average, rss_bytes
+from faceflow.bench.procs import ServiceProcess, free_port, load_average, rss_bytes
 from faceflow.config import load_settings
 from faceflow.domain import Attribute
 from faceflow.pipeline.detect import DetectOptions
 from faceflow.runtime.tasks import FaceRequest, Operation, run_face_request
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+BENCH_DIR = Path(__file__).resolve().parent
+TESTDATA = BENCH_DIR.parents[1] / "shared" / "testdata"
 PROCESSES = 2
 SWEEP = (1, 5, 10, 20, 50, 200)
 WRK_CONNECTIONS = 200
@@ -110,12 +118,44 @@ class Report:
     load_before: str
     image_bytes: int
     http: dict[str, dict[str, float]] = field(default_factory=dict)
+    bare_asgi_rps: float = 0.0
+    """bench/bare_asgi.py on 2 uvicorn workers: the floor of any hit route here."""
     compute_ceiling_per_s: float = 0.0
     sweep: list[dict[str, object]] = field(default_factory=list)
     overload: dict[str, float] = field(default_factory=dict)
     memory_mb: dict[str, float] = field(default_factory=dict)
     start_up_s: float = 0.0
     load_after: str = ""
+
+
+@contextmanager
+def bare_asgi(work: Path, http_workers: int = 2) -> Iterator[str]:
+    """bench/bare_asgi.py under uvicorn on a free port until the block ends; yields its URL."""
+    port = free_port()
+    command = [
+        *(sys.executable, "-m", "uvicorn", "bare_asgi:app", "--app-dir", str(BENCH_DIR)),
+        *("--port", str(port), "--workers", str(http_workers)),
+        *("--no-access-log", "--log-level", "warning"),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with (work / "bare_asgi.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.post(url, content=b"ready?", timeout=2)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(
+                        f"bare_asgi did not start; see {work / 'bare_asgi.log'}"
+                    ) from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
 
 
 def http_figures(body_path: Path, seconds: int, http_workers: int, work: Path) -> dict[str, float]:
@@ -189,6 +229,8 @@ def run(image: Path, seconds: int) -> Report:
             report.http[f"{http_workers}_http_workers"] = http_figures(
                 body_path, seconds, http_workers, work
             )
+        with bare_asgi(work) as url:
+            report.bare_asgi_rps = wrk(url, body_path, seconds).requests_per_s
         env = {"FACEFLOW_RUNTIME__PROCESSES": str(PROCESSES)}
         with ServiceProcess(env, work / "serve.log") as server:
             report.start_up_s = server.ready_after_s
@@ -235,6 +277,13 @@ def print_report(report: Report, console: Console) -> None:
             f"{http['ceiling_rps']:,.0f} req/s echo-size",
             f"{http['hit_share_of_ceiling']:.0%}",
         )
+    two_workers = report.http["2_http_workers"]["hit_rps"]
+    table.add_row(
+        "floor: bare ASGI read + hash + dict, 2 workers",
+        f"{report.bare_asgi_rps:,.0f} req/s",
+        "",
+        f"hit path {two_workers / report.bare_asgi_rps:.0%} of it",
+    )
     best = max(report.sweep, key=lambda step: float(str(step["throughput_rps"])))
     table.add_row(
         f"cache miss (analyze), best of sweep ({best['concurrency']} clients)",
