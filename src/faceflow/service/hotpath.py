@@ -44,6 +44,7 @@ FACE_PATHS = {
     "/v1/annotate": Operation.ANNOTATE,
 }
 ECHO_PATH = "/v1/echo-size"
+_JSON = (b"content-type", b"application/json")
 
 # The query parameters each route declares, with the same bounds (FastAPI's Query(ge=, le=)).
 _COMMON = {"threshold", "max_faces", "min_face_px"}
@@ -228,9 +229,6 @@ class HotPath:
             return
         services.metrics.hit(level)
         await _send_raw(send, entry.body, self._hit_headers(key, entry, level))
-
-
-_JSON = (b"content-type", b"application/json")
 
 
 async def _send_raw(send: Send, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
