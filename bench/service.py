@@ -27,17 +27,11 @@ import io
 import json
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 from PIL import Image
 from rich.console import Console
@@ -45,7 +39,7 @@ from rich.table import Table
 
 from faceflow.bench.ceiling import single_thread_rate
 from faceflow.bench.load import LoadGenerator, LoadPlan, StepResult, unique_variant
-from faceflow.bench.procs import ServiceProcess, free_port, load_average, rss_bytes
+from faceflow.bench.procs import ServiceProcess, load_average, rss_bytes
 from faceflow.config import load_settings
 from faceflow.domain import Attribute
 from faceflow.pipeline.detect import DetectOptions
@@ -128,34 +122,11 @@ class Report:
     load_after: str = ""
 
 
-@contextmanager
-def bare_asgi(work: Path, http_workers: int = 2) -> Iterator[str]:
-    """bench/bare_asgi.py under uvicorn on a free port until the block ends; yields its URL."""
-    port = free_port()
-    command = [
-        *(sys.executable, "-m", "uvicorn", "bare_asgi:app", "--app-dir", str(BENCH_DIR)),
-        *("--port", str(port), "--workers", str(http_workers)),
-        *("--no-access-log", "--log-level", "warning"),
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with (work / "bare_asgi.log").open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.post(url, content=b"ready?", timeout=2)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(
-                        f"bare_asgi did not start; see {work / 'bare_asgi.log'}"
-                    ) from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+# bench/bare_asgi.py under uvicorn: answers every path, /readyz included, with 200.
+BARE_ASGI = (
+    *("-m", "uvicorn", "bare_asgi:app", "--app-dir", str(BENCH_DIR), "--workers", "2"),
+    *("--no-access-log", "--log-level", "warning"),
+)
 
 
 def http_figures(body_path: Path, seconds: int, http_workers: int, work: Path) -> dict[str, float]:
@@ -229,8 +200,8 @@ def run(image: Path, seconds: int) -> Report:
             report.http[f"{http_workers}_http_workers"] = http_figures(
                 body_path, seconds, http_workers, work
             )
-        with bare_asgi(work) as url:
-            report.bare_asgi_rps = wrk(url, body_path, seconds).requests_per_s
+        with ServiceProcess({}, work / "bare_asgi.log", args=BARE_ASGI) as bare:
+            report.bare_asgi_rps = wrk(bare.url, body_path, seconds).requests_per_s
         env = {"FACEFLOW_RUNTIME__PROCESSES": str(PROCESSES)}
         with ServiceProcess(env, work / "serve.log") as server:
             report.start_up_s = server.ready_after_s

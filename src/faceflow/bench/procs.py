@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -73,13 +73,28 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _TICKS_PER_S
 
 
-class ServiceProcess:
-    """``faceflow serve`` in a subprocess on a free loopback port, stopped by PID on exit."""
+FACEFLOW_SERVE = ("-m", "faceflow", "serve")
 
-    def __init__(self, env: Mapping[str, str], log: Path, *, ready_timeout_s: float = 120) -> None:
+
+class ServiceProcess:
+    """``faceflow serve`` in a subprocess on a free loopback port, stopped by PID on exit.
+
+    ``args`` (after ``python``; ``--port`` is appended) runs another server instead, e.g. uvicorn
+    with a benchmark's own app; it counts as ready once ``GET /readyz`` answers 200.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log: Path,
+        *,
+        args: Sequence[str] = FACEFLOW_SERVE,
+        ready_timeout_s: float = 120,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {**os.environ, **env, "FACEFLOW_SERVER__LOG_LEVEL": "warning"}
+        self._args = tuple(args)
         self._log = log
         self._ready_timeout_s = ready_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
@@ -105,7 +120,7 @@ class ServiceProcess:
 
     def start(self) -> None:
         """Start and wait for /readyz; ``ready_after_s`` is the time from spawn to ready."""
-        command = [sys.executable, "-m", "faceflow", "serve", "--port", str(self.port)]
+        command = [sys.executable, *self._args, "--port", str(self.port)]
         with self._log.open("wb") as log:
             self.started_at = time.perf_counter()
             self._process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed argv
@@ -115,7 +130,7 @@ class ServiceProcess:
         with httpx.Client(timeout=2.0) as client:
             while time.perf_counter() < deadline:
                 if self._process.poll() is not None:
-                    raise RuntimeError(f"faceflow serve exited; see {self._log}")
+                    raise RuntimeError(f"{' '.join(self._args)} exited; see {self._log}")
                 try:
                     if client.get(f"{self.url}/readyz").status_code == 200:
                         self.ready_after_s = time.perf_counter() - self.started_at
@@ -124,7 +139,7 @@ class ServiceProcess:
                     pass
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"faceflow serve not ready after {self._ready_timeout_s} s")
+        raise RuntimeError(f"{' '.join(self._args)} not ready after {self._ready_timeout_s} s")
 
     def pids(self) -> list[int]:
         return process_tree(self.pid)
