@@ -46,7 +46,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from faceflow.bench.load import unique_variant
+from faceflow.bench.load import unique_variant, wait_retry_after
 from faceflow.bench.procs import ServiceProcess, cpu_seconds, load_average, process_tree
 from faceflow.config import load_settings
 from faceflow.pipeline.idphoto.render import IdPhotoOptions
@@ -210,7 +210,7 @@ async def run_step(
                     statuses[status] = statuses.get(status, 0) + 1
                     if status != "503":
                         break
-                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                    await wait_retry_after(response)
                 if status == "200":
                     latencies.append(done - sent)
                 ends.append(done)

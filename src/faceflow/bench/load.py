@@ -123,7 +123,9 @@ class LoadPlan:
     of retrying at once and measuring a storm of refusals."""
 
 
-async def _wait_retry_after(response: httpx.Response, deadline: float | None) -> None:
+async def wait_retry_after(response: httpx.Response, deadline: float | None = None) -> None:
+    """Sleep for the response's ``Retry-After`` seconds (1 if absent or not a number), but not
+    past ``deadline`` (a ``time.perf_counter()`` value)."""
     try:
         wait = float(response.headers.get("retry-after", "1"))
     except ValueError:
@@ -280,7 +282,7 @@ class LoadGenerator:
                     if on_progress is not None:
                         on_progress(1)
                     if plan.honor_retry_after and response.status_code in (429, 503):
-                        await _wait_retry_after(response, deadline)
+                        await wait_retry_after(response, deadline)
 
         begin, cpu_begin = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client_loop(seed) for seed in range(concurrency)))
