@@ -12,11 +12,11 @@ worker build the same request.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from faceflow.config import Settings
 from faceflow.errors import InvalidParameter, JsonScalar
@@ -66,12 +66,24 @@ class IdPhotoJobRequest:
     raw: IdPhotoJobOptions
 
 
-def id_photo_task(context: WorkerContext, request: IdPhotoJobRequest) -> TaskOutput:
-    """Matte, then render: the sync endpoint's two stages in one task."""
-    matte = matte_task(context, MatteRequest(request.data))
-    output = render_task(context, RenderRequest(matte.body, request.options, request.response))
+def _after_matte(
+    context: WorkerContext, data: bytes, finish: Callable[[bytes], TaskOutput]
+) -> TaskOutput:
+    """The upload's matte, then ``finish(matte)``: a sync endpoint's two stages in one task, with
+    the matte stage's timings kept in the output."""
+    matte = matte_task(context, MatteRequest(data))
+    output = finish(matte.body)
     timings = {k: v for k, v in matte.meta.items() if k.startswith("ms_")}
     return TaskOutput(output.media_type, output.body, {**timings, **output.meta})
+
+
+def id_photo_task(context: WorkerContext, request: IdPhotoJobRequest) -> TaskOutput:
+    """Matte, then render."""
+    return _after_matte(
+        context,
+        request.data,
+        lambda matte: render_task(context, RenderRequest(matte, request.options, request.response)),
+    )
 
 
 def photo_params(raw: IdPhotoJobOptions) -> PhotoParams:
@@ -89,12 +101,14 @@ def _build(data: bytes, raw: IdPhotoJobOptions) -> IdPhotoJobRequest:
     return IdPhotoJobRequest(data, photo_options(raw), raw.response, raw)
 
 
-Options = TypeVar("Options", bound=BaseModel)
+Options = TypeVar("Options")
 
 
 def _client_options(model: type[Options], options: Mapping[str, str], what: str) -> Options:
+    """``options`` validated into ``model`` (a pydantic model or a dataclass that forbids extra
+    fields); InvalidParameter naming every problem."""
     try:
-        return model.model_validate(dict(options))
+        return TypeAdapter(model).validate_python(dict(options))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
@@ -104,7 +118,7 @@ def _client_options(model: type[Options], options: Mapping[str, str], what: str)
 
 def _stored_options(model: type[Options], stored: Mapping[str, JsonScalar], what: str) -> Options:
     try:
-        return model.model_validate(dict(stored))
+        return TypeAdapter(model).validate_python(dict(stored))
     except ValidationError:
         raise InvalidParameter(f"stored {what} options are invalid") from None
 
@@ -127,42 +141,31 @@ def from_params(data: bytes, stored: Mapping[str, JsonScalar]) -> IdPhotoJobRequ
     return _build(data, _stored_options(IdPhotoJobOptions, stored, "id-photo"))
 
 
-class SheetJobOptions(BaseModel):
-    """The query options of ``/v1/id-photo/sheet``, with the same defaults."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    spec: str = "cn-1inch"
-    sheet: str = "6inch"
-    layout: str | None = None
-    background: str = "white"
-    gradient: Literal["none", "vertical", "radial"] = "none"
-
-
 @dataclass(frozen=True, slots=True)
 class SheetJobRequest:
     data: bytes = field(repr=False)
     sheet: SheetRequest
     """Validated, without its matte (the task computes it)."""
-    raw: SheetJobOptions
+    raw: SheetParams
 
 
 def sheet_job_task(context: WorkerContext, request: SheetJobRequest) -> TaskOutput:
-    """Matte, then the sheet: the sync endpoint's two stages in one task."""
-    matte = matte_task(context, MatteRequest(request.data))
-    output = sheet_task(context, replace(request.sheet, matte=matte.body))
-    timings = {k: v for k, v in matte.meta.items() if k.startswith("ms_")}
-    return TaskOutput(output.media_type, output.body, {**timings, **output.meta})
+    """Matte, then the sheet."""
+    return _after_matte(
+        context,
+        request.data,
+        lambda matte: sheet_task(context, replace(request.sheet, matte=matte)),
+    )
 
 
-def _build_sheet(data: bytes, raw: SheetJobOptions) -> SheetJobRequest:
-    return SheetJobRequest(data, SheetParams(**raw.model_dump()).to_request(), raw)
+def _build_sheet(data: bytes, raw: SheetParams) -> SheetJobRequest:
+    return SheetJobRequest(data, raw.to_request(), raw)
 
 
 def sheet_from_options(
     data: bytes, options: Mapping[str, str], settings: Settings
 ) -> SheetJobRequest:
-    return _build_sheet(data, _client_options(SheetJobOptions, options, "print-sheet"))
+    return _build_sheet(data, _client_options(SheetParams, options, "print-sheet"))
 
 
 def sheet_params(request: SheetJobRequest) -> dict[str, JsonScalar]:
@@ -171,8 +174,8 @@ def sheet_params(request: SheetJobRequest) -> dict[str, JsonScalar]:
 
 
 def sheet_payload(request: SheetJobRequest) -> dict[str, JsonScalar]:
-    return dict(request.raw.model_dump(mode="json"))
+    return dict(asdict(request.raw))
 
 
 def sheet_from_params(data: bytes, stored: Mapping[str, JsonScalar]) -> SheetJobRequest:
-    return _build_sheet(data, _stored_options(SheetJobOptions, stored, "print-sheet"))
+    return _build_sheet(data, _stored_options(SheetParams, stored, "print-sheet"))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from pydantic import ConfigDict
+
 from faceflow.errors import InvalidParameter, JsonScalar
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.detect import detect_faces
@@ -139,7 +141,12 @@ def parse_layout(value: str) -> list[tuple[str, int]]:
 
 @dataclass(frozen=True, slots=True)
 class SheetParams:
-    """The options of a print sheet as given (``/v1/id-photo/sheet``'s query, a job payload)."""
+    """The options of a print sheet as given (``/v1/id-photo/sheet``'s query, a job payload).
+
+    Jobs validate a query string or a stored payload into it with pydantic; an option it does
+    not have is refused there (``extra="forbid"``)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
     spec: str = "cn-1inch"
     sheet: str = "6inch"
