@@ -28,10 +28,11 @@ system-deps:  ## install redis-server and Chromium for the tests (root only; no-
 test: setup system-deps  ## set up, then run the whole test suite
 	scripts/test.sh $(ARGS)
 
-check: $(STAMP)  ## ruff lint + format check, mypy --strict
+check: $(STAMP)  ## ruff lint + format check, mypy --strict, the import-layer contract
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests bench scripts
