@@ -1,0 +1,74 @@
+"""faceflow as a library: analyze images and make ID photos in this process, no server.
+
+The models are loaded once, when a :class:`FaceFlow` is made, from the pinned files that
+``faceflow models pull`` fetched; every call then runs in the calling thread. This is the same code
+the service's inference processes run, so answers match the HTTP API's.
+"""
+
+from __future__ import annotations
+
+from faceflow.config import Settings, load_settings
+from faceflow.domain import Attribute, FaceReport
+from faceflow.imaging.encode import OutputFormat
+from faceflow.pipeline.detect import DetectOptions
+from faceflow.pipeline.idphoto.render import IdPhotoResult
+from faceflow.runtime.context import WorkerContext, load_context
+from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, PhotoParams, id_photo_file
+from faceflow.runtime.tasks import FaceRequest, Operation, analyze_file
+
+__all__ = ["FaceFlow", "FaceReport", "IdPhotoResult"]
+
+
+class FaceFlow:
+    """Loaded models and the settings they run under (limits, detection defaults).
+
+    >>> flow = FaceFlow()
+    >>> report = flow.analyze(open("group.jpg", "rb").read())
+    >>> photo = flow.id_photo(open("me.jpg", "rb").read(), spec="us-passport")
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        chosen = settings if settings is not None else load_settings()
+        self._context: WorkerContext = load_context(chosen.model_dump_json())
+
+    @property
+    def settings(self) -> Settings:
+        return self._context.settings
+
+    def detect(self, image: bytes) -> FaceReport:
+        """Every face with its box, score and five landmarks."""
+        return self._faces(image, Operation.DETECT)
+
+    def analyze(self, image: bytes) -> FaceReport:
+        """Every face, with age and gender."""
+        return self._faces(image, Operation.ANALYZE)
+
+    def id_photo(
+        self,
+        image: bytes,
+        *,
+        spec: str = "cn-1inch",
+        background: str = "white",
+        output_format: str = "jpeg",
+        max_kb: int | None = None,
+    ) -> IdPhotoResult:
+        """An ID photo of the largest face, with its compliance report (``result.report``).
+
+        ``spec`` is a preset name (``faceflow id-photo-specs`` lists them); ``background`` a colour
+        name or ``#rrggbb``; ``max_kb`` a file-size cap in 1,000-byte kilobytes. Bad values raise
+        :class:`faceflow.errors.InvalidParameter`.
+        """
+        params = PhotoParams(
+            spec=spec,
+            background=background,
+            output_format=OutputFormat(output_format),
+            max_kb=max_kb,
+        )
+        request = IdPhotoFileRequest(image, params.to_options())
+        return id_photo_file(self._context, request).photo
+
+    def _faces(self, image: bytes, operation: Operation) -> FaceReport:
+        options = DetectOptions.from_settings(self._context.settings.detection)
+        attributes = () if operation is Operation.DETECT else (Attribute.AGE, Attribute.GENDER)
+        request = FaceRequest(image, operation, options, attributes)
+        return analyze_file(self._context, request).report

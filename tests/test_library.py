@@ -1,0 +1,85 @@
+"""The public library API in ``faceflow/__init__.py``: what it exports, that importing it stays
+light, and that its calls run the real models."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+from PIL import Image
+
+import faceflow
+from faceflow.config import ModelSettings, Settings
+from faceflow.domain import Gender
+from faceflow.errors import InvalidParameter
+
+
+def test_the_public_names_are_exactly_these() -> None:
+    assert sorted(faceflow.__all__) == [
+        "FaceFlow",
+        "FaceReport",
+        "FaceflowError",
+        "IdPhotoResult",
+        "__version__",
+    ]
+    for name in faceflow.__all__:
+        assert getattr(faceflow, name) is not None
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'analyse'"):
+        _ = faceflow.analyse
+
+
+def test_importing_faceflow_does_not_load_the_inference_stack() -> None:
+    probe = (
+        "import sys, faceflow; print(sorted({'numpy', 'cv2', 'onnxruntime'} & set(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"
+
+
+@pytest.fixture(scope="module")
+def flow(pulled_model_settings: ModelSettings) -> faceflow.FaceFlow:
+    return faceflow.FaceFlow(Settings(models=pulled_model_settings))
+
+
+def test_analyze_finds_both_people_with_their_genders(
+    flow: faceflow.FaceFlow, photo_bytes: Callable[[str], bytes]
+) -> None:
+    report = flow.analyze(photo_bytes("two_people.jpg"))
+    assert len(report.faces) == 2
+    assert {face.gender.label for face in report.faces if face.gender} == {Gender.MALE}
+
+
+def test_detect_gives_boxes_and_landmarks_without_attributes(
+    flow: faceflow.FaceFlow, photo_bytes: Callable[[str], bytes]
+) -> None:
+    (face,) = flow.detect(photo_bytes("obama.jpg")).faces
+    assert face.age is None
+    assert face.gender is None
+    assert len(face.landmarks.to_dict()) == 5
+
+
+def test_id_photo_is_the_preset_size_with_a_report(
+    flow: faceflow.FaceFlow, photo_bytes: Callable[[str], bytes]
+) -> None:
+    photo = flow.id_photo(photo_bytes("obama.jpg"), spec="cn-2inch", background="blue")
+    with Image.open(io.BytesIO(photo.data)) as image:
+        assert image.format == "JPEG"
+        assert (
+            image.size == (photo.width_px, photo.height_px) == (413, 579)
+        )  # 35 × 49 mm at 300 dpi
+    assert photo.report.to_dict()["status"] in {"pass", "warn", "fail"}
+
+
+def test_a_bad_option_raises_the_typed_error(
+    flow: faceflow.FaceFlow, photo_bytes: Callable[[str], bytes]
+) -> None:
+    with pytest.raises(InvalidParameter):
+        flow.id_photo(photo_bytes("obama.jpg"), spec="no-such-size")
