@@ -1,4 +1,4 @@
-"""The registry of model classes and the set of loaded models."""
+"""The set of loaded models: verified before use."""
 
 from __future__ import annotations
 
@@ -7,38 +7,10 @@ from pathlib import Path
 import pytest
 
 from faceflow.config import ModelSettings
-from faceflow.errors import ModelChecksumMismatch, ModelMissing, UnknownModel
-from faceflow.models.age_gender import AgeModel, GenderModel
-from faceflow.models.aligner import FaceAligner
+from faceflow.errors import ModelChecksumMismatch, ModelMissing
 from faceflow.models.catalog import model_spec
-from faceflow.models.detector import YuNetDetector
-from faceflow.models.registry import MODEL_CLASSES, LoadedModel, ModelSet, model_class
+from faceflow.models.registry import ModelSet
 from tests.fixtures.models import flip_a_byte
-
-
-@pytest.mark.parametrize(
-    ("name", "cls"),
-    [
-        ("yunet", YuNetDetector),
-        ("dlib-5pt", FaceAligner),
-        ("age-v1", AgeModel),
-        ("gender-v1", GenderModel),
-    ],
-)
-def test_model_class_finds_the_class_declared_for_a_name(name: str, cls: type[LoadedModel]) -> None:
-    assert model_class(name) is cls
-    assert cls.spec is model_spec(name)
-
-
-@pytest.mark.parametrize("name", ["nope", "YUNET", ""])
-def test_unknown_model_class_is_a_typed_error_naming_the_known_ones(name: str) -> None:
-    with pytest.raises(UnknownModel, match="yunet"):
-        model_class(name)
-
-
-def test_every_registered_class_runs_a_catalogued_model() -> None:
-    for name, cls in MODEL_CLASSES.items():
-        assert cls.spec is model_spec(name)
 
 
 @pytest.mark.parametrize("name", ["yunet", "dlib-5pt", "age-v1", "gender-v1"])

@@ -1,25 +1,18 @@
-"""The registry of model classes, and the set of loaded models one process holds."""
+"""The set of loaded models one process holds."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 from faceflow.config import ModelSettings
-from faceflow.errors import UnknownModel
 from faceflow.models.age_gender import AgeModel, GenderModel
 from faceflow.models.aligner import FaceAligner
-from faceflow.models.catalog import ModelSpec
 from faceflow.models.detector import YuNetDetector
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.models.store import ModelStore
 
 log = logging.getLogger(__name__)
-
-
-class LoadedModel(Protocol):
-    spec: ModelSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,19 +38,3 @@ class ModelSet:
         )
         log.info("models loaded from %s", store.directory)
         return models
-
-
-MODEL_CLASSES: dict[str, type[LoadedModel]] = {
-    cls.spec.name: cls
-    for cls in (YuNetDetector, FaceAligner, AgeModel, GenderModel, U2NetpSegmenter)
-}
-
-
-def model_class(name: str) -> type[LoadedModel]:
-    """The class that runs the model called ``name``; :class:`UnknownModel` if none does."""
-    try:
-        return MODEL_CLASSES[name]
-    except KeyError:
-        raise UnknownModel(
-            f"no model class for {name!r}; known: {', '.join(sorted(MODEL_CLASSES))}"
-        ) from None
