@@ -38,8 +38,10 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests bench scripts
 	$(BIN)/ruff format src tests bench scripts
 
-bench: setup  ## run the benchmarks in bench/ and print the tables
-	$(BIN)/python bench/run_all.py $(ARGS)
+BENCH ?= stages
+
+bench: setup  ## run one benchmark of bench/ (BENCH=stages|service|idphoto|jobs, ARGS="--help")
+	$(BIN)/python bench/$(BENCH).py $(ARGS)
 
 clean:  ## remove the virtualenv and caches (not the pulled models)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
