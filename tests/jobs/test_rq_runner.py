@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
 
 import pytest
 from redis import Redis
 from rq import Queue
+from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 
 from faceflow.cache.entry import CacheEntry, decode_entry
@@ -20,6 +22,7 @@ from faceflow.jobs.operations import prepare
 from faceflow.jobs.records import JobOutcome, JobStatus, encode_outcome
 from faceflow.jobs.redis_store import JobKeys
 from faceflow.jobs.rq_runner import RqRunner, retry_intervals
+from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
 from faceflow.jobs.worker import build_worker, cache_data_key
 from faceflow.runtime.context import WorkerContext
 from tests.fixtures.redis_server import RedisProcess
@@ -350,3 +353,15 @@ async def test_a_queue_redis_out_of_memory_answers_queue_full(
     finally:
         connection.config_set("maxmemory", "0")
         connection.close()
+
+
+def test_a_worker_that_stops_on_its_own_exits_non_zero(
+    queue_redis: RedisProcess, worker_context: WorkerContext
+) -> None:
+    """RQ returns from work() on a Redis timeout as it does on a requested stop; only the
+    requested stop is a clean exit."""
+    worker = build_worker(job_settings(queue_redis.url), worker_context)
+    assert exit_code(worker) == EXIT_QUEUE_LOST != 0
+    with pytest.raises(StopRequested):  # idle: RQ leaves its loop at once by raising this
+        worker.request_stop(signal.SIGTERM, None)
+    assert exit_code(worker) == 0

@@ -38,7 +38,7 @@ from rq.worker_registration import clean_worker_registry
 from faceflow.config import Settings
 from faceflow.jobs.records import JobPayload
 from faceflow.jobs.redis_store import connect
-from faceflow.jobs.worker import FaceflowQueue, build_worker, open_queue
+from faceflow.jobs.worker import FaceflowQueue, FaceflowWorker, build_worker, open_queue
 from faceflow.runtime.context import load_context, warm_up
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,26 @@ def worker_process_main(
     ready.set()
     log.info("worker %d ready (pid %d), queue %r", slot, os.getpid(), settings.jobs.queue_name)
     worker.work(logging_level=log_level.upper(), with_scheduler=False)
+    code = exit_code(worker)
+    if code:
+        log.error(
+            "worker %d stopped working without being asked to (queue Redis unreachable or "
+            "timing out?); exiting with %d",
+            slot,
+            code,
+        )
+    raise SystemExit(code)
+
+
+EXIT_QUEUE_LOST = 3
+"""A worker process's exit status when it stopped on its own (RQ returns from ``work()`` on a
+Redis timeout or an unhandled error): non-zero, so supervisors and operators see a failure."""
+
+
+def exit_code(worker: FaceflowWorker) -> int:
+    """0 if ``worker`` stopped because it was asked to (SIGTERM/SIGINT), else
+    :data:`EXIT_QUEUE_LOST`."""
+    return 0 if worker.stop_requested else EXIT_QUEUE_LOST
 
 
 @dataclass(eq=False)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from redis import Redis
@@ -120,6 +121,17 @@ class FaceflowWorker(SimpleWorker):
         )
         self._ff_state = state
         self._lease_s = jobs.lease_s
+        self._ff_stop_requested = False
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._ff_stop_requested = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a warm shutdown was asked for (SIGTERM/SIGINT), as opposed to RQ returning
+        from ``work()`` on its own (a Redis timeout, an unhandled error)."""
+        return self._ff_stop_requested
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self._lease_s
