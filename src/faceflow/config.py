@@ -171,6 +171,13 @@ class JobSettings(_Group):
     )
     queue_name: str = Field("faceflow", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="RQ queue")
     max_queued: int = Field(1000, ge=1, description="jobs allowed to wait; beyond: 503 queue_full")
+    dedup_scope: Literal["global", "api_key"] = Field(
+        "global",
+        description="global: identical work (same image, operation, options) is queued once and "
+        "a cached result finishes a job at once, whoever submitted it, which tells a client "
+        "that the image was processed before; api_key: jobs share work and cached results only "
+        "within one API key",
+    )
     job_timeout_s: int = Field(60, ge=1, description="one attempt's limit; then it fails/retries")
     result_ttl_s: int = Field(24 * 3600, ge=1, description="how long a finished job's result stays")
     failure_ttl_s: int = Field(

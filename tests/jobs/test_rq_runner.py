@@ -16,6 +16,7 @@ from rq.serializers import JSONSerializer
 
 from faceflow.cache.entry import CacheEntry, decode_entry
 from faceflow.cache.redis_cache import RedisCache
+from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings, Settings
 from faceflow.errors import Conflict, Expired, NotFound, QueueFull, UnsupportedFormat
 from faceflow.jobs.operations import prepare
@@ -365,3 +366,28 @@ def test_a_worker_that_stops_on_its_own_exits_non_zero(
     with pytest.raises(StopRequested):  # idle: RQ leaves its loop at once by raising this
         worker.request_stop(signal.SIGTERM, None)
     assert exit_code(worker) == 0
+
+
+async def test_dedup_scoped_per_api_key(
+    queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """With jobs.dedup_scope=api_key, one key's submission neither joins another key's job nor
+    finishes from a result cached for it: nothing tells it the image was seen before."""
+    settings = job_settings(queue_redis.url, dedup_scope="api_key")
+    cache = ResultCache.from_settings(CacheSettings(memory_bytes=1 << 20))
+    runner = RqRunner(settings, cache)
+    data = variant(face_jpeg)
+    mine = [await runner.submit(prepare("detect", data, {}, settings), MINE) for _ in range(2)]
+    theirs = await runner.submit(prepare("detect", data, {}, settings), THEIRS)
+    assert depth(queue_redis.url) == 2  # my two submissions share one job; theirs is its own
+    work(settings, worker_context)
+    assert (await runner.status(theirs.handle, THEIRS)).status is JobStatus.FINISHED
+    assert {(await runner.status(r.handle, MINE)).status for r in mine} == {JobStatus.FINISHED}
+
+    # A result cached for the same work (e.g. by the sync endpoint): a third key still runs.
+    entry = CacheEntry("application/json", b'{"face_count": 1}', {})
+    await cache.put(prepare("detect", data, {}, settings).key, entry)
+    third = await runner.submit(prepare("detect", data, {}, settings), "c" * 64)
+    assert third.status is JobStatus.QUEUED
+    assert not third.from_cache
+    await runner.close()

@@ -35,7 +35,7 @@ from faceflow.cache.tiered import ResultCache
 from faceflow.config import Settings
 from faceflow.errors import Conflict, JsonScalar, NotFound, QueueFull, Unavailable
 from faceflow.jobs.handles import new_handle, visible_to
-from faceflow.jobs.operations import Submission
+from faceflow.jobs.operations import Submission, scoped_job_id
 from faceflow.jobs.records import (
     HandleRecord,
     JobError,
@@ -130,7 +130,8 @@ class RqRunner:
         return {"backend": self.backend, "queue": self._settings.queue_name, **self._counts}
 
     async def submit(self, submission: Submission, owner: str | None) -> JobRecord:
-        cached, _ = await self._cache.get(submission.key)
+        shared = self._settings.dedup_scope == "global" or owner is None
+        cached = (await self._cache.get(submission.key))[0] if shared else None
         return await self._call(self._submit, submission, owner, cached)
 
     async def status(self, handle: str, owner: str | None) -> JobRecord:
@@ -164,7 +165,7 @@ class RqRunner:
 
     def _submit(self, sub: Submission, owner: str | None, cached: CacheEntry | None) -> JobRecord:
         now = time.time()
-        job_id = sub.job_id
+        job_id = scoped_job_id(sub, owner, self._settings.dedup_scope)
         keys = self._keys
         from_cache = False
         job = self._fetch(job_id)
@@ -182,7 +183,7 @@ class RqRunner:
                 from_cache = True
                 self._counts["from_cache"] += 1
             else:
-                self._enqueue(sub)
+                self._enqueue(sub, job_id)
         else:
             self._counts["deduplicated"] += 1
         handle = new_handle()
@@ -196,13 +197,12 @@ class RqRunner:
         view, _ = self._view(handle, record)
         return view
 
-    def _enqueue(self, sub: Submission) -> None:
+    def _enqueue(self, sub: Submission, job_id: str) -> None:
         if self._queue.count >= self._settings.max_queued:
             raise QueueFull(
                 f"the job queue is full ({self._settings.max_queued} jobs waiting)",
                 retry_after_s=_QUEUE_FULL_RETRY_S,
             )
-        job_id = sub.job_id
         payload = encode_payload(JobPayload(sub.operation.value, sub.payload, sub.data))
         # Kept as long as a failed job stays in the dead-letter registry (one retention for
         # both), so a parked job can be requeued for as long as it is listed there.
