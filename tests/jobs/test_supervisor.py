@@ -131,23 +131,6 @@ async def test_queue_redis_restart_from_aof_loses_no_queued_job(
     await runner.close()
 
 
-async def test_sigterm_finishes_the_current_job_then_exits_cleanly(
-    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes
-) -> None:
-    settings = job_settings(queue_redis_server.url)
-    runner = runner_for(settings)
-    data = variant(face_jpeg, "FF-HOLD")
-    handle = await submit(runner, settings, data)
-    fleet.pid_running(prepare("detect", data, {}, settings).job_id)
-
-    assert fleet.stop() == 0
-
-    record = await runner.status(handle, None)
-    assert record.status is JobStatus.FINISHED
-    assert record.attempts == 1
-    await runner.close()
-
-
 async def test_a_crashed_job_is_retried_ahead_of_the_backlog(
     fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes
 ) -> None:
@@ -172,4 +155,21 @@ async def test_a_crashed_job_is_retried_ahead_of_the_backlog(
     before = [h for h in backlog_handles if (records[h].started_at or 0) < retried.started_at]
     # At most: the job the other worker held at the kill, and one it took before the requeue.
     assert len(before) <= 2, (len(before), retried, [records[h] for h in backlog_handles])
+    await runner.close()
+
+
+async def test_sigterm_finishes_the_current_job_then_exits_cleanly(
+    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis_server.url)
+    runner = runner_for(settings)
+    data = variant(face_jpeg, "FF-HOLD")
+    handle = await submit(runner, settings, data)
+    fleet.pid_running(prepare("detect", data, {}, settings).job_id)
+
+    assert fleet.stop() == 0
+
+    record = await runner.status(handle, None)
+    assert record.status is JobStatus.FINISHED
+    assert record.attempts == 1
     await runner.close()
