@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 JOBS = 100
 HELD_EVERY = 10  # every 10th job holds its worker for a few seconds, so a kill lands mid-job
+TARGET = 50  # a held job: the group running it is killed once it has started
 DEADLINE_S = 180.0
 # A lease a little longer than the tests' usual 2 s: the surviving worker on a loaded machine
 # must not lose its own lease while it renews it.
@@ -125,17 +126,17 @@ def test_cluster_loses_nothing_and_runs_nothing_twice(
     job_ids = [prepare("detect", data, {}, settings).job_id for data in images]
     clients = [httpx.Client(base_url=api.url, timeout=30.0) for api in apis]
     try:
-        handles = [_submit(clients[i % 2], images[i], deadline) for i in range(JOBS // 2)]
+        handles = [_submit(clients[i % 2], images[i], deadline) for i in range(TARGET + 1)]
 
-        # Kill the group running the first held job, mid-job: its supervisor and its worker.
-        pid = fleets[0].pid_running(job_ids[0], timeout_s=DEADLINE_S / 2)
+        # Kill the group running job TARGET (held) mid-job: its supervisor and its worker.
+        pid = fleets[0].pid_running(job_ids[TARGET], timeout_s=DEADLINE_S / 2)
         victim = next(f for f in fleets if pid in [w.pid for w in f.live_workers()])
         survivor = fleets[1] if victim is fleets[0] else fleets[0]
         os.killpg(victim.pid, signal.SIGKILL)
         killed_at = time.monotonic()
 
         # The queue Redis dies and comes back from its AOF while the rest is submitted.
-        handles += [_submit(clients[i % 2], images[i], deadline) for i in range(50, 70)]
+        handles += [_submit(clients[i % 2], images[i], deadline) for i in range(TARGET + 1, 70)]
         queue_redis.kill()
         queue_redis.start()
         restarted_at = time.monotonic()
@@ -146,7 +147,7 @@ def test_cluster_loses_nothing_and_runs_nothing_twice(
         killed_job_done_s = None
         while True:
             seen = _statuses(clients, handles)
-            if killed_job_done_s is None and seen.get(handles[0]) == "finished":
+            if killed_job_done_s is None and seen.get(handles[TARGET]) == "finished":
                 killed_job_done_s = time.monotonic() - killed_at
             if len(seen) == JOBS and all(s in ("finished", "failed") for s in seen.values()):
                 break
