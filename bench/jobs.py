@@ -15,8 +15,9 @@ stops them by PID, and prints one table:
 * recovery: a job held in a worker for a few seconds (the test fault hook of
   ``tests/jobs/faults.py``, injected in code) is SIGKILLed mid-job while a backlog of
   ``--backlog`` jobs waits behind it; the time from the kill to the job finished on another
-  worker, (a) killing only the worker process, (b) killing the whole group whose supervisor holds
-  RQ's scheduler lock, for the default settings (lease 10 s) and a tight tuning (lease 3 s).
+  worker (which first finishes its own held job), (a) killing only the worker process, (b)
+  killing the whole group whose supervisor holds RQ's scheduler lock, for the default settings
+  (lease 10 s) and a tight tuning (lease 3 s).
   Target: under 2 × ``jobs.lease_s`` + the job's own time.
 
 Needs ``redis-server`` on PATH and the models pulled (``faceflow models pull``).
@@ -43,6 +44,7 @@ from redis import Redis
 from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.suspension import resume, suspend
 
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings, Settings, load_settings
@@ -257,36 +259,53 @@ def _wait_finished(connection: Redis, job_id: str, since: float) -> float:
 def recovery(
     url: str, workdir: Path, data: bytes, env: dict[str, str], backlog: int, *, whole_group: bool
 ) -> float:
-    """Seconds from SIGKILL to the held job finished on another worker, ``backlog`` jobs queued
-    behind it. Group A starts first, so its supervisor takes RQ's scheduler lock, and alone, so
-    its worker takes the held job; group B starts next; then the backlog is queued and A's
-    worker (or, with ``whole_group``, all of A: the lock holder) is killed."""
+    """Seconds from SIGKILL to a held job finished on another worker, ``backlog`` jobs queued
+    behind it. Two worker groups (one worker process each); with the workers suspended, two held
+    jobs and the backlog are queued; on resume each worker takes a held job; then the worker
+    running the held job of the group whose supervisor holds RQ's scheduler lock is killed
+    (with ``whole_group``: that whole group, supervisor included)."""
     connection = Redis.from_url(url)
     connection.flushall()
     settings = Settings.model_validate(
         {"jobs": {"redis_url": url, "queue_name": QUEUE, "max_queued": backlog + 10}}
     )
-    group_a = Fleet(url, 1, workdir / "recovery-a.log", env, faults=True)
-    group_b: Fleet | None = None
+    logs = [workdir / f"recovery-{i}.log" for i in range(2)]
+    for log in logs:
+        log.unlink(missing_ok=True)
+    groups = [Fleet(url, 1, log, env, faults=True) for log in logs]
     try:
-        group_a.wait_ready(1)
-        while connection.get(SCHEDULER_LOCK) is None:
+        for group in groups:
+            group.wait_ready(2)
+        holder = None
+        while holder is None:
+            holder = next(
+                (
+                    g
+                    for g, log in zip(groups, logs, strict=True)
+                    if "Acquired scheduler lock" in log.read_text(errors="replace")
+                ),
+                None,
+            )
             time.sleep(0.1)
-        (held,) = asyncio.run(enqueue(settings, with_comment(data, HOLD_MARKER), 1))
-        pid = _started_pid(connection, held)
-        group_b = Fleet(url, 1, workdir / "recovery-b.log", env, faults=True)
-        group_b.wait_ready(2)
+        suspend(connection)
+        held = asyncio.run(enqueue(settings, with_comment(data, HOLD_MARKER), 2))
         asyncio.run(enqueue(settings, data, backlog))
+        resume(connection)
+        pids = {job_id: _started_pid(connection, job_id) for job_id in held}
+        target = next(j for j, pid in pids.items() if _parent(pid) == holder.proc.pid)
         if whole_group:
-            group_a.kill_group()
+            holder.kill_group()
         else:
-            os.kill(pid, signal.SIGKILL)
-        return _wait_finished(connection, held, time.monotonic())
+            os.kill(pids[target], signal.SIGKILL)
+        return _wait_finished(connection, target, time.monotonic())
     finally:
         connection.close()
-        for group in (group_a, group_b):
-            if group is not None:
-                group.stop()
+        for group in groups:
+            group.stop()
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def main() -> None:
