@@ -9,12 +9,9 @@ object down; nothing creates settings at import time.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from limits import parse_many
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -43,6 +40,13 @@ class ServerSettings(_Group):
         le=64,
         description="uvicorn worker processes; each has its own cache and pool (share via Redis)",
     )
+    worker_healthcheck_timeout_s: int = Field(
+        30,
+        ge=1,
+        le=600,
+        description="with http_workers > 1: how long uvicorn waits for a worker process to answer "
+        "its health check (starting, or busy) before it kills and replaces it",
+    )
     cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")
     log_json: bool = Field(False, description="one JSON object per log line")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
@@ -57,6 +61,11 @@ class ServerSettings(_Group):
     )
     rate_limit_storage: str = Field("memory://", description="memory:// or redis://host:port")
     web_page: bool = Field(True, description="serve the web page at /")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="IPs/CIDRs of reverse proxies whose X-Forwarded-For/-Proto are honoured; "
+        "empty: none",
+    )
 
     @field_validator("api_key_hashes")
     @classmethod
@@ -70,6 +79,8 @@ class ServerSettings(_Group):
     @classmethod
     def _rate_limit_parses(cls, value: str | None) -> str | None:
         if value:
+            from limits import parse_many  # imported here: settings load on every CLI start
+
             try:
                 parse_many(value)
             except ValueError as exc:
@@ -160,6 +171,13 @@ class JobSettings(_Group):
     )
     queue_name: str = Field("faceflow", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="RQ queue")
     max_queued: int = Field(1000, ge=1, description="jobs allowed to wait; beyond: 503 queue_full")
+    dedup_scope: Literal["global", "api_key"] = Field(
+        "global",
+        description="global: identical work (same image, operation, options) is queued once and "
+        "a cached result finishes a job at once, whoever submitted it, which tells a client "
+        "that the image was processed before; api_key: jobs share work and cached results only "
+        "within one API key",
+    )
     job_timeout_s: int = Field(60, ge=1, description="one attempt's limit; then it fails/retries")
     result_ttl_s: int = Field(24 * 3600, ge=1, description="how long a finished job's result stays")
     failure_ttl_s: int = Field(
@@ -167,8 +185,10 @@ class JobSettings(_Group):
     )
     max_retries: int = Field(3, ge=0, le=10, description="retries after a crash, timeout or error")
     retry_backoff_s: list[int] = Field(
-        default_factory=lambda: [1, 5, 15],
-        description="wait before retry 1, 2, 3…; the last value repeats",
+        default_factory=lambda: [0, 5, 15],
+        description="wait before retry 1, 2, 3…; the last value repeats. A retry without a wait "
+        "goes to the front of the queue at once (a crashed job does not wait behind the "
+        "backlog); one with a wait is enqueued by the scheduler when it is due",
     )
     redis_timeout_ms: int = Field(
         2000, ge=10, le=60_000, description="API → queue Redis socket timeout per call"
@@ -204,16 +224,6 @@ class JobSettings(_Group):
     embedded_keep_finished: int = Field(
         10_000, ge=1, description="embedded runner: finished jobs kept in memory, oldest dropped"
     )
-    test_crash_marker: str | None = Field(
-        None,
-        description="TEST ONLY: a job whose image contains this text kills its worker process "
-        "(SIGKILL) on every attempt; never set in production",
-    )
-    test_hold_marker: str | None = Field(
-        None,
-        description="TEST ONLY: a job whose image contains this text sleeps test_hold_s first",
-    )
-    test_hold_s: float = Field(3.0, ge=0, le=600, description="TEST ONLY: see test_hold_marker")
 
 
 class LimitSettings(_Group):
@@ -270,8 +280,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise InvalidParameter(f"cannot read config file {path}: {exc.strerror}") from exc
     if path.suffix == ".toml":
+        import tomllib
+
         data: Any = tomllib.loads(text)
     elif path.suffix in {".yaml", ".yml"}:
+        import yaml
+
         data = yaml.safe_load(text) or {}
     else:
         raise InvalidParameter(f"config file {path} must end in .yaml, .yml or .toml")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -20,14 +20,12 @@ from faceflow.cli.common import (
     settings_from,
     setup_logging,
 )
-from faceflow.cli.files import FileOutcome, run_files
 from faceflow.errors import FaceflowError, InvalidParameter
-from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
-from faceflow.pipeline.idphoto.render import IdPhotoOptions
-from faceflow.pipeline.idphoto.sheet import get_paper
-from faceflow.pipeline.idphoto.specs import get_spec, list_specs
-from faceflow.runtime.idphoto_tasks import IdPhotoFile, IdPhotoFileRequest, id_photo_file
+from faceflow.pipeline.idphoto.specs import list_specs
+
+if TYPE_CHECKING:  # OpenCV and the ONNX stack are imported when the command runs
+    from faceflow.cli.files import FileOutcome
+    from faceflow.runtime.idphoto_tasks import IdPhotoFile, IdPhotoFileRequest
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -41,7 +39,7 @@ def id_photo(
     gradient: Annotated[
         Literal["none", "vertical", "radial"], typer.Option(help="fade the background to white")
     ] = "none",
-    output_format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.JPEG,
+    output_format: Annotated[Literal["jpeg", "png"], typer.Option("--format")] = "jpeg",
     max_kb: Annotated[int | None, typer.Option(min=1, help="JPEG file-size cap in KB")] = None,
     transparent: Annotated[bool, typer.Option(help="PNG with a transparent background")] = False,
     sheet: Annotated[
@@ -53,6 +51,15 @@ def id_photo(
     """Make an ID photo of every input: one face, cut out, on the chosen background, at the
     preset's exact size and DPI, head placed by the preset's rules; plus a compliance report
     (<name>.report.json) and, with --sheet, a print sheet. Exit code 1 if any file failed."""
+    from faceflow.cli.files import run_files
+    from faceflow.imaging.encode import OutputFormat
+    from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
+    from faceflow.pipeline.idphoto.render import IdPhotoOptions
+    from faceflow.pipeline.idphoto.sheet import get_paper
+    from faceflow.pipeline.idphoto.specs import get_spec
+    from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
+
+    image_format = OutputFormat(output_format)
     settings = settings_from(config)
     setup_logging("warning")
     try:
@@ -60,7 +67,7 @@ def id_photo(
         options = IdPhotoOptions(
             get_spec(spec),
             parse_background(background, style.value),
-            output_format,
+            image_format,
             max_kb,
             transparent,
         )
@@ -72,7 +79,7 @@ def id_photo(
         raise typer.Exit(2) from None
     files = expand_paths(paths)
     out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = "png" if output_format is OutputFormat.PNG else "jpg"
+    suffix = "png" if image_format is OutputFormat.PNG else "jpg"
     table = Table()
     for column in ("file", "result", "size", "compliance"):
         table.add_column(column, overflow="fold")

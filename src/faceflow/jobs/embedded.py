@@ -31,7 +31,7 @@ from faceflow.errors import (
     WorkerCrashed,
 )
 from faceflow.jobs.handles import MemoryHandles, new_handle, visible_to
-from faceflow.jobs.operations import Submission
+from faceflow.jobs.operations import Submission, scoped_job_id
 from faceflow.jobs.records import (
     HandleRecord,
     JobError,
@@ -126,13 +126,14 @@ class EmbeddedRunner:
 
     async def submit(self, submission: Submission, owner: str | None) -> JobRecord:
         now = self._clock()
-        job_id = submission.job_id
+        job_id = scoped_job_id(submission, owner, self._settings.dedup_scope)
         job = self._live_job(job_id)
         if job is None or job.status is JobStatus.CANCELED:
-            entry, _ = await self._cache.get(submission.key)
+            shared = self._settings.dedup_scope == "global" or owner is None
+            entry = (await self._cache.get(submission.key))[0] if shared else None
             job = self._jobs.get(job_id)  # another submission may have raced in while we looked
             if job is None or job.status is JobStatus.CANCELED or self._expired(job):
-                job = self._new_job(submission, entry, now)
+                job = self._new_job(submission, job_id, entry, now)
         handle = new_handle()
         record = HandleRecord(
             job_id,
@@ -173,8 +174,10 @@ class EmbeddedRunner:
             self._retire(job, self._settings.result_ttl_s)
         return self._record(handle, canceled, job)
 
-    def _new_job(self, submission: Submission, cached: CacheEntry | None, now: float) -> _Job:
-        job = _Job(submission.job_id, submission.operation.value, submission, enqueued_at=now)
+    def _new_job(
+        self, submission: Submission, job_id: str, cached: CacheEntry | None, now: float
+    ) -> _Job:
+        job = _Job(job_id, submission.operation.value, submission, enqueued_at=now)
         if cached is not None:
             job.status = JobStatus.FINISHED
             job.outcome = JobOutcome(entry=cached)

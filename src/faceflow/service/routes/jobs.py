@@ -56,6 +56,7 @@ _ERRORS = {
     403: "the API key is not valid",
     404: "no such job: unknown, expired, or created by another API key",
     409: "the job is not in a state that allows this (e.g. cancel after it started)",
+    410: "the job's stored image expired before it ran (code `expired`); submit it again",
     413: "upload too large",
     415: "not a JPEG, PNG, WebP or GIF",
     422: "the job failed on its input (e.g. undecodable image, no face)",
@@ -175,11 +176,20 @@ async def job_status(request: Request, handle: Handle) -> Response:
                 "image/png": {"schema": {"type": "string", "format": "binary"}},
             },
         },
-        **_errors(401, 403, 404, 409, 422, 429, 503),
+        **_errors(400, 401, 403, 404, 410, 415, 422, 429, 503),
+        409: {
+            "model": ErrorBody,
+            "description": "`conflict`: the job is queued or running (poll its status); "
+            "`job_failed`: it failed for good on something other than its input (the failure's "
+            "code, e.g. `worker_crashed`, is in `failure`). Final: no Retry-After",
+        },
     },
 )
 async def job_result(request: Request, handle: Handle) -> Response:
-    """409 while the job is queued or running; a failed job answers its error (e.g. 422)."""
+    """409 `conflict` while the job is queued or running. A job that failed for good answers a
+    final error without Retry-After: a failure on its input as the sync endpoint answers it
+    (400/415/422, or 410 `expired`), any other failure 409 `job_failed` with the failure's
+    code in `failure`."""
     services = services_of(request)
     runner = _runner(services)
     view, entry = await runner.result(_checked(handle), request.state.api_key)
