@@ -110,6 +110,13 @@ class RuntimeSettings(_Group):
     deadline_s: float = Field(
         30.0, gt=0, le=600, description="a request still waiting or running after this: 503"
     )
+    cancel_grace_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="a task whose caller gave up (deadline passed) stops at its next stage; an "
+        "inference process still running it this much later is killed and replaced",
+    )
     warmup: bool = Field(True, description="run every model once before reporting ready")
     nice: int = Field(
         5,

@@ -58,6 +58,7 @@ from faceflow.errors import (
 )
 from faceflow.runtime.child import (
     STOP,
+    CancelCell,
     InitFailed,
     Message,
     Ready,
@@ -136,11 +137,16 @@ class PoolStats:
     """Requests refused with Overloaded."""
     timed_out: int
     """Requests that raised DeadlineExceeded."""
+    killed: int = 0
+    """Workers killed because their task ran on past its caller's deadline plus the grace period
+    (also counted in ``replaced``, not in ``crashed``)."""
 
 
 @dataclass(eq=False, slots=True)
 class _Job:
     name: str
+    seq: int
+    """Unique in the pool; what a worker's cancel cell is set to to stop this job."""
     payload: bytes = field(repr=False)
     future: asyncio.Future[object]
     attempts: int = 0
@@ -154,6 +160,7 @@ class _Worker:
     generation: int
     process: BaseProcess
     conn: Connection
+    cancel: CancelCell
     state: WorkerState = WorkerState.STARTING
     job: _Job | None = None
     tasks_done: int = 0
@@ -162,6 +169,11 @@ class _Worker:
     # Serializes writes on the pipe: a large request sent by a thread and close()'s STOP.
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     reader: threading.Thread | None = None
+    kill_timer: asyncio.TimerHandle | None = None
+    """Armed when the running job's caller gave up: kills the process if the job is still
+    running when it fires."""
+    overdue: bool = False
+    """Killed by the pool for running past its deadline plus the grace period."""
 
 
 class InferencePool(Generic[C]):
@@ -169,8 +181,11 @@ class InferencePool(Generic[C]):
 
     Admission is bounded: at most ``processes`` tasks run (one per worker) and at most
     ``max_waiting`` wait; beyond that :meth:`run` raises :class:`Overloaded` at once. Every task
-    has a deadline covering its wait and its run. A worker that dies is replaced; the task it was
-    running is retried once on another worker.
+    has a deadline covering its wait and its run. When a caller gives up on a running task (its
+    deadline passed, or it was cancelled) the worker is told to stop it at the task's next
+    :func:`~faceflow.runtime.child.checkpoint`; a worker still on that task ``cancel_grace_s``
+    later is killed and replaced. A worker that dies is replaced; the task it was running is
+    retried once on another worker.
 
     All methods must be called from the event loop that called :meth:`start`; the pool is not
     thread-safe.
@@ -188,6 +203,7 @@ class InferencePool(Generic[C]):
         child_env: Mapping[str, str] | None = None,
         on_task_done: TaskObserver | None = None,
         stop_timeout_s: float = 10.0,
+        cancel_grace_s: float = 5.0,
     ) -> None:
         """Describe the pool; nothing starts until :meth:`start`.
 
@@ -195,7 +211,8 @@ class InferencePool(Generic[C]):
         picklable (checked here: a lambda fails now, not in a child). ``child_env`` is set in
         each worker's environment before ``init``'s module is imported there (for libraries that
         read e.g. ``OMP_NUM_THREADS`` at import). ``stop_timeout_s`` bounds how long
-        :meth:`close` lets busy workers finish before terminating them.
+        :meth:`close` lets busy workers finish before terminating them; ``cancel_grace_s`` how
+        long a task given up on may run on before its worker is killed.
         """
         if processes < 1:
             raise ValueError("processes must be at least 1")
@@ -203,6 +220,8 @@ class InferencePool(Generic[C]):
             raise ValueError("max_waiting must not be negative")
         if not deadline_s > 0:
             raise ValueError("deadline_s must be positive")
+        if not cancel_grace_s > 0:
+            raise ValueError("cancel_grace_s must be positive")
         self._processes = processes
         self._max_waiting = max_waiting
         self._deadline_s = deadline_s
@@ -210,6 +229,7 @@ class InferencePool(Generic[C]):
         self._child_env = dict(child_env or {})
         self._on_task_done = on_task_done
         self._stop_timeout_s = stop_timeout_s
+        self._cancel_grace_s = cancel_grace_s
         self._mp = multiprocessing.get_context("spawn")
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -224,6 +244,8 @@ class InferencePool(Generic[C]):
         self._replaced = 0
         self._rejected = 0
         self._timed_out = 0
+        self._killed = 0
+        self._seq = 0
 
     @classmethod
     def from_settings(
@@ -241,6 +263,7 @@ class InferencePool(Generic[C]):
             processes=settings.processes,
             max_waiting=settings.waiting_limit,
             deadline_s=settings.deadline_s,
+            cancel_grace_s=settings.cancel_grace_s,
             init=init,
             init_arg=init_arg,
             warmup=warmup if settings.warmup else None,
@@ -310,6 +333,7 @@ class InferencePool(Generic[C]):
             replaced=self._replaced,
             rejected=self._rejected,
             timed_out=self._timed_out,
+            killed=self._killed,
         )
 
     def workers(self) -> tuple[WorkerInfo, ...]:
@@ -340,18 +364,20 @@ class InferencePool(Generic[C]):
         durations) when every worker is busy and ``max_waiting`` requests already wait, or
         :class:`NotReady` if the pool is not started, is closing, or no worker could start.
         Raises :class:`DeadlineExceeded` when the task is still waiting or running after
-        ``deadline_s`` (default: the pool's): a waiting task is dropped, a running one finishes
-        in its worker and its result is discarded. :class:`WorkerCrashed` when the task's worker
+        ``deadline_s`` (default: the pool's): a waiting task is dropped, a running one is stopped
+        at its next checkpoint (or its worker killed after the grace period) and its result, if
+        any, discarded. :class:`WorkerCrashed` when the task's worker
         died twice in a row. A :class:`FaceflowError` raised by ``fn`` is re-raised here with its
         type, message and details; any other exception becomes a 500 :class:`FaceflowError`
         (its traceback is logged by the worker). Cancelling the caller drops a waiting task and
-        discards a running one's result. Pickling errors for ``fn`` or ``request`` propagate.
+        stops a running one the same way. Pickling errors for ``fn`` or ``request`` propagate.
         """
         loop = self._running_loop()
         self.check_admission()
         # Nothing awaits between the check above and the admission below, so it still holds.
-        payload = pickle.dumps((fn, request), protocol=_PROTOCOL)
-        job = _Job(name=task_name(fn), payload=payload, future=loop.create_future())
+        self._seq += 1
+        payload = pickle.dumps((self._seq, fn, request), protocol=_PROTOCOL)
+        job = _Job(name=task_name(fn), seq=self._seq, payload=payload, future=loop.create_future())
         idle = self._idle_worker()
         if idle is not None and not self._waiting:
             self._dispatch(idle, job)
@@ -423,12 +449,43 @@ class InferencePool(Generic[C]):
         return loop
 
     def _forget(self, job: _Job) -> None:
-        """The caller is done with ``job``: drop it if it still waits, discard it if it runs."""
+        """The caller is done with ``job``: drop it if it still waits, stop it if it runs."""
         if not job.future.done():
             job.future.cancel()
         # Not remove() under suppress(ValueError): its error message holds repr(job) (ms to build).
         if job in self._waiting:
             self._waiting.remove(job)
+            return
+        for worker in self._slots:
+            if worker.job is job:
+                self._stop(worker, job)
+                return
+
+    def _stop(self, worker: _Worker, job: _Job) -> None:
+        """Ask ``worker`` to stop ``job`` at its next checkpoint; kill it if it has not after the
+        grace period. Nobody waits for the answer: the result is discarded when it comes."""
+        assert self._loop is not None
+        worker.cancel.value = job.seq
+        if worker.kill_timer is None:
+            worker.kill_timer = self._loop.call_later(
+                self._cancel_grace_s, self._kill_overdue, worker, job
+            )
+
+    def _kill_overdue(self, worker: _Worker, job: _Job) -> None:
+        worker.kill_timer = None
+        if self._closing or self._slots[worker.slot] is not worker or worker.job is not job:
+            return
+        _log.warning(
+            "worker %d.%d (pid %s) still ran %s %g s after its caller gave up: killing it",
+            worker.slot,
+            worker.generation,
+            worker.process.pid,
+            job.name,
+            self._cancel_grace_s,
+        )
+        worker.overdue = True
+        with contextlib.suppress(OSError, ValueError):
+            worker.process.kill()
 
     def _retry_after_s(self) -> int:
         """Seconds until a slot is likely free: the queue ahead drained at the recent pace."""
@@ -481,9 +538,11 @@ class InferencePool(Generic[C]):
 
     def _spawn(self, slot: int, generation: int) -> _Worker:
         parent_conn, child_conn = self._mp.Pipe(duplex=True)
+        # Lock-free: one writer (this loop), one reader; an aligned 8-byte write is atomic.
+        cancel = cast(CancelCell, self._mp.RawValue("q", 0))
         process = self._mp.Process(
             target=child_main,
-            args=(child_conn, slot, self._setup, self._child_env),
+            args=(child_conn, slot, self._setup, self._child_env, cancel),
             name=f"faceflow-worker-{slot}",
             # Daemonic: if the parent exits without close(), multiprocessing's exit hook ends them.
             daemon=True,
@@ -491,7 +550,7 @@ class InferencePool(Generic[C]):
         process.start()
         # Keep only the parent's end, so the pipe reports EOF when the child dies.
         child_conn.close()
-        worker = _Worker(slot, generation, process, parent_conn)
+        worker = _Worker(slot, generation, process, parent_conn, cancel)
         worker.reader = threading.Thread(
             target=self._read,
             args=(worker,),
@@ -553,6 +612,7 @@ class InferencePool(Generic[C]):
 
     def _finish(self, worker: _Worker, message: TaskOk | TaskFailed) -> None:
         assert self._loop is not None
+        _disarm(worker)
         job, worker.job = worker.job, None
         worker.tasks_done += 1
         if worker.state is WorkerState.BUSY:
@@ -573,6 +633,7 @@ class InferencePool(Generic[C]):
 
     def _on_exit(self, worker: _Worker, _: Message | None) -> None:
         assert self._loop is not None
+        _disarm(worker)
         worker.exited.set()
         # The reader thread is done with the pipe; the lock waits out a sender thread's write,
         # which fails at once now that the process is gone, so the fd is never reused under it.
@@ -595,7 +656,10 @@ class InferencePool(Generic[C]):
             self._start_failed(worker, code)
             return
         worker.state = WorkerState.DEAD
-        self._crashed += 1
+        if worker.overdue:
+            self._killed += 1
+        else:
+            self._crashed += 1
         _log.warning(
             "worker %d.%d (pid %s) died with exit code %s%s",
             worker.slot,
@@ -661,6 +725,12 @@ def _send_locked(worker: _Worker, payload: bytes) -> None:
     # An OSError means the worker died; its reader thread reports that.
     with worker.send_lock, contextlib.suppress(OSError):
         worker.conn.send_bytes(payload)
+
+
+def _disarm(worker: _Worker) -> None:
+    if worker.kill_timer is not None:
+        worker.kill_timer.cancel()
+        worker.kill_timer = None
 
 
 def _fail(job: _Job, error: FaceflowError) -> None:
