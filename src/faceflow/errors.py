@@ -23,6 +23,7 @@ Tree::
     │   └── Forbidden (403 forbidden)
     ├── NotFound (404 not_found)
     ├── Conflict (409 conflict)
+    ├── RequestTimeout (408 request_timeout)
     ├── RateLimited (429 rate_limited)
     ├── Unavailable (503 unavailable)
     │   ├── Overloaded (503 overloaded)
@@ -142,6 +143,14 @@ class Conflict(FaceflowError):
 
     code = "conflict"
     status = 409
+
+
+class RequestTimeout(FaceflowError):
+    """The client did not send its request headers or body in time (``server.header_timeout_s``,
+    ``server.body_timeout_s``); the connection is closed after the answer."""
+
+    code = "request_timeout"
+    status = 408
 
 
 class RetryableError(FaceflowError):

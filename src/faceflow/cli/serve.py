@@ -19,6 +19,7 @@ from faceflow.models.catalog import required_models
 from faceflow.models.store import ModelState, ModelStore
 from faceflow.service.logs import configure_logging
 from faceflow.service.metrics import MULTIPROC_ENV
+from faceflow.service.protocol import FaceflowHttpProtocol
 
 
 def _export(name: str, value: object | None) -> None:
@@ -86,6 +87,8 @@ def serve(
             log_config=None,
             access_log=False,
             timeout_keep_alive=5,
+            # httptools' protocol with a header timeout and a connection cap (settings.server).
+            http=FaceflowHttpProtocol,
             timeout_graceful_shutdown=30,
             server_header=False,
         )
