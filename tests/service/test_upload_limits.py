@@ -104,7 +104,8 @@ async def test_a_declared_body_that_does_not_fit_is_refused_before_it_is_read() 
     assert (status, error_code(body)) == (503, "overloaded")
     assert int(headers["retry-after"]) >= 1
     assert headers["connection"] == "close"
-    assert not app2.called and given == []  # not one byte of it was read
+    assert not app2.called  # not one byte of it was read
+    assert given == []
 
     app.release.set()
     assert (await first)[0] == 200
