@@ -13,6 +13,7 @@ Waits are on conditions (an answer arriving, a connection closing), bounded by r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import threading
@@ -65,7 +66,8 @@ def slow_port() -> Iterator[int]:
     thread.start()
     deadline = time.monotonic() + raw_http.TIMEOUT_S
     while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        assert thread.is_alive(), "server thread ended"
+        assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.01)
     yield port
     server.should_exit = True
@@ -147,10 +149,8 @@ def status_of(pid: int, field: str) -> int:
 def reset_peak(pid: int) -> None:
     """Start VmHWM over from the current RSS (Linux clear_refs 5). Where that is not allowed,
     the peak since start-up stands, which only makes the check stricter."""
-    try:
+    with contextlib.suppress(OSError):
         Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def assert_peak_within_budget(pid: int, baseline: int) -> None:
