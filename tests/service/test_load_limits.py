@@ -156,7 +156,7 @@ def reset_peak(pid: int) -> None:
 def assert_peak_within_budget(pid: int, baseline: int) -> None:
     peak = status_of(pid, "VmHWM")
     allowed = baseline + BUDGET * 1.25
-    print(f"API process: baseline {baseline / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB")  # noqa: T201
+    print(f"API process: baseline {baseline / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB")
     assert peak < allowed, (
         f"API process peak RSS {peak / MIB:.0f} MiB over baseline {baseline / MIB:.0f} MiB + "
         f"budget {BUDGET / MIB:.0f} MiB + 25 %"
