@@ -73,6 +73,14 @@ def staged(context: Context, seconds: float) -> float:
     return seconds
 
 
+def hold(context: Context, gate: str) -> str:
+    """Keep the worker busy until the file ``gate`` exists (at most 30 s)."""
+    deadline = time.monotonic() + 30.0
+    while not Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return gate
+
+
 def no_face(context: Context, _: None) -> None:
     raise NoFace("no face found in the image", {"faces": 0})
 

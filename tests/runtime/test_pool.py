@@ -164,6 +164,55 @@ async def test_overload_rejects_at_once_and_loses_nothing_accepted() -> None:
         pool.check_admission()  # room again: no error
 
 
+async def test_an_admitted_request_is_never_refused_between_its_trips(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    async with running(make_pool(processes=1, max_waiting=1)) as pool:
+        with pool.admit() as admission:
+            first = asyncio.create_task(pool.run(pool_tasks.sleep, 0.3, admission=admission))
+            await until(lambda: pool.stats().in_flight == 1)
+            other = asyncio.create_task(pool.run(pool_tasks.hold, str(gate)))  # the waiting place
+            await until(lambda: pool.stats().waiting == 1)
+            assert await first == 0.3
+            # The worker took `other`; a newcomer now finds the queue free, but the admitted
+            # request, between its trips, holds that place: the newcomer is refused, not it.
+            with pytest.raises(Overloaded):
+                await pool.run(pool_tasks.echo, 2)
+            second = asyncio.create_task(pool.run(pool_tasks.echo, 3, admission=admission))
+            await until(lambda: pool.stats().waiting == 1)
+            gate.touch()
+            assert await second == 3
+        assert await other == str(gate)
+        assert await pool.run(pool_tasks.echo, 4) == 4  # closed: its place is free again
+
+
+async def test_an_admission_takes_a_waiting_place(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    async with running(make_pool(processes=1, max_waiting=1)) as pool:
+        busy = asyncio.create_task(pool.run(pool_tasks.hold, str(gate)))
+        await until(lambda: pool.stats().in_flight == 1)
+        with pool.admit() as admission:  # the waiting place is free: admitted
+            with pytest.raises(Overloaded):  # ... and it is now the admission's
+                pool.check_admission()
+            trip = asyncio.create_task(pool.run(pool_tasks.echo, 5, admission=admission))
+            await until(lambda: pool.stats().waiting == 1)
+            gate.touch()
+            assert await trip == 5
+        assert await busy == str(gate)
+
+
+async def test_an_admission_is_refused_like_a_run_when_there_is_no_room(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    async with running(make_pool(processes=1, max_waiting=0)) as pool:
+        busy = asyncio.create_task(pool.run(pool_tasks.hold, str(gate)))
+        await until(lambda: pool.stats().in_flight == 1)
+        with pytest.raises(Overloaded):
+            pool.admit()
+        gate.touch()
+        assert await busy == str(gate)
+        with pool.admit() as admission:
+            assert await pool.run(pool_tasks.echo, 6, admission=admission) == 6
+
+
 async def test_deadline_on_a_running_task_discards_it_and_the_pool_keeps_working() -> None:
     async with running(make_pool(processes=1)) as pool:
         with pytest.raises(DeadlineExceeded) as caught:

@@ -71,7 +71,7 @@ from faceflow.runtime.child import (
 if TYPE_CHECKING:
     from faceflow.config import RuntimeSettings
 
-__all__ = ["InferencePool", "PoolStats", "TaskObserver", "WorkerInfo", "WorkerState"]
+__all__ = ["Admission", "InferencePool", "PoolStats", "TaskObserver", "WorkerInfo", "WorkerState"]
 
 C = TypeVar("C")
 A = TypeVar("A")
@@ -140,6 +140,36 @@ class PoolStats:
     killed: int = 0
     """Workers killed because their task ran on past its caller's deadline plus the grace period
     (also counted in ``replaced``, not in ``crashed``)."""
+
+
+class Admission:
+    """One request's admission to the pool, good for several trips (see
+    :meth:`InferencePool.admit`). Close it (or leave its ``with`` block) when the request is done
+    with the pool."""
+
+    __slots__ = ("_in_run", "_open", "_pool")
+
+    def __init__(self, pool: InferencePool[object]) -> None:
+        self._pool = pool
+        self._open = True
+        self._in_run = False
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            if not self._in_run:
+                self._pool._held -= 1
+
+    def __enter__(self) -> Admission:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 @dataclass(eq=False, slots=True)
@@ -246,6 +276,8 @@ class InferencePool(Generic[C]):
         self._timed_out = 0
         self._killed = 0
         self._seq = 0
+        self._held = 0
+        """Open admissions with no task in the pool right now: each will want a worker."""
 
     @classmethod
     def from_settings(
@@ -347,21 +379,43 @@ class InferencePool(Generic[C]):
         """Raise :class:`Overloaded` (counted as rejected) if :meth:`run` would refuse a task now.
 
         Lets a caller shed a request before doing any work for it; :meth:`run` checks again.
+        Room is idle workers plus free waiting places; what is claimed is the waiting tasks plus
+        the open :class:`Admission` s between two trips.
         """
-        if self._idle_worker() is None and len(self._waiting) >= self._max_waiting:
+        idle = sum(w.state is WorkerState.IDLE for w in self._slots)
+        if len(self._waiting) + self._held >= idle + self._max_waiting:
             self._rejected += 1
             raise Overloaded(
                 "all inference workers are busy and the wait queue is full",
                 retry_after_s=self._retry_after_s(),
             )
 
+    def admit(self) -> Admission:
+        """Admit a request that needs several trips (e.g. a matte, then a render) once, now.
+
+        Raises :class:`Overloaded` as :meth:`run` would. A :meth:`run` with the admission is
+        never refused for load: the request keeps the place it was given, even when other
+        requests filled the queue while it was between trips (while it is, it counts as
+        waiting, so new requests are refused rather than it). Use it as a context manager.
+        """
+        self._running_loop()
+        self.check_admission()
+        self._held += 1
+        return Admission(cast("InferencePool[object]", self))
+
     async def run(
-        self, fn: Callable[[C, Req], Res], request: Req, *, deadline_s: float | None = None
+        self,
+        fn: Callable[[C, Req], Res],
+        request: Req,
+        *,
+        deadline_s: float | None = None,
+        admission: Admission | None = None,
     ) -> Res:
         """Run ``fn(context, request)`` in a worker and return its result.
 
         Raises at once :class:`Overloaded` (with ``retry_after_s`` estimated from recent task
-        durations) when every worker is busy and ``max_waiting`` requests already wait, or
+        durations) when every worker is busy and ``max_waiting`` requests already wait (never
+        with an ``admission`` from :meth:`admit`, whose request was admitted already), or
         :class:`NotReady` if the pool is not started, is closing, or no worker could start.
         Raises :class:`DeadlineExceeded` when the task is still waiting or running after
         ``deadline_s`` (default: the pool's): a waiting task is dropped, a running one is stopped
@@ -373,7 +427,10 @@ class InferencePool(Generic[C]):
         stops a running one the same way. Pickling errors for ``fn`` or ``request`` propagate.
         """
         loop = self._running_loop()
-        self.check_admission()
+        if admission is None:
+            self.check_admission()
+        elif not admission._open or admission._in_run or admission._pool is not self:
+            raise RuntimeError("an admission is for one trip at a time, in its own pool")
         # Nothing awaits between the check above and the admission below, so it still holds.
         self._seq += 1
         payload = pickle.dumps((self._seq, fn, request), protocol=_PROTOCOL)
@@ -383,6 +440,9 @@ class InferencePool(Generic[C]):
             self._dispatch(idle, job)
         else:
             self._waiting.append(job)
+        if admission is not None:
+            admission._in_run = True
+            self._held -= 1
         deadline = self._deadline_s if deadline_s is None else deadline_s
         try:
             async with asyncio.timeout(deadline):
@@ -395,6 +455,10 @@ class InferencePool(Generic[C]):
             ) from None
         finally:
             self._forget(job)
+            if admission is not None:
+                admission._in_run = False
+                if admission._open:
+                    self._held += 1
 
     async def close(self) -> None:
         """Stop every worker and release the pool's threads; safe to call more than once.
