@@ -127,6 +127,8 @@ class PoolStats:
     in_flight: int
     """Busy workers, including ones finishing a task whose caller already gave up."""
     waiting: int
+    """Tasks waiting for a worker, plus admitted requests between two trips (they will want one
+    next: see :meth:`InferencePool.admit`)."""
     completed: int
     """Tasks a worker answered (a result or a task error), delivered or discarded."""
     crashed: int
@@ -359,7 +361,7 @@ class InferencePool(Generic[C]):
             processes=self._processes,
             ready_workers=sum(w.state in (WorkerState.IDLE, WorkerState.BUSY) for w in self._slots),
             in_flight=sum(w.state is WorkerState.BUSY for w in self._slots),
-            waiting=len(self._waiting),
+            waiting=len(self._waiting) + self._held,
             completed=self._completed,
             crashed=self._crashed,
             replaced=self._replaced,
