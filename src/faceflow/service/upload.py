@@ -61,17 +61,6 @@ class Upload:
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The request body, refusing (413) a declared or streamed size over ``max_bytes``."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise InvalidParameter("Content-Length is not a number") from None
-        if size > max_bytes:
-            raise TooLarge(
-                f"upload of {size} bytes exceeds the {max_bytes}-byte limit",
-                {"limit_bytes": max_bytes},
-            )
     return await _read_stream(request, max_bytes, None)
 
 
