@@ -66,6 +66,24 @@ class ServerSettings(_Group):
         description="IPs/CIDRs of reverse proxies whose X-Forwarded-For/-Proto are honoured; "
         "empty: none",
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="a connection must send a request's headers within this: 408 and closed",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="a request body must arrive whole within this from its first read: 408",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="open connections per HTTP worker; a request on one more: 503 overloaded, "
+        "closed",
+    )
 
     @field_validator("api_key_hashes")
     @classmethod
@@ -120,6 +138,13 @@ class RuntimeSettings(_Group):
     )
     deadline_s: float = Field(
         30.0, gt=0, le=600, description="a request still waiting or running after this: 503"
+    )
+    cancel_grace_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="a task whose caller gave up (deadline passed) stops at its next stage; an "
+        "inference process still running it this much later is killed and replaced",
     )
     warmup: bool = Field(True, description="run every model once before reporting ready")
     nice: int = Field(
@@ -221,9 +246,19 @@ class JobSettings(_Group):
         le=256,
         description="embedded runner: jobs run at once; default runtime.processes",
     )
+    embedded_max_bytes: int = Field(
+        128 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="embedded runner: image bytes of queued jobs; beyond: 503 queue_full. They "
+        "count against limits.upload_budget_bytes too",
+    )
     embedded_keep_finished: int = Field(
         10_000, ge=1, description="embedded runner: finished jobs kept in memory, oldest dropped"
     )
+
+
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+"""Room for multipart boundaries and part headers on top of a request's images."""
 
 
 class LimitSettings(_Group):
@@ -237,11 +272,32 @@ class LimitSettings(_Group):
     min_side_px: int = Field(16, ge=1, description="shorter sides: 422")
     max_side_px: int = Field(12_000, ge=16, description="longer sides: 422")
     batch_max_items: int = Field(16, ge=1, le=256, description="images per /v1/batch request")
+    upload_budget_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="request bodies (and queued embedded-job images) one API process holds at "
+        "once; a request that would exceed it: 503 overloaded before its body is read",
+    )
 
     @model_validator(mode="after")
     def _sides_ordered(self) -> LimitSettings:
         if self.min_side_px > self.max_side_px:
             raise ValueError("limits.min_side_px must not exceed limits.max_side_px")
+        return self
+
+    @property
+    def largest_request_bytes(self) -> int:
+        """The largest body any route accepts: a full batch with its multipart framing."""
+        return self.max_upload_bytes * self.batch_max_items + MULTIPART_OVERHEAD_BYTES
+
+    @model_validator(mode="after")
+    def _budget_fits_a_request(self) -> LimitSettings:
+        # Otherwise a full batch would be refused for good, with a 503 that says "retry".
+        if self.upload_budget_bytes < self.largest_request_bytes:
+            raise ValueError(
+                "limits.upload_budget_bytes must hold the largest request: max_upload_bytes × "
+                f"batch_max_items + {MULTIPART_OVERHEAD_BYTES} = {self.largest_request_bytes}"
+            )
         return self
 
 

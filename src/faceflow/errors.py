@@ -25,6 +25,7 @@ Tree::
     │   └── Expired (410 expired)
     ├── Conflict (409 conflict)
     │   └── JobFailed (409 job_failed)
+    ├── RequestTimeout (408 request_timeout)
     ├── RateLimited (429 rate_limited)
     ├── Unavailable (503 unavailable)
     │   ├── Overloaded (503 overloaded)
@@ -159,6 +160,14 @@ class JobFailed(Conflict):
     own code in ``failure``. Not retryable as it is, so no ``Retry-After``."""
 
     code = "job_failed"
+
+
+class RequestTimeout(FaceflowError):
+    """The client did not send its request headers or body in time (``server.header_timeout_s``,
+    ``server.body_timeout_s``); the connection is closed after the answer."""
+
+    code = "request_timeout"
+    status = 408
 
 
 class RetryableError(FaceflowError):

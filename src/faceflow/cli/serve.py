@@ -65,6 +65,7 @@ def serve(
     from faceflow.models.catalog import required_models
     from faceflow.models.store import ModelState, ModelStore
     from faceflow.service.logs import configure_logging
+    from faceflow.service.protocol import FaceflowHttpProtocol
 
     settings = settings_from(None)
     workers = settings.server.http_workers
@@ -100,6 +101,8 @@ def serve(
             log_config=None,
             access_log=False,
             timeout_keep_alive=KEEP_ALIVE_S,
+            # httptools' protocol with a header timeout and a connection cap (settings.server).
+            http=FaceflowHttpProtocol,
             timeout_graceful_shutdown=30,
             server_header=False,
             **extra,

@@ -31,6 +31,7 @@ from faceflow.pipeline.idphoto.render import (
 )
 from faceflow.pipeline.idphoto.sheet import SheetItem, compose_sheet, get_paper
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec
+from faceflow.runtime.child import checkpoint
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import JSON_MEDIA_TYPE, StageTimer, TaskOutput, decode_for
 
@@ -217,6 +218,7 @@ def sheet_task(context: WorkerContext, request: SheetRequest) -> TaskOutput:
         matte = matte_from_bytes(request.matte)
         items = []
         for options, count in request.items:
+            checkpoint()  # each item is a full render: a layout may hold many
             spec: IdPhotoSpec = options.spec
             pixels = render_pixels(matte, matte.face, options).pixels
             items.append(SheetItem(pixels, spec.width_mm, spec.height_mm, count))
@@ -251,6 +253,7 @@ class IdPhotoFile:
 def id_photo_file(context: WorkerContext, request: IdPhotoFileRequest) -> IdPhotoFile:
     """The CLI's task: matte, photo and sheet in one go (the CLI has no cache to share)."""
     matte_output = matte_task(context, MatteRequest(request.data))
+    checkpoint()
     matte = matte_from_bytes(matte_output.body)
     photo = render_id_photo(matte, matte.face, request.options)
     sheet = None

@@ -33,6 +33,7 @@ from faceflow.runtime.idphoto_tasks import (
     sheet_request,
     sheet_task,
 )
+from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput
 from faceflow.service.guard import guard
 from faceflow.service.routes.faces import cache_headers
@@ -61,9 +62,13 @@ Transparent = Annotated[bool, Query(description="PNG with the background left tr
 Quality = Annotated[int, Query(ge=1, le=100, description="JPEG quality (without max_kb)")]
 
 
-async def cached_matte(services: Services, data: bytes) -> CacheEntry:
+async def cached_matte(services: Services, data: bytes, admission: Admission) -> CacheEntry:
     """The upload's matte: from the cache, or detection + u2netp once for concurrent requests."""
-    entry, _ = await services.cached(data, "matte", {}, matte_task, MatteRequest(data))
+
+    async def produce() -> TaskOutput:
+        return await services.pool.run(matte_task, MatteRequest(data), admission=admission)
+
+    entry, _ = await services.cached_output(cache_key(data, "matte", {}), produce)
     return entry
 
 
@@ -75,12 +80,15 @@ async def _from_matte(
     build: RenderRequest | SheetRequest,
 ) -> tuple[CacheEntry, CacheStatus]:
     async def produce() -> TaskOutput:
-        matte = await cached_matte(services, data)
-        if isinstance(build, RenderRequest):
-            request = RenderRequest(matte.body, build.options, build.response)
-            return await services.pool.run(render_task, request)
-        sheet = SheetRequest(matte.body, build.items, build.paper, build.output_format)
-        return await services.pool.run(sheet_task, sheet)
+        # One admission for both trips: a request given a place is never refused half-way, after
+        # its matte was made (or while it waited for another request's).
+        with services.pool.admit() as admission:
+            matte = await cached_matte(services, data, admission)
+            if isinstance(build, RenderRequest):
+                request = RenderRequest(matte.body, build.options, build.response)
+                return await services.pool.run(render_task, request, admission=admission)
+            sheet = SheetRequest(matte.body, build.items, build.paper, build.output_format)
+            return await services.pool.run(sheet_task, sheet, admission=admission)
 
     return await services.cached_output(cache_key(data, operation, params), produce)
 
