@@ -21,6 +21,7 @@ from faceflow.errors import FaceflowError
 from faceflow.jobs.runner import build_runner
 from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
 from faceflow.runtime.pool import InferencePool
+from faceflow.service.edge import KeyGate, trusted_forwarding
 from faceflow.service.errors import install_error_handlers
 from faceflow.service.hotpath import HotPath
 from faceflow.service.metrics import Metrics
@@ -41,12 +42,16 @@ content type) or as the multipart field `image`; options go in the query string.
 
 
 class FaceflowApp:
-    """What uvicorn serves: request context (ids, access log, metrics) → CORS → the cache-hit
-    fast path → the FastAPI app, which owns the lifespan and every documented route."""
+    """What uvicorn serves: forwarding headers from trusted proxies → request context (ids,
+    access log, metrics) → CORS → API keys outside /v1 → the cache-hit fast path → the FastAPI
+    app, which owns the lifespan and every documented route."""
 
     def __init__(self, api: FastAPI, settings: Settings, metrics: Metrics) -> None:
         self.api = api
         inner: ASGIApp = HotPath(api, lambda: getattr(api.state, "services", None))
+        gate = KeyGate(inner, settings.server)
+        if gate.enabled:
+            inner = gate
         if settings.server.cors_origins:
             inner = CORSMiddleware(
                 inner,
@@ -55,7 +60,7 @@ class FaceflowApp:
                 allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
                 expose_headers=["X-Cache", "X-Request-ID", "Retry-After", "X-Face-Count"],
             )
-        self._app = RequestContext(inner, metrics)
+        self._app = trusted_forwarding(RequestContext(inner, metrics), settings.server)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -137,6 +142,9 @@ def create_app(settings: Settings) -> FaceflowApp:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # No 307 from /path/ to /path: it would be an absolute URL built from the client's Host
+        # header, for paths the API never had. A trailing slash is simply not found.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     app.include_router(system.router)

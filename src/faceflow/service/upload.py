@@ -18,6 +18,8 @@ from faceflow.errors import EmptyInput, InvalidParameter, MissingField, TooLarge
 # Room for multipart boundaries and part headers on top of the image cap.
 _MULTIPART_OVERHEAD = 64 * 1024
 _MAX_PARTS = 300
+# RFC 2046 allows 70 characters; python-multipart refuses more than 256 when its parser is built.
+MAX_BOUNDARY_LENGTH = 256
 
 
 @dataclass(slots=True)
@@ -63,6 +65,11 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
     boundary = options.get(b"boundary")
     if not boundary:
         raise InvalidParameter("multipart body without a boundary")
+    if len(boundary) > MAX_BOUNDARY_LENGTH:
+        raise InvalidParameter(
+            f"multipart boundary of {len(boundary)} characters; at most {MAX_BOUNDARY_LENGTH}",
+            {"parameter": "boundary", "limit": MAX_BOUNDARY_LENGTH},
+        )
     parts: list[Part] = []
     headers: dict[bytes, bytes] = {}
     header_field = bytearray()
@@ -100,18 +107,18 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
     def on_part_data(data: bytes, start: int, end: int) -> None:
         parts[-1].data.extend(data[start:end])
 
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_part_begin": on_part_begin,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished,
-            "on_part_data": on_part_data,
-        },
-    )
     try:
+        parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": on_part_begin,
+                "on_header_field": on_header_field,
+                "on_header_value": on_header_value,
+                "on_header_end": on_header_end,
+                "on_headers_finished": on_headers_finished,
+                "on_part_data": on_part_data,
+            },
+        )
         parser.write(body)
         parser.finalize()
     except InvalidParameter:

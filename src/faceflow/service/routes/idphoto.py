@@ -138,9 +138,11 @@ async def id_photo(
     options = PhotoParams(
         spec, width, height, unit, dpi, background, gradient, format, max_kb, transparent, quality
     ).to_options()
+    # A sheet is validated (its paper, whether the photo fits) before the upload is read.
+    sheet_build = None if sheet is None else sheet_request([(options, None)], sheet, format)
     upload = await read_image(request, services.settings.limits.max_upload_bytes)
-    if sheet is not None:
-        return await _sheet(services, upload.data, sheet_request([(options, None)], sheet, format))
+    if sheet_build is not None:
+        return await _sheet(services, upload.data, sheet_build)
     params = {**photo_cache_params(options), "response": response.value}
     build = RenderRequest(b"", options, response)
     entry, status = await _from_matte(services, upload.data, "id-photo", params, build)

@@ -87,11 +87,18 @@ def _checked(handle: str) -> str:
     return handle
 
 
+def job_url(request: Request, name: str, handle: str) -> str:
+    """The URL of a job resource: relative (``/v1/jobs/...``), or absolute on the configured
+    ``server.public_url``. Never built from the request's Host header, which the client wrote."""
+    path = str(request.app.url_path_for(name, handle=handle))
+    base = services_of(request).settings.server.public_url
+    return f"{base}{path}" if base else path
+
+
 def _job_body(request: Request, view: JobRecord, result: bytes | None = None) -> bytes:
     body = view.to_json()
-    status_url = str(request.url_for("job_status", handle=view.handle))
-    body["status_url"] = status_url
-    body["result_url"] = str(request.url_for("job_result", handle=view.handle))
+    body["status_url"] = job_url(request, "job_status", view.handle)
+    body["result_url"] = job_url(request, "job_result", view.handle)
     encoded = json.dumps(body, separators=(",", ":")).encode()
     if result is None:
         return encoded
@@ -136,7 +143,7 @@ async def submit_job(
         body,
         status_code=202,
         media_type="application/json",
-        headers={"Location": str(request.url_for("job_status", handle=view.handle))},
+        headers={"Location": job_url(request, "job_status", view.handle)},
     )
 
 
@@ -170,7 +177,7 @@ async def job_status(request: Request, handle: Handle) -> Response:
         200: {
             "description": "the result: JSON (detect/analyze) or an image (annotate, id-photo)",
             "content": {
-                "application/json": {"schema": FaceReportOut.model_json_schema()},
+                "application/json": {"schema": {"$ref": "#/components/schemas/FaceReportOut"}},
                 "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
                 "image/png": {"schema": {"type": "string", "format": "binary"}},
             },
