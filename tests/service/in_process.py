@@ -103,9 +103,10 @@ class InProcess:
 
 
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[InProcess]:
-    """``create_app(settings)`` with its lifespan started, ready (``/readyz`` 200), then shut
-    down on exit."""
+async def running_app(settings: Settings, *, ready: bool = True) -> AsyncIterator[InProcess]:
+    """``create_app(settings)`` with its lifespan started, then shut down on exit. With
+    ``ready`` it is yielded once ``/readyz`` answers 200 (every model loaded), else at once: for
+    tests of what answers without inference."""
     app = create_app(settings)
     to_app: asyncio.Queue[Message] = asyncio.Queue()
     from_app: asyncio.Queue[Message] = asyncio.Queue()
@@ -117,14 +118,19 @@ async def running_app(settings: Settings) -> AsyncIterator[InProcess]:
         raise RuntimeError(f"the app did not start: {started}")
     running = InProcess(app)
     try:
-        async with running.client() as client:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while (await client.get("/readyz")).status_code != 200:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"not ready within {READY_TIMEOUT_S:g} s")
-                await asyncio.sleep(_POLL_S)
+        if ready:
+            await _wait_ready(running)
         yield running
     finally:
         await to_app.put({"type": "lifespan.shutdown"})
         await from_app.get()
         await lifespan
+
+
+async def _wait_ready(running: InProcess) -> None:
+    async with running.client() as client:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while (await client.get("/readyz")).status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not ready within {READY_TIMEOUT_S:g} s")
+            await asyncio.sleep(_POLL_S)

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from faceflow.errors import FaceflowError, RetryableError, TooLarge
 from faceflow.service.middleware import CLIENT_CLOSED
@@ -75,16 +75,26 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route of this path answers. Starlette's own ``Allow`` names only the
-    first route matching the path (GET of ``/v1/jobs/{handle}``, not its DELETE)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods:
-            match, _ = route.matches(request.scope)
-            if match is not Match.NONE:
-                methods |= route.methods
-    return sorted(methods)
+    first route matching the path (GET of ``/v1/jobs/{handle}``, not its DELETE). Asked of the
+    router itself, method by method, so included routers are searched as routing does."""
+    scope = {
+        "type": "http",
+        "path": request.url.path,
+        "root_path": request.scope.get("root_path", ""),
+    }
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:

@@ -93,7 +93,11 @@ def _photo_response(entry: CacheEntry, status: CacheStatus) -> Response:
     return Response(entry.body, media_type=entry.media_type, headers=headers)
 
 
-@router.get("/specs", summary="Every size preset with its rules and sheet papers")
+@router.get(
+    "/specs",
+    summary="Every size preset with its rules and sheet papers",
+    responses=error_responses(401, 403, 429, 503),
+)
 async def specs() -> dict[str, object]:
     return {
         "specs": [spec.to_dict() for spec in list_specs()],
