@@ -10,11 +10,10 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn._types import ASGI3Application
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from faceflow.config import ServerSettings
@@ -31,10 +30,8 @@ def trusted_forwarding(app: ASGIApp, settings: ServerSettings) -> ASGIApp:
     trusted, so the headers are never read."""
     if not settings.trusted_proxies:
         return app
-    return cast(
-        ASGIApp,
-        ProxyHeadersMiddleware(cast(ASGI3Application, app), list(settings.trusted_proxies)),
-    )
+    # uvicorn types ASGI apps with its own protocols; the callables are the same.
+    return cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, app), list(settings.trusted_proxies)))
 
 
 class PublicPaths:

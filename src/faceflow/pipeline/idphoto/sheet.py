@@ -179,7 +179,8 @@ def _grid_count(size: tuple[int, int], width: int, height: int, gap: int) -> int
 
 
 MAX_LAYOUT_ITEMS = 12
-"""Distinct photos on one mixed sheet; more cannot fit even the smallest presets on A4."""
+"""Entries in one mixed sheet's layout: a bound on the work one request can ask for (each entry
+is a photo rendered at its own size; real sheets mix two or three)."""
 
 
 @dataclass(frozen=True, slots=True)
