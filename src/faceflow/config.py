@@ -8,9 +8,11 @@ object down; nothing creates settings at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -29,6 +31,18 @@ class _Group(BaseModel):
     ``api_key_hash`` must fail loudly, not silently leave authentication off."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+DEFAULT_PUBLIC_PATHS = (
+    "/healthz",
+    "/readyz",
+    "/",
+    "/index.html",
+    "/favicon.svg",
+    "/css/*",
+    "/js/*",
+)
+"""Open without an API key by default: probes, and the web page (which asks for the key itself)."""
 
 
 class ServerSettings(_Group):
@@ -63,8 +77,19 @@ class ServerSettings(_Group):
     web_page: bool = Field(True, description="serve the web page at /")
     trusted_proxies: list[str] = Field(
         default_factory=list,
-        description="IPs/CIDRs of reverse proxies whose X-Forwarded-For/-Proto are honoured; "
-        "empty: none",
+        description="addresses or CIDR networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (client address for rate limits and logs); empty: "
+        "headers ignored, the TCP peer is the client",
+    )
+    public_url: str | None = Field(
+        None,
+        description="external base URL, e.g. https://faces.example.com; job Location, status_url "
+        "and result_url are absolute on it, else relative (never built from the Host header)",
+    )
+    public_paths: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PUBLIC_PATHS),
+        description="paths outside /v1/ open without an API key when keys are on; 'PREFIX/*' "
+        "covers everything below PREFIX",
     )
     header_timeout_s: float = Field(
         10.0,
@@ -92,6 +117,41 @@ class ServerSettings(_Group):
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
                 raise ValueError("api_key_hashes must be sha256 hex digests, not plain keys")
         return [d.lower() for d in value]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies entry {entry!r} is not an IP address or CIDR network"
+                ) from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_a_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError(
+                f"public_url {value!r} must be an http(s) URL without a query, "
+                "e.g. https://faces.example.com"
+            )
+        return value.rstrip("/")
+
+    @field_validator("public_paths")
+    @classmethod
+    def _paths_are_absolute(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/") or ("*" in path and not path.endswith("/*")):
+                raise ValueError(
+                    f"public_paths entry {path!r} must start with / ('PREFIX/*' for a subtree)"
+                )
+        return value
 
     @field_validator("rate_limit")
     @classmethod

@@ -105,6 +105,10 @@ def serve(
             http=FaceflowHttpProtocol,
             timeout_graceful_shutdown=30,
             server_header=False,
+            # X-Forwarded-* are believed only from server.trusted_proxies, which the app applies
+            # itself (faceflow.service.edge, with uvicorn's own middleware): uvicorn's default
+            # forwarded-allow-ips would let any local client choose its address.
+            proxy_headers=False,
             **extra,
         )
 

@@ -29,7 +29,13 @@ from faceflow.pipeline.idphoto.render import (
     render_pixels,
     single_face,
 )
-from faceflow.pipeline.idphoto.sheet import SheetItem, compose_sheet, get_paper
+from faceflow.pipeline.idphoto.sheet import (
+    MAX_LAYOUT_ITEMS,
+    SheetItem,
+    compose_sheet,
+    get_paper,
+    plan_sheet,
+)
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec
 from faceflow.runtime.child import checkpoint
 from faceflow.runtime.context import WorkerContext
@@ -116,20 +122,34 @@ def sheet_request(
     paper: str,
     output_format: OutputFormat = OutputFormat.JPEG,
 ) -> SheetRequest:
-    """A validated sheet request without its matte; InvalidParameter for a transparent photo or
-    an unknown paper."""
+    """A validated sheet request without its matte; InvalidParameter for a transparent photo,
+    an unknown paper, or photos that cannot all fit on it (worked out from their sizes alone, so
+    a hopeless layout is refused before any rendering)."""
     if any(options.transparent for options, _ in items):
         raise InvalidParameter(
             "a print sheet cannot be transparent; choose a background",
             {"parameter": "transparent"},
         )
-    return SheetRequest(b"", tuple(items), get_paper(paper).key, output_format)
+    chosen = get_paper(paper)
+    plan_sheet(
+        [(options.spec.width_mm, options.spec.height_mm) for options, _ in items],
+        [count for _, count in items],
+        chosen,
+    )
+    return SheetRequest(b"", tuple(items), chosen.key, output_format)
 
 
 def parse_layout(value: str) -> list[tuple[str, int]]:
-    """'cn-1inch:4,cn-2inch:2' → [('cn-1inch', 4), ('cn-2inch', 2)]."""
+    """'cn-1inch:4,cn-2inch:2' → [('cn-1inch', 4), ('cn-2inch', 2)]; at most
+    ``MAX_LAYOUT_ITEMS`` items, counted before any is parsed."""
+    parts = value.split(",", MAX_LAYOUT_ITEMS)
+    if len(parts) > MAX_LAYOUT_ITEMS:
+        raise InvalidParameter(
+            f"a layout holds at most {MAX_LAYOUT_ITEMS} items",
+            {"parameter": "layout", "limit": MAX_LAYOUT_ITEMS},
+        )
     items = []
-    for part in value.split(","):
+    for part in parts:
         key, _, count = part.strip().partition(":")
         try:
             items.append((key, int(count)))

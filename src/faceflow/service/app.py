@@ -22,6 +22,7 @@ from faceflow.jobs.runner import build_runner
 from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
 from faceflow.runtime.pool import InferencePool
+from faceflow.service.edge import KeyGate, trusted_forwarding
 from faceflow.service.errors import install_error_handlers
 from faceflow.service.hotpath import HotPath
 from faceflow.service.metrics import Metrics
@@ -44,15 +45,19 @@ content type) or as the multipart field `image`; options go in the query string.
 
 
 class FaceflowApp:
-    """What uvicorn serves: request context (ids, access log, metrics) → body limits (upload
-    budget, body timeout) → CORS → the cache-hit fast path → the FastAPI app, which owns the
-    lifespan and every documented route."""
+    """What uvicorn serves: forwarding headers from trusted proxies → request context (ids,
+    access log, metrics) → body limits (upload budget, body timeout) → CORS → API keys outside
+    /v1 → the cache-hit fast path → the FastAPI app, which owns the lifespan and every documented
+    route."""
 
     def __init__(
         self, api: FastAPI, settings: Settings, metrics: Metrics, budget: ByteBudget
     ) -> None:
         self.api = api
         inner: ASGIApp = HotPath(api, lambda: getattr(api.state, "services", None))
+        gate = KeyGate(inner, settings.server)
+        if gate.enabled:
+            inner = gate
         if settings.server.cors_origins:
             inner = CORSMiddleware(
                 inner,
@@ -62,7 +67,7 @@ class FaceflowApp:
                 expose_headers=["X-Cache", "X-Request-ID", "Retry-After", "X-Face-Count"],
             )
         inner = BodyLimits(inner, budget, settings.server.body_timeout_s)
-        self._app = RequestContext(inner, metrics)
+        self._app = trusted_forwarding(RequestContext(inner, metrics), settings.server)
         self._server = settings.server
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -150,6 +155,9 @@ def create_app(settings: Settings) -> FaceflowApp:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # No 307 from /path/ to /path: it would be an absolute URL built from the client's Host
+        # header, for paths the API never had. A trailing slash is simply not found.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     app.include_router(system.router)

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 _MULTIPART_OVERHEAD = MULTIPART_OVERHEAD_BYTES
 _BUDGET_RETRY_AFTER_S = 1
 _MAX_PARTS = 300
+# RFC 2046 allows 70 characters; python-multipart refuses more than 256 when its parser is built.
+MAX_BOUNDARY_LENGTH = 256
 
 
 @dataclass(slots=True)
@@ -111,6 +113,11 @@ class _MultipartReader:
         boundary = options.get(b"boundary")
         if not boundary:
             raise InvalidParameter("multipart body without a boundary")
+        if len(boundary) > MAX_BOUNDARY_LENGTH:
+            raise InvalidParameter(
+                f"multipart boundary of {len(boundary)} characters; at most {MAX_BOUNDARY_LENGTH}",
+                {"parameter": "boundary", "limit": MAX_BOUNDARY_LENGTH},
+            )
         self.size = 0
         self._parts: list[Part] = []
         self._parser = _parser(boundary, self._parts)

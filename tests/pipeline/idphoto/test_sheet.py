@@ -20,6 +20,7 @@ from faceflow.pipeline.idphoto.sheet import (
     SheetItem,
     compose_sheet,
     get_paper,
+    plan_sheet,
     tile_sheet,
 )
 from faceflow.pipeline.idphoto.specs import get_spec
@@ -150,6 +151,35 @@ def test_too_many_copies_are_refused_with_the_number_that_fits() -> None:
 def test_malformed_requests_are_refused(items: list[SheetItem]) -> None:
     with pytest.raises(InvalidParameter):
         compose_sheet(items, get_paper("a4"))
+
+
+@pytest.mark.parametrize(
+    ("sizes", "counts", "parameter"),
+    [
+        ([(25, 35)] * 13, [1] * 13, "layout"),
+        ([(25, 35), (22, 32)], [150, 60], "count"),
+        ([(25, 35)], [201], "count"),
+    ],
+    ids=["13-items", "210-copies-in-all", "201-copies"],
+)
+def test_plans_over_the_bounds_are_refused_before_any_pixel(
+    sizes: list[tuple[float, float]], counts: list[int | None], parameter: str
+) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        plan_sheet(sizes, counts, get_paper("a4"))
+
+    assert caught.value.details["parameter"] == parameter
+
+
+def test_a_plan_is_the_composed_sheet_without_pixels() -> None:
+    items = [SheetItem(flat(295, 413), 25, 35, 4), SheetItem(flat(413, 579), 35, 49, 2)]
+
+    plan = plan_sheet([(25, 35), (35, 49)], [4, 2], get_paper("6inch"))
+    sheet = compose_sheet(items, get_paper("6inch"))
+
+    assert plan.placements == sheet.placements
+    assert plan.landscape == sheet.landscape
+    assert plan.size_px == (sheet.pixels.shape[1], sheet.pixels.shape[0])
 
 
 def test_unknown_paper() -> None:

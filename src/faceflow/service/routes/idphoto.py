@@ -101,7 +101,11 @@ def _photo_response(entry: CacheEntry, status: CacheStatus) -> Response:
     return Response(entry.body, media_type=entry.media_type, headers=headers)
 
 
-@router.get("/specs", summary="Every size preset with its rules and sheet papers")
+@router.get(
+    "/specs",
+    summary="Every size preset with its rules and sheet papers",
+    responses=error_responses(401, 403, 429, 503),
+)
 async def specs() -> dict[str, object]:
     return {
         "specs": [spec.to_dict() for spec in list_specs()],
@@ -146,9 +150,11 @@ async def id_photo(
     options = PhotoParams(
         spec, width, height, unit, dpi, background, gradient, format, max_kb, transparent, quality
     ).to_options()
+    # A sheet is validated (its paper, whether the photo fits) before the upload is read.
+    sheet_build = None if sheet is None else sheet_request([(options, None)], sheet, format)
     upload = await read_image(request, services.settings.limits.max_upload_bytes)
-    if sheet is not None:
-        return await _sheet(services, upload.data, sheet_request([(options, None)], sheet, format))
+    if sheet_build is not None:
+        return await _sheet(services, upload.data, sheet_build)
     params = {**photo_cache_params(options), "response": response.value}
     build = RenderRequest(b"", options, response)
     entry, status = await _from_matte(services, upload.data, "id-photo", params, build)
