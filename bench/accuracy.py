@@ -132,16 +132,28 @@ def labels(folder: Path) -> dict[str, Label]:
     return out
 
 
-def found_faces(faces: tuple[Face, ...]) -> list[FoundFace]:
+def found_faces(
+    faces: tuple[Face, ...], degrees: int = 0, width: int = 0, height: int = 0
+) -> list[FoundFace]:
+    """Faces in scoring form; ``x1`` is the left edge in the upright photo's frame, so faces of
+    a photo turned counter-clockwise by ``degrees`` (now ``width`` × ``height``) sort left to
+    right as labelled."""
     out = []
     for face in faces:
+        box = face.box
+        upright_left = {
+            0: box.x1,
+            90: height - box.y2,  # the upright photo's x runs up the turned photo
+            180: width - box.x2,
+            270: box.y1,
+        }[degrees]
         male = None
         if face.gender is not None:
             p = face.gender.probability
             male = p if face.gender.label.value == "male" else 1.0 - p
         out.append(
             FoundFace(
-                x1=face.box.x1,
+                x1=upright_left,
                 area=face.box.area_px,
                 gender=face.gender.label.value if face.gender else None,
                 male_probability=male,
@@ -218,7 +230,8 @@ def run_faceflow(
                 start = time.thread_time()
                 analysis = analyze_file(context, request)
                 ms = (time.thread_time() - start) * 1000
-                faces = found_faces(analysis.report.faces)
+                report = analysis.report
+                faces = found_faces(report.faces, degrees, report.width_px, report.height_px)
                 score(scores, name, label, faces, ms)
                 if not degrees:
                     per_photo[f"{folder_name}/{name}"] = [asdict(face) for face in faces]
