@@ -15,6 +15,10 @@ decodes them), one thread, CPU time (``time.thread_time``) per call, median of `
   the 640 px pass only where the quick one is not clear-cut, turned passes for orientation,
   tiles for groups).
 
+A second table: the group and crowd photos (more than two faces labelled, or a range of counts),
+faces found with ``small_faces`` off, auto and tiles against the labelled count, and the CPU each
+costs.
+
 For each lever: the total CPU over all photos against ``640 (before)``, and on how many photos its
 faces match the 640 pass's (same count, each box with IoU ≥ 0.5 to one of them).
 """
@@ -41,7 +45,7 @@ from faceflow.imaging.colour import rgb_to_bgr
 from faceflow.imaging.ingest import decode_image
 from faceflow.models.detector import YuNetDetector, with_symbolic_input_size
 from faceflow.models.store import ModelStore
-from faceflow.pipeline.detect import DetectOptions, detect_faces, fit_to_detector
+from faceflow.pipeline.detect import DetectOptions, SmallFaces, detect_faces, fit_to_detector
 from faceflow.runtime.context import load_context
 from faceflow.runtime.tasks import ANALYZE_DECODE_PX
 
@@ -155,8 +159,9 @@ def main() -> None:
         }
         for name in levers
     ]
+    groups = small_faces_rows(photos, detector, args.repeats)
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps({"levers": rows, "small_faces": groups}, indent=1))
         return
     table = Table(title=f"detection levers, {len(photos)} photos, CPU ms on one thread")
     for column in ("lever", "CPU ms / photo", "of before", "same faces as 640", "differs on"):
@@ -170,6 +175,49 @@ def main() -> None:
             ", ".join(row["differs_on"][:4]) + (" …" if len(row["differs_on"]) > 4 else ""),
         )
     Console(width=160).print(table)
+    small = Table(title="small faces: group and crowd photos, faces found (CPU ms)")
+    for column in ("photo", "labelled", *(mode.value for mode in SmallFaces)):
+        small.add_column(column)
+    for group in groups:
+        small.add_row(
+            group["photo"],
+            group["labelled"],
+            *(f"{group[m.value]['faces']} ({group[m.value]['cpu_ms']})" for m in SmallFaces),
+        )
+    Console(width=160).print(small)
+
+
+def small_faces_rows(
+    photos: list[Path], detector: YuNetDetector, repeats: int
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for path in photos:
+        facts = json.loads((path.parent / "faces.json").read_text()).get(path.name, {})
+        low, high = (
+            facts.get("faces", facts.get("faces_min")),
+            facts.get("faces", facts.get("faces_max")),
+        )
+        if low is None or (low == high and low <= 2):
+            continue
+        rgb = decode_image(
+            path.read_bytes(), LimitSettings(), max_long_side_px=ANALYZE_DECODE_PX
+        ).rgb
+        row: dict[str, Any] = {
+            "photo": f"{path.parent.name}/{path.name}",
+            "labelled": str(low) if low == high else f"{low}–{high}",
+        }
+        for mode in SmallFaces:
+            options = DetectOptions(small_faces=mode)
+
+            def run(image: NDArray[np.uint8], options: DetectOptions = options) -> Boxes:
+                return np.zeros((len(detect_faces(image, detector, options)), 4))
+
+            row[mode.value] = {
+                "faces": len(detect_faces(rgb, detector, options)),
+                "cpu_ms": round(cpu_ms(run, rgb, repeats), 1),
+            }
+        rows.append(row)
+    return rows
 
 
 if __name__ == "__main__":
