@@ -44,7 +44,7 @@ def assert_face_schema(face: dict[str, Any], *, with_attributes: bool) -> None:
     assert set(face["landmarks"]) == LANDMARK_NAMES
     assert all(len(point) == 2 for point in face["landmarks"].values())
     if with_attributes:
-        assert set(face["age"]) == {"years", "low", "high"}
+        assert set(face["age"]) == {"years", "low", "high", "reliable"}
         assert face["gender"]["label"] in {"female", "male"}
         assert 0.5 <= face["gender"]["probability"] <= 1
     else:
