@@ -452,6 +452,9 @@ def test_specs_lists_every_preset_with_pixel_sizes(client: httpx.Client) -> None
         assert spec["width_px"] == round(spec["width_mm"] / 25.4 * spec["dpi"]), spec
         assert spec["height_px"] == round(spec["height_mm"] / 25.4 * spec["dpi"]), spec
         assert len(spec["head_height_mm"]) == len(spec["eye_line_from_bottom_mm"]) == 2
+        assert spec["title_zh"], spec
+        assert spec["authority"], spec
+    assert listed["cn-large-2inch"]["title_zh"] == "大二寸"
     sizes = {
         key: (spec["width_px"], spec["height_px"], spec["dpi"]) for key, spec in listed.items()
     }
