@@ -10,6 +10,7 @@ only renders.
 from __future__ import annotations
 
 import base64
+import io
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ import httpx
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from PIL import Image
 
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
@@ -270,6 +272,29 @@ def test_json_response_has_the_photo_and_its_report(client: httpx.Client, photo:
     worst = max((check["status"] for check in checks), key=["pass", "warn", "fail"].index)
     assert report["status"] == worst
     assert image.headers["X-Compliance"] == as_json.headers["X-Compliance"] == report["status"]
+
+
+def test_a_photo_cut_above_the_shoulders_is_a_visible_fail(
+    client: httpx.Client, testdata: Path
+) -> None:
+    # portrait_2 cut just below the chin: no framing inside China's 1-inch rules fits.
+    source = Image.open(testdata / "portrait_2.jpg")
+    cropped = io.BytesIO()
+    source.crop((0, 0, source.width, 400)).save(cropped, "JPEG", quality=92)
+    upload = cropped.getvalue()
+
+    image = post(client, upload, "spec=cn-1inch")
+    as_json = post(client, upload, "spec=cn-1inch&response=json")
+
+    ok(image, "image/jpeg")
+    assert image.headers["X-Compliance"] == "fail"
+    assert as_json.status_code == 200, as_json.text
+    assert as_json.headers["X-Compliance"] == "fail"
+    checks = {c["name"]: c for c in as_json.json()["report"]["checks"]}
+    cut = checks["subject_cut_off"]
+    assert cut["status"] == "fail"
+    assert "mm above the shoulder line" in cut["hint"]
+    assert cut["hint_zh"]
 
 
 def test_transparent_png_is_clear_at_the_corners_and_opaque_on_the_face(
