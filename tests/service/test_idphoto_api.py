@@ -225,8 +225,8 @@ def test_max_kb_is_honoured_and_the_file_decodes(client: httpx.Client, photo: Ph
     report = post(client, upload, "spec=cn-1inch&max_kb=15&response=json").json()
 
     data = ok(capped, "image/jpeg")
-    assert len(unlimited) > 15 * 1024  # so the cap has work to do
-    assert len(data) <= 15 * 1024
+    assert len(unlimited) > 15 * 1000  # so the cap has work to do
+    assert len(data) <= 15 * 1000  # KB of 1,000 bytes
     assert opened(data).size == (295, 413)
     assert_dpi(data, 300)
     assert data.endswith(b"\xff\xd9")

@@ -10,10 +10,11 @@ neck, so the brightness down the face's midline falls steeply at the chin and bo
 shadow just below. The chin is taken two thirds of the way from that steepest fall to the bottom
 of the valley: measured by hand on portrait_1, portrait_2, obama, astronaut and rose_leslie, this
 lands within 0.5 mm (at ICAO size) of the real chin, where the detector box's bottom edge lay
-between 0.8 mm above and 0.9 mm below it. Valleys are searched between 0.45 and 1.35
-eye-to-mouth distances below the mouth, scored by depth and closeness to the landmark estimate;
-without a clear valley (flat lighting, a beard) the estimate from the box is kept: the box edge
-plus 0.05 eye-to-mouth distances, or, when the box is cut by the image's bottom edge,
+from 1.1 mm above to 0.3 mm below it. Valleys are searched between 0.45 and 1.35 eye-to-mouth
+distances below the mouth, scored by depth and closeness to the landmark estimate; the chin
+never lies below where the matte's silhouette ends on the midline (a chin seen against the
+backdrop). Without a clear valley (flat lighting, a beard) the estimate from the box is kept:
+the box edge plus 0.05 eye-to-mouth distances, or, when the box is cut by the image's bottom edge,
 "mouth + 0.82 × eye-to-mouth" (measured k from 0.59 to 1.05 on the same photos).
 
 Framing: the rules are ranges, so every combination of head height (9 steps across its range) and
@@ -243,6 +244,18 @@ def _chin_from_shading(
         borderMode=cv2.BORDER_REPLICATE,
     )
     luma = np.asarray(band, dtype=np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    # The matte below the mouth: where the person's silhouette ends on the midline (a chin
+    # against the backdrop, no neck in view), the chin cannot lie lower.
+    opaque = cv2.warpAffine(
+        matte.alpha,
+        matte_to_band,
+        (band_w, band_h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
+    )
+    ends = np.flatnonzero(np.asarray(opaque, dtype=np.float32).mean(axis=1) < 0.5)
+    silhouette_end = top + (int(ends[0]) + 0.5) / k if len(ends) else math.inf
     profile = luma.mean(axis=1)
     sigma = max(0.8, 0.01 * eye_to_mouth * k)
     profile = np.asarray(
@@ -267,7 +280,9 @@ def _chin_from_shading(
         closeness = math.exp(-0.5 * ((chin - prior) / (CHIN_PRIOR_SIGMA * eye_to_mouth)) ** 2)
         if best is None or depth * closeness > best[0]:
             best = (depth * closeness, chin)
-    return None if best is None else best[1]
+    if best is None:
+        return None if prior <= silhouette_end else silhouette_end
+    return min(best[1], silhouette_end)
 
 
 def _crown_y(
