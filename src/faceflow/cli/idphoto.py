@@ -40,7 +40,9 @@ def id_photo(
         Literal["none", "vertical", "radial"], typer.Option(help="fade the background to white")
     ] = "none",
     output_format: Annotated[Literal["jpeg", "png"], typer.Option("--format")] = "jpeg",
-    max_kb: Annotated[int | None, typer.Option(min=1, help="JPEG file-size cap in KB")] = None,
+    max_kb: Annotated[
+        int | None, typer.Option(min=1, help="JPEG file-size cap in KB (1 KB = 1,000 bytes)")
+    ] = None,
     transparent: Annotated[bool, typer.Option(help="PNG with a transparent background")] = False,
     sheet: Annotated[
         str | None, typer.Option(help="also write a print sheet: 6inch, 5inch or a4")
@@ -133,12 +135,14 @@ def id_photo(
 def list_id_specs() -> None:
     """Every ID-photo size preset with its pixel size and head rules."""
     table = Table(title="ID-photo size presets")
-    for column in ("key", "title", "size", "pixels @ dpi", "head (chin–crown)", "eye line"):
+    columns = ("key", "title", "中文", "size", "pixels @ dpi", "head (chin–crown)", "eye line")
+    for column in columns:
         table.add_column(column)
     for spec in list_specs():
         table.add_row(
             spec.key,
             spec.title,
+            spec.title_zh,
             f"{spec.width_mm:g}×{spec.height_mm:g} mm",
             f"{spec.width_px}×{spec.height_px} @ {spec.dpi}",
             "{:g}–{:g} mm".format(*spec.head_height_mm),

@@ -2,12 +2,14 @@
 
 Sheets are made at 300 dpi. Photos are placed in rows separated by a gap, the whole arrangement
 centred on the paper inside a margin printers can reach; both orientations of the paper are
-tried and the one holding more copies wins. Thin grey cut marks continue each photo's edges a
-little way into the gap at every corner.
+tried and the one holding more copies wins. Black cut marks 3 mm long continue each photo's edges
+outward from every corner; they are drawn before the photos, so where a neighbour is nearer than
+3 mm the mark runs under it and never shows on a photo.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +25,9 @@ from faceflow.pipeline.idphoto.specs import mm_to_px
 SHEET_DPI = 300
 DEFAULT_GAP_MM = 2.0
 DEFAULT_MARGIN_MM = 3.0
-MARK_GREY = 128
+MARK_SHADE = 0  # black: a cutter must find the marks on any print
+MARK_LENGTH_MM = 3.0
+MARK_LENGTH_PX = math.ceil(MARK_LENGTH_MM / 25.4 * 300)  # at SHEET_DPI, never below 3 mm
 MAX_COPIES = 200
 
 
@@ -299,15 +303,12 @@ def compose_sheet(
         margin_mm=margin_mm,
     )
     sheet_w, sheet_h = plan.size_px
-    gap = mm_to_px(gap_mm, SHEET_DPI)
     canvas = np.full((sheet_h, sheet_w, 3), 255, dtype=np.uint8)
     scaled = [_at_size(item.pixels, size) for item, size in zip(items, plan.sizes_px, strict=True)]
     if cut_marks:
-        # Marks first, photos over them: with a narrow gap a mark may reach a neighbour, and
-        # must never cover it.
-        length = max(2, round(gap * 0.4)) if gap else mm_to_px(1.0, SHEET_DPI)
+        # Marks first, photos over them: a mark may reach a neighbour, and must never cover it.
         for placement in plan.placements:
-            _draw_marks(canvas, placement, length)
+            _draw_marks(canvas, placement, MARK_LENGTH_PX)
     for placement in plan.placements:
         x, top, w, h = placement.x_px, placement.y_px, placement.width_px, placement.height_px
         canvas[top : top + h, x : x + w] = scaled[placement.item]
@@ -337,11 +338,11 @@ def _draw_marks(canvas: NDArray[np.uint8], p: Placement, length: int) -> None:
 
     def hline(y: int, x1: int, x2: int) -> None:
         if 0 <= y < height:
-            canvas[y, max(0, x1) : max(0, min(width, x2 + 1))] = MARK_GREY
+            canvas[y, max(0, x1) : max(0, min(width, x2 + 1))] = MARK_SHADE
 
     def vline(x: int, y1: int, y2: int) -> None:
         if 0 <= x < width:
-            canvas[max(0, y1) : max(0, min(height, y2 + 1)), x] = MARK_GREY
+            canvas[max(0, y1) : max(0, min(height, y2 + 1)), x] = MARK_SHADE
 
     for y in (top, bottom):
         hline(y, left - 1 - length, left - 2)

@@ -57,7 +57,15 @@ Gradient = Annotated[
     Literal["none", "vertical", "radial"], Query(description="fade the background to white")
 ]
 Format = Annotated[OutputFormat, Query(description="output image format")]
-MaxKb = Annotated[int | None, Query(ge=1, le=10_000, description="JPEG file-size cap in KB")]
+MaxKb = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=10_000,
+        description="JPEG file-size cap in KB of 1,000 bytes, so the file is accepted whether a"
+        " portal counts 1,000 or 1,024 bytes per KB",
+    ),
+]
 Transparent = Annotated[bool, Query(description="PNG with the background left transparent")]
 Quality = Annotated[int, Query(ge=1, le=100, description="JPEG quality (without max_kb)")]
 
