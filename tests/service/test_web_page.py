@@ -18,6 +18,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -60,6 +61,32 @@ def specs_of(server: LiveServer) -> dict[str, dict[str, Any]]:
     response = httpx.get(f"{server.url}/v1/id-photo/specs", timeout=30.0)
     response.raise_for_status()
     return {spec["key"]: spec for spec in response.json()["specs"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        ("/", "#server-status[data-state=ok]"),
+        ("/docs", ".swagger-ui .opblock-tag"),
+        ("/redoc", "[role=menuitem]"),
+    ],
+)
+def test_no_request_leaves_the_machine(
+    open_page: OpenPage, live_server: LiveServer, path: str, shown: str
+) -> None:
+    """The page and the API docs load every asset from faceflow itself: a machine without
+    internet sees them whole, and no third party learns that someone opened them."""
+    probe = open_page()
+    page = probe.page
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.goto(live_server.url + path)
+    expect(page.locator(shown).first).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    fetched = [url for url in urls if urlsplit(url).scheme not in ("data", "blob")]
+    assert len(fetched) > 1, urls  # the page and its assets, at least
+    assert {urlsplit(url).hostname for url in fetched} == {"127.0.0.1"}, fetched
+    assert probe.errors == []
 
 
 def test_two_people_are_drawn_over_the_photo_and_listed(

@@ -26,6 +26,7 @@ from faceflow.service.hotpath import HotPath
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import RequestContext
 from faceflow.service.routes import faces, idphoto, jobs, system
+from faceflow.service.routes.docs import install_docs
 from faceflow.service.security import ApiKeys, RateLimit
 from faceflow.service.state import Services
 
@@ -137,7 +138,10 @@ def create_app(settings: Settings) -> FaceflowApp:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app, "faceflow")
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(faces.router)

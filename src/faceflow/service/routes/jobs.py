@@ -170,7 +170,7 @@ async def job_status(request: Request, handle: Handle) -> Response:
         200: {
             "description": "the result: JSON (detect/analyze) or an image (annotate, id-photo)",
             "content": {
-                "application/json": {"schema": FaceReportOut.model_json_schema()},
+                "application/json": {"schema": {"$ref": "#/components/schemas/FaceReportOut"}},
                 "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
                 "image/png": {"schema": {"type": "string", "format": "binary"}},
             },
