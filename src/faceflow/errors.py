@@ -22,6 +22,7 @@ Tree::
     ├── AuthError (401 unauthorized)
     │   └── Forbidden (403 forbidden)
     ├── NotFound (404 not_found)
+    │   └── SourceExpired (404 source_expired)
     ├── Conflict (409 conflict)
     ├── RateLimited (429 rate_limited)
     ├── Unavailable (503 unavailable)
@@ -135,6 +136,13 @@ class Forbidden(AuthError):
 class NotFound(FaceflowError):
     code = "not_found"
     status = 404
+
+
+class SourceExpired(NotFound):
+    """A render asked for an earlier upload by its content key (``source=``) and the server no
+    longer holds that photo's cut-out: upload the photo again."""
+
+    code = "source_expired"
 
 
 class Conflict(FaceflowError):
