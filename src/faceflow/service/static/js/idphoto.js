@@ -223,7 +223,15 @@ export class IdPhotoPanel {
       this.#schedule.cancel();
       return;
     }
-    if (this.#source) this.#schedule();
+    if (!this.#source) return;
+    // A click (a colour, a size, a format) renders at once; typing and dragging a colour wait
+    // until they pause.
+    if (event?.type === "change" && event.target !== this.#maxKb && event.target !== this.#customColour) {
+      this.#schedule.cancel();
+      this.make({ unlessShown: true });
+    } else {
+      this.#schedule();
+    }
   }
 
   /** The query for the current choices. */
