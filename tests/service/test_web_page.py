@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
 from playwright.sync_api import Page, Request, Route, expect
 
@@ -714,3 +715,41 @@ def test_the_status_badge_turns_red_when_the_server_is_gone(
     assert page.evaluate("getComputedStyle(document.getElementById('server-status')).color")
     page.unroute("**/readyz")
     expect(status).to_have_attribute("data-state", "ok")
+
+
+# Interactive elements a finger must be able to hit (WCAG 2.5.5's 44 CSS px).
+TOUCH_TARGET_PX = 44
+TARGETS = "button:visible, select:visible, a.button:visible, label.swatch:visible, .thumb:visible"
+
+
+@pytest.mark.parametrize(
+    ("viewport", "locale"), [(DESKTOP, "en-US"), (PHONE, "zh-CN")], ids=["desktop-en", "phone-zh"]
+)
+def test_axe_finds_nothing_serious_and_targets_are_big_enough(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path, viewport: Any, locale: str
+) -> None:
+    """axe-core (from the axe-playwright-python package, injected locally) on the page with an
+    analysed photo and its ID photo and report open: no serious or critical violation."""
+    page = load(open_page, live_server, viewport, locale).page
+    pick(page, testdata / "two_people.jpg", testdata / "portrait_1.jpg")
+    expect(page.locator(".thumb")).to_have_count(2)
+    page.locator(".thumb").nth(1).click()
+    wait_for_id_photo(page)
+    page.locator("#all-checks-summary").click()
+    violations = Axe().run(page).response["violations"]
+    serious = [
+        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']][:5]}"
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == []
+
+    small = []
+    for target in page.locator(TARGETS).all():
+        box = target.bounding_box()
+        if box and min(box["width"], box["height"]) < TOUCH_TARGET_PX - 0.5:
+            small.append((target.evaluate("e => e.id || e.className || e.tagName"), box))
+    assert small == [], small
+    row = page.locator("#face-rows tr").first
+    row.focus()
+    expect(row).to_be_focused()

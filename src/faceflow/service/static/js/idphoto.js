@@ -60,7 +60,7 @@ function checkItem(check) {
   // The fix hint in the page's language when the server gives one; the measurement note (English,
   // from the server) in English only.
   const hint = check.status !== "pass" ? checkHint(check) : null;
-  const note = language() === "en" || !hint ? check.note : null;
+  const note = language() === "en" ? check.note : null;
   return h(
     "li",
     { className: `check check--${check.status}` },
