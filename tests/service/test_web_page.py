@@ -5,8 +5,8 @@ picking or dropping photos, the keyboard, the ID-photo controls, the API-key dia
 busy/rate-limited answers are staged (``page.route``), because a healthy test server does not
 give them on demand; everything else is the server's own answer.
 
-The desktop screenshot in docs/ is refreshed with
-``FACEFLOW_UPDATE_DOCS=1 .venv/bin/pytest tests/service/test_web_page.py -k docs_screenshot``.
+The desktop screenshots in docs/ (English and Chinese) are refreshed with
+``scripts/docs-screenshots.sh`` (``FACEFLOW_UPDATE_DOCS=1`` and ``-k docs_screenshot``).
 """
 
 from __future__ import annotations
@@ -463,27 +463,34 @@ def test_api_key_is_asked_for_kept_for_the_session_and_sent(
     expect(dialog).to_be_hidden()
 
 
-def test_docs_screenshot(open_page: OpenPage, live_server: LiveServer, testdata: Path) -> None:
-    probe = load(open_page, live_server)
+@pytest.mark.parametrize(
+    ("locale", "spec", "name"),
+    [("en-US", "eu-passport", "web-page.png"), ("zh-CN", "cn-2inch", "web-page-zh.png")],
+    ids=["en", "zh"],
+)
+def test_docs_screenshot(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path, locale: str, spec: str, name: str
+) -> None:
+    probe = load(open_page, live_server, locale=locale)
     page = probe.page
     pick(page, testdata / "two_people.jpg", testdata / "portrait_1.jpg")
     expect(page.locator(".thumb")).to_have_count(2)
-    expect(page.locator(".thumb").nth(0)).to_contain_text("2 faces")
+    expect(page.locator(".thumb").nth(0)).to_contain_text(re.compile(r"2 (faces|张人脸)"))
     page.locator(".thumb").nth(1).click()
     wait_for_id_photo(page)
-    # A preset whose title the test machine's fonts can draw (no CJK font in a slim image).
-    with page.expect_response(lambda r: "/v1/id-photo?" in r.url and "spec=eu-passport" in r.url):
-        page.select_option("#spec", "eu-passport")
+    with page.expect_response(lambda r: "/v1/id-photo?" in r.url and f"spec={spec}" in r.url):
+        page.select_option("#spec", spec)
     wait_for_id_photo(page)
     page.mouse.move(0, 0)
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = page.screenshot(path=str(ARTIFACTS / "web-page-desktop.png"), full_page=True)
+    shot = page.screenshot(path=str(ARTIFACTS / f"desktop-{name}"), full_page=True)
+    target = DOCS_SCREENSHOT.parent / name
     if os.environ.get("FACEFLOW_UPDATE_DOCS") == "1":
-        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-        DOCS_SCREENSHOT.write_bytes(small_png(shot))
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(small_png(shot))
     assert probe.errors == []
-    assert DOCS_SCREENSHOT.is_file(), "run with FACEFLOW_UPDATE_DOCS=1 to create it"
-    assert DOCS_SCREENSHOT.stat().st_size < DOCS_SCREENSHOT_MAX_BYTES
+    assert target.is_file(), "run scripts/docs-screenshots.sh to create it"
+    assert target.stat().st_size < DOCS_SCREENSHOT_MAX_BYTES
 
 
 def small_png(png: bytes) -> bytes:
