@@ -167,7 +167,7 @@ def test_id_photo_preview_report_and_downloads(
     assert badges.count() >= 5
     assert {text.lower() for text in badges.all_inner_texts()} <= {"pass", "warn", "fail"}
 
-    # A new background re-renders the preview by itself (debounced), with the new colour.
+    # A new background re-renders the preview by itself, at once, with the new colour.
     with page.expect_response(
         lambda r: "/v1/id-photo?" in r.url and "background=blue" in r.url
     ) as recoloured:
@@ -177,6 +177,8 @@ def test_id_photo_preview_report_and_downloads(
 
     with page.expect_download() as download:
         page.click("#download-photo")
+    # Downloads are named after the source photo.
+    assert download.value.suggested_filename == "portrait_1-id-photo-cn-1inch.jpg"
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
     with Image.open(saved) as image:
@@ -186,6 +188,17 @@ def test_id_photo_preview_report_and_downloads(
         corner = image.convert("RGB").getpixel((2, 2))
         assert isinstance(corner, tuple)
         assert corner[2] > corner[0] + 40
+
+    with page.expect_download() as report_download:
+        page.click("#download-report")
+    assert report_download.value.suggested_filename == "portrait_1-id-photo-cn-1inch-report.json"
+    report_path = tmp_path / "report.json"
+    report_download.value.save_as(report_path)
+    report = json.loads(report_path.read_text())
+    assert report["photo"] == "portrait_1.jpg"
+    assert report["choices"]["background"] == "blue"
+    assert report["report"]["status"] in {"pass", "warn", "fail"}
+    assert len(report["report"]["checks"]) == badges.count()
 
     with page.expect_download() as sheet_download:
         page.click("#download-sheet")

@@ -101,6 +101,7 @@ export class IdPhotoPanel {
   #downloadPhoto = byId("download-photo");
   #sheet = byId("sheet");
   #downloadSheet = byId("download-sheet");
+  #downloadReport = byId("download-report");
   #progress = byId("idphoto-progress");
   #progressBar = byId("idphoto-progress-bar");
   #progressLabel = byId("idphoto-progress-label");
@@ -135,6 +136,7 @@ export class IdPhotoPanel {
     });
     this.#downloadPhoto.addEventListener("click", () => this.#savePhoto());
     this.#downloadSheet.addEventListener("click", () => this.#saveSheet());
+    this.#downloadReport.addEventListener("click", () => this.#saveReport());
     this.#paintCustomChip();
     onLanguageChange(() => this.#relabel());
   }
@@ -412,7 +414,31 @@ export class IdPhotoPanel {
   #savePhoto() {
     if (!this.#made) return;
     const extension = this.#made.mediaType === "image/png" ? "png" : "jpg";
-    downloadBlob(this.#made.blob, `id-photo-${this.#made.params.spec}.${extension}`);
+    downloadBlob(this.#made.blob, `${this.#baseName()}-id-photo-${this.#made.params.spec}.${extension}`);
+  }
+
+  /** Downloads are named after the source photo: "passport-scan.jpg" → "passport-scan-…". */
+  #baseName() {
+    const name = this.#source?.file.name ?? "photo";
+    const dot = name.lastIndexOf(".");
+    return (dot > 0 ? name.slice(0, dot) : name).replace(/[\\/:*?"<>|]+/g, "_") || "photo";
+  }
+
+  /** The compliance report as JSON: the photo, the choices and every check with its verdict. */
+  #saveReport() {
+    if (!this.#made) return;
+    const { body, params } = this.#made;
+    const report = {
+      photo: this.#source?.file.name ?? null,
+      spec: params.spec,
+      choices: params,
+      width_px: body.width,
+      height_px: body.height,
+      dpi: body.dpi ?? null,
+      report: body.report ?? null,
+    };
+    const blob = new Blob([JSON.stringify(report, null, 2)], { type: "application/json" });
+    downloadBlob(blob, `${this.#baseName()}-id-photo-${params.spec}-report.json`);
   }
 
   async #saveSheet() {
@@ -424,7 +450,7 @@ export class IdPhotoPanel {
     const params = { ...this.#params(), sheet: this.#sheet.value };
     try {
       const response = await this.#render(photo, params, null, false);
-      downloadBlob(response.blob, `id-photo-${params.spec}-sheet-${params.sheet}.jpg`);
+      downloadBlob(response.blob, `${this.#baseName()}-id-photo-${params.spec}-sheet-${params.sheet}.jpg`);
     } catch (error) {
       showError(this.#notice, error, { limits: this.limits(), onRetry: error.retryable ? () => this.#saveSheet() : null });
     } finally {
