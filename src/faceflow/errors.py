@@ -22,7 +22,8 @@ Tree::
     ├── AuthError (401 unauthorized)
     │   └── Forbidden (403 forbidden)
     ├── NotFound (404 not_found)
-    │   └── Expired (410 expired)
+    │   ├── Expired (410 expired)
+    │   └── SourceExpired (404 source_expired)
     ├── Conflict (409 conflict)
     │   └── JobFailed (409 job_failed)
     ├── RequestTimeout (408 request_timeout)
@@ -145,6 +146,13 @@ class Expired(NotFound):
 
     code = "expired"
     status = 410
+
+
+class SourceExpired(NotFound):
+    """A render asked for an earlier upload by its content key (``source=``) and the server no
+    longer holds that photo's cut-out: upload the photo again."""
+
+    code = "source_expired"
 
 
 class Conflict(FaceflowError):

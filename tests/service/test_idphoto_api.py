@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from blake3 import blake3
 from numpy.typing import NDArray
 from PIL import Image
 
@@ -32,7 +33,7 @@ from tests.fixtures.idphoto import (
     placement,
 )
 from tests.fixtures.live_server import LiveServer, Scrape
-from tests.service.support import assert_error, fresh
+from tests.service.support import assert_error, error_of, fresh
 
 PHOTO = "/v1/id-photo"
 SHEET = "/v1/id-photo/sheet"
@@ -488,3 +489,32 @@ def test_specs_lists_every_preset_with_pixel_sizes(client: httpx.Client) -> None
     assert sizes["us-passport"] == (600, 600, 300)
     assert sizes["cn-id-card"] == (358, 441, 350)
     assert [paper["key"] for paper in body["sheets"]] == ["6inch", "5inch", "a4"]
+
+
+def test_a_later_render_refers_to_the_upload_by_its_source_key(
+    client: httpx.Client, photo: Photo
+) -> None:
+    """Upload once: X-Source names the upload; source=<it> with no body renders another colour
+    and sheet from the cached cut-out; an unknown key is 404 source_expired; a malformed one 4xx."""
+    data = photo("portrait_1.jpg")
+    first = post(client, data, "background=white")
+    ok(first, "image/jpeg")
+    digest = first.headers["x-source"]
+    assert digest == blake3(data).hexdigest()
+
+    blue = client.post(f"{PHOTO}?background=blue&source={digest}")
+    assert blue.headers["x-source"] == digest
+    with opened(ok(blue, "image/jpeg")) as image:
+        corner = image.convert("RGB").getpixel((2, 2))
+    assert isinstance(corner, tuple)
+    red, _, blue_level = corner
+    assert blue_level > red + 40
+    sheet = client.post(f"{PHOTO}?sheet=6inch&source={digest}")
+    with opened(ok(sheet, "image/jpeg")) as image:
+        assert image.width > get_spec("cn-1inch").width_px
+
+    unknown = "0" * 64
+    assert_error(client.post(f"{PHOTO}?source={unknown}"), 404, "source_expired")
+    malformed = client.post(f"{PHOTO}?source=not-a-digest")
+    assert 400 <= malformed.status_code < 500
+    assert error_of(malformed)["code"] == "invalid_parameter"

@@ -5,8 +5,8 @@ picking or dropping photos, the keyboard, the ID-photo controls, the API-key dia
 busy/rate-limited answers are staged (``page.route``), because a healthy test server does not
 give them on demand; everything else is the server's own answer.
 
-The desktop screenshot in docs/ is refreshed with
-``FACEFLOW_UPDATE_DOCS=1 .venv/bin/pytest tests/service/test_web_page.py -k docs_screenshot``.
+The desktop screenshots in docs/ (English and Chinese) are refreshed with
+``scripts/docs-screenshots.sh`` (``FACEFLOW_UPDATE_DOCS=1`` and ``-k docs_screenshot``).
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ import io
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, Request, Route, expect
 
 from faceflow.errors import FaceflowError, RetryableError
 from faceflow.service.security import hash_api_key
@@ -38,9 +41,11 @@ API_KEY = "ff-web-page-test-key"
 LABEL = re.compile(r"[MF] \d+ \(\d+–\d+\)")
 
 
-def load(open_page: OpenPage, server: LiveServer, viewport: Any = DESKTOP) -> BrowserPage:
+def load(
+    open_page: OpenPage, server: LiveServer, viewport: Any = DESKTOP, locale: str = "en-US"
+) -> BrowserPage:
     """The page, opened and connected (server status shows the version)."""
-    probe = open_page(viewport)
+    probe = open_page(viewport, locale)
     probe.page.goto(server.url + "/")
     expect(probe.page.locator("#server-status")).to_have_attribute("data-state", "ok")
     return probe
@@ -53,13 +58,39 @@ def pick(page: Page, *paths: Path) -> None:
 def wait_for_id_photo(page: Page) -> None:
     expect(page.locator("#idphoto-result")).to_be_visible()
     expect(page.locator("#idphoto-busy")).to_be_hidden()
-    expect(page.locator("#report-summary")).to_have_text(re.compile(r"passed"))
+    expect(page.locator("#report-summary")).to_have_text(re.compile(r"passed|通过"))
 
 
 def specs_of(server: LiveServer) -> dict[str, dict[str, Any]]:
     response = httpx.get(f"{server.url}/v1/id-photo/specs", timeout=30.0)
     response.raise_for_status()
     return {spec["key"]: spec for spec in response.json()["specs"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        ("/", "#server-status[data-state=ok]"),
+        ("/docs", ".swagger-ui .opblock-tag"),
+        ("/redoc", "[role=menuitem]"),
+    ],
+)
+def test_no_request_leaves_the_machine(
+    open_page: OpenPage, live_server: LiveServer, path: str, shown: str
+) -> None:
+    """The page and the API docs load every asset from faceflow itself: a machine without
+    internet sees them whole, and no third party learns that someone opened them."""
+    probe = open_page()
+    page = probe.page
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.goto(live_server.url + path)
+    expect(page.locator(shown).first).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    fetched = [url for url in urls if urlsplit(url).scheme not in ("data", "blob")]
+    assert len(fetched) > 1, urls  # the page and its assets, at least
+    assert {urlsplit(url).hostname for url in fetched} == {"127.0.0.1"}, fetched
+    assert probe.errors == []
 
 
 def test_two_people_are_drawn_over_the_photo_and_listed(
@@ -136,7 +167,7 @@ def test_id_photo_preview_report_and_downloads(
     assert badges.count() >= 5
     assert {text.lower() for text in badges.all_inner_texts()} <= {"pass", "warn", "fail"}
 
-    # A new background re-renders the preview by itself (debounced), with the new colour.
+    # A new background re-renders the preview by itself, at once, with the new colour.
     with page.expect_response(
         lambda r: "/v1/id-photo?" in r.url and "background=blue" in r.url
     ) as recoloured:
@@ -146,6 +177,8 @@ def test_id_photo_preview_report_and_downloads(
 
     with page.expect_download() as download:
         page.click("#download-photo")
+    # Downloads are named after the source photo.
+    assert download.value.suggested_filename == "portrait_1-id-photo-cn-1inch.jpg"
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
     with Image.open(saved) as image:
@@ -155,6 +188,17 @@ def test_id_photo_preview_report_and_downloads(
         corner = image.convert("RGB").getpixel((2, 2))
         assert isinstance(corner, tuple)
         assert corner[2] > corner[0] + 40
+
+    with page.expect_download() as report_download:
+        page.click("#download-report")
+    assert report_download.value.suggested_filename == "portrait_1-id-photo-cn-1inch-report.json"
+    report_path = tmp_path / "report.json"
+    report_download.value.save_as(report_path)
+    report = json.loads(report_path.read_text())
+    assert report["photo"] == "portrait_1.jpg"
+    assert report["choices"]["background"] == "blue"
+    assert report["report"]["status"] in {"pass", "warn", "fail"}
+    assert len(report["report"]["checks"]) == badges.count()
 
     with page.expect_download() as sheet_download:
         page.click("#download-sheet")
@@ -432,27 +476,34 @@ def test_api_key_is_asked_for_kept_for_the_session_and_sent(
     expect(dialog).to_be_hidden()
 
 
-def test_docs_screenshot(open_page: OpenPage, live_server: LiveServer, testdata: Path) -> None:
-    probe = load(open_page, live_server)
+@pytest.mark.parametrize(
+    ("locale", "spec", "name"),
+    [("en-US", "eu-passport", "web-page.png"), ("zh-CN", "cn-2inch", "web-page-zh.png")],
+    ids=["en", "zh"],
+)
+def test_docs_screenshot(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path, locale: str, spec: str, name: str
+) -> None:
+    probe = load(open_page, live_server, locale=locale)
     page = probe.page
     pick(page, testdata / "two_people.jpg", testdata / "portrait_1.jpg")
     expect(page.locator(".thumb")).to_have_count(2)
-    expect(page.locator(".thumb").nth(0)).to_contain_text("2 faces")
+    expect(page.locator(".thumb").nth(0)).to_contain_text(re.compile(r"2 (faces|张人脸)"))
     page.locator(".thumb").nth(1).click()
     wait_for_id_photo(page)
-    # A preset whose title the test machine's fonts can draw (no CJK font in a slim image).
-    with page.expect_response(lambda r: "/v1/id-photo?" in r.url and "spec=eu-passport" in r.url):
-        page.select_option("#spec", "eu-passport")
+    with page.expect_response(lambda r: "/v1/id-photo?" in r.url and f"spec={spec}" in r.url):
+        page.select_option("#spec", spec)
     wait_for_id_photo(page)
     page.mouse.move(0, 0)
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = page.screenshot(path=str(ARTIFACTS / "web-page-desktop.png"), full_page=True)
+    shot = page.screenshot(path=str(ARTIFACTS / f"desktop-{name}"), full_page=True)
+    target = DOCS_SCREENSHOT.parent / name
     if os.environ.get("FACEFLOW_UPDATE_DOCS") == "1":
-        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-        DOCS_SCREENSHOT.write_bytes(small_png(shot))
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(small_png(shot))
     assert probe.errors == []
-    assert DOCS_SCREENSHOT.is_file(), "run with FACEFLOW_UPDATE_DOCS=1 to create it"
-    assert DOCS_SCREENSHOT.stat().st_size < DOCS_SCREENSHOT_MAX_BYTES
+    assert target.is_file(), "run scripts/docs-screenshots.sh to create it"
+    assert target.stat().st_size < DOCS_SCREENSHOT_MAX_BYTES
 
 
 def small_png(png: bytes) -> bytes:
@@ -462,3 +513,263 @@ def small_png(png: bytes) -> bytes:
     out = io.BytesIO()
     quantized.save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+# A phone's mobile link as Lighthouse emulates it, with the 750 kbit/s uplink the issue measured
+# (a 676 KB photo took 8 s per change when every change uploaded it again).
+PHONE_LINK = {
+    "offline": False,
+    "latency": 150,
+    "downloadThroughput": 1_600_000 / 8,
+    "uploadThroughput": 750_000 / 8,
+}
+# The product asks for a change to render in under 1 s on that link. On this shared 2-core
+# machine the server's own part (lay out, recolour, encode a cached cut-out) varies several-fold,
+# so the test allows 5x; what makes it fast, no upload, is asserted exactly.
+CHANGE_REQUIREMENT_S = 1.0
+CHANGE_MARGIN = 5
+
+
+# Playwright does not see a multipart body made of a Blob, so the page's own XMLHttpRequest
+# notes what each request sends: the byte size of every file in it.
+RECORD_UPLOADS = """
+const open = XMLHttpRequest.prototype.open;
+const send = XMLHttpRequest.prototype.send;
+window.sentBytes = {};
+XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+  this.recordedUrl = new URL(url, document.baseURI).href;
+  return open.call(this, method, url, ...rest);
+};
+XMLHttpRequest.prototype.send = function (body) {
+  let size = 0;
+  if (body instanceof FormData) for (const [, value] of body) size += value.size ?? 0;
+  window.sentBytes[this.recordedUrl] = size;
+  return send.call(this, body);
+};
+"""
+
+
+def recording_uploads(page: Page) -> None:
+    page.add_init_script(RECORD_UPLOADS)
+
+
+def body_size(request: Request) -> int:
+    """Bytes of files the page sent with ``request`` (needs :func:`recording_uploads`)."""
+    frame = request.frame
+    return int(frame.evaluate("url => window.sentBytes[url]", request.url))
+
+
+def throttle(page: Page, conditions: dict[str, Any]) -> None:
+    devtools = page.context.new_cdp_session(page)
+    devtools.send("Network.enable")
+    devtools.send("Network.emulateNetworkConditions", conditions)
+
+
+def test_chinese_page_at_phone_size(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """A Chinese browser gets the page in Chinese: its own strings, preset and check names,
+    status words and errors; an ID photo made at phone size, without horizontal scroll."""
+    probe = load(open_page, live_server, PHONE, locale="zh-CN")
+    page = probe.page
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.locator("h1")).to_have_count(1)
+    expect(page.locator("#server-status")).to_contain_text("就绪")
+    expect(page.locator("#dropzone")).to_contain_text("选择文件")
+    expect(page.locator("#spec option[value=cn-1inch]")).to_have_text(re.compile(r"^一寸"))
+    expect(page.locator("#lang-switch")).to_have_text("English")
+    pick(page, testdata / "portrait_1.jpg")
+    wait_for_id_photo(page)
+    expect(page.locator("#report-status")).to_have_text(
+        re.compile(r"符合要求|请查看警告|不符合要求")
+    )
+    page.locator("#all-checks-summary").click()
+    badges = set(page.locator("#checks .badge").all_inner_texts())
+    assert badges, "no check badges"
+    assert badges <= {"通过", "警告", "不通过"}, badges
+    names = page.locator("#checks .check__name").all_inner_texts()
+    assert "头部高度" in names
+    latin = [name for name in names if re.search(r"[A-Za-z]", name)]
+    assert latin == []
+    expect(page.locator("#face-rows tr")).to_have_count(1)
+    expect(page.locator("#face-rows tr").first).to_contain_text(re.compile(r"[男女]"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-page-zh-phone.png"), full_page=True)
+
+    pick(page, testdata / "cat.jpg")
+    expect(page.locator("#faces-empty")).to_have_text("这张照片里没有找到人脸。")
+    page.click("#make-idphoto")
+    expect(page.locator("#idphoto-notice [role=alert]")).to_contain_text("没有找到人脸")
+    assert probe.errors == []
+
+
+def test_language_switch_is_remembered(open_page: OpenPage, live_server: LiveServer) -> None:
+    page = load(open_page, live_server).page
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#make-idphoto")).to_have_text("Make ID photo")
+    page.click("#lang-switch")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.locator("#make-idphoto")).to_have_text("制作证件照")
+    expect(page.locator("#server-status")).to_contain_text("就绪")
+    expect(page.locator("#lang-switch")).to_have_attribute("lang", "en")
+    assert page.evaluate("localStorage.getItem('faceflow.lang')") == "zh"
+
+    # The choice outlives a reload, over the browser's English.
+    page.reload()
+    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.locator("#idphoto-title")).to_have_text("证件照")
+    page.click("#lang-switch")
+    expect(page.locator("#idphoto-title")).to_have_text("ID photo")
+
+
+def test_first_id_photo_shows_its_progress_and_is_announced(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    page = load(open_page, live_server).page
+    # A slow uplink (~100 kB/s), so the 354 kB photo takes seconds to go up.
+    throttle(
+        page,
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 100_000},
+    )
+    pick(page, testdata / "biden.jpg")
+    progress = page.locator("#idphoto-progress")
+    expect(page.locator("#idphoto-progress-label")).to_have_text("Uploading biden.jpg")
+    expect(progress).to_be_visible()
+    expect(page.locator("#idphoto-result")).to_be_hidden()
+    expect(page.locator("#idphoto-progress-value")).to_have_text(re.compile(r"^\d+%$"))
+    # The cut-out takes the server a second or more: the page says so.
+    expect(page.locator("#idphoto-progress-label")).to_have_text("Cutting out…")
+    wait_for_id_photo(page)
+    expect(progress).to_be_hidden()
+    announce = page.locator("#idphoto-announce")
+    expect(announce).to_have_attribute("aria-live", "polite")
+    expect(announce).to_have_text(re.compile(r"^ID photo ready: (Compliant|Check warnings)"))
+
+
+def test_a_change_reuses_the_upload_on_a_phone_link(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    probe = open_page(PHONE)
+    page = probe.page
+    recording_uploads(page)
+    page.goto(live_server.url + "/")
+    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
+    photo = testdata / "portrait_1.jpg"
+    with page.expect_response(lambda r: "/v1/id-photo?" in r.url) as first:
+        pick(page, photo)
+    wait_for_id_photo(page)
+    digest = first.value.headers["x-source"]
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert body_size(first.value.request) == photo.stat().st_size
+
+    throttle(page, PHONE_LINK)
+    started = time.monotonic()
+    with page.expect_response(
+        lambda r: "/v1/id-photo?" in r.url and "background=blue" in r.url
+    ) as changed:
+        page.locator("label.swatch", has_text="Blue").click()
+    assert changed.value.ok
+    wait_for_id_photo(page)
+    expect(page.locator("#idphoto-busy")).to_be_hidden()
+    elapsed = time.monotonic() - started
+    request = changed.value.request
+    assert f"source={digest}" in request.url
+    assert body_size(request) == 0  # nothing uploaded again
+    print(f"a change on the phone link rendered in {elapsed:.2f} s (requirement 1 s)")
+    assert elapsed < CHANGE_REQUIREMENT_S * CHANGE_MARGIN
+
+    # The server forgot the cut-out: the page sends the photo again, once, and carries on.
+    expired = json.dumps({"error": {"code": "source_expired", "message": "staged by the test"}})
+    page.route(
+        "**/v1/id-photo?*source=*",
+        lambda route: route.fulfill(status=404, content_type="application/json", body=expired),
+    )
+    with page.expect_response(
+        lambda r: "/v1/id-photo?" in r.url and "source=" not in r.url and "background=red" in r.url
+    ) as again:
+        page.locator("label.swatch", has_text="Red").click()
+    assert again.value.ok
+    assert body_size(again.value.request) == photo.stat().st_size
+    wait_for_id_photo(page)
+    expect(page.locator("#idphoto-notice [role=alert]")).to_have_count(0)
+    # Chromium logs every 404 it gets, the staged one included; nothing else went wrong.
+    assert [error for error in probe.errors if "status of 404" not in error] == []
+
+
+def test_a_big_photo_is_made_smaller_before_its_id_photo_upload(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    with Image.open(testdata / "portrait_1.jpg") as original:
+        # 2292×3438: the face is about 1,100 px tall, nearly twice what any preset needs.
+        big = original.resize((original.width * 3, original.height * 3), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    big.save(out, format="JPEG", quality=92)
+    data = out.getvalue()
+    page = open_page().page
+    recording_uploads(page)
+    page.goto(live_server.url + "/")
+    # A 9 MP photo: analysis and cut-out take a busy machine a while.
+    with page.expect_response(lambda r: "/v1/id-photo?" in r.url, timeout=90_000) as made:
+        page.set_input_files(
+            "#file-input", {"name": "big.jpg", "mimeType": "image/jpeg", "buffer": data}
+        )
+    wait_for_id_photo(page)
+    sent = body_size(made.value.request)
+    assert 0 < sent < len(data) / 2, (sent, len(data))
+    body = made.value.json()
+    resolution = {check["name"]: check for check in body["report"]["checks"]}["resolution"]
+    assert resolution["status"] == "pass", resolution
+
+
+def test_the_status_badge_turns_red_when_the_server_is_gone(
+    open_page: OpenPage, live_server: LiveServer
+) -> None:
+    page = load(open_page, live_server).page
+    status = page.locator("#server-status")
+    # The server "goes away": its readiness probe cannot be reached any more.
+    page.route("**/readyz", lambda route: route.abort("connectionrefused"))
+    expect(status).to_have_attribute("data-state", "error")
+    expect(status).to_have_text("Server unreachable")
+    assert page.evaluate("getComputedStyle(document.getElementById('server-status')).color")
+    page.unroute("**/readyz")
+    expect(status).to_have_attribute("data-state", "ok")
+
+
+# Interactive elements a finger must be able to hit (WCAG 2.5.5's 44 CSS px).
+TOUCH_TARGET_PX = 44
+TARGETS = "button:visible, select:visible, a.button:visible, label.swatch:visible, .thumb:visible"
+
+
+@pytest.mark.parametrize(
+    ("viewport", "locale"), [(DESKTOP, "en-US"), (PHONE, "zh-CN")], ids=["desktop-en", "phone-zh"]
+)
+def test_axe_finds_nothing_serious_and_targets_are_big_enough(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path, viewport: Any, locale: str
+) -> None:
+    """axe-core (from the axe-playwright-python package, injected locally) on the page with an
+    analysed photo and its ID photo and report open: no serious or critical violation."""
+    page = load(open_page, live_server, viewport, locale).page
+    pick(page, testdata / "two_people.jpg", testdata / "portrait_1.jpg")
+    expect(page.locator(".thumb")).to_have_count(2)
+    page.locator(".thumb").nth(1).click()
+    wait_for_id_photo(page)
+    page.locator("#all-checks-summary").click()
+    violations = Axe().run(page).response["violations"]
+    serious = [
+        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']][:5]}"
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == []
+
+    small = []
+    for target in page.locator(TARGETS).all():
+        box = target.bounding_box()
+        if box and min(box["width"], box["height"]) < TOUCH_TARGET_PX - 0.5:
+            small.append((target.evaluate("e => e.id || e.className || e.tagName"), box))
+    assert small == [], small
+    row = page.locator("#face-rows tr").first
+    row.focus()
+    expect(row).to_be_focused()

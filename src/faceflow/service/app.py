@@ -29,6 +29,7 @@ from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import RequestContext
 from faceflow.service.protocol import SERVER_SETTINGS_STATE
 from faceflow.service.routes import faces, idphoto, jobs, system
+from faceflow.service.routes.docs import install_docs
 from faceflow.service.security import ApiKeys, RateLimit
 from faceflow.service.state import Services
 from faceflow.service.upload import BodyLimits
@@ -158,7 +159,10 @@ def create_app(settings: Settings) -> FaceflowApp:
         # No 307 from /path/ to /path: it would be an absolute URL built from the client's Host
         # header, for paths the API never had. A trailing slash is simply not found.
         redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app, "faceflow")
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(faces.router)

@@ -2,7 +2,9 @@
 
 Every photo of an upload is rendered from one cached matte (keyed by the upload's content hash):
 the first request runs detection and u2netp; another size, background or format for the same
-photo only lays out, recolours and encodes.
+photo only lays out, recolours and encodes. The answer names the upload (``X-Source``, its content
+hash), and a later render may send ``source=<that hash>`` instead of the photo while the matte is
+cached (404 ``source_expired`` once it is not).
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from faceflow.cache.entry import CacheEntry
-from faceflow.cache.keys import cache_key
+from faceflow.cache.keys import cache_key_from_hash, content_hash
 from faceflow.cache.tiered import CacheStatus
-from faceflow.errors import JsonScalar
+from faceflow.errors import JsonScalar, SourceExpired
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.idphoto.sheet import PAPERS
 from faceflow.pipeline.idphoto.specs import list_specs
@@ -37,7 +39,12 @@ from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput
 from faceflow.service.guard import guard
 from faceflow.service.routes.faces import cache_headers
-from faceflow.service.schemas import error_responses, image_request_body, image_response
+from faceflow.service.schemas import (
+    ErrorBody,
+    error_responses,
+    image_request_body,
+    image_response,
+)
 from faceflow.service.state import Services, services_of
 from faceflow.service.upload import read_image
 
@@ -68,41 +75,63 @@ MaxKb = Annotated[
 ]
 Transparent = Annotated[bool, Query(description="PNG with the background left transparent")]
 Quality = Annotated[int, Query(ge=1, le=100, description="JPEG quality (without max_kb)")]
+Source = Annotated[
+    str | None,
+    Query(
+        pattern="^[0-9a-f]{64}$",
+        description="an earlier upload's X-Source, sent instead of the photo (no body)",
+    ),
+]
+SOURCE_HEADER = "X-Source"
 
 
-async def cached_matte(services: Services, data: bytes, admission: Admission) -> CacheEntry:
-    """The upload's matte: from the cache, or detection + u2netp once for concurrent requests."""
+async def _matte_of(
+    services: Services, digest: str, data: bytes | None, admission: Admission
+) -> CacheEntry:
+    """The matte of the upload ``data`` whose content hash is ``digest``: from the cache, or
+    detection + u2netp once for concurrent requests. Without ``data`` (a ``source=`` render) only
+    the cache can answer: :class:`SourceExpired` when it no longer holds it."""
+    key = cache_key_from_hash(digest, "matte", {})
+    if data is None:
+        entry, _ = await services.cache.lookup(key)
+        if entry is None:
+            raise SourceExpired("this photo is no longer on the server: upload it again")
+        return entry
+    upload = data
 
     async def produce() -> TaskOutput:
-        return await services.pool.run(matte_task, MatteRequest(data), admission=admission)
+        return await services.pool.run(matte_task, MatteRequest(upload), admission=admission)
 
-    entry, _ = await services.cached_output(cache_key(data, "matte", {}), produce)
+    entry, _ = await services.cached_output(key, produce)
     return entry
 
 
 async def _from_matte(
     services: Services,
-    data: bytes,
+    source: tuple[str, bytes | None],
     operation: str,
     params: dict[str, JsonScalar],
     build: RenderRequest | SheetRequest,
 ) -> tuple[CacheEntry, CacheStatus]:
+    digest, data = source
+
     async def produce() -> TaskOutput:
         # One admission for both trips: a request given a place is never refused half-way, after
         # its matte was made (or while it waited for another request's).
         with services.pool.admit() as admission:
-            matte = await cached_matte(services, data, admission)
+            matte = await _matte_of(services, digest, data, admission)
             if isinstance(build, RenderRequest):
                 request = RenderRequest(matte.body, build.options, build.response)
                 return await services.pool.run(render_task, request, admission=admission)
             sheet = SheetRequest(matte.body, build.items, build.paper, build.output_format)
             return await services.pool.run(sheet_task, sheet, admission=admission)
 
-    return await services.cached_output(cache_key(data, operation, params), produce)
+    return await services.cached_output(cache_key_from_hash(digest, operation, params), produce)
 
 
-def _photo_response(entry: CacheEntry, status: CacheStatus) -> Response:
+def _photo_response(entry: CacheEntry, status: CacheStatus, digest: str) -> Response:
     headers = cache_headers(dict(entry.meta), status)
+    headers[SOURCE_HEADER] = digest
     compliance = entry.meta.get("compliance")
     if isinstance(compliance, str):
         headers["X-Compliance"] = compliance
@@ -129,6 +158,7 @@ async def specs() -> dict[str, object]:
     responses={
         **image_response("the photo (default), or JSON with image_base64 and report"),
         **error_responses(),
+        404: {"model": ErrorBody, "description": "source_expired: upload the photo again"},
     },
     openapi_extra=image_request_body(),
 )
@@ -151,28 +181,37 @@ async def id_photo(
     sheet: Annotated[
         str | None, Query(description="return a print sheet on this paper instead")
     ] = None,
+    source: Source = None,
 ) -> Response:
     """Exactly one face is required: none → 422 `no_face`, several → 422 `multiple_faces` with
-    `face_count`. The `X-Compliance` header (pass / warn / fail) summarises the report."""
+    `face_count`. The `X-Compliance` header (pass / warn / fail) summarises the report; `X-Source`
+    names the upload for later `source=` renders (no body then; 404 `source_expired` once the
+    server no longer holds its cut-out)."""
     services = services_of(request)
     options = PhotoParams(
         spec, width, height, unit, dpi, background, gradient, format, max_kb, transparent, quality
     ).to_options()
     # A sheet is validated (its paper, whether the photo fits) before the upload is read.
     sheet_build = None if sheet is None else sheet_request([(options, None)], sheet, format)
-    upload = await read_image(request, services.settings.limits.max_upload_bytes)
+    if source is None:
+        data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
+        origin: tuple[str, bytes | None] = (content_hash(data), data)
+    else:
+        origin = (source, None)
     if sheet_build is not None:
-        return await _sheet(services, upload.data, sheet_build)
+        return await _sheet(services, origin, sheet_build)
     params = {**photo_cache_params(options), "response": response.value}
     build = RenderRequest(b"", options, response)
-    entry, status = await _from_matte(services, upload.data, "id-photo", params, build)
-    return _photo_response(entry, status)
+    entry, status = await _from_matte(services, origin, "id-photo", params, build)
+    return _photo_response(entry, status, origin[0])
 
 
-async def _sheet(services: Services, data: bytes, build: SheetRequest) -> Response:
+async def _sheet(
+    services: Services, origin: tuple[str, bytes | None], build: SheetRequest
+) -> Response:
     params = sheet_cache_params(build)
-    entry, status = await _from_matte(services, data, "id-photo-sheet", params, build)
-    return _photo_response(entry, status)
+    entry, status = await _from_matte(services, origin, "id-photo-sheet", params, build)
+    return _photo_response(entry, status, origin[0])
 
 
 @router.post(
@@ -196,5 +235,5 @@ async def id_photo_sheet(
     """As many copies as fit (or the counts in `layout`), centred, with gaps and cut marks."""
     services = services_of(request)
     build = SheetParams(spec, sheet, layout, background, gradient).to_request()
-    upload = await read_image(request, services.settings.limits.max_upload_bytes)
-    return await _sheet(services, upload.data, build)
+    data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
+    return await _sheet(services, (content_hash(data), data), build)

@@ -90,9 +90,10 @@ async function errorFrom(status, headers, blob) {
  * when `signal` aborts it.
  *
  * `image` (a File/Blob) is sent as the multipart field `image`; `onUploadProgress(fraction)` gets
- * 0..1 while it is sent. `key` overrides the stored API key (to test a new one).
+ * 0..1 while it is sent, `onResponseStart()` is called when the answer starts to arrive. `key`
+ * overrides the stored API key (to test a new one).
  */
-export function request(path, { method = "GET", params = {}, image = null, onUploadProgress = null, signal = null, key = undefined } = {}) {
+export function request(path, { method = "GET", params = {}, image = null, onUploadProgress = null, onResponseStart = null, signal = null, key = undefined } = {}) {
   const url = new URL(path, document.baseURI);
   for (const [name, value] of Object.entries(params)) {
     if (value !== null && value !== undefined && value !== "") url.searchParams.set(name, String(value));
@@ -113,6 +114,11 @@ export function request(path, { method = "GET", params = {}, image = null, onUpl
         if (event.lengthComputable && event.total > 0) onUploadProgress(event.loaded / event.total);
       });
       xhr.upload.addEventListener("load", () => onUploadProgress(1));
+    }
+    if (onResponseStart) {
+      xhr.addEventListener("readystatechange", () => {
+        if (xhr.readyState === XMLHttpRequest.HEADERS_RECEIVED) onResponseStart();
+      });
     }
     const onAbort = () => xhr.abort();
     signal?.addEventListener("abort", onAbort, { once: true });

@@ -3,6 +3,7 @@
 
 import { request, storedKey, storeKey } from "./api.js";
 import { byId } from "./dom.js";
+import { t } from "./i18n.js";
 import { describeError } from "./messages.js";
 
 export class KeyPrompt {
@@ -39,7 +40,7 @@ export class KeyPrompt {
    * Show the dialog. Resolves with /v1/info's body once a working key is stored, or null when
    * the person cancels. Concurrent callers share one dialog.
    */
-  ask(reason = "This server asks for an API key.") {
+  ask(reason = t("key.reason")) {
     if (this.#pending) return this.#pending;
     this.#reason.textContent = reason;
     this.#setError(null);
@@ -56,11 +57,11 @@ export class KeyPrompt {
   async #check() {
     const key = this.#input.value.trim();
     if (!key) {
-      this.#setError("Enter the API key you were given.");
+      this.#setError(t("key.empty"));
       return;
     }
     this.#submit.disabled = true;
-    this.#submit.textContent = "Checking…";
+    this.#submit.textContent = t("key.checking");
     try {
       const response = await request("v1/info", { key });
       const info = await response.json();
@@ -68,14 +69,14 @@ export class KeyPrompt {
       this.#finish(info);
     } catch (error) {
       if (error.code === "forbidden" || error.code === "unauthorized") {
-        this.#setError("That key was not accepted. Check it and try again.");
+        this.#setError(t("key.rejected"));
       } else {
         const { title, text } = describeError(error);
         this.#setError(`${title}. ${text}`);
       }
     } finally {
       this.#submit.disabled = false;
-      this.#submit.textContent = "Use key";
+      this.#submit.textContent = t("key.use");
     }
   }
 

@@ -1,6 +1,7 @@
 // Presenting faces: colours, "F 33 (29–37)" labels, the overlay drawn over the photo and the table.
 
 import { h, svg } from "./dom.js";
+import { t } from "./i18n.js";
 import { formatMs } from "./messages.js";
 
 const COLOURS = ["#2f5bea", "#e0365a", "#0e9f6e", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d"];
@@ -17,7 +18,7 @@ export function leftToRight(faces) {
 /** "F 33 (29–37)" from age.years/low/high and gender; parts that were not asked for are left out. */
 export function faceLabel(face) {
   const parts = [];
-  if (face.gender) parts.push(face.gender.label === "female" ? "F" : "M");
+  if (face.gender) parts.push(t(face.gender.label === "female" ? "gender.f" : "gender.m"));
   if (face.age) {
     const { years, low, high } = face.age;
     parts.push(`${Math.round(years)} (${Math.round(low)}–${Math.round(high)})`);
@@ -74,11 +75,13 @@ export function faceRows(faces) {
     const [x1, y1, x2, y2] = face.box;
     const swatch = h("span", { className: "dot", attrs: { "aria-hidden": "true" } });
     swatch.style.setProperty("--colour", faceColour(index));
-    const gender = face.gender ? `${face.gender.label === "female" ? "Female" : "Male"} ` : "–";
+    const genderName = face.gender ? t(face.gender.label === "female" ? "gender.female" : "gender.male") : "–";
+    const gender = face.gender ? `${genderName} ` : "–";
     const age = face.age ? `${Math.round(face.age.years)}` : "–";
+    // Rows are focusable, so a keyboard user can pick a face out on the photo as a mouse user does.
     return h(
       "tr",
-      { dataset: { face: String(index + 1) } },
+      { tabIndex: 0, dataset: { face: String(index + 1) } },
       h("th", { scope: "row" }, swatch, String(index + 1)),
       h("td", {}, gender, face.gender ? h("small", {}, percent(face.gender.probability)) : null),
       h("td", {}, age, face.age ? h("small", {}, ` ${Math.round(face.age.low)}–${Math.round(face.age.high)}`) : null),
@@ -90,7 +93,7 @@ export function faceRows(faces) {
 
 /** <dt>/<dd> pairs: the round trip measured here, then each Server-Timing phase. */
 export function timingItems(photo) {
-  const items = [["round trip", formatMs(photo.elapsedMs)]];
+  const items = [[t("timing.round"), formatMs(photo.elapsedMs)]];
   for (const { name, ms } of photo.timings) items.push([name, formatMs(ms)]);
   return items.flatMap(([name, value]) => [h("div", { className: "timing" }, h("dt", {}, name), h("dd", {}, value))]);
 }

@@ -1,11 +1,15 @@
 // The ID-photo panel: spec, background, shading, format and size cap; a debounced preview through
-// POST /v1/id-photo?response=json (the server caches the matte per upload, so recolouring the
-// same photo is quick), its compliance report, and downloads of the photo and a print sheet.
+// POST /v1/id-photo?response=json, its compliance report, and downloads of the photo and a print
+// sheet. The photo is uploaded once: the answer names it (X-Source, its content key) and every
+// later change refers to it with `source=`, while the server still has its cut-out; when it no
+// longer does (404 source_expired) the photo is sent again.
 
 import { isAbort, request } from "./api.js";
 import { base64ToBlob, byId, debounce, downloadBlob, h } from "./dom.js";
+import { checkHint, checkName, language, onLanguageChange, specName, t } from "./i18n.js";
 import { formatBytes, formatMs } from "./messages.js";
 import { clearNotice, showError, showNotice } from "./notice.js";
+import { uploadFor } from "./shrink.js";
 
 const PREVIEW_DELAY_MS = 250;
 const DEFAULT_SPEC = "cn-1inch";
@@ -19,7 +23,7 @@ function formatNumber(value) {
 export function formatValue(value) {
   if (value === null || value === undefined) return "–";
   if (typeof value === "number") return formatNumber(value);
-  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (typeof value === "boolean") return t(value ? "value.yes" : "value.no");
   if (Array.isArray(value)) return value.map(formatValue).join("–");
   if (typeof value === "object") {
     if ("min" in value || "max" in value) return `${formatValue(value.min)}–${formatValue(value.max)}`;
@@ -28,10 +32,9 @@ export function formatValue(value) {
   return String(value);
 }
 
-/** "head_height_ratio" → "Head height ratio". */
+/** A check's name in the page's language. */
 export function checkLabel(name) {
-  const label = String(name).replaceAll("_", " ");
-  return label.charAt(0).toUpperCase() + label.slice(1);
+  return checkName(name);
 }
 
 /** A check's measured value with its unit ("19 mm", "1.27°"). */
@@ -44,22 +47,28 @@ export function checkValue(check) {
 
 /** "EU passport · 35×45 mm"; a title that already names its size is kept as it is. */
 function specTitle(spec) {
-  return spec.title.includes("mm") ? spec.title : `${spec.title} · ${spec.width_mm}×${spec.height_mm} mm`;
+  const name = specName(spec);
+  return name.includes("mm") ? name : `${name} · ${spec.width_mm}×${spec.height_mm} mm`;
 }
 
 function badge(status) {
-  return h("span", { className: `badge badge--${status}` }, status);
+  return h("span", { className: `badge badge--${status}` }, t(`badge.${status}`));
 }
 
 function checkItem(check) {
-  const allowed = check.allowed !== undefined && check.allowed !== null ? h("small", {}, ` · allowed ${formatValue(check.allowed)}`) : null;
+  const allowed = check.allowed !== undefined && check.allowed !== null ? h("small", {}, t("check.allowed", { value: formatValue(check.allowed) })) : null;
+  // The fix hint in the page's language when the server gives one; the measurement note (English,
+  // from the server) in English only.
+  const hint = check.status !== "pass" ? checkHint(check) : null;
+  const note = language() === "en" ? check.note : null;
   return h(
     "li",
     { className: `check check--${check.status}` },
     badge(check.status),
     h("span", { className: "check__name" }, checkLabel(check.name)),
     h("span", { className: "check__value" }, checkValue(check), allowed),
-    check.note ? h("span", { className: "check__note" }, check.note) : null,
+    note ? h("span", { className: "check__note" }, note) : null,
+    hint ? h("span", { className: "check__hint" }, hint) : null,
   );
 }
 
@@ -92,12 +101,20 @@ export class IdPhotoPanel {
   #downloadPhoto = byId("download-photo");
   #sheet = byId("sheet");
   #downloadSheet = byId("download-sheet");
+  #downloadReport = byId("download-report");
+  #progress = byId("idphoto-progress");
+  #progressBar = byId("idphoto-progress-bar");
+  #progressLabel = byId("idphoto-progress-label");
+  #progressValue = byId("idphoto-progress-value");
+  #announce = byId("idphoto-announce");
 
   #specs = new Map();
   #available = false;
   #source = null; // the Photo the panel works on
   #controller = null;
-  #made = null; // {blob, params} of the shown preview
+  #made = null; // {blob, params, body, response} of the shown preview
+  #specList = [];
+  #papers = [];
   #imageUrl = null;
   #schedule = debounce(() => this.make({ unlessShown: true }), PREVIEW_DELAY_MS);
 
@@ -119,7 +136,29 @@ export class IdPhotoPanel {
     });
     this.#downloadPhoto.addEventListener("click", () => this.#savePhoto());
     this.#downloadSheet.addEventListener("click", () => this.#saveSheet());
+    this.#downloadReport.addEventListener("click", () => this.#saveReport());
     this.#paintCustomChip();
+    onLanguageChange(() => this.#relabel());
+  }
+
+  /** Redraw what this panel wrote in the old language. */
+  #relabel() {
+    this.#fillSelects();
+    this.#describeSpec();
+    if (this.#made) this.#show(this.#made.body, this.#made.response, this.#made.params);
+  }
+
+  #fillSelects() {
+    if (this.#papers.length) {
+      const chosen = this.#sheet.value;
+      this.#sheet.replaceChildren(...this.#papers.map((paper) => h("option", { value: paper.key }, t(`sheet.${paper.key}`) === `sheet.${paper.key}` ? paper.title : t(`sheet.${paper.key}`))));
+      if (chosen) this.#sheet.value = chosen;
+    }
+    if (this.#specList.length) {
+      const chosen = this.#spec.value;
+      this.#spec.replaceChildren(...this.#specList.map((spec) => h("option", { value: spec.key }, specTitle(spec))));
+      if (chosen) this.#spec.value = chosen;
+    }
   }
 
   /** Load the specs; without the ID-photo API the panel says so and stays disabled. */
@@ -127,13 +166,10 @@ export class IdPhotoPanel {
     try {
       const response = await request("v1/id-photo/specs");
       const { specs, sheets } = await response.json();
-      if (Array.isArray(sheets) && sheets.length) {
-        this.#sheet.replaceChildren(...sheets.map((paper) => h("option", { value: paper.key }, paper.title)));
-      }
+      if (Array.isArray(sheets) && sheets.length) this.#papers = sheets;
       this.#specs = new Map(specs.map((spec) => [spec.key, spec]));
-      this.#spec.replaceChildren(
-        ...specs.map((spec) => h("option", { value: spec.key }, specTitle(spec))),
-      );
+      this.#specList = specs;
+      this.#fillSelects();
       this.#spec.value = this.#specs.has(DEFAULT_SPEC) ? DEFAULT_SPEC : (specs[0]?.key ?? "");
       this.#available = specs.length > 0;
       this.#describeSpec();
@@ -142,7 +178,7 @@ export class IdPhotoPanel {
       this.#setEnabled(false);
       this.#empty.hidden = true;
       if (error.code === "not_found") {
-        showNotice(this.#notice, { tone: "info", title: "ID photos unavailable", text: "This server does not offer the ID-photo API." });
+        showNotice(this.#notice, { tone: "info", title: t("idphoto.unavailable"), text: t("idphoto.unavailableText") });
       } else {
         showError(this.#notice, error, { onRetry: () => this.init() });
       }
@@ -160,7 +196,7 @@ export class IdPhotoPanel {
 
   #describeSpec() {
     const spec = this.#specs.get(this.#spec.value);
-    this.#specDetail.textContent = spec ? `${spec.width_px}×${spec.height_px} px at ${spec.dpi} dpi` : "";
+    this.#specDetail.textContent = spec ? t("idphoto.specDetail", { width: spec.width_px, height: spec.height_px, dpi: spec.dpi }) : "";
   }
 
   #paintCustomChip() {
@@ -189,7 +225,15 @@ export class IdPhotoPanel {
       this.#schedule.cancel();
       return;
     }
-    if (this.#source) this.#schedule();
+    if (!this.#source) return;
+    // A click (a colour, a size, a format) renders at once; typing and dragging a colour wait
+    // until they pause.
+    if (event?.type === "change" && event.target !== this.#maxKb && event.target !== this.#customColour) {
+      this.#schedule.cancel();
+      this.make({ unlessShown: true });
+    } else {
+      this.#schedule();
+    }
   }
 
   /** The query for the current choices. */
@@ -239,6 +283,22 @@ export class IdPhotoPanel {
     this.#sheet.disabled = !usable;
   }
 
+  /** The first ID photo of a photo takes seconds: upload %, then "cutting out…", then
+   * "rendering…" while the answer arrives. Shown above the (still hidden) result. */
+  #setProgress(phase, fraction = null) {
+    this.#progress.hidden = phase === null;
+    if (phase === null) return;
+    this.#progressLabel.textContent = t(`progress.${phase}`, { name: this.#source?.file.name ?? "" });
+    if (fraction === null) {
+      this.#progressValue.textContent = "";
+      this.#progressBar.removeAttribute("value"); // indeterminate
+    } else {
+      const percent = Math.round(fraction * 100);
+      this.#progressValue.textContent = `${percent}%`;
+      this.#progressBar.value = percent;
+    }
+  }
+
   /**
    * Make the preview for the current choices now, replacing any request still running. With
    * `unlessShown`, choices that end where they started (a colour dragged and put back) cost nothing.
@@ -254,12 +314,14 @@ export class IdPhotoPanel {
     this.#busy.hidden = false;
     this.#preview.setAttribute("aria-busy", "true");
     this.#updateButtons(true);
+    const first = !this.#made;
     try {
-      const response = await request("v1/id-photo", { method: "POST", params, image: photo.file, signal: controller.signal });
+      const response = await this.#render(photo, params, controller.signal, first);
       const body = await response.json();
       if (controller.signal.aborted) return;
       clearNotice(this.#notice);
       this.#show(body, response, params);
+      if (first) this.#announce.textContent = t("progress.done", { status: this.#status.textContent });
     } catch (error) {
       if (isAbort(error)) return;
       if ((error.code === "unauthorized" || error.code === "forbidden") && (await this.askKey(error))) {
@@ -272,10 +334,39 @@ export class IdPhotoPanel {
       if (this.#controller === controller) {
         this.#controller = null;
         this.#busy.hidden = true;
+        this.#setProgress(null);
         this.#preview.removeAttribute("aria-busy");
         this.#updateButtons();
       }
     }
+  }
+
+  /**
+   * POST /v1/id-photo for `photo`: by its content key once the server has it, else with the
+   * (possibly shrunk) photo itself. A key the server has forgotten is answered by uploading again.
+   */
+  async #render(photo, params, signal, showProgress, path = "v1/id-photo") {
+    if (photo.idSource) {
+      try {
+        return await request(path, { method: "POST", params: { ...params, source: photo.idSource }, signal });
+      } catch (error) {
+        if (error.code !== "source_expired") throw error;
+        photo.idSource = null;
+      }
+    }
+    const progress = showProgress ? (phase, fraction) => this.#setProgress(phase, fraction) : () => {};
+    progress("upload", 0);
+    const image = await uploadFor(photo);
+    const response = await request(path, {
+      method: "POST",
+      params,
+      image,
+      signal,
+      onUploadProgress: (fraction) => (fraction < 1 ? progress("upload", fraction) : progress("cutting")),
+      onResponseStart: () => progress("rendering"),
+    });
+    photo.idSource = response.headers.get("x-source") ?? null;
+    return response;
   }
 
   #show(body, response, params) {
@@ -285,7 +376,7 @@ export class IdPhotoPanel {
     this.#image.src = this.#imageUrl;
     this.#image.width = body.width;
     this.#image.height = body.height;
-    this.#made = { blob, params, mediaType: body.media_type };
+    this.#made = { blob, params, mediaType: body.media_type, body, response };
     this.#result.hidden = false;
     const cache = response.headers.get("x-cache");
     const facts = [
@@ -293,47 +384,77 @@ export class IdPhotoPanel {
       body.dpi ? `${body.dpi} dpi` : null,
       formatBytes(blob.size),
       formatMs(response.elapsedMs),
-      cache ? `cache ${cache}` : null,
+      cache ? t(cache === "hit" ? "cache.hit" : "cache.miss") : null,
     ].filter(Boolean);
     // One span per fact, so a line breaks between facts, never inside one.
     this.#facts.replaceChildren(...facts.flatMap((fact, i) => [i ? " · " : "", h("span", {}, fact)]));
     const report = body.report ?? { status: "pass", checks: [] };
     this.#status.hidden = false;
     this.#status.className = `badge badge--${report.status}`;
-    this.#status.textContent = { pass: "Compliant", warn: "Check warnings", fail: "Not compliant" }[report.status] ?? report.status;
+    this.#status.textContent = ["pass", "warn", "fail"].includes(report.status) ? t(`report.${report.status}`) : report.status;
     const checks = report.checks ?? [];
     const counts = { pass: 0, warn: 0, fail: 0 };
     for (const check of checks) counts[check.status] = (counts[check.status] ?? 0) + 1;
     this.#summary.textContent =
       counts.warn || counts.fail
-        ? [`${counts.pass} passed`, counts.warn ? `${counts.warn} ${counts.warn === 1 ? "warning" : "warnings"}` : null, counts.fail ? `${counts.fail} failed` : null].filter(Boolean).join(" · ")
-        : `All ${checks.length} checks passed`;
+        ? [
+            t("summary.passed", { count: counts.pass }),
+            counts.warn ? t(`summary.warning.${counts.warn === 1 ? "one" : "other"}`, { count: counts.warn }) : null,
+            counts.fail ? t("summary.failed", { count: counts.fail }) : null,
+          ]
+            .filter(Boolean)
+            .join(" · ")
+        : t("summary.all", { count: checks.length });
     // Warnings and failures are shown with their notes; the full list is one click away.
     this.#issues.replaceChildren(...checks.filter((check) => check.status !== "pass").map(checkItem));
     this.#checks.replaceChildren(...checks.map(checkItem));
-    this.#allChecks.textContent = `All ${checks.length} checks`;
+    this.#allChecks.textContent = t("idphoto.allChecksN", { count: checks.length });
   }
 
   #savePhoto() {
     if (!this.#made) return;
     const extension = this.#made.mediaType === "image/png" ? "png" : "jpg";
-    downloadBlob(this.#made.blob, `id-photo-${this.#made.params.spec}.${extension}`);
+    downloadBlob(this.#made.blob, `${this.#baseName()}-id-photo-${this.#made.params.spec}.${extension}`);
+  }
+
+  /** Downloads are named after the source photo: "passport-scan.jpg" → "passport-scan-…". */
+  #baseName() {
+    const name = this.#source?.file.name ?? "photo";
+    const dot = name.lastIndexOf(".");
+    return (dot > 0 ? name.slice(0, dot) : name).replace(/[\\/:*?"<>|]+/g, "_") || "photo";
+  }
+
+  /** The compliance report as JSON: the photo, the choices and every check with its verdict. */
+  #saveReport() {
+    if (!this.#made) return;
+    const { body, params } = this.#made;
+    const report = {
+      photo: this.#source?.file.name ?? null,
+      spec: params.spec,
+      choices: params,
+      width_px: body.width,
+      height_px: body.height,
+      dpi: body.dpi ?? null,
+      report: body.report ?? null,
+    };
+    const blob = new Blob([JSON.stringify(report, null, 2)], { type: "application/json" });
+    downloadBlob(blob, `${this.#baseName()}-id-photo-${params.spec}-report.json`);
   }
 
   async #saveSheet() {
     const photo = this.#source;
     if (!photo) return;
-    const label = this.#downloadSheet.textContent;
     this.#downloadSheet.disabled = true;
-    this.#downloadSheet.textContent = "Preparing…";
+    this.#downloadSheet.textContent = t("idphoto.preparing");
+    // The sheet of the photo as shown, by its content key like every other change.
     const params = { ...this.#params(), sheet: this.#sheet.value };
     try {
-      const response = await request("v1/id-photo/sheet", { method: "POST", params, image: photo.file });
-      downloadBlob(response.blob, `id-photo-${params.spec}-sheet-${params.sheet}.jpg`);
+      const response = await this.#render(photo, params, null, false);
+      downloadBlob(response.blob, `${this.#baseName()}-id-photo-${params.spec}-sheet-${params.sheet}.jpg`);
     } catch (error) {
       showError(this.#notice, error, { limits: this.limits(), onRetry: error.retryable ? () => this.#saveSheet() : null });
     } finally {
-      this.#downloadSheet.textContent = label;
+      this.#downloadSheet.textContent = t("idphoto.downloadSheet");
       this.#updateButtons();
     }
   }

@@ -4,6 +4,7 @@
 import { request } from "./api.js";
 import { KeyPrompt } from "./auth.js";
 import { byId } from "./dom.js";
+import { applyStatic, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { IdPhotoPanel } from "./idphoto.js";
 import { describeError } from "./messages.js";
 import { PhotoQueue } from "./uploads.js";
@@ -13,10 +14,14 @@ const statusLine = byId("server-status");
 const keyButton = byId("key-button");
 const dropzone = byId("dropzone");
 const fileInput = byId("file-input");
+const langSwitch = byId("lang-switch");
+// How often the status badge asks /readyz whether the server is still there.
+const STATUS_POLL_MS = 5_000;
 
 const keys = new KeyPrompt();
 let info = null;
 let panelStarted = false;
+let status = { key: "status.connecting", vars: {}, state: "busy" };
 
 const limits = () => info?.limits ?? null;
 const queue = new PhotoQueue({ authorize: (error) => askKey(error), limits });
@@ -25,14 +30,17 @@ new Viewer(queue, { limits, askKey: () => askKey(null) });
 queue.addEventListener("change", () => dropzone.classList.toggle("dropzone--compact", queue.items.length > 0));
 const panel = new IdPhotoPanel(queue, { limits, askKey: (error) => askKey(error) });
 
-function setStatus(text, state) {
-  statusLine.textContent = text;
+/** The status badge: a message key (shown in the current language) and ok | warn | busy | error. */
+function setStatus(key, state, vars = {}) {
+  status = { key, vars, state };
+  statusLine.textContent = t(key, vars);
   statusLine.dataset.state = state;
+  statusLine.title = state === "error" ? t("status.gone.title") : "";
 }
 
 function useInfo(body) {
   info = body;
-  setStatus(`v${body.version} · ${body.pool?.ready === false ? "starting" : "ready"}`, "ok");
+  setStatus(body.pool?.ready === false ? "status.starting" : "status.ready", "ok", { version: body.version });
   keyButton.hidden = !body.auth_required;
   if (!panelStarted) {
     panelStarted = true;
@@ -42,13 +50,10 @@ function useInfo(body) {
 
 /** Ask for an API key; true once a working one is stored (failed uploads are then retried). */
 async function askKey(error) {
-  const reason =
-    error?.code === "forbidden"
-      ? "The API key was not accepted. Enter a valid key for this server."
-      : "This faceflow server asks for an API key.";
+  const reason = t(error?.code === "forbidden" ? "key.reasonForbidden" : "key.reason");
   const body = await keys.ask(reason);
   if (!body) {
-    if (!info) setStatus("API key needed", "warn");
+    if (!info) setStatus("status.key", "warn");
     return false;
   }
   useInfo(body);
@@ -62,13 +67,43 @@ async function loadInfo() {
     useInfo(await response.json());
   } catch (error) {
     if (error.code === "unauthorized" || error.code === "forbidden") {
-      setStatus("API key needed", "warn");
+      setStatus("status.key", "warn");
       await askKey(error);
       return;
     }
-    const { title, retryAfter } = describeError(error);
-    setStatus(title, "error");
+    const { retryAfter } = describeError(error);
+    setStatus(error.code === "network" ? "status.gone" : "error.other", "error");
     if (retryAfter) setTimeout(loadInfo, retryAfter * 1000);
+  }
+}
+
+/**
+ * Keep the badge live: /readyz (no key needed) every few seconds. A server that stops answering
+ * turns it red; one that comes back is asked for /v1/info again.
+ */
+async function pollReady() {
+  try {
+    const response = await fetch("readyz", { cache: "no-store" });
+    if (!info) {
+      if (status.state === "error") langSwitch.addEventListener("click", () => setLanguage(language() === "zh" ? "en" : "zh"));
+onLanguageChange(() => {
+  setStatus(status.key, status.state, status.vars);
+  langSwitch.lang = language() === "zh" ? "en" : "zh-CN";
+});
+applyStatic();
+langSwitch.lang = language() === "zh" ? "en" : "zh-CN";
+statusLine.textContent = t(status.key);
+loadInfo();
+setTimeout(pollReady, STATUS_POLL_MS);
+    } else if (response.ok) {
+      setStatus("status.ready", "ok", { version: info.version });
+    } else if (response.status === 503) {
+      setStatus("status.starting", "warn", { version: info.version });
+    }
+  } catch {
+    setStatus("status.gone", "error");
+  } finally {
+    setTimeout(pollReady, STATUS_POLL_MS);
   }
 }
 
@@ -83,7 +118,7 @@ fileInput.addEventListener("change", () => {
 });
 
 keyButton.addEventListener("click", async () => {
-  const body = await keys.ask("Enter another API key, or forget the one this tab keeps.");
+  const body = await keys.ask(t("key.reasonAnother"));
   if (body) useInfo(body);
 });
 
@@ -119,4 +154,13 @@ document.addEventListener("paste", (event) => {
   }
 });
 
+langSwitch.addEventListener("click", () => setLanguage(language() === "zh" ? "en" : "zh"));
+onLanguageChange(() => {
+  setStatus(status.key, status.state, status.vars);
+  langSwitch.lang = language() === "zh" ? "en" : "zh-CN";
+});
+applyStatic();
+langSwitch.lang = language() === "zh" ? "en" : "zh-CN";
+statusLine.textContent = t(status.key);
 loadInfo();
+setTimeout(pollReady, STATUS_POLL_MS);

@@ -1,6 +1,7 @@
 // An inline message box for errors and hints, with a "Retry after N s" countdown.
 
 import { h } from "./dom.js";
+import { t } from "./i18n.js";
 import { describeError } from "./messages.js";
 
 /**
@@ -11,7 +12,7 @@ import { describeError } from "./messages.js";
 export function showNotice(slot, { tone = "error", title, text, retryAfter = null, onRetry = null, actions = [] }) {
   clearNotice(slot);
   const countdown = h("span", { className: "notice__countdown" });
-  const retry = onRetry ? h("button", { type: "button", className: "button button--small", textContent: "Retry" }) : null;
+  const retry = onRetry ? h("button", { type: "button", className: "button button--small", textContent: t("notice.retry") }) : null;
   const buttons = [
     retry,
     ...actions.map(([label, fn]) => {
@@ -31,7 +32,7 @@ export function showNotice(slot, { tone = "error", title, text, retryAfter = nul
   if (retryAfter !== null) {
     let left = retryAfter;
     const tick = () => {
-      countdown.textContent = left > 0 ? `Retry after ${left} s.` : "You can retry now.";
+      countdown.textContent = left > 0 ? t("notice.retryAfter", { seconds: left }) : t("notice.retryNow");
       if (retry) retry.disabled = left > 0;
       if (left <= 0) clearInterval(timer);
       left -= 1;

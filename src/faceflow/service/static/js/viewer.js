@@ -3,16 +3,9 @@
 
 import { byId, h } from "./dom.js";
 import { drawFaces, faceRows, leftToRight, timingItems } from "./faces.js";
+import { onLanguageChange, plural, t } from "./i18n.js";
 import { formatBytes } from "./messages.js";
 import { clearNotice, showError } from "./notice.js";
-
-const STATUS_TEXT = {
-  waiting: "Waiting",
-  uploading: "Uploading",
-  analysing: "Analysing",
-  done: "Done",
-  error: "Failed",
-};
 
 function fileExtension(name) {
   const dot = name.lastIndexOf(".");
@@ -54,6 +47,12 @@ export class Viewer {
     // Hovering or focusing a table row highlights its face on the photo.
     this.#rows.addEventListener("pointerover", (event) => this.#highlight(event.target.closest("tr")?.dataset.face));
     this.#rows.addEventListener("pointerleave", () => this.#highlight(null));
+    this.#rows.addEventListener("focusin", (event) => this.#highlight(event.target.closest("tr")?.dataset.face));
+    this.#rows.addEventListener("focusout", () => this.#highlight(null));
+    onLanguageChange(() => {
+      this.#shown = { id: null, status: null };
+      this.render();
+    });
   }
 
   render() {
@@ -90,7 +89,7 @@ export class Viewer {
       }
       const percent = photo.status === "uploading" ? ` ${Math.round(photo.progress * 100)}%` : "";
       const count = photo.result?.face_count;
-      const text = photo.status === "done" ? `${count} ${count === 1 ? "face" : "faces"}` : `${STATUS_TEXT[photo.status]}${percent}`;
+      const text = photo.status === "done" ? plural("faces.count", count) : `${t(`thumb.${photo.status}`)}${percent}`;
       button.className = `thumb thumb--${photo.status}`;
       button.setAttribute("aria-pressed", String(photo.id === this.queue.selectedId));
       button.setAttribute("aria-label", `${photo.file.name}: ${text}`);
@@ -103,13 +102,13 @@ export class Viewer {
     this.#progress.hidden = !active;
     if (!active) return;
     if (photo.status === "analysing") {
-      this.#progressLabel.textContent = "Analysing faces…";
+      this.#progressLabel.textContent = t("progress.analysing");
       this.#progressValue.textContent = "";
       this.#progressBar.removeAttribute("value"); // indeterminate
     } else {
       const percent = Math.round(photo.progress * 100);
-      this.#progressLabel.textContent = photo.status === "waiting" ? "Waiting…" : `Uploading ${photo.file.name}`;
-      this.#progressValue.textContent = `${percent}% of ${formatBytes(photo.file.size)}`;
+      this.#progressLabel.textContent = photo.status === "waiting" ? t("progress.waiting") : t("progress.upload", { name: photo.file.name });
+      this.#progressValue.textContent = t("progress.of", { percent, size: formatBytes(photo.file.size) });
       this.#progressBar.value = percent;
     }
   }
@@ -121,7 +120,7 @@ export class Viewer {
     if (photo.status === "error") {
       const actions = [];
       if (photo.error.code === "unauthorized" || photo.error.code === "forbidden") {
-        actions.push(["Enter API key", () => this.askKey()]);
+        actions.push([t("notice.enterKey"), () => this.askKey()]);
       }
       const retryable = photo.error.retryAfter !== null || photo.error.code === "network";
       showError(this.#notice, photo.error, {
@@ -134,18 +133,18 @@ export class Viewer {
     const faces = done ? leftToRight(photo.result.faces) : [];
     if (done) {
       this.#photo.src = photo.url;
-      this.#photo.alt = `${photo.file.name}, ${faces.length} ${faces.length === 1 ? "face" : "faces"} found`;
+      this.#photo.alt = t("faces.alt", { name: photo.file.name, faces: plural("faces.count", faces.length) });
       drawFaces(this.#overlay, this.#labels, photo.result, faces);
     }
     this.#faceCount.textContent = done ? String(faces.length) : "";
     this.#table.hidden = !done || faces.length === 0;
     this.#rows.replaceChildren(...faceRows(faces));
     this.#facesEmpty.hidden = done && faces.length > 0;
-    this.#facesEmpty.textContent = done ? "No faces found in this photo." : photo.status === "error" ? "The photo could not be analysed." : "Analysing…";
+    this.#facesEmpty.textContent = t(done ? "faces.nothing" : photo.status === "error" ? "faces.failed" : "faces.analysing");
     this.#timings.hidden = !done;
     this.#timings.replaceChildren(...(done ? timingItems(photo) : []));
     this.#cacheBadge.hidden = !done || !photo.cache;
-    this.#cacheBadge.textContent = photo.cache === "hit" ? "cache hit" : "cache miss";
+    this.#cacheBadge.textContent = t(photo.cache === "hit" ? "cache.hit" : "cache.miss");
     this.#cacheBadge.dataset.cache = photo.cache ?? "";
   }
 

@@ -1,0 +1,70 @@
+"""The API documentation pages (Swagger UI at /docs, ReDoc at /redoc), served with their own
+assets.
+
+FastAPI's default pages load Swagger UI, ReDoc, Google Fonts and a favicon from public CDNs: blank
+on a machine without internet, and they tell a third party that someone opened the docs. The
+same assets come here from the ``fastapi-offline`` package (MIT; Swagger UI is Apache-2.0, ReDoc
+MIT), which only carries them: its FastAPI subclass is not used.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
+
+ASSETS_PATH = "/docs-assets"
+# Swagger UI checks a spec with an online validator by default; nothing leaves the machine.
+_SWAGGER_PARAMETERS = {"validatorUrl": None}
+# ReDoc's side menu always shows the Redocly logo from its CDN (no option turns it off).
+_REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+_LOCAL_LOGO = f"{ASSETS_PATH}/favicon.png".encode()
+
+
+@cache
+def _redoc_js() -> bytes:
+    """ReDoc's bundle with its one remote image pointed at a local one (read once)."""
+    bundle = (files("fastapi_offline") / "static" / "redoc.standalone.js").read_bytes()
+    return bundle.replace(_REDOC_LOGO, _LOCAL_LOGO)
+
+
+def install_docs(app: FastAPI, title: str) -> None:
+    """Serve /docs and /redoc from local assets; the app must be built with docs_url=None and
+    redoc_url=None, and serves its schema at app.openapi_url."""
+    assets = files("fastapi_offline") / "static"
+
+    @app.get(f"{ASSETS_PATH}/redoc.standalone.js", include_in_schema=False)
+    async def redoc_js() -> Response:
+        return Response(
+            _redoc_js(),
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    app.mount(ASSETS_PATH, StaticFiles(directory=str(assets)), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{title} API",
+            swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{ASSETS_PATH}/favicon.png",
+            swagger_ui_parameters=_SWAGGER_PARAMETERS,
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{title} API",
+            redoc_js_url=f"{ASSETS_PATH}/redoc.standalone.js",
+            redoc_favicon_url=f"{ASSETS_PATH}/favicon.png",
+            with_google_fonts=False,
+        )
