@@ -58,7 +58,7 @@ QUEUE = "faceflow-bench"
 HOLD_MARKER = "FF-HOLD"
 HOLD_S = 4.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCHEDULER_LOCK = f"rq:scheduler-lock:{QUEUE}"
+DEQUEUE_WAIT_S = 7.0
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "obama_small.jpg"
 
 
@@ -237,13 +237,15 @@ def drain(
         fleet.stop()
 
 
-def _started_pid(connection: Redis, job_id: str) -> int:
-    while True:
+def _started_pid(connection: Redis, job_id: str, timeout_s: float = 300) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
         pid = job.get_meta().get("pid")
         if job.get_status() == "started" and isinstance(pid, int):
             return pid
         time.sleep(0.02)
+    raise SystemExit(f"job {job_id} never seen running (finished before it was looked at?)")
 
 
 def _wait_finished(connection: Redis, job_id: str, since: float) -> float:
@@ -288,6 +290,9 @@ def recovery(
             )
             time.sleep(0.1)
         suspend(connection)
+        # An idle worker is already blocked in its dequeue (worker_ttl_s - 15 s = 5 s) and would
+        # take the next job despite the suspension: let those dequeues time out first.
+        time.sleep(DEQUEUE_WAIT_S)
         held = asyncio.run(enqueue(settings, with_comment(data, HOLD_MARKER), 2))
         asyncio.run(enqueue(settings, data, backlog))
         resume(connection)
