@@ -15,7 +15,7 @@ from redis import Redis
 from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
-from faceflow.config import ModelSettings
+from faceflow.config import DEFAULT_PUBLIC_PATHS, ModelSettings
 from tests.fixtures.live_server import LiveServer, LiveServerFactory
 from tests.fixtures.redis_server import RedisProcess, RedisServerFactory
 from tests.jobs.support import QUEUE, WorkerFleet, variant, worker_env
@@ -164,6 +164,8 @@ def cluster(
         "JOBS__MAX_QUEUED": 3,
         "CACHE__REDIS_URL": cache_redis.url,
         "SERVER__API_KEY_HASHES": digests,
+        # Scraped without a key, as a Prometheus on a private network would.
+        "SERVER__PUBLIC_PATHS": json.dumps([*DEFAULT_PUBLIC_PATHS, "/metrics"]),
     }
     apis = [live_server_factory(wait=False, **env) for _ in range(2)]
     fleet = WorkerFleet(
