@@ -10,6 +10,9 @@ generator (`faceflow bench`) for the rest. Prints one table:
   same 100 KB JPEG, 200 connections; cache-hit path: POST /v1/analyze with that image already
   cached; both with 1 and with 2 uvicorn workers (medians of 3 wrk runs); and the floor of any
   hit route on this machine: bench/bare_asgi.py (read, hash, dict; no framework) on 2 workers;
+  and the reference a user would otherwise build: Flask under gunicorn (2 workers), SHA-256 of
+  the upload as the key, the answer in a local redis-server (bench/reference_server.py, its own
+  virtualenv), its hits measured the same way;
 * compute ceiling: the inference processes' own analyze task in this process, one image at a
   time, one thread, × processes; cache-miss path: never-seen uploads (the same photo with a unique
   JPEG comment) at 1, 5, 10, 20, 50 and 200 clients;
@@ -32,11 +35,13 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+import reference_server
 from faceflow.bench.ceiling import single_thread_rate
 from faceflow.bench.load import LoadGenerator, LoadPlan, StepResult, unique_variant
 from faceflow.bench.procs import ServiceProcess, load_average, rss_bytes
@@ -114,6 +119,9 @@ class Report:
     http: dict[str, dict[str, float]] = field(default_factory=dict)
     bare_asgi_rps: float = 0.0
     """bench/bare_asgi.py on 2 uvicorn workers: the floor of any hit route here."""
+    bare_asgi_p99_ms: float = 0.0
+    reference: dict[str, float] = field(default_factory=dict)
+    """Hits on bench/reference_server.py (Flask + gunicorn 2 workers + Redis, SHA-256 key)."""
     compute_ceiling_per_s: float = 0.0
     sweep: list[dict[str, object]] = field(default_factory=list)
     overload: dict[str, float] = field(default_factory=dict)
@@ -144,6 +152,22 @@ def http_figures(body_path: Path, seconds: int, http_workers: int, work: Path) -
         "hit_p99_ms": hit.p99_ms,
         "hit_non_2xx": hit.non_2xx,
         "hit_share_of_ceiling": hit.requests_per_s / ceiling.requests_per_s,
+    }
+
+
+def reference_figures(body_path: Path, seconds: int, work: Path) -> dict[str, float]:
+    with reference_server.running(work) as reference:
+        url = f"{reference.url}/v1/analyze"
+        # One miss stores the answer in Redis, which every worker reads: the rest are hits.
+        headers = {"Content-Type": "image/jpeg"}
+        stored = httpx.post(url, content=body_path.read_bytes(), headers=headers, timeout=60)
+        stored.raise_for_status()
+        hit = wrk(url, body_path, seconds)
+    return {
+        "hit_rps": hit.requests_per_s,
+        "hit_p50_ms": hit.p50_ms,
+        "hit_p99_ms": hit.p99_ms,
+        "hit_non_2xx": hit.non_2xx,
     }
 
 
@@ -201,7 +225,9 @@ def run(image: Path, seconds: int) -> Report:
                 body_path, seconds, http_workers, work
             )
         with ServiceProcess({}, work / "bare_asgi.log", args=BARE_ASGI) as bare:
-            report.bare_asgi_rps = wrk(bare.url, body_path, seconds).requests_per_s
+            floor = wrk(bare.url, body_path, seconds)
+            report.bare_asgi_rps, report.bare_asgi_p99_ms = floor.requests_per_s, floor.p99_ms
+        report.reference = reference_figures(body_path, seconds, work)
         env = {"FACEFLOW_RUNTIME__PROCESSES": str(PROCESSES)}
         with ServiceProcess(env, work / "serve.log") as server:
             report.start_up_s = server.ready_after_s
@@ -251,9 +277,17 @@ def print_report(report: Report, console: Console) -> None:
     two_workers = report.http["2_http_workers"]["hit_rps"]
     table.add_row(
         "floor: bare ASGI read + hash + dict, 2 workers",
-        f"{report.bare_asgi_rps:,.0f} req/s",
+        f"{report.bare_asgi_rps:,.0f} req/s (p99 {report.bare_asgi_p99_ms:.0f} ms)",
         "",
         f"hit path {two_workers / report.bare_asgi_rps:.0%} of it",
+    )
+    ref = report.reference
+    table.add_row(
+        "reference: Flask + gunicorn 2 workers + Redis, SHA-256 key (hits)",
+        f"{ref['hit_rps']:,.0f} req/s (p50 {ref['hit_p50_ms']:.0f} ms, p99 "
+        f"{ref['hit_p99_ms']:.0f} ms, non-2xx {ref['hit_non_2xx']:.0f})",
+        "",
+        f"hit path {two_workers / ref['hit_rps']:.1f}× it",
     )
     best = max(report.sweep, key=lambda step: float(str(step["throughput_rps"])))
     table.add_row(
