@@ -42,7 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -436,6 +436,17 @@ def build_rows(
             + faster_mark(spread(peer_analyze), peer_analyze, analyze_ms),
         )
     )
+    ours_right, theirs_right = (
+        label_agreement(labels, items.get("analyze", [])) for items in (ours, theirs)
+    )
+    if ours_right and theirs_right:
+        rows.append(
+            Row(
+                "analyze against faces.json: genders right, mean age error (years)",
+                ours_right,
+                f"{WORK_LABELS['analyze']} {theirs_right}",
+            )
+        )
     cutout_ms = medians(ours.get("cutout", []), "cutout")
     model_ms = [float(item.extra["model_ms"]) for item in ours.get("cutout", [])]
     remove_ms = medians(theirs.get("remove", []), "remove")
@@ -448,6 +459,27 @@ def build_rows(
             )
         )
     return rows
+
+
+def label_agreement(labels: dict[str, Photo], analyses: Iterable[Measurement]) -> str:
+    """Genders right and mean age error, over photos whose labelled faces were all found (and
+    no more): faces paired with the labels left to right, as faces.json lists them."""
+    right = total = 0
+    age_errors = []
+    for item in analyses:
+        photo = labels.get(item.photo)
+        faces = sorted(item.extra.get("predictions", []), key=lambda face: face["box"][0])
+        if photo is None or not photo.genders or len(faces) != len(photo.genders):
+            continue
+        for face, gender in zip(faces, photo.genders, strict=True):
+            total += 1
+            right += face["gender"] == gender
+        age_errors += [
+            abs(float(face["age"]) - age) for face, age in zip(faces, photo.ages, strict=False)
+        ]
+    if not total:
+        return ""
+    return f"{right}/{total}, {statistics.mean(age_errors):.1f}"
 
 
 def faces_table(
@@ -476,7 +508,9 @@ def faces_table(
     return "\n".join(lines)
 
 
-def measure_faceflow(photos: Sequence[Photo], repeats: int) -> list[Measurement]:
+def measure_faceflow(
+    photos: Sequence[Photo], repeats: int, cutout: Collection[Path]
+) -> list[Measurement]:
     """faceflow's detect, per-face attributes, analyze and cut-out: in-process, one thread."""
     import cv2
 
@@ -539,13 +573,13 @@ def measure_faceflow(photos: Sequence[Photo], repeats: int) -> list[Measurement]
                 {"predictions": [prediction(face) for face in enriched]},
             )
         )
-        if photo.one_face and len(faces) == 1:
+        if photo.path in cutout and len(faces) == 1:
             segmenter.reset()
 
-            def cutout(rgb: Any = rgb, scale: float = scale, face: Face = faces[0]) -> Any:
+            def matte(rgb: Any = rgb, scale: float = scale, face: Face = faces[0]) -> Any:
                 return compute_matte(rgb, face, segmenter, source_scale=scale)
 
-            cpu_ms, _ = timed(cutout, repeats)
+            cpu_ms, _ = timed(matte, repeats)
             model_ms = statistics.median(segmenter.cpu_ms[1:])  # the first call is the warm-up
             results.append(
                 Measurement(path, "cutout", cpu_ms, 1, boxes, {"model_ms": round(model_ms, 3)})
@@ -615,7 +649,9 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per photo and work")
-    parser.add_argument("--devset", action="store_true", help="also ../shared/devset's photos")
+    parser.add_argument(
+        "--devset", action="store_true", help="also ../shared/devset's photos (not for cut-outs)"
+    )
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="peer virtualenvs")
     parser.add_argument(
         "--peers",
@@ -626,6 +662,8 @@ def main() -> None:
     args = parser.parse_args()
     chosen = [p for p in PEERS if p.name in args.peers.split(",")]
     photos = labelled_photos(Path(os.environ.get("FACEFLOW_TESTDATA", SHARED / "testdata")))
+    # The cut-out (seconds per call) on the test folder's one-face photos only.
+    cutout = [photo.path for photo in photos if photo.one_face]
     if args.devset:
         photos += labelled_photos(SHARED / "devset")
     cpu = bench_cpu()
@@ -635,17 +673,13 @@ def main() -> None:
     load_before = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     pythons = {peer.name: ensure_venv(peer, args.cache) for peer in chosen}
     log(f"faceflow: measuring {len(photos)} photos × {args.repeats} calls on CPU {cpu}")
-    ours = measure_faceflow(photos, args.repeats)
+    ours = measure_faceflow(photos, args.repeats, cutout)
     home = str(u2net_home())
     runs = []
     for peer in chosen:
         env = {"U2NET_HOME": home} if peer.name == "rembg" else {}
-        subset = [p.path for p in photos if p.one_face] if peer.name == "rembg" else None
-        runs.append(
-            run_peer(
-                peer, pythons[peer.name], subset or [p.path for p in photos], args.repeats, env
-            )
-        )
+        paths = cutout if peer.name == "rembg" else [p.path for p in photos]
+        runs.append(run_peer(peer, pythons[peer.name], paths, args.repeats, env))
     rows = build_rows(photos, ours, runs)
     table = markdown_table(rows)
     found = faces_table(photos, ours, runs)

@@ -32,10 +32,10 @@ def analyze(body: bytes) -> bytes:
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     detector.setInputSize((small.shape[1], small.shape[0]))
     _, found = detector.detect(small)
-    faces = [
-        {"box": [float(v) / scale for v in row[:4]], "score": float(row[14])}
-        for row in (found if found is not None else [])
-    ]
+    faces = []
+    for row in found if found is not None else []:
+        x, y, w, h = (float(v) / scale for v in row[:4])
+        faces.append({"box": [x, y, x + w, y + h], "score": float(row[14])})
     return json.dumps({"faces": faces}).encode()
 
 

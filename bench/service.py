@@ -1,6 +1,6 @@
 """The service's figures next to their ceilings, measured in one run on this machine (DESIGN §6).
 
-    .venv/bin/python bench/service.py [--image PATH] [--seconds 8] [--json]
+    .venv/bin/python bench/service.py [--image PATH] [--seconds 8] [--hit-path] [--json]
 
 Starts its own `faceflow serve` processes on free loopback ports and stops them by PID. Load
 sources: wrk (Debian package `wrk`) for the 200-connection HTTP figures, faceflow's own load
@@ -198,7 +198,9 @@ async def soak(url: str, body: bytes, total: int) -> StepResult:
     return await generator.step(20)
 
 
-def run(image: Path, seconds: int) -> Report:
+def run(image: Path, seconds: int, hit_path_only: bool = False) -> Report:
+    """Every figure; with ``hit_path_only`` just the 200-connection hit rows (2 HTTP workers:
+    the echo ceiling, faceflow's hits, the bare floor and the Flask + Redis reference)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     settings = load_settings(runtime={"processes": PROCESSES})
@@ -210,17 +212,18 @@ def run(image: Path, seconds: int) -> Report:
     )
     options = DetectOptions.from_settings(settings.detection)
     attributes = (Attribute.AGE, Attribute.GENDER)
-    rate = single_thread_rate(
-        settings,
-        run_face_request,
-        lambda i: FaceRequest(unique_variant(body, i), Operation.ANALYZE, options, attributes),
-    )
-    report.compute_ceiling_per_s = rate * PROCESSES
+    if not hit_path_only:
+        rate = single_thread_rate(
+            settings,
+            run_face_request,
+            lambda i: FaceRequest(unique_variant(body, i), Operation.ANALYZE, options, attributes),
+        )
+        report.compute_ceiling_per_s = rate * PROCESSES
     with tempfile.TemporaryDirectory(prefix="faceflow-bench-") as tmp:
         work = Path(tmp)
         body_path = work / "upload.jpg"
         body_path.write_bytes(body)
-        for http_workers in (1, 2):
+        for http_workers in (2,) if hit_path_only else (1, 2):
             report.http[f"{http_workers}_http_workers"] = http_figures(
                 body_path, seconds, http_workers, work
             )
@@ -228,6 +231,9 @@ def run(image: Path, seconds: int) -> Report:
             floor = wrk(bare.url, body_path, seconds)
             report.bare_asgi_rps, report.bare_asgi_p99_ms = floor.requests_per_s, floor.p99_ms
         report.reference = reference_figures(body_path, seconds, work)
+        if hit_path_only:
+            report.load_after = load_average()
+            return report
         env = {"FACEFLOW_RUNTIME__PROCESSES": str(PROCESSES)}
         with ServiceProcess(env, work / "serve.log") as server:
             report.start_up_s = server.ready_after_s
@@ -289,6 +295,9 @@ def print_report(report: Report, console: Console) -> None:
         "",
         f"hit path {two_workers / ref['hit_rps']:.1f}× it",
     )
+    if not report.sweep:
+        console.print(table)
+        return
     best = max(report.sweep, key=lambda step: float(str(step["throughput_rps"])))
     table.add_row(
         f"cache miss (analyze), best of sweep ({best['concurrency']} clients)",
@@ -343,9 +352,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image", type=Path, default=TESTDATA / "portrait_1.jpg")
     parser.add_argument("--seconds", type=int, default=8, help="per measurement")
+    parser.add_argument(
+        "--hit-path", action="store_true", help="only the hit rows: faceflow, floor, reference"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    report = run(args.image, args.seconds)
+    report = run(args.image, args.seconds, hit_path_only=args.hit_path)
     if args.json:
         print(json.dumps(asdict(report), indent=2))
     else:

