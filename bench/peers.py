@@ -412,7 +412,7 @@ def build_rows(
         rows.append(
             Row(
                 "landmarks per face",
-                "5 (eye centres, nose tip, mouth corners), used to align age/gender chips",
+                "5 (eye centres, nose tip, mouth corners)",
                 f"BlazeFace {'/'.join(map(str, sorted(keypoints))) or '6'} keypoints (eyes, "
                 "nose tip, mouth centre, ear tragions); res10 and HOG boxes only",
             )
