@@ -150,6 +150,28 @@ def test_unsafe_or_unknown_values_are_refused(tmp_path: Path, text: str, field: 
         load_settings(config)
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("trusted_proxies", ["proxy.example"]),
+        ("trusted_proxies", ["10.0.0.0/33"]),
+        ("public_url", "faces.example.com"),
+        ("public_url", "ftp://faces.example.com"),
+        ("public_url", "https://faces.example.com/?x=1"),
+        ("public_paths", ["metrics"]),
+        ("public_paths", ["/v1/*/x"]),
+    ],
+)
+def test_unsafe_edge_settings_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ValidationError, match=field):
+        load_settings(server={field: value})
+
+
+def test_public_url_loses_its_trailing_slash() -> None:
+    settings = load_settings(server={"public_url": "https://faces.example.com/api/"})
+    assert settings.server.public_url == "https://faces.example.com/api"
+
+
 def test_unsafe_value_from_the_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACEFLOW_SERVER__API_KEY_HASHES", '["secret-key"]')
 

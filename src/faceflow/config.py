@@ -8,13 +8,12 @@ object down; nothing creates settings at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-import yaml
-from limits import parse_many
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -34,6 +33,18 @@ class _Group(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+DEFAULT_PUBLIC_PATHS = (
+    "/healthz",
+    "/readyz",
+    "/",
+    "/index.html",
+    "/favicon.svg",
+    "/css/*",
+    "/js/*",
+)
+"""Open without an API key by default: probes, and the web page (which asks for the key itself)."""
+
+
 class ServerSettings(_Group):
     host: str = Field("127.0.0.1", description="address to bind; 0.0.0.0 for every interface")
     port: int = Field(8000, ge=1, le=65535, description="TCP port")
@@ -42,6 +53,13 @@ class ServerSettings(_Group):
         ge=1,
         le=64,
         description="uvicorn worker processes; each has its own cache and pool (share via Redis)",
+    )
+    worker_healthcheck_timeout_s: int = Field(
+        30,
+        ge=1,
+        le=600,
+        description="with http_workers > 1: how long uvicorn waits for a worker process to answer "
+        "its health check (starting, or busy) before it kills and replaces it",
     )
     cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")
     log_json: bool = Field(False, description="one JSON object per log line")
@@ -57,6 +75,40 @@ class ServerSettings(_Group):
     )
     rate_limit_storage: str = Field("memory://", description="memory:// or redis://host:port")
     web_page: bool = Field(True, description="serve the web page at /")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or CIDR networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (client address for rate limits and logs); empty: "
+        "headers ignored, the TCP peer is the client",
+    )
+    public_url: str | None = Field(
+        None,
+        description="external base URL, e.g. https://faces.example.com; job Location, status_url "
+        "and result_url are absolute on it, else relative (never built from the Host header)",
+    )
+    public_paths: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PUBLIC_PATHS),
+        description="paths outside /v1/ open without an API key when keys are on; 'PREFIX/*' "
+        "covers everything below PREFIX",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="a connection must send a request's headers within this: 408 and closed",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="a request body must arrive whole within this from its first read: 408",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="open connections per HTTP worker; a request on one more: 503 overloaded, "
+        "closed",
+    )
 
     @field_validator("api_key_hashes")
     @classmethod
@@ -66,10 +118,47 @@ class ServerSettings(_Group):
                 raise ValueError("api_key_hashes must be sha256 hex digests, not plain keys")
         return [d.lower() for d in value]
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies entry {entry!r} is not an IP address or CIDR network"
+                ) from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_a_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError(
+                f"public_url {value!r} must be an http(s) URL without a query, "
+                "e.g. https://faces.example.com"
+            )
+        return value.rstrip("/")
+
+    @field_validator("public_paths")
+    @classmethod
+    def _paths_are_absolute(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/") or ("*" in path and not path.endswith("/*")):
+                raise ValueError(
+                    f"public_paths entry {path!r} must start with / ('PREFIX/*' for a subtree)"
+                )
+        return value
+
     @field_validator("rate_limit")
     @classmethod
     def _rate_limit_parses(cls, value: str | None) -> str | None:
         if value:
+            from limits import parse_many  # imported here: settings load on every CLI start
+
             try:
                 parse_many(value)
             except ValueError as exc:
@@ -109,6 +198,13 @@ class RuntimeSettings(_Group):
     )
     deadline_s: float = Field(
         30.0, gt=0, le=600, description="a request still waiting or running after this: 503"
+    )
+    cancel_grace_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="a task whose caller gave up (deadline passed) stops at its next stage; an "
+        "inference process still running it this much later is killed and replaced",
     )
     warmup: bool = Field(True, description="run every model once before reporting ready")
     nice: int = Field(
@@ -160,6 +256,13 @@ class JobSettings(_Group):
     )
     queue_name: str = Field("faceflow", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="RQ queue")
     max_queued: int = Field(1000, ge=1, description="jobs allowed to wait; beyond: 503 queue_full")
+    dedup_scope: Literal["global", "api_key"] = Field(
+        "global",
+        description="global: identical work (same image, operation, options) is queued once and "
+        "a cached result finishes a job at once, whoever submitted it, which tells a client "
+        "that the image was processed before; api_key: jobs share work and cached results only "
+        "within one API key",
+    )
     job_timeout_s: int = Field(60, ge=1, description="one attempt's limit; then it fails/retries")
     result_ttl_s: int = Field(24 * 3600, ge=1, description="how long a finished job's result stays")
     failure_ttl_s: int = Field(
@@ -167,8 +270,10 @@ class JobSettings(_Group):
     )
     max_retries: int = Field(3, ge=0, le=10, description="retries after a crash, timeout or error")
     retry_backoff_s: list[int] = Field(
-        default_factory=lambda: [1, 5, 15],
-        description="wait before retry 1, 2, 3…; the last value repeats",
+        default_factory=lambda: [0, 5, 15],
+        description="wait before retry 1, 2, 3…; the last value repeats. A retry without a wait "
+        "goes to the front of the queue at once (a crashed job does not wait behind the "
+        "backlog); one with a wait is enqueued by the scheduler when it is due",
     )
     redis_timeout_ms: int = Field(
         2000, ge=10, le=60_000, description="API → queue Redis socket timeout per call"
@@ -201,19 +306,19 @@ class JobSettings(_Group):
         le=256,
         description="embedded runner: jobs run at once; default runtime.processes",
     )
+    embedded_max_bytes: int = Field(
+        128 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="embedded runner: image bytes of queued jobs; beyond: 503 queue_full. They "
+        "count against limits.upload_budget_bytes too",
+    )
     embedded_keep_finished: int = Field(
         10_000, ge=1, description="embedded runner: finished jobs kept in memory, oldest dropped"
     )
-    test_crash_marker: str | None = Field(
-        None,
-        description="TEST ONLY: a job whose image contains this text kills its worker process "
-        "(SIGKILL) on every attempt; never set in production",
-    )
-    test_hold_marker: str | None = Field(
-        None,
-        description="TEST ONLY: a job whose image contains this text sleeps test_hold_s first",
-    )
-    test_hold_s: float = Field(3.0, ge=0, le=600, description="TEST ONLY: see test_hold_marker")
+
+
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+"""Room for multipart boundaries and part headers on top of a request's images."""
 
 
 class LimitSettings(_Group):
@@ -227,11 +332,32 @@ class LimitSettings(_Group):
     min_side_px: int = Field(16, ge=1, description="shorter sides: 422")
     max_side_px: int = Field(12_000, ge=16, description="longer sides: 422")
     batch_max_items: int = Field(16, ge=1, le=256, description="images per /v1/batch request")
+    upload_budget_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="request bodies (and queued embedded-job images) one API process holds at "
+        "once; a request that would exceed it: 503 overloaded before its body is read",
+    )
 
     @model_validator(mode="after")
     def _sides_ordered(self) -> LimitSettings:
         if self.min_side_px > self.max_side_px:
             raise ValueError("limits.min_side_px must not exceed limits.max_side_px")
+        return self
+
+    @property
+    def largest_request_bytes(self) -> int:
+        """The largest body any route accepts: a full batch with its multipart framing."""
+        return self.max_upload_bytes * self.batch_max_items + MULTIPART_OVERHEAD_BYTES
+
+    @model_validator(mode="after")
+    def _budget_fits_a_request(self) -> LimitSettings:
+        # Otherwise a full batch would be refused for good, with a 503 that says "retry".
+        if self.upload_budget_bytes < self.largest_request_bytes:
+            raise ValueError(
+                "limits.upload_budget_bytes must hold the largest request: max_upload_bytes × "
+                f"batch_max_items + {MULTIPART_OVERHEAD_BYTES} = {self.largest_request_bytes}"
+            )
         return self
 
 
@@ -270,8 +396,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise InvalidParameter(f"cannot read config file {path}: {exc.strerror}") from exc
     if path.suffix == ".toml":
+        import tomllib
+
         data: Any = tomllib.loads(text)
     elif path.suffix in {".yaml", ".yml"}:
+        import yaml
+
         data = yaml.safe_load(text) or {}
     else:
         raise InvalidParameter(f"config file {path} must end in .yaml, .yml or .toml")

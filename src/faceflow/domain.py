@@ -125,43 +125,91 @@ class Landmarks:
 
 @dataclass(frozen=True, slots=True)
 class AgeEstimate:
-    """Expected age in years and a central range holding most of the model's probability mass."""
+    """Expected age in years and a range calibrated to hold the true age for most faces.
+
+    ``reliable`` is false when the face is too poor (blurred, dark, tiny, turned away) for the
+    number to be trusted; the range is then widened.
+    """
 
     years: float
     low: float
     high: float
+    reliable: bool = True
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "years": round(self.years, 1),
             "low": round(self.low, 1),
             "high": round(self.high, 1),
+            "reliable": self.reliable,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class GenderEstimate:
+    """The likelier label and its probability; tempered towards 0.5 when not ``reliable``."""
+
     label: Gender
     probability: float
+    reliable: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label.value, "probability": round(self.probability, 4)}
+        return {
+            "label": self.label.value,
+            "probability": round(self.probability, 4),
+            "reliable": self.reliable,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FaceQuality:
+    """How well the face can be read, from its upright 64 px chip and its landmarks.
+
+    ``sharpness``: 0 (blurred) … 1 (sharp), from the variance of the chip's Laplacian;
+    ``exposure``: 0 (black, or blown out) … 1 (well exposed), from the chip's luminance;
+    ``size_px``: the face's side in source pixels (the aligner's square box);
+    ``yaw_deg``: estimated left–right turn, from the nose's offset between the eyes;
+    ``score``: 0 … 1, the weakest of the four read on a common scale.
+    """
+
+    score: float
+    sharpness: float
+    exposure: float
+    size_px: float
+    yaw_deg: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "score": round(self.score, 3),
+            "sharpness": round(self.sharpness, 3),
+            "exposure": round(self.exposure, 3),
+            "size_px": round(self.size_px, 1),
+            "yaw_deg": round(self.yaw_deg, 1),
+        }
 
 
 @dataclass(frozen=True, slots=True)
 class Face:
+    """One face. ``roll`` is the eye line's angle in degrees, clockwise on screen: 0 upright,
+    ±90 lying on its side, 180 upside down."""
+
     box: Box
     score: float
     landmarks: Landmarks
     age: AgeEstimate | None = None
     gender: GenderEstimate | None = None
+    roll: float = 0.0
+    quality: FaceQuality | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "box": self.box.to_dict(),
             "score": round(self.score, 4),
             "landmarks": self.landmarks.to_dict(),
+            "roll": round(self.roll, 1),
         }
+        if self.quality is not None:
+            out["quality"] = self.quality.to_dict()
         if self.age is not None:
             out["age"] = self.age.to_dict()
         if self.gender is not None:

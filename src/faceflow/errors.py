@@ -22,7 +22,10 @@ Tree::
     ├── AuthError (401 unauthorized)
     │   └── Forbidden (403 forbidden)
     ├── NotFound (404 not_found)
+    │   └── Expired (410 expired)
     ├── Conflict (409 conflict)
+    │   └── JobFailed (409 job_failed)
+    ├── RequestTimeout (408 request_timeout)
     ├── RateLimited (429 rate_limited)
     ├── Unavailable (503 unavailable)
     │   ├── Overloaded (503 overloaded)
@@ -137,11 +140,34 @@ class NotFound(FaceflowError):
     status = 404
 
 
+class Expired(NotFound):
+    """The thing existed but its retention ran out, e.g. a job's stored image."""
+
+    code = "expired"
+    status = 410
+
+
 class Conflict(FaceflowError):
     """The resource is in a state that does not allow this, e.g. cancelling a job that started."""
 
     code = "conflict"
     status = 409
+
+
+class JobFailed(Conflict):
+    """A job that failed for good on something other than its input (its worker died on every
+    attempt, it ran out of time, an internal error): its result is this error, with the failure's
+    own code in ``failure``. Not retryable as it is, so no ``Retry-After``."""
+
+    code = "job_failed"
+
+
+class RequestTimeout(FaceflowError):
+    """The client did not send its request headers or body in time (``server.header_timeout_s``,
+    ``server.body_timeout_s``); the connection is closed after the answer."""
+
+    code = "request_timeout"
+    status = 408
 
 
 class RetryableError(FaceflowError):

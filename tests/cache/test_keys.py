@@ -5,6 +5,7 @@ import re
 import pytest
 from blake3 import blake3
 
+from faceflow.cache import keys
 from faceflow.cache.keys import (
     ParamValue,
     cache_key,
@@ -119,3 +120,11 @@ def test_bad_params_are_refused(params: dict[str, object], error: type[Exception
 def test_bad_operation_names_are_refused(operation: str) -> None:
     with pytest.raises(ValueError, match="operation"):
         cache_key(DATA, operation, {})
+
+
+def test_a_new_result_format_gives_new_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = cache_key(b"image", "analyze", {"a": 1})
+    keys._prefix.cache_clear()
+    monkeypatch.setattr(keys, "RESULT_FORMAT", keys.RESULT_FORMAT + 1)
+    assert cache_key(b"image", "analyze", {"a": 1}) != before
+    keys._prefix.cache_clear()

@@ -128,3 +128,6 @@ def test_specs_table_lists_every_preset_with_its_pixels() -> None:
     assert "295×413 @ 300" in rows["cn-1inch"]
     assert "358×441 @ 350" in rows["cn-id-card"]
     assert "600×600 @ 300" in rows["us-passport"]
+    assert "小一寸" in rows["cn-small-1inch"]
+    assert "260×378 @ 300" in rows["cn-driving-licence"]
+    assert "美国绿卡" in rows["us-green-card"]

@@ -7,6 +7,10 @@ nginx config by ``nginx -t``; the example config by loading it; the systemd unit
 from __future__ import annotations
 
 import configparser
+import ipaddress
+import json
+import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from faceflow.config import Settings, load_settings
+from faceflow.cli.serve import KEEP_ALIVE_S
+from faceflow.config import JobSettings, Settings, load_settings
 from tests.fixtures.environment import require
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -132,7 +137,6 @@ def test_example_config_documents_and_loads_every_setting() -> None:
         assert set(data[group]) == set(model.model_fields), group
     settings = load_settings(path)
     assert settings.jobs.redis_url is not None
-    assert settings.jobs.test_crash_marker is None
     text = path.read_text()
     for line in text.splitlines():
         if line.startswith("  ") and not line.lstrip().startswith("#") and ":" in line:
@@ -171,3 +175,147 @@ def test_systemd_units(unit: str, command: str) -> None:
     assert service["KillMode"] == "mixed"
     assert int(service["TimeoutStopSec"]) > 30
     assert parser["Install"]["WantedBy"] == "multi-user.target"
+
+
+# --- the promises the README makes, checked in the files themselves (issue 16) ---
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _nginx() -> str:
+    return (DEPLOY / "nginx.conf").read_text()
+
+
+def _directive(text: str, name: str) -> list[str]:
+    """Every value of nginx directive ``name`` (comments stripped)."""
+    code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    return [m.group(1).strip() for m in re.finditer(rf"(?m)^\s*{name}\s+([^;]+);", code)]
+
+
+def _bytes(size: str) -> int:
+    match = re.fullmatch(r"(\d+)([kmg]?)(b?)", size.strip().lower())
+    assert match is not None, size
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
+def _seconds(value: str) -> float:
+    match = re.fullmatch(r"(\d+)(ms|s|m)?", value.strip())
+    assert match is not None, value
+    return int(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[match.group(2)]
+
+
+def test_nginx_keeps_every_upload_in_memory() -> None:
+    """A body larger than client_body_buffer_size is written to a temporary file."""
+    text = _nginx()
+    (max_body,) = _directive(text, "client_max_body_size")
+    (buffer,) = _directive(text, "client_body_buffer_size")
+    assert _bytes(buffer) >= _bytes(max_body)
+    assert _bytes(max_body) >= Settings().limits.max_upload_bytes
+    assert _directive(text, "client_body_in_file_only") in ([], ["off"])
+
+
+def test_nginx_passes_the_clients_host_and_port() -> None:
+    headers = _directive(_nginx(), "proxy_set_header")
+    assert "Host $http_host" in headers
+    assert "Host $host" not in headers
+
+
+def test_nginx_retries_what_its_comment_says() -> None:
+    text = _nginx()
+    (conditions,) = _directive(text, "proxy_next_upstream")
+    comment = next(line for line in text.splitlines() if "answers 50" in line)
+    for status in re.findall(r"50\d", comment):
+        assert f"http_{status}" in conditions.split(), (status, conditions)
+    assert "non_idempotent" not in conditions  # POSTs (job submissions) are never retried
+
+
+def test_nginx_closes_idle_upstream_connections_before_uvicorn_does() -> None:
+    upstream = re.search(r"upstream faceflow_api \{(.*?)\}", _nginx(), re.S)
+    assert upstream is not None
+    # Without the directive nginx keeps idle upstream connections 60 s.
+    (upstream_timeout,) = _directive(upstream.group(1), "keepalive_timeout") or ["60s"]
+    assert _seconds(upstream_timeout) < KEEP_ALIVE_S
+
+
+def test_compose_tells_the_api_which_proxy_to_trust() -> None:
+    data = compose()
+    services = data["services"]
+    for name in ("api", "worker"):
+        trusted = json.loads(services[name]["environment"]["FACEFLOW_SERVER__TRUSTED_PROXIES"])
+        nginx_ip = services["nginx"]["networks"]["default"]["ipv4_address"]
+        assert trusted == [nginx_ip]
+        subnet = data["networks"]["default"]["ipam"]["config"][0]["subnet"]
+        assert ipaddress.ip_address(nginx_ip) in ipaddress.ip_network(subnet)
+    # The value is what the setting accepts.
+    settings = Settings.model_validate({"server": {"trusted_proxies": trusted}})
+    assert settings.server.trusted_proxies == trusted
+
+
+def test_queue_redis_holds_a_full_queue_of_the_largest_uploads() -> None:
+    """maxmemory ≥ max_queued × max_upload_bytes with a quarter to spare for results and
+    registries (and beyond it, submissions get queue_full, see test_rq_runner)."""
+    queue = compose()["services"]["queue-redis"]["command"]
+    maxmemory = _bytes(queue[queue.index("--maxmemory") + 1])
+    settings = load_settings(DEPLOY / "faceflow.example.yaml")
+    payloads = settings.jobs.max_queued * settings.limits.max_upload_bytes
+    assert maxmemory >= 1.25 * payloads, (maxmemory, payloads)
+
+
+def _unit(name: str) -> tuple[list[str], dict[str, str]]:
+    """The unit's non-comment lines, and its Environment= variables (systemd quoting)."""
+    lines = [
+        line
+        for line in (DEPLOY / "systemd" / f"faceflow-{name}.service").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    env: dict[str, str] = {}
+    for line in lines:
+        if line.startswith("Environment="):
+            for word in shlex.split(line.removeprefix("Environment=")):
+                key, _, value = word.partition("=")
+                env[key] = value
+    return lines, env
+
+
+@pytest.mark.parametrize("unit", ["serve", "worker"])
+def test_systemd_units_refer_only_to_files_the_install_creates(unit: str) -> None:
+    lines, env = _unit(unit)
+    text = "\n".join(lines)
+    layout = (DEPLOY / "systemd" / f"faceflow-{unit}.service").read_text()
+    for path in sorted(set(re.findall(r"(?<![\w.])/(?:opt|etc|var|usr)/[\w./-]+", text))):
+        # Each absolute path is made by a step of the install layout in the unit's header.
+        made = re.findall(r"(?m)^#\s+(/\S+)\s", layout)
+        assert any(path.startswith(m) or m.startswith(path + "/") for m in made), path
+    assert "Documentation=file:" not in text
+    assert env["FACEFLOW_CONFIG"] == "/etc/faceflow/faceflow.yaml"
+    assert "deploy/faceflow.example.yaml" in layout  # where that file comes from
+    assert (DEPLOY / "faceflow.example.yaml").is_file()
+
+
+def test_one_models_directory_across_units_config_and_image() -> None:
+    example = load_settings(DEPLOY / "faceflow.example.yaml").models.dir
+    dirs = {"example config": example}
+    for unit in ("serve", "worker"):
+        _, env = _unit(unit)
+        dirs[unit] = (
+            Path(env["FACEFLOW_MODELS__DIR"])
+            if "FACEFLOW_MODELS__DIR" in env
+            else Path(env["XDG_CACHE_HOME"]) / "faceflow" / "models"
+        )
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    match = re.search(r"XDG_CACHE_HOME=(\S+)", dockerfile)
+    assert match is not None
+    dirs["image"] = Path(match.group(1)) / "faceflow" / "models"
+    assert len(set(dirs.values())) == 1, dirs
+
+
+def test_systemd_serve_unit_trusts_the_local_proxy() -> None:
+    _, env = _unit("serve")
+    trusted = json.loads(env["FACEFLOW_SERVER__TRUSTED_PROXIES"])
+    assert "127.0.0.1" in trusted
+    Settings.model_validate({"server": {"trusted_proxies": trusted}})
+
+
+def test_no_setting_injects_test_behaviour() -> None:
+    """Crash and hold behaviour for tests is injected in code (tests/jobs/faults.py)."""
+    assert not [name for name in JobSettings.model_fields if "test" in name]

@@ -194,12 +194,12 @@ def test_wrong_arrays_are_programming_errors(pixels: NDArray[np.uint8]) -> None:
 @pytest.mark.parametrize("max_kb", [30, 60, 120, 200])
 def test_max_kb_picks_the_highest_quality_that_fits(photo: NDArray[np.uint8], max_kb: int) -> None:
     data, quality = encode_jpeg_max_kb(photo, max_kb, dpi=300)
-    assert len(data) <= max_kb * 1024
+    assert len(data) <= max_kb * 1000
     assert JPEG_MIN_QUALITY <= quality <= JPEG_MAX_QUALITY
     # The very next quality step no longer fits (unless the top quality already did).
     if quality < JPEG_MAX_QUALITY:
         bigger = encode_image(photo, OutputFormat.JPEG, quality=quality + 1, dpi=300)
-        assert len(bigger) > max_kb * 1024
+        assert len(bigger) > max_kb * 1000
     # It is the same image, neither resized nor padded, and carries the DPI.
     decoded = decode_image(data, DEFAULTS).rgb
     assert decoded.shape == photo.shape
@@ -219,7 +219,7 @@ def test_impossible_cap_names_the_smallest_achievable_size(photo: NDArray[np.uin
     error = caught.value
     assert error.code == "invalid_parameter"
     smallest = encode_image(photo, OutputFormat.JPEG, quality=JPEG_MIN_QUALITY)
-    expected_kb = math.ceil(len(smallest) / 1024)
+    expected_kb = math.ceil(len(smallest) / 1000)
     assert expected_kb > 1
     assert error.details == {"max_kb": 1, "min_achievable_kb": expected_kb}
     assert f"{expected_kb} KB" in error.message
@@ -227,9 +227,9 @@ def test_impossible_cap_names_the_smallest_achievable_size(photo: NDArray[np.uin
 
 def test_cap_exactly_at_the_lowest_quality_is_accepted(photo: NDArray[np.uint8]) -> None:
     smallest = encode_image(photo, OutputFormat.JPEG, quality=JPEG_MIN_QUALITY)
-    max_kb = math.ceil(len(smallest) / 1024)
+    max_kb = math.ceil(len(smallest) / 1000)
     data, quality = encode_jpeg_max_kb(photo, max_kb, dpi=None)
-    assert len(data) <= max_kb * 1024
+    assert len(data) <= max_kb * 1000
     assert quality >= JPEG_MIN_QUALITY
 
 

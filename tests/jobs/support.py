@@ -1,8 +1,10 @@
 """Real ``faceflow worker`` processes for the job tests, and helpers to submit and wait.
 
-:class:`WorkerFleet` runs ``python -m faceflow worker -n N`` in its own session, waits until N RQ
-workers have registered on the queue, tells which pid runs which job, and stops by PID (SIGTERM
-to the supervisor, SIGKILL to its process group after a bounded wait). Every wait is bounded.
+:class:`WorkerFleet` runs the real supervisor with test faults injected in code
+(``python -m tests.jobs.faults -n N``, see :mod:`tests.jobs.faults`) in its own session, waits
+until N RQ workers have registered on the queue, tells which pid runs which job, and stops by
+PID (SIGTERM to the supervisor, SIGKILL to its process group after a bounded wait). Every wait
+is bounded.
 """
 
 from __future__ import annotations
@@ -33,18 +35,16 @@ from faceflow.jobs.rq_runner import RqRunner
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 QUEUE = "faceflow-test"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# Fast recovery for tests: a dead worker's job is retried within ~2-4 s.
+# Fast recovery for tests: a dead worker's job is retried within ~2-3 s (first retry at once).
 FAST = {
     "JOBS__QUEUE_NAME": QUEUE,
     "JOBS__LEASE_S": "2",
     "JOBS__MAINTENANCE_INTERVAL_S": "1",
     "JOBS__WORKER_TTL_S": "16",
-    "JOBS__RETRY_BACKOFF_S": "[1]",
+    "JOBS__RETRY_BACKOFF_S": "[0, 1]",
     "JOBS__MAX_RETRIES": "3",
-    "JOBS__TEST_HOLD_MARKER": "FF-HOLD",
-    "JOBS__TEST_HOLD_S": "4",
-    "JOBS__TEST_CRASH_MARKER": "FF-CRASH",
     "RUNTIME__WARMUP": "false",
 }
 
@@ -82,7 +82,7 @@ def job_settings(redis_url: str, **jobs: object) -> Settings:
         "lease_s": 2,
         "maintenance_interval_s": 1,
         "worker_ttl_s": 16,
-        "retry_backoff_s": [1],
+        "retry_backoff_s": [0, 1],
         "max_retries": 3,
         **jobs,
     }
@@ -131,8 +131,9 @@ class WorkerFleet:
     def start(self, *, wait: bool = True) -> WorkerFleet:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "faceflow", "worker", "-n", str(self.processes)],
+                [sys.executable, "-m", "tests.jobs.faults", "-n", str(self.processes)],
                 env=self.env,
+                cwd=REPO_ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -25,6 +25,7 @@ from faceflow.errors import (
 from faceflow.jobs.embedded import EmbeddedRunner
 from faceflow.jobs.operations import Submission, prepare
 from faceflow.jobs.records import JobRecord, JobStatus
+from faceflow.runtime.budget import ByteBudget
 
 RESULT = CacheEntry("application/json", b'{"face_count":1}', {"face_count": 1})
 WAIT_S = 5.0
@@ -134,6 +135,52 @@ async def test_a_full_queue_refuses_with_queue_full(harness: Harness) -> None:
         await h.runner.submit(h.job(3), None)
     assert refused.value.retry_after_s >= 1
     h.compute.gate.set()
+    await h.runner.close()
+
+
+MIB = 1024 * 1024
+
+
+def sized_job(settings: Settings, n: int, size: int) -> Submission:
+    return prepare("detect", n.to_bytes(4, "big") * (size // 4), {}, settings)
+
+
+async def test_the_queue_is_bounded_in_bytes_and_gives_them_back() -> None:
+    settings = make_settings(max_queued=100, embedded_max_bytes=2 * MIB)
+    h = Harness(settings)
+    h.runner = EmbeddedRunner(settings, h.cache, h.compute, clock=lambda: h.now[0])
+    await h.runner.start()
+    h.compute.gate.clear()
+    first = await h.runner.submit(sized_job(settings, 1, MIB), None)
+    await h.runner.submit(sized_job(settings, 2, MIB), None)
+    # Two jobs, far from max_queued, but their images fill the byte bound.
+    with pytest.raises(QueueFull) as refused:
+        await h.runner.submit(sized_job(settings, 3, MIB), None)
+    assert refused.value.retry_after_s >= 1
+    assert h.runner.stats()["held_bytes"] == 2 * MIB
+    h.compute.gate.set()
+    await h.done(first.handle)
+    await until(lambda: h.runner.stats()["held_bytes"] == 0)
+    await h.runner.submit(sized_job(settings, 3, MIB), None)  # room again
+    await h.runner.close()
+
+
+async def test_queued_images_take_from_the_shared_upload_budget() -> None:
+    settings = make_settings(max_queued=100, embedded_max_bytes=8 * MIB)
+    h = Harness(settings)
+    budget = ByteBudget(2 * MIB)
+    h.runner = EmbeddedRunner(settings, h.cache, h.compute, clock=lambda: h.now[0], budget=budget)
+    await h.runner.start()
+    h.compute.gate.clear()
+    queued = [await h.runner.submit(sized_job(settings, n, MIB), None) for n in (1, 2)]
+    assert budget.used_bytes == 2 * MIB
+    with pytest.raises(QueueFull):
+        await h.runner.submit(sized_job(settings, 3, MIB), None)
+    await h.runner.cancel(queued[1].handle, None)  # queued behind the first: cancelable
+    assert budget.used_bytes == MIB
+    h.compute.gate.set()
+    await h.done(queued[0].handle)
+    assert budget.used_bytes == 0
     await h.runner.close()
 
 

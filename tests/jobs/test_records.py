@@ -6,7 +6,7 @@ import msgpack
 import pytest
 
 from faceflow.cache.entry import CacheEntry
-from faceflow.errors import Conflict, NoFace
+from faceflow.errors import Conflict, FaceflowError, NoFace, RetryableError
 from faceflow.jobs.records import (
     SCHEMA_VERSION,
     HandleRecord,
@@ -93,3 +93,27 @@ def test_result_of_raises_the_jobs_own_error_or_conflict() -> None:
         result_of(failed, None)
     with pytest.raises(Conflict):
         result_of(JobRecord("h", "analyze", JobStatus.STARTED, 0.0), None)
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (JobError("no_face", "no face", 422), 422, "no_face"),
+        (JobError("expired", "job data expired", 410), 410, "expired"),
+        (JobError("worker_crashed", "died on every attempt", 503), 409, "job_failed"),
+        (JobError("deadline_exceeded", "ran past its time limit", 503), 409, "job_failed"),
+        (JobError("internal", "see the worker log", 500), 409, "job_failed"),
+    ],
+)
+def test_a_failed_jobs_result_is_a_final_error_never_a_retryable_one(
+    error: JobError, status: int, code: str
+) -> None:
+    failed = JobRecord("h", "analyze", JobStatus.FAILED, 0.0, ended_at=1.0, error=error)
+
+    with pytest.raises(FaceflowError) as raised:
+        result_of(failed, None)
+
+    assert (raised.value.status, raised.value.code) == (status, code)
+    assert not isinstance(raised.value, RetryableError)
+    if code == "job_failed":
+        assert raised.value.details == {"failure": error.code}

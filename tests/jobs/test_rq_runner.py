@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
 
 import pytest
 from redis import Redis
 from rq import Queue
+from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 
 from faceflow.cache.entry import CacheEntry, decode_entry
 from faceflow.cache.redis_cache import RedisCache
+from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings, Settings
-from faceflow.errors import Conflict, NotFound, QueueFull, UnsupportedFormat
+from faceflow.errors import Conflict, Expired, NotFound, QueueFull, UnsupportedFormat
 from faceflow.jobs.operations import prepare
-from faceflow.jobs.records import JobStatus
+from faceflow.jobs.records import JobOutcome, JobStatus, encode_outcome
 from faceflow.jobs.redis_store import JobKeys
-from faceflow.jobs.rq_runner import RqRunner
+from faceflow.jobs.rq_runner import RqRunner, retry_intervals
+from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
 from faceflow.jobs.worker import build_worker, cache_data_key
 from faceflow.runtime.context import WorkerContext
 from tests.fixtures.redis_server import RedisProcess
@@ -244,3 +248,146 @@ async def test_id_photo_job_runs_matte_and_render_in_the_worker(
     _, entry = await runner.result(record.handle, None)
     assert entry.body.startswith(b"\x89PNG")
     assert entry.meta["compliance"] in {"pass", "warn", "fail"}
+
+
+async def test_requeue_after_the_image_expired_fails_fast_and_poisons_nothing(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis.url)
+    data = variant(face_jpeg)
+    first = await runner.submit(prepare("detect", data, {}, settings), None)
+    job_id = prepare("detect", data, {}, settings).job_id
+    connection = Redis.from_url(queue_redis.url)
+    connection.delete(JobKeys(QUEUE).data(job_id))  # its retention ran out while it waited
+
+    work(settings, worker_context)
+
+    ended = await runner.status(first.handle, None)
+    assert ended.status is JobStatus.FAILED
+    assert ended.error is not None
+    assert ended.error.code == "expired"
+    assert ended.ended_at is not None
+    assert ended.attempts == 1  # no retry: another attempt cannot bring the image back
+    with pytest.raises(Expired):
+        await runner.result(first.handle, None)
+    assert not connection.exists(JobKeys(QUEUE).result(job_id))
+
+    # The same image submitted again runs: the content key's entry was not poisoned.
+    again = await runner.submit(prepare("detect", data, {}, settings), None)
+    assert again.status is JobStatus.QUEUED
+    work(settings, worker_context)
+    done = await runner.status(again.handle, None)
+    assert done.status is JobStatus.FINISHED
+    assert json.loads((await runner.result(again.handle, None))[1].body)["face_count"] == 1
+    connection.close()
+
+
+async def test_payload_is_kept_as_long_as_the_dead_letter_entry(
+    queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    settings = job_settings(queue_redis.url, result_ttl_s=3600, failure_ttl_s=7200)
+    runner = runner_for(settings)
+    data = variant(face_jpeg)
+    await runner.submit(prepare("detect", data, {}, settings), None)
+    connection = Redis.from_url(queue_redis.url)
+    ttl = connection.ttl(JobKeys(QUEUE).data(prepare("detect", data, {}, settings).job_id))
+    assert 7200 - 60 < ttl <= 7200
+    connection.close()
+    await runner.close()
+
+
+async def test_ended_at_is_set_as_soon_as_the_outcome_is(
+    runner: RqRunner, queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    """A worker stores the outcome before RQ records the job's end; a poll in between still
+    sees a finished job with an end time."""
+    settings = job_settings(queue_redis.url)
+    data = variant(face_jpeg)
+    record = await runner.submit(prepare("detect", data, {}, settings), None)
+    job_id = prepare("detect", data, {}, settings).job_id
+    connection = Redis.from_url(queue_redis.url)
+    outcome = JobOutcome(entry=CacheEntry("application/json", b"{}", {}))
+    connection.set(JobKeys(QUEUE).result(job_id), encode_outcome(outcome))
+
+    view = await runner.status(record.handle, None)
+
+    assert view.status is JobStatus.FINISHED
+    assert view.ended_at is not None
+    connection.close()
+
+
+@pytest.mark.parametrize(
+    ("max_retries", "backoff", "expected"),
+    [
+        (3, [0, 5, 15], [0, 5, 15]),
+        (5, [0, 5], [0, 5, 5, 5, 5]),
+        (2, [0, 5, 15], [0, 5]),
+        (1, [], [0]),
+    ],
+)
+def test_retry_intervals_repeat_the_last_wait(
+    max_retries: int, backoff: list[int], expected: list[int]
+) -> None:
+    intervals = retry_intervals(max_retries, backoff)
+    assert intervals == expected
+    # RQ's own reading of the list gives retry k the k-th wait.
+    for k in range(1, max_retries + 1):
+        retries_left = max_retries - k + 1
+        index = max(len(intervals) - retries_left, 0)
+        assert intervals[index] == (backoff or [0])[min(k - 1, len(backoff or [0]) - 1)]
+
+
+async def test_a_queue_redis_out_of_memory_answers_queue_full(
+    runner: RqRunner, queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    """noeviction at maxmemory: the submission is refused as queue_full (503, Retry-After), not
+    as an unavailable queue."""
+    settings = job_settings(queue_redis.url)
+    connection = Redis.from_url(queue_redis.url)
+    used = int(connection.info("memory")["used_memory"])
+    connection.config_set("maxmemory-policy", "noeviction")
+    connection.config_set("maxmemory", str(used + 256 * 1024))
+    try:
+        big = variant(face_jpeg) + b"\0" * (1024 * 1024)  # 1 MiB more than Redis has room for
+        with pytest.raises(QueueFull):
+            await runner.submit(prepare("detect", big, {}, settings), None)
+    finally:
+        connection.config_set("maxmemory", "0")
+        connection.close()
+
+
+def test_a_worker_that_stops_on_its_own_exits_non_zero(
+    queue_redis: RedisProcess, worker_context: WorkerContext
+) -> None:
+    """RQ returns from work() on a Redis timeout as it does on a requested stop; only the
+    requested stop is a clean exit."""
+    worker = build_worker(job_settings(queue_redis.url), worker_context)
+    assert exit_code(worker) == EXIT_QUEUE_LOST != 0
+    with pytest.raises(StopRequested):  # idle: RQ leaves its loop at once by raising this
+        worker.request_stop(signal.SIGTERM, None)
+    assert exit_code(worker) == 0
+
+
+async def test_dedup_scoped_per_api_key(
+    queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """With jobs.dedup_scope=api_key, one key's submission neither joins another key's job nor
+    finishes from a result cached for it: nothing tells it the image was seen before."""
+    settings = job_settings(queue_redis.url, dedup_scope="api_key")
+    cache = ResultCache.from_settings(CacheSettings(memory_bytes=1 << 20))
+    runner = RqRunner(settings, cache)
+    data = variant(face_jpeg)
+    mine = [await runner.submit(prepare("detect", data, {}, settings), MINE) for _ in range(2)]
+    theirs = await runner.submit(prepare("detect", data, {}, settings), THEIRS)
+    assert depth(queue_redis.url) == 2  # my two submissions share one job; theirs is its own
+    work(settings, worker_context)
+    assert (await runner.status(theirs.handle, THEIRS)).status is JobStatus.FINISHED
+    assert {(await runner.status(r.handle, MINE)).status for r in mine} == {JobStatus.FINISHED}
+
+    # A result cached for the same work (e.g. by the sync endpoint): a third key still runs.
+    entry = CacheEntry("application/json", b'{"face_count": 1}', {})
+    await cache.put(prepare("detect", data, {}, settings).key, entry)
+    third = await runner.submit(prepare("detect", data, {}, settings), "c" * 64)
+    assert third.status is JobStatus.QUEUED
+    assert not third.from_cache
+    await runner.close()

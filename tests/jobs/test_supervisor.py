@@ -1,8 +1,9 @@
 """``faceflow worker`` against a real queue Redis: nothing is lost.
 
 Real worker processes (spawned by the supervisor, each loading the models) on a real
-``redis-server`` with an AOF; jobs are submitted through the API's RQ runner in-process. Test-only
-markers in the image bytes make a job hold (sleep) or kill its worker (see faceflow.jobs.worker).
+``redis-server`` with an AOF; jobs are submitted through the API's RQ runner in-process. Markers
+in the image bytes make a job hold (sleep) or kill its worker: a fault hook the test's worker
+entry point injects in code (see tests.jobs.faults); no setting can.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ async def test_sigkill_mid_job_retries_it_on_another_worker(
 
     assert record.status is JobStatus.FINISHED, record
     assert record.attempts == 2
-    # Lease (2 s) + maintenance (1 s) + backoff (1 s) + the held job itself (4 s), with slack.
+    # Lease (2 s) + maintenance (1 s) + the held job itself (4 s), with slack.
     assert time.monotonic() - killed_at < 30
     _, entry = await runner.result(handle, None)
     assert json.loads(entry.body)["face_count"] == 1
@@ -127,6 +128,33 @@ async def test_queue_redis_restart_from_aof_loses_no_queued_job(
 
     records = await wait_done(runner, handles, timeout_s=90)
     assert all(r.status is JobStatus.FINISHED for r in records.values()), records
+    await runner.close()
+
+
+async def test_a_crashed_job_is_retried_ahead_of_the_backlog(
+    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes
+) -> None:
+    """Its first retry has no backoff and goes to the front of the queue: of a backlog queued
+    after it, only what the surviving worker took before the lease ran out starts first."""
+    settings = job_settings(queue_redis_server.url)
+    runner = runner_for(settings)
+    crashed = variant(face_jpeg, "FF-HOLD")
+    crashed_handle = await submit(runner, settings, crashed)
+    crashed_id = prepare("detect", crashed, {}, settings).job_id
+    victim = fleet.pid_running(crashed_id)
+    backlog = [variant(face_jpeg, "FF-HOLD") for _ in range(6)]
+    backlog_handles = [await submit(runner, settings, data) for data in backlog]
+
+    os.kill(victim, signal.SIGKILL)
+    records = await wait_done(runner, [crashed_handle, *backlog_handles], timeout_s=150)
+
+    assert all(r.status is JobStatus.FINISHED for r in records.values()), records
+    retried = records[crashed_handle]
+    assert retried.attempts == 2
+    assert retried.started_at is not None
+    before = [h for h in backlog_handles if (records[h].started_at or 0) < retried.started_at]
+    # At most: the job the other worker held at the kill, and one it took before the requeue.
+    assert len(before) <= 2, (len(before), retried, [records[h] for h in backlog_handles])
     await runner.close()
 
 

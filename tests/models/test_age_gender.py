@@ -8,10 +8,15 @@ from numpy.typing import NDArray
 
 from faceflow.domain import Gender
 from faceflow.models.age_gender import (
+    AGE_ABOVE_YEARS,
+    AGE_BELOW_YEARS,
+    AGE_CEILING_YEARS,
     AGE_CLASSES,
+    AGE_SPREAD_SIGMAS,
     CHANNEL_MEANS,
     age_from_distribution,
     chips_to_tensor,
+    gender_from_probabilities,
 )
 from faceflow.models.registry import ModelSet
 
@@ -29,22 +34,24 @@ def test_age_classes_are_a_quarter_year_then_one_to_eighty() -> None:
 
 
 @pytest.mark.parametrize(("index", "years"), [(0, 0.25), (1, 1.0), (33, 33.0), (80, 80.0)])
-def test_one_hot_distribution_reads_as_its_class_age_with_a_point_range(
+def test_one_hot_distribution_reads_as_its_class_age_with_the_calibrated_floor_range(
     index: int, years: float
 ) -> None:
     age = age_from_distribution(one_hot(index))
 
     assert age.years == pytest.approx(years)
-    assert age.low == pytest.approx(years)
-    assert age.high == pytest.approx(years)
+    assert age.low == pytest.approx(max(0.0, years - AGE_BELOW_YEARS))
+    assert age.high == pytest.approx(years + AGE_ABOVE_YEARS)
+    assert age.reliable
 
 
-def test_uniform_distribution_reads_as_about_forty() -> None:
+def test_uniform_distribution_reads_as_about_forty_with_a_range_set_by_its_spread() -> None:
     age = age_from_distribution(np.full(len(AGE_CLASSES), 1 / 81, np.float32))
+    sigma = float(np.std(AGE_CLASSES))
 
     assert age.years == pytest.approx(40.0, abs=0.1)
-    assert age.low == pytest.approx(16.0, abs=1.0)  # 20th percentile of 0..80
-    assert age.high == pytest.approx(64.0, abs=1.0)  # 80th percentile
+    assert age.low == pytest.approx(max(0.0, 40.0 - AGE_SPREAD_SIGMAS * sigma), abs=0.2)
+    assert age.high == pytest.approx(min(100.0, 40.0 + AGE_SPREAD_SIGMAS * sigma), abs=0.2)
 
 
 def test_two_equal_peaks_read_as_their_midpoint_with_a_range_spanning_both() -> None:
@@ -53,7 +60,8 @@ def test_two_equal_peaks_read_as_their_midpoint_with_a_range_spanning_both() -> 
     age = age_from_distribution(distribution)
 
     assert age.years == pytest.approx(40.0)
-    assert (age.low, age.high) == (20.0, 60.0)
+    assert age.low <= 20.0
+    assert age.high >= 60.0
 
 
 def test_unnormalised_scores_are_normalised_first() -> None:
@@ -66,8 +74,34 @@ def test_range_brackets_the_expected_age(seed: int) -> None:
 
     age = age_from_distribution(distribution)
 
-    assert 0.25 <= age.low <= age.years <= age.high <= 80.0
+    assert 0.0 <= age.low <= age.years <= age.high <= AGE_CEILING_YEARS
     assert age.years == pytest.approx(float(np.dot(distribution, AGE_CLASSES)), rel=1e-4)
+
+
+@pytest.mark.parametrize("index", [5, 40, 79])
+def test_an_unreliable_face_keeps_its_age_but_gets_a_wider_range(index: int) -> None:
+    sure = age_from_distribution(one_hot(index))
+    unsure = age_from_distribution(one_hot(index), reliable=False)
+
+    assert unsure.years == sure.years
+    assert not unsure.reliable
+    assert unsure.low <= sure.low
+    assert unsure.high - unsure.low > sure.high - sure.low
+
+
+@pytest.mark.parametrize(
+    ("female", "male", "label"), [(0.99, 0.01, Gender.FEMALE), (0.001, 0.999, Gender.MALE)]
+)
+def test_an_unreliable_face_keeps_its_gender_label_with_a_tempered_probability(
+    female: float, male: float, label: Gender
+) -> None:
+    sure = gender_from_probabilities(female, male)
+    unsure = gender_from_probabilities(female, male, reliable=False)
+
+    assert sure.label == unsure.label == label
+    assert sure.probability == pytest.approx(max(female, male))
+    assert 0.5 < unsure.probability < sure.probability
+    assert (sure.reliable, unsure.reliable) == (True, False)
 
 
 def test_chips_become_mean_centred_nchw_tensors() -> None:

@@ -124,3 +124,23 @@ def test_chips_have_the_requested_sizes_in_face_order(model_set: ModelSet, testd
     # Two different people: their chips differ, and neither is blank.
     assert not np.array_equal(chips[64][0], chips[64][1])
     assert chips[64].reshape(2, -1).std(axis=1).min() > 10
+
+
+def test_one_alignment_gives_both_chips_with_the_genders_of_separate_alignments(
+    model_set: ModelSet, testdata: Path
+) -> None:
+    """The 32 px gender chip is the 64 px age chip area-averaged, not a second alignment; the
+    gender it reads is the one a chip aligned on its own at 32 px gives."""
+    for photo in FRONTAL_PHOTOS:
+        rgb = decode_image((testdata / photo).read_bytes(), LimitSettings()).rgb
+        marks = [f.landmarks for f in detect_faces(rgb, model_set.detector, DetectOptions())]
+
+        both = model_set.aligner.chips(rgb, marks, [64, 32])
+        alone = model_set.aligner.chips(rgb, marks, [32])
+
+        derived = cv2.resize(both[64][0], (32, 32), interpolation=cv2.INTER_AREA)
+        assert np.array_equal(both[32][0], derived)
+        assert np.abs(both[32].astype(int) - alone[32].astype(int)).mean() < 12
+        ours = [g.label for g in model_set.gender.predict(both[32])]
+        theirs = [g.label for g in model_set.gender.predict(alone[32])]
+        assert ours == theirs, photo

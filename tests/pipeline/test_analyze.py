@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -14,9 +15,11 @@ from numpy.typing import NDArray
 from faceflow.config import LimitSettings
 from faceflow.domain import Attribute, Face
 from faceflow.imaging.ingest import decode_image
+from faceflow.models.age_gender import AGE_ABOVE_YEARS, AGE_BELOW_YEARS, UNRELIABLE_WIDENING
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.analyze import AttributeModels, analyze_faces, enrich_faces
 from faceflow.pipeline.detect import DetectOptions, detect_faces
+from faceflow.pipeline.quality import RELIABLE_SCORE
 from tests.fixtures.models import PhotoFacts, left_to_right, photos_with_facts
 
 AGE_TOLERANCE_YEARS = 12
@@ -192,3 +195,64 @@ def test_enrich_keeps_boxes_and_reads_landmarks_through_the_source_scale(
     assert from_full[0].age is not None
     # Same face, half the pixels: chips are cut at a similar size, so the age barely moves.
     assert from_half[0].age.years == pytest.approx(from_full[0].age.years, abs=8)
+
+
+def test_sharp_labelled_faces_are_reliable_with_a_range_holding_their_age(
+    analyzed: Analyzed, photo_facts: dict[str, PhotoFacts]
+) -> None:
+    covered = total = 0
+    for photo in photos_with_facts(having="ages"):
+        faces = left_to_right(analyzed(photo))
+        for face, years in zip(faces, photo_facts[photo].ages, strict=True):
+            assert face.quality is not None
+            assert face.age is not None
+            assert face.quality.score >= RELIABLE_SCORE
+            assert face.age.reliable
+            covered += face.age.low <= years <= face.age.high
+            total += 1
+    # Calibrated on ../shared/devset to hold the labelled age for >= 70 % of faces.
+    assert covered / total >= 0.7
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param(lambda rgb: cv2.GaussianBlur(rgb, (0, 0), 6), id="blurred"),
+        pytest.param(lambda rgb: (rgb * 0.15).astype(np.uint8), id="dark"),
+    ],
+)
+def test_a_poor_face_is_marked_unreliable_with_a_wider_range_and_a_tempered_gender(
+    model_set: ModelSet,
+    attribute_models: AttributeModels,
+    testdata: Path,
+    analyzed: Analyzed,
+    spoil: Callable[[NDArray[np.uint8]], NDArray[np.uint8]],
+) -> None:
+    [sharp] = analyzed("obama.jpg")
+    rgb = decoded(testdata / "obama.jpg")
+
+    [poor] = analyze_faces(
+        np.ascontiguousarray(spoil(rgb)), model_set.detector, attribute_models, DetectOptions()
+    )
+
+    assert sharp.quality is not None
+    assert poor.quality is not None
+    assert poor.quality.score < RELIABLE_SCORE <= sharp.quality.score
+    assert sharp.age is not None
+    assert poor.age is not None
+    assert sharp.gender is not None
+    assert poor.gender is not None
+    assert (sharp.age.reliable, poor.age.reliable) == (True, False)
+    # At least the widened floor of the calibrated range (the sharp face's own range is wide
+    # where its distribution is: obama.jpg's spreads over ±20 years).
+    floor = AGE_BELOW_YEARS + AGE_ABOVE_YEARS
+    assert poor.age.high - poor.age.low >= UNRELIABLE_WIDENING * floor
+    assert not poor.gender.reliable
+    assert poor.gender.probability < sharp.gender.probability
+
+
+def test_quality_reads_size_and_yaw_from_the_face(analyzed: Analyzed) -> None:
+    for face in analyzed("two_people.jpg"):
+        assert face.quality is not None
+        assert face.quality.size_px == pytest.approx(face.box.width_px, rel=0.35)
+        assert abs(face.quality.yaw_deg) < 35

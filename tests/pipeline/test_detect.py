@@ -7,15 +7,17 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from PIL import Image
 
 from faceflow.config import LimitSettings
 from faceflow.domain import Face
 from faceflow.imaging.ingest import decode_image
 from faceflow.models.registry import ModelSet
-from faceflow.pipeline.detect import DetectOptions, detect_faces, fit_to_detector
+from faceflow.pipeline.detect import DetectOptions, SmallFaces, detect_faces, fit_to_detector
 from tests.fixtures.images import exif_rotated_jpeg, load_rgb
 from tests.fixtures.models import PhotoFacts, left_to_right, photos_with_facts
 
@@ -191,3 +193,39 @@ def test_options_bound_the_faces_kept(model_set: ModelSet, testdata: Path) -> No
     assert largest == both[:1]
     assert too_small == ()
     assert too_strict == ()
+
+
+def faces_shrunk_onto_a_large_canvas(testdata: Path, factor: float) -> NDArray[np.uint8]:
+    """two_people.jpg shrunk by ``factor`` onto a 2560×1440 grey canvas: its faces become too
+    small for a single 640 px pass over the whole canvas."""
+    rgb = decode_image((testdata / "two_people.jpg").read_bytes(), LimitSettings()).rgb
+    small = cv2.resize(rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    canvas = np.full((1440, 2560, 3), 120, np.uint8)
+    canvas[600 : 600 + small.shape[0], 1000 : 1000 + small.shape[1]] = small
+    return canvas
+
+
+def test_tiles_find_faces_too_small_for_the_single_pass(
+    model_set: ModelSet, testdata: Path
+) -> None:
+    canvas = faces_shrunk_onto_a_large_canvas(testdata, 0.22)
+
+    single = detect_faces(canvas, model_set.detector, DetectOptions(small_faces=SmallFaces.OFF))
+    tiled = detect_faces(canvas, model_set.detector, DetectOptions(small_faces=SmallFaces.TILES))
+
+    assert single == ()
+    assert len(tiled) == 2
+    for face in tiled:
+        assert 600 <= face.box.y1 < face.box.y2 <= 600 + 661 * 0.22 + 1
+
+
+@pytest.mark.parametrize("photo", ["two_people.jpg", "obama.jpg", "portrait_1.jpg"])
+def test_tiles_add_no_duplicate_of_a_face_the_single_pass_found(
+    model_set: ModelSet, testdata: Path, photo: str
+) -> None:
+    rgb = decode_image((testdata / photo).read_bytes(), LimitSettings()).rgb
+    single = detect_faces(rgb, model_set.detector, DetectOptions(small_faces=SmallFaces.OFF))
+
+    tiled = detect_faces(rgb, model_set.detector, DetectOptions(small_faces=SmallFaces.TILES))
+
+    assert len(tiled) == len(single)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faceflow.errors import ModelMissing, NoFace
+from faceflow.runtime.child import checkpoint
 
 Context = dict[str, object]
 
@@ -61,6 +62,23 @@ def env(context: Context, name: str) -> str | None:
 def sleep(context: Context, seconds: float) -> float:
     time.sleep(seconds)
     return seconds
+
+
+def staged(context: Context, seconds: float) -> float:
+    """Slow work in short stages with a checkpoint between them, as the real tasks do."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        checkpoint()
+        time.sleep(0.02)
+    return seconds
+
+
+def hold(context: Context, gate: str) -> str:
+    """Keep the worker busy until the file ``gate`` exists (at most 30 s)."""
+    deadline = time.monotonic() + 30.0
+    while not Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return gate
 
 
 def no_face(context: Context, _: None) -> None:

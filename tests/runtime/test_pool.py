@@ -26,6 +26,7 @@ from faceflow.errors import (
     Overloaded,
     WorkerCrashed,
 )
+from faceflow.runtime.child import checkpoint
 from faceflow.runtime.pool import InferencePool, TaskObserver, WorkerState
 from tests.runtime import pool_tasks
 from tests.runtime.pool_tasks import Config, Context
@@ -43,6 +44,7 @@ def make_pool(
     child_env: dict[str, str] | None = None,
     on_task_done: TaskObserver | None = None,
     stop_timeout_s: float = 10.0,
+    cancel_grace_s: float = BOUND_S,
 ) -> InferencePool[Context]:
     return InferencePool(
         processes=processes,
@@ -54,6 +56,7 @@ def make_pool(
         child_env=child_env,
         on_task_done=on_task_done,
         stop_timeout_s=stop_timeout_s,
+        cancel_grace_s=cancel_grace_s,
     )
 
 
@@ -161,6 +164,55 @@ async def test_overload_rejects_at_once_and_loses_nothing_accepted() -> None:
         pool.check_admission()  # room again: no error
 
 
+async def test_an_admitted_request_is_never_refused_between_its_trips(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    async with running(make_pool(processes=1, max_waiting=1)) as pool:
+        with pool.admit() as admission:
+            first = asyncio.create_task(pool.run(pool_tasks.sleep, 0.3, admission=admission))
+            await until(lambda: pool.stats().in_flight == 1)
+            other = asyncio.create_task(pool.run(pool_tasks.hold, str(gate)))  # the waiting place
+            await until(lambda: pool.stats().waiting == 1)
+            assert await first == 0.3
+            # The worker took `other`; a newcomer now finds the queue free, but the admitted
+            # request, between its trips, holds that place: the newcomer is refused, not it.
+            with pytest.raises(Overloaded):
+                await pool.run(pool_tasks.echo, 2)
+            second = asyncio.create_task(pool.run(pool_tasks.echo, 3, admission=admission))
+            await until(lambda: pool.stats().waiting == 1)
+            gate.touch()
+            assert await second == 3
+        assert await other == str(gate)
+        assert await pool.run(pool_tasks.echo, 4) == 4  # closed: its place is free again
+
+
+async def test_an_admission_takes_a_waiting_place(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    async with running(make_pool(processes=1, max_waiting=1)) as pool:
+        busy = asyncio.create_task(pool.run(pool_tasks.hold, str(gate)))
+        await until(lambda: pool.stats().in_flight == 1)
+        with pool.admit() as admission:  # the waiting place is free: admitted
+            with pytest.raises(Overloaded):  # ... and it is now the admission's
+                pool.check_admission()
+            trip = asyncio.create_task(pool.run(pool_tasks.echo, 5, admission=admission))
+            await until(lambda: pool.stats().waiting == 1)
+            gate.touch()
+            assert await trip == 5
+        assert await busy == str(gate)
+
+
+async def test_an_admission_is_refused_like_a_run_when_there_is_no_room(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    async with running(make_pool(processes=1, max_waiting=0)) as pool:
+        busy = asyncio.create_task(pool.run(pool_tasks.hold, str(gate)))
+        await until(lambda: pool.stats().in_flight == 1)
+        with pytest.raises(Overloaded):
+            pool.admit()
+        gate.touch()
+        assert await busy == str(gate)
+        with pool.admit() as admission:
+            assert await pool.run(pool_tasks.echo, 6, admission=admission) == 6
+
+
 async def test_deadline_on_a_running_task_discards_it_and_the_pool_keeps_working() -> None:
     async with running(make_pool(processes=1)) as pool:
         with pytest.raises(DeadlineExceeded) as caught:
@@ -172,6 +224,48 @@ async def test_deadline_on_a_running_task_discards_it_and_the_pool_keeps_working
         assert worker_pids(pool) == before
         stats = pool.stats()
         assert (stats.timed_out, stats.completed, stats.crashed) == (1, 2, 0)
+
+
+async def test_deadline_stops_a_running_task_at_its_next_checkpoint() -> None:
+    # The grace period outlasts the test: the worker frees itself, nobody kills it.
+    async with running(make_pool(processes=1, cancel_grace_s=10 * BOUND_S)) as pool:
+        before = worker_pids(pool)
+        with pytest.raises(DeadlineExceeded):
+            await pool.run(pool_tasks.staged, 10 * BOUND_S, deadline_s=0.2)
+        await until(lambda: pool.stats().in_flight == 0)
+        assert worker_pids(pool) == before
+        # The stop was for that task only: the next one on the same worker runs to its end.
+        assert await pool.run(pool_tasks.staged, 0.1) == 0.1
+        stats = pool.stats()
+        assert (stats.timed_out, stats.killed, stats.crashed, stats.replaced) == (1, 0, 0, 0)
+
+
+async def test_a_task_running_past_deadline_and_grace_is_killed_and_replaced() -> None:
+    async with running(make_pool(processes=1, cancel_grace_s=0.5)) as pool:
+        before = worker_pids(pool)
+        with pytest.raises(DeadlineExceeded):
+            await pool.run(pool_tasks.sleep, 10 * BOUND_S, deadline_s=0.2)  # no checkpoint
+        await until(lambda: pool.stats().in_flight == 0 and pool.stats().ready_workers == 1)
+        assert worker_pids(pool).isdisjoint(before)
+        assert not any(pid_exists(pid) for pid in before)
+        assert await pool.run(pool_tasks.echo, 5) == 5
+        stats = pool.stats()
+        assert (stats.killed, stats.crashed, stats.replaced) == (1, 0, 1)
+
+
+async def test_cancelling_a_running_request_stops_its_task() -> None:
+    async with running(make_pool(processes=1, cancel_grace_s=10 * BOUND_S)) as pool:
+        task = asyncio.create_task(pool.run(pool_tasks.staged, 10 * BOUND_S))
+        await until(lambda: pool.stats().in_flight == 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await until(lambda: pool.stats().in_flight == 0)
+        assert pool.stats().killed == 0
+
+
+def test_checkpoint_outside_a_worker_does_nothing() -> None:
+    checkpoint()
 
 
 async def test_deadline_on_a_waiting_task_removes_it_from_the_queue() -> None:

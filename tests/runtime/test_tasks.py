@@ -6,20 +6,23 @@ import io
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from PIL import Image
 
 from faceflow.domain import Attribute
-from faceflow.errors import FaceflowError
+from faceflow.errors import DeadlineExceeded, FaceflowError
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.detect import DetectOptions
+from faceflow.runtime import child
 from faceflow.runtime.context import WorkerContext, warm_up
 from faceflow.runtime.tasks import (
     JSON_MEDIA_TYPE,
     FaceRequest,
     Operation,
+    StageTimer,
     analyze_file,
     run_face_request,
 )
@@ -41,7 +44,7 @@ def assert_face_schema(face: dict[str, Any], *, with_attributes: bool) -> None:
     assert set(face["landmarks"]) == LANDMARK_NAMES
     assert all(len(point) == 2 for point in face["landmarks"].values())
     if with_attributes:
-        assert set(face["age"]) == {"years", "low", "high"}
+        assert set(face["age"]) == {"years", "low", "high", "reliable"}
         assert face["gender"]["label"] in {"female", "male"}
         assert 0.5 <= face["gender"]["probability"] <= 1
     else:
@@ -192,3 +195,19 @@ def test_cache_params_ignore_what_an_operation_does_not_use(
     plain = replace(BASE, operation=operation)
 
     assert replace(plain, **ignored).cache_params() == plain.cache_params()
+
+
+def test_a_stage_does_not_start_once_the_tasks_caller_gave_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every task's stages are its checkpoints: what a pool worker does once told to stop."""
+    cell = SimpleNamespace(value=0)
+    monkeypatch.setattr(child._running, "cancel", cell)
+    monkeypatch.setattr(child._running, "seq", 7)
+    timer = StageTimer()
+    with timer.stage("decode"):
+        pass
+    cell.value = 7  # the parent wrote this task's seq: its caller gave up
+    with pytest.raises(DeadlineExceeded), timer.stage("detect"):
+        pytest.fail("the stage ran")
+    assert list(timer.ms) == ["decode"]

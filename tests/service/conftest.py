@@ -3,17 +3,20 @@ tests/fixtures/live_server.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from tests.fixtures.live_server import LiveServer, LiveServerFactory
+from tests.service.in_process import InProcess, app_settings, running_app
 
 # Generous: a loaded 2-core machine runs these servers side by side with the test client.
 CLIENT_TIMEOUT_S = 60.0
 SMALL_UPLOAD_CAP = 200_000
+IN_PROCESS_UPLOAD_CAP = 2 * 1024 * 1024
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +40,13 @@ def client(live_server: LiveServer) -> Iterator[httpx.Client]:
     """A client of the session's default server."""
     with httpx.Client(base_url=live_server.url, timeout=CLIENT_TIMEOUT_S) as http:
         yield http
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def service_app() -> AsyncIterator[InProcess]:
+    """The real app in this process (see tests/service/in_process.py), shared by the session:
+    one inference process, a 2 MiB upload cap. Tests using it run on the session's event loop
+    (``pytestmark = pytest.mark.asyncio(loop_scope="session")``)."""
+    settings = app_settings(limits={"max_upload_bytes": IN_PROCESS_UPLOAD_CAP})
+    async with running_app(settings) as running:
+        yield running

@@ -10,6 +10,7 @@ only renders.
 from __future__ import annotations
 
 import base64
+import io
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ import httpx
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from PIL import Image
 
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
@@ -223,8 +225,8 @@ def test_max_kb_is_honoured_and_the_file_decodes(client: httpx.Client, photo: Ph
     report = post(client, upload, "spec=cn-1inch&max_kb=15&response=json").json()
 
     data = ok(capped, "image/jpeg")
-    assert len(unlimited) > 15 * 1024  # so the cap has work to do
-    assert len(data) <= 15 * 1024
+    assert len(unlimited) > 15 * 1000  # so the cap has work to do
+    assert len(data) <= 15 * 1000  # KB of 1,000 bytes
     assert opened(data).size == (295, 413)
     assert_dpi(data, 300)
     assert data.endswith(b"\xff\xd9")
@@ -270,6 +272,29 @@ def test_json_response_has_the_photo_and_its_report(client: httpx.Client, photo:
     worst = max((check["status"] for check in checks), key=["pass", "warn", "fail"].index)
     assert report["status"] == worst
     assert image.headers["X-Compliance"] == as_json.headers["X-Compliance"] == report["status"]
+
+
+def test_a_photo_cut_above_the_shoulders_is_a_visible_fail(
+    client: httpx.Client, testdata: Path
+) -> None:
+    # portrait_2 cut just below the chin: no framing inside China's 1-inch rules fits.
+    source = Image.open(testdata / "portrait_2.jpg")
+    cropped = io.BytesIO()
+    source.crop((0, 0, source.width, 400)).save(cropped, "JPEG", quality=92)
+    upload = cropped.getvalue()
+
+    image = post(client, upload, "spec=cn-1inch")
+    as_json = post(client, upload, "spec=cn-1inch&response=json")
+
+    ok(image, "image/jpeg")
+    assert image.headers["X-Compliance"] == "fail"
+    assert as_json.status_code == 200, as_json.text
+    assert as_json.headers["X-Compliance"] == "fail"
+    checks = {c["name"]: c for c in as_json.json()["report"]["checks"]}
+    cut = checks["subject_cut_off"]
+    assert cut["status"] == "fail"
+    assert "mm above the shoulder line" in cut["hint"]
+    assert cut["hint_zh"]
 
 
 def test_transparent_png_is_clear_at_the_corners_and_opaque_on_the_face(
@@ -452,6 +477,9 @@ def test_specs_lists_every_preset_with_pixel_sizes(client: httpx.Client) -> None
         assert spec["width_px"] == round(spec["width_mm"] / 25.4 * spec["dpi"]), spec
         assert spec["height_px"] == round(spec["height_mm"] / 25.4 * spec["dpi"]), spec
         assert len(spec["head_height_mm"]) == len(spec["eye_line_from_bottom_mm"]) == 2
+        assert spec["title_zh"], spec
+        assert spec["authority"], spec
+    assert listed["cn-large-2inch"]["title_zh"] == "大二寸"
     sizes = {
         key: (spec["width_px"], spec["height_px"], spec["dpi"]) for key, spec in listed.items()
     }

@@ -171,7 +171,6 @@ def cluster(
             pulled_model_settings.dir,
             queue_redis.url,
             CACHE__REDIS_URL=cache_redis.url,
-            JOBS__TEST_HOLD_S="3",
         ),
         2,
         tmp_path_factory.mktemp("cluster") / "workers.log",

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from faceflow.service.security import hash_api_key
-from tests.fixtures.live_server import LiveServer, LiveServerFactory
+from tests.fixtures.live_server import LiveServer, LiveServerFactory, Scrape
 from tests.service.conftest import CLIENT_TIMEOUT_S
 from tests.service.support import assert_error
 
@@ -54,9 +54,14 @@ def test_api_key_is_required_on_v1(guarded: httpx.Client, face_jpeg: bytes) -> N
     assert by_bearer.json()["face_count"] == 1
 
 
-def test_health_readiness_and_docs_are_open(guarded: httpx.Client) -> None:
-    for path in ("/healthz", "/readyz", "/openapi.json"):
+def test_health_and_readiness_are_open_docs_and_metrics_need_a_key(
+    guarded: httpx.Client,
+) -> None:
+    for path in ("/healthz", "/readyz", "/"):
         assert guarded.get(path).status_code == 200, path
+    for path in ("/openapi.json", "/docs", "/metrics"):
+        assert_error(guarded.get(path), 401, "unauthorized")
+        assert guarded.get(path, headers=bearer(KEYS["probe"])).status_code == 200, path
 
 
 def test_rate_limit_is_per_key(guarded: httpx.Client, face_jpeg: bytes) -> None:
@@ -76,13 +81,20 @@ def test_rate_limit_is_per_key(guarded: httpx.Client, face_jpeg: bytes) -> None:
     assert other.status_code == 200, other.text
 
 
-def test_refusals_are_counted(guarded_server: LiveServer, guarded: httpx.Client) -> None:
-    before = guarded_server.metrics()
+def scrape(guarded: httpx.Client) -> Scrape:
+    """``/metrics`` of the guarded server, which needs a key like every non-public path."""
+    response = guarded.get("/metrics", headers=bearer(KEYS["probe"]))
+    response.raise_for_status()
+    return Scrape(response.text)
+
+
+def test_refusals_are_counted(guarded: httpx.Client) -> None:
+    before = scrape(guarded)
     probe = bearer(KEYS["probe"])
     for _ in range(4):
         guarded.get("/v1/info", headers=probe)
     guarded.get("/v1/info")
-    after = guarded_server.metrics()
+    after = scrape(guarded)
     assert (
         after.value("faceflow_rate_limited_total") - before.value("faceflow_rate_limited_total")
         == 1

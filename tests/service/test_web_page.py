@@ -184,7 +184,7 @@ def test_size_cap_is_applied_and_validated(
         page.click("#download-photo")
     saved = tmp_path / "capped.jpg"
     download.value.save_as(saved)
-    assert saved.stat().st_size <= 20 * 1024
+    assert saved.stat().st_size <= 20 * 1000  # KB of 1,000 bytes
 
 
 def test_a_text_file_is_not_an_image(

@@ -21,6 +21,9 @@ from blake3 import blake3
 from faceflow.models.catalog import model_versions
 
 KEY_VERSION = "ff1"
+RESULT_FORMAT = 2
+"""Bumped whenever what a cached answer holds changes (2: faces gained roll, quality and
+``reliable``; ID-photo checks gained hints), so no node serves an answer in an older shape."""
 
 ParamValue = str | int | float | bool | None
 
@@ -108,7 +111,9 @@ def _prefix(operation: str, canonical: str, versions: str) -> KeyPrefix:
     # (operation, params) collide with a different (operation, params) pair. The digest is last,
     # so the array's text up to it is shared by every key with these options.
     material = json.dumps(
-        [KEY_VERSION, operation, canonical, versions, ""], separators=(",", ":"), ensure_ascii=True
+        [KEY_VERSION, RESULT_FORMAT, operation, canonical, versions, ""],
+        separators=(",", ":"),
+        ensure_ascii=True,
     )
     return KeyPrefix(operation, material[: -len('""]')])
 

@@ -6,7 +6,7 @@ import dataclasses
 import glob
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,13 +21,10 @@ from faceflow.cli.common import (
     settings_from,
     setup_logging,
 )
-from faceflow.cli.files import FileOutcome, run_files
-from faceflow.domain import parse_attributes
-from faceflow.errors import FaceflowError, InvalidParameter
-from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.annotate import face_label
-from faceflow.pipeline.detect import DetectOptions
-from faceflow.runtime.tasks import FaceRequest, FileAnalysis, Operation, analyze_file
+
+if TYPE_CHECKING:  # the ONNX stack is imported when the command runs, not on every CLI start
+    from faceflow.cli.files import FileOutcome
+    from faceflow.runtime.tasks import FaceRequest, FileAnalysis
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 
@@ -55,6 +52,8 @@ def expand_paths(patterns: list[str]) -> list[Path]:
 
 
 def _print_table(outcomes: list[FileOutcome[FileAnalysis]]) -> None:
+    from faceflow.pipeline.annotate import face_label
+
     table = Table(show_lines=False)
     table.add_column("file", overflow="fold")
     for column in ("faces", "face", "box (x1, y1, x2, y2)", "score", "gender", "age"):
@@ -139,6 +138,13 @@ def analyze(
 
     Each file succeeds or fails on its own; the exit code is 1 if any file failed.
     """
+    from faceflow.cli.files import run_files
+    from faceflow.domain import parse_attributes
+    from faceflow.errors import FaceflowError, InvalidParameter
+    from faceflow.imaging.encode import OutputFormat
+    from faceflow.pipeline.detect import DetectOptions
+    from faceflow.runtime.tasks import FaceRequest, Operation, analyze_file
+
     settings = settings_from(config)
     setup_logging("warning")
     try:

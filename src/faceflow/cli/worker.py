@@ -7,9 +7,6 @@ from typing import Annotated
 import typer
 
 from faceflow.cli.common import ConfigOption, settings_from
-from faceflow.config import Settings
-from faceflow.jobs.supervisor import Supervisor
-from faceflow.service.logs import configure_logging
 
 
 def worker(
@@ -33,6 +30,10 @@ def worker(
 
     SIGTERM (or Ctrl+C) lets every process finish its current job, then exits 0.
     """
+    from faceflow.config import Settings
+    from faceflow.jobs.supervisor import Supervisor
+    from faceflow.service.logs import configure_logging
+
     settings = settings_from(config)
     if queue_url is not None:
         merged = settings.model_dump()

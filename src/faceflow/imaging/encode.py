@@ -23,6 +23,8 @@ JPEG_MIN_QUALITY = 10
 """Below 10 a face photo breaks into blocks; a size cap that needs less is refused."""
 
 _MAX_DPI = 65_535  # JFIF stores the density in 16 bits
+# File-size caps count kilobytes of 1,000 bytes (see encode_jpeg_max_kb).
+BYTES_PER_KB = 1000
 
 
 class OutputFormat(StrEnum):
@@ -67,7 +69,10 @@ def encode_image(
 def encode_jpeg_max_kb(
     rgb: NDArray[np.uint8], max_kb: int, *, dpi: int | None = None
 ) -> tuple[bytes, int]:
-    """Encode ``rgb`` as the best JPEG that fits in ``max_kb`` × 1024 bytes.
+    """Encode ``rgb`` as the best JPEG that fits in ``max_kb`` × 1,000 bytes.
+
+    A kilobyte here is 1,000 bytes, the smaller of the two readings, so a portal that counts KB
+    as either 1,000 or 1,024 bytes accepts the file.
 
     Returns the bytes and the quality used: the highest quality from 95 down to 10 whose output
     fits, found by binary search (8 or 9 encodes unless 95 fits at once). The image is never
@@ -84,7 +89,7 @@ def encode_jpeg_max_kb(
     if image.mode != "RGB":
         raise ValueError(f"expected an (H, W, 3) RGB array, got shape {rgb.shape}")
     _check_dpi(dpi)
-    cap_bytes = max_kb * 1024
+    cap_bytes = max_kb * BYTES_PER_KB
 
     best = _jpeg(image, JPEG_MAX_QUALITY, dpi)
     if len(best) <= cap_bytes:
@@ -104,10 +109,10 @@ def encode_jpeg_max_kb(
     if fitting is None:
         fitting = _jpeg(image, JPEG_MIN_QUALITY, dpi)
         if len(fitting) > cap_bytes:
-            smallest_kb = math.ceil(len(fitting) / 1024)
+            smallest_kb = math.ceil(len(fitting) / BYTES_PER_KB)
             raise InvalidParameter(
-                f"cannot fit a {image.width}×{image.height} JPEG in {max_kb} KB; the smallest "
-                f"possible at this size is {smallest_kb} KB",
+                f"cannot fit a {image.width}×{image.height} JPEG in {max_kb} KB (1 KB = 1,000 "
+                f"bytes); the smallest possible at this size is {smallest_kb} KB",
                 {"max_kb": max_kb, "min_achievable_kb": smallest_kb},
             )
     return fitting, fits

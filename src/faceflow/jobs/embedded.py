@@ -4,6 +4,10 @@ Same API and semantics as the RQ runner, nothing to install: jobs go through the
 cache-then-pool path as the sync endpoints (so a job's result is a sync hit and vice versa), at
 most ``embedded_consumers`` at a time so jobs never crowd sync requests out of the pool's wait
 queue. Records live in memory with their TTLs; a restart forgets them (use Redis to keep jobs).
+
+The queue is bounded in jobs (``jobs.max_queued``) and in image bytes (``jobs.embedded_max_bytes``,
+which also count against the API process's upload budget while the job holds them): beyond
+either, a submission gets ``503 queue_full``. A job holds its image until it ends.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from faceflow.errors import (
     WorkerCrashed,
 )
 from faceflow.jobs.handles import MemoryHandles, new_handle, visible_to
-from faceflow.jobs.operations import Submission
+from faceflow.jobs.operations import Submission, scoped_job_id
 from faceflow.jobs.records import (
     HandleRecord,
     JobError,
@@ -41,6 +45,7 @@ from faceflow.jobs.records import (
     result_of,
 )
 from faceflow.jobs.runner import RunCached
+from faceflow.runtime.budget import ByteBudget
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,8 @@ class _Job:
     operation: str
     submission: Submission | None = field(repr=False)
     """Dropped once the job ends, so finished jobs do not keep image bytes alive."""
+    held_bytes: int = 0
+    """Image bytes taken from the queue's bound (and the upload budget) for this job."""
     status: JobStatus = JobStatus.QUEUED
     enqueued_at: float | None = None
     started_at: float | None = None
@@ -77,6 +84,7 @@ class EmbeddedRunner:
         run_cached: RunCached,
         *,
         clock: Callable[[], float] = time.time,
+        budget: ByteBudget | None = None,
     ) -> None:
         self._settings = settings.jobs
         self._cache = cache
@@ -84,6 +92,8 @@ class EmbeddedRunner:
         self._clock = clock
         self._consumers_n = settings.jobs.embedded_consumers or settings.runtime.processes
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=settings.jobs.max_queued)
+        self._budget = budget
+        self._held_bytes = 0
         self._jobs: dict[str, _Job] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._handles = MemoryHandles(clock)
@@ -116,6 +126,8 @@ class EmbeddedRunner:
             "backend": self.backend,
             "queued": self._queue.qsize(),
             "max_queued": self._settings.max_queued,
+            "held_bytes": self._held_bytes,
+            "max_bytes": self._settings.embedded_max_bytes,
             "consumers": self._consumers_n,
             "records": len(self._jobs),
             **self._counts,
@@ -126,13 +138,14 @@ class EmbeddedRunner:
 
     async def submit(self, submission: Submission, owner: str | None) -> JobRecord:
         now = self._clock()
-        job_id = submission.job_id
+        job_id = scoped_job_id(submission, owner, self._settings.dedup_scope)
         job = self._live_job(job_id)
         if job is None or job.status is JobStatus.CANCELED:
-            entry, _ = await self._cache.get(submission.key)
+            shared = self._settings.dedup_scope == "global" or owner is None
+            entry = (await self._cache.get(submission.key))[0] if shared else None
             job = self._jobs.get(job_id)  # another submission may have raced in while we looked
             if job is None or job.status is JobStatus.CANCELED or self._expired(job):
-                job = self._new_job(submission, entry, now)
+                job = self._new_job(submission, job_id, entry, now)
         handle = new_handle()
         record = HandleRecord(
             job_id,
@@ -168,13 +181,15 @@ class EmbeddedRunner:
         if not job.handles:
             job.status = JobStatus.CANCELED
             job.ended_at = now
-            job.submission = None
+            self._let_go(job)
             self._counts["canceled"] += 1
             self._retire(job, self._settings.result_ttl_s)
         return self._record(handle, canceled, job)
 
-    def _new_job(self, submission: Submission, cached: CacheEntry | None, now: float) -> _Job:
-        job = _Job(submission.job_id, submission.operation.value, submission, enqueued_at=now)
+    def _new_job(
+        self, submission: Submission, job_id: str, cached: CacheEntry | None, now: float
+    ) -> _Job:
+        job = _Job(job_id, submission.operation.value, submission, enqueued_at=now)
         if cached is not None:
             job.status = JobStatus.FINISHED
             job.outcome = JobOutcome(entry=cached)
@@ -183,15 +198,38 @@ class EmbeddedRunner:
             self._jobs[job.job_id] = job
             self._retire(job, self._settings.result_ttl_s)
             return job
-        try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
+        if self._queue.full():
             raise QueueFull(
                 f"the job queue is full ({self._settings.max_queued} jobs waiting)",
                 retry_after_s=5,
-            ) from None
+            )
+        self._hold(job, len(submission.data))
+        self._queue.put_nowait(job)
         self._jobs[job.job_id] = job
         return job
+
+    def _hold(self, job: _Job, size: int) -> None:
+        """Take ``size`` image bytes for ``job``, or refuse it (QueueFull)."""
+        limit = self._settings.embedded_max_bytes
+        if self._held_bytes + size > limit or (
+            self._budget is not None and not self._budget.try_take(size)
+        ):
+            raise QueueFull(
+                f"the job queue holds as many image bytes as it may ({limit} bytes, or the "
+                "server's upload budget)",
+                retry_after_s=5,
+            )
+        self._held_bytes += size
+        job.held_bytes = size
+
+    def _let_go(self, job: _Job) -> None:
+        """Drop the job's image and give its bytes back."""
+        job.submission = None
+        if job.held_bytes:
+            self._held_bytes -= job.held_bytes
+            if self._budget is not None:
+                self._budget.give(job.held_bytes)
+            job.held_bytes = 0
 
     def _live_job(self, job_id: str) -> _Job | None:
         job = self._jobs.get(job_id)
@@ -291,7 +329,7 @@ class EmbeddedRunner:
     def _end(self, job: _Job, outcome: JobOutcome) -> None:
         job.outcome = outcome
         job.ended_at = self._clock()
-        job.submission = None
+        self._let_go(job)
         if outcome.error is None:
             job.status = JobStatus.FINISHED
             self._counts["finished"] += 1

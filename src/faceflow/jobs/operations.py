@@ -91,6 +91,14 @@ def job_id_for(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", key)
 
 
+def scoped_job_id(submission: Submission, owner: str | None, scope: str) -> str:
+    """The job id identical work shares: the content key's (``scope`` "global"), or that plus
+    the submitting API key's digest ("api_key"), so no key's job reveals another key's work."""
+    if scope == "api_key" and owner is not None:
+        return f"{submission.job_id}-k{owner[:32]}"
+    return submission.job_id
+
+
 class FaceOptions(BaseModel):
     """The query options of /v1/detect, /v1/analyze and /v1/annotate, for a job."""
 

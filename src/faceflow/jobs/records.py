@@ -18,7 +18,7 @@ from typing import Any
 import msgpack
 
 from faceflow.cache.entry import CacheEntry
-from faceflow.errors import Conflict, JsonScalar, error_from_code
+from faceflow.errors import Conflict, JobFailed, JsonScalar, error_from_code
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,23 @@ class JobRecord:
 
 
 def result_of(view: JobRecord, outcome: JobOutcome | None) -> CacheEntry:
-    """The result of the job ``view`` describes; raises its error if it failed, else Conflict."""
+    """The result of the job ``view`` describes; raises its error if it failed, else Conflict.
+
+    A job that failed for good answers a final error, never a retryable one: a failure on its
+    input (4xx: ``no_face``, ``undecodable``, ``expired``...) is that error as the sync endpoint
+    answers it; any other failure (``worker_crashed``, ``deadline_exceeded``, ``internal``) is
+    409 ``job_failed`` with the failure's code in ``failure``. Neither carries ``Retry-After``:
+    polling again cannot change a failed job's answer.
+    """
     if view.status is JobStatus.FINISHED and outcome is not None and outcome.entry is not None:
         return outcome.entry
     if view.status is JobStatus.FAILED and view.error is not None:
-        raise error_from_code(view.error.code, view.error.message)
+        error = view.error
+        if 400 <= error.status < 500:
+            rebuilt = error_from_code(error.code, error.message)
+            if 400 <= rebuilt.status < 500:
+                raise rebuilt
+        raise JobFailed(f"the job failed: {error.message}", {"failure": error.code})
     if view.status is JobStatus.CANCELED:
         raise Conflict("the job was canceled; it has no result")
     raise Conflict(f"the job is {view.status.value}; poll its status until it is finished")

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
@@ -35,7 +35,7 @@ from faceflow.cache.tiered import ResultCache
 from faceflow.config import Settings
 from faceflow.errors import Conflict, JsonScalar, NotFound, QueueFull, Unavailable
 from faceflow.jobs.handles import new_handle, visible_to
-from faceflow.jobs.operations import Submission
+from faceflow.jobs.operations import Submission, scoped_job_id
 from faceflow.jobs.records import (
     HandleRecord,
     JobError,
@@ -83,6 +83,16 @@ def crash_error(exc_string: str | None, meta: dict[str, Any]) -> JobError:
     return JobError("internal", "the job failed; see the worker log", 500)
 
 
+def retry_intervals(max_retries: int, backoff_s: list[int]) -> list[int]:
+    """RQ's interval list for ``backoff_s`` (wait before retry 1, 2, …; the last value repeats).
+
+    RQ reads the list from its end (retry k of n waits ``intervals[len - (n - k + 1)]``, and the
+    first value when the list is shorter than n), so it is padded to ``max_retries`` entries.
+    """
+    waits = list(backoff_s) or [0]
+    return [waits[min(k, len(waits) - 1)] for k in range(max(max_retries, 1))]
+
+
 class RqRunner:
     backend = "redis"
 
@@ -100,6 +110,7 @@ class RqRunner:
             default_timeout=jobs.job_timeout_s,
         )
         self._handle_ttl_s = max(jobs.result_ttl_s, jobs.failure_ttl_s)
+        self._payload_ttl_s = max(jobs.result_ttl_s, jobs.failure_ttl_s)
         self._counts = {"submitted": 0, "deduplicated": 0, "from_cache": 0}
 
     async def start(self) -> None:
@@ -119,7 +130,8 @@ class RqRunner:
         return {"backend": self.backend, "queue": self._settings.queue_name, **self._counts}
 
     async def submit(self, submission: Submission, owner: str | None) -> JobRecord:
-        cached, _ = await self._cache.get(submission.key)
+        shared = self._settings.dedup_scope == "global" or owner is None
+        cached = (await self._cache.get(submission.key))[0] if shared else None
         return await self._call(self._submit, submission, owner, cached)
 
     async def status(self, handle: str, owner: str | None) -> JobRecord:
@@ -153,17 +165,15 @@ class RqRunner:
 
     def _submit(self, sub: Submission, owner: str | None, cached: CacheEntry | None) -> JobRecord:
         now = time.time()
-        job_id = sub.job_id
+        job_id = scoped_job_id(sub, owner, self._settings.dedup_scope)
         keys = self._keys
         from_cache = False
         job = self._fetch(job_id)
-        if job is not None and job.get_status(refresh=False) in (
-            RqStatus.CANCELED,
-            RqStatus.STOPPED,
-        ):
+        has_outcome = bool(self._conn.exists(keys.result(job_id)))
+        if job is not None and _stale(job, has_outcome):
             job.delete()
             job = None
-        if job is None and not self._conn.exists(keys.result(job_id)):
+        if job is None and not has_outcome:
             if cached is not None:
                 self._conn.set(
                     keys.result(job_id),
@@ -173,7 +183,7 @@ class RqRunner:
                 from_cache = True
                 self._counts["from_cache"] += 1
             else:
-                self._enqueue(sub)
+                self._enqueue(sub, job_id)
         else:
             self._counts["deduplicated"] += 1
         handle = new_handle()
@@ -187,18 +197,32 @@ class RqRunner:
         view, _ = self._view(handle, record)
         return view
 
-    def _enqueue(self, sub: Submission) -> None:
+    def _enqueue(self, sub: Submission, job_id: str) -> None:
         if self._queue.count >= self._settings.max_queued:
             raise QueueFull(
                 f"the job queue is full ({self._settings.max_queued} jobs waiting)",
                 retry_after_s=_QUEUE_FULL_RETRY_S,
             )
-        job_id = sub.job_id
         payload = encode_payload(JobPayload(sub.operation.value, sub.payload, sub.data))
-        self._conn.set(self._keys.data(job_id), payload, ex=self._settings.result_ttl_s)
+        # Kept as long as a failed job stays in the dead-letter registry (one retention for
+        # both), so a parked job can be requeued for as long as it is listed there.
+        try:
+            self._conn.set(self._keys.data(job_id), payload, ex=self._payload_ttl_s)
+        except OutOfMemoryError:
+            # The queue Redis is at maxmemory (noeviction): full by bytes, not by count.
+            raise QueueFull(
+                "the job queue is full (its Redis is out of memory)",
+                retry_after_s=_QUEUE_FULL_RETRY_S,
+            ) from None
         retry = None
         if self._settings.max_retries > 0:
-            retry = Retry(max=self._settings.max_retries, interval=self._settings.retry_backoff_s)
+            retry = Retry(
+                max=self._settings.max_retries,
+                interval=retry_intervals(
+                    self._settings.max_retries, self._settings.retry_backoff_s
+                ),
+                enqueue_at_front=True,
+            )
         try:
             self._queue.enqueue_call(
                 JOB_FUNCTION,
@@ -229,6 +253,7 @@ class RqRunner:
         raw = self._conn.get(self._keys.result(record.job_id))
         outcome = decode_outcome(raw) if isinstance(raw, bytes) else None
         job = self._fetch(record.job_id)
+        meta: dict[str, Any] = job.get_meta(refresh=False) if job is not None else {}
         base = JobRecord(
             handle=handle,
             operation=record.operation,
@@ -237,7 +262,6 @@ class RqRunner:
             from_cache=record.from_cache,
         )
         if job is not None:
-            meta = job.get_meta(refresh=False)
             attempts = meta.get("attempts", 0)
             base = replace(
                 base,
@@ -253,9 +277,7 @@ class RqRunner:
                 view = replace(base, status=JobStatus.FINISHED, media_type=outcome.entry.media_type)
             else:
                 view = replace(base, status=JobStatus.FAILED, error=outcome.error)
-            if view.ended_at is None:
-                view = replace(view, ended_at=view.created_at if job is None else None)
-            return view, outcome
+            return _ended(view, meta), outcome
         if job is None:
             raise NotFound("the job and its result have expired")
         status = job.get_status(refresh=False)
@@ -264,13 +286,16 @@ class RqRunner:
         if status is RqStatus.STARTED:
             return replace(base, status=JobStatus.STARTED, ended_at=None), None
         if status is RqStatus.CANCELED:
-            return replace(base, status=JobStatus.CANCELED), None
+            return _ended(replace(base, status=JobStatus.CANCELED), meta), None
         if status is RqStatus.FINISHED:
+            if _error_in(meta) is not None:  # ended without an outcome: its image had expired
+                error = crash_error(None, meta)
+                return _ended(replace(base, status=JobStatus.FAILED, error=error), meta), None
             # Finished with its outcome already expired (result TTLs are equal): gone.
             raise NotFound("the job's result has expired")
         latest = job.latest_result()
-        error = crash_error(latest.exc_string if latest is not None else None, job.meta)
-        return replace(base, status=JobStatus.FAILED, error=error), None
+        error = crash_error(latest.exc_string if latest is not None else None, meta)
+        return _ended(replace(base, status=JobStatus.FAILED, error=error), meta), None
 
     def _cancel(self, handle: str, owner: str | None) -> JobRecord:
         record = self._handle(handle, owner)
@@ -295,6 +320,32 @@ class RqRunner:
                 log.info("job %s canceled", record.job_id)
         view, _ = self._view(handle, canceled)
         return view
+
+
+def _stale(job: Job, has_outcome: bool) -> bool:
+    """Whether an existing RQ job under this content key must be replaced by a new submission
+    rather than shared: canceled or stopped, or finished without an outcome (its outcome expired,
+    or it ended as ``expired`` because its image had expired before it ran)."""
+    status = job.get_status(refresh=False)
+    if status in (RqStatus.CANCELED, RqStatus.STOPPED):
+        return True
+    return status is RqStatus.FINISHED and not has_outcome
+
+
+def _error_in(meta: dict[str, Any]) -> dict[str, Any] | None:
+    stored = meta.get("error")
+    return stored if isinstance(stored, dict) else None
+
+
+def _ended(view: JobRecord, meta: dict[str, Any]) -> JobRecord:
+    """``view`` (a job in a terminal state) with ``ended_at`` set: RQ's, else the worker's own
+    (stored before RQ records the end), else the submission time (the RQ job expired)."""
+    if view.ended_at is not None:
+        return view
+    ended = meta.get("ended_at")
+    if isinstance(ended, int | float) and not isinstance(ended, bool):
+        return replace(view, ended_at=float(ended))
+    return replace(view, ended_at=view.enqueued_at or view.created_at)
 
 
 def _ts(value: Any) -> float | None:

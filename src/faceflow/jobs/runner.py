@@ -11,6 +11,7 @@ from faceflow.config import Settings
 from faceflow.errors import JsonScalar
 from faceflow.jobs.operations import Submission
 from faceflow.jobs.records import JobRecord
+from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import TaskOutput
 
@@ -61,12 +62,18 @@ class JobRunner(Protocol):
         ...
 
 
-def build_runner(settings: Settings, cache: ResultCache, run_cached: RunCached) -> JobRunner:
-    """The RQ runner when ``jobs.redis_url`` is set, else the embedded one."""
+def build_runner(
+    settings: Settings,
+    cache: ResultCache,
+    run_cached: RunCached,
+    budget: ByteBudget | None = None,
+) -> JobRunner:
+    """The RQ runner when ``jobs.redis_url`` is set, else the embedded one, whose queued images
+    take from ``budget`` (the API process's upload budget)."""
     if settings.jobs.redis_url:
         from faceflow.jobs.rq_runner import RqRunner
 
         return RqRunner(settings, cache)
     from faceflow.jobs.embedded import EmbeddedRunner
 
-    return EmbeddedRunner(settings, cache, run_cached)
+    return EmbeddedRunner(settings, cache, run_cached, budget=budget)

@@ -23,6 +23,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
@@ -35,8 +36,9 @@ from rq.serializers import JSONSerializer
 from rq.worker_registration import clean_worker_registry
 
 from faceflow.config import Settings
+from faceflow.jobs.records import JobPayload
 from faceflow.jobs.redis_store import connect
-from faceflow.jobs.worker import FaceflowQueue, build_worker, open_queue
+from faceflow.jobs.worker import FaceflowQueue, FaceflowWorker, build_worker, open_queue
 from faceflow.runtime.context import load_context, warm_up
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,22 @@ _RESTART_DELAY_MAX_S = 30.0
 _STOP_GRACE_S = 10.0
 
 
-def worker_process_main(settings_json: str, slot: int, ready: Event, log_level: str) -> None:
-    """Entry point of one spawned worker process: load the models here, then work the queue."""
+ProcessMain = Callable[[str, int, Event, str], None]
+"""A worker process's entry point: (settings JSON, slot, ready event, log level). Spawned, so it
+must be importable by name (a module-level function)."""
+
+
+def worker_process_main(
+    settings_json: str,
+    slot: int,
+    ready: Event,
+    log_level: str,
+    before_job: Callable[[JobPayload], None] | None = None,
+) -> None:
+    """Entry point of one spawned worker process: load the models here, then work the queue.
+
+    ``before_job`` is for code that embeds a worker (see :func:`build_worker`); the supervisor
+    passes none."""
     logging.basicConfig(
         level=log_level.upper(),
         format=f"%(asctime)s worker-{slot}[%(process)d] %(levelname)s %(name)s: %(message)s",
@@ -56,10 +72,30 @@ def worker_process_main(settings_json: str, slot: int, ready: Event, log_level: 
     context = load_context(settings_json)
     if settings.runtime.warmup:
         warm_up(context)
-    worker = build_worker(settings, context)
+    worker = build_worker(settings, context, before_job)
     ready.set()
     log.info("worker %d ready (pid %d), queue %r", slot, os.getpid(), settings.jobs.queue_name)
     worker.work(logging_level=log_level.upper(), with_scheduler=False)
+    code = exit_code(worker)
+    if code:
+        log.error(
+            "worker %d stopped working without being asked to (queue Redis unreachable or "
+            "timing out?); exiting with %d",
+            slot,
+            code,
+        )
+    raise SystemExit(code)
+
+
+EXIT_QUEUE_LOST = 3
+"""A worker process's exit status when it stopped on its own (RQ returns from ``work()`` on a
+Redis timeout or an unhandled error): non-zero, so supervisors and operators see a failure."""
+
+
+def exit_code(worker: FaceflowWorker) -> int:
+    """0 if ``worker`` stopped because it was asked to (SIGTERM/SIGINT), else
+    :data:`EXIT_QUEUE_LOST`."""
+    return 0 if worker.stop_requested else EXIT_QUEUE_LOST
 
 
 @dataclass(eq=False)
@@ -77,6 +113,8 @@ class Supervisor:
     settings: Settings
     processes: int
     log_level: str = "info"
+    process_main: ProcessMain = worker_process_main
+    """What each spawned worker process runs (replaceable by code embedding a supervisor)."""
     _children: list[_Child] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _restart_at: dict[int, tuple[float, int]] = field(default_factory=dict)
@@ -142,7 +180,7 @@ class Supervisor:
     def _spawn(self, slot: int, failures: int) -> _Child:
         ready = self._mp.Event()
         process = self._mp.Process(
-            target=worker_process_main,
+            target=self.process_main,
             args=(self._settings_json, slot, ready, self.log_level),
             name=f"faceflow-worker-{slot}",
             daemon=False,

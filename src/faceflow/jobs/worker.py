@@ -13,9 +13,8 @@ crash takes the worker down with its job; the job is not lost:
   (the dead-letter list) after that;
 * the supervisor (:mod:`faceflow.jobs.supervisor`) starts a fresh worker process in its place.
 
-Test-only hooks (``jobs.test_crash_marker``, ``jobs.test_hold_marker``): a job whose image bytes
-contain the marker kills its worker with SIGKILL, or sleeps ``test_hold_s`` first. They exist to
-prove the crash handling above and do nothing unless set.
+No setting changes what a job does: whoever embeds a worker (the tests do, to make a job hold or
+kill its worker) passes a ``before_job`` callable to :func:`build_worker` in code.
 """
 
 from __future__ import annotations
@@ -23,11 +22,12 @@ from __future__ import annotations
 import logging
 import os
 import random
-import signal
 import threading
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from redis import Redis
@@ -46,6 +46,7 @@ from faceflow.jobs.operations import job_id_for, spec_for
 from faceflow.jobs.records import (
     JobError,
     JobOutcome,
+    JobPayload,
     decode_payload,
     encode_outcome,
 )
@@ -54,9 +55,14 @@ from faceflow.runtime.context import WorkerContext
 
 log = logging.getLogger(__name__)
 
-# The maintenance lock RQ takes before cleaning registries expires after 899 s; a worker killed
-# while holding it would stop abandoned-job recovery for 15 minutes, so ours expires sooner.
-MAINTENANCE_LOCK_S = 30
+_EXPIRED_MESSAGE = "the job's stored image expired before it ran; submit the image again"
+
+# The maintenance lock RQ takes before cleaning registries expires after 899 s: a process killed
+# while holding it (a supervisor holds it for every pass, so killing a whole machine often
+# does) would stop abandoned-job recovery for 15 minutes. A pass takes well under a second, so
+# ours expires after a few: a killed holder delays recovery by at most this much (measured in
+# bench/jobs.py: killing the whole group; with 30 s here the retry waited out the 30 s).
+MAINTENANCE_LOCK_S = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,8 @@ class WorkerState:
     """The queue Redis."""
     cache: Redis | None
     """The shared result cache's Redis, if configured."""
+    before_job: Callable[[JobPayload], None] | None = None
+    """Called with each job's payload before its task runs (injected by embedding code only)."""
 
     @property
     def keys(self) -> JobKeys:
@@ -116,6 +124,17 @@ class FaceflowWorker(SimpleWorker):
         )
         self._ff_state = state
         self._lease_s = jobs.lease_s
+        self._ff_stop_requested = False
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._ff_stop_requested = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a warm shutdown was asked for (SIGTERM/SIGINT), as opposed to RQ returning
+        from ``work()`` on its own (a Redis timeout, an unhandled error)."""
+        return self._ff_stop_requested
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self._lease_s
@@ -171,8 +190,16 @@ def run_job() -> dict[str, JsonScalar]:
     raw = state.connection.get(keys.data(job.id))
     payload = decode_payload(raw) if isinstance(raw, bytes) else None
     if payload is None:
-        return _store(state, job, JobOutcome(error=JobError("not_found", "job data expired", 404)))
-    _test_hooks(state.settings, payload.data)
+        # Requeued (e.g. from the dead-letter registry) after its image expired: end at once with
+        # ``expired`` on the job itself. No outcome is stored under the job id, which is the
+        # content key's: a new submission of the same image must run, not inherit this failure.
+        log.warning("job %s: its stored image has expired; ending it as expired", job.id)
+        job.meta["error"] = {"code": "expired", "message": _EXPIRED_MESSAGE, "status": 410}
+        job.meta["ended_at"] = time.time()
+        job.save_meta()  # type: ignore[no-untyped-call]
+        return {"ok": False, "code": "expired"}
+    if state.before_job is not None:
+        state.before_job(payload)
     try:
         _, spec = spec_for(payload.operation)
         request = spec.from_params(payload.data, payload.params)
@@ -185,7 +212,7 @@ def run_job() -> dict[str, JsonScalar]:
         raise
     entry = CacheEntry(output.media_type, output.body, output.meta)
     key = cache_key(payload.data, payload.operation, spec.params(request))
-    if job_id_for(key) != job.id:
+    if not job.id.startswith(job_id_for(key)):  # per-key jobs add a suffix (dedup_scope)
         log.warning("job %s: this worker's models differ from the API's (key %s)", job.id, key)
     summary = _store(state, job, JobOutcome(entry=entry))
     if state.cache is not None:
@@ -195,6 +222,10 @@ def run_job() -> dict[str, JsonScalar]:
 
 def _store(state: WorkerState, job: Job, outcome: JobOutcome) -> dict[str, JsonScalar]:
     keys = state.keys
+    # RQ sets its own ended_at only after the job function returns; clients polling in between
+    # see this one, so a finished job never shows ended_at null.
+    job.meta["ended_at"] = time.time()
+    job.save_meta()  # type: ignore[no-untyped-call]
     with state.connection.pipeline() as pipe:
         pipe.set(keys.result(job.id), encode_outcome(outcome), ex=state.settings.jobs.result_ttl_s)
         pipe.delete(keys.data(job.id))
@@ -225,18 +256,13 @@ def _fill_cache(state: WorkerState, key: str, entry: CacheEntry) -> None:
         log.warning("could not store job result in the shared cache: %s", exc)
 
 
-def _test_hooks(settings: Settings, data: bytes) -> None:
-    jobs = settings.jobs
-    if jobs.test_hold_marker and jobs.test_hold_marker.encode() in data:
-        log.warning("test hold marker: sleeping %.1f s", jobs.test_hold_s)
-        time.sleep(jobs.test_hold_s)
-    if jobs.test_crash_marker and jobs.test_crash_marker.encode() in data:
-        log.warning("test crash marker: killing this worker process (pid %d)", os.getpid())
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def build_worker(settings: Settings, context: WorkerContext) -> FaceflowWorker:
-    """A worker for this process, around models this process loaded."""
+def build_worker(
+    settings: Settings,
+    context: WorkerContext,
+    before_job: Callable[[JobPayload], None] | None = None,
+) -> FaceflowWorker:
+    """A worker for this process, around models this process loaded; ``before_job`` (if given)
+    sees each job's payload before its task runs."""
     jobs = settings.jobs
     assert jobs.redis_url is not None
     # RQ raises the socket timeout above its blocking dequeue time itself.
@@ -246,5 +272,5 @@ def build_worker(settings: Settings, context: WorkerContext) -> FaceflowWorker:
         if settings.cache.redis_url
         else None
     )
-    state = WorkerState(settings, context, connection, cache)
+    state = WorkerState(settings, context, connection, cache, before_job)
     return FaceflowWorker(open_queue(settings, connection), state)

@@ -68,19 +68,60 @@ class FaceAligner:
         return cls(dlib.shape_predictor(str(store.verified_path(cls.spec))))
 
     def chips(
-        self, rgb: NDArray[np.uint8], faces: Sequence[Landmarks], sizes: Sequence[int]
+        self,
+        rgb: NDArray[np.uint8],
+        faces: Sequence[Landmarks],
+        sizes: Sequence[int],
     ) -> dict[int, NDArray[np.uint8]]:
-        """For each size, an (N, size, size, 3) uint8 array of aligned RGB chips in face order."""
+        """For each size, an (N, size, size, 3) uint8 array of aligned RGB chips in face order.
+
+        Each face is aligned once: dlib's predictor runs on a region area-averaged down so the
+        face is about the largest chip's size, that chip is cut, and every smaller chip is the
+        largest one area-averaged down (an integer factor for 64 → 32, so no aliasing either).
+        """
         out = {size: np.zeros((len(faces), size, size, 3), dtype=np.uint8) for size in sizes}
+        if not sizes:
+            return out
+        largest = max(sizes)
         for index, landmarks in enumerate(faces):
             box = dlib_box_from_landmarks(landmarks)
+            region, local = _antialiased_region(rgb, box, landmarks, largest)
+            shape = self._predictor(region, _dlib_rect(dlib_box_from_landmarks(local)))
+            chip = dlib.get_face_chip(region, shape, size=largest, padding=CHIP_PADDING)
             for size in sizes:
-                region, local = _antialiased_region(rgb, box, landmarks, size)
-                shape = self._predictor(region, _dlib_rect(dlib_box_from_landmarks(local)))
-                out[size][index] = dlib.get_face_chip(
-                    region, shape, size=size, padding=CHIP_PADDING
+                out[size][index] = (
+                    chip
+                    if size == largest
+                    else cv2.resize(chip, (size, size), interpolation=cv2.INTER_AREA)
                 )
         return out
+
+
+def turn_points(
+    points: NDArray[np.float64],
+    turns: int,
+    width_px: float,
+    height_px: float,
+    *,
+    edges: bool = False,
+) -> NDArray[np.float64]:
+    """(N, 2) x, y points of a ``width_px`` × ``height_px`` image, in the pixels of that image
+    turned counter-clockwise by ``turns`` quarter turns (``np.rot90(image, turns)``).
+
+    Points are pixel positions (pixel ``i``'s centre is at ``i``, as dlib and the landmarks
+    read them), so the last column maps to the first; with ``edges`` they are box edges
+    (pixel ``i`` spans ``i`` to ``i + 1``) and the right edge ``width_px`` maps to 0.
+    """
+    x, y = points[:, 0], points[:, 1]
+    last_x, last_y = (width_px, height_px) if edges else (width_px - 1, height_px - 1)
+    turns %= 4
+    if turns == 1:
+        return np.stack([y, last_x - x], axis=1)
+    if turns == 2:
+        return np.stack([last_x - x, last_y - y], axis=1)
+    if turns == 3:
+        return np.stack([last_y - y, x], axis=1)
+    return points.copy()
 
 
 def _dlib_rect(box: Box) -> dlib.rectangle:

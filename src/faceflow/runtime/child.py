@@ -2,10 +2,18 @@
 
 One worker serves one task at a time over one duplex pipe, strictly request then reply:
 
-* parent → child: a pickled ``(fn, request)`` tuple, or :data:`STOP` (empty bytes) to exit after
-  the current task;
+* parent → child: a pickled ``(seq, fn, request)`` tuple, or :data:`STOP` (empty bytes) to exit
+  after the current task;
 * child → parent: one :class:`Ready` or :class:`InitFailed` after start-up, then exactly one
   :class:`TaskOk` or :class:`TaskFailed` per task.
+
+Cancelling: besides the pipe, each worker shares one integer with its parent, the ``cancel`` cell.
+The parent writes a task's ``seq`` into it when that task's caller has given up (its deadline
+passed, or it was cancelled); a task calls :func:`checkpoint` between its stages, which raises
+:class:`~faceflow.errors.DeadlineExceeded` when the running task's ``seq`` is the one written, so
+the worker is free again within one stage. A task that never reaches a checkpoint is killed by
+the parent after a grace period. Using a seq, not a flag, means a late write can never stop the
+next task.
 
 This module imports only the standard library and :mod:`faceflow.errors`, so a spawned child has
 loaded nothing heavy (numpy, onnxruntime, OpenCV) by the time ``child_env`` is applied.
@@ -19,10 +27,11 @@ import pickle
 import signal
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import NamedTuple, cast
+from typing import NamedTuple, Protocol, cast
 
-from faceflow.errors import FaceflowError, JsonScalar, RetryableError
+from faceflow.errors import DeadlineExceeded, FaceflowError, JsonScalar, RetryableError
 
 STOP = b""
 """Asks a worker to exit once idle. No pickle is empty, so it cannot be mistaken for a task."""
@@ -33,6 +42,37 @@ _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _THREADED_MODULES = ("numpy", "cv2", "onnxruntime", "dlib")
 
 _log = logging.getLogger("faceflow.runtime.pool")
+
+
+class CancelCell(Protocol):
+    """A shared integer (``multiprocessing`` ``RawValue('q')``): the seq of a task to stop."""
+
+    value: int
+
+
+@dataclass(slots=True)
+class _Running:
+    """What this worker process runs now; set by :func:`_run_one`, read by :func:`checkpoint`.
+
+    Process-local state of the worker loop (one task at a time), not configuration: the
+    tasks' own code stays free of any pool plumbing except the :func:`checkpoint` call."""
+
+    cancel: CancelCell | None = None
+    seq: int = 0
+
+
+_running = _Running()
+
+
+def checkpoint() -> None:
+    """Stop here if the caller of the running task has given up (raises DeadlineExceeded).
+
+    Tasks call it between stages. Outside a pool worker (the CLI in-process, an RQ worker, a
+    test) it does nothing.
+    """
+    cancel = _running.cancel
+    if cancel is not None and _running.seq and cancel.value == _running.seq:
+        raise DeadlineExceeded("the task was stopped: its caller gave up waiting for it")
 
 
 class Ready(NamedTuple):
@@ -69,9 +109,16 @@ def task_name(fn: object) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
 
 
-def child_main(conn: Connection, slot: int, setup: bytes, env: Mapping[str, str]) -> None:
+def child_main(
+    conn: Connection,
+    slot: int,
+    setup: bytes,
+    env: Mapping[str, str],
+    cancel: CancelCell | None = None,
+) -> None:
     """Entry point of a spawned worker process.
 
+    ``cancel`` is the cell the parent writes the seq of a task to stop into (see the module doc).
     ``setup`` is the pickled ``(init, init_arg, warmup)``. It is unpickled only after ``env`` has
     been applied, so the modules that define ``init`` and ``warmup`` (and whatever they import)
     load under it. Thread counts are not this function's business: the context factory sets them
@@ -85,6 +132,7 @@ def child_main(conn: Connection, slot: int, setup: bytes, env: Mapping[str, str]
     parent's job (:meth:`InferencePool.close`), not a KeyboardInterrupt in the middle of a task.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _running.cancel = cancel
     if env:
         early = [name for name in _THREADED_MODULES if name in sys.modules]
         if early:
@@ -134,10 +182,12 @@ def _run_one(context: object, data: bytes) -> bytes:
     """Run one task and return the pickled reply; never raises for a task's own failure."""
     fn: object = "<undecodable task>"
     try:
-        fn, request = cast(
-            "tuple[Callable[[object, object], object], object]",
+        seq, fn, request = cast(
+            "tuple[int, Callable[[object, object], object], object]",
             pickle.loads(data),  # noqa: S301 - written by our own parent process
         )
+        _running.seq = seq
+        checkpoint()  # given up on while its payload was on the way
         result = fn(context, request)
         return pickle.dumps(TaskOk(result), protocol=_PROTOCOL)
     except FaceflowError as exc:
@@ -152,6 +202,8 @@ def _run_one(context: object, data: bytes) -> bytes:
         return _encode_failure(
             TaskFailed("internal", f"task {task_name(fn)} failed ({type(exc).__name__})", {})
         )
+    finally:
+        _running.seq = 0
 
 
 def _encode_failure(failure: TaskFailed) -> bytes:

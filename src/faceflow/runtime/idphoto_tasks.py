@@ -29,8 +29,15 @@ from faceflow.pipeline.idphoto.render import (
     render_pixels,
     single_face,
 )
-from faceflow.pipeline.idphoto.sheet import SheetItem, compose_sheet, get_paper
+from faceflow.pipeline.idphoto.sheet import (
+    MAX_LAYOUT_ITEMS,
+    SheetItem,
+    compose_sheet,
+    get_paper,
+    plan_sheet,
+)
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec
+from faceflow.runtime.child import checkpoint
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import JSON_MEDIA_TYPE, StageTimer, TaskOutput, decode_for
 
@@ -115,20 +122,34 @@ def sheet_request(
     paper: str,
     output_format: OutputFormat = OutputFormat.JPEG,
 ) -> SheetRequest:
-    """A validated sheet request without its matte; InvalidParameter for a transparent photo or
-    an unknown paper."""
+    """A validated sheet request without its matte; InvalidParameter for a transparent photo,
+    an unknown paper, or photos that cannot all fit on it (worked out from their sizes alone, so
+    a hopeless layout is refused before any rendering)."""
     if any(options.transparent for options, _ in items):
         raise InvalidParameter(
             "a print sheet cannot be transparent; choose a background",
             {"parameter": "transparent"},
         )
-    return SheetRequest(b"", tuple(items), get_paper(paper).key, output_format)
+    chosen = get_paper(paper)
+    plan_sheet(
+        [(options.spec.width_mm, options.spec.height_mm) for options, _ in items],
+        [count for _, count in items],
+        chosen,
+    )
+    return SheetRequest(b"", tuple(items), chosen.key, output_format)
 
 
 def parse_layout(value: str) -> list[tuple[str, int]]:
-    """'cn-1inch:4,cn-2inch:2' → [('cn-1inch', 4), ('cn-2inch', 2)]."""
+    """'cn-1inch:4,cn-2inch:2' → [('cn-1inch', 4), ('cn-2inch', 2)]; at most
+    ``MAX_LAYOUT_ITEMS`` items, counted before any is parsed."""
+    parts = value.split(",", MAX_LAYOUT_ITEMS)
+    if len(parts) > MAX_LAYOUT_ITEMS:
+        raise InvalidParameter(
+            f"a layout holds at most {MAX_LAYOUT_ITEMS} items",
+            {"parameter": "layout", "limit": MAX_LAYOUT_ITEMS},
+        )
     items = []
-    for part in value.split(","):
+    for part in parts:
         key, _, count = part.strip().partition(":")
         try:
             items.append((key, int(count)))
@@ -217,6 +238,7 @@ def sheet_task(context: WorkerContext, request: SheetRequest) -> TaskOutput:
         matte = matte_from_bytes(request.matte)
         items = []
         for options, count in request.items:
+            checkpoint()  # each item is a full render: a layout may hold many
             spec: IdPhotoSpec = options.spec
             pixels = render_pixels(matte, matte.face, options).pixels
             items.append(SheetItem(pixels, spec.width_mm, spec.height_mm, count))
@@ -251,6 +273,7 @@ class IdPhotoFile:
 def id_photo_file(context: WorkerContext, request: IdPhotoFileRequest) -> IdPhotoFile:
     """The CLI's task: matte, photo and sheet in one go (the CLI has no cache to share)."""
     matte_output = matte_task(context, MatteRequest(request.data))
+    checkpoint()
     matte = matte_from_bytes(matte_output.body)
     photo = render_id_photo(matte, matte.face, request.options)
     sheet = None

@@ -58,6 +58,7 @@ from faceflow.errors import (
 )
 from faceflow.runtime.child import (
     STOP,
+    CancelCell,
     InitFailed,
     Message,
     Ready,
@@ -70,7 +71,7 @@ from faceflow.runtime.child import (
 if TYPE_CHECKING:
     from faceflow.config import RuntimeSettings
 
-__all__ = ["InferencePool", "PoolStats", "TaskObserver", "WorkerInfo", "WorkerState"]
+__all__ = ["Admission", "InferencePool", "PoolStats", "TaskObserver", "WorkerInfo", "WorkerState"]
 
 C = TypeVar("C")
 A = TypeVar("A")
@@ -126,6 +127,8 @@ class PoolStats:
     in_flight: int
     """Busy workers, including ones finishing a task whose caller already gave up."""
     waiting: int
+    """Tasks waiting for a worker, plus admitted requests between two trips (they will want one
+    next: see :meth:`InferencePool.admit`)."""
     completed: int
     """Tasks a worker answered (a result or a task error), delivered or discarded."""
     crashed: int
@@ -136,11 +139,46 @@ class PoolStats:
     """Requests refused with Overloaded."""
     timed_out: int
     """Requests that raised DeadlineExceeded."""
+    killed: int = 0
+    """Workers killed because their task ran on past its caller's deadline plus the grace period
+    (also counted in ``replaced``, not in ``crashed``)."""
+
+
+class Admission:
+    """One request's admission to the pool, good for several trips (see
+    :meth:`InferencePool.admit`). Close it (or leave its ``with`` block) when the request is done
+    with the pool."""
+
+    __slots__ = ("_in_run", "_open", "_pool")
+
+    def __init__(self, pool: InferencePool[object]) -> None:
+        self._pool = pool
+        self._open = True
+        self._in_run = False
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            if not self._in_run:
+                self._pool._held -= 1
+
+    def __enter__(self) -> Admission:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 @dataclass(eq=False, slots=True)
 class _Job:
     name: str
+    seq: int
+    """Unique in the pool; what a worker's cancel cell is set to to stop this job."""
     payload: bytes = field(repr=False)
     future: asyncio.Future[object]
     attempts: int = 0
@@ -154,6 +192,7 @@ class _Worker:
     generation: int
     process: BaseProcess
     conn: Connection
+    cancel: CancelCell
     state: WorkerState = WorkerState.STARTING
     job: _Job | None = None
     tasks_done: int = 0
@@ -162,6 +201,11 @@ class _Worker:
     # Serializes writes on the pipe: a large request sent by a thread and close()'s STOP.
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     reader: threading.Thread | None = None
+    kill_timer: asyncio.TimerHandle | None = None
+    """Armed when the running job's caller gave up: kills the process if the job is still
+    running when it fires."""
+    overdue: bool = False
+    """Killed by the pool for running past its deadline plus the grace period."""
 
 
 class InferencePool(Generic[C]):
@@ -169,8 +213,11 @@ class InferencePool(Generic[C]):
 
     Admission is bounded: at most ``processes`` tasks run (one per worker) and at most
     ``max_waiting`` wait; beyond that :meth:`run` raises :class:`Overloaded` at once. Every task
-    has a deadline covering its wait and its run. A worker that dies is replaced; the task it was
-    running is retried once on another worker.
+    has a deadline covering its wait and its run. When a caller gives up on a running task (its
+    deadline passed, or it was cancelled) the worker is told to stop it at the task's next
+    :func:`~faceflow.runtime.child.checkpoint`; a worker still on that task ``cancel_grace_s``
+    later is killed and replaced. A worker that dies is replaced; the task it was running is
+    retried once on another worker.
 
     All methods must be called from the event loop that called :meth:`start`; the pool is not
     thread-safe.
@@ -188,6 +235,7 @@ class InferencePool(Generic[C]):
         child_env: Mapping[str, str] | None = None,
         on_task_done: TaskObserver | None = None,
         stop_timeout_s: float = 10.0,
+        cancel_grace_s: float = 5.0,
     ) -> None:
         """Describe the pool; nothing starts until :meth:`start`.
 
@@ -195,7 +243,8 @@ class InferencePool(Generic[C]):
         picklable (checked here: a lambda fails now, not in a child). ``child_env`` is set in
         each worker's environment before ``init``'s module is imported there (for libraries that
         read e.g. ``OMP_NUM_THREADS`` at import). ``stop_timeout_s`` bounds how long
-        :meth:`close` lets busy workers finish before terminating them.
+        :meth:`close` lets busy workers finish before terminating them; ``cancel_grace_s`` how
+        long a task given up on may run on before its worker is killed.
         """
         if processes < 1:
             raise ValueError("processes must be at least 1")
@@ -203,6 +252,8 @@ class InferencePool(Generic[C]):
             raise ValueError("max_waiting must not be negative")
         if not deadline_s > 0:
             raise ValueError("deadline_s must be positive")
+        if not cancel_grace_s > 0:
+            raise ValueError("cancel_grace_s must be positive")
         self._processes = processes
         self._max_waiting = max_waiting
         self._deadline_s = deadline_s
@@ -210,6 +261,7 @@ class InferencePool(Generic[C]):
         self._child_env = dict(child_env or {})
         self._on_task_done = on_task_done
         self._stop_timeout_s = stop_timeout_s
+        self._cancel_grace_s = cancel_grace_s
         self._mp = multiprocessing.get_context("spawn")
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -224,6 +276,10 @@ class InferencePool(Generic[C]):
         self._replaced = 0
         self._rejected = 0
         self._timed_out = 0
+        self._killed = 0
+        self._seq = 0
+        self._held = 0
+        """Open admissions with no task in the pool right now: each will want a worker."""
 
     @classmethod
     def from_settings(
@@ -241,6 +297,7 @@ class InferencePool(Generic[C]):
             processes=settings.processes,
             max_waiting=settings.waiting_limit,
             deadline_s=settings.deadline_s,
+            cancel_grace_s=settings.cancel_grace_s,
             init=init,
             init_arg=init_arg,
             warmup=warmup if settings.warmup else None,
@@ -304,12 +361,13 @@ class InferencePool(Generic[C]):
             processes=self._processes,
             ready_workers=sum(w.state in (WorkerState.IDLE, WorkerState.BUSY) for w in self._slots),
             in_flight=sum(w.state is WorkerState.BUSY for w in self._slots),
-            waiting=len(self._waiting),
+            waiting=len(self._waiting) + self._held,
             completed=self._completed,
             crashed=self._crashed,
             replaced=self._replaced,
             rejected=self._rejected,
             timed_out=self._timed_out,
+            killed=self._killed,
         )
 
     def workers(self) -> tuple[WorkerInfo, ...]:
@@ -323,40 +381,70 @@ class InferencePool(Generic[C]):
         """Raise :class:`Overloaded` (counted as rejected) if :meth:`run` would refuse a task now.
 
         Lets a caller shed a request before doing any work for it; :meth:`run` checks again.
+        Room is idle workers plus free waiting places; what is claimed is the waiting tasks plus
+        the open :class:`Admission` s between two trips.
         """
-        if self._idle_worker() is None and len(self._waiting) >= self._max_waiting:
+        idle = sum(w.state is WorkerState.IDLE for w in self._slots)
+        if len(self._waiting) + self._held >= idle + self._max_waiting:
             self._rejected += 1
             raise Overloaded(
                 "all inference workers are busy and the wait queue is full",
                 retry_after_s=self._retry_after_s(),
             )
 
+    def admit(self) -> Admission:
+        """Admit a request that needs several trips (e.g. a matte, then a render) once, now.
+
+        Raises :class:`Overloaded` as :meth:`run` would. A :meth:`run` with the admission is
+        never refused for load: the request keeps the place it was given, even when other
+        requests filled the queue while it was between trips (while it is, it counts as
+        waiting, so new requests are refused rather than it). Use it as a context manager.
+        """
+        self._running_loop()
+        self.check_admission()
+        self._held += 1
+        return Admission(cast("InferencePool[object]", self))
+
     async def run(
-        self, fn: Callable[[C, Req], Res], request: Req, *, deadline_s: float | None = None
+        self,
+        fn: Callable[[C, Req], Res],
+        request: Req,
+        *,
+        deadline_s: float | None = None,
+        admission: Admission | None = None,
     ) -> Res:
         """Run ``fn(context, request)`` in a worker and return its result.
 
         Raises at once :class:`Overloaded` (with ``retry_after_s`` estimated from recent task
-        durations) when every worker is busy and ``max_waiting`` requests already wait, or
+        durations) when every worker is busy and ``max_waiting`` requests already wait (never
+        with an ``admission`` from :meth:`admit`, whose request was admitted already), or
         :class:`NotReady` if the pool is not started, is closing, or no worker could start.
         Raises :class:`DeadlineExceeded` when the task is still waiting or running after
-        ``deadline_s`` (default: the pool's): a waiting task is dropped, a running one finishes
-        in its worker and its result is discarded. :class:`WorkerCrashed` when the task's worker
+        ``deadline_s`` (default: the pool's): a waiting task is dropped, a running one is stopped
+        at its next checkpoint (or its worker killed after the grace period) and its result, if
+        any, discarded. :class:`WorkerCrashed` when the task's worker
         died twice in a row. A :class:`FaceflowError` raised by ``fn`` is re-raised here with its
         type, message and details; any other exception becomes a 500 :class:`FaceflowError`
         (its traceback is logged by the worker). Cancelling the caller drops a waiting task and
-        discards a running one's result. Pickling errors for ``fn`` or ``request`` propagate.
+        stops a running one the same way. Pickling errors for ``fn`` or ``request`` propagate.
         """
         loop = self._running_loop()
-        self.check_admission()
+        if admission is None:
+            self.check_admission()
+        elif not admission._open or admission._in_run or admission._pool is not self:
+            raise RuntimeError("an admission is for one trip at a time, in its own pool")
         # Nothing awaits between the check above and the admission below, so it still holds.
-        payload = pickle.dumps((fn, request), protocol=_PROTOCOL)
-        job = _Job(name=task_name(fn), payload=payload, future=loop.create_future())
+        self._seq += 1
+        payload = pickle.dumps((self._seq, fn, request), protocol=_PROTOCOL)
+        job = _Job(name=task_name(fn), seq=self._seq, payload=payload, future=loop.create_future())
         idle = self._idle_worker()
         if idle is not None and not self._waiting:
             self._dispatch(idle, job)
         else:
             self._waiting.append(job)
+        if admission is not None:
+            admission._in_run = True
+            self._held -= 1
         deadline = self._deadline_s if deadline_s is None else deadline_s
         try:
             async with asyncio.timeout(deadline):
@@ -369,6 +457,10 @@ class InferencePool(Generic[C]):
             ) from None
         finally:
             self._forget(job)
+            if admission is not None:
+                admission._in_run = False
+                if admission._open:
+                    self._held += 1
 
     async def close(self) -> None:
         """Stop every worker and release the pool's threads; safe to call more than once.
@@ -423,12 +515,43 @@ class InferencePool(Generic[C]):
         return loop
 
     def _forget(self, job: _Job) -> None:
-        """The caller is done with ``job``: drop it if it still waits, discard it if it runs."""
+        """The caller is done with ``job``: drop it if it still waits, stop it if it runs."""
         if not job.future.done():
             job.future.cancel()
         # Not remove() under suppress(ValueError): its error message holds repr(job) (ms to build).
         if job in self._waiting:
             self._waiting.remove(job)
+            return
+        for worker in self._slots:
+            if worker.job is job:
+                self._stop(worker, job)
+                return
+
+    def _stop(self, worker: _Worker, job: _Job) -> None:
+        """Ask ``worker`` to stop ``job`` at its next checkpoint; kill it if it has not after the
+        grace period. Nobody waits for the answer: the result is discarded when it comes."""
+        assert self._loop is not None
+        worker.cancel.value = job.seq
+        if worker.kill_timer is None:
+            worker.kill_timer = self._loop.call_later(
+                self._cancel_grace_s, self._kill_overdue, worker, job
+            )
+
+    def _kill_overdue(self, worker: _Worker, job: _Job) -> None:
+        worker.kill_timer = None
+        if self._closing or self._slots[worker.slot] is not worker or worker.job is not job:
+            return
+        _log.warning(
+            "worker %d.%d (pid %s) still ran %s %g s after its caller gave up: killing it",
+            worker.slot,
+            worker.generation,
+            worker.process.pid,
+            job.name,
+            self._cancel_grace_s,
+        )
+        worker.overdue = True
+        with contextlib.suppress(OSError, ValueError):
+            worker.process.kill()
 
     def _retry_after_s(self) -> int:
         """Seconds until a slot is likely free: the queue ahead drained at the recent pace."""
@@ -481,9 +604,11 @@ class InferencePool(Generic[C]):
 
     def _spawn(self, slot: int, generation: int) -> _Worker:
         parent_conn, child_conn = self._mp.Pipe(duplex=True)
+        # Lock-free: one writer (this loop), one reader; an aligned 8-byte write is atomic.
+        cancel = cast(CancelCell, self._mp.RawValue("q", 0))
         process = self._mp.Process(
             target=child_main,
-            args=(child_conn, slot, self._setup, self._child_env),
+            args=(child_conn, slot, self._setup, self._child_env, cancel),
             name=f"faceflow-worker-{slot}",
             # Daemonic: if the parent exits without close(), multiprocessing's exit hook ends them.
             daemon=True,
@@ -491,7 +616,7 @@ class InferencePool(Generic[C]):
         process.start()
         # Keep only the parent's end, so the pipe reports EOF when the child dies.
         child_conn.close()
-        worker = _Worker(slot, generation, process, parent_conn)
+        worker = _Worker(slot, generation, process, parent_conn, cancel)
         worker.reader = threading.Thread(
             target=self._read,
             args=(worker,),
@@ -553,6 +678,7 @@ class InferencePool(Generic[C]):
 
     def _finish(self, worker: _Worker, message: TaskOk | TaskFailed) -> None:
         assert self._loop is not None
+        _disarm(worker)
         job, worker.job = worker.job, None
         worker.tasks_done += 1
         if worker.state is WorkerState.BUSY:
@@ -573,6 +699,7 @@ class InferencePool(Generic[C]):
 
     def _on_exit(self, worker: _Worker, _: Message | None) -> None:
         assert self._loop is not None
+        _disarm(worker)
         worker.exited.set()
         # The reader thread is done with the pipe; the lock waits out a sender thread's write,
         # which fails at once now that the process is gone, so the fd is never reused under it.
@@ -595,7 +722,10 @@ class InferencePool(Generic[C]):
             self._start_failed(worker, code)
             return
         worker.state = WorkerState.DEAD
-        self._crashed += 1
+        if worker.overdue:
+            self._killed += 1
+        else:
+            self._crashed += 1
         _log.warning(
             "worker %d.%d (pid %s) died with exit code %s%s",
             worker.slot,
@@ -661,6 +791,12 @@ def _send_locked(worker: _Worker, payload: bytes) -> None:
     # An OSError means the worker died; its reader thread reports that.
     with worker.send_lock, contextlib.suppress(OSError):
         worker.conn.send_bytes(payload)
+
+
+def _disarm(worker: _Worker) -> None:
+    if worker.kill_timer is not None:
+        worker.kill_timer.cancel()
+        worker.kill_timer = None
 
 
 def _fail(job: _Job, error: FaceflowError) -> None:

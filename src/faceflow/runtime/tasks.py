@@ -21,6 +21,7 @@ from faceflow.imaging.ingest import DecodedImage, decode_image
 from faceflow.pipeline.analyze import enrich_faces
 from faceflow.pipeline.annotate import annotate
 from faceflow.pipeline.detect import DetectOptions, detect_faces
+from faceflow.runtime.child import checkpoint
 from faceflow.runtime.context import WorkerContext
 
 JSON_MEDIA_TYPE = "application/json"
@@ -82,6 +83,9 @@ class StageTimer:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        """Time one stage; first stop here if the task's caller has given up (between stages is
+        where a task can be stopped cleanly, see :func:`~faceflow.runtime.child.checkpoint`)."""
+        checkpoint()
         start = time.perf_counter()
         try:
             yield

@@ -19,15 +19,19 @@ from faceflow.cache.tiered import ResultCache
 from faceflow.config import Settings, load_settings
 from faceflow.errors import FaceflowError
 from faceflow.jobs.runner import build_runner
+from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
 from faceflow.runtime.pool import InferencePool
+from faceflow.service.edge import KeyGate, trusted_forwarding
 from faceflow.service.errors import install_error_handlers
 from faceflow.service.hotpath import HotPath
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import RequestContext
+from faceflow.service.protocol import SERVER_SETTINGS_STATE
 from faceflow.service.routes import faces, idphoto, jobs, system
 from faceflow.service.security import ApiKeys, RateLimit
 from faceflow.service.state import Services
+from faceflow.service.upload import BodyLimits
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +45,19 @@ content type) or as the multipart field `image`; options go in the query string.
 
 
 class FaceflowApp:
-    """What uvicorn serves: request context (ids, access log, metrics) → CORS → the cache-hit
-    fast path → the FastAPI app, which owns the lifespan and every documented route."""
+    """What uvicorn serves: forwarding headers from trusted proxies → request context (ids,
+    access log, metrics) → body limits (upload budget, body timeout) → CORS → API keys outside
+    /v1 → the cache-hit fast path → the FastAPI app, which owns the lifespan and every documented
+    route."""
 
-    def __init__(self, api: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, api: FastAPI, settings: Settings, metrics: Metrics, budget: ByteBudget
+    ) -> None:
         self.api = api
         inner: ASGIApp = HotPath(api, lambda: getattr(api.state, "services", None))
+        gate = KeyGate(inner, settings.server)
+        if gate.enabled:
+            inner = gate
         if settings.server.cors_origins:
             inner = CORSMiddleware(
                 inner,
@@ -55,10 +66,15 @@ class FaceflowApp:
                 allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
                 expose_headers=["X-Cache", "X-Request-ID", "Retry-After", "X-Face-Count"],
             )
-        self._app = RequestContext(inner, metrics)
+        inner = BodyLimits(inner, budget, settings.server.body_timeout_s)
+        self._app = trusted_forwarding(RequestContext(inner, metrics), settings.server)
+        self._server = settings.server
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
+            # For the HTTP protocol (header timeout, connection cap), which sees the lifespan
+            # state but not the app.
+            scope.get("state", {})[SERVER_SETTINGS_STATE] = self._server
             await self.api(scope, receive, send)
         else:
             await self._app(scope, receive, send)
@@ -83,6 +99,7 @@ def create_app(settings: Settings) -> FaceflowApp:
     (``/readyz`` turns 200 once every one has warmed up). ``.api`` is the FastAPI app.
     """
     metrics = Metrics()
+    budget = ByteBudget(settings.limits.upload_budget_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,6 +121,7 @@ def create_app(settings: Settings) -> FaceflowApp:
             cache=cache,
             api_keys=ApiKeys(settings.server.api_key_hashes),
             rate_limit=RateLimit.from_settings(settings.server),
+            upload_budget=budget,
         )
         log.info(
             "faceflow %s: %d inference processes, cache %s, auth %s",
@@ -112,7 +130,7 @@ def create_app(settings: Settings) -> FaceflowApp:
             "memory+redis" if settings.cache.redis_url else "memory",
             "on" if settings.server.api_key_hashes else "off",
         )
-        job_runner = build_runner(settings, cache, app.state.services.cached)
+        job_runner = build_runner(settings, cache, app.state.services.cached, budget)
         await job_runner.start()
         app.state.services.jobs = job_runner
         metrics.bind_jobs(job_runner)
@@ -137,6 +155,9 @@ def create_app(settings: Settings) -> FaceflowApp:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # No 307 from /path/ to /path: it would be an absolute URL built from the client's Host
+        # header, for paths the API never had. A trailing slash is simply not found.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     app.include_router(system.router)
@@ -157,7 +178,7 @@ def create_app(settings: Settings) -> FaceflowApp:
         # The router's fallback, not a mount at "/": a mount matches every path fully, so a wrong
         # method on an API route (GET /v1/detect) would reach it and get 404 instead of 405.
         app.router.default = web_page
-    return FaceflowApp(app, settings, metrics)
+    return FaceflowApp(app, settings, metrics, budget)
 
 
 async def _report_start_up(pool: InferencePool[WorkerContext], services: Services) -> None:

@@ -7,10 +7,12 @@ import logging
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from faceflow.errors import FaceflowError, RetryableError, TooLarge
+from faceflow.service.middleware import CLIENT_CLOSED
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,38 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     response.headers["X-Error-Code"] = code
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
     return response
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path answers. Starlette's own ``Allow`` names only the
+    first route matching the path (GET of ``/v1/jobs/{handle}``, not its DELETE). Asked of the
+    router itself, method by method, so included routers are searched as routing does."""
+    scope = {
+        "type": "http",
+        "path": request.url.path,
+        "root_path": request.scope.get("root_path", ""),
+    }
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client hung up while its body was being read: routine, not a server error (the
+    # catch-all below would log a traceback and count a 500). Nobody reads this answer; its
+    # status is what the request context (faceflow.service.middleware) counts and logs.
+    return Response(status_code=CLIENT_CLOSED)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -83,4 +116,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FaceflowError, _faceflow_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 
-_EXTRA_FIELDS = ("request_id", "status", "route", "ms", "error_code")
+_EXTRA_FIELDS = ("request_id", "client", "status", "route", "ms", "error_code")
 
 
 class JsonFormatter(logging.Formatter):

@@ -8,11 +8,16 @@ import re
 import time
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceflow.service.metrics import Metrics
 
 log = logging.getLogger("faceflow.access")
+
+CLIENT_CLOSED = 499
+"""The status a request is counted and logged with when its client went away before the answer
+(nginx's "client closed request"); nothing is sent."""
 
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
@@ -53,6 +58,10 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client hung up mid-upload: routine on the internet, not a server error. Nobody
+            # is left to answer; the access line below records it.
+            status = CLIENT_CLOSED
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
@@ -63,14 +72,17 @@ class RequestContext:
             if error_code:
                 self.metrics.errors.labels(error_code).inc()
             if log.isEnabledFor(logging.INFO):
+                client = scope.get("client")
                 log.info(
-                    "%s %s %d %.1fms",
+                    "%s %s %s %d %.1fms",
+                    client[0] if client else "-",
                     scope["method"],
                     scope["path"],
                     status,
                     elapsed * 1000,
                     extra={
                         "request_id": request_id,
+                        "client": client[0] if client else None,
                         "status": status,
                         "route": template,
                         "ms": round(elapsed * 1000, 2),

@@ -27,19 +27,37 @@ class LandmarksOut(BaseModel):
 
 class AgeOut(BaseModel):
     years: float = Field(description="expected age over the model's distribution")
-    low: float = Field(description="20th percentile of the distribution")
-    high: float = Field(description="80th percentile of the distribution")
+    low: float = Field(description="low end of the range calibrated to hold the true age")
+    high: float = Field(description="high end of the calibrated range")
+    reliable: bool = Field(
+        description="false when the face is too poor (blur, exposure, size, yaw) to trust the "
+        "number; the range is then widened"
+    )
 
 
 class GenderOut(BaseModel):
     label: str = Field(description="female or male")
     probability: float
+    reliable: bool = Field(description="false on a poor face; the probability is then tempered")
+
+
+class QualityOut(BaseModel):
+    score: float = Field(description="0-1: the weakest of sharpness, exposure, size and yaw")
+    sharpness: float = Field(description="0 blurred ... 1 sharp")
+    exposure: float = Field(description="0 black or blown out ... 1 well exposed")
+    size_px: float = Field(description="side of the face in source pixels")
+    yaw_deg: float = Field(description="estimated left-right turn; 0 frontal")
 
 
 class FaceOut(BaseModel):
     box: list[float] = Field(description="[x1, y1, x2, y2] in source pixels")
     score: float
     landmarks: LandmarksOut
+    roll: float = Field(
+        description="eye line's angle in degrees, clockwise: 0 upright, ±90 on its side, 180 "
+        "upside down (found in any orientation)"
+    )
+    quality: QualityOut | None = Field(None, description="analyze only")
     age: AgeOut | None = None
     gender: GenderOut | None = None
 

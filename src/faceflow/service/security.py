@@ -63,7 +63,8 @@ class ApiKeys:
 
 
 def client_identity(request: Request, key_digest: str | None) -> str:
-    """Who a rate limit applies to: the API key when there is one, else the client's address."""
+    """Who a rate limit applies to: the API key when there is one, else the client's address
+    (the TCP peer, or what a trusted proxy forwarded: see faceflow.service.edge)."""
     if key_digest is not None:
         return f"key:{key_digest[:32]}"
     host = request.client.host if request.client else "unknown"

@@ -14,6 +14,7 @@ from faceflow.cache.tiered import CacheStatus, ResultCache
 from faceflow.config import Settings
 from faceflow.errors import JsonScalar, NotReady
 from faceflow.jobs.runner import JobRunner
+from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.pool import InferencePool
 from faceflow.runtime.tasks import TaskOutput
@@ -31,6 +32,8 @@ class Services:
     cache: ResultCache
     api_keys: ApiKeys
     rate_limit: RateLimit | None
+    upload_budget: ByteBudget | None = None
+    """Upload bytes this process holds (bodies being read and answered, queued embedded jobs)."""
     start_up_error: str | None = None
     """Why the inference processes could not start, for /readyz; None while starting or ready."""
     jobs: JobRunner | None = None

@@ -3,21 +3,45 @@
 Starlette's form parser spools file parts over 1 MiB to temporary files and caps no file part, so
 uploads are read here instead: the body is streamed into memory up to the cap (``413`` as soon as
 it is exceeded, before the rest is read) and multipart bodies are split with python-multipart's
-streaming parser.
+streaming parser as they arrive, so a batch is held once (its images), not twice (body + images).
+
+In front of every route, :class:`BodyLimits` (ASGI) bounds what bodies cost the process as a
+whole: their bytes against the process's upload budget (``503 overloaded`` before a body is read
+when it would not fit) and their arrival time (``408 request_timeout`` for a body that trickles
+in or stops short of its Content-Length).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from faceflow.errors import EmptyInput, InvalidParameter, MissingField, TooLarge
+from faceflow.config import MULTIPART_OVERHEAD_BYTES
+from faceflow.errors import (
+    EmptyInput,
+    FaceflowError,
+    InvalidParameter,
+    MissingField,
+    Overloaded,
+    RequestTimeout,
+    TooLarge,
+)
+from faceflow.runtime.budget import ByteBudget
+from faceflow.service.errors import faceflow_error_response
+
+log = logging.getLogger(__name__)
 
 # Room for multipart boundaries and part headers on top of the image cap.
-_MULTIPART_OVERHEAD = 64 * 1024
+_MULTIPART_OVERHEAD = MULTIPART_OVERHEAD_BYTES
+_BUDGET_RETRY_AFTER_S = 1
 _MAX_PARTS = 300
+# RFC 2046 allows 70 characters; python-multipart refuses more than 256 when its parser is built.
+MAX_BOUNDARY_LENGTH = 256
 
 
 @dataclass(slots=True)
@@ -25,7 +49,8 @@ class Part:
     name: str
     filename: str | None
     content_type: str | None
-    data: bytearray = field(default_factory=bytearray)
+    data: bytearray | bytes = field(default_factory=bytearray)
+    """A bytearray while the part is read, its bytes once it ended."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +63,28 @@ class Upload:
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The request body, refusing (413) a declared or streamed size over ``max_bytes``."""
+    return await _read_stream(request, max_bytes, None)
+
+
+async def _read_stream(request: Request, max_bytes: int, parser: _MultipartReader | None) -> bytes:
+    """Stream the body, capped at ``max_bytes``: into ``parser`` if given (and return b""), else
+    into memory (and return it)."""
+    _check_declared(request, max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise TooLarge(f"upload exceeds the {max_bytes}-byte limit", {"limit_bytes": max_bytes})
+        if parser is not None:
+            parser.write(chunk)
+        elif chunk:
+            chunks.append(chunk)
+    # One chunk is returned as it is; several are copied once, then let go.
+    return b"".join(chunks)
+
+
+def _check_declared(request: Request, max_bytes: int) -> None:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -49,21 +96,55 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
                 f"upload of {size} bytes exceeds the {max_bytes}-byte limit",
                 {"limit_bytes": max_bytes},
             )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise TooLarge(f"upload exceeds the {max_bytes}-byte limit", {"limit_bytes": max_bytes})
-    return bytes(body)
 
 
 def parse_multipart(body: bytes, content_type: str) -> list[Part]:
     """Every part of a multipart/form-data body, in order, held in memory."""
-    _, options = parse_options_header(content_type)
-    boundary = options.get(b"boundary")
-    if not boundary:
-        raise InvalidParameter("multipart body without a boundary")
-    parts: list[Part] = []
+    reader = _MultipartReader(content_type)
+    reader.write(body)
+    return reader.finish()
+
+
+class _MultipartReader:
+    """A multipart/form-data body fed chunk by chunk; :meth:`finish` gives its parts."""
+
+    def __init__(self, content_type: str) -> None:
+        _, options = parse_options_header(content_type)
+        boundary = options.get(b"boundary")
+        if not boundary:
+            raise InvalidParameter("multipart body without a boundary")
+        if len(boundary) > MAX_BOUNDARY_LENGTH:
+            raise InvalidParameter(
+                f"multipart boundary of {len(boundary)} characters; at most {MAX_BOUNDARY_LENGTH}",
+                {"parameter": "boundary", "limit": MAX_BOUNDARY_LENGTH},
+            )
+        self.size = 0
+        self._parts: list[Part] = []
+        self._parser = _parser(boundary, self._parts)
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        try:
+            self._parser.write(chunk)
+        except InvalidParameter:
+            raise
+        except Exception as exc:  # python-multipart raises several unrelated types on bad input
+            raise InvalidParameter(f"malformed multipart body: {exc}") from None
+
+    def finish(self) -> list[Part]:
+        try:
+            self._parser.finalize()
+        except InvalidParameter:
+            raise
+        except Exception as exc:
+            raise InvalidParameter(f"malformed multipart body: {exc}") from None
+        for part in self._parts:
+            if isinstance(part.data, bytearray):
+                part.data = bytes(part.data)
+        return self._parts
+
+
+def _parser(boundary: bytes, parts: list[Part]) -> MultipartParser:
     headers: dict[bytes, bytes] = {}
     header_field = bytearray()
     header_value = bytearray()
@@ -98,9 +179,17 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
         )
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
-        parts[-1].data.extend(data[start:end])
+        buffer = parts[-1].data
+        assert isinstance(buffer, bytearray)
+        buffer.extend(data[start:end])
 
-    parser = MultipartParser(
+    def on_part_end() -> None:
+        # Now, not at the end of the body: the bytearray (and its spare capacity) goes at once,
+        # so a batch never holds two copies of more than one image.
+        if parts and isinstance(parts[-1].data, bytearray):
+            parts[-1].data = bytes(parts[-1].data)
+
+    return MultipartParser(
         boundary,
         {
             "on_part_begin": on_part_begin,
@@ -109,16 +198,9 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
             "on_header_end": on_header_end,
             "on_headers_finished": on_headers_finished,
             "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
         },
     )
-    try:
-        parser.write(body)
-        parser.finalize()
-    except InvalidParameter:
-        raise
-    except Exception as exc:  # python-multipart raises several unrelated types on bad input
-        raise InvalidParameter(f"malformed multipart body: {exc}") from None
-    return parts
 
 
 def _is_multipart(request: Request) -> bool:
@@ -151,17 +233,19 @@ async def read_images(
     caller that fails such items on their own (:func:`check_image`).
     """
     content_type = request.headers.get("content-type", "")
-    multipart = _is_multipart(request)
-    cap = max_image_bytes * max_items + _MULTIPART_OVERHEAD if multipart else max_image_bytes
-    body = await read_body(request, cap)
-    if not body:
-        raise EmptyInput("the request has no body; send an image as the raw body or form field")
-    if not multipart:
+    if not _is_multipart(request):
+        body = await read_body(request, max_image_bytes)
+        if not body:
+            raise EmptyInput("the request has no body; send an image as the raw body or form field")
         # Any other content type is taken as the raw image: its bytes, not its label, decide.
         return [Upload(body)]
+    reader = _MultipartReader(content_type)
+    await _read_stream(request, max_image_bytes * max_items + _MULTIPART_OVERHEAD, reader)
+    if not reader.size:
+        raise EmptyInput("the request has no body; send an image as the raw body or form field")
     uploads = [
         Upload(bytes(part.data), part.filename)
-        for part in parse_multipart(body, content_type)
+        for part in reader.finish()
         if part.name in field_names
     ]
     if not uploads:
@@ -179,3 +263,123 @@ async def read_images(
 async def read_image(request: Request, max_image_bytes: int) -> Upload:
     """The single image of a request (form field ``image`` or the raw body)."""
     return (await read_images(request, max_image_bytes, field_names=("image",), max_items=1))[0]
+
+
+_CONTENT_LENGTH = b"content-length"
+_TRANSFER_ENCODING = b"transfer-encoding"
+_CLOSE = (b"connection", b"close")
+
+
+class BodyLimits:
+    """ASGI layer bounding what request bodies cost the process: bytes and time.
+
+    * Bytes: a body's declared Content-Length is taken from ``budget`` before the body is read;
+      when it does not fit, the answer is ``503 overloaded`` with ``Retry-After`` at once (and
+      ``413 too_large`` when it could never fit). A body without Content-Length (chunked) takes
+      its bytes as they arrive and fails with the same 503 when the budget runs out. The bytes
+      are given back when the response has been sent, as the route holds the body (or the images
+      parsed from it) until then.
+    * Time: the whole body must arrive within ``body_timeout_s`` of the first read, or reading it
+      raises :class:`RequestTimeout` (408). A route that never reads its body is not timed.
+
+    A response after a failed read carries ``Connection: close``: the rest of the body is not
+    read, so the connection cannot carry another request.
+    """
+
+    def __init__(self, app: ASGIApp, budget: ByteBudget, body_timeout_s: float) -> None:
+        self.app = app
+        self.budget = budget
+        self.body_timeout_s = body_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared: int | None = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == _CONTENT_LENGTH:
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = None  # the route refuses it (400)
+            elif name == _TRANSFER_ENCODING:
+                chunked = True
+        if not chunked and not declared:
+            await self.app(scope, receive, send)  # no body to hold or wait for
+            return
+        held = 0
+        if declared is not None and declared > 0:
+            refusal = self._refusal(declared)
+            if refusal is not None:
+                await _answer(refusal, scope, receive, send)
+                return
+            held = declared
+        seen = 0
+        done = False
+        failed = False
+        deadline: float | None = None
+
+        async def limited_receive() -> Message:
+            nonlocal held, seen, done, failed, deadline
+            if done:
+                return await receive()
+            loop = asyncio.get_running_loop()
+            if deadline is None:
+                deadline = loop.time() + self.body_timeout_s
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                failed = True
+                raise RequestTimeout(
+                    f"the request body did not arrive within {self.body_timeout_s:g} s",
+                    {"timeout_s": self.body_timeout_s},
+                ) from None
+            if message["type"] != "http.request":
+                done = True
+                return message
+            seen += len(message.get("body", b""))
+            if seen > held:
+                # No Content-Length (or more than it said): take the bytes as they come.
+                if not self.budget.try_take(seen - held):
+                    failed = True
+                    raise self._overloaded()
+                held = seen
+            if not message.get("more_body", False):
+                done = True
+            return message
+
+        async def closing_send(message: Message) -> None:
+            if failed and message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), _CLOSE]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, closing_send)
+        finally:
+            self.budget.give(held)
+
+    def _refusal(self, declared: int) -> FaceflowError | None:
+        if declared > self.budget.limit_bytes:
+            return TooLarge(
+                f"a request body of {declared} bytes exceeds the "
+                f"{self.budget.limit_bytes}-byte limit",
+                {"limit_bytes": self.budget.limit_bytes},
+            )
+        if not self.budget.try_take(declared):
+            return self._overloaded()
+        return None
+
+    def _overloaded(self) -> Overloaded:
+        log.debug("upload budget of %d bytes exhausted: request refused", self.budget.limit_bytes)
+        return Overloaded(
+            "the server holds as many uploads as it may; retry shortly",
+            retry_after_s=_BUDGET_RETRY_AFTER_S,
+        )
+
+
+async def _answer(error: FaceflowError, scope: Scope, receive: Receive, send: Send) -> None:
+    response = faceflow_error_response(error)
+    response.headers["Connection"] = "close"
+    await response(scope, receive, send)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from PIL import Image
 
 from faceflow.domain import Face
@@ -15,11 +16,12 @@ from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.idphoto.background import parse_background
 from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_pixels
 from faceflow.pipeline.idphoto.sheet import (
-    MARK_GREY,
+    MARK_SHADE,
     SHEET_DPI,
     SheetItem,
     compose_sheet,
     get_paper,
+    plan_sheet,
     tile_sheet,
 )
 from faceflow.pipeline.idphoto.specs import get_spec
@@ -113,11 +115,35 @@ def test_cut_marks_sit_outside_each_corner() -> None:
     x, y = first.x_px, first.y_px
 
     # Beside the top-left corner, continuing the top edge leftwards and the left edge upwards.
-    assert (sheet.pixels[y, x - 5] == MARK_GREY).all()
-    assert (sheet.pixels[y - 5, x] == MARK_GREY).all()
+    assert (sheet.pixels[y, x - 5] == MARK_SHADE).all()
+    assert (sheet.pixels[y - 5, x] == MARK_SHADE).all()
     # Not on the photo, and not diagonal from the corner.
     assert (sheet.pixels[y + 5, x + 5] == 90).all()
     assert (sheet.pixels[y - 5, x - 5] == 255).all()
+
+
+def dark_run(line: NDArray[np.uint8]) -> int:
+    """Length of the run of dark pixels at the start of ``line`` (a row or column, RGB)."""
+    dark = np.asarray((line < 64).all(axis=-1), dtype=bool)
+    return int(dark.size) if bool(dark.all()) else int(np.argmin(dark))
+
+
+@pytest.mark.parametrize("paper", ["6inch", "5inch", "a4"])
+def test_outer_cut_marks_are_dark_and_at_least_3_mm(paper: str) -> None:
+    sheet = tile_sheet(flat(295, 413), 25, 35, get_paper(paper))
+    pixels = sheet.pixels
+    three_mm = 3.0 / 25.4 * sheet.dpi
+    top_row = min(p.y_px for p in sheet.placements)
+    left_col = min(p.x_px for p in sheet.placements)
+    first = next(p for p in sheet.placements if p.y_px == top_row and p.x_px == left_col)
+    x, y = first.x_px, first.y_px
+
+    # Leftwards along the top edge, upwards along the left edge, from one pixel off the corner.
+    assert dark_run(pixels[y, x - 2 :: -1]) >= three_mm
+    assert dark_run(pixels[y - 2 :: -1, x]) >= three_mm
+    # Nothing dark on any photo (the flat test photo is grey 90 everywhere).
+    for p in sheet.placements:
+        assert (pixels[p.y_px : p.y_px + p.height_px, p.x_px : p.x_px + p.width_px] == 90).all()
 
 
 def test_photos_at_another_dpi_are_resized_to_their_print_size() -> None:
@@ -150,6 +176,35 @@ def test_too_many_copies_are_refused_with_the_number_that_fits() -> None:
 def test_malformed_requests_are_refused(items: list[SheetItem]) -> None:
     with pytest.raises(InvalidParameter):
         compose_sheet(items, get_paper("a4"))
+
+
+@pytest.mark.parametrize(
+    ("sizes", "counts", "parameter"),
+    [
+        ([(25, 35)] * 13, [1] * 13, "layout"),
+        ([(25, 35), (22, 32)], [150, 60], "count"),
+        ([(25, 35)], [201], "count"),
+    ],
+    ids=["13-items", "210-copies-in-all", "201-copies"],
+)
+def test_plans_over_the_bounds_are_refused_before_any_pixel(
+    sizes: list[tuple[float, float]], counts: list[int | None], parameter: str
+) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        plan_sheet(sizes, counts, get_paper("a4"))
+
+    assert caught.value.details["parameter"] == parameter
+
+
+def test_a_plan_is_the_composed_sheet_without_pixels() -> None:
+    items = [SheetItem(flat(295, 413), 25, 35, 4), SheetItem(flat(413, 579), 35, 49, 2)]
+
+    plan = plan_sheet([(25, 35), (35, 49)], [4, 2], get_paper("6inch"))
+    sheet = compose_sheet(items, get_paper("6inch"))
+
+    assert plan.placements == sheet.placements
+    assert plan.landscape == sheet.landscape
+    assert plan.size_px == (sheet.pixels.shape[1], sheet.pixels.shape[0])
 
 
 def test_unknown_paper() -> None:

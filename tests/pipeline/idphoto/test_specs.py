@@ -34,6 +34,14 @@ PIXEL_SIZES = [
     ("ca-passport", 591, 827, 300),
     ("jp-visa", 531, 531, 300),
     ("kr-visa", 413, 531, 300),
+    ("cn-civil-service", 295, 413, 300),
+    ("cn-driving-licence", 260, 378, 300),
+    ("in-passport", 413, 531, 300),
+    ("in-visa", 600, 600, 300),
+    ("au-passport", 413, 531, 300),
+    ("kr-passport", 413, 531, 300),
+    ("jp-passport", 413, 531, 300),
+    ("us-green-card", 600, 600, 300),
 ]
 
 

@@ -11,42 +11,94 @@ Typical use (one face already detected by :func:`faceflow.pipeline.detect.detect
     result.data, result.media_type, result.report.to_dict()
 
 Print sheets take rendered pixels: ``render_pixels(...).pixels`` into :func:`compose_sheet`.
+
+The names below load their module on first use (PEP 562), so importing one submodule (the
+``faceflow id-photo-specs`` command needs only :mod:`.specs`) does not import OpenCV.
 """
 
-from faceflow.pipeline.idphoto.background import (
-    Background,
-    BackgroundStyle,
-    parse_background,
-)
-from faceflow.pipeline.idphoto.compliance import Check, CheckStatus, ComplianceReport
-from faceflow.pipeline.idphoto.layout import Layout, plan_layout
-from faceflow.pipeline.idphoto.matte import (
-    Matte,
-    Segmenter,
-    compute_matte,
-    matte_from_bytes,
-    matte_to_bytes,
-)
-from faceflow.pipeline.idphoto.render import (
-    IdPhotoOptions,
-    IdPhotoOutcome,
-    IdPhotoResult,
-    RenderedPhoto,
-    make_id_photo,
-    render_id_photo,
-    render_pixels,
-    single_face,
-)
-from faceflow.pipeline.idphoto.sheet import (
-    PAPERS,
-    Paper,
-    Sheet,
-    SheetItem,
-    compose_sheet,
-    get_paper,
-    tile_sheet,
-)
-from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec, list_specs
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from faceflow.pipeline.idphoto.background import (
+        Background,
+        BackgroundStyle,
+        parse_background,
+    )
+    from faceflow.pipeline.idphoto.compliance import Check, CheckStatus, ComplianceReport
+    from faceflow.pipeline.idphoto.layout import Layout, plan_layout
+    from faceflow.pipeline.idphoto.matte import (
+        Matte,
+        Segmenter,
+        compute_matte,
+        matte_from_bytes,
+        matte_to_bytes,
+    )
+    from faceflow.pipeline.idphoto.render import (
+        IdPhotoOptions,
+        IdPhotoOutcome,
+        IdPhotoResult,
+        RenderedPhoto,
+        make_id_photo,
+        render_id_photo,
+        render_pixels,
+        single_face,
+    )
+    from faceflow.pipeline.idphoto.sheet import (
+        PAPERS,
+        Paper,
+        Sheet,
+        SheetItem,
+        compose_sheet,
+        get_paper,
+        tile_sheet,
+    )
+    from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec, list_specs
+
+_MODULE_OF = {
+    "Background": "background",
+    "BackgroundStyle": "background",
+    "parse_background": "background",
+    "Check": "compliance",
+    "CheckStatus": "compliance",
+    "ComplianceReport": "compliance",
+    "Layout": "layout",
+    "plan_layout": "layout",
+    "Matte": "matte",
+    "Segmenter": "matte",
+    "compute_matte": "matte",
+    "matte_from_bytes": "matte",
+    "matte_to_bytes": "matte",
+    "IdPhotoOptions": "render",
+    "IdPhotoOutcome": "render",
+    "IdPhotoResult": "render",
+    "RenderedPhoto": "render",
+    "make_id_photo": "render",
+    "render_id_photo": "render",
+    "render_pixels": "render",
+    "single_face": "render",
+    "PAPERS": "sheet",
+    "Paper": "sheet",
+    "Sheet": "sheet",
+    "SheetItem": "sheet",
+    "compose_sheet": "sheet",
+    "get_paper": "sheet",
+    "tile_sheet": "sheet",
+    "IdPhotoSpec": "specs",
+    "custom_spec": "specs",
+    "get_spec": "specs",
+    "list_specs": "specs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "PAPERS",

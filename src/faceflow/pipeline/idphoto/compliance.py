@@ -1,9 +1,17 @@
 """The compliance report: each rule an ID photo is judged by, measured, with pass / warn / fail.
 
-Geometry checks (head height, eye line, crown margin) measure the photo as laid out; pose checks
-(roll, yaw) and image-quality checks (background, resolution, sharpness, exposure) measure the
-source, because a tilted head or a blurred shot cannot be fixed by cropping. The overall status
-is the worst check's.
+The verdict is what a counter would decide: ``pass`` it would accept, ``fail`` it would not,
+``warn`` for something a person should look at. The overall status is the worst check's.
+
+Geometry checks (head height, eye line, crown margin, whether the frame cuts the person) measure
+the photo as laid out; pose checks (roll, yaw), the face checks (something in front of the face,
+eyes visible, mouth closed) and image-quality checks (background, resolution, sharpness,
+exposure) measure the subject's pixels, because a tilted head, a hand over the mouth or a blurred
+shot cannot be fixed by cropping. The face checks look at a few small patches around the
+landmarks, so the whole report costs a few milliseconds.
+
+Every check carries a plain-language hint in English and Chinese (``hint``, ``hint_zh``): what to
+do about it when it does not pass.
 """
 
 from __future__ import annotations
@@ -19,26 +27,147 @@ from numpy.typing import NDArray
 
 from faceflow.domain import Face, Point
 from faceflow.pipeline.idphoto.background import Background, matches_any
-from faceflow.pipeline.idphoto.layout import Layout
+from faceflow.pipeline.idphoto.layout import MIN_CROWN_MARGIN, Layout
 from faceflow.pipeline.idphoto.matte import Matte
 
 # Roll is corrected by rotating the photo, but a strongly tilted head leaves the shoulders tilted.
-ROLL_PASS_DEG, ROLL_WARN_DEG = 8.0, 20.0
+# The detector's landmarks under-read strong roll (a photo turned by 28° read as 17–21°), so 15°
+# already fails.
+ROLL_PASS_DEG, ROLL_WARN_DEG = 8.0, 15.0
 YAW_PASS_DEG, YAW_WARN_DEG = 8.0, 15.0
 # The nose tip stands about half an inter-eye distance in front of the eyes (adult average), so
 # turning the head by yaw shifts it sideways by ~0.5 · sin(yaw) eye distances.
 NOSE_DEPTH_EYE_DISTANCES = 0.5
 # Plain studio backgrounds measure about 6 (portrait_2); streets and offices 50–70.
 BACKGROUND_STD_PASS = 12.0
-RESOLUTION_PASS, RESOLUTION_FAIL = 1.0, 0.6
+# Source pixels per output pixel. Up to 1.7× enlargement prints like 180 dpi, which a counter does
+# not notice; beyond 2× the face is visibly soft.
+RESOLUTION_PASS, RESOLUTION_FAIL = 0.6, 0.5
 # Laplacian variance of the central face scaled to SHARPNESS_FACE_PX wide. Measured on seven test
 # photos: 150–520 as taken; 5–10 after a Gaussian blur of σ = 2 px at that scale; 2–3.5 at σ = 5.
 SHARPNESS_FACE_PX = 128
 SHARPNESS_PASS, SHARPNESS_FAIL = 50.0, 12.0
 EXPOSURE_PASS = (70.0, 210.0)
-EXPOSURE_WARN = (45.0, 235.0)
+# A face under 60 (portrait_2 at 30 % of its light: 56) is too dark for a counter.
+EXPOSURE_WARN = (60.0, 235.0)
 CLIPPED_PASS, CLIPPED_WARN = 0.02, 0.10
 HEAD_HEIGHT_WARN_SLACK = 0.05  # a head within 5 % outside the range is a warning
+# A frame reaching this far past the photo at the person fails; less is filled by extending the
+# photo's edge and only warned about.
+CUT_FAIL_MM = 1.0
+# Hair cut by the frame's top edge by more than this fails (a counter sees a flat head).
+CROWN_CUT_FAIL_MM = 0.5
+# Face checks, measured on the test portraits (see tests/pipeline/idphoto/verdict_cases.py).
+# Eyes: the spread (std) of lightness in a patch over each eye, relative to the cheeks'
+# lightness: 0.17–0.30 for open eyes, 0 under a hand or dark glasses, 0.06 when badly blurred.
+EYES_SPREAD_FAIL, EYES_SPREAD_PASS = 0.08, 0.13
+# Mouth: lips are redder than the cheeks (Lab a*, 90th percentile minus the cheeks' median:
+# 9–34 on the test portraits), or show teeth (bright, colourless pixels) or the dark of an open
+# mouth; a hand over the mouth shows none of these (4–6). Dark filling most of the mouth box is
+# an object (a microphone), not an open mouth.
+LIPS_RED_MIN = 12.0
+TEETH_MIN, OPENING_MIN = 0.03, 0.03
+OBJECT_DARK_FRACTION = 0.6
+# Teeth over this share of the mouth box: an open-mouthed smile (obama.jpg 0.25), which ICAO
+# 9303 and most counters refuse; a closed smile stays below 0.1.
+MOUTH_OPEN_WARN = 0.12
+
+
+HINTS: dict[str, tuple[str, str]] = {
+    "face_count": ("Use a photo of one person alone.", "请使用只有本人一人的照片。"),
+    "head_height_ratio": (
+        "Take the photo a little closer or further away so the head is the size this photo needs.",
+        "调整拍摄距离，使头部大小符合该尺寸的要求。",
+    ),
+    "eye_line": (
+        "Hold the camera at eye level with the head upright.",
+        "相机与眼睛保持同一高度，头部保持端正。",
+    ),
+    "crown_margin": (
+        "Leave space above the hair: step back a little so the whole head is in the photo.",
+        "头顶上方要留出空间：稍微后退，让整个头部都在照片内。",
+    ),
+    "subject_cut_off": (
+        "Step back so the head and both shoulders are in the photo with room around them.",
+        "后退一些拍摄，让头部和双肩完整入镜，四周留出空间。",
+    ),
+    "roll": (
+        "Hold the head straight, not tilted to one side.",
+        "头部摆正，不要向一侧倾斜。",
+    ),
+    "yaw": (
+        "Face the camera directly, not turned to one side.",
+        "正对镜头，不要侧脸。",
+    ),
+    "face_occluded": (
+        "Nothing may cover the face: move hands, hair, a microphone or a mask away from the "
+        "mouth and chin.",
+        "面部不能有遮挡：请把手、头发、话筒或口罩从嘴巴和下巴前移开。",
+    ),
+    "eyes_visible": (
+        "Keep both eyes open and clearly visible: no sunglasses, no hair or hands over them, "
+        "no glare on glasses.",
+        "双眼睁开并清晰可见：不戴墨镜，头发或手不要遮挡眼睛，眼镜不要反光。",
+    ),
+    "mouth_closed": (
+        "Keep a neutral expression with the mouth closed.",
+        "保持自然表情，嘴巴闭合。",
+    ),
+    "background_uniformity": (
+        "Stand in front of a plain, light wall; with a busy background, check the edge of "
+        "the hair for leftovers.",
+        "请在纯色浅色墙前拍摄；背景杂乱时请检查头发边缘是否有残留。",
+    ),
+    "background_colour": (
+        "Choose a background colour this photo accepts.",
+        "请选择该证件接受的背景颜色。",
+    ),
+    "resolution": (
+        "The face is too small in the original for this print size: use a larger, sharper "
+        "original or take the photo closer.",
+        "原图中人脸太小，不够打印该尺寸：请使用更大更清晰的原图或靠近拍摄。",
+    ),
+    "sharpness": (
+        "The photo is blurred: hold the camera steady and focus on the eyes.",
+        "照片模糊：请保持相机稳定并对焦在眼睛上。",
+    ),
+    "exposure": (
+        "Light the face evenly, neither too dark nor too bright.",
+        "面部光线要均匀，不要过暗或过亮。",
+    ),
+    "clipped": (
+        "Avoid glare and deep shadows on the face: use soft, even light.",
+        "避免面部反光和过暗的阴影，请使用柔和均匀的光线。",
+    ),
+}
+
+# What is missing on each side when the frame reaches past the photo, and what to do about it.
+_CUT_TEXT: dict[str, tuple[str, str, str, str]] = {
+    "bottom": (
+        "the photo ends {mm:.1f} mm above the shoulder line this size needs",
+        "take it from further away so both shoulders are in it",
+        "照片下方缺少 {mm:.1f} mm，肩部不完整",
+        "后退一些或放低相机，让双肩完整入镜",
+    ),
+    "top": (
+        "the photo ends {mm:.1f} mm too low: the top of the head is cut off",
+        "take it from further away with room above the hair",
+        "照片上方缺少 {mm:.1f} mm，头顶被裁掉",
+        "后退一些或抬高相机，头顶上方留出空间",
+    ),
+    "left": (
+        "the photo is {mm:.1f} mm too narrow on the left for this size",
+        "take it from further away with more room at the sides",
+        "照片左侧缺少 {mm:.1f} mm",
+        "后退一些拍摄，两侧留出更多空间",
+    ),
+    "right": (
+        "the photo is {mm:.1f} mm too narrow on the right for this size",
+        "take it from further away with more room at the sides",
+        "照片右侧缺少 {mm:.1f} mm",
+        "后退一些拍摄，两侧留出更多空间",
+    ),
+}
 
 
 class CheckStatus(StrEnum):
@@ -61,14 +190,24 @@ class Check:
     status: CheckStatus
     unit: str = ""
     note: str = ""
+    hint: str = ""
+    hint_zh: str = ""
+
+    def hints(self) -> tuple[str, str]:
+        """The hint in English and Chinese: this check's own, else the one for its name."""
+        default = HINTS.get(self.name, ("", ""))
+        return self.hint or default[0], self.hint_zh or default[1]
 
     def to_dict(self) -> dict[str, Any]:
         value = round(self.value, 3) if isinstance(self.value, float) else self.value
+        hint, hint_zh = self.hints()
         out: dict[str, Any] = {
             "name": self.name,
             "value": value,
             "allowed": self.allowed,
             "status": self.status.value,
+            "hint": hint,
+            "hint_zh": hint_zh,
         }
         if self.unit:
             out["unit"] = self.unit
@@ -131,7 +270,8 @@ def assess(
         ),
         _resolution(layout),
         *_face_quality(matte, face),
-        _coverage(layout),
+        *_face_features(matte, face),
+        _subject_cut_off(layout),
     ]
     return ComplianceReport(tuple(checks), layout.extended_edges)
 
@@ -182,11 +322,15 @@ def _crown(layout: Layout) -> Check:
         allowed = f"{low:g}–{high:g} mm"
         ok = _within(mm, low - 0.05, high + 0.05)
     else:
-        allowed = "≥ 0 mm (hair inside the frame)"
-        ok = mm >= 0.0
+        low = MIN_CROWN_MARGIN * spec.height_mm
+        allowed = f"≥ {low:.1f} mm (5 % of the height)"
+        ok = mm >= low - 0.05
     status = CheckStatus.PASS if ok else CheckStatus.WARN
     note = ""
-    if not layout.head.crown_visible:
+    if mm < -CROWN_CUT_FAIL_MM:
+        status = CheckStatus.FAIL
+        note = f"the frame cuts {-mm:.1f} mm off the top of the head"
+    elif not layout.head.crown_visible:
         status = CheckStatus.WARN
         note = "the top of the head is cut off in the source; the crown was estimated"
     elif mm < 0:
@@ -341,20 +485,145 @@ def _face_quality(matte: Matte, face: Face) -> tuple[Check, Check, Check]:
     )
 
 
-def _coverage(layout: Layout) -> Check:
-    if layout.cut_edges:
+def _subject_cut_off(layout: Layout) -> Check:
+    """Whether the frame reaches past the photo where the person is (a cut through the body).
+
+    The layout avoids it whenever a choice inside the spec's ranges can; what is left is the
+    photo's fault, said in millimetres with what to do.
+    """
+    if not layout.cut_edges:
         return Check(
-            "frame_coverage",
-            ",".join(layout.extended_edges),
-            "full",
-            CheckStatus.WARN,
-            note="the photo did not reach these edges and the person is cut off at: "
-            + ", ".join(layout.cut_edges),
+            "subject_cut_off",
+            0.0,
+            "the whole frame inside the photo",
+            CheckStatus.PASS,
+            "mm",
+            note="plain background added at: " + ", ".join(layout.extended_edges)
+            if layout.extended_edges
+            else "",
         )
+    worst = max(layout.cut_mm)
+    parts = sorted(zip(layout.cut_mm, layout.cut_edges, strict=True), reverse=True)
+    texts = [_CUT_TEXT[edge] for _, edge in parts]
+    note = "; ".join(text[0].format(mm=mm) for (mm, _), text in zip(parts, texts, strict=True))
+    note_zh = "；".join(text[2].format(mm=mm) for (mm, _), text in zip(parts, texts, strict=True))
+    status = CheckStatus.FAIL if worst >= CUT_FAIL_MM else CheckStatus.WARN
+    if status is CheckStatus.WARN:
+        note += " (the edge was extended; check it)"
     return Check(
-        "frame_coverage",
-        ",".join(layout.extended_edges) or "full",
-        "full",
-        CheckStatus.PASS,
-        note="plain background added at these edges" if layout.extended_edges else "",
+        "subject_cut_off",
+        worst,
+        "the whole frame inside the photo",
+        status,
+        "mm",
+        note=note,
+        hint=f"{note}: {texts[0][1]}." if status is CheckStatus.FAIL else f"{texts[0][1]}.",
+        hint_zh=f"{note_zh}：{texts[0][3]}。",
     )
+
+
+def _patch(
+    lab: NDArray[np.float32], matte: Matte, centre: Point, half_w: float, half_h: float
+) -> NDArray[np.float32]:
+    """A box of ``lab`` (the matte's pixels in Lab) around a source point, sizes in source px."""
+    k = 1.0 / matte.source_px_per_matte_px
+    at = matte.to_matte_px(centre)
+    height, width = lab.shape[:2]
+    x1, x2 = max(0, round(at.x - half_w * k)), min(width, round(at.x + half_w * k) + 1)
+    y1, y2 = max(0, round(at.y - half_h * k)), min(height, round(at.y + half_h * k) + 1)
+    return lab[y1:y2, x1:x2].reshape(-1, 3)
+
+
+def _face_features(matte: Matte, face: Face) -> tuple[Check, Check, Check]:
+    """Something in front of the face, eyes visible, mouth closed: from small patches around
+    the landmarks, compared with the cheeks (see the thresholds at the top)."""
+    marks = face.landmarks
+    distance = max(
+        1.0, math.hypot(marks.left_eye.x - marks.right_eye.x, marks.left_eye.y - marks.right_eye.y)
+    )
+    # Lab of the face's neighbourhood only: a few thousand pixels, not the whole matte.
+    top_left = matte.to_matte_px(
+        Point(
+            marks.right_eye.x - 0.6 * distance,
+            min(marks.right_eye.y, marks.left_eye.y) - 0.4 * distance,
+        )
+    )
+    bottom_right = matte.to_matte_px(
+        Point(
+            marks.left_eye.x + 0.6 * distance,
+            max(marks.mouth_left.y, marks.mouth_right.y) + 0.4 * distance,
+        )
+    )
+    height, width = matte.alpha.shape
+    x1, y1 = max(0, int(top_left.x)), max(0, int(top_left.y))
+    x2, y2 = min(width, math.ceil(bottom_right.x)), min(height, math.ceil(bottom_right.y))
+    lab = np.zeros(matte.foreground.shape, dtype=np.float32)
+    if x2 > x1 and y2 > y1:
+        lab[y1:y2, x1:x2] = cv2.cvtColor(matte.foreground[y1:y2, x1:x2], cv2.COLOR_RGB2LAB)
+    cheeks = np.concatenate(
+        [
+            _patch(
+                lab, matte, Point(eye.x, eye.y + 0.5 * distance), 0.1 * distance, 0.08 * distance
+            )
+            for eye in (marks.right_eye, marks.left_eye)
+        ]
+    )
+    if cheeks.size == 0:
+        cheeks = np.full((1, 3), 128.0, dtype=np.float32)
+    skin_l = max(1.0, float(np.median(cheeks[:, 0])))
+    skin_a = float(np.median(cheeks[:, 1]))
+    skin_chroma = float(np.hypot(skin_a - 128.0, np.median(cheeks[:, 2]) - 128.0))
+
+    spreads = []
+    for eye in (marks.right_eye, marks.left_eye):
+        patch = _patch(lab, matte, eye, 0.22 * distance, 0.1 * distance)
+        spreads.append(float(patch[:, 0].std()) / skin_l if patch.size else 0.0)
+    spread = min(spreads)
+    eyes_status = (
+        CheckStatus.PASS
+        if spread >= EYES_SPREAD_PASS
+        else CheckStatus.WARN
+        if spread >= EYES_SPREAD_FAIL
+        else CheckStatus.FAIL
+    )
+    eyes = Check(
+        "eyes_visible",
+        spread,
+        f"≥ {EYES_SPREAD_PASS:g}",
+        eyes_status,
+        note="lightness spread over the eyes against the cheeks; low when they are covered, "
+        "closed or hidden by dark glasses",
+    )
+
+    mouth_centre = Point(
+        (marks.mouth_left.x + marks.mouth_right.x) / 2,
+        (marks.mouth_left.y + marks.mouth_right.y) / 2,
+    )
+    half_mouth = max(1.0, (marks.mouth_left.x - marks.mouth_right.x) / 2)
+    mouth = _patch(lab, matte, mouth_centre, 0.7 * half_mouth, 0.22 * distance)
+    if mouth.size == 0:
+        mouth = cheeks
+    lips_red = float(np.percentile(mouth[:, 1], 90)) - skin_a
+    chroma = np.hypot(mouth[:, 1] - 128.0, mouth[:, 2] - 128.0)
+    teeth = float(((mouth[:, 0] > skin_l) & (chroma < max(6.0, 0.6 * skin_chroma))).mean())
+    opening = float((mouth[:, 0] < 0.45 * skin_l).mean())
+    covered_by_object = opening > OBJECT_DARK_FRACTION
+    mouth_seen = lips_red >= LIPS_RED_MIN or teeth >= TEETH_MIN or opening >= OPENING_MIN
+    occluded = covered_by_object or not mouth_seen
+    occlusion = Check(
+        "face_occluded",
+        "mouth covered" if occluded else "none",
+        "none",
+        CheckStatus.FAIL if occluded else CheckStatus.PASS,
+        note=f"lips {lips_red:.0f} redder than the cheeks, teeth {teeth:.0%}, dark {opening:.0%}"
+        " of the mouth area",
+    )
+    mouth_open = teeth >= MOUTH_OPEN_WARN and not occluded
+    closed = Check(
+        "mouth_closed",
+        teeth,
+        f"teeth ≤ {MOUTH_OPEN_WARN:.0%} of the mouth area",
+        CheckStatus.WARN if mouth_open else CheckStatus.PASS,
+        note="teeth showing: most passports want the mouth closed" if mouth_open else "",
+    )
+    return occlusion, eyes, closed

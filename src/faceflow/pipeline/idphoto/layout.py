@@ -1,15 +1,28 @@
 """Head placement: where the source photo goes in the ID photo's frame.
 
 The head is measured, not guessed from the detector box: the crown is the top of the matte over
-the face's midline (so tall hair counts), the chin comes from the detector. Then one similarity
-transform levels the eyes, scales the head to the middle of the spec's head-height range, centres
-the face's midline and puts the eye line inside the spec's range.
+the face's midline (so tall hair counts); the chin is found in the face's shading. Then one
+similarity transform levels the eyes, centres the face's midline, and picks the head height and
+eye line inside the spec's ranges so that the whole frame stays inside the photo.
 
-Chin: YuNet's box bottom edge sits on the chin. Measured on six test photos (portrait_1/2, obama,
-biden, rose_leslie, astronaut), the chin lay (0.05 ± 0.08) × the eye-to-mouth distance below the
-box edge, while "mouth + k × eye-to-mouth" needed k from 0.59 to 1.05 (smiles lift the mouth
-corners; chins differ). So the chin is the box edge plus 0.05 of that distance, and the landmark
-rule with the mean k = 0.82 is the fallback when the box is cut by the image's bottom edge.
+Chin: lit from the front, the chin is a bright rounded surface over the shadow it casts on the
+neck, so the brightness down the face's midline falls steeply at the chin and bottoms out in the
+shadow just below. The chin is taken two thirds of the way from that steepest fall to the bottom
+of the valley: measured by hand on portrait_1, portrait_2, obama, astronaut and rose_leslie, this
+lands within 0.5 mm (at ICAO size) of the real chin, where the detector box's bottom edge lay
+from 1.1 mm above to 0.3 mm below it. Valleys are searched between 0.45 and 1.35 eye-to-mouth
+distances below the mouth, scored by depth and closeness to the landmark estimate; the chin
+never lies below where the matte's silhouette ends on the midline (a chin seen against the
+backdrop). Without a clear valley (flat lighting, a beard) the estimate from the box is kept:
+the box edge plus 0.05 eye-to-mouth distances, or, when the box is cut by the image's bottom edge,
+"mouth + 0.82 × eye-to-mouth" (measured k from 0.59 to 1.05 on the same photos).
+
+Framing: the rules are ranges, so every combination of head height (9 steps across its range) and
+eye line (17 steps) is scored by how far the frame would reach past the photo's edge where the
+person runs into it (a cut through the body), then by how far the crown margin falls short of
+the rule (the spec's, or 5 % of the height where it has none), then by the distance from the
+middle of the ranges. When even the best choice cuts the person, the layout says by how many
+millimetres on which side (``cut_mm``), and the report fails it as ``subject_cut_off``.
 """
 
 from __future__ import annotations
@@ -38,8 +51,24 @@ CROWN_SEARCH_HEIGHT = 2.5
 # obama 0.88).
 CROWN_ABOVE_EYES_FALLBACK = 1.15
 # Without a crown-margin rule, keep at least this fraction of the height above the hair.
-MIN_CROWN_MARGIN = 0.02
+MIN_CROWN_MARGIN = 0.05
 EDGES = ("top", "bottom", "left", "right")
+# Chin from shading: the search window below the mouth and the band's half width (eye-to-mouth
+# and inter-eye distances), the least depth of the shadow valley (0–255 luma), and where between
+# the steepest fall and the valley's bottom the chin lies.
+CHIN_SEARCH = (0.45, 1.35)
+CHIN_BAND_HALF_WIDTH = 0.2
+CHIN_VALLEY_MIN_DEPTH = 12.0
+CHIN_TOWARD_VALLEY = 0.67
+CHIN_PRIOR_SIGMA = 0.2
+# Framing search: steps across the head-height and eye-line ranges, and how far (output px) the
+# frame may reach past the photo at the person before it counts as a cut (anti-aliasing).
+HEAD_STEPS, EYE_STEPS = 9, 17
+CUT_TOLERANCE_PX = 1.0
+EDGE_SAMPLES = 64
+# The search keeps this far inside the head-height and eye-line ranges (the smaller of the two),
+# so a counter measuring the print by hand, a pixel or two off, still finds it inside.
+RANGE_INSET_MM, RANGE_INSET_FRACTION = 0.5, 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +105,8 @@ class Layout:
     it, then it was clamped into the range); ``crown_margin_px`` < 0 means hair is cut at the top.
     ``extended_edges`` are the frame edges along which the frame reaches beyond the source crop,
     where the background is filled in; ``cut_edges`` those of them where the subject visibly
-    ends at the crop's edge.
+    ends at the crop's edge, and ``cut_mm`` by how many millimetres the photo falls short there
+    (each side of ``cut_edges`` with its shortfall, in the same order).
     """
 
     spec: IdPhotoSpec
@@ -92,6 +122,7 @@ class Layout:
     eye_line_moved: bool
     extended_edges: tuple[str, ...]
     cut_edges: tuple[str, ...]
+    cut_mm: tuple[float, ...] = ()
 
     @property
     def source_px_per_output_px(self) -> float:
@@ -154,6 +185,9 @@ def measure_head(matte: Matte, face: Face) -> HeadGeometry:
     eye_to_mouth = max(1.0, mouth.y)
     midline_x = (0.0 + nose.x) / 2
     chin = _chin_y(face, matte.source_size_px[1], roll, centre, mouth.y, eye_to_mouth)
+    shaded = _chin_from_shading(matte, level, midline_x, eye_distance, mouth.y, eye_to_mouth, chin)
+    if shaded is not None:
+        chin = shaded
     crown, visible = _crown_y(matte, face, level, midline_x, eye_distance)
     if not visible:
         crown = min(crown, -CROWN_ABOVE_EYES_FALLBACK * chin)
@@ -179,6 +213,76 @@ def _chin_y(
     # The box bottom is horizontal in the source; the chin is where the face's down axis meets it.
     along_axis = (face.box.y2 - centre.y) / max(0.2, math.cos(math.radians(roll)))
     return min(high, max(low, along_axis + CHIN_BELOW_BOX * eye_to_mouth))
+
+
+def _chin_from_shading(
+    matte: Matte,
+    level: NDArray[np.float64],
+    midline_x: float,
+    eye_distance: float,
+    mouth_y: float,
+    eye_to_mouth: float,
+    prior: float,
+) -> float | None:
+    """The chin from the brightness down the face's midline (see the module docstring).
+
+    ``None`` when no shadow valley deep enough lies in the search window.
+    """
+    half = CHIN_BAND_HALF_WIDTH * eye_distance
+    top = mouth_y + CHIN_SEARCH[0] * eye_to_mouth
+    bottom = mouth_y + CHIN_SEARCH[1] * eye_to_mouth
+    # Sample at the matte's resolution, but at least 48 rows across the window.
+    k = max(1.0 / matte.source_px_per_matte_px, 48.0 / (bottom - top))
+    band_w, band_h = max(3, round(2 * half * k)), max(8, round((bottom - top) * k))
+    to_band = np.array([[k, 0.0, -(midline_x - half) * k], [0.0, k, -top * k]])
+    matte_to_band = compose(to_band, compose(level, matte.matte_to_source()))
+    band = cv2.warpAffine(
+        matte.foreground,
+        matte_to_band,
+        (band_w, band_h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    luma = np.asarray(band, dtype=np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    # The matte below the mouth: where the person's silhouette ends on the midline (a chin
+    # against the backdrop, no neck in view), the chin cannot lie lower.
+    opaque = cv2.warpAffine(
+        matte.alpha,
+        matte_to_band,
+        (band_w, band_h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
+    )
+    ends = np.flatnonzero(np.asarray(opaque, dtype=np.float32).mean(axis=1) < 0.5)
+    silhouette_end = top + (int(ends[0]) + 0.5) / k if len(ends) else math.inf
+    profile = luma.mean(axis=1)
+    sigma = max(0.8, 0.01 * eye_to_mouth * k)
+    profile = np.asarray(
+        cv2.GaussianBlur(profile.reshape(-1, 1), (1, 0), sigmaX=0.1, sigmaY=sigma), np.float64
+    ).ravel()
+    fall = np.zeros_like(profile)
+    fall[1:-1] = profile[:-2] - profile[2:]  # positive where it darkens downwards
+    rows = top + (np.arange(band_h) + 0.5) / k
+    reach = max(2, round(0.5 * eye_to_mouth * k))
+    best: tuple[float, float] | None = None
+    for i in range(2, band_h - 2):
+        window = profile[i - 2 : i + 3]
+        if profile[i] > window.min() or profile[i] >= max(profile[i - 2], profile[i + 2]):
+            continue
+        start = max(0, i - reach)
+        peak = start + int(np.argmax(profile[start : i + 1]))
+        depth = float(profile[peak] - profile[i])
+        if depth < CHIN_VALLEY_MIN_DEPTH:
+            continue
+        steepest = peak + int(np.argmax(fall[peak : i + 1]))
+        chin = float(rows[steepest] + CHIN_TOWARD_VALLEY * (rows[i] - rows[steepest]))
+        closeness = math.exp(-0.5 * ((chin - prior) / (CHIN_PRIOR_SIGMA * eye_to_mouth)) ** 2)
+        if best is None or depth * closeness > best[0]:
+            best = (depth * closeness, chin)
+    if best is None:
+        return None if prior <= silhouette_end else silhouette_end
+    return min(best[1], silhouette_end)
 
 
 def _crown_y(
@@ -230,27 +334,73 @@ def _crown_y(
 def plan_layout(matte: Matte, face: Face, spec: IdPhotoSpec) -> Layout:
     """Where ``face``'s head goes in ``spec``'s frame; see the module docstring for the rules.
 
-    Vertical placement: with a crown-margin rule (China), the crown goes to the middle of that
-    margin; otherwise the eye line goes to the middle of its range, moved down if that would put
-    the crown closer than 2 % of the height to the top. Either way the eye line is then clamped
-    into the spec's range: the head-height rule always holds, the eye line rule holds by
-    clamping, and the crown margin gives way (reported as ``crown_margin_px``).
+    The ideal is the middle of the head-height range with the crown in the middle of the spec's
+    crown margin (or the eyes in the middle of their range, moved down if the crown would come
+    closer than 5 % of the height to the top). The head-height and eye-line rules always hold;
+    within them the choice avoids cutting the person first, then keeps the crown margin, then
+    stays near the ideal.
     """
     head = measure_head(matte, face)
     width, height = spec.width_px, spec.height_px
     ppm = spec.px_per_mm
-    target_head = (spec.head_height_mm[0] + spec.head_height_mm[1]) / 2 * ppm
-    scale = target_head / max(1.0, head.head_height_px)
-    crown_to_eyes = -head.crown_y * scale
-    eye_low_px = height - spec.eye_line_mm[1] * ppm  # highest allowed eye row (from the top)
-    eye_high_px = height - spec.eye_line_mm[0] * ppm  # lowest allowed eye row
-    middle = (eye_low_px + eye_high_px) / 2
-    if spec.crown_margin_mm is not None:
-        wanted = (spec.crown_margin_mm[0] + spec.crown_margin_mm[1]) / 2 * ppm + crown_to_eyes
-    else:
-        wanted = max(middle, MIN_CROWN_MARGIN * height + crown_to_eyes)
-    eye_row = min(eye_high_px, max(eye_low_px, wanted))
     level = to_level(head.roll_deg, head.eye_centre)
+    head_px = max(1.0, head.head_height_px)
+    head_low, head_high = (v * ppm for v in _inset(spec.head_height_mm))
+    eye_line_low, eye_line_high = _inset(spec.eye_line_mm)
+    eye_low_px = height - eye_line_high * ppm  # highest allowed eye row (from the top)
+    eye_high_px = height - eye_line_low * ppm  # lowest allowed eye row
+    if spec.crown_margin_mm is not None:
+        margin_low, margin_high = spec.crown_margin_mm[0] * ppm, spec.crown_margin_mm[1] * ppm
+    else:
+        margin_low, margin_high = MIN_CROWN_MARGIN * height, math.inf
+
+    ideal_head = (head_low + head_high) / 2
+    middle = (eye_low_px + eye_high_px) / 2
+
+    def ideal_row_for(head_out: NDArray[np.float64]) -> NDArray[np.float64]:
+        crown_to_eyes = -head.crown_y * head_out / head_px
+        if spec.crown_margin_mm is not None:
+            wanted = (margin_low + margin_high) / 2 + crown_to_eyes
+        else:
+            wanted = np.maximum(middle, margin_low + crown_to_eyes)
+        return np.asarray(np.clip(wanted, eye_low_px, eye_high_px), dtype=np.float64)
+
+    ideal_row = float(ideal_row_for(np.array([ideal_head]))[0])
+    # Candidates: a grid over both ranges, plus the exact boundary solutions the grid would miss
+    # (the largest head whose crown keeps its margin with the eyes as low as allowed, and for
+    # every head the row nearest the ideal).
+    fit_crown = (eye_high_px - margin_low) * head_px / max(1.0, -head.crown_y)
+    heads = np.unique(
+        np.clip(
+            np.concatenate([np.linspace(head_low, head_high, HEAD_STEPS), [ideal_head, fit_crown]]),
+            head_low,
+            head_high,
+        )
+    )
+    grid_rows = np.concatenate(
+        [np.tile(np.linspace(eye_low_px, eye_high_px, EYE_STEPS), len(heads)), ideal_row_for(heads)]
+    )
+    grid_heads = np.concatenate([np.repeat(heads, EYE_STEPS), heads])
+    scales = grid_heads / head_px
+    cuts = _cut_px(matte, level, head.midline_x, scales, grid_rows, width, height)
+    worst_cut = cuts.max(axis=1)
+    margins = grid_rows + scales * head.crown_y
+    shortfall = np.maximum(0.0, margin_low - margins) + np.maximum(0.0, margins - margin_high)
+    spread_head = max(1e-6, head_high - head_low)
+    spread_row = max(1e-6, eye_high_px - eye_low_px)
+    distance = np.abs(grid_heads - ideal_head) / spread_head + np.abs(grid_rows - ideal_row) / (
+        spread_row
+    )
+    # Lexicographic: cut (to a pixel), then crown shortfall (to a tenth of a mm), then distance.
+    order = np.lexsort(
+        (
+            distance,
+            np.round(shortfall / (0.1 * ppm)),
+            np.round(np.maximum(0.0, worst_cut - CUT_TOLERANCE_PX)),
+        )
+    )
+    pick = int(order[0])
+    scale, eye_row = float(scales[pick]), float(grid_rows[pick])
     place = np.array(
         [
             [scale, 0.0, width / 2 - scale * head.midline_x],
@@ -259,6 +409,9 @@ def plan_layout(matte: Matte, face: Face, spec: IdPhotoSpec) -> Layout:
     )
     transform = compose(place, level)
     extended = extended_edges(transform, matte, width, height)
+    cut = tuple(
+        name for name, amount in zip(EDGES, cuts[pick], strict=True) if amount > CUT_TOLERANCE_PX
+    )
     return Layout(
         spec=spec,
         transform=transform,
@@ -268,12 +421,80 @@ def plan_layout(matte: Matte, face: Face, spec: IdPhotoSpec) -> Layout:
         head=head,
         head_height_px=head.head_height_px * scale,
         eye_line_px=height - eye_row,
-        crown_margin_px=eye_row - crown_to_eyes,
+        crown_margin_px=eye_row + head.crown_y * scale,
         chin_margin_px=height - (eye_row + head.chin_y * scale),
         eye_line_moved=abs(eye_row - middle) > 0.5,
         extended_edges=extended,
-        cut_edges=tuple(e for e in cut_edges(transform, matte, width, height) if e in extended),
+        cut_edges=cut,
+        cut_mm=tuple(float(cuts[pick][EDGES.index(name)]) / ppm for name in cut),
     )
+
+
+def _inset(allowed: tuple[float, float]) -> tuple[float, float]:
+    low, high = allowed
+    inset = min(RANGE_INSET_MM, RANGE_INSET_FRACTION * (high - low))
+    return low + inset, high - inset
+
+
+def _subject_at_crop_edges(
+    matte: Matte, level: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], ...]:
+    """For each crop side (EDGES order): level-frame points along it where the person is."""
+    alpha = matte.alpha
+    h, w = alpha.shape
+    to_level_frame = compose(level, matte.matte_to_source())
+    us, vs = np.arange(w, dtype=np.float64) + 0.5, np.arange(h, dtype=np.float64) + 0.5
+    sides = (
+        (np.stack([us, np.zeros(w)], axis=1), alpha[0, :]),
+        (np.stack([us, np.full(w, float(h))], axis=1), alpha[-1, :]),
+        (np.stack([np.zeros(h), vs], axis=1), alpha[:, 0]),
+        (np.stack([np.full(h, float(w)), vs], axis=1), alpha[:, -1]),
+    )
+    found = []
+    for points, values in sides:
+        person = points[values > 0.5]
+        # A sample every few pixels, and both ends: along a straight crop side the frame's
+        # reach past it is largest at an end of the person's stretch or near the frame's corner.
+        if len(person) > EDGE_SAMPLES:
+            person = np.concatenate([person[:: len(person) // EDGE_SAMPLES], person[-1:]])
+        found.append(person @ to_level_frame[:, :2].T + to_level_frame[:, 2])
+    return tuple(found)
+
+
+def _cut_px(
+    matte: Matte,
+    level: NDArray[np.float64],
+    midline_x: float,
+    scales: NDArray[np.float64],
+    eye_rows: NDArray[np.float64],
+    width: int,
+    height: int,
+) -> NDArray[np.float64]:
+    """(candidates, 4): how far, in output px, each frame reaches past each crop side where the
+    person runs into it (0 where it does not).
+
+    A candidate puts level-frame point (x, y) at output (s·(x − midline) + W/2, s·y + row).
+    """
+    cuts = np.zeros((len(scales), len(EDGES)), dtype=np.float64)
+    s = scales[:, None]
+    for index, points in enumerate(_subject_at_crop_edges(matte, level)):
+        if len(points) == 0:
+            continue
+        xs = s * (points[None, :, 0] - midline_x) + width / 2
+        ys = s * points[None, :, 1] + eye_rows[:, None]
+        inside_x = (xs >= 0) & (xs < width)
+        inside_y = (ys >= 0) & (ys < height)
+        name = EDGES[index]
+        if name == "top":
+            amount = np.where(inside_x & (ys > 0), ys, 0.0)
+        elif name == "bottom":
+            amount = np.where(inside_x & (ys < height), height - ys, 0.0)
+        elif name == "left":
+            amount = np.where(inside_y & (xs > 0), xs, 0.0)
+        else:
+            amount = np.where(inside_y & (xs < width), width - xs, 0.0)
+        cuts[:, index] = amount.max(axis=1)
+    return cuts
 
 
 def extended_edges(
@@ -306,36 +527,3 @@ def extended_edges(
         "right": points[:, 0] > box.x2 + tolerance,
     }
     return tuple(name for name in EDGES if bool(beyond[name].any()))
-
-
-def cut_edges(
-    transform: NDArray[np.float64], matte: Matte, width: int, height: int
-) -> tuple[str, ...]:
-    """Crop sides where the subject (α > 0.5) runs into the crop's edge inside the frame.
-
-    Along an extended edge these show as a hard cut (a shoulder ending in mid-air); elsewhere
-    an extended edge only adds more plain background.
-    """
-    alpha = matte.alpha
-    h, w = alpha.shape
-    to_output = compose(transform, matte.matte_to_source())
-    us, vs = np.arange(w, dtype=np.float64) + 0.5, np.arange(h, dtype=np.float64) + 0.5
-    sides = {
-        "top": (np.stack([us, np.zeros(w)], axis=1), alpha[0, :]),
-        "bottom": (np.stack([us, np.full(w, float(h))], axis=1), alpha[-1, :]),
-        "left": (np.stack([np.zeros(h), vs], axis=1), alpha[:, 0]),
-        "right": (np.stack([np.full(h, float(w)), vs], axis=1), alpha[:, -1]),
-    }
-    found: list[str] = []
-    for name in EDGES:
-        points, values = sides[name]
-        mapped = points @ to_output[:, :2].T + to_output[:, 2]
-        in_frame = (
-            (mapped[:, 0] >= 0)
-            & (mapped[:, 0] < width)
-            & (mapped[:, 1] >= 0)
-            & (mapped[:, 1] < height)
-        )
-        if bool((in_frame & (values > 0.5)).any()):
-            found.append(name)
-    return tuple(found)

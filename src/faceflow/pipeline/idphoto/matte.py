@@ -261,6 +261,7 @@ def _face_to_json(face: Face) -> dict[str, Any]:
         "box": [face.box.x1, face.box.y1, face.box.x2, face.box.y2],
         "score": face.score,
         "landmarks": [[p.x, p.y] for p in face.landmarks.points()],
+        "roll": face.roll,
     }
 
 
@@ -269,4 +270,9 @@ def _face_from_json(data: dict[str, Any]) -> Face:
     points = [Point(float(x), float(y)) for x, y in data["landmarks"]]
     if len(points) != 5:
         raise TypeError("a face has five landmarks")
-    return Face(box=Box(x1, y1, x2, y2), score=float(data["score"]), landmarks=Landmarks(*points))
+    return Face(
+        box=Box(x1, y1, x2, y2),
+        score=float(data["score"]),
+        landmarks=Landmarks(*points),
+        roll=float(data.get("roll", 0.0)),
+    )

@@ -2,12 +2,14 @@
 
 Sheets are made at 300 dpi. Photos are placed in rows separated by a gap, the whole arrangement
 centred on the paper inside a margin printers can reach; both orientations of the paper are
-tried and the one holding more copies wins. Thin grey cut marks continue each photo's edges a
-little way into the gap at every corner.
+tried and the one holding more copies wins. Black cut marks 3 mm long continue each photo's edges
+outward from every corner; they are drawn before the photos, so where a neighbour is nearer than
+3 mm the mark runs under it and never shows on a photo.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +25,9 @@ from faceflow.pipeline.idphoto.specs import mm_to_px
 SHEET_DPI = 300
 DEFAULT_GAP_MM = 2.0
 DEFAULT_MARGIN_MM = 3.0
-MARK_GREY = 128
+MARK_SHADE = 0  # black: a cutter must find the marks on any print
+MARK_LENGTH_MM = 3.0
+MARK_LENGTH_PX = math.ceil(MARK_LENGTH_MM / 25.4 * 300)  # at SHEET_DPI, never below 3 mm
 MAX_COPIES = 200
 
 
@@ -178,37 +182,70 @@ def _grid_count(size: tuple[int, int], width: int, height: int, gap: int) -> int
     return ((width + gap) // (w + gap)) * ((height + gap) // (h + gap))
 
 
-def compose_sheet(
-    items: Sequence[SheetItem],
+MAX_LAYOUT_ITEMS = 12
+"""Entries in one mixed sheet's layout: a bound on the work one request can ask for (each entry
+is a photo rendered at its own size; real sheets mix two or three)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SheetPlan:
+    """Where every copy goes, worked out from sizes alone (no pixels)."""
+
+    paper: Paper
+    landscape: bool
+    placements: tuple[Placement, ...]
+    sizes_px: tuple[tuple[int, int], ...]
+
+    @property
+    def size_px(self) -> tuple[int, int]:
+        """(width, height) of the sheet in pixels at 300 dpi, in its chosen orientation."""
+        width = mm_to_px(self.paper.width_mm, SHEET_DPI)
+        height = mm_to_px(self.paper.height_mm, SHEET_DPI)
+        return (height, width) if self.landscape else (width, height)
+
+
+def plan_sheet(
+    sizes_mm: Sequence[tuple[float, float]],
+    counts: Sequence[int | None],
     paper: Paper,
     *,
     gap_mm: float = DEFAULT_GAP_MM,
     margin_mm: float = DEFAULT_MARGIN_MM,
-    cut_marks: bool = True,
-) -> Sheet:
-    """Lay ``items`` out on ``paper`` at 300 dpi.
+) -> SheetPlan:
+    """Lay photos of these (width, height) sizes out on ``paper``: pure arithmetic, so a request
+    can be refused before any photo is rendered.
 
-    Raises :class:`InvalidParameter` if the requested copies do not all fit either way round
-    (``details`` says how many would), or if the request is malformed.
+    Raises :class:`InvalidParameter` if the request is malformed (no photo, too many photos, a
+    count out of range) or if the requested copies do not all fit either way round
+    (``details`` says how many would).
     """
-    if not items:
+    if not sizes_mm or len(sizes_mm) != len(counts):
         raise InvalidParameter("a sheet needs at least one photo", {"parameter": "items"})
-    open_ended = [i for i, item in enumerate(items) if item.count is None]
-    if open_ended and len(items) > 1:
+    if len(sizes_mm) > MAX_LAYOUT_ITEMS:
+        raise InvalidParameter(
+            f"a sheet holds at most {MAX_LAYOUT_ITEMS} different photos, got {len(sizes_mm)}",
+            {"parameter": "layout", "limit": MAX_LAYOUT_ITEMS},
+        )
+    open_ended = [i for i, count in enumerate(counts) if count is None]
+    if open_ended and len(counts) > 1:
         raise InvalidParameter(
             "give a count for every photo on a mixed sheet", {"parameter": "count"}
         )
-    if any(item.count is not None and not 1 <= item.count <= MAX_COPIES for item in items):
+    if any(count is not None and not 1 <= count <= MAX_COPIES for count in counts):
         raise InvalidParameter(
             f"copies per photo must be from 1 to {MAX_COPIES}", {"parameter": "count"}
+        )
+    wanted = None if open_ended else sum(count or 0 for count in counts)
+    if wanted is not None and wanted > MAX_COPIES:
+        raise InvalidParameter(
+            f"a sheet holds at most {MAX_COPIES} copies, {wanted} requested",
+            {"parameter": "count", "limit": MAX_COPIES},
         )
     if not 0 <= gap_mm <= 20 or not 0 <= margin_mm <= 30:
         raise InvalidParameter("gap must be 0–20 mm and margin 0–30 mm", {"parameter": "gap"})
     gap = mm_to_px(gap_mm, SHEET_DPI)
     margin = mm_to_px(margin_mm, SHEET_DPI)
-    sizes = [
-        (mm_to_px(item.width_mm, SHEET_DPI), mm_to_px(item.height_mm, SHEET_DPI)) for item in items
-    ]
+    sizes = [(mm_to_px(w, SHEET_DPI), mm_to_px(h, SHEET_DPI)) for w, h in sizes_mm]
     paper_w, paper_h = mm_to_px(paper.width_mm, SHEET_DPI), mm_to_px(paper.height_mm, SHEET_DPI)
     # Four candidates: paper upright or turned, photos packed in rows or in columns. Most copies
     # wins; among equals, the one wasting least space beside shorter photos in a shelf, then the
@@ -220,16 +257,16 @@ def compose_sheet(
         sheet_w, sheet_h = (paper_h, paper_w) if landscape else (paper_w, paper_h)
         usable_w, usable_h = sheet_w - 2 * margin, sheet_h - 2 * margin
         if open_ended:
-            counts = [_grid_count(sizes[0], usable_w, usable_h, gap)]
+            fitting = [_grid_count(sizes[0], usable_w, usable_h, gap)]
         else:
-            counts = [item.count or 0 for item in items]
+            fitting = [count or 0 for count in counts]
         for by_columns in (False, True):
             if by_columns:
                 turned = [(h, w) for w, h in sizes]
-                shelves = _rows(turned, counts, usable_h, usable_w, gap)
+                shelves = _rows(turned, fitting, usable_h, usable_w, gap)
                 placed = [_transpose(p) for p in _place(shelves, sheet_h, sheet_w, gap)]
             else:
-                shelves = _rows(sizes, counts, usable_w, usable_h, gap)
+                shelves = _rows(sizes, fitting, usable_w, usable_h, gap)
                 placed = _place(shelves, sheet_w, sheet_h, gap)
             waste = sum(
                 (max(t for _, _, t in shelf) - t) * length
@@ -241,25 +278,41 @@ def compose_sheet(
                 best_key, best = key, (landscape, placed)
     count = best_key[0]
     landscape, placements = best
-    wanted = None if open_ended else sum(item.count or 0 for item in items)
     if count == 0 or (wanted is not None and count < wanted):
         raise InvalidParameter(
             f"only {count} of the photos fit on a {paper.title} sheet",
             {"fits": count, "requested": wanted or 0},
         )
-    sheet_w, sheet_h = (paper_h, paper_w) if landscape else (paper_w, paper_h)
+    return SheetPlan(paper, landscape, tuple(placements), tuple(sizes))
+
+
+def compose_sheet(
+    items: Sequence[SheetItem],
+    paper: Paper,
+    *,
+    gap_mm: float = DEFAULT_GAP_MM,
+    margin_mm: float = DEFAULT_MARGIN_MM,
+    cut_marks: bool = True,
+) -> Sheet:
+    """Lay ``items`` out on ``paper`` at 300 dpi (see :func:`plan_sheet` for what it refuses)."""
+    plan = plan_sheet(
+        [(item.width_mm, item.height_mm) for item in items],
+        [item.count for item in items],
+        paper,
+        gap_mm=gap_mm,
+        margin_mm=margin_mm,
+    )
+    sheet_w, sheet_h = plan.size_px
     canvas = np.full((sheet_h, sheet_w, 3), 255, dtype=np.uint8)
-    scaled = [_at_size(item.pixels, size) for item, size in zip(items, sizes, strict=True)]
+    scaled = [_at_size(item.pixels, size) for item, size in zip(items, plan.sizes_px, strict=True)]
     if cut_marks:
-        # Marks first, photos over them: with a narrow gap a mark may reach a neighbour, and
-        # must never cover it.
-        length = max(2, round(gap * 0.4)) if gap else mm_to_px(1.0, SHEET_DPI)
-        for placement in placements:
-            _draw_marks(canvas, placement, length)
-    for placement in placements:
+        # Marks first, photos over them: a mark may reach a neighbour, and must never cover it.
+        for placement in plan.placements:
+            _draw_marks(canvas, placement, MARK_LENGTH_PX)
+    for placement in plan.placements:
         x, top, w, h = placement.x_px, placement.y_px, placement.width_px, placement.height_px
         canvas[top : top + h, x : x + w] = scaled[placement.item]
-    return Sheet(canvas, SHEET_DPI, paper, landscape, tuple(placements))
+    return Sheet(canvas, SHEET_DPI, paper, plan.landscape, plan.placements)
 
 
 def tile_sheet(pixels: NDArray[np.uint8], width_mm: float, height_mm: float, paper: Paper) -> Sheet:
@@ -285,11 +338,11 @@ def _draw_marks(canvas: NDArray[np.uint8], p: Placement, length: int) -> None:
 
     def hline(y: int, x1: int, x2: int) -> None:
         if 0 <= y < height:
-            canvas[y, max(0, x1) : max(0, min(width, x2 + 1))] = MARK_GREY
+            canvas[y, max(0, x1) : max(0, min(width, x2 + 1))] = MARK_SHADE
 
     def vline(x: int, y1: int, y2: int) -> None:
         if 0 <= x < width:
-            canvas[max(0, y1) : max(0, min(height, y2 + 1)), x] = MARK_GREY
+            canvas[max(0, y1) : max(0, min(height, y2 + 1)), x] = MARK_SHADE
 
     for y in (top, bottom):
         hline(y, left - 1 - length, left - 2)

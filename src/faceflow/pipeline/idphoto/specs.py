@@ -37,6 +37,8 @@ class IdPhotoSpec:
     ``head_height_mm`` and ``eye_line_mm`` are closed ranges (low, high); the eye line is measured
     up from the bottom edge. ``crown_margin_mm`` (top of the hair to the top edge) is set only
     where a rule publishes one. ``backgrounds`` are background preset names the authority accepts.
+    ``title_zh`` is the name in Chinese; ``authority`` names who publishes the rules (or says that
+    none does and where the proportions come from).
     """
 
     key: str
@@ -48,6 +50,8 @@ class IdPhotoSpec:
     eye_line_mm: Range
     backgrounds: tuple[str, ...]
     crown_margin_mm: Range | None = None
+    title_zh: str = ""
+    authority: str = ""
 
     @property
     def width_px(self) -> int:
@@ -67,6 +71,8 @@ class IdPhotoSpec:
         return {
             "key": self.key,
             "title": self.title,
+            "title_zh": self.title_zh,
+            "authority": self.authority,
             "width_mm": self.width_mm,
             "height_mm": self.height_mm,
             "dpi": self.dpi,
@@ -95,29 +101,98 @@ def _of(height_mm: float, fractions: Range) -> Range:
     return (round(height_mm * fractions[0], 1), round(height_mm * fractions[1], 1))
 
 
-def _studio(key: str, title: str, width_mm: float, height_mm: float) -> IdPhotoSpec:
+_STUDIO_AUTHORITY = "no issuing authority: Chinese photo-studio size; head about 2/3 (GA 461)"
+_ICAO_AUTHORITY = "ICAO Doc 9303 part 3 / ISO/IEC 19794-5"
+
+
+def _studio(
+    key: str,
+    title: str,
+    title_zh: str,
+    width_mm: float,
+    height_mm: float,
+    *,
+    authority: str = _STUDIO_AUTHORITY,
+    backgrounds: tuple[str, ...] = ("white", "blue", "red"),
+) -> IdPhotoSpec:
     # Chinese photo-studio sizes (寸) have no issuing authority; proportions follow GA 461's
     # "head is about 2/3 of the photo" and common studio practice (see _STUDIO_* above).
     return IdPhotoSpec(
         key=key,
         title=title,
+        title_zh=title_zh,
+        authority=authority,
         width_mm=width_mm,
         height_mm=height_mm,
         dpi=300,
         head_height_mm=_of(height_mm, _STUDIO_HEAD),
         eye_line_mm=_of(height_mm, _STUDIO_EYES),
-        backgrounds=("white", "blue", "red"),
+        backgrounds=backgrounds,
         crown_margin_mm=_of(height_mm, _STUDIO_CROWN),
     )
 
 
+def _icao_35x45(
+    key: str,
+    title: str,
+    title_zh: str,
+    authority: str,
+    backgrounds: tuple[str, ...],
+    head_height_mm: Range = (32, 36),
+    crown_margin_mm: Range | None = None,
+) -> IdPhotoSpec:
+    """A 35×45 mm photo on ICAO 9303's rules unless the authority publishes its own."""
+    return IdPhotoSpec(
+        key=key,
+        title=title,
+        title_zh=title_zh,
+        authority=authority,
+        width_mm=35,
+        height_mm=45,
+        dpi=300,
+        head_height_mm=head_height_mm,
+        eye_line_mm=_of(45, _ICAO_EYES),
+        backgrounds=backgrounds,
+        crown_margin_mm=crown_margin_mm,
+    )
+
+
+def _us_2x2(key: str, title: str, title_zh: str, authority: str) -> IdPhotoSpec:
+    # 2×2 in (50.8 mm, 600×600 px at 300 dpi), head 1–1⅜ in (25.4–34.9 mm) chin to crown, eyes
+    # 1⅛–1⅜ in (28.6–34.9 mm) from the bottom, white or off-white background.
+    return IdPhotoSpec(
+        key=key,
+        title=title,
+        title_zh=title_zh,
+        authority=authority,
+        width_mm=50.8,
+        height_mm=50.8,
+        dpi=300,
+        head_height_mm=(25.4, 34.9),
+        eye_line_mm=(28.6, 34.9),
+        backgrounds=("white",),
+    )
+
+
 PRESETS: tuple[IdPhotoSpec, ...] = (
-    _studio("cn-1inch", "1 inch (一寸)", 25, 35),
-    _studio("cn-small-1inch", "Small 1 inch (小一寸)", 22, 32),
-    _studio("cn-large-1inch", "Large 1 inch (大一寸)", 33, 48),
-    _studio("cn-2inch", "2 inch (二寸)", 35, 49),
-    _studio("cn-large-2inch", "Large 2 inch (大二寸)", 35, 53),
-    _studio("cn-small-2inch", "Small 2 inch (小二寸)", 35, 45),
+    _studio("cn-1inch", "1 inch", "一寸", 25, 35),
+    _studio("cn-small-1inch", "Small 1 inch", "小一寸", 22, 32),
+    _studio("cn-large-1inch", "Large 1 inch", "大一寸", 33, 48),
+    _studio("cn-2inch", "2 inch", "二寸", 35, 49),
+    _studio("cn-large-2inch", "Large 2 inch", "大二寸", 35, 53),
+    _studio("cn-small-2inch", "Small 2 inch", "小二寸", 35, 45),
+    # National civil-service exam (国家公务员考试) registration: a recent bare-headed frontal photo,
+    # JPG, at least 295×413 px (1 inch at 300 dpi), blue or white background. No placement rule
+    # beyond "the head fills the frame": studio proportions.
+    _studio(
+        "cn-civil-service",
+        "China civil-service exam",
+        "公务员考试报名照",
+        25,
+        35,
+        authority="National Civil Service Administration (国家公务员局) exam registration notice",
+        backgrounds=("blue", "white"),
+    ),
     # China passport / travel documents, National Immigration Administration photo guidance
     # (出入境证件相片照相指引): 33×48 mm, head 28–33 mm chin to crown, crown 3–5 mm below the top
     # edge, chin at least 7 mm above the bottom. No eye-line rule: derived from the crown margin
@@ -125,6 +200,8 @@ PRESETS: tuple[IdPhotoSpec, ...] = (
     IdPhotoSpec(
         key="cn-passport",
         title="China passport",
+        title_zh="中国护照 / 出入境证件",
+        authority="National Immigration Administration (国家移民管理局) photo guidance",
         width_mm=33,
         height_mm=48,
         dpi=300,
@@ -140,6 +217,8 @@ PRESETS: tuple[IdPhotoSpec, ...] = (
     IdPhotoSpec(
         key="cn-id-card",
         title="China resident ID card",
+        title_zh="居民身份证",
+        authority="GA 461-2004 (Ministry of Public Security)",
         width_mm=26,
         height_mm=32,
         dpi=350,
@@ -148,80 +227,129 @@ PRESETS: tuple[IdPhotoSpec, ...] = (
         backgrounds=("white",),
         crown_margin_mm=(0.5, 1.5),
     ),
+    # China motor-vehicle driving licence, GA 482-2008: 22×32 mm (260×378 px at 300 dpi), head
+    # 14–16 mm wide and 19–22 mm long, crown 10–20 px (0.8–1.7 mm) below the top edge, white
+    # background. No eye-line rule: derived like the ID card's (eyes 42–60 % of the head below
+    # the crown) → 17.1–23.2 mm from the bottom, read as 17–23 mm.
+    IdPhotoSpec(
+        key="cn-driving-licence",
+        title="China driving licence",
+        title_zh="机动车驾驶证",
+        authority="GA 482-2008 (Ministry of Public Security)",
+        width_mm=22,
+        height_mm=32,
+        dpi=300,
+        head_height_mm=(19, 22),
+        eye_line_mm=(17.0, 23.0),
+        backgrounds=("white",),
+        crown_margin_mm=(0.8, 1.7),
+    ),
     # ICAO Doc 9303 part 3 / ISO/IEC 19794-5 printed photo: 35×45 mm, head 70–80 % of the height
     # (32–36 mm chin to crown), eye line 50–70 % of the height from the bottom.
-    IdPhotoSpec(
-        key="icao",
-        title="ICAO passport (35×45 mm)",
-        width_mm=35,
-        height_mm=45,
-        dpi=300,
-        head_height_mm=(32, 36),
-        eye_line_mm=_of(45, _ICAO_EYES),
-        backgrounds=("white", "grey"),
+    _icao_35x45(
+        "icao", "ICAO passport (35×45 mm)", "ICAO 护照", _ICAO_AUTHORITY, ("white", "grey")
     ),
     # EU member-state passports follow ICAO 9303 (e.g. the German Fotomustertafel: 32–36 mm).
-    IdPhotoSpec(
-        key="eu-passport",
-        title="EU passport",
-        width_mm=35,
-        height_mm=45,
-        dpi=300,
-        head_height_mm=(32, 36),
-        eye_line_mm=_of(45, _ICAO_EYES),
-        backgrounds=("white", "grey"),
+    _icao_35x45(
+        "eu-passport",
+        "EU passport",
+        "欧盟护照",
+        "EU member states, on ICAO 9303 (e.g. German Fotomustertafel)",
+        ("white", "grey"),
     ),
-    # Schengen visa (Regulation (EC) 810/2009 refers to ICAO 9303): 35×45 mm, head 32–36 mm.
-    IdPhotoSpec(
-        key="schengen-visa",
-        title="Schengen visa",
-        width_mm=35,
-        height_mm=45,
-        dpi=300,
-        head_height_mm=(32, 36),
-        eye_line_mm=_of(45, _ICAO_EYES),
-        backgrounds=("white", "grey"),
+    # Schengen visa: Regulation (EC) 810/2009 (Visa Code) asks for ICAO 9303 photos: 35×45 mm,
+    # head 32–36 mm.
+    _icao_35x45(
+        "schengen-visa",
+        "Schengen visa",
+        "申根签证",
+        "Regulation (EC) 810/2009 (EU Visa Code), on ICAO 9303",
+        ("white", "grey"),
     ),
     # UK passport, HM Passport Office (gov.uk "Photos for passports"): 35×45 mm, head 29–34 mm
     # chin to crown, plain cream or light grey background. Eye line: ICAO's 50–70 %.
-    IdPhotoSpec(
-        key="uk-passport",
-        title="UK passport",
-        width_mm=35,
-        height_mm=45,
-        dpi=300,
+    _icao_35x45(
+        "uk-passport",
+        "UK passport",
+        "英国护照",
+        "HM Passport Office (gov.uk, Photos for passports)",
+        ("grey",),
         head_height_mm=(29, 34),
-        eye_line_mm=_of(45, _ICAO_EYES),
-        backgrounds=("grey",),
     ),
-    # US passport and visa, State Department (travel.state.gov photo requirements): 2×2 in
-    # (50.8 mm, 600×600 px at 300 dpi), head 1–1⅜ in (25.4–34.9 mm), eyes 1⅛–1⅜ in
-    # (28.6–34.9 mm) from the bottom, white or off-white background.
-    IdPhotoSpec(
-        key="us-passport",
-        title="US passport",
-        width_mm=50.8,
-        height_mm=50.8,
-        dpi=300,
-        head_height_mm=(25.4, 34.9),
-        eye_line_mm=(28.6, 34.9),
-        backgrounds=("white",),
+    # India passport, Ministry of External Affairs (Passport Seva photo specifications):
+    # 35×45 mm, the face (chin to crown) about 80 % of the photo, plain white background. The
+    # head range is ICAO's 32–36 mm (71–80 %), as the MEA's sample photos show.
+    _icao_35x45(
+        "in-passport",
+        "India passport",
+        "印度护照",
+        "Ministry of External Affairs, Passport Seva photo specifications",
+        ("white",),
     ),
-    IdPhotoSpec(
-        key="us-visa",
-        title="US visa",
-        width_mm=50.8,
-        height_mm=50.8,
-        dpi=300,
-        head_height_mm=(25.4, 34.9),
-        eye_line_mm=(28.6, 34.9),
-        backgrounds=("white",),
+    # Australian passport, Australian Passport Office (passports.gov.au photo guidelines):
+    # 35–40 mm wide × 45–50 mm high (35×45 here), face chin to crown 32–36 mm, plain white or
+    # light grey background. Eye line: ICAO's 50–70 %.
+    _icao_35x45(
+        "au-passport",
+        "Australia passport",
+        "澳大利亚护照",
+        "Australian Passport Office (passports.gov.au photo guidelines)",
+        ("white", "grey"),
+    ),
+    # Korea passport, Ministry of Foreign Affairs passport-photo standard (여권사진 규정):
+    # 35×45 mm, head 32–36 mm crown to chin, white background. Eye line: ICAO's 50–70 %.
+    _icao_35x45(
+        "kr-passport",
+        "Korea passport",
+        "韩国护照",
+        "Ministry of Foreign Affairs of Korea, passport photo standard",
+        ("white",),
+    ),
+    # Korea visa: the same Ministry of Foreign Affairs standard as the passport.
+    _icao_35x45(
+        "kr-visa",
+        "Korea visa",
+        "韩国签证",
+        "Ministry of Foreign Affairs of Korea, passport photo standard (used for visas)",
+        ("white",),
+    ),
+    # Japan passport, Ministry of Foreign Affairs (外務省 パスポート申請用写真の規格): 35×45 mm,
+    # face chin to crown 34 ± 2 mm (32–36), crown 4 ± 2 mm (2–6 mm) below the top edge, plain
+    # white or off-white background. Eye line: ICAO's 50–70 %.
+    _icao_35x45(
+        "jp-passport",
+        "Japan passport",
+        "日本护照",
+        "Ministry of Foreign Affairs of Japan, passport photo standard",
+        ("white", "grey"),
+        crown_margin_mm=(2, 6),
+    ),
+    # US passport and visa, State Department (travel.state.gov photo requirements).
+    _us_2x2("us-passport", "US passport", "美国护照", "US Department of State (travel.state.gov)"),
+    _us_2x2("us-visa", "US visa", "美国签证", "US Department of State (travel.state.gov)"),
+    # US green card (permanent residence, e.g. Form I-485): USCIS asks for 2×2 in photos to the
+    # State Department's passport rules.
+    _us_2x2(
+        "us-green-card",
+        "US green card",
+        "美国绿卡",
+        "USCIS (form instructions), to the State Department's photo rules",
+    ),
+    # India visa (Indian Visa Online, Ministry of Home Affairs): 2×2 in, head 1–1⅜ in chin to
+    # crown, eyes 1⅛–1⅜ in from the bottom, plain white or light background: the US rules.
+    _us_2x2(
+        "in-visa",
+        "India visa",
+        "印度签证",
+        "Government of India, Indian Visa Online photo specifications",
     ),
     # Canada passport, IRCC photo specifications: 50×70 mm, face height chin to crown 31–36 mm,
     # plain white or light-coloured background. No eye-line rule: ICAO's 50–70 % is used.
     IdPhotoSpec(
         key="ca-passport",
         title="Canada passport",
+        title_zh="加拿大护照",
+        authority="IRCC passport photo specifications",
         width_mm=50,
         height_mm=70,
         dpi=300,
@@ -234,24 +362,14 @@ PRESETS: tuple[IdPhotoSpec, ...] = (
     IdPhotoSpec(
         key="jp-visa",
         title="Japan visa",
+        title_zh="日本签证",
+        authority="Ministry of Foreign Affairs of Japan (visa form); US 2×2 in proportions",
         width_mm=45,
         height_mm=45,
         dpi=300,
         head_height_mm=_of(45, (0.50, 0.69)),
         eye_line_mm=_of(45, (0.56, 0.69)),
         backgrounds=("white", "grey"),
-    ),
-    # Korea visa, Ministry of Foreign Affairs passport-photo standard (also used for visas):
-    # 35×45 mm, head 32–36 mm crown to chin, white background. Eye line: ICAO's 50–70 %.
-    IdPhotoSpec(
-        key="kr-visa",
-        title="Korea visa",
-        width_mm=35,
-        height_mm=45,
-        dpi=300,
-        head_height_mm=(32, 36),
-        eye_line_mm=_of(45, _ICAO_EYES),
-        backgrounds=("white",),
     ),
 )
 
@@ -329,4 +447,6 @@ def custom_spec(
         eye_line_mm=_of(height_mm, _STUDIO_EYES),
         backgrounds=("white", "blue", "red", "grey"),
         crown_margin_mm=_of(height_mm, _STUDIO_CROWN),
+        title_zh=f"自定义 {label}，{dpi} dpi",
+        authority="custom size: studio proportions",
     )

@@ -33,6 +33,7 @@ from faceflow.runtime.idphoto_tasks import (
     sheet_request,
     sheet_task,
 )
+from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput
 from faceflow.service.guard import guard
 from faceflow.service.routes.faces import cache_headers
@@ -56,14 +57,26 @@ Gradient = Annotated[
     Literal["none", "vertical", "radial"], Query(description="fade the background to white")
 ]
 Format = Annotated[OutputFormat, Query(description="output image format")]
-MaxKb = Annotated[int | None, Query(ge=1, le=10_000, description="JPEG file-size cap in KB")]
+MaxKb = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=10_000,
+        description="JPEG file-size cap in KB of 1,000 bytes, so the file is accepted whether a"
+        " portal counts 1,000 or 1,024 bytes per KB",
+    ),
+]
 Transparent = Annotated[bool, Query(description="PNG with the background left transparent")]
 Quality = Annotated[int, Query(ge=1, le=100, description="JPEG quality (without max_kb)")]
 
 
-async def cached_matte(services: Services, data: bytes) -> CacheEntry:
+async def cached_matte(services: Services, data: bytes, admission: Admission) -> CacheEntry:
     """The upload's matte: from the cache, or detection + u2netp once for concurrent requests."""
-    entry, _ = await services.cached(data, "matte", {}, matte_task, MatteRequest(data))
+
+    async def produce() -> TaskOutput:
+        return await services.pool.run(matte_task, MatteRequest(data), admission=admission)
+
+    entry, _ = await services.cached_output(cache_key(data, "matte", {}), produce)
     return entry
 
 
@@ -75,12 +88,15 @@ async def _from_matte(
     build: RenderRequest | SheetRequest,
 ) -> tuple[CacheEntry, CacheStatus]:
     async def produce() -> TaskOutput:
-        matte = await cached_matte(services, data)
-        if isinstance(build, RenderRequest):
-            request = RenderRequest(matte.body, build.options, build.response)
-            return await services.pool.run(render_task, request)
-        sheet = SheetRequest(matte.body, build.items, build.paper, build.output_format)
-        return await services.pool.run(sheet_task, sheet)
+        # One admission for both trips: a request given a place is never refused half-way, after
+        # its matte was made (or while it waited for another request's).
+        with services.pool.admit() as admission:
+            matte = await cached_matte(services, data, admission)
+            if isinstance(build, RenderRequest):
+                request = RenderRequest(matte.body, build.options, build.response)
+                return await services.pool.run(render_task, request, admission=admission)
+            sheet = SheetRequest(matte.body, build.items, build.paper, build.output_format)
+            return await services.pool.run(sheet_task, sheet, admission=admission)
 
     return await services.cached_output(cache_key(data, operation, params), produce)
 
@@ -93,7 +109,11 @@ def _photo_response(entry: CacheEntry, status: CacheStatus) -> Response:
     return Response(entry.body, media_type=entry.media_type, headers=headers)
 
 
-@router.get("/specs", summary="Every size preset with its rules and sheet papers")
+@router.get(
+    "/specs",
+    summary="Every size preset with its rules and sheet papers",
+    responses=error_responses(401, 403, 429, 503),
+)
 async def specs() -> dict[str, object]:
     return {
         "specs": [spec.to_dict() for spec in list_specs()],
@@ -138,9 +158,11 @@ async def id_photo(
     options = PhotoParams(
         spec, width, height, unit, dpi, background, gradient, format, max_kb, transparent, quality
     ).to_options()
+    # A sheet is validated (its paper, whether the photo fits) before the upload is read.
+    sheet_build = None if sheet is None else sheet_request([(options, None)], sheet, format)
     upload = await read_image(request, services.settings.limits.max_upload_bytes)
-    if sheet is not None:
-        return await _sheet(services, upload.data, sheet_request([(options, None)], sheet, format))
+    if sheet_build is not None:
+        return await _sheet(services, upload.data, sheet_build)
     params = {**photo_cache_params(options), "response": response.value}
     build = RenderRequest(b"", options, response)
     entry, status = await _from_matte(services, upload.data, "id-photo", params, build)

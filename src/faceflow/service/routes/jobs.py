@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, Field, TypeAdapter
 from starlette.responses import JSONResponse, Response
 
-from faceflow.errors import NotFound, NotReady
+from faceflow.errors import InvalidParameter, NotFound, NotReady
 from faceflow.jobs.handles import is_handle
-from faceflow.jobs.operations import JobOperation, prepare
+from faceflow.jobs.idphoto import IdPhotoJobOptions
+from faceflow.jobs.operations import FaceOptions, JobOperation, prepare
 from faceflow.jobs.records import JobRecord, JobStatus
 from faceflow.jobs.runner import JobRunner
+from faceflow.runtime.idphoto_tasks import SheetParams
 from faceflow.service.guard import guard
 from faceflow.service.schemas import (
     ErrorBody,
@@ -56,9 +58,11 @@ _ERRORS = {
     403: "the API key is not valid",
     404: "no such job: unknown, expired, or created by another API key",
     409: "the job is not in a state that allows this (e.g. cancel after it started)",
+    410: "the job's stored image expired before it ran (code `expired`); submit it again",
     413: "upload too large",
     415: "not a JPEG, PNG, WebP or GIF",
     422: "the job failed on its input (e.g. undecodable image, no face)",
+    # 400 and 415 from /result as well: a failed job answers the sync endpoint's error.
     429: "rate limit exceeded (see Retry-After)",
     503: "job queue full or unavailable, or the service is starting (see Retry-After)",
 }
@@ -69,10 +73,70 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 Handle = Annotated[str, Path(description="the handle POST /v1/jobs returned")]
-OperationQuery = Annotated[
-    JobOperation,
-    Query(description="what to do with the image"),
-]
+
+# Each operation's options, as the job builders validate them (faceflow.jobs): a request valid
+# against one of these is not refused for the type of an option.
+_OPTION_MODELS: dict[JobOperation, type[Any]] = {
+    JobOperation.DETECT: FaceOptions,
+    JobOperation.ANALYZE: FaceOptions,
+    JobOperation.ANNOTATE: FaceOptions,
+    JobOperation.ID_PHOTO: IdPhotoJobOptions,
+    JobOperation.ID_PHOTO_SHEET: SheetParams,
+}
+# Values the models take as plain strings but parse further.
+_PATTERNS = {
+    "attributes": r"^(none|[ ,]*((age|gender)[ ,]*)*)$",
+    "layout": r"^[a-z0-9-]+:[0-9]{1,3}(,[a-z0-9-]+:[0-9]{1,3}){0,11}$",
+}
+
+
+def _query_schema(model: type[Any]) -> dict[str, Any]:
+    """``model``'s JSON schema as query options: definitions inlined (no ``$ref`` left to
+    dangle), "or null" dropped (an absent option is the null), descriptions and titles off."""
+    schema = TypeAdapter(model).json_schema()
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, list):
+            return [clean(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            return clean(definitions[node["$ref"].rsplit("/", 1)[-1]])
+        options = node.get("anyOf")
+        if options and {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            merged = {k: v for k, v in node.items() if k not in ("anyOf", "default")}
+            node = {**merged, **rest[0]} if len(rest) == 1 else {**merged, "anyOf": rest}
+        return {
+            k: clean(v) for k, v in node.items() if k not in ("title", "description", "default")
+        }
+
+    cleaned: dict[str, Any] = clean(schema)
+    for name, pattern in _PATTERNS.items():
+        if name in cleaned["properties"]:
+            cleaned["properties"][name] = {"type": "string", "pattern": pattern}
+    return cleaned
+
+
+def job_options_parameter() -> dict[str, Any]:
+    """The query of ``POST /v1/jobs`` as one exploded object: ``operation`` plus the options of
+    that operation, one schema per operation (``oneOf``, told apart by ``operation``)."""
+    variants = []
+    for operation, model in _OPTION_MODELS.items():
+        schema = _query_schema(model)
+        schema["properties"] = {"operation": {"const": operation.value}, **schema["properties"]}
+        schema["required"] = ["operation"]
+        variants.append(schema)
+    return {
+        "name": "options",
+        "in": "query",
+        "required": True,
+        "style": "form",
+        "explode": True,
+        "description": "`operation`, then the query options of the matching sync endpoint",
+        "schema": {"oneOf": variants},
+    }
 
 
 def _runner(services: Services) -> JobRunner:
@@ -87,11 +151,18 @@ def _checked(handle: str) -> str:
     return handle
 
 
+def job_url(request: Request, name: str, handle: str) -> str:
+    """The URL of a job resource: relative (``/v1/jobs/...``), or absolute on the configured
+    ``server.public_url``. Never built from the request's Host header, which the client wrote."""
+    path = str(request.app.url_path_for(name, handle=handle))
+    base = services_of(request).settings.server.public_url
+    return f"{base}{path}" if base else path
+
+
 def _job_body(request: Request, view: JobRecord, result: bytes | None = None) -> bytes:
     body = view.to_json()
-    status_url = str(request.url_for("job_status", handle=view.handle))
-    body["status_url"] = status_url
-    body["result_url"] = str(request.url_for("job_result", handle=view.handle))
+    body["status_url"] = job_url(request, "job_status", view.handle)
+    body["result_url"] = job_url(request, "job_result", view.handle)
     encoded = json.dumps(body, separators=(",", ":")).encode()
     if result is None:
         return encoded
@@ -105,38 +176,31 @@ def _job_body(request: Request, view: JobRecord, result: bytes | None = None) ->
     summary="Submit a job: 202 with a handle; identical work is done once",
     response_model=JobOut,
     responses={**_errors(400, 401, 403, 413, 429, 503)},
-    openapi_extra=image_request_body(),
+    openapi_extra={**image_request_body(), "parameters": [job_options_parameter()]},
 )
-async def submit_job(
-    request: Request,
-    operation: OperationQuery,
-    threshold: Annotated[
-        float | None, Query(ge=0.0, le=1.0, description="face ops: minimum face score")
-    ] = None,
-    max_faces: Annotated[int | None, Query(ge=1, le=1000, description="face ops")] = None,
-    min_face_px: Annotated[int | None, Query(ge=0, le=10_000, description="face ops")] = None,
-    attributes: Annotated[
-        str | None, Query(description="analyze/annotate: age,gender or none")
-    ] = None,
-    format: Annotated[str | None, Query(description="annotate: jpeg or png")] = None,
-) -> Response:
+async def submit_job(request: Request) -> Response:
     """Options are the query options of the matching sync endpoint (`/v1/analyze`, ...;
     id-photo: those of `/v1/id-photo` except `sheet`; id-photo-sheet: those of
     `/v1/id-photo/sheet`); every option in the query string is checked against that operation's
-    options. The result, and its cache entry, are the sync
-    endpoint's."""
+    options. The result, and its cache entry, are the sync endpoint's."""
     services = services_of(request)
     runner = _runner(services)
     upload = await read_image(request, services.settings.limits.max_upload_bytes)
-    options = {k: v for k, v in request.query_params.items() if k != "operation"}
-    submission = prepare(operation.value, upload.data, options, services.settings)
+    query = request.query_params
+    if "operation" not in query:
+        raise InvalidParameter(
+            "operation is required: " + ", ".join(o.value for o in JobOperation),
+            {"parameter": "operation"},
+        )
+    options = {k: v for k, v in query.items() if k != "operation"}
+    submission = prepare(query["operation"], upload.data, options, services.settings)
     view = await runner.submit(submission, request.state.api_key)
     body = _job_body(request, view)
     return Response(
         body,
         status_code=202,
         media_type="application/json",
-        headers={"Location": str(request.url_for("job_status", handle=view.handle))},
+        headers={"Location": job_url(request, "job_status", view.handle)},
     )
 
 
@@ -170,16 +234,25 @@ async def job_status(request: Request, handle: Handle) -> Response:
         200: {
             "description": "the result: JSON (detect/analyze) or an image (annotate, id-photo)",
             "content": {
-                "application/json": {"schema": FaceReportOut.model_json_schema()},
+                "application/json": {"schema": {"$ref": "#/components/schemas/FaceReportOut"}},
                 "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
                 "image/png": {"schema": {"type": "string", "format": "binary"}},
             },
         },
-        **_errors(401, 403, 404, 409, 422, 429, 503),
+        **_errors(400, 401, 403, 404, 410, 415, 422, 429, 503),
+        409: {
+            "model": ErrorBody,
+            "description": "`conflict`: the job is queued or running (poll its status); "
+            "`job_failed`: it failed for good on something other than its input (the failure's "
+            "code, e.g. `worker_crashed`, is in `failure`). Final: no Retry-After",
+        },
     },
 )
 async def job_result(request: Request, handle: Handle) -> Response:
-    """409 while the job is queued or running; a failed job answers its error (e.g. 422)."""
+    """409 `conflict` while the job is queued or running. A job that failed for good answers a
+    final error without Retry-After: a failure on its input as the sync endpoint answers it
+    (400/415/422, or 410 `expired`), any other failure 409 `job_failed` with the failure's
+    code in `failure`."""
     services = services_of(request)
     runner = _runner(services)
     view, entry = await runner.result(_checked(handle), request.state.api_key)

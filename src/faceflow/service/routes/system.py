@@ -48,7 +48,7 @@ async def readyz(request: Request) -> Response:
     "/v1/info",
     summary="Version, models, limits, cache and pool settings",
     response_model=InfoOut,
-    responses=error_responses(401, 403, 429),
+    responses=error_responses(401, 403, 429, 503),
     dependencies=[Depends(guard)],
 )
 async def info(request: Request) -> InfoOut:
@@ -93,6 +93,10 @@ async def info(request: Request) -> InfoOut:
     "/metrics",
     summary="Prometheus metrics of the API (all its HTTP workers)",
     response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **error_responses(401, 403, 503),
+    },
 )
 async def metrics(request: Request) -> Response:
     services = services_of(request)
@@ -103,7 +107,7 @@ async def metrics(request: Request) -> Response:
 @router.post(
     "/v1/echo-size",
     summary="Read an upload like the image endpoints do and answer its size (HTTP ceiling)",
-    responses=error_responses(400, 401, 403, 413, 429),
+    responses=error_responses(400, 401, 403, 413, 429, 503),
     openapi_extra=image_request_body(),
     dependencies=[Depends(guard)],
 )

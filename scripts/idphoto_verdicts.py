@@ -1,0 +1,90 @@
+"""The ID-photo verdict table: every labelled case of tests/pipeline/idphoto/verdict_cases.py
+through detection, the matte and the render, with the verdict the report gave and the checks that
+decided it.
+
+    .venv/bin/python scripts/idphoto_verdicts.py [--markdown]
+
+Reads the photos from ``../shared/testdata`` (or ``FACEFLOW_TESTDATA``); the models must be pulled
+(``faceflow models pull``). Prints one row per case and the share of verdicts right.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.pipeline.idphoto.verdict_cases import CASES, Case, judge
+
+from faceflow.config import LimitSettings, Settings
+from faceflow.imaging.ingest import decode_image
+from faceflow.models.detector import YuNetDetector
+from faceflow.models.segmenter import U2NetpSegmenter
+from faceflow.pipeline.idphoto.compliance import ComplianceReport
+from faceflow.runtime.context import load_context
+
+
+def report_for(
+    case: Case,
+    photo: Callable[[str], NDArray[np.uint8]],
+    detector: YuNetDetector,
+    segmenter: U2NetpSegmenter,
+) -> ComplianceReport | str:
+    return judge(case, photo, detector, segmenter)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", action="store_true", help="a Markdown table")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    testdata = Path(
+        os.environ.get("FACEFLOW_TESTDATA", Path(__file__).parents[2] / "shared/testdata")
+    )
+    context = load_context(Settings().model_dump_json())
+    limits = LimitSettings()
+
+    def photo(name: str) -> NDArray[np.uint8]:
+        return decode_image((testdata / name).read_bytes(), limits).rgb
+
+    right = 0
+    rows = []
+    for case in CASES:
+        report = report_for(case, photo, context.models.detector, context.models.segmenter)
+        if isinstance(report, str):
+            verdict, deciding = "error", report
+        else:
+            verdict = report.status.value
+            deciding = ", ".join(
+                f"{c.name} ({c.status.value})" for c in report.checks if c.status.value != "pass"
+            )
+        ok = verdict == case.expected
+        right += ok
+        rows.append(
+            (case.name, case.spec, case.expected, verdict, "yes" if ok else "**no**", deciding)
+        )
+        if not args.markdown:
+            print(
+                f"{case.name:40s} {case.spec:12s} {case.expected:5s} {verdict:5s}",
+                "" if ok else "WRONG",
+                deciding,
+                flush=True,
+            )
+    if args.markdown:
+        print("| case | size | expected | verdict | right | checks not passed |")
+        print("|---|---|---|---|---|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    print(f"\n{right} of {len(CASES)} verdicts right ({right / len(CASES):.0%})")
+
+
+if __name__ == "__main__":
+    main()

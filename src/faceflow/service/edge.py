@@ -1,0 +1,74 @@
+"""What the app believes about a request before any route sees it.
+
+* Forwarding headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) only from the reverse proxies
+  in ``server.trusted_proxies``: from anyone else they are ignored and the TCP peer is the client,
+  so a client cannot pick the address its rate limit and log lines are charged to.
+* With API keys on, every path outside ``/v1/`` (where the routes' guard checks keys and rate
+  limits) needs a key unless ``server.public_paths`` lists it: ``/metrics``, ``/docs`` and
+  ``/openapi.json`` are closed by default, the probes and the web page open.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from faceflow.config import ServerSettings
+from faceflow.errors import AuthError
+from faceflow.service.errors import faceflow_error_response
+from faceflow.service.security import ApiKeys
+
+GUARDED_PREFIX = "/v1/"
+
+
+def trusted_forwarding(app: ASGIApp, settings: ServerSettings) -> ASGIApp:
+    """``app`` behind uvicorn's proxy-header handling for exactly ``settings.trusted_proxies``
+    (the same code ``uvicorn --forwarded-allow-ips`` runs); ``app`` itself when none is
+    trusted, so the headers are never read."""
+    if not settings.trusted_proxies:
+        return app
+    # uvicorn types ASGI apps with its own protocols; the callables are the same.
+    return cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, app), list(settings.trusted_proxies)))
+
+
+class PublicPaths:
+    """Exact paths, plus ``PREFIX/*`` entries covering every path below ``PREFIX/``."""
+
+    def __init__(self, entries: list[str]) -> None:
+        self._exact = frozenset(e for e in entries if not e.endswith("/*"))
+        self._prefixes = tuple(e[:-1] for e in entries if e.endswith("/*"))
+
+    def __contains__(self, path: object) -> bool:
+        if not isinstance(path, str):
+            return False
+        return path in self._exact or path.startswith(self._prefixes)
+
+
+class KeyGate:
+    """With API keys on: 401/403 for a path outside ``/v1/`` that is not public."""
+
+    def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
+        self.app = app
+        self._keys = ApiKeys(settings.api_key_hashes)
+        self._public = PublicPaths(settings.public_paths)
+
+    @property
+    def enabled(self) -> bool:
+        return self._keys.enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] == "http"
+            and not path.startswith(GUARDED_PREFIX)
+            and path not in self._public
+        ):
+            try:
+                self._keys.identify(Request(scope))
+            except AuthError as exc:
+                await faceflow_error_response(exc)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

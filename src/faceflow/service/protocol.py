@@ -1,0 +1,113 @@
+"""The HTTP/1.1 protocol ``faceflow serve`` runs: uvicorn's httptools protocol, plus a header
+timeout and a cap on open connections.
+
+Neither can be done in ASGI: an application is called only once a request's headers are complete,
+and it never sees a connection. uvicorn itself has neither (its ``timeout_keep_alive`` starts only
+after a first response, and ``limit_concurrency`` answers in plain text), so:
+
+* **Header timeout** (``server.header_timeout_s``): from the moment a connection opens, and from
+  the first byte of each further request on it, the request's headers must be complete within
+  the timeout, or the connection gets ``408 request_timeout`` (JSON) and is closed. The body's own
+  timeout is :class:`~faceflow.service.upload.BodyLimits`'.
+* **Connection cap** (``server.max_connections``, per HTTP worker process): every request on a
+  connection opened beyond the cap is answered ``503 overloaded`` (JSON, ``Retry-After``) and the
+  connection closed, once its headers are in (so the answer cannot be lost to a reset).
+
+The settings reach the protocol through the lifespan state (the app puts its ``server`` settings
+there under :data:`SERVER_SETTINGS_STATE`); without them it behaves as uvicorn's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from faceflow.config import ServerSettings
+from faceflow.errors import Overloaded, RequestTimeout
+from faceflow.service.errors import faceflow_error_response
+
+SERVER_SETTINGS_STATE = "faceflow.server_settings"
+_RETRY_AFTER_S = 1
+
+
+def _timeout_response(timeout_s: float) -> bytes:
+    error = RequestTimeout(
+        f"the request headers did not arrive within {timeout_s:g} s", {"timeout_s": timeout_s}
+    )
+    body = json.dumps({"error": error.to_dict()}, separators=(",", ":")).encode()
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        f"x-error-code: {error.code}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+async def _over_capacity(scope: Scope, receive: Receive, send: Send) -> None:
+    error = Overloaded(
+        "the server has as many open connections as it may; retry shortly",
+        retry_after_s=_RETRY_AFTER_S,
+    )
+    response = faceflow_error_response(error)
+    response.headers["Connection"] = "close"
+    await response(scope, receive, send)
+
+
+class FaceflowHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header timeout and a connection cap (module doc)."""
+
+    _header_timeout_s: float | None = None
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(  # type: ignore[override]
+        self, transport: asyncio.Transport
+    ) -> None:
+        super().connection_made(transport)
+        server = self.app_state.get(SERVER_SETTINGS_STATE)
+        if not isinstance(server, ServerSettings):
+            return
+        self._header_timeout_s = server.header_timeout_s
+        if len(self.connections) > server.max_connections:
+            self.app = _over_capacity
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        super().on_headers_complete()
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timeout_s is not None and self._header_timer is None:
+            self._header_timer = self.loop.call_later(
+                self._header_timeout_s, self._headers_too_slow
+            )
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request's headers stalled while the one before it is answered: a 408
+            # now would land in the middle of that answer. Close once it is sent.
+            self.cycle.keep_alive = False
+            return
+        assert self._header_timeout_s is not None
+        self.transport.write(_timeout_response(self._header_timeout_s))
+        self.transport.close()

@@ -1,0 +1,61 @@
+"""run_files with a pool: this process works until the inference processes are ready, then they
+take over; every file is reported exactly once either way."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from faceflow.cli.files import FileOutcome, run_files
+from faceflow.config import ModelSettings, Settings
+from faceflow.runtime.context import WorkerContext
+
+HANDOVER_TIMEOUT_S = 180.0  # pool start-up on a busy machine; the handover itself is instant
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    parent_pid: int
+    handed_over: Path  # created by the first file an inference process runs
+
+
+def wait_for_the_pool(context: WorkerContext, probe: Probe) -> int:
+    """In this process: hold the file until an inference process has run one (so the pool must
+    have taken over). In an inference process: say so. Returns the PID that ran it."""
+    if os.getpid() != probe.parent_pid:
+        probe.handed_over.touch()
+        return os.getpid()
+    deadline = time.monotonic() + HANDOVER_TIMEOUT_S
+    while not probe.handed_over.exists():
+        assert time.monotonic() < deadline, "the pool never took over"
+        time.sleep(0.05)
+    return os.getpid()
+
+
+def test_the_pool_takes_over_from_this_process_and_no_file_runs_twice(
+    tmp_path: Path, pulled_model_settings: ModelSettings
+) -> None:
+    files = []
+    for index in range(12):
+        path = tmp_path / f"{index}.bin"
+        path.write_bytes(b"x")
+        files.append(path)
+    probe = Probe(os.getpid(), tmp_path / "handed-over")
+    outcomes: list[FileOutcome[int]] = []
+
+    run_files(
+        Settings(models=pulled_model_settings),
+        files,
+        lambda _data: probe,
+        wait_for_the_pool,
+        2,
+        outcomes.append,
+    )
+
+    assert sorted(o.path for o in outcomes) == sorted(files)
+    assert all(o.error is None for o in outcomes)
+    runners = {o.result for o in outcomes}
+    assert os.getpid() in runners  # the first file ran here while the pool loaded
+    assert len(runners - {os.getpid()}) >= 1  # the rest in inference processes

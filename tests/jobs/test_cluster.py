@@ -1,0 +1,175 @@
+"""A loopback cluster survives a dead worker group and a queue Redis restart: nothing is lost,
+nothing is done twice.
+
+Two ``faceflow serve`` API processes, two worker groups (each the real supervisor with one worker
+process), a queue Redis with an AOF and a cache Redis, all real. 100 detect jobs of a small photo
+are submitted through both API nodes; mid-run one worker group is SIGKILLed whole (supervisor
+and worker, mid-job) and the queue Redis is SIGKILLed and restarted from its AOF. Every job must
+finish, each exactly once (one ``Job OK`` per job across both groups' logs), and the recovery
+times are printed. Bounded: every wait has a deadline; about a minute on an idle machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from faceflow.config import ModelSettings
+from faceflow.jobs.operations import prepare
+from tests.fixtures.live_server import LiveServer, LiveServerFactory
+from tests.fixtures.redis_server import RedisProcess, RedisServerFactory
+from tests.jobs.support import QUEUE, WorkerFleet, job_settings, variant, worker_env
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+JOBS = 100
+HELD_EVERY = 10  # every 10th job holds its worker for a few seconds, so a kill lands mid-job
+TARGET = 50  # a held job: the group running it is killed once it has started
+DEADLINE_S = 180.0
+# A lease a little longer than the tests' usual 2 s: the surviving worker on a loaded machine
+# must not lose its own lease while it renews it.
+CLUSTER_ENV = {"JOBS__LEASE_S": "3"}
+
+
+@pytest.fixture
+def loop_cluster(
+    redis_server_factory: RedisServerFactory,
+    live_server_factory: LiveServerFactory,
+    pulled_model_settings: ModelSettings,
+    tmp_path: Path,
+) -> Iterator[tuple[list[LiveServer], list[WorkerFleet], RedisProcess]]:
+    queue_redis = redis_server_factory(appendonly=True)
+    cache_redis = redis_server_factory()
+    api_env: dict[str, str | int | float] = {
+        "JOBS__REDIS_URL": queue_redis.url,
+        "JOBS__QUEUE_NAME": QUEUE,
+        "JOBS__RETRY_BACKOFF_S": "[0, 1]",
+        "CACHE__REDIS_URL": cache_redis.url,
+    }
+    apis = [live_server_factory(wait=False, **api_env) for _ in range(2)]
+    fleets = [
+        WorkerFleet(
+            worker_env(
+                pulled_model_settings.dir,
+                queue_redis.url,
+                CACHE__REDIS_URL=cache_redis.url,
+                **CLUSTER_ENV,
+            ),
+            1,
+            tmp_path / f"group-{index}.log",
+        ).start(wait=False)
+        for index in range(2)
+    ]
+    try:
+        for api in apis:
+            api.wait_ready()
+        for fleet in fleets:
+            fleet.wait_workers(2)
+        yield apis, fleets, queue_redis
+    finally:
+        for fleet in fleets:
+            fleet.stop()
+        for api in apis:
+            api.stop()
+
+
+def _submit(client: httpx.Client, data: bytes, deadline: float) -> str:
+    """POST the job, retrying 503s (the queue Redis restarting) until the deadline."""
+    while True:
+        try:
+            response = client.post(
+                "/v1/jobs?operation=detect",
+                content=data,
+                headers={"Content-Type": "image/jpeg"},
+            )
+            if response.status_code == 202:
+                handle: str = response.json()["handle"]
+                return handle
+            assert response.status_code == 503, response.text
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "submissions refused until the deadline"
+        time.sleep(0.2)
+
+
+def _statuses(clients: list[httpx.Client], handles: list[str]) -> dict[str, str]:
+    seen: dict[str, str] = {}
+    for index, handle in enumerate(handles):
+        try:
+            response = clients[index % 2].get(f"/v1/jobs/{handle}")
+        except httpx.TransportError:
+            continue
+        if response.status_code == 200:
+            seen[handle] = response.json()["status"]
+    return seen
+
+
+def test_cluster_loses_nothing_and_runs_nothing_twice(
+    loop_cluster: tuple[list[LiveServer], list[WorkerFleet], RedisProcess],
+    face_jpeg: bytes,
+) -> None:
+    apis, fleets, queue_redis = loop_cluster
+    deadline = time.monotonic() + DEADLINE_S
+    settings = job_settings(queue_redis.url)
+    images = [
+        variant(face_jpeg, "FF-HOLD") if i % HELD_EVERY == 0 else variant(face_jpeg)
+        for i in range(JOBS)
+    ]
+    job_ids = [prepare("detect", data, {}, settings).job_id for data in images]
+    clients = [httpx.Client(base_url=api.url, timeout=30.0) for api in apis]
+    try:
+        handles = [_submit(clients[i % 2], images[i], deadline) for i in range(TARGET + 1)]
+
+        # Kill the group running job TARGET (held) mid-job: its supervisor and its worker.
+        pid = fleets[0].pid_running(job_ids[TARGET], timeout_s=DEADLINE_S / 2)
+        victim = next(f for f in fleets if pid in [w.pid for w in f.live_workers()])
+        survivor = fleets[1] if victim is fleets[0] else fleets[0]
+        os.killpg(victim.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+
+        # The queue Redis dies and comes back from its AOF while the rest is submitted.
+        handles += [_submit(clients[i % 2], images[i], deadline) for i in range(TARGET + 1, 70)]
+        queue_redis.kill()
+        queue_redis.start()
+        restarted_at = time.monotonic()
+        handles.append(_submit(clients[0], images[70], deadline))
+        api_back_s = time.monotonic() - restarted_at
+        handles += [_submit(clients[i % 2], images[i], deadline) for i in range(71, JOBS)]
+
+        killed_job_done_s = None
+        while True:
+            seen = _statuses(clients, handles)
+            if killed_job_done_s is None and seen.get(handles[TARGET]) == "finished":
+                killed_job_done_s = time.monotonic() - killed_at
+            if len(seen) == JOBS and all(s in ("finished", "failed") for s in seen.values()):
+                break
+            assert time.monotonic() < deadline, Counter(seen.values())
+            time.sleep(0.5)
+        drained_s = time.monotonic() - restarted_at
+    finally:
+        for client in clients:
+            client.close()
+
+    assert Counter(seen.values()) == {"finished": JOBS}
+    ok = re.compile(r"Job OK\S*\s*\(([^)]+)\)")  # RQ's line for each completed job
+    completed = Counter(
+        ok.findall(victim.log_path.read_text(errors="replace"))
+        + ok.findall(survivor.log_path.read_text(errors="replace"))
+    )
+    assert set(completed) == set(job_ids)
+    twice = {job: n for job, n in completed.items() if n != 1}
+    assert not twice, twice
+    print(
+        f"\ncluster recovery: SIGKILLed group's held job finished elsewhere "
+        f"{killed_job_done_s:.1f} s after the kill; API accepted jobs again "
+        f"{api_back_s:.1f} s after the queue Redis restart; "
+        f"all {JOBS} done {drained_s:.1f} s after it"
+    )

@@ -1,0 +1,120 @@
+"""Framing inside the source, on test portraits cropped in code: the layout picks a head height and
+eye line inside the spec's ranges that keep the frame inside the photo, and when none does the
+report fails with what is missing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from faceflow.domain import Face
+from faceflow.models.segmenter import U2NetpSegmenter
+from faceflow.pipeline.idphoto.background import parse_background
+from faceflow.pipeline.idphoto.compliance import CheckStatus, ComplianceReport, assess
+from faceflow.pipeline.idphoto.layout import Layout
+from faceflow.pipeline.idphoto.matte import compute_matte
+from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_pixels
+from faceflow.pipeline.idphoto.specs import get_spec
+from tests.pipeline.idphoto.verdict_cases import Edit, crop_below_chin, narrow
+
+FindFaces = Callable[[NDArray[np.uint8]], tuple[Face, ...]]
+
+
+def made(
+    name: str,
+    edit: Edit,
+    key: str,
+    decode_photo: Callable[[str], NDArray[np.uint8]],
+    find_faces: FindFaces,
+    segmenter: U2NetpSegmenter,
+) -> tuple[Layout, ComplianceReport, NDArray[np.uint8]]:
+    rgb = decode_photo(name)
+    rgb = edit(rgb, find_faces(rgb)[0], decode_photo)
+    faces = find_faces(rgb)
+    assert len(faces) == 1
+    matte = compute_matte(rgb, faces[0], segmenter)
+    white = parse_background("white")
+    rendered = render_pixels(matte, faces[0], IdPhotoOptions(get_spec(key), white))
+    return rendered.layout, assess(rendered.layout, matte, faces[0], white), rendered.pixels
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        # Cut at the chest: a head in the middle of the range with the eyes in the middle of
+        # theirs would reach past the bottom (measured); a choice inside the ranges does not.
+        ("portrait_1.jpg", "cn-passport"),
+        ("portrait_2.jpg", "cn-1inch"),
+        ("portrait_2.jpg", "icao"),
+    ],
+)
+def test_a_photo_cut_at_the_chest_is_framed_inside_it(
+    name: str,
+    key: str,
+    decode_photo: Callable[[str], NDArray[np.uint8]],
+    find_faces: FindFaces,
+    segmenter: U2NetpSegmenter,
+) -> None:
+    spec = get_spec(key)
+
+    layout, report, pixels = made(
+        name, crop_below_chin(1.4), key, decode_photo, find_faces, segmenter
+    )
+
+    assert layout.cut_edges == ()
+    assert report.check("subject_cut_off").status is CheckStatus.PASS
+    ppm = spec.px_per_mm
+    assert spec.head_height_mm[0] <= layout.head_height_px / ppm <= spec.head_height_mm[1]
+    assert spec.eye_line_mm[0] <= layout.eye_line_px / ppm <= spec.eye_line_mm[1]
+    # The bottom row is the person (clothes), not the white background.
+    bottom = pixels[-1].astype(np.float64)
+    assert (np.abs(bottom - 255.0).max(axis=1) > 40).mean() > 0.5
+
+
+def test_a_photo_cut_at_the_chin_fails_and_says_how_much_is_missing(
+    decode_photo: Callable[[str], NDArray[np.uint8]],
+    find_faces: FindFaces,
+    segmenter: U2NetpSegmenter,
+) -> None:
+    layout, report, _ = made(
+        "portrait_1.jpg", crop_below_chin(0.12), "cn-1inch", decode_photo, find_faces, segmenter
+    )
+
+    check = report.check("subject_cut_off")
+    assert check.status is CheckStatus.FAIL
+    assert report.status is CheckStatus.FAIL
+    assert layout.cut_edges == ("bottom",)
+    missing = layout.cut_mm[0]
+    assert 3.0 < missing < 12.0
+    hint, hint_zh = check.hints()
+    assert hint.startswith(f"the photo ends {missing:.1f} mm above the shoulder line")
+    assert hint.endswith("take it from further away so both shoulders are in it.")
+    assert "肩" in hint_zh
+    as_json = report.to_dict()
+    assert as_json["status"] == "fail"
+    listed = {c["name"]: c for c in as_json["checks"]}
+    assert listed["subject_cut_off"]["hint"] == hint
+    assert listed["subject_cut_off"]["hint_zh"] == hint_zh
+
+
+def test_a_narrow_photo_fails_on_a_wide_size_and_says_which_side(
+    decode_photo: Callable[[str], NDArray[np.uint8]],
+    find_faces: FindFaces,
+    segmenter: U2NetpSegmenter,
+) -> None:
+    layout, report, pixels = made(
+        "portrait_1.jpg", narrow(1.5), "us-passport", decode_photo, find_faces, segmenter
+    )
+
+    check = report.check("subject_cut_off")
+    assert check.status is CheckStatus.FAIL
+    assert set(layout.cut_edges) == {"left", "right"}
+    assert "too narrow on the" in check.note
+    assert "more room at the sides" in check.hints()[0]
+    # No hard edge is painted: past the photo the person fades into the background, so the
+    # outermost columns are background.
+    for column in (pixels[:, 0], pixels[:, -1]):
+        assert (np.abs(column.astype(np.float64) - 255.0).max(axis=1) < 8).mean() > 0.9

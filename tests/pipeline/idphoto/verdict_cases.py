@@ -1,0 +1,322 @@
+"""A labelled set of ID-photo sources and the verdict a counter would give the finished photo.
+
+Good test portraits as they are, and bad ones made from them in code: cropped at the shoulders or
+at the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, strongly rotated,
+blurred, shrunk to a tiny face, the person put in front of a busy backdrop, under- and
+over-exposed. Each case names the check that should decide it. Used by
+``tests/pipeline/idphoto/test_verdicts.py`` and ``scripts/idphoto_verdicts.py`` (the README's
+table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from faceflow.domain import Face
+from faceflow.models.detector import YuNetDetector
+from faceflow.models.segmenter import U2NetpSegmenter
+from faceflow.pipeline.detect import DetectOptions, detect_faces
+from faceflow.pipeline.idphoto.compliance import ComplianceReport
+from faceflow.pipeline.idphoto.matte import compute_matte
+from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_id_photo
+from faceflow.pipeline.idphoto.specs import get_spec
+
+Rgb = NDArray[np.uint8]
+# A change to a source photo; it may use the face found on the original.
+Edit = Callable[[Rgb, Face, Callable[[str], Rgb]], Rgb]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """``photo`` edited by ``edit``, made to ``spec``; ``expected`` is the verdict a counter
+    would give, ``decided_by`` the check that should say so (``""`` for a pass)."""
+
+    name: str
+    photo: str
+    spec: str
+    expected: str
+    decided_by: str
+    edit: Edit | None = None
+
+
+def _eyes_y(face: Face) -> float:
+    return (face.landmarks.right_eye.y + face.landmarks.left_eye.y) / 2
+
+
+def _eye_to_mouth(face: Face) -> float:
+    marks = face.landmarks
+    return (marks.mouth_left.y + marks.mouth_right.y) / 2 - _eyes_y(face)
+
+
+def crop_below_chin(extra: float) -> Edit:
+    """Cut the photo ``extra`` eye-to-mouth distances below the chin (about 0.9 below the mouth)."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        marks = face.landmarks
+        mouth = (marks.mouth_left.y + marks.mouth_right.y) / 2
+        bottom = round(mouth + (0.9 + extra) * _eye_to_mouth(face))
+        return np.ascontiguousarray(rgb[: min(rgb.shape[0], bottom)])
+
+    return edit
+
+
+def narrow(face_widths: float) -> Edit:
+    """Keep only ``face_widths`` × the face box's width around the face."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        centre = (face.box.x1 + face.box.x2) / 2
+        half = face_widths * face.box.width_px / 2
+        x1, x2 = max(0, round(centre - half)), min(rgb.shape[1], round(centre + half))
+        return np.ascontiguousarray(rgb[:, x1:x2])
+
+    return edit
+
+
+def _skin(rgb: Rgb, face: Face) -> NDArray[np.float64]:
+    """The mean colour of the cheeks (below the eyes, beside the nose)."""
+    marks = face.landmarks
+    distance = marks.left_eye.x - marks.right_eye.x
+    samples = []
+    for eye in (marks.right_eye, marks.left_eye):
+        x, y = round(eye.x), round(eye.y + 0.45 * distance)
+        r = max(2, round(0.08 * distance))
+        samples.append(rgb[y - r : y + r, x - r : x + r].reshape(-1, 3))
+    return np.asarray(np.concatenate(samples).astype(np.float64).mean(axis=0), dtype=np.float64)
+
+
+def hand_over_mouth(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+    """A skin-coloured hand shape over the mouth and chin: a palm with four finger gaps."""
+    out = rgb.copy()
+    marks = face.landmarks
+    distance = marks.left_eye.x - marks.right_eye.x
+    cx = (marks.mouth_left.x + marks.mouth_right.x) / 2
+    cy = (marks.mouth_left.y + marks.mouth_right.y) / 2
+    tone = _skin(rgb, face) * np.array([1.04, 0.97, 0.95])  # a hand is a little redder
+    shade = np.clip(tone, 0, 255)
+    palm = (round(cx), round(cy + 0.05 * distance))
+    axes = (round(0.75 * distance), round(0.42 * distance))
+    cv2.ellipse(out, palm, axes, 0, 0, 360, shade.tolist(), -1)
+    # Fingers lie across the face: dark creases between them, and soft shading.
+    for k in range(1, 4):
+        y = round(cy - 0.3 * distance + k * 0.17 * distance)
+        x1, x2 = round(cx - 0.7 * distance), round(cx + 0.7 * distance)
+        cv2.line(out, (x1, y), (x2, y), (shade * 0.72).tolist(), max(1, round(0.02 * distance)))
+    return np.asarray(cv2.GaussianBlur(out, (0, 0), 0.8), dtype=np.uint8)
+
+
+def microphone(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+    """A dark microphone head in front of the mouth."""
+    out = rgb.copy()
+    marks = face.landmarks
+    distance = marks.left_eye.x - marks.right_eye.x
+    cx = round((marks.mouth_left.x + marks.mouth_right.x) / 2)
+    cy = round((marks.mouth_left.y + marks.mouth_right.y) / 2)
+    cv2.circle(out, (cx, cy + round(0.1 * distance)), round(0.42 * distance), (40, 40, 45), -1)
+    cv2.rectangle(
+        out,
+        (cx - round(0.12 * distance), cy + round(0.4 * distance)),
+        (cx + round(0.12 * distance), rgb.shape[0] - 1),
+        (25, 25, 25),
+        -1,
+    )
+    return out
+
+
+def cover_eyes(colour: str) -> Edit:
+    """A band over both eyes: ``"skin"`` (a hand) or ``"dark"`` (sunglasses)."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        out = rgb.copy()
+        marks = face.landmarks
+        distance = marks.left_eye.x - marks.right_eye.x
+        y = _eyes_y(face)
+        shade = _skin(rgb, face) * 0.95 if colour == "skin" else np.array([20.0, 20.0, 24.0])
+        for eye in (marks.right_eye, marks.left_eye):
+            cv2.ellipse(
+                out,
+                (round(eye.x), round(y)),
+                (round(0.36 * distance), round(0.2 * distance)),
+                0,
+                0,
+                360,
+                shade.tolist(),
+                -1,
+            )
+        return out
+
+    return edit
+
+
+def rotate(degrees: float) -> Edit:
+    """The whole photo turned by ``degrees`` about the eyes, corners filled by replication."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        marks = face.landmarks
+        centre = ((marks.right_eye.x + marks.left_eye.x) / 2, _eyes_y(face))
+        turn = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+        size = (rgb.shape[1], rgb.shape[0])
+        return np.asarray(
+            cv2.warpAffine(rgb, turn, size, borderMode=cv2.BORDER_REPLICATE), dtype=np.uint8
+        )
+
+    return edit
+
+
+def blur(face_fraction: float) -> Edit:
+    """A Gaussian blur of σ = ``face_fraction`` × the inter-eye distance (focus missed)."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        distance = face.landmarks.left_eye.x - face.landmarks.right_eye.x
+        sigma = face_fraction * distance
+        return np.asarray(cv2.GaussianBlur(rgb, (0, 0), sigma), dtype=np.uint8)
+
+    return edit
+
+
+def shrink(factor: float) -> Edit:
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        size = (max(16, round(rgb.shape[1] * factor)), max(16, round(rgb.shape[0] * factor)))
+        return np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+    return edit
+
+
+def exposure(gain: float) -> Edit:
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        return np.asarray(np.clip(rgb.astype(np.float32) * gain, 0, 255), dtype=np.uint8)
+
+    return edit
+
+
+def busy_backdrop(backdrop: str) -> Edit:
+    """The person stood in front of another photo: a soft oval around the face and body keeps
+    the portrait, the rest is ``backdrop`` (a street, a rocket launch)."""
+
+    def edit(rgb: Rgb, face: Face, photo: Callable[[str], Rgb]) -> Rgb:
+        height, width = rgb.shape[:2]
+        back = cv2.resize(photo(backdrop), (width, height), interpolation=cv2.INTER_AREA)
+        # Where the portrait's own backdrop is plain, replace it by the busy photo: pixels close
+        # to the backdrop colour sampled in the top corners.
+        corners = np.concatenate(
+            [
+                rgb[: height // 10, : width // 8].reshape(-1, 3),
+                rgb[: height // 10, -(width // 8) :].reshape(-1, 3),
+            ]
+        )
+        plain = corners.astype(np.float64).mean(axis=0)
+        distance = np.linalg.norm(rgb.astype(np.float64) - plain, axis=2)
+        weight = np.clip((distance - 18.0) / 20.0, 0.0, 1.0).astype(np.float32)
+        # The face itself is kept whole, however pale.
+        box = face.box
+        centre = (round((box.x1 + box.x2) / 2), round((box.y1 + box.y2) / 2))
+        axes = (round(box.width_px * 0.6), round(box.height_px * 0.62))
+        cv2.ellipse(weight, centre, axes, 0, 0, 360, 1.0, -1)
+        weight = np.asarray(cv2.GaussianBlur(weight, (0, 0), 1.5), dtype=np.float64)[..., None]
+        mixed = rgb.astype(np.float64) * weight + back.astype(np.float64) * (1 - weight)
+        return np.clip(mixed, 0, 255).astype(np.uint8)
+
+    return edit
+
+
+CASES: tuple[Case, ...] = (
+    Case("portrait_2 as taken", "portrait_2.jpg", "icao", "pass", ""),
+    Case("portrait_2 on China 1 inch", "portrait_2.jpg", "cn-1inch", "pass", ""),
+    Case("obama as taken (broad smile)", "obama.jpg", "eu-passport", "warn", "mouth_closed"),
+    Case("astronaut as taken", "astronaut.jpg", "cn-1inch", "warn", "background_uniformity"),
+    Case("portrait_1 (street behind)", "portrait_1.jpg", "icao", "warn", "background_uniformity"),
+    Case(
+        "portrait_2 cut below the shoulders",
+        "portrait_2.jpg",
+        "icao",
+        "pass",
+        "",
+        crop_below_chin(2.4),
+    ),
+    Case(
+        "portrait_2 cut at the shoulders",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "subject_cut_off",
+        crop_below_chin(0.6),
+    ),
+    Case(
+        "portrait_1 cut at the chin",
+        "portrait_1.jpg",
+        "cn-1inch",
+        "fail",
+        "subject_cut_off",
+        crop_below_chin(0.12),
+    ),
+    Case(
+        "portrait_1 too narrow",
+        "portrait_1.jpg",
+        "us-passport",
+        "fail",
+        "subject_cut_off",
+        narrow(1.5),
+    ),
+    Case("rose_leslie, top of the head cut", "rose_leslie.jpg", "icao", "fail", "crown_margin"),
+    Case(
+        "portrait_2, hand over the mouth",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "face_occluded",
+        hand_over_mouth,
+    ),
+    Case(
+        "obama, hand over the mouth", "obama.jpg", "icao", "fail", "face_occluded", hand_over_mouth
+    ),
+    Case(
+        "portrait_1, microphone", "portrait_1.jpg", "cn-1inch", "fail", "face_occluded", microphone
+    ),
+    Case(
+        "portrait_2, eyes covered by a hand",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "eyes_visible",
+        cover_eyes("skin"),
+    ),
+    Case("obama, dark glasses", "obama.jpg", "icao", "fail", "eyes_visible", cover_eyes("dark")),
+    Case("portrait_2 rotated 12°", "portrait_2.jpg", "icao", "warn", "roll", rotate(12.0)),
+    Case("portrait_2 rotated 28°", "portrait_2.jpg", "icao", "fail", "roll", rotate(28.0)),
+    Case("obama blurred", "obama.jpg", "icao", "fail", "sharpness", blur(0.12)),
+    Case("portrait_2 slightly soft", "portrait_2.jpg", "icao", "warn", "sharpness", blur(0.015)),
+    Case("portrait_2 tiny", "portrait_2.jpg", "icao", "fail", "resolution", shrink(0.3)),
+    Case("obama_small (face 100 px)", "obama_small.jpg", "icao", "fail", "resolution"),
+    Case(
+        "portrait_2 on a busy backdrop",
+        "portrait_2.jpg",
+        "icao",
+        "warn",
+        "background_uniformity",
+        busy_backdrop("rocket.jpg"),
+    ),
+    Case("portrait_2 under-exposed", "portrait_2.jpg", "icao", "fail", "exposure", exposure(0.3)),
+    Case("obama over-exposed", "obama.jpg", "icao", "fail", "clipped", exposure(1.9)),
+)
+
+
+def judge(
+    case: Case,
+    photo: Callable[[str], Rgb],
+    detector: YuNetDetector,
+    segmenter: U2NetpSegmenter,
+) -> ComplianceReport | str:
+    """The report on ``case``'s finished photo, or why none could be made (e.g. "0 faces")."""
+    rgb = photo(case.photo)
+    if case.edit is not None:
+        original = detect_faces(rgb, detector, DetectOptions())
+        rgb = case.edit(rgb, original[0], photo)
+    faces = detect_faces(rgb, detector, DetectOptions())
+    if len(faces) != 1:
+        return f"{len(faces)} faces"
+    matte = compute_matte(rgb, faces[0], segmenter)
+    return render_id_photo(matte, faces[0], IdPhotoOptions(get_spec(case.spec))).report

@@ -1,0 +1,203 @@
+"""What the service believes about a request (service/edge.py, jobs' URLs): forwarding headers
+only from trusted proxies, no URL built from the Host header, API keys on every non-public path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
+
+from faceflow.config import DEFAULT_PUBLIC_PATHS, ServerSettings
+from faceflow.service.edge import KeyGate
+from faceflow.service.security import hash_api_key
+from tests.fixtures.live_server import LiveServerFactory
+from tests.service.in_process import InProcess, app_settings, running_app
+from tests.service.support import assert_error
+
+session_loop = pytest.mark.asyncio(loop_scope="session")
+
+KEY = "ff-edge-key"
+PROXY = "10.1.2.3"
+PUBLIC_URL = "https://faces.example.com"
+RATE = "3/minute"
+RATE_COUNT = 3
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def edge_app() -> AsyncIterator[InProcess]:
+    """Keys on, a per-client rate limit, one trusted proxy network and a public URL. Nothing
+    here needs inference, so the tests do not wait for the models."""
+    settings = app_settings(
+        server={
+            "api_key_hashes": [hash_api_key(KEY)],
+            "rate_limit": RATE,
+            "trusted_proxies": ["10.0.0.0/8"],
+            "public_url": PUBLIC_URL + "/",
+        }
+    )
+    async with running_app(settings, ready=False) as running:
+        yield running
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def open_app() -> AsyncIterator[InProcess]:
+    """No keys, no public URL; a per-client rate limit and one trusted proxy."""
+    settings = app_settings(server={"rate_limit": RATE, "trusted_proxies": [PROXY]})
+    async with running_app(settings, ready=False) as running:
+        yield running
+
+
+def _key(**headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEY}", **headers}
+
+
+@session_loop
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored(open_app: InProcess) -> None:
+    async with open_app.client(peer="192.0.2.10") as client:
+        statuses = [
+            (
+                await client.get("/v1/info", headers={"X-Forwarded-For": f"198.51.100.{i}"})
+            ).status_code
+            for i in range(RATE_COUNT + 2)
+        ]
+    # One client, whatever it claims to forward for: its budget, then 429s.
+    assert statuses == [200] * RATE_COUNT + [429, 429]
+
+
+@session_loop
+async def test_forwarded_for_from_a_trusted_proxy_names_the_client(
+    edge_app: InProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Keys on: the limit is per key, so the key's identity is what the proxy cannot change;
+    # what the proxy forwards is the client address the access log records.
+    with caplog.at_level(logging.INFO, logger="faceflow.access"):
+        async with edge_app.client(peer=PROXY) as client:
+            answer = await client.get(
+                "/healthz",
+                headers={"X-Forwarded-For": "203.0.113.7, 10.9.9.9", "X-Forwarded-Proto": "https"},
+            )
+        async with edge_app.client(peer="192.0.2.20") as client:
+            spoofed = await client.get("/healthz", headers={"X-Forwarded-For": "203.0.113.8"})
+    assert (answer.status_code, spoofed.status_code) == (200, 200)
+    clients = [getattr(r, "client", None) for r in caplog.records if r.name == "faceflow.access"]
+    # The proxy's own hop (10.9.9.9, trusted) is skipped; an untrusted peer's header is not read.
+    assert clients == ["203.0.113.7", "192.0.2.20"]
+
+
+@session_loop
+async def test_trusted_proxy_clients_have_their_own_rate_limits(open_app: InProcess) -> None:
+    async with open_app.client(peer=PROXY) as client:
+        first = [
+            (await client.get("/v1/info", headers={"X-Forwarded-For": "203.0.113.1"})).status_code
+            for _ in range(RATE_COUNT + 1)
+        ]
+        other = await client.get("/v1/info", headers={"X-Forwarded-For": "203.0.113.2"})
+    assert first == [200] * RATE_COUNT + [429]
+    assert other.status_code == 200
+
+
+@session_loop
+async def test_job_urls_never_echo_the_host_header(
+    open_app: InProcess, edge_app: InProcess, face_jpeg: bytes
+) -> None:
+    evil = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
+    async with open_app.client() as client:
+        relative = await client.post("/v1/jobs?operation=detect", content=face_jpeg, headers=evil)
+    async with edge_app.client(peer=PROXY) as client:
+        absolute = await client.post(
+            "/v1/jobs?operation=detect",
+            content=face_jpeg,
+            headers=_key(**evil, **{"X-Forwarded-Proto": "http"}),
+        )
+    assert (relative.status_code, absolute.status_code) == (202, 202)
+    handle = relative.json()["handle"]
+    assert relative.headers["Location"] == f"/v1/jobs/{handle}"
+    assert relative.json()["status_url"] == f"/v1/jobs/{handle}"
+    assert relative.json()["result_url"] == f"/v1/jobs/{handle}/result"
+    handle = absolute.json()["handle"]
+    assert absolute.headers["Location"] == f"{PUBLIC_URL}/v1/jobs/{handle}"
+    assert absolute.json()["status_url"] == f"{PUBLIC_URL}/v1/jobs/{handle}"
+    assert absolute.json()["result_url"] == f"{PUBLIC_URL}/v1/jobs/{handle}/result"
+    assert "evil" not in relative.text + absolute.text
+
+
+@session_loop
+@pytest.mark.parametrize("path", ["/metrics", "/docs", "/openapi.json", "/redoc", "/nowhere"])
+async def test_with_keys_on_only_public_paths_are_open(edge_app: InProcess, path: str) -> None:
+    async with edge_app.client() as client:
+        anonymous = await client.get(path)
+        wrong = await client.get(path, headers={"X-API-Key": "not-it"})
+        keyed = await client.get(path, headers=_key())
+    assert_error(anonymous, 401, "unauthorized")
+    assert_error(wrong, 403, "forbidden")
+    assert keyed.status_code == (404 if path == "/nowhere" else 200)
+
+
+@session_loop
+@pytest.mark.parametrize("path", ["/healthz", "/", "/index.html", "/favicon.svg", "/css/app.css"])
+async def test_probes_and_the_web_page_stay_open(edge_app: InProcess, path: str) -> None:
+    async with edge_app.client() as client:
+        response = await client.get(path)
+    assert response.status_code == 200, (path, response.text)
+
+
+@session_loop
+async def test_readyz_is_public(edge_app: InProcess) -> None:
+    async with edge_app.client() as client:
+        response = await client.get("/readyz")
+    # Public (no 401) whether or not the models have loaded yet.
+    assert response.status_code in (200, 503)
+    assert response.json()["workers"] == 1
+
+
+@session_loop
+async def test_listed_paths_are_opened() -> None:
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("inner")(scope, receive, send)
+
+    settings = ServerSettings(
+        api_key_hashes=[hash_api_key(KEY)], public_paths=[*DEFAULT_PUBLIC_PATHS, "/metrics"]
+    )
+    transport = httpx.ASGITransport(app=KeyGate(inner, settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://faceflow.test") as client:
+        metrics = await client.get("/metrics")
+        below = await client.get("/js/deep/er.js")
+        docs = await client.get("/docs")
+        guarded = await client.get("/v1/info")
+    assert (metrics.text, below.text, guarded.text) == ("inner", "inner", "inner")
+    assert_error(docs, 401, "unauthorized")
+
+
+def test_serve_ignores_forwarded_for_from_loopback(
+    live_server_factory: LiveServerFactory,
+) -> None:
+    """`faceflow serve` itself (uvicorn) must not believe a local client's X-Forwarded-For:
+    uvicorn's default would, and each spoofed address would get its own rate limit."""
+    server = live_server_factory(wait=False, SERVER__RATE_LIMIT=RATE, RUNTIME__WARMUP="false")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, server.log_tail()
+                time.sleep(0.05)
+            statuses = [
+                client.post(
+                    "/v1/echo-size", content=b"x", headers={"X-Forwarded-For": f"198.51.100.{i}"}
+                ).status_code
+                for i in range(RATE_COUNT + 2)
+            ]
+    finally:
+        server.stop()
+    assert statuses == [200] * RATE_COUNT + [429, 429]

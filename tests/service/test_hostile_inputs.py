@@ -1,0 +1,516 @@
+"""The hostile-input battery: what an attacker (or a broken client) sends, and the exact answer.
+
+Every case goes through the whole app in process (routes, the cache-hit fast path, the inference
+process) and asserts the status, the error code and the JSON body; after each one the server must
+still be ready and serving. The README's Reliability section lists the same table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures.images import (
+    SVG,
+    exif_rotated_jpeg,
+    jpeg_claiming,
+    png_claiming,
+    solid_png,
+    truncated,
+    webp_claiming,
+)
+from tests.service import hostile_files as hf
+from tests.service.conftest import IN_PROCESS_UPLOAD_CAP
+from tests.service.in_process import InProcess
+from tests.service.support import assert_error, fresh
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+FACE_ROUTES = ("/v1/detect", "/v1/analyze")
+JOB_POLL_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Photos:
+    face: bytes
+    two_faces: bytes
+
+
+@pytest.fixture(scope="module")
+def photos(testdata: Any) -> Photos:
+    return Photos(
+        face=(testdata / "obama_small.jpg").read_bytes(),
+        two_faces=(testdata / "two_people.jpg").read_bytes(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One hostile request: ``build(photos)`` gives the body (sent raw unless ``content_type``
+    says otherwise); the answer must be ``status`` with error ``code`` (None: a success whose
+    JSON must satisfy ``check``)."""
+
+    name: str
+    path: str
+    build: Callable[[Photos], bytes]
+    status: int
+    code: str | None
+    query: str = ""
+    content_type: str = "application/octet-stream"
+    check: Callable[[dict[str, Any]], None] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _faces(count: int) -> Callable[[dict[str, Any]], None]:
+    def check(body: dict[str, Any]) -> None:
+        assert body["face_count"] == count, body
+        assert len(body["faces"]) == count, body
+
+    return check
+
+
+def _size(width: int, height: int) -> Callable[[dict[str, Any]], None]:
+    def check(body: dict[str, Any]) -> None:
+        assert (body["width"], body["height"]) == (width, height), body
+        assert body["face_count"] == 1, body
+
+    return check
+
+
+def _long_boundary(photos: Photos) -> bytes:
+    return hf.multipart([("image", photos.face)], boundary="b" * 300)[0]
+
+
+_LONG_BOUNDARY_TYPE = "multipart/form-data; boundary=" + "b" * 300
+
+
+def _parts(count: int, name: str = "image") -> Callable[[Photos], bytes]:
+    return lambda photos: hf.multipart([(name, photos.face)] * count)[0]
+
+
+_MULTIPART = hf.multipart([])[1]
+_3000_ITEMS = "layout=" + ",".join(["cn-2inch:1"] * 3000)
+
+
+def _cases() -> list[Case]:
+    cases: list[Case] = []
+    # Not images, or images no decoder should be trusted with: refused by magic bytes or header.
+    for path in FACE_ROUTES:
+        cases += [
+            Case("empty", path, lambda p: b"", 400, "empty"),
+            Case("truncated_jpeg", path, lambda p: truncated(p.face, 0.5), 422, "undecodable"),
+            Case("text", path, lambda p: hf.TEXT, 415, "unsupported_format"),
+            Case("svg", path, lambda p: SVG, 415, "unsupported_format"),
+            Case("html", path, lambda p: hf.HTML, 415, "unsupported_format"),
+            Case("pdf", path, lambda p: hf.PDF, 415, "unsupported_format"),
+        ]
+    path = "/v1/detect"
+    cases += [
+        Case("tiff", path, lambda p: hf.tiff(p.face), 415, "unsupported_format"),
+        Case("bmp", path, lambda p: hf.bmp(p.face), 415, "unsupported_format"),
+        Case(
+            "png_bomb_header", path, lambda p: png_claiming(50_000, 50_000), 422, "too_many_pixels"
+        ),
+        Case(
+            "jpeg_sof_bomb_header",
+            path,
+            lambda p: jpeg_claiming(p.face, 65_000, 65_000),
+            422,
+            "too_many_pixels",
+        ),
+        Case("webp_vp8x_bomb", path, lambda p: webp_claiming(6000, 6000), 422, "too_many_pixels"),
+        Case(
+            "gif_screen_bomb",
+            path,
+            lambda p: hf.gif_screen_claiming(65_535, 65_535),
+            422,
+            "too_many_pixels",
+        ),
+        Case("ztxt_bomb", path, lambda p: hf.ztxt_bomb(), 422, "undecodable"),
+        Case("iccp_bomb", path, lambda p: hf.iccp_bomb(), 422, "undecodable"),
+        Case("1x1", path, lambda p: hf.one_by_one(), 422, "bad_dimensions"),
+        Case("12001px_side", path, lambda p: solid_png(12_001, 16), 422, "bad_dimensions"),
+        # Odd but legitimate images: answered, and right.
+        Case(
+            "gif_1000_frames", path, lambda p: hf.many_frame_gif(p.face), 200, None, check=_faces(1)
+        ),
+        Case("cmyk_jpeg", path, lambda p: hf.cmyk_jpeg(p.face), 200, None, check=_faces(1)),
+        Case("16bit_png", path, lambda p: hf.sixteen_bit_png(p.face), 200, None, check=_faces(1)),
+        Case(
+            "palette_trns_png",
+            path,
+            lambda p: hf.palette_trns_png(p.face),
+            200,
+            None,
+            check=_faces(1),
+        ),
+        Case(
+            "exif_orientation_3",
+            path,
+            lambda p: exif_rotated_jpeg(p.face, 3),
+            200,
+            None,
+            check=_size(320, 240),
+        ),
+        Case(
+            "exif_orientation_6",
+            path,
+            lambda p: exif_rotated_jpeg(p.face, 6),
+            200,
+            None,
+            check=_size(320, 240),
+        ),
+        Case(
+            "exif_orientation_8",
+            path,
+            lambda p: exif_rotated_jpeg(p.face, 8),
+            200,
+            None,
+            check=_size(320, 240),
+        ),
+        Case(
+            "exif_orientation_9_invalid",
+            path,
+            lambda p: hf.exif_orientation(p.face, 9),
+            200,
+            None,
+            check=_size(320, 240),
+        ),
+        Case(
+            "huge_icc_profile", path, lambda p: hf.huge_icc_jpeg(p.face), 200, None, check=_faces(1)
+        ),
+        # Upload shape.
+        Case(
+            "over_cap_with_length",
+            path,
+            lambda p: p.face + b"\x00" * IN_PROCESS_UPLOAD_CAP,
+            413,
+            "too_large",
+        ),
+        Case(
+            "wrong_multipart_field",
+            path,
+            _parts(1, name="photo"),
+            400,
+            "missing_field",
+            content_type=_MULTIPART,
+        ),
+        Case(
+            "zero_parts",
+            path,
+            lambda p: hf.multipart([])[0],
+            400,
+            "missing_field",
+            content_type=_MULTIPART,
+        ),
+        Case("two_image_parts", path, _parts(2), 400, "invalid_parameter", content_type=_MULTIPART),
+        Case(
+            "no_boundary",
+            path,
+            _parts(1),
+            400,
+            "invalid_parameter",
+            content_type="multipart/form-data",
+        ),
+        # Query values a float() or int() would take, or bytes no decoder would.
+        Case("threshold_nan", path, lambda p: p.face, 400, "invalid_parameter", "threshold=nan"),
+        Case("threshold_inf", path, lambda p: p.face, 400, "invalid_parameter", "threshold=inf"),
+        Case(
+            "threshold_1e400", path, lambda p: p.face, 400, "invalid_parameter", "threshold=1e400"
+        ),
+        Case(
+            "max_faces_unicode_digits",
+            path,
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            "max_faces=%D9%A3",
+        ),
+        Case(
+            "threshold_invalid_utf8",
+            path,
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            "threshold=%FF",
+        ),
+        Case(
+            "attributes_unknown",
+            "/v1/analyze",
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            "attributes=iq",
+        ),
+    ]
+    # The long multipart boundary on every upload route.
+    for path, query in (
+        ("/v1/detect", ""),
+        ("/v1/analyze", ""),
+        ("/v1/annotate", ""),
+        ("/v1/echo-size", ""),
+        ("/v1/batch", ""),
+        ("/v1/id-photo", ""),
+        ("/v1/id-photo/sheet", ""),
+        ("/v1/jobs", "operation=detect"),
+    ):
+        cases.append(
+            Case(
+                "long_boundary",
+                path,
+                _long_boundary,
+                400,
+                "invalid_parameter",
+                query,
+                content_type=_LONG_BOUNDARY_TYPE,
+            )
+        )
+    # ID photos and sheets.
+    cases += [
+        Case("no_face", "/v1/id-photo", lambda p: solid_png(320, 240), 422, "no_face"),
+        Case("two_faces", "/v1/id-photo", lambda p: p.two_faces, 422, "multiple_faces"),
+        Case("text", "/v1/id-photo", lambda p: hf.TEXT, 415, "unsupported_format"),
+        Case(
+            "unknown_spec", "/v1/id-photo", lambda p: p.face, 400, "invalid_parameter", "spec=../x"
+        ),
+        Case("dpi_nan", "/v1/id-photo", lambda p: p.face, 400, "invalid_parameter", "dpi=nan"),
+        Case(
+            "width_inf",
+            "/v1/id-photo",
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            "width=inf&height=40",
+        ),
+        Case(
+            "layout_3000_items",
+            "/v1/id-photo/sheet",
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            _3000_ITEMS,
+        ),
+        Case(
+            "layout_201_copies",
+            "/v1/id-photo/sheet",
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            "layout=cn-1inch:201",
+        ),
+        Case(
+            "layout_does_not_fit",
+            "/v1/id-photo/sheet",
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            "layout=cn-2inch:40&sheet=5inch",
+        ),
+        Case(
+            "layout_malformed",
+            "/v1/id-photo/sheet",
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            "layout=cn-1inch:x",
+        ),
+        Case(
+            "unknown_paper",
+            "/v1/id-photo/sheet",
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            "sheet=a0",
+        ),
+        # Batches.
+        Case(
+            "17_parts", "/v1/batch", _parts(17), 400, "invalid_parameter", content_type=_MULTIPART
+        ),
+        Case(
+            "500_parts",
+            "/v1/batch",
+            _parts(500, "images"),
+            400,
+            "invalid_parameter",
+            content_type=_MULTIPART,
+        ),
+        Case(
+            "zero_parts",
+            "/v1/batch",
+            lambda p: hf.multipart([])[0],
+            400,
+            "missing_field",
+            content_type=_MULTIPART,
+        ),
+        Case("empty", "/v1/batch", lambda p: b"", 400, "empty"),
+        Case(
+            "unknown_operation",
+            "/v1/batch",
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            "operation=rm",
+        ),
+        # Jobs refused at submission.
+        Case(
+            "layout_3000_items",
+            "/v1/jobs",
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            "operation=id-photo-sheet&" + _3000_ITEMS,
+        ),
+        Case(
+            "unknown_operation",
+            "/v1/jobs",
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            "operation=../rm",
+        ),
+        Case(
+            "option_of_another_operation",
+            "/v1/jobs",
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            "operation=detect&spec=cn-1inch",
+        ),
+        Case("empty", "/v1/jobs", lambda p: b"", 400, "empty", "operation=detect"),
+        Case(
+            "threshold_nan",
+            "/v1/jobs",
+            lambda p: p.face,
+            400,
+            "invalid_parameter",
+            "operation=detect&threshold=nan",
+        ),
+    ]
+    return cases
+
+
+CASES = _cases()
+
+
+async def _assert_healthy(service: InProcess) -> None:
+    async with service.client() as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["ready"] is True
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.path.removeprefix('/v1/')}-{c.name}")
+async def test_hostile_request_gets_its_exact_answer(
+    service_app: InProcess, photos: Photos, case: Case
+) -> None:
+    url = case.path + (f"?{case.query}" if case.query else "")
+    body = case.build(photos)
+    async with service_app.client() as client:
+        response = await client.post(
+            url, content=body, headers={"Content-Type": case.content_type, **case.headers}
+        )
+    if case.code is None:
+        assert response.status_code == case.status, response.text
+        assert response.headers["content-type"] == "application/json"
+        assert case.check is not None
+        case.check(response.json())
+    else:
+        error = assert_error(response, case.status, case.code)
+        assert response.headers["X-Error-Code"] == case.code
+        assert "Traceback" not in error["message"]
+    await _assert_healthy(service_app)
+
+
+async def _chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/detect", "/v1/id-photo", "/v1/batch", "/v1/jobs?operation=detect"]
+)
+async def test_oversize_chunked_upload_without_length_is_413(
+    service_app: InProcess, photos: Photos, path: str
+) -> None:
+    oversize = photos.face + b"\x00" * (IN_PROCESS_UPLOAD_CAP * 17)
+    async with service_app.client() as client:
+        response = await client.post(path, content=_chunks(oversize))
+    assert response.request.headers.get("transfer-encoding") == "chunked"
+    assert "content-length" not in response.request.headers
+    assert_error(response, 413, "too_large")
+    await _assert_healthy(service_app)
+
+
+@pytest.mark.parametrize(
+    "handle",
+    [
+        "..%2F..%2Fetc%2Fpasswd",
+        "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "....//....//etc//passwd",
+        "%00",
+        "a" * 5000,
+        "%C0%AE%C0%AE%2F",
+    ],
+)
+@pytest.mark.parametrize("suffix", ["", "/result"])
+async def test_path_traversal_job_handle_is_404(
+    service_app: InProcess, handle: str, suffix: str
+) -> None:
+    async with service_app.client() as client:
+        response = await client.get(f"/v1/jobs/{handle}{suffix}")
+        deleted = await client.delete(f"/v1/jobs/{handle}")
+    assert_error(response, 404, "not_found")
+    assert_error(deleted, 404, "not_found")
+
+
+async def _finished(client: httpx.AsyncClient, status_url: str) -> dict[str, Any]:
+    deadline = time.monotonic() + JOB_POLL_TIMEOUT_S
+    while True:
+        body: dict[str, Any] = (await client.get(status_url)).json()
+        if body["status"] in ("finished", "failed", "canceled"):
+            return body
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("build", "status", "code"),
+    [
+        (lambda p: hf.TEXT, 415, "unsupported_format"),
+        (lambda p: png_claiming(50_000, 50_000), 422, "too_many_pixels"),
+        (lambda p: truncated(p.face, 0.5), 422, "undecodable"),
+    ],
+    ids=["text", "png_bomb_header", "truncated_jpeg"],
+)
+async def test_job_on_a_hostile_file_fails_with_the_sync_answer(
+    service_app: InProcess,
+    photos: Photos,
+    build: Callable[[Photos], bytes],
+    status: int,
+    code: str,
+) -> None:
+    async with service_app.client() as client:
+        submitted = await client.post("/v1/jobs?operation=detect", content=build(photos))
+        assert submitted.status_code == 202, submitted.text
+        job = await _finished(client, submitted.headers["Location"])
+        result = await client.get(job["result_url"])
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == code, job
+    assert_error(result, status, code)
+    await _assert_healthy(service_app)
+
+
+async def test_a_good_request_is_served_after_the_battery(
+    service_app: InProcess, photos: Photos
+) -> None:
+    async with service_app.client() as client:
+        response = await client.post("/v1/analyze", content=fresh(photos.face))
+    assert response.status_code == 200, response.text
+    assert response.json()["face_count"] == 1
+    assert service_app.services.pool.stats().in_flight == 0

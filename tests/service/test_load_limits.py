@@ -1,0 +1,245 @@
+"""Slow clients and memory under load, against live servers over raw sockets (issue 10.2, 10.3).
+
+* ``slow_port``: the app served by uvicorn with faceflow's protocol in a thread of this process
+  (no model is needed for these answers), with short header/body timeouts and a small
+  connection cap set as an operator would: a trickled or short body, partial headers, one
+  connection too many.
+* ``default_server`` has the default upload budget: the issue's loads (8 concurrent 16-image
+  batches of 10 MiB; 80 queued 10 MiB id-photo jobs) keep the API process's peak RSS under
+  baseline + budget + 25 %.
+
+Waits are on conditions (an answer arriving, a connection closing), bounded by raw_http's 60 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from faceflow.config import LimitSettings, RuntimeSettings, ServerSettings, Settings
+from faceflow.service.app import create_app
+from faceflow.service.protocol import FaceflowHttpProtocol
+from tests.fixtures.live_server import LiveServer, LiveServerFactory, free_port
+from tests.service import raw_http
+from tests.service.raw_http import Reader
+
+pytestmark = pytest.mark.timeout(300)
+
+MIB = 1024 * 1024
+HEADER_TIMEOUT_S = 1.0
+BODY_TIMEOUT_S = 1.0
+MAX_CONNECTIONS = 2
+BUDGET = LimitSettings().upload_budget_bytes
+TRICKLE_EVERY_S = 0.1
+
+
+@pytest.fixture(scope="module")
+def slow_port() -> Iterator[int]:
+    settings = Settings(
+        server=ServerSettings(
+            header_timeout_s=HEADER_TIMEOUT_S,
+            body_timeout_s=BODY_TIMEOUT_S,
+            max_connections=MAX_CONNECTIONS,
+        ),
+        runtime=RuntimeSettings(processes=1, warmup=False),
+    )
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        http=FaceflowHttpProtocol,
+        log_config=None,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="slow-client-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + raw_http.TIMEOUT_S
+    while not server.started:
+        assert thread.is_alive(), "server thread ended"
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.01)
+    yield port
+    server.should_exit = True
+    thread.join(raw_http.TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def default_server(live_server_factory: LiveServerFactory) -> Iterator[LiveServer]:
+    """A server of its own (its RSS is measured, and its job queue is left full)."""
+    server = live_server_factory(RUNTIME__PROCESSES=2)
+    yield server
+    server.stop()
+
+
+def expect_408(reader: Reader) -> None:
+    answer = reader.answer()
+    assert answer.status == 408, answer
+    assert answer.error()["code"] == "request_timeout"
+    assert answer.headers["connection"] == "close"
+    assert reader.closed_by_server()
+
+
+@pytest.mark.parametrize(
+    "sent", [b"", b"POST /v1/detect HTTP/1.1\r\nHost: 127.0.0.1\r\n"], ids=["nothing", "partial"]
+)
+def test_headers_that_do_not_arrive_get_408_and_the_connection_closed(
+    slow_port: int, sent: bytes
+) -> None:
+    with raw_http.connect(slow_port) as sock:
+        sock.sendall(sent)
+        expect_408(Reader(sock))
+
+
+def test_content_length_100_with_10_bytes_sent_gets_408(slow_port: int) -> None:
+    with raw_http.connect(slow_port) as sock:
+        sock.sendall(raw_http.head("/v1/detect", 100) + b"0123456789")
+        expect_408(Reader(sock))
+
+
+def test_a_trickled_body_gets_408(slow_port: int) -> None:
+    """One byte every TRICKLE_EVERY_S: each read is quick, the whole body never is."""
+    with raw_http.connect(slow_port) as sock:
+        sock.sendall(raw_http.head("/v1/detect", 100_000))
+        reader = Reader(sock)
+        for _ in range(int(raw_http.TIMEOUT_S / TRICKLE_EVERY_S)):
+            if reader.readable(TRICKLE_EVERY_S):
+                break
+            sock.sendall(b"x")
+        expect_408(reader)
+
+
+def test_a_connection_over_the_cap_gets_503_json(slow_port: int) -> None:
+    held = [raw_http.connect(slow_port) for _ in range(MAX_CONNECTIONS)]
+    try:
+        for sock in held:  # served, then kept alive (idle) by the server
+            sock.sendall(raw_http.head("/healthz", None, method="GET"))
+            assert Reader(sock).answer().status == 200
+        with raw_http.connect(slow_port) as sock:
+            sock.sendall(raw_http.head("/healthz", None, method="GET"))
+            reader = Reader(sock)
+            answer = reader.answer()
+            assert answer.status == 503, answer
+            assert answer.error()["code"] == "overloaded"
+            assert int(answer.headers["retry-after"]) >= 1
+            assert reader.closed_by_server()
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def status_of(pid: int, field: str) -> int:
+    """A ``/proc/<pid>/status`` size field (VmRSS, VmHWM) in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def reset_peak(pid: int) -> None:
+    """Start VmHWM over from the current RSS (Linux clear_refs 5). Where that is not allowed,
+    the peak since start-up stands, which only makes the check stricter."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def assert_peak_within_budget(pid: int, baseline: int) -> None:
+    peak = status_of(pid, "VmHWM")
+    allowed = baseline + BUDGET * 1.25
+    print(f"API process: baseline {baseline / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB")
+    assert peak < allowed, (
+        f"API process peak RSS {peak / MIB:.0f} MiB over baseline {baseline / MIB:.0f} MiB + "
+        f"budget {BUDGET / MIB:.0f} MiB + 25 %"
+    )
+
+
+def multipart(parts: list[bytes], boundary: str) -> tuple[list[bytes], str]:
+    pieces: list[bytes] = []
+    for index, data in enumerate(parts):
+        pieces.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="images"; '
+            f'filename="{index}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode()
+        )
+        pieces.append(data)
+        pieces.append(b"\r\n")
+    pieces.append(f"--{boundary}--\r\n".encode())
+    return pieces, f"multipart/form-data; boundary={boundary}"
+
+
+def test_eight_concurrent_16_image_batches_of_10_mib_stay_within_the_budget(
+    default_server: LiveServer,
+) -> None:
+    pid = default_server.pid
+    image = os.urandom(10 * MIB - 1024)  # not an image: what matters here is holding the bytes
+    pieces, content_type = multipart([image] * 16, "faceflow-load-test")
+    baseline = status_of(pid, "VmRSS")
+    reset_peak(pid)
+
+    def one(_: int) -> raw_http.Answer:
+        return raw_http.post(
+            default_server.port,
+            "/v1/batch?operation=detect",
+            pieces,
+            [("Content-Type", content_type)],
+        )
+
+    with ThreadPoolExecutor(8) as clients:
+        answers = list(clients.map(one, range(8)))
+
+    assert_peak_within_budget(pid, baseline)
+    served = [a for a in answers if a.status == 200]
+    refused = [a for a in answers if a.status == 503]
+    assert len(served) + len(refused) == 8, answers
+    assert served, "not one batch was served"
+    for answer in refused:
+        assert answer.error()["code"] == "overloaded"
+        assert int(answer.headers["retry-after"]) >= 1
+
+
+def padded_jpeg(jpeg: bytes, target_bytes: int) -> bytes:
+    """Everything of ``jpeg`` after its SOI, preceded by comment segments up to ``target_bytes``:
+    the same picture, as a large upload."""
+    payload = b"\0" * 65_533
+    segment = b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload
+    count = (target_bytes - len(jpeg)) // len(segment)
+    return segment * count + jpeg[2:]
+
+
+def test_eighty_queued_10_mib_id_photo_jobs_stay_within_the_budget(
+    default_server: LiveServer, face_jpeg: bytes
+) -> None:
+    """Real photos (decoded and cut out: the jobs must stay queued, as they do in production)."""
+    pid = default_server.pid
+    cap = LimitSettings().max_upload_bytes
+    tail = padded_jpeg(face_jpeg, cap - 1024)  # shared by every upload; each gets its own head
+    baseline = status_of(pid, "VmRSS")
+    reset_peak(pid)
+    statuses: list[int] = []
+    codes: list[str] = []
+    for n in range(80):
+        unique = f"job {n} {time.time_ns()}".encode()
+        head = b"\xff\xd8\xff\xfe" + struct.pack(">H", len(unique) + 2) + unique
+        answer = raw_http.post(
+            default_server.port,
+            "/v1/jobs?operation=id-photo",
+            [head, tail],
+            [("Content-Type", "image/jpeg")],
+        )
+        statuses.append(answer.status)
+        if answer.status != 202:
+            codes.append(answer.error()["code"])
+
+    assert_peak_within_budget(pid, baseline)
+    assert statuses.count(202) >= 2, statuses
+    assert set(statuses) <= {202, 503}, statuses
+    assert set(codes) <= {"queue_full", "overloaded"}, codes

@@ -1,0 +1,142 @@
+"""The OpenAPI document is exact: every reference resolves, every status an operation answers is
+declared, 405 names every method of a path, and a property-based fuzz run (schemathesis) finds
+no server error and no answer outside the document."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from faceflow.service.routes.jobs import job_options_parameter
+from tests.fixtures.live_server import LiveServer
+from tests.service.in_process import InProcess
+from tests.service.support import assert_error
+
+session_loop = pytest.mark.asyncio(loop_scope="session")
+
+FUZZ_SECONDS = 60
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+@session_loop
+async def test_every_reference_resolves(service_app: InProcess) -> None:
+    async with service_app.client() as client:
+        document = (await client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    refs = set(_refs(document))
+    assert refs, "the document has no references at all"
+    prefix = "#/components/schemas/"
+    dangling = sorted(
+        r for r in refs if not r.startswith(prefix) or r[len(prefix) :] not in schemas
+    )
+    assert dangling == []
+    for name in ("FaceOut", "AgeOut", "GenderOut", "LandmarksOut"):
+        assert f"{prefix}{name}" in refs
+
+
+@session_loop
+async def test_statuses_a_failed_job_can_answer_are_declared(service_app: InProcess) -> None:
+    async with service_app.client() as client:
+        document = (await client.get("/openapi.json")).json()
+    result = document["paths"]["/v1/jobs/{handle}/result"]["get"]["responses"]
+    assert {"400", "404", "409", "415", "422", "503"} <= set(result)
+
+
+@session_loop
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/v1/jobs/some-handle", "GET, DELETE"),
+        ("PATCH", "/v1/jobs", "POST"),
+        ("GET", "/v1/detect", "POST"),
+        ("POST", "/healthz", "GET"),
+    ],
+)
+async def test_405_allows_every_method_of_the_path(
+    service_app: InProcess, method: str, path: str, allow: str
+) -> None:
+    async with service_app.client() as client:
+        response = await client.request(method, path)
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == allow
+
+
+def test_job_options_are_typed_per_operation() -> None:
+    variants = {
+        v["properties"]["operation"]["const"]: v for v in job_options_parameter()["schema"]["oneOf"]
+    }
+    assert set(variants) == {"detect", "analyze", "annotate", "id-photo", "id-photo-sheet"}
+    assert all(v["additionalProperties"] is False for v in variants.values())
+    assert variants["annotate"]["properties"]["format"] == {
+        "enum": ["jpeg", "png"],
+        "type": "string",
+    }
+    assert variants["id-photo"]["properties"]["quality"] == {
+        "maximum": 100,
+        "minimum": 1,
+        "type": "integer",
+    }
+    assert "layout" in variants["id-photo-sheet"]["properties"]
+    assert "layout" not in variants["id-photo"]["properties"]
+    assert "$ref" not in str(variants)
+
+
+@session_loop
+async def test_job_options_of_the_schema_are_accepted(
+    service_app: InProcess, face_jpeg: bytes
+) -> None:
+    async with service_app.client() as client:
+        typed = await client.post(
+            "/v1/jobs?operation=annotate&format=png&attributes=age&threshold=0.5",
+            content=face_jpeg,
+        )
+        untyped = await client.post("/v1/jobs?operation=annotate&format=gif", content=face_jpeg)
+        missing = await client.post("/v1/jobs", content=face_jpeg)
+    assert typed.status_code == 202, typed.text
+    assert_error(untyped, 400, "invalid_parameter")
+    assert_error(missing, 400, "invalid_parameter")
+
+
+def test_fuzzing_the_api_finds_no_server_error_and_no_undocumented_answer(
+    live_server: LiveServer,
+) -> None:
+    """Schemathesis against the session's server for at most FUZZ_SECONDS: every check but
+    "schema-valid data is accepted", which cannot hold for uploads (a schema cannot say which
+    bytes are a decodable photo with a face in it)."""
+    with httpx.Client(base_url=live_server.url) as client:
+        assert client.get("/readyz").status_code == 200
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{live_server.url}/openapi.json",
+            f"--max-time={FUZZ_SECONDS}",
+            "--max-examples=25",
+            "--workers=1",
+            "--exclude-checks=positive_data_acceptance",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=FUZZ_SECONDS * 3,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

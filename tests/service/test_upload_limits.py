@@ -1,0 +1,157 @@
+"""BodyLimits (service/upload.py) in process: the upload budget and the body timeout, in front of
+a small ASGI app that reads its body the way the routes do. The live-server side (raw sockets,
+RSS under the issue's load) is in test_load_limits.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope, Send
+
+from faceflow.errors import FaceflowError
+from faceflow.runtime.budget import ByteBudget
+from faceflow.service.errors import faceflow_error_response
+from faceflow.service.upload import BodyLimits, read_body
+
+pytestmark = pytest.mark.timeout(60)
+
+MIB = 1024 * 1024
+
+
+class Reader:
+    """The app behind BodyLimits: reads the whole body (as the routes do), answers its size; a
+    FaceflowError from the read becomes the service's JSON error, as the routes' handler does."""
+
+    def __init__(self) -> None:
+        self.called = False
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.called = True
+        self.reading.set()
+        try:
+            body = await read_body(Request(scope, receive), 64 * MIB)
+        except FaceflowError as exc:
+            await faceflow_error_response(exc)(scope, receive, send)
+            return
+        await self.release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d" % len(body)})
+
+
+def scope(length: int | None) -> Scope:
+    headers = [(b"content-type", b"image/jpeg")]
+    if length is None:
+        headers.append((b"transfer-encoding", b"chunked"))
+    else:
+        headers.append((b"content-length", b"%d" % length))
+    return {"type": "http", "method": "POST", "path": "/v1/detect", "headers": headers}
+
+
+def body_of(chunks: list[bytes], *, stall: bool = False) -> tuple[Receive, list[int]]:
+    """A receive giving ``chunks`` (the last one ends the body unless ``stall``, which then never
+    answers again), and the list of chunk indexes handed out."""
+    given: list[int] = []
+    forever = asyncio.Event()
+
+    async def receive() -> Message:
+        if len(given) == len(chunks):
+            await forever.wait()
+        given.append(len(given))
+        last = len(given) == len(chunks) and not stall
+        return {"type": "http.request", "body": chunks[len(given) - 1], "more_body": not last}
+
+    return receive, given
+
+
+async def call(
+    limits: BodyLimits, scope: Scope, receive: Receive
+) -> tuple[int, dict[str, str], bytes]:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await limits(scope, receive, send)
+    start = sent[0]
+    headers = {k.decode().lower(): v.decode() for k, v in start.get("headers", [])}
+    return start["status"], headers, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def error_code(body: bytes) -> Any:
+    return json.loads(body)["error"]["code"]
+
+
+async def test_a_declared_body_that_does_not_fit_is_refused_before_it_is_read() -> None:
+    budget = ByteBudget(10 * MIB)
+    app = Reader()
+    app.release.clear()
+    limits = BodyLimits(app, budget, body_timeout_s=30)
+    first_receive, _ = body_of([b"x" * (6 * MIB)])
+    first = asyncio.create_task(call(limits, scope(6 * MIB), first_receive))
+    await asyncio.wait_for(app.reading.wait(), 10)
+    assert budget.used_bytes == 6 * MIB
+
+    app2 = Reader()
+    receive, given = body_of([b"y" * (5 * MIB)])
+    status, headers, body = await call(BodyLimits(app2, budget, 30), scope(5 * MIB), receive)
+    assert (status, error_code(body)) == (503, "overloaded")
+    assert int(headers["retry-after"]) >= 1
+    assert headers["connection"] == "close"
+    assert not app2.called  # not one byte of it was read
+    assert given == []
+
+    app.release.set()
+    assert (await first)[0] == 200
+    assert budget.used_bytes == 0  # given back once answered
+    receive, _ = body_of([b"y" * (5 * MIB)])
+    assert (await call(BodyLimits(Reader(), budget, 30), scope(5 * MIB), receive))[0] == 200
+
+
+async def test_a_body_larger_than_the_whole_budget_is_too_large() -> None:
+    receive, given = body_of([b""])
+    status, _, body = await call(BodyLimits(Reader(), ByteBudget(MIB), 30), scope(2 * MIB), receive)
+    assert (status, error_code(body), given) == (413, "too_large", [])
+
+
+async def test_a_chunked_body_takes_its_bytes_as_they_come_and_stops_at_the_budget() -> None:
+    budget = ByteBudget(2 * MIB)
+    receive, given = body_of([b"z" * MIB] * 5)
+    status, headers, body = await call(BodyLimits(Reader(), budget, 30), scope(None), receive)
+    assert (status, error_code(body)) == (503, "overloaded")
+    assert headers["connection"] == "close"
+    assert len(given) == 3  # the chunk that would not fit is where reading stopped
+    assert budget.used_bytes == 0
+
+
+@pytest.mark.parametrize("length", [100, None], ids=["content-length", "chunked"])
+async def test_a_body_that_stops_arriving_is_a_408(length: int | None) -> None:
+    budget = ByteBudget(MIB)
+    receive, _ = body_of([b"0123456789"], stall=True)  # 10 bytes, then nothing
+    status, headers, body = await call(BodyLimits(Reader(), budget, 0.05), scope(length), receive)
+    assert (status, error_code(body)) == (408, "request_timeout")
+    assert headers["connection"] == "close"
+    assert budget.used_bytes == 0
+
+
+async def test_requests_without_a_body_pass_untouched() -> None:
+    seen: list[Receive] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(receive)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    get: Scope = {"type": "http", "method": "GET", "path": "/healthz", "headers": []}
+    limits = BodyLimits(app, ByteBudget(MIB), 30)
+    assert (await call(limits, get, receive))[0] == 204
+    assert seen == [receive]
