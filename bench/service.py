@@ -1,6 +1,6 @@
 """The service's figures next to their ceilings, measured in one run on this machine (DESIGN §6).
 
-    .venv/bin/python bench/service.py [--image PATH] [--seconds 8] [--json]
+    .venv/bin/python bench/service.py [--image PATH] [--seconds 8] [--hit-path] [--json]
 
 Starts its own `faceflow serve` processes on free loopback ports and stops them by PID. Load
 sources: wrk (Debian package `wrk`) for the 200-connection HTTP figures, faceflow's own load
@@ -10,6 +10,9 @@ generator (`faceflow bench`) for the rest. Prints one table:
   same 100 KB JPEG, 200 connections; cache-hit path: POST /v1/analyze with that image already
   cached; both with 1 and with 2 uvicorn workers (medians of 3 wrk runs); and the floor of any
   hit route on this machine: bench/bare_asgi.py (read, hash, dict; no framework) on 2 workers;
+  and the reference a user would otherwise build: Flask under gunicorn (2 workers), SHA-256 of
+  the upload as the key, the answer in a local redis-server (bench/reference_server.py, its own
+  virtualenv), its hits measured the same way;
 * compute ceiling: the inference processes' own analyze task in this process, one image at a
   time, one thread, × processes; cache-miss path: never-seen uploads (the same photo with a unique
   JPEG comment) at 1, 5, 10, 20, 50 and 200 clients;
@@ -32,11 +35,13 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+import reference_server
 from faceflow.bench.ceiling import single_thread_rate
 from faceflow.bench.load import LoadGenerator, LoadPlan, StepResult, unique_variant
 from faceflow.bench.procs import ServiceProcess, load_average, rss_bytes
@@ -114,6 +119,9 @@ class Report:
     http: dict[str, dict[str, float]] = field(default_factory=dict)
     bare_asgi_rps: float = 0.0
     """bench/bare_asgi.py on 2 uvicorn workers: the floor of any hit route here."""
+    bare_asgi_p99_ms: float = 0.0
+    reference: dict[str, float] = field(default_factory=dict)
+    """Hits on bench/reference_server.py (Flask + gunicorn 2 workers + Redis, SHA-256 key)."""
     compute_ceiling_per_s: float = 0.0
     sweep: list[dict[str, object]] = field(default_factory=list)
     overload: dict[str, float] = field(default_factory=dict)
@@ -147,6 +155,22 @@ def http_figures(body_path: Path, seconds: int, http_workers: int, work: Path) -
     }
 
 
+def reference_figures(body_path: Path, seconds: int, work: Path) -> dict[str, float]:
+    with reference_server.running(work) as reference:
+        url = f"{reference.url}/v1/analyze"
+        # One miss stores the answer in Redis, which every worker reads: the rest are hits.
+        headers = {"Content-Type": "image/jpeg"}
+        stored = httpx.post(url, content=body_path.read_bytes(), headers=headers, timeout=60)
+        stored.raise_for_status()
+        hit = wrk(url, body_path, seconds)
+    return {
+        "hit_rps": hit.requests_per_s,
+        "hit_p50_ms": hit.p50_ms,
+        "hit_p99_ms": hit.p99_ms,
+        "hit_non_2xx": hit.non_2xx,
+    }
+
+
 async def miss_figures(
     url: str, body: bytes, seconds: float, capacity_hint: float
 ) -> tuple[list[StepResult], StepResult, StepResult]:
@@ -174,7 +198,9 @@ async def soak(url: str, body: bytes, total: int) -> StepResult:
     return await generator.step(20)
 
 
-def run(image: Path, seconds: int) -> Report:
+def run(image: Path, seconds: int, hit_path_only: bool = False) -> Report:
+    """Every figure; with ``hit_path_only`` just the 200-connection hit rows (2 HTTP workers:
+    the echo ceiling, faceflow's hits, the bare floor and the Flask + Redis reference)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     settings = load_settings(runtime={"processes": PROCESSES})
@@ -186,22 +212,28 @@ def run(image: Path, seconds: int) -> Report:
     )
     options = DetectOptions.from_settings(settings.detection)
     attributes = (Attribute.AGE, Attribute.GENDER)
-    rate = single_thread_rate(
-        settings,
-        run_face_request,
-        lambda i: FaceRequest(unique_variant(body, i), Operation.ANALYZE, options, attributes),
-    )
-    report.compute_ceiling_per_s = rate * PROCESSES
+    if not hit_path_only:
+        rate = single_thread_rate(
+            settings,
+            run_face_request,
+            lambda i: FaceRequest(unique_variant(body, i), Operation.ANALYZE, options, attributes),
+        )
+        report.compute_ceiling_per_s = rate * PROCESSES
     with tempfile.TemporaryDirectory(prefix="faceflow-bench-") as tmp:
         work = Path(tmp)
         body_path = work / "upload.jpg"
         body_path.write_bytes(body)
-        for http_workers in (1, 2):
+        for http_workers in (2,) if hit_path_only else (1, 2):
             report.http[f"{http_workers}_http_workers"] = http_figures(
                 body_path, seconds, http_workers, work
             )
         with ServiceProcess({}, work / "bare_asgi.log", args=BARE_ASGI) as bare:
-            report.bare_asgi_rps = wrk(bare.url, body_path, seconds).requests_per_s
+            floor = wrk(bare.url, body_path, seconds)
+            report.bare_asgi_rps, report.bare_asgi_p99_ms = floor.requests_per_s, floor.p99_ms
+        report.reference = reference_figures(body_path, seconds, work)
+        if hit_path_only:
+            report.load_after = load_average()
+            return report
         env = {"FACEFLOW_RUNTIME__PROCESSES": str(PROCESSES)}
         with ServiceProcess(env, work / "serve.log") as server:
             report.start_up_s = server.ready_after_s
@@ -251,10 +283,21 @@ def print_report(report: Report, console: Console) -> None:
     two_workers = report.http["2_http_workers"]["hit_rps"]
     table.add_row(
         "floor: bare ASGI read + hash + dict, 2 workers",
-        f"{report.bare_asgi_rps:,.0f} req/s",
+        f"{report.bare_asgi_rps:,.0f} req/s (p99 {report.bare_asgi_p99_ms:.0f} ms)",
         "",
         f"hit path {two_workers / report.bare_asgi_rps:.0%} of it",
     )
+    ref = report.reference
+    table.add_row(
+        "reference: Flask + gunicorn 2 workers + Redis, SHA-256 key (hits)",
+        f"{ref['hit_rps']:,.0f} req/s (p50 {ref['hit_p50_ms']:.0f} ms, p99 "
+        f"{ref['hit_p99_ms']:.0f} ms, non-2xx {ref['hit_non_2xx']:.0f})",
+        "",
+        f"hit path {two_workers / ref['hit_rps']:.1f}× it",
+    )
+    if not report.sweep:
+        console.print(table)
+        return
     best = max(report.sweep, key=lambda step: float(str(step["throughput_rps"])))
     table.add_row(
         f"cache miss (analyze), best of sweep ({best['concurrency']} clients)",
@@ -309,9 +352,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image", type=Path, default=TESTDATA / "portrait_1.jpg")
     parser.add_argument("--seconds", type=int, default=8, help="per measurement")
+    parser.add_argument(
+        "--hit-path", action="store_true", help="only the hit rows: faceflow, floor, reference"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    report = run(args.image, args.seconds)
+    report = run(args.image, args.seconds, hit_path_only=args.hit_path)
     if args.json:
         print(json.dumps(asdict(report), indent=2))
     else:
