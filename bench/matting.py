@@ -101,8 +101,15 @@ class Case:
     reported: str
 
 
-def make_reference(path: Path, models: ModelSet) -> Reference:
-    """A careful cut-out of a portrait shot against a plain backdrop (closed-form matting)."""
+def make_reference(path: Path, models: ModelSet, cache: Path | None) -> Reference:
+    """A careful cut-out of a portrait shot against a plain backdrop (closed-form matting).
+
+    With ``cache``, kept there as ``NAME.npz`` and read back on later runs (a minute each).
+    """
+    stored = None if cache is None else cache / f"{path.stem}.npz"
+    if stored is not None and stored.is_file():
+        with np.load(stored) as saved:
+            return Reference(path.stem, saved["alpha"], saved["foreground"])
     from pymatting import estimate_alpha_cf, estimate_foreground_ml
 
     rgb = decode_image(path.read_bytes(), LimitSettings()).rgb
@@ -125,7 +132,11 @@ def make_reference(path: Path, models: ModelSet) -> Reference:
     with contextlib.redirect_stdout(io.StringIO()):
         alpha = np.clip(estimate_alpha_cf(image, trimap), 0.0, 1.0)
     foreground = np.clip(estimate_foreground_ml(image, alpha), 0.0, 1.0)
-    return Reference(path.stem, alpha.astype(np.float32), foreground.astype(np.float32))
+    reference = Reference(path.stem, alpha.astype(np.float32), foreground.astype(np.float32))
+    if stored is not None:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(stored, alpha=reference.alpha, foreground=reference.foreground)
+    return reference
 
 
 def plain_backdrop(colour: tuple[int, int, int], height: int, width: int) -> FloatImage:
@@ -275,12 +286,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subjects", nargs="+", default=list(DEFAULT_SUBJECTS))
     parser.add_argument("--json", action="store_true", help="print every case as JSON")
+    parser.add_argument(
+        "--reference-cache", type=Path, help="keep the reference mattes in this folder"
+    )
     args = parser.parse_args()
     cv2.setNumThreads(1)
     models = ModelSet.load(load_settings(models={"intra_op_threads": 1}).models)
     cases = []
     for subject in args.subjects:
-        reference = make_reference(SHARED / subject, models)
+        reference = make_reference(SHARED / subject, models, args.reference_cache)
         height, width = reference.alpha.shape
         for kind, name, backdrop in backdrops(height, width):
             cases.append(run_case(reference, kind, name, backdrop, models))

@@ -24,19 +24,26 @@ from numpy.typing import NDArray
 
 FloatImage = NDArray[np.float32]
 
-# The model is fitted on a copy about this many pixels on its long side: a smooth surface needs
-# few samples, and the fit then costs well under a millisecond.
+# The model is fitted on a grid of about this many samples along the long side: a smooth surface
+# needs few, and the fit then costs about a millisecond.
 FIT_SIDE_PX = 96
 # At least this share of the crop must be confident background for a model.
 MIN_BACKGROUND_SHARE = 0.04
 # Plain: 90 % of the background pixels lie within this ΔE (CIE 1976) of the model.
-PLAIN_P90_DELTA_E = 9.0
+PLAIN_P90_DELTA_E = 6.0
 # Re-estimating alpha needs the subject's colour to differ from the backdrop's by at least the
 # first (weight 0) and trusts it fully from the second (RGB distance, 0–1 per channel).
 CONTRAST_LOW = 0.10
 CONTRAST_HIGH = 0.25
 # Keyed alphas this close to 0 or 1 are noise (JPEG, grain) and are snapped.
 KEY_SNAP = 0.06
+# The subject wears the backdrop's colours (dark hair on black, blonde on beige) when more than
+# this share of its opaque hair-zone pixels lie within HAIR_KEY_DISTANCE of the backdrop: then
+# colour cannot tell them apart and alpha is not re-keyed.
+CAMOUFLAGE_SHARE = 0.15
+# Below this lightness (CIE L*) a backdrop looks like the shadows in hair and clothes, so colour
+# cannot tell them apart either: alpha is not re-keyed (edge colours are still decontaminated).
+MIN_KEY_LIGHTNESS = 35.0
 # Leftover backdrop: a subject pixel (α ≥ 0.5) whose colour lies within this ΔE of the backdrop.
 LEFTOVER_DELTA_E = 10.0
 
@@ -61,6 +68,8 @@ class BackdropModel:
     coefficients: NDArray[np.float64]
     p90_delta_e: float
     std: float
+    lightness: float
+    """Mean CIE L* of the backdrop's pixels."""
 
     @property
     def kind(self) -> BackdropKind:
@@ -99,16 +108,15 @@ def fit_backdrop(image: FloatImage, background: NDArray[np.bool_]) -> BackdropMo
     the edge) are dropped and the surface fitted again.
     """
     height, width = background.shape
-    k = min(1.0, FIT_SIDE_PX / max(height, width))
-    size = (max(1, round(width * k)), max(1, round(height * k)))
-    small = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.float32)
-    # A small pixel counts only if all the pixels it covers are background.
-    sure = cv2.resize(background.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.999
+    # Every step-th pixel: a smooth surface needs no more, and sampling costs nothing.
+    step = max(1, -(-max(height, width) // FIT_SIDE_PX))
+    small = image[step // 2 :: step, step // 2 :: step]
+    sure = background[step // 2 :: step, step // 2 :: step]
     if sure.mean() < MIN_BACKGROUND_SHARE or int(sure.sum()) < 24:
         return None
     ys, xs = np.nonzero(sure)
     colours = small[ys, xs].astype(np.float64)
-    design = _design((xs + 0.5) / size[0], (ys + 0.5) / size[1])
+    design = _design((xs * step + step // 2 + 0.5) / width, (ys * step + step // 2 + 0.5) / height)
     keep = np.ones(len(colours), dtype=bool)
     coefficients: NDArray[np.float64] = np.zeros((6, 3))
     for _ in range(2):
@@ -123,7 +131,8 @@ def fit_backdrop(image: FloatImage, background: NDArray[np.bool_]) -> BackdropMo
     fitted = (design @ coefficients).astype(np.float32)
     delta = np.linalg.norm(to_lab(colours.astype(np.float32)) - to_lab(fitted), axis=1)
     std = float((colours * 255.0).std(axis=0).mean())
-    return BackdropModel(coefficients, float(np.percentile(delta, 90)), std)
+    lightness = float(to_lab(fitted)[:, 0].mean())
+    return BackdropModel(coefficients, float(np.percentile(delta, 90)), std, lightness)
 
 
 def rekey_alpha(
@@ -136,12 +145,12 @@ def rekey_alpha(
 ) -> FloatImage:
     """``alpha`` re-estimated against the known ``backdrop`` at the pixels ``where`` marks.
 
-    The subject's local colour ``F̄`` is the mean of nearby opaque pixels whose colour is not the
-    backdrop's (window ``radius_px``, computed on a shrunk copy); then ``α = (I − B)·(F̄ − B) /
-    |F̄ − B|²``, snapped near 0 and 1. Where ``F̄`` is close to ``B`` (dark hair on a black
-    backdrop, a white shirt on a white one) the estimate cannot be trusted, so it is blended back
-    into the old alpha by the contrast ``|F̄ − B|``. In ``lower_only`` pixels the new alpha may
-    only lower the old one (backdrop seen through hair goes; the subject is never grown there).
+    The subject's local colour ``F̄`` is the mean of nearby opaque pixels (window ``radius_px``,
+    computed on a shrunk copy); then ``α = (I − B)·(F̄ − B) / |F̄ − B|²``, snapped near 0 and 1.
+    Where ``F̄`` is close to ``B`` (dark hair on a black backdrop, a white shirt on a white one) the
+    estimate cannot be trusted, so it is blended back into the old alpha by the contrast ``|F̄ −
+    B|``. In ``lower_only`` pixels the new alpha may only lower the old one (backdrop seen through
+    hair goes; the subject is never grown there).
     """
     out = alpha.copy()
     if not where.any():
@@ -149,8 +158,9 @@ def rekey_alpha(
     height, width = alpha.shape
     factor = max(1, radius_px // 4)
     size = (max(1, width // factor), max(1, height // factor))
-    difference = np.linalg.norm(image - backdrop, axis=2)
-    opaque = ((alpha >= 0.98) & (difference > CONTRAST_LOW)).astype(np.float32)
+    # Every opaque pixel counts, whatever its colour: where the subject's own colour is close to
+    # the backdrop's (dark hair on black), F̄ comes out close to B and the old alpha is kept.
+    opaque = (alpha >= 0.98).astype(np.float32)
     small_w = np.asarray(cv2.resize(opaque, size, interpolation=cv2.INTER_AREA), np.float32)
     small_f = np.asarray(
         cv2.resize(image * opaque[..., None], size, interpolation=cv2.INTER_AREA), np.float32

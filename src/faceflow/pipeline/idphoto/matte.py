@@ -22,6 +22,8 @@ from PIL import Image
 
 from faceflow.domain import Box, Face, Landmarks, Point
 from faceflow.pipeline.idphoto.backdrop import (
+    CAMOUFLAGE_SHARE,
+    MIN_KEY_LIGHTNESS,
     BackdropKind,
     fit_backdrop,
     leftover_share,
@@ -51,6 +53,9 @@ DEFAULT_MAX_SIDE_PX = 1440
 # Refinement sizes as fractions of the crop's long side, so results do not depend on resolution.
 GUIDE_RADIUS_FRACTION = 1 / 160
 GUIDE_EPS = 1e-4
+# The guided filter fits its coefficients on a copy shrunk this many times (He & Sun's fast
+# guided filter): the window spans 7 px or more at 1,000 px, so 3 keeps 2+ samples per radius.
+GUIDE_SUBSAMPLE = 3
 SOFT_BAND_FRACTION = 1 / 50
 # The background-uniformity ring: from just outside the subject's edge to this far out.
 RING_INNER_FRACTION = 1 / 40
@@ -184,7 +189,9 @@ def compute_matte(
     image = crop.astype(np.float32) / np.float32(255.0)
     long_side = max(crop.shape[:2])
     radius = max(2, round(long_side * GUIDE_RADIUS_FRACTION))
-    alpha = np.clip(guided_filter(image, coarse, radius, GUIDE_EPS, subsample=2), 0.0, 1.0)
+    alpha = np.clip(
+        guided_filter(image, coarse, radius, GUIDE_EPS, subsample=GUIDE_SUBSAMPLE), 0.0, 1.0
+    )
     alpha = solidify(alpha, max(3, round(long_side * SOFT_BAND_FRACTION)))
     geometry = Matte(crop_box, crop, alpha, face, source_size, None)
     marks = face.landmarks
@@ -197,20 +204,24 @@ def compute_matte(
     hair_zone = above_chin & ~face_zone
     model = fit_backdrop(image, _sure_background(alpha, long_side))
     backdrop_image = None
+    keep_open = None
     kind = None if model is None else model.kind
     if model is not None and kind is BackdropKind.PLAIN:
         backdrop_image = model.render(*alpha.shape)
-        edge = (alpha > 0.0) & (alpha < 1.0)
-        edge = cv2.dilate(edge.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         close = np.linalg.norm(image - backdrop_image, axis=2) < HAIR_KEY_DISTANCE
-        inside_hair = hair_zone & (alpha > 0.0) & close
-        where = (edge | inside_hair) & ~face_zone
-        radius_key = max(4, round(long_side * KEY_RADIUS_FRACTION))
-        alpha = rekey_alpha(image, alpha, backdrop_image, where, ~edge, radius_key)
-        alpha = keep_connected(alpha, seeds, feather_px=2 * radius)
-    keep_open = None
-    if backdrop_image is not None:
-        keep_open = hair_zone & (np.linalg.norm(image - backdrop_image, axis=2) < HAIR_KEY_DISTANCE)
+        opaque_hair = hair_zone & (alpha >= 0.98)
+        camouflaged = (
+            float(close[opaque_hair].mean()) > CAMOUFLAGE_SHARE if opaque_hair.any() else True
+        )
+        if not camouflaged and model.lightness >= MIN_KEY_LIGHTNESS:
+            edge = (alpha > 0.0) & (alpha < 1.0)
+            edge = cv2.dilate(edge.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            inside_hair = hair_zone & (alpha > 0.0) & close
+            where = (edge | inside_hair) & ~face_zone
+            radius_key = max(4, round(long_side * KEY_RADIUS_FRACTION))
+            alpha = rekey_alpha(image, alpha, backdrop_image, where, ~edge, radius_key)
+            alpha = keep_connected(alpha, seeds, feather_px=2 * radius)
+        keep_open = hair_zone & close
     alpha = fill_holes(alpha, ~hair_zone, keep_open)
     alpha = quantise_alpha(alpha)
     foreground = estimate_foreground(image, alpha, background=backdrop_image)

@@ -206,37 +206,57 @@ def estimate_foreground(
 
     ``background``, when the old backdrop's colour is known at every pixel (a plain backdrop's
     model), replaces the estimated B̄: the correction then removes exactly that colour, so no
-    fringe of it remains on a new background. Only pixels with 0 < α < 1 change, so only the
-    rows and columns that hold them are computed.
+    fringe of it remains on a new background. Only pixels with 0 < α < 1 change.
     """
     result = image.astype(np.float32, copy=True)
     soft = (alpha > 0.0) & (alpha < 1.0)
     if not soft.any():
         return result
-    # The soft pixels' bounding box, with room for the widest window's reach.
-    reach = max(radii_px)
-    rows, cols = np.nonzero(soft.any(axis=1))[0], np.nonzero(soft.any(axis=0))[0]
-    y1, y2 = max(0, int(rows[0]) - reach), min(alpha.shape[0], int(rows[-1]) + reach + 1)
-    x1, x2 = max(0, int(cols[0]) - reach), min(alpha.shape[1], int(cols[-1]) + reach + 1)
-    part = np.ascontiguousarray(image[y1:y2, x1:x2], dtype=np.float32)
-    alpha_part = np.ascontiguousarray(alpha[y1:y2, x1:x2], dtype=np.float32)
-    known = None if background is None else np.ascontiguousarray(background[y1:y2, x1:x2])
+    # The local means F̄ and B̄ are smooth: they are estimated on a copy at half size (a quarter of
+    # the pixels), and only the last step, which brings back the photo's own detail through
+    # ``I``, runs at full size, and only at the soft pixels.
+    height, width = alpha.shape
+    factor = 2 if min(height, width) >= 64 else 1
+    small = (max(1, width // factor), max(1, height // factor))
+
+    def shrink(values: FloatImage) -> FloatImage:
+        if factor == 1:
+            return np.ascontiguousarray(values, dtype=np.float32)
+        return np.asarray(cv2.resize(values, small, interpolation=cv2.INTER_AREA), np.float32)
+
+    part, alpha_part = shrink(image), shrink(alpha)
+    known = None if background is None else shrink(background)
     a = alpha_part[..., None]
     keep = 1.0 - a * a  # F̄'s weight: 1 − α²
     mix = a - a * a  # B̄'s weight: α (1 − α)
     seen = part * a  # α I, the first term
     foreground = part
     estimated_b = part if known is None else known
-    for radius in radii_px:
+    radii = [max(1, round(r / factor)) for r in radii_px]
+    mean_f, mean_b = foreground, estimated_b
+    for index, radius in enumerate(radii):
         mean_f, mean_b = _weighted_means(foreground, estimated_b, alpha_part, radius, known)
+        if index == len(radii) - 1:
+            break
         estimate = mean_f * keep
         estimate -= mean_b * mix
         estimate += seen
         np.clip(estimate, 0.0, 1.0, out=estimate)
         foreground, estimated_b = estimate, mean_b
-    window = result[y1:y2, x1:x2]
-    soft_part = soft[y1:y2, x1:x2]
-    window[soft_part] = foreground[soft_part]
+    ys, xs = np.nonzero(soft)
+    if factor > 1:
+        full = (width, height)
+        mean_f = np.asarray(cv2.resize(mean_f, full, interpolation=cv2.INTER_LINEAR), np.float32)
+        if background is None:
+            mean_b = np.asarray(
+                cv2.resize(mean_b, full, interpolation=cv2.INTER_LINEAR), np.float32
+            )
+    f_bar = mean_f[ys, xs]
+    b_bar = (background if background is not None else mean_b)[ys, xs]
+    a_soft = alpha[ys, xs][:, None]
+    final = f_bar * (1.0 - a_soft * a_soft) - b_bar * (a_soft - a_soft * a_soft)
+    final += image[ys, xs] * a_soft
+    result[ys, xs] = np.clip(final, 0.0, 1.0)
     return result
 
 
