@@ -21,6 +21,13 @@ pulled, default settings otherwise) and stops it by PID at the end. Three measur
   another background (the matte comes from the cache: only the render runs), then the first
   request again (a cache hit); medians of each, one request at a time.
 
+The ceiling's photos are also run stage by stage (``--rounds`` passes, CPU time, medians per
+photo), to show where an ID photo's CPU goes: decode, detect, the u2netp call, the refinement
+around it (guided filter, one-person selection, backdrop model and re-keying, hole filling,
+foreground colours), serialising the cut-out, and the render. The cut-out (decode to serialised
+matte, what ``rembg remove`` does for a photo) is split into the u2netp call and the rest;
+``--split-only`` prints only this table.
+
 The machine is shared: the load average before and after is printed with the tables.
 """
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -49,10 +57,13 @@ from rich.table import Table
 from faceflow.bench.load import unique_variant, wait_retry_after
 from faceflow.bench.procs import ServiceProcess, cpu_seconds, load_average, process_tree
 from faceflow.config import load_settings
-from faceflow.pipeline.idphoto.render import IdPhotoOptions
+from faceflow.imaging.ingest import decode_image
+from faceflow.pipeline.detect import detect_faces
+from faceflow.pipeline.idphoto.matte import Segmenter, compute_matte, matte_to_bytes
+from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_id_photo, single_face
 from faceflow.pipeline.idphoto.specs import get_spec
-from faceflow.runtime.context import load_context, warm_up
-from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
+from faceflow.runtime.context import WorkerContext, load_context, warm_up
+from faceflow.runtime.idphoto_tasks import MATTE_DECODE_PX, IdPhotoFileRequest, id_photo_file
 
 DEFAULT_TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 DEFAULT_PHOTOS = ("portrait_1.jpg", "portrait_2.jpg", "obama.jpg")
@@ -108,6 +119,86 @@ class Recolour:
     render_runs: float
 
 
+SPLIT_STAGES = ("decode", "detect", "u2netp", "refine", "serialise", "render")
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Median CPU ms per stage of one ID photo, per photo name."""
+
+    stages: dict[str, dict[str, float]]
+
+    @staticmethod
+    def cut_out_ms(stages: dict[str, float]) -> float:
+        return sum(stages[k] for k in ("decode", "detect", "u2netp", "refine", "serialise"))
+
+
+class TimedSegmenter:
+    """The segmenter with its calls' CPU time added up (the u2netp stage)."""
+
+    def __init__(self, segmenter: Segmenter) -> None:
+        self.segmenter = segmenter
+        self.cpu_s = 0.0
+
+    def predict(self, rgb_crop: Any) -> Any:
+        start = time.process_time()
+        try:
+            return self.segmenter.predict(rgb_crop)
+        finally:
+            self.cpu_s += time.process_time() - start
+
+
+def measure_split(
+    context: WorkerContext, photos: dict[str, bytes], options: IdPhotoOptions, rounds: int
+) -> Split:
+    """Each photo ``rounds`` times through the ID-photo stages, CPU time per stage."""
+    stages: dict[str, dict[str, float]] = {}
+    for name, data in photos.items():
+        runs: dict[str, list[float]] = {k: [] for k in SPLIT_STAGES}
+        for _ in range(rounds + 1):  # the first run touches this size's buffers: not counted
+            segmenter = TimedSegmenter(context.models.segmenter)
+            marks = [time.process_time()]
+            image = decode_image(data, context.settings.limits, max_long_side_px=MATTE_DECODE_PX)
+            marks.append(time.process_time())
+            faces = detect_faces(
+                image.rgb,
+                context.models.detector,
+                context.detect_defaults,
+                source_scale=image.scale,
+            )
+            face = single_face(faces)
+            marks.append(time.process_time())
+            matte = compute_matte(image.rgb, face, segmenter, source_scale=image.scale)
+            marks.append(time.process_time())
+            matte_to_bytes(matte)
+            marks.append(time.process_time())
+            render_id_photo(matte, face, options)
+            marks.append(time.process_time())
+            cpu = [(b - a) * 1000 for a, b in itertools.pairwise(marks)]
+            model = segmenter.cpu_s * 1000
+            values = (cpu[0], cpu[1], model, cpu[2] - model, cpu[3], cpu[4])
+            for key, value in zip(SPLIT_STAGES, values, strict=True):
+                runs[key].append(value)
+        stages[name] = {k: statistics.median(v[1:]) for k, v in runs.items()}
+    return Split(stages)
+
+
+def print_split(split: Split, console: Console) -> None:
+    table = Table(title="Where one ID photo's CPU goes (ms, medians, one thread)")
+    for column in ("photo", *SPLIT_STAGES, "cut-out", "beyond u2netp"):
+        table.add_column(column, justify="right")
+    for name, stages in split.stages.items():
+        cut_out = Split.cut_out_ms(stages)
+        beyond = cut_out - stages["u2netp"]
+        table.add_row(
+            name,
+            *(f"{stages[k]:.0f}" for k in SPLIT_STAGES),
+            f"{cut_out:.0f}",
+            f"{beyond:.0f} ({beyond / cut_out:.0%})",
+        )
+    console.print(table)
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     command: str
@@ -118,6 +209,7 @@ class Report:
     ceiling: Ceiling
     steps: list[Step]
     recolour: Recolour
+    split: Split
 
 
 class CeilingMeter:
@@ -344,6 +436,7 @@ def print_report(report: Report, console: Console) -> None:
         f"server counted {recolour.matte_runs:.0f} matte_task and {recolour.render_runs:.0f} "
         f"render_task runs for the {recolour.repeats} uploads"
     )
+    print_split(report.split, console)
 
 
 def main() -> None:
@@ -360,10 +453,22 @@ def main() -> None:
     parser.add_argument("--testdata", type=Path, default=DEFAULT_TESTDATA)
     parser.add_argument("--photos", nargs="+", default=list(DEFAULT_PHOTOS))
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--split-only", action="store_true", help="only the stage split, no service started"
+    )
     args = parser.parse_args()
 
     photos = [(args.testdata / name).read_bytes() for name in args.photos]
     command = " ".join([".venv/bin/python", "bench/idphoto.py", *sys.argv[1:]])
+    if args.split_only:
+        meter = CeilingMeter(photos, args.spec, 1)
+        named = dict(zip(args.photos, photos, strict=True))
+        console = Console(highlight=False, width=130)
+        console.print(f"$ {command}")
+        console.print(f"load average {load_average()}")
+        print_split(measure_split(meter.context, named, meter.options, args.rounds), console)
+        console.print(f"load average {load_average()}")
+        return
     load_before = load_average()
     with contextlib.ExitStack() as stack:
         server_pid: int | None = None
@@ -388,6 +493,8 @@ def main() -> None:
             serial += args.requests
         ceiling = meter.overall()
         recolour = measure_recolour(url, args.spec, photos, args.repeats, serial)
+        named = dict(zip(args.photos, photos, strict=True))
+        split = measure_split(meter.context, named, meter.options, args.rounds)
     machine = {
         "cores": os.cpu_count() or 0,
         "platform": platform.platform(terse=True),
@@ -395,7 +502,9 @@ def main() -> None:
         "load_before": load_before,
         "load_after": load_average(),
     }
-    report = Report(command, machine, url, args.spec, list(args.photos), ceiling, steps, recolour)
+    report = Report(
+        command, machine, url, args.spec, list(args.photos), ceiling, steps, recolour, split
+    )
     if args.json:
         out = asdict(report)
         out["ceiling"]["per_s"] = ceiling.per_s

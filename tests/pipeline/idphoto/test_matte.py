@@ -10,6 +10,7 @@ import pytest
 
 from faceflow.domain import Box, Face, Landmarks, Point
 from faceflow.models.segmenter import U2NetpSegmenter
+from faceflow.pipeline.idphoto.backdrop import BackdropKind
 from faceflow.pipeline.idphoto.matte import (
     MATTE_MAGIC,
     MATTE_VERSION,
@@ -121,6 +122,8 @@ def test_round_trip_is_exact(portrait: Callable[[str], Portrait]) -> None:
     assert back.face == matte.face
     assert back.source_size_px == matte.source_size_px
     assert back.background_std == matte.background_std
+    assert back.backdrop is matte.backdrop
+    assert back.leftover_backdrop == matte.leftover_backdrop
     assert np.array_equal(back.alpha, matte.alpha)
     assert np.array_equal(back.foreground, matte.foreground)
     # Compact: well under the raw float32 alpha plus RGB.
@@ -164,3 +167,67 @@ def test_tiny_matte_round_trip_keeps_a_missing_background_measure() -> None:
 
     assert back.background_std is None
     assert back.to_matte_px(Point(13, 24)) == Point(3, 4)
+
+
+@pytest.mark.parametrize(
+    ("photo", "kind"),
+    [
+        ("portrait_2.jpg", BackdropKind.PLAIN),  # a light grey studio backdrop
+        ("portrait_1.jpg", BackdropKind.BUSY),  # a street with trees
+        ("obama.jpg", BackdropKind.BUSY),  # flags and curtains
+    ],
+)
+def test_the_backdrop_is_told_plain_or_busy(
+    portrait: Callable[[str], Portrait], photo: str, kind: BackdropKind
+) -> None:
+    matte = portrait(photo).matte
+
+    assert matte.backdrop is kind
+    if kind is BackdropKind.PLAIN:
+        # Backdrop seen through the hair was removed: almost none of it is left in the cut-out.
+        assert matte.leftover_backdrop is not None
+        assert matte.leftover_backdrop < 0.01
+    else:
+        assert matte.leftover_backdrop is None
+
+
+def test_an_unattached_blob_beside_the_head_is_dropped(
+    decode_photo: Callable[[str], np.ndarray],
+    find_faces: Callable[[np.ndarray], tuple[Face, ...]],
+    segmenter: U2NetpSegmenter,
+) -> None:
+    rgb = decode_photo("portrait_2.jpg").copy()
+    face = find_faces(rgb)[0]
+    # A yellow sign well to the side of the head, at eye level, on the grey backdrop.
+    size = round(face.box.height_px * 0.35)
+    x = round(face.box.x1 - face.box.width_px * 0.9)
+    y = round(face.landmarks.right_eye.y)
+    rgb[y - size // 2 : y + size // 2, x - size // 2 : x + size // 2] = (240, 200, 20)
+
+    matte = compute_matte(rgb, face, segmenter)
+
+    centre = matte.to_matte_px(Point(x, y))
+    assert matte.alpha[round(centre.y), round(centre.x)] == 0.0
+    nose = matte.to_matte_px(face.landmarks.nose)
+    assert matte.alpha[round(nose.y), round(nose.x)] == 1.0
+
+
+def test_a_hole_in_the_face_is_filled(
+    decode_photo: Callable[[str], np.ndarray],
+    find_faces: Callable[[np.ndarray], tuple[Face, ...]],
+    segmenter: U2NetpSegmenter,
+) -> None:
+    rgb = decode_photo("portrait_2.jpg").copy()
+    face = find_faces(rgb)[0]
+    # A patch of the backdrop's own grey on the cheek: the network may call it background,
+    # but it is enclosed by the face, so it stays subject.
+    cheek = face.landmarks.mouth_left
+    r = round(face.box.width_px * 0.08)
+    cx, cy = round(cheek.x), round(cheek.y - face.box.height_px * 0.12)
+    backdrop = rgb[5:25, 5:25].reshape(-1, 3).mean(axis=0).astype(np.uint8)
+    rgb[cy - r : cy + r, cx - r : cx + r] = backdrop
+
+    matte = compute_matte(rgb, face, segmenter)
+
+    centre = matte.to_matte_px(Point(cx, cy))
+    assert matte.alpha[round(centre.y), round(centre.x)] == 1.0

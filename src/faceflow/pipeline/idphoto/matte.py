@@ -21,30 +21,56 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from faceflow.domain import Box, Face, Landmarks, Point
+from faceflow.pipeline.idphoto.backdrop import (
+    CAMOUFLAGE_SHARE,
+    MIN_KEY_LIGHTNESS,
+    BackdropKind,
+    fit_backdrop,
+    leftover_share,
+    rekey_alpha,
+)
 from faceflow.pipeline.idphoto.refine import (
     estimate_foreground,
+    fill_holes,
     guided_filter,
     keep_connected,
     solidify,
 )
 
 MATTE_MAGIC = b"FFMT"
-MATTE_VERSION = 1
+MATTE_VERSION = 2
 # The crop around a face, in face-box heights (YuNet's box runs from mid-forehead to the chin):
 # enough above the eyes for tall hair and buns, below them for the shoulders of the tallest preset
 # (Canada's 50×70 mm), and to each side for the widest (US 2×2 in).
 CROP_ABOVE_EYES = 2.0
 CROP_BELOW_EYES = 2.6
 CROP_HALF_WIDTH = 1.6
-DEFAULT_MAX_SIDE_PX = 2048
+# The largest crop worth refining: the tallest presets (ICAO/EU/UK 35×45 mm, Canada 50×70 mm at
+# 300 dpi) show a head of up to 425 px, and the crop is about 3.3 head heights tall, so a crop
+# shrunk to 1,440 px still gives every preset at least one matte pixel per output pixel. Larger
+# crops cost refinement time (linear in pixels) for detail no output shows.
+DEFAULT_MAX_SIDE_PX = 1440
 # Refinement sizes as fractions of the crop's long side, so results do not depend on resolution.
 GUIDE_RADIUS_FRACTION = 1 / 160
 GUIDE_EPS = 1e-4
+# The guided filter fits its coefficients on a copy shrunk this many times (He & Sun's fast
+# guided filter): the window spans 7 px or more at 1,000 px, so 3 keeps 2+ samples per radius.
+GUIDE_SUBSAMPLE = 3
 SOFT_BAND_FRACTION = 1 / 50
 # The background-uniformity ring: from just outside the subject's edge to this far out.
 RING_INNER_FRACTION = 1 / 40
 RING_OUTER_FRACTION = 1 / 8
 MIN_RING_PIXELS = 200
+# The subject's colour near a pixel being re-keyed: opaque pixels within this fraction of the long
+# side.
+KEY_RADIUS_FRACTION = 1 / 24
+# The face, where alpha is never re-keyed and holes are always filled: an ellipse on the detector
+# box, these fractions of its width and height from its centre.
+FACE_HALF_WIDTH = 0.42
+FACE_HALF_HEIGHT = 0.52
+# Inside the hair (not at its edge) only pixels this close to the backdrop (RGB distance, 0–1) are
+# re-keyed: backdrop seen through loops and buns, never the hair's own highlights.
+HAIR_KEY_DISTANCE = 0.12
 
 
 class Segmenter(Protocol):
@@ -57,14 +83,19 @@ class Segmenter(Protocol):
 class Matte:
     """A cut-out of one face's head and shoulders.
 
-    ``crop_box`` is the crop in source pixels (whole numbers, inside the image);
-    ``foreground`` is (h, w, 3) uint8 RGB, the subject's colour with the old background removed
-    from see-through edges (equal to the photo where α = 1); ``alpha`` is (h, w) float32 in
-    [0, 1], quantised to steps of 1/255 so a serialised matte renders byte-identically.
-    ``h × w`` may be smaller than the crop's size when the crop was shrunk. ``face`` is the face
-    it was cut out for, in source pixels; ``source_size_px`` the source image's (width, height);
-    ``background_std`` the standard deviation (0–255) of the source's background near the
-    subject, ``None`` when too little background was visible.
+    ``crop_box`` is the crop in source pixels (whole numbers, inside the image); ``foreground`` is
+    (h, w, 3) uint8 RGB, the subject's colour with the old background removed from see-through edges
+    (equal to the photo where α = 1, black where α = 0); ``alpha`` is (h, w) float32 in [0, 1],
+    quantised to steps of 1/255 so a serialised matte renders byte-identically. ``h × w`` may be
+    smaller than the crop's size when the crop was shrunk. ``face`` is the face it was cut out for,
+    in source pixels; ``source_size_px`` the source image's (width, height); ``background_std`` the
+    standard deviation (0–255) of the source's background near the subject, ``None`` when too little
+    background was visible. ``backdrop`` says whether the source's backdrop was plain (a colour
+    model held: backdrop seen through hair was removed and edge colours decontaminated against it)
+    or busy (left as the network saw it), ``None`` when too little of it was visible;
+    ``leftover_backdrop`` is, for a plain backdrop, the share of the subject's pixels in the hair
+    zone (above the chin, outside the face) whose colour is still the backdrop's (ΔE < 10), ``None``
+    otherwise. Compliance reads both.
     """
 
     crop_box: Box
@@ -73,6 +104,8 @@ class Matte:
     face: Face
     source_size_px: tuple[int, int]
     background_std: float | None
+    backdrop: BackdropKind | None = None
+    leftover_backdrop: float | None = None
 
     @property
     def source_px_per_matte_px(self) -> float:
@@ -131,8 +164,12 @@ def compute_matte(
     ``face`` is in source pixels; one pixel of ``rgb`` stands for ``source_scale`` source pixels
     (``DecodedImage.scale``). Steps: crop around the face; segment the crop; refine the alpha's
     edges with a guided filter steered by the crop's colours; keep only the region connected to
-    the face; estimate the subject's true colours at see-through edges. The crop is shrunk first
-    if its long side exceeds ``max_side_px``, which bounds time and matte size for huge photos.
+    the face (one person: unattached blobs go). Then fit the backdrop's colour model to the sure
+    background: when it is plain, alpha is re-estimated against it at the subject's edge and
+    where the backdrop shows through the hair. Holes inside the face and body are filled, and the
+    subject's true colours are estimated at see-through edges (against the backdrop model when
+    there is one, so no fringe of the old backdrop remains). The crop is shrunk first if its long
+    side exceeds ``max_side_px`` (what the largest output needs), which bounds time and size.
     """
     height, width = rgb.shape[:2]
     source_size = (round(width * source_scale), round(height * source_scale))
@@ -152,25 +189,89 @@ def compute_matte(
     image = crop.astype(np.float32) / np.float32(255.0)
     long_side = max(crop.shape[:2])
     radius = max(2, round(long_side * GUIDE_RADIUS_FRACTION))
-    alpha = np.clip(guided_filter(image, coarse, radius, GUIDE_EPS, subsample=2), 0.0, 1.0)
-    alpha = solidify(alpha, max(3, round(long_side * SOFT_BAND_FRACTION)))
-    matte_geometry = Matte(crop_box, crop, alpha, face, source_size, None)
-    marks = face.landmarks
-    seeds = tuple(
-        matte_geometry.to_matte_px(p) for p in (marks.right_eye, marks.left_eye, marks.nose)
+    alpha = np.clip(
+        guided_filter(image, coarse, radius, GUIDE_EPS, subsample=GUIDE_SUBSAMPLE), 0.0, 1.0
     )
+    alpha = solidify(alpha, max(3, round(long_side * SOFT_BAND_FRACTION)))
+    geometry = Matte(crop_box, crop, alpha, face, source_size, None)
+    marks = face.landmarks
+    seeds = tuple(geometry.to_matte_px(p) for p in (marks.right_eye, marks.left_eye, marks.nose))
     alpha = keep_connected(alpha, seeds, feather_px=2 * radius)
+    face_zone = face_ellipse(geometry, face)
+    chin_row = max(0, min(alpha.shape[0], round(geometry.to_matte_px(Point(0, face.box.y2)).y)))
+    above_chin = np.zeros(alpha.shape, dtype=bool)
+    above_chin[:chin_row] = True
+    hair_zone = above_chin & ~face_zone
+    model = fit_backdrop(image, _sure_background(alpha, long_side))
+    backdrop_image = None
+    keep_open = None
+    kind = None if model is None else model.kind
+    if model is not None and kind is BackdropKind.PLAIN:
+        backdrop_image = model.render(*alpha.shape)
+        close = np.linalg.norm(image - backdrop_image, axis=2) < HAIR_KEY_DISTANCE
+        opaque_hair = hair_zone & (alpha >= 0.98)
+        camouflaged = (
+            float(close[opaque_hair].mean()) > CAMOUFLAGE_SHARE if opaque_hair.any() else True
+        )
+        if not camouflaged and model.lightness >= MIN_KEY_LIGHTNESS:
+            edge = (alpha > 0.0) & (alpha < 1.0)
+            edge = cv2.dilate(edge.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            inside_hair = hair_zone & (alpha > 0.0) & close
+            where = (edge | inside_hair) & ~face_zone
+            radius_key = max(4, round(long_side * KEY_RADIUS_FRACTION))
+            alpha = rekey_alpha(image, alpha, backdrop_image, where, ~edge, radius_key)
+            alpha = keep_connected(alpha, seeds, feather_px=2 * radius)
+        keep_open = hair_zone & close
+    alpha = fill_holes(alpha, ~hair_zone, keep_open)
     alpha = quantise_alpha(alpha)
-    foreground = estimate_foreground(image, alpha)
+    foreground = estimate_foreground(image, alpha, background=backdrop_image)
     foreground_u8 = np.clip(foreground * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    # Fully transparent pixels carry no colour: zeroed, the serialised matte compresses to less,
+    # and in a third of the time.
+    foreground_u8[alpha == 0.0] = 0
+    leftover = None
+    if backdrop_image is not None:
+        leftover = leftover_share(image, alpha, backdrop_image, hair_zone)
     return Matte(
         crop_box=crop_box,
         foreground=foreground_u8,
         alpha=alpha,
         face=face,
         source_size_px=source_size,
-        background_std=background_std(crop, alpha),
+        background_std=background_std(crop, alpha) if model is None else model.std,
+        backdrop=kind,
+        leftover_backdrop=leftover,
     )
+
+
+def _sure_background(alpha: NDArray[np.float32], long_side: int) -> NDArray[np.bool_]:
+    """Pixels surely background: α = 0 and a little away from the subject's edge."""
+    outside = (alpha <= 0.0).astype(np.uint8)
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 3)
+    return np.asarray(distance > long_side * RING_INNER_FRACTION, dtype=bool)
+
+
+def face_ellipse(geometry: Matte, face: Face) -> NDArray[np.bool_]:
+    """The face (forehead to chin, cheek to cheek) as a mask in the matte's pixels."""
+    height, width = geometry.alpha.shape
+    centre = geometry.to_matte_px(
+        Point((face.box.x1 + face.box.x2) / 2, (face.box.y1 + face.box.y2) / 2)
+    )
+    k = 1.0 / geometry.source_px_per_matte_px
+    half_w = max(1.0, face.box.width_px * FACE_HALF_WIDTH * k)
+    half_h = max(1.0, face.box.height_px * FACE_HALF_HEIGHT * k)
+    mask = np.zeros((height, width), dtype=np.uint8)
+    cv2.ellipse(
+        mask,
+        (round(centre.x), round(centre.y)),
+        (round(half_w), round(half_h)),
+        0.0,
+        0.0,
+        360.0,
+        1,
+        thickness=-1,
+    )
+    return mask.astype(bool)
 
 
 def background_std(crop: NDArray[np.uint8], alpha: NDArray[np.float32]) -> float | None:
@@ -202,6 +303,8 @@ def matte_to_bytes(matte: Matte) -> bytes:
         "source_size_px": list(matte.source_size_px),
         "face": _face_to_json(matte.face),
         "background_std": matte.background_std,
+        "backdrop": None if matte.backdrop is None else matte.backdrop.value,
+        "leftover_backdrop": matte.leftover_backdrop,
     }
     rgba = np.dstack([matte.foreground, np.round(matte.alpha * 255.0).astype(np.uint8)])
     png = io.BytesIO()
@@ -244,6 +347,8 @@ def matte_from_bytes(data: bytes) -> Matte:
         width, height = (int(v) for v in header["source_size_px"])
         face = _face_from_json(header["face"])
         std = header["background_std"]
+        backdrop = None if header["backdrop"] is None else BackdropKind(header["backdrop"])
+        leftover = header["leftover_backdrop"]
     except (KeyError, TypeError, OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"corrupt matte: {exc}") from exc
     return Matte(
@@ -253,6 +358,8 @@ def matte_from_bytes(data: bytes) -> Matte:
         face=face,
         source_size_px=(width, height),
         background_std=None if std is None else float(std),
+        backdrop=backdrop,
+        leftover_backdrop=None if leftover is None else float(leftover),
     )
 
 

@@ -137,18 +137,58 @@ def keep_connected(alpha: FloatImage, seeds: tuple[Point, ...], feather_px: int)
         wanted = {int(np.argmax(sizes))}
     region = np.isin(labels, list(wanted)).astype(np.uint8)
     if feather_px > 0:
-        kernel = cv2.getStructuringElement(
-            cv2.MORPH_ELLIPSE, (2 * feather_px + 1, 2 * feather_px + 1)
-        )
-        region = np.asarray(cv2.dilate(region, kernel), dtype=np.uint8)
-        soft = box_mean(region.astype(np.float32), max(1, feather_px // 2))
+        # Grown by a distance transform rather than a dilation: the same disc, at a cost that
+        # does not depend on its radius.
+        distance = cv2.distanceTransform(1 - region, cv2.DIST_L2, 3)
+        grown = (distance <= feather_px).astype(np.float32)
+        soft = box_mean(grown, max(1, feather_px // 2))
     else:
         soft = region.astype(np.float32)
     return np.asarray(alpha * soft, dtype=np.float32)
 
 
+def fill_holes(
+    alpha: FloatImage,
+    fill_zone: NDArray[np.bool_],
+    keep_open: NDArray[np.bool_] | None = None,
+) -> FloatImage:
+    """``alpha`` with the subject's holes filled where they cannot be background.
+
+    A hole is a region of ``alpha < 0.5`` that does not reach the crop's edge: enclosed by the
+    subject. One whose centre lies in ``fill_zone`` (the face and the body) is filled, with a
+    pixel of margin, unless most of it is ``keep_open`` (backdrop colour seen through hair);
+    holes elsewhere (loops of hair) are left as they are.
+    """
+    below = (alpha < 0.5).astype(np.uint8)
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(below, connectivity=4)
+    if count <= 1:
+        return alpha.astype(np.float32, copy=True)
+    height, width = alpha.shape
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    enclosed = (x > 0) & (y > 0) & (x + w < width) & (y + h < height)
+    enclosed[0] = False
+    cx = np.clip(np.round(centroids[:, 0]).astype(int), 0, width - 1)
+    cy = np.clip(np.round(centroids[:, 1]).astype(int), 0, height - 1)
+    wanted = enclosed & fill_zone[cy, cx]
+    if keep_open is not None and wanted.any():
+        open_count = np.bincount(labels[keep_open], minlength=count)
+        wanted &= open_count * 2 < stats[:, cv2.CC_STAT_AREA]
+    out = alpha.astype(np.float32, copy=True)
+    if not wanted.any():
+        return out
+    holes = wanted[labels].astype(np.uint8)
+    holes = cv2.dilate(holes, np.ones((3, 3), np.uint8))
+    out[holes > 0] = 1.0
+    return out
+
+
 def estimate_foreground(
-    image: FloatImage, alpha: FloatImage, radii_px: tuple[int, ...] = (45, 3)
+    image: FloatImage,
+    alpha: FloatImage,
+    radii_px: tuple[int, ...] = (45, 3),
+    *,
+    background: FloatImage | None = None,
 ) -> FloatImage:
     """The subject's own colour F where it is see-through, so it can go on a new background.
 
@@ -163,50 +203,103 @@ def estimate_foreground(
     run once with a wide radius (for colours far from the subject) and once with a narrow one
     (for local detail). Where α = 1 the result is exactly ``I``. Wide means are smooth, so they
     are computed on a shrunk copy and enlarged again: same result, a fraction of the cost.
+
+    ``background``, when the old backdrop's colour is known at every pixel (a plain backdrop's
+    model), replaces the estimated B̄: the correction then removes exactly that colour, so no
+    fringe of it remains on a new background. Only pixels with 0 < α < 1 change.
     """
-    a = alpha.astype(np.float32, copy=False)[..., None]
+    result = image.astype(np.float32, copy=True)
+    soft = (alpha > 0.0) & (alpha < 1.0)
+    if not soft.any():
+        return result
+    # The local means F̄ and B̄ are smooth: they are estimated on a copy at half size (a quarter of
+    # the pixels), and only the last step, which brings back the photo's own detail through
+    # ``I``, runs at full size, and only at the soft pixels.
+    height, width = alpha.shape
+    factor = 2 if min(height, width) >= 64 else 1
+    small = (max(1, width // factor), max(1, height // factor))
+
+    def shrink(values: FloatImage) -> FloatImage:
+        if factor == 1:
+            return np.ascontiguousarray(values, dtype=np.float32)
+        return np.asarray(cv2.resize(values, small, interpolation=cv2.INTER_AREA), np.float32)
+
+    part, alpha_part = shrink(image), shrink(alpha)
+    known = None if background is None else shrink(background)
+    a = alpha_part[..., None]
     keep = 1.0 - a * a  # F̄'s weight: 1 − α²
     mix = a - a * a  # B̄'s weight: α (1 − α)
-    seen = image.astype(np.float32, copy=False) * a  # α I, the first term
-    foreground = image.astype(np.float32, copy=False)
-    background = foreground
-    for radius in radii_px:
-        mean_f, mean_b = _weighted_means(foreground, background, alpha, radius)
+    seen = part * a  # α I, the first term
+    foreground = part
+    estimated_b = part if known is None else known
+    radii = [max(1, round(r / factor)) for r in radii_px]
+    mean_f, mean_b = foreground, estimated_b
+    for index, radius in enumerate(radii):
+        mean_f, mean_b = _weighted_means(foreground, estimated_b, alpha_part, radius, known)
+        if index == len(radii) - 1:
+            break
         estimate = mean_f * keep
         estimate -= mean_b * mix
         estimate += seen
         np.clip(estimate, 0.0, 1.0, out=estimate)
-        foreground, background = estimate, mean_b
-    return np.asarray(foreground, dtype=np.float32)
+        foreground, estimated_b = estimate, mean_b
+    ys, xs = np.nonzero(soft)
+    if factor > 1:
+        full = (width, height)
+        mean_f = np.asarray(cv2.resize(mean_f, full, interpolation=cv2.INTER_LINEAR), np.float32)
+        if background is None:
+            mean_b = np.asarray(
+                cv2.resize(mean_b, full, interpolation=cv2.INTER_LINEAR), np.float32
+            )
+    f_bar = mean_f[ys, xs]
+    b_bar = (background if background is not None else mean_b)[ys, xs]
+    a_soft = alpha[ys, xs][:, None]
+    final = f_bar * (1.0 - a_soft * a_soft) - b_bar * (a_soft - a_soft * a_soft)
+    final += image[ys, xs] * a_soft
+    result[ys, xs] = np.clip(final, 0.0, 1.0)
+    return result
 
 
 def _weighted_means(
-    foreground: FloatImage, background: FloatImage, alpha: FloatImage, radius_px: int
+    foreground: FloatImage,
+    background: FloatImage,
+    alpha: FloatImage,
+    radius_px: int,
+    known_background: FloatImage | None = None,
 ) -> tuple[FloatImage, FloatImage]:
-    """Box means of F weighted by α and of B weighted by 1 − α, at full size."""
+    """Box means of F weighted by α and of B weighted by 1 − α, at full size.
+
+    With ``known_background`` B̄ is that, and only F's mean is computed.
+    """
     eps = np.float32(1e-5)
     a = alpha[..., None]
     weighted_f = foreground * a
-    weighted_b = background - background * a
+    weighted_b = None if known_background is not None else background - background * a
     height, width = alpha.shape
     factor = max(1, min(radius_px // 8, min(height, width) // 16))
+    alpha_s, radius = alpha, radius_px
     if factor > 1:
         small = (max(1, width // factor), max(1, height // factor))
-        shrink = [
-            np.asarray(cv2.resize(v, small, interpolation=cv2.INTER_AREA), np.float32)
-            for v in (weighted_f, weighted_b, alpha)
-        ]
-        weighted_f, weighted_b, alpha_s = shrink
+
+        def shrink(values: FloatImage) -> FloatImage:
+            return np.asarray(cv2.resize(values, small, interpolation=cv2.INTER_AREA), np.float32)
+
+        weighted_f, alpha_s = shrink(weighted_f), shrink(alpha)
+        weighted_b = None if weighted_b is None else shrink(weighted_b)
         radius = max(1, round(radius_px / factor))
-    else:
-        alpha_s, radius = alpha, radius_px
     mean_a = box_mean(alpha_s, radius)[..., None]
     mean_f = box_mean(weighted_f, radius) / (mean_a + eps)
-    mean_b = box_mean(weighted_b, radius) / ((1 - mean_a) + eps)
+    mean_b = None if weighted_b is None else box_mean(weighted_b, radius) / ((1 - mean_a) + eps)
     if factor > 1:
         size = (width, height)
         mean_f = np.asarray(cv2.resize(mean_f, size, interpolation=cv2.INTER_LINEAR), np.float32)
-        mean_b = np.asarray(cv2.resize(mean_b, size, interpolation=cv2.INTER_LINEAR), np.float32)
+        if mean_b is not None:
+            mean_b = np.asarray(
+                cv2.resize(mean_b, size, interpolation=cv2.INTER_LINEAR), np.float32
+            )
+    if mean_b is None:
+        assert known_background is not None
+        mean_b = known_background
     return np.asarray(mean_f, np.float32), np.asarray(mean_b, np.float32)
 
 

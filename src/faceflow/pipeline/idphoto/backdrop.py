@@ -1,0 +1,209 @@
+"""The source photo's backdrop: its colour model, and alpha re-estimated against it.
+
+Most ID-photo sources are shot against a plain backdrop: a wall or paper sweep whose colour
+changes slowly across the frame. Where the backdrop shows through hair (between strands, inside
+loops of hair and buns), the network's coarse matte calls it "subject", and on a new background it
+shows as pale or dark half-transparent patches. Knowing the backdrop's colour at every pixel turns
+that into a keying problem: a pixel ``I`` mixing the subject's colour ``F`` and the backdrop ``B``
+has ``α = (I − B)·(F − B) / |F − B|²`` (the projection of ``I − B`` onto ``F − B``).
+
+:func:`fit_backdrop` fits the model (a quadratic surface per colour channel, so a light fall-off
+across the frame is part of it) to the confidently-background pixels, and says whether the backdrop
+is *plain* (the model explains it within a few ΔE) or *busy* (a room, a street, a sign: no colour
+model holds, and the matte is left as the network and guided filter made it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+FloatImage = NDArray[np.float32]
+
+# The model is fitted on a grid of about this many samples along the long side: a smooth surface
+# needs few, and the fit then costs about a millisecond.
+FIT_SIDE_PX = 96
+# At least this share of the crop must be confident background for a model.
+MIN_BACKGROUND_SHARE = 0.04
+# Plain: 90 % of the background pixels lie within this ΔE (CIE 1976) of the model.
+PLAIN_P90_DELTA_E = 6.0
+# Re-estimating alpha needs the subject's colour to differ from the backdrop's by at least the
+# first (weight 0) and trusts it fully from the second (RGB distance, 0–1 per channel).
+CONTRAST_LOW = 0.10
+CONTRAST_HIGH = 0.25
+# Keyed alphas this close to 0 or 1 are noise (JPEG, grain) and are snapped.
+KEY_SNAP = 0.06
+# The subject wears the backdrop's colours (dark hair on black, blonde on beige) when more than
+# this share of its opaque hair-zone pixels lie within HAIR_KEY_DISTANCE of the backdrop: then
+# colour cannot tell them apart and alpha is not re-keyed.
+CAMOUFLAGE_SHARE = 0.15
+# Below this lightness (CIE L*) a backdrop looks like the shadows in hair and clothes, so colour
+# cannot tell them apart either: alpha is not re-keyed (edge colours are still decontaminated).
+MIN_KEY_LIGHTNESS = 35.0
+# Leftover backdrop: a subject pixel (α ≥ 0.5) whose colour lies within this ΔE of the backdrop.
+LEFTOVER_DELTA_E = 10.0
+
+
+class BackdropKind(StrEnum):
+    """What the source's background looked like around the subject."""
+
+    PLAIN = "plain"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BackdropModel:
+    """A quadratic colour surface over the crop, in sRGB 0–1, and how well it fits.
+
+    ``coefficients`` is (6, 3): per channel, the weights of 1, x, y, x², xy, y² with x and y the
+    crop's coordinates scaled to [0, 1]. ``p90_delta_e`` is the 90th percentile of the background
+    pixels' ΔE from the surface; ``std`` the colour standard deviation (0–255, mean over channels)
+    of those pixels, as :attr:`Matte.background_std` reports it.
+    """
+
+    coefficients: NDArray[np.float64]
+    p90_delta_e: float
+    std: float
+    lightness: float
+    """Mean CIE L* of the backdrop's pixels."""
+
+    @property
+    def kind(self) -> BackdropKind:
+        return BackdropKind.PLAIN if self.p90_delta_e <= PLAIN_P90_DELTA_E else BackdropKind.BUSY
+
+    def render(self, height: int, width: int) -> FloatImage:
+        """The backdrop's colour at every pixel of a (height, width) crop, (H, W, 3) float32."""
+        ys = (np.arange(height, dtype=np.float32) + 0.5) / height
+        xs = (np.arange(width, dtype=np.float32) + 0.5) / width
+        c = self.coefficients.astype(np.float32)
+        # Separable: each channel is a(y) + b(y)·x + c·x², evaluated by broadcasting.
+        out = np.empty((height, width, 3), dtype=np.float32)
+        for k in range(3):
+            w = c[:, k]
+            row = w[0] + w[2] * ys + w[5] * ys * ys
+            slope = w[1] + w[4] * ys
+            out[..., k] = row[:, None] + slope[:, None] * xs[None, :] + w[3] * (xs * xs)[None, :]
+        return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _design(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
+
+
+def to_lab(rgb: FloatImage) -> FloatImage:
+    """sRGB floats in [0, 1] (any leading shape, last axis 3) → CIE Lab (L 0–100)."""
+    flat = np.ascontiguousarray(rgb, dtype=np.float32).reshape(-1, 1, 3)
+    return np.asarray(cv2.cvtColor(flat, cv2.COLOR_RGB2Lab), np.float32).reshape(rgb.shape)
+
+
+def fit_backdrop(image: FloatImage, background: NDArray[np.bool_]) -> BackdropModel | None:
+    """The backdrop's colour model from the pixels ``background`` marks as surely background.
+
+    ``image`` is the crop, (H, W, 3) sRGB in [0, 1]. ``None`` when too little background is
+    visible to say anything. The fit is robust: pixels far from a first fit (a sign, a lamp at
+    the edge) are dropped and the surface fitted again.
+    """
+    height, width = background.shape
+    # Every step-th pixel: a smooth surface needs no more, and sampling costs nothing.
+    step = max(1, -(-max(height, width) // FIT_SIDE_PX))
+    small = image[step // 2 :: step, step // 2 :: step]
+    sure = background[step // 2 :: step, step // 2 :: step]
+    if sure.mean() < MIN_BACKGROUND_SHARE or int(sure.sum()) < 24:
+        return None
+    ys, xs = np.nonzero(sure)
+    colours = small[ys, xs].astype(np.float64)
+    design = _design((xs * step + step // 2 + 0.5) / width, (ys * step + step // 2 + 0.5) / height)
+    keep = np.ones(len(colours), dtype=bool)
+    coefficients: NDArray[np.float64] = np.zeros((6, 3))
+    for _ in range(2):
+        solution = np.linalg.lstsq(design[keep], colours[keep], rcond=None)[0]
+        coefficients = np.asarray(solution, dtype=np.float64)
+        residual = np.linalg.norm(colours - design @ coefficients, axis=1)
+        cut = max(3.0 * float(np.median(residual[keep])), 0.02)
+        keep = residual <= cut
+        if keep.sum() < 12:
+            keep[:] = True
+            break
+    fitted = (design @ coefficients).astype(np.float32)
+    delta = np.linalg.norm(to_lab(colours.astype(np.float32)) - to_lab(fitted), axis=1)
+    std = float((colours * 255.0).std(axis=0).mean())
+    lightness = float(to_lab(fitted)[:, 0].mean())
+    return BackdropModel(coefficients, float(np.percentile(delta, 90)), std, lightness)
+
+
+def rekey_alpha(
+    image: FloatImage,
+    alpha: FloatImage,
+    backdrop: FloatImage,
+    where: NDArray[np.bool_],
+    lower_only: NDArray[np.bool_],
+    radius_px: int,
+) -> FloatImage:
+    """``alpha`` re-estimated against the known ``backdrop`` at the pixels ``where`` marks.
+
+    The subject's local colour ``F̄`` is the mean of nearby opaque pixels (window ``radius_px``,
+    computed on a shrunk copy); then ``α = (I − B)·(F̄ − B) / |F̄ − B|²``, snapped near 0 and 1.
+    Where ``F̄`` is close to ``B`` (dark hair on a black backdrop, a white shirt on a white one) the
+    estimate cannot be trusted, so it is blended back into the old alpha by the contrast ``|F̄ −
+    B|``. In ``lower_only`` pixels the new alpha may only lower the old one (backdrop seen through
+    hair goes; the subject is never grown there).
+    """
+    out = alpha.copy()
+    if not where.any():
+        return out
+    height, width = alpha.shape
+    factor = max(1, radius_px // 4)
+    size = (max(1, width // factor), max(1, height // factor))
+    # Every opaque pixel counts, whatever its colour: where the subject's own colour is close to
+    # the backdrop's (dark hair on black), F̄ comes out close to B and the old alpha is kept.
+    opaque = (alpha >= 0.98).astype(np.float32)
+    small_w = np.asarray(cv2.resize(opaque, size, interpolation=cv2.INTER_AREA), np.float32)
+    small_f = np.asarray(
+        cv2.resize(image * opaque[..., None], size, interpolation=cv2.INTER_AREA), np.float32
+    )
+    r = max(1, round(radius_px / factor))
+    window = (2 * r + 1, 2 * r + 1)
+    mean_w = cv2.blur(small_w, window, borderType=cv2.BORDER_REFLECT)
+    mean_f = cv2.blur(small_f, window, borderType=cv2.BORDER_REFLECT) / (
+        mean_w[..., None] + np.float32(1e-4)
+    )
+    full = (width, height)
+    mean_f = np.asarray(cv2.resize(mean_f, full, interpolation=cv2.INTER_LINEAR), np.float32)
+    mean_w = np.asarray(cv2.resize(mean_w, full, interpolation=cv2.INTER_LINEAR), np.float32)
+    ys, xs = np.nonzero(where)
+    f = mean_f[ys, xs]
+    support = mean_w[ys, xs]
+    b = backdrop[ys, xs]
+    i = image[ys, xs]
+    direction = f - b
+    contrast = np.linalg.norm(direction, axis=1)
+    keyed = np.einsum("ij,ij->i", i - b, direction) / np.maximum(contrast * contrast, 1e-6)
+    keyed = np.clip((keyed - KEY_SNAP) / (1.0 - 2 * KEY_SNAP), 0.0, 1.0)
+    trust = np.clip((contrast - CONTRAST_LOW) / (CONTRAST_HIGH - CONTRAST_LOW), 0.0, 1.0)
+    trust *= np.clip(support * 20.0, 0.0, 1.0)  # no opaque subject nearby: keep
+    old = alpha[ys, xs]
+    new = trust * keyed + (1.0 - trust) * old
+    only_lower = lower_only[ys, xs]
+    new[only_lower] = np.minimum(new[only_lower], old[only_lower])
+    out[ys, xs] = new.astype(np.float32)
+    return out
+
+
+def leftover_share(
+    image: FloatImage, alpha: FloatImage, backdrop: FloatImage, zone: NDArray[np.bool_]
+) -> float:
+    """Share of the subject's pixels in ``zone`` (α ≥ 0.5) whose colour is the backdrop's.
+
+    Within ΔE :data:`LEFTOVER_DELTA_E`: what is left of the old backdrop inside the cut-out (0 when
+    the zone holds no subject pixel).
+    """
+    subject = zone & (alpha >= 0.5)
+    count = int(subject.sum())
+    if count == 0:
+        return 0.0
+    delta = np.linalg.norm(to_lab(image[subject]) - to_lab(backdrop[subject]), axis=1)
+    return float((delta < LEFTOVER_DELTA_E).sum() / count)

@@ -1,0 +1,111 @@
+"""The backdrop's colour model and alpha re-estimated against it, on synthetic images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceflow.pipeline.idphoto.backdrop import (
+    BackdropKind,
+    fit_backdrop,
+    leftover_share,
+    rekey_alpha,
+)
+
+HEIGHT, WIDTH = 120, 160
+
+
+def gradient_backdrop() -> np.ndarray:
+    """A light grey wall, a little darker towards the bottom right (a plain backdrop)."""
+    ys = np.linspace(0.0, 1.0, HEIGHT, dtype=np.float32)[:, None]
+    xs = np.linspace(0.0, 1.0, WIDTH, dtype=np.float32)[None, :]
+    shade = 0.85 - 0.06 * ys - 0.04 * xs
+    return np.repeat(shade[..., None], 3, axis=2).astype(np.float32)
+
+
+def everywhere() -> np.ndarray:
+    return np.ones((HEIGHT, WIDTH), dtype=bool)
+
+
+def test_a_smooth_wall_is_plain_and_its_model_reproduces_it() -> None:
+    wall = gradient_backdrop()
+
+    model = fit_backdrop(wall, everywhere())
+
+    assert model is not None
+    assert model.kind is BackdropKind.PLAIN
+    assert np.abs(model.render(HEIGHT, WIDTH) - wall).max() < 0.01
+    assert model.lightness > 80
+
+
+def test_a_busy_scene_is_busy() -> None:
+    rng = np.random.default_rng(3)
+    blocks = rng.uniform(0.0, 1.0, (12, 16, 3)).astype(np.float32)
+    scene = np.kron(blocks, np.ones((10, 10, 1), dtype=np.float32))
+
+    model = fit_backdrop(scene, everywhere())
+
+    assert model is not None
+    assert model.kind is BackdropKind.BUSY
+
+
+def test_too_little_background_gives_no_model() -> None:
+    sure = np.zeros((HEIGHT, WIDTH), dtype=bool)
+    sure[:2, :2] = True
+
+    assert fit_backdrop(gradient_backdrop(), sure) is None
+
+
+def hair_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dark hair (rows 20–100) on the wall with a loop of wall showing through it, and one
+    half-covering strand column; the old alpha calls the whole block subject."""
+    wall = gradient_backdrop()
+    hair = np.array([0.15, 0.1, 0.08], dtype=np.float32)
+    image = wall.copy()
+    image[20:100, 40:120] = hair
+    image[50:70, 70:90] = wall[50:70, 70:90]  # the loop: backdrop seen through the hair
+    image[20:100, 121] = 0.5 * hair + 0.5 * wall[20:100, 121]  # a strand at the edge, α = 0.5
+    alpha = np.zeros((HEIGHT, WIDTH), dtype=np.float32)
+    alpha[20:100, 40:122] = 1.0
+    alpha[20:100, 121] = 0.9
+    return image, alpha, wall
+
+
+def test_backdrop_seen_through_hair_becomes_background_and_strands_stay() -> None:
+    image, alpha, wall = hair_scene()
+    where = alpha > 0
+    lower_only = np.ones_like(where)
+    lower_only[:, 121] = False  # the strand lies in the edge band, where alpha may change
+
+    out = rekey_alpha(image, alpha, wall, where, lower_only, radius_px=12)
+
+    assert out[60, 80] == 0.0  # inside the loop
+    assert out[30, 60] == 1.0  # the hair
+    assert out[60, 121] == pytest.approx(0.5, abs=0.08)  # the strand's true alpha
+    assert out[5, 5] == 0.0  # untouched background
+
+
+def test_a_subject_coloured_like_the_backdrop_keeps_its_alpha() -> None:
+    wall = gradient_backdrop()
+    image = wall.copy()
+    image[20:100, 40:120] += 0.02  # a white shirt on a white wall
+    alpha = np.zeros((HEIGHT, WIDTH), dtype=np.float32)
+    alpha[20:100, 40:120] = 1.0
+
+    out = rekey_alpha(image, alpha, wall, alpha > 0, alpha > 0, radius_px=12)
+
+    assert np.array_equal(out, alpha)
+
+
+def test_leftover_share_counts_subject_pixels_of_the_backdrop_s_colour() -> None:
+    image, alpha, wall = hair_scene()
+    zone = everywhere()
+
+    before = leftover_share(image, alpha, wall, zone)
+    subject = float((alpha >= 0.5).sum())
+    alpha[50:70, 70:90] = 0.0  # the loop
+    alpha[:, 120] = 0.0  # the column of wall between the hair and the strand
+    after = leftover_share(image, alpha, wall, zone)
+
+    assert before == pytest.approx((20 * 20 + 80) / subject)
+    assert after == 0.0
