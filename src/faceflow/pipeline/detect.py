@@ -3,9 +3,10 @@
 A quick pass at 320 px comes first. When it finds no face, or none that is both upright-looking
 (:func:`plausibly_upright`) and surely scored, the detector runs again on the image turned by 90,
 180 and 270 degrees and the best orientation wins; faces are reported in the source's pixels with
-their ``roll``. Where the quick pass's faces are not clear-cut, the 640 px pass runs in the chosen
-orientation. Faces too small for it can be looked for on tiles of a larger copy
-(:class:`SmallFaces`).
+their ``roll``. The faces themselves always come from the 640 px pass in the chosen orientation:
+the quick pass's landmarks are too coarse for a tilted head (12° of roll reads as 1° at 320 px),
+and alignment and ID-photo levelling rest on them. Faces too small for it can be looked for on
+tiles of a larger copy (:class:`SmallFaces`).
 """
 
 from __future__ import annotations
@@ -36,12 +37,6 @@ MAX_UPRIGHT_ROLL_DEG = 60.0
 # orientation with the best-scored plausible face wins (upright on ties).
 QUICK_SIDE_PX = 320
 UPRIGHT_SURE_SCORE = 0.92
-# The quick pass's faces stand when they are unambiguous: at least one, every one upright-looking,
-# scored at least SETTLED_SCORE and at least QUICK_MIN_FACE_PX wide at its input (an eighth of the
-# photo's long side); otherwise the 640 px pass runs in the chosen orientation. On the labelled
-# photos they stand for 66 of 77, each with exactly the faces the 640 px pass finds.
-SETTLED_SCORE = 0.9
-QUICK_MIN_FACE_PX = 40.0
 # Tiles for small faces: the image is looked at with its long side this many times the
 # detector's input, in tiles of the detector's input size overlapping by this many pixels (more
 # than the faces a tile is there to find, so none is cut in every tile it touches).
@@ -195,13 +190,6 @@ def _in_image(found: _Found, factor: float, turns: int, width_px: int, height_px
     return _Found(boxes, found.scores, marks, found.upright)
 
 
-def _settled(found: _Found, min_width_px: float = 0.0) -> bool:
-    """Faces found, all upright-looking, well scored and at least ``min_width_px`` wide."""
-    if not len(found) or not found.upright.all() or found.scores.min() < SETTLED_SCORE:
-        return False
-    return bool((found.boxes[:, 2] - found.boxes[:, 0]).min() >= min_width_px)
-
-
 def _best_upright_score(found: _Found) -> float:
     return float(found.scores[found.upright].max()) if found.upright.any() else 0.0
 
@@ -212,12 +200,12 @@ def _detect_any_orientation(
     """Faces in ``rgb`` (in its pixels), and the quarter turns of the orientation they were
     found in.
 
-    Quick passes choose the orientation (see ``UPRIGHT_SURE_SCORE``); their faces stand when
-    settled, else the 640 px pass runs on the image turned that way. A photo without faces thus
-    costs four quick passes and one 640 px pass; an upright portrait one quick pass.
+    Quick passes choose the orientation (see ``UPRIGHT_SURE_SCORE``); the 640 px pass then runs
+    on the image turned that way. A photo without faces thus costs four quick passes and one
+    640 px pass; an upright portrait one quick pass and one 640 px pass.
     """
     height, width = rgb.shape[:2]
-    quick_small, quick_back = fit_to_detector(rgb, QUICK_SIDE_PX)
+    quick_small, _ = fit_to_detector(rgb, QUICK_SIDE_PX)
     quick_bgr = rgb_to_bgr(quick_small)
 
     def quick_pass(turns: int) -> _Found:
@@ -229,8 +217,6 @@ def _detect_any_orientation(
         passes.update({turns: quick_pass(turns) for turns in (1, 2, 3)})
     # max() keeps the first of equals: upright on ties.
     turns = max(passes, key=lambda k: _best_upright_score(passes[k]))
-    if options.small_faces is not SmallFaces.TILES and _settled(passes[turns], QUICK_MIN_FACE_PX):
-        return _in_image(passes[turns], quick_back, turns, width, height), turns
     small, back = fit_to_detector(rgb)
     bgr = rgb_to_bgr(small)
     turned = np.ascontiguousarray(np.rot90(bgr, turns)) if turns else bgr

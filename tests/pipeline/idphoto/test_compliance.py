@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -29,6 +30,7 @@ EXPECTED_CHECKS = {
     "roll",
     "yaw",
     "background_uniformity",
+    "leftover_backdrop",
     "background_colour",
     "resolution",
     "sharpness",
@@ -53,7 +55,7 @@ def test_a_good_portrait_passes_and_the_report_is_json(
     statuses = {c["name"]: c["status"] for c in report["checks"]}
     for name in ("face_count", "head_height_ratio", "eye_line", "roll", "yaw"):
         assert statuses[name] == "pass", report
-    for name in ("background_uniformity", "sharpness", "exposure", "clipped"):
+    for name in ("background_uniformity", "leftover_backdrop", "sharpness", "exposure", "clipped"):
         assert statuses[name] == "pass", report
     for name in ("subject_cut_off", "face_occluded", "eyes_visible", "mouth_closed"):
         assert statuses[name] == "pass", report
@@ -74,7 +76,22 @@ def test_a_busy_background_is_a_warning_and_sets_the_overall_status(
     report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
 
     assert report.check("background_uniformity").status is CheckStatus.WARN
+    assert report.check("leftover_backdrop").status is CheckStatus.WARN
+    assert "busy backdrop" in report.check("leftover_backdrop").note
     assert report.status is not CheckStatus.PASS
+
+
+def test_backdrop_left_in_the_hair_is_a_warning(portrait: Callable[[str], Portrait]) -> None:
+    item = portrait("portrait_2.jpg")  # plain grey: re-keyed, almost nothing left
+    patchy = dataclasses.replace(item.matte, leftover_backdrop=0.05)
+    options = IdPhotoOptions(get_spec("icao"))
+
+    clean = render_id_photo(item.matte, item.face, options).report.check("leftover_backdrop")
+    left = render_id_photo(patchy, item.face, options).report.check("leftover_backdrop")
+
+    assert clean.status is CheckStatus.PASS
+    assert left.status is CheckStatus.WARN
+    assert left.value == 0.05
 
 
 def test_two_faces_fail(portrait: Callable[[str], Portrait]) -> None:

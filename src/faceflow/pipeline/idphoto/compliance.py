@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceflow.domain import Face, Point
+from faceflow.pipeline.idphoto.backdrop import BackdropKind
 from faceflow.pipeline.idphoto.background import Background, matches_any
 from faceflow.pipeline.idphoto.layout import MIN_CROWN_MARGIN, Layout
 from faceflow.pipeline.idphoto.matte import Matte
@@ -40,6 +41,9 @@ YAW_PASS_DEG, YAW_WARN_DEG = 8.0, 15.0
 NOSE_DEPTH_EYE_DISTANCES = 0.5
 # Plain studio backgrounds measure about 6 (portrait_2); streets and offices 50–70.
 BACKGROUND_STD_PASS = 12.0
+# Share of the hair zone still the old backdrop's colour (ΔE < 10) after re-keying; portrait_2 on
+# its plain grey backdrop leaves 0.01 %, so a share this large is a patch a person can see.
+LEFTOVER_BACKDROP_WARN = 0.02
 # Source pixels per output pixel. Up to 1.7× enlargement prints like 180 dpi, which a counter does
 # not notice; beyond 2× the face is visibly soft.
 RESOLUTION_PASS, RESOLUTION_FAIL = 0.6, 0.5
@@ -117,6 +121,11 @@ HINTS: dict[str, tuple[str, str]] = {
         "Stand in front of a plain, light wall; with a busy background, check the edge of "
         "the hair for leftovers.",
         "请在纯色浅色墙前拍摄；背景杂乱时请检查头发边缘是否有残留。",
+    ),
+    "leftover_backdrop": (
+        "Some of the old background may still show in the hair: check its edge at full size, "
+        "or take the photo in front of a plain wall.",
+        "头发边缘可能残留原背景颜色：请放大检查，或在纯色墙前重新拍摄。",
     ),
     "background_colour": (
         "Choose a background colour this photo accepts.",
@@ -261,6 +270,7 @@ def assess(
         _roll(layout),
         _yaw(layout),
         _background_uniformity(matte),
+        _leftover_backdrop(matte),
         Check(
             "background_colour",
             background.hex,
@@ -386,6 +396,26 @@ def _background_uniformity(matte: Matte) -> Check:
         note="source background around the person; replaced in the output, but a busy one"
         " makes hair edges less certain",
     )
+
+
+def _leftover_backdrop(matte: Matte) -> Check:
+    allowed = f"≤ {LEFTOVER_BACKDROP_WARN:.0%} of the hair zone"
+    share = matte.leftover_backdrop
+    if matte.backdrop is BackdropKind.PLAIN and share is not None:
+        return Check(
+            "leftover_backdrop",
+            share,
+            allowed,
+            CheckStatus.PASS if share <= LEFTOVER_BACKDROP_WARN else CheckStatus.WARN,
+            note="share of the hair zone still the old backdrop's colour (ΔE < 10)",
+        )
+    # A busy backdrop has no colour model to re-key against: its cut-out is the model's as it is.
+    note = (
+        "busy backdrop: what shows through the hair could not be removed"
+        if matte.backdrop is BackdropKind.BUSY
+        else "too little backdrop visible to measure"
+    )
+    return Check("leftover_backdrop", None, allowed, CheckStatus.WARN, note=note)
 
 
 def _resolution(layout: Layout) -> Check:
