@@ -58,15 +58,16 @@ MIXED_CLIENTS = 3
 # --- pure helpers (tests/bench/test_faults.py) ---------------------------------------------
 
 
-def metric_value(exposition: str, name: str) -> float:
-    """The sum of every sample of ``name`` (any labels) in a Prometheus text exposition; NaN if
-    there is none."""
+def metric_value(exposition: str, name: str, *labels: str) -> float:
+    """The sum of every sample of ``name`` whose labels include each of ``labels`` (``k="v"``
+    strings) in a Prometheus text exposition; NaN if there is none."""
     total, found = 0.0, False
     for line in exposition.splitlines():
         if line.startswith("#") or not line.strip():
             continue
         head, _, value = line.rpartition(" ")
-        if head.split("{", 1)[0].strip() == name:
+        metric, _, label_part = head.partition("{")
+        if metric.strip() == name and all(label in label_part for label in labels):
             total += float(value)
             found = True
     return total if found else float("nan")
@@ -399,6 +400,22 @@ class Overload:
     refused_s: list[float] = field(default_factory=list)
     refused_with_retry_after: int = 0
     transport_errors: int = 0
+    server_within: dict[str, float] = field(default_factory=dict)
+    """The server's own view (``faceflow_http_request_seconds``, /v1/analyze, this phase): the
+    share of answers it gave within each bucket bound."""
+
+
+SERVER_BOUNDS = ("0.1", "0.25", "1.0")
+
+
+def analyze_buckets(url: str) -> dict[str, float]:
+    with httpx.Client(timeout=5) as client:
+        text = client.get(f"{url}/metrics").text
+    name = "faceflow_http_request_seconds_bucket"
+    route = 'route="/v1/analyze"'
+    counts = {b: metric_value(text, name, route, f'le="{b}"') for b in SERVER_BOUNDS}
+    counts["+Inf"] = metric_value(text, name, route, 'le="+Inf"')
+    return counts
 
 
 async def overload(url: str, body: bytes, seconds: float) -> Overload:
@@ -450,7 +467,14 @@ def overload_row(result: Overload, calm_p50_ms: float) -> FaultRow:
         f"answered 200; other 5xx: {other_5xx}; transport errors: {result.transport_errors}",
         f"admitted: p50 {fmt_ms(percentile_ms(result.ok_s, 50))}, p99 "
         f"{fmt_ms(percentile_ms(result.ok_s, 99))} (one request alone: p50 {fmt_ms(calm_p50_ms)}); "
-        "ready throughout",
+        "ready throughout. The server's own timing (`faceflow_http_request_seconds`, "
+        "request headers in to answer sent, 200s and 503s): "
+        + ", ".join(
+            f"{share:.0%} within {float(b) * 1000:.0f} ms"
+            for b, share in result.server_within.items()
+        )
+        + " (the clients' time also holds connecting and waiting for CPU on this 2-core "
+        "machine, which the load generator shares)",
     )
 
 
@@ -479,7 +503,13 @@ def run(image: Path, kill_image: Path, seconds: float) -> str:
             trials = [kill_trial(server, big, 100 * i, 1) for i in range(KILL_TRIALS)]
             trials += [kill_trial(server, big, 1000 + 100 * i, 2) for i in range(2)]
             died = (work / "serve.log").read_text().count("while running")
+            before = analyze_buckets(server.url)
             loaded = asyncio.run(overload(server.url, body, seconds * 2))
+            after = analyze_buckets(server.url)
+            total = after["+Inf"] - before["+Inf"]
+            loaded.server_within = {
+                b: (after[b] - before[b]) / total for b in SERVER_BOUNDS if total > 0
+            }
             with httpx.Client(timeout=5) as client:
                 if client.get(f"{server.url}/readyz").status_code != 200:
                     raise RuntimeError("not ready after the overload")

@@ -70,3 +70,8 @@ def test_figures_are_formatted_for_the_table(faults: ModuleType) -> None:
     )
     assert faults.percentile_ms([0.010, 0.020, 0.030], 50) == pytest.approx(20.0)
     assert math.isnan(faults.percentile_ms([], 99))
+
+
+def test_a_metric_can_be_narrowed_to_some_labels(faults: ModuleType) -> None:
+    assert faults.metric_value(EXPOSITION, "faceflow_redis_errors_total", 'op="set"') == 2.0
+    assert math.isnan(faults.metric_value(EXPOSITION, "faceflow_redis_errors_total", 'op="x"'))
