@@ -116,9 +116,12 @@ async def test_job_options_of_the_schema_are_accepted(
 def test_fuzzing_the_api_finds_no_server_error_and_no_undocumented_answer(
     live_server: LiveServer,
 ) -> None:
-    """Schemathesis against the session's server for at most FUZZ_SECONDS: every check but
-    "schema-valid data is accepted", which cannot hold for uploads (a schema cannot say which
-    bytes are a decodable photo with a face in it)."""
+    """Schemathesis against the session's server for at most FUZZ_SECONDS: every check but two
+    that cannot hold for uploads. "Schema-valid data is accepted": a schema cannot say which bytes
+    are a decodable photo with a face in it. "Schema-violating data is rejected": on the wire a
+    multipart part is bytes whatever schemathesis generated for it (it sends ``{}`` as an
+    "object" for a binary part), and the batch answers such an item in its own entry (415
+    ``unsupported_format``) as documented. Server errors and undocumented answers still fail."""
     with httpx.Client(base_url=live_server.url) as client:
         assert client.get("/readyz").status_code == 200
     run = subprocess.run(
@@ -131,7 +134,7 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_undocumented_answer(
             f"--max-time={FUZZ_SECONDS}",
             "--max-examples=25",
             "--workers=1",
-            "--exclude-checks=positive_data_acceptance",
+            "--exclude-checks=positive_data_acceptance,negative_data_rejection",
             "--no-color",
         ],
         capture_output=True,

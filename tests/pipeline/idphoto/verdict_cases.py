@@ -228,6 +228,8 @@ CASES: tuple[Case, ...] = (
     Case("portrait_2 on China 1 inch", "portrait_2.jpg", "cn-1inch", "pass", ""),
     Case("obama as taken (broad smile)", "obama.jpg", "eu-passport", "warn", "mouth_closed"),
     Case("astronaut as taken", "astronaut.jpg", "cn-1inch", "warn", "background_uniformity"),
+    # Thin lips pressed together: a closed mouth, not a covered one.
+    Case("biden as taken (lips pressed)", "biden.jpg", "icao", "warn", "background_uniformity"),
     Case("portrait_1 (street behind)", "portrait_1.jpg", "icao", "warn", "background_uniformity"),
     Case(
         "portrait_2 cut below the shoulders",

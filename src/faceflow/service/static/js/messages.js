@@ -63,6 +63,12 @@ export function describeError(error, limits = null) {
       return said("error.notFound", "error.notFoundText");
     case "source_expired":
       return said("error.sourceExpired", "error.sourceExpiredText");
+    case "expired":
+      return said("error.expired", "error.expiredText");
+    case "job_failed":
+      return said("error.jobFailed", "error.jobFailedText", { vars: { message: details.failure ?? error.message } });
+    case "request_timeout":
+      return said("error.timeout", "error.timeoutText");
     case "conflict":
       return { title: t("error.conflict"), text: error.message };
     case "network":
