@@ -361,13 +361,20 @@ async def test_init_failure_surfaces_from_wait_ready_and_run() -> None:
         assert pool.stats().replaced == 0  # a failing start is not restarted in a loop
 
 
+def new_children(before: set[multiprocessing.process.BaseProcess]) -> list[str]:
+    """Processes this test started that are still alive (a session fixture's own inference
+    process, started earlier, is not this test's)."""
+    return [p.name for p in multiprocessing.active_children() if p not in before]
+
+
 async def test_close_stops_every_process() -> None:
+    before = set(multiprocessing.active_children())
     pool = make_pool(processes=2)
     async with running(pool):
         assert await pool.run(pool_tasks.echo, 1) == 1
         pids = worker_pids(pool)
         assert len(pids) == 2
-    assert multiprocessing.active_children() == []
+    assert new_children(before) == []
     assert not any(pid_exists(pid) for pid in pids)
     assert {w.state for w in pool.workers()} == {WorkerState.STOPPED}
     with pytest.raises(NotReady):
@@ -375,6 +382,7 @@ async def test_close_stops_every_process() -> None:
 
 
 async def test_close_kills_a_worker_stuck_in_a_task_and_fails_its_callers() -> None:
+    before = set(multiprocessing.active_children())
     async with running(make_pool(processes=1, stop_timeout_s=0.2)) as pool:
         (pid,) = worker_pids(pool)
         stuck = asyncio.create_task(pool.run(pool_tasks.sleep, 60.0))
@@ -385,7 +393,7 @@ async def test_close_kills_a_worker_stuck_in_a_task_and_fails_its_callers() -> N
     with pytest.raises(NotReady):
         await waiting
     assert not pid_exists(pid)
-    assert multiprocessing.active_children() == []
+    assert new_children(before) == []
 
 
 async def test_large_request_round_trips() -> None:
@@ -424,12 +432,14 @@ async def test_run_before_start_is_not_ready() -> None:
 
 
 def test_usable_from_a_plain_script() -> None:
+    before = set(multiprocessing.active_children())
+
     async def main() -> list[int]:
         async with running(make_pool(processes=2)) as pool:
             return await asyncio.gather(*(pool.run(pool_tasks.echo, i) for i in range(3)))
 
     assert asyncio.run(main()) == [0, 1, 2]
-    assert multiprocessing.active_children() == []
+    assert new_children(before) == []
 
 
 def test_constructor_refuses_local_functions_and_bad_bounds() -> None:
