@@ -773,3 +773,33 @@ def test_axe_finds_nothing_serious_and_targets_are_big_enough(
     row = page.locator("#face-rows tr").first
     row.focus()
     expect(row).to_be_focused()
+
+
+def test_a_server_reached_late_is_connected_once(
+    open_page: OpenPage, live_server: LiveServer
+) -> None:
+    """The page opened while the server could not be reached connects when it answers again,
+    and stays one page: one language switch per click, one readiness poll at a time."""
+    probe = open_page(DESKTOP, "en-US")
+    page = probe.page
+    page.route("**/v1/info", lambda route: route.abort("connectionrefused"))
+    page.goto(live_server.url + "/")
+    status = page.locator("#server-status")
+    expect(status).to_have_attribute("data-state", "error")
+    # A readiness poll answers while the page still has no server info (the case that once
+    # re-ran the page's start-up on every poll), then the server comes back.
+    with page.expect_response("**/readyz", timeout=30_000):
+        pass
+    page.wait_for_timeout(500)  # the poll's handler runs in milliseconds
+    page.unroute("**/v1/info")
+    expect(status).to_have_attribute("data-state", "ok", timeout=30_000)
+
+    polls: list[str] = []
+    page.on(
+        "request", lambda request: polls.append(request.url) if "readyz" in request.url else None
+    )
+    page.click("#lang-switch")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    # STATUS_POLL_MS is 5 s: over 12 s a single poller asks at most three times.
+    page.wait_for_timeout(12_000)
+    assert 1 <= len(polls) <= 3, polls

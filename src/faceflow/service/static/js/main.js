@@ -85,16 +85,8 @@ async function pollReady() {
   try {
     const response = await fetch("readyz", { cache: "no-store" });
     if (!info) {
-      if (status.state === "error") langSwitch.addEventListener("click", () => setLanguage(language() === "zh" ? "en" : "zh"));
-onLanguageChange(() => {
-  setStatus(status.key, status.state, status.vars);
-  langSwitch.lang = language() === "zh" ? "en" : "zh-CN";
-});
-applyStatic();
-langSwitch.lang = language() === "zh" ? "en" : "zh-CN";
-statusLine.textContent = t(status.key);
-loadInfo();
-setTimeout(pollReady, STATUS_POLL_MS);
+      // Never reached yet (or gone at the first try): the server answers again, so ask again.
+      if (status.state === "error") loadInfo();
     } else if (response.ok) {
       setStatus("status.ready", "ok", { version: info.version });
     } else if (response.status === 503) {
