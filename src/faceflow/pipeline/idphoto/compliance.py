@@ -249,6 +249,20 @@ class ComplianceReport:
         }
 
 
+def _at_most(value: float, pass_at: float, warn_at: float) -> CheckStatus:
+    """Pass up to ``pass_at``, warn up to ``warn_at``, fail beyond."""
+    if value <= pass_at:
+        return CheckStatus.PASS
+    return CheckStatus.WARN if value <= warn_at else CheckStatus.FAIL
+
+
+def _at_least(value: float, pass_at: float, warn_at: float) -> CheckStatus:
+    """Pass from ``pass_at`` up, warn from ``warn_at`` up, fail below."""
+    if value >= pass_at:
+        return CheckStatus.PASS
+    return CheckStatus.WARN if value >= warn_at else CheckStatus.FAIL
+
+
 def _within(value: float, low: float, high: float) -> bool:
     return low <= value <= high
 
@@ -352,13 +366,7 @@ def _crown(layout: Layout) -> Check:
 def _roll(layout: Layout) -> Check:
     roll = layout.head.roll_deg
     magnitude = abs(roll)
-    status = (
-        CheckStatus.PASS
-        if magnitude <= ROLL_PASS_DEG
-        else CheckStatus.WARN
-        if magnitude <= ROLL_WARN_DEG
-        else CheckStatus.FAIL
-    )
+    status = _at_most(magnitude, ROLL_PASS_DEG, ROLL_WARN_DEG)
     note = "eyes levelled in the output" if magnitude >= 0.5 else ""
     return Check("roll", roll, f"±{ROLL_PASS_DEG:g}°", status, "deg", note)
 
@@ -367,13 +375,7 @@ def _yaw(layout: Layout) -> Check:
     shift = layout.head.nose_offset / NOSE_DEPTH_EYE_DISTANCES
     yaw = math.degrees(math.asin(max(-1.0, min(1.0, shift))))
     magnitude = abs(yaw)
-    status = (
-        CheckStatus.PASS
-        if magnitude <= YAW_PASS_DEG
-        else CheckStatus.WARN
-        if magnitude <= YAW_WARN_DEG
-        else CheckStatus.FAIL
-    )
+    status = _at_most(magnitude, YAW_PASS_DEG, YAW_WARN_DEG)
     return Check(
         "yaw", yaw, f"±{YAW_PASS_DEG:g}°", status, "deg", "estimated from the nose's offset"
     )
@@ -421,13 +423,7 @@ def _leftover_backdrop(matte: Matte) -> Check:
 
 def _resolution(layout: Layout) -> Check:
     value = layout.source_px_per_output_px
-    status = (
-        CheckStatus.PASS
-        if value >= RESOLUTION_PASS
-        else CheckStatus.WARN
-        if value >= RESOLUTION_FAIL
-        else CheckStatus.FAIL
-    )
+    status = _at_least(value, RESOLUTION_PASS, RESOLUTION_FAIL)
     return Check(
         "resolution",
         value,
@@ -471,13 +467,7 @@ def sharpness(region: NDArray[np.uint8]) -> float:
 def _face_quality(matte: Matte, face: Face) -> tuple[Check, Check, Check]:
     region = face_region(matte, face)
     sharp = sharpness(region)
-    sharp_status = (
-        CheckStatus.PASS
-        if sharp >= SHARPNESS_PASS
-        else CheckStatus.WARN
-        if sharp >= SHARPNESS_FAIL
-        else CheckStatus.FAIL
-    )
+    sharp_status = _at_least(sharp, SHARPNESS_PASS, SHARPNESS_FAIL)
     if region.size == 0:
         luma = np.zeros(1, dtype=np.float32)
     else:
@@ -490,13 +480,7 @@ def _face_quality(matte: Matte, face: Face) -> tuple[Check, Check, Check]:
         exposure_status = CheckStatus.WARN
     else:
         exposure_status = CheckStatus.FAIL
-    clipped_status = (
-        CheckStatus.PASS
-        if clipped <= CLIPPED_PASS
-        else CheckStatus.WARN
-        if clipped <= CLIPPED_WARN
-        else CheckStatus.FAIL
-    )
+    clipped_status = _at_most(clipped, CLIPPED_PASS, CLIPPED_WARN)
     return (
         Check("sharpness", sharp, f"≥ {SHARPNESS_PASS:g}", sharp_status, note="Laplacian variance"),
         Check(
@@ -610,13 +594,7 @@ def _face_features(matte: Matte, face: Face) -> tuple[Check, Check, Check]:
         patch = _patch(lab, matte, eye, 0.22 * distance, 0.1 * distance)
         spreads.append(float(patch[:, 0].std()) / skin_l if patch.size else 0.0)
     spread = min(spreads)
-    eyes_status = (
-        CheckStatus.PASS
-        if spread >= EYES_SPREAD_PASS
-        else CheckStatus.WARN
-        if spread >= EYES_SPREAD_FAIL
-        else CheckStatus.FAIL
-    )
+    eyes_status = _at_least(spread, EYES_SPREAD_PASS, EYES_SPREAD_FAIL)
     eyes = Check(
         "eyes_visible",
         spread,
