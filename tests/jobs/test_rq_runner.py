@@ -24,7 +24,7 @@ from faceflow.jobs.records import JobOutcome, JobStatus, encode_outcome
 from faceflow.jobs.redis_store import JobKeys
 from faceflow.jobs.rq_runner import RqRunner, retry_intervals
 from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
-from faceflow.jobs.worker import build_worker, cache_data_key
+from faceflow.jobs.worker import build_worker, cache_data_key, open_queue, restart_grace_s
 from faceflow.runtime.context import WorkerContext
 from tests.fixtures.redis_server import RedisProcess
 from tests.jobs.support import QUEUE, job_settings, runner_for, variant
@@ -314,6 +314,48 @@ async def test_ended_at_is_set_as_soon_as_the_outcome_is(
     assert view.status is JobStatus.FINISHED
     assert view.ended_at is not None
     connection.close()
+
+
+async def test_a_job_delivered_again_after_its_outcome_is_stored_is_not_run_again(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """A retry of a job whose first attempt stored its outcome (its lease was judged expired
+    while its worker was cut off from Redis) leaves that outcome as it is."""
+    settings = job_settings(queue_redis.url)
+    data = variant(face_jpeg)
+    record = await runner.submit(prepare("detect", data, {}, settings), None)
+    job_id = prepare("detect", data, {}, settings).job_id
+    connection = Redis.from_url(queue_redis.url)
+    first = JobOutcome(entry=CacheEntry("application/json", b'{"first": true}', {}))
+    connection.set(JobKeys(QUEUE).result(job_id), encode_outcome(first))
+
+    work(settings, worker_context)
+
+    done = await runner.status(record.handle, None)
+    assert done.status is JobStatus.FINISHED
+    assert done.attempts == 0  # the task never ran
+    assert (await runner.result(record.handle, None))[1].body == b'{"first": true}'
+    connection.close()
+
+
+def test_no_abandoned_job_pass_until_workers_could_renew_after_a_restart(
+    queue_redis: RedisProcess,
+) -> None:
+    settings = job_settings(queue_redis.url)
+    grace = restart_grace_s(settings.jobs.lease_s)
+    assert grace >= settings.jobs.lease_s + settings.jobs.lease_s / 3
+    queue_redis.kill()
+    queue_redis.start()
+    connection = Redis.from_url(queue_redis.url)
+    queue = open_queue(settings, connection)
+    try:
+        # Just restarted: every lease looks expired, so no maintenance pass may judge them.
+        assert queue.acquire_maintenance_lock() is False
+        queue.restart_grace_s = 0.0
+        assert queue.acquire_maintenance_lock() is True
+        queue.release_maintenance_lock()  # type: ignore[no-untyped-call]
+    finally:
+        connection.close()
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ entry point injects in code (see tests.jobs.faults); no setting can.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -123,11 +124,18 @@ async def test_queue_redis_restart_from_aof_loses_no_queued_job(
         fleet.pid_running(prepare("detect", data, {}, settings).job_id)
     handles += [await submit(runner, settings, variant(face_jpeg)) for _ in range(5)]
 
+    repeats_before = fleet.log_path.read_text(errors="replace").count("not run again")
     queue_redis_server.kill()  # SIGKILL: no shutdown save; only the AOF brings the queue back
+    # Down longer than a lease: the running jobs' leases look expired when it is back, although
+    # their workers are alive. They must not be retried (and so run twice).
+    await asyncio.sleep(settings.jobs.lease_s + 1.0)
     queue_redis_server.start()
 
     records = await wait_done(runner, handles, timeout_s=90)
     assert all(r.status is JobStatus.FINISHED for r in records.values()), records
+    assert [records[h].attempts for h in handles[:2]] == [1, 1]
+    repeats = fleet.log_path.read_text(errors="replace").count("not run again")
+    assert repeats == repeats_before  # no job was delivered again after it finished
     await runner.close()
 
 

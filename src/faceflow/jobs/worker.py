@@ -10,7 +10,9 @@ crash takes the worker down with its job; the job is not lost:
 * a worker killed mid-job stops renewing, so within ``lease_s`` the job counts as abandoned, and
   the next maintenance pass (every ``maintenance_interval_s``, by any worker or supervisor)
   retries it on another worker while it has retries left, and parks it in the failed registry
-  (the dead-letter list) after that;
+  (the dead-letter list) after that; no pass judges leases in the first seconds after a queue
+  Redis restart (nobody could renew while it was down), and a job delivered again after an
+  earlier attempt stored its outcome is not run again;
 * the supervisor (:mod:`faceflow.jobs.supervisor`) starts a fresh worker process in its place.
 
 No setting changes what a job does: whoever embeds a worker (the tests do, to make a job hold or
@@ -87,21 +89,47 @@ _STATE: ContextVar[WorkerState] = ContextVar("faceflow_worker_state")
 
 
 class FaceflowQueue(Queue):
-    """An RQ queue whose maintenance lock expires after :data:`MAINTENANCE_LOCK_S`."""
+    """An RQ queue whose maintenance lock expires after :data:`MAINTENANCE_LOCK_S`, and which
+    runs no maintenance on a queue Redis that restarted less than ``restart_grace_s`` ago.
+
+    Why the grace: while the queue Redis was down nobody could renew a lease, so right after it
+    comes back from its AOF every running job's lease may look expired although its worker is
+    alive and about to renew it. A maintenance pass then would retry live jobs and run them
+    twice. Waiting until a worker has had the time to reconnect and renew (see
+    :func:`restart_grace_s`) costs a truly abandoned job those few seconds, once.
+    """
+
+    restart_grace_s: float = 0.0
 
     def acquire_maintenance_lock(self) -> bool:
+        if self.restart_grace_s > 0 and _up_for_s(self.connection) < self.restart_grace_s:
+            return False
         return bool(
             self.connection.set(self.registry_cleaning_key, 1, nx=True, ex=MAINTENANCE_LOCK_S)
         )
 
 
+def _up_for_s(connection: Redis) -> float:
+    uptime = connection.info("server").get("uptime_in_seconds", 0)
+    return float(uptime) if isinstance(uptime, int | float) else 0.0
+
+
+def restart_grace_s(lease_s: float) -> float:
+    """How long after a queue Redis restart leases are not judged: a lease (``lease_s``), plus
+    one renewal interval (``lease_s / 3``), plus the worker client's reconnect backoff (capped
+    at 2 s, see :func:`faceflow.jobs.redis_store.connect`), rounded up to two leases."""
+    return max(2.0 * lease_s, lease_s + lease_s / 3 + 2.0)
+
+
 def open_queue(settings: Settings, connection: Redis) -> FaceflowQueue:
-    return FaceflowQueue(
+    queue = FaceflowQueue(
         settings.jobs.queue_name,
         connection=connection,
         serializer=JSONSerializer,
         default_timeout=settings.jobs.job_timeout_s,
     )
+    queue.restart_grace_s = restart_grace_s(settings.jobs.lease_s)
+    return queue
 
 
 class FaceflowWorker(SimpleWorker):
@@ -182,6 +210,12 @@ def run_job() -> dict[str, JsonScalar]:
     if job is None:
         raise RuntimeError("run_job runs only as an RQ job")
     keys = state.keys
+    if state.connection.exists(keys.result(job.id)):
+        # Delivered again after an earlier attempt stored its outcome (a lease judged expired
+        # while its worker was alive but cut off from the queue Redis): the work is done, and
+        # doing it again would only repeat it.
+        log.warning("job %s: already has its outcome; not run again", job.id)
+        return {"ok": True, "repeat_delivery": True}
     attempts = job.meta.get("attempts", 0)
     job.meta["attempts"] = (attempts if isinstance(attempts, int) else 0) + 1
     job.meta["pid"] = os.getpid()
