@@ -51,13 +51,15 @@ class Services:
         request: Req,
     ) -> tuple[CacheEntry, CacheStatus]:
         """The cached result of ``task(request)`` for these bytes and params, computed at most once
-        across concurrent identical requests (and, with Redis, across API nodes)."""
+        across concurrent identical requests (and, with Redis, across API nodes): the routes'
+        shorthand for :meth:`CachedCompute.run` under their cache key."""
         return await self.compute.run(cache_key(data, operation, params), task, request)
 
     async def cached_output(
         self, key: str, produce: Callable[[], Awaitable[TaskOutput]]
     ) -> tuple[CacheEntry, CacheStatus]:
-        """The entry under ``key``, or ``produce()``'s output stored under it (once, shared)."""
+        """The entry under ``key``, or ``produce()``'s output stored under it (once, shared):
+        :meth:`CachedCompute.produce`, for results of several trips to the pool."""
         return await self.compute.produce(key, produce)
 
 
