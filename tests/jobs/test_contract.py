@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -75,7 +76,7 @@ class FaultyPool:
         return await self._pool.run(fn, request)
 
 
-class Driver:
+class Driver(ABC):
     """One runner under test, with what the suite needs to drive it alike whichever it is."""
 
     def __init__(
@@ -102,13 +103,13 @@ class Driver:
     def key(self, data: bytes, operation: str = "detect") -> str:
         return prepare(operation, data, {}, self.settings).key
 
+    @abstractmethod
     async def work(self) -> None:
         """Run every queued job to its end."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def outlive_results(self) -> None:
         """Return once the results of the jobs finished so far have expired."""
-        raise NotImplementedError
 
     async def close(self) -> None:
         await self.runner.close()
@@ -136,7 +137,7 @@ class EmbeddedDriver(Driver):
                     await asyncio.sleep(0.01)
 
     async def outlive_results(self) -> None:
-        self.now += self.settings.jobs.result_ttl_s + 1
+        self.now += self.settings.jobs.result_ttl_s + 1  # the runner's clock
 
     async def close(self) -> None:
         if self._started:
@@ -154,6 +155,7 @@ class RedisDriver(Driver):
         work_burst(self.settings, self._context, lambda _payload: self.faults.fire())
 
     async def outlive_results(self) -> None:
+        # Redis expires the keys in real time: wait until the last job's result is gone.
         handle, owner = self.submitted[-1]
         async with asyncio.timeout(self.settings.jobs.result_ttl_s + WAIT_S):
             while True:
