@@ -11,7 +11,6 @@ from faceflow.errors import JsonScalar
 from faceflow.jobs.embedded import EmbeddedRunner
 from faceflow.jobs.operations import Submission
 from faceflow.jobs.records import JobRecord
-from faceflow.jobs.rq_runner import RqRunner
 from faceflow.runtime.budget import ByteBudget
 
 
@@ -62,5 +61,7 @@ def build_runner(
     workers compute), else the embedded one, which runs jobs through ``compute`` like the sync
     endpoints and whose queued images take from ``budget`` (the API process's upload budget)."""
     if settings.jobs.redis_url:
+        from faceflow.jobs.rq_runner import RqRunner  # an embedded server never loads RQ
+
         return RqRunner(settings, compute.cache)
     return EmbeddedRunner(settings, compute, budget=budget)
