@@ -268,7 +268,14 @@ class JobSettings(_Group):
     failure_ttl_s: int = Field(
         7 * 24 * 3600, ge=1, description="how long a failed job stays in the failed registry"
     )
-    max_retries: int = Field(3, ge=0, le=10, description="retries after a crash, timeout or error")
+    max_retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="retries of an attempt that failed on a worker crash, a deadline or "
+        "transient unavailability (any 503); bad input and internal errors fail the job at once, "
+        "never retried",
+    )
     retry_backoff_s: list[int] = Field(
         default_factory=lambda: [0, 5, 15],
         description="wait before retry 1, 2, 3…; the last value repeats. A retry without a wait "
