@@ -28,9 +28,9 @@ from rq.worker import BaseWorker
 
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings, Settings
-from faceflow.jobs.operations import prepare
 from faceflow.jobs.records import JobRecord
 from faceflow.jobs.rq_runner import RqRunner
+from faceflow.operations.registry import prepare
 
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0

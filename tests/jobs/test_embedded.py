@@ -23,8 +23,8 @@ from faceflow.errors import (
     WorkerCrashed,
 )
 from faceflow.jobs.embedded import EmbeddedRunner
-from faceflow.jobs.operations import Submission, prepare
 from faceflow.jobs.records import JobRecord, JobStatus
+from faceflow.operations.registry import Submission, prepare
 from faceflow.runtime.budget import ByteBudget
 
 RESULT = CacheEntry("application/json", b'{"face_count":1}', {"face_count": 1})

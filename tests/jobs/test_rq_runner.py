@@ -19,12 +19,12 @@ from faceflow.cache.redis_cache import RedisCache
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings, Settings
 from faceflow.errors import Conflict, Expired, NotFound, QueueFull, UnsupportedFormat
-from faceflow.jobs.operations import prepare
 from faceflow.jobs.records import JobOutcome, JobStatus, encode_outcome
 from faceflow.jobs.redis_store import JobKeys
 from faceflow.jobs.rq_runner import RqRunner, retry_intervals
 from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
 from faceflow.jobs.worker import build_worker, cache_data_key, open_queue, restart_grace_s
+from faceflow.operations.registry import prepare
 from faceflow.runtime.context import WorkerContext
 from tests.fixtures.redis_server import RedisProcess
 from tests.jobs.support import QUEUE, job_settings, runner_for, variant

@@ -35,7 +35,6 @@ from faceflow.errors import (
     WorkerCrashed,
 )
 from faceflow.jobs.handles import MemoryHandles, new_handle, visible_to
-from faceflow.jobs.operations import Submission, scoped_job_id
 from faceflow.jobs.records import (
     HandleRecord,
     JobError,
@@ -45,6 +44,7 @@ from faceflow.jobs.records import (
     result_of,
 )
 from faceflow.jobs.runner import RunCached
+from faceflow.operations.registry import Submission, scoped_job_id
 from faceflow.runtime.budget import ByteBudget
 
 log = logging.getLogger(__name__)

@@ -44,7 +44,6 @@ from faceflow.cache.keys import cache_key
 from faceflow.cache.redis_cache import DEFAULT_NAMESPACE
 from faceflow.config import Settings
 from faceflow.errors import FaceflowError, InputError, JsonScalar
-from faceflow.jobs.operations import job_id_for, spec_for
 from faceflow.jobs.records import (
     JobError,
     JobOutcome,
@@ -53,6 +52,7 @@ from faceflow.jobs.records import (
     encode_outcome,
 )
 from faceflow.jobs.redis_store import JobKeys, connect
+from faceflow.operations.registry import job_id_for, spec_for
 from faceflow.runtime.context import WorkerContext
 
 log = logging.getLogger(__name__)

@@ -9,17 +9,18 @@ an option it does not know, a value out of range, a malformed body — goes to F
 with the body it already read replayed, so every answer but a hit comes from the documented
 routes. It also serves the trivial ``/v1/echo-size``, the HTTP ceiling benchmarks compare with.
 
-It can never answer a hit the routes would not: it handles a request only when every query
-parameter is one the route declares (checked by a test against the routes themselves) and parses
-it to the same value.
+It can never answer a hit the routes would not: it parses the query string with the route's own
+options model (:mod:`faceflow.operations`, memoised per query string) into the same work and cache
+key; a test checks both parse generated query strings alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,13 +29,12 @@ from faceflow.cache.keys import KeyPrefix, content_hash, key_for_digest, key_pre
 from faceflow.cache.observer import CacheLevel
 from faceflow.cache.tiered import CacheStatus
 from faceflow.config import DetectionSettings
-from faceflow.domain import Attribute, parse_attributes
+from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter
-from faceflow.imaging.encode import OutputFormat
-from faceflow.runtime.tasks import FaceRequest, Operation
+from faceflow.operations.faces import FACE_OPTIONS, FaceWork
 from faceflow.service.errors import faceflow_error_response
 from faceflow.service.guard import check_request
-from faceflow.service.routes.faces import cache_headers, detect_options
+from faceflow.service.routes.faces import cache_headers
 from faceflow.service.state import Services
 from faceflow.service.upload import read_image
 
@@ -46,58 +46,16 @@ FACE_PATHS = {
 ECHO_PATH = "/v1/echo-size"
 _JSON = (b"content-type", b"application/json")
 
-# The query parameters each route declares, with the same bounds (FastAPI's Query(ge=, le=)).
-_COMMON = {"threshold", "max_faces", "min_face_px"}
-QUERY_PARAMETERS: dict[Operation, frozenset[str]] = {
-    Operation.DETECT: frozenset(_COMMON),
-    Operation.ANALYZE: frozenset(_COMMON | {"attributes"}),
-    Operation.ANNOTATE: frozenset(_COMMON | {"attributes", "format"}),
-}
-_DEFAULT_ATTRIBUTES = "age,gender"
 
-
-class _NotHandled(Exception):
-    """The request is one for the routes: an option this layer does not parse."""
-
-
-def _number(value: str, kind: type[int] | type[float], low: float, high: float) -> float:
+def face_work(defaults: DetectionSettings, operation: Operation, query: bytes) -> FaceWork | None:
+    """The route's work for the query string ``query``, parsed as FastAPI parses the route's
+    query (the operation's options model, the last of repeated values); None for anything the
+    route would refuse, which the route then answers with its documented error."""
+    fields = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
     try:
-        number = kind(value)
-    except ValueError:
-        raise _NotHandled from None
-    if not low <= number <= high:
-        raise _NotHandled
-    return number
-
-
-def face_request(
-    defaults: DetectionSettings, operation: Operation, query: Mapping[str, str]
-) -> FaceRequest:
-    """The route's FaceRequest (without the image) for ``query``; _NotHandled if unsure."""
-    if not query.keys() <= QUERY_PARAMETERS[operation]:
-        raise _NotHandled
-    threshold = query.get("threshold")
-    max_faces = query.get("max_faces")
-    min_face_px = query.get("min_face_px")
-    options = detect_options(
-        defaults,
-        None if threshold is None else float(_number(threshold, float, 0.0, 1.0)),
-        None if max_faces is None else int(_number(max_faces, int, 1, 1000)),
-        None if min_face_px is None else int(_number(min_face_px, int, 0, 10_000)),
-    )
-    attributes: tuple[Attribute, ...] = ()
-    if operation is not Operation.DETECT:
-        try:
-            attributes = parse_attributes(query.get("attributes", _DEFAULT_ATTRIBUTES))
-        except InvalidParameter:
-            raise _NotHandled from None
-    image_format = OutputFormat.JPEG
-    if "format" in query:
-        try:
-            image_format = OutputFormat(query["format"])
-        except ValueError:
-            raise _NotHandled from None
-    return FaceRequest(b"", operation, options, attributes, image_format)
+        return FACE_OPTIONS[operation].model_validate(fields).work(operation, defaults)
+    except (ValidationError, InvalidParameter):
+        return None
 
 
 class _Recorder:
@@ -126,9 +84,9 @@ class _Recorder:
 
 @dataclass(frozen=True, slots=True)
 class _Parsed:
-    """What one (path, query string) means: the route's request and its cache-key prefix."""
+    """What one (path, query string) means: the route's work and its cache-key prefix."""
 
-    request: FaceRequest
+    work: FaceWork
     prefix: KeyPrefix
 
 
@@ -150,14 +108,12 @@ class HotPath:
         memo = (operation, query)
         if memo in self._parsed:
             return self._parsed[memo]
-        try:
-            fields = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
-            request = face_request(services.settings.detection, operation, fields)
-            parsed: _Parsed | None = _Parsed(
-                request, key_prefix(operation.value, request.cache_params())
-            )
-        except _NotHandled:
-            parsed = None
+        work = face_work(services.settings.detection, operation, query)
+        parsed = (
+            None
+            if work is None
+            else _Parsed(work, key_prefix(operation.value, work.cache_params()))
+        )
         if len(self._parsed) >= _MEMO_SIZE:
             self._parsed.clear()
         self._parsed[memo] = parsed
