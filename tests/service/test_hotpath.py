@@ -13,6 +13,7 @@ from fastapi.dependencies.utils import get_dependant, request_params_to_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
+from starlette.types import Receive, Scope, Send
 
 from faceflow.config import DetectionSettings
 from faceflow.domain import Attribute, Operation
@@ -20,10 +21,11 @@ from faceflow.errors import InvalidParameter
 from faceflow.imaging.encode import OutputFormat
 from faceflow.operations.faces import FaceWork
 from faceflow.pipeline.detect import DetectOptions
-from faceflow.service.hotpath import FACE_PATHS, face_work
+from faceflow.service.hotpath import FACE_PATHS, HotPath, face_work
 from faceflow.service.routes import faces
 from tests.fixtures.live_server import LiveServer, LiveServerFactory
-from tests.service.support import fresh
+from tests.service.in_process import InProcess
+from tests.service.support import assert_error, fresh
 
 # Query strings as clients send them: known names and some the routes do not have, values in
 # and out of range, malformed, blank, repeated.
@@ -90,6 +92,33 @@ def test_fast_path_parses_every_query_as_the_route_does(
 )
 def test_fast_path_work(operation: Operation, query: str, expected: FaceWork | None) -> None:
     assert face_work(DetectionSettings(), operation, query.encode()) == expected
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_miss_goes_on_from_the_entry_without_the_router(
+    service_app: InProcess, face_jpeg: bytes
+) -> None:
+    """A miss is answered with the upload, key and work the entry already has: it never reaches
+    FastAPI, which would read, parse and hash it again. A refused option does, for its error."""
+    reached: list[str] = []
+
+    async def router(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(f"{scope['path']}?{scope['query_string'].decode()}")
+        await service_app.app.api(scope, receive, send)
+
+    entry = HotPath(router, lambda: service_app.services)
+    image = fresh(face_jpeg)
+    transport = httpx.ASGITransport(app=entry)
+    async with httpx.AsyncClient(transport=transport, base_url="http://faceflow.test") as client:
+        miss = await client.post("/v1/analyze?threshold=0.55", content=image)
+        hit = await client.post("/v1/analyze?threshold=0.55", content=image)
+        refused = await client.post("/v1/analyze?threshold=5", content=image)
+    assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("miss", "hit")
+    assert miss.status_code == 200
+    assert miss.content == hit.content
+    assert int(miss.headers["x-face-count"]) >= 1
+    assert_error(refused, 400, "invalid_parameter")
+    assert reached == ["/v1/analyze?threshold=5"]
 
 
 def test_a_fast_hit_answers_the_routes_body_and_headers(

@@ -1,17 +1,19 @@
-"""The cache-hit fast path: detect / analyze / annotate answered from the cache without FastAPI.
+"""The entry of detect / analyze / annotate: a cache hit answered without FastAPI.
 
 A cache hit needs the upload's bytes, the request's options and one lookup; FastAPI's routing,
 dependency and validation layers cost four times that on this path (measured: ~1,200 hits/s per
 process through FastAPI, ~4,900 for a bare ASGI handler). So this ASGI layer, in front of the
-FastAPI app, reads the upload with the same code the routes use, applies the same API-key and
-rate-limit checks, builds the same cache key and answers a hit itself. Anything else — a miss,
-an option it does not know, a value out of range, a malformed body — goes to FastAPI unchanged,
-with the body it already read replayed, so every answer but a hit comes from the documented
-routes. It also serves the trivial ``/v1/echo-size``, the HTTP ceiling benchmarks compare with.
+FastAPI app, parses the options with the route's own model (:mod:`faceflow.operations`, memoised
+per query string), reads the upload with the same code the routes use, applies the same API-key
+and rate-limit checks, builds the same cache key and answers a hit itself. A miss goes on to the
+routes' own :func:`~faceflow.service.routes.faces.answer` with the upload, key and work it
+already has, so an upload is read, hashed and parsed once. Only a request the routes would
+refuse — an unknown option, a value out of range — goes to FastAPI untouched, which answers the
+documented error. It also serves the trivial ``/v1/echo-size``, the HTTP ceiling benchmarks
+compare with.
 
-It can never answer a hit the routes would not: it parses the query string with the route's own
-options model (:mod:`faceflow.operations`, memoised per query string) into the same work and cache
-key; a test checks both parse generated query strings alike.
+It can never answer other than the routes would: a test checks both parse generated query
+strings into the same work.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from urllib.parse import parse_qsl
 
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import KeyPrefix, content_hash, key_for_digest, key_prefix
@@ -32,9 +35,9 @@ from faceflow.config import DetectionSettings
 from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter
 from faceflow.operations.faces import FACE_OPTIONS, FaceWork
-from faceflow.service.errors import faceflow_error_response
+from faceflow.service.errors import error_answer, faceflow_error_response
 from faceflow.service.guard import check_request
-from faceflow.service.routes.faces import cache_headers
+from faceflow.service.routes.faces import answer, cache_headers
 from faceflow.service.state import Services
 from faceflow.service.upload import read_image
 
@@ -56,30 +59,6 @@ def face_work(defaults: DetectionSettings, operation: Operation, query: bytes) -
         return FACE_OPTIONS[operation].model_validate(fields).work(operation, defaults)
     except (ValidationError, InvalidParameter):
         return None
-
-
-class _Recorder:
-    """A ``receive`` that keeps every body message it passes on, to replay them later."""
-
-    def __init__(self, receive: Receive) -> None:
-        self._receive = receive
-        self.messages: list[Message] = []
-
-    async def __call__(self) -> Message:
-        message = await self._receive()
-        if message["type"] == "http.request":
-            self.messages.append(message)
-        return message
-
-    def replay(self) -> Receive:
-        pending = list(self.messages)
-
-        async def receive() -> Message:
-            if pending:
-                return pending.pop(0)
-            return await self._receive()
-
-        return receive
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +132,7 @@ class HotPath:
             await self.app(scope, receive, send)
             return
         scope["faceflow.route"] = path
-        recorder = _Recorder(receive)
-        request = Request(scope, recorder)
+        request = Request(scope, receive)
         try:
             await check_request(services, request)
             upload = await read_image(request, services.settings.limits.max_upload_bytes)
@@ -169,22 +147,26 @@ class HotPath:
         key = key_for_digest(parsed.prefix, content_hash(upload.data))
         entry, level = await services.cache.lookup(key)
         if entry is None:
-            if services.cache.computing(key) is False:
-                # Nobody computes it yet, so the route would need an inference slot: when there
-                # is none, shed now rather than after FastAPI's routing and validation, which
-                # under overload cost the CPU the inference processes need.
-                try:
-                    services.pool.check_admission()
-                except FaceflowError as exc:
-                    await faceflow_error_response(exc)(scope, receive, send)
-                    return
-            # A miss: the route computes it (and counts it). Tell the route's guard the checks
-            # are done, so a rate limit is not charged twice.
-            scope.setdefault("state", {})["guarded"] = True
-            await self.app(scope, recorder.replay(), send)
+            response = await self._miss(services, request, key, parsed.work, upload.data)
+            await response(scope, receive, send)
             return
         services.metrics.hit(level)
         await _send_raw(send, entry.body, self._hit_headers(key, entry, level))
+
+    @staticmethod
+    async def _miss(
+        services: Services, request: Request, key: str, work: FaceWork, data: bytes
+    ) -> Response:
+        """Compute the answer with the routes' own code (:func:`answer`), from the upload, key
+        and work this layer already has: nothing is read, parsed or hashed a second time."""
+        try:
+            if services.cache.computing(key) is False:
+                # Nobody computes it yet, so it needs an inference slot: when there is none,
+                # shed now, before the upload is sent to a worker.
+                services.pool.check_admission()
+            return await answer(services, key, work, data)
+        except Exception as exc:  # answered as the app's handlers answer it (a 500 is logged)
+            return await error_answer(request, exc)
 
 
 async def _send_raw(send: Send, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

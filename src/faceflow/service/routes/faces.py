@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
 from faceflow.errors import FaceflowError
@@ -20,7 +21,7 @@ from faceflow.operations.faces import (
     FaceOptions,
     FaceWork,
 )
-from faceflow.runtime.tasks import run_face_request
+from faceflow.runtime.tasks import TaskOutput, run_face_request
 from faceflow.service.guard import guard
 from faceflow.service.schemas import (
     BatchOut,
@@ -54,17 +55,23 @@ def cache_headers(entry_meta: dict[str, object], status: CacheStatus) -> dict[st
     return headers
 
 
-async def run_one(services: Services, upload: Upload, work: FaceWork) -> Response:
-    entry, status = await services.cached(
-        upload.data,
-        work.operation.value,
-        work.cache_params(),
-        run_face_request,
-        work.request(upload.data),
-    )
+async def answer(services: Services, key: str, work: FaceWork, data: bytes) -> Response:
+    """The answer for the image ``data`` under its cache ``key``: cached, or computed once for
+    concurrent identical requests. Where a request's work ends, whether the route or the hot path
+    (which holds the key already, and looked it up) parsed and read it."""
+
+    async def produce() -> TaskOutput:
+        return await services.pool.run(run_face_request, work.request(data))
+
+    entry, status = await services.cached_output(key, produce)
     return Response(
         entry.body, media_type=entry.media_type, headers=cache_headers(dict(entry.meta), status)
     )
+
+
+async def run_one(services: Services, upload: Upload, work: FaceWork) -> Response:
+    key = cache_key(upload.data, work.operation.value, work.cache_params())
+    return await answer(services, key, work, upload.data)
 
 
 async def _single(http: Request, work: FaceWork) -> Response:
