@@ -1,4 +1,5 @@
-"""The cache-hit fast path answers exactly what the routes would, and only that."""
+"""The face operations' entry (the hot path) answers exactly what the routes would: the same
+parse, the same key, the same answer on a hit and on a miss."""
 
 from __future__ import annotations
 

@@ -73,7 +73,8 @@ _MEMO_SIZE = 1024
 
 
 class HotPath:
-    """ASGI layer answering cache hits (and /v1/echo-size) before FastAPI; see the module doc."""
+    """The ASGI entry of the face operations (and /v1/echo-size) before FastAPI; see the module
+    doc."""
 
     def __init__(self, app: ASGIApp, services: Callable[[], Services | None]) -> None:
         self.app = app
