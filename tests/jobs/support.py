@@ -28,10 +28,10 @@ from rq.worker import BaseWorker
 
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings, Settings
-from faceflow.jobs.operations import prepare
 from faceflow.jobs.records import JobPayload, JobRecord
 from faceflow.jobs.rq_runner import RqRunner
 from faceflow.jobs.worker import build_worker
+from faceflow.operations.registry import prepare
 from faceflow.runtime.context import WorkerContext
 
 READY_TIMEOUT_S = 90.0

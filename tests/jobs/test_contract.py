@@ -34,10 +34,10 @@ from faceflow.errors import (
     WorkerCrashed,
 )
 from faceflow.jobs.embedded import EmbeddedRunner
-from faceflow.jobs.operations import prepare
 from faceflow.jobs.records import JobRecord, JobStatus
 from faceflow.jobs.rq_runner import RqRunner
 from faceflow.jobs.runner import JobRunner
+from faceflow.operations.registry import prepare
 from faceflow.runtime.context import WorkerContext, load_pool_context
 from faceflow.runtime.pool import InferencePool
 from faceflow.runtime.tasks import TaskOutput

@@ -24,8 +24,8 @@ from faceflow.errors import (
     WorkerCrashed,
 )
 from faceflow.jobs.embedded import EmbeddedRunner
-from faceflow.jobs.operations import Submission, prepare
 from faceflow.jobs.records import JobRecord, JobStatus
+from faceflow.operations.registry import Submission, prepare
 from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.tasks import TaskOutput
 

@@ -17,12 +17,12 @@ from faceflow.cache.entry import CacheEntry
 from faceflow.cache.redis_cache import RedisCache
 from faceflow.config import CacheSettings
 from faceflow.errors import Expired, QueueFull
-from faceflow.jobs.operations import prepare
 from faceflow.jobs.records import JobOutcome, JobStatus, encode_outcome
 from faceflow.jobs.redis_store import JobKeys
 from faceflow.jobs.rq_runner import RqRunner
 from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
 from faceflow.jobs.worker import build_worker, open_queue, restart_grace_s
+from faceflow.operations.registry import prepare
 from faceflow.runtime.context import WorkerContext
 from tests.fixtures.redis_server import RedisProcess
 from tests.jobs.support import QUEUE, job_settings, runner_for, variant, work_burst

@@ -35,7 +35,6 @@ from faceflow.errors import (
     QueueFull,
 )
 from faceflow.jobs.handles import MemoryHandles, new_handle, visible_to
-from faceflow.jobs.operations import Submission, scoped_job_id
 from faceflow.jobs.records import (
     HandleRecord,
     JobError,
@@ -45,6 +44,7 @@ from faceflow.jobs.records import (
     result_of,
 )
 from faceflow.jobs.retry import is_retryable, retry_wait_s
+from faceflow.operations.registry import Submission, scoped_job_id
 from faceflow.runtime.budget import ByteBudget
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,6 @@ from faceflow.cache.tiered import ResultCache
 from faceflow.config import Settings
 from faceflow.errors import Conflict, JsonScalar, NotFound, QueueFull, Unavailable
 from faceflow.jobs.handles import new_handle, visible_to
-from faceflow.jobs.operations import Submission, scoped_job_id
 from faceflow.jobs.records import (
     HandleRecord,
     JobError,
@@ -53,6 +52,7 @@ from faceflow.jobs.records import (
 )
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys, connect
 from faceflow.jobs.retry import retry_intervals
+from faceflow.operations.registry import Submission, scoped_job_id
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from faceflow.cache.entry import CacheEntry
 from faceflow.config import Settings
 from faceflow.errors import JsonScalar
 from faceflow.jobs.embedded import EmbeddedRunner
-from faceflow.jobs.operations import Submission
 from faceflow.jobs.records import JobRecord
+from faceflow.operations.registry import Submission
 from faceflow.runtime.budget import ByteBudget
 
 

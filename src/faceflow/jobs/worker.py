@@ -44,7 +44,6 @@ from faceflow.cache.keys import cache_key
 from faceflow.cache.redis_cache import entry_key, jittered_ttl_ms
 from faceflow.config import Settings
 from faceflow.errors import DeadlineExceeded, FaceflowError, JsonScalar
-from faceflow.jobs.operations import job_id_for, spec_for
 from faceflow.jobs.records import (
     JobError,
     JobOutcome,
@@ -54,6 +53,7 @@ from faceflow.jobs.records import (
 )
 from faceflow.jobs.redis_store import JobKeys, connect
 from faceflow.jobs.retry import is_retryable
+from faceflow.operations.registry import job_id_for, spec_for
 from faceflow.runtime.context import WorkerContext
 
 log = logging.getLogger(__name__)

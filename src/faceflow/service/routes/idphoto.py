@@ -9,7 +9,7 @@ cached (404 ``source_expired`` once it is not).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
@@ -17,24 +17,18 @@ from starlette.responses import Response
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import cache_key_from_hash, content_hash
 from faceflow.cache.tiered import CacheStatus
-from faceflow.errors import JsonScalar, SourceExpired
-from faceflow.imaging.encode import OutputFormat
+from faceflow.domain import Operation
+from faceflow.errors import SourceExpired
+from faceflow.operations.idphoto import (
+    PhotoRouteOptions,
+    PhotoWork,
+    SheetOptions,
+    SheetWork,
+    sheet_work,
+)
 from faceflow.pipeline.idphoto.sheet import PAPERS
 from faceflow.pipeline.idphoto.specs import list_specs
-from faceflow.runtime.idphoto_tasks import (
-    MatteRequest,
-    PhotoParams,
-    RenderRequest,
-    ResponseKind,
-    SheetParams,
-    SheetRequest,
-    matte_task,
-    photo_cache_params,
-    render_task,
-    sheet_cache_params,
-    sheet_request,
-    sheet_task,
-)
+from faceflow.runtime.idphoto_tasks import MatteRequest, matte_task, render_task, sheet_task
 from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput
 from faceflow.service.guard import guard
@@ -50,38 +44,6 @@ from faceflow.service.upload import read_image
 
 router = APIRouter(prefix="/v1/id-photo", tags=["id-photo"], dependencies=[Depends(guard)])
 
-SpecKey = Annotated[
-    str, Query(description="size preset key (see GET /v1/id-photo/specs); ignored with width")
-]
-Width = Annotated[float | None, Query(gt=0, description="custom width (with height and unit)")]
-Height = Annotated[float | None, Query(gt=0, description="custom height")]
-Unit = Annotated[Literal["mm", "px"], Query(description="unit of a custom width and height")]
-Dpi = Annotated[int | None, Query(ge=72, le=1200, description="print resolution of a custom size")]
-BackgroundColour = Annotated[
-    str, Query(description="white, blue, red, grey or #rrggbb (URL-encode # as %23)")
-]
-Gradient = Annotated[
-    Literal["none", "vertical", "radial"], Query(description="fade the background to white")
-]
-Format = Annotated[OutputFormat, Query(description="output image format")]
-MaxKb = Annotated[
-    int | None,
-    Query(
-        ge=1,
-        le=10_000,
-        description="JPEG file-size cap in KB of 1,000 bytes, so the file is accepted whether a"
-        " portal counts 1,000 or 1,024 bytes per KB",
-    ),
-]
-Transparent = Annotated[bool, Query(description="PNG with the background left transparent")]
-Quality = Annotated[int, Query(ge=1, le=100, description="JPEG quality (without max_kb)")]
-Source = Annotated[
-    str | None,
-    Query(
-        pattern="^[0-9a-f]{64}$",
-        description="an earlier upload's X-Source, sent instead of the photo (no body)",
-    ),
-]
 SOURCE_HEADER = "X-Source"
 
 
@@ -109,9 +71,8 @@ async def _matte_of(
 async def _from_matte(
     services: Services,
     source: tuple[str, bytes | None],
-    operation: str,
-    params: dict[str, JsonScalar],
-    build: RenderRequest | SheetRequest,
+    operation: Operation,
+    work: PhotoWork | SheetWork,
 ) -> tuple[CacheEntry, CacheStatus]:
     digest, data = source
 
@@ -120,13 +81,14 @@ async def _from_matte(
         # its matte was made (or while it waited for another request's).
         with services.pool.admit() as admission:
             matte = await _matte_of(services, digest, data, admission)
-            if isinstance(build, RenderRequest):
-                request = RenderRequest(matte.body, build.options, build.response)
-                return await services.pool.run(render_task, request, admission=admission)
-            sheet = SheetRequest(matte.body, build.items, build.paper, build.output_format)
+            if isinstance(work, PhotoWork):
+                render = work.request(matte.body)
+                return await services.pool.run(render_task, render, admission=admission)
+            sheet = work.request(matte.body)
             return await services.pool.run(sheet_task, sheet, admission=admission)
 
-    return await services.cached_output(cache_key_from_hash(digest, operation, params), produce)
+    key = cache_key_from_hash(digest, operation.value, work.cache_params())
+    return await services.cached_output(key, produce)
 
 
 def _photo_response(entry: CacheEntry, status: CacheStatus, digest: str) -> Response:
@@ -162,55 +124,32 @@ async def specs() -> dict[str, object]:
     },
     openapi_extra=image_request_body(),
 )
-async def id_photo(
-    request: Request,
-    spec: SpecKey = "cn-1inch",
-    width: Width = None,
-    height: Height = None,
-    unit: Unit = "mm",
-    dpi: Dpi = None,
-    background: BackgroundColour = "white",
-    gradient: Gradient = "none",
-    format: Format = OutputFormat.JPEG,
-    max_kb: MaxKb = None,
-    transparent: Transparent = False,
-    quality: Quality = 95,
-    response: Annotated[
-        ResponseKind, Query(description="image: the photo; json: base64 photo + report")
-    ] = ResponseKind.IMAGE,
-    sheet: Annotated[
-        str | None, Query(description="return a print sheet on this paper instead")
-    ] = None,
-    source: Source = None,
-) -> Response:
+async def id_photo(request: Request, options: Annotated[PhotoRouteOptions, Query()]) -> Response:
     """Exactly one face is required: none → 422 `no_face`, several → 422 `multiple_faces` with
     `face_count`. The `X-Compliance` header (pass / warn / fail) summarises the report; `X-Source`
     names the upload for later `source=` renders (no body then; 404 `source_expired` once the
     server no longer holds its cut-out)."""
     services = services_of(request)
-    options = PhotoParams(
-        spec, width, height, unit, dpi, background, gradient, format, max_kb, transparent, quality
-    ).to_options()
+    photo = options.work()
     # A sheet is validated (its paper, whether the photo fits) before the upload is read.
-    sheet_build = None if sheet is None else sheet_request([(options, None)], sheet, format)
-    if source is None:
+    sheet = (
+        None
+        if options.sheet is None
+        else sheet_work([(photo.options, None)], options.sheet, options.format)
+    )
+    if options.source is None:
         data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
         origin: tuple[str, bytes | None] = (content_hash(data), data)
     else:
-        origin = (source, None)
-    if sheet_build is not None:
-        return await _sheet(services, origin, sheet_build)
-    params = {**photo_cache_params(options), "response": response.value}
-    build = RenderRequest(b"", options, response)
-    entry, status = await _from_matte(services, origin, "id-photo", params, build)
+        origin = (options.source, None)
+    if sheet is not None:
+        return await _sheet(services, origin, sheet)
+    entry, status = await _from_matte(services, origin, Operation.ID_PHOTO, photo)
     return _photo_response(entry, status, origin[0])
 
 
-async def _sheet(
-    services: Services, origin: tuple[str, bytes | None], build: SheetRequest
-) -> Response:
-    params = sheet_cache_params(build)
-    entry, status = await _from_matte(services, origin, "id-photo-sheet", params, build)
+async def _sheet(services: Services, origin: tuple[str, bytes | None], work: SheetWork) -> Response:
+    entry, status = await _from_matte(services, origin, Operation.ID_PHOTO_SHEET, work)
     return _photo_response(entry, status, origin[0])
 
 
@@ -221,19 +160,9 @@ async def _sheet(
     responses={**image_response("the print sheet"), **error_responses()},
     openapi_extra=image_request_body(),
 )
-async def id_photo_sheet(
-    request: Request,
-    spec: SpecKey = "cn-1inch",
-    sheet: Annotated[str, Query(description="6inch (4×6 in), 5inch (3.5×5 in) or a4")] = "6inch",
-    layout: Annotated[
-        str | None,
-        Query(description="mixed sheet: preset:count list, e.g. cn-1inch:4,cn-2inch:2"),
-    ] = None,
-    background: BackgroundColour = "white",
-    gradient: Gradient = "none",
-) -> Response:
+async def id_photo_sheet(request: Request, options: Annotated[SheetOptions, Query()]) -> Response:
     """As many copies as fit (or the counts in `layout`), centred, with gaps and cut marks."""
     services = services_of(request)
-    build = SheetParams(spec, sheet, layout, background, gradient).to_request()
+    work = options.work()
     data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
-    return await _sheet(services, (content_hash(data), data), build)
+    return await _sheet(services, (content_hash(data), data), work)
