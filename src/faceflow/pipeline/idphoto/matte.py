@@ -24,6 +24,7 @@ from faceflow.domain import Box, Face, Landmarks, Point
 from faceflow.pipeline.idphoto.backdrop import (
     CAMOUFLAGE_SHARE,
     MIN_KEY_LIGHTNESS,
+    SEEN_THROUGH_DISTANCE,
     BackdropKind,
     fit_backdrop,
     leftover_share,
@@ -68,9 +69,6 @@ KEY_RADIUS_FRACTION = 1 / 24
 # box, these fractions of its width and height from its centre.
 FACE_HALF_WIDTH = 0.42
 FACE_HALF_HEIGHT = 0.52
-# Inside the hair (not at its edge) only pixels this close to the backdrop (RGB distance, 0–1) are
-# re-keyed: backdrop seen through loops and buns, never the hair's own highlights.
-HAIR_KEY_DISTANCE = 0.12
 
 
 class Segmenter(Protocol):
@@ -208,7 +206,9 @@ def compute_matte(
     kind = None if model is None else model.kind
     if model is not None and kind is BackdropKind.PLAIN:
         backdrop_image = model.render(*alpha.shape)
-        close = np.linalg.norm(image - backdrop_image, axis=2) < HAIR_KEY_DISTANCE
+        # Inside the hair (not at its edge) only pixels of the backdrop's colour are re-keyed:
+        # backdrop seen through loops and buns, never the hair's own highlights.
+        close = np.linalg.norm(image - backdrop_image, axis=2) < SEEN_THROUGH_DISTANCE
         opaque_hair = hair_zone & (alpha >= 0.98)
         camouflaged = (
             float(close[opaque_hair].mean()) > CAMOUFLAGE_SHARE if opaque_hair.any() else True
