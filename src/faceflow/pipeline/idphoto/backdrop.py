@@ -55,6 +55,10 @@ CAMOUFLAGE_SHARE = 0.15
 # Below this lightness (CIE L*) a backdrop looks like the shadows in hair and clothes, so colour
 # cannot tell them apart either: alpha is not re-keyed (edge colours are still decontaminated).
 MIN_KEY_LIGHTNESS = 35.0
+# A smudge of a dark backdrop that the network took for hair: pixels within this ΔE of the
+# backdrop, or within its own grain (the model's p90 ΔE) when that is larger. Dark hair is brown
+# or grey-black, a few ΔE lighter or warmer.
+SMUDGE_DELTA_E = 2.5
 # Leftover backdrop: a subject pixel (α ≥ 0.5) whose colour lies within this ΔE of the backdrop.
 LEFTOVER_DELTA_E = 10.0
 
@@ -236,6 +240,46 @@ def _self_key_share(
     weight = local_sum(own.astype(np.float32)) + np.float32(1e-4)
     confused = (own & (keyed < SELF_KEY_ALPHA)).astype(np.float32)
     return np.asarray(local_sum(confused) / weight, np.float32)
+
+
+def drop_smudges(
+    image: FloatImage,
+    alpha: FloatImage,
+    backdrop: FloatImage,
+    zone: NDArray[np.bool_],
+    depth_px: int,
+    max_delta_e: float = SMUDGE_DELTA_E,
+) -> FloatImage:
+    """``alpha`` without the patches of a dark backdrop that cling to the subject's outline.
+
+    On a black backdrop the key cannot run (shadows in hair look like it), and the network
+    sometimes calls a patch of the backdrop beside the hair subject: a dark smudge on any new
+    background. A smudge is a region of pixels in ``zone`` whose colour is the backdrop's (within
+    ``max_delta_e``: the backdrop's own grain), reached from the background around the subject
+    (α < 0.5 and connected to the crop's top or sides, so not a gap inside the hair) through such
+    pixels, and no deeper than ``depth_px`` into the subject; it goes to α = 0 with a pixel of
+    feather. Hair keeps its alpha: its strands are lighter or warmer than the backdrop, and its
+    own black shadows lie inside it, behind lighter strands, where no such path reaches.
+    """
+    outside = (alpha < 0.5).astype(np.uint8)
+    count, labels = cv2.connectedComponents(outside, connectivity=8)
+    border = np.concatenate([labels[0], labels[:, 0], labels[:, -1]])
+    exterior = np.isin(labels, border[border > 0])
+    delta = np.linalg.norm(to_lab(image) - to_lab(backdrop), axis=2)
+    depth = cv2.distanceTransform(1 - outside, cv2.DIST_L2, 3)
+    candidate = zone & (outside == 0) & (delta < max_delta_e) & (depth <= depth_px)
+    if not candidate.any():
+        return alpha.copy()
+    count, labels = cv2.connectedComponents((candidate | exterior).astype(np.uint8), connectivity=8)
+    reached = np.zeros(count, dtype=bool)
+    reached[np.unique(labels[exterior])] = True
+    reached[0] = False
+    smudge = candidate & reached[labels]
+    if not smudge.any():
+        return alpha.copy()
+    keep = 1.0 - cv2.blur(smudge.astype(np.float32), (3, 3))
+    keep[smudge] = 0.0
+    return np.asarray(alpha * keep, dtype=np.float32)
 
 
 def leftover_share(

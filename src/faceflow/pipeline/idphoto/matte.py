@@ -25,7 +25,9 @@ from faceflow.pipeline.idphoto.backdrop import (
     CAMOUFLAGE_SHARE,
     MIN_KEY_LIGHTNESS,
     SEEN_THROUGH_DISTANCE,
+    SMUDGE_DELTA_E,
     BackdropKind,
+    drop_smudges,
     fit_backdrop,
     leftover_share,
     rekey_alpha,
@@ -65,6 +67,9 @@ MIN_RING_PIXELS = 200
 # The subject's colour near a pixel being re-keyed: opaque pixels within this fraction of the long
 # side.
 KEY_RADIUS_FRACTION = 1 / 24
+# Patches of a dark backdrop stuck to the hair are dropped up to this fraction of the long side
+# deep into the subject.
+SMUDGE_DEPTH_FRACTION = 1 / 50
 # The face, where alpha is never re-keyed and holes are always filled: an ellipse on the detector
 # box, these fractions of its width and height from its centre.
 FACE_HALF_WIDTH = 0.42
@@ -221,6 +226,10 @@ def compute_matte(
             radius_key = max(4, round(long_side * KEY_RADIUS_FRACTION))
             alpha = rekey_alpha(image, alpha, backdrop_image, where, ~edge, radius_key)
             alpha = keep_connected(alpha, seeds, feather_px=2 * radius)
+        elif model.lightness < MIN_KEY_LIGHTNESS:
+            depth = max(4, round(long_side * SMUDGE_DEPTH_FRACTION))
+            grain = max(SMUDGE_DELTA_E, model.p90_delta_e)
+            alpha = drop_smudges(image, alpha, backdrop_image, hair_zone, depth, grain)
         keep_open = hair_zone & close
     alpha = fill_holes(alpha, ~hair_zone, keep_open)
     alpha = quantise_alpha(alpha)
