@@ -63,6 +63,9 @@ SMUDGE_DELTA_E = 2.5
 LEFTOVER_DELTA_E = 10.0
 
 
+_CHANNEL_SUM = np.ones((1, 3), dtype=np.float32)
+
+
 class BackdropKind(StrEnum):
     """What the source's background looked like around the subject."""
 
@@ -188,7 +191,15 @@ def rekey_alpha(
     opaque = (alpha >= 0.98).astype(np.float32)
     mean_w = local_sum(opaque)
     mean_f = local_sum(image * opaque[..., None]) / (mean_w[..., None] + eps)
-    confused = _self_key_share(image, opaque, backdrop, mean_f, local_sum)
+    # Every other pixel is plenty for a share over the key's window, at a quarter of the cost.
+    sample = (slice(None, None, 2), slice(None, None, 2))
+    confused = _self_key_share(
+        np.ascontiguousarray(image[sample]),
+        np.ascontiguousarray(opaque[sample]),
+        np.ascontiguousarray(backdrop[sample]),
+        mean_f,
+        local_sum,
+    )
     full = (width, height)
     mean_f = np.asarray(cv2.resize(mean_f, full, interpolation=cv2.INTER_LINEAR), np.float32)
     mean_w = np.asarray(cv2.resize(mean_w, full, interpolation=cv2.INTER_LINEAR), np.float32)
@@ -223,7 +234,8 @@ def _self_key_share(
 ) -> FloatImage:
     """Share of the subject's own opaque pixels nearby that the key would call see-through.
 
-    On the shrunk grid of ``mean_f`` (``local_sum`` shrinks and sums over the key's window). Each
+    On the shrunk grid of ``mean_f`` (``local_sum`` shrinks any grid to it and sums over the key's
+    window), from ``image``, ``opaque`` and ``backdrop`` on the same, possibly sampled, grid. Each
     opaque pixel is keyed against ``B`` with the local direction ``F̄ − B``; it counts when its α
     comes out below :data:`SELF_KEY_ALPHA`. Pixels of the backdrop's own colour do not count: they
     are backdrop seen through the hair, which the key is there to remove. Dark hair on a light
@@ -234,12 +246,21 @@ def _self_key_share(
     direction = np.asarray(
         cv2.resize(mean_f - small_b, (width, height), interpolation=cv2.INTER_LINEAR), np.float32
     )
-    offset = image - backdrop
-    keyed = (offset * direction).sum(axis=2) / np.maximum((direction * direction).sum(axis=2), 1e-6)
-    own = (opaque > 0) & (np.linalg.norm(offset, axis=2) >= SEEN_THROUGH_DISTANCE)
+    offset = np.asarray(cv2.subtract(image, backdrop), np.float32)
+    # α < SELF_KEY_ALPHA, multiplied out: (I − B)·d < SELF_KEY_ALPHA·|d|² (no division). The dot
+    # products are OpenCV's per-pixel multiply and channel sum: a third of numpy's time.
+    keyed = _dot(offset, direction)
+    limit = _dot(direction, direction) * np.float32(SELF_KEY_ALPHA)
+    distance2 = _dot(offset, offset)
+    own = (opaque > 0) & (distance2 >= np.float32(SEEN_THROUGH_DISTANCE**2))
     weight = local_sum(own.astype(np.float32)) + np.float32(1e-4)
-    confused = (own & (keyed < SELF_KEY_ALPHA)).astype(np.float32)
+    confused = (own & (keyed < limit)).astype(np.float32)
     return np.asarray(local_sum(confused) / weight, np.float32)
+
+
+def _dot(a: FloatImage, b: FloatImage) -> FloatImage:
+    """Per-pixel dot product of two (H, W, 3) images, (H, W)."""
+    return np.asarray(cv2.transform(cv2.multiply(a, b), _CHANNEL_SUM), np.float32)
 
 
 def drop_smudges(
