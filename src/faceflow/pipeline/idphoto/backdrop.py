@@ -286,9 +286,13 @@ def drop_smudges(
     count, labels = cv2.connectedComponents(outside, connectivity=8)
     border = np.concatenate([labels[0], labels[:, 0], labels[:, -1]])
     exterior = np.isin(labels, border[border > 0])
-    delta = np.linalg.norm(to_lab(image) - to_lab(backdrop), axis=2)
     depth = cv2.distanceTransform(1 - outside, cv2.DIST_L2, 3)
-    candidate = zone & (outside == 0) & (delta < max_delta_e) & (depth <= depth_px)
+    candidate = zone & (outside == 0) & (depth <= depth_px)
+    # ΔE only where it matters: a thin band along the outline, not the whole crop.
+    ys, xs = np.nonzero(candidate)
+    delta = np.linalg.norm(to_lab(image[ys, xs]) - to_lab(backdrop[ys, xs]), axis=1)
+    far = delta >= max_delta_e
+    candidate[ys[far], xs[far]] = False
     if not candidate.any():
         return alpha.copy()
     count, labels = cv2.connectedComponents((candidate | exterior).astype(np.uint8), connectivity=8)
