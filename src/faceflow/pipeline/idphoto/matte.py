@@ -169,7 +169,8 @@ def compute_matte(
     edges with a guided filter steered by the crop's colours; keep only the region connected to
     the face (one person: unattached blobs go). Then fit the backdrop's colour model to the sure
     background: when it is plain, alpha is re-estimated against it at the subject's edge and
-    where the backdrop shows through the hair. Holes inside the face and body are filled, and the
+    where the backdrop shows through the hair (when it is plain and dark, patches of it stuck to
+    the side of the hair are dropped instead). Holes inside the face and body are filled, and the
     subject's true colours are estimated at see-through edges (against the backdrop model when
     there is one, so no fringe of the old backdrop remains). The crop is shrunk first if its long
     side exceeds ``max_side_px`` (what the largest output needs), which bounds time and size.
