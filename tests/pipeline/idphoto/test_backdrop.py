@@ -7,6 +7,7 @@ import pytest
 
 from faceflow.pipeline.idphoto.backdrop import (
     BackdropKind,
+    drop_smudges,
     fit_backdrop,
     leftover_share,
     rekey_alpha,
@@ -109,3 +110,22 @@ def test_leftover_share_counts_subject_pixels_of_the_backdrop_s_colour() -> None
 
     assert before == pytest.approx((20 * 20 + 80) / subject)
     assert after == 0.0
+
+
+def test_a_smudge_of_a_black_backdrop_beside_the_hair_goes_and_the_hair_s_shadows_stay() -> None:
+    rng = np.random.default_rng(5)
+    wall = np.full((HEIGHT, WIDTH, 3), (0.09, 0.09, 0.095), dtype=np.float32)
+    image = wall.copy()
+    # Dark brown hair with grain, and a shadow as black as the wall just under its top strands.
+    grain = rng.normal(0.0, 0.02, (80, 70, 1)).astype(np.float32)
+    image[20:100, 40:110] = np.clip(np.array([0.22, 0.15, 0.1]) + grain, 0.0, 1.0)
+    image[24:32, 60:70] = wall[24:32, 60:70]
+    alpha = np.zeros((HEIGHT, WIDTH), dtype=np.float32)
+    alpha[20:100, 40:110] = 1.0
+    alpha[30:70, 110:125] = 1.0  # the network's smudge: the wall beside the hair called subject
+
+    out = drop_smudges(image, alpha, wall, everywhere(), depth_px=20)
+
+    assert out[50, 118] == 0.0  # the smudge
+    assert out[28, 65] == 1.0  # the shadow: no path of the wall's colour reaches it
+    assert (out[20:100, 40:109] == 1.0).all()  # the hair, up to a pixel of feather at the smudge

@@ -15,6 +15,7 @@ model holds, and the matte is left as the network and guided filter made it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -37,15 +38,32 @@ CONTRAST_LOW = 0.10
 CONTRAST_HIGH = 0.25
 # Keyed alphas this close to 0 or 1 are noise (JPEG, grain) and are snapped.
 KEY_SNAP = 0.06
+# Where the key would call the subject's own opaque pixels see-through (α below SELF_KEY_ALPHA:
+# blonde strands on a light wall, whose highlights lie between the hair's mean colour and the
+# wall's), it cannot separate subject from backdrop: trusted fully while at most the first share
+# of those nearby pixels are such, not at all from the second, and the old alpha kept there.
+SELF_KEY_ALPHA = 0.7
+SELF_KEY_SHARE_LOW = 0.03
+SELF_KEY_SHARE_HIGH = 0.15
+# Colours this close to the backdrop's (RGB distance, 0–1) are the backdrop seen through the
+# subject (what the key is for), not the subject's own colour.
+SEEN_THROUGH_DISTANCE = 0.12
 # The subject wears the backdrop's colours (dark hair on black, blonde on beige) when more than
-# this share of its opaque hair-zone pixels lie within HAIR_KEY_DISTANCE of the backdrop: then
+# this share of its opaque hair-zone pixels lie within SEEN_THROUGH_DISTANCE of the backdrop: then
 # colour cannot tell them apart and alpha is not re-keyed.
 CAMOUFLAGE_SHARE = 0.15
 # Below this lightness (CIE L*) a backdrop looks like the shadows in hair and clothes, so colour
 # cannot tell them apart either: alpha is not re-keyed (edge colours are still decontaminated).
 MIN_KEY_LIGHTNESS = 35.0
+# A smudge of a dark backdrop that the network took for hair: pixels within this ΔE of the
+# backdrop, or within its own grain (the model's p90 ΔE) when that is larger. Dark hair is brown
+# or grey-black, a few ΔE lighter or warmer.
+SMUDGE_DELTA_E = 2.5
 # Leftover backdrop: a subject pixel (α ≥ 0.5) whose colour lies within this ΔE of the backdrop.
 LEFTOVER_DELTA_E = 10.0
+
+
+_CHANNEL_SUM = np.ones((1, 3), dtype=np.float32)
 
 
 class BackdropKind(StrEnum):
@@ -149,8 +167,10 @@ def rekey_alpha(
     computed on a shrunk copy); then ``α = (I − B)·(F̄ − B) / |F̄ − B|²``, snapped near 0 and 1.
     Where ``F̄`` is close to ``B`` (dark hair on a black backdrop, a white shirt on a white one) the
     estimate cannot be trusted, so it is blended back into the old alpha by the contrast ``|F̄ −
-    B|``. In ``lower_only`` pixels the new alpha may only lower the old one (backdrop seen through
-    hair goes; the subject is never grown there).
+    B|``; so it is where the key would call many of the subject's own opaque pixels nearby
+    see-through (blonde hair on a light wall: :func:`_self_key_share`). In ``lower_only`` pixels
+    the new alpha may only lower the old one (backdrop seen through hair goes; the subject is
+    never grown there).
     """
     out = alpha.copy()
     if not where.any():
@@ -158,22 +178,32 @@ def rekey_alpha(
     height, width = alpha.shape
     factor = max(1, radius_px // 4)
     size = (max(1, width // factor), max(1, height // factor))
+
+    def local_sum(values: FloatImage) -> FloatImage:
+        small = cv2.resize(values, size, interpolation=cv2.INTER_AREA)
+        return np.asarray(cv2.blur(small, window, borderType=cv2.BORDER_REFLECT), np.float32)
+
+    r = max(1, round(radius_px / factor))
+    window = (2 * r + 1, 2 * r + 1)
+    eps = np.float32(1e-4)
     # Every opaque pixel counts, whatever its colour: where the subject's own colour is close to
     # the backdrop's (dark hair on black), F̄ comes out close to B and the old alpha is kept.
     opaque = (alpha >= 0.98).astype(np.float32)
-    small_w = np.asarray(cv2.resize(opaque, size, interpolation=cv2.INTER_AREA), np.float32)
-    small_f = np.asarray(
-        cv2.resize(image * opaque[..., None], size, interpolation=cv2.INTER_AREA), np.float32
-    )
-    r = max(1, round(radius_px / factor))
-    window = (2 * r + 1, 2 * r + 1)
-    mean_w = cv2.blur(small_w, window, borderType=cv2.BORDER_REFLECT)
-    mean_f = cv2.blur(small_f, window, borderType=cv2.BORDER_REFLECT) / (
-        mean_w[..., None] + np.float32(1e-4)
+    mean_w = local_sum(opaque)
+    mean_f = local_sum(image * opaque[..., None]) / (mean_w[..., None] + eps)
+    # Every other pixel is plenty for a share over the key's window, at a quarter of the cost.
+    sample = (slice(None, None, 2), slice(None, None, 2))
+    confused = _self_key_share(
+        np.ascontiguousarray(image[sample]),
+        np.ascontiguousarray(opaque[sample]),
+        np.ascontiguousarray(backdrop[sample]),
+        mean_f,
+        local_sum,
     )
     full = (width, height)
     mean_f = np.asarray(cv2.resize(mean_f, full, interpolation=cv2.INTER_LINEAR), np.float32)
     mean_w = np.asarray(cv2.resize(mean_w, full, interpolation=cv2.INTER_LINEAR), np.float32)
+    confused = np.asarray(cv2.resize(confused, full, interpolation=cv2.INTER_LINEAR), np.float32)
     ys, xs = np.nonzero(where)
     f = mean_f[ys, xs]
     support = mean_w[ys, xs]
@@ -185,12 +215,96 @@ def rekey_alpha(
     keyed = np.clip((keyed - KEY_SNAP) / (1.0 - 2 * KEY_SNAP), 0.0, 1.0)
     trust = np.clip((contrast - CONTRAST_LOW) / (CONTRAST_HIGH - CONTRAST_LOW), 0.0, 1.0)
     trust *= np.clip(support * 20.0, 0.0, 1.0)  # no opaque subject nearby: keep
+    span = SELF_KEY_SHARE_HIGH - SELF_KEY_SHARE_LOW
+    trust *= np.clip((SELF_KEY_SHARE_HIGH - confused[ys, xs]) / span, 0.0, 1.0)
     old = alpha[ys, xs]
     new = trust * keyed + (1.0 - trust) * old
     only_lower = lower_only[ys, xs]
     new[only_lower] = np.minimum(new[only_lower], old[only_lower])
     out[ys, xs] = new.astype(np.float32)
     return out
+
+
+def _self_key_share(
+    image: FloatImage,
+    opaque: FloatImage,
+    backdrop: FloatImage,
+    mean_f: FloatImage,
+    local_sum: Callable[[FloatImage], FloatImage],
+) -> FloatImage:
+    """Share of the subject's own opaque pixels nearby that the key would call see-through.
+
+    On the shrunk grid of ``mean_f`` (``local_sum`` shrinks any grid to it and sums over the key's
+    window), from ``image``, ``opaque`` and ``backdrop`` on the same, possibly sampled, grid. Each
+    opaque pixel is keyed against ``B`` with the local direction ``F̄ − B``; it counts when its α
+    comes out below :data:`SELF_KEY_ALPHA`. Pixels of the backdrop's own colour do not count: they
+    are backdrop seen through the hair, which the key is there to remove. Dark hair on a light
+    wall keys to about 1 throughout (a share near 0); blonde hair on beige does not.
+    """
+    height, width = opaque.shape
+    small_b = cv2.resize(backdrop, (mean_f.shape[1], mean_f.shape[0]), interpolation=cv2.INTER_AREA)
+    direction = np.asarray(
+        cv2.resize(mean_f - small_b, (width, height), interpolation=cv2.INTER_LINEAR), np.float32
+    )
+    offset = np.asarray(cv2.subtract(image, backdrop), np.float32)
+    # α < SELF_KEY_ALPHA, multiplied out: (I − B)·d < SELF_KEY_ALPHA·|d|² (no division). The dot
+    # products are OpenCV's per-pixel multiply and channel sum: a third of numpy's time.
+    keyed = _dot(offset, direction)
+    limit = _dot(direction, direction) * np.float32(SELF_KEY_ALPHA)
+    distance2 = _dot(offset, offset)
+    own = (opaque > 0) & (distance2 >= np.float32(SEEN_THROUGH_DISTANCE**2))
+    weight = local_sum(own.astype(np.float32)) + np.float32(1e-4)
+    confused = (own & (keyed < limit)).astype(np.float32)
+    return np.asarray(local_sum(confused) / weight, np.float32)
+
+
+def _dot(a: FloatImage, b: FloatImage) -> FloatImage:
+    """Per-pixel dot product of two (H, W, 3) images, (H, W)."""
+    return np.asarray(cv2.transform(cv2.multiply(a, b), _CHANNEL_SUM), np.float32)
+
+
+def drop_smudges(
+    image: FloatImage,
+    alpha: FloatImage,
+    backdrop: FloatImage,
+    zone: NDArray[np.bool_],
+    depth_px: int,
+    max_delta_e: float = SMUDGE_DELTA_E,
+) -> FloatImage:
+    """``alpha`` without the patches of a dark backdrop that cling to the subject's outline.
+
+    On a black backdrop the key cannot run (shadows in hair look like it), and the network
+    sometimes calls a patch of the backdrop beside the hair subject: a dark smudge on any new
+    background. A smudge is a region of pixels in ``zone`` whose colour is the backdrop's (within
+    ``max_delta_e``: the backdrop's own grain), reached from the background around the subject
+    (α < 0.5 and connected to the crop's top or sides, so not a gap inside the hair) through such
+    pixels, and no deeper than ``depth_px`` into the subject; it goes to α = 0 with a pixel of
+    feather. Hair keeps its alpha: its strands are lighter or warmer than the backdrop, and its
+    own black shadows lie inside it, behind lighter strands, where no such path reaches.
+    """
+    outside = (alpha < 0.5).astype(np.uint8)
+    count, labels = cv2.connectedComponents(outside, connectivity=8)
+    border = np.concatenate([labels[0], labels[:, 0], labels[:, -1]])
+    exterior = np.isin(labels, border[border > 0])
+    depth = cv2.distanceTransform(1 - outside, cv2.DIST_L2, 3)
+    candidate = zone & (outside == 0) & (depth <= depth_px)
+    # ΔE only where it matters: a thin band along the outline, not the whole crop.
+    ys, xs = np.nonzero(candidate)
+    delta = np.linalg.norm(to_lab(image[ys, xs]) - to_lab(backdrop[ys, xs]), axis=1)
+    far = delta >= max_delta_e
+    candidate[ys[far], xs[far]] = False
+    if not candidate.any():
+        return alpha.copy()
+    count, labels = cv2.connectedComponents((candidate | exterior).astype(np.uint8), connectivity=8)
+    reached = np.zeros(count, dtype=bool)
+    reached[np.unique(labels[exterior])] = True
+    reached[0] = False
+    smudge = candidate & reached[labels]
+    if not smudge.any():
+        return alpha.copy()
+    keep = 1.0 - cv2.blur(smudge.astype(np.float32), (3, 3))
+    keep[smudge] = 0.0
+    return np.asarray(alpha * keep, dtype=np.float32)
 
 
 def leftover_share(

@@ -24,7 +24,10 @@ from faceflow.domain import Box, Face, Landmarks, Point
 from faceflow.pipeline.idphoto.backdrop import (
     CAMOUFLAGE_SHARE,
     MIN_KEY_LIGHTNESS,
+    SEEN_THROUGH_DISTANCE,
+    SMUDGE_DELTA_E,
     BackdropKind,
+    drop_smudges,
     fit_backdrop,
     leftover_share,
     rekey_alpha,
@@ -64,13 +67,13 @@ MIN_RING_PIXELS = 200
 # The subject's colour near a pixel being re-keyed: opaque pixels within this fraction of the long
 # side.
 KEY_RADIUS_FRACTION = 1 / 24
+# Patches of a dark backdrop stuck to the hair are dropped up to this fraction of the long side
+# deep into the subject.
+SMUDGE_DEPTH_FRACTION = 1 / 50
 # The face, where alpha is never re-keyed and holes are always filled: an ellipse on the detector
 # box, these fractions of its width and height from its centre.
 FACE_HALF_WIDTH = 0.42
 FACE_HALF_HEIGHT = 0.52
-# Inside the hair (not at its edge) only pixels this close to the backdrop (RGB distance, 0–1) are
-# re-keyed: backdrop seen through loops and buns, never the hair's own highlights.
-HAIR_KEY_DISTANCE = 0.12
 
 
 class Segmenter(Protocol):
@@ -166,7 +169,8 @@ def compute_matte(
     edges with a guided filter steered by the crop's colours; keep only the region connected to
     the face (one person: unattached blobs go). Then fit the backdrop's colour model to the sure
     background: when it is plain, alpha is re-estimated against it at the subject's edge and
-    where the backdrop shows through the hair. Holes inside the face and body are filled, and the
+    where the backdrop shows through the hair (when it is plain and dark, patches of it stuck to
+    the side of the hair are dropped instead). Holes inside the face and body are filled, and the
     subject's true colours are estimated at see-through edges (against the backdrop model when
     there is one, so no fringe of the old backdrop remains). The crop is shrunk first if its long
     side exceeds ``max_side_px`` (what the largest output needs), which bounds time and size.
@@ -208,7 +212,9 @@ def compute_matte(
     kind = None if model is None else model.kind
     if model is not None and kind is BackdropKind.PLAIN:
         backdrop_image = model.render(*alpha.shape)
-        close = np.linalg.norm(image - backdrop_image, axis=2) < HAIR_KEY_DISTANCE
+        # Inside the hair (not at its edge) only pixels of the backdrop's colour are re-keyed:
+        # backdrop seen through loops and buns, never the hair's own highlights.
+        close = np.linalg.norm(image - backdrop_image, axis=2) < SEEN_THROUGH_DISTANCE
         opaque_hair = hair_zone & (alpha >= 0.98)
         camouflaged = (
             float(close[opaque_hair].mean()) > CAMOUFLAGE_SHARE if opaque_hair.any() else True
@@ -221,6 +227,10 @@ def compute_matte(
             radius_key = max(4, round(long_side * KEY_RADIUS_FRACTION))
             alpha = rekey_alpha(image, alpha, backdrop_image, where, ~edge, radius_key)
             alpha = keep_connected(alpha, seeds, feather_px=2 * radius)
+        elif model.lightness < MIN_KEY_LIGHTNESS:
+            depth = max(4, round(long_side * SMUDGE_DEPTH_FRACTION))
+            grain = max(SMUDGE_DELTA_E, model.p90_delta_e)
+            alpha = drop_smudges(image, alpha, backdrop_image, hair_zone, depth, grain)
         keep_open = hair_zone & close
     alpha = fill_holes(alpha, ~hair_zone, keep_open)
     alpha = quantise_alpha(alpha)
