@@ -55,7 +55,10 @@ class U2NetpSegmenter:
 
     @classmethod
     def load(cls, store: ModelStore, settings: ModelSettings) -> U2NetpSegmenter:
-        return cls(create_session(cls.spec.name, store.read_verified(cls.spec), settings))
+        # No arena: its ≈ 290 MB peak is returned after each run instead of held (see
+        # create_session); the inference processes map it in huge pages, so this costs a few %.
+        model = store.read_verified(cls.spec)
+        return cls(create_session(cls.spec.name, model, settings, arena=False))
 
     def predict(self, rgb_crop: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Alpha in [0, 1], float32, shaped like ``rgb_crop``'s height × width.
