@@ -10,15 +10,19 @@ hair edges are lost.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
 
 from faceflow.config import ModelSettings
 from faceflow.models.catalog import ModelSpec, model_spec
 from faceflow.models.session import create_session
 from faceflow.models.store import ModelStore
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 INPUT_SIZE_PX = 320
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

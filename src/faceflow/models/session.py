@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-
-import onnxruntime as ort
+from typing import TYPE_CHECKING
 
 from faceflow.config import ModelSettings
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,10 @@ def create_session(
     which an arena would hold for the life of the process, 500 MB once the pattern's own block
     is added): the pattern then plans one block per run, allocated and returned whole.
     """
+    # Imported here, not at the top: the API process imports the model classes (task requests
+    # name them) but never runs one, and onnxruntime costs it ≈ 30 MB.
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = settings.intra_op_threads
     options.inter_op_num_threads = 1
