@@ -27,7 +27,7 @@ from faceflow.errors import (
     WorkerCrashed,
 )
 from faceflow.runtime.child import checkpoint
-from faceflow.runtime.pool import CHILD_GLIBC_TUNABLE, InferencePool, TaskObserver, WorkerState
+from faceflow.runtime.pool import CHILD_GLIBC_TUNABLES, InferencePool, TaskObserver, WorkerState
 from tests.runtime import pool_tasks
 from tests.runtime.pool_tasks import Config, Context
 
@@ -402,23 +402,26 @@ async def test_large_request_round_trips() -> None:
     assert digest == hashlib.sha256(data).hexdigest()
 
 
-async def test_workers_start_with_the_huge_page_tunable_and_the_parent_keeps_its_own(
+async def test_workers_start_with_the_malloc_tunables_and_the_parent_keeps_its_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     async with running(make_pool(processes=1)) as pool:
-        assert await pool.run(pool_tasks.env, "GLIBC_TUNABLES") == CHILD_GLIBC_TUNABLE
+        seen = await pool.run(pool_tasks.env, "GLIBC_TUNABLES")
+    assert seen == ":".join(CHILD_GLIBC_TUNABLES)
     assert "GLIBC_TUNABLES" not in os.environ
 
 
-async def test_an_operators_glibc_tunables_are_kept_for_the_workers(
+async def test_an_operators_glibc_tunables_are_kept_and_win(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    own = "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=0"
+    monkeypatch.setenv("GLIBC_TUNABLES", own)
     async with running(make_pool(processes=1)) as pool:
         seen = await pool.run(pool_tasks.env, "GLIBC_TUNABLES")
-    assert seen == f"glibc.malloc.arena_max=2:{CHILD_GLIBC_TUNABLE}"
-    assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"
+    added = [t for t in CHILD_GLIBC_TUNABLES if not t.startswith("glibc.malloc.hugetlb=")]
+    assert seen == ":".join([own, *added])
+    assert os.environ["GLIBC_TUNABLES"] == own
 
 
 async def test_observer_sees_every_task() -> None:

@@ -31,8 +31,7 @@ until a whole large message has arrived. Requests are pickled on the loop (a cop
 loop when small; a 10 MB send measured ≈ 12 ms of blocking pipe writes, so payloads above
 ``_INLINE_SEND_BYTES`` are written by a sender thread instead (pipe writes release the GIL).
 
-Memory: workers are spawned with glibc's ``glibc.malloc.hugetlb=1`` tunable (see
-:data:`CHILD_GLIBC_TUNABLE`).
+Memory: workers are spawned with glibc malloc tunables (see :data:`CHILD_GLIBC_TUNABLES`).
 """
 
 from __future__ import annotations
@@ -101,13 +100,21 @@ _RECENT_DURATIONS = 64
 # After terminate (SIGTERM) and after kill (SIGKILL), how long close() waits for each exit.
 _SIGNAL_GRACE_S = 2.0
 
-CHILD_GLIBC_TUNABLE = "glibc.malloc.hugetlb=1"
-"""Put in each worker's ``GLIBC_TUNABLES``: glibc's malloc then asks for transparent huge pages
-(``madvise``) for the blocks it maps. A model run without an arena (u2netp, see
-:func:`faceflow.models.session.create_session`) maps and touches ≈ 290 MB afresh each run;
-in 4 KB pages that measured ≈ 30 % more CPU than keeping an arena, in 2 MB pages ≈ 3 %. glibc
-reads tunables once, when the process starts, so they must be in the environment it is spawned
-with, not set from inside it. Other C libraries ignore the variable."""
+CHILD_GLIBC_TUNABLES = ("glibc.malloc.hugetlb=1", "glibc.malloc.mmap_threshold=262144")
+"""Put in each worker's ``GLIBC_TUNABLES`` (measured with bench/rss.py):
+
+* ``hugetlb=1``: malloc asks for transparent huge pages (``madvise``) for the blocks it maps. A
+  model run without an arena (u2netp, see :func:`faceflow.models.session.create_session`) maps
+  and touches ≈ 290 MB afresh each run; in 4 KB pages that measured ≈ 30 % more CPU than
+  keeping an arena, in 2 MB pages ≈ 3 %.
+* ``mmap_threshold``: blocks from 256 KB up (decoded images, tensors) are always mapped, so
+  they go back to the system when freed. By default glibc raises the threshold to the largest
+  block freed so far (up to 32 MB), after which photos of varied sizes are carved from the heap
+  and fragment it: each worker then grew by ≈ 75 MB over a few hundred requests, ≈ 30 MB
+  with the fixed threshold.
+
+glibc reads tunables once, when a process starts, so they must be in the environment it is
+spawned with, not set from inside it. Other C libraries ignore the variable."""
 
 
 class WorkerState(enum.StrEnum):
@@ -801,16 +808,13 @@ class InferencePool(Generic[C]):
 
 @contextlib.contextmanager
 def _child_glibc_tunables() -> Iterator[None]:
-    """Add :data:`CHILD_GLIBC_TUNABLE` to ``GLIBC_TUNABLES`` while a worker is spawned (it
-    inherits this process's environment); the operator's own tunables are kept, and win."""
+    """Add :data:`CHILD_GLIBC_TUNABLES` to ``GLIBC_TUNABLES`` while a worker is spawned (it
+    inherits this process's environment); a tunable the operator already set keeps its value."""
     before = os.environ.get("GLIBC_TUNABLES")
-    name = CHILD_GLIBC_TUNABLE.split("=", 1)[0]
-    if before is not None and name in before:
-        yield
-        return
-    os.environ["GLIBC_TUNABLES"] = (
-        f"{before}:{CHILD_GLIBC_TUNABLE}" if before else CHILD_GLIBC_TUNABLE
-    )
+    own = before.split(":") if before else []
+    names = {item.split("=", 1)[0] for item in own}
+    added = [item for item in CHILD_GLIBC_TUNABLES if item.split("=", 1)[0] not in names]
+    os.environ["GLIBC_TUNABLES"] = ":".join([*own, *added])
     try:
         yield
     finally:
