@@ -106,11 +106,11 @@ CHILD_GLIBC_TUNABLES = ("glibc.malloc.hugetlb=1", "glibc.malloc.mmap_threshold=2
 * ``hugetlb=1``: malloc asks for transparent huge pages (``madvise``) for the blocks it maps. A
   model run without an arena (u2netp, see :func:`faceflow.models.session.create_session`) maps
   and touches ≈ 290 MB afresh each run; in 4 KB pages that measured ≈ 30 % more CPU than
-  keeping an arena, in 2 MB pages ≈ 3 %.
+  keeping an arena, in 2 MB pages ≈ 6 %.
 * ``mmap_threshold``: blocks from 256 KB up (decoded images, tensors) are always mapped, so
   they go back to the system when freed. By default glibc raises the threshold to the largest
   block freed so far (up to 32 MB), after which photos of varied sizes are carved from the heap
-  and fragment it: each worker then grew by ≈ 75 MB over a few hundred requests, ≈ 30 MB
+  and fragment it: each worker then grew by ≈ 75 MB over a few hundred requests, ≈ 35 MB
   with the fixed threshold.
 
 glibc reads tunables once, when a process starts, so they must be in the environment it is
