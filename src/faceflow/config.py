@@ -186,7 +186,19 @@ class ModelSettings(_Group):
     index_url: str | None = Field(None, description="package index for `models pull`")
 
 
+RuntimeOperation = Literal["detect", "analyze", "annotate", "id-photo"]
+ALL_OPERATIONS: tuple[RuntimeOperation, ...] = ("detect", "analyze", "annotate", "id-photo")
+
+
 class RuntimeSettings(_Group):
+    operations: list[RuntimeOperation] = Field(
+        default_factory=lambda: list(ALL_OPERATIONS),
+        min_length=1,
+        description="operations the inference processes load models for (detect, analyze, "
+        "annotate, id-photo, which covers sheets); the detector always loads. Without id-photo "
+        "no process loads u2netp, without analyze and annotate none loads the age, gender and "
+        "dlib models, and a request that needs them answers 404 not_found",
+    )
     processes: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, le=256, description="inference processes"
     )

@@ -7,6 +7,7 @@ import pytest
 
 from faceflow.config import ModelSettings
 from faceflow.models.catalog import model_spec
+from faceflow.models.registry import ModelSet
 from faceflow.models.session import create_session
 from faceflow.models.store import ModelStore
 
@@ -42,3 +43,18 @@ def test_unavailable_providers_are_dropped_and_cpu_remains(
     session = create_session("yunet", yunet_bytes, ModelSettings(providers=providers))
 
     assert session.get_providers() == ["CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize("arena", [True, False])
+def test_arena_and_memory_pattern_are_exclusive(yunet_bytes: bytes, arena: bool) -> None:
+    session = create_session("yunet", yunet_bytes, ModelSettings(), arena=arena)
+
+    options = session.get_session_options()
+    assert options.enable_cpu_mem_arena is arena
+    assert options.enable_mem_pattern is not arena
+
+
+def test_the_segmenter_runs_without_an_arena(model_set: ModelSet) -> None:
+    options = model_set.segmenter._session.get_session_options()
+
+    assert options.enable_cpu_mem_arena is False

@@ -27,7 +27,7 @@ from faceflow.errors import (
     WorkerCrashed,
 )
 from faceflow.runtime.child import checkpoint
-from faceflow.runtime.pool import InferencePool, TaskObserver, WorkerState
+from faceflow.runtime.pool import CHILD_GLIBC_TUNABLES, InferencePool, TaskObserver, WorkerState
 from tests.runtime import pool_tasks
 from tests.runtime.pool_tasks import Config, Context
 
@@ -41,7 +41,6 @@ def make_pool(
     max_waiting: int = 8,
     *,
     config: Config | None = None,
-    child_env: dict[str, str] | None = None,
     on_task_done: TaskObserver | None = None,
     stop_timeout_s: float = 10.0,
     cancel_grace_s: float = BOUND_S,
@@ -53,7 +52,6 @@ def make_pool(
         init=pool_tasks.init,
         init_arg=config or Config(),
         warmup=pool_tasks.warmup,
-        child_env=child_env,
         on_task_done=on_task_done,
         stop_timeout_s=stop_timeout_s,
         cancel_grace_s=cancel_grace_s,
@@ -404,11 +402,26 @@ async def test_large_request_round_trips() -> None:
     assert digest == hashlib.sha256(data).hexdigest()
 
 
-async def test_child_env_is_set_in_workers_only() -> None:
-    name = "FACEFLOW_TEST_POOL_CHILD_ENV"
-    async with running(make_pool(processes=1, child_env={name: "1"})) as pool:
-        assert await pool.run(pool_tasks.env, name) == "1"
-    assert name not in os.environ
+async def test_workers_start_with_the_malloc_tunables_and_the_parent_keeps_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    async with running(make_pool(processes=1)) as pool:
+        seen = await pool.run(pool_tasks.env, "GLIBC_TUNABLES")
+    assert seen == ":".join(CHILD_GLIBC_TUNABLES)
+    assert "GLIBC_TUNABLES" not in os.environ
+
+
+async def test_an_operators_glibc_tunables_are_kept_and_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    own = "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=0"
+    monkeypatch.setenv("GLIBC_TUNABLES", own)
+    async with running(make_pool(processes=1)) as pool:
+        seen = await pool.run(pool_tasks.env, "GLIBC_TUNABLES")
+    added = [t for t in CHILD_GLIBC_TUNABLES if not t.startswith("glibc.malloc.hugetlb=")]
+    assert seen == ":".join([own, *added])
+    assert os.environ["GLIBC_TUNABLES"] == own
 
 
 async def test_observer_sees_every_task() -> None:

@@ -7,9 +7,9 @@ Age output: probabilities over 81 classes for ages 0.25, 1, 2, … 80. Gender ou
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
 
 from faceflow.config import ModelSettings
@@ -17,6 +17,9 @@ from faceflow.domain import AgeEstimate, Gender, GenderEstimate
 from faceflow.models.catalog import ModelSpec, model_spec
 from faceflow.models.session import create_session
 from faceflow.models.store import ModelStore
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 CHANNEL_MEANS = np.array([122.782, 117.001, 104.298], dtype=np.float32)
 AGE_CLASSES = np.array([0.25, *range(1, 81)], dtype=np.float32)

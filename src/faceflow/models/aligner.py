@@ -8,15 +8,18 @@ taller and sits higher on the head; feeding it shifts predicted ages by years.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import cv2
-import dlib
 import numpy as np
 from numpy.typing import NDArray
 
 from faceflow.domain import Box, Landmarks, Point
 from faceflow.models.catalog import ModelSpec, model_spec
 from faceflow.models.store import ModelStore
+
+if TYPE_CHECKING:
+    import dlib
 
 CHIP_PADDING = 0.2  # dlib's default for get_face_chip; the Cydral models were trained with it
 
@@ -65,6 +68,10 @@ class FaceAligner:
 
     @classmethod
     def load(cls, store: ModelStore) -> FaceAligner:
+        # dlib is imported by the processes that align faces only (≈ 11 MB each): detection
+        # uses this module's geometry, and an ID-photo-only process never aligns.
+        import dlib
+
         return cls(dlib.shape_predictor(str(store.verified_path(cls.spec))))
 
     def chips(
@@ -79,6 +86,8 @@ class FaceAligner:
         face is about the largest chip's size, that chip is cut, and every smaller chip is the
         largest one area-averaged down (an integer factor for 64 → 32, so no aliasing either).
         """
+        import dlib
+
         out = {size: np.zeros((len(faces), size, size, 3), dtype=np.uint8) for size in sizes}
         if not sizes:
             return out
@@ -125,6 +134,8 @@ def turn_points(
 
 
 def _dlib_rect(box: Box) -> dlib.rectangle:
+    import dlib
+
     return dlib.rectangle(round(box.x1), round(box.y1), round(box.x2) - 1, round(box.y2) - 1)
 
 

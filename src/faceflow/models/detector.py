@@ -14,16 +14,18 @@ to 640×640, which saves a third of the detector's time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 from numpy.typing import NDArray
 
 from faceflow.config import ModelSettings
 from faceflow.models.catalog import ModelSpec, model_spec
 from faceflow.models.session import create_session
 from faceflow.models.store import ModelStore
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 INPUT_SIZE_PX = 640
 """The long side images are scaled to before detection."""
@@ -96,6 +98,9 @@ def with_symbolic_input_size(model: bytes) -> bytes:
 
     Only shape declarations change; weights and operations are untouched.
     """
+    # Imported here: only a process that loads the detector needs the ONNX protobuf stack.
+    import onnx
+
     graph = onnx.load_from_string(model)
     dims = graph.graph.input[0].type.tensor_type.shape.dim
     for axis, name in ((2, "height"), (3, "width")):

@@ -10,15 +10,19 @@ hair edges are lost.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
 
 from faceflow.config import ModelSettings
 from faceflow.models.catalog import ModelSpec, model_spec
 from faceflow.models.session import create_session
 from faceflow.models.store import ModelStore
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 INPUT_SIZE_PX = 320
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -55,7 +59,10 @@ class U2NetpSegmenter:
 
     @classmethod
     def load(cls, store: ModelStore, settings: ModelSettings) -> U2NetpSegmenter:
-        return cls(create_session(cls.spec.name, store.read_verified(cls.spec), settings))
+        # No arena: its ≈ 290 MB peak is returned after each run instead of held (see
+        # create_session); the inference processes map it in huge pages, so this costs a few %.
+        model = store.read_verified(cls.spec)
+        return cls(create_session(cls.spec.name, model, settings, arena=False))
 
     def predict(self, rgb_crop: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Alpha in [0, 1], float32, shaped like ``rgb_crop``'s height × width.

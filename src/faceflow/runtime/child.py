@@ -15,8 +15,9 @@ the worker is free again within one stage. A task that never reaches a checkpoin
 the parent after a grace period. Using a seq, not a flag, means a late write can never stop the
 next task.
 
-This module imports only the standard library and :mod:`faceflow.errors`, so a spawned child has
-loaded nothing heavy (numpy, onnxruntime, OpenCV) by the time ``child_env`` is applied.
+This module imports only the standard library and :mod:`faceflow.errors`: a spawned child loads
+the heavy libraries (numpy, onnxruntime, OpenCV) only through the modules ``init`` and the tasks
+come from.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ import logging
 import os
 import pickle
 import signal
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import NamedTuple, Protocol, cast
@@ -37,9 +37,6 @@ STOP = b""
 """Asks a worker to exit once idle. No pickle is empty, so it cannot be mistaken for a task."""
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-
-# Libraries whose thread pools read OMP_NUM_THREADS & co. once, when they are first imported.
-_THREADED_MODULES = ("numpy", "cv2", "onnxruntime", "dlib")
 
 _log = logging.getLogger("faceflow.runtime.pool")
 
@@ -113,36 +110,21 @@ def child_main(
     conn: Connection,
     slot: int,
     setup: bytes,
-    env: Mapping[str, str],
     cancel: CancelCell | None = None,
 ) -> None:
     """Entry point of a spawned worker process.
 
     ``cancel`` is the cell the parent writes the seq of a task to stop into (see the module doc).
-    ``setup`` is the pickled ``(init, init_arg, warmup)``. It is unpickled only after ``env`` has
-    been applied, so the modules that define ``init`` and ``warmup`` (and whatever they import)
-    load under it. Thread counts are not this function's business: the context factory sets them
-    (onnxruntime ``intra_op_num_threads``, ``cv2.setNumThreads``), because the design is one
-    thread per process with ``processes`` = cores. ``env`` is for libraries that only read
-    environment variables such as ``OMP_NUM_THREADS``; note that the parent's ``__main__`` module
-    is re-imported by ``spawn`` before this function runs, so anything it imports at module level
-    is already loaded (a warning names such libraries).
+    ``setup`` is the pickled ``(init, init_arg, warmup)``. Thread counts are not this function's
+    business: the context factory sets them (onnxruntime ``intra_op_num_threads``,
+    ``cv2.setNumThreads``), because the design is one thread per process with ``processes`` =
+    cores.
 
     SIGINT is ignored: Ctrl-C reaches the whole process group, and shutting workers down is the
     parent's job (:meth:`InferencePool.close`), not a KeyboardInterrupt in the middle of a task.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _running.cancel = cancel
-    if env:
-        early = [name for name in _THREADED_MODULES if name in sys.modules]
-        if early:
-            _log.warning(
-                "worker %d: %s imported before child_env was applied; their thread settings "
-                "may ignore it",
-                slot,
-                ", ".join(early),
-            )
-        os.environ.update(env)
     try:
         init, init_arg, warmup = cast(
             "tuple[Callable[[object], object], object, Callable[[object], object] | None]",

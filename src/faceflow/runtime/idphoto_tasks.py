@@ -66,7 +66,10 @@ class SheetRequest:
 
 
 def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
-    """The upload's portrait matte, serialised; NoFace / MultipleFaces unless exactly one face."""
+    """The upload's portrait matte, serialised; NoFace / MultipleFaces unless exactly one face.
+
+    NotFound, before any decoding, when this process has no segmenter (ID photos are off)."""
+    segmenter = context.models.segmenter
     timer = StageTimer()
     image = decode_for(context, request.data, MATTE_DECODE_PX, timer)
     with timer.stage("detect"):
@@ -75,7 +78,7 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
         )
     face = single_face(faces)
     with timer.stage("matte"):
-        matte = compute_matte(image.rgb, face, context.models.segmenter, source_scale=image.scale)
+        matte = compute_matte(image.rgb, face, segmenter, source_scale=image.scale)
         body = matte_to_bytes(matte)
     return TaskOutput(MATTE_MEDIA_TYPE, body, {"face_count": 1, **timer.as_meta()})
 

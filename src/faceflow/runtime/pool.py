@@ -8,11 +8,15 @@ builds its context once with ``init(init_arg)`` (the loaded models), optionally 
 Lifecycle, from a service's lifespan or from ``asyncio.run`` in a script::
 
     pool = InferencePool(processes=2, max_waiting=4, deadline_s=30.0,
-                         init=build_context, init_arg=settings_dict, warmup=warm_up)
+                         init=load_pool_context, init_arg=settings.model_dump_json(),
+                         warmup=warm_up)
     await pool.start()            # returns at once; workers load in the background
     await pool.wait_ready(60.0)   # or poll ``pool.ready`` from /readyz
-    result = await pool.run(detect_task, request)
+    result = await pool.run(run_face_request, request)
     await pool.close()
+
+(``load_pool_context`` and ``warm_up`` from :mod:`faceflow.runtime.context`,
+``run_face_request`` from :mod:`faceflow.runtime.tasks`.)
 
 Why spawn and never fork: an onnxruntime session must not be created before a fork and used after
 it, and a forked child would inherit the parent's event loop, threads and locks.
@@ -26,6 +30,8 @@ until a whole large message has arrived. Requests are pickled on the loop (a cop
 ≈ 0.1 ms for 100 KB, ≈ 8 ms for 10 MB, and holding the GIL wherever it runs) and sent from the
 loop when small; a 10 MB send measured ≈ 12 ms of blocking pipe writes, so payloads above
 ``_INLINE_SEND_BYTES`` are written by a sender thread instead (pipe writes release the GIL).
+
+Memory: workers are spawned with glibc malloc tunables (see :data:`CHILD_GLIBC_TUNABLES`).
 """
 
 from __future__ import annotations
@@ -38,9 +44,10 @@ import logging
 import math
 import multiprocessing
 import multiprocessing.connection
+import os
 import pickle
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -92,6 +99,22 @@ _INLINE_SEND_BYTES = 256 * 1024
 _RECENT_DURATIONS = 64
 # After terminate (SIGTERM) and after kill (SIGKILL), how long close() waits for each exit.
 _SIGNAL_GRACE_S = 2.0
+
+CHILD_GLIBC_TUNABLES = ("glibc.malloc.hugetlb=1", "glibc.malloc.mmap_threshold=262144")
+"""Put in each worker's ``GLIBC_TUNABLES`` (measured with bench/rss.py):
+
+* ``hugetlb=1``: malloc asks for transparent huge pages (``madvise``) for the blocks it maps. A
+  model run without an arena (u2netp, see :func:`faceflow.models.session.create_session`) maps
+  and touches ≈ 290 MB afresh each run; in 4 KB pages that measured ≈ 30 % more CPU than
+  keeping an arena, in 2 MB pages ≈ 6 %.
+* ``mmap_threshold``: blocks from 256 KB up (decoded images, tensors) are always mapped, so
+  they go back to the system when freed. By default glibc raises the threshold to the largest
+  block freed so far (up to 32 MB), after which photos of varied sizes are carved from the heap
+  and fragment it: each worker then grew by ≈ 75 MB over a few hundred requests, ≈ 35 MB
+  with the fixed threshold.
+
+glibc reads tunables once, when a process starts, so they must be in the environment it is
+spawned with, not set from inside it. Other C libraries ignore the variable."""
 
 
 class WorkerState(enum.StrEnum):
@@ -232,7 +255,6 @@ class InferencePool(Generic[C]):
         init: Callable[[A], C],
         init_arg: A,
         warmup: Callable[[C], object] | None = None,
-        child_env: Mapping[str, str] | None = None,
         on_task_done: TaskObserver | None = None,
         stop_timeout_s: float = 10.0,
         cancel_grace_s: float = 5.0,
@@ -240,9 +262,8 @@ class InferencePool(Generic[C]):
         """Describe the pool; nothing starts until :meth:`start`.
 
         ``init``, ``warmup`` and task functions must be module-level functions and ``init_arg``
-        picklable (checked here: a lambda fails now, not in a child). ``child_env`` is set in
-        each worker's environment before ``init``'s module is imported there (for libraries that
-        read e.g. ``OMP_NUM_THREADS`` at import). ``stop_timeout_s`` bounds how long
+        picklable (checked here: a lambda fails now, not in a child). ``stop_timeout_s`` bounds
+        how long
         :meth:`close` lets busy workers finish before terminating them; ``cancel_grace_s`` how
         long a task given up on may run on before its worker is killed.
         """
@@ -258,7 +279,6 @@ class InferencePool(Generic[C]):
         self._max_waiting = max_waiting
         self._deadline_s = deadline_s
         self._setup = pickle.dumps((init, init_arg, warmup), protocol=_PROTOCOL)
-        self._child_env = dict(child_env or {})
         self._on_task_done = on_task_done
         self._stop_timeout_s = stop_timeout_s
         self._cancel_grace_s = cancel_grace_s
@@ -289,7 +309,6 @@ class InferencePool(Generic[C]):
         init: Callable[[A], C],
         init_arg: A,
         warmup: Callable[[C], object] | None = None,
-        child_env: Mapping[str, str] | None = None,
         on_task_done: TaskObserver | None = None,
     ) -> InferencePool[C]:
         """A pool sized by the ``runtime`` settings group; ``warmup`` is skipped when it says so."""
@@ -301,7 +320,6 @@ class InferencePool(Generic[C]):
             init=init,
             init_arg=init_arg,
             warmup=warmup if settings.warmup else None,
-            child_env=child_env,
             on_task_done=on_task_done,
         )
 
@@ -608,12 +626,13 @@ class InferencePool(Generic[C]):
         cancel = cast(CancelCell, self._mp.RawValue("q", 0))
         process = self._mp.Process(
             target=child_main,
-            args=(child_conn, slot, self._setup, self._child_env, cancel),
+            args=(child_conn, slot, self._setup, cancel),
             name=f"faceflow-worker-{slot}",
             # Daemonic: if the parent exits without close(), multiprocessing's exit hook ends them.
             daemon=True,
         )
-        process.start()
+        with _child_glibc_tunables():
+            process.start()
         # Keep only the parent's end, so the pipe reports EOF when the child dies.
         child_conn.close()
         worker = _Worker(slot, generation, process, parent_conn, cancel)
@@ -785,6 +804,24 @@ class InferencePool(Generic[C]):
             await asyncio.to_thread(reader.join, _SIGNAL_GRACE_S)
         if worker.process.exitcode is None:
             _log.error("worker %d (pid %s) could not be stopped", worker.slot, worker.process.pid)
+
+
+@contextlib.contextmanager
+def _child_glibc_tunables() -> Iterator[None]:
+    """Add :data:`CHILD_GLIBC_TUNABLES` to ``GLIBC_TUNABLES`` while a worker is spawned (it
+    inherits this process's environment); a tunable the operator already set keeps its value."""
+    before = os.environ.get("GLIBC_TUNABLES")
+    own = before.split(":") if before else []
+    names = {item.split("=", 1)[0] for item in own}
+    added = [item for item in CHILD_GLIBC_TUNABLES if item.split("=", 1)[0] not in names]
+    os.environ["GLIBC_TUNABLES"] = ":".join([*own, *added])
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["GLIBC_TUNABLES"]
+        else:
+            os.environ["GLIBC_TUNABLES"] = before
 
 
 def _send_locked(worker: _Worker, payload: bytes) -> None:

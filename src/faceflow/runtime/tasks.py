@@ -87,7 +87,12 @@ def decode_for(
 def face_report(
     context: WorkerContext, request: FaceRequest, timer: StageTimer
 ) -> tuple[DecodedImage, FaceReport]:
-    """Decode the image and find (and, unless detecting only, enrich) its faces."""
+    """Decode the image and find (and, unless detecting only, enrich) its faces.
+
+    NotFound, before any decoding, when attributes are asked of a process without their models.
+    """
+    enrich = request.operation is not Operation.DETECT and bool(request.attributes)
+    attribute_models = context.attribute_models if enrich else None
     long_side = {
         Operation.DETECT: DETECT_DECODE_PX,
         Operation.ANALYZE: ANALYZE_DECODE_PX,
@@ -98,12 +103,12 @@ def face_report(
         faces = detect_faces(
             image.rgb, context.models.detector, request.options, source_scale=image.scale
         )
-    if request.operation is not Operation.DETECT and request.attributes:
+    if attribute_models is not None:
         with timer.stage("attributes"):
             faces = enrich_faces(
                 image.rgb,
                 faces,
-                context.attribute_models,
+                attribute_models,
                 request.attributes,
                 source_scale=image.scale,
             )

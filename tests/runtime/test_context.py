@@ -1,0 +1,90 @@
+"""An inference process's context loads the models its operations need, and no others."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from faceflow.config import ModelSettings, RuntimeOperation, RuntimeSettings, Settings
+from faceflow.errors import NotFound
+from faceflow.pipeline.detect import DetectOptions
+from faceflow.runtime.context import WorkerContext, load_context, warm_up
+from faceflow.runtime.idphoto_tasks import MatteRequest, matte_task
+from faceflow.runtime.tasks import FaceRequest, Operation, run_face_request
+
+
+def context_for(models: ModelSettings, operations: list[RuntimeOperation]) -> WorkerContext:
+    settings = Settings(models=models, runtime=RuntimeSettings(operations=operations))
+    return load_context(settings.model_dump_json())
+
+
+@pytest.fixture(scope="module")
+def detect_only(pulled_model_settings: ModelSettings) -> WorkerContext:
+    return context_for(pulled_model_settings, ["detect"])
+
+
+@pytest.fixture(scope="module")
+def photo(testdata: Path) -> bytes:
+    return (testdata / "obama.jpg").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("operations", "attributes", "segmenter"),
+    [
+        (["detect"], False, False),
+        (["detect", "analyze"], True, False),
+        (["annotate"], True, False),
+        (["id-photo"], False, True),
+        (["detect", "analyze", "annotate", "id-photo"], True, True),
+    ],
+)
+def test_only_the_models_of_the_enabled_operations_are_loaded(
+    pulled_model_settings: ModelSettings,
+    operations: list[RuntimeOperation],
+    attributes: bool,
+    segmenter: bool,
+) -> None:
+    models = context_for(pulled_model_settings, operations).models
+
+    assert models.detector is not None
+    assert (models.attribute_set is not None) is attributes
+    assert (models.portrait_segmenter is not None) is segmenter
+
+
+def test_detection_works_and_warm_up_skips_what_is_not_loaded(
+    detect_only: WorkerContext, photo: bytes
+) -> None:
+    warm_up(detect_only)  # raises if it touched a model that is not there
+    output = run_face_request(detect_only, FaceRequest(photo, Operation.DETECT, DetectOptions()))
+
+    assert len(json.loads(output.body)["faces"]) == 1
+
+
+@pytest.mark.parametrize("operation", [Operation.ANALYZE, Operation.ANNOTATE])
+def test_attributes_without_their_models_are_not_found(
+    detect_only: WorkerContext, photo: bytes, operation: Operation
+) -> None:
+    with pytest.raises(NotFound, match="age and gender"):
+        run_face_request(detect_only, FaceRequest(photo, operation, DetectOptions()))
+
+
+def test_annotate_without_attributes_needs_only_the_detector(
+    detect_only: WorkerContext, photo: bytes
+) -> None:
+    request = FaceRequest(photo, Operation.ANNOTATE, DetectOptions(), attributes=())
+
+    assert run_face_request(detect_only, request).body
+
+
+def test_an_id_photo_without_the_segmenter_is_not_found(
+    detect_only: WorkerContext, photo: bytes
+) -> None:
+    with pytest.raises(NotFound, match="ID photos"):
+        matte_task(detect_only, MatteRequest(photo))
+
+
+def test_operations_must_name_known_ones() -> None:
+    with pytest.raises(ValueError, match="operations"):
+        RuntimeSettings.model_validate({"operations": ["detect", "id_photo"]})
