@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from faceflow.config import ModelSettings, RuntimeOperation, RuntimeSettings, Settings
+from faceflow.domain import Operation
 from faceflow.errors import NotFound
 from faceflow.pipeline.detect import DetectOptions
 from faceflow.runtime.context import WorkerContext, load_context, warm_up
 from faceflow.runtime.idphoto_tasks import MatteRequest, matte_task
-from faceflow.runtime.tasks import FaceRequest, Operation, run_face_request
+from faceflow.runtime.tasks import FaceRequest, run_face_request
 
 
 def context_for(models: ModelSettings, operations: list[RuntimeOperation]) -> WorkerContext:
