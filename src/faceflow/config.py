@@ -197,7 +197,7 @@ class RuntimeSettings(_Group):
         description="operations the inference processes load models for (detect, analyze, "
         "annotate, id-photo, which covers sheets); the detector always loads. Without id-photo "
         "no process loads u2netp, without analyze and annotate none loads the age, gender and "
-        "dlib models, and a request that needs them answers 404 not_found",
+        "dlib models, and a request that needs them answers 404 operation_disabled",
     )
     processes: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, le=256, description="inference processes"

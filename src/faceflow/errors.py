@@ -141,6 +141,13 @@ class NotFound(FaceflowError):
     status = 404
 
 
+class OperationDisabled(NotFound):
+    """The operation is not among ``runtime.operations`` on this server (its models are not
+    loaded)."""
+
+    code = "operation_disabled"
+
+
 class Expired(NotFound):
     """The thing existed but its retention ran out, e.g. a job's stored image."""
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from faceflow.config import ModelSettings
-from faceflow.errors import NotFound
+from faceflow.errors import OperationDisabled
 from faceflow.models.age_gender import AgeModel, GenderModel
 from faceflow.models.aligner import FaceAligner
 from faceflow.models.detector import YuNetDetector
@@ -34,8 +34,8 @@ class ModelSet:
 
     The detector is always there; the attribute models and the segmenter only when the process
     serves operations that use them (each costs memory in every process). Asking for one that
-    was not loaded raises :class:`~faceflow.errors.NotFound` (404), the answer a client gets for
-    an operation this server does not offer.
+    was not loaded raises :class:`~faceflow.errors.OperationDisabled` (404), the answer a client
+    gets for an operation this server does not offer.
     """
 
     detector: YuNetDetector
@@ -90,5 +90,5 @@ class ModelSet:
 
 def _loaded(model: M | None, what: str) -> M:
     if model is None:
-        raise NotFound(f"{what} are not offered by this server (runtime.operations)")
+        raise OperationDisabled(f"{what} are not offered by this server (runtime.operations)")
     return model

@@ -18,9 +18,9 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from faceflow.cache.keys import cache_key
-from faceflow.config import Settings
+from faceflow.config import RuntimeOperation, RuntimeSettings, Settings
 from faceflow.domain import Operation
-from faceflow.errors import InvalidParameter, JsonScalar
+from faceflow.errors import InvalidParameter, JsonScalar, OperationDisabled
 from faceflow.operations.faces import FACE_OPTIONS, FaceOptions, FaceWork
 from faceflow.operations.idphoto import (
     PhotoOptions,
@@ -163,11 +163,35 @@ def scoped_job_id(submission: Submission, owner: str | None, scope: str) -> str:
     return submission.job_id
 
 
+_MODELS_OF: Mapping[Operation, RuntimeOperation] = MappingProxyType(
+    {
+        Operation.DETECT: "detect",
+        Operation.ANALYZE: "analyze",
+        Operation.ANNOTATE: "annotate",
+        Operation.ID_PHOTO: "id-photo",
+        Operation.ID_PHOTO_SHEET: "id-photo",
+    }
+)
+
+
+def check_enabled(operation: Operation, runtime: RuntimeSettings) -> None:
+    """:class:`OperationDisabled` (404 ``operation_disabled``) when this server's inference
+    processes do not load the models ``operation`` needs (``runtime.operations``): refused where
+    the request arrives, not after it was queued or sent to a process."""
+    needed = _MODELS_OF[operation]
+    if needed not in runtime.operations:
+        raise OperationDisabled(
+            f"this server does not offer {operation.value} (runtime.operations: "
+            f"{', '.join(runtime.operations)})"
+        )
+
+
 def prepare(
     operation: str, data: bytes, options: Mapping[str, str], settings: Settings
 ) -> Submission:
     """Validate a job submission and compute its key (the same key the sync endpoint uses)."""
     op, spec = spec_for(operation)
+    check_enabled(op, settings.runtime)
     parsed = parse_options(spec.options, options, op.value)
     request = spec.request(parsed, data, settings)
     params = spec.params(request)

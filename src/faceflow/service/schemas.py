@@ -98,6 +98,10 @@ class InfoOut(BaseModel):
     detection: dict[str, Any]
     cache: dict[str, Any]
     pool: dict[str, Any]
+    operations: list[str] = Field(
+        description="what this server offers (runtime.operations); anything else answers 404 "
+        "operation_disabled"
+    )
     jobs: dict[str, Any]
     auth_required: bool
     rate_limit: str | None

@@ -21,6 +21,7 @@ from faceflow.operations.faces import (
     FaceOptions,
     FaceWork,
 )
+from faceflow.operations.registry import check_enabled
 from faceflow.runtime.tasks import TaskOutput, run_face_request
 from faceflow.service.guard import guard
 from faceflow.service.schemas import (
@@ -59,6 +60,7 @@ async def answer(services: Services, key: str, work: FaceWork, data: bytes) -> R
     """The answer for the image ``data`` under its cache ``key``: cached, or computed once for
     concurrent identical requests. Where a request's work ends, whether the route or the hot path
     (which holds the key already, and looked it up) parsed and read it."""
+    check_enabled(work.operation, services.settings.runtime)
 
     async def produce() -> TaskOutput:
         return await services.pool.run(run_face_request, work.request(data))

@@ -26,6 +26,7 @@ from faceflow.operations.idphoto import (
     SheetWork,
     sheet_work,
 )
+from faceflow.operations.registry import check_enabled
 from faceflow.pipeline.idphoto.sheet import PAPERS
 from faceflow.pipeline.idphoto.specs import list_specs
 from faceflow.runtime.idphoto_tasks import MatteRequest, matte_task, render_task, sheet_task
@@ -75,6 +76,7 @@ async def _from_matte(
     work: PhotoWork | SheetWork,
 ) -> tuple[CacheEntry, CacheStatus]:
     digest, data = source
+    check_enabled(operation, services.settings.runtime)
 
     async def produce() -> TaskOutput:
         # One admission for both trips: a request given a place is never refused half-way, after

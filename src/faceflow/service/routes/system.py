@@ -83,6 +83,7 @@ async def info(request: Request) -> InfoOut:
             "deadline_s": settings.runtime.deadline_s,
             "ready": services.pool.ready,
         },
+        operations=[*settings.runtime.operations],
         jobs={"backend": "redis" if settings.jobs.redis_url else "embedded"},
         auth_required=services.api_keys.enabled,
         rate_limit=settings.server.rate_limit,

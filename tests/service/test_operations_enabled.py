@@ -1,0 +1,61 @@
+"""A server that offers only some operations (``runtime.operations``) refuses the others where
+the request arrives — 404 ``operation_disabled`` on the sync routes, the hot path and job
+submission alike — and says what it offers in ``/v1/info``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from tests.service.in_process import InProcess, app_settings, running_app
+from tests.service.support import assert_error
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def detect_only() -> AsyncIterator[InProcess]:
+    """A server whose inference processes load the detector alone."""
+    async with running_app(app_settings(runtime={"operations": ["detect"]})) as running:
+        yield running
+
+
+async def test_info_lists_what_the_server_offers(detect_only: InProcess) -> None:
+    async with detect_only.client() as client:
+        info = (await client.get("/v1/info")).json()
+    assert info["operations"] == ["detect"]
+
+
+async def test_detect_is_served(detect_only: InProcess, face_jpeg: bytes) -> None:
+    async with detect_only.client() as client:
+        response = await client.post("/v1/detect", content=face_jpeg, headers=JPEG)
+    assert response.status_code == 200, response.text
+    assert response.json()["face_count"] == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/analyze", "/v1/annotate", "/v1/id-photo?spec=us-passport", "/v1/id-photo/sheet"],
+)
+async def test_an_operation_it_does_not_offer_is_refused(
+    detect_only: InProcess, face_jpeg: bytes, path: str
+) -> None:
+    async with detect_only.client() as client:
+        response = await client.post(path, content=face_jpeg, headers=JPEG)
+    error = assert_error(response, 404, "operation_disabled")
+    assert "runtime.operations" in error["message"]
+
+
+@pytest.mark.parametrize("operation", ["analyze", "id-photo"])
+async def test_a_job_it_cannot_run_is_refused_at_submission(
+    detect_only: InProcess, face_jpeg: bytes, operation: str
+) -> None:
+    async with detect_only.client() as client:
+        response = await client.post(
+            f"/v1/jobs?operation={operation}", content=face_jpeg, headers=JPEG
+        )
+    assert_error(response, 404, "operation_disabled")
