@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Literal
 
@@ -21,13 +21,14 @@ from faceflow.errors import InvalidParameter, JsonScalar
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
+from faceflow.pipeline.idphoto.layout import NO_NUDGE
 from faceflow.pipeline.idphoto.matte import compute_matte, matte_from_bytes, matte_to_bytes
 from faceflow.pipeline.idphoto.render import (
     IdPhotoOptions,
     IdPhotoResult,
+    chosen_face,
     render_id_photo,
     render_pixels,
-    single_face,
 )
 from faceflow.pipeline.idphoto.sheet import (
     MAX_LAYOUT_ITEMS,
@@ -93,12 +94,18 @@ def photo_cache_params(options: IdPhotoOptions) -> dict[str, JsonScalar]:
         "max_kb": options.max_kb,
         "transparent": options.transparent,
         "quality": options.quality,
+        # Only a nudged photo's key names its nudge, so every key made before nudges still holds.
+        **({} if options.nudge == NO_NUDGE else {"nudge": json.dumps(asdict(options.nudge))}),
     }
 
 
 @dataclass(frozen=True, slots=True)
 class MatteRequest:
+    """``face``: which face of several to cut out, counted from 1 left to right; ``None``
+    requires exactly one."""
+
     data: bytes
+    face: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +208,7 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
         faces = detect_faces(
             image.rgb, context.models.detector, context.detect_defaults, source_scale=image.scale
         )
-    face = single_face(faces)
+    face = chosen_face(faces, request.face)
     with timer.stage("matte"):
         matte = compute_matte(image.rgb, face, context.models.segmenter, source_scale=image.scale)
         body = matte_to_bytes(matte)

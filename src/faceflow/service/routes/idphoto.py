@@ -9,6 +9,7 @@ cached (404 ``source_expired`` once it is not).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,6 +20,7 @@ from faceflow.cache.keys import cache_key_from_hash, content_hash
 from faceflow.cache.tiered import CacheStatus
 from faceflow.errors import JsonScalar, SourceExpired
 from faceflow.imaging.encode import OutputFormat
+from faceflow.pipeline.idphoto.layout import Nudge, nudge_ranges
 from faceflow.pipeline.idphoto.sheet import PAPERS
 from faceflow.pipeline.idphoto.specs import list_specs
 from faceflow.runtime.idphoto_tasks import (
@@ -82,16 +84,42 @@ Source = Annotated[
         description="an earlier upload's X-Source, sent instead of the photo (no body)",
     ),
 ]
+FaceNumber = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        description="which face to use when the photo has several, counted from 1 left to right"
+        " (400 out_of_range past the last); without it the photo must hold exactly one",
+    ),
+]
+# Nudges: the person's corrections to the automatic framing, each checked against the size's own
+# ranges (GET /v1/id-photo/specs lists them as "nudges"); 400 out_of_range outside them.
+HeadMm = Annotated[
+    float | None, Query(gt=0, description="head height, chin to crown, in mm (nudge)")
+]
+EyeLineMm = Annotated[
+    float | None, Query(gt=0, description="eye line up from the bottom edge, in mm (nudge)")
+]
+ShiftMm = Annotated[float, Query(description="move the face right in mm; negative: left (nudge)")]
+RollDeg = Annotated[
+    float, Query(description="turn the head clockwise in degrees; negative: anticlockwise (nudge)")
+]
 SOURCE_HEADER = "X-Source"
+# An upload's content hash, its bytes (None for a source= render) and the chosen face.
+Origin = tuple[str, bytes | None, int | None]
 
 
-async def _matte_of(
-    services: Services, digest: str, data: bytes | None, admission: Admission
-) -> CacheEntry:
+def _matte_params(face: int | None) -> dict[str, JsonScalar]:
+    # A chosen face has its own matte; the plain one keeps the key it always had.
+    return {} if face is None else {"face": face}
+
+
+async def _matte_of(services: Services, origin: Origin, admission: Admission) -> CacheEntry:
     """The matte of the upload ``data`` whose content hash is ``digest``: from the cache, or
     detection + u2netp once for concurrent requests. Without ``data`` (a ``source=`` render) only
     the cache can answer: :class:`SourceExpired` when it no longer holds it."""
-    key = cache_key_from_hash(digest, "matte", {})
+    digest, data, face = origin
+    key = cache_key_from_hash(digest, "matte", _matte_params(face))
     if data is None:
         entry, _ = await services.cache.lookup(key)
         if entry is None:
@@ -100,7 +128,8 @@ async def _matte_of(
     upload = data
 
     async def produce() -> TaskOutput:
-        return await services.pool.run(matte_task, MatteRequest(upload), admission=admission)
+        request = MatteRequest(upload, face)
+        return await services.pool.run(matte_task, request, admission=admission)
 
     entry, _ = await services.cached_output(key, produce)
     return entry
@@ -108,25 +137,25 @@ async def _matte_of(
 
 async def _from_matte(
     services: Services,
-    source: tuple[str, bytes | None],
+    origin: Origin,
     operation: str,
     params: dict[str, JsonScalar],
     build: RenderRequest | SheetRequest,
 ) -> tuple[CacheEntry, CacheStatus]:
-    digest, data = source
 
     async def produce() -> TaskOutput:
         # One admission for both trips: a request given a place is never refused half-way, after
         # its matte was made (or while it waited for another request's).
         with services.pool.admit() as admission:
-            matte = await _matte_of(services, digest, data, admission)
+            matte = await _matte_of(services, origin, admission)
             if isinstance(build, RenderRequest):
                 request = RenderRequest(matte.body, build.options, build.response)
                 return await services.pool.run(render_task, request, admission=admission)
             sheet = SheetRequest(matte.body, build.items, build.paper, build.output_format)
             return await services.pool.run(sheet_task, sheet, admission=admission)
 
-    return await services.cached_output(cache_key_from_hash(digest, operation, params), produce)
+    key = cache_key_from_hash(origin[0], operation, {**params, **_matte_params(origin[2])})
+    return await services.cached_output(key, produce)
 
 
 def _photo_response(entry: CacheEntry, status: CacheStatus, digest: str) -> Response:
@@ -145,7 +174,10 @@ def _photo_response(entry: CacheEntry, status: CacheStatus, digest: str) -> Resp
 )
 async def specs() -> dict[str, object]:
     return {
-        "specs": [spec.to_dict() for spec in list_specs()],
+        "specs": [
+            {**spec.to_dict(), "nudges": {k: list(v) for k, v in nudge_ranges(spec).items()}}
+            for spec in list_specs()
+        ],
         "sheets": [paper.to_dict() for paper in PAPERS],
         "backgrounds": ["white", "blue", "red", "grey"],
     }
@@ -182,22 +214,29 @@ async def id_photo(
         str | None, Query(description="return a print sheet on this paper instead")
     ] = None,
     source: Source = None,
+    face: FaceNumber = None,
+    head_mm: HeadMm = None,
+    eye_line_mm: EyeLineMm = None,
+    shift_mm: ShiftMm = 0.0,
+    roll_deg: RollDeg = 0.0,
 ) -> Response:
-    """Exactly one face is required: none → 422 `no_face`, several → 422 `multiple_faces` with
-    `face_count`. The `X-Compliance` header (pass / warn / fail) summarises the report; `X-Source`
-    names the upload for later `source=` renders (no body then; 404 `source_expired` once the
-    server no longer holds its cut-out)."""
+    """Exactly one face is required unless `face` chooses one: none → 422 `no_face`, several →
+    422 `multiple_faces` with `face_count`. The `X-Compliance` header (pass / warn / fail)
+    summarises the report; `X-Source` names the upload for later `source=` renders (no body then;
+    404 `source_expired` once the server no longer holds its cut-out; send `face` again with it).
+    Nudges outside the size's ranges → 400 `out_of_range` with the parameter, `min` and `max`."""
     services = services_of(request)
     options = PhotoParams(
         spec, width, height, unit, dpi, background, gradient, format, max_kb, transparent, quality
     ).to_options()
+    options = replace(options, nudge=Nudge(head_mm, eye_line_mm, shift_mm, roll_deg))
     # A sheet is validated (its paper, whether the photo fits) before the upload is read.
     sheet_build = None if sheet is None else sheet_request([(options, None)], sheet, format)
     if source is None:
         data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
-        origin: tuple[str, bytes | None] = (content_hash(data), data)
+        origin: Origin = (content_hash(data), data, face)
     else:
-        origin = (source, None)
+        origin = (source, None, face)
     if sheet_build is not None:
         return await _sheet(services, origin, sheet_build)
     params = {**photo_cache_params(options), "response": response.value}
@@ -206,9 +245,7 @@ async def id_photo(
     return _photo_response(entry, status, origin[0])
 
 
-async def _sheet(
-    services: Services, origin: tuple[str, bytes | None], build: SheetRequest
-) -> Response:
+async def _sheet(services: Services, origin: Origin, build: SheetRequest) -> Response:
     params = sheet_cache_params(build)
     entry, status = await _from_matte(services, origin, "id-photo-sheet", params, build)
     return _photo_response(entry, status, origin[0])
@@ -236,4 +273,4 @@ async def id_photo_sheet(
     services = services_of(request)
     build = SheetParams(spec, sheet, layout, background, gradient).to_request()
     data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
-    return await _sheet(services, (content_hash(data), data), build)
+    return await _sheet(services, (content_hash(data), data, None), build)
