@@ -13,6 +13,7 @@ function fileExtension(name) {
 }
 
 export class Viewer {
+  #queueBar = byId("queue-bar");
   #queueList = byId("queue");
   #progress = byId("progress");
   #progressBar = byId("progress-bar");
@@ -58,7 +59,10 @@ export class Viewer {
   render() {
     this.#renderQueue();
     const photo = this.queue.selected;
-    if (!photo) return;
+    if (!photo) {
+      this.#renderNothing();
+      return;
+    }
     // Redraw the photo only when the selection or its state changed, so it does not flicker.
     if (this.#shown.id === photo.id && this.#shown.status === photo.status) return;
     this.#shown = { id: photo.id, status: photo.status };
@@ -67,10 +71,31 @@ export class Viewer {
     this.#renderResult(photo);
   }
 
+  /** The queue emptied: the page as it first was. */
+  #renderNothing() {
+    this.#shown = { id: null, status: null };
+    this.#stage.hidden = true;
+    this.#progress.hidden = true;
+    this.#empty.hidden = false;
+    clearNotice(this.#notice);
+    this.#meta.textContent = "";
+    this.#faceCount.textContent = "";
+    this.#table.hidden = true;
+    this.#rows.replaceChildren();
+    this.#facesEmpty.hidden = false;
+    this.#facesEmpty.textContent = t("faces.none");
+    this.#timings.hidden = true;
+    this.#cacheBadge.hidden = true;
+  }
+
   #renderQueue() {
     const items = this.queue.items;
-    this.#queueList.hidden = items.length < 2;
-    if (items.length < 2) return;
+    this.#queueBar.hidden = items.length === 0;
+    for (const [id, button] of this.#thumbs) {
+      if (items.some((item) => item.id === id)) continue;
+      button.closest("li").remove();
+      this.#thumbs.delete(id);
+    }
     for (const photo of items) {
       let button = this.#thumbs.get(photo.id);
       if (!button) {
@@ -84,8 +109,10 @@ export class Viewer {
           h("span", { className: "thumb__status" }),
         );
         button.addEventListener("click", () => this.queue.select(photo.id));
+        const remove = h("button", { type: "button", className: "thumb__remove" }, "×");
+        remove.addEventListener("click", () => this.queue.remove(photo.id));
         this.#thumbs.set(photo.id, button);
-        this.#queueList.append(h("li", {}, button));
+        this.#queueList.append(h("li", { className: "queue__item" }, button, remove));
       }
       const percent = photo.status === "uploading" ? ` ${Math.round(photo.progress * 100)}%` : "";
       const count = photo.result?.face_count;
@@ -94,6 +121,9 @@ export class Viewer {
       button.setAttribute("aria-pressed", String(photo.id === this.queue.selectedId));
       button.setAttribute("aria-label", `${photo.file.name}: ${text}`);
       button.querySelector(".thumb__status").textContent = text;
+      const remove = button.parentElement.querySelector(".thumb__remove");
+      remove.title = t("queue.remove", { name: photo.file.name });
+      remove.setAttribute("aria-label", remove.title);
     }
   }
 
