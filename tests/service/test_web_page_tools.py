@@ -7,6 +7,8 @@ and Chinese, at desktop and phone sizes.
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,8 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect
+from PIL import Image
+from playwright.sync_api import Browser, FloatRect, Page, expect
 
 from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, TIMEOUT_MS, BrowserPage
 from tests.fixtures.live_server import LiveServer
@@ -343,4 +346,150 @@ def test_queued_photos_are_removed_and_cleared(
     # The page works as before: the next photo is analysed and shown.
     pick(page, testdata / "obama_small.jpg")
     expect(page.locator("#face-rows tr")).to_have_count(1)
+    assert probe.errors == []
+
+
+def side_by_side(tmp_path: Path, name: str, *images: Image.Image) -> Path:
+    """A JPEG of ``images`` in a row, bottoms aligned, written to ``tmp_path`` (not the repo)."""
+    width = sum(image.width for image in images)
+    height = max(image.height for image in images)
+    canvas = Image.new("RGB", (width, height), "white")
+    x = 0
+    for image in images:
+        canvas.paste(image, (x, height - image.height))
+        x += image.width
+    path = tmp_path / name
+    canvas.save(path, quality=90)
+    return path
+
+
+def label_boxes(page: Page) -> list[FloatRect]:
+    boxes = [label.bounding_box() for label in page.locator(".face-label").all()]
+    assert all(box is not None for box in boxes)
+    return [box for box in boxes if box is not None]
+
+
+def overlapping(a: FloatRect, b: FloatRect) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("viewport", "locale"), [(DESKTOP, "en-US"), (PHONE, "zh-CN")], ids=["desktop-en", "phone-zh"]
+)
+def test_crowded_labels_fall_back_to_numbers_and_never_overlap(
+    open_page: Any,
+    live_server: LiveServer,
+    testdata: Path,
+    tmp_path: Path,
+    viewport: Any,
+    locale: str,
+) -> None:
+    with Image.open(testdata / "obama_small.jpg") as face:
+        crowd = side_by_side(tmp_path, "crowd.jpg", *[face.copy() for _ in range(5)])
+    probe = load(open_page, live_server, viewport, locale)
+    page = probe.page
+    pick(page, crowd)
+    expect(page.locator("#face-rows tr")).to_have_count(5)
+    expect(page.locator(".face-label")).to_have_count(5)
+    expect(page.locator("#labels")).to_have_class(re.compile(r"labels--numbers"))
+    boxes = label_boxes(page)
+    clashes = [(i, j) for i in range(5) for j in range(i + 1, 5) if overlapping(boxes[i], boxes[j])]
+    assert clashes == []
+    # Numbers only: the table, with the same numbers, is the legend.
+    assert [label.strip() for label in page.locator(".face-label").all_inner_texts()] == [
+        str(n) for n in range(1, 6)
+    ]
+
+    # Two people far apart keep their full labels.
+    pick(page, testdata / "two_people.jpg")
+    expect(page.locator("#face-rows tr")).to_have_count(2)
+    expect(page.locator("#labels")).not_to_have_class(re.compile(r"labels--numbers"))
+    assert all(
+        re.search(r"\d+ \(\d+–\d+\)", text)
+        for text in page.locator(".face-label").all_inner_texts()
+    )
+    no_horizontal_scroll(page)
+    assert probe.errors == []
+
+
+def test_landmark_dots_scale_with_the_face(
+    open_page: Any, live_server: LiveServer, testdata: Path, tmp_path: Path
+) -> None:
+    with Image.open(testdata / "obama_small.jpg") as face:
+        big = face.resize((face.width * 2, face.height * 2), Image.Resampling.LANCZOS)
+        photo = side_by_side(tmp_path, "small_and_big.jpg", face.copy(), big)
+    page = load(open_page, live_server).page
+    pick(page, photo)
+    expect(page.locator("#face-rows tr")).to_have_count(2)
+    expect(page.locator("#labels .face-label")).to_have_count(2)
+    dots = page.evaluate(
+        """() => [...document.querySelectorAll('#overlay .face')].map((group) =>
+            parseFloat(getComputedStyle(group.querySelector('.face__landmark')).strokeWidth))"""
+    )
+    widths = [
+        float(size.split("×")[0])
+        for size in page.locator("#face-rows tr td.num:last-child").all_inner_texts()
+    ]
+    assert all(2 <= dot <= 9 for dot in dots), dots
+    assert dots[1] / dots[0] == pytest.approx(widths[1] / widths[0], rel=0.1), (dots, widths)
+
+
+@pytest.mark.parametrize(
+    ("locale", "details"),
+    [("en-US", "Details: cache and timings"), ("zh-CN", "详情：缓存与耗时")],
+    ids=["en", "zh"],
+)
+def test_analysis_details_toggle_and_downloads_named_after_the_photo(
+    open_page: Any,
+    live_server: LiveServer,
+    testdata: Path,
+    tmp_path: Path,
+    locale: str,
+    details: str,
+) -> None:
+    probe = load(open_page, live_server, PHONE, locale)
+    page = probe.page
+    pick(page, testdata / "two_people.jpg")
+    expect(page.locator("#face-rows tr")).to_have_count(2)
+    timings = page.locator("#timings")
+    expect(timings).to_be_hidden()
+    page.get_by_text(details).click()
+    expect(timings).to_be_visible()
+    expect(timings).to_contain_text("detect")
+    expect(page.locator("#cache-badge")).to_be_visible()
+
+    with page.expect_download() as as_json:
+        page.click("#download-json")
+    assert as_json.value.suggested_filename == "two_people-faces.json"
+    saved = tmp_path / "faces.json"
+    as_json.value.save_as(saved)
+    result = json.loads(saved.read_text())
+    assert result["photo"] == "two_people.jpg"
+    boxes = [face["box"][0] for face in result["faces"]]
+    assert len(boxes) == 2
+    assert boxes == sorted(boxes)  # left to right, as the table numbers them
+
+    with page.expect_download() as as_csv:
+        page.click("#download-csv")
+    assert as_csv.value.suggested_filename == "two_people-faces.csv"
+    saved = tmp_path / "faces.csv"
+    as_csv.value.save_as(saved)
+    rows = list(csv.DictReader(saved.open(newline="")))
+    assert [row["face"] for row in rows] == ["1", "2"]
+    assert all(row["gender"] in {"male", "female"} and float(row["age"]) > 0 for row in rows)
+
+    with page.expect_download() as annotated:
+        page.click("#download-annotated")
+    assert annotated.value.suggested_filename == "two_people-annotated.jpg"
+    saved = tmp_path / "annotated.jpg"
+    annotated.value.save_as(saved)
+    with Image.open(saved) as image, Image.open(testdata / "two_people.jpg") as source:
+        assert image.format == "JPEG"
+        assert image.size == source.size
+    no_horizontal_scroll(page)
     assert probe.errors == []

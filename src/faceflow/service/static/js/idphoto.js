@@ -5,7 +5,7 @@
 // longer does (404 source_expired) the photo is sent again.
 
 import { isAbort, request } from "./api.js";
-import { base64ToBlob, byId, debounce, downloadBlob, h } from "./dom.js";
+import { base64ToBlob, baseName, byId, debounce, downloadBlob, h } from "./dom.js";
 import { faceLabel, leftToRight } from "./faces.js";
 import { checkHint, checkName, language, onLanguageChange, plural, specName, t } from "./i18n.js";
 import { formatBytes, formatMs } from "./messages.js";
@@ -546,9 +546,7 @@ export class IdPhotoPanel {
 
   /** Downloads are named after the source photo: "passport-scan.jpg" → "passport-scan-…". */
   #baseName() {
-    const name = this.#source?.file.name ?? "photo";
-    const dot = name.lastIndexOf(".");
-    return (dot > 0 ? name.slice(0, dot) : name).replace(/[\\/:*?"<>|]+/g, "_") || "photo";
+    return baseName(this.#source?.file.name);
   }
 
   /** The compliance report as JSON: the photo, the choices and every check with its verdict. */
