@@ -107,7 +107,7 @@ def test_two_people_are_drawn_over_the_photo_and_listed(
     labels = page.locator(".face-label").all_inner_texts()
     assert len(labels) == 2
     assert all(LABEL.search(label) for label in labels), labels
-    expect(page.locator("#timings")).to_contain_text("detect")
+    expect(page.locator("#timings")).to_contain_text("round trip")
     expect(page.locator("#cache-badge")).to_have_text(re.compile(r"^cache (hit|miss)$"))
 
     # The overlay is scaled to the displayed photo: each box sits where the API put it.

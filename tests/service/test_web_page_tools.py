@@ -460,7 +460,7 @@ def test_analysis_details_toggle_and_downloads_named_after_the_photo(
     expect(timings).to_be_hidden()
     page.get_by_text(details).click()
     expect(timings).to_be_visible()
-    expect(timings).to_contain_text("detect")
+    expect(timings).to_contain_text(re.compile("round trip|往返"))
     expect(page.locator("#cache-badge")).to_be_visible()
 
     with page.expect_download() as as_json:
@@ -493,3 +493,41 @@ def test_analysis_details_toggle_and_downloads_named_after_the_photo(
         assert image.size == source.size
     no_horizontal_scroll(page)
     assert probe.errors == []
+
+
+def test_a_cached_answer_shows_its_own_timing(
+    open_page: Any, live_server: LiveServer, testdata: Path, tmp_path: Path
+) -> None:
+    """The server's phases belong to the run that made an answer: a cache hit shows only its own
+    round trip, not the first run's detect and attribute times."""
+    with Image.open(testdata / "obama_small.jpg") as image:
+        fresh = tmp_path / "fresh.jpg"
+        image.rotate(180).save(fresh, quality=91)  # bytes no other test has sent
+    page = load(open_page, live_server).page
+    pick(page, fresh)
+    expect(page.locator("#face-rows tr")).to_have_count(1)
+    page.click("#analysis-details-summary")
+    badge = page.locator("#cache-badge")
+    expect(badge).to_have_text("cache miss")
+    expect(page.locator("#timings")).to_contain_text("detect")
+
+    pick(page, fresh)
+    expect(page.locator(".thumb")).to_have_count(2)
+    expect(badge).to_have_text("cache hit")
+    expect(page.locator("#timings .timing")).to_have_count(1)
+    expect(page.locator("#timings")).to_contain_text("round trip")
+
+
+@pytest.mark.parametrize("width", [320, 960, 1100])
+def test_the_faces_table_fits_without_scrolling(
+    open_page: Any, live_server: LiveServer, testdata: Path, width: int
+) -> None:
+    page = load(open_page, live_server, {"width": width, "height": 900}, "zh-CN").page
+    pick(page, testdata / "two_people.jpg")
+    expect(page.locator("#face-rows tr")).to_have_count(2)
+    fits = page.evaluate(
+        "(() => { const e = document.querySelector('.table-wrap'); "
+        "return e.scrollWidth <= e.clientWidth; })()"
+    )
+    assert fits
+    no_horizontal_scroll(page)

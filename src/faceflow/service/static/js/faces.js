@@ -158,9 +158,10 @@ export function faceRows(faces) {
   });
 }
 
-/** <dt>/<dd> pairs: the round trip measured here, then each Server-Timing phase. */
+/** <dt>/<dd> pairs: the round trip measured here, then each Server-Timing phase. A cached answer
+ * carries the phases of the run that made it, not its own: only its round trip is shown. */
 export function timingItems(photo) {
   const items = [[t("timing.round"), formatMs(photo.elapsedMs)]];
-  for (const { name, ms } of photo.timings) items.push([name, formatMs(ms)]);
+  if (photo.cache !== "hit") for (const { name, ms } of photo.timings) items.push([name, formatMs(ms)]);
   return items.flatMap(([name, value]) => [h("div", { className: "timing" }, h("dt", {}, name), h("dd", {}, value))]);
 }
