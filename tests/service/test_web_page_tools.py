@@ -57,7 +57,13 @@ def no_horizontal_scroll(page: Page) -> None:
     ids=["desktop-en", "phone-zh"],
 )
 def test_the_person_of_several_is_chosen_and_made(
-    open_page: Any, live_server: LiveServer, testdata: Path, viewport: Any, locale: str, chosen: str
+    open_page: Any,
+    live_server: LiveServer,
+    testdata: Path,
+    tmp_path: Path,
+    viewport: Any,
+    locale: str,
+    chosen: str,
 ) -> None:
     """A photo of two people: the panel starts with the biggest face, says so, and makes the
     ID photo of whichever face is picked (the API's face=N, counted left to right)."""
@@ -83,6 +89,17 @@ def test_the_person_of_several_is_chosen_and_made(
     wait_for_id_photo(page)
     expect(page.locator("#idphoto-img")).not_to_have_attribute("src", right or "")
     no_horizontal_scroll(page)
+
+    # Another language keeps the choice; another photo starts again at its biggest face.
+    page.click("#lang-switch")
+    expect(page.locator("#face-pick")).to_have_value("1")
+    with Image.open(testdata / "obama_small.jpg") as face:
+        big = face.resize((face.width * 2, face.height * 2), Image.Resampling.LANCZOS)
+        photo = side_by_side(tmp_path, "small_and_big.jpg", face.copy(), big)
+    with page.expect_response(lambda r: ID_PHOTO in r.url) as made:
+        pick(page, photo)
+    expect(page.locator("#face-pick")).to_have_value("2")
+    assert "face=2" in made.value.url
     assert probe.errors == []
 
 

@@ -125,6 +125,7 @@ export class IdPhotoPanel {
   #nudges = [...byId("nudges").querySelectorAll("input[type=range]")];
   #nudgeReset = byId("nudge-reset");
   #touched = new Set(); // the nudges the person moved; the others follow the automatic layout
+  #facesOf = null; // the photo whose faces the person picker lists
   #previewDialog = new PreviewDialog();
 
   #specs = new Map();
@@ -353,7 +354,9 @@ export class IdPhotoPanel {
     const faces = photo ? leftToRight(photo.result.faces) : [];
     this.#faceField.hidden = faces.length < 2;
     if (faces.length < 2) return;
-    const chosen = this.#facePick.value && photo === this.#source && Number(this.#facePick.value) <= faces.length ? this.#facePick.value : String(largestFace(faces));
+    // The same photo (the language changed) keeps its choice; another starts at its biggest face.
+    const chosen = photo === this.#facesOf ? this.#facePick.value : String(largestFace(faces));
+    this.#facesOf = photo;
     this.#facePick.replaceChildren(...faces.map((face, index) => h("option", { value: String(index + 1) }, t("idphoto.faceOption", { n: index + 1, who: faceLabel(face) }))));
     this.#facePick.value = chosen;
   }
