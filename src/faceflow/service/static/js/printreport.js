@@ -6,8 +6,9 @@ import { byId, h } from "./dom.js";
 import { checkHint, checkName, t } from "./i18n.js";
 
 /**
- * Fill the print sheet. `made` is the panel's shown preview ({body, imageUrl}); `photoName` the
- * source file; `specTitle` the size's name; `describe(check)` the check's measured value as text.
+ * Fill the print sheet: `body` is the shown preview's JSON answer and `imageUrl` its picture;
+ * `photoName` the source file; `specTitle` the size's name; `describe(check)` a check's measured
+ * and allowed values as text.
  */
 export function fillPrintSheet({ body, imageUrl, photoName, specTitle, describe }) {
   const report = body.report ?? { status: "pass", checks: [] };
