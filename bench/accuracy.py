@@ -40,9 +40,9 @@ import cv2
 from PIL import Image
 
 from faceflow.config import Settings
-from faceflow.domain import Attribute, Face
+from faceflow.domain import Attribute, Face, Operation
 from faceflow.runtime.context import WorkerContext, load_context, warm_up
-from faceflow.runtime.tasks import FaceRequest, Operation, analyze_file
+from faceflow.runtime.tasks import FaceRequest, analyze_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -48,8 +48,8 @@ from rq.suspension import resume, suspend
 
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings, Settings, load_settings
-from faceflow.jobs.operations import prepare
 from faceflow.jobs.rq_runner import RqRunner
+from faceflow.operations.registry import prepare
 from faceflow.runtime.context import load_context, warm_up
 
 QUEUE = "faceflow-bench"

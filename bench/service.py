@@ -46,9 +46,9 @@ from faceflow.bench.ceiling import single_thread_rate
 from faceflow.bench.load import LoadGenerator, LoadPlan, StepResult, unique_variant
 from faceflow.bench.procs import ServiceProcess, load_average, rss_bytes
 from faceflow.config import load_settings
-from faceflow.domain import Attribute
+from faceflow.domain import Attribute, Operation
 from faceflow.pipeline.detect import DetectOptions
-from faceflow.runtime.tasks import FaceRequest, Operation, run_face_request
+from faceflow.runtime.tasks import FaceRequest, run_face_request
 
 BENCH_DIR = Path(__file__).resolve().parent
 TESTDATA = BENCH_DIR.parents[1] / "shared" / "testdata"

@@ -44,7 +44,7 @@ from rich.table import Table
 from faceflow.cli.analyze import IMAGE_SUFFIXES
 from faceflow.cli.files import FileOutcome, run_files
 from faceflow.config import Settings, load_settings
-from faceflow.domain import Attribute
+from faceflow.domain import Attribute, Operation
 from faceflow.imaging.ingest import decode_image
 from faceflow.pipeline.detect import DetectOptions, detect_faces
 from faceflow.runtime.context import WorkerContext, load_context, warm_up
@@ -52,7 +52,6 @@ from faceflow.runtime.tasks import (
     ANALYZE_DECODE_PX,
     FaceRequest,
     FileAnalysis,
-    Operation,
     analyze_file,
 )
 

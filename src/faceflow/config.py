@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -225,13 +225,20 @@ class RuntimeSettings(_Group):
         return max(1, self.processes // 2)
 
 
+# The bounds of the face options, shared by their configured defaults below and by a request's
+# options (faceflow.operations), so a default can never be a value a client may not send.
+FaceScore = Annotated[float, Field(ge=0.0, le=1.0)]
+FaceCount = Annotated[int, Field(ge=1, le=1000)]
+FaceWidthPx = Annotated[int, Field(ge=0, le=10_000)]
+
+
 class DetectionSettings(_Group):
-    score_threshold: float = Field(0.7, ge=0.0, le=1.0, description="default minimum face score")
+    score_threshold: FaceScore = Field(0.7, description="default minimum face score")
     nms_threshold: float = Field(0.3, ge=0.0, le=1.0, description="overlap (IoU) that merges boxes")
-    min_face_px: int = Field(
-        20, ge=0, le=10_000, description="default: drop faces narrower than this (source px)"
+    min_face_px: FaceWidthPx = Field(
+        20, description="default: drop faces narrower than this (source px)"
     )
-    max_faces: int = Field(100, ge=1, le=1000, description="default: keep the N largest faces")
+    max_faces: FaceCount = Field(100, description="default: keep the N largest faces")
 
 
 class CacheSettings(_Group):
@@ -268,7 +275,14 @@ class JobSettings(_Group):
     failure_ttl_s: int = Field(
         7 * 24 * 3600, ge=1, description="how long a failed job stays in the failed registry"
     )
-    max_retries: int = Field(3, ge=0, le=10, description="retries after a crash, timeout or error")
+    max_retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="retries of an attempt that failed on a worker crash, a deadline or "
+        "transient unavailability (any 503); bad input and internal errors fail the job at once, "
+        "never retried",
+    )
     retry_backoff_s: list[int] = Field(
         default_factory=lambda: [0, 5, 15],
         description="wait before retry 1, 2, 3…; the last value repeats. A retry without a wait "

@@ -24,6 +24,18 @@ class Attribute(StrEnum):
     GENDER = "gender"
 
 
+class Operation(StrEnum):
+    """What faceflow can do with an image: the one list of verbs, shared by the routes, jobs,
+    the CLI and the cache keys (:mod:`faceflow.operations` says how each is asked for and run).
+    Defined here, below the runtime, because the inference tasks branch on it too."""
+
+    DETECT = "detect"
+    ANALYZE = "analyze"
+    ANNOTATE = "annotate"
+    ID_PHOTO = "id-photo"
+    ID_PHOTO_SHEET = "id-photo-sheet"
+
+
 def parse_attributes(value: str) -> tuple[Attribute, ...]:
     """'age,gender' → (AGE, GENDER), duplicates dropped; '' or 'none' → () (detection only)."""
     names = [part.strip().lower() for part in value.split(",") if part.strip()]

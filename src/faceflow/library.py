@@ -8,13 +8,14 @@ the service's inference processes run, so answers match the HTTP API's.
 from __future__ import annotations
 
 from faceflow.config import Settings, load_settings
-from faceflow.domain import Attribute, FaceReport
-from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.detect import DetectOptions
+from faceflow.domain import FaceReport, Operation
+from faceflow.operations.faces import AnalyzeOptions
+from faceflow.operations.idphoto import PhotoOptions
+from faceflow.operations.parse import parse_options
 from faceflow.pipeline.idphoto.render import IdPhotoResult
 from faceflow.runtime.context import WorkerContext, load_context
-from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, PhotoParams, id_photo_file
-from faceflow.runtime.tasks import FaceRequest, Operation, analyze_file
+from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
+from faceflow.runtime.tasks import analyze_file
 
 __all__ = ["FaceFlow", "FaceReport", "IdPhotoResult"]
 
@@ -58,17 +59,15 @@ class FaceFlow:
         name or ``#rrggbb``; ``max_kb`` a file-size cap in 1,000-byte kilobytes. Bad values raise
         :class:`faceflow.errors.InvalidParameter`.
         """
-        params = PhotoParams(
-            spec=spec,
-            background=background,
-            output_format=OutputFormat(output_format),
-            max_kb=max_kb,
+        options = parse_options(
+            PhotoOptions,
+            {"spec": spec, "background": background, "format": output_format, "max_kb": max_kb},
+            "id-photo",
         )
-        request = IdPhotoFileRequest(image, params.to_options())
+        request = IdPhotoFileRequest(image, options.photo())
         return id_photo_file(self._context, request).photo
 
     def _faces(self, image: bytes, operation: Operation) -> FaceReport:
-        options = DetectOptions.from_settings(self._context.settings.detection)
-        attributes = () if operation is Operation.DETECT else (Attribute.AGE, Attribute.GENDER)
-        request = FaceRequest(image, operation, options, attributes)
-        return analyze_file(self._context, request).report
+        # The HTTP API's defaults: the settings' detection options, age and gender.
+        work = AnalyzeOptions().work(operation, self._context.settings.detection)
+        return analyze_file(self._context, work.request(image)).report

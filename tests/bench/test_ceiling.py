@@ -6,10 +6,10 @@ from pathlib import Path
 
 from faceflow.bench.ceiling import single_thread_rate
 from faceflow.config import ModelSettings, load_settings
-from faceflow.domain import Attribute
+from faceflow.domain import Attribute, Operation
 from faceflow.pipeline.detect import DetectOptions
 from faceflow.runtime.context import WorkerContext
-from faceflow.runtime.tasks import FaceRequest, Operation, run_face_request
+from faceflow.runtime.tasks import FaceRequest, run_face_request
 
 
 def test_the_rate_is_of_the_task_on_every_request(

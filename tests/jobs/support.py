@@ -28,9 +28,11 @@ from rq.worker import BaseWorker
 
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings, Settings
-from faceflow.jobs.operations import prepare
-from faceflow.jobs.records import JobRecord
+from faceflow.jobs.records import JobPayload, JobRecord
 from faceflow.jobs.rq_runner import RqRunner
+from faceflow.jobs.worker import build_worker
+from faceflow.operations.registry import prepare
+from faceflow.runtime.context import WorkerContext
 
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
@@ -87,6 +89,16 @@ def job_settings(redis_url: str, **jobs: object) -> Settings:
         **jobs,
     }
     return Settings.model_validate({"jobs": values, "cache": {"memory_bytes": 1 << 20}})
+
+
+def work_burst(
+    settings: Settings,
+    context: WorkerContext,
+    before_job: Callable[[JobPayload], None] | None = None,
+) -> None:
+    """Run every queued job in this process (a burst FaceflowWorker on ``context``'s models,
+    calling ``before_job`` in each attempt), then return."""
+    build_worker(settings, context, before_job).work(burst=True, logging_level="WARNING")
 
 
 def runner_for(settings: Settings) -> RqRunner:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from faceflow.config import ModelSettings
-from faceflow.jobs.operations import prepare
+from faceflow.operations.registry import prepare
 from tests.fixtures.live_server import LiveServer, LiveServerFactory
 from tests.fixtures.redis_server import RedisProcess, RedisServerFactory
 from tests.jobs.support import QUEUE, WorkerFleet, job_settings, variant, worker_env

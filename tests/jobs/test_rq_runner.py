@@ -1,37 +1,33 @@
-"""The RQ runner on a real queue Redis; jobs are worked by an in-process FaceflowWorker (burst
-mode, the models of this test process), so no worker process is needed here."""
+"""What only the RQ runner has (its keys in the queue Redis, the shared cache its workers fill,
+redeliveries, maintenance), on a real queue Redis; jobs are worked by an in-process
+FaceflowWorker (burst mode, the models of this test process). The contract both runners keep is
+tests/jobs/test_contract.py."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from collections.abc import AsyncIterator
 
 import pytest
 from redis import Redis
-from rq import Queue
 from rq.exceptions import StopRequested
-from rq.serializers import JSONSerializer
 
-from faceflow.cache.entry import CacheEntry, decode_entry
+from faceflow.cache.entry import CacheEntry
 from faceflow.cache.redis_cache import RedisCache
-from faceflow.cache.tiered import ResultCache
-from faceflow.config import CacheSettings, Settings
-from faceflow.errors import Conflict, Expired, NotFound, QueueFull, UnsupportedFormat
-from faceflow.jobs.operations import prepare
+from faceflow.config import CacheSettings
+from faceflow.errors import Expired, QueueFull
 from faceflow.jobs.records import JobOutcome, JobStatus, encode_outcome
 from faceflow.jobs.redis_store import JobKeys
-from faceflow.jobs.rq_runner import RqRunner, retry_intervals
+from faceflow.jobs.rq_runner import RqRunner
 from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
-from faceflow.jobs.worker import build_worker, cache_data_key, open_queue, restart_grace_s
+from faceflow.jobs.worker import build_worker, open_queue, restart_grace_s
+from faceflow.operations.registry import prepare
 from faceflow.runtime.context import WorkerContext
 from tests.fixtures.redis_server import RedisProcess
-from tests.jobs.support import QUEUE, job_settings, runner_for, variant
+from tests.jobs.support import QUEUE, job_settings, runner_for, variant, work_burst
 
 pytestmark = pytest.mark.redis
-
-MINE, THEIRS = "a" * 64, "b" * 64
 
 
 @pytest.fixture
@@ -42,187 +38,44 @@ async def runner(queue_redis: RedisProcess) -> AsyncIterator[RqRunner]:
     await r.close()
 
 
-def work(settings: Settings, context: WorkerContext) -> None:
-    """Run every queued job in this process, then return."""
-    worker = build_worker(settings, context)
-    worker.work(burst=True, logging_level="WARNING")
-
-
-def depth(url: str) -> int:
-    connection = Redis.from_url(url)
-    try:
-        return int(Queue(QUEUE, connection=connection, serializer=JSONSerializer).count)
-    finally:
-        connection.close()
-
-
-async def test_submit_work_poll_result(
+async def test_a_finished_job_keeps_its_outcome_not_its_image(
     runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
 ) -> None:
     settings = job_settings(queue_redis.url)
-    record = await runner.submit(prepare("analyze", face_jpeg, {}, settings), MINE)
-    assert record.status is JobStatus.QUEUED
-    assert record.enqueued_at is not None
-    work(settings, worker_context)
-    done = await runner.status(record.handle, MINE)
-    assert done.status is JobStatus.FINISHED
-    assert done.attempts == 1
-    assert done.started_at is not None
-    assert done.ended_at is not None
-    _, entry = await runner.result(record.handle, MINE)
-    report = json.loads(entry.body)
-    assert report["face_count"] == 1
-    assert report["faces"][0]["gender"]["label"] == "male"
-    # the payload is gone once the job finished; the outcome stays
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    record = await runner.submit(submission, None)
     keys = JobKeys(QUEUE)
     connection = Redis.from_url(queue_redis.url)
-    job_id = prepare("analyze", face_jpeg, {}, settings).job_id
-    assert not connection.exists(keys.data(job_id))
-    assert connection.exists(keys.result(job_id))
+    assert connection.exists(keys.data(submission.job_id))
+    work_burst(settings, worker_context)
+    assert (await runner.status(record.handle, None)).status is JobStatus.FINISHED
+    assert not connection.exists(keys.data(submission.job_id))
+    assert connection.exists(keys.result(submission.job_id))
     connection.close()
 
 
-async def test_duplicates_are_enqueued_once(
-    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
-) -> None:
-    settings = job_settings(queue_redis.url)
-    data = variant(face_jpeg)
-    handles = [
-        (await runner.submit(prepare("detect", data, {}, settings), None)).handle for _ in range(3)
-    ]
-    handles += [
-        r.handle
-        for r in await asyncio.gather(
-            *(runner.submit(prepare("detect", data, {}, settings), None) for _ in range(3))
-        )
-    ]
-    assert len(set(handles)) == 6
-    assert depth(queue_redis.url) == 1
-    work(settings, worker_context)
-    records = [await runner.status(h, None) for h in handles]
-    assert {r.status for r in records} == {JobStatus.FINISHED}
-    assert {r.attempts for r in records} == {1}
-
-
-async def test_queue_full_is_refused(queue_redis: RedisProcess, face_jpeg: bytes) -> None:
-    settings = job_settings(queue_redis.url, max_queued=2)
-    runner = runner_for(settings)
-    for _ in range(2):
-        await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
-    with pytest.raises(QueueFull) as refused:
-        await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
-    assert refused.value.retry_after_s >= 1
-    await runner.close()
-
-
-async def test_cancel(
-    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
-) -> None:
-    settings = job_settings(queue_redis.url)
-    alone = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
-    shared_data = variant(face_jpeg)
-    shared_a = await runner.submit(prepare("detect", shared_data, {}, settings), None)
-    shared_b = await runner.submit(prepare("detect", shared_data, {}, settings), None)
-    assert depth(queue_redis.url) == 2
-
-    assert (await runner.cancel(alone.handle, None)).status is JobStatus.CANCELED
-    assert (await runner.cancel(shared_a.handle, None)).status is JobStatus.CANCELED
-    assert depth(queue_redis.url) == 1  # shared_b still wants its job
-    work(settings, worker_context)
-    assert (await runner.status(shared_b.handle, None)).status is JobStatus.FINISHED
-    assert (await runner.status(shared_a.handle, None)).status is JobStatus.CANCELED
-    with pytest.raises(Conflict):
-        await runner.cancel(shared_b.handle, None)
-    with pytest.raises(Conflict):
-        await runner.result(alone.handle, None)
-    # a canceled job's work can be submitted again
-    again = await runner.submit(prepare("detect", shared_data, {}, settings), None)
-    assert again.status is JobStatus.FINISHED
-
-
-async def test_handles_are_scoped_to_their_api_key(
-    runner: RqRunner, queue_redis: RedisProcess, face_jpeg: bytes
-) -> None:
-    settings = job_settings(queue_redis.url)
-    record = await runner.submit(prepare("detect", face_jpeg, {}, settings), MINE)
-    assert (await runner.status(record.handle, MINE)).handle == record.handle
-    for owner in (THEIRS, None):
-        with pytest.raises(NotFound):
-            await runner.status(record.handle, owner)
-        with pytest.raises(NotFound):
-            await runner.cancel(record.handle, owner)
-        with pytest.raises(NotFound):
-            await runner.result(record.handle, owner)
-
-
-async def test_a_cached_result_finishes_at_submission(
-    queue_redis: RedisProcess, face_jpeg: bytes
-) -> None:
-    settings = job_settings(queue_redis.url)
-    runner = runner_for(settings)
-    submission = prepare("detect", face_jpeg, {}, settings)
-    entry = CacheEntry("application/json", b'{"face_count":0}', {})
-    await runner._cache.put(submission.key, entry)
-    record = await runner.submit(submission, None)
-    assert record.status is JobStatus.FINISHED
-    assert record.from_cache
-    assert depth(queue_redis.url) == 0
-    assert (await runner.result(record.handle, None))[1] == entry
-    await runner.close()
-
-
-async def test_results_expire(
-    queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
-) -> None:
-    settings = job_settings(queue_redis.url, result_ttl_s=3)
-    runner = runner_for(settings)
-    record = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
-    work(settings, worker_context)
-    assert (await runner.status(record.handle, None)).status is JobStatus.FINISHED
-    await asyncio.sleep(3.5)
-    with pytest.raises(NotFound):
-        await runner.status(record.handle, None)
-    await runner.close()
-
-
-async def test_bad_input_fails_once_with_the_sync_error_code(
-    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext
-) -> None:
-    settings = job_settings(queue_redis.url)
-    record = await runner.submit(prepare("detect", b"this is not an image", {}, settings), None)
-    work(settings, worker_context)
-    failed = await runner.status(record.handle, None)
-    assert failed.status is JobStatus.FAILED
-    assert failed.error is not None
-    assert failed.error.code == "unsupported_format"
-    assert failed.attempts == 1
-    with pytest.raises(UnsupportedFormat):
-        await runner.result(record.handle, None)
-
-
-async def test_the_worker_fills_the_shared_cache(
+async def test_the_worker_fills_the_shared_cache_as_the_api_reads_it(
     queue_redis: RedisProcess,
     redis_url: str,
     worker_context: WorkerContext,
     face_jpeg: bytes,
 ) -> None:
-    settings = job_settings(queue_redis.url).model_copy(
-        update={"cache": CacheSettings(redis_url=redis_url)}
-    )
-    runner = RqRunner(settings, runner_for(settings)._cache)
+    cache_settings = CacheSettings(redis_url=redis_url, ttl_s=600, ttl_jitter=0.1)
+    settings = job_settings(queue_redis.url).model_copy(update={"cache": cache_settings})
+    runner = runner_for(settings)
     submission = prepare("detect", variant(face_jpeg), {}, settings)
     await runner.submit(submission, None)
-    work(settings, worker_context)
-    cache = RedisCache.from_settings(settings.cache)
-    assert cache is not None
-    assert cache.data_key(submission.key) == cache_data_key(submission.key)
-    connection = Redis.from_url(redis_url)
-    raw = connection.get(cache_data_key(submission.key))
-    connection.close()
-    assert isinstance(raw, bytes)
-    cached = decode_entry(raw)
+    work_burst(settings, worker_context)
+    api_cache = RedisCache.from_settings(settings.cache)
+    assert api_cache is not None
+    cached = await api_cache.get(submission.key)
     assert cached is not None
     assert json.loads(cached.body)["face_count"] == 1
+    connection = Redis.from_url(redis_url)
+    ttl_ms = connection.pttl(api_cache.data_key(submission.key))
+    connection.close()
+    assert 600_000 * 0.9 - 60_000 < ttl_ms <= 600_000 * 1.1  # the cache's TTL with its jitter
+    await api_cache.close()
     await runner.close()
 
 
@@ -241,7 +94,7 @@ async def test_id_photo_job_runs_matte_and_render_in_the_worker(
     settings = job_settings(queue_redis.url)
     submission = prepare("id-photo", face_jpeg, {"spec": "us-passport", "format": "png"}, settings)
     record = await runner.submit(submission, None)
-    work(settings, worker_context)
+    work_burst(settings, worker_context)
     done = await runner.status(record.handle, None)
     assert done.status is JobStatus.FINISHED, done
     assert done.media_type == "image/png"
@@ -260,7 +113,7 @@ async def test_requeue_after_the_image_expired_fails_fast_and_poisons_nothing(
     connection = Redis.from_url(queue_redis.url)
     connection.delete(JobKeys(QUEUE).data(job_id))  # its retention ran out while it waited
 
-    work(settings, worker_context)
+    work_burst(settings, worker_context)
 
     ended = await runner.status(first.handle, None)
     assert ended.status is JobStatus.FAILED
@@ -275,7 +128,7 @@ async def test_requeue_after_the_image_expired_fails_fast_and_poisons_nothing(
     # The same image submitted again runs: the content key's entry was not poisoned.
     again = await runner.submit(prepare("detect", data, {}, settings), None)
     assert again.status is JobStatus.QUEUED
-    work(settings, worker_context)
+    work_burst(settings, worker_context)
     done = await runner.status(again.handle, None)
     assert done.status is JobStatus.FINISHED
     assert json.loads((await runner.result(again.handle, None))[1].body)["face_count"] == 1
@@ -329,7 +182,7 @@ async def test_a_job_delivered_again_after_its_outcome_is_stored_is_not_run_agai
     first = JobOutcome(entry=CacheEntry("application/json", b'{"first": true}', {}))
     connection.set(JobKeys(QUEUE).result(job_id), encode_outcome(first))
 
-    work(settings, worker_context)
+    work_burst(settings, worker_context)
 
     done = await runner.status(record.handle, None)
     assert done.status is JobStatus.FINISHED
@@ -356,27 +209,6 @@ def test_no_abandoned_job_pass_until_workers_could_renew_after_a_restart(
         queue.release_maintenance_lock()  # type: ignore[no-untyped-call]
     finally:
         connection.close()
-
-
-@pytest.mark.parametrize(
-    ("max_retries", "backoff", "expected"),
-    [
-        (3, [0, 5, 15], [0, 5, 15]),
-        (5, [0, 5], [0, 5, 5, 5, 5]),
-        (2, [0, 5, 15], [0, 5]),
-        (1, [], [0]),
-    ],
-)
-def test_retry_intervals_repeat_the_last_wait(
-    max_retries: int, backoff: list[int], expected: list[int]
-) -> None:
-    intervals = retry_intervals(max_retries, backoff)
-    assert intervals == expected
-    # RQ's own reading of the list gives retry k the k-th wait.
-    for k in range(1, max_retries + 1):
-        retries_left = max_retries - k + 1
-        index = max(len(intervals) - retries_left, 0)
-        assert intervals[index] == (backoff or [0])[min(k - 1, len(backoff or [0]) - 1)]
 
 
 async def test_a_queue_redis_out_of_memory_answers_queue_full(
@@ -408,28 +240,3 @@ def test_a_worker_that_stops_on_its_own_exits_non_zero(
     with pytest.raises(StopRequested):  # idle: RQ leaves its loop at once by raising this
         worker.request_stop(signal.SIGTERM, None)
     assert exit_code(worker) == 0
-
-
-async def test_dedup_scoped_per_api_key(
-    queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
-) -> None:
-    """With jobs.dedup_scope=api_key, one key's submission neither joins another key's job nor
-    finishes from a result cached for it: nothing tells it the image was seen before."""
-    settings = job_settings(queue_redis.url, dedup_scope="api_key")
-    cache = ResultCache.from_settings(CacheSettings(memory_bytes=1 << 20))
-    runner = RqRunner(settings, cache)
-    data = variant(face_jpeg)
-    mine = [await runner.submit(prepare("detect", data, {}, settings), MINE) for _ in range(2)]
-    theirs = await runner.submit(prepare("detect", data, {}, settings), THEIRS)
-    assert depth(queue_redis.url) == 2  # my two submissions share one job; theirs is its own
-    work(settings, worker_context)
-    assert (await runner.status(theirs.handle, THEIRS)).status is JobStatus.FINISHED
-    assert {(await runner.status(r.handle, MINE)).status for r in mine} == {JobStatus.FINISHED}
-
-    # A result cached for the same work (e.g. by the sync endpoint): a third key still runs.
-    entry = CacheEntry("application/json", b'{"face_count": 1}', {})
-    await cache.put(prepare("detect", data, {}, settings).key, entry)
-    third = await runner.submit(prepare("detect", data, {}, settings), "c" * 64)
-    assert third.status is JobStatus.QUEUED
-    assert not third.from_cache
-    await runner.close()

@@ -21,8 +21,8 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from faceflow.config import ModelSettings
-from faceflow.jobs.operations import prepare
 from faceflow.jobs.records import JobStatus
+from faceflow.operations.registry import prepare
 from tests.fixtures.redis_server import RedisProcess
 from tests.jobs.support import (
     QUEUE,

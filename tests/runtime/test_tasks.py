@@ -1,4 +1,4 @@
-"""Inference-process tasks on a real context: finished bodies, typed errors, cache parameters."""
+"""Inference-process tasks on a real context: finished bodies, typed errors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from faceflow.domain import Attribute
+from faceflow.domain import Operation
 from faceflow.errors import DeadlineExceeded, FaceflowError
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.detect import DetectOptions
@@ -21,7 +21,6 @@ from faceflow.runtime.context import WorkerContext, warm_up
 from faceflow.runtime.tasks import (
     JSON_MEDIA_TYPE,
     FaceRequest,
-    Operation,
     StageTimer,
     analyze_file,
     run_face_request,
@@ -144,57 +143,6 @@ def test_hostile_input_raises_its_typed_error(
 
 def test_warm_up_runs_on_the_loaded_models(worker_context: WorkerContext) -> None:
     warm_up(worker_context)  # raises if any model cannot run
-
-
-BASE = FaceRequest(b"", Operation.ANNOTATE, DetectOptions())
-
-
-@pytest.mark.parametrize(
-    "changed",
-    [
-        replace(BASE, options=replace(BASE.options, score_threshold=0.5)),
-        replace(BASE, options=replace(BASE.options, nms_threshold=0.5)),
-        replace(BASE, options=replace(BASE.options, min_face_px=40)),
-        replace(BASE, options=replace(BASE.options, max_faces=3)),
-        replace(BASE, attributes=(Attribute.AGE,)),
-        replace(BASE, attributes=()),
-        replace(BASE, image_format=OutputFormat.PNG),
-    ],
-    ids=[
-        "score_threshold",
-        "nms_threshold",
-        "min_face_px",
-        "max_faces",
-        "attributes",
-        "no_attributes",
-        "format",
-    ],
-)
-def test_cache_params_change_with_every_option(changed: FaceRequest) -> None:
-    assert changed.cache_params() != BASE.cache_params()
-
-
-def test_cache_params_ignore_the_bytes_and_the_order_of_attributes() -> None:
-    one = replace(BASE, data=b"a", attributes=(Attribute.AGE, Attribute.GENDER))
-    other = replace(BASE, data=b"b", attributes=(Attribute.GENDER, Attribute.AGE))
-
-    assert one.cache_params() == other.cache_params()
-
-
-@pytest.mark.parametrize(
-    ("operation", "ignored"),
-    [
-        (Operation.DETECT, {"attributes": ()}),
-        (Operation.DETECT, {"image_format": OutputFormat.PNG}),
-        (Operation.ANALYZE, {"image_format": OutputFormat.PNG}),
-    ],
-)
-def test_cache_params_ignore_what_an_operation_does_not_use(
-    operation: Operation, ignored: dict[str, Any]
-) -> None:
-    plain = replace(BASE, operation=operation)
-
-    assert replace(plain, **ignored).cache_params() == plain.cache_params()
 
 
 def test_a_stage_does_not_start_once_the_tasks_caller_gave_up(

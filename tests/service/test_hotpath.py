@@ -1,88 +1,123 @@
-"""The cache-hit fast path answers exactly what the routes would, and only that."""
+"""The face operations' entry (the hot path) answers exactly what the routes would: the same
+parse, the same key, the same answer on a hit and on a miss."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+from typing import Any
 
 import httpx
 import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_dependant, request_params_to_args
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.datastructures import QueryParams
+from starlette.types import Receive, Scope, Send
 
-from faceflow.config import DetectionSettings, load_settings
-from faceflow.domain import parse_attributes
+from faceflow.config import DetectionSettings
+from faceflow.domain import Attribute, Operation
+from faceflow.errors import InvalidParameter
 from faceflow.imaging.encode import OutputFormat
-from faceflow.runtime.tasks import FaceRequest, Operation
-from faceflow.service.app import create_app
-from faceflow.service.hotpath import FACE_PATHS, QUERY_PARAMETERS, _NotHandled, face_request
-from faceflow.service.routes.faces import detect_options
+from faceflow.operations.faces import FaceWork
+from faceflow.pipeline.detect import DetectOptions
+from faceflow.service.hotpath import FACE_PATHS, HotPath, face_work
+from faceflow.service.routes import faces
 from tests.fixtures.live_server import LiveServer, LiveServerFactory
-from tests.service.support import fresh
+from tests.service.in_process import InProcess
+from tests.service.option_queries import DETECT_OPTIONS, face_values, queries
+from tests.service.support import assert_error, fresh
+
+QUERIES = {
+    Operation.DETECT: queries(face_values(*DETECT_OPTIONS)),
+    Operation.ANALYZE: queries(face_values(*DETECT_OPTIONS, "attributes")),
+    Operation.ANNOTATE: queries(face_values(*DETECT_OPTIONS, "attributes", "format")),
+}
+ROUTES = {"/v1/detect": faces.detect, "/v1/analyze": faces.analyze, "/v1/annotate": faces.annotate}
 
 
-def route_query_parameters(path: str) -> set[str]:
-    """The query parameters the documented POST route declares (from its OpenAPI operation)."""
-    operation = create_app(load_settings()).api.openapi()["paths"][path]["post"]
-    return {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+def route_parse(path: str, query: str) -> tuple[dict[str, Any], list[Any]]:
+    """What FastAPI makes of ``query`` for the route ``path``: the query parameters its endpoint
+    declares, validated (values), or the validation errors it would answer 400 with."""
+    return request_params_to_args(_dependant(path).query_params, QueryParams(query))
+
+
+@functools.cache
+def _dependant(path: str) -> Dependant:
+    return get_dependant(path=path, call=ROUTES[path])
 
 
 @pytest.mark.parametrize(("path", "operation"), sorted(FACE_PATHS.items()))
-def test_fast_path_knows_exactly_the_routes_query_parameters(
-    path: str, operation: Operation
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fast_path_parses_every_query_as_the_route_does(
+    path: str, operation: Operation, data: st.DataObject
 ) -> None:
-    # A parameter the route gained but the fast path ignored could serve a wrong cached answer.
-    assert route_query_parameters(path) == set(QUERY_PARAMETERS[operation])
-
-
-DEFAULTS = DetectionSettings()
-
-
-@pytest.mark.parametrize(
-    ("operation", "query"),
-    [
-        (Operation.DETECT, {}),
-        (Operation.DETECT, {"threshold": "0.5", "max_faces": "3", "min_face_px": "40"}),
-        (Operation.ANALYZE, {"attributes": "gender"}),
-        (Operation.ANALYZE, {"attributes": "gender,age", "threshold": "0.9"}),
-        (Operation.ANNOTATE, {"format": "png", "attributes": "none"}),
-    ],
-)
-def test_fast_path_builds_the_routes_cache_parameters(
-    operation: Operation, query: dict[str, str]
-) -> None:
-    fast = face_request(DEFAULTS, operation, query)
-    options = detect_options(
-        DEFAULTS,
-        float(query["threshold"]) if "threshold" in query else None,
-        int(query["max_faces"]) if "max_faces" in query else None,
-        int(query["min_face_px"]) if "min_face_px" in query else None,
-    )
-    attributes = (
-        ()
-        if operation is Operation.DETECT
-        else parse_attributes(query.get("attributes", "age,gender"))
-    )
-    image_format = OutputFormat(query.get("format", "jpeg"))
-    route = FaceRequest(b"", operation, options, attributes, image_format)
+    query = data.draw(QUERIES[operation])
+    # A query the fast path read differently could serve a wrong cached answer.
+    defaults = DetectionSettings()
+    fast = face_work(defaults, operation, query.encode("latin-1"))
+    values, errors = route_parse(path, query)
+    route: FaceWork | None = None
+    if not errors:
+        with contextlib.suppress(InvalidParameter):  # the route answers 400 for it too
+            route = values["options"].work(operation, defaults)
     assert fast == route
-    assert fast.cache_params() == route.cache_params()
+    if route is not None:
+        assert fast is not None
+        assert fast.cache_params() == route.cache_params()
 
 
 @pytest.mark.parametrize(
-    ("operation", "query"),
+    ("operation", "query", "expected"),
     [
-        (Operation.DETECT, {"threshold": "5"}),
-        (Operation.DETECT, {"threshold": "abc"}),
-        (Operation.DETECT, {"max_faces": "0"}),
-        (Operation.DETECT, {"attributes": "age"}),  # not a detect option
-        (Operation.ANALYZE, {"attributes": "height"}),
-        (Operation.ANNOTATE, {"format": "gif"}),
-        (Operation.ANALYZE, {"unknown": "1"}),
+        (Operation.DETECT, "", FaceWork(Operation.DETECT, DetectOptions(0.7, 0.3, 20, 100))),
+        (
+            Operation.ANNOTATE,
+            "threshold=0.5&max_faces=3&attributes=gender&format=png",
+            FaceWork(
+                Operation.ANNOTATE,
+                DetectOptions(0.5, 0.3, 20, 3),
+                (Attribute.GENDER,),
+                OutputFormat.PNG,
+            ),
+        ),
+        (Operation.DETECT, "attributes=age", None),  # not a detect option
+        (Operation.ANALYZE, "threshold=5", None),
+        (Operation.ANALYZE, "attributes=height", None),
     ],
 )
-def test_anything_unusual_is_left_to_the_routes(
-    operation: Operation, query: dict[str, str]
+def test_fast_path_work(operation: Operation, query: str, expected: FaceWork | None) -> None:
+    assert face_work(DetectionSettings(), operation, query.encode()) == expected
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_miss_goes_on_from_the_entry_without_the_router(
+    service_app: InProcess, face_jpeg: bytes
 ) -> None:
-    with pytest.raises(_NotHandled):
-        face_request(DEFAULTS, operation, query)
+    """A miss is answered with the upload, key and work the entry already has: it never reaches
+    FastAPI, which would read, parse and hash it again. A refused option does, for its error."""
+    reached: list[str] = []
+
+    async def router(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(f"{scope['path']}?{scope['query_string'].decode()}")
+        await service_app.app.api(scope, receive, send)
+
+    entry = HotPath(router, lambda: service_app.services)
+    image = fresh(face_jpeg)
+    transport = httpx.ASGITransport(app=entry)
+    async with httpx.AsyncClient(transport=transport, base_url="http://faceflow.test") as client:
+        miss = await client.post("/v1/analyze?threshold=0.55", content=image)
+        hit = await client.post("/v1/analyze?threshold=0.55", content=image)
+        refused = await client.post("/v1/analyze?threshold=5", content=image)
+    assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("miss", "hit")
+    assert miss.status_code == 200
+    assert miss.content == hit.content
+    assert int(miss.headers["x-face-count"]) >= 1
+    assert_error(refused, 400, "invalid_parameter")
+    assert reached == ["/v1/analyze?threshold=5"]
 
 
 def test_a_fast_hit_answers_the_routes_body_and_headers(

@@ -65,6 +65,22 @@ class _Unavailable:
 _UNAVAILABLE = _Unavailable()
 
 
+def entry_key(key: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """The Redis key that holds the entry for cache key ``key``: the one name for it, used by
+    :class:`RedisCache` and by job workers that write results into the same cache."""
+    return f"{namespace}:cache:{key}"
+
+
+def jittered_ttl_ms(ttl_s: float, jitter: float, rng: Callable[[], float] = random.random) -> int:
+    """``ttl_s`` × (1 ± ``jitter``), in ms, at least 1 (``rng`` draws from [0, 1)).
+
+    Jitter spreads the expiry of entries written together (e.g. by a warm-up or a burst), so
+    they do not all expire, and get recomputed, in the same instant.
+    """
+    factor = 1.0 + jitter * (2.0 * rng() - 1.0)
+    return max(1, round(ttl_s * 1000 * factor))
+
+
 def make_client(url: str, timeout_s: float) -> Redis:
     """A redis-py asyncio client that never waits longer than ``timeout_s`` per socket operation.
 
@@ -154,21 +170,17 @@ class RedisCache:
 
     def data_key(self, key: str) -> str:
         """The Redis key that holds the entry for cache key ``key``."""
-        return f"{self._namespace}:cache:{key}"
+        return entry_key(key, self._namespace)
 
     def lock_key(self, key: str) -> str:
         """The Redis key of the compute lock for cache key ``key``."""
         return f"{self._namespace}:lock:{key}"
 
     def jittered_ttl_ms(self, ttl_s: float | None = None) -> int:
-        """``ttl_s`` (default: the configured TTL) × (1 ± jitter), in ms, at least 1.
-
-        Jitter spreads the expiry of entries written together (e.g. by a warm-up or a burst), so
-        they do not all expire, and get recomputed, in the same instant.
-        """
-        base_ms = (self._ttl_s if ttl_s is None else ttl_s) * 1000
-        factor = 1.0 + self._ttl_jitter * (2.0 * self._rng() - 1.0)
-        return max(1, round(base_ms * factor))
+        """``ttl_s`` (default: the configured TTL) with this cache's jitter (see
+        :func:`jittered_ttl_ms`)."""
+        base_s = self._ttl_s if ttl_s is None else ttl_s
+        return jittered_ttl_ms(base_s, self._ttl_jitter, self._rng)
 
     async def get(self, key: str) -> CacheEntry | None:
         """The entry stored under ``key``; ``None`` if absent, unreadable or Redis unavailable."""

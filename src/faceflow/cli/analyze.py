@@ -24,7 +24,7 @@ from faceflow.cli.common import (
 
 if TYPE_CHECKING:  # the ONNX stack is imported when the command runs, not on every CLI start
     from faceflow.cli.files import FileOutcome
-    from faceflow.runtime.tasks import FaceRequest, FileAnalysis
+    from faceflow.runtime.tasks import FileAnalysis
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 
@@ -127,7 +127,7 @@ def analyze(
     ] = "age,gender",
     threshold: Annotated[
         float | None,
-        typer.Option(min=0.0, max=1.0, help="face score threshold (default from settings)"),
+        typer.Option(help="face score threshold, 0 to 1 (default from settings)"),
     ] = None,
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="inference processes; each loads the models once")
@@ -139,28 +139,27 @@ def analyze(
     Each file succeeds or fails on its own; the exit code is 1 if any file failed.
     """
     from faceflow.cli.files import run_files
-    from faceflow.domain import parse_attributes
+    from faceflow.domain import Operation
     from faceflow.errors import FaceflowError, InvalidParameter
-    from faceflow.imaging.encode import OutputFormat
-    from faceflow.pipeline.detect import DetectOptions
-    from faceflow.runtime.tasks import FaceRequest, Operation, analyze_file
+    from faceflow.operations.faces import AnalyzeOptions
+    from faceflow.operations.parse import parse_options
+    from faceflow.runtime.tasks import analyze_file
 
     settings = settings_from(config)
     setup_logging("warning")
     try:
-        chosen = parse_attributes(attributes)
+        # The HTTP API's options model, so the CLI takes the same values with the same bounds.
+        options = parse_options(
+            AnalyzeOptions, {"threshold": threshold, "attributes": attributes}, "analyze"
+        )
+        work = options.work(Operation.ANALYZE, settings.detection)
     except InvalidParameter as exc:
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None
-    options = DetectOptions.from_settings(settings.detection)
-    if threshold is not None:
-        options = DetectOptions(
-            threshold, options.nms_threshold, options.min_face_px, options.max_faces
-        )
-    operation = (
-        Operation.ANNOTATE if annotate_dir else (Operation.ANALYZE if chosen else Operation.DETECT)
-    )
-    base = FaceRequest(b"", operation, options, chosen, OutputFormat.JPEG)
+    if annotate_dir:
+        work = dataclasses.replace(work, operation=Operation.ANNOTATE)
+    elif not work.attributes:
+        work = dataclasses.replace(work, operation=Operation.DETECT)
     files = expand_paths(paths)
     if annotate_dir:
         annotate_dir.mkdir(parents=True, exist_ok=True)
@@ -180,11 +179,8 @@ def analyze(
                 target = annotate_dir / f"{names.unique(outcome.path.stem)}.annotated.jpg"
                 target.write_bytes(outcome.result.annotated)
 
-        def make_request(data: bytes) -> FaceRequest:
-            return dataclasses.replace(base, data=data)
-
         try:
-            run_files(settings, files, make_request, analyze_file, workers, done)
+            run_files(settings, files, work.request, analyze_file, workers, done)
         except FaceflowError as exc:  # models missing or corrupt: nothing can run
             err.print(f"[red]error:[/red] {exc.message}")
             raise typer.Exit(2) from None

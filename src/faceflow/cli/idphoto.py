@@ -20,7 +20,7 @@ from faceflow.cli.common import (
     settings_from,
     setup_logging,
 )
-from faceflow.errors import FaceflowError, InvalidParameter
+from faceflow.errors import FaceflowError
 from faceflow.pipeline.idphoto.specs import list_specs
 
 if TYPE_CHECKING:  # OpenCV and the ONNX stack are imported when the command runs
@@ -41,7 +41,7 @@ def id_photo(
     ] = "none",
     output_format: Annotated[Literal["jpeg", "png"], typer.Option("--format")] = "jpeg",
     max_kb: Annotated[
-        int | None, typer.Option(min=1, help="JPEG file-size cap in KB (1 KB = 1,000 bytes)")
+        int | None, typer.Option(help="JPEG file-size cap in KB (1 KB = 1,000 bytes)")
     ] = None,
     transparent: Annotated[bool, typer.Option(help="PNG with a transparent background")] = False,
     sheet: Annotated[
@@ -55,33 +55,30 @@ def id_photo(
     (<name>.report.json) and, with --sheet, a print sheet. Exit code 1 if any file failed."""
     from faceflow.cli.files import run_files
     from faceflow.imaging.encode import OutputFormat
-    from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
-    from faceflow.pipeline.idphoto.render import IdPhotoOptions
-    from faceflow.pipeline.idphoto.sheet import get_paper
-    from faceflow.pipeline.idphoto.specs import get_spec
+    from faceflow.operations.idphoto import PhotoOptions, sheet_work
+    from faceflow.operations.parse import parse_options
     from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
 
-    image_format = OutputFormat(output_format)
     settings = settings_from(config)
     setup_logging("warning")
     try:
-        style = BackgroundStyle.SOLID if gradient == "none" else BackgroundStyle(gradient)
-        options = IdPhotoOptions(
-            get_spec(spec),
-            parse_background(background, style.value),
-            image_format,
-            max_kb,
-            transparent,
-        )
-        paper = get_paper(sheet).key if sheet else None
-        if paper is not None and transparent:
-            raise InvalidParameter("a print sheet cannot be transparent; choose a background")
+        # The HTTP API's options model: the same checks, and the same photo for the same values.
+        chosen = {
+            "spec": spec,
+            "background": background,
+            "gradient": gradient,
+            "format": output_format,
+            "max_kb": max_kb,
+            "transparent": transparent,
+        }
+        options = parse_options(PhotoOptions, chosen, "id-photo").photo()
+        paper = None if sheet is None else sheet_work([(options, None)], sheet).paper
     except FaceflowError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None
     files = expand_paths(paths)
     out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = "png" if image_format is OutputFormat.PNG else "jpg"
+    suffix = "png" if options.output_format is OutputFormat.PNG else "jpg"
     table = Table()
     for column in ("file", "result", "size", "compliance"):
         table.add_column(column, overflow="fold")

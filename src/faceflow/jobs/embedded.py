@@ -1,9 +1,11 @@
 """The embedded job runner: a bounded in-process queue feeding the service's own inference pool.
 
-Same API and semantics as the RQ runner, nothing to install: jobs go through the same
-cache-then-pool path as the sync endpoints (so a job's result is a sync hit and vice versa), at
-most ``embedded_consumers`` at a time so jobs never crowd sync requests out of the pool's wait
-queue. Records live in memory with their TTLs; a restart forgets them (use Redis to keep jobs).
+Same API and semantics as the RQ runner, nothing to install: jobs go through the sync
+endpoints' cache-then-compute (:class:`~faceflow.cache.compute.CachedCompute`, so a job's result
+is a sync hit and vice versa), at most ``embedded_consumers`` at a time so jobs never crowd sync
+requests out of the pool's wait queue, and a failed attempt is retried by the rule both runners
+share (:mod:`faceflow.jobs.retry`). Records live in memory with their TTLs; a restart forgets
+them (use Redis to keep jobs).
 
 The queue is bounded in jobs (``jobs.max_queued``) and in image bytes (``jobs.embedded_max_bytes``,
 which also count against the API process's upload budget while the job holds them): beyond
@@ -20,22 +22,19 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from faceflow.cache.compute import CachedCompute
 from faceflow.cache.entry import CacheEntry
-from faceflow.cache.tiered import ResultCache
 from faceflow.config import Settings
 from faceflow.errors import (
     Conflict,
-    DeadlineExceeded,
     FaceflowError,
     JsonScalar,
     NotFound,
     NotReady,
     Overloaded,
     QueueFull,
-    WorkerCrashed,
 )
 from faceflow.jobs.handles import MemoryHandles, new_handle, visible_to
-from faceflow.jobs.operations import Submission, scoped_job_id
 from faceflow.jobs.records import (
     HandleRecord,
     JobError,
@@ -44,13 +43,12 @@ from faceflow.jobs.records import (
     JobStatus,
     result_of,
 )
-from faceflow.jobs.runner import RunCached
+from faceflow.jobs.retry import is_retryable, retry_wait_s
+from faceflow.operations.registry import Submission, scoped_job_id
 from faceflow.runtime.budget import ByteBudget
 
 log = logging.getLogger(__name__)
 
-# Errors another attempt may fix; anything else (bad input, no face) fails the job at once.
-_RETRYABLE = (WorkerCrashed, DeadlineExceeded)
 _OVERLOAD_WAIT_S = 0.2
 _SWEEP_INTERVAL_S = 30.0
 
@@ -80,15 +78,13 @@ class EmbeddedRunner:
     def __init__(
         self,
         settings: Settings,
-        cache: ResultCache,
-        run_cached: RunCached,
+        compute: CachedCompute,
         *,
         clock: Callable[[], float] = time.time,
         budget: ByteBudget | None = None,
     ) -> None:
         self._settings = settings.jobs
-        self._cache = cache
-        self._run_cached = run_cached
+        self._compute = compute
         self._clock = clock
         self._consumers_n = settings.jobs.embedded_consumers or settings.runtime.processes
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=settings.jobs.max_queued)
@@ -142,7 +138,7 @@ class EmbeddedRunner:
         job = self._live_job(job_id)
         if job is None or job.status is JobStatus.CANCELED:
             shared = self._settings.dedup_scope == "global" or owner is None
-            entry = (await self._cache.get(submission.key))[0] if shared else None
+            entry = (await self._compute.cache.get(submission.key))[0] if shared else None
             job = self._jobs.get(job_id)  # another submission may have raced in while we looked
             if job is None or job.status is JobStatus.CANCELED or self._expired(job):
                 job = self._new_job(submission, job_id, entry, now)
@@ -290,16 +286,13 @@ class EmbeddedRunner:
                 self._queue.task_done()
 
     async def _run(self, job: _Job, sub: Submission) -> None:
-        backoff = self._settings.retry_backoff_s or [0]
         waited_s = 0.0
         while True:
             job.status = JobStatus.STARTED
             job.started_at = self._clock()
             job.attempts += 1
             try:
-                entry, _ = await self._run_cached(
-                    sub.data, sub.operation.value, sub.params, sub.spec.task, sub.request
-                )
+                entry, _ = await self._compute.run(sub.key, sub.spec.task, sub.request)
             except (Overloaded, NotReady) as exc:
                 # Sync traffic has the pool's wait queue, or the pool is still starting: wait for
                 # room (not an attempt lost), for at most one job timeout in all.
@@ -311,16 +304,13 @@ class EmbeddedRunner:
                     return
                 await asyncio.sleep(_OVERLOAD_WAIT_S)
                 continue
-            except _RETRYABLE as exc:
-                retries_done = job.attempts - 1
-                if retries_done < self._settings.max_retries:
+            except FaceflowError as exc:
+                retry = job.attempts
+                if is_retryable(exc) and retry <= self._settings.max_retries:
                     self._counts["retried"] += 1
                     job.status = JobStatus.QUEUED
-                    await asyncio.sleep(backoff[min(retries_done, len(backoff) - 1)])
+                    await asyncio.sleep(retry_wait_s(self._settings.retry_backoff_s, retry))
                     continue
-                self._end(job, JobOutcome(error=_job_error(exc)))
-                return
-            except FaceflowError as exc:
                 self._end(job, JobOutcome(error=_job_error(exc)))
                 return
             self._end(job, JobOutcome(entry=entry))

@@ -6,7 +6,8 @@
 * RQ's job hash is written with its JSON serializer and carries no arguments: the payload lives
   under a key we own (see :mod:`faceflow.jobs.redis_store`), so nothing we store is pickled.
 * ``Retry(max_retries, retry_backoff_s)``, ``job_timeout_s``, ``result_ttl_s`` and
-  ``failure_ttl_s`` come from the settings; the failed registry is the dead-letter list.
+  ``failure_ttl_s`` come from the settings; the failed registry is the dead-letter list. Which
+  failures RQ retries is :func:`faceflow.jobs.retry.is_retryable`'s call, made by the worker.
 * A queue longer than ``max_queued`` answers 503 ``queue_full`` with ``Retry-After``.
 * The shared result cache is checked first: a cached result finishes the job at submission.
 
@@ -35,7 +36,6 @@ from faceflow.cache.tiered import ResultCache
 from faceflow.config import Settings
 from faceflow.errors import Conflict, JsonScalar, NotFound, QueueFull, Unavailable
 from faceflow.jobs.handles import new_handle, visible_to
-from faceflow.jobs.operations import Submission, scoped_job_id
 from faceflow.jobs.records import (
     HandleRecord,
     JobError,
@@ -51,6 +51,8 @@ from faceflow.jobs.records import (
     result_of,
 )
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys, connect
+from faceflow.jobs.retry import retry_intervals
+from faceflow.operations.registry import Submission, scoped_job_id
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +83,6 @@ def crash_error(exc_string: str | None, meta: dict[str, Any]) -> JobError:
         if isinstance(code, str) and isinstance(message, str) and isinstance(status, int):
             return JobError(code, message, status)
     return JobError("internal", "the job failed; see the worker log", 500)
-
-
-def retry_intervals(max_retries: int, backoff_s: list[int]) -> list[int]:
-    """RQ's interval list for ``backoff_s`` (wait before retry 1, 2, …; the last value repeats).
-
-    RQ reads the list from its end (retry k of n waits ``intervals[len - (n - k + 1)]``, and the
-    first value when the list is shorter than n), so it is padded to ``max_retries`` entries.
-    """
-    waits = list(backoff_s) or [0]
-    return [waits[min(k, len(waits) - 1)] for k in range(max(max_retries, 1))]
 
 
 class RqRunner:

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
+from faceflow.cache.compute import CachedCompute
 from faceflow.cache.entry import CacheEntry
-from faceflow.cache.tiered import CacheStatus, ResultCache
 from faceflow.config import Settings
 from faceflow.errors import JsonScalar
-from faceflow.jobs.operations import Submission
+from faceflow.jobs.embedded import EmbeddedRunner
 from faceflow.jobs.records import JobRecord
+from faceflow.operations.registry import Submission
 from faceflow.runtime.budget import ByteBudget
-from faceflow.runtime.context import WorkerContext
-from faceflow.runtime.tasks import TaskOutput
-
-RunCached = Callable[
-    [bytes, str, dict[str, JsonScalar], Callable[[WorkerContext, Any], TaskOutput], Any],
-    Awaitable[tuple[CacheEntry, CacheStatus]],
-]
-"""``Services.cached``: the sync endpoints' cache-then-pool path, which embedded jobs share."""
 
 
 class JobRunner(Protocol):
@@ -63,17 +55,13 @@ class JobRunner(Protocol):
 
 
 def build_runner(
-    settings: Settings,
-    cache: ResultCache,
-    run_cached: RunCached,
-    budget: ByteBudget | None = None,
+    settings: Settings, compute: CachedCompute, budget: ByteBudget | None = None
 ) -> JobRunner:
-    """The RQ runner when ``jobs.redis_url`` is set, else the embedded one, whose queued images
-    take from ``budget`` (the API process's upload budget)."""
+    """The RQ runner when ``jobs.redis_url`` is set (it only reads ``compute``'s cache: its
+    workers compute), else the embedded one, which runs jobs through ``compute`` like the sync
+    endpoints and whose queued images take from ``budget`` (the API process's upload budget)."""
     if settings.jobs.redis_url:
-        from faceflow.jobs.rq_runner import RqRunner
+        from faceflow.jobs.rq_runner import RqRunner  # an embedded server never loads RQ
 
-        return RqRunner(settings, cache)
-    from faceflow.jobs.embedded import EmbeddedRunner
-
-    return EmbeddedRunner(settings, cache, run_cached, budget=budget)
+        return RqRunner(settings, compute.cache)
+    return EmbeddedRunner(settings, compute, budget=budget)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -37,14 +36,14 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, get_current_job
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.timeouts import JobTimeoutException
 from rq.worker import WorkerStatus
 
 from faceflow.cache.entry import CacheEntry, encode_entry
 from faceflow.cache.keys import cache_key
-from faceflow.cache.redis_cache import DEFAULT_NAMESPACE
+from faceflow.cache.redis_cache import entry_key, jittered_ttl_ms
 from faceflow.config import Settings
-from faceflow.errors import FaceflowError, InputError, JsonScalar
-from faceflow.jobs.operations import job_id_for, spec_for
+from faceflow.errors import DeadlineExceeded, FaceflowError, JsonScalar
 from faceflow.jobs.records import (
     JobError,
     JobOutcome,
@@ -53,6 +52,8 @@ from faceflow.jobs.records import (
     encode_outcome,
 )
 from faceflow.jobs.redis_store import JobKeys, connect
+from faceflow.jobs.retry import is_retryable
+from faceflow.operations.registry import job_id_for, spec_for
 from faceflow.runtime.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ class WorkerState:
     cache: Redis | None
     """The shared result cache's Redis, if configured."""
     before_job: Callable[[JobPayload], None] | None = None
-    """Called with each job's payload before its task runs (injected by embedding code only)."""
+    """Called with each job's payload before its task runs, within the attempt: what it raises
+    fails the attempt as the task's own error would (injected by embedding code only)."""
 
     @property
     def keys(self) -> JobKeys:
@@ -164,6 +166,23 @@ class FaceflowWorker(SimpleWorker):
         from ``work()`` on its own (a Redis timeout, an unhandled error)."""
         return self._ff_stop_requested
 
+    def unsubscribe(self) -> None:
+        """RQ's own, with the pubsub thread told to stop *before* the channel is left.
+
+        The thread polls with a 60 s wait (RQ's ``sleep_time``) and waits as long for a
+        subscription while it has none: when it read RQ's unsubscription before RQ stopped it,
+        RQ's unbounded join waited out those 60 s, and a burst worker or a warm shutdown took a
+        minute longer. Stopped first, it leaves at the unsubscription's reply; a thread already
+        waiting is a daemon and is left to finish on its own.
+        """
+        if self.pubsub_thread:
+            # What the thread's stop() does first; stop() itself also joins, without a bound in
+            # redis-py 8, while the thread may still be in its 60 s read.
+            self.pubsub_thread._running.clear()
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.join(timeout=1)
+            self.pubsub.close()
+
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self._lease_s
 
@@ -199,8 +218,9 @@ def run_job() -> dict[str, JsonScalar]:
     """The RQ job function: run the stored payload of the current job on this process's models.
 
     Stores the outcome under the job's result key (and the result in the shared cache); returns
-    a small JSON summary for RQ. Bad input (an error no retry can fix) is a *finished* job with an
-    error outcome, so it is not retried; anything else raises, and RQ retries it.
+    a small JSON summary for RQ. A failure :func:`~faceflow.jobs.retry.is_retryable` rejects (bad
+    input, an internal error) is a *finished* job with an error outcome, so it is not retried; a
+    retryable one (a deadline, transient unavailability) raises, and RQ retries it.
     """
     try:
         state = _STATE.get()
@@ -232,16 +252,19 @@ def run_job() -> dict[str, JsonScalar]:
         job.meta["ended_at"] = time.time()
         job.save_meta()  # type: ignore[no-untyped-call]
         return {"ok": False, "code": "expired"}
-    if state.before_job is not None:
-        state.before_job(payload)
     try:
+        if state.before_job is not None:
+            state.before_job(payload)
         _, spec = spec_for(payload.operation)
         request = spec.from_params(payload.data, payload.params)
         output = spec.task(state.context, request)
-    except InputError as exc:
-        return _store(state, job, JobOutcome(error=JobError(exc.code, exc.message, exc.status)))
-    except FaceflowError as exc:
-        job.meta["error"] = {"code": exc.code, "message": exc.message, "status": exc.status}
+    except Exception as exc:
+        error = attempt_error(exc, job.id)
+        if not is_retryable(error):
+            return _store(
+                state, job, JobOutcome(error=JobError(error.code, error.message, error.status))
+            )
+        job.meta["error"] = {"code": error.code, "message": error.message, "status": error.status}
         job.save_meta()  # type: ignore[no-untyped-call]
         raise
     entry = CacheEntry(output.media_type, output.body, output.meta)
@@ -274,18 +297,23 @@ def _store(state: WorkerState, job: Job, outcome: JobOutcome) -> dict[str, JsonS
     return {"ok": False, "code": outcome.error.code}
 
 
-def cache_data_key(key: str) -> str:
-    """The shared cache's Redis key for cache key ``key`` (as RedisCache names it)."""
-    return f"{DEFAULT_NAMESPACE}:cache:{key}"
+def attempt_error(exc: Exception, job_id: str) -> FaceflowError:
+    """What a job attempt failed with, as the error :func:`is_retryable` judges: RQ's own time
+    limit is a deadline; an exception outside the error tree is an internal error."""
+    if isinstance(exc, FaceflowError):
+        return exc
+    if isinstance(exc, JobTimeoutException):
+        return DeadlineExceeded("the job ran past its time limit")
+    log.error("job %s failed unexpectedly", job_id, exc_info=exc)
+    return FaceflowError("internal error; see the worker log")
 
 
 def _fill_cache(state: WorkerState, key: str, entry: CacheEntry) -> None:
     cache = state.settings.cache
-    factor = 1.0 + cache.ttl_jitter * (2.0 * random.random() - 1.0)
-    ttl_ms = max(1, round(cache.ttl_s * 1000 * factor))
+    ttl_ms = jittered_ttl_ms(cache.ttl_s, cache.ttl_jitter)
     assert state.cache is not None
     try:
-        state.cache.set(cache_data_key(key), encode_entry(entry), px=ttl_ms)
+        state.cache.set(entry_key(key), encode_entry(entry), px=ttl_ms)
     except RedisError as exc:  # the cache is an optimisation: the job result is stored already
         log.warning("could not store job result in the shared cache: %s", exc)
 

@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
 
-from pydantic import ConfigDict
-
-from faceflow.errors import InvalidParameter, JsonScalar
+from faceflow.errors import JsonScalar
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.detect import detect_faces
-from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
-from faceflow.pipeline.idphoto.layout import NO_NUDGE
 from faceflow.pipeline.idphoto.matte import compute_matte, matte_from_bytes, matte_to_bytes
 from faceflow.pipeline.idphoto.render import (
     IdPhotoOptions,
@@ -31,13 +25,11 @@ from faceflow.pipeline.idphoto.render import (
     render_pixels,
 )
 from faceflow.pipeline.idphoto.sheet import (
-    MAX_LAYOUT_ITEMS,
     SheetItem,
     compose_sheet,
     get_paper,
-    plan_sheet,
 )
-from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec
 from faceflow.runtime.child import checkpoint
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import JSON_MEDIA_TYPE, StageTimer, TaskOutput, decode_for
@@ -50,53 +42,6 @@ MATTE_DECODE_PX = 2400
 class ResponseKind(StrEnum):
     IMAGE = "image"
     JSON = "json"
-
-
-@dataclass(frozen=True, slots=True)
-class PhotoParams:
-    """A client's ID-photo options as given (query string, job payload), before validation."""
-
-    spec: str = "cn-1inch"
-    width: float | None = None
-    height: float | None = None
-    unit: Literal["mm", "px"] = "mm"
-    dpi: int | None = None
-    background: str = "white"
-    gradient: Literal["none", "vertical", "radial"] = "none"
-    output_format: OutputFormat = OutputFormat.JPEG
-    max_kb: int | None = None
-    transparent: bool = False
-    quality: int = 95
-
-    def to_options(self) -> IdPhotoOptions:
-        """Validated options; InvalidParameter (400) for any bad value or combination."""
-        chosen: IdPhotoSpec
-        if self.width is not None or self.height is not None:
-            if self.width is None or self.height is None:
-                raise InvalidParameter("a custom size needs both width and height")
-            chosen = custom_spec(self.width, self.height, self.unit, self.dpi or 300)
-        else:
-            chosen = get_spec(self.spec)
-        style = BackgroundStyle.SOLID if self.gradient == "none" else BackgroundStyle(self.gradient)
-        colour = parse_background(self.background, style.value)
-        return IdPhotoOptions(
-            chosen, colour, self.output_format, self.max_kb, self.transparent, self.quality
-        )
-
-
-def photo_cache_params(options: IdPhotoOptions) -> dict[str, JsonScalar]:
-    """Every option that changes the photo, canonically, for the cache key (sync and jobs)."""
-    return {
-        "spec": json.dumps(options.spec.to_dict(), sort_keys=True, separators=(",", ":")),
-        "background": options.background.hex,
-        "style": options.background.style.value,
-        "format": options.output_format.value,
-        "max_kb": options.max_kb,
-        "transparent": options.transparent,
-        "quality": options.quality,
-        # Only a nudged photo's key names its nudge, so every key made before nudges still holds.
-        **({} if options.nudge == NO_NUDGE else {"nudge": json.dumps(asdict(options.nudge))}),
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,84 +69,9 @@ class SheetRequest:
     output_format: OutputFormat = OutputFormat.JPEG
 
 
-def sheet_request(
-    items: Sequence[tuple[IdPhotoOptions, int | None]],
-    paper: str,
-    output_format: OutputFormat = OutputFormat.JPEG,
-) -> SheetRequest:
-    """A validated sheet request without its matte; InvalidParameter for a transparent photo,
-    an unknown paper, or photos that cannot all fit on it (worked out from their sizes alone, so
-    a hopeless layout is refused before any rendering)."""
-    if any(options.transparent for options, _ in items):
-        raise InvalidParameter(
-            "a print sheet cannot be transparent; choose a background",
-            {"parameter": "transparent"},
-        )
-    chosen = get_paper(paper)
-    plan_sheet(
-        [(options.spec.width_mm, options.spec.height_mm) for options, _ in items],
-        [count for _, count in items],
-        chosen,
-    )
-    return SheetRequest(b"", tuple(items), chosen.key, output_format)
-
-
-def parse_layout(value: str) -> list[tuple[str, int]]:
-    """'cn-1inch:4,cn-2inch:2' → [('cn-1inch', 4), ('cn-2inch', 2)]; at most
-    ``MAX_LAYOUT_ITEMS`` items, counted before any is parsed."""
-    parts = value.split(",", MAX_LAYOUT_ITEMS)
-    if len(parts) > MAX_LAYOUT_ITEMS:
-        raise InvalidParameter(
-            f"a layout holds at most {MAX_LAYOUT_ITEMS} items",
-            {"parameter": "layout", "limit": MAX_LAYOUT_ITEMS},
-        )
-    items = []
-    for part in parts:
-        key, _, count = part.strip().partition(":")
-        try:
-            items.append((key, int(count)))
-        except ValueError:
-            raise InvalidParameter(
-                f"layout item {part!r} must be preset:count, e.g. cn-1inch:4"
-            ) from None
-    return items
-
-
-@dataclass(frozen=True, slots=True)
-class SheetParams:
-    """The options of a print sheet as given (``/v1/id-photo/sheet``'s query, a job payload).
-
-    Jobs validate a query string or a stored payload into it with pydantic; an option it does
-    not have is refused there (``extra="forbid"``)."""
-
-    __pydantic_config__ = ConfigDict(extra="forbid")
-
-    spec: str = "cn-1inch"
-    sheet: str = "6inch"
-    layout: str | None = None
-    background: str = "white"
-    gradient: Literal["none", "vertical", "radial"] = "none"
-
-    def to_request(self) -> SheetRequest:
-        """Validated, without the matte; InvalidParameter (400) for any bad value."""
-        counts: list[tuple[str, int | None]] = (
-            list(parse_layout(self.layout)) if self.layout else [(self.spec, None)]
-        )
-        items = [
-            (PhotoParams(key, background=self.background, gradient=self.gradient).to_options(), n)
-            for key, n in counts
-        ]
-        return sheet_request(items, self.sheet)
-
-
-def sheet_cache_params(request: SheetRequest) -> dict[str, JsonScalar]:
-    """Every option that changes the sheet, canonically, for the cache key (sync and jobs)."""
-    items = [[photo_cache_params(options), count] for options, count in request.items]
-    return {"paper": request.paper, "items": json.dumps(items, sort_keys=True)}
-
-
 def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
-    """The upload's portrait matte, serialised; NoFace / MultipleFaces unless exactly one face."""
+    """The upload's portrait matte, serialised; NoFace / MultipleFaces unless exactly one face
+    (or ``face`` chooses one of several)."""
     timer = StageTimer()
     image = decode_for(context, request.data, MATTE_DECODE_PX, timer)
     with timer.stage("detect"):

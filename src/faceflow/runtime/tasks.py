@@ -12,9 +12,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-from faceflow.domain import Attribute, FaceReport
+from faceflow.domain import Attribute, FaceReport, Operation
 from faceflow.errors import JsonScalar
 from faceflow.imaging.encode import OutputFormat, encode_image
 from faceflow.imaging.ingest import DecodedImage, decode_image
@@ -35,12 +34,6 @@ ANALYZE_DECODE_PX = 1280
 ANNOTATE_DECODE_PX = 1600
 
 
-class Operation(StrEnum):
-    DETECT = "detect"
-    ANALYZE = "analyze"
-    ANNOTATE = "annotate"
-
-
 @dataclass(frozen=True, slots=True)
 class FaceRequest:
     """One image and what to do with it."""
@@ -50,20 +43,6 @@ class FaceRequest:
     options: DetectOptions
     attributes: tuple[Attribute, ...] = (Attribute.AGE, Attribute.GENDER)
     image_format: OutputFormat = OutputFormat.JPEG
-
-    def cache_params(self) -> dict[str, JsonScalar]:
-        """Every parameter that changes the answer, for the cache key."""
-        params: dict[str, JsonScalar] = {
-            "score_threshold": self.options.score_threshold,
-            "nms_threshold": self.options.nms_threshold,
-            "min_face_px": self.options.min_face_px,
-            "max_faces": self.options.max_faces,
-        }
-        if self.operation is not Operation.DETECT:
-            params["attributes"] = ",".join(sorted(a.value for a in self.attributes))
-        if self.operation is Operation.ANNOTATE:
-            params["format"] = self.image_format.value
-        return params
 
 
 @dataclass(frozen=True, slots=True)

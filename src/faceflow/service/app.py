@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from faceflow import __version__
+from faceflow.cache.compute import CachedCompute
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import Settings, load_settings
 from faceflow.errors import FaceflowError
@@ -115,11 +116,13 @@ def create_app(settings: Settings) -> FaceflowApp:
         cache = ResultCache.from_settings(settings.cache, metrics)
         await cache.start()
         await pool.start()
+        compute = CachedCompute(cache, pool, metrics.observe_stages)
         app.state.services = Services(
             settings=settings,
             metrics=metrics,
             pool=pool,
             cache=cache,
+            compute=compute,
             api_keys=ApiKeys(settings.server.api_key_hashes),
             rate_limit=RateLimit.from_settings(settings.server),
             upload_budget=budget,
@@ -131,7 +134,7 @@ def create_app(settings: Settings) -> FaceflowApp:
             "memory+redis" if settings.cache.redis_url else "memory",
             "on" if settings.server.api_key_hashes else "off",
         )
-        job_runner = build_runner(settings, cache, app.state.services.cached, budget)
+        job_runner = build_runner(settings, compute, budget)
         await job_runner.start()
         app.state.services.jobs = job_runner
         metrics.bind_jobs(job_runner)

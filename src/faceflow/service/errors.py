@@ -112,6 +112,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def error_answer(request: Request, exc: Exception) -> Response:
+    """What the app's handlers answer for ``exc``, for the hot path in front of the app, which
+    finishes a cache miss itself (FastAPI's handlers never see its errors)."""
+    if isinstance(exc, FaceflowError):
+        return await _faceflow_error(request, exc)
+    return await _unexpected(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FaceflowError, _faceflow_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

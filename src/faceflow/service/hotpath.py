@@ -1,40 +1,43 @@
-"""The cache-hit fast path: detect / analyze / annotate answered from the cache without FastAPI.
+"""The entry of detect / analyze / annotate: a cache hit answered without FastAPI.
 
 A cache hit needs the upload's bytes, the request's options and one lookup; FastAPI's routing,
 dependency and validation layers cost four times that on this path (measured: ~1,200 hits/s per
 process through FastAPI, ~4,900 for a bare ASGI handler). So this ASGI layer, in front of the
-FastAPI app, reads the upload with the same code the routes use, applies the same API-key and
-rate-limit checks, builds the same cache key and answers a hit itself. Anything else — a miss,
-an option it does not know, a value out of range, a malformed body — goes to FastAPI unchanged,
-with the body it already read replayed, so every answer but a hit comes from the documented
-routes. It also serves the trivial ``/v1/echo-size``, the HTTP ceiling benchmarks compare with.
+FastAPI app, parses the options with the route's own model (:mod:`faceflow.operations`, memoised
+per query string), reads the upload with the same code the routes use, applies the same API-key
+and rate-limit checks, builds the same cache key and answers a hit itself. A miss goes on to the
+routes' own :func:`~faceflow.service.routes.faces.answer` with the upload, key and work it
+already has, so an upload is read, hashed and parsed once. Only a request the routes would
+refuse — an unknown option, a value out of range — goes to FastAPI untouched, which answers the
+documented error. It also serves the trivial ``/v1/echo-size``, the HTTP ceiling benchmarks
+compare with.
 
-It can never answer a hit the routes would not: it handles a request only when every query
-parameter is one the route declares (checked by a test against the routes themselves) and parses
-it to the same value.
+It can never answer other than the routes would: a test checks both parse generated query
+strings into the same work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import KeyPrefix, content_hash, key_for_digest, key_prefix
 from faceflow.cache.observer import CacheLevel
 from faceflow.cache.tiered import CacheStatus
 from faceflow.config import DetectionSettings
-from faceflow.domain import Attribute, parse_attributes
+from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter
-from faceflow.imaging.encode import OutputFormat
-from faceflow.runtime.tasks import FaceRequest, Operation
-from faceflow.service.errors import faceflow_error_response
+from faceflow.operations.faces import FACE_OPTIONS, FaceWork
+from faceflow.service.errors import error_answer, faceflow_error_response
 from faceflow.service.guard import check_request
-from faceflow.service.routes.faces import cache_headers, detect_options
+from faceflow.service.routes.faces import answer, cache_headers
 from faceflow.service.state import Services
 from faceflow.service.upload import read_image
 
@@ -46,89 +49,23 @@ FACE_PATHS = {
 ECHO_PATH = "/v1/echo-size"
 _JSON = (b"content-type", b"application/json")
 
-# The query parameters each route declares, with the same bounds (FastAPI's Query(ge=, le=)).
-_COMMON = {"threshold", "max_faces", "min_face_px"}
-QUERY_PARAMETERS: dict[Operation, frozenset[str]] = {
-    Operation.DETECT: frozenset(_COMMON),
-    Operation.ANALYZE: frozenset(_COMMON | {"attributes"}),
-    Operation.ANNOTATE: frozenset(_COMMON | {"attributes", "format"}),
-}
-_DEFAULT_ATTRIBUTES = "age,gender"
 
-
-class _NotHandled(Exception):
-    """The request is one for the routes: an option this layer does not parse."""
-
-
-def _number(value: str, kind: type[int] | type[float], low: float, high: float) -> float:
+def face_work(defaults: DetectionSettings, operation: Operation, query: bytes) -> FaceWork | None:
+    """The route's work for the query string ``query``, parsed as FastAPI parses the route's
+    query (the operation's options model, the last of repeated values); None for anything the
+    route would refuse, which the route then answers with its documented error."""
+    fields = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
     try:
-        number = kind(value)
-    except ValueError:
-        raise _NotHandled from None
-    if not low <= number <= high:
-        raise _NotHandled
-    return number
-
-
-def face_request(
-    defaults: DetectionSettings, operation: Operation, query: Mapping[str, str]
-) -> FaceRequest:
-    """The route's FaceRequest (without the image) for ``query``; _NotHandled if unsure."""
-    if not query.keys() <= QUERY_PARAMETERS[operation]:
-        raise _NotHandled
-    threshold = query.get("threshold")
-    max_faces = query.get("max_faces")
-    min_face_px = query.get("min_face_px")
-    options = detect_options(
-        defaults,
-        None if threshold is None else float(_number(threshold, float, 0.0, 1.0)),
-        None if max_faces is None else int(_number(max_faces, int, 1, 1000)),
-        None if min_face_px is None else int(_number(min_face_px, int, 0, 10_000)),
-    )
-    attributes: tuple[Attribute, ...] = ()
-    if operation is not Operation.DETECT:
-        try:
-            attributes = parse_attributes(query.get("attributes", _DEFAULT_ATTRIBUTES))
-        except InvalidParameter:
-            raise _NotHandled from None
-    image_format = OutputFormat.JPEG
-    if "format" in query:
-        try:
-            image_format = OutputFormat(query["format"])
-        except ValueError:
-            raise _NotHandled from None
-    return FaceRequest(b"", operation, options, attributes, image_format)
-
-
-class _Recorder:
-    """A ``receive`` that keeps every body message it passes on, to replay them later."""
-
-    def __init__(self, receive: Receive) -> None:
-        self._receive = receive
-        self.messages: list[Message] = []
-
-    async def __call__(self) -> Message:
-        message = await self._receive()
-        if message["type"] == "http.request":
-            self.messages.append(message)
-        return message
-
-    def replay(self) -> Receive:
-        pending = list(self.messages)
-
-        async def receive() -> Message:
-            if pending:
-                return pending.pop(0)
-            return await self._receive()
-
-        return receive
+        return FACE_OPTIONS[operation].model_validate(fields).work(operation, defaults)
+    except (ValidationError, InvalidParameter):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
 class _Parsed:
-    """What one (path, query string) means: the route's request and its cache-key prefix."""
+    """What one (path, query string) means: the route's work and its cache-key prefix."""
 
-    request: FaceRequest
+    work: FaceWork
     prefix: KeyPrefix
 
 
@@ -136,7 +73,8 @@ _MEMO_SIZE = 1024
 
 
 class HotPath:
-    """ASGI layer answering cache hits (and /v1/echo-size) before FastAPI; see the module doc."""
+    """The ASGI entry of the face operations (and /v1/echo-size) before FastAPI; see the module
+    doc."""
 
     def __init__(self, app: ASGIApp, services: Callable[[], Services | None]) -> None:
         self.app = app
@@ -150,14 +88,12 @@ class HotPath:
         memo = (operation, query)
         if memo in self._parsed:
             return self._parsed[memo]
-        try:
-            fields = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
-            request = face_request(services.settings.detection, operation, fields)
-            parsed: _Parsed | None = _Parsed(
-                request, key_prefix(operation.value, request.cache_params())
-            )
-        except _NotHandled:
-            parsed = None
+        work = face_work(services.settings.detection, operation, query)
+        parsed = (
+            None
+            if work is None
+            else _Parsed(work, key_prefix(operation.value, work.cache_params()))
+        )
         if len(self._parsed) >= _MEMO_SIZE:
             self._parsed.clear()
         self._parsed[memo] = parsed
@@ -197,8 +133,7 @@ class HotPath:
             await self.app(scope, receive, send)
             return
         scope["faceflow.route"] = path
-        recorder = _Recorder(receive)
-        request = Request(scope, recorder)
+        request = Request(scope, receive)
         try:
             await check_request(services, request)
             upload = await read_image(request, services.settings.limits.max_upload_bytes)
@@ -213,22 +148,26 @@ class HotPath:
         key = key_for_digest(parsed.prefix, content_hash(upload.data))
         entry, level = await services.cache.lookup(key)
         if entry is None:
-            if services.cache.computing(key) is False:
-                # Nobody computes it yet, so the route would need an inference slot: when there
-                # is none, shed now rather than after FastAPI's routing and validation, which
-                # under overload cost the CPU the inference processes need.
-                try:
-                    services.pool.check_admission()
-                except FaceflowError as exc:
-                    await faceflow_error_response(exc)(scope, receive, send)
-                    return
-            # A miss: the route computes it (and counts it). Tell the route's guard the checks
-            # are done, so a rate limit is not charged twice.
-            scope.setdefault("state", {})["guarded"] = True
-            await self.app(scope, recorder.replay(), send)
+            response = await self._miss(services, request, key, parsed.work, upload.data)
+            await response(scope, receive, send)
             return
         services.metrics.hit(level)
         await _send_raw(send, entry.body, self._hit_headers(key, entry, level))
+
+    @staticmethod
+    async def _miss(
+        services: Services, request: Request, key: str, work: FaceWork, data: bytes
+    ) -> Response:
+        """Compute the answer with the routes' own code (:func:`answer`), from the upload, key
+        and work this layer already has: nothing is read, parsed or hashed a second time."""
+        try:
+            if services.cache.computing(key) is False:
+                # Nobody computes it yet, so it needs an inference slot: when there is none,
+                # shed now, before the upload is sent to a worker.
+                services.pool.check_admission()
+            return await answer(services, key, work, data)
+        except Exception as exc:  # answered as the app's handlers answer it (a 500 is logged)
+            return await error_answer(request, exc)
 
 
 async def _send_raw(send: Send, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
+from faceflow.cache.compute import CachedCompute, Task
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import CacheStatus, ResultCache
@@ -30,6 +31,8 @@ class Services:
     metrics: Metrics
     pool: InferencePool[WorkerContext]
     cache: ResultCache
+    compute: CachedCompute
+    """Cache-then-compute over ``cache`` and ``pool``, shared with the embedded job runner."""
     api_keys: ApiKeys
     rate_limit: RateLimit | None
     upload_budget: ByteBudget | None = None
@@ -44,28 +47,20 @@ class Services:
         data: bytes,
         operation: str,
         params: dict[str, JsonScalar],
-        task: Callable[[WorkerContext, Req], TaskOutput],
+        task: Task[Req],
         request: Req,
     ) -> tuple[CacheEntry, CacheStatus]:
         """The cached result of ``task(request)`` for these bytes and params, computed at most once
-        across concurrent identical requests (and, with Redis, across API nodes)."""
-
-        async def produce() -> TaskOutput:
-            return await self.pool.run(task, request)
-
-        return await self.cached_output(cache_key(data, operation, params), produce)
+        across concurrent identical requests (and, with Redis, across API nodes): the routes'
+        shorthand for :meth:`CachedCompute.run` under their cache key."""
+        return await self.compute.run(cache_key(data, operation, params), task, request)
 
     async def cached_output(
         self, key: str, produce: Callable[[], Awaitable[TaskOutput]]
     ) -> tuple[CacheEntry, CacheStatus]:
-        """The entry under ``key``, or ``produce()``'s output stored under it (once, shared)."""
-
-        async def compute() -> CacheEntry:
-            output = await produce()
-            self.metrics.observe_stages(output.meta)
-            return CacheEntry(output.media_type, output.body, output.meta)
-
-        return await self.cache.get_or_compute(key, compute)
+        """The entry under ``key``, or ``produce()``'s output stored under it (once, shared):
+        :meth:`CachedCompute.produce`, for results of several trips to the pool."""
+        return await self.compute.produce(key, produce)
 
 
 def services_of(request: Request) -> Services:

@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import CacheStatus
-from faceflow.config import DetectionSettings
-from faceflow.domain import Attribute, parse_attributes
+from faceflow.domain import Operation
 from faceflow.errors import FaceflowError
-from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.detect import DetectOptions
-from faceflow.runtime.tasks import FaceRequest, Operation, run_face_request
+from faceflow.operations.faces import (
+    AnalyzeOptions,
+    AnnotateOptions,
+    BatchOptions,
+    FaceOptions,
+    FaceWork,
+)
+from faceflow.runtime.tasks import TaskOutput, run_face_request
 from faceflow.service.guard import guard
 from faceflow.service.schemas import (
     BatchOut,
@@ -30,34 +34,6 @@ from faceflow.service.state import Services, services_of
 from faceflow.service.upload import Upload, check_image, read_image, read_images
 
 router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(guard)])
-
-Threshold = Annotated[
-    float | None, Query(ge=0.0, le=1.0, description="minimum face score (default from settings)")
-]
-MaxFaces = Annotated[int | None, Query(ge=1, le=1000, description="keep the N largest faces")]
-MinFacePx = Annotated[
-    int | None, Query(ge=0, le=10_000, description="drop faces narrower than this (source px)")
-]
-Attributes = Annotated[
-    str, Query(description="comma-separated attributes: age,gender; 'none' for detection only")
-]
-Format = Annotated[OutputFormat, Query(description="annotated image format")]
-
-
-def detect_options(
-    defaults: DetectionSettings,
-    threshold: float | None,
-    max_faces: int | None,
-    min_face_px: int | None,
-) -> DetectOptions:
-    """The request's detection options: its query values, else the configured defaults."""
-    base = DetectOptions.from_settings(defaults)
-    return DetectOptions(
-        score_threshold=base.score_threshold if threshold is None else threshold,
-        nms_threshold=base.nms_threshold,
-        min_face_px=base.min_face_px if min_face_px is None else min_face_px,
-        max_faces=base.max_faces if max_faces is None else max_faces,
-    )
 
 
 def cache_headers(entry_meta: dict[str, object], status: CacheStatus) -> dict[str, str]:
@@ -79,26 +55,29 @@ def cache_headers(entry_meta: dict[str, object], status: CacheStatus) -> dict[st
     return headers
 
 
-async def run_one(services: Services, upload: Upload, request: FaceRequest) -> Response:
-    entry, status = await services.cached(
-        upload.data, request.operation.value, request.cache_params(), run_face_request, request
-    )
+async def answer(services: Services, key: str, work: FaceWork, data: bytes) -> Response:
+    """The answer for the image ``data`` under its cache ``key``: cached, or computed once for
+    concurrent identical requests. Where a request's work ends, whether the route or the hot path
+    (which holds the key already, and looked it up) parsed and read it."""
+
+    async def produce() -> TaskOutput:
+        return await services.pool.run(run_face_request, work.request(data))
+
+    entry, status = await services.cached_output(key, produce)
     return Response(
         entry.body, media_type=entry.media_type, headers=cache_headers(dict(entry.meta), status)
     )
 
 
-async def _single(
-    http: Request,
-    operation: Operation,
-    options: DetectOptions,
-    attributes: tuple[Attribute, ...],
-    image_format: OutputFormat = OutputFormat.JPEG,
-) -> Response:
+async def run_one(services: Services, upload: Upload, work: FaceWork) -> Response:
+    key = cache_key(upload.data, work.operation.value, work.cache_params())
+    return await answer(services, key, work, upload.data)
+
+
+async def _single(http: Request, work: FaceWork) -> Response:
     services = services_of(http)
     upload = await read_image(http, services.settings.limits.max_upload_bytes)
-    request = FaceRequest(upload.data, operation, options, attributes, image_format)
-    return await run_one(services, upload, request)
+    return await run_one(services, upload, work)
 
 
 @router.post(
@@ -108,15 +87,9 @@ async def _single(
     responses=error_responses(),
     openapi_extra=image_request_body(),
 )
-async def detect(
-    request: Request,
-    threshold: Threshold = None,
-    max_faces: MaxFaces = None,
-    min_face_px: MinFacePx = None,
-) -> Response:
-    services = services_of(request)
-    options = detect_options(services.settings.detection, threshold, max_faces, min_face_px)
-    return await _single(request, Operation.DETECT, options, ())
+async def detect(request: Request, options: Annotated[FaceOptions, Query()]) -> Response:
+    work = options.work(Operation.DETECT, services_of(request).settings.detection)
+    return await _single(request, work)
 
 
 @router.post(
@@ -126,16 +99,9 @@ async def detect(
     responses=error_responses(),
     openapi_extra=image_request_body(),
 )
-async def analyze(
-    request: Request,
-    threshold: Threshold = None,
-    max_faces: MaxFaces = None,
-    min_face_px: MinFacePx = None,
-    attributes: Attributes = "age,gender",
-) -> Response:
-    services = services_of(request)
-    options = detect_options(services.settings.detection, threshold, max_faces, min_face_px)
-    return await _single(request, Operation.ANALYZE, options, parse_attributes(attributes))
+async def analyze(request: Request, options: Annotated[AnalyzeOptions, Query()]) -> Response:
+    work = options.work(Operation.ANALYZE, services_of(request).settings.detection)
+    return await _single(request, work)
 
 
 @router.post(
@@ -145,23 +111,9 @@ async def analyze(
     responses={**image_response("the annotated image"), **error_responses()},
     openapi_extra=image_request_body(),
 )
-async def annotate(
-    request: Request,
-    threshold: Threshold = None,
-    max_faces: MaxFaces = None,
-    min_face_px: MinFacePx = None,
-    attributes: Attributes = "age,gender",
-    format: Format = OutputFormat.JPEG,
-) -> Response:
-    services = services_of(request)
-    options = detect_options(services.settings.detection, threshold, max_faces, min_face_px)
-    return await _single(request, Operation.ANNOTATE, options, parse_attributes(attributes), format)
-
-
-class BatchOperation(StrEnum):
-    DETECT = "detect"
-    ANALYZE = "analyze"
-    ANNOTATE = "annotate"
+async def annotate(request: Request, options: Annotated[AnnotateOptions, Query()]) -> Response:
+    work = options.work(Operation.ANNOTATE, services_of(request).settings.detection)
+    return await _single(request, work)
 
 
 def _batch_item(index: int, upload: Upload, outcome: Response | FaceflowError) -> bytes:
@@ -185,17 +137,7 @@ def _batch_item(index: int, upload: Upload, outcome: Response | FaceflowError) -
     responses=error_responses(400, 401, 403, 413, 429, 503),
     openapi_extra=image_request_body("images", many=True),
 )
-async def batch(
-    request: Request,
-    operation: Annotated[BatchOperation, Query(description="what to do with every image")] = (
-        BatchOperation.ANALYZE
-    ),
-    threshold: Threshold = None,
-    max_faces: MaxFaces = None,
-    min_face_px: MinFacePx = None,
-    attributes: Attributes = "age,gender",
-    format: Format = OutputFormat.JPEG,
-) -> Response:
+async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> Response:
     services = services_of(request)
     limits = services.settings.limits
     uploads = await read_images(
@@ -205,8 +147,7 @@ async def batch(
         max_items=limits.batch_max_items,
         check_each=False,
     )
-    options = detect_options(services.settings.detection, threshold, max_faces, min_face_px)
-    chosen = () if operation is BatchOperation.DETECT else parse_attributes(attributes)
+    work = options.batch_work(services.settings.detection)
     # A batch feeds the pool no faster than it has workers, so it cannot shed its own items.
     lanes = asyncio.Semaphore(services.settings.runtime.processes)
 
@@ -215,10 +156,9 @@ async def batch(
             check_image(upload, limits.max_upload_bytes)
         except FaceflowError as exc:
             return exc
-        face_request = FaceRequest(upload.data, Operation(operation.value), options, chosen, format)
         async with lanes:
             try:
-                return await run_one(services, upload, face_request)
+                return await run_one(services, upload, work)
             except FaceflowError as exc:
                 return exc
 
@@ -227,5 +167,5 @@ async def batch(
         _batch_item(index, upload, outcome)
         for index, (upload, outcome) in enumerate(zip(uploads, outcomes, strict=True))
     )
-    body = b'{"operation":"' + operation.value.encode() + b'","items":[' + items + b"]}"
+    body = b'{"operation":"' + work.operation.value.encode() + b'","items":[' + items + b"]}"
     return Response(body, media_type="application/json")

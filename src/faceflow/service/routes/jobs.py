@@ -9,13 +9,12 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field, TypeAdapter
 from starlette.responses import JSONResponse, Response
 
+from faceflow.domain import Operation
 from faceflow.errors import InvalidParameter, NotFound, NotReady
 from faceflow.jobs.handles import is_handle
-from faceflow.jobs.idphoto import IdPhotoJobOptions
-from faceflow.jobs.operations import FaceOptions, JobOperation, prepare
 from faceflow.jobs.records import JobRecord, JobStatus
 from faceflow.jobs.runner import JobRunner
-from faceflow.runtime.idphoto_tasks import SheetParams
+from faceflow.operations.registry import operation_specs, prepare
 from faceflow.service.guard import guard
 from faceflow.service.schemas import (
     ErrorBody,
@@ -35,7 +34,7 @@ class JobErrorOut(BaseModel):
 
 class JobOut(BaseModel):
     handle: str = Field(description="random, unguessable; visible only to the submitting API key")
-    operation: JobOperation
+    operation: Operation
     status: JobStatus
     created_at: str = Field(description="ISO 8601, UTC")
     enqueued_at: str | None = None
@@ -74,15 +73,6 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 Handle = Annotated[str, Path(description="the handle POST /v1/jobs returned")]
 
-# Each operation's options, as the job builders validate them (faceflow.jobs): a request valid
-# against one of these is not refused for the type of an option.
-_OPTION_MODELS: dict[JobOperation, type[Any]] = {
-    JobOperation.DETECT: FaceOptions,
-    JobOperation.ANALYZE: FaceOptions,
-    JobOperation.ANNOTATE: FaceOptions,
-    JobOperation.ID_PHOTO: IdPhotoJobOptions,
-    JobOperation.ID_PHOTO_SHEET: SheetParams,
-}
 # Values the models take as plain strings but parse further.
 _PATTERNS = {
     "attributes": r"^(none|[ ,]*((age|gender)[ ,]*)*)$",
@@ -123,8 +113,8 @@ def job_options_parameter() -> dict[str, Any]:
     """The query of ``POST /v1/jobs`` as one exploded object: ``operation`` plus the options of
     that operation, one schema per operation (``oneOf``, told apart by ``operation``)."""
     variants = []
-    for operation, model in _OPTION_MODELS.items():
-        schema = _query_schema(model)
+    for operation, spec in operation_specs().items():
+        schema = _query_schema(spec.options)
         schema["properties"] = {"operation": {"const": operation.value}, **schema["properties"]}
         schema["required"] = ["operation"]
         variants.append(schema)
@@ -189,7 +179,7 @@ async def submit_job(request: Request) -> Response:
     query = request.query_params
     if "operation" not in query:
         raise InvalidParameter(
-            "operation is required: " + ", ".join(o.value for o in JobOperation),
+            "operation is required: " + ", ".join(o.value for o in Operation),
             {"parameter": "operation"},
         )
     options = {k: v for k, v in query.items() if k != "operation"}

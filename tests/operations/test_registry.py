@@ -1,4 +1,5 @@
-"""The operation table: options → request → canonical params → the same request; same keys."""
+"""The operation table: options → request → canonical params → the same request; a job's key is
+the sync endpoint's."""
 
 from __future__ import annotations
 
@@ -8,18 +9,13 @@ import pytest
 
 from faceflow.cache.keys import cache_key
 from faceflow.config import Settings
-from faceflow.domain import Attribute
+from faceflow.domain import Attribute, Operation
 from faceflow.errors import InvalidParameter
 from faceflow.imaging.encode import OutputFormat
-from faceflow.jobs.operations import JobOperation, job_id_for, operation_specs, prepare, spec_for
+from faceflow.operations.faces import FaceWork
+from faceflow.operations.idphoto import PhotoOptions, SheetOptions
+from faceflow.operations.registry import job_id_for, operation_specs, prepare, spec_for
 from faceflow.pipeline.detect import DetectOptions
-from faceflow.runtime.idphoto_tasks import (
-    PhotoParams,
-    SheetParams,
-    photo_cache_params,
-    sheet_cache_params,
-)
-from faceflow.runtime.tasks import FaceRequest, Operation
 
 DATA = b"\xff\xd8 not really a jpeg"
 
@@ -38,8 +34,7 @@ def test_job_key_is_the_sync_endpoints_key(operation: str, options: dict[str, st
     submission = prepare(operation, DATA, options, settings)
     base = DetectOptions.from_settings(settings.detection)
     threshold = float(options.get("threshold", base.score_threshold))
-    sync_request = FaceRequest(
-        DATA,
+    sync_work = FaceWork(
         Operation(operation),
         DetectOptions(
             threshold,
@@ -50,7 +45,7 @@ def test_job_key_is_the_sync_endpoints_key(operation: str, options: dict[str, st
         submission.request.attributes,
         OutputFormat(options.get("format", "jpeg")),
     )
-    assert submission.key == cache_key(DATA, operation, sync_request.cache_params())
+    assert submission.key == cache_key(DATA, operation, sync_work.cache_params())
     # and the worker rebuilds the same work from the stored parameters
     _, spec = spec_for(operation)
     rebuilt = spec.from_params(DATA, submission.params)
@@ -84,8 +79,8 @@ def test_bad_submissions_are_invalid_parameters(
 
 
 def test_every_listed_operation_is_runnable() -> None:
-    assert set(operation_specs()) == set(JobOperation)
-    for op in JobOperation:
+    assert set(operation_specs()) == set(Operation)
+    for op in Operation:
         assert spec_for(op.value)[0] is op
 
 
@@ -96,31 +91,18 @@ def test_every_listed_operation_is_runnable() -> None:
         {"spec": "us-passport", "background": "blue", "format": "png"},
         {"width": "35", "height": "45", "dpi": "600", "gradient": "radial", "max_kb": "80"},
         {"response": "json", "quality": "80"},
+        {"face": "2", "head_mm": "22", "eye_line_mm": "20.5", "shift_mm": "-1", "roll_deg": "2"},
     ],
 )
 def test_id_photo_job_key_is_the_sync_endpoints_key(options: dict[str, str]) -> None:
     submission = prepare("id-photo", DATA, options, Settings())
-    raw = submission.request.raw
-    # What the sync route builds from the same query parameters, field by field.
-    sync_options = PhotoParams(
-        spec=raw.spec,
-        width=raw.width,
-        height=raw.height,
-        unit=raw.unit,
-        dpi=raw.dpi,
-        background=raw.background,
-        gradient=raw.gradient,
-        output_format=raw.format,
-        max_kb=raw.max_kb,
-        transparent=raw.transparent,
-        quality=raw.quality,
-    ).to_options()
-    sync_params = {**photo_cache_params(sync_options), "response": raw.response.value}
+    # What the sync route builds from the same query parameters.
+    sync_params = PhotoOptions.model_validate(options).work().cache_params()
     assert submission.key == cache_key(DATA, "id-photo", sync_params)
     # the worker rebuilds the same photo options from what the job stores
     _, spec = spec_for("id-photo")
     rebuilt = spec.from_params(DATA, submission.payload)
-    assert rebuilt.options == submission.request.options
+    assert rebuilt.work == submission.request.work
     assert spec.params(rebuilt) == submission.params
 
 
@@ -131,6 +113,8 @@ def test_id_photo_job_key_is_the_sync_endpoints_key(options: dict[str, str]) -> 
         ({"width": "35"}, "both width and height"),
         ({"sheet": "a4"}, "sheet"),
         ({"transparent": "true"}, "PNG"),
+        ({"face": "0"}, "face"),
+        ({"spec": "icao", "head_mm": "37"}, "head_mm must be from 32 to 36 for icao"),
     ],
 )
 def test_bad_id_photo_options(options: dict[str, str], message: str) -> None:
@@ -156,11 +140,11 @@ def test_job_ids_are_valid_rq_ids_derived_from_the_key() -> None:
 def test_sheet_job_key_is_the_sync_endpoints_key(options: dict[str, str]) -> None:
     submission = prepare("id-photo-sheet", DATA, options, Settings())
     # What POST /v1/id-photo/sheet builds from the same query parameters.
-    sync = SheetParams(**options).to_request()  # type: ignore[arg-type]
-    assert submission.key == cache_key(DATA, "id-photo-sheet", sheet_cache_params(sync))
+    sync = SheetOptions.model_validate(options).work()
+    assert submission.key == cache_key(DATA, "id-photo-sheet", sync.cache_params())
     _, spec = spec_for("id-photo-sheet")
     rebuilt = spec.from_params(DATA, submission.payload)
-    assert rebuilt.sheet == submission.request.sheet
+    assert rebuilt.work == submission.request.work
     assert spec.params(rebuilt) == submission.params
 
 

@@ -1,0 +1,75 @@
+"""Cache-then-compute: the one path from a cache key to a result, for the routes and for jobs.
+
+A result is looked up in the :class:`~faceflow.cache.tiered.ResultCache`; on a miss its task runs
+in the inference pool, once for concurrent identical callers (and, with Redis, once across the
+API nodes), and the finished body is stored. The sync endpoints and the embedded job runner both
+come through here, so a job's result is a sync hit and a sync result finishes a job at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol, TypeVar
+
+from faceflow.cache.entry import CacheEntry
+from faceflow.cache.tiered import CacheStatus, ResultCache
+from faceflow.errors import JsonScalar
+from faceflow.runtime.context import WorkerContext
+from faceflow.runtime.tasks import TaskOutput
+
+Req = TypeVar("Req")
+
+Task = Callable[[WorkerContext, Req], TaskOutput]
+"""An inference task: runs in an inference process, the request → a finished body."""
+
+
+class TaskPool(Protocol):
+    """What cache-then-compute needs of the inference pool
+    (:class:`~faceflow.runtime.pool.InferencePool`): run one task in a worker process."""
+
+    async def run(self, fn: Task[Req], request: Req, /) -> TaskOutput: ...
+
+
+class CachedCompute:
+    """Results by cache key: from the cache, else computed once and stored.
+
+    ``on_output`` sees the meta of every body computed here (the service records its stage
+    timings); a hit was counted when it was computed, so it is not seen again.
+    """
+
+    def __init__(
+        self,
+        cache: ResultCache,
+        pool: TaskPool,
+        on_output: Callable[[Mapping[str, JsonScalar]], None] | None = None,
+    ) -> None:
+        self._cache = cache
+        self._pool = pool
+        self._on_output = on_output
+
+    @property
+    def cache(self) -> ResultCache:
+        return self._cache
+
+    async def run(self, key: str, task: Task[Req], request: Req) -> tuple[CacheEntry, CacheStatus]:
+        """The entry under ``key``, or ``task(request)``'s output (run in the pool) stored under
+        it; raises what the task or the pool raises (Overloaded, DeadlineExceeded, …)."""
+
+        async def produce() -> TaskOutput:
+            return await self._pool.run(task, request)
+
+        return await self.produce(key, produce)
+
+    async def produce(
+        self, key: str, produce: Callable[[], Awaitable[TaskOutput]]
+    ) -> tuple[CacheEntry, CacheStatus]:
+        """The entry under ``key``, or ``produce()``'s output stored under it, for a result that
+        takes more than one task (an ID photo: its matte, then its render)."""
+
+        async def compute() -> CacheEntry:
+            output = await produce()
+            if self._on_output is not None:
+                self._on_output(output.meta)
+            return CacheEntry(output.media_type, output.body, output.meta)
+
+        return await self._cache.get_or_compute(key, compute)

@@ -1,0 +1,327 @@
+"""id-photo and id-photo-sheet: their options, cache parameters, and the tasks a job runs.
+
+:class:`PhotoOptions` and :class:`SheetOptions` are the one place of these options' defaults and
+bounds (``/v1/id-photo``, ``/v1/id-photo/sheet``, jobs, the library). They resolve into a
+:class:`PhotoWork` or :class:`SheetWork`: what to render from the upload's matte, which the sync
+routes cache per upload and a job computes in its own task (:func:`id_photo_task`,
+:func:`sheet_job_task`), storing the result under the sync route's key, so a sync request after
+the job is a cache hit and vice versa.
+
+A job stores the client's validated options (the canonical parameters cannot be turned back into
+a size preset), and the worker parses them again; parsing uses no setting, so API and worker build
+the same work.
+
+A photo's ``face`` picks one person of several (whose matte is cached apart), and its nudges
+correct the framing within the size's ranges; each joins the cache keys only when set, so the keys
+made before them still hold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from faceflow.errors import InvalidParameter, JsonScalar
+from faceflow.imaging.encode import OutputFormat
+from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
+from faceflow.pipeline.idphoto.layout import NO_NUDGE, Nudge
+from faceflow.pipeline.idphoto.render import IdPhotoOptions
+from faceflow.pipeline.idphoto.sheet import MAX_LAYOUT_ITEMS, get_paper, plan_sheet
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec
+from faceflow.runtime.context import WorkerContext
+from faceflow.runtime.idphoto_tasks import (
+    MatteRequest,
+    RenderRequest,
+    ResponseKind,
+    SheetRequest,
+    matte_task,
+    render_task,
+    sheet_task,
+)
+from faceflow.runtime.tasks import TaskOutput
+
+Gradient = Literal["none", "vertical", "radial"]
+_SPEC = "size preset key (see GET /v1/id-photo/specs); ignored with width"
+_BACKGROUND = "white, blue, red, grey or #rrggbb (URL-encode # as %23)"
+_GRADIENT = "fade the background to white"
+
+
+def photo_cache_params(options: IdPhotoOptions) -> dict[str, JsonScalar]:
+    """Every option that changes the photo, canonically, for the cache key (sync and jobs)."""
+    return {
+        "spec": json.dumps(options.spec.to_dict(), sort_keys=True, separators=(",", ":")),
+        "background": options.background.hex,
+        "style": options.background.style.value,
+        "format": options.output_format.value,
+        "max_kb": options.max_kb,
+        "transparent": options.transparent,
+        "quality": options.quality,
+        # Only a nudged photo's key names its nudge, so every key made before nudges still holds.
+        **({} if options.nudge == NO_NUDGE else {"nudge": json.dumps(asdict(options.nudge))}),
+    }
+
+
+def _face_params(face: int | None) -> dict[str, JsonScalar]:
+    # A chosen face has its own matte, and so its own photos; without one the key is as it was.
+    return {} if face is None else {"face": face}
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoWork:
+    """A validated photo: which face's matte (``face``: counted from 1 left to right; None: the
+    photo's only one), what to render from it, and how to answer."""
+
+    options: IdPhotoOptions
+    response: ResponseKind = ResponseKind.IMAGE
+    face: int | None = None
+
+    def cache_params(self) -> dict[str, JsonScalar]:
+        return {
+            **photo_cache_params(self.options),
+            "response": self.response.value,
+            **_face_params(self.face),
+        }
+
+    def matte_params(self) -> dict[str, JsonScalar]:
+        """The parameters of the matte's cache key (the upload's content hash is the rest)."""
+        return _face_params(self.face)
+
+    def matte_request(self, data: bytes) -> MatteRequest:
+        return MatteRequest(data, self.face)
+
+    def request(self, matte: bytes) -> RenderRequest:
+        return RenderRequest(matte, self.options, self.response)
+
+
+@dataclass(frozen=True, slots=True)
+class SheetWork:
+    """A validated print sheet: (photo options, copies) per preset — copies None: as many as
+    fit (single preset only) — on a paper."""
+
+    items: tuple[tuple[IdPhotoOptions, int | None], ...]
+    paper: str
+    output_format: OutputFormat = OutputFormat.JPEG
+    face: int | None = None
+    """As :attr:`PhotoWork.face` (``/v1/id-photo?sheet=`` passes the photo's on)."""
+
+    def cache_params(self) -> dict[str, JsonScalar]:
+        items = [[photo_cache_params(options), count] for options, count in self.items]
+        return {
+            "paper": self.paper,
+            "items": json.dumps(items, sort_keys=True),
+            **_face_params(self.face),
+        }
+
+    def matte_params(self) -> dict[str, JsonScalar]:
+        return _face_params(self.face)
+
+    def matte_request(self, data: bytes) -> MatteRequest:
+        return MatteRequest(data, self.face)
+
+    def request(self, matte: bytes) -> SheetRequest:
+        return SheetRequest(matte, self.items, self.paper, self.output_format)
+
+
+def sheet_work(
+    items: Sequence[tuple[IdPhotoOptions, int | None]],
+    paper: str,
+    output_format: OutputFormat = OutputFormat.JPEG,
+    face: int | None = None,
+) -> SheetWork:
+    """A validated sheet; InvalidParameter for a transparent photo, an unknown paper, or photos
+    that cannot all fit on it (worked out from their sizes alone, so a hopeless layout is
+    refused before any rendering)."""
+    if any(options.transparent for options, _ in items):
+        raise InvalidParameter(
+            "a print sheet cannot be transparent; choose a background",
+            {"parameter": "transparent"},
+        )
+    chosen = get_paper(paper)
+    plan_sheet(
+        [(options.spec.width_mm, options.spec.height_mm) for options, _ in items],
+        [count for _, count in items],
+        chosen,
+    )
+    return SheetWork(tuple(items), chosen.key, output_format, face)
+
+
+class PhotoOptions(BaseModel):
+    """The options of an ID photo (``/v1/id-photo`` without ``sheet`` and ``source``; a job)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec: str = Field("cn-1inch", description=_SPEC)
+    width: float | None = Field(None, gt=0, description="custom width (with height and unit)")
+    height: float | None = Field(None, gt=0, description="custom height")
+    unit: Literal["mm", "px"] = Field("mm", description="unit of a custom width and height")
+    dpi: int | None = Field(
+        None, ge=72, le=1200, description="print resolution of a custom size (default 300)"
+    )
+    background: str = Field("white", description=_BACKGROUND)
+    gradient: Gradient = Field("none", description=_GRADIENT)
+    format: OutputFormat = Field(OutputFormat.JPEG, description="output image format")
+    max_kb: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="JPEG file-size cap in KB of 1,000 bytes, so the file is accepted whether a"
+        " portal counts 1,000 or 1,024 bytes per KB",
+    )
+    transparent: bool = Field(False, description="PNG with the background left transparent")
+    quality: int = Field(95, ge=1, le=100, description="JPEG quality (without max_kb)")
+    response: ResponseKind = Field(
+        ResponseKind.IMAGE, description="image: the photo; json: base64 photo + report"
+    )
+    face: int | None = Field(
+        None,
+        ge=1,
+        description="which face to use when the photo has several, counted from 1 left to right"
+        " (400 out_of_range past the last); without it the photo must hold exactly one",
+    )
+    # Nudges: the person's corrections to the automatic framing. Their ranges depend on the size
+    # (GET /v1/id-photo/specs lists them as "nudges"), so they are checked once :meth:`photo`
+    # knows it (IdPhotoOptions → Nudge.check): 400 out_of_range with the parameter, min and max.
+    head_mm: float | None = Field(
+        None, gt=0, description="head height, chin to crown, in mm (nudge)"
+    )
+    eye_line_mm: float | None = Field(
+        None, gt=0, description="eye line up from the bottom edge, in mm (nudge)"
+    )
+    shift_mm: float = Field(0.0, description="move the face right in mm; negative: left (nudge)")
+    roll_deg: float = Field(
+        0.0, description="turn the head clockwise in degrees; negative: anticlockwise (nudge)"
+    )
+
+    def photo(self) -> IdPhotoOptions:
+        """Validated photo options; InvalidParameter (400) for any bad value or combination,
+        OutOfRange (400) for a nudge outside the size's ranges."""
+        chosen: IdPhotoSpec
+        if self.width is not None or self.height is not None:
+            if self.width is None or self.height is None:
+                raise InvalidParameter("a custom size needs both width and height")
+            chosen = custom_spec(self.width, self.height, self.unit, self.dpi or 300)
+        else:
+            chosen = get_spec(self.spec)
+        style = BackgroundStyle.SOLID if self.gradient == "none" else BackgroundStyle(self.gradient)
+        colour = parse_background(self.background, style.value)
+        nudge = Nudge(self.head_mm, self.eye_line_mm, self.shift_mm, self.roll_deg)
+        return IdPhotoOptions(
+            chosen, colour, self.format, self.max_kb, self.transparent, self.quality, nudge
+        )
+
+    def work(self) -> PhotoWork:
+        return PhotoWork(self.photo(), self.response, self.face)
+
+
+class PhotoRouteOptions(PhotoOptions):
+    """The options of ``/v1/id-photo``: a photo's, a print sheet instead, or an earlier upload."""
+
+    sheet: str | None = Field(None, description="return a print sheet on this paper instead")
+    source: str | None = Field(
+        None,
+        pattern="^[0-9a-f]{64}$",
+        description="an earlier upload's X-Source, sent instead of the photo (no body)",
+    )
+
+
+def parse_layout(value: str) -> list[tuple[str, int]]:
+    """'cn-1inch:4,cn-2inch:2' → [('cn-1inch', 4), ('cn-2inch', 2)]; at most
+    ``MAX_LAYOUT_ITEMS`` items, counted before any is parsed."""
+    parts = value.split(",", MAX_LAYOUT_ITEMS)
+    if len(parts) > MAX_LAYOUT_ITEMS:
+        raise InvalidParameter(
+            f"a layout holds at most {MAX_LAYOUT_ITEMS} items",
+            {"parameter": "layout", "limit": MAX_LAYOUT_ITEMS},
+        )
+    items = []
+    for part in parts:
+        key, _, count = part.strip().partition(":")
+        try:
+            items.append((key, int(count)))
+        except ValueError:
+            raise InvalidParameter(
+                f"layout item {part!r} must be preset:count, e.g. cn-1inch:4"
+            ) from None
+    return items
+
+
+class SheetOptions(BaseModel):
+    """The options of a print sheet (``/v1/id-photo/sheet``, a job)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec: str = Field("cn-1inch", description=_SPEC)
+    sheet: str = Field("6inch", description="6inch (4×6 in), 5inch (3.5×5 in) or a4")
+    layout: str | None = Field(
+        None, description="mixed sheet: preset:count list, e.g. cn-1inch:4,cn-2inch:2"
+    )
+    background: str = Field("white", description=_BACKGROUND)
+    gradient: Gradient = Field("none", description=_GRADIENT)
+
+    def work(self) -> SheetWork:
+        """Validated; InvalidParameter (400) for any bad value."""
+        counts: list[tuple[str, int | None]] = (
+            list(parse_layout(self.layout)) if self.layout else [(self.spec, None)]
+        )
+        items = [
+            (PhotoOptions(spec=key, background=self.background, gradient=self.gradient).photo(), n)
+            for key, n in counts
+        ]
+        return sheet_work(items, self.sheet)
+
+
+@dataclass(frozen=True, slots=True)
+class IdPhotoJobRequest:
+    data: bytes = field(repr=False)
+    work: PhotoWork
+    raw: PhotoOptions
+
+
+@dataclass(frozen=True, slots=True)
+class SheetJobRequest:
+    data: bytes = field(repr=False)
+    work: SheetWork
+    raw: SheetOptions
+
+
+def _after_matte(
+    context: WorkerContext, request: MatteRequest, finish: Callable[[bytes], TaskOutput]
+) -> TaskOutput:
+    """The upload's matte, then ``finish(matte)``: a sync endpoint's two stages in one task, with
+    the matte stage's timings kept in the output."""
+    matte = matte_task(context, request)
+    output = finish(matte.body)
+    timings = {k: v for k, v in matte.meta.items() if k.startswith("ms_")}
+    return TaskOutput(output.media_type, output.body, {**timings, **output.meta})
+
+
+def id_photo_task(context: WorkerContext, request: IdPhotoJobRequest) -> TaskOutput:
+    """Matte, then render."""
+    work = request.work
+    return _after_matte(
+        context,
+        work.matte_request(request.data),
+        lambda matte: render_task(context, work.request(matte)),
+    )
+
+
+def sheet_job_task(context: WorkerContext, request: SheetJobRequest) -> TaskOutput:
+    """Matte, then the sheet."""
+    work = request.work
+    return _after_matte(
+        context,
+        work.matte_request(request.data),
+        lambda matte: sheet_task(context, work.request(matte)),
+    )
+
+
+def photo_job(raw: PhotoOptions, data: bytes) -> IdPhotoJobRequest:
+    return IdPhotoJobRequest(data, raw.work(), raw)
+
+
+def sheet_job(raw: SheetOptions, data: bytes) -> SheetJobRequest:
+    return SheetJobRequest(data, raw.work(), raw)

@@ -1,0 +1,174 @@
+"""The operation table: for each operation its options model, its request, its cache parameters
+and its task; and a job submission validated through it.
+
+Each operation is an :class:`OperationSpec`. Because a job's key is built exactly like the sync
+endpoint's (the same model, the same parameters), a job's result is a cache hit for the sync
+endpoint and vice versa. Plugging in an operation is one entry in the table below; an operation
+:class:`Operation` lists but the table lacks answers 400 ``invalid_parameter``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from faceflow.cache.keys import cache_key
+from faceflow.config import Settings
+from faceflow.domain import Operation
+from faceflow.errors import InvalidParameter, JsonScalar
+from faceflow.operations.faces import FACE_OPTIONS, FaceOptions, FaceWork
+from faceflow.operations.idphoto import (
+    PhotoOptions,
+    SheetOptions,
+    id_photo_task,
+    photo_job,
+    sheet_job,
+    sheet_job_task,
+)
+from faceflow.operations.parse import parse_options, stored_options
+from faceflow.runtime.context import WorkerContext
+from faceflow.runtime.tasks import FaceRequest, TaskOutput, run_face_request
+
+Options = TypeVar("Options", bound=BaseModel)
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class OperationSpec(Generic[Options, R]):
+    """One operation: how it is asked for, keyed and run."""
+
+    options: type[Options]
+    """The one model of the operation's options: the sync route's query, a job's options."""
+    request: Callable[[Options, bytes, Settings], R]
+    """The parsed options and the image → the task's request (settings fill the defaults);
+    InvalidParameter for a value the model cannot check alone."""
+    task: Callable[[WorkerContext, R], TaskOutput]
+    """Runs in an inference or worker process: the request → a finished body."""
+    params: Callable[[R], dict[str, JsonScalar]]
+    """Every parameter that changes the answer, canonically: the cache key's (and the sync
+    endpoint's) parameters."""
+    from_params: Callable[[bytes, Mapping[str, JsonScalar]], R]
+    """Worker side: the image and the stored :attr:`payload` → the same request again."""
+    payload: Callable[[R], dict[str, JsonScalar]] | None = None
+    """What a job stores to rebuild the request, when :attr:`params` cannot be turned back into
+    it; default: :attr:`params`. Either way nothing may be left to a worker's own defaults."""
+
+    def payload_of(self, request: R) -> dict[str, JsonScalar]:
+        return (self.payload or self.params)(request)
+
+
+def _face_spec(operation: Operation) -> OperationSpec[Any, FaceRequest]:
+    def request(options: FaceOptions, data: bytes, settings: Settings) -> FaceRequest:
+        return options.work(operation, settings.detection).request(data)
+
+    def from_params(data: bytes, params: Mapping[str, JsonScalar]) -> FaceRequest:
+        return FaceWork.from_params(operation, params).request(data)
+
+    return OperationSpec(
+        options=FACE_OPTIONS[operation],
+        request=request,
+        task=run_face_request,
+        params=lambda r: FaceWork.of(r).cache_params(),
+        from_params=from_params,
+    )
+
+
+def _stored(raw: BaseModel) -> dict[str, JsonScalar]:
+    return dict(raw.model_dump(mode="json"))
+
+
+_SPECS: Mapping[Operation, OperationSpec[Any, Any]] = MappingProxyType(
+    {
+        Operation.DETECT: _face_spec(Operation.DETECT),
+        Operation.ANALYZE: _face_spec(Operation.ANALYZE),
+        Operation.ANNOTATE: _face_spec(Operation.ANNOTATE),
+        Operation.ID_PHOTO: OperationSpec(
+            options=PhotoOptions,
+            request=lambda options, data, _: photo_job(options, data),
+            task=id_photo_task,
+            params=lambda r: r.work.cache_params(),
+            from_params=lambda data, stored: photo_job(
+                stored_options(PhotoOptions, stored, "id-photo"), data
+            ),
+            payload=lambda r: _stored(r.raw),
+        ),
+        Operation.ID_PHOTO_SHEET: OperationSpec(
+            options=SheetOptions,
+            request=lambda options, data, _: sheet_job(options, data),
+            task=sheet_job_task,
+            params=lambda r: r.work.cache_params(),
+            from_params=lambda data, stored: sheet_job(
+                stored_options(SheetOptions, stored, "print-sheet"), data
+            ),
+            payload=lambda r: _stored(r.raw),
+        ),
+    }
+)
+
+
+def operation_specs() -> Mapping[Operation, OperationSpec[Any, Any]]:
+    """Every operation this build can run."""
+    return _SPECS
+
+
+def spec_for(operation: str) -> tuple[Operation, OperationSpec[Any, Any]]:
+    """The operation named ``operation`` and its spec; 400 if unknown or not available."""
+    try:
+        op = Operation(operation)
+    except ValueError:
+        allowed = ", ".join(o.value for o in Operation)
+        raise InvalidParameter(f"unknown operation {operation!r}; allowed: {allowed}") from None
+    spec = _SPECS.get(op)
+    if spec is None:
+        raise InvalidParameter(f"operation {op.value!r} is not available on this server")
+    return op, spec
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A validated job: its operation, request, canonical parameters and cache key."""
+
+    operation: Operation
+    data: bytes = field(repr=False)
+    request: Any = field(repr=False)
+    params: dict[str, JsonScalar]
+    key: str
+    spec: OperationSpec[Any, Any] = field(repr=False)
+
+    @property
+    def payload(self) -> dict[str, JsonScalar]:
+        """The parameters a job stores for its worker (see :attr:`OperationSpec.payload`)."""
+        return self.spec.payload_of(self.request)
+
+    @property
+    def job_id(self) -> str:
+        """The internal job id: the cache key in RQ's id alphabet, so identical work shares it."""
+        return job_id_for(self.key)
+
+
+def job_id_for(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", key)
+
+
+def scoped_job_id(submission: Submission, owner: str | None, scope: str) -> str:
+    """The job id identical work shares: the content key's (``scope`` "global"), or that plus
+    the submitting API key's digest ("api_key"), so no key's job reveals another key's work."""
+    if scope == "api_key" and owner is not None:
+        return f"{submission.job_id}-k{owner[:32]}"
+    return submission.job_id
+
+
+def prepare(
+    operation: str, data: bytes, options: Mapping[str, str], settings: Settings
+) -> Submission:
+    """Validate a job submission and compute its key (the same key the sync endpoint uses)."""
+    op, spec = spec_for(operation)
+    parsed = parse_options(spec.options, options, op.value)
+    request = spec.request(parsed, data, settings)
+    params = spec.params(request)
+    return Submission(op, data, request, params, cache_key(data, op.value, params), spec)

@@ -1,0 +1,423 @@
+"""The job contract, one suite run against both runners on real models.
+
+* embedded: an :class:`EmbeddedRunner` over its own inference pool (one process, shared by the
+  module); its consumers start at the first :meth:`Driver.work`, so submitted jobs wait queued
+  until then, as RQ jobs wait for a worker;
+* redis: an :class:`RqRunner` on a real queue Redis, its jobs worked by an in-process burst
+  :class:`~faceflow.jobs.worker.FaceflowWorker` (the models of this test process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from faceflow.cache.compute import CachedCompute, Req, Task
+from faceflow.cache.entry import CacheEntry
+from faceflow.cache.tiered import ResultCache
+from faceflow.config import ModelSettings, RuntimeSettings, Settings
+from faceflow.errors import (
+    Conflict,
+    DeadlineExceeded,
+    JobFailed,
+    NoFace,
+    NotFound,
+    OutOfRange,
+    QueueFull,
+    Unavailable,
+    UnsupportedFormat,
+    WorkerCrashed,
+)
+from faceflow.jobs.embedded import EmbeddedRunner
+from faceflow.jobs.records import JobRecord, JobStatus
+from faceflow.jobs.rq_runner import RqRunner
+from faceflow.jobs.runner import JobRunner
+from faceflow.operations.registry import prepare
+from faceflow.runtime.context import WorkerContext, load_pool_context
+from faceflow.runtime.pool import InferencePool
+from faceflow.runtime.tasks import TaskOutput
+from tests.fixtures.redis_server import RedisProcess
+from tests.jobs.support import job_settings, variant, work_burst
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+MINE, THEIRS = "a" * 64, "b" * 64
+WAIT_S = 60.0
+# Every retry at once (RQ puts it at the queue's front, where the burst worker finds it).
+FAST_RETRIES = {"max_retries": 2, "retry_backoff_s": [0]}
+POOL_READY_S = 120.0
+
+
+class Faults:
+    """Errors the next job attempts fail with, one each, before their task runs."""
+
+    def __init__(self) -> None:
+        self.pending: list[Exception] = []
+
+    def fire(self) -> None:
+        if self.pending:
+            raise self.pending.pop(0)
+
+
+class FaultyPool:
+    """The embedded runner's inference pool, failing an attempt when :class:`Faults` say so."""
+
+    def __init__(self, pool: InferencePool[WorkerContext], faults: Faults) -> None:
+        self._pool = pool
+        self._faults = faults
+
+    async def run(self, fn: Task[Req], request: Req, /) -> TaskOutput:
+        self._faults.fire()
+        return await self._pool.run(fn, request)
+
+
+class Driver(ABC):
+    """One runner under test, with what the suite needs to drive it alike whichever it is."""
+
+    def __init__(
+        self, runner: JobRunner, settings: Settings, cache: ResultCache, faults: Faults
+    ) -> None:
+        self.runner = runner
+        self.settings = settings
+        self.cache = cache
+        self.faults = faults
+        self.submitted: list[tuple[str, str | None]] = []
+
+    async def submit(
+        self,
+        data: bytes,
+        owner: str | None = None,
+        operation: str = "detect",
+        options: Mapping[str, str] | None = None,
+    ) -> JobRecord:
+        submission = prepare(operation, data, options or {}, self.settings)
+        record = await self.runner.submit(submission, owner)
+        self.submitted.append((record.handle, owner))
+        return record
+
+    def key(self, data: bytes, operation: str = "detect") -> str:
+        return prepare(operation, data, {}, self.settings).key
+
+    @abstractmethod
+    async def work(self) -> None:
+        """Run every queued job to its end."""
+
+    @abstractmethod
+    async def outlive_results(self) -> None:
+        """Return once the results of the jobs finished so far have expired."""
+
+    async def close(self) -> None:
+        await self.runner.close()
+
+
+class EmbeddedDriver(Driver):
+    def __init__(self, settings: Settings, pool: InferencePool[WorkerContext]) -> None:
+        cache = ResultCache.from_settings(settings.cache)
+        faults = Faults()
+        self.now = 1000.0
+        compute = CachedCompute(cache, FaultyPool(pool, faults))
+        runner = EmbeddedRunner(settings, compute, clock=lambda: self.now)
+        super().__init__(runner, settings, cache, faults)
+        self._started = False
+
+    async def work(self) -> None:
+        if not self._started:
+            await self.runner.start()
+            self._started = True
+        async with asyncio.timeout(WAIT_S):
+            for handle, owner in self.submitted:
+                while True:
+                    if (await self.runner.status(handle, owner)).status.done:
+                        break
+                    await asyncio.sleep(0.01)
+
+    async def outlive_results(self) -> None:
+        self.now += self.settings.jobs.result_ttl_s + 1  # the runner's clock
+
+    async def close(self) -> None:
+        if self._started:
+            await self.runner.close()
+
+
+class RedisDriver(Driver):
+    def __init__(self, settings: Settings, context: WorkerContext) -> None:
+        cache = ResultCache.from_settings(settings.cache)
+        super().__init__(RqRunner(settings, cache), settings, cache, Faults())
+        self._context = context
+
+    async def work(self) -> None:
+        # On this thread: RQ's worker installs signal handlers and times jobs with SIGALRM.
+        work_burst(self.settings, self._context, lambda _payload: self.faults.fire())
+
+    async def outlive_results(self) -> None:
+        # Redis expires the keys in real time: wait until the last job's result is gone.
+        handle, owner = self.submitted[-1]
+        async with asyncio.timeout(self.settings.jobs.result_ttl_s + WAIT_S):
+            while True:
+                try:
+                    await self.runner.status(handle, owner)
+                except NotFound:
+                    return
+                await asyncio.sleep(0.1)
+
+
+OpenDriver = Callable[..., Driver]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def inference_pool(
+    pulled_model_settings: ModelSettings,
+) -> AsyncIterator[InferencePool[WorkerContext]]:
+    settings = Settings(
+        models=pulled_model_settings, runtime=RuntimeSettings(processes=1, warmup=False)
+    )
+    pool: InferencePool[WorkerContext] = InferencePool.from_settings(
+        settings.runtime,
+        init=load_pool_context,
+        init_arg=settings.model_dump_json(),
+    )
+    async with pool:
+        await pool.wait_ready(POOL_READY_S)
+        yield pool
+
+
+@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
+def open_driver(request: pytest.FixtureRequest) -> OpenDriver:
+    """``open_driver(**jobs)``: a driver of this parameter's runner with these job settings."""
+    if request.param == "embedded":
+        pool: InferencePool[WorkerContext] = request.getfixturevalue("inference_pool")
+
+        def embedded(**jobs: Any) -> Driver:
+            values = {"max_queued": 100, "embedded_consumers": 1, **FAST_RETRIES, **jobs}
+            settings = Settings.model_validate({"jobs": values, "cache": {"memory_bytes": 1 << 20}})
+            return EmbeddedDriver(settings, pool)
+
+        return embedded
+    queue_redis: RedisProcess = request.getfixturevalue("queue_redis")
+    context: WorkerContext = request.getfixturevalue("worker_context")
+
+    def redis(**jobs: Any) -> Driver:
+        return RedisDriver(job_settings(queue_redis.url, **{**FAST_RETRIES, **jobs}), context)
+
+    return redis
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def drivers(open_driver: OpenDriver) -> AsyncIterator[OpenDriver]:
+    """Like ``open_driver``; every driver opened is closed when the test ends."""
+    opened: list[Driver] = []
+
+    def open_one(**jobs: Any) -> Driver:
+        opened.append(open_driver(**jobs))
+        return opened[-1]
+
+    yield open_one
+    for driver in opened:
+        await driver.close()
+
+
+@pytest.fixture
+def driver(drivers: OpenDriver) -> Driver:
+    return drivers()
+
+
+async def test_submit_poll_result(driver: Driver, face_jpeg: bytes) -> None:
+    record = await driver.submit(variant(face_jpeg), MINE, "analyze")
+    assert record.status is JobStatus.QUEUED
+    assert record.enqueued_at is not None
+    assert not record.from_cache
+    await driver.work()
+    done = await driver.runner.status(record.handle, MINE)
+    assert done.status is JobStatus.FINISHED
+    assert done.attempts == 1
+    assert done.started_at is not None
+    assert done.ended_at is not None
+    assert done.media_type == "application/json"
+    _, entry = await driver.runner.result(record.handle, MINE)
+    report = json.loads(entry.body)
+    assert report["face_count"] == 1
+    assert report["faces"][0]["gender"]["label"] == "male"
+
+
+async def test_identical_submissions_share_one_job(driver: Driver, face_jpeg: bytes) -> None:
+    data = variant(face_jpeg)
+    records = [await driver.submit(data) for _ in range(3)]
+    records += await asyncio.gather(*(driver.submit(data) for _ in range(3)))
+    assert len({r.handle for r in records}) == 6
+    assert await driver.runner.queue_depth() == 1
+    await driver.work()
+    done = [await driver.runner.status(r.handle, None) for r in records]
+    assert {r.status for r in done} == {JobStatus.FINISHED}
+    assert {r.attempts for r in done} == {1}
+    later = await driver.submit(data)  # the finished job is shared too
+    assert later.status is JobStatus.FINISHED
+
+
+async def test_identical_submissions_share_work_only_within_an_api_key_when_scoped(
+    drivers: OpenDriver, face_jpeg: bytes
+) -> None:
+    """With jobs.dedup_scope=api_key, one key's submission neither joins another key's job nor
+    finishes from a result cached for it: nothing tells it the image was seen before."""
+    driver = drivers(dedup_scope="api_key")
+    data = variant(face_jpeg)
+    mine = [await driver.submit(data, MINE) for _ in range(2)]
+    theirs = await driver.submit(data, THEIRS)
+    assert await driver.runner.queue_depth() == 2  # mine share one job; theirs is its own
+    await driver.work()
+    assert (await driver.runner.status(theirs.handle, THEIRS)).status is JobStatus.FINISHED
+    statuses = {(await driver.runner.status(r.handle, MINE)).status for r in mine}
+    assert statuses == {JobStatus.FINISHED}
+
+    # A result cached for the same work (e.g. by the sync endpoint): a third key still runs.
+    await driver.cache.put(driver.key(data), CacheEntry("application/json", b"{}", {}))
+    third = await driver.submit(data, "c" * 64)
+    assert third.status is JobStatus.QUEUED
+    assert not third.from_cache
+
+
+async def test_cancel_a_queued_job(driver: Driver, face_jpeg: bytes) -> None:
+    alone = await driver.submit(variant(face_jpeg))
+    shared_data = variant(face_jpeg)
+    shared_a = await driver.submit(shared_data)
+    shared_b = await driver.submit(shared_data)
+
+    assert (await driver.runner.cancel(alone.handle, None)).status is JobStatus.CANCELED
+    assert (await driver.runner.cancel(shared_a.handle, None)).status is JobStatus.CANCELED
+    assert (await driver.runner.cancel(shared_a.handle, None)).status is JobStatus.CANCELED
+    await driver.work()
+    # Work shared with another handle ran for it; only the canceled handle is canceled.
+    assert (await driver.runner.status(shared_b.handle, None)).status is JobStatus.FINISHED
+    assert (await driver.runner.status(shared_a.handle, None)).status is JobStatus.CANCELED
+    assert (await driver.runner.status(alone.handle, None)).ended_at is not None
+    with pytest.raises(Conflict):
+        await driver.runner.cancel(shared_b.handle, None)  # finished: too late
+    with pytest.raises(Conflict):
+        await driver.runner.result(alone.handle, None)
+    again = await driver.submit(shared_data)
+    assert again.status is JobStatus.FINISHED
+
+
+async def test_a_cached_result_finishes_the_job_at_submission(
+    driver: Driver, face_jpeg: bytes
+) -> None:
+    data = variant(face_jpeg)
+    entry = CacheEntry("application/json", b'{"face_count":0}', {})
+    await driver.cache.put(driver.key(data), entry)
+    record = await driver.submit(data)
+    assert record.status is JobStatus.FINISHED
+    assert record.from_cache
+    assert record.ended_at is not None
+    assert await driver.runner.queue_depth() == 0
+    assert (await driver.runner.result(record.handle, None))[1] == entry
+
+
+async def test_bad_input_fails_once_with_the_sync_error_code(driver: Driver) -> None:
+    record = await driver.submit(b"this is not an image")
+    await driver.work()
+    failed = await driver.runner.status(record.handle, None)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None
+    assert failed.error.code == "unsupported_format"
+    assert failed.attempts == 1
+    assert failed.ended_at is not None
+    with pytest.raises(UnsupportedFormat):
+        await driver.runner.result(record.handle, None)
+
+
+async def test_an_id_photo_job_takes_the_face_and_nudges_of_the_sync_route(
+    driver: Driver, testdata: Path
+) -> None:
+    """A job chooses one person of several and nudges the framing (tests/operations: under the
+    sync route's key); a face past the last fails the job once with the route's out_of_range."""
+    data = variant((testdata / "two_people.jpg").read_bytes())
+    chosen = {"face": "2", "head_mm": "22", "roll_deg": "2", "response": "json"}
+    record = await driver.submit(data, None, "id-photo", chosen)
+    past = await driver.submit(data, None, "id-photo", {"face": "3"})
+    await driver.work()
+
+    _, entry = await driver.runner.result(record.handle, None)
+    assert entry.media_type == "application/json"
+    checks = {c["name"]: c for c in json.loads(entry.body)["report"]["checks"]}
+    assert checks["head_height_ratio"]["value"] * 35 == pytest.approx(22, abs=0.1)
+    failed = await driver.runner.status(past.handle, None)
+    assert (failed.status, failed.attempts) == (JobStatus.FAILED, 1)
+    assert failed.error is not None
+    assert failed.error.code == "out_of_range"
+    # A job's error keeps its code and message, not its details.
+    with pytest.raises(OutOfRange, match="face must be from 1 to 2"):
+        await driver.runner.result(past.handle, None)
+
+
+async def test_a_full_queue_refuses_with_queue_full(drivers: OpenDriver, face_jpeg: bytes) -> None:
+    driver = drivers(max_queued=2)
+    for _ in range(2):
+        await driver.submit(variant(face_jpeg))
+    with pytest.raises(QueueFull) as refused:
+        await driver.submit(variant(face_jpeg))
+    assert refused.value.retry_after_s >= 1
+
+
+async def test_results_expire(drivers: OpenDriver, face_jpeg: bytes) -> None:
+    driver = drivers(result_ttl_s=3)
+    record = await driver.submit(variant(face_jpeg))
+    await driver.work()
+    assert (await driver.runner.status(record.handle, None)).status is JobStatus.FINISHED
+    await driver.outlive_results()
+    with pytest.raises(NotFound):
+        await driver.runner.status(record.handle, None)
+    with pytest.raises(NotFound):
+        await driver.runner.result(record.handle, None)
+
+
+async def test_handles_are_scoped_to_their_api_key(driver: Driver, face_jpeg: bytes) -> None:
+    record = await driver.submit(variant(face_jpeg), MINE)
+    for stage in ("queued", "finished"):
+        assert (await driver.runner.status(record.handle, MINE)).handle == record.handle, stage
+        for owner in (THEIRS, None):
+            for call in (driver.runner.status, driver.runner.result, driver.runner.cancel):
+                with pytest.raises(NotFound):
+                    await call(record.handle, owner)
+        await driver.work()
+    assert (await driver.runner.status(record.handle, MINE)).status is JobStatus.FINISHED
+
+
+@pytest.mark.parametrize(
+    ("errors", "status", "code", "attempts"),
+    [
+        ([NoFace("no face")], JobStatus.FAILED, "no_face", 1),
+        ([RuntimeError("a bug")], JobStatus.FAILED, "internal", 1),
+        ([WorkerCrashed("died"), DeadlineExceeded("slow")], JobStatus.FINISHED, None, 3),
+        ([Unavailable("a blip")], JobStatus.FINISHED, None, 2),
+        ([WorkerCrashed("died")] * 3, JobStatus.FAILED, "worker_crashed", 3),
+    ],
+    ids=["input", "internal", "crash+deadline", "unavailable", "retries-spent"],
+)
+async def test_one_retry_rule(
+    driver: Driver,
+    face_jpeg: bytes,
+    errors: list[Exception],
+    status: JobStatus,
+    code: str | None,
+    attempts: int,
+) -> None:
+    """Input and internal errors fail the job at once; crashes, deadlines and transient
+    unavailability are retried, up to ``max_retries`` (2 here)."""
+    driver.faults.pending = list(errors)
+    record = await driver.submit(variant(face_jpeg))
+    await driver.work()
+    ended = await driver.runner.status(record.handle, None)
+    assert (ended.status, ended.attempts) == (status, attempts)
+    assert (ended.error.code if ended.error is not None else None) == code
+    if code == "no_face":
+        with pytest.raises(NoFace):
+            await driver.runner.result(record.handle, None)
+    elif code is not None:
+        with pytest.raises(JobFailed):
+            await driver.runner.result(record.handle, None)

@@ -1,0 +1,115 @@
+"""Face options: one model per operation, settings fill what is unset, and the cache parameters
+change with every option that changes the answer and with nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from faceflow.config import DetectionSettings
+from faceflow.domain import Attribute, Operation
+from faceflow.errors import InvalidParameter
+from faceflow.imaging.encode import OutputFormat
+from faceflow.operations.faces import (
+    AnalyzeOptions,
+    AnnotateOptions,
+    BatchOptions,
+    FaceOptions,
+    FaceWork,
+)
+from faceflow.pipeline.detect import DetectOptions
+
+BASE = FaceWork(Operation.ANNOTATE, DetectOptions(), (Attribute.AGE, Attribute.GENDER))
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        replace(BASE, options=replace(BASE.options, score_threshold=0.5)),
+        replace(BASE, options=replace(BASE.options, nms_threshold=0.5)),
+        replace(BASE, options=replace(BASE.options, min_face_px=40)),
+        replace(BASE, options=replace(BASE.options, max_faces=3)),
+        replace(BASE, attributes=(Attribute.AGE,)),
+        replace(BASE, attributes=()),
+        replace(BASE, image_format=OutputFormat.PNG),
+    ],
+    ids=[
+        "score_threshold",
+        "nms_threshold",
+        "min_face_px",
+        "max_faces",
+        "attributes",
+        "no_attributes",
+        "format",
+    ],
+)
+def test_cache_params_change_with_every_option(changed: FaceWork) -> None:
+    assert changed.cache_params() != BASE.cache_params()
+
+
+def test_cache_params_ignore_the_order_of_attributes() -> None:
+    one = replace(BASE, attributes=(Attribute.AGE, Attribute.GENDER))
+    other = replace(BASE, attributes=(Attribute.GENDER, Attribute.AGE))
+
+    assert one.cache_params() == other.cache_params()
+
+
+@pytest.mark.parametrize(
+    ("operation", "ignored"),
+    [
+        (Operation.DETECT, {"attributes": ()}),
+        (Operation.DETECT, {"image_format": OutputFormat.PNG}),
+        (Operation.ANALYZE, {"image_format": OutputFormat.PNG}),
+    ],
+)
+def test_cache_params_ignore_what_an_operation_does_not_use(
+    operation: Operation, ignored: dict[str, Any]
+) -> None:
+    plain = replace(BASE, operation=operation)
+
+    assert replace(plain, **ignored).cache_params() == plain.cache_params()
+
+
+def test_cache_params_turn_back_into_the_same_work() -> None:
+    assert FaceWork.from_params(BASE.operation, BASE.cache_params()) == BASE
+
+
+def test_unset_options_take_the_settings_defaults() -> None:
+    defaults = DetectionSettings(score_threshold=0.4, min_face_px=7, max_faces=9)
+
+    work = AnalyzeOptions(max_faces=2).work(Operation.ANALYZE, defaults)
+
+    assert work.options == DetectOptions(0.4, defaults.nms_threshold, 7, 2)
+    assert work.attributes == (Attribute.AGE, Attribute.GENDER)
+
+
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [
+        (FaceOptions, {"threshold": "1.01"}),
+        (FaceOptions, {"max_faces": "0"}),
+        (FaceOptions, {"min_face_px": "10001"}),
+        (FaceOptions, {"attributes": "age"}),  # not an option of detect
+        (AnnotateOptions, {"format": "gif"}),
+        (BatchOptions, {"operation": "id-photo"}),
+    ],
+)
+def test_out_of_range_or_unknown_options_are_refused(
+    model: type[FaceOptions], options: dict[str, str]
+) -> None:
+    with pytest.raises(ValidationError):
+        model.model_validate(options)
+
+
+def test_an_unknown_attribute_is_an_invalid_parameter() -> None:
+    with pytest.raises(InvalidParameter, match="unknown attribute"):
+        AnalyzeOptions(attributes="mood").work(Operation.ANALYZE, DetectionSettings())
+
+
+def test_a_batch_detect_neither_needs_nor_checks_attributes() -> None:
+    options = BatchOptions.model_validate({"operation": "detect", "attributes": "mood"})
+
+    assert options.batch_work(DetectionSettings()).attributes == ()
