@@ -12,6 +12,7 @@ Tree::
     │   ├── EmptyInput (400 empty)
     │   ├── MissingField (400 missing_field)
     │   ├── InvalidParameter (400 invalid_parameter)
+    │   │   └── OutOfRange (400 out_of_range)
     │   ├── TooLarge (413 too_large)
     │   ├── UnsupportedFormat (415 unsupported_format)
     │   ├── TooManyPixels (422 too_many_pixels)
@@ -85,6 +86,13 @@ class MissingField(InputError):
 class InvalidParameter(InputError):
     code = "invalid_parameter"
     status = 400
+
+
+class OutOfRange(InvalidParameter):
+    """A number outside what its context allows (a nudge outside the preset's range, a face
+    index past the last face); ``details`` name the parameter and its ``min`` and ``max``."""
+
+    code = "out_of_range"
 
 
 class TooLarge(InputError):

@@ -13,6 +13,7 @@ import asyncio
 import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from faceflow.errors import (
     JobFailed,
     NoFace,
     NotFound,
+    OutOfRange,
     QueueFull,
     Unavailable,
     UnsupportedFormat,
@@ -327,6 +329,30 @@ async def test_bad_input_fails_once_with_the_sync_error_code(driver: Driver) -> 
     assert failed.ended_at is not None
     with pytest.raises(UnsupportedFormat):
         await driver.runner.result(record.handle, None)
+
+
+async def test_an_id_photo_job_takes_the_face_and_nudges_of_the_sync_route(
+    driver: Driver, testdata: Path
+) -> None:
+    """A job chooses one person of several and nudges the framing (tests/operations: under the
+    sync route's key); a face past the last fails the job once with the route's out_of_range."""
+    data = variant((testdata / "two_people.jpg").read_bytes())
+    chosen = {"face": "2", "head_mm": "22", "roll_deg": "2", "response": "json"}
+    record = await driver.submit(data, None, "id-photo", chosen)
+    past = await driver.submit(data, None, "id-photo", {"face": "3"})
+    await driver.work()
+
+    _, entry = await driver.runner.result(record.handle, None)
+    assert entry.media_type == "application/json"
+    checks = {c["name"]: c for c in json.loads(entry.body)["report"]["checks"]}
+    assert checks["head_height_ratio"]["value"] * 35 == pytest.approx(22, abs=0.1)
+    failed = await driver.runner.status(past.handle, None)
+    assert (failed.status, failed.attempts) == (JobStatus.FAILED, 1)
+    assert failed.error is not None
+    assert failed.error.code == "out_of_range"
+    # A job's error keeps its code and message, not its details.
+    with pytest.raises(OutOfRange, match="face must be from 1 to 2"):
+        await driver.runner.result(past.handle, None)
 
 
 async def test_a_full_queue_refuses_with_queue_full(drivers: OpenDriver, face_jpeg: bytes) -> None:

@@ -91,6 +91,7 @@ def test_every_listed_operation_is_runnable() -> None:
         {"spec": "us-passport", "background": "blue", "format": "png"},
         {"width": "35", "height": "45", "dpi": "600", "gradient": "radial", "max_kb": "80"},
         {"response": "json", "quality": "80"},
+        {"face": "2", "head_mm": "22", "eye_line_mm": "20.5", "shift_mm": "-1", "roll_deg": "2"},
     ],
 )
 def test_id_photo_job_key_is_the_sync_endpoints_key(options: dict[str, str]) -> None:
@@ -112,6 +113,8 @@ def test_id_photo_job_key_is_the_sync_endpoints_key(options: dict[str, str]) -> 
         ({"width": "35"}, "both width and height"),
         ({"sheet": "a4"}, "sheet"),
         ({"transparent": "true"}, "PNG"),
+        ({"face": "0"}, "face"),
+        ({"spec": "icao", "head_mm": "37"}, "head_mm must be from 32 to 36 for icao"),
     ],
 )
 def test_bad_id_photo_options(options: dict[str, str], message: str) -> None:

@@ -35,6 +35,12 @@ PHOTO_VALUES = {
     "transparent": st.sampled_from(["true", "false", "1", "0", "maybe"]),
     "quality": st.integers(0, 101).map(str),
     "response": st.sampled_from(["image", "json", "xml"]),
+    "face": st.integers(-1, 4).map(str),
+    # Nudges: cn-1inch's head 21–23.8 mm, eye line 18.2–22.4 mm, shift ±2.5 mm; roll ±5°.
+    "head_mm": st.floats(-1, 40, allow_nan=False).map(repr),
+    "eye_line_mm": st.floats(-1, 40, allow_nan=False).map(repr),
+    "shift_mm": st.floats(-4, 4).map(repr) | st.just("nan"),
+    "roll_deg": st.floats(-8, 8).map(repr) | st.just("inf"),
 }
 SHEET_VALUES = {
     "spec": PHOTO_VALUES["spec"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,9 @@ from blake3 import blake3
 from numpy.typing import NDArray
 from PIL import Image
 
+from faceflow.domain import Face
 from faceflow.models.registry import ModelSet
+from faceflow.pipeline.idphoto.layout import nudge_ranges
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
 from tests.fixtures.idphoto import (
     FindFaces,
@@ -518,3 +521,109 @@ def test_a_later_render_refers_to_the_upload_by_its_source_key(
     malformed = client.post(f"{PHOTO}?source=not-a-digest")
     assert 400 <= malformed.status_code < 500
     assert error_of(malformed)["code"] == "invalid_parameter"
+
+
+def eye_angle_deg(face: Face) -> float:
+    marks = face.landmarks
+    dx = marks.left_eye.x - marks.right_eye.x
+    return math.degrees(math.atan2(marks.left_eye.y - marks.right_eye.y, dx))
+
+
+def checks_of(response: httpx.Response) -> dict[str, dict[str, Any]]:
+    assert response.status_code == 200, response.text
+    return {check["name"]: check for check in response.json()["report"]["checks"]}
+
+
+def test_nudges_set_the_head_height_and_eye_line_and_move_and_turn_the_face(
+    client: httpx.Client, photo: Photo, find_faces: FindFaces
+) -> None:
+    """A person's corrections win over the automatic framing: the report measures the head
+    height and eye line asked for, and the detector finds the face moved and turned."""
+    spec = get_spec("cn-1inch")
+    upload = photo("portrait_1.jpg")
+    head_low, _ = spec.head_height_mm
+    _, eye_high = spec.eye_line_mm
+    nudged = checks_of(
+        post(client, upload, f"head_mm={head_low}&eye_line_mm={eye_high}&response=json")
+    )
+    assert nudged["head_height_ratio"]["value"] * spec.height_mm == pytest.approx(head_low, abs=0.1)
+    assert nudged["eye_line"]["value"] == pytest.approx(eye_high, abs=0.1)
+    assert "note" not in nudged["eye_line"]  # not "moved to respect the crown margin"
+    auto = checks_of(post(client, upload, "response=json"))
+    assert auto["head_height_ratio"]["value"] * spec.height_mm > head_low + 0.3
+
+    def eyes(query: str) -> tuple[float, float]:
+        faces = find_faces(np.asarray(opened(ok(post(client, upload, query), "image/jpeg"))))
+        assert len(faces) == 1
+        marks = faces[0].landmarks
+        return (marks.right_eye.x + marks.left_eye.x) / 2, eye_angle_deg(faces[0])
+
+    plain_x, plain_angle = eyes("")
+    shifted_x, _ = eyes("shift_mm=-2")
+    assert shifted_x - plain_x == pytest.approx(-2 * spec.px_per_mm, abs=3)
+    _, turned_angle = eyes("roll_deg=4")
+    # Clockwise as seen: the eye on the image's right goes down (the landmarks read a turn short,
+    # so only its direction and size are checked here; tests/pipeline measure it exactly).
+    assert 1.5 < turned_angle - plain_angle < 6.5
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("head_mm=20.9", "head_mm"),
+        ("head_mm=30", "head_mm"),
+        ("eye_line_mm=25", "eye_line_mm"),
+        ("shift_mm=2.6", "shift_mm"),
+        ("shift_mm=-2.6", "shift_mm"),
+        ("roll_deg=5.5", "roll_deg"),
+        ("roll_deg=-90", "roll_deg"),
+        ("shift_mm=nan", "shift_mm"),
+        ("spec=icao&head_mm=37", "head_mm"),
+    ],
+)
+def test_nudges_outside_the_sizes_ranges_are_refused_with_the_range(
+    client: httpx.Client, photo: Photo, query: str, parameter: str
+) -> None:
+    error = assert_error(post(client, photo("portrait_2.jpg"), query), 400, "out_of_range")
+
+    assert error["parameter"] == parameter
+    spec = get_spec("icao" if "icao" in query else "cn-1inch")
+    assert [error["min"], error["max"]] == list(nudge_ranges(spec)[parameter])
+
+
+@pytest.mark.parametrize(
+    "query", ["head_mm=0", "head_mm=nan", "head_mm=big", "roll_deg=", "face=0", "face=x"]
+)
+def test_malformed_nudges_and_faces_are_refused(
+    client: httpx.Client, photo: Photo, query: str
+) -> None:
+    assert_error(post(client, photo("portrait_2.jpg"), query), 400, "invalid_parameter")
+
+
+def test_face_chooses_one_person_of_several(
+    client: httpx.Client, photo: Photo, find_faces: FindFaces
+) -> None:
+    """face=N cuts out the N-th person from the left, and later renders by source= keep to it."""
+    upload = photo("two_people.jpg")
+    left = post(client, upload, "face=1&format=png&transparent=true")
+    right = post(client, upload, "face=2&format=png&transparent=true")
+    digest = left.headers["x-source"]
+    again = client.post(f"{PHOTO}?face=2&format=png&transparent=true&source={digest}")
+    assert again.content == ok(right, "image/png")
+    assert ok(left, "image/png") != right.content
+    for response in (left, right):
+        rgb = np.asarray(opened(response.content).convert("RGB"))
+        assert len(find_faces(rgb)) == 1  # one person cut out, the other gone
+
+    error = assert_error(post(client, upload, "face=3"), 400, "out_of_range")
+    assert (error["parameter"], error["max"], error["face_count"]) == ("face", 2, 2)
+
+
+def test_specs_list_each_sizes_nudge_ranges(client: httpx.Client) -> None:
+    listed = {spec["key"]: spec for spec in client.get(f"{PHOTO}/specs").json()["specs"]}
+    for spec in list_specs():
+        nudges = listed[spec.key]["nudges"]
+        assert nudges["head_mm"] == list(spec.head_height_mm)
+        assert nudges["eye_line_mm"] == list(spec.eye_line_mm)
+        assert nudges["shift_mm"] == [-round(spec.width_mm / 10, 1), round(spec.width_mm / 10, 1)]
+        assert nudges["roll_deg"] == [-5.0, 5.0]

@@ -107,7 +107,7 @@ def test_two_people_are_drawn_over_the_photo_and_listed(
     labels = page.locator(".face-label").all_inner_texts()
     assert len(labels) == 2
     assert all(LABEL.search(label) for label in labels), labels
-    expect(page.locator("#timings")).to_contain_text("detect")
+    expect(page.locator("#timings")).to_contain_text("round trip")
     expect(page.locator("#cache-badge")).to_have_text(re.compile(r"^cache (hit|miss)$"))
 
     # The overlay is scaled to the displayed photo: each box sits where the API put it.
@@ -126,8 +126,9 @@ def test_two_people_are_drawn_over_the_photo_and_listed(
         assert drawn["y"] == pytest.approx(shown["y"] + y1 * scale, abs=3)
         assert drawn["width"] == pytest.approx((x2 - x1) * scale, abs=4)
 
-    # An ID photo needs one face: the panel says how many there are instead of trying.
-    expect(page.locator("#idphoto-notice [role=alert]")).to_contain_text("2 faces")
+    # An ID photo is of one person: the panel says there are two and lets the person choose.
+    expect(page.locator("#idphoto-notice [role=status]")).to_contain_text("2 faces")
+    expect(page.locator("#face-pick option")).to_have_count(2)
     assert probe.errors == []
 
 
@@ -252,21 +253,6 @@ def test_a_photo_over_the_upload_limit_is_too_large(
     alert = page.locator("#photo-notice [role=alert]")
     expect(alert).to_contain_text("File too large")
     expect(alert).to_contain_text("at most 195 KB")
-
-
-def test_id_photo_of_several_people_reports_the_count(
-    open_page: OpenPage, live_server: LiveServer, testdata: Path
-) -> None:
-    page = load(open_page, live_server).page
-    pick(page, testdata / "two_people.jpg")
-    expect(page.locator("#face-rows tr")).to_have_count(2)
-    # Asked anyway, the server refuses with multiple_faces and its face_count.
-    with page.expect_response(lambda r: "/v1/id-photo?" in r.url) as refused:
-        page.click("#make-idphoto")
-    assert refused.value.status == 422
-    alert = page.locator("#idphoto-notice [role=alert]")
-    expect(alert).to_contain_text("Several faces")
-    expect(alert).to_contain_text("2 faces")
 
 
 def test_a_photo_without_a_face_cannot_become_an_id_photo(

@@ -10,13 +10,17 @@ the job is a cache hit and vice versa.
 A job stores the client's validated options (the canonical parameters cannot be turned back into
 a size preset), and the worker parses them again; parsing uses no setting, so API and worker build
 the same work.
+
+A photo's ``face`` picks one person of several (whose matte is cached apart), and its nudges
+correct the framing within the size's ranges; each joins the cache keys only when set, so the keys
+made before them still hold.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from faceflow.errors import InvalidParameter, JsonScalar
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
+from faceflow.pipeline.idphoto.layout import NO_NUDGE, Nudge
 from faceflow.pipeline.idphoto.render import IdPhotoOptions
 from faceflow.pipeline.idphoto.sheet import MAX_LAYOUT_ITEMS, get_paper, plan_sheet
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec
@@ -55,18 +60,38 @@ def photo_cache_params(options: IdPhotoOptions) -> dict[str, JsonScalar]:
         "max_kb": options.max_kb,
         "transparent": options.transparent,
         "quality": options.quality,
+        # Only a nudged photo's key names its nudge, so every key made before nudges still holds.
+        **({} if options.nudge == NO_NUDGE else {"nudge": json.dumps(asdict(options.nudge))}),
     }
+
+
+def _face_params(face: int | None) -> dict[str, JsonScalar]:
+    # A chosen face has its own matte, and so its own photos; without one the key is as it was.
+    return {} if face is None else {"face": face}
 
 
 @dataclass(frozen=True, slots=True)
 class PhotoWork:
-    """A validated photo: what to render from a matte, and how to answer."""
+    """A validated photo: which face's matte (``face``: counted from 1 left to right; None: the
+    photo's only one), what to render from it, and how to answer."""
 
     options: IdPhotoOptions
     response: ResponseKind = ResponseKind.IMAGE
+    face: int | None = None
 
     def cache_params(self) -> dict[str, JsonScalar]:
-        return {**photo_cache_params(self.options), "response": self.response.value}
+        return {
+            **photo_cache_params(self.options),
+            "response": self.response.value,
+            **_face_params(self.face),
+        }
+
+    def matte_params(self) -> dict[str, JsonScalar]:
+        """The parameters of the matte's cache key (the upload's content hash is the rest)."""
+        return _face_params(self.face)
+
+    def matte_request(self, data: bytes) -> MatteRequest:
+        return MatteRequest(data, self.face)
 
     def request(self, matte: bytes) -> RenderRequest:
         return RenderRequest(matte, self.options, self.response)
@@ -80,10 +105,22 @@ class SheetWork:
     items: tuple[tuple[IdPhotoOptions, int | None], ...]
     paper: str
     output_format: OutputFormat = OutputFormat.JPEG
+    face: int | None = None
+    """As :attr:`PhotoWork.face` (``/v1/id-photo?sheet=`` passes the photo's on)."""
 
     def cache_params(self) -> dict[str, JsonScalar]:
         items = [[photo_cache_params(options), count] for options, count in self.items]
-        return {"paper": self.paper, "items": json.dumps(items, sort_keys=True)}
+        return {
+            "paper": self.paper,
+            "items": json.dumps(items, sort_keys=True),
+            **_face_params(self.face),
+        }
+
+    def matte_params(self) -> dict[str, JsonScalar]:
+        return _face_params(self.face)
+
+    def matte_request(self, data: bytes) -> MatteRequest:
+        return MatteRequest(data, self.face)
 
     def request(self, matte: bytes) -> SheetRequest:
         return SheetRequest(matte, self.items, self.paper, self.output_format)
@@ -93,6 +130,7 @@ def sheet_work(
     items: Sequence[tuple[IdPhotoOptions, int | None]],
     paper: str,
     output_format: OutputFormat = OutputFormat.JPEG,
+    face: int | None = None,
 ) -> SheetWork:
     """A validated sheet; InvalidParameter for a transparent photo, an unknown paper, or photos
     that cannot all fit on it (worked out from their sizes alone, so a hopeless layout is
@@ -108,7 +146,7 @@ def sheet_work(
         [count for _, count in items],
         chosen,
     )
-    return SheetWork(tuple(items), chosen.key, output_format)
+    return SheetWork(tuple(items), chosen.key, output_format, face)
 
 
 class PhotoOptions(BaseModel):
@@ -138,9 +176,29 @@ class PhotoOptions(BaseModel):
     response: ResponseKind = Field(
         ResponseKind.IMAGE, description="image: the photo; json: base64 photo + report"
     )
+    face: int | None = Field(
+        None,
+        ge=1,
+        description="which face to use when the photo has several, counted from 1 left to right"
+        " (400 out_of_range past the last); without it the photo must hold exactly one",
+    )
+    # Nudges: the person's corrections to the automatic framing. Their ranges depend on the size
+    # (GET /v1/id-photo/specs lists them as "nudges"), so they are checked once :meth:`photo`
+    # knows it (IdPhotoOptions → Nudge.check): 400 out_of_range with the parameter, min and max.
+    head_mm: float | None = Field(
+        None, gt=0, description="head height, chin to crown, in mm (nudge)"
+    )
+    eye_line_mm: float | None = Field(
+        None, gt=0, description="eye line up from the bottom edge, in mm (nudge)"
+    )
+    shift_mm: float = Field(0.0, description="move the face right in mm; negative: left (nudge)")
+    roll_deg: float = Field(
+        0.0, description="turn the head clockwise in degrees; negative: anticlockwise (nudge)"
+    )
 
     def photo(self) -> IdPhotoOptions:
-        """Validated photo options; InvalidParameter (400) for any bad value or combination."""
+        """Validated photo options; InvalidParameter (400) for any bad value or combination,
+        OutOfRange (400) for a nudge outside the size's ranges."""
         chosen: IdPhotoSpec
         if self.width is not None or self.height is not None:
             if self.width is None or self.height is None:
@@ -150,12 +208,13 @@ class PhotoOptions(BaseModel):
             chosen = get_spec(self.spec)
         style = BackgroundStyle.SOLID if self.gradient == "none" else BackgroundStyle(self.gradient)
         colour = parse_background(self.background, style.value)
+        nudge = Nudge(self.head_mm, self.eye_line_mm, self.shift_mm, self.roll_deg)
         return IdPhotoOptions(
-            chosen, colour, self.format, self.max_kb, self.transparent, self.quality
+            chosen, colour, self.format, self.max_kb, self.transparent, self.quality, nudge
         )
 
     def work(self) -> PhotoWork:
-        return PhotoWork(self.photo(), self.response)
+        return PhotoWork(self.photo(), self.response, self.face)
 
 
 class PhotoRouteOptions(PhotoOptions):
@@ -230,11 +289,11 @@ class SheetJobRequest:
 
 
 def _after_matte(
-    context: WorkerContext, data: bytes, finish: Callable[[bytes], TaskOutput]
+    context: WorkerContext, request: MatteRequest, finish: Callable[[bytes], TaskOutput]
 ) -> TaskOutput:
     """The upload's matte, then ``finish(matte)``: a sync endpoint's two stages in one task, with
     the matte stage's timings kept in the output."""
-    matte = matte_task(context, MatteRequest(data))
+    matte = matte_task(context, request)
     output = finish(matte.body)
     timings = {k: v for k, v in matte.meta.items() if k.startswith("ms_")}
     return TaskOutput(output.media_type, output.body, {**timings, **output.meta})
@@ -242,15 +301,21 @@ def _after_matte(
 
 def id_photo_task(context: WorkerContext, request: IdPhotoJobRequest) -> TaskOutput:
     """Matte, then render."""
+    work = request.work
     return _after_matte(
-        context, request.data, lambda matte: render_task(context, request.work.request(matte))
+        context,
+        work.matte_request(request.data),
+        lambda matte: render_task(context, work.request(matte)),
     )
 
 
 def sheet_job_task(context: WorkerContext, request: SheetJobRequest) -> TaskOutput:
     """Matte, then the sheet."""
+    work = request.work
     return _after_matte(
-        context, request.data, lambda matte: sheet_task(context, request.work.request(matte))
+        context,
+        work.matte_request(request.data),
+        lambda matte: sheet_task(context, work.request(matte)),
     )
 
 

@@ -20,9 +20,9 @@ from faceflow.pipeline.idphoto.matte import compute_matte, matte_from_bytes, mat
 from faceflow.pipeline.idphoto.render import (
     IdPhotoOptions,
     IdPhotoResult,
+    chosen_face,
     render_id_photo,
     render_pixels,
-    single_face,
 )
 from faceflow.pipeline.idphoto.sheet import (
     SheetItem,
@@ -46,7 +46,11 @@ class ResponseKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class MatteRequest:
+    """``face``: which face of several to cut out, counted from 1 left to right; ``None``
+    requires exactly one."""
+
     data: bytes
+    face: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +70,11 @@ class SheetRequest:
 
 
 def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
-    """The upload's portrait matte, serialised; NoFace / MultipleFaces unless exactly one face.
+    """The upload's portrait matte, serialised; NoFace / MultipleFaces unless exactly one face
+    (or ``face`` chooses one of several).
 
-    NotFound, before any decoding, when this process has no segmenter (ID photos are off)."""
+    OperationDisabled, before any decoding, when this process has no segmenter (ID photos are
+    off)."""
     segmenter = context.models.segmenter
     timer = StageTimer()
     image = decode_for(context, request.data, MATTE_DECODE_PX, timer)
@@ -76,7 +82,7 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
         faces = detect_faces(
             image.rgb, context.models.detector, context.detect_defaults, source_scale=image.scale
         )
-    face = single_face(faces)
+    face = chosen_face(faces, request.face)
     with timer.stage("matte"):
         matte = compute_matte(image.rgb, face, segmenter, source_scale=image.scale)
         body = matte_to_bytes(matte)

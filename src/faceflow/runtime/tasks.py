@@ -89,7 +89,8 @@ def face_report(
 ) -> tuple[DecodedImage, FaceReport]:
     """Decode the image and find (and, unless detecting only, enrich) its faces.
 
-    NotFound, before any decoding, when attributes are asked of a process without their models.
+    OperationDisabled, before any decoding, when attributes are asked of a process without
+    their models.
     """
     enrich = request.operation is not Operation.DETECT and bool(request.attributes)
     attribute_models = context.attribute_models if enrich else None

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from faceflow.domain import Box, Face, Point
+from faceflow.errors import OutOfRange
 from faceflow.pipeline.idphoto.layout import (
     CHIN_BELOW_MOUTH,
     CROWN_ABOVE_EYES_FALLBACK,
     Layout,
+    Nudge,
     apply,
     measure_head,
+    nudge_ranges,
     plan_layout,
 )
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec, get_spec
@@ -158,3 +163,54 @@ def test_transform_is_a_similarity(tmp_path: object) -> None:
 
     linear = layout.transform[:, :2]
     assert np.allclose(linear @ linear.T, layout.scale**2 * np.eye(2))
+
+
+@pytest.mark.parametrize("roll", [0.0, 10.0])
+def test_a_nudge_fixes_head_height_eye_line_shift_and_turn(roll: float) -> None:
+    spec = get_spec("cn-1inch")
+    matte, face = synthetic(roll)
+    ppm = spec.px_per_mm
+    nudge = Nudge(head_mm=21.5, eye_line_mm=22.0, shift_mm=-1.5, roll_deg=3.0)
+
+    layout = plan_layout(matte, face, spec, nudge)
+
+    assert layout.head_height_px / ppm == pytest.approx(21.5, abs=1e-6)
+    assert layout.eye_line_px / ppm == pytest.approx(22.0, abs=1e-6)
+    assert not layout.eye_line_moved
+    right, left = output_eyes(layout, face)
+    turned = math.degrees(math.atan2(left.y - right.y, left.x - right.x))
+    assert turned == pytest.approx(3.0, abs=1e-6)  # clockwise: the image-right eye is lower
+    assert (right.x + left.x) / 2 == pytest.approx(layout.width_px / 2 - 1.5 * ppm, abs=1e-6)
+
+
+def test_a_nudge_of_one_quantity_leaves_the_others_to_the_search() -> None:
+    spec = get_spec("icao")
+    matte, face = synthetic()
+    taller = plan_layout(matte, face, spec, Nudge(head_mm=spec.head_height_mm[1]))
+
+    # The search kept to its inset ranges; the nudge may go to the edge of the rule.
+    assert taller.head_height_px / spec.px_per_mm == pytest.approx(spec.head_height_mm[1])
+    low, high = spec.eye_line_mm
+    assert low <= taller.eye_line_px / spec.px_per_mm <= high
+
+
+@pytest.mark.parametrize(
+    ("nudge", "parameter"),
+    [
+        (Nudge(head_mm=20.0), "head_mm"),
+        (Nudge(eye_line_mm=30.0), "eye_line_mm"),
+        (Nudge(shift_mm=3.0), "shift_mm"),
+        (Nudge(roll_deg=-5.01), "roll_deg"),
+        (Nudge(roll_deg=math.inf), "roll_deg"),
+    ],
+)
+def test_a_nudge_outside_the_specs_ranges_is_out_of_range(nudge: Nudge, parameter: str) -> None:
+    spec = get_spec("cn-1inch")  # 25 × 35 mm: head 21–23.8, eyes 18.2–22.4, shift ±2.5
+
+    with pytest.raises(OutOfRange) as raised:
+        nudge.check(spec)
+
+    assert raised.value.details["parameter"] == parameter
+    assert (raised.value.details["min"], raised.value.details["max"]) == nudge_ranges(spec)[
+        parameter
+    ]

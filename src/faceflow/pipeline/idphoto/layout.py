@@ -23,6 +23,10 @@ person runs into it (a cut through the body), then by how far the crown margin f
 the rule (the spec's, or 5 % of the height where it has none), then by the distance from the
 middle of the ranges. When even the best choice cuts the person, the layout says by how many
 millimetres on which side (``cut_mm``), and the report fails it as ``subject_cut_off``.
+
+Nudges: a person who disagrees with the choice may fix the head height or the eye line (each
+inside the spec's range, so a nudged photo still meets the rule), move the face sideways by up to
+a tenth of the width, and turn it by up to 5°. A fixed quantity leaves the search the others.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceflow.domain import Face, Point
+from faceflow.errors import OutOfRange
 from faceflow.pipeline.idphoto.matte import Matte, eye_centre
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec
 
@@ -69,6 +74,57 @@ EDGE_SAMPLES = 64
 # The search keeps this far inside the head-height and eye-line ranges (the smaller of the two),
 # so a counter measuring the print by hand, a pixel or two off, still finds it inside.
 RANGE_INSET_MM, RANGE_INSET_FRACTION = 0.5, 0.1
+# Nudges no rule bounds: the face's midline may move this fraction of the width off centre (a
+# counter looks for a centred face), and the eyes may be turned this far from level.
+MAX_SHIFT_FRACTION = 0.1
+MAX_ROLL_NUDGE_DEG = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Nudge:
+    """A person's corrections to the automatic framing; ``None``/0 leaves it to the search.
+
+    ``head_mm`` is the head height (chin to crown) and ``eye_line_mm`` the eye line from the
+    bottom edge; ``shift_mm`` moves the face right (negative: left); ``roll_deg`` turns it
+    clockwise as seen in the photo (negative: anticlockwise).
+    """
+
+    head_mm: float | None = None
+    eye_line_mm: float | None = None
+    shift_mm: float = 0.0
+    roll_deg: float = 0.0
+
+    def check(self, spec: IdPhotoSpec) -> None:
+        """:class:`OutOfRange` (400) for a nudge outside what :func:`nudge_ranges` allows."""
+        ranges = nudge_ranges(spec)
+        values = {
+            "head_mm": self.head_mm,
+            "eye_line_mm": self.eye_line_mm,
+            "shift_mm": self.shift_mm,
+            "roll_deg": self.roll_deg,
+        }
+        for name, value in values.items():
+            low, high = ranges[name]
+            if value is not None and not low <= value <= high:
+                raise OutOfRange(
+                    f"{name} must be from {low:g} to {high:g} for {spec.key}",
+                    {"parameter": name, "min": low, "max": high},
+                )
+
+
+NO_NUDGE = Nudge()
+
+
+def nudge_ranges(spec: IdPhotoSpec) -> dict[str, tuple[float, float]]:
+    """What each :class:`Nudge` field may be for ``spec``: head height and eye line inside the
+    spec's own ranges, the sideways shift and the turn inside the bounds above."""
+    shift = round(spec.width_mm * MAX_SHIFT_FRACTION, 1)
+    return {
+        "head_mm": spec.head_height_mm,
+        "eye_line_mm": spec.eye_line_mm,
+        "shift_mm": (-shift, shift),
+        "roll_deg": (-MAX_ROLL_NUDGE_DEG, MAX_ROLL_NUDGE_DEG),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,19 +387,21 @@ def _crown_y(
     return crown, visible
 
 
-def plan_layout(matte: Matte, face: Face, spec: IdPhotoSpec) -> Layout:
+def plan_layout(matte: Matte, face: Face, spec: IdPhotoSpec, nudge: Nudge = NO_NUDGE) -> Layout:
     """Where ``face``'s head goes in ``spec``'s frame; see the module docstring for the rules.
 
     The ideal is the middle of the head-height range with the crown in the middle of the spec's
     crown margin (or the eyes in the middle of their range, moved down if the crown would come
     closer than 5 % of the height to the top). The head-height and eye-line rules always hold;
     within them the choice avoids cutting the person first, then keeps the crown margin, then
-    stays near the ideal.
+    stays near the ideal. ``nudge`` (checked by the caller) fixes what the person chose.
     """
     head = measure_head(matte, face)
     width, height = spec.width_px, spec.height_px
     ppm = spec.px_per_mm
-    level = to_level(head.roll_deg, head.eye_centre)
+    # The nudge turns the output clockwise: level by less than the measured roll.
+    level = to_level(head.roll_deg - nudge.roll_deg, head.eye_centre)
+    centre_x = width / 2 + nudge.shift_mm * ppm
     head_px = max(1.0, head.head_height_px)
     head_low, head_high = (v * ppm for v in _inset(spec.head_height_mm))
     eye_line_low, eye_line_high = _inset(spec.eye_line_mm)
@@ -377,12 +435,17 @@ def plan_layout(matte: Matte, face: Face, spec: IdPhotoSpec) -> Layout:
             head_high,
         )
     )
+    if nudge.head_mm is not None:
+        heads = np.array([nudge.head_mm * ppm])
     grid_rows = np.concatenate(
         [np.tile(np.linspace(eye_low_px, eye_high_px, EYE_STEPS), len(heads)), ideal_row_for(heads)]
     )
     grid_heads = np.concatenate([np.repeat(heads, EYE_STEPS), heads])
+    if nudge.eye_line_mm is not None:
+        grid_rows = np.full(len(heads), height - nudge.eye_line_mm * ppm)
+        grid_heads = heads
     scales = grid_heads / head_px
-    cuts = _cut_px(matte, level, head.midline_x, scales, grid_rows, width, height)
+    cuts = _cut_px(matte, level, head.midline_x, scales, grid_rows, width, height, centre_x)
     worst_cut = cuts.max(axis=1)
     margins = grid_rows + scales * head.crown_y
     shortfall = np.maximum(0.0, margin_low - margins) + np.maximum(0.0, margins - margin_high)
@@ -403,7 +466,7 @@ def plan_layout(matte: Matte, face: Face, spec: IdPhotoSpec) -> Layout:
     scale, eye_row = float(scales[pick]), float(grid_rows[pick])
     place = np.array(
         [
-            [scale, 0.0, width / 2 - scale * head.midline_x],
+            [scale, 0.0, centre_x - scale * head.midline_x],
             [0.0, scale, eye_row],
         ]
     )
@@ -423,7 +486,7 @@ def plan_layout(matte: Matte, face: Face, spec: IdPhotoSpec) -> Layout:
         eye_line_px=height - eye_row,
         crown_margin_px=eye_row + head.crown_y * scale,
         chin_margin_px=height - (eye_row + head.chin_y * scale),
-        eye_line_moved=abs(eye_row - middle) > 0.5,
+        eye_line_moved=nudge.eye_line_mm is None and abs(eye_row - middle) > 0.5,
         extended_edges=extended,
         cut_edges=cut,
         cut_mm=tuple(float(cuts[pick][EDGES.index(name)]) / ppm for name in cut),
@@ -469,18 +532,19 @@ def _cut_px(
     eye_rows: NDArray[np.float64],
     width: int,
     height: int,
+    centre_x: float,
 ) -> NDArray[np.float64]:
     """(candidates, 4): how far, in output px, each frame reaches past each crop side where the
     person runs into it (0 where it does not).
 
-    A candidate puts level-frame point (x, y) at output (s·(x − midline) + W/2, s·y + row).
+    A candidate puts level-frame point (x, y) at output (s·(x − midline) + centre_x, s·y + row).
     """
     cuts = np.zeros((len(scales), len(EDGES)), dtype=np.float64)
     s = scales[:, None]
     for index, points in enumerate(_subject_at_crop_edges(matte, level)):
         if len(points) == 0:
             continue
-        xs = s * (points[None, :, 0] - midline_x) + width / 2
+        xs = s * (points[None, :, 0] - midline_x) + centre_x
         ys = s * points[None, :, 1] + eye_rows[:, None]
         inside_x = (xs >= 0) & (xs < width)
         inside_y = (ys >= 0) & (ys < height)

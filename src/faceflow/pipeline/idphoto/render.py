@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceflow.domain import Face
-from faceflow.errors import InvalidParameter, MultipleFaces, NoFace
+from faceflow.errors import InvalidParameter, MultipleFaces, NoFace, OutOfRange
 from faceflow.imaging.encode import OutputFormat, encode_image, encode_jpeg_max_kb
 from faceflow.pipeline.idphoto.background import (
     WHITE,
@@ -29,7 +29,7 @@ from faceflow.pipeline.idphoto.background import (
     composite,
 )
 from faceflow.pipeline.idphoto.compliance import ComplianceReport, assess
-from faceflow.pipeline.idphoto.layout import Layout, plan_layout
+from faceflow.pipeline.idphoto.layout import NO_NUDGE, Layout, Nudge, plan_layout
 from faceflow.pipeline.idphoto.matte import Matte, Segmenter, compute_matte
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec
 from faceflow.pipeline.idphoto.warp import warp_matte
@@ -40,7 +40,8 @@ DEFAULT_JPEG_QUALITY = 95
 @dataclass(frozen=True, slots=True)
 class IdPhotoOptions:
     """What to make. ``max_kb`` (JPEG only) caps the file size by lowering the JPEG quality;
-    ``transparent`` (PNG only) leaves the background out and keeps the alpha channel."""
+    ``transparent`` (PNG only) leaves the background out and keeps the alpha channel; ``nudge``
+    is the person's correction of the framing, inside the spec's ranges."""
 
     spec: IdPhotoSpec
     background: Background = WHITE
@@ -48,8 +49,10 @@ class IdPhotoOptions:
     max_kb: int | None = None
     transparent: bool = False
     quality: int = DEFAULT_JPEG_QUALITY
+    nudge: Nudge = NO_NUDGE
 
     def __post_init__(self) -> None:
+        self.nudge.check(self.spec)
         if self.transparent and self.output_format is not OutputFormat.PNG:
             raise InvalidParameter(
                 "a transparent background needs PNG output", {"parameter": "transparent"}
@@ -108,7 +111,7 @@ class IdPhotoOutcome:
 
 def render_pixels(matte: Matte, face: Face, options: IdPhotoOptions) -> RenderedPhoto:
     """Lay out, warp and composite; exactly ``spec.width_px × spec.height_px`` pixels."""
-    layout = plan_layout(matte, face, options.spec)
+    layout = plan_layout(matte, face, options.spec, options.nudge)
     foreground, alpha = warp_matte(matte, layout)
     if options.transparent:
         alpha_u8 = np.clip(np.round(alpha * 255.0), 0, 255).astype(np.uint8)
@@ -162,6 +165,21 @@ def single_face(faces: Sequence[Face]) -> Face:
             {"face_count": len(faces)},
         )
     return faces[0]
+
+
+def chosen_face(faces: Sequence[Face], number: int | None) -> Face:
+    """Face ``number`` counted from 1, left to right (as the page lists them), of a photo with
+    several; without a number, :func:`single_face`. :class:`OutOfRange` past the last face."""
+    if number is None:
+        return single_face(faces)
+    if not faces:
+        raise NoFace("no face found; an ID photo needs one face looking at the camera")
+    if not 1 <= number <= len(faces):
+        raise OutOfRange(
+            f"face must be from 1 to {len(faces)}: the photo has {len(faces)}",
+            {"parameter": "face", "min": 1, "max": len(faces), "face_count": len(faces)},
+        )
+    return sorted(faces, key=lambda face: face.box.x1)[number - 1]
 
 
 def make_id_photo(

@@ -27,9 +27,10 @@ from faceflow.operations.idphoto import (
     sheet_work,
 )
 from faceflow.operations.registry import check_enabled
+from faceflow.pipeline.idphoto.layout import nudge_ranges
 from faceflow.pipeline.idphoto.sheet import PAPERS
 from faceflow.pipeline.idphoto.specs import list_specs
-from faceflow.runtime.idphoto_tasks import MatteRequest, matte_task, render_task, sheet_task
+from faceflow.runtime.idphoto_tasks import matte_task, render_task, sheet_task
 from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput
 from faceflow.service.guard import guard
@@ -49,21 +50,25 @@ SOURCE_HEADER = "X-Source"
 
 
 async def _matte_of(
-    services: Services, digest: str, data: bytes | None, admission: Admission
+    services: Services,
+    digest: str,
+    data: bytes | None,
+    work: PhotoWork | SheetWork,
+    admission: Admission,
 ) -> CacheEntry:
-    """The matte of the upload ``data`` whose content hash is ``digest``: from the cache, or
-    detection + u2netp once for concurrent requests. Without ``data`` (a ``source=`` render) only
-    the cache can answer: :class:`SourceExpired` when it no longer holds it."""
-    key = cache_key_from_hash(digest, "matte", {})
+    """The matte of ``work``'s face in the upload ``data`` whose content hash is ``digest``: from
+    the cache, or detection + u2netp once for concurrent requests. Without ``data`` (a ``source=``
+    render) only the cache can answer: :class:`SourceExpired` when it no longer holds it."""
+    key = cache_key_from_hash(digest, "matte", work.matte_params())
     if data is None:
         entry, _ = await services.cache.lookup(key)
         if entry is None:
             raise SourceExpired("this photo is no longer on the server: upload it again")
         return entry
-    upload = data
+    request = work.matte_request(data)
 
     async def produce() -> TaskOutput:
-        return await services.pool.run(matte_task, MatteRequest(upload), admission=admission)
+        return await services.pool.run(matte_task, request, admission=admission)
 
     entry, _ = await services.cached_output(key, produce)
     return entry
@@ -82,7 +87,7 @@ async def _from_matte(
         # One admission for both trips: a request given a place is never refused half-way, after
         # its matte was made (or while it waited for another request's).
         with services.pool.admit() as admission:
-            matte = await _matte_of(services, digest, data, admission)
+            matte = await _matte_of(services, digest, data, work, admission)
             if isinstance(work, PhotoWork):
                 render = work.request(matte.body)
                 return await services.pool.run(render_task, render, admission=admission)
@@ -109,7 +114,10 @@ def _photo_response(entry: CacheEntry, status: CacheStatus, digest: str) -> Resp
 )
 async def specs() -> dict[str, object]:
     return {
-        "specs": [spec.to_dict() for spec in list_specs()],
+        "specs": [
+            {**spec.to_dict(), "nudges": {k: list(v) for k, v in nudge_ranges(spec).items()}}
+            for spec in list_specs()
+        ],
         "sheets": [paper.to_dict() for paper in PAPERS],
         "backgrounds": ["white", "blue", "red", "grey"],
     }
@@ -127,17 +135,18 @@ async def specs() -> dict[str, object]:
     openapi_extra=image_request_body(),
 )
 async def id_photo(request: Request, options: Annotated[PhotoRouteOptions, Query()]) -> Response:
-    """Exactly one face is required: none → 422 `no_face`, several → 422 `multiple_faces` with
-    `face_count`. The `X-Compliance` header (pass / warn / fail) summarises the report; `X-Source`
-    names the upload for later `source=` renders (no body then; 404 `source_expired` once the
-    server no longer holds its cut-out)."""
+    """Exactly one face is required unless `face` chooses one: none → 422 `no_face`, several →
+    422 `multiple_faces` with `face_count`. The `X-Compliance` header (pass / warn / fail)
+    summarises the report; `X-Source` names the upload for later `source=` renders (no body then;
+    404 `source_expired` once the server no longer holds its cut-out; send `face` again with it).
+    Nudges outside the size's ranges → 400 `out_of_range` with the parameter, `min` and `max`."""
     services = services_of(request)
     photo = options.work()
     # A sheet is validated (its paper, whether the photo fits) before the upload is read.
     sheet = (
         None
         if options.sheet is None
-        else sheet_work([(photo.options, None)], options.sheet, options.format)
+        else sheet_work([(photo.options, None)], options.sheet, options.format, photo.face)
     )
     if options.source is None:
         data = (await read_image(request, services.settings.limits.max_upload_bytes)).data

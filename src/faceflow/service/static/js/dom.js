@@ -61,6 +61,13 @@ export function downloadBlob(blob, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 30_000);
 }
 
+/** A file name without its extension, safe to build download names from ("a/b.jpg" → "a_b"). */
+export function baseName(fileName) {
+  const name = fileName || "photo";
+  const dot = name.lastIndexOf(".");
+  return (dot > 0 ? name.slice(0, dot) : name).replace(/[\\/:*?"<>|]+/g, "_") || "photo";
+}
+
 /** A Blob from base64 text, as the JSON responses carry images. */
 export function base64ToBlob(text, mediaType) {
   const binary = atob(text);

@@ -52,7 +52,7 @@ export function drawFaces(overlay, labels, report, faces) {
     }
     overlay.append(group);
 
-    const label = h("span", { className: "face-label", dataset: { face: String(index + 1) } }, h("b", {}, String(index + 1)), faceLabel(face) || "face");
+    const label = h("span", { className: "face-label", dataset: { face: String(index + 1) } }, h("b", {}, String(index + 1)), h("span", { className: "face-label__text" }, faceLabel(face) || "face"));
     label.style.setProperty("--colour", colour);
     // Labels of faces near the right edge hang left from the box's right edge so they stay
     // inside the photo; a face at the top edge has no room above its box, so its label goes inside.
@@ -63,6 +63,73 @@ export function drawFaces(overlay, labels, report, faces) {
     label.classList.toggle("face-label--inside", y1 / height < 0.06);
     labels.append(label);
   });
+}
+
+// A landmark dot's diameter: this fraction of its face's width on screen, within these pixels,
+// so a group photo's small faces get small dots and a portrait's dots stay visible.
+const DOT_OF_FACE = 0.045;
+const DOT_PX = [2, 9];
+
+/** Size every landmark dot for the photo as displayed (`scale`: screen px per photo px). */
+export function sizeDots(overlay, faces, scale) {
+  overlay.querySelectorAll(".face").forEach((group, index) => {
+    const [x1, , x2] = faces[index].box;
+    const dot = Math.min(DOT_PX[1], Math.max(DOT_PX[0], DOT_OF_FACE * (x2 - x1) * scale));
+    group.style.setProperty("--dot", `${dot.toFixed(2)}px`);
+  });
+}
+
+function overlaps(a, b) {
+  return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+}
+
+/**
+ * Labels never cover each other: when any two would, every label shrinks to its face's number
+ * (the faces table, with the same numbers and colours, is the legend), and numbers that still
+ * collide are moved down, one under the other.
+ */
+export function arrangeLabels(labels) {
+  const all = [...labels.querySelectorAll(".face-label")];
+  labels.classList.remove("labels--numbers");
+  for (const label of all) label.style.removeProperty("--shift");
+  const crowded = () => {
+    const boxes = all.map((label) => label.getBoundingClientRect());
+    return boxes.some((box, i) => boxes.slice(i + 1).some((other) => overlaps(box, other)));
+  };
+  if (!crowded()) return;
+  labels.classList.add("labels--numbers");
+  const placed = [];
+  for (const label of [...all].sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)) {
+    let shift = 0;
+    let box = label.getBoundingClientRect();
+    for (let tries = 0; tries < all.length && placed.some((other) => overlaps(box, other)); tries += 1) {
+      shift += box.height + 2;
+      label.style.setProperty("--shift", `${shift}px`);
+      box = label.getBoundingClientRect();
+    }
+    placed.push(box);
+  }
+}
+
+function csvCell(value) {
+  const text = value === null || value === undefined ? "" : String(value);
+  return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** The faces as CSV, one row per face in the table's order (left to right). */
+export function facesCsv(faces) {
+  const header = ["face", "x1", "y1", "x2", "y2", "score", "gender", "gender_probability", "age", "age_low", "age_high"];
+  const rows = faces.map((face, index) => [
+    index + 1,
+    ...face.box.map((v) => Math.round(v)),
+    face.score.toFixed(3),
+    face.gender?.label ?? "",
+    face.gender ? face.gender.probability.toFixed(3) : "",
+    face.age ? face.age.years.toFixed(1) : "",
+    face.age ? Math.round(face.age.low) : "",
+    face.age ? Math.round(face.age.high) : "",
+  ]);
+  return [header, ...rows].map((row) => row.map(csvCell).join(",")).join("\r\n") + "\r\n";
 }
 
 function percent(probability) {
@@ -91,9 +158,10 @@ export function faceRows(faces) {
   });
 }
 
-/** <dt>/<dd> pairs: the round trip measured here, then each Server-Timing phase. */
+/** <dt>/<dd> pairs: the round trip measured here, then each Server-Timing phase. A cached answer
+ * carries the phases of the run that made it, not its own: only its round trip is shown. */
 export function timingItems(photo) {
   const items = [[t("timing.round"), formatMs(photo.elapsedMs)]];
-  for (const { name, ms } of photo.timings) items.push([name, formatMs(ms)]);
+  if (photo.cache !== "hit") for (const { name, ms } of photo.timings) items.push([name, formatMs(ms)]);
   return items.flatMap(([name, value]) => [h("div", { className: "timing" }, h("dt", {}, name), h("dd", {}, value))]);
 }

@@ -5,15 +5,28 @@
 // longer does (404 source_expired) the photo is sent again.
 
 import { isAbort, request } from "./api.js";
-import { base64ToBlob, byId, debounce, downloadBlob, h } from "./dom.js";
-import { checkHint, checkName, language, onLanguageChange, specName, t } from "./i18n.js";
+import { base64ToBlob, baseName, byId, debounce, downloadBlob, h } from "./dom.js";
+import { faceLabel, leftToRight } from "./faces.js";
+import { checkHint, checkName, language, onLanguageChange, plural, specName, t } from "./i18n.js";
 import { formatBytes, formatMs } from "./messages.js";
 import { clearNotice, showError, showNotice } from "./notice.js";
+import { PreviewDialog } from "./preview.js";
+import { fillPrintSheet } from "./printreport.js";
 import { uploadFor } from "./shrink.js";
 
 const PREVIEW_DELAY_MS = 250;
 const DEFAULT_SPEC = "cn-1inch";
 const UNITS = { deg: "°", pct: "%", percent: "%" };
+
+/** The face of several a person most likely wants: the biggest, counted from 1 left to right. */
+function largestFace(faces) {
+  const area = (face) => (face.box[2] - face.box[0]) * (face.box[3] - face.box[1]);
+  let best = 0;
+  faces.forEach((face, index) => {
+    if (area(face) > area(faces[best])) best = index;
+  });
+  return best + 1;
+}
 
 function formatNumber(value) {
   return Math.abs(value) >= 100 ? String(Math.round(value)) : String(Number(value.toPrecision(3)));
@@ -107,6 +120,13 @@ export class IdPhotoPanel {
   #progressLabel = byId("idphoto-progress-label");
   #progressValue = byId("idphoto-progress-value");
   #announce = byId("idphoto-announce");
+  #faceField = byId("face-field");
+  #facePick = byId("face-pick");
+  #nudges = [...byId("nudges").querySelectorAll("input[type=range]")];
+  #nudgeReset = byId("nudge-reset");
+  #touched = new Set(); // the nudges the person moved; the others follow the automatic layout
+  #facesOf = null; // the photo whose faces the person picker lists
+  #previewDialog = new PreviewDialog();
 
   #specs = new Map();
   #available = false;
@@ -130,6 +150,18 @@ export class IdPhotoPanel {
       this.#changed();
     });
     this.#maxKb.addEventListener("input", () => this.#changed());
+    for (const slider of this.#nudges) {
+      slider.addEventListener("input", () => {
+        this.#touched.add(slider.dataset.nudge);
+        this.#showNudge(slider);
+      });
+    }
+    this.#nudgeReset.addEventListener("click", () => {
+      this.#touched.clear();
+      this.make();
+    });
+    byId("preview-open").addEventListener("click", () => this.#openPreview());
+    byId("print-report").addEventListener("click", () => this.#printReport());
     this.#make.addEventListener("click", () => {
       this.#schedule.cancel();
       this.make();
@@ -144,7 +176,16 @@ export class IdPhotoPanel {
   /** Redraw what this panel wrote in the old language. */
   #relabel() {
     this.#fillSelects();
+    const touched = new Set(this.#touched);
+    const values = this.#nudges.map((slider) => slider.value);
     this.#describeSpec();
+    // A new language changes no choice: the nudges stay where they were.
+    this.#touched = touched;
+    this.#nudges.forEach((slider, index) => {
+      slider.value = values[index];
+      this.#showNudge(slider);
+    });
+    this.#fillFaces(this.#source);
     if (this.#made) this.#show(this.#made.body, this.#made.response, this.#made.params);
   }
 
@@ -197,6 +238,39 @@ export class IdPhotoPanel {
   #describeSpec() {
     const spec = this.#specs.get(this.#spec.value);
     this.#specDetail.textContent = spec ? t("idphoto.specDetail", { width: spec.width_px, height: spec.height_px, dpi: spec.dpi }) : "";
+    // Each size has its own ranges: the sliders span them, and earlier nudges no longer apply.
+    this.#touched.clear();
+    for (const slider of this.#nudges) {
+      const [low, high] = spec?.nudges?.[slider.dataset.nudge] ?? [0, 0];
+      slider.min = String(low);
+      slider.max = String(high);
+      slider.value = String(slider.dataset.nudge.endsWith("_mm") && low > 0 ? (low + high) / 2 : 0);
+      this.#showNudge(slider);
+    }
+  }
+
+  #showNudge(slider) {
+    const value = Number(slider.value);
+    const text = slider.dataset.nudge === "roll_deg" ? t("nudge.deg", { value: value.toFixed(1) }) : t("nudge.mm", { value: value.toFixed(1) });
+    byId(`${slider.id}-value`).textContent = text;
+    slider.setAttribute("aria-valuetext", text);
+  }
+
+  /** Untouched sliders show where the automatic layout put the head (from the report). */
+  #syncNudges(report, spec) {
+    const measured = Object.fromEntries((report.checks ?? []).map((check) => [check.name, check.value]));
+    const auto = {
+      head_mm: typeof measured.head_height_ratio === "number" && spec ? measured.head_height_ratio * spec.height_mm : null,
+      eye_line_mm: typeof measured.eye_line === "number" ? measured.eye_line : null,
+      shift_mm: 0,
+      roll_deg: 0,
+    };
+    for (const slider of this.#nudges) {
+      const value = auto[slider.dataset.nudge];
+      if (this.#touched.has(slider.dataset.nudge) || value === null) continue;
+      slider.value = String(value);
+      this.#showNudge(slider);
+    }
   }
 
   #paintCustomChip() {
@@ -216,6 +290,7 @@ export class IdPhotoPanel {
 
   #changed(event) {
     if (event?.target === this.#spec) this.#describeSpec();
+    if (event?.target === this.#facePick) this.#touched.clear(); // another person, another head
     if (event?.target === this.#transparent || event?.target === this.#format) this.#syncTransparent();
     this.#paintCustomChip();
     const validKb = this.#maxKb.checkValidity() && (this.#maxKb.value === "" || Number.isInteger(Number(this.#maxKb.value)));
@@ -244,6 +319,10 @@ export class IdPhotoPanel {
       background: chosen === "custom" ? this.#customColour.value : chosen,
       gradient: this.#gradient.value,
     };
+    if (!this.#faceField.hidden) params.face = this.#facePick.value;
+    for (const slider of this.#nudges) {
+      if (this.#touched.has(slider.dataset.nudge)) params[slider.dataset.nudge] = slider.value;
+    }
     return params;
   }
 
@@ -256,15 +335,35 @@ export class IdPhotoPanel {
     this.#clearResult();
     clearNotice(this.#notice);
     this.#empty.hidden = Boolean(ready);
+    this.#touched.clear();
+    this.#fillFaces(ready);
     this.#updateButtons();
     if (!ready) return;
     const count = ready.result.face_count;
-    if (count === 1) {
-      this.make();
-    } else {
-      const code = count === 0 ? "no_face" : "multiple_faces";
-      showError(this.#notice, { code, message: "", details: { face_count: count } });
+    if (count === 0) {
+      showError(this.#notice, { code: "no_face", message: "", details: { face_count: count } });
+      return;
     }
+    if (count > 1) this.#sayFaceChosen();
+    this.make();
+  }
+
+  /** With several faces, the person picks one (the biggest to start with), listed as the faces
+   * table lists them: left to right, "Face 2 · M 67 (60–74)". */
+  #fillFaces(photo) {
+    const faces = photo ? leftToRight(photo.result.faces) : [];
+    this.#faceField.hidden = faces.length < 2;
+    if (faces.length < 2) return;
+    // The same photo (the language changed) keeps its choice; another starts at its biggest face.
+    const chosen = photo === this.#facesOf ? this.#facePick.value : String(largestFace(faces));
+    this.#facesOf = photo;
+    this.#facePick.replaceChildren(...faces.map((face, index) => h("option", { value: String(index + 1) }, t("idphoto.faceOption", { n: index + 1, who: faceLabel(face) }))));
+    this.#facePick.value = chosen;
+  }
+
+  #sayFaceChosen() {
+    const found = plural("faces.count", this.#source.result.face_count);
+    showNotice(this.#notice, { tone: "info", title: t("idphoto.face"), text: t("idphoto.faceChosen", { found, n: this.#facePick.value }) });
   }
 
   #clearResult() {
@@ -280,6 +379,8 @@ export class IdPhotoPanel {
     this.#make.disabled = !usable || busy;
     this.#downloadPhoto.disabled = !usable || busy || !this.#made;
     this.#downloadSheet.disabled = !usable || !this.#made;
+    byId("preview-open").disabled = !this.#made;
+    byId("print-report").disabled = !this.#made;
     this.#sheet.disabled = !usable;
   }
 
@@ -320,6 +421,7 @@ export class IdPhotoPanel {
       const body = await response.json();
       if (controller.signal.aborted) return;
       clearNotice(this.#notice);
+      if (!this.#faceField.hidden) this.#sayFaceChosen();
       this.#show(body, response, params);
       if (first) this.#announce.textContent = t("progress.done", { status: this.#status.textContent });
     } catch (error) {
@@ -346,12 +448,15 @@ export class IdPhotoPanel {
    * (possibly shrunk) photo itself. A key the server has forgotten is answered by uploading again.
    */
   async #render(photo, params, signal, showProgress, path = "v1/id-photo") {
-    if (photo.idSource) {
+    // The server keeps one cut-out per face chosen: another face is cut from the photo itself.
+    const cut = params.face ?? "";
+    if (photo.idSource && photo.cutFaces?.has(cut)) {
       try {
         return await request(path, { method: "POST", params: { ...params, source: photo.idSource }, signal });
       } catch (error) {
         if (error.code !== "source_expired") throw error;
         photo.idSource = null;
+        photo.cutFaces.clear();
       }
     }
     const progress = showProgress ? (phase, fraction) => this.#setProgress(phase, fraction) : () => {};
@@ -366,6 +471,8 @@ export class IdPhotoPanel {
       onResponseStart: () => progress("rendering"),
     });
     photo.idSource = response.headers.get("x-source") ?? null;
+    photo.cutFaces ??= new Set();
+    photo.cutFaces.add(cut);
     return response;
   }
 
@@ -409,6 +516,29 @@ export class IdPhotoPanel {
     this.#issues.replaceChildren(...checks.filter((check) => check.status !== "pass").map(checkItem));
     this.#checks.replaceChildren(...checks.map(checkItem));
     this.#allChecks.textContent = t("idphoto.allChecksN", { count: checks.length });
+    this.#syncNudges(report, this.#specs.get(params.spec));
+  }
+
+  #openPreview() {
+    if (!this.#made || !this.#source) return;
+    this.#previewDialog.open({ beforeUrl: this.#source.url, afterUrl: this.#imageUrl, name: this.#source.file.name });
+  }
+
+  /** The report as a printed page (or a PDF, from the print dialog). */
+  #printReport() {
+    if (!this.#made) return;
+    const spec = this.#specs.get(this.#made.params.spec);
+    fillPrintSheet({
+      body: this.#made.body,
+      imageUrl: this.#imageUrl,
+      photoName: this.#source?.file.name ?? "",
+      specTitle: spec ? specTitle(spec) : this.#made.params.spec,
+      describe: (check) => {
+        const allowed = check.allowed !== undefined && check.allowed !== null ? t("check.allowed", { value: formatValue(check.allowed) }) : "";
+        return `${checkValue(check)}${allowed}`;
+      },
+    });
+    window.print();
   }
 
   #savePhoto() {
@@ -419,9 +549,7 @@ export class IdPhotoPanel {
 
   /** Downloads are named after the source photo: "passport-scan.jpg" → "passport-scan-…". */
   #baseName() {
-    const name = this.#source?.file.name ?? "photo";
-    const dot = name.lastIndexOf(".");
-    return (dot > 0 ? name.slice(0, dot) : name).replace(/[\\/:*?"<>|]+/g, "_") || "photo";
+    return baseName(this.#source?.file.name);
   }
 
   /** The compliance report as JSON: the photo, the choices and every check with its verdict. */

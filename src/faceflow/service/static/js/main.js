@@ -3,6 +3,7 @@
 
 import { request } from "./api.js";
 import { KeyPrompt } from "./auth.js";
+import { Camera } from "./camera.js";
 import { byId } from "./dom.js";
 import { applyStatic, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { IdPhotoPanel } from "./idphoto.js";
@@ -29,6 +30,9 @@ new Viewer(queue, { limits, askKey: () => askKey(null) });
 // Once photos are in, the drop zone shrinks to a bar so the results come first.
 queue.addEventListener("change", () => dropzone.classList.toggle("dropzone--compact", queue.items.length > 0));
 const panel = new IdPhotoPanel(queue, { limits, askKey: (error) => askKey(error) });
+const camera = new Camera({ onPhoto: (file) => queue.add([file]) });
+byId("camera-open").addEventListener("click", () => camera.open());
+byId("queue-clear").addEventListener("click", () => queue.clear());
 
 /** The status badge: a message key (shown in the current language) and ok | warn | busy | error. */
 function setStatus(key, state, vars = {}) {

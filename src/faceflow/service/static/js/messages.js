@@ -78,6 +78,8 @@ export function describeError(error, limits = null) {
         return said("error.capSmall", "error.capSmallText", { vars: { kb: details.min_achievable_kb } });
       }
       return { title: t("error.rejected"), text: error.message };
+    case "out_of_range":
+      return said("error.outOfRange", "error.outOfRangeText", { vars: { parameter: details.parameter ?? "", min: details.min ?? "", max: details.max ?? "" } });
     case "missing_field":
     case "bad_request":
       return { title: t("error.rejected"), text: error.message };

@@ -58,6 +58,24 @@ export class PhotoQueue extends EventTarget {
     this.#emit("change");
   }
 
+  /** Take a photo out of the queue; the one beside it is selected if it was the selected one. */
+  remove(id) {
+    const index = this.items.findIndex((item) => item.id === id);
+    if (index < 0) return;
+    const [removed] = this.items.splice(index, 1);
+    URL.revokeObjectURL(removed.url);
+    if (this.selectedId === id) this.selectedId = this.items[Math.min(index, this.items.length - 1)]?.id ?? null;
+    this.#emit("change");
+  }
+
+  /** Empty the queue: the page goes back to its first state. */
+  clear() {
+    for (const item of this.items) URL.revokeObjectURL(item.url);
+    this.items = [];
+    this.selectedId = null;
+    this.#emit("change");
+  }
+
   retry(photo) {
     photo.status = "waiting";
     photo.error = null;

@@ -1,8 +1,9 @@
 // The photo card (queue strip, progress, photo with faces) and the faces card, drawn from the
 // selected photo's state.
 
-import { byId, h } from "./dom.js";
-import { drawFaces, faceRows, leftToRight, timingItems } from "./faces.js";
+import { request } from "./api.js";
+import { baseName, byId, downloadBlob, h } from "./dom.js";
+import { arrangeLabels, drawFaces, faceRows, facesCsv, leftToRight, sizeDots, timingItems } from "./faces.js";
 import { onLanguageChange, plural, t } from "./i18n.js";
 import { formatBytes } from "./messages.js";
 import { clearNotice, showError } from "./notice.js";
@@ -13,6 +14,7 @@ function fileExtension(name) {
 }
 
 export class Viewer {
+  #queueBar = byId("queue-bar");
   #queueList = byId("queue");
   #progress = byId("progress");
   #progressBar = byId("progress-bar");
@@ -31,6 +33,10 @@ export class Viewer {
   #rows = byId("face-rows");
   #facesEmpty = byId("faces-empty");
   #timings = byId("timings");
+  #details = byId("analysis-details");
+  #downloads = byId("analysis-downloads");
+  #annotate = byId("download-annotated");
+  #drawn = []; // the faces drawn, left to right
   #shown = { id: null, status: null };
   #thumbs = new Map();
 
@@ -49,6 +55,12 @@ export class Viewer {
     this.#rows.addEventListener("pointerleave", () => this.#highlight(null));
     this.#rows.addEventListener("focusin", (event) => this.#highlight(event.target.closest("tr")?.dataset.face));
     this.#rows.addEventListener("focusout", () => this.#highlight(null));
+    // Labels and dots are sized in screen pixels: arrange them again whenever the photo resizes.
+    new ResizeObserver(() => this.#fitOverlay()).observe(this.#labels);
+    this.#photo.addEventListener("load", () => this.#fitOverlay());
+    this.#annotate.addEventListener("click", () => this.#saveAnnotated());
+    byId("download-json").addEventListener("click", () => this.#saveResults("json"));
+    byId("download-csv").addEventListener("click", () => this.#saveResults("csv"));
     onLanguageChange(() => {
       this.#shown = { id: null, status: null };
       this.render();
@@ -58,7 +70,10 @@ export class Viewer {
   render() {
     this.#renderQueue();
     const photo = this.queue.selected;
-    if (!photo) return;
+    if (!photo) {
+      this.#renderNothing();
+      return;
+    }
     // Redraw the photo only when the selection or its state changed, so it does not flicker.
     if (this.#shown.id === photo.id && this.#shown.status === photo.status) return;
     this.#shown = { id: photo.id, status: photo.status };
@@ -67,10 +82,69 @@ export class Viewer {
     this.#renderResult(photo);
   }
 
+  /** The queue emptied: the page as it first was. */
+  #renderNothing() {
+    this.#shown = { id: null, status: null };
+    this.#stage.hidden = true;
+    this.#progress.hidden = true;
+    this.#empty.hidden = false;
+    clearNotice(this.#notice);
+    this.#meta.textContent = "";
+    this.#faceCount.textContent = "";
+    this.#table.hidden = true;
+    this.#rows.replaceChildren();
+    this.#facesEmpty.hidden = false;
+    this.#facesEmpty.textContent = t("faces.none");
+    this.#details.hidden = true;
+    this.#downloads.hidden = true;
+  }
+
+  #fitOverlay() {
+    const photo = this.queue.selected;
+    if (!photo?.result || this.#stage.hidden || !this.#photo.clientWidth) return;
+    sizeDots(this.#overlay, this.#drawn, this.#photo.clientWidth / photo.result.width);
+    arrangeLabels(this.#labels);
+  }
+
+  /** Downloads are named after the photo: "team.jpg" → "team-faces.json". */
+  #baseName() {
+    return baseName(this.queue.selected?.file.name);
+  }
+
+  #saveResults(kind) {
+    const photo = this.queue.selected;
+    if (!photo?.result) return;
+    const faces = leftToRight(photo.result.faces);
+    const blob =
+      kind === "csv"
+        ? new Blob([facesCsv(faces)], { type: "text/csv" })
+        : new Blob([JSON.stringify({ photo: photo.file.name, ...photo.result, faces }, null, 2)], { type: "application/json" });
+    downloadBlob(blob, `${this.#baseName()}-faces.${kind}`);
+  }
+
+  /** The server draws the annotated image (the same boxes and labels), from the photo itself. */
+  async #saveAnnotated() {
+    const photo = this.queue.selected;
+    if (!photo?.result) return;
+    this.#annotate.disabled = true;
+    try {
+      const response = await request("v1/annotate", { method: "POST", image: photo.file });
+      downloadBlob(response.blob, `${this.#baseName()}-annotated.jpg`);
+    } catch (error) {
+      showError(this.#notice, error, { limits: this.limits() });
+    } finally {
+      this.#annotate.disabled = false;
+    }
+  }
+
   #renderQueue() {
     const items = this.queue.items;
-    this.#queueList.hidden = items.length < 2;
-    if (items.length < 2) return;
+    this.#queueBar.hidden = items.length === 0;
+    for (const [id, button] of this.#thumbs) {
+      if (items.some((item) => item.id === id)) continue;
+      button.closest("li").remove();
+      this.#thumbs.delete(id);
+    }
     for (const photo of items) {
       let button = this.#thumbs.get(photo.id);
       if (!button) {
@@ -84,8 +158,10 @@ export class Viewer {
           h("span", { className: "thumb__status" }),
         );
         button.addEventListener("click", () => this.queue.select(photo.id));
+        const remove = h("button", { type: "button", className: "thumb__remove" }, "×");
+        remove.addEventListener("click", () => this.queue.remove(photo.id));
         this.#thumbs.set(photo.id, button);
-        this.#queueList.append(h("li", {}, button));
+        this.#queueList.append(h("li", { className: "queue__item" }, button, remove));
       }
       const percent = photo.status === "uploading" ? ` ${Math.round(photo.progress * 100)}%` : "";
       const count = photo.result?.face_count;
@@ -94,6 +170,9 @@ export class Viewer {
       button.setAttribute("aria-pressed", String(photo.id === this.queue.selectedId));
       button.setAttribute("aria-label", `${photo.file.name}: ${text}`);
       button.querySelector(".thumb__status").textContent = text;
+      const remove = button.parentElement.querySelector(".thumb__remove");
+      remove.title = t("queue.remove", { name: photo.file.name });
+      remove.setAttribute("aria-label", remove.title);
     }
   }
 
@@ -135,15 +214,18 @@ export class Viewer {
       this.#photo.src = photo.url;
       this.#photo.alt = t("faces.alt", { name: photo.file.name, faces: plural("faces.count", faces.length) });
       drawFaces(this.#overlay, this.#labels, photo.result, faces);
+      this.#drawn = faces;
+      this.#fitOverlay();
     }
     this.#faceCount.textContent = done ? String(faces.length) : "";
     this.#table.hidden = !done || faces.length === 0;
     this.#rows.replaceChildren(...faceRows(faces));
     this.#facesEmpty.hidden = done && faces.length > 0;
     this.#facesEmpty.textContent = t(done ? "faces.nothing" : photo.status === "error" ? "faces.failed" : "faces.analysing");
-    this.#timings.hidden = !done;
+    this.#details.hidden = !done;
+    this.#downloads.hidden = !done;
     this.#timings.replaceChildren(...(done ? timingItems(photo) : []));
-    this.#cacheBadge.hidden = !done || !photo.cache;
+    this.#cacheBadge.hidden = !photo.cache;
     this.#cacheBadge.textContent = t(photo.cache === "hit" ? "cache.hit" : "cache.miss");
     this.#cacheBadge.dataset.cache = photo.cache ?? "";
   }

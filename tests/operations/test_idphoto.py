@@ -1,0 +1,48 @@
+"""The ID-photo options: a chosen face and nudges join the cache keys only when set, and a nudge
+is checked against the chosen size's ranges."""
+
+from __future__ import annotations
+
+import pytest
+
+from faceflow.errors import OutOfRange
+from faceflow.operations.idphoto import PhotoOptions, sheet_work
+
+
+def test_an_unchosen_face_and_no_nudge_leave_the_keys_as_they_were() -> None:
+    plain = PhotoOptions().work()
+
+    assert {"face", "nudge"}.isdisjoint(plain.cache_params())
+    assert plain.matte_params() == {}
+    assert plain.matte_request(b"x").face is None
+
+
+def test_a_chosen_face_and_a_nudge_have_keys_of_their_own() -> None:
+    chosen = PhotoOptions(face=2, shift_mm=-1.5).work()
+
+    params = chosen.cache_params()
+    assert params["face"] == 2
+    assert params["nudge"] == (
+        '{"head_mm": null, "eye_line_mm": null, "shift_mm": -1.5, "roll_deg": 0.0}'
+    )
+    assert chosen.matte_params() == {"face": 2}
+    assert chosen.matte_request(b"x").face == 2
+    # /v1/id-photo?sheet= puts the chosen face's photo on a sheet: that face's matte, its own key.
+    sheet = sheet_work([(chosen.options, None)], "6inch", face=chosen.face)
+    assert sheet.cache_params()["face"] == 2
+    assert sheet.matte_request(b"x").face == 2
+    assert "face" not in sheet_work([(chosen.options, None)], "6inch").cache_params()
+
+
+@pytest.mark.parametrize(
+    ("spec", "nudge", "low", "high"),
+    [("cn-1inch", {"head_mm": 24.0}, 21, 23.8), ("icao", {"eye_line_mm": 10.0}, 22.5, 31.5)],
+)
+def test_a_nudge_outside_the_chosen_sizes_range_is_out_of_range(
+    spec: str, nudge: dict[str, float], low: float, high: float
+) -> None:
+    with pytest.raises(OutOfRange) as refused:
+        PhotoOptions.model_validate({"spec": spec, **nudge}).work()
+
+    details = refused.value.details
+    assert (details["parameter"], details["min"], details["max"]) == (*nudge, low, high)
