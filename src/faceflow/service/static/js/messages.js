@@ -63,6 +63,8 @@ export function describeError(error, limits = null) {
       return said("error.notFound", "error.notFoundText");
     case "source_expired":
       return said("error.sourceExpired", "error.sourceExpiredText");
+    case "operation_disabled":
+      return said("error.disabled", "error.disabledText");
     case "expired":
       return said("error.expired", "error.expiredText");
     case "job_failed":
