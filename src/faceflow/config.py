@@ -183,6 +183,11 @@ class ModelSettings(_Group):
     intra_op_threads: int = Field(
         1, ge=0, le=64, description="threads per ONNX session; 0 lets onnxruntime decide"
     )
+    segmenter_arena: bool = Field(
+        False,
+        description="keep onnxruntime's memory arena for u2netp: its run about 17 % faster "
+        "(≈ 450 against ≈ 540 ms) for ≈ 440 MB more held in every inference process",
+    )
     index_url: str | None = Field(None, description="package index for `models pull`")
 
 

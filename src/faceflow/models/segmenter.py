@@ -59,10 +59,13 @@ class U2NetpSegmenter:
 
     @classmethod
     def load(cls, store: ModelStore, settings: ModelSettings) -> U2NetpSegmenter:
-        # No arena: its ≈ 290 MB peak is returned after each run instead of held (see
-        # create_session); the inference processes map it in huge pages, so this costs a few %.
+        # No arena by default: its ≈ 290 MB peak is returned after each run instead of held for
+        # the life of the process (see create_session). Mapping it again costs the run about
+        # 20 % (447 against 540 CPU ms, interleaved, huge pages on as in the inference
+        # processes; most of it the kernel zeroing fresh pages), so an operator with memory to
+        # spare can keep the arena (models.segmenter_arena).
         model = store.read_verified(cls.spec)
-        return cls(create_session(cls.spec.name, model, settings, arena=False))
+        return cls(create_session(cls.spec.name, model, settings, arena=settings.segmenter_arena))
 
     def predict(self, rgb_crop: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Alpha in [0, 1], float32, shaped like ``rgb_crop``'s height × width.
