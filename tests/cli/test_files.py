@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceflow.cli.files import FileOutcome, run_files
+from faceflow.cli.files import POOL_AFTER_S, POOL_WORTH_S, FileOutcome, _Progress, run_files
 from faceflow.config import ModelSettings, Settings
 from faceflow.runtime.context import WorkerContext
 
@@ -59,3 +59,37 @@ def test_the_pool_takes_over_from_this_process_and_no_file_runs_twice(
     runners = {o.result for o in outcomes}
     assert os.getpid() in runners  # the first file ran here while the pool loaded
     assert len(runners - {os.getpid()}) >= 1  # the rest in inference processes
+
+
+def which_process(context: WorkerContext, request: bytes) -> int:
+    return os.getpid()
+
+
+def test_a_batch_done_before_a_pool_would_pay_never_starts_one(
+    tmp_path: Path, pulled_model_settings: ModelSettings
+) -> None:
+    files = []
+    for index in range(12):
+        path = tmp_path / f"{index}.bin"
+        path.write_bytes(b"x")
+        files.append(path)
+    outcomes: list[FileOutcome[int]] = []
+
+    run_files(
+        Settings(models=pulled_model_settings), files, bytes, which_process, 2, outcomes.append
+    )
+
+    assert sorted(o.path for o in outcomes) == sorted(files)
+    assert {o.result for o in outcomes} == {os.getpid()}
+
+
+def test_the_pool_is_started_only_for_enough_work_left() -> None:
+    progress = _Progress(started_at=100.0, done=40)
+    # Not before this process has worked POOL_AFTER_S alone, however much is left.
+    assert not progress.pool_pays(10_000, 100.0 + POOL_AFTER_S / 2)
+    now = 100.0 + POOL_AFTER_S
+    per_file = POOL_AFTER_S / 40
+    assert not progress.pool_pays(int(POOL_WORTH_S / per_file) - 1, now)
+    assert progress.pool_pays(int(POOL_WORTH_S / per_file) + 1, now)
+    # A first file still running after POOL_AFTER_S counts as one slow file.
+    assert _Progress(started_at=100.0, done=0).pool_pays(4, 100.0 + POOL_WORTH_S / 4)
