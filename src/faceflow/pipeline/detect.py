@@ -91,10 +91,12 @@ def fit_to_detector(
 
     A large image is first averaged over whole ``k`` × ``k`` blocks (the most that fit the
     shrink; OpenCV's fast integer path), then area-resized by the rest, less than 2×. Straight
-    ``INTER_AREA`` at a fractional ratio cost 6.0 ms per photo over the 77 labelled photos
-    (decoded as for analyze), more than a third of the 640 px pass; this costs 4.2 ms, with the
-    same faces, ages and genders (``bench/detect_levers.py``, ``bench/accuracy.py``). Bilinear
-    for the rest would cost 1.7 ms, but moved the devset's age MAE by 0.1 year.
+    ``INTER_AREA`` at a fractional ratio cost 5.8 ms per photo over the 77 labelled photos
+    (decoded as for analyze; 20 of them large enough for blocks), more than a third of the 640 px
+    pass; this costs 4.4 ms, with the same faces, ages and genders and rolls within 0.6°
+    (``bench/detect_levers.py``, ``bench/accuracy.py``). Bilinear for the rest would cost 1.0 ms,
+    but moved two side-view faces' roll by 1.1° and narrowed the age ranges (73 to 69 % covering
+    the label on the devset).
     """
     height, width = rgb.shape[:2]
     factor = long_side_px / max(height, width)
