@@ -15,6 +15,7 @@ from PIL import Image
 
 from faceflow.config import LimitSettings
 from faceflow.domain import Face
+from faceflow.imaging.colour import rgb_to_bgr
 from faceflow.imaging.ingest import decode_image
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.detect import DetectOptions, SmallFaces, detect_faces, fit_to_detector
@@ -152,7 +153,10 @@ def test_draft_decoded_large_jpeg_gives_full_resolution_coordinates(
     assert_same_faces(from_draft, from_full, tol_px=tolerance)
 
 
-@pytest.mark.parametrize(("width", "height"), [(1280, 720), (320, 240), (640, 640), (500, 900)])
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(1280, 720), (320, 240), (640, 640), (500, 900), (2600, 1900), (3001, 401)],
+)
 def test_fit_to_detector_makes_the_long_side_640(width: int, height: int) -> None:
     rgb = np.zeros((height, width, 3), np.uint8)
 
@@ -161,6 +165,37 @@ def test_fit_to_detector_makes_the_long_side_640(width: int, height: int) -> Non
     assert max(small.shape[:2]) == 640
     assert small.shape[1] * back == pytest.approx(width, abs=back)
     assert small.shape[0] * back == pytest.approx(height, abs=back)
+
+
+def test_shrinking_for_the_detector_averages_fine_detail_away() -> None:
+    # One-pixel stripes: an anti-aliased shrink leaves even grey; point sampling leaves stripes.
+    rgb = np.zeros((1300, 1900, 3), np.uint8)
+    rgb[:, ::2] = 255
+
+    small, _ = fit_to_detector(rgb)
+
+    assert np.abs(small.astype(np.int16) - 128).max() <= 2
+
+
+@pytest.mark.parametrize("photo", ["two_people.jpg", "obama.jpg", "portrait_1.jpg"])
+def test_the_block_shrink_finds_the_faces_a_plain_area_shrink_finds(
+    model_set: ModelSet, testdata: Path, photo: str
+) -> None:
+    rgb = decode_image((testdata / photo).read_bytes(), LimitSettings()).rgb
+    small, back = fit_to_detector(rgb)
+    size = (small.shape[1], small.shape[0])
+    area = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+    ours = model_set.detector.detect(rgb_to_bgr(small), 0.7, 0.3)
+    reference = model_set.detector.detect(rgb_to_bgr(np.asarray(area, np.uint8)), 0.7, 0.3)
+
+    assert back > 1.0
+    assert len(ours) == len(reference) >= 1
+    for box, marks in zip(reference.boxes, reference.landmarks, strict=True):
+        match = int(np.abs(ours.boxes - box).max(axis=1).argmin())
+        tolerance = 0.03 * float(box[2] - box[0])
+        np.testing.assert_allclose(ours.boxes[match], box, atol=tolerance)
+        np.testing.assert_allclose(ours.landmarks[match], marks, atol=tolerance)
 
 
 @pytest.mark.parametrize("factor", [0.5, 2.0])
