@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/matting.py [--subjects NAME ...] [--json]
 
-Needs the ``bench`` extra (``pip install -e '.[bench]'``: pymatting, for the reference mattes).
+Needs the ``matting`` extra (``pip install -e '.[matting]'``: pymatting, for the reference mattes).
 
 Reference cut-outs (alpha and foreground colour) are made here, in memory, from portraits shot
 against a plain backdrop (``portrait_2.jpg`` from ``../shared/testdata``, ``df_img11/12/14.jpg``

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from faceflow.cli.main import app
@@ -92,3 +94,31 @@ def test_a_file_that_is_no_image_is_a_usage_error(live_server: LiveServer, tmp_p
 
     assert result.exit_code == 2
     assert "not a JPEG" in result.output
+
+
+def test_a_plot_without_matplotlib_is_refused_before_the_sweep(
+    testdata: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """matplotlib comes with the `bench` extra; without it --plot says so at once. The URL
+    answers nothing: had the sweep started, the command would fail differently."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "matplotlib" else find_spec(name, *args),
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "http://127.0.0.1:9",
+            "-i",
+            str(testdata / "obama_small.jpg"),
+            "--plot",
+            str(tmp_path / "sweep.png"),
+        ],
+        env=WIDE,
+    )
+    assert result.exit_code == 2, result.output
+    assert "pip install 'faceflow[bench]'" in result.output
+    assert not (tmp_path / "sweep.png").exists()

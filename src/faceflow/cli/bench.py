@@ -73,8 +73,14 @@ def bench(
     repeat a small warmed set. Errors are counted by status and by the error code header.
     """
     import asyncio
+    import importlib.util
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if plot is not None and importlib.util.find_spec("matplotlib") is None:
+        # Checked before the sweep: a long run must not end without the chart it was asked for.
+        err.print("--plot needs matplotlib: pip install 'faceflow[bench]'", markup=False)
+        raise typer.Exit(2)
 
     from faceflow.bench.load import LoadGenerator, LoadPlan
     from faceflow.bench.report import plot_results, results_table
