@@ -8,10 +8,11 @@ Starts its own ``redis-server`` (AOF, on a free loopback port) and ``faceflow wo
 stops them by PID, and prints one table:
 
 * compute ceiling: the pipeline in this process, one image at a time, one thread, × cores;
-* drain: ``--jobs`` distinct jobs (the same photo with a unique JPEG comment each) enqueued for 1,
-  then 2 worker processes that have loaded their models; throughput counts from the first job's
-  start to the last job's end (RQ's own timestamps) and is compared with the ceiling for as many
-  cores; the workers' CPU per job (from /proc) shows the queue's overhead even on a busy machine;
+* drain: ``--jobs`` distinct jobs (the same photo with a unique JPEG comment each) queued while 1,
+  then 2 worker processes that have loaded their models are suspended, then let go; throughput
+  counts from the first job's start to the last job's end (RQ's own timestamps) and is
+  compared with the ceiling for as many cores; the workers' CPU per job (from /proc) shows the
+  queue's overhead even on a busy machine;
 * recovery: a job held in a worker for a few seconds (the test fault hook of
   ``tests/jobs/faults.py``, injected in code) is SIGKILLed mid-job while a backlog of
   ``--backlog`` jobs waits behind it; the time from the kill to the job finished on another
@@ -217,9 +218,16 @@ def drain(
     try:
         fleet.wait_ready(processes)
         pids = fleet.workers()
-        cpu_before = cpu_seconds(pids)
-        ids = asyncio.run(enqueue(settings, data, jobs, operation))
         connection = Redis.from_url(url)
+        # The queue is filled first, with the workers suspended, so the drain measures the
+        # workers and not the enqueuing client beside them on the same cores (which had cost
+        # one worker a third of its rate). An idle worker is already blocked in its dequeue
+        # and would take one job despite the suspension: let that dequeue time out first.
+        suspend(connection)
+        time.sleep(DEQUEUE_WAIT_S)
+        ids = asyncio.run(enqueue(settings, data, jobs, operation))
+        cpu_before = cpu_seconds(pids)
+        resume(connection)
         deadline = time.monotonic() + 600
         while True:
             found = Job.fetch_many(ids, connection=connection, serializer=JSONSerializer)
