@@ -25,8 +25,8 @@ from faceflow.operations.faces import FaceWork
 from faceflow.pipeline.detect import DetectOptions
 from faceflow.service.hotpath import FACE_PATHS, HotPath, face_work
 from faceflow.service.routes import faces
-from tests.fixtures.live_server import LiveServer, LiveServerFactory
-from tests.service.in_process import InProcess
+from tests.fixtures.live_server import LiveServer
+from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.option_queries import DETECT_OPTIONS, face_values, queries
 from tests.service.support import assert_error, fresh
 
@@ -144,23 +144,25 @@ def test_a_fast_hit_answers_the_routes_body_and_headers(
     )
 
 
-def test_fast_path_applies_the_api_key_and_charges_the_rate_limit_once(
-    live_server_factory: LiveServerFactory, face_jpeg: bytes
+@pytest.mark.asyncio(loop_scope="session")
+async def test_fast_path_applies_the_api_key_and_charges_the_rate_limit_once(
+    face_jpeg: bytes,
 ) -> None:
     key = "hot-path-key"
-    server = live_server_factory(
-        RUNTIME__PROCESSES=1,
-        SERVER__API_KEY_HASHES=f'["{hashlib.sha256(key.encode()).hexdigest()}"]',
-        SERVER__RATE_LIMIT="3/minute",
+    settings = app_settings(
+        server={
+            "api_key_hashes": [hashlib.sha256(key.encode()).hexdigest()],
+            "rate_limit": "3/minute",
+        }
     )
     image = fresh(face_jpeg)
     auth = {"Authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=server.url, timeout=60) as client:
-        assert client.post("/v1/detect", content=image).status_code == 401
-        miss = client.post("/v1/detect", content=image, headers=auth)
-        hit = client.post("/v1/detect", content=image, headers=auth)
-        third = client.post("/v1/detect", content=image, headers=auth)
-        limited = client.post("/v1/detect", content=image, headers=auth)
+    async with running_app(settings) as running, running.client() as client:
+        assert (await client.post("/v1/detect", content=image)).status_code == 401
+        miss = await client.post("/v1/detect", content=image, headers=auth)
+        hit = await client.post("/v1/detect", content=image, headers=auth)
+        third = await client.post("/v1/detect", content=image, headers=auth)
+        limited = await client.post("/v1/detect", content=image, headers=auth)
     # The miss went through the fast path's checks and then the route: charged once, not twice.
     assert [miss.status_code, hit.status_code, third.status_code] == [200, 200, 200]
     assert miss.headers["x-cache"] == "miss"

@@ -1,24 +1,31 @@
-"""The job API over HTTP: the embedded runner on the default server, and scale-out with two API
-processes and two ``faceflow worker`` processes sharing a queue Redis (AOF) and a cache Redis."""
+"""The job API over HTTP: the embedded runner of the session's in-process app, and scale-out with
+two API nodes (each the real app in this process, tests/service/in_process.py) and two
+``faceflow worker`` processes sharing a queue Redis (AOF) and a cache Redis: the nodes share
+nothing but the two Redis servers, as separate API processes would."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from redis import Redis
 from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
-from faceflow.config import DEFAULT_PUBLIC_PATHS, ModelSettings
-from tests.fixtures.live_server import LiveServer, LiveServerFactory
+from faceflow.config import DEFAULT_PUBLIC_PATHS, ModelSettings, Settings
+from tests.fixtures.live_server import Scrape
 from tests.fixtures.redis_server import RedisProcess, RedisServerFactory
 from tests.jobs.support import QUEUE, WorkerFleet, variant, worker_env
+from tests.service.in_process import InProcess, app_settings, running_app
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 TIMEOUT_S = 60.0
 KEY_A, KEY_B = "key-alpha-for-tests", "key-bravo-for-tests"
@@ -28,11 +35,24 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def poll(client: httpx.Client, handle: str, headers: dict[str, str] | None = None) -> Any:
+Cluster = tuple[InProcess, InProcess, WorkerFleet, RedisProcess]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(service_app: InProcess) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the session's in-process app, whose jobs run on its embedded runner (in place
+    of tests/service/conftest.py's client of the live server)."""
+    async with service_app.client() as http:
+        yield http
+
+
+async def poll(
+    client: httpx.AsyncClient, handle: str, headers: dict[str, str] | None = None
+) -> Any:
     """GET the job until it is done (503 while a queue restarts is tolerated)."""
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
-        response = client.get(f"/v1/jobs/{handle}", headers=headers)
+        response = await client.get(f"/v1/jobs/{handle}", headers=headers)
         if response.status_code == 200 and response.json()["status"] in {
             "finished",
             "failed",
@@ -40,14 +60,14 @@ def poll(client: httpx.Client, handle: str, headers: dict[str, str] | None = Non
         }:
             return response.json()
         assert response.status_code in (200, 503), response.text
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
     raise TimeoutError(f"job {handle} not done in {TIMEOUT_S} s")
 
 
-def submit(
-    client: httpx.Client, data: bytes, operation: str = "analyze", **params: Any
+async def submit(
+    client: httpx.AsyncClient, data: bytes, operation: str = "analyze", **params: Any
 ) -> httpx.Response:
-    return client.post(
+    return await client.post(
         "/v1/jobs",
         params={"operation": operation, **params},
         content=data,
@@ -55,44 +75,48 @@ def submit(
     )
 
 
-def test_embedded_job_result_equals_the_sync_answer(client: httpx.Client, face_jpeg: bytes) -> None:
+async def test_embedded_job_result_equals_the_sync_answer(
+    client: httpx.AsyncClient, face_jpeg: bytes
+) -> None:
     data = variant(face_jpeg)
-    accepted = submit(client, data, attributes="age,gender")
+    accepted = await submit(client, data, attributes="age,gender")
     assert accepted.status_code == 202, accepted.text
     body = accepted.json()
     assert accepted.headers["Location"] == body["status_url"]
     assert len(body["handle"]) == 32
-    done = poll(client, body["handle"])
+    done = await poll(client, body["handle"])
     assert done["status"] == "finished"
-    result = client.get(f"/v1/jobs/{body['handle']}/result")
+    result = await client.get(f"/v1/jobs/{body['handle']}/result")
     assert result.status_code == 200
-    sync = client.post("/v1/analyze", content=data, headers={"Content-Type": "image/jpeg"})
+    sync = await client.post("/v1/analyze", content=data, headers={"Content-Type": "image/jpeg"})
     assert sync.headers["X-Cache"] == "hit"  # the job's result is the sync endpoint's cache entry
     assert result.content == sync.content
     assert done["result"] == json.loads(sync.content)
 
 
-def test_embedded_annotate_job_serves_its_image(client: httpx.Client, face_jpeg: bytes) -> None:
-    handle = submit(client, variant(face_jpeg), "annotate", format="png").json()["handle"]
-    done = poll(client, handle)
+async def test_embedded_annotate_job_serves_its_image(
+    client: httpx.AsyncClient, face_jpeg: bytes
+) -> None:
+    handle = (await submit(client, variant(face_jpeg), "annotate", format="png")).json()["handle"]
+    done = await poll(client, handle)
     assert done["media_type"] == "image/png"
     assert "result" not in done
-    image = client.get(done["result_url"])
+    image = await client.get(done["result_url"])
     assert image.headers["content-type"] == "image/png"
     assert image.content.startswith(b"\x89PNG")
 
 
-def test_embedded_id_photo_job_equals_the_sync_photo(
-    client: httpx.Client, face_jpeg: bytes
+async def test_embedded_id_photo_job_equals_the_sync_photo(
+    client: httpx.AsyncClient, face_jpeg: bytes
 ) -> None:
     data = variant(face_jpeg)
     options = {"spec": "us-passport", "background": "blue"}
-    handle = submit(client, data, "id-photo", **options).json()["handle"]
-    done = poll(client, handle)
+    handle = (await submit(client, data, "id-photo", **options)).json()["handle"]
+    done = await poll(client, handle)
     assert done["status"] == "finished", done
     assert done["media_type"] == "image/jpeg"
-    photo = client.get(done["result_url"])
-    sync = client.post(
+    photo = await client.get(done["result_url"])
+    sync = await client.post(
         "/v1/id-photo", params=options, content=data, headers={"Content-Type": "image/jpeg"}
     )
     assert sync.status_code == 200
@@ -100,14 +124,16 @@ def test_embedded_id_photo_job_equals_the_sync_photo(
     assert photo.content == sync.content
 
 
-def test_embedded_sheet_job_equals_the_sync_sheet(client: httpx.Client, face_jpeg: bytes) -> None:
+async def test_embedded_sheet_job_equals_the_sync_sheet(
+    client: httpx.AsyncClient, face_jpeg: bytes
+) -> None:
     data = variant(face_jpeg)
     options = {"layout": "cn-1inch:2,cn-2inch:1", "sheet": "5inch", "background": "red"}
-    handle = submit(client, data, "id-photo-sheet", **options).json()["handle"]
-    done = poll(client, handle)
+    handle = (await submit(client, data, "id-photo-sheet", **options)).json()["handle"]
+    done = await poll(client, handle)
     assert done["status"] == "finished", done
-    sheet = client.get(done["result_url"])
-    sync = client.post(
+    sheet = await client.get(done["result_url"])
+    sync = await client.post(
         "/v1/id-photo/sheet", params=options, content=data, headers={"Content-Type": "image/jpeg"}
     )
     assert sync.status_code == 200
@@ -124,50 +150,49 @@ def test_embedded_sheet_job_equals_the_sync_sheet(client: httpx.Client, face_jpe
         ({"operation": "detect", "threshold": "7"}, 400, "invalid_parameter"),
     ],
 )
-def test_bad_submissions(
-    client: httpx.Client, face_jpeg: bytes, params: dict[str, str], status: int, code: str
+async def test_bad_submissions(
+    client: httpx.AsyncClient, face_jpeg: bytes, params: dict[str, str], status: int, code: str
 ) -> None:
-    response = client.post("/v1/jobs", params=params, content=face_jpeg)
+    response = await client.post("/v1/jobs", params=params, content=face_jpeg)
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
 
 
-def test_unknown_handles_are_404(client: httpx.Client) -> None:
+async def test_unknown_handles_are_404(client: httpx.AsyncClient) -> None:
     for path in ("/v1/jobs/nope", "/v1/jobs/" + "x" * 32, "/v1/jobs/" + "x" * 32 + "/result"):
-        response = client.get(path)
+        response = await client.get(path)
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
 
 
-def test_openapi_declares_every_job_status(client: httpx.Client) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
+async def test_openapi_declares_every_job_status(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
     assert set(paths["/v1/jobs"]["post"]["responses"]) >= {"202", "400", "413", "503"}
     assert set(paths["/v1/jobs/{handle}"]["get"]["responses"]) >= {"200", "404", "503"}
     assert set(paths["/v1/jobs/{handle}"]["delete"]["responses"]) >= {"200", "404", "409"}
     assert set(paths["/v1/jobs/{handle}/result"]["get"]["responses"]) >= {"200", "409", "422"}
 
 
-@pytest.fixture(scope="module")
-def cluster(
+def node_settings(queue_url: str, cache_url: str) -> Settings:
+    """An API node of the cluster: jobs on the queue Redis, results in the cache Redis."""
+    digests = [hashlib.sha256(k.encode()).hexdigest() for k in (KEY_A, KEY_B)]
+    return app_settings(
+        jobs={"redis_url": queue_url, "queue_name": QUEUE, "max_queued": 3},
+        cache={"redis_url": cache_url},
+        # /metrics is scraped without a key, as a Prometheus on a private network would.
+        server={"api_key_hashes": digests, "public_paths": [*DEFAULT_PUBLIC_PATHS, "/metrics"]},
+    )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cluster(
     redis_server_factory: RedisServerFactory,
-    live_server_factory: LiveServerFactory,
     pulled_model_settings: ModelSettings,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[LiveServer, LiveServer, WorkerFleet, RedisProcess]]:
-    """Two API processes and two worker processes; a queue Redis (AOF) and a cache Redis."""
+) -> AsyncIterator[Cluster]:
+    """Two API nodes and two worker processes; a queue Redis (AOF) and a cache Redis."""
     queue_redis = redis_server_factory(appendonly=True)
     cache_redis = redis_server_factory()
-    digests = json.dumps([hashlib.sha256(k.encode()).hexdigest() for k in (KEY_A, KEY_B)])
-    env = {
-        "JOBS__REDIS_URL": queue_redis.url,
-        "JOBS__QUEUE_NAME": QUEUE,
-        "JOBS__MAX_QUEUED": 3,
-        "CACHE__REDIS_URL": cache_redis.url,
-        "SERVER__API_KEY_HASHES": digests,
-        # Scraped without a key, as a Prometheus on a private network would.
-        "SERVER__PUBLIC_PATHS": json.dumps([*DEFAULT_PUBLIC_PATHS, "/metrics"]),
-    }
-    apis = [live_server_factory(wait=False, **env) for _ in range(2)]
     fleet = WorkerFleet(
         worker_env(
             pulled_model_settings.dir,
@@ -178,54 +203,57 @@ def cluster(
         tmp_path_factory.mktemp("cluster") / "workers.log",
     ).start(wait=False)
     try:
-        for api in apis:
-            api.wait_ready()
-        fleet.wait_workers(2)
-        yield apis[0], apis[1], fleet, queue_redis
+        async with (
+            running_app(node_settings(queue_redis.url, cache_redis.url)) as a,
+            running_app(node_settings(queue_redis.url, cache_redis.url)) as b,
+        ):
+            await asyncio.to_thread(fleet.wait_workers, 2)
+            yield a, b, fleet, queue_redis
     finally:
         fleet.stop()
-        for api in apis:
-            api.stop()
 
 
-@pytest.fixture
-def clients(
-    cluster: tuple[LiveServer, LiveServer, WorkerFleet, RedisProcess],
-) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+@pytest_asyncio.fixture(loop_scope="session")
+async def clients(cluster: Cluster) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     a, b, fleet, _ = cluster
-    fleet.wait_workers(2)
-    with (
-        httpx.Client(base_url=a.url, timeout=TIMEOUT_S, headers=bearer(KEY_A)) as ca,
-        httpx.Client(base_url=b.url, timeout=TIMEOUT_S, headers=bearer(KEY_A)) as cb,
-    ):
+    await asyncio.to_thread(fleet.wait_workers, 2)
+    async with a.client(headers=bearer(KEY_A)) as ca, b.client(headers=bearer(KEY_A)) as cb:
         yield ca, cb
 
 
+async def scrape(node: InProcess) -> Scrape:
+    """``/metrics`` of ``node``, asked without a key."""
+    async with node.client() as http:
+        response = await http.get("/metrics")
+    response.raise_for_status()
+    return Scrape(response.text)
+
+
 @pytest.mark.redis
-def test_scale_out_submit_on_one_node_poll_on_another(
-    clients: tuple[httpx.Client, httpx.Client], face_jpeg: bytes
+async def test_scale_out_submit_on_one_node_poll_on_another(
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient], face_jpeg: bytes
 ) -> None:
     node_a, node_b = clients
     data = variant(face_jpeg)
-    handle = submit(node_a, data).json()["handle"]
-    done = poll(node_b, handle)
+    handle = (await submit(node_a, data)).json()["handle"]
+    done = await poll(node_b, handle)
     assert done["status"] == "finished"
     assert done["attempts"] == 1
-    result = node_b.get(f"/v1/jobs/{handle}/result")
-    sync = node_a.post("/v1/analyze", content=data, headers={"Content-Type": "image/jpeg"})
+    result = await node_b.get(f"/v1/jobs/{handle}/result")
+    sync = await node_a.post("/v1/analyze", content=data, headers={"Content-Type": "image/jpeg"})
     assert sync.headers["X-Cache"] == "hit"  # the worker stored it in the shared cache
     assert result.content == sync.content
     # and the other way round: a sync result (shared cache) finishes a job at submission
     fresh = variant(face_jpeg)
-    node_b.post("/v1/analyze", content=fresh, headers={"Content-Type": "image/jpeg"})
-    cached = submit(node_a, fresh).json()
+    await node_b.post("/v1/analyze", content=fresh, headers={"Content-Type": "image/jpeg"})
+    cached = (await submit(node_a, fresh)).json()
     assert (cached["status"], cached["from_cache"]) == ("finished", True)
 
 
 @pytest.mark.redis
-def test_scale_out_duplicates_run_once(
-    cluster: tuple[LiveServer, LiveServer, WorkerFleet, RedisProcess],
-    clients: tuple[httpx.Client, httpx.Client],
+async def test_scale_out_duplicates_run_once(
+    cluster: Cluster,
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
     face_jpeg: bytes,
 ) -> None:
     node_a, node_b = clients
@@ -233,61 +261,65 @@ def test_scale_out_duplicates_run_once(
     finished = FinishedJobRegistry(QUEUE, connection=queue, serializer=JSONSerializer)
     before = finished.count
     data = variant(face_jpeg)
-    handles = [submit(node, data).json()["handle"] for node in (node_a, node_b, node_a, node_b)]
+    handles = [
+        (await submit(node, data)).json()["handle"] for node in (node_a, node_b, node_a, node_b)
+    ]
     assert len(set(handles)) == 4
-    records = [poll(node_a, h) for h in handles]
+    records = [await poll(node_a, h) for h in handles]
     assert {r["status"] for r in records} == {"finished"}
     assert finished.count - before == 1
     queue.close()
 
 
 @pytest.mark.redis
-def test_scale_out_handles_are_private_to_their_key(
-    clients: tuple[httpx.Client, httpx.Client], face_jpeg: bytes
+async def test_scale_out_handles_are_private_to_their_key(
+    cluster: Cluster, clients: tuple[httpx.AsyncClient, httpx.AsyncClient], face_jpeg: bytes
 ) -> None:
     node_a, node_b = clients
-    handle = submit(node_a, variant(face_jpeg)).json()["handle"]
-    other = node_b.get(f"/v1/jobs/{handle}", headers=bearer(KEY_B))
+    handle = (await submit(node_a, variant(face_jpeg))).json()["handle"]
+    other = await node_b.get(f"/v1/jobs/{handle}", headers=bearer(KEY_B))
     assert other.status_code == 404
-    assert node_b.delete(f"/v1/jobs/{handle}", headers=bearer(KEY_B)).status_code == 404
-    anonymous = httpx.get(f"{node_b.base_url}/v1/jobs/{handle}", timeout=TIMEOUT_S)
+    assert (await node_b.delete(f"/v1/jobs/{handle}", headers=bearer(KEY_B))).status_code == 404
+    async with cluster[1].client() as without_key:
+        anonymous = await without_key.get(f"/v1/jobs/{handle}")
     assert anonymous.status_code == 401
-    assert poll(node_b, handle)["status"] == "finished"
+    assert (await poll(node_b, handle))["status"] == "finished"
 
 
 @pytest.mark.redis
-def test_scale_out_queue_full_and_cancel(
-    cluster: tuple[LiveServer, LiveServer, WorkerFleet, RedisProcess],
-    clients: tuple[httpx.Client, httpx.Client],
+async def test_scale_out_queue_full_and_cancel(
+    cluster: Cluster,
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
     face_jpeg: bytes,
 ) -> None:
     node_a, node_b = clients
     api_a, api_b, fleet, _ = cluster
-    submitted_on_b = api_b.metrics().value("faceflow_jobs", event="submitted")
-    held = [submit(node_a, variant(face_jpeg, "FF-HOLD"), "detect") for _ in range(2)]
+    submitted_on_b = (await scrape(api_b)).value("faceflow_jobs", event="submitted")
+    held = [await submit(node_a, variant(face_jpeg, "FF-HOLD"), "detect") for _ in range(2)]
     assert all(r.status_code == 202 for r in held)
     deadline = time.monotonic() + TIMEOUT_S
     while len([w for w in fleet.live_workers() if w.get_state() == "busy"]) < 2:
         assert time.monotonic() < deadline, "workers never picked up the held jobs"
-        time.sleep(0.05)
-    queued = [submit(node_b, variant(face_jpeg), "detect") for _ in range(3)]
+        await asyncio.sleep(0.05)
+    queued = [await submit(node_b, variant(face_jpeg), "detect") for _ in range(3)]
     assert [r.status_code for r in queued] == [202, 202, 202]
-    full = submit(node_a, variant(face_jpeg), "detect")
+    full = await submit(node_a, variant(face_jpeg), "detect")
     assert full.status_code == 503
     assert full.json()["error"]["code"] == "queue_full"
     assert int(full.headers["Retry-After"]) >= 1
     # Both nodes report the one shared queue; each counts what it accepted.
-    assert api_a.metrics()["faceflow_jobs_queued"] == 3
-    assert api_b.metrics()["faceflow_jobs_queued"] == 3
-    assert api_b.metrics().value("faceflow_jobs", event="submitted") - submitted_on_b == 3
+    assert (await scrape(api_a))["faceflow_jobs_queued"] == 3
+    on_b = await scrape(api_b)
+    assert on_b["faceflow_jobs_queued"] == 3
+    assert on_b.value("faceflow_jobs", event="submitted") - submitted_on_b == 3
 
     victim = queued[0].json()["handle"]
-    canceled = node_a.delete(f"/v1/jobs/{victim}")
+    canceled = await node_a.delete(f"/v1/jobs/{victim}")
     assert canceled.status_code == 200
     assert canceled.json()["status"] == "canceled"
-    assert node_b.get(f"/v1/jobs/{victim}/result").status_code == 409
+    assert (await node_b.get(f"/v1/jobs/{victim}/result")).status_code == 409
     for response in [*held, *queued[1:]]:
-        assert poll(node_b, response.json()["handle"])["status"] == "finished"
-    assert poll(node_b, victim)["status"] == "canceled"
+        assert (await poll(node_b, response.json()["handle"]))["status"] == "finished"
+    assert (await poll(node_b, victim))["status"] == "canceled"
     finished = held[0].json()["handle"]
-    assert node_a.delete(f"/v1/jobs/{finished}").status_code == 409
+    assert (await node_a.delete(f"/v1/jobs/{finished}")).status_code == 409

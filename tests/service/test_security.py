@@ -1,32 +1,31 @@
-"""API keys and per-client rate limits through a real server (service/security.py, guard.py)."""
+"""API keys and per-client rate limits through the real app (service/security.py, guard.py)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from faceflow.service.security import hash_api_key
-from tests.fixtures.live_server import LiveServer, LiveServerFactory, Scrape
-from tests.service.conftest import CLIENT_TIMEOUT_S
+from tests.fixtures.live_server import Scrape
+from tests.service.in_process import app_settings, running_app
 from tests.service.support import assert_error
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 # One key per test, so that no test spends another's rate-limit budget.
 KEYS = {name: f"ff-test-{name}-key" for name in ("auth", "limited", "other", "probe")}
 RATE = "3/minute"
 
 
-@pytest.fixture(scope="module")
-def guarded_server(live_server_factory: LiveServerFactory) -> LiveServer:
-    hashes = json.dumps([hash_api_key(key) for key in KEYS.values()])
-    return live_server_factory(SERVER__API_KEY_HASHES=hashes, SERVER__RATE_LIMIT=RATE)
-
-
-@pytest.fixture
-def guarded(guarded_server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=guarded_server.url, timeout=CLIENT_TIMEOUT_S) as http:
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def guarded() -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app that wants a key and limits each key to ``RATE``."""
+    hashes = [hash_api_key(key) for key in KEYS.values()]
+    settings = app_settings(server={"api_key_hashes": hashes, "rate_limit": RATE})
+    async with running_app(settings) as running, running.client() as http:
         yield http
 
 
@@ -34,67 +33,74 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def test_api_key_is_required_on_v1(guarded: httpx.Client, face_jpeg: bytes) -> None:
-    assert_error(guarded.post("/v1/detect", content=face_jpeg), 401, "unauthorized")
-    assert_error(guarded.get("/v1/info"), 401, "unauthorized")
+async def test_api_key_is_required_on_v1(guarded: httpx.AsyncClient, face_jpeg: bytes) -> None:
+    assert_error(await guarded.post("/v1/detect", content=face_jpeg), 401, "unauthorized")
+    assert_error(await guarded.get("/v1/info"), 401, "unauthorized")
     assert_error(
-        guarded.post("/v1/detect", content=face_jpeg, headers=bearer("not-a-key")), 403, "forbidden"
+        await guarded.post("/v1/detect", content=face_jpeg, headers=bearer("not-a-key")),
+        403,
+        "forbidden",
     )
-    wrong = guarded.post("/v1/detect", content=face_jpeg, headers={"X-API-Key": "nope"})
+    wrong = await guarded.post("/v1/detect", content=face_jpeg, headers={"X-API-Key": "nope"})
     assert_error(wrong, 403, "forbidden")
     # A scheme other than Bearer presents no key.
-    basic = guarded.post("/v1/detect", content=face_jpeg, headers={"Authorization": "Basic eA=="})
+    basic = await guarded.post(
+        "/v1/detect", content=face_jpeg, headers={"Authorization": "Basic eA=="}
+    )
     assert_error(basic, 401, "unauthorized")
 
     key = KEYS["auth"]
-    by_bearer = guarded.post("/v1/detect", content=face_jpeg, headers=bearer(key))
-    by_header = guarded.post("/v1/detect", content=face_jpeg, headers={"X-API-Key": key})
+    by_bearer = await guarded.post("/v1/detect", content=face_jpeg, headers=bearer(key))
+    by_header = await guarded.post("/v1/detect", content=face_jpeg, headers={"X-API-Key": key})
     assert (by_bearer.status_code, by_header.status_code) == (200, 200)
     assert by_bearer.json() == by_header.json()
     assert by_bearer.json()["face_count"] == 1
 
 
-def test_health_and_readiness_are_open_docs_and_metrics_need_a_key(
-    guarded: httpx.Client,
+async def test_health_and_readiness_are_open_docs_and_metrics_need_a_key(
+    guarded: httpx.AsyncClient,
 ) -> None:
     for path in ("/healthz", "/readyz", "/"):
-        assert guarded.get(path).status_code == 200, path
+        assert (await guarded.get(path)).status_code == 200, path
     for path in ("/openapi.json", "/docs", "/metrics"):
-        assert_error(guarded.get(path), 401, "unauthorized")
-        assert guarded.get(path, headers=bearer(KEYS["probe"])).status_code == 200, path
+        assert_error(await guarded.get(path), 401, "unauthorized")
+        assert (await guarded.get(path, headers=bearer(KEYS["probe"]))).status_code == 200, path
 
 
-def test_rate_limit_is_per_key(guarded: httpx.Client, face_jpeg: bytes) -> None:
+async def test_rate_limit_is_per_key(guarded: httpx.AsyncClient, face_jpeg: bytes) -> None:
     limited = bearer(KEYS["limited"])
     statuses = [
-        guarded.post("/v1/detect", content=face_jpeg, headers=limited).status_code for _ in range(3)
+        (await guarded.post("/v1/detect", content=face_jpeg, headers=limited)).status_code
+        for _ in range(3)
     ]
     assert statuses == [200, 200, 200]
-    refused = guarded.post("/v1/detect", content=face_jpeg, headers=limited)
+    refused = await guarded.post("/v1/detect", content=face_jpeg, headers=limited)
     error = assert_error(refused, 429, "rate_limited")
     assert error["limit"] == "3 per 1 minute"
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     # Other routes under the same guard share the key's budget.
-    assert_error(guarded.get("/v1/info", headers=limited), 429, "rate_limited")
+    assert_error(await guarded.get("/v1/info", headers=limited), 429, "rate_limited")
 
-    other = guarded.post("/v1/detect", content=face_jpeg, headers={"X-API-Key": KEYS["other"]})
+    other = await guarded.post(
+        "/v1/detect", content=face_jpeg, headers={"X-API-Key": KEYS["other"]}
+    )
     assert other.status_code == 200, other.text
 
 
-def scrape(guarded: httpx.Client) -> Scrape:
+async def scrape(guarded: httpx.AsyncClient) -> Scrape:
     """``/metrics`` of the guarded server, which needs a key like every non-public path."""
-    response = guarded.get("/metrics", headers=bearer(KEYS["probe"]))
+    response = await guarded.get("/metrics", headers=bearer(KEYS["probe"]))
     response.raise_for_status()
     return Scrape(response.text)
 
 
-def test_refusals_are_counted(guarded: httpx.Client) -> None:
-    before = scrape(guarded)
+async def test_refusals_are_counted(guarded: httpx.AsyncClient) -> None:
+    before = await scrape(guarded)
     probe = bearer(KEYS["probe"])
     for _ in range(4):
-        guarded.get("/v1/info", headers=probe)
-    guarded.get("/v1/info")
-    after = scrape(guarded)
+        await guarded.get("/v1/info", headers=probe)
+    await guarded.get("/v1/info")
+    after = await scrape(guarded)
     assert (
         after.value("faceflow_rate_limited_total") - before.value("faceflow_rate_limited_total")
         == 1

@@ -1,26 +1,29 @@
 """Two API nodes sharing one real Redis, and Redis failing under them (state.py's cache path).
 
-``hot`` keeps an in-process cache; ``cold`` has none (``CACHE__MEMORY_BYTES=0``), so every hit
-it answers came from Redis and every Redis failure shows on it.
+Each node is the real app in this process (tests/service/in_process.py): what is shared between
+them is Redis alone. ``hot`` keeps an in-process cache; ``cold`` has none (``memory_bytes=0``), so
+every hit it answers came from Redis and every Redis failure shows on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
+import pytest_asyncio
 from redis import Redis
 
-from tests.fixtures.live_server import LiveServer, LiveServerFactory
+from tests.fixtures.live_server import Scrape
 from tests.fixtures.redis_server import RedisProcess
-from tests.service.conftest import CLIENT_TIMEOUT_S
+from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import fresh
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.asyncio(loop_scope="session")]
 
 # The product's bound: a hung Redis must not delay any request by more than this.
 REDIS_DELAY_BOUND_S = 0.2
@@ -31,36 +34,37 @@ SETTLE_S = 30.0
 
 @dataclass
 class Node:
-    server: LiveServer
-    http: httpx.Client
+    app: InProcess
+    http: httpx.AsyncClient
 
-    def post(self, image: bytes) -> httpx.Response:
-        response = self.http.post("/v1/detect", content=image)
+    async def post(self, image: bytes) -> httpx.Response:
+        response = await self.http.post("/v1/detect", content=image)
         assert response.status_code == 200, response.text
         return response
 
-    def timed(self, image: bytes) -> tuple[float, httpx.Response]:
+    async def timed(self, image: bytes) -> tuple[float, httpx.Response]:
         start = time.perf_counter()
-        response = self.post(image)
+        response = await self.post(image)
         return time.perf_counter() - start, response
 
-    def breaker_open(self) -> float:
-        return self.server.metrics().value("faceflow_redis_breaker_open")
+    async def metrics(self) -> Scrape:
+        response = await self.http.get("/metrics")
+        response.raise_for_status()
+        return Scrape(response.text)
+
+    async def breaker_open(self) -> float:
+        return (await self.metrics()).value("faceflow_redis_breaker_open")
 
 
-@pytest.fixture(scope="module")
-def redis_nodes(
-    live_server_factory: LiveServerFactory, redis_server: RedisProcess
-) -> Iterator[tuple[Node, Node]]:
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def redis_nodes(redis_server: RedisProcess) -> AsyncIterator[tuple[Node, Node]]:
     """(hot, cold): both on the session's Redis, whose port survives kill and restart."""
-    common = {"CACHE__REDIS_URL": redis_server.url, "CACHE__BREAKER_RESET_S": BREAKER_RESET_S}
-    hot = live_server_factory(wait=False, **common)
-    cold = live_server_factory(wait=False, CACHE__MEMORY_BYTES=0, **common)
-    hot.wait_ready()
-    cold.wait_ready()
-    with (
-        httpx.Client(base_url=hot.url, timeout=CLIENT_TIMEOUT_S) as hot_http,
-        httpx.Client(base_url=cold.url, timeout=CLIENT_TIMEOUT_S) as cold_http,
+    cache = {"redis_url": redis_server.url, "breaker_reset_s": BREAKER_RESET_S}
+    async with (
+        running_app(app_settings(cache=cache)) as hot,
+        running_app(app_settings(cache={**cache, "memory_bytes": 0})) as cold,
+        hot.client() as hot_http,
+        cold.client() as cold_http,
     ):
         yield Node(hot, hot_http), Node(cold, cold_http)
 
@@ -79,42 +83,44 @@ def cached_keys(inspector: Redis) -> int:
     return len(inspector.keys("faceflow:cache:*"))
 
 
-def wait_until_redis_is_used(node: Node, inspector: Redis, face_jpeg: bytes) -> None:
+async def wait_until_redis_is_used(node: Node, inspector: Redis, face_jpeg: bytes) -> None:
     """Send new images until one lands in Redis with the node's breaker closed (bounded)."""
     deadline = time.monotonic() + SETTLE_S
     while time.monotonic() < deadline:
         before = cached_keys(inspector)
-        node.post(fresh(face_jpeg))
-        if cached_keys(inspector) > before and node.breaker_open() == 0:
+        await node.post(fresh(face_jpeg))
+        if cached_keys(inspector) > before and await node.breaker_open() == 0:
             return
-        time.sleep(0.2)
-    raise AssertionError(f"node did not use Redis within {SETTLE_S} s:\n{node.server.log_tail()}")
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"node did not use Redis within {SETTLE_S} s")
 
 
-@pytest.fixture
-def nodes(redis_nodes: tuple[Node, Node], inspector: Redis, face_jpeg: bytes) -> tuple[Node, Node]:
+@pytest_asyncio.fixture(loop_scope="session")
+async def nodes(
+    redis_nodes: tuple[Node, Node], inspector: Redis, face_jpeg: bytes
+) -> tuple[Node, Node]:
     """Both nodes with Redis healthy, empty and in use (an earlier test may have broken it)."""
     for node in redis_nodes:
-        wait_until_redis_is_used(node, inspector, face_jpeg)
+        await wait_until_redis_is_used(node, inspector, face_jpeg)
     inspector.flushall()
     return redis_nodes
 
 
-def test_second_node_answers_from_redis(
+async def test_second_node_answers_from_redis(
     nodes: tuple[Node, Node], inspector: Redis, face_jpeg: bytes
 ) -> None:
     hot, cold = nodes
     image = fresh(face_jpeg)
-    cold_before = cold.server.metrics()
-    computed = hot.post(image)
+    cold_before = await cold.metrics()
+    computed = await hot.post(image)
     assert computed.headers["X-Cache"] == "miss"
     assert cached_keys(inspector) == 1
 
-    shared = cold.post(image)
+    shared = await cold.post(image)
     assert shared.headers["X-Cache"] == "hit"
     assert shared.headers["X-Cache-Detail"] == "hit_redis"
     assert shared.content == computed.content
-    cold_after = cold.server.metrics()
+    cold_after = await cold.metrics()
     assert cold_after.value("faceflow_inferences_total") == cold_before.value(
         "faceflow_inferences_total"
     )
@@ -125,21 +131,21 @@ def test_second_node_answers_from_redis(
     )
 
 
-def test_redis_killed_fails_open_and_recovers(
+async def test_redis_killed_fails_open_and_recovers(
     nodes: tuple[Node, Node], redis_process: RedisProcess, face_jpeg: bytes
 ) -> None:
     _, cold = nodes
     image = fresh(face_jpeg)
-    computed = cold.post(image)
-    assert cold.post(image).headers["X-Cache-Detail"] == "hit_redis"
+    computed = await cold.post(image)
+    assert (await cold.post(image)).headers["X-Cache-Detail"] == "hit_redis"
 
     redis_process.kill()
-    errors_before = cold.server.metrics().value("faceflow_redis_errors_total")
+    errors_before = (await cold.metrics()).value("faceflow_redis_errors_total")
     for _ in range(5):
-        response = cold.post(image)
+        response = await cold.post(image)
         assert response.headers["X-Cache"] == "miss"
         assert response.content == computed.content
-    scrape = cold.server.metrics()
+    scrape = await cold.metrics()
     assert scrape["faceflow_redis_breaker_open"] == 1
     assert scrape.value("faceflow_redis_errors_total") > errors_before
 
@@ -149,53 +155,53 @@ def test_redis_killed_fails_open_and_recovers(
     again = fresh(face_jpeg)
     detail = ""
     while time.monotonic() < deadline:
-        detail = cold.post(again).headers["X-Cache-Detail"]
+        detail = (await cold.post(again)).headers["X-Cache-Detail"]
         if detail == "hit_redis":
             break
-        time.sleep(0.2)
-    assert detail == "hit_redis", cold.server.log_tail()
-    assert cold.breaker_open() == 0
+        await asyncio.sleep(0.2)
+    assert detail == "hit_redis"
+    assert await cold.breaker_open() == 0
 
 
 def median_delay(before: list[float], during: list[float]) -> float:
     return statistics.median(during) - statistics.median(before)
 
 
-def test_hung_redis_delays_no_request(
+async def test_hung_redis_delays_no_request(
     nodes: tuple[Node, Node], redis_process: RedisProcess, face_jpeg: bytes
 ) -> None:
     hot, cold = nodes
     in_memory = fresh(face_jpeg)
-    hot.post(in_memory)
+    await hot.post(in_memory)
     recomputed = fresh(face_jpeg)
-    assert cold.post(recomputed).headers["X-Cache"] == "miss"
-    assert cold.post(recomputed).headers["X-Cache-Detail"] == "hit_redis"
+    assert (await cold.post(recomputed)).headers["X-Cache"] == "miss"
+    assert (await cold.post(recomputed)).headers["X-Cache-Detail"] == "hit_redis"
 
     # Before: a memory hit on hot; on cold (no memory cache) the same image computed with Redis
     # healthy, which is what it costs once Redis stops answering, minus Redis's share.
     memory_before, cold_before = [], []
     for _ in range(SAMPLES):
-        seconds, response = hot.timed(in_memory)
+        seconds, response = await hot.timed(in_memory)
         assert response.headers["X-Cache-Detail"] == "hit_memory"
         memory_before.append(seconds)
         redis_process.flushall()
-        seconds, response = cold.timed(recomputed)
+        seconds, response = await cold.timed(recomputed)
         assert response.headers["X-Cache-Detail"] == "miss"
         cold_before.append(seconds)
     redis_process.flushall()
-    cold.post(recomputed)  # in Redis again: cold's next lookup would be a Redis hit
+    await cold.post(recomputed)  # in Redis again: cold's next lookup would be a Redis hit
 
     redis_process.pause()
     try:
         memory_during, cold_during = [], []
         for _ in range(SAMPLES):
-            seconds, response = hot.timed(in_memory)
+            seconds, response = await hot.timed(in_memory)
             assert response.headers["X-Cache-Detail"] == "hit_memory"
             memory_during.append(seconds)
-            seconds, response = cold.timed(recomputed)
+            seconds, response = await cold.timed(recomputed)
             assert response.headers["X-Cache"] == "miss"  # the Redis hit fell back to compute
             cold_during.append(seconds)
-        assert cold.breaker_open() == 1
+        assert await cold.breaker_open() == 1
     finally:
         redis_process.resume()
 
@@ -208,6 +214,6 @@ def test_hung_redis_delays_no_request(
     deadline = time.monotonic() + SETTLE_S
     detail = ""
     while time.monotonic() < deadline and detail != "hit_redis":
-        detail = cold.post(recomputed).headers["X-Cache-Detail"]
-        time.sleep(0.1)
+        detail = (await cold.post(recomputed)).headers["X-Cache-Detail"]
+        await asyncio.sleep(0.1)
     assert detail == "hit_redis"

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -424,8 +425,11 @@ def test_dropped_photos_are_queued_and_selectable(
 
 
 @pytest.fixture(scope="module")
-def keyed_server(live_server_factory: LiveServerFactory) -> LiveServer:
-    return live_server_factory(SERVER__API_KEY_HASHES=json.dumps([hash_api_key(API_KEY)]))
+def keyed_server(live_server_factory: LiveServerFactory) -> Iterator[LiveServer]:
+    """A server that wants a key; stopped with the module rather than kept to the session's end."""
+    server = live_server_factory(SERVER__API_KEY_HASHES=json.dumps([hash_api_key(API_KEY)]))
+    yield server
+    server.stop()
 
 
 def test_api_key_is_asked_for_kept_for_the_session_and_sent(
