@@ -65,6 +65,7 @@ from faceflow.pipeline.detect import (
     UPRIGHT_SURE_SCORE,
     DetectOptions,
     SmallFaces,
+    block_shrink,
     detect_faces,
     fit_to_detector,
     plausibly_upright,
@@ -103,24 +104,10 @@ def block_linear_fit(rgb: NDArray[np.uint8], side: int) -> tuple[NDArray[np.uint
     """``rgb`` with its long side ``side``: whole blocks averaged, then bilinear for the rest."""
     height, width = rgb.shape[:2]
     factor = side / max(height, width)
-    block = math.floor(1.0 / factor)
-    while block >= 2 and (height % block % 2 or width % block % 2):
-        block -= 1
     if factor >= 1.0:
         return fit_to_detector(rgb, side)
-    blocks = rgb
-    if block >= 2:
-        top, left = height % block // 2, width % block // 2
-        rows, cols = height // block * block, width // block * block
-        blocks = np.asarray(
-            cv2.resize(
-                rgb[top : top + rows, left : left + cols],
-                (cols // block, rows // block),
-                interpolation=cv2.INTER_AREA,
-            ),
-            np.uint8,
-        )
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    blocks = block_shrink(rgb, factor)
     return np.asarray(
         cv2.resize(blocks, size, interpolation=cv2.INTER_LINEAR), np.uint8
     ), 1 / factor

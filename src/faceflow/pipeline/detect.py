@@ -103,26 +103,37 @@ def fit_to_detector(
     if factor == 1.0:
         return rgb, 1.0
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(block_shrink(rgb, factor), size, interpolation=interpolation)
+    return np.asarray(resized, dtype=np.uint8), 1.0 / factor
+
+
+def block_shrink(rgb: NDArray[np.uint8], factor: float) -> NDArray[np.uint8]:
+    """``rgb`` averaged over the largest whole ``k`` × ``k`` blocks a shrink by ``factor`` allows
+    (itself when none, ``k`` < 2); the rest of the shrink is left to the caller.
+
+    Whole blocks only, the pixels left over cut evenly from both sides so that a photo turned
+    by quarter turns is shrunk the same way turned (a cut from one side moved a face's box by
+    10 px on a turned biden.jpg); so only a block size that leaves an even number over.
+    """
+    if factor >= 1.0:
+        return rgb
+    height, width = rgb.shape[:2]
     block = math.floor(1.0 / factor)
-    # Whole blocks only, the pixels left over cut evenly from both sides so that a photo turned
-    # by quarter turns is shrunk the same way turned (a cut from one side moved a face's box by
-    # 10 px on a turned biden.jpg); so only a block size that leaves an even number over.
     while block >= 2 and (height % block % 2 or width % block % 2):
         block -= 1
-    if block >= 2:
-        top, left = height % block // 2, width % block // 2
-        rows, cols = height // block * block, width // block * block
-        rgb = np.asarray(
-            cv2.resize(
-                rgb[top : top + rows, left : left + cols],
-                (cols // block, rows // block),
-                interpolation=cv2.INTER_AREA,
-            ),
-            dtype=np.uint8,
-        )
-    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(rgb, size, interpolation=interpolation)
-    return np.asarray(resized, dtype=np.uint8), 1.0 / factor
+    if block < 2:
+        return rgb
+    top, left = height % block // 2, width % block // 2
+    rows, cols = height // block * block, width // block * block
+    return np.asarray(
+        cv2.resize(
+            rgb[top : top + rows, left : left + cols],
+            (cols // block, rows // block),
+            interpolation=cv2.INTER_AREA,
+        ),
+        dtype=np.uint8,
+    )
 
 
 def plausibly_upright(marks: NDArray[np.float32]) -> bool:
