@@ -34,14 +34,17 @@ def wait_for_the_pool(context: WorkerContext, probe: Probe) -> int:
     return os.getpid()
 
 
+def twelve_files(folder: Path) -> list[Path]:
+    files = [folder / f"{index}.bin" for index in range(12)]
+    for path in files:
+        path.write_bytes(b"x")
+    return files
+
+
 def test_the_pool_takes_over_from_this_process_and_no_file_runs_twice(
     tmp_path: Path, pulled_model_settings: ModelSettings
 ) -> None:
-    files = []
-    for index in range(12):
-        path = tmp_path / f"{index}.bin"
-        path.write_bytes(b"x")
-        files.append(path)
+    files = twelve_files(tmp_path)
     probe = Probe(os.getpid(), tmp_path / "handed-over")
     outcomes: list[FileOutcome[int]] = []
 
@@ -68,11 +71,7 @@ def which_process(context: WorkerContext, request: bytes) -> int:
 def test_a_batch_done_before_a_pool_would_pay_never_starts_one(
     tmp_path: Path, pulled_model_settings: ModelSettings
 ) -> None:
-    files = []
-    for index in range(12):
-        path = tmp_path / f"{index}.bin"
-        path.write_bytes(b"x")
-        files.append(path)
+    files = twelve_files(tmp_path)
     outcomes: list[FileOutcome[int]] = []
 
     run_files(
