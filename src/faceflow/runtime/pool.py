@@ -100,18 +100,18 @@ _RECENT_DURATIONS = 64
 # After terminate (SIGTERM) and after kill (SIGKILL), how long close() waits for each exit.
 _SIGNAL_GRACE_S = 2.0
 
-CHILD_GLIBC_TUNABLES = ("glibc.malloc.hugetlb=1", "glibc.malloc.mmap_threshold=262144")
+CHILD_GLIBC_TUNABLES = ("glibc.malloc.hugetlb=1",)
 """Put in each worker's ``GLIBC_TUNABLES`` (measured with bench/rss.py):
 
 * ``hugetlb=1``: malloc asks for transparent huge pages (``madvise``) for the blocks it maps. A
   model run without an arena (u2netp, see :func:`faceflow.models.session.create_session`) maps
   and touches ≈ 290 MB afresh each run; in 4 KB pages that measured ≈ 30 % more CPU than
-  keeping an arena, in 2 MB pages ≈ 6 %.
-* ``mmap_threshold``: blocks from 256 KB up (decoded images, tensors) are always mapped, so
-  they go back to the system when freed. By default glibc raises the threshold to the largest
-  block freed so far (up to 32 MB), after which photos of varied sizes are carved from the heap
-  and fragment it: each worker then grew by ≈ 75 MB over a few hundred requests, ≈ 35 MB
-  with the fixed threshold.
+  keeping an arena, in 2 MB pages ≈ 20 %. It also made ``analyze`` over the 76 test and dev-set
+  photos cheaper (33 against 38 CPU ms a photo).
+* Not a fixed ``mmap_threshold``: 256 KB (so freed photos went back to the system at once) cost
+  ``analyze`` 18 % more CPU (39 against 33 ms: every decoded image mapped and faulted in
+  afresh), and bench/rss.py measured no lasting gain from it: 650–700 MB for server + 2
+  processes from request 200 to 2,000 without it, 652–668 MB with it.
 
 glibc reads tunables once, when a process starts, so they must be in the environment it is
 spawned with, not set from inside it. Other C libraries ignore the variable."""
