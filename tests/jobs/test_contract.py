@@ -349,10 +349,16 @@ async def test_an_id_photo_job_takes_the_face_and_nudges_of_the_sync_route(
     failed = await driver.runner.status(past.handle, None)
     assert (failed.status, failed.attempts) == (JobStatus.FAILED, 1)
     assert failed.error is not None
-    assert failed.error.code == "out_of_range"
-    # A job's error keeps its code and message, not its details.
-    with pytest.raises(OutOfRange, match="face must be from 1 to 2"):
+    # Its record and its result carry the sync route's details, not only code and message.
+    details = {"parameter": "face", "min": 1, "max": 2, "face_count": 2}
+    assert failed.to_json()["error"] == {
+        "code": "out_of_range",
+        "message": "face must be from 1 to 2: the photo has 2",
+        **details,
+    }
+    with pytest.raises(OutOfRange, match="face must be from 1 to 2") as raised:
         await driver.runner.result(past.handle, None)
+    assert raised.value.details == details
 
 
 async def test_a_full_queue_refuses_with_queue_full(drivers: OpenDriver, face_jpeg: bytes) -> None:

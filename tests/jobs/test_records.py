@@ -6,7 +6,14 @@ import msgpack
 import pytest
 
 from faceflow.cache.entry import CacheEntry
-from faceflow.errors import Conflict, FaceflowError, NoFace, RetryableError
+from faceflow.errors import (
+    Conflict,
+    FaceflowError,
+    JsonScalar,
+    NoFace,
+    OutOfRange,
+    RetryableError,
+)
 from faceflow.jobs.records import (
     SCHEMA_VERSION,
     HandleRecord,
@@ -35,10 +42,18 @@ def test_payload_round_trip() -> None:
     [
         JobOutcome(entry=CacheEntry("application/json", b"{}", {"face_count": 0})),
         JobOutcome(error=JobError("no_face", "no face found", 422)),
+        JobOutcome(
+            error=JobError("out_of_range", "face must be from 1 to 2", 400, {"min": 1, "max": 2})
+        ),
     ],
 )
 def test_outcome_round_trip(outcome: JobOutcome) -> None:
     assert decode_outcome(encode_outcome(outcome)) == outcome
+
+
+def test_an_error_outcome_stored_before_details_decodes_without_them() -> None:
+    raw = msgpack.packb([SCHEMA_VERSION, "error", "no_face", "no face found", 422])
+    assert decode_outcome(raw) == JobOutcome(error=JobError("no_face", "no face found", 422))
 
 
 @pytest.mark.parametrize("canceled_at", [None, 12.5])
@@ -56,6 +71,8 @@ def test_handle_round_trip(canceled_at: float | None) -> None:
         (msgpack.packb([SCHEMA_VERSION, "detect", {"a": [1]}, b"x"]), decode_payload),
         (msgpack.packb([SCHEMA_VERSION, "maybe", "a", b"b", {}]), decode_outcome),
         (msgpack.packb([SCHEMA_VERSION, "error", "x", "y", "500"]), decode_outcome),
+        (msgpack.packb([SCHEMA_VERSION, "error", "x", "y", 400, {"a": [1]}]), decode_outcome),
+        (msgpack.packb([SCHEMA_VERSION, "ok", "a", b"b", {}, {}]), decode_outcome),
         (msgpack.packb([SCHEMA_VERSION, 1, "detect", None, 1.0, None, False]), decode_handle),
         (msgpack.packb({"job_id": "x"}), decode_handle),
     ],
@@ -85,6 +102,21 @@ def test_record_json_has_iso_timestamps_and_error() -> None:
     assert body["ended_at"] == "1970-01-01T00:00:01.500+00:00"
     assert body["started_at"] is None
     assert body["error"] == {"code": "no_face", "message": "no face"}
+
+
+def test_record_json_error_carries_the_errors_details_like_the_sync_body() -> None:
+    details: dict[str, JsonScalar] = {"parameter": "head_mm", "min": 25.0, "max": 35.0}
+    error = JobError("out_of_range", "head_mm must be from 25 to 35", 400, details)
+    record = JobRecord("h", "id-photo", JobStatus.FAILED, 0.0, error=error)
+
+    assert record.to_json()["error"] == {
+        "code": "out_of_range",
+        "message": "head_mm must be from 25 to 35",
+        **details,
+    }
+    with pytest.raises(OutOfRange) as raised:
+        result_of(record, None)
+    assert raised.value.details == details
 
 
 def test_result_of_raises_the_jobs_own_error_or_conflict() -> None:

@@ -300,7 +300,7 @@ class EmbeddedRunner:
                 job.status = JobStatus.QUEUED
                 waited_s += _OVERLOAD_WAIT_S
                 if waited_s > self._settings.job_timeout_s:
-                    self._end(job, JobOutcome(error=_job_error(exc)))
+                    self._end(job, JobOutcome(error=JobError.of(exc)))
                     return
                 await asyncio.sleep(_OVERLOAD_WAIT_S)
                 continue
@@ -311,7 +311,7 @@ class EmbeddedRunner:
                     job.status = JobStatus.QUEUED
                     await asyncio.sleep(retry_wait_s(self._settings.retry_backoff_s, retry))
                     continue
-                self._end(job, JobOutcome(error=_job_error(exc)))
+                self._end(job, JobOutcome(error=JobError.of(exc)))
                 return
             self._end(job, JobOutcome(entry=entry))
             return
@@ -354,7 +354,3 @@ class EmbeddedRunner:
         while True:
             await asyncio.sleep(_SWEEP_INTERVAL_S)
             self.sweep()
-
-
-def _job_error(exc: FaceflowError) -> JobError:
-    return JobError(exc.code, exc.message, exc.status)

@@ -18,7 +18,7 @@ from typing import Any
 import msgpack
 
 from faceflow.cache.entry import CacheEntry
-from faceflow.errors import Conflict, JobFailed, JsonScalar, error_from_code
+from faceflow.errors import Conflict, FaceflowError, JobFailed, JsonScalar, error_from_code
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,23 @@ class JobStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class JobError:
-    """Why a job failed: a stable error code (the same as the sync endpoint's) and a message."""
+    """Why a job failed: a stable error code (the same as the sync endpoint's), a message, and
+    the error's details (``parameter``, ``min``, ``max``...), so a job's failure says what the
+    sync endpoint's would."""
 
     code: str
     message: str
     status: int = 500
     """The HTTP status the same error has on the sync endpoint."""
+    details: Mapping[str, JsonScalar] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, exc: FaceflowError) -> JobError:
+        return cls(exc.code, exc.message, exc.status, dict(exc.details))
+
+    def to_json(self) -> dict[str, JsonScalar]:
+        """The error as the sync endpoint's body has it: code, message, then the details."""
+        return {**self.details, "code": self.code, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +96,7 @@ class JobRecord:
         if self.media_type is not None:
             body["media_type"] = self.media_type
         if self.error is not None:
-            body["error"] = {"code": self.error.code, "message": self.error.message}
+            body["error"] = self.error.to_json()
         return body
 
 
@@ -103,7 +114,7 @@ def result_of(view: JobRecord, outcome: JobOutcome | None) -> CacheEntry:
     if view.status is JobStatus.FAILED and view.error is not None:
         error = view.error
         if 400 <= error.status < 500:
-            rebuilt = error_from_code(error.code, error.message)
+            rebuilt = error_from_code(error.code, error.message, error.details)
             if 400 <= rebuilt.status < 500:
                 raise rebuilt
         raise JobFailed(f"the job failed: {error.message}", {"failure": error.code})
@@ -166,21 +177,25 @@ def encode_outcome(outcome: JobOutcome) -> bytes:
     else:
         assert outcome.error is not None
         err = outcome.error
-        value = [SCHEMA_VERSION, "error", err.code, err.message, err.status]
+        value = [SCHEMA_VERSION, "error", err.code, err.message, err.status, dict(err.details)]
     packed: bytes = msgpack.packb(value, use_bin_type=True)
     return packed
 
 
 def decode_outcome(raw: bytes) -> JobOutcome | None:
-    value = _unpack(raw, 5)
+    # Errors stored before they kept their details have five items, not six.
+    value = _unpack(raw, 5, 6)
     if value is None:
         return None
-    _, kind, a, b, c = value
+    _, kind, a, b, c, *rest = value
     try:
-        if kind == "ok" and isinstance(a, str) and isinstance(b, bytes) and isinstance(c, dict):
-            return JobOutcome(entry=CacheEntry(a, b, c))
+        if kind == "ok" and not rest and isinstance(a, str) and isinstance(b, bytes):
+            return JobOutcome(entry=CacheEntry(a, b, c)) if isinstance(c, dict) else None
         if kind == "error" and isinstance(a, str) and isinstance(b, str) and type(c) is int:
-            return JobOutcome(error=JobError(a, b, c))
+            details = rest[0] if rest else {}
+            if not (isinstance(details, dict) and _scalar_map(details)):
+                return None
+            return JobOutcome(error=JobError(a, b, c, details))
     except TypeError:
         return None
     return None
@@ -239,14 +254,14 @@ def decode_handle(raw: bytes) -> HandleRecord | None:
     )
 
 
-def _unpack(raw: bytes, length: int) -> list[Any] | None:
+def _unpack(raw: bytes, *lengths: int) -> list[Any] | None:
     try:
         value: Any = msgpack.unpackb(raw, raw=False, use_list=True, strict_map_key=True)
     except Exception:  # msgpack raises several unrelated types for corrupt input
         log.debug("undecodable job value (%d bytes)", len(raw))
         return None
     # ``type(...) is int`` because msgpack's True would compare equal to version 1.
-    if not isinstance(value, list) or len(value) != length or type(value[0]) is not int:
+    if not isinstance(value, list) or len(value) not in lengths or type(value[0]) is not int:
         return None
     if value[0] != SCHEMA_VERSION:
         return None

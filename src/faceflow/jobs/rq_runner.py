@@ -68,6 +68,7 @@ _QUEUED = {
 }
 _QUEUE_FULL_RETRY_S = 5
 _UNAVAILABLE_RETRY_S = 2
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def crash_error(exc_string: str | None, meta: dict[str, Any]) -> JobError:
@@ -80,8 +81,15 @@ def crash_error(exc_string: str | None, meta: dict[str, Any]) -> JobError:
     stored = meta.get("error")
     if isinstance(stored, dict):
         code, message, status = stored.get("code"), stored.get("message"), stored.get("status")
-        if isinstance(code, str) and isinstance(message, str) and isinstance(status, int):
-            return JobError(code, message, status)
+        details = stored.get("details", {})
+        if (
+            isinstance(code, str)
+            and isinstance(message, str)
+            and isinstance(status, int)
+            and isinstance(details, dict)
+            and all(isinstance(k, str) and isinstance(v, _SCALARS) for k, v in details.items())
+        ):
+            return JobError(code, message, status, details)
     return JobError("internal", "the job failed; see the worker log", 500)
 
 

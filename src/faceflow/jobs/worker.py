@@ -261,10 +261,13 @@ def run_job() -> dict[str, JsonScalar]:
     except Exception as exc:
         error = attempt_error(exc, job.id)
         if not is_retryable(error):
-            return _store(
-                state, job, JobOutcome(error=JobError(error.code, error.message, error.status))
-            )
-        job.meta["error"] = {"code": error.code, "message": error.message, "status": error.status}
+            return _store(state, job, JobOutcome(error=JobError.of(error)))
+        job.meta["error"] = {
+            "code": error.code,
+            "message": error.message,
+            "status": error.status,
+            "details": dict(error.details),
+        }
         job.save_meta()  # type: ignore[no-untyped-call]
         raise
     entry = CacheEntry(output.media_type, output.body, output.meta)

@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from starlette.responses import JSONResponse, Response
 
 from faceflow.domain import Operation
@@ -28,6 +28,11 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(guard
 
 
 class JobErrorOut(BaseModel):
+    """The error the sync endpoint would answer, details included (e.g. ``parameter``, ``min``
+    and ``max`` for ``out_of_range``)."""
+
+    model_config = ConfigDict(extra="allow")
+
     code: str = Field(description="the same stable code the sync endpoint would answer")
     message: str
 
