@@ -14,7 +14,7 @@ import pytest
 from faceflow.domain import Box, Face
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.idphoto.background import parse_background
-from faceflow.pipeline.idphoto.compliance import CheckStatus, assess
+from faceflow.pipeline.idphoto.compliance import CheckStatus, Limit, assess
 from faceflow.pipeline.idphoto.layout import plan_layout
 from faceflow.pipeline.idphoto.matte import compute_matte
 from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_id_photo
@@ -66,6 +66,42 @@ def test_a_good_portrait_passes_and_the_report_is_json(
     worst = max((CheckStatus(s) for s in statuses.values()), key=lambda s: s.rank)
     assert report["status"] == worst.value
     assert report["extended_edges"] == list(result.report.extended_edges)
+    # Every check says what it allows as data a page can word in its own language.
+    for check in report["checks"]:
+        assert check["limit"], check
+        assert check["allowed"], check
+
+
+@pytest.mark.parametrize(
+    ("limit", "text", "data"),
+    [
+        (Limit(1, 1), "exactly 1", {"min": 1, "max": 1}),
+        (
+            Limit(0.6286, 0.7714, also=Limit(22, 27, "mm")),
+            "0.629–0.771 (22–27 mm)",
+            {"min": 0.6286, "max": 0.7714, "also": {"min": 22, "max": 27, "unit": "mm"}},
+        ),
+        (
+            Limit(3, 5, "mm", "from_bottom"),
+            "3–5 mm from the bottom",
+            {"min": 3, "max": 5, "unit": "mm", "of": "from_bottom"},
+        ),
+        (Limit(-8, 8, "deg"), "±8°", {"min": -8, "max": 8, "unit": "deg"}),
+        (Limit(None, 12, of="std"), "std ≤ 12", {"max": 12, "of": "std"}),
+        (
+            Limit(None, 0.02, "fraction", "hair_zone"),
+            "≤ 2 % of the hair zone",
+            {"max": 0.02, "unit": "fraction", "of": "hair_zone"},
+        ),
+        (Limit(one_of=("white", "blue")), "white or blue", {"one_of": ["white", "blue"]}),
+        (Limit(rule="nothing"), "none", {"rule": "nothing"}),
+    ],
+)
+def test_a_limit_is_data_for_pages_and_english_for_api_clients(
+    limit: Limit, text: str, data: dict[str, object]
+) -> None:
+    assert limit.text == text
+    assert limit.to_dict() == data
 
 
 def test_a_busy_background_is_a_warning_and_sets_the_overall_status(

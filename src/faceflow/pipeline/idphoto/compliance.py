@@ -190,13 +190,94 @@ class CheckStatus(StrEnum):
         return {"pass": 0, "warn": 1, "fail": 2}[self.value]
 
 
+_UNIT_TEXT = {"mm": " mm", "deg": "°", "fraction": " %", "": ""}
+# What a limit's number measures, by its stable ``of`` key: the English sentence around it.
+_OF_TEXT = {
+    "": "{}",
+    "from_bottom": "{} from the bottom",
+    "height_share": "{} (5 % of the height)",
+    "hair_zone": "{} of the hair zone",
+    "source_px": "{} source px per output px",
+    "std": "std {}",
+    "teeth_of_mouth": "teeth {} of the mouth area",
+}
+_RULE_TEXT = {"frame_inside_photo": "the whole frame inside the photo", "nothing": "none"}
+
+
+def _number(value: float, unit: str) -> str:
+    shown = value * 100 if unit == "fraction" else value
+    return f"{round(shown, 3):g}{_UNIT_TEXT[unit]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """What a check allows, as data, so a page can say it in its own language; :attr:`text` is
+    the same in English for API clients that show it as it is.
+
+    ``min``/``max`` bound the value (either may be open; equal means exactly; ``min == -max`` is
+    ±max), in ``unit`` (``mm``, ``deg``, ``fraction`` shown as a percentage, or a plain number).
+    ``of`` says what the number measures (a stable key, e.g. ``from_bottom``); ``one_of`` lists
+    accepted values (background preset names); ``rule`` names a rule with no number
+    (``frame_inside_photo``, ``nothing``); ``also`` is the same limit in other units.
+    """
+
+    min: float | None = None
+    max: float | None = None
+    unit: str = ""
+    of: str = ""
+    one_of: tuple[str, ...] = ()
+    rule: str = ""
+    also: Limit | None = None
+
+    @property
+    def text(self) -> str:
+        if self.rule:
+            return _RULE_TEXT[self.rule]
+        if self.one_of:
+            return " or ".join(self.one_of)
+        low, high, unit = self.min, self.max, self.unit
+        if low is not None and high is not None:
+            if low == high:
+                bound = f"exactly {_number(low, unit)}"
+            elif low == -high:
+                bound = f"±{_number(high, unit)}"
+            else:
+                bound = f"{_number(low, '')}–{_number(high, unit)}"
+        elif low is not None:
+            bound = f"≥ {_number(low, unit)}"
+        elif high is not None:
+            bound = f"≤ {_number(high, unit)}"
+        else:
+            bound = "any"
+        text = _OF_TEXT[self.of].format(bound)
+        return f"{text} ({self.also.text})" if self.also is not None else text
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in ("min", "max"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = round(value, 4)
+        if self.unit:
+            out["unit"] = self.unit
+        if self.of:
+            out["of"] = self.of
+        if self.one_of:
+            out["one_of"] = list(self.one_of)
+        if self.rule:
+            out["rule"] = self.rule
+        if self.also is not None:
+            out["also"] = self.also.to_dict()
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One rule: the measured ``value``, what is ``allowed`` (human-readable) and the verdict."""
+    """One rule: the measured ``value``, what its ``limit`` allows, and the verdict."""
 
     name: str
     value: float | int | str | None
-    allowed: str
+    limit: Limit
     status: CheckStatus
     unit: str = ""
     note: str = ""
@@ -214,7 +295,8 @@ class Check:
         out: dict[str, Any] = {
             "name": self.name,
             "value": value,
-            "allowed": self.allowed,
+            "allowed": self.limit.text,
+            "limit": self.limit.to_dict(),
             "status": self.status.value,
             "hint": hint,
             "hint_zh": hint_zh,
@@ -276,7 +358,7 @@ def assess(
         Check(
             "face_count",
             face_count,
-            "exactly 1",
+            Limit(1, 1),
             CheckStatus.PASS if face_count == 1 else CheckStatus.FAIL,
         ),
         _head_height(layout),
@@ -289,7 +371,7 @@ def assess(
         Check(
             "background_colour",
             background.hex,
-            " or ".join(spec.backgrounds),
+            Limit(one_of=spec.backgrounds),
             CheckStatus.PASS if matches_any(background, spec.backgrounds) else CheckStatus.WARN,
             note="" if background.style.value == "solid" else f"{background.style.value} gradient",
         ),
@@ -315,7 +397,7 @@ def _head_height(layout: Layout) -> Check:
     return Check(
         "head_height_ratio",
         ratio,
-        f"{low:.3f}–{high:.3f} ({spec.head_height_mm[0]:g}–{spec.head_height_mm[1]:g} mm)",
+        Limit(low, high, also=Limit(*spec.head_height_mm, unit="mm")),
         status,
         note=f"{mm:.1f} mm chin to crown",
     )
@@ -336,7 +418,7 @@ def _eye_line(layout: Layout) -> Check:
         if (layout.eye_line_moved)
         else ""
     )
-    return Check("eye_line", mm, f"{low:g}–{high:g} mm from the bottom", status, "mm", note)
+    return Check("eye_line", mm, Limit(low, high, "mm", "from_bottom"), status, "mm", note)
 
 
 def _crown(layout: Layout) -> Check:
@@ -344,11 +426,11 @@ def _crown(layout: Layout) -> Check:
     mm = layout.crown_margin_px / spec.px_per_mm
     if spec.crown_margin_mm is not None:
         low, high = spec.crown_margin_mm
-        allowed = f"{low:g}–{high:g} mm"
+        allowed = Limit(low, high, "mm")
         ok = _within(mm, low - 0.05, high + 0.05)
     else:
         low = MIN_CROWN_MARGIN * spec.height_mm
-        allowed = f"≥ {low:.1f} mm (5 % of the height)"
+        allowed = Limit(round(low, 1), None, "mm", "height_share")
         ok = mm >= low - 0.05
     status = CheckStatus.PASS if ok else CheckStatus.WARN
     note = ""
@@ -368,7 +450,7 @@ def _roll(layout: Layout) -> Check:
     magnitude = abs(roll)
     status = _at_most(magnitude, ROLL_PASS_DEG, ROLL_WARN_DEG)
     note = "eyes levelled in the output" if magnitude >= 0.5 else ""
-    return Check("roll", roll, f"±{ROLL_PASS_DEG:g}°", status, "deg", note)
+    return Check("roll", roll, Limit(-ROLL_PASS_DEG, ROLL_PASS_DEG, "deg"), status, "deg", note)
 
 
 def _yaw(layout: Layout) -> Check:
@@ -377,7 +459,12 @@ def _yaw(layout: Layout) -> Check:
     magnitude = abs(yaw)
     status = _at_most(magnitude, YAW_PASS_DEG, YAW_WARN_DEG)
     return Check(
-        "yaw", yaw, f"±{YAW_PASS_DEG:g}°", status, "deg", "estimated from the nose's offset"
+        "yaw",
+        yaw,
+        Limit(-YAW_PASS_DEG, YAW_PASS_DEG, "deg"),
+        status,
+        "deg",
+        "estimated from the nose's offset",
     )
 
 
@@ -387,14 +474,14 @@ def _background_uniformity(matte: Matte) -> Check:
         return Check(
             "background_uniformity",
             None,
-            f"std ≤ {BACKGROUND_STD_PASS:g}",
+            Limit(None, BACKGROUND_STD_PASS, of="std"),
             CheckStatus.WARN,
             note="too little background visible to measure",
         )
     return Check(
         "background_uniformity",
         std,
-        f"std ≤ {BACKGROUND_STD_PASS:g}",
+        Limit(None, BACKGROUND_STD_PASS, of="std"),
         CheckStatus.PASS if std <= BACKGROUND_STD_PASS else CheckStatus.WARN,
         note="source background around the person; replaced in the output, but a busy one"
         " makes hair edges less certain",
@@ -402,7 +489,7 @@ def _background_uniformity(matte: Matte) -> Check:
 
 
 def _leftover_backdrop(matte: Matte) -> Check:
-    allowed = f"≤ {LEFTOVER_BACKDROP_WARN:.0%} of the hair zone"
+    allowed = Limit(None, LEFTOVER_BACKDROP_WARN, "fraction", "hair_zone")
     share = matte.leftover_backdrop
     if matte.backdrop is BackdropKind.PLAIN and share is not None:
         return Check(
@@ -427,7 +514,7 @@ def _resolution(layout: Layout) -> Check:
     return Check(
         "resolution",
         value,
-        f"≥ {RESOLUTION_PASS:g} source px per output px",
+        Limit(RESOLUTION_PASS, None, of="source_px"),
         status,
         note="" if status is CheckStatus.PASS else "the source is enlarged; the print may be soft",
     )
@@ -482,18 +569,18 @@ def _face_quality(matte: Matte, face: Face) -> tuple[Check, Check, Check]:
         exposure_status = CheckStatus.FAIL
     clipped_status = _at_most(clipped, CLIPPED_PASS, CLIPPED_WARN)
     return (
-        Check("sharpness", sharp, f"≥ {SHARPNESS_PASS:g}", sharp_status, note="Laplacian variance"),
+        Check("sharpness", sharp, Limit(SHARPNESS_PASS), sharp_status, note="Laplacian variance"),
         Check(
             "exposure",
             mean,
-            f"{EXPOSURE_PASS[0]:g}–{EXPOSURE_PASS[1]:g}",
+            Limit(*EXPOSURE_PASS),
             exposure_status,
             note="mean face luminance, 0–255",
         ),
         Check(
             "clipped",
             clipped,
-            f"≤ {CLIPPED_PASS:g}",
+            Limit(None, CLIPPED_PASS),
             clipped_status,
             note="fraction of face pixels blown out or crushed",
         ),
@@ -510,7 +597,7 @@ def _subject_cut_off(layout: Layout) -> Check:
         return Check(
             "subject_cut_off",
             0.0,
-            "the whole frame inside the photo",
+            Limit(rule="frame_inside_photo"),
             CheckStatus.PASS,
             "mm",
             note="plain background added at: " + ", ".join(layout.extended_edges)
@@ -528,7 +615,7 @@ def _subject_cut_off(layout: Layout) -> Check:
     return Check(
         "subject_cut_off",
         worst,
-        "the whole frame inside the photo",
+        Limit(rule="frame_inside_photo"),
         status,
         "mm",
         note=note,
@@ -598,7 +685,7 @@ def _face_features(matte: Matte, face: Face) -> tuple[Check, Check, Check]:
     eyes = Check(
         "eyes_visible",
         spread,
-        f"≥ {EYES_SPREAD_PASS:g}",
+        Limit(EYES_SPREAD_PASS),
         eyes_status,
         note="lightness spread over the eyes against the cheeks; low when they are covered, "
         "closed or hidden by dark glasses",
@@ -622,7 +709,7 @@ def _face_features(matte: Matte, face: Face) -> tuple[Check, Check, Check]:
     occlusion = Check(
         "face_occluded",
         "mouth covered" if occluded else "none",
-        "none",
+        Limit(rule="nothing"),
         CheckStatus.FAIL if occluded else CheckStatus.PASS,
         note=f"lips {lips_red:.0f} redder than the cheeks, teeth {teeth:.0%}, dark {opening:.0%}"
         " of the mouth area",
@@ -631,7 +718,7 @@ def _face_features(matte: Matte, face: Face) -> tuple[Check, Check, Check]:
     closed = Check(
         "mouth_closed",
         teeth,
-        f"teeth ≤ {MOUTH_OPEN_WARN:.0%} of the mouth area",
+        Limit(None, MOUTH_OPEN_WARN, "fraction", "teeth_of_mouth"),
         CheckStatus.WARN if mouth_open else CheckStatus.PASS,
         note="teeth showing: most passports want the mouth closed" if mouth_open else "",
     )

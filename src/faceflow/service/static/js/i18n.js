@@ -157,6 +157,17 @@ const EN = {
   "summary.failed": "{count} failed",
   "summary.all": "All {count} checks passed",
   "check.allowed": " · allowed {value}",
+  "limit.exactly": "exactly {n}",
+  "limit.or": " or ",
+  "limit.also": "{main} ({also})",
+  "limit.of.from_bottom": "{bound} from the bottom",
+  "limit.of.height_share": "{bound} (5 % of the height)",
+  "limit.of.hair_zone": "{bound} of the hair zone",
+  "limit.of.source_px": "{bound} source px per output px",
+  "limit.of.std": "spread {bound}",
+  "limit.of.teeth_of_mouth": "teeth {bound} of the mouth",
+  "limit.rule.frame_inside_photo": "the whole frame inside the photo",
+  "limit.rule.nothing": "nothing in front of the face",
   "value.yes": "yes",
   "value.no": "no",
   "fact.cache": "cache {state}",
@@ -403,6 +414,17 @@ const ZH = {
   "summary.failed": "{count} 项不通过",
   "summary.all": "全部 {count} 项检查通过",
   "check.allowed": " · 允许 {value}",
+  "limit.exactly": "恰好 {n}",
+  "limit.or": "或",
+  "limit.also": "{main}（{also}）",
+  "limit.of.from_bottom": "距底边 {bound}",
+  "limit.of.height_share": "{bound}（照片高度的 5%）",
+  "limit.of.hair_zone": "占发丝区域 {bound}",
+  "limit.of.source_px": "每个输出像素对应原图 {bound} 像素",
+  "limit.of.std": "色差 {bound}",
+  "limit.of.teeth_of_mouth": "露齿占嘴部 {bound}",
+  "limit.rule.frame_inside_photo": "整个画面都在原照片内",
+  "limit.rule.nothing": "面部无遮挡",
   "value.yes": "是",
   "value.no": "否",
   "fact.cache": "缓存{state}",
@@ -550,6 +572,11 @@ export function language() {
 export function t(key, vars = {}) {
   const text = TABLES[current][key] ?? EN[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
+}
+
+/** Whether the page has a string for `key`. */
+export function hasText(key) {
+  return key in EN;
 }
 
 /** "1 face" / "2 faces" (Chinese has one form). */

@@ -7,7 +7,7 @@
 import { isAbort, request } from "./api.js";
 import { base64ToBlob, baseName, byId, debounce, downloadBlob, h } from "./dom.js";
 import { faceLabel, leftToRight } from "./faces.js";
-import { checkHint, checkName, language, onLanguageChange, plural, specName, t } from "./i18n.js";
+import { checkHint, checkName, hasText, language, onLanguageChange, plural, specName, t } from "./i18n.js";
 import { formatBytes, formatMs } from "./messages.js";
 import { clearNotice, showError, showNotice } from "./notice.js";
 import { PreviewDialog } from "./preview.js";
@@ -45,6 +45,45 @@ export function formatValue(value) {
   return String(value);
 }
 
+/** A bound in a limit's unit: "25 mm", "8°", "2%" (fractions as percentages). */
+function limitNumber(value, unit) {
+  if (unit === "fraction") return `${formatNumber(value * 100)}%`;
+  const text = formatNumber(value);
+  if (!unit) return text;
+  const shown = UNITS[unit] ?? unit;
+  return shown.length === 1 && !/[a-z]/i.test(shown) ? `${text}${shown}` : `${text} ${shown}`;
+}
+
+/**
+ * What a check allows (the server's `limit`: min/max in a unit, what it measures, accepted
+ * values or a rule) worded in the page's language; null when the server sent no limit.
+ */
+export function formatLimit(limit) {
+  if (!limit || typeof limit !== "object") return null;
+  if (limit.rule) return t(`limit.rule.${limit.rule}`);
+  if (limit.one_of) return limit.one_of.map((name) => (hasText(`bg.${name}`) ? t(`bg.${name}`) : name)).join(t("limit.or"));
+  const { min, max } = limit;
+  const unit = limit.unit ?? "";
+  let bound;
+  if (min != null && max != null) {
+    if (min === max) bound = t("limit.exactly", { n: limitNumber(min, unit) });
+    else if (min === -max) bound = `±${limitNumber(max, unit)}`;
+    else bound = `${limitNumber(min, unit === "fraction" ? unit : "")}–${limitNumber(max, unit)}`;
+  } else if (min != null) bound = `≥ ${limitNumber(min, unit)}`;
+  else if (max != null) bound = `≤ ${limitNumber(max, unit)}`;
+  else return null;
+  const text = limit.of ? t(`limit.of.${limit.of}`, { bound }) : bound;
+  const also = limit.also ? formatLimit(limit.also) : null;
+  return also ? t("limit.also", { main: text, also }) : text;
+}
+
+/** A check's allowed values in the page's language: its limit, else (English only) the text. */
+export function checkAllowed(check) {
+  const worded = formatLimit(check.limit);
+  if (worded) return worded;
+  return language() === "en" && check.allowed ? String(check.allowed) : null;
+}
+
 /** A check's name in the page's language. */
 export function checkLabel(name) {
   return checkName(name);
@@ -69,7 +108,8 @@ function badge(status) {
 }
 
 function checkItem(check) {
-  const allowed = check.allowed !== undefined && check.allowed !== null ? h("small", {}, t("check.allowed", { value: formatValue(check.allowed) })) : null;
+  const limit = checkAllowed(check);
+  const allowed = limit ? h("small", {}, t("check.allowed", { value: limit })) : null;
   // The fix hint in the page's language when the server gives one; the measurement note (English,
   // from the server) in English only.
   const hint = check.status !== "pass" ? checkHint(check) : null;
@@ -534,8 +574,8 @@ export class IdPhotoPanel {
       photoName: this.#source?.file.name ?? "",
       specTitle: spec ? specTitle(spec) : this.#made.params.spec,
       describe: (check) => {
-        const allowed = check.allowed !== undefined && check.allowed !== null ? t("check.allowed", { value: formatValue(check.allowed) }) : "";
-        return `${checkValue(check)}${allowed}`;
+        const limit = checkAllowed(check);
+        return `${checkValue(check)}${limit ? t("check.allowed", { value: limit }) : ""}`;
       },
     });
     window.print();
