@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from typer.testing import CliRunner, Result
 
 from faceflow.cli.main import app
 from faceflow.config import ModelSettings
-from faceflow.models.catalog import CATALOG, model_spec, required_models
+from faceflow.models.catalog import CATALOG, EXAMPLES, model_spec, required_models
 from tests.fixtures.models import flip_a_byte
 
 
@@ -63,13 +64,41 @@ def test_verify_fails_on_an_empty_store(tmp_path: Path) -> None:
     assert all("missing" in line_for(result, spec.name) for spec in required_models())
 
 
-@pytest.mark.usefixtures("forbid_downloads")
+@pytest.mark.usefixtures("forbid_downloads", "pulled_examples")
 def test_pull_on_a_verified_store_succeeds_without_downloading(model_store_copy: Path) -> None:
     result = run(model_store_copy, "pull")
 
     assert result.exit_code == 0, result.output
-    for spec in required_models():
-        assert "verified" in line_for(result, spec.name)
+    names = [spec.name for spec in required_models()] + [spec.name for spec in EXAMPLES]
+    for name in names:
+        assert "verified" in line_for(result, name)
+
+
+@pytest.mark.usefixtures("forbid_downloads")
+def test_pull_without_examples_leaves_them_out(model_store_copy: Path) -> None:
+    shutil.rmtree(model_store_copy / "examples", ignore_errors=True)
+
+    result = run(model_store_copy, "pull", "--no-examples")
+
+    assert result.exit_code == 0, result.output
+    assert not (model_store_copy / "examples").exists()
+
+
+def test_verify_accepts_examples_never_pulled_but_not_tampered_ones(
+    model_store_copy: Path, pulled_examples: ModelSettings
+) -> None:
+    shutil.rmtree(model_store_copy / "examples", ignore_errors=True)
+    assert run(model_store_copy, "verify").exit_code == 0
+
+    (model_store_copy / "examples").mkdir()
+    astronaut = EXAMPLES[0]
+    tampered = model_store_copy / astronaut.relative_path
+    shutil.copyfile(pulled_examples.dir / astronaut.relative_path, tampered)
+    flip_a_byte(tampered)
+    result = run(model_store_copy, "verify")
+
+    assert result.exit_code == 1
+    assert "corrupt" in line_for(result, astronaut.name)
 
 
 def test_pull_of_an_unknown_model_is_a_usage_error(tmp_path: Path) -> None:

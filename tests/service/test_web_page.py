@@ -581,6 +581,15 @@ def test_chinese_page_at_phone_size(
     assert "头部高度" in names
     latin = [name for name in names if re.search(r"[A-Za-z]", name)]
     assert latin == []
+    # What each check allows is worded by the page from the server's limits: no English left
+    # (millimetres stay "mm", as on Chinese ID-photo forms).
+    allowed = page.locator("#checks .check__value small").all_inner_texts()
+    assert len(allowed) == len(names)
+    assert any("距底边" in text for text in allowed), allowed
+    values = page.locator("#checks .check__value").all_inner_texts()
+    words = [re.sub(r"#[0-9a-f]{6}|mm", "", text) for text in values]
+    english = [text for text in words if re.search(r"[A-Za-z]", text)]
+    assert english == []
     expect(page.locator("#face-rows tr")).to_have_count(1)
     expect(page.locator("#face-rows tr").first).to_contain_text(re.compile(r"[男女]"))
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

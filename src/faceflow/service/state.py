@@ -19,6 +19,7 @@ from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.pool import InferencePool
 from faceflow.runtime.tasks import TaskOutput
+from faceflow.service.examples import ExamplePhoto
 from faceflow.service.metrics import Metrics
 from faceflow.service.security import ApiKeys, RateLimit
 
@@ -41,6 +42,8 @@ class Services:
     """Why the inference processes could not start, for /readyz; None while starting or ready."""
     jobs: JobRunner | None = None
     """The job runner (embedded, or RQ with ``jobs.redis_url``); set once the lifespan starts it."""
+    examples: tuple[ExamplePhoto, ...] = ()
+    """The example photos that were pulled and verify, read once at start-up."""
 
     async def cached(
         self,

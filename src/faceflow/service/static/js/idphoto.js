@@ -37,6 +37,8 @@ export function formatValue(value) {
   if (value === null || value === undefined) return "–";
   if (typeof value === "number") return formatNumber(value);
   if (typeof value === "boolean") return t(value ? "value.yes" : "value.no");
+  // Words the server measures (a check's "none", "mouth covered"), in the page's language.
+  if (typeof value === "string" && hasText(`value.${value}`)) return t(`value.${value}`);
   if (Array.isArray(value)) return value.map(formatValue).join("–");
   if (typeof value === "object") {
     if ("min" in value || "max" in value) return `${formatValue(value.min)}–${formatValue(value.max)}`;

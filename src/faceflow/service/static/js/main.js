@@ -5,6 +5,7 @@ import { request } from "./api.js";
 import { KeyPrompt } from "./auth.js";
 import { Camera } from "./camera.js";
 import { byId } from "./dom.js";
+import { Examples } from "./examples.js";
 import { applyStatic, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { IdPhotoPanel } from "./idphoto.js";
 import { describeError } from "./messages.js";
@@ -32,6 +33,7 @@ queue.addEventListener("change", () => dropzone.classList.toggle("dropzone--comp
 const panel = new IdPhotoPanel(queue, { limits, askKey: (error) => askKey(error) });
 const camera = new Camera({ onPhoto: (file) => queue.add([file]) });
 byId("camera-open").addEventListener("click", () => camera.open());
+const examples = new Examples({ onPhoto: (file) => queue.add([file]) });
 byId("queue-clear").addEventListener("click", () => queue.clear());
 
 /** The status badge: a message key (shown in the current language) and ok | warn | busy | error. */
@@ -50,6 +52,7 @@ function useInfo(body) {
     panelStarted = true;
     panel.init();
   }
+  examples.load();
 }
 
 /** Ask for an API key; true once a working one is stored (failed uploads are then retried). */

@@ -1,0 +1,95 @@
+// Example photos, for trying the page without one's own: the server lists the ones it holds
+// (GET /v1/examples, pulled with its models); each shows as a button with a thumbnail, and a click
+// fetches the photo and adds it to the queue as if it had been chosen. A server without them lists
+// none, and the row stays hidden.
+
+import { request } from "./api.js";
+import { byId, h } from "./dom.js";
+import { hasText, onLanguageChange, t } from "./i18n.js";
+import { showError } from "./notice.js";
+
+export class Examples {
+  #box = byId("examples");
+  #list = byId("example-list");
+  #notice = byId("photo-notice");
+  #items = [];
+  #loaded = false;
+
+  /** `onPhoto(file)` receives the fetched photo as a File named after the example. */
+  constructor({ onPhoto }) {
+    this.onPhoto = onPhoto;
+    onLanguageChange(() => this.#render());
+  }
+
+  /** Ask the server which examples it has (once; again after a failure, e.g. a key prompt). */
+  async load() {
+    if (this.#loaded) return;
+    try {
+      const response = await request("v1/examples");
+      this.#items = (await response.json()).examples ?? [];
+      this.#loaded = true;
+    } catch {
+      this.#items = []; // an older server, or no key yet: offer none rather than an error
+    }
+    this.#render();
+    await Promise.all(this.#items.map((item) => this.#thumbnail(item)));
+  }
+
+  #title(item) {
+    const key = `example.${item.name}`;
+    return hasText(key) ? t(key) : item.title;
+  }
+
+  #render() {
+    this.#box.hidden = this.#items.length === 0;
+    this.#list.replaceChildren(
+      ...this.#items.map((item) => {
+        const img = h("img", { className: "example__thumb", alt: "", width: 36, height: 36 });
+        if (item.thumbnailUrl) img.src = item.thumbnailUrl;
+        else img.hidden = true;
+        item.img = img;
+        const button = h(
+          "button",
+          {
+            type: "button",
+            className: "button button--small example",
+            title: t("examples.credit", { credit: item.credit, licence: item.licence }),
+            dataset: { example: item.name },
+            onclick: () => this.#pick(item, button),
+          },
+          img,
+          h("span", {}, this.#title(item)),
+        );
+        return h("li", {}, button);
+      }),
+    );
+  }
+
+  async #thumbnail(item) {
+    try {
+      const response = await request(item.thumbnail_url);
+      item.thumbnailUrl = URL.createObjectURL(response.blob);
+      if (item.img) {
+        item.img.src = item.thumbnailUrl;
+        item.img.hidden = false;
+      }
+    } catch {
+      // The name alone still works as a button.
+    }
+  }
+
+  async #pick(item, button) {
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+    try {
+      const response = await request(item.url);
+      const extension = item.media_type === "image/png" ? "png" : "jpg";
+      this.onPhoto(new File([response.blob], `${item.name}.${extension}`, { type: item.media_type }));
+    } catch (error) {
+      showError(this.#notice, error, { onRetry: () => this.#pick(item, button) });
+    } finally {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    }
+  }
+}
