@@ -484,6 +484,9 @@ def test_docs_screenshot(
     with page.expect_response(lambda r: "/v1/id-photo?" in r.url and f"spec={spec}" in r.url):
         page.select_option("#spec", spec)
     wait_for_id_photo(page)
+    # The example photos' thumbnails, when the server has them, are in the picture too.
+    for thumb in page.locator(".example__thumb").all():
+        expect(thumb).to_be_visible()
     page.mouse.move(0, 0)
     ARTIFACTS.mkdir(exist_ok=True)
     shot = page.screenshot(path=str(ARTIFACTS / f"desktop-{name}"), full_page=True)
