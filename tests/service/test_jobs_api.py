@@ -24,6 +24,7 @@ from tests.fixtures.live_server import Scrape
 from tests.fixtures.redis_server import RedisProcess, RedisServerFactory
 from tests.jobs.support import QUEUE, WorkerFleet, variant, worker_env
 from tests.service.in_process import InProcess, app_settings, running_app
+from tests.service.support import assert_error
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -122,6 +123,26 @@ async def test_embedded_id_photo_job_equals_the_sync_photo(
     assert sync.status_code == 200
     assert sync.headers["X-Cache"] == "hit"
     assert photo.content == sync.content
+
+
+async def test_a_failed_jobs_error_has_the_sync_errors_details(
+    client: httpx.AsyncClient, face_jpeg: bytes
+) -> None:
+    """A face past the last: the job's record and result carry what the sync route answers,
+    details included (parameter, min, max), not only its code and message."""
+    data = variant(face_jpeg)
+    handle = (await submit(client, data, "id-photo", face=3)).json()["handle"]
+    done = await poll(client, handle)
+    sync = await client.post(
+        "/v1/id-photo", params={"face": 3}, content=data, headers={"Content-Type": "image/jpeg"}
+    )
+    expected = assert_error(sync, 400, "out_of_range")
+    assert {"parameter": "face", "min": 1, "max": 1}.items() <= expected.items()
+
+    assert done["status"] == "failed"
+    assert done["error"] == expected
+    result = await client.get(f"/v1/jobs/{handle}/result")
+    assert assert_error(result, 400, "out_of_range") == expected
 
 
 async def test_embedded_sheet_job_equals_the_sync_sheet(

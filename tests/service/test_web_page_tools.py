@@ -251,6 +251,10 @@ def test_report_prints_as_a_page_of_its_own(
     assert check in names
     checks = page.locator("#checks li")
     assert len(names) == checks.count()
+    if locale == "zh-CN":  # measured and allowed values worded by the page, in Chinese
+        measured = sheet.locator("tbody td:nth-child(3)").all_inner_texts()
+        words = [re.sub(r"#[0-9a-f]{6}|mm", "", text) for text in measured]
+        assert [text for text in words if re.search(r"[A-Za-z]", text)] == []
     pdf = page.pdf(format="A4")
     assert pdf.startswith(b"%PDF")
     assert probe.errors == []
