@@ -165,7 +165,7 @@ class HotPath:
                 # Nobody computes it yet, so it needs an inference slot: when there is none,
                 # shed now, before the upload is sent to a worker.
                 services.pool.check_admission()
-            return await answer(services, key, work, data)
+            return await answer(services, key, work, data, missed=True)
         except Exception as exc:  # answered as the app's handlers answer it (a 500 is logged)
             return await error_answer(request, exc)
 
