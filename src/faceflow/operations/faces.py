@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,7 +62,7 @@ class FaceWork:
 
         base = DetectOptions()
 
-        def stored(name: str) -> object:
+        def stored(name: str) -> Any:  # the field's own type, which differs per name
             """The parameter ``name`` as its field's type (JSON may have turned 40 into 40.0)."""
             value, default = params.get(name), getattr(base, name)
             is_number = isinstance(value, int | float) and not isinstance(value, bool)
