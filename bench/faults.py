@@ -41,8 +41,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from faceflow.bench.load import unique_variant
-from faceflow.bench.procs import ServiceProcess, cpu_seconds, free_port, load_average, process_tree
+from faceflow.loadgen.load import unique_variant
+from faceflow.loadgen.procs import (
+    ServiceProcess,
+    cpu_seconds,
+    free_port,
+    load_average,
+    process_tree,
+)
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 DEFAULT_IMAGE = TESTDATA / "obama_small.jpg"

@@ -14,7 +14,7 @@ pulled, default settings otherwise) and stops it by PID at the end. Three measur
   is that rate × its inference processes. CPU time per photo, here and in the server's processes
   (from /proc, for a server started here), shows the service's overhead apart from the load;
 * throughput: ``--requests`` never-seen uploads per concurrency step (the photos with a unique JPEG
-  comment each, :func:`faceflow.bench.load.unique_variant`: new cache keys, same pixels, so every
+  comment each, :func:`faceflow.loadgen.load.unique_variant`: new cache keys, same pixels, so every
   request runs detection, the matte and the render), counted from the first request's start to
   the last answer; a client refused with 503 waits out ``Retry-After`` and sends the upload again;
 * recolour: ``--repeats`` times, one request for a never-seen upload, then the same upload on
@@ -54,10 +54,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from faceflow.bench.load import unique_variant, wait_retry_after
-from faceflow.bench.procs import ServiceProcess, cpu_seconds, load_average, process_tree
 from faceflow.config import load_settings
 from faceflow.imaging.ingest import decode_image
+from faceflow.loadgen.load import unique_variant, wait_retry_after
+from faceflow.loadgen.procs import ServiceProcess, cpu_seconds, load_average, process_tree
 from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.idphoto.matte import Segmenter, compute_matte, matte_to_bytes
 from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_id_photo, single_face

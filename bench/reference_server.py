@@ -24,8 +24,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from faceflow.bench.procs import ServiceProcess, free_port
-from peers import DEFAULT_CACHE, Peer, ensure_venv
+from faceflow.loadgen.procs import ServiceProcess, free_port
+from peers_compare import DEFAULT_CACHE, Peer, ensure_venv
 
 BENCH_DIR = Path(__file__).resolve().parent
 WORKERS = 2

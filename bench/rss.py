@@ -44,8 +44,8 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from faceflow.bench.load import unique_variant
-from faceflow.bench.procs import ServiceProcess, load_average, process_tree, rss_bytes
+from faceflow.loadgen.load import unique_variant
+from faceflow.loadgen.procs import ServiceProcess, load_average, process_tree, rss_bytes
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PHOTO_DIRS = (SHARED / "testdata", SHARED / "devset")

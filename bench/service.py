@@ -42,11 +42,11 @@ from rich.console import Console
 from rich.table import Table
 
 import reference_server
-from faceflow.bench.ceiling import single_thread_rate
-from faceflow.bench.load import LoadGenerator, LoadPlan, StepResult, unique_variant
-from faceflow.bench.procs import ServiceProcess, load_average, rss_bytes
 from faceflow.config import load_settings
 from faceflow.domain import Attribute, Operation
+from faceflow.loadgen.ceiling import single_thread_rate
+from faceflow.loadgen.load import LoadGenerator, LoadPlan, StepResult, unique_variant
+from faceflow.loadgen.procs import ServiceProcess, load_average, rss_bytes
 from faceflow.pipeline.detect import DetectOptions
 from faceflow.runtime.tasks import FaceRequest, run_face_request
 

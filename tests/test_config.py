@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from faceflow.config import Settings, load_settings, read_config_file
+from faceflow.config import (
+    ALL_OPERATIONS,
+    RuntimeSettings,
+    Settings,
+    load_settings,
+    read_config_file,
+)
+from faceflow.domain import Operation
 from faceflow.errors import InvalidParameter
 
 SHA256_OF_KEY = hashlib.sha256(b"secret-key").hexdigest()
@@ -216,3 +223,13 @@ def test_override_of_an_unknown_group_is_refused() -> None:
 def test_overrides_are_validated() -> None:
     with pytest.raises(ValidationError, match="min_side_px"):
         load_settings(limits={"min_side_px": 500, "max_side_px": 400})
+
+
+def test_runtime_operations_are_the_domain_verbs_written_as_before() -> None:
+    # Every verb but the sheet (id-photo loads its models): a new verb must be placed here too.
+    assert set(ALL_OPERATIONS) == set(Operation) - {Operation.ID_PHOTO_SHEET}
+    runtime = RuntimeSettings.model_validate_json('{"operations": ["detect", "id-photo"]}')
+    assert runtime.operations == [Operation.DETECT, Operation.ID_PHOTO]
+    assert runtime.model_dump_json().startswith('{"operations":["detect","id-photo"]')
+    with pytest.raises(ValidationError, match="operations"):
+        RuntimeSettings.model_validate({"operations": ["id-photo-sheet"]})

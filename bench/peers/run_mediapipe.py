@@ -1,6 +1,6 @@
 """MediaPipe BlazeFace (legacy ``solutions.face_detection``), short- and full-range models.
 
-Runs in the ``mediapipe`` peer virtualenv (mediapipe==0.10.21, numpy<2); see bench/peers.py.
+Runs in the ``mediapipe`` peer virtualenv (mediapipe==0.10.21, numpy<2); see bench/peers_compare.py.
 """
 
 from __future__ import annotations

@@ -11,12 +11,13 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from faceflow.domain import Operation
 from faceflow.errors import InvalidParameter
 
 
@@ -191,8 +192,13 @@ class ModelSettings(_Group):
     index_url: str | None = Field(None, description="package index for `models pull`")
 
 
-RuntimeOperation = Literal["detect", "analyze", "annotate", "id-photo"]
-ALL_OPERATIONS: tuple[RuntimeOperation, ...] = ("detect", "analyze", "annotate", "id-photo")
+RuntimeOperation = Literal[
+    Operation.DETECT, Operation.ANALYZE, Operation.ANNOTATE, Operation.ID_PHOTO
+]
+"""The verbs a server can load models for: :class:`~faceflow.domain.Operation`'s own members (one
+home for the verbs, below config), less ``id-photo-sheet``, which ``id-photo`` covers. Written as
+their values in settings and the environment, as before (``["detect", "id-photo"]``)."""
+ALL_OPERATIONS: tuple[RuntimeOperation, ...] = get_args(RuntimeOperation)
 
 
 class RuntimeSettings(_Group):

@@ -1,4 +1,4 @@
-"""bench/peers.py's pure parts: the runners' JSON contract, the labels, the tables.
+"""bench/peers_compare.py's pure parts: the runners' JSON contract, the labels, the tables.
 
 No peer is installed here (minutes of pip): the runners' shared module is exercised in this
 interpreter, and its answers go through the same parser the benchmark uses.
@@ -33,8 +33,8 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-peers = _load("peers", BENCH / "peers.py")
 runner_common = _load("runner_common", BENCH / "peers" / "runner_common.py")
+peers = _load("peers_compare", BENCH / "peers_compare.py")
 
 
 def answer(results: list[dict[str, Any]]) -> str:

@@ -12,9 +12,12 @@ from faceflow.cache.entry import CacheEntry
 from faceflow.cache.observer import CacheLevel
 from faceflow.cache.tiered import CacheStatus, ResultCache
 from tests.cache.conftest import FAULT_TIMEOUT_MS, RESET_S, RecordingObserver, cache_settings
+from tests.fixtures.redis_monitor import commands_during, reads_of
 from tests.fixtures.redis_server import RedisProcess
 
 ENTRY = CacheEntry("application/json", b'{"faces":[]}', {"faces": 0})
+ENTRY_KEY = "faceflow:cache:"
+LOCK = "faceflow:lock:"
 # Required by the product owner for a hung Redis; see test_redis_cache.py.
 CALL_BOUND_S = 0.2
 
@@ -135,6 +138,58 @@ async def test_entry_too_big_for_memory_is_still_answered() -> None:
     assert compute.calls == 2
 
 
+async def test_callers_that_looked_up_themselves_still_share_one_computation(
+    observer: RecordingObserver,
+) -> None:
+    """``missed=True`` skips only the lookup: concurrent callers still join one flight, and a
+    caller whose lookup missed just before the flight finished gets its result."""
+    compute = Compute()
+    async with started(None, observer) as cache:
+        assert await cache.lookup("k") == (None, CacheLevel.MISS)
+        first, second = await asyncio.gather(
+            cache.get_or_compute("k", compute, missed=True),
+            cache.get_or_compute("k", compute, missed=True),
+        )
+        late = await cache.get_or_compute("k", compute, missed=True)
+    assert compute.calls == 1
+    assert {first[1], second[1]} == {CacheStatus.MISS, CacheStatus.JOINED}
+    assert first[0] == second[0] == late[0]
+    assert late[1] is CacheStatus.HIT_MEMORY
+    assert observer.events == Counter({"miss": 1, "joined": 1, "hit_memory": 1})
+
+
+def reads_around_the_lock(commands: list[str], key: str) -> tuple[int, int]:
+    """How many times Redis was asked for ``key``'s entry before its compute lock was taken,
+    and after."""
+    lock = next(i for i, command in enumerate(commands) if command.startswith(f"SET {LOCK}{key}"))
+    return len(reads_of(commands[:lock], ENTRY_KEY + key)), len(
+        reads_of(commands[lock:], ENTRY_KEY + key)
+    )
+
+
+@pytest.mark.redis
+async def test_a_miss_looks_its_key_up_in_redis_once(redis_url: str) -> None:
+    """One lookup per miss, whether the caller made it (the hot path: :meth:`lookup`, then
+    ``missed=True``) or :meth:`get_or_compute` did; then the one check made under the cross-node
+    lock, for an entry another node stored between the two."""
+    async with started(redis_url) as cache:
+
+        async def lookup_then_compute() -> CacheStatus:
+            assert await cache.lookup("a") == (None, CacheLevel.MISS)
+            _, status = await cache.get_or_compute("a", Compute(0), missed=True)
+            return status
+
+        async def compute_alone() -> CacheStatus:
+            _, status = await cache.get_or_compute("b", Compute(0))
+            return status
+
+        after_lookup, by_caller = await commands_during(redis_url, lookup_then_compute)
+        alone, by_cache = await commands_during(redis_url, compute_alone)
+    assert after_lookup is alone is CacheStatus.MISS
+    assert reads_around_the_lock(by_caller, "a") == (1, 1)
+    assert reads_around_the_lock(by_cache, "b") == (1, 1)
+
+
 @pytest.mark.redis
 async def test_two_nodes_share_redis(redis_url: str, observer: RecordingObserver) -> None:
     async with started(redis_url) as node_a, started(redis_url, observer) as node_b:
@@ -151,11 +206,16 @@ async def test_two_nodes_share_redis(redis_url: str, observer: RecordingObserver
 
 
 @pytest.mark.redis
-async def test_two_nodes_ten_callers_each_compute_once(redis_url: str) -> None:
+@pytest.mark.parametrize("missed", [False, True], ids=["own-lookup", "caller-looked-up"])
+async def test_two_nodes_ten_callers_each_compute_once(redis_url: str, missed: bool) -> None:
     compute = Compute(delay_s=0.1)
     async with started(redis_url) as node_a, started(redis_url) as node_b:
         results = await asyncio.gather(
-            *(node.get_or_compute("new", compute) for node in (node_a, node_b) for _ in range(10))
+            *(
+                node.get_or_compute("new", compute, missed=missed)
+                for node in (node_a, node_b)
+                for _ in range(10)
+            )
         )
     assert compute.calls == 1
     assert len({entry.body for entry, _ in results}) == 1

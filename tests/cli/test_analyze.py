@@ -112,6 +112,33 @@ def test_attributes_option_selects_what_is_computed(
         assert {"age", "gender"} & set(face) == keys
 
 
+def test_any_option_of_the_api_is_taken_with_dash_o(photo_folder: Path) -> None:
+    result = run("--json", "-O", "max_faces=1", photo_folder / "two_people.jpg")
+
+    assert result.exit_code == 0, result.output
+    [entry] = json_lines(result).values()
+    assert entry["face_count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["-O", "max_faces"], "NAME=VALUE"),
+        (["-O", "max_faces=1", "-O", "max_faces=2"], "given twice"),
+        (["-O", "threshold=0.5"], "use --threshold"),
+        (["-O", "format=png"], "format"),  # an annotate option, not analyze's
+        (["-O", "max_faces=0"], "max_faces"),
+    ],
+)
+def test_a_bad_dash_o_option_is_a_usage_error(
+    photo_folder: Path, options: list[str], message: str
+) -> None:
+    result = run(*options, photo_folder)
+
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
 def test_unknown_attribute_is_a_usage_error(photo_folder: Path) -> None:
     result = run("--attributes", "mood", photo_folder)
 

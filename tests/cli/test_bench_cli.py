@@ -120,5 +120,5 @@ def test_a_plot_without_matplotlib_is_refused_before_the_sweep(
         env=WIDE,
     )
     assert result.exit_code == 2, result.output
-    assert "pip install 'faceflow[bench]'" in result.output
+    assert "pip install 'faceflow[loadgen]'" in result.output
     assert not (tmp_path / "sweep.png").exists()

@@ -105,6 +105,9 @@ def test_a_failed_file_exits_1_and_the_others_are_written_by_two_workers(
         ["--format", "png", "--max-kb", "20"],
         ["--sheet", "letter"],
         ["--format", "png", "--transparent", "--sheet", "6inch"],
+        ["-O", "dpi=5"],
+        ["-O", "spec=icao"],
+        ["-O", "size=3"],
     ],
 )
 def test_bad_options_are_a_usage_error(tmp_path: Path, testdata: Path, options: list[str]) -> None:
@@ -115,6 +118,18 @@ def test_bad_options_are_a_usage_error(tmp_path: Path, testdata: Path, options: 
     assert result.exit_code == 2, result.output
     assert "error:" in result.stderr
     assert not out.exists()
+
+
+def test_any_option_of_the_api_is_taken_with_dash_o(tmp_path: Path, testdata: Path) -> None:
+    out = tmp_path / "out"
+
+    # A custom size: no flag of its own, the API's width, height and unit.
+    custom = ["-O", "width=200", "-O", "height=260", "-O", "unit=px"]
+    result = run("id-photo", testdata / "portrait_2.jpg", "-o", out, *custom)
+
+    assert result.exit_code == 0, result.output
+    [photo] = [path for path in out.iterdir() if path.name.endswith(".jpg")]
+    assert opened(photo.read_bytes()).size == (200, 260)
 
 
 def test_specs_table_lists_every_preset_with_its_pixels() -> None:

@@ -75,6 +75,15 @@ def test_cache_params_ignore_what_an_operation_does_not_use(
 
 def test_cache_params_turn_back_into_the_same_work() -> None:
     assert FaceWork.from_params(BASE.operation, BASE.cache_params()) == BASE
+    changed = replace(
+        BASE,
+        options=DetectOptions(score_threshold=0.25, nms_threshold=0.5, min_face_px=7, max_faces=3),
+        attributes=(Attribute.GENDER,),
+        image_format=OutputFormat.PNG,
+    )
+    # As a job payload stores them: JSON, where a whole float and an int are one number.
+    stored = {k: float(v) if isinstance(v, int) else v for k, v in changed.cache_params().items()}
+    assert FaceWork.from_params(changed.operation, stored) == changed
 
 
 def test_unset_options_take_the_settings_defaults() -> None:

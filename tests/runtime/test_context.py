@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from faceflow.config import ModelSettings, RuntimeOperation, RuntimeSettings, Settings
+from faceflow.config import ModelSettings, RuntimeSettings, Settings
 from faceflow.domain import Operation
 from faceflow.errors import NotFound
 from faceflow.pipeline.detect import DetectOptions
@@ -16,8 +16,10 @@ from faceflow.runtime.idphoto_tasks import MatteRequest, matte_task
 from faceflow.runtime.tasks import FaceRequest, run_face_request
 
 
-def context_for(models: ModelSettings, operations: list[RuntimeOperation]) -> WorkerContext:
-    settings = Settings(models=models, runtime=RuntimeSettings(operations=operations))
+def context_for(models: ModelSettings, operations: list[str]) -> WorkerContext:
+    """The context of a process whose settings name ``operations`` as a user writes them."""
+    runtime = RuntimeSettings.model_validate({"operations": operations})
+    settings = Settings(models=models, runtime=runtime)
     return load_context(settings.model_dump_json())
 
 
@@ -43,7 +45,7 @@ def photo(testdata: Path) -> bytes:
 )
 def test_only_the_models_of_the_enabled_operations_are_loaded(
     pulled_model_settings: ModelSettings,
-    operations: list[RuntimeOperation],
+    operations: list[str],
     attributes: bool,
     segmenter: bool,
 ) -> None:

@@ -8,6 +8,8 @@ from urllib.parse import urlencode
 
 from hypothesis import strategies as st
 
+from faceflow.operations.faces import FaceOptions
+
 _INTS = st.integers(-5, 12_000).map(str)
 _JUNK = st.sampled_from(["", "abc", "1e-1", " 0.5", "true", "none", "nope", "#12"]) | st.text(
     max_size=6
@@ -63,4 +65,5 @@ def face_values(*names: str) -> dict[str, st.SearchStrategy[str]]:
     return {name: FACE_VALUES[name] for name in names}
 
 
-DETECT_OPTIONS = ("threshold", "max_faces", "min_face_px")
+# Every option of /v1/detect (the others add to these), so a new one is generated at once.
+DETECT_OPTIONS = tuple(FaceOptions.model_fields)

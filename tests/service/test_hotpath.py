@@ -120,6 +120,31 @@ async def test_a_miss_goes_on_from_the_entry_without_the_router(
     assert reached == ["/v1/analyze?threshold=5"]
 
 
+@pytest.mark.asyncio(loop_scope="session")
+async def test_echo_size_is_answered_by_the_entry_as_the_route_answers_it(
+    service_app: InProcess,
+) -> None:
+    """/v1/echo-size exists once: the entry answers it without the router, with the body the
+    route (reached directly) answers."""
+    reached: list[str] = []
+
+    async def router(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["path"])
+        await service_app.app.api(scope, receive, send)
+
+    answers = []
+    for app in (HotPath(router, lambda: service_app.services), router):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://faceflow.test") as c:
+            answers.append(await c.post("/v1/echo-size", content=b"x" * 1234))
+    entry, route = answers
+    assert reached == ["/v1/echo-size"]  # the second request only, sent to the router itself
+    for response in (entry, route):
+        assert response.status_code == 200
+        assert response.content == b'{"bytes":1234}'
+        assert response.headers["content-type"] == "application/json"
+
+
 def test_a_fast_hit_answers_the_routes_body_and_headers(
     live_server: LiveServer, face_jpeg: bytes
 ) -> None:

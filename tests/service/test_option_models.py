@@ -20,10 +20,13 @@ from starlette.datastructures import QueryParams
 from faceflow.config import Settings
 from faceflow.domain import Operation
 from faceflow.errors import InvalidParameter, JsonScalar
+from faceflow.operations.faces import BatchOptions
+from faceflow.operations.idphoto import PhotoOptions, SheetOptions
 from faceflow.operations.registry import prepare
 from faceflow.service.routes import faces, idphoto
 from tests.service.option_queries import (
     DETECT_OPTIONS,
+    FACE_VALUES,
     PHOTO_VALUES,
     SHEET_VALUES,
     face_values,
@@ -104,3 +107,19 @@ def test_route_and_job_parse_the_same_options(
 ) -> None:
     query = data.draw(queries(values))
     assert _route_params(endpoint, query, resolve) == _job_params(operation, query)
+
+
+@pytest.mark.parametrize(
+    ("model", "values"),
+    [
+        # A batch's model holds every face option (and its own ``operation``).
+        (BatchOptions, {**FACE_VALUES, "operation": st.just("detect")}),
+        (PhotoOptions, PHOTO_VALUES),
+        (SheetOptions, SHEET_VALUES),
+    ],
+)
+def test_queries_are_generated_for_every_option(
+    model: type[Any], values: dict[str, st.SearchStrategy[str]]
+) -> None:
+    # An option added to a model without values here would escape the tests above.
+    assert set(model.model_fields) == set(values)

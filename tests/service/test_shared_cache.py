@@ -19,6 +19,7 @@ import pytest_asyncio
 from redis import Redis
 
 from tests.fixtures.live_server import Scrape
+from tests.fixtures.redis_monitor import commands_during, reads_of
 from tests.fixtures.redis_server import RedisProcess
 from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import fresh
@@ -104,6 +105,21 @@ async def nodes(
         await wait_until_redis_is_used(node, inspector, face_jpeg)
     inspector.flushall()
     return redis_nodes
+
+
+async def test_a_miss_looks_its_key_up_in_redis_once(
+    nodes: tuple[Node, Node], redis_process: RedisProcess, face_jpeg: bytes
+) -> None:
+    """The hot path looks the key up, and on a miss hands it on without a second lookup: Redis
+    is asked for the entry once before the compute lock (and once under it, for an entry another
+    node stored meanwhile)."""
+    hot, _ = nodes
+    image = fresh(face_jpeg)
+    response, commands = await commands_during(redis_process.url, lambda: hot.post(image))
+    assert response.headers["X-Cache"] == "miss"
+    lock = next(i for i, command in enumerate(commands) if command.startswith("SET faceflow:lock:"))
+    assert len(reads_of(commands[:lock], "faceflow:cache:")) == 1
+    assert len(reads_of(commands[lock:], "faceflow:cache:")) == 1
 
 
 async def test_second_node_answers_from_redis(

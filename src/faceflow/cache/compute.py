@@ -61,10 +61,12 @@ class CachedCompute:
         return await self.produce(key, produce)
 
     async def produce(
-        self, key: str, produce: Callable[[], Awaitable[TaskOutput]]
+        self, key: str, produce: Callable[[], Awaitable[TaskOutput]], *, missed: bool = False
     ) -> tuple[CacheEntry, CacheStatus]:
         """The entry under ``key``, or ``produce()``'s output stored under it, for a result that
-        takes more than one task (an ID photo: its matte, then its render)."""
+        takes more than one task (an ID photo: its matte, then its render). ``missed``: the caller
+        looked ``key`` up itself and missed (the hot path), so the cache does not look again
+        (:meth:`ResultCache.get_or_compute`)."""
 
         async def compute() -> CacheEntry:
             output = await produce()
@@ -72,4 +74,4 @@ class CachedCompute:
                 self._on_output(output.meta)
             return CacheEntry(output.media_type, output.body, output.meta)
 
-        return await self._cache.get_or_compute(key, compute)
+        return await self._cache.get_or_compute(key, compute, missed=missed)

@@ -111,7 +111,8 @@ class ResultCache:
 
     async def lookup(self, key: str) -> tuple[CacheEntry | None, CacheLevel]:
         """Like :meth:`get`, but tells the observer nothing: for a caller that goes on to
-        :meth:`get_or_compute` on a miss, which reports the outcome itself."""
+        :meth:`get_or_compute` (with ``missed=True``) on a miss, which reports the outcome
+        itself."""
         return await self._lookup(key)
 
     async def put(self, key: str, entry: CacheEntry) -> None:
@@ -121,7 +122,7 @@ class ResultCache:
             await self._redis.set(key, entry)
 
     async def get_or_compute(
-        self, key: str, compute: Callable[[], Awaitable[CacheEntry]]
+        self, key: str, compute: Callable[[], Awaitable[CacheEntry]], *, missed: bool = False
     ) -> tuple[CacheEntry, CacheStatus]:
         """The entry for ``key``, computing and storing it on a miss, once for concurrent callers.
 
@@ -129,12 +130,20 @@ class ResultCache:
         the whole cluster; only the call that started the work runs its own ``compute``. An error
         raised by ``compute`` reaches every caller sharing it and is not cached. Cancelling a
         caller does not cancel the shared computation.
+
+        ``missed``: the caller has just looked ``key`` up (:meth:`lookup`) and found nothing, so
+        it is not looked up again (with Redis that lookup was a round trip). It goes straight to
+        the flight, which still finds a result finished meanwhile (in memory, or in Redis once
+        the cross-node lock is taken) and joins one being computed.
         """
-        entry, level = await self._lookup(key)
-        if entry is not None:
-            self._observer.hit(level)
-            status = CacheStatus.HIT_MEMORY if level is CacheLevel.MEMORY else CacheStatus.HIT_REDIS
-            return entry, status
+        if not missed:
+            entry, level = await self._lookup(key)
+            if entry is not None:
+                self._observer.hit(level)
+                status = (
+                    CacheStatus.HIT_MEMORY if level is CacheLevel.MEMORY else CacheStatus.HIT_REDIS
+                )
+                return entry, status
         (entry, status), joined = await self._flights.run(key, lambda: self._fill(key, compute))
         if joined:
             status = CacheStatus.JOINED

@@ -16,8 +16,10 @@ from rich.text import Text
 from faceflow.cli.common import (
     ConfigOption,
     OutputNames,
+    QueryOptions,
     file_progress,
     print_table,
+    query_options,
     settings_from,
     setup_logging,
 )
@@ -129,6 +131,7 @@ def analyze(
         float | None,
         typer.Option(help="face score threshold, 0 to 1 (default from settings)"),
     ] = None,
+    option: QueryOptions = None,
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="inference processes; each loads the models once")
     ] = 1,
@@ -149,9 +152,8 @@ def analyze(
     setup_logging("warning")
     try:
         # The HTTP API's options model, so the CLI takes the same values with the same bounds.
-        options = parse_options(
-            AnalyzeOptions, {"threshold": threshold, "attributes": attributes}, "analyze"
-        )
+        flags = {"threshold": threshold, "attributes": attributes}
+        options = parse_options(AnalyzeOptions, query_options(option, flags), "analyze")
         work = options.work(Operation.ANALYZE, settings.detection)
     except InvalidParameter as exc:
         err.print(f"[red]error:[/red] {exc.message}")

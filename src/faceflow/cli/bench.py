@@ -11,10 +11,10 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from faceflow.bench.load import StepResult
+    from faceflow.loadgen.load import StepResult
 
 DEFAULT_SWEEP = (1, 5, 10, 20, 50, 200)
-"""The concurrency sweep (faceflow.bench.load's default, repeated so --help stays light)."""
+"""The concurrency sweep (faceflow.loadgen.load's default, repeated so --help stays light)."""
 
 out = Console()
 err = Console(stderr=True)
@@ -79,11 +79,11 @@ def bench(
 
     if plot is not None and importlib.util.find_spec("matplotlib") is None:
         # Checked before the sweep: a long run must not end without the chart it was asked for.
-        err.print("--plot needs matplotlib: pip install 'faceflow[bench]'", markup=False)
+        err.print("--plot needs matplotlib: pip install 'faceflow[loadgen]'", markup=False)
         raise typer.Exit(2)
 
-    from faceflow.bench.load import LoadGenerator, LoadPlan
-    from faceflow.bench.report import plot_results, results_table
+    from faceflow.loadgen.load import LoadGenerator, LoadPlan
+    from faceflow.loadgen.report import plot_results, results_table
 
     steps = _sweep(concurrency)
     plan = LoadPlan(

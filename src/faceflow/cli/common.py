@@ -8,6 +8,7 @@ commands start in a fraction of a second.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -29,6 +30,42 @@ ConfigOption = Annotated[
         dir_okay=False,
     ),
 ]
+
+
+QueryOptions = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--option",
+        "-O",
+        metavar="NAME=VALUE",
+        help="any other option of the matching HTTP endpoint's query, as the API takes it "
+        "(e.g. -O max_faces=3); repeatable",
+    ),
+]
+
+
+def query_options(given: list[str] | None, flags: Mapping[str, object]) -> dict[str, object]:
+    """A command's options for its operation's model (:mod:`faceflow.operations`): its own flags'
+    values ``flags``, by their query names, and each ``-O NAME=VALUE``, a string as in a query.
+    So every option the HTTP API takes is the command's too, with no flag of its own.
+
+    InvalidParameter for an entry without ``=``, or a name given twice or set by a flag (the
+    flag is the one way to give it).
+    """
+    from faceflow.errors import InvalidParameter
+
+    options = dict(flags)
+    for entry in given or ():
+        name, equals, value = entry.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise InvalidParameter(f"--option {entry!r}: expected NAME=VALUE")
+        if name in flags:
+            raise InvalidParameter(f"--option {name}: use --{name.replace('_', '-')}")
+        if name in options:
+            raise InvalidParameter(f"--option {name}: given twice")
+        options[name] = value
+    return options
 
 
 def settings_from(config: Path | None) -> Settings:

@@ -15,8 +15,10 @@ from faceflow.cli.analyze import expand_paths
 from faceflow.cli.common import (
     ConfigOption,
     OutputNames,
+    QueryOptions,
     file_progress,
     print_table,
+    query_options,
     settings_from,
     setup_logging,
 )
@@ -47,6 +49,7 @@ def id_photo(
     sheet: Annotated[
         str | None, typer.Option(help="also write a print sheet: 6inch, 5inch or a4")
     ] = None,
+    option: QueryOptions = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="inference processes")] = 1,
     config: ConfigOption = None,
 ) -> None:
@@ -63,7 +66,7 @@ def id_photo(
     setup_logging("warning")
     try:
         # The HTTP API's options model: the same checks, and the same photo for the same values.
-        chosen = {
+        flags = {
             "spec": spec,
             "background": background,
             "gradient": gradient,
@@ -71,7 +74,7 @@ def id_photo(
             "max_kb": max_kb,
             "transparent": transparent,
         }
-        options = parse_options(PhotoOptions, chosen, "id-photo").photo()
+        options = parse_options(PhotoOptions, query_options(option, flags), "id-photo").photo()
         paper = None if sheet is None else sheet_work([(options, None)], sheet).paper
     except FaceflowError as exc:
         err.print(f"[red]error:[/red] {exc.message}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,18 +60,22 @@ class FaceWork:
     def from_params(cls, operation: Operation, params: Mapping[str, JsonScalar]) -> FaceWork:
         """The work :meth:`cache_params` describes (a worker rebuilding a stored job)."""
 
-        def number(name: str) -> float:
-            value = params.get(name)
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise InvalidParameter(f"job parameter {name!r} is missing or not a number")
-            return float(value)
+        base = DetectOptions()
 
-        detect = DetectOptions(
-            score_threshold=number("score_threshold"),
-            nms_threshold=number("nms_threshold"),
-            min_face_px=int(number("min_face_px")),
-            max_faces=int(number("max_faces")),
-        )
+        def stored(name: str) -> Any:  # the field's own type, which differs per name
+            """The parameter ``name`` as its field's type (JSON may have turned 40 into 40.0)."""
+            value, default = params.get(name), getattr(base, name)
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            try:
+                if is_number != isinstance(default, int | float):
+                    raise ValueError(name)
+                return type(default)(value)
+            except ValueError:
+                raise InvalidParameter(f"job parameter {name!r} is missing or invalid") from None
+
+        # Every detection parameter back into its field: an option added to _DETECT_PARAMS
+        # reaches the job worker with nothing more.
+        detect = replace(base, **{name: stored(name) for name in _DETECT_PARAMS})
         attributes = params.get("attributes", "")
         fmt = params.get("format", OutputFormat.JPEG.value)
         try:

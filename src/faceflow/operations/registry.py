@@ -165,11 +165,11 @@ def scoped_job_id(submission: Submission, owner: str | None, scope: str) -> str:
 
 _MODELS_OF: Mapping[Operation, RuntimeOperation] = MappingProxyType(
     {
-        Operation.DETECT: "detect",
-        Operation.ANALYZE: "analyze",
-        Operation.ANNOTATE: "annotate",
-        Operation.ID_PHOTO: "id-photo",
-        Operation.ID_PHOTO_SHEET: "id-photo",
+        Operation.DETECT: Operation.DETECT,
+        Operation.ANALYZE: Operation.ANALYZE,
+        Operation.ANNOTATE: Operation.ANNOTATE,
+        Operation.ID_PHOTO: Operation.ID_PHOTO,
+        Operation.ID_PHOTO_SHEET: Operation.ID_PHOTO,
     }
 )
 

@@ -11,14 +11,17 @@ import cv2
 import numpy as np
 
 from faceflow.config import RuntimeOperation, Settings
+from faceflow.domain import Operation
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.analyze import AttributeModels
 from faceflow.pipeline.detect import DetectOptions, detect_faces
 
 log = logging.getLogger(__name__)
 
-_ATTRIBUTE_OPERATIONS: frozenset[RuntimeOperation] = frozenset({"analyze", "annotate"})
-_SEGMENTER_OPERATIONS: frozenset[RuntimeOperation] = frozenset({"id-photo"})
+_ATTRIBUTE_OPERATIONS: frozenset[RuntimeOperation] = frozenset(
+    {Operation.ANALYZE, Operation.ANNOTATE}
+)
+_SEGMENTER_OPERATIONS: frozenset[RuntimeOperation] = frozenset({Operation.ID_PHOTO})
 
 
 @dataclass(frozen=True, slots=True)

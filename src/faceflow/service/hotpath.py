@@ -9,8 +9,8 @@ and rate-limit checks, builds the same cache key and answers a hit itself. A mis
 routes' own :func:`~faceflow.service.routes.faces.answer` with the upload, key and work it
 already has, so an upload is read, hashed and parsed once. Only a request the routes would
 refuse — an unknown option, a value out of range — goes to FastAPI untouched, which answers the
-documented error. It also serves the trivial ``/v1/echo-size``, the HTTP ceiling benchmarks
-compare with.
+documented error. It is the entry of ``/v1/echo-size`` too, the HTTP ceiling benchmarks compare
+with: the route's own :func:`~faceflow.service.routes.system.echo_size_body`, sent as a hit is.
 
 It can never answer other than the routes would: a test checks both parse generated query
 strings into the same work.
@@ -38,6 +38,7 @@ from faceflow.operations.faces import FACE_OPTIONS, FaceWork
 from faceflow.service.errors import error_answer, faceflow_error_response
 from faceflow.service.guard import check_request
 from faceflow.service.routes.faces import answer, cache_headers
+from faceflow.service.routes.system import echo_size_body
 from faceflow.service.state import Services
 from faceflow.service.upload import read_image
 
@@ -136,14 +137,13 @@ class HotPath:
         request = Request(scope, receive)
         try:
             await check_request(services, request)
+            if parsed is None:  # /v1/echo-size: the route's own answer, sent as a hit is
+                body = await echo_size_body(services, request)
+                await _send_raw(send, body, [_JSON, (b"content-length", b"%d" % len(body))])
+                return
             upload = await read_image(request, services.settings.limits.max_upload_bytes)
         except FaceflowError as exc:
             await faceflow_error_response(exc)(scope, receive, send)
-            return
-        if parsed is None:
-            body = b'{"bytes":%d}' % len(upload.data)
-            headers = [_JSON, (b"content-length", b"%d" % len(body))]
-            await _send_raw(send, body, headers)
             return
         key = key_for_digest(parsed.prefix, content_hash(upload.data))
         entry, level = await services.cache.lookup(key)
@@ -165,7 +165,7 @@ class HotPath:
                 # Nobody computes it yet, so it needs an inference slot: when there is none,
                 # shed now, before the upload is sent to a worker.
                 services.pool.check_admission()
-            return await answer(services, key, work, data)
+            return await answer(services, key, work, data, missed=True)
         except Exception as exc:  # answered as the app's handlers answer it (a 500 is logged)
             return await error_answer(request, exc)
 

@@ -59,11 +59,12 @@ class Services:
         return await self.compute.run(cache_key(data, operation, params), task, request)
 
     async def cached_output(
-        self, key: str, produce: Callable[[], Awaitable[TaskOutput]]
+        self, key: str, produce: Callable[[], Awaitable[TaskOutput]], *, missed: bool = False
     ) -> tuple[CacheEntry, CacheStatus]:
         """The entry under ``key``, or ``produce()``'s output stored under it (once, shared):
-        :meth:`CachedCompute.produce`, for results of several trips to the pool."""
-        return await self.compute.produce(key, produce)
+        :meth:`CachedCompute.produce`, for results of several trips to the pool. ``missed``: the
+        caller looked ``key`` up and missed, so it is not looked up again."""
+        return await self.compute.produce(key, produce, missed=missed)
 
 
 def services_of(request: Request) -> Services:

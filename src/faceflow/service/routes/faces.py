@@ -56,16 +56,19 @@ def cache_headers(entry_meta: dict[str, object], status: CacheStatus) -> dict[st
     return headers
 
 
-async def answer(services: Services, key: str, work: FaceWork, data: bytes) -> Response:
+async def answer(
+    services: Services, key: str, work: FaceWork, data: bytes, *, missed: bool = False
+) -> Response:
     """The answer for the image ``data`` under its cache ``key``: cached, or computed once for
     concurrent identical requests. Where a request's work ends, whether the route or the hot path
-    (which holds the key already, and looked it up) parsed and read it."""
+    parsed and read it; the hot path holds the key already and passes ``missed=True``: it looked
+    the key up and missed, so the cache does not look it up again."""
     check_enabled(work.operation, services.settings.runtime)
 
     async def produce() -> TaskOutput:
         return await services.pool.run(run_face_request, work.request(data))
 
-    entry, status = await services.cached_output(key, produce)
+    entry, status = await services.cached_output(key, produce, missed=missed)
     return Response(
         entry.body, media_type=entry.media_type, headers=cache_headers(dict(entry.meta), status)
     )

@@ -6,7 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from faceflow.bench import rawhttp
+from faceflow.loadgen import rawhttp
 from tests.fixtures.live_server import LiveServer
 
 

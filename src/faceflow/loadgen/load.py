@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from faceflow.bench import rawhttp
+from faceflow.loadgen import rawhttp
 
 DEFAULT_SWEEP = (1, 5, 10, 20, 50, 200)
 

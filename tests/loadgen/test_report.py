@@ -8,8 +8,8 @@ from pathlib import Path
 from PIL import Image
 from rich.console import Console
 
-from faceflow.bench.load import StepResult
-from faceflow.bench.report import plot_results, results_table
+from faceflow.loadgen.load import StepResult
+from faceflow.loadgen.report import plot_results, results_table
 
 
 def step(concurrency: int, ok: int, refused: int) -> StepResult:

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import httpx
 
-from faceflow.bench.procs import (
+from faceflow.config import ModelSettings
+from faceflow.loadgen.procs import (
     ServiceProcess,
     cpu_seconds,
     load_average,
     process_tree,
     rss_bytes,
 )
-from faceflow.config import ModelSettings
 
 
 def test_the_tree_holds_a_process_and_its_children() -> None:

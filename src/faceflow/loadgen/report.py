@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from faceflow.bench.load import StepResult
+from faceflow.loadgen.load import StepResult
 
 
 def results_table(title: str, results: Sequence[StepResult]) -> Table:

@@ -1,7 +1,7 @@
 """faceflow against the peers a user would pick instead, measured side by side in one run
 (DESIGN §8, issue 13 item 9).
 
-    .venv/bin/python bench/peers.py [--repeats 5] [--devset] [--json bench/peers.json]
+    .venv/bin/python bench/peers_compare.py [--repeats 5] [--devset] [--json bench/peers.json]
 
 Peers, each installed from the package index into its own virtualenv under
 ``~/.cache/faceflow/peers/<name>`` (created on first use, reused while its pinned requirements are
@@ -522,6 +522,12 @@ def measure_faceflow(
     from faceflow.pipeline.idphoto.matte import compute_matte
     from faceflow.runtime.context import load_context
 
+    # faceflow is timed by the runners' own function (bench/peers/runner_common.py, which runs
+    # in the peers' virtualenvs and so imports nothing of faceflow's): one timer for both sides.
+    if str(RUNNERS) not in sys.path:
+        sys.path.append(str(RUNNERS))
+    from runner_common import measure
+
     settings = load_settings(models={"intra_op_threads": 1})
     context = load_context(settings.model_dump_json())
     cv2.setNumThreads(1)
@@ -537,7 +543,7 @@ def measure_faceflow(
         def detect(rgb: Any = rgb, scale: float = scale) -> tuple[Face, ...]:
             return detect_faces(rgb, models.detector, options, source_scale=scale)
 
-        cpu_ms, faces = timed(detect, repeats)
+        cpu_ms, faces = measure(detect, repeats)
         boxes = [face.box.to_dict() for face in faces]
         path = str(photo.path)
         results.append(Measurement(path, "detect", cpu_ms, len(faces), boxes))
@@ -547,7 +553,7 @@ def measure_faceflow(
                 rgb, faces, context.attribute_models, attributes, source_scale=scale
             )
 
-        cpu_ms, enriched = timed(enrich, repeats)
+        cpu_ms, enriched = measure(enrich, repeats)
         predictions = [prediction(face) for face in enriched]
         if faces:
             results.append(
@@ -562,7 +568,7 @@ def measure_faceflow(
         ) -> tuple[Face, ...]:
             return enrich(faces=detect())
 
-        cpu_ms, enriched = timed(analyze, repeats)
+        cpu_ms, enriched = measure(analyze, repeats)
         results.append(
             Measurement(
                 path,
@@ -579,7 +585,7 @@ def measure_faceflow(
             def matte(rgb: Any = rgb, scale: float = scale, face: Face = faces[0]) -> Any:
                 return compute_matte(rgb, face, segmenter, source_scale=scale)
 
-            cpu_ms, _ = timed(matte, repeats)
+            cpu_ms, _ = measure(matte, repeats)
             model_ms = statistics.median(segmenter.cpu_ms[1:])  # the first call is the warm-up
             results.append(
                 Measurement(path, "cutout", cpu_ms, 1, boxes, {"model_ms": round(model_ms, 3)})
@@ -594,18 +600,6 @@ def prediction(face: Any) -> dict[str, Any]:
         "gender": face.gender.label.value if face.gender else None,
         "gender_probability": round(face.gender.probability, 4) if face.gender else None,
     }
-
-
-def timed(call: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
-    """CPU ms of ``repeats`` calls after one untimed warm-up, and the last result (the runners'
-    ``measure``)."""
-    result = call()
-    cpu_ms = []
-    for _ in range(repeats):
-        start = time.process_time()
-        result = call()
-        cpu_ms.append((time.process_time() - start) * 1000)
-    return cpu_ms, result
 
 
 class CpuTimedSegmenter:

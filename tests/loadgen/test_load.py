@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceflow.bench.load import LoadGenerator, LoadPlan, unique_variant
 from faceflow.cache.keys import content_hash
+from faceflow.loadgen.load import LoadGenerator, LoadPlan, unique_variant
 from tests.fixtures.images import load_rgb, solid_png
 from tests.fixtures.live_server import LiveServer
 
