@@ -11,12 +11,9 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
+from faceflow.domain import Operation
 from faceflow.errors import UnknownModel
-
-if TYPE_CHECKING:  # the CLI imports this module for --help; settings (pydantic) load later
-    from faceflow.config import RuntimeOperation
 
 
 class ModelRole(StrEnum):
@@ -152,20 +149,21 @@ def required_models() -> tuple[ModelSpec, ...]:
 
 
 _ATTRIBUTE_ROLES = frozenset({ModelRole.ALIGNER, ModelRole.AGE, ModelRole.GENDER})
-_ROLES_BY_OPERATION: dict[RuntimeOperation, frozenset[ModelRole]] = {
-    "detect": frozenset({ModelRole.DETECTOR}),
-    "analyze": frozenset({ModelRole.DETECTOR, *_ATTRIBUTE_ROLES}),
-    "annotate": frozenset({ModelRole.DETECTOR, *_ATTRIBUTE_ROLES}),
-    "id-photo": frozenset({ModelRole.DETECTOR, ModelRole.MATTE}),
+# Keyed by str: Operation is a StrEnum, so a settings value and a member find the same entry.
+_ROLES_BY_OPERATION: dict[str, frozenset[ModelRole]] = {
+    Operation.DETECT: frozenset({ModelRole.DETECTOR}),
+    Operation.ANALYZE: frozenset({ModelRole.DETECTOR, *_ATTRIBUTE_ROLES}),
+    Operation.ANNOTATE: frozenset({ModelRole.DETECTOR, *_ATTRIBUTE_ROLES}),
+    Operation.ID_PHOTO: frozenset({ModelRole.DETECTOR, ModelRole.MATTE}),
 }
 
 
-def roles_for(operations: Iterable[RuntimeOperation]) -> frozenset[ModelRole]:
-    """The model roles a process serving ``operations`` loads (``runtime.operations``)."""
+def roles_for(operations: Iterable[str]) -> frozenset[ModelRole]:
+    """The model roles a process serving ``operations`` (``runtime.operations``) loads."""
     return frozenset().union(*(_ROLES_BY_OPERATION[op] for op in operations))
 
 
-def models_for(operations: Iterable[RuntimeOperation]) -> tuple[ModelSpec, ...]:
+def models_for(operations: Iterable[str]) -> tuple[ModelSpec, ...]:
     """The required models a process serving ``operations`` loads, in catalogue order."""
     roles = roles_for(operations)
     return tuple(spec for spec in required_models() if spec.role in roles)
