@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from faceflow.cli.analyze import IMAGE_SUFFIXES
-from faceflow.cli.files import FileOutcome, run_files
+from faceflow.cli.files import FileOutcome, only, run_files
 from faceflow.config import Settings, load_settings
 from faceflow.domain import Attribute, Operation
 from faceflow.imaging.ingest import decode_image
@@ -201,7 +201,7 @@ def cli_trial(settings: Settings, paths: list[Path], workers: int, ceiling: floa
     base = FaceRequest(b"", Operation.ANALYZE, options, ATTRIBUTES)
     start = time.perf_counter()
     run_files(
-        settings,
+        only(settings, Operation.ANALYZE),  # as `faceflow analyze` does: no u2netp loaded
         paths,
         lambda data: dataclasses.replace(base, data=data),
         analyze_file,

@@ -229,7 +229,11 @@ class RuntimeSettings(_Group):
         description="a task whose caller gave up (deadline passed) stops at its next stage; an "
         "inference process still running it this much later is killed and replaced",
     )
-    warmup: bool = Field(True, description="run every model once before reporting ready")
+    warmup: bool = Field(
+        True,
+        description="run the models once before reporting ready (u2netp only with "
+        "models.segmenter_arena: without its arena a first run costs no more than the next)",
+    )
     nice: int = Field(
         5,
         ge=0,

@@ -1,5 +1,5 @@
-"""run_files with a pool: this process works until the inference processes are ready, then they
-take over; every file is reported exactly once either way."""
+"""run_files with a pool: this process works from the start, and the inference processes join it
+once ready; every file is reported exactly once either way."""
 
 from __future__ import annotations
 
@@ -8,8 +8,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceflow.cli.files import POOL_AFTER_S, POOL_WORTH_S, FileOutcome, _Progress, run_files
-from faceflow.config import ModelSettings, Settings
+import pytest
+
+from faceflow.cli.files import (
+    POOL_AFTER_S,
+    POOL_WORTH_S,
+    FileOutcome,
+    _Progress,
+    only,
+    run_files,
+)
+from faceflow.config import ModelSettings, RuntimeSettings, Settings
+from faceflow.domain import Operation
 from faceflow.runtime.context import WorkerContext
 
 HANDOVER_TIMEOUT_S = 180.0  # pool start-up on a busy machine; the handover itself is instant
@@ -41,7 +51,7 @@ def twelve_files(folder: Path) -> list[Path]:
     return files
 
 
-def test_the_pool_takes_over_from_this_process_and_no_file_runs_twice(
+def test_the_pool_joins_this_process_and_no_file_runs_twice(
     tmp_path: Path, pulled_model_settings: ModelSettings
 ) -> None:
     files = twelve_files(tmp_path)
@@ -61,7 +71,8 @@ def test_the_pool_takes_over_from_this_process_and_no_file_runs_twice(
     assert all(o.error is None for o in outcomes)
     runners = {o.result for o in outcomes}
     assert os.getpid() in runners  # the first file ran here while the pool loaded
-    assert len(runners - {os.getpid()}) >= 1  # the rest in inference processes
+    # This process is one of the 2 workers: the pool has one inference process.
+    assert len(runners - {os.getpid()}) == 1
 
 
 def which_process(context: WorkerContext, request: bytes) -> int:
@@ -92,3 +103,16 @@ def test_the_pool_is_started_only_for_enough_work_left() -> None:
     assert progress.pool_pays(int(POOL_WORTH_S / per_file) + 1, now)
     # A first file still running after POOL_AFTER_S counts as one slow file.
     assert _Progress(started_at=100.0, done=0).pool_pays(4, 100.0 + POOL_WORTH_S / 4)
+
+
+@pytest.mark.parametrize(
+    "operation", [Operation.DETECT, Operation.ANALYZE, Operation.ANNOTATE, Operation.ID_PHOTO]
+)
+def test_a_command_running_one_operation_loads_only_its_models(operation: Operation) -> None:
+    settings = Settings(runtime=RuntimeSettings(nice=3))
+
+    narrowed = only(settings, operation)
+
+    assert narrowed.runtime.operations == [operation.value]
+    assert narrowed.runtime.nice == 3
+    assert Settings.model_validate_json(narrowed.model_dump_json()) == narrowed

@@ -1,13 +1,26 @@
-"""YuNet's numpy decoder and NMS, on small synthetic tensors with known answers."""
+"""YuNet's numpy decoder and NMS, on small synthetic tensors with known answers; the graph's
+input-size edit on the real model."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
 import pytest
 
-from faceflow.models.detector import INPUT_SIZE_PX, STRIDES, FloatArray, decode, nms
+from faceflow.config import ModelSettings
+from faceflow.models.detector import (
+    INPUT_SIZE_PX,
+    STRIDES,
+    FloatArray,
+    YuNetDetector,
+    decode,
+    nms,
+    with_symbolic_input_size,
+)
+from faceflow.models.registry import ModelSet
+from faceflow.models.store import ModelStore
 
 
 def blank_outputs(input_size_px: int = INPUT_SIZE_PX) -> dict[str, FloatArray]:
@@ -175,3 +188,26 @@ def test_nms_threshold_decides_which_overlap_is_too_much() -> None:
 
     assert nms(overlapping, scores(0.9, 0.8), iou_threshold=0.5).tolist() == [0, 1]
     assert nms(overlapping, scores(0.9, 0.8), iou_threshold=0.25).tolist() == [0]
+
+
+# The rewritten graph's sha256, checked equal (byte for byte) to what the onnx package's own
+# edit produced (onnx 1.23: load, clear dim_value, set dim_param, drop value_info, serialise)
+# when the wire-level edit replaced it.
+SYMBOLIC_YUNET_SHA256 = "65443783acc01baa71e8d172e0f8270de261f609495d0249c9cd4fe4290d2367"
+
+
+def test_symbolic_input_size_edit_gives_the_known_graph(
+    pulled_model_settings: ModelSettings,
+) -> None:
+    verified = ModelStore(pulled_model_settings).read_verified(YuNetDetector.spec)
+
+    assert hashlib.sha256(with_symbolic_input_size(verified)).hexdigest() == SYMBOLIC_YUNET_SHA256
+
+
+@pytest.mark.parametrize(("height", "width"), [(448, 640), (640, 480), (96, 128)])
+def test_detector_runs_at_its_input_aspect_ratio(
+    model_set: ModelSet, height: int, width: int
+) -> None:
+    found = model_set.detector.detect(np.full((height, width, 3), 128, np.uint8), 0.6, 0.3)
+
+    assert len(found) == 0

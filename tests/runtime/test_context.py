@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,36 @@ def test_an_id_photo_without_the_segmenter_is_not_found(
 def test_operations_must_name_known_ones() -> None:
     with pytest.raises(ValueError, match="operations"):
         RuntimeSettings.model_validate({"operations": ["detect", "id_photo"]})
+
+
+_LOADED_PROBE = """
+import json, sys
+from faceflow.runtime.context import load_context, warm_up
+warm_up(load_context(sys.argv[1]))
+print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("operations", "not_imported"),
+    [
+        (["detect", "analyze", "annotate", "id-photo"], ["onnx"]),
+        (["detect", "id-photo"], ["dlib", "onnx"]),
+    ],
+)
+def test_an_inference_process_imports_only_what_its_models_use(
+    pulled_model_settings: ModelSettings,
+    operations: list[str],
+    not_imported: list[str],
+) -> None:
+    settings = Settings(
+        models=pulled_model_settings,
+        runtime=RuntimeSettings.model_validate({"operations": operations}),
+    )
+    probe = [sys.executable, "-c", _LOADED_PROBE, settings.model_dump_json()]
+    done = subprocess.run(
+        [*probe, json.dumps(not_imported)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -141,7 +141,7 @@ def analyze(
 
     Each file succeeds or fails on its own; the exit code is 1 if any file failed.
     """
-    from faceflow.cli.files import run_files
+    from faceflow.cli.files import only, run_files
     from faceflow.domain import Operation
     from faceflow.errors import FaceflowError, InvalidParameter
     from faceflow.operations.faces import AnalyzeOptions
@@ -182,7 +182,14 @@ def analyze(
                 target.write_bytes(outcome.result.annotated)
 
         try:
-            run_files(settings, files, work.request, analyze_file, workers, done)
+            run_files(
+                only(settings, work.operation),
+                files,
+                work.request,
+                analyze_file,
+                workers,
+                done,
+            )
         except FaceflowError as exc:  # models missing or corrupt: nothing can run
             err.print(f"[red]error:[/red] {exc.message}")
             raise typer.Exit(2) from None

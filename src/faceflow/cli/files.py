@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from faceflow.config import Settings
+from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter
 from faceflow.runtime.context import WorkerContext, load_context, load_pool_context
 from faceflow.runtime.pool import InferencePool
@@ -53,6 +54,17 @@ def _outcome(
         return FileOutcome(path, None, exc)
 
 
+def only(settings: Settings, operation: Operation) -> Settings:
+    """``settings`` with ``runtime.operations`` narrowed to ``operation``: the processes of a
+    command that runs one operation load its models only (`faceflow analyze` no u2netp, and no
+    age, gender or dlib model for detection alone)."""
+    # Validated, so an operation no process loads models for (a sheet) is refused here.
+    runtime = type(settings.runtime).model_validate(
+        {**settings.runtime.model_dump(), "operations": [operation.value]}
+    )
+    return settings.model_copy(update={"runtime": runtime})
+
+
 def run_files(
     settings: Settings,
     paths: list[Path],
@@ -63,12 +75,16 @@ def run_files(
 ) -> None:
     """``task(context, make_request(bytes))`` for every file; ``on_done`` sees each outcome once.
 
-    One worker: the models load here once and files run in order. More: this process starts on
-    the files itself, and starts the pool only when the work left would pay for it (see
-    :data:`POOL_WORTH_S`); the pool's processes each load the models once, and once they are
-    ready they take the rest, outcomes arriving as they complete. So a pool never makes a batch
-    slower than one worker. A file's error is its outcome; the others go on. Errors that stop
-    everything (missing models) propagate.
+    One worker: the models load here once and files run in order. More: this process is one of
+    the workers and starts on the files at once; the other ``workers - 1`` are inference
+    processes, started only when the work left would pay for their start-up (see
+    :data:`POOL_WORTH_S`), which then take files from the same queue beside this process until
+    none is left, outcomes arriving as they complete. So a pool never makes a batch slower than
+    one worker, and no worker's models are loaded for nothing. A file's error is its outcome;
+    the others go on. Errors that stop everything (missing models) propagate.
+
+    The processes load the models of ``settings.runtime.operations`` only: a caller running one
+    operation narrows it to that one.
     """
     if workers == 1:
         context = load_context(settings.model_dump_json())
@@ -78,14 +94,14 @@ def run_files(
     asyncio.run(_run_in_pool(settings, paths, make_request, task, workers, on_done))
 
 
-POOL_AFTER_S = 1.0
-"""This process works alone this long (after loading its models) before a pool is considered:
-a batch done by then never pays for one."""
-POOL_WORTH_S = 4.0
-"""Work left, at this process's own pace, from which a pool is started. Each inference process
-spends 1.5–3 s of a core loading and warming its models while this process goes on, then the
-pool works at up to ``workers`` × this pace; measured on 76 photos (``faceflow analyze``, 2
-workers, 2 cores), starting the pool at once made the batch 1.3–2.7× slower than one worker."""
+POOL_AFTER_S = 0.5
+"""This process works alone this long (after loading its models) before a pool is considered,
+to know its own pace; a batch done by then never pays for one."""
+POOL_WORTH_S = 2.0
+"""Work left, at this process's own pace, from which the inference processes are started. Each
+spends about 1 s of a core starting (interpreter, imports, models, warm-up: `faceflow analyze`
+loads no u2netp) while this process goes on; a pool started for less work than twice that
+would finish after this process alone on a busy machine."""
 _POLL_S = 0.05
 
 
@@ -112,7 +128,7 @@ async def _run_in_pool(
     workers: int,
     on_done: Callable[[FileOutcome[Res]], None],
 ) -> None:
-    pending = deque(paths)  # popleft is atomic: this thread and the local worker share it
+    pending = deque(paths)  # popleft is atomic: this thread and the pool's feeders share it
     reported = threading.Lock()  # outcomes come from the local thread and the event loop
     progress = _Progress()
 
@@ -120,13 +136,11 @@ async def _run_in_pool(
         with reported:
             on_done(outcome)
 
-    pool_ready = threading.Event()
-
     def work_here() -> None:
-        """Run files in this process until the pool is ready (or nothing is left)."""
+        """Run files in this process until none is left (the pool, once ready, takes some)."""
         context = load_context(settings.model_dump_json())
         progress.started_at = time.monotonic()
-        while not pool_ready.is_set():
+        while True:
             try:
                 path = pending.popleft()
             except IndexError:
@@ -138,21 +152,21 @@ async def _run_in_pool(
     while not local.done() and not progress.pool_pays(len(pending), time.monotonic()):
         await asyncio.wait({local}, timeout=_POLL_S)
     if not local.done():
-        await _hand_over(settings, workers, pending, local, pool_ready, make_request, task, report)
-    await local  # its current file, or its start-up error (missing models)
+        await _join_in(settings, workers - 1, pending, local, make_request, task, report)
+    await local  # its last file, or its start-up error (missing models)
 
 
-async def _hand_over(
+async def _join_in(
     settings: Settings,
-    workers: int,
+    processes: int,
     pending: deque[Path],
     local: asyncio.Task[None],
-    pool_ready: threading.Event,
     make_request: Callable[[bytes], Req],
     task: Callable[[WorkerContext, Req], Res],
     report: Callable[[FileOutcome[Res]], None],
 ) -> None:
-    """Start the pool while this process goes on; once it is ready it takes what is left.
+    """Start ``processes`` inference processes while this process goes on; once they are ready
+    they take files from ``pending`` beside it.
 
     Its processes keep this process's CPU priority: ``runtime.nice`` is for a server, where it
     keeps the API process responsive; here nothing needs that, and a lower priority only made
@@ -160,8 +174,8 @@ async def _hand_over(
     2 workers 23–24 s against one worker's 14–17 s)."""
     own_priority = settings.runtime.model_copy(update={"nice": 0})
     pool: InferencePool[WorkerContext] = InferencePool(
-        processes=workers,
-        max_waiting=workers,
+        processes=processes,
+        max_waiting=processes,
         deadline_s=settings.runtime.deadline_s,
         init=load_pool_context,
         init_arg=settings.model_copy(update={"runtime": own_priority}).model_dump_json(),
@@ -189,9 +203,8 @@ async def _hand_over(
             except FaceflowError:
                 log.warning("inference processes did not start; working in this process alone")
             else:
-                pool_ready.set()
                 # Never more in flight than the pool admits (running + waiting): nothing is shed.
-                await asyncio.gather(*(feed_pool() for _ in range(2 * workers)))
+                await asyncio.gather(*(feed_pool() for _ in range(2 * processes)))
         ready.cancel()
     finally:
         await pool.close()

@@ -56,7 +56,8 @@ def id_photo(
     """Make an ID photo of every input: one face, cut out, on the chosen background, at the
     preset's exact size and DPI, head placed by the preset's rules; plus a compliance report
     (<name>.report.json) and, with --sheet, a print sheet. Exit code 1 if any file failed."""
-    from faceflow.cli.files import run_files
+    from faceflow.cli.files import only, run_files
+    from faceflow.domain import Operation
     from faceflow.imaging.encode import OutputFormat
     from faceflow.operations.idphoto import PhotoOptions, sheet_work
     from faceflow.operations.parse import parse_options
@@ -122,7 +123,14 @@ def id_photo(
             return IdPhotoFileRequest(data, options, paper)
 
         try:
-            run_files(settings, files, make_request, id_photo_file, workers, done)
+            run_files(
+                only(settings, Operation.ID_PHOTO),
+                files,
+                make_request,
+                id_photo_file,
+                workers,
+                done,
+            )
         except FaceflowError as exc:
             err.print(f"[red]error:[/red] {exc.message}")
             raise typer.Exit(2) from None

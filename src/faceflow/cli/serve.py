@@ -62,7 +62,7 @@ def serve(
     _export("FACEFLOW_RUNTIME__PROCESSES", processes)
     import uvicorn
 
-    from faceflow.models.catalog import required_models
+    from faceflow.models.catalog import models_for
     from faceflow.models.store import ModelState, ModelStore
     from faceflow.service.logs import configure_logging
     from faceflow.service.protocol import FaceflowHttpProtocol
@@ -74,9 +74,12 @@ def serve(
         share = max(1, (os.cpu_count() or 1) // workers)
         os.environ["FACEFLOW_RUNTIME__PROCESSES"] = str(share)
     configure_logging(settings.server.log_level, settings.server.log_json)
+    # Only what runtime.operations loads: a server without ID photos needs no u2netp file.
     unusable = [
         status
-        for status in map(ModelStore(settings.models).status, required_models())
+        for status in map(
+            ModelStore(settings.models).status, models_for(settings.runtime.operations)
+        )
         if status.state is not ModelState.VERIFIED
     ]
     if unusable:

