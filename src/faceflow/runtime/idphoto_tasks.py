@@ -29,7 +29,7 @@ from faceflow.pipeline.idphoto.sheet import (
     compose_sheet,
     get_paper,
 )
-from faceflow.pipeline.idphoto.specs import IdPhotoSpec
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec, matte_head_px
 from faceflow.runtime.child import checkpoint
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import JSON_MEDIA_TYPE, StageTimer, TaskOutput, decode_for
@@ -51,6 +51,9 @@ class MatteRequest:
 
     data: bytes
     face: int | None = None
+    head_px: int | None = None
+    """The head height (output px) the cut-out must serve when a preset's is not enough
+    (:func:`matte_head_px`); ``None``: every preset's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +87,9 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
         )
     face = chosen_face(faces, request.face)
     with timer.stage("matte"):
-        matte = compute_matte(image.rgb, face, segmenter, source_scale=image.scale)
+        matte = compute_matte(
+            image.rgb, face, segmenter, source_scale=image.scale, head_px=request.head_px
+        )
         body = matte_to_bytes(matte)
     return TaskOutput(MATTE_MEDIA_TYPE, body, {"face_count": 1, **timer.as_meta()})
 
@@ -153,7 +158,8 @@ class IdPhotoFile:
 
 def id_photo_file(context: WorkerContext, request: IdPhotoFileRequest) -> IdPhotoFile:
     """The CLI's task: matte, photo and sheet in one go (the CLI has no cache to share)."""
-    matte_output = matte_task(context, MatteRequest(request.data))
+    head_px = matte_head_px([request.options.spec])
+    matte_output = matte_task(context, MatteRequest(request.data, head_px=head_px))
     checkpoint()
     matte = matte_from_bytes(matte_output.body)
     photo = render_id_photo(matte, matte.face, request.options)

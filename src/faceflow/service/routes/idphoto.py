@@ -62,6 +62,11 @@ async def _matte_of(
     key = cache_key_from_hash(digest, "matte", work.matte_params())
     if data is None:
         entry, _ = await services.cache.lookup(key)
+        if entry is None and work.head_px is not None:
+            # A custom size taller than any preset's head: the presets' cut-out still renders
+            # it, less sharply, rather than asking for the upload again.
+            preset_key = cache_key_from_hash(digest, "matte", work.preset_matte_params())
+            entry, _ = await services.cache.lookup(preset_key)
         if entry is None:
             raise SourceExpired("this photo is no longer on the server: upload it again")
         return entry
