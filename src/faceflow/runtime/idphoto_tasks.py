@@ -16,7 +16,12 @@ from enum import StrEnum
 from faceflow.errors import JsonScalar
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.detect import detect_faces
-from faceflow.pipeline.idphoto.matte import compute_matte, matte_from_bytes, matte_to_bytes
+from faceflow.pipeline.idphoto.matte import (
+    compute_matte,
+    matte_from_bytes,
+    matte_to_bytes,
+    sharp_to_head_px,
+)
 from faceflow.pipeline.idphoto.render import (
     IdPhotoOptions,
     IdPhotoResult,
@@ -37,6 +42,8 @@ from faceflow.runtime.tasks import JSON_MEDIA_TYPE, StageTimer, TaskOutput, deco
 MATTE_MEDIA_TYPE = "application/vnd.faceflow.matte"
 # Enough pixels for a 600 dpi photo's head, without decoding a 40 MP upload in full.
 MATTE_DECODE_PX = 2400
+# The matte's meta: the tallest head (output px) it serves as sharply as a new cut-out would.
+SHARP_TO_HEAD_PX = "sharp_to_head_px"
 
 
 class ResponseKind(StrEnum):
@@ -91,7 +98,11 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
             image.rgb, face, segmenter, source_scale=image.scale, head_px=request.head_px
         )
         body = matte_to_bytes(matte)
-    return TaskOutput(MATTE_MEDIA_TYPE, body, {"face_count": 1, **timer.as_meta()})
+    # Which taller custom heads this matte also serves as sharply as a new one (the service
+    # reuses it for them instead of cutting the upload out again).
+    sharp = sharp_to_head_px(matte, image.scale)
+    meta = {"face_count": 1, SHARP_TO_HEAD_PX: sharp, **timer.as_meta()}
+    return TaskOutput(MATTE_MEDIA_TYPE, body, meta)
 
 
 def result_meta(result: IdPhotoResult) -> dict[str, JsonScalar]:

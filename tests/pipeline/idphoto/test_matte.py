@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from faceflow.imaging.ingest import decode_image
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.idphoto.backdrop import BackdropKind
 from faceflow.pipeline.idphoto.matte import (
+    ANY_HEAD_PX,
     DEFAULT_MAX_SIDE_PX,
     HEAD_PER_FACE_BOX,
     MATTE_MAGIC,
@@ -25,6 +27,7 @@ from faceflow.pipeline.idphoto.matte import (
     crop_box_for,
     matte_from_bytes,
     matte_to_bytes,
+    sharp_to_head_px,
 )
 from faceflow.pipeline.idphoto.specs import PRESET_HEAD_PX
 from tests.fixtures.environment import require
@@ -295,3 +298,8 @@ def test_a_large_source_is_refined_at_what_the_presets_need_not_its_own_size(
     assert max(matte.alpha.shape) < 0.75 * max(matte.crop_box.width_px, matte.crop_box.height_px)
     # A custom size with a taller head gets more, up to the bound on any crop.
     assert max(taller.alpha.shape) == DEFAULT_MAX_SIDE_PX
+    # What each serves as sharply as a new cut-out: the preset head, or any (the bound held).
+    assert sharp_to_head_px(matte) == math.floor(PRESET_HEAD_PX)
+    assert sharp_to_head_px(taller) == ANY_HEAD_PX
+    small = compute_matte(rgb, find_faces(rgb)[0], segmenter)
+    assert sharp_to_head_px(small) == ANY_HEAD_PX  # refined at the source's own pixels

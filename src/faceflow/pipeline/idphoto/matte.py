@@ -195,7 +195,7 @@ def compute_matte(
     crop_box = Box(x1 * source_scale, y1 * source_scale, x2 * source_scale, y2 * source_scale)
     need_px = PRESET_HEAD_PX if head_px is None else max(head_px, PRESET_HEAD_PX)
     head_estimate = HEAD_PER_FACE_BOX * face.box.height_px / source_scale
-    shrink = min(1.0, max_side_px / max(crop.shape[:2]), need_px / max(1.0, head_estimate))
+    shrink = min(_plain_shrink(crop.shape[:2], max_side_px), need_px / max(1.0, head_estimate))
     if shrink < 1.0:
         size = (max(1, round(crop.shape[1] * shrink)), max(1, round(crop.shape[0] * shrink)))
         crop = np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
@@ -264,6 +264,31 @@ def compute_matte(
         backdrop=kind,
         leftover_backdrop=leftover,
     )
+
+
+def _plain_shrink(crop_shape: tuple[int, ...], max_side_px: int) -> float:
+    """The crop's shrink before any output's need: none, or down to ``max_side_px``."""
+    return min(1.0, max_side_px / max(crop_shape[:2]))
+
+
+# What :func:`sharp_to_head_px` answers for a matte as sharp as any new cut-out of its upload.
+ANY_HEAD_PX = 1_000_000
+
+
+def sharp_to_head_px(
+    matte: Matte, source_scale: float = 1.0, max_side_px: int = DEFAULT_MAX_SIDE_PX
+) -> int:
+    """The tallest head (output px) for which a new cut-out of the same upload would be no
+    sharper than ``matte``: the head it was shrunk to keep, or :data:`ANY_HEAD_PX` when it was
+    not shrunk for an output's need (the crop was refined at the source's pixels, or at the bound
+    on any crop). ``source_scale`` is as for :func:`compute_matte`.
+    """
+    crop_w = round(matte.crop_box.width_px / source_scale)
+    crop_h = round(matte.crop_box.height_px / source_scale)
+    unshrunk = round(max(crop_w, crop_h) * _plain_shrink((crop_h, crop_w), max_side_px))
+    if max(matte.alpha.shape) >= unshrunk:
+        return ANY_HEAD_PX
+    return math.floor(HEAD_PER_FACE_BOX * matte.face.box.height_px / matte.source_px_per_matte_px)
 
 
 def _sure_background(alpha: NDArray[np.float32], long_side: int) -> NDArray[np.bool_]:
