@@ -34,6 +34,20 @@ def test_a_chosen_face_and_a_nudge_have_keys_of_their_own() -> None:
     assert "face" not in sheet_work([(chosen.options, None)], "6inch").cache_params()
 
 
+def test_every_preset_shares_one_cut_out_and_a_taller_custom_head_has_its_own() -> None:
+    presets = [PhotoOptions(spec=key).work() for key in ("cn-1inch", "icao", "us-passport")]
+    large = PhotoOptions(width=70, height=90, dpi=600).work()
+
+    assert all(work.matte_params() == {} for work in presets)
+    assert all(work.matte_request(b"x").head_px is None for work in presets)
+    assert large.matte_params() == {"head_px": 1500}
+    assert large.matte_request(b"x").head_px == 1500
+    # Its fallback when only the presets' cut-out is cached (a source= render).
+    assert large.preset_matte_params() == {}
+    sheet = sheet_work([(presets[0].options, 2), (large.options, 1)], "a4")
+    assert sheet.matte_params() == {"head_px": 1500}
+
+
 @pytest.mark.parametrize(
     ("spec", "nudge", "low", "high"),
     [("cn-1inch", {"head_mm": 24.0}, 21, 23.8), ("icao", {"eye_line_mm": 10.0}, 22.5, 31.5)],

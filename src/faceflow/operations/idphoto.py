@@ -31,7 +31,7 @@ from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_backgrou
 from faceflow.pipeline.idphoto.layout import NO_NUDGE, Nudge
 from faceflow.pipeline.idphoto.render import IdPhotoOptions
 from faceflow.pipeline.idphoto.sheet import MAX_LAYOUT_ITEMS, get_paper, plan_sheet
-from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec, matte_head_px
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.idphoto_tasks import (
     MatteRequest,
@@ -70,6 +70,12 @@ def _face_params(face: int | None) -> dict[str, JsonScalar]:
     return {} if face is None else {"face": face}
 
 
+def _matte_params(face: int | None, head_px: int | None) -> dict[str, JsonScalar]:
+    # A cut-out made for the presets serves every preset; a custom size whose head needs more
+    # pixels has its own, keyed by that need (a matte at another resolution is another entry).
+    return {**_face_params(face), **({} if head_px is None else {"head_px": head_px})}
+
+
 @dataclass(frozen=True, slots=True)
 class PhotoWork:
     """A validated photo: which face's matte (``face``: counted from 1 left to right; None: the
@@ -86,12 +92,21 @@ class PhotoWork:
             **_face_params(self.face),
         }
 
+    @property
+    def head_px(self) -> int | None:
+        return matte_head_px([self.options.spec])
+
     def matte_params(self) -> dict[str, JsonScalar]:
         """The parameters of the matte's cache key (the upload's content hash is the rest)."""
+        return _matte_params(self.face, self.head_px)
+
+    def preset_matte_params(self) -> dict[str, JsonScalar]:
+        """The key of the cut-out made for the presets, which also serves this work (less
+        sharply when :attr:`head_px` asks for more) when its own is not cached."""
         return _face_params(self.face)
 
     def matte_request(self, data: bytes) -> MatteRequest:
-        return MatteRequest(data, self.face)
+        return MatteRequest(data, self.face, self.head_px)
 
     def request(self, matte: bytes) -> RenderRequest:
         return RenderRequest(matte, self.options, self.response)
@@ -116,11 +131,18 @@ class SheetWork:
             **_face_params(self.face),
         }
 
+    @property
+    def head_px(self) -> int | None:
+        return matte_head_px([options.spec for options, _ in self.items])
+
     def matte_params(self) -> dict[str, JsonScalar]:
+        return _matte_params(self.face, self.head_px)
+
+    def preset_matte_params(self) -> dict[str, JsonScalar]:
         return _face_params(self.face)
 
     def matte_request(self, data: bytes) -> MatteRequest:
-        return MatteRequest(data, self.face)
+        return MatteRequest(data, self.face, self.head_px)
 
     def request(self, matte: bytes) -> SheetRequest:
         return SheetRequest(matte, self.items, self.paper, self.output_format)

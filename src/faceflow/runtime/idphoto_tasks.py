@@ -16,7 +16,12 @@ from enum import StrEnum
 from faceflow.errors import JsonScalar
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.detect import detect_faces
-from faceflow.pipeline.idphoto.matte import compute_matte, matte_from_bytes, matte_to_bytes
+from faceflow.pipeline.idphoto.matte import (
+    compute_matte,
+    matte_from_bytes,
+    matte_to_bytes,
+    sharp_to_head_px,
+)
 from faceflow.pipeline.idphoto.render import (
     IdPhotoOptions,
     IdPhotoResult,
@@ -29,7 +34,7 @@ from faceflow.pipeline.idphoto.sheet import (
     compose_sheet,
     get_paper,
 )
-from faceflow.pipeline.idphoto.specs import IdPhotoSpec
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec, matte_head_px
 from faceflow.runtime.child import checkpoint
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import JSON_MEDIA_TYPE, StageTimer, TaskOutput, decode_for
@@ -37,6 +42,8 @@ from faceflow.runtime.tasks import JSON_MEDIA_TYPE, StageTimer, TaskOutput, deco
 MATTE_MEDIA_TYPE = "application/vnd.faceflow.matte"
 # Enough pixels for a 600 dpi photo's head, without decoding a 40 MP upload in full.
 MATTE_DECODE_PX = 2400
+# The matte's meta: the tallest head (output px) it serves as sharply as a new cut-out would.
+SHARP_TO_HEAD_PX = "sharp_to_head_px"
 
 
 class ResponseKind(StrEnum):
@@ -51,6 +58,9 @@ class MatteRequest:
 
     data: bytes
     face: int | None = None
+    head_px: int | None = None
+    """The head height (output px) the cut-out must serve when a preset's is not enough
+    (:func:`matte_head_px`); ``None``: every preset's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +94,15 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
         )
     face = chosen_face(faces, request.face)
     with timer.stage("matte"):
-        matte = compute_matte(image.rgb, face, segmenter, source_scale=image.scale)
+        matte = compute_matte(
+            image.rgb, face, segmenter, source_scale=image.scale, head_px=request.head_px
+        )
         body = matte_to_bytes(matte)
-    return TaskOutput(MATTE_MEDIA_TYPE, body, {"face_count": 1, **timer.as_meta()})
+    # Which taller custom heads this matte also serves as sharply as a new one (the service
+    # reuses it for them instead of cutting the upload out again).
+    sharp = sharp_to_head_px(matte, image.scale)
+    meta = {"face_count": 1, SHARP_TO_HEAD_PX: sharp, **timer.as_meta()}
+    return TaskOutput(MATTE_MEDIA_TYPE, body, meta)
 
 
 def result_meta(result: IdPhotoResult) -> dict[str, JsonScalar]:
@@ -153,7 +169,8 @@ class IdPhotoFile:
 
 def id_photo_file(context: WorkerContext, request: IdPhotoFileRequest) -> IdPhotoFile:
     """The CLI's task: matte, photo and sheet in one go (the CLI has no cache to share)."""
-    matte_output = matte_task(context, MatteRequest(request.data))
+    head_px = matte_head_px([request.options.spec])
+    matte_output = matte_task(context, MatteRequest(request.data, head_px=head_px))
     checkpoint()
     matte = matte_from_bytes(matte_output.body)
     photo = render_id_photo(matte, matte.face, request.options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,9 @@ from faceflow.imaging.ingest import decode_image
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.idphoto.backdrop import BackdropKind
 from faceflow.pipeline.idphoto.matte import (
+    ANY_HEAD_PX,
+    DEFAULT_MAX_SIDE_PX,
+    HEAD_PER_FACE_BOX,
     MATTE_MAGIC,
     MATTE_VERSION,
     Matte,
@@ -23,7 +27,9 @@ from faceflow.pipeline.idphoto.matte import (
     crop_box_for,
     matte_from_bytes,
     matte_to_bytes,
+    sharp_to_head_px,
 )
+from faceflow.pipeline.idphoto.specs import PRESET_HEAD_PX
 from tests.fixtures.environment import require
 from tests.pipeline.idphoto.conftest import Portrait
 
@@ -271,3 +277,29 @@ def test_light_hair_on_a_light_backdrop_is_not_cut_into_streaks(
     # Streaks per subject pixel: 0.05 % without re-keying, 0.55 % keyed against the wall alone
     # (main before this fix), 0.15 % now.
     assert streak[:mouth].sum() / subject.sum() < 0.003
+
+
+def test_a_large_source_is_refined_at_what_the_presets_need_not_its_own_size(
+    decode_photo: Callable[[str], np.ndarray],
+    find_faces: Callable[[np.ndarray], tuple[Face, ...]],
+    segmenter: U2NetpSegmenter,
+) -> None:
+    rgb = decode_photo("portrait_1.jpg")
+    big = np.ascontiguousarray(cv2.resize(rgb, None, fx=2.0, fy=2.0), dtype=np.uint8)
+    face = find_faces(big)[0]
+
+    matte = compute_matte(big, face, segmenter)
+    taller = compute_matte(big, face, segmenter, head_px=2 * PRESET_HEAD_PX)
+
+    # The head keeps at least every preset's tallest head in pixels, but no more than it needs
+    # (measured heads are 1.10–1.47 face boxes), well under the source's own pixels.
+    head = HEAD_PER_FACE_BOX * face.box.height_px / matte.source_px_per_matte_px
+    assert head == pytest.approx(PRESET_HEAD_PX, rel=0.01)
+    assert max(matte.alpha.shape) < 0.75 * max(matte.crop_box.width_px, matte.crop_box.height_px)
+    # A custom size with a taller head gets more, up to the bound on any crop.
+    assert max(taller.alpha.shape) == DEFAULT_MAX_SIDE_PX
+    # What each serves as sharply as a new cut-out: the preset head, or any (the bound held).
+    assert sharp_to_head_px(matte) == math.floor(PRESET_HEAD_PX)
+    assert sharp_to_head_px(taller) == ANY_HEAD_PX
+    small = compute_matte(rgb, find_faces(rgb)[0], segmenter)
+    assert sharp_to_head_px(small) == ANY_HEAD_PX  # refined at the source's own pixels

@@ -8,10 +8,12 @@ import pytest
 
 from faceflow.errors import InvalidParameter
 from faceflow.pipeline.idphoto.specs import (
+    PRESET_HEAD_PX,
     IdPhotoSpec,
     custom_spec,
     get_spec,
     list_specs,
+    matte_head_px,
     mm_to_px,
 )
 
@@ -153,3 +155,15 @@ def test_mm_to_px_rounds() -> None:
     assert mm_to_px(25.4, 300) == 300
     assert mm_to_px(25, 300) == 295
     assert mm_to_px(26, 350) == 358
+
+
+def test_presets_need_no_cut_out_of_their_own() -> None:
+    assert pytest.approx(36 / 25.4 * 300, abs=1) == PRESET_HEAD_PX
+    assert matte_head_px(list_specs()) is None
+
+
+def test_a_custom_size_with_a_taller_head_than_any_preset_names_its_need() -> None:
+    large = custom_spec(70, 90, dpi=600)  # head up to 0.68 × 90 mm at 600 dpi: 1,446 px
+    assert matte_head_px([large]) == 1500
+    assert matte_head_px([get_spec("icao"), large]) == 1500
+    assert matte_head_px([custom_spec(35, 45, dpi=300)]) is None

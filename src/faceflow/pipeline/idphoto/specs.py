@@ -9,6 +9,8 @@ stated proportion and its comment says so.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -450,3 +452,29 @@ def custom_spec(
         title_zh=f"自定义 {label}，{dpi} dpi",
         authority="custom size: studio proportions",
     )
+
+
+def head_px(spec: IdPhotoSpec) -> float:
+    """The tallest head ``spec`` allows, in its output pixels."""
+    return spec.head_height_mm[1] * spec.px_per_mm
+
+
+# The tallest head any preset shows (36 mm at 300 dpi: 425 px). A cut-out with at least this many
+# pixels of head serves every preset at one or more matte pixels per output pixel, so another
+# preset for the same upload is a render only.
+PRESET_HEAD_PX = max(head_px(spec) for spec in PRESETS)
+# A custom size whose head needs more gets a cut-out of its own, at the next multiple of this.
+MATTE_HEAD_STEP_PX = 100
+
+
+def matte_head_px(specs: Iterable[IdPhotoSpec]) -> int | None:
+    """The head height (output px) the cut-out must give ``specs``, when a preset's is not enough.
+
+    ``None`` when every one of ``specs`` fits in :data:`PRESET_HEAD_PX` (a cut-out made for the
+    presets serves them); otherwise the tallest head they need, rounded up to
+    :data:`MATTE_HEAD_STEP_PX` so that nearby custom sizes share one cut-out.
+    """
+    need = max((head_px(spec) for spec in specs), default=0.0)
+    if need <= PRESET_HEAD_PX:
+        return None
+    return math.ceil(need / MATTE_HEAD_STEP_PX) * MATTE_HEAD_STEP_PX

@@ -30,7 +30,7 @@ from faceflow.operations.registry import check_enabled
 from faceflow.pipeline.idphoto.layout import nudge_ranges
 from faceflow.pipeline.idphoto.sheet import PAPERS
 from faceflow.pipeline.idphoto.specs import list_specs
-from faceflow.runtime.idphoto_tasks import matte_task, render_task, sheet_task
+from faceflow.runtime.idphoto_tasks import SHARP_TO_HEAD_PX, matte_task, render_task, sheet_task
 from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput
 from faceflow.service.guard import guard
@@ -60,6 +60,19 @@ async def _matte_of(
     the cache, or detection + u2netp once for concurrent requests. Without ``data`` (a ``source=``
     render) only the cache can answer: :class:`SourceExpired` when it no longer holds it."""
     key = cache_key_from_hash(digest, "matte", work.matte_params())
+    if work.head_px is not None:
+        # A custom size whose head is taller than any preset's has a cut-out of its own, but the
+        # presets' one serves it when it is as sharp (not shrunk below this need: a small
+        # source), and, less sharply, a source= render that has nothing else.
+        own, _ = await services.cache.lookup(key)
+        if own is not None:
+            return own
+        preset_key = cache_key_from_hash(digest, "matte", work.preset_matte_params())
+        preset, _ = await services.cache.lookup(preset_key)
+        if preset is not None:
+            sharp = preset.meta.get(SHARP_TO_HEAD_PX)
+            if data is None or (isinstance(sharp, int) and sharp >= work.head_px):
+                return preset
     if data is None:
         entry, _ = await services.cache.lookup(key)
         if entry is None:
