@@ -168,6 +168,14 @@ class _Attempt:
 _ATTEMPT: ContextVar[_Attempt] = ContextVar("faceflow_job_attempt")
 
 
+@dataclass(slots=True)
+class _Leased:
+    job: Job
+    execution: Execution
+    renewed_at: float
+    """When the job started or its lease was last renewed (monotonic seconds)."""
+
+
 class FaceflowWorker(SimpleWorker):
     """A SimpleWorker holding one process's loaded models and renewing a short lease per job.
 
@@ -201,8 +209,8 @@ class FaceflowWorker(SimpleWorker):
         self._ff_state_written: str | None = None
         # The running job's lease, renewed by one thread for the worker's life (a thread started
         # and joined per job cost a scheduling round per job, much more on a busy machine).
-        self._ff_lease_lock = threading.Condition()
-        self._ff_leased: tuple[Job, Execution] | None = None
+        self._ff_lease_lock = threading.Lock()
+        self._ff_leased: _Leased | None = None
         self._ff_lease_thread: threading.Thread | None = None
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
@@ -350,39 +358,38 @@ class FaceflowWorker(SimpleWorker):
 
     def _lease(self, job: Job, execution: Execution) -> None:
         with self._ff_lease_lock:
-            self._ff_leased = (job, execution)
-            if self._ff_lease_thread is None:
-                self._ff_lease_thread = threading.Thread(
-                    target=self._renew_lease, name="faceflow-lease", daemon=True
-                )
-                self._ff_lease_thread.start()
-            self._ff_lease_lock.notify()
+            self._ff_leased = _Leased(job, execution, time.monotonic())
+        if self._ff_lease_thread is None:
+            self._ff_lease_thread = threading.Thread(
+                target=self._renew_lease, name="faceflow-lease", daemon=True
+            )
+            self._ff_lease_thread.start()
 
     def _release_lease(self) -> None:
         # Under the lock: a renewal in flight ends before the job's end is recorded.
         with self._ff_lease_lock:
             self._ff_leased = None
-            self._ff_lease_lock.notify()
 
     def _renew_lease(self) -> None:
-        """The lease thread: every ``lease_s / 3`` while the same job runs, renew its lease
-        (RQ's ``maintain_heartbeats``: the execution's entry in the started registry)."""
+        """The lease thread: looking every ``lease_s / 6``, renews the running job's lease (RQ's
+        ``maintain_heartbeats``: the execution's entry in the started registry) when the next
+        look would come more than ``lease_s / 3`` after the job started or its lease was last
+        renewed: at most ``lease_s / 3`` between renewals, as :func:`restart_grace_s` assumes.
+        It polls rather than being woken per job: a wake-up at every job's start and end cost
+        the job's thread a switch to this one and back each time."""
         interval = max(0.5, self._lease_s / 3)
-        with self._ff_lease_lock:
-            while True:
-                while self._ff_leased is None:
-                    self._ff_lease_lock.wait()
+        tick = interval / 2
+        while True:
+            time.sleep(tick)
+            with self._ff_lease_lock:
                 leased = self._ff_leased
-                deadline = time.monotonic() + interval
-                while self._ff_leased is leased and (left := deadline - time.monotonic()) > 0:
-                    self._ff_lease_lock.wait(left)
-                if self._ff_leased is not leased:
+                if leased is None or time.monotonic() - leased.renewed_at + tick < interval:
                     continue
-                job, execution = leased
                 try:
-                    self.maintain_heartbeats(job, execution)
+                    self.maintain_heartbeats(leased.job, leased.execution)
                 except RedisError as exc:
-                    log.warning("job %s: lease renewal failed: %s", job.id, exc)
+                    log.warning("job %s: lease renewal failed: %s", leased.job.id, exc)
+                leased.renewed_at = time.monotonic()
 
 
 def run_job() -> dict[str, JsonScalar]:
