@@ -10,9 +10,10 @@ stops them by PID, and prints one table:
 * compute ceiling: the pipeline in this process, one image at a time, one thread, × cores;
 * drain: ``--jobs`` distinct jobs (the same photo with a unique JPEG comment each) queued while 1,
   then 2 worker processes that have loaded their models are suspended, then let go; throughput
-  counts from the first job's start to the last job's end (RQ's own timestamps) and is
-  compared with the ceiling for as many cores; the workers' CPU per job (from /proc) shows the
-  queue's overhead even on a busy machine;
+  counts the jobs started after the let-go (a worker already blocked in its dequeue takes one
+  during the enqueue), from the first one's start to the last one's end (RQ's own timestamps),
+  and is compared with the ceiling for as many cores; the workers' CPU per job (from /proc)
+  shows the queue's overhead even on a busy machine;
 * recovery: a job held in a worker for a few seconds (the test fault hook of
   ``tests/jobs/faults.py``, injected in code) is SIGKILLed mid-job while a backlog of
   ``--backlog`` jobs waits behind it; the time from the kill to the job finished on another
@@ -39,11 +40,13 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from redis import Redis
 from rq import Worker
 from rq.job import Job
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.serializers import JSONSerializer
 from rq.suspension import resume, suspend
 
@@ -221,28 +224,40 @@ def drain(
         connection = Redis.from_url(url)
         # The queue is filled first, with the workers suspended, so the drain measures the
         # workers and not the enqueuing client beside them on the same cores (which had cost
-        # one worker a third of its rate). An idle worker is already blocked in its dequeue
-        # and would take one job despite the suspension: let that dequeue time out first.
+        # one worker a third of its rate). An idle worker blocked in its dequeue still takes
+        # the first job (RQ 3 blocks again after a dequeue timeout without looking at the
+        # suspension), so each worker may run one job during the enqueue: those are left out
+        # of the drain (they had stretched it by the whole enqueue and the wake-up after it).
         suspend(connection)
-        time.sleep(DEQUEUE_WAIT_S)
         ids = asyncio.run(enqueue(settings, data, jobs, operation))
         cpu_before = cpu_seconds(pids)
+        resumed_at = datetime.now(UTC)
         resume(connection)
+        # Polled by two registry counts, not by fetching every job: that cost this process tens
+        # of CPU ms per poll on the cores the workers drain on.
+        registries = (FinishedJobRegistry(QUEUE, connection), FailedJobRegistry(QUEUE, connection))
         deadline = time.monotonic() + 600
-        while True:
-            found = Job.fetch_many(ids, connection=connection, serializer=JSONSerializer)
-            if all(j is not None and j.get_status(refresh=False) == "finished" for j in found):
-                break
+        while sum(r.get_job_count(cleanup=False) for r in registries) < jobs:
             if time.monotonic() > deadline:
                 raise SystemExit("drain did not finish in 600 s")
             time.sleep(0.5)
-        cpu_ms = 1000 * (cpu_seconds(pids) - cpu_before) / jobs
-        started = min(j.started_at for j in found if j is not None and j.started_at)
-        ended = max(j.ended_at for j in found if j is not None and j.ended_at)
+        found = Job.fetch_many(ids, connection=connection, serializer=JSONSerializer)
+        if not all(j is not None and j.get_status(refresh=False) == "finished" for j in found):
+            raise SystemExit("some jobs of the drain failed; see the worker log")
+        drained = [j for j in found if j is not None and _utc(j.started_at) >= resumed_at]
+        cpu_ms = 1000 * (cpu_seconds(pids) - cpu_before) / len(drained)
+        started = min(_utc(j.started_at) for j in drained)
+        ended = max(_utc(j.ended_at) for j in drained)
         connection.close()
-        return jobs / (ended - started).total_seconds(), cpu_ms
+        return len(drained) / (ended - started).total_seconds(), cpu_ms
     finally:
         fleet.stop()
+
+
+def _utc(stamp: datetime | None) -> datetime:
+    """An RQ timestamp (naive UTC in some versions) as an aware one."""
+    assert stamp is not None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
 
 
 def _started_pid(connection: Redis, job_id: str, timeout_s: float = 300) -> int:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -240,3 +242,56 @@ def test_a_worker_that_stops_on_its_own_exits_non_zero(
     with pytest.raises(StopRequested):  # idle: RQ leaves its loop at once by raising this
         worker.request_stop(signal.SIGTERM, None)
     assert exit_code(worker) == 0
+
+
+def _round_trips_per_job(url: str, jobs: int, work: Callable[[], None]) -> float:
+    """Queue Redis round trips per job while ``work`` runs ``jobs`` jobs (MONITOR: a MULTI …
+    EXEC block is one, every other command one), from the first dequeue to the last one (which
+    finds the queue empty): the worker's own start, first maintenance pass and stop left out."""
+    marker = "faceflow-test-monitor-end"
+    seen: list[dict[str, Any]] = []
+    ready = threading.Event()
+
+    def watch() -> None:
+        with Redis.from_url(url) as connection, connection.monitor() as monitor:
+            ready.set()
+            for command in monitor.listen():
+                if marker in command["command"]:
+                    return
+                seen.append(command)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert ready.wait(10)
+    work()
+    with Redis.from_url(url) as connection:
+        connection.echo(marker)
+    watcher.join(30)
+    names = [c["command"].split(" ", 1)[0].upper() for c in seen]
+    dequeues = [i for i, name in enumerate(names) if name in ("LMOVE", "BLMOVE")]
+    assert len(dequeues) == jobs + 1, names
+    trips, in_multi = 0, False
+    for name in names[dequeues[0] : dequeues[-1]]:
+        if name == "MULTI":
+            in_multi = True
+            trips += 1
+        elif name == "EXEC":
+            in_multi = False
+        elif not in_multi:
+            trips += 1
+    return trips / jobs
+
+
+async def test_a_job_costs_its_worker_five_queue_redis_round_trips(
+    queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """The dequeue (move, job hash), the start, the end and the suspension check: RQ and the job
+    function apart made about 25. (The worker is the only client during its burst.)"""
+    settings = job_settings(queue_redis.url, maintenance_interval_s=3600, lease_s=60)
+    runner = runner_for(settings)
+    for _ in range(3):
+        await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+    await runner.close()
+    per_job = _round_trips_per_job(queue_redis.url, 3, lambda: work_burst(settings, worker_context))
+    # Five; a worker heartbeat is sent when none went out in the last second (a stalled machine).
+    assert 5 <= per_job <= 6, per_job

@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from redis import Redis
@@ -23,6 +24,7 @@ from rq.serializers import JSONSerializer
 from faceflow.config import ModelSettings
 from faceflow.jobs.records import JobStatus
 from faceflow.operations.registry import prepare
+from faceflow.runtime.pool import CHILD_GLIBC_TUNABLES
 from tests.fixtures.redis_server import RedisProcess
 from tests.jobs.support import (
     QUEUE,
@@ -65,6 +67,18 @@ def fleet(module_fleet: WorkerFleet, queue_redis_server: RedisProcess) -> Worker
     queue_redis_server.ensure_healthy()
     module_fleet.wait_workers(2)
     return module_fleet
+
+
+def test_worker_processes_start_with_the_inference_pools_malloc_tunables(
+    fleet: WorkerFleet,
+) -> None:
+    """glibc reads GLIBC_TUNABLES once, at exec: the spawned process's initial environment."""
+    names = {t.split("=", 1)[0] for t in CHILD_GLIBC_TUNABLES}
+    for worker in fleet.live_workers():
+        environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+        tunables = next(e for e in environ if e.startswith(b"GLIBC_TUNABLES=")).decode()
+        set_names = {t.split("=", 1)[0] for t in tunables.split("=", 1)[1].split(":")}
+        assert names <= set_names, tunables
 
 
 async def test_sigkill_mid_job_retries_it_on_another_worker(

@@ -250,9 +250,15 @@ class RqRunner:
         return self._view(handle, self._handle(handle, owner))
 
     def _view(self, handle: str, record: HandleRecord) -> tuple[JobRecord, JobOutcome | None]:
+        # The job before its outcome: a worker stores the outcome with (or, in older workers,
+        # before) the job's finished state, so a job read as finished has its outcome readable
+        # next. Read the other way round, a job finishing between the reads looked finished
+        # without an outcome, i.e. expired (a 404 seen by a client submitting or polling).
+        job = self._fetch(record.job_id)
         raw = self._conn.get(self._keys.result(record.job_id))
         outcome = decode_outcome(raw) if isinstance(raw, bytes) else None
-        job = self._fetch(record.job_id)
+        if outcome is not None and job is not None and job.ended_at is None:
+            job = self._fetch(record.job_id)  # it ended between the reads: its end time
         meta: dict[str, Any] = job.get_meta(refresh=False) if job is not None else {}
         base = JobRecord(
             handle=handle,

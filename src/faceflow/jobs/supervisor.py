@@ -1,6 +1,7 @@
 """``faceflow worker``: N RQ worker processes on one machine, kept alive, stopped cleanly.
 
-The supervisor loads no model. It spawns (never forks) ``processes`` children; each loads the
+The supervisor loads no model. It spawns (never forks) ``processes`` children, with the inference
+pool's malloc tunables (:data:`faceflow.runtime.pool.CHILD_GLIBC_TUNABLES`); each loads the
 models itself, warms up, then works the queue (:mod:`faceflow.jobs.worker`). The supervisor:
 
 * replaces a child that dies: at once if it had been ready (a crash mid-job, e.g. SIGKILL or the
@@ -40,6 +41,7 @@ from faceflow.jobs.records import JobPayload
 from faceflow.jobs.redis_store import connect
 from faceflow.jobs.worker import FaceflowQueue, FaceflowWorker, build_worker, open_queue
 from faceflow.runtime.context import load_context, warm_up
+from faceflow.runtime.pool import child_glibc_tunables
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +187,9 @@ class Supervisor:
             name=f"faceflow-worker-{slot}",
             daemon=False,
         )
-        process.start()
+        # The same malloc tunables as the inference pool's processes: they run the same models.
+        with child_glibc_tunables():
+            process.start()
         return _Child(slot, process, ready, time.monotonic(), failures)
 
     def _replace_dead(self) -> None:

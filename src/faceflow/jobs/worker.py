@@ -5,8 +5,9 @@ own process, where it loaded the models once at start (no fork per job, so no ON
 ever used across a fork and none is re-created per job). The price of not forking is that a
 crash takes the worker down with its job; the job is not lost:
 
-* while a job runs, a heartbeat thread renews its lease in RQ's started registry every
-  ``lease_s / 3`` seconds (RQ's SimpleWorker would otherwise claim ``job_timeout + 60`` s);
+* while a job runs, the worker's lease thread (one per process, started with its first job)
+  renews the job's lease in RQ's started registry every ``lease_s / 3`` seconds (RQ's
+  SimpleWorker would otherwise claim ``job_timeout + 60`` s);
 * a worker killed mid-job stops renewing, so within ``lease_s`` the job counts as abandoned, and
   the next maintenance pass (every ``maintenance_interval_s``, by any worker or supervisor)
   retries it on another worker while it has retries left, and parks it in the failed registry
@@ -14,6 +15,10 @@ crash takes the worker down with its job; the job is not lost:
   Redis restart (nobody could renew while it was down), and a job delivered again after an
   earlier attempt stored its outcome is not run again;
 * the supervisor (:mod:`faceflow.jobs.supervisor`) starts a fresh worker process in its place.
+
+A job's own Redis work shares RQ's round trips (see :meth:`FaceflowWorker.execute_job`): its
+start (RQ's started state, the outcome fence, the payload read, the attempt count) is one, its
+end (the outcome, the payload deleted, RQ's finished state and registries) one transaction.
 
 No setting changes what a job does: whoever embeds a worker (the tests do, to make a job hold or
 kill its worker) passes a ``before_job`` callable to :func:`build_worker` in code.
@@ -27,16 +32,20 @@ import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, get_current_job
+from rq.executions import Execution
 from rq.job import Job
+from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
+from rq.utils import now
 from rq.worker import WorkerStatus
 
 from faceflow.cache.entry import CacheEntry, encode_entry
@@ -134,8 +143,48 @@ def open_queue(settings: Settings, connection: Redis) -> FaceflowQueue:
     return queue
 
 
+# A standalone worker-key heartbeat (RQ sends one before and after every dequeue and after every
+# job, three commands and a round trip each) is skipped when one asking for at least as long a
+# TTL went out less than this long ago: the key then still has nearly that TTL left. Leases are
+# not these heartbeats (see FaceflowWorker._renew_lease).
+_WORKER_HEARTBEAT_EVERY_S = 1.0
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One attempt of the job being run, between the worker and :func:`run_job`: what the start
+    round trip read, and the writes that go into the finishing transaction."""
+
+    job_id: str
+    has_outcome: bool
+    """The job's outcome was stored by an earlier attempt (read before the attempt counted)."""
+    payload: bytes | None
+    meta_before: dict[str, Any]
+    """The job's meta as dequeued, before this attempt was counted in it."""
+    writes: list[Callable[[Pipeline], None]] = field(default_factory=list)
+    """Commands for the transaction that records the job finished (outcome, payload deleted)."""
+
+
+_ATTEMPT: ContextVar[_Attempt] = ContextVar("faceflow_job_attempt")
+
+
+@dataclass(slots=True)
+class _Leased:
+    job: Job
+    execution: Execution
+    renewed_at: float
+    """When the job started or its lease was last renewed (monotonic seconds)."""
+
+
 class FaceflowWorker(SimpleWorker):
-    """A SimpleWorker holding one process's loaded models and renewing a short lease per job."""
+    """A SimpleWorker holding one process's loaded models and renewing a short lease per job.
+
+    Per job it makes five queue Redis round trips where RQ's SimpleWorker and a job function
+    storing its own outcome made about 25 (counted with MONITOR): the dequeue (a move and the job
+    hash), the start (one pipeline), the end (one transaction), and the suspension check. The
+    rest went to worker heartbeats and state writes repeated around every job (sent only when due
+    or changed here) and to the dependents RQ watches and reads at each success (faceflow enqueues
+    no job with dependents, callbacks or repeats; a failure keeps RQ's own path)."""
 
     queue_class = FaceflowQueue
 
@@ -155,6 +204,14 @@ class FaceflowWorker(SimpleWorker):
         self._ff_state = state
         self._lease_s = jobs.lease_s
         self._ff_stop_requested = False
+        self._ff_beat_at = -float("inf")
+        self._ff_beat_ttl = 0
+        self._ff_state_written: str | None = None
+        # The running job's lease, renewed by one thread for the worker's life (a thread started
+        # and joined per job cost a scheduling round per job, much more on a busy machine).
+        self._ff_lease_lock = threading.Lock()
+        self._ff_leased: _Leased | None = None
+        self._ff_lease_thread: threading.Thread | None = None
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self._ff_stop_requested = True
@@ -186,32 +243,153 @@ class FaceflowWorker(SimpleWorker):
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self._lease_s
 
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """RQ's worker heartbeat, as one round trip, and none when one went out just before."""
+        ttl = timeout or self.worker_ttl + 60
+        clock = time.monotonic()
+        if pipeline is not None:
+            super().heartbeat(ttl, pipeline=pipeline)
+        elif clock - self._ff_beat_at < _WORKER_HEARTBEAT_EVERY_S and ttl <= self._ff_beat_ttl:
+            return
+        else:
+            with self.connection.pipeline(transaction=False) as pipe:
+                super().heartbeat(ttl, pipeline=pipe)
+                pipe.execute()
+        self._ff_beat_at, self._ff_beat_ttl = clock, ttl
+
+    def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
+        """RQ's, without the write when the worker's stored state is already ``state`` (RQ writes
+        ``idle`` after every job and again before every dequeue)."""
+        if pipeline is None and state == self._ff_state_written:
+            self._state = state
+            return
+        super().set_state(state, pipeline)
+        self._ff_state_written = state
+
     def execute_job(self, job: Job, queue: Queue) -> None:
-        execution = self.prepare_execution(job)
-        stop = threading.Event()
-        beat = threading.Thread(
-            target=self._renew_lease,
-            args=(job, execution, stop),
-            name="faceflow-lease",
-            daemon=True,
-        )
-        beat.start()
-        token = _STATE.set(self._ff_state)
+        """RQ's SimpleWorker run of ``job``, with its start in one round trip (:meth:`_begin`),
+        its lease renewed by the worker's lease thread, and its success in one transaction
+        (:meth:`handle_job_success`)."""
+        execution, attempt = self._begin(job, queue)
+        self._lease(job, execution)
+        tokens = (_STATE.set(self._ff_state), _ATTEMPT.set(attempt))
         try:
             self.perform_job(job, queue, execution)
         finally:
-            _STATE.reset(token)
-            stop.set()
-            beat.join(timeout=self._lease_s)
+            _ATTEMPT.reset(tokens[1])
+            _STATE.reset(tokens[0])
+            self._release_lease()
         self.set_state(WorkerStatus.IDLE)
 
-    def _renew_lease(self, job: Job, execution: Any, stop: threading.Event) -> None:
+    def _begin(self, job: Job, queue: Queue) -> tuple[Execution, _Attempt]:
+        """One pipeline: RQ's two start pipelines (the execution and its lease in the started
+        registry, this worker busy; the job started, out of the intermediate queue) and the
+        attempt's own reads and writes (the outcome fence, the payload, the attempt counted in
+        the job's meta with this process's pid, which a client and the benchmark read while the
+        job runs)."""
+        keys = self._ff_state.keys
+        lease = self.get_heartbeat_ttl(job)
+        meta_before = dict(job.meta)
+        attempts = job.meta.get("attempts", 0)
+        job.meta["attempts"] = (attempts if isinstance(attempts, int) else 0) + 1
+        job.meta["pid"] = os.getpid()
+        with self.connection.pipeline() as pipe:
+            execution = Execution.create(job, lease, pipeline=pipe, worker_name=self.name)
+            self.executions[execution.id] = execution
+            self.set_state(WorkerStatus.BUSY, pipeline=pipe)
+            # The worker key keeps its idle TTL: the lease lives in the started registry.
+            self.heartbeat(pipeline=pipe)
+            job.prepare_for_execution(self.name, pipeline=pipe)
+            pipe.persist(job.key)
+            pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+            pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
+            pipe.exists(keys.result(job.id))
+            pipe.get(keys.data(job.id))
+            *_, has_outcome, raw = pipe.execute()
+        self.procline(  # type: ignore[no-untyped-call]
+            f"Processing {job.func_name} from {job.origin} since {time.time()}"
+        )
+        payload = raw if isinstance(raw, bytes) else None
+        return execution, _Attempt(job.id, bool(has_outcome), payload, meta_before)
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """Done by :meth:`_begin`, in the round trip that created the execution."""
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        """RQ's, without its separate write of the job's last heartbeat: the job hash is saved
+        whole, with it, in the transaction that records the end."""
+        self._release_lease()
+        job.ended_at = job.last_heartbeat = now()
+
+    def handle_job_success(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: StartedJobRegistry,
+        execution: Execution,
+    ) -> None:
+        """RQ's, as one transaction with the attempt's own writes (its outcome, its payload
+        deleted), so the outcome and RQ's finished state are stored together; without RQ's
+        watch and read of the job's dependents (faceflow enqueues no job with dependents,
+        callbacks or repeats)."""
+        attempt = _ATTEMPT.get(None)
+        result_ttl = job.get_result_ttl(self.default_result_ttl)
+        with self.connection.pipeline() as pipe:
+            if attempt is not None and attempt.job_id == job.id:
+                for write in attempt.writes:
+                    write(pipe)
+            self.increment_successful_job_count(pipeline=pipe)
+            assert job.started_at is not None
+            assert job.ended_at is not None
+            self.increment_total_working_time(job.ended_at - job.started_at, pipe)
+            if result_ttl != 0:
+                job._handle_success(
+                    result_ttl,
+                    pipeline=pipe,
+                    worker_name=self.name,
+                    execution_id=execution.id,
+                    execution_started_at=execution.created_at,
+                    execution_ended_at=job.ended_at,
+                )
+            job.cleanup(result_ttl, pipeline=pipe, remove_from_queue=False)
+            self.cleanup_execution(job, pipeline=pipe, execution=execution)
+            self.set_state(WorkerStatus.IDLE, pipeline=pipe)
+            pipe.execute()
+
+    def _lease(self, job: Job, execution: Execution) -> None:
+        with self._ff_lease_lock:
+            self._ff_leased = _Leased(job, execution, time.monotonic())
+        if self._ff_lease_thread is None:
+            self._ff_lease_thread = threading.Thread(
+                target=self._renew_lease, name="faceflow-lease", daemon=True
+            )
+            self._ff_lease_thread.start()
+
+    def _release_lease(self) -> None:
+        # Under the lock: a renewal in flight ends before the job's end is recorded.
+        with self._ff_lease_lock:
+            self._ff_leased = None
+
+    def _renew_lease(self) -> None:
+        """The lease thread: looking every ``lease_s / 6``, renews the running job's lease (RQ's
+        ``maintain_heartbeats``: the execution's entry in the started registry) when the next
+        look would come more than ``lease_s / 3`` after the job started or its lease was last
+        renewed: at most ``lease_s / 3`` between renewals, as :func:`restart_grace_s` assumes.
+        It polls rather than being woken per job: a wake-up at every job's start and end cost
+        the job's thread a switch to this one and back each time."""
         interval = max(0.5, self._lease_s / 3)
-        while not stop.wait(interval):
-            try:
-                self.maintain_heartbeats(job, execution)
-            except RedisError as exc:
-                log.warning("job %s: lease renewal failed: %s", job.id, exc)
+        tick = interval / 2
+        while True:
+            time.sleep(tick)
+            with self._ff_lease_lock:
+                leased = self._ff_leased
+                if leased is None or time.monotonic() - leased.renewed_at + tick < interval:
+                    continue
+                try:
+                    self.maintain_heartbeats(leased.job, leased.execution)
+                except RedisError as exc:
+                    log.warning("job %s: lease renewal failed: %s", leased.job.id, exc)
+                leased.renewed_at = time.monotonic()
 
 
 def run_job() -> dict[str, JsonScalar]:
@@ -221,37 +399,40 @@ def run_job() -> dict[str, JsonScalar]:
     a small JSON summary for RQ. A failure :func:`~faceflow.jobs.retry.is_retryable` rejects (bad
     input, an internal error) is a *finished* job with an error outcome, so it is not retried; a
     retryable one (a deadline, transient unavailability) raises, and RQ retries it.
+
+    The worker (:meth:`FaceflowWorker._begin`) has already read the outcome fence and the payload
+    and counted the attempt; the outcome is stored in the transaction that records the job
+    finished.
     """
     try:
         state = _STATE.get()
+        attempt = _ATTEMPT.get()
     except LookupError:
         raise RuntimeError("run_job runs only inside a FaceflowWorker") from None
     job = get_current_job()
-    if job is None:
-        raise RuntimeError("run_job runs only as an RQ job")
-    keys = state.keys
-    if state.connection.exists(keys.result(job.id)):
+    if job is None or job.id != attempt.job_id:
+        raise RuntimeError("run_job runs only as the RQ job its worker started")
+    if attempt.has_outcome:
         # Delivered again after an earlier attempt stored its outcome (a lease judged expired
         # while its worker was alive but cut off from the queue Redis): the work is done, and
-        # doing it again would only repeat it.
+        # doing it again would only repeat it. It was no attempt: the count goes back (a rare
+        # round trip, so that the common start costs one).
         log.warning("job %s: already has its outcome; not run again", job.id)
+        job.meta.clear()
+        job.meta.update(attempt.meta_before)
+        job.save_meta()  # type: ignore[no-untyped-call]
         return {"ok": True, "repeat_delivery": True}
-    attempts = job.meta.get("attempts", 0)
-    job.meta["attempts"] = (attempts if isinstance(attempts, int) else 0) + 1
-    job.meta["pid"] = os.getpid()
-    job.save_meta()  # type: ignore[no-untyped-call]
 
-    raw = state.connection.get(keys.data(job.id))
-    payload = decode_payload(raw) if isinstance(raw, bytes) else None
+    payload = decode_payload(attempt.payload) if attempt.payload is not None else None
     if payload is None:
         # Requeued (e.g. from the dead-letter registry) after its image expired: end at once with
         # ``expired`` on the job itself. No outcome is stored under the job id, which is the
         # content key's: a new submission of the same image must run, not inherit this failure.
         log.warning("job %s: its stored image has expired; ending it as expired", job.id)
         job.meta["error"] = {"code": "expired", "message": _EXPIRED_MESSAGE, "status": 410}
-        job.meta["ended_at"] = time.time()
-        job.save_meta()  # type: ignore[no-untyped-call]
+        _end(attempt, job)
         return {"ok": False, "code": "expired"}
+
     try:
         if state.before_job is not None:
             state.before_job(payload)
@@ -261,7 +442,7 @@ def run_job() -> dict[str, JsonScalar]:
     except Exception as exc:
         error = attempt_error(exc, job.id)
         if not is_retryable(error):
-            return _store(state, job, JobOutcome(error=JobError.of(error)))
+            return _store(state, attempt, job, JobOutcome(error=JobError.of(error)))
         job.meta["error"] = {
             "code": error.code,
             "message": error.message,
@@ -274,22 +455,39 @@ def run_job() -> dict[str, JsonScalar]:
     key = cache_key(payload.data, payload.operation, spec.params(request))
     if not job.id.startswith(job_id_for(key)):  # per-key jobs add a suffix (dedup_scope)
         log.warning("job %s: this worker's models differ from the API's (key %s)", job.id, key)
-    summary = _store(state, job, JobOutcome(entry=entry))
+    summary = _store(state, attempt, job, JobOutcome(entry=entry))
     if state.cache is not None:
         _fill_cache(state, key, entry)
     return summary
 
 
-def _store(state: WorkerState, job: Job, outcome: JobOutcome) -> dict[str, JsonScalar]:
-    keys = state.keys
-    # RQ sets its own ended_at only after the job function returns; clients polling in between
-    # see this one, so a finished job never shows ended_at null.
+def _end(attempt: _Attempt, job: Job) -> None:
+    """Queue the job's meta, with its end time, for the finishing transaction (which also stores
+    RQ's own ended_at; this one is what a reader of the meta alone sees)."""
     job.meta["ended_at"] = time.time()
-    job.save_meta()  # type: ignore[no-untyped-call]
-    with state.connection.pipeline() as pipe:
-        pipe.set(keys.result(job.id), encode_outcome(outcome), ex=state.settings.jobs.result_ttl_s)
+    meta = job.serializer.dumps(job.meta)
+
+    def write(pipe: Pipeline) -> None:
+        pipe.hset(job.key, "meta", meta)
+
+    attempt.writes.append(write)
+
+
+def _store(
+    state: WorkerState, attempt: _Attempt, job: Job, outcome: JobOutcome
+) -> dict[str, JsonScalar]:
+    """Queue the outcome (and the payload's deletion) for the transaction that records the job
+    finished: a client never sees one without the other."""
+    keys = state.keys
+    _end(attempt, job)
+    encoded = encode_outcome(outcome)
+    ttl_s = state.settings.jobs.result_ttl_s
+
+    def write(pipe: Pipeline) -> None:
+        pipe.set(keys.result(job.id), encoded, ex=ttl_s)
         pipe.delete(keys.data(job.id))
-        pipe.execute()
+
+    attempt.writes.append(write)
     if outcome.entry is not None:
         return {
             "ok": True,

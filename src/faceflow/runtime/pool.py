@@ -631,7 +631,7 @@ class InferencePool(Generic[C]):
             # Daemonic: if the parent exits without close(), multiprocessing's exit hook ends them.
             daemon=True,
         )
-        with _child_glibc_tunables():
+        with child_glibc_tunables():
             process.start()
         # Keep only the parent's end, so the pipe reports EOF when the child dies.
         child_conn.close()
@@ -807,9 +807,10 @@ class InferencePool(Generic[C]):
 
 
 @contextlib.contextmanager
-def _child_glibc_tunables() -> Iterator[None]:
-    """Add :data:`CHILD_GLIBC_TUNABLES` to ``GLIBC_TUNABLES`` while a worker is spawned (it
-    inherits this process's environment); a tunable the operator already set keeps its value."""
+def child_glibc_tunables() -> Iterator[None]:
+    """Add :data:`CHILD_GLIBC_TUNABLES` to ``GLIBC_TUNABLES`` while a model-running process is
+    spawned (it inherits this process's environment): this pool's workers, and ``faceflow
+    worker``'s job processes. A tunable the operator already set keeps its value."""
     before = os.environ.get("GLIBC_TUNABLES")
     own = before.split(":") if before else []
     names = {item.split("=", 1)[0] for item in own}
