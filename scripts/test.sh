@@ -5,10 +5,9 @@
 # pytest-xdist's workers, the inference processes and the `faceflow serve` subprocesses;
 # COVERAGE_FILE is absolute so that every process, whatever its working directory, writes its
 # data beside the others.
-# Two xdist workers, a test module to one worker (--dist loadscope) so that module-scoped servers,
-# apps and browsers start once; most of a test's time is waiting on subprocesses, sockets and
-# inference, which the other worker overlaps. Arguments come after and override these
-# (ARGS="-n 0" runs in one process).
+# One process by default: the suite's servers, inference processes and browser already use both
+# cores of a 2-core machine, and its load-bound tests (leases, deadlines) are steadiest alone.
+# ARGS="-n 2 --dist loadscope" runs it in two pytest-xdist workers, a module to a worker.
 # pytest's exit code 5 ("no tests collected") is a failure here: a test command that ran nothing
 # must not look green.
 set -uo pipefail
@@ -16,7 +15,7 @@ cd "$(dirname "$0")/.."
 mkdir -p artifacts/coverage
 export COVERAGE_FILE="$PWD/artifacts/coverage/data"
 .venv/bin/python -m coverage erase
-.venv/bin/python -m coverage run -m pytest -n 2 --dist loadscope "$@"
+.venv/bin/python -m coverage run -m pytest "$@"
 rc=$?
 if .venv/bin/python -m coverage combine --quiet \
   && .venv/bin/python -m coverage json --quiet --fail-under=0 -o artifacts/coverage/coverage.json; then
