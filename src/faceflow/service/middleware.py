@@ -67,8 +67,7 @@ class RequestContext:
             route = scope.get("route")
             # FastAPI's route template, or the path the hot path answered, or "unmatched".
             template = getattr(route, "path", None) or scope.get("faceflow.route") or "unmatched"
-            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(template).observe(elapsed)
+            self.metrics.request_done(template, scope["method"], status, elapsed)
             if error_code:
                 self.metrics.errors.labels(error_code).inc()
             if log.isEnabledFor(logging.INFO):
