@@ -39,6 +39,7 @@ JOB_EVENTS = (
 # A scrape waits at most this long for the job queue's length (Redis may be down or hung).
 _QUEUE_DEPTH_TIMEOUT_S = 0.5
 
+_CHILDREN_MEMO = 1024
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -123,6 +124,13 @@ class Metrics:
         )
         self._pool_stats: Callable[[], PoolStats] | None = None
         self._jobs: JobRunner | None = None
+        # Label children resolved once: ``labels()`` takes a lock and rebuilds its key from
+        # strings on every call, as much CPU as the increments themselves on a cache hit.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._hit_children = {
+            level: self.cache_hits.labels(level.value)
+            for level in (CacheLevel.MEMORY, CacheLevel.REDIS)
+        }
 
     def _pool_gauge(self, name: str, documentation: str) -> Gauge:
         return Gauge(name, documentation, registry=self.registry, multiprocess_mode="livesum")
@@ -131,6 +139,22 @@ class Metrics:
     def multiprocess_dir(self) -> str | None:
         """Where the workers' values are shared, when there are several (see the module doc)."""
         return os.environ.get(MULTIPROC_ENV) or None
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request under its route template and time it."""
+        memo = (route, method, status)
+        children = self._request_children.get(memo)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route),
+            )
+            # Templates and statuses are few, but the method is the client's: stay bounded.
+            if len(self._request_children) >= _CHILDREN_MEMO:
+                self._request_children.clear()
+            self._request_children[memo] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def bind_pool(self, stats: Callable[[], PoolStats]) -> None:
         """Where the pool gauges come from; read at each scrape (:meth:`refresh_pool`)."""
@@ -193,7 +217,7 @@ class Metrics:
 
     # CacheObserver
     def hit(self, level: CacheLevel, /) -> None:
-        self.cache_hits.labels(level.value).inc()
+        self._hit_children[level].inc()
 
     def miss(self) -> None:
         self.cache_misses.inc()

@@ -7,7 +7,6 @@ import os
 import re
 import time
 
-from starlette.datastructures import MutableHeaders
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +18,8 @@ CLIENT_CLOSED = 499
 """The status a request is counted and logged with when its client went away before the answer
 (nginx's "client closed request"); nothing is sent."""
 
+_REQUEST_ID = b"x-request-id"
+_ERROR_CODE = b"x-error-code"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
 
@@ -51,9 +52,20 @@ class RequestContext:
             nonlocal status, error_code
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-ID"] = request_id
-                error_code = headers.get("x-error-code", "")
+                # A plain list append, not MutableHeaders (which decodes and rescans the list):
+                # a copy, as a hit's header list is shared by every hit on that entry.
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", ())
+                    if name.lower() != _REQUEST_ID
+                ]
+                headers.append((_REQUEST_ID, request_id.encode("latin-1")))
+                message["headers"] = headers
+                if status >= 400:  # only error answers carry a code
+                    for name, value in headers:
+                        if name.lower() == _ERROR_CODE:
+                            error_code = value.decode("latin-1")
+                            break
             await send(message)
 
         try:
@@ -67,8 +79,7 @@ class RequestContext:
             route = scope.get("route")
             # FastAPI's route template, or the path the hot path answered, or "unmatched".
             template = getattr(route, "path", None) or scope.get("faceflow.route") or "unmatched"
-            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(template).observe(elapsed)
+            self.metrics.request_done(template, scope["method"], status, elapsed)
             if error_code:
                 self.metrics.errors.labels(error_code).inc()
             if log.isEnabledFor(logging.INFO):
