@@ -155,3 +155,25 @@ async def test_requests_without_a_body_pass_untouched() -> None:
     limits = BodyLimits(app, ByteBudget(MIB), 30)
     assert (await call(limits, get, receive))[0] == 204
     assert seen == [receive]
+
+
+async def test_a_cancel_from_outside_while_the_body_is_read_stays_a_cancel() -> None:
+    """The body timer cancels the reading task itself; a cancel from anyone else (the server
+    shutting down, the client gone) must still end the task as a cancel, not as a 408 answer."""
+    budget = ByteBudget(MIB)
+    stalled, forever = asyncio.Event(), asyncio.Event()
+    chunks = [{"type": "http.request", "body": b"0123456789", "more_body": True}]
+
+    async def receive() -> Message:
+        if chunks:
+            return chunks.pop()
+        stalled.set()  # the first chunk is read: the task now waits for the rest
+        await forever.wait()
+        raise AssertionError("unreachable")
+
+    task = asyncio.create_task(call(BodyLimits(Reader(), budget, 30), scope(100), receive))
+    await stalled.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert budget.used_bytes == 0
