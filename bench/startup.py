@@ -21,7 +21,6 @@ import argparse
 import os
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,15 +30,12 @@ from pathlib import Path
 
 import httpx
 
+from faceflow.loadgen.procs import cpu_seconds, free_port, load_average, process_tree
+
 FACEFLOW = Path(sys.executable).with_name("faceflow")
 COMMANDS = (("--help",), ("id-photo-specs",), ("models", "list"))
 POLL_S = 0.02
 READY_TIMEOUT_S = 120.0
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def load_average() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def children_cpu_s() -> float:
@@ -57,33 +53,11 @@ def time_command(args: tuple[str, ...]) -> tuple[float, float]:
     return time.perf_counter() - started, children_cpu_s() - cpu
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def tree_cpu_s(root: int) -> tuple[float, list[float]]:
     """CPU seconds used so far by ``root`` and by each of its live descendants (from /proc)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
-    descendants, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        children = [child for child, parent in parents.items() if parent == pid]
-        descendants += children
-        todo += children
-    return times.get(root, 0.0), sorted((times[pid] for pid in descendants), reverse=True)
+    descendants = [pid for pid in process_tree(root) if pid != root]
+    each = sorted((cpu_seconds([pid]) for pid in descendants), reverse=True)
+    return cpu_seconds([root]), each
 
 
 def serve_round(env: dict[str, str], log: Path) -> tuple[float, float, tuple[float, list[float]]]:
