@@ -34,8 +34,8 @@ from faceflow.pipeline.idphoto.backdrop import (
     rekey_alpha,
 )
 from faceflow.pipeline.idphoto.refine import (
-    estimate_foreground,
     fill_holes,
+    foreground_u8,
     guided_filter,
     keep_connected,
     solidify,
@@ -246,17 +246,13 @@ def compute_matte(
         keep_open = hair_zone & close
     alpha = fill_holes(alpha, ~hair_zone, keep_open)
     alpha = quantise_alpha(alpha)
-    foreground = estimate_foreground(image, alpha, background=backdrop_image)
-    foreground_u8 = np.clip(foreground * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    # Fully transparent pixels carry no colour: zeroed, the serialised matte compresses to less,
-    # and in a third of the time.
-    foreground_u8[alpha == 0.0] = 0
+    foreground = foreground_u8(crop, image, alpha, background=backdrop_image)
     leftover = None
     if backdrop_image is not None:
         leftover = leftover_share(image, alpha, backdrop_image, hair_zone)
     return Matte(
         crop_box=crop_box,
-        foreground=foreground_u8,
+        foreground=foreground,
         alpha=alpha,
         face=face,
         source_size_px=source_size,
