@@ -10,10 +10,16 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from redis import Redis
 from rq.exceptions import StopRequested
+from rq.job import Job
+from rq.job import JobStatus as RqJobStatus
+from rq.registry import FinishedJobRegistry, StartedJobRegistry
+from rq.results import Result
+from rq.serializers import JSONSerializer
 from rq.suspension import resume, suspend
 
 from faceflow.cache.entry import CacheEntry
@@ -21,7 +27,7 @@ from faceflow.cache.redis_cache import RedisCache
 from faceflow.config import CacheSettings
 from faceflow.errors import Expired, QueueFull
 from faceflow.jobs.records import JobOutcome, JobStatus, encode_outcome
-from faceflow.jobs.redis_store import JobKeys
+from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys
 from faceflow.jobs.rq_runner import RqRunner
 from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
 from faceflow.jobs.worker import build_worker, open_queue, restart_grace_s
@@ -243,6 +249,31 @@ def test_a_worker_that_stops_on_its_own_exits_non_zero(
     with pytest.raises(StopRequested):  # idle: RQ leaves its loop at once by raising this
         worker.request_stop(signal.SIGTERM, None)
     assert exit_code(worker) == 0
+
+
+async def test_rq_sees_a_finished_job_as_its_own_worker_would_leave_it(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """The end writes only the job hash's fields that changed since the start: RQ's own tools
+    (``rq info``, ``Job.fetch``) still read a whole finished job, with its result record."""
+    settings = job_settings(queue_redis.url)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    await runner.submit(submission, None)
+    work_burst(settings, worker_context)
+    connection = Redis.from_url(queue_redis.url)
+    job = Job.fetch(submission.job_id, connection=connection, serializer=JSONSerializer)
+    assert job.get_status() == RqJobStatus.FINISHED
+    assert job.func_name == JOB_FUNCTION
+    assert job.started_at is not None
+    assert job.ended_at is not None
+    assert job.started_at <= job.ended_at
+    result = job.latest_result()
+    assert result is not None
+    assert result.type == Result.Type.SUCCESSFUL
+    assert result.return_value == {"ok": True, "media_type": "application/json", "bytes": ANY}
+    assert job.id in FinishedJobRegistry(QUEUE, connection=connection)
+    assert job.id not in StartedJobRegistry(QUEUE, connection=connection)
+    connection.close()
 
 
 async def test_a_suspended_worker_takes_no_job_until_resumed(

@@ -45,12 +45,13 @@ from rq import Queue, SimpleWorker, get_current_job
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import DequeueTimeout, NoSuchJobError
 from rq.executions import Execution
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
+from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import JobTimeoutException
-from rq.utils import now
+from rq.utils import now, utcformat
 from rq.worker import WorkerStatus
 
 from faceflow.cache.entry import CacheEntry, encode_entry
@@ -361,16 +362,21 @@ class FaceflowWorker(SimpleWorker):
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's worker heartbeat, as one round trip, and none when one went out just before."""
         ttl = timeout or self.worker_ttl + 60
-        clock = time.monotonic()
         if pipeline is not None:
             super().heartbeat(ttl, pipeline=pipeline)
-        elif clock - self._ff_beat_at < _WORKER_HEARTBEAT_EVERY_S and ttl <= self._ff_beat_ttl:
+        elif not self._beat_due(ttl):
             return
         else:
             with self.connection.pipeline(transaction=False) as pipe:
                 super().heartbeat(ttl, pipeline=pipe)
                 pipe.execute()
-        self._ff_beat_at, self._ff_beat_ttl = clock, ttl
+        self._ff_beat_at, self._ff_beat_ttl = time.monotonic(), ttl
+
+    def _beat_due(self, ttl: int) -> bool:
+        """Whether a worker heartbeat asking for ``ttl`` seconds is worth sending: not when one
+        asking for at least as long went out less than a second ago."""
+        recent = time.monotonic() - self._ff_beat_at < _WORKER_HEARTBEAT_EVERY_S
+        return not (recent and ttl <= self._ff_beat_ttl)
 
     def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
         """RQ's, without the write when the worker's stored state is already ``state`` (RQ writes
@@ -412,8 +418,10 @@ class FaceflowWorker(SimpleWorker):
             execution = Execution.create(job, lease, pipeline=pipe, worker_name=self.name)
             self.executions[execution.id] = execution
             self.set_state(WorkerStatus.BUSY, pipeline=pipe)
-            # The worker key keeps its idle TTL: the lease lives in the started registry.
-            self.heartbeat(pipeline=pipe)
+            # The worker key keeps its idle TTL (the lease lives in the started registry), renewed
+            # here only when no heartbeat went out in the last second.
+            if self._beat_due(self.worker_ttl + 60):
+                self.heartbeat(pipeline=pipe)
             job.prepare_for_execution(self.name, pipeline=pipe)
             pipe.persist(job.key)
             pipe.lrem(queue.intermediate_queue_key, 1, job.id)
@@ -458,14 +466,29 @@ class FaceflowWorker(SimpleWorker):
             assert job.ended_at is not None
             self.increment_total_working_time(job.ended_at - job.started_at, pipe)
             if result_ttl != 0:
-                job._handle_success(
+                # RQ's Job._handle_success, without its rewrite of the whole job hash (every
+                # field, the call data compressed again): only what changed since the start.
+                job._status = JobStatus.FINISHED
+                pipe.hset(
+                    job.key,
+                    mapping={
+                        "status": JobStatus.FINISHED.value,
+                        "ended_at": utcformat(job.ended_at),
+                        "last_heartbeat": utcformat(job.last_heartbeat or job.ended_at),
+                    },
+                )
+                Result.create(
+                    job,
+                    Result.Type.SUCCESSFUL,
                     result_ttl,
-                    pipeline=pipe,
+                    return_value=job._result,
                     worker_name=self.name,
+                    pipeline=pipe,
                     execution_id=execution.id,
                     execution_started_at=execution.created_at,
                     execution_ended_at=job.ended_at,
                 )
+                job.finished_job_registry.add(job, result_ttl, pipe)
             job.cleanup(result_ttl, pipeline=pipe, remove_from_queue=False)
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
             self.set_state(WorkerStatus.IDLE, pipeline=pipe)
