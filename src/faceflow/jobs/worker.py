@@ -166,6 +166,12 @@ if not id then return {'empty'} end
 return {'job', id, redis.call('HGETALL', ARGV[1] .. id)}
 """
 _SUSPENDED = "suspended"
+_MISSING = "missing"
+
+
+def _take_keys(queue: Queue) -> list[str]:
+    """:data:`_TAKE_NEXT_LUA`'s keys for ``queue``."""
+    return [WORKERS_SUSPENDED, queue.key, queue.intermediate_queue_key]
 
 
 @dataclass(slots=True)
@@ -233,6 +239,10 @@ class FaceflowWorker(SimpleWorker):
         self._ff_lease_thread: threading.Thread | None = None
         self._ff_take_next = self.connection.register_script(_TAKE_NEXT_LUA)
         self._ff_burst = False
+        # The next job, taken by the transaction that ended the last one (see
+        # handle_job_success) while the worker may take one that way.
+        self._ff_next: Job | None = None
+        self._ff_take_with_end = False
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self._ff_stop_requested = True
@@ -283,9 +293,14 @@ class FaceflowWorker(SimpleWorker):
         """RQ's, with a queued job taken in one round trip (:data:`_TAKE_NEXT_LUA`: the
         suspension check, the move to RQ's intermediate queue, the job's hash) instead of three;
         only an empty queue waits in RQ's blocking dequeue."""
-        if max_idle_time is not None or len(self.queues) != 1:
+        self._ff_take_with_end = max_idle_time is None and len(self.queues) == 1
+        if not self._ff_take_with_end:
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
         queue = self.queues[0]
+        if self._ff_next is not None:
+            job, self._ff_next = self._ff_next, None
+            self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
+            return job, queue
         self.set_state(WorkerStatus.IDLE)
         self.procline(f"Listening on {queue.name}")  # type: ignore[no-untyped-call]
         wait_s = 1.0
@@ -339,22 +354,45 @@ class FaceflowWorker(SimpleWorker):
         """The next queued job (moved to the intermediate queue, as RQ's dequeue does),
         :data:`_SUSPENDED` while the workers are suspended, or None if the queue is empty. A job
         id whose hash is gone is passed over, as RQ does (its cleanup drops the id)."""
-        keys = [WORKERS_SUSPENDED, queue.key, queue.intermediate_queue_key]
         while True:
-            reply = self._ff_take_next(keys=keys, args=[self.job_class.redis_job_namespace_prefix])
-            if reply[0] == b"suspended":
-                return _SUSPENDED
-            if reply[0] == b"empty":
-                return None
-            fields = reply[2]
-            job = self.job_class(
-                reply[1].decode(), connection=self.connection, serializer=self.serializer
+            reply = self._ff_take_next(
+                keys=_take_keys(queue), args=[self.job_class.redis_job_namespace_prefix]
             )
+            taken = self._taken(reply)
+            if taken is not _MISSING:
+                return taken
+
+    def _taken(self, reply: list[Any]) -> Job | str | None:
+        """:data:`_TAKE_NEXT_LUA`'s reply as :meth:`_take_next` returns it, or :data:`_MISSING`
+        for a job id whose hash is gone."""
+        if reply[0] == b"suspended":
+            return _SUSPENDED
+        if reply[0] == b"empty":
+            return None
+        fields = reply[2]
+        job = self.job_class(
+            reply[1].decode(), connection=self.connection, serializer=self.serializer
+        )
+        try:
+            job.restore(dict(zip(fields[::2], fields[1::2], strict=True)))
+        except NoSuchJobError:
+            return _MISSING
+        return job
+
+    def teardown(self) -> None:
+        """RQ's, after handing a job taken with the last one's end back to the front of the
+        queue (the worker stopped before starting it: SIGTERM, ``max_jobs``)."""
+        job, self._ff_next = self._ff_next, None
+        if job is not None:
+            queue = self.queues[0]
             try:
-                job.restore(dict(zip(fields[::2], fields[1::2], strict=True)))
-            except NoSuchJobError:
-                continue
-            return job
+                with self.connection.pipeline() as pipe:
+                    pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+                    pipe.lpush(queue.key, job.id)
+                    pipe.execute()
+            except RedisError as exc:  # RQ's intermediate-queue cleanup is left to act
+                log.error("job %s: could not put it back on the queue: %s", job.id, exc)
+        super().teardown()  # type: ignore[no-untyped-call]
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self._lease_s
@@ -400,7 +438,8 @@ class FaceflowWorker(SimpleWorker):
             _ATTEMPT.reset(tokens[1])
             _STATE.reset(tokens[0])
             self._release_lease()
-        self.set_state(WorkerStatus.IDLE)
+        if self._ff_next is None:
+            self.set_state(WorkerStatus.IDLE)
 
     def _begin(self, job: Job, queue: Queue) -> tuple[Execution, _Attempt]:
         """One pipeline: RQ's two start pipelines (the execution and its lease in the started
@@ -491,8 +530,25 @@ class FaceflowWorker(SimpleWorker):
                 job.finished_job_registry.add(job, result_ttl, pipe)
             job.cleanup(result_ttl, pipeline=pipe, remove_from_queue=False)
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
-            self.set_state(WorkerStatus.IDLE, pipeline=pipe)
-            pipe.execute()
+            take = self._ff_take_with_end and not self._stop_requested and self._ff_next is None
+            if take:
+                # The next job taken in the same round trip (the worker stays busy meanwhile:
+                # a SIGTERM then lets it finish, and teardown puts an unstarted job back).
+                queue = self.queues[0]
+                prefix = self.job_class.redis_job_namespace_prefix
+                pipe.evalsha(self._ff_take_next.sha, 3, *_take_keys(queue), prefix)
+            else:
+                self.set_state(WorkerStatus.IDLE, pipeline=pipe)
+            replies = pipe.execute(raise_on_error=False)
+        if take and not isinstance(replies[-1], Exception):
+            # (An error there, the script unknown after a queue Redis restart, only means that
+            # the next job is taken the usual way.) Kept before any error of the end is raised,
+            # so that a job taken is started or handed back, never left in between.
+            taken = self._taken(replies[-1])
+            self._ff_next = taken if isinstance(taken, Job) else None
+        for reply in replies[:-1] if take else replies:
+            if isinstance(reply, Exception):
+                raise reply
 
     def _lease(self, job: Job, execution: Execution) -> None:
         with self._ff_lease_lock:
