@@ -19,6 +19,7 @@ anywhere, then ``--py-spy PATH``) during one extra run and writes its collapsed 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -144,6 +145,12 @@ def main() -> None:
     parser.add_argument(
         "--no-pin", action="store_true", help="as bench/service.py runs: no pinning, wrk -t2"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="the src/ of another checkout: its hit path measured too, interleaved",
+    )
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
     args = parser.parse_args()
     global PINNED
@@ -155,22 +162,28 @@ def main() -> None:
         raw = _script(work, "raw", image, "image/jpeg")
         form = _script(work, "form", form_body(image), FORM_CONTENT_TYPE)
         env = {"FACEFLOW_SERVER__HTTP_WORKERS": "2"}
-        with (
-            ServiceProcess(env, work / "serve.log") as faceflow,
-            ServiceProcess({}, work / "bare.log", args=BARE_ASGI) as bare,
-        ):
-            _pin(faceflow)
+        with contextlib.ExitStack() as stack:
+            faceflow = stack.enter_context(ServiceProcess(env, work / "serve.log"))
+            bare = stack.enter_context(ServiceProcess({}, work / "bare.log", args=BARE_ASGI))
+            servers = {"": faceflow}
+            if args.before is not None:
+                before_env = {**env, "PYTHONPATH": str(args.before.resolve())}
+                servers["before: "] = stack.enter_context(
+                    ServiceProcess(before_env, work / "before.log")
+                )
             _pin(bare)
-            analyze = f"{faceflow.url}/v1/analyze"
-            # Every HTTP worker's own cache must hold the answer: each answers a miss once.
-            _wrk(analyze, raw, 2, 20)
-            httpx.post(analyze, content=image, headers={"Content-Type": "image/jpeg"}, timeout=60)
-            targets = {
-                "floor (bare ASGI)": (bare, bare.url, raw),
-                "hit, raw body": (faceflow, analyze, raw),
-                "hit, multipart": (faceflow, analyze, form),
-                "echo-size": (faceflow, f"{faceflow.url}/v1/echo-size", raw),
-            }
+            targets = {"floor (bare ASGI)": (bare, bare.url, raw)}
+            for label, server in servers.items():
+                _pin(server)
+                analyze = f"{server.url}/v1/analyze"
+                # Every HTTP worker's own cache must hold the answer: each answers a miss once.
+                _wrk(analyze, raw, 2, 20)
+                httpx.post(
+                    analyze, content=image, headers={"Content-Type": "image/jpeg"}, timeout=60
+                )
+                targets[f"{label}hit, raw body"] = (server, analyze, raw)
+                targets[f"{label}hit, multipart"] = (server, analyze, form)
+                targets[f"{label}echo-size"] = (server, f"{server.url}/v1/echo-size", raw)
             for _ in range(args.rounds):
                 for name, (server, url, script) in targets.items():
                     sample = measure(server, url, script, args.seconds, args.connections)
@@ -189,14 +202,14 @@ def main() -> None:
     floor_us = statistics.median(s.us_per_request for s in samples["floor (bare ASGI)"])
     floor_rate = statistics.median(s.rate for s in samples["floor (bare ASGI)"])
     print(
-        f"{'target':20} {'µs CPU/req':>11} {'vs floor':>9} {'req/s':>8} {'share':>6} {'p99 ms':>7}"
+        f"{'target':28} {'µs CPU/req':>11} {'vs floor':>9} {'req/s':>8} {'share':>6} {'p99 ms':>7}"
     )
     for name, runs in samples.items():
         us = statistics.median(s.us_per_request for s in runs)
         rate = statistics.median(s.rate for s in runs)
         p99 = statistics.median(s.p99_ms for s in runs)
         print(
-            f"{name:20} {us:11.0f} {us - floor_us:+9.0f} {rate:8.0f} {rate / floor_rate:6.0%} "
+            f"{name:28} {us:11.0f} {us - floor_us:+9.0f} {rate:8.0f} {rate / floor_rate:6.0%} "
             f"{p99:7.0f}"
         )
         print("    rounds:", ", ".join(f"{s.us_per_request:.0f} µs/{s.rate:.0f}/s" for s in runs))
