@@ -194,10 +194,14 @@ def main() -> None:
                     slug = re.sub(r"[^a-z]+", "-", name).strip("-")
                     out = args.profile / f"{slug}.txt"
                     profile(args.py_spy, server, url, script, args.seconds, args.connections, out)
+    placement = (
+        f"server pinned to core {SERVER_CORE}, wrk (1 thread) to core {CLIENT_CORE}"
+        if PINNED
+        else "nothing pinned, wrk 2 threads"
+    )
     print(
-        f"server pinned to core {SERVER_CORE}, wrk (1 thread, {args.connections} connections) "
-        f"to core {CLIENT_CORE}; {len(image)} B JPEG; medians of {args.rounds} rounds of "
-        f"{args.seconds} s"
+        f"{placement}, {args.connections} connections; {len(image)} B JPEG; medians of "
+        f"{args.rounds} rounds of {args.seconds} s"
     )
     floor_us = statistics.median(s.us_per_request for s in samples["floor (bare ASGI)"])
     floor_rate = statistics.median(s.rate for s in samples["floor (bare ASGI)"])

@@ -203,12 +203,12 @@ def http_figures(
         figures["floor_rps"] = floor.requests_per_s
         figures["floor_p99_ms"] = floor.p99_ms
         # Shares round by round (each against the floor measured minutes apart at most).
-        for name in ("hit", "form"):
+        for name, figure in (("hit", "hit"), ("form", "form_hit")):
             shares = [
                 r.requests_per_s / f.requests_per_s
                 for r, f in zip(rounds[name], rounds["floor"], strict=True)
             ]
-            figures[f"{name}_share_of_floor"] = statistics.median(shares)
+            figures[f"{figure}_share_of_floor"] = statistics.median(shares)
     return figures
 
 
