@@ -9,8 +9,9 @@ generator (`faceflow bench`) for the rest. Prints one table:
 * HTTP ceiling: POST /v1/echo-size (the same upload path, no hashing, cache or inference) with the
   same 100 KB JPEG, 200 connections; cache-hit path: POST /v1/analyze with that image already
   cached, as the raw body and as a multipart form field; both with 1 and with 2 uvicorn workers
-  (medians of 3 wrk runs); and the floor of any
-  hit route on this machine: bench/bare_asgi.py (read, hash, dict; no framework) on 2 workers;
+  (medians of 3 rounds); and the floor of any hit route on this machine: bench/bare_asgi.py
+  (read, hash, dict; no framework) on 2 workers, run in the same rounds as the 2-worker rows
+  (echo, hit, multipart hit, floor, then again), its shares the median of the rounds' shares;
   and the reference a user would otherwise build: Flask under gunicorn (2 workers), SHA-256 of
   the upload as the key, the answer in a local redis-server (bench/reference_server.py, its own
   virtualenv), its hits measured the same way;
@@ -31,6 +32,7 @@ import io
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -157,18 +159,33 @@ BARE_ASGI = (
 )
 
 
-def http_figures(body_path: Path, seconds: int, http_workers: int, work: Path) -> dict[str, float]:
+def http_figures(
+    body_path: Path, seconds: int, http_workers: int, work: Path, floor_url: str | None = None
+) -> dict[str, float]:
+    """Echo ceiling, raw-body hits and multipart hits, medians of 3 rounds; with ``floor_url``
+    the bare floor too, in the same rounds: each round runs every target in turn, so a slow or
+    fast spell of this shared machine falls on all of them alike rather than on one row."""
     env = {"FACEFLOW_SERVER__HTTP_WORKERS": str(http_workers)}
+    form_path = body_path.with_name("upload-form.bin")
+    form_path.write_bytes(form_body(body_path.read_bytes()))
+    rounds: dict[str, list[WrkResult]] = {}
     with ServiceProcess(env, work / f"serve-http{http_workers}.log") as server:
-        ceiling = wrk(f"{server.url}/v1/echo-size", body_path, seconds)
         # Warm every HTTP worker's own cache: each answers a miss once, then hits.
         wrk(f"{server.url}/v1/analyze", body_path, 2, runs=1)
-        hit = wrk(f"{server.url}/v1/analyze", body_path, seconds)
-        # The same image as a form upload: the same cache entry, through the multipart parser.
-        form_path = body_path.with_name("upload-form.bin")
-        form_path.write_bytes(form_body(body_path.read_bytes()))
-        form = wrk(f"{server.url}/v1/analyze", form_path, seconds, content_type=FORM_CONTENT_TYPE)
-    return {
+        targets = {
+            "ceiling": (f"{server.url}/v1/echo-size", body_path, "image/jpeg"),
+            "hit": (f"{server.url}/v1/analyze", body_path, "image/jpeg"),
+            # The same image as a form upload: the same cache entry, through the form reader.
+            "form": (f"{server.url}/v1/analyze", form_path, FORM_CONTENT_TYPE),
+        }
+        if floor_url is not None:
+            targets["floor"] = (floor_url, body_path, "image/jpeg")
+        for _ in range(3):
+            for name, (url, path, content_type) in targets.items():
+                result = wrk(url, path, seconds, runs=1, content_type=content_type)
+                rounds.setdefault(name, []).append(result)
+    ceiling, hit, form = (_median(rounds[name]) for name in ("ceiling", "hit", "form"))
+    figures = {
         "ceiling_rps": ceiling.requests_per_s,
         "ceiling_p99_ms": ceiling.p99_ms,
         "hit_rps": hit.requests_per_s,
@@ -181,6 +198,23 @@ def http_figures(body_path: Path, seconds: int, http_workers: int, work: Path) -
         "form_hit_p99_ms": form.p99_ms,
         "form_hit_non_2xx": form.non_2xx,
     }
+    if "floor" in rounds:
+        floor = _median(rounds["floor"])
+        figures["floor_rps"] = floor.requests_per_s
+        figures["floor_p99_ms"] = floor.p99_ms
+        # Shares round by round (each against the floor measured minutes apart at most).
+        for name, figure in (("hit", "hit"), ("form", "form_hit")):
+            shares = [
+                r.requests_per_s / f.requests_per_s
+                for r, f in zip(rounds[name], rounds["floor"], strict=True)
+            ]
+            figures[f"{figure}_share_of_floor"] = statistics.median(shares)
+    return figures
+
+
+def _median(results: list[WrkResult]) -> WrkResult:
+    """The run with the median rate (its latencies with it)."""
+    return sorted(results, key=lambda r: r.requests_per_s)[len(results) // 2]
 
 
 def reference_figures(body_path: Path, seconds: int, work: Path) -> dict[str, float]:
@@ -251,13 +285,13 @@ def run(image: Path, seconds: int, hit_path_only: bool = False) -> Report:
         work = Path(tmp)
         body_path = work / "upload.jpg"
         body_path.write_bytes(body)
-        for http_workers in (2,) if hit_path_only else (1, 2):
-            report.http[f"{http_workers}_http_workers"] = http_figures(
-                body_path, seconds, http_workers, work
-            )
+        if not hit_path_only:
+            report.http["1_http_workers"] = http_figures(body_path, seconds, 1, work)
+        # The floor in the same rounds as the 2-worker hit rows it is compared with.
         with ServiceProcess({}, work / "bare_asgi.log", args=BARE_ASGI) as bare:
-            floor = wrk(bare.url, body_path, seconds)
-            report.bare_asgi_rps, report.bare_asgi_p99_ms = floor.requests_per_s, floor.p99_ms
+            two = http_figures(body_path, seconds, 2, work, floor_url=bare.url)
+        report.http["2_http_workers"] = two
+        report.bare_asgi_rps, report.bare_asgi_p99_ms = two["floor_rps"], two["floor_p99_ms"]
         report.reference = reference_figures(body_path, seconds, work)
         if hit_path_only:
             report.load_after = load_average()
@@ -321,8 +355,8 @@ def print_report(report: Report, console: Console) -> None:
         "floor: bare ASGI read + hash + dict, 2 workers",
         f"{report.bare_asgi_rps:,.0f} req/s (p99 {report.bare_asgi_p99_ms:.0f} ms)",
         "",
-        f"hit path {two_workers / report.bare_asgi_rps:.0%} of it (raw body), "
-        f"{two['form_hit_rps'] / report.bare_asgi_rps:.0%} (multipart)",
+        f"hit path {two['hit_share_of_floor']:.0%} of it (raw body), "
+        f"{two['form_hit_share_of_floor']:.0%} (multipart); median of the rounds' shares",
     )
     ref = report.reference
     table.add_row(

@@ -101,6 +101,20 @@ def test_headers_that_do_not_arrive_get_408_and_the_connection_closed(
         expect_408(Reader(sock))
 
 
+def test_stalled_headers_of_a_later_request_on_a_kept_alive_connection_get_408(
+    slow_port: int,
+) -> None:
+    # The connection's one deadline timer, armed when it opened, falls due while the second
+    # request's deadline (from its first byte) is still ahead: it must wait on for that one.
+    with raw_http.connect(slow_port) as sock:
+        reader = Reader(sock)
+        reader.readable(HEADER_TIMEOUT_S / 2)  # let part of the opening deadline pass
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert reader.answer().status == 200
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        expect_408(reader)
+
+
 def test_content_length_100_with_10_bytes_sent_gets_408(slow_port: int) -> None:
     with raw_http.connect(slow_port) as sock:
         sock.sendall(raw_http.head("/v1/detect", 100) + b"0123456789")

@@ -40,7 +40,7 @@ from faceflow.service.guard import check_request
 from faceflow.service.routes.faces import answer, cache_headers
 from faceflow.service.routes.system import echo_size_body
 from faceflow.service.state import Services
-from faceflow.service.upload import read_image
+from faceflow.service.upload import read_upload, receive_chunks
 
 FACE_PATHS = {
     "/v1/detect": Operation.DETECT,
@@ -134,21 +134,23 @@ class HotPath:
             await self.app(scope, receive, send)
             return
         scope["faceflow.route"] = path
-        request = Request(scope, receive)
+        headers = scope["headers"]
         try:
-            await check_request(services, request)
+            if services.api_keys.enabled or services.rate_limit is not None:
+                await check_request(services, Request(scope, receive))
+            chunks = receive_chunks(receive)
             if parsed is None:  # /v1/echo-size: the route's own answer, sent as a hit is
-                body = await echo_size_body(services, request)
+                body = await echo_size_body(services, headers, chunks)
                 await _send_raw(send, body, [_JSON, (b"content-length", b"%d" % len(body))])
                 return
-            upload = await read_image(request, services.settings.limits.max_upload_bytes)
+            upload = await read_upload(headers, chunks, services.settings.limits.max_upload_bytes)
         except FaceflowError as exc:
             await faceflow_error_response(exc)(scope, receive, send)
             return
         key = key_for_digest(parsed.prefix, content_hash(upload.data))
         entry, level = await services.cache.lookup(key)
         if entry is None:
-            response = await self._miss(services, request, key, parsed.work, upload.data)
+            response = await self._miss(services, scope, receive, key, parsed.work, upload.data)
             await response(scope, receive, send)
             return
         services.metrics.hit(level)
@@ -156,7 +158,7 @@ class HotPath:
 
     @staticmethod
     async def _miss(
-        services: Services, request: Request, key: str, work: FaceWork, data: bytes
+        services: Services, scope: Scope, receive: Receive, key: str, work: FaceWork, data: bytes
     ) -> Response:
         """Compute the answer with the routes' own code (:func:`answer`), from the upload, key
         and work this layer already has: nothing is read, parsed or hashed a second time."""
@@ -167,7 +169,7 @@ class HotPath:
                 services.pool.check_admission()
             return await answer(services, key, work, data, missed=True)
         except Exception as exc:  # answered as the app's handlers answer it (a 500 is logged)
-            return await error_answer(request, exc)
+            return await error_answer(Request(scope, receive), exc)
 
 
 async def _send_raw(send: Send, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

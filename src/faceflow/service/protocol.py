@@ -59,9 +59,18 @@ async def _over_capacity(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 class FaceflowHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a header timeout and a connection cap (module doc)."""
+    """uvicorn's httptools protocol with a header timeout and a connection cap (module doc).
+
+    The header deadline is a time, not a timer per request: arming it when a request begins and
+    clearing it when its headers are in is two attribute writes. One timer per connection checks
+    it when it falls due and, if a later request moved the deadline meanwhile, waits on for that
+    one. A timer armed and cancelled for every request cost a keep-alive connection's cache hits
+    a tenth of what the app above them spends.
+    """
 
     _header_timeout_s: float | None = None
+    _header_deadline: float | None = None
+    """When the pending request's headers must be in; None while none is pending."""
     _header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(  # type: ignore[override]
@@ -77,7 +86,10 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_header_timer()
+        self._header_deadline = None
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
@@ -85,22 +97,30 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         self._arm_header_timer()
 
     def on_headers_complete(self) -> None:
-        self._disarm_header_timer()
+        self._header_deadline = None
         super().on_headers_complete()
 
     def _arm_header_timer(self) -> None:
-        if self._header_timeout_s is not None and self._header_timer is None:
-            self._header_timer = self.loop.call_later(
-                self._header_timeout_s, self._headers_too_slow
-            )
+        """Start the header deadline, unless one is running (a connection's first request keeps
+        the one its opening started)."""
+        if self._header_timeout_s is None or self._header_deadline is not None:
+            return
+        self._header_deadline = self.loop.time() + self._header_timeout_s
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_at(self._header_deadline, self._header_check)
 
-    def _disarm_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+    def _header_check(self) -> None:
+        self._header_timer = None
+        deadline = self._header_deadline
+        if deadline is None:
+            return  # no request pending: the next one arms the timer again
+        if self.loop.time() < deadline:
+            self._header_timer = self.loop.call_at(deadline, self._header_check)
+            return
+        self._header_deadline = None
+        self._headers_too_slow()
 
     def _headers_too_slow(self) -> None:
-        self._header_timer = None
         if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:

@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from python_multipart.multipart import MultipartParser
 from python_multipart.multipart import parse_options_header as _parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceflow.config import MULTIPART_OVERHEAD_BYTES
@@ -78,29 +80,64 @@ class Upload:
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The request body, refusing (413) a declared or streamed size over ``max_bytes``."""
-    return await _read_stream(request, max_bytes, None)
+    _, declared = body_headers(request.scope["headers"])
+    return await _read_stream(request.stream(), declared, max_bytes, None)
 
 
-async def _read_stream(request: Request, max_bytes: int, parser: _MultipartReader | None) -> bytes:
+def body_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str | None]:
+    """The Content-Type ("" without one) and Content-Length (None without one) of ASGI
+    ``headers``, the first of each as starlette's ``Request.headers.get`` gives it, in one pass
+    (the hot path reads them without building a Request)."""
+    content_type: str | None = None
+    declared: str | None = None
+    for name, value in headers:
+        if name == b"content-type":
+            if content_type is None:
+                content_type = value.decode("latin-1")
+        elif name == b"content-length" and declared is None:
+            declared = value.decode("latin-1")
+    return content_type or "", declared
+
+
+async def receive_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The body's chunks from ``receive``, as starlette's ``Request.stream()`` gives them
+    (:class:`ClientDisconnect` when the client goes away), without a Request."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            body: bytes = message.get("body", b"")
+            if body:
+                yield body
+            if not message.get("more_body", False):
+                return
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+
+
+async def _read_stream(
+    chunks: AsyncIterator[bytes],
+    declared: str | None,
+    max_bytes: int,
+    parser: _MultipartReader | None,
+) -> bytes:
     """Stream the body, capped at ``max_bytes``: into ``parser`` if given (and return b""), else
     into memory (and return it)."""
-    _check_declared(request, max_bytes)
-    chunks: list[bytes] = []
+    _check_declared(declared, max_bytes)
+    held: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > max_bytes:
             raise TooLarge(f"upload exceeds the {max_bytes}-byte limit", {"limit_bytes": max_bytes})
         if parser is not None:
             parser.write(chunk)
         elif chunk:
-            chunks.append(chunk)
+            held.append(chunk)
     # One chunk is returned as it is; several are copied once, then let go.
-    return b"".join(chunks)
+    return b"".join(held)
 
 
-def _check_declared(request: Request, max_bytes: int) -> None:
-    declared = request.headers.get("content-length")
+def _check_declared(declared: str | None, max_bytes: int) -> None:
     if declared is not None:
         try:
             size = int(declared)
@@ -121,9 +158,17 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
 
 
 class _MultipartReader:
-    """A multipart/form-data body fed chunk by chunk; :meth:`finish` gives its parts."""
+    """A multipart/form-data body fed chunk by chunk; :meth:`finish` gives its parts.
 
-    def __init__(self, content_type: str) -> None:
+    Streamed, each chunk goes through python-multipart as it arrives, so a batch never holds its
+    body and its images at once. With ``whole=True`` (one image per request) the chunks are kept
+    and split at :meth:`finish` by :func:`_split_form` — a few ``find`` calls instead of
+    python-multipart's state machine, which cost a single-image form more CPU than the rest of a
+    cache hit — as python-multipart splits them; a body it cannot vouch for goes through
+    python-multipart after all, chunk by chunk as it came, so it is refused alike.
+    """
+
+    def __init__(self, content_type: str, *, whole: bool = False) -> None:
         _, options = parse_options_header(content_type)
         boundary = options.get(b"boundary")
         if not boundary:
@@ -134,11 +179,22 @@ class _MultipartReader:
                 {"parameter": "boundary", "limit": MAX_BOUNDARY_LENGTH},
             )
         self.size = 0
+        self._boundary = boundary
         self._parts: list[Part] = []
-        self._parser = _parser(boundary, self._parts)
+        self._chunks: list[bytes] | None = [] if whole else None
+        self._parser = None if whole else _parser(boundary, self._parts)
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
+        if self._chunks is not None:
+            if chunk:
+                self._chunks.append(chunk)
+            return
+        self._feed(chunk)
+
+    def _feed(self, chunk: bytes) -> None:
+        if self._parser is None:
+            self._parser = _parser(self._boundary, self._parts)
         try:
             self._parser.write(chunk)
         except InvalidParameter:
@@ -147,6 +203,20 @@ class _MultipartReader:
             raise InvalidParameter(f"malformed multipart body: {exc}") from None
 
     def finish(self) -> list[Part]:
+        if self._chunks is not None:
+            chunks, self._chunks = self._chunks, None
+            body = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+            sizes = [len(chunk) for chunk in chunks]
+            chunks.clear()  # the joined body holds the bytes now: not twice
+            if _split_form(body, self._boundary, self._parts):
+                return self._parts
+            self._parts.clear()
+            start = 0
+            for size in sizes:
+                self._feed(body[start : start + size])
+                start += size
+        if self._parser is None:  # an empty body: python-multipart sees no bytes either
+            self._parser = _parser(self._boundary, self._parts)
         try:
             self._parser.finalize()
         except InvalidParameter:
@@ -156,6 +226,74 @@ class _MultipartReader:
         for part in self._parts:
             _end_part(part)
         return self._parts
+
+
+# What python-multipart accepts in a part header's name (RFC 7230 token characters), and its
+# limits on part headers; a form beyond them is left to python-multipart, which refuses it.
+_HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_MAX_PART_HEADERS = 8
+_MAX_PART_HEADER_LINE = 4096
+
+
+def _split_form(body: bytes, boundary: bytes, parts: list[Part]) -> bool:
+    """Split a whole form ``body`` into ``parts`` as python-multipart (and the callbacks of
+    :func:`_parser`) would, if it is written the plain way every client writes forms: the first
+    delimiter at the very start, each part with 1 to 8 headers of ``Name: value`` lines, each
+    delimiter followed by CRLF or, the last, by ``--``. False for anything else (``parts`` may
+    then hold some parts): a preamble, a part without headers, a delimiter followed by other
+    bytes, bare CR or LF in a header, a body cut short. The property tests check that it never
+    disagrees with python-multipart."""
+    delimiter = b"\r\n--" + boundary
+    if not body.startswith(delimiter[2:] + b"\r\n"):
+        return False
+    at = len(delimiter)  # after the first delimiter and its CRLF
+    while True:
+        head_end = body.find(b"\r\n\r\n", at)
+        if head_end < 0 or body.startswith(b"\r\n", at):  # cut short, or a part without headers
+            return False
+        headers: dict[bytes, bytes] = {}
+        lines = body[at:head_end].split(b"\r\n")
+        if len(lines) > _MAX_PART_HEADERS:
+            return False
+        for line in lines:
+            name, colon, value = line.partition(b":")
+            if (
+                not colon
+                or len(line) > _MAX_PART_HEADER_LINE
+                or _HEADER_NAME.fullmatch(name) is None
+                or b"\r" in value
+                or b"\n" in value
+            ):
+                return False
+            headers[name.lower()] = value.lstrip(b" ")
+        data_start = head_end + 4
+        data_end = body.find(delimiter, data_start)
+        if data_end < 0:
+            return False
+        after = data_end + len(delimiter)
+        ending = body[after : after + 2]
+        if ending not in (b"\r\n", b"--"):
+            return False
+        if len(parts) >= _MAX_PARTS:
+            raise InvalidParameter(f"more than {_MAX_PARTS} form parts")
+        parts.append(_part(headers, body[data_start:data_end]))
+        if ending == b"--":
+            return True  # python-multipart ignores what follows (the epilogue)
+        at = after + 2
+
+
+def _part(headers: dict[bytes, bytes], data: bytes = b"") -> Part:
+    """A part with the headers python-multipart gave (names lower-cased)."""
+    _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
+    name = disposition.get(b"name", b"").decode("utf-8", "replace")
+    filename = disposition.get(b"filename")
+    content_type = headers.get(b"content-type")
+    return Part(
+        name=name,
+        filename=filename.decode("utf-8", "replace") if filename is not None else None,
+        content_type=content_type.decode("latin-1") if content_type else None,
+        data=data,
+    )
 
 
 def _parser(boundary: bytes, parts: list[Part]) -> MultipartParser:
@@ -180,17 +318,7 @@ def _parser(boundary: bytes, parts: list[Part]) -> MultipartParser:
     def on_headers_finished() -> None:
         if len(parts) >= _MAX_PARTS:
             raise InvalidParameter(f"more than {_MAX_PARTS} form parts")
-        _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
-        name = disposition.get(b"name", b"").decode("utf-8", "replace")
-        filename = disposition.get(b"filename")
-        content_type = headers.get(b"content-type")
-        parts.append(
-            Part(
-                name=name,
-                filename=filename.decode("utf-8", "replace") if filename is not None else None,
-                content_type=content_type.decode("latin-1") if content_type else None,
-            )
-        )
+        parts.append(_part(headers))
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         parts[-1].chunks.append(data[start:end])
@@ -221,10 +349,6 @@ def _end_part(part: Part) -> None:
         part.chunks.clear()
 
 
-def _is_multipart(request: Request) -> bool:
-    return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
-
-
 def check_image(upload: Upload, max_image_bytes: int) -> None:
     """Refuse one uploaded image that is over ``max_image_bytes`` (413) or empty (400)."""
     if len(upload.data) > max_image_bytes:
@@ -250,15 +374,38 @@ async def read_images(
     With ``check_each=False`` an empty or oversized part is returned rather than refused, for a
     caller that fails such items on their own (:func:`check_image`).
     """
-    content_type = request.headers.get("content-type", "")
-    if not _is_multipart(request):
-        body = await read_body(request, max_image_bytes)
+    return await read_uploads(
+        request.scope["headers"],
+        request.stream(),
+        max_image_bytes,
+        field_names=field_names,
+        max_items=max_items,
+        check_each=check_each,
+    )
+
+
+async def read_uploads(
+    headers: Iterable[tuple[bytes, bytes]],
+    chunks: AsyncIterator[bytes],
+    max_image_bytes: int,
+    *,
+    field_names: tuple[str, ...],
+    max_items: int,
+    check_each: bool = True,
+) -> list[Upload]:
+    """:func:`read_images` from a request's ASGI ``headers`` and body ``chunks``
+    (:func:`receive_chunks`)."""
+    content_type, declared = body_headers(headers)
+    if not content_type.lower().startswith("multipart/form-data"):
+        body = await _read_stream(chunks, declared, max_image_bytes, None)
         if not body:
             raise EmptyInput("the request has no body; send an image as the raw body or form field")
         # Any other content type is taken as the raw image: its bytes, not its label, decide.
         return [Upload(body)]
-    reader = _MultipartReader(content_type)
-    await _read_stream(request, max_image_bytes * max_items + _MULTIPART_OVERHEAD, reader)
+    # One image: split the whole form at its end (the cheaper way); a batch as it streams in.
+    reader = _MultipartReader(content_type, whole=max_items == 1)
+    cap = max_image_bytes * max_items + _MULTIPART_OVERHEAD
+    await _read_stream(chunks, declared, cap, reader)
     if not reader.size:
         raise EmptyInput("the request has no body; send an image as the raw body or form field")
     uploads = [
@@ -281,6 +428,16 @@ async def read_images(
 async def read_image(request: Request, max_image_bytes: int) -> Upload:
     """The single image of a request (form field ``image`` or the raw body)."""
     return (await read_images(request, max_image_bytes, field_names=("image",), max_items=1))[0]
+
+
+async def read_upload(
+    headers: Iterable[tuple[bytes, bytes]], chunks: AsyncIterator[bytes], max_image_bytes: int
+) -> Upload:
+    """:func:`read_image` from ASGI ``headers`` and body ``chunks``."""
+    uploads = await read_uploads(
+        headers, chunks, max_image_bytes, field_names=("image",), max_items=1
+    )
+    return uploads[0]
 
 
 _CONTENT_LENGTH = b"content-length"

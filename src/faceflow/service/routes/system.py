@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable
+
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
@@ -10,7 +12,7 @@ from faceflow.models.catalog import required_models
 from faceflow.service.guard import guard
 from faceflow.service.schemas import InfoOut, ReadyOut, error_responses, image_request_body
 from faceflow.service.state import Services, services_of
-from faceflow.service.upload import read_image
+from faceflow.service.upload import read_upload
 
 router = APIRouter(tags=["system"])
 
@@ -105,13 +107,16 @@ async def metrics(request: Request) -> Response:
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-async def echo_size_body(services: Services, request: Request) -> bytes:
+async def echo_size_body(
+    services: Services, headers: Iterable[tuple[bytes, bytes]], chunks: AsyncIterator[bytes]
+) -> bytes:
     """The answer of ``/v1/echo-size``, the trivial endpoint benchmarks compare against: the
-    upload read as the image routes read it, then its size; no hashing, no cache, no inference.
-    Its throughput is the ceiling for the cache-hit path. The hot path serves the route with it
-    ahead of FastAPI and sends it as it sends a hit, so the ceiling costs per response what a hit
-    costs; the route below documents it (and answers with it whenever FastAPI is reached)."""
-    upload = await read_image(request, services.settings.limits.max_upload_bytes)
+    upload (ASGI ``headers`` and body ``chunks``) read as the image routes read it, then its
+    size; no hashing, no cache, no inference. Its throughput is the ceiling for the cache-hit
+    path. The hot path serves the route with it ahead of FastAPI and sends it as it sends a hit,
+    so the ceiling costs per response what a hit costs; the route below documents it (and
+    answers with it whenever FastAPI is reached)."""
+    upload = await read_upload(headers, chunks, services.settings.limits.max_upload_bytes)
     return b'{"bytes":%d}' % len(upload.data)
 
 
@@ -125,4 +130,5 @@ async def echo_size_body(services: Services, request: Request) -> bytes:
 )
 async def echo_size(request: Request) -> Response:
     services = services_of(request)
-    return Response(await echo_size_body(services, request), media_type="application/json")
+    body = await echo_size_body(services, request.scope["headers"], request.stream())
+    return Response(body, media_type="application/json")
