@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from faceflow.cli.common import ConfigOption, settings_from
 
@@ -61,6 +60,7 @@ def serve(
     _export("FACEFLOW_SERVER__LOG_JSON", log_json)
     _export("FACEFLOW_RUNTIME__PROCESSES", processes)
     import uvicorn
+    from rich.console import Console
 
     from faceflow.models.catalog import models_for
     from faceflow.models.store import ModelState, ModelStore
