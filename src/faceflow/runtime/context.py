@@ -49,12 +49,15 @@ def load_context(settings_json: str) -> WorkerContext:
 
     Settings cross the process boundary as JSON, the same explicit form they are validated in.
     """
+    return _load(Settings.model_validate_json(settings_json))
+
+
+def _load(settings: Settings) -> WorkerContext:
     import cv2
 
     from faceflow.models.catalog import ModelRole, roles_for
     from faceflow.models.registry import ModelSet
 
-    settings = Settings.model_validate_json(settings_json)
     roles = roles_for(settings.runtime.operations)
     # One image at a time per process, one process per core: OpenCV's own thread pool would only
     # make the processes fight over the cores (measured: 52 → 48 CPU ms per image with 1 thread).
@@ -72,11 +75,14 @@ def load_pool_context(settings_json: str) -> WorkerContext:
 
     Inference saturates every core it is given; at a lower priority it yields at once to the API
     process beside it, whose work per request is tiny but latency-critical (cache hits, 503s).
+    Lowered before the models are imported and loaded, not after: when ``faceflow serve``
+    starts, the API process is still importing its web stack beside them, and its imports are
+    what readiness waits for (see bench/startup.py in the README).
     """
-    context = load_context(settings_json)
-    if context.settings.runtime.nice:
-        os.nice(context.settings.runtime.nice)
-    return context
+    settings = Settings.model_validate_json(settings_json)
+    if settings.runtime.nice:
+        os.nice(settings.runtime.nice)
+    return _load(settings)
 
 
 def warm_up(context: WorkerContext) -> None:
