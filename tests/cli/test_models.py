@@ -37,6 +37,18 @@ def test_list_shows_every_catalogued_model_and_its_state(
         assert "verified" in line_for(result, spec.name)
 
 
+def test_list_reports_a_file_tampered_after_it_was_verified(model_store_copy: Path) -> None:
+    assert "verified" in line_for(run(model_store_copy, "list"), "age-v1")
+    assert "verified" in line_for(run(model_store_copy, "verify"), "age-v1")  # stamped now
+
+    flip_a_byte(model_store_copy / model_spec("age-v1").filename)
+    result = run(model_store_copy, "list")
+
+    assert result.exit_code == 0, result.output
+    assert "corrupt" in line_for(result, "age-v1")
+    assert "verified" in line_for(result, "gender-v1")
+
+
 def test_verify_passes_on_the_pulled_store(pulled_model_settings: ModelSettings) -> None:
     result = run(pulled_model_settings.dir, "verify")
 

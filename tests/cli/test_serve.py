@@ -9,8 +9,11 @@ from pathlib import Path
 
 import httpx
 
+from faceflow.config import ModelSettings
 from faceflow.models.catalog import model_spec
+from faceflow.models.store import ModelState, ModelStore
 from tests.fixtures.live_server import LiveServerFactory, pulled_model_dir, server_env
+from tests.fixtures.models import flip_a_byte
 
 
 def store_with(tmp_path: Path, *names: str) -> Path:
@@ -53,3 +56,38 @@ def test_serve_refuses_to_start_without_a_model_an_enabled_operation_needs(tmp_p
     assert "model u2netp is missing" in done.stderr
     assert "age-v1" not in done.stderr  # analyze is not enabled: its models are not asked for
     assert "faceflow models pull" in done.stderr
+
+
+def test_serve_refuses_a_model_changed_after_it_was_verified(tmp_path: Path) -> None:
+    store = store_with(tmp_path, "yunet")
+    assert ModelStore(ModelSettings(dir=store)).status(model_spec("yunet")).state is (
+        ModelState.VERIFIED  # and stamped so
+    )
+    flip_a_byte(store / model_spec("yunet").filename)
+    env = server_env(store, {"RUNTIME__OPERATIONS": '["detect"]'})
+
+    done = subprocess.run(
+        [sys.executable, "-m", "faceflow", "serve", "--port", "9"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    assert "model yunet is corrupt" in done.stderr
+
+
+def test_serve_hands_the_inference_processes_it_started_first_to_the_app(
+    live_server_factory: LiveServerFactory,
+) -> None:
+    """They are spawned before the web stack is imported, and adopted, not started twice."""
+    server = live_server_factory(RUNTIME__PROCESSES=2)
+    try:
+        log = server.log_path.read_text()
+    finally:
+        server.stop()
+
+    assert log.count("adopted from the head start") == 2
+    assert " started (pid" not in log

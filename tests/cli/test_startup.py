@@ -66,3 +66,23 @@ def _imported_by(*args: str) -> list[str]:
 )
 def test_command_imports_no_heavy_module(args: tuple[str, ...]) -> None:
     assert _imported_by(*args) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--help",), ("id-photo-specs",), ("--version",), ("models", "--help")],
+    ids=lambda a: " ".join(a),
+)
+def test_commands_without_settings_import_no_pydantic(args: tuple[str, ...]) -> None:
+    """typer would build a pydantic adapter for its own unset flags (see faceflow.cli.flags)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(["pydantic"]), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "pydantic" not in loaded

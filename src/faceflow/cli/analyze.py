@@ -9,9 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from faceflow.cli.common import (
     ConfigOption,
@@ -24,14 +21,21 @@ from faceflow.cli.common import (
     setup_logging,
 )
 
-if TYPE_CHECKING:  # the ONNX stack is imported when the command runs, not on every CLI start
+if TYPE_CHECKING:  # rich and the ONNX stack are imported when the command runs, not on every start
+    from rich.console import Console
+    from rich.text import Text
+
     from faceflow.cli.files import FileOutcome
     from faceflow.runtime.tasks import FileAnalysis
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 
-out = Console(highlight=False)
-err = Console(stderr=True)
+
+def _consoles() -> tuple[Console, Console]:
+    """stdout and stderr."""
+    from rich.console import Console
+
+    return Console(highlight=False), Console(stderr=True)
 
 
 def expand_paths(patterns: list[str]) -> list[Path]:
@@ -53,7 +57,9 @@ def expand_paths(patterns: list[str]) -> list[Path]:
     return list(found)
 
 
-def _print_table(outcomes: list[FileOutcome[FileAnalysis]]) -> None:
+def _print_table(out: Console, outcomes: list[FileOutcome[FileAnalysis]]) -> None:
+    from rich.table import Table
+
     from faceflow.pipeline.annotate import face_label
 
     table = Table(show_lines=False)
@@ -97,6 +103,8 @@ def _print_table(outcomes: list[FileOutcome[FileAnalysis]]) -> None:
 
 def _plain(value: object) -> Text:
     """Text shown as it is: a file called ``[red]a.jpg`` or ``:smile:.jpg`` is not markup."""
+    from rich.text import Text
+
     return Text(str(value))
 
 
@@ -148,6 +156,7 @@ def analyze(
     from faceflow.operations.parse import parse_options
     from faceflow.runtime.tasks import analyze_file
 
+    out, err = _consoles()
     settings = settings_from(config)
     setup_logging("warning")
     try:
@@ -195,7 +204,7 @@ def analyze(
             raise typer.Exit(2) from None
     if not as_json:
         order = {path: index for index, path in enumerate(files)}
-        _print_table(sorted(outcomes, key=lambda o: order[o.path]))
+        _print_table(out, sorted(outcomes, key=lambda o: order[o.path]))
     failed = sum(1 for o in outcomes if o.error is not None)
     if failed:
         err.print(f"[red]{failed} of {len(outcomes)} files failed[/red]")

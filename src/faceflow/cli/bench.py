@@ -8,16 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
     from faceflow.loadgen.load import StepResult
 
 DEFAULT_SWEEP = (1, 5, 10, 20, 50, 200)
 """The concurrency sweep (faceflow.loadgen.load's default, repeated so --help stays light)."""
-
-out = Console()
-err = Console(stderr=True)
 
 
 def _sweep(value: str) -> list[int]:
@@ -75,8 +71,10 @@ def bench(
     import asyncio
     import importlib.util
 
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    out, err = Console(), Console(stderr=True)
     if plot is not None and importlib.util.find_spec("matplotlib") is None:
         # Checked before the sweep: a long run must not end without the chart it was asked for.
         err.print("--plot needs matplotlib: pip install 'faceflow[loadgen]'", markup=False)

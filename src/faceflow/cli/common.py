@@ -1,8 +1,8 @@
 """Pieces every CLI command shares.
 
-The CLI imports only typer and rich at start-up; every command imports what it uses (settings,
-the ONNX stack, OpenCV, FastAPI, Redis) when it runs, so ``faceflow --help`` and the listing
-commands start in a fraction of a second.
+The CLI imports only typer at start-up; every command imports what it uses (rich, settings,
+the catalogue, the ONNX stack, OpenCV, FastAPI, Redis) when it runs, so ``faceflow --help`` and
+the listing commands start in a fraction of a second (tests/cli/test_startup.py keeps it so).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
     from faceflow.config import Settings
@@ -71,6 +71,7 @@ def query_options(given: list[str] | None, flags: Mapping[str, object]) -> dict[
 def settings_from(config: Path | None) -> Settings:
     """Settings from the file (if any) and the environment; exits readably if they are invalid."""
     from pydantic import ValidationError
+    from rich.console import Console
 
     from faceflow.config import load_settings
     from faceflow.errors import FaceflowError
@@ -83,6 +84,7 @@ def settings_from(config: Path | None) -> Settings:
 
 
 def setup_logging(level: str = "info") -> None:
+    from rich.console import Console
     from rich.logging import RichHandler
 
     logging.basicConfig(

@@ -7,9 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from faceflow.cli.analyze import expand_paths
 from faceflow.cli.common import (
@@ -22,15 +19,19 @@ from faceflow.cli.common import (
     settings_from,
     setup_logging,
 )
-from faceflow.errors import FaceflowError
-from faceflow.pipeline.idphoto.specs import list_specs
 
-if TYPE_CHECKING:  # OpenCV and the ONNX stack are imported when the command runs
+if TYPE_CHECKING:  # rich, OpenCV and the ONNX stack are imported when the command runs
+    from rich.console import Console
+
     from faceflow.cli.files import FileOutcome
     from faceflow.runtime.idphoto_tasks import IdPhotoFile, IdPhotoFileRequest
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+
+def _consoles() -> tuple[Console, Console]:
+    """stdout and stderr."""
+    from rich.console import Console
+
+    return Console(highlight=False), Console(stderr=True, highlight=False)
 
 
 def id_photo(
@@ -56,13 +57,18 @@ def id_photo(
     """Make an ID photo of every input: one face, cut out, on the chosen background, at the
     preset's exact size and DPI, head placed by the preset's rules; plus a compliance report
     (<name>.report.json) and, with --sheet, a print sheet. Exit code 1 if any file failed."""
+    from rich.table import Table
+    from rich.text import Text
+
     from faceflow.cli.files import only, run_files
     from faceflow.domain import Operation
+    from faceflow.errors import FaceflowError
     from faceflow.imaging.encode import OutputFormat
     from faceflow.operations.idphoto import PhotoOptions, sheet_work
     from faceflow.operations.parse import parse_options
     from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
 
+    out, err = _consoles()
     settings = settings_from(config)
     setup_logging("warning")
     try:
@@ -142,6 +148,11 @@ def id_photo(
 
 def list_id_specs() -> None:
     """Every ID-photo size preset with its pixel size and head rules."""
+    from rich.table import Table
+
+    from faceflow.pipeline.idphoto.specs import list_specs
+
+    out, _ = _consoles()
     table = Table(title="ID-photo size presets")
     columns = ("key", "title", "中文", "size", "pixels @ dpi", "head (chin–crown)", "eye line")
     for column in columns:

@@ -7,12 +7,14 @@ from typing import Annotated
 import typer
 
 from faceflow import __version__
-from faceflow.cli import models
+from faceflow.cli import flags, models
 from faceflow.cli.analyze import analyze
 from faceflow.cli.bench import bench
 from faceflow.cli.idphoto import id_photo, list_id_specs
 from faceflow.cli.serve import serve
 from faceflow.cli.worker import worker
+
+flags.install()
 
 app = typer.Typer(
     name="faceflow",

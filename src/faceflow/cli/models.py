@@ -1,33 +1,34 @@
-"""`faceflow models pull | list | verify`. Settings and the store are imported when a command
-runs (see faceflow.cli.common)."""
+"""`faceflow models pull | list | verify`. Rich, settings, the catalogue and the store are
+imported when a command runs (see faceflow.cli.common)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from faceflow.cli.common import ConfigOption, settings_from
-from faceflow.errors import ModelError, UnknownModel
-from faceflow.models.catalog import (
-    CATALOG,
-    EXAMPLES,
-    Artifact,
-    ExampleSpec,
-    artifact_spec,
-    required_models,
-)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from faceflow.models.catalog import Artifact
 
 app = typer.Typer(
     help="Fetch, list and verify the pinned model artifacts (and the web page's example photos).",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _selected(names: list[str] | None, include_optional: bool, examples: bool) -> list[Artifact]:
+    from faceflow.models.catalog import CATALOG, EXAMPLES, artifact_spec, required_models
+
     if names:
         return [artifact_spec(name) for name in names]
     models: list[Artifact] = [*(CATALOG if include_optional else required_models())]
@@ -60,8 +61,10 @@ def pull(
     """
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from faceflow.errors import ModelError, UnknownModel
     from faceflow.models.store import ModelState, ModelStore
 
+    console = _console()
     settings = settings_from(config)
     store = ModelStore(settings.models)
     try:
@@ -99,14 +102,19 @@ def pull(
 @app.command("list")
 def list_models(config: ConfigOption = None) -> None:
     """Every declared model: name, role, size, licence, and whether it is present and verified."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from faceflow.models.catalog import CATALOG, EXAMPLES
     from faceflow.models.store import ModelStore
 
     store = ModelStore(settings_from(config).models)
     table = Table(title=f"models in {store.directory}")
     for column in ("name", "role", "version", "size", "licence", "state", "source"):
         table.add_column(column)
+    # A file unchanged since it was last verified is not hashed again (`verify` always hashes).
     for spec in CATALOG:
-        status = store.status(spec)
+        status = store.status(spec, trust_stamp=True)
         colour = {"verified": "green", "missing": "yellow", "corrupt": "red"}[status.state.value]
         table.add_row(
             spec.name + (" (optional)" if spec.optional else ""),
@@ -118,7 +126,7 @@ def list_models(config: ConfigOption = None) -> None:
             spec.carrier.requirement,
         )
     for example in EXAMPLES:
-        status = store.status(example)
+        status = store.status(example, trust_stamp=True)
         colour = {"verified": "green", "missing": "yellow", "corrupt": "red"}[status.state.value]
         table.add_row(
             f"{example.name} (example)",
@@ -142,8 +150,10 @@ def verify(
     """Check every model file against its pinned sha256; exit 1 if any is missing or corrupt.
 
     Example photos are checked too; one that was never pulled is fine (the page hides it)."""
+    from faceflow.models.catalog import ExampleSpec
     from faceflow.models.store import ModelState, ModelStore
 
+    console = _console()
     store = ModelStore(settings_from(config).models)
     failed = False
     for spec in _selected(None, include_optional, examples=True):

@@ -9,12 +9,15 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from faceflow.cli.common import ConfigOption, settings_from
+
+if TYPE_CHECKING:
+    from faceflow.config import Settings
+    from faceflow.runtime.pool import HeadStart
 
 KEEP_ALIVE_S = 5
 """uvicorn's idle keep-alive; a proxy in front must close idle connections sooner
@@ -60,12 +63,13 @@ def serve(
     _export("FACEFLOW_SERVER__HTTP_WORKERS", http_workers)
     _export("FACEFLOW_SERVER__LOG_JSON", log_json)
     _export("FACEFLOW_RUNTIME__PROCESSES", processes)
-    import uvicorn
+    # Only what the checks and the head start need comes before the inference processes are
+    # spawned; uvicorn, FastAPI and the app are imported while they load (see _head_start).
+    from rich.console import Console
 
     from faceflow.models.catalog import models_for
     from faceflow.models.store import ModelState, ModelStore
     from faceflow.service.logs import configure_logging
-    from faceflow.service.protocol import FaceflowHttpProtocol
 
     settings = settings_from(None)
     workers = settings.server.http_workers
@@ -74,11 +78,14 @@ def serve(
         share = max(1, (os.cpu_count() or 1) // workers)
         os.environ["FACEFLOW_RUNTIME__PROCESSES"] = str(share)
     configure_logging(settings.server.log_level, settings.server.log_json)
-    # Only what runtime.operations loads: a server without ID photos needs no u2netp file.
+    # Only what runtime.operations loads: a server without ID photos needs no u2netp file. A
+    # file unchanged since it was last verified is not hashed again here: each inference
+    # process hashes the bytes it loads, and refuses them if they are not the pinned ones.
+    store = ModelStore(settings.models)
     unusable = [
         status
-        for status in map(
-            ModelStore(settings.models).status, models_for(settings.runtime.operations)
+        for status in (
+            store.status(spec, trust_stamp=True) for spec in models_for(settings.runtime.operations)
         )
         if status.state is not ModelState.VERIFIED
     ]
@@ -89,6 +96,18 @@ def serve(
             )
         Console(stderr=True).print("run `faceflow models pull` (or `make setup`) first")
         raise typer.Exit(2)
+    head_start = _head_start(settings) if workers == 1 else None
+
+    import uvicorn
+
+    from faceflow.service.protocol import FaceflowHttpProtocol
+
+    app: object = "faceflow.service.app:app_from_env"
+    if head_start is not None:
+        from faceflow.service.app import create_app
+
+        # The settings app_from_env would load (the same environment and file), already loaded.
+        app = create_app(settings, head_start=head_start)
     extra: dict[str, Any] = {}  # only options the installed uvicorn has
     if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
         # uvicorn kills a worker that misses a 5 s health check by default: too short for a
@@ -96,8 +115,8 @@ def serve(
         extra["timeout_worker_healthcheck"] = settings.server.worker_healthcheck_timeout_s
     with _shared_metrics(workers):
         uvicorn.run(
-            "faceflow.service.app:app_from_env",
-            factory=True,
+            app,  # type: ignore[arg-type]
+            factory=isinstance(app, str),
             host=settings.server.host,
             port=settings.server.port,
             workers=workers,
@@ -114,6 +133,25 @@ def serve(
             proxy_headers=False,
             **extra,
         )
+
+
+def _head_start(settings: Settings) -> HeadStart:
+    """Spawn the inference processes now, for the app's pool to adopt (one HTTP worker only:
+    with several, each worker process has its own pool).
+
+    They then import numpy and onnxruntime and load the models while this process imports
+    uvicorn, FastAPI and the app, instead of after it: on 2 cores the API process's imports
+    and the workers' start-up overlap.
+    """
+    from faceflow.runtime.context import load_pool_context, warm_up
+    from faceflow.runtime.pool import HeadStart
+
+    return HeadStart.from_settings(
+        settings.runtime,
+        init=load_pool_context,
+        init_arg=settings.model_dump_json(),
+        warmup=warm_up,
+    )
 
 
 @contextlib.contextmanager

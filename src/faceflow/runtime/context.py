@@ -1,4 +1,10 @@
-"""What one inference process holds: its settings and its models, loaded once at start."""
+"""What one inference process holds: its settings and its models, loaded once at start.
+
+numpy, OpenCV and the model and pipeline modules are imported by the functions that use them:
+the API process imports this module only to name :func:`load_pool_context` and :func:`warm_up`
+to the inference pool, and ``faceflow serve`` does that before it spawns the pool's processes,
+ahead of its own web-stack imports (see :class:`~faceflow.runtime.pool.HeadStart`).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,14 @@ import ctypes
 import logging
 import os
 from dataclasses import dataclass
-
-import cv2
-import numpy as np
+from typing import TYPE_CHECKING
 
 from faceflow.config import Settings
-from faceflow.models.catalog import ModelRole, roles_for
-from faceflow.models.registry import ModelSet
-from faceflow.pipeline.analyze import AttributeModels
-from faceflow.pipeline.detect import DetectOptions, detect_faces
+
+if TYPE_CHECKING:
+    from faceflow.models.registry import ModelSet
+    from faceflow.pipeline.analyze import AttributeModels
+    from faceflow.pipeline.detect import DetectOptions
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +33,14 @@ class WorkerContext:
 
     @property
     def attribute_models(self) -> AttributeModels:
+        from faceflow.pipeline.analyze import AttributeModels
+
         return AttributeModels(self.models.aligner, self.models.age, self.models.gender)
 
     @property
     def detect_defaults(self) -> DetectOptions:
+        from faceflow.pipeline.detect import DetectOptions
+
         return DetectOptions.from_settings(self.settings.detection)
 
 
@@ -40,7 +49,15 @@ def load_context(settings_json: str) -> WorkerContext:
 
     Settings cross the process boundary as JSON, the same explicit form they are validated in.
     """
-    settings = Settings.model_validate_json(settings_json)
+    return _load(Settings.model_validate_json(settings_json))
+
+
+def _load(settings: Settings) -> WorkerContext:
+    import cv2
+
+    from faceflow.models.catalog import ModelRole, roles_for
+    from faceflow.models.registry import ModelSet
+
     roles = roles_for(settings.runtime.operations)
     # One image at a time per process, one process per core: OpenCV's own thread pool would only
     # make the processes fight over the cores (measured: 52 → 48 CPU ms per image with 1 thread).
@@ -58,16 +75,23 @@ def load_pool_context(settings_json: str) -> WorkerContext:
 
     Inference saturates every core it is given; at a lower priority it yields at once to the API
     process beside it, whose work per request is tiny but latency-critical (cache hits, 503s).
+    Lowered before the models are imported and loaded, not after: when ``faceflow serve``
+    starts, the API process is still importing its web stack beside them, and its imports are
+    what readiness waits for (see bench/startup.py in the README).
     """
-    context = load_context(settings_json)
-    if context.settings.runtime.nice:
-        os.nice(context.settings.runtime.nice)
-    return context
+    settings = Settings.model_validate_json(settings_json)
+    if settings.runtime.nice:
+        os.nice(settings.runtime.nice)
+    return _load(settings)
 
 
 def warm_up(context: WorkerContext) -> None:
     """Run every loaded model that initialises lazily once, so the first real request does not
     pay for it, then give the heap that loading freed back to the system."""
+    import numpy as np
+
+    from faceflow.pipeline.detect import detect_faces
+
     blank = np.full((480, 640, 3), 128, dtype=np.uint8)
     detect_faces(blank, context.models.detector, context.detect_defaults)
     attributes = context.models.attribute_set

@@ -22,7 +22,7 @@ from faceflow.errors import FaceflowError
 from faceflow.jobs.runner import build_runner
 from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
-from faceflow.runtime.pool import InferencePool
+from faceflow.runtime.pool import HeadStart, InferencePool
 from faceflow.service.edge import KeyGate, trusted_forwarding
 from faceflow.service.errors import install_error_handlers
 from faceflow.service.examples import load_examples
@@ -96,11 +96,13 @@ async def _refresh_gauges(metrics: Metrics, every_s: float = 1.0) -> None:
         await asyncio.sleep(every_s)
 
 
-def create_app(settings: Settings) -> FaceflowApp:
+def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> FaceflowApp:
     """An app that, while its lifespan runs, owns an inference pool, a result cache and metrics.
 
     Nothing starts until the lifespan does; the pool's processes load the models themselves
-    (``/readyz`` turns 200 once every one has warmed up). ``.api`` is the FastAPI app.
+    (``/readyz`` turns 200 once every one has warmed up). The pool adopts the processes of
+    ``head_start`` when they were started with its setup (``faceflow serve`` starts them before
+    it imports the web stack). ``.api`` is the FastAPI app.
     """
     metrics = Metrics()
     budget = ByteBudget(settings.limits.upload_budget_bytes)
@@ -113,6 +115,7 @@ def create_app(settings: Settings) -> FaceflowApp:
             init_arg=settings.model_dump_json(),
             warmup=warm_up,
             on_task_done=metrics.task_done,
+            head_start=head_start,
         )
         metrics.bind_pool(pool.stats)
         cache = ResultCache.from_settings(settings.cache, metrics)
