@@ -1,4 +1,11 @@
-"""Fixtures for the ID-photo tests: the real segmenter and detector, and portraits matted once."""
+"""Fixtures for the ID-photo tests: the real segmenter and detector, and portraits matted once.
+
+A matte costs one u2netp run (about half a CPU second) and most tests only read it, so every
+source photo (as taken, or spoiled by one of verdict_cases.py's edits) is detected and matted
+once per session and shared: a verdict case, a framing test and a matte test on the same source
+read the same cut-out. Edits are cached by identity; verdict_cases.py's edit factories return
+the same function for the same arguments, so ``crop_below_chin(1.4)`` twice is one source.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ from faceflow.models.registry import ModelSet
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.detect import DetectOptions, detect_faces
 from faceflow.pipeline.idphoto.matte import Matte, compute_matte
+from tests.pipeline.idphoto.verdict_cases import Edit, edited_source
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -27,6 +35,18 @@ class Portrait:
     rgb: NDArray[np.uint8]
     face: Face
     matte: Matte
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Source:
+    """A test photo as taken or edited, and the faces the detector finds on it."""
+
+    rgb: NDArray[np.uint8]
+    faces: tuple[Face, ...]
+
+
+FindSource = Callable[[str, Edit | None], Source]
+CutOut = Callable[[str, Edit | None], Portrait]
 
 
 @pytest.fixture(scope="session")
@@ -56,20 +76,55 @@ def decode_photo(testdata: Path) -> Callable[[str], NDArray[np.uint8]]:
 
 
 @pytest.fixture(scope="session")
-def portrait(
+def source(
     decode_photo: Callable[[str], NDArray[np.uint8]],
     find_faces: Callable[[NDArray[np.uint8]], tuple[Face, ...]],
-    segmenter: U2NetpSegmenter,
-) -> Callable[[str], Portrait]:
+) -> FindSource:
+    """A test photo, spoiled by ``edit`` if given, and its faces, once per session:
+    ``source("portrait_2.jpg", rotate(12.0))``. The pixels are shared: read, never write."""
+    done: dict[tuple[str, Edit | None], Source] = {}
+
+    def run(name: str, edit: Edit | None) -> Source:
+        key = (name, edit)
+        if key not in done:
+            if edit is None:
+                rgb = decode_photo(name)
+            else:
+                original = run(name, None)
+                rgb = edited_source(original.rgb, original.faces, edit, decode_photo)
+            rgb.setflags(write=False)  # shared by every test on this source
+            done[key] = Source(rgb, find_faces(rgb))
+        return done[key]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def cut_out(source: FindSource, segmenter: U2NetpSegmenter) -> CutOut:
+    """A source with one face (asserted) and its matte, matted once per session:
+    ``cut_out("portrait_2.jpg", narrow(1.5))``."""
+    done: dict[tuple[str, Edit | None], Portrait] = {}
+
+    def run(name: str, edit: Edit | None) -> Portrait:
+        key = (name, edit)
+        if key not in done:
+            found = source(name, edit)
+            faces = found.faces
+            assert len(faces) == 1, f"{name} should have one face, found {len(faces)}"
+            matte = compute_matte(found.rgb, faces[0], segmenter)
+            matte.alpha.setflags(write=False)
+            matte.foreground.setflags(write=False)
+            done[key] = Portrait(found.rgb, faces[0], matte)
+        return done[key]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def portrait(cut_out: CutOut) -> Callable[[str], Portrait]:
     """A test photo with one face, matted once per session: ``portrait("portrait_1.jpg")``."""
-    done: dict[str, Portrait] = {}
 
     def run(name: str) -> Portrait:
-        if name not in done:
-            rgb = decode_photo(name)
-            faces = find_faces(rgb)
-            assert len(faces) == 1, f"{name} should have one face, found {len(faces)}"
-            done[name] = Portrait(rgb, faces[0], compute_matte(rgb, faces[0], segmenter))
-        return done[name]
+        return cut_out(name, None)
 
     return run
