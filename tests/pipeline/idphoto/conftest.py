@@ -2,9 +2,11 @@
 
 A matte costs one u2netp run (about half a CPU second) and most tests only read it, so every
 source photo (as taken, or spoiled by one of verdict_cases.py's edits) is detected and matted
-once per session and shared: a verdict case, a framing test and a matte test on the same source
-read the same cut-out. Edits are cached by identity; verdict_cases.py's edit factories return
-the same function for the same arguments, so ``crop_below_chin(1.4)`` twice is one source.
+once for these tests and shared: a verdict case, a framing test and a matte test on the same
+source read the same cut-out. Edits are cached by identity; verdict_cases.py's edit factories
+return the same function for the same arguments, so ``crop_below_chin(1.4)`` twice is one
+source. The fixtures are package-scoped, not session-scoped: the cut-outs and u2netp's arena
+(below) are released when the ID-photo tests end, so the suite's peak memory does not grow.
 """
 
 from __future__ import annotations
@@ -50,9 +52,9 @@ FindSource = Callable[[str, Edit | None], Source]
 CutOut = Callable[[str, Edit | None], Portrait]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def segmenter(pulled_model_settings: ModelSettings) -> U2NetpSegmenter:
-    """u2netp with its memory arena kept (``models.segmenter_arena``), loaded once per session.
+    """u2netp with its memory arena kept (``models.segmenter_arena``), loaded once for these tests.
 
     These tests run it some forty times in one process, the case the setting is for: a run
     costs about a quarter less CPU (0.46 against 0.60 s, paired, same output to the bit) for
@@ -63,12 +65,12 @@ def segmenter(pulled_model_settings: ModelSettings) -> U2NetpSegmenter:
     return U2NetpSegmenter.load(ModelStore(settings), settings)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def detector(model_set: ModelSet) -> YuNetDetector:
     return model_set.detector
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def find_faces(detector: YuNetDetector) -> Callable[[NDArray[np.uint8]], tuple[Face, ...]]:
     def run(rgb: NDArray[np.uint8]) -> tuple[Face, ...]:
         return detect_faces(rgb, detector, DetectOptions())
@@ -76,7 +78,7 @@ def find_faces(detector: YuNetDetector) -> Callable[[NDArray[np.uint8]], tuple[F
     return run
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def decode_photo(testdata: Path) -> Callable[[str], NDArray[np.uint8]]:
     def run(name: str) -> NDArray[np.uint8]:
         return decode_image((testdata / name).read_bytes(), LimitSettings()).rgb
@@ -84,12 +86,12 @@ def decode_photo(testdata: Path) -> Callable[[str], NDArray[np.uint8]]:
     return run
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def source(
     decode_photo: Callable[[str], NDArray[np.uint8]],
     find_faces: Callable[[NDArray[np.uint8]], tuple[Face, ...]],
 ) -> FindSource:
-    """A test photo, spoiled by ``edit`` if given, and its faces, once per session:
+    """A test photo, spoiled by ``edit`` if given, and its faces, once for these tests:
     ``source("portrait_2.jpg", rotate(12.0))``. The pixels are shared: read, never write."""
     done: dict[tuple[str, Edit | None], Source] = {}
 
@@ -108,9 +110,9 @@ def source(
     return run
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cut_out(source: FindSource, segmenter: U2NetpSegmenter) -> CutOut:
-    """A source with one face (asserted) and its matte, matted once per session:
+    """A source with one face (asserted) and its matte, matted once for these tests:
     ``cut_out("portrait_2.jpg", narrow(1.5))``."""
     done: dict[tuple[str, Edit | None], Portrait] = {}
 
@@ -129,9 +131,9 @@ def cut_out(source: FindSource, segmenter: U2NetpSegmenter) -> CutOut:
     return run
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def portrait(cut_out: CutOut) -> Callable[[str], Portrait]:
-    """A test photo with one face, matted once per session: ``portrait("portrait_1.jpg")``."""
+    """A test photo with one face, matted once for these tests: ``portrait("portrait_1.jpg")``."""
 
     def run(name: str) -> Portrait:
         return cut_out(name, None)

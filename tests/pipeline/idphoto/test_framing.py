@@ -2,8 +2,8 @@
 eye line inside the spec's ranges that keep the frame inside the photo, and when none does the
 report fails with what is missing.
 
-The cut sources come from the session's shared cut-outs (conftest.py): the chin and narrow cases
-are verdict cases too, and the chest crop serves two sizes from one matte."""
+The cut sources come from the ID-photo tests' shared cut-outs (conftest.py): the chin and narrow
+cases are verdict cases too, and the chest crop serves two sizes from one matte."""
 
 from __future__ import annotations
 

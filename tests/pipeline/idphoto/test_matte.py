@@ -301,5 +301,5 @@ def test_a_large_source_is_refined_at_what_the_presets_need_not_its_own_size(
     # What each serves as sharply as a new cut-out: the preset head, or any (the bound held).
     assert sharp_to_head_px(matte) == math.floor(PRESET_HEAD_PX)
     assert sharp_to_head_px(taller) == ANY_HEAD_PX
-    small = portrait("portrait_1.jpg").matte  # the source as it is: one matte per session
+    small = portrait("portrait_1.jpg").matte  # the source as it is: one matte for these tests
     assert sharp_to_head_px(small) == ANY_HEAD_PX  # refined at the source's own pixels

@@ -1,7 +1,7 @@
 """The report's verdicts on a labelled set of real and spoiled portraits (verdict_cases.py):
 at least 90 % must be what a counter would decide.
 
-Each source is detected and matted through the session's shared cut-outs (conftest.py), so a
+Each source is detected and matted through the ID-photo tests' shared cut-outs (conftest.py), so a
 source another test already matted (a portrait as taken, the framing tests' crops) is not
 segmented again, and the two cases on portrait_2 as taken share one matte: a spec is a render.
 """
