@@ -55,8 +55,11 @@ def test_load_average_is_three_figures() -> None:
 def test_a_service_process_is_ready_then_stopped(
     tmp_path: Path, pulled_model_settings: ModelSettings
 ) -> None:
+    # Detection only: its inference process loads the detector alone; the whole model set
+    # is not what this checks (readiness, and that the whole tree stops).
     env = {
         "FACEFLOW_RUNTIME__PROCESSES": "1",
+        "FACEFLOW_RUNTIME__OPERATIONS": '["detect"]',
         "FACEFLOW_MODELS__DIR": str(pulled_model_settings.dir),
     }
     with ServiceProcess(env, tmp_path / "serve.log") as server:

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceflow.config import LimitSettings, ModelSettings
+from faceflow.config import LimitSettings
 from faceflow.imaging.ingest import decode_image
+from faceflow.models.registry import ModelSet
 from faceflow.models.segmenter import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -17,12 +18,12 @@ from faceflow.models.segmenter import (
     normalise_prediction,
     to_tensor,
 )
-from faceflow.models.store import ModelStore
 
 
 @pytest.fixture(scope="module")
-def segmenter(pulled_model_settings: ModelSettings) -> U2NetpSegmenter:
-    return U2NetpSegmenter.load(ModelStore(pulled_model_settings), pulled_model_settings)
+def segmenter(model_set: ModelSet) -> U2NetpSegmenter:
+    """The session's u2netp, loaded once for every test that uses the models."""
+    return model_set.segmenter
 
 
 def test_to_tensor_divides_by_the_maximum_then_standardises() -> None:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceflow.domain import Box, Face
+from faceflow.domain import Box
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.idphoto.background import parse_background
 from faceflow.pipeline.idphoto.compliance import CheckStatus, Limit, assess
@@ -19,8 +19,9 @@ from faceflow.pipeline.idphoto.layout import plan_layout
 from faceflow.pipeline.idphoto.matte import compute_matte
 from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
-from tests.pipeline.idphoto.conftest import Portrait
+from tests.pipeline.idphoto.conftest import CutOut, Portrait
 from tests.pipeline.idphoto.synthetic import synthetic
+from tests.pipeline.idphoto.verdict_cases import exposure
 
 EXPECTED_CHECKS = {
     "face_count",
@@ -161,38 +162,28 @@ def test_a_blurred_photo_fails_sharpness(
     assert statuses["sharpness"] is CheckStatus.FAIL
 
 
-def test_a_dark_photo_fails_exposure(
-    portrait: Callable[[str], Portrait], segmenter: U2NetpSegmenter
-) -> None:
-    item = portrait("portrait_2.jpg")
-    dark = (item.rgb.astype(np.float32) * 0.2).astype(np.uint8)
+def test_a_dark_photo_fails_exposure(cut_out: CutOut) -> None:
+    # The verdict set's under-exposed portrait (30 % of the light): its matte is shared.
+    item = cut_out("portrait_2.jpg", exposure(0.3))
 
-    statuses = _rendered_report(dark, item, segmenter)
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("cn-1inch"))).report
 
-    assert statuses["exposure"] is CheckStatus.FAIL
+    assert report.check("exposure").status is CheckStatus.FAIL
 
 
-def test_an_overexposed_photo_fails_clipping(
-    portrait: Callable[[str], Portrait], segmenter: U2NetpSegmenter
-) -> None:
-    item = portrait("portrait_2.jpg")
-    blown = np.clip(item.rgb.astype(np.float32) * 2.5, 0, 255).astype(np.uint8)
+def test_an_overexposed_photo_fails_clipping(cut_out: CutOut) -> None:
+    # The verdict set's over-exposed portrait (190 % of the light): its matte is shared.
+    item = cut_out("obama.jpg", exposure(1.9))
 
-    statuses = _rendered_report(blown, item, segmenter)
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("cn-1inch"))).report
 
-    assert statuses["clipped"] is CheckStatus.FAIL
+    assert report.check("clipped").status is CheckStatus.FAIL
 
 
-def test_a_small_source_enlarged_fails_resolution(
-    decode_photo: Callable[[str], np.ndarray],
-    find_faces: Callable[[np.ndarray], tuple[Face, ...]],
-    segmenter: U2NetpSegmenter,
-) -> None:
-    rgb = decode_photo("obama_small.jpg")  # 320×240: the head is ~100 px tall
-    face = find_faces(rgb)[0]
-    matte = compute_matte(rgb, face, segmenter)
+def test_a_small_source_enlarged_fails_resolution(portrait: Callable[[str], Portrait]) -> None:
+    item = portrait("obama_small.jpg")  # 320×240: the head is ~100 px tall
 
-    report = render_id_photo(matte, face, IdPhotoOptions(get_spec("ca-passport"))).report
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("ca-passport"))).report
 
     check = report.check("resolution")
     assert isinstance(check.value, float)

@@ -1,44 +1,32 @@
 """Framing inside the source, on test portraits cropped in code: the layout picks a head height and
 eye line inside the spec's ranges that keep the frame inside the photo, and when none does the
-report fails with what is missing."""
+report fails with what is missing.
+
+The cut sources come from the ID-photo tests' shared cut-outs (conftest.py): the chin and narrow
+cases are verdict cases too, and the chest crop serves two sizes from one matte."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from faceflow.domain import Face
-from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.idphoto.background import parse_background
 from faceflow.pipeline.idphoto.compliance import CheckStatus, ComplianceReport, assess
 from faceflow.pipeline.idphoto.layout import Layout
-from faceflow.pipeline.idphoto.matte import compute_matte
 from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_pixels
 from faceflow.pipeline.idphoto.specs import get_spec
+from tests.pipeline.idphoto.conftest import CutOut
 from tests.pipeline.idphoto.verdict_cases import Edit, crop_below_chin, narrow
-
-FindFaces = Callable[[NDArray[np.uint8]], tuple[Face, ...]]
 
 
 def made(
-    name: str,
-    edit: Edit,
-    key: str,
-    decode_photo: Callable[[str], NDArray[np.uint8]],
-    find_faces: FindFaces,
-    segmenter: U2NetpSegmenter,
+    name: str, edit: Edit, key: str, cut_out: CutOut
 ) -> tuple[Layout, ComplianceReport, NDArray[np.uint8]]:
-    rgb = decode_photo(name)
-    rgb = edit(rgb, find_faces(rgb)[0], decode_photo)
-    faces = find_faces(rgb)
-    assert len(faces) == 1
-    matte = compute_matte(rgb, faces[0], segmenter)
+    item = cut_out(name, edit)
     white = parse_background("white")
-    rendered = render_pixels(matte, faces[0], IdPhotoOptions(get_spec(key), white))
-    return rendered.layout, assess(rendered.layout, matte, faces[0], white), rendered.pixels
+    rendered = render_pixels(item.matte, item.face, IdPhotoOptions(get_spec(key), white))
+    return rendered.layout, assess(rendered.layout, item.matte, item.face, white), rendered.pixels
 
 
 @pytest.mark.parametrize(
@@ -54,15 +42,11 @@ def made(
 def test_a_photo_cut_at_the_chest_is_framed_inside_it(
     name: str,
     key: str,
-    decode_photo: Callable[[str], NDArray[np.uint8]],
-    find_faces: FindFaces,
-    segmenter: U2NetpSegmenter,
+    cut_out: CutOut,
 ) -> None:
     spec = get_spec(key)
 
-    layout, report, pixels = made(
-        name, crop_below_chin(1.4), key, decode_photo, find_faces, segmenter
-    )
+    layout, report, pixels = made(name, crop_below_chin(1.4), key, cut_out)
 
     assert layout.cut_edges == ()
     assert report.check("subject_cut_off").status is CheckStatus.PASS
@@ -75,13 +59,9 @@ def test_a_photo_cut_at_the_chest_is_framed_inside_it(
 
 
 def test_a_photo_cut_at_the_chin_fails_and_says_how_much_is_missing(
-    decode_photo: Callable[[str], NDArray[np.uint8]],
-    find_faces: FindFaces,
-    segmenter: U2NetpSegmenter,
+    cut_out: CutOut,
 ) -> None:
-    layout, report, _ = made(
-        "portrait_1.jpg", crop_below_chin(0.12), "cn-1inch", decode_photo, find_faces, segmenter
-    )
+    layout, report, _ = made("portrait_1.jpg", crop_below_chin(0.12), "cn-1inch", cut_out)
 
     check = report.check("subject_cut_off")
     assert check.status is CheckStatus.FAIL
@@ -101,13 +81,9 @@ def test_a_photo_cut_at_the_chin_fails_and_says_how_much_is_missing(
 
 
 def test_a_narrow_photo_fails_on_a_wide_size_and_says_which_side(
-    decode_photo: Callable[[str], NDArray[np.uint8]],
-    find_faces: FindFaces,
-    segmenter: U2NetpSegmenter,
+    cut_out: CutOut,
 ) -> None:
-    layout, report, pixels = made(
-        "portrait_1.jpg", narrow(1.5), "us-passport", decode_photo, find_faces, segmenter
-    )
+    layout, report, pixels = made("portrait_1.jpg", narrow(1.5), "us-passport", cut_out)
 
     check = report.check("subject_cut_off")
     assert check.status is CheckStatus.FAIL

@@ -280,11 +280,11 @@ def test_light_hair_on_a_light_backdrop_is_not_cut_into_streaks(
 
 
 def test_a_large_source_is_refined_at_what_the_presets_need_not_its_own_size(
-    decode_photo: Callable[[str], np.ndarray],
+    portrait: Callable[[str], Portrait],
     find_faces: Callable[[np.ndarray], tuple[Face, ...]],
     segmenter: U2NetpSegmenter,
 ) -> None:
-    rgb = decode_photo("portrait_1.jpg")
+    rgb = portrait("portrait_1.jpg").rgb
     big = np.ascontiguousarray(cv2.resize(rgb, None, fx=2.0, fy=2.0), dtype=np.uint8)
     face = find_faces(big)[0]
 
@@ -301,5 +301,5 @@ def test_a_large_source_is_refined_at_what_the_presets_need_not_its_own_size(
     # What each serves as sharply as a new cut-out: the preset head, or any (the bound held).
     assert sharp_to_head_px(matte) == math.floor(PRESET_HEAD_PX)
     assert sharp_to_head_px(taller) == ANY_HEAD_PX
-    small = compute_matte(rgb, find_faces(rgb)[0], segmenter)
+    small = portrait("portrait_1.jpg").matte  # the source as it is: one matte for these tests
     assert sharp_to_head_px(small) == ANY_HEAD_PX  # refined at the source's own pixels

@@ -6,12 +6,16 @@ blurred, shrunk to a tiny face, the person put in front of a busy backdrop, unde
 over-exposed. Each case names the check that should decide it. Used by
 ``tests/pipeline/idphoto/test_verdicts.py`` and ``scripts/idphoto_verdicts.py`` (the README's
 table).
+
+The edit factories are cached: the same arguments give the same function, so the tests can share
+one detection and one matte per edited source (``tests/pipeline/idphoto/conftest.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -22,7 +26,7 @@ from faceflow.models.detector import YuNetDetector
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.detect import DetectOptions, detect_faces
 from faceflow.pipeline.idphoto.compliance import ComplianceReport
-from faceflow.pipeline.idphoto.matte import compute_matte
+from faceflow.pipeline.idphoto.matte import Matte, compute_matte
 from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 
@@ -53,6 +57,7 @@ def _eye_to_mouth(face: Face) -> float:
     return (marks.mouth_left.y + marks.mouth_right.y) / 2 - _eyes_y(face)
 
 
+@cache
 def crop_below_chin(extra: float) -> Edit:
     """Cut the photo ``extra`` eye-to-mouth distances below the chin (about 0.9 below the mouth)."""
 
@@ -65,6 +70,7 @@ def crop_below_chin(extra: float) -> Edit:
     return edit
 
 
+@cache
 def narrow(face_widths: float) -> Edit:
     """Keep only ``face_widths`` × the face box's width around the face."""
 
@@ -127,6 +133,7 @@ def microphone(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
     return out
 
 
+@cache
 def cover_eyes(colour: str) -> Edit:
     """A band over both eyes: ``"skin"`` (a hand) or ``"dark"`` (sunglasses)."""
 
@@ -152,6 +159,7 @@ def cover_eyes(colour: str) -> Edit:
     return edit
 
 
+@cache
 def rotate(degrees: float) -> Edit:
     """The whole photo turned by ``degrees`` about the eyes, corners filled by replication."""
 
@@ -167,6 +175,7 @@ def rotate(degrees: float) -> Edit:
     return edit
 
 
+@cache
 def blur(face_fraction: float) -> Edit:
     """A Gaussian blur of σ = ``face_fraction`` × the inter-eye distance (focus missed)."""
 
@@ -178,6 +187,7 @@ def blur(face_fraction: float) -> Edit:
     return edit
 
 
+@cache
 def shrink(factor: float) -> Edit:
     def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
         size = (max(16, round(rgb.shape[1] * factor)), max(16, round(rgb.shape[0] * factor)))
@@ -186,6 +196,7 @@ def shrink(factor: float) -> Edit:
     return edit
 
 
+@cache
 def exposure(gain: float) -> Edit:
     def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
         return np.asarray(np.clip(rgb.astype(np.float32) * gain, 0, 255), dtype=np.uint8)
@@ -193,6 +204,7 @@ def exposure(gain: float) -> Edit:
     return edit
 
 
+@cache
 def busy_backdrop(backdrop: str) -> Edit:
     """The person stood in front of another photo: a soft oval around the face and body keeps
     the portrait, the rest is ``backdrop`` (a street, a rocket launch)."""
@@ -306,6 +318,23 @@ CASES: tuple[Case, ...] = (
 )
 
 
+def edited_source(
+    rgb: Rgb, faces: tuple[Face, ...], edit: Edit, photo: Callable[[str], Rgb]
+) -> Rgb:
+    """``rgb`` spoiled by ``edit``, placed by the first of ``faces`` (those found on ``rgb``)."""
+    return edit(rgb, faces[0], photo)
+
+
+def report_on(
+    case: Case, faces: tuple[Face, ...], matte: Callable[[], Matte]
+) -> ComplianceReport | str:
+    """The report on ``case``'s finished photo, given the faces found on its source and its
+    matte (asked for only when there is one face), or why none could be made (e.g. "0 faces")."""
+    if len(faces) != 1:
+        return f"{len(faces)} faces"
+    return render_id_photo(matte(), faces[0], IdPhotoOptions(get_spec(case.spec))).report
+
+
 def judge(
     case: Case,
     photo: Callable[[str], Rgb],
@@ -313,12 +342,12 @@ def judge(
     segmenter: U2NetpSegmenter,
 ) -> ComplianceReport | str:
     """The report on ``case``'s finished photo, or why none could be made (e.g. "0 faces")."""
+
+    def find_faces(rgb: Rgb) -> tuple[Face, ...]:
+        return detect_faces(rgb, detector, DetectOptions())
+
     rgb = photo(case.photo)
     if case.edit is not None:
-        original = detect_faces(rgb, detector, DetectOptions())
-        rgb = case.edit(rgb, original[0], photo)
-    faces = detect_faces(rgb, detector, DetectOptions())
-    if len(faces) != 1:
-        return f"{len(faces)} faces"
-    matte = compute_matte(rgb, faces[0], segmenter)
-    return render_id_photo(matte, faces[0], IdPhotoOptions(get_spec(case.spec))).report
+        rgb = edited_source(rgb, find_faces(rgb), case.edit, photo)
+    faces = find_faces(rgb)
+    return report_on(case, faces, lambda: compute_matte(rgb, faces[0], segmenter))
