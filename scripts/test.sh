@@ -7,7 +7,11 @@
 # data beside the others.
 # One process by default: the suite's servers, inference processes and browser already use both
 # cores of a 2-core machine, and its load-bound tests (leases, deadlines) are steadiest alone.
-# ARGS="-n 2 --dist loadscope" runs it in two pytest-xdist workers, a module to a worker.
+# Measured (issue 12.7, 2026-12-05, the jobs/runtime/cache tests and six server modules, load
+# average ~10): one process 285.6 s of pytest, 94 CPU s; "-n 2 --dist loadscope" 287.9 s and
+# 250.6 s, 118-125 CPU s (each worker starts its own session servers), and one of those two runs
+# failed a test. ARGS="-n 2 --dist loadscope" runs it in two pytest-xdist workers, a module to a
+# worker.
 # pytest's exit code 5 ("no tests collected") is a failure here: a test command that ran nothing
 # must not look green.
 set -uo pipefail

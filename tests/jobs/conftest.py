@@ -9,6 +9,7 @@ import pytest
 
 from faceflow.config import ModelSettings
 from tests.fixtures.redis_server import RedisProcess, RedisServerFactory
+from tests.jobs.faults import Gate
 from tests.jobs.support import FleetFactory, WorkerFleet, worker_env
 
 
@@ -54,3 +55,14 @@ def fleet_factory(
 def face_jpeg(testdata: Path) -> bytes:
     """A 320×240 JPEG with one face."""
     return (testdata / "obama_small.jpg").read_bytes()
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Gate]:
+    """A gate for held jobs (see tests/jobs/faults.py), released when the test ends whatever
+    happened, so no worker is left holding a job while its fleet is stopped."""
+    held = Gate(tmp_path / "gate")
+    try:
+        yield held
+    finally:
+        held.release()

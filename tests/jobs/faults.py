@@ -2,10 +2,18 @@
 
 Run as ``python -m tests.jobs.faults -n N`` from the repository root (settings from the
 environment, as ``faceflow worker``). It is the real supervisor and the real worker processes;
-the only difference is a ``before_job`` callable injected in code: a job whose image bytes
-contain :data:`HOLD_MARKER` sleeps :data:`HOLD_S` first (so a test can kill the worker mid-job),
-and one containing :data:`CRASH_MARKER` kills its own worker process with SIGKILL on every
-attempt (a poison job). No setting can switch this on in a production worker.
+the only difference is a ``before_job`` callable injected in code:
+
+* a job whose image bytes contain ``FF-GATE=<path>`` (:class:`Gate`) waits until the file
+  ``<path>`` exists (at most :data:`GATE_BOUND_S`), so a test holds a worker mid-job exactly as
+  long as it needs to (to kill it, to stop its queue Redis, to fill the queue) and lets it go by
+  creating the file (:meth:`Gate.release`), instead of every held job costing a fixed time;
+* one containing :data:`HOLD_MARKER` sleeps :data:`HOLD_S` first (bench/jobs.py's recovery rows,
+  which time the recovery of a job of known length);
+* one containing :data:`CRASH_MARKER` kills its own worker process with SIGKILL on every
+  attempt (a poison job).
+
+No setting can switch this on in a production worker.
 """
 
 from __future__ import annotations
@@ -13,9 +21,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import time
 from multiprocessing.synchronize import Event
+from pathlib import Path
 
 from faceflow.config import load_settings
 from faceflow.jobs.records import JobPayload
@@ -25,18 +35,51 @@ from faceflow.service.logs import configure_logging
 HOLD_MARKER = b"FF-HOLD"
 CRASH_MARKER = b"FF-CRASH"
 HOLD_S = 4.0
+GATE_MARKER = "FF-GATE="
+# A bound, not a margin: a test releases its gates within seconds; one that fails before it does
+# must not leave a worker (and the fixture's stop, which waits for the current job) hanging.
+GATE_BOUND_S = 120.0
+_GATE = re.compile(rb"FF-GATE=(\S+)")
+_GATE_POLL_S = 0.02
 
 log = logging.getLogger(__name__)
 
 
 def inject_faults(payload: JobPayload) -> None:
     """Hold or crash according to the markers in the job's image bytes."""
+    gate = _GATE.search(payload.data)
+    if gate is not None:
+        path = Path(gate.group(1).decode())
+        log.warning("gate marker: holding until %s exists", path)
+        deadline = time.monotonic() + GATE_BOUND_S
+        # Another process creates the file: nothing can signal this one.
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(_GATE_POLL_S)
     if HOLD_MARKER in payload.data:
         log.warning("hold marker: sleeping %.1f s", HOLD_S)
         time.sleep(HOLD_S)
     if CRASH_MARKER in payload.data:
         log.warning("crash marker: killing this worker process (pid %d)", os.getpid())
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Gate:
+    """A file that jobs marked with :attr:`marker` wait for: they hold their worker until
+    :meth:`release` creates it (or :data:`GATE_BOUND_S` has passed)."""
+
+    def __init__(self, path: Path) -> None:
+        # The marker ends at the first whitespace.
+        assert not re.search(r"\s", str(path)), f"a gate path with whitespace: {path}"
+        self.path = path
+
+    @property
+    def marker(self) -> str:
+        """For :func:`tests.jobs.support.variant`: a job whose image carries it is held."""
+        return GATE_MARKER + str(self.path)
+
+    def release(self) -> None:
+        """Let every job held on this gate go on (and any started later). Idempotent."""
+        self.path.touch()
 
 
 def faulty_process_main(settings_json: str, slot: int, ready: Event, log_level: str) -> None:

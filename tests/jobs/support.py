@@ -192,8 +192,24 @@ class WorkerFleet:
             time.sleep(0.05)
         raise TimeoutError(f"no worker started job {job_id} within {timeout_s} s")
 
+    def wait_log(self, text: str, timeout_s: float = 30.0) -> None:
+        """Wait until ``text`` is in the fleet's log (e.g. a worker saying it got a signal)."""
+        deadline = time.monotonic() + timeout_s
+        while text not in self.log_path.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not logged in {timeout_s} s:\n{self.log_tail()}")
+            time.sleep(0.05)
+
+    def request_stop(self) -> None:
+        """SIGTERM the supervisor and return at once (see :meth:`stop` to wait for the exit)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int | None:
-        """SIGTERM the supervisor (warm shutdown); SIGKILL its group after ``timeout_s``."""
+        """SIGTERM the supervisor (warm shutdown); SIGKILL its group after ``timeout_s``.
+
+        A job held on a gate (:mod:`tests.jobs.faults`) keeps its worker, and so this, waiting:
+        release the gate first."""
         proc = self.process
         if proc is None:
             return None

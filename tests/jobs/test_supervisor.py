@@ -2,8 +2,9 @@
 
 Real worker processes (spawned by the supervisor, each loading the models) on a real
 ``redis-server`` with an AOF; jobs are submitted through the API's RQ runner in-process. Markers
-in the image bytes make a job hold (sleep) or kill its worker: a fault hook the test's worker
-entry point injects in code (see tests.jobs.faults); no setting can.
+in the image bytes make a job hold its worker until the test releases a gate, or kill its worker:
+a fault hook the test's worker entry point injects in code (see tests.jobs.faults); no setting
+can.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from rq.serializers import JSONSerializer
 
 from faceflow.config import ModelSettings
 from faceflow.jobs.records import JobStatus
+from faceflow.jobs.rq_runner import RqRunner
 from faceflow.operations.registry import prepare
 from faceflow.runtime.pool import CHILD_GLIBC_TUNABLES
 from tests.fixtures.redis_server import RedisProcess
+from tests.jobs.faults import Gate
 from tests.jobs.support import (
     QUEUE,
     WorkerFleet,
@@ -81,22 +84,35 @@ def test_worker_processes_start_with_the_inference_pools_malloc_tunables(
         assert names <= set_names, tunables
 
 
+async def requeued(runner: RqRunner, handle: str, timeout_s: float = 60.0) -> None:
+    """Wait until the job ``handle``, whose worker was killed, is queued again (or already
+    started again)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        record = await runner.status(handle, None)
+        if record.status is JobStatus.QUEUED or record.attempts >= 2:
+            return
+        assert time.monotonic() < deadline, f"not requeued within {timeout_s} s: {record}"
+        await asyncio.sleep(0.05)
+
+
 async def test_sigkill_mid_job_retries_it_on_another_worker(
-    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes
+    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes, gate: Gate
 ) -> None:
     settings = job_settings(queue_redis_server.url)
     runner = runner_for(settings)
-    data = variant(face_jpeg, "FF-HOLD")
+    data = variant(face_jpeg, gate.marker)
     handle = await submit(runner, settings, data)
     victim = fleet.pid_running(prepare("detect", data, {}, settings).job_id)
 
     os.kill(victim, signal.SIGKILL)
     killed_at = time.monotonic()
+    gate.release()  # the retry runs at once
     record = (await wait_done(runner, [handle], timeout_s=60))[handle]
 
     assert record.status is JobStatus.FINISHED, record
     assert record.attempts == 2
-    # Lease (2 s) + maintenance (1 s) + the held job itself (4 s), with slack.
+    # Lease (2 s) + maintenance (1 s), with slack for a loaded machine.
     assert time.monotonic() - killed_at < 30
     _, entry = await runner.result(handle, None)
     assert json.loads(entry.body)["face_count"] == 1
@@ -106,7 +122,10 @@ async def test_sigkill_mid_job_retries_it_on_another_worker(
 async def test_poison_job_is_parked_after_max_retries_while_others_flow(
     fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes
 ) -> None:
-    settings = job_settings(queue_redis_server.url)
+    # Retries are set per job at submission. Two are enough to take both paths back to the queue
+    # (the first at once, to its front; the second after a 1 s backoff, through the scheduler);
+    # each attempt costs a lease, a maintenance pass and a worker reloading its models.
+    settings = job_settings(queue_redis_server.url, max_retries=2)
     runner = runner_for(settings)
     poison = variant(face_jpeg, "FF-CRASH")
     poison_handle = await submit(runner, settings, poison)
@@ -128,11 +147,11 @@ async def test_poison_job_is_parked_after_max_retries_while_others_flow(
 
 
 async def test_queue_redis_restart_from_aof_loses_no_queued_job(
-    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes
+    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes, gate: Gate
 ) -> None:
     settings = job_settings(queue_redis_server.url)
     runner = runner_for(settings)
-    held = [variant(face_jpeg, "FF-HOLD") for _ in range(2)]
+    held = [variant(face_jpeg, gate.marker) for _ in range(2)]
     handles = [await submit(runner, settings, data) for data in held]
     for data in held:  # both workers busy: what follows stays queued
         fleet.pid_running(prepare("detect", data, {}, settings).job_id)
@@ -144,6 +163,7 @@ async def test_queue_redis_restart_from_aof_loses_no_queued_job(
     # their workers are alive. They must not be retried (and so run twice).
     await asyncio.sleep(settings.jobs.lease_s + 1.0)
     queue_redis_server.start()
+    gate.release()  # the held jobs end only now, with their queue back
 
     records = await wait_done(runner, handles, timeout_s=90)
     assert all(r.status is JobStatus.FINISHED for r in records.values()), records
@@ -154,20 +174,23 @@ async def test_queue_redis_restart_from_aof_loses_no_queued_job(
 
 
 async def test_a_crashed_job_is_retried_ahead_of_the_backlog(
-    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes
+    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes, gate: Gate
 ) -> None:
     """Its first retry has no backoff and goes to the front of the queue: of a backlog queued
     after it, only what the surviving worker took before the lease ran out starts first."""
     settings = job_settings(queue_redis_server.url)
     runner = runner_for(settings)
-    crashed = variant(face_jpeg, "FF-HOLD")
+    crashed = variant(face_jpeg, gate.marker)
     crashed_handle = await submit(runner, settings, crashed)
     crashed_id = prepare("detect", crashed, {}, settings).job_id
     victim = fleet.pid_running(crashed_id)
-    backlog = [variant(face_jpeg, "FF-HOLD") for _ in range(6)]
+    # Held until the crashed job is back in the queue: the workers take no more of it till then.
+    backlog = [variant(face_jpeg, gate.marker) for _ in range(6)]
     backlog_handles = [await submit(runner, settings, data) for data in backlog]
 
     os.kill(victim, signal.SIGKILL)
+    await requeued(runner, crashed_handle)
+    gate.release()
     records = await wait_done(runner, [crashed_handle, *backlog_handles], timeout_s=150)
 
     assert all(r.status is JobStatus.FINISHED for r in records.values()), records
@@ -181,14 +204,17 @@ async def test_a_crashed_job_is_retried_ahead_of_the_backlog(
 
 
 async def test_sigterm_finishes_the_current_job_then_exits_cleanly(
-    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes
+    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes, gate: Gate
 ) -> None:
     settings = job_settings(queue_redis_server.url)
     runner = runner_for(settings)
-    data = variant(face_jpeg, "FF-HOLD")
+    data = variant(face_jpeg, gate.marker)
     handle = await submit(runner, settings, data)
-    fleet.pid_running(prepare("detect", data, {}, settings).job_id)
+    pid = fleet.pid_running(prepare("detect", data, {}, settings).job_id)
 
+    fleet.request_stop()
+    fleet.wait_log(f"[PID {pid}]: warm shut down requested")  # the signal reached it mid-job
+    gate.release()
     assert fleet.stop() == 0
 
     record = await runner.status(handle, None)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from rq.serializers import JSONSerializer
 from faceflow.config import DEFAULT_PUBLIC_PATHS, ModelSettings, Settings
 from tests.fixtures.live_server import Scrape
 from tests.fixtures.redis_server import RedisProcess, RedisServerFactory
+from tests.jobs.faults import Gate
 from tests.jobs.support import QUEUE, WorkerFleet, variant, worker_env
 from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import assert_error
@@ -312,33 +314,38 @@ async def test_scale_out_queue_full_and_cancel(
     cluster: Cluster,
     clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
     face_jpeg: bytes,
+    tmp_path: Path,
 ) -> None:
     node_a, node_b = clients
     api_a, api_b, fleet, _ = cluster
     submitted_on_b = (await scrape(api_b)).value("faceflow_jobs", event="submitted")
-    held = [await submit(node_a, variant(face_jpeg, "FF-HOLD"), "detect") for _ in range(2)]
-    assert all(r.status_code == 202 for r in held)
-    deadline = time.monotonic() + TIMEOUT_S
-    while len([w for w in fleet.live_workers() if w.get_state() == "busy"]) < 2:
-        assert time.monotonic() < deadline, "workers never picked up the held jobs"
-        await asyncio.sleep(0.05)
-    queued = [await submit(node_b, variant(face_jpeg), "detect") for _ in range(3)]
-    assert [r.status_code for r in queued] == [202, 202, 202]
-    full = await submit(node_a, variant(face_jpeg), "detect")
-    assert full.status_code == 503
-    assert full.json()["error"]["code"] == "queue_full"
-    assert int(full.headers["Retry-After"]) >= 1
-    # Both nodes report the one shared queue; each counts what it accepted.
-    assert (await scrape(api_a))["faceflow_jobs_queued"] == 3
-    on_b = await scrape(api_b)
-    assert on_b["faceflow_jobs_queued"] == 3
-    assert on_b.value("faceflow_jobs", event="submitted") - submitted_on_b == 3
+    gate = Gate(tmp_path / "gate")  # both workers stay busy until the queue was seen full
+    try:
+        held = [await submit(node_a, variant(face_jpeg, gate.marker), "detect") for _ in range(2)]
+        assert all(r.status_code == 202 for r in held)
+        deadline = time.monotonic() + TIMEOUT_S
+        while len([w for w in fleet.live_workers() if w.get_state() == "busy"]) < 2:
+            assert time.monotonic() < deadline, "workers never picked up the held jobs"
+            await asyncio.sleep(0.05)
+        queued = [await submit(node_b, variant(face_jpeg), "detect") for _ in range(3)]
+        assert [r.status_code for r in queued] == [202, 202, 202]
+        full = await submit(node_a, variant(face_jpeg), "detect")
+        assert full.status_code == 503
+        assert full.json()["error"]["code"] == "queue_full"
+        assert int(full.headers["Retry-After"]) >= 1
+        # Both nodes report the one shared queue; each counts what it accepted.
+        assert (await scrape(api_a))["faceflow_jobs_queued"] == 3
+        on_b = await scrape(api_b)
+        assert on_b["faceflow_jobs_queued"] == 3
+        assert on_b.value("faceflow_jobs", event="submitted") - submitted_on_b == 3
 
-    victim = queued[0].json()["handle"]
-    canceled = await node_a.delete(f"/v1/jobs/{victim}")
-    assert canceled.status_code == 200
-    assert canceled.json()["status"] == "canceled"
-    assert (await node_b.get(f"/v1/jobs/{victim}/result")).status_code == 409
+        victim = queued[0].json()["handle"]
+        canceled = await node_a.delete(f"/v1/jobs/{victim}")
+        assert canceled.status_code == 200
+        assert canceled.json()["status"] == "canceled"
+        assert (await node_b.get(f"/v1/jobs/{victim}/result")).status_code == 409
+    finally:
+        gate.release()
     for response in [*held, *queued[1:]]:
         assert (await poll(node_b, response.json()["handle"]))["status"] == "finished"
     assert (await poll(node_b, victim))["status"] == "canceled"
