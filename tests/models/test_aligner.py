@@ -14,7 +14,11 @@ from numpy.typing import NDArray
 from faceflow.config import LimitSettings
 from faceflow.domain import Box, Face, Landmarks, Point
 from faceflow.imaging.ingest import decode_image
-from faceflow.models.aligner import dlib_box_from_landmarks
+from faceflow.models.aligner import (
+    _KEPT_BEYOND_BOX,
+    _antialiased_region,
+    dlib_box_from_landmarks,
+)
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.detect import DetectOptions, detect_faces
 
@@ -144,3 +148,27 @@ def test_one_alignment_gives_both_chips_with_the_genders_of_separate_alignments(
         ours = [g.label for g in model_set.gender.predict(both[32])]
         theirs = [g.label for g in model_set.gender.predict(alone[32])]
         assert ours == theirs, photo
+
+
+def test_trimmed_region_is_the_top_left_of_the_whole_one_bit_for_bit(
+    model_set: ModelSet, testdata: Path
+) -> None:
+    """Averaging only part of the area around a face keeps every averaged pixel's cell where the
+    whole area puts it: the age model moves by years when that grid moves by a hundredth of a
+    pixel, so the trim must not change a single value."""
+    trimmed_faces = 0
+    for photo in [*FRONTAL_PHOTOS, "obama_rgba.png", "obama_partial_face.jpg"]:
+        rgb = decode_image((testdata / photo).read_bytes(), LimitSettings()).rgb
+        for face in detect_faces(rgb, model_set.detector, DetectOptions()):
+            box = dlib_box_from_landmarks(face.landmarks)
+            whole, whole_marks, _ = _antialiased_region(rgb, box, face.landmarks, 64, None)
+            part, part_marks, trimmed = _antialiased_region(
+                rgb, box, face.landmarks, 64, _KEPT_BEYOND_BOX
+            )
+
+            # Its last row and column average cells the trim cut short; the chip keeps clear.
+            height, width = part.shape[0] - 1, part.shape[1] - 1
+            assert np.array_equal(part[:height, :width], whole[:height, :width]), photo
+            assert part_marks == whole_marks
+            trimmed_faces += trimmed
+    assert trimmed_faces >= len(FRONTAL_PHOTOS)  # large faces: the trim did leave some out
