@@ -15,8 +15,9 @@ from faceflow.config import LimitSettings
 from faceflow.domain import Box, Face, Landmarks, Point
 from faceflow.imaging.ingest import decode_image
 from faceflow.models.aligner import (
-    _KEPT_BEYOND_BOX,
+    _CHIP_SLACK,
     _antialiased_region,
+    _chip_reach,
     dlib_box_from_landmarks,
 )
 from faceflow.models.registry import ModelSet
@@ -163,7 +164,7 @@ def test_trimmed_region_is_the_top_left_of_the_whole_one_bit_for_bit(
             box = dlib_box_from_landmarks(face.landmarks)
             whole, whole_marks, _ = _antialiased_region(rgb, box, face.landmarks, 64, None)
             part, part_marks, trimmed = _antialiased_region(
-                rgb, box, face.landmarks, 64, _KEPT_BEYOND_BOX
+                rgb, box, face.landmarks, 64, _chip_reach(face.landmarks) + _CHIP_SLACK
             )
 
             # Its last row and column average cells the trim cut short; the chip keeps clear.

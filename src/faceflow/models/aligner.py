@@ -33,10 +33,12 @@ _CENTRE_BELOW_EYES = 0.5
 _FACE_PX_PER_CHIP_PX = 1.25
 # The area shrunk around a face reaches one box side beyond it on every side (its left and top
 # edges fix the resampling grid, which the age model is sensitive to: see _antialiased_region),
-# but only this many box sides of it to the right and below are shrunk: the chip (padding 0.2)
-# reaches at most 0.37 box sides beyond the box on the test and dev photos (faces rolled up to
-# 18°), about 0.5 at 45°, past which faces are turned upright first.
-_KEPT_BEYOND_BOX = 0.6
+# but only the part the chip reads is shrunk to the right and below. The chip (padding 0.2) is a
+# square about _CHIP_PER_BOX box sides wide, turned with the eye line: it reaches
+# _CHIP_PER_BOX / 2 · (|cos| + |sin|) − 1/2 box sides beyond the box (0.2 upright, 0.37 at 18°,
+# 0.49 at 45°, past which faces are turned upright first), and _CHIP_SLACK more are kept.
+_CHIP_PER_BOX = 1.4
+_CHIP_SLACK = 0.08
 
 
 def dlib_box_from_landmarks(landmarks: Landmarks) -> Box:
@@ -101,7 +103,7 @@ class FaceAligner:
         for index, landmarks in enumerate(faces):
             box = dlib_box_from_landmarks(landmarks)
             region, local, trimmed = _antialiased_region(
-                rgb, box, landmarks, largest, _KEPT_BEYOND_BOX
+                rgb, box, landmarks, largest, _chip_reach(landmarks) + _CHIP_SLACK
             )
             rect = _dlib_rect(dlib_box_from_landmarks(local))
             shape = self._predictor(region, rect)
@@ -151,6 +153,15 @@ def _dlib_rect(box: Box) -> dlib.rectangle:
     import dlib
 
     return dlib.rectangle(round(box.x1), round(box.y1), round(box.x2) - 1, round(box.y2) - 1)
+
+
+def _chip_reach(landmarks: Landmarks) -> float:
+    """How far, in box sides, the chip of a face reaches beyond its box at the most (see
+    _CHIP_PER_BOX)."""
+    roll = np.arctan2(
+        landmarks.left_eye.y - landmarks.right_eye.y, landmarks.left_eye.x - landmarks.right_eye.x
+    )
+    return float(_CHIP_PER_BOX / 2 * (abs(np.cos(roll)) + abs(np.sin(roll))) - 0.5)
 
 
 def _chip_inside(shape: dlib.full_object_detection, chip_px: int, region: tuple[int, ...]) -> bool:
