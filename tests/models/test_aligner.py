@@ -173,3 +173,22 @@ def test_trimmed_region_is_the_top_left_of_the_whole_one_bit_for_bit(
             assert part_marks == whole_marks
             trimmed_faces += trimmed
     assert trimmed_faces >= len(FRONTAL_PHOTOS)  # large faces: the trim did leave some out
+
+
+def test_a_chip_reaching_past_the_kept_part_is_cut_from_the_whole_area(
+    model_set: ModelSet, testdata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Too little kept (negative slack: less than the box itself) falls back to averaging the
+    whole area, so the chips are those of no trim at all."""
+    rgb = decode_image((testdata / "two_people.jpg").read_bytes(), LimitSettings()).rgb
+    marks = [f.landmarks for f in detect_faces(rgb, model_set.detector, DetectOptions())]
+    trimmed = model_set.aligner.chips(rgb, marks, [64, 32])
+
+    monkeypatch.setattr("faceflow.models.aligner._CHIP_SLACK", -0.5)
+    fallen_back = model_set.aligner.chips(rgb, marks, [64, 32])
+    monkeypatch.setattr("faceflow.models.aligner._CHIP_SLACK", 10.0)
+    whole = model_set.aligner.chips(rgb, marks, [64, 32])
+
+    for size in (64, 32):
+        assert np.array_equal(fallen_back[size], whole[size])
+        assert np.array_equal(trimmed[size], whole[size])
