@@ -14,7 +14,12 @@ from numpy.typing import NDArray
 from faceflow.config import LimitSettings
 from faceflow.domain import Box, Face, Landmarks, Point
 from faceflow.imaging.ingest import decode_image
-from faceflow.models.aligner import dlib_box_from_landmarks
+from faceflow.models.aligner import (
+    _CHIP_SLACK,
+    _antialiased_region,
+    _chip_reach,
+    dlib_box_from_landmarks,
+)
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.detect import DetectOptions, detect_faces
 
@@ -144,3 +149,46 @@ def test_one_alignment_gives_both_chips_with_the_genders_of_separate_alignments(
         ours = [g.label for g in model_set.gender.predict(both[32])]
         theirs = [g.label for g in model_set.gender.predict(alone[32])]
         assert ours == theirs, photo
+
+
+def test_trimmed_region_is_the_top_left_of_the_whole_one_bit_for_bit(
+    model_set: ModelSet, testdata: Path
+) -> None:
+    """Averaging only part of the area around a face keeps every averaged pixel's cell where the
+    whole area puts it: the age model moves by years when that grid moves by a hundredth of a
+    pixel, so the trim must not change a single value."""
+    trimmed_faces = 0
+    for photo in [*FRONTAL_PHOTOS, "obama_rgba.png", "obama_partial_face.jpg"]:
+        rgb = decode_image((testdata / photo).read_bytes(), LimitSettings()).rgb
+        for face in detect_faces(rgb, model_set.detector, DetectOptions()):
+            box = dlib_box_from_landmarks(face.landmarks)
+            whole, whole_marks, _ = _antialiased_region(rgb, box, face.landmarks, 64, None)
+            part, part_marks, trimmed = _antialiased_region(
+                rgb, box, face.landmarks, 64, _chip_reach(face.landmarks) + _CHIP_SLACK
+            )
+
+            # Its last row and column average cells the trim cut short; the chip keeps clear.
+            height, width = part.shape[0] - 1, part.shape[1] - 1
+            assert np.array_equal(part[:height, :width], whole[:height, :width]), photo
+            assert part_marks == whole_marks
+            trimmed_faces += trimmed
+    assert trimmed_faces >= len(FRONTAL_PHOTOS)  # large faces: the trim did leave some out
+
+
+def test_a_chip_reaching_past_the_kept_part_is_cut_from_the_whole_area(
+    model_set: ModelSet, testdata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Too little kept (negative slack: less than the box itself) falls back to averaging the
+    whole area, so the chips are those of no trim at all."""
+    rgb = decode_image((testdata / "two_people.jpg").read_bytes(), LimitSettings()).rgb
+    marks = [f.landmarks for f in detect_faces(rgb, model_set.detector, DetectOptions())]
+    trimmed = model_set.aligner.chips(rgb, marks, [64, 32])
+
+    monkeypatch.setattr("faceflow.models.aligner._CHIP_SLACK", -0.5)
+    fallen_back = model_set.aligner.chips(rgb, marks, [64, 32])
+    monkeypatch.setattr("faceflow.models.aligner._CHIP_SLACK", 10.0)
+    whole = model_set.aligner.chips(rgb, marks, [64, 32])
+
+    for size in (64, 32):
+        assert np.array_equal(fallen_back[size], whole[size])
+        assert np.array_equal(trimmed[size], whole[size])
