@@ -167,6 +167,17 @@ class WorkerFleet:
         workers = Worker.all(connection=self._redis, serializer=JSONSerializer)
         return [w for w in workers if QUEUE in w.queue_names() and _alive(w.pid)]
 
+    def owns(self, pid: int) -> bool:
+        """Whether ``pid`` is one of this fleet's worker processes (a child of its supervisor).
+        :meth:`live_workers` cannot tell: it lists every worker on the test queue, whichever
+        fleet runs it."""
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        # After the command name in parentheses: the state, then the parent's pid.
+        return int(stat.rsplit(")", 1)[1].split()[1]) == self.pid
+
     def wait_workers(self, count: int, timeout_s: float = READY_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -132,7 +132,7 @@ def test_cluster_loses_nothing_and_runs_nothing_twice(
 
         # Kill the group running job TARGET (held) mid-job: its supervisor and its worker.
         pid = fleets[0].pid_running(job_ids[TARGET], timeout_s=DEADLINE_S / 2)
-        victim = next(f for f in fleets if pid in [w.pid for w in f.live_workers()])
+        victim = next(f for f in fleets if f.owns(pid))
         survivor = fleets[1] if victim is fleets[0] else fleets[0]
         os.killpg(victim.pid, signal.SIGKILL)
         killed_at = time.monotonic()

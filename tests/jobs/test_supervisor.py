@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
+from rq import Queue
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
@@ -200,6 +201,37 @@ async def test_a_crashed_job_is_retried_ahead_of_the_backlog(
     before = [h for h in backlog_handles if (records[h].started_at or 0) < retried.started_at]
     # At most: the job the other worker held at the kill, and one it took before the requeue.
     assert len(before) <= 2, (len(before), retried, [records[h] for h in backlog_handles])
+    await runner.close()
+
+
+async def test_a_job_taken_by_a_worker_that_died_before_starting_it_runs_within_seconds(
+    fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes, gate: Gate
+) -> None:
+    """A worker SIGKILLed while blocked in RQ's BLMOVE can still be served a job by the queue
+    Redis (before it reads the close): the job is moved to RQ's intermediate queue and never
+    started. RQ retried it after a minute (tests/jobs/test_cluster.py with its target job on a
+    gate: 60.6 s after it was first seen there); it must run about a lease later."""
+    settings = job_settings(queue_redis_server.url)
+    runner = runner_for(settings)
+    held = [variant(face_jpeg, gate.marker) for _ in range(2)]
+    handles = [await submit(runner, settings, data) for data in held]
+    for data in held:  # both workers busy: the next job stays queued until the test takes it
+        fleet.pid_running(prepare("detect", data, {}, settings).job_id)
+    stranded = await submit(runner, settings, variant(face_jpeg))
+    connection = Redis.from_url(queue_redis_server.url)
+    queue = Queue(QUEUE, connection=connection, serializer=JSONSerializer)
+    # What the dead worker's served BLMOVE did (Redis propagates it as this LMOVE).
+    taken = connection.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")
+    assert taken is not None
+    gate.release()
+
+    # A bound, not a margin: recovered a pass, plus two leases, plus a pass after it was first
+    # seen (~6 s here), where RQ's own cleanup took over 60 s.
+    records = await wait_done(runner, [*handles, stranded], timeout_s=30)
+    assert all(r.status is JobStatus.FINISHED for r in records.values()), records
+    assert records[stranded].attempts == 1  # counted when a worker starts it: only the retry did
+    assert queue.intermediate_queue.get_job_ids() == []
+    connection.close()
     await runner.close()
 
 

@@ -45,6 +45,7 @@ from rq import Queue, SimpleWorker, get_current_job
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import DequeueTimeout, NoSuchJobError
 from rq.executions import Execution
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.results import Result
@@ -105,9 +106,31 @@ class WorkerState:
 _STATE: ContextVar[WorkerState] = ContextVar("faceflow_worker_state")
 
 
+class FaceflowIntermediateQueue(IntermediateQueue):
+    """RQ's intermediate queue, whose cleanup retries a job taken and never started once it has
+    been seen there for ``stuck_after_s`` instead of RQ's fixed minute.
+
+    A worker moves a job there as it takes it and removes it in the round trip that starts it
+    (:meth:`FaceflowWorker._begin`), so a job stays there only while its taker is dead: most
+    often a worker SIGKILLed while blocked in RQ's BLMOVE, whose dead connection the queue Redis
+    serves one more job before it notices the close (measured: the gate variant of
+    tests/jobs/test_cluster.py, 'enqueued for retry' 60.6 s after the job was first seen there).
+    RQ waited a minute for such a job, where a running job's dead worker costs a lease.
+    """
+
+    stuck_after_s: float = 60.0
+
+    def should_be_cleaned_up(self, job_id: str) -> bool:
+        first_seen = self.get_first_seen(job_id)
+        if first_seen is None:
+            return False
+        return (now() - first_seen).total_seconds() > self.stuck_after_s
+
+
 class FaceflowQueue(Queue):
-    """An RQ queue whose maintenance lock expires after :data:`MAINTENANCE_LOCK_S`, and which
-    runs no maintenance on a queue Redis that restarted less than ``restart_grace_s`` ago.
+    """An RQ queue whose maintenance lock expires after :data:`MAINTENANCE_LOCK_S`, which runs
+    no maintenance on a queue Redis that restarted less than ``restart_grace_s`` ago, and whose
+    intermediate queue gives up on a job taken and never started after ``stuck_after_s``.
 
     Why the grace: while the queue Redis was down nobody could renew a lease, so right after it
     comes back from its AOF every running job's lease may look expired although its worker is
@@ -117,6 +140,13 @@ class FaceflowQueue(Queue):
     """
 
     restart_grace_s: float = 0.0
+    stuck_after_s: float = 60.0
+
+    @property
+    def intermediate_queue(self) -> FaceflowIntermediateQueue:
+        queue = FaceflowIntermediateQueue(self.key, connection=self.connection)
+        queue.stuck_after_s = self.stuck_after_s
+        return queue
 
     def acquire_maintenance_lock(self) -> bool:
         if self.restart_grace_s > 0 and _up_for_s(self.connection) < self.restart_grace_s:
@@ -146,6 +176,10 @@ def open_queue(settings: Settings, connection: Redis) -> FaceflowQueue:
         default_timeout=settings.jobs.job_timeout_s,
     )
     queue.restart_grace_s = restart_grace_s(settings.jobs.lease_s)
+    # A taker alive takes one round trip (a few more seconds if the queue Redis restarts in
+    # between, which the restart grace covers) from the move to the start: as long as a lease,
+    # a renewal and a reconnect is ample, and what a dead taker's job now waits beyond a pass.
+    queue.stuck_after_s = restart_grace_s(settings.jobs.lease_s)
     return queue
 
 
