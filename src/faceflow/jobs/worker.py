@@ -498,6 +498,9 @@ class FaceflowWorker(SimpleWorker):
             job.prepare_for_execution(self.name, pipeline=pipe)
             pipe.persist(job.key)
             pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+            # RQ keeps a job's first sighting in the intermediate queue for a day: left, it
+            # would make the cleanup give up at once on this job id's next take (a retry).
+            pipe.delete(queue.intermediate_queue.get_first_seen_key(job.id))
             pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
             pipe.exists(keys.result(job.id))
             pipe.get(keys.data(job.id))
