@@ -39,11 +39,9 @@ def test_serve_starts_with_only_the_detector_when_it_serves_detection_only(
     assert info.status_code == 200
 
 
-def test_serve_refuses_to_start_without_a_model_an_enabled_operation_needs(tmp_path: Path) -> None:
-    store = store_with(tmp_path, "yunet")
-    env = server_env(store, {"RUNTIME__OPERATIONS": '["detect", "id-photo"]'})
-
-    done = subprocess.run(
+def serve_until_refused(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`faceflow serve` on a port it never binds: it is expected to refuse before serving."""
+    return subprocess.run(
         [sys.executable, "-m", "faceflow", "serve", "--port", "9"],
         env=env,
         capture_output=True,
@@ -51,6 +49,13 @@ def test_serve_refuses_to_start_without_a_model_an_enabled_operation_needs(tmp_p
         timeout=120,
         check=False,
     )
+
+
+def test_serve_refuses_to_start_without_a_model_an_enabled_operation_needs(tmp_path: Path) -> None:
+    store = store_with(tmp_path, "yunet")
+    env = server_env(store, {"RUNTIME__OPERATIONS": '["detect", "id-photo"]'})
+
+    done = serve_until_refused(env)
 
     assert done.returncode == 2
     assert "model u2netp is missing" in done.stderr
@@ -66,14 +71,7 @@ def test_serve_refuses_a_model_changed_after_it_was_verified(tmp_path: Path) -> 
     flip_a_byte(store / model_spec("yunet").filename)
     env = server_env(store, {"RUNTIME__OPERATIONS": '["detect"]'})
 
-    done = subprocess.run(
-        [sys.executable, "-m", "faceflow", "serve", "--port", "9"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = serve_until_refused(env)
 
     assert done.returncode == 2
     assert "model yunet is corrupt" in done.stderr
