@@ -177,8 +177,12 @@ async def test_queue_redis_restart_from_aof_loses_no_queued_job(
 async def test_a_crashed_job_is_retried_ahead_of_the_backlog(
     fleet: WorkerFleet, queue_redis_server: RedisProcess, face_jpeg: bytes, gate: Gate
 ) -> None:
-    """Its first retry has no backoff and goes to the front of the queue: of a backlog queued
-    after it, only what the surviving worker took before the lease ran out starts first."""
+    """Its first retry has no backoff and goes to the front of the queue, ahead of a backlog
+    queued after it.
+
+    Judged by the queue's order while every worker is held, not by start times: once released,
+    two workers race, and a worker descheduled between taking the retry and starting it can see
+    the other start backlog jobs first (seen on a busy machine)."""
     settings = job_settings(queue_redis_server.url)
     runner = runner_for(settings)
     crashed = variant(face_jpeg, gate.marker)
@@ -188,19 +192,22 @@ async def test_a_crashed_job_is_retried_ahead_of_the_backlog(
     # Held until the crashed job is back in the queue: the workers take no more of it till then.
     backlog = [variant(face_jpeg, gate.marker) for _ in range(6)]
     backlog_handles = [await submit(runner, settings, data) for data in backlog]
+    queue = Queue(QUEUE, connection=Redis.from_url(queue_redis_server.url))
 
     os.kill(victim, signal.SIGKILL)
     await requeued(runner, crashed_handle)
+    waiting = queue.get_job_ids()
     gate.release()
     records = await wait_done(runner, [crashed_handle, *backlog_handles], timeout_s=150)
 
+    # Still queued: first in line. Not queued: the killed worker's replacement, started after
+    # the requeue, took it as it came back; either way no more of the backlog than the two held
+    # jobs (one per worker) had been taken.
+    if crashed_id in waiting:
+        assert waiting.index(crashed_id) == 0, waiting
+    assert len([job_id for job_id in waiting if job_id != crashed_id]) >= len(backlog) - 2, waiting
     assert all(r.status is JobStatus.FINISHED for r in records.values()), records
-    retried = records[crashed_handle]
-    assert retried.attempts == 2
-    assert retried.started_at is not None
-    before = [h for h in backlog_handles if (records[h].started_at or 0) < retried.started_at]
-    # At most: the job the other worker held at the kill, and one it took before the requeue.
-    assert len(before) <= 2, (len(before), retried, [records[h] for h in backlog_handles])
+    assert records[crashed_handle].attempts == 2
     await runner.close()
 
 

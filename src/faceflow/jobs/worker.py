@@ -105,6 +105,16 @@ class WorkerState:
 
 _STATE: ContextVar[WorkerState] = ContextVar("faceflow_worker_state")
 
+# RQ's sighting of a job in its intermediate queue, recorded only while the job is still there.
+# KEYS: the intermediate queue, the sighting; ARGV: the job id, the time, the sighting's TTL.
+# 1: nothing more to do in this pass (recorded now, or the job left the queue); 0: seen before.
+_SEE_LUA = """
+if not redis.call('LPOS', KEYS[1], ARGV[1]) then return 1 end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then return 1 end
+return 0
+"""
+_FIRST_SEEN_TTL_S = 24 * 3600  # RQ's
+
 
 class FaceflowIntermediateQueue(IntermediateQueue):
     """RQ's intermediate queue, whose cleanup retries a job taken and never started once it has
@@ -119,6 +129,26 @@ class FaceflowIntermediateQueue(IntermediateQueue):
     """
 
     stuck_after_s: float = 60.0
+
+    def set_first_seen(self, job_id: str) -> bool:
+        """RQ's, but only while ``job_id`` is still in the intermediate queue.
+
+        RQ's cleanup lists the queue, then checks each job and records its sighting: a worker
+        that started the job in between has already deleted the sighting (with the job's move out
+        of the queue, in :meth:`FaceflowWorker._begin`), and RQ's write would bring it back for a
+        day. Checked and written in one script, the write cannot follow the start. True when
+        there is nothing more to do for the job in this pass (just seen, or gone)."""
+        return bool(
+            self.connection.eval(
+                _SEE_LUA,
+                2,
+                self.key,
+                self.get_first_seen_key(job_id),
+                job_id,
+                now().timestamp(),
+                _FIRST_SEEN_TTL_S,
+            )
+        )
 
     def should_be_cleaned_up(self, job_id: str) -> bool:
         first_seen = self.get_first_seen(job_id)
