@@ -46,8 +46,8 @@ def faceflow_per_face(photos: list[str], repeats: int) -> float:
     import cv2
 
     from faceflow.config import load_settings
-    from faceflow.domain import Attribute
-    from faceflow.imaging.ingest import decode_image
+    from faceflow.domain import Attribute, Face
+    from faceflow.imaging.ingest import DecodedImage, decode_image
     from faceflow.pipeline.analyze import enrich_faces
     from faceflow.pipeline.detect import detect_faces
     from faceflow.runtime.context import load_context
@@ -67,12 +67,13 @@ def faceflow_per_face(photos: list[str], repeats: int) -> float:
         )
         if not faces:
             continue
-        cpu_ms, _ = measure(
-            lambda image=image, faces=faces: enrich_faces(
+
+        def enrich(image: DecodedImage = image, faces: tuple[Face, ...] = faces) -> object:
+            return enrich_faces(
                 image.rgb, faces, context.attribute_models, attributes, source_scale=image.scale
-            ),
-            repeats,
-        )
+            )
+
+        cpu_ms, _ = measure(enrich, repeats)
         per_face.append(statistics.median(cpu_ms) / len(faces))
     return statistics.median(per_face)
 
