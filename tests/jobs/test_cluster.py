@@ -82,6 +82,8 @@ def loop_cluster(
             fleet.wait_workers(2)
         yield apis, fleets, queue_redis
     finally:
+        for api in apis:  # shutting down while the worker groups do
+            api.request_stop()
         for fleet in fleets:
             fleet.stop()
         for api in apis:
