@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from faceflow.errors import (
     DeadlineExceeded,
@@ -42,6 +43,8 @@ from tests.runtime.pool_tasks import Config, Context
 BOUND_S = 30.0
 
 pytestmark = pytest.mark.timeout(120)
+
+module_loop = pytest.mark.asyncio(loop_scope="module")
 
 
 def make_pool(
@@ -92,6 +95,15 @@ async def until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_pool() -> AsyncIterator[InferencePool[Context]]:
+    """Two processes, room for 20 waiting, for the tests that only run tasks on a healthy pool
+    (nothing crashes, times out, is cancelled or stopped): under coverage each pool costs about a
+    second to spawn and stop. Its counters run on from test to test: compare before and after."""
+    async with running(make_pool(processes=2, max_waiting=20)) as pool:
+        yield pool
+
+
 def pid_exists(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
@@ -100,45 +112,56 @@ def worker_pids(pool: InferencePool[Context]) -> set[int]:
     return {w.pid for w in pool.workers() if w.pid is not None}
 
 
-async def test_results_come_back_in_order_with_two_processes() -> None:
-    async with running(make_pool(processes=2, max_waiting=20)) as pool:
-        results = await asyncio.gather(*(pool.run(pool_tasks.echo, i) for i in range(20)))
-        assert results == list(range(20))
-        assert pool.stats().completed == 20
+@module_loop
+async def test_results_come_back_in_order_with_two_processes(
+    shared_pool: InferencePool[Context],
+) -> None:
+    pool = shared_pool
+    before = pool.stats().completed
+    results = await asyncio.gather(*(pool.run(pool_tasks.echo, i) for i in range(20)))
+    assert results == list(range(20))
+    assert pool.stats().completed == before + 20
 
 
-async def test_init_runs_once_per_process() -> None:
-    async with running(make_pool(processes=2, max_waiting=20)) as pool:
-        seen = await asyncio.gather(*(pool.run(pool_tasks.whoami, None) for _ in range(20)))
-        pids = {task_pid for _, _, task_pid in seen}
-        assert pids == worker_pids(pool)
-        assert len(pids) == 2
-        assert all(context_pid == task_pid for context_pid, _, task_pid in seen)
-        assert {inits for _, inits, _ in seen} == {1}
+@module_loop
+async def test_init_runs_once_per_process(shared_pool: InferencePool[Context]) -> None:
+    pool = shared_pool
+    seen = await asyncio.gather(*(pool.run(pool_tasks.whoami, None) for _ in range(20)))
+    pids = {task_pid for _, _, task_pid in seen}
+    assert pids == worker_pids(pool)
+    assert len(pids) == 2
+    assert all(context_pid == task_pid for context_pid, _, task_pid in seen)
+    assert {inits for _, inits, _ in seen} == {1}
 
 
-async def test_typed_worker_error_keeps_its_type_code_and_details() -> None:
-    async with running(make_pool(processes=1)) as pool:
-        with pytest.raises(NoFace) as caught:
-            await pool.run(pool_tasks.no_face, None)
-        assert caught.value.code == "no_face"
-        assert caught.value.status == 422
-        assert caught.value.message == "no face found in the image"
-        assert caught.value.details == {"faces": 0}
-        assert await pool.run(pool_tasks.echo, 1) == 1
+@module_loop
+async def test_typed_worker_error_keeps_its_type_code_and_details(
+    shared_pool: InferencePool[Context],
+) -> None:
+    pool = shared_pool
+    with pytest.raises(NoFace) as caught:
+        await pool.run(pool_tasks.no_face, None)
+    assert caught.value.code == "no_face"
+    assert caught.value.status == 422
+    assert caught.value.message == "no face found in the image"
+    assert caught.value.details == {"faces": 0}
+    assert await pool.run(pool_tasks.echo, 1) == 1
 
 
-async def test_other_exception_becomes_a_500_without_internals() -> None:
-    async with running(make_pool(processes=1)) as pool:
-        with pytest.raises(FaceflowError) as caught:
-            await pool.run(pool_tasks.boom, None)
-        assert type(caught.value) is FaceflowError
-        assert caught.value.status == 500
-        assert "boom" in caught.value.message
-        assert "ValueError" in caught.value.message
-        assert "Traceback" not in caught.value.message
-        assert "secret" not in caught.value.message
-        assert "/srv" not in caught.value.message
+@module_loop
+async def test_other_exception_becomes_a_500_without_internals(
+    shared_pool: InferencePool[Context],
+) -> None:
+    pool = shared_pool
+    with pytest.raises(FaceflowError) as caught:
+        await pool.run(pool_tasks.boom, None)
+    assert type(caught.value) is FaceflowError
+    assert caught.value.status == 500
+    assert "boom" in caught.value.message
+    assert "ValueError" in caught.value.message
+    assert "Traceback" not in caught.value.message
+    assert "secret" not in caught.value.message
+    assert "/srv" not in caught.value.message
 
 
 async def test_ready_only_after_every_worker_warmed_up(tmp_path: Path) -> None:
@@ -161,14 +184,15 @@ async def test_ready_only_after_every_worker_warmed_up(tmp_path: Path) -> None:
     assert not pool.ready
 
 
-async def test_overload_rejects_at_once_and_loses_nothing_accepted() -> None:
+async def test_overload_rejects_at_once_and_loses_nothing_accepted(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
     async with running(make_pool(processes=1, max_waiting=2)) as pool:
-        accepted = [asyncio.create_task(pool.run(pool_tasks.sleep, 0.3)) for _ in range(3)]
+        accepted = [asyncio.create_task(pool.run(pool_tasks.hold, str(gate))) for _ in range(3)]
         await asyncio.sleep(0)  # each task runs up to its first await: all three are admitted
         assert (pool.stats().in_flight, pool.stats().waiting) == (1, 2)
 
         with pytest.raises(Overloaded) as caught:
-            await pool.run(pool_tasks.sleep, 0.3)
+            await pool.run(pool_tasks.echo, 0)
         assert caught.value.retry_after_s >= 1
         assert caught.value.status == 503
 
@@ -176,7 +200,8 @@ async def test_overload_rejects_at_once_and_loses_nothing_accepted() -> None:
         with pytest.raises(Overloaded):
             pool.check_admission()
 
-        assert await asyncio.gather(*accepted) == [0.3, 0.3, 0.3]
+        gate.touch()
+        assert await asyncio.gather(*accepted) == [str(gate)] * 3
         assert pool.stats().rejected == 2
         pool.check_admission()  # room again: no error
 
@@ -230,14 +255,21 @@ async def test_an_admission_is_refused_like_a_run_when_there_is_no_room(tmp_path
             assert await pool.run(pool_tasks.echo, 6, admission=admission) == 6
 
 
-async def test_deadline_on_a_running_task_discards_it_and_the_pool_keeps_working() -> None:
+async def test_deadline_on_a_running_task_discards_it_and_the_pool_keeps_working(
+    tmp_path: Path,
+) -> None:
+    gate = tmp_path / "gate"
     async with running(make_pool(processes=1)) as pool:
         with pytest.raises(DeadlineExceeded) as caught:
-            await pool.run(pool_tasks.sleep, 1.5, deadline_s=0.2)
+            # Held past its deadline (no checkpoint, as the old sleep), let go below.
+            await pool.run(pool_tasks.hold, str(gate), deadline_s=0.2)
         assert caught.value.retry_after_s >= 1
         # The worker was not killed: this waits for the slow task to end, then runs there.
         before = worker_pids(pool)
-        assert await pool.run(pool_tasks.echo, 7) == 7
+        after = asyncio.create_task(pool.run(pool_tasks.echo, 7))
+        await until(lambda: pool.stats().waiting == 1)
+        gate.touch()
+        assert await after == 7
         assert worker_pids(pool) == before
         stats = pool.stats()
         assert (stats.timed_out, stats.completed, stats.crashed) == (1, 2, 0)
@@ -285,20 +317,23 @@ def test_checkpoint_outside_a_worker_does_nothing() -> None:
     checkpoint()
 
 
-async def test_deadline_on_a_waiting_task_removes_it_from_the_queue() -> None:
+async def test_deadline_on_a_waiting_task_removes_it_from_the_queue(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
     async with running(make_pool(processes=1)) as pool:
-        busy = asyncio.create_task(pool.run(pool_tasks.sleep, 1.0))
+        busy = asyncio.create_task(pool.run(pool_tasks.hold, str(gate)))
         await asyncio.sleep(0)
         with pytest.raises(DeadlineExceeded):
             await pool.run(pool_tasks.echo, 1, deadline_s=0.1)
         assert pool.stats().waiting == 0
-        assert await busy == 1.0
+        gate.touch()
+        assert await busy == str(gate)
         assert pool.stats().completed == 1  # the expired task never ran
 
 
-async def test_cancelling_a_waiting_request_frees_its_slot() -> None:
+async def test_cancelling_a_waiting_request_frees_its_slot(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
     async with running(make_pool(processes=1, max_waiting=1)) as pool:
-        busy = asyncio.create_task(pool.run(pool_tasks.sleep, 0.5))
+        busy = asyncio.create_task(pool.run(pool_tasks.hold, str(gate)))
         waiter = asyncio.create_task(pool.run(pool_tasks.echo, 1))
         await asyncio.sleep(0)
         with pytest.raises(Overloaded):
@@ -308,17 +343,23 @@ async def test_cancelling_a_waiting_request_frees_its_slot() -> None:
         with pytest.raises(asyncio.CancelledError):
             await waiter
         assert pool.stats().waiting == 0
-        assert await pool.run(pool_tasks.echo, 3) == 3  # accepted: the slot is free again
-        assert await busy == 0.5
+        third = asyncio.create_task(pool.run(pool_tasks.echo, 3))
+        await asyncio.sleep(0)
+        assert pool.stats().waiting == 1  # accepted: the slot is free again
+        gate.touch()
+        assert await third == 3
+        assert await busy == str(gate)
 
 
-async def test_cancelling_a_running_request_discards_its_result() -> None:
+async def test_cancelling_a_running_request_discards_its_result(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
     async with running(make_pool(processes=1)) as pool:
-        running_task = asyncio.create_task(pool.run(pool_tasks.sleep, 0.5))
+        running_task = asyncio.create_task(pool.run(pool_tasks.hold, str(gate)))
         await until(lambda: pool.stats().in_flight == 1)
         running_task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running_task
+        gate.touch()
         assert await pool.run(pool_tasks.echo, 4) == 4
         assert pool.stats().completed == 2
 
@@ -336,14 +377,16 @@ async def test_worker_dying_once_is_replaced_and_the_task_retried(tmp_path: Path
         assert pool.ready
 
 
-async def test_worker_dying_twice_raises_and_spares_other_tasks() -> None:
+async def test_worker_dying_twice_raises_and_spares_other_tasks(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
     async with running(make_pool(processes=2)) as pool:
-        slow = asyncio.create_task(pool.run(pool_tasks.sleep, 1.0))
+        slow = asyncio.create_task(pool.run(pool_tasks.hold, str(gate)))
         await asyncio.sleep(0)
         with pytest.raises(WorkerCrashed) as caught:
             await pool.run(pool_tasks.crash_always, None)
         assert caught.value.status == 503
-        assert await slow == 1.0
+        gate.touch()
+        assert await slow == str(gate)
         assert await asyncio.gather(*(pool.run(pool_tasks.echo, i) for i in range(4))) == [
             0,
             1,
@@ -413,10 +456,10 @@ async def test_close_kills_a_worker_stuck_in_a_task_and_fails_its_callers() -> N
     assert new_children(before) == []
 
 
-async def test_large_request_round_trips() -> None:
+@module_loop
+async def test_large_request_round_trips(shared_pool: InferencePool[Context]) -> None:
     data = os.urandom(10 * 1024 * 1024)
-    async with running(make_pool(processes=1)) as pool:
-        size, digest = await pool.run(pool_tasks.digest, data)
+    size, digest = await shared_pool.run(pool_tasks.digest, data)
     assert size == len(data)
     assert digest == hashlib.sha256(data).hexdigest()
 

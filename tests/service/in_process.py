@@ -57,6 +57,15 @@ class InProcess:
     def metrics(self) -> Metrics:
         return self.services.metrics
 
+    async def wait_ready(self) -> None:
+        """Until ``/readyz`` answers 200 (every model loaded), at most READY_TIMEOUT_S."""
+        async with self.client() as client:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while (await client.get("/readyz")).status_code != 200:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"not ready within {READY_TIMEOUT_S:g} s")
+                await asyncio.sleep(_POLL_S)
+
     def client(self, peer: str = PEER, **kwargs: Any) -> httpx.AsyncClient:
         """A client whose requests reach the app from ``peer`` (the TCP peer uvicorn would
         report)."""
@@ -108,7 +117,8 @@ class InProcess:
 async def running_app(settings: Settings, *, ready: bool = True) -> AsyncIterator[InProcess]:
     """``create_app(settings)`` with its lifespan started, then shut down on exit. With
     ``ready`` it is yielded once ``/readyz`` answers 200 (every model loaded), else at once: for
-    tests of what answers without inference."""
+    tests of what answers without inference, or to start several apps whose inference processes
+    load side by side (then :meth:`InProcess.wait_ready` each)."""
     app = create_app(settings)
     to_app: asyncio.Queue[Message] = asyncio.Queue()
     from_app: asyncio.Queue[Message] = asyncio.Queue()
@@ -121,18 +131,9 @@ async def running_app(settings: Settings, *, ready: bool = True) -> AsyncIterato
     running = InProcess(app)
     try:
         if ready:
-            await _wait_ready(running)
+            await running.wait_ready()
         yield running
     finally:
         await to_app.put({"type": "lifespan.shutdown"})
         await from_app.get()
         await lifespan
-
-
-async def _wait_ready(running: InProcess) -> None:
-    async with running.client() as client:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while (await client.get("/readyz")).status_code != 200:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"not ready within {READY_TIMEOUT_S:g} s")
-            await asyncio.sleep(_POLL_S)

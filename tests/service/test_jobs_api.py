@@ -227,10 +227,13 @@ async def cluster(
     ).start(wait=False)
     try:
         async with (
-            running_app(node_settings(queue_redis.url, cache_redis.url)) as a,
-            running_app(node_settings(queue_redis.url, cache_redis.url)) as b,
+            running_app(node_settings(queue_redis.url, cache_redis.url), ready=False) as a,
+            running_app(node_settings(queue_redis.url, cache_redis.url), ready=False) as b,
         ):
-            await asyncio.to_thread(fleet.wait_workers, 2)
+            # The nodes' inference processes load while the workers' do.
+            await asyncio.gather(
+                a.wait_ready(), b.wait_ready(), asyncio.to_thread(fleet.wait_workers, 2)
+            )
             yield a, b, fleet, queue_redis
     finally:
         fleet.stop()

@@ -62,11 +62,12 @@ async def redis_nodes(redis_server: RedisProcess) -> AsyncIterator[tuple[Node, N
     """(hot, cold): both on the session's Redis, whose port survives kill and restart."""
     cache = {"redis_url": redis_server.url, "breaker_reset_s": BREAKER_RESET_S}
     async with (
-        running_app(app_settings(cache=cache)) as hot,
-        running_app(app_settings(cache={**cache, "memory_bytes": 0})) as cold,
+        running_app(app_settings(cache=cache), ready=False) as hot,
+        running_app(app_settings(cache={**cache, "memory_bytes": 0}), ready=False) as cold,
         hot.client() as hot_http,
         cold.client() as cold_http,
     ):
+        await asyncio.gather(hot.wait_ready(), cold.wait_ready())  # both load side by side
         yield Node(hot, hot_http), Node(cold, cold_http)
 
 
