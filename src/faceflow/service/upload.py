@@ -246,6 +246,9 @@ def _split_form(body: bytes, boundary: bytes, parts: list[Part]) -> bool:
     delimiter = b"\r\n--" + boundary
     if not body.startswith(delimiter[2:] + b"\r\n"):
         return False
+    ends = _delimiters(body, delimiter)
+    if ends is None:
+        return False
     at = len(delimiter)  # after the first delimiter and its CRLF
     while True:
         head_end = body.find(b"\r\n\r\n", at)
@@ -267,9 +270,11 @@ def _split_form(body: bytes, boundary: bytes, parts: list[Part]) -> bool:
                 return False
             headers[name.lower()] = value.lstrip(b" ")
         data_start = head_end + 4
-        data_end = body.find(delimiter, data_start)
-        if data_end < 0:
+        while ends and ends[-1] < data_start:  # in this part's headers: not its end
+            ends.pop()
+        if not ends:
             return False
+        data_end = ends.pop()  # body.find(delimiter, data_start)
         after = data_end + len(delimiter)
         ending = body[after : after + 2]
         if ending not in (b"\r\n", b"--"):
@@ -280,6 +285,25 @@ def _split_form(body: bytes, boundary: bytes, parts: list[Part]) -> bool:
         if ending == b"--":
             return True  # python-multipart ignores what follows (the epilogue)
         at = after + 2
+
+
+def _delimiters(body: bytes, delimiter: bytes) -> list[int] | None:
+    """Where ``delimiter`` occurs in ``body``, last first; None past the most a form split whole
+    may have (python-multipart then decides).
+
+    Found from the end with ``rfind``: for a needle this long in a body this large ``find`` takes
+    CPython's two-way search, three times slower per byte here than ``rfind``'s skipping loop
+    (20–30 µs against 6–11 µs over a 95 KB image: a third of a multipart hit's own CPU). Both
+    are linear. The occurrences cannot overlap (the delimiter's only CR is its first byte), so
+    stepping back from each one finds them all, and the first at or after an offset is what
+    ``find`` from it gives."""
+    ends: list[int] = []
+    end = len(body)
+    while (end := body.rfind(delimiter, 0, end)) >= 0:
+        if len(ends) > 2 * _MAX_PARTS:
+            return None
+        ends.append(end)
+    return ends
 
 
 def _part(headers: dict[bytes, bytes], data: bytes = b"") -> Part:
