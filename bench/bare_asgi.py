@@ -10,6 +10,12 @@ from __future__ import annotations
 from starlette.types import Receive, Scope, Send
 
 from faceflow.cache.keys import content_hash
+from faceflow.service.process import keep_heap
+
+# The heap setting faceflow's HTTP workers make once started (service/process.py): without it
+# each request here would re-fault its body's pages, and the floor would be higher than the
+# cheapest hit route this stack allows.
+keep_heap()
 
 _ANSWERS: dict[str, bytes] = {}
 _ANSWER = b'{"faces":[]}'

@@ -30,7 +30,7 @@ ParamValue = str | int | float | bool | None
 _OPERATION = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
-def content_hash(data: bytes) -> str:
+def content_hash(data: bytes | memoryview) -> str:
     """BLAKE3 of ``data`` as 64 lowercase hex digits."""
     return str(blake3(data).hexdigest())
 

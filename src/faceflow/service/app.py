@@ -29,6 +29,7 @@ from faceflow.service.examples import load_examples
 from faceflow.service.hotpath import HotPath
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import RequestContext
+from faceflow.service.process import settle
 from faceflow.service.protocol import SERVER_SETTINGS_STATE
 from faceflow.service.routes import examples as example_routes
 from faceflow.service.routes import faces, idphoto, jobs, system
@@ -149,6 +150,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
         refresher = (
             asyncio.create_task(_refresh_gauges(metrics)) if metrics.multiprocess_dir else None
         )
+        settle()
         try:
             yield
         finally:

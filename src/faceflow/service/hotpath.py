@@ -147,7 +147,7 @@ class HotPath:
         except FaceflowError as exc:
             await faceflow_error_response(exc)(scope, receive, send)
             return
-        key = key_for_digest(parsed.prefix, content_hash(upload.data))
+        key = key_for_digest(parsed.prefix, content_hash(upload.buffer))
         entry, level = await services.cache.lookup(key)
         if entry is None:
             response = await self._miss(services, scope, receive, key, parsed.work, upload.data)

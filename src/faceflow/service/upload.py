@@ -63,8 +63,8 @@ class Part:
     name: str
     filename: str | None
     content_type: str | None
-    data: bytes = b""
-    """Its bytes, once it ended."""
+    data: bytes | memoryview = b""
+    """Its bytes, once it ended: a view into the body for a form split whole (no copy)."""
     chunks: list[bytes] = field(default_factory=list)
     """Its bytes while it is read: joined once at its end (one copy, none for a part that came
     in one piece), where a growing bytearray copied them twice more."""
@@ -74,8 +74,20 @@ class Part:
 class Upload:
     """One uploaded image: its bytes and, if it came from a form, its file name."""
 
-    data: bytes
+    buffer: bytes | memoryview
+    """Its bytes as read: for a one-image form, a view into the form's body. A cache hit hashes
+    it where it is; copying a 95 KB image out of the body cost 3–5 µs per hit."""
     filename: str | None = None
+
+    @property
+    def data(self) -> bytes:
+        """Its bytes (copied out of the form's body on each call: hold on to them)."""
+        buffer = self.buffer
+        return buffer if isinstance(buffer, bytes) else bytes(buffer)
+
+    @property
+    def size(self) -> int:
+        return len(self.buffer)
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -246,53 +258,93 @@ def _split_form(body: bytes, boundary: bytes, parts: list[Part]) -> bool:
     delimiter = b"\r\n--" + boundary
     if not body.startswith(delimiter[2:] + b"\r\n"):
         return False
+    ends = _delimiters(body, delimiter)
+    if ends is None:
+        return False
     at = len(delimiter)  # after the first delimiter and its CRLF
     while True:
         head_end = body.find(b"\r\n\r\n", at)
         if head_end < 0 or body.startswith(b"\r\n", at):  # cut short, or a part without headers
             return False
-        headers: dict[bytes, bytes] = {}
-        lines = body[at:head_end].split(b"\r\n")
-        if len(lines) > _MAX_PART_HEADERS:
+        block = body[at:head_end]
+        head = (_head if len(block) <= _MEMO_HEAD_BYTES else _head.__wrapped__)(block)
+        if head is None:
             return False
-        for line in lines:
-            name, colon, value = line.partition(b":")
-            if (
-                not colon
-                or len(line) > _MAX_PART_HEADER_LINE
-                or _HEADER_NAME.fullmatch(name) is None
-                or b"\r" in value
-                or b"\n" in value
-            ):
-                return False
-            headers[name.lower()] = value.lstrip(b" ")
         data_start = head_end + 4
-        data_end = body.find(delimiter, data_start)
-        if data_end < 0:
+        while ends and ends[-1] < data_start:  # in this part's headers: not its end
+            ends.pop()
+        if not ends:
             return False
+        data_end = ends.pop()  # body.find(delimiter, data_start)
         after = data_end + len(delimiter)
         ending = body[after : after + 2]
         if ending not in (b"\r\n", b"--"):
             return False
         if len(parts) >= _MAX_PARTS:
             raise InvalidParameter(f"more than {_MAX_PARTS} form parts")
-        parts.append(_part(headers, body[data_start:data_end]))
+        parts.append(Part(*head, data=memoryview(body)[data_start:data_end]))
         if ending == b"--":
             return True  # python-multipart ignores what follows (the epilogue)
         at = after + 2
 
 
-def _part(headers: dict[bytes, bytes], data: bytes = b"") -> Part:
-    """A part with the headers python-multipart gave (names lower-cased)."""
+_MEMO_HEAD_BYTES = 1024
+
+
+@functools.lru_cache(maxsize=256)
+def _head(block: bytes) -> tuple[str, str | None, str | None] | None:
+    """The name, file name and content type of a part whose header lines are ``block``, as
+    python-multipart's callbacks give them (:func:`_fields`); None for lines it might read
+    otherwise. Memoised (blocks up to :data:`_MEMO_HEAD_BYTES`): clients send the same few header
+    blocks, and reading one line by line cost 3–5 µs per hit."""
+    headers: dict[bytes, bytes] = {}
+    lines = block.split(b"\r\n")
+    if len(lines) > _MAX_PART_HEADERS:
+        return None
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if (
+            not colon
+            or len(line) > _MAX_PART_HEADER_LINE
+            or _HEADER_NAME.fullmatch(name) is None
+            or b"\r" in value
+            or b"\n" in value
+        ):
+            return None
+        headers[name.lower()] = value.lstrip(b" ")
+    return _fields(headers)
+
+
+def _delimiters(body: bytes, delimiter: bytes) -> list[int] | None:
+    """Where ``delimiter`` occurs in ``body``, last first; None past the most a form split whole
+    may have (python-multipart then decides).
+
+    Found from the end with ``rfind``: for a needle this long in a body this large ``find`` takes
+    CPython's two-way search, three times slower per byte here than ``rfind``'s skipping loop
+    (20–30 µs against 6–11 µs over a 95 KB image: a third of a multipart hit's own CPU). Both
+    are linear. The occurrences cannot overlap (the delimiter's only CR is its first byte), so
+    stepping back from each one finds them all, and the first at or after an offset is what
+    ``find`` from it gives."""
+    ends: list[int] = []
+    end = len(body)
+    while (end := body.rfind(delimiter, 0, end)) >= 0:
+        if len(ends) > 2 * _MAX_PARTS:
+            return None
+        ends.append(end)
+    return ends
+
+
+def _fields(headers: dict[bytes, bytes]) -> tuple[str, str | None, str | None]:
+    """The name, file name and content type of a part with the headers python-multipart gave
+    (names lower-cased)."""
     _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
     name = disposition.get(b"name", b"").decode("utf-8", "replace")
     filename = disposition.get(b"filename")
     content_type = headers.get(b"content-type")
-    return Part(
-        name=name,
-        filename=filename.decode("utf-8", "replace") if filename is not None else None,
-        content_type=content_type.decode("latin-1") if content_type else None,
-        data=data,
+    return (
+        name,
+        filename.decode("utf-8", "replace") if filename is not None else None,
+        content_type.decode("latin-1") if content_type else None,
     )
 
 
@@ -318,7 +370,7 @@ def _parser(boundary: bytes, parts: list[Part]) -> MultipartParser:
     def on_headers_finished() -> None:
         if len(parts) >= _MAX_PARTS:
             raise InvalidParameter(f"more than {_MAX_PARTS} form parts")
-        parts.append(_part(headers))
+        parts.append(Part(*_fields(headers)))
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         parts[-1].chunks.append(data[start:end])
@@ -351,12 +403,12 @@ def _end_part(part: Part) -> None:
 
 def check_image(upload: Upload, max_image_bytes: int) -> None:
     """Refuse one uploaded image that is over ``max_image_bytes`` (413) or empty (400)."""
-    if len(upload.data) > max_image_bytes:
+    if upload.size > max_image_bytes:
         raise TooLarge(
-            f"an image of {len(upload.data)} bytes exceeds the {max_image_bytes}-byte limit",
+            f"an image of {upload.size} bytes exceeds the {max_image_bytes}-byte limit",
             {"limit_bytes": max_image_bytes},
         )
-    if not upload.data:
+    if not upload.size:
         raise EmptyInput(f"the image field {upload.filename or ''!r} is empty".strip())
 
 
@@ -409,9 +461,7 @@ async def read_uploads(
     if not reader.size:
         raise EmptyInput("the request has no body; send an image as the raw body or form field")
     uploads = [
-        Upload(bytes(part.data), part.filename)
-        for part in reader.finish()
-        if part.name in field_names
+        Upload(part.data, part.filename) for part in reader.finish() if part.name in field_names
     ]
     if not uploads:
         raise MissingField(

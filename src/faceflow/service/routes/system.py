@@ -117,7 +117,7 @@ async def echo_size_body(
     so the ceiling costs per response what a hit costs; the route below documents it (and
     answers with it whenever FastAPI is reached)."""
     upload = await read_upload(headers, chunks, services.settings.limits.max_upload_bytes)
-    return b'{"bytes":%d}' % len(upload.data)
+    return b'{"bytes":%d}' % upload.size
 
 
 @router.post(
