@@ -183,6 +183,7 @@ def analyze(
         def done(outcome: FileOutcome[FileAnalysis]) -> None:
             outcomes.append(outcome)
             progress.advance(task)
+            progress.refresh()
             if as_json:
                 # JSON is data: rich must not read "[...]" in it as markup or ":x:" as emoji.
                 out.print(_json_line(outcome), soft_wrap=True, markup=False, emoji=False)

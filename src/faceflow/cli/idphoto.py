@@ -98,6 +98,7 @@ def id_photo(
     def done(outcome: FileOutcome[IdPhotoFile]) -> None:
         nonlocal failed
         progress.advance(task)
+        progress.refresh()
         name = Text(str(outcome.path))
         if outcome.error is not None or outcome.result is None:
             failed += 1
