@@ -270,6 +270,10 @@ def _work_as_child(
     try:
         # Ctrl-C reaches the whole process group: the parent decides, and kills its children.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Anything a child writes (a library's warning) goes straight to the real stderr: never
+        # into stdout, where --json prints data, nor through the parent's progress bar, which
+        # wraps sys.stderr to draw itself below what is written.
+        sys.stdout = sys.stderr = sys.__stderr__
         # Stop at the next file if the parent is gone (killed without a chance to kill this one).
         while os.getppid() == parent and (index := take()) < len(paths):
             results.send((index, _outcome(context, paths[index], make_request, task)))
