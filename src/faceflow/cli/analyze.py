@@ -141,7 +141,12 @@ def analyze(
     ] = None,
     option: QueryOptions = None,
     workers: Annotated[
-        int, typer.Option(min=1, max=64, help="inference processes; each loads the models once")
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="processes, this one included; the others share its loaded models (forked)",
+        ),
     ] = 1,
     config: ConfigOption = None,
 ) -> None:
