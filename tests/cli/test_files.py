@@ -260,3 +260,24 @@ def test_a_forked_worker_that_dies_loses_only_its_file(forked_batches: dict[str,
     assert {result for _path, result, error in outcomes if error is None} == {
         forked_batches["parent"]
     }
+
+
+def test_a_session_thread_pool_refuses_the_fork(pulled_model_settings: ModelSettings) -> None:
+    # A fresh process, whose only threads are the libraries' own until the models load.
+    script = """
+from faceflow.cli.files import _library_threads, fork_refusal, only
+from faceflow.config import ModelSettings, Settings
+from faceflow.domain import Operation
+from faceflow.runtime.context import load_context
+
+library_threads = _library_threads()
+settings = Settings(models=ModelSettings(intra_op_threads=2))
+context = load_context(only(settings, Operation.ANALYZE).model_dump_json())  # kept: its sessions hold their pools
+print(fork_refusal(library_threads))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "native thread(s) started" in done.stdout
