@@ -272,7 +272,8 @@ from faceflow.runtime.context import load_context
 
 library_threads = _library_threads()
 settings = Settings(models=ModelSettings(intra_op_threads=2))
-context = load_context(only(settings, Operation.ANALYZE).model_dump_json())  # kept: its sessions hold their pools
+# Kept: a session dropped would take its pool's threads with it.
+context = load_context(only(settings, Operation.ANALYZE).model_dump_json())
 print(fork_refusal(library_threads))
 """
     done = subprocess.run(
