@@ -109,7 +109,7 @@ def run_files(
     if refusal is None:
         if len(paths) > 1:
             _run_forked(context, paths, make_request, task, min(workers, len(paths)) - 1, in_order)
-        else:
+        elif paths:
             in_order.add(0, _outcome(context, paths[0], make_request, task))
         return
     log.info("not forking (%s): spawning the inference processes instead", refusal)
@@ -227,7 +227,13 @@ def _run_forked(
                 # Python 3.12+ warns about any fork of a process with threads; the only ones
                 # here are the libraries' own (fork_refusal checked).
                 warnings.filterwarnings("ignore", ".*multi-threaded.*", DeprecationWarning)
-                pid = os.fork()
+                try:
+                    pid = os.fork()
+                except OSError as exc:  # out of processes or memory: go on with fewer workers
+                    reader.close()
+                    writer.close()
+                    log.warning("cannot fork a worker (%s): %d at work", exc, len(pids) + 1)
+                    break
             if pid == 0:
                 for other in [reader, *results]:
                     other.close()
