@@ -145,7 +145,7 @@ def analyze(
         typer.Option(
             min=1,
             max=64,
-            help="processes, this one included; the others share its loaded models (forked)",
+            help="processes, this one included (the others forked from it; each loads the models)",
         ),
     ] = 1,
     config: ConfigOption = None,

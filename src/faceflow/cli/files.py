@@ -1,9 +1,10 @@
-"""Running one task over many files: in this process, beside processes forked from it once its
-models are loaded, or (where a fork is not safe) beside a pool of spawned processes."""
+"""Running one task over many files: in this process, beside processes forked from it before
+any model is loaded, or (where a fork is not safe) beside a pool of spawned processes."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import multiprocessing
@@ -85,14 +86,14 @@ def run_files(
     """``task(context, make_request(bytes))`` for every file; ``on_done`` sees each outcome once,
     in the order of ``paths`` whatever the number of workers.
 
-    One worker: the models load here once and files run in order. More: the models load here,
-    then (see :func:`fork_refusal`) this process forks ``workers - 1`` copies of itself, which
-    share the loaded models and take files from the same counter at once; this process is one of
-    the workers. Where a fork is not safe, this process works alone and starts ``workers - 1``
-    spawned inference processes only when the work left would pay for their start-up (see
-    :data:`POOL_WORTH_S`), which then take files from the same queue beside it. So a pool never
-    makes a batch slower than one worker. A file's error is its outcome; the others go on. Errors
-    that stop everything (missing models) propagate.
+    One worker: the models load here once and files run in order. More: this process forks
+    ``workers - 1`` copies of itself before loading anything (see :func:`fork_refusal`), then
+    each loads its models and takes files from the same counter; this process is one of the
+    workers, and the copies start with every module already imported. Where a fork is not safe,
+    this process works alone and starts ``workers - 1`` spawned inference processes only when the
+    work left would pay for their start-up (see :data:`POOL_WORTH_S`), which then take files from
+    the same queue beside it. So a pool never makes a batch slower than one worker. A file's error
+    is its outcome; the others go on. Errors that stop everything (missing models) propagate.
 
     The processes load the models of ``settings.runtime.operations`` only: a caller running one
     operation narrows it to that one.
@@ -103,14 +104,16 @@ def run_files(
             on_done(_outcome(context, path, make_request, task))
         return
     library_threads = _library_threads()
-    context = load_context(settings.model_dump_json())
     refusal = fork_refusal(library_threads)
     in_order = _InOrder(paths, on_done)
+    if refusal is None and len(paths) > 1:
+        load = functools.partial(load_context, settings.model_dump_json())
+        _run_forked(load, paths, make_request, task, min(workers, len(paths)) - 1, in_order)
+        return
+    context = load_context(settings.model_dump_json())
     if refusal is None:
-        if len(paths) > 1:
-            _run_forked(context, paths, make_request, task, min(workers, len(paths)) - 1, in_order)
-        elif paths:
-            in_order.add(0, _outcome(context, paths[0], make_request, task))
+        for index, path in enumerate(paths):
+            in_order.add(index, _outcome(context, path, make_request, task))
         return
     log.info("not forking (%s): spawning the inference processes instead", refusal)
     asyncio.run(_run_in_pool(settings, context, paths, make_request, task, workers, in_order))
@@ -167,10 +170,10 @@ def _library_threads() -> set[str] | None:
 def fork_refusal(library_threads: set[str] | None) -> str | None:
     """Why this process must not fork its workers now, None if it may.
 
-    A forked child copies the loaded models (onnxruntime sessions without thread pools, which
-    then are plain memory: one thread per session and no inter-op pool, see
-    :func:`~faceflow.models.session.create_session`) but only the thread that forks: a lock held
-    by any other thread stays held in the child for ever. So no thread may exist beyond the ones
+    The workers are forked before any model is loaded, and each loads its own (no onnxruntime
+    session crosses a fork: ../shared/DESIGN.md §5); what a child shares is the interpreter with
+    its modules imported. A child copies only the thread that forks: a lock held by any other
+    thread stays held in the child for ever. So no thread may exist beyond the ones
     the libraries start when imported (:func:`_library_threads`): no Python thread (a progress
     bar refreshed by one, an executor, a test runner's) and no native one started since.
     """
@@ -189,18 +192,19 @@ def fork_refusal(library_threads: set[str] | None) -> str | None:
 
 
 def _run_forked(
-    context: WorkerContext,
+    load: Callable[[], WorkerContext],
     paths: list[Path],
     make_request: Callable[[bytes], Req],
     task: Callable[[WorkerContext, Req], Res],
     children: int,
     in_order: _InOrder[Res],
 ) -> None:
-    """Fork ``children`` copies of this process; they and this one take the next file from a
-    shared counter until none is left. Each child sends its outcomes over its own pipe, read by a
-    thread here (started after the forks) so a large result never waits for this process to
-    finish a file of its own. A child that dies loses only the file it was on, reported as
-    :class:`WorkerCrashed`; one left running when this process stops early is killed."""
+    """Fork ``children`` copies of this process, then each (this one too) loads its models with
+    ``load`` and takes the next file from a shared counter until none is left. Each child sends
+    its outcomes over its own pipe, read by a thread here (started after the forks) so a large
+    result never waits for this process to finish a file of its own. A child that dies loses only
+    the file it was on, reported as :class:`WorkerCrashed`; one left running when this process
+    stops early is killed."""
     fork = multiprocessing.get_context("fork")
     counter = fork.Value("q", 0)
 
@@ -215,7 +219,7 @@ def _run_forked(
     sys.stdout.flush()
     sys.stderr.flush()
     # Objects that exist now are never scanned by the children's collector, so the pages holding
-    # them (the models' Python side, every module) stay shared instead of being copied.
+    # them (every module imported) stay shared instead of being copied.
     gc.freeze()
     results: list[Connection] = []
     pids: list[int] = []
@@ -237,7 +241,7 @@ def _run_forked(
             if pid == 0:
                 for other in [reader, *results]:
                     other.close()
-                _work_as_child(context, paths, take, make_request, task, writer, parent)
+                _work_as_child(load, paths, take, make_request, task, writer, parent)
             writer.close()
             results.append(reader)
             pids.append(pid)
@@ -246,6 +250,7 @@ def _run_forked(
             target=_receive, args=(results, in_order), name="forked-results", daemon=True
         )
         receiving.start()
+        context = load()
         while (index := take()) < len(paths):
             in_order.add(index, _outcome(context, paths[index], make_request, task))
         receiving.join()
@@ -262,7 +267,7 @@ def _run_forked(
 
 
 def _work_as_child(
-    context: WorkerContext,
+    load: Callable[[], WorkerContext],
     paths: list[Path],
     take: Callable[[], int],
     make_request: Callable[[bytes], Req],
@@ -270,8 +275,9 @@ def _work_as_child(
     results: Connection,
     parent: int,
 ) -> NoReturn:
-    """A forked worker's life: files until none is left, then exit without running anything the
-    parent set up for its own exit (atexit handlers, buffered output, the progress bar)."""
+    """A forked worker's life: its own models loaded, files until none is left, then exit
+    without running anything the parent set up for its own exit (atexit handlers, buffered
+    output, the progress bar)."""
     code = 0
     try:
         # Ctrl-C reaches the whole process group: the parent decides, and kills its children.
@@ -280,6 +286,7 @@ def _work_as_child(
         # into stdout, where --json prints data, nor through the parent's progress bar, which
         # wraps sys.stderr to draw itself below what is written.
         sys.stdout = sys.stderr = sys.__stderr__
+        context = load()
         # Stop at the next file if the parent is gone (killed without a chance to kill this one).
         while os.getppid() == parent and (index := take()) < len(paths):
             results.send((index, _outcome(context, paths[index], make_request, task)))
