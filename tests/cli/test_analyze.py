@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -196,11 +201,73 @@ def test_file_names_are_printed_verbatim(photo_folder: Path) -> None:
     assert ":smile:.jpg" in as_table.stdout
 
 
+FACEFLOW = Path(sys.executable).parent / "faceflow"
+
+
+def in_order(stdout: str) -> list[dict[str, Any]]:
+    """The --json lines as printed, without their timings."""
+    return [comparable(json.loads(line)) for line in stdout.splitlines() if line.strip()]
+
+
 @pytest.mark.slow
 def test_two_workers_give_the_same_results_as_one(testdata: Path, testdata_json: Result) -> None:
+    # In this process, which may have threads of its own: forked or spawned workers.
     pooled = run("--json", "--workers", "2", testdata)
 
     assert pooled.exit_code == 0, pooled.output
-    one = {name: comparable(entry) for name, entry in json_lines(testdata_json).items()}
-    two = {name: comparable(entry) for name, entry in json_lines(pooled).items()}
-    assert two == one
+    assert in_order(pooled.stdout) == in_order(testdata_json.stdout)
+
+
+@pytest.mark.slow
+def test_two_forked_workers_print_the_same_lines_in_the_same_order_as_one(
+    testdata: Path, testdata_json: Result
+) -> None:
+    # The installed command, a process of its own: it forks its second worker.
+    forked = subprocess.run(
+        [str(FACEFLOW), "analyze", "--json", "--workers", "2", str(testdata)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert forked.returncode == 0, forked.stderr
+    assert in_order(forked.stdout) == in_order(testdata_json.stdout)
+
+
+def children_of(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_command_and_its_forked_worker(tmp_path: Path, testdata: Path) -> None:
+    photos = sorted(testdata.glob("*.jpg"))
+    for copy in range(20):  # enough work that Ctrl-C comes mid-batch
+        for photo in photos:
+            shutil.copyfile(photo, tmp_path / f"{copy}-{photo.name}")
+    # Its own process group, as a shell gives a command: Ctrl-C signals the whole group.
+    command = subprocess.Popen(
+        [str(FACEFLOW), "analyze", "--json", "--workers", "2", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert command.stdout is not None
+        command.stdout.readline()  # a first result: the models are loaded, the worker forked
+        workers = children_of(command.pid)
+        assert workers
+
+        os.killpg(command.pid, signal.SIGINT)
+        _stdout, stderr = command.communicate(timeout=60)
+
+        assert command.returncode != 0
+        assert b"Traceback" not in stderr, stderr.decode()
+        deadline = time.monotonic() + 60  # reaped by the command before it exits: at once
+        while any(Path(f"/proc/{pid}").exists() for pid in workers):
+            assert time.monotonic() < deadline, "a forked worker outlived the command"
+            time.sleep(0.05)
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait(timeout=60)

@@ -1,10 +1,17 @@
-"""run_files with a pool: this process works from the start, and the inference processes join it
-once ready; every file is reported exactly once either way."""
+"""run_files with more than one worker: this process works from the start, beside copies of
+itself forked once its models are loaded or, where a fork is not safe (another thread runs),
+beside spawned inference processes that join it once ready; every file is reported exactly once,
+in the order of the files, either way."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +21,9 @@ from faceflow.cli.files import (
     POOL_AFTER_S,
     POOL_WORTH_S,
     FileOutcome,
+    _InOrder,
     _Progress,
+    fork_refusal,
     only,
     run_files,
 )
@@ -51,8 +60,19 @@ def twelve_files(folder: Path) -> list[Path]:
     return files
 
 
-def test_the_pool_joins_this_process_and_no_file_runs_twice(
-    tmp_path: Path, pulled_model_settings: ModelSettings
+@pytest.fixture
+def a_thread_running() -> Iterator[threading.Thread]:
+    """Another thread in this process for the test's length: run_files must not fork then."""
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="the test's own thread", daemon=True)
+    thread.start()
+    yield thread
+    stop.set()
+    thread.join()
+
+
+def test_with_another_thread_running_a_spawned_pool_joins_this_process_and_no_file_runs_twice(
+    tmp_path: Path, pulled_model_settings: ModelSettings, a_thread_running: threading.Thread
 ) -> None:
     files = twelve_files(tmp_path)
     probe = Probe(os.getpid(), tmp_path / "handed-over")
@@ -67,7 +87,7 @@ def test_the_pool_joins_this_process_and_no_file_runs_twice(
         outcomes.append,
     )
 
-    assert sorted(o.path for o in outcomes) == sorted(files)
+    assert [o.path for o in outcomes] == files
     assert all(o.error is None for o in outcomes)
     runners = {o.result for o in outcomes}
     assert os.getpid() in runners  # the first file ran here while the pool loaded
@@ -79,8 +99,8 @@ def which_process(context: WorkerContext, request: bytes) -> int:
     return os.getpid()
 
 
-def test_a_batch_done_before_a_pool_would_pay_never_starts_one(
-    tmp_path: Path, pulled_model_settings: ModelSettings
+def test_a_batch_done_before_a_spawned_pool_would_pay_never_starts_one(
+    tmp_path: Path, pulled_model_settings: ModelSettings, a_thread_running: threading.Thread
 ) -> None:
     files = twelve_files(tmp_path)
     outcomes: list[FileOutcome[int]] = []
@@ -89,7 +109,7 @@ def test_a_batch_done_before_a_pool_would_pay_never_starts_one(
         Settings(models=pulled_model_settings), files, bytes, which_process, 2, outcomes.append
     )
 
-    assert sorted(o.path for o in outcomes) == sorted(files)
+    assert [o.path for o in outcomes] == files
     assert {o.result for o in outcomes} == {os.getpid()}
 
 
@@ -116,3 +136,159 @@ def test_a_command_running_one_operation_loads_only_its_models(operation: Operat
     assert narrowed.runtime.operations == [operation.value]
     assert narrowed.runtime.nice == 3
     assert Settings.model_validate_json(narrowed.model_dump_json()) == narrowed
+
+
+def test_a_fork_is_refused_while_another_thread_runs(a_thread_running: threading.Thread) -> None:
+    refusal = fork_refusal(library_threads=set())
+
+    assert refusal is not None
+    assert a_thread_running.name in refusal
+
+
+def test_a_fork_is_refused_where_threads_cannot_be_listed() -> None:
+    assert fork_refusal(library_threads=None) is not None
+
+
+def test_outcomes_are_handed_on_in_the_order_of_the_files() -> None:
+    paths = [Path(f"{index}.jpg") for index in range(4)]
+    seen: list[Path] = []
+    in_order: _InOrder[int] = _InOrder(paths, lambda outcome: seen.append(outcome.path))
+
+    for index in (2, 0, 3):
+        in_order.add(index, FileOutcome(paths[index], index, None))
+
+    assert seen == paths[:1]
+    assert in_order.missing() == [1]
+    in_order.add(1, FileOutcome(paths[1], 1, None))
+    assert seen == paths
+    assert in_order.missing() == []
+
+
+# Run in a fresh process (the test runner's own may have threads, which rule a fork out). Its
+# tasks are defined in __main__, which a spawned process would not have: only a fork runs them.
+FORKED_BATCHES = """
+import json, os, sys, time
+from pathlib import Path
+import faceflow.cli.files as files_module
+from faceflow.cli.files import run_files
+from faceflow.config import Settings
+
+PARENT = os.getpid()
+folder = Path(sys.argv[1])
+DEADLINE_S = 120.0
+LOADS = []
+real_load = files_module.load_context
+
+def load_context(settings_json):
+    # Which process loaded a context.
+    LOADS.append(os.getpid())
+    return real_load(settings_json)
+
+files_module.load_context = load_context
+
+def shared(context, folder):
+    # Each process holds its first file until both have run one: so each takes part.
+    (folder / f"{os.getpid()}.ran").touch()
+    deadline = time.monotonic() + DEADLINE_S
+    while len(list(folder.glob("*.ran"))) < 2:
+        assert time.monotonic() < deadline, "no second process ran a file"
+        time.sleep(0.01)
+    return [os.getpid(), list(LOADS)]
+
+def dies(context, folder):
+    # A child dies on its first file; this process goes on with the others once it has.
+    if os.getpid() != PARENT:
+        (folder / "died").touch()
+        os._exit(3)
+    deadline = time.monotonic() + DEADLINE_S
+    while not (folder / "died").exists():
+        assert time.monotonic() < deadline, "no forked worker took a file"
+        time.sleep(0.01)
+    return os.getpid()
+
+files = [folder / f"{index}.bin" for index in range(12)]
+for path in files:
+    path.write_bytes(b"x")
+report = {}
+for name, task in (("shared", shared), ("dies", dies)):
+    markers = folder / name
+    markers.mkdir()
+    outcomes = []
+    run_files(Settings(), files, lambda _data: markers, task, 2, outcomes.append)
+    report[name] = [
+        [str(o.path), o.result, o.error.code if o.error else None] for o in outcomes
+    ]
+report["parent"] = PARENT
+print(json.dumps(report))
+"""
+
+
+@pytest.fixture(scope="module")
+def forked_batches(
+    tmp_path_factory: pytest.TempPathFactory, pulled_model_settings: ModelSettings
+) -> dict[str, list[list[object]]]:
+    folder = tmp_path_factory.mktemp("forked")
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_BATCHES, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report: dict[str, list[list[object]]] = json.loads(done.stdout)
+    return report
+
+
+def test_a_forked_worker_loads_its_own_models_and_no_file_runs_twice(
+    forked_batches: dict[str, object],
+) -> None:
+    outcomes = forked_batches["shared"]
+    parent = forked_batches["parent"]
+    assert isinstance(outcomes, list)
+
+    assert [Path(path).name for path, _result, _error in outcomes] == [
+        f"{index}.bin" for index in range(12)
+    ]
+    assert all(error is None for _path, _result, error in outcomes)
+    runners = {result[0] for _path, result, _error in outcomes}
+    assert parent in runners
+    assert len(runners - {parent}) == 1
+    # No onnxruntime session crosses the fork (DESIGN.md §5): each process loaded its models
+    # once, itself, after the fork (a child that inherited the parent's would list its pid).
+    for _path, (runner, loads), _error in outcomes:
+        assert loads == [runner]
+
+
+def test_a_forked_worker_that_dies_loses_only_its_file(forked_batches: dict[str, object]) -> None:
+    outcomes = forked_batches["dies"]
+    assert isinstance(outcomes, list)
+
+    assert len(outcomes) == 12
+    errors = [error for _path, _result, error in outcomes if error is not None]
+    assert errors == ["worker_crashed"]
+    assert {result for _path, result, error in outcomes if error is None} == {
+        forked_batches["parent"]
+    }
+
+
+def test_a_session_thread_pool_refuses_the_fork(pulled_model_settings: ModelSettings) -> None:
+    # A fresh process, whose only threads are the libraries' own until the models load.
+    script = """
+from faceflow.cli.files import _library_threads, fork_refusal, only
+from faceflow.config import ModelSettings, Settings
+from faceflow.domain import Operation
+from faceflow.runtime.context import load_context
+
+library_threads = _library_threads()
+settings = Settings(models=ModelSettings(intra_op_threads=2))
+# Kept: a session dropped would take its pool's threads with it.
+context = load_context(only(settings, Operation.ANALYZE).model_dump_json())
+print(fork_refusal(library_threads))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "native thread(s) started" in done.stdout

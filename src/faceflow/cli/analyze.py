@@ -141,7 +141,12 @@ def analyze(
     ] = None,
     option: QueryOptions = None,
     workers: Annotated[
-        int, typer.Option(min=1, max=64, help="inference processes; each loads the models once")
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="processes, this one included (the others forked from it; each loads the models)",
+        ),
     ] = 1,
     config: ConfigOption = None,
 ) -> None:
@@ -183,6 +188,7 @@ def analyze(
         def done(outcome: FileOutcome[FileAnalysis]) -> None:
             outcomes.append(outcome)
             progress.advance(task)
+            progress.refresh()
             if as_json:
                 # JSON is data: rich must not read "[...]" in it as markup or ":x:" as emoji.
                 out.print(_json_line(outcome), soft_wrap=True, markup=False, emoji=False)

@@ -115,7 +115,11 @@ def print_table(console: Console, table: object) -> None:
 
 
 def file_progress(console: Console, files: int) -> Progress:
-    """The progress bar of a command working through files (hidden for a single file)."""
+    """The progress bar of a command working through files (hidden for a single file).
+
+    Redrawn by the command as files complete (``advance`` then ``refresh``), never by a thread of
+    its own: with one, `faceflow analyze --workers` could not fork its workers (see
+    :func:`faceflow.cli.files.fork_refusal`)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -131,5 +135,6 @@ def file_progress(console: Console, files: int) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        auto_refresh=False,
         disable=files < 2,
     )

@@ -1,20 +1,30 @@
-"""Running one task over many files, in this process or in a pool of spawned processes."""
+"""Running one task over many files: in this process, beside processes forked from it before
+any model is loaded, or (where a fork is not safe) beside a pool of spawned processes."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, NoReturn, TypeVar
 
 from faceflow.config import Settings
 from faceflow.domain import Operation
-from faceflow.errors import FaceflowError, InvalidParameter
+from faceflow.errors import FaceflowError, InvalidParameter, WorkerCrashed
 from faceflow.runtime.context import WorkerContext, load_context, load_pool_context
 from faceflow.runtime.pool import InferencePool
 
@@ -73,15 +83,17 @@ def run_files(
     workers: int,
     on_done: Callable[[FileOutcome[Res]], None],
 ) -> None:
-    """``task(context, make_request(bytes))`` for every file; ``on_done`` sees each outcome once.
+    """``task(context, make_request(bytes))`` for every file; ``on_done`` sees each outcome once,
+    in the order of ``paths`` whatever the number of workers.
 
-    One worker: the models load here once and files run in order. More: this process is one of
-    the workers and starts on the files at once; the other ``workers - 1`` are inference
-    processes, started only when the work left would pay for their start-up (see
-    :data:`POOL_WORTH_S`), which then take files from the same queue beside this process until
-    none is left, outcomes arriving as they complete. So a pool never makes a batch slower than
-    one worker, and no worker's models are loaded for nothing. A file's error is its outcome;
-    the others go on. Errors that stop everything (missing models) propagate.
+    One worker: the models load here once and files run in order. More: this process forks
+    ``workers - 1`` copies of itself before loading anything (see :func:`fork_refusal`), then
+    each loads its models and takes files from the same counter; this process is one of the
+    workers, and the copies start with every module already imported. Where a fork is not safe,
+    this process works alone and starts ``workers - 1`` spawned inference processes only when the
+    work left would pay for their start-up (see :data:`POOL_WORTH_S`), which then take files from
+    the same queue beside it. So a pool never makes a batch slower than one worker. A file's error
+    is its outcome; the others go on. Errors that stop everything (missing models) propagate.
 
     The processes load the models of ``settings.runtime.operations`` only: a caller running one
     operation narrows it to that one.
@@ -91,7 +103,215 @@ def run_files(
         for path in paths:
             on_done(_outcome(context, path, make_request, task))
         return
-    asyncio.run(_run_in_pool(settings, paths, make_request, task, workers, on_done))
+    library_threads = _library_threads()
+    refusal = fork_refusal(library_threads)
+    in_order = _InOrder(paths, on_done)
+    if refusal is None and len(paths) > 1:
+        load = functools.partial(load_context, settings.model_dump_json())
+        _run_forked(load, paths, make_request, task, min(workers, len(paths)) - 1, in_order)
+        return
+    context = load_context(settings.model_dump_json())
+    if refusal is None:
+        for index, path in enumerate(paths):
+            in_order.add(index, _outcome(context, path, make_request, task))
+        return
+    log.info("not forking (%s): spawning the inference processes instead", refusal)
+    asyncio.run(_run_in_pool(settings, context, paths, make_request, task, workers, in_order))
+
+
+class _InOrder(Generic[Res]):
+    """Hands outcomes to ``on_done`` in the order of the files, whichever worker finished first
+    (so ``--json`` prints the same lines in the same order with any number of workers); called
+    from more than one thread."""
+
+    def __init__(self, paths: list[Path], on_done: Callable[[FileOutcome[Res]], None]) -> None:
+        self.paths = paths
+        self._on_done = on_done
+        self._next = 0
+        self._held: dict[int, FileOutcome[Res]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, index: int, outcome: FileOutcome[Res]) -> None:
+        with self._lock:
+            self._held[index] = outcome
+            while self._next in self._held:
+                self._on_done(self._held.pop(self._next))
+                self._next += 1
+
+    def missing(self) -> list[int]:
+        with self._lock:
+            return [i for i in range(self._next, len(self.paths)) if i not in self._held]
+
+
+def _threads() -> set[str] | None:
+    """This process's threads (kernel task ids), None where they cannot be listed."""
+    try:
+        return {task.name for task in Path("/proc/self/task").iterdir()}
+    except OSError:
+        return None
+
+
+def _library_threads() -> set[str] | None:
+    """The threads this process has once the inference libraries are imported.
+
+    numpy's and OpenCV's OpenBLAS each start a pool when imported (one thread on 2 cores), which
+    OpenBLAS stops before a fork and restarts after it (its ``pthread_atfork`` handler), and
+    onnxruntime starts one that waits on a timer; none holds anything a task needs. Threads
+    beyond these (an onnxruntime session pool with ``intra_op_threads`` above 1, OpenCV's own
+    pool) are started by loading or running models, and a fork would copy their locks, not them.
+    """
+    import cv2  # noqa: F401
+    import numpy  # noqa: F401
+    import onnxruntime  # noqa: F401
+
+    return _threads()
+
+
+def fork_refusal(library_threads: set[str] | None) -> str | None:
+    """Why this process must not fork its workers now, None if it may.
+
+    The workers are forked before any model is loaded, and each loads its own (no onnxruntime
+    session crosses a fork: ../shared/DESIGN.md §5); what a child shares is the interpreter with
+    its modules imported. A child copies only the thread that forks: a lock held by any other
+    thread stays held in the child for ever. So no thread may exist beyond the ones
+    the libraries start when imported (:func:`_library_threads`): no Python thread (a progress
+    bar refreshed by one, an executor, a test runner's) and no native one started since.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "no fork on this platform"
+    if threading.active_count() > 1:
+        others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+        names = ", ".join(others)
+        return f"other Python threads run: {names}"
+    now = _threads()
+    if now is None or library_threads is None:
+        return "this process's threads cannot be listed"
+    if started := now - library_threads:
+        return f"{len(started)} native thread(s) started since the libraries were imported"
+    return None
+
+
+def _run_forked(
+    load: Callable[[], WorkerContext],
+    paths: list[Path],
+    make_request: Callable[[bytes], Req],
+    task: Callable[[WorkerContext, Req], Res],
+    children: int,
+    in_order: _InOrder[Res],
+) -> None:
+    """Fork ``children`` copies of this process, then each (this one too) loads its models with
+    ``load`` and takes the next file from a shared counter until none is left. Each child sends
+    its outcomes over its own pipe, read by a thread here (started after the forks) so a large
+    result never waits for this process to finish a file of its own. A child that dies loses only
+    the file it was on, reported as :class:`WorkerCrashed`; one left running when this process
+    stops early is killed."""
+    fork = multiprocessing.get_context("fork")
+    counter = fork.Value("q", 0)
+
+    def take() -> int:
+        with counter.get_lock():
+            index = int(counter.value)
+            counter.value = index + 1
+        return index
+
+    parent = os.getpid()
+    # Output this process has buffered would be written again by a child that flushed it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Objects that exist now are never scanned by the children's collector, so the pages holding
+    # them (every module imported) stay shared instead of being copied.
+    gc.freeze()
+    results: list[Connection] = []
+    pids: list[int] = []
+    finished = False
+    try:
+        for _ in range(children):
+            reader, writer = fork.Pipe(duplex=False)
+            with warnings.catch_warnings():
+                # Python 3.12+ warns about any fork of a process with threads; the only ones
+                # here are the libraries' own (fork_refusal checked).
+                warnings.filterwarnings("ignore", ".*multi-threaded.*", DeprecationWarning)
+                try:
+                    pid = os.fork()
+                except OSError as exc:  # out of processes or memory: go on with fewer workers
+                    reader.close()
+                    writer.close()
+                    log.warning("cannot fork a worker (%s): %d at work", exc, len(pids) + 1)
+                    break
+            if pid == 0:
+                for other in [reader, *results]:
+                    other.close()
+                _work_as_child(load, paths, take, make_request, task, writer, parent)
+            writer.close()
+            results.append(reader)
+            pids.append(pid)
+        gc.unfreeze()
+        receiving = threading.Thread(
+            target=_receive, args=(results, in_order), name="forked-results", daemon=True
+        )
+        receiving.start()
+        context = load()
+        while (index := take()) < len(paths):
+            in_order.add(index, _outcome(context, paths[index], make_request, task))
+        receiving.join()
+        finished = True
+    finally:
+        gc.unfreeze()
+        for pid in pids:
+            if not finished:
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    for index in in_order.missing():
+        crashed = WorkerCrashed("the process running this file exited before it finished")
+        in_order.add(index, FileOutcome(paths[index], None, crashed))
+
+
+def _work_as_child(
+    load: Callable[[], WorkerContext],
+    paths: list[Path],
+    take: Callable[[], int],
+    make_request: Callable[[bytes], Req],
+    task: Callable[[WorkerContext, Req], Res],
+    results: Connection,
+    parent: int,
+) -> NoReturn:
+    """A forked worker's life: its own models loaded, files until none is left, then exit
+    without running anything the parent set up for its own exit (atexit handlers, buffered
+    output, the progress bar)."""
+    code = 0
+    try:
+        # Ctrl-C reaches the whole process group: the parent decides, and kills its children.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Anything a child writes (a library's warning) goes straight to the real stderr: never
+        # into stdout, where --json prints data, nor through the parent's progress bar, which
+        # wraps sys.stderr to draw itself below what is written.
+        sys.stdout = sys.stderr = sys.__stderr__
+        context = load()
+        # Stop at the next file if the parent is gone (killed without a chance to kill this one).
+        while os.getppid() == parent and (index := take()) < len(paths):
+            results.send((index, _outcome(context, paths[index], make_request, task)))
+    except BrokenPipeError:  # the parent stopped reading: it is exiting
+        code = 1
+    except BaseException:
+        log.exception("a forked worker failed")
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _receive(results: list[Connection], in_order: _InOrder[Res]) -> None:
+    """Pass the children's outcomes on until every child has closed its pipe."""
+    live = list(results)
+    while live:
+        for ready in multiprocessing.connection.wait(live):
+            assert isinstance(ready, Connection)
+            try:
+                index, outcome = ready.recv()
+            except EOFError:
+                live.remove(ready)
+                ready.close()
+                continue
+            in_order.add(index, outcome)
 
 
 POOL_AFTER_S = 0.5
@@ -122,48 +342,44 @@ class _Progress:
 
 async def _run_in_pool(
     settings: Settings,
+    context: WorkerContext,
     paths: list[Path],
     make_request: Callable[[bytes], Req],
     task: Callable[[WorkerContext, Req], Res],
     workers: int,
-    on_done: Callable[[FileOutcome[Res]], None],
+    in_order: _InOrder[Res],
 ) -> None:
-    pending = deque(paths)  # popleft is atomic: this thread and the pool's feeders share it
-    reported = threading.Lock()  # outcomes come from the local thread and the event loop
+    # popleft is atomic: this process's worker thread and the pool's feeders share it
+    pending = deque(enumerate(paths))
     progress = _Progress()
-
-    def report(outcome: FileOutcome[Res]) -> None:
-        with reported:
-            on_done(outcome)
 
     def work_here() -> None:
         """Run files in this process until none is left (the pool, once ready, takes some)."""
-        context = load_context(settings.model_dump_json())
         progress.started_at = time.monotonic()
         while True:
             try:
-                path = pending.popleft()
+                index, path = pending.popleft()
             except IndexError:
                 return
-            report(_outcome(context, path, make_request, task))
+            in_order.add(index, _outcome(context, path, make_request, task))
             progress.done += 1
 
     local = asyncio.create_task(asyncio.to_thread(work_here))
     while not local.done() and not progress.pool_pays(len(pending), time.monotonic()):
         await asyncio.wait({local}, timeout=_POLL_S)
     if not local.done():
-        await _join_in(settings, workers - 1, pending, local, make_request, task, report)
+        await _join_in(settings, workers - 1, pending, local, make_request, task, in_order)
     await local  # its last file, or its start-up error (missing models)
 
 
 async def _join_in(
     settings: Settings,
     processes: int,
-    pending: deque[Path],
+    pending: deque[tuple[int, Path]],
     local: asyncio.Task[None],
     make_request: Callable[[bytes], Req],
     task: Callable[[WorkerContext, Req], Res],
-    report: Callable[[FileOutcome[Res]], None],
+    in_order: _InOrder[Res],
 ) -> None:
     """Start ``processes`` inference processes while this process goes on; once they are ready
     they take files from ``pending`` beside it.
@@ -184,14 +400,14 @@ async def _join_in(
     async def feed_pool() -> None:
         while True:
             try:
-                path = pending.popleft()
+                index, path = pending.popleft()
             except IndexError:
                 return
             try:
                 request = make_request(_read(path))
-                report(FileOutcome(path, await pool.run(task, request), None))
+                in_order.add(index, FileOutcome(path, await pool.run(task, request), None))
             except FaceflowError as exc:
-                report(FileOutcome(path, None, exc))
+                in_order.add(index, FileOutcome(path, None, exc))
 
     await pool.start()
     try:

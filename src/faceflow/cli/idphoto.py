@@ -51,7 +51,9 @@ def id_photo(
         str | None, typer.Option(help="also write a print sheet: 6inch, 5inch or a4")
     ] = None,
     option: QueryOptions = None,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="inference processes")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="processes, this one included (see analyze)")
+    ] = 1,
     config: ConfigOption = None,
 ) -> None:
     """Make an ID photo of every input: one face, cut out, on the chosen background, at the
@@ -98,6 +100,7 @@ def id_photo(
     def done(outcome: FileOutcome[IdPhotoFile]) -> None:
         nonlocal failed
         progress.advance(task)
+        progress.refresh()
         name = Text(str(outcome.path))
         if outcome.error is not None or outcome.result is None:
             failed += 1
