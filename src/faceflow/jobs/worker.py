@@ -17,8 +17,9 @@ crash takes the worker down with its job; the job is not lost:
 * the supervisor (:mod:`faceflow.jobs.supervisor`) starts a fresh worker process in its place.
 
 A job's own Redis work shares RQ's round trips (see :meth:`FaceflowWorker.execute_job`): its
-start (RQ's started state, the outcome fence, the payload read, the attempt count) is one, its
-end (the outcome, the payload deleted, RQ's finished state and registries) one transaction.
+take reads its outcome fence and payload; its start (RQ's started state, the attempt count) is
+one transaction, sent by a worker thread while the job runs; its end (the outcome, the payload
+deleted, RQ's finished state and registries) one transaction, which also takes the next job.
 
 No setting changes what a job does: whoever embeds a worker (the tests do, to make a job hold or
 kill its worker) passes a ``before_job`` callable to :func:`build_worker` in code.
@@ -264,10 +265,10 @@ class _Leased:
 class FaceflowWorker(SimpleWorker):
     """A SimpleWorker holding one process's loaded models and renewing a short lease per job.
 
-    Per job it makes three queue Redis round trips where RQ's SimpleWorker and a job function
-    storing its own outcome made about 25 (counted with MONITOR): the dequeue (one script: the
-    suspension check, the move and the job hash), the start (one pipeline) and the end (one
-    transaction). The
+    Per job it makes two queue Redis round trips where RQ's SimpleWorker and a job function
+    storing its own outcome made about 25 (counted with MONITOR): the start (one transaction,
+    sent while the job runs) and the end (one transaction, with the next job's take: one script,
+    the suspension check, the move, the job hash, the outcome fence and the payload). The
     rest went to worker heartbeats and state writes repeated around every job (sent only when due
     or changed here) and to the dependents RQ watches and reads at each success (faceflow enqueues
     no job with dependents, callbacks or repeats; a failure keeps RQ's own path)."""
