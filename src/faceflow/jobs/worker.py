@@ -388,6 +388,7 @@ class FaceflowWorker(SimpleWorker):
                     break
                 if timeout is None:  # burst mode: an empty queue ends the work
                     return None
+                self._ff_reads = None  # a job taken here reads them in its start
                 found = self.queue_class.dequeue_any(
                     [queue],
                     timeout,
@@ -451,6 +452,7 @@ class FaceflowWorker(SimpleWorker):
         """RQ's, after handing a job taken with the last one's end back to the front of the
         queue (the worker stopped before starting it: SIGTERM, ``max_jobs``)."""
         job, self._ff_next = self._ff_next, None
+        self._ff_reads = None
         if self._ff_starter is not None:
             self._ff_starter.shutdown()
             self._ff_starter = None
