@@ -11,6 +11,8 @@ stops them by PID, and prints one table:
   at a time, one thread, × cores, rated by its CPU per job over 200 distinct images: a drain's
   rate is jobs over its whole time, so it pays the mean job, not the median one (the rate from
   the median, which this bench used before, is printed beside it);
+* the same compute in as many processes as cores at once (no queue either): what the cores cost
+  a job computing side by side, as the drain with that many workers runs them;
 * drain: ``--jobs`` distinct jobs (the same photo with a unique JPEG comment each) queued while 1,
   then 2 worker processes that have loaded their models are suspended, then let go; throughput
   counts the jobs started after the let-go (a worker already blocked in its dequeue takes one
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import shutil
 import signal
@@ -46,6 +49,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
 from rq import Worker
@@ -196,7 +200,9 @@ class Ceiling:
         return cores * 1000 / self.median_ms
 
 
-def ceiling(settings: Settings, data: bytes, operation: str, n: int = 200) -> Ceiling:
+def ceiling(
+    settings: Settings, data: bytes, operation: str, n: int = 200, ready: Any = None
+) -> Ceiling:
     """The compute ceiling (in-process pipeline, one image at a time, one thread), from ``n``
     distinct images: enough that the mean settles (the slow jobs are a few in a hundred).
 
@@ -210,6 +216,8 @@ def ceiling(settings: Settings, data: bytes, operation: str, n: int = 200) -> Ce
     context = load_context(settings.model_dump_json())
     warm_up(context)
     requests = [prepare(operation, with_comment(data, str(i)), {}, settings) for i in range(n)]
+    if ready is not None:
+        ready.wait()
     times = []
     cpu_start = time.process_time()
     for submission in requests:
@@ -218,6 +226,42 @@ def ceiling(settings: Settings, data: bytes, operation: str, n: int = 200) -> Ce
         times.append(time.perf_counter() - start)
     cpu_ms = 1000 * (time.process_time() - cpu_start) / n
     return Ceiling(cpu_ms, 1000 * statistics.mean(times), 1000 * statistics.median(times))
+
+
+def _ceiling_process(settings_json: str, data: bytes, operation: str, ready: Any, out: Any) -> None:
+    out.put(ceiling(Settings.model_validate_json(settings_json), data, operation, ready=ready))
+
+
+def concurrent_ceiling(settings: Settings, data: bytes, operation: str, processes: int) -> Ceiling:
+    """The same compute in ``processes`` processes at once (each its own models, one thread),
+    started together once all have loaded: what that many cores computing side by side cost a
+    job, as a drain by that many workers runs them (they share the machine's caches and memory
+    bandwidth). Still no queue and no Redis. The CPU and mean wall per job are the processes'
+    averages; the median is the highest of their medians."""
+    spawn = multiprocessing.get_context("spawn")
+    ready = spawn.Barrier(processes)
+    out = spawn.Queue()
+    children = [
+        spawn.Process(
+            target=_ceiling_process,
+            args=(settings.model_dump_json(), data, operation, ready, out),
+        )
+        for _ in range(processes)
+    ]
+    for child in children:
+        child.start()
+    try:
+        found: list[Ceiling] = [out.get(timeout=600) for _ in children]
+    finally:
+        for child in children:
+            child.join(timeout=30)
+            if child.is_alive():
+                child.kill()
+    return Ceiling(
+        statistics.mean(c.cpu_ms for c in found),
+        statistics.mean(c.mean_ms for c in found),
+        max(c.median_ms for c in found),
+    )
 
 
 def run_like_workers() -> None:
@@ -429,14 +473,29 @@ def drain_rows(
             f"by the median, {top.median_rate(cores):.1f} jobs/s)",
         )
     ]
+    side_by_side = concurrent_ceiling(settings, data, args.operation, cores)
+    rows.append(
+        (
+            f"the same compute in {cores} processes at once",
+            f"{side_by_side.rate(cores):8.1f} jobs/s, {side_by_side.cpu_ms:.1f} CPU ms/job "
+            f"(wall per job: mean {side_by_side.mean_ms:.1f} ms)",
+        )
+    )
     for processes in (1, 2):
         rate, cpu_ms, waiting = drain(url, workdir, data, args.operation, args.jobs, processes)
+        beside = (
+            f" ({100 * rate / side_by_side.rate(processes):.0f}% of the same compute in "
+            f"{processes} processes at once)"
+            if processes == cores
+            else ""
+        )
         rows.append(
             (
                 f"{args.jobs} jobs drained by {processes} worker process(es)",
                 f"{rate:8.1f} jobs/s = {100 * rate / top.rate(processes):.0f}% of the "
-                f"ceiling for {processes} core(s) ({100 * rate / top.median_rate(processes):.0f}% "
-                f"of the median's), {cpu_ms:.1f} CPU ms/job "
+                f"ceiling for {processes} core(s){beside} "
+                f"({100 * rate / top.median_rate(processes):.0f}% of the median's), "
+                f"{cpu_ms:.1f} CPU ms/job "
                 f"(ceiling's CPU / this = {100 * top.cpu_ms / cpu_ms:.0f}%), "
                 f"{100 * waiting:.0f}% of the time off the CPU",
             )
