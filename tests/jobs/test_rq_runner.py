@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from unittest.mock import ANY
@@ -27,7 +26,7 @@ from faceflow.cache.entry import CacheEntry
 from faceflow.cache.redis_cache import RedisCache
 from faceflow.config import CacheSettings
 from faceflow.errors import Expired, QueueFull
-from faceflow.jobs.records import JobOutcome, JobPayload, JobStatus, encode_outcome
+from faceflow.jobs.records import JobOutcome, JobStatus, encode_outcome
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys
 from faceflow.jobs.rq_runner import RqRunner
 from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
@@ -377,32 +376,3 @@ async def test_a_job_costs_its_worker_two_queue_redis_round_trips(
     # (2 × 6 + 2) / 6; a worker heartbeat is sent when none went out in the last second (a
     # stalled machine).
     assert 14 / 6 <= per_job <= 16 / 6, per_job
-
-
-async def test_a_jobs_start_is_recorded_while_it_runs(
-    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
-) -> None:
-    """The start is sent by the worker's start thread beside the job: seen from another client
-    while the job is still running (its end not sent yet), the job is started, counted once and
-    leased in the started registry; the end then finds it so and finishes it."""
-    settings = job_settings(queue_redis.url)
-    submission = prepare("detect", variant(face_jpeg), {}, settings)
-    record = await runner.submit(submission, None)
-    connection = Redis.from_url(queue_redis.url)
-    seen: list[tuple[str, Any, bool]] = []
-
-    def look_while_running(_: JobPayload) -> None:
-        job_id = submission.job_id
-        for _attempt in range(500):  # bounded: until the start thread's transaction landed
-            job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
-            if job.get_status() == RqJobStatus.STARTED:
-                break
-            time.sleep(0.01)
-        registry = StartedJobRegistry(QUEUE, connection=connection)
-        seen.append((job.get_status(), job.get_meta().get("attempts"), job_id in registry))
-
-    work_burst(settings, worker_context, look_while_running)
-
-    assert seen == [(RqJobStatus.STARTED, 1, True)]
-    assert (await runner.status(record.handle, None)).status is JobStatus.FINISHED
-    connection.close()

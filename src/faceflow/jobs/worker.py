@@ -17,9 +17,8 @@ crash takes the worker down with its job; the job is not lost:
 * the supervisor (:mod:`faceflow.jobs.supervisor`) starts a fresh worker process in its place.
 
 A job's own Redis work shares RQ's round trips (see :meth:`FaceflowWorker.execute_job`): its
-take reads its outcome fence and payload; its start (RQ's started state, the attempt count) is
-one transaction, sent by a worker thread while the job runs; its end (the outcome, the payload
-deleted, RQ's finished state and registries) one transaction, which also takes the next job.
+start (RQ's started state, the outcome fence, the payload read, the attempt count) is one, its
+end (the outcome, the payload deleted, RQ's finished state and registries) one transaction.
 
 No setting changes what a job does: whoever embeds a worker (the tests do, to make a job hold or
 kill its worker) passes a ``before_job`` callable to :func:`build_worker` in code.
@@ -32,7 +31,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import FrameType
@@ -193,17 +191,13 @@ _WORKER_HEARTBEAT_EVERY_S = 1.0
 
 # Takes the next job in one round trip, where RQ 3 spends three (its suspension check, sent with
 # a worker heartbeat; LMOVE; HGETALL): nothing while the workers are suspended, else the job id
-# moved to RQ's intermediate queue exactly as RQ's LMOVE does, the job's hash, and what the
-# attempt reads before it runs (the outcome fence, the payload), so that the start that follows
-# only writes (see FaceflowWorker._begin).
-# KEYS: the suspension flag, the queue, its intermediate queue; ARGV: the key prefixes of RQ's
-# job hash, of the outcome and of the payload.
+# moved to RQ's intermediate queue exactly as RQ's LMOVE does, and the job's hash.
+# KEYS: the suspension flag, the queue, its intermediate queue; ARGV: the job key prefix.
 _TAKE_NEXT_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'suspended'} end
 local id = redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT')
 if not id then return {'empty'} end
-return {'job', id, redis.call('HGETALL', ARGV[1] .. id), redis.call('EXISTS', ARGV[2] .. id),
-        redis.call('GET', ARGV[3] .. id)}
+return {'job', id, redis.call('HGETALL', ARGV[1] .. id)}
 """
 _SUSPENDED = "suspended"
 _MISSING = "missing"
@@ -212,20 +206,6 @@ _MISSING = "missing"
 def _take_keys(queue: Queue) -> list[str]:
     """:data:`_TAKE_NEXT_LUA`'s keys for ``queue``."""
     return [WORKERS_SUSPENDED, queue.key, queue.intermediate_queue_key]
-
-
-def _take_args(job_class: type[Job], keys: JobKeys) -> list[str]:
-    """:data:`_TAKE_NEXT_LUA`'s arguments: the key prefixes it appends a job id to."""
-    return [job_class.redis_job_namespace_prefix, keys.result(""), keys.data("")]
-
-
-@dataclass(frozen=True, slots=True)
-class _Reads:
-    """What the take of a job read for its attempt (the outcome fence, the payload)."""
-
-    job_id: str
-    has_outcome: bool
-    payload: bytes | None
 
 
 @dataclass(slots=True)
@@ -241,14 +221,6 @@ class _Attempt:
     """The job's meta as dequeued, before this attempt was counted in it."""
     writes: list[Callable[[Pipeline], None]] = field(default_factory=list)
     """Commands for the transaction that records the job finished (outcome, payload deleted)."""
-    started: Future[Any] | None = None
-    """The start's round trip while it is in flight (see :meth:`FaceflowWorker._begin`)."""
-
-    def wait_started(self) -> None:
-        """Wait until the start is recorded; its error, if it failed, raised (every time asked:
-        nothing about the job is written before its start is)."""
-        if self.started is not None:
-            self.started.result()
 
 
 _ATTEMPT: ContextVar[_Attempt] = ContextVar("faceflow_job_attempt")
@@ -265,10 +237,10 @@ class _Leased:
 class FaceflowWorker(SimpleWorker):
     """A SimpleWorker holding one process's loaded models and renewing a short lease per job.
 
-    Per job it makes two queue Redis round trips where RQ's SimpleWorker and a job function
-    storing its own outcome made about 25 (counted with MONITOR): the start (one transaction,
-    sent while the job runs) and the end (one transaction, with the next job's take: one script,
-    the suspension check, the move, the job hash, the outcome fence and the payload). The
+    Per job it makes three queue Redis round trips where RQ's SimpleWorker and a job function
+    storing its own outcome made about 25 (counted with MONITOR): the dequeue (one script: the
+    suspension check, the move and the job hash), the start (one pipeline) and the end (one
+    transaction). The
     rest went to worker heartbeats and state writes repeated around every job (sent only when due
     or changed here) and to the dependents RQ watches and reads at each success (faceflow enqueues
     no job with dependents, callbacks or repeats; a failure keeps RQ's own path)."""
@@ -300,12 +272,6 @@ class FaceflowWorker(SimpleWorker):
         self._ff_leased: _Leased | None = None
         self._ff_lease_thread: threading.Thread | None = None
         self._ff_take_next = self.connection.register_script(_TAKE_NEXT_LUA)
-        self._ff_take_args = _take_args(self.job_class, state.keys)
-        # What the take of the next job read for its attempt (see _begin).
-        self._ff_reads: _Reads | None = None
-        # Sends a job's start while the job runs (see _begin): one thread, from the first such
-        # start to the worker's teardown.
-        self._ff_starter: ThreadPoolExecutor | None = None
         self._ff_burst = False
         # The next job, taken by the transaction that ended the last one (see
         # handle_job_success) while the worker may take one that way.
@@ -388,7 +354,6 @@ class FaceflowWorker(SimpleWorker):
                     break
                 if timeout is None:  # burst mode: an empty queue ends the work
                     return None
-                self._ff_reads = None  # a job taken here reads them in its start
                 found = self.queue_class.dequeue_any(
                     [queue],
                     timeout,
@@ -424,7 +389,9 @@ class FaceflowWorker(SimpleWorker):
         :data:`_SUSPENDED` while the workers are suspended, or None if the queue is empty. A job
         id whose hash is gone is passed over, as RQ does (its cleanup drops the id)."""
         while True:
-            reply = self._ff_take_next(keys=_take_keys(queue), args=self._ff_take_args)
+            reply = self._ff_take_next(
+                keys=_take_keys(queue), args=[self.job_class.redis_job_namespace_prefix]
+            )
             taken = self._taken(reply)
             if taken is not _MISSING:
                 return taken
@@ -444,18 +411,12 @@ class FaceflowWorker(SimpleWorker):
             job.restore(dict(zip(fields[::2], fields[1::2], strict=True)))
         except NoSuchJobError:
             return _MISSING
-        payload = reply[4] if isinstance(reply[4], bytes) else None
-        self._ff_reads = _Reads(job.id, bool(reply[3]), payload)
         return job
 
     def teardown(self) -> None:
         """RQ's, after handing a job taken with the last one's end back to the front of the
         queue (the worker stopped before starting it: SIGTERM, ``max_jobs``)."""
         job, self._ff_next = self._ff_next, None
-        self._ff_reads = None
-        if self._ff_starter is not None:
-            self._ff_starter.shutdown()
-            self._ff_starter = None
         if job is not None:
             queue = self.queues[0]
             try:
@@ -508,9 +469,6 @@ class FaceflowWorker(SimpleWorker):
         try:
             self.perform_job(job, queue, execution)
         finally:
-            if attempt.started is not None:
-                # Its error, if any, was raised at the end; the start is not left in flight.
-                wait([attempt.started])
             _ATTEMPT.reset(tokens[1])
             _STATE.reset(tokens[0])
             self._release_lease()
@@ -518,53 +476,38 @@ class FaceflowWorker(SimpleWorker):
             self.set_state(WorkerStatus.IDLE)
 
     def _begin(self, job: Job, queue: Queue) -> tuple[Execution, _Attempt]:
-        """One transaction: RQ's two start pipelines (the execution and its lease in the started
+        """One pipeline: RQ's two start pipelines (the execution and its lease in the started
         registry, this worker busy; the job started, out of the intermediate queue) and the
-        attempt's own writes (the attempt counted in the job's meta with this process's pid,
-        which a client and the benchmark read while the job runs).
-
-        When the take already read the attempt's outcome fence and payload (:meth:`_taken`), the
-        transaction only writes, and it is sent by the worker's start thread while the job
-        runs: with one worker, the round trip's system calls and wake-up then run on the other
-        core instead of before the job's compute. Nothing else about the job is written before
-        it is recorded (:meth:`_Attempt.wait_started`, from :meth:`handle_execution_ended` and
-        before :func:`run_job` writes the job's meta), so the queue Redis sees the start before
-        the end. A job taken by RQ's blocking dequeue reads them in the same transaction."""
+        attempt's own reads and writes (the outcome fence, the payload, the attempt counted in
+        the job's meta with this process's pid, which a client and the benchmark read while the
+        job runs)."""
         keys = self._ff_state.keys
         lease = self.get_heartbeat_ttl(job)
         meta_before = dict(job.meta)
         attempts = job.meta.get("attempts", 0)
         job.meta["attempts"] = (attempts if isinstance(attempts, int) else 0) + 1
         job.meta["pid"] = os.getpid()
-        reads, self._ff_reads = self._ff_reads, None
-        pipe = self.connection.pipeline()
-        execution = Execution.create(job, lease, pipeline=pipe, worker_name=self.name)
-        self.executions[execution.id] = execution
-        self.set_state(WorkerStatus.BUSY, pipeline=pipe)
-        # The worker key keeps its idle TTL (the lease lives in the started registry), renewed
-        # here only when no heartbeat went out in the last second.
-        if self._beat_due(self.worker_ttl + 60):
-            self.heartbeat(pipeline=pipe)
-        job.prepare_for_execution(self.name, pipeline=pipe)
-        pipe.persist(job.key)
-        pipe.lrem(queue.intermediate_queue_key, 1, job.id)
-        # RQ keeps a job's first sighting in the intermediate queue for a day: left, it
-        # would make the cleanup give up at once on this job id's next take (a retry).
-        pipe.delete(queue.intermediate_queue.get_first_seen_key(job.id))
-        pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
+        with self.connection.pipeline() as pipe:
+            execution = Execution.create(job, lease, pipeline=pipe, worker_name=self.name)
+            self.executions[execution.id] = execution
+            self.set_state(WorkerStatus.BUSY, pipeline=pipe)
+            # The worker key keeps its idle TTL (the lease lives in the started registry), renewed
+            # here only when no heartbeat went out in the last second.
+            if self._beat_due(self.worker_ttl + 60):
+                self.heartbeat(pipeline=pipe)
+            job.prepare_for_execution(self.name, pipeline=pipe)
+            pipe.persist(job.key)
+            pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+            # RQ keeps a job's first sighting in the intermediate queue for a day: left, it
+            # would make the cleanup give up at once on this job id's next take (a retry).
+            pipe.delete(queue.intermediate_queue.get_first_seen_key(job.id))
+            pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
+            pipe.exists(keys.result(job.id))
+            pipe.get(keys.data(job.id))
+            *_, has_outcome, raw = pipe.execute()
         self.procline(  # type: ignore[no-untyped-call]
             f"Processing {job.func_name} from {job.origin} since {time.time()}"
         )
-        if reads is not None and reads.job_id == job.id:
-            if self._ff_starter is None:
-                self._ff_starter = ThreadPoolExecutor(1, thread_name_prefix="faceflow-start")
-            started = self._ff_starter.submit(_send, pipe)
-            attempt = _Attempt(job.id, reads.has_outcome, reads.payload, meta_before)
-            attempt.started = started
-            return execution, attempt
-        pipe.exists(keys.result(job.id))
-        pipe.get(keys.data(job.id))
-        *_, has_outcome, raw = _send(pipe)
         payload = raw if isinstance(raw, bytes) else None
         return execution, _Attempt(job.id, bool(has_outcome), payload, meta_before)
 
@@ -576,9 +519,6 @@ class FaceflowWorker(SimpleWorker):
         whole, with it, in the transaction that records the end."""
         self._release_lease()
         job.ended_at = job.last_heartbeat = now()
-        attempt = _ATTEMPT.get(None)
-        if attempt is not None and attempt.job_id == job.id:
-            attempt.wait_started()
 
     def handle_job_success(
         self,
@@ -632,7 +572,8 @@ class FaceflowWorker(SimpleWorker):
                 # The next job taken in the same round trip (the worker stays busy meanwhile:
                 # a SIGTERM then lets it finish, and teardown puts an unstarted job back).
                 queue = self.queues[0]
-                pipe.evalsha(self._ff_take_next.sha, 3, *_take_keys(queue), *self._ff_take_args)
+                prefix = self.job_class.redis_job_namespace_prefix
+                pipe.evalsha(self._ff_take_next.sha, 3, *_take_keys(queue), prefix)
             else:
                 self.set_state(WorkerStatus.IDLE, pipeline=pipe)
             replies = pipe.execute(raise_on_error=False)
@@ -682,14 +623,6 @@ class FaceflowWorker(SimpleWorker):
                 leased.renewed_at = time.monotonic()
 
 
-def _send(pipe: Pipeline) -> list[Any]:
-    """Execute ``pipe`` and release its connection."""
-    try:
-        return pipe.execute()
-    finally:
-        pipe.reset()
-
-
 def run_job() -> dict[str, JsonScalar]:
     """The RQ job function: run the stored payload of the current job on this process's models.
 
@@ -716,7 +649,6 @@ def run_job() -> dict[str, JsonScalar]:
         # doing it again would only repeat it. It was no attempt: the count goes back (a rare
         # round trip, so that the common start costs one).
         log.warning("job %s: already has its outcome; not run again", job.id)
-        attempt.wait_started()
         job.meta.clear()
         job.meta.update(attempt.meta_before)
         job.save_meta()  # type: ignore[no-untyped-call]
@@ -748,7 +680,6 @@ def run_job() -> dict[str, JsonScalar]:
             "status": error.status,
             "details": dict(error.details),
         }
-        attempt.wait_started()
         job.save_meta()  # type: ignore[no-untyped-call]
         raise
     entry = CacheEntry(output.media_type, output.body, output.meta)
