@@ -267,13 +267,13 @@ class _Leased:
 class FaceflowWorker(SimpleWorker):
     """A SimpleWorker holding one process's loaded models and renewing a short lease per job.
 
-    Per job it makes three queue Redis round trips where RQ's SimpleWorker and a job function
-    storing its own outcome made about 25 (counted with MONITOR): the dequeue (one script: the
-    suspension check, the move and the job hash), the start (one pipeline) and the end (one
-    transaction). The
-    rest went to worker heartbeats and state writes repeated around every job (sent only when due
-    or changed here) and to the dependents RQ watches and reads at each success (faceflow enqueues
-    no job with dependents, callbacks or repeats; a failure keeps RQ's own path)."""
+    While the queue has work, a job costs it two queue Redis round trips where RQ's SimpleWorker
+    and a job function storing its own outcome made about 25 (counted with MONITOR): the start
+    (one pipeline) and the end (one transaction, with the next job's take: one script, the
+    suspension check, the move and the job hash). The rest went to worker heartbeats and state
+    writes repeated around every job (sent only when due or changed here) and to the dependents
+    RQ watches and reads at each success (faceflow enqueues no job with dependents, callbacks or
+    repeats; a failure keeps RQ's own path)."""
 
     queue_class = FaceflowQueue
 
