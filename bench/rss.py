@@ -34,6 +34,7 @@ import io
 import itertools
 import json
 import random
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -113,6 +114,14 @@ def sample(server: ServiceProcess, requests: int) -> Sample:
     return Sample(requests, server_mb, tuple(sorted(workers)), other)
 
 
+def progress(row: Sample) -> str:
+    workers = " + ".join(f"{mb:.0f}" for mb in row.workers_mb)
+    return (
+        f"{time.strftime('%H:%M:%S')} {row.requests} requests: server {row.server_mb:.0f} "
+        f"+ workers {workers} + other {row.other_mb:.0f} = {row.total_mb:.0f} MB"
+    )
+
+
 @dataclass
 class Peak:
     """The largest total RSS seen by a sampler polling while requests run."""
@@ -162,6 +171,8 @@ async def load(
             await asyncio.gather(*(client_loop(client, end) for _ in range(clients)))
             await asyncio.sleep(SETTLE_S)
             samples.append(sample(server, end))
+            # As it is taken, so a long run stopped early (a timeout) still has its samples.
+            print(progress(samples[-1]), file=sys.stderr, flush=True)
     poller.cancel()
     return samples, peak, statuses
 
@@ -186,6 +197,7 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as work, ServiceProcess(env, Path(work) / "serve.log") as s:
         samples = [sample(s, 0)]
+        print(progress(samples[0]), file=sys.stderr, flush=True)
         more, peak, statuses = asyncio.run(
             load(s, uploads, args.requests, args.clients, "id-photo" in operations)
         )

@@ -13,6 +13,7 @@ from faceflow.models.age_gender import (
     AGE_CEILING_YEARS,
     AGE_CLASSES,
     AGE_SPREAD_SIGMAS,
+    BATCH_FACES,
     CHANNEL_MEANS,
     age_from_distribution,
     chips_to_tensor,
@@ -140,3 +141,23 @@ def test_gender_estimate_is_the_more_probable_class(model_set: ModelSet) -> None
     for estimate in model_set.gender.predict(chips):
         assert estimate.label in (Gender.FEMALE, Gender.MALE)
         assert 0.5 <= estimate.probability <= 1.0
+
+
+def test_more_faces_than_a_batch_read_as_each_face_alone(model_set: ModelSet) -> None:
+    count = 2 * BATCH_FACES + 3
+    rng = np.random.default_rng(1)
+    age_chips = rng.integers(0, 256, (count, 64, 64, 3), dtype=np.uint8)
+    gender_chips = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+
+    ages = model_set.age.predict(age_chips)
+    genders = model_set.gender.predict(gender_chips)
+
+    assert len(ages) == len(genders) == count
+    for i in range(count):
+        (age,) = model_set.age.predict(age_chips[i : i + 1])
+        (gender,) = model_set.gender.predict(gender_chips[i : i + 1])
+        assert (ages[i].years, ages[i].low, ages[i].high) == pytest.approx(
+            (age.years, age.low, age.high), abs=1e-3
+        )
+        assert genders[i].label is gender.label
+        assert genders[i].probability == pytest.approx(gender.probability, abs=1e-5)

@@ -15,7 +15,12 @@ the worker is free again within one stage. A task that never reaches a checkpoin
 the parent after a grace period. Using a seq, not a flag, means a late write can never stop the
 next task.
 
-This module imports only the standard library and :mod:`faceflow.errors`: a spawned child loads
+Memory: after a task's reply is sent, a worker that has grown more than a few MB past its size
+after warm-up gives its free heap back (:class:`~faceflow.runtime.heap.HeapKeeper`), so what it
+holds between tasks does not depend on which photos it happened to be sent.
+
+This module imports only the standard library, :mod:`faceflow.errors` and
+:mod:`faceflow.runtime.heap` (standard library only): a spawned child loads
 the heavy libraries (numpy, onnxruntime, OpenCV) only through the modules ``init`` and the tasks
 come from.
 """
@@ -32,6 +37,7 @@ from multiprocessing.connection import Connection
 from typing import NamedTuple, Protocol, cast
 
 from faceflow.errors import DeadlineExceeded, FaceflowError, JsonScalar, RetryableError
+from faceflow.runtime.heap import HeapKeeper
 
 STOP = b""
 """Asks a worker to exit once idle. No pickle is empty, so it cannot be mistaken for a task."""
@@ -149,6 +155,7 @@ def child_main(
 
 
 def _serve(conn: Connection, context: object) -> None:
+    heap = HeapKeeper()
     while True:
         try:
             data = conn.recv_bytes()
@@ -158,6 +165,8 @@ def _serve(conn: Connection, context: object) -> None:
             return
         if not _send(conn, _run_one(context, data)):
             return
+        # After the reply, not before: the caller has its answer while this process trims.
+        heap.after_task()
 
 
 def _run_one(context: object, data: bytes) -> bytes:

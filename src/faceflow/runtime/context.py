@@ -8,13 +8,13 @@ ahead of its own web-stack imports (see :class:`~faceflow.runtime.pool.HeadStart
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from faceflow.config import Settings
+from faceflow.runtime.heap import trim_heap
 
 if TYPE_CHECKING:
     from faceflow.models.registry import ModelSet
@@ -86,38 +86,21 @@ def load_pool_context(settings_json: str) -> WorkerContext:
 
 
 def warm_up(context: WorkerContext) -> None:
-    """Run every loaded model that initialises lazily once, so the first real request does not
-    pay for it, then give the heap that loading freed back to the system."""
+    """Run every enabled operation once at a real photo's size, so the process holds what real
+    requests make it hold before it is ready (see :mod:`faceflow.runtime.warmup`), then give the
+    heap that loading and warming freed back to the system."""
     import numpy as np
 
-    from faceflow.pipeline.detect import detect_faces
+    from faceflow.runtime.warmup import warm_up_operations
 
-    blank = np.full((480, 640, 3), 128, dtype=np.uint8)
-    detect_faces(blank, context.models.detector, context.detect_defaults)
-    attributes = context.models.attribute_set
-    if attributes is not None:
-        age, gender = attributes.age, attributes.gender
-        age.predict(np.zeros((1, age.chip_px, age.chip_px, 3), np.uint8))
-        gender.predict(np.zeros((1, gender.chip_px, gender.chip_px, 3), np.uint8))
+    ran = warm_up_operations(context)
     segmenter = context.models.portrait_segmenter
     if segmenter is not None and context.settings.models.segmenter_arena:
-        # Only with the arena, which the first run fills. Without it (the default) u2netp has
-        # nothing to initialise lazily: each run plans and allocates its own block, and a first
-        # run cost what the next two did (CPU, 4 fresh processes on this VM at load average
-        # 13–19: first 1.58–1.95 s, then 1.52–2.05 s), while running it here held each process
-        # back from ready by a whole run (≈ 0.7 s of a core on an idle machine).
+        # Only with the arena, which the first run fills and keeps. Without it (the default)
+        # u2netp keeps nothing between runs: each run plans and allocates its own block, and a
+        # first run cost what the next two did (CPU, 4 fresh processes on this VM at load
+        # average 13–19: first 1.58–1.95 s, then 1.52–2.05 s), while running it here held each
+        # process back from ready by a whole run (≈ 0.7 s of a core on an idle machine).
         segmenter.predict(np.full((320, 240, 3), 128, dtype=np.uint8))
-    _trim_heap()
-    log.info("inference process warmed up")
-
-
-def _trim_heap() -> None:
-    """Return free heap pages to the system (glibc ``malloc_trim``; elsewhere nothing).
-
-    Parsing and optimising the ONNX graphs frees tens of MB that glibc keeps below live blocks
-    (measured: the age model's session leaves its process 60 MB larger, 28 MB after a trim).
-    """
-    # The process's own symbols, libc's among them; musl and macOS have no malloc_trim.
-    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
+    trim_heap()
+    log.info("inference process warmed up: %s", ", ".join(ran))
