@@ -41,7 +41,7 @@ def resident_bytes() -> int:
 
 
 class HeapKeeper:
-    """Keeps a process near its settled size: :meth:`after_task` trims the heap once it
+    """Keeps a worker near its warmed-up size: :meth:`after_task` trims the heap once the process
     has grown more than ``slack_bytes`` past its size after the last trim."""
 
     def __init__(self, slack_bytes: int = TRIM_SLACK_BYTES) -> None:

@@ -31,10 +31,7 @@ until a whole large message has arrived. Requests are pickled on the loop (a cop
 loop when small; a 10 MB send measured ≈ 12 ms of blocking pipe writes, so payloads above
 ``_INLINE_SEND_BYTES`` are written by a sender thread instead (pipe writes release the GIL).
 
-Memory: workers are spawned with glibc malloc tunables (see :data:`CHILD_GLIBC_TUNABLES`), and
-both sides give their free heap back once they have grown past a few MB
-(:class:`~faceflow.runtime.heap.HeapKeeper`): a worker after each task, the parent's reader
-threads after each reply.
+Memory: workers are spawned with glibc malloc tunables (see :data:`CHILD_GLIBC_TUNABLES`).
 
 Start-up: a worker does not re-run the parent's ``__main__`` (see :func:`_parent_main_hidden`),
 and a :class:`HeadStart` lets workers be spawned before the pool that adopts them exists.
@@ -82,7 +79,6 @@ from faceflow.runtime.child import (
     child_main,
     task_name,
 )
-from faceflow.runtime.heap import HeapKeeper
 
 if TYPE_CHECKING:
     from faceflow.config import RuntimeSettings
@@ -382,10 +378,6 @@ class InferencePool(Generic[C]):
         self._waiting: collections.deque[_Job] = collections.deque()
         self._ready_future: asyncio.Future[None] | None = None
         self._sender: ThreadPoolExecutor | None = None
-        # Results are unpickled in the reader threads, so into their own malloc arenas, which
-        # keep what a large reply freed (bench/rss.py: the API process 139 → 167 MB in 1,000
-        # requests, 28 MB of it in those arenas, 16 of them the cache's answers).
-        self._heap = HeapKeeper()
         self._closing = False
         self._recent: collections.deque[float] = collections.deque(maxlen=_RECENT_DURATIONS)
         self._completed = 0
@@ -763,9 +755,6 @@ class InferencePool(Generic[C]):
                 message = TaskFailed("internal", f"result could not be decoded ({exc})", {})
             if not self._post(self._on_message, worker, message):
                 return
-            del raw, message
-            # In this thread, not on the loop: ctypes lets go of the GIL while glibc trims.
-            self._heap.after_task()
         # EOF can come a moment before the exit; reap so no zombie is left.
         worker.process.join(timeout=5.0)
         self._post(self._on_exit, worker, None)
