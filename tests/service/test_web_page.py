@@ -32,7 +32,7 @@ from faceflow.errors import FaceflowError, RetryableError
 from faceflow.service.security import hash_api_key
 from tests.fixtures.browser import ARTIFACTS, DESKTOP, PHONE, BrowserPage, OpenPage
 from tests.fixtures.environment import PROJECT_ROOT
-from tests.fixtures.live_server import LiveServer, LiveServerFactory
+from tests.fixtures.live_server import LiveServer, LiveServerFactory, wanted_in_module
 
 pytestmark = pytest.mark.browser
 
@@ -430,11 +430,28 @@ def test_dropped_photos_are_queued_and_selectable(
 
 
 @pytest.fixture(scope="module")
-def keyed_server(live_server_factory: LiveServerFactory) -> Iterator[LiveServer]:
-    """A server that wants a key; stopped with the module rather than kept to the session's end."""
-    server = live_server_factory(SERVER__API_KEY_HASHES=json.dumps([hash_api_key(API_KEY)]))
+def keyed_server_starting(live_server_factory: LiveServerFactory) -> Iterator[LiveServer]:
+    """A server that wants a key, started but not waited for; stopped with the module rather than
+    kept to the session's end."""
+    server = live_server_factory(
+        wait=False, SERVER__API_KEY_HASHES=json.dumps([hash_api_key(API_KEY)])
+    )
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _start_servers_early(request: pytest.FixtureRequest) -> None:
+    """The module's own server loads its models while the first tests run (they mostly wait on
+    the browser), rather than in front of the one test that needs it."""
+    if wanted_in_module(request, "keyed_server"):
+        request.getfixturevalue("keyed_server_starting")
+
+
+@pytest.fixture
+def keyed_server(keyed_server_starting: LiveServer) -> LiveServer:
+    keyed_server_starting.wait_ready()
+    return keyed_server_starting
 
 
 def test_api_key_is_asked_for_kept_for_the_session_and_sent(
