@@ -26,13 +26,13 @@ import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
-from playwright.sync_api import Page, Request, Route, expect
+from playwright.sync_api import CDPSession, Page, Request, Route, expect
 
 from faceflow.errors import FaceflowError, RetryableError
 from faceflow.service.security import hash_api_key
 from tests.fixtures.browser import ARTIFACTS, DESKTOP, PHONE, BrowserPage, OpenPage
 from tests.fixtures.environment import PROJECT_ROOT
-from tests.fixtures.live_server import LiveServer, LiveServerFactory
+from tests.fixtures.live_server import LiveServer, LiveServerFactory, wanted_in_module
 
 pytestmark = pytest.mark.browser
 
@@ -43,6 +43,7 @@ LABEL = re.compile(r"[MF] \d+ \(\d+–\d+\)")
 STATUS_POLL_MS = 5_000  # static/js/main.js: the server badge's readiness poll
 CLOCK_STEP_MS = 250
 CLOCK_SETTLE_MS = 25
+RETRY_AFTER_S = 2  # the staged busy answers' Retry-After
 
 
 def load(
@@ -84,7 +85,7 @@ def test_no_request_leaves_the_machine(
 ) -> None:
     """The page and the API docs load every asset from faceflow itself: a machine without
     internet sees them whole, and no third party learns that someone opened them."""
-    probe = open_page()
+    probe = open_page(fresh=True)  # an empty cache: every asset is fetched, and seen
     page = probe.page
     urls: list[str] = []
     page.on("request", lambda request: urls.append(request.url))
@@ -140,16 +141,13 @@ def test_upload_progress_is_shown(
     open_page: OpenPage, live_server: LiveServer, testdata: Path
 ) -> None:
     page = load(open_page, live_server).page
-    # A slow uplink (~300 kB/s), so the 488 kB photo takes long enough to watch it go up.
-    devtools = page.context.new_cdp_session(page)
-    devtools.send("Network.enable")
-    devtools.send(
-        "Network.emulateNetworkConditions",
-        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 300_000},
-    )
+    # A crawling uplink holds the 488 kB photo on its way up while the test watches it go...
+    devtools = throttle(page, CRAWL)
     pick(page, testdata / "two_people.jpg")
     expect(page.locator("#progress-label")).to_have_text("Uploading two_people.jpg")
     expect(page.locator("#progress-value")).to_have_text(re.compile(r"^[1-9]\d?% of 476 KB$"))
+    # ...then lets the rest of it through at once.
+    devtools.send("Network.emulateNetworkConditions", NO_THROTTLE)
     expect(page.locator("#face-rows tr")).to_have_count(2)
     expect(page.locator("#progress")).to_be_hidden()
 
@@ -289,13 +287,16 @@ def test_busy_answers_count_down_retry_after(
     code: str,
     title: str,
 ) -> None:
-    page = load(open_page, live_server).page
+    page = open_page(fresh=True).page  # the clock is the context's: this one is the test's own
+    page.clock.install()  # the countdown moves when the test moves the clock on
+    page.goto(live_server.url + "/")
+    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
     body = json.dumps({"error": {"code": code, "message": "staged by the test"}})
 
     def refuse(route: Route) -> None:
         route.fulfill(
             status=status,
-            headers={"Retry-After": "2", "Content-Type": "application/json"},
+            headers={"Retry-After": str(RETRY_AFTER_S), "Content-Type": "application/json"},
             body=body,
         )
 
@@ -309,7 +310,8 @@ def test_busy_answers_count_down_retry_after(
 
     # Once Retry-After has passed the button works, and the next answer is the server's.
     page.unroute("**/v1/analyze*")
-    expect(retry).to_be_enabled(timeout=5_000)
+    run_clock(page, RETRY_AFTER_S * 1000)
+    expect(retry).to_be_enabled()
     retry.click()
     expect(page.locator("#face-rows tr")).to_have_count(1)
     expect(alert).to_have_count(0)
@@ -428,11 +430,28 @@ def test_dropped_photos_are_queued_and_selectable(
 
 
 @pytest.fixture(scope="module")
-def keyed_server(live_server_factory: LiveServerFactory) -> Iterator[LiveServer]:
-    """A server that wants a key; stopped with the module rather than kept to the session's end."""
-    server = live_server_factory(SERVER__API_KEY_HASHES=json.dumps([hash_api_key(API_KEY)]))
+def keyed_server_starting(live_server_factory: LiveServerFactory) -> Iterator[LiveServer]:
+    """A server that wants a key, started but not waited for; stopped with the module rather than
+    kept to the session's end."""
+    server = live_server_factory(
+        wait=False, SERVER__API_KEY_HASHES=json.dumps([hash_api_key(API_KEY)])
+    )
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _start_servers_early(request: pytest.FixtureRequest) -> None:
+    """The module's own server loads its models while the first tests run (they mostly wait on
+    the browser), rather than in front of the one test that needs it."""
+    if wanted_in_module(request, "keyed_server"):
+        request.getfixturevalue("keyed_server_starting")
+
+
+@pytest.fixture
+def keyed_server(keyed_server_starting: LiveServer) -> LiveServer:
+    keyed_server_starting.wait_ready()
+    return keyed_server_starting
 
 
 def test_api_key_is_asked_for_kept_for_the_session_and_sent(
@@ -519,6 +538,10 @@ PHONE_LINK = {
     "downloadThroughput": 1_600_000 / 8,
     "uploadThroughput": 750_000 / 8,
 }
+# An uplink slow enough (10 kB/s) to hold a photo of a few hundred kB on its way up for as long
+# as a test needs to see its progress, and the network as it is, to let it through at once.
+CRAWL = {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 10_000}
+NO_THROTTLE = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
 # The product asks for a change to render in under 1 s on that link. On this shared 2-core
 # machine the server's own part (lay out, recolour, encode a cached cut-out) varies several-fold,
 # so the test allows 5x; what makes it fast, no upload, is asserted exactly.
@@ -555,10 +578,13 @@ def body_size(request: Request) -> int:
     return int(frame.evaluate("url => window.sentBytes[url]", request.url))
 
 
-def throttle(page: Page, conditions: dict[str, Any]) -> None:
+def throttle(page: Page, conditions: dict[str, Any]) -> CDPSession:
+    """The page's network under ``conditions``; send ``Network.emulateNetworkConditions`` to the
+    session returned to change them."""
     devtools = page.context.new_cdp_session(page)
     devtools.send("Network.enable")
     devtools.send("Network.emulateNetworkConditions", conditions)
+    return devtools
 
 
 def test_chinese_page_at_phone_size(
@@ -633,17 +659,23 @@ def test_first_id_photo_shows_its_progress_and_is_announced(
     open_page: OpenPage, live_server: LiveServer, testdata: Path
 ) -> None:
     page = load(open_page, live_server).page
-    # A slow uplink (~100 kB/s), so the 354 kB photo takes seconds to go up.
-    throttle(
-        page,
-        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 100_000},
-    )
+    # Once the photo is analysed, a crawling uplink holds the 354 kB photo on its way up to be
+    # cut out while the test watches it go...
+    devtools = throttle(page, NO_THROTTLE)
+
+    def crawl(route: Route) -> None:
+        devtools.send("Network.emulateNetworkConditions", CRAWL)
+        route.continue_()
+
+    page.route("**/v1/id-photo?*", crawl)
     pick(page, testdata / "biden.jpg")
     progress = page.locator("#idphoto-progress")
     expect(page.locator("#idphoto-progress-label")).to_have_text("Uploading biden.jpg")
     expect(progress).to_be_visible()
     expect(page.locator("#idphoto-result")).to_be_hidden()
     expect(page.locator("#idphoto-progress-value")).to_have_text(re.compile(r"^\d+%$"))
+    # ...then lets the rest of it through at once.
+    devtools.send("Network.emulateNetworkConditions", NO_THROTTLE)
     # The cut-out takes the server a second or more: the page says so.
     expect(page.locator("#idphoto-progress-label")).to_have_text("Cutting out…")
     wait_for_id_photo(page)
@@ -741,7 +773,7 @@ def run_clock(page: Page, ms: int) -> None:
 def test_the_status_badge_turns_red_when_the_server_is_gone(
     open_page: OpenPage, live_server: LiveServer
 ) -> None:
-    probe = open_page(DESKTOP, "en-US")
+    probe = open_page(DESKTOP, "en-US", fresh=True)  # the clock is the context's
     page = probe.page
     page.clock.install()  # each readiness poll comes when the test moves the clock on
     page.goto(live_server.url + "/")
@@ -801,7 +833,7 @@ def test_a_server_reached_late_is_connected_once(
 ) -> None:
     """The page opened while the server could not be reached connects when it answers again,
     and stays one page: one language switch per click, one readiness poll at a time."""
-    probe = open_page(DESKTOP, "en-US")
+    probe = open_page(DESKTOP, "en-US", fresh=True)  # the clock is the context's
     page = probe.page
     page.clock.install()  # each readiness poll comes when the test moves the clock on
     page.route("**/v1/info", lambda route: route.abort("connectionrefused"))

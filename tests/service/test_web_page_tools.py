@@ -20,8 +20,9 @@ from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
 from playwright.sync_api import Browser, FloatRect, Page, expect
 
+from faceflow.config import ModelSettings
 from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, TIMEOUT_MS, BrowserPage
-from tests.fixtures.live_server import LiveServer
+from tests.fixtures.live_server import LiveServer, LiveServerFactory, wanted_in_module
 from tests.service.test_web_page import (
     body_size,
     load,
@@ -412,16 +413,37 @@ def test_an_example_photo_is_queued_as_if_chosen(
     assert probe.errors == []
 
 
-def test_a_server_without_examples_offers_none(
-    open_page: Any, live_server_factory: Any, pulled_model_settings: Any, tmp_path: Path
-) -> None:
-    """The models alone (no example photos pulled): the page hides the row, with no error."""
-    models = tmp_path / "models"
-    models.mkdir()
+@pytest.fixture(scope="module")
+def server_without_examples_starting(
+    live_server_factory: LiveServerFactory,
+    pulled_model_settings: ModelSettings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveServer]:
+    """A server of the models alone (no example photos pulled), started but not waited for;
+    stopped with the module."""
+    models = tmp_path_factory.mktemp("models")
     for item in pulled_model_settings.dir.iterdir():
         if item.is_file():
             (models / item.name).symlink_to(item)
-    server = live_server_factory(MODELS__DIR=str(models))
+    server = live_server_factory(wait=False, MODELS__DIR=str(models))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _start_servers_early(request: pytest.FixtureRequest) -> None:
+    """The module's own server loads its models while the first tests run (they mostly wait on
+    the browser), rather than in front of the one test that needs it."""
+    if wanted_in_module(request, "server_without_examples_starting"):
+        request.getfixturevalue("server_without_examples_starting")
+
+
+def test_a_server_without_examples_offers_none(
+    open_page: Any, server_without_examples_starting: LiveServer
+) -> None:
+    """The models alone (no example photos pulled): the page hides the row, with no error."""
+    server = server_without_examples_starting
+    server.wait_ready()
     assert httpx.get(f"{server.url}/v1/examples", timeout=30.0).json() == {"examples": []}
 
     probe = load(open_page, server)
