@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceflow.config import ModelSettings, RuntimeSettings, Settings
+from faceflow.config import LimitSettings, ModelSettings, RuntimeSettings, Settings
 from faceflow.domain import Operation
 from faceflow.runtime.context import WorkerContext, load_context
 from faceflow.runtime.warmup import (
@@ -42,6 +42,23 @@ def test_every_enabled_operation_is_warmed_up(
     context = context_for(pulled_model_settings, operations)
 
     assert warm_up_operations(context) == warmed
+
+
+def test_a_server_with_limits_below_the_warm_up_photo_still_warms_up(
+    pulled_model_settings: ModelSettings,
+) -> None:
+    """The photo is the process's own: an operator's small upload cap or pixel limit (the
+    suite's constrained server has a 200 kB cap) must not keep the process from ever being
+    ready."""
+    settings = Settings(
+        models=pulled_model_settings,
+        runtime=RuntimeSettings.model_validate({"operations": ["detect", "analyze"]}),
+        limits=LimitSettings(max_upload_bytes=200_000, max_pixels=100_000),
+    )
+    context = load_context(settings.model_dump_json())
+
+    assert warm_up_operations(context) == (Operation.DETECT, Operation.ANALYZE)
+    assert context.settings.limits.max_upload_bytes == 200_000  # the process keeps its limits
 
 
 def test_the_group_faces_lie_inside_the_photo_apart() -> None:

@@ -21,6 +21,7 @@ import dataclasses
 import numpy as np
 from numpy.typing import NDArray
 
+from faceflow.config import LimitSettings
 from faceflow.domain import Attribute, Box, Face, Landmarks, Operation, Point
 from faceflow.imaging.encode import OutputFormat, encode_image
 from faceflow.models.age_gender import BATCH_FACES
@@ -44,7 +45,14 @@ ID_PHOTO_SPEC = "cn-1inch"
 
 
 def warm_up_operations(context: WorkerContext) -> tuple[Operation, ...]:
-    """Run every operation this process serves once; returns the operations run, in order."""
+    """Run every operation this process serves once; returns the operations run, in order.
+
+    The warm-up photo is this process's own, so it is decoded under the default limits, not the
+    operator's: a server with a smaller upload cap or pixel limit than the photo must still warm
+    up (it would never become ready otherwise)."""
+    context = dataclasses.replace(
+        context, settings=context.settings.model_copy(update={"limits": LimitSettings()})
+    )
     rng = np.random.default_rng(0)
     width, height = PHOTO_SIZE_PX
     # Noise over a grey gradient: JPEG code and buffers at a real photo's size and entropy.
