@@ -245,12 +245,15 @@ def test_ctrl_c_stops_the_command_and_its_forked_worker(tmp_path: Path, testdata
     for copy in range(20):  # enough work that Ctrl-C comes mid-batch
         for photo in photos:
             shutil.copyfile(photo, tmp_path / f"{copy}-{photo.name}")
-    # Its own process group, as a shell gives a command: Ctrl-C signals the whole group.
+    # Its own process group, as a shell gives a command: Ctrl-C signals the whole group. And
+    # SIGINT at its default, as an interactive shell gives it: pytest-xdist's workers ignore it,
+    # which a command started from them would inherit (and then rightly ignore Ctrl-C).
     command = subprocess.Popen(
         [str(FACEFLOW), "analyze", "--json", "--workers", "2", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert command.stdout is not None
