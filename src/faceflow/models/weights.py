@@ -18,6 +18,8 @@ data of float initializers with denormals changes, every other byte of the model
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from faceflow.models import protowire
@@ -35,15 +37,24 @@ _FLOAT = protowire.encode_varint(1)
 def without_denormal_weights(model: bytes) -> bytes:
     """``model`` (a serialized ONNX ModelProto) with every denormal float32 initializer value set
     to zero; the same bytes object when it has none."""
+    edited = _edit_fields(model, _MODEL_GRAPH, _flushed_graph)
+    return model if edited is None else edited
+
+
+def _edit_fields(
+    message: bytes, number: int, edit: Callable[[bytes], bytes | None]
+) -> bytes | None:
+    """``message`` with the payload of each length-delimited field ``number`` replaced by what
+    ``edit`` makes of it (None: left as it is); None when no field changed."""
     edited = False
     fields: list[protowire.Field] = []
-    for field in protowire.parse(model):
-        if field.number == _MODEL_GRAPH and field.wire_type == protowire.LEN:
-            graph = _flushed_graph(field.payload)
-            if graph is not None:
-                field, edited = field._replace(payload=graph), True
+    for field in protowire.parse(message):
+        if field.number == number and field.wire_type == protowire.LEN:
+            payload = edit(field.payload)
+            if payload is not None:
+                field, edited = field._replace(payload=payload), True
         fields.append(field)
-    return protowire.encode(fields) if edited else model
+    return protowire.encode(fields) if edited else None
 
 
 def _flushed_tensor(tensor: bytes) -> bytes | None:
@@ -69,12 +80,4 @@ def _flushed_tensor(tensor: bytes) -> bytes | None:
 
 
 def _flushed_graph(graph: bytes) -> bytes | None:
-    edited = False
-    fields: list[protowire.Field] = []
-    for field in protowire.parse(graph):
-        if field.number == _GRAPH_INITIALIZER and field.wire_type == protowire.LEN:
-            tensor = _flushed_tensor(field.payload)
-            if tensor is not None:
-                field, edited = field._replace(payload=tensor), True
-        fields.append(field)
-    return protowire.encode(fields) if edited else None
+    return _edit_fields(graph, _GRAPH_INITIALIZER, _flushed_tensor)
