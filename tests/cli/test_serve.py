@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +91,25 @@ def test_serve_hands_the_inference_processes_it_started_first_to_the_app(
 
     assert log.count("adopted from the head start") == 2
     assert " started (pid" not in log
+
+
+def test_sigterm_to_the_whole_process_group_stops_serve_without_respawning(
+    live_server_factory: LiveServerFactory,
+) -> None:
+    """What `kill -- -PGID`, a container runtime or a service manager killing a control group
+    does: every process gets SIGTERM at once. The inference processes leave their shutdown to
+    the server, which stops them, instead of dying under it and being replaced while it stops."""
+    server = live_server_factory(RUNTIME__PROCESSES=2)
+    assert server.process is not None
+    try:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        code = server.process.wait(timeout=60)
+    finally:
+        server.stop()
+    log = server.log_path.read_text(errors="replace")
+
+    # uvicorn shuts down gracefully, then re-raises the signal it caught: -SIGTERM.
+    assert code in (0, -signal.SIGTERM), log[-2000:]
+    assert "Application shutdown complete" in log
+    assert "died with exit code" not in log
+    assert " started (pid" not in log  # no replacement was spawned

@@ -126,10 +126,14 @@ def child_main(
     ``cv2.setNumThreads``), because the design is one thread per process with ``processes`` =
     cores.
 
-    SIGINT is ignored: Ctrl-C reaches the whole process group, and shutting workers down is the
-    parent's job (:meth:`InferencePool.close`), not a KeyboardInterrupt in the middle of a task.
+    SIGINT and SIGTERM are ignored: Ctrl-C reaches the whole process group, and so does the
+    SIGTERM of ``kill -- -PGID`` or of a service manager stopping a control group; shutting
+    workers down is the parent's job (:meth:`InferencePool.close`: a stop message, then SIGKILL
+    for one that does not stop), not a KeyboardInterrupt in the middle of a task, nor a death
+    the pool would answer with a replacement while the server stops.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _running.cancel = cancel
     try:
         init, init_arg, warmup = cast(

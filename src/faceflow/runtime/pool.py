@@ -110,7 +110,7 @@ _PROTOCOL = pickle.HIGHEST_PROTOCOL
 # 1 MB 0.6 ms, 10 MB 12 ms), less than handing it to a thread would.
 _INLINE_SEND_BYTES = 256 * 1024
 _RECENT_DURATIONS = 64
-# After terminate (SIGTERM) and after kill (SIGKILL), how long close() waits for each exit.
+# After a kill (SIGKILL), how long close() and the head start wait for the exit.
 _SIGNAL_GRACE_S = 2.0
 
 CHILD_GLIBC_TUNABLES = ("glibc.malloc.hugetlb=1",)
@@ -310,9 +310,11 @@ class HeadStart:
         if spawned and not usable:
             _log.warning("head-started workers were started with another setup: replacing them")
         for unused in spawned[len(usable) :]:
-            unused.conn.close()
-            unused.process.terminate()
+            unused.conn.close()  # a worker reads the close as its stop
             unused.process.join(_SIGNAL_GRACE_S)
+            if unused.process.is_alive():  # still loading its models: it ignores SIGTERM
+                unused.process.kill()
+                unused.process.join(_SIGNAL_GRACE_S)
         return usable
 
 
@@ -579,7 +581,8 @@ class InferencePool(Generic[C]):
 
         Waiting requests fail with :class:`NotReady`. Busy workers get ``stop_timeout_s`` to
         finish their current task (its caller still gets the result); then survivors are sent
-        SIGTERM and then SIGKILL, by PID, and their callers get :class:`NotReady`.
+        SIGKILL, by PID (they ignore SIGTERM: see :func:`~faceflow.runtime.child.child_main`),
+        and their callers get :class:`NotReady`.
         """
         if self._closing:
             return
@@ -597,20 +600,12 @@ class InferencePool(Generic[C]):
         for w in alive:
             self._send(w, STOP, force_thread=True)
         if not await _wait_exited(alive, self._stop_timeout_s):
-            for signal_process in (BaseProcess.terminate, BaseProcess.kill):
-                survivors = [w for w in alive if not w.exited.is_set()]
-                if not survivors:
-                    break
-                for w in survivors:
-                    _log.warning(
-                        "worker %d (pid %s) did not stop in time: %s",
-                        w.slot,
-                        w.process.pid,
-                        signal_process.__name__,
-                    )
-                    with contextlib.suppress(OSError, ValueError):
-                        signal_process(w.process)
-                await _wait_exited(survivors, _SIGNAL_GRACE_S)
+            survivors = [w for w in alive if not w.exited.is_set()]
+            for w in survivors:
+                _log.warning("worker %d (pid %s) did not stop in time: kill", w.slot, w.process.pid)
+                with contextlib.suppress(OSError, ValueError):
+                    w.process.kill()
+            await _wait_exited(survivors, _SIGNAL_GRACE_S)
         for w in self._slots:
             await self._reap(w)
         if self._sender is not None:
