@@ -32,7 +32,7 @@ from faceflow.errors import FaceflowError, RetryableError
 from faceflow.service.security import hash_api_key
 from tests.fixtures.browser import ARTIFACTS, DESKTOP, PHONE, BrowserPage, OpenPage
 from tests.fixtures.environment import PROJECT_ROOT
-from tests.fixtures.live_server import LiveServer, LiveServerFactory, wanted_in_module
+from tests.fixtures.live_server import LiveServer, LiveServerFactory, started_early
 
 pytestmark = pytest.mark.browser
 
@@ -440,12 +440,7 @@ def keyed_server_starting(live_server_factory: LiveServerFactory) -> Iterator[Li
     server.stop()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _start_servers_early(request: pytest.FixtureRequest) -> None:
-    """The module's own server loads its models while the first tests run (they mostly wait on
-    the browser), rather than in front of the one test that needs it."""
-    if wanted_in_module(request, "keyed_server"):
-        request.getfixturevalue("keyed_server_starting")
+_start_servers_early = started_early("keyed_server", "keyed_server_starting")
 
 
 @pytest.fixture

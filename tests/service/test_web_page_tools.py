@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, FloatRect, Page, expect
 
 from faceflow.config import ModelSettings
 from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, TIMEOUT_MS, BrowserPage
-from tests.fixtures.live_server import LiveServer, LiveServerFactory, wanted_in_module
+from tests.fixtures.live_server import LiveServer, LiveServerFactory, started_early
 from tests.service.test_web_page import (
     body_size,
     load,
@@ -430,12 +430,7 @@ def server_without_examples_starting(
     server.stop()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _start_servers_early(request: pytest.FixtureRequest) -> None:
-    """The module's own server loads its models while the first tests run (they mostly wait on
-    the browser), rather than in front of the one test that needs it."""
-    if wanted_in_module(request, "server_without_examples_starting"):
-        request.getfixturevalue("server_without_examples_starting")
+_start_servers_early = started_early("server_without_examples_starting")
 
 
 def test_a_server_without_examples_offers_none(
