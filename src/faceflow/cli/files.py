@@ -20,13 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Generic, NoReturn, TypeVar
 
 from faceflow.config import Settings
 from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter, WorkerCrashed
-from faceflow.runtime.context import WorkerContext, load_context, load_pool_context
-from faceflow.runtime.pool import InferencePool
+from faceflow.runtime.context import WorkerContext, load_context
+
+if TYPE_CHECKING:  # the spawned pool is the fallback where no fork is safe (macOS, Windows)
+    from faceflow.runtime.pool import InferencePool
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
@@ -388,6 +390,11 @@ async def _join_in(
     keeps the API process responsive; here nothing needs that, and a lower priority only made
     the pool lose the cores to whatever else ran (304 photos, load average 3 from other work:
     2 workers 23–24 s against one worker's 14–17 s)."""
+    # Imported here: every other run forks its workers, and this module costs each ≈ 15 ms of CPU
+    # before its first file.
+    from faceflow.runtime.context import load_pool_context
+    from faceflow.runtime.pool import InferencePool
+
     own_priority = settings.runtime.model_copy(update={"nice": 0})
     pool: InferencePool[WorkerContext] = InferencePool(
         processes=processes,
