@@ -4,11 +4,13 @@
 
 Run it from the repository root. Starts its own ``redis-server`` (as ``bench/jobs.py`` does) and,
 in this process, one burst :class:`~faceflow.jobs.worker.FaceflowWorker` on models loaded once;
-each round queues ``--jobs`` analyze jobs (distinct images) and drains them. Per job it prints
-the compute (the task's thread CPU), the worker thread's CPU beyond it (RQ, redis-py, the two
-queue Redis round trips, the job's own payload, key and outcome) and ``redis-server``'s CPU.
+each round runs the compute on ``--jobs`` distinct images in a loop (``bench/jobs.py``'s ceiling,
+"bare compute"), then queues as many analyze jobs and drains them. Per job it prints the bare
+compute, the compute in the worker (the task's thread CPU), the worker thread's CPU beyond it
+(RQ, redis-py, the two queue Redis round trips, the job's own payload, key and outcome) and
+``redis-server``'s CPU. (Each round runs in a subprocess of its own, models loaded there.)
 
-Both CPU figures come from the same jobs in the same thread, so the machine's load, which moves
+The last two come from the same jobs in the same thread, so the machine's load, which moves
 the compute's cost by ±10 % between runs minutes apart (``bench/jobs.py``'s ceiling), moves the
 difference far less than it moves a ratio to a ceiling measured beside it. The wall-clock share of
 ``bench/jobs.py`` needs a quiet machine; this does not.
@@ -88,6 +90,7 @@ def rounds(count: int, jobs_per_round: int) -> list[dict[str, float]]:
             context = load_context(settings.model_dump_json())
             warm_up(context)
             for _ in range(count):
+                bare = jobs.ceiling(settings, data, "analyze", n=jobs_per_round, context=context)
                 asyncio.run(jobs.enqueue(settings, data, jobs_per_round, "analyze"))
                 worker = worker_module.build_worker(settings, context)
                 clock.seconds = 0.0
@@ -99,6 +102,7 @@ def rounds(count: int, jobs_per_round: int) -> list[dict[str, float]]:
                 thread_s = time.thread_time() - thread_before
                 out.append(
                     {
+                        "bare": bare.cpu_ms,
                         "compute": 1000 * clock.seconds / n,
                         "beyond": 1000 * (thread_s - clock.seconds) / n,
                         "server": 1000 * (jobs.cpu_seconds([server.proc.pid]) - server_before) / n,
@@ -114,7 +118,8 @@ def rounds(count: int, jobs_per_round: int) -> list[dict[str, float]]:
 
 def _line(label: str, row: dict[str, float]) -> str:
     return (
-        f"  {label:<7} load {row['load']:5.1f}  compute {row['compute']:6.2f}  "
+        f"  {label:<7} load {row['load']:5.1f}  bare compute {row['bare']:6.2f}  "
+        f"in the worker {row['compute']:6.2f}  "
         f"beyond it {row['beyond']:5.2f} ({100 * row['beyond'] / row['compute']:4.1f} %)  "
         f"redis-server {row['server']:5.2f}  wall {row['wall']:6.1f}  (ms per job)"
     )
