@@ -62,7 +62,7 @@ from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings, Settings, load_settings
 from faceflow.jobs.rq_runner import RqRunner
 from faceflow.operations.registry import prepare
-from faceflow.runtime.context import load_context, warm_up
+from faceflow.runtime.context import WorkerContext, load_context, warm_up
 from faceflow.runtime.pool import CHILD_GLIBC_TUNABLES, child_glibc_tunables
 
 QUEUE = "faceflow-bench"
@@ -201,7 +201,12 @@ class Ceiling:
 
 
 def ceiling(
-    settings: Settings, data: bytes, operation: str, n: int = 200, ready: Any = None
+    settings: Settings,
+    data: bytes,
+    operation: str,
+    n: int = 200,
+    ready: Any = None,
+    context: WorkerContext | None = None,
 ) -> Ceiling:
     """The compute ceiling (in-process pipeline, one image at a time, one thread), from ``n``
     distinct images: enough that the mean settles (the slow jobs are a few in a hundred).
@@ -210,11 +215,13 @@ def ceiling(
     body); not the job's own work around it, which is what the drain's figures weigh: its cache
     key (SHA-256 of the image, computed here before the timing), the payload and outcome
     (msgpack) and the queue Redis round trips. Run under the workers' malloc tunables (see
-    :func:`run_like_workers`), so the compute costs what it costs in a worker."""
+    :func:`run_like_workers`), so the compute costs what it costs in a worker. ``context``: models
+    already loaded and warmed up in this process (else loaded here)."""
     from faceflow.runtime.tasks import run_face_request
 
-    context = load_context(settings.model_dump_json())
-    warm_up(context)
+    if context is None:
+        context = load_context(settings.model_dump_json())
+        warm_up(context)
     requests = [prepare(operation, with_comment(data, str(i)), {}, settings) for i in range(n)]
     if ready is not None:
         ready.wait()
