@@ -95,7 +95,11 @@ def fit_to_detector(
     pass; this costs 4.4 ms, with the same faces, ages and genders and rolls within 0.6°
     (``bench/detect_levers.py``, ``bench/accuracy.py``). Bilinear for the rest would cost 1.0 ms,
     but moved two side-view faces' roll by 1.1° and narrowed the age ranges (73 to 69 % covering
-    the label on the devset).
+    the label on the devset). Bilinear up to twice the target, then 2 × 2 averaging, would save
+    2.8 ms with rolls within 0.6°, but OpenCV's fixed-point bilinear is not exactly symmetric
+    under a quarter turn, and that moved ages by over 2 years between a photo and its turned
+    copy; its exact variant costs as much as ``INTER_AREA`` (``bench/detect_levers.py --levers
+    new``, README).
     """
     height, width = rgb.shape[:2]
     factor = long_side_px / max(height, width)
