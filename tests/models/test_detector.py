@@ -16,6 +16,7 @@ from faceflow.models.detector import (
     FloatArray,
     YuNetDetector,
     decode,
+    input_tensor,
     nms,
     with_symbolic_input_size,
 )
@@ -211,3 +212,20 @@ def test_detector_runs_at_its_input_aspect_ratio(
     found = model_set.detector.detect(np.full((height, width, 3), 128, np.uint8), 0.6, 0.3)
 
     assert len(found) == 0
+
+
+def test_the_input_is_the_bgr_planes_of_an_rgb_image_padded_with_zeros_to_the_grid() -> None:
+    rgb = np.random.default_rng(7).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+
+    tensor = input_tensor(rgb)
+
+    assert tensor.shape == (1, 3, 64, 96)
+    assert tensor.dtype == np.float32
+    np.testing.assert_array_equal(tensor[0, :, :50, :70], rgb[:, :, ::-1].transpose(2, 0, 1))
+    assert not tensor[0, :, 50:, :].any()
+    assert not tensor[0, :, :, 70:].any()
+
+
+def test_an_input_larger_than_the_detector_takes_is_refused() -> None:
+    with pytest.raises(ValueError, match="640"):
+        input_tensor(np.zeros((641, 10, 3), np.uint8))

@@ -15,7 +15,6 @@ from PIL import Image
 
 from faceflow.config import LimitSettings
 from faceflow.domain import Face
-from faceflow.imaging.colour import rgb_to_bgr
 from faceflow.imaging.ingest import decode_image
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.detect import DetectOptions, SmallFaces, detect_faces, fit_to_detector
@@ -186,8 +185,8 @@ def test_the_block_shrink_finds_the_faces_a_plain_area_shrink_finds(
     size = (small.shape[1], small.shape[0])
     area = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
-    ours = model_set.detector.detect(rgb_to_bgr(small), 0.7, 0.3)
-    reference = model_set.detector.detect(rgb_to_bgr(np.asarray(area, np.uint8)), 0.7, 0.3)
+    ours = model_set.detector.detect(small, 0.7, 0.3)
+    reference = model_set.detector.detect(np.asarray(area, np.uint8), 0.7, 0.3)
 
     assert back > 1.0
     assert len(ours) == len(reference) >= 1

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceflow.config import ModelSettings
+from faceflow.imaging.colour import rgb_into_bgr_planes
 from faceflow.models import protowire
 from faceflow.models.catalog import ModelSpec, model_spec
 from faceflow.models.session import create_session
@@ -209,7 +210,7 @@ def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> NDArray[
 
 
 class YuNetDetector:
-    """Finds faces in a BGR image whose long side is at most 640 px."""
+    """Finds faces in an RGB image whose long side is at most 640 px."""
 
     spec: ModelSpec = model_spec("yunet")
 
@@ -224,22 +225,37 @@ class YuNetDetector:
         return cls(create_session(cls.spec.name, graph, settings))
 
     def detect(
-        self, bgr: NDArray[np.uint8], score_threshold: float, nms_threshold: float
+        self, rgb: NDArray[np.uint8], score_threshold: float, nms_threshold: float
     ) -> RawDetections:
-        """Detections in ``bgr``'s own pixel coordinates, after NMS, best first."""
-        height, width = bgr.shape[:2]
-        if max(height, width) > INPUT_SIZE_PX:
-            raise ValueError(f"detector input must fit {INPUT_SIZE_PX} px, got {width}×{height}")
-        # Pad bottom/right up to the grid, so coordinates need no shift.
-        padded_h = -(-height // _GRID_PX) * _GRID_PX
-        padded_w = -(-width // _GRID_PX) * _GRID_PX
-        tensor = np.zeros((1, 3, padded_h, padded_w), dtype=np.float32)
-        tensor[0, :, :height, :width] = bgr.transpose(2, 0, 1)
+        """Detections in ``rgb``'s own pixel coordinates, after NMS, best first.
+
+        ``rgb`` may be a view (turned with ``np.rot90``, a tile): the model's BGR input planes
+        are written from it in one pass (:func:`input_tensor`).
+        """
+        return self.detect_tensor(input_tensor(rgb), score_threshold, nms_threshold)
+
+    def detect_tensor(
+        self, tensor: FloatArray, score_threshold: float, nms_threshold: float
+    ) -> RawDetections:
+        """Detections in a ``1 × 3 × H × W`` BGR input whose sides are multiples of 32."""
         values = self._session.run(self._output_names, {self._input_name: tensor})
         outputs = {
             name: np.asarray(v, dtype=np.float32)
             for name, v in zip(self._output_names, values, strict=True)
         }
-        found = decode(outputs, score_threshold, padded_w)
+        found = decode(outputs, score_threshold, tensor.shape[3])
         keep = nms(found.boxes, found.scores, nms_threshold)
         return RawDetections(found.boxes[keep], found.scores[keep], found.landmarks[keep])
+
+
+def input_tensor(rgb: NDArray[np.uint8]) -> FloatArray:
+    """YuNet's ``1 × 3 × H × W`` float BGR input for ``rgb``, zero-padded bottom/right up to the
+    grid (so coordinates need no shift)."""
+    height, width = rgb.shape[:2]
+    if max(height, width) > INPUT_SIZE_PX:
+        raise ValueError(f"detector input must fit {INPUT_SIZE_PX} px, got {width}×{height}")
+    padded_h = -(-height // _GRID_PX) * _GRID_PX
+    padded_w = -(-width // _GRID_PX) * _GRID_PX
+    tensor = np.zeros((1, 3, padded_h, padded_w), dtype=np.float32)
+    rgb_into_bgr_planes(rgb, tensor[0])
+    return tensor

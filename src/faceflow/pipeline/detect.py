@@ -22,7 +22,6 @@ from numpy.typing import NDArray
 
 from faceflow.config import DetectionSettings
 from faceflow.domain import Box, Face, Landmarks, Point
-from faceflow.imaging.colour import rgb_to_bgr
 from faceflow.models.aligner import turn_points
 from faceflow.models.detector import INPUT_SIZE_PX, RawDetections, YuNetDetector, nms
 
@@ -96,7 +95,11 @@ def fit_to_detector(
     pass; this costs 4.4 ms, with the same faces, ages and genders and rolls within 0.6°
     (``bench/detect_levers.py``, ``bench/accuracy.py``). Bilinear for the rest would cost 1.0 ms,
     but moved two side-view faces' roll by 1.1° and narrowed the age ranges (73 to 69 % covering
-    the label on the devset).
+    the label on the devset). Bilinear up to twice the target, then 2 × 2 averaging, would save
+    2.8 ms with rolls within 0.6°, but OpenCV's fixed-point bilinear is not exactly symmetric
+    under a quarter turn, and that moved ages by over 2 years between a photo and its turned
+    copy; its exact variant costs as much as ``INTER_AREA`` (``bench/detect_levers.py --levers
+    new``, README).
     """
     height, width = rgb.shape[:2]
     factor = long_side_px / max(height, width)
@@ -246,20 +249,18 @@ def _detect_any_orientation(
     """
     height, width = rgb.shape[:2]
     small, back = fit_to_detector(rgb)
-    bgr = rgb_to_bgr(small)
 
     def full_pass(turns: int) -> _Found:
-        turned = np.ascontiguousarray(np.rot90(bgr, turns)) if turns else bgr
+        turned = np.rot90(small, turns)
         return _found(detector.detect(turned, options.score_threshold, options.nms_threshold))
 
     found = full_pass(0)
     if _best_upright_score(found) >= UPRIGHT_SURE_SCORE:
         return _in_image(found, back, 0, width, height), 0
     quick_small, _ = fit_to_detector(rgb, QUICK_SIDE_PX)
-    quick_bgr = rgb_to_bgr(quick_small)
 
     def quick_score(turns: int) -> float:
-        turned = np.ascontiguousarray(np.rot90(quick_bgr, turns)) if turns else quick_bgr
+        turned = np.rot90(quick_small, turns)
         quick = detector.detect(turned, options.score_threshold, options.nms_threshold)
         return _best_upright_score(_found(quick))
 
@@ -284,14 +285,12 @@ def _detect_on_tiles(
     """Small upright faces on 640 px tiles of ``rgb`` enlarged to ``TILE_ZOOM`` × 640 on its long
     side and turned by ``turns``, in ``rgb``'s pixels."""
     big, back = fit_to_detector(rgb, round(TILE_ZOOM * INPUT_SIZE_PX))
-    bgr = rgb_to_bgr(big)
-    if turns:
-        bgr = np.ascontiguousarray(np.rot90(bgr, turns))
-    height, width = bgr.shape[:2]
+    turned = np.rot90(big, turns)
+    height, width = turned.shape[:2]
     parts = []
     for y in _tile_starts(height, INPUT_SIZE_PX, TILE_OVERLAP_PX):
         for x in _tile_starts(width, INPUT_SIZE_PX, TILE_OVERLAP_PX):
-            tile = np.ascontiguousarray(bgr[y : y + INPUT_SIZE_PX, x : x + INPUT_SIZE_PX])
+            tile = turned[y : y + INPUT_SIZE_PX, x : x + INPUT_SIZE_PX]
             found = _found(detector.detect(tile, options.score_threshold, options.nms_threshold))
             offset = np.array([x, y], dtype=np.float64)
             parts.append(
