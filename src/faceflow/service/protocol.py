@@ -13,6 +13,8 @@ after a first response, and ``limit_concurrency`` answers in plain text), so:
   connection opened beyond the cap is answered ``503 overloaded`` (JSON, ``Retry-After``) and the
   connection closed, once its headers are in (so the answer cannot be lost to a reset).
 
+It also stops reading a connection later than uvicorn does (:data:`READ_PAUSE_BYTES`): see there.
+
 The settings reach the protocol through the lifespan state (the app puts its ``server`` settings
 there under :data:`SERVER_SETTINGS_STATE`); without them it behaves as uvicorn's own.
 """
@@ -30,6 +32,15 @@ from faceflow.errors import Overloaded, RequestTimeout
 from faceflow.service.errors import faceflow_error_response
 
 SERVER_SETTINGS_STATE = "faceflow.server_settings"
+
+READ_PAUSE_BYTES = 256 * 1024
+"""Body bytes a connection may hold unread by the app before the protocol stops reading it
+(uvicorn: 64 KiB). A typical upload (a 100 KB photo) is larger than uvicorn's mark, so every one
+paused its connection while it arrived, and the app read it as two or more chunks — one
+``epoll_ctl`` to stop reading and one to start again, one more turn of the event loop and one
+more copy of the body per request (measured: 12–15 µs of a cache hit's served CPU, ``bench/
+hit_cpu.py``). At most this much more per open connection, and only while the app has not yet
+read its body: uvloop already hands over up to 256 KiB per read before uvicorn checks its mark."""
 _RETRY_AFTER_S = 1
 
 
@@ -91,6 +102,16 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             self._header_timer.cancel()
             self._header_timer = None
         super().connection_lost(exc)
+
+    def on_body(self, body: bytes) -> None:
+        # uvicorn's own on_body, with READ_PAUSE_BYTES for its 64 KiB mark.
+        cycle = self.cycle
+        if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
+            return
+        cycle.body += body
+        if len(cycle.body) > READ_PAUSE_BYTES:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
