@@ -51,7 +51,7 @@ def _write() -> None:
         "latency_ms": _latency_ms,
         "lag_ms": _lag_ms,
         "counts": _counts,
-        "slow_gc": _slow_gc[-500:],
+        "slow_gc": _slow_gc,
     }
     # Whole files only: the driver may read while a worker writes.
     temporary = Path(_DIR or ".", f".tail-{os.getpid()}")
