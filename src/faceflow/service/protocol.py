@@ -38,9 +38,10 @@ READ_PAUSE_BYTES = 256 * 1024
 (uvicorn: 64 KiB). A typical upload (a 100 KB photo) is larger than uvicorn's mark, so every one
 paused its connection while it arrived, and the app read it as two or more chunks — one
 ``epoll_ctl`` to stop reading and one to start again, one more turn of the event loop and one
-more copy of the body per request (measured: 12–15 µs of a cache hit's served CPU, ``bench/
-hit_cpu.py``). At most this much more per open connection, and only while the app has not yet
-read its body: uvloop already hands over up to 256 KiB per read before uvicorn checks its mark."""
+more copy of the body per request (about 10–15 µs of a raw-body hit's served CPU in interleaved
+runs on a loaded machine; ``bench/hit_tail.py`` counts the pauses). At most this much more per
+open connection, and only while the app has not yet read its body: uvloop already hands over up
+to 256 KiB per read before uvicorn checks its mark."""
 _RETRY_AFTER_S = 1
 
 
