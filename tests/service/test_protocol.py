@@ -4,6 +4,7 @@ fed bytes directly, over a transport that records what the protocol asks of it."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 import uvicorn
@@ -73,4 +74,83 @@ async def test_a_body_beyond_the_mark_left_unread_pauses_its_connection() -> Non
     protocol, transport = _connection()
     protocol.data_received(_request(READ_PAUSE_BYTES + 1))
     assert transport.pauses == 1
+    protocol.connection_lost(None)
+
+
+class WritesRecordingTransport(RecordingTransport):
+    """Also records each write and each writelines as one entry: one per system call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        super().write(data)
+        self.calls.append(bytes(data))
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        joined = b"".join(list_of_data)
+        super().write(joined)
+        self.calls.append(joined)
+
+
+async def _answer(scope: Scope, receive: Receive, send: Send) -> None:
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+    )
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+class HeadThenBodyLater:
+    """Sends its head, then its body only once the test releases it (a streamed answer)."""
+
+    def __init__(self) -> None:
+        self.head_sent = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+        )
+        self.head_sent.set()
+        await self.release.wait()
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _serving(app: Any) -> tuple[FaceflowHttpProtocol, WritesRecordingTransport]:
+    config = uvicorn.Config(app, http=FaceflowHttpProtocol, log_config=None)
+    config.load()
+    protocol = FaceflowHttpProtocol(config, ServerState(), app_state={})
+    transport = WritesRecordingTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def _until_answered(protocol: FaceflowHttpProtocol) -> None:
+    while protocol.tasks:
+        await asyncio.gather(*protocol.tasks)
+
+
+async def test_an_answer_s_head_and_body_go_out_in_one_write() -> None:
+    protocol, transport = _serving(_answer)
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    await _until_answered(protocol)
+    assert len(transport.calls) == 1
+    assert transport.calls[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert transport.calls[0].endswith(b"\r\n\r\nok")
+    protocol.connection_lost(None)
+
+
+async def test_a_head_whose_body_comes_later_is_sent_without_waiting_for_it() -> None:
+    app = HeadThenBodyLater()
+    protocol, transport = _serving(app)
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    # The held head's flush was scheduled before this wait's wake-up: it has run by now.
+    await app.head_sent.wait()
+    assert len(transport.calls) == 1
+    assert transport.calls[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert transport.calls[0].endswith(b"\r\n\r\n")
+    app.release.set()
+    await _until_answered(protocol)
+    assert transport.calls[1:] == [b"ok"]
     protocol.connection_lost(None)
