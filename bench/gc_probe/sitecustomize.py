@@ -40,3 +40,5 @@ def _probe(phase: str, info: dict[str, Any]) -> None:
 
 if _DIR:
     gc.callbacks.append(_probe)
+if os.environ.get("FACEFLOW_TAIL_PROBE_DIR"):
+    import tail_probe  # noqa: F401 - installs itself (bench/hit_tail.py)

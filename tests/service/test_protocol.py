@@ -1,0 +1,156 @@
+"""When faceflow's HTTP protocol stops reading a connection (service/protocol.py READ_PAUSE_BYTES):
+fed bytes directly, over a transport that records what the protocol asks of it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import uvicorn
+from starlette.types import Receive, Scope, Send
+from uvicorn.server import ServerState
+
+from faceflow.service.protocol import READ_PAUSE_BYTES, FaceflowHttpProtocol
+
+
+class RecordingTransport(asyncio.Transport):
+    """Just enough of a socket transport for uvicorn's protocol; counts read pauses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pauses = 0
+        self.written = bytearray()
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 40000)}.get(
+            name, default
+        )
+
+    def pause_reading(self) -> None:
+        self.pauses += 1
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def _ignore(scope: Scope, receive: Receive, send: Send) -> None:
+    """Never reads the body, so whatever arrives stays with the protocol."""
+
+
+def _connection() -> tuple[FaceflowHttpProtocol, RecordingTransport]:
+    config = uvicorn.Config(_ignore, http=FaceflowHttpProtocol, log_config=None)
+    config.load()
+    protocol = FaceflowHttpProtocol(config, ServerState(), app_state={})
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+def _request(body_bytes: int) -> bytes:
+    head = f"POST /v1/detect HTTP/1.1\r\nhost: x\r\ncontent-length: {body_bytes}\r\n\r\n"
+    return head.encode() + b"\xff" * body_bytes
+
+
+async def test_a_photo_sized_upload_is_read_without_pausing_its_connection() -> None:
+    # 100 KB: over uvicorn's own 64 KiB mark, which paused every such upload.
+    protocol, transport = _connection()
+    protocol.data_received(_request(100_000))
+    assert transport.pauses == 0
+    protocol.connection_lost(None)
+
+
+async def test_a_body_beyond_the_mark_left_unread_pauses_its_connection() -> None:
+    protocol, transport = _connection()
+    protocol.data_received(_request(READ_PAUSE_BYTES + 1))
+    assert transport.pauses == 1
+    protocol.connection_lost(None)
+
+
+class WritesRecordingTransport(RecordingTransport):
+    """Also records each write and each writelines as one entry: one per system call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        super().write(data)
+        self.calls.append(bytes(data))
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        joined = b"".join(list_of_data)
+        super().write(joined)
+        self.calls.append(joined)
+
+
+async def _answer(scope: Scope, receive: Receive, send: Send) -> None:
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+    )
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+class HeadThenBodyLater:
+    """Sends its head, then its body only once the test releases it (a streamed answer)."""
+
+    def __init__(self) -> None:
+        self.head_sent = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+        )
+        self.head_sent.set()
+        await self.release.wait()
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _serving(app: Any) -> tuple[FaceflowHttpProtocol, WritesRecordingTransport]:
+    config = uvicorn.Config(app, http=FaceflowHttpProtocol, log_config=None)
+    config.load()
+    protocol = FaceflowHttpProtocol(config, ServerState(), app_state={})
+    transport = WritesRecordingTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def _until_answered(protocol: FaceflowHttpProtocol) -> None:
+    while protocol.tasks:
+        await asyncio.gather(*protocol.tasks)
+
+
+async def test_an_answer_s_head_and_body_go_out_in_one_write() -> None:
+    protocol, transport = _serving(_answer)
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    await _until_answered(protocol)
+    assert len(transport.calls) == 1
+    assert transport.calls[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert transport.calls[0].endswith(b"\r\n\r\nok")
+    protocol.connection_lost(None)
+
+
+async def test_a_head_whose_body_comes_later_is_sent_without_waiting_for_it() -> None:
+    app = HeadThenBodyLater()
+    protocol, transport = _serving(app)
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    # The held head's flush was scheduled before this wait's wake-up: it has run by now.
+    await app.head_sent.wait()
+    assert len(transport.calls) == 1
+    assert transport.calls[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert transport.calls[0].endswith(b"\r\n\r\n")
+    app.release.set()
+    await _until_answered(protocol)
+    assert transport.calls[1:] == [b"ok"]
+    protocol.connection_lost(None)
