@@ -154,3 +154,39 @@ async def test_a_head_whose_body_comes_later_is_sent_without_waiting_for_it() ->
     await _until_answered(protocol)
     assert transport.calls[1:] == [b"ok"]
     protocol.connection_lost(None)
+
+
+class ClosingRecordingTransport(WritesRecordingTransport):
+    """Also records what had been written when the socket was closed (a real one sends nothing
+    written after its close)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written_at_close: bytes | None = None
+
+    def close(self) -> None:
+        if self.written_at_close is None:
+            self.written_at_close = bytes(self.written)
+        super().close()
+
+
+async def test_a_held_head_goes_out_before_a_shutdown_closes_the_connection() -> None:
+    # A HEAD request's whole answer is its head; the server's shutdown closes a connection whose
+    # response is complete in the same turn of the loop.
+    holder: list[FaceflowHttpProtocol] = []
+
+    async def answer_then_shut_down(scope: Scope, receive: Receive, send: Send) -> None:
+        await _answer(scope, receive, send)
+        holder[0].shutdown()
+
+    config = uvicorn.Config(answer_then_shut_down, http=FaceflowHttpProtocol, log_config=None)
+    config.load()
+    protocol = FaceflowHttpProtocol(config, ServerState(), app_state={})
+    transport = ClosingRecordingTransport()
+    holder.append(protocol)
+    protocol.connection_made(transport)
+    protocol.data_received(b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\n")
+    await _until_answered(protocol)
+    assert transport.written_at_close is not None
+    assert transport.written_at_close.startswith(b"HTTP/1.1 200 OK\r\n")
+    protocol.connection_lost(None)

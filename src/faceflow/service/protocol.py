@@ -158,6 +158,15 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             self._header_timer = None
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        # uvicorn closes the socket itself here when the last response is complete, maybe in the
+        # loop turn that completed it: a head still held (a HEAD request's whole answer) goes
+        # out first. (Anything else that writes to the socket runs from a later callback than
+        # the held head's flush.)
+        if self._writes is not None:
+            self._writes.flush()
+        super().shutdown()
+
     def on_body(self, body: bytes) -> None:
         # uvicorn's own on_body, with READ_PAUSE_BYTES for its 64 KiB mark.
         cycle = self.cycle
