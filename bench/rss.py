@@ -238,9 +238,17 @@ async def load(
                 route = routes[serial % len(routes)]
             body = unique_variant(uploads[serial % len(uploads)], serial)
             while True:
-                response = await client.post(
-                    server.url + route, content=body, headers={"Content-Type": "image/jpeg"}
-                )
+                try:
+                    response = await client.post(
+                        server.url + route, content=body, headers={"Content-Type": "image/jpeg"}
+                    )
+                except httpx.TransportError:
+                    # A kept-alive connection the server closed as it was reused (its idle
+                    # timeout, under load): not a result either.
+                    statuses["sent again (connection closed)"] = (
+                        statuses.get("sent again (connection closed)", 0) + 1
+                    )
+                    continue
                 if response.status_code != 503:
                     break
                 await asyncio.sleep(RETRY_503_S)  # the pool's wait queue is full: not a result
