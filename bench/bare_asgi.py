@@ -10,9 +10,9 @@ from __future__ import annotations
 from starlette.types import Receive, Scope, Send
 
 from faceflow.cache.keys import content_hash
-from faceflow.service.process import keep_heap
+from faceflow.runtime.heap import keep_heap
 
-# The heap setting faceflow's HTTP workers make once started (service/process.py): without it
+# The heap setting faceflow's HTTP workers make once started (runtime/heap.py): without it
 # each request here would re-fault its body's pages, and the floor would be higher than the
 # cheapest hit route this stack allows.
 keep_heap()

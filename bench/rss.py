@@ -1,6 +1,7 @@
 """Resident memory of `faceflow serve` after warm-up and over a long mixed load, on this machine.
 
     .venv/bin/python bench/rss.py [--requests 2000] [--clients 3] [--processes 2] [--env K=V]
+                                  [--detail]
 
 Starts `faceflow serve` with ``--processes`` inference processes on a free loopback port (stopped
 by PID at the end), takes the RSS of the server, each inference process and multiprocessing's
@@ -16,13 +17,18 @@ detect, analyze, annotate and (unless ``runtime.operations`` leaves it out) the 
 ``--env 'FACEFLOW_RUNTIME__OPERATIONS=["detect","analyze","annotate"]'``.
 
 The server's result cache is a memory budget that fills with answers by design
-(``cache.memory_bytes``, 256 MB by default: annotated images and ID photos fill it in a few
-thousand requests); the benchmark sets it to 16 MB, so that what grows is what the processes
-keep, not the budget. ``--env FACEFLOW_CACHE__MEMORY_BYTES=...`` overrides it.
+(``cache.memory_bytes``, 16 MB by default: the mixed uploads fill it within a few hundred
+requests); the benchmark runs the default, as an operator would. ``--env
+FACEFLOW_CACHE__MEMORY_BYTES=...`` sets another (0: no in-process cache, to see what the
+processes keep without it).
 
 RSS counts every resident page of each process, shared library pages once per process (what
 ``ps`` and the issue report); the ``change`` column compares each sample with the one taken
-after warm-up. Other processes on the machine share its cores and memory bandwidth but not
+after warm-up. ``--detail`` prints, with each sample, what makes up each process's RSS (from
+``/proc/PID/smaps``): its unique (USS) and proportional (PSS) sets, anonymous against
+file-backed pages, and the anonymous pages by kind (the main heap, the other anonymous
+mappings: malloc's thread arenas, large blocks and onnxruntime's arenas) and the files mapped
+most. Other processes on the machine share its cores and memory bandwidth but not
 its RSS: the figures do not depend on the load, only the run's duration does.
 """
 
@@ -58,7 +64,6 @@ ID_PHOTO_ROUTE = "/v1/id-photo"
 ID_PHOTO_EVERY = 20
 """One request in this many is an ID photo (≈ 1 s of CPU each, 20× a face request)."""
 SAMPLES = 10
-CACHE_BYTES = str(16 * 1024 * 1024)
 RETRY_503_S = 0.05
 PEAK_POLL_S = 0.2
 SETTLE_S = 0.5
@@ -114,6 +119,78 @@ def sample(server: ServiceProcess, requests: int) -> Sample:
     return Sample(requests, server_mb, tuple(sorted(workers)), other)
 
 
+ARENA_ALIGN = 64 * 1024 * 1024
+"""glibc's thread arenas (``HEAP_MAX_SIZE`` on 64-bit) start at multiples of this."""
+
+
+def _mapping_kind(head: list[str]) -> str:
+    """What a ``/proc/PID/smaps`` mapping is: a file's name, ``[heap]``, or an anonymous kind."""
+    if len(head) == 6:
+        return Path(head[5]).name if head[5].startswith("/") else head[5]
+    start, end = (int(x, 16) for x in head[0].split("-"))
+    if start % ARENA_ALIGN == 0 and "rw" in head[1]:
+        return "anon arena"
+    if end - start == 1024 * 1024:
+        return "anon 1MiB"
+    return "anon"
+
+
+def memory_detail(pid: int, role: str) -> str:
+    """One line on what makes up ``pid``'s RSS, in MB (see the module doc, ``--detail``)."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        maps = Path(f"/proc/{pid}/smaps").read_text()
+    except OSError:
+        return f"{role} {pid}: gone"
+    field = {
+        line.split(":")[0]: int(line.split()[1]) / 1e3
+        for line in rollup.splitlines()[1:]
+        if line.split() and line.split()[-1] == "kB"
+    }
+    uss = field["Private_Clean"] + field["Private_Dirty"]
+    by_name: dict[str, float] = {}
+    anon_maps = 0
+    name = "?"
+    for line in maps.splitlines():
+        head = line.split(maxsplit=5)
+        if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:
+            name = _mapping_kind(head)
+            anon_maps += name.startswith("anon")
+        elif line.startswith("Rss:"):
+            by_name[name] = by_name.get(name, 0.0) + int(line.split()[1]) / 1e3
+    files = sorted(
+        ((mb, n) for n, mb in by_name.items() if not n.startswith(("anon", "["))),
+        reverse=True,
+    )
+    top = ", ".join(f"{n} {mb:.1f}" for mb, n in files[:4])
+    return (
+        f"  {role} {pid}: rss {field['Rss']:.1f} pss {field['Pss']:.1f} uss {uss:.1f} | "
+        f"anon {field['Anonymous']:.1f} (heap {by_name.get('[heap]', 0.0):.1f}, "
+        f"{anon_maps} maps: malloc arenas {by_name.get('anon arena', 0.0):.1f}, "
+        f"1 MiB (pymalloc) {by_name.get('anon 1MiB', 0.0):.1f}, "
+        f"other {by_name.get('anon', 0.0):.1f}) "
+        f"file {field['Rss'] - field['Anonymous']:.1f} ({top})"
+    )
+
+
+def details(server: ServiceProcess) -> str:
+    lines = []
+    for pid in process_tree(server.pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        role = (
+            "server"
+            if pid == server.pid
+            else "worker"
+            if b"multiprocessing.spawn" in command
+            else "other"
+        )
+        lines.append(memory_detail(pid, role))
+    return "\n".join(lines)
+
+
 def progress(row: Sample) -> str:
     workers = " + ".join(f"{mb:.0f}" for mb in row.workers_mb)
     return (
@@ -136,12 +213,18 @@ async def poll_peak(server: ServiceProcess, peak: Peak) -> None:
 
 
 async def load(
-    server: ServiceProcess, uploads: list[bytes], requests: int, clients: int, id_photos: bool
+    server: ServiceProcess,
+    uploads: list[bytes],
+    requests: int,
+    clients: int,
+    id_photos: bool,
+    detail: bool,
 ) -> tuple[list[Sample], Peak, dict[str, int]]:
     """Send ``requests`` never-seen uploads in ten rounds; after each, with every request
     answered and the processes idle, sample RSS (what they keep, not a request's working set)."""
     routes = list(FACE_ROUTES)
     statuses: dict[str, int] = {}
+    body_bytes: dict[str, int] = {}
     samples: list[Sample] = []
     peak = Peak()
     serials = itertools.count()
@@ -155,14 +238,23 @@ async def load(
                 route = routes[serial % len(routes)]
             body = unique_variant(uploads[serial % len(uploads)], serial)
             while True:
-                response = await client.post(
-                    server.url + route, content=body, headers={"Content-Type": "image/jpeg"}
-                )
+                try:
+                    response = await client.post(
+                        server.url + route, content=body, headers={"Content-Type": "image/jpeg"}
+                    )
+                except httpx.TransportError:
+                    # A kept-alive connection the server closed as it was reused (its idle
+                    # timeout, under load): not a result either.
+                    statuses["sent again (connection closed)"] = (
+                        statuses.get("sent again (connection closed)", 0) + 1
+                    )
+                    continue
                 if response.status_code != 503:
                     break
                 await asyncio.sleep(RETRY_503_S)  # the pool's wait queue is full: not a result
             key = f"{route} {response.status_code}"
             statuses[key] = statuses.get(key, 0) + 1
+            body_bytes[route] = body_bytes.get(route, 0) + len(response.content)
 
     poller = asyncio.create_task(poll_peak(server, peak))
     async with httpx.AsyncClient(timeout=120.0) as client:
@@ -173,7 +265,12 @@ async def load(
             samples.append(sample(server, end))
             # As it is taken, so a long run stopped early (a timeout) still has its samples.
             print(progress(samples[-1]), file=sys.stderr, flush=True)
+            if detail:
+                print(details(server), file=sys.stderr, flush=True)
     poller.cancel()
+    for route, total in body_bytes.items():
+        answered = sum(n for key, n in statuses.items() if key.startswith(route + " "))
+        statuses[f"{route} mean KB"] = round(total / max(1, answered) / 1024)
     return samples, peak, statuses
 
 
@@ -185,11 +282,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--json", action="store_true", help="print the samples as JSON")
+    parser.add_argument(
+        "--detail", action="store_true", help="print what makes up each process's RSS (stderr)"
+    )
     args = parser.parse_args()
-    env = {
-        "FACEFLOW_RUNTIME__PROCESSES": str(args.processes),
-        "FACEFLOW_CACHE__MEMORY_BYTES": CACHE_BYTES,
-    }
+    env = {"FACEFLOW_RUNTIME__PROCESSES": str(args.processes)}
     env.update(item.split("=", 1) for item in args.env)
     operations = json.loads(env.get("FACEFLOW_RUNTIME__OPERATIONS", '["id-photo"]'))
     uploads = prepare_uploads(args.seed)
@@ -198,8 +295,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work, ServiceProcess(env, Path(work) / "serve.log") as s:
         samples = [sample(s, 0)]
         print(progress(samples[0]), file=sys.stderr, flush=True)
+        if args.detail:
+            print(details(s), file=sys.stderr, flush=True)
         more, peak, statuses = asyncio.run(
-            load(s, uploads, args.requests, args.clients, "id-photo" in operations)
+            load(s, uploads, args.requests, args.clients, "id-photo" in operations, args.detail)
         )
         samples += more
     seconds = time.perf_counter() - started
@@ -230,7 +329,10 @@ def main() -> None:
     console.print(
         f"peak total while requests ran (polled every {PEAK_POLL_S} s): {peak.total_mb:.0f} MB"
     )
-    console.print("statuses: " + ", ".join(f"{k}: {n}" for k, n in sorted(statuses.items())))
+    console.print(
+        "statuses (and mean answer sizes): "
+        + ", ".join(f"{k}: {n}" for k, n in sorted(statuses.items()))
+    )
 
 
 def vars_of(row: Sample) -> dict[str, object]:

@@ -269,7 +269,15 @@ class DetectionSettings(_Group):
 
 
 class CacheSettings(_Group):
-    memory_bytes: int = Field(256 * 1024 * 1024, ge=0, description="in-process LRU budget")
+    # The answers of the last minutes, for the same upload sent again; Redis is the tier sized
+    # for volume. A budget of payload bytes: each MB costs the API process ≈ 1.1-1.4 MB of RSS
+    # once full (bench/rss.py in the README), so 256 MB made a service ready at ≈ 600 MB settle
+    # near 900.
+    memory_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=0,
+        description="in-process LRU budget (payload bytes; ≈ 1.1-1.4× that in RSS once full)",
+    )
     redis_url: str | None = Field(None, description="shared cache Redis; unset: in-process only")
     ttl_s: int = Field(24 * 3600, ge=1, description="how long results are kept")
     ttl_jitter: float = Field(

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from faceflow.runtime.heap import HeapKeeper, resident_bytes, trim_heap
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from faceflow.runtime.heap import HeapKeeper, keep_heap, resident_bytes, trim_heap
+
+GLIBC_ONLY = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
 BLOCK_BYTES = 100_000
 """Below glibc's initial mmap threshold: these blocks come from the heap, as a task's do."""
@@ -44,3 +52,49 @@ def test_growth_past_the_slack_is_given_back_once() -> None:
     # The floor is now what the trim left: nothing has grown since, so no second trim.
     assert keeper.after_task() is False
     assert kept
+
+
+@GLIBC_ONLY
+def test_glibc_takes_the_heap_thresholds() -> None:
+    assert keep_heap()
+
+
+THREAD_ALLOCATES = """
+import sys, threading
+from pathlib import Path
+from faceflow.runtime.heap import share_one_arena
+
+if sys.argv[1] == "shared":
+    assert share_one_arena()
+kept = []
+thread = threading.Thread(target=lambda: kept.extend(b"x" * 200_000 for _ in range(50)))
+thread.start()
+thread.join()
+# glibc's thread arenas are mappings aligned to 64 MiB (HEAP_MAX_SIZE); the main heap is [heap].
+arenas = 0
+for line in Path("/proc/self/maps").read_text().splitlines():
+    fields = line.split()
+    start = int(fields[0].split("-")[0], 16)
+    arenas += len(fields) == 5 and fields[1].startswith("rw") and start % (64 << 20) == 0
+print(arenas)
+"""
+
+
+def arenas_after_a_thread_allocates(mode: str) -> int:
+    """Thread arenas in a fresh process after a thread allocated 10 MB (``mode``: ``shared``
+    after :func:`share_one_arena`, else glibc's default)."""
+    done = subprocess.run(
+        [sys.executable, "-c", THREAD_ALLOCATES, mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(done.stdout)
+
+
+@GLIBC_ONLY
+def test_threads_share_the_main_heap_once_asked() -> None:
+    # The default first, so the test shows the arena it removes.
+    assert arenas_after_a_thread_allocates("default") >= 1
+    assert arenas_after_a_thread_allocates("shared") == 0

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import gc
-import platform
 from collections.abc import Iterator
 
 import pytest
 
-from faceflow.service.process import keep_heap, settle
+from faceflow.service.process import settle
 
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
     yield
     gc.unfreeze()  # the rest of the test session collects as before
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_glibc_takes_the_heap_thresholds() -> None:
-    assert keep_heap()
 
 
 def test_settling_freezes_what_start_up_allocated(unfrozen: None) -> None:

@@ -1,4 +1,13 @@
-"""What a model-running process holds, and giving its free heap back to the system.
+"""glibc's heap, in one place: what a process keeps of the memory it freed, and giving it back.
+
+Every malloc setting faceflow makes is here (the inference processes' ``GLIBC_TUNABLES``, read
+by glibc before Python starts, are put in their environment by
+:func:`faceflow.runtime.pool.child_glibc_tunables`):
+
+* an inference process trims its free heap after a task once it has grown past a slack
+  (:class:`HeapKeeper`);
+* an HTTP worker keeps up to an upload's worth of free heap (:func:`keep_heap`) and has all its
+  threads share one malloc arena (:func:`share_one_arena`).
 
 Standard library only: the pool's worker loop (:mod:`faceflow.runtime.child`) uses it, and a
 spawned worker must not import the heavy stack before its context factory does.
@@ -14,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 from pathlib import Path
 
 TRIM_SLACK_BYTES = 8 * 1024 * 1024
@@ -21,7 +31,15 @@ TRIM_SLACK_BYTES = 8 * 1024 * 1024
 again. Trimming after every task would give back, then fault in again, the blocks the next
 photo of the same size reuses; most face requests stay under this and pay nothing."""
 
+HEAP_KEPT_BYTES = 16 * 1024 * 1024
+"""Above the largest single image (``limits.max_upload_bytes``, 10 MiB by default)."""
+
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 
 
 def trim_heap() -> None:
@@ -30,6 +48,47 @@ def trim_heap() -> None:
     trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
     if trim is not None:
         trim(0)
+
+
+def keep_heap(size: int = HEAP_KEPT_BYTES) -> bool:
+    """Serve allocations under ``size`` from the heap and keep up to ``size`` of it free (glibc
+    only; False where there is no ``mallopt`` or it refuses).
+
+    For an HTTP worker: glibc gives the top of its heap back to the kernel once more than 128 KiB
+    of it is free, so a process that allocates and frees an upload's bytes on every request (the
+    body, the image cut from a form) faults the same pages in again on the next one — 7 to 19
+    page faults per cache hit of a 95 KB image, a quarter of the hit's served CPU in system time
+    (measured with ``bench/hit_cpu.py``-style runs, ``/proc/PID/stat`` minor faults). Uploads up
+    to ``size`` are therefore served from the heap (not from a fresh ``mmap`` each) and that much
+    free heap is kept: at most that much more resident memory per HTTP worker, the same glibc
+    settles on by itself after the first freed upload of that size.
+    """
+    # mallopt answers 1 when it took the value (musl's answers 0 and does nothing).
+    return _mallopt(_M_MMAP_THRESHOLD, size) and _mallopt(_M_TRIM_THRESHOLD, size)
+
+
+def share_one_arena() -> bool:
+    """Have every thread started from now on allocate from the main heap, not from an arena of
+    its own (glibc only; False where there is no ``mallopt`` or it refuses).
+
+    For an HTTP worker, called before it starts any thread: the inference pool's reader threads
+    unpickle every reply (annotated images, ID photos) and the answers the result cache keeps
+    are allocated there; in arenas of their own each kept the free space and the gaps the
+    cache's evictions left (besides the main heap's :func:`keep_heap` allowance), ≈ 6 MB more
+    once the cache was full (bench/rss.py in the README). Every such thread allocates while
+    holding the GIL, so one arena costs them no waiting on each other.
+    """
+    return _mallopt(_M_ARENA_MAX, 1)
+
+
+def _mallopt(parameter: int, value: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(parameter, value))
 
 
 def resident_bytes() -> int:

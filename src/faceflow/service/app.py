@@ -29,7 +29,7 @@ from faceflow.service.examples import load_examples
 from faceflow.service.hotpath import HotPath
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import RequestContext
-from faceflow.service.process import settle
+from faceflow.service.process import before_threads, settle
 from faceflow.service.protocol import SERVER_SETTINGS_STATE
 from faceflow.service.routes import examples as example_routes
 from faceflow.service.routes import faces, idphoto, jobs, system
@@ -110,6 +110,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        before_threads()
         pool: InferencePool[WorkerContext] = InferencePool.from_settings(
             settings.runtime,
             init=load_pool_context,
