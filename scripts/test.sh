@@ -11,6 +11,9 @@
 # one process earlier the same day (before that round's test changes). On a busy machine the
 # two workers cost ~20 % more CPU (each starts its own session servers). A run narrowed by
 # arguments runs in one process unless the arguments ask for workers (-n).
+# Modules are handed out in the workers' collection order (--no-loadscope-reorder), which
+# tests/conftest.py starts with the longest modules: loadscope's own order (most tests first) left
+# the longest single-test modules for last, one worker running them alone at the end.
 # pytest's exit code 5 ("no tests collected") is a failure here: a test command that ran nothing
 # must not look green.
 set -uo pipefail
@@ -19,7 +22,7 @@ mkdir -p artifacts/coverage
 export COVERAGE_FILE="$PWD/artifacts/coverage/data"
 .venv/bin/python -m coverage erase
 if [ $# -eq 0 ]; then
-  set -- -n 2 --dist loadscope
+  set -- -n 2 --dist loadscope --no-loadscope-reorder
   whole=1
 else
   whole=0

@@ -1,6 +1,9 @@
 """Shared fixtures. Fixture modules live in tests/fixtures/ and are registered here."""
 
 import os
+from collections import Counter
+
+import pytest
 
 # pytest-xdist's workers inherit COLUMNS=80; rich's module-level consoles (faceflow.cli) would fix
 # that width when imported at collection, and the CLI tests' own COLUMNS (CliRunner's env) would
@@ -15,3 +18,42 @@ pytest_plugins = [
     "tests.fixtures.models",
     "tests.fixtures.redis_server",
 ]
+
+
+# The longest modules of a full run, longest first (seconds in one busy run of 2026-12-05, load
+# ~15, two xdist workers: the order matters, not the figures). pytest-xdist's loadscope hands
+# modules out most tests first, which put these single-test modules last: one worker then ran
+# test_verdicts alone for its last 212 s. Handed out first, they overlap the many short modules.
+LONGEST_MODULES = (
+    "tests/pipeline/idphoto/test_verdicts.py",  # 212
+    "tests/service/test_web_page.py",  # 165
+    "tests/service/test_web_page_tools.py",  # 110
+    "tests/service/test_idphoto_api.py",  # 101
+    "tests/service/test_jobs_api.py",  # 84
+    "tests/jobs/test_supervisor.py",  # 79
+    "tests/service/test_system.py",  # 79
+    "tests/jobs/test_cluster.py",  # 79
+    "tests/cli/test_serve.py",  # 78
+    "tests/service/test_openapi.py",  # 77
+    "tests/service/test_upload_forms.py",  # 75
+    "tests/runtime/test_pool.py",  # 65
+    "tests/cli/test_analyze.py",  # 62
+    "tests/service/test_hotpath.py",  # 61
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In pytest-xdist's workers (whose collection the controller schedules from, in order, with
+    ``--no-loadscope-reorder``, see scripts/test.sh): :data:`LONGEST_MODULES` first, then the
+    others most tests first, as loadscope's own order. A run in one process keeps pytest's
+    order."""
+    if not hasattr(config, "workerinput"):
+        return
+    rank = {path: index for index, path in enumerate(LONGEST_MODULES)}
+    sizes = Counter(item.nodeid.split("::", 1)[0] for item in items)
+
+    def key(item: pytest.Item) -> tuple[int, int]:
+        module = item.nodeid.split("::", 1)[0]
+        return rank.get(module, len(rank)), -sizes[module]
+
+    items.sort(key=key)  # stable: a module's tests keep their order

@@ -540,8 +540,12 @@ async def test_a_pool_adopts_the_workers_of_a_head_start_with_its_setup() -> Non
     assert not any(pid_exists(pid) for pid in started)
 
 
-async def test_a_pool_with_another_setup_stops_the_head_start_and_spawns_its_own() -> None:
-    early = head_start(processes=2, config=Config(gate="not the pool's"))
+async def test_a_pool_with_another_setup_stops_the_head_start_and_spawns_its_own(
+    tmp_path: Path,
+) -> None:
+    # Another setup: a gate (never opened), so the head start's workers hold in warm-up, where
+    # they announce themselves with files beside the gate (in tmp_path, not the working directory).
+    early = head_start(processes=2, config=Config(gate=str(tmp_path / "never-opened")))
     started = [spawned.process for spawned in early._spawned or ()]
 
     async with running(make_pool(processes=2, head_start=early)) as pool:
