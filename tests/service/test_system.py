@@ -27,7 +27,8 @@ def test_healthz(client: httpx.Client) -> None:
 
 
 async def test_readyz_is_503_until_every_worker_has_warmed_up() -> None:
-    async with running_app(app_settings(runtime={"processes": 2}), ready=False) as running:
+    settings = app_settings(runtime={"processes": 2, "warmup": True})
+    async with running_app(settings, ready=False) as running:
         pids = [worker.pid for worker in running.services.pool.workers() if worker.pid]
         # Held where they are, still importing (a worker needs over 0.5 s of CPU to load its
         # models; the lifespan hands over in milliseconds), so no answer races their start-up.
