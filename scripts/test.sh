@@ -8,7 +8,8 @@
 # The whole suite runs in two pytest-xdist workers, a test module to each: much of a test's time
 # is waiting (servers starting, leases, a browser), which the other worker fills. Measured on an
 # idle 2-core machine (2026-12-05, 1,869 tests): 203 s of pytest in two workers, against 362 s in
-# one process earlier the same day (before that round's test changes). On a busy machine the
+# one process earlier the same day (before that round's test changes); 299 s for 1,883 tests on
+# a later idle VM of the same size, with 434 s of CPU (-n 3: 285 s). On a busy machine the
 # two workers cost ~20 % more CPU (each starts its own session servers). A run narrowed by
 # arguments runs in one process unless the arguments ask for workers (-n).
 # Modules are handed out in the workers' collection order (--no-loadscope-reorder), which
