@@ -48,13 +48,18 @@ async def _ignore(scope: Scope, receive: Receive, send: Send) -> None:
     """Never reads the body, so whatever arrives stays with the protocol."""
 
 
-def _connection() -> tuple[FaceflowHttpProtocol, RecordingTransport]:
-    config = uvicorn.Config(_ignore, http=FaceflowHttpProtocol, log_config=None)
+def _open(app: Any, transport: asyncio.Transport) -> FaceflowHttpProtocol:
+    """faceflow's protocol serving ``app``, connected over ``transport``."""
+    config = uvicorn.Config(app, http=FaceflowHttpProtocol, log_config=None)
     config.load()
     protocol = FaceflowHttpProtocol(config, ServerState(), app_state={})
-    transport = RecordingTransport()
     protocol.connection_made(transport)
-    return protocol, transport
+    return protocol
+
+
+def _connection() -> tuple[FaceflowHttpProtocol, RecordingTransport]:
+    transport = RecordingTransport()
+    return _open(_ignore, transport), transport
 
 
 def _request(body_bytes: int) -> bytes:
@@ -118,12 +123,8 @@ class HeadThenBodyLater:
 
 
 def _serving(app: Any) -> tuple[FaceflowHttpProtocol, WritesRecordingTransport]:
-    config = uvicorn.Config(app, http=FaceflowHttpProtocol, log_config=None)
-    config.load()
-    protocol = FaceflowHttpProtocol(config, ServerState(), app_state={})
     transport = WritesRecordingTransport()
-    protocol.connection_made(transport)
-    return protocol, transport
+    return _open(app, transport), transport
 
 
 async def _until_answered(protocol: FaceflowHttpProtocol) -> None:
@@ -179,12 +180,9 @@ async def test_a_held_head_goes_out_before_a_shutdown_closes_the_connection() ->
         await _answer(scope, receive, send)
         holder[0].shutdown()
 
-    config = uvicorn.Config(answer_then_shut_down, http=FaceflowHttpProtocol, log_config=None)
-    config.load()
-    protocol = FaceflowHttpProtocol(config, ServerState(), app_state={})
     transport = ClosingRecordingTransport()
+    protocol = _open(answer_then_shut_down, transport)
     holder.append(protocol)
-    protocol.connection_made(transport)
     protocol.data_received(b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\n")
     await _until_answered(protocol)
     assert transport.written_at_close is not None
