@@ -144,19 +144,32 @@ def area_fit(rgb: NDArray[np.uint8], side: int) -> tuple[NDArray[np.uint8], floa
     return np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), np.uint8), 1 / factor
 
 
+def _blocks_then(
+    rgb: NDArray[np.uint8],
+    side: int,
+    rest: Callable[[NDArray[np.uint8], tuple[int, int]], NDArray[np.uint8]],
+) -> tuple[NDArray[np.uint8], float]:
+    """``rgb`` with its long side ``side``: whole blocks averaged, then ``rest(blocks, size)``
+    for what is left of the shrink (a photo already small enough: as :func:`fit_to_detector`)."""
+    height, width = rgb.shape[:2]
+    factor = side / max(height, width)
+    if factor >= 1.0:
+        return fit_to_detector(rgb, side)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return np.asarray(rest(block_shrink(rgb, factor), size), np.uint8), 1 / factor
+
+
 def block_area_fit(
     rgb: NDArray[np.uint8], side: int = INPUT_SIZE_PX
 ) -> tuple[NDArray[np.uint8], float]:
     """``rgb`` with its long side ``side``: whole blocks averaged, then ``INTER_AREA`` for the
     rest, as :func:`fit_to_detector` shrinks (spelt out so the second round's rows keep it
     whatever ``fit_to_detector`` becomes)."""
-    height, width = rgb.shape[:2]
-    factor = side / max(height, width)
-    if factor >= 1.0:
-        return fit_to_detector(rgb, side)
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    blocks = block_shrink(rgb, factor)
-    return np.asarray(cv2.resize(blocks, size, interpolation=cv2.INTER_AREA), np.uint8), 1 / factor
+
+    def area(blocks: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint8]:
+        return np.asarray(cv2.resize(blocks, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+    return _blocks_then(rgb, side, area)
 
 
 def block_up2_fit(
@@ -164,15 +177,12 @@ def block_up2_fit(
 ) -> tuple[NDArray[np.uint8], float]:
     """``rgb`` with its long side ``side``: whole blocks averaged, then bilinear up to twice the
     target size and 2 × 2 averaging (OpenCV's fast integer ``INTER_AREA``) for the rest."""
-    height, width = rgb.shape[:2]
-    factor = side / max(height, width)
-    if factor >= 1.0:
-        return fit_to_detector(rgb, side)
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    blocks = block_shrink(rgb, factor)
-    doubled = cv2.resize(blocks, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_LINEAR)
-    shrunk = cv2.resize(doubled, size, interpolation=cv2.INTER_AREA)
-    return np.asarray(shrunk, np.uint8), 1 / factor
+
+    def up2_area(blocks: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint8]:
+        doubled = cv2.resize(blocks, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_LINEAR)
+        return np.asarray(cv2.resize(doubled, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+    return _blocks_then(rgb, side, up2_area)
 
 
 def block_linear_fit(rgb: NDArray[np.uint8], side: int) -> tuple[NDArray[np.uint8], float]:
