@@ -148,8 +148,9 @@ def main() -> None:
     parser.add_argument(
         "--before",
         type=Path,
-        default=None,
-        help="the src/ of another checkout: its hit path measured too, interleaved",
+        action="append",
+        default=[],
+        help="the src/ of another checkout: its hit path measured too, interleaved (repeatable)",
     )
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
     args = parser.parse_args()
@@ -166,10 +167,11 @@ def main() -> None:
             faceflow = stack.enter_context(ServiceProcess(env, work / "serve.log"))
             bare = stack.enter_context(ServiceProcess({}, work / "bare.log", args=BARE_ASGI))
             servers = {"": faceflow}
-            if args.before is not None:
-                before_env = {**env, "PYTHONPATH": str(args.before.resolve())}
-                servers["before: "] = stack.enter_context(
-                    ServiceProcess(before_env, work / "before.log")
+            for n, before in enumerate(args.before):
+                before_env = {**env, "PYTHONPATH": str(before.resolve())}
+                label = "before: " if len(args.before) == 1 else f"before {n + 1}: "
+                servers[label] = stack.enter_context(
+                    ServiceProcess(before_env, work / f"before-{n}.log")
                 )
             _pin(bare)
             targets = {"floor (bare ASGI)": (bare, bare.url, raw)}

@@ -7,9 +7,11 @@ it (the 95 KB upload in two chunks, as a raw body and as a form) and its answers
 under uvloop as `faceflow serve` runs. What is left is what faceflow's own code costs per hit on
 top of bench/bare_asgi.py (read, hash, dict), in process CPU µs, with none of the noise a shared
 machine puts into requests per second. Also split by layer: the hot path alone
-(service/hotpath.py), with the body limits (service/upload.py BodyLimits), and the whole app
-(with request ids, access log and request metrics). The shared-metrics directory of several HTTP
-workers is set up as `faceflow serve --http-workers 2` sets it up.
+(service/hotpath.py), with the body limits (service/upload.py BodyLimits), with the request
+context (request ids, access log and request metrics: the layered path every request took before
+2026-12-05 11:30), and the whole app (whose first layer, hotpath.Entry, serves a hit itself).
+The shared-metrics directory of several HTTP workers is set up as `faceflow serve
+--http-workers 2` sets it up.
 """
 
 from __future__ import annotations
@@ -114,7 +116,8 @@ async def measure(image: bytes, requests: int, rounds: int) -> dict[str, list[fl
         raise RuntimeError("prometheus_client was imported before the shared directory was set")
     form = form_body(image)
     async with running_app() as app:
-        context = app._app  # type: ignore[attr-defined]  # RequestContext → BodyLimits → HotPath
+        entry = app._app  # type: ignore[attr-defined]  # Entry, or the layers behind it
+        context = entry._context  # RequestContext → BodyLimits → HotPath
         limits = context.app
         hot = limits.app
         await drive(app, "/v1/analyze", "image/jpeg", image, 1)  # the miss that caches it
@@ -122,7 +125,9 @@ async def measure(image: bytes, requests: int, rounds: int) -> dict[str, list[fl
             ("floor (bare ASGI)", bare_asgi.app, "/", "image/jpeg", image),
             ("hit, raw: hot path alone", hot, "/v1/analyze", "image/jpeg", image),
             ("hit, raw: + body limits", limits, "/v1/analyze", "image/jpeg", image),
+            ("hit, raw: + request context", context, "/v1/analyze", "image/jpeg", image),
             ("hit, raw: whole app", app, "/v1/analyze", "image/jpeg", image),
+            ("hit, multipart: layers", context, "/v1/analyze", FORM_CONTENT_TYPE, form),
             ("hit, multipart: whole app", app, "/v1/analyze", FORM_CONTENT_TYPE, form),
             ("echo-size: whole app", app, "/v1/echo-size", "image/jpeg", image),
         ]

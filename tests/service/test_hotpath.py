@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from fastapi.dependencies.utils import get_dependant, request_params_to_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from faceflow.config import DetectionSettings
 from faceflow.domain import Attribute, Operation
@@ -23,9 +24,12 @@ from faceflow.errors import InvalidParameter
 from faceflow.imaging.encode import OutputFormat
 from faceflow.operations.faces import FaceWork
 from faceflow.pipeline.detect import DetectOptions
-from faceflow.service.hotpath import FACE_PATHS, HotPath, face_work
+from faceflow.service.hotpath import FACE_PATHS, Entry, HotPath, face_work
 from faceflow.service.routes import faces
-from tests.fixtures.live_server import LiveServer
+from faceflow.service.state import Current
+from tests.fixtures.live_server import LiveServer, Scrape
+from tests.service.conftest import IN_PROCESS_UPLOAD_CAP
+from tests.service.hostile_files import multipart as multipart_body
 from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.option_queries import DETECT_OPTIONS, face_values, queries
 from tests.service.support import assert_error, fresh
@@ -47,6 +51,13 @@ def route_parse(path: str, query: str) -> tuple[dict[str, Any], list[Any]]:
 @functools.cache
 def _dependant(path: str) -> Dependant:
     return get_dependant(path=path, call=ROUTES[path])
+
+
+def current(app: InProcess) -> Current:
+    """The running app's services, as its layers see them."""
+    now = Current()
+    now.services = app.services
+    return now
 
 
 @pytest.mark.parametrize(("path", "operation"), sorted(FACE_PATHS.items()))
@@ -105,7 +116,7 @@ async def test_a_miss_goes_on_from_the_entry_without_the_router(
         reached.append(f"{scope['path']}?{scope['query_string'].decode()}")
         await service_app.app.api(scope, receive, send)
 
-    entry = HotPath(router, lambda: service_app.services)
+    entry = HotPath(router, current(service_app))
     image = fresh(face_jpeg)
     transport = httpx.ASGITransport(app=entry)
     async with httpx.AsyncClient(transport=transport, base_url="http://faceflow.test") as client:
@@ -133,7 +144,7 @@ async def test_echo_size_is_answered_by_the_entry_as_the_route_answers_it(
         await service_app.app.api(scope, receive, send)
 
     answers = []
-    for app in (HotPath(router, lambda: service_app.services), router):
+    for app in (HotPath(router, current(service_app)), router):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://faceflow.test") as c:
             answers.append(await c.post("/v1/echo-size", content=b"x" * 1234))
@@ -205,3 +216,87 @@ def test_echo_size_reads_the_upload_like_the_image_routes(live_server: LiveServe
     assert answer.headers["x-request-id"]
     assert empty.status_code == 400
     assert empty.json()["error"]["code"] == "empty"
+
+
+def _answer(sent: list[Message]) -> tuple[int, list[tuple[bytes, bytes]], bytes, bytes]:
+    """Status, headers without the request id, body, and the request id of an ASGI answer."""
+    start = [m for m in sent if m["type"] == "http.response.start"]
+    if not start:
+        return 0, [], b"", b""
+    headers = [(k.lower(), v) for k, v in start[0]["headers"]]
+    ids = [v for k, v in headers if k == b"x-request-id"]
+    assert len(ids) == 1, headers
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start[0]["status"], [h for h in headers if h[0] != b"x-request-id"], body, ids[0]
+
+
+def _request(
+    body: bytes, content_type: bytes, *, declared: int | None = None, more: bool = False
+) -> tuple[list[tuple[bytes, bytes]], list[Message]]:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", b"%d" % (len(body) if declared is None else declared)),
+    ]
+    return headers, [{"type": "http.request", "body": body, "more_body": more}]
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_first_layer_answers_what_the_layers_behind_it_answer(
+    service_app: InProcess, face_jpeg: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Entry serves the face operations' uploads itself: status, headers, body, request id,
+    request count and access line are the layered stack's, for hits (raw and form), a client's
+    own request id, refusals before and after the body is read, and a client gone mid-upload."""
+    entry = service_app.app._app
+    assert isinstance(entry, Entry)
+    image = fresh(face_jpeg)
+    form, form_type = multipart_body([("image", image)])
+    empty_form, _ = multipart_body([("other", b"x")])
+    cases: dict[str, tuple[list[tuple[bytes, bytes]], list[Message]]] = {
+        "hit": _request(image, b"image/jpeg"),
+        "hit, form": _request(form, form_type.encode()),
+        "too large": _request(b"", b"image/jpeg", declared=IN_PROCESS_UPLOAD_CAP + 1),
+        "missing field": _request(empty_form, form_type.encode()),
+        "not an image": _request(b"plain text", b"image/jpeg"),
+        "client gone": _request(image[:1000], b"image/jpeg", declared=len(image), more=True),
+    }
+    own_id = (b"x-request-id", b"client-chosen-id-1")
+    cases["own id"] = ([*cases["hit"][0], own_id], cases["hit"][1])
+    async with service_app.client() as client:  # the miss that caches the answer
+        for body, kind in ((image, "image/jpeg"), (form, form_type)):
+            computed = await client.post(
+                "/v1/analyze", content=body, headers={"content-type": kind}
+            )
+            assert computed.status_code == 200
+
+    counted = "faceflow_http_requests_total"
+    for name, (headers, incoming) in cases.items():
+        answers = []
+        for app in (entry, entry.layered):
+            service_app.app._app = app
+            before = Scrape(service_app.metrics.render().decode())
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="faceflow.access"):
+                try:
+                    sent = await service_app.raw("POST", "/v1/analyze", headers, incoming)
+                finally:
+                    service_app.app._app = entry
+            after = Scrape(service_app.metrics.render().decode())
+            status, answer_headers, body, request_id = _answer(sent)
+            access = [r for r in caplog.records if r.name == "faceflow.access"]
+            assert len(access) == 1, name
+            logged = access[0].status  # type: ignore[attr-defined]
+            counts = {
+                code: after.value(counted, route="/v1/analyze", status=code)
+                - before.value(counted, route="/v1/analyze", status=code)
+                for code in ("200", "400", "413", "415", "422", "499", "500")
+            }
+            answers.append((status, answer_headers, body, logged, counts))
+            if name == "own id":
+                assert request_id == own_id[1]
+            if name == "client gone":
+                assert status == 0  # nothing sent
+        assert answers[0] == answers[1], name
+    hit_status, hit_headers, _, _, hit_counts = answers[0]
+    assert (hit_status, hit_counts["200"]) == (200, 1)
+    assert (b"x-cache", b"hit") in hit_headers

@@ -7,8 +7,9 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+import pytest
 import uvicorn
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from uvicorn.server import ServerState
 
 from faceflow.service.protocol import READ_PAUSE_BYTES, FaceflowHttpProtocol
@@ -187,4 +188,61 @@ async def test_a_held_head_goes_out_before_a_shutdown_closes_the_connection() ->
     await _until_answered(protocol)
     assert transport.written_at_close is not None
     assert transport.written_at_close.startswith(b"HTTP/1.1 200 OK\r\n")
+    protocol.connection_lost(None)
+
+
+class BodyEcho:
+    """Reads its whole body as the routes do and answers it back; records each message."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            self.messages.append(message)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        length = b"%d" % len(body)
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", length)]}
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _post(body: bytes) -> bytes:
+    return b"POST /v1/detect HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+
+
+@pytest.mark.parametrize("piece", [None, 65_536, 1_000, 1], ids=["whole", "64k", "1k", "1b"])
+async def test_the_app_reads_the_body_as_sent_however_it_arrives(piece: int | None) -> None:
+    body = bytes(range(256)) * 400  # 102,400 bytes, every byte value
+    app = BodyEcho()
+    protocol, transport = _serving(app)
+    request = _post(body)
+    head_end = request.index(b"\r\n\r\n") + 4
+    protocol.data_received(request[:head_end])
+    step = piece or len(body)
+    for at in range(head_end, len(request), step):
+        protocol.data_received(request[at : at + step])
+        await asyncio.sleep(0)  # the app may read between pieces
+    await _until_answered(protocol)
+    assert bytes(transport.written).endswith(b"\r\n\r\n" + body)
+    assert all(type(m["body"]) is bytes for m in app.messages)  # as ASGI says, never a bytearray
+    assert b"".join(m["body"] for m in app.messages) == body
+    protocol.connection_lost(None)
+
+
+async def test_pipelined_requests_each_get_their_own_body() -> None:
+    app = BodyEcho()
+    protocol, transport = _serving(app)
+    protocol.data_received(_post(b"first body") + _post(b"second"))
+    for _ in range(10):
+        await _until_answered(protocol)
+        await asyncio.sleep(0)
+    written = bytes(transport.written)
+    assert written.index(b"first body") < written.index(b"second")
+    assert [m["body"] for m in app.messages] == [b"first body", b"second"]
     protocol.connection_lost(None)

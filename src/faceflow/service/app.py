@@ -26,7 +26,7 @@ from faceflow.runtime.pool import HeadStart, InferencePool
 from faceflow.service.edge import KeyGate, trusted_forwarding
 from faceflow.service.errors import install_error_handlers
 from faceflow.service.examples import load_examples
-from faceflow.service.hotpath import HotPath
+from faceflow.service.hotpath import Entry, HotPath
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import RequestContext
 from faceflow.service.process import before_threads, settle
@@ -35,7 +35,7 @@ from faceflow.service.routes import examples as example_routes
 from faceflow.service.routes import faces, idphoto, jobs, system
 from faceflow.service.routes.docs import install_docs
 from faceflow.service.security import ApiKeys, RateLimit
-from faceflow.service.state import Services
+from faceflow.service.state import Current, Services
 from faceflow.service.upload import BodyLimits
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,16 @@ class FaceflowApp:
     route."""
 
     def __init__(
-        self, api: FastAPI, settings: Settings, metrics: Metrics, budget: ByteBudget
+        self,
+        api: FastAPI,
+        settings: Settings,
+        metrics: Metrics,
+        budget: ByteBudget,
+        current: Current,
     ) -> None:
         self.api = api
-        inner: ASGIApp = HotPath(api, lambda: getattr(api.state, "services", None))
+        hot = HotPath(api, current)
+        inner: ASGIApp = hot
         gate = KeyGate(inner, settings.server)
         if gate.enabled:
             inner = gate
@@ -71,8 +77,14 @@ class FaceflowApp:
                 allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
                 expose_headers=["X-Cache", "X-Request-ID", "Retry-After", "X-Face-Count"],
             )
-        inner = BodyLimits(inner, budget, settings.server.body_timeout_s)
-        self._app = trusted_forwarding(RequestContext(inner, metrics), settings.server)
+        limits = BodyLimits(inner, budget, settings.server.body_timeout_s)
+        context = RequestContext(limits, metrics)
+        # The face operations' uploads skip the layers' wrappers (see Entry), unless a CORS layer
+        # sits between: its headers are the layers' to add.
+        first: ASGIApp = (
+            context if settings.server.cors_origins else Entry(context, hot, context, limits)
+        )
+        self._app = trusted_forwarding(first, settings.server)
         self._server = settings.server
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -107,6 +119,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
     """
     metrics = Metrics()
     budget = ByteBudget(settings.limits.upload_budget_bytes)
+    current = Current()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -125,7 +138,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
         await pool.start()
         compute = CachedCompute(cache, pool, metrics.observe_stages)
         examples = await asyncio.to_thread(load_examples, settings.models)
-        app.state.services = Services(
+        app.state.services = current.services = Services(
             settings=settings,
             metrics=metrics,
             pool=pool,
@@ -159,7 +172,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             if refresher is not None:
                 refresher.cancel()
             metrics.process_exiting()
-            app.state.services = None
+            app.state.services = current.services = None
             await job_runner.close()
             await pool.close()
             await cache.close()
@@ -196,7 +209,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
         # The router's fallback, not a mount at "/": a mount matches every path fully, so a wrong
         # method on an API route (GET /v1/detect) would reach it and get 404 instead of 405.
         app.router.default = web_page
-    return FaceflowApp(app, settings, metrics, budget)
+    return FaceflowApp(app, settings, metrics, budget, current)
 
 
 async def _report_start_up(pool: InferencePool[WorkerContext], services: Services) -> None:

@@ -35,15 +35,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                incoming = value.decode("latin-1")
-                break
-        request_id = (
-            incoming if incoming and _CLIENT_ID.fullmatch(incoming) else os.urandom(16).hex()
-        )
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id = self.begin(scope)
         start = time.perf_counter()
         status = 500
         error_code = ""
@@ -51,21 +43,7 @@ class RequestContext:
         async def send_with_id(message: Message) -> None:
             nonlocal status, error_code
             if message["type"] == "http.response.start":
-                status = message["status"]
-                # A plain list append, not MutableHeaders (which decodes and rescans the list):
-                # a copy, as a hit's header list is shared by every hit on that entry.
-                headers = [
-                    (name, value)
-                    for name, value in message.get("headers", ())
-                    if name.lower() != _REQUEST_ID
-                ]
-                headers.append((_REQUEST_ID, request_id.encode("latin-1")))
-                message["headers"] = headers
-                if status >= 400:  # only error answers carry a code
-                    for name, value in headers:
-                        if name.lower() == _ERROR_CODE:
-                            error_code = value.decode("latin-1")
-                            break
+                status, error_code = with_request_id(message, request_id)
             await send(message)
 
         try:
@@ -75,28 +53,67 @@ class RequestContext:
             # is left to answer; the access line below records it.
             status = CLIENT_CLOSED
         finally:
-            elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            # FastAPI's route template, or the path the hot path answered, or "unmatched".
-            template = getattr(route, "path", None) or scope.get("faceflow.route") or "unmatched"
-            self.metrics.request_done(template, scope["method"], status, elapsed)
-            if error_code:
-                self.metrics.errors.labels(error_code).inc()
-            if log.isEnabledFor(logging.INFO):
-                client = scope.get("client")
-                log.info(
-                    "%s %s %s %d %.1fms",
-                    client[0] if client else "-",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    elapsed * 1000,
-                    extra={
-                        "request_id": request_id,
-                        "client": client[0] if client else None,
-                        "status": status,
-                        "route": template,
-                        "ms": round(elapsed * 1000, 2),
-                        "error_code": error_code or None,
-                    },
-                )
+            self.done(scope, request_id, status, error_code, time.perf_counter() - start)
+
+    @staticmethod
+    def begin(scope: Scope) -> str:
+        """The request's id (the client's, if sane), kept in the scope's state."""
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == _REQUEST_ID:
+                incoming = value.decode("latin-1")
+                break
+        request_id = (
+            incoming if incoming and _CLIENT_ID.fullmatch(incoming) else os.urandom(16).hex()
+        )
+        scope.setdefault("state", {})["request_id"] = request_id
+        return request_id
+
+    def done(
+        self, scope: Scope, request_id: str, status: int, error_code: str, elapsed: float
+    ) -> None:
+        """Count and log the request once it is answered (or its client is gone)."""
+        route = scope.get("route")
+        # FastAPI's route template, or the path the hot path answered, or "unmatched".
+        template = getattr(route, "path", None) or scope.get("faceflow.route") or "unmatched"
+        self.metrics.request_done(template, scope["method"], status, elapsed)
+        if error_code:
+            self.metrics.errors.labels(error_code).inc()
+        if log.isEnabledFor(logging.INFO):
+            client = scope.get("client")
+            log.info(
+                "%s %s %s %d %.1fms",
+                client[0] if client else "-",
+                scope["method"],
+                scope["path"],
+                status,
+                elapsed * 1000,
+                extra={
+                    "request_id": request_id,
+                    "client": client[0] if client else None,
+                    "status": status,
+                    "route": template,
+                    "ms": round(elapsed * 1000, 2),
+                    "error_code": error_code or None,
+                },
+            )
+
+
+def with_request_id(message: Message, request_id: str) -> tuple[int, str]:
+    """Put ``request_id`` into the ``http.response.start`` ``message``'s headers (in place of
+    any the app set); its status and its error code ("" for none)."""
+    status: int = message["status"]
+    # A plain list append, not MutableHeaders (which decodes and rescans the list): a copy, as
+    # a hit's header list is shared by every hit on that entry.
+    headers = [
+        (name, value) for name, value in message.get("headers", ()) if name.lower() != _REQUEST_ID
+    ]
+    headers.append((_REQUEST_ID, request_id.encode("latin-1")))
+    message["headers"] = headers
+    error_code = ""
+    if status >= 400:  # only error answers carry a code
+        for name, value in headers:
+            if name.lower() == _ERROR_CODE:
+                error_code = value.decode("latin-1")
+                break
+    return status, error_code

@@ -67,6 +67,17 @@ class Services:
         return await self.compute.produce(key, produce, missed=missed)
 
 
+class Current:
+    """The running :class:`Services` (None before the lifespan starts and after it ends), for
+    the ASGI layers in front of FastAPI: one attribute read per request, where reading
+    ``app.state`` goes through starlette's ``State.__getattr__`` (1–2 µs of a cache hit)."""
+
+    __slots__ = ("services",)
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+
+
 def services_of(request: Request) -> Services:
     services: Services | None = getattr(request.app.state, "services", None)
     if services is None:

@@ -448,16 +448,44 @@ async def read_uploads(
     """:func:`read_images` from a request's ASGI ``headers`` and body ``chunks``
     (:func:`receive_chunks`)."""
     content_type, declared = body_headers(headers)
+    reader, cap = _reader_for(content_type, max_image_bytes, max_items)
+    body = await _read_stream(chunks, declared, cap, reader)
+    return _uploads(
+        reader,
+        body,
+        max_image_bytes,
+        field_names=field_names,
+        max_items=max_items,
+        check_each=check_each,
+    )
+
+
+def _reader_for(
+    content_type: str, max_image_bytes: int, max_items: int
+) -> tuple[_MultipartReader | None, int]:
+    """The form reader of a body of ``content_type`` (None for a raw body) and its byte cap."""
     if not content_type.lower().startswith("multipart/form-data"):
-        body = await _read_stream(chunks, declared, max_image_bytes, None)
-        if not body:
-            raise EmptyInput("the request has no body; send an image as the raw body or form field")
         # Any other content type is taken as the raw image: its bytes, not its label, decide.
-        return [Upload(body)]
+        return None, max_image_bytes
     # One image: split the whole form at its end (the cheaper way); a batch as it streams in.
     reader = _MultipartReader(content_type, whole=max_items == 1)
-    cap = max_image_bytes * max_items + _MULTIPART_OVERHEAD
-    await _read_stream(chunks, declared, cap, reader)
+    return reader, max_image_bytes * max_items + _MULTIPART_OVERHEAD
+
+
+def _uploads(
+    reader: _MultipartReader | None,
+    body: bytes,
+    max_image_bytes: int,
+    *,
+    field_names: tuple[str, ...],
+    max_items: int,
+    check_each: bool,
+) -> list[Upload]:
+    """The images of a body read whole (``body``) or into ``reader`` (a form)."""
+    if reader is None:
+        if not body:
+            raise EmptyInput("the request has no body; send an image as the raw body or form field")
+        return [Upload(body)]
     if not reader.size:
         raise EmptyInput("the request has no body; send an image as the raw body or form field")
     uploads = [
@@ -488,6 +516,39 @@ async def read_upload(
         headers, chunks, max_image_bytes, field_names=("image",), max_items=1
     )
     return uploads[0]
+
+
+async def receive_upload(
+    headers: Iterable[tuple[bytes, bytes]], receive: Receive, max_image_bytes: int
+) -> Upload:
+    """:func:`read_upload` straight from ASGI ``receive``: the same checks and answers, without
+    an iterator over the chunks between them (the cache-hit path's reader; a hit's body comes
+    in one chunk)."""
+    content_type, declared = body_headers(headers)
+    reader, cap = _reader_for(content_type, max_image_bytes, 1)
+    _check_declared(declared, cap)
+    held: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk: bytes = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > cap:
+                    raise TooLarge(f"upload exceeds the {cap}-byte limit", {"limit_bytes": cap})
+                if reader is not None:
+                    reader.write(chunk)
+                else:
+                    held.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+    body = b"".join(held)
+    return _uploads(
+        reader, body, max_image_bytes, field_names=("image",), max_items=1, check_each=True
+    )[0]
 
 
 _CONTENT_LENGTH = b"content-length"
@@ -540,77 +601,39 @@ class BodyLimits:
                 await _answer(refusal, scope, receive, send)
                 return
             held = declared
-        seen = 0
-        done = False
-        failed = False
-        # One timer per body, armed at the first read, rather than an asyncio.timeout around
-        # every receive (two timer handles and a context per chunk: a tenth of a cache hit's
-        # CPU). It cancels the reading task only while that task waits in receive.
-        timer: asyncio.TimerHandle | None = None
-        reader: asyncio.Task[Any] | None = None
-        expired = False
-        waiting = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            if waiting and reader is not None:
-                reader.cancel()
-
-        def timed_out() -> RequestTimeout:
-            nonlocal failed
-            failed = True
-            return RequestTimeout(
-                f"the request body did not arrive within {self.body_timeout_s:g} s",
-                {"timeout_s": self.body_timeout_s},
-            )
-
-        async def limited_receive() -> Message:
-            nonlocal held, seen, done, failed, timer, reader, waiting
-            if done:
-                return await receive()
-            if timer is None:
-                reader = asyncio.current_task()
-                timer = asyncio.get_running_loop().call_later(self.body_timeout_s, expire)
-            if expired:
-                raise timed_out()
-            waiting = True
-            try:
-                message = await receive()
-            except asyncio.CancelledError:
-                # Ours (the deadline) unless someone else also cancelled the task.
-                if expired and reader is not None and reader.uncancel() == 0:
-                    raise timed_out() from None
-                raise
-            finally:
-                waiting = False
-            if message["type"] != "http.request":
-                done = True
-                timer.cancel()
-                return message
-            seen += len(message.get("body", b""))
-            if seen > held:
-                # No Content-Length (or more than it said): take the bytes as they come.
-                if not self.budget.try_take(seen - held):
-                    failed = True
-                    raise self._overloaded()
-                held = seen
-            if not message.get("more_body", False):
-                done = True
-                timer.cancel()
-            return message
+        body = BodyReader(receive, self, held)
 
         async def closing_send(message: Message) -> None:
-            if failed and message["type"] == "http.response.start":
+            if body.failed and message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), _CLOSE]
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, closing_send)
+            await self.app(scope, body.receive, closing_send)
         finally:
-            if timer is not None:
-                timer.cancel()
-            self.budget.give(held)
+            body.close()
+
+    def declared_fits(self, headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+        """The Content-Length of a request whose body :class:`BodyReader` may read at once: one
+        declared (a positive number, no Transfer-Encoding) and taken from the budget now. None
+        for any other request (nothing taken), which goes through :meth:`__call__`, whose
+        answers (413, 503) it is left to."""
+        declared: int | None = None
+        for name, value in headers:
+            if name == _CONTENT_LENGTH:
+                if declared is not None:
+                    return None
+                try:
+                    declared = int(value)
+                except ValueError:
+                    return None
+            elif name == _TRANSFER_ENCODING:
+                return None
+        budget = self.budget
+        if not declared or declared < 0 or budget.used_bytes + declared > budget.limit_bytes:
+            return None
+        budget.try_take(declared)
+        return declared
 
     def _refusal(self, declared: int) -> FaceflowError | None:
         if declared > self.budget.limit_bytes:
@@ -629,6 +652,99 @@ class BodyLimits:
             "the server holds as many uploads as it may; retry shortly",
             retry_after_s=_BUDGET_RETRY_AFTER_S,
         )
+
+
+class BodyReader:
+    """One request's body read under :class:`BodyLimits`: :meth:`receive` is the app's
+    ``receive``, :meth:`close` gives the body's bytes back once the answer is sent.
+
+    The deadline is one timer per body, armed at the first read, rather than an
+    ``asyncio.timeout`` around every receive (two timer handles and a context per chunk: a tenth
+    of a cache hit's CPU). It cancels the reading task only while that task waits in receive.
+    """
+
+    __slots__ = (
+        "_expired",
+        "_limits",
+        "_reader",
+        "_receive",
+        "_timer",
+        "_waiting",
+        "done",
+        "failed",
+        "held",
+        "seen",
+    )
+
+    def __init__(self, receive: Receive, limits: BodyLimits, held: int) -> None:
+        self._receive = receive
+        self._limits = limits
+        self.held = held
+        """Bytes taken from the budget for this body."""
+        self.seen = 0
+        self.done = False
+        self.failed = False
+        """True once reading failed (deadline or budget): the rest of the body is not read, so
+        the answer closes the connection."""
+        self._timer: asyncio.TimerHandle | None = None
+        self._reader: asyncio.Task[Any] | None = None
+        self._expired = False
+        self._waiting = False
+
+    def _expire(self) -> None:
+        self._expired = True
+        if self._waiting and self._reader is not None:
+            self._reader.cancel()
+
+    def _timed_out(self) -> RequestTimeout:
+        self.failed = True
+        timeout_s = self._limits.body_timeout_s
+        return RequestTimeout(
+            f"the request body did not arrive within {timeout_s:g} s", {"timeout_s": timeout_s}
+        )
+
+    async def receive(self) -> Message:
+        if self.done:
+            return await self._receive()
+        timer = self._timer
+        if timer is None:
+            self._reader = asyncio.current_task()
+            timer = self._timer = asyncio.get_running_loop().call_later(
+                self._limits.body_timeout_s, self._expire
+            )
+        if self._expired:
+            raise self._timed_out()
+        self._waiting = True
+        try:
+            message = await self._receive()
+        except asyncio.CancelledError:
+            # Ours (the deadline) unless someone else also cancelled the task.
+            if self._expired and self._reader is not None and self._reader.uncancel() == 0:
+                raise self._timed_out() from None
+            raise
+        finally:
+            self._waiting = False
+        if message["type"] != "http.request":
+            self.done = True
+            timer.cancel()
+            return message
+        self.seen += len(message.get("body", b""))
+        if self.seen > self.held:
+            # No Content-Length (or more than it said): take the bytes as they come.
+            if not self._limits.budget.try_take(self.seen - self.held):
+                self.failed = True
+                raise self._limits._overloaded()
+            self.held = self.seen
+        if not message.get("more_body", False):
+            self.done = True
+            timer.cancel()
+        return message
+
+    def close(self) -> None:
+        """Stop the deadline and give the body's bytes back to the budget."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._limits.budget.give(self.held)
 
 
 async def _answer(error: FaceflowError, scope: Scope, receive: Receive, send: Send) -> None:
