@@ -137,28 +137,48 @@ class HotPath:
             await self.app(scope, receive, send)
             return
         scope["faceflow.route"] = path
+        if services.api_keys.enabled or services.rate_limit is not None:
+            try:
+                await check_request(services, Request(scope, receive))
+            except FaceflowError as exc:
+                await faceflow_error_response(exc)(scope, receive, send)
+                return
+        response = await self.answer(scope, receive, send, services, parsed, [])
+        if response is not None:
+            await response(scope, receive, send)
+
+    async def answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        services: Services,
+        parsed: _Parsed | None,
+        extra: list[tuple[bytes, bytes]],
+    ) -> Response | None:
+        """The hot path's steps once the request is known to be its own, for this layer and for
+        :class:`Entry`: None once a hit (or the echo, ``parsed`` None) is sent with ``extra``
+        headers besides its own, else the response to send (an error, or a miss's answer)."""
         headers = scope["headers"]
         try:
-            if services.api_keys.enabled or services.rate_limit is not None:
-                await check_request(services, Request(scope, receive))
             if parsed is None:  # /v1/echo-size: the route's own answer, sent as a hit is
-                body = await echo_size_body(services, headers, receive_chunks(receive))
-                await _send_raw(send, body, [_JSON, (b"content-length", b"%d" % len(body))])
-                return
+                echo = await echo_size_body(services, headers, receive_chunks(receive))
+                length = (b"content-length", b"%d" % len(echo))
+                await _send_raw(send, echo, [_JSON, length, *extra])
+                return None
             upload = await receive_upload(
                 headers, receive, services.settings.limits.max_upload_bytes
             )
         except FaceflowError as exc:
-            await faceflow_error_response(exc)(scope, receive, send)
-            return
+            return faceflow_error_response(exc)
         key = key_for_digest(parsed.prefix, content_hash(upload.buffer))
         entry, level = await services.cache.lookup(key)
         if entry is None:
-            response = await self._miss(services, scope, receive, key, parsed.work, upload.data)
-            await response(scope, receive, send)
-            return
+            return await self._miss(services, scope, receive, key, parsed.work, upload.data)
         services.metrics.hit(level)
-        await _send_raw(send, entry.body, self.hit_headers(key, entry, level))
+        hit_headers = self.hit_headers(key, entry, level)
+        await _send_raw(send, entry.body, [*hit_headers, *extra] if extra else hit_headers)
+        return None
 
     @staticmethod
     async def _miss(
@@ -249,7 +269,10 @@ class Entry:
         error_code = ""
         body = BodyReader(receive, self._limits, declared)
         try:
-            response = await self._answer(scope, send, services, parsed, body, request_id)
+            request_id_header = (_REQUEST_ID, request_id.encode("latin-1"))
+            response = await self._hot.answer(
+                scope, body.receive, send, services, parsed, [request_id_header]
+            )
             if response is None:
                 status = 200
                 return
@@ -268,38 +291,3 @@ class Entry:
         finally:
             body.close()
             context.done(scope, request_id, status, error_code, time.perf_counter() - start)
-
-    async def _answer(
-        self,
-        scope: Scope,
-        send: Send,
-        services: Services,
-        parsed: _Parsed | None,
-        body: BodyReader,
-        request_id: str,
-    ) -> Response | None:
-        """HotPath's steps: None once a hit (or the echo) is sent, else the response to send."""
-        headers = scope["headers"]
-        request_id_header = (_REQUEST_ID, request_id.encode("latin-1"))
-        try:
-            if parsed is None:  # /v1/echo-size
-                echo = await echo_size_body(services, headers, receive_chunks(body.receive))
-                await _send_raw(
-                    send,
-                    echo,
-                    [_JSON, (b"content-length", b"%d" % len(echo)), request_id_header],
-                )
-                return None
-            upload = await receive_upload(
-                headers, body.receive, services.settings.limits.max_upload_bytes
-            )
-        except FaceflowError as exc:
-            return faceflow_error_response(exc)
-        key = key_for_digest(parsed.prefix, content_hash(upload.buffer))
-        entry, level = await services.cache.lookup(key)
-        if entry is None:
-            return await HotPath._miss(services, scope, body.receive, key, parsed.work, upload.data)
-        services.metrics.hit(level)
-        hit_headers = self._hot.hit_headers(key, entry, level)
-        await _send_raw(send, entry.body, [*hit_headers, request_id_header])
-        return None
