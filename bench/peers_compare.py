@@ -489,7 +489,11 @@ def build_rows(
     remove_ms = medians(theirs.get("remove", []), "remove")
     for work, title in (
         ("cutout", "portrait cut-out, same u2netp file, CPU ms"),
-        ("cutout-one", f"the same for one {ONE_PHOTO_SPEC} photo (`faceflow id-photo`), CPU ms"),
+        (
+            "cutout-one",
+            f"the cut-out refined for one {ONE_PHOTO_SPEC} photo only (as `faceflow id-photo` "
+            "refines it), CPU ms",
+        ),
     ):
         if work != "cutout" and not ours.get(work):
             continue  # a run from before the one-photo cut-out was measured

@@ -207,7 +207,9 @@ def test_rows_bold_a_faster_peer_and_count_faces_against_labels() -> None:
     cutout = rows["portrait cut-out"]
     assert cutout.faceflow == "900 (model alone 700; beyond it 22 %)"
     assert cutout.peer == "rembg `remove` **800**"
-    one_photo = rows["the same for one cn-1inch photo (`faceflow id-photo`)"]
+    one_photo = rows[
+        "the cut-out refined for one cn-1inch photo only (as `faceflow id-photo` refines it)"
+    ]
     assert one_photo.faceflow == "780 (model alone 700; beyond it 10 %)"
     assert one_photo.peer == "rembg `remove` 800"
     faces = peers.faces_table([group, single], ours, [blaze, age_gender])
