@@ -8,11 +8,12 @@ Without ``--url`` it starts ``faceflow serve --processes N`` on a free loopback 
 pulled, default settings otherwise) and stops it by PID at the end. Three measurements:
 
 * ceiling: this process runs what one ID photo costs (decode, detect, u2netp matte, render and
-  encode: the CLI's ``id_photo_file``) on the photos one at a time with one thread (onnxruntime's
-  ``intra_op_threads`` = 1, ``cv2.setNumThreads(1)``, as the service's inference processes run),
-  ``--rounds`` passes just before each step while the server is idle; the ceiling for the service
-  is that rate × its inference processes. CPU time per photo, here and in the server's processes
-  (from /proc, for a server started here), shows the service's overhead apart from the load;
+  encode: the service's ``matte_task`` and ``render_task``) on the photos one at a time with one
+  thread (onnxruntime's ``intra_op_threads`` = 1, ``cv2.setNumThreads(1)``, as the service's
+  inference processes run), ``--rounds`` passes just before each step while the server is
+  idle; the ceiling for the service is that rate × its inference processes. CPU time per
+  photo, here and in the server's processes (from /proc, for a server started here), shows the
+  service's overhead apart from the load;
 * throughput: ``--requests`` never-seen uploads per concurrency step (the photos with a unique JPEG
   comment each, :func:`faceflow.loadgen.load.unique_variant`: new cache keys, same pixels, so every
   request runs detection, the matte and the render), counted from the first request's start to
@@ -69,7 +70,13 @@ from faceflow.pipeline.idphoto.matte import Segmenter, compute_matte, matte_to_b
 from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_id_photo, single_face
 from faceflow.pipeline.idphoto.specs import get_spec
 from faceflow.runtime.context import WorkerContext, load_context, warm_up
-from faceflow.runtime.idphoto_tasks import MATTE_DECODE_PX, IdPhotoFileRequest, id_photo_file
+from faceflow.runtime.idphoto_tasks import (
+    MATTE_DECODE_PX,
+    MatteRequest,
+    RenderRequest,
+    matte_task,
+    render_task,
+)
 from faceflow.runtime.pool import CHILD_GLIBC_TUNABLES, child_glibc_tunables
 
 DEFAULT_TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
@@ -233,7 +240,13 @@ class CeilingMeter:
         self.seconds: list[float] = []
         self.cpu_seconds: list[float] = []
         for data in photos:  # first touches of each image size
-            id_photo_file(self.context, IdPhotoFileRequest(data, self.options))
+            self.one(data)
+
+    def one(self, data: bytes) -> None:
+        """What the service does for a never-seen upload: the matte for every preset (the CLI's
+        ``id_photo_file`` refines for one preset only), then the photo rendered from it."""
+        matte = matte_task(self.context, MatteRequest(data))
+        render_task(self.context, RenderRequest(matte.body, self.options))
 
     def measure(self, rounds: int) -> Ceiling:
         """``rounds`` passes over the photos, now; also kept for :meth:`overall`."""
@@ -241,7 +254,7 @@ class CeilingMeter:
         for _ in range(rounds):
             for data in self.photos:
                 start, start_cpu = time.perf_counter(), time.process_time()
-                id_photo_file(self.context, IdPhotoFileRequest(data, self.options))
+                self.one(data)
                 seconds.append(time.perf_counter() - start)
                 cpu.append(time.process_time() - start_cpu)
         self.seconds += seconds

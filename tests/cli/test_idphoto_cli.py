@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
+from faceflow.cli.idphoto import batch_settings
 from faceflow.cli.main import app
-from faceflow.config import ModelSettings
+from faceflow.config import ModelSettings, load_settings
 from faceflow.imaging.encode import OutputFormat
 from faceflow.pipeline.idphoto.render import IdPhotoOptions
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
@@ -146,3 +147,23 @@ def test_specs_table_lists_every_preset_with_its_pixels() -> None:
     assert "小一寸" in rows["cn-small-1inch"]
     assert "260×378 @ 300" in rows["cn-driving-licence"]
     assert "美国绿卡" in rows["us-green-card"]
+
+
+@pytest.mark.parametrize(("configured", "kept"), [(None, True), ("false", False), ("true", True)])
+def test_a_batch_keeps_the_segmenter_arena_unless_the_settings_chose(
+    monkeypatch: pytest.MonkeyPatch, configured: str | None, kept: bool
+) -> None:
+    # As an operator chooses it for the command: in its environment (or the config file).
+    if configured is None:
+        monkeypatch.delenv("FACEFLOW_MODELS__SEGMENTER_ARENA", raising=False)
+    else:
+        monkeypatch.setenv("FACEFLOW_MODELS__SEGMENTER_ARENA", configured)
+    settings = load_settings()
+
+    chosen = batch_settings(settings)
+
+    assert chosen.models.segmenter_arena is kept
+    assert chosen.models.model_dump(exclude={"segmenter_arena"}) == settings.models.model_dump(
+        exclude={"segmenter_arena"}
+    )
+    assert settings.models.segmenter_arena is (configured == "true")

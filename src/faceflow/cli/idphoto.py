@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # rich, OpenCV and the ONNX stack are imported when the comma
     from rich.console import Console
 
     from faceflow.cli.files import FileOutcome
+    from faceflow.config import Settings
     from faceflow.runtime.idphoto_tasks import IdPhotoFile, IdPhotoFileRequest
 
 
@@ -133,7 +134,7 @@ def id_photo(
 
         try:
             run_files(
-                only(settings, Operation.ID_PHOTO),
+                batch_settings(only(settings, Operation.ID_PHOTO)),
                 files,
                 make_request,
                 id_photo_file,
@@ -147,6 +148,24 @@ def id_photo(
     if failed:
         err.print(f"[red]{failed} of {len(files)} files failed[/red]")
         raise typer.Exit(1)
+
+
+def batch_settings(settings: Settings) -> Settings:
+    """``settings`` with u2netp's onnxruntime arena kept (``models.segmenter_arena``), unless the
+    settings chose either way.
+
+    The command's processes cut portraits out back to back, so the arena holds no more than
+    each run's own peak would map anyway (≈ 250 MB): it costs the batch no memory at its peak,
+    and spares every photo after the first the kernel zeroing that peak's fresh pages. Without
+    it, this process (and the ones it forks) run u2netp in 4 KB pages, not in the inference
+    pool's huge pages (glibc reads ``GLIBC_TUNABLES`` only when a process starts): ≈ 180 ms of
+    system time a photo more (bench/u2netp_session.py in the README). The service keeps the
+    arena off by default because its processes wait between requests holding what they keep.
+    """
+    if "segmenter_arena" in settings.models.model_fields_set:
+        return settings
+    models = settings.models.model_copy(update={"segmenter_arena": True})
+    return settings.model_copy(update={"models": models})
 
 
 def list_id_specs() -> None:
