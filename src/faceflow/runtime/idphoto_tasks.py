@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -35,8 +34,7 @@ from faceflow.pipeline.idphoto.sheet import (
     compose_sheet,
     get_paper,
 )
-from faceflow.pipeline.idphoto.specs import IdPhotoSpec
-from faceflow.pipeline.idphoto.specs import head_px as tallest_head_px
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec, matte_head_px
 from faceflow.runtime.child import checkpoint
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import JSON_MEDIA_TYPE, StageTimer, TaskOutput, decode_for
@@ -61,9 +59,8 @@ class MatteRequest:
     data: bytes
     face: int | None = None
     head_px: int | None = None
-    """The head height (output px) the cut-out must serve: a custom size's when a preset's is
-    not enough (:func:`matte_head_px`), or one photo's own when nothing else will render from
-    it (:func:`id_photo_file`); ``None``: every preset's."""
+    """The head height (output px) the cut-out must serve when a preset's is not enough
+    (:func:`matte_head_px`); ``None``: every preset's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,16 +168,9 @@ class IdPhotoFile:
 
 
 def id_photo_file(context: WorkerContext, request: IdPhotoFileRequest) -> IdPhotoFile:
-    """The CLI's and the library's task: matte, photo and sheet in one go.
-
-    Nothing else renders from this matte (there is no cache to share it), so it is refined for
-    this photo's tallest head, not for every preset's (:data:`PRESET_HEAD_PX`): the photo and
-    the sheet still render at one or more matte pixels per output pixel, and a portrait whose
-    head is larger than the preset shows it costs up to half the refinement less
-    (bench/refine_steps.py in the README).
-    """
-    need_px = math.ceil(tallest_head_px(request.options.spec))
-    matte_output = matte_task(context, MatteRequest(request.data, head_px=need_px))
+    """The CLI's task: matte, photo and sheet in one go (the CLI has no cache to share)."""
+    head_px = matte_head_px([request.options.spec])
+    matte_output = matte_task(context, MatteRequest(request.data, head_px=head_px))
     checkpoint()
     matte = matte_from_bytes(matte_output.body)
     photo = render_id_photo(matte, matte.face, request.options)

@@ -29,7 +29,7 @@ from faceflow.pipeline.idphoto.matte import (
     matte_to_bytes,
     sharp_to_head_px,
 )
-from faceflow.pipeline.idphoto.specs import PRESET_HEAD_PX, get_spec, head_px
+from faceflow.pipeline.idphoto.specs import PRESET_HEAD_PX
 from tests.fixtures.environment import require
 from tests.pipeline.idphoto.conftest import Portrait
 
@@ -290,9 +290,6 @@ def test_a_large_source_is_refined_at_what_the_presets_need_not_its_own_size(
 
     matte = compute_matte(big, face, segmenter)
     taller = compute_matte(big, face, segmenter, head_px=2 * PRESET_HEAD_PX)
-    one_photo = compute_matte(
-        big, face, segmenter, head_px=math.ceil(head_px(get_spec("cn-1inch")))
-    )
 
     # The head keeps at least every preset's tallest head in pixels, but no more than it needs
     # (measured heads are 1.10–1.47 face boxes), well under the source's own pixels.
@@ -304,11 +301,5 @@ def test_a_large_source_is_refined_at_what_the_presets_need_not_its_own_size(
     # What each serves as sharply as a new cut-out: the preset head, or any (the bound held).
     assert sharp_to_head_px(matte) == math.floor(PRESET_HEAD_PX)
     assert sharp_to_head_px(taller) == ANY_HEAD_PX
-    # A cut-out for one photo only (the CLI's) keeps that photo's tallest head, less than
-    # every preset's, and says so.
-    one_head = HEAD_PER_FACE_BOX * face.box.height_px / one_photo.source_px_per_matte_px
-    assert one_head == pytest.approx(head_px(get_spec("cn-1inch")), rel=0.01)
-    assert one_head < 0.7 * PRESET_HEAD_PX
-    assert sharp_to_head_px(one_photo) < sharp_to_head_px(matte)
     small = portrait("portrait_1.jpg").matte  # the source as it is: one matte for these tests
     assert sharp_to_head_px(small) == ANY_HEAD_PX  # refined at the source's own pixels

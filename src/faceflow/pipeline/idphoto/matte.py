@@ -183,9 +183,8 @@ def compute_matte(
     Everything after the crop runs at the resolution the output needs, not the source's: the crop
     is shrunk until the head keeps ``head_px`` pixels (the tallest head the matte must serve, in
     output pixels; by default :data:`PRESET_HEAD_PX`, every preset's, so any preset renders from
-    this matte at one or more matte pixels per output pixel; a cut-out made for one photo only
-    gives that photo's own, which may be less), and to ``max_side_px`` at most, which bounds time
-    and size.
+    this matte at one or more matte pixels per output pixel), and to ``max_side_px`` at most,
+    which bounds time and size.
     """
     height, width = rgb.shape[:2]
     source_size = (round(width * source_scale), round(height * source_scale))
@@ -195,7 +194,7 @@ def compute_matte(
     x2, y2 = min(width, math.ceil(box.x2 * inv)), min(height, math.ceil(box.y2 * inv))
     crop = rgb[y1:y2, x1:x2]
     crop_box = Box(x1 * source_scale, y1 * source_scale, x2 * source_scale, y2 * source_scale)
-    need_px = PRESET_HEAD_PX if head_px is None else head_px
+    need_px = PRESET_HEAD_PX if head_px is None else max(head_px, PRESET_HEAD_PX)
     head_estimate = HEAD_PER_FACE_BOX * face.box.height_px / source_scale
     shrink = min(_plain_shrink(crop.shape[:2], max_side_px), need_px / max(1.0, head_estimate))
     if shrink < 1.0:
