@@ -271,13 +271,12 @@ class DetectionSettings(_Group):
 
 class CacheSettings(_Group):
     # The answers of the last minutes, for the same upload sent again; Redis is the tier sized
-    # for volume. A budget of payload bytes: each MB costs the API process ≈ 1.1-1.4 MB of RSS
-    # once full (bench/rss.py in the README), so 256 MB made a service ready at ≈ 600 MB settle
-    # near 900.
+    # for volume. One buffer of this size is reserved (made resident) as each HTTP worker
+    # starts, so it is in the RSS at /readyz and filling it adds nothing (cache/memory.py).
     memory_bytes: int = Field(
         16 * 1024 * 1024,
         ge=0,
-        description="in-process LRU budget (payload bytes; ≈ 1.1-1.4× that in RSS once full)",
+        description="in-process cache buffer per HTTP worker, resident from start-up (0: off)",
     )
     redis_url: str | None = Field(None, description="shared cache Redis; unset: in-process only")
     ttl_s: int = Field(24 * 3600, ge=1, description="how long results are kept")

@@ -1,4 +1,4 @@
-"""The result cache the service uses: in-process LRU, then Redis, then single-flight compute."""
+"""The result cache the service uses: in-process ring, then Redis, then single-flight compute."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from faceflow.cache.entry import CacheEntry
-from faceflow.cache.memory import MemoryLRU, MemoryStats
+from faceflow.cache.memory import MemoryRing, MemoryStats
 from faceflow.cache.observer import CacheLevel, CacheObserver, NullObserver
 from faceflow.cache.redis_cache import RedisCache
 from faceflow.cache.singleflight import RedisFlight, SingleFlight
@@ -36,7 +36,7 @@ class ResultCache:
 
     def __init__(
         self,
-        memory: MemoryLRU,
+        memory: MemoryRing,
         redis: RedisCache | None = None,
         *,
         ttl_s: float,
@@ -59,7 +59,7 @@ class ResultCache:
         Opens no connection: call :meth:`start` on the event loop that will use it.
         """
         return cls(
-            MemoryLRU(settings.memory_bytes),
+            MemoryRing(settings.memory_bytes),
             RedisCache.from_settings(settings, observer),
             ttl_s=settings.ttl_s,
             lock_ttl_ms=settings.lock_ttl_ms,

@@ -750,6 +750,9 @@ class InferencePool(Generic[C]):
                 message = TaskFailed("internal", f"result could not be decoded ({exc})", {})
             if not self._post(self._on_message, worker, message):
                 return
+            # Not held while waiting for the next reply: the last one can be an ID photo's or an
+            # annotated image's MB, kept alive per inference process for as long as it is idle.
+            del raw, message
         # EOF can come a moment before the exit; reap so no zombie is left.
         worker.process.join(timeout=5.0)
         self._post(self._on_exit, worker, None)
