@@ -45,6 +45,17 @@ class CacheEntry:
                 raise TypeError(f"CacheEntry meta {name!r} must map str to a scalar")
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 
+    @classmethod
+    def from_checked(cls, media_type: str, body: bytes, meta: dict[str, MetaValue]) -> CacheEntry:
+        """An entry from parts taken from an entry built (and so checked) before: the in-process
+        cache rebuilds each hit's entry around a body copied out of its buffer, and checking
+        again what it stored itself cost more than the copy (≈ 1.5 µs a hit)."""
+        entry = object.__new__(cls)
+        object.__setattr__(entry, "media_type", media_type)
+        object.__setattr__(entry, "body", body)
+        object.__setattr__(entry, "meta", MappingProxyType(meta))
+        return entry
+
     @property
     def nbytes(self) -> int:
         """Payload size in bytes: body, media type and meta text (not Python object overhead)."""

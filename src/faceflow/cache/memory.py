@@ -120,7 +120,7 @@ class MemoryRing:
             split = start + record.header_bytes
             media_type, meta = msgpack.unpackb(self._view[start:split], raw=False)
             body = self._view[split : start + record.size].tobytes()
-        return CacheEntry(media_type, body, meta)
+        return CacheEntry.from_checked(media_type, body, meta)
 
     def put(self, key: str, entry: CacheEntry, ttl_s: float) -> bool:
         """Store ``entry`` for ``ttl_s`` seconds, dropping the oldest records as needed.
