@@ -30,11 +30,13 @@ import logging
 import os
 import threading
 import time
+from base64 import b64encode
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
+from uuid import uuid4
 
 from redis import Redis
 from redis.client import Pipeline
@@ -44,15 +46,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, get_current_job
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import DequeueTimeout, NoSuchJobError
-from rq.executions import Execution
+from rq.executions import Execution, ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
-from rq.registry import StartedJobRegistry
+from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import JobTimeoutException
-from rq.utils import now, utcformat
+from rq.utils import current_timestamp, now, utcformat
 from rq.worker import WorkerStatus
 
 from faceflow.cache.entry import CacheEntry, encode_entry
@@ -223,12 +225,15 @@ _WORKER_HEARTBEAT_EVERY_S = 1.0
 # a worker heartbeat; LMOVE; HGETALL): nothing while the workers are suspended, else the job id
 # moved to RQ's intermediate queue exactly as RQ's LMOVE does, and the job's hash.
 # KEYS: the suspension flag, the queue, its intermediate queue; ARGV: the job key prefix.
-_TAKE_NEXT_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'suspended'} end
-local id = redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT')
-if not id then return {'empty'} end
-return {'job', id, redis.call('HGETALL', ARGV[1] .. id)}
+_TAKE_LUA_FUNCTION = """
+local function take(suspended, queue, intermediate, prefix)
+  if redis.call('EXISTS', suspended) == 1 then return {'suspended'} end
+  local id = redis.call('LMOVE', queue, intermediate, 'LEFT', 'RIGHT')
+  if not id then return {'empty'} end
+  return {'job', id, redis.call('HGETALL', prefix .. id)}
+end
 """
+_TAKE_NEXT_LUA = _TAKE_LUA_FUNCTION + "return take(KEYS[1], KEYS[2], KEYS[3], ARGV[1])"
 _SUSPENDED = "suspended"
 _MISSING = "missing"
 
@@ -238,10 +243,101 @@ def _take_keys(queue: Queue) -> list[str]:
     return [WORKERS_SUSPENDED, queue.key, queue.intermediate_queue_key]
 
 
+# A job's start, in one script where it was one transaction of 15 commands: what RQ 3's
+# Execution.create, the worker's busy state, an optional worker heartbeat and
+# Job.prepare_for_execution write, the job out of the intermediate queue (and its sighting
+# there), the attempt counted in its meta; then the outcome fence and the payload read back.
+# Written as RQ writes them (tested by RQ's own readers: tests/jobs/test_rq_runner.py). Redis
+# runs a script atomically, as it ran the transaction; redis-py packs one command and parses one
+# reply instead of 15 twice (each "QUEUED", then EXEC's array).
+# KEYS: 1 the execution, 2 the job's executions, 3 the started registry, 4 the worker's
+# executions, 5 the worker, 6 the job, 7 the intermediate queue, 8 the job's sighting there,
+# 9 the job's outcome, 10 its payload.
+# ARGV: 1 the execution id, 2 the job id, 3 the execution's creation (Unix s), 4 the worker's
+# name, 5 the lease (s), 6 now (whole Unix s, RQ's registry scores), 7 the execution's
+# composite key, 8 the job's start (RQ's UTC format), 9 the job's meta, 10 the worker
+# heartbeat's TTL (0: none due), 11 the worker heartbeat (RQ's UTC format).
+_START_LUA = """
+local lease = tonumber(ARGV[5])
+local now = tonumber(ARGV[6])
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'job_id', ARGV[2], 'created_at', ARGV[3],
+  'last_heartbeat', ARGV[3], 'worker_name', ARGV[4])
+redis.call('EXPIRE', KEYS[1], lease)
+redis.call('ZADD', KEYS[2], now + lease + 60, ARGV[1])
+redis.call('EXPIRE', KEYS[2], lease + 60)
+redis.call('ZADD', KEYS[3], now + lease, ARGV[7])
+redis.call('SADD', KEYS[4], ARGV[7])
+redis.call('EXPIRE', KEYS[4], lease + 60)
+redis.call('HSET', KEYS[5], 'state', 'busy')
+if ARGV[10] ~= '0' then
+  redis.call('HSET', KEYS[5], 'last_heartbeat', ARGV[11])
+  redis.call('EXPIRE', KEYS[5], ARGV[10])
+  redis.call('EXPIRE', KEYS[4], ARGV[10])
+end
+redis.call('HSET', KEYS[6], 'last_heartbeat', ARGV[8], 'status', 'started',
+  'started_at', ARGV[8], 'worker_name', ARGV[4], 'meta', ARGV[9])
+redis.call('PERSIST', KEYS[6])
+redis.call('LREM', KEYS[7], 1, ARGV[2])
+redis.call('DEL', KEYS[8])
+return {redis.call('EXISTS', KEYS[9]), redis.call('GET', KEYS[10])}
+"""
+
+# A successful job's end, in one script where it was one transaction of 17 commands: the
+# attempt's own writes (its meta; its outcome and its payload deleted, stored together), the
+# worker's counters, what RQ 3's Job._handle_success (the changed fields only), Result.create,
+# the finished registry, Job.cleanup and the execution's cleanup write, then the next job taken
+# (:data:`_TAKE_LUA_FUNCTION`) or the worker written idle. Atomic, as the transaction was.
+# KEYS: 1 the job, 2 its outcome, 3 its payload, 4 the worker, 5 the job's results stream,
+# 6 the finished registry, 7 the job's dependents, 8 its dependencies, 9 the execution,
+# 10 the started registry, 11 the job's executions, 12 the worker's executions, 13 the
+# suspension flag, 14 the queue, 15 its intermediate queue.
+# ARGV: 1 the meta ('': unchanged), 2 the outcome ('': none), 3 the outcome's TTL (s), 4 the
+# working time (s), 5 the end (RQ's UTC format), 6 the worker's name, 7 the return value (RQ's
+# base64 JSON; '': none), 8 the execution id, 9 the execution's creation (Unix s), 10 the end
+# (Unix s), 11 the result TTL (s, > 0), 12 now (whole Unix s), 13 the job id, 14 the
+# execution's composite key, 15 '1' to take the next job, 16 the job key prefix.
+_END_LUA = (
+    _TAKE_LUA_FUNCTION
+    + """
+local ttl = tonumber(ARGV[11])
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'meta', ARGV[1]) end
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  redis.call('DEL', KEYS[3])
+end
+redis.call('HINCRBY', KEYS[4], 'successful_job_count', 1)
+redis.call('HINCRBYFLOAT', KEYS[4], 'total_working_time', ARGV[4])
+redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[5], 'last_heartbeat', ARGV[5])
+local result = {'type', '1', 'worker_name', ARGV[6]}
+if ARGV[7] ~= '' then
+  table.insert(result, 'return_value')
+  table.insert(result, ARGV[7])
+end
+for _, field in ipairs({'execution_id', ARGV[8], 'execution_started_at', ARGV[9],
+                        'execution_ended_at', ARGV[10]}) do
+  table.insert(result, field)
+end
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', 10, '*', unpack(result))
+redis.call('EXPIRE', KEYS[5], ttl)
+redis.call('ZADD', KEYS[6], tonumber(ARGV[12]) + ttl, ARGV[13])
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[7], ttl)
+redis.call('EXPIRE', KEYS[8], ttl)
+redis.call('DEL', KEYS[9])
+redis.call('ZREM', KEYS[10], ARGV[14])
+redis.call('ZREM', KEYS[11], ARGV[8])
+redis.call('SREM', KEYS[12], ARGV[14])
+if ARGV[15] == '1' then return take(KEYS[13], KEYS[14], KEYS[15], ARGV[16]) end
+redis.call('HSET', KEYS[4], 'state', 'idle')
+return {'ended'}
+"""
+)
+
+
 @dataclass(slots=True)
 class _Attempt:
     """One attempt of the job being run, between the worker and :func:`run_job`: what the start
-    round trip read, and the writes that go into the finishing transaction."""
+    round trip read, and what the end writes for it."""
 
     job_id: str
     has_outcome: bool
@@ -249,8 +345,10 @@ class _Attempt:
     payload: bytes | None
     meta_before: dict[str, Any]
     """The job's meta as dequeued, before this attempt was counted in it."""
-    writes: list[Callable[[Pipeline], None]] = field(default_factory=list)
-    """Commands for the transaction that records the job finished (outcome, payload deleted)."""
+    meta: bytes | None = None
+    """The job's meta to store with its end (serialized), if the attempt changed it."""
+    outcome: bytes | None = None
+    """The outcome to store with the job's end (encoded), which also deletes its payload."""
 
 
 _ATTEMPT: ContextVar[_Attempt] = ContextVar("faceflow_job_attempt")
@@ -302,6 +400,8 @@ class FaceflowWorker(SimpleWorker):
         self._ff_leased: _Leased | None = None
         self._ff_lease_thread: threading.Thread | None = None
         self._ff_take_next = self.connection.register_script(_TAKE_NEXT_LUA)
+        self._ff_start = self.connection.register_script(_START_LUA)
+        self._ff_end = self.connection.register_script(_END_LUA)
         self._ff_burst = False
         # The next job, taken by the transaction that ended the last one (see
         # handle_job_success) while the worker may take one that way.
@@ -344,7 +444,8 @@ class FaceflowWorker(SimpleWorker):
         """RQ's, and the dequeue script loaded (its first call would otherwise be refused and
         sent again; after a queue Redis restart it is, once)."""
         super().bootstrap(logging_level, date_format, log_format)
-        self.connection.script_load(_TAKE_NEXT_LUA)
+        for script in (_TAKE_NEXT_LUA, _START_LUA, _END_LUA):
+            self.connection.script_load(script)
 
     def check_for_suspension(self, burst: bool) -> None:
         """Done by :meth:`dequeue_job_and_maintain_ttl`, in the round trip that takes the next
@@ -506,35 +607,61 @@ class FaceflowWorker(SimpleWorker):
             self.set_state(WorkerStatus.IDLE)
 
     def _begin(self, job: Job, queue: Queue) -> tuple[Execution, _Attempt]:
-        """One pipeline: RQ's two start pipelines (the execution and its lease in the started
-        registry, this worker busy; the job started, out of the intermediate queue) and the
-        attempt's own reads and writes (the outcome fence, the payload, the attempt counted in
-        the job's meta with this process's pid, which a client and the benchmark read while the
-        job runs)."""
+        """One script (:data:`_START_LUA`): RQ's two start pipelines (the execution and its lease
+        in the started registry, this worker busy; the job started, out of the intermediate
+        queue) and the attempt's own reads and writes (the outcome fence, the payload, the
+        attempt counted in the job's meta with this process's pid, which a client and the
+        benchmark read while the job runs)."""
         keys = self._ff_state.keys
         lease = self.get_heartbeat_ttl(job)
         meta_before = dict(job.meta)
         attempts = job.meta.get("attempts", 0)
         job.meta["attempts"] = (attempts if isinstance(attempts, int) else 0) + 1
         job.meta["pid"] = os.getpid()
-        with self.connection.pipeline() as pipe:
-            execution = Execution.create(job, lease, pipeline=pipe, worker_name=self.name)
-            self.executions[execution.id] = execution
-            self.set_state(WorkerStatus.BUSY, pipeline=pipe)
-            # The worker key keeps its idle TTL (the lease lives in the started registry), renewed
-            # here only when no heartbeat went out in the last second.
-            if self._beat_due(self.worker_ttl + 60):
-                self.heartbeat(pipeline=pipe)
-            job.prepare_for_execution(self.name, pipeline=pipe)
-            pipe.persist(job.key)
-            pipe.lrem(queue.intermediate_queue_key, 1, job.id)
-            # RQ keeps a job's first sighting in the intermediate queue for a day: left, it
-            # would make the cleanup give up at once on this job id's next take (a retry).
-            pipe.delete(queue.intermediate_queue.get_first_seen_key(job.id))
-            pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
-            pipe.exists(keys.result(job.id))
-            pipe.get(keys.data(job.id))
-            *_, has_outcome, raw = pipe.execute()
+        execution = Execution(uuid4().hex, job.id, self.connection, worker_name=self.name)
+        execution._job = job
+        self.executions[execution.id] = execution
+        # The worker key keeps its idle TTL (the lease lives in the started registry), renewed
+        # here only when no heartbeat went out in the last second.
+        beat_ttl = self.worker_ttl + 60
+        beat = self._beat_due(beat_ttl)
+        started = now()
+        job.worker_name = self.name
+        job.last_heartbeat = job.started_at = started
+        job._status = JobStatus.STARTED
+        stamp = utcformat(started)
+        composite = execution.composite_key
+        has_outcome, raw = self._ff_start(
+            keys=[
+                execution.key,
+                ExecutionRegistry.key_template.format(job.id),
+                StartedJobRegistry.key_template.format(job.origin),
+                execution.worker_executions_key,
+                self.key,
+                job.key,
+                queue.intermediate_queue_key,
+                queue.intermediate_queue.get_first_seen_key(job.id),
+                keys.result(job.id),
+                keys.data(job.id),
+            ],
+            args=[
+                execution.id,
+                job.id,
+                repr(execution.created_at.timestamp()),
+                self.name,
+                lease,
+                current_timestamp(),
+                composite,
+                stamp,
+                job.serializer.dumps(job.meta),
+                beat_ttl if beat else 0,
+                stamp,
+            ],
+        )
+        self._state = self._ff_state_written = WorkerStatus.BUSY
+        if beat:
+            self.last_heartbeat = started
+            self._ff_beat_at, self._ff_beat_ttl = time.monotonic(), beat_ttl
         self.procline(  # type: ignore[no-untyped-call]
             f"Processing {job.func_name} from {job.origin} since {time.time()}"
         )
@@ -557,23 +684,95 @@ class FaceflowWorker(SimpleWorker):
         started_job_registry: StartedJobRegistry,
         execution: Execution,
     ) -> None:
-        """RQ's, as one transaction with the attempt's own writes (its outcome, its payload
-        deleted), so the outcome and RQ's finished state are stored together; without RQ's
-        watch and read of the job's dependents (faceflow enqueues no job with dependents,
-        callbacks or repeats)."""
+        """RQ's, as one script (:data:`_END_LUA`) with the attempt's own writes (its outcome,
+        its payload deleted), so the outcome and RQ's finished state are stored together; without
+        RQ's rewrite of the whole job hash (only the fields that changed since the start) and
+        without its watch and read of the job's dependents (faceflow enqueues no job with
+        dependents, callbacks or repeats). The next job is taken in the same script while the
+        worker may take one that way (it stays busy meanwhile: a SIGTERM then lets it finish, and
+        teardown puts a job taken and not started back)."""
         attempt = _ATTEMPT.get(None)
+        if attempt is not None and attempt.job_id != job.id:
+            attempt = None
         result_ttl = job.get_result_ttl(self.default_result_ttl)
+        if result_ttl <= 0:  # never for faceflow's jobs (jobs.result_ttl_s >= 1)
+            self._end_in_transaction(job, queue, execution, attempt, result_ttl)
+            return
+        assert job.started_at is not None
+        assert job.ended_at is not None
+        ended = job.ended_at
+        job._status = JobStatus.FINISHED
+        take = self._ff_take_with_end and not self._stop_requested and self._ff_next is None
+        queue = self.queues[0]  # the next job's (faceflow's workers listen on one)
+        value = job._result
+        composite = execution.composite_key
+        reply = self._ff_end(
+            keys=[
+                job.key,
+                self._ff_state.keys.result(job.id),
+                self._ff_state.keys.data(job.id),
+                self.key,
+                Result.get_key(job.id),  # type: ignore[no-untyped-call]
+                FinishedJobRegistry.key_template.format(job.origin),
+                job.dependents_key,
+                job.dependencies_key,
+                execution.key,
+                StartedJobRegistry.key_template.format(job.origin),
+                ExecutionRegistry.key_template.format(job.id),
+                execution.worker_executions_key,
+                WORKERS_SUSPENDED,
+                queue.key,
+                queue.intermediate_queue_key,
+            ],
+            args=[
+                attempt.meta if attempt is not None and attempt.meta is not None else b"",
+                attempt.outcome if attempt is not None and attempt.outcome is not None else b"",
+                self._ff_state.settings.jobs.result_ttl_s,
+                repr((ended - job.started_at).total_seconds()),
+                utcformat(ended),
+                self.name,
+                b"" if value is None else b64encode(job.serializer.dumps(value)),
+                execution.id,
+                repr(execution.created_at.timestamp()),
+                repr(ended.timestamp()),
+                result_ttl,
+                current_timestamp(),
+                job.id,
+                composite,
+                1 if take else 0,
+                self.job_class.redis_job_namespace_prefix,
+            ],
+        )
+        self.executions.pop(execution.id, None)
+        if take:
+            taken = self._taken(reply)
+            self._ff_next = taken if isinstance(taken, Job) else None
+        else:
+            self._state = self._ff_state_written = WorkerStatus.IDLE
+
+    def _end_in_transaction(
+        self,
+        job: Job,
+        queue: Queue,
+        execution: Execution,
+        attempt: _Attempt | None,
+        result_ttl: int,
+    ) -> None:
+        """RQ's success path as one transaction with the attempt's own writes, for a job whose
+        result RQ keeps forever or not at all (``result_ttl`` ≤ 0: none of faceflow's)."""
+        keys = self._ff_state.keys
         with self.connection.pipeline() as pipe:
-            if attempt is not None and attempt.job_id == job.id:
-                for write in attempt.writes:
-                    write(pipe)
+            if attempt is not None and attempt.meta is not None:
+                pipe.hset(job.key, "meta", attempt.meta)
+            if attempt is not None and attempt.outcome is not None:
+                ttl_s = self._ff_state.settings.jobs.result_ttl_s
+                pipe.set(keys.result(job.id), attempt.outcome, ex=ttl_s)
+                pipe.delete(keys.data(job.id))
             self.increment_successful_job_count(pipeline=pipe)
             assert job.started_at is not None
             assert job.ended_at is not None
             self.increment_total_working_time(job.ended_at - job.started_at, pipe)
             if result_ttl != 0:
-                # RQ's Job._handle_success, without its rewrite of the whole job hash (every
-                # field, the call data compressed again): only what changed since the start.
                 job._status = JobStatus.FINISHED
                 pipe.hset(
                     job.key,
@@ -597,25 +796,8 @@ class FaceflowWorker(SimpleWorker):
                 job.finished_job_registry.add(job, result_ttl, pipe)
             job.cleanup(result_ttl, pipeline=pipe, remove_from_queue=False)
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
-            take = self._ff_take_with_end and not self._stop_requested and self._ff_next is None
-            if take:
-                # The next job taken in the same round trip (the worker stays busy meanwhile:
-                # a SIGTERM then lets it finish, and teardown puts an unstarted job back).
-                queue = self.queues[0]
-                prefix = self.job_class.redis_job_namespace_prefix
-                pipe.evalsha(self._ff_take_next.sha, 3, *_take_keys(queue), prefix)
-            else:
-                self.set_state(WorkerStatus.IDLE, pipeline=pipe)
-            replies = pipe.execute(raise_on_error=False)
-        if take and not isinstance(replies[-1], Exception):
-            # (An error there, the script unknown after a queue Redis restart, only means that
-            # the next job is taken the usual way.) Kept before any error of the end is raised,
-            # so that a job taken is started or handed back, never left in between.
-            taken = self._taken(replies[-1])
-            self._ff_next = taken if isinstance(taken, Job) else None
-        for reply in replies[:-1] if take else replies:
-            if isinstance(reply, Exception):
-                raise reply
+            self.set_state(WorkerStatus.IDLE, pipeline=pipe)
+            pipe.execute()
 
     def _lease(self, job: Job, execution: Execution) -> None:
         with self._ff_lease_lock:
@@ -723,32 +905,19 @@ def run_job() -> dict[str, JsonScalar]:
 
 
 def _end(attempt: _Attempt, job: Job) -> None:
-    """Queue the job's meta, with its end time, for the finishing transaction (which also stores
-    RQ's own ended_at; this one is what a reader of the meta alone sees)."""
+    """Keep the job's meta, with its end time, for the script that records the end (which also
+    stores RQ's own ended_at; this one is what a reader of the meta alone sees)."""
     job.meta["ended_at"] = time.time()
-    meta = job.serializer.dumps(job.meta)
-
-    def write(pipe: Pipeline) -> None:
-        pipe.hset(job.key, "meta", meta)
-
-    attempt.writes.append(write)
+    attempt.meta = job.serializer.dumps(job.meta)
 
 
 def _store(
     state: WorkerState, attempt: _Attempt, job: Job, outcome: JobOutcome
 ) -> dict[str, JsonScalar]:
-    """Queue the outcome (and the payload's deletion) for the transaction that records the job
-    finished: a client never sees one without the other."""
-    keys = state.keys
+    """Keep the outcome for the script that records the job finished, which also deletes the
+    payload: a client never sees one without the other."""
     _end(attempt, job)
-    encoded = encode_outcome(outcome)
-    ttl_s = state.settings.jobs.result_ttl_s
-
-    def write(pipe: Pipeline) -> None:
-        pipe.set(keys.result(job.id), encoded, ex=ttl_s)
-        pipe.delete(keys.data(job.id))
-
-    attempt.writes.append(write)
+    attempt.outcome = encode_outcome(outcome)
     if outcome.entry is not None:
         return {
             "ok": True,
