@@ -7,7 +7,7 @@ in this process, one burst :class:`~faceflow.jobs.worker.FaceflowWorker` on mode
 each round runs the compute on ``--jobs`` distinct images in a loop (``bench/jobs.py``'s ceiling,
 "bare compute"), then queues as many analyze jobs and drains them. Per job it prints the bare
 compute, the compute in the worker (the task's thread CPU), the worker thread's CPU beyond it
-(RQ, redis-py, the two queue Redis round trips, the job's own payload, key and outcome) and
+(RQ, redis-py, the queue Redis round trip, the job's own payload, key and outcome) and
 ``redis-server``'s CPU. (Each round runs in a subprocess of its own, models loaded there.)
 
 The last two come from the same jobs in the same thread, so the machine's load, which moves

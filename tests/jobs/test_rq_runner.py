@@ -325,23 +325,31 @@ async def test_rq_sees_a_running_job_as_its_own_worker_would_leave_it(
 async def test_a_job_taken_with_the_last_ones_end_goes_back_when_the_worker_stops(
     runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
 ) -> None:
-    """The end of a job takes the next one; a worker that stops there (here ``max_jobs``; a
-    SIGTERM alike) puts it back at the front of the queue instead of leaving it in RQ's
-    intermediate queue, whose cleanup would fail it."""
+    """The end of a job takes and starts the next one; a worker that stops there (here
+    ``max_jobs``; a SIGTERM alike) puts it back at the front of the queue as it was, its start
+    undone and its attempt uncounted, instead of leaving it started until its lease runs out."""
     settings = job_settings(queue_redis.url)
-    first, second = [
-        await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
-        for _ in range(2)
-    ]
+    submissions = [prepare("detect", variant(face_jpeg), {}, settings) for _ in range(2)]
+    first, second = [await runner.submit(submission, None) for submission in submissions]
     build_worker(settings, worker_context).work(burst=True, max_jobs=1, logging_level="WARNING")
     assert (await runner.status(first.handle, None)).status is JobStatus.FINISHED
-    assert (await runner.status(second.handle, None)).status is JobStatus.QUEUED
-    queue = open_queue(settings, Redis.from_url(queue_redis.url))
+    status = await runner.status(second.handle, None)
+    assert status.status is JobStatus.QUEUED
+    assert status.attempts == 0
+    connection = Redis.from_url(queue_redis.url)
+    queue = open_queue(settings, connection)
     assert queue.intermediate_queue.get_job_ids() == []
     assert queue.count == 1
+    job = Job.fetch(submissions[1].job_id, connection=connection, serializer=JSONSerializer)
+    assert job.get_status() == RqJobStatus.QUEUED
+    assert job.started_at is None
+    assert job.get_executions() == []
+    assert StartedJobRegistry(QUEUE, connection=connection).get_job_ids() == []
     work_burst(settings, worker_context)
-    assert (await runner.status(second.handle, None)).status is JobStatus.FINISHED
-    queue.connection.close()
+    status = await runner.status(second.handle, None)
+    assert status.status is JobStatus.FINISHED
+    assert status.attempts == 1
+    connection.close()
 
 
 async def test_a_suspended_worker_takes_no_job_until_resumed(
@@ -423,13 +431,13 @@ def _standalone_heartbeat(command: str) -> bool:
     return name == "EXPIRE" or (name == "HSET" and words[2:3] == ["last_heartbeat"])
 
 
-async def test_a_job_costs_its_worker_two_queue_redis_round_trips(
+async def test_a_job_costs_its_worker_one_queue_redis_round_trip(
     queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
 ) -> None:
-    """The start (one script), and the end, which also takes the next job (one script: the
-    suspension check, the move, the job hash); once per burst, the first take and the idle state
-    written when the queue is empty. RQ and the job function apart made about 25. (The worker is
-    the only client during its burst.)"""
+    """The end, which also takes and starts the next job (one script); once per burst, the first
+    take (which starts the first job), RQ's read of the server version and the idle state
+    written when the queue is empty. RQ and the job function apart made about 25. (The worker
+    is the only client during its burst.)"""
     settings = job_settings(queue_redis.url, maintenance_interval_s=3600, lease_s=60)
     runner = runner_for(settings)
     jobs = 6
@@ -439,6 +447,6 @@ async def test_a_job_costs_its_worker_two_queue_redis_round_trips(
     per_job = _round_trips_per_job(
         queue_redis.url, jobs, lambda: work_burst(settings, worker_context)
     )
-    # (2 × 6 + 2) / 6; a worker heartbeat sent on its own is not counted, one written inside
-    # the start is.
-    assert 14 / 6 <= per_job <= 16 / 6, per_job
+    # (6 + 3) / 6; a worker heartbeat sent on its own is not counted, one written inside a
+    # start is.
+    assert 8 / 6 <= per_job <= 10 / 6, per_job
