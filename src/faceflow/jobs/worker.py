@@ -597,8 +597,13 @@ class FaceflowWorker(SimpleWorker):
                 return taken
 
     def _start_args(self) -> tuple[list[Any], _Started]:
-        """The arguments of a job's start in a script (:data:`_START_LUA_FUNCTION`), and the
-        start as sent (its execution's job id set once the job is known)."""
+        """The arguments of a job's start in a script (:data:`_START_LUA_FUNCTION`'s ARGV[a],
+        ARGV[a + 1], ...), and the start as sent (its execution's job id set once the job is
+        known): the key prefixes of the execution, the job's executions, the job, its sighting
+        in the intermediate queue, its outcome, its payload and the started registry; the worker's
+        key and its executions' key; the intermediate queue; the execution id, its creation (Unix
+        s), the worker's name, the lease (s), now (whole Unix s: RQ's registry scores), the start
+        (RQ's UTC format), the worker heartbeat's TTL (0: none due) and this process's pid."""
         execution = Execution(uuid4().hex, "", self.connection, worker_name=self.name)
         beat_ttl = self.worker_ttl + 60
         if not self._beat_due(beat_ttl):
@@ -648,7 +653,7 @@ class FaceflowWorker(SimpleWorker):
         started, self._ff_started = self._ff_started, None
         if job is not None:
             try:
-                self._hand_back(job, started if started is not None else None)
+                self._hand_back(job, started)
             except RedisError as exc:  # its lease, or RQ's intermediate-queue cleanup, acts
                 log.error("job %s: could not put it back on the queue: %s", job.id, exc)
         super().teardown()  # type: ignore[no-untyped-call]
