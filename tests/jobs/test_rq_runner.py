@@ -20,14 +20,14 @@ from rq.job import JobStatus as RqJobStatus
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
-from rq.suspension import resume, suspend
+from rq.suspension import WORKERS_SUSPENDED, resume, suspend
 from rq.worker import Worker
 
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.redis_cache import RedisCache
 from faceflow.config import CacheSettings
 from faceflow.errors import Expired, QueueFull
-from faceflow.jobs.records import JobOutcome, JobStatus, encode_outcome
+from faceflow.jobs.records import JobOutcome, JobPayload, JobStatus, encode_outcome
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys
 from faceflow.jobs.rq_runner import RqRunner
 from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
@@ -277,26 +277,79 @@ async def test_rq_sees_a_finished_job_as_its_own_worker_would_leave_it(
     connection.close()
 
 
+async def test_rq_sees_a_running_job_as_its_own_worker_would_leave_it(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """The start is one script of faceflow's writing RQ's keys: RQ's own readers see the running
+    job started, its execution leased in the started registry and in the worker's executions,
+    the worker busy, the attempt counted; and the end leaves none of it behind."""
+    settings = job_settings(queue_redis.url)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    await runner.submit(submission, None)
+    connection = Redis.from_url(queue_redis.url)
+    seen: dict[str, Any] = {}
+
+    def look(_: JobPayload) -> None:
+        job = Job.fetch(submission.job_id, connection=connection, serializer=JSONSerializer)
+        [execution] = job.get_executions()
+        [worker] = Worker.all(connection=connection, serializer=JSONSerializer)
+        registry = StartedJobRegistry(QUEUE, connection=connection, serializer=JSONSerializer)
+        seen.update(
+            status=job.get_status(),
+            started=job.started_at is not None,
+            worker_name=job.worker_name,
+            attempts=job.get_meta()["attempts"],
+            execution_worker=execution.worker_name,
+            started_ids=registry.get_job_ids(),
+            worker=worker.name,
+            worker_state=worker.get_state(),
+            worker_executions=connection.smembers(worker.executions_key),
+            composite=execution.composite_key.encode(),
+        )
+
+    work_burst(settings, worker_context, look)
+    assert seen["status"] == RqJobStatus.STARTED
+    assert seen["started"]
+    assert seen["worker_name"] == seen["execution_worker"] == seen["worker"]
+    assert seen["attempts"] == 1
+    assert seen["started_ids"] == [submission.job_id]
+    assert seen["worker_state"] == "busy"
+    assert seen["worker_executions"] == {seen["composite"]}
+    job = Job.fetch(submission.job_id, connection=connection, serializer=JSONSerializer)
+    assert job.get_executions() == []
+    assert StartedJobRegistry(QUEUE, connection=connection).get_job_ids() == []
+    assert connection.scard(f"rq:worker:{seen['worker']}:executions") == 0
+    connection.close()
+
+
 async def test_a_job_taken_with_the_last_ones_end_goes_back_when_the_worker_stops(
     runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
 ) -> None:
-    """The end of a job takes the next one; a worker that stops there (here ``max_jobs``; a
-    SIGTERM alike) puts it back at the front of the queue instead of leaving it in RQ's
-    intermediate queue, whose cleanup would fail it."""
+    """The end of a job takes and starts the next one; a worker that stops there (here
+    ``max_jobs``; a SIGTERM alike) puts it back at the front of the queue as it was, its start
+    undone and its attempt uncounted, instead of leaving it started until its lease runs out."""
     settings = job_settings(queue_redis.url)
-    first, second = [
-        await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
-        for _ in range(2)
-    ]
+    submissions = [prepare("detect", variant(face_jpeg), {}, settings) for _ in range(2)]
+    first, second = [await runner.submit(submission, None) for submission in submissions]
     build_worker(settings, worker_context).work(burst=True, max_jobs=1, logging_level="WARNING")
     assert (await runner.status(first.handle, None)).status is JobStatus.FINISHED
-    assert (await runner.status(second.handle, None)).status is JobStatus.QUEUED
-    queue = open_queue(settings, Redis.from_url(queue_redis.url))
+    status = await runner.status(second.handle, None)
+    assert status.status is JobStatus.QUEUED
+    assert status.attempts == 0
+    connection = Redis.from_url(queue_redis.url)
+    queue = open_queue(settings, connection)
     assert queue.intermediate_queue.get_job_ids() == []
     assert queue.count == 1
+    job = Job.fetch(submissions[1].job_id, connection=connection, serializer=JSONSerializer)
+    assert job.get_status() == RqJobStatus.QUEUED
+    assert job.started_at is None
+    assert job.get_executions() == []
+    assert StartedJobRegistry(QUEUE, connection=connection).get_job_ids() == []
     work_burst(settings, worker_context)
-    assert (await runner.status(second.handle, None)).status is JobStatus.FINISHED
-    queue.connection.close()
+    status = await runner.status(second.handle, None)
+    assert status.status is JobStatus.FINISHED
+    assert status.attempts == 1
+    connection.close()
 
 
 async def test_a_suspended_worker_takes_no_job_until_resumed(
@@ -343,7 +396,13 @@ def _round_trips_per_job(url: str, jobs: int, work: Callable[[], None]) -> float
     # A script's own commands are listed after it (as "lua"): the script is the round trip.
     own = [c["command"] for c in seen if c["client_type"] != "lua"]
     names = [command.split(" ", 1)[0].upper() for command in own]
-    dequeues = [i for i, name in enumerate(names) if name in ("EVALSHA", "LMOVE", "BLMOVE")]
+    # A take: RQ's moves, or one of the worker's scripts that takes a job (they check the
+    # suspension flag; the script that starts a job does not).
+    dequeues = [
+        i
+        for i, (name, command) in enumerate(zip(names, own, strict=True))
+        if name in ("LMOVE", "BLMOVE") or (name == "EVALSHA" and WORKERS_SUSPENDED in command)
+    ]
     # Each job's take, and the last one that finds the queue empty (here: a job's end finds it
     # so, then the worker's own take before it stops).
     assert len(dequeues) == jobs + 2, names
@@ -372,13 +431,13 @@ def _standalone_heartbeat(command: str) -> bool:
     return name == "EXPIRE" or (name == "HSET" and words[2:3] == ["last_heartbeat"])
 
 
-async def test_a_job_costs_its_worker_two_queue_redis_round_trips(
+async def test_a_job_costs_its_worker_one_queue_redis_round_trip(
     queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
 ) -> None:
-    """The start, and the end, which also takes the next job (one script: the suspension check,
-    the move, the job hash); once per burst, the first take and the idle state written when the
-    queue is empty. RQ and the job function apart made about 25. (The worker is the only client
-    during its burst.)"""
+    """The end, which also takes and starts the next job (one script); once per burst, the first
+    take (which starts the first job), RQ's read of the server version and the idle state
+    written when the queue is empty. RQ and the job function apart made about 25. (The worker
+    is the only client during its burst.)"""
     settings = job_settings(queue_redis.url, maintenance_interval_s=3600, lease_s=60)
     runner = runner_for(settings)
     jobs = 6
@@ -388,6 +447,6 @@ async def test_a_job_costs_its_worker_two_queue_redis_round_trips(
     per_job = _round_trips_per_job(
         queue_redis.url, jobs, lambda: work_burst(settings, worker_context)
     )
-    # (2 × 6 + 2) / 6; a worker heartbeat sent on its own is not counted, one written inside
-    # the start is.
-    assert 14 / 6 <= per_job <= 16 / 6, per_job
+    # (6 + 3) / 6; a worker heartbeat sent on its own is not counted, one written inside a
+    # start is.
+    assert 8 / 6 <= per_job <= 10 / 6, per_job

@@ -16,9 +16,11 @@ crash takes the worker down with its job; the job is not lost:
   earlier attempt stored its outcome is not run again;
 * the supervisor (:mod:`faceflow.jobs.supervisor`) starts a fresh worker process in its place.
 
-A job's own Redis work shares RQ's round trips (see :meth:`FaceflowWorker.execute_job`): its
-start (RQ's started state, the outcome fence, the payload read, the attempt count) is one, its
-end (the outcome, the payload deleted, RQ's finished state and registries) one transaction.
+A job's own Redis work shares RQ's (see :meth:`FaceflowWorker.execute_job`): while the queue
+has work, one script per job, run atomically by the queue Redis, records a job's end (the
+outcome, the payload deleted, RQ's finished state and registries), takes the next job and
+starts it (RQ's started state and the lease, the outcome fence, the payload read, the attempt
+counted), so the start is stored before the job runs, as it always was.
 
 No setting changes what a job does: whoever embeds a worker (the tests do, to make a job hold or
 kill its worker) passes a ``before_job`` callable to :func:`build_worker` in code.
@@ -30,11 +32,14 @@ import logging
 import os
 import threading
 import time
+from base64 import b64encode
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import FrameType
 from typing import Any
+from uuid import uuid4
 
 from redis import Redis
 from redis.client import Pipeline
@@ -44,15 +49,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, get_current_job
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import DequeueTimeout, NoSuchJobError
-from rq.executions import Execution
+from rq.executions import Execution, ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
-from rq.registry import StartedJobRegistry
+from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import JobTimeoutException
-from rq.utils import now, utcformat
+from rq.utils import current_timestamp, now, utcformat
 from rq.worker import WorkerStatus
 
 from faceflow.cache.entry import CacheEntry, encode_entry
@@ -120,8 +125,9 @@ class FaceflowIntermediateQueue(IntermediateQueue):
     """RQ's intermediate queue, whose cleanup retries a job taken and never started once it has
     been seen there for ``stuck_after_s`` instead of RQ's fixed minute.
 
-    A worker moves a job there as it takes it and removes it in the round trip that starts it
-    (:meth:`FaceflowWorker._begin`), so a job stays there only while its taker is dead: most
+    A worker moves a job there as it takes it and removes it in the script that starts it (most
+    often the same one, :data:`_TAKE_LUA_FUNCTION`), so a job stays there only while its taker
+    is dead: most
     often a worker SIGKILLed while blocked in RQ's BLMOVE, whose dead connection the queue Redis
     serves one more job before it notices the close (measured: the gate variant of
     tests/jobs/test_cluster.py, 'enqueued for retry' 60.6 s after the job was first seen there).
@@ -135,7 +141,7 @@ class FaceflowIntermediateQueue(IntermediateQueue):
 
         RQ's cleanup lists the queue, then checks each job and records its sighting: a worker
         that started the job in between has already deleted the sighting (with the job's move out
-        of the queue, in :meth:`FaceflowWorker._begin`), and RQ's write would bring it back for a
+        of the queue, in :data:`_START_LUA_FUNCTION`), and RQ's write would bring it back for a
         day. Checked and written in one script, the write cannot follow the start. True when
         there is nothing more to do for the job in this pass (just seen, or gone)."""
         return bool(
@@ -219,16 +225,91 @@ def open_queue(settings: Settings, connection: Redis) -> FaceflowQueue:
 # not these heartbeats (see FaceflowWorker._renew_lease).
 _WORKER_HEARTBEAT_EVERY_S = 1.0
 
-# Takes the next job in one round trip, where RQ 3 spends three (its suspension check, sent with
-# a worker heartbeat; LMOVE; HGETALL): nothing while the workers are suspended, else the job id
-# moved to RQ's intermediate queue exactly as RQ's LMOVE does, and the job's hash.
-# KEYS: the suspension flag, the queue, its intermediate queue; ARGV: the job key prefix.
-_TAKE_NEXT_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'suspended'} end
-local id = redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT')
-if not id then return {'empty'} end
-return {'job', id, redis.call('HGETALL', ARGV[1] .. id)}
+# A job's start, where RQ 3 and the job function spent two pipelines and a read: what RQ's
+# Execution.create, the worker's busy state, an optional worker heartbeat and
+# Job.prepare_for_execution write, the job out of the intermediate queue (and its sighting
+# there), the attempt counted in its meta; then the outcome fence and the payload read back.
+# Written as RQ writes them (RQ's own readers see them: tests/jobs/test_rq_runner.py), in a
+# script, which Redis runs atomically as it ran a transaction; redis-py packs one command and
+# parses one reply instead of 15 twice (each "QUEUED", then EXEC's array). Keys are built here
+# from their prefixes (one Redis, not a cluster, as RQ's own scripts assume).
+# ARGV[a], ARGV[a + 1], ...: see FaceflowWorker._start_args.
+_START_LUA_FUNCTION = """
+local function start(id, meta, origin, a)
+  local execution_id = ARGV[a + 10]
+  local composite = id .. ':' .. execution_id
+  local execution = ARGV[a] .. composite
+  local executions = ARGV[a + 1] .. id
+  local job = ARGV[a + 2] .. id
+  local worker, worker_executions = ARGV[a + 7], ARGV[a + 8]
+  local created, name = ARGV[a + 11], ARGV[a + 12]
+  local lease, now = tonumber(ARGV[a + 13]), tonumber(ARGV[a + 14])
+  local stamp, beat_ttl = ARGV[a + 15], ARGV[a + 16]
+  redis.call('HSET', execution, 'id', execution_id, 'job_id', id, 'created_at', created,
+    'last_heartbeat', created, 'worker_name', name)
+  redis.call('EXPIRE', execution, lease)
+  redis.call('ZADD', executions, now + lease + 60, execution_id)
+  redis.call('EXPIRE', executions, lease + 60)
+  redis.call('ZADD', ARGV[a + 6] .. origin, now + lease, composite)
+  redis.call('SADD', worker_executions, composite)
+  redis.call('EXPIRE', worker_executions, lease + 60)
+  redis.call('HSET', worker, 'state', 'busy')
+  if beat_ttl ~= '0' then
+    redis.call('HSET', worker, 'last_heartbeat', stamp)
+    redis.call('EXPIRE', worker, beat_ttl)
+    redis.call('EXPIRE', worker_executions, beat_ttl)
+  end
+  redis.call('HSET', job, 'last_heartbeat', stamp, 'status', 'started', 'started_at', stamp,
+    'worker_name', name, 'meta', meta)
+  redis.call('PERSIST', job)
+  redis.call('LREM', ARGV[a + 9], 1, id)
+  redis.call('DEL', ARGV[a + 3] .. id)
+  return {redis.call('EXISTS', ARGV[a + 4] .. id), redis.call('GET', ARGV[a + 5] .. id)}
+end
 """
+
+# The start of a job RQ's own blocking dequeue took (the queue was empty when the worker
+# looked): ARGV[1] the job id, ARGV[2] its meta with the attempt counted, ARGV[3] its origin,
+# then the start's.
+_START_LUA = _START_LUA_FUNCTION + "return start(ARGV[1], ARGV[2], ARGV[3], 4)"
+
+# Takes the next job, and starts it, in one round trip, where RQ 3 spent three to take it (its
+# suspension check, sent with a worker heartbeat; LMOVE; HGETALL) and one more (two pipelines
+# before) to start it: nothing while the workers are suspended, else the job id moved to RQ's
+# intermediate queue exactly as RQ's LMOVE does, the job's hash as it was, and the job started
+# (:data:`_START_LUA_FUNCTION`, its attempt counted in its meta with this process's pid), so the
+# start is in Redis before the job can run, as it was, and a worker dying after this script has
+# its job recovered by its lease (counted, retried first), as one dying while the job runs. A
+# job whose meta is not a JSON object is left taken and not started (the worker then starts it
+# as any other). KEYS: the suspension flag, the queue, its intermediate queue; ARGV[a], ...:
+# the start's (:data:`_START_LUA_FUNCTION`).
+_TAKE_LUA_FUNCTION = """
+local function take(suspended, queue, intermediate, a)
+  if redis.call('EXISTS', suspended) == 1 then return {'suspended'} end
+  local id = redis.call('LMOVE', queue, intermediate, 'LEFT', 'RIGHT')
+  if not id then return {'empty'} end
+  local fields = redis.call('HGETALL', ARGV[a + 2] .. id)
+  local meta, origin = {}, ''
+  for i = 1, #fields, 2 do
+    if fields[i] == 'origin' then origin = fields[i + 1] end
+    if fields[i] == 'meta' then
+      local ok, decoded = pcall(cjson.decode, fields[i + 1])
+      if not ok or type(decoded) ~= 'table' then return {'job', id, fields} end
+      meta = decoded
+    end
+  end
+  if #fields == 0 then return {'job', id, fields} end
+  local attempts = meta['attempts']
+  if type(attempts) ~= 'number' then attempts = 0 end
+  meta['attempts'] = attempts + 1
+  meta['pid'] = tonumber(ARGV[a + 17])
+  local read = start(id, cjson.encode(meta), origin, a)
+  return {'job', id, fields, read[1], read[2]}
+end
+"""
+_TAKE_NEXT_LUA = (
+    _START_LUA_FUNCTION + _TAKE_LUA_FUNCTION + "return take(KEYS[1], KEYS[2], KEYS[3], 1)"
+)
 _SUSPENDED = "suspended"
 _MISSING = "missing"
 
@@ -238,10 +319,65 @@ def _take_keys(queue: Queue) -> list[str]:
     return [WORKERS_SUSPENDED, queue.key, queue.intermediate_queue_key]
 
 
+# A successful job's end, in one script where it was one transaction of 17 commands: the
+# attempt's own writes (its meta; its outcome and its payload deleted, stored together), the
+# worker's counters, what RQ 3's Job._handle_success (the changed fields only), Result.create,
+# the finished registry, Job.cleanup and the execution's cleanup write, then the next job taken
+# and started (:data:`_TAKE_LUA_FUNCTION`) or the worker written idle. Atomic, as the
+# transaction was.
+# KEYS: 1 the job, 2 its outcome, 3 its payload, 4 the worker, 5 the job's results stream,
+# 6 the finished registry, 7 the job's dependents, 8 its dependencies, 9 the execution,
+# 10 the started registry, 11 the job's executions, 12 the worker's executions, 13 the
+# suspension flag, 14 the queue, 15 its intermediate queue.
+# ARGV: 1 the meta ('': unchanged), 2 the outcome ('': none), 3 the outcome's TTL (s), 4 the
+# working time (s), 5 the end (RQ's UTC format), 6 the worker's name, 7 the return value (RQ's
+# base64 JSON; '': none), 8 the execution id, 9 the execution's creation (Unix s), 10 the end
+# (Unix s), 11 the result TTL (s, > 0), 12 now (whole Unix s), 13 the job id, 14 the
+# execution's composite key, 15 '1' to take the next job, 16 ...: the next job's start
+# (FaceflowWorker._start_args).
+_END_LUA = (
+    _START_LUA_FUNCTION
+    + _TAKE_LUA_FUNCTION
+    + """
+local ttl = tonumber(ARGV[11])
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'meta', ARGV[1]) end
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  redis.call('DEL', KEYS[3])
+end
+redis.call('HINCRBY', KEYS[4], 'successful_job_count', 1)
+redis.call('HINCRBYFLOAT', KEYS[4], 'total_working_time', ARGV[4])
+redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[5], 'last_heartbeat', ARGV[5])
+local result = {'type', '1', 'worker_name', ARGV[6]}
+if ARGV[7] ~= '' then
+  table.insert(result, 'return_value')
+  table.insert(result, ARGV[7])
+end
+for _, field in ipairs({'execution_id', ARGV[8], 'execution_started_at', ARGV[9],
+                        'execution_ended_at', ARGV[10]}) do
+  table.insert(result, field)
+end
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', 10, '*', unpack(result))
+redis.call('EXPIRE', KEYS[5], ttl)
+redis.call('ZADD', KEYS[6], tonumber(ARGV[12]) + ttl, ARGV[13])
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[7], ttl)
+redis.call('EXPIRE', KEYS[8], ttl)
+redis.call('DEL', KEYS[9])
+redis.call('ZREM', KEYS[10], ARGV[14])
+redis.call('ZREM', KEYS[11], ARGV[8])
+redis.call('SREM', KEYS[12], ARGV[14])
+if ARGV[15] == '1' then return take(KEYS[13], KEYS[14], KEYS[15], 16) end
+redis.call('HSET', KEYS[4], 'state', 'idle')
+return {'ended'}
+"""
+)
+
+
 @dataclass(slots=True)
 class _Attempt:
     """One attempt of the job being run, between the worker and :func:`run_job`: what the start
-    round trip read, and the writes that go into the finishing transaction."""
+    round trip read, and what the end writes for it."""
 
     job_id: str
     has_outcome: bool
@@ -249,11 +385,27 @@ class _Attempt:
     payload: bytes | None
     meta_before: dict[str, Any]
     """The job's meta as dequeued, before this attempt was counted in it."""
-    writes: list[Callable[[Pipeline], None]] = field(default_factory=list)
-    """Commands for the transaction that records the job finished (outcome, payload deleted)."""
+    meta: bytes | None = None
+    """The job's meta to store with its end (serialized), if the attempt changed it."""
+    outcome: bytes | None = None
+    """The outcome to store with the job's end (encoded), which also deletes its payload."""
 
 
 _ATTEMPT: ContextVar[_Attempt] = ContextVar("faceflow_job_attempt")
+
+
+@dataclass(slots=True)
+class _Started:
+    """A job's start as this worker sent it (in the script that took the job, or in its own)."""
+
+    execution: Execution
+    at: datetime
+    beat_ttl: int
+    """The worker heartbeat's TTL sent with it (0: none)."""
+    has_outcome: bool = False
+    payload: bytes | None = None
+    fields: dict[bytes, bytes] = field(default_factory=dict)
+    """The job's hash as the take read it, before the start (to hand the job back)."""
 
 
 @dataclass(slots=True)
@@ -267,10 +419,10 @@ class _Leased:
 class FaceflowWorker(SimpleWorker):
     """A SimpleWorker holding one process's loaded models and renewing a short lease per job.
 
-    While the queue has work, a job costs it two queue Redis round trips where RQ's SimpleWorker
-    and a job function storing its own outcome made about 25 (counted with MONITOR): the start
-    (one pipeline) and the end (one transaction, with the next job's take: one script, the
-    suspension check, the move and the job hash). The rest went to worker heartbeats and state
+    While the queue has work, a job costs it one queue Redis round trip where RQ's SimpleWorker
+    and a job function storing its own outcome made about 25 (counted with MONITOR): one script
+    that ends the job and takes and starts the next (the suspension check, the move, the job
+    hash, the start). The rest went to worker heartbeats and state
     writes repeated around every job (sent only when due or changed here) and to the dependents
     RQ watches and reads at each success (faceflow enqueues no job with dependents, callbacks or
     repeats; a failure keeps RQ's own path)."""
@@ -302,11 +454,29 @@ class FaceflowWorker(SimpleWorker):
         self._ff_leased: _Leased | None = None
         self._ff_lease_thread: threading.Thread | None = None
         self._ff_take_next = self.connection.register_script(_TAKE_NEXT_LUA)
+        self._ff_start = self.connection.register_script(_START_LUA)
+        self._ff_end = self.connection.register_script(_END_LUA)
         self._ff_burst = False
-        # The next job, taken by the transaction that ended the last one (see
-        # handle_job_success) while the worker may take one that way.
+        # The next job, taken (and most often started) by the script that ended the last one
+        # (see handle_job_success) while the worker may take one that way.
         self._ff_next: Job | None = None
         self._ff_take_with_end = False
+        # The start of the job in _ff_next when the script that took it started it.
+        self._ff_started: _Started | None = None
+        keys = state.keys
+        probe = Execution("E", "J", self.connection)
+        self._ff_start_prefixes = [
+            probe.key.removesuffix(probe.composite_key),
+            ExecutionRegistry.key_template.format(""),
+            self.job_class.redis_job_namespace_prefix,
+            queue.intermediate_queue.get_first_seen_key(""),
+            keys.result(""),
+            keys.data(""),
+            StartedJobRegistry.key_template.format(""),
+            self.key,
+            self.executions_key,
+            queue.intermediate_queue_key,
+        ]
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self._ff_stop_requested = True
@@ -344,7 +514,8 @@ class FaceflowWorker(SimpleWorker):
         """RQ's, and the dequeue script loaded (its first call would otherwise be refused and
         sent again; after a queue Redis restart it is, once)."""
         super().bootstrap(logging_level, date_format, log_format)
-        self.connection.script_load(_TAKE_NEXT_LUA)
+        for script in (_TAKE_NEXT_LUA, _START_LUA, _END_LUA):
+            self.connection.script_load(script)
 
     def check_for_suspension(self, burst: bool) -> None:
         """Done by :meth:`dequeue_job_and_maintain_ttl`, in the round trip that takes the next
@@ -354,9 +525,9 @@ class FaceflowWorker(SimpleWorker):
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> tuple[Job, Queue] | None:
-        """RQ's, with a queued job taken in one round trip (:data:`_TAKE_NEXT_LUA`: the
-        suspension check, the move to RQ's intermediate queue, the job's hash) instead of three;
-        only an empty queue waits in RQ's blocking dequeue."""
+        """RQ's, with a queued job taken and started in one round trip (:data:`_TAKE_NEXT_LUA`:
+        the suspension check, the move to RQ's intermediate queue, the job's hash, its start)
+        instead of four; only an empty queue waits in RQ's blocking dequeue."""
         self._ff_take_with_end = max_idle_time is None and len(self.queues) == 1
         if not self._ff_take_with_end:
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
@@ -415,48 +586,101 @@ class FaceflowWorker(SimpleWorker):
         return job, queue
 
     def _take_next(self, queue: Queue) -> Job | str | None:
-        """The next queued job (moved to the intermediate queue, as RQ's dequeue does),
-        :data:`_SUSPENDED` while the workers are suspended, or None if the queue is empty. A job
-        id whose hash is gone is passed over, as RQ does (its cleanup drops the id)."""
+        """The next queued job (moved to the intermediate queue, as RQ's dequeue does, and
+        started), :data:`_SUSPENDED` while the workers are suspended, or None if the queue is
+        empty. A job id whose hash is gone is passed over, as RQ does (its cleanup drops it)."""
         while True:
-            reply = self._ff_take_next(
-                keys=_take_keys(queue), args=[self.job_class.redis_job_namespace_prefix]
-            )
-            taken = self._taken(reply)
+            args, started = self._start_args()
+            reply = self._ff_take_next(keys=_take_keys(queue), args=args)
+            taken = self._taken(reply, started)
             if taken is not _MISSING:
                 return taken
 
-    def _taken(self, reply: list[Any]) -> Job | str | None:
-        """:data:`_TAKE_NEXT_LUA`'s reply as :meth:`_take_next` returns it, or :data:`_MISSING`
-        for a job id whose hash is gone."""
+    def _start_args(self) -> tuple[list[Any], _Started]:
+        """The arguments of a job's start in a script (:data:`_START_LUA_FUNCTION`'s ARGV[a],
+        ARGV[a + 1], ...), and the start as sent (its execution's job id set once the job is
+        known): the key prefixes of the execution, the job's executions, the job, its sighting
+        in the intermediate queue, its outcome, its payload and the started registry; the worker's
+        key and its executions' key; the intermediate queue; the execution id, its creation (Unix
+        s), the worker's name, the lease (s), now (whole Unix s: RQ's registry scores), the start
+        (RQ's UTC format), the worker heartbeat's TTL (0: none due) and this process's pid."""
+        execution = Execution(uuid4().hex, "", self.connection, worker_name=self.name)
+        beat_ttl = self.worker_ttl + 60
+        if not self._beat_due(beat_ttl):
+            beat_ttl = 0
+        at = execution.created_at
+        args = [
+            *self._ff_start_prefixes,
+            execution.id,
+            repr(at.timestamp()),
+            self.name,
+            self._lease_s,
+            current_timestamp(),
+            utcformat(at),
+            beat_ttl,
+            os.getpid(),
+        ]
+        return args, _Started(execution, at, beat_ttl)
+
+    def _taken(self, reply: list[Any], started: _Started) -> Job | str | None:
+        """A take's reply (:data:`_TAKE_LUA_FUNCTION`) as :meth:`_take_next` returns it, or
+        :data:`_MISSING` for a job id whose hash is gone; a job the take also started is kept
+        with its start (``started``) for :meth:`_begin`."""
         if reply[0] == b"suspended":
             return _SUSPENDED
         if reply[0] == b"empty":
             return None
-        fields = reply[2]
+        fields = dict(zip(reply[2][::2], reply[2][1::2], strict=True))
         job = self.job_class(
             reply[1].decode(), connection=self.connection, serializer=self.serializer
         )
         try:
-            job.restore(dict(zip(fields[::2], fields[1::2], strict=True)))
+            job.restore(fields)
         except NoSuchJobError:
             return _MISSING
+        if len(reply) == 5:
+            started.execution.job_id = job.id
+            started.has_outcome = bool(reply[3])
+            started.payload = reply[4] if isinstance(reply[4], bytes) else None
+            started.fields = fields
+            self._ff_started = started
         return job
 
     def teardown(self) -> None:
-        """RQ's, after handing a job taken with the last one's end back to the front of the
-        queue (the worker stopped before starting it: SIGTERM, ``max_jobs``)."""
+        """RQ's, after handing a job taken (and started) with the last one's end back to the
+        front of the queue: the worker stopped before running it (SIGTERM, ``max_jobs``)."""
         job, self._ff_next = self._ff_next, None
+        started, self._ff_started = self._ff_started, None
         if job is not None:
-            queue = self.queues[0]
             try:
-                with self.connection.pipeline() as pipe:
-                    pipe.lrem(queue.intermediate_queue_key, 1, job.id)
-                    pipe.lpush(queue.key, job.id)
-                    pipe.execute()
-            except RedisError as exc:  # RQ's intermediate-queue cleanup is left to act
+                self._hand_back(job, started)
+            except RedisError as exc:  # its lease, or RQ's intermediate-queue cleanup, acts
                 log.error("job %s: could not put it back on the queue: %s", job.id, exc)
         super().teardown()  # type: ignore[no-untyped-call]
+
+    def _hand_back(self, job: Job, started: _Started | None) -> None:
+        """Put ``job`` back at the front of the queue as it was before it was taken: its start
+        (if the take sent one) undone, the attempt uncounted, out of the intermediate queue."""
+        queue = self.queues[0]
+        with self.connection.pipeline() as pipe:
+            if started is not None and started.execution.job_id == job.id:
+                execution = started.execution
+                pipe.delete(execution.key)
+                pipe.zrem(
+                    StartedJobRegistry.key_template.format(job.origin), execution.composite_key
+                )
+                pipe.zrem(ExecutionRegistry.key_template.format(job.id), execution.id)
+                pipe.srem(self.executions_key, execution.composite_key)
+                names = (b"status", b"started_at", b"last_heartbeat", b"worker_name", b"meta")
+                kept = {name: started.fields[name] for name in names if name in started.fields}
+                gone = [name for name in names if name not in started.fields]
+                if kept:
+                    pipe.hset(job.key, mapping=kept)  # type: ignore[arg-type]
+                if gone:
+                    pipe.hdel(job.key, *gone)
+            pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+            pipe.lpush(queue.key, job.id)
+            pipe.execute()
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self._lease_s
@@ -490,8 +714,8 @@ class FaceflowWorker(SimpleWorker):
         self._ff_state_written = state
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """RQ's SimpleWorker run of ``job``, with its start in one round trip (:meth:`_begin`),
-        its lease renewed by the worker's lease thread, and its success in one transaction
+        """RQ's SimpleWorker run of ``job``, started before it runs (:meth:`_begin`), its lease
+        renewed by the worker's lease thread, and its success in one script
         (:meth:`handle_job_success`)."""
         execution, attempt = self._begin(job, queue)
         self._lease(job, execution)
@@ -506,47 +730,46 @@ class FaceflowWorker(SimpleWorker):
             self.set_state(WorkerStatus.IDLE)
 
     def _begin(self, job: Job, queue: Queue) -> tuple[Execution, _Attempt]:
-        """One pipeline: RQ's two start pipelines (the execution and its lease in the started
-        registry, this worker busy; the job started, out of the intermediate queue) and the
-        attempt's own reads and writes (the outcome fence, the payload, the attempt counted in
-        the job's meta with this process's pid, which a client and the benchmark read while the
-        job runs)."""
-        keys = self._ff_state.keys
-        lease = self.get_heartbeat_ttl(job)
+        """The job's start (:data:`_START_LUA_FUNCTION`: RQ's two start pipelines, the execution
+        and its lease in the started registry, this worker busy, the job started and out of the
+        intermediate queue; and the attempt's own reads and writes, the outcome fence, the
+        payload, the attempt counted in the job's meta with this process's pid, which a client
+        and the benchmark read while the job runs): sent by the script that took the job, else
+        (RQ's blocking dequeue took it) one script now."""
+        started, self._ff_started = self._ff_started, None
         meta_before = dict(job.meta)
         attempts = job.meta.get("attempts", 0)
         job.meta["attempts"] = (attempts if isinstance(attempts, int) else 0) + 1
         job.meta["pid"] = os.getpid()
-        with self.connection.pipeline() as pipe:
-            execution = Execution.create(job, lease, pipeline=pipe, worker_name=self.name)
-            self.executions[execution.id] = execution
-            self.set_state(WorkerStatus.BUSY, pipeline=pipe)
-            # The worker key keeps its idle TTL (the lease lives in the started registry), renewed
-            # here only when no heartbeat went out in the last second.
-            if self._beat_due(self.worker_ttl + 60):
-                self.heartbeat(pipeline=pipe)
-            job.prepare_for_execution(self.name, pipeline=pipe)
-            pipe.persist(job.key)
-            pipe.lrem(queue.intermediate_queue_key, 1, job.id)
-            # RQ keeps a job's first sighting in the intermediate queue for a day: left, it
-            # would make the cleanup give up at once on this job id's next take (a retry).
-            pipe.delete(queue.intermediate_queue.get_first_seen_key(job.id))
-            pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
-            pipe.exists(keys.result(job.id))
-            pipe.get(keys.data(job.id))
-            *_, has_outcome, raw = pipe.execute()
+        if started is None or started.execution.job_id != job.id:
+            args, started = self._start_args()
+            started.execution.job_id = job.id
+            has_outcome, raw = self._ff_start(
+                args=[job.id, job.serializer.dumps(job.meta), job.origin, *args]
+            )
+            started.has_outcome = bool(has_outcome)
+            started.payload = raw if isinstance(raw, bytes) else None
+        execution = started.execution
+        execution._job = job
+        self.executions[execution.id] = execution
+        job.worker_name = self.name
+        job.last_heartbeat = job.started_at = started.at
+        job._status = JobStatus.STARTED
+        self._state = self._ff_state_written = WorkerStatus.BUSY
+        if started.beat_ttl:
+            self.last_heartbeat = started.at
+            self._ff_beat_at, self._ff_beat_ttl = time.monotonic(), started.beat_ttl
         self.procline(  # type: ignore[no-untyped-call]
             f"Processing {job.func_name} from {job.origin} since {time.time()}"
         )
-        payload = raw if isinstance(raw, bytes) else None
-        return execution, _Attempt(job.id, bool(has_outcome), payload, meta_before)
+        return execution, _Attempt(job.id, started.has_outcome, started.payload, meta_before)
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
-        """Done by :meth:`_begin`, in the round trip that created the execution."""
+        """Done by :meth:`_begin`'s script, which created the execution."""
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """RQ's, without its separate write of the job's last heartbeat: the job hash is saved
-        whole, with it, in the transaction that records the end."""
+        whole, with it, in the script that records the end."""
         self._release_lease()
         job.ended_at = job.last_heartbeat = now()
 
@@ -557,23 +780,96 @@ class FaceflowWorker(SimpleWorker):
         started_job_registry: StartedJobRegistry,
         execution: Execution,
     ) -> None:
-        """RQ's, as one transaction with the attempt's own writes (its outcome, its payload
-        deleted), so the outcome and RQ's finished state are stored together; without RQ's
-        watch and read of the job's dependents (faceflow enqueues no job with dependents,
-        callbacks or repeats)."""
+        """RQ's, as one script (:data:`_END_LUA`) with the attempt's own writes (its outcome,
+        its payload deleted), so the outcome and RQ's finished state are stored together; without
+        RQ's rewrite of the whole job hash (only the fields that changed since the start) and
+        without its watch and read of the job's dependents (faceflow enqueues no job with
+        dependents, callbacks or repeats). The next job is taken in the same script while the
+        worker may take one that way (it stays busy meanwhile: a SIGTERM then lets it finish, and
+        teardown puts a job taken and not started back)."""
         attempt = _ATTEMPT.get(None)
+        if attempt is not None and attempt.job_id != job.id:
+            attempt = None
         result_ttl = job.get_result_ttl(self.default_result_ttl)
+        if result_ttl <= 0:  # never for faceflow's jobs (jobs.result_ttl_s >= 1)
+            self._end_in_transaction(job, queue, execution, attempt, result_ttl)
+            return
+        assert job.started_at is not None
+        assert job.ended_at is not None
+        ended = job.ended_at
+        job._status = JobStatus.FINISHED
+        take = self._ff_take_with_end and not self._stop_requested and self._ff_next is None
+        queue = self.queues[0]  # the next job's (faceflow's workers listen on one)
+        value = job._result
+        composite = execution.composite_key
+        start_args, started = self._start_args() if take else ([], None)
+        reply = self._ff_end(
+            keys=[
+                job.key,
+                self._ff_state.keys.result(job.id),
+                self._ff_state.keys.data(job.id),
+                self.key,
+                Result.get_key(job.id),  # type: ignore[no-untyped-call]
+                FinishedJobRegistry.key_template.format(job.origin),
+                job.dependents_key,
+                job.dependencies_key,
+                execution.key,
+                StartedJobRegistry.key_template.format(job.origin),
+                ExecutionRegistry.key_template.format(job.id),
+                execution.worker_executions_key,
+                WORKERS_SUSPENDED,
+                queue.key,
+                queue.intermediate_queue_key,
+            ],
+            args=[
+                attempt.meta if attempt is not None and attempt.meta is not None else b"",
+                attempt.outcome if attempt is not None and attempt.outcome is not None else b"",
+                self._ff_state.settings.jobs.result_ttl_s,
+                repr((ended - job.started_at).total_seconds()),
+                utcformat(ended),
+                self.name,
+                b"" if value is None else b64encode(job.serializer.dumps(value)),
+                execution.id,
+                repr(execution.created_at.timestamp()),
+                repr(ended.timestamp()),
+                result_ttl,
+                current_timestamp(),
+                job.id,
+                composite,
+                1 if take else 0,
+                *start_args,
+            ],
+        )
+        self.executions.pop(execution.id, None)
+        if started is not None:
+            taken = self._taken(reply, started)
+            self._ff_next = taken if isinstance(taken, Job) else None
+        else:
+            self._state = self._ff_state_written = WorkerStatus.IDLE
+
+    def _end_in_transaction(
+        self,
+        job: Job,
+        queue: Queue,
+        execution: Execution,
+        attempt: _Attempt | None,
+        result_ttl: int,
+    ) -> None:
+        """RQ's success path as one transaction with the attempt's own writes, for a job whose
+        result RQ keeps forever or not at all (``result_ttl`` ≤ 0: none of faceflow's)."""
+        keys = self._ff_state.keys
         with self.connection.pipeline() as pipe:
-            if attempt is not None and attempt.job_id == job.id:
-                for write in attempt.writes:
-                    write(pipe)
+            if attempt is not None and attempt.meta is not None:
+                pipe.hset(job.key, "meta", attempt.meta)
+            if attempt is not None and attempt.outcome is not None:
+                ttl_s = self._ff_state.settings.jobs.result_ttl_s
+                pipe.set(keys.result(job.id), attempt.outcome, ex=ttl_s)
+                pipe.delete(keys.data(job.id))
             self.increment_successful_job_count(pipeline=pipe)
             assert job.started_at is not None
             assert job.ended_at is not None
             self.increment_total_working_time(job.ended_at - job.started_at, pipe)
             if result_ttl != 0:
-                # RQ's Job._handle_success, without its rewrite of the whole job hash (every
-                # field, the call data compressed again): only what changed since the start.
                 job._status = JobStatus.FINISHED
                 pipe.hset(
                     job.key,
@@ -597,25 +893,8 @@ class FaceflowWorker(SimpleWorker):
                 job.finished_job_registry.add(job, result_ttl, pipe)
             job.cleanup(result_ttl, pipeline=pipe, remove_from_queue=False)
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
-            take = self._ff_take_with_end and not self._stop_requested and self._ff_next is None
-            if take:
-                # The next job taken in the same round trip (the worker stays busy meanwhile:
-                # a SIGTERM then lets it finish, and teardown puts an unstarted job back).
-                queue = self.queues[0]
-                prefix = self.job_class.redis_job_namespace_prefix
-                pipe.evalsha(self._ff_take_next.sha, 3, *_take_keys(queue), prefix)
-            else:
-                self.set_state(WorkerStatus.IDLE, pipeline=pipe)
-            replies = pipe.execute(raise_on_error=False)
-        if take and not isinstance(replies[-1], Exception):
-            # (An error there, the script unknown after a queue Redis restart, only means that
-            # the next job is taken the usual way.) Kept before any error of the end is raised,
-            # so that a job taken is started or handed back, never left in between.
-            taken = self._taken(replies[-1])
-            self._ff_next = taken if isinstance(taken, Job) else None
-        for reply in replies[:-1] if take else replies:
-            if isinstance(reply, Exception):
-                raise reply
+            self.set_state(WorkerStatus.IDLE, pipeline=pipe)
+            pipe.execute()
 
     def _lease(self, job: Job, execution: Execution) -> None:
         with self._ff_lease_lock:
@@ -662,7 +941,7 @@ def run_job() -> dict[str, JsonScalar]:
     retryable one (a deadline, transient unavailability) raises, and RQ retries it.
 
     The worker (:meth:`FaceflowWorker._begin`) has already read the outcome fence and the payload
-    and counted the attempt; the outcome is stored in the transaction that records the job
+    and counted the attempt; the outcome is stored by the script that records the job
     finished.
     """
     try:
@@ -723,32 +1002,19 @@ def run_job() -> dict[str, JsonScalar]:
 
 
 def _end(attempt: _Attempt, job: Job) -> None:
-    """Queue the job's meta, with its end time, for the finishing transaction (which also stores
-    RQ's own ended_at; this one is what a reader of the meta alone sees)."""
+    """Keep the job's meta, with its end time, for the script that records the end (which also
+    stores RQ's own ended_at; this one is what a reader of the meta alone sees)."""
     job.meta["ended_at"] = time.time()
-    meta = job.serializer.dumps(job.meta)
-
-    def write(pipe: Pipeline) -> None:
-        pipe.hset(job.key, "meta", meta)
-
-    attempt.writes.append(write)
+    attempt.meta = job.serializer.dumps(job.meta)
 
 
 def _store(
     state: WorkerState, attempt: _Attempt, job: Job, outcome: JobOutcome
 ) -> dict[str, JsonScalar]:
-    """Queue the outcome (and the payload's deletion) for the transaction that records the job
-    finished: a client never sees one without the other."""
-    keys = state.keys
+    """Keep the outcome for the script that records the job finished, which also deletes the
+    payload: a client never sees one without the other."""
     _end(attempt, job)
-    encoded = encode_outcome(outcome)
-    ttl_s = state.settings.jobs.result_ttl_s
-
-    def write(pipe: Pipeline) -> None:
-        pipe.set(keys.result(job.id), encoded, ex=ttl_s)
-        pipe.delete(keys.data(job.id))
-
-    attempt.writes.append(write)
+    attempt.outcome = encode_outcome(outcome)
     if outcome.entry is not None:
         return {
             "ok": True,
