@@ -12,6 +12,13 @@
 # a later idle VM of the same size, with 434 s of CPU (-n 3: 285 s). On a busy machine the
 # two workers cost ~20 % more CPU (each starts its own session servers). A run narrowed by
 # arguments runs in one process unless the arguments ask for workers (-n).
+# Issue 12.7 round of 2026-12-05 (1,883 tests, never idle: three other engineers' work): with the
+# web page's kept renderer (tests/fixtures/browser.py), `make test` at 11:58 UTC (load 4-9)
+# 422 s of pytest, 425 s of user+sys; the code before it at 12:09 (load 2-6) 307 s, 463 s.
+# user+sys misses part of Chromium (renderers not reaped into this script's children): sampled
+# per process, the two web page modules took 145 s of CPU before, 107 s after. Coverage is ~22 %
+# of the CPU (304 s against 236 s without it, load 13-20): ~0.45 s per measured process start
+# (about 150 processes: servers, inference processes, CLIs), ~15 % of in-process compute.
 # Modules are handed out in the workers' collection order (--no-loadscope-reorder), which
 # tests/conftest.py starts with the longest modules: loadscope's own order (most tests first) left
 # the longest single-test modules for last, one worker running them alone at the end.

@@ -837,9 +837,12 @@ def test_a_server_reached_late_is_connected_once(
     expect(status).to_have_attribute("data-state", "error")
     # A readiness poll answers while the page still has no server info (the case that once
     # re-ran the page's start-up on every poll), then the server comes back.
-    with page.expect_response("**/readyz"):
+    # Its handler asks for /v1/info again, still refused: the server comes back only after that.
+    with (
+        page.expect_event("requestfailed", lambda request: "/v1/info" in request.url),
+        page.expect_response("**/readyz"),
+    ):
         run_clock(page, STATUS_POLL_MS)
-    page.wait_for_timeout(500)  # the poll's handler runs in milliseconds
     page.unroute("**/v1/info")
     run_clock(page, STATUS_POLL_MS)
     expect(status).to_have_attribute("data-state", "ok")
