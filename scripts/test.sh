@@ -19,6 +19,9 @@
 # per process, the two web page modules took 145 s of CPU before, 107 s after. Coverage is ~22 %
 # of the CPU (304 s against 236 s without it, load 13-20): ~0.45 s per measured process start
 # (about 150 processes: servers, inference processes, CLIs), ~15 % of in-process compute.
+# Idle, same VM: 200 s of pytest (205 s total, 285 s of user+sys) at 10:51 UTC for 1,883 tests;
+# 291 s (301 s total, 456 s) at 12:22 for 1,910 tests after that round's merges, when the VM ran
+# ~40 % slower per CPU-second than at 10:51 (bench/jobs.py's ceiling: 18.3 against 13.1 ms a job).
 # Modules are handed out in the workers' collection order (--no-loadscope-reorder), which
 # tests/conftest.py starts with the longest modules: loadscope's own order (most tests first) left
 # the longest single-test modules for last, one worker running them alone at the end.
