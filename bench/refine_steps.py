@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from faceflow.config import load_settings
 from faceflow.imaging.ingest import decode_image
 from faceflow.pipeline.detect import detect_faces
 from faceflow.runtime.context import load_context
-from faceflow.runtime.pool import CHILD_GLIBC_TUNABLES, child_glibc_tunables
+from idphoto import run_like_inference_processes  # the re-exec under the tunables
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 ONE_FACE = (
@@ -82,15 +81,6 @@ class TimedSegmenter:
     def predict(self, rgb_crop: NDArray[np.uint8]) -> NDArray[np.float32]:
         result: NDArray[np.float32] = self._predict(rgb_crop)
         return result
-
-
-def run_like_inference_processes() -> None:
-    """Re-execute this script with the inference processes' malloc tunables, unless it has them."""
-    have = {item.split("=", 1)[0] for item in os.environ.get("GLIBC_TUNABLES", "").split(":")}
-    if all(item.split("=", 1)[0] in have for item in CHILD_GLIBC_TUNABLES):
-        return
-    with child_glibc_tunables():
-        os.execv(sys.executable, [sys.executable, *sys.argv])
 
 
 def main() -> None:
