@@ -13,14 +13,8 @@ one read, as a 95 KB upload does on loopback once the connection's window has gr
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import shutil
-import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -29,8 +23,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 import bare_asgi
-from hit_stack import running_app
-from service import FORM_CONTENT_TYPE, TESTDATA, form_body, jpeg_near
+from hit_stack import run_rounds, running_app
+from service import FORM_CONTENT_TYPE, form_body
 
 CONNECTIONS = 50
 """Connections with a request ready per turn of the loop (wrk's 200 over 2 workers: about 100
@@ -134,27 +128,7 @@ async def measure(image: bytes, requests: int, rounds: int) -> dict[str, list[fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", type=Path, default=TESTDATA / "portrait_1.jpg")
-    parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    shm = Path("/dev/shm")  # as `faceflow serve --http-workers 2` sets it up
-    directory = tempfile.mkdtemp(prefix="faceflow-metrics-", dir=shm if shm.is_dir() else None)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    try:
-        import uvloop
-
-        image = jpeg_near(args.image)
-        results = uvloop.run(measure(image, args.requests, args.rounds))
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-    floor = statistics.median(results["floor (bare ASGI, uvicorn)"])
-    print(f"{len(image)} B JPEG; medians of {args.rounds} rounds of {args.requests} requests")
-    print(f"{'target':28} {'µs CPU/req':>11} {'vs floor':>9}")
-    for name, runs in results.items():
-        us = statistics.median(runs)
-        print(f"{name:28} {us:11.1f} {us - floor:+9.1f}   rounds {[round(r, 1) for r in runs]}")
+    run_rounds(__doc__.split("\n\n")[0], measure, "floor (bare ASGI, uvicorn)")
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.types import ASGIApp, Message
 
@@ -141,13 +142,20 @@ async def measure(image: bytes, requests: int, rounds: int) -> dict[str, list[fl
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_rounds(
+    description: str,
+    measure: Callable[[bytes, int, int], Coroutine[Any, Any, dict[str, list[float]]]],
+    floor_name: str,
+) -> None:
+    """Parse the command line, run ``measure(image, requests, rounds)`` on uvloop with a private
+    Prometheus directory in /dev/shm (as `faceflow serve --http-workers 2` sets it up), and print
+    each target's median CPU per request against ``floor_name``'s."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--image", type=Path, default=TESTDATA / "portrait_1.jpg")
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    shm = Path("/dev/shm")  # a private temporary directory there, as `faceflow serve` makes
+    shm = Path("/dev/shm")
     directory = tempfile.mkdtemp(prefix="faceflow-metrics-", dir=shm if shm.is_dir() else None)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     try:
@@ -157,12 +165,16 @@ def main() -> None:
         results = uvloop.run(measure(image, args.requests, args.rounds))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    floor = statistics.median(results["floor (bare ASGI)"])
+    floor = statistics.median(results[floor_name])
     print(f"{len(image)} B JPEG; medians of {args.rounds} rounds of {args.requests} requests")
     print(f"{'target':28} {'µs CPU/req':>11} {'vs floor':>9}")
     for name, runs in results.items():
         us = statistics.median(runs)
         print(f"{name:28} {us:11.1f} {us - floor:+9.1f}   rounds {[round(r, 1) for r in runs]}")
+
+
+def main() -> None:
+    run_rounds(__doc__.split("\n\n")[0], measure, "floor (bare ASGI)")
 
 
 if __name__ == "__main__":
