@@ -8,8 +8,11 @@ time inside the server, its event loop's lag, its slow collections and its read 
 (bench/gc_probe/tail_probe.py). ``wrk -t2 -c200`` drives the floor, raw-body hits and multipart
 hits in turn, round after round, as bench/service.py does. Per target and round: requests/s,
 server CPU µs per request (whole process tree), wrk's p99 beside the server's own p50/p99, the
-loop lag's p99 and maximum, read pauses per request, requests per worker and the slowest
-collections. A p99 that wrk sees but the server does not is spent outside the request's own
+loop lag's p99 and maximum, read pauses per request, requests per worker, connections per
+worker (wrk's 200, counted half-way through the run) and the slowest collections. With
+``--floor-reuseport`` the floor runs a second time on one listening socket per worker
+(bench/bare_asgi_reuseport.py), the accept path `faceflow serve` uses since 2026-12-05.
+A p99 that wrk sees but the server does not is spent outside the request's own
 handling: waiting in the socket for the loop's next turn, or in the load generator.
 """
 
@@ -18,7 +21,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,9 +35,11 @@ import httpx
 import hit_cpu
 from faceflow.loadgen.procs import ServiceProcess, cpu_seconds, load_average
 from hit_cpu import _script, _wrk
-from service import BARE_ASGI, FORM_CONTENT_TYPE, TESTDATA, form_body, jpeg_near
+from service import BARE_ASGI, BENCH_DIR, FORM_CONTENT_TYPE, TESTDATA, form_body, jpeg_near
 
 PROBE = Path(__file__).resolve().parent / "gc_probe"
+BARE_ASGI_REUSEPORT = (str(BENCH_DIR / "bare_asgi_reuseport.py"),)
+_ESTABLISHED = "01"
 _WRITE_WAIT_S = 2.5  # the probes write every 2 s
 
 
@@ -67,6 +74,27 @@ def since(after: Tally, before: Tally) -> Tally:
     )
 
 
+def connections_per_worker(pids: list[int], port: int) -> list[int]:
+    """Established connections to ``port`` held by each of ``pids`` that holds any, fewest
+    first (IPv4 loopback)."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == _ESTABLISHED and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            established.add(fields[9])
+    counts = []
+    for pid in pids:
+        held = 0
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    inode = re.fullmatch(r"socket:\[(\d+)\]", str(fd.readlink()))
+                    held += inode is not None and inode.group(1) in established
+        if held:
+            counts.append(held)
+    return sorted(counts)
+
+
 def quantile(histogram: Counter[int], q: float) -> int:
     total = sum(histogram.values())
     seen = 0
@@ -83,6 +111,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", type=Path, default=None, help="another checkout's src/")
+    parser.add_argument(
+        "--floor-reuseport", action="store_true", help="the floor on per-worker sockets as well"
+    )
     args = parser.parse_args()
     hit_cpu.PINNED = False  # as bench/service.py runs: nothing pinned, wrk -t2
     image = jpeg_near(args.image)
@@ -101,6 +132,8 @@ def main() -> None:
             env = {**env, "PYTHONPATH": path, "FACEFLOW_TAIL_PROBE_DIR": str(probes)}
             if name == "floor":
                 server = ServiceProcess(env, work / f"{name}.log", args=BARE_ASGI)
+            elif name == "floor reuseport":
+                server = ServiceProcess(env, work / "floor2.log", args=BARE_ASGI_REUSEPORT)
             else:
                 server = ServiceProcess(env, work / f"{name}.log")
             return probes, st.enter_context(server)
@@ -108,6 +141,9 @@ def main() -> None:
         two = {"FACEFLOW_SERVER__HTTP_WORKERS": "2"}
         floor_probes, floor = serve("floor", {})
         targets = {"floor": (floor, floor.url, raw, floor_probes)}
+        if args.floor_reuseport:
+            probes, floor2 = serve("floor reuseport", {})
+            targets["floor reuseport"] = (floor2, floor2.url, raw, probes)
         servers = [("", None)] + ([("before ", args.before)] if args.before else [])
         for label, src in servers:
             probes, server = serve(f"faceflow{len(targets)}", two, src)
@@ -120,14 +156,24 @@ def main() -> None:
         print(f"load average {load_average()}; wrk -t2 -c200, {args.seconds} s per target")
         print(
             f"{'round target':26} {'req/s':>6} {'µs/req':>6} {'wrk p99':>8} "
-            f"{'server p50/p99':>14} {'lag p99/max':>12} {'pauses':>6}  per worker; slowest GC ms"
+            f"{'server p50/p99':>14} {'lag p99/max':>12} {'pauses':>6}  "
+            "requests, connections per worker; slowest GC ms"
         )
         for round_ in range(args.rounds):
             for name, (server, url, script, probes) in targets.items():
                 before = read_tally(probes)
                 pids = server.pids()
+                split: list[int] = []
+                sample = threading.Timer(
+                    args.seconds / 2,
+                    lambda s=server, p=pids, into=split: into.extend(
+                        connections_per_worker(p, s.port)
+                    ),
+                )
                 cpu = cpu_seconds(pids)
+                sample.start()
                 requests, elapsed, p99 = _wrk(url, script, args.seconds, 200)
+                sample.join()
                 cpu = cpu_seconds(pids) - cpu
                 time.sleep(_WRITE_WAIT_S)
                 t = since(read_tally(probes), before)
@@ -139,7 +185,7 @@ def main() -> None:
                     f"{p99:6.0f}ms {p50_in:5}/{p99_in:4}ms "
                     f"{quantile(t.lag_ms, 0.99):5}/{max(t.lag_ms, default=-1):4}ms "
                     f"{t.counts['pauses'] / served:6.2f}  "
-                    f"{sorted(v for v in t.per_worker.values() if v)}; {gcs}",
+                    f"{sorted(v for v in t.per_worker.values() if v)}, {split}; {gcs}",
                     flush=True,
                 )
         print(f"load average {load_average()}")
