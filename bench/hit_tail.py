@@ -9,9 +9,9 @@ time inside the server, its event loop's lag, its slow collections and its read 
 hits in turn, round after round, as bench/service.py does. Per target and round: requests/s,
 server CPU µs per request (whole process tree), wrk's p99 beside the server's own p50/p99, the
 loop lag's p99 and maximum, read pauses per request, requests per worker, connections per
-worker (wrk's 200, counted half-way through the run) and the slowest collections. With
-``--floor-reuseport`` the floor runs a second time on one listening socket per worker
-(bench/bare_asgi_reuseport.py), the accept path `faceflow serve` uses since 2026-12-05.
+worker (wrk's 200, counted half-way through the run), the machine's TCP events during the run
+(tail-loss probes, retransmission timeouts, zero windows wanted, listen-queue overflows; from
+/proc/net/netstat, so other traffic counts too) and the slowest collections.
 A p99 that wrk sees but the server does not is spent outside the request's own
 handling: waiting in the socket for the loop's next turn, or in the load generator.
 """
@@ -35,10 +35,9 @@ import httpx
 import hit_cpu
 from faceflow.loadgen.procs import ServiceProcess, cpu_seconds, load_average
 from hit_cpu import _script, _wrk
-from service import BARE_ASGI, BENCH_DIR, FORM_CONTENT_TYPE, TESTDATA, form_body, jpeg_near
+from service import BARE_ASGI, FORM_CONTENT_TYPE, TESTDATA, form_body, jpeg_near
 
 PROBE = Path(__file__).resolve().parent / "gc_probe"
-BARE_ASGI_REUSEPORT = (str(BENCH_DIR / "bare_asgi_reuseport.py"),)
 _ESTABLISHED = "01"
 _WRITE_WAIT_S = 2.5  # the probes write every 2 s
 
@@ -95,6 +94,19 @@ def connections_per_worker(pids: list[int], port: int) -> list[int]:
     return sorted(counts)
 
 
+TCP_EVENTS = ("TCPLossProbes", "TCPTimeouts", "TCPWantZeroWindowAdv", "ListenOverflows")
+
+
+def tcp_events() -> dict[str, int]:
+    """The machine's TcpExt counters named in TCP_EVENTS, so far."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    counters: dict[str, int] = {}
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            counters = dict(zip(names.split()[1:], map(int, values.split()[1:]), strict=True))
+    return {name: counters.get(name, 0) for name in TCP_EVENTS}
+
+
 def quantile(histogram: Counter[int], q: float) -> int:
     total = sum(histogram.values())
     seen = 0
@@ -111,9 +123,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", type=Path, default=None, help="another checkout's src/")
-    parser.add_argument(
-        "--floor-reuseport", action="store_true", help="the floor on per-worker sockets as well"
-    )
     args = parser.parse_args()
     hit_cpu.PINNED = False  # as bench/service.py runs: nothing pinned, wrk -t2
     image = jpeg_near(args.image)
@@ -132,8 +141,6 @@ def main() -> None:
             env = {**env, "PYTHONPATH": path, "FACEFLOW_TAIL_PROBE_DIR": str(probes)}
             if name == "floor":
                 server = ServiceProcess(env, work / f"{name}.log", args=BARE_ASGI)
-            elif name == "floor reuseport":
-                server = ServiceProcess(env, work / "floor2.log", args=BARE_ASGI_REUSEPORT)
             else:
                 server = ServiceProcess(env, work / f"{name}.log")
             return probes, st.enter_context(server)
@@ -141,9 +148,6 @@ def main() -> None:
         two = {"FACEFLOW_SERVER__HTTP_WORKERS": "2"}
         floor_probes, floor = serve("floor", {})
         targets = {"floor": (floor, floor.url, raw, floor_probes)}
-        if args.floor_reuseport:
-            probes, floor2 = serve("floor reuseport", {})
-            targets["floor reuseport"] = (floor2, floor2.url, raw, probes)
         servers = [("", None)] + ([("before ", args.before)] if args.before else [])
         for label, src in servers:
             probes, server = serve(f"faceflow{len(targets)}", two, src)
@@ -157,7 +161,8 @@ def main() -> None:
         print(
             f"{'round target':26} {'req/s':>6} {'µs/req':>6} {'wrk p99':>8} "
             f"{'server p50/p99':>14} {'lag p99/max':>12} {'pauses':>6}  "
-            "requests, connections per worker; slowest GC ms"
+            "requests, connections per worker; slowest GC ms; "
+            "TCP loss probes, timeouts, zero windows, listen overflows"
         )
         for round_ in range(args.rounds):
             for name, (server, url, script, probes) in targets.items():
@@ -171,9 +176,11 @@ def main() -> None:
                     ),
                 )
                 cpu = cpu_seconds(pids)
+                events = tcp_events()
                 sample.start()
                 requests, elapsed, p99 = _wrk(url, script, args.seconds, 200)
                 sample.join()
+                tcp = {k: v - events[k] for k, v in tcp_events().items()}
                 cpu = cpu_seconds(pids) - cpu
                 time.sleep(_WRITE_WAIT_S)
                 t = since(read_tally(probes), before)
@@ -185,7 +192,8 @@ def main() -> None:
                     f"{p99:6.0f}ms {p50_in:5}/{p99_in:4}ms "
                     f"{quantile(t.lag_ms, 0.99):5}/{max(t.lag_ms, default=-1):4}ms "
                     f"{t.counts['pauses'] / served:6.2f}  "
-                    f"{sorted(v for v in t.per_worker.values() if v)}, {split}; {gcs}",
+                    f"{sorted(v for v in t.per_worker.values() if v)}, {split}; {gcs}; "
+                    f"TCP {' '.join(str(tcp[k]) for k in TCP_EVENTS)}",
                     flush=True,
                 )
         print(f"load average {load_average()}")

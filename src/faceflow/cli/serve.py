@@ -100,7 +100,6 @@ def serve(
 
     import uvicorn
 
-    from faceflow.cli.listeners import reuse_port_balances, run_workers
     from faceflow.service.protocol import FaceflowHttpProtocol
 
     app: object = "faceflow.service.app:app_from_env"
@@ -114,32 +113,26 @@ def serve(
         # uvicorn kills a worker that misses a 5 s health check by default: too short for a
         # worker still importing on a busy machine, which then restarts forever.
         extra["timeout_worker_healthcheck"] = settings.server.worker_healthcheck_timeout_s
-    options: dict[str, Any] = {
-        "factory": isinstance(app, str),
-        "host": settings.server.host,
-        "port": settings.server.port,
-        "workers": workers,
-        "log_config": None,
-        "access_log": False,
-        "timeout_keep_alive": KEEP_ALIVE_S,
-        # httptools' protocol with a header timeout and a connection cap (settings.server).
-        "http": FaceflowHttpProtocol,
-        "timeout_graceful_shutdown": 30,
-        "server_header": False,
-        # X-Forwarded-* are believed only from server.trusted_proxies, which the app applies
-        # itself (faceflow.service.edge, with uvicorn's own middleware): uvicorn's default
-        # forwarded-allow-ips would let any local client choose its address.
-        "proxy_headers": False,
-        **extra,
-    }
     with _shared_metrics(workers):
-        if workers > 1 and isinstance(app, str) and reuse_port_balances():
-            # Each worker on its own socket, so the kernel spreads connections evenly
-            # (faceflow.cli.listeners); with one shared socket the first worker awake takes more.
-            with contextlib.suppress(KeyboardInterrupt):
-                run_workers(uvicorn.Config(app, **options))
-        else:
-            uvicorn.run(app, **options)  # type: ignore[arg-type]
+        uvicorn.run(
+            app,  # type: ignore[arg-type]
+            factory=isinstance(app, str),
+            host=settings.server.host,
+            port=settings.server.port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_S,
+            # httptools' protocol with a header timeout and a connection cap (settings.server).
+            http=FaceflowHttpProtocol,
+            timeout_graceful_shutdown=30,
+            server_header=False,
+            # X-Forwarded-* are believed only from server.trusted_proxies, which the app applies
+            # itself (faceflow.service.edge, with uvicorn's own middleware): uvicorn's default
+            # forwarded-allow-ips would let any local client choose its address.
+            proxy_headers=False,
+            **extra,
+        )
 
 
 def _head_start(settings: Settings) -> HeadStart:
