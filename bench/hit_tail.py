@@ -8,8 +8,11 @@ time inside the server, its event loop's lag, its slow collections and its read 
 (bench/gc_probe/tail_probe.py). ``wrk -t2 -c200`` drives the floor, raw-body hits and multipart
 hits in turn, round after round, as bench/service.py does. Per target and round: requests/s,
 server CPU µs per request (whole process tree), wrk's p99 beside the server's own p50/p99, the
-loop lag's p99 and maximum, read pauses per request, requests per worker and the slowest
-collections. A p99 that wrk sees but the server does not is spent outside the request's own
+loop lag's p99 and maximum, read pauses per request, requests per worker, connections per
+worker (wrk's 200, counted half-way through the run), the machine's TCP events during the run
+(tail-loss probes, retransmission timeouts, zero windows wanted, listen-queue overflows; from
+/proc/net/netstat, so other traffic counts too) and the slowest collections.
+A p99 that wrk sees but the server does not is spent outside the request's own
 handling: waiting in the socket for the loop's next turn, or in the load generator.
 """
 
@@ -18,7 +21,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,6 +38,7 @@ from hit_cpu import _script, _wrk
 from service import BARE_ASGI, FORM_CONTENT_TYPE, TESTDATA, form_body, jpeg_near
 
 PROBE = Path(__file__).resolve().parent / "gc_probe"
+_ESTABLISHED = "01"
 _WRITE_WAIT_S = 2.5  # the probes write every 2 s
 
 
@@ -65,6 +71,40 @@ def since(after: Tally, before: Tally) -> Tally:
         after.slow_gc[len(before.slow_gc) :],
         {k: v - before.per_worker.get(k, 0) for k, v in after.per_worker.items()},
     )
+
+
+def connections_per_worker(pids: list[int], port: int) -> list[int]:
+    """Established connections to ``port`` held by each of ``pids`` that holds any, fewest
+    first (IPv4 loopback)."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == _ESTABLISHED and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            established.add(fields[9])
+    counts = []
+    for pid in pids:
+        held = 0
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    inode = re.fullmatch(r"socket:\[(\d+)\]", str(fd.readlink()))
+                    held += inode is not None and inode.group(1) in established
+        if held:
+            counts.append(held)
+    return sorted(counts)
+
+
+TCP_EVENTS = ("TCPLossProbes", "TCPTimeouts", "TCPWantZeroWindowAdv", "ListenOverflows")
+
+
+def tcp_events() -> dict[str, int]:
+    """The machine's TcpExt counters named in TCP_EVENTS, so far."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    counters: dict[str, int] = {}
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            counters = dict(zip(names.split()[1:], map(int, values.split()[1:]), strict=True))
+    return {name: counters.get(name, 0) for name in TCP_EVENTS}
 
 
 def quantile(histogram: Counter[int], q: float) -> int:
@@ -120,14 +160,27 @@ def main() -> None:
         print(f"load average {load_average()}; wrk -t2 -c200, {args.seconds} s per target")
         print(
             f"{'round target':26} {'req/s':>6} {'µs/req':>6} {'wrk p99':>8} "
-            f"{'server p50/p99':>14} {'lag p99/max':>12} {'pauses':>6}  per worker; slowest GC ms"
+            f"{'server p50/p99':>14} {'lag p99/max':>12} {'pauses':>6}  "
+            "requests, connections per worker; slowest GC ms; "
+            "TCP loss probes, timeouts, zero windows, listen overflows"
         )
         for round_ in range(args.rounds):
             for name, (server, url, script, probes) in targets.items():
                 before = read_tally(probes)
                 pids = server.pids()
+                split: list[int] = []
+                sample = threading.Timer(
+                    args.seconds / 2,
+                    lambda s=server, p=pids, into=split: into.extend(
+                        connections_per_worker(p, s.port)
+                    ),
+                )
                 cpu = cpu_seconds(pids)
+                events = tcp_events()
+                sample.start()
                 requests, elapsed, p99 = _wrk(url, script, args.seconds, 200)
+                sample.join()
+                tcp = {k: v - events[k] for k, v in tcp_events().items()}
                 cpu = cpu_seconds(pids) - cpu
                 time.sleep(_WRITE_WAIT_S)
                 t = since(read_tally(probes), before)
@@ -139,7 +192,8 @@ def main() -> None:
                     f"{p99:6.0f}ms {p50_in:5}/{p99_in:4}ms "
                     f"{quantile(t.lag_ms, 0.99):5}/{max(t.lag_ms, default=-1):4}ms "
                     f"{t.counts['pauses'] / served:6.2f}  "
-                    f"{sorted(v for v in t.per_worker.values() if v)}; {gcs}",
+                    f"{sorted(v for v in t.per_worker.values() if v)}, {split}; {gcs}; "
+                    f"TCP {' '.join(str(tcp[k]) for k in TCP_EVENTS)}",
                     flush=True,
                 )
         print(f"load average {load_average()}")
