@@ -148,3 +148,27 @@ def test_a_job_date_reads_as_rq_reads_it(
     else:
         assert _restored(FaceflowJob, connection, stored)["enqueued_at"] == read
         assert _restored(Job, connection, stored)["enqueued_at"] == read
+
+
+@pytest.mark.parametrize("serializer", [JSONSerializer, None, "rq.serializers.JSONSerializer"])
+def test_a_job_is_built_as_rqs_own_job_builds_it(
+    queue_redis: RedisProcess, serializer: object
+) -> None:
+    connection = Redis.from_url(queue_redis.url)
+
+    ours, rqs = (
+        cls("job-1", connection=connection, serializer=serializer) for cls in (FaceflowJob, Job)
+    )
+
+    assert ours.serializer is rqs.serializer
+    built = {name: value for name, value in vars(ours).items() if name != "created_at"}
+    assert built == {name: value for name, value in vars(rqs).items() if name != "created_at"}
+
+
+def test_a_job_with_something_else_as_serializer_is_refused_as_rq_refuses_it(
+    queue_redis: RedisProcess,
+) -> None:
+    connection = Redis.from_url(queue_redis.url)
+    for cls in (FaceflowJob, Job):
+        with pytest.raises(NotImplementedError, match="dumps, loads"):
+            cls("job-1", connection=connection, serializer=object())
