@@ -235,7 +235,7 @@ _WORKER_HEARTBEAT_EVERY_S = 1.0
 # parses one reply instead of 15 twice (each "QUEUED", then EXEC's array). Keys are built here
 # from their prefixes (one Redis, not a cluster, as RQ's own scripts assume).
 # Each of these scripts gets its arguments as one msgpack array (``argv``, see :func:`_packed`)
-# and answers the job's hash as one msgpack array: redis-py packed some 35 arguments and parsed
+# and answers the job's hash as one msgpack array: redis-py packed some 50 arguments and parsed
 # some 45 reply elements a job in Python, one by one, where msgpack does it in C (measured in
 # the README, Jobs).
 # argv[a], argv[a + 1], ...: see FaceflowWorker._start_args.
