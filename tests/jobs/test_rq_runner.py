@@ -14,6 +14,7 @@ from unittest.mock import ANY
 
 import pytest
 from redis import Redis
+from rq import get_current_job
 from rq.exceptions import StopRequested
 from rq.job import Job
 from rq.job import JobStatus as RqJobStatus
@@ -31,7 +32,7 @@ from faceflow.jobs.records import JobOutcome, JobPayload, JobStatus, encode_outc
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys
 from faceflow.jobs.rq_runner import RqRunner
 from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
-from faceflow.jobs.worker import build_worker, open_queue, restart_grace_s
+from faceflow.jobs.worker import FaceflowJob, build_worker, open_queue, restart_grace_s
 from faceflow.operations.registry import prepare
 from faceflow.runtime.context import WorkerContext
 from tests.fixtures.redis_server import RedisProcess
@@ -349,6 +350,57 @@ async def test_a_job_taken_with_the_last_ones_end_goes_back_when_the_worker_stop
     status = await runner.status(second.handle, None)
     assert status.status is JobStatus.FINISHED
     assert status.attempts == 1
+    connection.close()
+
+
+async def test_the_worker_runs_each_job_as_it_is_stored(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """The scripts that take a job get their arguments as one msgpack string and answer the
+    job's hash as another: the job a worker runs (the first, taken by the take's script, and the
+    next, taken by the end's) is the stored one, byte for byte (RQ's zlib-compressed call, the
+    meta with a non-ASCII value), with RQ's own reading of its dates."""
+    settings = job_settings(queue_redis.url)
+    submissions = [prepare("detect", variant(face_jpeg), {}, settings) for _ in range(2)]
+    for submission in submissions:
+        await runner.submit(submission, None)
+    connection = Redis.from_url(queue_redis.url)
+    for submission in submissions:
+        connection.hset(
+            f"rq:job:{submission.job_id}", "meta", json.dumps({"note": "été \u2713", "attempts": 0})
+        )
+    stored = {
+        s.job_id: Job.fetch(s.job_id, connection=connection, serializer=JSONSerializer)
+        for s in submissions
+    }
+    seen: list[Any] = []
+
+    def look(_: JobPayload) -> None:
+        seen.append(get_current_job())
+
+    work_burst(settings, worker_context, look)
+    assert [job.id for job in seen] == [s.job_id for s in submissions]
+    for job in seen:
+        before = stored[job.id]
+        assert isinstance(job, FaceflowJob)
+        assert job.data == before.data
+        assert (job.func_name, job.args, job.kwargs) == (before.func_name, before.args, {})
+        assert job.meta["note"] == "été \u2713"
+        assert job.meta["attempts"] == 1
+        assert (job.origin, job.description) == (before.origin, before.description)
+        assert (job.timeout, job.result_ttl, job.failure_ttl) == (
+            before.timeout,
+            before.result_ttl,
+            before.failure_ttl,
+        )
+        assert (job.retries_left, job.retry_intervals) == (
+            before.retries_left,
+            before.retry_intervals,
+        )
+        assert job.created_at == before.created_at
+        assert job.enqueued_at == before.enqueued_at
+        assert job.enqueued_at is not None
+        assert job.enqueued_at.tzinfo is not None
     connection.close()
 
 

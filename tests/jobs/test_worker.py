@@ -1,11 +1,17 @@
-"""The worker's parts that need no worker process: its queue's intermediate-queue sightings."""
+"""The worker's parts that need no worker process: its queue's intermediate-queue sightings, its
+job class."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from redis import Redis
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
-from faceflow.jobs.worker import FaceflowIntermediateQueue
+from faceflow.jobs.redis_store import JOB_FUNCTION
+from faceflow.jobs.worker import FaceflowIntermediateQueue, FaceflowJob
 from tests.fixtures.redis_server import RedisProcess
 
 pytestmark = pytest.mark.redis
@@ -42,3 +48,127 @@ def test_a_job_started_after_the_cleanup_listed_it_leaves_no_sighting(
     assert listed == ["job-1"]
     assert intermediate.set_first_seen("job-1")  # nothing to do: it left the queue
     assert intermediate.get_first_seen("job-1") is None
+
+
+# What RQ's Job.restore sets from a job's hash.
+_RESTORED = (
+    "data",
+    "created_at",
+    "origin",
+    "worker_name",
+    "description",
+    "enqueued_at",
+    "started_at",
+    "ended_at",
+    "last_heartbeat",
+    "timeout",
+    "result_ttl",
+    "failure_ttl",
+    "_status",
+    "meta",
+    "retries_left",
+    "retry_intervals",
+)
+
+
+def _stored_hash(connection: Redis, **dates: datetime | None) -> dict[bytes, bytes]:
+    job = Job.create(
+        JOB_FUNCTION,
+        connection=connection,
+        serializer=JSONSerializer,
+        id="job-1",
+        meta={"owner": "été"},
+        result_ttl=86400,
+    )
+    for name, value in dates.items():
+        setattr(job, name, value)
+    job.save()
+    stored = connection.hgetall(job.key)
+    return {k: v for k, v in stored.items() if isinstance(k, bytes) and isinstance(v, bytes)}
+
+
+def _restored(cls: type[Job], connection: Redis, stored: dict[bytes, bytes]) -> dict[str, object]:
+    job = cls("job-1", connection=connection, serializer=JSONSerializer)
+    job.restore(dict(stored))
+    return {name: getattr(job, name) for name in _RESTORED}
+
+
+@pytest.mark.parametrize(
+    "dates",
+    [
+        {},
+        {
+            "started_at": datetime(2026, 12, 5, 13, 53, 4, 273000, tzinfo=UTC),
+            "ended_at": datetime(2026, 12, 5, 13, 53, 5, tzinfo=UTC),
+            "last_heartbeat": datetime(2026, 12, 5, 13, 53, 5, 1, tzinfo=UTC),
+        },
+        {"created_at": None},
+    ],
+    ids=["queued", "ran", "no-creation-date"],
+)
+def test_a_job_is_restored_as_rqs_own_job_restores_it(
+    queue_redis: RedisProcess, dates: dict[str, datetime | None]
+) -> None:
+    connection = Redis.from_url(queue_redis.url)
+    stored = _stored_hash(connection, **dates)
+    if "created_at" in dates:
+        del stored[b"created_at"]  # RQ then takes the time of the restore
+
+    ours, rqs = (_restored(cls, connection, stored) for cls in (FaceflowJob, Job))
+
+    if "created_at" in dates:
+        assert isinstance(ours.pop("created_at"), datetime)
+        rqs.pop("created_at")
+    assert ours == rqs
+    for name in ("created_at", "enqueued_at", "started_at", "ended_at", "last_heartbeat"):
+        stamp = ours.get(name)
+        assert stamp is None or (isinstance(stamp, datetime) and stamp.tzinfo is UTC), name
+    assert ours["meta"] == {"owner": "été"}
+
+
+@pytest.mark.parametrize(
+    ("stamp", "read"),
+    [
+        (b"2026-12-05T13:53:04Z", datetime(2026, 12, 5, 13, 53, 4, tzinfo=UTC)),  # RQ's old form
+        (b"2026-12-05", None),  # refused by RQ, so by us
+        (b"2026-12-05T13:53:04.273000", None),
+        (b"yesterday", None),
+    ],
+)
+def test_a_job_date_reads_as_rq_reads_it(
+    queue_redis: RedisProcess, stamp: bytes, read: datetime | None
+) -> None:
+    connection = Redis.from_url(queue_redis.url)
+    stored = _stored_hash(connection)
+    stored[b"enqueued_at"] = stamp
+    if read is None:
+        for cls in (FaceflowJob, Job):
+            with pytest.raises(ValueError, match="does not match format"):
+                _restored(cls, connection, stored)
+    else:
+        assert _restored(FaceflowJob, connection, stored)["enqueued_at"] == read
+        assert _restored(Job, connection, stored)["enqueued_at"] == read
+
+
+@pytest.mark.parametrize("serializer", [JSONSerializer, None, "rq.serializers.JSONSerializer"])
+def test_a_job_is_built_as_rqs_own_job_builds_it(
+    queue_redis: RedisProcess, serializer: object
+) -> None:
+    connection = Redis.from_url(queue_redis.url)
+
+    ours, rqs = (
+        cls("job-1", connection=connection, serializer=serializer) for cls in (FaceflowJob, Job)
+    )
+
+    assert ours.serializer is rqs.serializer
+    built = {name: value for name, value in vars(ours).items() if name != "created_at"}
+    assert built == {name: value for name, value in vars(rqs).items() if name != "created_at"}
+
+
+def test_a_job_with_something_else_as_serializer_is_refused_as_rq_refuses_it(
+    queue_redis: RedisProcess,
+) -> None:
+    connection = Redis.from_url(queue_redis.url)
+    for cls in (FaceflowJob, Job):
+        with pytest.raises(NotImplementedError, match="dumps, loads"):
+            cls("job-1", connection=connection, serializer=object())

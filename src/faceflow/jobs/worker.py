@@ -36,11 +36,12 @@ from base64 import b64encode
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 from uuid import uuid4
 
+import msgpack
 from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -54,10 +55,10 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
-from rq.serializers import JSONSerializer
+from rq.serializers import JSONSerializer, resolve_serializer
 from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import JobTimeoutException
-from rq.utils import current_timestamp, now, utcformat
+from rq.utils import current_timestamp, now, str_to_date, utcformat
 from rq.worker import WorkerStatus
 
 from faceflow.cache.entry import CacheEntry, encode_entry
@@ -233,24 +234,29 @@ _WORKER_HEARTBEAT_EVERY_S = 1.0
 # script, which Redis runs atomically as it ran a transaction; redis-py packs one command and
 # parses one reply instead of 15 twice (each "QUEUED", then EXEC's array). Keys are built here
 # from their prefixes (one Redis, not a cluster, as RQ's own scripts assume).
-# ARGV[a], ARGV[a + 1], ...: see FaceflowWorker._start_args.
+# Each of these scripts gets its arguments as one msgpack array (``argv``, see :func:`_packed`)
+# and answers the job's hash as one msgpack array: redis-py packed some 50 arguments and parsed
+# some 45 reply elements a job in Python, one by one, where msgpack does it in C (measured in
+# the README, Jobs).
+# argv[a], argv[a + 1], ...: see FaceflowWorker._start_args.
 _START_LUA_FUNCTION = """
+local argv = cmsgpack.unpack(ARGV[1])
 local function start(id, meta, origin, a)
-  local execution_id = ARGV[a + 10]
+  local execution_id = argv[a + 10]
   local composite = id .. ':' .. execution_id
-  local execution = ARGV[a] .. composite
-  local executions = ARGV[a + 1] .. id
-  local job = ARGV[a + 2] .. id
-  local worker, worker_executions = ARGV[a + 7], ARGV[a + 8]
-  local created, name = ARGV[a + 11], ARGV[a + 12]
-  local lease, now = tonumber(ARGV[a + 13]), tonumber(ARGV[a + 14])
-  local stamp, beat_ttl = ARGV[a + 15], ARGV[a + 16]
+  local execution = argv[a] .. composite
+  local executions = argv[a + 1] .. id
+  local job = argv[a + 2] .. id
+  local worker, worker_executions = argv[a + 7], argv[a + 8]
+  local created, name = argv[a + 11], argv[a + 12]
+  local lease, now = tonumber(argv[a + 13]), tonumber(argv[a + 14])
+  local stamp, beat_ttl = argv[a + 15], argv[a + 16]
   redis.call('HSET', execution, 'id', execution_id, 'job_id', id, 'created_at', created,
     'last_heartbeat', created, 'worker_name', name)
   redis.call('EXPIRE', execution, lease)
   redis.call('ZADD', executions, now + lease + 60, execution_id)
   redis.call('EXPIRE', executions, lease + 60)
-  redis.call('ZADD', ARGV[a + 6] .. origin, now + lease, composite)
+  redis.call('ZADD', argv[a + 6] .. origin, now + lease, composite)
   redis.call('SADD', worker_executions, composite)
   redis.call('EXPIRE', worker_executions, lease + 60)
   redis.call('HSET', worker, 'state', 'busy')
@@ -262,16 +268,16 @@ local function start(id, meta, origin, a)
   redis.call('HSET', job, 'last_heartbeat', stamp, 'status', 'started', 'started_at', stamp,
     'worker_name', name, 'meta', meta)
   redis.call('PERSIST', job)
-  redis.call('LREM', ARGV[a + 9], 1, id)
-  redis.call('DEL', ARGV[a + 3] .. id)
-  return {redis.call('EXISTS', ARGV[a + 4] .. id), redis.call('GET', ARGV[a + 5] .. id)}
+  redis.call('LREM', argv[a + 9], 1, id)
+  redis.call('DEL', argv[a + 3] .. id)
+  return {redis.call('EXISTS', argv[a + 4] .. id), redis.call('GET', argv[a + 5] .. id)}
 end
 """
 
 # The start of a job RQ's own blocking dequeue took (the queue was empty when the worker
-# looked): ARGV[1] the job id, ARGV[2] its meta with the attempt counted, ARGV[3] its origin,
+# looked): argv[1] the job id, argv[2] its meta with the attempt counted, argv[3] its origin,
 # then the start's.
-_START_LUA = _START_LUA_FUNCTION + "return start(ARGV[1], ARGV[2], ARGV[3], 4)"
+_START_LUA = _START_LUA_FUNCTION + "return start(argv[1], argv[2], argv[3], 4)"
 
 # Takes the next job, and starts it, in one round trip, where RQ 3 spent three to take it (its
 # suspension check, sent with a worker heartbeat; LMOVE; HGETALL) and one more (two pipelines
@@ -281,30 +287,30 @@ _START_LUA = _START_LUA_FUNCTION + "return start(ARGV[1], ARGV[2], ARGV[3], 4)"
 # start is in Redis before the job can run, as it was, and a worker dying after this script has
 # its job recovered by its lease (counted, retried first), as one dying while the job runs. A
 # job whose meta is not a JSON object is left taken and not started (the worker then starts it
-# as any other). KEYS: the suspension flag, the queue, its intermediate queue; ARGV[a], ...:
+# as any other). KEYS: the suspension flag, the queue, its intermediate queue; argv[a], ...:
 # the start's (:data:`_START_LUA_FUNCTION`).
 _TAKE_LUA_FUNCTION = """
 local function take(suspended, queue, intermediate, a)
   if redis.call('EXISTS', suspended) == 1 then return {'suspended'} end
   local id = redis.call('LMOVE', queue, intermediate, 'LEFT', 'RIGHT')
   if not id then return {'empty'} end
-  local fields = redis.call('HGETALL', ARGV[a + 2] .. id)
+  local fields = redis.call('HGETALL', argv[a + 2] .. id)
   local meta, origin = {}, ''
   for i = 1, #fields, 2 do
     if fields[i] == 'origin' then origin = fields[i + 1] end
     if fields[i] == 'meta' then
       local ok, decoded = pcall(cjson.decode, fields[i + 1])
-      if not ok or type(decoded) ~= 'table' then return {'job', id, fields} end
+      if not ok or type(decoded) ~= 'table' then return {'job', id, cmsgpack.pack(fields)} end
       meta = decoded
     end
   end
-  if #fields == 0 then return {'job', id, fields} end
+  if #fields == 0 then return {'job', id, cmsgpack.pack(fields)} end
   local attempts = meta['attempts']
   if type(attempts) ~= 'number' then attempts = 0 end
   meta['attempts'] = attempts + 1
-  meta['pid'] = tonumber(ARGV[a + 17])
+  meta['pid'] = tonumber(argv[a + 17])
   local read = start(id, cjson.encode(meta), origin, a)
-  return {'job', id, fields, read[1], read[2]}
+  return {'job', id, cmsgpack.pack(fields), read[1], read[2]}
 end
 """
 _TAKE_NEXT_LUA = (
@@ -312,6 +318,21 @@ _TAKE_NEXT_LUA = (
 )
 _SUSPENDED = "suspended"
 _MISSING = "missing"
+
+
+def _packed(argv: list[Any]) -> bytes:
+    """``argv`` as the one argument the scripts above unpack: each value as redis-py would have
+    sent it (bytes as they are, anything else as its ``str``), in msgpack's raw strings, the only
+    strings the queue Redis's ``cmsgpack`` reads (Redis 7.0 refuses msgpack's bin type)."""
+    values = [value if isinstance(value, bytes) else str(value) for value in argv]
+    packed: bytes = msgpack.packb(values, use_bin_type=False)
+    return packed
+
+
+def _unpacked_hash(packed: bytes) -> dict[bytes, bytes]:
+    """A job's hash as a take's script answers it (``cmsgpack.pack`` of HGETALL's array)."""
+    flat: list[bytes] = msgpack.unpackb(packed, raw=True)
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _take_keys(queue: Queue) -> list[str]:
@@ -329,7 +350,7 @@ def _take_keys(queue: Queue) -> list[str]:
 # 6 the finished registry, 7 the job's dependents, 8 its dependencies, 9 the execution,
 # 10 the started registry, 11 the job's executions, 12 the worker's executions, 13 the
 # suspension flag, 14 the queue, 15 its intermediate queue.
-# ARGV: 1 the meta ('': unchanged), 2 the outcome ('': none), 3 the outcome's TTL (s), 4 the
+# argv: 1 the meta ('': unchanged), 2 the outcome ('': none), 3 the outcome's TTL (s), 4 the
 # working time (s), 5 the end (RQ's UTC format), 6 the worker's name, 7 the return value (RQ's
 # base64 JSON; '': none), 8 the execution id, 9 the execution's creation (Unix s), 10 the end
 # (Unix s), 11 the result TTL (s, > 0), 12 now (whole Unix s), 13 the job id, 14 the
@@ -339,35 +360,35 @@ _END_LUA = (
     _START_LUA_FUNCTION
     + _TAKE_LUA_FUNCTION
     + """
-local ttl = tonumber(ARGV[11])
-if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'meta', ARGV[1]) end
-if ARGV[2] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+local ttl = tonumber(argv[11])
+if argv[1] ~= '' then redis.call('HSET', KEYS[1], 'meta', argv[1]) end
+if argv[2] ~= '' then
+  redis.call('SET', KEYS[2], argv[2], 'EX', argv[3])
   redis.call('DEL', KEYS[3])
 end
 redis.call('HINCRBY', KEYS[4], 'successful_job_count', 1)
-redis.call('HINCRBYFLOAT', KEYS[4], 'total_working_time', ARGV[4])
-redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[5], 'last_heartbeat', ARGV[5])
-local result = {'type', '1', 'worker_name', ARGV[6]}
-if ARGV[7] ~= '' then
+redis.call('HINCRBYFLOAT', KEYS[4], 'total_working_time', argv[4])
+redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', argv[5], 'last_heartbeat', argv[5])
+local result = {'type', '1', 'worker_name', argv[6]}
+if argv[7] ~= '' then
   table.insert(result, 'return_value')
-  table.insert(result, ARGV[7])
+  table.insert(result, argv[7])
 end
-for _, field in ipairs({'execution_id', ARGV[8], 'execution_started_at', ARGV[9],
-                        'execution_ended_at', ARGV[10]}) do
+for _, field in ipairs({'execution_id', argv[8], 'execution_started_at', argv[9],
+                        'execution_ended_at', argv[10]}) do
   table.insert(result, field)
 end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', 10, '*', unpack(result))
 redis.call('EXPIRE', KEYS[5], ttl)
-redis.call('ZADD', KEYS[6], tonumber(ARGV[12]) + ttl, ARGV[13])
+redis.call('ZADD', KEYS[6], tonumber(argv[12]) + ttl, argv[13])
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[7], ttl)
 redis.call('EXPIRE', KEYS[8], ttl)
 redis.call('DEL', KEYS[9])
-redis.call('ZREM', KEYS[10], ARGV[14])
-redis.call('ZREM', KEYS[11], ARGV[8])
-redis.call('SREM', KEYS[12], ARGV[14])
-if ARGV[15] == '1' then return take(KEYS[13], KEYS[14], KEYS[15], 16) end
+redis.call('ZREM', KEYS[10], argv[14])
+redis.call('ZREM', KEYS[11], argv[8])
+redis.call('SREM', KEYS[12], argv[14])
+if argv[15] == '1' then return take(KEYS[13], KEYS[14], KEYS[15], 16) end
 redis.call('HSET', KEYS[4], 'state', 'idle')
 return {'ended'}
 """
@@ -416,6 +437,53 @@ class _Leased:
     """When the job started or its lease was last renewed (monotonic seconds)."""
 
 
+# The dates RQ's Job.restore parses from a job's hash (RQ's UTC format, "...T13:53:04.273000Z").
+_JOB_DATES = (b"created_at", b"enqueued_at", b"started_at", b"ended_at", b"last_heartbeat")
+
+
+# faceflow's serializer, passed through RQ's check once, here.
+_SERIALIZER = resolve_serializer(JSONSerializer)
+
+
+class FaceflowJob(Job):
+    """RQ's job, built without RQ's check of faceflow's serializer and restored from its hash
+    with its dates read by ``datetime.fromisoformat`` (C) instead of RQ's ``strptime`` (pure
+    Python, about 15 µs a date, two or more a job)."""
+
+    def __init__(
+        self, id: str | None = None, connection: Redis | None = None, serializer: Any = None
+    ) -> None:
+        """RQ's; for faceflow's serializer, without RQ's runtime check that it is one (an
+        ``isinstance`` against a ``typing.Protocol``, which walks the protocol's attributes on
+        every call on Python 3.11: about 20 µs a job), done once for it (:data:`_SERIALIZER`)."""
+        if serializer is not _SERIALIZER:
+            super().__init__(id, connection, serializer)
+            return
+        super().__init__(id, connection, None)  # None: RQ's default, set without a check
+        self.serializer = _SERIALIZER
+
+    def restore(self, raw_data: dict[bytes, bytes]) -> None:
+        dates = {name: raw_data[name] for name in _JOB_DATES if raw_data.get(name)}
+        if not dates:
+            super().restore(raw_data)
+            return
+        super().restore({name: value for name, value in raw_data.items() if name not in dates})
+        for name, value in dates.items():
+            setattr(self, name.decode(), _utc_date(value))
+
+
+def _utc_date(stamp: bytes) -> datetime:
+    """An RQ timestamp as RQ's ``str_to_date`` reads it (aware, UTC); anything but an ISO stamp in
+    UTC goes to RQ's own parser, which reads it, or refuses it, as RQ would."""
+    try:
+        parsed = datetime.fromisoformat(stamp.decode())
+    except ValueError:
+        return str_to_date(stamp)
+    if parsed.utcoffset() != timedelta(0):
+        return str_to_date(stamp)
+    return parsed.replace(tzinfo=UTC)
+
+
 class FaceflowWorker(SimpleWorker):
     """A SimpleWorker holding one process's loaded models and renewing a short lease per job.
 
@@ -428,6 +496,11 @@ class FaceflowWorker(SimpleWorker):
     repeats; a failure keeps RQ's own path)."""
 
     queue_class = FaceflowQueue
+    job_class = FaceflowJob
+    # RQ logs "result is kept for N seconds" after every job, the job's result TTL (the same for
+    # every faceflow job: the API's jobs.result_ttl_s, also in the job's hash): one log line of
+    # three a job, about 10-20 µs, for nothing a reader of the log does not know.
+    log_result_lifespan = False
 
     def __init__(
         self, queue: FaceflowQueue, state: WorkerState, *, name: str | None = None
@@ -591,7 +664,7 @@ class FaceflowWorker(SimpleWorker):
         empty. A job id whose hash is gone is passed over, as RQ does (its cleanup drops it)."""
         while True:
             args, started = self._start_args()
-            reply = self._ff_take_next(keys=_take_keys(queue), args=args)
+            reply = self._ff_take_next(keys=_take_keys(queue), args=[_packed(args)])
             taken = self._taken(reply, started)
             if taken is not _MISSING:
                 return taken
@@ -630,7 +703,7 @@ class FaceflowWorker(SimpleWorker):
             return _SUSPENDED
         if reply[0] == b"empty":
             return None
-        fields = dict(zip(reply[2][::2], reply[2][1::2], strict=True))
+        fields = _unpacked_hash(reply[2])
         job = self.job_class(
             reply[1].decode(), connection=self.connection, serializer=self.serializer
         )
@@ -745,7 +818,7 @@ class FaceflowWorker(SimpleWorker):
             args, started = self._start_args()
             started.execution.job_id = job.id
             has_outcome, raw = self._ff_start(
-                args=[job.id, job.serializer.dumps(job.meta), job.origin, *args]
+                args=[_packed([job.id, job.serializer.dumps(job.meta), job.origin, *args])]
             )
             started.has_outcome = bool(has_outcome)
             started.payload = raw if isinstance(raw, bytes) else None
@@ -822,22 +895,28 @@ class FaceflowWorker(SimpleWorker):
                 queue.intermediate_queue_key,
             ],
             args=[
-                attempt.meta if attempt is not None and attempt.meta is not None else b"",
-                attempt.outcome if attempt is not None and attempt.outcome is not None else b"",
-                self._ff_state.settings.jobs.result_ttl_s,
-                repr((ended - job.started_at).total_seconds()),
-                utcformat(ended),
-                self.name,
-                b"" if value is None else b64encode(job.serializer.dumps(value)),
-                execution.id,
-                repr(execution.created_at.timestamp()),
-                repr(ended.timestamp()),
-                result_ttl,
-                current_timestamp(),
-                job.id,
-                composite,
-                1 if take else 0,
-                *start_args,
+                _packed(
+                    [
+                        attempt.meta if attempt is not None and attempt.meta is not None else b"",
+                        attempt.outcome
+                        if attempt is not None and attempt.outcome is not None
+                        else b"",
+                        self._ff_state.settings.jobs.result_ttl_s,
+                        repr((ended - job.started_at).total_seconds()),
+                        utcformat(ended),
+                        self.name,
+                        b"" if value is None else b64encode(job.serializer.dumps(value)),
+                        execution.id,
+                        repr(execution.created_at.timestamp()),
+                        repr(ended.timestamp()),
+                        result_ttl,
+                        current_timestamp(),
+                        job.id,
+                        composite,
+                        1 if take else 0,
+                        *start_args,
+                    ]
+                )
             ],
         )
         self.executions.pop(execution.id, None)
