@@ -69,10 +69,11 @@ class ExampleThumbnails:
     """The example photos' JPEG thumbnails, made by the inference pool once it is ready and kept
     for the life of the process (a few KB each).
 
-    Made one at a time as soon as the pool can, not when first asked for: the web page asks for
-    every thumbnail as it opens, beside the visitor's first photo, and a thumbnail task queued
-    per request could take that photo's place in a small pool's queue (a 503). One at a time,
-    they never hold more than one place, and only while the server becomes ready.
+    Made one at a time before ``/readyz`` says ready (:attr:`settled`), not when first asked
+    for: the web page asks for every thumbnail as it opens, beside the visitor's first photo, and
+    a thumbnail task queued per request could take that photo's place in a small pool's queue
+    (a 503). Made before ready, they take no place a client's request could want, and the
+    inference counters a client reads once ready already include them.
     """
 
     def __init__(self, photos: tuple[ExamplePhoto, ...]) -> None:
@@ -93,6 +94,14 @@ class ExampleThumbnails:
                     self._jpeg[photo.spec.name] = output.body
         finally:
             self._settled.set()
+
+    @property
+    def settled(self) -> bool:
+        """Every thumbnail made, or given up on."""
+        return self._settled.is_set()
+
+    async def wait(self) -> None:
+        await self._settled.wait()
 
     def give_up(self) -> None:
         """No thumbnails: the pool could not start."""
