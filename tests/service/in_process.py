@@ -67,6 +67,8 @@ class InProcess:
         polling ``/readyz``: each poll is a request through the whole app in this process, under
         coverage, dozens of them while the models load."""
         await self.services.pool.wait_ready(READY_TIMEOUT_S)
+        # Then the example thumbnails, the pool's first tasks, which /readyz also waits for.
+        await asyncio.wait_for(self.services.thumbnails.wait(), READY_TIMEOUT_S)
         async with self.client() as client:
             response = await client.get("/readyz")
         if response.status_code != 200:

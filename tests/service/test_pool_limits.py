@@ -47,6 +47,8 @@ async def service() -> AsyncIterator[Service]:
     async with app.api.router.lifespan_context(app.api):
         pool = app.api.state.services.pool
         await pool.wait_ready(BOUND_S)
+        # The example thumbnails are the pool's first tasks: ready (as /readyz says) after them.
+        await asyncio.wait_for(app.api.state.services.thumbnails.wait(), BOUND_S)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://faceflow", timeout=BOUND_S

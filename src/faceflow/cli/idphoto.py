@@ -66,7 +66,7 @@ def id_photo(
     from faceflow.cli.files import only, run_files
     from faceflow.domain import Operation
     from faceflow.errors import FaceflowError
-    from faceflow.imaging.encode import OutputFormat
+    from faceflow.imaging.formats import OutputFormat
     from faceflow.operations.idphoto import PhotoOptions, sheet_work
     from faceflow.operations.parse import parse_options
     from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import io
 import math
-from enum import StrEnum
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
 from faceflow.errors import InvalidParameter
+from faceflow.imaging.formats import OutputFormat as OutputFormat  # re-exported: its old home
 
 JPEG_MAX_QUALITY = 95
 """Above 95 libjpeg's output grows a lot for no visible gain (Pillow's own advice)."""
@@ -25,15 +25,6 @@ JPEG_MIN_QUALITY = 10
 _MAX_DPI = 65_535  # JFIF stores the density in 16 bits
 # File-size caps count kilobytes of 1,000 bytes (see encode_jpeg_max_kb).
 BYTES_PER_KB = 1000
-
-
-class OutputFormat(StrEnum):
-    JPEG = "jpeg"
-    PNG = "png"
-
-    @property
-    def mime_type(self) -> str:
-        return f"image/{self.value}"
 
 
 def encode_image(
@@ -148,4 +139,18 @@ def _png(image: Image.Image, dpi: int | None) -> bytes:
         image.save(out, "PNG")
     else:
         image.save(out, "PNG", dpi=(dpi, dpi))
+    return out.getvalue()
+
+
+def jpeg_thumbnail(data: bytes, long_side_px: int) -> bytes:
+    """A JPEG of at most ``long_side_px`` on the long side of the image file ``data``.
+
+    Only for bytes faceflow pulled and verified itself (the example photos): it decodes without
+    the ingest limits an upload goes through (:mod:`faceflow.imaging.ingest`).
+    """
+    with Image.open(io.BytesIO(data)) as image:
+        small = image.convert("RGB")
+    small.thumbnail((long_side_px, long_side_px), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=82, optimize=True)
     return out.getvalue()

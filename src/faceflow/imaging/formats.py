@@ -1,4 +1,4 @@
-"""Which image formats faceflow accepts, decided from magic bytes alone.
+"""Which image formats faceflow accepts, decided from magic bytes alone, and which it writes.
 
 A file name or a Content-Type header is a claim made by the client; the first bytes are what the
 decoder will actually see. So the format is sniffed here and nowhere else, and everything that is
@@ -35,6 +35,19 @@ class ImageFormat(StrEnum):
 
 
 ALLOWED_FORMATS = "JPEG, PNG, WebP, GIF"
+
+
+class OutputFormat(StrEnum):
+    """A format faceflow encodes its images in. Here, not beside the encoder: options and
+    requests name it in the API process, which never imports the encoder's numpy and Pillow."""
+
+    JPEG = "jpeg"
+    PNG = "png"
+
+    @property
+    def mime_type(self) -> str:
+        return f"image/{self.value}"
+
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from faceflow.config import DetectionSettings, FaceCount, FaceScore, FaceWidthPx
 from faceflow.domain import Attribute, Operation, parse_attributes
 from faceflow.errors import InvalidParameter, JsonScalar
-from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.detect import DetectOptions
+from faceflow.imaging.formats import OutputFormat
+from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.runtime.tasks import FaceRequest
 
 # The detection options a face answer depends on: its cache parameters, in this order.

@@ -26,11 +26,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from faceflow.errors import InvalidParameter, JsonScalar
-from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.idphoto.background import BackgroundStyle, parse_background
-from faceflow.pipeline.idphoto.layout import NO_NUDGE, Nudge
-from faceflow.pipeline.idphoto.render import IdPhotoOptions
-from faceflow.pipeline.idphoto.sheet import MAX_LAYOUT_ITEMS, get_paper, plan_sheet
+from faceflow.imaging.formats import OutputFormat
+from faceflow.pipeline.idphoto.nudge import NO_NUDGE, Nudge
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.palette import BackgroundStyle, parse_background
+from faceflow.pipeline.idphoto.sheet_plan import MAX_LAYOUT_ITEMS, get_paper, plan_sheet
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec, matte_head_px
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.idphoto_tasks import (

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from faceflow.config import DetectionSettings
 from faceflow.domain import Box, Face, Landmarks, Point
 from faceflow.models.aligner import turn_points
 from faceflow.models.detector import INPUT_SIZE_PX, RawDetections, YuNetDetector, nms
+
+# Re-exported (`as`): names that moved to a module without numpy keep their old home.
+from faceflow.pipeline.detect_options import DetectOptions as DetectOptions
+from faceflow.pipeline.detect_options import SmallFaces as SmallFaces
 
 # An upright face's eye line lies within this many degrees of horizontal.
 MAX_UPRIGHT_ROLL_DEG = 60.0
@@ -50,34 +52,6 @@ AUTO_TILE_SMALL_FACE_PX = 24.0
 # Tiles keep only faces narrower than this at the enlarged scale: larger ones the 640 px pass
 # sees whole, and a tile may cut them.
 TILE_MAX_FACE_PX = 96.0
-
-
-class SmallFaces(StrEnum):
-    """Whether to look for faces too small for the single 640 px pass."""
-
-    OFF = "off"
-    AUTO = "auto"
-    """Tiles when the photo is large and the first pass found a group or a small face."""
-    TILES = "tiles"
-    """Always, on large photos and small ones alike (a small photo is enlarged)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DetectOptions:
-    score_threshold: float = 0.7
-    nms_threshold: float = 0.3
-    min_face_px: int = 20
-    max_faces: int = 100
-    small_faces: SmallFaces = SmallFaces.AUTO
-
-    @classmethod
-    def from_settings(cls, settings: DetectionSettings) -> DetectOptions:
-        return cls(
-            score_threshold=settings.score_threshold,
-            nms_threshold=settings.nms_threshold,
-            min_face_px=settings.min_face_px,
-            max_faces=settings.max_faces,
-        )
 
 
 def fit_to_detector(

@@ -19,7 +19,7 @@ from faceflow.runtime.heap import trim_heap
 if TYPE_CHECKING:
     from faceflow.models.registry import ModelSet
     from faceflow.pipeline.analyze import AttributeModels
-    from faceflow.pipeline.detect import DetectOptions
+    from faceflow.pipeline.detect_options import DetectOptions
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class WorkerContext:
 
     @property
     def detect_defaults(self) -> DetectOptions:
-        from faceflow.pipeline.detect import DetectOptions
+        from faceflow.pipeline.detect_options import DetectOptions
 
         return DetectOptions.from_settings(self.settings.detection)
 

@@ -4,6 +4,9 @@
    is the serialised matte, which the service caches by the upload's content hash.
 2. :func:`render_task` / :func:`sheet_task`: from a matte alone, lay out, recolour, encode — no
    model runs, so another size, background or format for the same upload costs tens of ms.
+
+As in :mod:`faceflow.runtime.tasks`, the API process imports this module for the requests and
+the tasks' names only, so the pipeline is imported inside the tasks, in the inference processes.
 """
 
 from __future__ import annotations
@@ -12,32 +15,19 @@ import base64
 import json
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from faceflow.errors import JsonScalar
-from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.detect import detect_faces
-from faceflow.pipeline.idphoto.matte import (
-    compute_matte,
-    matte_from_bytes,
-    matte_to_bytes,
-    sharp_to_head_px,
-)
-from faceflow.pipeline.idphoto.render import (
-    IdPhotoOptions,
-    IdPhotoResult,
-    chosen_face,
-    render_id_photo,
-    render_pixels,
-)
-from faceflow.pipeline.idphoto.sheet import (
-    SheetItem,
-    compose_sheet,
-    get_paper,
-)
+from faceflow.imaging.formats import OutputFormat
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.sheet_plan import get_paper
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec, matte_head_px
 from faceflow.runtime.child import checkpoint
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import JSON_MEDIA_TYPE, StageTimer, TaskOutput, decode_for
+
+if TYPE_CHECKING:
+    from faceflow.pipeline.idphoto.render import IdPhotoResult
 
 MATTE_MEDIA_TYPE = "application/vnd.faceflow.matte"
 # Enough pixels for a 600 dpi photo's head, without decoding a 40 MP upload in full.
@@ -85,6 +75,10 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
 
     OperationDisabled, before any decoding, when this process has no segmenter (ID photos are
     off)."""
+    from faceflow.pipeline.detect import detect_faces
+    from faceflow.pipeline.idphoto.matte import compute_matte, matte_to_bytes, sharp_to_head_px
+    from faceflow.pipeline.idphoto.render import chosen_face
+
     segmenter = context.models.segmenter
     timer = StageTimer()
     image = decode_for(context, request.data, MATTE_DECODE_PX, timer)
@@ -117,6 +111,9 @@ def result_meta(result: IdPhotoResult) -> dict[str, JsonScalar]:
 
 def render_task(context: WorkerContext, request: RenderRequest) -> TaskOutput:
     """The ID photo (image, or JSON with the image in base64 and the compliance report)."""
+    from faceflow.pipeline.idphoto.matte import matte_from_bytes
+    from faceflow.pipeline.idphoto.render import render_id_photo
+
     timer = StageTimer()
     with timer.stage("render"):
         matte = matte_from_bytes(request.matte)
@@ -130,6 +127,10 @@ def render_task(context: WorkerContext, request: RenderRequest) -> TaskOutput:
 
 def sheet_task(context: WorkerContext, request: SheetRequest) -> TaskOutput:
     """A 300 dpi print sheet with copies of the photo at one or several sizes, and cut marks."""
+    from faceflow.pipeline.idphoto.matte import matte_from_bytes
+    from faceflow.pipeline.idphoto.render import render_pixels
+    from faceflow.pipeline.idphoto.sheet import SheetItem, compose_sheet
+
     timer = StageTimer()
     with timer.stage("render"):
         matte = matte_from_bytes(request.matte)
@@ -169,6 +170,10 @@ class IdPhotoFile:
 
 def id_photo_file(context: WorkerContext, request: IdPhotoFileRequest) -> IdPhotoFile:
     """The CLI's task: matte, photo and sheet in one go (the CLI has no cache to share)."""
+    from faceflow.pipeline.idphoto.matte import matte_from_bytes
+    from faceflow.pipeline.idphoto.render import render_id_photo, render_pixels
+    from faceflow.pipeline.idphoto.sheet import SheetItem, compose_sheet
+
     head_px = matte_head_px([request.options.spec])
     matte_output = matte_task(context, MatteRequest(request.data, head_px=head_px))
     checkpoint()

@@ -3,6 +3,12 @@
 Each task is a module-level function ``fn(context, request) -> result`` so the pool can send it
 by reference. Results for the service are finished HTTP bodies (:class:`TaskOutput`), so a cache
 hit or a job result is served without any further CPU work in the API process.
+
+The API process imports this module to name the tasks and build their requests, and sends a task
+by reference; only an inference process calls one. So numpy, OpenCV, Pillow and the pipeline are
+imported inside the task functions, where they run (about 1 µs a statement once imported, against
+tens of ms a task), and the API process never loads them: importing the app costs 44 MB less
+peak RSS and 0.1–0.2 s less CPU without them (README, Memory).
 """
 
 from __future__ import annotations
@@ -12,16 +18,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from faceflow.domain import Attribute, FaceReport, Operation
 from faceflow.errors import JsonScalar
-from faceflow.imaging.encode import OutputFormat, encode_image
-from faceflow.imaging.ingest import DecodedImage, decode_image
-from faceflow.pipeline.analyze import enrich_faces
-from faceflow.pipeline.annotate import annotate
-from faceflow.pipeline.detect import DetectOptions, detect_faces
+from faceflow.imaging.formats import OutputFormat
+from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.runtime.child import checkpoint
 from faceflow.runtime.context import WorkerContext
+
+if TYPE_CHECKING:
+    from faceflow.imaging.ingest import DecodedImage
 
 JSON_MEDIA_TYPE = "application/json"
 
@@ -80,6 +87,8 @@ def decode_for(
 ) -> DecodedImage:
     """Decode untrusted bytes under the process's limits, at least ``long_side_px`` on the long
     side where the format can decode smaller (JPEG), timed as the ``decode`` stage."""
+    from faceflow.imaging.ingest import decode_image
+
     with timer.stage("decode"):
         return decode_image(data, context.settings.limits, max_long_side_px=long_side_px)
 
@@ -92,6 +101,9 @@ def face_report(
     OperationDisabled, before any decoding, when attributes are asked of a process without
     their models.
     """
+    from faceflow.pipeline.analyze import enrich_faces
+    from faceflow.pipeline.detect import detect_faces
+
     enrich = request.operation is not Operation.DETECT and bool(request.attributes)
     attribute_models = context.attribute_models if enrich else None
     long_side = {
@@ -116,6 +128,15 @@ def face_report(
     return image, FaceReport(image.source_width_px, image.source_height_px, faces)
 
 
+def annotated_image(image: DecodedImage, report: FaceReport, image_format: OutputFormat) -> bytes:
+    """``image`` with ``report``'s faces drawn on it, encoded."""
+    from faceflow.imaging.encode import encode_image
+    from faceflow.pipeline.annotate import annotate
+
+    drawn = annotate(image.rgb, report.faces, source_scale=image.scale)
+    return encode_image(drawn, image_format)
+
+
 def run_face_request(context: WorkerContext, request: FaceRequest) -> TaskOutput:
     """detect / analyze → JSON body; annotate → image body. Runs in an inference process."""
     timer = StageTimer()
@@ -123,8 +144,7 @@ def run_face_request(context: WorkerContext, request: FaceRequest) -> TaskOutput
     meta: dict[str, JsonScalar] = {"face_count": len(report.faces)}
     if request.operation is Operation.ANNOTATE:
         with timer.stage("encode"):
-            drawn = annotate(image.rgb, report.faces, source_scale=image.scale)
-            body = encode_image(drawn, request.image_format)
+            body = annotated_image(image, report, request.image_format)
         meta.update(timer.as_meta())
         return TaskOutput(request.image_format.mime_type, body, meta)
     with timer.stage("encode"):
@@ -149,6 +169,21 @@ def analyze_file(context: WorkerContext, request: FaceRequest) -> FileAnalysis:
     annotated = None
     if request.operation is Operation.ANNOTATE:
         with timer.stage("encode"):
-            drawn = annotate(image.rgb, report.faces, source_scale=image.scale)
-            annotated = encode_image(drawn, request.image_format)
+            annotated = annotated_image(image, report, request.image_format)
     return FileAnalysis(report, annotated, dict(timer.ms))
+
+
+@dataclass(frozen=True, slots=True)
+class ThumbnailRequest:
+    """A trusted image file (an example photo) and the long side of its thumbnail."""
+
+    data: bytes
+    long_side_px: int
+
+
+def thumbnail_task(context: WorkerContext, request: ThumbnailRequest) -> TaskOutput:
+    """The image as a small JPEG (the web page's example thumbnails)."""
+    from faceflow.imaging.encode import jpeg_thumbnail
+
+    body = jpeg_thumbnail(request.data, request.long_side_px)
+    return TaskOutput("image/jpeg", body)

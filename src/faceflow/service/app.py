@@ -25,7 +25,7 @@ from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
 from faceflow.runtime.pool import HeadStart, InferencePool
 from faceflow.service.edge import KeyGate, trusted_forwarding
 from faceflow.service.errors import install_error_handlers
-from faceflow.service.examples import load_examples
+from faceflow.service.examples import ExampleThumbnails, load_examples
 from faceflow.service.hotpath import Entry, HotPath
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import RequestContext
@@ -146,6 +146,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             compute=compute,
             api_keys=ApiKeys(settings.server.api_key_hashes),
             rate_limit=RateLimit.from_settings(settings.server),
+            thumbnails=ExampleThumbnails(examples),
             upload_budget=budget,
             examples=examples,
         )
@@ -214,14 +215,17 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
 
 async def _report_start_up(pool: InferencePool[WorkerContext], services: Services) -> None:
     """Log when every inference process is ready, or why one could not start (e.g. a missing
-    model): otherwise /readyz would stay 503 with the reason only in a worker's log."""
+    model): otherwise /readyz would stay 503 with the reason only in a worker's log. Once ready,
+    have the pool make the example photos' thumbnails."""
     try:
         await pool.wait_ready(timeout_s=_START_UP_TIMEOUT_S)
     except FaceflowError as exc:  # NotReady on timeout, else the worker's own start-up error
         services.start_up_error = exc.message
         log.error("inference processes failed to start: %s", exc.message)
+        services.thumbnails.give_up()
     else:
         log.info("ready: every inference process has loaded and warmed up its models")
+        await services.thumbnails.make(pool)
 
 
 def app_from_env() -> FaceflowApp:

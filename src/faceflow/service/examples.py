@@ -3,20 +3,26 @@
 They come from ``faceflow models pull`` (see :data:`faceflow.models.catalog.EXAMPLES`); the ones
 that were not pulled, or no longer match their pinned sha256, are left out with a log line, so
 the page simply offers fewer (or none) and the service starts either way.
+
+Their sizes come from the file headers (pure Python); their thumbnails are made by the inference
+pool (:class:`ExampleThumbnails`): the API process decodes no image, so it never imports Pillow
+or numpy.
 """
 
 from __future__ import annotations
 
-import io
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from PIL import Image
-
+from faceflow.cache.compute import TaskPool
 from faceflow.config import ModelSettings
-from faceflow.errors import ModelError
+from faceflow.errors import FaceflowError, ModelError, NotFound
+from faceflow.imaging.dimensions import read_dimensions
+from faceflow.imaging.formats import sniff_format
 from faceflow.models.catalog import EXAMPLES, ExampleSpec
 from faceflow.models.store import ModelStore
+from faceflow.runtime.tasks import ThumbnailRequest, thumbnail_task
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +36,12 @@ class ExamplePhoto:
     data: bytes = field(repr=False)
     width_px: int
     height_px: int
-    thumbnail_jpeg: bytes = field(repr=False)
 
 
 def load_examples(settings: ModelSettings) -> tuple[ExamplePhoto, ...]:
-    """Every pulled example photo whose bytes match their pin, with a JPEG thumbnail.
+    """Every pulled example photo whose bytes match their pin, with its size.
 
-    Blocking (file reads, hashing, one small decode and encode each): run it off the event loop.
+    Blocking (file reads, hashing): run it off the event loop.
     """
     store = ModelStore(settings)
     found: list[ExamplePhoto] = []
@@ -49,16 +54,63 @@ def load_examples(settings: ModelSettings) -> tuple[ExamplePhoto, ...]:
         except ModelError as exc:
             log.warning("example photo %s left out: %s", spec.name, exc.message)
             continue
-        found.append(_with_thumbnail(spec, data))
+        try:
+            size = read_dimensions(data, sniff_format(data))
+        except FaceflowError:
+            size = None
+        if size is None:
+            log.warning("example photo %s left out: its header gives no size", spec.name)
+            continue
+        found.append(ExamplePhoto(spec, data, *size))
     return tuple(found)
 
 
-def _with_thumbnail(spec: ExampleSpec, data: bytes) -> ExamplePhoto:
-    # Pinned bytes we pulled ourselves, not an upload: no ingest limits needed.
-    with Image.open(io.BytesIO(data)) as image:
-        width, height = image.size
-        small = image.convert("RGB")
-        small.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        small.save(out, "JPEG", quality=82, optimize=True)
-    return ExamplePhoto(spec, data, width, height, out.getvalue())
+class ExampleThumbnails:
+    """The example photos' JPEG thumbnails, made by the inference pool once it is ready and kept
+    for the life of the process (a few KB each).
+
+    Made one at a time before ``/readyz`` says ready (:attr:`settled`), not when first asked
+    for: the web page asks for every thumbnail as it opens, beside the visitor's first photo, and
+    a thumbnail task queued per request could take that photo's place in a small pool's queue
+    (a 503). Made before ready, they take no place a client's request could want, and the
+    inference counters a client reads once ready already include them.
+    """
+
+    def __init__(self, photos: tuple[ExamplePhoto, ...]) -> None:
+        self._photos = photos
+        self._jpeg: dict[str, bytes] = {}
+        self._settled = asyncio.Event()
+
+    async def make(self, pool: TaskPool) -> None:
+        """Make every thumbnail in ``pool``; one that fails is left out, with a log line."""
+        try:
+            for photo in self._photos:
+                request = ThumbnailRequest(photo.data, THUMBNAIL_PX)
+                try:
+                    output = await pool.run(thumbnail_task, request)
+                except FaceflowError as exc:
+                    log.warning("example thumbnail %s not made: %s", photo.spec.name, exc.message)
+                else:
+                    self._jpeg[photo.spec.name] = output.body
+        finally:
+            self._settled.set()
+
+    @property
+    def settled(self) -> bool:
+        """Every thumbnail made, or given up on."""
+        return self._settled.is_set()
+
+    async def wait(self) -> None:
+        await self._settled.wait()
+
+    def give_up(self) -> None:
+        """No thumbnails: the pool could not start."""
+        self._settled.set()
+
+    async def of(self, photo: ExamplePhoto) -> bytes:
+        """``photo``'s thumbnail, once they are made; NotFound if it could not be."""
+        await self._settled.wait()
+        jpeg = self._jpeg.get(photo.spec.name)
+        if jpeg is None:
+            raise NotFound(f"example photo {photo.spec.name!r} has no thumbnail on this server")
+        return jpeg

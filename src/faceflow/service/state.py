@@ -19,7 +19,7 @@ from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.pool import InferencePool
 from faceflow.runtime.tasks import TaskOutput
-from faceflow.service.examples import ExamplePhoto
+from faceflow.service.examples import ExamplePhoto, ExampleThumbnails
 from faceflow.service.metrics import Metrics
 from faceflow.service.security import ApiKeys, RateLimit
 
@@ -36,6 +36,8 @@ class Services:
     """Cache-then-compute over ``cache`` and ``pool``, shared with the embedded job runner."""
     api_keys: ApiKeys
     rate_limit: RateLimit | None
+    thumbnails: ExampleThumbnails
+    """The example photos' thumbnails, made by ``pool`` once it is ready."""
     upload_budget: ByteBudget | None = None
     """Upload bytes this process holds (bodies being read and answered, queued embedded jobs)."""
     start_up_error: str | None = None

@@ -22,11 +22,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from faceflow.pipeline.idphoto.background import (
-        Background,
-        BackgroundStyle,
-        parse_background,
-    )
     from faceflow.pipeline.idphoto.compliance import Check, CheckStatus, ComplianceReport
     from faceflow.pipeline.idphoto.layout import Layout, plan_layout
     from faceflow.pipeline.idphoto.matte import (
@@ -36,8 +31,13 @@ if TYPE_CHECKING:
         matte_from_bytes,
         matte_to_bytes,
     )
+    from faceflow.pipeline.idphoto.options import IdPhotoOptions
+    from faceflow.pipeline.idphoto.palette import (
+        Background,
+        BackgroundStyle,
+        parse_background,
+    )
     from faceflow.pipeline.idphoto.render import (
-        IdPhotoOptions,
         IdPhotoOutcome,
         IdPhotoResult,
         RenderedPhoto,
@@ -46,21 +46,14 @@ if TYPE_CHECKING:
         render_pixels,
         single_face,
     )
-    from faceflow.pipeline.idphoto.sheet import (
-        PAPERS,
-        Paper,
-        Sheet,
-        SheetItem,
-        compose_sheet,
-        get_paper,
-        tile_sheet,
-    )
+    from faceflow.pipeline.idphoto.sheet import Sheet, SheetItem, compose_sheet, tile_sheet
+    from faceflow.pipeline.idphoto.sheet_plan import PAPERS, Paper, get_paper
     from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec, list_specs
 
 _MODULE_OF = {
-    "Background": "background",
-    "BackgroundStyle": "background",
-    "parse_background": "background",
+    "Background": "palette",
+    "BackgroundStyle": "palette",
+    "parse_background": "palette",
     "Check": "compliance",
     "CheckStatus": "compliance",
     "ComplianceReport": "compliance",
@@ -71,7 +64,7 @@ _MODULE_OF = {
     "compute_matte": "matte",
     "matte_from_bytes": "matte",
     "matte_to_bytes": "matte",
-    "IdPhotoOptions": "render",
+    "IdPhotoOptions": "options",
     "IdPhotoOutcome": "render",
     "IdPhotoResult": "render",
     "RenderedPhoto": "render",
@@ -79,12 +72,12 @@ _MODULE_OF = {
     "render_id_photo": "render",
     "render_pixels": "render",
     "single_face": "render",
-    "PAPERS": "sheet",
-    "Paper": "sheet",
+    "PAPERS": "sheet_plan",
+    "Paper": "sheet_plan",
     "Sheet": "sheet",
     "SheetItem": "sheet",
     "compose_sheet": "sheet",
-    "get_paper": "sheet",
+    "get_paper": "sheet_plan",
     "tile_sheet": "sheet",
     "IdPhotoSpec": "specs",
     "custom_spec": "specs",

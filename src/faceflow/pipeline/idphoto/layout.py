@@ -39,8 +39,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceflow.domain import Face, Point
-from faceflow.errors import OutOfRange
 from faceflow.pipeline.idphoto.matte import Matte, eye_centre
+
+# Re-exported (`as`): names that moved to a module without numpy keep their old home.
+from faceflow.pipeline.idphoto.nudge import NO_NUDGE as NO_NUDGE
+from faceflow.pipeline.idphoto.nudge import Nudge as Nudge
+from faceflow.pipeline.idphoto.nudge import nudge_ranges as nudge_ranges
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec
 
 CHIN_BELOW_BOX = 0.05
@@ -74,57 +78,6 @@ EDGE_SAMPLES = 64
 # The search keeps this far inside the head-height and eye-line ranges (the smaller of the two),
 # so a counter measuring the print by hand, a pixel or two off, still finds it inside.
 RANGE_INSET_MM, RANGE_INSET_FRACTION = 0.5, 0.1
-# Nudges no rule bounds: the face's midline may move this fraction of the width off centre (a
-# counter looks for a centred face), and the eyes may be turned this far from level.
-MAX_SHIFT_FRACTION = 0.1
-MAX_ROLL_NUDGE_DEG = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class Nudge:
-    """A person's corrections to the automatic framing; ``None``/0 leaves it to the search.
-
-    ``head_mm`` is the head height (chin to crown) and ``eye_line_mm`` the eye line from the
-    bottom edge; ``shift_mm`` moves the face right (negative: left); ``roll_deg`` turns it
-    clockwise as seen in the photo (negative: anticlockwise).
-    """
-
-    head_mm: float | None = None
-    eye_line_mm: float | None = None
-    shift_mm: float = 0.0
-    roll_deg: float = 0.0
-
-    def check(self, spec: IdPhotoSpec) -> None:
-        """:class:`OutOfRange` (400) for a nudge outside what :func:`nudge_ranges` allows."""
-        ranges = nudge_ranges(spec)
-        values = {
-            "head_mm": self.head_mm,
-            "eye_line_mm": self.eye_line_mm,
-            "shift_mm": self.shift_mm,
-            "roll_deg": self.roll_deg,
-        }
-        for name, value in values.items():
-            low, high = ranges[name]
-            if value is not None and not low <= value <= high:
-                raise OutOfRange(
-                    f"{name} must be from {low:g} to {high:g} for {spec.key}",
-                    {"parameter": name, "min": low, "max": high},
-                )
-
-
-NO_NUDGE = Nudge()
-
-
-def nudge_ranges(spec: IdPhotoSpec) -> dict[str, tuple[float, float]]:
-    """What each :class:`Nudge` field may be for ``spec``: head height and eye line inside the
-    spec's own ranges, the sideways shift and the turn inside the bounds above."""
-    shift = round(spec.width_mm * MAX_SHIFT_FRACTION, 1)
-    return {
-        "head_mm": spec.head_height_mm,
-        "eye_line_mm": spec.eye_line_mm,
-        "shift_mm": (-shift, shift),
-        "roll_deg": (-MAX_ROLL_NUDGE_DEG, MAX_ROLL_NUDGE_DEG),
-    }
 
 
 @dataclass(frozen=True, slots=True)

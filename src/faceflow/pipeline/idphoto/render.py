@@ -20,52 +20,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceflow.domain import Face
-from faceflow.errors import InvalidParameter, MultipleFaces, NoFace, OutOfRange
-from faceflow.imaging.encode import OutputFormat, encode_image, encode_jpeg_max_kb
-from faceflow.pipeline.idphoto.background import (
-    WHITE,
-    Background,
-    background_pixels,
-    composite,
-)
+from faceflow.errors import MultipleFaces, NoFace, OutOfRange
+from faceflow.imaging.encode import encode_image, encode_jpeg_max_kb
+from faceflow.imaging.formats import OutputFormat
+from faceflow.pipeline.idphoto.background import background_pixels, composite
 from faceflow.pipeline.idphoto.compliance import ComplianceReport, assess
-from faceflow.pipeline.idphoto.layout import NO_NUDGE, Layout, Nudge, plan_layout
+from faceflow.pipeline.idphoto.layout import Layout, plan_layout
 from faceflow.pipeline.idphoto.matte import Matte, Segmenter, compute_matte
-from faceflow.pipeline.idphoto.specs import IdPhotoSpec
+
+# Re-exported: its old home, where the pipeline's callers still import it from.
+# Re-exported (`as`): names that moved to a module without numpy keep their old home.
+from faceflow.pipeline.idphoto.options import IdPhotoOptions as IdPhotoOptions
 from faceflow.pipeline.idphoto.warp import warp_matte
-
-DEFAULT_JPEG_QUALITY = 95
-
-
-@dataclass(frozen=True, slots=True)
-class IdPhotoOptions:
-    """What to make. ``max_kb`` (JPEG only) caps the file size by lowering the JPEG quality;
-    ``transparent`` (PNG only) leaves the background out and keeps the alpha channel; ``nudge``
-    is the person's correction of the framing, inside the spec's ranges."""
-
-    spec: IdPhotoSpec
-    background: Background = WHITE
-    output_format: OutputFormat = OutputFormat.JPEG
-    max_kb: int | None = None
-    transparent: bool = False
-    quality: int = DEFAULT_JPEG_QUALITY
-    nudge: Nudge = NO_NUDGE
-
-    def __post_init__(self) -> None:
-        self.nudge.check(self.spec)
-        if self.transparent and self.output_format is not OutputFormat.PNG:
-            raise InvalidParameter(
-                "a transparent background needs PNG output", {"parameter": "transparent"}
-            )
-        if self.max_kb is not None:
-            if self.output_format is not OutputFormat.JPEG:
-                raise InvalidParameter(
-                    "max_kb applies to JPEG output only", {"parameter": "max_kb"}
-                )
-            if self.max_kb < 1:
-                raise InvalidParameter("max_kb must be at least 1", {"parameter": "max_kb"})
-        if not 1 <= self.quality <= 100:
-            raise InvalidParameter("quality must be from 1 to 100", {"parameter": "quality"})
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -119,6 +119,5 @@ async def example_photo(request: Request, name: str) -> Response:
 )
 async def example_thumbnail(request: Request, name: str) -> Response:
     photo = _photo(request, name)
-    return Response(
-        photo.thumbnail_jpeg, media_type="image/jpeg", headers={"Cache-Control": _CACHE_CONTROL}
-    )
+    thumbnail = await services_of(request).thumbnails.of(photo)
+    return Response(thumbnail, media_type="image/jpeg", headers={"Cache-Control": _CACHE_CONTROL})

@@ -27,8 +27,8 @@ from faceflow.operations.idphoto import (
     sheet_work,
 )
 from faceflow.operations.registry import check_enabled
-from faceflow.pipeline.idphoto.layout import nudge_ranges
-from faceflow.pipeline.idphoto.sheet import PAPERS
+from faceflow.pipeline.idphoto.nudge import nudge_ranges
+from faceflow.pipeline.idphoto.sheet_plan import PAPERS
 from faceflow.pipeline.idphoto.specs import list_specs
 from faceflow.runtime.idphoto_tasks import SHARP_TO_HEAD_PX, matte_task, render_task, sheet_task
 from faceflow.runtime.pool import Admission

@@ -31,12 +31,14 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> Response:
     services = services_of(request)
     stats = services.pool.stats()
+    # The example thumbnails are the pool's first tasks (ExampleThumbnails): ready after them.
+    ready = services.pool.ready and services.thumbnails.settled
     body = {
-        "ready": services.pool.ready,
+        "ready": ready,
         "workers_ready": stats.ready_workers,
         "workers": stats.processes,
     }
-    if not services.pool.ready:
+    if not ready:
         message = services.start_up_error or "models are still loading"
         return JSONResponse(
             {**body, "error": {"code": "not_ready", "message": message}},
