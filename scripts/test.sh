@@ -22,6 +22,12 @@
 # Idle, same VM: 200 s of pytest (205 s total, 285 s of user+sys) at 10:51 UTC for 1,883 tests;
 # 291 s (301 s total, 456 s) at 12:22 for 1,910 tests after that round's merges, when the VM ran
 # ~40 % slower per CPU-second than at 10:51 (bench/jobs.py's ceiling: 18.3 against 13.1 ms a job).
+# Third round (2026-12-05, 1,910 tests, never idle: others' benchmarks ran throughout). Sampled
+# per process from /proc, a run's CPU is ~125-140 s in the two pytest workers, ~80-90 s in ~90
+# inference processes, ~65-70 s in Chromium (~157 processes), ~30 s in 17 `faceflow serve`. With
+# bytecode caches written and the short last modules handed out early: 374 and 361 s of pytest,
+# 299 and 309 s of user+sys at 14:36 and 14:45 UTC (load median 9 and 7), against 464 s and 343 s
+# at 13:51 (load median 8) before; both workers now end within 3 s of each other (were 20-27 s).
 # Modules are handed out in the workers' collection order (--no-loadscope-reorder), which
 # tests/conftest.py starts with the longest modules: loadscope's own order (most tests first) left
 # the longest single-test modules for last, one worker running them alone at the end.
