@@ -25,9 +25,9 @@
 # Third round (2026-12-05, 1,910 tests, never idle: others' benchmarks ran throughout). Sampled
 # per process from /proc, a run's CPU is ~125-140 s in the two pytest workers, ~80-90 s in ~90
 # inference processes, ~65-70 s in Chromium (~157 processes), ~30 s in 17 `faceflow serve`. With
-# bytecode caches written and the short last modules handed out early: 374 and 361 s of pytest,
-# 299 and 309 s of user+sys at 14:36 and 14:45 UTC (load median 9 and 7), against 464 s and 343 s
-# at 13:51 (load median 8) before; both workers now end within 3 s of each other (were 20-27 s).
+# bytecode caches written and the short last modules handed out early, back to back at 14:54 and
+# 14:58 UTC: before 225 s of pytest, 308 s of user+sys (load median 5.3); after 195 s, 286 s (load
+# median 3.7, mostly this run). Both workers now end within 3 s of each other (were 10-27 s).
 # Modules are handed out in the workers' collection order (--no-loadscope-reorder), which
 # tests/conftest.py starts with the longest modules: loadscope's own order (most tests first) left
 # the longest single-test modules for last, one worker running them alone at the end.
