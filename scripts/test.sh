@@ -22,6 +22,12 @@
 # Idle, same VM: 200 s of pytest (205 s total, 285 s of user+sys) at 10:51 UTC for 1,883 tests;
 # 291 s (301 s total, 456 s) at 12:22 for 1,910 tests after that round's merges, when the VM ran
 # ~40 % slower per CPU-second than at 10:51 (bench/jobs.py's ceiling: 18.3 against 13.1 ms a job).
+# Third round (2026-12-05, 1,910 tests, never idle: others' benchmarks ran throughout). Sampled
+# per process from /proc, a run's CPU is ~125-140 s in the two pytest workers, ~80-90 s in ~90
+# inference processes, ~65-70 s in Chromium (~157 processes), ~30 s in 17 `faceflow serve`. With
+# bytecode caches written and the short last modules handed out early, back to back at 14:54 and
+# 14:58 UTC: before 225 s of pytest, 308 s of user+sys (load median 5.3); after 195 s, 286 s (load
+# median 3.7, mostly this run). Both workers now end within 3 s of each other (were 10-27 s).
 # Modules are handed out in the workers' collection order (--no-loadscope-reorder), which
 # tests/conftest.py starts with the longest modules: loadscope's own order (most tests first) left
 # the longest single-test modules for last, one worker running them alone at the end.
@@ -31,6 +37,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p artifacts/coverage
 export COVERAGE_FILE="$PWD/artifacts/coverage/data"
+# Every process of the run (pytest's workers, ~150 servers, inference processes and CLIs) imports
+# faceflow and the tests: with PYTHONDONTWRITEBYTECODE set (some shells and CI images set it) each
+# compiled them again, and pytest rewrote every test module's asserts in each worker. Bytecode goes
+# to the gitignored __pycache__ folders as usual: measured (issue 12.7), collecting the suite took
+# 3.1 s of CPU instead of 7.2, importing the server's modules 0.79 s instead of 0.98.
+unset PYTHONDONTWRITEBYTECODE
 .venv/bin/python -m coverage erase
 if [ $# -eq 0 ]; then
   set -- -n 2 --dist loadscope --no-loadscope-reorder

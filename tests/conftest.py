@@ -39,6 +39,12 @@ LONGEST_MODULES = (
     "tests/runtime/test_pool.py",  # 65
     "tests/cli/test_analyze.py",  # 62
     "tests/service/test_hotpath.py",  # 61
+    # Short but few tests, so loadscope's order put them last, one worker running them alone at
+    # the end (2026-12-05, 13:51 and 13:59 UTC, load 3-10: the last 10-27 s of the run). The
+    # first is mostly a deliberate 8 s stall, which the other worker's compute fills.
+    "tests/cli/test_serve_workers.py",  # 17-28
+    "tests/service/test_pool_limits.py",  # 10-19
+    "tests/service/test_shared_cache.py",  # 7-20
 )
 
 
