@@ -68,7 +68,7 @@ class MemoryRing:
     reports ready already includes the whole cache, and filling it moves nothing (memcached's
     ``-L`` does the same). An LRU of ``bytes`` objects grew the process by ≈ 1.1-1.4× its budget
     as it filled (per-object overhead, and the gaps evicted bodies left in malloc's heap,
-    bench/rss.py in the README). Bodies are copied in on :meth:`put` and out on :meth:`get`
+    bench/rss.py in docs/performance.md). Bodies are copied in on :meth:`put` and out on :meth:`get`
     (answers are KB; a copy is cheaper than the request around it).
 
     **Policy: FIFO with reinsertion (second chance, the policy CLOCK implements).** Entries are

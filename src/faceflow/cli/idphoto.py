@@ -159,7 +159,7 @@ def batch_settings(settings: Settings) -> Settings:
     and spares every photo after the first the kernel zeroing that peak's fresh pages. Without
     it, this process (and the ones it forks) run u2netp in 4 KB pages, not in the inference
     pool's huge pages (glibc reads ``GLIBC_TUNABLES`` only when a process starts): ≈ 180 ms of
-    system time a photo more (bench/u2netp_session.py in the README). The service keeps the
+    system time a photo more (bench/u2netp_session.py in docs/performance.md). The service keeps the
     arena off by default because its processes wait between requests holding what they keep.
     """
     if "segmenter_arena" in settings.models.model_fields_set:

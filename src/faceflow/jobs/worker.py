@@ -237,7 +237,7 @@ _WORKER_HEARTBEAT_EVERY_S = 1.0
 # Each of these scripts gets its arguments as one msgpack array (``argv``, see :func:`_packed`)
 # and answers the job's hash as one msgpack array: redis-py packed some 50 arguments and parsed
 # some 45 reply elements a job in Python, one by one, where msgpack does it in C (measured in
-# the README, Jobs).
+# docs/performance.md, Jobs).
 # argv[a], argv[a + 1], ...: see FaceflowWorker._start_args.
 _START_LUA_FUNCTION = """
 local argv = cmsgpack.unpack(ARGV[1])

@@ -7,10 +7,11 @@ set, which neither Python, numpy nor onnxruntime's calling thread does (onnxrunt
 the thread creating it). The Cydral age network holds 6,667 of them (1,332 in the 7×7 first
 convolution, 5,335 in a 3×3 one), the gender network 145; YuNet and u2netp none. Measured on this
 machine, one 64 px chip, one thread, onnxruntime 1.32 at ``ORT_ENABLE_ALL``: the age network took
-10.3 ms as shipped and 1.3 ms with them zeroed, the gender network 0.34 ms either way (bench:
-README "Peers"). Their products are some 30 orders of magnitude below the sums they join, so the
-networks' outputs do not change: bit for bit the same on every face of ``../shared/testdata`` and
-``../shared/devset`` (tests/models/test_weights.py checks it on the test photos).
+10.3 ms as shipped and 1.3 ms with them zeroed, the gender network 0.34 ms either way
+(docs/performance.md, Peers). Their products are some 30 orders of magnitude below the sums they
+join, so the networks' outputs do not change: bit for bit the same on every face of
+``../shared/testdata`` and ``../shared/devset`` (tests/models/test_weights.py checks it on the
+test photos).
 
 Edited on the wire (:mod:`faceflow.models.protowire`), as the detector's input shape is: only the
 data of float initializers with denormals changes, every other byte of the model stays.

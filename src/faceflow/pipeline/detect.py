@@ -73,7 +73,7 @@ def fit_to_detector(
     2.8 ms with rolls within 0.6°, but OpenCV's fixed-point bilinear is not exactly symmetric
     under a quarter turn, and that moved ages by over 2 years between a photo and its turned
     copy; its exact variant costs as much as ``INTER_AREA`` (``bench/detect_levers.py --levers
-    new``, README).
+    new``, docs/performance.md).
     """
     height, width = rgb.shape[:2]
     factor = long_side_px / max(height, width)

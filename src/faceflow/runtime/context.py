@@ -77,7 +77,7 @@ def load_pool_context(settings_json: str) -> WorkerContext:
     process beside it, whose work per request is tiny but latency-critical (cache hits, 503s).
     Lowered before the models are imported and loaded, not after: when ``faceflow serve``
     starts, the API process is still importing its web stack beside them, and its imports are
-    what readiness waits for (see bench/startup.py in the README).
+    what readiness waits for (see bench/startup.py in docs/performance.md).
     """
     settings = Settings.model_validate_json(settings_json)
     if settings.runtime.nice:

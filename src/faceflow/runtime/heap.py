@@ -16,7 +16,7 @@ Why a process would hold free memory at all: glibc keeps what a request freed in
 the next one, and a request that decodes a large photo or cuts a portrait out frees tens of MB
 in blocks below its dynamic mmap threshold (up to 32 MB), which stay resident between requests;
 which ones a process happens to keep depends on the order of the photos it was sent, so its
-size drifted by tens of MB between samples (bench/rss.py in the README).
+size drifted by tens of MB between samples (bench/rss.py in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def share_one_arena() -> bool:
     unpickle every reply (annotated images, ID photos) and the answers the result cache keeps
     are allocated there; in arenas of their own each kept the free space and the gaps the
     cache's evictions left (besides the main heap's :func:`keep_heap` allowance), ≈ 6 MB more
-    once the cache was full (bench/rss.py in the README). Every such thread allocates while
+    once the cache was full (bench/rss.py in docs/performance.md). Every such thread allocates while
     holding the GIL, so one arena costs them no waiting on each other.
     """
     return _mallopt(_M_ARENA_MAX, 1)

@@ -8,7 +8,7 @@ The API process imports this module to name the tasks and build their requests, 
 by reference; only an inference process calls one. So numpy, OpenCV, Pillow and the pipeline are
 imported inside the task functions, where they run (about 1 µs a statement once imported, against
 tens of ms a task), and the API process never loads them: importing the app costs 44 MB less
-peak RSS and 0.1–0.2 s less CPU without them (README, Memory).
+peak RSS and 0.1–0.2 s less CPU without them (docs/performance.md, Memory).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """An inference process's warm-up: every enabled operation once, at the sizes real requests have.
 
 A warm-up on blank inputs left each process 40–60 % smaller than it was after its first few
-hundred real requests (bench/rss.py in the README): a blank photo has no face, so the aligner,
+hundred real requests (docs/performance.md, Memory): a blank photo has no face, so the aligner,
 a full batch of the age and gender models, annotation with labels, the cut-out's refinement and
 the ID photo's rendering had never run, and what a first run keeps (onnxruntime's arena at its
 peak, OpenCV's and the codecs' code and buffers) came with the first real requests instead.
