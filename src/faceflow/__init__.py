@@ -14,7 +14,9 @@ not need them) does not pay for numpy, OpenCV and onnxruntime.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from faceflow.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 __all__ = ["FaceFlow", "FaceReport", "FaceflowError", "IdPhotoResult", "__version__"]
@@ -23,17 +25,12 @@ if TYPE_CHECKING:
     from faceflow.errors import FaceflowError
     from faceflow.library import FaceFlow, FaceReport, IdPhotoResult
 
-_LAZY = {
-    "FaceFlow": "faceflow.library",
-    "FaceReport": "faceflow.library",
-    "IdPhotoResult": "faceflow.library",
-    "FaceflowError": "faceflow.errors",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'faceflow' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(_LAZY[name]), name)
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "FaceFlow": "library",
+        "FaceReport": "library",
+        "IdPhotoResult": "library",
+        "FaceflowError": "errors",
+    },
+)

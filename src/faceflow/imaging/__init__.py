@@ -8,8 +8,9 @@ processes use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from faceflow.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from faceflow.imaging.colour import bgr_to_rgb, rgb_to_bgr
@@ -42,12 +43,7 @@ _MODULE_OF = {
     "probe_image": "ingest",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_attributes(__name__, _MODULE_OF)
 
 
 __all__ = [

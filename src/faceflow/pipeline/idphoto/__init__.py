@@ -18,8 +18,9 @@ The names below load their module on first use (PEP 562), so importing one submo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from faceflow.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from faceflow.pipeline.idphoto.compliance import Check, CheckStatus, ComplianceReport
@@ -85,12 +86,7 @@ _MODULE_OF = {
     "list_specs": "specs",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_attributes(__name__, _MODULE_OF)
 
 
 __all__ = [
