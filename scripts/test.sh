@@ -40,6 +40,8 @@
 # --process-per-site changed nothing (test_web_page.py B 59.1 s, A 58.4; test_web_page_tools.py
 # A 50.5 s, B 47.4: noise), the kept renderer already shares them. Kept pages cost nothing idle
 # (4 contexts idle 2 s or 22 s: 5.1-5.4 s either way); a new context and its first page ~1 s.
+# Dropping --disable-gpu (a GPU process composites): test_web_page_tools.py 52.0 s, 52.0 against
+# 51.6, 49.4 with it (A B A B, 15:35-15:38, load 4.4-6).
 # pytest's exit code 5 ("no tests collected") is a failure here: a test command that ran nothing
 # must not look green.
 set -uo pipefail
