@@ -31,6 +31,17 @@
 # Modules are handed out in the workers' collection order (--no-loadscope-reorder), which
 # tests/conftest.py starts with the longest modules: loadscope's own order (most tests first) left
 # the longest single-test modules for last, one worker running them alone at the end.
+# Fourth round (issue 12.7, 2026-12-05 15:26-15:37 UTC, load 5-9, others' work running), CPU of
+# every process of the run by scripts/cpu_time.py (a subreaper: renderers and orphans counted),
+# one process, no coverage. test_web_page.py: 57 s, of which Chromium's browser process 11 s,
+# Playwright's driver 2.6 s, 6 inference processes 8.6 s, 4 servers 3.1 s. Launch flags: Playwright
+# 1.65 already passes --disable-extensions, -default-apps, -background-networking,
+# -component-update, --no-first-run and --disable-features=OptimizationHints,...; adding
+# --process-per-site changed nothing (test_web_page.py B 59.1 s, A 58.4; test_web_page_tools.py
+# A 50.5 s, B 47.4: noise), the kept renderer already shares them. Kept pages cost nothing idle
+# (4 contexts idle 2 s or 22 s: 5.1-5.4 s either way); a new context and its first page ~1 s.
+# Dropping --disable-gpu (a GPU process composites): test_web_page_tools.py 52.0 s, 52.0 against
+# 51.6, 49.4 with it (A B A B, 15:35-15:38, load 4.4-6).
 # pytest's exit code 5 ("no tests collected") is a failure here: a test command that ran nothing
 # must not look green.
 set -uo pipefail
