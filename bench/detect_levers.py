@@ -107,13 +107,12 @@ from faceflow.models.session import create_session
 from faceflow.models.store import ModelStore
 from faceflow.pipeline.detect import (
     UPRIGHT_SURE_SCORE,
-    DetectOptions,
-    SmallFaces,
     block_shrink,
     detect_faces,
     fit_to_detector,
     plausibly_upright,
 )
+from faceflow.pipeline.detect_options import DetectOptions, SmallFaces
 from faceflow.runtime.context import load_context
 from faceflow.runtime.tasks import ANALYZE_DECODE_PX
 

@@ -67,7 +67,8 @@ from faceflow.loadgen.load import unique_variant, wait_retry_after
 from faceflow.loadgen.procs import ServiceProcess, cpu_seconds, load_average, process_tree
 from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.idphoto.matte import Segmenter, compute_matte, matte_to_bytes
-from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_id_photo, single_face
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.render import render_id_photo, single_face
 from faceflow.pipeline.idphoto.specs import get_spec
 from faceflow.runtime.context import WorkerContext, load_context, warm_up
 from faceflow.runtime.idphoto_tasks import (

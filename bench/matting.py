@@ -51,7 +51,8 @@ from rich.table import Table
 from faceflow.config import LimitSettings, load_settings
 from faceflow.imaging.ingest import decode_image
 from faceflow.models.registry import ModelSet
-from faceflow.pipeline.detect import DetectOptions, detect_faces
+from faceflow.pipeline.detect import detect_faces
+from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.background import composite
 from faceflow.pipeline.idphoto.matte import compute_matte
 

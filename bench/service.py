@@ -50,7 +50,7 @@ from faceflow.domain import Attribute, Operation
 from faceflow.loadgen.ceiling import single_thread_rate
 from faceflow.loadgen.load import LoadGenerator, LoadPlan, StepResult, unique_variant
 from faceflow.loadgen.procs import ServiceProcess, load_average, rss_bytes
-from faceflow.pipeline.detect import DetectOptions
+from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.runtime.tasks import FaceRequest, run_face_request
 
 BENCH_DIR = Path(__file__).resolve().parent

@@ -46,7 +46,8 @@ from faceflow.cli.files import FileOutcome, only, run_files
 from faceflow.config import Settings, load_settings
 from faceflow.domain import Attribute, Operation
 from faceflow.imaging.ingest import decode_image
-from faceflow.pipeline.detect import DetectOptions, detect_faces
+from faceflow.pipeline.detect import detect_faces
+from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.runtime.context import WorkerContext, load_context, warm_up
 from faceflow.runtime.tasks import (
     ANALYZE_DECODE_PX,

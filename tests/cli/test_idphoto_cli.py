@@ -14,8 +14,8 @@ from typer.testing import CliRunner, Result
 from faceflow.cli.idphoto import batch_settings
 from faceflow.cli.main import app
 from faceflow.config import ModelSettings, load_settings
-from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.idphoto.render import IdPhotoOptions
+from faceflow.imaging.formats import OutputFormat
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file

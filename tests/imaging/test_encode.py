@@ -17,10 +17,10 @@ from faceflow.errors import InvalidParameter
 from faceflow.imaging.encode import (
     JPEG_MAX_QUALITY,
     JPEG_MIN_QUALITY,
-    OutputFormat,
     encode_image,
     encode_jpeg_max_kb,
 )
+from faceflow.imaging.formats import OutputFormat
 from faceflow.imaging.ingest import decode_image, decode_rgba
 from tests.fixtures.images import exif_rotated_jpeg, load_rgb
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from faceflow.config import ModelSettings, load_settings
 from faceflow.domain import Attribute, Operation
 from faceflow.loadgen.ceiling import single_thread_rate
-from faceflow.pipeline.detect import DetectOptions
+from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import FaceRequest, run_face_request
 

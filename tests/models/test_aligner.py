@@ -21,7 +21,8 @@ from faceflow.models.aligner import (
     dlib_box_from_landmarks,
 )
 from faceflow.models.registry import ModelSet
-from faceflow.pipeline.detect import DetectOptions, detect_faces
+from faceflow.pipeline.detect import detect_faces
+from faceflow.pipeline.detect_options import DetectOptions
 
 # Photos whose faces look straight at the camera: dlib's HOG detector is a frontal detector.
 FRONTAL_PHOTOS = [

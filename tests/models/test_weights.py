@@ -20,7 +20,8 @@ from faceflow.models.session import create_session
 from faceflow.models.store import ModelStore
 from faceflow.models.weights import without_denormal_weights
 from faceflow.pipeline.analyze import AttributeModels, upright_chips
-from faceflow.pipeline.detect import DetectOptions, detect_faces
+from faceflow.pipeline.detect import detect_faces
+from faceflow.pipeline.detect_options import DetectOptions
 from tests.fixtures.models import photos_with_facts
 
 DENORMAL = float(np.finfo(np.float32).smallest_subnormal) * 3

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from faceflow.config import DetectionSettings
 from faceflow.domain import Attribute, Operation
 from faceflow.errors import InvalidParameter
-from faceflow.imaging.encode import OutputFormat
+from faceflow.imaging.formats import OutputFormat
 from faceflow.operations.faces import (
     AnalyzeOptions,
     AnnotateOptions,
@@ -20,7 +20,7 @@ from faceflow.operations.faces import (
     FaceOptions,
     FaceWork,
 )
-from faceflow.pipeline.detect import DetectOptions
+from faceflow.pipeline.detect_options import DetectOptions
 
 BASE = FaceWork(Operation.ANNOTATE, DetectOptions(), (Attribute.AGE, Attribute.GENDER))
 

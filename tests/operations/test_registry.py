@@ -11,11 +11,11 @@ from faceflow.cache.keys import cache_key
 from faceflow.config import Settings
 from faceflow.domain import Attribute, Operation
 from faceflow.errors import InvalidParameter
-from faceflow.imaging.encode import OutputFormat
+from faceflow.imaging.formats import OutputFormat
 from faceflow.operations.faces import FaceWork
 from faceflow.operations.idphoto import PhotoOptions, SheetOptions
 from faceflow.operations.registry import job_id_for, operation_specs, prepare, spec_for
-from faceflow.pipeline.detect import DetectOptions
+from faceflow.pipeline.detect_options import DetectOptions
 
 DATA = b"\xff\xd8 not really a jpeg"
 

@@ -18,7 +18,8 @@ from faceflow.imaging.ingest import decode_image
 from faceflow.models.age_gender import AGE_ABOVE_YEARS, AGE_BELOW_YEARS, UNRELIABLE_WIDENING
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.analyze import AttributeModels, analyze_faces, enrich_faces
-from faceflow.pipeline.detect import DetectOptions, detect_faces
+from faceflow.pipeline.detect import detect_faces
+from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.quality import RELIABLE_SCORE
 from tests.fixtures.models import PhotoFacts, left_to_right, photos_with_facts
 

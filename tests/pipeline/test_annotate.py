@@ -14,7 +14,7 @@ from faceflow.imaging.ingest import decode_image
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.analyze import AttributeModels, analyze_faces
 from faceflow.pipeline.annotate import annotate, face_label
-from faceflow.pipeline.detect import DetectOptions
+from faceflow.pipeline.detect_options import DetectOptions
 
 LABEL_BACKGROUND_RGB = (0, 120, 50)
 

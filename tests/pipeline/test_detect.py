@@ -17,7 +17,8 @@ from faceflow.config import LimitSettings
 from faceflow.domain import Face
 from faceflow.imaging.ingest import decode_image
 from faceflow.models.registry import ModelSet
-from faceflow.pipeline.detect import DetectOptions, SmallFaces, detect_faces, fit_to_detector
+from faceflow.pipeline.detect import detect_faces, fit_to_detector
+from faceflow.pipeline.detect_options import DetectOptions, SmallFaces
 from tests.fixtures.images import exif_rotated_jpeg, load_rgb
 from tests.fixtures.models import PhotoFacts, left_to_right, photos_with_facts
 

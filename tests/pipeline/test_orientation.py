@@ -19,7 +19,8 @@ from faceflow.imaging.ingest import decode_image
 from faceflow.models.aligner import turn_points
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.analyze import AttributeModels, analyze_faces
-from faceflow.pipeline.detect import DetectOptions, plausibly_upright
+from faceflow.pipeline.detect import plausibly_upright
+from faceflow.pipeline.detect_options import DetectOptions
 from tests.fixtures.models import photos_with_facts
 
 BOX_TOLERANCE_PX = 3.0

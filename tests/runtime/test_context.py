@@ -12,7 +12,7 @@ import pytest
 from faceflow.config import ModelSettings, RuntimeSettings, Settings
 from faceflow.domain import Operation
 from faceflow.errors import NotFound
-from faceflow.pipeline.detect import DetectOptions
+from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.runtime.context import WorkerContext, load_context, warm_up
 from faceflow.runtime.idphoto_tasks import MatteRequest, matte_task
 from faceflow.runtime.tasks import FaceRequest, run_face_request

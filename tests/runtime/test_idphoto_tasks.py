@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from faceflow.errors import MultipleFaces, NoFace
-from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.idphoto.background import parse_background
+from faceflow.imaging.formats import OutputFormat
 from faceflow.pipeline.idphoto.matte import matte_from_bytes, matte_to_bytes
-from faceflow.pipeline.idphoto.render import IdPhotoOptions
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.palette import parse_background
 from faceflow.pipeline.idphoto.specs import get_spec
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.idphoto_tasks import (

@@ -14,8 +14,8 @@ from PIL import Image
 
 from faceflow.domain import Operation
 from faceflow.errors import DeadlineExceeded, FaceflowError
-from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.detect import DetectOptions
+from faceflow.imaging.formats import OutputFormat
+from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.runtime import child
 from faceflow.runtime.context import WorkerContext, warm_up
 from faceflow.runtime.tasks import (

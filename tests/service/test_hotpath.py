@@ -21,9 +21,9 @@ from starlette.types import Message, Receive, Scope, Send
 from faceflow.config import DetectionSettings
 from faceflow.domain import Attribute, Operation
 from faceflow.errors import InvalidParameter
-from faceflow.imaging.encode import OutputFormat
+from faceflow.imaging.formats import OutputFormat
 from faceflow.operations.faces import FaceWork
-from faceflow.pipeline.detect import DetectOptions
+from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.service.hotpath import FACE_PATHS, Entry, HotPath, face_work
 from faceflow.service.routes import faces
 from faceflow.service.state import Current

@@ -26,7 +26,7 @@ from PIL import Image
 
 from faceflow.domain import Face
 from faceflow.models.registry import ModelSet
-from faceflow.pipeline.idphoto.layout import nudge_ranges
+from faceflow.pipeline.idphoto.nudge import nudge_ranges
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
 from tests.fixtures.idphoto import (
     FindFaces,

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from faceflow.errors import InvalidParameter
-from faceflow.imaging.formats import OutputFormat as OutputFormat  # re-exported: its old home
+from faceflow.imaging.formats import OutputFormat
 
 JPEG_MAX_QUALITY = 95
 """Above 95 libjpeg's output grows a lot for no visible gain (Pillow's own advice)."""

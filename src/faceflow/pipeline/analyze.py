@@ -13,7 +13,8 @@ from faceflow.domain import Attribute, Face, Landmarks, Point
 from faceflow.models.age_gender import AgeModel, GenderModel
 from faceflow.models.aligner import FaceAligner, dlib_box_from_landmarks, turn_points
 from faceflow.models.detector import YuNetDetector
-from faceflow.pipeline.detect import DetectOptions, detect_faces
+from faceflow.pipeline.detect import detect_faces
+from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.quality import RELIABLE_SCORE, face_quality
 
 

@@ -22,10 +22,7 @@ from numpy.typing import NDArray
 from faceflow.domain import Box, Face, Landmarks, Point
 from faceflow.models.aligner import turn_points
 from faceflow.models.detector import INPUT_SIZE_PX, RawDetections, YuNetDetector, nms
-
-# Re-exported (`as`): names that moved to a module without numpy keep their old home.
-from faceflow.pipeline.detect_options import DetectOptions as DetectOptions
-from faceflow.pipeline.detect_options import SmallFaces as SmallFaces
+from faceflow.pipeline.detect_options import DetectOptions, SmallFaces
 
 # An upright face's eye line lies within this many degrees of horizontal.
 MAX_UPRIGHT_ROLL_DEG = 60.0

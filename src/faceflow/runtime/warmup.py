@@ -23,13 +23,15 @@ from numpy.typing import NDArray
 
 from faceflow.config import LimitSettings
 from faceflow.domain import Attribute, Box, Face, Landmarks, Operation, Point
-from faceflow.imaging.encode import OutputFormat, encode_image
+from faceflow.imaging.encode import encode_image
+from faceflow.imaging.formats import OutputFormat
 from faceflow.models.age_gender import BATCH_FACES
 from faceflow.pipeline.analyze import enrich_faces
 from faceflow.pipeline.annotate import annotate
 from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.idphoto.matte import compute_matte, matte_from_bytes, matte_to_bytes
-from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_id_photo
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import FaceRequest, run_face_request

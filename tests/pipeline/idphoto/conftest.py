@@ -26,7 +26,8 @@ from faceflow.models.detector import YuNetDetector
 from faceflow.models.registry import ModelSet
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.models.store import ModelStore
-from faceflow.pipeline.detect import DetectOptions, detect_faces
+from faceflow.pipeline.detect import detect_faces
+from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.matte import Matte, compute_matte
 from tests.pipeline.idphoto.verdict_cases import Edit, edited_source
 

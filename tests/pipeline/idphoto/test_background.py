@@ -7,14 +7,16 @@ import pytest
 
 from faceflow.errors import InvalidParameter
 from faceflow.pipeline.idphoto.background import (
-    Background,
-    BackgroundStyle,
     background_pixels,
     composite,
     linear_to_srgb,
+    srgb_to_linear,
+)
+from faceflow.pipeline.idphoto.palette import (
+    Background,
+    BackgroundStyle,
     matches_any,
     parse_background,
-    srgb_to_linear,
 )
 
 

@@ -13,11 +13,12 @@ import pytest
 
 from faceflow.domain import Box
 from faceflow.models.segmenter import U2NetpSegmenter
-from faceflow.pipeline.idphoto.background import parse_background
 from faceflow.pipeline.idphoto.compliance import CheckStatus, Limit, assess
 from faceflow.pipeline.idphoto.layout import plan_layout
 from faceflow.pipeline.idphoto.matte import compute_matte
-from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_id_photo
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.palette import parse_background
+from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 from tests.pipeline.idphoto.conftest import CutOut, Portrait
 from tests.pipeline.idphoto.synthetic import synthetic

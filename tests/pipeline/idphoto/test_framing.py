@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from faceflow.pipeline.idphoto.background import parse_background
 from faceflow.pipeline.idphoto.compliance import CheckStatus, ComplianceReport, assess
 from faceflow.pipeline.idphoto.layout import Layout
-from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_pixels
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.palette import parse_background
+from faceflow.pipeline.idphoto.render import render_pixels
 from faceflow.pipeline.idphoto.specs import get_spec
 from tests.pipeline.idphoto.conftest import CutOut
 from tests.pipeline.idphoto.verdict_cases import Edit, crop_below_chin, narrow

@@ -13,7 +13,8 @@ from collections.abc import Callable
 import pytest
 
 from faceflow.pipeline.idphoto.layout import measure_head
-from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_pixels
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.render import render_pixels
 from faceflow.pipeline.idphoto.specs import get_spec
 from tests.pipeline.idphoto.conftest import Portrait
 

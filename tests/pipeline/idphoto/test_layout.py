@@ -13,12 +13,11 @@ from faceflow.pipeline.idphoto.layout import (
     CHIN_BELOW_MOUTH,
     CROWN_ABOVE_EYES_FALLBACK,
     Layout,
-    Nudge,
     apply,
     measure_head,
-    nudge_ranges,
     plan_layout,
 )
+from faceflow.pipeline.idphoto.nudge import Nudge, nudge_ranges
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec, get_spec
 from tests.pipeline.idphoto.synthetic import (
     CHIN_Y,

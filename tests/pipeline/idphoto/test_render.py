@@ -9,15 +9,12 @@ import numpy as np
 import pytest
 
 from faceflow.errors import InvalidParameter, MultipleFaces, NoFace
-from faceflow.imaging.encode import OutputFormat
+from faceflow.imaging.formats import OutputFormat
 from faceflow.models.segmenter import U2NetpSegmenter
-from faceflow.pipeline.idphoto.background import parse_background
 from faceflow.pipeline.idphoto.matte import matte_from_bytes, matte_to_bytes
-from faceflow.pipeline.idphoto.render import (
-    IdPhotoOptions,
-    make_id_photo,
-    render_id_photo,
-)
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.palette import parse_background
+from faceflow.pipeline.idphoto.render import make_id_photo, render_id_photo
 from faceflow.pipeline.idphoto.specs import custom_spec, get_spec
 from tests.fixtures.idphoto import FindFaces, assert_placed_by_rule, opened, placement
 from tests.pipeline.idphoto.conftest import Portrait

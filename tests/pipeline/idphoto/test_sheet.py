@@ -12,18 +12,12 @@ from PIL import Image
 
 from faceflow.domain import Face
 from faceflow.errors import InvalidParameter
-from faceflow.imaging.encode import OutputFormat
-from faceflow.pipeline.idphoto.background import parse_background
-from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_pixels
-from faceflow.pipeline.idphoto.sheet import (
-    MARK_SHADE,
-    SHEET_DPI,
-    SheetItem,
-    compose_sheet,
-    get_paper,
-    plan_sheet,
-    tile_sheet,
-)
+from faceflow.imaging.formats import OutputFormat
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.palette import parse_background
+from faceflow.pipeline.idphoto.render import render_pixels
+from faceflow.pipeline.idphoto.sheet import MARK_SHADE, SheetItem, compose_sheet, tile_sheet
+from faceflow.pipeline.idphoto.sheet_plan import SHEET_DPI, get_paper, plan_sheet
 from faceflow.pipeline.idphoto.specs import get_spec
 from tests.pipeline.idphoto.conftest import Portrait
 

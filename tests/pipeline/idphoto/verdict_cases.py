@@ -24,10 +24,12 @@ from numpy.typing import NDArray
 from faceflow.domain import Face
 from faceflow.models.detector import YuNetDetector
 from faceflow.models.segmenter import U2NetpSegmenter
-from faceflow.pipeline.detect import DetectOptions, detect_faces
+from faceflow.pipeline.detect import detect_faces
+from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.compliance import ComplianceReport
 from faceflow.pipeline.idphoto.matte import Matte, compute_matte
-from faceflow.pipeline.idphoto.render import IdPhotoOptions, render_id_photo
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 
 Rgb = NDArray[np.uint8]

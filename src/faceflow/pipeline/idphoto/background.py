@@ -11,12 +11,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-# Re-exported (`as`): names that moved to a module without numpy keep their old home.
-from faceflow.pipeline.idphoto.palette import WHITE as WHITE
-from faceflow.pipeline.idphoto.palette import Background as Background
-from faceflow.pipeline.idphoto.palette import BackgroundStyle as BackgroundStyle
-from faceflow.pipeline.idphoto.palette import matches_any as matches_any
-from faceflow.pipeline.idphoto.palette import parse_background as parse_background
+from faceflow.pipeline.idphoto.palette import (
+    Background,
+    BackgroundStyle,
+)
 
 _SRGB_TO_LINEAR = np.array(
     [

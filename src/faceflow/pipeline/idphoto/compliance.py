@@ -27,9 +27,9 @@ from numpy.typing import NDArray
 
 from faceflow.domain import Face, Point
 from faceflow.pipeline.idphoto.backdrop import BackdropKind
-from faceflow.pipeline.idphoto.background import Background, matches_any
 from faceflow.pipeline.idphoto.layout import MIN_CROWN_MARGIN, Layout
 from faceflow.pipeline.idphoto.matte import Matte
+from faceflow.pipeline.idphoto.palette import Background, matches_any
 
 # Roll is corrected by rotating the photo, but a strongly tilted head leaves the shoulders tilted.
 # The detector's landmarks under-read strong roll (a photo turned by 28° read as 17–21°), so 15°

@@ -40,11 +40,7 @@ from numpy.typing import NDArray
 
 from faceflow.domain import Face, Point
 from faceflow.pipeline.idphoto.matte import Matte, eye_centre
-
-# Re-exported (`as`): names that moved to a module without numpy keep their old home.
-from faceflow.pipeline.idphoto.nudge import NO_NUDGE as NO_NUDGE
-from faceflow.pipeline.idphoto.nudge import Nudge as Nudge
-from faceflow.pipeline.idphoto.nudge import nudge_ranges as nudge_ranges
+from faceflow.pipeline.idphoto.nudge import NO_NUDGE, Nudge
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec
 
 CHIN_BELOW_BOX = 0.05

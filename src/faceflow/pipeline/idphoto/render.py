@@ -27,10 +27,7 @@ from faceflow.pipeline.idphoto.background import background_pixels, composite
 from faceflow.pipeline.idphoto.compliance import ComplianceReport, assess
 from faceflow.pipeline.idphoto.layout import Layout, plan_layout
 from faceflow.pipeline.idphoto.matte import Matte, Segmenter, compute_matte
-
-# Re-exported: its old home, where the pipeline's callers still import it from.
-# Re-exported (`as`): names that moved to a module without numpy keep their old home.
-from faceflow.pipeline.idphoto.options import IdPhotoOptions as IdPhotoOptions
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.warp import warp_matte
 
 

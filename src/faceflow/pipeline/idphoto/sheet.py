@@ -22,16 +22,11 @@ from faceflow.imaging.formats import OutputFormat
 from faceflow.pipeline.idphoto.sheet_plan import (
     DEFAULT_GAP_MM,
     DEFAULT_MARGIN_MM,
+    SHEET_DPI,
     Paper,
     Placement,
+    plan_sheet,
 )
-
-# Re-exported (`as`): names that moved to a module without numpy keep their old home.
-from faceflow.pipeline.idphoto.sheet_plan import MAX_LAYOUT_ITEMS as MAX_LAYOUT_ITEMS
-from faceflow.pipeline.idphoto.sheet_plan import PAPERS as PAPERS
-from faceflow.pipeline.idphoto.sheet_plan import SHEET_DPI as SHEET_DPI
-from faceflow.pipeline.idphoto.sheet_plan import get_paper as get_paper
-from faceflow.pipeline.idphoto.sheet_plan import plan_sheet as plan_sheet
 
 MARK_SHADE = 0  # black: a cutter must find the marks on any print
 MARK_LENGTH_MM = 3.0
