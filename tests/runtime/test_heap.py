@@ -70,12 +70,18 @@ kept = []
 thread = threading.Thread(target=lambda: kept.extend(b"x" * 200_000 for _ in range(50)))
 thread.start()
 thread.join()
-# glibc's thread arenas are mappings aligned to 64 MiB (HEAP_MAX_SIZE); the main heap is [heap].
+# glibc's thread arena is a 64 MiB (HEAP_MAX_SIZE) reservation aligned to its size: an anonymous
+# read-write part followed by an inaccessible rest up to exactly 64 MiB; the main heap is [heap].
+# Both parts are checked: an unrelated anonymous mapping lands on a 64 MiB boundary now and then.
+HEAP = 64 << 20
+maps = [line.split() for line in Path("/proc/self/maps").read_text().splitlines()]
+spans = [(*(int(x, 16) for x in f[0].split("-")), f[1], len(f)) for f in maps]
 arenas = 0
-for line in Path("/proc/self/maps").read_text().splitlines():
-    fields = line.split()
-    start = int(fields[0].split("-")[0], 16)
-    arenas += len(fields) == 5 and fields[1].startswith("rw") and start % (64 << 20) == 0
+for (start, end, perms, n), (next_start, next_end, next_perms, _) in zip(spans, spans[1:]):
+    arenas += (
+        n == 5 and perms.startswith("rw") and start % HEAP == 0
+        and next_start == end and next_perms.startswith("---") and next_end == start + HEAP
+    )
 print(arenas)
 """
 
