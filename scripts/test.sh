@@ -5,8 +5,9 @@
 # [tool.coverage.run] also measures pytest-xdist's workers, the inference processes and the
 # `faceflow serve` subprocesses; COVERAGE_FILE is absolute so that every process, whatever its
 # working directory, writes its data beside the others.
-# The whole suite runs in two pytest-xdist workers, a test module to each: much of a test's time
-# is waiting (servers starting, leases, a browser), which the other worker fills. Measured on an
+# The whole suite runs in three pytest-xdist workers (two until the fifth round below), a test
+# module to each: much of a test's time is waiting (servers starting, leases, a browser), which
+# the other workers fill. Measured on an
 # idle 2-core machine (2026-12-05, 1,869 tests): 203 s of pytest in two workers, against 362 s in
 # one process earlier the same day (before that round's test changes); 299 s for 1,883 tests on
 # a later idle VM of the same size, with 434 s of CPU (-n 3: 285 s). On a busy machine the
@@ -42,6 +43,17 @@
 # (4 contexts idle 2 s or 22 s: 5.1-5.4 s either way); a new context and its first page ~1 s.
 # Dropping --disable-gpu (a GPU process composites): test_web_page_tools.py 52.0 s, 52.0 against
 # 51.6, 49.4 with it (A B A B, 15:35-15:38, load 4.4-6).
+# Fifth round (issue 12.7, 2026-12-05 16:15-17:10 UTC, idle 2-core Xeon VM, cpu_time.py around
+# `make test`, 1,925 tests). Before: 156-164 s of pytest, 269 s of CPU (without coverage 141 s,
+# 214 s). Sampled per process, a pytest worker spends ~70 % of its test time waiting on its
+# subprocesses (87 s of CPU in 287 s of tests): the supervisor's leases, the browser, servers.
+# Debian's chromium-headless-shell instead of `chromium --headless` (tests/fixtures/browser.py):
+# 147 s, 233 s of CPU. Then three workers instead of two: 134 s and 135 s, 251-254 s of CPU (a
+# third worker's collection and session servers cost ~20 s of CPU; the waits it fills are worth
+# more). Not kept: the waiting modules (supervisor, serve_workers, pool, load_limits, cluster) in
+# one xdist group of their own, -n 3 --dist loadgroup: 158 s, 296 s of CPU. Python 3.12 with
+# coverage's sys.monitoring core: 28.1 against 29.9 s on the pipeline, cache and faces modules,
+# not worth another interpreter.
 # pytest's exit code 5 ("no tests collected") is a failure here: a test command that ran nothing
 # must not look green.
 set -uo pipefail
@@ -56,7 +68,7 @@ export COVERAGE_FILE="$PWD/artifacts/coverage/data"
 unset PYTHONDONTWRITEBYTECODE
 .venv/bin/python -m coverage erase
 if [ $# -eq 0 ]; then
-  set -- -n 2 --dist loadscope --no-loadscope-reorder
+  set -- -n 3 --dist loadscope --no-loadscope-reorder
   whole=1
 else
   whole=0
