@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian's packages: redis-server for the Redis tests,
 # Chromium's headless shell (+ a Latin and a CJK font) for the web page tests, nginx and
-# docker-compose for the deploy/ checks. Does nothing when all are present; needs root otherwise (CI runs as root).
+# docker-compose for the deploy/ checks. Does nothing when all are present; needs root otherwise
+# (CI runs as root).
 # On a machine without them and without root the tests that need them skip with a reason,
 # except under CI=true, where they fail.
 set -euo pipefail
