@@ -10,7 +10,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.fixtures.live_server import LiveServer, LiveServerFactory
+from tests.fixtures.live_server import CLIENT_TLS, LiveServer, LiveServerFactory
 from tests.service.in_process import InProcess, app_settings, running_app
 
 # Generous: a loaded 2-core machine runs these servers side by side with the test client.
@@ -38,7 +38,9 @@ def constrained_server(live_server_factory: LiveServerFactory) -> LiveServer:
 @pytest.fixture
 def client(live_server: LiveServer) -> Iterator[httpx.Client]:
     """A client of the session's default server."""
-    with httpx.Client(base_url=live_server.url, timeout=CLIENT_TIMEOUT_S) as http:
+    with httpx.Client(
+        base_url=live_server.url, timeout=CLIENT_TIMEOUT_S, verify=CLIENT_TLS
+    ) as http:
         yield http
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.fixtures.live_server import LiveServer, LiveServerFactory
+from tests.fixtures.live_server import CLIENT_TLS, LiveServer, LiveServerFactory
 from tests.service.in_process import READY_TIMEOUT_S, app_settings, running_app
 from tests.service.support import fresh
 
@@ -216,7 +216,7 @@ def test_with_two_http_workers_every_scrape_counts_both(
     try:
         # A new connection per request, so the kernel spreads them over both workers.
         for _ in range(30):
-            with httpx.Client(base_url=server.url, timeout=30.0) as http:
+            with httpx.Client(base_url=server.url, timeout=30.0, verify=CLIENT_TLS) as http:
                 assert http.post("/v1/echo-size", content=b"x" * 100).status_code == 200
 
         # Each worker has one inference process; each refreshes its pool gauges every second.
