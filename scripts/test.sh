@@ -63,7 +63,16 @@
 # multiprocessing patch beside the subprocess one: dropped, the same lines covered, 7 % less CPU
 # over the pool's tests), schemathesis's unused pytest plugin is no longer loaded, and the
 # figures take one pass over the data instead of two. Over the whole suite these are inside the
-# VM's own swing between runs (163-172 s either way, alternated twice).
+# VM's own swing between runs (163-172 s either way, alternated twice). py-spy over a whole run
+# (the pytest workers and, with --subprocesses, everything they start) then found two wastes in
+# the tests themselves: httpx loading the CA bundle for every client, even for http:// (9 s; the
+# clients now share one context: the two largest client modules 20.5 -> 16.8 s of CPU, alternated
+# twice), and the fixtures hashing every model at every app and server (now the stamp check
+# `faceflow serve` does). What it shows left: in an inference process started by a test, imports
+# are ~45 % of its life (the interpreter's site and coverage's .pth, faceflow.config's pydantic,
+# numpy, OpenCV, onnxruntime): a forkserver preloading them would save ~0.3-0.4 s a process, at
+# ~94 MB more RSS for the forkserver in every server; not done. The VM slowed through the session
+# (the same code 156 s at 17:50 UTC, 181 s at 18:45), so whole-suite A/B pairs must alternate.
 # pytest's exit code 5 ("no tests collected") is a failure here: a test command that ran nothing
 # must not look green.
 set -uo pipefail
