@@ -72,7 +72,11 @@
 # are ~45 % of its life (the interpreter's site and coverage's .pth, faceflow.config's pydantic,
 # numpy, OpenCV, onnxruntime): a forkserver preloading them would save ~0.3-0.4 s a process, at
 # ~94 MB more RSS for the forkserver in every server; not done. The VM slowed through the session
-# (the same code 156 s at 17:50 UTC, 181 s at 18:45), so whole-suite A/B pairs must alternate.
+# (the same code 156 s at 17:50 UTC, 181 s at 18:45), so whole-suite A/B pairs must alternate:
+# this round's changes against the round's start, alternated twice at 18:47-18:59 UTC: 178.1 and
+# 182.7 s (338 and 349 s of CPU) against 180.3 and 178.5 s (345 and 342): no change the VM's
+# swing lets one read (py-spy's 9 s for the SSL contexts counts wall time in a busy process, not
+# CPU; measured per module it was 3.7 s).
 # pytest's exit code 5 ("no tests collected") is a failure here: a test command that ran nothing
 # must not look green.
 set -uo pipefail
