@@ -10,12 +10,13 @@ import pytest
 # no longer widen their tables. Without it a console measures its width on each print.
 os.environ.pop("COLUMNS", None)
 
+# Each before the plugins that import it: pytest imports it first and rewrites its asserts.
 pytest_plugins = [
     "tests.fixtures.environment",
-    "tests.fixtures.browser",
-    "tests.fixtures.images",
     "tests.fixtures.live_server",
     "tests.fixtures.models",
+    "tests.fixtures.browser",
+    "tests.fixtures.images",
     "tests.fixtures.redis_server",
 ]
 
