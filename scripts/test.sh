@@ -55,7 +55,7 @@
 # coverage's sys.monitoring core: 28.1 against 29.9 s on the pipeline, cache and faces modules,
 # not worth another interpreter. As merged, 17:14 UTC: 133.7 s idle; 203 s beside two busy loops
 # (one per core): within the 6 minutes a busy machine is given, not yet the 2 idle ones.
-# Sixth round (issue 12.7, 2026-12-05 18:00-18:40 UTC, idle 2-core Xeon VM slower than the fifth
+# Sixth round (issue 12.7, 2026-12-05 17:40-19:00 UTC, idle 2-core Xeon VM slower than the fifth
 # round's: 156-159 s of pytest, 295-301 s of CPU; without coverage 130 s, 238 s). The run is
 # CPU-bound (2 cores x the wall ~ its CPU). Per process: pytest workers ~115 s, ~100 inference
 # and pool processes ~82 s, Chromium ~31 s, 20 servers ~26 s. Coverage's own start is ~0.065 s
@@ -72,8 +72,8 @@
 # are ~45 % of its life (the interpreter's site and coverage's .pth, faceflow.config's pydantic,
 # numpy, OpenCV, onnxruntime): a forkserver preloading them would save ~0.3-0.4 s a process, at
 # ~94 MB more RSS for the forkserver in every server; not done. The VM slowed through the session
-# (the same code 156 s at 17:50 UTC, 181 s at 18:45), so whole-suite A/B pairs must alternate:
-# this round's changes against the round's start, alternated twice at 18:47-18:59 UTC: 178.1 and
+# (the same code 156 s at 17:45 UTC, 181 s at 18:45), so whole-suite A/B pairs must alternate:
+# this round's changes against the round's start, alternated twice at 18:46-18:59 UTC: 178.1 and
 # 182.7 s (338 and 349 s of CPU) against 180.3 and 178.5 s (345 and 342): no change the VM's
 # swing lets one read (py-spy's 9 s for the SSL contexts counts wall time in a busy process, not
 # CPU; measured per module it was 3.7 s).
