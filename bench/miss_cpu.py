@@ -157,11 +157,18 @@ def _row(label: str, cpu_ms: list[float], faults: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", type=Path, default=TESTDATA / "portrait_1.jpg")
-    parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=500)
-    parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=TESTDATA / "portrait_1.jpg",
+        help="the photo (sent as a JPEG of about 100 KB)",
+    )
+    parser.add_argument("--clients", type=int, default=20, help="closed-loop clients")
+    parser.add_argument(
+        "--warmup", type=int, default=500, help="misses sent to each server before measuring"
+    )
+    parser.add_argument("--requests", type=int, default=500, help="misses measured per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per server")
     parser.add_argument(
         "--before", type=Path, default=None, help="the src/ of another checkout, alternated"
     )
