@@ -11,10 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from faceflow.pipeline.idphoto.palette import (
-    Background,
-    BackgroundStyle,
-)
+from faceflow.pipeline.idphoto.palette import Background, BackgroundStyle
 
 _SRGB_TO_LINEAR = np.array(
     [
