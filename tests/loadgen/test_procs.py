@@ -21,8 +21,15 @@ from faceflow.loadgen.procs import (
 
 
 def test_the_tree_holds_a_process_and_its_children() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    # The child says when its interpreter is up: just after Popen it may not have exec'd yet,
+    # and a process still being forked holds a fraction of a MB.
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+    )
     try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"up\n"
         tree = process_tree(os.getpid())
         assert tree[0] == os.getpid()
         assert child.pid in tree
