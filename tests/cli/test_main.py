@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import typer.main
 from typer.testing import CliRunner
 
 from faceflow import __version__
@@ -28,3 +29,18 @@ def test_no_arguments_prints_help_with_every_command() -> None:
 
     for command in ("analyze", "models"):
         assert command in result.output
+
+
+def test_every_option_and_argument_of_every_command_has_help() -> None:
+    missing: list[str] = []
+
+    def walk(command: object, path: str) -> None:
+        for param in getattr(command, "params", []):
+            if not getattr(param, "help", None):
+                missing.append(f"{path} {param.name}")
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(app), "faceflow")
+
+    assert missing == []

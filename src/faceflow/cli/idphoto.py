@@ -43,7 +43,9 @@ def id_photo(
     gradient: Annotated[
         Literal["none", "vertical", "radial"], typer.Option(help="fade the background to white")
     ] = "none",
-    output_format: Annotated[Literal["jpeg", "png"], typer.Option("--format")] = "jpeg",
+    output_format: Annotated[
+        Literal["jpeg", "png"], typer.Option("--format", help="image format of the ID photo")
+    ] = "jpeg",
     max_kb: Annotated[
         int | None, typer.Option(help="JPEG file-size cap in KB (1 KB = 1,000 bytes)")
     ] = None,

@@ -48,7 +48,13 @@ def serve(
             "set a Redis cache to share results between them",
         ),
     ] = None,
-    log_json: Annotated[bool | None, typer.Option("--log-json/--log-text")] = None,
+    log_json: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-json/--log-text",
+            help="log one JSON object per line, or plain text (default: text)",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Start the service on the embedded default (in-process cache, local inference processes).
