@@ -18,6 +18,7 @@ from typer.testing import CliRunner, Result
 
 from faceflow.cli.main import app
 from faceflow.config import ModelSettings
+from tests.cli.terminal import NARROW_TERMINAL, plain_lines
 from tests.fixtures.images import load_rgb
 from tests.fixtures.models import PhotoFacts
 
@@ -187,6 +188,36 @@ def test_a_bad_file_is_reported_in_the_table_with_its_code(photo_folder: Path) -
     [row] = [line for line in result.stdout.splitlines() if "notes.jpg" in line]
     assert "unsupported_format" in row
     assert all(name in result.stdout for name in PHOTOS)
+
+
+def test_a_narrow_terminal_gets_every_row_within_its_width(
+    photo_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (photo_folder / "notes.jpg").write_text("shopping list, not a photo\n")
+    monkeypatch.chdir(photo_folder)
+
+    result = CliRunner().invoke(app, ["analyze", "."], env=NARROW_TERMINAL)
+
+    assert result.exit_code == 1, result.output
+    lines = plain_lines(result.stdout)
+    assert max(map(len, lines)) <= 80, "\n".join(lines)
+    # Each photo's row keeps its name whole; the box column is what gave way.
+    names = {line.split("│")[1].strip() for line in lines if line.startswith("│ ")}
+    assert set(PHOTOS) <= names
+    assert not any("box (x1" in line for line in lines)
+    [failure] = [line for line in lines if line.startswith("notes.jpg")]
+    assert "unsupported_format: " in failure
+
+
+def test_piped_output_keeps_every_column_whatever_the_width(photo_folder: Path) -> None:
+    # rich assumes 80 columns for a pipe: the table is laid out wider and must not be cropped.
+    result = CliRunner().invoke(app, ["analyze", str(photo_folder)], env={"COLUMNS": "80"})
+
+    assert result.exit_code == 0, result.output
+    [row] = [line for line in result.stdout.splitlines() if "obama_small.jpg" in line]
+    assert "box (x1, y1, x2, y2)" in result.stdout
+    assert row.rstrip().endswith("│")
+    assert len(row.split("│")) == 9  # seven cells between eight borders
 
 
 def test_file_names_are_printed_verbatim(photo_folder: Path) -> None:

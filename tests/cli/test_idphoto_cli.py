@@ -19,6 +19,7 @@ from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
+from tests.cli.terminal import NARROW_TERMINAL, plain_lines, table_rows
 from tests.fixtures.idphoto import opened
 
 # Wide enough that rich never folds a file name in the table.
@@ -137,16 +138,28 @@ def test_specs_table_lists_every_preset_with_its_pixels() -> None:
     result = run("id-photo-specs")
 
     assert result.exit_code == 0, result.output
-    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    rows = table_rows(plain_lines(result.stdout))
     for spec in list_specs():
-        assert spec.key in rows
-        assert f"{spec.width_px}×{spec.height_px} @ {spec.dpi}" in rows[spec.key]
-    assert "295×413 @ 300" in rows["cn-1inch"]
-    assert "358×441 @ 350" in rows["cn-id-card"]
-    assert "600×600 @ 300" in rows["us-passport"]
+        assert f"{spec.width_px}×{spec.height_px} px @ {spec.dpi} dpi" in rows[spec.key]
+    assert "295×413 px @ 300 dpi" in rows["cn-1inch"]
+    assert "358×441 px @ 350 dpi" in rows["cn-id-card"]
+    assert "600×600 px @ 300 dpi" in rows["us-passport"]
     assert "小一寸" in rows["cn-small-1inch"]
-    assert "260×378 @ 300" in rows["cn-driving-licence"]
+    assert "260×378 px @ 300 dpi" in rows["cn-driving-licence"]
     assert "美国绿卡" in rows["us-green-card"]
+    assert "head 21–23.8" in rows["cn-1inch"]
+
+
+def test_specs_table_fits_a_narrow_terminal_with_every_key_and_figure_whole() -> None:
+    result = CliRunner().invoke(app, ["id-photo-specs"], env=NARROW_TERMINAL)
+
+    assert result.exit_code == 0, result.output
+    lines = plain_lines(result.stdout)
+    assert max(map(len, lines)) <= 80
+    rows = table_rows(lines)
+    assert set(rows) == {spec.key for spec in list_specs()}
+    for spec in list_specs():
+        assert f"{spec.width_mm:g}×{spec.height_mm:g} mm" in rows[spec.key]
 
 
 @pytest.mark.parametrize(("configured", "kept"), [(None, True), ("false", False), ("true", True)])

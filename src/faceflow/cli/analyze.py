@@ -57,48 +57,80 @@ def expand_paths(patterns: list[str]) -> list[Path]:
     return list(found)
 
 
+# The file column's width below which the box column is left out of the table (--json has it):
+# on an 80-column terminal the other six columns leave a file name 3 characters.
+_FILE_COLUMN_MIN = 24
+_BOX_HEADER = "box (x1, y1, x2, y2)"
+
+
 def _print_table(out: Console, outcomes: list[FileOutcome[FileAnalysis]]) -> None:
+    """One row per face (a file without faces has one row), then the files that failed, each
+    with its error code and message; both fit the terminal's width."""
     from rich.table import Table
 
-    from faceflow.pipeline.annotate import face_label
-
-    table = Table(show_lines=False)
-    table.add_column("file", overflow="fold")
-    for column in ("faces", "face", "box (x1, y1, x2, y2)", "score", "gender", "age"):
-        table.add_column(column, no_wrap=True)
+    rows: list[list[str]] = []
+    failed: list[FileOutcome[FileAnalysis]] = []
     for outcome in outcomes:
         if outcome.error is not None:
-            table.add_row(
-                _plain(outcome.path),
-                f"[red]{outcome.error.code}[/red]",
-                _plain(outcome.error.message),
-                "",
-                "",
-                "",
-                "",
-            )
+            failed.append(outcome)
             continue
         assert outcome.result is not None
-        faces = outcome.result.report.faces
-        if not faces:
-            table.add_row(_plain(outcome.path), "0", "", "", "", "", "")
-        for index, face in enumerate(faces):
-            gender = (
-                f"{face.gender.label.value} {face.gender.probability:.0%}" if face.gender else ""
+        rows.extend(_face_rows(str(outcome.path), outcome.result))
+    if rows:
+        headers = ["file", "faces", "face", "score", "gender", "age", _BOX_HEADER]
+        if not _fits(out, headers[1:], [row[1:] for row in rows]):
+            headers, rows = headers[:-1], [row[:-1] for row in rows]
+        table = Table(show_lines=False)
+        table.add_column(headers[0], overflow="fold", min_width=_FILE_COLUMN_MIN)
+        for header in headers[1:]:
+            table.add_column(header, no_wrap=True)
+        for row in rows:
+            table.add_row(_plain(row[0]), *row[1:])
+        print_table(out, table)
+    if failed:
+        errors = Table.grid(padding=(0, 2))
+        errors.add_column(overflow="fold")
+        errors.add_column(style="red")
+        for outcome in failed:
+            assert outcome.error is not None
+            errors.add_row(
+                _plain(outcome.path), _plain(f"{outcome.error.code}: {outcome.error.message}")
             )
-            age = (
-                f"{face.age.years:.0f} ({face.age.low:.0f}–{face.age.high:.0f})" if face.age else ""
-            )
-            table.add_row(
-                _plain(outcome.path) if index == 0 else "",
+        out.print("[bold]failed[/bold]")
+        print_table(out, errors)
+
+
+def _face_rows(path: str, analysis: FileAnalysis) -> list[list[str]]:
+    """The table's cells for one file: file, faces, face, score, gender, age, box."""
+    from faceflow.pipeline.annotate import face_label
+
+    faces = analysis.report.faces
+    if not faces:
+        return [[path, "0", "", "", "", "", ""]]
+    rows = []
+    for index, face in enumerate(faces):
+        gender = f"{face.gender.label.value} {face.gender.probability:.0%}" if face.gender else ""
+        age = f"{face.age.years:.0f} ({face.age.low:.0f}–{face.age.high:.0f})" if face.age else ""
+        rows.append(
+            [
+                path if index == 0 else "",
                 str(len(faces)) if index == 0 else "",
                 f"{index + 1} {face_label(face)}",
-                ", ".join(f"{v:.0f}" for v in face.box.to_dict()),
                 f"{face.score:.2f}",
                 gender,
                 age,
-            )
-    print_table(out, table)
+                ", ".join(f"{v:.0f}" for v in face.box.to_dict()),
+            ]
+        )
+    return rows
+
+
+def _fits(out: Console, headers: list[str], rows: list[list[str]]) -> bool:
+    """Whether columns of these cells, unwrapped, leave the file column its minimum width (each
+    column takes its widest cell, one space either side and a border)."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    needed = _FILE_COLUMN_MIN + sum(width + 3 for width in widths) + 4
+    return needed <= (out.width if out.is_terminal else max(out.width, 200))
 
 
 def _plain(value: object) -> Text:

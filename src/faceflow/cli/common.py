@@ -110,8 +110,17 @@ class OutputNames:
 
 
 def print_table(console: Console, table: object) -> None:
-    """Print a table at the terminal's width, or wide enough to stay readable when piped."""
-    console.print(table, width=None if console.is_terminal else max(console.width, 200))
+    """Print a table at the terminal's width or, piped, at least 200 columns wide so that it stays
+    readable (rich assumes 80 for a pipe, and ``print(width=)`` cannot go past the console's)."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = console.width
+    console.width = max(width, 200)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 def file_progress(console: Console, files: int) -> Progress:

@@ -177,18 +177,23 @@ def list_id_specs() -> None:
     from faceflow.pipeline.idphoto.specs import list_specs
 
     out, _ = _consoles()
-    table = Table(title="ID-photo size presets")
-    columns = ("key", "title", "中文", "size", "pixels @ dpi", "head (chin–crown)", "eye line")
-    for column in columns:
-        table.add_column(column)
+    table = Table(
+        title="ID-photo size presets",
+        caption="head: chin to crown; eyes: the eye line's height above the bottom edge",
+    )
+    # A key (what --spec takes) and the figures are never cut or wrapped; on a narrow terminal
+    # the titles wrap between words.
+    table.add_column("key", no_wrap=True)
+    table.add_column("title 名称", overflow="fold")
+    table.add_column("size", no_wrap=True)
+    table.add_column("head, eyes (mm)", no_wrap=True)
     for spec in list_specs():
         table.add_row(
             spec.key,
-            spec.title,
-            spec.title_zh,
-            f"{spec.width_mm:g}×{spec.height_mm:g} mm",
-            f"{spec.width_px}×{spec.height_px} @ {spec.dpi}",
-            "{:g}–{:g} mm".format(*spec.head_height_mm),
-            "{:g}–{:g} mm from bottom".format(*spec.eye_line_mm),
+            f"{spec.title}\n{spec.title_zh}",
+            f"{spec.width_mm:g}×{spec.height_mm:g} mm\n"
+            f"{spec.width_px}×{spec.height_px} px @ {spec.dpi} dpi",
+            "head {:g}–{:g}\n".format(*spec.head_height_mm)
+            + "eyes {:g}–{:g}".format(*spec.eye_line_mm),
         )
     print_table(out, table)

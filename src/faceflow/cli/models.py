@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from faceflow.cli.common import ConfigOption, settings_from
+from faceflow.cli.common import ConfigOption, print_table, settings_from
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -110,15 +110,17 @@ def list_models(config: ConfigOption = None) -> None:
 
     store = ModelStore(settings_from(config).models)
     table = Table(title=f"models in {store.directory}")
-    for column in ("name", "role", "version", "size", "licence", "state", "source"):
-        table.add_column(column)
+    # A name is what `models pull NAME` takes: never cut; the rest folds on a narrow terminal.
+    table.add_column("name", no_wrap=True)
+    for column in ("role", "version", "size", "licence", "state", "source"):
+        table.add_column(column, overflow="fold")
     # A file unchanged since it was last verified is not hashed again (`verify` always hashes).
     for spec in CATALOG:
         status = store.status(spec, trust_stamp=True)
         colour = {"verified": "green", "missing": "yellow", "corrupt": "red"}[status.state.value]
         table.add_row(
-            spec.name + (" (optional)" if spec.optional else ""),
-            spec.role.value,
+            spec.name,
+            spec.role.value + (" (optional)" if spec.optional else ""),
             spec.version,
             f"{spec.size_bytes / 1e6:.1f} MB",
             spec.licence,
@@ -129,7 +131,7 @@ def list_models(config: ConfigOption = None) -> None:
         status = store.status(example, trust_stamp=True)
         colour = {"verified": "green", "missing": "yellow", "corrupt": "red"}[status.state.value]
         table.add_row(
-            f"{example.name} (example)",
+            example.name,
             "example photo",
             "-",
             f"{example.size_bytes / 1e6:.1f} MB",
@@ -137,7 +139,7 @@ def list_models(config: ConfigOption = None) -> None:
             f"[{colour}]{status.state.value}[/{colour}]",
             example.carrier.requirement,
         )
-    Console().print(table)
+    print_table(Console(), table)
 
 
 @app.command()
