@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -25,8 +26,8 @@ def step(concurrency: int, ok: int, refused: int) -> StepResult:
     )
 
 
-def rendered(results: list[StepResult]) -> str:
-    console = Console(width=200, record=True)
+def rendered(results: list[StepResult], width: int = 200) -> str:
+    console = Console(width=width, record=True)
     console.print(results_table("sweep", results))
     return console.export_text()
 
@@ -42,9 +43,25 @@ def test_the_table_has_a_row_per_step_with_its_figures() -> None:
     # clients, req/s, p50, p95, p99, ok, errors, hit ratio, client CPU (0.5 s in a 2 s step)
     assert rows == [
         ["1", "5", "55.0", "95.5", "99.1", "10", "0", "100%", "25%"],
-        ["200", "20", "235.0", "437.5", "455.5", "40", "503×6 (overloaded×6)", "87%", "25%"],
+        ["200", "20", "235", "438", "455", "40", "503×6 (overloaded×6)", "87%", "25%"],
     ]
     assert "client CPU" in text
+
+
+def test_on_an_80_column_terminal_no_figure_is_cut_and_the_errors_wrap() -> None:
+    # A long step of a fast server refusing some: six-figure counts, latencies past a second.
+    long_step = dataclasses.replace(step(200, 0, 0), seconds=30.0)
+    long_step.latencies_s.extend(0.001 * (i % 1500) for i in range(360_000))
+    long_step.statuses.update({200: 350_000, 503: 10_000})
+    long_step.error_codes.update({"overloaded": 10_000})
+    text = rendered([step(1, 10, 0), long_step], width=80)
+
+    lines = [line for line in text.splitlines() if line.startswith("│")]
+    assert all(len(line) == len(lines[0]) <= 80 and line.endswith("│") for line in lines)
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines]
+    assert cells[0] == ["1", "5", "55.0", "95.5", "99.1", "10", "0", "100%", "25%"]
+    assert cells[1][:6] == ["200", "11,667", "750", "1,424", "1,484", "350000"]
+    assert "".join(row[6] for row in cells[1:]).replace(" ", "") == "503×10000(overloaded×10000)"
 
 
 def test_the_plot_is_a_png(tmp_path: Path) -> None:

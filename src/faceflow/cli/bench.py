@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from faceflow.cli.common import print_table
+
 if TYPE_CHECKING:
     from faceflow.loadgen.load import StepResult
 
@@ -125,7 +127,7 @@ def bench(
             )
         )
     else:
-        out.print(results_table(title, results))
+        print_table(out, results_table(title, results))
     if plot is not None:
         plot_results(title, results, plot)
         err.print(f"plot written to {plot}")

@@ -12,32 +12,49 @@ from faceflow.loadgen.load import StepResult
 
 def results_table(title: str, results: Sequence[StepResult]) -> Table:
     table = Table(title=title)
-    columns = ("clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "ok", "errors", "hit ratio")
-    for column in (*columns, "client CPU"):
-        table.add_column(column, justify="right")
-    for step in results:
-        errors = {f"{k}": v for k, v in step.statuses.items() if k != 200}
-        errors.update(step.transport_errors)
-        codes = ", ".join(f"{code}×{n}" for code, n in step.error_codes.items())
-        error_text = ", ".join(f"{k}×{v}" for k, v in errors.items()) or "0"
-        if codes:
-            error_text += f" ({codes})"
-        table.add_row(
-            str(step.concurrency),
-            f"{step.throughput:,.0f}",
-            f"{step.percentile_ms(50):.1f}",
-            f"{step.percentile_ms(95):.1f}",
-            f"{step.percentile_ms(99):.1f}",
-            str(step.ok),
-            error_text,
-            f"{step.hit_ratio:.0%}",
-            f"{step.client_cpu_share:.0%}",
-        )
+    columns = ("clients", "req/s", "p50", "p95", "p99", "ok", "errors", "hits")
+    rows = [_row(step) for step in results]
+    # On a narrow terminal the headers and the errors (codes and counts) wrap; a figure is never
+    # cut: each column is at least as wide as its widest figure.
+    for index, column in enumerate((*columns, "client CPU")):
+        widest = max((len(row[index]) for row in rows), default=0)
+        if column == "errors":
+            table.add_column(column, justify="right", overflow="fold", min_width=min(widest, 8))
+        else:
+            table.add_column(column, justify="right", min_width=widest)
+    for row in rows:
+        table.add_row(*row)
     table.caption = (
+        "p50, p95, p99: latency percentiles in ms. hits: the share of answers from the cache. "
         "client CPU: this load generator's own CPU, as a share of one core; on the server's "
         "machine it is CPU the server did not get"
     )
     return table
+
+
+def _row(step: StepResult) -> list[str]:
+    errors = {f"{k}": v for k, v in step.statuses.items() if k != 200}
+    errors.update(step.transport_errors)
+    codes = ", ".join(f"{code}×{n}" for code, n in step.error_codes.items())
+    error_text = ", ".join(f"{k}×{v}" for k, v in errors.items()) or "0"
+    if codes:
+        error_text += f" ({codes})"
+    return [
+        str(step.concurrency),
+        f"{step.throughput:,.0f}",
+        _milliseconds(step.percentile_ms(50)),
+        _milliseconds(step.percentile_ms(95)),
+        _milliseconds(step.percentile_ms(99)),
+        str(step.ok),
+        error_text,
+        f"{step.hit_ratio:.0%}",
+        f"{step.client_cpu_share:.0%}",
+    ]
+
+
+def _milliseconds(value: float) -> str:
+    """Tenths below 100 ms, where they tell runs apart; whole milliseconds above."""
+    return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
 
 
 def plot_results(title: str, results: Sequence[StepResult], path: Path) -> None:
