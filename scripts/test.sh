@@ -77,6 +77,14 @@
 # 182.7 s (338 and 349 s of CPU) against 180.3 and 178.5 s (345 and 342): no change the VM's
 # swing lets one read (py-spy's 9 s for the SSL contexts counts wall time in a busy process, not
 # CPU; measured per module it was 3.7 s).
+# Seventh round (issue 12.7, 2026-12-05 19:40-20:00 UTC, idle 2-core Xeon VM, 1,925 tests):
+# 152-158 s of pytest. Sampled per process: the 3 pytest workers 111 s of CPU (each waits on
+# its subprocesses ~75 % of its test time), ~100 inference processes 85 s (60 started by the
+# pytest workers for the pool's own tests, 0.4 s each; 23 under servers, 1.9 s each: working),
+# Chromium 35 s, 19 servers 25 s; besides, the VM's own kdamond, beam.smp and nats ~25 s. A
+# multiprocessing forkserver preloading numpy, OpenCV and onnxruntime for the inference
+# processes (the lever the sixth round named) was tried: 153.7 s against 153.4 and 161 s
+# without, no gain (the processes it would speed up spend little on imports), not kept.
 # pytest's exit code 5 ("no tests collected") is a failure here: a test command that ran nothing
 # must not look green.
 set -uo pipefail
