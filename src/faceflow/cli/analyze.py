@@ -58,7 +58,8 @@ def expand_paths(patterns: list[str]) -> list[Path]:
 
 
 # The file column's width below which the box column is left out of the table (--json has it):
-# on an 80-column terminal the other six columns leave a file name 3 characters.
+# with it the other columns take 77 characters, and on an 80-column terminal file names were
+# folded into a column 3 characters wide.
 _FILE_COLUMN_MIN = 24
 _BOX_HEADER = "box (x1, y1, x2, y2)"
 
