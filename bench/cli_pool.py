@@ -77,8 +77,19 @@ def run_once(command: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 154])
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[50, 154],
+        help="photo-set sizes, one or more, each timed with every variant (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=6,
+        help="rounds, each running every variant once per set (default: %(default)s)",
+    )
     parser.add_argument(
         "--variant",
         action="append",

@@ -573,9 +573,20 @@ def child_main(conn: Connection, graph: bytes, flush_denormals: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--levers", choices=("earlier", "new"), default="earlier")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="timed calls per lever per photo, the median kept (default: %(default)s)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument(
+        "--levers",
+        choices=("earlier", "new"),
+        default="earlier",
+        help="which levers: earlier (issue 13's first round) or new (its second round; "
+        "default: %(default)s)",
+    )
     args = parser.parse_args()
 
     cv2.setNumThreads(1)

@@ -533,8 +533,19 @@ def run(image: Path, kill_image: Path, seconds: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
-    parser.add_argument("--kill-image", type=Path, default=DEFAULT_KILL_IMAGE)
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=DEFAULT_IMAGE,
+        help="the photo uploaded in the Redis and overload phases (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--kill-image",
+        type=Path,
+        default=DEFAULT_KILL_IMAGE,
+        help="the photo uploaded in the kill trials, one slow enough to be caught running "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each load phase")
     args = parser.parse_args()
     print(run(args.image, args.kill_image, args.seconds))

@@ -137,11 +137,30 @@ def profile(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", type=Path, default=TESTDATA / "portrait_1.jpg")
-    parser.add_argument("--seconds", type=int, default=6)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=200)
-    parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=TESTDATA / "portrait_1.jpg",
+        help="the photo (sent as a JPEG of about 100 KB; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seconds", type=int, default=6, help="length of each wrk run (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds over all targets, the median kept (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--connections", type=int, default=200, help="wrk's connections (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="also sample one HTTP worker per target with py-spy; collapsed stacks to this folder",
+    )
     parser.add_argument(
         "--no-pin", action="store_true", help="as bench/service.py runs: no pinning, wrk -t2"
     )
@@ -152,7 +171,11 @@ def main() -> None:
         default=[],
         help="the src/ of another checkout: its hit path measured too, interleaved (repeatable)",
     )
-    parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
+    parser.add_argument(
+        "--py-spy",
+        default=shutil.which("py-spy") or "py-spy",
+        help="the py-spy program --profile runs (default: %(default)s)",
+    )
     args = parser.parse_args()
     global PINNED
     PINNED = not args.no_pin

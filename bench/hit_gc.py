@@ -68,9 +68,21 @@ def measure(src: Path | None, image: bytes, seconds: int, runs: int, work: Path)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", type=Path, default=TESTDATA / "portrait_1.jpg")
-    parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=TESTDATA / "portrait_1.jpg",
+        help="the photo (sent as a JPEG of about 100 KB; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seconds", type=int, default=8, help="length of each wrk run (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=4,
+        help="wrk runs per server, raw-body and multipart hits in turn (default: %(default)s)",
+    )
     parser.add_argument("--before", type=Path, default=None, help="another checkout's src/")
     args = parser.parse_args()
     hit_cpu.PINNED = False

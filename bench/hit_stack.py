@@ -151,9 +151,24 @@ def run_rounds(
     Prometheus directory in /dev/shm (as `faceflow serve --http-workers 2` sets it up), and print
     each target's median CPU per request against ``floor_name``'s."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--image", type=Path, default=TESTDATA / "portrait_1.jpg")
-    parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=TESTDATA / "portrait_1.jpg",
+        help="the photo (sent as a JPEG of about 100 KB; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=5000,
+        help="requests to each target per round (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds over all targets, the median kept (default: %(default)s)",
+    )
     args = parser.parse_args()
     shm = Path("/dev/shm")
     directory = tempfile.mkdtemp(prefix="faceflow-metrics-", dir=shm if shm.is_dir() else None)

@@ -119,9 +119,24 @@ def quantile(histogram: Counter[int], q: float) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", type=Path, default=TESTDATA / "portrait_1.jpg")
-    parser.add_argument("--seconds", type=int, default=6)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=TESTDATA / "portrait_1.jpg",
+        help="the photo (sent as a JPEG of about 100 KB; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=int,
+        default=6,
+        help="length of each wrk run, one per target per round (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds over all targets, each printed (default: %(default)s)",
+    )
     parser.add_argument("--before", type=Path, default=None, help="another checkout's src/")
     args = parser.parse_args()
     hit_cpu.PINNED = False  # as bench/service.py runs: nothing pinned, wrk -t2

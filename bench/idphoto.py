@@ -480,13 +480,34 @@ def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=2, help="inference processes of the service started"
     )
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[2, 3, 4])
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[2, 3, 4],
+        help="clients at a time, one or more: a throughput step each (default: %(default)s)",
+    )
     parser.add_argument("--requests", type=int, default=24, help="uploads per concurrency step")
     parser.add_argument("--repeats", type=int, default=7, help="recolour measurements")
     parser.add_argument("--rounds", type=int, default=3, help="ceiling passes over the photos")
-    parser.add_argument("--spec", default="cn-1inch")
-    parser.add_argument("--testdata", type=Path, default=DEFAULT_TESTDATA)
-    parser.add_argument("--photos", nargs="+", default=list(DEFAULT_PHOTOS))
+    parser.add_argument(
+        "--spec",
+        default="cn-1inch",
+        help="ID-photo size preset; `faceflow id-photo-specs` lists them (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--testdata",
+        type=Path,
+        default=DEFAULT_TESTDATA,
+        help="folder the --photos are read from (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--photos",
+        nargs="+",
+        default=list(DEFAULT_PHOTOS),
+        help="file names in --testdata, one or more: the photos uploaded and timed "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
         "--split-only", action="store_true", help="only the stage split, no service started"

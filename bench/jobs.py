@@ -440,10 +440,22 @@ def _parent(pid: int) -> int:
 def main() -> None:
     run_like_workers()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument(
+        "--jobs", type=int, default=500, help="distinct jobs per drain (default: %(default)s)"
+    )
     parser.add_argument("--backlog", type=int, default=200, help="jobs queued during a kill")
-    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
-    parser.add_argument("--operation", default="analyze", choices=["detect", "analyze"])
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=DEFAULT_IMAGE,
+        help="the photo every job carries, a unique JPEG comment each (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--operation",
+        default="analyze",
+        choices=["detect", "analyze"],
+        help="what the ceiling and drain jobs run: detect or analyze (default: %(default)s)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="SIGKILL recovery rounds")
     parser.add_argument("--only", choices=["drain", "recovery"], help="run one part")
     args = parser.parse_args()

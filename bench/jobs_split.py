@@ -146,7 +146,13 @@ def main() -> None:
     jobs.run_like_workers()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=150, help="jobs per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds per checkout, each in a subprocess of its own, the median kept "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--before", type=Path, help="another checkout's src, run alternately")
     parser.add_argument(
         "--no-compute", action="store_true", help="tasks return the first output: overhead alone"

@@ -285,7 +285,13 @@ def summarise(cases: list[Case], console: Console) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--subjects", nargs="+", default=list(DEFAULT_SUBJECTS))
+    parser.add_argument(
+        "--subjects",
+        nargs="+",
+        default=list(DEFAULT_SUBJECTS),
+        help="portraits on a plain backdrop, one or more, as paths under ../shared "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print every case as JSON")
     parser.add_argument(
         "--reference-cache", type=Path, help="keep the reference mattes in this folder"

@@ -720,7 +720,12 @@ def main() -> None:
         default=",".join(p.name for p in PEERS),
         help="comma-separated subset of: " + ", ".join(p.name for p in PEERS),
     )
-    parser.add_argument("--json", type=Path, default=BENCH_DIR / "peers.json")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=BENCH_DIR / "peers.json",
+        help="file the full report is written to as JSON, always (default: %(default)s)",
+    )
     args = parser.parse_args()
     chosen = [p for p in PEERS if p.name in args.peers.split(",")]
     photos = labelled_photos(Path(os.environ.get("FACEFLOW_TESTDATA", SHARED / "testdata")))

@@ -116,7 +116,12 @@ def main() -> None:
         print(faceflow_per_face(request["photos"], request["repeats"]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds, each target once per round, the median kept (default: %(default)s)",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per photo")
     parser.add_argument(
         "--before", type=Path, action="append", default=[], help="another checkout's src"

@@ -120,10 +120,29 @@ def serve(port: int, redis_url: str, cache: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("build", "serve"))
-    parser.add_argument("--port", type=int, default=8001)
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument(
+        "command",
+        choices=("build", "serve"),
+        help="build: make (or reuse) the server's virtualenv and print its folder; "
+        "serve: replace this process with gunicorn serving the app",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8001,
+        help="loopback port serve listens on (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/0",
+        help="the Redis serve keeps the answers in (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help="folder of the peer virtualenvs, this server's among them (default: %(default)s)",
+    )
     args = parser.parse_args()
     if args.command == "build":
         print(ensure_venv(REFERENCE, args.cache).parent.parent)

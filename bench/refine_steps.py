@@ -86,8 +86,20 @@ class TimedSegmenter:
 def main() -> None:
     run_like_inference_processes()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--photos", nargs="+", type=Path, default=[TESTDATA / p for p in ONE_FACE])
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="timed runs per photo after an untimed one, the median kept (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--photos",
+        nargs="+",
+        type=Path,
+        default=[TESTDATA / p for p in ONE_FACE],
+        help="photos, one or more, the first face detected cut out "
+        "(default: the one-face photos of ../shared/testdata)",
+    )
     args = parser.parse_args()
     for name in STEPS:
         setattr(matte_module, name, timed(name, getattr(matte_module, name)))

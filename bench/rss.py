@@ -276,11 +276,34 @@ async def load(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--clients", type=int, default=3)
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=2000,
+        help="never-seen uploads sent in all, in ten rounds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--clients", type=int, default=3, help="concurrent clients (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="inference processes of the server started (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=13,
+        help="seed for picking the photos and their sizes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the server, e.g. a FACEFLOW_ setting (repeatable)",
+    )
     parser.add_argument("--json", action="store_true", help="print the samples as JSON")
     parser.add_argument(
         "--detail", action="store_true", help="print what makes up each process's RSS (stderr)"

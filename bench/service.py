@@ -421,12 +421,17 @@ def print_report(report: Report, console: Console) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", type=Path, default=TESTDATA / "portrait_1.jpg")
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=TESTDATA / "portrait_1.jpg",
+        help="the photo (sent as a JPEG of about 100 KB; default: %(default)s)",
+    )
     parser.add_argument("--seconds", type=int, default=8, help="per measurement")
     parser.add_argument(
         "--hit-path", action="store_true", help="only the hit rows: faceflow, floor, reference"
     )
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
     report = run(args.image, args.seconds, hit_path_only=args.hit_path)
     if args.json:

@@ -115,7 +115,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="runs of each CLI command")
     parser.add_argument("--serve-rounds", type=int, default=5, help="starts of faceflow serve")
     parser.add_argument("--processes", type=int, default=None, help="inference processes")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for faceflow serve (repeatable; "
+        "this shell's FACEFLOW_ variables are not passed on)",
+    )
     args = parser.parse_args()
 
     print(f"CLI, load average before: {load_average()}")

@@ -248,10 +248,28 @@ def run_child(config: Config, runs: int, photo: Path, sizes: bool, cpu: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="rounds, each running every configuration in a fresh process (default: %(default)s)",
+    )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per process")
-    parser.add_argument("--configs", nargs="+", default=["faceflow", "rembg"], choices=CONFIGS)
-    parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO)
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=["faceflow", "rembg"],
+        choices=CONFIGS,
+        help="configurations run in turn, one or more; CONFIGS in this script says what each "
+        "is (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--photo",
+        type=Path,
+        default=DEFAULT_PHOTO,
+        help="the photo made into u2netp's input for the timed runs; --sizes takes the "
+        "portraits from its folder (default: %(default)s)",
+    )
     parser.add_argument("--sizes", action="store_true", help="RSS after 200 varied cut-outs")
     parser.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -38,7 +38,9 @@ def _consoles() -> tuple[Console, Console]:
 def id_photo(
     paths: Annotated[list[str], typer.Argument(help="photos, folders (recursive) or globs")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="output folder")],
-    spec: Annotated[str, typer.Option(help="size preset; --list-specs shows them")] = "cn-1inch",
+    spec: Annotated[
+        str, typer.Option(help="size preset; `faceflow id-photo-specs` lists them")
+    ] = "cn-1inch",
     background: Annotated[str, typer.Option(help="white, blue, red, grey or #rrggbb")] = "white",
     gradient: Annotated[
         Literal["none", "vertical", "radial"], typer.Option(help="fade the background to white")
