@@ -582,6 +582,48 @@ def throttle(page: Page, conditions: dict[str, Any]) -> CDPSession:
     return devtools
 
 
+# Elements inside a card whose right edge passes the card's content edge: neither positioned on
+# purpose (a thumbnail's remove badge) nor inside something that scrolls (the faces table).
+STICKING_OUT = """() => {
+  const out = [];
+  for (const card of document.querySelectorAll('.card')) {
+    const box = card.getBoundingClientRect();
+    const style = getComputedStyle(card);
+    const edge = box.right - parseFloat(style.paddingRight) - parseFloat(style.borderRightWidth);
+    for (const el of card.querySelectorAll('*')) {
+      const rect = el.getBoundingClientRect();
+      if (!rect.width || rect.right <= edge + 0.5) continue;
+      let free = true;
+      for (let up = el; up && up !== card; up = up.parentElement) {
+        const cs = getComputedStyle(up);
+        if (cs.position === 'absolute' || cs.position === 'fixed' || cs.overflowX !== 'visible')
+          free = false;
+      }
+      if (free) out.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className} ends at ` +
+                         `${Math.round(rect.right)}, the card's content at ${Math.round(edge)}`);
+    }
+  }
+  return out;
+}"""
+
+
+def test_nothing_sticks_out_of_its_card_on_the_narrowest_phones(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """A 320 px phone and a folded Galaxy Fold (280 px), with an ID photo made: every control
+    stays inside its card (the ID-photo form's ran past its edge at 320 px) and the page does
+    not scroll sideways."""
+    probe = load(open_page, live_server, PHONE)
+    page = probe.page
+    pick(page, testdata / "portrait_1.jpg")
+    wait_for_id_photo(page)
+    for width in (320, 280):
+        page.set_viewport_size({"width": width, "height": 800})
+        assert page.evaluate(STICKING_OUT) == [], width
+        assert page.evaluate("document.documentElement.scrollWidth") == width
+    assert probe.errors == []
+
+
 def test_chinese_page_at_phone_size(
     open_page: OpenPage, live_server: LiveServer, testdata: Path
 ) -> None:
