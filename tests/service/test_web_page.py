@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -838,14 +838,25 @@ TARGETS = "button:visible, select:visible, a.button:visible, label.swatch:visibl
 
 
 @pytest.mark.parametrize(
-    ("viewport", "locale"), [(DESKTOP, "en-US"), (PHONE, "zh-CN")], ids=["desktop-en", "phone-zh"]
+    ("viewport", "locale", "scheme"),
+    [(DESKTOP, "en-US", "light"), (PHONE, "zh-CN", "light"), (DESKTOP, "en-US", "dark")],
+    ids=["desktop-en", "phone-zh", "desktop-en-dark"],
 )
 def test_axe_finds_nothing_serious_and_targets_are_big_enough(
-    open_page: OpenPage, live_server: LiveServer, testdata: Path, viewport: Any, locale: str
+    open_page: OpenPage,
+    live_server: LiveServer,
+    testdata: Path,
+    viewport: Any,
+    locale: str,
+    scheme: Literal["light", "dark"],
 ) -> None:
     """axe-core (from the axe-playwright-python package, injected locally) on the page with an
-    analysed photo and its ID photo and report open: no serious or critical violation."""
+    analysed photo and its ID photo and report open, in the light theme and the dark one (a
+    system asking for dark): no serious or critical violation, colour contrast included."""
     page = load(open_page, live_server, viewport, locale).page
+    page.emulate_media(color_scheme=scheme)
+    background = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
+    assert (background == "rgb(14, 17, 22)") == (scheme == "dark"), background
     pick(page, testdata / "two_people.jpg", testdata / "portrait_1.jpg")
     expect(page.locator(".thumb")).to_have_count(2)
     page.locator(".thumb").nth(1).click()
