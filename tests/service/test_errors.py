@@ -83,3 +83,32 @@ def test_junk_request_id_is_replaced(client: httpx.Client, junk: str) -> None:
 def test_request_id_is_fresh_per_request(client: httpx.Client) -> None:
     ids = {client.get("/healthz").headers["X-Request-ID"] for _ in range(5)}
     assert len(ids) == 5
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "meant"),
+    [
+        ("/v1/analyze", {"threshhold": "0.5"}, "threshold"),
+        ("/v1/id-photo", {"backgroud": "blue"}, "background"),
+        ("/v1/jobs", {"operation": "detect", "max_face": "2"}, "max_faces"),
+    ],
+)
+def test_a_misspelt_option_is_named_with_the_one_it_was_meant_to_be(
+    client: httpx.Client, face_jpeg: bytes, path: str, query: dict[str, str], meant: str
+) -> None:
+    typo = next(name for name in query if name != "operation")
+
+    response = client.post(path, content=face_jpeg, params=query)
+
+    error = assert_error(response, 400, "invalid_parameter")
+    assert f"unknown option '{typo}' (did you mean '{meant}'?)" in error["message"]
+    assert error["parameter"] == typo
+
+
+def test_an_unknown_option_like_no_other_is_named_without_a_guess(
+    client: httpx.Client, face_jpeg: bytes
+) -> None:
+    response = client.post("/v1/detect", content=face_jpeg, params={"colour": "x"})
+
+    error = assert_error(response, 400, "invalid_parameter")
+    assert error["message"] == "unknown option 'colour'"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TypeVar
+import difflib
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,10 +19,37 @@ def parse_options(model: type[Model], options: Mapping[str, object], what: str) 
     try:
         return model.model_validate(dict(options))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise InvalidParameter(f"invalid {what} options: {problems}") from None
+        raise option_error(exc.errors(), option_names(model), f"invalid {what} options: ") from None
+
+
+def option_names(model: type[BaseModel]) -> set[str]:
+    """The names ``model`` takes its options by (a field's alias where it has one)."""
+    return {field.alias or name for name, field in model.model_fields.items()}
+
+
+def option_error(
+    errors: Iterable[Mapping[str, Any]], known: Collection[str], prefix: str = ""
+) -> InvalidParameter:
+    """pydantic's (or FastAPI's) validation ``errors`` as one InvalidParameter: every problem in
+    its message, the parameter in its details when there is one. An option ``known`` does not
+    have is named as unknown, with the known one it is likely a typo of (``threshhold``)."""
+    problems = []
+    parameters = set()
+    for error in errors:
+        where = [str(part) for part in error.get("loc", ()) if part not in ("query", "body")]
+        name = ".".join(where)
+        if where:
+            parameters.add(where[0])
+        if error.get("type") == "extra_forbidden":
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"unknown option '{name}'{hint}")
+        else:
+            problems.append(f"{name}: {error.get('msg', 'invalid')}" if name else "invalid")
+    details: dict[str, JsonScalar] = {}
+    if len(parameters) == 1:
+        details["parameter"] = parameters.pop()
+    return InvalidParameter(prefix + ("; ".join(problems) or "invalid request"), details)
 
 
 def stored_options(model: type[Model], stored: Mapping[str, JsonScalar], what: str) -> Model:

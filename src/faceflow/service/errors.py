@@ -6,12 +6,14 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
 from faceflow.errors import FaceflowError, RetryableError, TooLarge
+from faceflow.operations.parse import option_error, option_names
 from faceflow.service.middleware import CLIENT_CLOSED
 
 log = logging.getLogger(__name__)
@@ -52,15 +54,21 @@ async def _faceflow_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    problems = []
-    for error in exc.errors():
-        where = ".".join(
-            str(part) for part in error.get("loc", ()) if part not in {"query", "body"}
-        )
-        problems.append(f"{where}: {error.get('msg', 'invalid')}")
-    response = error_response(400, "invalid_parameter", "; ".join(problems) or "invalid request")
-    response.headers["X-Error-Code"] = "invalid_parameter"
-    return response
+    return faceflow_error_response(option_error(exc.errors(), _route_options(request)))
+
+
+def _route_options(request: Request) -> set[str]:
+    """The query options of the route the request was for (its options model's fields, or a
+    plain parameter's name), for naming the option a misspelt one was meant to be."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    names: set[str] = set()
+    for param in getattr(dependant, "query_params", ()):
+        annotation = param.field_info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names |= option_names(annotation)
+        else:
+            names.add(param.alias)
+    return names
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

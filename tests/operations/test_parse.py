@@ -1,0 +1,46 @@
+"""Options validated into an operation's model, and what a client is told when they are not."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from faceflow.errors import InvalidParameter
+from faceflow.operations.parse import option_names, parse_options
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(0.5, ge=0, le=1)
+    max_faces: int = 10
+    size: str = Field("a", alias="spec")
+
+
+def test_valid_options_are_parsed() -> None:
+    assert parse_options(Options, {"threshold": "0.7"}, "test").threshold == 0.7
+
+
+def test_option_names_are_what_a_client_sends_aliases_included() -> None:
+    assert option_names(Options) == {"threshold", "max_faces", "spec"}
+
+
+def test_a_typo_is_named_with_its_likely_option_and_as_the_parameter() -> None:
+    with pytest.raises(InvalidParameter) as raised:
+        parse_options(Options, {"max_face": "2"}, "test")
+
+    assert raised.value.message == (
+        "invalid test options: unknown option 'max_face' (did you mean 'max_faces'?)"
+    )
+    assert raised.value.details == {"parameter": "max_face"}
+
+
+def test_several_problems_are_all_named_and_no_single_parameter_is_blamed() -> None:
+    with pytest.raises(InvalidParameter) as raised:
+        parse_options(Options, {"threshold": "2", "zzz": "1"}, "test")
+
+    message = raised.value.message
+    assert message.startswith("invalid test options: threshold: ")
+    assert "unknown option 'zzz'" in message
+    assert "did you mean" not in message
+    assert raised.value.details == {}
