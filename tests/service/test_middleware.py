@@ -50,3 +50,16 @@ async def test_client_gone_mid_upload_is_499_at_info(
     access = [r for r in caplog.records if r.name == "faceflow.access" and r.status == 499]  # type: ignore[attr-defined]
     assert len(access) == 1
     assert access[0].levelno == logging.INFO
+
+
+async def test_an_error_line_of_the_access_log_names_its_code(
+    service_app: InProcess, caplog: pytest.LogCaptureFixture, face_jpeg: bytes
+) -> None:
+    with caplog.at_level(logging.INFO, logger="faceflow.access"):
+        async with service_app.client() as client:
+            await client.post("/v1/detect", content=face_jpeg, params={"threshold": 5})
+            await client.get("/healthz")
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "faceflow.access"]
+    assert any(" POST /v1/detect 400 invalid_parameter " in line for line in lines), lines
+    assert any(line.split()[2:4] == ["/healthz", "200"] for line in lines), lines

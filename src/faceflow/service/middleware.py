@@ -81,12 +81,14 @@ class RequestContext:
             self.metrics.errors.labels(error_code).inc()
         if log.isEnabledFor(logging.INFO):
             client = scope.get("client")
+            # An error's code follows its status: a 400 line says which of the 400s it was.
             log.info(
-                "%s %s %s %d %.1fms",
+                "%s %s %s %d%s %.1fms",
                 client[0] if client else "-",
                 scope["method"],
                 scope["path"],
                 status,
+                f" {error_code}" if error_code else "",
                 elapsed * 1000,
                 extra={
                     "request_id": request_id,
