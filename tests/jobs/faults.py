@@ -30,7 +30,7 @@ from pathlib import Path
 from faceflow.config import load_settings
 from faceflow.jobs.records import JobPayload
 from faceflow.jobs.supervisor import Supervisor, worker_process_main
-from faceflow.service.logs import configure_logging
+from faceflow.logs import configure_logging
 
 HOLD_MARKER = b"FF-HOLD"
 CRASH_MARKER = b"FF-CRASH"

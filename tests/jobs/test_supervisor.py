@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import time
@@ -19,16 +20,18 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from faceflow.config import ModelSettings
+from faceflow.jobs import supervisor
 from faceflow.jobs.records import JobStatus
 from faceflow.jobs.rq_runner import RqRunner
 from faceflow.operations.registry import prepare
 from faceflow.runtime.pool import CHILD_GLIBC_TUNABLES
-from tests.fixtures.redis_server import RedisProcess
+from tests.fixtures.redis_server import RedisProcess, RedisServerFactory
 from tests.jobs.faults import Gate
 from tests.jobs.support import (
     QUEUE,
@@ -244,6 +247,73 @@ async def test_a_job_taken_by_a_worker_that_died_before_starting_it_runs_within_
     assert not connection.exists(queue.intermediate_queue.get_first_seen_key(stranded_id))
     connection.close()
     await runner.close()
+
+
+def test_no_worker_starts_until_the_queue_redis_answers(
+    tmp_path: Path,
+    pulled_model_settings: ModelSettings,
+    redis_server_factory: RedisServerFactory,
+) -> None:
+    """A queue Redis started after `faceflow worker` (a machine's or a compose file's order):
+    the supervisor says it waits and starts no worker process (which would load its models and
+    die on its first call), then starts them once Redis answers. Asked for JSON logs, the
+    worker processes write them too, each line naming its worker."""
+    late = redis_server_factory()  # for its port; stopped until the supervisor is waiting
+    late.stop()
+    env = worker_env(pulled_model_settings.dir, late.url, SERVER__LOG_JSON="true")
+    fleet = WorkerFleet(env, 1, tmp_path / "worker.log").start(wait=False)
+    try:
+        fleet.wait_log("does not answer")
+        assert children_of(fleet.pid) == []
+        late.start()
+        fleet.wait_workers(1)
+        fleet.wait_log("worker 0 ready")
+    finally:
+        fleet.stop()
+    lines = [json.loads(line) for line in fleet.log_path.read_text().splitlines() if line]
+    assert {line.get("process") for line in lines} >= {None, "worker-0"}
+    assert not [line for line in lines if line["level"] in ("error", "critical")]
+
+
+def test_a_queue_outage_is_logged_when_it_begins_then_every_30_s_and_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [1000.0]
+    health = supervisor._QueueHealth(clock=lambda: now[0])
+    refused = RedisConnectionError("Connection refused")
+
+    with caplog.at_level(logging.INFO, logger=supervisor.__name__):
+        for _ in range(29):  # the loop calls Redis every second
+            health.failed("scheduler tick", refused)
+            now[0] += 1.0
+        health.failed("maintenance", refused)  # 29 s in: still quiet
+        now[0] += 1.0
+        health.failed("scheduler tick", refused)  # 30 s in
+        health.answered()
+        health.answered()
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == [
+        "supervisor: scheduler tick failed (Connection refused); the queue's Redis has not "
+        "answered for 0 s",
+        "supervisor: scheduler tick failed (Connection refused); the queue's Redis has not "
+        "answered for 30 s",
+        "supervisor: the queue's Redis answers again, after 30 s",
+    ]
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
 
 
 async def test_sigterm_finishes_the_current_job_then_exits_cleanly(

@@ -73,9 +73,9 @@ def serve(
     # spawned; uvicorn, FastAPI and the app are imported while they load (see _head_start).
     from rich.console import Console
 
+    from faceflow.logs import configure_logging
     from faceflow.models.catalog import models_for
     from faceflow.models.store import ModelState, ModelStore
-    from faceflow.service.logs import configure_logging
 
     settings = settings_from(None)
     workers = settings.server.http_workers

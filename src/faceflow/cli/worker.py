@@ -32,7 +32,7 @@ def worker(
     """
     from faceflow.config import Settings
     from faceflow.jobs.supervisor import Supervisor
-    from faceflow.service.logs import configure_logging
+    from faceflow.logs import configure_logging
 
     settings = settings_from(config)
     if queue_url is not None:

@@ -4,12 +4,17 @@ The supervisor loads no model. It spawns (never forks) ``processes`` children, w
 pool's malloc tunables (:data:`faceflow.runtime.pool.CHILD_GLIBC_TUNABLES`); each loads the
 models itself, warms up, then works the queue (:mod:`faceflow.jobs.worker`). The supervisor:
 
+* starts no child until the queue's Redis answers (a machine or a compose file may start it
+  later): it waits, saying so with a growing delay (1 s … 30 s), rather than start processes
+  that load models and die on their first call;
 * replaces a child that dies: at once if it had been ready (a crash mid-job, e.g. SIGKILL or the
   OOM killer), with a growing delay (1 s … 30 s) if it died while starting (e.g. a missing model),
   so a broken install does not spin;
 * runs the queue's maintenance every ``maintenance_interval_s`` (abandoned jobs → retried or
   parked, expired registry entries) and RQ's scheduler, which enqueues retries when their
   backoff is over; it does so in this model-free process, so recovery needs no idle worker;
+* says once that the queue's Redis stopped answering, then every 30 s while it does not, and
+  when it answers again (not a line per tick);
 * on SIGTERM or SIGINT passes SIGTERM to every child (RQ's warm shutdown: finish the current job,
   then exit), waits up to ``job_timeout_s`` + 10 s, kills what is left, and exits 0.
 """
@@ -30,6 +35,7 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from types import FrameType
 
+from redis import Redis
 from redis.exceptions import RedisError
 from rq.registry import clean_registries
 from rq.scheduler import RQScheduler
@@ -40,6 +46,7 @@ from faceflow.config import Settings
 from faceflow.jobs.records import JobPayload
 from faceflow.jobs.redis_store import connect
 from faceflow.jobs.worker import FaceflowQueue, FaceflowWorker, build_worker, open_queue
+from faceflow.logs import configure_logging
 from faceflow.runtime.context import load_context, warm_up
 from faceflow.runtime.pool import child_glibc_tunables
 
@@ -48,6 +55,8 @@ log = logging.getLogger(__name__)
 _TICK_S = 0.2
 _RESTART_DELAY_MAX_S = 30.0
 _STOP_GRACE_S = 10.0
+_QUEUE_WAIT_MAX_S = 30.0
+_OUTAGE_LOG_EVERY_S = 30.0
 
 
 ProcessMain = Callable[[str, int, Event, str], None]
@@ -66,18 +75,20 @@ def worker_process_main(
 
     ``before_job`` is for code that embeds a worker (see :func:`build_worker`); the supervisor
     passes none."""
-    logging.basicConfig(
-        level=log_level.upper(),
-        format=f"%(asctime)s worker-{slot}[%(process)d] %(levelname)s %(name)s: %(message)s",
-    )
     settings = Settings.model_validate_json(settings_json)
+    # As the supervisor logs (JSON lines when asked for), each line naming its worker.
+    configure_logging(log_level, settings.server.log_json, process=f"worker-{slot}")
     context = load_context(settings_json)
     if settings.runtime.warmup:
         warm_up(context)
-    worker = build_worker(settings, context, before_job)
-    ready.set()
-    log.info("worker %d ready (pid %d), queue %r", slot, os.getpid(), settings.jobs.queue_name)
-    worker.work(logging_level=log_level.upper(), with_scheduler=False)
+    try:
+        worker = build_worker(settings, context, before_job)
+        ready.set()
+        log.info("worker %d ready (pid %d), queue %r", slot, os.getpid(), settings.jobs.queue_name)
+        worker.work(logging_level=log_level.upper(), with_scheduler=False)
+    except RedisError as exc:  # one line for the operator, not a traceback per restart
+        log.error("worker %d: the queue's Redis failed: %s; exiting", slot, exc)
+        raise SystemExit(EXIT_QUEUE_LOST) from None
     code = exit_code(worker)
     if code:
         log.error(
@@ -100,6 +111,47 @@ def exit_code(worker: FaceflowWorker) -> int:
     return 0 if worker.stop_requested else EXIT_QUEUE_LOST
 
 
+def _where(connection: Redis) -> str:
+    """Where ``connection`` goes, for a log line: host, port and database, never a password."""
+    kwargs = connection.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix:{kwargs['path']}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+@dataclass
+class _QueueHealth:
+    """Whether the queue's Redis answered the supervisor's last call. An outage is logged when it
+    begins, then every :data:`_OUTAGE_LOG_EVERY_S` while it lasts, and its end once: the loop
+    calls Redis every second, and a line per call buried everything else."""
+
+    clock: Callable[[], float] = time.monotonic
+    down_since: float | None = None
+    logged_at: float = 0.0
+
+    def failed(self, what: str, exc: RedisError) -> None:
+        now = self.clock()
+        if self.down_since is None:
+            self.down_since = now
+        elif now - self.logged_at < _OUTAGE_LOG_EVERY_S:
+            return
+        self.logged_at = now
+        log.warning(
+            "supervisor: %s failed (%s); the queue's Redis has not answered for %.0f s",
+            what,
+            exc,
+            now - self.down_since,
+        )
+
+    def answered(self) -> None:
+        if self.down_since is not None:
+            log.info(
+                "supervisor: the queue's Redis answers again, after %.0f s",
+                self.clock() - self.down_since,
+            )
+            self.down_since = None
+
+
 @dataclass(eq=False)
 class _Child:
     slot: int
@@ -120,6 +172,7 @@ class Supervisor:
     _children: list[_Child] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _restart_at: dict[int, tuple[float, int]] = field(default_factory=dict)
+    _queue_health: _QueueHealth = field(default_factory=lambda: _QueueHealth())
 
     def __post_init__(self) -> None:
         if self.settings.jobs.redis_url is None:
@@ -147,6 +200,10 @@ class Supervisor:
         scheduler = RQScheduler(
             [jobs.queue_name], connection=connection, interval=1, serializer=JSONSerializer
         )
+        if not self._wait_for_queue(connection):
+            connection.close()
+            log.info("supervisor: stopped")
+            return 0
         self._children = [self._spawn(slot, failures=0) for slot in range(self.processes)]
         log.info(
             "supervisor (pid %d): %d worker processes on queue %r",
@@ -178,6 +235,26 @@ class Supervisor:
             connection.close()
         log.info("supervisor: stopped")
         return 0
+
+    def _wait_for_queue(self, connection: Redis) -> bool:
+        """Until the queue's Redis answers (True) or a stop is asked for (False)."""
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                connection.ping()
+            except RedisError as exc:
+                log.warning(
+                    "supervisor: the queue's Redis (%s) does not answer (%s); no worker starts "
+                    "until it does; next try in %.0f s",
+                    _where(connection),
+                    exc,
+                    delay,
+                )
+            else:
+                return True
+            self._stop.wait(delay)
+            delay = min(_QUEUE_WAIT_MAX_S, delay * 2)
+        return False
 
     def _spawn(self, slot: int, failures: int) -> _Child:
         ready = self._mp.Event()
@@ -226,7 +303,9 @@ class Supervisor:
                 scheduler.heartbeat()  # type: ignore[no-untyped-call]
                 scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
         except RedisError as exc:
-            log.warning("supervisor: scheduler tick failed: %s", exc)
+            self._queue_health.failed("scheduler tick", exc)
+        else:
+            self._queue_health.answered()
 
     def _maintain(self, queue: FaceflowQueue) -> None:
         """Retry or park abandoned jobs; drop expired registry entries (under RQ's lock)."""
@@ -238,7 +317,9 @@ class Supervisor:
                 finally:
                     queue.release_maintenance_lock()  # type: ignore[no-untyped-call]
         except RedisError as exc:
-            log.warning("supervisor: maintenance failed: %s", exc)
+            self._queue_health.failed("maintenance", exc)
+        else:
+            self._queue_health.answered()
 
     def _shutdown(self) -> None:
         for child in self._children:

@@ -1,4 +1,5 @@
-"""Log set-up for the service: readable lines by default, one JSON object per line on request."""
+"""Log set-up for faceflow's long-running processes (`faceflow serve`, `faceflow worker` and its
+worker processes): readable lines by default, one JSON object per line on request."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ _EXTRA_FIELDS = ("request_id", "client", "status", "route", "ms", "error_code")
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, process: str | None = None) -> None:
+        super().__init__()
+        self._process = process
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -18,6 +23,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self._process is not None:
+            entry["process"] = self._process
         for name in _EXTRA_FIELDS:
             value = getattr(record, name, None)
             if value is not None:
@@ -27,14 +34,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str, as_json: bool) -> None:
-    """Root logging for a service process (API or worker); replaces earlier handlers."""
+def configure_logging(level: str, as_json: bool, process: str | None = None) -> None:
+    """Root logging for a process; replaces earlier handlers. ``process`` names one of several
+    processes writing to the same output (``worker-0``), in each line."""
     handler = logging.StreamHandler()
     if as_json:
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(process))
     else:
+        name = f"{process} " if process else ""
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+            logging.Formatter(
+                f"%(asctime)s %(levelname)-7s {name}%(name)s: %(message)s", "%H:%M:%S"
+            )
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
