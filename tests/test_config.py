@@ -15,6 +15,7 @@ from faceflow.config import (
     Settings,
     load_settings,
     read_config_file,
+    settings_problems,
 )
 from faceflow.domain import Operation
 from faceflow.errors import InvalidParameter
@@ -233,3 +234,23 @@ def test_runtime_operations_are_the_domain_verbs_written_as_before() -> None:
     assert runtime.model_dump_json().startswith('{"operations":["detect","id-photo"]')
     with pytest.raises(ValidationError, match="operations"):
         RuntimeSettings.model_validate({"operations": ["id-photo-sheet"]})
+
+
+def test_each_problem_names_the_setting_its_variable_and_a_likely_meant_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "faceflow.yaml"
+    config.write_text("server:\n  prot: 9\ncache:\n  memory_bytes: -5\nserverr: {}\n")
+    monkeypatch.setenv("FACEFLOW_LIMITS__MAX_UPLOAD", "1")
+
+    with pytest.raises(ValidationError) as raised:
+        load_settings(config)
+
+    assert sorted(settings_problems(raised.value)) == [
+        "cache.memory_bytes (FACEFLOW_CACHE__MEMORY_BYTES): "
+        "Input should be greater than or equal to 0",
+        "limits.max_upload (FACEFLOW_LIMITS__MAX_UPLOAD): unknown setting "
+        "(did you mean limits.max_upload_bytes?)",
+        "server.prot (FACEFLOW_SERVER__PROT): unknown setting (did you mean server.port?)",
+        "serverr (FACEFLOW_SERVERR): unknown setting (did you mean server?)",
+    ]

@@ -8,13 +8,21 @@ object down; nothing creates settings at import time.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from faceflow.domain import Operation
@@ -436,6 +444,37 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # A config file is passed in as init kwargs by load_settings, below the environment.
         return env_settings, init_settings
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One line per problem a Settings validation found: the setting as a file names it and as
+    the environment does, what is wrong with it, and for an unknown one the setting it likely
+    meant (``server.prot`` → ``server.port``)."""
+    lines = []
+    for error in exc.errors():
+        path = [str(part) for part in error["loc"]]
+        where = ".".join(path)
+        variable = "FACEFLOW_" + "__".join(path).upper()
+        if error["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(path[-1], _setting_names(path[:-1]), n=1)
+            meant = ".".join([*path[:-1], close[0]]) if close else ""
+            what = f"unknown setting (did you mean {meant}?)" if meant else "unknown setting"
+        else:
+            what = error["msg"]
+        lines.append(f"{where} ({variable}): {what}")
+    return lines
+
+
+def _setting_names(group: list[str]) -> list[str]:
+    """The names of the settings in ``group`` (``[]``: the groups themselves)."""
+    model: type[BaseModel] = Settings
+    for name in group:
+        field = model.model_fields.get(name)
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -44,3 +44,16 @@ def test_every_option_and_argument_of_every_command_has_help() -> None:
     walk(typer.main.get_command(app), "faceflow")
 
     assert missing == []
+
+
+def test_invalid_settings_exit_2_naming_each_problem_and_its_variable() -> None:
+    result = CliRunner().invoke(
+        app, ["models", "list"], env={"FACEFLOW_CACHE__MEMORY_BYTE": "5", "COLUMNS": "200"}
+    )
+
+    assert result.exit_code == 2
+    assert "invalid settings" in result.stderr
+    assert (
+        "cache.memory_byte (FACEFLOW_CACHE__MEMORY_BYTE): unknown setting "
+        "(did you mean cache.memory_bytes?)"
+    ) in result.stderr

@@ -73,14 +73,19 @@ def settings_from(config: Path | None) -> Settings:
     from pydantic import ValidationError
     from rich.console import Console
 
-    from faceflow.config import load_settings
+    from faceflow.config import load_settings, settings_problems
     from faceflow.errors import FaceflowError
 
+    err = Console(stderr=True, highlight=False)
     try:
         return load_settings(config)
-    except (ValidationError, FaceflowError) as exc:
-        Console(stderr=True).print(f"[red]invalid settings:[/red] {exc}")
-        raise typer.Exit(2) from None
+    except ValidationError as exc:
+        err.print("[red]invalid settings[/red] (the config file and FACEFLOW_* variables):")
+        for line in settings_problems(exc):
+            err.print(f"  {line}", markup=False)
+    except FaceflowError as exc:
+        err.print(f"[red]invalid settings:[/red] {exc.message}")
+    raise typer.Exit(2)
 
 
 def setup_logging(level: str = "info") -> None:
