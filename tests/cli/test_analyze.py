@@ -161,6 +161,22 @@ def test_a_high_threshold_finds_fewer_faces(testdata: Path, testdata_json: Resul
     assert strict_total < default_total
 
 
+def test_hidden_files_and_folders_under_a_folder_are_passed_over_but_not_when_named(
+    photo_folder: Path,
+) -> None:
+    (photo_folder / "._obama_small.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (photo_folder / ".thumbnails").mkdir()
+    shutil.copyfile(photo_folder / "coffee.jpg", photo_folder / ".thumbnails" / "coffee.jpg")
+
+    folder = run("--json", "--attributes", "none", photo_folder)
+    named = run("--json", "--attributes", "none", photo_folder / "._obama_small.jpg")
+
+    assert folder.exit_code == 0, folder.output
+    assert set(json_lines(folder)) == set(PHOTOS)
+    assert named.exit_code == 1
+    assert "unsupported_format" in named.stdout
+
+
 def test_a_bad_file_fails_alone_with_its_code_and_exit_code_1(photo_folder: Path) -> None:
     (photo_folder / "notes.jpg").write_text("shopping list, not a photo\n")
     missing_file = photo_folder / "gone.jpg"

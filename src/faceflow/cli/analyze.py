@@ -40,13 +40,18 @@ def _consoles() -> tuple[Console, Console]:
 
 def expand_paths(patterns: list[str]) -> list[Path]:
     """Files named directly, image files under folders (recursively), and glob matches; in order,
-    without duplicates. A pattern that matches nothing is kept so it is reported as an error."""
+    without duplicates. A pattern that matches nothing is kept so it is reported as an error.
+
+    Under a folder, hidden files and folders are passed over (named directly, they are not):
+    macOS leaves a ``._IMG_0001.jpg`` of metadata beside each photo it copies to a foreign disk,
+    and photo tools keep thumbnails in ``.thumbnails/``; neither is a photo to analyse."""
     found: dict[Path, None] = {}
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
+                hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
+                if not hidden and child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
                     found[child] = None
         elif path.exists():
             found[path] = None
@@ -156,7 +161,10 @@ def _json_line(outcome: FileOutcome[FileAnalysis]) -> str:
 
 def analyze(
     paths: Annotated[
-        list[str], typer.Argument(help="image files, folders (searched recursively) or globs")
+        list[str],
+        typer.Argument(
+            help="image files, folders (searched recursively, hidden files passed over) or globs"
+        ),
     ],
     as_json: Annotated[
         bool, typer.Option("--json", help="one JSON object per file on stdout")

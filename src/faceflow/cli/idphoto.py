@@ -36,7 +36,10 @@ def _consoles() -> tuple[Console, Console]:
 
 
 def id_photo(
-    paths: Annotated[list[str], typer.Argument(help="photos, folders (recursive) or globs")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="photos, folders (recursive, hidden files passed over) or globs"),
+    ],
     out_dir: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="output folder")],
     spec: Annotated[
         str, typer.Option(help="size preset; `faceflow id-photo-specs` lists them")
