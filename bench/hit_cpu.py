@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 
 from faceflow.loadgen.procs import ServiceProcess, cpu_seconds
-from service import BARE_ASGI, FORM_CONTENT_TYPE, TESTDATA, form_body, jpeg_near
+from service import BARE_ASGI, FORM_CONTENT_TYPE, add_image_option, form_body, jpeg_near
 
 SERVER_CORE = 0
 CLIENT_CORE = 1
@@ -137,12 +137,7 @@ def profile(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--image",
-        type=Path,
-        default=TESTDATA / "portrait_1.jpg",
-        help="the photo (sent as a JPEG of about 100 KB; default: %(default)s)",
-    )
+    add_image_option(parser)
     parser.add_argument(
         "--seconds", type=int, default=6, help="length of each wrk run (default: %(default)s)"
     )

@@ -24,7 +24,7 @@ import httpx
 import hit_cpu
 from faceflow.loadgen.procs import ServiceProcess, load_average
 from hit_cpu import _script, _workers, _wrk
-from service import FORM_CONTENT_TYPE, TESTDATA, form_body, jpeg_near
+from service import FORM_CONTENT_TYPE, add_image_option, form_body, jpeg_near
 
 PROBE = Path(__file__).resolve().parent / "gc_probe"
 
@@ -68,12 +68,7 @@ def measure(src: Path | None, image: bytes, seconds: int, runs: int, work: Path)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--image",
-        type=Path,
-        default=TESTDATA / "portrait_1.jpg",
-        help="the photo (sent as a JPEG of about 100 KB; default: %(default)s)",
-    )
+    add_image_option(parser)
     parser.add_argument(
         "--seconds", type=int, default=8, help="length of each wrk run (default: %(default)s)"
     )

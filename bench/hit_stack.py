@@ -31,7 +31,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message
 
 import bare_asgi
-from service import FORM_CONTENT_TYPE, TESTDATA, form_body, jpeg_near
+from service import FORM_CONTENT_TYPE, add_image_option, form_body, jpeg_near
 
 CHUNK = 65536
 _READY_TIMEOUT_S = 300
@@ -151,12 +151,7 @@ def run_rounds(
     Prometheus directory in /dev/shm (as `faceflow serve --http-workers 2` sets it up), and print
     each target's median CPU per request against ``floor_name``'s."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument(
-        "--image",
-        type=Path,
-        default=TESTDATA / "portrait_1.jpg",
-        help="the photo (sent as a JPEG of about 100 KB; default: %(default)s)",
-    )
+    add_image_option(parser)
     parser.add_argument(
         "--requests",
         type=int,

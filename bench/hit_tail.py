@@ -35,7 +35,7 @@ import httpx
 import hit_cpu
 from faceflow.loadgen.procs import ServiceProcess, cpu_seconds, load_average
 from hit_cpu import _script, _wrk
-from service import BARE_ASGI, FORM_CONTENT_TYPE, TESTDATA, form_body, jpeg_near
+from service import BARE_ASGI, FORM_CONTENT_TYPE, add_image_option, form_body, jpeg_near
 
 PROBE = Path(__file__).resolve().parent / "gc_probe"
 _ESTABLISHED = "01"
@@ -119,12 +119,7 @@ def quantile(histogram: Counter[int], q: float) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--image",
-        type=Path,
-        default=TESTDATA / "portrait_1.jpg",
-        help="the photo (sent as a JPEG of about 100 KB; default: %(default)s)",
-    )
+    add_image_option(parser)
     parser.add_argument(
         "--seconds",
         type=int,

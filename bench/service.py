@@ -60,6 +60,16 @@ SWEEP = (1, 5, 10, 20, 50, 200)
 WRK_CONNECTIONS = 200
 
 
+def add_image_option(parser: argparse.ArgumentParser) -> None:
+    """``--image``: the photo a hit or miss benchmark uploads, as :func:`jpeg_near` makes it."""
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=TESTDATA / "portrait_1.jpg",
+        help="the photo (sent as a JPEG of about 100 KB; default: %(default)s)",
+    )
+
+
 def jpeg_near(path: Path, target_bytes: int = 100 * 1024) -> bytes:
     """The photo as the highest-quality JPEG no larger than ``target_bytes``."""
     with Image.open(path) as opened:
@@ -421,12 +431,7 @@ def print_report(report: Report, console: Console) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--image",
-        type=Path,
-        default=TESTDATA / "portrait_1.jpg",
-        help="the photo (sent as a JPEG of about 100 KB; default: %(default)s)",
-    )
+    add_image_option(parser)
     parser.add_argument("--seconds", type=int, default=8, help="per measurement")
     parser.add_argument(
         "--hit-path", action="store_true", help="only the hit rows: faceflow, floor, reference"
