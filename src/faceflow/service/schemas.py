@@ -5,12 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorDetail(BaseModel):
+    """An error. Some codes carry more fields, named in the README's error table: ``min`` and
+    ``max`` (out_of_range), ``limit_bytes`` (too_large), ``face_count`` (multiple_faces), ``fits``
+    and ``requested`` (a print sheet's copies), ``failure`` (job_failed)."""
+
+    model_config = ConfigDict(extra="allow")
+
     code: str = Field(description="stable machine-readable code, e.g. unsupported_format")
     message: str = Field(description="human-readable explanation")
+    parameter: str | None = Field(
+        None,
+        description="the option at fault, when one is (invalid_parameter, out_of_range)",
+    )
 
 
 class ErrorBody(BaseModel):
