@@ -250,7 +250,7 @@ def test_each_problem_names_the_setting_its_variable_and_a_likely_meant_one(
         "cache.memory_bytes (FACEFLOW_CACHE__MEMORY_BYTES): "
         "Input should be greater than or equal to 0",
         "limits.max_upload (FACEFLOW_LIMITS__MAX_UPLOAD): unknown setting "
-        "(did you mean limits.max_upload_bytes?)",
-        "server.prot (FACEFLOW_SERVER__PROT): unknown setting (did you mean server.port?)",
-        "serverr (FACEFLOW_SERVERR): unknown setting (did you mean server?)",
+        "(did you mean 'limits.max_upload_bytes'?)",
+        "server.prot (FACEFLOW_SERVER__PROT): unknown setting (did you mean 'server.port'?)",
+        "serverr (FACEFLOW_SERVERR): unknown setting (did you mean 'server'?)",
     ]

@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from faceflow import errors
-from faceflow.errors import FaceflowError, RetryableError, error_from_code
+from faceflow.errors import FaceflowError, RetryableError, did_you_mean, error_from_code
 
 
 def error_classes() -> list[type[FaceflowError]]:
@@ -93,3 +93,13 @@ def test_to_dict_is_the_json_error_body() -> None:
         "bytes": 11,
         "max_bytes": 10,
     }
+
+
+def test_did_you_mean_names_the_closest_known_name_or_nothing() -> None:
+    assert did_you_mean("cn-1-inch", ["cn-1inch", "cn-2inch", "us-passport"]) == (
+        " (did you mean 'cn-1inch'?)"
+    )
+    assert did_you_mean("threshhold", {"threshold", "max_faces"}) == (
+        " (did you mean 'threshold'?)"
+    )
+    assert did_you_mean("colour", ["threshold", "max_faces"]) == ""

@@ -8,7 +8,6 @@ object down; nothing creates settings at import time.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 from pathlib import Path
@@ -26,7 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from faceflow.domain import Operation
-from faceflow.errors import InvalidParameter
+from faceflow.errors import InvalidParameter, did_you_mean
 
 
 def default_model_dir() -> Path:
@@ -456,9 +455,8 @@ def settings_problems(exc: ValidationError) -> list[str]:
         where = ".".join(path)
         variable = "FACEFLOW_" + "__".join(path).upper()
         if error["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(path[-1], _setting_names(path[:-1]), n=1)
-            meant = ".".join([*path[:-1], close[0]]) if close else ""
-            what = f"unknown setting (did you mean {meant}?)" if meant else "unknown setting"
+            known = [".".join([*path[:-1], name]) for name in _setting_names(path[:-1])]
+            what = "unknown setting" + did_you_mean(where, known)
         else:
             what = error["msg"]
         lines.append(f"{where} ({variable}): {what}")

@@ -44,7 +44,8 @@ Tree::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from typing import ClassVar
 
 JsonScalar = str | int | float | bool | None
@@ -277,3 +278,10 @@ def _all_subclasses(cls: type[FaceflowError]) -> list[type[FaceflowError]]:
     for sub in cls.__subclasses__():
         found.extend(_all_subclasses(sub))
     return found
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` naming the known name ``name`` is likely a typo of, or ``""``:
+    for the message of an error about an unknown option, setting, size or model."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

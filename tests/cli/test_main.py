@@ -55,5 +55,5 @@ def test_invalid_settings_exit_2_naming_each_problem_and_its_variable() -> None:
     assert "invalid settings" in result.stderr
     assert (
         "cache.memory_byte (FACEFLOW_CACHE__MEMORY_BYTE): unknown setting "
-        "(did you mean cache.memory_bytes?)"
+        "(did you mean 'cache.memory_bytes'?)"
     ) in result.stderr

@@ -112,3 +112,15 @@ def test_an_unknown_option_like_no_other_is_named_without_a_guess(
 
     error = assert_error(response, 400, "invalid_parameter")
     assert error["message"] == "unknown option 'colour'"
+
+
+def test_a_misspelt_size_is_named_with_the_size_it_likely_is(
+    client: httpx.Client, face_jpeg: bytes
+) -> None:
+    response = client.post("/v1/id-photo", content=face_jpeg, params={"spec": "cn-1-inch"})
+
+    error = assert_error(response, 400, "invalid_parameter")
+    assert error["message"].startswith(
+        "unknown ID-photo size 'cn-1-inch' (did you mean 'cn-1inch'?); known sizes: cn-1inch, "
+    )
+    assert error["parameter"] == "spec"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from faceflow.domain import Operation
-from faceflow.errors import UnknownModel
+from faceflow.errors import UnknownModel, did_you_mean
 
 
 class ModelRole(StrEnum):
@@ -199,7 +199,9 @@ def model_spec(name: str) -> ModelSpec:
         return _BY_NAME[name]
     except KeyError:
         known = ", ".join(sorted(_BY_NAME))
-        raise UnknownModel(f"unknown model {name!r}; known models: {known}") from None
+        raise UnknownModel(
+            f"unknown model {name!r}{did_you_mean(name, _BY_NAME)}; known models: {known}"
+        ) from None
 
 
 def artifact_spec(name: str) -> Artifact:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from faceflow.errors import InvalidParameter, JsonScalar
+from faceflow.errors import InvalidParameter, JsonScalar, did_you_mean
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -41,9 +40,7 @@ def option_error(
         if where:
             parameters.add(where[0])
         if error.get("type") == "extra_forbidden":
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            problems.append(f"unknown option '{name}'{hint}")
+            problems.append(f"unknown option {name!r}{did_you_mean(name, known)}")
         else:
             problems.append(f"{name}: {error.get('msg', 'invalid')}" if name else "invalid")
     details: dict[str, JsonScalar] = {}

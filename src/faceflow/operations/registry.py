@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from faceflow.cache.keys import cache_key
 from faceflow.config import RuntimeOperation, RuntimeSettings, Settings
 from faceflow.domain import Operation
-from faceflow.errors import InvalidParameter, JsonScalar, OperationDisabled
+from faceflow.errors import InvalidParameter, JsonScalar, OperationDisabled, did_you_mean
 from faceflow.operations.faces import FACE_OPTIONS, FaceOptions, FaceWork
 from faceflow.operations.idphoto import (
     PhotoOptions,
@@ -121,8 +121,12 @@ def spec_for(operation: str) -> tuple[Operation, OperationSpec[Any, Any]]:
     try:
         op = Operation(operation)
     except ValueError:
-        allowed = ", ".join(o.value for o in Operation)
-        raise InvalidParameter(f"unknown operation {operation!r}; allowed: {allowed}") from None
+        names = [o.value for o in Operation]
+        raise InvalidParameter(
+            f"unknown operation {operation!r}{did_you_mean(operation, names)}; "
+            f"allowed: {', '.join(names)}",
+            {"parameter": "operation"},
+        ) from None
     spec = _SPECS.get(op)
     if spec is None:
         raise InvalidParameter(f"operation {op.value!r} is not available on this server")

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from faceflow.errors import InvalidParameter
+from faceflow.errors import InvalidParameter, did_you_mean
 
 MM_PER_INCH = 25.4
 MIN_SIDE_MM = 10.0
@@ -390,7 +390,8 @@ def get_spec(key: str) -> IdPhotoSpec:
     except KeyError:
         known = ", ".join(_BY_KEY)
         raise InvalidParameter(
-            f"unknown ID-photo size {key!r}; known sizes: {known}", {"parameter": "spec"}
+            f"unknown ID-photo size {key!r}{did_you_mean(key, _BY_KEY)}; known sizes: {known}",
+            {"parameter": "spec"},
         ) from None
 
 
