@@ -44,7 +44,6 @@ Tree::
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from typing import ClassVar
 
@@ -283,5 +282,7 @@ def _all_subclasses(cls: type[FaceflowError]) -> list[type[FaceflowError]]:
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` naming the known name ``name`` is likely a typo of, or ``""``:
     for the message of an error about an unknown option, setting, size or model."""
+    import difflib  # only on the way to an error: not in every process's start-up
+
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
