@@ -134,6 +134,23 @@ def test_any_option_of_the_api_is_taken_with_dash_o(tmp_path: Path, testdata: Pa
     assert opened(photo.read_bytes()).size == (200, 260)
 
 
+def test_the_person_of_several_is_chosen_with_dash_o_face(tmp_path: Path, testdata: Path) -> None:
+    # Each run writes two_people.cn-1inch.jpg: one folder per chosen face.
+    results = {
+        face: run(
+            "id-photo", testdata / "two_people.jpg", "-o", tmp_path / face, "-O", f"face={face}"
+        )
+        for face in ("1", "2", "3")
+    }
+
+    assert results["1"].exit_code == 0, results["1"].output
+    assert results["2"].exit_code == 0, results["2"].output
+    photos = [(tmp_path / face / "two_people.cn-1inch.jpg").read_bytes() for face in ("1", "2")]
+    assert photos[0] != photos[1]
+    assert results["3"].exit_code == 1
+    assert "out_of_range" in results["3"].stdout
+
+
 def test_specs_table_lists_every_preset_with_its_pixels() -> None:
     result = run("id-photo-specs")
 

@@ -414,6 +414,7 @@ def test_two_faces_are_refused_with_the_count(
     error = assert_error(post(client, photo("two_people.jpg"), path=path), 422, "multiple_faces")
 
     assert error["face_count"] == 2
+    assert "choose one with the face option, 1 to 2 counted from the left" in error["message"]
 
 
 @pytest.mark.parametrize("path", [PHOTO, SHEET])

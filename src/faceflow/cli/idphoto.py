@@ -91,7 +91,8 @@ def id_photo(
             "max_kb": max_kb,
             "transparent": transparent,
         }
-        options = parse_options(PhotoOptions, query_options(option, flags), "id-photo").photo()
+        parsed = parse_options(PhotoOptions, query_options(option, flags), "id-photo")
+        options = parsed.photo()
         paper = None if sheet is None else sheet_work([(options, None)], sheet).paper
     except FaceflowError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
@@ -137,7 +138,7 @@ def id_photo(
         task = progress.add_task("ID photos", total=len(files))
 
         def make_request(data: bytes) -> IdPhotoFileRequest:
-            return IdPhotoFileRequest(data, options, paper)
+            return IdPhotoFileRequest(data, options, paper, parsed.face)
 
         try:
             run_files(

@@ -160,6 +160,8 @@ class IdPhotoFileRequest:
     data: bytes
     options: IdPhotoOptions
     paper: str | None = None
+    face: int | None = None
+    """As :attr:`MatteRequest.face` (``-O face=N``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +177,7 @@ def id_photo_file(context: WorkerContext, request: IdPhotoFileRequest) -> IdPhot
     from faceflow.pipeline.idphoto.sheet import SheetItem, compose_sheet
 
     head_px = matte_head_px([request.options.spec])
-    matte_output = matte_task(context, MatteRequest(request.data, head_px=head_px))
+    matte_output = matte_task(context, MatteRequest(request.data, request.face, head_px))
     checkpoint()
     matte = matte_from_bytes(matte_output.body)
     photo = render_id_photo(matte, matte.face, request.options)

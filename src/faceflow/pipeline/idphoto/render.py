@@ -124,7 +124,8 @@ def single_face(faces: Sequence[Face]) -> Face:
         raise NoFace("no face found; an ID photo needs one face looking at the camera")
     if len(faces) > 1:
         raise MultipleFaces(
-            f"{len(faces)} faces found; an ID photo needs exactly one",
+            f"{len(faces)} faces found; an ID photo needs exactly one: choose one with the face "
+            f"option, 1 to {len(faces)} counted from the left",
             {"face_count": len(faces)},
         )
     return faces[0]
