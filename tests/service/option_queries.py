@@ -50,6 +50,7 @@ SHEET_VALUES = {
     "layout": st.sampled_from(["cn-1inch:2,cn-2inch:1", "us-passport:1", "cn-1inch", "x:1"]),
     "background": _COLOURS,
     "gradient": _GRADIENTS,
+    "face": PHOTO_VALUES["face"],
 }
 
 

@@ -620,6 +620,22 @@ def test_face_chooses_one_person_of_several(
     assert (error["parameter"], error["max"], error["face_count"]) == ("face", 2, 2)
 
 
+def test_face_chooses_one_person_of_several_for_a_print_sheet_too(
+    client: httpx.Client, photo: Photo
+) -> None:
+    """The sheet endpoint takes face=N as the photo endpoint does (its multiple_faces error
+    tells the client to), and matches /v1/id-photo?sheet= for the same person."""
+    upload = photo("two_people.jpg")
+    left = post(client, upload, "face=1&sheet=6inch", path=SHEET)
+    right = post(client, upload, "face=2&sheet=6inch", path=SHEET)
+
+    assert ok(left, "image/jpeg") != ok(right, "image/jpeg")
+    via_photo = post(client, upload, "face=2&sheet=6inch")
+    assert ok(via_photo, "image/jpeg") == right.content
+    error = assert_error(post(client, upload, "face=3", path=SHEET), 400, "out_of_range")
+    assert (error["parameter"], error["max"]) == ("face", 2)
+
+
 def test_specs_list_each_sizes_nudge_ranges(client: httpx.Client) -> None:
     listed = {spec["key"]: spec for spec in client.get(f"{PHOTO}/specs").json()["specs"]}
     for spec in list_specs():

@@ -48,6 +48,10 @@ Gradient = Literal["none", "vertical", "radial"]
 _SPEC = "size preset key (see GET /v1/id-photo/specs); ignored with width"
 _BACKGROUND = "white, blue, red, grey or #rrggbb (URL-encode # as %23)"
 _GRADIENT = "fade the background to white"
+_FACE = (
+    "which face to use when the photo has several, counted from 1 left to right (400 "
+    "out_of_range past the last); without it the photo must hold exactly one"
+)
 
 
 def photo_cache_params(options: IdPhotoOptions) -> dict[str, JsonScalar]:
@@ -198,12 +202,7 @@ class PhotoOptions(BaseModel):
     response: ResponseKind = Field(
         ResponseKind.IMAGE, description="image: the photo; json: base64 photo + report"
     )
-    face: int | None = Field(
-        None,
-        ge=1,
-        description="which face to use when the photo has several, counted from 1 left to right"
-        " (400 out_of_range past the last); without it the photo must hold exactly one",
-    )
+    face: int | None = Field(None, ge=1, description=_FACE)
     # Nudges: the person's corrections to the automatic framing. Their ranges depend on the size
     # (GET /v1/id-photo/specs lists them as "nudges"), so they are checked once :meth:`photo`
     # knows it (IdPhotoOptions → Nudge.check): 400 out_of_range with the parameter, min and max.
@@ -283,6 +282,7 @@ class SheetOptions(BaseModel):
     )
     background: str = Field("white", description=_BACKGROUND)
     gradient: Gradient = Field("none", description=_GRADIENT)
+    face: int | None = Field(None, ge=1, description=_FACE)
 
     def work(self) -> SheetWork:
         """Validated; InvalidParameter (400) for any bad value."""
@@ -293,7 +293,7 @@ class SheetOptions(BaseModel):
             (PhotoOptions(spec=key, background=self.background, gradient=self.gradient).photo(), n)
             for key, n in counts
         ]
-        return sheet_work(items, self.sheet)
+        return sheet_work(items, self.sheet, face=self.face)
 
 
 @dataclass(frozen=True, slots=True)
