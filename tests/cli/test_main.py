@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer.main
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from faceflow import __version__
 from faceflow.cli.main import app
+from faceflow.domain import Operation
+from faceflow.operations.faces import FACE_OPTIONS
+from faceflow.operations.idphoto import PhotoOptions
+from faceflow.operations.parse import option_names
 
 FACEFLOW = Path(sys.executable).parent / "faceflow"
 
@@ -57,3 +64,17 @@ def test_invalid_settings_exit_2_naming_each_problem_and_its_variable() -> None:
         "cache.memory_byte (FACEFLOW_CACHE__MEMORY_BYTE): unknown setting "
         "(did you mean 'cache.memory_bytes'?)"
     ) in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "model"),
+    [("analyze", FACE_OPTIONS[Operation.ANALYZE]), ("id-photo", PhotoOptions)],
+)
+def test_the_dash_o_example_in_help_is_an_option_the_command_takes(
+    command: str, model: type[BaseModel]
+) -> None:
+    commands = getattr(typer.main.get_command(app), "commands", {})
+    [param] = [p for p in commands[command].params if p.name == "option"]
+    [example] = re.findall(r"-O (\w+)=", param.help or "")
+
+    assert example in option_names(model)

@@ -12,8 +12,8 @@ import typer
 
 from faceflow.cli.common import (
     ConfigOption,
+    FaceQueryOptions,
     OutputNames,
-    QueryOptions,
     file_progress,
     print_table,
     query_options,
@@ -180,7 +180,7 @@ def analyze(
         float | None,
         typer.Option(help="face score threshold, 0 to 1 (default from settings)"),
     ] = None,
-    option: QueryOptions = None,
+    option: FaceQueryOptions = None,
     workers: Annotated[
         int,
         typer.Option(

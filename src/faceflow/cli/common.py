@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -32,16 +32,20 @@ ConfigOption = Annotated[
 ]
 
 
-QueryOptions = Annotated[
-    list[str] | None,
-    typer.Option(
+def _query_options(example: str) -> Any:
+    return typer.Option(
         "--option",
         "-O",
         metavar="NAME=VALUE",
         help="any other option of the matching HTTP endpoint's query, as the API takes it "
-        "(e.g. -O max_faces=3); repeatable",
-    ),
-]
+        f"(e.g. -O {example}); repeatable",
+    )
+
+
+FaceQueryOptions = Annotated[list[str] | None, _query_options("max_faces=3")]
+"""``-O NAME=VALUE`` for the face commands (/v1/analyze's query)."""
+PhotoQueryOptions = Annotated[list[str] | None, _query_options("face=2")]
+"""``-O NAME=VALUE`` for the ID-photo command (/v1/id-photo's query)."""
 
 
 def query_options(given: list[str] | None, flags: Mapping[str, object]) -> dict[str, object]:

@@ -12,7 +12,7 @@ from faceflow.cli.analyze import expand_paths
 from faceflow.cli.common import (
     ConfigOption,
     OutputNames,
-    QueryOptions,
+    PhotoQueryOptions,
     file_progress,
     print_table,
     query_options,
@@ -58,7 +58,7 @@ def id_photo(
     sheet: Annotated[
         str | None, typer.Option(help="also write a print sheet: 6inch, 5inch or a4")
     ] = None,
-    option: QueryOptions = None,
+    option: PhotoQueryOptions = None,
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="processes, this one included (see analyze)")
     ] = 1,
