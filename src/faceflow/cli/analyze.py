@@ -19,6 +19,7 @@ from faceflow.cli.common import (
     query_options,
     settings_from,
     setup_logging,
+    table_width,
 )
 
 if TYPE_CHECKING:  # rich and the ONNX stack are imported when the command runs, not on every start
@@ -136,7 +137,7 @@ def _fits(out: Console, headers: list[str], rows: list[list[str]]) -> bool:
     column takes its widest cell, one space either side and a border)."""
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
     needed = _FILE_COLUMN_MIN + sum(width + 3 for width in widths) + 4
-    return needed <= (out.width if out.is_terminal else max(out.width, 200))
+    return needed <= table_width(out)
 
 
 def _plain(value: object) -> Text:

@@ -118,14 +118,21 @@ class OutputNames:
         return candidate
 
 
+def table_width(console: Console) -> int:
+    """The width :func:`print_table` lays a table out at: the terminal's or, piped, at least 200
+    columns, so that it stays readable (rich assumes 80 for a pipe)."""
+    return console.width if console.is_terminal else max(console.width, 200)
+
+
 def print_table(console: Console, table: object) -> None:
-    """Print a table at the terminal's width or, piped, at least 200 columns wide so that it stays
-    readable (rich assumes 80 for a pipe, and ``print(width=)`` cannot go past the console's)."""
+    """Print a table at :func:`table_width` (``print(width=)`` cannot go past the console's own
+    width, so a pipe's console is widened while it prints; a terminal's is left to follow the
+    terminal)."""
     if console.is_terminal:
         console.print(table)
         return
     width = console.width
-    console.width = max(width, 200)
+    console.width = table_width(console)
     try:
         console.print(table)
     finally:
