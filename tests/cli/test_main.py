@@ -53,6 +53,23 @@ def test_every_option_and_argument_of_every_command_has_help() -> None:
     assert missing == []
 
 
+def test_every_command_is_summed_up_in_one_line_in_the_command_list() -> None:
+    # The list in `faceflow --help` shows a command's first paragraph with its line breaks kept:
+    # a summary over several source lines came out broken mid-sentence.
+    long: list[str] = []
+
+    def walk(command: object, path: str) -> None:
+        for name, sub in getattr(command, "commands", {}).items():
+            summary = (getattr(sub, "help", None) or "").strip().split("\n\n")[0]
+            if "\n" in summary:
+                long.append(f"{path} {name}: {summary!r}")
+            walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(app), "faceflow")
+
+    assert long == []
+
+
 def test_invalid_settings_exit_2_naming_each_problem_and_its_variable() -> None:
     result = CliRunner().invoke(
         app, ["models", "list"], env={"FACEFLOW_CACHE__MEMORY_BYTE": "5", "COLUMNS": "200"}

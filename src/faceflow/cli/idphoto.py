@@ -64,9 +64,11 @@ def id_photo(
     ] = 1,
     config: ConfigOption = None,
 ) -> None:
-    """Make an ID photo of every input: one face, cut out, on the chosen background, at the
-    preset's exact size and DPI, head placed by the preset's rules; plus a compliance report
-    (<name>.report.json) and, with --sheet, a print sheet. Exit code 1 if any file failed."""
+    """Make an ID photo of every input, with its compliance report and, with --sheet, a print sheet.
+
+    One face, cut out, on the chosen background, at the preset's exact size and DPI, head placed
+    by the preset's rules; the report is written beside the photo (<name>.report.json). Exit code
+    1 if any file failed."""
     from rich.table import Table
     from rich.text import Text
 
