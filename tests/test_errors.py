@@ -103,3 +103,7 @@ def test_did_you_mean_names_the_closest_known_name_or_nothing() -> None:
         " (did you mean 'threshold'?)"
     )
     assert did_you_mean("colour", ["threshold", "max_faces"]) == ""
+
+
+def test_did_you_mean_looks_past_the_case_and_names_the_known_spelling() -> None:
+    assert did_you_mean("THRESHOLD", ["threshold", "max_faces"]) == (" (did you mean 'threshold'?)")

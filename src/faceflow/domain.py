@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from faceflow.errors import InvalidParameter
+from faceflow.errors import InvalidParameter, did_you_mean
 
 
 class Gender(StrEnum):
@@ -41,11 +41,15 @@ def parse_attributes(value: str) -> tuple[Attribute, ...]:
     names = [part.strip().lower() for part in value.split(",") if part.strip()]
     if names in ([], ["none"]):
         return ()
-    try:
-        return tuple(dict.fromkeys(Attribute(name) for name in names))
-    except ValueError:
-        allowed = ", ".join(a.value for a in Attribute)
-        raise InvalidParameter(f"unknown attribute in {value!r}; allowed: {allowed}") from None
+    allowed = [a.value for a in Attribute]
+    for name in names:
+        if name not in allowed:
+            raise InvalidParameter(
+                f"unknown attribute {name!r}{did_you_mean(name, allowed)}; allowed:"
+                f" {', '.join(allowed)} (or none)",
+                {"parameter": "attributes"},
+            )
+    return tuple(dict.fromkeys(Attribute(name) for name in names))
 
 
 @dataclass(frozen=True, slots=True)

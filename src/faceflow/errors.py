@@ -284,5 +284,7 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     for the message of an error about an unknown option, setting, size or model."""
     import difflib  # only on the way to an error: not in every process's start-up
 
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    # Case aside: 'THRESHOLD' is as likely a slip for 'threshold' as 'threshhold' is.
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""

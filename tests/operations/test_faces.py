@@ -20,6 +20,7 @@ from faceflow.operations.faces import (
     FaceOptions,
     FaceWork,
 )
+from faceflow.operations.parse import parse_options
 from faceflow.pipeline.detect_options import DetectOptions
 
 BASE = FaceWork(Operation.ANNOTATE, DetectOptions(), (Attribute.AGE, Attribute.GENDER))
@@ -113,9 +114,29 @@ def test_out_of_range_or_unknown_options_are_refused(
         model.model_validate(options)
 
 
-def test_an_unknown_attribute_is_an_invalid_parameter() -> None:
-    with pytest.raises(InvalidParameter, match="unknown attribute"):
-        AnalyzeOptions(attributes="mood").work(Operation.ANALYZE, DetectionSettings())
+def test_an_unknown_attribute_is_an_invalid_parameter_naming_the_likely_one() -> None:
+    with pytest.raises(InvalidParameter) as raised:
+        AnalyzeOptions(attributes="age,gendr").work(Operation.ANALYZE, DetectionSettings())
+
+    assert raised.value.message == (
+        "unknown attribute 'gendr' (did you mean 'gender'?); allowed: age, gender (or none)"
+    )
+    assert raised.value.details == {"parameter": "attributes"}
+
+
+def test_a_batch_of_an_operation_it_does_not_take_names_the_ones_it_does() -> None:
+    with pytest.raises(InvalidParameter) as raised:
+        parse_options(BatchOptions, {"operation": "id-photo"}, "batch")
+
+    assert raised.value.message == (
+        "invalid batch options: operation: Input should be 'detect', 'analyze' or 'annotate'"
+    )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_threshold_that_is_not_a_finite_number_is_called_so(value: str) -> None:
+    with pytest.raises(InvalidParameter, match="finite number"):
+        parse_options(FaceOptions, {"threshold": value}, "detect")
 
 
 def test_a_batch_detect_neither_needs_nor_checks_attributes() -> None:

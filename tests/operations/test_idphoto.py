@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from faceflow.errors import OutOfRange
-from faceflow.operations.idphoto import PhotoOptions, sheet_work
+from faceflow.errors import InvalidParameter, OutOfRange
+from faceflow.operations.idphoto import PhotoOptions, SheetOptions, sheet_work
+from faceflow.operations.parse import parse_options
 
 
 def test_an_unchosen_face_and_no_nudge_leave_the_keys_as_they_were() -> None:
@@ -60,3 +61,59 @@ def test_a_nudge_outside_the_chosen_sizes_range_is_out_of_range(
 
     details = refused.value.details
     assert (details["parameter"], details["min"], details["max"]) == (*nudge, low, high)
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        # Each would have been dropped without a word: the preset for the custom size, the dpi
+        # and unit for the preset's own, the height's absence for... nothing at all.
+        ({"spec": "us-passport", "width": "35", "height": "45"}, "spec"),
+        ({"spec": "cn-1inch", "dpi": "600"}, "dpi"),
+        ({"dpi": "600"}, "dpi"),
+        ({"unit": "px"}, "unit"),
+        ({"width": "35"}, "height"),
+        ({"height": "45", "unit": "mm"}, "width"),
+    ],
+)
+def test_an_option_that_would_be_ignored_is_refused_naming_it(
+    query: dict[str, str], parameter: str
+) -> None:
+    with pytest.raises(InvalidParameter) as refused:
+        parse_options(PhotoOptions, query, "id-photo").work()
+
+    assert refused.value.details == {"parameter": parameter}
+
+
+def test_a_dpi_beside_a_preset_is_told_the_presets_own_pixels_and_dpi() -> None:
+    with pytest.raises(InvalidParameter) as refused:
+        parse_options(PhotoOptions, {"spec": "cn-1inch", "dpi": "600"}, "id-photo").work()
+
+    assert refused.value.message == (
+        "dpi applies to a custom size (width and height); cn-1inch is 295×413 px at 300 dpi"
+    )
+
+
+def test_a_custom_size_takes_its_unit_and_dpi() -> None:
+    query = {"width": "300", "height": "400", "unit": "px", "dpi": "600"}
+    spec = parse_options(PhotoOptions, query, "id-photo").work().options.spec
+
+    assert (spec.width_px, spec.height_px, spec.dpi) == (300, 400, 600)
+
+
+def test_a_sheet_takes_a_preset_or_a_layout_not_both() -> None:
+    both = SheetOptions.model_validate({"spec": "us-passport", "layout": "cn-1inch:4"})
+
+    with pytest.raises(InvalidParameter) as refused:
+        both.work()
+
+    assert refused.value.details == {"parameter": "spec"}
+    assert len(SheetOptions(layout="cn-1inch:4").work().items) == 1
+
+
+@pytest.mark.parametrize("option", ["roll_deg", "shift_mm", "head_mm", "width"])
+def test_a_number_that_is_not_finite_is_called_so(option: str) -> None:
+    with pytest.raises(InvalidParameter, match="finite number") as refused:
+        parse_options(PhotoOptions, {option: "nan", "height": "45"}, "id-photo")
+
+    assert refused.value.details == {"parameter": option}

@@ -160,3 +160,17 @@ def test_sheet_job_key_is_the_sync_endpoints_key(options: dict[str, str]) -> Non
 def test_bad_sheet_options(options: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidParameter, match=message):
         prepare("id-photo-sheet", DATA, options, Settings())
+
+
+def test_a_custom_size_job_is_rebuilt_by_its_worker_as_submitted() -> None:
+    # A job stores what the client gave, not every default: stored with the default preset
+    # beside the custom size, its worker would refuse the two together.
+    options = {"width": "300", "height": "400", "unit": "px", "background": "blue"}
+    submission = prepare("id-photo", DATA, options, Settings())
+    _, spec = spec_for("id-photo")
+
+    stored = submission.payload
+    rebuilt = spec.from_params(DATA, stored)
+
+    assert "spec" not in stored
+    assert rebuilt.work == submission.request.work

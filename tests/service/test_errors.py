@@ -124,3 +124,25 @@ def test_a_misspelt_size_is_named_with_the_size_it_likely_is(
         "unknown ID-photo size 'cn-1-inch' (did you mean 'cn-1inch'?); known sizes: cn-1inch, "
     )
     assert error["parameter"] == "spec"
+
+
+def test_a_form_without_the_image_field_names_the_fields_it_has(
+    client: httpx.Client, face_jpeg: bytes
+) -> None:
+    # A batch's field sent to a single-image route: the client sees what it sent.
+    response = client.post("/v1/detect", files={"images": ("a.jpg", face_jpeg)})
+
+    assert_error(response, 400, "missing_field")
+    assert error_of(response)["message"] == (
+        "multipart body has no field named 'image' (it has 'images')"
+    )
+
+
+def test_two_images_to_a_single_image_route_are_pointed_to_the_batch_route(
+    client: httpx.Client, face_jpeg: bytes
+) -> None:
+    files = [("image", ("a.jpg", face_jpeg)), ("image", ("b.jpg", face_jpeg))]
+    response = client.post("/v1/detect", files=files)
+
+    assert_error(response, 400, "invalid_parameter")
+    assert "/v1/batch" in error_of(response)["message"]

@@ -58,7 +58,9 @@ def query_options(given: list[str] | None, flags: Mapping[str, object]) -> dict[
     """
     from faceflow.errors import InvalidParameter
 
-    options = dict(flags)
+    # A flag left unset is left out, as an absent query parameter is: the model's default then
+    # applies, and the model can tell it from a value the user chose (a preset beside a size).
+    options = {name: value for name, value in flags.items() if value is not None}
     for entry in given or ():
         name, equals, value = entry.partition("=")
         name = name.strip()

@@ -42,8 +42,13 @@ def id_photo(
     ],
     out_dir: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="output folder")],
     spec: Annotated[
-        str, typer.Option(help="size preset; `faceflow id-photo-specs` lists them")
-    ] = "cn-1inch",
+        str | None,
+        typer.Option(
+            help="size preset (default cn-1inch; `faceflow id-photo-specs` lists them), or a"
+            " custom size with -O width=… -O height=…",
+            show_default=False,
+        ),
+    ] = None,
     background: Annotated[str, typer.Option(help="white, blue, red, grey or #rrggbb")] = "white",
     gradient: Annotated[
         Literal["none", "vertical", "radial"], typer.Option(help="fade the background to white")

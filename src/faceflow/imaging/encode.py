@@ -104,7 +104,7 @@ def encode_jpeg_max_kb(
             raise InvalidParameter(
                 f"cannot fit a {image.width}×{image.height} JPEG in {max_kb} KB (1 KB = 1,000 "
                 f"bytes); the smallest possible at this size is {smallest_kb} KB",
-                {"max_kb": max_kb, "min_achievable_kb": smallest_kb},
+                {"parameter": "max_kb", "max_kb": max_kb, "min_achievable_kb": smallest_kb},
             )
     return fitting, fits
 

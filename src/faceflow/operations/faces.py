@@ -13,12 +13,13 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from faceflow.config import DetectionSettings, FaceCount, FaceScore, FaceWidthPx
 from faceflow.domain import Attribute, Operation, parse_attributes
 from faceflow.errors import InvalidParameter, JsonScalar
 from faceflow.imaging.formats import OutputFormat
+from faceflow.operations.parse import OPTIONS_CONFIG
 from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.runtime.tasks import FaceRequest
 
@@ -89,7 +90,7 @@ class FaceWork:
 class FaceOptions(BaseModel):
     """The options of ``/v1/detect``; unset ones take the ``detection`` settings' defaults."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = OPTIONS_CONFIG
 
     threshold: FaceScore | None = Field(
         None, description="minimum face score (default from settings)"
@@ -145,13 +146,15 @@ FACE_OPTIONS: Mapping[Operation, type[FaceOptions]] = MappingProxyType(
     }
 )
 
-FaceOperation = Literal[Operation.DETECT, Operation.ANALYZE, Operation.ANNOTATE]
+# By value, not as Operation members: pydantic names a Literal's members by repr in its error
+# ("Input should be <Operation.DETECT: 'detect'>, …"), a client should read 'detect'.
+FaceOperation = Literal["detect", "analyze", "annotate"]
 
 
 class BatchOptions(AnnotateOptions):
     """The options of ``/v1/batch``: a face operation and its options, for every image."""
 
-    operation: FaceOperation = Field(Operation.ANALYZE, description="what to do with every image")
+    operation: FaceOperation = Field("analyze", description="what to do with every image")
 
     def batch_work(self, defaults: DetectionSettings) -> FaceWork:
-        return self.work(self.operation, defaults)
+        return self.work(Operation(self.operation), defaults)

@@ -23,10 +23,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from faceflow.errors import InvalidParameter, JsonScalar
 from faceflow.imaging.formats import OutputFormat
+from faceflow.operations.parse import OPTIONS_CONFIG
 from faceflow.pipeline.idphoto.nudge import NO_NUDGE, Nudge
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.palette import BackgroundStyle, parse_background
@@ -45,7 +46,7 @@ from faceflow.runtime.idphoto_tasks import (
 from faceflow.runtime.tasks import TaskOutput
 
 Gradient = Literal["none", "vertical", "radial"]
-_SPEC = "size preset key (see GET /v1/id-photo/specs); ignored with width"
+_SPEC = "size preset key (see GET /v1/id-photo/specs); not with width and height"
 _BACKGROUND = "white, blue, red, grey or #rrggbb (URL-encode # as %23)"
 _GRADIENT = "fade the background to white"
 _FACE = (
@@ -178,7 +179,7 @@ def sheet_work(
 class PhotoOptions(BaseModel):
     """The options of an ID photo (``/v1/id-photo`` without ``sheet`` and ``source``; a job)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = OPTIONS_CONFIG
 
     spec: str = Field("cn-1inch", description=_SPEC)
     width: float | None = Field(None, gt=0, description="custom width (with height and unit)")
@@ -221,12 +222,32 @@ class PhotoOptions(BaseModel):
         """Validated photo options; InvalidParameter (400) for any bad value or combination,
         OutOfRange (400) for a nudge outside the size's ranges."""
         chosen: IdPhotoSpec
+        given = self.model_fields_set
         if self.width is not None or self.height is not None:
+            # A preset beside a custom size would be ignored: the client meant one of the two.
+            if "spec" in given:
+                raise InvalidParameter(
+                    "give a size preset (spec) or a custom width and height, not both",
+                    {"parameter": "spec"},
+                )
             if self.width is None or self.height is None:
-                raise InvalidParameter("a custom size needs both width and height")
+                missing = "width" if self.width is None else "height"
+                raise InvalidParameter(
+                    f"a custom size needs both width and height: {missing} is missing",
+                    {"parameter": missing},
+                )
             chosen = custom_spec(self.width, self.height, self.unit, self.dpi or 300)
         else:
             chosen = get_spec(self.spec)
+            # A preset's pixels and DPI are its own; a dpi or unit here would be silently dropped
+            # (a 600 dpi print of a 300 dpi photo comes out half the size).
+            for name in ("dpi", "unit"):
+                if name in given:
+                    raise InvalidParameter(
+                        f"{name} applies to a custom size (width and height); {chosen.key} is"
+                        f" {chosen.width_px}×{chosen.height_px} px at {chosen.dpi} dpi",
+                        {"parameter": name},
+                    )
         style = BackgroundStyle.SOLID if self.gradient == "none" else BackgroundStyle(self.gradient)
         colour = parse_background(self.background, style.value)
         nudge = Nudge(self.head_mm, self.eye_line_mm, self.shift_mm, self.roll_deg)
@@ -273,7 +294,7 @@ def parse_layout(value: str) -> list[tuple[str, int]]:
 class SheetOptions(BaseModel):
     """The options of a print sheet (``/v1/id-photo/sheet``, a job)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = OPTIONS_CONFIG
 
     spec: str = Field("cn-1inch", description=_SPEC)
     sheet: str = Field("6inch", description="6inch (4×6 in), 5inch (3.5×5 in) or a4")
@@ -286,6 +307,11 @@ class SheetOptions(BaseModel):
 
     def work(self) -> SheetWork:
         """Validated; InvalidParameter (400) for any bad value."""
+        if self.layout and "spec" in self.model_fields_set:
+            raise InvalidParameter(
+                "give a size preset (spec) or a layout of presets, not both",
+                {"parameter": "spec"},
+            )
         counts: list[tuple[str, int | None]] = (
             list(parse_layout(self.layout)) if self.layout else [(self.spec, None)]
         )

@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from faceflow.errors import InvalidParameter, JsonScalar, did_you_mean
 
 Model = TypeVar("Model", bound=BaseModel)
+
+# Every operation's options model: an unknown option is an error (a typo must not pass unseen),
+# a parsed model is immutable (memoised per query string), and nan or inf is refused as "not a
+# finite number" rather than failing a bound with a message about the bound.
+OPTIONS_CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def parse_options(model: type[Model], options: Mapping[str, object], what: str) -> Model:

@@ -79,7 +79,9 @@ def _face_spec(operation: Operation) -> OperationSpec[Any, FaceRequest]:
 
 
 def _stored(raw: BaseModel) -> dict[str, JsonScalar]:
-    return dict(raw.model_dump(mode="json"))
+    # Only what the client gave: the worker's model then tells a chosen preset from the default
+    # one, as the route's did (PhotoOptions refuses a preset beside a custom size).
+    return dict(raw.model_dump(mode="json", exclude_unset=True))
 
 
 _SPECS: Mapping[Operation, OperationSpec[Any, Any]] = MappingProxyType(

@@ -488,15 +488,22 @@ def _uploads(
         return [Upload(body)]
     if not reader.size:
         raise EmptyInput("the request has no body; send an image as the raw body or form field")
-    uploads = [
-        Upload(part.data, part.filename) for part in reader.finish() if part.name in field_names
-    ]
+    parts = reader.finish()
+    uploads = [Upload(part.data, part.filename) for part in parts if part.name in field_names]
     if not uploads:
+        # The client's own names, a few and short: they are echoed back.
+        sent = sorted({part.name[:40] for part in parts} - {""})[:5]
         raise MissingField(
             f"multipart body has no field named {' or '.join(repr(n) for n in field_names)}"
+            + (f" (it has {', '.join(repr(n) for n in sent)})" if sent else "")
         )
     if len(uploads) > max_items:
-        raise InvalidParameter(f"at most {max_items} images per request", {"limit": max_items})
+        raise InvalidParameter(
+            "one image per request; send several to /v1/batch as 'images' parts"
+            if max_items == 1
+            else f"at most {max_items} images per request",
+            {"limit": max_items},
+        )
     if check_each:
         for upload in uploads:
             check_image(upload, max_image_bytes)
