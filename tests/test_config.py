@@ -199,6 +199,10 @@ def test_api_key_hashes_are_accepted_and_lower_cased() -> None:
         ("faceflow.ini", "[server]\nport = 1\n", "must end in"),
         ("faceflow.yaml", "- just\n- a list\n", "mapping"),
         ("absent.yaml", None, "cannot read"),
+        # Malformed: one line naming the place, not the parser's traceback.
+        ("faceflow.yaml", "server:\n  port: [1\n", r"not valid YAML: .* \(line 3, column 1\)$"),
+        ("faceflow.yaml", "a: b: c\n", r"not valid YAML: .* \(line 1, column 5\)$"),
+        ("faceflow.toml", "[server\nport = 1\n", r"not valid TOML: .*line 1, column 8"),
     ],
 )
 def test_unusable_config_files_are_refused(

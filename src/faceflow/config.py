@@ -484,16 +484,34 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if path.suffix == ".toml":
         import tomllib
 
-        data: Any = tomllib.loads(text)
+        try:
+            data: Any = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:  # its message names the line and column
+            raise InvalidParameter(f"config file {path} is not valid TOML: {exc}") from None
     elif path.suffix in {".yaml", ".yml"}:
         import yaml
 
-        data = yaml.safe_load(text) or {}
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise InvalidParameter(
+                f"config file {path} is not valid YAML: {_yaml_problem(exc)}"
+            ) from None
     else:
         raise InvalidParameter(f"config file {path} must end in .yaml, .yml or .toml")
     if not isinstance(data, dict):
         raise InvalidParameter(f"config file {path} must hold a mapping at the top level")
     return data
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """PyYAML's error in one line: what is wrong and where (its own text spans several lines,
+    quoting the source)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return str(problem)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -83,6 +83,18 @@ def test_invalid_settings_exit_2_naming_each_problem_and_its_variable() -> None:
     ) in result.stderr
 
 
+def test_a_malformed_config_file_exits_2_in_one_line_without_a_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "faceflow.yaml"
+    config.write_text("server:\n  port: [1\n", encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["models", "list", "-c", str(config)], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 2
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stderr.startswith("invalid settings: config file")
+    assert "not valid YAML" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("command", "model"),
     [("analyze", FACE_OPTIONS[Operation.ANALYZE]), ("id-photo", PhotoOptions)],
