@@ -257,6 +257,30 @@ def in_order(stdout: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
+def test_a_dash_reads_the_image_from_standard_input_beside_files(
+    testdata: Path, testdata_json: Result, tmp_path: Path
+) -> None:
+    piped = (testdata / "two_people.jpg").read_bytes()
+    annotated = tmp_path / "annotated"
+
+    result = CliRunner().invoke(
+        app,
+        ["analyze", "--json", "--annotate", str(annotated), "-", str(testdata / "obama.jpg")],
+        input=piped,
+        env=WIDE,
+    )
+
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["file"] for line in lines] == ["-", str(testdata / "obama.jpg")]
+    expected = json_lines(testdata_json)["two_people.jpg"]
+    assert comparable({**lines[0], "file": ""}) == comparable({**expected, "file": ""})
+    assert sorted(path.name for path in annotated.iterdir()) == [
+        "obama.annotated.jpg",
+        "stdin.annotated.jpg",
+    ]
+
+
 def test_two_workers_give_the_same_results_as_one(testdata: Path, testdata_json: Result) -> None:
     # In this process, which may have threads of its own: forked or spawned workers.
     pooled = run("--json", "--workers", "2", testdata)

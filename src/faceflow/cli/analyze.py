@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from faceflow.cli.common import (
+    STDIN,
     ConfigOption,
     FaceQueryOptions,
     OutputNames,
@@ -41,7 +42,8 @@ def _consoles() -> tuple[Console, Console]:
 
 def expand_paths(patterns: list[str]) -> list[Path]:
     """Files named directly, image files under folders (recursively), and glob matches; in order,
-    without duplicates. A pattern that matches nothing is kept so it is reported as an error.
+    without duplicates. A pattern that matches nothing is kept so it is reported as an error;
+    ``-`` is standard input.
 
     Under a folder, hidden files and folders are passed over (named directly, they are not):
     macOS leaves a ``._IMG_0001.jpg`` of metadata beside each photo it copies to a foreign disk,
@@ -49,7 +51,9 @@ def expand_paths(patterns: list[str]) -> list[Path]:
     found: dict[Path, None] = {}
     for pattern in patterns:
         path = Path(pattern)
-        if path.is_dir():
+        if path == STDIN:
+            found[STDIN] = None
+        elif path.is_dir():
             for child in sorted(path.rglob("*")):
                 hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
                 if not hidden and child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
@@ -164,7 +168,8 @@ def analyze(
     paths: Annotated[
         list[str],
         typer.Argument(
-            help="image files, folders (searched recursively, hidden files passed over) or globs"
+            help="image files, folders (searched recursively, hidden files passed over), globs,"
+            " or - for an image on standard input"
         ),
     ],
     as_json: Annotated[
@@ -235,7 +240,7 @@ def analyze(
                 # JSON is data: rich must not read "[...]" in it as markup or ":x:" as emoji.
                 out.print(_json_line(outcome), soft_wrap=True, markup=False, emoji=False)
             if annotate_dir and outcome.result is not None and outcome.result.annotated is not None:
-                target = annotate_dir / f"{names.unique(outcome.path.stem)}.annotated.jpg"
+                target = annotate_dir / f"{names.unique(outcome.path)}.annotated.jpg"
                 target.write_bytes(outcome.result.annotated)
 
         try:

@@ -105,13 +105,19 @@ def setup_logging(level: str = "info") -> None:
     )
 
 
+STDIN = Path("-")
+"""The input ``-``: an image read from standard input (``curl … | faceflow analyze -``)."""
+
+
 class OutputNames:
-    """Output stems that never collide within one run (a/x.jpg and b/x.png → x, x-2)."""
+    """Output stems that never collide within one run (a/x.jpg and b/x.png → x, x-2); the image
+    from standard input is ``stdin``."""
 
     def __init__(self) -> None:
         self._used: set[str] = set()
 
-    def unique(self, stem: str) -> str:
+    def unique(self, source: Path) -> str:
+        stem = "stdin" if source == STDIN else source.stem
         candidate, serial = stem, 1
         while candidate in self._used:
             serial += 1

@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, NoReturn, TypeVar
 
+from faceflow.cli.common import STDIN
 from faceflow.config import Settings
 from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter, WorkerCrashed
@@ -49,7 +50,9 @@ class FileOutcome(Generic[Res]):
 
 def _read(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        # Standard input is read where its file's task runs: by one process, once (a forked
+        # worker inherits the descriptor; nothing was read from it before the fork).
+        return sys.stdin.buffer.read() if path == STDIN else path.read_bytes()
     except OSError as exc:
         raise InvalidParameter(f"cannot read {path}: {exc.strerror}") from None
 

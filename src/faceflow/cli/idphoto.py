@@ -38,7 +38,10 @@ def _consoles() -> tuple[Console, Console]:
 def id_photo(
     paths: Annotated[
         list[str],
-        typer.Argument(help="photos, folders (recursive, hidden files passed over) or globs"),
+        typer.Argument(
+            help="photos, folders (recursive, hidden files passed over), globs, or - for a photo"
+            " on standard input"
+        ),
     ],
     out_dir: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="output folder")],
     spec: Annotated[
@@ -125,7 +128,7 @@ def id_photo(
             table.add_row(name, Text(f"{code}: {message}", style="red"), "", "")
             return
         photo = outcome.result.photo
-        stem = f"{names.unique(outcome.path.stem)}.{options.spec.key}"
+        stem = f"{names.unique(outcome.path)}.{options.spec.key}"
         target = out_dir / f"{stem}.{suffix}"
         target.write_bytes(photo.data)
         report = target.with_suffix(".report.json")
