@@ -26,6 +26,33 @@ def test_healthz(client: httpx.Client) -> None:
     assert response.json() == {"status": "ok"}
 
 
+def test_head_answers_as_get_without_a_body(client: httpx.Client, live_server: LiveServer) -> None:
+    # Uptime monitors probe with HEAD: the GET's status and headers, nothing after them.
+    before = live_server.metrics()
+    for path in ("/healthz", "/v1/id-photo/specs", "/"):  # answers that do not change
+        got, head = client.get(path), client.head(path)
+
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+        assert head.headers["content-length"] == str(len(got.content)), path
+    after = live_server.metrics()
+    for path in ("/readyz", "/v1/info"):  # their figures move with the session's other tests
+        head = client.head(path)
+        assert (head.status_code, head.content) == (200, b""), path
+
+    assert client.head("/v1/jobs/nothing-here").status_code == 404
+    wrong = client.head("/v1/detect")  # a POST route: as for GET, 405 naming what it takes
+    assert wrong.status_code == 405
+    assert wrong.headers["Allow"] == "POST"
+    route = {"route": "/healthz", "method": "HEAD", "status": "200"}
+    assert (
+        after.value("faceflow_http_requests_total", **route)
+        - before.value("faceflow_http_requests_total", **route)
+        == 1
+    )
+
+
 async def test_readyz_is_503_until_every_worker_has_warmed_up() -> None:
     settings = app_settings(runtime={"processes": 2, "warmup": True})
     async with running_app(settings, ready=False) as running:

@@ -28,7 +28,7 @@ from faceflow.service.errors import install_error_handlers
 from faceflow.service.examples import ExampleThumbnails, load_examples
 from faceflow.service.hotpath import Entry, HotPath
 from faceflow.service.metrics import Metrics
-from faceflow.service.middleware import RequestContext
+from faceflow.service.middleware import HeadAsGet, RequestContext
 from faceflow.service.process import before_threads, settle
 from faceflow.service.protocol import SERVER_SETTINGS_STATE
 from faceflow.service.routes import examples as example_routes
@@ -51,9 +51,9 @@ content type) or as the multipart field `image`; options go in the query string.
 
 class FaceflowApp:
     """What uvicorn serves: forwarding headers from trusted proxies → request context (ids,
-    access log, metrics) → body limits (upload budget, body timeout) → CORS → API keys outside
-    /v1 → the cache-hit fast path → the FastAPI app, which owns the lifespan and every documented
-    route."""
+    access log, metrics) → HEAD answered as GET → body limits (upload budget, body timeout) →
+    CORS → API keys outside /v1 → the cache-hit fast path → the FastAPI app, which owns the
+    lifespan and every documented route."""
 
     def __init__(
         self,
@@ -78,7 +78,7 @@ class FaceflowApp:
                 expose_headers=["X-Cache", "X-Request-ID", "Retry-After", "X-Face-Count"],
             )
         limits = BodyLimits(inner, budget, settings.server.body_timeout_s)
-        context = RequestContext(limits, metrics)
+        context = RequestContext(HeadAsGet(limits), metrics)
         # The face operations' uploads skip the layers' wrappers (see Entry), unless a CORS layer
         # sits between: its headers are the layers' to add.
         first: ASGIApp = (

@@ -101,6 +101,38 @@ class RequestContext:
             )
 
 
+class HeadAsGet:
+    """``HEAD`` on any ``GET`` route: the status and headers the ``GET`` would have, no body
+    (RFC 9110 §9.3.2). Uptime monitors and load balancers probe with ``HEAD``; FastAPI's routes
+    answer only the methods they declare, so ``HEAD /healthz`` was a 405.
+
+    The inner app sees a copy of the scope with ``GET`` (uvicorn keeps reading the method from
+    its own scope to know that no body may go out); the route it matched is copied back for the
+    request's metrics and access line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        as_get = {**scope, "method": "GET"}
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        try:
+            await self.app(as_get, receive, headers_only)
+        finally:
+            if "route" in as_get:
+                scope["route"] = as_get["route"]
+
+
 def with_request_id(message: Message, request_id: str) -> tuple[int, str]:
     """Put ``request_id`` into the ``http.response.start`` ``message``'s headers (in place of
     any the app set); its status and its error code ("" for none)."""
