@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from faceflow.errors import InvalidParameter, OutOfRange
-from faceflow.operations.idphoto import PhotoOptions, SheetOptions, sheet_work
+from faceflow.operations.idphoto import PhotoOptions, PhotoRouteOptions, SheetOptions, sheet_work
 from faceflow.operations.parse import parse_options
 
 
@@ -74,6 +74,8 @@ def test_a_nudge_outside_the_chosen_sizes_range_is_out_of_range(
         ({"unit": "px"}, "unit"),
         ({"width": "35"}, "height"),
         ({"height": "45", "unit": "mm"}, "width"),
+        ({"quality": "80", "max_kb": "30"}, "quality"),  # max_kb chooses the quality
+        ({"quality": "80", "format": "png"}, "quality"),
     ],
 )
 def test_an_option_that_would_be_ignored_is_refused_naming_it(
@@ -117,3 +119,36 @@ def test_a_number_that_is_not_finite_is_called_so(option: str) -> None:
         parse_options(PhotoOptions, {option: "nan", "height": "45"}, "id-photo")
 
     assert refused.value.details == {"parameter": option}
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ({"response": "json"}, "response"),
+        ({"max_kb": "50"}, "max_kb"),
+        ({"quality": "80"}, "quality"),
+    ],
+)
+def test_a_photos_file_option_beside_a_sheet_is_refused_naming_it(
+    query: dict[str, str], parameter: str
+) -> None:
+    options = parse_options(PhotoRouteOptions, {"sheet": "6inch", **query}, "id-photo")
+
+    with pytest.raises(InvalidParameter) as refused:
+        options.sheet_work(options.work())
+
+    assert refused.value.details == {"parameter": parameter}
+
+
+def test_a_sheet_of_the_route_keeps_the_photos_format_face_and_nudges() -> None:
+    query = {"sheet": "a4", "format": "png", "face": "2", "shift_mm": "1"}
+    options = parse_options(PhotoRouteOptions, query, "id-photo")
+
+    sheet = options.sheet_work(options.work())
+
+    assert sheet is not None
+    assert (sheet.paper, sheet.output_format.value, sheet.face) == ("a4", "png", 2)
+    assert sheet.items[0][0].nudge.shift_mm == 1
+    assert (
+        parse_options(PhotoRouteOptions, {}, "id-photo").sheet_work(PhotoOptions().work()) is None
+    )

@@ -248,6 +248,18 @@ class PhotoOptions(BaseModel):
                         f" {chosen.width_px}×{chosen.height_px} px at {chosen.dpi} dpi",
                         {"parameter": name},
                     )
+        if "quality" in given:
+            # max_kb chooses the quality itself, and PNG has none: either would drop this one.
+            if self.format is not OutputFormat.JPEG:
+                raise InvalidParameter(
+                    "quality applies to JPEG output only", {"parameter": "quality"}
+                )
+            if self.max_kb is not None:
+                raise InvalidParameter(
+                    "give quality or max_kb, not both: max_kb chooses the highest quality that"
+                    " fits",
+                    {"parameter": "quality"},
+                )
         style = BackgroundStyle.SOLID if self.gradient == "none" else BackgroundStyle(self.gradient)
         colour = parse_background(self.background, style.value)
         nudge = Nudge(self.head_mm, self.eye_line_mm, self.shift_mm, self.roll_deg)
@@ -268,6 +280,27 @@ class PhotoRouteOptions(PhotoOptions):
         pattern="^[0-9a-f]{64}$",
         description="an earlier upload's X-Source, sent instead of the photo (no body)",
     )
+
+    def sheet_work(self, photo: PhotoWork) -> SheetWork | None:
+        """The print sheet of ``photo`` asked for with ``sheet``, validated, or None. The
+        photo's own file options would be dropped on a sheet: 400 naming the one given."""
+        if self.sheet is None:
+            return None
+        dropped = [
+            name
+            for name, given in (
+                ("response", self.response is ResponseKind.JSON),
+                ("max_kb", self.max_kb is not None),
+                ("quality", "quality" in self.model_fields_set),
+            )
+            if given
+        ]
+        if dropped:
+            raise InvalidParameter(
+                f"{dropped[0]} applies to the photo, not to a print sheet",
+                {"parameter": dropped[0]},
+            )
+        return sheet_work([(photo.options, None)], self.sheet, self.format, photo.face)
 
 
 def parse_layout(value: str) -> list[tuple[str, int]]:

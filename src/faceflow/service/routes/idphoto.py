@@ -24,7 +24,6 @@ from faceflow.operations.idphoto import (
     PhotoWork,
     SheetOptions,
     SheetWork,
-    sheet_work,
 )
 from faceflow.operations.registry import check_enabled
 from faceflow.pipeline.idphoto.nudge import nudge_ranges
@@ -156,11 +155,7 @@ async def id_photo(request: Request, options: Annotated[PhotoRouteOptions, Query
     services = services_of(request)
     photo = options.work()
     # A sheet is validated (its paper, whether the photo fits) before the upload is read.
-    sheet = (
-        None
-        if options.sheet is None
-        else sheet_work([(photo.options, None)], options.sheet, options.format, photo.face)
-    )
+    sheet = options.sheet_work(photo)
     if options.source is None:
         data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
         origin: tuple[str, bytes | None] = (content_hash(data), data)
