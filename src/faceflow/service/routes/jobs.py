@@ -41,10 +41,14 @@ class JobOut(BaseModel):
     handle: str = Field(description="random, unguessable; visible only to the submitting API key")
     operation: Operation
     status: JobStatus
-    created_at: str = Field(description="ISO 8601, UTC")
-    enqueued_at: str | None = None
-    started_at: str | None = None
-    ended_at: str | None = None
+    created_at: str = Field(description="ISO 8601, UTC: when this handle was submitted")
+    enqueued_at: str | None = Field(
+        None,
+        description="when its work was queued: for a job that joined identical work already"
+        " queued, that work's time, which may precede created_at",
+    )
+    started_at: str | None = Field(None, description="when its work started (the same)")
+    ended_at: str | None = Field(None, description="when it reached a terminal state")
     attempts: int = Field(description="attempts started; a retry after a crash adds one")
     from_cache: bool = Field(description="finished at submission from the result cache")
     media_type: str | None = Field(None, description="the result's media type once finished")
