@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from faceflow.service.app import WEB_PAGE_ROUTE
 from tests.fixtures.live_server import CLIENT_TLS, LiveServer, LiveServerFactory
 from tests.service.in_process import READY_TIMEOUT_S, app_settings, running_app
 from tests.service.support import fresh
@@ -51,6 +52,19 @@ def test_head_answers_as_get_without_a_body(client: httpx.Client, live_server: L
         - before.value("faceflow_http_requests_total", **route)
         == 1
     )
+
+
+def test_the_web_pages_files_are_counted_under_one_route_label(
+    client: httpx.Client, live_server: LiveServer
+) -> None:
+    before = live_server.metrics()
+    for path in ("/", "/js/main.js", "/css/app.css"):
+        assert client.get(path).status_code == 200, path
+    after = live_server.metrics()
+
+    page = {"route": WEB_PAGE_ROUTE, "method": "GET", "status": "200"}
+    counted = after.value("faceflow_http_requests_total", **page)
+    assert counted - before.value("faceflow_http_requests_total", **page) == 3
 
 
 async def test_readyz_is_503_until_every_worker_has_warmed_up() -> None:

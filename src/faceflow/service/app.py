@@ -41,6 +41,8 @@ from faceflow.service.upload import BodyLimits
 log = logging.getLogger(__name__)
 
 _START_UP_TIMEOUT_S = 300.0
+WEB_PAGE_ROUTE = "/{web page file}"
+"""The route label of the web page's files (and of any other path no route has)."""
 
 DESCRIPTION = """
 Self-hosted face analysis and ID photos. Send an image as the raw request body (with an image
@@ -205,6 +207,8 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             # StaticFiles' "405, allow GET" for a resource that does not exist.
             if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
                 raise StarletteHTTPException(404)
+            # One label for the page's files in the request metrics (no route matched them).
+            scope["faceflow.route"] = WEB_PAGE_ROUTE
             await web(scope, receive, send)
 
         # The router's fallback, not a mount at "/": a mount matches every path fully, so a wrong

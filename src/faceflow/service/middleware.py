@@ -74,7 +74,8 @@ class RequestContext:
     ) -> None:
         """Count and log the request once it is answered (or its client is gone)."""
         route = scope.get("route")
-        # FastAPI's route template, or the path the hot path answered, or "unmatched".
+        # FastAPI's route template, or the path the hot path answered, or the web page's label
+        # (WEB_PAGE_ROUTE, for any path no route has), or "unmatched" (the web page turned off).
         template = getattr(route, "path", None) or scope.get("faceflow.route") or "unmatched"
         self.metrics.request_done(template, scope["method"], status, elapsed)
         if error_code:
@@ -108,7 +109,7 @@ class HeadAsGet:
 
     The inner app sees a copy of the scope with ``GET`` (uvicorn keeps reading the method from
     its own scope to know that no body may go out); the route it matched is copied back for the
-    request's metrics and access line."""
+    request's metrics."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -129,8 +130,9 @@ class HeadAsGet:
         try:
             await self.app(as_get, receive, headers_only)
         finally:
-            if "route" in as_get:
-                scope["route"] = as_get["route"]
+            for key in ("route", "faceflow.route"):
+                if key in as_get:
+                    scope[key] = as_get[key]
 
 
 def with_request_id(message: Message, request_id: str) -> tuple[int, str]:
