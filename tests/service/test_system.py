@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from faceflow.service.app import WEB_PAGE_ROUTE
+from faceflow.config import ServerSettings
+from faceflow.service.app import WEB_PAGE_ROUTE, address
 from tests.fixtures.live_server import CLIENT_TLS, LiveServer, LiveServerFactory
 from tests.service.in_process import READY_TIMEOUT_S, app_settings, running_app
 from tests.service.support import fresh
@@ -65,6 +67,30 @@ def test_the_web_pages_files_are_counted_under_one_route_label(
     page = {"route": WEB_PAGE_ROUTE, "method": "GET", "status": "200"}
     counted = after.value("faceflow_http_requests_total", **page)
     assert counted - before.value("faceflow_http_requests_total", **page) == 3
+
+
+def test_the_ready_line_says_where_the_page_and_the_docs_are(live_server: LiveServer) -> None:
+    line = f"web page {live_server.url}/, API docs {live_server.url}/docs"
+    # Logged just after /readyz turns 200 (the same event, seen by two tasks): wait for it.
+    deadline = time.monotonic() + 30
+    while line not in live_server.log_path.read_text(encoding="utf-8", errors="replace"):
+        assert time.monotonic() < deadline, f"no {line!r} in {live_server.log_path}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("server", "shown"),
+    [
+        ({"host": "0.0.0.0", "port": 9000}, "http://127.0.0.1:9000/"),
+        ({"host": "::", "port": 9000}, "http://[::1]:9000/"),
+        ({"host": "10.0.0.5", "port": 80}, "http://10.0.0.5:80/"),
+        ({"public_url": "https://faces.example.org/api"}, "https://faces.example.org/api/"),
+    ],
+)
+def test_the_address_given_to_people_is_one_they_can_open(
+    server: dict[str, Any], shown: str
+) -> None:
+    assert address(ServerSettings(**server)) == shown
 
 
 async def test_readyz_is_503_until_every_worker_has_warmed_up() -> None:

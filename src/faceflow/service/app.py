@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from faceflow import __version__
 from faceflow.cache.compute import CachedCompute
 from faceflow.cache.tiered import ResultCache
-from faceflow.config import Settings, load_settings
+from faceflow.config import ServerSettings, Settings, load_settings
 from faceflow.errors import FaceflowError
 from faceflow.jobs.runner import build_runner
 from faceflow.runtime.budget import ByteBudget
@@ -217,6 +217,15 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
     return FaceflowApp(app, settings, metrics, budget, current)
 
 
+def address(server: ServerSettings) -> str:
+    """Where a person reaches this server, for the start-up log: the public URL, else the bound
+    address (an every-interface bind as this machine's loopback)."""
+    if server.public_url:
+        return server.public_url.rstrip("/") + "/"
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(server.host, server.host)  # noqa: S104 - read, not bound
+    return f"http://{f'[{host}]' if ':' in host else host}:{server.port}/"
+
+
 async def _report_start_up(pool: InferencePool[WorkerContext], services: Services) -> None:
     """Log when every inference process is ready, or why one could not start (e.g. a missing
     model): otherwise /readyz would stay 503 with the reason only in a worker's log. Once ready,
@@ -228,7 +237,13 @@ async def _report_start_up(pool: InferencePool[WorkerContext], services: Service
         log.error("inference processes failed to start: %s", exc.message)
         services.thumbnails.give_up()
     else:
-        log.info("ready: every inference process has loaded and warmed up its models")
+        server = services.settings.server
+        log.info(
+            "ready: every inference process has loaded and warmed up its models; %s",
+            f"web page {address(server)}, API docs {address(server)}docs"
+            if server.web_page
+            else f"API docs {address(server)}docs",
+        )
         await services.thumbnails.make(pool)
 
 
