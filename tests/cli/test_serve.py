@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,29 @@ def test_serve_refuses_a_model_changed_after_it_was_verified(tmp_path: Path) -> 
 
     assert done.returncode == 2
     assert "model yunet is corrupt" in done.stderr
+
+
+def test_serve_on_a_port_in_use_exits_3_at_once_without_starting_inference_processes(
+    tmp_path: Path,
+) -> None:
+    env = server_env(store_with(tmp_path, "yunet"), {"RUNTIME__OPERATIONS": '["detect"]'})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        done = subprocess.run(
+            [sys.executable, "-m", "faceflow", "serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    assert done.returncode == 3, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "inference process" not in done.stderr + done.stdout  # none was spawned
 
 
 def test_serve_hands_the_inference_processes_it_started_first_to_the_app(

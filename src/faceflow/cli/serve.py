@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +104,10 @@ def serve(
             )
         Console(stderr=True).print("run `faceflow models pull` (or `make setup`) first")
         raise typer.Exit(2)
+    # One HTTP worker: the port is bound here, before the inference processes are spawned, so
+    # a port in use is one line and exit 3 at once, not after every model has loaded (uvicorn
+    # binds last). Several: uvicorn's supervisor binds first anyway.
+    listener = _listen(settings.server.host, settings.server.port) if workers == 1 else None
     head_start = _head_start(settings) if workers == 1 else None
 
     import uvicorn
@@ -119,26 +125,56 @@ def serve(
         # uvicorn kills a worker that misses a 5 s health check by default: too short for a
         # worker still importing on a busy machine, which then restarts forever.
         extra["timeout_worker_healthcheck"] = settings.server.worker_healthcheck_timeout_s
+    options: dict[str, Any] = {
+        "factory": isinstance(app, str),
+        "host": settings.server.host,
+        "port": settings.server.port,
+        "workers": workers,
+        "log_config": None,
+        "access_log": False,
+        "timeout_keep_alive": KEEP_ALIVE_S,
+        # httptools' protocol with a header timeout and a connection cap (settings.server).
+        "http": FaceflowHttpProtocol,
+        "timeout_graceful_shutdown": 30,
+        "server_header": False,
+        # X-Forwarded-* are believed only from server.trusted_proxies, which the app applies
+        # itself (faceflow.service.edge, with uvicorn's own middleware): uvicorn's default
+        # forwarded-allow-ips would let any local client choose its address.
+        "proxy_headers": False,
+        **extra,
+    }
     with _shared_metrics(workers):
-        uvicorn.run(
-            app,  # type: ignore[arg-type]
-            factory=isinstance(app, str),
-            host=settings.server.host,
-            port=settings.server.port,
-            workers=workers,
-            log_config=None,
-            access_log=False,
-            timeout_keep_alive=KEEP_ALIVE_S,
-            # httptools' protocol with a header timeout and a connection cap (settings.server).
-            http=FaceflowHttpProtocol,
-            timeout_graceful_shutdown=30,
-            server_header=False,
-            # X-Forwarded-* are believed only from server.trusted_proxies, which the app applies
-            # itself (faceflow.service.edge, with uvicorn's own middleware): uvicorn's default
-            # forwarded-allow-ips would let any local client choose its address.
-            proxy_headers=False,
-            **extra,
+        if listener is None:
+            uvicorn.run(app, **options)  # type: ignore[arg-type]
+            return
+        server = uvicorn.Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
+        server.run(sockets=[listener])
+    if not server.started:  # as uvicorn.run ends a start-up failure
+        raise typer.Exit(3)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` as uvicorn binds one (``SO_REUSEADDR``; uvicorn's server
+    listens on it); exit 3 with the reason if the address is taken or not this machine's."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False).print(
+            f"[red]cannot listen on {host}:{port}:[/red] {exc.strerror or exc}"
         )
+        raise typer.Exit(3) from None
+    # uvicorn says where it listens only for a socket it bound itself.
+    shown = f"[{host}]" if ":" in host else host
+    logging.getLogger("faceflow.serve").info(
+        "listening on http://%s:%d (Ctrl+C to stop)", shown, sock.getsockname()[1]
+    )
+    return sock
 
 
 def _head_start(settings: Settings) -> HeadStart:
