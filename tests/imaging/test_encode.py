@@ -221,7 +221,7 @@ def test_impossible_cap_names_the_smallest_achievable_size(photo: NDArray[np.uin
     smallest = encode_image(photo, OutputFormat.JPEG, quality=JPEG_MIN_QUALITY)
     expected_kb = math.ceil(len(smallest) / 1000)
     assert expected_kb > 1
-    assert error.details == {"max_kb": 1, "min_achievable_kb": expected_kb}
+    assert error.details == {"parameter": "max_kb", "max_kb": 1, "min_achievable_kb": expected_kb}
     assert f"{expected_kb} KB" in error.message
 
 
