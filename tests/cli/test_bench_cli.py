@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from faceflow.cli.main import app
-from tests.fixtures.live_server import LiveServer
+from tests.fixtures.live_server import LiveServer, free_port
 
 WIDE = {"COLUMNS": "200"}
 
@@ -84,6 +84,41 @@ def test_a_bad_sweep_is_a_usage_error(live_server: LiveServer, testdata: Path) -
 
     assert result.exit_code == 2
     assert "comma-separated integers" in result.output
+
+
+def test_a_server_that_is_not_there_is_said_so_before_any_sweep(testdata: Path) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"
+
+    result = CliRunner().invoke(
+        app, ["bench", nobody, "-i", str(testdata / "obama_small.jpg")], env=WIDE
+    )
+
+    assert result.exit_code == 2
+    assert f"cannot reach {nobody}" in result.stderr
+    assert "clients" not in result.stdout  # no table of a sweep that never reached it
+
+
+def test_a_url_that_is_no_faceflow_is_said_so(live_server: LiveServer, testdata: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["bench", f"{live_server.url}/v1", "-i", str(testdata / "obama_small.jpg")], env=WIDE
+    )
+
+    assert result.exit_code == 2
+    assert "is not a ready faceflow: GET /readyz answered 404" in result.stderr
+
+
+def test_a_url_without_a_scheme_is_taken_as_http(live_server: LiveServer, testdata: Path) -> None:
+    bare = live_server.url.removeprefix("http://")
+    photo = str(testdata / "obama_small.jpg")
+
+    result = CliRunner().invoke(
+        app,
+        ["bench", bare, "-i", photo, "--concurrency", "1", "--requests", "1", "--json"],
+        env=WIDE,
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["url"] == f"{live_server.url}/v1/analyze"
 
 
 def test_a_file_that_is_no_image_is_a_usage_error(live_server: LiveServer, tmp_path: Path) -> None:

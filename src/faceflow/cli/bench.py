@@ -12,6 +12,8 @@ import typer
 from faceflow.cli.common import print_table
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from faceflow.loadgen.load import StepResult
 
 DEFAULT_SWEEP = (1, 5, 10, 20, 50, 200)
@@ -26,6 +28,46 @@ def _sweep(value: str) -> list[int]:
     if not steps or any(step < 1 for step in steps):
         raise typer.BadParameter("every concurrency must be at least 1")
     return steps
+
+
+READY_WAIT_S = 120.0
+"""How long a sweep waits for a server that is up but not ready yet (models loading)."""
+
+
+def _reachable(url: str, api_key: str | None, err: Console) -> str:
+    """``url`` without its trailing slash, once its server answers ``/readyz`` with 200.
+
+    Checked before the sweep: against a server that is not there, or a URL that is no faceflow,
+    every request of every step failed at once and the sweep ran its whole length (a minute by
+    default) before a table of transport errors said so. A server still loading its models is
+    waited for (``READY_WAIT_S``). Exit 2 with the reason otherwise."""
+    import time
+
+    import httpx
+
+    base = url.rstrip("/")
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    deadline = time.monotonic() + READY_WAIT_S
+    said = False
+    while True:
+        try:
+            answer = httpx.get(f"{base}/readyz", headers=headers, timeout=10.0)
+        except httpx.HTTPError as exc:
+            err.print(f"[red]cannot reach {base}:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        if answer.status_code == 200:
+            return base
+        if answer.status_code != 503 or time.monotonic() > deadline:
+            err.print(
+                f"[red]{base} is not a ready faceflow:[/red] GET /readyz answered"
+                f" {answer.status_code}",
+                highlight=False,
+            )
+            raise typer.Exit(2)
+        if not said:
+            err.print(f"{base} is loading its models; waiting for /readyz", highlight=False)
+            said = True
+        time.sleep(0.5)
 
 
 def bench(
@@ -86,8 +128,9 @@ def bench(
     from faceflow.loadgen.report import plot_results, results_table
 
     steps = _sweep(concurrency)
+    base = _reachable(url if "://" in url else f"http://{url}", api_key, err)
     plan = LoadPlan(
-        url=url.rstrip("/") + endpoint,
+        url=base + endpoint,
         images=[path.read_bytes() for path in images],
         hit_ratio=hit_ratio,
         duration_s=None if requests else duration,
