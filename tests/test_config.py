@@ -175,6 +175,39 @@ def test_unsafe_edge_settings_are_refused(field: str, value: object) -> None:
         load_settings(server={field: value})
 
 
+@pytest.mark.parametrize("group", ["cache", "jobs"])
+@pytest.mark.parametrize("url", ["notaurl", "http://cache:6379", "unix://", "127.0.0.1:6379"])
+def test_a_redis_url_that_redis_py_would_refuse_is_refused_with_the_settings(
+    monkeypatch: pytest.MonkeyPatch, group: str, url: str
+) -> None:
+    # Checked when the settings are read, not when a server or worker first connects.
+    monkeypatch.setenv(f"FACEFLOW_{group.upper()}__REDIS_URL", url)
+
+    with pytest.raises(ValidationError) as raised:
+        load_settings()
+
+    assert settings_problems(raised.value) == [
+        f"{group}.redis_url (FACEFLOW_{group.upper()}__REDIS_URL): not a Redis URL:"
+        " redis://host:port/db, rediss://… (TLS) or unix:///path/to/socket"
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "redis://",
+        "rediss://:pw@cache.example:6380",
+        "unix:///run/r.sock",
+    ],
+)
+def test_redis_urls_redis_py_takes_are_taken(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url)  # the same URL, as redis-py reads it (no connection is made)
+    assert load_settings(jobs={"redis_url": url}).jobs.redis_url == url
+
+
 def test_public_url_loses_its_trailing_slash() -> None:
     settings = load_settings(server={"public_url": "https://faces.example.com/api/"})
     assert settings.server.public_url == "https://faces.example.com/api"

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -51,6 +52,24 @@ DEFAULT_PUBLIC_PATHS = (
     "/js/*",
 )
 """Open without an API key by default: probes, and the web page (which asks for the key itself)."""
+
+
+def _redis_url(value: str) -> str:
+    """A URL redis-py takes, checked when the settings are read: a wrong one failed only once a
+    server or worker first connected, with a traceback."""
+    parts = urlsplit(value)
+    # redis-py's own rule (redis:// alone is localhost:6379); a socket needs its path.
+    if parts.scheme not in ("redis", "rediss", "unix") or (
+        parts.scheme == "unix" and not parts.path
+    ):
+        # Not the value itself: it may hold a password.
+        raise ValueError(
+            "not a Redis URL: redis://host:port/db, rediss://… (TLS) or unix:///path/to/socket"
+        )
+    return value
+
+
+RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 
 
 class ServerSettings(_Group):
@@ -285,7 +304,9 @@ class CacheSettings(_Group):
         ge=0,
         description="in-process cache buffer per HTTP worker, resident from start-up (0: off)",
     )
-    redis_url: str | None = Field(None, description="shared cache Redis; unset: in-process only")
+    redis_url: RedisUrl | None = Field(
+        None, description="shared cache Redis; unset: in-process only"
+    )
     ttl_s: int = Field(24 * 3600, ge=1, description="how long results are kept")
     ttl_jitter: float = Field(
         0.1, ge=0.0, le=1.0, description="TTL spread (±share) so entries do not expire together"
@@ -299,7 +320,7 @@ class CacheSettings(_Group):
 
 
 class JobSettings(_Group):
-    redis_url: str | None = Field(
+    redis_url: RedisUrl | None = Field(
         None,
         description="queue Redis (RQ; AOF on, maxmemory-policy noeviction); unset: embedded runner",
     )
@@ -458,7 +479,8 @@ def settings_problems(exc: ValidationError) -> list[str]:
             known = [".".join([*path[:-1], name]) for name in _setting_names(path[:-1])]
             what = "unknown setting" + did_you_mean(where, known)
         else:
-            what = error["msg"]
+            # pydantic prefixes a validator's own message with its kind: not for people.
+            what = error["msg"].removeprefix("Value error, ")
         lines.append(f"{where} ({variable}): {what}")
     return lines
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -93,6 +94,21 @@ def test_a_malformed_config_file_exits_2_in_one_line_without_a_traceback(tmp_pat
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert result.stderr.startswith("invalid settings: config file")
     assert "not valid YAML" in result.stderr
+
+
+def test_a_worker_given_a_queue_url_that_is_no_redis_url_exits_2_saying_so() -> None:
+    done = subprocess.run(
+        [str(FACEFLOW), "worker", "--queue-url", "http://queue:6379"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "jobs.redis_url (FACEFLOW_JOBS__REDIS_URL): not a Redis URL" in done.stderr
 
 
 @pytest.mark.parametrize(

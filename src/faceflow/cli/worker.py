@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -30,15 +31,12 @@ def worker(
 
     SIGTERM (or Ctrl+C) lets every process finish its current job, then exits 0.
     """
-    from faceflow.config import Settings
     from faceflow.jobs.supervisor import Supervisor
     from faceflow.logs import configure_logging
 
+    if queue_url is not None:  # as `faceflow serve` passes its flags: checked with the rest
+        os.environ["FACEFLOW_JOBS__REDIS_URL"] = queue_url
     settings = settings_from(config)
-    if queue_url is not None:
-        merged = settings.model_dump()
-        merged["jobs"]["redis_url"] = queue_url
-        settings = Settings.model_validate(merged)
     if not settings.jobs.redis_url:
         typer.echo("faceflow worker needs a queue: --queue-url or jobs.redis_url", err=True)
         raise typer.Exit(2)
