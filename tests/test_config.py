@@ -168,6 +168,8 @@ def test_unsafe_or_unknown_values_are_refused(tmp_path: Path, text: str, field: 
         ("public_url", "https://faces.example.com/?x=1"),
         ("public_paths", ["metrics"]),
         ("public_paths", ["/v1/*/x"]),
+        ("rate_limit_storage", "foo"),
+        ("rate_limit_storage", "memcached://cache:11211"),  # its client is not installed
     ],
 )
 def test_unsafe_edge_settings_are_refused(field: str, value: object) -> None:

@@ -100,7 +100,10 @@ class ServerSettings(_Group):
     rate_limit: str | None = Field(
         None, description="per-client limit in `limits` notation, e.g. '10/second;20/2second'"
     )
-    rate_limit_storage: str = Field("memory://", description="memory:// or redis://host:port")
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="memory://, or a Redis: redis://host:port/db, rediss://, redis+unix://",
+    )
     web_page: bool = Field(True, description="serve the web page at /")
     trusted_proxies: list[str] = Field(
         default_factory=list,
@@ -192,6 +195,18 @@ class ServerSettings(_Group):
                 raise ValueError(
                     f"rate_limit {value!r} is not in `limits` notation: {exc}"
                 ) from None
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_limit_storage_is_one_we_run(cls, value: str) -> str:
+        # The in-process one, or a Redis through redis-py (the only backend installed); any
+        # other failed at start-up with the limits library's traceback.
+        if urlsplit(value).scheme not in ("memory", "redis", "rediss", "redis+unix"):
+            raise ValueError(
+                "rate_limit_storage must be memory:// or a Redis URL (redis://host:port/db,"
+                " rediss://… or redis+unix:///path/to/socket)"
+            )
         return value
 
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import pytest_asyncio
 
-from faceflow.service.security import hash_api_key
+from faceflow.config import ServerSettings
+from faceflow.errors import RateLimited
+from faceflow.service.security import (
+    STORAGE_FAILURES,
+    STORAGE_RETRY_S,
+    RateLimit,
+    hash_api_key,
+)
 from tests.fixtures.live_server import Scrape
+from tests.fixtures.redis_server import RedisProcess
 from tests.service.in_process import app_settings, running_app
 from tests.service.support import assert_error
 
@@ -110,3 +119,41 @@ async def test_refusals_are_counted(guarded: httpx.AsyncClient) -> None:
         - before.value("faceflow_errors_total", code="unauthorized")
         == 1
     )
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_rate_limit_storage_that_stops_answering_lets_requests_through_and_says_so_once(
+    redis_process: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock, errors = FakeClock(), []
+    server = ServerSettings(rate_limit="2/minute", rate_limit_storage=redis_process.url)
+    limit = RateLimit.from_settings(server, on_error=lambda: errors.append(1), clock=clock)
+    assert limit is not None
+    caplog.set_level(logging.INFO, logger="faceflow.service.security")
+
+    redis_process.pause()
+    try:
+        for _ in range(10):  # a silent Redis: each waits STORAGE_TIMEOUT_S at most, then passes
+            await limit.check("ip:10.0.0.1")
+    finally:
+        redis_process.resume()
+
+    # Asked until the breaker opened, then not at all: no connection attempt per request.
+    assert len(errors) == STORAGE_FAILURES
+    outage = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage()[:37] for r in outage] == ["rate-limit storage does not answer: r"]
+
+    clock.now += STORAGE_RETRY_S  # the next request is the breaker's trial, and it answers
+    await limit.check("ip:10.0.0.1")
+    await limit.check("ip:10.0.0.1")
+    with pytest.raises(RateLimited):
+        await limit.check("ip:10.0.0.1")
+    assert len(errors) == STORAGE_FAILURES
+    assert "rate-limit storage answers again: rate limits apply" in caplog.messages

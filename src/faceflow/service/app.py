@@ -147,7 +147,9 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             cache=cache,
             compute=compute,
             api_keys=ApiKeys(settings.server.api_key_hashes),
-            rate_limit=RateLimit.from_settings(settings.server),
+            rate_limit=RateLimit.from_settings(
+                settings.server, on_error=lambda: metrics.redis_errors.labels("rate_limit").inc()
+            ),
             thumbnails=ExampleThumbnails(examples),
             upload_budget=budget,
             examples=examples,

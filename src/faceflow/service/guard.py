@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import Request
 
 from faceflow.errors import RateLimited
 from faceflow.service.security import client_identity
 from faceflow.service.state import Services, services_of
-
-log = logging.getLogger(__name__)
 
 
 async def guard(request: Request) -> None:
@@ -27,9 +23,8 @@ async def check_request(services: Services, request: Request) -> None:
     if services.rate_limit is None:
         return
     try:
+        # A storage failure lets the request through (RateLimit.check): it never raises for one.
         await services.rate_limit.check(client_identity(request, digest))
     except RateLimited:
         services.metrics.rate_limited.inc()
         raise
-    except Exception:  # the limiter's storage (e.g. Redis) failed: serve rather than refuse
-        log.warning("rate-limit storage unavailable; request let through", exc_info=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import math
 import time
+from collections.abc import Callable
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import Storage
@@ -13,8 +16,11 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.requests import Request
 
+from faceflow.cache.breaker import CircuitBreaker
 from faceflow.config import ServerSettings
 from faceflow.errors import AuthError, Forbidden, RateLimited
+
+log = logging.getLogger(__name__)
 
 
 def hash_api_key(key: str) -> str:
@@ -71,15 +77,45 @@ def client_identity(request: Request, key_digest: str | None) -> str:
     return f"ip:{host}"
 
 
-class RateLimit:
-    """Per-client limits in `limits` notation (e.g. '10/second;100/minute'), moving window."""
+STORAGE_TIMEOUT_S = 0.1
+"""The longest a request waits on the rate-limit storage (a Redis) before it is let through."""
+STORAGE_FAILURES = 3
+"""Consecutive storage failures after which requests stop asking it for ``STORAGE_RETRY_S``."""
+STORAGE_RETRY_S = 2.0
 
-    def __init__(self, rules: list[RateLimitItem], storage: Storage) -> None:
+
+class RateLimit:
+    """Per-client limits in `limits` notation (e.g. '10/second;100/minute'), moving window.
+
+    When its storage (a Redis) fails or is slow, requests are let through rather than refused:
+    a rate limit protects the service, it must not take it down. After ``STORAGE_FAILURES`` in a
+    row a breaker stops asking for ``STORAGE_RETRY_S`` at a time (a dead Redis cost each request
+    a connection attempt, and each logged a traceback); the outage is logged when it begins and
+    when it ends, and each failure is counted in ``faceflow_redis_errors_total{op="rate_limit"}``.
+    """
+
+    def __init__(
+        self,
+        rules: list[RateLimitItem],
+        storage: Storage,
+        *,
+        on_error: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._rules = rules
         self._limiter = MovingWindowRateLimiter(storage)
+        self._on_error = on_error
+        self._breaker = CircuitBreaker(
+            STORAGE_FAILURES, STORAGE_RETRY_S, clock=clock, on_change=_log_outage
+        )
 
     @classmethod
-    def from_settings(cls, settings: ServerSettings) -> RateLimit | None:
+    def from_settings(
+        cls,
+        settings: ServerSettings,
+        on_error: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> RateLimit | None:
         if not settings.rate_limit:
             return None
         uri = settings.rate_limit_storage
@@ -90,16 +126,45 @@ class RateLimit:
             storage = storage_from_string("async+" + uri, implementation="redispy")
         if not isinstance(storage, Storage):
             raise TypeError(f"rate limit storage {uri!r} has no asyncio implementation")
-        return cls(parse_many(settings.rate_limit), storage)
+        return cls(parse_many(settings.rate_limit), storage, on_error=on_error, clock=clock)
 
     async def check(self, identity: str) -> None:
-        """Count one request for ``identity``; 429 with Retry-After when a limit is exceeded."""
+        """Count one request for ``identity``; 429 with Retry-After when a limit is exceeded.
+        Returns (lets the request through) when the storage cannot say."""
+        if not self._breaker.allow():
+            return
+        try:
+            async with asyncio.timeout(STORAGE_TIMEOUT_S):
+                exceeded = await self._exceeded(identity)
+        except Exception as exc:  # any storage failure (connection, timeout, protocol)
+            log.debug("rate-limit storage failed: %r", exc)
+            self._on_error()
+            self._breaker.record_failure()
+            return
+        self._breaker.record_success()
+        if exceeded is not None:
+            rule, retry = exceeded
+            raise RateLimited(
+                f"rate limit {rule} exceeded; retry in {retry} s",
+                retry_after_s=retry,
+                details={"limit": str(rule)},
+            )
+
+    async def _exceeded(self, identity: str) -> tuple[RateLimitItem, int] | None:
+        """The first rule ``identity`` is over, with the seconds until it may retry; or None."""
         for rule in self._rules:
             if not await self._limiter.hit(rule, identity):
                 stats = await self._limiter.get_window_stats(rule, identity)
-                retry = max(1, math.ceil(stats.reset_time - time.time()))
-                raise RateLimited(
-                    f"rate limit {rule} exceeded; retry in {retry} s",
-                    retry_after_s=retry,
-                    details={"limit": str(rule)},
-                )
+                return rule, max(1, math.ceil(stats.reset_time - time.time()))
+        return None
+
+
+def _log_outage(is_open: bool) -> None:
+    if is_open:
+        log.warning(
+            "rate-limit storage does not answer: requests are let through, unlimited, until it"
+            " does (asked again every %g s)",
+            STORAGE_RETRY_S,
+        )
+    else:
+        log.info("rate-limit storage answers again: rate limits apply")
