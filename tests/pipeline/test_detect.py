@@ -155,7 +155,18 @@ def test_draft_decoded_large_jpeg_gives_full_resolution_coordinates(
 
 @pytest.mark.parametrize(
     ("width", "height"),
-    [(1280, 720), (320, 240), (640, 640), (500, 900), (2600, 1900), (3001, 401)],
+    [
+        (1280, 720),
+        (320, 240),
+        (640, 640),
+        (500, 900),
+        (2600, 1900),
+        (3001, 401),
+        # The sides' limits (limits.min_side_px, max_side_px): shorter than one shrink block.
+        (12_000, 16),
+        (16, 12_000),
+        (11_999, 17),
+    ],
 )
 def test_fit_to_detector_makes_the_long_side_640(width: int, height: int) -> None:
     rgb = np.zeros((height, width, 3), np.uint8)

@@ -98,6 +98,10 @@ _MULTIPART = hf.multipart([])[1]
 _3000_ITEMS = "layout=" + ",".join(["cn-2inch:1"] * 3000)
 
 
+def _solid(width: int, height: int) -> Callable[[Photos], bytes]:
+    return lambda _: solid_png(width, height)
+
+
 def _cases() -> list[Case]:
     cases: list[Case] = []
     # Not images, or images no decoder should be trusted with: refused by magic bytes or header.
@@ -109,6 +113,15 @@ def _cases() -> list[Case]:
             Case("svg", path, lambda p: SVG, 415, "unsupported_format"),
             Case("html", path, lambda p: hf.HTML, 415, "unsupported_format"),
             Case("pdf", path, lambda p: hf.PDF, 415, "unsupported_format"),
+        ]
+    # The largest and thinnest image the side limits allow (limits.min_side_px, max_side_px),
+    # both ways round: answered like any other photo without a face.
+    for width, height in ((12_000, 16), (16, 12_000)):
+        name, banner = f"{width}x{height}_at_the_side_limits", _solid(width, height)
+        cases += [Case(name, path, banner, 200, None, check=_faces(0)) for path in FACE_ROUTES]
+        cases += [
+            Case(name, path, banner, 422, "no_face")
+            for path in ("/v1/id-photo", "/v1/id-photo/sheet")
         ]
     path = "/v1/detect"
     cases += [

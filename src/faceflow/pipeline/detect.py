@@ -93,7 +93,9 @@ def block_shrink(rgb: NDArray[np.uint8], factor: float) -> NDArray[np.uint8]:
     if factor >= 1.0:
         return rgb
     height, width = rgb.shape[:2]
-    block = math.floor(1.0 / factor)
+    # No larger than the short side: a 12,000 × 16 banner shrunk 18× in blocks of 18 had no
+    # whole block across, an empty image.
+    block = min(math.floor(1.0 / factor), height, width)
     while block >= 2 and (height % block % 2 or width % block % 2):
         block -= 1
     if block < 2:
