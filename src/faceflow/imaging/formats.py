@@ -93,7 +93,9 @@ def sniff_format(data: bytes) -> ImageFormat:
     details: dict[str, JsonScalar] = {"allowed": ALLOWED_FORMATS}
     if detected:
         details["detected"] = detected
-    raise UnsupportedFormat(f"unsupported image format ({seen}); send {ALLOWED_FORMATS}", details)
+    raise UnsupportedFormat(
+        f"unsupported image format ({seen}); send JPEG, PNG, WebP or GIF", details
+    )
 
 
 def _name_other(data: bytes) -> str | None:
