@@ -130,6 +130,13 @@ class MultipleFaces(InputError):
     status = 422
 
 
+class NoSubject(InputError):
+    """The portrait cut-out left the chosen face out: the photo would be background only."""
+
+    code = "no_subject"
+    status = 422
+
+
 class AuthError(FaceflowError):
     """No usable credentials were presented."""
 

@@ -28,6 +28,7 @@ from faceflow.domain import Face
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.idphoto.nudge import nudge_ranges
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
+from tests.fixtures.environment import require
 from tests.fixtures.idphoto import (
     FindFaces,
     assert_placed_by_rule,
@@ -608,6 +609,18 @@ def test_malformed_nudges_and_faces_are_refused(
     client: httpx.Client, photo: Photo, query: str
 ) -> None:
     assert_error(post(client, photo("portrait_2.jpg"), query), 400, "invalid_parameter")
+
+
+def test_a_person_the_cut_out_leaves_out_is_a_422_not_a_photo_of_background(
+    client: httpx.Client, testdata: Path
+) -> None:
+    # devset df_img54: the leftmost face is a bystander behind the photo's subject.
+    source = testdata.parent / "devset" / "df_img54.jpg"
+    require(source.is_file(), f"devset photo not found at {source}")
+
+    error = assert_error(post(client, source.read_bytes(), "face=1"), 422, "no_subject")
+
+    assert "main subject" in error["message"]
 
 
 def test_face_chooses_one_person_of_several(

@@ -13,7 +13,14 @@ import pytest
 
 from faceflow.domain import Box
 from faceflow.models.segmenter import U2NetpSegmenter
-from faceflow.pipeline.idphoto.compliance import CheckStatus, Limit, assess
+from faceflow.pipeline.idphoto.compliance import (
+    COLOUR_FAIL,
+    COLOUR_PASS,
+    CheckStatus,
+    Limit,
+    assess,
+    face_colour,
+)
 from faceflow.pipeline.idphoto.layout import plan_layout
 from faceflow.pipeline.idphoto.matte import compute_matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
@@ -22,7 +29,7 @@ from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 from tests.pipeline.idphoto.conftest import CutOut, Portrait
 from tests.pipeline.idphoto.synthetic import synthetic
-from tests.pipeline.idphoto.verdict_cases import exposure
+from tests.pipeline.idphoto.verdict_cases import black_and_white, exposure
 
 EXPECTED_CHECKS = {
     "face_count",
@@ -38,6 +45,7 @@ EXPECTED_CHECKS = {
     "sharpness",
     "exposure",
     "clipped",
+    "colour",
     "subject_cut_off",
     "face_occluded",
     "eyes_visible",
@@ -179,6 +187,56 @@ def test_an_overexposed_photo_fails_clipping(cut_out: CutOut) -> None:
     report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("cn-1inch"))).report
 
     assert report.check("clipped").status is CheckStatus.FAIL
+    # Its colour is blown out with it: that is the exposure's fault, not a black-and-white photo.
+    assert report.check("colour").status is CheckStatus.PASS
+
+
+def test_a_black_and_white_photo_fails_colour_and_a_colour_one_passes(cut_out: CutOut) -> None:
+    # The verdict set's black-and-white portrait: its matte is shared.
+    grey = cut_out("portrait_2.jpg", black_and_white)
+    colour = cut_out("portrait_2.jpg", None)
+
+    def check(item: Portrait) -> tuple[float, CheckStatus]:
+        report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+        found = report.check("colour")
+        assert isinstance(found.value, float)
+        return found.value, found.status
+
+    assert check(grey) == (0.0, CheckStatus.FAIL)
+    value, status = check(colour)
+    assert (value > 2 * COLOUR_PASS, status) == (True, CheckStatus.PASS)
+
+
+@pytest.mark.parametrize(
+    ("kept", "status"),
+    [
+        (1.0, CheckStatus.PASS),
+        (0.5, CheckStatus.PASS),
+        (0.25, CheckStatus.WARN),
+        (0.1, CheckStatus.FAIL),
+    ],
+)
+def test_colour_follows_the_faces_saturation(
+    portrait: Callable[[str], Portrait], kept: float, status: CheckStatus
+) -> None:
+    # The face of a colour portrait, ``kept`` of its colour left in Lab (lightness kept).
+    item = portrait("portrait_2.jpg")
+    box = item.face.box
+    face = item.rgb[round(box.y1) : round(box.y2), round(box.x1) : round(box.x2)]
+    lab = cv2.cvtColor(face, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab[..., 1:] = 128 + (lab[..., 1:] - 128) * kept
+    faded = np.asarray(
+        cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB), dtype=np.uint8
+    )
+
+    saturation = face_colour(faded)
+    assert saturation is not None
+    band = {
+        CheckStatus.PASS: (COLOUR_PASS, math.inf),
+        CheckStatus.WARN: (COLOUR_FAIL, COLOUR_PASS),
+        CheckStatus.FAIL: (0.0, COLOUR_FAIL),
+    }[status]
+    assert band[0] <= saturation < band[1], saturation
 
 
 def test_a_small_source_enlarged_fails_resolution(portrait: Callable[[str], Portrait]) -> None:

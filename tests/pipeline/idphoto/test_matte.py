@@ -13,6 +13,7 @@ import pytest
 
 from faceflow.config import LimitSettings
 from faceflow.domain import Box, Face, Landmarks, Point
+from faceflow.errors import NoSubject
 from faceflow.imaging.ingest import decode_image
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.idphoto.backdrop import BackdropKind
@@ -303,3 +304,24 @@ def test_a_large_source_is_refined_at_what_the_presets_need_not_its_own_size(
     assert sharp_to_head_px(taller) == ANY_HEAD_PX
     small = portrait("portrait_1.jpg").matte  # the source as it is: one matte for these tests
     assert sharp_to_head_px(small) == ANY_HEAD_PX  # refined at the source's own pixels
+
+
+def test_a_bystander_the_cut_out_leaves_out_is_refused_not_cut_out_as_background(
+    testdata: Path,
+    find_faces: Callable[[np.ndarray], tuple[Face, ...]],
+    segmenter: U2NetpSegmenter,
+) -> None:
+    """df_img54 from the devset: a woman in front, people behind her at the left edge. u2netp
+    takes the woman; a bystander's face comes out as background, and the photo made for it was
+    the background colour alone (its report failed exposure and "mouth covered" on black)."""
+    photo = testdata.parent / "devset" / "df_img54.jpg"
+    require(photo.is_file(), f"devset photo not found at {photo}")
+    rgb = decode_image(photo.read_bytes(), LimitSettings()).rgb
+    faces = sorted(find_faces(rgb), key=lambda face: face.box.x1)
+    bystander, subject = faces[0], max(faces, key=lambda face: face.box.height_px)
+
+    with pytest.raises(NoSubject):
+        compute_matte(rgb, bystander, segmenter)
+    matte = compute_matte(rgb, subject, segmenter)
+    centre = matte.to_matte_px(subject.landmarks.nose)
+    assert matte.alpha[round(centre.y), round(centre.x)] == 1.0

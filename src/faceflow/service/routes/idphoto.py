@@ -148,7 +148,8 @@ async def specs() -> dict[str, object]:
 )
 async def id_photo(request: Request, options: Annotated[PhotoRouteOptions, Query()]) -> Response:
     """Exactly one face is required unless `face` chooses one: none → 422 `no_face`, several →
-    422 `multiple_faces` with `face_count`. The `X-Compliance` header (pass / warn / fail)
+    422 `multiple_faces` with `face_count`; a person the cut-out leaves out (a bystander behind
+    the photo's main subject) → 422 `no_subject`. The `X-Compliance` header (pass / warn / fail)
     summarises the report; `X-Source` names the upload for later `source=` renders (no body then;
     404 `source_expired` once the server no longer holds its cut-out; send `face` again with it).
     Nudges outside the size's ranges → 400 `out_of_range` with the parameter, `min` and `max`."""

@@ -51,6 +51,8 @@ export function describeError(error, limits = null) {
       const found = Number.isFinite(count) && count > 1 ? plural("faces.count", count) : t("error.multipleSome");
       return said("error.multiple", "error.multipleText", { vars: { found } });
     }
+    case "no_subject":
+      return said("error.noSubject", "error.noSubjectText");
     case "rate_limited":
       return said("error.rate", "error.rateText", { more: { retryAfter } });
     case "not_ready":
