@@ -10,15 +10,18 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from faceflow.domain import Box
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.idphoto.compliance import (
+    BLOCKINESS_SHOWN_MAX,
     COLOUR_FAIL,
     COLOUR_PASS,
     CheckStatus,
     Limit,
     assess,
+    blockiness,
     face_colour,
 )
 from faceflow.pipeline.idphoto.layout import plan_layout
@@ -29,7 +32,10 @@ from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 from tests.pipeline.idphoto.conftest import CutOut, Portrait
 from tests.pipeline.idphoto.synthetic import synthetic
-from tests.pipeline.idphoto.verdict_cases import black_and_white, exposure
+from tests.pipeline.idphoto.verdict_cases import Edit, black_and_white, exposure, jpeg, mosaic
+
+_SQUARES = (np.indices((10, 10)).sum(axis=0) % 2 * 200).astype(np.uint8)
+CHECKERBOARD_8PX = np.repeat(np.repeat(_SQUARES, 8, axis=0), 8, axis=1)[..., None].repeat(3, axis=2)
 
 EXPECTED_CHECKS = {
     "face_count",
@@ -46,6 +52,7 @@ EXPECTED_CHECKS = {
     "exposure",
     "clipped",
     "colour",
+    "blockiness",
     "subject_cut_off",
     "face_occluded",
     "eyes_visible",
@@ -237,6 +244,42 @@ def test_colour_follows_the_faces_saturation(
         CheckStatus.FAIL: (0.0, COLOUR_FAIL),
     }[status]
     assert band[0] <= saturation < band[1], saturation
+
+
+@pytest.mark.parametrize(
+    ("edit", "status"),
+    [
+        (None, CheckStatus.PASS),
+        (jpeg(20), CheckStatus.PASS),  # a copy a counter still takes
+        (jpeg(10), CheckStatus.WARN),
+        (jpeg(5), CheckStatus.FAIL),
+        (mosaic(6), CheckStatus.FAIL),
+    ],
+)
+def test_jpeg_blocks_and_mosaic_squares_on_the_face_are_seen(
+    cut_out: CutOut, edit: Edit | None, status: CheckStatus
+) -> None:
+    # The verdict set's coarse JPEG and mosaic share their mattes with it.
+    item = cut_out("portrait_2.jpg", edit)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("blockiness").status is status, report.check("blockiness")
+
+
+@pytest.mark.parametrize(
+    ("region", "expected"),
+    [
+        (np.zeros((0, 0, 3), np.uint8), 1.0),  # nothing to measure
+        (np.full((60, 60, 3), 128, np.uint8), 1.0),  # flat: no edges, no grid
+        (np.zeros((8, 8, 3), np.uint8), 1.0),  # too small for four periods of any grid
+        (CHECKERBOARD_8PX, BLOCKINESS_SHOWN_MAX),  # edges every 8 px and nowhere else
+    ],
+)
+def test_blockiness_of_regions_with_no_grid_or_a_perfect_one(
+    region: NDArray[np.uint8], expected: float
+) -> None:
+    assert blockiness(region) == expected
 
 
 def test_a_small_source_enlarged_fails_resolution(portrait: Callable[[str], Portrait]) -> None:

@@ -3,9 +3,9 @@
 Good test portraits as they are, and bad ones made from them in code: cropped at the shoulders or
 at the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, strongly rotated,
 blurred, shrunk to a tiny face, the person put in front of a busy backdrop, under- and
-over-exposed, in black and white. Each case names the check that should decide it. Used by
-``tests/pipeline/idphoto/test_verdicts.py`` and ``scripts/idphoto_verdicts.py`` (the README's
-table).
+over-exposed, in black and white, saved as a coarse JPEG, enlarged into a mosaic. Each case names
+the check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py`` and
+``scripts/idphoto_verdicts.py`` (the README's table).
 
 The edit factories are cached: the same arguments give the same function, so the tests can share
 one detection and one matte per edited source (``tests/pipeline/idphoto/conftest.py``).
@@ -206,6 +206,35 @@ def exposure(gain: float) -> Edit:
     return edit
 
 
+@cache
+def jpeg(quality: int) -> Edit:
+    """The photo saved as a JPEG at ``quality`` (a copy from a chat app or a web page)."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        assert ok
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        assert decoded is not None
+        return np.asarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+
+    return edit
+
+
+@cache
+def mosaic(factor: int) -> Edit:
+    """The photo shrunk ``factor`` times, then enlarged back without smoothing (squares)."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        height, width = rgb.shape[:2]
+        small = cv2.resize(rgb, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+        return np.asarray(
+            cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST), dtype=np.uint8
+        )
+
+    return edit
+
+
 def black_and_white(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
     """The photo in shades of grey (a scan of an old print, a camera's monochrome mode)."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -327,6 +356,15 @@ CASES: tuple[Case, ...] = (
     Case(
         "portrait_2 in black and white", "portrait_2.jpg", "icao", "fail", "colour", black_and_white
     ),
+    Case(
+        "portrait_2 saved at JPEG quality 5",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "blockiness",
+        jpeg(5),
+    ),
+    Case("portrait_2 as a mosaic", "portrait_2.jpg", "icao", "fail", "blockiness", mosaic(6)),
 )
 
 
