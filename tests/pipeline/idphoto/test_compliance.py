@@ -32,7 +32,14 @@ from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 from tests.pipeline.idphoto.conftest import CutOut, Portrait
 from tests.pipeline.idphoto.synthetic import synthetic
-from tests.pipeline.idphoto.verdict_cases import Edit, black_and_white, exposure, jpeg, mosaic
+from tests.pipeline.idphoto.verdict_cases import (
+    Edit,
+    black_and_white,
+    exposure,
+    jpeg,
+    mosaic,
+    side_shadow,
+)
 
 _SQUARES = (np.indices((10, 10)).sum(axis=0) % 2 * 200).astype(np.uint8)
 CHECKERBOARD_8PX = np.repeat(np.repeat(_SQUARES, 8, axis=0), 8, axis=1)[..., None].repeat(3, axis=2)
@@ -57,6 +64,7 @@ EXPECTED_CHECKS = {
     "face_occluded",
     "eyes_visible",
     "mouth_closed",
+    "even_lighting",
 }
 
 
@@ -280,6 +288,38 @@ def test_blockiness_of_regions_with_no_grid_or_a_perfect_one(
     region: NDArray[np.uint8], expected: float
 ) -> None:
     assert blockiness(region) == expected
+
+
+@pytest.mark.parametrize(
+    ("depth", "status"),
+    [(0.0, CheckStatus.PASS), (0.5, CheckStatus.WARN), (0.7, CheckStatus.FAIL)],
+)
+def test_a_shadow_across_one_side_of_the_face_is_seen(
+    cut_out: CutOut, depth: float, status: CheckStatus
+) -> None:
+    # The verdict set's shaded portraits share their mattes with it.
+    item = cut_out("portrait_2.jpg", side_shadow(depth) if depth else None)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("even_lighting").status is status, report.check("even_lighting")
+
+
+def test_lighting_is_not_judged_when_a_cheek_is_out_of_the_cut_out(cut_out: CutOut) -> None:
+    item = cut_out("portrait_2.jpg", None)
+    alpha = item.matte.alpha.copy()
+    middle = round(item.matte.to_matte_px(item.face.landmarks.nose).x)
+    alpha[:, middle:] = 0.0  # the left cheek (right of the picture) gone, as if turned away
+    matte = dataclasses.replace(item.matte, alpha=alpha)
+
+    report = render_id_photo(matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    lighting = report.check("even_lighting")
+    assert (lighting.value, lighting.status, lighting.note) == (
+        None,
+        CheckStatus.PASS,
+        "a cheek is not in view",
+    )
 
 
 def test_a_small_source_enlarged_fails_resolution(portrait: Callable[[str], Portrait]) -> None:

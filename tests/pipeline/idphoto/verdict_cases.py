@@ -3,9 +3,10 @@
 Good test portraits as they are, and bad ones made from them in code: cropped at the shoulders or
 at the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, strongly rotated,
 blurred, shrunk to a tiny face, the person put in front of a busy backdrop, under- and
-over-exposed, in black and white, saved as a coarse JPEG, enlarged into a mosaic. Each case names
-the check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py`` and
-``scripts/idphoto_verdicts.py`` (the README's table).
+over-exposed, half in shadow, in black and white, saved as a coarse JPEG, enlarged into a
+mosaic. Each case names the check that should decide it. Used by
+``tests/pipeline/idphoto/test_verdicts.py`` and ``scripts/idphoto_verdicts.py`` (the README's
+table).
 
 The edit factories are cached: the same arguments give the same function, so the tests can share
 one detection and one matte per edited source (``tests/pipeline/idphoto/conftest.py``).
@@ -235,6 +236,23 @@ def mosaic(factor: int) -> Edit:
     return edit
 
 
+@cache
+def side_shadow(depth: float) -> Edit:
+    """A shadow across one side of the face: the light falls by ``depth`` over a fifth of the
+    face's width past its middle, and stays down beyond (a lamp to one side)."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        middle, width = (face.box.x1 + face.box.x2) / 2, face.box.width_px
+        x = np.arange(rgb.shape[1], dtype=np.float32)
+        ramp = np.clip((x - (middle - 0.1 * width)) / (0.2 * width), 0.0, 1.0)
+        gain = 1.0 - depth * ramp
+        return np.asarray(
+            np.clip(rgb.astype(np.float32) * gain[None, :, None], 0, 255), dtype=np.uint8
+        )
+
+    return edit
+
+
 def black_and_white(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
     """The photo in shades of grey (a scan of an old print, a camera's monochrome mode)."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -365,6 +383,22 @@ CASES: tuple[Case, ...] = (
         jpeg(5),
     ),
     Case("portrait_2 as a mosaic", "portrait_2.jpg", "icao", "fail", "blockiness", mosaic(6)),
+    Case(
+        "portrait_2, one side shaded",
+        "portrait_2.jpg",
+        "icao",
+        "warn",
+        "even_lighting",
+        side_shadow(0.5),
+    ),
+    Case(
+        "portrait_2, one side in shadow",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "even_lighting",
+        side_shadow(0.7),
+    ),
 )
 
 

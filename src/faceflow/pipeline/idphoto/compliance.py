@@ -60,6 +60,13 @@ CLIPPED_PASS, CLIPPED_WARN = 0.02, 0.10
 # a black-and-white photo 0, a quarter of the colour ~0.05, a tenth ~0.02. Counters refuse
 # black-and-white photos (ICAO 9303, the US and Chinese rules alike).
 COLOUR_PASS, COLOUR_FAIL = 0.08, 0.04
+# Even lighting: the darker cheek's median lightness over the lighter one's. Photos of the test
+# set and the devset: 0.73–1.0 for faces lit from the front, 0.5–0.65 under side or stage light
+# (df_img17, df_img34); portrait_2 darkened by half over one side of the face 0.56, by 70 % 0.34.
+# ICAO 9303 wants the face evenly lit, with no shadow across it.
+LIGHTING_PASS, LIGHTING_FAIL = 0.6, 0.35
+# A cheek patch less opaque than this (turned away, cut by the frame) is not compared.
+LIGHTING_MIN_ALPHA = 0.9
 # Below this share of measurable (neither blown-out nor black) face pixels, colour is not judged.
 COLOUR_MIN_MEASURABLE = 0.1
 # Blockiness: the strongest regular grid (period 3–16 px) in the face's edge strength, as a
@@ -168,6 +175,10 @@ HINTS: dict[str, tuple[str, str]] = {
         "The photo is heavily compressed or pixelated: use the original from the camera, not a "
         "copy saved from a chat or a web page.",
         "照片压缩过度或有马赛克：请使用相机拍摄的原图，不要使用从聊天软件或网页保存的副本。",
+    ),
+    "even_lighting": (
+        "One side of the face is in shadow: face the light, or light both sides evenly.",
+        "面部一侧有阴影：请面向光源，或让面部两侧光线均匀。",
     ),
     "clipped": (
         "Avoid glare and deep shadows on the face: use soft, even light.",
@@ -725,21 +736,51 @@ def _subject_cut_off(layout: Layout) -> Check:
     )
 
 
+def _box(matte: Matte, centre: Point, half_w: float, half_h: float) -> tuple[slice, slice]:
+    """The rows and columns of the matte in a box around a source point, sizes in source px."""
+    k = 1.0 / matte.source_px_per_matte_px
+    at = matte.to_matte_px(centre)
+    height, width = matte.alpha.shape
+    x1, x2 = max(0, round(at.x - half_w * k)), min(width, round(at.x + half_w * k) + 1)
+    y1, y2 = max(0, round(at.y - half_h * k)), min(height, round(at.y + half_h * k) + 1)
+    return slice(y1, y2), slice(x1, x2)
+
+
 def _patch(
     lab: NDArray[np.float32], matte: Matte, centre: Point, half_w: float, half_h: float
 ) -> NDArray[np.float32]:
     """A box of ``lab`` (the matte's pixels in Lab) around a source point, sizes in source px."""
-    k = 1.0 / matte.source_px_per_matte_px
-    at = matte.to_matte_px(centre)
-    height, width = lab.shape[:2]
-    x1, x2 = max(0, round(at.x - half_w * k)), min(width, round(at.x + half_w * k) + 1)
-    y1, y2 = max(0, round(at.y - half_h * k)), min(height, round(at.y + half_h * k) + 1)
-    return lab[y1:y2, x1:x2].reshape(-1, 3)
+    rows, cols = _box(matte, centre, half_w, half_h)
+    return lab[rows, cols].reshape(-1, 3)
 
 
-def _face_features(matte: Matte, face: Face) -> tuple[Check, Check, Check]:
-    """Something in front of the face, eyes visible, mouth closed: from small patches around
-    the landmarks, compared with the cheeks (see the thresholds at the top)."""
+def _even_lighting(lab: NDArray[np.float32], matte: Matte, face: Face, distance: float) -> Check:
+    """The darker cheek's lightness over the lighter one's: a shadow across half the face."""
+    limit = Limit(LIGHTING_PASS)
+    medians = []
+    for eye in (face.landmarks.right_eye, face.landmarks.left_eye):
+        centre = Point(eye.x, eye.y + 0.5 * distance)
+        rows, cols = _box(matte, centre, 0.15 * distance, 0.12 * distance)
+        cheek = lab[rows, cols].reshape(-1, 3)
+        if cheek.size == 0 or float(matte.alpha[rows, cols].mean()) < LIGHTING_MIN_ALPHA:
+            # A cheek turned away or cut by the frame: no light to compare.
+            return Check(
+                "even_lighting", None, limit, CheckStatus.PASS, note="a cheek is not in view"
+            )
+        medians.append(float(np.median(cheek[:, 0])))
+    ratio = min(medians) / max(1.0, max(medians))
+    return Check(
+        "even_lighting",
+        ratio,
+        limit,
+        _at_least(ratio, LIGHTING_PASS, LIGHTING_FAIL),
+        note="the darker cheek's lightness over the lighter one's (1: evenly lit)",
+    )
+
+
+def _face_features(matte: Matte, face: Face) -> tuple[Check, Check, Check, Check]:
+    """Something in front of the face, eyes visible, mouth closed, even lighting: from small
+    patches around the landmarks, compared with the cheeks (see the thresholds at the top)."""
     marks = face.landmarks
     distance = max(
         1.0, math.hypot(marks.left_eye.x - marks.right_eye.x, marks.left_eye.y - marks.right_eye.y)
@@ -823,4 +864,4 @@ def _face_features(matte: Matte, face: Face) -> tuple[Check, Check, Check]:
         CheckStatus.WARN if mouth_open else CheckStatus.PASS,
         note="teeth showing: most passports want the mouth closed" if mouth_open else "",
     )
-    return occlusion, eyes, closed
+    return occlusion, eyes, closed, _even_lighting(lab, matte, face, distance)
