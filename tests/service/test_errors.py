@@ -132,10 +132,9 @@ def test_a_form_without_the_image_field_names_the_fields_it_has(
     # A batch's field sent to a single-image route: the client sees what it sent.
     response = client.post("/v1/detect", files={"images": ("a.jpg", face_jpeg)})
 
-    assert_error(response, 400, "missing_field")
-    assert error_of(response)["message"] == (
-        "multipart body has no field named 'image' (it has 'images')"
-    )
+    error = assert_error(response, 400, "missing_field")
+    assert error["message"] == "multipart body has no field named 'image' (it has 'images')"
+    assert error["parameter"] == "image"
 
 
 def test_two_images_to_a_single_image_route_are_pointed_to_the_batch_route(

@@ -19,7 +19,8 @@ class ErrorDetail(BaseModel):
     message: str = Field(description="human-readable explanation")
     parameter: str | None = Field(
         None,
-        description="the option at fault, when one is (invalid_parameter, out_of_range)",
+        description="the option or form field at fault, when one is (invalid_parameter,"
+        " out_of_range, missing_field)",
     )
 
 

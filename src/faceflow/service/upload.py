@@ -495,7 +495,8 @@ def _uploads(
         sent = sorted({part.name[:40] for part in parts} - {""})[:5]
         raise MissingField(
             f"multipart body has no field named {' or '.join(repr(n) for n in field_names)}"
-            + (f" (it has {', '.join(repr(n) for n in sent)})" if sent else "")
+            + (f" (it has {', '.join(repr(n) for n in sent)})" if sent else ""),
+            {"parameter": field_names[0]},  # the one to send (a batch takes "image" too)
         )
     if len(uploads) > max_items:
         raise InvalidParameter(
