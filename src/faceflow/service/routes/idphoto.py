@@ -181,7 +181,9 @@ async def _sheet(services: Services, origin: tuple[str, bytes | None], work: She
     openapi_extra=image_request_body(),
 )
 async def id_photo_sheet(request: Request, options: Annotated[SheetOptions, Query()]) -> Response:
-    """As many copies as fit (or the counts in `layout`), centred, with gaps and cut marks."""
+    """As many copies as fit (or the counts in `layout`), centred, with gaps and cut marks.
+    The photo's face as for `/v1/id-photo`: 422 `no_face`, `multiple_faces` (choose one with
+    `face`) or `no_subject`."""
     services = services_of(request)
     work = options.work()
     data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
