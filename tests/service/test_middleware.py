@@ -1,4 +1,5 @@
-"""The request context: a client that vanishes mid-upload is routine, not a server error."""
+"""The request context (a client that vanishes mid-upload is routine, not a server error; each
+request counted under its route) and HEAD answered as GET (service/middleware.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 
 import pytest
 
+from faceflow.service.app import WEB_PAGE_ROUTE
 from tests.fixtures.live_server import Scrape
 from tests.service.in_process import InProcess
 
@@ -63,3 +65,39 @@ async def test_an_error_line_of_the_access_log_names_its_code(
     lines = [r.getMessage() for r in caplog.records if r.name == "faceflow.access"]
     assert any(" POST /v1/detect 400 invalid_parameter " in line for line in lines), lines
     assert any(line.split()[2:4] == ["/healthz", "200"] for line in lines), lines
+
+
+async def test_head_answers_as_get_without_a_body(service_app: InProcess) -> None:
+    # Uptime monitors probe with HEAD: the GET's status and headers, nothing after them.
+    before = Scrape(service_app.metrics.render().decode())
+    async with service_app.client() as client:
+        for path in ("/healthz", "/v1/id-photo/specs", "/"):
+            got, head = await client.get(path), await client.head(path)
+
+            assert head.status_code == got.status_code == 200, path
+            assert head.content == b"", path
+            assert head.headers["content-type"] == got.headers["content-type"], path
+            assert head.headers["content-length"] == str(len(got.content)), path
+        missing = await client.head("/v1/jobs/nothing-here")
+        wrong = await client.head("/v1/detect")  # a POST route: as for GET, 405 naming it
+    after = Scrape(service_app.metrics.render().decode())
+
+    assert (missing.status_code, missing.content) == (404, b"")
+    assert (wrong.status_code, wrong.headers["Allow"]) == (405, "POST")
+    counted = "faceflow_http_requests_total"
+    probe = {"route": "/healthz", "method": "HEAD", "status": "200"}
+    assert after.value(counted, **probe) == before.value(counted, **probe) + 1
+
+
+async def test_the_web_pages_files_are_counted_under_one_route_label(
+    service_app: InProcess,
+) -> None:
+    page = {"route": WEB_PAGE_ROUTE, "method": "GET", "status": "200"}
+    before = Scrape(service_app.metrics.render().decode())
+    async with service_app.client() as client:
+        for path in ("/", "/js/main.js", "/css/app.css"):
+            assert (await client.get(path)).status_code == 200, path
+    after = Scrape(service_app.metrics.render().decode())
+
+    counted = "faceflow_http_requests_total"
+    assert after.value(counted, **page) == before.value(counted, **page) + 3

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from faceflow.config import ServerSettings
-from faceflow.service.app import WEB_PAGE_ROUTE, address
+from faceflow.service.app import address
 from tests.fixtures.live_server import CLIENT_TLS, LiveServer, LiveServerFactory
 from tests.service.in_process import READY_TIMEOUT_S, app_settings, running_app
 from tests.service.support import fresh
@@ -27,51 +27,6 @@ def test_healthz(client: httpx.Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
-
-
-def test_head_answers_as_get_without_a_body(client: httpx.Client, live_server: LiveServer) -> None:
-    # Uptime monitors probe with HEAD: the GET's status and headers, nothing after them.
-    before = live_server.metrics()
-    for path in ("/healthz", "/v1/id-photo/specs", "/"):  # answers that do not change
-        got, head = client.get(path), client.head(path)
-
-        assert head.status_code == got.status_code == 200, path
-        assert head.content == b"", path
-        assert head.headers["content-type"] == got.headers["content-type"], path
-        assert head.headers["content-length"] == str(len(got.content)), path
-    after = live_server.metrics()
-    for path in ("/readyz", "/v1/info"):  # their figures move with the session's other tests
-        head = client.head(path)
-        assert (head.status_code, head.content) == (200, b""), path
-
-    assert client.head("/v1/jobs/nothing-here").status_code == 404
-    wrong = client.head("/v1/detect")  # a POST route: as for GET, 405 naming what it takes
-    assert wrong.status_code == 405
-    assert wrong.headers["Allow"] == "POST"
-    route = {"route": "/healthz", "method": "HEAD", "status": "200"}
-    assert (
-        after.value("faceflow_http_requests_total", **route)
-        - before.value("faceflow_http_requests_total", **route)
-        == 1
-    )
-
-
-def test_the_web_pages_files_are_counted_under_one_route_label(
-    client: httpx.Client, live_server: LiveServer
-) -> None:
-    page = {"route": WEB_PAGE_ROUTE, "method": "GET", "status": "200"}
-    before = live_server.metrics().value("faceflow_http_requests_total", **page)
-    for path in ("/", "/js/main.js", "/css/app.css"):
-        assert client.get(path).status_code == 200, path
-
-    # A file's request is counted once its file is closed, which may be just after the client
-    # has the last byte: wait for the count rather than read it once.
-    deadline = time.monotonic() + 30
-    while (counted := live_server.metrics().value("faceflow_http_requests_total", **page)) < (
-        before + 3
-    ) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert counted - before == 3
 
 
 def test_the_ready_line_says_where_the_page_and_the_docs_are(live_server: LiveServer) -> None:
