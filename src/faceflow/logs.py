@@ -52,3 +52,23 @@ def configure_logging(level: str, as_json: bool, process: str | None = None) -> 
     root.setLevel(level.upper())
     # uvicorn's own access log would duplicate ours (which carries the request id).
     logging.getLogger("uvicorn.access").disabled = True
+    rq_worker = logging.getLogger("rq.worker")
+    if not any(isinstance(f, RoutineAtDebug) for f in rq_worker.filters):
+        rq_worker.addFilter(RoutineAtDebug())
+
+
+class RoutineAtDebug(logging.Filter):
+    """RQ's line for each maintenance pass, logged at info every few seconds all day by some
+    worker (``jobs.maintenance_interval_s``: two lines a pass, ~35,000 a day), as debug: shown
+    only when the level is debug. The lines that say something (a job taken, done, failed) stay.
+    """
+
+    ROUTINE = frozenset(
+        {"Worker %s: cleaning registries for queue: %s", "Worker %s: cleaning group registries"}
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (isinstance(record.msg, str) and record.msg in self.ROUTINE):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)

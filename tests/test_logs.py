@@ -1,0 +1,64 @@
+"""Log set-up for the long-running processes (faceflow/logs.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from faceflow.logs import configure_logging
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """configure_logging replaces the root handlers: put pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def _log_a_worker_pass(worker: logging.Logger) -> None:
+    worker.info("Worker %s: cleaning registries for queue: %s", "w1", "faceflow")
+    worker.info("Worker %s: cleaning group registries", "w1")
+    worker.info("%s: %s (%s)", "faceflow", "Job OK", "ff1-detect-abc")
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_rqs_maintenance_lines_show_only_at_debug_and_its_job_lines_always(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    worker = logging.getLogger("rq.worker")
+
+    configure_logging("info", as_json=False, process="worker-0")
+    _log_a_worker_pass(worker)
+    at_info = capsys.readouterr().err.splitlines()
+    configure_logging("debug", as_json=False, process="worker-0")
+    _log_a_worker_pass(worker)
+    at_debug = capsys.readouterr().err.splitlines()
+
+    assert len(at_info) == 1
+    assert "INFO    worker-0 rq.worker: faceflow: Job OK (ff1-detect-abc)" in at_info[0]
+    assert [line.split()[1] for line in at_debug] == ["DEBUG", "DEBUG", "INFO"]
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_json_lines_carry_the_process_and_the_request_fields(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("info", as_json=True, process="worker-1")
+
+    logging.getLogger("faceflow.access").info("GET /healthz", extra={"status": 200, "ms": 1.5})
+
+    entry = json.loads(capsys.readouterr().err)
+    assert {k: entry[k] for k in ("level", "logger", "message", "process", "status", "ms")} == {
+        "level": "info",
+        "logger": "faceflow.access",
+        "message": "GET /healthz",
+        "process": "worker-1",
+        "status": 200,
+        "ms": 1.5,
+    }
