@@ -13,12 +13,17 @@ from faceflow.logs import configure_logging
 
 @pytest.fixture
 def restored_logging() -> Iterator[None]:
-    """configure_logging replaces the root handlers: put pytest's back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    """configure_logging replaces the root handlers: put pytest's back afterwards. RQ's worker
+    logger is left as a fresh process has it (an RQ worker run earlier in this process may have
+    given it a handler of its own and stopped it propagating), and put back too."""
+    root, worker = logging.getLogger(), logging.getLogger("rq.worker")
+    saved = root.handlers[:], root.level, worker.handlers[:], worker.level, worker.propagate
+    worker.handlers[:], worker.propagate = [], True
+    worker.setLevel(logging.NOTSET)
     yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    root.handlers[:], worker.handlers[:], worker.propagate = saved[0], saved[2], saved[4]
+    root.setLevel(saved[1])
+    worker.setLevel(saved[3])
 
 
 def _log_a_worker_pass(worker: logging.Logger) -> None:
