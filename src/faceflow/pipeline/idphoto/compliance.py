@@ -5,10 +5,11 @@ The verdict is what a counter would decide: ``pass`` it would accept, ``fail`` i
 
 Geometry checks (head height, eye line, crown margin, whether the frame cuts the person) measure
 the photo as laid out; pose checks (roll, yaw), the face checks (something in front of the face,
-eyes visible, mouth closed) and image-quality checks (background, resolution, sharpness,
-exposure) measure the subject's pixels, because a tilted head, a hand over the mouth or a blurred
-shot cannot be fixed by cropping. The face checks look at a few small patches around the
-landmarks, so the whole report costs a few milliseconds.
+eyes visible, mouth closed, even lighting) and image-quality checks (background, resolution,
+sharpness, exposure, colour, JPEG blocks or mosaic) measure the subject's pixels, because a tilted
+head, a hand over the mouth, a blurred, black-and-white or over-compressed shot cannot be fixed by
+cropping. The face checks look at a few small patches around the landmarks, the quality checks at
+the central face, so the whole report costs a few milliseconds.
 
 Every check carries a plain-language hint in English and Chinese (``hint``, ``hint_zh``): what to
 do about it when it does not pass.
