@@ -218,6 +218,11 @@ def test_a_black_and_white_photo_fails_colour_and_a_colour_one_passes(cut_out: C
         return found.value, found.status
 
     assert check(grey) == (0.0, CheckStatus.FAIL)
+    # Lips and teeth are told by colour: in grey they are not judged (every bright pixel read
+    # as teeth, "mouth open").
+    report = render_id_photo(grey.matte, grey.face, IdPhotoOptions(get_spec("icao"))).report
+    for name in ("face_occluded", "mouth_closed"):
+        assert (report.check(name).value, report.check(name).status) == (None, CheckStatus.PASS)
     value, status = check(colour)
     assert (value > 2 * COLOUR_PASS, status) == (True, CheckStatus.PASS)
 

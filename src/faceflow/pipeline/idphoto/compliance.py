@@ -99,6 +99,9 @@ OBJECT_DARK_FRACTION = 0.6
 # Teeth over this share of the mouth box: an open-mouthed smile (obama.jpg 0.25), which ICAO
 # 9303 and most counters refuse; a closed smile stays below 0.1.
 MOUTH_OPEN_WARN = 0.12
+# Cheeks with less a*b* chroma than this are grey (a black-and-white photo): colour photos' cheeks
+# measure 9 and more (the test set and the devset).
+COLOURLESS_SKIN_CHROMA = 3.0
 
 
 HINTS: dict[str, tuple[str, str]] = {
@@ -834,6 +837,25 @@ def _face_features(matte: Matte, face: Face) -> tuple[Check, Check, Check, Check
         "closed or hidden by dark glasses",
     )
 
+    lighting = _even_lighting(lab, matte, face, distance)
+    if skin_chroma < COLOURLESS_SKIN_CHROMA:
+        # A black-and-white photo (the colour check fails it): lips are told by their red and
+        # teeth by having none, so every bright pixel read as teeth ("mouth open") and a hand
+        # over the mouth went unseen. Said as not measured rather than guessed.
+        unmeasured = "not measured: the photo has no colour to tell lips and teeth by"
+        return (
+            Check("face_occluded", None, Limit(rule="nothing"), CheckStatus.PASS, note=unmeasured),
+            eyes,
+            Check(
+                "mouth_closed",
+                None,
+                Limit(None, MOUTH_OPEN_WARN, "fraction", "teeth_of_mouth"),
+                CheckStatus.PASS,
+                note=unmeasured,
+            ),
+            lighting,
+        )
+
     mouth_centre = Point(
         (marks.mouth_left.x + marks.mouth_right.x) / 2,
         (marks.mouth_left.y + marks.mouth_right.y) / 2,
@@ -865,4 +887,4 @@ def _face_features(matte: Matte, face: Face) -> tuple[Check, Check, Check, Check
         CheckStatus.WARN if mouth_open else CheckStatus.PASS,
         note="teeth showing: most passports want the mouth closed" if mouth_open else "",
     )
-    return occlusion, eyes, closed, _even_lighting(lab, matte, face, distance)
+    return occlusion, eyes, closed, lighting
