@@ -322,11 +322,13 @@ def test_six_inch_sheet_of_one_inch_photos_has_twelve_faces(
     client: httpx.Client, photo: Photo, find_faces: FindFaces
 ) -> None:
     upload = photo("portrait_2.jpg")
-    by_query = ok(post(client, upload, "spec=cn-1inch&sheet=6inch&background=blue"), "image/jpeg")
-    by_route = ok(
-        post(client, upload, "spec=cn-1inch&sheet=6inch&background=blue", path=SHEET),
-        "image/jpeg",
-    )
+    query = "spec=cn-1inch&sheet=6inch&background=blue"
+    single = post(client, upload, "spec=cn-1inch&background=blue")
+    answers = [post(client, upload, query), post(client, upload, query, path=SHEET)]
+    by_query, by_route = (ok(answer, "image/jpeg") for answer in answers)
+
+    # A sheet says how its photo fares, as the photo does.
+    assert {a.headers["X-Compliance"] for a in answers} == {single.headers["X-Compliance"]}
 
     # 4×6 in upright, 3 mm margins, 2 mm gaps: 3 columns × 4 rows of 25×35 mm.
     assert opened(by_query).size == (1200, 1800)

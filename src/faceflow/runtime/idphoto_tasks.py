@@ -126,7 +126,10 @@ def render_task(context: WorkerContext, request: RenderRequest) -> TaskOutput:
 
 
 def sheet_task(context: WorkerContext, request: SheetRequest) -> TaskOutput:
-    """A 300 dpi print sheet with copies of the photo at one or several sizes, and cut marks."""
+    """A 300 dpi print sheet with copies of the photo at one or several sizes, and cut marks;
+    its ``compliance`` is the worst of its photos' reports (a sheet of a photo a counter would
+    refuse must not come back as if it were fine)."""
+    from faceflow.pipeline.idphoto.compliance import assess
     from faceflow.pipeline.idphoto.matte import matte_from_bytes
     from faceflow.pipeline.idphoto.render import render_pixels
     from faceflow.pipeline.idphoto.sheet import SheetItem, compose_sheet
@@ -135,15 +138,19 @@ def sheet_task(context: WorkerContext, request: SheetRequest) -> TaskOutput:
     with timer.stage("render"):
         matte = matte_from_bytes(request.matte)
         items = []
+        verdicts = []
         for options, count in request.items:
             checkpoint()  # each item is a full render: a layout may hold many
             spec: IdPhotoSpec = options.spec
-            pixels = render_pixels(matte, matte.face, options).pixels
-            items.append(SheetItem(pixels, spec.width_mm, spec.height_mm, count))
+            rendered = render_pixels(matte, matte.face, options)
+            report = assess(rendered.layout, matte, matte.face, options.background)
+            verdicts.append(report.status)
+            items.append(SheetItem(rendered.pixels, spec.width_mm, spec.height_mm, count))
         sheet = compose_sheet(items, get_paper(request.paper))
     with timer.stage("encode"):
         body = sheet.encode(request.output_format)
     meta: dict[str, JsonScalar] = {
+        "compliance": max(verdicts, key=lambda verdict: verdict.rank).value,
         "copies": sheet.copies,
         "width": int(sheet.pixels.shape[1]),
         "height": int(sheet.pixels.shape[0]),

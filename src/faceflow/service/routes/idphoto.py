@@ -183,7 +183,7 @@ async def _sheet(services: Services, origin: tuple[str, bytes | None], work: She
 async def id_photo_sheet(request: Request, options: Annotated[SheetOptions, Query()]) -> Response:
     """As many copies as fit (or the counts in `layout`), centred, with gaps and cut marks.
     The photo's face as for `/v1/id-photo`: 422 `no_face`, `multiple_faces` (choose one with
-    `face`) or `no_subject`."""
+    `face`) or `no_subject`. `X-Compliance` is the worst of the sheet's photos' reports."""
     services = services_of(request)
     work = options.work()
     data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
