@@ -99,9 +99,6 @@ OBJECT_DARK_FRACTION = 0.6
 # Teeth over this share of the mouth box: an open-mouthed smile (obama.jpg 0.25), which ICAO
 # 9303 and most counters refuse; a closed smile stays below 0.1.
 MOUTH_OPEN_WARN = 0.12
-# Cheeks with less a*b* chroma than this are grey (a black-and-white photo): colour photos' cheeks
-# measure 9 and more (the test set and the devset).
-COLOURLESS_SKIN_CHROMA = 3.0
 
 
 HINTS: dict[str, tuple[str, str]] = {
@@ -394,6 +391,7 @@ def assess(
     """Every check for a photo laid out by ``layout`` from ``matte`` on ``background``."""
     spec = layout.spec
     region = face_region(matte, face)
+    colour = _colour(region)
     checks = [
         Check(
             "face_count",
@@ -417,9 +415,10 @@ def assess(
         ),
         _resolution(layout),
         *_face_quality(region),
-        _colour(region),
+        colour,
         _blockiness(region),
-        *_face_features(matte, face),
+        # Lips and teeth are told by colour: not judged where the colour check fails.
+        *_face_features(matte, face, colourless=colour.status is CheckStatus.FAIL),
         _subject_cut_off(layout),
     ]
     return ComplianceReport(tuple(checks), layout.extended_edges)
@@ -673,10 +672,10 @@ def blockiness(region: NDArray[np.uint8]) -> float:
     ``k`` of :data:`BLOCK_PERIODS_PX`, the mean absolute difference between neighbours is folded
     by position modulo ``k``; the result is the largest fold's peak over its median (1 when no
     phase stands out)."""
-    gray = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY).astype(np.float32) if region.size else None
     worst = 1.0
-    if gray is None:
+    if region.size == 0:
         return worst
+    gray = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY).astype(np.float32)
     for axis in (0, 1):
         profile = np.abs(np.diff(gray, axis=axis)).mean(axis=1 - axis)
         for period in BLOCK_PERIODS_PX:
@@ -782,9 +781,12 @@ def _even_lighting(lab: NDArray[np.float32], matte: Matte, face: Face, distance:
     )
 
 
-def _face_features(matte: Matte, face: Face) -> tuple[Check, Check, Check, Check]:
+def _face_features(
+    matte: Matte, face: Face, *, colourless: bool = False
+) -> tuple[Check, Check, Check, Check]:
     """Something in front of the face, eyes visible, mouth closed, even lighting: from small
-    patches around the landmarks, compared with the cheeks (see the thresholds at the top)."""
+    patches around the landmarks, compared with the cheeks (see the thresholds at the top).
+    ``colourless``: a black-and-white photo, whose lips and teeth are not judged."""
     marks = face.landmarks
     distance = max(
         1.0, math.hypot(marks.left_eye.x - marks.right_eye.x, marks.left_eye.y - marks.right_eye.y)
@@ -838,10 +840,10 @@ def _face_features(matte: Matte, face: Face) -> tuple[Check, Check, Check, Check
     )
 
     lighting = _even_lighting(lab, matte, face, distance)
-    if skin_chroma < COLOURLESS_SKIN_CHROMA:
-        # A black-and-white photo (the colour check fails it): lips are told by their red and
-        # teeth by having none, so every bright pixel read as teeth ("mouth open") and a hand
-        # over the mouth went unseen. Said as not measured rather than guessed.
+    if colourless:
+        # Lips are told by their red and teeth by having none: in grey every bright pixel read
+        # as teeth ("mouth open") and a hand over the mouth went unseen. Said as not measured
+        # rather than guessed.
         unmeasured = "not measured: the photo has no colour to tell lips and teeth by"
         return (
             Check("face_occluded", None, Limit(rule="nothing"), CheckStatus.PASS, note=unmeasured),
