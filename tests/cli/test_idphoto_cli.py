@@ -74,6 +74,21 @@ def test_writes_the_photo_its_report_and_a_sheet(
     assert "413×531 @ 300 dpi" in result.stdout
 
 
+def test_fail_on_makes_a_photo_that_does_not_comply_exit_1_and_still_writes_it(
+    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
+) -> None:
+    # portrait_1 at ICAO size is a warning (a street behind): the verdict set's case.
+    photo = testdata / "portrait_1.jpg"
+
+    strict = run("id-photo", photo, "--out", tmp_path / "a", "--spec", "icao", "--fail-on", "warn")
+    lenient = run("id-photo", photo, "--out", tmp_path / "b", "--spec", "icao", "--fail-on", "fail")
+
+    assert strict.exit_code == 1, strict.output
+    assert "1 of 1 photos warn or fail their compliance check" in strict.stderr
+    assert (tmp_path / "a" / "portrait_1.icao.jpg").is_file()
+    assert lenient.exit_code == 0, lenient.output
+
+
 def test_a_failed_file_exits_1_and_the_others_are_written_by_two_workers(
     tmp_path: Path, testdata: Path, worker_context: WorkerContext
 ) -> None:

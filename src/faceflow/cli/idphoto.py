@@ -70,13 +70,20 @@ def id_photo(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="processes, this one included (see analyze)")
     ] = 1,
+    fail_on: Annotated[
+        Literal["never", "warn", "fail"],
+        typer.Option(
+            help="exit 1 also when a photo's compliance is this or worse: fail (a counter would"
+            " refuse it) or warn (a person should look); never: only files that failed count",
+        ),
+    ] = "never",
     config: ConfigOption = None,
 ) -> None:
     """Make an ID photo of every input, with its compliance report and, with --sheet, a print sheet.
 
     One face, cut out, on the chosen background, at the preset's exact size and DPI, head placed
     by the preset's rules; the report is written beside the photo (<name>.report.json). Exit code
-    1 if any file failed."""
+    1 if any file failed (or, with --fail-on, if a photo's compliance is that bad)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -86,6 +93,7 @@ def id_photo(
     from faceflow.imaging.formats import OutputFormat
     from faceflow.operations.idphoto import PhotoOptions, sheet_work
     from faceflow.operations.parse import parse_options
+    from faceflow.pipeline.idphoto.compliance import CheckStatus
     from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
 
     out, err = _consoles()
@@ -114,10 +122,11 @@ def id_photo(
     for column in ("file", "result", "size", "compliance"):
         table.add_column(column, overflow="fold")
     failed = 0
+    refused = 0  # photos whose compliance reaches --fail-on
     names = OutputNames()
 
     def done(outcome: FileOutcome[IdPhotoFile]) -> None:
-        nonlocal failed
+        nonlocal failed, refused
         progress.advance(task)
         progress.refresh()
         name = Text(str(outcome.path))
@@ -136,6 +145,8 @@ def id_photo(
         if outcome.result.sheet is not None:
             (out_dir / f"{stem}.sheet-{paper}.jpg").write_bytes(outcome.result.sheet)
         status = photo.report.status.value
+        if fail_on != "never" and photo.report.status.rank >= CheckStatus(fail_on).rank:
+            refused += 1
         colour = {"pass": "green", "warn": "yellow", "fail": "red"}[status]
         table.add_row(
             name,
@@ -165,6 +176,13 @@ def id_photo(
     print_table(out, table)
     if failed:
         err.print(f"[red]{failed} of {len(files)} files failed[/red]")
+    if refused:
+        err.print(
+            f"[red]{refused} of {len(files)} photos "
+            + ("fail" if fail_on == "fail" else "warn or fail")
+            + " their compliance check[/red] (--fail-on; their reports say why)"
+        )
+    if failed or refused:
         raise typer.Exit(1)
 
 
