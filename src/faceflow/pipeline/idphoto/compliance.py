@@ -592,13 +592,16 @@ def sharpness(region: NDArray[np.uint8]) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
+def _luma(region: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """Each pixel's luma (BT.601), 0–255: what the exposure and clipping checks read."""
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.asarray(region.reshape(-1, 3).astype(np.float32) @ weights, dtype=np.float32)
+
+
 def _face_quality(region: NDArray[np.uint8]) -> tuple[Check, Check, Check]:
     sharp = sharpness(region)
     sharp_status = _at_least(sharp, SHARPNESS_PASS, SHARPNESS_FAIL)
-    if region.size == 0:
-        luma = np.zeros(1, dtype=np.float32)
-    else:
-        luma = region.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    luma = _luma(region) if region.size else np.zeros(1, dtype=np.float32)
     mean = float(luma.mean())
     clipped = float(((luma >= 250) | (luma <= 5)).mean())
     if _within(mean, *EXPOSURE_PASS):
@@ -635,8 +638,7 @@ def face_colour(region: NDArray[np.uint8]) -> float | None:
     if region.size == 0:
         return None
     pixels = region.reshape(-1, 3)
-    luma = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    measurable = (pixels.max(axis=1) < 250) & (luma > 5)
+    measurable = (pixels.max(axis=1) < 250) & (_luma(region) > 5)
     if measurable.mean() < COLOUR_MIN_MEASURABLE:
         return None
     lab = cv2.cvtColor(pixels[measurable].reshape(-1, 1, 3), cv2.COLOR_RGB2LAB)
