@@ -34,7 +34,9 @@ class ImageFormat(StrEnum):
         return self is not ImageFormat.JPEG
 
 
-ALLOWED_FORMATS = "JPEG, PNG, WebP, GIF"
+_ALLOWED_NAMES = ("JPEG", "PNG", "WebP", "GIF")
+ALLOWED_FORMATS = ", ".join(_ALLOWED_NAMES)
+"""The formats an upload may be in, as the ``allowed`` detail of ``unsupported_format`` says."""
 
 
 class OutputFormat(StrEnum):
@@ -94,7 +96,9 @@ def sniff_format(data: bytes) -> ImageFormat:
     if detected:
         details["detected"] = detected
     raise UnsupportedFormat(
-        f"unsupported image format ({seen}); send JPEG, PNG, WebP or GIF", details
+        f"unsupported image format ({seen}); send {', '.join(_ALLOWED_NAMES[:-1])} or"
+        f" {_ALLOWED_NAMES[-1]}",
+        details,
     )
 
 

@@ -240,11 +240,12 @@ async def _report_start_up(pool: InferencePool[WorkerContext], services: Service
         services.thumbnails.give_up()
     else:
         server = services.settings.server
+        where = address(server)
         log.info(
             "ready: every inference process has loaded and warmed up its models; %s",
-            f"web page {address(server)}, API docs {address(server)}docs"
+            f"web page {where}, API docs {where}docs"
             if server.web_page
-            else f"API docs {address(server)}docs",
+            else f"API docs {where}docs",
         )
         await services.thumbnails.make(pool)
 
