@@ -1,0 +1,126 @@
+"""What the image-quality checks measure on real photos and on spoiled ones: the figures behind
+the thresholds of `colour`, `blockiness` and `even_lighting` (faceflow/pipeline/idphoto/
+compliance.py, the README's check table).
+
+    .venv/bin/python scripts/compliance_ranges.py
+
+Every face of ``../shared/testdata`` and ``../shared/devset`` (or ``FACEFLOW_TESTDATA`` and the
+``devset`` folder beside it) is cut out and made an ICAO photo; the range of each check's value
+is printed, then the value on portrait_2 spoiled as the verdict set spoils it. Faces the cut-out
+leaves out (``no_subject``) are counted apart. About a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.pipeline.idphoto.verdict_cases import (
+    Case,
+    Edit,
+    black_and_white,
+    jpeg,
+    judge,
+    mosaic,
+    side_shadow,
+)
+
+from faceflow.config import LimitSettings, Settings
+from faceflow.errors import NoSubject
+from faceflow.imaging.ingest import decode_image
+from faceflow.pipeline.detect import detect_faces
+from faceflow.pipeline.detect_options import DetectOptions
+from faceflow.pipeline.idphoto.compliance import ComplianceReport
+from faceflow.pipeline.idphoto.matte import compute_matte
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.render import render_id_photo
+from faceflow.pipeline.idphoto.specs import get_spec
+from faceflow.runtime.context import load_context
+
+CHECKS = ("colour", "blockiness", "even_lighting")
+SPOILED: tuple[tuple[str, Edit], ...] = (
+    ("JPEG quality 20", jpeg(20)),
+    ("JPEG quality 10", jpeg(10)),
+    ("JPEG quality 6", jpeg(6)),
+    ("JPEG quality 3", jpeg(3)),
+    ("mosaic, a sixth", mosaic(6)),
+    ("black and white", black_and_white),
+    ("one side shaded (0.5)", side_shadow(0.5)),
+    ("one side in shadow (0.7)", side_shadow(0.7)),
+)
+
+
+def shown(report: ComplianceReport, name: str) -> str:
+    check = report.check(name)
+    if not isinstance(check.value, float):
+        return f"{name} -"
+    return f"{name} {check.value:.2f} ({check.status.value})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args()
+    cv2.setNumThreads(1)
+    testdata = Path(
+        os.environ.get("FACEFLOW_TESTDATA", Path(__file__).parents[2] / "shared/testdata")
+    )
+    photos = sorted(
+        path
+        for folder in (testdata, testdata.parent / "devset")
+        for path in folder.iterdir()
+        if path.suffix.lower() in {".jpg", ".png"}
+    )
+    context = load_context(Settings().model_dump_json())
+    detector, segmenter = context.models.detector, context.models.segmenter
+    limits = LimitSettings()
+    icao = IdPhotoOptions(get_spec("icao"))
+
+    values: dict[str, list[float]] = {name: [] for name in CHECKS}
+    verdicts: dict[str, Counter[str]] = {name: Counter() for name in CHECKS}
+    faces = left_out = 0
+    for path in photos:
+        rgb = decode_image(path.read_bytes(), limits).rgb
+        for face in detect_faces(rgb, detector, DetectOptions()):
+            faces += 1
+            try:
+                matte = compute_matte(rgb, face, segmenter)
+            except NoSubject:
+                left_out += 1
+                continue
+            report = render_id_photo(matte, face, icao).report
+            for name in CHECKS:
+                check = report.check(name)
+                if isinstance(check.value, float):
+                    values[name].append(check.value)
+                    verdicts[name][check.status.value] += 1
+    print(f"{faces} faces on {len(photos)} photos; {left_out} left out by the cut-out")
+    for name in CHECKS:
+        found = values[name]
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(verdicts[name].items()))
+        print(f"  {name:14s} {min(found):.2f}–{max(found):.2f} over {len(found)} faces ({counts})")
+
+    def photo(name: str) -> NDArray[np.uint8]:
+        return decode_image((testdata / name).read_bytes(), limits).rgb
+
+    print("portrait_2 spoiled:")
+    for label, edit in SPOILED:
+        spoiled = judge(
+            Case(label, "portrait_2.jpg", "icao", "", "", edit), photo, detector, segmenter
+        )
+        if isinstance(spoiled, str):
+            print(f"  {label:26s} {spoiled}")
+            continue
+        print(f"  {label:26s} " + ", ".join(shown(spoiled, name) for name in CHECKS))
+
+
+if __name__ == "__main__":
+    main()
