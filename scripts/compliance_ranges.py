@@ -1,13 +1,14 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
-the thresholds of `colour`, `blockiness` and `even_lighting` (faceflow/pipeline/idphoto/
-compliance.py, the README's check table).
+the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting` and `focus`
+(faceflow/pipeline/idphoto/compliance.py, the README's check table).
 
     .venv/bin/python scripts/compliance_ranges.py
 
 Every face of ``../shared/testdata`` and ``../shared/devset`` (or ``FACEFLOW_TESTDATA`` and the
 ``devset`` folder beside it) is cut out and made an ICAO photo; the range of each check's value
-is printed, then the value on portrait_2 spoiled as the verdict set spoils it. Faces the cut-out
-leaves out (``no_subject``) are counted apart. About a minute on 2 cores.
+is printed, then the value on portrait_2 spoiled as the verdict set spoils it (blurred by a share
+of the eye distance, grain of σ grey levels). Faces the cut-out leaves out (``no_subject``) are
+counted apart. About a minute on 2 cores.
 """
 
 from __future__ import annotations
@@ -25,9 +26,15 @@ from numpy.typing import NDArray
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.pipeline.idphoto.verdict_cases import (
+    GREEN_LIGHT,
+    TUNGSTEN_LIGHT,
     Case,
     Edit,
     black_and_white,
+    blur,
+    blurred_with_grain,
+    colour_cast,
+    grain,
     jpeg,
     judge,
     mosaic,
@@ -46,7 +53,7 @@ from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 from faceflow.runtime.context import load_context
 
-CHECKS = ("colour", "blockiness", "even_lighting")
+CHECKS = ("colour", "skin_colour", "blockiness", "even_lighting", "focus")
 SPOILED: tuple[tuple[str, Edit], ...] = (
     ("JPEG quality 20", jpeg(20)),
     ("JPEG quality 10", jpeg(10)),
@@ -56,6 +63,16 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     ("black and white", black_and_white),
     ("one side shaded (0.5)", side_shadow(0.5)),
     ("one side in shadow (0.7)", side_shadow(0.7)),
+    ("blurred 3 %", blur(0.03)),
+    ("blurred 5 %", blur(0.05)),
+    ("blurred 5 %, grain 12", blurred_with_grain(0.05, 12.0)),
+    ("blurred 6 %, grain 12", blurred_with_grain(0.06, 12.0)),
+    ("grain 12", grain(12.0)),
+    ("grain 25", grain(25.0)),
+    ("green light", GREEN_LIGHT),
+    ("tungsten light", TUNGSTEN_LIGHT),
+    ("blue light", colour_cast(0.7, 0.9, 1.3)),
+    ("magenta light", colour_cast(1.15, 0.8, 1.1)),
 )
 
 
@@ -85,6 +102,7 @@ def main() -> None:
     icao = IdPhotoOptions(get_spec("icao"))
 
     values: dict[str, list[float]] = {name: [] for name in CHECKS}
+    passing: dict[str, list[float]] = {name: [] for name in CHECKS}
     verdicts: dict[str, Counter[str]] = {name: Counter() for name in CHECKS}
     faces = left_out = 0
     for path in photos:
@@ -102,11 +120,16 @@ def main() -> None:
                 if isinstance(check.value, float):
                     values[name].append(check.value)
                     verdicts[name][check.status.value] += 1
+                    if check.status.value == "pass":
+                        passing[name].append(check.value)
     print(f"{faces} faces on {len(photos)} photos; {left_out} left out by the cut-out")
     for name in CHECKS:
         found = values[name]
         counts = ", ".join(f"{n} {status}" for status, n in sorted(verdicts[name].items()))
-        print(f"  {name:14s} {min(found):.2f}–{max(found):.2f} over {len(found)} faces ({counts})")
+        line = f"  {name:14s} {min(found):.2f}–{max(found):.2f} over {len(found)} faces ({counts})"
+        if len(passing[name]) < len(found):
+            line += f"; those passing {min(passing[name]):.2f}–{max(passing[name]):.2f}"
+        print(line)
 
     def photo(name: str) -> NDArray[np.uint8]:
         return decode_image((testdata / name).read_bytes(), limits).rgb

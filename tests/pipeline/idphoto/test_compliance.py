@@ -18,11 +18,21 @@ from faceflow.pipeline.idphoto.compliance import (
     BLOCKINESS_SHOWN_MAX,
     COLOUR_FAIL,
     COLOUR_PASS,
+    FOCUS_FAIL,
+    FOCUS_PASS,
+    HINTS,
+    SHARPNESS_PASS,
+    SKIN_COLOUR_PASS,
     CheckStatus,
     Limit,
     assess,
     blockiness,
     face_colour,
+    face_region,
+    focus,
+    sharpness,
+    skin_colour,
+    skin_colour_distance,
 )
 from faceflow.pipeline.idphoto.layout import plan_layout
 from faceflow.pipeline.idphoto.matte import compute_matte
@@ -33,9 +43,12 @@ from faceflow.pipeline.idphoto.specs import get_spec
 from tests.pipeline.idphoto.conftest import CutOut, Portrait
 from tests.pipeline.idphoto.synthetic import synthetic
 from tests.pipeline.idphoto.verdict_cases import (
+    GREEN_LIGHT,
     Edit,
     black_and_white,
+    blurred_with_grain,
     exposure,
+    grain,
     jpeg,
     mosaic,
     side_shadow,
@@ -56,9 +69,11 @@ EXPECTED_CHECKS = {
     "background_colour",
     "resolution",
     "sharpness",
+    "focus",
     "exposure",
     "clipped",
     "colour",
+    "skin_colour",
     "blockiness",
     "subject_cut_off",
     "face_occluded",
@@ -66,6 +81,11 @@ EXPECTED_CHECKS = {
     "mouth_closed",
     "even_lighting",
 }
+
+
+def test_every_check_has_a_hint_in_english_and_chinese() -> None:
+    assert set(HINTS) == EXPECTED_CHECKS
+    assert all(english and chinese for english, chinese in HINTS.values())
 
 
 def test_a_good_portrait_passes_and_the_report_is_json(
@@ -308,6 +328,127 @@ def test_a_shadow_across_one_side_of_the_face_is_seen(
     report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
 
     assert report.check("even_lighting").status is status, report.check("even_lighting")
+
+
+def _face_of(item: Portrait) -> NDArray[np.uint8]:
+    return face_region(item.matte, item.face)
+
+
+def _blurred(region: NDArray[np.uint8], face_fraction: float) -> NDArray[np.uint8]:
+    """``region`` (the central face, 1.6 eye distances wide) blurred by ``face_fraction`` of the
+    eye distance, as the verdict set's ``blur`` does to a whole photo."""
+    sigma = face_fraction * region.shape[1] / 1.6
+    return np.asarray(cv2.GaussianBlur(region, (0, 0), sigma), dtype=np.uint8)
+
+
+def _grainy(region: NDArray[np.uint8], sigma: float) -> NDArray[np.uint8]:
+    noise = np.random.default_rng(0).normal(0.0, sigma, region.shape)
+    return np.asarray(np.clip(region + noise, 0, 255), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("photo", ["portrait_2.jpg", "obama.jpg", "biden.jpg"])
+def test_grain_hides_a_blur_from_sharpness_but_not_from_focus(
+    portrait: Callable[[str], Portrait], photo: str
+) -> None:
+    region = _face_of(portrait(photo))
+    blurred = _blurred(region, 0.05)
+
+    # What the focus check is for: grain over a blurred face fools the Laplacian.
+    assert sharpness(_grainy(blurred, 15.0)) > SHARPNESS_PASS
+    assert focus(region) >= FOCUS_PASS
+    assert focus(_grainy(region, 25.0)) >= FOCUS_PASS
+    for sigma in (0.0, 8.0, 15.0):
+        assert focus(_grainy(blurred, sigma)) < FOCUS_FAIL, sigma
+
+
+@pytest.mark.parametrize(
+    ("edit", "status"),
+    [
+        (None, CheckStatus.PASS),
+        (grain(12.0), CheckStatus.PASS),
+        (blurred_with_grain(0.06, 12.0), CheckStatus.FAIL),
+    ],
+)
+def test_focus_in_the_report(cut_out: CutOut, edit: Edit | None, status: CheckStatus) -> None:
+    # The verdict set's grainy portraits share their mattes with it.
+    item = cut_out("portrait_2.jpg", edit)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("focus").status is status, report.check("focus")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "distance"),
+    [
+        (15.0, 20.0, 0.0),  # a typical face
+        (0.0, 0.0, 0.0),  # grey: inside (the colour check judges it)
+        (-10.0, 20.0, 10.0),  # green: 10 past the 90° hue edge
+        (40.0, 0.0, 10.0),  # magenta: a* 10 past its bound
+        (10.0, 45.0, 11.0),  # yellow: b* 11 past its bound
+        (30.0, 34.0, 4.34),  # both bounds met, chroma 45.3 over 41 (the wedge's arc)
+    ],
+)
+def test_skin_colour_distance(a: float, b: float, distance: float) -> None:
+    assert skin_colour_distance(a, b) == pytest.approx(distance, abs=0.01)
+
+
+def test_blue_is_as_far_as_its_hue_is_past_the_wedge() -> None:
+    # (0, -10): hue -90°, 85° past the -5° edge; its nearest point is on that edge's ray.
+    edge = math.radians(-5.0)
+    along = -10.0 * math.sin(edge)
+    expected = math.hypot(along * math.cos(edge), -10.0 - along * math.sin(edge))
+    assert skin_colour_distance(0.0, -10.0) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("photo", ["portrait_1.jpg", "portrait_2.jpg", "obama.jpg", "biden.jpg"])
+@pytest.mark.parametrize(
+    ("gains", "flagged"),
+    [
+        ((1.0, 1.0, 1.0), False),
+        ((1.0, 1.25, 0.6), True),  # fluorescent green
+        ((0.6, 0.85, 1.4), True),  # blue
+        ((1.15, 0.8, 1.1), True),  # magenta
+    ],
+)
+def test_a_colour_cast_puts_the_face_outside_real_skin_colours(
+    portrait: Callable[[str], Portrait],
+    photo: str,
+    gains: tuple[float, float, float],
+    flagged: bool,
+) -> None:
+    region = _face_of(portrait(photo)).astype(np.float32) * np.array(gains, np.float32)
+    median = skin_colour(np.clip(region, 0, 255).astype(np.uint8))
+    assert median is not None
+
+    distance = skin_colour_distance(*median)
+
+    # A cast is at least a warning (biden's pale face under green light: 5, the others fail).
+    assert (distance > SKIN_COLOUR_PASS) is flagged, median
+
+
+def test_under_green_light_the_report_blames_the_cast_not_the_mouth(cut_out: CutOut) -> None:
+    # The verdict set's portrait under green light: its matte is shared.
+    item = cut_out("portrait_2.jpg", GREEN_LIGHT)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("skin_colour").status is CheckStatus.FAIL
+    # The cast takes the lips' red: they are not judged rather than read as covered.
+    for name in ("face_occluded", "mouth_closed"):
+        check = report.check(name)
+        assert (check.value, check.status) == (None, CheckStatus.PASS), check
+        assert "colour cast" in check.note
+
+
+def test_skin_colour_is_not_judged_on_a_black_and_white_photo(cut_out: CutOut) -> None:
+    item = cut_out("portrait_2.jpg", black_and_white)
+
+    check = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report.check(
+        "skin_colour"
+    )
+
+    assert (check.value, check.status) == (None, CheckStatus.PASS)
 
 
 def test_lighting_is_not_judged_when_a_cheek_is_out_of_the_cut_out(cut_out: CutOut) -> None:

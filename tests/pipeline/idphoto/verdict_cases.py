@@ -4,9 +4,9 @@ Good test portraits as they are, and bad ones made from them in code: cropped at
 at the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, strongly rotated,
 blurred, shrunk to a tiny face, the person put in front of a busy backdrop, under- and
 over-exposed, half in shadow, in black and white, saved as a coarse JPEG, enlarged into a
-mosaic. Each case names the check that should decide it. Used by
-``tests/pipeline/idphoto/test_verdicts.py`` and ``scripts/idphoto_verdicts.py`` (the README's
-table).
+mosaic, blurred under grain, grainy but sharp, under green or tungsten light. Each case names
+the check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py`` and
+``scripts/idphoto_verdicts.py`` (the README's table).
 
 The edit factories are cached: the same arguments give the same function, so the tests can share
 one detection and one matte per edited source (``tests/pipeline/idphoto/conftest.py``).
@@ -253,6 +253,44 @@ def side_shadow(depth: float) -> Edit:
     return edit
 
 
+@cache
+def grain(sigma: float) -> Edit:
+    """Sensor noise of σ = ``sigma`` grey levels (a photo taken in dim light), always the same."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        noise = np.random.default_rng(0).normal(0.0, sigma, rgb.shape)
+        return np.asarray(np.clip(rgb.astype(np.float64) + noise, 0, 255), dtype=np.uint8)
+
+    return edit
+
+
+@cache
+def blurred_with_grain(face_fraction: float, sigma: float) -> Edit:
+    """Focus missed in dim light: :func:`blur`, then :func:`grain` (which hides the blur from a
+    measure of fine detail alone)."""
+
+    def edit(rgb: Rgb, face: Face, photo: Callable[[str], Rgb]) -> Rgb:
+        return grain(sigma)(blur(face_fraction)(rgb, face, photo), face, photo)
+
+    return edit
+
+
+@cache
+def colour_cast(red: float, green: float, blue: float) -> Edit:
+    """Each channel scaled: light of another colour, or a white balance gone wrong."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        gains = np.array([red, green, blue], dtype=np.float32)
+        return np.asarray(np.clip(rgb.astype(np.float32) * gains, 0, 255), dtype=np.uint8)
+
+    return edit
+
+
+# Fluorescent tubes and tungsten bulbs, photographed with the camera set for daylight.
+GREEN_LIGHT = colour_cast(1.0, 1.25, 0.6)
+TUNGSTEN_LIGHT = colour_cast(1.1, 1.1, 0.6)
+
+
 def black_and_white(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
     """The photo in shades of grey (a scan of an old print, a camera's monochrome mode)."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -383,6 +421,33 @@ CASES: tuple[Case, ...] = (
         jpeg(5),
     ),
     Case("portrait_2 as a mosaic", "portrait_2.jpg", "icao", "fail", "blockiness", mosaic(6)),
+    Case(
+        "portrait_2 blurred, with grain",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "focus",
+        blurred_with_grain(0.06, 12.0),
+    ),
+    Case(
+        "portrait_2 with grain, in focus",
+        "portrait_2.jpg",
+        "icao",
+        "warn",
+        "background_uniformity",
+        grain(12.0),
+    ),
+    Case(
+        "portrait_2 under green light", "portrait_2.jpg", "icao", "fail", "skin_colour", GREEN_LIGHT
+    ),
+    Case(
+        "portrait_2 under tungsten light",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "skin_colour",
+        TUNGSTEN_LIGHT,
+    ),
     Case(
         "portrait_2, one side shaded",
         "portrait_2.jpg",

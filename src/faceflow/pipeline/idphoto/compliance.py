@@ -6,10 +6,11 @@ The verdict is what a counter would decide: ``pass`` it would accept, ``fail`` i
 Geometry checks (head height, eye line, crown margin, whether the frame cuts the person) measure
 the photo as laid out; pose checks (roll, yaw), the face checks (something in front of the face,
 eyes visible, mouth closed, even lighting) and image-quality checks (background, resolution,
-sharpness, exposure, colour, JPEG blocks or mosaic) measure the subject's pixels, because a tilted
-head, a hand over the mouth, a blurred, black-and-white or over-compressed shot cannot be fixed by
-cropping. The face checks look at a few small patches around the landmarks, the quality checks at
-the central face, so the whole report costs a few milliseconds.
+sharpness and focus, exposure, colour and skin colour, JPEG blocks or mosaic) measure the
+subject's pixels, because a tilted head, a hand over the mouth, a blurred, black-and-white,
+colour-cast or over-compressed shot cannot be fixed by cropping. The face checks look at a few
+small patches around the landmarks, the quality checks at the central face, so the whole report
+costs a few milliseconds.
 
 Every check carries a plain-language hint in English and Chinese (``hint``, ``hint_zh``): what to
 do about it when it does not pass.
@@ -52,6 +53,17 @@ RESOLUTION_PASS, RESOLUTION_FAIL = 0.6, 0.5
 # photos: 150–520 as taken; 5–10 after a Gaussian blur of σ = 2 px at that scale; 2–3.5 at σ = 5.
 SHARPNESS_FACE_PX = 128
 SHARPNESS_PASS, SHARPNESS_FAIL = 50.0, 12.0
+# Focus: grain fools the Laplacian (a blurred photo with sensor noise measured 150-1,500, a pass),
+# so edges are also measured where noise cancels out: the coherent gradient energy (structure
+# tensor, the 90th percentile of λ1 - λ2) at a fine scale over a coarse one, on the same 128-px
+# face. A crisp edge is much stronger at the fine scale; a blurred one is not, whatever its grain
+# or contrast. Every face of the test set and the devset (82, scripts/compliance_ranges.py)
+# measures 2.4 or more except one already failed for sharpness (1.2, a blurred bystander); blurred
+# by 3 % of the eye distance 1.6-2.2, by 5 % 1.3-1.6, with grain of σ 8-25 added the same, and
+# grain alone leaves it over 3.
+FOCUS_SCALES_PX = (0.5, 3.0)
+FOCUS_WINDOW_PX = 2.0
+FOCUS_PASS, FOCUS_FAIL = 2.2, 1.9
 EXPOSURE_PASS = (70.0, 210.0)
 # A face under 60 (portrait_2 at 30 % of its light: 56) is too dark for a counter.
 EXPOSURE_WARN = (60.0, 235.0)
@@ -61,6 +73,15 @@ CLIPPED_PASS, CLIPPED_WARN = 0.02, 0.10
 # a black-and-white photo 0, a quarter of the colour ~0.05, a tenth ~0.02. Counters refuse
 # black-and-white photos (ICAO 9303, the US and Chinese rules alike).
 COLOUR_PASS, COLOUR_FAIL = 0.08, 0.04
+# Skin colour: the face's median (a*, b*) against the colours real faces measure. The 82 faces of
+# the test set and the devset, under daylight, flash, stage and office light, lie at hue angles
+# 0-85° with a* 2-26 and b* 0-30 (chroma up to 35); the region allowed is that with a margin (hue
+# -5° to 90°, a* up to 30, b* up to 34, chroma up to 41), and the value is how far, in ΔE, the
+# face lies outside it. A green, blue, magenta or yellow cast of the light or a white balance
+# gone wrong puts a face 4-40 outside; ICAO 9303 asks for natural skin tones.
+SKIN_HUE_DEG = (-5.0, 90.0)
+SKIN_A_MAX, SKIN_B_MAX, SKIN_CHROMA_MAX = 30.0, 34.0, 41.0
+SKIN_COLOUR_PASS, SKIN_COLOUR_WARN = 2.0, 6.0
 # Even lighting: the darker cheek's median lightness over the lighter one's. Of the 81 faces of
 # the test set and the devset it measures, 77 are 0.6 or more; three under side light 0.5–0.6, one
 # on a stage 0.29; portrait_2 darkened by half over one side of the face 0.56, by 70 % 0.34
@@ -166,6 +187,11 @@ HINTS: dict[str, tuple[str, str]] = {
         "The photo is blurred: hold the camera steady and focus on the eyes.",
         "照片模糊：请保持相机稳定并对焦在眼睛上。",
     ),
+    "focus": (
+        "The photo is out of focus (grain does not hide it): hold the camera steady, focus on "
+        "the eyes and use more light.",
+        "照片失焦（噪点掩盖不了模糊）：请保持相机稳定、对焦在眼睛上，并增加光线。",
+    ),
     "exposure": (
         "Light the face evenly, neither too dark nor too bright.",
         "面部光线要均匀，不要过暗或过亮。",
@@ -173,6 +199,11 @@ HINTS: dict[str, tuple[str, str]] = {
     "colour": (
         "ID photos must be in colour: use a colour photo, not a black-and-white one.",
         "证件照须为彩色照片：请使用彩色原图，不要使用黑白照片。",
+    ),
+    "skin_colour": (
+        "The face has a colour cast: take the photo in daylight or with the camera's white "
+        "balance on auto, and use no filter or beauty effect.",
+        "面部偏色：请在自然光下拍摄或使用相机的自动白平衡，不要使用滤镜或美颜效果。",
     ),
     "blockiness": (
         "The photo is heavily compressed or pixelated: use the original from the camera, not a "
@@ -393,7 +424,16 @@ def assess(
     """Every check for a photo laid out by ``layout`` from ``matte`` on ``background``."""
     spec = layout.spec
     region = face_region(matte, face)
-    colour = _colour(region)
+    lab = _measurable_lab(region)  # converted once for both colour checks
+    colour = _colour(lab)
+    skin = _skin_colour(lab, colour)
+    # Lips and teeth are told by colour: not judged where there is none or a cast hides them.
+    if colour.status is CheckStatus.FAIL:
+        colour_off = "the photo has no colour to tell lips and teeth by"
+    elif skin.status is CheckStatus.FAIL:
+        colour_off = "the face's colour cast hides lips and teeth"
+    else:
+        colour_off = ""
     checks = [
         Check(
             "face_count",
@@ -418,9 +458,9 @@ def assess(
         _resolution(layout),
         *_face_quality(region),
         colour,
+        skin,
         _blockiness(region),
-        # Lips and teeth are told by colour: not judged where the colour check fails.
-        *_face_features(matte, face, colourless=colour.status is CheckStatus.FAIL),
+        *_face_features(matte, face, colour_off=colour_off),
         _subject_cut_off(layout),
     ]
     return ComplianceReport(tuple(checks), layout.extended_edges)
@@ -583,15 +623,41 @@ def face_region(matte: Matte, face: Face) -> NDArray[np.uint8]:
     return matte.foreground[y1:y2, x1:x2]
 
 
-def sharpness(region: NDArray[np.uint8]) -> float:
-    """Variance of the Laplacian of ``region`` scaled to a fixed width (so size does not count)."""
-    if region.size == 0:
-        return 0.0
+def _face_gray(region: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """``region`` in grey, scaled to :data:`SHARPNESS_FACE_PX` wide (so size does not count)."""
     scale = SHARPNESS_FACE_PX / region.shape[1]
     size = (SHARPNESS_FACE_PX, max(1, round(region.shape[0] * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     gray = cv2.cvtColor(cv2.resize(region, size, interpolation=interpolation), cv2.COLOR_RGB2GRAY)
-    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+    return np.asarray(gray, dtype=np.float32)
+
+
+def sharpness(region: NDArray[np.uint8]) -> float:
+    """Variance of the Laplacian of ``region`` scaled to a fixed width."""
+    if region.size == 0:
+        return 0.0
+    return float(cv2.Laplacian(_face_gray(region), cv2.CV_32F).var(dtype=np.float64))
+
+
+def _coherent_edges(gray: NDArray[np.float32], scale_px: float) -> float:
+    """The 90th percentile over ``gray`` of λ1 - λ2 of the structure tensor at ``scale_px``:
+    gradient energy along one direction. Noise has none (its gradients point every way)."""
+    smooth = cv2.GaussianBlur(gray, (0, 0), scale_px)
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0) / 8
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1) / 8
+    products = (gx * gx, gy * gy, gx * gy)
+    jxx, jyy, jxy = (cv2.GaussianBlur(p, (0, 0), FOCUS_WINDOW_PX) for p in products)
+    return float(np.percentile(np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2), 90))
+
+
+def focus(region: NDArray[np.uint8]) -> float:
+    """How much stronger ``region``'s edges are at a fine scale than at a coarse one (see
+    :data:`FOCUS_PASS`): high for crisp edges, near 1 for blurred ones, grain or not."""
+    if region.size == 0:
+        return 1.0
+    gray = _face_gray(region)
+    fine, coarse = (_coherent_edges(gray, scale) for scale in FOCUS_SCALES_PX)
+    return fine / coarse if coarse > 0 else 1.0
 
 
 def _luma(region: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -600,7 +666,7 @@ def _luma(region: NDArray[np.uint8]) -> NDArray[np.float32]:
     return np.asarray(region.reshape(-1, 3).astype(np.float32) @ weights, dtype=np.float32)
 
 
-def _face_quality(region: NDArray[np.uint8]) -> tuple[Check, Check, Check]:
+def _face_quality(region: NDArray[np.uint8]) -> tuple[Check, Check, Check, Check]:
     sharp = sharpness(region)
     sharp_status = _at_least(sharp, SHARPNESS_PASS, SHARPNESS_FAIL)
     luma = _luma(region) if region.size else np.zeros(1, dtype=np.float32)
@@ -613,8 +679,16 @@ def _face_quality(region: NDArray[np.uint8]) -> tuple[Check, Check, Check]:
     else:
         exposure_status = CheckStatus.FAIL
     clipped_status = _at_most(clipped, CLIPPED_PASS, CLIPPED_WARN)
+    in_focus = focus(region)
     return (
         Check("sharpness", sharp, Limit(SHARPNESS_PASS), sharp_status, note="Laplacian variance"),
+        Check(
+            "focus",
+            in_focus,
+            Limit(FOCUS_PASS),
+            _at_least(in_focus, FOCUS_PASS, FOCUS_FAIL),
+            note="edge strength at a fine scale over a coarse one; grain does not count",
+        ),
         Check(
             "exposure",
             mean,
@@ -637,6 +711,20 @@ def face_colour(region: NDArray[np.uint8]) -> float | None:
     distance from grey) per unit of lightness L*, so a dim photo of a colour face is not taken
     for a grey one. Blown-out and crushed pixels (no colour left to measure) are left out; None
     when nearly all are. 0 for a black-and-white photo."""
+    return _saturation(_measurable_lab(region))
+
+
+def _saturation(lab: NDArray[np.float32] | None) -> float | None:
+    if lab is None:
+        return None
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    lightness = np.maximum(lab[:, 0], np.float32(5.0))
+    return float(np.median(chroma / lightness))
+
+
+def _measurable_lab(region: NDArray[np.uint8]) -> NDArray[np.float32] | None:
+    """CIE L*a*b* of ``region``'s pixels that still hold colour (not blown out nor crushed), one
+    row each; None when too few do."""
     if region.size == 0:
         return None
     pixels = region.reshape(-1, 3)
@@ -644,14 +732,44 @@ def face_colour(region: NDArray[np.uint8]) -> float | None:
     if measurable.mean() < COLOUR_MIN_MEASURABLE:
         return None
     lab = cv2.cvtColor(pixels[measurable].reshape(-1, 1, 3), cv2.COLOR_RGB2LAB)
-    lab = lab.reshape(-1, 3).astype(np.float32)
-    chroma = np.hypot(lab[:, 1] - 128.0, lab[:, 2] - 128.0)
-    lightness = np.maximum(lab[:, 0] * np.float32(100 / 255), np.float32(5.0))
-    return float(np.median(chroma / lightness))
+    # 8-bit Lab: L* scaled by 255/100, a* and b* offset by 128.
+    lab = lab.reshape(-1, 3).astype(np.float32) - np.array([0.0, 128.0, 128.0], np.float32)
+    lab[:, 0] *= np.float32(100 / 255)
+    return np.asarray(lab, dtype=np.float32)
 
 
-def _colour(region: NDArray[np.uint8]) -> Check:
-    saturation = face_colour(region)
+def skin_colour(region: NDArray[np.uint8]) -> tuple[float, float] | None:
+    """The face's median a* and b* (its colour apart from lightness); None when too little of it
+    holds colour."""
+    return _median_ab(_measurable_lab(region))
+
+
+def _median_ab(lab: NDArray[np.float32] | None) -> tuple[float, float] | None:
+    if lab is None:
+        return None
+    return float(np.median(lab[:, 1])), float(np.median(lab[:, 2]))
+
+
+def skin_colour_distance(a: float, b: float) -> float:
+    """How far (ΔE) the colour (a*, b*) lies outside the region real faces occupy (0 inside): the
+    larger of its distance from the hue wedge (to chroma :data:`SKIN_CHROMA_MAX`) and from the
+    a*/b* bounds."""
+    hue = math.degrees(math.atan2(b, a))
+    if SKIN_HUE_DEG[0] <= hue <= SKIN_HUE_DEG[1]:
+        wedge = max(0.0, math.hypot(a, b) - SKIN_CHROMA_MAX)
+    else:
+        wedge = math.inf
+        for edge in SKIN_HUE_DEG:
+            ux, uy = math.cos(math.radians(edge)), math.sin(math.radians(edge))
+            along = min(max(a * ux + b * uy, 0.0), SKIN_CHROMA_MAX)
+            wedge = min(wedge, math.hypot(a - along * ux, b - along * uy))
+    bounds = math.hypot(max(0.0, a - SKIN_A_MAX), max(0.0, b - SKIN_B_MAX))
+    return max(wedge, bounds)
+
+
+def _colour(lab: NDArray[np.float32] | None) -> Check:
+    """The colour check on the face's measurable pixels (:func:`_measurable_lab`)."""
+    saturation = _saturation(lab)
     if saturation is None:  # the clipped check fails such a face
         return Check(
             "colour",
@@ -667,6 +785,24 @@ def _colour(region: NDArray[np.uint8]) -> Check:
         _at_least(saturation, COLOUR_PASS, COLOUR_FAIL),
         note="the face's saturation (a*b* chroma per unit of lightness); 0 in a black-and-white"
         " photo",
+    )
+
+
+def _skin_colour(lab: NDArray[np.float32] | None, colour: Check) -> Check:
+    limit = Limit(None, SKIN_COLOUR_PASS)
+    median = _median_ab(lab)
+    if median is None or colour.status is not CheckStatus.PASS:
+        # Grey or unmeasurable: the colour or clipped check speaks for it.
+        return Check("skin_colour", None, limit, CheckStatus.PASS, note="no colour to judge")
+    a, b = median
+    distance = skin_colour_distance(a, b)
+    return Check(
+        "skin_colour",
+        distance,
+        limit,
+        _at_most(distance, SKIN_COLOUR_PASS, SKIN_COLOUR_WARN),
+        note=f"the face's median a* {a:.0f}, b* {b:.0f}: ΔE outside the colours real faces"
+        " measure (0 inside)",
     )
 
 
@@ -786,11 +922,12 @@ def _even_lighting(lab: NDArray[np.float32], matte: Matte, face: Face, distance:
 
 
 def _face_features(
-    matte: Matte, face: Face, *, colourless: bool = False
+    matte: Matte, face: Face, *, colour_off: str = ""
 ) -> tuple[Check, Check, Check, Check]:
     """Something in front of the face, eyes visible, mouth closed, even lighting: from small
     patches around the landmarks, compared with the cheeks (see the thresholds at the top).
-    ``colourless``: a black-and-white photo, whose lips and teeth are not judged."""
+    ``colour_off``: why the photo's colour cannot be trusted (black and white, a strong cast),
+    if it cannot; its lips and teeth are then not judged."""
     marks = face.landmarks
     distance = max(
         1.0, math.hypot(marks.left_eye.x - marks.right_eye.x, marks.left_eye.y - marks.right_eye.y)
@@ -844,11 +981,11 @@ def _face_features(
     )
 
     lighting = _even_lighting(lab, matte, face, distance)
-    if colourless:
+    if colour_off:
         # Lips are told by their red and teeth by having none: in grey every bright pixel read
-        # as teeth ("mouth open") and a hand over the mouth went unseen. Said as not measured
-        # rather than guessed.
-        unmeasured = "not measured: the photo has no colour to tell lips and teeth by"
+        # as teeth ("mouth open"), a hand over the mouth went unseen, and under a green cast
+        # the lips lost their red ("mouth covered"). Said as not measured rather than guessed.
+        unmeasured = f"not measured: {colour_off}"
         return (
             Check("face_occluded", None, Limit(rule="nothing"), CheckStatus.PASS, note=unmeasured),
             eyes,
