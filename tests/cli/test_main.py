@@ -54,16 +54,16 @@ def test_every_option_and_argument_of_every_command_has_help() -> None:
     assert missing == []
 
 
-def test_every_command_is_summed_up_in_one_line_in_the_command_list() -> None:
-    # The list in `faceflow --help` shows a command's first paragraph with its line breaks kept:
-    # a summary over several source lines came out broken mid-sentence.
+def test_every_paragraph_of_every_commands_help_is_one_line() -> None:
+    # Typer shows a command's help with its line breaks kept: the summary in `faceflow --help`
+    # and the paragraphs of `faceflow serve --help` came out broken mid-sentence where the
+    # docstring wraps in the source (cli.common.reflowed joins them).
     long: list[str] = []
 
     def walk(command: object, path: str) -> None:
         for name, sub in getattr(command, "commands", {}).items():
-            summary = (getattr(sub, "help", None) or "").strip().split("\n\n")[0]
-            if "\n" in summary:
-                long.append(f"{path} {name}: {summary!r}")
+            paragraphs = (getattr(sub, "help", None) or "").strip().split("\n\n")
+            long.extend(f"{path} {name}: {text!r}" for text in paragraphs if "\n" in text)
             walk(sub, f"{path} {name}")
 
     walk(typer.main.get_command(app), "faceflow")

@@ -7,10 +7,11 @@ the listing commands start in a fraction of a second (tests/cli/test_startup.py 
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
@@ -19,6 +20,19 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from faceflow.config import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def reflowed(command: Callable[P, R]) -> Callable[P, R]:
+    """``command`` with each paragraph of its docstring on one line. Typer shows a command's help
+    with the docstring's line breaks kept, so lines wrapped at 100 columns in the source came
+    out broken mid-sentence at any other terminal width; rich wraps one-line paragraphs itself."""
+    text = inspect.cleandoc(command.__doc__ or "")
+    command.__doc__ = "\n\n".join(" ".join(part.split()) for part in text.split("\n\n"))
+    return command
+
 
 ConfigOption = Annotated[
     Path | None,

@@ -10,6 +10,7 @@ from faceflow import __version__
 from faceflow.cli import flags, models
 from faceflow.cli.analyze import analyze
 from faceflow.cli.bench import bench
+from faceflow.cli.common import reflowed
 from faceflow.cli.idphoto import id_photo, list_id_specs
 from faceflow.cli.serve import serve
 from faceflow.cli.worker import worker
@@ -23,12 +24,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models.app, name="models")
-app.command(no_args_is_help=True)(analyze)
-app.command()(serve)
-app.command("id-photo", no_args_is_help=True)(id_photo)
-app.command("id-photo-specs")(list_id_specs)
-app.command()(worker)
-app.command(no_args_is_help=True)(bench)
+app.command(no_args_is_help=True)(reflowed(analyze))
+app.command()(reflowed(serve))
+app.command("id-photo", no_args_is_help=True)(reflowed(id_photo))
+app.command("id-photo-specs")(reflowed(list_id_specs))
+app.command()(reflowed(worker))
+app.command(no_args_is_help=True)(reflowed(bench))
 
 
 def _version(value: bool) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from faceflow.cli.common import ConfigOption, print_table, settings_from
+from faceflow.cli.common import ConfigOption, print_table, reflowed, settings_from
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -36,6 +36,7 @@ def _selected(names: list[str] | None, include_optional: bool, examples: bool) -
 
 
 @app.command()
+@reflowed
 def pull(
     names: Annotated[
         list[str] | None, typer.Argument(help="models to pull (default: all required)")
@@ -100,6 +101,7 @@ def pull(
 
 
 @app.command("list")
+@reflowed
 def list_models(config: ConfigOption = None) -> None:
     """Every declared model: name, role, size, licence, and whether it is present and verified."""
     from rich.console import Console
@@ -143,6 +145,7 @@ def list_models(config: ConfigOption = None) -> None:
 
 
 @app.command()
+@reflowed
 def verify(
     include_optional: Annotated[
         bool, typer.Option("--all", help="also verify optional models")
