@@ -127,6 +127,13 @@ class ServerSettings(_Group):
         le=600,
         description="a connection must send a request's headers within this: 408 and closed",
     )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=8 * 1024,
+        le=16 * 1024 * 1024,
+        description="a request line and headers larger than this: 431 headers_too_large, closed "
+        "(held in memory until complete)",
+    )
     body_timeout_s: float = Field(
         30.0,
         gt=0,

@@ -14,6 +14,7 @@ Tree::
     │   ├── InvalidParameter (400 invalid_parameter)
     │   │   └── OutOfRange (400 out_of_range)
     │   ├── TooLarge (413 too_large)
+    │   ├── HeadersTooLarge (431 headers_too_large)
     │   ├── UnsupportedFormat (415 unsupported_format)
     │   ├── TooManyPixels (422 too_many_pixels)
     │   ├── BadDimensions (422 bad_dimensions)
@@ -98,6 +99,14 @@ class OutOfRange(InvalidParameter):
 class TooLarge(InputError):
     code = "too_large"
     status = 413
+
+
+class HeadersTooLarge(InputError):
+    """A request line and headers over ``server.max_header_bytes``; the connection is closed
+    after the answer."""
+
+    code = "headers_too_large"
+    status = 431
 
 
 class UnsupportedFormat(InputError):

@@ -117,6 +117,29 @@ def test_stalled_headers_of_a_later_request_on_a_kept_alive_connection_get_408(
         expect_408(reader)
 
 
+def test_headers_over_the_limit_get_431_and_the_connection_closed(
+    default_server: LiveServer,
+) -> None:
+    # `faceflow serve` as started by an operator: httptools would gather any amount (a 50 MB
+    # header was answered 200); past server.max_header_bytes (64 KiB) the answer comes at once.
+    # One byte past the limit is sent: a byte arriving after the server's close would make the
+    # host reset the connection, and a reset may discard the answer before it is read.
+    limit = ServerSettings().max_header_bytes
+    start = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+    with raw_http.connect(default_server.port) as sock:
+        sock.sendall(start + b"a" * (limit + 1 - len(start)))
+        reader = Reader(sock)
+        answer = reader.answer()
+        assert answer.status == 431, answer
+        assert answer.error() == {
+            "code": "headers_too_large",
+            "message": f"the request line and headers are over {limit} bytes",
+            "max_bytes": limit,
+        }
+        assert answer.headers["connection"] == "close"
+        assert reader.closed_by_server()
+
+
 def test_content_length_100_with_10_bytes_sent_gets_408(slow_port: int) -> None:
     with raw_http.connect(slow_port) as sock:
         sock.sendall(raw_http.head("/v1/detect", 100) + b"0123456789")

@@ -1,9 +1,11 @@
-"""When faceflow's HTTP protocol stops reading a connection (service/protocol.py READ_PAUSE_BYTES):
-fed bytes directly, over a transport that records what the protocol asks of it."""
+"""faceflow's HTTP protocol (service/protocol.py): when it stops reading a connection
+(READ_PAUSE_BYTES), how it writes answers, how it hands bodies over and where it refuses headers
+too large, fed bytes directly over a transport that records what the protocol asks of it."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,7 +14,12 @@ import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn.server import ServerState
 
-from faceflow.service.protocol import READ_PAUSE_BYTES, FaceflowHttpProtocol
+from faceflow.config import ServerSettings
+from faceflow.service.protocol import (
+    READ_PAUSE_BYTES,
+    SERVER_SETTINGS_STATE,
+    FaceflowHttpProtocol,
+)
 
 
 class RecordingTransport(asyncio.Transport):
@@ -49,11 +56,15 @@ async def _ignore(scope: Scope, receive: Receive, send: Send) -> None:
     """Never reads the body, so whatever arrives stays with the protocol."""
 
 
-def _open(app: Any, transport: asyncio.Transport) -> FaceflowHttpProtocol:
-    """faceflow's protocol serving ``app``, connected over ``transport``."""
+def _open(
+    app: Any, transport: asyncio.Transport, server: ServerSettings | None = None
+) -> FaceflowHttpProtocol:
+    """faceflow's protocol serving ``app``, connected over ``transport``; with ``server``, its
+    settings as ``faceflow serve`` hands them over (else it behaves as uvicorn's own)."""
     config = uvicorn.Config(app, http=FaceflowHttpProtocol, log_config=None)
     config.load()
-    protocol = FaceflowHttpProtocol(config, ServerState(), app_state={})
+    state = {SERVER_SETTINGS_STATE: server} if server is not None else {}
+    protocol = FaceflowHttpProtocol(config, ServerState(), app_state=state)
     protocol.connection_made(transport)
     return protocol
 
@@ -245,4 +256,93 @@ async def test_pipelined_requests_each_get_their_own_body() -> None:
     written = bytes(transport.written)
     assert written.index(b"first body") < written.index(b"second")
     assert [m["body"] for m in app.messages] == [b"first body", b"second"]
+    protocol.connection_lost(None)
+
+
+HEADER_LIMIT = ServerSettings(max_header_bytes=8192)
+
+
+def _limited(app: Any) -> tuple[FaceflowHttpProtocol, WritesRecordingTransport]:
+    transport = WritesRecordingTransport()
+    return _open(app, transport, HEADER_LIMIT), transport
+
+
+async def test_headers_over_the_limit_get_431_and_the_connection_closed() -> None:
+    protocol, transport = _limited(_answer)
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\nx-big: ")
+    for _ in range(3):
+        protocol.data_received(b"a" * 4096)  # 12 KiB of one header, never ending
+
+    assert transport.closed
+    head, _, body = bytes(transport.written).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert b"connection: close" in head
+    assert json.loads(body)["error"] == {
+        "code": "headers_too_large",
+        "message": "the request line and headers are over 8192 bytes",
+        "max_bytes": 8192,
+    }
+    # What comes after is not parsed (nor held): the parser saw at most one read past the limit.
+    written = bytes(transport.written)
+    protocol.data_received(b"a" * 1_000_000)
+    assert bytes(transport.written) == written
+    assert not protocol.tasks  # the app was never called
+    protocol.connection_lost(None)
+
+
+async def test_a_long_request_line_counts_toward_the_limit() -> None:
+    protocol, transport = _limited(_answer)
+    protocol.data_received(b"GET /?" + b"q=1&" * 3000)  # 12 KB of query, no end of line yet
+
+    assert transport.closed
+    assert bytes(transport.written).startswith(b"HTTP/1.1 431 ")
+    protocol.connection_lost(None)
+
+
+@pytest.mark.parametrize("header_bytes", [100, 7000])
+async def test_an_upload_read_whole_with_its_headers_is_served(header_bytes: int) -> None:
+    # Headers under the limit and a 200 KB body in one read (a whole upload): the read is larger
+    # than the limit, the headers are not.
+    app = BodyEcho()
+    protocol, transport = _limited(app)
+    body = b"\xff" * 200_000
+    request = _post(body).replace(
+        b"host: x\r\n", b"host: x\r\nx-pad: " + b"p" * header_bytes + b"\r\n"
+    )
+
+    protocol.data_received(request)
+    await _until_answered(protocol)
+
+    assert bytes(transport.written).startswith(b"HTTP/1.1 200 OK\r\n")
+    assert bytes(transport.written).endswith(body)
+    assert not transport.closed
+    protocol.connection_lost(None)
+
+
+async def test_each_request_on_a_kept_alive_connection_has_its_own_limit() -> None:
+    protocol, transport = _limited(_answer)
+    request = b"GET / HTTP/1.1\r\nhost: x\r\nx-pad: " + b"p" * 6000 + b"\r\n\r\n"
+    for _ in range(3):  # 18 KB of headers on the connection, 6 KB per request
+        protocol.data_received(request)
+        await _until_answered(protocol)
+
+    assert bytes(transport.written).count(b"HTTP/1.1 200 OK") == 3
+    assert not transport.closed
+    protocol.connection_lost(None)
+
+
+async def test_a_pipelined_request_over_the_limit_closes_the_connection_after_the_answer() -> None:
+    app = HeadThenBodyLater()
+    protocol, transport = _limited(app)
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    await app.head_sent.wait()
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 10_000)
+
+    assert not transport.closed  # a 431 now would land inside the answer being sent
+    app.release.set()
+    await _until_answered(protocol)
+
+    assert transport.closed
+    assert bytes(transport.written).endswith(b"\r\n\r\nok")
+    assert b"431" not in bytes(transport.written)
     protocol.connection_lost(None)

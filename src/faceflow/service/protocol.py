@@ -1,5 +1,5 @@
 """The HTTP/1.1 protocol ``faceflow serve`` runs: uvicorn's httptools protocol, plus a header
-timeout and a cap on open connections.
+timeout, a header size limit and a cap on open connections.
 
 Neither can be done in ASGI: an application is called only once a request's headers are complete,
 and it never sees a connection. uvicorn itself has neither (its ``timeout_keep_alive`` starts only
@@ -9,6 +9,11 @@ after a first response, and ``limit_concurrency`` answers in plain text), so:
   the first byte of each further request on it, the request's headers must be complete within
   the timeout, or the connection gets ``408 request_timeout`` (JSON) and is closed. The body's own
   timeout is :class:`~faceflow.service.upload.BodyLimits`'.
+* **Header size** (``server.max_header_bytes``): httptools gathers a request line and headers
+  in memory until they are complete, with no bound of its own (a 50 MB header was read and
+  answered 200). A request whose headers are still incomplete past the limit gets
+  ``431 headers_too_large`` (JSON) and the connection is closed; at most one read (256 KiB)
+  more than the limit is ever held.
 * **Connection cap** (``server.max_connections``, per HTTP worker process): every request on a
   connection opened beyond the cap is answered ``503 overloaded`` (JSON, ``Retry-After``) and the
   connection closed, once its headers are in (so the answer cannot be lost to a reset).
@@ -31,7 +36,7 @@ from starlette.types import Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from faceflow.config import ServerSettings
-from faceflow.errors import Overloaded, RequestTimeout
+from faceflow.errors import FaceflowError, HeadersTooLarge, Overloaded, RequestTimeout
 from faceflow.service.errors import faceflow_error_response
 
 SERVER_SETTINGS_STATE = "faceflow.server_settings"
@@ -50,19 +55,32 @@ to 256 KiB per read before uvicorn checks its mark."""
 _RETRY_AFTER_S = 1
 
 
-def _timeout_response(timeout_s: float) -> bytes:
-    error = RequestTimeout(
-        f"the request headers did not arrive within {timeout_s:g} s", {"timeout_s": timeout_s}
-    )
+def _closing_response(error: FaceflowError, reason: str) -> bytes:
+    """``error`` as the service's JSON error, written by the protocol itself (no request reached
+    the app), with ``connection: close``."""
     body = json.dumps({"error": error.to_dict()}, separators=(",", ":")).encode()
     head = (
-        "HTTP/1.1 408 Request Timeout\r\n"
+        f"HTTP/1.1 {error.status} {reason}\r\n"
         "content-type: application/json\r\n"
         f"content-length: {len(body)}\r\n"
         f"x-error-code: {error.code}\r\n"
         "connection: close\r\n\r\n"
     )
     return head.encode("latin-1") + body
+
+
+def _timeout_response(timeout_s: float) -> bytes:
+    error = RequestTimeout(
+        f"the request headers did not arrive within {timeout_s:g} s", {"timeout_s": timeout_s}
+    )
+    return _closing_response(error, "Request Timeout")
+
+
+def _headers_too_large_response(limit: int) -> bytes:
+    error = HeadersTooLarge(
+        f"the request line and headers are over {limit} bytes", {"max_bytes": limit}
+    )
+    return _closing_response(error, "Request Header Fields Too Large")
 
 
 async def _over_capacity(scope: Scope, receive: Receive, send: Send) -> None:
@@ -168,6 +186,10 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     _header_deadline: float | None = None
     """When the pending request's headers must be in; None while none is pending."""
     _header_timer: asyncio.TimerHandle | None = None
+    _max_header_bytes: int | None = None
+    _header_bytes: int | None = None
+    """Bytes read while the pending request's headers are incomplete; None once they are."""
+    _headers_refused = False
     _writes: _OneWritePerResponse | None = None
 
     def connection_made(  # type: ignore[override]
@@ -179,6 +201,8 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         if not isinstance(server, ServerSettings):
             return
         self._header_timeout_s = server.header_timeout_s
+        self._max_header_bytes = server.max_header_bytes
+        self._header_bytes = 0
         if len(self.connections) > server.max_connections:
             self.app = _over_capacity
         self._arm_header_timer()
@@ -198,6 +222,31 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         if self._writes is not None:
             self._writes.flush()
         super().shutdown()
+
+    def data_received(self, data: bytes) -> None:
+        if self._headers_refused:
+            return  # nothing more is parsed; the connection closes after its current answer
+        # Counted before parsing, judged after: a read that completes the headers (with a body
+        # after them, as a whole upload often arrives) is never refused for its size.
+        if self._header_bytes is not None:
+            self._header_bytes += len(data)
+        super().data_received(data)
+        limit = self._max_header_bytes
+        if self._header_bytes is not None and limit is not None and self._header_bytes > limit:
+            self._refuse_headers(limit)
+
+    def _refuse_headers(self, limit: int) -> None:
+        self._headers_refused = True
+        self._header_bytes = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request's headers overflowed while the one before it is answered: a
+            # 431 now would land in the middle of that answer. Close once it is sent.
+            self.cycle.keep_alive = False
+            return
+        self.transport.write(_headers_too_large_response(limit))
+        self.transport.close()
 
     def on_body(self, body: bytes) -> None:
         # uvicorn's own on_body, with READ_PAUSE_BYTES for its 64 KiB mark.
@@ -220,8 +269,16 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._arm_header_timer()
 
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # The next request's headers start here. (Counting from its first byte instead lost the
+        # read that held that byte: a request line of 200 KB in one read went uncounted.)
+        if self._max_header_bytes is not None:
+            self._header_bytes = 0
+
     def on_headers_complete(self) -> None:
         self._header_deadline = None
+        self._header_bytes = None
         super().on_headers_complete()
         if self.cycle is not None and self._writes is not None:
             self.cycle.transport = cast(asyncio.Transport, self._writes)
