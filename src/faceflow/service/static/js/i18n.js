@@ -272,6 +272,8 @@ const EN = {
   "error.jobFailedText": "The server could not finish this photo ({message}). Send it again.",
   "error.timeout": "The upload took too long",
   "error.timeoutText": "The connection was too slow to send the photo in time: try again, or use a smaller photo.",
+  "error.headersTooLarge": "The request was too large to read",
+  "error.headersTooLargeText": "The browser sent more header data than the server accepts, usually many or large cookies for this site: clear this site's cookies and try again.",
   "error.other": "Something went wrong",
   "error.otherText": "The server could not process this request.",
 };
@@ -542,6 +544,8 @@ const ZH = {
   "error.jobFailedText": "服务器未能处理这张照片（{message}），请重新上传。",
   "error.timeout": "上传超时",
   "error.timeoutText": "网络太慢，照片未能及时上传：请重试，或换一张较小的照片。",
+  "error.headersTooLarge": "请求过大，无法读取",
+  "error.headersTooLargeText": "浏览器发送的请求头超出服务器允许的大小，通常是本站的 Cookie 过多或过大：请清除本站 Cookie 后重试。",
   "error.other": "出错了",
   "error.otherText": "服务器无法处理这个请求。",
 };

@@ -73,6 +73,8 @@ export function describeError(error, limits = null) {
       return said("error.jobFailed", "error.jobFailedText", { vars: { message: details.failure ?? error.message } });
     case "request_timeout":
       return said("error.timeout", "error.timeoutText");
+    case "headers_too_large":
+      return said("error.headersTooLarge", "error.headersTooLargeText");
     case "conflict":
       return { title: t("error.conflict"), text: error.message };
     case "network":
