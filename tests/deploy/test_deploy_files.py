@@ -163,6 +163,10 @@ def test_nginx_balances_caps_bodies_and_times_out() -> None:
         "client_body_timeout",
     ):
         assert directive in text, directive
+    # Access lines carry the path without its query: an ID photo's source= renders the photo.
+    log_format = text[text.index("log_format") : text.index(";", text.index("log_format"))]
+    assert "$uri" in log_format
+    assert not any(name in log_format for name in ("$request ", '$request"', "$args", "$query"))
 
 
 @pytest.mark.parametrize(("unit", "command"), [("serve", "serve"), ("worker", "worker")])

@@ -25,7 +25,10 @@ from tests.service.support import assert_error
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 # One key per test, so that no test spends another's rate-limit budget.
-KEYS = {name: f"ff-test-{name}-key" for name in ("auth", "limited", "other", "probe")}
+KEYS = {
+    name: f"ff-test-{name}-key"
+    for name in ("auth", "limited", "other", "probe", "uploader", "log-reader")
+}
 RATE = "3/minute"
 
 
@@ -74,6 +77,28 @@ async def test_health_and_readiness_are_open_docs_and_metrics_need_a_key(
     for path in ("/openapi.json", "/docs", "/metrics"):
         assert_error(await guarded.get(path), 401, "unauthorized")
         assert (await guarded.get(path, headers=bearer(KEYS["probe"]))).status_code == 200, path
+
+
+async def test_an_id_photo_s_source_renders_only_for_the_key_that_uploaded_it(
+    guarded: httpx.AsyncClient, face_jpeg: bytes
+) -> None:
+    # source=<X-Source> renders the person's photo without the photo, and it travels in URLs
+    # that proxies log: under another key it must be of no use, and say nothing more than an
+    # expired one would.
+    uploader, reader = bearer(KEYS["uploader"]), bearer(KEYS["log-reader"])
+    upload = await guarded.post("/v1/id-photo", content=face_jpeg, headers=uploader)
+    assert upload.status_code == 200, upload.text
+    name = upload.headers["x-source"]
+    digest, _, mac = name.partition(".")
+    assert (len(digest), len(mac)) == (64, 32)
+
+    again = await guarded.post(f"/v1/id-photo?background=blue&source={name}", headers=uploader)
+    assert again.status_code == 200, again.text
+    assert again.headers["x-source"] == name
+    for query, headers in ((f"source={name}", reader), (f"source={digest}", uploader)):
+        assert_error(
+            await guarded.post(f"/v1/id-photo?{query}", headers=headers), 404, "source_expired"
+        )
 
 
 async def test_rate_limit_is_per_key(guarded: httpx.AsyncClient, face_jpeg: bytes) -> None:

@@ -277,8 +277,9 @@ class PhotoRouteOptions(PhotoOptions):
     sheet: str | None = Field(None, description="return a print sheet on this paper instead")
     source: str | None = Field(
         None,
-        pattern="^[0-9a-f]{64}$",
-        description="an earlier upload's X-Source, sent instead of the photo (no body)",
+        pattern="^[0-9a-f]{64}([.][0-9a-f]{32})?$",
+        description="an earlier upload's X-Source, sent instead of the photo (no body); with API "
+        "keys on, only the key that uploaded it may",
     )
 
     def sheet_work(self, photo: PhotoWork) -> SheetWork | None:

@@ -2,13 +2,20 @@
 
 Every photo of an upload is rendered from one cached matte (keyed by the upload's content hash):
 the first request runs detection and u2netp; another size, background or format for the same
-photo only lays out, recolours and encodes. The answer names the upload (``X-Source``, its content
-hash), and a later render may send ``source=<that hash>`` instead of the photo while the matte is
+photo only lays out, recolours and encodes. The answer names the upload (``X-Source``: its content
+hash), and a later render may send ``source=<that name>`` instead of the photo while the matte is
 cached (404 ``source_expired`` once it is not).
+
+A name renders a person's photo without the photo, so whoever holds one holds that: it travels in
+URLs, which proxies log. With API keys on it is bound to the key that uploaded the photo (the hash,
+a dot, and a MAC of it under the key's digest); under any other key it is answered as expired, so
+a name read in a log is of no use to another client.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -46,6 +53,25 @@ from faceflow.service.upload import read_image
 router = APIRouter(prefix="/v1/id-photo", tags=["id-photo"], dependencies=[Depends(guard)])
 
 SOURCE_HEADER = "X-Source"
+_SOURCE_MAC_HEX = 32
+
+
+def source_name(digest: str, api_key: str | None) -> str:
+    """What ``X-Source`` calls the upload whose content hash is ``digest`` for the caller with
+    API-key digest ``api_key`` (module doc): the hash itself when keys are off."""
+    if api_key is None:
+        return digest
+    mac = hmac.new(bytes.fromhex(api_key), digest.encode("ascii"), hashlib.sha256).hexdigest()
+    return f"{digest}.{mac[:_SOURCE_MAC_HEX]}"
+
+
+def _source_digest(name: str, api_key: str | None) -> str:
+    """The content hash a ``source=`` name stands for, if this caller may use it."""
+    digest = name.partition(".")[0]
+    if api_key is not None and not hmac.compare_digest(name, source_name(digest, api_key)):
+        # As an expired one: an answer of its own would tell that the photo was uploaded.
+        raise SourceExpired("this photo is no longer on the server: upload it again")
+    return digest
 
 
 async def _matte_of(
@@ -110,9 +136,9 @@ async def _from_matte(
     return await services.cached_output(key, produce)
 
 
-def _photo_response(entry: CacheEntry, status: CacheStatus, digest: str) -> Response:
+def _photo_response(entry: CacheEntry, status: CacheStatus, source: str) -> Response:
     headers = cache_headers(dict(entry.meta), status)
-    headers[SOURCE_HEADER] = digest
+    headers[SOURCE_HEADER] = source
     compliance = entry.meta.get("compliance")
     if isinstance(compliance, str):
         headers["X-Compliance"] = compliance
@@ -154,6 +180,7 @@ async def id_photo(request: Request, options: Annotated[PhotoRouteOptions, Query
     404 `source_expired` once the server no longer holds its cut-out; send `face` again with it).
     Nudges outside the size's ranges → 400 `out_of_range` with the parameter, `min` and `max`."""
     services = services_of(request)
+    api_key: str | None = request.state.api_key
     photo = options.work()
     # A sheet is validated (its paper, whether the photo fits) before the upload is read.
     sheet = options.sheet_work(photo)
@@ -161,16 +188,18 @@ async def id_photo(request: Request, options: Annotated[PhotoRouteOptions, Query
         data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
         origin: tuple[str, bytes | None] = (content_hash(data), data)
     else:
-        origin = (options.source, None)
+        origin = (_source_digest(options.source, api_key), None)
     if sheet is not None:
-        return await _sheet(services, origin, sheet)
+        return await _sheet(services, origin, sheet, api_key)
     entry, status = await _from_matte(services, origin, Operation.ID_PHOTO, photo)
-    return _photo_response(entry, status, origin[0])
+    return _photo_response(entry, status, source_name(origin[0], api_key))
 
 
-async def _sheet(services: Services, origin: tuple[str, bytes | None], work: SheetWork) -> Response:
+async def _sheet(
+    services: Services, origin: tuple[str, bytes | None], work: SheetWork, api_key: str | None
+) -> Response:
     entry, status = await _from_matte(services, origin, Operation.ID_PHOTO_SHEET, work)
-    return _photo_response(entry, status, origin[0])
+    return _photo_response(entry, status, source_name(origin[0], api_key))
 
 
 @router.post(
@@ -187,4 +216,4 @@ async def id_photo_sheet(request: Request, options: Annotated[SheetOptions, Quer
     services = services_of(request)
     work = options.work()
     data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
-    return await _sheet(services, (content_hash(data), data), work)
+    return await _sheet(services, (content_hash(data), data), work, request.state.api_key)
