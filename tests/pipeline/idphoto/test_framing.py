@@ -71,7 +71,7 @@ def test_a_photo_cut_at_the_chin_fails_and_says_how_much_is_missing(
     missing = layout.cut_mm[0]
     assert 3.0 < missing < 12.0
     hint, hint_zh = check.hints()
-    assert hint.startswith(f"the photo ends {missing:.1f} mm above the shoulder line")
+    assert hint.startswith(f"The photo ends {missing:.1f} mm above the shoulder line")
     assert hint.endswith("take it from further away so both shoulders are in it.")
     assert "肩" in hint_zh
     as_json = report.to_dict()

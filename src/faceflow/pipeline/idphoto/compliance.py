@@ -878,9 +878,16 @@ def _subject_cut_off(layout: Layout) -> Check:
         status,
         "mm",
         note=note,
-        hint=f"{note}: {texts[0][1]}." if status is CheckStatus.FAIL else f"{texts[0][1]}.",
+        hint=_sentence(
+            f"{note}: {texts[0][1]}." if status is CheckStatus.FAIL else f"{texts[0][1]}."
+        ),
         hint_zh=f"{note_zh}：{texts[0][3]}。",
     )
+
+
+def _sentence(text: str) -> str:
+    """``text`` with a capital first letter, as every other hint starts."""
+    return text[:1].upper() + text[1:]
 
 
 def _box(matte: Matte, centre: Point, half_w: float, half_h: float) -> tuple[slice, slice]:
