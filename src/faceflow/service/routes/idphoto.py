@@ -80,10 +80,11 @@ async def _matte_of(
     data: bytes | None,
     work: PhotoWork | SheetWork,
     admission: Admission,
-) -> CacheEntry:
+) -> tuple[CacheEntry, bool]:
     """The matte of ``work``'s face in the upload ``data`` whose content hash is ``digest``: from
-    the cache, or detection + u2netp once for concurrent requests. Without ``data`` (a ``source=``
-    render) only the cache can answer: :class:`SourceExpired` when it no longer holds it."""
+    the cache, or detection + u2netp once for concurrent requests; and whether this request
+    waited for it to be made. Without ``data`` (a ``source=`` render) only the cache can answer:
+    :class:`SourceExpired` when it no longer holds it."""
     key = cache_key_from_hash(digest, "matte", work.matte_params())
     if work.head_px is not None:
         # A custom size whose head is taller than any preset's has a cut-out of its own, but the
@@ -91,25 +92,25 @@ async def _matte_of(
         # source), and, less sharply, a source= render that has nothing else.
         own, _ = await services.cache.lookup(key)
         if own is not None:
-            return own
+            return own, False
         preset_key = cache_key_from_hash(digest, "matte", work.preset_matte_params())
         preset, _ = await services.cache.lookup(preset_key)
         if preset is not None:
             sharp = preset.meta.get(SHARP_TO_HEAD_PX)
             if data is None or (isinstance(sharp, int) and sharp >= work.head_px):
-                return preset
+                return preset, False
     if data is None:
         entry, _ = await services.cache.lookup(key)
         if entry is None:
             raise SourceExpired("this photo is no longer on the server: upload it again")
-        return entry
+        return entry, False
     request = work.matte_request(data)
 
     async def produce() -> TaskOutput:
         return await services.pool.run(matte_task, request, admission=admission)
 
-    entry, _ = await services.cached_output(key, produce)
-    return entry
+    entry, status = await services.cached_output(key, produce)
+    return entry, status in (CacheStatus.MISS, CacheStatus.JOINED)
 
 
 async def _from_matte(
@@ -125,12 +126,19 @@ async def _from_matte(
         # One admission for both trips: a request given a place is never refused half-way, after
         # its matte was made (or while it waited for another request's).
         with services.pool.admit() as admission:
-            matte = await _matte_of(services, digest, data, work, admission)
+            matte, waited = await _matte_of(services, digest, data, work, admission)
             if isinstance(work, PhotoWork):
                 render = work.request(matte.body)
-                return await services.pool.run(render_task, render, admission=admission)
-            sheet = work.request(matte.body)
-            return await services.pool.run(sheet_task, sheet, admission=admission)
+                output = await services.pool.run(render_task, render, admission=admission)
+            else:
+                sheet = work.request(matte.body)
+                output = await services.pool.run(sheet_task, sheet, admission=admission)
+        if not waited:
+            return output
+        # Server-Timing then shows the cut-out's stages (decode, detect, matte) with the render's,
+        # as a job's answer does; from a cached cut-out, only what this request spent.
+        timings = {name: value for name, value in matte.meta.items() if name.startswith("ms_")}
+        return TaskOutput(output.media_type, output.body, {**timings, **output.meta})
 
     key = cache_key_from_hash(digest, operation.value, work.cache_params())
     return await services.cached_output(key, produce)
