@@ -192,13 +192,32 @@ def check_enabled(operation: Operation, runtime: RuntimeSettings) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """A job's operation and its options, validated before its upload is read."""
+
+    operation: Operation
+    spec: OperationSpec[Any, Any] = field(repr=False)
+    options: Any
+
+
+def job_options(operation: str, options: Mapping[str, str], settings: Settings) -> JobOptions:
+    """Check a job's operation (offered here) and its options against the operation's model."""
+    op, spec = spec_for(operation)
+    check_enabled(op, settings.runtime)
+    return JobOptions(op, spec, parse_options(spec.options, options, op.value))
+
+
+def submission(chosen: JobOptions, data: bytes, settings: Settings) -> Submission:
+    """The job of ``chosen`` on the upload ``data``, with its key (the sync endpoint's)."""
+    op, spec = chosen.operation, chosen.spec
+    request = spec.request(chosen.options, data, settings)
+    params = spec.params(request)
+    return Submission(op, data, request, params, cache_key(data, op.value, params), spec)
+
+
 def prepare(
     operation: str, data: bytes, options: Mapping[str, str], settings: Settings
 ) -> Submission:
     """Validate a job submission and compute its key (the same key the sync endpoint uses)."""
-    op, spec = spec_for(operation)
-    check_enabled(op, settings.runtime)
-    parsed = parse_options(spec.options, options, op.value)
-    request = spec.request(parsed, data, settings)
-    params = spec.params(request)
-    return Submission(op, data, request, params, cache_key(data, op.value, params), spec)
+    return submission(job_options(operation, options, settings), data, settings)

@@ -14,7 +14,7 @@ from faceflow.errors import InvalidParameter, NotFound, NotReady
 from faceflow.jobs.handles import is_handle
 from faceflow.jobs.records import JobRecord, JobStatus
 from faceflow.jobs.runner import JobRunner
-from faceflow.operations.registry import operation_specs, prepare
+from faceflow.operations.registry import job_options, operation_specs, submission
 from faceflow.service.guard import guard
 from faceflow.service.schemas import (
     ErrorBody,
@@ -184,16 +184,19 @@ async def submit_job(request: Request) -> Response:
     options. The result, and its cache entry, are the sync endpoint's."""
     services = services_of(request)
     runner = _runner(services)
-    upload = await read_image(request, services.settings.limits.max_upload_bytes)
     query = request.query_params
     if "operation" not in query:
         raise InvalidParameter(
             "operation is required: " + ", ".join(o.value for o in Operation),
             {"parameter": "operation"},
         )
+    # The options are checked before the upload is read, as the sync routes check theirs: a job
+    # with a bad option is refused for it, not for an empty body, and without reading 10 MB.
     options = {k: v for k, v in query.items() if k != "operation"}
-    submission = prepare(query["operation"], upload.data, options, services.settings)
-    view = await runner.submit(submission, request.state.api_key)
+    chosen = job_options(query["operation"], options, services.settings)
+    upload = await read_image(request, services.settings.limits.max_upload_bytes)
+    job = submission(chosen, upload.data, services.settings)
+    view = await runner.submit(job, request.state.api_key)
     body = _job_body(request, view)
     return Response(
         body,
