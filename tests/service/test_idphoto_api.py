@@ -474,6 +474,25 @@ def test_bad_options_are_refused(client: httpx.Client, photo: Photo, query: str,
     assert_error(post(client, photo("portrait_2.jpg"), query, path), 400, "invalid_parameter")
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "cn-1inch",  # no count
+        "cn-1inch:0",
+        "cn-1inch:500",
+        "cn-2inch:9",  # 9 do not fit a 6-inch sheet
+    ],
+)
+def test_a_sheet_s_bad_layout_is_named_as_the_parameter_at_fault(
+    client: httpx.Client, photo: Photo, layout: str
+) -> None:
+    # The sheet plan names its own arguments ("count", or none for what fits); the client sent
+    # `layout`.
+    response = post(client, photo("portrait_2.jpg"), f"layout={layout}", SHEET)
+
+    assert assert_error(response, 400, "invalid_parameter")["parameter"] == "layout"
+
+
 def test_specs_lists_every_preset_with_pixel_sizes(client: httpx.Client) -> None:
     response = client.get(f"{PHOTO}/specs")
 

@@ -320,7 +320,8 @@ def parse_layout(value: str) -> list[tuple[str, int]]:
             items.append((key, int(count)))
         except ValueError:
             raise InvalidParameter(
-                f"layout item {part!r} must be preset:count, e.g. cn-1inch:4"
+                f"layout item {part!r} must be preset:count, e.g. cn-1inch:4",
+                {"parameter": "layout"},
             ) from None
     return items
 
@@ -353,7 +354,15 @@ class SheetOptions(BaseModel):
             (PhotoOptions(spec=key, background=self.background, gradient=self.gradient).photo(), n)
             for key, n in counts
         ]
-        return sheet_work(items, self.sheet, face=self.face)
+        try:
+            return sheet_work(items, self.sheet, face=self.face)
+        except InvalidParameter as exc:
+            # The plan names its own arguments (count, items) or none (what fits): here they are
+            # the layout's counts, or the paper a preset's copies are put on.
+            if exc.details.get("parameter") not in (None, "count", "items"):
+                raise
+            at_fault = "layout" if self.layout else "sheet"
+            raise InvalidParameter(exc.message, {**exc.details, "parameter": at_fault}) from None
 
 
 @dataclass(frozen=True, slots=True)
