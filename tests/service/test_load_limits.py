@@ -126,6 +126,7 @@ def test_headers_over_the_limit_get_431_and_the_connection_closed(
     # host reset the connection, and a reset may discard the answer before it is read.
     limit = ServerSettings().max_header_bytes
     start = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+    refused = default_server.metrics().value("faceflow_errors_total", code="headers_too_large")
     with raw_http.connect(default_server.port) as sock:
         sock.sendall(start + b"a" * (limit + 1 - len(start)))
         reader = Reader(sock)
@@ -138,6 +139,9 @@ def test_headers_over_the_limit_get_431_and_the_connection_closed(
         }
         assert answer.headers["connection"] == "close"
         assert reader.closed_by_server()
+    # Counted, though no route saw it.
+    after = default_server.metrics().value("faceflow_errors_total", code="headers_too_large")
+    assert after == refused + 1
 
 
 def test_content_length_100_with_10_bytes_sent_gets_408(slow_port: int) -> None:

@@ -15,7 +15,9 @@ from starlette.types import Message, Receive, Scope, Send
 from uvicorn.server import ServerState
 
 from faceflow.config import ServerSettings
+from faceflow.service.metrics import Metrics
 from faceflow.service.protocol import (
+    METRICS_STATE,
     READ_PAUSE_BYTES,
     SERVER_SETTINGS_STATE,
     FaceflowHttpProtocol,
@@ -57,14 +59,20 @@ async def _ignore(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def _open(
-    app: Any, transport: asyncio.Transport, server: ServerSettings | None = None
+    app: Any,
+    transport: asyncio.Transport,
+    server: ServerSettings | None = None,
+    metrics: Metrics | None = None,
+    server_state: ServerState | None = None,
 ) -> FaceflowHttpProtocol:
-    """faceflow's protocol serving ``app``, connected over ``transport``; with ``server``, its
-    settings as ``faceflow serve`` hands them over (else it behaves as uvicorn's own)."""
+    """faceflow's protocol serving ``app``, connected over ``transport``; with ``server`` (and
+    ``metrics``), what ``faceflow serve`` hands it (else it behaves as uvicorn's own)."""
     config = uvicorn.Config(app, http=FaceflowHttpProtocol, log_config=None)
     config.load()
-    state = {SERVER_SETTINGS_STATE: server} if server is not None else {}
-    protocol = FaceflowHttpProtocol(config, ServerState(), app_state=state)
+    state: dict[str, Any] = {SERVER_SETTINGS_STATE: server} if server is not None else {}
+    if metrics is not None:
+        state[METRICS_STATE] = metrics
+    protocol = FaceflowHttpProtocol(config, server_state or ServerState(), app_state=state)
     protocol.connection_made(transport)
     return protocol
 
@@ -262,13 +270,20 @@ async def test_pipelined_requests_each_get_their_own_body() -> None:
 HEADER_LIMIT = ServerSettings(max_header_bytes=8192)
 
 
-def _limited(app: Any) -> tuple[FaceflowHttpProtocol, WritesRecordingTransport]:
+def _limited(
+    app: Any, metrics: Metrics | None = None
+) -> tuple[FaceflowHttpProtocol, WritesRecordingTransport]:
     transport = WritesRecordingTransport()
-    return _open(app, transport, HEADER_LIMIT), transport
+    return _open(app, transport, HEADER_LIMIT, metrics), transport
+
+
+def _errors(metrics: Metrics, code: str) -> float | None:
+    return metrics.registry.get_sample_value("faceflow_errors_total", {"code": code})
 
 
 async def test_headers_over_the_limit_get_431_and_the_connection_closed() -> None:
-    protocol, transport = _limited(_answer)
+    metrics = Metrics()
+    protocol, transport = _limited(_answer, metrics)
     protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\nx-big: ")
     for _ in range(3):
         protocol.data_received(b"a" * 4096)  # 12 KiB of one header, never ending
@@ -287,6 +302,7 @@ async def test_headers_over_the_limit_get_431_and_the_connection_closed() -> Non
     protocol.data_received(b"a" * 1_000_000)
     assert bytes(transport.written) == written
     assert not protocol.tasks  # the app was never called
+    assert _errors(metrics, "headers_too_large") == 1
     protocol.connection_lost(None)
 
 
@@ -346,3 +362,30 @@ async def test_a_pipelined_request_over_the_limit_closes_the_connection_after_th
     assert bytes(transport.written).endswith(b"\r\n\r\nok")
     assert b"431" not in bytes(transport.written)
     protocol.connection_lost(None)
+
+
+async def test_headers_too_slow_and_a_connection_over_the_cap_are_counted_by_code() -> None:
+    # The app never sees these requests, so its request metrics do not either: an operator
+    # finds slow or crowding clients in faceflow_errors_total.
+    metrics = Metrics()
+    settings = ServerSettings(header_timeout_s=0.05, max_connections=1)
+    slow_transport = WritesRecordingTransport()
+    slow = _open(_answer, slow_transport, settings, metrics)
+    slow.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n")  # and nothing more
+    for _ in range(500):  # the timer fires after 0.05 s; up to 5 s on a busy machine
+        if slow_transport.closed:
+            break
+        await asyncio.sleep(0.01)
+    assert bytes(slow_transport.written).startswith(b"HTTP/1.1 408 ")
+    assert _errors(metrics, "request_timeout") == 1
+
+    state = ServerState()
+    first = _open(_answer, WritesRecordingTransport(), settings, metrics, state)
+    crowd_transport = WritesRecordingTransport()
+    crowd = _open(_answer, crowd_transport, settings, metrics, state)  # one over the cap
+    crowd.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    await _until_answered(crowd)
+    assert bytes(crowd_transport.written).startswith(b"HTTP/1.1 503 ")
+    assert _errors(metrics, "overloaded") == 1
+    for protocol in (slow, first, crowd):
+        protocol.connection_lost(None)

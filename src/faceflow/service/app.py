@@ -30,7 +30,7 @@ from faceflow.service.hotpath import Entry, HotPath
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import HeadAsGet, RequestContext
 from faceflow.service.process import before_threads, settle
-from faceflow.service.protocol import SERVER_SETTINGS_STATE
+from faceflow.service.protocol import METRICS_STATE, SERVER_SETTINGS_STATE
 from faceflow.service.routes import examples as example_routes
 from faceflow.service.routes import faces, idphoto, jobs, system
 from faceflow.service.routes.docs import install_docs
@@ -88,12 +88,15 @@ class FaceflowApp:
         )
         self._app = trusted_forwarding(first, settings.server)
         self._server = settings.server
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            # For the HTTP protocol (header timeout, connection cap), which sees the lifespan
-            # state but not the app.
-            scope.get("state", {})[SERVER_SETTINGS_STATE] = self._server
+            # For the HTTP protocol (header timeout and size, connection cap, and counting what
+            # it refuses), which sees the lifespan state but not the app.
+            state = scope.get("state", {})
+            state[SERVER_SETTINGS_STATE] = self._server
+            state[METRICS_STATE] = self._metrics
             await self.api(scope, receive, send)
         else:
             await self._app(scope, receive, send)

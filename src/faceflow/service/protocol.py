@@ -23,7 +23,9 @@ body that arrived in one read to the app without copying it (:class:`_Cycle`), a
 response's head and the first part of its body in one write (:class:`_OneWritePerResponse`).
 
 The settings reach the protocol through the lifespan state (the app puts its ``server`` settings
-there under :data:`SERVER_SETTINGS_STATE`); without them it behaves as uvicorn's own.
+there under :data:`SERVER_SETTINGS_STATE`); without them it behaves as uvicorn's own. What it
+refuses itself never reaches the app's request metrics; it is counted in
+``faceflow_errors_total`` by code when the app's metrics are there too (:data:`METRICS_STATE`).
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from faceflow.config import ServerSettings
 from faceflow.errors import FaceflowError, HeadersTooLarge, Overloaded, RequestTimeout
 from faceflow.service.errors import faceflow_error_response
+from faceflow.service.metrics import Metrics
 
 SERVER_SETTINGS_STATE = "faceflow.server_settings"
+METRICS_STATE = "faceflow.metrics"
 
 _Bytes = bytes | bytearray | memoryview
 
@@ -69,28 +73,38 @@ def _closing_response(error: FaceflowError, reason: str) -> bytes:
     return head.encode("latin-1") + body
 
 
-def _timeout_response(timeout_s: float) -> bytes:
-    error = RequestTimeout(
+def _headers_too_slow(timeout_s: float) -> RequestTimeout:
+    return RequestTimeout(
         f"the request headers did not arrive within {timeout_s:g} s", {"timeout_s": timeout_s}
     )
-    return _closing_response(error, "Request Timeout")
 
 
-def _headers_too_large_response(limit: int) -> bytes:
-    error = HeadersTooLarge(
+def _headers_too_large(limit: int) -> HeadersTooLarge:
+    return HeadersTooLarge(
         f"the request line and headers are over {limit} bytes", {"max_bytes": limit}
     )
-    return _closing_response(error, "Request Header Fields Too Large")
 
 
-async def _over_capacity(scope: Scope, receive: Receive, send: Send) -> None:
-    error = Overloaded(
-        "the server has as many open connections as it may; retry shortly",
-        retry_after_s=_RETRY_AFTER_S,
-    )
-    response = faceflow_error_response(error)
-    response.headers["Connection"] = "close"
-    await response(scope, receive, send)
+class _OverCapacity:
+    """The app of a connection opened beyond the cap: 503 to every request on it."""
+
+    def __init__(self, metrics: Metrics | None) -> None:
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = Overloaded(
+            "the server has as many open connections as it may; retry shortly",
+            retry_after_s=_RETRY_AFTER_S,
+        )
+        _count(self._metrics, error)
+        response = faceflow_error_response(error)
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
+
+
+def _count(metrics: Metrics | None, error: FaceflowError) -> None:
+    if metrics is not None:
+        metrics.errors.labels(code=error.code).inc()
 
 
 class _OneWritePerResponse:
@@ -190,6 +204,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     _header_bytes: int | None = None
     """Bytes read while the pending request's headers are incomplete; None once they are."""
     _headers_refused = False
+    _metrics: Metrics | None = None
     _writes: _OneWritePerResponse | None = None
 
     def connection_made(  # type: ignore[override]
@@ -200,11 +215,13 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         server = self.app_state.get(SERVER_SETTINGS_STATE)
         if not isinstance(server, ServerSettings):
             return
+        metrics = self.app_state.get(METRICS_STATE)
+        self._metrics = metrics if isinstance(metrics, Metrics) else None
         self._header_timeout_s = server.header_timeout_s
         self._max_header_bytes = server.max_header_bytes
         self._header_bytes = 0
         if len(self.connections) > server.max_connections:
-            self.app = _over_capacity
+            self.app = _OverCapacity(self._metrics)
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -245,7 +262,12 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             # 431 now would land in the middle of that answer. Close once it is sent.
             self.cycle.keep_alive = False
             return
-        self.transport.write(_headers_too_large_response(limit))
+        self._refuse(_headers_too_large(limit), "Request Header Fields Too Large")
+
+    def _refuse(self, error: FaceflowError, reason: str) -> None:
+        """Answer ``error`` for a request the app never saw, count it, close the connection."""
+        _count(self._metrics, error)
+        self.transport.write(_closing_response(error, reason))
         self.transport.close()
 
     def on_body(self, body: bytes) -> None:
@@ -314,5 +336,4 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False
             return
         assert self._header_timeout_s is not None
-        self.transport.write(_timeout_response(self._header_timeout_s))
-        self.transport.close()
+        self._refuse(_headers_too_slow(self._header_timeout_s), "Request Timeout")
