@@ -369,15 +369,17 @@ async def test_headers_too_slow_and_a_connection_over_the_cap_are_counted_by_cod
     # finds slow or crowding clients in faceflow_errors_total.
     metrics = Metrics()
     settings = ServerSettings(header_timeout_s=0.05, max_connections=1)
-    slow_transport = WritesRecordingTransport()
+    slow_transport, idle_transport = WritesRecordingTransport(), WritesRecordingTransport()
     slow = _open(_answer, slow_transport, settings, metrics)
+    idle = _open(_answer, idle_transport, settings, metrics)  # a preconnect never used
     slow.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n")  # and nothing more
-    for _ in range(500):  # the timer fires after 0.05 s; up to 5 s on a busy machine
-        if slow_transport.closed:
+    for _ in range(500):  # the timers fire after 0.05 s; up to 5 s on a busy machine
+        if slow_transport.closed and idle_transport.closed:
             break
         await asyncio.sleep(0.01)
-    assert bytes(slow_transport.written).startswith(b"HTTP/1.1 408 ")
-    assert _errors(metrics, "request_timeout") == 1
+    for transport in (slow_transport, idle_transport):
+        assert bytes(transport.written).startswith(b"HTTP/1.1 408 ")
+    assert _errors(metrics, "request_timeout") == 1  # the idle one is housekeeping
 
     state = ServerState()
     first = _open(_answer, WritesRecordingTransport(), settings, metrics, state)
@@ -387,5 +389,5 @@ async def test_headers_too_slow_and_a_connection_over_the_cap_are_counted_by_cod
     await _until_answered(crowd)
     assert bytes(crowd_transport.written).startswith(b"HTTP/1.1 503 ")
     assert _errors(metrics, "overloaded") == 1
-    for protocol in (slow, first, crowd):
+    for protocol in (slow, idle, first, crowd):
         protocol.connection_lost(None)

@@ -264,9 +264,10 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             return
         self._refuse(_headers_too_large(limit), "Request Header Fields Too Large")
 
-    def _refuse(self, error: FaceflowError, reason: str) -> None:
+    def _refuse(self, error: FaceflowError, reason: str, *, count: bool = True) -> None:
         """Answer ``error`` for a request the app never saw, count it, close the connection."""
-        _count(self._metrics, error)
+        if count:
+            _count(self._metrics, error)
         self.transport.write(_closing_response(error, reason))
         self.transport.close()
 
@@ -336,4 +337,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False
             return
         assert self._header_timeout_s is not None
-        self._refuse(_headers_too_slow(self._header_timeout_s), "Request Timeout")
+        # A connection that never sent a byte (a browser's preconnect left unused) is closed the
+        # same way, but it is housekeeping, not a client's error: not counted.
+        started = bool(self._header_bytes)
+        self._refuse(_headers_too_slow(self._header_timeout_s), "Request Timeout", count=started)
