@@ -1,5 +1,5 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
-the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting` and `focus`
+the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus` and `eye_glare`
 (faceflow/pipeline/idphoto/compliance.py, the README's check table).
 
     .venv/bin/python scripts/compliance_ranges.py
@@ -34,6 +34,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     blur,
     blurred_with_grain,
     colour_cast,
+    eye_glare,
     grain,
     jpeg,
     judge,
@@ -53,7 +54,7 @@ from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 from faceflow.runtime.context import load_context
 
-CHECKS = ("colour", "skin_colour", "blockiness", "even_lighting", "focus")
+CHECKS = ("colour", "skin_colour", "blockiness", "even_lighting", "focus", "eye_glare")
 SPOILED: tuple[tuple[str, Edit], ...] = (
     ("JPEG quality 20", jpeg(20)),
     ("JPEG quality 10", jpeg(10)),
@@ -73,6 +74,9 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     ("tungsten light", TUNGSTEN_LIGHT),
     ("blue light", colour_cast(0.7, 0.9, 1.3)),
     ("magenta light", colour_cast(1.15, 0.8, 1.1)),
+    ("glare 0.08 eyes wide", eye_glare(0.08)),
+    ("glare 0.12 eyes wide", eye_glare(0.12)),
+    ("glare 0.2 eyes wide", eye_glare(0.2)),
 )
 
 

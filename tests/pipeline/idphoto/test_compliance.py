@@ -50,6 +50,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     black_and_white,
     blurred_with_grain,
     exposure,
+    eye_glare,
     grain,
     jpeg,
     mosaic,
@@ -80,6 +81,7 @@ EXPECTED_CHECKS = {
     "subject_cut_off",
     "face_occluded",
     "eyes_visible",
+    "eye_glare",
     "mouth_closed",
     "even_lighting",
 }
@@ -476,6 +478,26 @@ def test_skin_colour_is_not_judged_on_a_black_and_white_photo(cut_out: CutOut) -
     )
 
     assert (check.value, check.status) == (None, CheckStatus.PASS)
+
+
+@pytest.mark.parametrize(
+    ("width", "status"),
+    [
+        (0.0, CheckStatus.PASS),  # as taken: catchlights only
+        (0.12, CheckStatus.WARN),  # half the iris
+        (0.2, CheckStatus.FAIL),  # the iris gone
+    ],
+)
+def test_glare_over_the_eyes_is_seen(cut_out: CutOut, width: float, status: CheckStatus) -> None:
+    # The verdict set's portrait with glare over the eyes shares its matte with it.
+    item = cut_out("portrait_2.jpg", eye_glare(width) if width else None)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("eye_glare").status is status, report.check("eye_glare")
+    if status is CheckStatus.WARN:
+        # What the check is for: the eyes' lightness spread does not see it.
+        assert report.check("eyes_visible").status is CheckStatus.PASS
 
 
 def test_lighting_is_not_judged_when_a_cheek_is_out_of_the_cut_out(cut_out: CutOut) -> None:

@@ -4,9 +4,10 @@ Good test portraits as they are, and bad ones made from them in code: cropped at
 at the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, strongly rotated,
 blurred, shrunk to a tiny face, the person put in front of a busy backdrop, under- and
 over-exposed, half in shadow, in black and white, saved as a coarse JPEG, enlarged into a
-mosaic, blurred under grain, grainy but sharp, under green or tungsten light. Each case names
-the check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py`` and
-``scripts/idphoto_verdicts.py`` (the README's table).
+mosaic, blurred under grain, grainy but sharp, under green or tungsten light, with glare over
+the eyes. Each case names the check that should decide it. Used by
+``tests/pipeline/idphoto/test_verdicts.py`` and ``scripts/idphoto_verdicts.py`` (the README's
+table).
 
 The edit factories are cached: the same arguments give the same function, so the tests can share
 one detection and one matte per edited source (``tests/pipeline/idphoto/conftest.py``).
@@ -286,6 +287,24 @@ def colour_cast(red: float, green: float, blue: float) -> Edit:
     return edit
 
 
+@cache
+def eye_glare(width: float) -> Edit:
+    """A white reflection over each eye (glasses under a flash), ``width`` × the eye distance
+    wide, a little above the eye's centre as a lens reflects it."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        marks = face.landmarks
+        distance = marks.left_eye.x - marks.right_eye.x
+        out = rgb.copy()
+        for eye in (marks.right_eye, marks.left_eye):
+            centre = (round(eye.x + 0.05 * distance), round(eye.y - 0.03 * distance))
+            axes = (round(width * distance), round(0.6 * width * distance))
+            cv2.ellipse(out, centre, axes, 0, 0, 360, (250, 250, 250), -1)
+        return np.asarray(cv2.GaussianBlur(out, (0, 0), 1.0), dtype=np.uint8)
+
+    return edit
+
+
 # Fluorescent tubes and tungsten bulbs, photographed with the camera set for daylight.
 GREEN_LIGHT = colour_cast(1.0, 1.25, 0.6)
 TUNGSTEN_LIGHT = colour_cast(1.1, 1.1, 0.6)
@@ -392,6 +411,14 @@ CASES: tuple[Case, ...] = (
         cover_eyes("skin"),
     ),
     Case("obama, dark glasses", "obama.jpg", "icao", "fail", "eyes_visible", cover_eyes("dark")),
+    Case(
+        "portrait_2, glare over the eyes",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "eye_glare",
+        eye_glare(0.2),
+    ),
     Case("portrait_2 rotated 12°", "portrait_2.jpg", "icao", "warn", "roll", rotate(12.0)),
     Case("portrait_2 rotated 28°", "portrait_2.jpg", "icao", "fail", "roll", rotate(28.0)),
     # Past about 0.1 the cut-out loses the person too (the request is refused, no_subject).

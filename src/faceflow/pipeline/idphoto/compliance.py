@@ -5,12 +5,12 @@ The verdict is what a counter would decide: ``pass`` it would accept, ``fail`` i
 
 Geometry checks (head height, eye line, crown margin, whether the frame cuts the person) measure
 the photo as laid out; pose checks (roll, yaw), the face checks (something in front of the face,
-eyes visible, mouth closed, even lighting) and image-quality checks (background, resolution,
-sharpness and focus, exposure, colour and skin colour, JPEG blocks or mosaic) measure the
-subject's pixels, because a tilted head, a hand over the mouth, a blurred, black-and-white,
-colour-cast or over-compressed shot cannot be fixed by cropping. The face checks look at a few
-small patches around the landmarks, the quality checks at the central face, so the whole report
-costs a few milliseconds.
+eyes visible, no glare over them, mouth closed, even lighting) and image-quality checks
+(background, resolution, sharpness and focus, exposure, colour and skin colour, JPEG blocks or
+mosaic) measure the subject's pixels, because a tilted head, a hand over the mouth, a blurred,
+black-and-white, colour-cast or over-compressed shot cannot be fixed by cropping. The face
+checks look at a few small patches around the landmarks, the quality checks at the central face,
+so the whole report costs a few milliseconds.
 
 Every check carries a plain-language hint in English and Chinese (``hint``, ``hint_zh``): what to
 do about it when it does not pass.
@@ -111,6 +111,13 @@ CROWN_CUT_FAIL_MM = 0.5
 # Eyes: the spread (std) of lightness in a patch over each eye, relative to the cheeks'
 # lightness: 0.17–0.30 for open eyes, 0 under a hand or dark glasses, 0.06 when badly blurred.
 EYES_SPREAD_FAIL, EYES_SPREAD_PASS = 0.08, 0.13
+# Glare over the eyes (glasses, a flash): the share of blown-out pixels (every channel ≥ 245) in
+# the same box over the worse eye. The 82 real faces of the test set and the devset measure at
+# most 1 % (catchlights); a white reflection over portrait_2's eyes 0.08 eye distances wide 6 %,
+# 0.12 wide (half the iris) 19 %, 0.2 wide (the iris gone) 61 % (scripts/compliance_ranges.py),
+# which the lightness spread of eyes_visible still passed. ICAO 9303: no reflection over the eyes.
+GLARE_BLOWN_MIN = 245
+GLARE_PASS, GLARE_WARN = 0.05, 0.25
 # Mouth: lips are redder than the cheeks (Lab a*, 90th percentile minus the cheeks' median:
 # 9–34 on the test portraits), or show teeth (bright, colourless pixels) or the dark of an open
 # mouth; a hand over the mouth shows none of these (0–6 redder on the six test photos, dark 0 %).
@@ -163,6 +170,11 @@ HINTS: dict[str, tuple[str, str]] = {
         "Keep both eyes open and clearly visible: no sunglasses, no hair or hands over them, "
         "no glare on glasses.",
         "双眼睁开并清晰可见：不戴墨镜，头发或手不要遮挡眼睛，眼镜不要反光。",
+    ),
+    "eye_glare": (
+        "A reflection hides the eyes: tilt the glasses slightly down or take them off, and do not "
+        "use a direct flash.",
+        "反光遮住了眼睛：请将眼镜稍微向下倾斜或摘下眼镜，不要使用直射闪光灯。",
     ),
     "mouth_closed": (
         "Keep a neutral expression with the mouth closed.",
@@ -465,6 +477,7 @@ def assess(
         skin,
         _blockiness(region),
         *_face_features(matte, face, colour_off=colour_off),
+        _eye_glare(matte, face),
         _subject_cut_off(layout),
     ]
     return ComplianceReport(tuple(checks), layout.extended_edges)
@@ -929,6 +942,28 @@ def _even_lighting(lab: NDArray[np.float32], matte: Matte, face: Face, distance:
         limit,
         _at_least(ratio, LIGHTING_PASS, LIGHTING_FAIL),
         note="the darker cheek's lightness over the lighter one's (1: evenly lit)",
+    )
+
+
+def _eye_glare(matte: Matte, face: Face) -> Check:
+    """The share of blown-out pixels over the worse eye: a reflection where the eye should be."""
+    marks = face.landmarks
+    distance = max(
+        1.0, math.hypot(marks.left_eye.x - marks.right_eye.x, marks.left_eye.y - marks.right_eye.y)
+    )
+    worst = 0.0
+    for eye in (marks.right_eye, marks.left_eye):
+        rows, cols = _box(matte, eye, 0.22 * distance, 0.1 * distance)
+        pixels = matte.foreground[rows, cols].reshape(-1, 3)
+        if pixels.size:
+            worst = max(worst, float((pixels.min(axis=1) >= GLARE_BLOWN_MIN).mean()))
+    return Check(
+        "eye_glare",
+        worst,
+        Limit(None, GLARE_PASS, "fraction"),
+        _at_most(worst, GLARE_PASS, GLARE_WARN),
+        "fraction",
+        note="share of blown-out pixels over the worse eye (catchlights stay under 1 %)",
     )
 
 
