@@ -962,7 +962,6 @@ def _eye_glare(matte: Matte, face: Face) -> Check:
         worst,
         Limit(None, GLARE_PASS, "fraction"),
         _at_most(worst, GLARE_PASS, GLARE_WARN),
-        "fraction",
         note="share of blown-out pixels over the worse eye (catchlights stay under 1 %)",
     )
 
