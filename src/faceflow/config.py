@@ -88,7 +88,11 @@ class ServerSettings(_Group):
         description="with http_workers > 1: how long uvicorn waits for a worker process to answer "
         "its health check (starting, or busy) before it kills and replaces it",
     )
-    cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="origins whose pages may call the API (every header faceflow sets, "
+        "X-Compliance and X-Source among them, readable there); empty: CORS off",
+    )
     log_json: bool = Field(False, description="one JSON object per log line")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="debug, info, warning or error"

@@ -41,6 +41,22 @@ from faceflow.service.upload import BodyLimits
 log = logging.getLogger(__name__)
 
 _START_UP_TIMEOUT_S = 300.0
+# What a page on another origin (server.cors_origins) may read of an answer: every header faceflow
+# sets for its clients. (Without X-Compliance and X-Source such a page could not tell a refused ID
+# photo from a good one, nor render it again; without Location, find its job.)
+EXPOSED_HEADERS = (
+    "X-Cache",
+    "X-Cache-Detail",
+    "X-Request-ID",
+    "Retry-After",
+    "X-Face-Count",
+    "X-Compliance",
+    "X-Source",
+    "X-Job-Status",
+    "X-Error-Code",
+    "Location",
+    "Server-Timing",
+)
 WEB_PAGE_ROUTE = "/{web page file}"
 """The route label of the web page's files (and of any other path no route has)."""
 
@@ -77,7 +93,7 @@ class FaceflowApp:
                 allow_origins=settings.server.cors_origins,
                 allow_methods=["GET", "POST", "DELETE"],
                 allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
-                expose_headers=["X-Cache", "X-Request-ID", "Retry-After", "X-Face-Count"],
+                expose_headers=list(EXPOSED_HEADERS),
             )
         limits = BodyLimits(inner, budget, settings.server.body_timeout_s)
         context = RequestContext(HeadAsGet(limits), metrics)
