@@ -391,18 +391,11 @@ def test_focus_in_the_report(cut_out: CutOut, edit: Edit | None, status: CheckSt
         (40.0, 0.0, 10.0),  # magenta: a* 10 past its bound
         (10.0, 45.0, 11.0),  # yellow: b* 11 past its bound
         (30.0, 34.0, 4.34),  # both bounds met, chroma 45.3 over 41 (the wedge's arc)
+        (0.0, -10.0, 9.96),  # blue, hue -90°: from the -5° edge's ray, at 0.87 along it
     ],
 )
 def test_skin_colour_distance(a: float, b: float, distance: float) -> None:
     assert skin_colour_distance(a, b) == pytest.approx(distance, abs=0.01)
-
-
-def test_blue_is_as_far_as_its_hue_is_past_the_wedge() -> None:
-    # (0, -10): hue -90°, 85° past the -5° edge; its nearest point is on that edge's ray.
-    edge = math.radians(-5.0)
-    along = -10.0 * math.sin(edge)
-    expected = math.hypot(along * math.cos(edge), -10.0 - along * math.sin(edge))
-    assert skin_colour_distance(0.0, -10.0) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("photo", ["portrait_1.jpg", "portrait_2.jpg", "obama.jpg", "biden.jpg"])
