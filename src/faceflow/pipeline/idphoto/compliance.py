@@ -945,12 +945,18 @@ def _even_lighting(lab: NDArray[np.float32], matte: Matte, face: Face, distance:
     )
 
 
+def _eye_distance(face: Face) -> float:
+    """Between the eyes' centres, in source px (at least 1): the face checks' unit of size."""
+    marks = face.landmarks
+    return max(
+        1.0, math.hypot(marks.left_eye.x - marks.right_eye.x, marks.left_eye.y - marks.right_eye.y)
+    )
+
+
 def _eye_glare(matte: Matte, face: Face) -> Check:
     """The share of blown-out pixels over the worse eye: a reflection where the eye should be."""
     marks = face.landmarks
-    distance = max(
-        1.0, math.hypot(marks.left_eye.x - marks.right_eye.x, marks.left_eye.y - marks.right_eye.y)
-    )
+    distance = _eye_distance(face)
     worst = 0.0
     for eye in (marks.right_eye, marks.left_eye):
         rows, cols = _box(matte, eye, 0.22 * distance, 0.1 * distance)
@@ -974,9 +980,7 @@ def _face_features(
     ``colour_off``: why the photo's colour cannot be trusted (black and white, a strong cast),
     if it cannot; its lips and teeth are then not judged."""
     marks = face.landmarks
-    distance = max(
-        1.0, math.hypot(marks.left_eye.x - marks.right_eye.x, marks.left_eye.y - marks.right_eye.y)
-    )
+    distance = _eye_distance(face)
     # Lab of the face's neighbourhood only: a few thousand pixels, not the whole matte.
     top_left = matte.to_matte_px(
         Point(
