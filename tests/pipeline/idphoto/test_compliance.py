@@ -49,6 +49,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     Edit,
     black_and_white,
     blurred_with_grain,
+    crop_below_chin,
     exposure,
     eye_glare,
     grain,
@@ -491,6 +492,21 @@ def test_glare_over_the_eyes_is_seen(cut_out: CutOut, width: float, status: Chec
     if status is CheckStatus.WARN:
         # What the check is for: the eyes' lightness spread does not see it.
         assert report.check("eyes_visible").status is CheckStatus.PASS
+
+
+def test_a_crown_margin_short_of_the_size_s_says_by_how_much(cut_out: CutOut) -> None:
+    # The verdict set's portrait cut at the shoulders: the layout keeps the frame inside the
+    # photo at the crown margin's expense. The warning had no note.
+    item = cut_out("portrait_2.jpg", crop_below_chin(0.6))
+
+    check = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report.check(
+        "crown_margin"
+    )
+
+    assert check.status is CheckStatus.WARN
+    assert isinstance(check.value, float)
+    short = get_spec("icao").height_mm * 0.05 - check.value
+    assert check.note == f"{short:.1f} mm less room above the hair than this size asks for"
 
 
 def test_lighting_is_not_judged_when_a_cheek_is_out_of_the_cut_out(cut_out: CutOut) -> None:

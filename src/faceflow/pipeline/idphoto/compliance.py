@@ -524,6 +524,7 @@ def _eye_line(layout: Layout) -> Check:
 def _crown(layout: Layout) -> Check:
     spec = layout.spec
     mm = layout.crown_margin_px / spec.px_per_mm
+    high: float | None = None
     if spec.crown_margin_mm is not None:
         low, high = spec.crown_margin_mm
         allowed = Limit(low, high, "mm")
@@ -542,6 +543,13 @@ def _crown(layout: Layout) -> Check:
         note = "the top of the head is cut off in the source; the crown was estimated"
     elif mm < 0:
         note = "hair is cut at the top to keep the head-height and eye-line rules"
+    elif not ok:
+        # Said in words too: a warning with no note left a reader to work out 2.43 against 2.5.
+        note = (
+            f"{mm - high:.1f} mm more room above the hair than this size allows"
+            if high is not None and mm > high
+            else f"{low - mm:.1f} mm less room above the hair than this size asks for"
+        )
     return Check("crown_margin", mm, allowed, status, "mm", note)
 
 
