@@ -432,6 +432,12 @@ class LimitSettings(_Group):
     max_pixels_lossless: int = Field(
         25_000_000, ge=256, description="PNG, WebP, GIF pixels; more: 422"
     )
+    max_jpeg_scans: int = Field(
+        64,
+        ge=1,
+        description="scans in a progressive JPEG (an encoder writes about 10; each is a pass of "
+        "the decoder over the whole image); more: 422",
+    )
     min_side_px: int = Field(16, ge=1, description="shorter sides: 422")
     max_side_px: int = Field(12_000, ge=16, description="longer sides: 422")
     batch_max_items: int = Field(16, ge=1, le=256, description="images per /v1/batch request")

@@ -18,6 +18,7 @@ Tree::
     │   ├── UnsupportedFormat (415 unsupported_format)
     │   ├── TooManyPixels (422 too_many_pixels)
     │   ├── BadDimensions (422 bad_dimensions)
+    │   ├── TooManyScans (422 too_many_scans)
     │   ├── Undecodable (422 undecodable)
     │   ├── NoFace (422 no_face)
     │   └── MultipleFaces (422 multiple_faces)
@@ -121,6 +122,14 @@ class TooManyPixels(InputError):
 
 class BadDimensions(InputError):
     code = "bad_dimensions"
+    status = 422
+
+
+class TooManyScans(InputError):
+    """A JPEG of more progressive scans than ``limits.max_jpeg_scans`` (or more marker segments
+    than a camera writes): every scan is a pass of the decoder over the whole image."""
+
+    code = "too_many_scans"
     status = 422
 
 

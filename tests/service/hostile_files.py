@@ -140,3 +140,10 @@ def multipart(
         body += data + b"\r\n"
     body += f"--{boundary}--\r\n".encode()
     return bytes(body), f"multipart/form-data; boundary={boundary}"
+
+
+def motion_photo(face_jpeg: bytes, video_bytes: int = 256 * 1024) -> bytes:
+    """``face_jpeg`` followed, as a phone's motion photo is, by a video after its end-of-image
+    marker: random bytes, with start-of-scan markers among them."""
+    video = np.random.default_rng(7).integers(0, 256, video_bytes, dtype=np.uint8).tobytes()
+    return face_jpeg + b"\x00\x00\x00\x18ftypmp42" + video.replace(b"\x00", b"\xff\xda", 2000)

@@ -20,7 +20,10 @@ from tests.fixtures.images import (
     SVG,
     exif_rotated_jpeg,
     jpeg_claiming,
+    jpeg_with_comments_between_scans,
     png_claiming,
+    progressive_jpeg,
+    scan_bomb,
     solid_png,
     truncated,
     webp_claiming,
@@ -98,6 +101,10 @@ _MULTIPART = hf.multipart([])[1]
 _3000_ITEMS = "layout=" + ",".join(["cn-2inch:1"] * 3000)
 
 
+def _scan_bomb(_: Photos) -> bytes:
+    return scan_bomb(progressive_jpeg(), 3000)
+
+
 def _solid(width: int, height: int) -> Callable[[Photos], bytes]:
     return lambda _: solid_png(width, height)
 
@@ -146,6 +153,19 @@ def _cases() -> list[Case]:
             "too_many_pixels",
         ),
         Case("ztxt_bomb", path, lambda p: hf.ztxt_bomb(), 422, "undecodable"),
+        # 3,000 scans over 35 MP took 77 s of CPU to decode; over this 64 px image, milliseconds:
+        # only the answer tells the scans were counted before decoding.
+        *(
+            Case("jpeg_3000_scans", route, _scan_bomb, 422, "too_many_scans")
+            for route in ("/v1/detect", "/v1/id-photo")
+        ),
+        Case(
+            "jpeg_1344_comments_between_scans",
+            path,
+            lambda p: jpeg_with_comments_between_scans(progressive_jpeg(), 1344),
+            422,
+            "too_many_scans",
+        ),
         Case("iccp_bomb", path, lambda p: hf.iccp_bomb(), 422, "undecodable"),
         Case("1x1", path, lambda p: hf.one_by_one(), 422, "bad_dimensions"),
         Case("12001px_side", path, lambda p: solid_png(12_001, 16), 422, "bad_dimensions"),
@@ -198,6 +218,8 @@ def _cases() -> list[Case]:
         Case(
             "huge_icc_profile", path, lambda p: hf.huge_icc_jpeg(p.face), 200, None, check=_faces(1)
         ),
+        # A camera's motion photo: its video after the JPEG's end holds marker-like bytes.
+        Case("motion_photo", path, lambda p: hf.motion_photo(p.face), 200, None, check=_faces(1)),
         # Upload shape.
         Case(
             "over_cap_with_length",
@@ -498,8 +520,9 @@ async def _finished(client: httpx.AsyncClient, status_url: str) -> dict[str, Any
         (lambda p: hf.TEXT, 415, "unsupported_format"),
         (lambda p: png_claiming(50_000, 50_000), 422, "too_many_pixels"),
         (lambda p: truncated(p.face, 0.5), 422, "undecodable"),
+        (_scan_bomb, 422, "too_many_scans"),
     ],
-    ids=["text", "png_bomb_header", "truncated_jpeg"],
+    ids=["text", "png_bomb_header", "truncated_jpeg", "jpeg_3000_scans"],
 )
 async def test_job_on_a_hostile_file_fails_with_the_sync_answer(
     service_app: InProcess,

@@ -10,7 +10,10 @@ Order of checks, cheapest first, and all of them before a single pixel is decode
    :class:`TooManyPixels`; then a side outside ``min_side_px … max_side_px`` →
    :class:`BadDimensions`. Pixels are checked first, so an image that breaks both rules (a JPEG
    claiming 65,000 × 65,000) is reported as ``too_many_pixels``;
-4. only then the pixels: anything corrupt or truncated → :class:`Undecodable`.
+4. for a JPEG, its structure (see :func:`~faceflow.imaging.dimensions.jpeg_layout`): more
+   progressive scans than ``limits.max_jpeg_scans``, or more marker segments than any camera
+   writes → :class:`TooManyScans` (each scan is a pass of the decoder over the whole image);
+5. only then the pixels: anything corrupt or truncated → :class:`Undecodable`.
 
 Behind these checks Pillow's ``MAX_IMAGE_PIXELS`` is set to the same budget, with its
 ``DecompressionBombWarning`` raised as an error, in case a file gets past the header checks
@@ -42,9 +45,10 @@ from faceflow.errors import (
     FaceflowError,
     TooLarge,
     TooManyPixels,
+    TooManyScans,
     Undecodable,
 )
-from faceflow.imaging.dimensions import read_dimensions
+from faceflow.imaging.dimensions import jpeg_layout, read_dimensions
 from faceflow.imaging.formats import ImageFormat, sniff_format
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,12 @@ _TRANSPOSE = {
 }
 
 _WHITE = (255, 255, 255, 255)
+
+# Marker segments a JPEG may have besides its scans: APPn (EXIF, XMP and ICC profiles split into
+# 64 KB pieces: ~160 in a 10 MB file), tables, comments; and per scan, the tables a progressive
+# encoder writes before it (one or two).
+_JPEG_SEGMENTS_BASE = 1024
+_JPEG_SEGMENTS_PER_SCAN = 4
 
 # Pillow's pixel limit and the warnings filters are process-wide state. Decoding holds this lock
 # while it has them changed, so concurrent threads never restore each other's values. faceflow
@@ -162,7 +172,8 @@ def probe_image(data: bytes, limits: LimitSettings) -> ImageHeader:
     :func:`decode_image`.
 
     Raises:
-        EmptyInput, TooLarge, UnsupportedFormat, TooManyPixels, BadDimensions, Undecodable.
+        EmptyInput, TooLarge, UnsupportedFormat, TooManyPixels, BadDimensions, TooManyScans,
+        Undecodable.
     """
     fmt = _check_bytes(data, limits)
     with _opened(data, fmt, pixel_limit(fmt, limits)) as image:
@@ -183,7 +194,8 @@ def decode_image(
     ``None`` decodes in full; other formats always decode in full.
 
     Raises:
-        EmptyInput, TooLarge, UnsupportedFormat, TooManyPixels, BadDimensions, Undecodable.
+        EmptyInput, TooLarge, UnsupportedFormat, TooManyPixels, BadDimensions, TooManyScans,
+        Undecodable.
         ValueError: ``max_long_side_px`` is not positive.
     """
     if max_long_side_px is not None and max_long_side_px < 1:
@@ -212,7 +224,8 @@ def decode_rgba(data: bytes, limits: LimitSettings) -> DecodedRgbaImage:
     """Like :func:`decode_image` at full resolution, but keep transparency instead of flattening.
 
     Raises:
-        EmptyInput, TooLarge, UnsupportedFormat, TooManyPixels, BadDimensions, Undecodable.
+        EmptyInput, TooLarge, UnsupportedFormat, TooManyPixels, BadDimensions, TooManyScans,
+        Undecodable.
     """
     fmt = _check_bytes(data, limits)
     with _opened(data, fmt, pixel_limit(fmt, limits)) as image:
@@ -235,7 +248,27 @@ def _check_bytes(data: bytes, limits: LimitSettings) -> ImageFormat:
     claimed = read_dimensions(data, fmt)
     if claimed is not None:
         _check_size(fmt, *claimed, limits)
+    if fmt is ImageFormat.JPEG:
+        _check_jpeg_layout(data, limits.max_jpeg_scans)
     return fmt
+
+
+def _check_jpeg_layout(data: bytes, max_scans: int) -> None:
+    max_segments = _JPEG_SEGMENTS_BASE + _JPEG_SEGMENTS_PER_SCAN * max_scans
+    layout = jpeg_layout(data, max_scans, max_segments)
+    details = {"max_scans": max_scans}
+    if layout.scans > max_scans:
+        raise TooManyScans(
+            f"the JPEG holds more than {max_scans} scans (a progressive JPEG from a camera or an "
+            "encoder holds about 10); save it again as a baseline or standard progressive JPEG",
+            details,
+        )
+    if layout.cut_short:
+        raise TooManyScans(
+            f"the JPEG is split into more than {max_segments} marker segments (a camera's holds a "
+            "few dozen); save it again as a standard JPEG",
+            details,
+        )
 
 
 def _read_header(

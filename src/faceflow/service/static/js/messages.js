@@ -40,6 +40,8 @@ export function describeError(error, limits = null) {
       const limit = limits?.max_pixels;
       return limit ? said("error.pixels", "error.pixelsLimit", { vars: { mp: Math.round(limit / 1e6) } }) : said("error.pixels", "error.pixelsText");
     }
+    case "too_many_scans":
+      return said("error.scans", "error.scansText");
     case "bad_dimensions":
       return said("error.dimensions", "error.dimensionsText", { vars: { message: error.message } });
     case "empty":
