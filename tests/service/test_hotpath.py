@@ -104,6 +104,19 @@ def test_fast_path_work(operation: Operation, query: str, expected: FaceWork | N
     assert face_work(DetectionSettings(), operation, query.encode()) == expected
 
 
+def test_option_strings_are_memoised_only_when_short(service_app: InProcess) -> None:
+    """A query string may be as long as the header limit (64 KiB): keeping a thousand of those
+    would hold 64 MB of one client's making, so a long one is parsed every time instead."""
+    entry = HotPath(service_app.app.api, current(service_app))
+    services = service_app.services
+    short = b"threshold=0.55"
+    long = b"&".join([short] * 200)  # the same option, given 200 times: the last one counts
+    parsed = [entry.parse(services, Operation.DETECT, query) for query in (short, long, long)]
+    assert parsed[0] is not None
+    assert parsed[1] == parsed[2] == parsed[0]
+    assert [query for _, query in entry._parsed] == [short]
+
+
 @pytest.mark.asyncio(loop_scope="session")
 async def test_a_miss_goes_on_from_the_entry_without_the_router(
     service_app: InProcess, face_jpeg: bytes

@@ -74,6 +74,9 @@ class _Parsed:
 
 
 _MEMO_SIZE = 1024
+# Real option strings are a few dozen bytes; a query string may be up to server.max_header_bytes
+# (64 KiB), and a memo of 1,024 of those would hold 64 MB for one client's trouble.
+_MEMO_QUERY_BYTES = 1024
 
 
 class HotPath:
@@ -98,9 +101,10 @@ class HotPath:
             if work is None
             else _Parsed(work, key_prefix(operation.value, work.cache_params()))
         )
-        if len(self._parsed) >= _MEMO_SIZE:
-            self._parsed.clear()
-        self._parsed[memo] = parsed
+        if len(query) <= _MEMO_QUERY_BYTES:
+            if len(self._parsed) >= _MEMO_SIZE:
+                self._parsed.clear()
+            self._parsed[memo] = parsed
         return parsed
 
     def hit_headers(
