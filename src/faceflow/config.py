@@ -144,6 +144,13 @@ class ServerSettings(_Group):
         le=3600,
         description="a request body must arrive whole within this from its first read: 408",
     )
+    send_timeout_s: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="a client that takes none of its answer for this long (it stopped reading, "
+        "or its network is gone) is disconnected and the answer's buffers freed",
+    )
     max_connections: int = Field(
         1000,
         ge=1,

@@ -3,7 +3,7 @@
 * ``slow_port``: the app served by uvicorn with faceflow's protocol in a thread of this process
   (no model is needed for these answers), with short header/body timeouts and a small
   connection cap set as an operator would: a trickled or short body, partial headers, one
-  connection too many.
+  connection too many, a client that never reads its answers.
 * ``default_server`` (the session's server: two inference processes, default settings) has the
   default upload budget: the issue's loads (8 concurrent 16-image batches of 10 MiB; 80 queued
   10 MiB id-photo jobs) keep the API process's peak RSS under baseline + budget + 25 %. The
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import struct
 import threading
 import time
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.timeout(300)
 MIB = 1024 * 1024
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 1.0
+SEND_TIMEOUT_S = 1.0
 MAX_CONNECTIONS = 2
 BUDGET = LimitSettings().upload_budget_bytes
 TRICKLE_EVERY_S = 0.1
@@ -52,6 +54,7 @@ def slow_port() -> Iterator[int]:
         server=ServerSettings(
             header_timeout_s=HEADER_TIMEOUT_S,
             body_timeout_s=BODY_TIMEOUT_S,
+            send_timeout_s=SEND_TIMEOUT_S,
             max_connections=MAX_CONNECTIONS,
         ),
         runtime=RuntimeSettings(processes=1, warmup=False),
@@ -179,6 +182,67 @@ def test_a_connection_over_the_cap_gets_503_json(slow_port: int) -> None:
     finally:
         for sock in held:
             sock.close()
+
+
+# 120 pipelined requests for /openapi.json (about 55 KB each): 6.5 MB of answers, more than the
+# kernel's send buffer grows to (4 MB) for a client whose receive window is shut.
+PIPELINED = 120
+OPENAPI_GET = raw_http.head("/openapi.json", None, method="GET")
+
+
+def _small_window(port: int, receive_buffer: int) -> socket.socket:
+    """A connection with a receive buffer of about ``receive_buffer`` bytes, set before it opens
+    so that the window it offers stays that small."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.settimeout(raw_http.TIMEOUT_S)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def _drain(sock: socket.socket) -> None:
+    while sock.recv(1 << 20):
+        pass
+
+
+def _send_timeouts(port: int) -> float:
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=raw_http.TIMEOUT_S).text
+    for line in metrics.splitlines():
+        if line.startswith("faceflow_send_timeouts_total "):
+            return float(line.split()[1])
+    raise AssertionError("no faceflow_send_timeouts_total in /metrics")
+
+
+def test_a_client_that_never_reads_its_answers_is_dropped(slow_port: int) -> None:
+    # uvicorn has no send timeout: such a connection held ~4 MB of the kernel's TCP memory until
+    # the client went away (300 of them 1.1 GB).
+    before = _send_timeouts(slow_port)
+    with _small_window(slow_port, 4096) as sock:
+        sock.sendall(OPENAPI_GET * PIPELINED)  # and never reads
+        deadline = time.monotonic() + raw_http.TIMEOUT_S
+        while _send_timeouts(slow_port) == before:
+            assert time.monotonic() < deadline, "the connection was not dropped"
+            time.sleep(0.05)
+        with pytest.raises(ConnectionResetError):  # dropped, not closed in good order
+            _drain(sock)
+    assert _send_timeouts(slow_port) == before + 1
+
+
+def test_a_client_reading_slowly_but_steadily_gets_every_answer(slow_port: int) -> None:
+    # The timeout is on taking nothing at all, not on how long the answers take: 6.5 MB read
+    # through a 64 KB window, a read every 50 ms (about 5 s in all, 5 times the timeout; each
+    # pause a twentieth of it), arrive whole.
+    before = _send_timeouts(slow_port)
+    with _small_window(slow_port, 64 * 1024) as sock:
+        sock.sendall(OPENAPI_GET * PIPELINED)
+        received = bytearray()
+        while received.count(b"HTTP/1.1 200 OK") < PIPELINED or not received.endswith(b"}"):
+            chunk = sock.recv(64 * 1024)
+            assert chunk, "the server closed the connection"
+            received += chunk
+            time.sleep(0.05)
+    assert received.count(b"HTTP/1.1 200 OK") == PIPELINED
+    assert _send_timeouts(slow_port) == before
 
 
 def status_of(pid: int, field: str) -> int:

@@ -61,6 +61,11 @@ class Metrics:
             registry=r,
         )
         self.errors = Counter("faceflow_errors", "error responses by code", ["code"], registry=r)
+        self.send_timeouts = Counter(
+            "faceflow_send_timeouts",
+            "connections dropped for taking none of their answer for server.send_timeout_s",
+            registry=r,
+        )
         self.cache_hits = Counter("faceflow_cache_hits", "cache hits", ["level"], registry=r)
         self.cache_misses = Counter("faceflow_cache_misses", "cache misses", registry=r)
         self.singleflight_joins = Counter(

@@ -1,5 +1,5 @@
 """The HTTP/1.1 protocol ``faceflow serve`` runs: uvicorn's httptools protocol, plus a header
-timeout, a header size limit and a cap on open connections.
+timeout, a header size limit, a send timeout and a cap on open connections.
 
 Neither can be done in ASGI: an application is called only once a request's headers are complete,
 and it never sees a connection. uvicorn itself has neither (its ``timeout_keep_alive`` starts only
@@ -14,6 +14,15 @@ after a first response, and ``limit_concurrency`` answers in plain text), so:
   answered 200). A request whose headers are still incomplete past the limit gets
   ``431 headers_too_large`` (JSON) and the connection is closed; at most one read (256 KiB)
   more than the limit is ever held.
+* **Send timeout** (``server.send_timeout_s``): a client that sends requests but never reads
+  the answers (pipelined, a few dozen bytes each) held, until it went away, everything written
+  for it: the kernel's send buffer grows to 4 MB a connection (``net.ipv4.tcp_wmem``), and 300
+  such connections asking for a 791 KB example photo held 1.1 GB of the kernel's TCP memory,
+  which every other connection of the machine draws on. uvicorn has no timeout for an answer
+  being sent. Each connection's socket gets ``TCP_USER_TIMEOUT``: once the client has taken
+  (acknowledged) nothing for the timeout — its receive window shut, or its network gone — the
+  kernel drops the connection and frees its buffers, also after the socket was closed. Counted in
+  ``faceflow_send_timeouts_total``.
 * **Connection cap** (``server.max_connections``, per HTTP worker process): every request on a
   connection opened beyond the cap is answered ``503 overloaded`` (JSON, ``Retry-After``) and the
   connection closed, once its headers are in (so the answer cannot be lost to a reset).
@@ -32,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import cast
 
 from starlette.types import Message, Receive, Scope, Send
@@ -100,6 +110,20 @@ class _OverCapacity:
         response = faceflow_error_response(error)
         response.headers["Connection"] = "close"
         await response(scope, receive, send)
+
+
+def _set_send_timeout(transport: asyncio.Transport, timeout_s: float) -> None:
+    """Have the kernel drop the connection once its client has acknowledged nothing for
+    ``timeout_s`` (module doc). TCP over IPv4 or IPv6 on Linux only: a Unix socket, or a system
+    without the option, keeps the kernel's own behaviour."""
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    sock = transport.get_extra_info("socket")
+    if option is None or sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, round(timeout_s * 1000))
+    except OSError:  # pragma: no cover - a TCP socket on Linux takes it
+        return
 
 
 def _count(metrics: Metrics | None, error: FaceflowError) -> None:
@@ -187,7 +211,8 @@ class _Cycle(RequestResponseCycle):
 
 
 class FaceflowHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a header timeout and a connection cap (module doc).
+    """uvicorn's httptools protocol with header limits, a send timeout and a connection cap
+    (module doc).
 
     The header deadline is a time, not a timer per request: arming it when a request begins and
     clearing it when its headers are in is two attribute writes. One timer per connection checks
@@ -220,11 +245,14 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         self._header_timeout_s = server.header_timeout_s
         self._max_header_bytes = server.max_header_bytes
         self._header_bytes = 0
+        _set_send_timeout(transport, server.send_timeout_s)
         if len(self.connections) > server.max_connections:
             self.app = _OverCapacity(self._metrics)
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if isinstance(exc, TimeoutError) and self._metrics is not None:
+            self._metrics.send_timeouts.inc()  # the kernel's ETIMEDOUT: see _set_send_timeout
         self._header_deadline = None
         if self._header_timer is not None:
             self._header_timer.cancel()
