@@ -1,12 +1,16 @@
-"""Colour order conversion at the OpenCV boundary."""
+"""Colour order conversion at the OpenCV boundary, and a photo's colour profile applied."""
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from PIL import Image, ImageCms
 
-from faceflow.imaging.colour import bgr_to_rgb, rgb_into_bgr_planes, rgb_to_bgr
+from faceflow.imaging.colour import bgr_to_rgb, in_srgb, rgb_into_bgr_planes, rgb_to_bgr
+from tests.fixtures.images import matrix_icc_profile
 
 
 def _sample() -> NDArray[np.uint8]:
@@ -77,3 +81,54 @@ def test_bgr_planes_refuse_what_does_not_fit(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         rgb_into_bgr_planes(np.zeros(image, np.uint8), np.zeros(planes, np.float32))
+
+
+ADOBE_RGB = matrix_icc_profile("Adobe RGB (1998) compatible")
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _encoded_in(profile: bytes, srgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """``srgb``'s colours as the numbers a photo in ``profile`` holds for them."""
+    transform = ImageCms.buildTransform(
+        SRGB, ImageCms.ImageCmsProfile(io.BytesIO(profile)), "RGB", "RGB"
+    )
+    encoded = ImageCms.applyTransform(Image.fromarray(srgb, "RGB"), transform)
+    assert encoded is not None
+    return np.asarray(encoded, dtype=np.uint8)
+
+
+def _skin_and_more() -> NDArray[np.uint8]:
+    # Skin tones, greys and moderate colours: inside Adobe RGB and sRGB alike.
+    rng = np.random.default_rng(3)
+    return rng.integers(40, 216, (32, 48, 3), dtype=np.uint8)
+
+
+def test_a_wide_gamut_photo_s_numbers_become_its_colours_in_srgb() -> None:
+    srgb = _skin_and_more()
+    adobe = _encoded_in(ADOBE_RGB, srgb)
+    assert np.abs(adobe.astype(int) - srgb).mean() > 4  # read as sRGB, a visibly other photo
+
+    converted = in_srgb(adobe, ADOBE_RGB)
+
+    difference = np.abs(converted.astype(int) - srgb)
+    assert difference.mean() < 1.0
+    assert difference.max() <= 3  # 8-bit rounding, twice
+    assert converted.shape == srgb.shape
+    assert converted.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        None,
+        b"",
+        SRGB.tobytes(),  # a profile that says it is sRGB: nothing to do
+        ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes(),  # not an RGB space
+        b"not a colour profile" * 50,  # unreadable: the photo is still taken, as sRGB
+        ADOBE_RGB[:200],  # cut short
+    ],
+    ids=["none", "empty", "srgb", "lab", "garbage", "truncated"],
+)
+def test_pixels_with_nothing_to_convert_come_back_as_they_are(profile: bytes | None) -> None:
+    rgb = _skin_and_more()
+    assert in_srgb(rgb, profile) is rgb

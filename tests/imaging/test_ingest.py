@@ -30,6 +30,7 @@ from tests.fixtures.images import (
     hostile_inputs,
     jpeg_claiming,
     load_rgb,
+    matrix_icc_profile,
     png_chunk,
     png_claiming,
     solid_png,
@@ -541,3 +542,15 @@ def test_decode_rgba_applies_orientation_and_limits(testdata: Path) -> None:
         decode_rgba(solid_png(15, 15), DEFAULTS)
     with pytest.raises(Undecodable):
         decode_rgba(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", b"\x00" * 3), DEFAULTS)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_the_embedded_colour_profile_comes_with_the_pixels(fmt: str) -> None:
+    # The pixels are the file's numbers; whoever writes the photo back applies the profile.
+    profile = matrix_icc_profile("Adobe RGB (1998) compatible")
+    pixels = Image.new("RGB", (64, 48), (180, 120, 90))
+    tagged, plain = io.BytesIO(), io.BytesIO()
+    pixels.save(tagged, fmt, icc_profile=profile)
+    pixels.save(plain, fmt)
+    assert decode_image(tagged.getvalue(), LimitSettings()).icc_profile == profile
+    assert decode_image(plain.getvalue(), LimitSettings()).icc_profile is None

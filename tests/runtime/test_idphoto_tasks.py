@@ -4,12 +4,17 @@ a photo or sheet rendered from those bytes is exactly the CLI's, which mattes in
 from __future__ import annotations
 
 import base64
+import io
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from numpy.typing import NDArray
+from PIL import Image, ImageCms
 
+from faceflow.domain import Point
 from faceflow.errors import MultipleFaces, NoFace
 from faceflow.imaging.formats import OutputFormat
 from faceflow.pipeline.idphoto.matte import matte_from_bytes, matte_to_bytes
@@ -31,6 +36,7 @@ from faceflow.runtime.idphoto_tasks import (
 )
 from faceflow.runtime.tasks import JSON_MEDIA_TYPE, TaskOutput
 from tests.fixtures.idphoto import opened
+from tests.fixtures.images import matrix_icc_profile
 
 PORTRAIT = "portrait_2.jpg"
 
@@ -175,3 +181,41 @@ def test_two_faces_are_refused_with_the_count(
 def test_no_face_is_refused(worker_context: WorkerContext, testdata: Path) -> None:
     with pytest.raises(NoFace):
         matte_task(worker_context, MatteRequest((testdata / "coffee.jpg").read_bytes()))
+
+
+def _face_lab(output: TaskOutput) -> NDArray[np.float32]:
+    """The median Lab colour of the face box in a matte's cut-out."""
+    matte = matte_from_bytes(output.body)
+    box = matte.face.box
+    top_left = matte.to_matte_px(Point(box.x1, box.y1))
+    bottom_right = matte.to_matte_px(Point(box.x2, box.y2))
+    rgb = matte.foreground[
+        round(top_left.y) : round(bottom_right.y), round(top_left.x) : round(bottom_right.x)
+    ].reshape(-1, 1, 3)
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    median: NDArray[np.float32] = np.asarray(np.median(lab, axis=0), dtype=np.float32)
+    return median
+
+
+def test_a_portrait_in_another_colour_profile_keeps_its_colours(
+    worker_context: WorkerContext, upload: bytes, matte_output: TaskOutput
+) -> None:
+    # The same portrait as a studio would send it in Adobe RGB: other numbers, the same colours.
+    # Read as sRGB its face was paler (ΔE 3.5); with its profile applied the cut-out's face is the
+    # sRGB original's, to the re-encoding's error (ΔE 0.3).
+    profile = matrix_icc_profile("Adobe RGB (1998) compatible")
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    adobe = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    original = Image.open(io.BytesIO(upload)).convert("RGB")
+    encoded = ImageCms.applyTransform(original, ImageCms.buildTransform(srgb, adobe, "RGB", "RGB"))
+    assert encoded is not None
+    tagged, untagged = io.BytesIO(), io.BytesIO()
+    encoded.save(tagged, "JPEG", quality=95, icc_profile=profile)
+    encoded.save(untagged, "JPEG", quality=95)
+
+    expected = _face_lab(matte_output)
+    managed = _face_lab(matte_task(worker_context, MatteRequest(tagged.getvalue())))
+    ignored = _face_lab(matte_task(worker_context, MatteRequest(untagged.getvalue())))
+
+    assert np.linalg.norm(ignored - expected) > 2.0  # the profile matters on this portrait
+    assert np.linalg.norm(managed - expected) < 1.0

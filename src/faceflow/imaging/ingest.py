@@ -130,6 +130,9 @@ class DecodedImage:
     source_width_px: int
     source_height_px: int
     scale: float
+    icc_profile: bytes | None = None
+    """The colour profile the file embeds, if any, as it came: ``rgb`` holds the file's numbers
+    untouched (see :func:`faceflow.imaging.colour.in_srgb`)."""
 
     @property
     def width_px(self) -> int:
@@ -210,6 +213,7 @@ def decode_image(
         orientation = _orientation(image, exif_loaded=True)
         oriented = _apply_orientation(image, orientation)
         rgb = _to_rgb_array(oriented)
+        icc_profile = image.info.get("icc_profile")
     source_w, source_h = _oriented_size(header.width_px, header.height_px, orientation)
     return DecodedImage(
         rgb=_frozen(rgb),
@@ -217,6 +221,7 @@ def decode_image(
         source_width_px=source_w,
         source_height_px=source_h,
         scale=scale,
+        icc_profile=icc_profile if isinstance(icc_profile, bytes) and icc_profile else None,
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -75,6 +75,7 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
 
     OperationDisabled, before any decoding, when this process has no segmenter (ID photos are
     off)."""
+    from faceflow.imaging.colour import in_srgb
     from faceflow.pipeline.detect import detect_faces
     from faceflow.pipeline.idphoto.matte import compute_matte, matte_to_bytes, sharp_to_head_px
     from faceflow.pipeline.idphoto.render import chosen_face
@@ -91,6 +92,9 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
         matte = compute_matte(
             image.rgb, face, segmenter, source_scale=image.scale, head_px=request.head_px
         )
+        # The ID photo is the source's own pixels: in the source's colour profile, if it has one
+        # (converting the cut-out, not the whole photo: a 7.7 MP decode took 250 ms).
+        matte = replace(matte, foreground=in_srgb(matte.foreground, image.icc_profile))
         body = matte_to_bytes(matte)
     # Which taller custom heads this matte also serves as sharply as a new one (the service
     # reuses it for them instead of cutting the upload out again).
