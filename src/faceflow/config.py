@@ -364,7 +364,8 @@ class JobSettings(_Group):
         description="global: identical work (same image, operation, options) is queued once and "
         "a cached result finishes a job at once, whoever submitted it, which tells a client "
         "that the image was processed before; api_key: jobs share work and cached results only "
-        "within one API key",
+        "within one API key (the synchronous routes share one result cache whatever this says: "
+        "a client sending the same image to them can still tell it was processed before)",
     )
     job_timeout_s: int = Field(60, ge=1, description="one attempt's limit; then it fails/retries")
     result_ttl_s: int = Field(24 * 3600, ge=1, description="how long a finished job's result stays")
