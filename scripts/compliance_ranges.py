@@ -1,6 +1,6 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
-the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus` and `eye_glare`
-(faceflow/pipeline/idphoto/compliance.py, the README's check table).
+the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `eye_glare`
+and `red_eye` (faceflow/pipeline/idphoto/compliance.py, the README's check table).
 
     .venv/bin/python scripts/compliance_ranges.py
 
@@ -39,6 +39,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     jpeg,
     judge,
     mosaic,
+    red_eye,
     side_shadow,
 )
 
@@ -54,7 +55,7 @@ from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 from faceflow.runtime.context import load_context
 
-CHECKS = ("colour", "skin_colour", "blockiness", "even_lighting", "focus", "eye_glare")
+CHECKS = ("colour", "skin_colour", "blockiness", "even_lighting", "focus", "eye_glare", "red_eye")
 SPOILED: tuple[tuple[str, Edit], ...] = (
     ("JPEG quality 20", jpeg(20)),
     ("JPEG quality 10", jpeg(10)),
@@ -77,6 +78,9 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     ("glare 0.08 eyes wide", eye_glare(0.08)),
     ("glare 0.12 eyes wide", eye_glare(0.12)),
     ("glare 0.2 eyes wide", eye_glare(0.2)),
+    ("red pupils, radius 0.02", red_eye(0.02)),
+    ("red pupils, radius 0.035", red_eye(0.035)),
+    ("red pupils, radius 0.05", red_eye(0.05)),
 )
 
 

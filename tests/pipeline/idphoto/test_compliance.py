@@ -55,6 +55,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     grain,
     jpeg,
     mosaic,
+    red_eye,
     side_shadow,
 )
 
@@ -83,6 +84,7 @@ EXPECTED_CHECKS = {
     "face_occluded",
     "eyes_visible",
     "eye_glare",
+    "red_eye",
     "mouth_closed",
     "even_lighting",
 }
@@ -458,7 +460,7 @@ def test_under_green_light_the_report_blames_the_cast_not_the_mouth(cut_out: Cut
 
     assert report.check("skin_colour").status is CheckStatus.FAIL
     # The cast takes the lips' red: they are not judged rather than read as covered.
-    for name in ("face_occluded", "mouth_closed"):
+    for name in ("face_occluded", "mouth_closed", "red_eye"):
         check = report.check(name)
         assert (check.value, check.status) == (None, CheckStatus.PASS), check
         assert "colour cast" in check.note
@@ -492,6 +494,43 @@ def test_glare_over_the_eyes_is_seen(cut_out: CutOut, width: float, status: Chec
     if status is CheckStatus.WARN:
         # What the check is for: the eyes' lightness spread does not see it.
         assert report.check("eyes_visible").status is CheckStatus.PASS
+
+
+@pytest.mark.parametrize(
+    ("radius", "status"),
+    [
+        (0.0, CheckStatus.PASS),  # as taken: dark pupils
+        (0.02, CheckStatus.PASS),  # a red dot, no more than a reflection
+        (0.035, CheckStatus.WARN),  # partly red
+        (0.05, CheckStatus.FAIL),  # a pupil dilated in dim light, all red
+    ],
+)
+def test_red_eyes_are_seen(cut_out: CutOut, radius: float, status: CheckStatus) -> None:
+    item = cut_out("portrait_2.jpg", red_eye(radius) if radius else None)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("red_eye").status is status, report.check("red_eye")
+    # Red pupils are still eyes to the lightness spread, and no glare.
+    assert report.check("eyes_visible").status is CheckStatus.PASS
+    assert report.check("eye_glare").status is CheckStatus.PASS
+
+
+def test_red_eyes_are_not_judged_on_eyes_too_small_to_tell(
+    testdata: Path, source: FindSource, segmenter: U2NetpSegmenter
+) -> None:
+    # The face's eyes 43 px apart: red eyeliner under a pink stage light filled 17 % of the few
+    # pixels over a pupil.
+    require((testdata.parent / "devset/df_img27.jpg").is_file(), "devset photo df_img27 not found")
+    found = source("../devset/df_img27.jpg", None)
+    matte = compute_matte(found.rgb, found.faces[0], segmenter)
+
+    check = render_id_photo(matte, found.faces[0], IdPhotoOptions(get_spec("icao"))).report.check(
+        "red_eye"
+    )
+
+    assert (check.value, check.status) == (None, CheckStatus.PASS), check
+    assert "too small" in check.note
 
 
 def test_a_crown_margin_short_of_the_size_s_says_by_how_much(cut_out: CutOut) -> None:

@@ -305,6 +305,27 @@ def eye_glare(width: float) -> Edit:
     return edit
 
 
+def red_eye(radius: float) -> Edit:
+    """Red pupils, as a flash close to the lens lights the retina: a disc of ``radius`` × the eye
+    distance on each eye's centre, brighter towards its middle, with the flash's catchlight."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        marks = face.landmarks
+        distance = marks.left_eye.x - marks.right_eye.x
+        pupil = max(1, round(radius * distance))
+        out = rgb.copy()
+        for eye in (marks.right_eye, marks.left_eye):
+            centre = (round(eye.x), round(eye.y))
+            cv2.circle(out, centre, pupil, (170, 25, 30), -1)
+            cv2.circle(out, centre, max(1, round(0.6 * pupil)), (215, 45, 45), -1)
+            glint = (centre[0] + max(1, pupil // 3), centre[1] - max(1, pupil // 3))
+            cv2.circle(out, glint, max(1, pupil // 4), (250, 240, 240), -1)
+        sigma = max(0.8, 0.15 * pupil)
+        return np.asarray(cv2.GaussianBlur(out, (0, 0), sigma), dtype=np.uint8)
+
+    return edit
+
+
 # Fluorescent tubes and tungsten bulbs, photographed with the camera set for daylight.
 GREEN_LIGHT = colour_cast(1.0, 1.25, 0.6)
 TUNGSTEN_LIGHT = colour_cast(1.1, 1.1, 0.6)
@@ -419,6 +440,15 @@ CASES: tuple[Case, ...] = (
         "eye_glare",
         eye_glare(0.2),
     ),
+    Case(
+        "portrait_2, red eyes (a flash in dim light)",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "red_eye",
+        red_eye(0.05),
+    ),
+    Case("obama, partly red eyes", "obama.jpg", "icao", "warn", "red_eye", red_eye(0.035)),
     Case("portrait_2 rotated 12°", "portrait_2.jpg", "icao", "warn", "roll", rotate(12.0)),
     Case("portrait_2 rotated 28°", "portrait_2.jpg", "icao", "fail", "roll", rotate(28.0)),
     # Past about 0.1 the cut-out loses the person too (the request is refused, no_subject).

@@ -118,6 +118,16 @@ EYES_SPREAD_FAIL, EYES_SPREAD_PASS = 0.08, 0.13
 # which the lightness spread of eyes_visible still passed. ICAO 9303: no reflection over the eyes.
 GLARE_BLOWN_MIN = 245
 GLARE_PASS, GLARE_WARN = 0.05, 0.25
+# Red eyes (a flash's light back from the retina): the share of pixels in a box over the pupil
+# (±0.06 × ±0.05 eye distances) at least 25 redder (Lab a*) than the cheeks and 35 red in all.
+# Judged over at least 60 pixels a pupil (an eye distance of about 70 source px): on a face
+# smaller than that, red eyeliner under a pink stage light (df_img27, 35 pixels) read 17 %.
+# The other 81 real faces measure 0; portrait_2 with red pupils of radius 0.02 eye distances
+# (a red dot) 8 %, 0.035 (partly red) 21 % (obama 15 %), 0.05 (a pupil dilated in dim light)
+# 45 % (scripts/compliance_ranges.py). ICAO 9303 and the US State Department refuse red eyes.
+RED_EYE_OVER_SKIN, RED_EYE_RED_MIN = 25.0, 35.0
+RED_EYE_PASS, RED_EYE_WARN = 0.1, 0.3
+RED_EYE_MIN_PIXELS = 60
 # Mouth: lips are redder than the cheeks (Lab a*, 90th percentile minus the cheeks' median:
 # 9–34 on the test portraits), or show teeth (bright, colourless pixels) or the dark of an open
 # mouth; a hand over the mouth shows none of these (0–6 redder on the six test photos, dark 0 %).
@@ -175,6 +185,10 @@ HINTS: dict[str, tuple[str, str]] = {
         "A reflection hides the eyes: tilt the glasses slightly down or take them off, and do not "
         "use a direct flash.",
         "反光遮住了眼睛：请将眼镜稍微向下倾斜或摘下眼镜，不要使用直射闪光灯。",
+    ),
+    "red_eye": (
+        "The flash turned the eyes red: take the photo without a direct flash, in brighter light.",
+        "闪光灯造成了红眼：请不要使用直射闪光灯，并在更明亮的光线下拍摄。",
     ),
     "mouth_closed": (
         "Keep a neutral expression with the mouth closed.",
@@ -982,11 +996,11 @@ def _eye_glare(matte: Matte, face: Face) -> Check:
 
 def _face_features(
     matte: Matte, face: Face, *, colour_off: str = ""
-) -> tuple[Check, Check, Check, Check]:
-    """Something in front of the face, eyes visible, mouth closed, even lighting: from small
-    patches around the landmarks, compared with the cheeks (see the thresholds at the top).
+) -> tuple[Check, Check, Check, Check, Check]:
+    """Something in front of the face, eyes visible, mouth closed, even lighting, red eyes: from
+    small patches around the landmarks, compared with the cheeks (see the thresholds at the top).
     ``colour_off``: why the photo's colour cannot be trusted (black and white, a strong cast),
-    if it cannot; its lips and teeth are then not judged."""
+    if it cannot; its lips, teeth and the red of its eyes are then not judged."""
     marks = face.landmarks
     distance = _eye_distance(face)
     # Lab of the face's neighbourhood only: a few thousand pixels, not the whole matte.
@@ -1054,6 +1068,7 @@ def _face_features(
                 note=unmeasured,
             ),
             lighting,
+            Check("red_eye", None, _RED_EYE_LIMIT, CheckStatus.PASS, note=unmeasured),
         )
 
     mouth_centre = Point(
@@ -1087,4 +1102,28 @@ def _face_features(
         CheckStatus.WARN if mouth_open else CheckStatus.PASS,
         note="teeth showing: most passports want the mouth closed" if mouth_open else "",
     )
-    return occlusion, eyes, closed, lighting
+    return occlusion, eyes, closed, lighting, _red_eye(lab, matte, face, distance, skin_a)
+
+
+_RED_EYE_LIMIT = Limit(None, RED_EYE_PASS, "fraction")
+
+
+def _red_eye(
+    lab: NDArray[np.float32], matte: Matte, face: Face, distance: float, skin_a: float
+) -> Check:
+    """The share of red pixels over the redder pupil (``lab`` is OpenCV's 8-bit Lab: a* + 128)."""
+    red_min = 128.0 + max(RED_EYE_RED_MIN, skin_a - 128.0 + RED_EYE_OVER_SKIN)
+    worst = 0.0
+    for eye in (face.landmarks.right_eye, face.landmarks.left_eye):
+        pupil = _patch(lab, matte, eye, 0.06 * distance, 0.05 * distance)
+        if len(pupil) < RED_EYE_MIN_PIXELS:
+            note = f"not measured: the eyes are too small in the photo ({len(pupil)} px a pupil)"
+            return Check("red_eye", None, _RED_EYE_LIMIT, CheckStatus.PASS, note=note)
+        worst = max(worst, float((pupil[:, 1] >= red_min).mean()))
+    return Check(
+        "red_eye",
+        worst,
+        _RED_EYE_LIMIT,
+        _at_most(worst, RED_EYE_PASS, RED_EYE_WARN),
+        note="share of red pixels over the redder pupil",
+    )
