@@ -165,6 +165,22 @@ def test_a_trickled_body_gets_408(slow_port: int) -> None:
         expect_408(reader)
 
 
+def test_a_websocket_handshake_gets_the_routes_json_answer(default_server: LiveServer) -> None:
+    # faceflow serves no WebSocket: `faceflow serve` runs without one, so the handshake is the
+    # GET it also is (the websockets library answered 403 in plain text).
+    upgrade = [
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ]
+    with raw_http.connect(default_server.port) as sock:
+        sock.sendall(raw_http.head("/v1/detect", None, upgrade, method="GET"))
+        answer = Reader(sock).answer()
+    assert answer.status == 405, answer
+    assert answer.error()["code"] == "method_not_allowed"
+
+
 def test_a_connection_over_the_cap_gets_503_json(slow_port: int) -> None:
     held = [raw_http.connect(slow_port) for _ in range(MAX_CONNECTIONS)]
     try:

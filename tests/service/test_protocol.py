@@ -391,3 +391,27 @@ async def test_headers_too_slow_and_a_connection_over_the_cap_are_counted_by_cod
     assert _errors(metrics, "overloaded") == 1
     for protocol in (slow, idle, first, crowd):
         protocol.connection_lost(None)
+
+
+@pytest.mark.parametrize("upgrade", [b"websocket", b"h2c"])
+async def test_an_upgrade_it_does_not_do_is_answered_as_http_without_warnings(
+    upgrade: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As `faceflow serve` runs it: no WebSocket protocol (ws="none").
+    config = uvicorn.Config(_answer, http=FaceflowHttpProtocol, ws="none", log_config=None)
+    config.load()
+    transport = WritesRecordingTransport()
+    protocol = FaceflowHttpProtocol(config, ServerState(), app_state={})
+    protocol.connection_made(transport)
+
+    with caplog.at_level("DEBUG", logger="uvicorn.error"):
+        protocol.data_received(
+            b"GET /v1/detect HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: "
+            + upgrade
+            + b"\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+        )
+        await _until_answered(protocol)
+
+    assert bytes(transport.written).startswith(b"HTTP/1.1 200 ")
+    assert [record for record in caplog.records if record.levelno >= 30] == []
+    protocol.connection_lost(None)

@@ -137,6 +137,9 @@ def serve(
         "http": FaceflowHttpProtocol,
         "timeout_graceful_shutdown": 30,
         "server_header": False,
+        # faceflow serves no WebSocket: an upgrade request is answered as the HTTP request it
+        # also is (JSON, 404 or 405), not by the websockets library (a 403 in plain text).
+        "ws": "none",
         # X-Forwarded-* are believed only from server.trusted_proxies, which the app applies
         # itself (faceflow.service.edge, with uvicorn's own middleware): uvicorn's default
         # forwarded-allow-ips would let any local client choose its address.

@@ -280,6 +280,13 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         if self._header_bytes is not None and limit is not None and self._header_bytes > limit:
             self._refuse_headers(limit)
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # An Upgrade this server does not do (h2c from `curl --http2`; websocket, which
+        # `faceflow serve` turns off) is answered as the plain HTTP request it also is. uvicorn
+        # warned for each, and without a WebSocket protocol a second time, to install a
+        # WebSocket library: two warnings in the log for any client's one cheap request.
+        pass
+
     def _refuse_headers(self, limit: int) -> None:
         self._headers_refused = True
         self._header_bytes = None
