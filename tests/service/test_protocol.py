@@ -408,7 +408,8 @@ async def test_an_upgrade_it_does_not_do_is_answered_as_http_without_warnings(
         protocol.data_received(
             b"GET /v1/detect HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: "
             + upgrade
-            + b"\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+            + b"\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            + b"sec-websocket-version: 13\r\n\r\n"
         )
         await _until_answered(protocol)
 
