@@ -416,3 +416,54 @@ async def test_an_upgrade_it_does_not_do_is_answered_as_http_without_warnings(
     assert bytes(transport.written).startswith(b"HTTP/1.1 200 ")
     assert [record for record in caplog.records if record.levelno >= 30] == []
     protocol.connection_lost(None)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: x\r\nno colon in this header\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: x\r\ncontent-length: abc\r\n\r\n",
+    ],
+    ids=["method", "header", "length"],
+)
+async def test_a_request_that_is_not_http_gets_a_json_400_and_is_counted(
+    request_bytes: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = Metrics()
+    protocol, transport = _limited(_answer, metrics)
+
+    with caplog.at_level("DEBUG", logger="uvicorn.error"):
+        protocol.data_received(request_bytes)
+
+    assert transport.closed
+    head, _, body = bytes(transport.written).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"content-type: application/json" in head
+    assert b"connection: close" in head
+    error = json.loads(body)["error"]
+    assert error["code"] == "bad_request"
+    assert error["message"].startswith("the request is not valid HTTP/1.1: ")
+    assert not protocol.tasks  # the app never saw it
+    assert _errors(metrics, "bad_request") == 1
+    assert [record for record in caplog.records if record.levelno >= 30] == []
+    protocol.connection_lost(None)
+
+
+async def test_garbage_after_an_answer_began_closes_the_connection_without_a_400() -> None:
+    # A pipelined request that fails to parse while the one before it is answered: a 400 now
+    # would land inside that answer.
+    metrics = Metrics()
+    app = HeadThenBodyLater()
+    protocol, transport = _limited(app, metrics)
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    await app.head_sent.wait()
+
+    protocol.data_received(b"GARBAGE\r\n\r\n")
+
+    assert transport.closed
+    assert b"400" not in bytes(transport.written)
+    assert _errors(metrics, "bad_request") == 1
+    app.release.set()
+    await _until_answered(protocol)
+    protocol.connection_lost(None)

@@ -27,6 +27,10 @@ after a first response, and ``limit_concurrency`` answers in plain text), so:
   connection opened beyond the cap is answered ``503 overloaded`` (JSON, ``Retry-After``) and the
   connection closed, once its headers are in (so the answer cannot be lost to a reset).
 
+* **Not HTTP** (a request the parser refuses): ``400 bad_request`` in the service's JSON, the
+  connection closed, counted (uvicorn answered in plain text and warned in the log for each).
+  An Upgrade the server does not do is answered as plain HTTP, without uvicorn's warnings.
+
 It also stops reading a connection later than uvicorn does (:data:`READ_PAUSE_BYTES`), hands a
 body that arrived in one read to the app without copying it (:class:`_Cycle`), and sends a
 response's head and the first part of its body in one write (:class:`_OneWritePerResponse`).
@@ -44,11 +48,18 @@ import json
 import socket
 from typing import cast
 
+import httptools
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from faceflow.config import ServerSettings
-from faceflow.errors import FaceflowError, HeadersTooLarge, Overloaded, RequestTimeout
+from faceflow.errors import (
+    FaceflowError,
+    HeadersTooLarge,
+    InputError,
+    Overloaded,
+    RequestTimeout,
+)
 from faceflow.service.errors import faceflow_error_response
 from faceflow.service.metrics import Metrics
 
@@ -275,17 +286,35 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         # after them, as a whole upload often arrives) is never refused for its size.
         if self._header_bytes is not None:
             self._header_bytes += len(data)
-        super().data_received(data)
+        self._parse(data)
         limit = self._max_header_bytes
         if self._header_bytes is not None and limit is not None and self._header_bytes > limit:
             self._refuse_headers(limit)
 
-    def _unsupported_upgrade_warning(self) -> None:
-        # An Upgrade this server does not do (h2c from `curl --http2`; websocket, which
-        # `faceflow serve` turns off) is answered as the plain HTTP request it also is. uvicorn
-        # warned for each, and without a WebSocket protocol a second time, to install a
-        # WebSocket library: two warnings in the log for any client's one cheap request.
-        pass
+    def _parse(self, data: bytes) -> None:
+        """uvicorn's ``data_received``, but for what it does with a request it cannot parse or
+        upgrade: it answered "Invalid HTTP request received." in plain text and warned in the
+        log for each; an Upgrade it does not do (h2c from ``curl --http2``, a websocket, which
+        ``faceflow serve`` turns off) is answered as the plain HTTP request it also is, where
+        uvicorn warned twice, once to install a WebSocket library. Two warnings in the log for
+        any client's one cheap request; the refusals are counted instead."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._not_http(str(exc))
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+
+    def _not_http(self, reason: str) -> None:
+        error = InputError(f"the request is not valid HTTP/1.1: {reason}")
+        if self.cycle is not None and self.cycle.response_started:
+            # The answer to the request before is under way: a 400 now would land inside it.
+            _count(self._metrics, error)
+            self.transport.close()
+            return
+        self._refuse(error, "Bad Request")
 
     def _refuse_headers(self, limit: int) -> None:
         self._headers_refused = True
