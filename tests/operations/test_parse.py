@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from faceflow.errors import InvalidParameter
-from faceflow.operations.parse import option_names, parse_options
+from faceflow.operations.parse import MAX_PROBLEMS_SAID, option_names, parse_options
 
 
 class Options(BaseModel):
@@ -44,3 +44,15 @@ def test_several_problems_are_all_named_and_no_single_parameter_is_blamed() -> N
     assert "unknown option 'zzz'" in message
     assert "did you mean" not in message
     assert raised.value.details == {}
+
+
+def test_a_flood_of_problems_names_the_first_few_and_counts_the_rest() -> None:
+    # Each named unknown option costs a did-you-mean search: 5,000 of them took 270 ms.
+    unknown = {f"option{i}": "1" for i in range(500)}
+    with pytest.raises(InvalidParameter) as raised:
+        parse_options(Options, unknown, "test")
+
+    message = raised.value.message
+    assert message.count("unknown option") == MAX_PROBLEMS_SAID
+    assert message.endswith(f"; and {500 - MAX_PROBLEMS_SAID} more")
+    assert len(message) < 1000

@@ -101,6 +101,9 @@ _MULTIPART = hf.multipart([])[1]
 _3000_ITEMS = "layout=" + ",".join(["cn-2inch:1"] * 3000)
 
 
+FLOOD_OF_OPTIONS = "&".join(f"option{i}=1" for i in range(5000))
+
+
 def _scan_bomb(_: Photos) -> bytes:
     return scan_bomb(progressive_jpeg(), 3000)
 
@@ -255,6 +258,19 @@ def _cases() -> list[Case]:
         ),
         # Query values a float() or int() would take, or bytes no decoder would.
         Case("threshold_nan", path, lambda p: p.face, 400, "invalid_parameter", "threshold=nan"),
+        # A query string as long as the header limit allows, of unknown options: refused before
+        # anything parses it (it held the event loop 300 ms).
+        *(
+            Case(
+                "query_of_5000_options",
+                route,
+                lambda p: p.face,
+                400,
+                "invalid_parameter",
+                FLOOD_OF_OPTIONS,
+            )
+            for route in ("/v1/detect", "/v1/id-photo", "/v1/jobs")
+        ),
         Case("threshold_inf", path, lambda p: p.face, 400, "invalid_parameter", "threshold=inf"),
         Case(
             "threshold_1e400", path, lambda p: p.face, 400, "invalid_parameter", "threshold=1e400"

@@ -17,6 +17,12 @@ Model = TypeVar("Model", bound=BaseModel)
 OPTIONS_CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+MAX_PROBLEMS_SAID = 10
+"""Problems an error message names before it counts the rest: a query string of 5,000 unknown
+options (64 KB) took 270 ms of the event loop to describe (a did-you-mean for each) and 144 KB to
+send."""
+
+
 def parse_options(model: type[Model], options: Mapping[str, object], what: str) -> Model:
     """A client's ``options`` (query values as strings, or typed values) validated into ``model``;
     InvalidParameter naming every problem, as FastAPI's validation error does for a route."""
@@ -37,17 +43,22 @@ def option_error(
     """pydantic's (or FastAPI's) validation ``errors`` as one InvalidParameter: every problem in
     its message, the parameter in its details when there is one. An option ``known`` does not
     have is named as unknown, with the known one it is likely a typo of (``threshhold``)."""
-    problems = []
+    problems: list[str] = []
     parameters = set()
+    unsaid = 0
     for error in errors:
         where = [str(part) for part in error.get("loc", ()) if part not in ("query", "body")]
         name = ".".join(where)
         if where:
             parameters.add(where[0])
-        if error.get("type") == "extra_forbidden":
+        if len(problems) == MAX_PROBLEMS_SAID:
+            unsaid += 1
+        elif error.get("type") == "extra_forbidden":
             problems.append(f"unknown option {name!r}{did_you_mean(name, known)}")
         else:
             problems.append(f"{name}: {error.get('msg', 'invalid')}" if name else "invalid")
+    if unsaid:
+        problems.append(f"and {unsaid} more")
     details: dict[str, JsonScalar] = {}
     if len(parameters) == 1:
         details["parameter"] = parameters.pop()

@@ -31,6 +31,7 @@ from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import HeadAsGet, RequestContext
 from faceflow.service.process import before_threads, settle
 from faceflow.service.protocol import METRICS_STATE, SERVER_SETTINGS_STATE
+from faceflow.service.query import QueryLimit
 from faceflow.service.routes import examples as example_routes
 from faceflow.service.routes import faces, idphoto, jobs, system
 from faceflow.service.routes.docs import install_docs
@@ -69,9 +70,9 @@ content type) or as the multipart field `image`; options go in the query string.
 
 class FaceflowApp:
     """What uvicorn serves: forwarding headers from trusted proxies → request context (ids,
-    access log, metrics) → HEAD answered as GET → body limits (upload budget, body timeout) →
-    CORS → API keys outside /v1 → the cache-hit fast path → the FastAPI app, which owns the
-    lifespan and every documented route."""
+    access log, metrics) → a bound on query parameters → HEAD answered as GET → body limits
+    (upload budget, body timeout) → CORS → API keys outside /v1 → the cache-hit fast path → the
+    FastAPI app, which owns the lifespan and every documented route."""
 
     def __init__(
         self,
@@ -96,7 +97,7 @@ class FaceflowApp:
                 expose_headers=list(EXPOSED_HEADERS),
             )
         limits = BodyLimits(inner, budget, settings.server.body_timeout_s)
-        context = RequestContext(HeadAsGet(limits), metrics)
+        context = RequestContext(QueryLimit(HeadAsGet(limits)), metrics)
         # The face operations' uploads skip the layers' wrappers (see Entry), unless a CORS layer
         # sits between: its headers are the layers' to add.
         first: ASGIApp = (

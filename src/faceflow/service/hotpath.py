@@ -38,6 +38,7 @@ from faceflow.operations.faces import FACE_OPTIONS, FaceWork
 from faceflow.service.errors import error_answer, faceflow_error_response
 from faceflow.service.guard import check_request
 from faceflow.service.middleware import CLIENT_CLOSED, RequestContext, with_request_id
+from faceflow.service.query import too_many_parameters
 from faceflow.service.routes.faces import answer, cache_headers
 from faceflow.service.routes.system import echo_size_body
 from faceflow.service.state import Current, Services
@@ -95,6 +96,8 @@ class HotPath:
         memo = (operation, query)
         if memo in self._parsed:
             return self._parsed[memo]
+        if too_many_parameters(query):
+            return None  # the layers refuse it (QueryLimit), before anything parses it
         work = face_work(services.settings.detection, operation, query)
         parsed = (
             None
