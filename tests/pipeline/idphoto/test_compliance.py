@@ -46,12 +46,14 @@ from tests.pipeline.idphoto.conftest import CutOut, FindSource, Portrait
 from tests.pipeline.idphoto.synthetic import synthetic
 from tests.pipeline.idphoto.verdict_cases import (
     GREEN_LIGHT,
+    MASK_COLOURS,
     Edit,
     black_and_white,
     blurred_with_grain,
     crop_below_chin,
     exposure,
     eye_glare,
+    face_mask,
     grain,
     jpeg,
     mosaic,
@@ -450,6 +452,18 @@ def test_closed_pale_lips_and_a_dark_beard_are_not_read_as_a_covered_mouth(
     )
 
     assert (check.value, check.status) == ("none", CheckStatus.PASS), check.note
+
+
+@pytest.mark.parametrize("colour", sorted(MASK_COLOURS))
+def test_a_face_mask_of_any_colour_covers_the_mouth(cut_out: CutOut, colour: str) -> None:
+    # A white or light blue mask read as teeth ("mouth open", a warning), a pink one as lips.
+    item = cut_out("portrait_2.jpg", face_mask(colour))
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    check = report.check("face_occluded")
+    assert (check.value, check.status) == ("mouth covered", CheckStatus.FAIL), check.note
+    assert report.check("mouth_closed").status is CheckStatus.PASS  # not blamed on a smile
 
 
 def test_under_green_light_the_report_blames_the_cast_not_the_mouth(cut_out: CutOut) -> None:

@@ -137,6 +137,42 @@ def microphone(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
     return out
 
 
+MASK_COLOURS = {"white": (240, 240, 240), "light blue": (170, 200, 225), "pink": (230, 180, 190)}
+
+
+@cache
+def face_mask(colour: str) -> Edit:
+    """A face mask of ``colour`` (a name in MASK_COLOURS) from the bridge of the nose to under the
+    chin, with the shallow folds of a pleated one."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        out = rgb.copy()
+        marks = face.landmarks
+        distance = marks.left_eye.x - marks.right_eye.x
+        cx = (marks.mouth_left.x + marks.mouth_right.x) / 2
+        top = marks.nose.y + 0.1 * distance
+        bottom = marks.mouth_left.y + 0.75 * distance
+        outline = [
+            (cx - 0.95 * distance, top + 0.1 * distance),
+            (cx - 0.3 * distance, top - 0.05 * distance),
+            (cx + 0.3 * distance, top - 0.05 * distance),
+            (cx + 0.95 * distance, top + 0.1 * distance),
+            (cx + 0.75 * distance, bottom - 0.2 * distance),
+            (cx, bottom),
+            (cx - 0.75 * distance, bottom - 0.2 * distance),
+        ]
+        shade = MASK_COLOURS[colour]
+        cv2.fillPoly(out, [np.array(outline, dtype=np.int32)], shade)
+        fold = [round(0.85 * c) for c in shade]
+        for k in range(1, 4):
+            y = round(top + k * (bottom - top) / 4)
+            x1, x2 = round(cx - 0.8 * distance), round(cx + 0.8 * distance)
+            cv2.line(out, (x1, y), (x2, y), fold, max(1, round(0.02 * distance)))
+        return np.asarray(cv2.GaussianBlur(out, (0, 0), 0.8), dtype=np.uint8)
+
+    return edit
+
+
 @cache
 def cover_eyes(colour: str) -> Edit:
     """A band over both eyes: ``"skin"`` (a hand) or ``"dark"`` (sunglasses)."""
@@ -419,6 +455,22 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "obama, hand over the mouth", "obama.jpg", "icao", "fail", "face_occluded", hand_over_mouth
+    ),
+    Case(
+        "portrait_2, white face mask",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "face_occluded",
+        face_mask("white"),
+    ),
+    Case(
+        "obama, light blue face mask",
+        "obama.jpg",
+        "icao",
+        "fail",
+        "face_occluded",
+        face_mask("light blue"),
     ),
     Case(
         "portrait_1, microphone", "portrait_1.jpg", "cn-1inch", "fail", "face_occluded", microphone

@@ -140,6 +140,13 @@ RED_EYE_MIN_PIXELS = 60
 LIPS_RED_MIN = 8.0
 TEETH_MIN, OPENING_MIN = 0.03, 0.015
 OBJECT_DARK_FRACTION = 0.75
+# A face mask reads as something else: a white or light blue one as teeth filling the mouth box
+# (93–100 %; the broadest real smile, obama.jpg, 41 %), a pink one as lips (11 redder than the
+# cheeks). What no real mouth has is one even colour over the whole box: the spread of a*
+# (90th percentile minus 10th) is 5–53 over the 82 real faces (the lowest, two pale lips pressed
+# together, also show the dark line between them), 0–2 over a mask of any colour, without one.
+OBJECT_PALE_FRACTION = 0.7
+MOUTH_SPREAD_MIN = 4.0
 # Teeth over this share of the mouth box: an open-mouthed smile (obama.jpg 0.25), which ICAO
 # 9303 and most counters refuse; a closed smile stays below 0.1.
 MOUTH_OPEN_WARN = 0.12
@@ -1083,7 +1090,13 @@ def _face_features(
     chroma = np.hypot(mouth[:, 1] - 128.0, mouth[:, 2] - 128.0)
     teeth = float(((mouth[:, 0] > skin_l) & (chroma < max(6.0, 0.6 * skin_chroma))).mean())
     opening = float((mouth[:, 0] < 0.45 * skin_l).mean())
-    covered_by_object = opening > OBJECT_DARK_FRACTION
+    mouth_spread = float(np.percentile(mouth[:, 1], 90) - np.percentile(mouth[:, 1], 10))
+    covered_by_object = (
+        opening > OBJECT_DARK_FRACTION  # a microphone, a dark mask
+        or teeth > OBJECT_PALE_FRACTION  # a white or light mask
+        # One even colour and no line between lips: a mask of any colour.
+        or (mouth_spread < MOUTH_SPREAD_MIN and opening < OPENING_MIN)
+    )
     mouth_seen = lips_red >= LIPS_RED_MIN or teeth >= TEETH_MIN or opening >= OPENING_MIN
     occluded = covered_by_object or not mouth_seen
     occlusion = Check(
@@ -1092,7 +1105,7 @@ def _face_features(
         Limit(rule="nothing"),
         CheckStatus.FAIL if occluded else CheckStatus.PASS,
         note=f"lips {lips_red:.0f} redder than the cheeks, teeth {teeth:.0%}, dark {opening:.0%}"
-        " of the mouth area",
+        f" of the mouth area, its colour spread {mouth_spread:.0f}",
     )
     mouth_open = teeth >= MOUTH_OPEN_WARN and not occluded
     closed = Check(
