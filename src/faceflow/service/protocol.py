@@ -1,9 +1,11 @@
 """The HTTP/1.1 protocol ``faceflow serve`` runs: uvicorn's httptools protocol, plus a header
-timeout, a header size limit, a send timeout and a cap on open connections.
+timeout, a header size limit, a send timeout, a cap on open connections and JSON for what is not
+HTTP.
 
-Neither can be done in ASGI: an application is called only once a request's headers are complete,
-and it never sees a connection. uvicorn itself has neither (its ``timeout_keep_alive`` starts only
-after a first response, and ``limit_concurrency`` answers in plain text), so:
+None of these can be done in ASGI: an application is called only once a request's headers are
+complete, and it never sees a connection. uvicorn itself has none of them (its
+``timeout_keep_alive`` starts only after a first response, and ``limit_concurrency`` and its
+parser errors answer in plain text), so:
 
 * **Header timeout** (``server.header_timeout_s``): from the moment a connection opens, and from
   the first byte of each further request on it, the request's headers must be complete within
@@ -26,7 +28,6 @@ after a first response, and ``limit_concurrency`` answers in plain text), so:
 * **Connection cap** (``server.max_connections``, per HTTP worker process): every request on a
   connection opened beyond the cap is answered ``503 overloaded`` (JSON, ``Retry-After``) and the
   connection closed, once its headers are in (so the answer cannot be lost to a reset).
-
 * **Not HTTP** (a request the parser refuses): ``400 bad_request`` in the service's JSON, the
   connection closed, counted (uvicorn answered in plain text and warned in the log for each).
   An Upgrade the server does not do is answered as plain HTTP, without uvicorn's warnings.
