@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from faceflow.config import DEFAULT_PUBLIC_PATHS, ServerSettings
 from faceflow.service.edge import KeyGate
-from faceflow.service.security import hash_api_key
+from faceflow.service.security import address_identity, hash_api_key
 from tests.fixtures.live_server import LiveServerFactory
 from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import assert_error
@@ -101,6 +101,36 @@ async def test_trusted_proxy_clients_have_their_own_rate_limits(open_app: InProc
         other = await client.get("/v1/info", headers={"X-Forwarded-For": "203.0.113.2"})
     assert first == [200] * RATE_COUNT + [429]
     assert other.status_code == 200
+
+
+@session_loop
+async def test_an_ipv6_client_is_limited_by_its_64_not_by_each_address(
+    open_app: InProcess,
+) -> None:
+    # A client holding a /64 may take a new address for every request: one budget for all.
+    statuses = []
+    for i in range(RATE_COUNT + 1):
+        async with open_app.client(peer=f"2001:db8:7:7::{i + 1:x}") as client:
+            statuses.append((await client.get("/v1/info")).status_code)
+    async with open_app.client(peer="2001:db8:7:8::1") as client:
+        next_network = (await client.get("/v1/info")).status_code
+    assert statuses == [200] * RATE_COUNT + [429]
+    assert next_network == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "identity"),
+    [
+        ("192.0.2.7", "ip:192.0.2.7"),
+        ("::ffff:192.0.2.7", "ip:192.0.2.7"),  # IPv4 arriving on a dual-stack socket
+        ("2001:db8:1:2::1", "ip:2001:db8:1:2::/64"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "ip:2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "ip:2001:db8:1:3::/64"),
+        ("unknown", "ip:unknown"),
+    ],
+)
+def test_a_client_address_is_limited_as_its_owner_holds_it(host: str, identity: str) -> None:
+    assert address_identity(host) == identity
 
 
 @session_loop

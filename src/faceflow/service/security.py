@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
 import time
@@ -70,11 +72,33 @@ class ApiKeys:
 
 def client_identity(request: Request, key_digest: str | None) -> str:
     """Who a rate limit applies to: the API key when there is one, else the client's address
-    (the TCP peer, or what a trusted proxy forwarded: see faceflow.service.edge)."""
+    (the TCP peer, or what a trusted proxy forwarded: see faceflow.service.edge), as
+    :func:`address_identity` groups it."""
     if key_digest is not None:
         return f"key:{key_digest[:32]}"
-    host = request.client.host if request.client else "unknown"
-    return f"ip:{host}"
+    return address_identity(request.client.host if request.client else "unknown")
+
+
+IPV6_CLIENT_PREFIX = 64
+"""The IPv6 network a rate limit treats as one client. A subscriber line or a server is given a
+whole /64 (RFC 6177) and may take a new address in it for every request, free: limited per
+address, such a client was never limited at all."""
+
+
+@functools.lru_cache(maxsize=4096)
+def address_identity(host: str) -> str:
+    """The rate-limit identity of a client address: an IPv4 address as it is (also when it
+    arrives IPv4-mapped, ``::ffff:192.0.2.1``), an IPv6 address by its /64, anything else (a
+    Unix socket's peer) as it is."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"ip:{host}"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"ip:{address.ipv4_mapped}"
+        return f"ip:{ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False)}"
+    return f"ip:{address}"
 
 
 STORAGE_TIMEOUT_S = 0.1
