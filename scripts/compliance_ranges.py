@@ -1,6 +1,7 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
 the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `eye_glare`
-and `red_eye` (faceflow/pipeline/idphoto/compliance.py, the README's check table).
+and `red_eye`, and the mouth's (faceflow/pipeline/idphoto/compliance.py, the README's check
+table).
 
     .venv/bin/python scripts/compliance_ranges.py
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -27,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.pipeline.idphoto.verdict_cases import (
     GREEN_LIGHT,
+    MASK_COLOURS,
     TUNGSTEN_LIGHT,
     Case,
     Edit,
@@ -35,6 +38,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     blurred_with_grain,
     colour_cast,
     eye_glare,
+    face_mask,
     grain,
     jpeg,
     judge,
@@ -55,7 +59,18 @@ from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 from faceflow.runtime.context import load_context
 
-CHECKS = ("colour", "skin_colour", "blockiness", "even_lighting", "focus", "eye_glare", "red_eye")
+# face_occluded's note gives the spread of the mouth's colour (Lab a*, 90th minus 10th percentile).
+MOUTH_SPREAD = re.compile(r"colour spread (\d+)")
+CHECKS = (
+    "colour",
+    "skin_colour",
+    "blockiness",
+    "even_lighting",
+    "focus",
+    "eye_glare",
+    "red_eye",
+    "mouth_closed",
+)
 SPOILED: tuple[tuple[str, Edit], ...] = (
     ("JPEG quality 20", jpeg(20)),
     ("JPEG quality 10", jpeg(10)),
@@ -81,6 +96,7 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     ("red pupils, radius 0.02", red_eye(0.02)),
     ("red pupils, radius 0.035", red_eye(0.035)),
     ("red pupils, radius 0.05", red_eye(0.05)),
+    *((f"{colour} face mask", face_mask(colour)) for colour in MASK_COLOURS),
 )
 
 
@@ -112,6 +128,8 @@ def main() -> None:
     values: dict[str, list[float]] = {name: [] for name in CHECKS}
     passing: dict[str, list[float]] = {name: [] for name in CHECKS}
     verdicts: dict[str, Counter[str]] = {name: Counter() for name in CHECKS}
+    occluded_verdicts: Counter[str] = Counter()
+    mouth_spreads: list[float] = []
     faces = left_out = 0
     for path in photos:
         rgb = decode_image(path.read_bytes(), limits).rgb
@@ -123,6 +141,10 @@ def main() -> None:
                 left_out += 1
                 continue
             report = render_id_photo(matte, face, icao).report
+            occluded = report.check("face_occluded")
+            occluded_verdicts[occluded.status.value] += 1
+            if spread := MOUTH_SPREAD.search(occluded.note):
+                mouth_spreads.append(float(spread.group(1)))
             for name in CHECKS:
                 check = report.check(name)
                 if isinstance(check.value, float):
@@ -139,6 +161,12 @@ def main() -> None:
             line += f"; those passing {min(passing[name]):.2f}–{max(passing[name]):.2f}"
         print(line)
 
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(occluded_verdicts.items()))
+    print(
+        f"  {'face_occluded':14s} {counts}; the mouth's colour spread "
+        f"{min(mouth_spreads):.0f}–{max(mouth_spreads):.0f}"
+    )
+
     def photo(name: str) -> NDArray[np.uint8]:
         return decode_image((testdata / name).read_bytes(), limits).rgb
 
@@ -151,6 +179,8 @@ def main() -> None:
             print(f"  {label:26s} {spoiled}")
             continue
         print(f"  {label:26s} " + ", ".join(shown(spoiled, name) for name in CHECKS))
+        occluded = spoiled.check("face_occluded")
+        print(f"  {'':26s} face_occluded {occluded.status.value}: {occluded.note}")
 
 
 if __name__ == "__main__":

@@ -122,9 +122,10 @@ GLARE_PASS, GLARE_WARN = 0.05, 0.25
 # (±0.06 × ±0.05 eye distances) at least 25 redder (Lab a*) than the cheeks and 35 red in all.
 # Judged over at least 60 pixels a pupil (an eye distance of about 70 source px): on a face
 # smaller than that, red eyeliner under a pink stage light (df_img27, 35 pixels) read 17 %.
-# The other 81 real faces measure 0; portrait_2 with red pupils of radius 0.02 eye distances
-# (a red dot) 8 %, 0.035 (partly red) 21 % (obama 15 %), 0.05 (a pupil dilated in dim light)
-# 45 % (scripts/compliance_ranges.py). ICAO 9303 and the US State Department refuse red eyes.
+# The 71 real faces with eyes that large measure 0; portrait_2 with red pupils of radius 0.02
+# eye distances (a red dot) 8 %, 0.035 (partly red) 21 % (obama 15 %), 0.05 (a pupil dilated
+# in dim light) 45 % (scripts/compliance_ranges.py). ICAO 9303 and the US State Department
+# refuse red eyes.
 RED_EYE_OVER_SKIN, RED_EYE_RED_MIN = 25.0, 35.0
 RED_EYE_PASS, RED_EYE_WARN = 0.1, 0.3
 RED_EYE_MIN_PIXELS = 60
@@ -141,10 +142,11 @@ LIPS_RED_MIN = 8.0
 TEETH_MIN, OPENING_MIN = 0.03, 0.015
 OBJECT_DARK_FRACTION = 0.75
 # A face mask reads as something else: a white or light blue one as teeth filling the mouth box
-# (93–100 %; the broadest real smile, obama.jpg, 41 %), a pink one as lips (11 redder than the
-# cheeks). What no real mouth has is one even colour over the whole box: the spread of a*
-# (90th percentile minus 10th) is 5–53 over the 82 real faces (the lowest, two pale lips pressed
-# together, also show the dark line between them), 0–2 over a mask of any colour, without one.
+# (93 % on portrait_2, 100 % on obama and biden; the broadest real smile, obama.jpg, 41 %), a
+# pink one as lips (11 redder than the cheeks). What no real mouth has is one even colour over
+# the whole box: the spread of a* (90th percentile minus 10th) is 5–53 over the 82 real faces
+# (the lowest, two pale lips pressed together, also show the dark line between them), 0–2 over
+# a mask of any colour, without one (scripts/compliance_ranges.py).
 OBJECT_PALE_FRACTION = 0.7
 MOUTH_SPREAD_MIN = 4.0
 # Teeth over this share of the mouth box: an open-mouthed smile (obama.jpg 0.25), which ICAO
