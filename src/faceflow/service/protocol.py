@@ -240,7 +240,8 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     _max_header_bytes: int | None = None
     _header_bytes: int | None = None
     """Bytes read while the pending request's headers are incomplete; None once they are."""
-    _headers_refused = False
+    _parsing_stopped = False
+    """Set once a request was refused for its headers or its bytes: nothing more is parsed."""
     _metrics: Metrics | None = None
     _writes: _OneWritePerResponse | None = None
 
@@ -281,7 +282,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def data_received(self, data: bytes) -> None:
-        if self._headers_refused:
+        if self._parsing_stopped:
             return  # nothing more is parsed; the connection closes after its current answer
         # Counted before parsing, judged after: a read that completes the headers (with a body
         # after them, as a whole upload often arrives) is never refused for its size.
@@ -309,16 +310,18 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
                 self.handle_websocket_upgrade()
 
     def _not_http(self, reason: str) -> None:
+        self._parsing_stopped = True  # the parser is left in its error: it reads nothing more
         error = InputError(f"the request is not valid HTTP/1.1: {reason}")
         if self.cycle is not None and self.cycle.response_started:
-            # The answer to the request before is under way: a 400 now would land inside it.
+            # A pipelined request after one whose answer is under way: a 400 now would land
+            # inside that answer. Close once it is sent.
             _count(self._metrics, error)
-            self.transport.close()
+            self.cycle.keep_alive = False
             return
         self._refuse(error, "Bad Request")
 
     def _refuse_headers(self, limit: int) -> None:
-        self._headers_refused = True
+        self._parsing_stopped = True
         self._header_bytes = None
         if self.transport.is_closing():
             return
