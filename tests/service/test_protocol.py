@@ -470,3 +470,18 @@ async def test_garbage_after_an_answer_began_closes_the_connection_once_it_is_se
     assert written.startswith(b"HTTP/1.1 200 ")
     assert written.endswith(b"ok")  # the answer whole, and no 400 after it
     protocol.connection_lost(None)
+
+
+async def test_garbage_in_the_same_read_as_a_request_leaves_its_answer_whole() -> None:
+    metrics = Metrics()
+    protocol, transport = _limited(_answer, metrics)
+
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\nGARBAGE\r\n\r\n")
+    await _until_answered(protocol)
+
+    assert transport.closed
+    written = bytes(transport.written)
+    assert written.startswith(b"HTTP/1.1 200 ")
+    assert written.endswith(b"ok")
+    assert _errors(metrics, "bad_request") == 1
+    protocol.connection_lost(None)

@@ -312,9 +312,9 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     def _not_http(self, reason: str) -> None:
         self._parsing_stopped = True  # the parser is left in its error: it reads nothing more
         error = InputError(f"the request is not valid HTTP/1.1: {reason}")
-        if self.cycle is not None and self.cycle.response_started:
-            # A pipelined request after one whose answer is under way: a 400 now would land
-            # inside that answer. Close once it is sent.
+        if self.cycle is not None and not self.cycle.response_complete:
+            # Pipelined after a request still being answered: a 400 now would land inside that
+            # answer, or before it. Close once it is sent.
             _count(self._metrics, error)
             self.cycle.keep_alive = False
             return
