@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from faceflow.imaging.formats import ImageFormat
@@ -78,28 +79,48 @@ def _webp(data: bytes) -> tuple[int, int] | None:
 
 
 def _jpeg(data: bytes) -> tuple[int, int] | None:
-    """Walk the marker segments after SOI up to the first start-of-frame."""
-    pos = 2
-    for _ in range(_MAX_JPEG_SEGMENTS):
-        if data[pos] != 0xFF:
+    """The size in the first start-of-frame segment, within the first segments after SOI."""
+    for count, (marker, at) in enumerate(_jpeg_markers(data), start=1):
+        if count > _MAX_JPEG_SEGMENTS or marker == _JPEG_SOS:
             return None
-        while data[pos] == 0xFF:  # any number of fill bytes may precede a marker
-            pos += 1
-        marker = data[pos]
-        pos += 1
-        if marker in _JPEG_STANDALONE:
-            continue
-        if marker == _JPEG_SOS:
-            return None
-        (length,) = struct.unpack_from(">H", data, pos)
         if marker in _JPEG_SOF_MARKERS:
             # length (2), sample precision (1), height (2), width (2)
-            height, width = struct.unpack_from(">HH", data, pos + 3)
+            height, width = struct.unpack_from(">HH", data, at + 3)
             return int(width), int(height)
-        if length < 2:
-            return None
-        pos += length
     return None
+
+
+def _jpeg_markers(data: bytes) -> Iterator[tuple[int, int]]:
+    """Each marker after SOI and where what follows it starts (a segment's length field), in
+    file order, up to and including EOI: segments are stepped over by their lengths, a scan's
+    entropy-coded data to the next marker, so bytes inside either are never taken for one.
+    Structure that stops making sense (no marker where one must be, an impossible length, the
+    data's end) ends the walk."""
+    pos = 2
+    try:
+        while True:
+            if data[pos] != 0xFF:
+                return
+            while data[pos] == 0xFF:  # any number of fill bytes may precede a marker
+                pos += 1
+            marker = data[pos]
+            pos += 1
+            yield marker, pos
+            if marker == _JPEG_EOI:
+                return
+            if marker in _JPEG_STANDALONE:
+                continue
+            (length,) = struct.unpack_from(">H", data, pos)
+            if length < 2:
+                return
+            pos += length
+            if marker == _JPEG_SOS:
+                found = _JPEG_NEXT_MARKER.search(data, pos)
+                if found is None:
+                    return
+                pos = found.start()
+    except (struct.error, IndexError):
+        return
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,30 +150,10 @@ def jpeg_layout(data: bytes, max_scans: int, max_segments: int) -> JpegLayout:
     camera appends (a motion photo's video, MPF's preview images). Truncated or malformed
     structure ends the walk where it stops making sense: the decoder reports the file itself.
     """
-    pos, scans, segments = 2, 0, 0
-    try:
-        while scans <= max_scans and segments <= max_segments:
-            if data[pos] != 0xFF:
-                break
-            while data[pos] == 0xFF:  # fill bytes
-                pos += 1
-            marker = data[pos]
-            pos += 1
-            segments += 1
-            if marker == _JPEG_EOI:
-                break
-            if marker in _JPEG_STANDALONE:
-                continue
-            (length,) = struct.unpack_from(">H", data, pos)
-            if length < 2:
-                break
-            pos += length
-            if marker == _JPEG_SOS:
-                scans += 1
-                found = _JPEG_NEXT_MARKER.search(data, pos)
-                if found is None:
-                    break
-                pos = found.start()
-    except (struct.error, IndexError):
-        pass
+    scans = segments = 0
+    for marker, _ in _jpeg_markers(data):
+        segments += 1
+        scans += marker == _JPEG_SOS
+        if scans > max_scans or segments > max_segments:
+            break
     return JpegLayout(scans, segments, scans > max_scans or segments > max_segments)
