@@ -200,6 +200,50 @@ def test_a_connection_over_the_cap_gets_503_json(slow_port: int) -> None:
             sock.close()
 
 
+FORM = ("Content-Type", "multipart/form-data; boundary=faceflow")
+
+
+def test_bodies_declared_and_never_sent_give_their_room_to_a_real_upload(
+    default_server: LiveServer, face_jpeg: bytes
+) -> None:
+    """Two connections declaring the whole budget (a full batch and the rest) and sending nothing
+    held every upload of the server off for the body timeout (30 s), for ~300 bytes sent."""
+    largest = LimitSettings().largest_request_bytes
+    given_way = default_server.metrics().value("faceflow_uploads_given_way")
+    stalled = [raw_http.connect(default_server.port) for _ in range(2)]
+    try:
+        for sock, length in zip(stalled, [largest, BUDGET - largest], strict=True):
+            sock.sendall(raw_http.head("/v1/batch?operation=detect", length, [FORM]))
+        deadline = time.monotonic() + raw_http.TIMEOUT_S
+        while default_server.metrics().value("faceflow_upload_bytes_held") < BUDGET:
+            assert time.monotonic() < deadline, "the declared bodies were never taken"
+            time.sleep(0.05)
+
+        # Refused while the stalled bodies are in their grace (a second from their first read),
+        # served once they are behind.
+        while True:
+            answer = raw_http.post(
+                default_server.port, "/v1/detect", [face_jpeg], [("Content-Type", "image/jpeg")]
+            )
+            if answer.status == 200:
+                break
+            assert answer.error()["code"] == "overloaded", answer
+            assert time.monotonic() < deadline, "the stalled bodies never gave way"
+            time.sleep(0.2)
+        oldest = Reader(stalled[0])
+        cut = oldest.answer()
+        assert (cut.status, cut.error()["code"]) == (408, "request_timeout"), cut
+        assert "too slowly" in cut.error()["message"]
+        assert cut.headers["connection"] == "close"
+        assert oldest.closed_by_server()
+        scrape = default_server.metrics()
+        assert scrape.value("faceflow_uploads_given_way") == given_way + 1  # one was enough
+        assert scrape.value("faceflow_upload_bytes_held") == BUDGET - largest
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
 # 120 pipelined requests for /openapi.json (about 55 KB each): 6.5 MB of answers, more than the
 # kernel's send buffer grows to (4 MB) for a client whose receive window is shut.
 PIPELINED = 120

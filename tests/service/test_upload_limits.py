@@ -177,3 +177,128 @@ async def test_a_cancel_from_outside_while_the_body_is_read_stays_a_cancel() -> 
     with pytest.raises(asyncio.CancelledError):
         await task
     assert budget.used_bytes == 0
+
+
+def gated_body(arrived: bytes, rest: bytes) -> tuple[Receive, asyncio.Event, asyncio.Event]:
+    """A receive giving ``arrived`` (which may be empty), then waiting for its gate before the
+    ``rest`` that ends the body; and the events "now waiting at the gate" and "open the gate"."""
+    waiting, gate = asyncio.Event(), asyncio.Event()
+    parts = [arrived, rest]
+
+    async def receive() -> Message:
+        if len(parts) == 1:
+            waiting.set()
+            await gate.wait()
+        chunk = parts.pop(0)
+        return {"type": "http.request", "body": chunk, "more_body": bool(parts)}
+
+    return receive, waiting, gate
+
+
+async def holder(
+    limits: BodyLimits, arrived: int, length: int
+) -> tuple[asyncio.Task[tuple[int, dict[str, str], bytes]], asyncio.Event]:
+    """A request declaring ``length`` bytes of which ``arrived`` are in, its task now waiting for
+    the rest; and the gate that lets the rest in."""
+    receive, waiting, gate = gated_body(b"a" * arrived, b"b" * (length - arrived))
+    task = asyncio.create_task(call(limits, scope(length), receive))
+    await asyncio.wait_for(waiting.wait(), 10)
+    return task, gate
+
+
+async def test_a_stalled_body_gives_its_room_to_a_new_upload() -> None:
+    """A client declaring a large body and sending nothing held the budget for the whole body
+    timeout; now the room it has not used goes to the next upload that needs it."""
+    budget = ByteBudget(10 * MIB)
+    limits = BodyLimits(Reader(), budget, body_timeout_s=30, pace_grace_s=0)
+    stalled, _ = await holder(limits, 0, 8 * MIB)
+    assert budget.used_bytes == 8 * MIB
+
+    receive, _ = body_of([b"y" * (5 * MIB)])
+    assert (await call(limits, scope(5 * MIB), receive))[0] == 200
+    status, headers, body = await asyncio.wait_for(stalled, 10)
+    assert (status, error_code(body)) == (408, "request_timeout")
+    assert "too slowly" in json.loads(body)["error"]["message"]
+    assert headers["connection"] == "close"
+    assert budget.used_bytes == 0
+    assert not limits.arriving
+
+
+async def test_a_body_just_asked_for_keeps_its_room_for_the_grace() -> None:
+    """A client that has just been asked for its body (its first bytes a round trip away) is not
+    behind yet: two such clients must not cut each other's uploads in turn."""
+    budget = ByteBudget(10 * MIB)
+    limits = BodyLimits(Reader(), budget, body_timeout_s=30)  # the default grace (1 s)
+    fresh, gate = await holder(limits, 0, 8 * MIB)
+
+    receive, given = body_of([b"y" * (5 * MIB)])
+    status, _, body = await call(limits, scope(5 * MIB), receive)
+    assert (status, error_code(body), given) == (503, "overloaded", [])
+    gate.set()
+    assert (await asyncio.wait_for(fresh, 10))[0] == 200
+    assert budget.used_bytes == 0
+
+
+async def test_a_body_arriving_on_pace_keeps_its_room() -> None:
+    budget = ByteBudget(10 * MIB)
+    limits = BodyLimits(Reader(), budget, body_timeout_s=30, pace_grace_s=0)
+    # 5 of 6 MiB in at once: far ahead of 6 MiB over 30 s.
+    steady, gate = await holder(limits, 5 * MIB, 6 * MIB)
+
+    receive, given = body_of([b"y" * (5 * MIB)])
+    status, _, body = await call(limits, scope(5 * MIB), receive)
+    assert (status, error_code(body), given) == (503, "overloaded", [])
+    gate.set()
+    assert (await asyncio.wait_for(steady, 10))[:2] == (200, {})
+    assert budget.used_bytes == 0
+
+
+async def test_the_body_furthest_behind_gives_way_first_and_no_more_than_needed() -> None:
+    budget = ByteBudget(10 * MIB)
+    limits = BodyLimits(Reader(), budget, body_timeout_s=30, pace_grace_s=0)
+    oldest, _ = await holder(limits, 0, 3 * MIB)
+    ahead, ahead_gate = await holder(limits, MIB, 3 * MIB)
+    newest, newest_gate = await holder(limits, 0, 3 * MIB)
+
+    receive, _ = body_of([b"y" * (3 * MIB)])
+    assert (await call(limits, scope(3 * MIB), receive))[0] == 200
+    assert (await asyncio.wait_for(oldest, 10))[0] == 408
+    ahead_gate.set()
+    newest_gate.set()
+    assert (await asyncio.wait_for(ahead, 10))[0] == 200
+    assert (await asyncio.wait_for(newest, 10))[0] == 200
+    assert budget.used_bytes == 0
+
+
+async def test_stalled_bodies_are_not_cut_when_that_would_not_make_room() -> None:
+    budget = ByteBudget(10 * MIB)
+    app = Reader()
+    limits = BodyLimits(app, budget, body_timeout_s=30, pace_grace_s=0)
+    stalled, gate = await holder(limits, 0, 6 * MIB)
+    app.release.clear()  # the next body is read whole, then held until its answer
+    app.reading.clear()
+    receive, given = body_of([b"h" * (4 * MIB)])
+    held = asyncio.create_task(call(limits, scope(4 * MIB), receive))
+    await asyncio.wait_for(app.reading.wait(), 10)
+    assert given == [0]  # in whole: not arriving, nothing of it to take back
+    assert budget.used_bytes == 10 * MIB
+
+    receive, _ = body_of([b"y" * (7 * MIB)])
+    status, _, body = await call(limits, scope(7 * MIB), receive)
+    assert (status, error_code(body)) == (503, "overloaded")  # 6 MiB back would not fit 7
+    assert not stalled.done()
+    gate.set()
+    app.release.set()
+    assert (await asyncio.wait_for(stalled, 10))[0] == 200
+    assert (await asyncio.wait_for(held, 10))[0] == 200
+    assert budget.used_bytes == 0
+
+
+async def test_a_chunked_body_makes_room_from_stalled_ones_as_its_bytes_come() -> None:
+    budget = ByteBudget(4 * MIB)
+    limits = BodyLimits(Reader(), budget, body_timeout_s=30, pace_grace_s=0)
+    stalled, _ = await holder(limits, 0, 3 * MIB)
+    receive, _ = body_of([b"z" * MIB] * 3)
+    assert (await call(limits, scope(None), receive))[0] == 200
+    assert (await asyncio.wait_for(stalled, 10))[0] == 408
+    assert budget.used_bytes == 0

@@ -97,6 +97,7 @@ class FaceflowApp:
                 expose_headers=list(EXPOSED_HEADERS),
             )
         limits = BodyLimits(inner, budget, settings.server.body_timeout_s)
+        metrics.bind_uploads(limits)
         context = RequestContext(QueryLimit(HeadAsGet(limits)), metrics)
         # The face operations' uploads skip the layers' wrappers (see Entry), unless a CORS layer
         # sits between: its headers are the layers' to add.

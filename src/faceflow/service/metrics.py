@@ -25,6 +25,7 @@ from faceflow.runtime.pool import PoolStats
 
 if TYPE_CHECKING:
     from faceflow.jobs.runner import JobRunner
+    from faceflow.service.upload import BodyLimits
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -128,7 +129,22 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.upload_bytes_held = self._pool_gauge(
+            "faceflow_upload_bytes_held",
+            "request bodies (and queued embedded-job images) held against "
+            "limits.upload_budget_bytes",
+        )
+        self.uploads_refused = self._pool_gauge(
+            "faceflow_uploads_refused",
+            "uploads refused with 503 overloaded for the upload budget since start",
+        )
+        self.uploads_given_way = self._pool_gauge(
+            "faceflow_uploads_given_way",
+            "request bodies cut with 408 since start: too slow to arrive within "
+            "server.body_timeout_s while another upload needed the room held for them",
+        )
         self._pool_stats: Callable[[], PoolStats] | None = None
+        self._uploads: BodyLimits | None = None
         self._jobs: JobRunner | None = None
         # Label children resolved once: ``labels()`` takes a lock and rebuilds its key from
         # strings on every call, as much CPU as the increments themselves on a cache hit.
@@ -203,10 +219,18 @@ class Metrics:
         """Where the pool gauges come from; read at each scrape (:meth:`refresh_pool`)."""
         self._pool_stats = stats
 
+    def bind_uploads(self, limits: BodyLimits) -> None:
+        """Where the upload gauges come from; read with the pool's (:meth:`refresh_pool`)."""
+        self._uploads = limits
+
     def refresh_pool(self) -> None:
-        """Copy the pool's current figures into its gauges. A scrape does it for the worker it
-        reaches; with several workers each also does it every second (the app's lifespan), so
-        the others' figures are at most that old."""
+        """Copy the pool's and the upload budget's current figures into their gauges. A scrape
+        does it for the worker it reaches; with several workers each also does it every second
+        (the app's lifespan), so the others' figures are at most that old."""
+        if (uploads := self._uploads) is not None:
+            self.upload_bytes_held.set(uploads.budget.used_bytes)
+            self.uploads_refused.set(uploads.budget.refused)
+            self.uploads_given_way.set(uploads.given_way)
         if self._pool_stats is None:
             return
         stats = self._pool_stats()

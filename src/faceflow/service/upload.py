@@ -8,7 +8,8 @@ streaming parser as they arrive, so a batch is held once (its images), not twice
 In front of every route, :class:`BodyLimits` (ASGI) bounds what bodies cost the process as a
 whole: their bytes against the process's upload budget (``503 overloaded`` before a body is read
 when it would not fit) and their arrival time (``408 request_timeout`` for a body that trickles
-in or stops short of its Content-Length).
+in or stops short of its Content-Length, or that falls behind the pace it needs to arrive in time
+while the room it holds is wanted).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import functools
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +46,9 @@ log = logging.getLogger(__name__)
 # Room for multipart boundaries and part headers on top of the image cap.
 _MULTIPART_OVERHEAD = MULTIPART_OVERHEAD_BYTES
 _BUDGET_RETRY_AFTER_S = 1
+PACE_GRACE_S = 1.0
+"""How long a body may send nothing after it is first read before it counts as behind its
+pace (:class:`BodyLimits`): a round trip and TCP's slow start on a slow line."""
 _MAX_PARTS = 300
 # RFC 2046 allows 70 characters; python-multipart refuses more than 256 when its parser is built.
 MAX_BOUNDARY_LENGTH = 256
@@ -573,6 +578,19 @@ class BodyLimits:
       its bytes as they arrive and fails with the same 503 when the budget runs out. The bytes
       are given back when the response has been sent, as the route holds the body (or the images
       parsed from it) until then.
+    * Stalled bodies give way: a declared body holds its whole length from its headers on, so a
+      client declaring large bodies and sending nothing held the budget for the body timeout
+      (two connections declaring batches closed every upload for 30 s). When a body does not
+      fit, the bytes not yet arrived of bodies behind the pace that would bring them in before
+      the timeout are taken back, those furthest behind first, and their requests answered
+      ``408 request_timeout``. The pace starts when the body is first read (when a client
+      waiting on ``Expect: 100-continue`` is told to send) plus ``pace_grace_s`` for the round
+      trip and TCP's slow start, then spreads the body's length over the rest of
+      ``body_timeout_s``. A body on pace is never cut, and one behind it only while its room is
+      wanted. Holding the budget now costs a client either the bandwidth of really sending
+      (``upload_budget_bytes`` over ``body_timeout_s``: 8.5 MB/s by default) or a stream of new
+      connections, each holding its body for the grace alone: the rate limit's and the
+      connection cap's to bound.
     * Time: the whole body must arrive within ``body_timeout_s`` of the first read, or reading it
       raises :class:`RequestTimeout` (408). A route that never reads its body is not timed.
 
@@ -580,10 +598,22 @@ class BodyLimits:
     read, so the connection cannot carry another request.
     """
 
-    def __init__(self, app: ASGIApp, budget: ByteBudget, body_timeout_s: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        budget: ByteBudget,
+        body_timeout_s: float,
+        *,
+        pace_grace_s: float = PACE_GRACE_S,
+    ) -> None:
         self.app = app
         self.budget = budget
         self.body_timeout_s = body_timeout_s
+        self.pace_grace_s = min(pace_grace_s, body_timeout_s / 2)
+        self.arriving: set[BodyReader] = set()
+        """Declared bodies still arriving: what :meth:`take` may take back."""
+        self.given_way = 0
+        """Bodies cut to make room since start."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -639,7 +669,7 @@ class BodyLimits:
                 return None
         budget = self.budget
         if not declared or declared < 0 or budget.used_bytes + declared > budget.limit_bytes:
-            return None
+            return None  # __call__ answers it, making room first if stalled bodies hold it
         budget.try_take(declared)
         return declared
 
@@ -650,9 +680,36 @@ class BodyLimits:
                 f"{self.budget.limit_bytes}-byte limit",
                 {"limit_bytes": self.budget.limit_bytes},
             )
-        if not self.budget.try_take(declared):
+        if not self.take(declared):
             return self._overloaded()
         return None
+
+    def take(self, n: int, claimant: BodyReader | None = None) -> bool:
+        """Take ``n`` bytes from the budget, taking back the unarrived bytes of stalled bodies
+        (other than ``claimant``'s) if that makes them fit; False when even that would not."""
+        budget = self.budget
+        if budget.used_bytes + n > budget.limit_bytes and self.arriving:
+            self._reclaim(budget.used_bytes + n - budget.limit_bytes, claimant)
+        return budget.try_take(n)
+
+    def _reclaim(self, shortfall: int, claimant: BodyReader | None) -> None:
+        """Evict bodies behind their pace, furthest behind first, until ``shortfall`` bytes are
+        free; none when all of them together would not free that much (cutting them would then
+        help no one)."""
+        now = time.monotonic()
+        behind = [
+            (lag, reader)
+            for reader in self.arriving
+            if reader is not claimant and (lag := reader.lag(now)) > 0
+        ]
+        if sum(reader.held - reader.seen for _, reader in behind) < shortfall:
+            return
+        behind.sort(key=lambda pair: pair[0], reverse=True)
+        for _, reader in behind:
+            shortfall -= reader.evict()
+            self.given_way += 1
+            if shortfall <= 0:
+                return
 
     def _overloaded(self) -> Overloaded:
         log.debug("upload budget of %d bytes exhausted: request refused", self.budget.limit_bytes)
@@ -672,6 +729,7 @@ class BodyReader:
     """
 
     __slots__ = (
+        "_evicted",
         "_expired",
         "_limits",
         "_reader",
@@ -682,6 +740,7 @@ class BodyReader:
         "failed",
         "held",
         "seen",
+        "since",
     )
 
     def __init__(self, receive: Receive, limits: BodyLimits, held: int) -> None:
@@ -690,14 +749,45 @@ class BodyReader:
         self.held = held
         """Bytes taken from the budget for this body."""
         self.seen = 0
+        self.since = 0.0
+        """When it was first read (0 until then): the start of the pace it is held to."""
         self.done = False
         self.failed = False
-        """True once reading failed (deadline or budget): the rest of the body is not read, so
-        the answer closes the connection."""
+        """True once reading failed (deadline, budget or eviction): the rest of the body is not
+        read, so the answer closes the connection."""
         self._timer: asyncio.TimerHandle | None = None
         self._reader: asyncio.Task[Any] | None = None
         self._expired = False
+        self._evicted = False
         self._waiting = False
+        if held:
+            limits.arriving.add(self)
+
+    def lag(self, now: float) -> float:
+        """How far behind its pace the body is: the share of its paced time gone by less the
+        share of its declared length arrived (positive: behind; never before its first read)."""
+        if not self.since:
+            return 0.0
+        limits = self._limits
+        grace = limits.pace_grace_s
+        paced = (now - self.since - grace) / (limits.body_timeout_s - grace)
+        return paced - self.seen / self.held
+
+    def evict(self) -> int:
+        """Give the bytes not yet arrived back to the budget and fail the read (now if it is
+        waiting, else at its next call); the bytes given back."""
+        freed = self.held - self.seen
+        log.debug("a body %d of %d bytes in gave way to another upload", self.seen, self.held)
+        self._limits.budget.give(freed)
+        self.held = self.seen
+        self._evicted = True
+        self._settle()
+        if self._waiting and self._reader is not None:
+            self._reader.cancel()
+        return freed
+
+    def _settle(self) -> None:
+        self._limits.arriving.discard(self)
 
     def _expire(self) -> None:
         self._expired = True
@@ -706,7 +796,14 @@ class BodyReader:
 
     def _timed_out(self) -> RequestTimeout:
         self.failed = True
+        self._settle()
         timeout_s = self._limits.body_timeout_s
+        if self._evicted:
+            return RequestTimeout(
+                f"the request body was arriving too slowly to complete within {timeout_s:g} s, "
+                "and another upload needed the room held for it",
+                {"timeout_s": timeout_s},
+            )
         return RequestTimeout(
             f"the request body did not arrive within {timeout_s:g} s", {"timeout_s": timeout_s}
         )
@@ -716,35 +813,40 @@ class BodyReader:
             return await self._receive()
         timer = self._timer
         if timer is None:
+            self.since = time.monotonic()
             self._reader = asyncio.current_task()
             timer = self._timer = asyncio.get_running_loop().call_later(
                 self._limits.body_timeout_s, self._expire
             )
-        if self._expired:
+        if self._expired or self._evicted:
             raise self._timed_out()
         self._waiting = True
         try:
             message = await self._receive()
         except asyncio.CancelledError:
-            # Ours (the deadline) unless someone else also cancelled the task.
-            if self._expired and self._reader is not None and self._reader.uncancel() == 0:
+            # Ours (the deadline, an eviction) unless someone else also cancelled the task.
+            ours = self._expired or self._evicted
+            if ours and self._reader is not None and self._reader.uncancel() == 0:
                 raise self._timed_out() from None
             raise
         finally:
             self._waiting = False
         if message["type"] != "http.request":
             self.done = True
+            self._settle()
             timer.cancel()
             return message
         self.seen += len(message.get("body", b""))
         if self.seen > self.held:
             # No Content-Length (or more than it said): take the bytes as they come.
-            if not self._limits.budget.try_take(self.seen - self.held):
+            self._settle()
+            if not self._limits.take(self.seen - self.held, self):
                 self.failed = True
                 raise self._limits._overloaded()
             self.held = self.seen
         if not message.get("more_body", False):
             self.done = True
+            self._settle()
             timer.cancel()
         return message
 
@@ -752,6 +854,7 @@ class BodyReader:
         """Stop the deadline and give the body's bytes back to the budget."""
         if self._timer is not None:
             self._timer.cancel()
+        self._settle()
         self._limits.budget.give(self.held)
 
 
