@@ -45,13 +45,19 @@ class Reader:
         await send({"type": "http.response.body", "body": b"%d" % len(body)})
 
 
-def scope(length: int | None) -> Scope:
+def scope(length: int | None, client: str = "192.0.2.1") -> Scope:
     headers = [(b"content-type", b"image/jpeg")]
     if length is None:
         headers.append((b"transfer-encoding", b"chunked"))
     else:
         headers.append((b"content-length", b"%d" % length))
-    return {"type": "http", "method": "POST", "path": "/v1/detect", "headers": headers}
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/detect",
+        "headers": headers,
+        "client": (client, 40000),
+    }
 
 
 def body_of(chunks: list[bytes], *, stall: bool = False) -> tuple[Receive, list[int]]:
@@ -196,12 +202,12 @@ def gated_body(arrived: bytes, rest: bytes) -> tuple[Receive, asyncio.Event, asy
 
 
 async def holder(
-    limits: BodyLimits, arrived: int, length: int
+    limits: BodyLimits, arrived: int, length: int, client: str = "192.0.2.1"
 ) -> tuple[asyncio.Task[tuple[int, dict[str, str], bytes]], asyncio.Event]:
     """A request declaring ``length`` bytes of which ``arrived`` are in, its task now waiting for
     the rest; and the gate that lets the rest in."""
     receive, waiting, gate = gated_body(b"a" * arrived, b"b" * (length - arrived))
-    task = asyncio.create_task(call(limits, scope(length), receive))
+    task = asyncio.create_task(call(limits, scope(length, client), receive))
     await asyncio.wait_for(waiting.wait(), 10)
     return task, gate
 
@@ -301,4 +307,34 @@ async def test_a_chunked_body_makes_room_from_stalled_ones_as_its_bytes_come() -
     receive, _ = body_of([b"z" * MIB] * 3)
     assert (await call(limits, scope(None), receive))[0] == 200
     assert (await asyncio.wait_for(stalled, 10))[0] == 408
+    assert budget.used_bytes == 0
+
+
+async def test_a_client_whose_body_was_cut_gets_no_grace_for_the_next() -> None:
+    """Each new connection holding its body for the grace alone would keep the budget with a
+    few connections a second; once one of a client's bodies is cut, the next are judged at
+    once."""
+    budget = ByteBudget(10 * MIB)
+    limits = BodyLimits(Reader(), budget, body_timeout_s=30)  # the default grace (1 s)
+    first, _ = await holder(limits, 0, 8 * MIB, client="2001:db8::1")
+    for reader in limits.arriving:
+        reader.since -= 10  # past its grace: behind
+    receive, _ = body_of([b"y" * (5 * MIB)])
+    assert (await call(limits, scope(5 * MIB), receive))[0] == 200
+    assert (await asyncio.wait_for(first, 10))[0] == 408
+
+    # The same client again (another address of its /64), fresh: cut at once.
+    again, _ = await holder(limits, 0, 8 * MIB, client="2001:db8::2")
+    receive, _ = body_of([b"y" * (5 * MIB)])
+    assert (await call(limits, scope(5 * MIB), receive))[0] == 200
+    assert (await asyncio.wait_for(again, 10))[0] == 408
+
+    # Another client keeps its grace.
+    other, gate = await holder(limits, 0, 8 * MIB, client="198.51.100.7")
+    receive, _ = body_of([b"y" * (5 * MIB)])
+    status, _, body = await call(limits, scope(5 * MIB), receive)
+    assert (status, error_code(body)) == (503, "overloaded")
+    gate.set()
+    assert (await asyncio.wait_for(other, 10))[0] == 200
+    assert limits.given_way == 2
     assert budget.used_bytes == 0

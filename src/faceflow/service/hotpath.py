@@ -274,7 +274,7 @@ class Entry:
         scope["faceflow.route"] = scope["path"]
         status = 500
         error_code = ""
-        body = BodyReader(receive, self._limits, declared)
+        body = BodyReader(receive, self._limits, declared, scope.get("client"))
         try:
             request_id_header = (_REQUEST_ID, request_id.encode("latin-1"))
             response = await self._hot.answer(

@@ -40,6 +40,7 @@ from faceflow.errors import (
 )
 from faceflow.runtime.budget import ByteBudget
 from faceflow.service.errors import faceflow_error_response
+from faceflow.service.security import address_identity
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ _BUDGET_RETRY_AFTER_S = 1
 PACE_GRACE_S = 1.0
 """How long a body may send nothing after it is first read before it counts as behind its
 pace (:class:`BodyLimits`): a round trip and TCP's slow start on a slow line."""
+_GRACELESS_CLIENTS = 4096
 _MAX_PARTS = 300
 # RFC 2046 allows 70 characters; python-multipart refuses more than 256 when its parser is built.
 MAX_BOUNDARY_LENGTH = 256
@@ -587,10 +589,11 @@ class BodyLimits:
       waiting on ``Expect: 100-continue`` is told to send) plus ``pace_grace_s`` for the round
       trip and TCP's slow start, then spreads the body's length over the rest of
       ``body_timeout_s``. A body on pace is never cut, and one behind it only while its room is
-      wanted. Holding the budget now costs a client either the bandwidth of really sending
-      (``upload_budget_bytes`` over ``body_timeout_s``: 8.5 MB/s by default) or a stream of new
-      connections, each holding its body for the grace alone: the rate limit's and the
-      connection cap's to bound.
+      wanted. A client (an address, an IPv6 /64) whose body was cut gets no grace for
+      ``body_timeout_s`` after: a stream of new connections each holding its body for the grace
+      alone would otherwise keep the budget. Holding the budget costs a client the bandwidth of
+      really sending (``upload_budget_bytes`` over ``body_timeout_s``: 8.5 MB/s by default), or
+      many addresses.
     * Time: the whole body must arrive within ``body_timeout_s`` of the first read, or reading it
       raises :class:`RequestTimeout` (408). A route that never reads its body is not timed.
 
@@ -614,6 +617,8 @@ class BodyLimits:
         """Declared bodies still arriving: what :meth:`take` may take back."""
         self.given_way = 0
         """Bodies cut to make room since start."""
+        self._graceless: dict[str, float] = {}
+        """Clients whose body was cut → until when their bodies get no grace (oldest first)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -639,7 +644,7 @@ class BodyLimits:
                 await _answer(refusal, scope, receive, send)
                 return
             held = declared
-        body = BodyReader(receive, self, held)
+        body = BodyReader(receive, self, held, scope.get("client"))
 
         async def closing_send(message: Message) -> None:
             if body.failed and message["type"] == "http.response.start":
@@ -700,7 +705,7 @@ class BodyLimits:
         behind = [
             (lag, reader)
             for reader in self.arriving
-            if reader is not claimant and (lag := reader.lag(now)) > 0
+            if reader is not claimant and (lag := reader.lag(now, self._grace(reader, now))) > 0
         ]
         if sum(reader.held - reader.seen for _, reader in behind) < shortfall:
             return
@@ -708,8 +713,22 @@ class BodyLimits:
         for _, reader in behind:
             shortfall -= reader.evict()
             self.given_way += 1
+            self._no_grace_for(reader.client(), now + self.body_timeout_s)
             if shortfall <= 0:
                 return
+
+    def _grace(self, reader: BodyReader, now: float) -> float:
+        until = self._graceless.get(reader.client())
+        if until is not None and until > now:
+            return 0.0
+        return self.pace_grace_s
+
+    def _no_grace_for(self, client: str, until: float) -> None:
+        graceless = self._graceless
+        graceless.pop(client, None)
+        if len(graceless) >= _GRACELESS_CLIENTS:
+            del graceless[next(iter(graceless))]
+        graceless[client] = until
 
     def _overloaded(self) -> Overloaded:
         log.debug("upload budget of %d bytes exhausted: request refused", self.budget.limit_bytes)
@@ -739,12 +758,17 @@ class BodyReader:
         "done",
         "failed",
         "held",
+        "peer",
         "seen",
         "since",
     )
 
-    def __init__(self, receive: Receive, limits: BodyLimits, held: int) -> None:
+    def __init__(
+        self, receive: Receive, limits: BodyLimits, held: int, peer: tuple[str, int] | None
+    ) -> None:
         self._receive = receive
+        self.peer = peer
+        """The ASGI scope's ``client``: whose body it is."""
         self._limits = limits
         self.held = held
         """Bytes taken from the budget for this body."""
@@ -763,15 +787,17 @@ class BodyReader:
         if held:
             limits.arriving.add(self)
 
-    def lag(self, now: float) -> float:
+    def lag(self, now: float, grace_s: float) -> float:
         """How far behind its pace the body is: the share of its paced time gone by less the
         share of its declared length arrived (positive: behind; never before its first read)."""
         if not self.since:
             return 0.0
-        limits = self._limits
-        grace = limits.pace_grace_s
-        paced = (now - self.since - grace) / (limits.body_timeout_s - grace)
+        paced = (now - self.since - grace_s) / (self._limits.body_timeout_s - grace_s)
         return paced - self.seen / self.held
+
+    def client(self) -> str:
+        """Who sent it, as the rate limit counts clients (an IPv6 address by its /64)."""
+        return address_identity(self.peer[0] if self.peer else "unknown")
 
     def evict(self) -> int:
         """Give the bytes not yet arrived back to the budget and fail the read (now if it is
