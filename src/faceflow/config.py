@@ -426,6 +426,12 @@ class JobSettings(_Group):
     embedded_keep_finished: int = Field(
         10_000, ge=1, description="embedded runner: finished jobs kept in memory, oldest dropped"
     )
+    embedded_results_max_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="embedded runner: bytes of the finished jobs' results kept in memory, oldest "
+        "jobs dropped beyond (a job's result is then 404 before result_ttl_s)",
+    )
 
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024

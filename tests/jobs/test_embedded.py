@@ -18,6 +18,7 @@ from faceflow.errors import (
     Conflict,
     FaceflowError,
     NoFace,
+    NotFound,
     NotReady,
     Overloaded,
     QueueFull,
@@ -40,13 +41,14 @@ class FakePool:
         self.gate = asyncio.Event()
         self.gate.set()
         self.errors: list[FaceflowError] = []
+        self.result = b'{"face_count":1}'
 
     async def run(self, fn: Task[Req], request: Req, /) -> TaskOutput:
         self.calls += 1
         if self.errors:
             raise self.errors.pop(0)
         await self.gate.wait()
-        return TaskOutput("application/json", b'{"face_count":1}', {"face_count": 1})
+        return TaskOutput("application/json", self.result, {"face_count": 1})
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -134,6 +136,47 @@ async def test_queued_images_take_from_the_shared_upload_budget() -> None:
     h.pool.gate.set()
     await h.done(queued[0].handle)
     assert budget.used_bytes == 0
+    await h.runner.close()
+
+
+@pytest.mark.parametrize(
+    ("bound", "result_bytes"),
+    [({"embedded_keep_finished": 2}, 100), ({"embedded_results_max_bytes": MIB}, 400 * 1024)],
+    ids=["jobs", "bytes"],
+)
+async def test_finished_jobs_are_kept_within_their_bounds_oldest_dropped(
+    bound: dict[str, int], result_bytes: int
+) -> None:
+    """A day's finished results (megabytes each for sheets and PNGs) were bounded only in number:
+    10,000 of them outgrew the machine."""
+    settings = make_settings(max_queued=100, **bound)
+    h = Harness(settings)
+    h.runner = EmbeddedRunner(settings, h.compute, clock=lambda: h.now[0])
+    h.pool.result = b"r" * result_bytes
+    await h.runner.start()
+    handles = []
+    for n in range(3):
+        handles.append((await h.runner.submit(h.job(n), None)).handle)
+        await h.done(handles[-1])
+    with pytest.raises(NotFound):
+        await h.runner.status(handles[0], None)
+    for handle in handles[1:]:
+        _, entry = await h.runner.result(handle, None)
+        assert len(entry.body) == result_bytes
+    assert h.runner.stats()["results_bytes"] == 2 * result_bytes
+    await h.runner.close()
+
+
+async def test_a_result_over_the_bound_is_kept_until_the_next_one_ends() -> None:
+    settings = make_settings(embedded_results_max_bytes=MIB)
+    h = Harness(settings)
+    h.runner = EmbeddedRunner(settings, h.compute, clock=lambda: h.now[0])
+    h.pool.result = b"r" * (2 * MIB)
+    await h.runner.start()
+    handle = (await h.runner.submit(h.job(0), None)).handle
+    await h.done(handle)
+    _, entry = await h.runner.result(handle, None)
+    assert len(entry.body) == 2 * MIB
     await h.runner.close()
 
 

@@ -91,7 +91,9 @@ class EmbeddedRunner:
         self._budget = budget
         self._held_bytes = 0
         self._jobs: dict[str, _Job] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._finished: OrderedDict[str, int] = OrderedDict()
+        """Ended jobs, oldest first → the bytes of their results."""
+        self._finished_bytes = 0
         self._handles = MemoryHandles(clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._handle_ttl_s = max(settings.jobs.result_ttl_s, settings.jobs.failure_ttl_s)
@@ -126,6 +128,7 @@ class EmbeddedRunner:
             "max_bytes": self._settings.embedded_max_bytes,
             "consumers": self._consumers_n,
             "records": len(self._jobs),
+            "results_bytes": self._finished_bytes,
             **self._counts,
         }
 
@@ -330,19 +333,28 @@ class EmbeddedRunner:
             self._retire(job, self._settings.failure_ttl_s)
 
     def _retire(self, job: _Job, ttl_s: float) -> None:
-        """Start the ended job's TTL and keep at most ``embedded_keep_finished`` ended jobs."""
+        """Start the ended job's TTL and keep at most ``embedded_keep_finished`` ended jobs
+        whose results hold at most ``embedded_results_max_bytes`` (an ID-photo sheet or a PNG is
+        megabytes: 10,000 of them for a day's TTL outgrew the machine's memory)."""
         job.expires_at = self._clock() + ttl_s
-        self._finished[job.job_id] = None
-        self._finished.move_to_end(job.job_id)
-        while len(self._finished) > self._settings.embedded_keep_finished:
-            oldest, _ = self._finished.popitem(last=False)
+        entry = job.outcome.entry if job.outcome is not None else None
+        size = len(entry.body) if entry is not None else 0
+        self._finished_bytes += size - self._finished.pop(job.job_id, 0)
+        self._finished[job.job_id] = size
+        settings = self._settings
+        while len(self._finished) > 1 and (  # the newest stays, whatever its size
+            len(self._finished) > settings.embedded_keep_finished
+            or self._finished_bytes > settings.embedded_results_max_bytes
+        ):
+            oldest, oldest_size = self._finished.popitem(last=False)
+            self._finished_bytes -= oldest_size
             dropped = self._jobs.get(oldest)
             if dropped is not None and dropped.status.done:
                 del self._jobs[oldest]
 
     def _drop(self, job: _Job) -> None:
         self._jobs.pop(job.job_id, None)
-        self._finished.pop(job.job_id, None)
+        self._finished_bytes -= self._finished.pop(job.job_id, 0)
 
     def sweep(self) -> None:
         """Forget expired jobs and handles whose job is gone (also run every 30 s)."""
