@@ -58,6 +58,9 @@ class MemoryHandles:
             return None
         return record
 
+    def forget(self, handle: str) -> None:
+        self._items.pop(handle, None)
+
     def mark_canceled(self, handle: str, at: float) -> HandleRecord | None:
         item = self._items.get(handle)
         if item is None:
