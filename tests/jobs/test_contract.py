@@ -36,6 +36,7 @@ from faceflow.errors import (
     WorkerCrashed,
 )
 from faceflow.jobs.embedded import EmbeddedRunner
+from faceflow.jobs.handles import HANDLES_PER_OWNER
 from faceflow.jobs.records import JobRecord, JobStatus
 from faceflow.jobs.rq_runner import RqRunner
 from faceflow.jobs.runner import JobRunner
@@ -302,6 +303,42 @@ async def test_cancel_a_queued_job(driver: Driver, face_jpeg: bytes) -> None:
         await driver.runner.result(alone.handle, None)
     again = await driver.submit(shared_data)
     assert again.status is JobStatus.FINISHED
+
+
+async def test_resubmitting_the_same_work_mints_a_bounded_number_of_handles(
+    driver: Driver, face_jpeg: bytes
+) -> None:
+    """A handle is kept as long as its job: a client resubmitting a cached image (thousands a
+    second) grew the server (or the queue Redis) by a handle a request for the result TTL."""
+    data = variant(face_jpeg)
+    first = await driver.submit(data)
+    await driver.work()
+    handles = {(await driver.submit(data)).handle for _ in range(40)}
+    assert len(handles | {first.handle}) == HANDLES_PER_OWNER
+    for handle in handles:
+        assert (await driver.runner.status(handle, None)).status is JobStatus.FINISHED
+    theirs = await driver.submit(data, THEIRS)  # another key's count is its own
+    assert theirs.handle not in handles
+
+
+async def test_a_canceled_handle_is_never_handed_out_again(
+    driver: Driver, face_jpeg: bytes
+) -> None:
+    data = variant(face_jpeg)
+    held = await driver.submit(data, THEIRS)  # keeps the shared job queued
+    mine = [(await driver.submit(data, MINE)).handle for _ in range(HANDLES_PER_OWNER)]
+    for handle in mine:
+        await driver.runner.cancel(handle, MINE)
+    again = await driver.submit(data, MINE)
+    assert again.handle not in mine
+    assert again.status is JobStatus.QUEUED
+    with pytest.raises(NotFound):  # the oldest canceled one made room
+        await driver.runner.status(mine[0], MINE)
+    driver.submitted.remove((mine[0], MINE))  # nothing for work() to wait on
+    assert (await driver.runner.status(mine[-1], MINE)).status is JobStatus.CANCELED
+    await driver.work()
+    assert (await driver.runner.status(held.handle, THEIRS)).status is JobStatus.FINISHED
+    assert (await driver.runner.status(again.handle, MINE)).status is JobStatus.FINISHED
 
 
 async def test_a_cached_result_finishes_the_job_at_submission(

@@ -24,7 +24,7 @@ from faceflow.errors import (
     QueueFull,
     WorkerCrashed,
 )
-from faceflow.jobs.embedded import HANDLES_PER_OWNER, EmbeddedRunner
+from faceflow.jobs.embedded import EmbeddedRunner
 from faceflow.jobs.records import JobRecord, JobStatus
 from faceflow.operations.registry import Submission, prepare
 from faceflow.runtime.budget import ByteBudget
@@ -178,40 +178,6 @@ async def test_a_result_over_the_bound_is_kept_until_the_next_one_ends() -> None
     _, entry = await h.runner.result(handle, None)
     assert len(entry.body) == 2 * MIB
     await h.runner.close()
-
-
-async def test_resubmitting_the_same_work_mints_a_bounded_number_of_handles(
-    harness: Harness,
-) -> None:
-    """Each handle lives as long as its job: a client resubmitting a cached image (thousands a
-    second) grew the server by ~470 bytes a request for the result TTL (a day)."""
-    first = await harness.runner.submit(harness.job(), None)
-    await harness.done(first.handle)
-    handles = {(await harness.runner.submit(harness.job(), None)).handle for _ in range(100)}
-    assert len(handles | {first.handle}) == HANDLES_PER_OWNER
-    assert harness.runner.stats()["handles"] == HANDLES_PER_OWNER
-    assert harness.runner.stats()["submitted"] == 101
-    for handle in handles:
-        assert (await harness.runner.status(handle, None)).status is JobStatus.FINISHED
-
-
-async def test_a_canceled_handle_is_never_handed_out_again(harness: Harness) -> None:
-    harness.pool.gate.clear()  # the first job runs (held); the second stays queued, cancelable
-    await harness.runner.submit(harness.job(0), None)
-    await until(lambda: harness.pool.calls == 1)
-    keys = ["key-a", "key-b"]
-    held = await harness.runner.submit(harness.job(1), keys[1])  # keeps the job queued
-    mine = [(await harness.runner.submit(harness.job(1), keys[0])).handle for _ in range(16)]
-    for handle in mine:
-        await harness.runner.cancel(handle, keys[0])
-    again = await harness.runner.submit(harness.job(1), keys[0])
-    assert again.handle not in mine
-    assert again.status is JobStatus.QUEUED
-    with pytest.raises(NotFound):  # the oldest canceled one made room
-        await harness.runner.status(mine[0], keys[0])
-    assert (await harness.runner.status(mine[-1], keys[0])).status is JobStatus.CANCELED
-    assert (await harness.runner.status(held.handle, keys[1])).status is JobStatus.QUEUED
-    harness.pool.gate.set()
 
 
 async def test_cancel_a_queued_job_but_not_a_started_one(harness: Harness) -> None:

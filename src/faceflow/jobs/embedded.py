@@ -34,7 +34,7 @@ from faceflow.errors import (
     Overloaded,
     QueueFull,
 )
-from faceflow.jobs.handles import MemoryHandles, new_handle, visible_to
+from faceflow.jobs.handles import HANDLES_PER_OWNER, MemoryHandles, new_handle, visible_to
 from faceflow.jobs.records import (
     HandleRecord,
     JobError,
@@ -50,10 +50,6 @@ from faceflow.runtime.budget import ByteBudget
 log = logging.getLogger(__name__)
 
 _OVERLOAD_WAIT_S = 0.2
-HANDLES_PER_OWNER = 16
-"""Handles one owner gets for one job; a submission beyond is given the newest again. Each
-handle is kept for the job's life: resubmitting a cached image (a hit, thousands a second)
-minted one a time, 2.7 GB an hour of them for a day's TTL."""
 _SWEEP_INTERVAL_S = 30.0
 
 

@@ -35,6 +35,13 @@ def visible_to(record: HandleRecord, owner: str | None) -> bool:
     return secrets.compare_digest(record.owner or "", owner or "")
 
 
+HANDLES_PER_OWNER = 16
+"""Handles one owner (API key, or everyone with keys off) gets for one job; a submission beyond
+is answered with the newest of them not canceled. A handle is kept as long as its job: minting
+one for every resubmission of a cached image (a hit, thousands a second) grew the embedded
+server by ~470 bytes a request, and a queue Redis as much, for the result TTL (a day)."""
+
+
 class MemoryHandles:
     """Handles of the embedded runner: in memory, each with an expiry time."""
 

@@ -50,6 +50,10 @@ class JobKeys:
     def refs(self, job_id: str) -> str:
         return f"{self._base}:jobrefs:{job_id}"
 
+    def owned(self, job_id: str, owner: str | None) -> str:
+        """One owner's handles of a job, oldest first (a list; see HANDLES_PER_OWNER)."""
+        return f"{self._base}:jobowned:{job_id}:{owner or '-'}"
+
 
 def connect(url: str, timeout_s: float | None, *, patient: bool = False) -> Redis:
     """A sync client (bytes replies, as RQ needs) with bounded socket waits.

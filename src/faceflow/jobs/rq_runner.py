@@ -35,7 +35,7 @@ from faceflow.cache.entry import CacheEntry
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import Settings
 from faceflow.errors import Conflict, JsonScalar, NotFound, QueueFull, Unavailable
-from faceflow.jobs.handles import new_handle, visible_to
+from faceflow.jobs.handles import HANDLES_PER_OWNER, new_handle, visible_to
 from faceflow.jobs.records import (
     HandleRecord,
     JobError,
@@ -186,16 +186,43 @@ class RqRunner:
                 self._enqueue(sub, job_id)
         else:
             self._counts["deduplicated"] += 1
+        self._counts["submitted"] += 1
+        owned = keys.owned(job_id, owner)
+        mine = [
+            raw.decode() if isinstance(raw, bytes) else raw
+            for raw in self._conn.lrange(owned, 0, -1)
+        ]
+        if len(mine) >= HANDLES_PER_OWNER and (again := self._newest_live(mine, job_id, owner)):
+            return self._view(*again)[0]
         handle = new_handle()
         record = HandleRecord(job_id, sub.operation.value, owner, now, from_cache=from_cache)
         with self._conn.pipeline() as pipe:
             pipe.set(keys.handle(handle), encode_handle(record), ex=self._handle_ttl_s)
             pipe.sadd(keys.refs(job_id), handle)
             pipe.expire(keys.refs(job_id), self._handle_ttl_s)
+            pipe.rpush(owned, handle)
+            pipe.expire(owned, self._handle_ttl_s)
             pipe.execute()
-        self._counts["submitted"] += 1
         view, _ = self._view(handle, record)
         return view
+
+    def _newest_live(
+        self, mine: list[str], job_id: str, owner: str | None
+    ) -> tuple[str, HandleRecord] | None:
+        """The owner's newest handle of the job not canceled, if any; else the oldest is
+        forgotten (a canceled handle then answers 404), making room for a new one."""
+        keys = self._keys
+        for handle in reversed(mine):
+            raw = self._conn.get(keys.handle(handle))
+            record = decode_handle(raw) if isinstance(raw, bytes) else None
+            if record is not None and record.canceled_at is None:
+                return handle, record
+        with self._conn.pipeline() as pipe:
+            pipe.lrem(keys.owned(job_id, owner), 1, mine[0])
+            pipe.delete(keys.handle(mine[0]))
+            pipe.srem(keys.refs(job_id), mine[0])
+            pipe.execute()
+        return None
 
     def _enqueue(self, sub: Submission, job_id: str) -> None:
         if self._queue.count >= self._settings.max_queued:
