@@ -329,6 +329,15 @@ async def test_a_client_whose_body_was_cut_gets_no_grace_for_the_next() -> None:
     assert (await call(limits, scope(5 * MIB), receive))[0] == 200
     assert (await asyncio.wait_for(again, 10))[0] == 408
 
+    # Against its own uploads it keeps the grace: a client's bodies never cut each other in
+    # their first round trip (the address may be a whole office's).
+    own, own_gate = await holder(limits, 0, 8 * MIB, client="2001:db8::3")
+    receive, _ = body_of([b"y" * (5 * MIB)])
+    status, _, body = await call(limits, scope(5 * MIB, client="2001:db8::4"), receive)
+    assert (status, error_code(body)) == (503, "overloaded")
+    own_gate.set()
+    assert (await asyncio.wait_for(own, 10))[0] == 200
+
     # Another client keeps its grace.
     other, gate = await holder(limits, 0, 8 * MIB, client="198.51.100.7")
     receive, _ = body_of([b"y" * (5 * MIB)])

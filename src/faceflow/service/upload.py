@@ -571,6 +571,11 @@ _TRANSFER_ENCODING = b"transfer-encoding"
 _CLOSE = (b"connection", b"close")
 
 
+def client_of(peer: tuple[str, int] | None) -> str:
+    """An ASGI ``client`` as the rate limit counts clients (an IPv6 address by its /64)."""
+    return address_identity(peer[0] if peer else "unknown")
+
+
 class BodyLimits:
     """ASGI layer bounding what request bodies cost the process: bytes and time.
 
@@ -589,11 +594,11 @@ class BodyLimits:
       waiting on ``Expect: 100-continue`` is told to send) plus ``pace_grace_s`` for the round
       trip and TCP's slow start, then spreads the body's length over the rest of
       ``body_timeout_s``. A body on pace is never cut, and one behind it only while its room is
-      wanted. A client (an address, an IPv6 /64) whose body was cut gets no grace for
-      ``body_timeout_s`` after: a stream of new connections each holding its body for the grace
-      alone would otherwise keep the budget. Holding the budget costs a client the bandwidth of
-      really sending (``upload_budget_bytes`` over ``body_timeout_s``: 8.5 MB/s by default), or
-      many addresses.
+      wanted. A client (an address, an IPv6 /64) whose body was cut gets no grace against other
+      clients for ``body_timeout_s`` after: a stream of new connections each holding its body
+      for the grace alone would otherwise keep the budget. Holding the budget costs a client
+      the bandwidth of really sending (``upload_budget_bytes`` over ``body_timeout_s``: 8.5 MB/s
+      by default), or many addresses.
     * Time: the whole body must arrive within ``body_timeout_s`` of the first read, or reading it
       raises :class:`RequestTimeout` (408). A route that never reads its body is not timed.
 
@@ -639,7 +644,7 @@ class BodyLimits:
             return
         held = 0
         if declared is not None and declared > 0:
-            refusal = self._refusal(declared)
+            refusal = self._refusal(declared, scope.get("client"))
             if refusal is not None:
                 await _answer(refusal, scope, receive, send)
                 return
@@ -678,26 +683,30 @@ class BodyLimits:
         budget.try_take(declared)
         return declared
 
-    def _refusal(self, declared: int) -> FaceflowError | None:
+    def _refusal(self, declared: int, peer: tuple[str, int] | None) -> FaceflowError | None:
         if declared > self.budget.limit_bytes:
             return TooLarge(
                 f"a request body of {declared} bytes exceeds the "
                 f"{self.budget.limit_bytes}-byte limit",
                 {"limit_bytes": self.budget.limit_bytes},
             )
-        if not self.take(declared):
+        if not self.take(declared, peer):
             return self._overloaded()
         return None
 
-    def take(self, n: int, claimant: BodyReader | None = None) -> bool:
-        """Take ``n`` bytes from the budget, taking back the unarrived bytes of stalled bodies
-        (other than ``claimant``'s) if that makes them fit; False when even that would not."""
+    def take(
+        self, n: int, peer: tuple[str, int] | None, claimant: BodyReader | None = None
+    ) -> bool:
+        """Take ``n`` bytes from the budget for a body of ``peer`` (``claimant``, once it is
+        being read), taking back the unarrived bytes of stalled bodies if that makes them fit;
+        False when even that would not."""
         budget = self.budget
         if budget.used_bytes + n > budget.limit_bytes and self.arriving:
-            self._reclaim(budget.used_bytes + n - budget.limit_bytes, claimant)
+            shortfall = budget.used_bytes + n - budget.limit_bytes
+            self._reclaim(shortfall, client_of(peer), claimant)
         return budget.try_take(n)
 
-    def _reclaim(self, shortfall: int, claimant: BodyReader | None) -> None:
+    def _reclaim(self, shortfall: int, client: str, claimant: BodyReader | None) -> None:
         """Evict bodies behind their pace, furthest behind first, until ``shortfall`` bytes are
         free; none when all of them together would not free that much (cutting them would then
         help no one)."""
@@ -705,7 +714,8 @@ class BodyLimits:
         behind = [
             (lag, reader)
             for reader in self.arriving
-            if reader is not claimant and (lag := reader.lag(now, self._grace(reader, now))) > 0
+            if reader is not claimant
+            and (lag := reader.lag(now, self._grace(reader, client, now))) > 0
         ]
         if sum(reader.held - reader.seen for _, reader in behind) < shortfall:
             return
@@ -717,9 +727,13 @@ class BodyLimits:
             if shortfall <= 0:
                 return
 
-    def _grace(self, reader: BodyReader, now: float) -> float:
-        until = self._graceless.get(reader.client())
-        if until is not None and until > now:
+    def _grace(self, reader: BodyReader, client: str, now: float) -> float:
+        """A body's grace against another client's claim: none if one of its client's bodies
+        was cut lately. Against its own client's it keeps it, so that a client's uploads never
+        cut each other in their first round trip (a penalised address may be a whole office)."""
+        holder = reader.client()
+        until = self._graceless.get(holder)
+        if until is not None and until > now and holder != client:
             return 0.0
         return self.pace_grace_s
 
@@ -797,7 +811,7 @@ class BodyReader:
 
     def client(self) -> str:
         """Who sent it, as the rate limit counts clients (an IPv6 address by its /64)."""
-        return address_identity(self.peer[0] if self.peer else "unknown")
+        return client_of(self.peer)
 
     def evict(self) -> int:
         """Give the bytes not yet arrived back to the budget and fail the read (now if it is
@@ -866,7 +880,7 @@ class BodyReader:
         if self.seen > self.held:
             # No Content-Length (or more than it said): take the bytes as they come.
             self._settle()
-            if not self._limits.take(self.seen - self.held, self):
+            if not self._limits.take(self.seen - self.held, self.peer, self):
                 self.failed = True
                 raise self._limits._overloaded()
             self.held = self.seen
