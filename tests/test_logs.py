@@ -67,3 +67,37 @@ def test_json_lines_carry_the_process_and_the_request_fields(
         "status": 200,
         "ms": 1.5,
     }
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_a_message_holding_a_newline_or_an_escape_stays_one_readable_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A request's path is percent-decoded: /x%0A… wrote a forged access line after its own,
+    and an ESC in it recoloured the operator's terminal."""
+    configure_logging("info", as_json=False)
+    access = logging.getLogger("faceflow.access")
+
+    access.info("%s GET %s 404", "127.0.0.1", "/x\n04:38:99 INFO faceflow.access: forged\x1b[31m")
+    lines = capsys.readouterr().err.splitlines()
+
+    assert len(lines) == 1
+    assert lines[0].endswith(r"GET /x\n04:38:99 INFO faceflow.access: forged\x1b[31m 404")
+
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        access.exception("failed on %s", "/y\r\n")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith(r"failed on /y\r\n")
+    assert lines[1] == "Traceback (most recent call last):"  # a traceback keeps its lines
+    assert lines[-1] == "ValueError: boom"
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_printable_text_and_other_scripts_are_left_as_they_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("info", as_json=False)
+    logging.getLogger("faceflow.access").info("GET /证件照/ñ 200")
+    assert capsys.readouterr().err.rstrip("\n").endswith("GET /证件照/ñ 200")

@@ -10,6 +10,26 @@ import time
 _EXTRA_FIELDS = ("request_id", "client", "status", "route", "ms", "error_code")
 
 
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (a newline, an escape) written as its
+    Python escape (``\\n``, ``\\x1b``): lines carry what clients send (a request's path is
+    percent-decoded), and a ``%0A`` in it wrote a second, forged line into the log."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+
+
+class TextFormatter(logging.Formatter):
+    """The readable format, one line per message whatever the message holds (a traceback after
+    it keeps its lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, process: str | None = None) -> None:
         super().__init__()
@@ -43,9 +63,7 @@ def configure_logging(level: str, as_json: bool, process: str | None = None) -> 
     else:
         name = f"{process} " if process else ""
         handler.setFormatter(
-            logging.Formatter(
-                f"%(asctime)s %(levelname)-7s {name}%(name)s: %(message)s", "%H:%M:%S"
-            )
+            TextFormatter(f"%(asctime)s %(levelname)-7s {name}%(name)s: %(message)s", "%H:%M:%S")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

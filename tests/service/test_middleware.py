@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from faceflow.service.app import WEB_PAGE_ROUTE
+from faceflow.service.middleware import MAX_LOGGED_PATH
 from tests.fixtures.live_server import Scrape
 from tests.service.in_process import InProcess
 
@@ -65,6 +66,21 @@ async def test_an_error_line_of_the_access_log_names_its_code(
     lines = [r.getMessage() for r in caplog.records if r.name == "faceflow.access"]
     assert any(" POST /v1/detect 400 invalid_parameter " in line for line in lines), lines
     assert any(line.split()[2:4] == ["/healthz", "200"] for line in lines), lines
+
+
+async def test_an_access_line_holds_at_most_the_start_of_a_long_path(
+    service_app: InProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A path may be 64 KiB (the header limit): each 404 for one wrote a line that long."""
+    path = "/a" * 10_000
+    with caplog.at_level(logging.INFO, logger="faceflow.access"):
+        async with service_app.client() as client:
+            assert (await client.get(path)).status_code == 404
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "faceflow.access"]
+    assert len(lines) == 1
+    assert f" GET {path[:MAX_LOGGED_PATH]}…(+{20_000 - MAX_LOGGED_PATH} characters) 404" in lines[0]
+    assert len(lines[0]) < MAX_LOGGED_PATH + 100
 
 
 async def test_head_answers_as_get_without_a_body(service_app: InProcess) -> None:

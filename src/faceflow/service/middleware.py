@@ -23,6 +23,17 @@ _ERROR_CODE = b"x-error-code"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
 
+MAX_LOGGED_PATH = 512
+"""Characters of a request's path in its access line: a path may be 64 KiB (the header limit),
+and each 404 for one wrote a line that long."""
+
+
+def loggable_path(path: str) -> str:
+    if len(path) <= MAX_LOGGED_PATH:
+        return path
+    return f"{path[:MAX_LOGGED_PATH]}…(+{len(path) - MAX_LOGGED_PATH} characters)"
+
+
 class RequestContext:
     """Gives every request an id (the client's ``X-Request-ID`` if it is sane), echoes it in the
     response, logs one access line and counts the request by route template and status."""
@@ -87,7 +98,7 @@ class RequestContext:
                 "%s %s %s %d%s %.1fms",
                 client[0] if client else "-",
                 scope["method"],
-                scope["path"],
+                loggable_path(scope["path"]),
                 status,
                 f" {error_code}" if error_code else "",
                 elapsed * 1000,
