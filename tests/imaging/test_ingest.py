@@ -554,3 +554,25 @@ def test_the_embedded_colour_profile_comes_with_the_pixels(fmt: str) -> None:
     pixels.save(plain, fmt)
     assert decode_image(tagged.getvalue(), LimitSettings()).icc_profile == profile
     assert decode_image(plain.getvalue(), LimitSettings()).icc_profile is None
+
+
+def test_images_taller_than_a_band_convert_as_one_image() -> None:
+    """Alpha, 16-bit grey and palette images are converted in bands of rows (one full-size copy
+    at a time, not four): the bands must join into exactly the whole image's conversion."""
+    height, width = 700, 37  # bands of 256 rows: two whole and a part
+    rng = np.random.default_rng(7)
+    rgba = rng.integers(0, 256, (height, width, 4), dtype=np.uint8)
+    transparent = Image.fromarray(rgba, "RGBA")
+    white = Image.new("RGBA", transparent.size, (255, 255, 255, 255))
+    flattened = np.asarray(Image.alpha_composite(white, transparent).convert("RGB"))
+    decoded = decode_image(encode(transparent, "PNG"), LimitSettings())
+    assert np.array_equal(decoded.rgb, flattened)
+    assert np.array_equal(decode_rgba(encode(transparent, "PNG"), LimitSettings()).rgba, rgba)
+
+    deep = rng.integers(0, 65536, (height, width), dtype=np.uint16)
+    grey = decode_image(encode(Image.fromarray(deep), "PNG"), LimitSettings()).rgb
+    assert np.array_equal(grey, np.repeat((deep >> 8).astype(np.uint8)[:, :, None], 3, axis=2))
+
+    palette = transparent.convert("RGB").quantize(64)
+    expected = np.asarray(palette.convert("RGB").convert("RGBA"))
+    assert np.array_equal(decode_rgba(encode(palette, "PNG"), LimitSettings()).rgba, expected)
