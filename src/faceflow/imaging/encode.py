@@ -109,6 +109,12 @@ def encode_jpeg_max_kb(
     return fitting, fits
 
 
+def decoded_jpeg(data: bytes) -> NDArray[np.uint8]:
+    """A JPEG this module wrote, back to its RGB pixels as a reader of the file sees them."""
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
 def _to_pillow(pixels: NDArray[np.uint8]) -> Image.Image:
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
         raise ValueError(

@@ -11,6 +11,7 @@ import pytest
 from faceflow.errors import InvalidParameter, MultipleFaces, NoFace
 from faceflow.imaging.formats import OutputFormat
 from faceflow.models.segmenter import U2NetpSegmenter
+from faceflow.pipeline.idphoto.compliance import CheckStatus
 from faceflow.pipeline.idphoto.matte import matte_from_bytes, matte_to_bytes
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.palette import parse_background
@@ -123,6 +124,28 @@ def test_max_kb_is_honoured_by_quality_and_the_file_decodes(
     assert image.info["dpi"] == pytest.approx((300, 300), abs=0.01)
     # No padding: the file ends at the JPEG end-of-image marker.
     assert capped.data.endswith(b"\xff\xd9")
+
+
+@pytest.mark.parametrize(
+    ("quality", "status"),
+    [(95, CheckStatus.PASS), (12, CheckStatus.WARN), (3, CheckStatus.FAIL)],
+)
+def test_the_report_judges_the_jpeg_as_written(
+    portrait: Callable[[str], Portrait], quality: int, status: CheckStatus
+) -> None:
+    """A quality low enough to fit a small max_kb shows 8 × 8 blocks that the source's own
+    blockiness check cannot see: the file came out with a report that passed."""
+    item = portrait("portrait_1.jpg")
+    spec = get_spec("cn-1inch")
+
+    result = render_id_photo(item.matte, item.face, IdPhotoOptions(spec, quality=quality))
+
+    check = result.report.check("file_compression")
+    assert check.status is status, check
+    assert result.report.check("blockiness").status is CheckStatus.PASS  # the source is fine
+    png = IdPhotoOptions(spec, output_format=OutputFormat.PNG)
+    with pytest.raises(KeyError):  # lossless: nothing to judge
+        render_id_photo(item.matte, item.face, png).report.check("file_compression")
 
 
 def test_an_impossible_max_kb_is_refused(portrait: Callable[[str], Portrait]) -> None:

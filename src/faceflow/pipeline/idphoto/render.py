@@ -21,10 +21,10 @@ from numpy.typing import NDArray
 
 from faceflow.domain import Face
 from faceflow.errors import MultipleFaces, NoFace, OutOfRange
-from faceflow.imaging.encode import encode_image, encode_jpeg_max_kb
+from faceflow.imaging.encode import decoded_jpeg, encode_image, encode_jpeg_max_kb
 from faceflow.imaging.formats import OutputFormat
 from faceflow.pipeline.idphoto.background import background_pixels, composite
-from faceflow.pipeline.idphoto.compliance import ComplianceReport, assess
+from faceflow.pipeline.idphoto.compliance import ComplianceReport, assess, file_compression
 from faceflow.pipeline.idphoto.layout import Layout, plan_layout
 from faceflow.pipeline.idphoto.matte import Matte, Segmenter, compute_matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
@@ -93,7 +93,8 @@ def render_id_photo(
 
     ``face_count`` is how many faces the source had, for the report. With ``max_kb`` the JPEG
     quality is searched downwards until the file fits (never padded, never resized);
-    :class:`InvalidParameter` if even the lowest quality does not fit.
+    :class:`InvalidParameter` if even the lowest quality does not fit. A JPEG's report also
+    judges the file as written (``file_compression``): a quality low enough to fit shows blocks.
     """
     rendered = render_pixels(matte, face, options)
     spec = options.spec
@@ -107,6 +108,8 @@ def render_id_photo(
         quality = None
         data = encode_image(rendered.pixels, OutputFormat.PNG, dpi=spec.dpi)
     report = assess(rendered.layout, matte, face, options.background, face_count)
+    if quality is not None:
+        report = report.with_check(file_compression(decoded_jpeg(data)))
     return IdPhotoResult(
         data=data,
         media_type=options.output_format.mime_type,
