@@ -83,6 +83,32 @@ async def test_an_access_line_holds_at_most_the_start_of_a_long_path(
     assert len(lines[0]) < MAX_LOGGED_PATH + 100
 
 
+async def test_every_answer_says_its_content_type_is_not_to_be_sniffed(
+    service_app: InProcess, face_jpeg: bytes
+) -> None:
+    async with service_app.client() as client:
+        answers = [
+            await client.post("/v1/detect", content=face_jpeg),  # a miss
+            await client.post("/v1/detect", content=face_jpeg),  # a hit (the fast path)
+            await client.post("/v1/detect", content=b"not an image"),
+            await client.get("/healthz"),
+            await client.get("/"),
+            await client.get("/docs"),
+        ]
+    for answer in answers:
+        assert answer.headers.get("x-content-type-options") == "nosniff", (
+            answer.request.url,
+            answer.status_code,
+            answer.headers,
+        )
+    assert answers[1].headers["x-cache"] == "hit"
+    page = answers[4].headers
+    assert "frame-ancestors 'none'" in page["content-security-policy"]
+    assert "script-src 'self';" in page["content-security-policy"]
+    assert page["x-frame-options"] == "DENY"
+    assert "content-security-policy" not in answers[0].headers  # the API's answers: no page
+
+
 async def test_head_answers_as_get_without_a_body(service_app: InProcess) -> None:
     # Uptime monitors probe with HEAD: the GET's status and headers, nothing after them.
     before = Scrape(service_app.metrics.render().decode())

@@ -98,6 +98,30 @@ def test_no_request_leaves_the_machine(
     assert probe.errors == []
 
 
+def test_the_page_runs_only_its_own_scripts_and_is_framed_by_no_one(
+    open_page: OpenPage, live_server: LiveServer
+) -> None:
+    """The page's Content-Security-Policy as Chromium enforces it: a script written into the
+    page (what an injected string would become) does not run, and a page of another origin
+    cannot frame it (to trick a person into an upload, or into turning the camera on)."""
+    probe = load(open_page, live_server)
+    page = probe.page
+    page.evaluate(
+        """() => {
+            const script = document.createElement("script");
+            script.textContent = "window.injected = true";
+            document.body.append(script);
+        }"""
+    )
+    assert page.evaluate("() => window.injected === undefined")
+    assert any("Content Security Policy" in error for error in probe.errors), probe.errors
+
+    framer = open_page(fresh=True)
+    framer.page.set_content(f'<iframe src="{live_server.url}/"></iframe>')  # waits for its load
+    assert any("frame-ancestors" in error for error in framer.errors), framer.errors
+    assert framer.page.frames[-1].locator("#server-status").count() == 0
+
+
 def test_two_people_are_drawn_over_the_photo_and_listed(
     open_page: OpenPage, live_server: LiveServer, testdata: Path
 ) -> None:

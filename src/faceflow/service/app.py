@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceflow import __version__
 from faceflow.cache.compute import CachedCompute
@@ -59,6 +59,20 @@ EXPOSED_HEADERS = (
     "Server-Timing",
 )
 WEB_PAGE_ROUTE = "/{web page file}"
+WEB_PAGE_HEADERS = (
+    # The page handles people's photos and a camera: it runs only its own files, talks only to
+    # its own server, shows only its own and in-memory (blob:) images, and is framed by no one
+    # (a page framing it could trick a person into uploading, or into turning the camera on).
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        b"media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; "
+        b"base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"permissions-policy", b"camera=(self), microphone=(), geolocation=()"),
+)
 """The route label of the web page's files (and of any other path no route has)."""
 
 DESCRIPTION = """
@@ -232,7 +246,13 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
                 raise StarletteHTTPException(404)
             # One label for the page's files in the request metrics (no route matched them).
             scope["faceflow.route"] = WEB_PAGE_ROUTE
-            await web(scope, receive, send)
+
+            async def guarded(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), *WEB_PAGE_HEADERS]
+                await send(message)
+
+            await web(scope, receive, guarded)
 
         # The router's fallback, not a mount at "/": a mount matches every path fully, so a wrong
         # method on an API route (GET /v1/detect) would reach it and get 404 instead of 405.

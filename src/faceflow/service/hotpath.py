@@ -37,7 +37,7 @@ from faceflow.errors import FaceflowError, InvalidParameter
 from faceflow.operations.faces import FACE_OPTIONS, FaceWork
 from faceflow.service.errors import error_answer, faceflow_error_response
 from faceflow.service.guard import check_request
-from faceflow.service.middleware import CLIENT_CLOSED, RequestContext, with_request_id
+from faceflow.service.middleware import CLIENT_CLOSED, NOSNIFF, RequestContext, with_request_id
 from faceflow.service.query import too_many_parameters
 from faceflow.service.routes.faces import answer, cache_headers
 from faceflow.service.routes.system import echo_size_body
@@ -278,7 +278,7 @@ class Entry:
         try:
             request_id_header = (_REQUEST_ID, request_id.encode("latin-1"))
             response = await self._hot.answer(
-                scope, body.receive, send, services, parsed, [request_id_header]
+                scope, body.receive, send, services, parsed, [request_id_header, NOSNIFF]
             )
             if response is None:
                 status = 200

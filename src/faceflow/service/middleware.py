@@ -19,6 +19,9 @@ CLIENT_CLOSED = 499
 (nginx's "client closed request"); nothing is sent."""
 
 _REQUEST_ID = b"x-request-id"
+# Every answer is what its Content-Type says: a browser must not read an error's JSON (which
+# quotes what the client sent) or an image as anything else.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 _ERROR_CODE = b"x-error-code"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
@@ -148,7 +151,8 @@ class HeadAsGet:
 
 def with_request_id(message: Message, request_id: str) -> tuple[int, str]:
     """Put ``request_id`` into the ``http.response.start`` ``message``'s headers (in place of
-    any the app set); its status and its error code ("" for none)."""
+    any the app set), with ``X-Content-Type-Options: nosniff``; its status and its error code
+    ("" for none)."""
     status: int = message["status"]
     # A plain list append, not MutableHeaders (which decodes and rescans the list): a copy, as
     # a hit's header list is shared by every hit on that entry.
@@ -156,6 +160,7 @@ def with_request_id(message: Message, request_id: str) -> tuple[int, str]:
         (name, value) for name, value in message.get("headers", ()) if name.lower() != _REQUEST_ID
     ]
     headers.append((_REQUEST_ID, request_id.encode("latin-1")))
+    headers.append(NOSNIFF)
     message["headers"] = headers
     error_code = ""
     if status >= 400:  # only error answers carry a code
