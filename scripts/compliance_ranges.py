@@ -1,7 +1,7 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
 the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `eye_glare`
-and `red_eye`, and the mouth's (faceflow/pipeline/idphoto/compliance.py, the README's check
-table).
+and `red_eye`, the mouth's, and the clothes' against each preset background
+(faceflow/pipeline/idphoto/compliance.py, the README's check table).
 
     .venv/bin/python scripts/compliance_ranges.py
 
@@ -52,9 +52,10 @@ from faceflow.errors import NoSubject
 from faceflow.imaging.ingest import decode_image
 from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.detect_options import DetectOptions
-from faceflow.pipeline.idphoto.compliance import ComplianceReport
+from faceflow.pipeline.idphoto.compliance import ComplianceReport, clothing_blend
 from faceflow.pipeline.idphoto.matte import compute_matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.palette import PRESET_COLOURS, parse_background
 from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 from faceflow.runtime.context import load_context
@@ -129,6 +130,7 @@ def main() -> None:
     passing: dict[str, list[float]] = {name: [] for name in CHECKS}
     verdicts: dict[str, Counter[str]] = {name: Counter() for name in CHECKS}
     occluded_verdicts: Counter[str] = Counter()
+    blends: dict[str, list[tuple[float, str]]] = {name: [] for name in PRESET_COLOURS}
     mouth_spreads: list[float] = []
     faces = left_out = 0
     for path in photos:
@@ -141,6 +143,10 @@ def main() -> None:
                 left_out += 1
                 continue
             report = render_id_photo(matte, face, icao).report
+            for name in PRESET_COLOURS:
+                blend = clothing_blend(matte, face, parse_background(name))
+                if blend is not None:
+                    blends[name].append((blend, path.name))
             occluded = report.check("face_occluded")
             occluded_verdicts[occluded.status.value] += 1
             if spread := MOUTH_SPREAD.search(occluded.note):
@@ -166,6 +172,13 @@ def main() -> None:
         f"  {'face_occluded':14s} {counts}; the mouth's colour spread "
         f"{min(mouth_spreads):.0f}–{max(mouth_spreads):.0f}"
     )
+
+    for name, found_blends in blends.items():
+        ranked = sorted(found_blends, reverse=True)[:3]
+        print(
+            f"  clothing_contrast on {name}: {len(found_blends)} faces with shoulders in view; "
+            + ", ".join(f"{value:.2f} {photo_name}" for value, photo_name in ranked)
+        )
 
     def photo(name: str) -> NDArray[np.uint8]:
         return decode_image((testdata / name).read_bytes(), limits).rgb

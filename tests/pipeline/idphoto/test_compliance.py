@@ -82,6 +82,7 @@ EXPECTED_CHECKS = {
     "colour",
     "skin_colour",
     "blockiness",
+    "clothing_contrast",
     "file_compression",
     "subject_cut_off",
     "face_occluded",

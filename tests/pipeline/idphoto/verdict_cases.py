@@ -5,7 +5,7 @@ at the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, 
 blurred, shrunk to a tiny face, the person put in front of a busy backdrop, under- and
 over-exposed, half in shadow, in black and white, saved as a coarse JPEG, enlarged into a
 mosaic, blurred under grain, grainy but sharp, under green or tungsten light, with glare over
-the eyes. Each case names the check that should decide it. Used by
+the eyes, in a white suit made on white. Each case names the check that should decide it. Used by
 ``tests/pipeline/idphoto/test_verdicts.py`` and ``scripts/idphoto_verdicts.py`` (the README's
 table).
 
@@ -367,6 +367,21 @@ GREEN_LIGHT = colour_cast(1.0, 1.25, 0.6)
 TUNGSTEN_LIGHT = colour_cast(1.1, 1.1, 0.6)
 
 
+def white_top(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+    """A dark suit made white: below the chin and within the shoulders' reach, every dark
+    pixel (the suit) lightened to an off-white that keeps the fabric's folds."""
+    out = rgb.copy()
+    chin = round(max(face.landmarks.mouth_left.y, face.landmarks.mouth_right.y))
+    chin += round(0.9 * _eye_to_mouth(face))
+    reach = 1.3 * face.box.width_px
+    left, right = max(0, round(face.box.x1 - reach)), round(face.box.x2 + reach)
+    below = out[chin:, left:right]
+    luma = cv2.cvtColor(below, cv2.COLOR_RGB2GRAY)
+    dark = luma < 70
+    below[dark] = np.clip(228 + luma[dark, None] // 3, 0, 255).astype(np.uint8)
+    return out
+
+
 def black_and_white(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
     """The photo in shades of grey (a scan of an old print, a camera's monochrome mode)."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -530,6 +545,14 @@ CASES: tuple[Case, ...] = (
         jpeg(5),
     ),
     Case("portrait_2 as a mosaic", "portrait_2.jpg", "icao", "fail", "blockiness", mosaic(6)),
+    Case(
+        "obama in a white suit, on white",
+        "obama.jpg",
+        "cn-1inch",
+        "warn",
+        "clothing_contrast",
+        white_top,
+    ),
     Case(
         "portrait_2 blurred, with grain",
         "portrait_2.jpg",
