@@ -71,7 +71,11 @@ async def test_the_worker_fills_the_shared_cache_as_the_api_reads_it(
     worker_context: WorkerContext,
     face_jpeg: bytes,
 ) -> None:
-    cache_settings = CacheSettings(redis_url=redis_url, ttl_s=600, ttl_jitter=0.1)
+    # A generous per-call timeout (the default is 50 ms): a busy machine stalling the worker's
+    # write or the API's read that long left the cache looking empty (seen once in ~20 runs).
+    cache_settings = CacheSettings(
+        redis_url=redis_url, ttl_s=600, ttl_jitter=0.1, redis_timeout_ms=5000
+    )
     settings = job_settings(queue_redis.url).model_copy(update={"cache": cache_settings})
     runner = runner_for(settings)
     submission = prepare("detect", variant(face_jpeg), {}, settings)
