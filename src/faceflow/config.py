@@ -138,6 +138,13 @@ class ServerSettings(_Group):
         description="a request line and headers larger than this: 431 headers_too_large, closed "
         "(held in memory until complete)",
     )
+    max_header_fields: int = Field(
+        100,
+        ge=10,
+        le=10_000,
+        description="header fields in one request (Apache's LimitRequestFields); more: 431 "
+        "headers_too_large, closed",
+    )
     body_timeout_s: float = Field(
         30.0,
         gt=0,

@@ -15,7 +15,10 @@ parser errors answer in plain text), so:
   in memory until they are complete, with no bound of its own (a 50 MB header was read and
   answered 200). A request whose headers are still incomplete past the limit gets
   ``431 headers_too_large`` (JSON) and the connection is closed; at most one read (256 KiB)
-  more than the limit is ever held.
+  more than the limit is ever held. More than ``server.max_header_fields`` fields (100, as
+  Apache's LimitRequestFields) gets the same answer as soon as the one too many is parsed:
+  every layer that reads the headers pays per field, and 9,000 one-byte fields within the size
+  limit made a cache hit cost 3–4 ms instead of 0.2.
 * **Send timeout** (``server.send_timeout_s``): a client that sends requests but never reads
   the answers (pipelined, a few dozen bytes each) held, until it went away, everything written
   for it: the kernel's send buffer grows to 4 MB a connection (``net.ipv4.tcp_wmem``), and 300
@@ -105,6 +108,14 @@ def _headers_too_large(limit: int) -> HeadersTooLarge:
     return HeadersTooLarge(
         f"the request line and headers are over {limit} bytes", {"max_bytes": limit}
     )
+
+
+class _TooManyFields(Exception):
+    """Raised from httptools' header callback, which stops the parser where it is."""
+
+
+def _too_many_fields(limit: int) -> HeadersTooLarge:
+    return HeadersTooLarge(f"more than {limit} header fields", {"max_fields": limit})
 
 
 class _OverCapacity:
@@ -238,6 +249,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     """When the pending request's headers must be in; None while none is pending."""
     _header_timer: asyncio.TimerHandle | None = None
     _max_header_bytes: int | None = None
+    _max_header_fields: int | None = None
     _header_bytes: int | None = None
     """Bytes read while the pending request's headers are incomplete; None once they are."""
     _parsing_stopped = False
@@ -257,6 +269,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         self._metrics = metrics if isinstance(metrics, Metrics) else None
         self._header_timeout_s = server.header_timeout_s
         self._max_header_bytes = server.max_header_bytes
+        self._max_header_fields = server.max_header_fields
         self._header_bytes = 0
         _set_send_timeout(transport, server.send_timeout_s)
         if len(self.connections) > server.max_connections:
@@ -291,7 +304,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         self._parse(data)
         limit = self._max_header_bytes
         if self._header_bytes is not None and limit is not None and self._header_bytes > limit:
-            self._refuse_headers(limit)
+            self._refuse_headers(_headers_too_large(limit))
 
     def _parse(self, data: bytes) -> None:
         """uvicorn's ``data_received``, but for what it does with a request it cannot parse or
@@ -304,7 +317,10 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._not_http(str(exc))
+            if isinstance(exc.__context__, _TooManyFields) and self._max_header_fields:
+                self._refuse_headers(_too_many_fields(self._max_header_fields))
+            else:
+                self._not_http(str(exc))
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
@@ -320,7 +336,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             return
         self._refuse(error, "Bad Request")
 
-    def _refuse_headers(self, limit: int) -> None:
+    def _refuse_headers(self, error: HeadersTooLarge) -> None:
         self._parsing_stopped = True
         self._header_bytes = None
         if self.transport.is_closing():
@@ -330,7 +346,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             # 431 now would land in the middle of that answer. Close once it is sent.
             self.cycle.keep_alive = False
             return
-        self._refuse(_headers_too_large(limit), "Request Header Fields Too Large")
+        self._refuse(error, "Request Header Fields Too Large")
 
     def _refuse(self, error: FaceflowError, reason: str, *, count: bool = True) -> None:
         """Answer ``error`` for a request the app never saw, count it, close the connection."""
@@ -355,6 +371,14 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         if len(cycle.body) > READ_PAUSE_BYTES:
             self.flow.pause_reading()
         cycle.message_event.set()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        # Each field costs every layer that reads the headers: 9,000 one-byte fields (64 KiB)
+        # made a cache hit cost 3-4 ms instead of 0.2.
+        limit = self._max_header_fields
+        if limit is not None and len(self.headers) > limit:
+            raise _TooManyFields
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
