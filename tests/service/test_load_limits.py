@@ -87,6 +87,14 @@ def default_server(live_server: LiveServer) -> LiveServer:
     return live_server
 
 
+def expect_431(reader: Reader, message: str, **details: int) -> None:
+    answer = reader.answer()
+    assert answer.status == 431, answer
+    assert answer.error() == {"code": "headers_too_large", "message": message, **details}
+    assert answer.headers["connection"] == "close"
+    assert reader.closed_by_server()
+
+
 def expect_408(reader: Reader) -> None:
     answer = reader.answer()
     assert answer.status == 408, answer
@@ -106,15 +114,7 @@ def test_more_header_fields_than_the_limit_get_431_and_the_connection_closed(
     fields = b"".join(b"a%d: b\r\n" % n for n in range(limit))
     with raw_http.connect(default_server.port) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + fields + b"\r\n")
-        reader = Reader(sock)
-        answer = reader.answer()
-        assert answer.status == 431, answer
-        assert answer.error() == {
-            "code": "headers_too_large",
-            "message": f"more than {limit} header fields",
-            "max_fields": limit,
-        }
-        assert reader.closed_by_server()
+        expect_431(Reader(sock), f"more than {limit} header fields", max_fields=limit)
     with raw_http.connect(default_server.port) as sock:  # the limit itself is fine
         fields = b"".join(b"a%d: b\r\n" % n for n in range(limit - 1))  # with Host: the limit
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + fields + b"\r\n")
@@ -158,16 +158,8 @@ def test_headers_over_the_limit_get_431_and_the_connection_closed(
     refused = default_server.metrics().value("faceflow_errors_total", code="headers_too_large")
     with raw_http.connect(default_server.port) as sock:
         sock.sendall(start + b"a" * (limit + 1 - len(start)))
-        reader = Reader(sock)
-        answer = reader.answer()
-        assert answer.status == 431, answer
-        assert answer.error() == {
-            "code": "headers_too_large",
-            "message": f"the request line and headers are over {limit} bytes",
-            "max_bytes": limit,
-        }
-        assert answer.headers["connection"] == "close"
-        assert reader.closed_by_server()
+        message = f"the request line and headers are over {limit} bytes"
+        expect_431(Reader(sock), message, max_bytes=limit)
     # Counted, though no route saw it.
     after = default_server.metrics().value("faceflow_errors_total", code="headers_too_large")
     assert after == refused + 1

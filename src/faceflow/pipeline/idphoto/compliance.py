@@ -961,15 +961,8 @@ def blockiness(region: NDArray[np.uint8]) -> float:
 
 
 def _blockiness(region: NDArray[np.uint8]) -> Check:
-    value = blockiness(region)
-    return Check(
-        "blockiness",
-        value,
-        Limit(None, BLOCKINESS_PASS),
-        _at_most(value, BLOCKINESS_PASS, BLOCKINESS_FAIL),
-        note="JPEG blocks or mosaic squares: the strongest regular grid in the face's edges, as a"
-        " multiple of their median (1 for none)",
-    )
+    what = "JPEG blocks or mosaic squares: the strongest regular grid in the face's edges"
+    return _grid_check("blockiness", region, what)
 
 
 def file_compression(pixels: NDArray[np.uint8]) -> Check:
@@ -977,14 +970,19 @@ def file_compression(pixels: NDArray[np.uint8]) -> Check:
     ``max_kb`` (or asked for) shows its 8 × 8 blocks, which the source's own check cannot see.
     Over the whole photo, by the face's limits: the ID photos of the test and dev-set portraits
     measure 1.1–1.3 at quality 95, 1.9–2.3 at 20, 2.3–3.1 at 12, 4.5–7.3 at 4."""
+    what = "JPEG blocks in the file as written: the strongest regular grid in its edges"
+    return _grid_check("file_compression", pixels, what)
+
+
+def _grid_check(name: str, pixels: NDArray[np.uint8], what: str) -> Check:
+    """A check of :func:`blockiness` by its limits; ``what`` says what it measured."""
     value = blockiness(pixels)
     return Check(
-        "file_compression",
+        name,
         value,
         Limit(None, BLOCKINESS_PASS),
         _at_most(value, BLOCKINESS_PASS, BLOCKINESS_FAIL),
-        note="JPEG blocks in the file as written: the strongest regular grid in its edges, as a"
-        " multiple of their median (1 for none)",
+        note=f"{what}, as a multiple of their median (1 for none)",
     )
 
 
