@@ -731,6 +731,8 @@ class BodyLimits:
         """A body's grace against another client's claim: none if one of its client's bodies
         was cut lately. Against its own client's it keeps it, so that a client's uploads never
         cut each other in their first round trip (a penalised address may be a whole office)."""
+        if not self._graceless:  # nobody's body was cut lately (no address to work out)
+            return self.pace_grace_s
         holder = reader.client()
         until = self._graceless.get(holder)
         if until is not None and until > now and holder != client:
@@ -762,6 +764,7 @@ class BodyReader:
     """
 
     __slots__ = (
+        "_client",
         "_evicted",
         "_expired",
         "_limits",
@@ -781,6 +784,7 @@ class BodyReader:
         self, receive: Receive, limits: BodyLimits, held: int, peer: tuple[str, int] | None
     ) -> None:
         self._receive = receive
+        self._client: str | None = None
         self.peer = peer
         """The ASGI scope's ``client``: whose body it is."""
         self._limits = limits
@@ -810,8 +814,11 @@ class BodyReader:
         return paced - self.seen / self.held
 
     def client(self) -> str:
-        """Who sent it, as the rate limit counts clients (an IPv6 address by its /64)."""
-        return client_of(self.peer)
+        """Who sent it, as the rate limit counts clients (an IPv6 address by its /64); worked
+        out once, as a crowded budget asks it of every body at each upload that does not fit."""
+        if self._client is None:
+            self._client = client_of(self.peer)
+        return self._client
 
     def evict(self) -> int:
         """Give the bytes not yet arrived back to the budget and fail the read (now if it is
