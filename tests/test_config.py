@@ -210,6 +210,28 @@ def test_redis_urls_redis_py_takes_are_taken(url: str) -> None:
     assert load_settings(jobs={"redis_url": url}).jobs.redis_url == url
 
 
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://portal.example.com; script-src *",  # a directive of the client's own
+        "https://portal.example.com https://evil.example",
+        "'self'",
+        "*",
+        "javascript:alert(1)",
+        "https://portal.example.com/path",
+    ],
+)
+def test_a_frame_ancestor_that_is_not_one_origin_is_refused(origin: str) -> None:
+    with pytest.raises(ValidationError, match="web_page_frame_ancestors"):
+        load_settings(server={"web_page_frame_ancestors": [origin]})
+
+
+def test_frame_ancestors_take_origins_with_ports_and_subdomain_wildcards() -> None:
+    origins = ["https://portal.example.com", "http://10.0.0.5:8080", "https://*.example.org"]
+    settings = load_settings(server={"web_page_frame_ancestors": origins})
+    assert settings.server.web_page_frame_ancestors == origins
+
+
 def test_public_url_loses_its_trailing_slash() -> None:
     settings = load_settings(server={"public_url": "https://faces.example.com/api/"})
     assert settings.server.public_url == "https://faces.example.com/api"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
@@ -72,6 +73,9 @@ def _redis_url(value: str) -> str:
 RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 
 
+_FRAME_ANCESTOR = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
+
+
 class ServerSettings(_Group):
     host: str = Field("127.0.0.1", description="address to bind; 0.0.0.0 for every interface")
     port: int = Field(8000, ge=1, le=65535, description="TCP port")
@@ -109,6 +113,11 @@ class ServerSettings(_Group):
         description="memory://, or a Redis: redis://host:port/db, rediss://, redis+unix://",
     )
     web_page: bool = Field(True, description="serve the web page at /")
+    web_page_frame_ancestors: list[str] = Field(
+        default_factory=list,
+        description="origins whose pages may show the web page in a frame (an intranet portal: "
+        "https://portal.example.com, https://*.example.com); empty: none may",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="addresses or CIDR networks of reverse proxies whose X-Forwarded-For and "
@@ -183,6 +192,19 @@ class ServerSettings(_Group):
                 raise ValueError(
                     f"trusted_proxies entry {entry!r} is not an IP address or CIDR network"
                 ) from None
+        return value
+
+    @field_validator("web_page_frame_ancestors")
+    @classmethod
+    def _ancestors_are_origins(cls, value: list[str]) -> list[str]:
+        # Each goes into the page's Content-Security-Policy as it is: an origin and nothing else
+        # (a space or a ';' would add directives of the client's own).
+        for origin in value:
+            if not _FRAME_ANCESTOR.fullmatch(origin):
+                raise ValueError(
+                    f"web_page_frame_ancestors entry {origin!r} must be an origin, e.g. "
+                    "https://portal.example.com or https://*.example.com"
+                )
         return value
 
     @field_validator("public_url")

@@ -10,7 +10,7 @@ import pytest
 from faceflow.service.app import WEB_PAGE_ROUTE
 from faceflow.service.middleware import MAX_LOGGED_PATH
 from tests.fixtures.live_server import Scrape
-from tests.service.in_process import InProcess
+from tests.service.in_process import InProcess, app_settings, running_app
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -107,6 +107,17 @@ async def test_every_answer_says_its_content_type_is_not_to_be_sniffed(
     assert "script-src 'self';" in page["content-security-policy"]
     assert page["x-frame-options"] == "DENY"
     assert "content-security-policy" not in answers[0].headers  # the API's answers: no page
+
+
+async def test_the_page_may_be_framed_by_the_origins_the_operator_names() -> None:
+    """An intranet portal showing the page in a frame: frame-ancestors names it, and the
+    X-Frame-Options header (which cannot) is left out."""
+    portal = "https://portal.example.com"
+    settings = app_settings(server={"web_page_frame_ancestors": [portal]})
+    async with running_app(settings, ready=False) as app, app.client() as client:
+        page = (await client.get("/")).headers
+    assert page["content-security-policy"].endswith(f"frame-ancestors {portal}")
+    assert "x-frame-options" not in page
 
 
 async def test_head_answers_as_get_without_a_body(service_app: InProcess) -> None:

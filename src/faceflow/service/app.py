@@ -59,20 +59,29 @@ EXPOSED_HEADERS = (
     "Server-Timing",
 )
 WEB_PAGE_ROUTE = "/{web page file}"
-WEB_PAGE_HEADERS = (
-    # The page handles people's photos and a camera: it runs only its own files, talks only to
-    # its own server, shows only its own and in-memory (blob:) images, and is framed by no one
-    # (a page framing it could trick a person into uploading, or into turning the camera on).
-    (
-        b"content-security-policy",
-        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-        b"media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; "
-        b"base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    ),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"permissions-policy", b"camera=(self), microphone=(), geolocation=()"),
+_PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors "
 )
+
+
+def web_page_headers(frame_ancestors: list[str]) -> tuple[tuple[bytes, bytes], ...]:
+    """The web page's security headers. The page handles people's photos and a camera: it runs
+    only its own files, talks only to its own server, shows only its own and in-memory (blob:)
+    images, and is framed by no page but ``frame_ancestors`` (``server.web_page_frame_ancestors``:
+    a page framing it could trick a person into uploading, or into turning the camera on)."""
+    policy = _PAGE_POLICY + (" ".join(frame_ancestors) or "'none'")
+    headers = [
+        (b"content-security-policy", policy.encode("latin-1")),
+        (b"referrer-policy", b"no-referrer"),
+        (b"permissions-policy", b"camera=(self), microphone=(), geolocation=()"),
+    ]
+    if not frame_ancestors:  # for browsers without frame-ancestors; it names no list
+        headers.append((b"x-frame-options", b"DENY"))
+    return tuple(headers)
+
+
 """The route label of the web page's files (and of any other path no route has)."""
 
 DESCRIPTION = """
@@ -238,6 +247,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
     if settings.server.web_page:
         static = files("faceflow.service") / "static"
         web = StaticFiles(directory=str(static), html=True)
+        page_headers = web_page_headers(settings.server.web_page_frame_ancestors)
 
         async def web_page(scope: Scope, receive: Receive, send: Send) -> None:
             # Files answer GET and HEAD; any other method on a path no route has is a 404, not
@@ -249,7 +259,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
 
             async def guarded(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    message["headers"] = [*message.get("headers", ()), *WEB_PAGE_HEADERS]
+                    message["headers"] = [*message.get("headers", ()), *page_headers]
                 await send(message)
 
             await web(scope, receive, guarded)
