@@ -30,12 +30,12 @@ import logging
 import struct
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from PIL import Image
 
 from faceflow.config import LimitSettings
@@ -374,27 +374,30 @@ def _to_rgb_array(image: Image.Image) -> NDArray[np.uint8]:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-def _bands(image: Image.Image) -> Iterator[tuple[int, int, Image.Image]]:
-    """The image in bands of _BAND_ROWS rows: (first row, last row + 1, band). Converting a
-    whole image at once held several full-size copies at a time (Pillow's conversions and the
-    bytes numpy copies them through): decoding a transparent 25 MP PNG of a few hundred KB took
-    a process 430 MB above its size before, by bands 190 MB (the decoded image, the result and
-    the decoder's buffers)."""
+def _by_bands(
+    image: Image.Image, channels: tuple[int, ...], convert: Callable[[Image.Image], ArrayLike]
+) -> NDArray[np.uint8]:
+    """``convert`` applied to the image in bands of _BAND_ROWS rows, into one uint8 array of
+    ``(height, width, *channels)``. Converting a whole image at once held several full-size
+    copies at a time (Pillow's conversions and the bytes numpy copies them through): decoding a
+    transparent 25 MP PNG of a few hundred KB took a process 430 MB above its size before, by
+    bands 190 MB (the decoded image, the result and the decoder's buffers)."""
     width, height = image.size
+    out = np.empty((height, width, *channels), dtype=np.uint8)
     for top in range(0, height, _BAND_ROWS):
         bottom = min(top + _BAND_ROWS, height)
-        yield top, bottom, image.crop((0, top, width, bottom))
+        out[top:bottom] = convert(image.crop((0, top, width, bottom)))
+    return out
 
 
 def _over_white(image: Image.Image) -> NDArray[np.uint8]:
     """An image with transparency composited over white, band by band."""
-    width, height = image.size
-    out = np.empty((height, width, 3), dtype=np.uint8)
-    for top, bottom, band in _bands(image):
+
+    def flatten(band: Image.Image) -> ArrayLike:
         white = Image.new("RGBA", band.size, _WHITE)
-        flat = Image.alpha_composite(white, band.convert("RGBA")).convert("RGB")
-        out[top:bottom] = np.asarray(flat, dtype=np.uint8)
-    return out
+        return np.asarray(Image.alpha_composite(white, band.convert("RGBA")).convert("RGB"))
+
+    return _by_bands(image, (3,), flatten)
 
 
 def _to_rgba_array(image: Image.Image) -> NDArray[np.uint8]:
@@ -405,12 +408,11 @@ def _to_rgba_array(image: Image.Image) -> NDArray[np.uint8]:
     if image.mode == "RGBA":
         return np.asarray(image, dtype=np.uint8)
     alpha = _has_alpha(image)
-    width, height = image.size
-    out = np.empty((height, width, 4), dtype=np.uint8)
-    for top, bottom, band in _bands(image):
-        rgba = band.convert("RGBA") if alpha else band.convert("RGB").convert("RGBA")
-        out[top:bottom] = np.asarray(rgba, dtype=np.uint8)
-    return out
+
+    def to_rgba(band: Image.Image) -> ArrayLike:
+        return np.asarray(band.convert("RGBA") if alpha else band.convert("RGB").convert("RGBA"))
+
+    return _by_bands(image, (4,), to_rgba)
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -423,12 +425,9 @@ def _high_byte(image: Image.Image) -> NDArray[np.uint8]:
     Shifting maps 0–65535 onto 0–255 proportionally; Pillow's own convert("L") clips instead,
     which turns every value above 255 white.
     """
-    width, height = image.size
-    out = np.empty((height, width), dtype=np.uint8)
-    for top, bottom, band in _bands(image):
-        samples = np.asarray(band).astype(np.int64)
-        out[top:bottom] = np.clip(samples, 0, 0xFFFF) >> 8
-    return out
+    return _by_bands(
+        image, (), lambda band: np.clip(np.asarray(band).astype(np.int64), 0, 0xFFFF) >> 8
+    )
 
 
 def _frozen(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
