@@ -669,9 +669,8 @@ def shoulder_edge(matte: Matte, face: Face) -> NDArray[np.uint8] | None:
     about a face's height below the chin down to three), RGB, one row each: where clothes meet
     the background. None when the cut-out does not reach the shoulders."""
     marks = face.landmarks
-    eye_y = (marks.left_eye.y + marks.right_eye.y) / 2
-    mouth_y = (marks.mouth_left.y + marks.mouth_right.y) / 2
-    unit = max(1.0, mouth_y - eye_y)
+    mouth_y = marks.mouth_centre.y
+    unit = max(1.0, mouth_y - marks.eye_centre.y)
     chin = mouth_y + 0.9 * unit
     alpha = matte.alpha
     top = int(matte.to_matte_px(Point(marks.nose.x, chin + 1.2 * unit)).y)
@@ -1176,10 +1175,7 @@ def _face_features(
             Check("red_eye", None, _RED_EYE_LIMIT, CheckStatus.PASS, note=unmeasured),
         )
 
-    mouth_centre = Point(
-        (marks.mouth_left.x + marks.mouth_right.x) / 2,
-        (marks.mouth_left.y + marks.mouth_right.y) / 2,
-    )
+    mouth_centre = marks.mouth_centre
     half_mouth = max(1.0, (marks.mouth_left.x - marks.mouth_right.x) / 2)
     mouth = _patch(lab, matte, mouth_centre, 0.7 * half_mouth, 0.22 * distance)
     if mouth.size == 0:
