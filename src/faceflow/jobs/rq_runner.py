@@ -186,13 +186,13 @@ class RqRunner:
                 self._enqueue(sub, job_id)
         else:
             self._counts["deduplicated"] += 1
-        self._counts["submitted"] += 1
         owned = keys.owned(job_id, owner)
         mine = [
             raw.decode() if isinstance(raw, bytes) else raw
             for raw in self._conn.lrange(owned, 0, -1)
         ]
         if len(mine) >= HANDLES_PER_OWNER and (again := self._newest_live(mine, job_id, owner)):
+            self._counts["submitted"] += 1
             return self._view(*again)[0]
         handle = new_handle()
         record = HandleRecord(job_id, sub.operation.value, owner, now, from_cache=from_cache)
@@ -203,6 +203,7 @@ class RqRunner:
             pipe.rpush(owned, handle)
             pipe.expire(owned, self._handle_ttl_s)
             pipe.execute()
+        self._counts["submitted"] += 1
         view, _ = self._view(handle, record)
         return view
 
