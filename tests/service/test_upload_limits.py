@@ -15,7 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 from faceflow.errors import FaceflowError
 from faceflow.runtime.budget import ByteBudget
 from faceflow.service.errors import faceflow_error_response
-from faceflow.service.upload import BodyLimits, read_body
+from faceflow.service.upload import PACE_GRACE_S, BodyLimits, read_body
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -212,13 +212,20 @@ async def holder(
     return task, gate
 
 
+def past_their_grace(limits: BodyLimits) -> None:
+    """Make every body still arriving as old as its grace: without bytes since, behind."""
+    for reader in limits.arriving:
+        reader.since -= PACE_GRACE_S
+
+
 async def test_a_stalled_body_gives_its_room_to_a_new_upload() -> None:
     """A client declaring a large body and sending nothing held the budget for the whole body
     timeout; now the room it has not used goes to the next upload that needs it."""
     budget = ByteBudget(10 * MIB)
-    limits = BodyLimits(Reader(), budget, body_timeout_s=30, pace_grace_s=0)
+    limits = BodyLimits(Reader(), budget, body_timeout_s=30)
     stalled, _ = await holder(limits, 0, 8 * MIB)
     assert budget.used_bytes == 8 * MIB
+    past_their_grace(limits)
 
     receive, _ = body_of([b"y" * (5 * MIB)])
     assert (await call(limits, scope(5 * MIB), receive))[0] == 200
@@ -234,7 +241,7 @@ async def test_a_body_just_asked_for_keeps_its_room_for_the_grace() -> None:
     """A client that has just been asked for its body (its first bytes a round trip away) is not
     behind yet: two such clients must not cut each other's uploads in turn."""
     budget = ByteBudget(10 * MIB)
-    limits = BodyLimits(Reader(), budget, body_timeout_s=30)  # the default grace (1 s)
+    limits = BodyLimits(Reader(), budget, body_timeout_s=30)
     fresh, gate = await holder(limits, 0, 8 * MIB)
 
     receive, given = body_of([b"y" * (5 * MIB)])
@@ -247,9 +254,10 @@ async def test_a_body_just_asked_for_keeps_its_room_for_the_grace() -> None:
 
 async def test_a_body_arriving_on_pace_keeps_its_room() -> None:
     budget = ByteBudget(10 * MIB)
-    limits = BodyLimits(Reader(), budget, body_timeout_s=30, pace_grace_s=0)
+    limits = BodyLimits(Reader(), budget, body_timeout_s=30)
     # 5 of 6 MiB in at once: far ahead of 6 MiB over 30 s.
     steady, gate = await holder(limits, 5 * MIB, 6 * MIB)
+    past_their_grace(limits)
 
     receive, given = body_of([b"y" * (5 * MIB)])
     status, _, body = await call(limits, scope(5 * MIB), receive)
@@ -261,10 +269,11 @@ async def test_a_body_arriving_on_pace_keeps_its_room() -> None:
 
 async def test_the_body_furthest_behind_gives_way_first_and_no_more_than_needed() -> None:
     budget = ByteBudget(10 * MIB)
-    limits = BodyLimits(Reader(), budget, body_timeout_s=30, pace_grace_s=0)
+    limits = BodyLimits(Reader(), budget, body_timeout_s=30)
     oldest, _ = await holder(limits, 0, 3 * MIB)
     ahead, ahead_gate = await holder(limits, MIB, 3 * MIB)
     newest, newest_gate = await holder(limits, 0, 3 * MIB)
+    past_their_grace(limits)  # the same age added to each: the oldest is still the oldest
 
     receive, _ = body_of([b"y" * (3 * MIB)])
     assert (await call(limits, scope(3 * MIB), receive))[0] == 200
@@ -279,8 +288,9 @@ async def test_the_body_furthest_behind_gives_way_first_and_no_more_than_needed(
 async def test_stalled_bodies_are_not_cut_when_that_would_not_make_room() -> None:
     budget = ByteBudget(10 * MIB)
     app = Reader()
-    limits = BodyLimits(app, budget, body_timeout_s=30, pace_grace_s=0)
+    limits = BodyLimits(app, budget, body_timeout_s=30)
     stalled, gate = await holder(limits, 0, 6 * MIB)
+    past_their_grace(limits)
     app.release.clear()  # the next body is read whole, then held until its answer
     app.reading.clear()
     receive, given = body_of([b"h" * (4 * MIB)])
@@ -302,8 +312,9 @@ async def test_stalled_bodies_are_not_cut_when_that_would_not_make_room() -> Non
 
 async def test_a_chunked_body_makes_room_from_stalled_ones_as_its_bytes_come() -> None:
     budget = ByteBudget(4 * MIB)
-    limits = BodyLimits(Reader(), budget, body_timeout_s=30, pace_grace_s=0)
+    limits = BodyLimits(Reader(), budget, body_timeout_s=30)
     stalled, _ = await holder(limits, 0, 3 * MIB)
+    past_their_grace(limits)
     receive, _ = body_of([b"z" * MIB] * 3)
     assert (await call(limits, scope(None), receive))[0] == 200
     assert (await asyncio.wait_for(stalled, 10))[0] == 408
@@ -315,10 +326,9 @@ async def test_a_client_whose_body_was_cut_gets_no_grace_for_the_next() -> None:
     few connections a second; once one of a client's bodies is cut, the next are judged at
     once."""
     budget = ByteBudget(10 * MIB)
-    limits = BodyLimits(Reader(), budget, body_timeout_s=30)  # the default grace (1 s)
+    limits = BodyLimits(Reader(), budget, body_timeout_s=30)
     first, _ = await holder(limits, 0, 8 * MIB, client="2001:db8::1")
-    for reader in limits.arriving:
-        reader.since -= 10  # past its grace: behind
+    past_their_grace(limits)
     receive, _ = body_of([b"y" * (5 * MIB)])
     assert (await call(limits, scope(5 * MIB), receive))[0] == 200
     assert (await asyncio.wait_for(first, 10))[0] == 408

@@ -591,7 +591,7 @@ class BodyLimits:
       fit, the bytes not yet arrived of bodies behind the pace that would bring them in before
       the timeout are taken back, those furthest behind first, and their requests answered
       ``408 request_timeout``. The pace starts when the body is first read (when a client
-      waiting on ``Expect: 100-continue`` is told to send) plus ``pace_grace_s`` for the round
+      waiting on ``Expect: 100-continue`` is told to send) plus :data:`PACE_GRACE_S` for the round
       trip and TCP's slow start, then spreads the body's length over the rest of
       ``body_timeout_s``. A body on pace is never cut, and one behind it only while its room is
       wanted. A client (an address, an IPv6 /64) whose body was cut gets no grace against other
@@ -606,18 +606,11 @@ class BodyLimits:
     read, so the connection cannot carry another request.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        budget: ByteBudget,
-        body_timeout_s: float,
-        *,
-        pace_grace_s: float = PACE_GRACE_S,
-    ) -> None:
+    def __init__(self, app: ASGIApp, budget: ByteBudget, body_timeout_s: float) -> None:
         self.app = app
         self.budget = budget
         self.body_timeout_s = body_timeout_s
-        self.pace_grace_s = min(pace_grace_s, body_timeout_s / 2)
+        self.pace_grace_s = min(PACE_GRACE_S, body_timeout_s / 2)
         self.arriving: set[BodyReader] = set()
         """Declared bodies still arriving: what :meth:`take` may take back."""
         self.given_way = 0
