@@ -357,3 +357,42 @@ async def test_a_client_whose_body_was_cut_gets_no_grace_for_the_next() -> None:
     assert (await asyncio.wait_for(other, 10))[0] == 200
     assert limits.given_way == 2
     assert budget.used_bytes == 0
+
+
+async def test_a_body_the_route_never_reads_gives_its_room_to_a_new_upload() -> None:
+    """An ID photo re-rendered from ``source=`` reads no body: a request declaring the whole
+    budget there held it, never sent, for the seconds of the render. Its pace runs from its
+    headers, so once past the grace its room goes to the next upload; the render still answers."""
+
+    class Renderer:
+        """A route that answers without reading its body, after a while."""
+
+        def __init__(self) -> None:
+            self.started = asyncio.Event()
+            self.release = asyncio.Event()
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["path"] == "/v1/detect":
+                await Reader()(scope, receive, send)
+                return
+            self.started.set()
+            await self.release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"rendered"})
+
+    budget = ByteBudget(10 * MIB)
+    app = Renderer()
+    limits = BodyLimits(app, budget, body_timeout_s=30)
+    never_sent, _ = body_of([], stall=True)
+    render = asyncio.create_task(
+        call(limits, {**scope(10 * MIB), "path": "/v1/id-photo"}, never_sent)
+    )
+    await asyncio.wait_for(app.started.wait(), 10)
+    assert budget.used_bytes == 10 * MIB
+    past_their_grace(limits)
+
+    receive, _ = body_of([b"y" * (5 * MIB)])
+    assert (await call(limits, scope(5 * MIB), receive))[0] == 200
+    app.release.set()
+    assert (await asyncio.wait_for(render, 10))[0] == 200
+    assert budget.used_bytes == 0

@@ -589,16 +589,18 @@ class BodyLimits:
       client declaring large bodies and sending nothing held the budget for the body timeout
       (two connections declaring batches closed every upload for 30 s). When a body does not
       fit, the bytes not yet arrived of bodies behind the pace that would bring them in before
-      the timeout are taken back, those furthest behind first, and their requests answered
-      ``408 request_timeout``. The pace starts when the body is first read (when a client
-      waiting on ``Expect: 100-continue`` is told to send) plus :data:`PACE_GRACE_S` for the round
-      trip and TCP's slow start, then spreads the body's length over the rest of
-      ``body_timeout_s``. A body on pace is never cut, and one behind it only while its room is
-      wanted. A client (an address, an IPv6 /64) whose body was cut gets no grace against other
-      clients for ``body_timeout_s`` after: a stream of new connections each holding its body
-      for the grace alone would otherwise keep the budget. Holding the budget costs a client
-      the bandwidth of really sending (``upload_budget_bytes`` over ``body_timeout_s``: 8.5 MB/s
-      by default), or many addresses.
+      the timeout are taken back, those furthest behind first, and their requests answered ``408
+      request_timeout``. The pace starts when the body is first read (when a client waiting on
+      ``Expect: 100-continue`` is told to send) plus :data:`PACE_GRACE_S` for the round trip and
+      TCP's slow start, then spreads the body's length over the rest of ``body_timeout_s``. A
+      body the route has not read yet is paced from its headers: an ID photo re-rendered from
+      ``source=`` never reads one, and a request declaring the whole budget there held it,
+      unsent, for the seconds of the render. A body on pace is never cut, and one behind it only
+      while its room is wanted. A client (an address, an IPv6 /64) whose body was cut gets no
+      grace against other clients for ``body_timeout_s`` after: a stream of new connections each
+      holding its body for the grace alone would otherwise keep the budget. Holding the budget
+      costs a client the bandwidth of really sending (``upload_budget_bytes`` over
+      ``body_timeout_s``: 8.5 MB/s by default), or many addresses.
     * Time: the whole body must arrive within ``body_timeout_s`` of the first read, or reading it
       raises :class:`RequestTimeout` (408). A route that never reads its body is not timed.
 
@@ -784,8 +786,8 @@ class BodyReader:
         self.held = held
         """Bytes taken from the budget for this body."""
         self.seen = 0
-        self.since = 0.0
-        """When it was first read (0 until then): the start of the pace it is held to."""
+        self.since = time.monotonic()
+        """The start of the pace it is held to: its headers, then its first read."""
         self.done = False
         self.failed = False
         """True once reading failed (deadline, budget or eviction): the rest of the body is not
@@ -800,9 +802,7 @@ class BodyReader:
 
     def lag(self, now: float, grace_s: float) -> float:
         """How far behind its pace the body is: the share of its paced time gone by less the
-        share of its declared length arrived (positive: behind; never before its first read)."""
-        if not self.since:
-            return 0.0
+        share of its declared length arrived (positive: behind)."""
         paced = (now - self.since - grace_s) / (self._limits.body_timeout_s - grace_s)
         return paced - self.seen / self.held
 
