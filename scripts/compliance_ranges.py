@@ -1,6 +1,6 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
-the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `eye_glare`
-and `red_eye`, the mouth's, and the clothes' against each preset background
+the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `eye_glare`,
+`red_eye` and `eyes_open`, the mouth's, and the clothes' against each preset background
 (faceflow/pipeline/idphoto/compliance.py, the README's check table).
 
     .venv/bin/python scripts/compliance_ranges.py
@@ -36,6 +36,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     black_and_white,
     blur,
     blurred_with_grain,
+    closed_eyes,
     colour_cast,
     eye_glare,
     face_mask,
@@ -71,6 +72,7 @@ CHECKS = (
     "eye_glare",
     "red_eye",
     "mouth_closed",
+    "eyes_open",
 )
 SPOILED: tuple[tuple[str, Edit], ...] = (
     ("JPEG quality 20", jpeg(20)),
@@ -98,6 +100,8 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     ("red pupils, radius 0.035", red_eye(0.035)),
     ("red pupils, radius 0.05", red_eye(0.05)),
     *((f"{colour} face mask", face_mask(colour)) for colour in MASK_COLOURS),
+    ("eyes closed", closed_eyes(both=True)),
+    ("a wink", closed_eyes(both=False)),
 )
 
 

@@ -19,6 +19,7 @@ from faceflow.pipeline.idphoto.compliance import (
     BLOCKINESS_SHOWN_MAX,
     COLOUR_FAIL,
     COLOUR_PASS,
+    EYES_OPEN_WARN,
     FOCUS_FAIL,
     FOCUS_PASS,
     HINTS,
@@ -50,6 +51,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     Edit,
     black_and_white,
     blurred_with_grain,
+    closed_eyes,
     crop_below_chin,
     exposure,
     eye_glare,
@@ -58,6 +60,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     jpeg,
     mosaic,
     red_eye,
+    shrink,
     side_shadow,
 )
 
@@ -87,6 +90,7 @@ EXPECTED_CHECKS = {
     "subject_cut_off",
     "face_occluded",
     "eyes_visible",
+    "eyes_open",
     "eye_glare",
     "red_eye",
     "mouth_closed",
@@ -665,3 +669,64 @@ def test_a_subject_cut_by_the_frame_fails_and_says_what_is_missing() -> None:
     hint, hint_zh = check.hints()
     assert "take it from further away" in hint
     assert "肩" in hint_zh
+
+
+@pytest.mark.parametrize(
+    ("edit", "status"),
+    [
+        (None, CheckStatus.PASS),  # as taken: 0.18 eye distances open
+        (closed_eyes(both=True), CheckStatus.WARN),
+        (closed_eyes(both=False), CheckStatus.WARN),  # a wink: the smaller eye counts
+    ],
+)
+def test_closed_eyes_and_a_wink_are_seen(
+    cut_out: CutOut, edit: Edit | None, status: CheckStatus
+) -> None:
+    # The verdict set's closed eyes and wink share their mattes with it.
+    item = cut_out("portrait_2.jpg", edit)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    check = report.check("eyes_open")
+    assert check.status is status, check
+    assert isinstance(check.value, float)
+    if status is CheckStatus.WARN:
+        assert check.value < EYES_OPEN_WARN
+        # What the check is for: the lightness spread over the eyes still passed them.
+        assert report.check("eyes_visible").status is CheckStatus.PASS
+
+
+@pytest.mark.parametrize(
+    ("photo", "status"),
+    [
+        ("df_img17.jpg", CheckStatus.WARN),  # a squint: 0.060, for a person to look at
+        ("df_img29.jpg", CheckStatus.PASS),  # a squint, 0.097
+        ("df_img37.jpg", CheckStatus.PASS),  # a squinting smile, 0.079
+        ("df_img62.jpg", CheckStatus.PASS),  # eyes under low, dark brows, 0.074
+    ],
+)
+def test_narrowed_real_eyes(
+    testdata: Path, source: FindSource, segmenter: U2NetpSegmenter, photo: str, status: CheckStatus
+) -> None:
+    # The lowest openings of the real faces: only the narrowest squint is a warning.
+    require((testdata.parent / "devset" / photo).is_file(), f"devset photo {photo} not found")
+    found = source(f"../devset/{photo}", None)
+    matte = compute_matte(found.rgb, found.faces[0], segmenter)
+
+    check = render_id_photo(matte, found.faces[0], IdPhotoOptions(get_spec("icao"))).report.check(
+        "eyes_open"
+    )
+
+    assert check.status is status, check
+
+
+def test_eyes_too_small_to_tell_are_not_judged_open_or_closed(cut_out: CutOut) -> None:
+    # The verdict set's tiny portrait_2: its eyes 30 px apart.
+    item = cut_out("portrait_2.jpg", shrink(0.3))
+
+    check = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report.check(
+        "eyes_open"
+    )
+
+    assert (check.value, check.status) == (None, CheckStatus.PASS), check
+    assert "too small" in check.note

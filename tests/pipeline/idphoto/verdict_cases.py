@@ -5,9 +5,9 @@ at the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, 
 blurred, shrunk to a tiny face, the person put in front of a busy backdrop, under- and
 over-exposed, half in shadow, in black and white, saved as a coarse JPEG, enlarged into a
 mosaic, blurred under grain, grainy but sharp, under green or tungsten light, with glare over
-the eyes, in a white suit made on white. Each case names the check that should decide it. Used by
-``tests/pipeline/idphoto/test_verdicts.py`` and ``scripts/idphoto_verdicts.py`` (the README's
-table).
+the eyes, in a white suit made on white, with the eyes closed or winking. Each case names the
+check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py`` and
+``scripts/idphoto_verdicts.py`` (the README's table).
 
 The edit factories are cached: the same arguments give the same function, so the tests can share
 one detection and one matte per edited source (``tests/pipeline/idphoto/conftest.py``).
@@ -362,6 +362,35 @@ def red_eye(radius: float) -> Edit:
     return edit
 
 
+@cache
+def closed_eyes(both: bool) -> Edit:
+    """Eyes shut (``both``) or a wink (the right eye only): each eye's opening painted over with
+    the skin 0.42 eye distances below it (a soft oval of ±0.3 × ±0.13 eye distances), then the
+    dark, curved line of the closed lashes."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        marks = face.landmarks
+        distance = marks.left_eye.x - marks.right_eye.x
+        eyes = (marks.right_eye, marks.left_eye) if both else (marks.right_eye,)
+        out = rgb.astype(np.float32)
+        skin = np.roll(rgb, -round(0.42 * distance), axis=0).astype(np.float32) * 0.9
+        for eye in eyes:
+            mask = np.zeros(rgb.shape[:2], np.float32)
+            axes = (round(0.3 * distance), round(0.13 * distance))
+            cv2.ellipse(mask, (round(eye.x), round(eye.y)), axes, 0, 0, 360, 1.0, -1)
+            soft = cv2.GaussianBlur(mask, (0, 0), 0.03 * distance)[..., None]
+            out = skin * soft + out * (1 - soft)
+        shut = np.clip(out, 0, 255).astype(np.uint8)
+        thickness = max(2, round(0.035 * distance))
+        for eye in eyes:
+            centre = (round(eye.x), round(eye.y + 0.02 * distance))
+            axes = (round(0.25 * distance), round(0.06 * distance))
+            cv2.ellipse(shut, centre, axes, 0, 15, 165, (45, 40, 45), thickness, cv2.LINE_AA)
+        return shut
+
+    return edit
+
+
 # Fluorescent tubes and tungsten bulbs, photographed with the camera set for daylight.
 GREEN_LIGHT = colour_cast(1.0, 1.25, 0.6)
 TUNGSTEN_LIGHT = colour_cast(1.1, 1.1, 0.6)
@@ -516,6 +545,22 @@ CASES: tuple[Case, ...] = (
         red_eye(0.05),
     ),
     Case("obama, partly red eyes", "obama.jpg", "icao", "warn", "red_eye", red_eye(0.035)),
+    Case(
+        "portrait_2 with the eyes closed",
+        "portrait_2.jpg",
+        "icao",
+        "warn",
+        "eyes_open",
+        closed_eyes(both=True),
+    ),
+    Case(
+        "portrait_2 winking",
+        "portrait_2.jpg",
+        "icao",
+        "warn",
+        "eyes_open",
+        closed_eyes(both=False),
+    ),
     Case("portrait_2 rotated 12°", "portrait_2.jpg", "icao", "warn", "roll", rotate(12.0)),
     Case("portrait_2 rotated 28°", "portrait_2.jpg", "icao", "fail", "roll", rotate(28.0)),
     # Past about 0.1 the cut-out loses the person too (the request is refused, no_subject).

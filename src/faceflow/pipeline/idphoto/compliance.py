@@ -5,7 +5,7 @@ The verdict is what a counter would decide: ``pass`` it would accept, ``fail`` i
 
 Geometry checks (head height, eye line, crown margin, whether the frame cuts the person) measure
 the photo as laid out; pose checks (roll, yaw), the face checks (something in front of the face,
-eyes visible, no glare over them, mouth closed, even lighting) and image-quality checks
+eyes visible and open, no glare over them, mouth closed, even lighting) and image-quality checks
 (background, resolution, sharpness and focus, exposure, colour and skin colour, JPEG blocks or
 mosaic) measure the subject's pixels, because a tilted head, a hand over the mouth, a blurred,
 black-and-white, colour-cast or over-compressed shot cannot be fixed by cropping. The face
@@ -111,6 +111,22 @@ CROWN_CUT_FAIL_MM = 0.5
 # Eyes: the spread (std) of lightness in a patch over each eye, relative to the cheeks'
 # lightness: 0.17–0.30 for open eyes, 0 under a hand or dark glasses, 0.06 when badly blurred.
 EYES_SPREAD_FAIL, EYES_SPREAD_PASS = 0.08, 0.13
+# Eyes open: the height of the eye's opening, in eye distances (the smaller eye). In a box of
+# ±0.22 × ±0.14 eye distances over each eye, the rows whose lightness range across the row (90th
+# percentile minus 10th) exceeds 0.35 × the cheeks' lightness: iris against sclera and lids over
+# an open eye, one thin lash line over a closed one. Measured on the matte at source resolution
+# (scripts/compliance_ranges.py): of the 82 faces of the test and dev-set photos,
+# 79 with eyes at least EYES_OPEN_MIN_PX apart measure 0.071 or more (a head turned 27°
+# 0.071, df_img62 0.074, the squints of df_img37 and df_img29 0.079 and 0.097) but for one
+# squint (df_img17, 0.060) and a face whose landmarks miss its eyes (df_selfie-many-people,
+# already failed by eyes_visible); 14 faces with both eyes painted shut or one (a wink) 0.041-0.058
+# for 24 of 27, three 0.068-0.102 (brows low over the lid, eyeliner left around it), which
+# eyes_visible passed. Five landmarks give no eyelids, so this asks a person to look (a warning),
+# halfway between the closed eyes caught and the real faces.
+EYES_OPEN_WARN = 0.064
+# Under this eye distance (matte px) a row is over 0.025 eye distances: too coarse to tell a
+# squint from a lash line (two faces of a crowd at 35-36 px, a blurred bystander at 21 px).
+EYES_OPEN_MIN_PX = 40.0
 # Glare over the eyes (glasses, a flash): the share of blown-out pixels (every channel ≥ 245) in
 # the same box over the worse eye. The 82 real faces of the test set and the devset measure at
 # most 1 % (catchlights); a white reflection over portrait_2's eyes 0.08 eye distances wide 6 %,
@@ -199,6 +215,10 @@ HINTS: dict[str, tuple[str, str]] = {
         "Keep both eyes open and clearly visible: no sunglasses, no hair or hands over them, "
         "no glare on glasses.",
         "双眼睁开并清晰可见：不戴墨镜，头发或手不要遮挡眼睛，眼镜不要反光。",
+    ),
+    "eyes_open": (
+        "The eyes look closed or half closed: keep both eyes open, looking into the camera.",
+        "双眼似乎闭着或半闭：请双眼自然睁开，目视镜头。",
     ),
     "eye_glare": (
         "A reflection hides the eyes: tilt the glasses slightly down or take them off, and do not "
@@ -329,6 +349,7 @@ _OF_TEXT = {
     "source_px": "{} source px per output px",
     "std": "std {}",
     "teeth_of_mouth": "teeth {} of the mouth area",
+    "eye_distances": "{} eye distances",
 }
 _RULE_TEXT = {"frame_inside_photo": "the whole frame inside the photo", "nothing": "none"}
 
@@ -1098,10 +1119,9 @@ def _eye_glare(matte: Matte, face: Face) -> Check:
     )
 
 
-def _face_features(
-    matte: Matte, face: Face, *, colour_off: str = ""
-) -> tuple[Check, Check, Check, Check, Check]:
-    """Something in front of the face, eyes visible, mouth closed, even lighting, red eyes: from
+def _face_features(matte: Matte, face: Face, *, colour_off: str = "") -> tuple[Check, ...]:
+    """Something in front of the face, eyes visible and open, mouth closed, even lighting, red
+    eyes: from
     small patches around the landmarks, compared with the cheeks (see the thresholds at the top).
     ``colour_off``: why the photo's colour cannot be trusted (black and white, a strong cast),
     if it cannot; its lips, teeth and the red of its eyes are then not judged."""
@@ -1154,6 +1174,7 @@ def _face_features(
         note="lightness spread over the eyes against the cheeks; low when they are covered, "
         "closed or hidden by dark glasses",
     )
+    eyes_open = _eyes_open(lab, matte, face, distance, skin_l, eyes_status)
 
     lighting = _even_lighting(lab, matte, face, distance)
     if colour_off:
@@ -1164,6 +1185,7 @@ def _face_features(
         return (
             Check("face_occluded", None, Limit(rule="nothing"), CheckStatus.PASS, note=unmeasured),
             eyes,
+            eyes_open,
             Check(
                 "mouth_closed",
                 None,
@@ -1209,7 +1231,58 @@ def _face_features(
         CheckStatus.WARN if mouth_open else CheckStatus.PASS,
         note="teeth showing: most passports want the mouth closed" if mouth_open else "",
     )
-    return occlusion, eyes, closed, lighting, _red_eye(lab, matte, face, distance, skin_a)
+    red = _red_eye(lab, matte, face, distance, skin_a)
+    return occlusion, eyes, eyes_open, closed, lighting, red
+
+
+_EYES_OPEN_LIMIT = Limit(EYES_OPEN_WARN, unit="", of="eye_distances")
+
+
+def eye_opening(
+    lab: NDArray[np.float32], matte: Matte, face: Face, distance: float, skin_l: float
+) -> float | None:
+    """The smaller eye's opening in eye distances (see :data:`EYES_OPEN_WARN`): the rows of a
+    box over the eye whose lightness range exceeds 0.35 × the cheeks' ``skin_l``. ``lab`` is the
+    matte's pixels in OpenCV's 8-bit Lab; None when the eyes are under
+    :data:`EYES_OPEN_MIN_PX` apart in the matte."""
+    per_eye_distance = distance / matte.source_px_per_matte_px
+    if per_eye_distance < EYES_OPEN_MIN_PX:
+        return None
+    heights = []
+    for eye in (face.landmarks.right_eye, face.landmarks.left_eye):
+        rows, cols = _box(matte, eye, 0.22 * distance, 0.14 * distance)
+        box = lab[rows, cols, 0]
+        if box.size == 0:
+            return None
+        spread = np.percentile(box, 90, axis=1) - np.percentile(box, 10, axis=1)
+        heights.append(float((spread > 0.35 * skin_l).sum()) / per_eye_distance)
+    return min(heights)
+
+
+def _eyes_open(
+    lab: NDArray[np.float32],
+    matte: Matte,
+    face: Face,
+    distance: float,
+    skin_l: float,
+    eyes_visible: CheckStatus,
+) -> Check:
+    if eyes_visible is CheckStatus.FAIL:
+        note = "not judged: the eyes are not visible (see eyes_visible)"
+        return Check("eyes_open", None, _EYES_OPEN_LIMIT, CheckStatus.PASS, note=note)
+    opening = eye_opening(lab, matte, face, distance, skin_l)
+    if opening is None:
+        note = "not measured: the eyes are too small in the photo to tell"
+        return Check("eyes_open", None, _EYES_OPEN_LIMIT, CheckStatus.PASS, note=note)
+    shut = opening < EYES_OPEN_WARN
+    return Check(
+        "eyes_open",
+        opening,
+        _EYES_OPEN_LIMIT,
+        CheckStatus.WARN if shut else CheckStatus.PASS,
+        note="the smaller eye's opening in eye distances"
+        + (": an eye looks closed or narrowed; check it" if shut else ""),
+    )
 
 
 _RED_EYE_LIMIT = Limit(None, RED_EYE_PASS, "fraction")
