@@ -1,7 +1,7 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
 the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `eye_glare`,
-`red_eye` and `eyes_open`, the mouth's, and the clothes' against each preset background
-(faceflow/pipeline/idphoto/compliance.py, the README's check table).
+`red_eye` and `eyes_open`, the mouth's, the glasses', and the clothes' against each preset
+background (faceflow/pipeline/idphoto/compliance.py, the README's check table).
 
     .venv/bin/python scripts/compliance_ranges.py
 
@@ -36,6 +36,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     black_and_white,
     blur,
     blurred_with_grain,
+    clear_glasses,
     closed_eyes,
     colour_cast,
     eye_glare,
@@ -63,6 +64,8 @@ from faceflow.runtime.context import load_context
 
 # face_occluded's note gives the spread of the mouth's colour (Lab a*, 90th minus 10th percentile).
 MOUTH_SPREAD = re.compile(r"colour spread (\d+)")
+# glasses' note gives the darkest row between the eyes over the cheeks' lightness.
+GLASSES_BRIDGE = re.compile(r"darkest row between the eyes ([\d.]+)")
 CHECKS = (
     "colour",
     "skin_colour",
@@ -102,6 +105,7 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     *((f"{colour} face mask", face_mask(colour)) for colour in MASK_COLOURS),
     ("eyes closed", closed_eyes(both=True)),
     ("a wink", closed_eyes(both=False)),
+    ("clear glasses", clear_glasses),
 )
 
 
@@ -136,6 +140,7 @@ def main() -> None:
     occluded_verdicts: Counter[str] = Counter()
     blends: dict[str, list[tuple[float, str]]] = {name: [] for name in PRESET_COLOURS}
     mouth_spreads: list[float] = []
+    bridges: list[tuple[float, str]] = []
     faces = left_out = 0
     for path in photos:
         rgb = decode_image(path.read_bytes(), limits).rgb
@@ -155,6 +160,8 @@ def main() -> None:
             occluded_verdicts[occluded.status.value] += 1
             if spread := MOUTH_SPREAD.search(occluded.note):
                 mouth_spreads.append(float(spread.group(1)))
+            if bridge := GLASSES_BRIDGE.search(report.check("glasses").note):
+                bridges.append((float(bridge.group(1)), path.name))
             for name in CHECKS:
                 check = report.check(name)
                 if isinstance(check.value, float):
@@ -175,6 +182,11 @@ def main() -> None:
     print(
         f"  {'face_occluded':14s} {counts}; the mouth's colour spread "
         f"{min(mouth_spreads):.0f}–{max(mouth_spreads):.0f}"
+    )
+
+    print(
+        f"  {'glasses':14s} the darkest row between the eyes, lowest of {len(bridges)} faces: "
+        + ", ".join(f"{value:.2f} {photo_name}" for value, photo_name in sorted(bridges)[:5])
     )
 
     for name, found_blends in blends.items():
@@ -198,6 +210,7 @@ def main() -> None:
         print(f"  {label:26s} " + ", ".join(shown(spoiled, name) for name in CHECKS))
         occluded = spoiled.check("face_occluded")
         print(f"  {'':26s} face_occluded {occluded.status.value}: {occluded.note}")
+        print(f"  {'':26s} glasses: {spoiled.check('glasses').note}")
 
 
 if __name__ == "__main__":

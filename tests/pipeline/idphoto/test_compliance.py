@@ -41,7 +41,7 @@ from faceflow.pipeline.idphoto.matte import compute_matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.palette import parse_background
 from faceflow.pipeline.idphoto.render import render_id_photo
-from faceflow.pipeline.idphoto.specs import get_spec
+from faceflow.pipeline.idphoto.specs import get_spec, list_specs
 from tests.fixtures.environment import require
 from tests.pipeline.idphoto.conftest import CutOut, FindSource, Portrait
 from tests.pipeline.idphoto.synthetic import synthetic
@@ -51,6 +51,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     Edit,
     black_and_white,
     blurred_with_grain,
+    clear_glasses,
     closed_eyes,
     crop_below_chin,
     exposure,
@@ -91,6 +92,7 @@ EXPECTED_CHECKS = {
     "face_occluded",
     "eyes_visible",
     "eyes_open",
+    "glasses",
     "eye_glare",
     "red_eye",
     "mouth_closed",
@@ -730,3 +732,53 @@ def test_eyes_too_small_to_tell_are_not_judged_open_or_closed(cut_out: CutOut) -
 
     assert (check.value, check.status) == (None, CheckStatus.PASS), check
     assert "too small" in check.note
+
+
+@pytest.mark.parametrize(
+    ("edit", "spec", "value", "status"),
+    [
+        (None, "us-passport", "none", CheckStatus.PASS),
+        (clear_glasses, "us-passport", "glasses", CheckStatus.FAIL),  # refused since 2016
+        (clear_glasses, "us-green-card", "glasses", CheckStatus.FAIL),
+        (clear_glasses, "icao", "glasses", CheckStatus.PASS),  # seen, and allowed
+        (clear_glasses, "in-visa", "glasses", CheckStatus.PASS),  # 2x2 in, but India's rules
+    ],
+)
+def test_glasses_fail_where_the_spec_refuses_them(
+    cut_out: CutOut, edit: Edit | None, spec: str, value: str, status: CheckStatus
+) -> None:
+    # The verdict set's portrait in clear glasses shares its matte with it.
+    item = cut_out("portrait_2.jpg", edit)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec(spec))).report
+
+    check = report.check("glasses")
+    assert (check.value, check.status) == (value, status), check
+    if value == "glasses":
+        assert "glasses seen" in check.note
+        # What the check is for: thin clear frames leave the eyes visible, open and unglared.
+        for name in ("eyes_visible", "eyes_open", "eye_glare"):
+            assert report.check(name).status is CheckStatus.PASS, name
+
+
+@pytest.mark.parametrize("photo", ["df_img24.jpg", "df_img25.jpg"])
+def test_real_glasses_are_seen(
+    testdata: Path, source: FindSource, segmenter: U2NetpSegmenter, photo: str
+) -> None:
+    # The devset's two wearers; none of the other real faces measures under 0.48.
+    require((testdata.parent / "devset" / photo).is_file(), f"devset photo {photo} not found")
+    found = source(f"../devset/{photo}", None)
+    matte = compute_matte(found.rgb, found.faces[0], segmenter)
+
+    for spec, status in (("us-visa", CheckStatus.FAIL), ("eu-passport", CheckStatus.PASS)):
+        report = render_id_photo(matte, found.faces[0], IdPhotoOptions(get_spec(spec))).report
+        check = report.check("glasses")
+        assert (check.value, check.status) == ("glasses", status), (spec, check)
+
+
+def test_glasses_are_refused_by_the_us_sizes_only() -> None:
+    refusing = {spec.key for spec in list_specs() if not spec.glasses_allowed}
+
+    assert refusing == {"us-passport", "us-visa", "us-green-card"}
+    assert get_spec("us-visa").to_dict()["glasses_allowed"] is False
+    assert get_spec("icao").to_dict()["glasses_allowed"] is True

@@ -5,8 +5,8 @@ at the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, 
 blurred, shrunk to a tiny face, the person put in front of a busy backdrop, under- and
 over-exposed, half in shadow, in black and white, saved as a coarse JPEG, enlarged into a
 mosaic, blurred under grain, grainy but sharp, under green or tungsten light, with glare over
-the eyes, in a white suit made on white, with the eyes closed or winking. Each case names the
-check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py`` and
+the eyes, in a white suit made on white, with the eyes closed or winking, in glasses. Each case
+names the check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py`` and
 ``scripts/idphoto_verdicts.py`` (the README's table).
 
 The edit factories are cached: the same arguments give the same function, so the tests can share
@@ -391,6 +391,25 @@ def closed_eyes(both: bool) -> Edit:
     return edit
 
 
+def clear_glasses(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+    """Glasses with thin dark frames and clear lenses (no tint, no glare): an oval rim of
+    ±0.36 × ±0.24 eye distances around each eye and a bridge between them."""
+    out = rgb.copy()
+    marks = face.landmarks
+    distance = marks.left_eye.x - marks.right_eye.x
+    thickness = max(2, round(0.035 * distance))
+    frame = (25, 25, 25)
+    for eye in (marks.right_eye, marks.left_eye):
+        axes = (round(0.36 * distance), round(0.24 * distance))
+        cv2.ellipse(
+            out, (round(eye.x), round(eye.y)), axes, 0, 0, 360, frame, thickness, cv2.LINE_AA
+        )
+    start = (round(marks.right_eye.x + 0.36 * distance), round(marks.right_eye.y - 0.05 * distance))
+    end = (round(marks.left_eye.x - 0.36 * distance), round(marks.left_eye.y - 0.05 * distance))
+    cv2.line(out, start, end, frame, thickness, cv2.LINE_AA)
+    return out
+
+
 # Fluorescent tubes and tungsten bulbs, photographed with the camera set for daylight.
 GREEN_LIGHT = colour_cast(1.0, 1.25, 0.6)
 TUNGSTEN_LIGHT = colour_cast(1.1, 1.1, 0.6)
@@ -561,6 +580,15 @@ CASES: tuple[Case, ...] = (
         "eyes_open",
         closed_eyes(both=False),
     ),
+    Case(
+        "portrait_2 in glasses, US passport",
+        "portrait_2.jpg",
+        "us-passport",
+        "fail",
+        "glasses",
+        clear_glasses,
+    ),
+    Case("portrait_2 in glasses, ICAO", "portrait_2.jpg", "icao", "pass", "", clear_glasses),
     Case("portrait_2 rotated 12°", "portrait_2.jpg", "icao", "warn", "roll", rotate(12.0)),
     Case("portrait_2 rotated 28°", "portrait_2.jpg", "icao", "fail", "roll", rotate(28.0)),
     # Past about 0.1 the cut-out loses the person too (the request is refused, no_subject).

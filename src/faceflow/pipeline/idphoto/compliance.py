@@ -127,6 +127,14 @@ EYES_OPEN_WARN = 0.064
 # Under this eye distance (matte px) a row is over 0.025 eye distances: too coarse to tell a
 # squint from a lash line (two faces of a crowd at 35-36 px, a blurred bystander at 21 px).
 EYES_OPEN_MIN_PX = 40.0
+# Glasses: the darkest row (mean lightness across a strip ±0.08 eye distances wide between the
+# eyes, from 0.25 eye distances above the eye line to 0.1 below) over the cheeks' lightness: a
+# frame's bridge crosses it. Measured on the matte at source resolution
+# (scripts/compliance_ranges.py): the two real wearers of the devset (df_img24, df_img25) 0.04
+# and 0.07, a face of a crowd behind dark frames 0.21; thin dark frames drawn on 14 real faces
+# 0.10-0.16; every other face of the test and dev-set photos 0.48 or more (a stage-lit face; the
+# next 0.54). Glasses are told below 0.3; a spec that refuses them (the US since 2016) fails them.
+GLASSES_BRIDGE_MAX = 0.3
 # Glare over the eyes (glasses, a flash): the share of blown-out pixels (every channel ≥ 245) in
 # the same box over the worse eye. The 82 real faces of the test set and the devset measure at
 # most 1 % (catchlights); a white reflection over portrait_2's eyes 0.08 eye distances wide 6 %,
@@ -219,6 +227,10 @@ HINTS: dict[str, tuple[str, str]] = {
     "eyes_open": (
         "The eyes look closed or half closed: keep both eyes open, looking into the camera.",
         "双眼似乎闭着或半闭：请双眼自然睁开，目视镜头。",
+    ),
+    "glasses": (
+        "Take your glasses off: this photo does not accept glasses of any kind.",
+        "请摘下眼镜：该证件照不接受佩戴任何眼镜。",
     ),
     "eye_glare": (
         "A reflection hides the eyes: tilt the glasses slightly down or take them off, and do not "
@@ -351,7 +363,12 @@ _OF_TEXT = {
     "teeth_of_mouth": "teeth {} of the mouth area",
     "eye_distances": "{} eye distances",
 }
-_RULE_TEXT = {"frame_inside_photo": "the whole frame inside the photo", "nothing": "none"}
+_RULE_TEXT = {
+    "frame_inside_photo": "the whole frame inside the photo",
+    "nothing": "none",
+    "no_glasses": "no glasses",
+    "glasses_allowed": "glasses allowed",
+}
 
 
 def _number(value: float, unit: str) -> str:
@@ -545,7 +562,7 @@ def assess(
         colour,
         skin,
         _blockiness(region),
-        *_face_features(matte, face, colour_off=colour_off),
+        *_face_features(matte, face, colour_off=colour_off, glasses_allowed=spec.glasses_allowed),
         _eye_glare(matte, face),
         _subject_cut_off(layout),
     ]
@@ -1119,7 +1136,9 @@ def _eye_glare(matte: Matte, face: Face) -> Check:
     )
 
 
-def _face_features(matte: Matte, face: Face, *, colour_off: str = "") -> tuple[Check, ...]:
+def _face_features(
+    matte: Matte, face: Face, *, colour_off: str = "", glasses_allowed: bool = True
+) -> tuple[Check, ...]:
     """Something in front of the face, eyes visible and open, mouth closed, even lighting, red
     eyes: from
     small patches around the landmarks, compared with the cheeks (see the thresholds at the top).
@@ -1175,6 +1194,7 @@ def _face_features(matte: Matte, face: Face, *, colour_off: str = "") -> tuple[C
         "closed or hidden by dark glasses",
     )
     eyes_open = _eyes_open(lab, matte, face, distance, skin_l, eyes_status)
+    glasses = _glasses(lab, matte, face, distance, skin_l, allowed=glasses_allowed)
 
     lighting = _even_lighting(lab, matte, face, distance)
     if colour_off:
@@ -1186,6 +1206,7 @@ def _face_features(matte: Matte, face: Face, *, colour_off: str = "") -> tuple[C
             Check("face_occluded", None, Limit(rule="nothing"), CheckStatus.PASS, note=unmeasured),
             eyes,
             eyes_open,
+            glasses,
             Check(
                 "mouth_closed",
                 None,
@@ -1232,7 +1253,56 @@ def _face_features(matte: Matte, face: Face, *, colour_off: str = "") -> tuple[C
         note="teeth showing: most passports want the mouth closed" if mouth_open else "",
     )
     red = _red_eye(lab, matte, face, distance, skin_a)
-    return occlusion, eyes, eyes_open, closed, lighting, red
+    return occlusion, eyes, eyes_open, glasses, closed, lighting, red
+
+
+def glasses_bridge(
+    lab: NDArray[np.float32], matte: Matte, face: Face, distance: float, skin_l: float
+) -> float | None:
+    """The darkest row of a narrow strip between the eyes over the cheeks' ``skin_l`` (see
+    :data:`GLASSES_BRIDGE_MAX`): low where a frame's bridge crosses it; None when the strip is not
+    in the cut-out."""
+    marks = face.landmarks
+    centre = Point(
+        (marks.right_eye.x + marks.left_eye.x) / 2,
+        (marks.right_eye.y + marks.left_eye.y) / 2 - 0.075 * distance,
+    )
+    rows, cols = _box(matte, centre, 0.08 * distance, 0.175 * distance)
+    strip = lab[rows, cols, 0]
+    if strip.size == 0 or float(matte.alpha[rows, cols].mean()) < LIGHTING_MIN_ALPHA:
+        return None
+    return float(strip.mean(axis=1).min()) / skin_l
+
+
+def _glasses(
+    lab: NDArray[np.float32],
+    matte: Matte,
+    face: Face,
+    distance: float,
+    skin_l: float,
+    *,
+    allowed: bool,
+) -> Check:
+    limit = Limit(rule="glasses_allowed" if allowed else "no_glasses")
+    bridge = glasses_bridge(lab, matte, face, distance, skin_l)
+    if bridge is None:
+        note = "not measured: the middle of the face is not in the cut-out"
+        return Check("glasses", None, limit, CheckStatus.PASS, note=note)
+    seen = bridge < GLASSES_BRIDGE_MAX
+    measured = f"the darkest row between the eyes {bridge:.2f} of the cheeks' lightness"
+    if not seen:
+        note = measured
+    elif allowed:
+        note = f"glasses seen, and this photo allows them ({measured})"
+    else:
+        note = f"glasses seen: this photo does not allow them ({measured})"
+    return Check(
+        "glasses",
+        "glasses" if seen else "none",
+        limit,
+        CheckStatus.FAIL if seen and not allowed else CheckStatus.PASS,
+        note=note,
+    )
 
 
 _EYES_OPEN_LIMIT = Limit(EYES_OPEN_WARN, unit="", of="eye_distances")

@@ -40,7 +40,8 @@ class IdPhotoSpec:
     up from the bottom edge. ``crown_margin_mm`` (top of the hair to the top edge) is set only
     where a rule publishes one. ``backgrounds`` are background preset names the authority accepts.
     ``title_zh`` is the name in Chinese; ``authority`` names who publishes the rules (or says that
-    none does and where the proportions come from).
+    none does and where the proportions come from). ``glasses_allowed`` is False where the
+    authority refuses glasses of any kind (the US State Department since November 2016).
     """
 
     key: str
@@ -54,6 +55,7 @@ class IdPhotoSpec:
     crown_margin_mm: Range | None = None
     title_zh: str = ""
     authority: str = ""
+    glasses_allowed: bool = True
 
     @property
     def width_px(self) -> int:
@@ -84,6 +86,7 @@ class IdPhotoSpec:
             "eye_line_from_bottom_mm": list(self.eye_line_mm),
             "crown_margin_mm": list(self.crown_margin_mm) if self.crown_margin_mm else None,
             "backgrounds": list(self.backgrounds),
+            "glasses_allowed": self.glasses_allowed,
         }
 
 
@@ -159,10 +162,13 @@ def _icao_35x45(
     )
 
 
-def _us_2x2(key: str, title: str, title_zh: str, authority: str) -> IdPhotoSpec:
+def _us_2x2(
+    key: str, title: str, title_zh: str, authority: str, *, glasses_allowed: bool = True
+) -> IdPhotoSpec:
     # 2×2 in (50.8 mm, 600×600 px at 300 dpi), head 1–1⅜ in (25.4–34.9 mm) chin to crown, eyes
     # 1⅛–1⅜ in (28.6–34.9 mm) from the bottom, white or off-white background.
     return IdPhotoSpec(
+        glasses_allowed=glasses_allowed,
         key=key,
         title=title,
         title_zh=title_zh,
@@ -326,16 +332,30 @@ PRESETS: tuple[IdPhotoSpec, ...] = (
         ("white", "grey"),
         crown_margin_mm=(2, 6),
     ),
-    # US passport and visa, State Department (travel.state.gov photo requirements).
-    _us_2x2("us-passport", "US passport", "美国护照", "US Department of State (travel.state.gov)"),
-    _us_2x2("us-visa", "US visa", "美国签证", "US Department of State (travel.state.gov)"),
+    # US passport and visa, State Department (travel.state.gov photo requirements): no glasses
+    # since 1 November 2016, short of a medical statement.
+    _us_2x2(
+        "us-passport",
+        "US passport",
+        "美国护照",
+        "US Department of State (travel.state.gov)",
+        glasses_allowed=False,
+    ),
+    _us_2x2(
+        "us-visa",
+        "US visa",
+        "美国签证",
+        "US Department of State (travel.state.gov)",
+        glasses_allowed=False,
+    ),
     # US green card (permanent residence, e.g. Form I-485): USCIS asks for 2×2 in photos to the
-    # State Department's passport rules.
+    # State Department's passport rules, glasses included.
     _us_2x2(
         "us-green-card",
         "US green card",
         "美国绿卡",
         "USCIS (form instructions), to the State Department's photo rules",
+        glasses_allowed=False,
     ),
     # India visa (Indian Visa Online, Ministry of Home Affairs): 2×2 in, head 1–1⅜ in chin to
     # crown, eyes 1⅛–1⅜ in from the bottom, plain white or light background: the US rules.
