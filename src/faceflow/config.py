@@ -145,7 +145,7 @@ class ServerSettings(_Group):
         ge=8 * 1024,
         le=16 * 1024 * 1024,
         description="a request line and headers larger than this: 431 headers_too_large, closed "
-        "(held in memory until complete)",
+        "(held in memory until complete); also a chunked body's framing and trailer",
     )
     max_header_fields: int = Field(
         100,

@@ -485,3 +485,82 @@ async def test_garbage_in_the_same_read_as_a_request_leaves_its_answer_whole() -
     assert written.endswith(b"ok")
     assert _errors(metrics, "bad_request") == 1
     protocol.connection_lost(None)
+
+
+_CHUNKED_HEAD = b"POST /v1/detect HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"0\r\nx-trailer: ", b"5;ext="],
+    ids=["a trailer field that never ends", "a chunk extension that never ends"],
+)
+async def test_a_chunked_body_s_framing_counts_toward_the_header_limit(framing: bytes) -> None:
+    """httptools gathers a trailer field (copying it whole at each read) with no bound of its own:
+    one that never ended took the API process to 100 % CPU and 50 MB a connection, before any
+    key was checked. The app, still waiting for the body, reads a disconnect; the 431 is ours."""
+    app = BodyEcho()
+    metrics = Metrics()
+    protocol, transport = _limited(app, metrics)
+    protocol.data_received(_CHUNKED_HEAD + b"3\r\nabc\r\n")
+    for _ in range(3):
+        await asyncio.sleep(0)
+    protocol.data_received(framing)
+    for _ in range(3):
+        protocol.data_received(b"a" * 4096)
+    await _until_answered(protocol)
+
+    assert transport.closed
+    head, _, body = bytes(transport.written).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 ")
+    assert json.loads(body)["error"]["message"] == (
+        "the chunked body's framing or trailer is over 8192 bytes"
+    )
+    assert app.messages[-1] == {"type": "http.disconnect"}
+    assert _errors(metrics, "headers_too_large") == 1
+    written = bytes(transport.written)
+    protocol.data_received(b"a" * 1_000_000)  # nothing more is parsed or held
+    assert bytes(transport.written) == written
+    protocol.connection_lost(None)
+
+
+async def test_a_chunked_body_arriving_a_byte_a_chunk_is_not_framing() -> None:
+    # Framing is counted from the body's last move: a body of one-byte chunks, 5 bytes of
+    # framing for each byte of data, is a body, however long.
+    app = BodyEcho()
+    protocol, transport = _limited(app)
+    protocol.data_received(_CHUNKED_HEAD)
+    for _ in range(20_000):
+        protocol.data_received(b"1\r\nz\r\n")
+    protocol.data_received(b"0\r\n\r\n")
+    await _until_answered(protocol)
+
+    assert bytes(transport.written).startswith(b"HTTP/1.1 200 OK\r\n")
+    assert bytes(transport.written).endswith(b"z" * 20_000)
+    assert not transport.closed
+    protocol.connection_lost(None)
+
+
+async def test_an_answer_given_before_the_body_is_in_closes_the_connection() -> None:
+    """uvicorn read on for the rest of a body its app did not wait for, with no time limit: a
+    body trickled a byte every few seconds held the connection (and its share of
+    max_connections) for good. Now the answer says close, and the connection closes with it."""
+    protocol, transport = _limited(_answer)
+    protocol.data_received(_CHUNKED_HEAD + b"3\r\nabc\r\n")
+    await _until_answered(protocol)
+
+    head = bytes(transport.written).partition(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"connection: close" in head
+    assert transport.closed
+    protocol.connection_lost(None)
+
+
+async def test_an_answer_given_after_the_whole_body_keeps_the_connection() -> None:
+    protocol, transport = _limited(BodyEcho())
+    protocol.data_received(_post(b"all of it"))
+    await _until_answered(protocol)
+
+    assert b"connection: close" not in bytes(transport.written)
+    assert not transport.closed
+    protocol.connection_lost(None)

@@ -18,7 +18,12 @@ parser errors answer in plain text), so:
   more than the limit is ever held. More than ``server.max_header_fields`` fields (100, as
   Apache's LimitRequestFields) gets the same answer as soon as the one too many is parsed:
   every layer that reads the headers pays per field, and 9,000 one-byte fields within the size
-  limit made a cache hit cost 3–4 ms instead of 0.2.
+  limit made a cache hit cost 3–4 ms instead of 0.2. A chunked body's framing (chunk sizes,
+  extensions, the trailer) is held to the same size from the body's last move: httptools
+  gathers a trailer field with no bound either.
+* **An answer before the body** (an error, a route that reads none): the connection closes
+  with it. uvicorn read on for the rest of the body with no time limit, so one trickled a byte
+  every few seconds held its connection, and its share of the cap below, for good.
 * **Send timeout** (``server.send_timeout_s``): a client that sends requests but never reads
   the answers (pipelined, a few dozen bytes each) held, until it went away, everything written
   for it: the kernel's send buffer grows to 4 MB a connection (``net.ipv4.tcp_wmem``), and 300
@@ -107,6 +112,12 @@ def _headers_too_slow(timeout_s: float) -> RequestTimeout:
 def _headers_too_large(limit: int) -> HeadersTooLarge:
     return HeadersTooLarge(
         f"the request line and headers are over {limit} bytes", {"max_bytes": limit}
+    )
+
+
+def _framing_too_large(limit: int) -> HeadersTooLarge:
+    return HeadersTooLarge(
+        f"the chunked body's framing or trailer is over {limit} bytes", {"max_bytes": limit}
     )
 
 
@@ -213,6 +224,15 @@ class _Cycle(RequestResponseCycle):
     ``bytes`` concatenations.
     """
 
+    async def send(self, message: Message) -> None:  # type: ignore[override]
+        if self.more_body and message["type"] == "http.response.start":
+            # Answered before its request was all in (an error before the body, a route that
+            # reads none): the connection closes with the answer rather than reading on for the
+            # rest, which uvicorn did with no time limit — a body trickled a byte every few
+            # seconds held the connection, and its share of max_connections, for good.
+            self.keep_alive = False
+        await super().send(message)  # type: ignore[arg-type]
+
     async def receive(self) -> Message:  # type: ignore[override]
         # uvicorn's receive, but for the body's type.
         if self.waiting_for_100_continue and not self.transport.is_closing():
@@ -252,6 +272,10 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     _max_header_fields: int | None = None
     _header_bytes: int | None = None
     """Bytes read while the pending request's headers are incomplete; None once they are."""
+    _framing_bytes = 0
+    """Bytes read since the pending request's body last moved (its headers complete, its
+    message not): a chunked body's framing, its extensions and trailer, which httptools gathers
+    with no bound of its own."""
     _parsing_stopped = False
     """Set once a request was refused for its headers or its bytes: nothing more is parsed."""
     _metrics: Metrics | None = None
@@ -301,10 +325,17 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         # after them, as a whole upload often arrives) is never refused for its size.
         if self._header_bytes is not None:
             self._header_bytes += len(data)
+        else:
+            self._framing_bytes += len(data)
         self._parse(data)
         limit = self._max_header_bytes
-        if self._header_bytes is not None and limit is not None and self._header_bytes > limit:
-            self._refuse_headers(_headers_too_large(limit))
+        if limit is None:
+            return
+        if self._header_bytes is not None:
+            if self._header_bytes > limit:
+                self._refuse_headers(_headers_too_large(limit))
+        elif self._framing_bytes > limit:
+            self._refuse_framing(_framing_too_large(limit))
 
     def _parse(self, data: bytes) -> None:
         """uvicorn's ``data_received``, but for what it does with a request it cannot parse or
@@ -348,6 +379,24 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             return
         self._refuse(error, "Request Header Fields Too Large")
 
+    def _refuse_framing(self, error: HeadersTooLarge) -> None:
+        """Stop a request whose chunked framing or trailer outgrew the header limit: a trailer
+        field that never ended was gathered by httptools a read at a time (copied whole at
+        each), and held the connection with it, on any path and before any key was checked."""
+        self._parsing_stopped = True
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None:
+            return
+        if cycle.response_started:
+            cycle.keep_alive = False  # close once the answer under way is sent
+            if cycle.response_complete:
+                self.transport.close()
+            return
+        # The app still waits for the body: it reads a disconnect, and the answer is ours.
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self._refuse(error, "Request Header Fields Too Large")
+
     def _refuse(self, error: FaceflowError, reason: str, *, count: bool = True) -> None:
         """Answer ``error`` for a request the app never saw, count it, close the connection."""
         if count:
@@ -360,6 +409,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
             return
+        self._framing_bytes = 0
         held: bytes | bytearray = cycle.body
         if not held:
             cycle.body = body  # type: ignore[assignment]  # as it came: see _Cycle
@@ -394,6 +444,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._header_deadline = None
         self._header_bytes = None
+        self._framing_bytes = 0
         super().on_headers_complete()
         if self.cycle is not None and self._writes is not None:
             self.cycle.transport = cast(asyncio.Transport, self._writes)
