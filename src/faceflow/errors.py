@@ -127,7 +127,8 @@ class BadDimensions(InputError):
 
 class TooManyScans(InputError):
     """A JPEG of more progressive scans than ``limits.max_jpeg_scans`` (or more marker segments
-    than a camera writes): every scan is a pass of the decoder over the whole image."""
+    than a camera writes): every scan is a pass of the decoder over the whole image. Also a PNG
+    or GIF in more chunks or blocks than real files hold (with ``format``), each read in turn."""
 
     code = "too_many_scans"
     status = 422

@@ -41,7 +41,8 @@ export function describeError(error, limits = null) {
       return limit ? said("error.pixels", "error.pixelsLimit", { vars: { mp: Math.round(limit / 1e6) } }) : said("error.pixels", "error.pixelsText");
     }
     case "too_many_scans":
-      return said("error.scans", "error.scansText");
+      // A PNG or GIF in too many chunks or blocks carries its format; a JPEG's scans do not.
+      return said("error.scans", error.format ? "error.piecesText" : "error.scansText");
     case "bad_dimensions":
       return said("error.dimensions", "error.dimensionsText", { vars: { message: error.message } });
     case "empty":
