@@ -1,7 +1,8 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
 the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `eye_glare`,
-`red_eye` and `eyes_open`, the mouth's, the glasses', and the clothes' against each preset
-background (faceflow/pipeline/idphoto/compliance.py, the README's check table).
+`red_eye`, `eyes_open` and `forehead_visible`, the mouth's, the glasses', and the clothes'
+against each preset background (faceflow/pipeline/idphoto/compliance.py, the README's check
+table).
 
     .venv/bin/python scripts/compliance_ranges.py
 
@@ -44,6 +45,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     grain,
     jpeg,
     judge,
+    knit_hat,
     mosaic,
     red_eye,
     side_shadow,
@@ -76,6 +78,7 @@ CHECKS = (
     "red_eye",
     "mouth_closed",
     "eyes_open",
+    "forehead_visible",
 )
 SPOILED: tuple[tuple[str, Edit], ...] = (
     ("JPEG quality 20", jpeg(20)),
@@ -106,6 +109,7 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     ("eyes closed", closed_eyes(both=True)),
     ("a wink", closed_eyes(both=False)),
     ("clear glasses", clear_glasses),
+    ("a knit hat", knit_hat),
 )
 
 

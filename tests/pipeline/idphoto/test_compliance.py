@@ -59,6 +59,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     face_mask,
     grain,
     jpeg,
+    knit_hat,
     mosaic,
     red_eye,
     shrink,
@@ -93,6 +94,7 @@ EXPECTED_CHECKS = {
     "eyes_visible",
     "eyes_open",
     "glasses",
+    "forehead_visible",
     "eye_glare",
     "red_eye",
     "mouth_closed",
@@ -782,3 +784,39 @@ def test_glasses_are_refused_by_the_us_sizes_only() -> None:
     assert refusing == {"us-passport", "us-visa", "us-green-card"}
     assert get_spec("us-visa").to_dict()["glasses_allowed"] is False
     assert get_spec("icao").to_dict()["glasses_allowed"] is True
+
+
+@pytest.mark.parametrize(
+    ("edit", "status"), [(None, CheckStatus.PASS), (knit_hat, CheckStatus.WARN)]
+)
+def test_a_hat_down_to_the_brows_is_seen(
+    cut_out: CutOut, edit: Edit | None, status: CheckStatus
+) -> None:
+    # The verdict set's portrait in a hat shares its matte with it.
+    item = cut_out("portrait_2.jpg", edit)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    check = report.check("forehead_visible")
+    assert check.status is status, check
+    if status is CheckStatus.WARN:
+        assert "headwear or hair" in check.note
+        # What the check is for: the face below the brows is untouched and passes.
+        for name in ("eyes_visible", "eyes_open", "face_occluded", "even_lighting"):
+            assert report.check(name).status is CheckStatus.PASS, name
+
+
+@pytest.mark.parametrize("photo", ["astronaut.jpg", "obama.jpg", "rose_leslie.jpg"])
+def test_a_bare_forehead_is_not_taken_for_headwear(
+    portrait: Callable[[str], Portrait], photo: str
+) -> None:
+    # The test photos' highest forehead differences: 27 (astronaut), 17, 16.
+    item = portrait(photo)
+
+    check = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report.check(
+        "forehead_visible"
+    )
+
+    assert check.status is CheckStatus.PASS, check
+    assert isinstance(check.value, float)
+    assert check.value > 10  # measured, not skipped

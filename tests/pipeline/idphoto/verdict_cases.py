@@ -5,8 +5,8 @@ at the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, 
 blurred, shrunk to a tiny face, the person put in front of a busy backdrop, under- and
 over-exposed, half in shadow, in black and white, saved as a coarse JPEG, enlarged into a
 mosaic, blurred under grain, grainy but sharp, under green or tungsten light, with glare over
-the eyes, in a white suit made on white, with the eyes closed or winking, in glasses. Each case
-names the check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py`` and
+the eyes, in a white suit made on white, with the eyes closed or winking, in glasses, in a hat. Each
+case names the check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py`` and
 ``scripts/idphoto_verdicts.py`` (the README's table).
 
 The edit factories are cached: the same arguments give the same function, so the tests can share
@@ -410,6 +410,26 @@ def clear_glasses(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
     return out
 
 
+def knit_hat(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+    """A dark red knit hat pulled down to the brows: a half-oval over the head to 0.45 eye
+    distances above the eyes, with the knit's grain."""
+    out = rgb.copy()
+    marks = face.landmarks
+    distance = marks.left_eye.x - marks.right_eye.x
+    centre_x = round((marks.right_eye.x + marks.left_eye.x) / 2)
+    bottom = round(_eyes_y(face) - 0.45 * distance)
+    top = round(face.box.y1 - 0.6 * distance)
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    half = round(1.3 * distance)
+    cv2.ellipse(mask, (centre_x, bottom), (half, max(1, bottom - top)), 0, 180, 360, 255, -1)
+    cv2.rectangle(
+        mask, (centre_x - half, bottom - round(0.15 * distance)), (centre_x + half, bottom), 255, -1
+    )
+    knit = np.random.default_rng(1).normal(0.0, 10.0, rgb.shape) + np.array([30.0, 40.0, 90.0])
+    out[mask > 0] = np.clip(knit, 0, 255).astype(np.uint8)[mask > 0]
+    return out
+
+
 # Fluorescent tubes and tungsten bulbs, photographed with the camera set for daylight.
 GREEN_LIGHT = colour_cast(1.0, 1.25, 0.6)
 TUNGSTEN_LIGHT = colour_cast(1.1, 1.1, 0.6)
@@ -589,6 +609,14 @@ CASES: tuple[Case, ...] = (
         clear_glasses,
     ),
     Case("portrait_2 in glasses, ICAO", "portrait_2.jpg", "icao", "pass", "", clear_glasses),
+    Case(
+        "portrait_2 in a hat down to the brows",
+        "portrait_2.jpg",
+        "icao",
+        "warn",
+        "forehead_visible",
+        knit_hat,
+    ),
     Case("portrait_2 rotated 12°", "portrait_2.jpg", "icao", "warn", "roll", rotate(12.0)),
     Case("portrait_2 rotated 28°", "portrait_2.jpg", "icao", "fail", "roll", rotate(28.0)),
     # Past about 0.1 the cut-out loses the person too (the request is refused, no_subject).

@@ -135,6 +135,13 @@ EYES_OPEN_MIN_PX = 40.0
 # 0.10-0.16; every other face of the test and dev-set photos 0.48 or more (a stage-lit face; the
 # next 0.54). Glasses are told below 0.3; a spec that refuses them (the US since 2016) fails them.
 GLASSES_BRIDGE_MAX = 0.3
+# Forehead: ΔE between the forehead (a patch ±0.3 × ±0.1 eye distances, 0.8 above the eye line)
+# and the cheeks. On the matte at source resolution (scripts/compliance_ranges.py), every face of
+# the test and dev-set photos measures 34 or less (the highest, 27-34, faces of a crowd, a blurred
+# bystander and an astronaut under a cap's shade; the rest under 18); a knit hat pulled down to the
+# brows on 14 real faces 70-85, the shade of a brim over the upper face 27-38, a hand over the
+# forehead 0-7 (skin). ICAO 9303: the face from the crown to the chin visible, no headwear.
+FOREHEAD_DE_WARN = 45.0
 # Glare over the eyes (glasses, a flash): the share of blown-out pixels (every channel ≥ 245) in
 # the same box over the worse eye. The 82 real faces of the test set and the devset measure at
 # most 1 % (catchlights); a white reflection over portrait_2's eyes 0.08 eye distances wide 6 %,
@@ -231,6 +238,11 @@ HINTS: dict[str, tuple[str, str]] = {
     "glasses": (
         "Take your glasses off: this photo does not accept glasses of any kind.",
         "请摘下眼镜：该证件照不接受佩戴任何眼镜。",
+    ),
+    "forehead_visible": (
+        "Something covers the forehead or the brows: take off any hat or cap and keep hair "
+        "off the forehead and brows.",
+        "额头或眉毛被遮挡：请摘下帽子，并将头发从额头和眉毛处拨开。",
     ),
     "eye_glare": (
         "A reflection hides the eyes: tilt the glasses slightly down or take them off, and do not "
@@ -1150,7 +1162,7 @@ def _face_features(
     top_left = matte.to_matte_px(
         Point(
             marks.right_eye.x - 0.6 * distance,
-            min(marks.right_eye.y, marks.left_eye.y) - 0.4 * distance,
+            min(marks.right_eye.y, marks.left_eye.y) - 0.95 * distance,  # the forehead's too
         )
     )
     bottom_right = matte.to_matte_px(
@@ -1195,6 +1207,7 @@ def _face_features(
     )
     eyes_open = _eyes_open(lab, matte, face, distance, skin_l, eyes_status)
     glasses = _glasses(lab, matte, face, distance, skin_l, allowed=glasses_allowed)
+    forehead = _forehead_visible(lab, matte, face, distance, cheeks)
 
     lighting = _even_lighting(lab, matte, face, distance)
     if colour_off:
@@ -1207,6 +1220,7 @@ def _face_features(
             eyes,
             eyes_open,
             glasses,
+            forehead,
             Check(
                 "mouth_closed",
                 None,
@@ -1253,7 +1267,51 @@ def _face_features(
         note="teeth showing: most passports want the mouth closed" if mouth_open else "",
     )
     red = _red_eye(lab, matte, face, distance, skin_a)
-    return occlusion, eyes, eyes_open, glasses, closed, lighting, red
+    return occlusion, eyes, eyes_open, glasses, forehead, closed, lighting, red
+
+
+def _cie(lab: NDArray[np.float32]) -> NDArray[np.float32]:
+    """OpenCV's 8-bit Lab (L* × 255/100, a* and b* + 128) as CIE L*a*b*."""
+    out = lab.astype(np.float32) - np.array([0.0, 128.0, 128.0], np.float32)
+    out[..., 0] *= np.float32(100 / 255)
+    return np.asarray(out, dtype=np.float32)
+
+
+def forehead_difference(
+    lab: NDArray[np.float32], matte: Matte, face: Face, distance: float, cheeks: NDArray[np.float32]
+) -> float | None:
+    """ΔE between the forehead's median colour and the ``cheeks``' (see
+    :data:`FOREHEAD_DE_WARN`); None when the forehead is not in the cut-out."""
+    marks = face.landmarks
+    centre = Point(
+        (marks.right_eye.x + marks.left_eye.x) / 2,
+        (marks.right_eye.y + marks.left_eye.y) / 2 - 0.8 * distance,
+    )
+    rows, cols = _box(matte, centre, 0.3 * distance, 0.1 * distance)
+    patch = lab[rows, cols].reshape(-1, 3)
+    if patch.size == 0 or float(matte.alpha[rows, cols].mean()) < LIGHTING_MIN_ALPHA:
+        return None
+    forehead = _cie(np.median(patch, axis=0))
+    return float(np.linalg.norm(forehead - _cie(np.median(cheeks, axis=0))))
+
+
+def _forehead_visible(
+    lab: NDArray[np.float32], matte: Matte, face: Face, distance: float, cheeks: NDArray[np.float32]
+) -> Check:
+    limit = Limit(None, FOREHEAD_DE_WARN)
+    difference = forehead_difference(lab, matte, face, distance, cheeks)
+    if difference is None:
+        note = "not measured: the forehead is not in the cut-out"
+        return Check("forehead_visible", None, limit, CheckStatus.PASS, note=note)
+    covered = difference > FOREHEAD_DE_WARN
+    return Check(
+        "forehead_visible",
+        difference,
+        limit,
+        CheckStatus.WARN if covered else CheckStatus.PASS,
+        note="ΔE of the forehead from the cheeks"
+        + (": headwear or hair over the forehead or brows" if covered else ""),
+    )
 
 
 def glasses_bridge(
