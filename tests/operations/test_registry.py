@@ -153,6 +153,8 @@ def test_sheet_job_key_is_the_sync_endpoints_key(options: dict[str, str]) -> Non
     [
         ({"sheet": "a3"}, "unknown sheet"),
         ({"layout": "cn-1inch"}, "preset:count"),
+        ({"layout": "cn-1inch:+1_0"}, "preset:count"),  # int() reads it as 10
+        ({"layout": "cn-1inch:\uff14"}, "preset:count"),  # a full-width 4
         ({"spec": "nope"}, "nope"),
         ({"format": "png"}, "format"),
     ],

@@ -316,13 +316,14 @@ def parse_layout(value: str) -> list[tuple[str, int]]:
     items = []
     for part in parts:
         key, _, count = part.strip().partition(":")
-        try:
-            items.append((key, int(count)))
-        except ValueError:
+        # ASCII digits only, as every other number in a query: int() also took '+1_0' and
+        # full-width or Arabic-Indic digits.
+        if not (count.isascii() and count.isdigit()):
             raise InvalidParameter(
                 f"layout item {part!r} must be preset:count, e.g. cn-1inch:4",
                 {"parameter": "layout"},
-            ) from None
+            )
+        items.append((key, int(count)))
     return items
 
 
