@@ -1,8 +1,8 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
 the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `eye_glare`,
-`red_eye`, `eyes_open` and `forehead_visible`, the mouth's, the glasses', and the clothes'
-against each preset background (faceflow/pipeline/idphoto/compliance.py, the README's check
-table).
+`red_eye`, `eyes_open`, `forehead_visible` and `eye_shadow`, the mouth's, the glasses', and the
+clothes' against each preset background (faceflow/pipeline/idphoto/compliance.py, the README's
+check table).
 
     .venv/bin/python scripts/compliance_ranges.py
 
@@ -37,6 +37,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     black_and_white,
     blur,
     blurred_with_grain,
+    brim_shadow,
     clear_glasses,
     closed_eyes,
     colour_cast,
@@ -79,6 +80,7 @@ CHECKS = (
     "mouth_closed",
     "eyes_open",
     "forehead_visible",
+    "eye_shadow",
 )
 SPOILED: tuple[tuple[str, Edit], ...] = (
     ("JPEG quality 20", jpeg(20)),
@@ -110,6 +112,7 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     ("a wink", closed_eyes(both=False)),
     ("clear glasses", clear_glasses),
     ("a knit hat", knit_hat),
+    ("a brim's shadow (0.45)", brim_shadow(0.45)),
 )
 
 

@@ -51,6 +51,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     Edit,
     black_and_white,
     blurred_with_grain,
+    brim_shadow,
     clear_glasses,
     closed_eyes,
     crop_below_chin,
@@ -99,6 +100,7 @@ EXPECTED_CHECKS = {
     "red_eye",
     "mouth_closed",
     "even_lighting",
+    "eye_shadow",
 }
 
 
@@ -820,3 +822,38 @@ def test_a_bare_forehead_is_not_taken_for_headwear(
     assert check.status is CheckStatus.PASS, check
     assert isinstance(check.value, float)
     assert check.value > 10  # measured, not skipped
+
+
+@pytest.mark.parametrize(
+    ("depth", "status"),
+    [(0.0, CheckStatus.PASS), (0.25, CheckStatus.PASS), (0.45, CheckStatus.FAIL)],
+)
+def test_a_shadow_across_the_eyes_is_seen(
+    cut_out: CutOut, depth: float, status: CheckStatus
+) -> None:
+    # The verdict set's portrait under a brim's shadow shares its matte with it.
+    item = cut_out("portrait_2.jpg", brim_shadow(depth) if depth else None)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    check = report.check("eye_shadow")
+    assert check.status is status, check
+    if status is CheckStatus.FAIL:
+        # What the check is for: both cheeks are lit alike, so even_lighting passed it.
+        assert report.check("even_lighting").status is CheckStatus.PASS
+
+
+def test_a_shadow_across_the_eyes_is_not_judged_on_a_turned_head(
+    testdata: Path, source: FindSource, segmenter: U2NetpSegmenter
+) -> None:
+    # The second face of df_couple, turned 27°: the nose's own shaded side reads 0.56.
+    require((testdata.parent / "devset/df_couple.jpg").is_file(), "devset photo not found")
+    found = source("../devset/df_couple.jpg", None)
+    face = max(found.faces, key=lambda f: f.box.x1)
+    matte = compute_matte(found.rgb, face, segmenter)
+
+    report = render_id_photo(matte, face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("yaw").status is CheckStatus.FAIL
+    check = report.check("eye_shadow")
+    assert (check.value, check.status) == (None, CheckStatus.PASS), check

@@ -5,9 +5,10 @@ at the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, 
 blurred, shrunk to a tiny face, the person put in front of a busy backdrop, under- and
 over-exposed, half in shadow, in black and white, saved as a coarse JPEG, enlarged into a
 mosaic, blurred under grain, grainy but sharp, under green or tungsten light, with glare over
-the eyes, in a white suit made on white, with the eyes closed or winking, in glasses, in a hat. Each
-case names the check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py`` and
-``scripts/idphoto_verdicts.py`` (the README's table).
+the eyes, in a white suit made on white, with the eyes closed or winking, in glasses, in a hat,
+under a brim's shadow. Each case names the check that should decide it. Used by
+``tests/pipeline/idphoto/test_verdicts.py`` and ``scripts/idphoto_verdicts.py`` (the README's
+table).
 
 The edit factories are cached: the same arguments give the same function, so the tests can share
 one detection and one matte per edited source (``tests/pipeline/idphoto/conftest.py``).
@@ -430,6 +431,28 @@ def knit_hat(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
     return out
 
 
+@cache
+def brim_shadow(depth: float) -> Edit:
+    """The shade of a cap's brim: the upper face (a soft oval from the forehead down over the
+    eyes, ±1.2 × ±0.55 eye distances, 0.35 above the eye line) darkened by ``depth``."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        marks = face.landmarks
+        distance = marks.left_eye.x - marks.right_eye.x
+        centre = (
+            round((marks.right_eye.x + marks.left_eye.x) / 2),
+            round(_eyes_y(face) - 0.35 * distance),
+        )
+        shade = np.zeros(rgb.shape[:2], np.float32)
+        axes = (round(1.2 * distance), round(0.55 * distance))
+        cv2.ellipse(shade, centre, axes, 0, 0, 360, 1.0, -1)
+        shade = cv2.GaussianBlur(shade, (0, 0), 0.05 * distance)
+        gain = 1.0 - depth * shade[..., None]
+        return np.asarray(np.clip(rgb.astype(np.float32) * gain, 0, 255), dtype=np.uint8)
+
+    return edit
+
+
 # Fluorescent tubes and tungsten bulbs, photographed with the camera set for daylight.
 GREEN_LIGHT = colour_cast(1.0, 1.25, 0.6)
 TUNGSTEN_LIGHT = colour_cast(1.1, 1.1, 0.6)
@@ -616,6 +639,14 @@ CASES: tuple[Case, ...] = (
         "warn",
         "forehead_visible",
         knit_hat,
+    ),
+    Case(
+        "portrait_2 under a cap's brim shadow",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "eye_shadow",
+        brim_shadow(0.45),
     ),
     Case("portrait_2 rotated 12°", "portrait_2.jpg", "icao", "warn", "roll", rotate(12.0)),
     Case("portrait_2 rotated 28°", "portrait_2.jpg", "icao", "fail", "roll", rotate(28.0)),

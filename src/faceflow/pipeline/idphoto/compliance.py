@@ -88,6 +88,14 @@ SKIN_COLOUR_PASS, SKIN_COLOUR_WARN = 2.0, 6.0
 # (scripts/compliance_ranges.py).
 # ICAO 9303 wants the face evenly lit, with no shadow across it.
 LIGHTING_PASS, LIGHTING_FAIL = 0.6, 0.35
+# A shadow across the eyes (a cap's brim, a fringe, light from above): the bridge of the nose at
+# eye level (a box of ±0.06 eye distances, 0.05 below the eyes' midpoint) over the cheeks'
+# lightness. On the matte at source resolution (scripts/compliance_ranges.py) every face of the
+# test and dev-set photos measures 0.74 or more but a face of a crowd behind dark frames (0.26,
+# already failed for resolution) and one turned 27° (0.56, where the nose's own shaded side fills
+# the box: not judged past the yaw limit); the upper face of 14 real faces darkened by 45 % under
+# a brim 0.47-0.59, which even_lighting (cheek against cheek) passed.
+EYE_SHADOW_PASS, EYE_SHADOW_FAIL = 0.7, 0.6
 # A cheek patch less opaque than this (turned away, cut by the frame) is not compared.
 LIGHTING_MIN_ALPHA = 0.9
 # Below this share of measurable (neither blown-out nor black) face pixels, colour is not judged.
@@ -243,6 +251,11 @@ HINTS: dict[str, tuple[str, str]] = {
         "Something covers the forehead or the brows: take off any hat or cap and keep hair "
         "off the forehead and brows.",
         "额头或眉毛被遮挡：请摘下帽子，并将头发从额头和眉毛处拨开。",
+    ),
+    "eye_shadow": (
+        "A shadow falls across the eyes: take off any cap, keep hair off the eyes and light the "
+        "face from the front.",
+        "眼部有阴影：请摘下帽子，头发不要遮住眼睛，并从正面照亮面部。",
     ),
     "eye_glare": (
         "A reflection hides the eyes: tilt the glasses slightly down or take them off, and do not "
@@ -547,6 +560,7 @@ def assess(
         colour_off = "the face's colour cast hides lips and teeth"
     else:
         colour_off = ""
+    yaw = _yaw(layout)
     checks = [
         Check(
             "face_count",
@@ -558,7 +572,7 @@ def assess(
         _eye_line(layout),
         _crown(layout),
         _roll(layout),
-        _yaw(layout),
+        yaw,
         _background_uniformity(matte),
         _leftover_backdrop(matte),
         Check(
@@ -574,7 +588,13 @@ def assess(
         colour,
         skin,
         _blockiness(region),
-        *_face_features(matte, face, colour_off=colour_off, glasses_allowed=spec.glasses_allowed),
+        *_face_features(
+            matte,
+            face,
+            colour_off=colour_off,
+            glasses_allowed=spec.glasses_allowed,
+            turned=yaw.status is CheckStatus.FAIL,
+        ),
         _eye_glare(matte, face),
         _subject_cut_off(layout),
     ]
@@ -1121,6 +1141,40 @@ def _even_lighting(lab: NDArray[np.float32], matte: Matte, face: Face, distance:
     )
 
 
+def _eye_shadow(
+    lab: NDArray[np.float32],
+    matte: Matte,
+    face: Face,
+    distance: float,
+    skin_l: float,
+    *,
+    turned: bool,
+) -> Check:
+    """The bridge of the nose at eye level over the cheeks' lightness ``skin_l``: a shadow
+    across the eyes darkens it, not the cheeks (see :data:`EYE_SHADOW_PASS`)."""
+    limit = Limit(EYE_SHADOW_PASS)
+    if turned:
+        note = "not judged: the head is turned (see yaw)"
+        return Check("eye_shadow", None, limit, CheckStatus.PASS, note=note)
+    marks = face.landmarks
+    centre = Point(
+        (marks.right_eye.x + marks.left_eye.x) / 2,
+        (marks.right_eye.y + marks.left_eye.y) / 2 + 0.05 * distance,
+    )
+    band = _patch(lab, matte, centre, 0.06 * distance, 0.06 * distance)
+    if band.size == 0:
+        note = "not measured: the middle of the face is not in the cut-out"
+        return Check("eye_shadow", None, limit, CheckStatus.PASS, note=note)
+    ratio = float(np.median(band[:, 0])) / skin_l
+    return Check(
+        "eye_shadow",
+        ratio,
+        limit,
+        _at_least(ratio, EYE_SHADOW_PASS, EYE_SHADOW_FAIL),
+        note="the bridge of the nose at eye level over the cheeks' lightness (1: no shadow)",
+    )
+
+
 def _eye_distance(face: Face) -> float:
     """Between the eyes' centres, in source px (at least 1): the face checks' unit of size."""
     marks = face.landmarks
@@ -1149,7 +1203,12 @@ def _eye_glare(matte: Matte, face: Face) -> Check:
 
 
 def _face_features(
-    matte: Matte, face: Face, *, colour_off: str = "", glasses_allowed: bool = True
+    matte: Matte,
+    face: Face,
+    *,
+    colour_off: str = "",
+    glasses_allowed: bool = True,
+    turned: bool = False,
 ) -> tuple[Check, ...]:
     """Something in front of the face, eyes visible and open, mouth closed, even lighting, red
     eyes: from
@@ -1210,6 +1269,7 @@ def _face_features(
     forehead = _forehead_visible(lab, matte, face, distance, cheeks)
 
     lighting = _even_lighting(lab, matte, face, distance)
+    shadow = _eye_shadow(lab, matte, face, distance, skin_l, turned=turned)
     if colour_off:
         # Lips are told by their red and teeth by having none: in grey every bright pixel read
         # as teeth ("mouth open"), a hand over the mouth went unseen, and under a green cast
@@ -1229,6 +1289,7 @@ def _face_features(
                 note=unmeasured,
             ),
             lighting,
+            shadow,
             Check("red_eye", None, _RED_EYE_LIMIT, CheckStatus.PASS, note=unmeasured),
         )
 
@@ -1267,7 +1328,7 @@ def _face_features(
         note="teeth showing: most passports want the mouth closed" if mouth_open else "",
     )
     red = _red_eye(lab, matte, face, distance, skin_a)
-    return occlusion, eyes, eyes_open, glasses, forehead, closed, lighting, red
+    return occlusion, eyes, eyes_open, glasses, forehead, closed, lighting, shadow, red
 
 
 def _cie(lab: NDArray[np.float32]) -> NDArray[np.float32]:
