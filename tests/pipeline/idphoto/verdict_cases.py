@@ -443,10 +443,10 @@ def brim_shadow(depth: float) -> Edit:
             round((marks.right_eye.x + marks.left_eye.x) / 2),
             round(_eyes_y(face) - 0.35 * distance),
         )
-        shade = np.zeros(rgb.shape[:2], np.float32)
+        oval = np.zeros(rgb.shape[:2], np.float32)
         axes = (round(1.2 * distance), round(0.55 * distance))
-        cv2.ellipse(shade, centre, axes, 0, 0, 360, 1.0, -1)
-        shade = cv2.GaussianBlur(shade, (0, 0), 0.05 * distance)
+        cv2.ellipse(oval, centre, axes, 0, 0, 360, 1.0, -1)
+        shade = np.asarray(cv2.GaussianBlur(oval, (0, 0), 0.05 * distance), np.float32)
         gain = 1.0 - depth * shade[..., None]
         return np.asarray(np.clip(rgb.astype(np.float32) * gain, 0, 255), dtype=np.uint8)
 

@@ -1210,11 +1210,13 @@ def _face_features(
     glasses_allowed: bool = True,
     turned: bool = False,
 ) -> tuple[Check, ...]:
-    """Something in front of the face, eyes visible and open, mouth closed, even lighting, red
-    eyes: from
-    small patches around the landmarks, compared with the cheeks (see the thresholds at the top).
+    """Something in front of the face, eyes visible and open, glasses, the forehead uncovered,
+    mouth closed, even lighting, no shadow over the eyes, red eyes: from small patches around
+    the landmarks, compared with the cheeks (see the thresholds at the top).
     ``colour_off``: why the photo's colour cannot be trusted (black and white, a strong cast),
-    if it cannot; its lips, teeth and the red of its eyes are then not judged."""
+    if it cannot; its lips, teeth and the red of its eyes are then not judged.
+    ``glasses_allowed``: the size's rule on glasses; ``turned``: the head failed ``yaw`` (the
+    nose's own shaded side would read as a shadow over the eyes)."""
     marks = face.landmarks
     distance = _eye_distance(face)
     # Lab of the face's neighbourhood only: a few thousand pixels, not the whole matte.
