@@ -1404,6 +1404,8 @@ def _glasses(
     *,
     allowed: bool,
 ) -> Check:
+    """Glasses, seen by their bridge (:func:`glasses_bridge`): a fail on a size that refuses
+    them (``allowed`` false), else a pass whose note says they were seen."""
     limit = Limit(rule="glasses_allowed" if allowed else "no_glasses")
     bridge = glasses_bridge(lab, matte, face, distance, skin_l)
     if bridge is None:
