@@ -94,6 +94,27 @@ def test_composite_keeps_background_and_foreground_exactly_and_blends_in_linear_
     assert out[0, 1].tolist() == [188, 188, 188]
 
 
+def test_composite_is_the_blend_of_every_pixel_though_it_blends_only_the_edge() -> None:
+    # The blend over the whole frame, as composite did it before it skipped the pixels whose
+    # alpha is 0 or 1; alpha here has plenty of each, and values just inside them.
+    rng = np.random.default_rng(7)
+    foreground = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    backdrop = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    alpha = rng.choice(
+        np.array([0.0, 1.0, 1e-7, 1 - 1e-7, -0.2, 1.3, 0.5], np.float32), (64, 96)
+    ) * (rng.random((64, 96)) < 0.5) + rng.random((64, 96)).astype(np.float32) * (
+        rng.random((64, 96)) < 0.3
+    )
+    alpha = alpha.astype(np.float32)
+    a = np.clip(alpha, 0.0, 1.0)[..., None]
+    whole = linear_to_srgb(
+        np.asarray(
+            srgb_to_linear(foreground) * a + srgb_to_linear(backdrop) * (1.0 - a), np.float32
+        )
+    )
+    np.testing.assert_array_equal(composite(foreground, alpha, backdrop), whole)
+
+
 @pytest.mark.parametrize(
     ("background", "allowed", "ok"),
     [

@@ -75,8 +75,16 @@ def composite(
 ) -> NDArray[np.uint8]:
     """``foreground`` over ``background`` with ``alpha``, blended in linear light.
 
-    Where α = 0 the result is exactly the background; where α = 1 exactly the foreground.
+    Where α = 0 the result is exactly the background; where α = 1 exactly the foreground. Only
+    the pixels between (the person's edge) are blended: over the whole frame a 4000 × 4000 px
+    photo took a second and four float copies of it, for an edge of a few per cent.
     """
-    a = np.clip(alpha, 0.0, 1.0)[..., None]
-    mixed = srgb_to_linear(foreground) * a + srgb_to_linear(background) * (1.0 - a)
-    return linear_to_srgb(np.asarray(mixed, dtype=np.float32))
+    a = np.clip(alpha, 0.0, 1.0)
+    out = np.where((a >= 1.0)[..., None], foreground, background)
+    edge = (a > 0.0) & (a < 1.0)
+    weight = a[edge][:, None]
+    mixed = srgb_to_linear(foreground[edge]) * weight + srgb_to_linear(background[edge]) * (
+        1.0 - weight
+    )
+    out[edge] = linear_to_srgb(np.asarray(mixed, dtype=np.float32))
+    return np.asarray(out, dtype=np.uint8)
