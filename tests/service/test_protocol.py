@@ -564,3 +564,22 @@ async def test_an_answer_given_after_the_whole_body_keeps_the_connection() -> No
     assert b"connection: close" not in bytes(transport.written)
     assert not transport.closed
     protocol.connection_lost(None)
+
+
+async def test_too_many_trailer_fields_get_431_at_once() -> None:
+    # Parsing stopped at the one field too many, but the app still waited for the end of the
+    # body, until the body timeout answered 408 thirty seconds later.
+    app = BodyEcho()
+    transport = WritesRecordingTransport()
+    protocol = _open(app, transport, ServerSettings())
+    protocol.data_received(_CHUNKED_HEAD + b"5\r\nhello\r\n0\r\n")
+    for field in range(200):
+        protocol.data_received(b"x-t%d: 1\r\n" % field)
+    await _until_answered(protocol)
+
+    assert transport.closed
+    head, _, body = bytes(transport.written).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 ")
+    assert json.loads(body)["error"]["max_fields"] == 100
+    assert app.messages[-1] == {"type": "http.disconnect"}
+    protocol.connection_lost(None)

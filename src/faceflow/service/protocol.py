@@ -349,7 +349,11 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _TooManyFields) and self._max_header_fields:
-                self._refuse_headers(_too_many_fields(self._max_header_fields))
+                error = _too_many_fields(self._max_header_fields)
+                if self._header_bytes is None:
+                    self._refuse_framing(error)  # in a chunked body's trailer
+                else:
+                    self._refuse_headers(error)
             else:
                 self._not_http(str(exc))
         except httptools.HttpParserUpgrade:
@@ -380,7 +384,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         self._refuse(error, "Request Header Fields Too Large")
 
     def _refuse_framing(self, error: HeadersTooLarge) -> None:
-        """Stop a request whose chunked framing or trailer outgrew the header limit: a trailer
+        """Stop a request whose chunked framing or trailer outgrew the header limits: a trailer
         field that never ended was gathered by httptools a read at a time (copied whole at
         each), and held the connection with it, on any path and before any key was checked."""
         self._parsing_stopped = True
