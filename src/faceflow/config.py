@@ -366,6 +366,15 @@ class CacheSettings(_Group):
         ge=0,
         description="in-process cache buffer per HTTP worker, resident from start-up (0: off)",
     )
+    # A 15 MB annotated PNG took 92 % of the default buffer: two such answers, two requests,
+    # evicted every other client's entries, the ones just read included. A cut-out's matte, the
+    # largest answer re-used often, is 0.2-1.2 MB for the test photos.
+    memory_max_entry_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=0,
+        description="answers larger than this are not kept in the in-process buffer (Redis may "
+        "still keep them): one answer evicts at most this much of everyone else's",
+    )
     redis_url: RedisUrl | None = Field(
         None, description="shared cache Redis; unset: in-process only"
     )

@@ -135,6 +135,20 @@ def test_too_big_put_drops_the_old_value() -> None:
     assert cache.stats().bytes == 0
 
 
+def test_an_answer_over_the_entry_limit_is_not_kept_and_evicts_nothing() -> None:
+    # Two 15 MB annotated PNGs (92 % of the default buffer each) emptied it of every other
+    # client's answers, the ones just read included.
+    cache = MemoryRing(1000, max_entry_bytes=250)
+    for key in "abcd":
+        assert cache.put(key, entry(200), ttl_s=60)
+    cache.get("a")
+    assert not cache.put("big", entry(251), ttl_s=60)
+    assert cache.get("big") is None
+    assert all(cache.get(key) == entry(200) for key in "abcd")
+    assert cache.stats().evictions == 0
+    assert cache.put("fits", entry(250), ttl_s=60)
+
+
 def test_replacing_a_key_recounts_its_bytes_and_frees_its_space() -> None:
     cache = MemoryRing(100)
     cache.put("k", entry(60), ttl_s=60)

@@ -138,6 +138,16 @@ async def test_entry_too_big_for_memory_is_still_answered() -> None:
     assert compute.calls == 2
 
 
+async def test_an_answer_over_the_entry_limit_is_answered_but_not_kept_in_memory() -> None:
+    compute = Compute()
+    async with started(None, memory_bytes=1 << 20, memory_max_entry_bytes=10) as cache:
+        _, first = await cache.get_or_compute("k", compute)
+        _, second = await cache.get_or_compute("k", compute)
+        assert cache.memory_stats().items == 0
+    assert (first, second) == (CacheStatus.MISS, CacheStatus.MISS)
+    assert compute.calls == 2
+
+
 async def test_callers_that_looked_up_themselves_still_share_one_computation(
     observer: RecordingObserver,
 ) -> None:

@@ -83,16 +83,24 @@ class MemoryRing:
 
     Every operation holds one lock, so it is safe from any thread; each is O(1) amortised (a
     :meth:`put` drops or reinserts records at the tail until its record fits; a reinsertion
-    uses up one read's mark). An entry larger than the buffer is not stored. Expired, replaced
+    uses up one read's mark). An entry larger than ``max_entry_bytes`` (default: the buffer) is
+    not stored. Expired, replaced
     and deleted entries keep their space until the tail reaches them (an expired one is then
     counted as an expiration, not an eviction); a read of an expired entry drops it at once.
     ``max_bytes == 0`` disables the cache (no buffer). ``clock`` is a monotonic clock in seconds.
     """
 
-    def __init__(self, max_bytes: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        *,
+        max_entry_bytes: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if max_bytes < 0:
             raise ValueError("max_bytes must be >= 0")
         self._capacity = max_bytes
+        self._max_entry = max_bytes if max_entry_bytes is None else min(max_bytes, max_entry_bytes)
         self._clock = clock
         self._buffer = _resident_buffer(max_bytes) if max_bytes else None
         self._view = memoryview(self._buffer) if self._buffer is not None else memoryview(b"")
@@ -125,8 +133,9 @@ class MemoryRing:
     def put(self, key: str, entry: CacheEntry, ttl_s: float) -> bool:
         """Store ``entry`` for ``ttl_s`` seconds, dropping the oldest records as needed.
 
-        Returns whether it was stored: ``False`` if it alone exceeds the buffer or ``ttl_s <= 0``
-        (then any older value under ``key`` is dropped too, so a reader never sees a stale one).
+        Returns whether it was stored: ``False`` if it alone exceeds ``max_entry_bytes`` (or the
+        buffer) or ``ttl_s <= 0`` (then any older value under ``key`` is dropped too, so a reader
+        never sees a stale one): one large answer would evict everyone else's, read or not.
         """
         header = _header(entry)
         size = len(header) + len(entry.body)
@@ -134,7 +143,7 @@ class MemoryRing:
             old = self._index.get(key)
             if old is not None:
                 self._forget(old)
-            if size > self._capacity or ttl_s <= 0:
+            if size > self._max_entry or ttl_s <= 0:
                 return False
             offset = self._place(size)
             while offset is None:

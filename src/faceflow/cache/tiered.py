@@ -59,7 +59,7 @@ class ResultCache:
         Opens no connection: call :meth:`start` on the event loop that will use it.
         """
         return cls(
-            MemoryRing(settings.memory_bytes),
+            MemoryRing(settings.memory_bytes, max_entry_bytes=settings.memory_max_entry_bytes),
             RedisCache.from_settings(settings, observer),
             ttl_s=settings.ttl_s,
             lock_ttl_ms=settings.lock_ttl_ms,
