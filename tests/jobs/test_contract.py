@@ -321,6 +321,24 @@ async def test_resubmitting_the_same_work_mints_a_bounded_number_of_handles(
     assert theirs.handle not in handles
 
 
+async def test_canceling_and_resubmitting_one_job_keeps_its_handles_bounded(
+    driver: Driver, face_jpeg: bytes
+) -> None:
+    # Each cancel ends the job and the next submission makes it anew: the embedded runner began
+    # the owner's handles afresh with each new job, so a client looping "submit, cancel" minted
+    # handles without end.
+    data = variant(face_jpeg)
+    minted = []
+    for _ in range(2 * HANDLES_PER_OWNER + 1):
+        record = await driver.submit(data, MINE)
+        minted.append(record.handle)
+        await driver.runner.cancel(record.handle, MINE)
+    driver.submitted.clear()  # every one canceled: nothing for work() to wait on
+    with pytest.raises(NotFound):
+        await driver.runner.status(minted[0], MINE)
+    assert (await driver.runner.status(minted[-1], MINE)).status is JobStatus.CANCELED
+
+
 async def test_a_canceled_handle_is_never_handed_out_again(
     driver: Driver, face_jpeg: bytes
 ) -> None:

@@ -25,6 +25,7 @@ from faceflow.errors import (
     WorkerCrashed,
 )
 from faceflow.jobs.embedded import EmbeddedRunner
+from faceflow.jobs.handles import HANDLES_PER_OWNER
 from faceflow.jobs.records import JobRecord, JobStatus
 from faceflow.operations.registry import Submission, prepare
 from faceflow.runtime.budget import ByteBudget
@@ -223,3 +224,40 @@ async def test_input_errors_fail_at_once_and_crashes_are_retried(harness: Harnes
 def test_a_job_key_is_the_sync_endpoint_cache_key() -> None:
     job = prepare("detect", b"x", {}, make_settings())
     assert job.key == cache_key(b"x", "detect", job.params)
+
+
+async def test_canceling_and_resubmitting_neither_mints_handles_nor_fills_the_queue(
+    harness: Harness,
+) -> None:
+    """A client looping "submit, cancel" on one image while the consumers were busy got a new
+    handle each time (its per-owner list began afresh with each replacement job) and left a
+    canceled entry in the queue each time, until every client's submission was refused."""
+    harness.pool.gate.clear()
+    await harness.runner.submit(harness.job(0), None)  # keeps the one consumer busy
+    await until(lambda: harness.pool.calls == 1)
+    for _ in range(3 * harness.settings.jobs.max_queued):
+        record = await harness.runner.submit(harness.job(1), "looping-client")
+        await harness.runner.cancel(record.handle, "looping-client")
+    # The busy job's handle and the looping client's newest 16 (older canceled ones forgotten).
+    assert harness.runner.stats()["handles"] == 1 + HANDLES_PER_OWNER
+    assert harness.runner.stats()["queued"] == 0
+    other = await harness.runner.submit(harness.job(2), "another-client")  # not queue_full
+    harness.pool.gate.set()
+    assert (await harness.done(other.handle, "another-client")).status is JobStatus.FINISHED
+
+
+async def test_a_job_canceled_while_it_waits_for_room_in_the_pool_does_not_run(
+    harness: Harness,
+) -> None:
+    # While it waits out the pool's overload it shows as queued, so it may be canceled; it ran
+    # anyway once room came, its image already given back.
+    harness.pool.errors = [Overloaded("busy") for _ in range(1000)]
+    waiting = await harness.runner.submit(harness.job(1), None)
+    await until(lambda: harness.pool.calls >= 1)
+    assert (await harness.runner.cancel(waiting.handle, None)).status is JobStatus.CANCELED
+    harness.pool.errors = []
+    calls = harness.pool.calls
+    after = await harness.runner.submit(harness.job(2), None)  # the one consumer takes it next
+    assert (await harness.done(after.handle)).status is JobStatus.FINISHED
+    assert harness.pool.calls == calls + 1
+    assert (await harness.cache.get(harness.job(1).key))[0] is None

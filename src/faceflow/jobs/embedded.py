@@ -74,6 +74,39 @@ class _Job:
     expires_at: float = float("inf")
 
 
+class _JobQueue:
+    """The jobs waiting for a consumer, in submission order, at most ``maxsize``. A canceled
+    job leaves it at once: left in place (as in an ``asyncio.Queue``) until a consumer came to
+    it, canceled jobs filled the bound while the consumers were busy, and one client canceling
+    and resubmitting a job got every submission of every client refused ``queue_full``."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._jobs: dict[_Job, None] = {}  # insertion-ordered; _Job hashes by identity
+        self._maxsize = maxsize
+        self._not_empty = asyncio.Event()
+
+    def qsize(self) -> int:
+        return len(self._jobs)
+
+    def full(self) -> bool:
+        return len(self._jobs) >= self._maxsize
+
+    def put_nowait(self, job: _Job) -> None:
+        self._jobs[job] = None
+        self._not_empty.set()
+
+    def discard(self, job: _Job) -> None:
+        self._jobs.pop(job, None)
+
+    async def get(self) -> _Job:
+        while not self._jobs:
+            self._not_empty.clear()
+            await self._not_empty.wait()
+        job = next(iter(self._jobs))
+        del self._jobs[job]
+        return job
+
+
 class EmbeddedRunner:
     backend = "embedded"
 
@@ -89,7 +122,7 @@ class EmbeddedRunner:
         self._compute = compute
         self._clock = clock
         self._consumers_n = settings.jobs.embedded_consumers or settings.runtime.processes
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=settings.jobs.max_queued)
+        self._queue = _JobQueue(settings.jobs.max_queued)
         self._budget = budget
         self._held_bytes = 0
         self._jobs: dict[str, _Job] = {}
@@ -147,7 +180,12 @@ class EmbeddedRunner:
             entry = (await self._compute.cache.get(submission.key))[0] if shared else None
             job = self._jobs.get(job_id)  # another submission may have raced in while we looked
             if job is None or job.status is JobStatus.CANCELED or self._expired(job):
+                before = job
                 job = self._new_job(submission, job_id, entry, now)
+                if before is not None:
+                    # Its handles still resolve to this job id: counted against the bound
+                    # below, or canceling and resubmitting minted handles without end.
+                    job.owned = before.owned
         self._counts["submitted"] += 1
         owned = job.owned.setdefault(owner, [])
         if len(owned) >= HANDLES_PER_OWNER and (again := self._newest_live(owned)) is not None:
@@ -197,6 +235,7 @@ class EmbeddedRunner:
         if not job.handles:
             job.status = JobStatus.CANCELED
             job.ended_at = now
+            self._queue.discard(job)
             self._let_go(job)
             self._counts["canceled"] += 1
             self._retire(job, self._settings.result_ttl_s)
@@ -302,12 +341,14 @@ class EmbeddedRunner:
             except Exception:
                 log.exception("embedded job %s failed unexpectedly", job.job_id)
                 self._end(job, JobOutcome(error=JobError("internal", "internal error", 500)))
-            finally:
-                self._queue.task_done()
 
     async def _run(self, job: _Job, sub: Submission) -> None:
         waited_s = 0.0
         while True:
+            if job.status is JobStatus.CANCELED:
+                # Canceled while it waited for room or for its retry (it shows as queued then):
+                # its image is already given back, so it must not run on from ``sub``.
+                return
             job.status = JobStatus.STARTED
             job.started_at = self._clock()
             job.attempts += 1
