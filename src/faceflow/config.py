@@ -368,9 +368,10 @@ class CacheSettings(_Group):
     )
     # A 15 MB annotated PNG took 92 % of the default buffer: two such answers, two requests,
     # evicted every other client's entries, the ones just read included. A cut-out's matte, the
-    # largest answer re-used often, is 0.2-1.2 MB for the test photos.
+    # largest answer re-used often (a source= render is answered from it alone), is 0.2-1.2 MB
+    # for the test and dev-set photos, up to 2.0 MB for them enlarged 3x with grain added.
     memory_max_entry_bytes: int = Field(
-        2 * 1024 * 1024,
+        4 * 1024 * 1024,
         ge=0,
         description="answers larger than this are not kept in the in-process buffer (Redis may "
         "still keep them): one answer evicts at most this much of everyone else's",
