@@ -23,12 +23,14 @@ from faceflow.cli.files import (
     FileOutcome,
     _InOrder,
     _Progress,
+    _read,
     fork_refusal,
     only,
     run_files,
 )
 from faceflow.config import ModelSettings, RuntimeSettings, Settings
 from faceflow.domain import Operation
+from faceflow.errors import TooLarge
 from faceflow.runtime.context import WorkerContext
 
 HANDOVER_TIMEOUT_S = 180.0  # pool start-up on a busy machine; the handover itself is instant
@@ -292,3 +294,31 @@ print(fork_refusal(library_threads))
 
     assert done.returncode == 0, done.stderr
     assert "native thread(s) started" in done.stdout
+
+
+def test_a_fifo_without_a_writer_reads_as_empty_and_a_pipe_as_sent(tmp_path: Path) -> None:
+    # Opening a FIFO waits for a writer: the run hung there, the files after it never read.
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    assert _read(fifo, 1024) == b""
+
+    # As `faceflow analyze <(curl …)` hands one over: /dev/fd/N, a pipe with its writer.
+    reading, writing = os.pipe()
+    try:
+        os.write(writing, b"jpeg bytes")
+        os.close(writing)
+        assert _read(Path(f"/dev/fd/{reading}"), 1024) == b"jpeg bytes"
+    finally:
+        os.close(reading)
+
+
+def test_a_file_over_the_upload_limit_is_refused_after_one_byte_more(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as file:
+        file.truncate(10 * 1024 * 1024)  # sparse: nothing on disk, 10 MiB to read whole
+    with pytest.raises(TooLarge) as refused:
+        _read(huge, 1000)
+    assert refused.value.details == {"limit_bytes": 1000}
+    small = tmp_path / "small.jpg"
+    small.write_bytes(b"x" * 1000)
+    assert _read(small, 1000) == b"x" * 1000

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Generic, NoReturn, TypeVar
 from faceflow.cli.common import STDIN
 from faceflow.config import Settings
 from faceflow.domain import Operation
-from faceflow.errors import FaceflowError, InvalidParameter, WorkerCrashed
+from faceflow.errors import FaceflowError, InvalidParameter, TooLarge, WorkerCrashed
 from faceflow.runtime.context import WorkerContext, load_context
 
 if TYPE_CHECKING:  # the spawned pool is the fallback where no fork is safe (macOS, Windows)
@@ -48,13 +48,30 @@ class FileOutcome(Generic[Res]):
     error: FaceflowError | None
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, refused past ``max_bytes`` (the server's upload limit) after reading
+    one more. A 700 MB file was read whole, 942 MB of RSS, before the size check refused it; a
+    FIFO without a writer hung the run in ``open`` (the files after it never read): it now
+    reads as empty, while a pipe with a writer (``<(curl …)``) is read as before."""
     try:
         # Standard input is read where its file's task runs: by one process, once (a forked
         # worker inherits the descriptor; nothing was read from it before the fork).
-        return sys.stdin.buffer.read() if path == STDIN else path.read_bytes()
+        if path == STDIN:
+            data = sys.stdin.buffer.read(max_bytes + 1)
+        else:
+            # Opened without waiting for a FIFO's writer, then read as blocking: a FIFO that has
+            # none reads as its end at once.
+            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            os.set_blocking(descriptor, True)
+            with os.fdopen(descriptor, "rb") as file:
+                data = file.read(max_bytes + 1)
     except OSError as exc:
         raise InvalidParameter(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > max_bytes:
+        raise TooLarge(
+            f"{path} is over the {max_bytes}-byte upload limit", {"limit_bytes": max_bytes}
+        )
+    return data
 
 
 def _outcome(
@@ -64,7 +81,8 @@ def _outcome(
     task: Callable[[WorkerContext, Req], Res],
 ) -> FileOutcome[Res]:
     try:
-        return FileOutcome(path, task(context, make_request(_read(path))), None)
+        data = _read(path, context.settings.limits.max_upload_bytes)
+        return FileOutcome(path, task(context, make_request(data)), None)
     except FaceflowError as exc:
         return FileOutcome(path, None, exc)
 
@@ -414,7 +432,7 @@ async def _join_in(
             except IndexError:
                 return
             try:
-                request = make_request(_read(path))
+                request = make_request(_read(path, settings.limits.max_upload_bytes))
                 in_order.add(index, FileOutcome(path, await pool.run(task, request), None))
             except FaceflowError as exc:
                 in_order.add(index, FileOutcome(path, None, exc))
