@@ -66,6 +66,20 @@ def iccp_bomb(inflated_bytes: int = 64 * 1024 * 1024) -> bytes:
     return _png_with(png_chunk(b"iCCP", payload))
 
 
+def png_chunk_flood(chunks: int = 100_000) -> bytes:
+    """A 64 px PNG with ``chunks`` empty ancillary chunks before its image data (12 bytes each;
+    Pillow reads each in Python: 800,000 took 2.5 s to decode)."""
+    return _png_with(png_chunk(b"tEXt", b"") * chunks)
+
+
+def gif_comment_flood(blocks: int = 200_000) -> bytes:
+    """A 64 px GIF with ``blocks`` empty comment extensions before its image (3 bytes each;
+    2,000,000 took 1.1 s to decode)."""
+    plain = gif_screen_claiming(64, 64)
+    image = plain.index(b"\x2c")
+    return plain[:image] + b"\x21\xfe\x00" * blocks + plain[image:]
+
+
 def one_by_one() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (1, 1), (200, 50, 50)).save(out, "PNG")

@@ -169,6 +169,9 @@ def _cases() -> list[Case]:
             422,
             "too_many_scans",
         ),
+        # 64 px images: only the answer tells the pieces were counted before decoding.
+        Case("png_100k_chunks", path, lambda p: hf.png_chunk_flood(), 422, "too_many_scans"),
+        Case("gif_200k_comments", path, lambda p: hf.gif_comment_flood(), 422, "too_many_scans"),
         Case("iccp_bomb", path, lambda p: hf.iccp_bomb(), 422, "undecodable"),
         Case("1x1", path, lambda p: hf.one_by_one(), 422, "bad_dimensions"),
         Case("12001px_side", path, lambda p: solid_png(12_001, 16), 422, "bad_dimensions"),
