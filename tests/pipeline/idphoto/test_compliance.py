@@ -641,21 +641,28 @@ def test_yaw_from_the_nose_offset(shift: float, yaw: float, status: CheckStatus)
 
 
 @pytest.mark.parametrize(
-    ("colour", "style", "status"),
+    ("spec", "colour", "style", "status"),
     [
-        ("white", "solid", CheckStatus.PASS),
-        ("grey", "solid", CheckStatus.PASS),
-        ("blue", "solid", CheckStatus.WARN),
-        ("white", "radial", CheckStatus.WARN),
+        ("icao", "white", "solid", CheckStatus.PASS),  # white or light grey
+        ("icao", "grey", "solid", CheckStatus.PASS),
+        ("icao", "white", "radial", CheckStatus.WARN),
+        ("us-passport", "#f2f2f2", "solid", CheckStatus.PASS),  # "white or off-white"
+        ("us-passport", "#e0e0e0", "solid", CheckStatus.WARN),  # ΔE 5.6 from the light grey
+        # A counter refuses these outright; they were warnings.
+        ("icao", "blue", "solid", CheckStatus.FAIL),
+        ("us-passport", "red", "solid", CheckStatus.FAIL),
+        ("us-passport", "blue", "radial", CheckStatus.FAIL),
     ],
 )
-def test_background_colour_against_the_spec(colour: str, style: str, status: CheckStatus) -> None:
+def test_background_colour_against_the_spec(
+    spec: str, colour: str, style: str, status: CheckStatus
+) -> None:
     matte, face = synthetic()
-    layout = plan_layout(matte, face, get_spec("icao"))  # white or light grey
+    layout = plan_layout(matte, face, get_spec(spec))
 
     check = assess(layout, matte, face, parse_background(colour, style)).check("background_colour")
 
-    assert check.status is status
+    assert check.status is status, check
 
 
 def test_a_subject_cut_by_the_frame_fails_and_says_what_is_missing() -> None:

@@ -31,7 +31,7 @@ from faceflow.domain import Face, Point
 from faceflow.pipeline.idphoto.backdrop import BackdropKind
 from faceflow.pipeline.idphoto.layout import MIN_CROWN_MARGIN, Layout
 from faceflow.pipeline.idphoto.matte import Matte
-from faceflow.pipeline.idphoto.palette import Background, matches_any
+from faceflow.pipeline.idphoto.palette import PRESET_COLOURS, Background, Rgb, matches_any
 
 # Roll is corrected by rotating the photo, but a strongly tilted head leaves the shoulders tilted.
 # The detector's landmarks under-read strong roll (a photo turned by 28° read as 17–21°), so 15°
@@ -43,6 +43,10 @@ YAW_PASS_DEG, YAW_WARN_DEG = 8.0, 15.0
 NOSE_DEPTH_EYE_DISTANCES = 0.5
 # Plain studio backgrounds measure about 6 (portrait_2); streets and offices 50–70.
 BACKGROUND_STD_PASS = 12.0
+# The background chosen: one the size does not list is a warning near one of those it does (an
+# off-white: #f2f2f2 is ΔE 4.7 from white, the light grey preset 5.4) and a fail far from all of
+# them, as a counter refuses it: red on a US passport is ΔE 103 from white, the Chinese ID blue 62.
+BACKGROUND_FAR_DE = 20.0
 # Share of the hair zone still the old backdrop's colour (ΔE < 10) after re-keying; portrait_2 on
 # its plain grey backdrop leaves 0.01 %, so a share this large is a patch a person can see.
 LEFTOVER_BACKDROP_WARN = 0.02
@@ -575,13 +579,7 @@ def assess(
         yaw,
         _background_uniformity(matte),
         _leftover_backdrop(matte),
-        Check(
-            "background_colour",
-            background.hex,
-            Limit(one_of=spec.backgrounds),
-            CheckStatus.PASS if matches_any(background, spec.backgrounds) else CheckStatus.WARN,
-            note="" if background.style.value == "solid" else f"{background.style.value} gradient",
-        ),
+        _background_colour(background, spec.backgrounds),
         _resolution(layout),
         _clothing_contrast(matte, face, background),
         *_face_quality(region),
@@ -783,6 +781,33 @@ def _clothing_contrast(matte: Matte, face: Face, background: Background) -> Chec
         CheckStatus.PASS if share <= CLOTHING_BLEND_WARN else CheckStatus.WARN,
         note=f"share of the shoulders' edge within ΔE {CLOTHING_NEAR_DE:g} of the background",
     )
+
+
+def colour_difference(a: Rgb, b: Rgb) -> float:
+    """ΔE (CIE76, in CIE Lab) between two sRGB colours."""
+    rgb = np.array([[a, b]], dtype=np.float32) / np.float32(255.0)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[0]
+    return float(np.linalg.norm(lab[0] - lab[1]))
+
+
+def _background_colour(background: Background, allowed: tuple[str, ...]) -> Check:
+    """The chosen background against the ones the size accepts: a pass on one of them, a
+    warning near one (an off-white, a gradient), a fail far from all (:data:`BACKGROUND_FAR_DE`)."""
+    limit = Limit(one_of=allowed)
+    gradient = "" if background.style.value == "solid" else f"{background.style.value} gradient"
+    if matches_any(background, allowed):
+        return Check("background_colour", background.hex, limit, CheckStatus.PASS, note=gradient)
+    nearest = min(
+        colour_difference(background.colour, PRESET_COLOURS[name])
+        for name in allowed
+        if name in PRESET_COLOURS
+    )
+    far = nearest > BACKGROUND_FAR_DE
+    note = f"ΔE {nearest:.0f} from the nearest colour it accepts" + (
+        f"; {gradient}" if gradient else ""
+    )
+    status = CheckStatus.FAIL if far else CheckStatus.WARN
+    return Check("background_colour", background.hex, limit, status, note=note)
 
 
 def _resolution(layout: Layout) -> Check:

@@ -166,7 +166,8 @@ def _us_2x2(
     key: str, title: str, title_zh: str, authority: str, *, glasses_allowed: bool = True
 ) -> IdPhotoSpec:
     # 2×2 in (50.8 mm, 600×600 px at 300 dpi), head 1–1⅜ in (25.4–34.9 mm) chin to crown, eyes
-    # 1⅛–1⅜ in (28.6–34.9 mm) from the bottom, white or off-white background.
+    # 1⅛–1⅜ in (28.6–34.9 mm) from the bottom, white or off-white background (the light grey
+    # preset, #f0f0f0, is an off-white).
     return IdPhotoSpec(
         glasses_allowed=glasses_allowed,
         key=key,
@@ -178,7 +179,7 @@ def _us_2x2(
         dpi=300,
         head_height_mm=(25.4, 34.9),
         eye_line_mm=(28.6, 34.9),
-        backgrounds=("white",),
+        backgrounds=("white", "grey"),
     )
 
 
