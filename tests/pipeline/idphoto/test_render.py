@@ -170,6 +170,10 @@ def test_transparent_png_has_clear_corners_and_an_opaque_face(
     assert alpha[0, 0] == alpha[0, -1] == 0
     assert alpha[spec.height_px // 2, spec.width_px // 2] == 255
     assert result.quality is None
+    # Its report judges no background: it said white passed, the clothes checked against white.
+    colour = result.report.check("background_colour")
+    assert (colour.value, colour.status) == ("transparent", CheckStatus.PASS)
+    assert result.report.check("clothing_contrast").value is None
 
 
 @pytest.mark.parametrize(

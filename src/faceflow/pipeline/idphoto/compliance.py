@@ -549,9 +549,10 @@ def _within(value: float, low: float, high: float) -> bool:
 
 
 def assess(
-    layout: Layout, matte: Matte, face: Face, background: Background, face_count: int = 1
+    layout: Layout, matte: Matte, face: Face, background: Background | None, face_count: int = 1
 ) -> ComplianceReport:
-    """Every check for a photo laid out by ``layout`` from ``matte`` on ``background``."""
+    """Every check for a photo laid out by ``layout`` from ``matte`` on ``background`` (None: a
+    transparent photo, whose background is whatever it is later placed on)."""
     spec = layout.spec
     region = face_region(matte, face)
     lab = _measurable_lab(region)  # converted once for both colour checks
@@ -579,9 +580,25 @@ def assess(
         yaw,
         _background_uniformity(matte),
         _leftover_backdrop(matte),
-        _background_colour(background, spec.backgrounds),
+        _background_colour(background, spec.backgrounds)
+        if background is not None
+        else Check(
+            "background_colour",
+            "transparent",
+            Limit(one_of=spec.backgrounds),
+            CheckStatus.PASS,
+            note="not judged: a transparent photo takes the background it is placed on",
+        ),
         _resolution(layout),
-        _clothing_contrast(matte, face, background),
+        _clothing_contrast(matte, face, background)
+        if background is not None
+        else Check(
+            "clothing_contrast",
+            None,
+            Limit(None, CLOTHING_BLEND_WARN, "fraction", "shoulder_edge"),
+            CheckStatus.PASS,
+            note="not judged: a transparent photo has no background yet",
+        ),
         *_face_quality(region),
         colour,
         skin,

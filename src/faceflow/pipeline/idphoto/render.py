@@ -107,7 +107,8 @@ def render_id_photo(
     else:
         quality = None
         data = encode_image(rendered.pixels, OutputFormat.PNG, dpi=spec.dpi)
-    report = assess(rendered.layout, matte, face, options.background, face_count)
+    backdrop = None if options.transparent else options.background
+    report = assess(rendered.layout, matte, face, backdrop, face_count)
     if quality is not None:
         report = report.with_check(file_compression(decoded_jpeg(data)))
     return IdPhotoResult(
