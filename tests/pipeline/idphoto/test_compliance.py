@@ -27,6 +27,7 @@ from faceflow.pipeline.idphoto.compliance import (
     SKIN_COLOUR_PASS,
     CheckStatus,
     Limit,
+    _face_quality,
     assess,
     blockiness,
     face_colour,
@@ -234,6 +235,26 @@ def test_a_dark_photo_fails_exposure(cut_out: CutOut) -> None:
     report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("cn-1inch"))).report
 
     assert report.check("exposure").status is CheckStatus.FAIL
+
+
+@pytest.mark.parametrize(
+    ("gain", "status"), [(1.0, CheckStatus.PASS), (0.5, CheckStatus.FAIL)], ids=["dark", "dim"]
+)
+def test_a_dark_face_is_not_under_exposure_when_its_highlights_are_bright(
+    gain: float, status: CheckStatus
+) -> None:
+    # Very dark skin read a face mean of 45-70 and failed or warned on every face tried, though
+    # its eye whites and highlights were well exposed; the same face at half the light is dim.
+    face = np.full((120, 100, 3), (52, 38, 30), np.uint8)  # skin at L* about 16
+    face[40:46, 20:45] = face[40:46, 55:80] = (215, 210, 205)  # the eyes' whites, 2.5 %
+    region = np.asarray(np.round(face * gain), np.uint8)
+
+    exposure = _face_quality(region)[2]
+
+    assert exposure.name == "exposure"
+    assert exposure.value is not None
+    assert float(exposure.value) < 60
+    assert exposure.status is status, exposure
 
 
 def test_an_overexposed_photo_fails_clipping(cut_out: CutOut) -> None:
