@@ -59,6 +59,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     exposure,
     eye_glare,
     face_mask,
+    fringe,
     grain,
     jpeg,
     knit_hat,
@@ -834,6 +835,20 @@ def test_a_hat_down_to_the_brows_is_seen(
         # What the check is for: the face below the brows is untouched and passes.
         for name in ("eyes_visible", "eyes_open", "face_occluded", "even_lighting"):
             assert report.check(name).status is CheckStatus.PASS, name
+
+
+def test_a_fringe_of_one_s_own_hair_is_not_taken_for_headwear(cut_out: CutOut) -> None:
+    # The verdict set's fringe, ending above the brows: ICAO and Chinese counters accept it, and
+    # it warned as headwear (ΔE 84 from the cheeks) on most faces with dark hair.
+    item = cut_out("portrait_2.jpg", fringe)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    check = report.check("forehead_visible")
+    assert isinstance(check.value, float)
+    assert check.value > 45  # covered, as a hat would be
+    assert check.status is CheckStatus.PASS, check
+    assert "fringe" in check.note
 
 
 @pytest.mark.parametrize("photo", ["astronaut.jpg", "obama.jpg", "rose_leslie.jpg"])
