@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from faceflow.domain import Box
+from faceflow.config import LimitSettings
+from faceflow.domain import Box, Face
+from faceflow.imaging.ingest import decode_image
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.idphoto.compliance import (
     BLOCKINESS_SHOWN_MAX,
@@ -709,7 +711,7 @@ def test_a_subject_cut_by_the_frame_fails_and_says_what_is_missing() -> None:
 @pytest.mark.parametrize(
     ("edit", "status"),
     [
-        (None, CheckStatus.PASS),  # as taken: 0.18 eye distances open
+        (None, CheckStatus.PASS),  # as taken: 0.20 eye distances open
         (closed_eyes(both=True), CheckStatus.WARN),
         (closed_eyes(both=False), CheckStatus.WARN),  # a wink: the smaller eye counts
     ],
@@ -732,18 +734,18 @@ def test_closed_eyes_and_a_wink_are_seen(
 
 
 @pytest.mark.parametrize(
-    ("photo", "status"),
+    "photo",
     [
-        ("df_img17.jpg", CheckStatus.WARN),  # a squint: 0.060, for a person to look at
-        ("df_img29.jpg", CheckStatus.PASS),  # a squint, 0.097
-        ("df_img37.jpg", CheckStatus.PASS),  # a squinting smile, 0.079
-        ("df_img62.jpg", CheckStatus.PASS),  # eyes under low, dark brows, 0.074
+        "df_img17.jpg",  # a squint: 0.10 (0.060 against the cheeks' light, a warning)
+        "df_img29.jpg",  # a squint: 0.13
+        "df_img37.jpg",  # a squinting smile: 0.08, the lowest of a face alone
+        "df_img62.jpg",  # eyes under low, dark brows: 0.13
     ],
 )
-def test_narrowed_real_eyes(
-    testdata: Path, source: FindSource, segmenter: U2NetpSegmenter, photo: str, status: CheckStatus
+def test_narrowed_real_eyes_pass(
+    testdata: Path, source: FindSource, segmenter: U2NetpSegmenter, photo: str
 ) -> None:
-    # The lowest openings of the real faces: only the narrowest squint is a warning.
+    # The lowest openings of the real faces: a squint or a smile is not a closed eye.
     require((testdata.parent / "devset" / photo).is_file(), f"devset photo {photo} not found")
     found = source(f"../devset/{photo}", None)
     matte = compute_matte(found.rgb, found.faces[0], segmenter)
@@ -752,7 +754,65 @@ def test_narrowed_real_eyes(
         "eyes_open"
     )
 
-    assert check.status is status, check
+    assert check.status is CheckStatus.PASS, check
+
+
+def test_a_finished_photo_fed_back_in_reads_its_eyes_as_its_source(
+    testdata: Path,
+    source: FindSource,
+    segmenter: U2NetpSegmenter,
+    find_faces: Callable[[NDArray[np.uint8]], tuple[Face, ...]],
+) -> None:
+    # The usual way a studio changes a background: its own ICAO photo sent again. df_img29's eyes
+    # read 0.097 at the source's scale and 0.047 (a warning) in the finished photo's.
+    require((testdata.parent / "devset" / "df_img29.jpg").is_file(), "devset photo not found")
+    found = source("../devset/df_img29.jpg", None)
+    options = IdPhotoOptions(get_spec("icao"))
+    first = render_id_photo(
+        compute_matte(found.rgb, found.faces[0], segmenter), found.faces[0], options
+    )
+    finished = decode_image(first.data, LimitSettings()).rgb
+    face = find_faces(finished)[0]
+
+    again = render_id_photo(compute_matte(finished, face, segmenter), face, options).report
+
+    before, after = first.report.check("eyes_open"), again.check("eyes_open")
+    assert isinstance(before.value, float), before
+    assert isinstance(after.value, float), after
+    assert after.status is before.status is CheckStatus.PASS, (before, after)
+    assert abs(after.value - before.value) <= 0.02, (before, after)
+
+
+def shaded_sockets(share: float) -> Edit:
+    """Deep-set eyes lit from above: an oval of ±0.3 × ±0.19 eye distances around each eye
+    (0.04 above its centre, the brow's shade) darkened by ``share``, its edge softened."""
+
+    def edit(
+        rgb: NDArray[np.uint8], face: Face, _: Callable[[str], NDArray[np.uint8]]
+    ) -> NDArray[np.uint8]:
+        marks = face.landmarks
+        distance = marks.left_eye.x - marks.right_eye.x
+        mask = np.zeros(rgb.shape[:2], np.float32)
+        for eye in (marks.right_eye, marks.left_eye):
+            centre = (round(eye.x), round(eye.y - 0.04 * distance))
+            axes = (round(0.3 * distance), round(0.19 * distance))
+            cv2.ellipse(mask, centre, axes, 0, 0, 360, 1.0, -1)
+        soft = cv2.GaussianBlur(mask, (0, 0), 0.06 * distance)[..., None]
+        return np.clip(rgb * (1 - share * soft), 0, 255).astype(np.uint8)
+
+    return edit
+
+
+@pytest.mark.parametrize("photo", ["df_img19.jpg", "df_img22.jpg", "df_img31.jpg", "df_img35.jpg"])
+def test_deep_set_open_eyes_pass(testdata: Path, cut_out: CutOut, photo: str) -> None:
+    # Sockets in the brows' shade (half their light): against the cheeks' light these open eyes
+    # read 0.016-0.046, warnings; against the eye box's own light they read as open.
+    require((testdata.parent / "devset" / photo).is_file(), f"devset photo {photo} not found")
+    item = cut_out(f"../devset/{photo}", shaded_sockets(0.5))
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("eyes_open").status is CheckStatus.PASS, report.check("eyes_open")
 
 
 def test_eyes_too_small_to_tell_are_not_judged_open_or_closed(cut_out: CutOut) -> None:
