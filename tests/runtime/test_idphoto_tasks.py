@@ -152,7 +152,8 @@ def test_a_sheets_compliance_is_the_worst_of_its_photos_reports(
     worker_context: WorkerContext, matte_output: TaskOutput
 ) -> None:
     # portrait_2 passes as a 1-inch photo on white; on magenta, a colour the size does not
-    # list, it is a warning: a sheet holding both is only as good as its worst copy.
+    # list and far from all it does, it fails: a sheet holding both is only as good as its
+    # worst copy.
     good = IdPhotoOptions(get_spec("cn-1inch"))
     magenta = IdPhotoOptions(get_spec("cn-1inch"), parse_background("#ff00ff"))
     verdicts = [
@@ -165,8 +166,8 @@ def test_a_sheets_compliance_is_the_worst_of_its_photos_reports(
         worker_context, SheetRequest(matte_output.body, ((good, 2), (magenta, 2)), "6inch")
     )
 
-    assert verdicts == ["pass", "warn"]
-    assert (plain.meta["compliance"], mixed.meta["compliance"]) == ("pass", "warn")
+    assert verdicts == ["pass", "fail"]
+    assert (plain.meta["compliance"], mixed.meta["compliance"]) == ("pass", "fail")
 
 
 def test_two_faces_are_refused_with_the_count(
