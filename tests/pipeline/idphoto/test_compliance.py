@@ -671,7 +671,7 @@ def test_yaw_from_the_nose_offset(shift: float, yaw: float, status: CheckStatus)
         ("icao", "grey", "solid", CheckStatus.PASS),
         ("icao", "white", "radial", CheckStatus.WARN),
         ("us-passport", "#f2f2f2", "solid", CheckStatus.PASS),  # "white or off-white"
-        ("us-passport", "#e0e0e0", "solid", CheckStatus.WARN),  # ΔE 5.6 from the light grey
+        ("us-passport", "#e0e0e0", "solid", CheckStatus.WARN),  # ΔE 5.5 from the light grey
         # A counter refuses these outright; they were warnings.
         ("icao", "blue", "solid", CheckStatus.FAIL),
         ("us-passport", "red", "solid", CheckStatus.FAIL),

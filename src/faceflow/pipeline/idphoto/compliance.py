@@ -44,8 +44,8 @@ NOSE_DEPTH_EYE_DISTANCES = 0.5
 # Plain studio backgrounds measure about 6 (portrait_2); streets and offices 50–70.
 BACKGROUND_STD_PASS = 12.0
 # The background chosen: one the size does not list is a warning near one of those it does (an
-# off-white: #f2f2f2 is ΔE 4.7 from white, the light grey preset 5.4) and a fail far from all of
-# them, as a counter refuses it: red on a US passport is ΔE 103 from white, the Chinese ID blue 62.
+# off-white: #f2f2f2 is ΔE 4.3 from white, the light grey preset 5.1) and a fail far from all of
+# them, as a counter refuses it: red on a US passport is ΔE 103 from white, the Chinese ID blue 63.
 BACKGROUND_FAR_DE = 20.0
 # Share of the hair zone still the old backdrop's colour (ΔE < 10) after re-keying; portrait_2 on
 # its plain grey backdrop leaves 0.01 %, so a share this large is a patch a person can see.
@@ -834,8 +834,7 @@ def _clothing_contrast(matte: Matte, face: Face, background: Background) -> Chec
 
 def colour_difference(a: Rgb, b: Rgb) -> float:
     """ΔE (CIE76, in CIE Lab) between two sRGB colours."""
-    rgb = np.array([[a, b]], dtype=np.float32) / np.float32(255.0)
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[0]
+    lab = _lab_rows(np.asarray([a, b], dtype=np.uint8))
     return float(np.linalg.norm(lab[0] - lab[1]))
 
 
@@ -1422,11 +1421,11 @@ def _cie(lab: NDArray[np.float32]) -> NDArray[np.float32]:
     return np.asarray(out, dtype=np.float32)
 
 
-def forehead_difference(
-    lab: NDArray[np.float32], matte: Matte, face: Face, distance: float, cheeks: NDArray[np.float32]
-) -> float | None:
-    """ΔE between the forehead's median colour and the ``cheeks``' (see
-    :data:`FOREHEAD_DE_WARN`); None when the forehead is not in the cut-out."""
+def forehead_colour(
+    lab: NDArray[np.float32], matte: Matte, face: Face, distance: float
+) -> NDArray[np.float32] | None:
+    """The forehead's median colour in CIE L*a*b* (see :data:`FOREHEAD_DE_WARN`); None when the
+    forehead is not in the cut-out."""
     marks = face.landmarks
     centre = Point(
         (marks.right_eye.x + marks.left_eye.x) / 2,
@@ -1436,21 +1435,21 @@ def forehead_difference(
     patch = lab[rows, cols].reshape(-1, 3)
     if patch.size == 0 or float(matte.alpha[rows, cols].mean()) < LIGHTING_MIN_ALPHA:
         return None
-    forehead = _cie(np.median(patch, axis=0))
-    return float(np.linalg.norm(forehead - _cie(np.median(cheeks, axis=0))))
+    return _cie(np.median(patch, axis=0))
 
 
 def _forehead_visible(
     lab: NDArray[np.float32], matte: Matte, face: Face, distance: float, cheeks: NDArray[np.float32]
 ) -> Check:
     limit = Limit(None, FOREHEAD_DE_WARN)
-    difference = forehead_difference(lab, matte, face, distance, cheeks)
-    if difference is None:
+    forehead = forehead_colour(lab, matte, face, distance)
+    if forehead is None:
         note = "not measured: the forehead is not in the cut-out"
         return Check("forehead_visible", None, limit, CheckStatus.PASS, note=note)
+    difference = float(np.linalg.norm(forehead - _cie(np.median(cheeks, axis=0))))
     covered = difference > FOREHEAD_DE_WARN
     note = "ΔE of the forehead from the cheeks"
-    if covered and _hair_coloured_forehead(matte, face, distance):
+    if covered and _hair_coloured(forehead, matte, face, distance):
         covered = False
         note += ": hair over the forehead (a fringe), fine while the brows show"
     elif covered:
@@ -1464,31 +1463,24 @@ def _forehead_visible(
     )
 
 
-def _hair_coloured_forehead(matte: Matte, face: Face, distance: float) -> bool:
-    """Whether the forehead is within :data:`FOREHEAD_HAIR_DE` of the hair beside the head
-    (either side, where the cut-out is opaque there)."""
+def _hair_coloured(
+    forehead: NDArray[np.float32], matte: Matte, face: Face, distance: float
+) -> bool:
+    """Whether the ``forehead``'s colour is within :data:`FOREHEAD_HAIR_DE` of the hair beside
+    the head (either side, where the cut-out is opaque there)."""
     marks = face.landmarks
     middle = Point(
         (marks.right_eye.x + marks.left_eye.x) / 2, (marks.right_eye.y + marks.left_eye.y) / 2
     )
-
-    def median_colour(centre: Point, half_w: float, half_h: float) -> NDArray[np.float32] | None:
-        rows, cols = _box(matte, centre, half_w * distance, half_h * distance)
-        pixels = matte.foreground[rows, cols][matte.alpha[rows, cols] >= LIGHTING_MIN_ALPHA]
-        if len(pixels) < 10:
-            return None
-        lab = cv2.cvtColor(pixels.reshape(-1, 1, 3), cv2.COLOR_RGB2LAB).reshape(-1, 3)
-        return _cie(np.median(lab, axis=0))
-
-    forehead = median_colour(Point(middle.x, middle.y - 0.8 * distance), 0.3, 0.1)
-    if forehead is None:
-        return False
     for side in (-1.15, 1.15):
         for up in (0.0, 0.3):
-            hair = median_colour(
-                Point(middle.x + side * distance, middle.y - up * distance), 0.1, 0.1
-            )
-            if hair is not None and float(np.linalg.norm(forehead - hair)) < FOREHEAD_HAIR_DE:
+            centre = Point(middle.x + side * distance, middle.y - up * distance)
+            rows, cols = _box(matte, centre, 0.1 * distance, 0.1 * distance)
+            pixels = matte.foreground[rows, cols][matte.alpha[rows, cols] >= LIGHTING_MIN_ALPHA]
+            if len(pixels) < 10:
+                continue
+            hair = np.median(_lab_rows(pixels), axis=0)
+            if float(np.linalg.norm(forehead - hair)) < FOREHEAD_HAIR_DE:
                 return True
     return False
 
