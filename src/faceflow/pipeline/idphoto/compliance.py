@@ -1492,22 +1492,34 @@ def _hair_coloured(
     return False
 
 
-def glasses_bridge(
-    lab: NDArray[np.float32], matte: Matte, face: Face, distance: float, skin_l: float
-) -> float | None:
-    """The darkest row of a narrow strip between the eyes over the cheeks' ``skin_l`` (see
-    :data:`GLASSES_BRIDGE_MAX`): low where a frame's bridge crosses it; None when the strip is not
-    in the cut-out."""
+def _bridge_strip(
+    lab: NDArray[np.float32], matte: Matte, face: Face, distance: float
+) -> NDArray[np.float32] | None:
+    """The rows of ``lab`` across a narrow strip between the eyes (±0.08 eye distances wide, from
+    0.25 above the eye line to 0.1 below), where a frame's bridge crosses; None when the strip is
+    not in the cut-out."""
     marks = face.landmarks
     centre = Point(
         (marks.right_eye.x + marks.left_eye.x) / 2,
         (marks.right_eye.y + marks.left_eye.y) / 2 - 0.075 * distance,
     )
     rows, cols = _box(matte, centre, 0.08 * distance, 0.175 * distance)
-    strip = lab[rows, cols, 0]
+    strip = lab[rows, cols]
     if strip.size == 0 or float(matte.alpha[rows, cols].mean()) < LIGHTING_MIN_ALPHA:
         return None
-    return float(strip.mean(axis=1).min()) / skin_l
+    return strip
+
+
+def glasses_bridge(
+    lab: NDArray[np.float32], matte: Matte, face: Face, distance: float, skin_l: float
+) -> float | None:
+    """The darkest row of the strip between the eyes (:func:`_bridge_strip`) over the cheeks'
+    ``skin_l`` (see :data:`GLASSES_BRIDGE_MAX`): low where a frame's bridge crosses it; None when
+    the strip is not in the cut-out."""
+    strip = _bridge_strip(lab, matte, face, distance)
+    if strip is None:
+        return None
+    return float(strip[..., 0].mean(axis=1).min()) / skin_l
 
 
 def glasses_line(
@@ -1517,14 +1529,8 @@ def glasses_line(
     between a row's mean colour and the median of the rows around it (within 0.06 eye
     distances, its two neighbours left out). A thin metal bridge is a line whatever its colour,
     where the darkest row is no darker than skin. None when the strip is not in the cut-out."""
-    marks = face.landmarks
-    centre = Point(
-        (marks.right_eye.x + marks.left_eye.x) / 2,
-        (marks.right_eye.y + marks.left_eye.y) / 2 - 0.075 * distance,
-    )
-    rows, cols = _box(matte, centre, 0.08 * distance, 0.175 * distance)
-    strip = lab[rows, cols]
-    if strip.size == 0 or float(matte.alpha[rows, cols].mean()) < LIGHTING_MIN_ALPHA:
+    strip = _bridge_strip(lab, matte, face, distance)
+    if strip is None:
         return None
     means = _cie(strip.mean(axis=1))
     reach = max(2, round(0.06 * distance / matte.source_px_per_matte_px))
