@@ -18,7 +18,7 @@ from faceflow.pipeline.idphoto.layout import (
     plan_layout,
 )
 from faceflow.pipeline.idphoto.nudge import Nudge, nudge_ranges
-from faceflow.pipeline.idphoto.specs import IdPhotoSpec, get_spec
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec, get_spec, list_specs
 from tests.pipeline.idphoto.synthetic import (
     CHIN_Y,
     CROWN_Y,
@@ -169,12 +169,13 @@ def test_a_nudge_fixes_head_height_eye_line_shift_and_turn(roll: float) -> None:
     spec = get_spec("cn-1inch")
     matte, face = synthetic(roll)
     ppm = spec.px_per_mm
-    nudge = Nudge(head_mm=21.5, eye_line_mm=22.0, shift_mm=-1.5, roll_deg=3.0)
+    nudge = Nudge(head_mm=21.5, eye_line_mm=21.5, shift_mm=-1.5, roll_deg=3.0)
+    nudge.check(spec)
 
     layout = plan_layout(matte, face, spec, nudge)
 
     assert layout.head_height_px / ppm == pytest.approx(21.5, abs=1e-6)
-    assert layout.eye_line_px / ppm == pytest.approx(22.0, abs=1e-6)
+    assert layout.eye_line_px / ppm == pytest.approx(21.5, abs=1e-6)
     assert not layout.eye_line_moved
     right, left = output_eyes(layout, face)
     turned = math.degrees(math.atan2(left.y - right.y, left.x - right.x))
@@ -185,12 +186,26 @@ def test_a_nudge_fixes_head_height_eye_line_shift_and_turn(roll: float) -> None:
 def test_a_nudge_of_one_quantity_leaves_the_others_to_the_search() -> None:
     spec = get_spec("icao")
     matte, face = synthetic()
-    taller = plan_layout(matte, face, spec, Nudge(head_mm=spec.head_height_mm[1]))
+    tallest = nudge_ranges(spec)["head_mm"][1]
+    taller = plan_layout(matte, face, spec, Nudge(head_mm=tallest))
 
-    # The search kept to its inset ranges; the nudge may go to the edge of the rule.
-    assert taller.head_height_px / spec.px_per_mm == pytest.approx(spec.head_height_mm[1])
+    assert taller.head_height_px / spec.px_per_mm == pytest.approx(tallest)
     low, high = spec.eye_line_mm
     assert low <= taller.eye_line_px / spec.px_per_mm <= high
+
+
+@pytest.mark.parametrize("spec", list_specs(), ids=lambda spec: spec.key)
+def test_nudges_keep_as_far_inside_the_rules_as_the_automatic_framing(spec: IdPhotoSpec) -> None:
+    """A nudge to the edge of its range still leaves the print inside the rule for a counter
+    measuring by hand: 0.5 mm in (a tenth of a narrow range), rounded inwards to 0.1 mm."""
+    for name, rule in (("head_mm", spec.head_height_mm), ("eye_line_mm", spec.eye_line_mm)):
+        low, high = nudge_ranges(spec)[name]
+        inset = min(0.5, (rule[1] - rule[0]) / 10)
+        assert rule[0] + inset <= low + 1e-9 <= rule[0] + inset + 0.1, (name, low)
+        assert rule[1] - inset - 0.1 <= high - 1e-9 <= rule[1] - inset, (name, high)
+        for edge in rule:
+            with pytest.raises(OutOfRange):
+                Nudge(**{name: edge}).check(spec)
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,8 @@ middle of the ranges. When even the best choice cuts the person, the layout says
 millimetres on which side (``cut_mm``), and the report fails it as ``subject_cut_off``.
 
 Nudges: a person who disagrees with the choice may fix the head height or the eye line (each
-inside the spec's range, so a nudged photo still meets the rule), move the face sideways by up to
+as far inside the spec's range as the search keeps, so a nudged photo still meets the rule when
+measured by hand), move the face sideways by up to
 a tenth of the width, and turn it by up to 5°. A fixed quantity leaves the search the others.
 """
 
@@ -40,7 +41,7 @@ from numpy.typing import NDArray
 
 from faceflow.domain import Face, Point
 from faceflow.pipeline.idphoto.matte import Matte, eye_centre
-from faceflow.pipeline.idphoto.nudge import NO_NUDGE, Nudge
+from faceflow.pipeline.idphoto.nudge import NO_NUDGE, Nudge, inset_range
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec
 
 CHIN_BELOW_BOX = 0.05
@@ -71,9 +72,6 @@ CHIN_PRIOR_SIGMA = 0.2
 HEAD_STEPS, EYE_STEPS = 9, 17
 CUT_TOLERANCE_PX = 1.0
 EDGE_SAMPLES = 64
-# The search keeps this far inside the head-height and eye-line ranges (the smaller of the two),
-# so a counter measuring the print by hand, a pixel or two off, still finds it inside.
-RANGE_INSET_MM, RANGE_INSET_FRACTION = 0.5, 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,8 +350,8 @@ def plan_layout(matte: Matte, face: Face, spec: IdPhotoSpec, nudge: Nudge = NO_N
     level = to_level(head.roll_deg - nudge.roll_deg, head.eye_centre)
     centre_x = width / 2 + nudge.shift_mm * ppm
     head_px = max(1.0, head.head_height_px)
-    head_low, head_high = (v * ppm for v in _inset(spec.head_height_mm))
-    eye_line_low, eye_line_high = _inset(spec.eye_line_mm)
+    head_low, head_high = (v * ppm for v in inset_range(spec.head_height_mm))
+    eye_line_low, eye_line_high = inset_range(spec.eye_line_mm)
     eye_low_px = height - eye_line_high * ppm  # highest allowed eye row (from the top)
     eye_high_px = height - eye_line_low * ppm  # lowest allowed eye row
     if spec.crown_margin_mm is not None:
@@ -440,12 +438,6 @@ def plan_layout(matte: Matte, face: Face, spec: IdPhotoSpec, nudge: Nudge = NO_N
         cut_edges=cut,
         cut_mm=tuple(float(cuts[pick][EDGES.index(name)]) / ppm for name in cut),
     )
-
-
-def _inset(allowed: tuple[float, float]) -> tuple[float, float]:
-    low, high = allowed
-    inset = min(RANGE_INSET_MM, RANGE_INSET_FRACTION * (high - low))
-    return low + inset, high - inset
 
 
 def _subject_at_crop_edges(

@@ -6,6 +6,7 @@ checks them and lists their ranges, and does not import numpy or OpenCV.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from faceflow.errors import OutOfRange
@@ -15,6 +16,11 @@ from faceflow.pipeline.idphoto.specs import IdPhotoSpec
 # counter looks for a centred face), and the eyes may be turned this far from level.
 MAX_SHIFT_FRACTION = 0.1
 MAX_ROLL_NUDGE_DEG = 5.0
+# The automatic framing keeps this far inside the head-height and eye-line rules (the smaller of
+# the two), so a counter measuring the print by hand, a pixel or two off, still finds it inside;
+# a nudge keeps as far in. (A nudge was allowed to the rule's very edge: eye_line_mm=22.5 on a US
+# passport reported 22.50 mm and passed, and the finished photo measured again read 22.3.)
+RANGE_INSET_MM, RANGE_INSET_FRACTION = 0.5, 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +58,29 @@ class Nudge:
 NO_NUDGE = Nudge()
 
 
+def inset_range(allowed: tuple[float, float]) -> tuple[float, float]:
+    """``allowed`` (a rule's range, mm) narrowed at both ends by :data:`RANGE_INSET_MM` or
+    :data:`RANGE_INSET_FRACTION` of its width, whichever is less."""
+    low, high = allowed
+    inset = min(RANGE_INSET_MM, RANGE_INSET_FRACTION * (high - low))
+    return low + inset, high - inset
+
+
+def _inward_to_tenths(allowed: tuple[float, float]) -> tuple[float, float]:
+    # round(…, 6) first: 21.28 * 10 is 212.80000000000001, whose ceil would lose a tenth.
+    low, high = allowed
+    inner = math.ceil(round(low * 10, 6)) / 10, math.floor(round(high * 10, 6)) / 10
+    return inner if inner[0] <= inner[1] else allowed  # a range under 0.1 mm wide stays as it is
+
+
 def nudge_ranges(spec: IdPhotoSpec) -> dict[str, tuple[float, float]]:
     """What each :class:`Nudge` field may be for ``spec``: head height and eye line inside the
-    spec's own ranges, the sideways shift and the turn inside the bounds above."""
+    spec's own ranges as far in as the automatic framing keeps (:func:`inset_range`, rounded
+    inwards to 0.1 mm), the sideways shift and the turn inside the bounds above."""
     shift = round(spec.width_mm * MAX_SHIFT_FRACTION, 1)
     return {
-        "head_mm": spec.head_height_mm,
-        "eye_line_mm": spec.eye_line_mm,
+        "head_mm": _inward_to_tenths(inset_range(spec.head_height_mm)),
+        "eye_line_mm": _inward_to_tenths(inset_range(spec.eye_line_mm)),
         "shift_mm": (-shift, shift),
         "roll_deg": (-MAX_ROLL_NUDGE_DEG, MAX_ROLL_NUDGE_DEG),
     }
