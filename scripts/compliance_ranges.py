@@ -58,6 +58,7 @@ from faceflow.imaging.ingest import decode_image
 from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.compliance import ComplianceReport, clothing_blend
+from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import compute_matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.palette import PRESET_COLOURS, parse_background
@@ -151,7 +152,8 @@ def main() -> None:
     faces = left_out = 0
     for path in photos:
         rgb = decode_image(path.read_bytes(), limits).rgb
-        for face in detect_faces(rgb, detector, DetectOptions()):
+        for detected in detect_faces(rgb, detector, DetectOptions()):
+            face = levelled_face(rgb, detected, context.models.aligner)  # as the service takes it
             faces += 1
             try:
                 matte = compute_matte(rgb, face, segmenter)
@@ -209,7 +211,7 @@ def main() -> None:
     print("portrait_2 spoiled:")
     for label, edit in SPOILED:
         spoiled = judge(
-            Case(label, "portrait_2.jpg", "icao", "", "", edit), photo, detector, segmenter
+            Case(label, "portrait_2.jpg", "icao", "", "", edit), photo, context.models, segmenter
         )
         if isinstance(spoiled, str):
             print(f"  {label:26s} {spoiled}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -22,23 +21,11 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.pipeline.idphoto.verdict_cases import CASES, Case, judge
+from tests.pipeline.idphoto.verdict_cases import CASES, judge
 
 from faceflow.config import LimitSettings, Settings
 from faceflow.imaging.ingest import decode_image
-from faceflow.models.detector import YuNetDetector
-from faceflow.models.segmenter import U2NetpSegmenter
-from faceflow.pipeline.idphoto.compliance import ComplianceReport
 from faceflow.runtime.context import load_context
-
-
-def report_for(
-    case: Case,
-    photo: Callable[[str], NDArray[np.uint8]],
-    detector: YuNetDetector,
-    segmenter: U2NetpSegmenter,
-) -> ComplianceReport | str:
-    return judge(case, photo, detector, segmenter)
 
 
 def main() -> None:
@@ -58,7 +45,7 @@ def main() -> None:
     right = 0
     rows = []
     for case in CASES:
-        report = report_for(case, photo, context.models.detector, context.models.segmenter)
+        report = judge(case, photo, context.models, context.models.segmenter)
         if isinstance(report, str):
             verdict, deciding = "error", report
         else:

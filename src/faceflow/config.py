@@ -296,8 +296,9 @@ class RuntimeSettings(_Group):
         min_length=1,
         description="operations the inference processes load models for (detect, analyze, "
         "annotate, id-photo, which covers sheets); the detector always loads. Without id-photo "
-        "no process loads u2netp, without analyze and annotate none loads the age, gender and "
-        "dlib models, and a request that needs them answers 404 operation_disabled",
+        "no process loads u2netp, without analyze and annotate none loads the age and gender "
+        "models, with none of the three none loads dlib's aligner (an ID photo is levelled by "
+        "its eye corners), and a request that needs them answers 404 operation_disabled",
     )
     processes: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, le=256, description="inference processes"

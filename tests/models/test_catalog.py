@@ -43,7 +43,7 @@ def test_model_versions_name_every_required_model_with_its_version_and_hash() ->
         (["detect"], ["yunet"]),
         (["analyze"], ["yunet", "dlib-5pt", "age-v1", "gender-v1"]),
         (["detect", "annotate"], ["yunet", "dlib-5pt", "age-v1", "gender-v1"]),
-        (["id-photo"], ["yunet", "u2netp"]),
+        (["id-photo"], ["yunet", "dlib-5pt", "u2netp"]),
         (
             ["detect", "analyze", "annotate", "id-photo"],
             ["yunet", "dlib-5pt", "age-v1", "gender-v1", "u2netp"],

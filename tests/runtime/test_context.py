@@ -36,24 +36,27 @@ def photo(testdata: Path) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("operations", "attributes", "segmenter"),
+    ("operations", "aligner", "attributes", "segmenter"),
     [
-        (["detect"], False, False),
-        (["detect", "analyze"], True, False),
-        (["annotate"], True, False),
-        (["id-photo"], False, True),
-        (["detect", "analyze", "annotate", "id-photo"], True, True),
+        (["detect"], False, False, False),
+        (["detect", "analyze"], True, True, False),
+        (["annotate"], True, True, False),
+        # The aligner finds the eye corners an ID photo is levelled by.
+        (["id-photo"], True, False, True),
+        (["detect", "analyze", "annotate", "id-photo"], True, True, True),
     ],
 )
 def test_only_the_models_of_the_enabled_operations_are_loaded(
     pulled_model_settings: ModelSettings,
     operations: list[str],
+    aligner: bool,
     attributes: bool,
     segmenter: bool,
 ) -> None:
     models = context_for(pulled_model_settings, operations).models
 
     assert models.detector is not None
+    assert (models.face_aligner is not None) is aligner
     assert (models.attribute_set is not None) is attributes
     assert (models.portrait_segmenter is not None) is segmenter
 
@@ -107,7 +110,8 @@ print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules))
     ("operations", "not_imported"),
     [
         (["detect", "analyze", "annotate", "id-photo"], ["onnx"]),
-        (["detect", "id-photo"], ["dlib", "onnx"]),
+        (["detect", "id-photo"], ["onnx"]),
+        (["detect"], ["dlib", "onnx"]),
     ],
 )
 def test_an_inference_process_imports_only_what_its_models_use(

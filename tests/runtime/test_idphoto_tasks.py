@@ -220,3 +220,13 @@ def test_a_portrait_in_another_colour_profile_keeps_its_colours(
 
     assert np.linalg.norm(ignored - expected) > 2.0  # the profile matters on this portrait
     assert np.linalg.norm(managed - expected) < 1.0
+
+
+def test_the_cut_out_levels_a_face_by_its_eye_corners(
+    worker_context: WorkerContext, testdata: Path
+) -> None:
+    # biden.jpg: YuNet's eye points on his lids read his 12.5° tilt as 1.9°, and the finished
+    # photo kept 10.7° (tests/pipeline/idphoto/test_level.py).
+    output = matte_task(worker_context, MatteRequest((testdata / "biden.jpg").read_bytes()))
+
+    assert matte_from_bytes(output.body).face.roll > 10

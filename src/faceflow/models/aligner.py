@@ -21,6 +21,8 @@ from faceflow.models.store import ModelStore
 if TYPE_CHECKING:
     import dlib
 
+# Eye corners are found on a face enlarged to about this many pixels across, when smaller.
+CORNER_FACE_PX = 200.0
 CHIP_PADDING = 0.2  # dlib's default for get_face_chip; the Cydral models were trained with it
 
 # A dlib HOG box, measured against YuNet landmarks on frontal faces: its side is about this many
@@ -76,11 +78,36 @@ class FaceAligner:
 
     @classmethod
     def load(cls, store: ModelStore) -> FaceAligner:
-        # dlib is imported by the processes that align faces only (≈ 11 MB each): detection
-        # uses this module's geometry, and an ID-photo-only process never aligns.
+        # dlib is imported by the processes that align faces or level ID photos only (≈ 11 MB
+        # each): detection alone uses this module's geometry.
         import dlib
 
         return cls(dlib.shape_predictor(str(store.verified_path(cls.spec))))
+
+    def eye_corners(self, rgb: NDArray[np.uint8], landmarks: Landmarks) -> NDArray[np.float64]:
+        """(4, 2) x, y of the face's four eye corners in ``rgb``'s pixels, in the predictor's
+        order (one eye's two corners, then the other's), for the face YuNet's ``landmarks`` mark.
+
+        The predictor reads the face at about :data:`CORNER_FACE_PX` px across (a smaller face
+        is enlarged first: it places its points on whole pixels, so on a 60 px face a pixel is
+        2° of eye line), and only the region around the face is handed to it.
+        """
+        box = dlib_box_from_landmarks(landmarks)
+        zoom = max(1.0, CORNER_FACE_PX / max(1.0, box.width_px))
+        reach = box.width_px / 2
+        height, width = rgb.shape[:2]
+        x1, y1 = max(0, int(box.x1 - reach)), max(0, int(box.y1 - reach))
+        x2, y2 = min(width, int(box.x2 + reach) + 1), min(height, int(box.y2 + reach) + 1)
+        region = rgb[y1:y2, x1:x2]
+        if zoom > 1.0:
+            size = (round(region.shape[1] * zoom), round(region.shape[0] * zoom))
+            region = np.asarray(cv2.resize(region, size, interpolation=cv2.INTER_CUBIC), np.uint8)
+        local = Box(
+            (box.x1 - x1) * zoom, (box.y1 - y1) * zoom, (box.x2 - x1) * zoom, (box.y2 - y1) * zoom
+        )
+        shape = self._predictor(np.ascontiguousarray(region), _dlib_rect(local))
+        points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(4)], dtype=np.float64)
+        return points / zoom + np.array([x1, y1], dtype=np.float64)
 
     def chips(
         self,

@@ -226,7 +226,8 @@ _ROLES_BY_OPERATION: dict[str, frozenset[ModelRole]] = {
     Operation.DETECT: frozenset({ModelRole.DETECTOR}),
     Operation.ANALYZE: frozenset({ModelRole.DETECTOR, *_ATTRIBUTE_ROLES}),
     Operation.ANNOTATE: frozenset({ModelRole.DETECTOR, *_ATTRIBUTE_ROLES}),
-    Operation.ID_PHOTO: frozenset({ModelRole.DETECTOR, ModelRole.MATTE}),
+    # The aligner finds the eye corners an ID photo is levelled by (pipeline/idphoto/level.py).
+    Operation.ID_PHOTO: frozenset({ModelRole.DETECTOR, ModelRole.ALIGNER, ModelRole.MATTE}),
 }
 
 

@@ -21,9 +21,8 @@ M = TypeVar("M")
 
 @dataclass(frozen=True, slots=True)
 class FaceAttributeModels:
-    """What age and gender need: dlib's aligner for the chips and the two networks."""
+    """The age and gender networks (their chips are cut by the :class:`ModelSet`'s aligner)."""
 
-    aligner: FaceAligner
     age: AgeModel
     gender: GenderModel
 
@@ -32,29 +31,36 @@ class FaceAttributeModels:
 class ModelSet:
     """The models a faceflow process runs, loaded once at process start and never mutated.
 
-    The detector is always there; the attribute models and the segmenter only when the process
-    serves operations that use them (each costs memory in every process). Asking for one that
-    was not loaded raises :class:`~faceflow.errors.OperationDisabled` (404), the answer a client
-    gets for an operation this server does not offer.
+    The detector is always there; the aligner, the attribute models and the segmenter only when
+    the process serves operations that use them (each costs memory in every process): the
+    aligner (dlib's predictor) cuts age and gender's chips and finds the eye corners an ID photo
+    is levelled by. Asking for one that was not loaded raises
+    :class:`~faceflow.errors.OperationDisabled` (404), the answer a client gets for an operation
+    this server does not offer.
     """
 
     detector: YuNetDetector
+    face_aligner: FaceAligner | None
     attribute_set: FaceAttributeModels | None
     portrait_segmenter: U2NetpSegmenter | None
 
     @classmethod
     def load(
-        cls, settings: ModelSettings, *, attributes: bool = True, segmenter: bool = True
+        cls,
+        settings: ModelSettings,
+        *,
+        aligner: bool = True,
+        attributes: bool = True,
+        segmenter: bool = True,
     ) -> ModelSet:
         """Load and verify the detector and the models asked for; raises ModelMissing /
         ModelChecksumMismatch."""
         store = ModelStore(settings)
         models = cls(
             detector=YuNetDetector.load(store, settings),
+            face_aligner=FaceAligner.load(store) if aligner or attributes else None,
             attribute_set=FaceAttributeModels(
-                FaceAligner.load(store),
-                AgeModel.load(store, settings),
-                GenderModel.load(store, settings),
+                AgeModel.load(store, settings), GenderModel.load(store, settings)
             )
             if attributes
             else None,
@@ -70,7 +76,8 @@ class ModelSet:
 
     @property
     def aligner(self) -> FaceAligner:
-        return self._attributes().aligner
+        # Reached by age and gender alone: an ID photo asks for the segmenter first.
+        return _loaded(self.face_aligner, "age and gender")
 
     @property
     def age(self) -> AgeModel:

@@ -64,6 +64,7 @@ def _load(settings: Settings) -> WorkerContext:
     cv2.setNumThreads(1)
     models = ModelSet.load(
         settings.models,
+        aligner=ModelRole.ALIGNER in roles,
         attributes=ModelRole.AGE in roles,
         segmenter=ModelRole.MATTE in roles,
     )

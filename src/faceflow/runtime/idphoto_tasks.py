@@ -77,6 +77,7 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
     off)."""
     from faceflow.imaging.colour import in_srgb
     from faceflow.pipeline.detect import detect_faces
+    from faceflow.pipeline.idphoto.level import levelled_face
     from faceflow.pipeline.idphoto.matte import compute_matte, matte_to_bytes, sharp_to_head_px
     from faceflow.pipeline.idphoto.render import chosen_face
 
@@ -87,7 +88,9 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
         faces = detect_faces(
             image.rgb, context.models.detector, context.detect_defaults, source_scale=image.scale
         )
-    face = chosen_face(faces, request.face)
+        face = levelled_face(
+            image.rgb, chosen_face(faces, request.face), context.models.aligner, image.scale
+        )
     with timer.stage("matte"):
         matte = compute_matte(
             image.rgb, face, segmenter, source_scale=image.scale, head_px=request.head_px

@@ -22,12 +22,14 @@ from numpy.typing import NDArray
 from faceflow.config import LimitSettings, ModelSettings
 from faceflow.domain import Face
 from faceflow.imaging.ingest import decode_image
+from faceflow.models.aligner import FaceAligner
 from faceflow.models.detector import YuNetDetector
 from faceflow.models.registry import ModelSet
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.models.store import ModelStore
 from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.detect_options import DetectOptions
+from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import Matte, compute_matte
 from tests.pipeline.idphoto.verdict_cases import Edit, edited_source
 
@@ -80,6 +82,11 @@ def find_faces(detector: YuNetDetector) -> Callable[[NDArray[np.uint8]], tuple[F
 
 
 @pytest.fixture(scope="package")
+def aligner(model_set: ModelSet) -> FaceAligner:
+    return model_set.aligner
+
+
+@pytest.fixture(scope="package")
 def decode_photo(testdata: Path) -> Callable[[str], NDArray[np.uint8]]:
     def run(name: str) -> NDArray[np.uint8]:
         return decode_image((testdata / name).read_bytes(), LimitSettings()).rgb
@@ -91,9 +98,12 @@ def decode_photo(testdata: Path) -> Callable[[str], NDArray[np.uint8]]:
 def source(
     decode_photo: Callable[[str], NDArray[np.uint8]],
     find_faces: Callable[[NDArray[np.uint8]], tuple[Face, ...]],
+    aligner: FaceAligner,
 ) -> FindSource:
     """A test photo, spoiled by ``edit`` if given, and its faces, once for these tests:
-    ``source("portrait_2.jpg", rotate(12.0))``. The pixels are shared: read, never write."""
+    ``source("portrait_2.jpg", rotate(12.0))``. The pixels are shared: read, never write. The
+    faces are levelled by their eye corners, as the service's cut-out takes them
+    (:func:`~faceflow.pipeline.idphoto.level.levelled_face`)."""
     done: dict[tuple[str, Edit | None], Source] = {}
 
     def run(name: str, edit: Edit | None) -> Source:
@@ -105,7 +115,8 @@ def source(
                 original = run(name, None)
                 rgb = edited_source(original.rgb, original.faces, edit, decode_photo)
             rgb.setflags(write=False)  # shared by every test on this source
-            done[key] = Source(rgb, find_faces(rgb))
+            faces = tuple(levelled_face(rgb, face, aligner) for face in find_faces(rgb))
+            done[key] = Source(rgb, faces)
         return done[key]
 
     return run

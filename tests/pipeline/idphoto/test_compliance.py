@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from faceflow.config import LimitSettings
 from faceflow.domain import Box, Face
 from faceflow.imaging.ingest import decode_image
+from faceflow.models.aligner import FaceAligner
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.idphoto.compliance import (
     BLOCKINESS_SHOWN_MAX,
@@ -40,6 +41,7 @@ from faceflow.pipeline.idphoto.compliance import (
     skin_colour_distance,
 )
 from faceflow.pipeline.idphoto.layout import plan_layout
+from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import compute_matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.palette import parse_background
@@ -762,6 +764,7 @@ def test_a_finished_photo_fed_back_in_reads_its_eyes_as_its_source(
     source: FindSource,
     segmenter: U2NetpSegmenter,
     find_faces: Callable[[NDArray[np.uint8]], tuple[Face, ...]],
+    aligner: FaceAligner,
 ) -> None:
     # The usual way a studio changes a background: its own ICAO photo sent again. df_img29's eyes
     # read 0.097 at the source's scale and 0.047 (a warning) in the finished photo's.
@@ -772,7 +775,7 @@ def test_a_finished_photo_fed_back_in_reads_its_eyes_as_its_source(
         compute_matte(found.rgb, found.faces[0], segmenter), found.faces[0], options
     )
     finished = decode_image(first.data, LimitSettings()).rgb
-    face = find_faces(finished)[0]
+    face = levelled_face(finished, find_faces(finished)[0], aligner)  # as the service takes it
 
     again = render_id_photo(compute_matte(finished, face, segmenter), face, options).report
 
