@@ -35,6 +35,7 @@ from faceflow.runtime.idphoto_tasks import (
     sheet_task,
 )
 from faceflow.runtime.tasks import JSON_MEDIA_TYPE, TaskOutput
+from tests.fixtures.environment import require
 from tests.fixtures.idphoto import opened
 from tests.fixtures.images import matrix_icc_profile
 
@@ -230,3 +231,23 @@ def test_the_cut_out_levels_a_face_by_its_eye_corners(
     output = matte_task(worker_context, MatteRequest((testdata / "biden.jpg").read_bytes()))
 
     assert matte_from_bytes(output.body).face.roll > 10
+
+
+@pytest.mark.parametrize(("face", "count"), [(3, 1), (4, 2)])
+def test_a_neighbour_the_cut_out_kept_is_counted(
+    worker_context: WorkerContext, testdata: Path, face: int, count: int
+) -> None:
+    # A selfie of six: the bearded man (3) comes out alone; beside him (4), half his face is
+    # cut out with his neighbour and shows at the photo's edge.
+    path = testdata.parent / "devset" / "df_selfie-many-people.jpg"
+    require(path.is_file(), "devset photo not found")
+    matte = matte_task(worker_context, MatteRequest(path.read_bytes(), face=face))
+
+    output = render_task(
+        worker_context,
+        RenderRequest(matte.body, IdPhotoOptions(get_spec("icao")), ResponseKind.JSON),
+    )
+
+    report = json.loads(output.body)["report"]
+    (check,) = [check for check in report["checks"] if check["name"] == "face_count"]
+    assert (check["value"], check["status"]) == (count, "pass" if count == 1 else "fail")

@@ -88,12 +88,16 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
         faces = detect_faces(
             image.rgb, context.models.detector, context.detect_defaults, source_scale=image.scale
         )
-        face = levelled_face(
-            image.rgb, chosen_face(faces, request.face), context.models.aligner, image.scale
-        )
+        chosen = chosen_face(faces, request.face)
+        face = levelled_face(image.rgb, chosen, context.models.aligner, image.scale)
     with timer.stage("matte"):
         matte = compute_matte(
-            image.rgb, face, segmenter, source_scale=image.scale, head_px=request.head_px
+            image.rgb,
+            face,
+            segmenter,
+            source_scale=image.scale,
+            head_px=request.head_px,
+            others=[other for other in faces if other is not chosen],
         )
         # The ID photo is the source's own pixels: in the source's colour profile, if it has one
         # (converting the cut-out, not the whole photo: a 7.7 MP decode took 250 ms).

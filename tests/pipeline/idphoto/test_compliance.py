@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -202,15 +203,33 @@ def test_backdrop_left_in_the_hair_is_a_warning(portrait: Callable[[str], Portra
     assert left.value == 0.05
 
 
-def test_two_faces_fail(portrait: Callable[[str], Portrait]) -> None:
+def test_another_face_the_cut_out_kept_in_the_frame_fails(
+    portrait: Callable[[str], Portrait],
+) -> None:
     item = portrait("obama.jpg")
+    # A second face where the cut-out is opaque and the frame shows it, as a neighbour whose hair
+    # touches the subject's is kept with it (tests/runtime: a real one).
+    kept = replace(item.matte, others=(item.face,))
 
-    report = render_id_photo(
-        item.matte, item.face, IdPhotoOptions(get_spec("icao")), face_count=2
-    ).report
+    report = render_id_photo(kept, item.face, IdPhotoOptions(get_spec("icao"))).report
 
-    assert report.check("face_count").status is CheckStatus.FAIL
+    check = report.check("face_count")
+    assert (check.value, check.status) == (2, CheckStatus.FAIL)
+    assert check.note == "another person's face shows in the photo"
     assert report.status is CheckStatus.FAIL
+
+
+def test_another_face_the_cut_out_left_out_passes(portrait: Callable[[str], Portrait]) -> None:
+    item = portrait("obama.jpg")
+    crop = item.matte.crop_box
+    # In the crop's top corner: background, which the cut-out leaves transparent.
+    corner = Box(crop.x1, crop.y1, crop.x1 + crop.width_px / 5, crop.y1 + crop.height_px / 5)
+    left_out = replace(item.matte, others=(replace(item.face, box=corner),))
+
+    report = render_id_photo(left_out, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    check = report.check("face_count")
+    assert (check.value, check.status, check.note) == (1, CheckStatus.PASS, "")
 
 
 def _rendered_report(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from faceflow.config import LimitSettings
 from faceflow.domain import Box, Face, Landmarks, Point
@@ -179,6 +181,29 @@ def test_tiny_matte_round_trip_keeps_a_missing_background_measure() -> None:
 
     assert back.background_std is None
     assert back.to_matte_px(Point(13, 24)) == Point(3, 4)
+    assert back.others == ()
+
+
+def test_round_trip_keeps_the_other_faces() -> None:
+    others = (face_at(11, 22, 3), face_at(15, 27, 2))
+    matte = replace(tiny_matte(), others=others)
+
+    assert matte_from_bytes(matte_to_bytes(matte)).others == others
+
+
+def test_only_the_other_faces_reaching_into_the_crop_are_kept(
+    decode_photo: Callable[[str], NDArray[np.uint8]],
+    find_faces: Callable[[NDArray[np.uint8]], tuple[Face, ...]],
+    segmenter: U2NetpSegmenter,
+) -> None:
+    rgb = decode_photo("portrait_2.jpg")
+    (face,) = find_faces(rgb)
+    beside = replace(face, box=replace(face.box, x1=face.box.x1 + 60, x2=face.box.x2 + 60))
+    far_away = replace(face, box=Box(1e5, 1e5, 1e5 + 50, 1e5 + 50))
+
+    matte = compute_matte(rgb, face, segmenter, others=[beside, far_away])
+
+    assert matte.others == (beside,)
 
 
 @pytest.mark.parametrize(

@@ -30,13 +30,16 @@ from numpy.typing import NDArray
 from faceflow.domain import Face, Point
 from faceflow.pipeline.idphoto.backdrop import BackdropKind
 from faceflow.pipeline.idphoto.layout import MIN_CROWN_MARGIN, Layout
-from faceflow.pipeline.idphoto.matte import Matte
+from faceflow.pipeline.idphoto.matte import Matte, face_ellipse
 from faceflow.pipeline.idphoto.palette import PRESET_COLOURS, Background, Rgb, matches_any
 
 # Roll is corrected by rotating the photo, but a strongly tilted head leaves the shoulders tilted.
 # The detector's landmarks under-read strong roll (a photo turned by 28° read as 17–21°), so 15°
 # already fails.
 ROLL_PASS_DEG, ROLL_WARN_DEG = 8.0, 15.0
+# Another person counts as in the photo when this share of their face shows in it, kept by the
+# cut-out (a few strands of hair or a shoulder's edge do not make a second face).
+OTHER_FACE_SHOWN = 0.1
 YAW_PASS_DEG, YAW_WARN_DEG = 8.0, 15.0
 # The nose tip stands about half an inter-eye distance in front of the eyes (adult average), so
 # turning the head by yaw shifts it sideways by ~0.5 · sin(yaw) eye distances.
@@ -588,7 +591,7 @@ def _within(value: float, low: float, high: float) -> bool:
 
 
 def assess(
-    layout: Layout, matte: Matte, face: Face, background: Background | None, face_count: int = 1
+    layout: Layout, matte: Matte, face: Face, background: Background | None
 ) -> ComplianceReport:
     """Every check for a photo laid out by ``layout`` from ``matte`` on ``background`` (None: a
     transparent photo, whose background is whatever it is later placed on)."""
@@ -606,12 +609,7 @@ def assess(
         colour_off = ""
     yaw = _yaw(layout)
     checks = [
-        Check(
-            "face_count",
-            face_count,
-            Limit(1, 1),
-            CheckStatus.PASS if face_count == 1 else CheckStatus.FAIL,
-        ),
+        _face_count(layout, matte),
         _head_height(layout),
         _eye_line(layout),
         _crown(layout),
@@ -723,6 +721,39 @@ def _crown(layout: Layout) -> Check:
             else f"{low - mm:.1f} mm less room above the hair than this size asks for"
         )
     return Check("crown_margin", mm, allowed, status, "mm", note)
+
+
+def _face_count(layout: Layout, matte: Matte) -> Check:
+    """One, and one more for each other person whose face the cut-out kept and the photo shows
+    (a neighbour whose hair touches the subject's is cut out with it: the studio round found half
+    a second face at the edge of an ICAO photo that read one face and passed)."""
+    shown = sum(_face_shown(layout, matte, other) for other in matte.others)
+    count = 1 + shown
+    note = ""
+    if shown:
+        note = (
+            "another person's face shows in the photo"
+            if shown == 1
+            else f"{shown} other people's faces show in the photo"
+        )
+    status = CheckStatus.PASS if count == 1 else CheckStatus.FAIL
+    return Check("face_count", count, Limit(1, 1), status, note=note)
+
+
+def _face_shown(layout: Layout, matte: Matte, other: Face) -> bool:
+    """Whether at least :data:`OTHER_FACE_SHOWN` of ``other``'s face (its ellipse, in the matte)
+    is both kept by the cut-out and inside the photo's frame."""
+    zone = face_ellipse(matte, other)
+    area = int(zone.sum())
+    rows, cols = np.nonzero(zone & (matte.alpha >= np.float32(0.5)))
+    if area == 0 or len(rows) < OTHER_FACE_SHOWN * area:
+        return False
+    # Each kept pixel's centre, matte → source → photo.
+    to_photo = layout.transform @ np.vstack([matte.matte_to_source(), [0.0, 0.0, 1.0]])
+    points = np.vstack([cols + 0.5, rows + 0.5, np.ones(len(rows))])
+    x, y = to_photo @ points
+    inside = (x >= 0) & (x < layout.width_px) & (y >= 0) & (y < layout.height_px)
+    return bool(inside.sum() >= OTHER_FACE_SHOWN * area)
 
 
 def _roll(layout: Layout) -> Check:

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -110,7 +111,9 @@ class Matte:
     or busy (left as the network saw it), ``None`` when too little of it was visible;
     ``leftover_backdrop`` is, for a plain backdrop, the share of the subject's pixels in the hair
     zone (above the chin, outside the face) whose colour is still the backdrop's (ΔE < 10), ``None``
-    otherwise. Compliance reads both.
+    otherwise. Compliance reads both. ``others`` are the other faces the detector found in the
+    source whose boxes reach into the crop (source pixels): the report's ``face_count`` counts
+    those the cut-out kept and the photo shows.
     """
 
     crop_box: Box
@@ -121,6 +124,7 @@ class Matte:
     background_std: float | None
     backdrop: BackdropKind | None = None
     leftover_backdrop: float | None = None
+    others: tuple[Face, ...] = ()
 
     @property
     def source_px_per_matte_px(self) -> float:
@@ -174,8 +178,10 @@ def compute_matte(
     source_scale: float = 1.0,
     max_side_px: int = DEFAULT_MAX_SIDE_PX,
     head_px: float | None = None,
+    others: Sequence[Face] = (),
 ) -> Matte:
-    """Cut out ``face``'s head and shoulders from ``rgb``.
+    """Cut out ``face``'s head and shoulders from ``rgb``; ``others``: the photo's other faces
+    (kept in :attr:`Matte.others` where they reach into the crop).
 
     ``face`` is in source pixels; one pixel of ``rgb`` stands for ``source_scale`` source pixels
     (``DecodedImage.scale``). Steps: crop around the face; segment the crop; refine the alpha's
@@ -277,7 +283,12 @@ def compute_matte(
         background_std=background_std(crop, alpha) if model is None else model.std,
         backdrop=kind,
         leftover_backdrop=leftover,
+        others=tuple(other for other in others if _overlap(other.box, crop_box)),
     )
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a.x1 < b.x2 and b.x1 < a.x2 and a.y1 < b.y2 and b.y1 < a.y2
 
 
 def _plain_shrink(crop_shape: tuple[int, ...], max_side_px: int) -> float:
@@ -366,6 +377,7 @@ def matte_to_bytes(matte: Matte) -> bytes:
         "background_std": matte.background_std,
         "backdrop": None if matte.backdrop is None else matte.backdrop.value,
         "leftover_backdrop": matte.leftover_backdrop,
+        "others": [_face_to_json(other) for other in matte.others],
     }
     # The alpha is already in steps of 1/255 (quantise_alpha).
     rgba = np.asarray(cv2.cvtColor(matte.foreground, cv2.COLOR_RGB2RGBA), dtype=np.uint8)
@@ -410,6 +422,7 @@ def matte_from_bytes(data: bytes) -> Matte:
         std = header["background_std"]
         backdrop = None if header["backdrop"] is None else BackdropKind(header["backdrop"])
         leftover = header["leftover_backdrop"]
+        others = tuple(_face_from_json(other) for other in header.get("others", ()))
     except (KeyError, TypeError, OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"corrupt matte: {exc}") from exc
     return Matte(
@@ -421,6 +434,7 @@ def matte_from_bytes(data: bytes) -> Matte:
         background_std=None if std is None else float(std),
         backdrop=backdrop,
         leftover_backdrop=None if leftover is None else float(leftover),
+        others=others,
     )
 
 

@@ -86,12 +86,10 @@ def render_pixels(matte: Matte, face: Face, options: IdPhotoOptions) -> Rendered
     return RenderedPhoto(composite(foreground, alpha, backdrop), layout)
 
 
-def render_id_photo(
-    matte: Matte, face: Face, options: IdPhotoOptions, *, face_count: int = 1
-) -> IdPhotoResult:
+def render_id_photo(matte: Matte, face: Face, options: IdPhotoOptions) -> IdPhotoResult:
     """The encoded ID photo for ``face`` (normally ``matte.face``), with DPI metadata.
 
-    ``face_count`` is how many faces the source had, for the report. With ``max_kb`` the JPEG
+    With ``max_kb`` the JPEG
     quality is searched downwards until the file fits (never padded, never resized);
     :class:`InvalidParameter` if even the lowest quality does not fit. A JPEG's report also
     judges the file as written (``file_compression``): a quality low enough to fit shows blocks.
@@ -108,7 +106,7 @@ def render_id_photo(
         quality = None
         data = encode_image(rendered.pixels, OutputFormat.PNG, dpi=spec.dpi)
     backdrop = None if options.transparent else options.background
-    report = assess(rendered.layout, matte, face, backdrop, face_count)
+    report = assess(rendered.layout, matte, face, backdrop)
     if quality is not None:
         report = report.with_check(file_compression(decoded_jpeg(data)))
     return IdPhotoResult(
