@@ -13,7 +13,7 @@ from starlette.responses import Response
 from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
-from faceflow.errors import FaceflowError
+from faceflow.errors import FaceflowError, Overloaded, RetryableError, TooLarge
 from faceflow.operations.faces import (
     AnalyzeOptions,
     AnnotateOptions,
@@ -22,6 +22,7 @@ from faceflow.operations.faces import (
     FaceWork,
 )
 from faceflow.operations.registry import check_enabled
+from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput, run_face_request
 from faceflow.service.guard import guard
 from faceflow.service.schemas import (
@@ -57,16 +58,23 @@ def cache_headers(entry_meta: dict[str, object], status: CacheStatus) -> dict[st
 
 
 async def answer(
-    services: Services, key: str, work: FaceWork, data: bytes, *, missed: bool = False
+    services: Services,
+    key: str,
+    work: FaceWork,
+    data: bytes,
+    *,
+    missed: bool = False,
+    admission: Admission | None = None,
 ) -> Response:
     """The answer for the image ``data`` under its cache ``key``: cached, or computed once for
     concurrent identical requests. Where a request's work ends, whether the route or the hot path
     parsed and read it; the hot path holds the key already and passes ``missed=True``: it looked
-    the key up and missed, so the cache does not look it up again."""
+    the key up and missed, so the cache does not look it up again. With an ``admission`` (a
+    batch's), the pool never refuses the computation for load."""
     check_enabled(work.operation, services.settings.runtime)
 
     async def produce() -> TaskOutput:
-        return await services.pool.run(run_face_request, work.request(data))
+        return await services.pool.run(run_face_request, work.request(data), admission=admission)
 
     entry, status = await services.cached_output(key, produce, missed=missed)
     return Response(
@@ -74,9 +82,11 @@ async def answer(
     )
 
 
-async def run_one(services: Services, upload: Upload, work: FaceWork) -> Response:
+async def run_one(
+    services: Services, upload: Upload, work: FaceWork, *, admission: Admission | None = None
+) -> Response:
     key = cache_key(upload.data, work.operation.value, work.cache_params())
-    return await answer(services, key, work, upload.data)
+    return await answer(services, key, work, upload.data, admission=admission)
 
 
 async def _single(http: Request, work: FaceWork) -> Response:
@@ -121,18 +131,57 @@ async def annotate(request: Request, options: Annotated[AnnotateOptions, Query()
     return await _single(request, work)
 
 
+# Base64 in slices this long (a multiple of 3, so the slices join into one encoding): each call
+# holds the GIL for about a millisecond, not for a whole image's encoding.
+_B64_SLICE = 3 * 256 * 1024
+
+
+def _base64(data: bytes | memoryview) -> bytes:
+    view = memoryview(data)
+    return b"".join(
+        base64.b64encode(view[start : start + _B64_SLICE])
+        for start in range(0, len(view), _B64_SLICE)
+    )
+
+
 def _batch_item(index: int, upload: Upload, outcome: Response | FaceflowError) -> bytes:
     """One item of the batch body as JSON bytes; a JSON result is spliced in without re-parsing."""
     head: dict[str, object] = {"index": index, "filename": upload.filename}
     if isinstance(outcome, FaceflowError):
-        head.update(status=outcome.status, error=outcome.to_dict())
+        error = outcome.to_dict()
+        if isinstance(outcome, RetryableError):
+            error["retry_after_s"] = outcome.retry_after_s
+        head.update(status=outcome.status, error=error)
         return json.dumps(head).encode()
     head.update(status=200, cache=outcome.headers.get("X-Cache"))
     media_type = outcome.media_type or ""
     if media_type == "application/json":
         return json.dumps(head).encode()[:-1] + b',"result":' + bytes(outcome.body) + b"}"
-    head.update(media_type=media_type, image_base64=base64.b64encode(outcome.body).decode())
-    return json.dumps(head).encode()
+    head.update(media_type=media_type)
+    return json.dumps(head).encode()[:-1] + b',"image_base64":"' + _base64(outcome.body) + b'"}'
+
+
+def _batch_body(
+    operation: Operation, uploads: list[Upload], outcomes: list[Response | FaceflowError]
+) -> bytes:
+    items = b",".join(
+        _batch_item(index, upload, outcome)
+        for index, (upload, outcome) in enumerate(zip(uploads, outcomes, strict=True))
+    )
+    return b'{"operation":"' + operation.value.encode() + b'","items":[' + items + b"]}"
+
+
+def _admit_lanes(services: Services, wanted: int) -> list[Admission]:
+    """Up to ``wanted`` admissions to the pool, as many as it has room for now; Overloaded (503
+    + Retry-After, the whole batch) when it has none."""
+    admissions: list[Admission] = []
+    try:
+        while len(admissions) < wanted:
+            admissions.append(services.pool.admit())
+    except Overloaded:
+        if not admissions:
+            raise
+    return admissions
 
 
 @router.post(
@@ -143,6 +192,13 @@ def _batch_item(index: int, upload: Upload, outcome: Response | FaceflowError) -
     openapi_extra=image_request_body("images", many=True),
 )
 async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> Response:
+    """A batch is admitted to the inference pool once, before any of its items runs, in as many
+    lanes as the pool has processes and room for: with no room at all it is refused whole (503
+    + Retry-After), and once admitted no item is shed for other clients' load (items were shed
+    one by one, each answered 503 inside a 200 with no hint to retry). Answers over
+    ``limits.batch_max_answer_bytes`` in all are not kept: the items past it answer 413
+    ``too_large`` (sixteen 25 MP annotated PNGs made a 1.2 GB answer, 4.5 GB of this process's
+    memory, and froze its event loop for 13 s while it was encoded)."""
     services = services_of(request)
     limits = services.settings.limits
     uploads = await read_images(
@@ -153,24 +209,41 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
         check_each=False,
     )
     work = options.batch_work(services.settings.detection)
-    # A batch feeds the pool no faster than it has workers, so it cannot shed its own items.
-    lanes = asyncio.Semaphore(services.settings.runtime.processes)
+    check_enabled(work.operation, services.settings.runtime)
+    admissions = _admit_lanes(services, min(services.settings.runtime.processes, len(uploads)))
+    outcomes: dict[int, Response | FaceflowError] = {}
+    answered = 0
+    queue = iter(range(len(uploads)))
 
-    async def one(upload: Upload) -> Response | FaceflowError:
+    async def one(index: int, admission: Admission) -> Response | FaceflowError:
+        nonlocal answered
+        upload = uploads[index]
         try:
             check_image(upload, limits.max_upload_bytes)
+            outcome = await run_one(services, upload, work, admission=admission)
         except FaceflowError as exc:
             return exc
-        async with lanes:
-            try:
-                return await run_one(services, upload, work)
-            except FaceflowError as exc:
-                return exc
+        size = len(outcome.body)
+        if answered + size > limits.batch_max_answer_bytes:
+            return TooLarge(
+                f"this image's answer ({size} bytes) would take the batch's answers past "
+                f"{limits.batch_max_answer_bytes} bytes (limits.batch_max_answer_bytes): "
+                "send it alone",
+                {"max_bytes": limits.batch_max_answer_bytes},
+            )
+        answered += size
+        return outcome
 
-    outcomes = await asyncio.gather(*(one(upload) for upload in uploads))
-    items = b",".join(
-        _batch_item(index, upload, outcome)
-        for index, (upload, outcome) in enumerate(zip(uploads, outcomes, strict=True))
-    )
-    body = b'{"operation":"' + work.operation.value.encode() + b'","items":[' + items + b"]}"
+    async def lane(admission: Admission) -> None:
+        for index in queue:  # shared: each lane takes the next image when it is free
+            outcomes[index] = await one(index, admission)
+
+    try:
+        await asyncio.gather(*(lane(admission) for admission in admissions))
+    finally:
+        for admission in admissions:
+            admission.close()
+    # Base64 and joining run beside the event loop (tens of MB at the limit).
+    ordered = [outcomes[index] for index in range(len(uploads))]
+    body = await asyncio.to_thread(_batch_body, work.operation, uploads, ordered)
     return Response(body, media_type="application/json")

@@ -1,0 +1,129 @@
+"""/v1/batch under load and at its size limit (routes/faces.py ``batch``): admitted to the pool
+once and whole, never shed item by item, and its answer bounded by
+``limits.batch_max_answer_bytes``."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from PIL import Image
+
+from faceflow.errors import DeadlineExceeded, Overloaded
+from faceflow.runtime.pool import Admission
+from faceflow.service.routes.faces import _batch_item
+from faceflow.service.upload import Upload
+from tests.service.in_process import InProcess, app_settings, running_app
+from tests.service.support import assert_error, fresh
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+ANSWER_BUDGET = 1024 * 1024  # the least the setting allows
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def app() -> AsyncIterator[InProcess]:
+    """One inference process with one waiting place (room for two requests) and the smallest
+    answer budget."""
+    settings = app_settings(
+        runtime={"processes": 1, "max_waiting": 1},
+        limits={"batch_max_answer_bytes": ANSWER_BUDGET},
+    )
+    async with running_app(settings) as running:
+        await running.wait_ready()
+        yield running
+
+
+def noise_png(side: int, seed: int) -> bytes:
+    """A PNG of noise: its annotated PNG is as large as its pixels (3 bytes each)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def images(*uploads: bytes) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("images", (f"{i}.png", data, "image/png")) for i, data in enumerate(uploads)]
+
+
+async def test_the_items_past_the_answer_budget_are_refused_alone(app: InProcess) -> None:
+    # 500 × 500 noise annotated as PNG: about 750 kB each, so the second would pass 1 MiB.
+    first, second = noise_png(500, 1), noise_png(500, 2)
+    async with app.client() as client:
+        response = await client.post(
+            "/v1/batch",
+            files=images(first, second),
+            params={"operation": "annotate", "format": "png"},
+        )
+
+    assert response.status_code == 200, response.text
+    kept, refused = response.json()["items"]
+    assert kept["status"] == 200
+    assert len(base64.b64decode(kept["image_base64"])) > ANSWER_BUDGET // 2
+    assert refused["status"] == 413
+    assert refused["error"]["code"] == "too_large"
+    assert refused["error"]["max_bytes"] == ANSWER_BUDGET
+    assert "batch_max_answer_bytes" in refused["error"]["message"]
+    assert "image_base64" not in refused
+
+
+async def test_a_batch_without_room_in_the_pool_is_refused_whole(
+    app: InProcess, face_jpeg: bytes
+) -> None:
+    pool = app.services.pool
+    with pool.admit(), pool.admit():  # other requests hold the pool's whole room
+        async with app.client() as client:
+            response = await client.post(
+                "/v1/batch", files=images(fresh(face_jpeg)), params={"operation": "detect"}
+            )
+
+    assert_error(response, 503, "overloaded")
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+async def test_once_admitted_no_item_is_shed_for_others_load(
+    app: InProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = app.services.pool
+    admit = pool.admit
+    others: list[Admission] = []
+
+    def admit_then_fill() -> Admission:
+        # The batch's admission, then other requests take every place left: each item of the
+        # batch was shed 503 at this load before (7 of 8 in the attacker's run).
+        admission = admit()
+        while True:
+            try:
+                others.append(admit())
+            except Overloaded:
+                return admission
+
+    monkeypatch.setattr(pool, "admit", admit_then_fill)
+    try:
+        async with app.client() as client:
+            response = await client.post(
+                "/v1/batch",
+                files=images(*(fresh(face_jpeg) for _ in range(4))),
+                params={"operation": "detect"},
+            )
+    finally:
+        for other in others:
+            other.close()
+
+    assert others, "the pool had no place left to fill"
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert [item["status"] for item in items] == [200] * 4, items
+    assert all(item["result"]["face_count"] == 1 for item in items)
+
+
+async def test_a_retryable_item_error_says_when_to_retry() -> None:
+    item = _batch_item(0, Upload(b"x", "a.jpg"), DeadlineExceeded("too slow", retry_after_s=3))
+
+    error = json.loads(item)["error"]
+    assert (error["code"], error["retry_after_s"]) == ("deadline_exceeded", 3)
