@@ -12,6 +12,7 @@ import pytest
 from faceflow.config import ModelSettings
 from faceflow.models.detector import (
     INPUT_SIZE_PX,
+    MAX_CANDIDATES,
     STRIDES,
     FloatArray,
     YuNetDetector,
@@ -109,6 +110,18 @@ def test_score_is_the_geometric_mean_of_clipped_class_and_objectness(
 
     # With threshold 0 every anchor is kept; the placed one is the only non-zero score.
     assert float(found.scores.max()) == pytest.approx(expected_score, abs=1e-6)
+
+
+def test_only_the_best_candidates_go_on_to_suppression() -> None:
+    outputs = blank_outputs()  # 8,400 anchors at 640 px, every one kept at threshold 0
+    place_anchor(outputs, 32, 2, 2, cls=0.9, obj=0.9)
+
+    found = decode(outputs, score_threshold=0.0)
+
+    assert len(found.scores) == MAX_CANDIDATES
+    assert float(found.scores.max()) == pytest.approx(0.9)
+    assert found.boxes.shape == (MAX_CANDIDATES, 4)
+    assert found.landmarks.shape == (MAX_CANDIDATES, 5, 2)
 
 
 @pytest.mark.parametrize(("threshold", "kept"), [(0.71, 1), (0.72, 1), (0.73, 0)])

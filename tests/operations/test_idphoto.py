@@ -51,7 +51,7 @@ def test_every_preset_shares_one_cut_out_and_a_taller_custom_head_has_its_own() 
 
 @pytest.mark.parametrize(
     ("spec", "nudge", "low", "high"),
-    [("cn-1inch", {"head_mm": 24.0}, 21, 23.8), ("icao", {"eye_line_mm": 10.0}, 22.5, 31.5)],
+    [("cn-1inch", {"head_mm": 24.0}, 21.3, 23.5), ("icao", {"eye_line_mm": 10.0}, 23.0, 31.0)],
 )
 def test_a_nudge_outside_the_chosen_sizes_range_is_out_of_range(
     spec: str, nudge: dict[str, float], low: float, high: float

@@ -114,7 +114,7 @@ def test_id_photo_job_key_is_the_sync_endpoints_key(options: dict[str, str]) -> 
         ({"sheet": "a4"}, "sheet"),
         ({"transparent": "true"}, "PNG"),
         ({"face": "0"}, "face"),
-        ({"spec": "icao", "head_mm": "37"}, "head_mm must be from 32 to 36 for icao"),
+        ({"spec": "icao", "head_mm": "37"}, "head_mm must be from 32.4 to 35.6 for icao"),
     ],
 )
 def test_bad_id_photo_options(options: dict[str, str], message: str) -> None:

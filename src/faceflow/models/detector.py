@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 INPUT_SIZE_PX = 640
 """The long side images are scaled to before detection."""
 STRIDES = (8, 16, 32)
+MAX_CANDIDATES = 5000
 _GRID_PX = 32  # the largest stride: input sides must be multiples of it
 
 FloatArray = NDArray[np.float32]
@@ -90,10 +91,18 @@ def decode(
             np.zeros((0,), np.float32),
             np.zeros((0, 5, 2), np.float32),
         )
+    all_scores = np.concatenate(scores).astype(np.float32)
+    # The best candidates only, as OpenCV's FaceDetectorYN keeps (its top_k): suppression
+    # compares each kept box with the rest, and a 640 px input has 8,400 anchors.
+    top = (
+        np.argpartition(-all_scores, MAX_CANDIDATES)[:MAX_CANDIDATES]
+        if len(all_scores) > MAX_CANDIDATES
+        else slice(None)
+    )
     return RawDetections(
-        np.concatenate(boxes).astype(np.float32),
-        np.concatenate(scores).astype(np.float32),
-        np.concatenate(marks).astype(np.float32),
+        np.concatenate(boxes).astype(np.float32)[top],
+        all_scores[top],
+        np.concatenate(marks).astype(np.float32)[top],
     )
 
 
