@@ -11,6 +11,7 @@ from faceflow.service.app import WEB_PAGE_ROUTE
 from faceflow.service.middleware import MAX_LOGGED_PATH
 from tests.fixtures.live_server import Scrape
 from tests.service.in_process import InProcess, app_settings, running_app
+from tests.service.support import assert_error
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -140,6 +141,16 @@ async def test_head_answers_as_get_without_a_body(service_app: InProcess) -> Non
     counted = "faceflow_http_requests_total"
     probe = {"route": "/healthz", "method": "HEAD", "status": "200"}
     assert after.value(counted, **probe) == before.value(counted, **probe) + 1
+
+
+@pytest.mark.parametrize("path", ["/index.html/", "/index.html////", "/css/app.css/", "/js/"])
+async def test_a_path_with_a_slash_after_a_file_of_the_page_is_not_found(
+    service_app: InProcess, path: str
+) -> None:
+    async with service_app.client() as client:
+        response = await client.get(path)
+
+    assert_error(response, 404, "not_found")
 
 
 async def test_the_web_pages_files_are_counted_under_one_route_label(

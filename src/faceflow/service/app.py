@@ -254,6 +254,11 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             # StaticFiles' "405, allow GET" for a resource that does not exist.
             if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
                 raise StarletteHTTPException(404)
+            # A file's path with a slash after it is no path of the page's (StaticFiles found
+            # the file anyway, and the page it served loaded its own scripts and styles from
+            # under "/index.html/": unstyled, without scripts).
+            if scope["path"] != "/" and scope["path"].endswith("/"):
+                raise StarletteHTTPException(404)
             # One label for the page's files in the request metrics (no route matched them).
             scope["faceflow.route"] = WEB_PAGE_ROUTE
 
