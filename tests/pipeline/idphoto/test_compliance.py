@@ -899,6 +899,42 @@ def test_glasses_are_refused_by_the_us_sizes_only() -> None:
     assert get_spec("icao").to_dict()["glasses_allowed"] is True
 
 
+def test_the_sizes_on_icao_chinas_passport_and_canadas_ask_for_the_mouth_closed() -> None:
+    asking = {spec.key for spec in list_specs() if spec.closed_mouth}
+
+    icao_rules = {
+        "icao",
+        "eu-passport",
+        "schengen-visa",
+        "uk-passport",
+        "in-passport",
+        "au-passport",
+        "kr-passport",
+        "kr-visa",
+        "jp-passport",
+    }
+    assert asking == icao_rules | {"cn-passport", "ca-passport"}
+    assert get_spec("us-passport").to_dict()["closed_mouth"] is False  # "a natural smile"
+    assert get_spec("icao").to_dict()["closed_mouth"] is True
+
+
+@pytest.mark.parametrize(
+    ("key", "status"), [("icao", CheckStatus.FAIL), ("us-passport", CheckStatus.WARN)]
+)
+def test_teeth_showing_fail_where_the_size_asks_for_the_mouth_closed(
+    portrait: Callable[[str], Portrait], key: str, status: CheckStatus
+) -> None:
+    item = portrait("obama.jpg")  # a broad smile
+
+    check = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec(key))).report.check(
+        "mouth_closed"
+    )
+
+    assert check.status is status, check
+    assert isinstance(check.value, float)
+    assert check.value > 0.12
+
+
 @pytest.mark.parametrize(
     ("edit", "status"), [(None, CheckStatus.PASS), (knit_hat, CheckStatus.WARN)]
 )

@@ -645,6 +645,7 @@ def assess(
             face,
             colour_off=colour_off,
             glasses_allowed=spec.glasses_allowed,
+            closed_mouth=spec.closed_mouth,
             turned=yaw.status is CheckStatus.FAIL,
         ),
         _eye_glare(matte, face),
@@ -1327,6 +1328,7 @@ def _face_features(
     *,
     colour_off: str = "",
     glasses_allowed: bool = True,
+    closed_mouth: bool = False,
     turned: bool = False,
 ) -> tuple[Check, ...]:
     """Something in front of the face, eyes visible and open, glasses, the forehead uncovered,
@@ -1334,7 +1336,8 @@ def _face_features(
     the landmarks, compared with the cheeks (see the thresholds at the top).
     ``colour_off``: why the photo's colour cannot be trusted (black and white, a strong cast),
     if it cannot; its lips, teeth and the red of its eyes are then not judged.
-    ``glasses_allowed``: the size's rule on glasses; ``turned``: the head failed ``yaw`` (the
+    ``glasses_allowed``, ``closed_mouth``: the size's rules on glasses and on teeth showing;
+    ``turned``: the head failed ``yaw`` (the
     nose's own shaded side would read as a shadow over the eyes)."""
     marks = face.landmarks
     distance = _eye_distance(face)
@@ -1445,8 +1448,16 @@ def _face_features(
         "mouth_closed",
         teeth,
         Limit(None, MOUTH_OPEN_WARN, "fraction", "teeth_of_mouth"),
-        CheckStatus.WARN if mouth_open else CheckStatus.PASS,
-        note="teeth showing: most passports want the mouth closed" if mouth_open else "",
+        (CheckStatus.FAIL if closed_mouth else CheckStatus.WARN)
+        if mouth_open
+        else CheckStatus.PASS,
+        note=(
+            "teeth showing: this size asks for the mouth closed"
+            if closed_mouth
+            else "teeth showing: most passports want the mouth closed"
+        )
+        if mouth_open
+        else "",
     )
     red = _red_eye(lab, matte, face, distance, skin_a)
     return occlusion, eyes, eyes_open, glasses, forehead, closed, lighting, shadow, red

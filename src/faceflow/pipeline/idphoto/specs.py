@@ -41,7 +41,11 @@ class IdPhotoSpec:
     where a rule publishes one. ``backgrounds`` are background preset names the authority accepts.
     ``title_zh`` is the name in Chinese; ``authority`` names who publishes the rules (or says that
     none does and where the proportions come from). ``glasses_allowed`` is False where the
-    authority refuses glasses of any kind (the US State Department since November 2016).
+    authority refuses glasses of any kind (the US State Department since November 2016);
+    ``closed_mouth`` is True where it asks for a neutral expression with the mouth closed (ICAO
+    9303 and the authorities on its rules, China's immigration guidance, Canada's IRCC; the US
+    takes "a natural smile", and the studio sizes have no authority), so teeth showing fail
+    there and only warn elsewhere.
     """
 
     key: str
@@ -56,6 +60,7 @@ class IdPhotoSpec:
     title_zh: str = ""
     authority: str = ""
     glasses_allowed: bool = True
+    closed_mouth: bool = False
 
     @property
     def width_px(self) -> int:
@@ -87,6 +92,7 @@ class IdPhotoSpec:
             "crown_margin_mm": list(self.crown_margin_mm) if self.crown_margin_mm else None,
             "backgrounds": list(self.backgrounds),
             "glasses_allowed": self.glasses_allowed,
+            "closed_mouth": self.closed_mouth,
         }
 
 
@@ -159,6 +165,7 @@ def _icao_35x45(
         eye_line_mm=_of(45, _ICAO_EYES),
         backgrounds=backgrounds,
         crown_margin_mm=crown_margin_mm,
+        closed_mouth=True,  # ICAO 9303 part 3: a neutral expression, the mouth closed
     )
 
 
@@ -218,6 +225,7 @@ PRESETS: tuple[IdPhotoSpec, ...] = (
         eye_line_mm=(25.5, 31.5),
         backgrounds=("white",),
         crown_margin_mm=(3, 5),
+        closed_mouth=True,  # 不露齿: no teeth showing
     ),
     # China resident identity card, GA 461-2004: 358×441 px at 350 dpi (26×32 mm), head about 2/3
     # of the photo (read as 20–23 mm), crown 7–21 px (0.5–1.5 mm) below the top edge, eyes at
@@ -379,6 +387,7 @@ PRESETS: tuple[IdPhotoSpec, ...] = (
         head_height_mm=(31, 36),
         eye_line_mm=_of(70, _ICAO_EYES),
         backgrounds=("white", "grey"),
+        closed_mouth=True,  # a neutral expression, mouth closed, no smiling
     ),
     # Japan visa (MOFA application form): 45×45 mm. No published head or eye rule found: the US
     # 2×2 in proportions are used (head 50–69 % of the height, eyes 56–69 % from the bottom).
