@@ -76,6 +76,7 @@ CHECKS = (
     "blockiness",
     "even_lighting",
     "focus",
+    "noise",
     "eye_glare",
     "red_eye",
     "mouth_closed",

@@ -27,6 +27,7 @@ from faceflow.pipeline.idphoto.compliance import (
     FOCUS_FAIL,
     FOCUS_PASS,
     HINTS,
+    NOISE_PASS,
     SHARPNESS_PASS,
     SKIN_COLOUR_PASS,
     CheckStatus,
@@ -90,6 +91,7 @@ EXPECTED_CHECKS = {
     "resolution",
     "sharpness",
     "focus",
+    "noise",
     "exposure",
     "clipped",
     "colour",
@@ -442,6 +444,41 @@ def test_focus_in_the_report(cut_out: CutOut, edit: Edit | None, status: CheckSt
     report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
 
     assert report.check("focus").status is status, report.check("focus")
+
+
+@pytest.mark.parametrize(
+    ("edit", "status"),
+    [
+        (None, CheckStatus.PASS),
+        (grain(12.0), CheckStatus.PASS),  # dim light, as phones take it
+        (grain(30.0), CheckStatus.WARN),
+        (grain(50.0), CheckStatus.FAIL),
+    ],
+)
+def test_grain_on_the_face_is_seen(cut_out: CutOut, edit: Edit | None, status: CheckStatus) -> None:
+    item = cut_out("portrait_2.jpg", edit)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("noise").status is status, report.check("noise")
+
+
+@pytest.mark.parametrize(
+    "photo", ["obama.jpg", "obama_small.jpg", "portrait_1.jpg", "rose_leslie.jpg", "biden.jpg"]
+)
+def test_real_photos_have_no_grain_to_speak_of(
+    portrait: Callable[[str], Portrait], photo: str
+) -> None:
+    # obama_small: the most enlarged face of the test and dev-set photos, and the most grain (4.7).
+    item = portrait(photo)
+
+    check = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report.check(
+        "noise"
+    )
+
+    assert check.status is CheckStatus.PASS, check
+    assert isinstance(check.value, float)
+    assert check.value < NOISE_PASS / 1.5
 
 
 @pytest.mark.parametrize(

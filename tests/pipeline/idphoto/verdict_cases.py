@@ -764,6 +764,7 @@ CASES: tuple[Case, ...] = (
         "background_uniformity",
         grain(12.0),
     ),
+    Case("portrait_2 with heavy grain", "portrait_2.jpg", "icao", "warn", "noise", grain(30.0)),
     Case(
         "portrait_2 under green light", "portrait_2.jpg", "icao", "fail", "skin_colour", GREEN_LIGHT
     ),
