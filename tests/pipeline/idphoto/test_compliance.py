@@ -15,7 +15,7 @@ import pytest
 from numpy.typing import NDArray
 
 from faceflow.config import LimitSettings
-from faceflow.domain import Box, Face
+from faceflow.domain import Box, Face, Landmarks, Point
 from faceflow.imaging.ingest import decode_image
 from faceflow.models.aligner import FaceAligner
 from faceflow.models.segmenter import U2NetpSegmenter
@@ -33,6 +33,7 @@ from faceflow.pipeline.idphoto.compliance import (
     CheckStatus,
     Limit,
     _face_quality,
+    _noise,
     assess,
     blockiness,
     face_colour,
@@ -461,6 +462,24 @@ def test_grain_on_the_face_is_seen(cut_out: CutOut, edit: Edit | None, status: C
     report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
 
     assert report.check("noise").status is status, report.check("noise")
+
+
+def test_grain_is_not_measured_where_no_cheek_is_in_the_cut_out(
+    portrait: Callable[[str], Portrait],
+) -> None:
+    # A crowd's face at the photo's edge put its cheeks outside the matte: OpenCV was handed an
+    # empty array and raised (a 500 for that photo).
+    item = portrait("obama.jpg")
+    away = item.matte.crop_box.width_px * 3
+    marks = item.face.landmarks
+    outside = replace(
+        item.face, landmarks=Landmarks(*(Point(p.x - away, p.y) for p in marks.points()))
+    )
+
+    check = _noise(item.matte, outside, 60.0)
+
+    assert (check.value, check.status) == (None, CheckStatus.PASS)
+    assert check.note == "no cheek in view to measure"
 
 
 @pytest.mark.parametrize(

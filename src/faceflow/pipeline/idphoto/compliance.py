@@ -1288,9 +1288,9 @@ def _noise(matte: Matte, face: Face, distance: float) -> Check:
         height, width = matte.alpha.shape
         y1, y2 = max(0, rows.start - 3), min(height, rows.stop + 3)
         x1, x2 = max(0, cols.start - 3), min(width, cols.stop + 3)
+        if y2 - y1 < 8 or x2 - x1 < 8:
+            continue  # a cheek outside the cut-out (a face at the photo's edge)
         grey = cv2.cvtColor(matte.foreground[y1:y2, x1:x2], cv2.COLOR_RGB2GRAY).astype(np.float32)
-        if grey.shape[0] < 8 or grey.shape[1] < 8:
-            continue
         detail = (grey - cv2.GaussianBlur(grey, (0, 0), 1.0))[3:-3, 3:-3]
         if detail.size < 20 or float(matte.alpha[rows, cols].mean()) < LIGHTING_MIN_ALPHA:
             continue  # a cheek turned away or cut by the frame
