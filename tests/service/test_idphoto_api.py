@@ -539,6 +539,13 @@ def test_a_later_render_refers_to_the_upload_by_its_source_key(
     with opened(ok(sheet, "image/jpeg")) as image:
         assert image.width > get_spec("cn-1inch").width_px
 
+    # A photo and a source at once: which was meant? (The photo was dropped unread.)
+    other = photo("portrait_2.jpg")
+    both = client.post(f"{PHOTO}?source={digest}", content=other)
+    assert assert_error(both, 400, "invalid_parameter")["parameter"] == "source"
+    chunked = client.post(f"{PHOTO}?source={digest}", content=iter([other]))
+    assert assert_error(chunked, 400, "invalid_parameter")["parameter"] == "source"
+
     unknown = "0" * 64
     assert_error(client.post(f"{PHOTO}?source={unknown}"), 404, "source_expired")
     malformed = client.post(f"{PHOTO}?source=not-a-digest")

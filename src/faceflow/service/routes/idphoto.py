@@ -25,7 +25,7 @@ from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import cache_key_from_hash, content_hash
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
-from faceflow.errors import SourceExpired
+from faceflow.errors import InvalidParameter, SourceExpired
 from faceflow.operations.idphoto import (
     PhotoRouteOptions,
     PhotoWork,
@@ -196,11 +196,26 @@ async def id_photo(request: Request, options: Annotated[PhotoRouteOptions, Query
         data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
         origin: tuple[str, bytes | None] = (content_hash(data), data)
     else:
+        if _has_body(request):
+            # Which would it be? A client re-uploading a new photo beside an old source= got the
+            # old person's photo re-rendered.
+            raise InvalidParameter(
+                "send a photo or source= (an earlier upload's X-Source), not both",
+                {"parameter": "source"},
+            )
         origin = (_source_digest(options.source, api_key), None)
     if sheet is not None:
         return await _sheet(services, origin, sheet, api_key)
     entry, status = await _from_matte(services, origin, Operation.ID_PHOTO, photo)
     return _photo_response(entry, status, source_name(origin[0], api_key))
+
+
+def _has_body(request: Request) -> bool:
+    """Whether the request declares a body: a non-zero Content-Length, or a chunked one."""
+    content_length = request.headers.get("content-length")
+    if "transfer-encoding" in request.headers:
+        return True
+    return content_length is not None and content_length.strip() not in ("", "0")
 
 
 async def _sheet(
