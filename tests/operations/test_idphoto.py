@@ -152,3 +152,14 @@ def test_a_sheet_of_the_route_keeps_the_photos_format_face_and_nudges() -> None:
     assert (
         parse_options(PhotoRouteOptions, {}, "id-photo").sheet_work(PhotoOptions().work()) is None
     )
+
+
+def test_a_transparent_photos_key_ignores_the_background_it_does_not_have() -> None:
+    plain = PhotoOptions(transparent=True, format="png").work().cache_params()
+    coloured = PhotoOptions(transparent=True, format="png", background="red", gradient="radial")
+
+    assert coloured.work().cache_params() == plain
+    # An opaque photo's background is its own.
+    assert (
+        PhotoOptions(background="red").work().cache_params() != PhotoOptions().work().cache_params()
+    )

@@ -56,11 +56,14 @@ _FACE = (
 
 
 def photo_cache_params(options: IdPhotoOptions) -> dict[str, JsonScalar]:
-    """Every option that changes the photo, canonically, for the cache key (sync and jobs)."""
+    """Every option that changes the photo, canonically, for the cache key (sync and jobs). A
+    transparent photo has no background: the colour and gradient asked for beside it (the web
+    page sends its swatch's) change nothing, so they do not split its key."""
+    background = None if options.transparent else options.background
     return {
         "spec": json.dumps(options.spec.to_dict(), sort_keys=True, separators=(",", ":")),
-        "background": options.background.hex,
-        "style": options.background.style.value,
+        "background": None if background is None else background.hex,
+        "style": None if background is None else background.style.value,
         "format": options.output_format.value,
         "max_kb": options.max_kb,
         "transparent": options.transparent,
