@@ -30,6 +30,7 @@ from faceflow.pipeline.idphoto.compliance import (
     NOISE_PASS,
     SHARPNESS_PASS,
     SKIN_COLOUR_PASS,
+    Check,
     CheckStatus,
     Limit,
     _face_quality,
@@ -112,6 +113,13 @@ EXPECTED_CHECKS = {
     "even_lighting",
     "eye_shadow",
 }
+
+
+def icao_check(item: Portrait, name: str) -> Check:
+    """Check ``name`` of ``item``'s ICAO photo's report."""
+    return render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report.check(
+        name
+    )
 
 
 def test_every_check_has_a_hint_in_english_and_chinese() -> None:
@@ -491,9 +499,7 @@ def test_real_photos_have_no_grain_to_speak_of(
     # obama_small: the most enlarged face of the test and dev-set photos, and the most grain (4.7).
     item = portrait(photo)
 
-    check = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report.check(
-        "noise"
-    )
+    check = icao_check(item, "noise")
 
     assert check.status is CheckStatus.PASS, check
     assert isinstance(check.value, float)
@@ -596,9 +602,7 @@ def test_under_green_light_the_report_blames_the_cast_not_the_mouth(cut_out: Cut
 def test_skin_colour_is_not_judged_on_a_black_and_white_photo(cut_out: CutOut) -> None:
     item = cut_out("portrait_2.jpg", black_and_white)
 
-    check = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report.check(
-        "skin_colour"
-    )
+    check = icao_check(item, "skin_colour")
 
     assert (check.value, check.status) == (None, CheckStatus.PASS)
 
@@ -665,9 +669,7 @@ def test_a_crown_margin_short_of_the_size_s_says_by_how_much(cut_out: CutOut) ->
     # photo at the crown margin's expense. The warning had no note.
     item = cut_out("portrait_2.jpg", crop_below_chin(0.6))
 
-    check = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report.check(
-        "crown_margin"
-    )
+    check = icao_check(item, "crown_margin")
 
     assert check.status is CheckStatus.WARN
     assert isinstance(check.value, float)
@@ -897,9 +899,7 @@ def test_eyes_too_small_to_tell_are_not_judged_open_or_closed(cut_out: CutOut) -
     # The verdict set's tiny portrait_2: its eyes 30 px apart.
     item = cut_out("portrait_2.jpg", shrink(0.3))
 
-    check = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report.check(
-        "eyes_open"
-    )
+    check = icao_check(item, "eyes_open")
 
     assert (check.value, check.status) == (None, CheckStatus.PASS), check
     assert "too small" in check.note
@@ -1032,9 +1032,7 @@ def test_a_bare_forehead_is_not_taken_for_headwear(
     # The test photos' highest forehead differences: 27 (astronaut), 17, 16.
     item = portrait(photo)
 
-    check = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report.check(
-        "forehead_visible"
-    )
+    check = icao_check(item, "forehead_visible")
 
     assert check.status is CheckStatus.PASS, check
     assert isinstance(check.value, float)
