@@ -975,18 +975,24 @@ def test_the_sizes_on_icao_chinas_passport_and_canadas_ask_for_the_mouth_closed(
 
 
 @pytest.mark.parametrize(
-    ("key", "status"), [("icao", CheckStatus.FAIL), ("us-passport", CheckStatus.WARN)]
+    ("key", "note"),
+    [
+        ("icao", "teeth showing: this size asks for the mouth closed"),
+        ("us-passport", "teeth showing: most passports want the mouth closed"),
+    ],
 )
-def test_teeth_showing_fail_where_the_size_asks_for_the_mouth_closed(
-    portrait: Callable[[str], Portrait], key: str, status: CheckStatus
+def test_teeth_showing_warn_and_say_where_the_size_asks_for_the_mouth_closed(
+    portrait: Callable[[str], Portrait], key: str, note: str
 ) -> None:
+    # A warning on every size: the teeth measure is not sure enough to refuse a photo
+    # (rose_leslie's closed mouth read 0.16 at some JPEG qualities).
     item = portrait("obama.jpg")  # a broad smile
 
     check = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec(key))).report.check(
         "mouth_closed"
     )
 
-    assert check.status is status, check
+    assert (check.status, check.note) == (CheckStatus.WARN, note)
     assert isinstance(check.value, float)
     assert check.value > 0.12
 

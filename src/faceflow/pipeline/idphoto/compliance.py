@@ -1494,9 +1494,11 @@ def _face_features(
         "mouth_closed",
         teeth,
         Limit(None, MOUTH_OPEN_WARN, "fraction", "teeth_of_mouth"),
-        (CheckStatus.FAIL if closed_mouth else CheckStatus.WARN)
-        if mouth_open
-        else CheckStatus.PASS,
+        # A warning even where the size asks for the mouth closed: the teeth measure reads pale
+        # skin above the upper lip and the shine on the lips as teeth on 2 of 44 closed mouths
+        # (rose_leslie 0.16, and only at some JPEG qualities), and misses teeth no lighter
+        # than the cheeks on 8 of 25 open smiles: not sure enough to refuse a photo.
+        CheckStatus.WARN if mouth_open else CheckStatus.PASS,
         note=(
             "teeth showing: this size asks for the mouth closed"
             if closed_mouth

@@ -44,8 +44,8 @@ class IdPhotoSpec:
     authority refuses glasses of any kind (the US State Department since November 2016);
     ``closed_mouth`` is True where it asks for a neutral expression with the mouth closed (ICAO
     9303 and the authorities on its rules, China's immigration guidance, Canada's IRCC; the US
-    takes "a natural smile", and the studio sizes have no authority), so teeth showing fail
-    there and only warn elsewhere.
+    takes "a natural smile", and the studio sizes have no authority): the report's
+    ``mouth_closed`` warning says so there.
     """
 
     key: str
