@@ -207,7 +207,9 @@ class FaceQuality:
 @dataclass(frozen=True, slots=True)
 class Face:
     """One face. ``roll`` is the eye line's angle in degrees, clockwise on screen: 0 upright,
-    ±90 lying on its side, 180 upside down."""
+    ±90 lying on its side, 180 upside down. ``level_roll``, set for an ID photo only, is the eye
+    line it is levelled by where dlib's eye corners put it apart from the landmarks' (see
+    :mod:`faceflow.pipeline.idphoto.level`); ``None``: the landmarks' own."""
 
     box: Box
     score: float
@@ -216,6 +218,7 @@ class Face:
     gender: GenderEstimate | None = None
     roll: float = 0.0
     quality: FaceQuality | None = None
+    level_roll: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

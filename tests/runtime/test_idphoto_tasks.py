@@ -230,7 +230,9 @@ def test_the_cut_out_levels_a_face_by_its_eye_corners(
     # photo kept 10.7° (tests/pipeline/idphoto/test_level.py).
     output = matte_task(worker_context, MatteRequest((testdata / "biden.jpg").read_bytes()))
 
-    assert matte_from_bytes(output.body).face.roll > 10
+    level_roll = matte_from_bytes(output.body).face.level_roll
+    assert level_roll is not None
+    assert level_roll > 10
 
 
 @pytest.mark.parametrize(("face", "count"), [(3, 1), (4, 2)])

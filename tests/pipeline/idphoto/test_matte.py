@@ -191,6 +191,14 @@ def test_round_trip_keeps_the_other_faces() -> None:
     assert matte_from_bytes(matte_to_bytes(matte)).others == others
 
 
+def test_round_trip_keeps_the_line_the_face_is_levelled_by() -> None:
+    matte = tiny_matte()
+    levelled = replace(matte, face=replace(matte.face, level_roll=12.5))
+
+    assert matte_from_bytes(matte_to_bytes(levelled)).face.level_roll == 12.5
+    assert matte_from_bytes(matte_to_bytes(matte)).face.level_roll is None
+
+
 def test_only_the_other_faces_reaching_into_the_crop_are_kept(
     decode_photo: Callable[[str], NDArray[np.uint8]],
     find_faces: Callable[[NDArray[np.uint8]], tuple[Face, ...]],

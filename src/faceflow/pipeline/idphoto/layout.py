@@ -133,11 +133,18 @@ class Layout:
 
 
 def level_rotation(face: Face) -> tuple[Point, float]:
-    """The eye centre and the roll in degrees (positive: the image-right eye is lower)."""
+    """The eye centre and the roll the photo is levelled by, in degrees (positive: the
+    image-right eye is lower): the face's ``level_roll`` if it has one, else its eye points'."""
+    if face.level_roll is not None:
+        return eye_centre(face), face.level_roll
+    return eye_centre(face), _landmarks_roll(face)
+
+
+def _landmarks_roll(face: Face) -> float:
     marks = face.landmarks
     dx = marks.left_eye.x - marks.right_eye.x
     dy = marks.left_eye.y - marks.right_eye.y
-    return eye_centre(face), math.degrees(math.atan2(dy, dx))
+    return math.degrees(math.atan2(dy, dx))
 
 
 def to_level(roll_deg: float, centre: Point) -> NDArray[np.float64]:
@@ -184,9 +191,12 @@ def measure_head(matte: Matte, face: Face) -> HeadGeometry:
             (marks.mouth_right.y + marks.mouth_left.y) / 2,
         ),
     )
-    eye_distance = max(1.0, left.x - right.x)
+    eye_distance = max(1.0, math.hypot(left.x - right.x, left.y - right.y))
     eye_to_mouth = max(1.0, mouth.y)
     midline_x = (0.0 + nose.x) / 2
+    # The turn is read within the landmarks' own frame (their eye line), where the five points
+    # lean together; the photo may be levelled by another line (level.py).
+    own_nose = apply(to_level(_landmarks_roll(face), centre), marks.nose)
     chin = _chin_y(face, matte.source_size_px[1], roll, centre, mouth.y, eye_to_mouth)
     shaded = _chin_from_shading(matte, level, midline_x, eye_distance, mouth.y, eye_to_mouth, chin)
     if shaded is not None:
@@ -201,7 +211,7 @@ def measure_head(matte: Matte, face: Face) -> HeadGeometry:
         crown_y=crown,
         chin_y=chin,
         eye_distance_px=eye_distance,
-        nose_offset=(nose.x - 0.0) / eye_distance,
+        nose_offset=own_nose.x / eye_distance,
         crown_visible=visible,
     )
 

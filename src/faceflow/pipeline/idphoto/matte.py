@@ -444,6 +444,7 @@ def _face_to_json(face: Face) -> dict[str, Any]:
         "score": face.score,
         "landmarks": [[p.x, p.y] for p in face.landmarks.points()],
         "roll": face.roll,
+        **({} if face.level_roll is None else {"level_roll": face.level_roll}),
     }
 
 
@@ -457,4 +458,5 @@ def _face_from_json(data: dict[str, Any]) -> Face:
         score=float(data["score"]),
         landmarks=Landmarks(*points),
         roll=float(data.get("roll", 0.0)),
+        level_roll=None if data.get("level_roll") is None else float(data["level_roll"]),
     )
