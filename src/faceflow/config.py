@@ -500,7 +500,7 @@ class LimitSettings(_Group):
     max_side_px: int = Field(12_000, ge=16, description="longer sides: 422")
     batch_max_items: int = Field(16, ge=1, le=256, description="images per /v1/batch request")
     batch_max_answer_bytes: int = Field(
-        64 * 1024 * 1024,
+        16 * 1024 * 1024,
         ge=1024 * 1024,
         description="results one /v1/batch answer holds in all (before base64); the items past "
         "it answer 413 too_large, to be asked for alone",

@@ -8,15 +8,18 @@ import base64
 import io
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 import pytest
 import pytest_asyncio
 from PIL import Image
+from starlette.requests import Request
 
 from faceflow.errors import DeadlineExceeded, Overloaded
 from faceflow.runtime.pool import Admission
-from faceflow.service.routes.faces import _batch_item
+from faceflow.service.routes import faces
+from faceflow.service.routes.faces import _batch_item, _lanes
 from faceflow.service.upload import Upload
 from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import assert_error, fresh
@@ -47,22 +50,35 @@ def noise_png(side: int, seed: int) -> bytes:
     return out.getvalue()
 
 
+def _inferences(app: InProcess) -> float:
+    """Inference-pool tasks run so far."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in app.metrics.render().decode().splitlines()
+        if line.startswith("faceflow_inferences_total{")
+    )
+
+
 def images(*uploads: bytes) -> list[tuple[str, tuple[str, bytes, str]]]:
     return [("images", (f"{i}.png", data, "image/png")) for i, data in enumerate(uploads)]
 
 
 async def test_the_items_past_the_answer_budget_are_refused_alone(app: InProcess) -> None:
-    # 500 × 500 noise annotated as PNG: about 750 kB each, so the second would pass 1 MiB.
-    first, second = noise_png(500, 1), noise_png(500, 2)
+    # 500 × 500 noise annotated as PNG: about 750 kB each, so the second would pass 1 MiB; the
+    # third is then not computed at all.
+    first, second, third = noise_png(500, 1), noise_png(500, 2), noise_png(500, 3)
+    inferences = _inferences(app)
     async with app.client() as client:
         response = await client.post(
             "/v1/batch",
-            files=images(first, second),
+            files=images(first, second, third),
             params={"operation": "annotate", "format": "png"},
         )
 
+    assert _inferences(app) - inferences == 2
     assert response.status_code == 200, response.text
-    kept, refused = response.json()["items"]
+    kept, refused, skipped = response.json()["items"]
+    assert (skipped["status"], skipped["error"]["code"]) == (413, "too_large")
     assert kept["status"] == 200
     assert len(base64.b64decode(kept["image_base64"])) > ANSWER_BUDGET // 2
     assert refused["status"] == 413
@@ -127,3 +143,58 @@ async def test_a_retryable_item_error_says_when_to_retry() -> None:
 
     error = json.loads(item)["error"]
     assert (error["code"], error["retry_after_s"]) == ("deadline_exceeded", 3)
+
+
+@pytest.mark.parametrize(
+    ("processes", "items", "lanes"), [(1, 16, 1), (2, 16, 1), (4, 16, 3), (4, 2, 2), (3, 1, 1)]
+)
+async def test_a_batch_leaves_one_process_to_other_clients(
+    processes: int, items: int, lanes: int
+) -> None:
+    assert _lanes(processes, items) == lanes
+
+
+async def test_a_batch_past_its_deadline_answers_the_images_left_with_when_to_retry(
+    app: InProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batch's own clock only: the pool keeps the deadline it was made with.
+    monkeypatch.setattr(app.services.settings.runtime, "deadline_s", 1e-9)
+    async with app.client() as client:
+        response = await client.post(
+            "/v1/batch",
+            files=images(*(fresh(face_jpeg) for _ in range(3))),
+            params={"operation": "detect"},
+        )
+
+    assert response.status_code == 200, response.text
+    late = response.json()["items"][1:]  # the first may start in time; the rest cannot
+    for item in late:
+        assert item["status"] == 503
+        assert item["error"]["code"] == "deadline_exceeded"
+        assert item["error"]["retry_after_s"] >= 1
+
+
+async def test_a_batch_whose_client_has_gone_takes_no_more_images(
+    app: InProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run: list[object] = []
+    real_run_one = faces.run_one
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        run.append(args)
+        return await real_run_one(*args, **kwargs)
+
+    async def gone(self: Request) -> bool:
+        return True
+
+    monkeypatch.setattr(faces, "run_one", counted)
+    monkeypatch.setattr(Request, "is_disconnected", gone)
+    async with app.client() as client:
+        response = await client.post(
+            "/v1/batch",
+            files=images(*(fresh(face_jpeg) for _ in range(3))),
+            params={"operation": "detect"},
+        )
+
+    assert response.status_code == 499  # logged as the client's closing, not as served
+    assert run == []

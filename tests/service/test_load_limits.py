@@ -338,13 +338,20 @@ def reset_peak(pid: int) -> None:
         Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
+# The default server's pool has room for 3 tasks (2 processes, 1 waiting place); each task in
+# flight holds a copy of its image (the bytes out of the form's body, then the task's payload).
+POOL_PLACES = 3
+IN_FLIGHT_BYTES = POOL_PLACES * 2 * LimitSettings().max_upload_bytes
+
+
 def assert_peak_within_budget(pid: int, baseline: int) -> None:
     peak = status_of(pid, "VmHWM")
-    allowed = baseline + BUDGET * 1.25
+    allowed = baseline + BUDGET * 1.25 + IN_FLIGHT_BYTES
     print(f"API process: baseline {baseline / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB")
     assert peak < allowed, (
         f"API process peak RSS {peak / MIB:.0f} MiB over baseline {baseline / MIB:.0f} MiB + "
-        f"budget {BUDGET / MIB:.0f} MiB + 25 %"
+        f"budget {BUDGET / MIB:.0f} MiB + 25 % + {IN_FLIGHT_BYTES / MIB:.0f} MiB of images in "
+        "the pool"
     )
 
 

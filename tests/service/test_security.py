@@ -182,3 +182,26 @@ async def test_a_rate_limit_storage_that_stops_answering_lets_requests_through_a
         await limit.check("ip:10.0.0.1")
     assert len(errors) == STORAGE_FAILURES
     assert "rate-limit storage answers again: rate limits apply" in caplog.messages
+
+
+async def test_a_request_counted_as_several_is_charged_at_most_a_rules_allowance() -> None:
+    # A batch of 16 images against "5/minute": counted as 5 (its whole allowance, so an idle
+    # client's batch goes through), then nothing more fits; against "100/minute" as all 16.
+    server = ServerSettings(rate_limit="5/minute;100/minute", rate_limit_storage="memory://")
+    limit = RateLimit.from_settings(server)
+    assert limit is not None
+
+    await limit.check("ip:10.0.0.2")  # the guard: the request itself
+    await limit.check("ip:10.0.0.2", 15, counted=1)  # its 15 further images
+
+    with pytest.raises(RateLimited) as refused:
+        await limit.check("ip:10.0.0.2")
+    assert refused.value.details["limit"] == "5 per 1 minute"
+    other = RateLimit.from_settings(ServerSettings(rate_limit="20/minute"))
+    assert other is not None
+    await other.check("ip:10.0.0.3")
+    await other.check("ip:10.0.0.3", 15, counted=1)
+    for _ in range(4):
+        await other.check("ip:10.0.0.3")
+    with pytest.raises(RateLimited):
+        await other.check("ip:10.0.0.3")  # 16 + 4 = 20 used: the 21st is refused

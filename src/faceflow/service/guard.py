@@ -28,3 +28,16 @@ async def check_request(services: Services, request: Request) -> None:
     except RateLimited:
         services.metrics.rate_limited.inc()
         raise
+
+
+async def charge(services: Services, request: Request, extra: int) -> None:
+    """Count ``extra`` more requests against the client's rate limit (a batch's further images,
+    after the guard counted the request itself); 429 when that exceeds it."""
+    if services.rate_limit is None:
+        return
+    try:
+        identity = client_identity(request, request.state.api_key)
+        await services.rate_limit.check(identity, extra, counted=1)
+    except RateLimited:
+        services.metrics.rate_limited.inc()
+        raise

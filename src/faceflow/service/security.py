@@ -152,14 +152,17 @@ class RateLimit:
             raise TypeError(f"rate limit storage {uri!r} has no asyncio implementation")
         return cls(parse_many(settings.rate_limit), storage, on_error=on_error, clock=clock)
 
-    async def check(self, identity: str) -> None:
-        """Count one request for ``identity``; 429 with Retry-After when a limit is exceeded.
-        Returns (lets the request through) when the storage cannot say."""
+    async def check(self, identity: str, cost: int = 1, *, counted: int = 0) -> None:
+        """Count ``cost`` more requests for ``identity``, of one request that ``counted``
+        already; each rule counts the whole request as at most its allowance, so a batch larger
+        than a rule is still let through when the client has used none of it. 429 with
+        Retry-After when a limit is exceeded. Returns (lets the request through) when the
+        storage cannot say."""
         if not self._breaker.allow():
             return
         try:
             async with asyncio.timeout(STORAGE_TIMEOUT_S):
-                exceeded = await self._exceeded(identity)
+                exceeded = await self._exceeded(identity, cost, counted)
         except Exception as exc:  # any storage failure (connection, timeout, protocol)
             log.debug("rate-limit storage failed: %r", exc)
             self._on_error()
@@ -174,10 +177,15 @@ class RateLimit:
                 details={"limit": str(rule)},
             )
 
-    async def _exceeded(self, identity: str) -> tuple[RateLimitItem, int] | None:
+    async def _exceeded(
+        self, identity: str, cost: int, counted: int
+    ) -> tuple[RateLimitItem, int] | None:
         """The first rule ``identity`` is over, with the seconds until it may retry; or None."""
         for rule in self._rules:
-            if not await self._limiter.hit(rule, identity):
+            charged = min(cost, rule.amount - counted)
+            if charged <= 0:
+                continue
+            if not await self._limiter.hit(rule, identity, cost=charged):
                 stats = await self._limiter.get_window_stats(rule, identity)
                 return rule, max(1, math.ceil(stats.reset_time - time.time()))
         return None

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
-from faceflow.errors import FaceflowError, Overloaded, RetryableError, TooLarge
+from faceflow.errors import DeadlineExceeded, FaceflowError, Overloaded, RetryableError, TooLarge
 from faceflow.operations.faces import (
     AnalyzeOptions,
     AnnotateOptions,
@@ -24,7 +25,7 @@ from faceflow.operations.faces import (
 from faceflow.operations.registry import check_enabled
 from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput, run_face_request
-from faceflow.service.guard import guard
+from faceflow.service.guard import charge, guard
 from faceflow.service.schemas import (
     BatchOut,
     FaceReportOut,
@@ -184,6 +185,13 @@ def _admit_lanes(services: Services, wanted: int) -> list[Admission]:
     return admissions
 
 
+def _lanes(processes: int, items: int) -> int:
+    """How many of a batch's items run at once: one process is left to other clients when there
+    are two or more (a batch on every process locked every other client out: 10 % of their
+    detects answered while one client sent batches back to back)."""
+    return max(1, min(processes - 1, items))
+
+
 @router.post(
     "/batch",
     summary="Several images, one operation; each item succeeds or fails on its own",
@@ -193,12 +201,16 @@ def _admit_lanes(services: Services, wanted: int) -> list[Admission]:
 )
 async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> Response:
     """A batch is admitted to the inference pool once, before any of its items runs, in as many
-    lanes as the pool has processes and room for: with no room at all it is refused whole (503
-    + Retry-After), and once admitted no item is shed for other clients' load (items were shed
-    one by one, each answered 503 inside a 200 with no hint to retry). Answers over
-    ``limits.batch_max_answer_bytes`` in all are not kept: the items past it answer 413
-    ``too_large`` (sixteen 25 MP annotated PNGs made a 1.2 GB answer, 4.5 GB of this process's
-    memory, and froze its event loop for 13 s while it was encoded)."""
+    lanes as the pool has room for up to one fewer than its processes: with no room at all it is
+    refused whole (503 + Retry-After), and once admitted no item is shed for other clients' load
+    (items were shed one by one, each answered 503 inside a 200 with no hint to retry). It
+    stops taking items when its client has gone or ``runtime.deadline_s`` has passed (the items
+    left answer 503 with ``retry_after_s``; what was computed is cached for the retry), and
+    once an answer would take them past ``limits.batch_max_answer_bytes`` (that item and those
+    after it answer 413 ``too_large``, the later ones without being computed: sixteen images
+    whose annotated PNGs were 19 MB each cost 29 s of both processes for 13 answers thrown
+    away). The rate limit counts it as its images, up to each rule's
+    whole allowance (a rule smaller than the batch still lets a batch through when idle)."""
     services = services_of(request)
     limits = services.settings.limits
     uploads = await read_images(
@@ -208,16 +220,39 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
         max_items=limits.batch_max_items,
         check_each=False,
     )
+    if services.rate_limit is not None and len(uploads) > 1:
+        # The guard counted one request; the batch is its images.
+        await charge(services, request, len(uploads) - 1)
     work = options.batch_work(services.settings.detection)
     check_enabled(work.operation, services.settings.runtime)
-    admissions = _admit_lanes(services, min(services.settings.runtime.processes, len(uploads)))
+    runtime = services.settings.runtime
+    admissions = _admit_lanes(services, _lanes(runtime.processes, len(uploads)))
+    deadline = asyncio.get_running_loop().time() + runtime.deadline_s
     outcomes: dict[int, Response | FaceflowError] = {}
     answered = 0
+    full = False  # an answer did not fit: the images left are not computed
     queue = iter(range(len(uploads)))
 
+    def too_large(size: int | None) -> TooLarge:
+        measured = "" if size is None else f" ({size} bytes)"
+        return TooLarge(
+            f"this image's answer{measured} would take the batch's answers past "
+            f"{limits.batch_max_answer_bytes} bytes (limits.batch_max_answer_bytes): send it "
+            "alone",
+            {"max_bytes": limits.batch_max_answer_bytes},
+        )
+
     async def one(index: int, admission: Admission) -> Response | FaceflowError:
-        nonlocal answered
+        nonlocal answered, full
         upload = uploads[index]
+        if full:
+            return too_large(None)
+        if asyncio.get_running_loop().time() >= deadline:
+            return DeadlineExceeded(
+                f"the batch ran out of time (runtime.deadline_s, {runtime.deadline_s:g} s) "
+                "before this image: send it again",
+                retry_after_s=1,
+            )
         try:
             check_image(upload, limits.max_upload_bytes)
             outcome = await run_one(services, upload, work, admission=admission)
@@ -225,17 +260,15 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
             return exc
         size = len(outcome.body)
         if answered + size > limits.batch_max_answer_bytes:
-            return TooLarge(
-                f"this image's answer ({size} bytes) would take the batch's answers past "
-                f"{limits.batch_max_answer_bytes} bytes (limits.batch_max_answer_bytes): "
-                "send it alone",
-                {"max_bytes": limits.batch_max_answer_bytes},
-            )
+            full = True
+            return too_large(size)
         answered += size
         return outcome
 
     async def lane(admission: Admission) -> None:
         for index in queue:  # shared: each lane takes the next image when it is free
+            if await request.is_disconnected():
+                return  # nobody to answer: leave the pool to others
             outcomes[index] = await one(index, admission)
 
     try:
@@ -243,7 +276,24 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
     finally:
         for admission in admissions:
             admission.close()
-    # Base64 and joining run beside the event loop (tens of MB at the limit).
+    if len(outcomes) < len(uploads):
+        # The client went away: nothing to send (its computed items are cached).
+        return Response(status_code=499)
     ordered = [outcomes[index] for index in range(len(uploads))]
+    # Base64 and joining run beside the event loop (tens of MB at the limit).
     body = await asyncio.to_thread(_batch_body, work.operation, uploads, ordered)
-    return Response(body, media_type="application/json")
+    return StreamingResponse(
+        _slices(body), media_type="application/json", headers={"Content-Length": str(len(body))}
+    )
+
+
+# A batch's answer is written in slices, each once the socket has taken the one before: written
+# whole, the server's socket buffer held a second copy of it for as long as the client took to
+# read (a client reading 26 KB/s kept 108 MB of this process's memory for an hour).
+_SLICE_BYTES = 256 * 1024
+
+
+async def _slices(body: bytes) -> AsyncIterator[bytes]:
+    view = memoryview(body)
+    for start in range(0, len(view), _SLICE_BYTES):
+        yield bytes(view[start : start + _SLICE_BYTES])
