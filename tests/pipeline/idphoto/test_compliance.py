@@ -63,6 +63,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     brim_shadow,
     clear_glasses,
     closed_eyes,
+    colour_grain,
     crop_below_chin,
     exposure,
     eye_glare,
@@ -459,9 +460,11 @@ def test_focus_in_the_report(cut_out: CutOut, edit: Edit | None, status: CheckSt
     ("edit", "status"),
     [
         (None, CheckStatus.PASS),
-        (grain(12.0), CheckStatus.PASS),  # dim light, as phones take it
-        (grain(30.0), CheckStatus.WARN),
+        # Noise in each channel apart: grey and colour grain (9.4, 21.7, 31.4).
+        (grain(12.0), CheckStatus.WARN),
+        (grain(30.0), CheckStatus.FAIL),
         (grain(50.0), CheckStatus.FAIL),
+        (colour_grain(35.0), CheckStatus.FAIL),  # 25.3; grey alone read it as clean
     ],
 )
 def test_grain_on_the_face_is_seen(cut_out: CutOut, edit: Edit | None, status: CheckStatus) -> None:

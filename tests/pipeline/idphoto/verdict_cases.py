@@ -304,6 +304,19 @@ def grain(sigma: float) -> Edit:
 
 
 @cache
+def colour_grain(sigma: float) -> Edit:
+    """A phone's colour noise in dim light: σ = ``sigma`` per channel with the grey left as it
+    is (each pixel's three noises sum to zero), always the same."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        noise = np.random.default_rng(0).normal(0.0, sigma, rgb.shape)
+        noise -= noise.mean(axis=2, keepdims=True)
+        return np.asarray(np.clip(rgb.astype(np.float64) + noise, 0, 255), dtype=np.uint8)
+
+    return edit
+
+
+@cache
 def blurred_with_grain(face_fraction: float, sigma: float) -> Edit:
     """Focus missed in dim light: :func:`blur`, then :func:`grain` (which hides the blur from a
     measure of fine detail alone)."""
@@ -764,7 +777,7 @@ CASES: tuple[Case, ...] = (
         "background_uniformity",
         grain(12.0),
     ),
-    Case("portrait_2 with heavy grain", "portrait_2.jpg", "icao", "warn", "noise", grain(30.0)),
+    Case("portrait_2 with heavy grain", "portrait_2.jpg", "icao", "fail", "noise", grain(30.0)),
     Case(
         "portrait_2 under green light", "portrait_2.jpg", "icao", "fail", "skin_colour", GREEN_LIGHT
     ),
