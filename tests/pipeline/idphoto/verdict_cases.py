@@ -293,6 +293,22 @@ def side_shadow(depth: float) -> Edit:
 
 
 @cache
+def lower_shadow(depth: float) -> Edit:
+    """A hard shadow over the face below the nose (a hat's brim or a lamp above, lit from high):
+    the light falls by ``depth`` from 0.1 eye-to-mouth distances under the nose down."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        edge = face.landmarks.nose.y + 0.1 * _eye_to_mouth(face)
+        rows = np.arange(rgb.shape[0], dtype=np.float32)
+        gain = np.where(rows > edge, 1.0 - depth, 1.0).astype(np.float32)
+        return np.asarray(
+            np.clip(rgb.astype(np.float32) * gain[:, None, None], 0, 255), dtype=np.uint8
+        )
+
+    return edit
+
+
+@cache
 def grain(sigma: float) -> Edit:
     """Sensor noise of σ = ``sigma`` grey levels (a photo taken in dim light), always the same."""
 
@@ -776,6 +792,15 @@ CASES: tuple[Case, ...] = (
         "warn",
         "background_uniformity",
         grain(12.0),
+    ),
+    # Not "mouth covered": the skin beside the mouth is as dark as the mouth.
+    Case(
+        "portrait_2, lower face in shadow",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "even_lighting",
+        lower_shadow(0.55),
     ),
     Case("portrait_2 with heavy grain", "portrait_2.jpg", "icao", "fail", "noise", grain(30.0)),
     Case(

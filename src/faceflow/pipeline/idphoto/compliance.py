@@ -1488,8 +1488,29 @@ def _face_features(
     teeth = float(((mouth[:, 0] > skin_l) & (chroma < max(6.0, 0.6 * skin_chroma))).mean())
     opening = float((mouth[:, 0] < 0.45 * skin_l).mean())
     mouth_spread = float(np.percentile(mouth[:, 1], 90) - np.percentile(mouth[:, 1], 10))
+    # Dark over the mouth box with the skin beside the mouth as dark is the lower face in
+    # shadow, not an object: a hard shadow below the nose at 45 % light failed as "mouth
+    # covered", whose hint tells the person to move a hand or a mask. (A microphone's head,
+    # 0.42 eye distances across, leaves that skin lit.)
+    beside = np.concatenate(
+        [
+            _patch(lab, matte, Point(x, mouth_centre.y), 0.1 * distance, 0.08 * distance)
+            for x in (marks.mouth_right.x - 0.25 * distance, marks.mouth_left.x + 0.25 * distance)
+        ]
+    )
+    lower_light = float(np.median(beside[:, 0])) / skin_l if beside.size else 1.0
+    lower_in_shadow = opening > OBJECT_DARK_FRACTION and lower_light < LIGHTING_PASS
+    if lower_in_shadow:
+        lighting = Check(
+            "even_lighting",
+            lower_light,
+            Limit(LIGHTING_PASS),
+            CheckStatus.FAIL,
+            note="the lower face is in deep shadow: the skin beside the mouth's lightness over"
+            " the cheeks'",
+        )
     covered_by_object = (
-        opening > OBJECT_DARK_FRACTION  # a microphone, a dark mask
+        (opening > OBJECT_DARK_FRACTION and not lower_in_shadow)  # a microphone, a dark mask
         or teeth > OBJECT_PALE_FRACTION  # a white or light mask
         # One even colour and no line between lips: a mask of any colour.
         or (mouth_spread < MOUTH_SPREAD_MIN and opening < OPENING_MIN)
