@@ -145,13 +145,50 @@ async def test_a_retryable_item_error_says_when_to_retry() -> None:
     assert (error["code"], error["retry_after_s"]) == ("deadline_exceeded", 3)
 
 
-@pytest.mark.parametrize(
-    ("processes", "items", "lanes"), [(1, 16, 1), (2, 16, 1), (4, 16, 3), (4, 2, 2), (3, 1, 1)]
-)
-async def test_a_batch_leaves_one_process_to_other_clients(
-    processes: int, items: int, lanes: int
+@pytest.mark.parametrize(("processes", "lanes"), [(1, 1), (2, 1), (4, 3)])
+async def test_batches_leave_one_process_to_other_clients(processes: int, lanes: int) -> None:
+    assert _lanes(processes) == lanes
+
+
+async def test_a_batch_while_others_hold_every_batch_lane_is_refused_whole(
+    app: InProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _lanes(processes, items) == lanes
+    # Two clients' batches at once took both processes of two (12 % of others' detects
+    # answered): the lanes are counted over all of this process's batches.
+    monkeypatch.setattr(
+        app.services, "batch_lanes", _lanes(app.services.settings.runtime.processes)
+    )
+    async with app.client() as client:
+        response = await client.post(
+            "/v1/batch", files=images(fresh(face_jpeg)), params={"operation": "detect"}
+        )
+
+    assert_error(response, 503, "overloaded")
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+async def test_a_batch_gives_its_lanes_back(app: InProcess, face_jpeg: bytes) -> None:
+    async with app.client() as client:
+        for _ in range(2):
+            response = await client.post(
+                "/v1/batch", files=images(fresh(face_jpeg)), params={"operation": "detect"}
+            )
+            assert response.status_code == 200, response.text
+
+    assert app.services.batch_lanes == 0
+
+
+async def test_an_image_over_the_answer_budget_alone_is_refused_alone(app: InProcess) -> None:
+    # 700 × 700 noise annotated as PNG: about 1.5 MB, over the 1 MiB budget on its own; the
+    # small image after it is answered.
+    big, small = noise_png(700, 4), noise_png(100, 5)
+    async with app.client() as client:
+        response = await client.post(
+            "/v1/batch", files=images(big, small), params={"operation": "annotate", "format": "png"}
+        )
+
+    assert response.status_code == 200, response.text
+    assert [item["status"] for item in response.json()["items"]] == [413, 200]
 
 
 async def test_a_batch_past_its_deadline_answers_the_images_left_with_when_to_retry(

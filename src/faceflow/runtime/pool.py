@@ -503,7 +503,7 @@ class InferencePool(Generic[C]):
             self._rejected += 1
             raise Overloaded(
                 "all inference workers are busy and the wait queue is full",
-                retry_after_s=self._retry_after_s(),
+                retry_after_s=self.retry_after_s(),
             )
 
     def admit(self) -> Admission:
@@ -567,7 +567,7 @@ class InferencePool(Generic[C]):
             self._timed_out += 1
             raise DeadlineExceeded(
                 f"task {job.name} did not finish within its {deadline:g} s deadline",
-                retry_after_s=self._retry_after_s(),
+                retry_after_s=self.retry_after_s(),
             ) from None
         finally:
             self._forget(job)
@@ -660,7 +660,7 @@ class InferencePool(Generic[C]):
         with contextlib.suppress(OSError, ValueError):
             worker.process.kill()
 
-    def _retry_after_s(self) -> int:
+    def retry_after_s(self) -> int:
         """Seconds until a slot is likely free: the queue ahead drained at the recent pace."""
         mean_s = sum(self._recent) / len(self._recent) if self._recent else 1.0
         ready = sum(w.state in (WorkerState.IDLE, WorkerState.BUSY) for w in self._slots)
@@ -850,7 +850,7 @@ class InferencePool(Generic[C]):
                 job.future.set_exception(
                     WorkerCrashed(
                         f"the worker running {job.name} died twice",
-                        retry_after_s=self._retry_after_s(),
+                        retry_after_s=self.retry_after_s(),
                     )
                 )
         self._replaced += 1

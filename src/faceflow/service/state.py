@@ -46,6 +46,8 @@ class Services:
     """The job runner (embedded, or RQ with ``jobs.redis_url``); set once the lifespan starts it."""
     examples: tuple[ExamplePhoto, ...] = ()
     """The example photos that were pulled and verify, read once at start-up."""
+    batch_lanes: int = 0
+    """Pool admissions all /v1/batch requests of this process hold now (routes/faces.py)."""
 
     async def cached(
         self,

@@ -173,23 +173,38 @@ def _batch_body(
 
 
 def _admit_lanes(services: Services, wanted: int) -> list[Admission]:
-    """Up to ``wanted`` admissions to the pool, as many as it has room for now; Overloaded (503
-    + Retry-After, the whole batch) when it has none."""
+    """Up to ``wanted`` admissions to the pool, as many as it has room for now and the batches
+    of this process may hold (:func:`_lanes`); Overloaded (503 + Retry-After, the whole batch)
+    when that is none. The caller gives them back with :func:`_release_lanes`."""
+    free = _lanes(services.settings.runtime.processes) - services.batch_lanes
     admissions: list[Admission] = []
     try:
-        while len(admissions) < wanted:
+        while len(admissions) < min(wanted, free):
             admissions.append(services.pool.admit())
     except Overloaded:
         if not admissions:
             raise
+    if not admissions:
+        raise Overloaded(
+            "the inference processes batches may use are busy with other batches",
+            retry_after_s=services.pool.retry_after_s(),
+        )
+    services.batch_lanes += len(admissions)
     return admissions
 
 
-def _lanes(processes: int, items: int) -> int:
-    """How many of a batch's items run at once: one process is left to other clients when there
-    are two or more (a batch on every process locked every other client out: 10 % of their
-    detects answered while one client sent batches back to back)."""
-    return max(1, min(processes - 1, items))
+def _release_lanes(services: Services, admissions: list[Admission]) -> None:
+    for admission in admissions:
+        admission.close()
+    services.batch_lanes -= len(admissions)
+
+
+def _lanes(processes: int) -> int:
+    """How many images all batches of a process run at once: one process is left to other
+    clients when there are two or more (batches on every process locked every other client out:
+    10 % of their detects answered while one client sent batches back to back, 12 % while two
+    clients each sent one at a time)."""
+    return max(1, processes - 1)
 
 
 @router.post(
@@ -201,7 +216,8 @@ def _lanes(processes: int, items: int) -> int:
 )
 async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> Response:
     """A batch is admitted to the inference pool once, before any of its items runs, in as many
-    lanes as the pool has room for up to one fewer than its processes: with no room at all it is
+    lanes as the pool has room for, all batches of the process together on at most one fewer
+    than its processes (:func:`_lanes`): with no room at all it is
     refused whole (503 + Retry-After), and once admitted no item is shed for other clients' load
     (items were shed one by one, each answered 503 inside a 200 with no hint to retry). It
     stops taking items when its client has gone or ``runtime.deadline_s`` has passed (the items
@@ -226,7 +242,7 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
     work = options.batch_work(services.settings.detection)
     check_enabled(work.operation, services.settings.runtime)
     runtime = services.settings.runtime
-    admissions = _admit_lanes(services, _lanes(runtime.processes, len(uploads)))
+    admissions = _admit_lanes(services, len(uploads))
     deadline = asyncio.get_running_loop().time() + runtime.deadline_s
     outcomes: dict[int, Response | FaceflowError] = {}
     answered = 0
@@ -260,7 +276,9 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
             return exc
         size = len(outcome.body)
         if answered + size > limits.batch_max_answer_bytes:
-            full = True
+            # Past the bound with the answers before it: the rest would be too (one over it
+            # alone is refused alone: a 19 MB PNG marked three small images after it).
+            full = full or answered > 0
             return too_large(size)
         answered += size
         return outcome
@@ -274,8 +292,7 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
     try:
         await asyncio.gather(*(lane(admission) for admission in admissions))
     finally:
-        for admission in admissions:
-            admission.close()
+        _release_lanes(services, admissions)
     if len(outcomes) < len(uploads):
         # The client went away: nothing to send (its computed items are cached).
         return Response(status_code=499)
