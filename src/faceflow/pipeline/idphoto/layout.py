@@ -40,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceflow.domain import Face, Point
+from faceflow.pipeline.detect import roll_degrees
 from faceflow.pipeline.idphoto.matte import Matte, eye_centre
 from faceflow.pipeline.idphoto.nudge import NO_NUDGE, Nudge, inset_range
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec
@@ -137,14 +138,7 @@ def level_rotation(face: Face) -> tuple[Point, float]:
     image-right eye is lower): the face's ``level_roll`` if it has one, else its eye points'."""
     if face.level_roll is not None:
         return eye_centre(face), face.level_roll
-    return eye_centre(face), _landmarks_roll(face)
-
-
-def _landmarks_roll(face: Face) -> float:
-    marks = face.landmarks
-    dx = marks.left_eye.x - marks.right_eye.x
-    dy = marks.left_eye.y - marks.right_eye.y
-    return math.degrees(math.atan2(dy, dx))
+    return eye_centre(face), roll_degrees(face.landmarks)
 
 
 def to_level(roll_deg: float, centre: Point) -> NDArray[np.float64]:
@@ -196,7 +190,7 @@ def measure_head(matte: Matte, face: Face) -> HeadGeometry:
     midline_x = (0.0 + nose.x) / 2
     # The turn is read within the landmarks' own frame (their eye line), where the five points
     # lean together; the photo may be levelled by another line (level.py).
-    own_nose = apply(to_level(_landmarks_roll(face), centre), marks.nose)
+    own_nose = apply(to_level(roll_degrees(marks), centre), marks.nose)
     chin = _chin_y(face, matte.source_size_px[1], roll, centre, mouth.y, eye_to_mouth)
     shaded = _chin_from_shading(matte, level, midline_x, eye_distance, mouth.y, eye_to_mouth, chin)
     if shaded is not None:
