@@ -267,7 +267,7 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
             return DeadlineExceeded(
                 f"the batch ran out of time (runtime.deadline_s, {runtime.deadline_s:g} s) "
                 "before this image: send it again",
-                retry_after_s=1,
+                retry_after_s=services.pool.retry_after_s(),
             )
         try:
             check_image(upload, limits.max_upload_bytes)
