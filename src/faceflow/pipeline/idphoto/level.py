@@ -1,4 +1,4 @@
-"""The eye line an ID photo is levelled by: YuNet's eye points, turned to dlib's eye corners.
+"""The eye line an ID photo is levelled by: YuNet's eye points', or dlib's eye corners'.
 
 YuNet's two eye points are regressed with its box and lean towards a level face: on a head tilted
 in the picture they often sit on the upper lid or under the brow, and read the tilt short. On the
@@ -61,8 +61,9 @@ def levelled_face(
         return face
     corners = aligner.eye_corners(rgb, marks.scaled(1 / source_scale)) * source_scale
     right, left = _matched(corners, marks.right_eye, marks.left_eye)
-    yunet = np.array([marks.left_eye.x - marks.right_eye.x, marks.left_eye.y - marks.right_eye.y])
-    distance = float(np.hypot(*yunet))
+    distance = math.dist(
+        (marks.right_eye.x, marks.right_eye.y), (marks.left_eye.x, marks.left_eye.y)
+    )
     shifts = (
         math.dist(right, (marks.right_eye.x, marks.right_eye.y)),
         math.dist(left, (marks.left_eye.x, marks.left_eye.y)),
