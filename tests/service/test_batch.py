@@ -102,6 +102,48 @@ async def test_a_batch_without_room_in_the_pool_is_refused_whole(
     assert int(response.headers["Retry-After"]) >= 1
 
 
+async def test_a_batch_of_cached_images_is_answered_without_room_in_the_pool(
+    app: InProcess, face_jpeg: bytes
+) -> None:
+    # Single images' hits are served under any load; their batch was refused whole.
+    uploads = images(fresh(face_jpeg), fresh(face_jpeg))
+    async with app.client() as client:
+        first = await client.post("/v1/batch", files=uploads, params={"operation": "detect"})
+        assert first.status_code == 200, first.text
+        inferences = _inferences(app)
+        pool = app.services.pool
+        with pool.admit(), pool.admit():  # other requests hold the pool's whole room
+            again = await client.post("/v1/batch", files=uploads, params={"operation": "detect"})
+
+    assert again.status_code == 200, again.text
+    assert [item["cache"] for item in again.json()["items"]] == ["hit", "hit"]
+    assert [item["result"] for item in again.json()["items"]] == [
+        item["result"] for item in first.json()["items"]
+    ]
+    assert _inferences(app) == inferences
+
+
+async def test_a_batch_of_cached_and_new_images_computes_only_the_new(
+    app: InProcess, face_jpeg: bytes
+) -> None:
+    cached = fresh(face_jpeg)
+    async with app.client() as client:
+        response = await client.post(
+            "/v1/batch", files=images(cached), params={"operation": "detect"}
+        )
+        assert response.status_code == 200, response.text
+        inferences = _inferences(app)
+        response = await client.post(
+            "/v1/batch",
+            files=images(cached, fresh(face_jpeg), cached),
+            params={"operation": "detect"},
+        )
+
+    assert response.status_code == 200, response.text
+    assert [item["cache"] for item in response.json()["items"]] == ["hit", "miss", "hit"]
+    assert _inferences(app) - inferences == 1
+
+
 async def test_once_admitted_no_item_is_shed_for_others_load(
     app: InProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:

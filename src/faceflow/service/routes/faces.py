@@ -11,7 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
+from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import cache_key
+from faceflow.cache.observer import CacheLevel
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
 from faceflow.errors import DeadlineExceeded, FaceflowError, Overloaded, RetryableError, TooLarge
@@ -78,6 +80,10 @@ async def answer(
         return await services.pool.run(run_face_request, work.request(data), admission=admission)
 
     entry, status = await services.cached_output(key, produce, missed=missed)
+    return _entry_response(entry, status)
+
+
+def _entry_response(entry: CacheEntry, status: CacheStatus) -> Response:
     return Response(
         entry.body, media_type=entry.media_type, headers=cache_headers(dict(entry.meta), status)
     )
@@ -172,6 +178,33 @@ def _batch_body(
     return b'{"operation":"' + operation.value.encode() + b'","items":[' + items + b"]}"
 
 
+async def _answered_without_the_pool(
+    services: Services, uploads: list[Upload], work: FaceWork
+) -> tuple[dict[int, Response | FaceflowError], dict[int, str]]:
+    """The batch's images answered before it asks the pool for room, by index: those refused
+    on their own (empty, too large) and those in the cache; and the cache keys of the others,
+    in order. A batch of cached images is answered under any load (it was refused whole with
+    the singles' hits still served), and one that needs the pool asks for no more lanes than
+    it has images to compute."""
+    answered: dict[int, Response | FaceflowError] = {}
+    keys: dict[int, str] = {}
+    for index, upload in enumerate(uploads):
+        try:
+            check_image(upload, services.settings.limits.max_upload_bytes)
+        except FaceflowError as exc:
+            answered[index] = exc
+            continue
+        key = cache_key(upload.data, work.operation.value, work.cache_params())
+        entry, level = await services.cache.lookup(key)
+        if entry is None:
+            keys[index] = key
+            continue
+        services.metrics.hit(level)
+        status = CacheStatus.HIT_MEMORY if level is CacheLevel.MEMORY else CacheStatus.HIT_REDIS
+        answered[index] = _entry_response(entry, status)
+    return answered, keys
+
+
 def _admit_lanes(services: Services, wanted: int) -> list[Admission]:
     """Up to ``wanted`` admissions to the pool, as many as it has room for now and the batches
     of this process may hold (:func:`_lanes`); Overloaded (503 + Retry-After, the whole batch)
@@ -215,10 +248,11 @@ def _lanes(processes: int) -> int:
     openapi_extra=image_request_body("images", many=True),
 )
 async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> Response:
-    """A batch is admitted to the inference pool once, before any of its items runs, in as many
-    lanes as the pool has room for, all batches of the process together on at most one fewer
-    than its processes (:func:`_lanes`): with no room at all it is
-    refused whole (503 + Retry-After), and once admitted no item is shed for other clients' load
+    """A batch's cached images (and those refused on their own) are answered first, under any
+    load. For the others it is admitted to the inference pool once, before any of them runs, in
+    as many lanes as the pool has room for, all batches of the process together on at most one
+    fewer than its processes (:func:`_lanes`): with no room at all it is refused whole (503 +
+    Retry-After; its cached images with it), and once admitted no item is shed for others' load
     (items were shed one by one, each answered 503 inside a 200 with no hint to retry). It
     stops taking items when its client has gone or ``runtime.deadline_s`` has passed (the items
     left answer 503 with ``retry_after_s``; what was computed is cached for the retry), and
@@ -242,12 +276,8 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
     work = options.batch_work(services.settings.detection)
     check_enabled(work.operation, services.settings.runtime)
     runtime = services.settings.runtime
-    admissions = _admit_lanes(services, len(uploads))
-    deadline = asyncio.get_running_loop().time() + runtime.deadline_s
-    outcomes: dict[int, Response | FaceflowError] = {}
     answered = 0
     full = False  # an answer did not fit: the images left are not computed
-    queue = iter(range(len(uploads)))
 
     def too_large(size: int | None) -> TooLarge:
         measured = "" if size is None else f" ({size} bytes)"
@@ -258,22 +288,11 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
             {"max_bytes": limits.batch_max_answer_bytes},
         )
 
-    async def one(index: int, admission: Admission) -> Response | FaceflowError:
+    def fitted(outcome: Response | FaceflowError) -> Response | FaceflowError:
+        """``outcome``, or too_large when its answer does not fit beside those before it."""
         nonlocal answered, full
-        upload = uploads[index]
-        if full:
-            return too_large(None)
-        if asyncio.get_running_loop().time() >= deadline:
-            return DeadlineExceeded(
-                f"the batch ran out of time (runtime.deadline_s, {runtime.deadline_s:g} s) "
-                "before this image: send it again",
-                retry_after_s=services.pool.retry_after_s(),
-            )
-        try:
-            check_image(upload, limits.max_upload_bytes)
-            outcome = await run_one(services, upload, work, admission=admission)
-        except FaceflowError as exc:
-            return exc
+        if isinstance(outcome, FaceflowError):
+            return outcome
         size = len(outcome.body)
         if answered + size > limits.batch_max_answer_bytes:
             # Past the bound with the answers before it: the rest would be too (one over it
@@ -283,16 +302,41 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
         answered += size
         return outcome
 
+    outcomes, keys = await _answered_without_the_pool(services, uploads, work)
+    for index in sorted(outcomes):  # the cached answers count against the bound first
+        outcomes[index] = fitted(outcomes[index])
+    admissions = _admit_lanes(services, len(keys)) if keys and not full else []
+    deadline = asyncio.get_running_loop().time() + runtime.deadline_s
+    queue = iter(keys)
+
+    async def one(index: int, admission: Admission) -> Response | FaceflowError:
+        if full:
+            return too_large(None)
+        if asyncio.get_running_loop().time() >= deadline:
+            return DeadlineExceeded(
+                f"the batch ran out of time (runtime.deadline_s, {runtime.deadline_s:g} s) "
+                "before this image: send it again",
+                retry_after_s=services.pool.retry_after_s(),
+            )
+        try:
+            key = keys[index]
+            data = uploads[index].data
+            return await answer(services, key, work, data, missed=True, admission=admission)
+        except FaceflowError as exc:
+            return exc
+
     async def lane(admission: Admission) -> None:
         for index in queue:  # shared: each lane takes the next image when it is free
             if await request.is_disconnected():
                 return  # nobody to answer: leave the pool to others
-            outcomes[index] = await one(index, admission)
+            outcomes[index] = fitted(await one(index, admission))
 
     try:
         await asyncio.gather(*(lane(admission) for admission in admissions))
     finally:
         _release_lanes(services, admissions)
+    if full:  # the cached answers alone filled the bound: nothing was admitted
+        outcomes.update((index, too_large(None)) for index in keys if index not in outcomes)
     if len(outcomes) < len(uploads):
         # The client went away: nothing to send (its computed items are cached).
         return Response(status_code=499)
