@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
 from faceflow.service.app import WEB_PAGE_ROUTE
-from faceflow.service.middleware import MAX_LOGGED_PATH
+from faceflow.service.metrics import Metrics
+from faceflow.service.middleware import MAX_LOGGED_PATH, RequestContext
 from tests.fixtures.live_server import Scrape
 from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import assert_error
@@ -54,6 +56,42 @@ async def test_client_gone_mid_upload_is_499_at_info(
     access = [r for r in caplog.records if r.name == "faceflow.access" and r.status == 499]  # type: ignore[attr-defined]
     assert len(access) == 1
     assert access[0].levelno == logging.INFO
+
+
+async def test_an_answer_cut_short_by_its_client_is_499_with_what_was_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def streams_then_sees_the_client_gone(scope: Scope, receive: Receive, send: Send) -> None:
+        # What starlette's StreamingResponse does when the client leaves mid-answer: it stops
+        # sending and returns.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
+
+    async def nothing() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def taken(message: Message) -> None:
+        pass
+
+    metrics = Metrics()
+    scope: Scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/batch",
+        "headers": [],
+        "client": None,
+    }
+    with caplog.at_level(logging.INFO):
+        await RequestContext(streams_then_sees_the_client_gone, metrics)(scope, nothing, taken)
+
+    scrape = Scrape(metrics.render().decode())
+    counted = "faceflow_http_requests_total"
+    assert scrape.value(counted, route="unmatched", status="499") == 1
+    assert scrape.value(counted, route="unmatched", status="200") == 0
+    (line,) = [r for r in caplog.records if r.name == "faceflow.access"]
+    assert line.status == 499  # type: ignore[attr-defined]
+    assert line.cut_short == "cut short: 1000 bytes of a 200"  # type: ignore[attr-defined]
+    assert "cut short: 1000 bytes of a 200" in line.getMessage()
 
 
 async def test_an_error_line_of_the_access_log_names_its_code(

@@ -16,7 +16,8 @@ log = logging.getLogger("faceflow.access")
 
 CLIENT_CLOSED = 499
 """The status a request is counted and logged with when its client went away before the answer
-(nginx's "client closed request"); nothing is sent."""
+was all sent (nginx's "client closed request"): mid-upload, before anything was sent, or with a
+streamed answer cut short (its access line says how many bytes went out)."""
 
 _REQUEST_ID = b"x-request-id"
 # Every answer is what its Content-Type says: a browser must not read an error's JSON (which
@@ -53,21 +54,31 @@ class RequestContext:
         start = time.perf_counter()
         status = 500
         error_code = ""
+        sent: int | None = None  # body bytes sent while the answer is unfinished, else None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, error_code
+            nonlocal status, error_code, sent
             if message["type"] == "http.response.start":
                 status, error_code = with_request_id(message, request_id)
+                sent = 0
+            elif message["type"] == "http.response.body" and sent is not None:
+                sent = sent + len(message.get("body", b"")) if message.get("more_body") else None
             await send(message)
 
+        cut_short = ""
         try:
             await self.app(scope, receive, send_with_id)
+            if sent is not None:
+                # A streamed answer the app stopped sending because its client went away (a
+                # batch's slices): it was counted as the 200 it began as, as if delivered.
+                status, cut_short = CLIENT_CLOSED, f"cut short: {sent} bytes of a {status}"
         except ClientDisconnect:
             # The client hung up mid-upload: routine on the internet, not a server error. Nobody
             # is left to answer; the access line below records it.
             status = CLIENT_CLOSED
         finally:
-            self.done(scope, request_id, status, error_code, time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            self.done(scope, request_id, status, error_code, elapsed, cut_short)
 
     @staticmethod
     def begin(scope: Scope) -> str:
@@ -84,9 +95,16 @@ class RequestContext:
         return request_id
 
     def done(
-        self, scope: Scope, request_id: str, status: int, error_code: str, elapsed: float
+        self,
+        scope: Scope,
+        request_id: str,
+        status: int,
+        error_code: str,
+        elapsed: float,
+        cut_short: str = "",
     ) -> None:
-        """Count and log the request once it is answered (or its client is gone)."""
+        """Count and log the request once it is answered (or its client is gone); ``cut_short``
+        says what was sent of an answer its client did not wait for."""
         route = scope.get("route")
         # FastAPI's route template, or the path the hot path answered, or the web page's label
         # (WEB_PAGE_ROUTE, for any path no route has), or "unmatched" (the web page turned off).
@@ -98,13 +116,14 @@ class RequestContext:
             client = scope.get("client")
             # An error's code follows its status: a 400 line says which of the 400s it was.
             log.info(
-                "%s %s %s %d%s %.1fms",
+                "%s %s %s %d%s %.1fms%s",
                 client[0] if client else "-",
                 scope["method"],
                 loggable_path(scope["path"]),
                 status,
                 f" {error_code}" if error_code else "",
                 elapsed * 1000,
+                f" ({cut_short})" if cut_short else "",
                 extra={
                     "request_id": request_id,
                     "client": client[0] if client else None,
@@ -112,6 +131,7 @@ class RequestContext:
                     "route": template,
                     "ms": round(elapsed * 1000, 2),
                     "error_code": error_code or None,
+                    "cut_short": cut_short or None,
                 },
             )
 
