@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -107,6 +108,12 @@ class ServerSettings(_Group):
     )
     rate_limit: str | None = Field(
         None, description="per-client limit in `limits` notation, e.g. '10/second;20/2second'"
+    )
+    key_failure_limit: str | None = Field(
+        "20/minute",
+        description="with API keys on: requests with a missing or wrong key a client address may "
+        "make (`limits` notation, kept in rate_limit_storage); past it 429 + Retry-After instead "
+        "of 401/403, so keys cannot be guessed at line rate; null: no limit",
     )
     rate_limit_storage: str = Field(
         "memory://",
@@ -230,9 +237,9 @@ class ServerSettings(_Group):
                 )
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "key_failure_limit")
     @classmethod
-    def _rate_limit_parses(cls, value: str | None) -> str | None:
+    def _rate_limit_parses(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value:
             from limits import parse_many  # imported here: settings load on every CLI start
 
@@ -240,7 +247,7 @@ class ServerSettings(_Group):
                 parse_many(value)
             except ValueError as exc:
                 raise ValueError(
-                    f"rate_limit {value!r} is not in `limits` notation: {exc}"
+                    f"{info.field_name} {value!r} is not in `limits` notation: {exc}"
                 ) from None
         return value
 

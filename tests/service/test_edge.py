@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from faceflow.config import DEFAULT_PUBLIC_PATHS, ServerSettings
 from faceflow.service.edge import KeyGate
 from faceflow.service.security import address_identity, hash_api_key
+from faceflow.service.state import Current
 from tests.fixtures.live_server import LiveServerFactory
 from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import assert_error
@@ -195,7 +196,7 @@ async def test_listed_paths_are_opened() -> None:
     settings = ServerSettings(
         api_key_hashes=[hash_api_key(KEY)], public_paths=[*DEFAULT_PUBLIC_PATHS, "/metrics"]
     )
-    transport = httpx.ASGITransport(app=KeyGate(inner, settings))
+    transport = httpx.ASGITransport(app=KeyGate(inner, settings, Current()))
     async with httpx.AsyncClient(transport=transport, base_url="http://faceflow.test") as client:
         metrics = await client.get("/metrics")
         below = await client.get("/js/deep/er.js")

@@ -146,6 +146,40 @@ async def test_refusals_are_counted(guarded: httpx.AsyncClient) -> None:
     )
 
 
+async def test_an_address_guessing_keys_is_refused_429_past_the_key_failure_limit(
+    face_jpeg: bytes,
+) -> None:
+    # Guessing keys cost a sha256 and a 403 each, at line rate. The address's tally is apart
+    # from its rate limit, and a valid key from it is still served.
+    key = "ff-test-guessed-key"
+    settings = app_settings(
+        server={"api_key_hashes": [hash_api_key(key)], "key_failure_limit": "3/minute"}
+    )
+    async with running_app(settings) as running, running.client() as http:
+        refused = [
+            (await http.post("/v1/detect", content=face_jpeg, headers=bearer(f"guess-{i}")))
+            for i in range(3)
+        ]
+        assert [r.status_code for r in refused] == [403, 403, 403]
+        for past in (
+            await http.post("/v1/detect", content=face_jpeg, headers=bearer("guess-3")),
+            await http.get("/v1/info"),  # no key at all counts too
+            await http.get("/metrics", headers=bearer("guess-4")),  # outside /v1 as well
+        ):
+            error = assert_error(past, 429, "rate_limited")
+            assert error["limit"] == "3 per 1 minute"
+            assert 1 <= int(past.headers["Retry-After"]) <= 60
+        served = await http.post("/v1/detect", content=face_jpeg, headers=bearer(key))
+        assert served.status_code == 200, served.text
+
+
+async def test_the_key_failure_limit_applies_only_with_api_keys_on() -> None:
+    assert RateLimit.of_key_failures(ServerSettings()) is None
+    keyed = ServerSettings(api_key_hashes=[hash_api_key("k")])
+    assert RateLimit.of_key_failures(keyed) is not None
+    assert RateLimit.of_key_failures(keyed.model_copy(update={"key_failure_limit": None})) is None
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 0.0

@@ -108,7 +108,7 @@ class FaceflowApp:
         self.api = api
         hot = HotPath(api, current)
         inner: ASGIApp = hot
-        gate = KeyGate(inner, settings.server)
+        gate = KeyGate(inner, settings.server, current)
         if gate.enabled:
             inner = gate
         if settings.server.cors_origins:
@@ -184,6 +184,10 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
         await pool.start()
         compute = CachedCompute(cache, pool, metrics.observe_stages)
         examples = await asyncio.to_thread(load_examples, settings.models)
+
+        def rate_limit_error() -> None:
+            metrics.redis_errors.labels("rate_limit").inc()
+
         app.state.services = current.services = Services(
             settings=settings,
             metrics=metrics,
@@ -191,9 +195,8 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             cache=cache,
             compute=compute,
             api_keys=ApiKeys(settings.server.api_key_hashes),
-            rate_limit=RateLimit.from_settings(
-                settings.server, on_error=lambda: metrics.redis_errors.labels("rate_limit").inc()
-            ),
+            rate_limit=RateLimit.from_settings(settings.server, on_error=rate_limit_error),
+            key_failures=RateLimit.of_key_failures(settings.server, on_error=rate_limit_error),
             thumbnails=ExampleThumbnails(examples),
             upload_budget=budget,
             examples=examples,

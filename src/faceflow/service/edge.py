@@ -5,7 +5,8 @@
   so a client cannot pick the address its rate limit and log lines are charged to.
 * With API keys on, every path outside ``/v1/`` (where the routes' guard checks keys and rate
   limits) needs a key unless ``server.public_paths`` lists it: ``/metrics``, ``/docs`` and
-  ``/openapi.json`` are closed by default, the probes and the web page open.
+  ``/openapi.json`` are closed by default, the probes and the web page open. A missing or wrong
+  key counts against its address's ``server.key_failure_limit`` there as on ``/v1/``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from faceflow.config import ServerSettings
-from faceflow.errors import AuthError
+from faceflow.errors import AuthError, FaceflowError, RateLimited
 from faceflow.service.errors import faceflow_error_response
+from faceflow.service.guard import count_refused_key
 from faceflow.service.security import ApiKeys
+from faceflow.service.state import Current
 
 GUARDED_PREFIX = "/v1/"
 
@@ -50,10 +53,11 @@ class PublicPaths:
 class KeyGate:
     """With API keys on: 401/403 for a path outside ``/v1/`` that is not public."""
 
-    def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
+    def __init__(self, app: ASGIApp, settings: ServerSettings, current: Current) -> None:
         self.app = app
         self._keys = ApiKeys(settings.api_key_hashes)
         self._public = PublicPaths(settings.public_paths)
+        self._current = current
 
     @property
     def enabled(self) -> bool:
@@ -68,7 +72,18 @@ class KeyGate:
         ):
             try:
                 self._keys.identify(Request(scope))
-            except AuthError as exc:
-                await faceflow_error_response(exc)(scope, receive, send)
+            except AuthError as refused:
+                await self._refuse(refused, scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    async def _refuse(self, refused: AuthError, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer ``refused``, or 429 when its address is past ``server.key_failure_limit``."""
+        answer: FaceflowError = refused
+        services = self._current.services
+        if services is not None:
+            try:
+                await count_refused_key(services.key_failures, services.metrics, Request(scope))
+            except RateLimited as limited:
+                answer = limited
+        await faceflow_error_response(answer)(scope, receive, send)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from faceflow.errors import RateLimited
-from faceflow.service.security import client_identity
+from faceflow.errors import AuthError, RateLimited
+from faceflow.service.metrics import Metrics
+from faceflow.service.security import RateLimit, client_identity, refused_key_identity
 from faceflow.service.state import Services, services_of
 
 
@@ -18,7 +19,11 @@ async def guard(request: Request) -> None:
 async def check_request(services: Services, request: Request) -> None:
     """The API-key and rate-limit checks; remembers the key's digest in ``request.state.api_key``
     so job handles can be scoped to it."""
-    digest = services.api_keys.identify(request)
+    try:
+        digest = services.api_keys.identify(request)
+    except AuthError:
+        await count_refused_key(services.key_failures, services.metrics, request)
+        raise
     request.state.api_key = digest
     if services.rate_limit is None:
         return
@@ -40,4 +45,19 @@ async def charge(services: Services, request: Request, extra: int) -> None:
         await services.rate_limit.check(identity, extra, counted=1)
     except RateLimited:
         services.metrics.rate_limited.inc()
+        raise
+
+
+async def count_refused_key(
+    key_failures: RateLimit | None, metrics: Metrics, request: Request
+) -> None:
+    """Count a request refused for its API key against its address's
+    ``server.key_failure_limit``; 429 in place of the 401/403 when the address is past it (keys
+    were guessed at line rate: each wrong one cost a sha256 and a 403)."""
+    if key_failures is None:
+        return
+    try:
+        await key_failures.check(refused_key_identity(request))
+    except RateLimited:
+        metrics.rate_limited.inc()
         raise

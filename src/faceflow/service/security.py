@@ -79,6 +79,12 @@ def client_identity(request: Request, key_digest: str | None) -> str:
     return address_identity(request.client.host if request.client else "unknown")
 
 
+def refused_key_identity(request: Request) -> str:
+    """Whose tally a missing or wrong API key counts against: its client address, apart from
+    the address's own rate limit."""
+    return "refused-" + address_identity(request.client.host if request.client else "unknown")
+
+
 IPV6_CLIENT_PREFIX = 64
 """The IPv6 network a rate limit treats as one client. A subscriber line or a server is given a
 whole /64 (RFC 6177) and may take a new address in it for every request, free: limited per
@@ -139,8 +145,13 @@ class RateLimit:
         settings: ServerSettings,
         on_error: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        rules: str | None = None,
     ) -> RateLimit | None:
-        if not settings.rate_limit:
+        """The limit of ``rules`` (default: ``settings.rate_limit``) kept in
+        ``settings.rate_limit_storage``; None when there are no rules."""
+        rules = settings.rate_limit if rules is None else rules
+        if not rules:
             return None
         uri = settings.rate_limit_storage
         if uri.startswith("memory://"):
@@ -150,7 +161,16 @@ class RateLimit:
             storage = storage_from_string("async+" + uri, implementation="redispy")
         if not isinstance(storage, Storage):
             raise TypeError(f"rate limit storage {uri!r} has no asyncio implementation")
-        return cls(parse_many(settings.rate_limit), storage, on_error=on_error, clock=clock)
+        return cls(parse_many(rules), storage, on_error=on_error, clock=clock)
+
+    @classmethod
+    def of_key_failures(
+        cls, settings: ServerSettings, on_error: Callable[[], None] = lambda: None
+    ) -> RateLimit | None:
+        """``settings.key_failure_limit`` when API keys are on, else None."""
+        if not settings.api_key_hashes or not settings.key_failure_limit:
+            return None
+        return cls.from_settings(settings, on_error, rules=settings.key_failure_limit)
 
     async def check(self, identity: str, cost: int = 1, *, counted: int = 0) -> None:
         """Count ``cost`` more requests for ``identity``, of one request that ``counted``

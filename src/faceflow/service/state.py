@@ -36,6 +36,8 @@ class Services:
     """Cache-then-compute over ``cache`` and ``pool``, shared with the embedded job runner."""
     api_keys: ApiKeys
     rate_limit: RateLimit | None
+    key_failures: RateLimit | None
+    """``server.key_failure_limit`` (None with API keys off): missing or wrong keys per address."""
     thumbnails: ExampleThumbnails
     """The example photos' thumbnails, made by ``pool`` once it is ready."""
     upload_budget: ByteBudget | None = None
