@@ -11,6 +11,7 @@ import pytest
 import faceflow.service
 from faceflow.service.app import EXPOSED_HEADERS
 from tests.service.in_process import app_settings, running_app
+from tests.service.support import assert_error
 
 ORIGIN = "https://app.example"
 # Headers a client sends, named in the service's code; the others it names are answers' headers.
@@ -56,3 +57,27 @@ async def test_a_page_on_an_allowed_origin_is_answered_with_the_headers_exposed(
     }
     assert {name.lower() for name in EXPOSED_HEADERS} <= exposed
     assert "access-control-allow-origin" not in foreign.headers
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.parametrize(
+    ("origin", "method", "refused"),
+    [
+        ("https://elsewhere.example", "POST", "origin"),
+        (ORIGIN, "PUT", "method"),
+    ],
+)
+async def test_a_refused_preflight_is_a_json_error_with_its_code(
+    origin: str, method: str, refused: str
+) -> None:
+    # It was starlette's text/plain "Disallowed CORS origin", with no code to tell it by.
+    settings = app_settings(server={"cors_origins": [ORIGIN]})
+    async with running_app(settings, ready=False) as app, app.client() as client:
+        preflight = await client.options(
+            "/v1/detect", headers={"Origin": origin, "Access-Control-Request-Method": method}
+        )
+
+    error = assert_error(preflight, 400, "bad_request")
+    assert error["refused"] == refused
+    assert "server.cors_origins" in error["message"]
+    assert "POST" in preflight.headers["access-control-allow-methods"]

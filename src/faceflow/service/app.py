@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,7 +22,7 @@ from faceflow.jobs.runner import build_runner
 from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
 from faceflow.runtime.pool import HeadStart, InferencePool
-from faceflow.service.edge import KeyGate, trusted_forwarding
+from faceflow.service.edge import JsonCors, KeyGate, trusted_forwarding
 from faceflow.service.errors import install_error_handlers
 from faceflow.service.examples import ExampleThumbnails, load_examples
 from faceflow.service.hotpath import Entry, HotPath
@@ -112,7 +111,7 @@ class FaceflowApp:
         if gate.enabled:
             inner = gate
         if settings.server.cors_origins:
-            inner = CORSMiddleware(
+            inner = JsonCors(
                 inner,
                 allow_origins=settings.server.cors_origins,
                 allow_methods=["GET", "POST", "DELETE"],

@@ -13,18 +13,43 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from faceflow.config import ServerSettings
-from faceflow.errors import AuthError, FaceflowError, RateLimited
+from faceflow.errors import AuthError, FaceflowError, InputError, RateLimited
 from faceflow.service.errors import faceflow_error_response
 from faceflow.service.guard import count_refused_key
 from faceflow.service.security import ApiKeys
 from faceflow.service.state import Current
 
 GUARDED_PREFIX = "/v1/"
+
+
+class JsonCors(CORSMiddleware):
+    """Starlette's CORS layer, with a refused preflight answered as every other refusal is: a
+    400 ``bad_request`` in the service's JSON with ``X-Error-Code`` (it was text/plain with no
+    code: "Disallowed CORS origin"), the CORS headers kept."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        answer = super().preflight_response(request_headers)
+        if answer.status_code < 400:
+            return answer
+        refused = bytes(answer.body).decode().removeprefix("Disallowed CORS ")
+        error = faceflow_error_response(
+            InputError(
+                f"this cross-origin request is not allowed ({refused}): see server.cors_origins",
+                {"refused": refused},
+            )
+        )
+        for name, value in answer.headers.items():
+            if name.startswith("access-control-") or name == "vary":
+                error.headers[name] = value
+        return error
 
 
 def trusted_forwarding(app: ASGIApp, settings: ServerSettings) -> ASGIApp:
