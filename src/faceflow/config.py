@@ -466,7 +466,9 @@ class JobSettings(_Group):
         None,
         ge=1,
         le=256,
-        description="embedded runner: jobs run at once; default runtime.processes",
+        description="embedded runner: jobs run at once; default one fewer than "
+        "runtime.processes (at least 1). Jobs and /v1/batch together never hold more processes "
+        "than that, so single requests keep one",
     )
     embedded_max_bytes: int = Field(
         128 * 1024 * 1024,

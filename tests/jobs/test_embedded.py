@@ -181,6 +181,42 @@ async def test_a_result_over_the_bound_is_kept_until_the_next_one_ends() -> None
     await h.runner.close()
 
 
+async def test_jobs_leave_a_process_to_sync_requests_by_default() -> None:
+    # Twenty ID-photo jobs posted in a quarter of a second held both processes of two: others'
+    # detects took 5 s for the minute they ran. Three processes: two lanes, whatever the jobs.
+    settings = Settings.model_validate(
+        {"jobs": {"max_queued": 10, "retry_backoff_s": [0]}, "runtime": {"processes": 3}}
+    )
+    h = Harness(settings)
+    h.runner = EmbeddedRunner(settings, h.compute, clock=lambda: h.now[0])
+    await h.runner.start()
+    h.pool.gate.clear()
+    handles = [(await h.runner.submit(h.job(n), None)).handle for n in range(4)]
+    await until(lambda: h.pool.calls == 2)
+    await asyncio.sleep(0.05)  # a third would have started by now
+    assert h.pool.calls == 2
+    h.pool.gate.set()
+    for handle in handles:
+        assert (await h.done(handle)).status is JobStatus.FINISHED
+    await h.runner.close()
+
+
+async def test_a_job_waits_for_a_lane_the_batches_hold() -> None:
+    settings = make_settings(embedded_consumers=2)
+    h = Harness(settings)
+    lanes = asyncio.Semaphore(1)
+    h.runner = EmbeddedRunner(settings, h.compute, clock=lambda: h.now[0], lanes=lanes)
+    await h.runner.start()
+    await lanes.acquire()  # a batch holds the only lane
+    handle = (await h.runner.submit(h.job(1), None)).handle
+    await asyncio.sleep(0.05)
+    assert h.pool.calls == 0
+    assert (await h.runner.status(handle, None)).status is JobStatus.QUEUED
+    lanes.release()
+    assert (await h.done(handle)).status is JobStatus.FINISHED
+    await h.runner.close()
+
+
 async def test_cancel_a_queued_job_but_not_a_started_one(harness: Harness) -> None:
     harness.pool.gate.clear()
     running = await harness.runner.submit(harness.job(1), None)

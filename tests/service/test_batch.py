@@ -17,9 +17,10 @@ from PIL import Image
 from starlette.requests import Request
 
 from faceflow.errors import DeadlineExceeded, Overloaded
+from faceflow.runtime.lanes import lane_count, take_free
 from faceflow.runtime.pool import Admission
 from faceflow.service.routes import faces
-from faceflow.service.routes.faces import _batch_item, _lanes
+from faceflow.service.routes.faces import _batch_item
 from faceflow.service.upload import Upload
 from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import assert_error, fresh
@@ -187,24 +188,23 @@ async def test_a_retryable_item_error_says_when_to_retry() -> None:
     assert (error["code"], error["retry_after_s"]) == ("deadline_exceeded", 3)
 
 
-@pytest.mark.parametrize(("processes", "lanes"), [(1, 1), (2, 1), (4, 3)])
-async def test_batches_leave_one_process_to_other_clients(processes: int, lanes: int) -> None:
-    assert _lanes(processes) == lanes
-
-
-async def test_a_batch_while_others_hold_every_batch_lane_is_refused_whole(
-    app: InProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
+async def test_a_batch_while_batches_or_jobs_hold_every_lane_is_refused_whole(
+    app: InProcess, face_jpeg: bytes
 ) -> None:
     # Two clients' batches at once took both processes of two (12 % of others' detects
-    # answered): the lanes are counted over all of this process's batches.
-    monkeypatch.setattr(
-        app.services, "batch_lanes", _lanes(app.services.settings.runtime.processes)
-    )
-    async with app.client() as client:
-        response = await client.post(
-            "/v1/batch", files=images(fresh(face_jpeg)), params={"operation": "detect"}
-        )
+    # answered): the lanes are counted over all of this process's batches and embedded jobs.
+    lanes = app.services.lanes
+    held = await take_free(lanes, 100)
+    try:
+        async with app.client() as client:
+            response = await client.post(
+                "/v1/batch", files=images(fresh(face_jpeg)), params={"operation": "detect"}
+            )
+    finally:
+        for _ in range(held):
+            lanes.release()
 
+    assert held == lane_count(app.services.settings.runtime.processes)
     assert_error(response, 503, "overloaded")
     assert int(response.headers["Retry-After"]) >= 1
 
@@ -217,7 +217,10 @@ async def test_a_batch_gives_its_lanes_back(app: InProcess, face_jpeg: bytes) ->
             )
             assert response.status_code == 200, response.text
 
-    assert app.services.batch_lanes == 0
+    free = await take_free(app.services.lanes, 100)
+    for _ in range(free):
+        app.services.lanes.release()
+    assert free == lane_count(app.services.settings.runtime.processes)
 
 
 async def test_an_image_over_the_answer_budget_alone_is_refused_alone(app: InProcess) -> None:

@@ -2,10 +2,11 @@
 
 Same API and semantics as the RQ runner, nothing to install: jobs go through the sync
 endpoints' cache-then-compute (:class:`~faceflow.cache.compute.CachedCompute`, so a job's result
-is a sync hit and vice versa), at most ``embedded_consumers`` at a time so jobs never crowd sync
-requests out of the pool's wait queue, and a failed attempt is retried by the rule both runners
-share (:mod:`faceflow.jobs.retry`). Records live in memory with their TTLs; a restart forgets
-them (use Redis to keep jobs).
+is a sync hit and vice versa), at most ``embedded_consumers`` at a time and, with the API
+process's batches, on at most one fewer processes than the pool has
+(:mod:`faceflow.runtime.lanes`) so jobs never crowd sync requests out of the pool, and a failed
+attempt is retried by the rule both runners share (:mod:`faceflow.jobs.retry`). Records live
+in memory with their TTLs; a restart forgets them (use Redis to keep jobs).
 
 The queue is bounded in jobs (``jobs.max_queued``) and in image bytes (``jobs.embedded_max_bytes``,
 which also count against the API process's upload budget while the job holds them): beyond
@@ -46,6 +47,7 @@ from faceflow.jobs.records import (
 from faceflow.jobs.retry import is_retryable, retry_wait_s
 from faceflow.operations.registry import Submission, scoped_job_id
 from faceflow.runtime.budget import ByteBudget
+from faceflow.runtime.lanes import background_lanes, lane_count
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +119,15 @@ class EmbeddedRunner:
         *,
         clock: Callable[[], float] = time.time,
         budget: ByteBudget | None = None,
+        lanes: asyncio.Semaphore | None = None,
     ) -> None:
         self._settings = settings.jobs
         self._compute = compute
         self._clock = clock
-        self._consumers_n = settings.jobs.embedded_consumers or settings.runtime.processes
+        processes = settings.runtime.processes
+        self._lanes = background_lanes(processes) if lanes is None else lanes
+        """What a job holds while it runs (shared with /v1/batch: faceflow.runtime.lanes)."""
+        self._consumers_n = settings.jobs.embedded_consumers or lane_count(processes)
         self._queue = _JobQueue(settings.jobs.max_queued)
         self._budget = budget
         self._held_bytes = 0
@@ -334,8 +340,9 @@ class EmbeddedRunner:
         while True:
             job = await self._queue.get()
             try:
-                if job.status is JobStatus.QUEUED and job.submission is not None:
-                    await self._run(job, job.submission)
+                async with self._lanes:
+                    if job.status is JobStatus.QUEUED and job.submission is not None:
+                        await self._run(job, job.submission)
             except asyncio.CancelledError:
                 raise
             except Exception:

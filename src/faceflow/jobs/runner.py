@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from faceflow.cache.compute import CachedCompute
@@ -55,13 +56,17 @@ class JobRunner(Protocol):
 
 
 def build_runner(
-    settings: Settings, compute: CachedCompute, budget: ByteBudget | None = None
+    settings: Settings,
+    compute: CachedCompute,
+    budget: ByteBudget | None = None,
+    lanes: asyncio.Semaphore | None = None,
 ) -> JobRunner:
     """The RQ runner when ``jobs.redis_url`` is set (it only reads ``compute``'s cache: its
     workers compute), else the embedded one, which runs jobs through ``compute`` like the sync
-    endpoints and whose queued images take from ``budget`` (the API process's upload budget)."""
+    endpoints, whose queued images take from ``budget`` (the API process's upload budget) and
+    whose running jobs hold ``lanes`` (shared with the batches: faceflow.runtime.lanes)."""
     if settings.jobs.redis_url:
         from faceflow.jobs.rq_runner import RqRunner  # an embedded server never loads RQ
 
         return RqRunner(settings, compute.cache)
-    return EmbeddedRunner(settings, compute, budget=budget)
+    return EmbeddedRunner(settings, compute, budget=budget, lanes=lanes)

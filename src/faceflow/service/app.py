@@ -21,6 +21,7 @@ from faceflow.errors import FaceflowError
 from faceflow.jobs.runner import build_runner
 from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
+from faceflow.runtime.lanes import background_lanes
 from faceflow.runtime.pool import HeadStart, InferencePool
 from faceflow.service.edge import JsonCors, KeyGate, trusted_forwarding
 from faceflow.service.errors import install_error_handlers
@@ -199,6 +200,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             thumbnails=ExampleThumbnails(examples),
             upload_budget=budget,
             examples=examples,
+            lanes=background_lanes(settings.runtime.processes),
         )
         log.info(
             "faceflow %s: %d inference processes, cache %s, auth %s",
@@ -207,7 +209,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             "memory+redis" if settings.cache.redis_url else "memory",
             "on" if settings.server.api_key_hashes else "off",
         )
-        job_runner = build_runner(settings, compute, budget)
+        job_runner = build_runner(settings, compute, budget, app.state.services.lanes)
         await job_runner.start()
         app.state.services.jobs = job_runner
         metrics.bind_jobs(job_runner)

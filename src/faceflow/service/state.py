@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from starlette.requests import Request
@@ -48,8 +49,9 @@ class Services:
     """The job runner (embedded, or RQ with ``jobs.redis_url``); set once the lifespan starts it."""
     examples: tuple[ExamplePhoto, ...] = ()
     """The example photos that were pulled and verify, read once at start-up."""
-    batch_lanes: int = 0
-    """Pool admissions all /v1/batch requests of this process hold now (routes/faces.py)."""
+    lanes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    """The inference processes queued-up work (batches, embedded jobs) may hold at once:
+    :func:`faceflow.runtime.lanes.background_lanes` of the pool's processes."""
 
     async def cached(
         self,

@@ -25,6 +25,7 @@ from faceflow.operations.faces import (
     FaceWork,
 )
 from faceflow.operations.registry import check_enabled
+from faceflow.runtime.lanes import take_free
 from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput, run_face_request
 from faceflow.service.guard import charge, guard
@@ -205,39 +206,34 @@ async def _answered_without_the_pool(
     return answered, keys
 
 
-def _admit_lanes(services: Services, wanted: int) -> list[Admission]:
-    """Up to ``wanted`` admissions to the pool, as many as it has room for now and the batches
-    of this process may hold (:func:`_lanes`); Overloaded (503 + Retry-After, the whole batch)
-    when that is none. The caller gives them back with :func:`_release_lanes`."""
-    free = _lanes(services.settings.runtime.processes) - services.batch_lanes
+async def _admit_lanes(services: Services, wanted: int) -> list[Admission]:
+    """Up to ``wanted`` admissions to the pool, as many as it has room for now and there are
+    lanes for queued-up work free (:mod:`faceflow.runtime.lanes`, shared with the embedded
+    jobs); Overloaded (503 + Retry-After, the whole batch) when that is none. The caller gives
+    them back with :func:`_release_lanes`."""
+    lanes = await take_free(services.lanes, wanted)
+    if not lanes:
+        raise Overloaded(
+            "the inference processes batches and jobs may use are busy with other batches or jobs",
+            retry_after_s=services.pool.retry_after_s(),
+        )
     admissions: list[Admission] = []
     try:
-        while len(admissions) < min(wanted, free):
+        while len(admissions) < lanes:
             admissions.append(services.pool.admit())
     except Overloaded:
         if not admissions:
             raise
-    if not admissions:
-        raise Overloaded(
-            "the inference processes batches may use are busy with other batches",
-            retry_after_s=services.pool.retry_after_s(),
-        )
-    services.batch_lanes += len(admissions)
+    finally:
+        for _ in range(lanes - len(admissions)):  # those the pool had no room for
+            services.lanes.release()
     return admissions
 
 
 def _release_lanes(services: Services, admissions: list[Admission]) -> None:
     for admission in admissions:
         admission.close()
-    services.batch_lanes -= len(admissions)
-
-
-def _lanes(processes: int) -> int:
-    """How many images all batches of a process run at once: one process is left to other
-    clients when there are two or more (batches on every process locked every other client out:
-    10 % of their detects answered while one client sent batches back to back, 12 % while two
-    clients each sent one at a time)."""
-    return max(1, processes - 1)
+        services.lanes.release()
 
 
 @router.post(
@@ -250,8 +246,9 @@ def _lanes(processes: int) -> int:
 async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> Response:
     """A batch's cached images (and those refused on their own) are answered first, under any
     load. For the others it is admitted to the inference pool once, before any of them runs, in
-    as many lanes as the pool has room for, all batches of the process together on at most one
-    fewer than its processes (:func:`_lanes`): with no room at all it is refused whole (503 +
+    as many lanes as the pool has room for, all batches and embedded jobs of the process
+    together on at most one fewer than its processes (:mod:`faceflow.runtime.lanes`): with no
+    room at all it is refused whole (503 +
     Retry-After; its cached images with it), and once admitted no item is shed for others' load
     (items were shed one by one, each answered 503 inside a 200 with no hint to retry). It
     stops taking items when its client has gone or ``runtime.deadline_s`` has passed (the items
@@ -305,7 +302,7 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
     outcomes, keys = await _answered_without_the_pool(services, uploads, work)
     for index in sorted(outcomes):  # the cached answers count against the bound first
         outcomes[index] = fitted(outcomes[index])
-    admissions = _admit_lanes(services, len(keys)) if keys and not full else []
+    admissions = await _admit_lanes(services, len(keys)) if keys and not full else []
     deadline = asyncio.get_running_loop().time() + runtime.deadline_s
     queue = iter(keys)
 

@@ -1,0 +1,30 @@
+"""The inference processes that work queued up by a client (a batch's images, embedded jobs) may
+hold at once in one API process: one fewer than the pool's processes, at least one, so that the
+single requests always find one. Batches took every process (10 % of other clients' detects
+answered while one client sent batches back to back), and 20 embedded ID-photo jobs, posted in a
+quarter of a second, made others' detects take 5 s for the minute the jobs ran."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+def lane_count(processes: int) -> int:
+    return max(1, processes - 1)
+
+
+def background_lanes(processes: int) -> asyncio.Semaphore:
+    """The lanes of a pool of ``processes``, shared by the batches and the embedded job runner
+    of an API process: a job waits for one (:meth:`asyncio.Semaphore.acquire`), a batch takes
+    those free now (:func:`take_free`)."""
+    return asyncio.Semaphore(lane_count(processes))
+
+
+async def take_free(lanes: asyncio.Semaphore, wanted: int) -> int:
+    """Up to ``wanted`` lanes free now, without waiting: none while a job waits for one. The
+    caller gives each back with ``lanes.release()``."""
+    taken = 0
+    while taken < wanted and not lanes.locked():
+        await lanes.acquire()  # free: returns at once
+        taken += 1
+    return taken
