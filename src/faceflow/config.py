@@ -356,7 +356,9 @@ class RuntimeSettings(_Group):
 # dev-set photos scores over 0.7.
 MIN_FACE_SCORE = 0.3
 FaceScore = Annotated[float, Field(ge=MIN_FACE_SCORE, le=1.0)]
-FaceCount = Annotated[int, Field(ge=1, le=1000)]
+MAX_FACES = 1000
+"""The most faces one detection keeps (``max_faces``): the highest face index an option names."""
+FaceCount = Annotated[int, Field(ge=1, le=MAX_FACES)]
 FaceWidthPx = Annotated[int, Field(ge=0, le=10_000)]
 
 

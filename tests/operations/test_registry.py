@@ -4,8 +4,10 @@ the sync endpoint's."""
 from __future__ import annotations
 
 import re
+from typing import get_args
 
 import pytest
+from pydantic.fields import FieldInfo
 
 from faceflow.cache.keys import cache_key
 from faceflow.config import Settings
@@ -176,3 +178,30 @@ def test_a_custom_size_job_is_rebuilt_by_its_worker_as_submitted() -> None:
 
     assert "spec" not in stored
     assert rebuilt.work == submission.request.work
+
+
+def _bounded(field: FieldInfo) -> bool:
+    return any(hasattr(rule, "le") or hasattr(rule, "lt") for rule in field.metadata)
+
+
+def test_every_whole_number_option_has_an_upper_bound() -> None:
+    # face=18446744073709551616 on an RQ job was a 500 (msgpack cannot pack it): a number a
+    # job stores must be one every runner can carry.
+    unbounded = [
+        f"{operation.value}.{name}"
+        for operation, spec in operation_specs().items()
+        for name, field in spec.options.model_fields.items()
+        if int in (*get_args(field.annotation), field.annotation) and not _bounded(field)
+    ]
+    assert unbounded == []
+
+
+@pytest.mark.parametrize("operation", ["id-photo", "id-photo-sheet"])
+def test_a_face_index_past_any_detection_is_refused_before_it_is_stored(operation: str) -> None:
+    query = (
+        {"face": str(2**64)}
+        if operation == "id-photo"
+        else {"face": str(2**64), "layout": "cn-1inch"}
+    )
+    with pytest.raises(InvalidParameter, match="face"):
+        prepare(operation, DATA, query, Settings())

@@ -25,6 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from faceflow.config import MAX_FACES
 from faceflow.errors import InvalidParameter, JsonScalar
 from faceflow.imaging.formats import OutputFormat
 from faceflow.operations.parse import OPTIONS_CONFIG
@@ -206,7 +207,7 @@ class PhotoOptions(BaseModel):
     response: ResponseKind = Field(
         ResponseKind.IMAGE, description="image: the photo; json: base64 photo + report"
     )
-    face: int | None = Field(None, ge=1, description=_FACE)
+    face: int | None = Field(None, ge=1, le=MAX_FACES, description=_FACE)
     # Nudges: the person's corrections to the automatic framing. Their ranges depend on the size
     # (GET /v1/id-photo/specs lists them as "nudges"), so they are checked once :meth:`photo`
     # knows it (IdPhotoOptions → Nudge.check): 400 out_of_range with the parameter, min and max.
@@ -342,7 +343,7 @@ class SheetOptions(BaseModel):
     )
     background: str = Field("white", description=_BACKGROUND)
     gradient: Gradient = Field("none", description=_GRADIENT)
-    face: int | None = Field(None, ge=1, description=_FACE)
+    face: int | None = Field(None, ge=1, le=MAX_FACES, description=_FACE)
 
     def work(self) -> SheetWork:
         """Validated; InvalidParameter (400) for any bad value."""
