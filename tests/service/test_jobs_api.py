@@ -127,6 +127,22 @@ async def test_embedded_id_photo_job_equals_the_sync_photo(
     assert photo.content == sync.content
 
 
+async def test_a_json_id_photo_jobs_status_does_not_carry_its_image(
+    client: httpx.AsyncClient, face_jpeg: bytes
+) -> None:
+    # Its answer holds the photo in base64: every poll of the status sent it again (5 MB for a
+    # 4000 px PNG), and the status's schema says a face report.
+    handle = (await submit(client, variant(face_jpeg), "id-photo", response="json")).json()[
+        "handle"
+    ]
+    done = await poll(client, handle)
+    assert done["status"] == "finished", done
+    assert done["media_type"] == "application/json"
+    assert done.get("result") is None
+    answer = (await client.get(done["result_url"])).json()
+    assert answer["image_base64"]
+
+
 async def test_a_failed_jobs_error_has_the_sync_errors_details(
     client: httpx.AsyncClient, face_jpeg: bytes
 ) -> None:

@@ -206,6 +206,10 @@ async def submit_job(request: Request) -> Response:
     )
 
 
+_INLINED = frozenset({Operation.DETECT.value, Operation.ANALYZE.value})
+"""The operations whose finished job's status holds its result."""
+
+
 @router.get(
     "/{handle}",
     name="job_status",
@@ -221,7 +225,9 @@ async def job_status(request: Request, handle: Handle) -> Response:
     handle = _checked(handle)
     view = await runner.status(handle, request.state.api_key)
     inline = None
-    if view.status is JobStatus.FINISHED and view.media_type == "application/json":
+    # Only a face report: an ID photo's JSON answer holds its image (megabytes of base64 sent
+    # again with every poll), and the schema says a face report.
+    if view.status is JobStatus.FINISHED and view.operation in _INLINED:
         view, entry = await runner.result(handle, request.state.api_key)
         inline = entry.body
     return Response(_job_body(request, view, inline), media_type="application/json")
