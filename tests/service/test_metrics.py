@@ -74,3 +74,25 @@ def test_without_an_event_loop_counts_are_written_at_once() -> None:
     metrics = Metrics()
     metrics.request_done("/healthz", "GET", 200, 0.001)
     assert metrics.requests.labels("/healthz", "GET", "200")._value.get() == 1
+
+
+def test_a_method_an_api_does_not_use_is_counted_as_other() -> None:
+    # Every method llhttp takes, on every path: 1,269 requests grew /metrics from 355 series
+    # to 2,153, each scrape rendering them on the event loop.
+    metrics = Metrics()
+    for method in ("PROPFIND", "M-SEARCH", "MKCALENDAR", "GET"):
+        metrics.request_done("/healthz", method, 405 if method != "GET" else 200, 0.001)
+
+    scrape = Scrape(metrics.render().decode())
+    requests = "faceflow_http_requests_total"
+    assert scrape.value(requests, route="/healthz", method="other", status="405") == 3
+    assert scrape.value(requests, route="/healthz", method="GET", status="200") == 1
+    assert not scrape.has(requests, method="PROPFIND")
+
+
+@pytest.mark.asyncio
+async def test_a_scrape_made_beside_the_loop_reads_what_render_reads() -> None:
+    metrics = Metrics()
+    metrics.request_done("/v1/detect", "POST", 200, 0.002)
+    beside = Scrape((await metrics.render_beside_the_loop()).decode())
+    assert beside.value("faceflow_http_requests_total", route="/v1/detect", method="POST") == 1

@@ -106,7 +106,8 @@ async def info(request: Request) -> InfoOut:
 async def metrics(request: Request) -> Response:
     services = services_of(request)
     await services.metrics.refresh_jobs()
-    return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
+    body = await services.metrics.render_beside_the_loop()
+    return Response(body, media_type="text/plain; version=0.0.4")
 
 
 async def echo_size_body(
