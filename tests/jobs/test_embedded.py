@@ -5,6 +5,7 @@ runners keep is tests/jobs/test_contract.py."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -215,6 +216,24 @@ async def test_a_job_waits_for_a_lane_the_batches_hold() -> None:
     lanes.release()
     assert (await h.done(handle)).status is JobStatus.FINISHED
     await h.runner.close()
+
+
+async def test_closing_with_jobs_not_finished_says_how_many_are_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A SIGTERM dropped an accepted job without a word.
+    h = Harness(make_settings())
+    await h.runner.start()
+    h.pool.gate.clear()
+    for n in range(3):
+        await h.runner.submit(h.job(n), None)
+    await until(lambda: h.pool.calls == 1)
+    with caplog.at_level(logging.WARNING, logger="faceflow.jobs.embedded"):
+        await h.runner.close()
+    (line,) = [r for r in caplog.records if r.name == "faceflow.jobs.embedded"]
+    assert line.levelno == logging.WARNING
+    assert "3 accepted jobs" in line.getMessage()
+    assert "jobs.redis_url" in line.getMessage()
 
 
 async def test_cancel_a_queued_job_but_not_a_started_one(harness: Harness) -> None:

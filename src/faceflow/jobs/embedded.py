@@ -153,6 +153,15 @@ class EmbeddedRunner:
         )
 
     async def close(self) -> None:
+        """Stop the consumers. The jobs not ended are lost with the process, as every record
+        is (they went silently): how many is logged, with what keeps them."""
+        lost = sum(1 for job in self._jobs.values() if not job.status.done)
+        if lost:
+            log.warning(
+                "jobs: %d accepted jobs not finished are lost with this process (the embedded "
+                "runner keeps jobs in memory; jobs.redis_url keeps them across restarts)",
+                lost,
+            )
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
