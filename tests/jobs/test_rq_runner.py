@@ -5,6 +5,7 @@ tests/jobs/test_contract.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import threading
@@ -27,16 +28,16 @@ from rq.worker import Worker
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.redis_cache import RedisCache
 from faceflow.config import CacheSettings
-from faceflow.errors import Expired, QueueFull
+from faceflow.errors import Expired, QueueFull, Unavailable
 from faceflow.jobs.records import JobOutcome, JobPayload, JobStatus, encode_outcome
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys
-from faceflow.jobs.rq_runner import RqRunner
+from faceflow.jobs.rq_runner import REDIS_FAILURES, RqRunner
 from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
 from faceflow.jobs.worker import FaceflowJob, build_worker, open_queue, restart_grace_s
 from faceflow.operations.registry import prepare
 from faceflow.runtime.context import WorkerContext
 from tests.fixtures.redis_server import RedisProcess
-from tests.jobs.support import QUEUE, job_settings, runner_for, variant, work_burst
+from tests.jobs.support import QUEUE, job_settings, runner_for, submit, variant, work_burst
 
 pytestmark = pytest.mark.redis
 
@@ -506,3 +507,39 @@ async def test_a_job_costs_its_worker_one_queue_redis_round_trip(
     # (6 + 3) / 6; a worker heartbeat sent on its own is not counted, one written inside a
     # start is.
     assert 8 / 6 <= per_job <= 10 / 6, per_job
+
+
+async def test_a_hung_queue_redis_is_asked_no_more_after_a_few_failures_nor_in_the_loops_threads(
+    queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    # With the queue Redis hung, every poll held one of the event loop's default threads for
+    # its timeout: two dozen pollers stalled a one-image /v1/batch, which assembles its answer
+    # in those threads, for 7 s.
+    runner = runner_for(job_settings(queue_redis.url, redis_timeout_ms=200))
+    await runner.start()
+    try:
+        handle = await submit(runner, job_settings(queue_redis.url), variant(face_jpeg))
+        thread = await runner._call(lambda: threading.current_thread().name)
+        assert thread.startswith("faceflow-jobs")
+        queue_redis.pause()
+        try:
+            for _ in range(REDIS_FAILURES):
+                with pytest.raises(Unavailable):
+                    await runner.status(handle, None)
+            asked: list[int] = []
+            with pytest.raises(Unavailable) as refused:
+                await runner._call(lambda: asked.append(1))
+            assert asked == []  # refused without a call
+            assert refused.value.retry_after_s >= 1
+        finally:
+            queue_redis.resume()
+        async with asyncio.timeout(30):
+            while True:  # a trial every couple of seconds finds it answering again
+                try:
+                    record = await runner.status(handle, None)
+                    break
+                except Unavailable:
+                    await asyncio.sleep(0.2)
+        assert record.handle == handle
+    finally:
+        await runner.close()

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -31,10 +32,18 @@ from rq.job import Job
 from rq.job import JobStatus as RqStatus
 from rq.serializers import JSONSerializer
 
+from faceflow.cache.breaker import CircuitBreaker
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import Settings
-from faceflow.errors import Conflict, JsonScalar, NotFound, QueueFull, Unavailable
+from faceflow.errors import (
+    Conflict,
+    FaceflowError,
+    JsonScalar,
+    NotFound,
+    QueueFull,
+    Unavailable,
+)
 from faceflow.jobs.handles import HANDLES_PER_OWNER, new_handle, visible_to
 from faceflow.jobs.records import (
     HandleRecord,
@@ -68,7 +77,25 @@ _QUEUED = {
 }
 _QUEUE_FULL_RETRY_S = 5
 _UNAVAILABLE_RETRY_S = 2
+REDIS_THREADS = 4
+"""Threads the queue Redis's calls run in, apart from the event loop's default executor: with
+the queue Redis hung, two dozen clients polling their jobs held every default thread for its
+2 s timeout, and a one-image /v1/batch (which assembles its answer there) took 7 s."""
+REDIS_FAILURES = 3
+"""Failed calls in a row after which calls are refused at once, a trial every
+:data:`_UNAVAILABLE_RETRY_S` seconds, until the queue Redis answers again."""
 _SCALARS = (str, int, float, bool, type(None))
+
+
+def _log_outage(is_open: bool) -> None:
+    if is_open:
+        log.warning(
+            "jobs: the queue Redis failed %d times in a row; job requests get 503 until it "
+            "answers again",
+            REDIS_FAILURES,
+        )
+    else:
+        log.warning("jobs: the queue Redis answers again")
 
 
 def crash_error(exc_string: str | None, meta: dict[str, Any]) -> JobError:
@@ -112,10 +139,12 @@ class RqRunner:
         self._handle_ttl_s = max(jobs.result_ttl_s, jobs.failure_ttl_s)
         self._payload_ttl_s = max(jobs.result_ttl_s, jobs.failure_ttl_s)
         self._counts = {"submitted": 0, "deduplicated": 0, "from_cache": 0}
+        self._threads = ThreadPoolExecutor(REDIS_THREADS, thread_name_prefix="faceflow-jobs")
+        self._breaker = CircuitBreaker(REDIS_FAILURES, _UNAVAILABLE_RETRY_S, on_change=_log_outage)
 
     async def start(self) -> None:
         try:
-            await asyncio.to_thread(self._conn.ping)
+            await self._in_thread(self._conn.ping)
         except RedisError as exc:
             log.warning(
                 "jobs: queue Redis did not answer (%s); job requests get 503 until it does", exc
@@ -124,7 +153,8 @@ class RqRunner:
             log.info("jobs: RQ runner on queue %r", self._settings.queue_name)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._conn.close)
+        await self._in_thread(self._conn.close)
+        self._threads.shutdown(wait=False)
 
     def stats(self) -> dict[str, JsonScalar]:
         return {"backend": self.backend, "queue": self._settings.queue_name, **self._counts}
@@ -149,13 +179,27 @@ class RqRunner:
         return await self._call(lambda: int(self._queue.count))
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the queue Redis's threads; 503 ``unavailable`` when the queue Redis
+        fails, at once while it has failed :data:`REDIS_FAILURES` times in a row."""
+        unavailable = Unavailable(
+            "the job queue is unavailable", retry_after_s=_UNAVAILABLE_RETRY_S
+        )
+        if not self._breaker.allow():
+            raise unavailable
         try:
-            return await asyncio.to_thread(fn, *args)
+            result = await self._in_thread(fn, *args)
         except RedisError as exc:
-            log.warning("jobs: queue Redis call failed: %s", exc)
-            raise Unavailable(
-                "the job queue is unavailable", retry_after_s=_UNAVAILABLE_RETRY_S
-            ) from None
+            self._breaker.record_failure()
+            log.debug("jobs: queue Redis call failed: %r", exc)
+            raise unavailable from None
+        except FaceflowError:
+            self._breaker.record_success()  # the queue Redis answered: the job's own error
+            raise
+        self._breaker.record_success()
+        return result
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
 
     def _fetch(self, job_id: str) -> Job | None:
         try:
