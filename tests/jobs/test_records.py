@@ -15,6 +15,7 @@ from faceflow.errors import (
     RetryableError,
 )
 from faceflow.jobs.records import (
+    OUTCOME_HEAD_BYTES,
     SCHEMA_VERSION,
     HandleRecord,
     JobError,
@@ -28,6 +29,7 @@ from faceflow.jobs.records import (
     encode_handle,
     encode_outcome,
     encode_payload,
+    outcome_head,
     result_of,
 )
 
@@ -149,3 +151,27 @@ def test_a_failed_jobs_result_is_a_final_error_never_a_retryable_one(
     assert not isinstance(raised.value, RetryableError)
     if code == "job_failed":
         assert raised.value.details == {"failure": error.code}
+
+
+def test_an_outcomes_head_says_a_results_media_type_without_its_body() -> None:
+    body = b"\x89PNG" + bytes(OUTCOME_HEAD_BYTES * 4)
+    stored = encode_outcome(JobOutcome(entry=CacheEntry("image/png", body, {"face_count": 1})))
+
+    head = outcome_head(stored[:OUTCOME_HEAD_BYTES])
+
+    assert head is not None
+    assert head.entry is not None
+    assert (head.entry.media_type, head.entry.body) == ("image/png", b"")
+
+
+def test_an_outcome_shorter_than_its_head_is_read_whole() -> None:
+    small = JobOutcome(entry=CacheEntry("application/json", b'{"faces":[]}', {"face_count": 0}))
+    failed = JobOutcome(error=JobError("no_face", "no face found", 422, {"faces": 0}))
+    for outcome in (small, failed):
+        assert outcome_head(encode_outcome(outcome)) == outcome
+
+
+def test_a_long_error_or_a_corrupt_value_is_not_said_by_its_head() -> None:
+    long_error = JobOutcome(error=JobError("bad_request", "x" * 2 * OUTCOME_HEAD_BYTES, 400))
+    assert outcome_head(encode_outcome(long_error)[:OUTCOME_HEAD_BYTES]) is None
+    assert outcome_head(b"\xff" * OUTCOME_HEAD_BYTES) is None

@@ -201,6 +201,33 @@ def decode_outcome(raw: bytes) -> JobOutcome | None:
     return None
 
 
+OUTCOME_HEAD_BYTES = 1024
+"""The first bytes of a stored outcome that say what it is (:func:`outcome_head`)."""
+
+
+def outcome_head(head: bytes) -> JobOutcome | None:
+    """What a stored outcome is, from its first :data:`OUTCOME_HEAD_BYTES` (all of it when it is
+    shorter), for a job's status, which sends no result: the outcome itself when ``head`` is
+    all of it, a successful one's media type (its body left empty) when it is longer; None when
+    these bytes do not say (a longer error, or not an outcome: read it whole). Every status poll
+    of a job with a 3.8 MB result read and decoded all of it."""
+    if len(head) < OUTCOME_HEAD_BYTES:
+        return decode_outcome(head)
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(head)
+    try:
+        if unpacker.read_array_header() != 5:
+            return None
+        version, kind, media_type = unpacker.unpack(), unpacker.unpack(), unpacker.unpack()
+    except Exception:  # msgpack raises several unrelated types for corrupt input
+        return None
+    if type(version) is not int or version != SCHEMA_VERSION or kind != "ok":
+        return None
+    return (
+        JobOutcome(entry=CacheEntry(media_type, b"", {})) if isinstance(media_type, str) else None
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class HandleRecord:
     """What a client's handle points at: the internal job id, and who may see it."""

@@ -17,6 +17,7 @@ RQ and redis-py are synchronous here, so every call runs in a worker thread, nev
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ from faceflow.errors import (
 )
 from faceflow.jobs.handles import HANDLES_PER_OWNER, new_handle, visible_to
 from faceflow.jobs.records import (
+    OUTCOME_HEAD_BYTES,
     HandleRecord,
     JobError,
     JobOutcome,
@@ -57,6 +59,7 @@ from faceflow.jobs.records import (
     encode_handle,
     encode_outcome,
     encode_payload,
+    outcome_head,
     result_of,
 )
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys, connect
@@ -169,7 +172,9 @@ class RqRunner:
         return view
 
     async def result(self, handle: str, owner: str | None) -> tuple[JobRecord, CacheEntry]:
-        view, outcome = await self._call(self._resolve, handle, owner)
+        view, outcome = await self._call(
+            functools.partial(self._resolve, result=True), handle, owner
+        )
         return view, result_of(view, outcome)
 
     async def cancel(self, handle: str, owner: str | None) -> JobRecord:
@@ -200,6 +205,20 @@ class RqRunner:
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+
+    def _outcome(self, job_id: str, *, whole: bool) -> JobOutcome | None:
+        """The job's stored outcome; unless ``whole``, only as much as its first bytes say
+        (:func:`outcome_head`), the rest read only when they do not say."""
+        key = self._keys.result(job_id)
+        if not whole:
+            head = self._conn.getrange(key, 0, OUTCOME_HEAD_BYTES - 1)
+            if not isinstance(head, bytes) or not head:
+                return None
+            outcome = outcome_head(head)
+            if outcome is not None or len(head) < OUTCOME_HEAD_BYTES:
+                return outcome
+        raw = self._conn.get(key)
+        return decode_outcome(raw) if isinstance(raw, bytes) else None
 
     def _fetch(self, job_id: str) -> Job | None:
         try:
@@ -318,17 +337,22 @@ class RqRunner:
             raise NotFound("no such job (unknown, expired or not yours)")
         return record
 
-    def _resolve(self, handle: str, owner: str | None) -> tuple[JobRecord, JobOutcome | None]:
-        return self._view(handle, self._handle(handle, owner))
+    def _resolve(
+        self, handle: str, owner: str | None, *, result: bool = False
+    ) -> tuple[JobRecord, JobOutcome | None]:
+        return self._view(handle, self._handle(handle, owner), result=result)
 
-    def _view(self, handle: str, record: HandleRecord) -> tuple[JobRecord, JobOutcome | None]:
+    def _view(
+        self, handle: str, record: HandleRecord, *, result: bool = False
+    ) -> tuple[JobRecord, JobOutcome | None]:
+        """The job's record, and with ``result`` its outcome (without: only what the record
+        says of it is read, not a result's body)."""
         # The job before its outcome: a worker stores the outcome with (or, in older workers,
         # before) the job's finished state, so a job read as finished has its outcome readable
         # next. Read the other way round, a job finishing between the reads looked finished
         # without an outcome, i.e. expired (a 404 seen by a client submitting or polling).
         job = self._fetch(record.job_id)
-        raw = self._conn.get(self._keys.result(record.job_id))
-        outcome = decode_outcome(raw) if isinstance(raw, bytes) else None
+        outcome = self._outcome(record.job_id, whole=result)
         if outcome is not None and job is not None and job.ended_at is None:
             job = self._fetch(record.job_id)  # it ended between the reads: its end time
         meta: dict[str, Any] = job.get_meta(refresh=False) if job is not None else {}
@@ -355,7 +379,7 @@ class RqRunner:
                 view = replace(base, status=JobStatus.FINISHED, media_type=outcome.entry.media_type)
             else:
                 view = replace(base, status=JobStatus.FAILED, error=outcome.error)
-            return _ended(view, meta), outcome
+            return _ended(view, meta), outcome if result else None
         if job is None:
             raise NotFound("the job and its result have expired")
         status = job.get_status(refresh=False)
