@@ -112,6 +112,7 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     *((f"{colour} face mask", face_mask(colour)) for colour in MASK_COLOURS),
     ("eyes closed", closed_eyes(both=True)),
     ("a wink", closed_eyes(both=False)),
+    ("a wink, mascara", closed_eyes(both=False, lashes=1.6)),
     ("clear glasses", clear_glasses),
     ("a knit hat", knit_hat),
     ("a brim's shadow (0.45)", brim_shadow(0.45)),

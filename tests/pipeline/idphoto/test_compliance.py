@@ -837,6 +837,24 @@ def test_closed_eyes_and_a_wink_are_seen(
 @pytest.mark.parametrize(
     "photo",
     [
+        "df_img17.jpg",  # a squint: the wink's rows 0.08 in all, 0.03 in one band
+        "df_img37.jpg",  # a squinting smile: 0.08 in all, 0.04 in one band
+    ],
+)
+def test_a_wink_beside_a_narrowed_eye_is_seen(testdata: Path, cut_out: CutOut, photo: str) -> None:
+    # Counting every row with light and dark across it, the shut lid's curved lash line and its
+    # fringe, with the crease above, read as an opening as tall as these faces' real squints.
+    require((testdata.parent / "devset" / photo).is_file(), f"devset photo {photo} not found")
+    item = cut_out(f"../devset/{photo}", closed_eyes(both=False))
+
+    check = icao_check(item, "eyes_open")
+
+    assert check.status is CheckStatus.WARN, check
+
+
+@pytest.mark.parametrize(
+    "photo",
+    [
         "df_img17.jpg",  # a squint: 0.10 (0.060 against the cheeks' light, a warning)
         "df_img29.jpg",  # a squint: 0.13
         "df_img37.jpg",  # a squinting smile: 0.08, the lowest of a face alone
