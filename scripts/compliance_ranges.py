@@ -70,6 +70,8 @@ from faceflow.runtime.context import load_context
 MOUTH_SPREAD = re.compile(r"colour spread (\d+)")
 # glasses' note gives the darkest row between the eyes over the cheeks' lightness.
 GLASSES_BRIDGE = re.compile(r"darkest row between the eyes ([\d.]+)")
+# eyes_open's note gives how dark the iris in the eyes' middles stays (the lower eye's).
+EYE_IRIS = re.compile(r"iris ([\d.]+)")
 CHECKS = (
     "colour",
     "skin_colour",
@@ -151,6 +153,7 @@ def main() -> None:
     blends: dict[str, list[tuple[float, str]]] = {name: [] for name in PRESET_COLOURS}
     mouth_spreads: list[float] = []
     bridges: list[tuple[float, str]] = []
+    irises: list[tuple[float, str]] = []
     faces = left_out = 0
     for path in photos:
         rgb = decode_image(path.read_bytes(), limits).rgb
@@ -173,6 +176,8 @@ def main() -> None:
                 mouth_spreads.append(float(spread.group(1)))
             if bridge := GLASSES_BRIDGE.search(report.check("glasses").note):
                 bridges.append((float(bridge.group(1)), path.name))
+            if iris := EYE_IRIS.search(report.check("eyes_open").note):
+                irises.append((float(iris.group(1)), path.name))
             for name in CHECKS:
                 check = report.check(name)
                 if isinstance(check.value, float):
@@ -200,6 +205,11 @@ def main() -> None:
         + ", ".join(f"{value:.2f} {photo_name}" for value, photo_name in sorted(bridges)[:5])
     )
 
+    print(
+        f"  {'eyes_open':14s} the iris, lowest of {len(irises)} faces: "
+        + ", ".join(f"{value:.2f} {photo_name}" for value, photo_name in sorted(irises)[:5])
+    )
+
     for name, found_blends in blends.items():
         ranked = sorted(found_blends, reverse=True)[:3]
         print(
@@ -222,6 +232,7 @@ def main() -> None:
         occluded = spoiled.check("face_occluded")
         print(f"  {'':26s} face_occluded {occluded.status.value}: {occluded.note}")
         print(f"  {'':26s} glasses: {spoiled.check('glasses').note}")
+        print(f"  {'':26s} eyes_open: {spoiled.check('eyes_open').note}")
 
 
 if __name__ == "__main__":

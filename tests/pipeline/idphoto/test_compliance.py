@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from faceflow.pipeline.idphoto.compliance import (
     BLOCKINESS_SHOWN_MAX,
     COLOUR_FAIL,
     COLOUR_PASS,
+    EYES_IRIS_WARN,
     EYES_OPEN_WARN,
     FOCUS_FAIL,
     FOCUS_PASS,
@@ -853,11 +855,41 @@ def test_a_wink_beside_a_narrowed_eye_is_seen(testdata: Path, cut_out: CutOut, p
 
 
 @pytest.mark.parametrize(
+    ("photo", "edit"),
+    [
+        # The lid pasted over obama's eyes carries the crease under them: the band reads 0.13.
+        ("obama_partial_face.jpg", closed_eyes(both=True)),
+        # Mascara: the thick lash line, its fringe and the lid's crease read 0.07-0.08 in one band.
+        ("../devset/df_img8.jpg", closed_eyes(both=False, lashes=1.6)),
+        ("../devset/df_img38.jpg", closed_eyes(both=False, lashes=1.6)),
+    ],
+)
+def test_a_shut_eye_whose_lash_line_reads_as_an_opening_is_seen_by_its_missing_iris(
+    testdata: Path, cut_out: CutOut, photo: str, edit: Edit
+) -> None:
+    # The band of light-dark rows over these shut eyes is as tall as a squint's; what a shut
+    # eye lacks is the iris, a dark disc in the eye's middle that the lash line is too thin for.
+    require((testdata / photo).is_file(), f"photo {photo} not found")
+    item = cut_out(photo, edit)
+
+    check = icao_check(item, "eyes_open")
+
+    assert check.status is CheckStatus.WARN, check
+    assert isinstance(check.value, float)
+    assert check.value >= EYES_OPEN_WARN, check  # the band alone passed it
+    iris = re.search(r"iris ([\d.]+)", check.note)
+    assert iris is not None, check.note
+    assert float(iris.group(1)) < EYES_IRIS_WARN
+    assert "no dark iris" in check.note
+
+
+@pytest.mark.parametrize(
     "photo",
     [
         "df_img17.jpg",  # a squint: 0.10 (0.060 against the cheeks' light, a warning)
+        "df_img23.jpg",  # the palest iris of a face alone: 0.28
         "df_img29.jpg",  # a squint: 0.13
-        "df_img37.jpg",  # a squinting smile: 0.08, the lowest of a face alone
+        "df_img37.jpg",  # a squinting smile: 0.08, the lowest of a face alone; iris 0.32
         "df_img62.jpg",  # eyes under low, dark brows: 0.13
     ],
 )
