@@ -94,6 +94,28 @@ async def test_an_answer_cut_short_by_its_client_is_499_with_what_was_sent(
     assert "cut short: 1000 bytes of a 200" in line.getMessage()
 
 
+async def test_a_head_answered_with_its_headers_is_whole_when_its_client_leaves() -> None:
+    # curl -I on a web page file: the client leaves with the headers, the GET's file stream it
+    # is answered as is cancelled, and each probe was counted 499.
+    async def headers_then_the_client_gone(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def nothing() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def taken(message: Message) -> None:
+        pass
+
+    metrics = Metrics()
+    scope: Scope = {"type": "http", "method": "HEAD", "path": "/", "headers": [], "client": None}
+    await RequestContext(headers_then_the_client_gone, metrics)(scope, nothing, taken)
+
+    scrape = Scrape(metrics.render().decode())
+    counted = "faceflow_http_requests_total"
+    assert scrape.value(counted, method="HEAD", status="200") == 1
+    assert scrape.value(counted, status="499") == 0
+
+
 async def test_an_error_line_of_the_access_log_names_its_code(
     service_app: InProcess, caplog: pytest.LogCaptureFixture, face_jpeg: bytes
 ) -> None:

@@ -55,12 +55,15 @@ class RequestContext:
         status = 500
         error_code = ""
         sent: int | None = None  # body bytes sent while the answer is unfinished, else None
+        # A HEAD's answer is whole with its headers: its client may leave once it has them, and
+        # the GET it is answered as (HeadAsGet) is then cut short, a file's stream among them.
+        head = scope["method"] == "HEAD"
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, error_code, sent
             if message["type"] == "http.response.start":
                 status, error_code = with_request_id(message, request_id)
-                sent = 0
+                sent = None if head else 0
             elif message["type"] == "http.response.body" and sent is not None:
                 sent = sent + len(message.get("body", b"")) if message.get("more_body") else None
             await send(message)
