@@ -112,8 +112,9 @@ class ServerSettings(_Group):
     key_failure_limit: str | None = Field(
         "20/minute",
         description="with API keys on: requests with a missing or wrong key a client address may "
-        "make (`limits` notation, kept in rate_limit_storage); past it 429 + Retry-After instead "
-        "of 401/403, so keys cannot be guessed at line rate; null: no limit",
+        "make (`limits` notation, kept in rate_limit_storage); past it the address is locked out "
+        "(429 + Retry-After, a right key too) until its window has room, so keys cannot be "
+        "guessed faster; null: no limit",
     )
     rate_limit_storage: str = Field(
         "memory://",

@@ -35,7 +35,7 @@ from faceflow.service.query import QueryLimit
 from faceflow.service.routes import examples as example_routes
 from faceflow.service.routes import faces, idphoto, jobs, system
 from faceflow.service.routes.docs import install_docs
-from faceflow.service.security import ApiKeys, RateLimit
+from faceflow.service.security import ApiKeys, KeyFailures, RateLimit
 from faceflow.service.state import Current, Services
 from faceflow.service.upload import BodyLimits
 
@@ -196,7 +196,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             compute=compute,
             api_keys=ApiKeys(settings.server.api_key_hashes),
             rate_limit=RateLimit.from_settings(settings.server, on_error=rate_limit_error),
-            key_failures=RateLimit.of_key_failures(settings.server, on_error=rate_limit_error),
+            key_failures=KeyFailures.from_settings(settings.server, on_error=rate_limit_error),
             thumbnails=ExampleThumbnails(examples),
             upload_budget=budget,
             examples=examples,

@@ -23,7 +23,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from faceflow.config import ServerSettings
 from faceflow.errors import AuthError, FaceflowError, InputError, RateLimited
 from faceflow.service.errors import faceflow_error_response
-from faceflow.service.guard import count_refused_key
+from faceflow.service.guard import count_refused_key, lock_out
 from faceflow.service.security import ApiKeys
 from faceflow.service.state import Current
 
@@ -95,10 +95,16 @@ class KeyGate:
             and not path.startswith(GUARDED_PREFIX)
             and path not in self._public
         ):
+            services = self._current.services
             try:
+                if services is not None:
+                    lock_out(services.key_failures, services.metrics, Request(scope))
                 self._keys.identify(Request(scope))
             except AuthError as refused:
                 await self._refuse(refused, scope, receive, send)
+                return
+            except RateLimited as locked_out:
+                await faceflow_error_response(locked_out)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

@@ -6,7 +6,7 @@ from fastapi import Request
 
 from faceflow.errors import AuthError, RateLimited
 from faceflow.service.metrics import Metrics
-from faceflow.service.security import RateLimit, client_identity, refused_key_identity
+from faceflow.service.security import KeyFailures, client_identity
 from faceflow.service.state import Services, services_of
 
 
@@ -20,6 +20,7 @@ async def check_request(services: Services, request: Request) -> None:
     """The API-key and rate-limit checks; remembers the key's digest in ``request.state.api_key``
     so job handles can be scoped to it."""
     try:
+        lock_out(services.key_failures, services.metrics, request)
         digest = services.api_keys.identify(request)
     except AuthError:
         await count_refused_key(services.key_failures, services.metrics, request)
@@ -48,8 +49,19 @@ async def charge(services: Services, request: Request, extra: int) -> None:
         raise
 
 
+def lock_out(key_failures: KeyFailures | None, metrics: Metrics, request: Request) -> None:
+    """429 when the request's address is past ``server.key_failure_limit``, whatever its key."""
+    if key_failures is None:
+        return
+    try:
+        key_failures.check_locked(request)
+    except RateLimited:
+        metrics.rate_limited.inc()
+        raise
+
+
 async def count_refused_key(
-    key_failures: RateLimit | None, metrics: Metrics, request: Request
+    key_failures: KeyFailures | None, metrics: Metrics, request: Request
 ) -> None:
     """Count a request refused for its API key against its address's
     ``server.key_failure_limit``; 429 in place of the 401/403 when the address is past it (keys
@@ -57,7 +69,7 @@ async def count_refused_key(
     if key_failures is None:
         return
     try:
-        await key_failures.check(refused_key_identity(request))
+        await key_failures.count(request)
     except RateLimited:
         metrics.rate_limited.inc()
         raise

@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from limits import RateLimitItem, parse_many
@@ -163,15 +164,6 @@ class RateLimit:
             raise TypeError(f"rate limit storage {uri!r} has no asyncio implementation")
         return cls(parse_many(rules), storage, on_error=on_error, clock=clock)
 
-    @classmethod
-    def of_key_failures(
-        cls, settings: ServerSettings, on_error: Callable[[], None] = lambda: None
-    ) -> RateLimit | None:
-        """``settings.key_failure_limit`` when API keys are on, else None."""
-        if not settings.api_key_hashes or not settings.key_failure_limit:
-            return None
-        return cls.from_settings(settings, on_error, rules=settings.key_failure_limit)
-
     async def check(self, identity: str, cost: int = 1, *, counted: int = 0) -> None:
         """Count ``cost`` more requests for ``identity``, of one request that ``counted``
         already; each rule counts the whole request as at most its allowance, so a batch larger
@@ -220,3 +212,59 @@ def _log_outage(is_open: bool) -> None:
         )
     else:
         log.info("rate-limit storage answers again: rate limits apply")
+
+
+LOCKED_ADDRESSES = 4096
+"""Addresses :class:`KeyFailures` remembers as locked out in one process (oldest forgotten)."""
+
+
+class KeyFailures:
+    """``server.key_failure_limit``: requests with a missing or wrong API key per client address
+    (:func:`refused_key_identity`). An address past it is locked out until its window has room
+    again: every request from it answers 429 before its key is looked at, a right one too, so
+    guessing goes no faster than the limit (counting the failures alone, the right key guessed
+    at the 2,993rd try of 3,000 in 6 s was still let in). The lockout is remembered in this
+    process, so checking it costs no trip to the storage."""
+
+    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic) -> None:
+        self._limit = limit
+        self._clock = clock
+        self._locked: OrderedDict[str, tuple[float, RateLimited]] = OrderedDict()
+
+    @classmethod
+    def from_settings(
+        cls, settings: ServerSettings, on_error: Callable[[], None] = lambda: None
+    ) -> KeyFailures | None:
+        """The limit when API keys are on and it is set, else None."""
+        if not settings.api_key_hashes or not settings.key_failure_limit:
+            return None
+        limit = RateLimit.from_settings(settings, on_error, rules=settings.key_failure_limit)
+        return None if limit is None else cls(limit)
+
+    def check_locked(self, request: Request) -> None:
+        """429 when the request's address is locked out."""
+        identity = refused_key_identity(request)
+        locked = self._locked.get(identity)
+        if locked is None:
+            return
+        until, refusal = locked
+        left = until - self._clock()
+        if left <= 0:
+            del self._locked[identity]
+            return
+        raise RateLimited(
+            refusal.message, retry_after_s=max(1, math.ceil(left)), details=refusal.details
+        )
+
+    async def count(self, request: Request) -> None:
+        """Count a refused key against its address; 429, and the address locked out, past the
+        limit."""
+        identity = refused_key_identity(request)
+        try:
+            await self._limit.check(identity)
+        except RateLimited as refusal:
+            self._locked[identity] = (self._clock() + refusal.retry_after_s, refusal)
+            self._locked.move_to_end(identity)
+            while len(self._locked) > LOCKED_ADDRESSES:
+                self._locked.popitem(last=False)
+            raise

@@ -22,7 +22,7 @@ from faceflow.runtime.pool import InferencePool
 from faceflow.runtime.tasks import TaskOutput
 from faceflow.service.examples import ExamplePhoto, ExampleThumbnails
 from faceflow.service.metrics import Metrics
-from faceflow.service.security import ApiKeys, RateLimit
+from faceflow.service.security import ApiKeys, KeyFailures, RateLimit
 
 Req = TypeVar("Req")
 
@@ -37,7 +37,7 @@ class Services:
     """Cache-then-compute over ``cache`` and ``pool``, shared with the embedded job runner."""
     api_keys: ApiKeys
     rate_limit: RateLimit | None
-    key_failures: RateLimit | None
+    key_failures: KeyFailures | None
     """``server.key_failure_limit`` (None with API keys off): missing or wrong keys per address."""
     thumbnails: ExampleThumbnails
     """The example photos' thumbnails, made by ``pool`` once it is ready."""
