@@ -31,7 +31,7 @@ from faceflow.config import CacheSettings
 from faceflow.errors import Expired, QueueFull, Unavailable
 from faceflow.jobs.records import JobOutcome, JobPayload, JobStatus, encode_outcome
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys
-from faceflow.jobs.rq_runner import REDIS_FAILURES, RqRunner
+from faceflow.jobs.rq_runner import REDIS_FAILURES, REDIS_THREADS, RqRunner
 from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
 from faceflow.jobs.worker import FaceflowJob, build_worker, open_queue, restart_grace_s
 from faceflow.operations.registry import prepare
@@ -571,3 +571,31 @@ async def test_a_status_poll_reads_the_head_of_a_large_result_not_all_of_it(
     assert (record.status, record.media_type) == (JobStatus.FINISHED, "image/png")
     assert status_bytes < 64 * 1024
     assert (view.status, entry.body) == (JobStatus.FINISHED, body)
+
+
+async def test_calls_waiting_for_a_thread_when_the_queue_redis_fails_are_not_sent(
+    queue_redis: RedisProcess,
+) -> None:
+    # Calls queued behind the hung ones before the breaker opened each waited out their own
+    # timeout after it had (requests up to 12 s).
+    runner = runner_for(job_settings(queue_redis.url, redis_timeout_ms=500))
+    await runner.start()
+    sent: list[int] = []
+
+    def ping() -> None:
+        sent.append(1)
+        runner._conn.ping()
+
+    queue_redis.pause()
+    try:
+        outcomes = await asyncio.gather(
+            *(runner._call(ping) for _ in range(3 * REDIS_THREADS)), return_exceptions=True
+        )
+    finally:
+        queue_redis.resume()
+        await runner.close()
+
+    assert all(isinstance(outcome, Unavailable) for outcome in outcomes), outcomes
+    # The first threads' calls fail and open the breaker; a second round may have begun before
+    # it opened; the third is not sent.
+    assert len(sent) <= 2 * REDIS_THREADS

@@ -90,6 +90,10 @@ REDIS_FAILURES = 3
 _SCALARS = (str, int, float, bool, type(None))
 
 
+class _GivenUp(Exception):
+    """A queue Redis call not sent: the breaker opened while it waited for a thread."""
+
+
 def _log_outage(is_open: bool) -> None:
     if is_open:
         log.warning(
@@ -143,7 +147,12 @@ class RqRunner:
         self._payload_ttl_s = max(jobs.result_ttl_s, jobs.failure_ttl_s)
         self._counts = {"submitted": 0, "deduplicated": 0, "from_cache": 0}
         self._threads = ThreadPoolExecutor(REDIS_THREADS, thread_name_prefix="faceflow-jobs")
-        self._breaker = CircuitBreaker(REDIS_FAILURES, _UNAVAILABLE_RETRY_S, on_change=_log_outage)
+        self._outages = 0
+        """How many times the breaker has opened: a call waiting for a thread since before the
+        last opening is given up, not sent (read in the threads)."""
+        self._breaker = CircuitBreaker(
+            REDIS_FAILURES, _UNAVAILABLE_RETRY_S, on_change=self._breaker_changed
+        )
 
     async def start(self) -> None:
         try:
@@ -191,8 +200,19 @@ class RqRunner:
         )
         if not self._breaker.allow():
             raise unavailable
+        outages = self._outages
+
+        def unless_out() -> T:
+            # Calls queued for the threads before the breaker opened each waited out their
+            # timeout behind the hung ones (up to 12 s) after it had.
+            if self._outages != outages:
+                raise _GivenUp
+            return fn(*args)
+
         try:
-            result = await self._in_thread(fn, *args)
+            result = await self._in_thread(unless_out)
+        except _GivenUp:
+            raise unavailable from None
         except RedisError as exc:
             self._breaker.record_failure()
             log.debug("jobs: queue Redis call failed: %r", exc)
@@ -202,6 +222,11 @@ class RqRunner:
             raise
         self._breaker.record_success()
         return result
+
+    def _breaker_changed(self, is_open: bool) -> None:
+        if is_open:
+            self._outages += 1
+        _log_outage(is_open)
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
