@@ -17,6 +17,7 @@ from PIL import Image
 from starlette.requests import Request
 
 from faceflow.errors import DeadlineExceeded, Overloaded
+from faceflow.runtime import lanes as lanes_module
 from faceflow.runtime.lanes import lane_count, take_free
 from faceflow.runtime.pool import Admission
 from faceflow.service.routes import faces
@@ -189,10 +190,11 @@ async def test_a_retryable_item_error_says_when_to_retry() -> None:
 
 
 async def test_a_batch_while_batches_or_jobs_hold_every_lane_is_refused_whole(
-    app: InProcess, face_jpeg: bytes
+    app: InProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Two clients' batches at once took both processes of two (12 % of others' detects
     # answered): the lanes are counted over all of this process's batches and embedded jobs.
+    monkeypatch.setattr(lanes_module, "LANE_WAIT_S", 0.05)  # its turn does not come
     lanes = app.services.lanes
     held = await take_free(lanes, 100)
     try:

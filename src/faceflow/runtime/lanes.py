@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import asyncio
 
+LANE_WAIT_S = 5.0
+"""How long a batch (or a large render) with no lane free waits its turn for one, in line with
+the jobs waiting: refused at once, eight queued ID-photo jobs kept every other client's batches
+out (503) for the 42 s the jobs took, as they took each lane given back."""
+
 
 def lane_count(processes: int) -> int:
     return max(1, processes - 1)
@@ -28,3 +33,18 @@ async def take_free(lanes: asyncio.Semaphore, wanted: int) -> int:
         await lanes.acquire()  # free: returns at once
         taken += 1
     return taken
+
+
+async def take_in_turn(lanes: asyncio.Semaphore, wanted: int) -> int:
+    """Up to ``wanted`` lanes free now; when none is, one lane in turn with the jobs waiting
+    (first come, first served), waiting at most :data:`LANE_WAIT_S`; 0 when none came in that
+    time. The caller gives each back with ``lanes.release()``."""
+    taken = await take_free(lanes, wanted)
+    if taken:
+        return taken
+    try:
+        async with asyncio.timeout(LANE_WAIT_S):
+            await lanes.acquire()
+    except TimeoutError:
+        return 0
+    return 1

@@ -25,7 +25,7 @@ from faceflow.operations.faces import (
     FaceWork,
 )
 from faceflow.operations.registry import check_enabled
-from faceflow.runtime.lanes import take_free
+from faceflow.runtime.lanes import take_in_turn
 from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput, run_face_request
 from faceflow.service.guard import charge, guard
@@ -207,11 +207,12 @@ async def _answered_without_the_pool(
 
 
 async def _admit_lanes(services: Services, wanted: int) -> list[Admission]:
-    """Up to ``wanted`` admissions to the pool, as many as it has room for now and there are
-    lanes for queued-up work free (:mod:`faceflow.runtime.lanes`, shared with the embedded
-    jobs); Overloaded (503 + Retry-After, the whole batch) when that is none. The caller gives
-    them back with :func:`_release_lanes`."""
-    lanes = await take_free(services.lanes, wanted)
+    """Up to ``wanted`` admissions to the pool, as many as it has room for and there are lanes
+    for queued-up work free (:mod:`faceflow.runtime.lanes`, shared with the embedded jobs; with
+    none free, one in turn with the jobs waiting, for a few seconds); Overloaded (503 +
+    Retry-After, the whole batch) when that is none. The caller gives them back with
+    :func:`_release_lanes`."""
+    lanes = await take_in_turn(services.lanes, wanted)
     if not lanes:
         raise Overloaded(
             "the inference processes batches and jobs may use are busy with other batches or jobs",
