@@ -105,6 +105,11 @@ class PhotoWork:
     def head_px(self) -> int | None:
         return matte_head_px([self.options.spec])
 
+    @property
+    def output_px(self) -> int:
+        """The pixels of the photo rendered."""
+        return self.options.spec.width_px * self.options.spec.height_px
+
     def matte_params(self) -> dict[str, JsonScalar]:
         """The parameters of the matte's cache key (the upload's content hash is the rest)."""
         return _matte_params(self.face, self.head_px)

@@ -14,8 +14,10 @@ a name read in a log is of no use to another client.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,7 +27,7 @@ from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import cache_key_from_hash, content_hash
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
-from faceflow.errors import InvalidParameter, SourceExpired
+from faceflow.errors import InvalidParameter, Overloaded, SourceExpired
 from faceflow.operations.idphoto import (
     PhotoRouteOptions,
     PhotoWork,
@@ -37,6 +39,7 @@ from faceflow.pipeline.idphoto.nudge import nudge_ranges
 from faceflow.pipeline.idphoto.sheet_plan import PAPERS
 from faceflow.pipeline.idphoto.specs import list_specs
 from faceflow.runtime.idphoto_tasks import SHARP_TO_HEAD_PX, matte_task, render_task, sheet_task
+from faceflow.runtime.lanes import take_in_turn
 from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput
 from faceflow.service.guard import guard
@@ -125,14 +128,15 @@ async def _from_matte(
     async def produce() -> TaskOutput:
         # One admission for both trips: a request given a place is never refused half-way, after
         # its matte was made (or while it waited for another request's).
-        with services.pool.admit() as admission:
-            matte, waited = await _matte_of(services, digest, data, work, admission)
-            if isinstance(work, PhotoWork):
-                render = work.request(matte.body)
-                output = await services.pool.run(render_task, render, admission=admission)
-            else:
-                sheet = work.request(matte.body)
-                output = await services.pool.run(sheet_task, sheet, admission=admission)
+        async with _lane_if_large(services, work):
+            with services.pool.admit() as admission:
+                matte, waited = await _matte_of(services, digest, data, work, admission)
+                if isinstance(work, PhotoWork):
+                    render = work.request(matte.body)
+                    output = await services.pool.run(render_task, render, admission=admission)
+                else:
+                    sheet = work.request(matte.body)
+                    output = await services.pool.run(sheet_task, sheet, admission=admission)
         if not waited:
             return output
         # Server-Timing then shows the cut-out's stages (decode, detect, matte) with the render's,
@@ -142,6 +146,30 @@ async def _from_matte(
 
     key = cache_key_from_hash(digest, operation.value, work.cache_params())
     return await services.cached_output(key, produce)
+
+
+LARGE_RENDER_PX = 2_000_000
+"""A photo rendered at more pixels than this (a custom size: every preset is under 0.5 MP) takes
+a lane of queued-up work (:mod:`faceflow.runtime.lanes`) as a batch does, so such renders leave
+the single requests a process: a 4000 × 4000 px PNG with a gradient, asked for in 250 bytes by
+``source=``, cost 6 s of CPU, and three connections asking for them took the whole pool (80 of
+another client's 88 detects answered 503)."""
+
+
+@contextlib.asynccontextmanager
+async def _lane_if_large(services: Services, work: PhotoWork | SheetWork) -> AsyncIterator[None]:
+    if not isinstance(work, PhotoWork) or work.output_px <= LARGE_RENDER_PX:
+        yield
+        return
+    if not await take_in_turn(services.lanes, 1):
+        raise Overloaded(
+            f"the inference processes renders over {LARGE_RENDER_PX:,} px may use are busy",
+            retry_after_s=services.pool.retry_after_s(),
+        )
+    try:
+        yield
+    finally:
+        services.lanes.release()
 
 
 def _photo_response(entry: CacheEntry, status: CacheStatus, source: str) -> Response:
