@@ -236,6 +236,28 @@ async def test_closing_with_jobs_not_finished_says_how_many_are_lost(
     assert "jobs.redis_url" in line.getMessage()
 
 
+async def test_id_photo_jobs_of_one_photo_share_its_cut_out(harness: Harness) -> None:
+    # Each job ran u2netp again: twenty jobs of one photo on twenty backgrounds, twenty cut-outs.
+    ran: list[str] = []
+    run = harness.pool.run
+
+    async def recording(fn: Task[Req], request: Req, /) -> TaskOutput:
+        ran.append(getattr(fn, "__name__", ""))
+        return await run(fn, request)
+
+    harness.pool.run = recording  # type: ignore[method-assign]
+    data = b"one photo"
+    handles = [
+        (await harness.runner.submit(prepare("id-photo", data, options, harness.settings), None))
+        for options in ({"background": "blue"}, {"background": "red"}, {"spec": "us-passport"})
+    ]
+    for record in handles:
+        assert (await harness.done(record.handle)).status is JobStatus.FINISHED
+
+    assert ran.count("matte_task") == 1
+    assert ran.count("render_task") == 3
+
+
 async def test_cancel_a_queued_job_but_not_a_started_one(harness: Harness) -> None:
     harness.pool.gate.clear()
     running = await harness.runner.submit(harness.job(1), None)

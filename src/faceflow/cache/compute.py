@@ -60,6 +60,11 @@ class CachedCompute:
 
         return await self.produce(key, produce)
 
+    async def run_uncached(self, task: Task[Req], request: Req) -> TaskOutput:
+        """``task(request)`` run in the pool, its output not stored: a stage of a result that
+        :meth:`produce` stores (an ID photo's render from its cached cut-out)."""
+        return await self._pool.run(task, request)
+
     async def produce(
         self, key: str, produce: Callable[[], Awaitable[TaskOutput]], *, missed: bool = False
     ) -> tuple[CacheEntry, CacheStatus]:

@@ -369,7 +369,7 @@ class EmbeddedRunner:
             job.started_at = self._clock()
             job.attempts += 1
             try:
-                entry, _ = await self._compute.run(sub.key, sub.spec.task, sub.request)
+                entry = await self._attempt(sub)
             except (Overloaded, NotReady) as exc:
                 # Sync traffic has the pool's wait queue, or the pool is still starting: wait for
                 # room (not an attempt lost), for at most one job timeout in all.
@@ -392,6 +392,17 @@ class EmbeddedRunner:
                 return
             self._end(job, JobOutcome(entry=entry))
             return
+
+    async def _attempt(self, sub: Submission) -> CacheEntry:
+        """The job's result through the sync endpoints' cache-then-compute: in stages where its
+        operation has them (an ID photo's cut-out cached apart, as the sync route does)."""
+        staged = sub.spec.staged
+        if staged is None:
+            entry, _ = await self._compute.run(sub.key, sub.spec.task, sub.request)
+        else:
+            compute = self._compute
+            entry, _ = await compute.produce(sub.key, lambda: staged(compute, sub.request))
+        return entry
 
     def _end(self, job: _Job, outcome: JobOutcome) -> None:
         job.outcome = outcome

@@ -19,12 +19,15 @@ made before them still hold.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from faceflow.cache.compute import CachedCompute
+from faceflow.cache.entry import CacheEntry
+from faceflow.cache.keys import cache_key_from_hash, content_hash
 from faceflow.config import MAX_FACES
 from faceflow.errors import InvalidParameter, JsonScalar
 from faceflow.imaging.formats import OutputFormat
@@ -418,6 +421,43 @@ def sheet_job_task(context: WorkerContext, request: SheetJobRequest) -> TaskOutp
         work.matte_request(request.data),
         lambda matte: sheet_task(context, work.request(matte)),
     )
+
+
+async def _staged(
+    compute: CachedCompute,
+    data: bytes,
+    work: PhotoWork | SheetWork,
+    finish: Callable[[CacheEntry], Awaitable[TaskOutput]],
+) -> TaskOutput:
+    """The upload's cut-out from the cache (or made once and cached, under the sync route's
+    key), then ``finish(cut-out)``: an in-process job's two stages, so jobs of one photo in
+    several sizes or backgrounds, and the sync route, share its one u2netp run (each job ran it
+    again: 20 jobs of one photo on different backgrounds, 20 cut-outs)."""
+    key = cache_key_from_hash(content_hash(data), "matte", work.matte_params())
+    matte, _ = await compute.run(key, matte_task, work.matte_request(data))
+    output = await finish(matte)
+    timings = {k: v for k, v in matte.meta.items() if k.startswith("ms_")}
+    return TaskOutput(output.media_type, output.body, {**timings, **output.meta})
+
+
+async def staged_id_photo(compute: CachedCompute, request: IdPhotoJobRequest) -> TaskOutput:
+    """:func:`id_photo_task` in stages through the cache (:func:`_staged`)."""
+    work = request.work
+
+    async def render(matte: CacheEntry) -> TaskOutput:
+        return await compute.run_uncached(render_task, work.request(matte.body))
+
+    return await _staged(compute, request.data, work, render)
+
+
+async def staged_sheet(compute: CachedCompute, request: SheetJobRequest) -> TaskOutput:
+    """:func:`sheet_job_task` in stages through the cache (:func:`_staged`)."""
+    work = request.work
+
+    async def sheet(matte: CacheEntry) -> TaskOutput:
+        return await compute.run_uncached(sheet_task, work.request(matte.body))
+
+    return await _staged(compute, request.data, work, sheet)
 
 
 def photo_job(raw: PhotoOptions, data: bytes) -> IdPhotoJobRequest:

@@ -10,13 +10,14 @@ endpoint and vice versa. Plugging in an operation is one entry in the table belo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from faceflow.cache.compute import CachedCompute
 from faceflow.cache.keys import cache_key
 from faceflow.config import RuntimeOperation, RuntimeSettings, Settings
 from faceflow.domain import Operation
@@ -29,6 +30,8 @@ from faceflow.operations.idphoto import (
     photo_job,
     sheet_job,
     sheet_job_task,
+    staged_id_photo,
+    staged_sheet,
 )
 from faceflow.operations.parse import parse_options, stored_options
 from faceflow.runtime.context import WorkerContext
@@ -57,6 +60,10 @@ class OperationSpec(Generic[Options, R]):
     payload: Callable[[R], dict[str, JsonScalar]] | None = None
     """What a job stores to rebuild the request, when :attr:`params` cannot be turned back into
     it; default: :attr:`params`. Either way nothing may be left to a worker's own defaults."""
+    staged: Callable[[CachedCompute, R], Awaitable[TaskOutput]] | None = None
+    """For a runner in the API process: the result made in stages through the cache, as the
+    sync route makes it (an ID photo's cut-out cached apart, then its render); None: :attr:`task`
+    in one trip."""
 
     def payload_of(self, request: R) -> dict[str, JsonScalar]:
         return (self.payload or self.params)(request)
@@ -98,6 +105,7 @@ _SPECS: Mapping[Operation, OperationSpec[Any, Any]] = MappingProxyType(
                 stored_options(PhotoOptions, stored, "id-photo"), data
             ),
             payload=lambda r: _stored(r.raw),
+            staged=staged_id_photo,
         ),
         Operation.ID_PHOTO_SHEET: OperationSpec(
             options=SheetOptions,
@@ -108,6 +116,7 @@ _SPECS: Mapping[Operation, OperationSpec[Any, Any]] = MappingProxyType(
                 stored_options(SheetOptions, stored, "print-sheet"), data
             ),
             payload=lambda r: _stored(r.raw),
+            staged=staged_sheet,
         ),
     }
 )
