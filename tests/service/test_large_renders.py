@@ -52,6 +52,25 @@ async def test_a_large_render_waits_for_a_lane_and_a_preset_does_not(
     assert preset.status_code == 200, preset.text
 
 
+async def test_a_print_sheet_takes_a_lane(
+    app: InProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An A4 sheet of one 1200 dpi photo cost 3 s for 125 bytes by source=, and took no lane.
+    monkeypatch.setattr(lanes_module, "LANE_WAIT_S", 0.05)
+    lanes = app.services.lanes
+    held = await take_free(lanes, 100)
+    try:
+        async with app.client() as client:
+            sheet = await client.post(
+                "/v1/id-photo/sheet", params={"layout": "cn-1inch:4"}, content=fresh(face_jpeg)
+            )
+    finally:
+        for _ in range(held):
+            lanes.release()
+
+    assert_error(sheet, 503, "overloaded")
+
+
 async def test_a_large_render_gives_its_lane_back(app: InProcess, face_jpeg: bytes) -> None:
     async with app.client() as client:
         response = await client.post("/v1/id-photo", params=LARGE, content=fresh(face_jpeg))

@@ -149,16 +149,17 @@ async def _from_matte(
 
 
 LARGE_RENDER_PX = 2_000_000
-"""A photo rendered at more pixels than this (a custom size: every preset is under 0.5 MP) takes
-a lane of queued-up work (:mod:`faceflow.runtime.lanes`) as a batch does, so such renders leave
+"""A photo rendered at more pixels than this (a custom size: every preset is under 0.5 MP), and
+every print sheet (a page of 1.6–8.7 MP, its photos rendered at their own dpi first), takes a
+lane of queued-up work (:mod:`faceflow.runtime.lanes`) as a batch does, so such renders leave
 the single requests a process: a 4000 × 4000 px PNG with a gradient, asked for in 250 bytes by
 ``source=``, cost 6 s of CPU, and three connections asking for them took the whole pool (80 of
-another client's 88 detects answered 503)."""
+another client's 88 detects answered 503); an A4 sheet of one 1200 dpi photo, 3 s."""
 
 
 @contextlib.asynccontextmanager
 async def _lane_if_large(services: Services, work: PhotoWork | SheetWork) -> AsyncIterator[None]:
-    if not isinstance(work, PhotoWork) or work.output_px <= LARGE_RENDER_PX:
+    if isinstance(work, PhotoWork) and work.output_px <= LARGE_RENDER_PX:
         yield
         return
     if not await take_in_turn(services.lanes, 1):
