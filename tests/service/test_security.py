@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -197,6 +198,30 @@ async def test_a_locked_out_address_is_let_in_again_once_its_window_has_room() -
         failures.check_locked(request)
     clock.now += locked.value.retry_after_s
     failures.check_locked(request)  # the lockout is over
+
+
+async def test_a_key_failure_storage_that_cannot_answer_counts_in_the_process() -> None:
+    # With the storage Redis paused, 399 of 400 guesses were checked and the right one let in:
+    # the rate limit's let-through-on-failure is no rule for key guessing.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once closed
+    server = ServerSettings(
+        api_key_hashes=[hash_api_key("k")],
+        key_failure_limit="2/minute",
+        rate_limit_storage=f"redis://127.0.0.1:{port}/0",
+    )
+    failures = KeyFailures.from_settings(server)
+    assert failures is not None
+    request = Request({"type": "http", "headers": [], "client": ("198.51.100.9", 1)})
+    for _ in range(2):
+        await failures.count(request)
+    with pytest.raises(RateLimited) as refused:
+        await failures.count(request)
+    with pytest.raises(RateLimited) as locked:
+        failures.check_locked(request)
+    assert f"retry in {locked.value.retry_after_s} s" in locked.value.message
+    assert refused.value.details["limit"] == "2 per 1 minute"
 
 
 async def test_the_key_failure_limit_applies_only_with_api_keys_on() -> None:

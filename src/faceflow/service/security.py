@@ -164,14 +164,14 @@ class RateLimit:
             raise TypeError(f"rate limit storage {uri!r} has no asyncio implementation")
         return cls(parse_many(rules), storage, on_error=on_error, clock=clock)
 
-    async def check(self, identity: str, cost: int = 1, *, counted: int = 0) -> None:
+    async def check(self, identity: str, cost: int = 1, *, counted: int = 0) -> bool:
         """Count ``cost`` more requests for ``identity``, of one request that ``counted``
         already; each rule counts the whole request as at most its allowance, so a batch larger
         than a rule is still let through when the client has used none of it. 429 with
-        Retry-After when a limit is exceeded. Returns (lets the request through) when the
-        storage cannot say."""
+        Retry-After when a limit is exceeded. Returns whether the storage counted it: False
+        (the request let through) when it cannot say."""
         if not self._breaker.allow():
-            return
+            return False
         try:
             async with asyncio.timeout(STORAGE_TIMEOUT_S):
                 exceeded = await self._exceeded(identity, cost, counted)
@@ -179,7 +179,7 @@ class RateLimit:
             log.debug("rate-limit storage failed: %r", exc)
             self._on_error()
             self._breaker.record_failure()
-            return
+            return False
         self._breaker.record_success()
         if exceeded is not None:
             rule, retry = exceeded
@@ -188,6 +188,7 @@ class RateLimit:
                 retry_after_s=retry,
                 details={"limit": str(rule)},
             )
+        return True
 
     async def _exceeded(
         self, identity: str, cost: int, counted: int
@@ -226,20 +227,36 @@ class KeyFailures:
     at the 2,993rd try of 3,000 in 6 s was still let in). The lockout is remembered in this
     process, so checking it costs no trip to the storage."""
 
-    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: RateLimit,
+        fallback: RateLimit | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._limit = limit
+        self._fallback = fallback
+        """Counts in this process while ``limit``'s storage cannot: a guesser is not let through
+        by a Redis that is down or slow (with the storage paused, 399 of 400 guesses were
+        checked and the right one let in), as a request is by the rate limit."""
         self._clock = clock
-        self._locked: OrderedDict[str, tuple[float, RateLimited]] = OrderedDict()
+        self._locked: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
 
     @classmethod
     def from_settings(
         cls, settings: ServerSettings, on_error: Callable[[], None] = lambda: None
     ) -> KeyFailures | None:
         """The limit when API keys are on and it is set, else None."""
-        if not settings.api_key_hashes or not settings.key_failure_limit:
+        rules = settings.key_failure_limit
+        if not settings.api_key_hashes or not rules:
             return None
-        limit = RateLimit.from_settings(settings, on_error, rules=settings.key_failure_limit)
-        return None if limit is None else cls(limit)
+        limit = RateLimit.from_settings(settings, on_error, rules=rules)
+        if limit is None:
+            return None
+        in_process = settings.model_copy(update={"rate_limit_storage": "memory://"})
+        fallback = None
+        if not settings.rate_limit_storage.startswith("memory://"):
+            fallback = RateLimit.from_settings(in_process, rules=rules)
+        return cls(limit, fallback)
 
     def check_locked(self, request: Request) -> None:
         """429 when the request's address is locked out."""
@@ -247,13 +264,16 @@ class KeyFailures:
         locked = self._locked.get(identity)
         if locked is None:
             return
-        until, refusal = locked
-        left = until - self._clock()
-        if left <= 0:
+        until, rule = locked
+        left = max(1, math.ceil(until - self._clock()))
+        if until <= self._clock():
             del self._locked[identity]
             return
         raise RateLimited(
-            refusal.message, retry_after_s=max(1, math.ceil(left)), details=refusal.details
+            f"too many requests with a missing or wrong API key from this address; retry in "
+            f"{left} s",
+            retry_after_s=left,
+            details={} if rule is None else {"limit": rule},
         )
 
     async def count(self, request: Request) -> None:
@@ -261,9 +281,12 @@ class KeyFailures:
         limit."""
         identity = refused_key_identity(request)
         try:
-            await self._limit.check(identity)
+            if not await self._limit.check(identity) and self._fallback is not None:
+                await self._fallback.check(identity)
         except RateLimited as refusal:
-            self._locked[identity] = (self._clock() + refusal.retry_after_s, refusal)
+            rule = refusal.details.get("limit")
+            until = self._clock() + refusal.retry_after_s
+            self._locked[identity] = (until, rule if isinstance(rule, str) else None)
             self._locked.move_to_end(identity)
             while len(self._locked) > LOCKED_ADDRESSES:
                 self._locked.popitem(last=False)
