@@ -1,8 +1,9 @@
-"""The inference processes that work queued up by a client (a batch's images, embedded jobs) may
-hold at once in one API process: one fewer than the pool's processes, at least one, so that the
-single requests always find one. Batches took every process (10 % of other clients' detects
-answered while one client sent batches back to back), and 20 embedded ID-photo jobs, posted in a
-quarter of a second, made others' detects take 5 s for the minute the jobs ran."""
+"""The inference processes that work queued up by a client (a batch's images, embedded jobs) or
+large at once (an ID photo over 2 MP, a print sheet) may hold at once in one API process: one
+fewer than the pool's processes, at least one, so that the single requests always find one.
+Batches took every process (10 % of other clients' detects answered while one client sent
+batches back to back), and 20 embedded ID-photo jobs, posted in a quarter of a second, made
+others' detects take 5 s for the minute the jobs ran."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ def lane_count(processes: int) -> int:
 
 
 def background_lanes(processes: int) -> asyncio.Semaphore:
-    """The lanes of a pool of ``processes``, shared by the batches and the embedded job runner
-    of an API process: a job waits for one (:meth:`asyncio.Semaphore.acquire`), a batch takes
-    those free now (:func:`take_free`)."""
+    """The lanes of a pool of ``processes``, shared by the batches, the large renders and the
+    embedded job runner of an API process: a job waits for one
+    (:meth:`asyncio.Semaphore.acquire`), the others take those free now or one in turn
+    (:func:`take_in_turn`)."""
     return asyncio.Semaphore(lane_count(processes))
 
 
