@@ -90,6 +90,10 @@ REDIS_FAILURES = 3
 _SCALARS = (str, int, float, bool, type(None))
 
 
+def _unavailable() -> Unavailable:
+    return Unavailable("the job queue is unavailable", retry_after_s=_UNAVAILABLE_RETRY_S)
+
+
 class _GivenUp(Exception):
     """A queue Redis call not sent: the breaker opened while it waited for a thread."""
 
@@ -195,11 +199,8 @@ class RqRunner:
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in the queue Redis's threads; 503 ``unavailable`` when the queue Redis
         fails, at once while it has failed :data:`REDIS_FAILURES` times in a row."""
-        unavailable = Unavailable(
-            "the job queue is unavailable", retry_after_s=_UNAVAILABLE_RETRY_S
-        )
         if not self._breaker.allow():
-            raise unavailable
+            raise _unavailable()
         outages = self._outages
 
         def unless_out() -> T:
@@ -212,11 +213,11 @@ class RqRunner:
         try:
             result = await self._in_thread(unless_out)
         except _GivenUp:
-            raise unavailable from None
+            raise _unavailable() from None
         except RedisError as exc:
             self._breaker.record_failure()
             log.debug("jobs: queue Redis call failed: %r", exc)
-            raise unavailable from None
+            raise _unavailable() from None
         except FaceflowError:
             self._breaker.record_success()  # the queue Redis answered: the job's own error
             raise

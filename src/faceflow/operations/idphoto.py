@@ -19,7 +19,7 @@ made before them still hold.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from faceflow.cache.compute import CachedCompute
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import cache_key_from_hash, content_hash
+from faceflow.cache.tiered import CacheStatus
 from faceflow.config import MAX_FACES
 from faceflow.errors import InvalidParameter, JsonScalar
 from faceflow.imaging.formats import OutputFormat
@@ -392,15 +393,20 @@ class SheetJobRequest:
     raw: SheetOptions
 
 
+def with_stage_timings(before: Mapping[str, JsonScalar], output: TaskOutput) -> TaskOutput:
+    """``output`` with the ``ms_`` timings of the stage ``before`` it (a cut-out's decode,
+    detect and matte beside a render's), so Server-Timing shows both."""
+    timings = {k: v for k, v in before.items() if k.startswith("ms_")}
+    return TaskOutput(output.media_type, output.body, {**timings, **output.meta})
+
+
 def _after_matte(
     context: WorkerContext, request: MatteRequest, finish: Callable[[bytes], TaskOutput]
 ) -> TaskOutput:
     """The upload's matte, then ``finish(matte)``: a sync endpoint's two stages in one task, with
     the matte stage's timings kept in the output."""
     matte = matte_task(context, request)
-    output = finish(matte.body)
-    timings = {k: v for k, v in matte.meta.items() if k.startswith("ms_")}
-    return TaskOutput(output.media_type, output.body, {**timings, **output.meta})
+    return with_stage_timings(matte.meta, finish(matte.body))
 
 
 def id_photo_task(context: WorkerContext, request: IdPhotoJobRequest) -> TaskOutput:
@@ -434,10 +440,11 @@ async def _staged(
     several sizes or backgrounds, and the sync route, share its one u2netp run (each job ran it
     again: 20 jobs of one photo on different backgrounds, 20 cut-outs)."""
     key = cache_key_from_hash(content_hash(data), "matte", work.matte_params())
-    matte, _ = await compute.run(key, matte_task, work.matte_request(data))
+    matte, status = await compute.run(key, matte_task, work.matte_request(data))
     output = await finish(matte)
-    timings = {k: v for k, v in matte.meta.items() if k.startswith("ms_")}
-    return TaskOutput(output.media_type, output.body, {**timings, **output.meta})
+    if status not in (CacheStatus.MISS, CacheStatus.JOINED):
+        return output  # a cut-out from the cache: only what this job spent
+    return with_stage_timings(matte.meta, output)
 
 
 async def staged_id_photo(compute: CachedCompute, request: IdPhotoJobRequest) -> TaskOutput:

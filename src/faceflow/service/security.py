@@ -252,9 +252,9 @@ class KeyFailures:
         limit = RateLimit.from_settings(settings, on_error, rules=rules)
         if limit is None:
             return None
-        in_process = settings.model_copy(update={"rate_limit_storage": "memory://"})
         fallback = None
         if not settings.rate_limit_storage.startswith("memory://"):
+            in_process = settings.model_copy(update={"rate_limit_storage": "memory://"})
             fallback = RateLimit.from_settings(in_process, rules=rules)
         return cls(limit, fallback)
 

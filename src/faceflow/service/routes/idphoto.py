@@ -33,6 +33,7 @@ from faceflow.operations.idphoto import (
     PhotoWork,
     SheetOptions,
     SheetWork,
+    with_stage_timings,
 )
 from faceflow.operations.registry import check_enabled
 from faceflow.pipeline.idphoto.nudge import nudge_ranges
@@ -141,8 +142,7 @@ async def _from_matte(
             return output
         # Server-Timing then shows the cut-out's stages (decode, detect, matte) with the render's,
         # as a job's answer does; from a cached cut-out, only what this request spent.
-        timings = {name: value for name, value in matte.meta.items() if name.startswith("ms_")}
-        return TaskOutput(output.media_type, output.body, {**timings, **output.meta})
+        return with_stage_timings(matte.meta, output)
 
     key = cache_key_from_hash(digest, operation.value, work.cache_params())
     return await services.cached_output(key, produce)
