@@ -248,17 +248,17 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
     """A batch's cached images (and those refused on their own) are answered first, under any
     load. For the others it is admitted to the inference pool once, before any of them runs, in
     as many lanes as the pool has room for, all batches and embedded jobs of the process
-    together on at most one fewer than its processes (:mod:`faceflow.runtime.lanes`): with no
-    room at all it is refused whole (503 +
-    Retry-After; its cached images with it), and once admitted no item is shed for others' load
-    (items were shed one by one, each answered 503 inside a 200 with no hint to retry). It
-    stops taking items when its client has gone or ``runtime.deadline_s`` has passed (the items
-    left answer 503 with ``retry_after_s``; what was computed is cached for the retry), and
-    once an answer would take them past ``limits.batch_max_answer_bytes`` (that item and those
-    after it answer 413 ``too_large``, the later ones without being computed: sixteen images
-    whose annotated PNGs were 19 MB each cost 29 s of both processes for 13 answers thrown
-    away). The rate limit counts it as its images, up to each rule's
-    whole allowance (a rule smaller than the batch still lets a batch through when idle)."""
+    together on at most one fewer than its processes (:mod:`faceflow.runtime.lanes`), waiting
+    its turn for one for a few seconds when none is free: with no room at all it is refused
+    whole (503 + Retry-After; its cached images with it), and once admitted no item is shed for
+    others' load (items were shed one by one, each answered 503 inside a 200 with no hint to
+    retry). It stops taking items when its client has gone or ``runtime.deadline_s`` has passed
+    (the items left answer 503 with ``retry_after_s``; what was computed is cached for the
+    retry), and once an answer would take them past ``limits.batch_max_answer_bytes`` (that item
+    and those after it answer 413 ``too_large``, the later ones without being computed: sixteen
+    images whose annotated PNGs were 19 MB each cost 29 s of both processes for 13 answers
+    thrown away). The rate limit counts it as its images, up to each rule's whole allowance (a
+    rule smaller than the batch still lets a batch through when idle)."""
     services = services_of(request)
     limits = services.settings.limits
     uploads = await read_images(
