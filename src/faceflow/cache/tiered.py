@@ -24,6 +24,11 @@ class CacheStatus(StrEnum):
     MISS = "miss"  # computed by this call
     JOINED = "joined"  # waited for a computation started by another caller or another node
 
+    @classmethod
+    def hit_at(cls, level: CacheLevel) -> CacheStatus:
+        """The status of an entry found at ``level`` (memory or Redis)."""
+        return cls.HIT_MEMORY if level is CacheLevel.MEMORY else cls.HIT_REDIS
+
 
 class ResultCache:
     """Looks results up in memory then Redis, and computes each missing one once.
@@ -140,10 +145,7 @@ class ResultCache:
             entry, level = await self._lookup(key)
             if entry is not None:
                 self._observer.hit(level)
-                status = (
-                    CacheStatus.HIT_MEMORY if level is CacheLevel.MEMORY else CacheStatus.HIT_REDIS
-                )
-                return entry, status
+                return entry, CacheStatus.hit_at(level)
         (entry, status), joined = await self._flights.run(key, lambda: self._fill(key, compute))
         if joined:
             status = CacheStatus.JOINED

@@ -117,7 +117,7 @@ class HotPath:
         memo = (key, level)
         headers = self._headers.get(memo)
         if headers is None:
-            status = CacheStatus.HIT_MEMORY if level is CacheLevel.MEMORY else CacheStatus.HIT_REDIS
+            status = CacheStatus.hit_at(level)
             named = {
                 "content-type": entry.media_type,
                 "content-length": str(len(entry.body)),

@@ -13,7 +13,6 @@ from starlette.responses import Response, StreamingResponse
 
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import cache_key
-from faceflow.cache.observer import CacheLevel
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
 from faceflow.errors import DeadlineExceeded, FaceflowError, Overloaded, RetryableError, TooLarge
@@ -201,7 +200,7 @@ async def _answered_without_the_pool(
             keys[index] = key
             continue
         services.metrics.hit(level)
-        status = CacheStatus.HIT_MEMORY if level is CacheLevel.MEMORY else CacheStatus.HIT_REDIS
+        status = CacheStatus.hit_at(level)
         answered[index] = _entry_response(entry, status)
     return answered, keys
 
