@@ -1,8 +1,8 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
-the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `eye_glare`,
-`red_eye`, `eyes_open`, `forehead_visible` and `eye_shadow`, the mouth's, the glasses', and the
-clothes' against each preset background (faceflow/pipeline/idphoto/compliance.py, the README's
-check table).
+the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `motion_blur`,
+`eye_glare`, `red_eye`, `eyes_open`, `forehead_visible` and `eye_shadow`, the mouth's, the
+glasses', and the clothes' against each preset background (faceflow/pipeline/idphoto/compliance.py,
+the README's check table).
 
     .venv/bin/python scripts/compliance_ranges.py
 
@@ -49,6 +49,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     knit_hat,
     mosaic,
     red_eye,
+    shake,
     side_shadow,
 )
 
@@ -78,6 +79,7 @@ CHECKS = (
     "blockiness",
     "even_lighting",
     "focus",
+    "motion_blur",
     "noise",
     "eye_glare",
     "red_eye",
@@ -99,6 +101,9 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     ("blurred 5 %", blur(0.05)),
     ("blurred 5 %, grain 12", blurred_with_grain(0.05, 12.0)),
     ("blurred 6 %, grain 12", blurred_with_grain(0.06, 12.0)),
+    ("shaken sideways 4 %", shake(0.04)),
+    ("shaken sideways 6 %", shake(0.06)),
+    ("shaken sideways 10 %", shake(0.1)),
     ("grain 12", grain(12.0)),
     ("grain 25", grain(25.0)),
     ("green light", GREEN_LIGHT),

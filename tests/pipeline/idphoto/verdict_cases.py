@@ -230,6 +230,20 @@ def blur(face_fraction: float) -> Edit:
 
 
 @cache
+def shake(face_fraction: float) -> Edit:
+    """The camera moved sideways while the shutter was open: the photo smeared evenly along a
+    level line ``face_fraction`` × the inter-eye distance long."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        distance = face.landmarks.left_eye.x - face.landmarks.right_eye.x
+        length = max(2, round(face_fraction * distance))
+        kernel = np.full((1, length), 1.0 / length, dtype=np.float32)
+        return np.asarray(cv2.filter2D(rgb, -1, kernel), dtype=np.uint8)
+
+    return edit
+
+
+@cache
 def shrink(factor: float) -> Edit:
     def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
         size = (max(16, round(rgb.shape[1] * factor)), max(16, round(rgb.shape[0] * factor)))
@@ -808,6 +822,10 @@ CASES: tuple[Case, ...] = (
     # Past about 0.1 the cut-out loses the person too (the request is refused, no_subject).
     Case("obama blurred", "obama.jpg", "icao", "fail", "sharpness", blur(0.08)),
     Case("portrait_2 slightly soft", "portrait_2.jpg", "icao", "warn", "sharpness", blur(0.015)),
+    Case("portrait_2 shaken sideways", "portrait_2.jpg", "icao", "fail", "motion_blur", shake(0.1)),
+    Case(
+        "portrait_2 shaken a little", "portrait_2.jpg", "icao", "warn", "motion_blur", shake(0.05)
+    ),
     Case("portrait_2 tiny", "portrait_2.jpg", "icao", "fail", "resolution", shrink(0.3)),
     Case("obama_small (face 100 px)", "obama_small.jpg", "icao", "fail", "resolution"),
     Case(
