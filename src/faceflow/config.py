@@ -317,6 +317,14 @@ class RuntimeSettings(_Group):
         description="requests allowed to wait for a worker; default half the processes (at "
         "least 1), so an admitted request waits at most about half a service time",
     )
+    keep_last_place: bool = Field(
+        True,
+        description="while more than one client is about (asked within 10 s), the inference "
+        "processes' last free place (an idle process or a waiting place) goes only to a client "
+        "with no request of its own in them (a client is its API key, else its address, as "
+        "rate limits count), so one client's concurrent requests cannot leave every other "
+        "client 503s; false: first come, first served",
+    )
     deadline_s: float = Field(
         30.0, gt=0, le=600, description="a request still waiting or running after this: 503"
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import multiprocessing
 import os
@@ -29,9 +30,11 @@ from faceflow.errors import (
     Overloaded,
     WorkerCrashed,
 )
+from faceflow.runtime import pool as pool_module
 from faceflow.runtime.child import checkpoint
 from faceflow.runtime.pool import (
     CHILD_GLIBC_TUNABLES,
+    PLACE_OWNER,
     HeadStart,
     InferencePool,
     TaskObserver,
@@ -56,6 +59,7 @@ def make_pool(
     stop_timeout_s: float = 10.0,
     cancel_grace_s: float = BOUND_S,
     head_start: HeadStart | None = None,
+    keep_last_place: bool = False,
 ) -> InferencePool[Context]:
     return InferencePool(
         processes=processes,
@@ -68,6 +72,7 @@ def make_pool(
         stop_timeout_s=stop_timeout_s,
         cancel_grace_s=cancel_grace_s,
         head_start=head_start,
+        keep_last_place=keep_last_place,
     )
 
 
@@ -253,6 +258,94 @@ async def test_an_admission_is_refused_like_a_run_when_there_is_no_room(tmp_path
         assert await busy == str(gate)
         with pool.admit() as admission:
             assert await pool.run(pool_tasks.echo, 6, admission=admission) == 6
+
+
+def owned_by(owner: str | None) -> contextvars.Context:
+    """A context whose pool calls are ``owner``'s, as the service sets it per request."""
+    context = contextvars.copy_context()
+    context.run(PLACE_OWNER.set, owner)
+    return context
+
+
+async def test_the_last_place_is_refused_to_an_owner_already_in_the_pool(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    async with running(make_pool(processes=1, max_waiting=1, keep_last_place=True)) as pool:
+        owned_by("b").run(pool.check_admission)  # another owner is about
+        busy = asyncio.create_task(pool.run(pool_tasks.hold, str(gate)), context=owned_by("a"))
+        await until(lambda: pool.stats().in_flight == 1)
+        rejected = pool.stats().rejected
+        with pytest.raises(Overloaded, match="other clients") as refused:
+            owned_by("a").run(pool.check_admission)
+        assert refused.value.retry_after_s >= 1
+        with pytest.raises(Overloaded):
+            owned_by("a").run(pool.admit)
+        assert pool.stats().rejected == rejected + 2
+        owned_by(None).run(pool.check_admission)  # nobody's (a job, the CLI): first come
+        other = asyncio.create_task(pool.run(pool_tasks.echo, 7), context=owned_by("b"))
+        await until(lambda: pool.stats().waiting == 1)
+        gate.touch()
+        assert await busy == str(gate)
+        assert await other == 7
+        # "a" holds nothing now (its refusals took nothing either): the last place is its again.
+        again = tmp_path / "again"
+        held = asyncio.create_task(pool.run(pool_tasks.hold, str(again)), context=owned_by("b"))
+        await until(lambda: pool.stats().in_flight == 1)
+        owned_by("a").run(pool.check_admission)
+        again.touch()
+        assert await held == str(again)
+
+
+async def test_an_admission_holds_its_owners_place_until_closed() -> None:
+    async with running(make_pool(processes=1, max_waiting=1, keep_last_place=True)) as pool:
+        owned_by("b").run(pool.check_admission)  # another owner is about
+        admission = owned_by("a").run(pool.admit)
+        with pytest.raises(Overloaded):
+            owned_by("a").run(pool.check_admission)
+        owned_by("b").run(pool.check_admission)
+        # Its trips are the admission's place, not another one.
+        assert await pool.run(pool_tasks.echo, 8, admission=admission) == 8
+        with pytest.raises(Overloaded):
+            owned_by("a").run(pool.check_admission)
+        admission.close()
+        owned_by("a").run(pool.check_admission)
+
+
+@pytest.mark.parametrize(
+    ("keep_last_place", "others"),
+    [(False, ["b"]), (True, []), (True, [None])],
+    ids=["off", "nobody-else-about", "only-ownerless-tasks-about"],
+)
+async def test_an_owner_may_take_every_place_when_none_is_kept(
+    tmp_path: Path, keep_last_place: bool, others: list[str | None]
+) -> None:
+    gate = tmp_path / "gate"
+    async with running(
+        make_pool(processes=1, max_waiting=1, keep_last_place=keep_last_place)
+    ) as pool:
+        for other in others:
+            owned_by(other).run(pool.check_admission)
+        busy = asyncio.create_task(pool.run(pool_tasks.hold, str(gate)), context=owned_by("a"))
+        await until(lambda: pool.stats().in_flight == 1)
+        owned_by("a").run(pool.check_admission)  # a single client keeps its waiting place
+        gate.touch()
+        assert await busy == str(gate)
+
+
+async def test_another_owner_is_about_for_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = tmp_path / "gate"
+    async with running(make_pool(processes=1, max_waiting=1, keep_last_place=True)) as pool:
+        owned_by("b").run(pool.check_admission)
+        busy = asyncio.create_task(pool.run(pool_tasks.hold, str(gate)), context=owned_by("a"))
+        await until(lambda: pool.stats().in_flight == 1)
+        with pytest.raises(Overloaded):
+            owned_by("a").run(pool.check_admission)
+        # Once "b" has not asked for OTHERS_ABOUT_S, "a" is alone again.
+        monkeypatch.setattr(pool_module, "OTHERS_ABOUT_S", 0.0)
+        owned_by("a").run(pool.check_admission)
+        gate.touch()
+        assert await busy == str(gate)
 
 
 async def test_deadline_on_a_running_task_discards_it_and_the_pool_keeps_working(

@@ -5,25 +5,33 @@ inference process, one waiting place) and its real models.
   giving up is killed after the grace period and its process replaced; ``faceflow_pool_in_flight``
   returns to 0 and the next request is served.
 * An ID photo admitted to the pool is never refused half-way: two photos of one new upload at
-  once; one makes the matte, the other, admitted too, waits for it; while both hold their places
-  a newcomer is refused at once, and then both render (before, the second one's render trip
-  could answer 503).
+  once (from two clients); one makes the matte, the other, admitted too, waits for it; while
+  both hold their places a newcomer is refused at once, and then both render (before, the second
+  one's render trip could answer 503).
+* The last free place is kept for another client (``runtime.keep_last_place``): while one
+  client's request holds the process and another client is about, the first client's next
+  request is refused and the other's is admitted and served (before, three connections of one
+  client making ID photos left other clients' detects 503 at 127 of 131).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
+from starlette.types import ASGIApp
 
 from faceflow.config import ModelSettings, RuntimeSettings, Settings
 from faceflow.errors import DeadlineExceeded
 from faceflow.runtime.context import WorkerContext
-from faceflow.runtime.pool import InferencePool
+from faceflow.runtime.pool import PLACE_OWNER, InferencePool
 from faceflow.service.app import create_app
+from faceflow.service.security import address_identity
 from tests.fixtures.live_server import Scrape, pulled_model_dir
 from tests.service import slow_tasks
 from tests.service.support import assert_error, fresh
@@ -34,7 +42,10 @@ BOUND_S = 120.0
 GRACE_S = 1.0
 JPEG = {"Content-Type": "image/jpeg"}
 
-Service = tuple[InferencePool[WorkerContext], httpx.AsyncClient]
+Service = tuple[InferencePool[WorkerContext], httpx.AsyncClient, ASGIApp]
+OTHER_CLIENT = ("192.0.2.7", 40000)
+"""Another client's address: the ``service`` client's requests come from ASGITransport's
+default, 127.0.0.1."""
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -53,7 +64,16 @@ async def service() -> AsyncIterator[Service]:
         async with httpx.AsyncClient(
             transport=transport, base_url="http://faceflow", timeout=BOUND_S
         ) as client:
-            yield pool, client
+            yield pool, client, app
+
+
+def other_client(app: ASGIApp) -> httpx.AsyncClient:
+    """A client of ``app`` from :data:`OTHER_CLIENT`'s address."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=OTHER_CLIENT),
+        base_url="http://faceflow",
+        timeout=BOUND_S,
+    )
 
 
 async def until(condition: Callable[[], Awaitable[bool]]) -> None:
@@ -63,13 +83,14 @@ async def until(condition: Callable[[], Awaitable[bool]]) -> None:
 
 
 async def test_two_photos_of_one_upload_are_both_served(service: Service, face_jpeg: bytes) -> None:
-    pool, client = service
+    pool, client, app = service
     upload = fresh(face_jpeg)
     one_inch = asyncio.create_task(
         client.post("/v1/id-photo?spec=cn-1inch", content=upload, headers=JPEG)
     )
+    other = other_client(app)
     two_inch = asyncio.create_task(
-        client.post("/v1/id-photo?spec=cn-2inch", content=upload, headers=JPEG)
+        other.post("/v1/id-photo?spec=cn-2inch", content=upload, headers=JPEG)
     )
 
     async def matte_running_and_other_admitted() -> bool:
@@ -85,12 +106,52 @@ async def test_two_photos_of_one_upload_are_both_served(service: Service, face_j
         assert answer.status_code == 200, answer.text
         assert answer.headers["content-type"] == "image/jpeg"
     assert pool.stats().completed == completed + 3  # one matte, two renders
+    await other.aclose()
+
+
+async def test_the_last_place_is_kept_for_another_client(
+    service: Service, face_jpeg: bytes, tmp_path: Path
+) -> None:
+    pool, client, app = service
+    gate = tmp_path / "gate"
+
+    async def holding() -> bool:
+        return pool.stats().in_flight == 1
+
+    async def waiting() -> bool:
+        return pool.stats().waiting == 1
+
+    async with other_client(app) as other:
+        seen = await other.post("/v1/detect", content=fresh(face_jpeg), headers=JPEG)
+        assert seen.status_code == 200, seen.text  # another client is about
+        # A request of the service client's address holds the one process (a task the test
+        # injects, owned as the service would own it).
+        owned = contextvars.copy_context()
+        owned.run(PLACE_OWNER.set, address_identity("127.0.0.1"))
+        busy = asyncio.create_task(pool.run(slow_tasks.held, str(gate)), context=owned)
+        await until(holding)
+
+        for refused in (
+            await client.post("/v1/detect", content=fresh(face_jpeg), headers=JPEG),
+            await client.post("/v1/id-photo?spec=cn-1inch", content=fresh(face_jpeg), headers=JPEG),
+        ):
+            assert "other clients" in assert_error(refused, 503, "overloaded")["message"]
+            assert int(refused.headers["retry-after"]) >= 1
+
+        detect = asyncio.create_task(
+            other.post("/v1/detect", content=fresh(face_jpeg), headers=JPEG)
+        )
+        await until(waiting)  # admitted, waiting its turn
+        gate.touch()
+        answer = await detect
+    assert answer.status_code == 200, answer.text
+    assert await busy == str(gate)
 
 
 async def test_after_deadline_exceeded_the_process_is_freed_and_the_next_request_served(
     service: Service, face_jpeg: bytes
 ) -> None:
-    pool, client = service
+    pool, client, _ = service
 
     async def in_flight() -> float:
         return Scrape((await client.get("/metrics")).text).value("faceflow_pool_in_flight")

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import enum
 import logging
 import math
@@ -52,6 +53,7 @@ import os
 import pickle
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -84,6 +86,7 @@ if TYPE_CHECKING:
     from faceflow.config import RuntimeSettings
 
 __all__ = [
+    "PLACE_OWNER",
     "Admission",
     "HeadStart",
     "InferencePool",
@@ -102,6 +105,21 @@ TaskObserver = Callable[[str, float, bool], None]
 """``on_task_done(fn_name, seconds, ok)``: called on the event loop once per task attempt that
 ended in a worker (a result, a task error, or the worker dying under it), with the seconds from
 dispatch to that end. It must be quick; its exceptions are logged and ignored."""
+
+PLACE_OWNER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "faceflow_place_owner", default=None
+)
+"""Who the tasks and admissions asked for in this context are for: the service sets it to the
+client of each HTTP request (its rate-limit identity), and a pool built with
+``keep_last_place`` gives its last free place only to an owner with nothing in it. None (jobs,
+the CLI, tests) is nobody's: such tasks are neither counted nor refused for an owner."""
+
+OTHERS_ABOUT_S = 10.0
+"""With ``keep_last_place``, how recently another owner must have asked for a place for the last
+one to be kept from an owner that holds one already. With nobody else about, one client (a single
+backend, a benchmark from one address) keeps every place, waiting ones included, which keep the
+processes fed between its requests; a client refused for want of room is about for this long,
+longer than the Retry-After it was given, so its retry finds the last place kept."""
 
 _log = logging.getLogger(__name__)
 
@@ -185,10 +203,11 @@ class Admission:
     :meth:`InferencePool.admit`). Close it (or leave its ``with`` block) when the request is done
     with the pool."""
 
-    __slots__ = ("_in_run", "_open", "_pool")
+    __slots__ = ("_in_run", "_open", "_owner", "_pool")
 
-    def __init__(self, pool: InferencePool[object]) -> None:
+    def __init__(self, pool: InferencePool[object], owner: str | None) -> None:
         self._pool = pool
+        self._owner = owner
         self._open = True
         self._in_run = False
 
@@ -197,6 +216,7 @@ class Admission:
             self._open = False
             if not self._in_run:
                 self._pool._held -= 1
+            self._pool._owned_less(self._owner)
 
     def __enter__(self) -> Admission:
         return self
@@ -346,6 +366,7 @@ class InferencePool(Generic[C]):
         stop_timeout_s: float = 10.0,
         cancel_grace_s: float = 5.0,
         head_start: HeadStart | None = None,
+        keep_last_place: bool = False,
     ) -> None:
         """Describe the pool; nothing starts until :meth:`start`.
 
@@ -355,6 +376,10 @@ class InferencePool(Generic[C]):
         :meth:`close` lets busy workers finish before terminating them; ``cancel_grace_s`` how
         long a task given up on may run on before its worker is killed. :meth:`start` adopts the
         workers of ``head_start`` if they were started with this setup (see :class:`HeadStart`).
+        With ``keep_last_place`` the last free place (an idle worker or a waiting place) is
+        refused to an owner (:data:`PLACE_OWNER`) that already has a task or admission in the
+        pool while another owner is about (:data:`OTHERS_ABOUT_S`), so that one owner's
+        concurrent requests cannot take every place from others.
         """
         if processes < 1:
             raise ValueError("processes must be at least 1")
@@ -391,6 +416,11 @@ class InferencePool(Generic[C]):
         self._seq = 0
         self._held = 0
         """Open admissions with no task in the pool right now: each will want a worker."""
+        self._keep_last_place = keep_last_place
+        self._owned: collections.Counter[str] = collections.Counter()
+        """Per owner: its tasks (outside an admission) and open admissions in the pool."""
+        self._seen: collections.OrderedDict[str, float] = collections.OrderedDict()
+        """The latest two owners to ask for a place, and when (:meth:`_others_about`)."""
 
     @classmethod
     def from_settings(
@@ -414,6 +444,7 @@ class InferencePool(Generic[C]):
             warmup=warmup if settings.warmup else None,
             on_task_done=on_task_done,
             head_start=head_start,
+            keep_last_place=settings.keep_last_place,
         )
 
     async def __aenter__(self) -> InferencePool[C]:
@@ -496,13 +527,27 @@ class InferencePool(Generic[C]):
 
         Lets a caller shed a request before doing any work for it; :meth:`run` checks again.
         Room is idle workers plus free waiting places; what is claimed is the waiting tasks plus
-        the open :class:`Admission` s between two trips.
+        the open :class:`Admission` s between two trips. With ``keep_last_place``, the last of
+        it is refused to an owner that already holds a place while another is about (see
+        :meth:`__init__`).
         """
         idle = sum(w.state is WorkerState.IDLE for w in self._slots)
-        if len(self._waiting) + self._held >= idle + self._max_waiting:
+        free = idle + self._max_waiting - len(self._waiting) - self._held
+        owner = PLACE_OWNER.get()
+        # Seen before any refusal: a client refused for want of room is about, and waiting.
+        keep_from = owner if self._keep_last_place and owner is not None else None
+        others_about = keep_from is not None and self._others_about(keep_from)
+        if free <= 0:
             self._rejected += 1
             raise Overloaded(
                 "all inference workers are busy and the wait queue is full",
+                retry_after_s=self.retry_after_s(),
+            )
+        if free == 1 and others_about and keep_from is not None and self._owned[keep_from]:
+            self._rejected += 1
+            raise Overloaded(
+                "your other requests hold the inference workers, and the last free place is "
+                "kept for other clients: send this one when one of yours has been answered",
                 retry_after_s=self.retry_after_s(),
             )
 
@@ -517,7 +562,9 @@ class InferencePool(Generic[C]):
         self._running_loop()
         self.check_admission()
         self._held += 1
-        return Admission(cast("InferencePool[object]", self))
+        owner = PLACE_OWNER.get()
+        self._owned_more(owner)
+        return Admission(cast("InferencePool[object]", self), owner)
 
     async def run(
         self,
@@ -543,8 +590,10 @@ class InferencePool(Generic[C]):
         stops a running one the same way. Pickling errors for ``fn`` or ``request`` propagate.
         """
         loop = self._running_loop()
+        owner = None
         if admission is None:
             self.check_admission()
+            owner = PLACE_OWNER.get()  # with an admission, the admission holds the place
         elif not admission._open or admission._in_run or admission._pool is not self:
             raise RuntimeError("an admission is for one trip at a time, in its own pool")
         # Nothing awaits between the check above and the admission below, so it still holds.
@@ -560,6 +609,7 @@ class InferencePool(Generic[C]):
             admission._in_run = True
             self._held -= 1
         deadline = self._deadline_s if deadline_s is None else deadline_s
+        self._owned_more(owner)
         try:
             async with asyncio.timeout(deadline):
                 return cast(Res, await job.future)
@@ -571,10 +621,31 @@ class InferencePool(Generic[C]):
             ) from None
         finally:
             self._forget(job)
+            self._owned_less(owner)
             if admission is not None:
                 admission._in_run = False
                 if admission._open:
                     self._held += 1
+
+    def _others_about(self, owner: str) -> bool:
+        """Note that ``owner`` asks for a place now; True if another owner asked within the
+        last :data:`OTHERS_ABOUT_S`."""
+        now = time.monotonic()
+        self._seen[owner] = now
+        self._seen.move_to_end(owner)
+        if len(self._seen) > 2:  # the latest two owners tell whether another was about
+            self._seen.popitem(last=False)
+        return any(seen != owner and now - at < OTHERS_ABOUT_S for seen, at in self._seen.items())
+
+    def _owned_more(self, owner: str | None) -> None:
+        if owner is not None:
+            self._owned[owner] += 1
+
+    def _owned_less(self, owner: str | None) -> None:
+        if owner is not None:
+            self._owned[owner] -= 1
+            if self._owned[owner] <= 0:
+                del self._owned[owner]  # the counter holds only owners with a place
 
     async def close(self) -> None:
         """Stop every worker and release the pool's threads; safe to call more than once.

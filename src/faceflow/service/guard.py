@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from faceflow.errors import AuthError, RateLimited
+from faceflow.runtime.pool import PLACE_OWNER
 from faceflow.service.metrics import Metrics
 from faceflow.service.security import KeyFailures, client_identity
 from faceflow.service.state import Services, services_of
@@ -18,7 +19,8 @@ async def guard(request: Request) -> None:
 
 async def check_request(services: Services, request: Request) -> None:
     """The API-key and rate-limit checks; remembers the key's digest in ``request.state.api_key``
-    so job handles can be scoped to it."""
+    so job handles can be scoped to it, and the client as the owner of the inference places the
+    request takes (``runtime.keep_last_place``)."""
     try:
         lock_out(services.key_failures, services.metrics, request)
         digest = services.api_keys.identify(request)
@@ -26,11 +28,13 @@ async def check_request(services: Services, request: Request) -> None:
         await count_refused_key(services.key_failures, services.metrics, request)
         raise
     request.state.api_key = digest
+    identity = client_identity(request, digest)
+    PLACE_OWNER.set(identity)  # this request's own context: no other request sees it
     if services.rate_limit is None:
         return
     try:
         # A storage failure lets the request through (RateLimit.check): it never raises for one.
-        await services.rate_limit.check(client_identity(request, digest))
+        await services.rate_limit.check(identity)
     except RateLimited:
         services.metrics.rate_limited.inc()
         raise

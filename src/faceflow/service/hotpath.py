@@ -35,12 +35,14 @@ from faceflow.config import DetectionSettings
 from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter
 from faceflow.operations.faces import FACE_OPTIONS, FaceWork
+from faceflow.runtime.pool import PLACE_OWNER
 from faceflow.service.errors import error_answer, faceflow_error_response
 from faceflow.service.guard import check_request
 from faceflow.service.middleware import CLIENT_CLOSED, NOSNIFF, RequestContext, with_request_id
 from faceflow.service.query import too_many_parameters
 from faceflow.service.routes.faces import answer, cache_headers
 from faceflow.service.routes.system import echo_size_body
+from faceflow.service.security import address_identity
 from faceflow.service.state import Current, Services
 from faceflow.service.upload import BodyLimits, BodyReader, receive_chunks, receive_upload
 
@@ -193,6 +195,11 @@ class HotPath:
     ) -> Response:
         """Compute the answer with the routes' own code (:func:`answer`), from the upload, key
         and work this layer already has: nothing is read, parsed or hashed a second time."""
+        if not services.api_keys.enabled and services.rate_limit is None:
+            # No check_request ran (it owns the places a request takes by its key or address):
+            # the inference places this one takes are its address's (runtime.keep_last_place).
+            client = scope.get("client")
+            PLACE_OWNER.set(address_identity(client[0] if client else "unknown"))
         try:
             if services.cache.computing(key) is False:
                 # Nobody computes it yet, so it needs an inference slot: when there is none,
@@ -237,6 +244,16 @@ class Entry:
         self._limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The inference places a request takes are owned for its life only (PLACE_OWNER is set
+        # by check_request or a miss): an app run in its caller's task, as an in-process client
+        # runs it, must not leave the caller owning them.
+        token = PLACE_OWNER.set(None)
+        try:
+            await self._route(scope, receive, send)
+        finally:
+            PLACE_OWNER.reset(token)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             path = scope["path"]
             operation = FACE_PATHS.get(path)
