@@ -178,8 +178,10 @@ class ServerSettings(_Group):
     max_connections: int = Field(
         1000,
         ge=1,
-        description="open connections per HTTP worker; a request on one more: 503 overloaded, "
-        "closed",
+        description="open connections per HTTP worker; one more takes the place of the "
+        "connection that moved longest ago without a request under way (idle, never used, "
+        "headers incomplete, body stalled 1 s: closed, 408 to a request begun); with none, a "
+        "request on it: 503 overloaded, closed",
     )
 
     @field_validator("api_key_hashes")

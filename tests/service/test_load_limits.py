@@ -199,7 +199,10 @@ def test_a_websocket_handshake_gets_the_routes_json_answer(default_server: LiveS
     assert answer.error()["code"] == "method_not_allowed"
 
 
-def test_a_connection_over_the_cap_gets_503_json(slow_port: int) -> None:
+def test_at_the_cap_an_idle_connection_gives_way_to_a_new_one(slow_port: int) -> None:
+    """A client holding every place with connections it sends nothing on (opened again before
+    the header timeout) had every other client answered 503; the one idle longest makes room.
+    (A connection over the cap with none to give way still gets 503: test_protocol.py.)"""
     held = [raw_http.connect(slow_port) for _ in range(MAX_CONNECTIONS)]
     try:
         for sock in held:  # served, then kept alive (idle) by the server
@@ -207,12 +210,9 @@ def test_a_connection_over_the_cap_gets_503_json(slow_port: int) -> None:
             assert Reader(sock).answer().status == 200
         with raw_http.connect(slow_port) as sock:
             sock.sendall(raw_http.head("/healthz", None, method="GET"))
-            reader = Reader(sock)
-            answer = reader.answer()
-            assert answer.status == 503, answer
-            assert answer.error()["code"] == "overloaded"
-            assert int(answer.headers["retry-after"]) >= 1
-            assert reader.closed_by_server()
+            answer = Reader(sock).answer()
+            assert answer.status == 200, answer
+        assert Reader(held[0]).closed_by_server()  # idle longest; its answer was whole
     finally:
         for sock in held:
             sock.close()

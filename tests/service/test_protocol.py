@@ -20,6 +20,7 @@ from faceflow.service.protocol import (
     METRICS_STATE,
     READ_PAUSE_BYTES,
     SERVER_SETTINGS_STATE,
+    STALLED_BODY_S,
     FaceflowHttpProtocol,
 )
 
@@ -52,6 +53,9 @@ class RecordingTransport(asyncio.Transport):
 
     def close(self) -> None:
         self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0  # everything written is taken at once
 
 
 async def _ignore(scope: Scope, receive: Receive, send: Send) -> None:
@@ -382,14 +386,125 @@ async def test_headers_too_slow_and_a_connection_over_the_cap_are_counted_by_cod
     assert _errors(metrics, "request_timeout") == 1  # the idle one is housekeeping
 
     state = ServerState()
-    first = _open(_answer, WritesRecordingTransport(), settings, metrics, state)
+    busy = Held()
+    first = _open(busy, WritesRecordingTransport(), settings, metrics, state)
+    first.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")  # answered once released
     crowd_transport = WritesRecordingTransport()
     crowd = _open(_answer, crowd_transport, settings, metrics, state)  # one over the cap
     crowd.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-    await _until_answered(crowd)
+    await _until_written(crowd_transport)  # (the tasks of one server state are the busy one's too)
     assert bytes(crowd_transport.written).startswith(b"HTTP/1.1 503 ")
     assert _errors(metrics, "overloaded") == 1
+    busy.release.set()
+    await _until_answered(first)
     for protocol in (slow, idle, first, crowd):
+        protocol.connection_lost(None)
+
+
+class Held:
+    """Answers once the test releases it: a request under way until then."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.release.wait()
+        await _answer(scope, receive, send)
+
+
+async def _until_written(transport: RecordingTransport) -> None:
+    """Until ``transport`` holds a whole answer's head (up to 5 s on a busy machine)."""
+    for _ in range(5000):
+        if b"\r\n\r\n" in transport.written:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("no answer was written")
+
+
+def _given_way(metrics: Metrics) -> float | None:
+    return metrics.registry.get_sample_value("faceflow_connections_given_way_total")
+
+
+_AT_CAP = ServerSettings(max_connections=3)
+
+
+async def _newcomer_served(
+    state: ServerState, metrics: Metrics
+) -> tuple[FaceflowHttpProtocol, WritesRecordingTransport]:
+    """A connection opened at the cap, its request sent and answered."""
+    transport = WritesRecordingTransport()
+    protocol = _open(_answer, transport, _AT_CAP, metrics, state)
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    await _until_written(transport)
+    return protocol, transport
+
+
+async def test_at_the_cap_a_connection_without_a_request_gives_way_to_a_new_one() -> None:
+    """One client opening max_connections connections and sending nothing (again every few
+    seconds, before the header timeout) had every other client's request answered 503: the
+    connection that moved longest ago without a request under way now makes room."""
+    metrics = Metrics()
+    state = ServerState()
+    busy = Held()
+    silent_transport, idle_transport, busy_transport = (WritesRecordingTransport() for _ in "abc")
+    silent = _open(_answer, silent_transport, _AT_CAP, metrics, state)  # never sends a byte
+    idle = _open(_answer, idle_transport, _AT_CAP, metrics, state)
+    idle.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")  # answered, then kept alive
+    await _until_answered(idle)
+    working = _open(busy, busy_transport, _AT_CAP, metrics, state)
+    working.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")  # its answer under way
+
+    first, first_transport = await _newcomer_served(state, metrics)
+    assert bytes(first_transport.written).startswith(b"HTTP/1.1 200 ")
+    assert silent_transport.closed  # it moved longest ago
+    assert silent_transport.written == b""
+    assert not idle_transport.closed
+    silent.connection_lost(None)
+
+    second, second_transport = await _newcomer_served(state, metrics)
+    assert bytes(second_transport.written).startswith(b"HTTP/1.1 200 ")
+    assert idle_transport.closed
+    assert bytes(idle_transport.written).count(b"HTTP/1.1") == 1  # its own answer only
+    idle.connection_lost(None)
+    assert not busy_transport.closed
+    assert _given_way(metrics) == 2
+    assert _errors(metrics, "overloaded") is None
+    busy.release.set()
+    await _until_answered(working)
+    for protocol in (working, first, second):
+        protocol.connection_lost(None)
+
+
+async def test_at_the_cap_a_request_whose_headers_or_body_stalled_gets_408_for_a_new_one() -> None:
+    metrics = Metrics()
+    state = ServerState()
+    app = BodyEcho()
+    halfway_transport, stalled_transport = WritesRecordingTransport(), WritesRecordingTransport()
+    halfway = _open(_answer, halfway_transport, _AT_CAP, metrics, state)
+    halfway.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n")  # its headers never end
+    stalled = _open(app, stalled_transport, _AT_CAP, metrics, state)
+    stalled.data_received(b"POST /v1/detect HTTP/1.1\r\nhost: x\r\ncontent-length: 9\r\n\r\n")
+    await asyncio.sleep(0)  # the app starts and waits for the body
+    newest = _open(_answer, WritesRecordingTransport(), _AT_CAP, metrics, state)
+
+    await _newcomer_served(state, metrics)
+    assert bytes(halfway_transport.written).startswith(b"HTTP/1.1 408 ")
+    assert halfway_transport.closed
+    halfway.connection_lost(None)
+    assert not stalled_transport.closed  # its body was asked for under a second ago
+
+    await asyncio.sleep(STALLED_BODY_S)  # nothing more arrives on it
+    await _newcomer_served(state, metrics)
+    head, _, body = bytes(stalled_transport.written).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+    for _ in range(5000):  # the app reads the disconnect (up to 5 s on a busy machine)
+        if app.messages:
+            break
+        await asyncio.sleep(0.001)
+    assert app.messages[-1] == {"type": "http.disconnect"}
+    assert _given_way(metrics) == 2
+    for protocol in (stalled, newest):
         protocol.connection_lost(None)
 
 

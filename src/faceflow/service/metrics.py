@@ -71,6 +71,11 @@ class Metrics:
             "connections dropped for taking none of their answer for server.send_timeout_s",
             registry=r,
         )
+        self.connections_given_way = Counter(
+            "faceflow_connections_given_way",
+            "connections closed at server.max_connections for a new one (idle, or stalled)",
+            registry=r,
+        )
         self.cache_hits = Counter("faceflow_cache_hits", "cache hits", ["level"], registry=r)
         self.cache_misses = Counter("faceflow_cache_misses", "cache misses", registry=r)
         self.singleflight_joins = Counter(

@@ -33,9 +33,16 @@ parser errors answer in plain text), so:
   (acknowledged) nothing for the timeout — its receive window shut, or its network gone — the
   kernel drops the connection and frees its buffers, also after the socket was closed. Counted in
   ``faceflow_send_timeouts_total``.
-* **Connection cap** (``server.max_connections``, per HTTP worker process): every request on a
-  connection opened beyond the cap is answered ``503 overloaded`` (JSON, ``Retry-After``) and the
-  connection closed, once its headers are in (so the answer cannot be lost to a reset).
+* **Connection cap** (``server.max_connections``, per HTTP worker process): a connection opened
+  beyond the cap takes the place of one that holds its own without a request under way — idle
+  between requests, never sent a byte, its headers still incomplete, or its body stalled for
+  :data:`STALLED_BODY_S` — the one that moved longest ago, which is closed (``408
+  request_timeout`` for a request begun, nothing for an idle one, as a keep-alive timeout closes
+  it). One client opening 1,000 connections and sending nothing, again every 8 s (before the
+  header timeout), held every place and had every other client's request answered 503. Only when
+  no connection gives way is every request on the new one answered ``503 overloaded`` (JSON,
+  ``Retry-After``) and the connection closed, once its headers are in (so the answer cannot be
+  lost to a reset).
 * **Not HTTP** (a request the parser refuses): ``400 bad_request`` in the service's JSON, the
   connection closed, counted (uvicorn answered in plain text and warned in the log for each).
   An Upgrade the server does not do is answered as plain HTTP, without uvicorn's warnings.
@@ -87,6 +94,10 @@ runs on a loaded machine; ``bench/hit_tail.py`` counts the pauses). At most this
 open connection, and only while the app has not yet read its body: uvloop already hands over up
 to 256 KiB per read before uvicorn checks its mark."""
 _RETRY_AFTER_S = 1
+STALLED_BODY_S = 1.0
+"""A request whose body has not moved for this long gives its connection's place to a new
+connection when the cap is reached (a body arriving at any pace moves more often; one declared
+and never sent held a place for ``server.body_timeout_s``, 30 s, for 60 bytes)."""
 
 
 def _closing_response(error: FaceflowError, reason: str) -> bytes:
@@ -112,6 +123,13 @@ def _headers_too_slow(timeout_s: float) -> RequestTimeout:
 def _headers_too_large(limit: int) -> HeadersTooLarge:
     return HeadersTooLarge(
         f"the request line and headers are over {limit} bytes", {"max_bytes": limit}
+    )
+
+
+def _given_way() -> RequestTimeout:
+    return RequestTimeout(
+        "the server needed this connection for another: its request had stalled while the"
+        " server held as many connections as it may; send it again, whole"
     )
 
 
@@ -280,6 +298,9 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     """Set once a request was refused for its headers or its bytes: nothing more is parsed."""
     _metrics: Metrics | None = None
     _writes: _OneWritePerResponse | None = None
+    _moved_at = 0.0
+    """When the connection last moved (opened, read bytes, finished an answer), in loop time:
+    of the connections that may give way to a new one, the one that moved longest ago does."""
 
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
@@ -296,9 +317,66 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         self._max_header_fields = server.max_header_fields
         self._header_bytes = 0
         _set_send_timeout(transport, server.send_timeout_s)
-        if len(self.connections) > server.max_connections:
+        self._moved_at = self.loop.time()
+        if len(self.connections) > server.max_connections and not self._make_room():
             self.app = _OverCapacity(self._metrics)
         self._arm_header_timer()
+
+    def _make_room(self) -> bool:
+        """Close the connection that may give way (:meth:`_may_give_way`) and moved longest
+        ago, for this new one; whether there was one. One pass over the open connections, only
+        at the cap."""
+        now = self.loop.time()
+        victim = min(
+            (
+                other
+                for other in self.connections
+                if other is not self
+                and isinstance(other, FaceflowHttpProtocol)
+                and other._may_give_way(now)
+            ),
+            key=lambda other: other._moved_at,
+            default=None,
+        )
+        if victim is None:
+            return False
+        victim._give_way()
+        return True
+
+    def _may_give_way(self, now: float) -> bool:
+        """Whether this connection holds its place without a request under way: between
+        requests or before its first (its next request's headers not yet in), or in a request
+        whose body has stalled (the app waits for it, nothing has arrived for
+        :data:`STALLED_BODY_S` and the server is not the one holding it back), with nothing of
+        an answer left to send."""
+        transport = self.transport
+        if transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return True
+        return (
+            cycle.more_body
+            and not cycle.response_started
+            and not self.flow.read_paused
+            and now - self._moved_at >= STALLED_BODY_S
+        )
+
+    def _give_way(self) -> None:
+        """Close this connection for a new one: ``408`` to a request begun (its app, waiting for
+        the body, reads a disconnect), nothing to one idle (as a keep-alive timeout closes it)."""
+        self._parsing_stopped = True
+        if self._metrics is not None:
+            self._metrics.connections_given_way.inc()
+        cycle = self.cycle
+        under_way = cycle is not None and not cycle.response_complete
+        if under_way:
+            cycle.disconnected = True
+            cycle.message_event.set()
+        if under_way or self._header_bytes:
+            self._refuse(_given_way(), "Request Timeout")
+        else:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if isinstance(exc, TimeoutError) and self._metrics is not None:
@@ -321,6 +399,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._parsing_stopped:
             return  # nothing more is parsed; the connection closes after its current answer
+        self._moved_at = self.loop.time()
         # Counted before parsing, judged after: a read that completes the headers (with a body
         # after them, as a whole upload often arrives) is never refused for its size.
         if self._header_bytes is not None:
@@ -433,6 +512,10 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         limit = self._max_header_fields
         if limit is not None and len(self.headers) > limit:
             raise _TooManyFields
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._moved_at = self.loop.time()  # idle from now: its wait for the next request starts
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
