@@ -10,7 +10,6 @@ from importlib.resources import files
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceflow import __version__
@@ -26,6 +25,7 @@ from faceflow.runtime.pool import HeadStart, InferencePool
 from faceflow.service.edge import JsonCors, KeyGate, trusted_forwarding
 from faceflow.service.errors import install_error_handlers
 from faceflow.service.examples import ExampleThumbnails, load_examples
+from faceflow.service.files import WholeFiles
 from faceflow.service.hotpath import Entry, HotPath
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import HeadAsGet, RequestContext
@@ -250,7 +250,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
     app.include_router(example_routes.router)
     if settings.server.web_page:
         static = files("faceflow.service") / "static"
-        web = StaticFiles(directory=str(static), html=True)
+        web = WholeFiles(directory=str(static), html=True)
         page_headers = web_page_headers(settings.server.web_page_frame_ancestors)
 
         async def web_page(scope: Scope, receive: Receive, send: Send) -> None:

@@ -15,7 +15,8 @@ from importlib.resources import files
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.responses import HTMLResponse, Response
-from starlette.staticfiles import StaticFiles
+
+from faceflow.service.files import WholeFiles
 
 ASSETS_PATH = "/docs-assets"
 # Swagger UI checks a spec with an online validator by default; nothing leaves the machine.
@@ -45,7 +46,7 @@ def install_docs(app: FastAPI, title: str) -> None:
             headers={"Cache-Control": "public, max-age=86400"},
         )
 
-    app.mount(ASSETS_PATH, StaticFiles(directory=str(assets)), name="docs-assets")
+    app.mount(ASSETS_PATH, WholeFiles(directory=str(assets)), name="docs-assets")
     openapi_url = app.openapi_url or "/openapi.json"
 
     @app.get("/docs", include_in_schema=False)
