@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 
 import pytest
@@ -107,3 +108,33 @@ def test_did_you_mean_names_the_closest_known_name_or_nothing() -> None:
 
 def test_did_you_mean_looks_past_the_case_and_names_the_known_spelling() -> None:
     assert did_you_mean("THRESHOLD", ["threshold", "max_faces"]) == (" (did you mean 'threshold'?)")
+
+
+@pytest.mark.parametrize(
+    ("word", "meant"),
+    [("agexxxx", "age"), ("agexxxxx", None), ("xxxxage", "age"), ("xxxxxage", None)],
+    ids=["7/3 as long", "longer", "7/3, the end", "longer, the end"],
+)
+def test_did_you_mean_still_names_what_difflib_finds_close_at_the_longest(
+    word: str, meant: str | None
+) -> None:
+    expected = "" if meant is None else f" (did you mean {meant!r}?)"
+    assert did_you_mean(word, ["age", "gender"]) == expected
+
+
+def test_did_you_mean_does_not_index_a_name_too_long_to_be_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """difflib indexes the whole word before it compares lengths: a 60 KB attribute or size name
+    in a query cost 22 ms of the event loop per look (three looks a request on a face route)."""
+    indexed: list[int] = []
+    index = difflib.SequenceMatcher.set_seq2
+
+    def recording(matcher: difflib.SequenceMatcher[str], word: str) -> None:
+        indexed.append(len(word))
+        index(matcher, word)
+
+    monkeypatch.setattr(difflib.SequenceMatcher, "set_seq2", recording)
+    assert did_you_mean("x" * 60_000, ["age", "gender"]) == ""
+    assert did_you_mean("agee", ["age", "gender"]) == " (did you mean 'age'?)"
+    assert max(indexed) == 4  # the typo only (a new matcher indexes an empty word)

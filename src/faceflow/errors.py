@@ -305,6 +305,12 @@ def _all_subclasses(cls: type[FaceflowError]) -> list[type[FaceflowError]]:
     return found
 
 
+_CLOSE_LENGTH = 7 / 3
+"""difflib's ``get_close_matches`` keeps a name whose ratio to the word is at least 0.6, and the
+ratio is at most 2 × the shorter length over both lengths: a word over 7/3 times as long as a
+name is never close to it."""
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` naming the known name ``name`` is likely a typo of, or ``""``:
     for the message of an error about an unknown option, setting, size or model."""
@@ -312,5 +318,11 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 
     # Case aside: 'THRESHOLD' is as likely a slip for 'threshold' as 'threshhold' is.
     by_lower = {k.lower(): k for k in known}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    word = name.lower()
+    if len(word) > _CLOSE_LENGTH * max(map(len, by_lower), default=0):
+        # Too long to be close to any (the answer difflib would give), and difflib indexes the
+        # whole word before it compares lengths: a 60 KB attribute or size name cost 22 ms of
+        # the event loop per look, three looks a request on the face routes.
+        return ""
+    close = difflib.get_close_matches(word, list(by_lower), n=1)
     return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
