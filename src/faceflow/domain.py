@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from faceflow.errors import InvalidParameter, did_you_mean
+from faceflow.errors import InvalidParameter, did_you_mean, quoted
 
 
 class Gender(StrEnum):
@@ -45,7 +45,7 @@ def parse_attributes(value: str) -> tuple[Attribute, ...]:
     for name in names:
         if name not in allowed:
             raise InvalidParameter(
-                f"unknown attribute {name!r}{did_you_mean(name, allowed)}; allowed:"
+                f"unknown attribute {quoted(name)}{did_you_mean(name, allowed)}; allowed:"
                 f" {', '.join(allowed)} (or none)",
                 {"parameter": "attributes"},
             )

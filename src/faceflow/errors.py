@@ -305,6 +305,19 @@ def _all_subclasses(cls: type[FaceflowError]) -> list[type[FaceflowError]]:
     return found
 
 
+QUOTED_CHARS = 64
+"""Characters of what a client sent that an error message repeats (:func:`quoted`)."""
+
+
+def quoted(text: str) -> str:
+    """``text``, something a client sent, as an error message names it: its ``repr``, cut after
+    :data:`QUOTED_CHARS` characters. A query value or option name may be as long as the headers
+    (64 KiB), and answers repeating it grew with it (an unknown option of 60 KB: 120 KB)."""
+    if len(text) <= QUOTED_CHARS:
+        return repr(text)
+    return f"{text[:QUOTED_CHARS]!r}… ({len(text):,} characters)"
+
+
 _CLOSE_LENGTH = 7 / 3
 """difflib's ``get_close_matches`` keeps a name whose ratio to the word is at least 0.6, and the
 ratio is at most 2 × the shorter length over both lengths: a word over 7/3 times as long as a

@@ -30,7 +30,7 @@ from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import cache_key_from_hash, content_hash
 from faceflow.cache.tiered import CacheStatus
 from faceflow.config import MAX_FACES
-from faceflow.errors import InvalidParameter, JsonScalar
+from faceflow.errors import InvalidParameter, JsonScalar, quoted
 from faceflow.imaging.formats import OutputFormat
 from faceflow.operations.parse import OPTIONS_CONFIG
 from faceflow.pipeline.idphoto.nudge import NO_NUDGE, Nudge
@@ -333,7 +333,7 @@ def parse_layout(value: str) -> list[tuple[str, int]]:
         # full-width or Arabic-Indic digits.
         if not (count.isascii() and count.isdigit()):
             raise InvalidParameter(
-                f"layout item {part!r} must be preset:count, e.g. cn-1inch:4",
+                f"layout item {quoted(part)} must be preset:count, e.g. cn-1inch:4",
                 {"parameter": "layout"},
             )
         items.append((key, int(count)))

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from faceflow.errors import InvalidParameter, JsonScalar, did_you_mean
+from faceflow.errors import QUOTED_CHARS, InvalidParameter, JsonScalar, did_you_mean, quoted
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -50,11 +50,11 @@ def option_error(
         where = [str(part) for part in error.get("loc", ()) if part not in ("query", "body")]
         name = ".".join(where)
         if where:
-            parameters.add(where[0])
+            parameters.add(where[0][:QUOTED_CHARS])  # an unknown one is what the client sent
         if len(problems) == MAX_PROBLEMS_SAID:
             unsaid += 1
         elif error.get("type") == "extra_forbidden":
-            problems.append(f"unknown option {name!r}{did_you_mean(name, known)}")
+            problems.append(f"unknown option {quoted(name)}{did_you_mean(name, known)}")
         else:
             problems.append(f"{name}: {error.get('msg', 'invalid')}" if name else "invalid")
     if unsaid:

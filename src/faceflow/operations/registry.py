@@ -21,7 +21,7 @@ from faceflow.cache.compute import CachedCompute
 from faceflow.cache.keys import cache_key
 from faceflow.config import RuntimeOperation, RuntimeSettings, Settings
 from faceflow.domain import Operation
-from faceflow.errors import InvalidParameter, JsonScalar, OperationDisabled, did_you_mean
+from faceflow.errors import InvalidParameter, JsonScalar, OperationDisabled, did_you_mean, quoted
 from faceflow.operations.faces import FACE_OPTIONS, FaceOptions, FaceWork
 from faceflow.operations.idphoto import (
     PhotoOptions,
@@ -134,7 +134,7 @@ def spec_for(operation: str) -> tuple[Operation, OperationSpec[Any, Any]]:
     except ValueError:
         names = [o.value for o in Operation]
         raise InvalidParameter(
-            f"unknown operation {operation!r}{did_you_mean(operation, names)}; "
+            f"unknown operation {quoted(operation)}{did_you_mean(operation, names)}; "
             f"allowed: {', '.join(names)}",
             {"parameter": "operation"},
         ) from None

@@ -37,6 +37,7 @@ from faceflow.errors import (
     Overloaded,
     RequestTimeout,
     TooLarge,
+    quoted,
 )
 from faceflow.runtime.budget import ByteBudget
 from faceflow.service.errors import faceflow_error_response
@@ -416,7 +417,7 @@ def check_image(upload: Upload, max_image_bytes: int) -> None:
             {"limit_bytes": max_image_bytes},
         )
     if not upload.size:
-        raise EmptyInput(f"the image field {upload.filename or ''!r} is empty".strip())
+        raise EmptyInput(f"the image field {quoted(upload.filename or '')} is empty")
 
 
 async def read_images(

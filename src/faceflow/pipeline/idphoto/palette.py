@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from faceflow.errors import InvalidParameter
+from faceflow.errors import InvalidParameter, quoted
 
 Rgb = tuple[int, int, int]
 
@@ -60,7 +60,7 @@ def parse_background(colour: str, style: str = "solid") -> Background:
     except ValueError:
         known = ", ".join(s.value for s in BackgroundStyle)
         raise InvalidParameter(
-            f"unknown background style {style!r}; use one of {known}", {"parameter": "style"}
+            f"unknown background style {quoted(style)}; use one of {known}", {"parameter": "style"}
         ) from None
     key = colour.strip().lower()
     key = _ALIASES.get(key, key)
@@ -70,7 +70,7 @@ def parse_background(colour: str, style: str = "solid") -> Background:
     if match is None:
         known = ", ".join(PRESET_COLOURS)
         raise InvalidParameter(
-            f"background must be one of {known} or #rrggbb, not {colour!r}",
+            f"background must be one of {known} or #rrggbb, not {quoted(colour)}",
             {"parameter": "background"},
         )
     value = int(match.group(1), 16)

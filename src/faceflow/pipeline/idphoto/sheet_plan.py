@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from faceflow.errors import InvalidParameter, did_you_mean
+from faceflow.errors import InvalidParameter, did_you_mean, quoted
 from faceflow.pipeline.idphoto.specs import mm_to_px
 
 SHEET_DPI = 300
@@ -54,7 +54,7 @@ def get_paper(key: str) -> Paper:
     except KeyError:
         known = ", ".join(_PAPER_BY_KEY)
         raise InvalidParameter(
-            f"unknown sheet {key!r}{did_you_mean(key, _PAPER_BY_KEY)}; known sheets: {known}",
+            f"unknown sheet {quoted(key)}{did_you_mean(key, _PAPER_BY_KEY)}; known sheets: {known}",
             {"parameter": "sheet"},
         ) from None
 

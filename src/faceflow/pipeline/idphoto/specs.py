@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from faceflow.errors import InvalidParameter, did_you_mean
+from faceflow.errors import InvalidParameter, did_you_mean, quoted
 
 MM_PER_INCH = 25.4
 MIN_SIDE_MM = 10.0
@@ -420,7 +420,8 @@ def get_spec(key: str) -> IdPhotoSpec:
     except KeyError:
         known = ", ".join(_BY_KEY)
         raise InvalidParameter(
-            f"unknown ID-photo size {key!r}{did_you_mean(key, _BY_KEY)}; known sizes: {known}",
+            f"unknown ID-photo size {quoted(key)}{did_you_mean(key, _BY_KEY)};"
+            f" known sizes: {known}",
             {"parameter": "spec"},
         ) from None
 
@@ -435,7 +436,9 @@ def custom_spec(
     :class:`InvalidParameter`.
     """
     if unit not in ("mm", "px"):
-        raise InvalidParameter(f"unit must be 'mm' or 'px', not {unit!r}", {"parameter": "unit"})
+        raise InvalidParameter(
+            f"unit must be 'mm' or 'px', not {quoted(unit)}", {"parameter": "unit"}
+        )
     if not isinstance(dpi, int) or not MIN_DPI <= dpi <= MAX_DPI:
         raise InvalidParameter(
             f"dpi must be a whole number from {MIN_DPI} to {MAX_DPI}", {"parameter": "dpi"}

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from faceflow.errors import NotFound
+from faceflow.errors import NotFound, quoted
 from faceflow.service.examples import THUMBNAIL_PX, ExamplePhoto
 from faceflow.service.guard import guard
 from faceflow.service.schemas import ErrorBody, error_responses
@@ -75,7 +75,7 @@ def _photo(request: Request, name: str) -> ExamplePhoto:
     for photo in services_of(request).examples:
         if photo.spec.name == name:
             return photo
-    raise NotFound(f"no example photo {name!r} on this server; see GET /v1/examples")
+    raise NotFound(f"no example photo {quoted(name)} on this server; see GET /v1/examples")
 
 
 @router.get(
