@@ -723,6 +723,66 @@ async def test_a_body_in_kilobyte_chunks_passes_however_many() -> None:
     protocol.connection_lost(None)
 
 
+@pytest.mark.parametrize(
+    "rest",
+    [b"ZZ\r\n", b"FFFFFFFFFFFFFFFFFF\r\nabc", b"3\r\nabcXX\r\n"],
+    ids=["a chunk size not hex", "a chunk size past 64 bits", "a chunk not ended by CRLF"],
+)
+async def test_a_body_the_parser_refuses_part_way_gets_400_at_once(rest: bytes) -> None:
+    """The parser stopped, but the app waited on for the rest of the body until the body
+    timeout answered 408, 30 s later, the connection and its place held meanwhile."""
+    app = BodyEcho()
+    metrics = Metrics()
+    protocol, transport = _limited(app, metrics)
+    protocol.data_received(_CHUNKED_HEAD + b"5\r\nhello\r\n")
+    await asyncio.sleep(0)  # the app reads the first chunk and waits for more
+    protocol.data_received(rest)
+    await _until_answered(protocol)
+
+    assert transport.closed
+    head, _, body = bytes(transport.written).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert json.loads(body)["error"]["code"] == "bad_request"
+    assert app.messages[-1] == {"type": "http.disconnect"}
+    assert _errors(metrics, "bad_request") == 1
+    protocol.connection_lost(None)
+
+
+@pytest.mark.parametrize("coding", [b"gzip", b"chunked, gzip", b"identity"])
+async def test_a_request_whose_transfer_encoding_does_not_end_in_chunked_gets_400(
+    coding: bytes,
+) -> None:
+    """RFC 9112 6.3: its body's length cannot be known. llhttp read the body until the
+    connection closed, and the client got 408 after the body timeout."""
+    app = BodyEcho()
+    protocol, transport = _limited(app)
+    protocol.data_received(
+        b"POST /v1/detect HTTP/1.1\r\nhost: x\r\ntransfer-encoding: " + coding + b"\r\n\r\nabc"
+    )
+    await _until_answered(protocol)
+
+    assert transport.closed
+    head, _, body = bytes(transport.written).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert "Transfer-Encoding" in json.loads(body)["error"]["message"]
+    assert app.messages == []  # the app never saw it
+    protocol.connection_lost(None)
+
+
+async def test_a_transfer_encoding_ending_in_chunked_is_read_as_chunked() -> None:
+    app = BodyEcho()
+    protocol, transport = _limited(app)
+    protocol.data_received(
+        b"POST /v1/detect HTTP/1.1\r\nhost: x\r\ntransfer-encoding: gzip, Chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n\r\n"
+    )
+    await _until_answered(protocol)
+
+    assert bytes(transport.written).startswith(b"HTTP/1.1 200 OK\r\n")
+    assert bytes(transport.written).endswith(b"abc")
+    protocol.connection_lost(None)
+
+
 async def test_too_many_trailer_fields_get_431_at_once() -> None:
     # Parsing stopped at the one field too many, but the app still waited for the end of the
     # body, until the body timeout answered 408 thirty seconds later.

@@ -50,6 +50,12 @@ parser errors answer in plain text), so:
   lost to a reset).
 * **Not HTTP** (a request the parser refuses): ``400 bad_request`` in the service's JSON, the
   connection closed, counted (uvicorn answered in plain text and warned in the log for each).
+  A body the parser refuses part-way (a chunk size that is not hex or overflows, a chunk not
+  ended by CRLF) is answered so at once, its app reading a disconnect: the app waited on for the
+  rest of a body that could no longer come, and the client got ``408`` after the body timeout
+  (30 s, its connection and its place held). So is a request whose ``Transfer-Encoding`` does
+  not end in ``chunked`` (RFC 9112 §6.3: its length cannot be known), which llhttp read as a
+  body lasting until the connection closed: 408 after 30 s as well.
   An Upgrade the server does not do is answered as plain HTTP, without uvicorn's warnings.
 
 It also stops reading a connection later than uvicorn does (:data:`READ_PAUSE_BYTES`), hands a
@@ -152,6 +158,15 @@ def _framing_too_large(limit: int) -> HeadersTooLarge:
 
 class _TooManyFields(Exception):
     """Raised from httptools' header callback, which stops the parser where it is."""
+
+
+class _UnknownLength(Exception):
+    """Raised from httptools' headers-complete callback for a request whose body has no
+    length (a Transfer-Encoding not ending in chunked): it stops the parser where it is."""
+
+
+_TRANSFER_ENCODING = b"transfer-encoding"
+_CHUNKED = b"chunked"
 
 
 class _TooManyChunks(Exception):
@@ -319,6 +334,8 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     with no bound of its own."""
     _chunks = 0
     """Chunks begun of the pending request's chunked body."""
+    _transfer_coding: bytes | None = None
+    """The pending request's last Transfer-Encoding field, if it has one."""
     _body_bytes = 0
     """Bytes of the pending request's body read so far."""
     _parsing_stopped = False
@@ -454,7 +471,9 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            if isinstance(exc.__context__, _TooManyChunks):
+            if isinstance(exc.__context__, _UnknownLength):
+                self._not_http("a request's Transfer-Encoding must end in chunked")
+            elif isinstance(exc.__context__, _TooManyChunks):
                 allowed = FREE_CHUNKS + self._body_bytes // CHUNK_BYTES
                 self._refuse_framing(_too_many_chunks(allowed), "Bad Request")
             elif isinstance(exc.__context__, _TooManyFields) and self._max_header_fields:
@@ -472,7 +491,13 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     def _not_http(self, reason: str) -> None:
         self._parsing_stopped = True  # the parser is left in its error: it reads nothing more
         error = InputError(f"the request is not valid HTTP/1.1: {reason}")
-        if self.cycle is not None and not self.cycle.response_complete:
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not cycle.response_started:
+            # In the body its app waits for: no more of it can come. Answered now, not by the
+            # body timeout's 408 half a minute later.
+            self._refuse_framing(error, "Bad Request")
+            return
+        if cycle is not None and not cycle.response_complete:
             # Pipelined after a request still being answered: a 400 now would land inside that
             # answer, or before it. Close once it is sent.
             _count(self._metrics, error)
@@ -497,8 +522,8 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     ) -> None:
         """Stop a request whose chunked framing or trailer outgrew the header limits (a trailer
         field that never ended was gathered by httptools a read at a time, copied whole at
-        each, and held the connection with it, on any path and before any key was checked), or
-        whose body came in too many chunks."""
+        each, and held the connection with it, on any path and before any key was checked),
+        whose body came in too many chunks, or that the parser refused in its body."""
         self._parsing_stopped = True
         cycle = self.cycle
         if self.transport.is_closing() or cycle is None:
@@ -551,6 +576,8 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         limit = self._max_header_fields
         if limit is not None and len(self.headers) > limit:
             raise _TooManyFields
+        if self.headers[-1][0] == _TRANSFER_ENCODING:
+            self._transfer_coding = self.headers[-1][1]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -558,6 +585,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._transfer_coding = None
         self._arm_header_timer()
 
     def on_message_complete(self) -> None:
@@ -568,6 +596,9 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             self._header_bytes = 0
 
     def on_headers_complete(self) -> None:
+        coding = self._transfer_coding
+        if coding is not None and coding.rpartition(b",")[2].strip().lower() != _CHUNKED:
+            raise _UnknownLength
         self._header_deadline = None
         self._header_bytes = None
         self._framing_bytes = 0
