@@ -477,6 +477,35 @@ async def test_at_the_cap_a_connection_without_a_request_gives_way_to_a_new_one(
         protocol.connection_lost(None)
 
 
+class AnswerThenNewcomer:
+    """Answers, then has a new connection opened at once, while the answer's head (a HEAD's
+    whole answer) still waits for the loop's next turn to be written."""
+
+    def __init__(self, state: ServerState, metrics: Metrics) -> None:
+        self.state = state
+        self.metrics = metrics
+        self.newcomer = WritesRecordingTransport()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _answer(scope, receive, send)
+        _open(_answer, self.newcomer, ServerSettings(max_connections=1), self.metrics, self.state)
+
+
+async def test_at_the_cap_an_answer_not_yet_written_does_not_give_way() -> None:
+    metrics = Metrics()
+    state = ServerState()
+    app = AnswerThenNewcomer(state, metrics)
+    transport = WritesRecordingTransport()
+    protocol = _open(app, transport, ServerSettings(max_connections=1), metrics, state)
+    protocol.data_received(b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\n")
+    await _until_answered(protocol)
+
+    assert not transport.closed
+    assert bytes(transport.written).startswith(b"HTTP/1.1 200 ")
+    assert not _given_way(metrics)
+    protocol.connection_lost(None)
+
+
 async def test_at_the_cap_a_request_whose_headers_or_body_stalled_gets_408_for_a_new_one() -> None:
     metrics = Metrics()
     state = ServerState()

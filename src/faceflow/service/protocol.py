@@ -264,6 +264,11 @@ class _OneWritePerResponse:
     def is_closing(self) -> bool:
         return self._transport.is_closing()
 
+    @property
+    def holding(self) -> bool:
+        """Whether a head waits for its flush."""
+        return self._held is not None
+
     def close(self) -> None:
         self.flush()
         self._transport.close()
@@ -396,6 +401,8 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         transport = self.transport
         if transport.is_closing() or transport.get_write_buffer_size():
             return False
+        if self._writes is not None and self._writes.holding:
+            return False  # a HEAD's whole answer, sent at the loop's next turn
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
             return True
