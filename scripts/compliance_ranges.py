@@ -1,8 +1,8 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
 the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `motion_blur`,
-`eye_glare`, `red_eye`, `eyes_open`, `forehead_visible` and `eye_shadow`, the mouth's, the
-glasses', and the clothes' against each preset background (faceflow/pipeline/idphoto/compliance.py,
-the README's check table).
+`eye_glare`, `red_eye`, `eyes_open`, `forehead_visible` and `eye_shadow`, the mouth's (teeth, the
+lips apart), the glasses', and the clothes' against each preset background
+(faceflow/pipeline/idphoto/compliance.py, the README's check table).
 
     .venv/bin/python scripts/compliance_ranges.py
 
@@ -48,6 +48,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     judge,
     knit_hat,
     mosaic,
+    open_mouth,
     red_eye,
     shake,
     side_shadow,
@@ -73,6 +74,8 @@ MOUTH_SPREAD = re.compile(r"colour spread (\d+)")
 GLASSES_BRIDGE = re.compile(r"darkest row between the eyes ([\d.]+)")
 # eyes_open's note gives how dark the iris in the eyes' middles stays (the lower eye's).
 EYE_IRIS = re.compile(r"iris ([\d.]+)")
+# mouth_closed's note gives how far apart the lips are (the dark gap between them).
+LIPS_GAP = re.compile(r"the lips ([\d.]+) eye distances apart")
 CHECKS = (
     "colour",
     "skin_colour",
@@ -122,6 +125,9 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     ("a wink, mascara", closed_eyes(both=False, lashes=1.6)),
     ("clear glasses", clear_glasses),
     ("a knit hat", knit_hat),
+    ("lips apart 0.04", open_mouth(0.04)),
+    ("lips apart 0.06", open_mouth(0.06)),
+    ("mouth open 0.14", open_mouth(0.14)),
     ("a brim's shadow (0.45)", brim_shadow(0.45)),
 )
 
@@ -159,6 +165,7 @@ def main() -> None:
     mouth_spreads: list[float] = []
     bridges: list[tuple[float, str]] = []
     irises: list[tuple[float, str]] = []
+    gaps: list[tuple[float, str]] = []
     faces = left_out = 0
     for path in photos:
         rgb = decode_image(path.read_bytes(), limits).rgb
@@ -183,6 +190,11 @@ def main() -> None:
                 bridges.append((float(bridge.group(1)), path.name))
             if iris := EYE_IRIS.search(report.check("eyes_open").note):
                 irises.append((float(iris.group(1)), path.name))
+            mouth = report.check("mouth_closed")
+            if gap := LIPS_GAP.search(mouth.note):
+                gaps.append((float(gap.group(1)), path.name))
+            elif mouth.limit.of == "lips_gap" and isinstance(mouth.value, float):
+                gaps.append((mouth.value, path.name))
             for name in CHECKS:
                 check = report.check(name)
                 if isinstance(check.value, float):
@@ -215,6 +227,11 @@ def main() -> None:
         + ", ".join(f"{value:.2f} {photo_name}" for value, photo_name in sorted(irises)[:5])
     )
 
+    print(
+        f"  {'lips apart':14s} the widest gap between the lips of {len(gaps)} faces: "
+        + ", ".join(f"{value:.2f} {photo_name}" for value, photo_name in sorted(gaps)[::-1][:5])
+    )
+
     for name, found_blends in blends.items():
         ranked = sorted(found_blends, reverse=True)[:3]
         print(
@@ -238,6 +255,7 @@ def main() -> None:
         print(f"  {'':26s} face_occluded {occluded.status.value}: {occluded.note}")
         print(f"  {'':26s} glasses: {spoiled.check('glasses').note}")
         print(f"  {'':26s} eyes_open: {spoiled.check('eyes_open').note}")
+        print(f"  {'':26s} mouth_closed: {spoiled.check('mouth_closed').note}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from faceflow.pipeline.idphoto.compliance import (
     FOCUS_PASS,
     HINTS,
     MOTION_BLUR_PASS,
+    MOUTH_GAP_WARN,
     NOISE_PASS,
     SHARPNESS_PASS,
     SKIN_COLOUR_PASS,
@@ -80,6 +81,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     knit_hat,
     lower_shadow,
     mosaic,
+    open_mouth,
     red_eye,
     shake,
     shrink,
@@ -1117,6 +1119,56 @@ def test_teeth_showing_warn_and_say_where_the_size_asks_for_the_mouth_closed(
     assert (check.status, check.note) == (CheckStatus.WARN, note)
     assert isinstance(check.value, float)
     assert check.value > 0.12
+
+
+@pytest.mark.parametrize(
+    ("gap", "status"), [(None, CheckStatus.PASS), (0.06, CheckStatus.WARN), (0.1, CheckStatus.WARN)]
+)
+def test_lips_apart_with_no_teeth_showing_warn(
+    cut_out: CutOut, gap: float | None, status: CheckStatus
+) -> None:
+    # Talking: the teeth measure read 0 and passed it on ICAO's size, which asks for the mouth
+    # closed.
+    item = cut_out("portrait_2.jpg", None if gap is None else open_mouth(gap))
+
+    check = icao_check(item, "mouth_closed")
+
+    assert check.status is status, check
+    if status is CheckStatus.WARN:
+        assert check.limit.of == "lips_gap"
+        assert isinstance(check.value, float)
+        assert check.value >= MOUTH_GAP_WARN
+        assert check.note.startswith("the lips are apart")
+
+
+@pytest.mark.parametrize(
+    ("photo", "status"),
+    [
+        ("df_img57.jpg", CheckStatus.WARN),  # mid-word, an "O": no teeth showing
+        ("df_img16.jpg", CheckStatus.PASS),  # closed, a moustache over the upper lip
+        ("df_img61.jpg", CheckStatus.PASS),  # closed, a full dark beard
+        ("df_img62.jpg", CheckStatus.PASS),  # closed, the line between the lips in shade
+    ],
+)
+def test_a_real_open_mouth_is_told_from_bearded_closed_ones(
+    testdata: Path,
+    source: FindSource,
+    segmenter: U2NetpSegmenter,
+    photo: str,
+    status: CheckStatus,
+) -> None:
+    # A dark gap alone read the beards as open (0.16-0.22 eye distances of dark rows); the
+    # lips' red above and below it tells them apart.
+    require((testdata.parent / "devset" / photo).is_file(), f"devset photo {photo} not found")
+    found = source(f"../devset/{photo}", None)
+    face = found.faces[0]
+    matte = compute_matte(found.rgb, face, segmenter)
+
+    check = render_id_photo(matte, face, IdPhotoOptions(get_spec("icao"))).report.check(
+        "mouth_closed"
+    )
+
+    assert check.status is status, check
 
 
 @pytest.mark.parametrize(

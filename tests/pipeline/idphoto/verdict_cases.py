@@ -5,8 +5,8 @@ at the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, 
 blurred, shrunk to a tiny face, the person put in front of a busy backdrop, under- and
 over-exposed, half in shadow, in black and white, saved as a coarse JPEG, enlarged into a
 mosaic, blurred under grain, grainy but sharp, under green or tungsten light, with glare over
-the eyes, in a white suit made on white, with the eyes closed or winking, in glasses, in a hat,
-under a brim's shadow. Each case names the check that should decide it. Used by
+the eyes, in a white suit made on white, with the eyes closed or winking, talking, in glasses,
+in a hat, under a brim's shadow. Each case names the check that should decide it. Used by
 ``tests/pipeline/idphoto/test_verdicts.py`` and ``scripts/idphoto_verdicts.py`` (the README's
 table).
 
@@ -171,6 +171,49 @@ def face_mask(colour: str) -> Edit:
             x1, x2 = round(cx - 0.8 * distance), round(cx + 0.8 * distance)
             cv2.line(out, (x1, y), (x2, y), fold, max(1, round(0.02 * distance)))
         return np.asarray(cv2.GaussianBlur(out, (0, 0), 0.8), dtype=np.uint8)
+
+    return edit
+
+
+@cache
+def open_mouth(gap: float) -> Edit:
+    """The lips parted as in speech, no teeth showing: the mouth opened by ``gap`` eye
+    distances in its middle (narrowing to the corners), the lower lip and chin pulled down (a
+    third of it the upper lip pulled up), and the opening the mouth's dark inside, the lips'
+    own colour in shade, lighter towards the tongue below."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        marks = face.landmarks
+        distance = marks.left_eye.x - marks.right_eye.x
+        cx = (marks.mouth_left.x + marks.mouth_right.x) / 2
+        cy = (marks.mouth_left.y + marks.mouth_right.y) / 2
+        half = (marks.mouth_left.x - marks.mouth_right.x) / 2
+        ys, xs = np.mgrid[0 : rgb.shape[0], 0 : rgb.shape[1]].astype(np.float32)
+        # The lips' line runs through the corners and, in the middle, the darkest row below them.
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        top = round(cy - 0.05 * distance)
+        band = grey[
+            top : round(cy + 0.15 * distance), round(cx - 0.2 * half) : round(cx + 0.2 * half)
+        ]
+        middle = top + float(np.argmin(band.mean(axis=1)))
+        across = np.clip((xs - cx) / half, -1.0, 1.0)
+        below = ys - (cy + (middle - cy) * (1.0 - across**2))
+        opening = gap * distance * (1.0 - np.clip((xs - cx) / (0.8 * half), -1.0, 1.0) ** 2) ** 0.7
+        up, down = 0.3 * opening, 0.7 * opening
+        # The pull fades out 0.9 eye distances below the line and 0.3 above it.
+        fade_down = np.clip(1.0 - (below - 0.3 * distance) / (0.6 * distance), 0.0, 1.0)
+        fade_up = np.clip(1.0 + (below + 0.05 * distance) / (0.25 * distance), 0.0, 1.0)
+        from_y = np.where(below >= 0, ys - down * fade_down, ys + up * fade_up)
+        out = cv2.remap(
+            rgb, xs, from_y.astype(np.float32), cv2.INTER_LINEAR, None, cv2.BORDER_REPLICATE
+        )
+        lips = _pixels(rgb, (cx, middle), distance, (-0.1, -0.05, 0.1, 0.05))
+        inside = ((below > -up) & (below < down)).astype(np.float32)
+        depth = np.clip((below + up) / np.maximum(1e-3, up + down), 0.0, 1.0)[..., None]
+        colour = np.percentile(lips, 20, axis=0) * (0.18 + 0.3 * depth**2)
+        cover = cv2.GaussianBlur(inside, (0, 0), max(0.6, 0.012 * distance))[..., None]
+        mixed = out.astype(np.float32) * (1.0 - cover) + colour * cover
+        return np.asarray(np.clip(mixed, 0, 255), dtype=np.uint8)
 
     return edit
 
@@ -776,6 +819,23 @@ CASES: tuple[Case, ...] = (
         "warn",
         "eyes_open",
         closed_eyes(both=False),
+    ),
+    # Talking, no teeth showing: the teeth measure passed it (a warning, as for teeth).
+    Case(
+        "portrait_2 talking (lips apart)",
+        "portrait_2.jpg",
+        "icao",
+        "warn",
+        "mouth_closed",
+        open_mouth(0.06),
+    ),
+    Case(
+        "portrait_2, mouth open (no teeth), China passport",
+        "portrait_2.jpg",
+        "cn-passport",
+        "warn",
+        "mouth_closed",
+        open_mouth(0.14),
     ),
     Case(
         "portrait_2 in glasses, US passport",
