@@ -6,7 +6,6 @@ tests/jobs/test_contract.py."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import signal
 import threading
@@ -14,9 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from unittest.mock import ANY
 
-import numpy as np
 import pytest
-from PIL import Image
 from redis import Redis
 from rq import get_current_job
 from rq.exceptions import StopRequested
@@ -66,39 +63,6 @@ async def test_a_finished_job_keeps_its_outcome_not_its_image(
     assert (await runner.status(record.handle, None)).status is JobStatus.FINISHED
     assert not connection.exists(keys.data(submission.job_id))
     assert connection.exists(keys.result(submission.job_id))
-    connection.close()
-
-
-async def test_a_result_the_queue_redis_has_no_room_for_ends_its_job_once_as_queue_full(
-    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
-) -> None:
-    """At maxmemory (noeviction, as a queue Redis runs), the worker's end was refused the
-    outcome and RQ took that for the job's own failure: a 6 MB ID photo was computed four times,
-    a traceback logged each time, and the job failed as "internal, see the worker log"."""
-    settings = job_settings(queue_redis.url)
-    pixels = np.random.default_rng(7).integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
-    noise = io.BytesIO()
-    Image.fromarray(pixels).save(noise, "JPEG", quality=90)  # 2.7 MB; annotated as PNG, 9 MB
-    submission = prepare("annotate", noise.getvalue(), {"format": "png"}, settings)
-    record = await runner.submit(submission, None)
-    keys = JobKeys(QUEUE)
-    connection = Redis.from_url(queue_redis.url)
-    used = int(connection.info("memory")["used_memory"])
-    connection.config_set("maxmemory", used + 2 * 1024 * 1024)
-    try:
-        work_burst(settings, worker_context)
-        view = await runner.status(record.handle, None)
-    finally:
-        connection.config_set("maxmemory", 0)
-
-    assert view.status is JobStatus.FAILED
-    assert view.error is not None
-    assert view.error.code == QueueFull.code
-    assert view.attempts == 1
-    assert not connection.exists(keys.data(submission.job_id))  # its image's room given back
-    assert not connection.exists(keys.result(submission.job_id))
-    again = await runner.submit(submission, None)  # run again, not answered with the failure
-    assert again.status is JobStatus.QUEUED
     connection.close()
 
 

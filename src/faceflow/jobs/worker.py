@@ -45,7 +45,7 @@ import msgpack
 from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, RedisError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, get_current_job
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
@@ -65,7 +65,7 @@ from faceflow.cache.entry import CacheEntry, encode_entry
 from faceflow.cache.keys import cache_key
 from faceflow.cache.redis_cache import entry_key, jittered_ttl_ms
 from faceflow.config import Settings
-from faceflow.errors import DeadlineExceeded, FaceflowError, JsonScalar, QueueFull
+from faceflow.errors import DeadlineExceeded, FaceflowError, JsonScalar
 from faceflow.jobs.records import (
     JobError,
     JobOutcome,
@@ -876,102 +876,55 @@ class FaceflowWorker(SimpleWorker):
         value = job._result
         composite = execution.composite_key
         start_args, started = self._start_args() if take else ([], None)
-
-        started_at = job.started_at
-
-        def end() -> Any:
-            # Read at the call: a refused outcome is replaced before the second one.
-            meta = attempt.meta if attempt is not None and attempt.meta is not None else b""
-            outcome = (
-                attempt.outcome if attempt is not None and attempt.outcome is not None else b""
-            )
-            return self._ff_end(
-                keys=[
-                    job.key,
-                    self._ff_state.keys.result(job.id),
-                    self._ff_state.keys.data(job.id),
-                    self.key,
-                    Result.get_key(job.id),  # type: ignore[no-untyped-call]
-                    FinishedJobRegistry.key_template.format(job.origin),
-                    job.dependents_key,
-                    job.dependencies_key,
-                    execution.key,
-                    StartedJobRegistry.key_template.format(job.origin),
-                    ExecutionRegistry.key_template.format(job.id),
-                    execution.worker_executions_key,
-                    WORKERS_SUSPENDED,
-                    queue.key,
-                    queue.intermediate_queue_key,
-                ],
-                args=[
-                    _packed(
-                        [
-                            meta,
-                            outcome,
-                            self._ff_state.settings.jobs.result_ttl_s,
-                            repr((ended - started_at).total_seconds()),
-                            utcformat(ended),
-                            self.name,
-                            b"" if value is None else b64encode(job.serializer.dumps(value)),
-                            execution.id,
-                            repr(execution.created_at.timestamp()),
-                            repr(ended.timestamp()),
-                            result_ttl,
-                            current_timestamp(),
-                            job.id,
-                            composite,
-                            1 if take else 0,
-                            *start_args,
-                        ]
-                    )
-                ],
-            )
-
-        try:
-            reply = end()
-        except OutOfMemoryError:
-            if attempt is None or attempt.outcome is None:
-                raise
-            self._end_without_outcome(job, attempt)
-            reply = end()
+        reply = self._ff_end(
+            keys=[
+                job.key,
+                self._ff_state.keys.result(job.id),
+                self._ff_state.keys.data(job.id),
+                self.key,
+                Result.get_key(job.id),  # type: ignore[no-untyped-call]
+                FinishedJobRegistry.key_template.format(job.origin),
+                job.dependents_key,
+                job.dependencies_key,
+                execution.key,
+                StartedJobRegistry.key_template.format(job.origin),
+                ExecutionRegistry.key_template.format(job.id),
+                execution.worker_executions_key,
+                WORKERS_SUSPENDED,
+                queue.key,
+                queue.intermediate_queue_key,
+            ],
+            args=[
+                _packed(
+                    [
+                        attempt.meta if attempt is not None and attempt.meta is not None else b"",
+                        attempt.outcome
+                        if attempt is not None and attempt.outcome is not None
+                        else b"",
+                        self._ff_state.settings.jobs.result_ttl_s,
+                        repr((ended - job.started_at).total_seconds()),
+                        utcformat(ended),
+                        self.name,
+                        b"" if value is None else b64encode(job.serializer.dumps(value)),
+                        execution.id,
+                        repr(execution.created_at.timestamp()),
+                        repr(ended.timestamp()),
+                        result_ttl,
+                        current_timestamp(),
+                        job.id,
+                        composite,
+                        1 if take else 0,
+                        *start_args,
+                    ]
+                )
+            ],
+        )
         self.executions.pop(execution.id, None)
         if started is not None:
             taken = self._taken(reply, started)
             self._ff_next = taken if isinstance(taken, Job) else None
         else:
             self._state = self._ff_state_written = WorkerStatus.IDLE
-
-    def _end_without_outcome(self, job: Job, attempt: _Attempt) -> None:
-        """The queue Redis refused the job's outcome (at ``maxmemory``, ``noeviction``): end
-        the job once, failed with ``queue_full`` in its meta and no outcome, as a job whose
-        image expired ends (so the next submission of the same work runs again), and give its
-        image's room back. RQ took the refusal for the job's own failure: the job ran
-        1 + ``max_retries`` times (3.5 s of CPU each for a 6 MB PNG), a traceback logged at each,
-        and failed as ``internal``, "see the worker log"."""
-        assert attempt.outcome is not None
-        size = len(attempt.outcome)
-        log.warning(
-            "job %s: the queue Redis is out of memory for its result (%d bytes): ended as %s",
-            job.id,
-            size,
-            QueueFull.code,
-        )
-        job.meta["error"] = {
-            "code": QueueFull.code,
-            "message": f"the job's result ({size:,} bytes) did not fit in the job queue's Redis,"
-            " which is out of memory: submit the job again later",
-            "status": QueueFull.status,
-        }
-        _end(attempt, job)
-        attempt.outcome = None
-        # The connection that sent the outcome holds it in its query buffer, counted against
-        # maxmemory until Redis's cron shrinks it (up to seconds): closed, Redis frees it now,
-        # and the end without it fits (the pool opens a new connection for it).
-        self.connection.connection_pool.disconnect(inuse_connections=False)
-        try:
-            self.connection.delete(self._ff_state.keys.data(job.id))
-        except RedisError as exc:  # it expires with its TTL
-            log.warning("job %s: its image could not be deleted: %s", job.id, exc)
 
     def _end_in_transaction(
         self,
