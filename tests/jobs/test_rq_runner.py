@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -28,7 +29,7 @@ from rq.worker import Worker
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.redis_cache import RedisCache
 from faceflow.config import CacheSettings
-from faceflow.errors import Expired, QueueFull, Unavailable
+from faceflow.errors import Expired, JobFailed, QueueFull, Unavailable
 from faceflow.jobs.records import JobOutcome, JobPayload, JobStatus, encode_outcome
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys
 from faceflow.jobs.rq_runner import REDIS_FAILURES, REDIS_THREADS, RqRunner
@@ -244,6 +245,98 @@ async def test_a_queue_redis_out_of_memory_answers_queue_full(
     finally:
         connection.config_set("maxmemory", "0")
         connection.close()
+
+
+class _OnLog(logging.Handler):
+    """Calls ``action`` on each record its logger emits at WARNING and above."""
+
+    def __init__(self, action: Callable[[logging.LogRecord], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.action = action
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.action(record)
+
+
+@pytest.mark.parametrize(
+    ("operation", "options", "room"),
+    [
+        # A detect result (about 1 KB) fits in the room left, an ID photo's PNG does not.
+        pytest.param(
+            "id-photo", {"spec": "us-passport", "format": "png"}, 128 * 1024, id="result-too-large"
+        ),
+        # Not even a job's small end fits: the queue Redis stays over maxmemory until the worker
+        # says it ended the job.
+        pytest.param("detect", {}, None, id="no-room-at-all"),
+    ],
+)
+async def test_a_job_whose_end_does_not_fit_in_the_queue_redis_ends_once_as_queue_full(
+    runner: RqRunner,
+    queue_redis: RedisProcess,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+    caplog: pytest.LogCaptureFixture,
+    operation: str,
+    options: dict[str, Any],
+    room: int | None,
+) -> None:
+    """noeviction at maxmemory: storing a job's end was refused, RQ took that for the job's own
+    error and ran it 4 times (computing it each time, a traceback at ERROR each time), and it
+    ended as ``internal``. It now ends once, failed as queue_full, with nothing stored under its
+    content key, and the worker goes on to the next job."""
+    settings = job_settings(queue_redis.url)
+    submission = prepare(operation, variant(face_jpeg), options, settings)
+    first = await runner.submit(submission, None)
+    second = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+    connection = Redis.from_url(queue_redis.url)
+    connection.config_set("maxmemory-policy", "noeviction")
+
+    def squeeze(payload: JobPayload) -> None:
+        # From within the attempt, after its start: only the job's end meets the limit.
+        if payload.data == submission.data:
+            used = int(connection.info("memory")["used_memory"])
+            connection.config_set("maxmemory", str(used + room) if room is not None else "1")
+
+    def make_room(record: logging.LogRecord) -> None:
+        if room is None and "out of memory" in record.getMessage():
+            connection.config_set("maxmemory", "0")
+
+    keys = JobKeys(QUEUE)
+    said = _OnLog(make_room)
+    worker_log = logging.getLogger("faceflow.jobs.worker")
+    worker_log.addHandler(said)
+    try:
+        with caplog.at_level(logging.WARNING):
+            work_burst(settings, worker_context, squeeze)
+    finally:
+        worker_log.removeHandler(said)
+        connection.config_set("maxmemory", "0")
+
+    ended = await runner.status(first.handle, None)
+    assert ended.status is JobStatus.FAILED, ended
+    assert ended.attempts == 1
+    assert ended.ended_at is not None
+    assert ended.error is not None
+    assert (ended.error.code, ended.error.status) == ("queue_full", 503)
+    assert "send it again later" in ended.error.message
+    with pytest.raises(JobFailed) as failed:
+        await runner.result(first.handle, None)
+    assert failed.value.details["failure"] == "queue_full"
+    assert not connection.exists(keys.result(submission.job_id))
+    assert not connection.exists(keys.data(submission.job_id))  # its image freed
+    # One warning for it, no traceback.
+    said_so = [r for r in caplog.records if "out of memory" in r.getMessage()]
+    assert [(r.levelno, submission.job_id in r.getMessage()) for r in said_so] == [
+        (logging.WARNING, True)
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    # The worker went on to the next job.
+    assert (await runner.status(second.handle, None)).status is JobStatus.FINISHED
+    # The same work submitted again runs again: the failure was not stored under its key.
+    again = await runner.submit(submission, None)
+    assert again.status is JobStatus.QUEUED
+    connection.close()
 
 
 def test_a_worker_that_stops_on_its_own_exits_non_zero(

@@ -45,7 +45,7 @@ import msgpack
 from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, get_current_job
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
@@ -81,6 +81,10 @@ from faceflow.runtime.context import WorkerContext
 log = logging.getLogger(__name__)
 
 _EXPIRED_MESSAGE = "the job's stored image expired before it ran; submit the image again"
+_NO_ROOM_MESSAGE = (
+    "the job's result ({size:.1f} MB) did not fit in the job queue's Redis (out of memory) now; "
+    "send it again later, or use the synchronous route"
+)
 
 # The maintenance lock RQ takes before cleaning registries expires after 899 s: a process killed
 # while holding it (a supervisor holds it for every pass, so killing a whole machine often
@@ -393,6 +397,16 @@ redis.call('HSET', KEYS[4], 'state', 'idle')
 return {'ended'}
 """
 )
+_END_ARGS = 15
+"""The arguments of :data:`_END_LUA` before the next job's start."""
+
+# The end of a job whose end the queue Redis refused for want of room (maxmemory, noeviction;
+# see FaceflowWorker._end_without_room): its payload deleted first, then :data:`_END_LUA`'s end
+# with no outcome and no next job taken. ``allow-oom``: it is written even while the queue Redis
+# stays over maxmemory (else the job would stay started, and its lease, once expired, would run
+# it again): the job's meta and state, a stream entry and registry members, a few hundred bytes,
+# less than the payload it deletes.
+_END_WITHOUT_ROOM_LUA = "#!lua flags=allow-oom\nredis.call('DEL', KEYS[3])\n" + _END_LUA
 
 
 @dataclass(slots=True)
@@ -410,6 +424,8 @@ class _Attempt:
     """The job's meta to store with its end (serialized), if the attempt changed it."""
     outcome: bytes | None = None
     """The outcome to store with the job's end (encoded), which also deletes its payload."""
+    error: JobError | None = None
+    """The outcome's error, when it is one."""
 
 
 _ATTEMPT: ContextVar[_Attempt] = ContextVar("faceflow_job_attempt")
@@ -529,6 +545,7 @@ class FaceflowWorker(SimpleWorker):
         self._ff_take_next = self.connection.register_script(_TAKE_NEXT_LUA)
         self._ff_start = self.connection.register_script(_START_LUA)
         self._ff_end = self.connection.register_script(_END_LUA)
+        self._ff_end_without_room = self.connection.register_script(_END_WITHOUT_ROOM_LUA)
         self._ff_burst = False
         # The next job, taken (and most often started) by the script that ended the last one
         # (see handle_job_success) while the worker may take one that way.
@@ -587,7 +604,7 @@ class FaceflowWorker(SimpleWorker):
         """RQ's, and the dequeue script loaded (its first call would otherwise be refused and
         sent again; after a queue Redis restart it is, once)."""
         super().bootstrap(logging_level, date_format, log_format)
-        for script in (_TAKE_NEXT_LUA, _START_LUA, _END_LUA):
+        for script in (_TAKE_NEXT_LUA, _START_LUA, _END_LUA, _END_WITHOUT_ROOM_LUA):
             self.connection.script_load(script)
 
     def check_for_suspension(self, burst: bool) -> None:
@@ -859,7 +876,8 @@ class FaceflowWorker(SimpleWorker):
         without its watch and read of the job's dependents (faceflow enqueues no job with
         dependents, callbacks or repeats). The next job is taken in the same script while the
         worker may take one that way (it stays busy meanwhile: a SIGTERM then lets it finish, and
-        teardown puts a job taken and not started back)."""
+        teardown puts a job taken and not started back). A queue Redis out of memory for the
+        end ends the job without its outcome (:meth:`_end_without_room`)."""
         attempt = _ATTEMPT.get(None)
         if attempt is not None and attempt.job_id != job.id:
             attempt = None
@@ -876,55 +894,101 @@ class FaceflowWorker(SimpleWorker):
         value = job._result
         composite = execution.composite_key
         start_args, started = self._start_args() if take else ([], None)
-        reply = self._ff_end(
-            keys=[
-                job.key,
-                self._ff_state.keys.result(job.id),
-                self._ff_state.keys.data(job.id),
-                self.key,
-                Result.get_key(job.id),  # type: ignore[no-untyped-call]
-                FinishedJobRegistry.key_template.format(job.origin),
-                job.dependents_key,
-                job.dependencies_key,
-                execution.key,
-                StartedJobRegistry.key_template.format(job.origin),
-                ExecutionRegistry.key_template.format(job.id),
-                execution.worker_executions_key,
-                WORKERS_SUSPENDED,
-                queue.key,
-                queue.intermediate_queue_key,
-            ],
-            args=[
-                _packed(
-                    [
-                        attempt.meta if attempt is not None and attempt.meta is not None else b"",
-                        attempt.outcome
-                        if attempt is not None and attempt.outcome is not None
-                        else b"",
-                        self._ff_state.settings.jobs.result_ttl_s,
-                        repr((ended - job.started_at).total_seconds()),
-                        utcformat(ended),
-                        self.name,
-                        b"" if value is None else b64encode(job.serializer.dumps(value)),
-                        execution.id,
-                        repr(execution.created_at.timestamp()),
-                        repr(ended.timestamp()),
-                        result_ttl,
-                        current_timestamp(),
-                        job.id,
-                        composite,
-                        1 if take else 0,
-                        *start_args,
-                    ]
-                )
-            ],
-        )
+        keys = [
+            job.key,
+            self._ff_state.keys.result(job.id),
+            self._ff_state.keys.data(job.id),
+            self.key,
+            Result.get_key(job.id),  # type: ignore[no-untyped-call]
+            FinishedJobRegistry.key_template.format(job.origin),
+            job.dependents_key,
+            job.dependencies_key,
+            execution.key,
+            StartedJobRegistry.key_template.format(job.origin),
+            ExecutionRegistry.key_template.format(job.id),
+            execution.worker_executions_key,
+            WORKERS_SUSPENDED,
+            queue.key,
+            queue.intermediate_queue_key,
+        ]
+        args: list[Any] = [
+            attempt.meta if attempt is not None and attempt.meta is not None else b"",
+            attempt.outcome if attempt is not None and attempt.outcome is not None else b"",
+            self._ff_state.settings.jobs.result_ttl_s,
+            repr((ended - job.started_at).total_seconds()),
+            utcformat(ended),
+            self.name,
+            b"" if value is None else b64encode(job.serializer.dumps(value)),
+            execution.id,
+            repr(execution.created_at.timestamp()),
+            repr(ended.timestamp()),
+            result_ttl,
+            current_timestamp(),
+            job.id,
+            composite,
+            1 if take else 0,
+            *start_args,
+        ]
+        try:
+            reply = self._ff_end(keys=keys, args=[_packed(args)])
+        except OutOfMemoryError:
+            self._end_without_room(job, attempt, keys, args[:_END_ARGS])
+            self.executions.pop(execution.id, None)
+            return
         self.executions.pop(execution.id, None)
         if started is not None:
             taken = self._taken(reply, started)
             self._ff_next = taken if isinstance(taken, Job) else None
         else:
             self._state = self._ff_state_written = WorkerStatus.IDLE
+
+    def _end_without_room(
+        self, job: Job, attempt: _Attempt | None, keys: list[str], args: list[Any]
+    ) -> None:
+        """The end of a job whose end (``keys``, ``args``: :data:`_END_LUA`'s, without a next
+        job's start) the queue Redis refused for want of room (at ``maxmemory``, ``noeviction``),
+        most often for the size of its result. Raised, RQ took that for the job's own error and
+        ran it again, computing it each time, to fail it as ``internal`` after the last retry.
+
+        It ends once instead: its payload deleted, finished without an outcome (as a job whose
+        image had expired), its error in its meta, where a client's status and result read it:
+        ``queue_full`` (503) with the result's size, or the outcome's own error when it was one.
+        Nothing is stored under its content key, so the same work submitted again runs again.
+        Redis refused the script before its first write (a script out of memory is refused only
+        then), so none of the refused end was stored, nor a next job taken."""
+        # The refused command's arguments (the result) stay in its connection's query buffer on
+        # the server for up to a second, holding the queue Redis over maxmemory for every
+        # client: closed, the connection gives them back at once.
+        self.connection.connection_pool.disconnect(inuse_connections=False)
+        ended_as = "ended all the same"
+        if attempt is not None and attempt.outcome is not None:
+            size = len(attempt.outcome)
+            error = attempt.error or JobError(
+                "queue_full",
+                _NO_ROOM_MESSAGE.format(size=size / 1_000_000),
+                503,
+                {"result_bytes": size},
+            )
+            job.meta["error"] = {
+                "code": error.code,
+                "message": error.message,
+                "status": error.status,
+                "details": dict(error.details),
+            }
+            attempt.meta = job.serializer.dumps(job.meta)
+            attempt.outcome = None
+            job._result = {"ok": False, "code": error.code}
+            args[0], args[1] = attempt.meta, b""
+            args[6] = b64encode(job.serializer.dumps(job._result))
+            ended_as = f"ended failed as {error.code}, its outcome ({size} bytes) not stored"
+        args[_END_ARGS - 1] = 0  # no next job taken
+        self._ff_end_without_room(keys=keys, args=[_packed(args)])
+        self._state = self._ff_state_written = WorkerStatus.IDLE
+        log.warning(
+            "job %s: the queue Redis is out of memory (maxmemory) for its end; %s, not retried",
+            job.id,
+            ended_as,
+        )
 
     def _end_in_transaction(
         self,
@@ -1094,6 +1158,7 @@ def _store(
     payload: a client never sees one without the other."""
     _end(attempt, job)
     attempt.outcome = encode_outcome(outcome)
+    attempt.error = outcome.error
     if outcome.entry is not None:
         return {
             "ok": True,
