@@ -1659,7 +1659,7 @@ def _mouth_closed(teeth: float, gap: float | None, *, occluded: bool, closed_mou
     wanted = (
         "this size asks for the mouth closed"
         if closed_mouth
-        else ("most passports want the mouth closed")
+        else "most passports want the mouth closed"
     )
     teeth_limit = Limit(None, MOUTH_OPEN_WARN, "fraction", "teeth_of_mouth")
     if teeth >= MOUTH_OPEN_WARN and not occluded:
