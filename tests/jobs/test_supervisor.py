@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError
 from rq import Queue
+from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
@@ -35,6 +37,7 @@ from tests.fixtures.redis_server import RedisProcess, RedisServerFactory
 from tests.jobs.faults import Gate
 from tests.jobs.support import (
     QUEUE,
+    READY_TIMEOUT_S,
     WorkerFleet,
     job_settings,
     runner_for,
@@ -275,6 +278,138 @@ def test_no_worker_starts_until_the_queue_redis_answers(
     assert not [line for line in lines if line["level"] in ("error", "critical")]
 
 
+NO_ROOM = "the queue Redis is out of memory (maxmemory, noeviction); taking no job"
+ROOM_AGAIN = "the queue Redis has room again"
+
+
+@pytest.fixture
+def lone_redis(redis_server_factory: RedisServerFactory) -> Iterator[RedisProcess]:
+    """A queue Redis of the test's own, which it makes full (``maxmemory``, ``noeviction``):
+    the module's shared fleet works on the suite's queue Redis and is left alone."""
+    server = redis_server_factory()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def rejected(connection: Redis, command: str) -> int:
+    """How many ``command`` calls the queue Redis has refused (for want of room, here)."""
+    stat = connection.info("commandstats").get(f"cmdstat_{command}", {})
+    count = stat.get("rejected_calls", 0) if isinstance(stat, dict) else 0
+    return int(count)
+
+
+def wait_rejected(connection: Redis, command: str, more: int, timeout_s: float = 120.0) -> None:
+    """Wait until ``more`` further ``command`` calls have been refused: a worker that tried again
+    that many times, after as many waits (1 + 2 + 4 s for 3 when idle: the bound is not a
+    margin). Only a worker sends these two: LMOVE is a take's first write
+    (:data:`faceflow.jobs.worker._TAKE_NEXT_LUA`), DEL its registration's first command (RQ's
+    ``register_birth``, refused whole in its transaction)."""
+    target = rejected(connection, command) + more
+    deadline = time.monotonic() + timeout_s
+    while rejected(connection, command) < target:
+        assert time.monotonic() < deadline, f"not {more} more {command} refused in {timeout_s} s"
+        time.sleep(0.1)
+
+
+async def test_a_queue_redis_out_of_memory_keeps_its_worker_up_waiting_for_room(
+    tmp_path: Path,
+    pulled_model_settings: ModelSettings,
+    lone_redis: RedisProcess,
+    face_jpeg: bytes,
+    gate: Gate,
+) -> None:
+    """At maxmemory (noeviction) the queue Redis refuses a worker's heartbeat and its take: the
+    worker process stopped on it, and the supervisor replaced it (models loaded again) in a
+    loop until there was room. It now stays up, takes no job while there is no room, says so
+    once, and takes the job queued meanwhile by itself once there is room again."""
+    settings = job_settings(lone_redis.url)
+    runner = runner_for(settings)
+    connection = Redis.from_url(lone_redis.url)
+    fleet = WorkerFleet(
+        worker_env(pulled_model_settings.dir, lone_redis.url), 1, tmp_path / "worker.log"
+    )
+    try:
+        fleet.start()
+        held = variant(face_jpeg, gate.marker)
+        held_handle = await submit(runner, settings, held)
+        pid = fleet.pid_running(prepare("detect", held, {}, settings).job_id)
+        later = variant(face_jpeg)
+        waiting = await submit(runner, settings, later)  # queued behind it
+        connection.config_set("maxmemory-policy", "noeviction")
+        connection.config_set("maxmemory", "1")  # over it from now on, whatever is freed
+        gate.release()  # its end does not fit either: it ends as queue_full (the earlier fix)
+
+        fleet.wait_log(NO_ROOM, timeout_s=60)
+        wait_rejected(connection, "lmove", 3)  # it tried again, and again, without stopping
+        assert [w.pid for w in fleet.live_workers()] == [pid]
+        assert fleet.owns(pid)
+        assert "exited with" not in fleet.log_path.read_text(errors="replace")
+        # Taken with no room, it could not have been ended: it waits in the queue.
+        assert (await runner.status(waiting, None)).status is JobStatus.QUEUED
+        ended = await runner.status(held_handle, None)
+        assert ended.error is not None
+        assert (ended.status, ended.error.code) == (JobStatus.FAILED, "queue_full")
+
+        connection.config_set("maxmemory", "0")  # an operator raises it
+        record = (await wait_done(runner, [waiting], timeout_s=120))[waiting]
+        assert record.status is JobStatus.FINISHED, record
+        assert record.attempts == 1
+        job_id = prepare("detect", later, {}, settings).job_id
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+        assert job.get_meta()["pid"] == pid  # run by the worker that waited
+        fleet.wait_log(ROOM_AGAIN)
+        log_text = fleet.log_path.read_text(errors="replace")
+        assert (log_text.count(NO_ROOM), log_text.count(ROOM_AGAIN)) == (1, 1)
+        assert "exited with" not in log_text
+        assert "Traceback" not in log_text
+        assert fleet.stop() == 0
+    finally:
+        gate.release()
+        if lone_redis.running:
+            connection.config_set("maxmemory", "0")
+        fleet.stop()
+        connection.close()
+        await runner.close()
+
+
+def test_a_worker_started_while_the_queue_redis_is_out_of_memory_waits_for_room(
+    tmp_path: Path, pulled_model_settings: ModelSettings, lone_redis: RedisProcess
+) -> None:
+    """The queue Redis answers but is full when a worker process starts: refused its
+    registration, the process stopped, and each replacement loaded the models to be refused
+    again. It now waits, with its models loaded, and registers once there is room."""
+    connection = Redis.from_url(lone_redis.url)
+    connection.config_set("maxmemory-policy", "noeviction")
+    connection.config_set("maxmemory", "1")
+    fleet = WorkerFleet(
+        worker_env(pulled_model_settings.dir, lone_redis.url), 1, tmp_path / "worker.log"
+    )
+    try:
+        fleet.start(wait=False)
+        fleet.wait_log("worker 0 ready", timeout_s=READY_TIMEOUT_S)
+        fleet.wait_log(NO_ROOM)
+        wait_rejected(connection, "del", 3)
+        log_text = fleet.log_path.read_text(errors="replace")
+        assert "exited with" not in log_text
+        assert log_text.count("worker 0 ready") == 1  # its models loaded once
+
+        connection.config_set("maxmemory", "0")
+        fleet.wait_workers(1)
+        fleet.wait_log(ROOM_AGAIN)
+        assert fleet.stop() == 0
+    finally:
+        if lone_redis.running:
+            connection.config_set("maxmemory", "0")
+        fleet.stop()
+        connection.close()
+    log_text = fleet.log_path.read_text(errors="replace")
+    assert (log_text.count(NO_ROOM), log_text.count(ROOM_AGAIN)) == (1, 1)
+    assert "exited with" not in log_text
+    assert "Traceback" not in log_text
+
+
 def test_a_queue_outage_is_logged_when_it_begins_then_every_30_s_and_when_it_ends(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -299,6 +434,31 @@ def test_a_queue_outage_is_logged_when_it_begins_then_every_30_s_and_when_it_end
         "supervisor: scheduler tick failed (Connection refused); the queue's Redis has not "
         "answered for 30 s",
         "supervisor: the queue's Redis answers again, after 30 s",
+    ]
+
+
+def test_a_queue_redis_out_of_memory_is_logged_as_such_and_ends_with_a_write(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """It answers: not "has not answered". Its end is a write that went through, not a pass
+    that found the lock taken (which writes nothing): that said "answers again" every second."""
+    now = [1000.0]
+    health = supervisor._QueueHealth(clock=lambda: now[0])
+    full = OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+
+    with caplog.at_level(logging.INFO, logger=supervisor.__name__):
+        health.failed("scheduler tick", full)
+        now[0] += 1.0
+        health.answered(wrote=False)
+        health.failed("scheduler tick", full)
+        now[0] += 4.0
+        health.answered(wrote=True)
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == [
+        "supervisor: scheduler tick failed (command not allowed when used memory > "
+        "'maxmemory'.); the queue's Redis has been out of memory (maxmemory) for 0 s",
+        "supervisor: the queue's Redis has room again, after 5 s",
     ]
 
 

@@ -14,7 +14,9 @@ models itself, warms up, then works the queue (:mod:`faceflow.jobs.worker`). The
   parked, expired registry entries) and RQ's scheduler, which enqueues retries when their
   backoff is over; it does so in this model-free process, so recovery needs no idle worker;
 * says once that the queue's Redis stopped answering, then every 30 s while it does not, and
-  when it answers again (not a line per tick);
+  when it answers again (not a line per tick); the same when it is out of memory (at
+  ``maxmemory``, ``noeviction``), which refuses the maintenance's and the scheduler's writes:
+  workers then wait for room without stopping (see :class:`faceflow.jobs.worker.FaceflowWorker`);
 * on SIGTERM or SIGINT passes SIGTERM to every child (RQ's warm shutdown: finish the current job,
   then exit), waits up to ``job_timeout_s`` + 10 s, kills what is left, and exits 0.
 """
@@ -36,7 +38,7 @@ from multiprocessing.synchronize import Event
 from types import FrameType
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 from rq.registry import clean_registries
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
@@ -123,30 +125,40 @@ def _where(connection: Redis) -> str:
 class _QueueHealth:
     """Whether the queue's Redis answered the supervisor's last call. An outage is logged when it
     begins, then every :data:`_OUTAGE_LOG_EVERY_S` while it lasts, and its end once: the loop
-    calls Redis every second, and a line per call buried everything else."""
+    calls Redis every second, and a line per call buried everything else. A Redis out of memory
+    answers, refusing writes: said as such, not as a Redis that does not answer."""
 
     clock: Callable[[], float] = time.monotonic
     down_since: float | None = None
     logged_at: float = 0.0
+    out_of_memory: bool = False
+    """The last failure was a write refused for want of room (``maxmemory``)."""
 
     def failed(self, what: str, exc: RedisError) -> None:
         now = self.clock()
+        self.out_of_memory = isinstance(exc, OutOfMemoryError)
         if self.down_since is None:
             self.down_since = now
         elif now - self.logged_at < _OUTAGE_LOG_EVERY_S:
             return
         self.logged_at = now
         log.warning(
-            "supervisor: %s failed (%s); the queue's Redis has not answered for %.0f s",
+            "supervisor: %s failed (%s); the queue's Redis has %s for %.0f s",
             what,
             exc,
+            "been out of memory (maxmemory)" if self.out_of_memory else "not answered",
             now - self.down_since,
         )
 
-    def answered(self) -> None:
+    def answered(self, wrote: bool = True) -> None:
+        """A call went through; ``wrote``: it wrote (only that ends an out-of-memory spell: a
+        pass that found the lock taken, or a scheduler holding no lock, wrote nothing)."""
+        if self.out_of_memory and not wrote:
+            return
         if self.down_since is not None:
             log.info(
-                "supervisor: the queue's Redis answers again, after %.0f s",
+                "supervisor: the queue's Redis %s, after %.0f s",
+                "has room again" if self.out_of_memory else "answers again",
                 self.clock() - self.down_since,
             )
             self.down_since = None
@@ -299,18 +311,20 @@ class Supervisor:
         try:
             if scheduler.should_reacquire_locks:
                 scheduler.acquire_locks()  # type: ignore[no-untyped-call]
-            if scheduler.acquired_locks:
+            wrote = bool(scheduler.acquired_locks)
+            if wrote:
                 scheduler.heartbeat()  # type: ignore[no-untyped-call]
                 scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
         except RedisError as exc:
             self._queue_health.failed("scheduler tick", exc)
         else:
-            self._queue_health.answered()
+            self._queue_health.answered(wrote)
 
     def _maintain(self, queue: FaceflowQueue) -> None:
         """Retry or park abandoned jobs; drop expired registry entries (under RQ's lock)."""
         try:
-            if queue.acquire_maintenance_lock():
+            wrote = queue.acquire_maintenance_lock()
+            if wrote:
                 try:
                     clean_registries(queue)
                     clean_worker_registry(queue)
@@ -319,7 +333,7 @@ class Supervisor:
         except RedisError as exc:
             self._queue_health.failed("maintenance", exc)
         else:
-            self._queue_health.answered()
+            self._queue_health.answered(wrote)
 
     def _shutdown(self) -> None:
         for child in self._children:

@@ -60,6 +60,7 @@ from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import JobTimeoutException
 from rq.utils import current_timestamp, now, str_to_date, utcformat
 from rq.worker import WorkerStatus
+from rq.worker_registration import unregister
 
 from faceflow.cache.entry import CacheEntry, encode_entry
 from faceflow.cache.keys import cache_key
@@ -92,6 +93,54 @@ _NO_ROOM_MESSAGE = (
 # ours expires after a few: a killed holder delays recovery by at most this much (measured in
 # bench/jobs.py: killing the whole group; with 30 s here the retry waited out the 30 s).
 MAINTENANCE_LOCK_S = 5
+
+# How long a worker waits between tries while the queue Redis is out of memory: doubling from
+# the first to the last, then the last. A try costs the queue Redis two refused commands; a
+# worker resumes at most this long after room comes back (results expire, or an operator
+# raises maxmemory).
+NO_ROOM_WAIT_S = (1.0, 8.0)
+
+
+@dataclass(slots=True)
+class _NoRoom:
+    """Whether the queue Redis refuses this worker's writes for want of room (at ``maxmemory``,
+    policy ``noeviction``), and since when: said once when it begins and once when it ends,
+    not at every try (a worker tries every few seconds while it lasts)."""
+
+    worker_name: str
+    since: float | None = None
+    wait_s: float = NO_ROOM_WAIT_S[0]
+
+    def refused(self) -> None:
+        """A write of this worker's was refused for want of room."""
+        if self.since is not None:
+            return
+        self.since = time.monotonic()
+        self.wait_s = NO_ROOM_WAIT_S[0]
+        log.warning(
+            "worker %s: the queue Redis is out of memory (maxmemory, noeviction); taking no job "
+            "until it has room again (trying every %.0f s at most)",
+            self.worker_name,
+            NO_ROOM_WAIT_S[1],
+        )
+
+    def next_wait_s(self) -> float:
+        """The wait before the next try, after a refused one (a growing, bounded delay)."""
+        self.refused()
+        wait_s = self.wait_s
+        self.wait_s = min(NO_ROOM_WAIT_S[1], wait_s * 2)
+        return wait_s
+
+    def had_room(self) -> None:
+        """A write of this worker's that needs room went through."""
+        if self.since is None:
+            return
+        log.info(
+            "worker %s: the queue Redis has room again, after %.0f s; taking jobs",
+            self.worker_name,
+            time.monotonic() - self.since,
+        )
+        self.since = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +457,16 @@ _END_ARGS = 15
 # less than the payload it deletes.
 _END_WITHOUT_ROOM_LUA = "#!lua flags=allow-oom\nredis.call('DEL', KEYS[3])\n" + _END_LUA
 
+# A job taken by RQ's blocking dequeue whose start the queue Redis then refused for want of room
+# (see FaceflowWorker.execute_job): back at the front of its queue, out of the intermediate
+# queue, its sighting there forgotten, as it was before the take. ``allow-oom``: a move, it
+# needs no room. KEYS: the intermediate queue, the queue, the sighting; ARGV: the job id.
+_HAND_BACK_LUA = """#!lua flags=allow-oom
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then redis.call('LPUSH', KEYS[2], ARGV[1]) end
+redis.call('DEL', KEYS[3])
+return 1
+"""
+
 
 @dataclass(slots=True)
 class _Attempt:
@@ -546,6 +605,8 @@ class FaceflowWorker(SimpleWorker):
         self._ff_start = self.connection.register_script(_START_LUA)
         self._ff_end = self.connection.register_script(_END_LUA)
         self._ff_end_without_room = self.connection.register_script(_END_WITHOUT_ROOM_LUA)
+        self._ff_hand_back = self.connection.register_script(_HAND_BACK_LUA)
+        self._ff_no_room = _NoRoom(self.name)
         self._ff_burst = False
         # The next job, taken (and most often started) by the script that ended the last one
         # (see handle_job_success) while the worker may take one that way.
@@ -604,7 +665,7 @@ class FaceflowWorker(SimpleWorker):
         """RQ's, and the dequeue script loaded (its first call would otherwise be refused and
         sent again; after a queue Redis restart it is, once)."""
         super().bootstrap(logging_level, date_format, log_format)
-        for script in (_TAKE_NEXT_LUA, _START_LUA, _END_LUA, _END_WITHOUT_ROOM_LUA):
+        for script in (_TAKE_NEXT_LUA, _START_LUA, _END_LUA, _END_WITHOUT_ROOM_LUA, _HAND_BACK_LUA):
             self.connection.script_load(script)
 
     def check_for_suspension(self, burst: bool) -> None:
@@ -612,12 +673,51 @@ class FaceflowWorker(SimpleWorker):
         job; RQ's own wait runs only when that found the workers suspended."""
         self._ff_burst = burst
 
+    def register_birth(self) -> None:
+        """RQ's, tried again after a growing, bounded wait while the queue Redis is out of
+        memory: refused, the worker process stopped, and its replacement loaded its models again
+        to be refused again, in a loop until there was room."""
+        while True:
+            try:
+                super().register_birth()  # type: ignore[no-untyped-call]
+            except OutOfMemoryError:
+                time.sleep(self._ff_no_room.next_wait_s())
+            else:
+                self._ff_no_room.had_room()
+                return
+
+    def register_death(self) -> None:
+        """RQ's; while the queue Redis is out of memory, without its ``death`` field (refused,
+        and in RQ's transaction all the rest with it), so the worker leaves the registry all the
+        same and its key expires in a minute, as RQ's does."""
+        try:
+            super().register_death()  # type: ignore[no-untyped-call]
+        except OutOfMemoryError:
+            with self.connection.pipeline(transaction=False) as pipe:  # none of these needs room
+                unregister(self, pipe)
+                pipe.expire(self.key, 60)
+                pipe.delete(self.executions_key)
+                pipe.execute()
+
+    def run_maintenance_tasks(self) -> None:
+        """RQ's; skipped until the next interval when the queue Redis is out of memory (its
+        lock, a write, is refused first; the supervisor runs them too)."""
+        try:
+            super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        except OutOfMemoryError:
+            self._ff_no_room.refused()
+            self.last_cleaned_at = now()  # type: ignore[assignment]  # RQ: None until a pass
+
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> tuple[Job, Queue] | None:
         """RQ's, with a queued job taken and started in one round trip (:data:`_TAKE_NEXT_LUA`:
         the suspension check, the move to RQ's intermediate queue, the job's hash, its start)
-        instead of four; only an empty queue waits in RQ's blocking dequeue."""
+        instead of four; only an empty queue waits in RQ's blocking dequeue.
+
+        The queue Redis out of memory (maxmemory, noeviction) refuses the take before it moves
+        anything (its first write): the worker takes no job, which it could not end, and tries
+        again after a growing, bounded wait (:data:`NO_ROOM_WAIT_S`), until it has room."""
         self._ff_take_with_end = max_idle_time is None and len(self.queues) == 1
         if not self._ff_take_with_end:
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
@@ -626,15 +726,16 @@ class FaceflowWorker(SimpleWorker):
             job, self._ff_next = self._ff_next, None
             self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
             return job, queue
-        self.set_state(WorkerStatus.IDLE)
         self.procline(f"Listening on {queue.name}")  # type: ignore[no-untyped-call]
         wait_s = 1.0
         while True:
             try:
+                self.set_state(WorkerStatus.IDLE)
                 self.heartbeat()
                 if self.should_run_maintenance_tasks:
-                    self.run_maintenance_tasks()  # type: ignore[no-untyped-call]
+                    self.run_maintenance_tasks()
                 taken = self._take_next(queue)
+                self._ff_no_room.had_room()
                 if taken == _SUSPENDED:
                     super().check_for_suspension(self._ff_burst)
                     if self._stop_requested:
@@ -658,6 +759,8 @@ class FaceflowWorker(SimpleWorker):
                     break
             except DequeueTimeout:
                 continue
+            except OutOfMemoryError:
+                time.sleep(self._ff_no_room.next_wait_s())
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 self.log.error(
                     "Worker %s: could not connect to Redis: %s; retrying in %.0f s",
@@ -776,16 +879,23 @@ class FaceflowWorker(SimpleWorker):
         return self._lease_s
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
-        """RQ's worker heartbeat, as one round trip, and none when one went out just before."""
+        """RQ's worker heartbeat, as one round trip, and none when one went out just before;
+        while the queue Redis is out of memory, only its TTL (RQ's work loop sends one after
+        every job: refused, it stopped the worker)."""
         ttl = timeout or self.worker_ttl + 60
         if pipeline is not None:
             super().heartbeat(ttl, pipeline=pipeline)
         elif not self._beat_due(ttl):
             return
         else:
-            with self.connection.pipeline(transaction=False) as pipe:
-                super().heartbeat(ttl, pipeline=pipe)
-                pipe.execute()
+            try:
+                with self.connection.pipeline(transaction=False) as pipe:
+                    super().heartbeat(ttl, pipeline=pipe)
+                    pipe.execute()
+            except OutOfMemoryError:
+                # Its EXPIRE (which needs no room) went through: the worker stays registered.
+                self._ff_no_room.refused()
+                return
         self._ff_beat_at, self._ff_beat_ttl = time.monotonic(), ttl
 
     def _beat_due(self, ttl: int) -> bool:
@@ -796,18 +906,36 @@ class FaceflowWorker(SimpleWorker):
 
     def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
         """RQ's, without the write when the worker's stored state is already ``state`` (RQ writes
-        ``idle`` after every job and again before every dequeue)."""
+        ``idle`` after every job and again before every dequeue), and not stopping the worker
+        when the queue Redis is out of memory for it."""
         if pipeline is None and state == self._ff_state_written:
             self._state = state
             return
-        super().set_state(state, pipeline)
+        try:
+            super().set_state(state, pipeline)
+        except OutOfMemoryError:  # RQ set it here first; written at the next change or try
+            self._ff_no_room.refused()
+            return
         self._ff_state_written = state
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """RQ's SimpleWorker run of ``job``, started before it runs (:meth:`_begin`), its lease
         renewed by the worker's lease thread, and its success in one script
-        (:meth:`handle_job_success`)."""
-        execution, attempt = self._begin(job, queue)
+        (:meth:`handle_job_success`).
+
+        A job RQ's blocking dequeue took whose start the queue Redis refused for want of room
+        (served to a BLMOVE sent while it had some) is not run: put back at the front of its
+        queue as it was, for a worker to take when there is room."""
+        try:
+            execution, attempt = self._begin(job, queue)
+        except OutOfMemoryError:
+            first_seen = queue.intermediate_queue.get_first_seen_key(job.id)
+            self._ff_hand_back(
+                keys=[queue.intermediate_queue_key, queue.key, first_seen], args=[job.id]
+            )
+            self._ff_no_room.refused()
+            log.info("job %s: put back on the queue, not started: no room to start it", job.id)
+            return
         self._lease(job, execution)
         tokens = (_STATE.set(self._ff_state), _ATTEMPT.set(attempt))
         try:
