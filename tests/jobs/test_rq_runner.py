@@ -28,6 +28,7 @@ from rq.worker import Worker
 
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.redis_cache import RedisCache
+from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings
 from faceflow.errors import Expired, JobFailed, QueueFull, Unavailable
 from faceflow.jobs.records import JobOutcome, JobPayload, JobStatus, encode_outcome
@@ -245,6 +246,70 @@ async def test_a_queue_redis_out_of_memory_answers_queue_full(
     finally:
         connection.config_set("maxmemory", "0")
         connection.close()
+
+
+async def test_a_queue_redis_that_stays_out_of_memory_answers_queue_full_and_stays_readable(
+    queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    """Over maxmemory (noeviction) every write is refused, whichever a submission makes first.
+    One the shared cache answers (its outcome's write) got 503 ``unavailable`` and counted as a
+    queue Redis failure: after three, the breaker refused every call, status polls too, as if
+    the queue Redis were down. Each is now 503 ``queue_full`` with Retry-After; reads go on."""
+    settings = job_settings(queue_redis.url)
+    cache = ResultCache.from_settings(CacheSettings(memory_bytes=1 << 20))
+    runner = RqRunner(settings, cache)
+    queued = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+    connection = Redis.from_url(queue_redis.url)
+    connection.config_set("maxmemory-policy", "noeviction")
+    connection.config_set("maxmemory", "1")
+    try:
+        for _ in range(REDIS_FAILURES + 1):
+            known = prepare("detect", variant(face_jpeg), {}, settings)
+            await cache.put(known.key, CacheEntry("application/json", b"{}", {}))
+            with pytest.raises(QueueFull) as full:  # answered from the cache: its outcome
+                await runner.submit(known, None)
+            assert full.value.retry_after_s >= 1
+            with pytest.raises(QueueFull):  # a new job: its image
+                await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+        assert (await runner.status(queued.handle, None)).status is JobStatus.QUEUED
+    finally:
+        connection.config_set("maxmemory", "0")
+        connection.close()
+        await runner.close()
+
+
+async def test_a_job_taken_whose_start_finds_no_room_goes_back_to_the_front_of_its_queue(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """RQ's blocking dequeue, sent while the queue Redis had room, can be served a job once it
+    has none: the job's start is then refused. It is not run (its end could not be stored) and
+    not left in RQ's intermediate queue: it goes back to the front of its queue, uncounted."""
+    settings = job_settings(queue_redis.url)
+    first = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+    second = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+    worker = build_worker(settings, worker_context)
+    queue = worker.queues[0]
+    connection = Redis.from_url(queue_redis.url)
+    waiting = queue.get_job_ids()
+    # What a served BLMOVE did: the first job moved to the intermediate queue, not started.
+    assert connection.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")
+    job = FaceflowJob.fetch(waiting[0], connection=worker.connection, serializer=worker.serializer)
+    connection.config_set("maxmemory-policy", "noeviction")
+    connection.config_set("maxmemory", "1")
+    try:
+        worker.execute_job(job, queue)
+    finally:
+        connection.config_set("maxmemory", "0")
+
+    assert queue.get_job_ids() == waiting
+    assert queue.intermediate_queue.get_job_ids() == []
+    record = await runner.status(first.handle, None)
+    assert (record.status, record.attempts) == (JobStatus.QUEUED, 0)
+    work_burst(settings, worker_context)
+    for handle in (first.handle, second.handle):
+        record = await runner.status(handle, None)
+        assert (record.status, record.attempts) == (JobStatus.FINISHED, 1), record
+    connection.close()
 
 
 class _OnLog(logging.Handler):

@@ -8,7 +8,9 @@
 * ``Retry(max_retries, retry_backoff_s)``, ``job_timeout_s``, ``result_ttl_s`` and
   ``failure_ttl_s`` come from the settings; the failed registry is the dead-letter list. Which
   failures RQ retries is :func:`faceflow.jobs.retry.is_retryable`'s call, made by the worker.
-* A queue longer than ``max_queued`` answers 503 ``queue_full`` with ``Retry-After``.
+* A queue longer than ``max_queued`` answers 503 ``queue_full`` with ``Retry-After``, and so does
+  any call whose write the queue Redis refuses for want of room (at ``maxmemory``,
+  ``noeviction``): it answered, so that is no outage, and reads go on.
 * The shared result cache is checked first: a cached result finishes the job at submission.
 
 RQ and redis-py are synchronous here, so every call runs in a worker thread, never on the loop.
@@ -198,7 +200,8 @@ class RqRunner:
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in the queue Redis's threads; 503 ``unavailable`` when the queue Redis
-        fails, at once while it has failed :data:`REDIS_FAILURES` times in a row."""
+        fails, at once while it has failed :data:`REDIS_FAILURES` times in a row; 503
+        ``queue_full`` when it refused a write for want of room."""
         if not self._breaker.allow():
             raise _unavailable()
         outages = self._outages
@@ -214,6 +217,14 @@ class RqRunner:
             result = await self._in_thread(unless_out)
         except _GivenUp:
             raise _unavailable() from None
+        except OutOfMemoryError:
+            # At maxmemory (noeviction): full by bytes, not by count. It answered: not a failure
+            # of the breaker's, which would then refuse reads (status polls) as well.
+            self._breaker.record_success()
+            raise QueueFull(
+                "the job queue is full (its Redis is out of memory)",
+                retry_after_s=_QUEUE_FULL_RETRY_S,
+            ) from None
         except RedisError as exc:
             self._breaker.record_failure()
             log.debug("jobs: queue Redis call failed: %r", exc)
@@ -323,14 +334,7 @@ class RqRunner:
         payload = encode_payload(JobPayload(sub.operation.value, sub.payload, sub.data))
         # Kept as long as a failed job stays in the dead-letter registry (one retention for
         # both), so a parked job can be requeued for as long as it is listed there.
-        try:
-            self._conn.set(self._keys.data(job_id), payload, ex=self._payload_ttl_s)
-        except OutOfMemoryError:
-            # The queue Redis is at maxmemory (noeviction): full by bytes, not by count.
-            raise QueueFull(
-                "the job queue is full (its Redis is out of memory)",
-                retry_after_s=_QUEUE_FULL_RETRY_S,
-            ) from None
+        self._conn.set(self._keys.data(job_id), payload, ex=self._payload_ttl_s)
         retry = None
         if self._settings.max_retries > 0:
             retry = Retry(
