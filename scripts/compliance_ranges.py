@@ -76,6 +76,10 @@ GLASSES_BRIDGE = re.compile(r"darkest row between the eyes ([\d.]+)")
 EYE_IRIS = re.compile(r"iris ([\d.]+)")
 # mouth_closed's note gives how far apart the lips are (the dark gap between them).
 LIPS_GAP = re.compile(r"the lips ([\d.]+) eye distances apart")
+# motion_blur's note gives how much less the most smeared direction decorrelates than across it.
+SHAKE = re.compile(
+    r"decorrelates ([\d.]+)× less than across it \(real photos up to 1.5; ([-+\d.]+)"
+)
 CHECKS = (
     "colour",
     "skin_colour",
@@ -107,6 +111,10 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     ("shaken sideways 4 %", shake(0.04)),
     ("shaken sideways 6 %", shake(0.06)),
     ("shaken sideways 10 %", shake(0.1)),
+    ("shaken up-down 6 %", shake(0.06, 90.0)),
+    ("shaken up-down 10 %", shake(0.1, 90.0)),
+    ("shaken diagonally 6 %", shake(0.06, 45.0)),
+    ("shaken diagonally 10 %", shake(0.1, 135.0)),
     ("grain 12", grain(12.0)),
     ("grain 25", grain(25.0)),
     ("green light", GREEN_LIGHT),
@@ -166,6 +174,7 @@ def main() -> None:
     bridges: list[tuple[float, str]] = []
     irises: list[tuple[float, str]] = []
     gaps: list[tuple[float, str]] = []
+    shakes: list[tuple[float, float, str]] = []
     faces = left_out = 0
     for path in photos:
         rgb = decode_image(path.read_bytes(), limits).rgb
@@ -190,6 +199,8 @@ def main() -> None:
                 bridges.append((float(bridge.group(1)), path.name))
             if iris := EYE_IRIS.search(report.check("eyes_open").note):
                 irises.append((float(iris.group(1)), path.name))
+            if smear := SHAKE.search(report.check("motion_blur").note):
+                shakes.append((float(smear.group(1)), float(smear.group(2)), path.name))
             mouth = report.check("mouth_closed")
             if gap := LIPS_GAP.search(mouth.note):
                 gaps.append((float(gap.group(1)), path.name))
@@ -232,6 +243,15 @@ def main() -> None:
         + ", ".join(f"{value:.2f} {photo_name}" for value, photo_name in sorted(gaps)[::-1][:5])
     )
 
+    print(
+        f"  {'smear':14s} the most smeared direction over across it, highest of {len(shakes)}"
+        " faces (its correlation more than across): "
+        + ", ".join(
+            f"{ratio:.2f} ({more:+.2f}) {name}" for ratio, more, name in sorted(shakes)[::-1][:5]
+        )
+        + f"; the most correlated {max(more for _, more, _ in shakes):+.2f}"
+    )
+
     for name, found_blends in blends.items():
         ranked = sorted(found_blends, reverse=True)[:3]
         print(
@@ -256,6 +276,7 @@ def main() -> None:
         print(f"  {'':26s} glasses: {spoiled.check('glasses').note}")
         print(f"  {'':26s} eyes_open: {spoiled.check('eyes_open').note}")
         print(f"  {'':26s} mouth_closed: {spoiled.check('mouth_closed').note}")
+        print(f"  {'':26s} motion_blur: {spoiled.check('motion_blur').note}")
 
 
 if __name__ == "__main__":

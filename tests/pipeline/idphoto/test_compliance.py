@@ -32,6 +32,7 @@ from faceflow.pipeline.idphoto.compliance import (
     MOTION_BLUR_PASS,
     MOUTH_GAP_WARN,
     NOISE_PASS,
+    SHAKE_PASS,
     SHARPNESS_PASS,
     SKIN_COLOUR_PASS,
     SMEAR_RATIO_MAX,
@@ -45,6 +46,7 @@ from faceflow.pipeline.idphoto.compliance import (
     face_colour,
     face_region,
     focus,
+    shake_anisotropy,
     sharpness,
     sideways_detail,
     skin_colour,
@@ -498,6 +500,35 @@ def test_real_faces_are_not_read_as_smeared(
     detail, falls = sideways_detail(_face_of(portrait(photo)))
     assert detail >= MOTION_BLUR_PASS
     assert falls >= SMEAR_RATIO_MAX
+
+
+@pytest.mark.parametrize(
+    ("edit", "status"),
+    [
+        (shake(0.06, 90.0), CheckStatus.FAIL),  # 2.36
+        (shake(0.06, 45.0), CheckStatus.WARN),  # 2.01
+        (shake(0.1, 135.0), CheckStatus.FAIL),  # 2.44
+    ],
+)
+def test_a_smear_in_any_direction_is_seen(cut_out: CutOut, edit: Edit, status: CheckStatus) -> None:
+    # Smeared up-down or diagonally over 6 % of the eye distance, portrait_2 passed every check
+    # (sharpness 51 and 71, focus 3.3 and 3.6), and the sideways measure reads ~0.3 on both.
+    item = cut_out("portrait_2.jpg", edit)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("motion_blur").status is status, report.check("motion_blur")
+    assert report.check("motion_blur").limit.of == "smear"
+    if edit is not shake(0.1, 135.0):
+        assert report.check("sharpness").status is CheckStatus.PASS
+        assert report.check("focus").status is CheckStatus.PASS
+
+
+@pytest.mark.parametrize("photo", ["portrait_1.jpg", "obama.jpg", "biden.jpg", "rose_leslie.jpg"])
+def test_real_faces_are_not_read_as_shaken(portrait: Callable[[str], Portrait], photo: str) -> None:
+    # Every real face of the test and dev-set photos 1.03-1.56 (scripts/compliance_ranges.py).
+    ratio, _, _ = shake_anisotropy(_face_of(portrait(photo)))
+    assert ratio < SHAKE_PASS
 
 
 @pytest.mark.parametrize("edit", [closed_eyes(both=True), cover_eyes("skin")])

@@ -89,6 +89,35 @@ MOTION_BLUR_PASS, MOTION_BLUR_FAIL = 0.15, 0.07
 # real faces). Only a face under SMEAR_RATIO_MAX here is judged smeared.
 SMEAR_SCALE_PX = 1.0
 SMEAR_RATIO_MAX = 0.8
+# ...and a smear in any direction (up-down, diagonal; df_img14 smeared up-down over 10 % of the
+# eye distance read sharpness 54 and focus 2.3, a pass). Along a smear of length L every edge is
+# drawn out over L, so the face's gradient along that direction stays alike over a step of a few
+# pixels, and across it does not. For each of SHAKE_DIRECTIONS directions θ the gradient along θ
+# (weighted by cos² of its angle to θ, so that each direction reads the edges facing it and not
+# oblique ones, which look wide along θ) is correlated with itself SHAKE_STEP_PX further along θ
+# on the 128-px face (r_θ, 1 at most). The value is the most any direction decorrelates less
+# than the one across it, (1 - r_across) / (1 - r_along): the 82 real faces 1.03-1.56 (df_img59's
+# bystander, 34 px wide, 1.56; df_img47 1.50 and df_img26 1.48, eyeliner and lashes), as JPEG
+# 10-20 up to 1.48, under grain of σ 12-25 up to 1.42; smeared along 0°, 22.5°, 45°, 67.5°, 90°
+# or 135° over 6 % of the eye distance a median 1.8-2.5, 8 % 2.2-3.3, 10 % 2.4-3.7 (the 82
+# faces; `scripts/compliance_ranges.py` prints the real ones and portrait_2's).
+SHAKE_DIRECTIONS = 8
+SHAKE_STEP_PX = 2.0
+SHAKE_PASS, SHAKE_FAIL = 1.6, 2.2
+# ...but a face evenly soft decorrelates little in every direction, and then the ratio of two
+# small numbers reads the face's own orientation (a Gaussian blur of 2 % of the eye distance:
+# up to 2.3). Only where the direction along correlates clearly more than the one across
+# (r_along - r_across) is the face judged smeared: Gaussian blurs of 1.5-5 % of the eye distance
+# 0.23 at most, real faces up to 0.36 (their ratio stays under SHAKE_PASS), smears of 6-10 % a
+# median 0.27-0.47.
+SHAKE_ANISOTROPY_MIN = 0.25
+# Two more guards, both for faces another check already speaks for. A face blurred every way
+# under grain (portrait_2 blurred by 5-6 % of the eye distance with grain of σ 12: 1.6-1.8, the
+# grain decorrelating one direction) is `focus`'s: judged only while focus is FOCUS_FAIL or more
+# (smears of 6-10 % keep 2.1 or more). A level smear is judged only where `sideways_detail`
+# also finds the fine detail across taken (SMEAR_RATIO_MAX): eyes shut read as smeared level
+# (portrait_2 2.06, rose_leslie 2.41, portrait_1 1.64: the open eye's crisp up-down detail gone,
+# a thin lash line left), and fall 1.13-1.35 there.
 EXPOSURE_PASS = (70.0, 210.0)
 # A face under 60 (portrait_2 at 30 % of its light: 56) is too dark for a counter.
 EXPOSURE_WARN = (60.0, 235.0)
@@ -434,9 +463,9 @@ HINTS: dict[str, tuple[str, str]] = {
         "照片失焦（噪点掩盖不了模糊）：请保持相机稳定、对焦在眼睛上，并增加光线。",
     ),
     "motion_blur": (
-        "The face is smeared sideways (the camera or the head moved): hold the camera steady, "
+        "The face is smeared (the camera or the head moved): hold the camera steady, "
         "or rest it on something, and keep still until the photo is taken.",
-        "面部有横向拖影（相机或头部移动了）：请稳住相机或将其靠在物体上，拍摄完成前保持不动。",
+        "面部有拖影（相机或头部移动了）：请稳住相机或将其靠在物体上，拍摄完成前保持不动。",
     ),
     "exposure": (
         "Light the face evenly, neither too dark nor too bright.",
@@ -533,6 +562,7 @@ _OF_TEXT = {
     "teeth_of_mouth": "teeth {} of the mouth area",
     "eye_distances": "{} eye distances",
     "lips_gap": "a gap of {} eye distances between the lips",
+    "smear": "{} (detail along the smear over across it)",
 }
 _RULE_TEXT = {
     "frame_inside_photo": "the whole frame inside the photo",
@@ -697,6 +727,7 @@ def assess(
     transparent photo, whose background is whatever it is later placed on)."""
     spec = layout.spec
     region = face_region(matte, face)
+    quality = _face_quality(region)
     lab = _measurable_lab(region)  # converted once for both colour checks
     colour = _colour(lab)
     skin = _skin_colour(lab, colour)
@@ -736,8 +767,8 @@ def assess(
             CheckStatus.PASS,
             note="not judged: a transparent photo has no background yet",
         ),
-        *_face_quality(region),
-        _motion_blur(region),
+        *quality,
+        _motion_blur(region, focus_value=float(quality[1].value or 0.0)),
         _noise(matte, face, _eye_distance(face)),
         colour,
         skin,
@@ -1091,17 +1122,76 @@ def sideways_detail(region: NDArray[np.uint8]) -> tuple[float, float]:
     return across / down, (across / soft_across) / (down / soft_down)
 
 
-def _motion_blur(region: NDArray[np.uint8]) -> Check:
+def shake_anisotropy(region: NDArray[np.uint8]) -> tuple[float, float, int]:
+    """How much less ``region``'s gradient decorrelates along its most smeared direction than
+    across it (see :data:`SHAKE_PASS`), how much more it correlates there (see
+    :data:`SHAKE_ANISOTROPY_MIN`), both high when the face is smeared whatever the direction,
+    and that direction (0 level, :data:`SHAKE_DIRECTIONS` // 2 up-down)."""
+    if region.size == 0:
+        return 1.0, 0.0, 0
+    gray = _face_gray(region)
+    height, width = gray.shape
+    if min(height, width) <= 4 * SHAKE_STEP_PX:
+        return 1.0, 0.0, 0
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    energy = gx * gx + gy * gy + np.float32(1e-6)
+    margin = math.ceil(SHAKE_STEP_PX) + 1
+    inner = (slice(margin, -margin), slice(margin, -margin))
+    correlations = []
+    for k in range(SHAKE_DIRECTIONS):
+        angle = math.pi * k / SHAKE_DIRECTIONS
+        cos, sin = math.cos(angle), math.sin(angle)
+        along = cos * gx + sin * gy
+        facing = along * along * along / energy  # |∇| cos³: the edges facing this direction
+        facing = facing - facing.mean()
+        step = np.array([[1, 0, -SHAKE_STEP_PX * cos], [0, 1, -SHAKE_STEP_PX * sin]], np.float32)
+        ahead = cv2.warpAffine(facing, step, (width, height), flags=cv2.INTER_LINEAR)
+        here = facing[inner]
+        power = float((here * here).sum(dtype=np.float64))
+        correlations.append(
+            float((here * ahead[inner]).sum(dtype=np.float64)) / power if power > 0 else 0.0
+        )
+    r = np.array(correlations)
+    across = np.roll(r, -SHAKE_DIRECTIONS // 2)
+    ratios = (1 - across) / np.maximum(1 - r, 1e-3)
+    worst = int(np.argmax(ratios))
+    return float(ratios[worst]), float(r[worst] - across[worst]), worst
+
+
+def _motion_blur(region: NDArray[np.uint8], *, focus_value: float) -> Check:
+    """A smear sideways (:func:`sideways_detail`) or in any direction (:func:`shake_anisotropy`):
+    the worse of the two, its value the one that decided. ``focus_value`` is :func:`focus`'s."""
     detail, falls = sideways_detail(region)
     smeared = falls < SMEAR_RATIO_MAX
     status = _at_least(detail, MOTION_BLUR_PASS, MOTION_BLUR_FAIL) if smeared else CheckStatus.PASS
+    ratio, anisotropy, direction = shake_anisotropy(region)
+    shaken = (
+        anisotropy >= SHAKE_ANISOTROPY_MIN
+        and focus_value >= FOCUS_FAIL
+        and (direction != 0 or smeared)
+    )
+    shake_status = _at_most(ratio, SHAKE_PASS, SHAKE_FAIL) if shaken else CheckStatus.PASS
+    also = (
+        f"; along the most smeared direction ({direction * 180 // SHAKE_DIRECTIONS}° from level)"
+        f" the detail decorrelates {ratio:.2f}× less than across it (real photos up to 1.5;"
+        f" {anisotropy:+.2f} more correlated, a smear from {SHAKE_ANISOTROPY_MIN})"
+    )
+    if shake_status.rank > status.rank:
+        return Check(
+            "motion_blur",
+            ratio,
+            Limit(None, SHAKE_PASS, of="smear"),
+            shake_status,
+            note="the face is smeared in one direction" + also,
+        )
     return Check(
         "motion_blur",
         detail,
         Limit(MOTION_BLUR_PASS),
         status,
         note=f"fine detail across the face over the detail down it (real photos 0.2–2.2); its"
-        f" fall when softened {falls:.2f} (a smear under {SMEAR_RATIO_MAX})",
+        f" fall when softened {falls:.2f} (a smear under {SMEAR_RATIO_MAX})" + also,
     )
 
 
