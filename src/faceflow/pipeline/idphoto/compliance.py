@@ -78,8 +78,8 @@ FOCUS_PASS, FOCUS_FAIL = 2.2, 1.9
 # along x) over the fine detail down it (along y), on the same 128-px face: every face of the test
 # and dev-set photos 0.20-2.2 (`scripts/compliance_ranges.py`); smeared sideways over 4 % of the
 # eye distance 0.08-0.17, 6 % 0.04-0.09, 8 % 0.03-0.06 (five real faces). Grain, being even in
-# every direction, lifts it towards 1. An up-down or diagonal smear is not told apart here (real
-# faces already vary 0.46-5 down over across): those are left to `sharpness` and `focus`.
+# every direction, lifts it towards 1. An up-down or diagonal smear is not told apart by this
+# ratio (real faces already vary 0.46-5 down over across): SHAKE_PASS below reads those.
 MOTION_BLUR_PASS, MOTION_BLUR_FAIL = 0.15, 0.07
 # ...but a face with less upright detail of its own reads low too: portrait_2 with its eyes shut
 # 0.09, covered by a hand 0.11. A smear is told from that by how the detail across falls when
