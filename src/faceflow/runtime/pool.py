@@ -111,8 +111,9 @@ PLACE_OWNER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 """Who the tasks and admissions asked for in this context are for: the service sets it to the
 client of each HTTP request (its rate-limit identity), and a pool built with
-``keep_last_place`` gives its last free place only to an owner with nothing in it. None (jobs,
-the CLI, tests) is nobody's: such tasks are neither counted nor refused for an owner."""
+``keep_last_place`` gives its last free place only to an owner with nothing in it while another
+owner is about. None (jobs, the CLI, tests) is nobody's: such tasks are neither counted nor
+refused for an owner."""
 
 OTHERS_ABOUT_S = 10.0
 """With ``keep_last_place``, how recently another owner must have asked for a place for the last
@@ -638,11 +639,11 @@ class InferencePool(Generic[C]):
         return any(seen != owner and now - at < OTHERS_ABOUT_S for seen, at in self._seen.items())
 
     def _owned_more(self, owner: str | None) -> None:
-        if owner is not None:
+        if owner is not None and self._keep_last_place:
             self._owned[owner] += 1
 
     def _owned_less(self, owner: str | None) -> None:
-        if owner is not None:
+        if owner is not None and self._keep_last_place:
             self._owned[owner] -= 1
             if self._owned[owner] <= 0:
                 del self._owned[owner]  # the counter holds only owners with a place
