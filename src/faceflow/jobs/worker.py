@@ -1097,12 +1097,7 @@ class FaceflowWorker(SimpleWorker):
                 503,
                 {"result_bytes": size},
             )
-            job.meta["error"] = {
-                "code": error.code,
-                "message": error.message,
-                "status": error.status,
-                "details": dict(error.details),
-            }
+            job.meta["error"] = _error_meta(error)
             attempt.meta = job.serializer.dumps(job.meta)
             attempt.outcome = None
             job._result = {"ok": False, "code": error.code}
@@ -1254,12 +1249,7 @@ def run_job() -> dict[str, JsonScalar]:
         error = attempt_error(exc, job.id)
         if not is_retryable(error):
             return _store(state, attempt, job, JobOutcome(error=JobError.of(error)))
-        job.meta["error"] = {
-            "code": error.code,
-            "message": error.message,
-            "status": error.status,
-            "details": dict(error.details),
-        }
+        job.meta["error"] = _error_meta(JobError.of(error))
         job.save_meta()  # type: ignore[no-untyped-call]
         raise
     entry = CacheEntry(output.media_type, output.body, output.meta)
@@ -1270,6 +1260,16 @@ def run_job() -> dict[str, JsonScalar]:
     if state.cache is not None:
         _fill_cache(state, key, entry)
     return summary
+
+
+def _error_meta(error: JobError) -> dict[str, object]:
+    """``error`` as a job's meta holds it, where the API reads a failure that has no outcome."""
+    return {
+        "code": error.code,
+        "message": error.message,
+        "status": error.status,
+        "details": dict(error.details),
+    }
 
 
 def _end(attempt: _Attempt, job: Job) -> None:
