@@ -10,6 +10,7 @@ import json
 import logging
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from unittest.mock import ANY
@@ -309,6 +310,44 @@ async def test_a_job_taken_whose_start_finds_no_room_goes_back_to_the_front_of_i
     for handle in (first.handle, second.handle):
         record = await runner.status(handle, None)
         assert (record.status, record.attempts) == (JobStatus.FINISHED, 1), record
+    connection.close()
+
+
+async def test_a_running_jobs_lease_is_renewed_while_the_queue_redis_is_out_of_memory(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """RQ's lease renewal is a transaction of writes Redis refuses at maxmemory (noeviction), so
+    a job running while the queue Redis was full kept its first lease, and once it expired the
+    next maintenance pass would run the job a second time beside the first. The lease (its
+    score in the started registry) moves on all the same."""
+    settings = job_settings(queue_redis.url)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    submitted = await runner.submit(submission, None)
+    connection = Redis.from_url(queue_redis.url)
+    registry = StartedJobRegistry(QUEUE, connection=connection)
+    leases: list[float] = []
+
+    def renewed_while_full(_: JobPayload) -> None:
+        [(member, first)] = connection.zrange(registry.key, 0, -1, withscores=True)
+        connection.config_set("maxmemory-policy", "noeviction")
+        connection.config_set("maxmemory", "1")
+        try:
+            # Renewed every lease_s / 3 (under a second here); whole-second scores move within
+            # two renewals. Four leases is ample and still fails in seconds without the fix.
+            deadline = time.monotonic() + 4 * settings.jobs.lease_s
+            while time.monotonic() < deadline:
+                score = connection.zscore(registry.key, member)
+                if score is not None and score > first:
+                    leases.append(score)
+                    return
+                time.sleep(0.1)
+        finally:
+            connection.config_set("maxmemory", "0")
+
+    work_burst(settings, worker_context, renewed_while_full)
+    assert leases, "the lease was not renewed while the queue Redis was full"
+    record = await runner.status(submitted.handle, None)
+    assert (record.status, record.attempts) == (JobStatus.FINISHED, 1)
     connection.close()
 
 

@@ -7,7 +7,8 @@ crash takes the worker down with its job; the job is not lost:
 
 * while a job runs, the worker's lease thread (one per process, started with its first job)
   renews the job's lease in RQ's started registry every ``lease_s / 3`` seconds (RQ's
-  SimpleWorker would otherwise claim ``job_timeout + 60`` s);
+  SimpleWorker would otherwise claim ``job_timeout + 60`` s), also while the queue Redis is out of
+  memory (the lease alone, which needs no room);
 * a worker killed mid-job stops renewing, so within ``lease_s`` the job counts as abandoned, and
   the next maintenance pass (every ``maintenance_interval_s``, by any worker or supervisor)
   retries it on another worker while it has retries left, and parks it in the failed registry
@@ -467,6 +468,24 @@ redis.call('DEL', KEYS[3])
 return 1
 """
 
+# A running job's lease renewed while the queue Redis is out of memory (see
+# FaceflowWorker._renew): RQ's renewal is a transaction whose HSETs Redis refuses then, so the
+# lease would expire under a job still running, and the next maintenance pass would run the
+# job again beside it. ``allow-oom``: only scores of members that exist (XX) and TTLs, which
+# need no room; the heartbeat stamps wait for room. KEYS: the started registry, the execution,
+# the job's executions, the worker, the worker's executions; ARGV: the execution's member in
+# the started registry, its id, the lease (s), now (whole Unix s), the worker's TTL (s).
+_RENEW_WITHOUT_ROOM_LUA = """#!lua flags=allow-oom
+local lease, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[1])
+redis.call('EXPIRE', KEYS[2], lease)
+redis.call('ZADD', KEYS[3], 'XX', now + lease + 60, ARGV[2])
+redis.call('EXPIRE', KEYS[3], lease + 60)
+redis.call('EXPIRE', KEYS[4], ARGV[5])
+redis.call('EXPIRE', KEYS[5], ARGV[5])
+return 1
+"""
+
 
 @dataclass(slots=True)
 class _Attempt:
@@ -606,6 +625,7 @@ class FaceflowWorker(SimpleWorker):
         self._ff_end = self.connection.register_script(_END_LUA)
         self._ff_end_without_room = self.connection.register_script(_END_WITHOUT_ROOM_LUA)
         self._ff_hand_back = self.connection.register_script(_HAND_BACK_LUA)
+        self._ff_renew_without_room = self.connection.register_script(_RENEW_WITHOUT_ROOM_LUA)
         self._ff_no_room = _NoRoom(self.name)
         self._ff_burst = False
         # The next job, taken (and most often started) by the script that ended the last one
@@ -665,7 +685,14 @@ class FaceflowWorker(SimpleWorker):
         """RQ's, and the dequeue script loaded (its first call would otherwise be refused and
         sent again; after a queue Redis restart it is, once)."""
         super().bootstrap(logging_level, date_format, log_format)
-        for script in (_TAKE_NEXT_LUA, _START_LUA, _END_LUA, _END_WITHOUT_ROOM_LUA, _HAND_BACK_LUA):
+        for script in (
+            _TAKE_NEXT_LUA,
+            _START_LUA,
+            _END_LUA,
+            _END_WITHOUT_ROOM_LUA,
+            _HAND_BACK_LUA,
+            _RENEW_WITHOUT_ROOM_LUA,
+        ):
             self.connection.script_load(script)
 
     def check_for_suspension(self, burst: bool) -> None:
@@ -1191,11 +1218,37 @@ class FaceflowWorker(SimpleWorker):
                 leased = self._ff_leased
                 if leased is None or time.monotonic() - leased.renewed_at + tick < interval:
                     continue
-                try:
-                    self.maintain_heartbeats(leased.job, leased.execution)
-                except RedisError as exc:
-                    log.warning("job %s: lease renewal failed: %s", leased.job.id, exc)
+                self._renew(leased)
                 leased.renewed_at = time.monotonic()
+
+    def _renew(self, leased: _Leased) -> None:
+        """One renewal of the running job's lease: RQ's, or only the lease itself
+        (:data:`_RENEW_WITHOUT_ROOM_LUA`) while the queue Redis refuses RQ's for want of room."""
+        job, execution = leased.job, leased.execution
+        try:
+            try:
+                self.maintain_heartbeats(job, execution)
+            except OutOfMemoryError:
+                self._ff_no_room.refused()
+                worker_ttl = self.job_monitoring_interval + 60  # as RQ's renewal sends it
+                self._ff_renew_without_room(
+                    keys=[
+                        job.started_job_registry.key,
+                        execution.key,
+                        ExecutionRegistry(job.id, connection=self.connection).key,
+                        self.key,
+                        self.executions_key,
+                    ],
+                    args=[
+                        execution.composite_key,
+                        execution.id,
+                        self._lease_s,
+                        current_timestamp(),
+                        worker_ttl,
+                    ],
+                )
+        except RedisError as exc:
+            log.warning("job %s: lease renewal failed: %s", job.id, exc)
 
 
 def run_job() -> dict[str, JsonScalar]:
