@@ -234,7 +234,8 @@ async def test_a_queue_redis_out_of_memory_answers_queue_full(
     runner: RqRunner, queue_redis: RedisProcess, face_jpeg: bytes
 ) -> None:
     """noeviction at maxmemory: the submission is refused as queue_full (503, Retry-After), not
-    as an unavailable queue."""
+    as an unavailable queue. Its image, stored first (Redis refuses a write only once it is
+    over the limit), is not left behind for the payload's TTL (a day) to hold the room."""
     settings = job_settings(queue_redis.url)
     connection = Redis.from_url(queue_redis.url)
     used = int(connection.info("memory")["used_memory"])
@@ -242,8 +243,10 @@ async def test_a_queue_redis_out_of_memory_answers_queue_full(
     connection.config_set("maxmemory", str(used + 256 * 1024))
     try:
         big = variant(face_jpeg) + b"\0" * (1024 * 1024)  # 1 MiB more than Redis has room for
+        submission = prepare("detect", big, {}, settings)
         with pytest.raises(QueueFull):
-            await runner.submit(prepare("detect", big, {}, settings), None)
+            await runner.submit(submission, None)
+        assert not connection.exists(JobKeys(QUEUE).data(submission.job_id))
     finally:
         connection.config_set("maxmemory", "0")
         connection.close()

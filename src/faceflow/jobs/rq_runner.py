@@ -133,6 +133,16 @@ def crash_error(exc_string: str | None, meta: dict[str, Any]) -> JobError:
     return JobError("internal", "the job failed; see the worker log", 500)
 
 
+# A job's image stored for an enqueue the queue Redis then refused for want of room: deleted,
+# unless a job of the same id was enqueued meanwhile (by another submission, maybe on another
+# API node: the image is its too). ``allow-oom``: a delete needs no room, and the image would
+# otherwise hold its room for the payload's TTL. KEYS: the job's hash, its image.
+_FORGET_IMAGE_LUA = """#!lua flags=allow-oom
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+
 class RqRunner:
     backend = "redis"
 
@@ -149,6 +159,7 @@ class RqRunner:
             serializer=JSONSerializer,
             default_timeout=jobs.job_timeout_s,
         )
+        self._forget_image = self._conn.register_script(_FORGET_IMAGE_LUA)
         self._handle_ttl_s = max(jobs.result_ttl_s, jobs.failure_ttl_s)
         self._payload_ttl_s = max(jobs.result_ttl_s, jobs.failure_ttl_s)
         self._counts = {"submitted": 0, "deduplicated": 0, "from_cache": 0}
@@ -359,6 +370,9 @@ class RqRunner:
         except DuplicateJobError:
             # Another submission (maybe on another API node) enqueued it first: share it.
             self._counts["deduplicated"] += 1
+        except OutOfMemoryError:
+            self._forget_image(keys=[Job.key_for(job_id), self._keys.data(job_id)])
+            raise
 
     def _handle(self, handle: str, owner: str | None) -> HandleRecord:
         raw = self._conn.get(self._keys.handle(handle))
