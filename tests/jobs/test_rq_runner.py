@@ -331,7 +331,10 @@ async def test_a_running_jobs_lease_is_renewed_while_the_queue_redis_is_out_of_m
     leases: list[float] = []
 
     def renewed_while_full(_: JobPayload) -> None:
-        [(member, first)] = connection.zrange(registry.key, 0, -1, withscores=True)
+        [member] = registry.get_job_and_execution_ids()
+        composite = f"{member[0]}:{member[1]}"
+        first = connection.zscore(registry.key, composite)
+        assert first is not None
         connection.config_set("maxmemory-policy", "noeviction")
         connection.config_set("maxmemory", "1")
         try:
@@ -339,7 +342,7 @@ async def test_a_running_jobs_lease_is_renewed_while_the_queue_redis_is_out_of_m
             # two renewals. Four leases is ample and still fails in seconds without the fix.
             deadline = time.monotonic() + 4 * settings.jobs.lease_s
             while time.monotonic() < deadline:
-                score = connection.zscore(registry.key, member)
+                score = connection.zscore(registry.key, composite)
                 if score is not None and score > first:
                     leases.append(score)
                     return
