@@ -2,7 +2,7 @@
 the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `motion_blur`,
 `eye_glare`, `red_eye`, `eyes_open`, `forehead_visible` and `eye_shadow`, the mouth's (teeth, the
 lips apart), the glasses', and the clothes' against each preset background
-(faceflow/pipeline/idphoto/compliance.py, the README's check table).
+(faceflow/pipeline/idphoto/compliance/, the README's check table).
 
     .venv/bin/python scripts/compliance_ranges.py
 
@@ -59,7 +59,8 @@ from faceflow.errors import NoSubject
 from faceflow.imaging.ingest import decode_image
 from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.detect_options import DetectOptions
-from faceflow.pipeline.idphoto.compliance import ComplianceReport, clothing_blend
+from faceflow.pipeline.idphoto.compliance import ComplianceReport
+from faceflow.pipeline.idphoto.compliance.background import clothing_blend
 from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import compute_matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions

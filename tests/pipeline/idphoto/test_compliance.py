@@ -20,38 +20,35 @@ from faceflow.domain import Box, Face, Landmarks, Point
 from faceflow.imaging.ingest import decode_image
 from faceflow.models.aligner import FaceAligner
 from faceflow.models.segmenter import U2NetpSegmenter
-from faceflow.pipeline.idphoto.compliance import (
-    BLOCKINESS_SHOWN_MAX,
+from faceflow.pipeline.idphoto.compliance import HINTS, Check, CheckStatus, Limit, assess
+from faceflow.pipeline.idphoto.compliance.colour import (
     COLOUR_FAIL,
     COLOUR_PASS,
-    EYES_IRIS_WARN,
-    EYES_OPEN_WARN,
+    SKIN_COLOUR_PASS,
+    face_colour,
+    skin_colour,
+    skin_colour_distance,
+)
+from faceflow.pipeline.idphoto.compliance.eyes import EYES_IRIS_WARN, EYES_OPEN_WARN
+from faceflow.pipeline.idphoto.compliance.mouth import MOUTH_GAP_WARN
+from faceflow.pipeline.idphoto.compliance.quality import (
+    BLOCKINESS_SHOWN_MAX,
     FOCUS_FAIL,
     FOCUS_PASS,
-    HINTS,
     MOTION_BLUR_PASS,
-    MOUTH_GAP_WARN,
     NOISE_PASS,
     SHAKE_PASS,
     SHARPNESS_PASS,
-    SKIN_COLOUR_PASS,
     SMEAR_RATIO_MAX,
-    Check,
-    CheckStatus,
-    Limit,
-    _face_quality,
-    _noise,
-    assess,
     blockiness,
-    face_colour,
-    face_region,
+    check_face_quality,
+    check_noise,
     focus,
     shake_anisotropy,
     sharpness,
     sideways_detail,
-    skin_colour,
-    skin_colour_distance,
 )
+from faceflow.pipeline.idphoto.compliance.regions import face_region
 from faceflow.pipeline.idphoto.layout import plan_layout
 from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import compute_matte
@@ -298,7 +295,7 @@ def test_a_dark_face_is_not_under_exposure_when_its_highlights_are_bright(
     face[40:46, 20:45] = face[40:46, 55:80] = (215, 210, 205)  # the eyes' whites, 2.5 %
     region = np.asarray(np.round(face * gain), np.uint8)
 
-    exposure = _face_quality(region)[2]
+    exposure = check_face_quality(region)[2]
 
     assert exposure.name == "exposure"
     assert exposure.value is not None
@@ -573,7 +570,7 @@ def test_grain_is_not_measured_where_no_cheek_is_in_the_cut_out(
         item.face, landmarks=Landmarks(*(Point(p.x - away, p.y) for p in marks.points()))
     )
 
-    check = _noise(item.matte, outside, 60.0)
+    check = check_noise(item.matte, outside, 60.0)
 
     assert (check.value, check.status) == (None, CheckStatus.PASS)
     assert check.note == "no cheek in view to measure"

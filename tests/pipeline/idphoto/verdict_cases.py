@@ -726,7 +726,7 @@ CASES: tuple[Case, ...] = (
     Case("portrait_2 as taken", "portrait_2.jpg", "icao", "pass", ""),
     Case("portrait_2 on China 1 inch", "portrait_2.jpg", "cn-1inch", "pass", ""),
     # The EU takes ICAO's neutral expression with the mouth closed; the US takes a natural smile.
-    # Both warn: the teeth measure is not sure enough to refuse a photo (compliance.py).
+    # Both warn: the teeth measure is not sure enough to refuse a photo (compliance/mouth.py).
     Case("obama as taken (broad smile)", "obama.jpg", "eu-passport", "warn", "mouth_closed"),
     Case("obama as taken (broad smile), US", "obama.jpg", "us-passport", "warn", "mouth_closed"),
     Case("astronaut as taken", "astronaut.jpg", "cn-1inch", "warn", "background_uniformity"),

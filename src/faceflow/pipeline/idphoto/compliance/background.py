@@ -1,0 +1,155 @@
+"""Checks of what surrounds the person: the backdrop, its colour, the clothing's edge."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from faceflow.domain import Face, Point
+from faceflow.pipeline.idphoto.backdrop import BackdropKind
+from faceflow.pipeline.idphoto.compliance.colour import lab_rows
+from faceflow.pipeline.idphoto.compliance.report import Check, CheckStatus, Limit
+from faceflow.pipeline.idphoto.matte import Matte
+from faceflow.pipeline.idphoto.palette import PRESET_COLOURS, Background, Rgb, matches_any
+
+# Plain studio backgrounds measure about 6 (portrait_2); streets and offices 50–70.
+BACKGROUND_STD_PASS = 12.0
+
+# The background chosen: one the size does not list is a warning near one of those it does (an
+# off-white: #f2f2f2 is ΔE 4.3 from white, the light grey preset 5.1) and a fail far from all of
+# them, as a counter refuses it: red on a US passport is ΔE 103 from white, the Chinese ID blue 63.
+BACKGROUND_FAR_DE = 20.0
+
+# Share of the hair zone still the old backdrop's colour (ΔE < 10) after re-keying; portrait_2 on
+# its plain grey backdrop leaves 0.01 %, so a share this large is a patch a person can see.
+LEFTOVER_BACKDROP_WARN = 0.02
+
+
+# Clothes that blend into the chosen background (a white top on white): the share of the
+# silhouette's inner edge over the shoulders within CLOTHING_NEAR_DE of the background's colour.
+# Of the 66 faces of the test and dev-set photos with shoulders in view (of 82), one (a cream top
+# before a cream wall) measures 0.61 against white and 0.79 against grey; the rest (skin, lace,
+# white shirts under dark suits) at most 0.34 against white, 0.42 grey, 0.37 blue and 0 red.
+CLOTHING_NEAR_DE = 15.0
+
+CLOTHING_BLEND_WARN = 0.5
+
+SHOULDER_EDGE_MIN_PX = 50
+
+
+def check_background_uniformity(matte: Matte) -> Check:
+    std = matte.background_std
+    if std is None:
+        return Check(
+            "background_uniformity",
+            None,
+            Limit(None, BACKGROUND_STD_PASS, of="std"),
+            CheckStatus.WARN,
+            note="too little background visible to measure",
+        )
+    return Check(
+        "background_uniformity",
+        std,
+        Limit(None, BACKGROUND_STD_PASS, of="std"),
+        CheckStatus.PASS if std <= BACKGROUND_STD_PASS else CheckStatus.WARN,
+        note="source background around the person; replaced in the output, but a busy one"
+        " makes hair edges less certain",
+    )
+
+
+def check_leftover_backdrop(matte: Matte) -> Check:
+    allowed = Limit(None, LEFTOVER_BACKDROP_WARN, "fraction", "hair_zone")
+    share = matte.leftover_backdrop
+    if matte.backdrop is BackdropKind.PLAIN and share is not None:
+        return Check(
+            "leftover_backdrop",
+            share,
+            allowed,
+            CheckStatus.PASS if share <= LEFTOVER_BACKDROP_WARN else CheckStatus.WARN,
+            note="share of the hair zone still the old backdrop's colour (ΔE < 10)",
+        )
+    # A busy backdrop has no colour model to re-key against: its cut-out is the model's as it is.
+    note = (
+        "busy backdrop: what shows through the hair could not be removed"
+        if matte.backdrop is BackdropKind.BUSY
+        else "too little backdrop visible to measure"
+    )
+    return Check("leftover_backdrop", None, allowed, CheckStatus.WARN, note=note)
+
+
+def shoulder_edge(matte: Matte, face: Face) -> NDArray[np.uint8] | None:
+    """The subject's own pixels along the silhouette's inner edge over the shoulders (from
+    about a face's height below the chin down to three), RGB, one row each: where clothes meet
+    the background. None when the cut-out does not reach the shoulders."""
+    marks = face.landmarks
+    mouth_y = marks.mouth_centre.y
+    unit = max(1.0, mouth_y - marks.eye_centre.y)
+    chin = mouth_y + 0.9 * unit
+    alpha = matte.alpha
+    top = int(matte.to_matte_px(Point(marks.nose.x, chin + 1.2 * unit)).y)
+    bottom = int(matte.to_matte_px(Point(marks.nose.x, chin + 3.0 * unit)).y)
+    top, bottom = max(0, top), min(alpha.shape[0], bottom)
+    if bottom - top < 4:
+        return None
+    solid = (alpha[top:bottom] >= 0.95).astype(np.uint8)
+    eye_distance = (marks.left_eye.x - marks.right_eye.x) / matte.source_px_per_matte_px
+    reach = max(3, int(0.25 * eye_distance))
+    inner = cv2.erode(solid, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+    edge = solid.astype(bool) & ~inner.astype(bool)
+    if int(edge.sum()) < SHOULDER_EDGE_MIN_PX:
+        return None
+    return np.asarray(matte.foreground[top:bottom][edge], dtype=np.uint8)
+
+
+def clothing_blend(matte: Matte, face: Face, background: Background) -> float | None:
+    """The share of the shoulders' edge (:func:`shoulder_edge`) within ``CLOTHING_NEAR_DE`` of
+    ``background``'s colour; None with no shoulders in view."""
+    edge = shoulder_edge(matte, face)
+    if edge is None:
+        return None
+    lab = lab_rows(edge)
+    target = lab_rows(np.asarray([background.colour], dtype=np.uint8))[0]
+    return float((np.linalg.norm(lab - target, axis=1) < CLOTHING_NEAR_DE).mean())
+
+
+def check_clothing_contrast(matte: Matte, face: Face, background: Background) -> Check:
+    allowed = Limit(None, CLOTHING_BLEND_WARN, "fraction", "shoulder_edge")
+    share = clothing_blend(matte, face, background)
+    if share is None:
+        return Check(
+            "clothing_contrast", None, allowed, CheckStatus.PASS, note="no shoulders in view"
+        )
+    return Check(
+        "clothing_contrast",
+        share,
+        allowed,
+        CheckStatus.PASS if share <= CLOTHING_BLEND_WARN else CheckStatus.WARN,
+        note=f"share of the shoulders' edge within ΔE {CLOTHING_NEAR_DE:g} of the background",
+    )
+
+
+def colour_difference(a: Rgb, b: Rgb) -> float:
+    """ΔE (CIE76, in CIE Lab) between two sRGB colours."""
+    lab = lab_rows(np.asarray([a, b], dtype=np.uint8))
+    return float(np.linalg.norm(lab[0] - lab[1]))
+
+
+def check_background_colour(background: Background, allowed: tuple[str, ...]) -> Check:
+    """The chosen background against the ones the size accepts: a pass on one of them, a
+    warning near one (an off-white, a gradient), a fail far from all (:data:`BACKGROUND_FAR_DE`)."""
+    limit = Limit(one_of=allowed)
+    gradient = "" if background.style.value == "solid" else f"{background.style.value} gradient"
+    if matches_any(background, allowed):
+        return Check("background_colour", background.hex, limit, CheckStatus.PASS, note=gradient)
+    nearest = min(
+        colour_difference(background.colour, PRESET_COLOURS[name])
+        for name in allowed
+        if name in PRESET_COLOURS
+    )
+    far = nearest > BACKGROUND_FAR_DE
+    note = f"ΔE {nearest:.0f} from the nearest colour it accepts" + (
+        f"; {gradient}" if gradient else ""
+    )
+    status = CheckStatus.FAIL if far else CheckStatus.WARN
+    return Check("background_colour", background.hex, limit, status, note=note)
