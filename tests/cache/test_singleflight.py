@@ -96,6 +96,23 @@ async def test_cancelling_a_caller_does_not_cancel_the_shared_work() -> None:
     assert (work.calls, work.finished) == (1, 1)
 
 
+async def test_callers_counts_those_waiting_for_a_key_until_each_is_answered_or_gone() -> None:
+    flight: SingleFlight[str] = SingleFlight()
+    work = Work()
+    work.release.clear()
+    first = asyncio.create_task(flight.run("k", work))
+    second = asyncio.create_task(flight.run("k", work))
+    await asyncio.sleep(0)
+    assert (flight.callers("k"), flight.callers("other")) == (2, 0)
+
+    second.cancel()
+    await asyncio.gather(second, return_exceptions=True)
+    assert flight.callers("k") == 1
+    work.release.set()
+    await first
+    assert flight.callers("k") == 0
+
+
 async def test_work_finishes_even_if_every_caller_left() -> None:
     flights: SingleFlight[str] = SingleFlight()
     work = Work()

@@ -10,6 +10,7 @@ acceptable, a request hanging on a lock is not.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ class SingleFlight(Generic[T]):
 
     def __init__(self) -> None:
         self._tasks: dict[str, asyncio.Task[T]] = {}
+        self._callers: collections.Counter[str] = collections.Counter()
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -42,6 +44,10 @@ class SingleFlight(Generic[T]):
     def running(self, key: str) -> bool:
         """Whether work for ``key`` is in flight here (a new caller would join it)."""
         return key in self._tasks
+
+    def callers(self, key: str) -> int:
+        """How many callers wait here for the work on ``key`` (the one that started it too)."""
+        return self._callers[key]
 
     async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """``work()``'s result and whether this caller joined a flight another caller started."""
@@ -51,7 +57,13 @@ class SingleFlight(Generic[T]):
             task = asyncio.create_task(_awaited(work), name=f"singleflight:{key}")
             self._tasks[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
-        return await asyncio.shield(task), joined
+        self._callers[key] += 1
+        try:
+            return await asyncio.shield(task), joined
+        finally:
+            self._callers[key] -= 1
+            if not self._callers[key]:
+                del self._callers[key]
 
     async def cancel_all(self, timeout_s: float = 1.0) -> None:
         """Cancel every flight still running and wait (at most ``timeout_s``) for them to end."""

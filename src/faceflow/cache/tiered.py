@@ -114,6 +114,10 @@ class ResultCache:
             return None
         return self._flights.running(key)
 
+    def callers(self, key: str) -> int:
+        """How many callers of :meth:`get_or_compute` in this process wait for ``key`` now."""
+        return self._flights.callers(key)
+
     async def lookup(self, key: str) -> tuple[CacheEntry | None, CacheLevel]:
         """Like :meth:`get`, but tells the observer nothing: for a caller that goes on to
         :meth:`get_or_compute` (with ``missed=True``) on a miss, which reports the outcome

@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from faceflow.cache.entry import CacheEntry
@@ -118,6 +119,7 @@ async def _matte_of(
 
 
 async def _from_matte(
+    request: Request,
     services: Services,
     source: tuple[str, bytes | None],
     operation: Operation,
@@ -125,11 +127,16 @@ async def _from_matte(
 ) -> tuple[CacheEntry, CacheStatus]:
     digest, data = source
     check_enabled(operation, services.settings.runtime)
+    key = cache_key_from_hash(digest, operation.value, work.cache_params())
+
+    async def unwanted() -> bool:
+        # Nobody would read it: this request's client has gone and no other request joined it.
+        return services.cache.callers(key) <= 1 and await request.is_disconnected()
 
     async def produce() -> TaskOutput:
         # One admission for both trips: a request given a place is never refused half-way, after
         # its matte was made (or while it waited for another request's).
-        async with _lane_if_large(services, work):
+        async with _lane_if_large(services, work, unwanted):
             with services.pool.admit() as admission:
                 matte, waited = await _matte_of(services, digest, data, work, admission)
                 if isinstance(work, PhotoWork):
@@ -144,7 +151,6 @@ async def _from_matte(
         # as a job's answer does; from a cached cut-out, only what this request spent.
         return with_stage_timings(matte.meta, output)
 
-    key = cache_key_from_hash(digest, operation.value, work.cache_params())
     return await services.cached_output(key, produce)
 
 
@@ -154,20 +160,31 @@ every print sheet (a page of 1.6–8.7 MP, its photos rendered at their own dpi 
 lane of queued-up work (:mod:`faceflow.runtime.lanes`) as a batch does, so such renders leave
 the single requests a process: a 4000 × 4000 px PNG with a gradient, asked for in 250 bytes by
 ``source=``, cost 6 s of CPU, and three connections asking for them took the whole pool (80 of
-another client's 88 detects answered 503); an A4 sheet of one 1200 dpi photo, 3 s."""
+another client's 88 detects answered 503); an A4 sheet of one 1200 dpi photo, 3 s.
+
+A render whose client has gone by the time its turn comes (``unwanted``) gives its lane on at
+once, unmade: renders asked for by ``source=`` with the connection closed at once, 20 a second,
+queued for the lane without bound, each made in turn for nobody, and another client's batches
+waited out their turn behind them (3 of 4 answered 503 in 20 s)."""
 
 
 @contextlib.asynccontextmanager
-async def _lane_if_large(services: Services, work: PhotoWork | SheetWork) -> AsyncIterator[None]:
+async def _lane_if_large(
+    services: Services, work: PhotoWork | SheetWork, unwanted: Callable[[], Awaitable[bool]]
+) -> AsyncIterator[None]:
     if isinstance(work, PhotoWork) and work.output_px <= LARGE_RENDER_PX:
         yield
         return
+    if await unwanted():
+        raise ClientDisconnect()
     if not await take_in_turn(services.lanes, 1):
         raise Overloaded(
             f"the inference processes renders over {LARGE_RENDER_PX:,} px may use are busy",
             retry_after_s=services.pool.retry_after_s(),
         )
     try:
+        if await unwanted():
+            raise ClientDisconnect()
         yield
     finally:
         services.lanes.release()
@@ -234,8 +251,8 @@ async def id_photo(request: Request, options: Annotated[PhotoRouteOptions, Query
             )
         origin = (_source_digest(options.source, api_key), None)
     if sheet is not None:
-        return await _sheet(services, origin, sheet, api_key)
-    entry, status = await _from_matte(services, origin, Operation.ID_PHOTO, photo)
+        return await _sheet(request, services, origin, sheet)
+    entry, status = await _from_matte(request, services, origin, Operation.ID_PHOTO, photo)
     return _photo_response(entry, status, source_name(origin[0], api_key))
 
 
@@ -248,10 +265,10 @@ def _has_body(request: Request) -> bool:
 
 
 async def _sheet(
-    services: Services, origin: tuple[str, bytes | None], work: SheetWork, api_key: str | None
+    request: Request, services: Services, origin: tuple[str, bytes | None], work: SheetWork
 ) -> Response:
-    entry, status = await _from_matte(services, origin, Operation.ID_PHOTO_SHEET, work)
-    return _photo_response(entry, status, source_name(origin[0], api_key))
+    entry, status = await _from_matte(request, services, origin, Operation.ID_PHOTO_SHEET, work)
+    return _photo_response(entry, status, source_name(origin[0], request.state.api_key))
 
 
 @router.post(
@@ -268,4 +285,4 @@ async def id_photo_sheet(request: Request, options: Annotated[SheetOptions, Quer
     services = services_of(request)
     work = options.work()
     data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
-    return await _sheet(services, (content_hash(data), data), work, request.state.api_key)
+    return await _sheet(request, services, (content_hash(data), data), work)
