@@ -205,7 +205,10 @@ class HotPath:
                 # Nobody computes it yet, so it needs an inference slot: when there is none,
                 # shed now, before the upload is sent to a worker.
                 services.pool.check_admission()
-            return await answer(services, key, work, data, missed=True)
+            gone = Request(scope, receive).is_disconnected
+            return await answer(services, key, work, data, gone=gone, missed=True)
+        except ClientDisconnect:
+            raise  # nobody to answer: the request's context counts and logs it 499
         except Exception as exc:  # answered as the app's handlers answer it (a 500 is logged)
             return await error_answer(Request(scope, receive), exc)
 

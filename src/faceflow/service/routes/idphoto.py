@@ -17,18 +17,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import cache_key_from_hash, content_hash
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
-from faceflow.errors import InvalidParameter, Overloaded, SourceExpired
+from faceflow.errors import InvalidParameter, SourceExpired
 from faceflow.operations.idphoto import (
     PhotoRouteOptions,
     PhotoWork,
@@ -41,11 +40,10 @@ from faceflow.pipeline.idphoto.nudge import nudge_ranges
 from faceflow.pipeline.idphoto.sheet_plan import PAPERS
 from faceflow.pipeline.idphoto.specs import list_specs
 from faceflow.runtime.idphoto_tasks import SHARP_TO_HEAD_PX, matte_task, render_task, sheet_task
-from faceflow.runtime.lanes import take_in_turn
 from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput
 from faceflow.service.guard import guard
-from faceflow.service.routes.faces import cache_headers
+from faceflow.service.routes.faces import Gone, cache_headers, in_a_lane
 from faceflow.service.schemas import (
     ErrorBody,
     error_responses,
@@ -129,14 +127,10 @@ async def _from_matte(
     check_enabled(operation, services.settings.runtime)
     key = cache_key_from_hash(digest, operation.value, work.cache_params())
 
-    async def unwanted() -> bool:
-        # Nobody would read it: this request's client has gone and no other request joined it.
-        return services.cache.callers(key) <= 1 and await request.is_disconnected()
-
     async def produce() -> TaskOutput:
         # One admission for both trips: a request given a place is never refused half-way, after
         # its matte was made (or while it waited for another request's).
-        async with _lane_if_large(services, work, unwanted):
+        async with _lane_if_large(services, key, work, request.is_disconnected):
             with services.pool.admit() as admission:
                 matte, waited = await _matte_of(services, digest, data, work, admission)
                 if isinstance(work, PhotoWork):
@@ -160,34 +154,18 @@ every print sheet (a page of 1.6–8.7 MP, its photos rendered at their own dpi 
 lane of queued-up work (:mod:`faceflow.runtime.lanes`) as a batch does, so such renders leave
 the single requests a process: a 4000 × 4000 px PNG with a gradient, asked for in 250 bytes by
 ``source=``, cost 6 s of CPU, and three connections asking for them took the whole pool (80 of
-another client's 88 detects answered 503); an A4 sheet of one 1200 dpi photo, 3 s.
-
-A render whose client has gone by the time its turn comes (``unwanted``) gives its lane on at
-once, unmade: renders asked for by ``source=`` with the connection closed at once, 20 a second,
-queued for the lane without bound, each made in turn for nobody, and another client's batches
-waited out their turn behind them (3 of 4 answered 503 in 20 s)."""
+another client's 88 detects answered 503); an A4 sheet of one 1200 dpi photo, 3 s."""
 
 
 @contextlib.asynccontextmanager
 async def _lane_if_large(
-    services: Services, work: PhotoWork | SheetWork, unwanted: Callable[[], Awaitable[bool]]
+    services: Services, key: str, work: PhotoWork | SheetWork, gone: Gone
 ) -> AsyncIterator[None]:
     if isinstance(work, PhotoWork) and work.output_px <= LARGE_RENDER_PX:
         yield
         return
-    if await unwanted():
-        raise ClientDisconnect()
-    if not await take_in_turn(services.lanes, 1):
-        raise Overloaded(
-            f"the inference processes renders over {LARGE_RENDER_PX:,} px may use are busy",
-            retry_after_s=services.pool.retry_after_s(),
-        )
-    try:
-        if await unwanted():
-            raise ClientDisconnect()
+    async with in_a_lane(services, key, gone, f"renders over {LARGE_RENDER_PX:,} px"):
         yield
-    finally:
-        services.lanes.release()
 
 
 def _photo_response(entry: CacheEntry, status: CacheStatus, source: str) -> Response:
