@@ -79,7 +79,8 @@ async def in_a_lane(services: Services, key: str, gone: Gone, what: str) -> Asyn
     second: another client's batches 1 answered and 3 × 503 in 20 s; then 270, none 503)."""
 
     async def unwanted() -> bool:
-        return services.cache.callers(key) <= 1 and await gone()
+        # Callers counted after the await: one joining while it waits gets the work made.
+        return await gone() and services.cache.callers(key) <= 1
 
     if await unwanted():
         raise ClientDisconnect()
