@@ -1,7 +1,7 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
 the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `motion_blur`,
-`eye_glare`, `red_eye`, `eyes_open`, `forehead_visible` and `eye_shadow`, the mouth's (teeth, the
-lips apart), the glasses', and the clothes' against each preset background
+`eye_glare`, `red_eye`, `eyes_open`, `tinted_lenses`, `forehead_visible` and `eye_shadow`, the
+mouth's (teeth, the lips apart), the glasses', and the clothes' against each preset background
 (faceflow/pipeline/idphoto/compliance/, the README's check table).
 
     .venv/bin/python scripts/compliance_ranges.py
@@ -52,6 +52,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     red_eye,
     shake,
     side_shadow,
+    tinted_glasses,
 )
 
 from faceflow.config import LimitSettings, Settings
@@ -93,6 +94,7 @@ CHECKS = (
     "red_eye",
     "mouth_closed",
     "eyes_open",
+    "tinted_lenses",
     "forehead_visible",
     "eye_shadow",
 )
@@ -133,6 +135,8 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     ("a wink", closed_eyes(both=False)),
     ("a wink, mascara", closed_eyes(both=False, lashes=1.6)),
     ("clear glasses", clear_glasses),
+    ("grey-tinted glasses (0.5)", tinted_glasses(0.5, 0.5, 0.5)),
+    ("blue-tinted glasses", tinted_glasses(0.45, 0.55, 0.75)),
     ("a knit hat", knit_hat),
     ("lips apart 0.04", open_mouth(0.04)),
     ("lips apart 0.06", open_mouth(0.06)),

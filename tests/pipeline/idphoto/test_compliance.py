@@ -30,6 +30,7 @@ from faceflow.pipeline.idphoto.compliance.colour import (
     skin_colour_distance,
 )
 from faceflow.pipeline.idphoto.compliance.eyes import EYES_IRIS_WARN, EYES_OPEN_WARN
+from faceflow.pipeline.idphoto.compliance.features import TINTED_LENS_WARN
 from faceflow.pipeline.idphoto.compliance.mouth import MOUTH_GAP_WARN
 from faceflow.pipeline.idphoto.compliance.quality import (
     BLOCKINESS_SHOWN_MAX,
@@ -85,6 +86,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     shake,
     shrink,
     side_shadow,
+    tinted_glasses,
 )
 
 _SQUARES = (np.indices((10, 10)).sum(axis=0) % 2 * 200).astype(np.uint8)
@@ -117,6 +119,7 @@ EXPECTED_CHECKS = {
     "eyes_visible",
     "eyes_open",
     "glasses",
+    "tinted_lenses",
     "forehead_visible",
     "eye_glare",
     "red_eye",
@@ -1097,6 +1100,53 @@ def test_real_glasses_are_seen(
         report = render_id_photo(matte, found.faces[0], IdPhotoOptions(get_spec(spec))).report
         check = report.check("glasses")
         assert (check.value, check.status) == ("glasses", status), (spec, check)
+
+
+@pytest.mark.parametrize(
+    ("photo", "tint"),
+    [
+        ("portrait_2.jpg", (0.5, 0.5, 0.5)),  # grey, half the light: 0.48
+        ("portrait_2.jpg", (0.45, 0.55, 0.75)),  # blue: 0.53
+        ("../devset/df_img47.jpg", (0.5, 0.5, 0.5)),  # pale eyes: 0.50
+        ("../devset/df_img25.jpg", (0.5, 0.5, 0.5)),  # a real wearer's own frame: 0.52
+    ],
+)
+def test_tinted_lenses_warn_where_glasses_are_allowed(
+    testdata: Path, cut_out: CutOut, photo: str, tint: tuple[float, float, float]
+) -> None:
+    # Glasses seen and allowed passed whatever their lenses: a counter refuses tinted ones.
+    require((testdata / photo).is_file(), f"photo {photo} not found")
+    item = cut_out(photo, tinted_glasses(*tint))
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("glasses").value == "glasses", report.check("glasses")
+    check = report.check("tinted_lenses")
+    assert check.status is CheckStatus.WARN, check
+    assert isinstance(check.value, float)
+    assert check.value < TINTED_LENS_WARN
+    assert "darken the eyes" in check.note
+    # What the check is for: the eyes behind a half-light tint still read visible and open.
+    assert report.check("eyes_visible").status is not CheckStatus.FAIL
+
+
+@pytest.mark.parametrize(
+    ("photo", "edit"),
+    [
+        ("portrait_2.jpg", clear_glasses),  # 0.92
+        ("../devset/df_img24.jpg", None),  # the devset's two wearers, clear lenses: 1.24
+        ("../devset/df_img25.jpg", None),  # 1.00
+        ("../devset/df_img34.jpg", clear_glasses),  # the lowest of 71 real faces in clear: 0.76
+    ],
+)
+def test_clear_lenses_pass(testdata: Path, cut_out: CutOut, photo: str, edit: Edit | None) -> None:
+    require((testdata / photo).is_file(), f"photo {photo} not found")
+    item = cut_out(photo, edit)
+
+    check = icao_check(item, "tinted_lenses")
+
+    assert isinstance(check.value, float), check  # glasses seen and measured
+    assert check.status is CheckStatus.PASS, check
 
 
 def test_glasses_are_refused_by_the_us_sizes_only() -> None:

@@ -595,6 +595,26 @@ wire_glasses = _glasses((160, 120, 60), 0.015)
 """A thin gold-coloured metal frame: its bridge is no darker than skin."""
 
 
+@cache
+def tinted_glasses(red: float, green: float, blue: float) -> Edit:
+    """The thin dark frames of ``clear_glasses`` with tinted lenses: the light behind each rim
+    (the oval of ±0.36 × ±0.24 eye distances) scaled by ``red``, ``green`` and ``blue``."""
+
+    def edit(rgb: Rgb, face: Face, photo: Callable[[str], Rgb]) -> Rgb:
+        marks = face.landmarks
+        distance = marks.left_eye.x - marks.right_eye.x
+        lens = np.zeros(rgb.shape[:2], np.float32)
+        for eye in (marks.right_eye, marks.left_eye):
+            axes = (round(0.36 * distance), round(0.24 * distance))
+            cv2.ellipse(lens, (round(eye.x), round(eye.y)), axes, 0, 0, 360, 1.0, -1)
+        soft = cv2.GaussianBlur(lens, (0, 0), 1.0)[..., None]
+        tint = np.array([red, green, blue], np.float32)
+        tinted = np.clip(rgb * (1 - soft + soft * tint), 0, 255).astype(np.uint8)
+        return clear_glasses(tinted, face, photo)
+
+    return edit
+
+
 def knit_hat(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
     """A dark red knit hat pulled down to the brows: a half-oval over the head to 0.45 eye
     distances above the eyes, with the knit's grain."""
@@ -875,6 +895,15 @@ CASES: tuple[Case, ...] = (
         "warn",
         "glasses",
         wire_glasses,
+    ),
+    # Glasses allowed, but not tinted: half the light behind the lenses passed (eyes_visible 0.14).
+    Case(
+        "portrait_2 in grey-tinted glasses, ICAO",
+        "portrait_2.jpg",
+        "icao",
+        "warn",
+        "tinted_lenses",
+        tinted_glasses(0.5, 0.5, 0.5),
     ),
     Case(
         "portrait_2 in a hat down to the brows",

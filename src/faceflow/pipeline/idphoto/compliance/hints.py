@@ -139,6 +139,10 @@ HINTS: dict[str, tuple[str, str]] = {
         " original file rather than a screenshot or a photo of a photo.",
         "照片噪点过多：请在光线充足处拍摄，使用相机的最低感光度，并提交原始照片，而非截图或翻拍。",
     ),
+    "tinted_lenses": (
+        "The lenses look tinted: wear glasses with clear lenses, or take them off.",
+        "镜片似乎有颜色：请佩戴透明镜片的眼镜，或摘下眼镜。",
+    ),
     "clipped": (
         "Avoid glare and deep shadows on the face: use soft, even light.",
         "避免面部反光和过暗的阴影，请使用柔和均匀的光线。",
