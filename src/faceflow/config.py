@@ -533,6 +533,17 @@ class LimitSettings(_Group):
         description="request bodies (and queued embedded-job images) one API process holds at "
         "once; a request that would exceed it: 503 overloaded before its body is read",
     )
+    # A 5000 x 5000 noise JPEG annotated as PNG is a 17 MB answer, too large for the memory
+    # cache and so made again for each request; connections reading it 16 KB every 5 s held one
+    # copy each in this process until server.send_timeout_s dropped them (20: 87 -> 412 MB RSS).
+    answer_budget_bytes: int = Field(
+        128 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="answer bodies over 64 KiB one API process holds while their clients take "
+        "them (written in 64 KiB slices as they are taken; an answer is taken whole while the "
+        "bytes held are under it, so they pass it by one answer at most); once reached: 503 "
+        "overloaded for such answers, and before computing an image",
+    )
 
     @model_validator(mode="after")
     def _sides_ordered(self) -> LimitSettings:

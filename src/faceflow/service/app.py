@@ -165,6 +165,8 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
     """
     metrics = Metrics()
     budget = ByteBudget(settings.limits.upload_budget_bytes)
+    answer_budget = ByteBudget(settings.limits.answer_budget_bytes)
+    metrics.bind_answers(answer_budget)
     current = Current()
 
     @asynccontextmanager
@@ -199,6 +201,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             key_failures=KeyFailures.from_settings(settings.server, on_error=rate_limit_error),
             thumbnails=ExampleThumbnails(examples),
             upload_budget=budget,
+            answer_budget=answer_budget,
             examples=examples,
             lanes=background_lanes(settings.runtime.processes),
         )

@@ -21,6 +21,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 
 from faceflow.cache.observer import CacheLevel
 from faceflow.errors import FaceflowError, JsonScalar
+from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.pool import PoolStats
 
 if TYPE_CHECKING:
@@ -152,8 +153,18 @@ class Metrics:
             "request bodies cut with 408 since start: too slow to arrive within "
             "server.body_timeout_s while another upload needed the room held for them",
         )
+        self.answer_bytes_held = self._pool_gauge(
+            "faceflow_answer_bytes_held",
+            "answer bodies over 64 KiB held while their clients take them, against "
+            "limits.answer_budget_bytes",
+        )
+        self.answers_refused = self._pool_gauge(
+            "faceflow_answers_refused",
+            "answers refused with 503 overloaded for the answer budget since start",
+        )
         self._pool_stats: Callable[[], PoolStats] | None = None
         self._uploads: BodyLimits | None = None
+        self._answers: ByteBudget | None = None
         self._jobs: JobRunner | None = None
         # Label children resolved once: ``labels()`` takes a lock and rebuilds its key from
         # strings on every call, as much CPU as the increments themselves on a cache hit.
@@ -236,6 +247,10 @@ class Metrics:
         """Where the upload gauges come from; read with the pool's (:meth:`refresh_pool`)."""
         self._uploads = limits
 
+    def bind_answers(self, budget: ByteBudget) -> None:
+        """Where the answer gauges come from; read with the pool's (:meth:`refresh_pool`)."""
+        self._answers = budget
+
     def refresh_pool(self) -> None:
         """Copy the pool's and the upload budget's current figures into their gauges. A scrape
         does it for the worker it reaches; with several workers each also does it every second
@@ -244,6 +259,9 @@ class Metrics:
             self.upload_bytes_held.set(uploads.budget.used_bytes)
             self.uploads_refused.set(uploads.budget.refused)
             self.uploads_given_way.set(uploads.given_way)
+        if (answers := self._answers) is not None:
+            self.answer_bytes_held.set(answers.used_bytes)
+            self.answers_refused.set(answers.refused)
         if self._pool_stats is None:
             return
         stats = self._pool_stats()

@@ -43,6 +43,8 @@ class Services:
     """The example photos' thumbnails, made by ``pool`` once it is ready."""
     upload_budget: ByteBudget | None = None
     """Upload bytes this process holds (bodies being read and answered, queued embedded jobs)."""
+    answer_budget: ByteBudget | None = None
+    """Answer bytes this process holds while their clients take them (:mod:`.answers`)."""
     start_up_error: str | None = None
     """Why the inference processes could not start, for /readyz; None while starting or ready."""
     jobs: JobRunner | None = None

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.requests import ClientDisconnect
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import cache_key
@@ -29,6 +29,7 @@ from faceflow.operations.registry import check_enabled
 from faceflow.runtime.lanes import take_in_turn
 from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput, run_face_request
+from faceflow.service.answers import Answer, check_room
 from faceflow.service.guard import charge, guard
 from faceflow.service.schemas import (
     BatchOut,
@@ -130,6 +131,8 @@ async def answer(
     check_enabled(work.operation, services.settings.runtime)
 
     async def produce() -> TaskOutput:
+        if admission is None and work.operation is Operation.ANNOTATE:
+            check_room(services.answer_budget)  # an image: it would be refused when made
         request = work.request(data)
         if admission is None and _many_faces(work):
             async with in_a_lane(services, key, gone, f"attributes of over {MANY_FACES} faces"):
@@ -137,12 +140,15 @@ async def answer(
         return await services.pool.run(run_face_request, request, admission=admission)
 
     entry, status = await services.cached_output(key, produce, missed=missed)
-    return _entry_response(entry, status)
+    return _entry_response(entry, status, services)
 
 
-def _entry_response(entry: CacheEntry, status: CacheStatus) -> Response:
-    return Response(
-        entry.body, media_type=entry.media_type, headers=cache_headers(dict(entry.meta), status)
+def _entry_response(entry: CacheEntry, status: CacheStatus, services: Services) -> Response:
+    return Answer(
+        entry.body,
+        budget=services.answer_budget,
+        media_type=entry.media_type,
+        headers=cache_headers(dict(entry.meta), status),
     )
 
 
@@ -256,7 +262,7 @@ async def _answered_without_the_pool(
             continue
         services.metrics.hit(level)
         status = CacheStatus.hit_at(level)
-        answered[index] = _entry_response(entry, status)
+        answered[index] = _entry_response(entry, status, services)
     return answered, keys
 
 
@@ -357,6 +363,8 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
     outcomes, keys = await _answered_without_the_pool(services, uploads, work)
     for index in sorted(outcomes):  # the cached answers count against the bound first
         outcomes[index] = fitted(outcomes[index])
+    if keys and not full and work.operation is Operation.ANNOTATE:
+        check_room(services.answer_budget)  # images: the answer would be refused when made
     admissions = await _admit_lanes(services, len(keys)) if keys and not full else []
     deadline = asyncio.get_running_loop().time() + runtime.deadline_s
     queue = iter(keys)
@@ -403,18 +411,7 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
     ordered = [outcomes[index] for index in range(len(uploads))]
     # Base64 and joining run beside the event loop (tens of MB at the limit).
     body = await asyncio.to_thread(_batch_body, work.operation, uploads, ordered)
-    return StreamingResponse(
-        _slices(body), media_type="application/json", headers={"Content-Length": str(len(body))}
-    )
-
-
-# A batch's answer is written in slices, each once the socket has taken the one before: written
-# whole, the server's socket buffer held a second copy of it for as long as the client took to
-# read (a client reading 26 KB/s kept 108 MB of this process's memory for an hour).
-_SLICE_BYTES = 256 * 1024
-
-
-async def _slices(body: bytes) -> AsyncIterator[bytes]:
-    view = memoryview(body)
-    for start in range(0, len(view), _SLICE_BYTES):
-        yield bytes(view[start : start + _SLICE_BYTES])
+    # Written in slices against the answer budget (service/answers.py): written whole, the
+    # server's socket buffer held a second copy of it for as long as the client took to read (a
+    # client reading 26 KB/s kept 108 MB of this process's memory for an hour).
+    return Answer(body, budget=services.answer_budget, media_type="application/json")

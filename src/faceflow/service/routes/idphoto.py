@@ -42,6 +42,7 @@ from faceflow.pipeline.idphoto.specs import list_specs
 from faceflow.runtime.idphoto_tasks import SHARP_TO_HEAD_PX, matte_task, render_task, sheet_task
 from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput
+from faceflow.service.answers import Answer, check_room
 from faceflow.service.guard import guard
 from faceflow.service.routes.faces import Gone, cache_headers, in_a_lane
 from faceflow.service.schemas import (
@@ -128,6 +129,7 @@ async def _from_matte(
     key = cache_key_from_hash(digest, operation.value, work.cache_params())
 
     async def produce() -> TaskOutput:
+        check_room(services.answer_budget)  # an image: it would be refused when made
         # One admission for both trips: a request given a place is never refused half-way, after
         # its matte was made (or while it waited for another request's).
         async with _lane_if_large(services, key, work, request.is_disconnected):
@@ -168,13 +170,17 @@ async def _lane_if_large(
         yield
 
 
-def _photo_response(entry: CacheEntry, status: CacheStatus, source: str) -> Response:
+def _photo_response(
+    services: Services, entry: CacheEntry, status: CacheStatus, source: str
+) -> Response:
     headers = cache_headers(dict(entry.meta), status)
     headers[SOURCE_HEADER] = source
     compliance = entry.meta.get("compliance")
     if isinstance(compliance, str):
         headers["X-Compliance"] = compliance
-    return Response(entry.body, media_type=entry.media_type, headers=headers)
+    return Answer(
+        entry.body, budget=services.answer_budget, media_type=entry.media_type, headers=headers
+    )
 
 
 @router.get(
@@ -231,7 +237,7 @@ async def id_photo(request: Request, options: Annotated[PhotoRouteOptions, Query
     if sheet is not None:
         return await _sheet(request, services, origin, sheet)
     entry, status = await _from_matte(request, services, origin, Operation.ID_PHOTO, photo)
-    return _photo_response(entry, status, source_name(origin[0], api_key))
+    return _photo_response(services, entry, status, source_name(origin[0], api_key))
 
 
 def _has_body(request: Request) -> bool:
@@ -246,7 +252,7 @@ async def _sheet(
     request: Request, services: Services, origin: tuple[str, bytes | None], work: SheetWork
 ) -> Response:
     entry, status = await _from_matte(request, services, origin, Operation.ID_PHOTO_SHEET, work)
-    return _photo_response(entry, status, source_name(origin[0], request.state.api_key))
+    return _photo_response(services, entry, status, source_name(origin[0], request.state.api_key))
 
 
 @router.post(

@@ -15,6 +15,7 @@ from faceflow.jobs.handles import is_handle
 from faceflow.jobs.records import JobRecord, JobStatus
 from faceflow.jobs.runner import JobRunner
 from faceflow.operations.registry import job_options, operation_specs, submission
+from faceflow.service.answers import Answer
 from faceflow.service.guard import guard
 from faceflow.service.schemas import (
     ErrorBody,
@@ -230,7 +231,8 @@ async def job_status(request: Request, handle: Handle) -> Response:
     if view.status is JobStatus.FINISHED and view.operation in _INLINED:
         view, entry = await runner.result(handle, request.state.api_key)
         inline = entry.body
-    return Response(_job_body(request, view, inline), media_type="application/json")
+    body = _job_body(request, view, inline)
+    return Answer(body, budget=services.answer_budget, media_type="application/json")
 
 
 @router.get(
@@ -268,7 +270,9 @@ async def job_result(request: Request, handle: Handle) -> Response:
     count = entry.meta.get("face_count")
     if isinstance(count, int):
         headers["X-Face-Count"] = str(count)
-    return Response(entry.body, media_type=entry.media_type, headers=headers)
+    return Answer(
+        entry.body, budget=services.answer_budget, media_type=entry.media_type, headers=headers
+    )
 
 
 @router.delete(

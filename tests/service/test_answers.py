@@ -1,0 +1,203 @@
+"""Answer bytes held while clients take them (service/answers.py, ``limits.answer_budget_bytes``).
+
+A slow reader is an ASGI ``send`` that does not return while it holds a body message (as
+uvicorn's does not while its transport is over its high-water mark); the budget is reached by
+such a reader, or, on the shared app, taken by the test itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from starlette.types import Message
+
+from faceflow.cache.entry import CacheEntry
+from faceflow.cache.keys import cache_key
+from faceflow.config import DetectionSettings
+from faceflow.domain import Operation
+from faceflow.operations.faces import AnnotateOptions, FaceOptions
+from faceflow.runtime.budget import ByteBudget
+from faceflow.service.answers import SLICE_BYTES
+from tests.service.in_process import PEER, InProcess, app_settings, running_app
+from tests.service.support import assert_error, fresh
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+MIB = 1024 * 1024
+BUDGET = MIB
+LARGE = 3 * MIB // 2
+"""An answer larger than the whole budget: it goes while nothing else is held."""
+
+
+@pytest.fixture(scope="module")
+def face_jpeg(testdata: Path) -> bytes:
+    return (testdata / "obama_small.jpg").read_bytes()
+
+
+@pytest_asyncio.fixture
+async def small_budget() -> AsyncIterator[InProcess]:
+    """The app with the smallest answer budget, before its models load: hits need none."""
+    settings = app_settings(limits={"answer_budget_bytes": BUDGET})
+    async with running_app(settings, ready=False) as running:
+        yield running
+
+
+async def cached(app: InProcess, data: bytes, operation: Operation, body: bytes) -> None:
+    """``body`` cached as the answer to ``data`` under the default options of ``operation``."""
+    options = AnnotateOptions() if operation is Operation.ANNOTATE else FaceOptions()
+    work = options.work(operation, DetectionSettings())
+    media_type = "image/png" if operation is Operation.ANNOTATE else "application/json"
+    entry = CacheEntry(media_type=media_type, body=body, meta={})
+    await app.services.cache.put(cache_key(data, operation.value, work.cache_params()), entry)
+
+
+class SlowReader:
+    """A client asking for ``path`` with ``data`` that takes no body bytes until let go."""
+
+    def __init__(self, path: str, data: bytes) -> None:
+        self.path = path
+        self.data = data
+        self.sent: list[Message] = []
+        self.reading = asyncio.Event()
+        """Set once a body message is being sent."""
+        self.let_go = asyncio.Event()
+
+    async def run(self, app: InProcess) -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": self.path,
+            "raw_path": self.path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"faceflow.test"),
+                (b"content-type", b"image/jpeg"),
+                (b"content-length", str(len(self.data)).encode()),
+            ],
+            "client": (PEER, 40_000),
+            "server": ("faceflow.test", 80),
+        }
+        body = [{"type": "http.request", "body": self.data, "more_body": False}]
+
+        async def receive() -> Message:
+            if body:
+                return body.pop()
+            await self.let_go.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            self.sent.append(message)
+            if message["type"] == "http.response.body":
+                self.reading.set()
+                await self.let_go.wait()
+
+        await app.app(scope, receive, send)
+
+    @property
+    def status(self) -> int:
+        return int(self.sent[0]["status"])
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
+
+
+async def test_an_answer_held_by_a_slow_reader_counts_until_it_is_taken(
+    small_budget: InProcess, face_jpeg: bytes
+) -> None:
+    # Each hit's body is its own copy of the cached one, held until its client takes it: 20
+    # slow readers of 17 MB answers took the API process from 87 to 412 MB.
+    slow_data, other_data = fresh(face_jpeg), fresh(face_jpeg)
+    slow_answer, other_answer = b"\x89PNG" + b"s" * LARGE, b"\x89PNG" + b"o" * LARGE
+    await cached(small_budget, slow_data, Operation.ANNOTATE, slow_answer)
+    await cached(small_budget, other_data, Operation.ANNOTATE, other_answer)
+    slow = SlowReader("/v1/annotate", slow_data)
+    reading = asyncio.create_task(slow.run(small_budget))
+    await asyncio.wait_for(slow.reading.wait(), 30)
+    try:
+        async with small_budget.client() as client:
+            refused = await client.post("/v1/annotate", content=other_data)
+            small = await client.get("/openapi.json")  # one slice or less: never refused
+        assert refused.status_code == 503, "answered while the budget was held"
+        error = assert_error(refused, 503, "overloaded")
+        assert "limits.answer_budget_bytes" in error["message"]
+        assert refused.headers["retry-after"] == "1"
+        assert small.status_code == 200
+    finally:
+        slow.let_go.set()
+        await asyncio.wait_for(reading, 30)
+    assert slow.status == 200
+    assert slow.body == slow_answer
+    assert small_budget.services.answer_budget is not None
+    assert small_budget.services.answer_budget.used_bytes == 0
+    async with small_budget.client() as client:
+        answered = await client.post("/v1/annotate", content=other_data)
+    assert answered.status_code == 200
+    assert answered.content == other_answer
+
+
+async def test_an_answer_is_written_in_slices_the_client_takes_in_turn(
+    small_budget: InProcess, face_jpeg: bytes
+) -> None:
+    data = fresh(face_jpeg)
+    answer = b"\x89PNG" + bytes(range(256)) * (LARGE // 256)
+    await cached(small_budget, data, Operation.ANNOTATE, answer)
+    reader = SlowReader("/v1/annotate", data)
+    reader.let_go.set()
+    await reader.run(small_budget)
+    bodies = [m for m in reader.sent if m["type"] == "http.response.body"]
+    assert len(bodies) > len(answer) // SLICE_BYTES
+    assert all(len(m["body"]) <= SLICE_BYTES for m in bodies)
+    assert reader.body == answer
+
+
+@pytest.fixture
+def budget_reached(service_app: InProcess) -> Iterator[ByteBudget]:
+    """The shared app's answer budget, all of it taken as slow readers would hold it."""
+    budget = service_app.services.answer_budget
+    assert budget is not None
+    held = budget.limit_bytes - budget.used_bytes
+    assert budget.try_take_under(held)
+    try:
+        yield budget
+    finally:
+        budget.give(held)
+
+
+async def test_an_image_is_not_computed_while_the_budget_is_reached(
+    service_app: InProcess, budget_reached: ByteBudget, face_jpeg: bytes
+) -> None:
+    # A 5000 x 5000 noise JPEG annotated as PNG cost 1.1 s of CPU for a 17 MB answer the budget
+    # would refuse: refused before the pool is asked.
+    tasks = service_app.services.pool.stats().completed
+    async with service_app.client() as client:
+        annotate = await client.post("/v1/annotate", content=fresh(face_jpeg))
+        id_photo = await client.post("/v1/id-photo", content=fresh(face_jpeg))
+        detect = await client.post("/v1/detect", content=fresh(face_jpeg))
+    assert (annotate.status_code, id_photo.status_code) == (503, 503), "computed"
+    assert_error(annotate, 503, "overloaded")
+    assert_error(id_photo, 503, "overloaded")
+    assert annotate.headers["retry-after"] == "1"
+    assert detect.status_code == 200  # a report: one slice or less, never refused
+    assert service_app.services.pool.stats().completed == tasks + 1
+
+
+async def test_a_budget_is_taken_while_under_its_limit_and_refused_once_reached() -> None:
+    budget = ByteBudget(10)
+    assert budget.try_take_under(25)  # larger than the budget: taken while under it
+    assert budget.reached
+    assert not budget.try_take_under(1)
+    assert budget.refused == 1
+    budget.give(25)
+    assert budget.try_take_under(9)
+    assert not budget.reached
+    assert budget.try_take_under(9)
+    assert budget.used_bytes == 18
