@@ -325,7 +325,8 @@ class RuntimeSettings(_Group):
         "processes' last free place (an idle process or a waiting place) goes only to a client "
         "with no request of its own in them (a client is its API key, else its address, as "
         "rate limits count), so one client's concurrent requests cannot leave every other "
-        "client 503s; false: first come, first served",
+        "client 503s; likewise a client holding or awaiting a lane of queued-up work (batches, "
+        "large renders) does not get in line for another; false: first come, first served",
     )
     deadline_s: float = Field(
         30.0, gt=0, le=600, description="a request still waiting or running after this: 503"

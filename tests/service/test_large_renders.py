@@ -120,7 +120,7 @@ async def _renders_waiting_for_a_lane(
     in_line = asyncio.Event()
     real_take = lanes_module.take_in_turn
 
-    async def take_in_turn(lanes: asyncio.Semaphore, wanted: int) -> int:
+    async def take_in_turn(lanes: lanes_module.Lanes, wanted: int) -> int:
         in_line.set()
         return await real_take(lanes, wanted)
 

@@ -8,6 +8,9 @@ others' detects take 5 s for the minute the jobs ran."""
 from __future__ import annotations
 
 import asyncio
+import collections
+
+from faceflow.runtime.pool import PLACE_OWNER, OwnersAbout
 
 LANE_WAIT_S = 5.0
 """How long a batch (or a large render) with no lane free waits its turn for one, in line with
@@ -19,12 +22,45 @@ def lane_count(processes: int) -> int:
     return max(1, processes - 1)
 
 
-def background_lanes(processes: int) -> asyncio.Semaphore:
+class Lanes(asyncio.Semaphore):
+    """A semaphore of lanes that knows, with ``keep_for_others``, which client (its
+    :data:`~faceflow.runtime.pool.PLACE_OWNER`) holds or awaits each lane taken through
+    :func:`take_in_turn`: while another client is about (asked for a lane within
+    :data:`~faceflow.runtime.pool.OTHERS_ABOUT_S`), one that holds or awaits a lane already does
+    not get in line for another, so one client's many requests cannot stand in front of every
+    other client's (100 connections of one client asking for large renders, waiting in line
+    first come first served, had another client's batches 503 after their 5 s). A client alone
+    queues as many as it likes; jobs (no owner) are nobody's. A lane is given back by the task
+    that took it (``release`` reads the owner from its context)."""
+
+    def __init__(self, value: int, *, keep_for_others: bool = False) -> None:
+        super().__init__(value)
+        self.keep_for_others = keep_for_others
+        self.owned: collections.Counter[str] = collections.Counter()
+        """Per client: the lanes it holds or awaits through :func:`take_in_turn`."""
+        self.about = OwnersAbout()
+
+    def took(self, owner: str | None, count: int) -> None:
+        if owner is not None and self.keep_for_others:
+            self.owned[owner] += count
+
+    def gave(self, owner: str | None, count: int) -> None:
+        if owner is not None and self.owned[owner] > 0:
+            self.owned[owner] -= min(count, self.owned[owner])
+            if not self.owned[owner]:
+                del self.owned[owner]  # the counter holds only clients with a lane
+
+    def release(self) -> None:
+        self.gave(PLACE_OWNER.get(), 1)
+        super().release()
+
+
+def background_lanes(processes: int, *, keep_for_others: bool = False) -> Lanes:
     """The lanes of a pool of ``processes``, shared by the batches, the large renders and the
     embedded job runner of an API process: a job waits for one
     (:meth:`asyncio.Semaphore.acquire`), the others take those free now or one in turn
-    (:func:`take_in_turn`)."""
-    return asyncio.Semaphore(lane_count(processes))
+    (:func:`take_in_turn`; with ``keep_for_others``, see :class:`Lanes`)."""
+    return Lanes(lane_count(processes), keep_for_others=keep_for_others)
 
 
 async def take_free(lanes: asyncio.Semaphore, wanted: int) -> int:
@@ -37,16 +73,29 @@ async def take_free(lanes: asyncio.Semaphore, wanted: int) -> int:
     return taken
 
 
-async def take_in_turn(lanes: asyncio.Semaphore, wanted: int) -> int:
+async def take_in_turn(lanes: Lanes, wanted: int) -> int:
     """Up to ``wanted`` lanes free now; when none is, one lane in turn with the jobs waiting
     (first come, first served), waiting at most :data:`LANE_WAIT_S`; 0 when none came in that
-    time. The caller gives each back with ``lanes.release()``."""
+    time, or at once for a client that holds or awaits a lane already while another is about
+    (:class:`Lanes` with ``keep_for_others``). The caller gives each back with
+    ``lanes.release()``, from the same task."""
+    owner = PLACE_OWNER.get() if lanes.keep_for_others else None
+    # Seen before any refusal: a client refused is about, and its retry finds the line kept.
+    others_about = owner is not None and lanes.about.others_about(owner)
     taken = await take_free(lanes, wanted)
     if taken:
+        lanes.took(owner, taken)
         return taken
+    if others_about and owner is not None and lanes.owned[owner]:
+        return 0
+    lanes.took(owner, 1)  # counted while it waits, so its next request does not get in line
     try:
         async with asyncio.timeout(LANE_WAIT_S):
             await lanes.acquire()
     except TimeoutError:
+        lanes.gave(owner, 1)
         return 0
+    except BaseException:
+        lanes.gave(owner, 1)
+        raise
     return 1

@@ -90,6 +90,7 @@ __all__ = [
     "Admission",
     "HeadStart",
     "InferencePool",
+    "OwnersAbout",
     "PoolStats",
     "TaskObserver",
     "WorkerInfo",
@@ -121,6 +122,28 @@ one to be kept from an owner that holds one already. With nobody else about, one
 backend, a benchmark from one address) keeps every place, waiting ones included, which keep the
 processes fed between its requests; a client refused for want of room is about for this long,
 longer than the Retry-After it was given, so its retry finds the last place kept."""
+
+
+class OwnersAbout:
+    """Which owners (:data:`PLACE_OWNER`) asked for something lately: the latest two, and when.
+    Another owner is about when it asked within :data:`OTHERS_ABOUT_S`."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: collections.OrderedDict[str, float] = collections.OrderedDict()
+
+    def others_about(self, owner: str) -> bool:
+        """Note that ``owner`` asks now; True if another owner asked within the last
+        :data:`OTHERS_ABOUT_S`."""
+        now = time.monotonic()
+        seen = self._seen
+        seen[owner] = now
+        seen.move_to_end(owner)
+        if len(seen) > 2:  # the latest two owners tell whether another was about
+            seen.popitem(last=False)
+        return any(other != owner and now - at < OTHERS_ABOUT_S for other, at in seen.items())
+
 
 _log = logging.getLogger(__name__)
 
@@ -420,8 +443,8 @@ class InferencePool(Generic[C]):
         self._keep_last_place = keep_last_place
         self._owned: collections.Counter[str] = collections.Counter()
         """Per owner: its tasks (outside an admission) and open admissions in the pool."""
-        self._seen: collections.OrderedDict[str, float] = collections.OrderedDict()
-        """The latest two owners to ask for a place, and when (:meth:`_others_about`)."""
+        self._about = OwnersAbout()
+        """The latest owners to ask for a place."""
 
     @classmethod
     def from_settings(
@@ -537,7 +560,7 @@ class InferencePool(Generic[C]):
         owner = PLACE_OWNER.get()
         # Seen before any refusal: a client refused for want of room is about, and waiting.
         keep_from = owner if self._keep_last_place and owner is not None else None
-        others_about = keep_from is not None and self._others_about(keep_from)
+        others_about = keep_from is not None and self._about.others_about(keep_from)
         if free <= 0:
             self._rejected += 1
             raise Overloaded(
@@ -627,16 +650,6 @@ class InferencePool(Generic[C]):
                 admission._in_run = False
                 if admission._open:
                     self._held += 1
-
-    def _others_about(self, owner: str) -> bool:
-        """Note that ``owner`` asks for a place now; True if another owner asked within the
-        last :data:`OTHERS_ABOUT_S`."""
-        now = time.monotonic()
-        self._seen[owner] = now
-        self._seen.move_to_end(owner)
-        if len(self._seen) > 2:  # the latest two owners tell whether another was about
-            self._seen.popitem(last=False)
-        return any(seen != owner and now - at < OTHERS_ABOUT_S for seen, at in self._seen.items())
 
     def _owned_more(self, owner: str | None) -> None:
         if owner is not None and self._keep_last_place:

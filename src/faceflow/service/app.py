@@ -203,7 +203,9 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             upload_budget=budget,
             answer_budget=answer_budget,
             examples=examples,
-            lanes=background_lanes(settings.runtime.processes),
+            lanes=background_lanes(
+                settings.runtime.processes, keep_for_others=settings.runtime.keep_last_place
+            ),
         )
         log.info(
             "faceflow %s: %d inference processes, cache %s, auth %s",

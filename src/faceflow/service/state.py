@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -18,6 +17,7 @@ from faceflow.errors import JsonScalar, NotReady
 from faceflow.jobs.runner import JobRunner
 from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext
+from faceflow.runtime.lanes import Lanes
 from faceflow.runtime.pool import InferencePool
 from faceflow.runtime.tasks import TaskOutput
 from faceflow.service.examples import ExamplePhoto, ExampleThumbnails
@@ -51,7 +51,7 @@ class Services:
     """The job runner (embedded, or RQ with ``jobs.redis_url``); set once the lifespan starts it."""
     examples: tuple[ExamplePhoto, ...] = ()
     """The example photos that were pulled and verify, read once at start-up."""
-    lanes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    lanes: Lanes = field(default_factory=lambda: Lanes(1))
     """The inference processes queued-up work (batches, embedded jobs) may hold at once:
     :func:`faceflow.runtime.lanes.background_lanes` of the pool's processes."""
 
