@@ -44,7 +44,7 @@ from faceflow.jobs.records import (
     JobStatus,
     result_of,
 )
-from faceflow.jobs.retry import is_retryable, retry_wait_s
+from faceflow.jobs.retry import failed_for_now, is_retryable, retry_wait_s
 from faceflow.operations.registry import Submission, scoped_job_id
 from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.lanes import background_lanes, lane_count
@@ -74,6 +74,16 @@ class _Job:
     owned: dict[str | None, list[str]] = field(default_factory=dict)
     """Every handle of the job by owner, oldest first (canceled ones too)."""
     expires_at: float = float("inf")
+
+
+def _made_anew(job: _Job) -> bool:
+    """Whether a new submission of ``job``'s work makes the job anew rather than joins it: it
+    was canceled, or it failed for good on its attempts' circumstances (:func:`failed_for_now`)
+    rather than on its work."""
+    if job.status is JobStatus.CANCELED:
+        return True
+    error = job.outcome.error if job.outcome is not None else None
+    return job.status is JobStatus.FAILED and error is not None and failed_for_now(error)
 
 
 class _JobQueue:
@@ -190,11 +200,11 @@ class EmbeddedRunner:
         now = self._clock()
         job_id = scoped_job_id(submission, owner, self._settings.dedup_scope)
         job = self._live_job(job_id)
-        if job is None or job.status is JobStatus.CANCELED:
+        if job is None or _made_anew(job):
             shared = self._settings.dedup_scope == "global" or owner is None
             entry = (await self._compute.cache.get(submission.key))[0] if shared else None
             job = self._jobs.get(job_id)  # another submission may have raced in while we looked
-            if job is None or job.status is JobStatus.CANCELED or self._expired(job):
+            if job is None or _made_anew(job) or self._expired(job):
                 before = job
                 job = self._new_job(submission, job_id, entry, now)
                 if before is not None:

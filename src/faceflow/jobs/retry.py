@@ -6,16 +6,30 @@ the service answers with ``Retry-After``). Everything else fails the job at once
 (undecodable image, no face) fails the same way on every attempt, and so does an internal or
 model error of the same code on the same models. ``jobs.max_retries`` bounds the retries and
 ``jobs.retry_backoff_s`` spaces them.
+
+A job that failed for good on a retryable error (its retries spent) failed on what befell its
+attempts, not on its work: the same work submitted again runs again rather than being answered
+with that failure (:func:`failed_for_now`).
 """
 
 from __future__ import annotations
 
 from faceflow.errors import FaceflowError, RetryableError
+from faceflow.jobs.records import JobError
 
 
 def is_retryable(error: FaceflowError) -> bool:
     """Whether a job attempt that failed with ``error`` is tried again (retries left)."""
     return isinstance(error, RetryableError)
+
+
+def failed_for_now(error: JobError) -> bool:
+    """Whether a job that ended failed with ``error`` failed on its attempts' circumstances (a
+    crashed worker, a deadline, no room or no process for it: the 503s the retries are for),
+    so that a new submission of its work runs it again instead of sharing its failure. Kept
+    shared, one worker killed under a job (a deploy, the OOM killer) answered every client
+    submitting the same image with ``worker_crashed`` for ``failure_ttl_s`` (7 days)."""
+    return error.status == 503
 
 
 def retry_wait_s(backoff_s: list[int], retry: int) -> int:

@@ -470,12 +470,17 @@ class RqRunner:
 
 def _stale(job: Job, has_outcome: bool) -> bool:
     """Whether an existing RQ job under this content key must be replaced by a new submission
-    rather than shared: canceled or stopped, or finished without an outcome (its outcome expired,
-    or it ended as ``expired`` because its image had expired before it ran)."""
+    rather than shared: canceled or stopped; finished without an outcome (its outcome expired,
+    or it ended as ``expired`` because its image had expired before it ran); or failed, which
+    RQ marks a job only when its retries were spent on retryable errors (a worker that died, a
+    deadline: :func:`~faceflow.jobs.retry.failed_for_now`), since an error of its work is
+    stored as its outcome and the job finished. Shared, such a failure answered every later
+    submission of the same work for ``failure_ttl_s`` (7 days) without running it; replaced,
+    the job leaves the failed registry for the new run."""
     status = job.get_status(refresh=False)
     if status in (RqStatus.CANCELED, RqStatus.STOPPED):
         return True
-    return status is RqStatus.FINISHED and not has_outcome
+    return status in (RqStatus.FINISHED, RqStatus.FAILED) and not has_outcome
 
 
 def _error_in(meta: dict[str, Any]) -> dict[str, Any] | None:
