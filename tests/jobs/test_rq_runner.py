@@ -802,3 +802,69 @@ async def test_calls_waiting_for_a_thread_when_the_queue_redis_fails_are_not_sen
     # The first threads' calls fail and open the breaker; a second round may have begun before
     # it opened; the third is not sent.
     assert len(sent) <= 2 * REDIS_THREADS
+
+
+async def test_a_submission_joining_a_job_as_its_last_handle_is_canceled_keeps_it(
+    runner: RqRunner,
+    queue_redis: RedisProcess,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another client (another API node, maybe) joins a queued job while its only client cancels
+    it: the cancel saw no other handle, the join saw a queued job, and the joiner's accepted job
+    was canceled under it, never run (status canceled, though that client canceled nothing).
+    The cancel here runs at the join's worst moment: after it read the job, before it joined."""
+    settings = job_settings(queue_redis.url)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    mine = await runner.submit(submission, "a" * 64)
+    connection = runner._conn
+    lrange = connection.lrange
+    canceled: list[JobStatus] = []
+
+    def cancel_first(*args: Any) -> Any:
+        if not canceled:
+            canceled.append(runner._cancel(mine.handle, "a" * 64).status)
+        return lrange(*args)
+
+    monkeypatch.setattr(connection, "lrange", cancel_first)
+    theirs = await runner.submit(submission, "b" * 64)
+    monkeypatch.undo()
+    assert canceled == [JobStatus.CANCELED]
+    assert (await runner.status(theirs.handle, "b" * 64)).status is JobStatus.QUEUED
+    work_burst(settings, worker_context)
+    assert (await runner.status(theirs.handle, "b" * 64)).status is JobStatus.FINISHED
+    assert (await runner.status(mine.handle, "a" * 64)).status is JobStatus.CANCELED
+
+
+async def test_a_cancel_seeing_no_other_handle_spares_a_job_joined_before_it_cancels(
+    runner: RqRunner,
+    queue_redis: RedisProcess,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The other order: the cancel found no other handle, then another client joined the
+    queued job (and read it queued), then the cancel canceled it: that client's accepted job
+    was never run. The join here runs at the cancel's worst moment: between its check of the
+    job's handles and its cancel."""
+    settings = job_settings(queue_redis.url)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    mine = await runner.submit(submission, "a" * 64)
+    fetch = runner._fetch
+    calls: list[str] = []
+    joined: list[str] = []
+
+    def join_second(job_id: str) -> Job | None:
+        calls.append(job_id)
+        if len(calls) == 2:  # the cancel's: its view's read is the first
+            joined.append(runner._submit(submission, "b" * 64, None).handle)
+        return fetch(job_id)
+
+    monkeypatch.setattr(runner, "_fetch", join_second)
+    assert (await runner.cancel(mine.handle, "a" * 64)).status is JobStatus.CANCELED
+    monkeypatch.undo()
+    assert len(joined) == 1
+    assert (await runner.status(joined[0], "b" * 64)).status is JobStatus.QUEUED
+    work_burst(settings, worker_context)
+    assert (await runner.status(joined[0], "b" * 64)).status is JobStatus.FINISHED

@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from redis import Redis
-from redis.exceptions import OutOfMemoryError, RedisError
+from redis.exceptions import OutOfMemoryError, RedisError, WatchError
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
@@ -297,6 +297,7 @@ class RqRunner:
                 self._enqueue(sub, job_id)
         else:
             self._counts["deduplicated"] += 1
+        queued = not from_cache and not has_outcome
         owned = keys.owned(job_id, owner)
         mine = [
             raw.decode() if isinstance(raw, bytes) else raw
@@ -314,6 +315,13 @@ class RqRunner:
             pipe.rpush(owned, handle)
             pipe.expire(owned, self._handle_ttl_s)
             pipe.execute()
+        if queued and self._conn.hget(Job.key_for(job_id), "status") == b"canceled":
+            # Its last other handle canceled it after we read it queued and before our handle
+            # joined (the cancel's transaction saw no handle left): made anew for this one.
+            canceled = self._fetch(job_id)
+            if canceled is not None:
+                canceled.delete()
+            self._enqueue(sub, job_id)
         self._counts["submitted"] += 1
         view, _ = self._view(handle, record)
         return view
@@ -456,16 +464,36 @@ class RqRunner:
         with self._conn.pipeline() as pipe:
             pipe.set(keys.handle(handle), encode_handle(canceled), keepttl=True)
             pipe.srem(keys.refs(record.job_id), handle)
-            pipe.scard(keys.refs(record.job_id))
-            remaining = pipe.execute()[-1]
-        if remaining == 0:
-            job = self._fetch(record.job_id)
-            if job is not None and job.get_status() in _QUEUED:
-                job.cancel()
-                self._conn.delete(keys.data(record.job_id))
-                log.info("job %s canceled", record.job_id)
+            pipe.execute()
+        self._cancel_unwanted(record.job_id)
         view, _ = self._view(handle, canceled)
         return view
+
+    def _cancel_unwanted(self, job_id: str) -> None:
+        """Cancel the job if it is still queued and no handle wants it any more, checked and
+        done in one transaction watching its handles and its hash: a submission joining it
+        meanwhile (its handle added), or a worker starting it, makes the transaction fail, and
+        the check is made again. Checked apart from the cancel, a submission joining a queued job
+        between the two had its accepted job canceled under it, never run (see :meth:`_submit`
+        for a join after the cancel)."""
+        refs, job_key = self._keys.refs(job_id), Job.key_for(job_id)
+        with self._conn.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(refs, job_key)  # type: ignore[no-untyped-call]
+                    if pipe.scard(refs) != 0:
+                        return
+                    job = self._fetch(job_id)
+                    if job is None or job.get_status() not in _QUEUED:
+                        return
+                    pipe.multi()
+                    job.cancel(pipeline=pipe)
+                    pipe.delete(self._keys.data(job_id))
+                    pipe.execute()
+                except WatchError:
+                    continue
+                log.info("job %s canceled", job_id)
+                return
 
 
 def _stale(job: Job, has_outcome: bool) -> bool:
