@@ -3,7 +3,17 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from faceflow.cache.entry import SCHEMA_VERSION, CacheEntry, MetaValue, decode_entry, encode_entry
+from faceflow.cache.entry import (
+    SCHEMA_VERSION,
+    SERVED_MEDIA_TYPES,
+    CacheEntry,
+    MetaValue,
+    decode_entry,
+    encode_entry,
+)
+from faceflow.imaging.formats import ImageFormat, OutputFormat
+from faceflow.runtime.idphoto_tasks import MATTE_MEDIA_TYPE
+from faceflow.runtime.tasks import JSON_MEDIA_TYPE
 
 ENTRIES = [
     pytest.param(CacheEntry("application/json", b'{"faces":[]}'), id="json-no-meta"),
@@ -30,6 +40,7 @@ def test_wire_format_is_versioned_msgpack() -> None:
     assert msgpack.unpackb(raw) == [SCHEMA_VERSION, "image/png", b"\x89PNG", {"k": 1}]
 
 
+PNG = "image/png"
 GOOD = encode_entry(CacheEntry("application/json", b"{}"))
 
 
@@ -41,18 +52,18 @@ GOOD = encode_entry(CacheEntry("application/json", b"{}"))
         pytest.param(GOOD[:-1], id="truncated"),
         pytest.param(GOOD + b"\x00", id="trailing-bytes"),
         pytest.param(b"\x80\x04\x95 not pickle", id="pickle-like"),
-        pytest.param(msgpack.packb([SCHEMA_VERSION + 1, "a/b", b"", {}]), id="future-version"),
-        pytest.param(msgpack.packb([0, "a/b", b"", {}]), id="old-version"),
-        pytest.param(msgpack.packb([True, "a/b", b"", {}]), id="bool-version"),
-        pytest.param(msgpack.packb([SCHEMA_VERSION, "a/b", b""]), id="short"),
+        pytest.param(msgpack.packb([SCHEMA_VERSION + 1, PNG, b"", {}]), id="future-version"),
+        pytest.param(msgpack.packb([0, PNG, b"", {}]), id="old-version"),
+        pytest.param(msgpack.packb([True, PNG, b"", {}]), id="bool-version"),
+        pytest.param(msgpack.packb([SCHEMA_VERSION, PNG, b""]), id="short"),
         pytest.param(msgpack.packb({"v": SCHEMA_VERSION}), id="map"),
-        pytest.param(msgpack.packb([SCHEMA_VERSION, b"a/b", b"", {}]), id="bytes-media-type"),
-        pytest.param(msgpack.packb([SCHEMA_VERSION, "a/b", "str", {}]), id="str-body"),
-        pytest.param(msgpack.packb([SCHEMA_VERSION, "a/b", b"", []]), id="list-meta"),
-        pytest.param(msgpack.packb([SCHEMA_VERSION, "a/b", b"", {"k": [1]}]), id="nested-meta"),
-        pytest.param(msgpack.packb([SCHEMA_VERSION, "a/b", b"", {1: 1}]), id="int-meta-key"),
+        pytest.param(msgpack.packb([SCHEMA_VERSION, b"image/png", b"", {}]), id="bytes-media-type"),
+        pytest.param(msgpack.packb([SCHEMA_VERSION, PNG, "str", {}]), id="str-body"),
+        pytest.param(msgpack.packb([SCHEMA_VERSION, PNG, b"", []]), id="list-meta"),
+        pytest.param(msgpack.packb([SCHEMA_VERSION, PNG, b"", {"k": [1]}]), id="nested-meta"),
+        pytest.param(msgpack.packb([SCHEMA_VERSION, PNG, b"", {1: 1}]), id="int-meta-key"),
         pytest.param(
-            msgpack.packb([SCHEMA_VERSION, "a/b", msgpack.ExtType(1, b"x"), {}]), id="ext-type"
+            msgpack.packb([SCHEMA_VERSION, PNG, msgpack.ExtType(1, b"x"), {}]), id="ext-type"
         ),
     ],
 )
@@ -72,9 +83,9 @@ def test_meta_is_a_read_only_copy() -> None:
 @pytest.mark.parametrize(
     ("media_type", "body", "meta"),
     [
-        pytest.param("a/b", b"", {"k": [1]}, id="list-meta"),
-        pytest.param("a/b", b"", {1: "x"}, id="int-key"),
-        pytest.param("a/b", "text", {}, id="str-body"),
+        pytest.param("image/png", b"", {"k": [1]}, id="list-meta"),
+        pytest.param("image/png", b"", {1: "x"}, id="int-key"),
+        pytest.param("image/png", "text", {}, id="str-body"),
         pytest.param(None, b"", {}, id="no-media-type"),
     ],
 )
@@ -86,3 +97,33 @@ def test_bad_entries_are_refused(media_type: object, body: object, meta: object)
 def test_nbytes_counts_body_media_type_and_meta() -> None:
     entry = CacheEntry("image/png", b"12345", {"ab": 10, "c": None})
     assert entry.nbytes == 5 + len("image/png") + (2 + 2) + (1 + 4)
+
+
+@pytest.mark.parametrize(
+    ("media_type", "meta"),
+    [
+        pytest.param("text/html", {}, id="html"),
+        pytest.param("image/svg+xml", {}, id="svg"),
+        pytest.param("application/json\r\nSet-Cookie: a=b", {}, id="crlf-media-type"),
+        pytest.param("application/json", {"compliance": "pass\r\nX-A: b"}, id="crlf-meta"),
+        pytest.param("application/json", {"compliance": "pass\x00"}, id="nul-meta"),
+        pytest.param("application/json", {"compliance": "réussi"}, id="non-ascii-meta"),
+    ],
+)
+def test_values_faceflow_never_writes_decode_as_miss(
+    media_type: str, meta: dict[str, MetaValue]
+) -> None:
+    """Written by whoever else can write to the cache Redis: answered as they were, a
+    text/html entry ran its script on the service's origin, and a CR LF in a meta value that
+    becomes a header (X-Compliance) had the server drop the connection unanswered."""
+    raw = msgpack.packb([SCHEMA_VERSION, media_type, b"<script>1</script>", meta])
+    assert decode_entry(raw) is None
+
+
+def test_every_media_type_faceflow_writes_is_read_back() -> None:
+    written = {JSON_MEDIA_TYPE, MATTE_MEDIA_TYPE}
+    written |= {f.mime_type for f in ImageFormat} | {f.mime_type for f in OutputFormat}
+    assert written == SERVED_MEDIA_TYPES
+    for media_type in written:
+        entry = CacheEntry(media_type, b"x", {"compliance": "warn", "face_count": 2, "ms_x": 1.5})
+        assert decode_entry(encode_entry(entry)) == entry

@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
+import msgpack
 import pytest
 import pytest_asyncio
 from redis import Redis
 
+from faceflow.cache.entry import SCHEMA_VERSION
 from tests.fixtures.live_server import Scrape
 from tests.fixtures.redis_monitor import commands_during, reads_of
 from tests.fixtures.redis_server import RedisProcess
@@ -146,6 +148,36 @@ async def test_second_node_answers_from_redis(
         - cold_before.value("faceflow_cache_hits_total", level="redis")
         == 1
     )
+
+
+@pytest.mark.parametrize(
+    ("media_type", "meta"),
+    [
+        pytest.param("text/html", {}, id="html"),
+        pytest.param("application/json", {"compliance": "pass\r\nSet-Cookie: a=b"}, id="crlf-meta"),
+    ],
+)
+async def test_an_entry_faceflow_does_not_write_is_a_miss(
+    nodes: tuple[Node, Node],
+    inspector: Redis,
+    face_jpeg: bytes,
+    media_type: str,
+    meta: dict[str, str],
+) -> None:
+    """Whoever can write to the cache Redis (a compromised node, another application) stored an
+    entry under a result's key: its text/html was answered as it was, the script in its body
+    on the service's own origin, and a CR LF in a meta value that becomes a header had the
+    server drop the connection without an answer. Such a value is a miss: computed afresh."""
+    hot, cold = nodes
+    image = fresh(face_jpeg)
+    computed = await hot.post(image)
+    [key] = inspector.keys("faceflow:cache:*")
+    forged = [SCHEMA_VERSION, media_type, b"<script>alert(1)</script>", meta]
+    inspector.set(key, msgpack.packb(forged, use_bin_type=True))
+    answer = await cold.post(image)
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["X-Cache"] == "miss"
+    assert answer.content == computed.content
 
 
 async def test_redis_killed_fails_open_and_recovers(

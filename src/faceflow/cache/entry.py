@@ -24,6 +24,22 @@ MetaValue = str | int | float | bool | None
 
 _SCALARS = (str, int, float, bool, type(None))
 
+SERVED_MEDIA_TYPES = frozenset(
+    {
+        "application/json",
+        "application/vnd.faceflow.matte",  # an ID photo's cut-out, cached apart
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/gif",
+    }
+)
+"""Every media type a faceflow task gives its result (tests/cache/test_entry.py holds it to
+them). A value read from Redis of any other is no entry of faceflow's, and a miss: whoever could
+write to the cache Redis (a compromised node, another application sharing it) stored
+``text/html`` there, and the service answered it, a script in its body, on its own origin, where
+its web page runs with the user's API key."""
+
 
 @dataclass(frozen=True, slots=True, eq=True)
 class CacheEntry:
@@ -91,7 +107,16 @@ def decode_entry(raw: bytes) -> CacheEntry | None:
     _, media_type, body, meta = value
     if not isinstance(media_type, str) or not isinstance(body, bytes) or not isinstance(meta, dict):
         return None
+    if media_type not in SERVED_MEDIA_TYPES or not all(map(_header_safe, meta.values())):
+        return None
     try:
         return CacheEntry(media_type=media_type, body=body, meta=meta)
     except TypeError:
         return None
+
+
+def _header_safe(value: object) -> bool:
+    """Whether a meta value may become a response header's (X-Compliance is one): text of
+    printable ASCII only. A compliance of ``"pass\r\nX: y"`` in a forged entry made the server
+    drop every connection asking for that result, without an answer."""
+    return not isinstance(value, str) or (value.isascii() and value.isprintable())
