@@ -6,6 +6,7 @@ tests/jobs/test_contract.py."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import signal
@@ -28,11 +29,18 @@ from rq.suspension import WORKERS_SUSPENDED, resume, suspend
 from rq.worker import Worker
 
 from faceflow.cache.entry import CacheEntry
+from faceflow.cache.keys import cache_key
 from faceflow.cache.redis_cache import RedisCache
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings
 from faceflow.errors import Expired, JobFailed, QueueFull, Unavailable
-from faceflow.jobs.records import JobOutcome, JobPayload, JobStatus, encode_outcome
+from faceflow.jobs.records import (
+    JobOutcome,
+    JobPayload,
+    JobStatus,
+    encode_outcome,
+    encode_payload,
+)
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys
 from faceflow.jobs.rq_runner import REDIS_FAILURES, REDIS_THREADS, RqRunner
 from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
@@ -868,3 +876,39 @@ async def test_a_cancel_seeing_no_other_handle_spares_a_job_joined_before_it_can
     assert (await runner.status(joined[0], "b" * 64)).status is JobStatus.QUEUED
     work_burst(settings, worker_context)
     assert (await runner.status(joined[0], "b" * 64)).status is JobStatus.FINISHED
+
+
+@pytest.mark.parametrize("skew", ["key", "options"])
+async def test_a_worker_of_another_version_leaves_the_job_unanswered(
+    queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes, skew: str
+) -> None:
+    """A rolling deploy: the API node that took the job keys it with other models or options
+    than the worker reads from its payload ("key": a newer node's model versions), or stores an
+    option the worker refuses ("options"). Run anyway, the worker's own answer was stored as
+    the job's outcome under the API's key for the day (it only logged a warning), and a refused
+    option failed the job as the client's 400 for the day. Now each attempt is refused before
+    its task runs, retried (a matching worker may take it), and the job ends failed
+    ``unavailable`` with nothing stored under its key."""
+    settings = job_settings(queue_redis.url, max_retries=1, retry_backoff_s=[0])
+    runner = runner_for(settings)
+    data = variant(face_jpeg)
+    submission = prepare("detect", data, {}, settings)
+    if skew == "key":
+        newer = cache_key(data, "detect", submission.params, versions="newer-models")
+        submission = dataclasses.replace(submission, key=newer)
+    record = await runner.submit(submission, None)
+    keys = JobKeys(QUEUE)
+    connection = Redis.from_url(queue_redis.url)
+    if skew == "options":
+        refused = JobPayload("detect", {**submission.payload, "max_faces": "all"}, data)
+        connection.set(keys.data(submission.job_id), encode_payload(refused))
+    work_burst(settings, worker_context)
+    failed = await runner.status(record.handle, None)
+    assert (failed.status, failed.attempts) == (JobStatus.FAILED, 2)
+    assert failed.error is not None
+    assert (failed.error.code, failed.error.status) == ("unavailable", 503)
+    assert not connection.exists(keys.result(submission.job_id))
+    with pytest.raises(JobFailed):
+        await runner.result(record.handle, None)
+    connection.close()
+    await runner.close()

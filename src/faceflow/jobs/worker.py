@@ -67,7 +67,13 @@ from faceflow.cache.entry import CacheEntry, encode_entry
 from faceflow.cache.keys import cache_key
 from faceflow.cache.redis_cache import entry_key, jittered_ttl_ms
 from faceflow.config import Settings
-from faceflow.errors import DeadlineExceeded, FaceflowError, JsonScalar
+from faceflow.errors import (
+    DeadlineExceeded,
+    FaceflowError,
+    InvalidParameter,
+    JsonScalar,
+    Unavailable,
+)
 from faceflow.jobs.records import (
     JobError,
     JobOutcome,
@@ -77,7 +83,7 @@ from faceflow.jobs.records import (
 )
 from faceflow.jobs.redis_store import JobKeys, connect
 from faceflow.jobs.retry import is_retryable
-from faceflow.operations.registry import job_id_for, spec_for
+from faceflow.operations.registry import OperationSpec, job_id_for, spec_for
 from faceflow.runtime.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -1295,8 +1301,7 @@ def run_job() -> dict[str, JsonScalar]:
     try:
         if state.before_job is not None:
             state.before_job(payload)
-        _, spec = spec_for(payload.operation)
-        request = spec.from_params(payload.data, payload.params)
+        spec, request, key = _work_of(payload, job.id)
         output = spec.task(state.context, request)
     except Exception as exc:
         error = attempt_error(exc, job.id)
@@ -1306,13 +1311,39 @@ def run_job() -> dict[str, JsonScalar]:
         job.save_meta()  # type: ignore[no-untyped-call]
         raise
     entry = CacheEntry(output.media_type, output.body, output.meta)
-    key = cache_key(payload.data, payload.operation, spec.params(request))
-    if not job.id.startswith(job_id_for(key)):  # per-key jobs add a suffix (dedup_scope)
-        log.warning("job %s: this worker's models differ from the API's (key %s)", job.id, key)
     summary = _store(state, attempt, job, JobOutcome(entry=entry))
     if state.cache is not None:
         _fill_cache(state, key, entry)
     return summary
+
+
+_OTHER_VERSION_MESSAGE = (
+    "the worker that took this job runs other models or another faceflow version than the API "
+    "node that accepted it ({why}); submit it again once they match"
+)
+
+
+def _work_of(payload: JobPayload, job_id: str) -> tuple[OperationSpec[Any, Any], Any, str]:
+    """The job's operation, its request and its cache key as this worker reads its payload.
+
+    :class:`Unavailable` (retried, perhaps by a worker that matches) when this worker cannot do
+    the work the API node keyed: it refuses the stored options, or reads them into another key
+    (other models, another result format, an option it does not know), as in a rolling deploy.
+    Run anyway, the answer of this worker's version was stored as the job's outcome under the
+    API's key, for the day, and an option it did not know was dropped from the answer unsaid
+    (it only logged a warning); an option it refused failed the job as the client's 400 for the
+    day, though the API had taken it."""
+    try:
+        _, spec = spec_for(payload.operation)
+        request = spec.from_params(payload.data, payload.params)
+    except InvalidParameter as exc:
+        why = f"this worker refuses its options: {exc.message}"
+        raise Unavailable(_OTHER_VERSION_MESSAGE.format(why=why)) from None
+    key = cache_key(payload.data, payload.operation, spec.params(request))
+    if not job_id.startswith(job_id_for(key)):  # per-key jobs add a suffix (dedup_scope)
+        why = f"this worker keys it {key}"
+        raise Unavailable(_OTHER_VERSION_MESSAGE.format(why=why))
+    return spec, request, key
 
 
 def _error_meta(error: JobError) -> dict[str, object]:
