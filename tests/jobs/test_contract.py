@@ -484,19 +484,18 @@ async def test_one_retry_rule(
             await driver.runner.result(record.handle, None)
 
 
-async def test_work_failed_on_its_attempts_runs_again_when_submitted_again(
+async def test_work_failed_for_want_of_capacity_runs_again_when_submitted_again(
     driver: Driver, face_jpeg: bytes
 ) -> None:
-    """A job whose retries were spent on crashes or deadlines failed on what befell its
-    attempts, not on its image: another client submitting the same work gets it run, where it
-    was answered with that failure for failure_ttl_s (7 days) without running (one worker
-    killed under a job by a deploy or the OOM killer poisoned the image for everyone)."""
+    """A job whose retries were spent on capacity (here a worker that could not take it) failed
+    on what befell its attempts, not on its image: another client submitting the same work gets
+    it run, where it was answered with that failure for failure_ttl_s (7 days) without running."""
     data = variant(face_jpeg)
-    driver.faults.pending = [WorkerCrashed("died")] * 3
+    driver.faults.pending = [Unavailable("not now")] * 3
     first = await driver.submit(data, MINE)
     await driver.work()
     failed = await driver.runner.status(first.handle, MINE)
-    assert (failed.error.code if failed.error is not None else None) == "worker_crashed"
+    assert (failed.error.code if failed.error is not None else None) == "unavailable"
 
     again = await driver.submit(data, THEIRS)
     assert again.status is JobStatus.QUEUED
@@ -504,6 +503,22 @@ async def test_work_failed_on_its_attempts_runs_again_when_submitted_again(
     done = await driver.runner.status(again.handle, THEIRS)
     assert (done.status, done.attempts) == (JobStatus.FINISHED, 1)
     assert json.loads((await driver.runner.result(again.handle, THEIRS))[1].body)["face_count"]
+
+
+async def test_work_that_crashed_every_attempt_is_not_run_again(
+    driver: Driver, face_jpeg: bytes
+) -> None:
+    """A crash on every attempt may be the image's own doing (one that kills its worker): a
+    resubmission shares the failure rather than costing 1 + max_retries crashed workers again."""
+    data = variant(face_jpeg)
+    driver.faults.pending = [WorkerCrashed("died")] * 3
+    await driver.submit(data, MINE)
+    await driver.work()
+
+    again = await driver.submit(data, THEIRS)
+    assert again.status is JobStatus.FAILED
+    assert (again.error.code if again.error is not None else None) == "worker_crashed"
+    assert await driver.runner.queue_depth() == 0
 
 
 async def test_work_failed_on_its_input_is_not_run_again(driver: Driver) -> None:

@@ -7,15 +7,20 @@ the service answers with ``Retry-After``). Everything else fails the job at once
 model error of the same code on the same models. ``jobs.max_retries`` bounds the retries and
 ``jobs.retry_backoff_s`` spaces them.
 
-A job that failed for good on a retryable error (its retries spent) failed on what befell its
-attempts, not on its work: the same work submitted again runs again rather than being answered
-with that failure (:func:`failed_for_now`).
+A job that failed for good for want of capacity (its retries spent on a full queue, busy
+processes, a worker of another version) failed on what befell its attempts, not on its work: the
+same work submitted again runs again rather than being answered with that failure
+(:func:`failed_for_now`). A crash or a deadline on every attempt may be the work's own doing
+(an image that kills or hangs its worker), so that failure stays shared.
 """
 
 from __future__ import annotations
 
 from faceflow.errors import FaceflowError, RetryableError
 from faceflow.jobs.records import JobError
+
+CAPACITY_CODES = frozenset({"unavailable", "overloaded", "queue_full", "not_ready"})
+"""The retryable failures that say nothing about the work (see :func:`failed_for_now`)."""
 
 
 def is_retryable(error: FaceflowError) -> bool:
@@ -24,12 +29,14 @@ def is_retryable(error: FaceflowError) -> bool:
 
 
 def failed_for_now(error: JobError) -> bool:
-    """Whether a job that ended failed with ``error`` failed on its attempts' circumstances (a
-    crashed worker, a deadline, no room or no process for it: the 503s the retries are for),
-    so that a new submission of its work runs it again instead of sharing its failure. Kept
-    shared, one worker killed under a job (a deploy, the OOM killer) answered every client
-    submitting the same image with ``worker_crashed`` for ``failure_ttl_s`` (7 days)."""
-    return error.status == 503
+    """Whether a job that ended failed with ``error`` failed for want of capacity (no room in
+    the queue, no process, a worker that could not take it: :data:`CAPACITY_CODES`), so that a
+    new submission of its work runs it again instead of sharing its failure for
+    ``failure_ttl_s`` (7 days). Not a crash or a deadline on every attempt
+    (``worker_crashed``, ``deadline_exceeded``): those may be the image's own doing, and run
+    again for whoever submits it, one image would cost ``1 + max_retries`` crashed workers or
+    job timeouts per submission."""
+    return error.code in CAPACITY_CODES
 
 
 def retry_wait_s(backoff_s: list[int], retry: int) -> int:

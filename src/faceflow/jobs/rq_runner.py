@@ -65,7 +65,7 @@ from faceflow.jobs.records import (
     result_of,
 )
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys, connect
-from faceflow.jobs.retry import retry_intervals
+from faceflow.jobs.retry import failed_for_now, retry_intervals
 from faceflow.operations.registry import Submission, scoped_job_id
 
 log = logging.getLogger(__name__)
@@ -499,16 +499,20 @@ class RqRunner:
 def _stale(job: Job, has_outcome: bool) -> bool:
     """Whether an existing RQ job under this content key must be replaced by a new submission
     rather than shared: canceled or stopped; finished without an outcome (its outcome expired,
-    or it ended as ``expired`` because its image had expired before it ran); or failed, which
-    RQ marks a job only when its retries were spent on retryable errors (a worker that died, a
-    deadline: :func:`~faceflow.jobs.retry.failed_for_now`), since an error of its work is
-    stored as its outcome and the job finished. Shared, such a failure answered every later
-    submission of the same work for ``failure_ttl_s`` (7 days) without running it; replaced,
-    the job leaves the failed registry for the new run."""
+    or it ended as ``expired`` because its image had expired before it ran); or failed for want
+    of capacity (RQ marks a job failed only when its retries were spent on retryable errors;
+    :func:`~faceflow.jobs.retry.failed_for_now` says which of those are not the work's). Shared,
+    such a failure answered every later submission of the same work for ``failure_ttl_s`` (7
+    days) without running it; replaced, the job leaves the failed registry for the new run."""
     status = job.get_status(refresh=False)
     if status in (RqStatus.CANCELED, RqStatus.STOPPED):
         return True
-    return status in (RqStatus.FINISHED, RqStatus.FAILED) and not has_outcome
+    if status is RqStatus.FINISHED:
+        return not has_outcome
+    if status is RqStatus.FAILED and not has_outcome:
+        latest = job.latest_result()
+        return failed_for_now(crash_error(latest.exc_string if latest else None, job.meta))
+    return False
 
 
 def _error_in(meta: dict[str, Any]) -> dict[str, Any] | None:
