@@ -134,6 +134,8 @@ def test_any_option_of_the_api_is_taken_with_dash_o(photo_folder: Path) -> None:
         (["-O", "threshold=0.5"], "use --threshold"),
         (["-O", "format=png"], "format"),  # an annotate option, not analyze's
         (["-O", "max_faces=0"], "max_faces"),
+        (["-O", "[/x]"], "--option '[/x]'"),  # markup in a message: shown, not a traceback
+        (["-O", "[bold]x=1"], "[bold]x"),
     ],
 )
 def test_a_bad_dash_o_option_is_a_usage_error(

@@ -128,6 +128,7 @@ def test_a_failed_file_exits_1_and_the_others_are_written_by_two_workers(
         ["--spec", "icao", "-O", "dpi=600"],  # a preset's DPI is its own
         ["--spec", "icao", "-O", "width=35", "-O", "height=45"],  # a preset or a size
         ["-O", "width=35"],
+        ["-O", "[/x]"],  # markup in the message: shown, not a MarkupError traceback
     ],
 )
 def test_bad_options_are_a_usage_error(tmp_path: Path, testdata: Path, options: list[str]) -> None:

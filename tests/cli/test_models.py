@@ -119,3 +119,23 @@ def test_pull_of_an_unknown_model_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "unknown model 'nope'" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("name", ["[/x]", "[bold]x"])
+def test_a_name_that_reads_as_markup_is_shown_as_given(tmp_path: Path, name: str) -> None:
+    result = run(tmp_path, "pull", name)
+
+    assert result.exit_code == 2, result.output
+    assert f"unknown model {name!r}" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_store_path_that_reads_as_markup_is_shown_as_given(tmp_path: Path) -> None:
+    store = tmp_path / "[" / "x]"  # the path reads [/x], a closing tag
+    store.mkdir(parents=True)
+
+    result = run(store, "verify")
+
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert str(store / model_spec("age-v1").filename) in result.output.replace("\n", "")

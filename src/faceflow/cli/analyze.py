@@ -15,6 +15,7 @@ from faceflow.cli.common import (
     ConfigOption,
     FaceQueryOptions,
     OutputNames,
+    escape,
     file_progress,
     print_table,
     query_options,
@@ -217,7 +218,7 @@ def analyze(
         options = parse_options(AnalyzeOptions, query_options(option, flags), "analyze")
         work = options.work(Operation.ANALYZE, settings.detection)
     except InvalidParameter as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
+        err.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(2) from None
     if annotate_dir:
         work = dataclasses.replace(work, operation=Operation.ANNOTATE)
@@ -253,7 +254,7 @@ def analyze(
                 done,
             )
         except FaceflowError as exc:  # models missing or corrupt: nothing can run
-            err.print(f"[red]error:[/red] {exc.message}")
+            err.print(f"[red]error:[/red] {escape(exc.message)}")
             raise typer.Exit(2) from None
     if not as_json:
         order = {path: index for index, path in enumerate(files)}

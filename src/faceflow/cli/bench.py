@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from faceflow.cli.common import print_table
+from faceflow.cli.common import escape, print_table
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -53,19 +53,19 @@ def _reachable(url: str, api_key: str | None, err: Console) -> str:
         try:
             answer = httpx.get(f"{base}/readyz", headers=headers, timeout=10.0)
         except httpx.HTTPError as exc:
-            err.print(f"[red]cannot reach {base}:[/red] {exc}", highlight=False)
+            err.print(f"[red]cannot reach {escape(base)}:[/red] {escape(exc)}", highlight=False)
             raise typer.Exit(2) from None
         if answer.status_code == 200:
             return base
         if answer.status_code != 503 or time.monotonic() > deadline:
             err.print(
-                f"[red]{base} is not a ready faceflow:[/red] GET /readyz answered"
+                f"[red]{escape(base)} is not a ready faceflow:[/red] GET /readyz answered"
                 f" {answer.status_code}",
                 highlight=False,
             )
             raise typer.Exit(2)
         if not said:
-            err.print(f"{base} is loading its models; waiting for /readyz", highlight=False)
+            err.print(f"{escape(base)} is loading its models; waiting for /readyz", highlight=False)
             said = True
         time.sleep(0.5)
 
@@ -173,4 +173,4 @@ def bench(
         print_table(out, results_table(title, results))
     if plot is not None:
         plot_results(title, results, plot)
-        err.print(f"plot written to {plot}")
+        err.print(f"plot written to {escape(plot)}")

@@ -88,6 +88,15 @@ def query_options(given: list[str] | None, flags: Mapping[str, object]) -> dict[
     return options
 
 
+def escape(text: object) -> str:
+    """``text`` as it reads, for a rich markup string: a name, path, URL or error message holding
+    ``[/x]`` crashed the command with a MarkupError traceback instead of its message, and
+    ``[bold]`` in one was read as a style and dropped from what was shown."""
+    from rich.markup import escape as escape_markup
+
+    return escape_markup(str(text))
+
+
 def settings_from(config: Path | None) -> Settings:
     """Settings from the file (if any) and the environment; exits readably if they are invalid."""
     from pydantic import ValidationError
@@ -104,7 +113,7 @@ def settings_from(config: Path | None) -> Settings:
         for line in settings_problems(exc):
             err.print(f"  {line}", markup=False)
     except FaceflowError as exc:
-        err.print(f"[red]invalid settings:[/red] {exc.message}")
+        err.print(f"[red]invalid settings:[/red] {escape(exc.message)}")
     raise typer.Exit(2)
 
 

@@ -13,6 +13,7 @@ from faceflow.cli.common import (
     ConfigOption,
     OutputNames,
     PhotoQueryOptions,
+    escape,
     file_progress,
     print_table,
     query_options,
@@ -113,7 +114,7 @@ def id_photo(
         options = parsed.photo()
         paper = None if sheet is None else sheet_work([(options, None)], sheet).paper
     except FaceflowError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
+        err.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(2) from None
     files = expand_paths(paths)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,7 @@ def id_photo(
                 done,
             )
         except FaceflowError as exc:
-            err.print(f"[red]error:[/red] {exc.message}")
+            err.print(f"[red]error:[/red] {escape(exc.message)}")
             raise typer.Exit(2) from None
     print_table(out, table)
     if failed:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from faceflow.cli.common import ConfigOption, print_table, reflowed, settings_from
+from faceflow.cli.common import ConfigOption, escape, print_table, reflowed, settings_from
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -71,7 +71,7 @@ def pull(
     try:
         specs = _selected(names, include_optional, examples)
     except UnknownModel as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+        console.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(2) from None
     with Progress(
         SpinnerColumn(),
@@ -89,12 +89,13 @@ def pull(
         try:
             statuses = store.pull(specs, force=force, progress=report)
         except ModelError as exc:
-            console.print(f"[red]error:[/red] {exc.message}")
+            console.print(f"[red]error:[/red] {escape(exc.message)}")
             raise typer.Exit(1) from None
     bad = [s for s in statuses if s.state is not ModelState.VERIFIED]
     for status in statuses:
         mark = "[green]✓[/green]" if status.state is ModelState.VERIFIED else "[red]✗[/red]"
-        console.print(f"{mark} {status.spec.name:<11} {status.state.value:<8} {status.path}")
+        line = f"{status.spec.name:<11} {status.state.value:<8} {escape(status.path)}"
+        console.print(f"{mark} {line}")
     if bad:
         console.print("[red]some models are not usable; see above[/red]")
         raise typer.Exit(1)
@@ -168,6 +169,6 @@ def verify(
         )
         failed |= not ok
         mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
-        console.print(f"{mark} {spec.name:<11} {status.state.value:<8} {status.path}")
+        console.print(f"{mark} {spec.name:<11} {status.state.value:<8} {escape(status.path)}")
     if failed:
         raise typer.Exit(1)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from faceflow.cli.common import ConfigOption, settings_from
+from faceflow.cli.common import ConfigOption, escape, settings_from
 
 if TYPE_CHECKING:
     from faceflow.config import Settings
@@ -100,7 +100,8 @@ def serve(
     if unusable:
         for status in unusable:
             Console(stderr=True).print(
-                f"[red]model {status.spec.name} is {status.state.value}[/red] at {status.path}"
+                f"[red]model {status.spec.name} is {status.state.value}[/red]"
+                f" at {escape(status.path)}"
             )
         Console(stderr=True).print("run `faceflow models pull` (or `make setup`) first")
         raise typer.Exit(2)
@@ -169,7 +170,7 @@ def _listen(host: str, port: int) -> socket.socket:
         from rich.console import Console
 
         Console(stderr=True, highlight=False).print(
-            f"[red]cannot listen on {host}:{port}:[/red] {exc.strerror or exc}"
+            f"[red]cannot listen on {host}:{port}:[/red] {escape(exc.strerror or exc)}"
         )
         raise typer.Exit(3) from None
     # uvicorn says where it listens only for a socket it bound itself.
