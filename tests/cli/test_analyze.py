@@ -102,6 +102,25 @@ def test_annotate_writes_one_image_per_file_at_the_input_size(
             assert drawn.size == load_rgb(photo_folder / name).size
 
 
+def test_an_annotated_image_that_cannot_be_written_fails_its_file_alone(
+    photo_folder: Path, tmp_path: Path
+) -> None:
+    # Its name fits the file system; with ".annotated.jpg" after it, it does not.
+    long_name = photo_folder / ("x" * 250 + ".jpg")
+    shutil.copyfile(photo_folder / "obama_small.jpg", long_name)
+    out = tmp_path / "annotated"
+
+    result = run("--json", "--annotate", out, long_name, photo_folder / "two_people.jpg")
+
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+    entries = json_lines(result)
+    assert entries[long_name.name]["error"]["code"] == "invalid_parameter"
+    assert "cannot write" in entries[long_name.name]["error"]["message"]
+    assert entries["two_people.jpg"]["face_count"] == 2
+    assert [path.name for path in out.iterdir()] == ["two_people.annotated.jpg"]
+
+
 @pytest.mark.parametrize(
     ("attributes", "keys"),
     [("age", {"age"}), ("gender", {"gender"}), ("none", set()), ("age,gender", {"age", "gender"})],

@@ -113,6 +113,28 @@ def test_a_failed_file_exits_1_and_the_others_are_written_by_two_workers(
     assert (out / "portrait_2.cn-1inch.png").read_bytes() == direct.photo.data
 
 
+def test_a_photo_whose_report_cannot_be_written_fails_alone_and_leaves_nothing(
+    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
+) -> None:
+    photos = folder_of(tmp_path, testdata, "portrait_2.jpg")
+    # "<240 x>.cn-1inch.jpg" fits the file system's 255 bytes; "….cn-1inch.report.json" does not.
+    long_name = photos / ("x" * 240 + ".jpg")
+    shutil.copyfile(testdata / "portrait_1.jpg", long_name)
+    out = tmp_path / "out"
+
+    result = run("id-photo", photos, "-o", out)
+
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+    assert "cannot write" in result.stdout
+    assert "1 of 2 files failed" in result.stderr
+    # The photo written before its report could not be is removed: no photo without a report.
+    assert {path.name for path in out.iterdir()} == {
+        "portrait_2.cn-1inch.jpg",
+        "portrait_2.cn-1inch.report.json",
+    }
+
+
 @pytest.mark.parametrize(
     "options",
     [

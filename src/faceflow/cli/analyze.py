@@ -22,6 +22,7 @@ from faceflow.cli.common import (
     settings_from,
     setup_logging,
     table_width,
+    write_output,
 )
 
 if TYPE_CHECKING:  # rich and the ONNX stack are imported when the command runs, not on every start
@@ -202,7 +203,7 @@ def analyze(
 
     Each file succeeds or fails on its own; the exit code is 1 if any file failed.
     """
-    from faceflow.cli.files import only, run_files
+    from faceflow.cli.files import FileOutcome, only, run_files
     from faceflow.domain import Operation
     from faceflow.errors import FaceflowError, InvalidParameter
     from faceflow.operations.faces import AnalyzeOptions
@@ -234,15 +235,18 @@ def analyze(
         names = OutputNames()
 
         def done(outcome: FileOutcome[FileAnalysis]) -> None:
+            if annotate_dir and outcome.result is not None and outcome.result.annotated is not None:
+                target = annotate_dir / f"{names.unique(outcome.path)}.annotated.jpg"
+                try:
+                    write_output(target, outcome.result.annotated)
+                except FaceflowError as exc:  # the image asked for is not there: the file failed
+                    outcome = FileOutcome(outcome.path, None, exc)
             outcomes.append(outcome)
             progress.advance(task)
             progress.refresh()
             if as_json:
                 # JSON is data: rich must not read "[...]" in it as markup or ":x:" as emoji.
                 out.print(_json_line(outcome), soft_wrap=True, markup=False, emoji=False)
-            if annotate_dir and outcome.result is not None and outcome.result.annotated is not None:
-                target = annotate_dir / f"{names.unique(outcome.path)}.annotated.jpg"
-                target.write_bytes(outcome.result.annotated)
 
         try:
             run_files(

@@ -149,6 +149,24 @@ class OutputNames:
         return candidate
 
 
+def write_output(target: Path, data: bytes) -> None:
+    """Write one of the files a command was asked for; InvalidParameter, naming the file and why,
+    if it cannot be (a name too long for the file system, a full disk, a folder in its place), so
+    that file fails alone as any other error of its input does: an OSError ended the batch in a
+    traceback, with the files after it never made. A file left half-written is removed."""
+    from faceflow.errors import InvalidParameter
+
+    opened = False
+    try:
+        with target.open("wb") as out:
+            opened = True
+            out.write(data)
+    except OSError as exc:
+        if opened:  # what it held before was truncated when it was opened: nothing to keep
+            target.unlink(missing_ok=True)
+        raise InvalidParameter(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
 def table_width(console: Console) -> int:
     """The width :func:`print_table` lays a table out at: the terminal's or, piped, at least 200
     columns, so that it stays readable (rich assumes 80 for a pipe)."""

@@ -19,6 +19,7 @@ from faceflow.cli.common import (
     query_options,
     settings_from,
     setup_logging,
+    write_output,
 )
 
 if TYPE_CHECKING:  # rich, OpenCV and the ONNX stack are imported when the command runs
@@ -88,7 +89,7 @@ def id_photo(
     from rich.table import Table
     from rich.text import Text
 
-    from faceflow.cli.files import only, run_files
+    from faceflow.cli.files import FileOutcome, only, run_files
     from faceflow.domain import Operation
     from faceflow.errors import FaceflowError
     from faceflow.imaging.formats import OutputFormat
@@ -131,20 +132,33 @@ def id_photo(
         progress.advance(task)
         progress.refresh()
         name = Text(str(outcome.path))
+        if outcome.error is None and outcome.result is not None:
+            photo = outcome.result.photo
+            stem = f"{names.unique(outcome.path)}.{options.spec.key}"
+            target = out_dir / f"{stem}.{suffix}"
+            outputs = {
+                target: photo.data,
+                target.with_suffix(".report.json"): (
+                    json.dumps(photo.to_dict(), indent=2) + "\n"
+                ).encode(),
+            }
+            if outcome.result.sheet is not None:
+                outputs[out_dir / f"{stem}.sheet-{paper}.jpg"] = outcome.result.sheet
+            written: list[Path] = []
+            try:
+                for path, data in outputs.items():
+                    write_output(path, data)
+                    written.append(path)
+            except FaceflowError as exc:  # not a photo without its report: the file failed
+                for path in written:
+                    path.unlink(missing_ok=True)
+                outcome = FileOutcome(outcome.path, None, exc)
         if outcome.error is not None or outcome.result is None:
             failed += 1
             code = outcome.error.code if outcome.error else "internal"
             message = outcome.error.message if outcome.error else ""
             table.add_row(name, Text(f"{code}: {message}", style="red"), "", "")
             return
-        photo = outcome.result.photo
-        stem = f"{names.unique(outcome.path)}.{options.spec.key}"
-        target = out_dir / f"{stem}.{suffix}"
-        target.write_bytes(photo.data)
-        report = target.with_suffix(".report.json")
-        report.write_text(json.dumps(photo.to_dict(), indent=2) + "\n")
-        if outcome.result.sheet is not None:
-            (out_dir / f"{stem}.sheet-{paper}.jpg").write_bytes(outcome.result.sheet)
         status = photo.report.status.value
         if fail_on != "never" and photo.report.status.rank >= CheckStatus(fail_on).rank:
             refused += 1
