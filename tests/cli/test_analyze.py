@@ -366,3 +366,16 @@ def test_ctrl_c_stops_the_command_and_its_forked_worker(tmp_path: Path, testdata
         if command.poll() is None:
             command.kill()
             command.wait(timeout=60)
+
+
+def test_an_annotate_folder_that_cannot_be_made_is_a_usage_error(
+    tmp_path: Path, testdata: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+
+    result = run("--annotate", tmp_path / "a-file" / "out", testdata / "obama_small.jpg")
+
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+    assert "--annotate" in result.stderr
+    assert "Not a directory" in result.stderr

@@ -238,3 +238,14 @@ def test_a_batch_keeps_the_segmenter_arena_unless_the_settings_chose(
         exclude={"segmenter_arena"}
     )
     assert settings.models.segmenter_arena is (configured == "true")
+
+
+def test_an_out_folder_that_cannot_be_made_is_a_usage_error(tmp_path: Path, testdata: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+
+    result = run("id-photo", testdata / "portrait_2.jpg", "-o", tmp_path / "a-file" / "out")
+
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+    assert "--out" in result.stderr
+    assert "Not a directory" in result.stderr

@@ -17,6 +17,7 @@ from faceflow.cli.common import (
     OutputNames,
     escape,
     file_progress,
+    make_output_folder,
     print_table,
     query_options,
     settings_from,
@@ -227,7 +228,7 @@ def analyze(
         work = dataclasses.replace(work, operation=Operation.DETECT)
     files = expand_paths(paths)
     if annotate_dir:
-        annotate_dir.mkdir(parents=True, exist_ok=True)
+        make_output_folder(err, annotate_dir, "--annotate")
 
     outcomes: list[FileOutcome[FileAnalysis]] = []
     with file_progress(err, len(files)) as progress:

@@ -149,6 +149,17 @@ class OutputNames:
         return candidate
 
 
+def make_output_folder(console: Console, folder: Path, option: str) -> None:
+    """Make the folder ``option`` names for a command's outputs, before any work; exit 2 with the
+    reason if it cannot be made (under a file, no permission): that was a NotADirectoryError or
+    PermissionError traceback, exit 1."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        console.print(f"[red]error:[/red] {option} {escape(folder)}: {escape(exc.strerror or exc)}")
+        raise typer.Exit(2) from None
+
+
 def write_output(target: Path, data: bytes) -> None:
     """Write one of the files a command was asked for; InvalidParameter, naming the file and why,
     if it cannot be (a name too long for the file system, a full disk, a folder in its place), so

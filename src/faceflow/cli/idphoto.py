@@ -15,6 +15,7 @@ from faceflow.cli.common import (
     PhotoQueryOptions,
     escape,
     file_progress,
+    make_output_folder,
     print_table,
     query_options,
     settings_from,
@@ -118,7 +119,7 @@ def id_photo(
         err.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(2) from None
     files = expand_paths(paths)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_folder(err, out_dir, "--out")
     suffix = "png" if options.output_format is OutputFormat.PNG else "jpg"
     table = Table()
     for column in ("file", "result", "size", "compliance"):
