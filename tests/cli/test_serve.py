@@ -103,6 +103,23 @@ def test_serve_on_a_port_in_use_exits_3_at_once_without_starting_inference_proce
     assert "inference process" not in done.stderr + done.stdout  # none was spawned
 
 
+def test_serve_on_a_host_that_reads_as_markup_names_it_and_exits_3(tmp_path: Path) -> None:
+    env = server_env(store_with(tmp_path, "yunet"), {"RUNTIME__OPERATIONS": '["detect"]'})
+
+    done = subprocess.run(
+        [sys.executable, "-m", "faceflow", "serve", "--host", "[/x]", "--port", "8000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 3, done.stderr
+    assert "cannot listen on [/x]:8000:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_serve_hands_the_inference_processes_it_started_first_to_the_app(
     live_server_factory: LiveServerFactory,
 ) -> None:

@@ -170,7 +170,7 @@ def _listen(host: str, port: int) -> socket.socket:
         from rich.console import Console
 
         Console(stderr=True, highlight=False).print(
-            f"[red]cannot listen on {host}:{port}:[/red] {escape(exc.strerror or exc)}"
+            f"[red]cannot listen on {escape(host)}:{port}:[/red] {escape(exc.strerror or exc)}"
         )
         raise typer.Exit(3) from None
     # uvicorn says where it listens only for a socket it bound itself.
