@@ -32,7 +32,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text, encoding="utf-8", errors="surrogateescape")  # \udcff: the byte 0xff
     return path
 
 
@@ -260,6 +260,8 @@ def test_api_key_hashes_are_accepted_and_lower_cased() -> None:
         ("faceflow.yaml", "server:\n  port: [1\n", r"not valid YAML: .* \(line 3, column 1\)$"),
         ("faceflow.yaml", "a: b: c\n", r"not valid YAML: .* \(line 1, column 5\)$"),
         ("faceflow.toml", "[server\nport = 1\n", r"not valid TOML: .*line 1, column 8"),
+        ("faceflow.yaml", "server:\n  port: \udcff\n", r"not UTF-8 text \(byte 16\)$"),
+        ("faceflow.yaml", "#" * (1 << 20) + "\n", "is over 1048576 bytes"),
     ],
 )
 def test_unusable_config_files_are_refused(
@@ -271,6 +273,14 @@ def test_unusable_config_files_are_refused(
 
     with pytest.raises(InvalidParameter, match=problem):
         read_config_file(path)
+
+
+def test_a_config_file_that_never_ends_is_refused_after_its_limit(tmp_path: Path) -> None:
+    endless = tmp_path / "settings.yaml"
+    endless.symlink_to("/dev/zero")
+
+    with pytest.raises(InvalidParameter, match="is over"):
+        read_config_file(endless)
 
 
 def test_empty_yaml_file_means_defaults(tmp_path: Path) -> None:

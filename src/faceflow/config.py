@@ -627,12 +627,30 @@ def _setting_names(group: list[str]) -> list[str]:
     return list(model.model_fields)
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A settings file is a few KB; one larger is refused after reading one more byte than this."""
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse a YAML (.yaml/.yml) or TOML (.toml) settings file into a plain dict."""
+    """Parse a YAML (.yaml/.yml) or TOML (.toml) settings file into a plain dict.
+
+    The name is checked before the file is opened, and at most :data:`MAX_CONFIG_BYTES` are
+    read: ``--config /dev/zero`` (or a settings.yaml linked to it) read without end, the
+    command's memory growing until the kernel killed it; a file that is not UTF-8 ended in a
+    UnicodeDecodeError traceback."""
+    if path.suffix not in {".toml", ".yaml", ".yml"}:
+        raise InvalidParameter(f"config file {path} must end in .yaml, .yml or .toml")
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise InvalidParameter(f"cannot read config file {path}: {exc.strerror}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise InvalidParameter(f"config file {path} is over {MAX_CONFIG_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidParameter(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
     if path.suffix == ".toml":
         import tomllib
 
@@ -640,7 +658,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
             data: Any = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:  # its message names the line and column
             raise InvalidParameter(f"config file {path} is not valid TOML: {exc}") from None
-    elif path.suffix in {".yaml", ".yml"}:
+    else:
         import yaml
 
         try:
@@ -649,8 +667,6 @@ def read_config_file(path: Path) -> dict[str, Any]:
             raise InvalidParameter(
                 f"config file {path} is not valid YAML: {_yaml_problem(exc)}"
             ) from None
-    else:
-        raise InvalidParameter(f"config file {path} must end in .yaml, .yml or .toml")
     if not isinstance(data, dict):
         raise InvalidParameter(f"config file {path} must hold a mapping at the top level")
     return data
