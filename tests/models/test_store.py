@@ -105,6 +105,24 @@ def test_verified_file_reads_back_exactly(model_store_copy: Path) -> None:
     assert store.verified_path(YUNET) == model_store_copy / YUNET.filename
 
 
+def test_a_file_of_another_size_is_refused_by_its_size_before_it_is_read(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.onnx"
+    with wrong.open("wb") as file:
+        file.truncate(64 << 20)  # sparse: 64 MB that cost no disk
+    store = ModelStore(ModelSettings(dir=tmp_path, paths={"yunet": wrong}))
+
+    with pytest.raises(ModelChecksumMismatch, match=f"is {64 << 20} bytes, expected"):
+        store.read_verified(YUNET)
+
+
+def test_a_folder_named_as_a_model_is_refused_as_not_a_file(tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    store = ModelStore(ModelSettings(dir=tmp_path, paths={"yunet": tmp_path / "folder"}))
+
+    with pytest.raises(ModelChecksumMismatch, match="is not a file"):
+        store.read_verified(YUNET)
+
+
 @pytest.mark.parametrize("read", ["read_verified", "verified_path"])
 def test_missing_model_says_to_run_pull(tmp_path: Path, read: str) -> None:
     store = ModelStore(ModelSettings(dir=tmp_path))

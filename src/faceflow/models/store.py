@@ -177,12 +177,28 @@ class ModelStore:
         """
         path = self.path_for(spec)
         try:
-            data = path.read_bytes()
+            # Not waiting for a FIFO's writer; what is opened is then read only if it is a
+            # regular file of the pinned size, and never past it: a models.paths entry naming
+            # /dev/zero read without end, and one naming a wrong 2 GB file took 2.2 GB of RSS in
+            # every process loading it before its hash refused it.
+            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             raise ModelMissing(
                 f"model {spec.name!r} not found at {path}; run `faceflow models pull`",
                 {"model": spec.name},
             ) from None
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != spec.size_bytes:
+            os.close(descriptor)
+            size = f"{info.st_size} bytes" if stat.S_ISREG(info.st_mode) else "not a file"
+            raise ModelChecksumMismatch(
+                f"model {spec.name!r} at {path} is {size}, expected {spec.size_bytes} bytes; "
+                "delete it and run `faceflow models pull`",
+                {"model": spec.name},
+            )
+        os.set_blocking(descriptor, True)
+        with os.fdopen(descriptor, "rb") as file:
+            data = file.read(spec.size_bytes + 1)
         self._check(spec, path, hashlib.sha256(data).hexdigest())
         return data
 
