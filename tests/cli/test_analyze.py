@@ -379,3 +379,15 @@ def test_an_annotate_folder_that_cannot_be_made_is_a_usage_error(
     assert isinstance(result.exception, SystemExit)  # a message, not a traceback
     assert "--annotate" in result.stderr
     assert "Not a directory" in result.stderr
+
+
+def test_an_annotated_image_never_replaces_an_input_of_the_run(photo_folder: Path) -> None:
+    named_as_output = photo_folder / "coffee.annotated.jpg"
+    shutil.copyfile(photo_folder / "two_people.jpg", named_as_output)
+    before = named_as_output.read_bytes()
+
+    result = run("--annotate", photo_folder, photo_folder)
+
+    assert result.exit_code == 0, result.output
+    assert named_as_output.read_bytes() == before
+    assert (photo_folder / "coffee-2.annotated.jpg").is_file()

@@ -249,3 +249,19 @@ def test_an_out_folder_that_cannot_be_made_is_a_usage_error(tmp_path: Path, test
     assert isinstance(result.exception, SystemExit)  # a message, not a traceback
     assert "--out" in result.stderr
     assert "Not a directory" in result.stderr
+
+
+def test_an_output_never_replaces_an_input_of_the_run(
+    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
+) -> None:
+    photos = folder_of(tmp_path, testdata, "portrait_2.jpg")
+    # An input named as portrait_2.jpg's photo would be, in the folder the photos go to.
+    shutil.copyfile(testdata / "portrait_1.jpg", photos / "portrait_2.cn-1inch.jpg")
+    before = (photos / "portrait_2.cn-1inch.jpg").read_bytes()
+
+    result = run("id-photo", photos, "-o", photos)
+
+    assert result.exit_code == 0, result.output
+    assert (photos / "portrait_2.cn-1inch.jpg").read_bytes() == before
+    assert (photos / "portrait_2-2.cn-1inch.jpg").is_file()
+    assert (photos / "portrait_2-2.cn-1inch.report.json").is_file()

@@ -233,7 +233,9 @@ def analyze(
     outcomes: list[FileOutcome[FileAnalysis]] = []
     with file_progress(err, len(files)) as progress:
         task = progress.add_task("analysing", total=len(files))
-        names = OutputNames()
+        names = OutputNames(
+            files, lambda stem: [annotate_dir / f"{stem}.annotated.jpg"] if annotate_dir else []
+        )
 
         def done(outcome: FileOutcome[FileAnalysis]) -> None:
             if annotate_dir and outcome.result is not None and outcome.result.annotated is not None:

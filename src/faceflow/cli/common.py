@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
@@ -134,19 +134,46 @@ STDIN = Path("-")
 
 class OutputNames:
     """Output stems that never collide within one run (a/x.jpg and b/x.png → x, x-2); the image
-    from standard input is ``stdin``."""
+    from standard input is ``stdin``.
 
-    def __init__(self) -> None:
+    With ``inputs`` (the run's files) and ``outputs`` (the files a stem is written to), a stem is
+    also passed over when one of its outputs is one of the inputs: `faceflow id-photo photos/
+    -o photos/` wrote a.jpg's photo over the input a.cn-1inch.jpg (a photo of its own, or one
+    read after it was replaced); it now writes a-2.cn-1inch.jpg."""
+
+    def __init__(
+        self,
+        inputs: Iterable[Path] = (),
+        outputs: Callable[[str], Iterable[Path]] = lambda _stem: (),
+    ) -> None:
         self._used: set[str] = set()
+        self._inputs = {identity for path in inputs if (identity := _identity(path)) is not None}
+        self._outputs = outputs
 
     def unique(self, source: Path) -> str:
         stem = "stdin" if source == STDIN else source.stem
         candidate, serial = stem, 1
-        while candidate in self._used:
+        while candidate in self._used or self._replaces_an_input(candidate):
             serial += 1
             candidate = f"{stem}-{serial}"
         self._used.add(candidate)
         return candidate
+
+    def _replaces_an_input(self, stem: str) -> bool:
+        return bool(self._inputs) and any(
+            _identity(path) in self._inputs for path in self._outputs(stem)
+        )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file's device and inode (the same file under any name), None if there is none."""
+    if path == STDIN:
+        return None
+    try:
+        info = path.stat()
+    except (OSError, ValueError):
+        return None
+    return info.st_dev, info.st_ino
 
 
 def make_output_folder(console: Console, folder: Path, option: str) -> None:

@@ -126,7 +126,13 @@ def id_photo(
         table.add_column(column, overflow="fold")
     failed = 0
     refused = 0  # photos whose compliance reaches --fail-on
-    names = OutputNames()
+
+    def outputs_of(stem: str) -> list[Path]:
+        name = f"{stem}.{options.spec.key}"
+        written = [out_dir / f"{name}.{suffix}", out_dir / f"{name}.report.json"]
+        return written + ([out_dir / f"{name}.sheet-{paper}.jpg"] if paper is not None else [])
+
+    names = OutputNames(files, outputs_of)
 
     def done(outcome: FileOutcome[IdPhotoFile]) -> None:
         nonlocal failed, refused
