@@ -269,6 +269,21 @@ def test_file_names_are_printed_verbatim(photo_folder: Path) -> None:
     assert ":smile:.jpg" in as_table.stdout
 
 
+def test_a_terminal_escape_in_a_file_name_is_shown_not_obeyed(photo_folder: Path) -> None:
+    clears = "a\x1b[2Jb.jpg"  # ESC [2J: clear the screen
+    shutil.copyfile(photo_folder / "obama_small.jpg", photo_folder / clears)
+    (photo_folder / "t\x1b]0;title\x07.jpg").write_bytes(b"not an image")  # set window title
+
+    as_table = run("--attributes", "none", photo_folder)
+    as_json = run("--json", "--attributes", "none", photo_folder)
+
+    assert as_table.exit_code == 1, as_table.output
+    assert "\x1b" not in as_table.output
+    assert "a\\x1b[2Jb.jpg" in as_table.stdout
+    assert "t\\x1b]0;title\\x07.jpg" in as_table.stdout
+    assert clears in json_lines(as_json)  # JSON has the name itself, escaped as JSON does
+
+
 FACEFLOW = Path(sys.executable).parent / "faceflow"
 
 

@@ -265,3 +265,19 @@ def test_an_output_never_replaces_an_input_of_the_run(
     assert (photos / "portrait_2.cn-1inch.jpg").read_bytes() == before
     assert (photos / "portrait_2-2.cn-1inch.jpg").is_file()
     assert (photos / "portrait_2-2.cn-1inch.report.json").is_file()
+
+
+def test_a_terminal_escape_in_a_file_name_is_shown_not_obeyed(
+    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
+) -> None:
+    photos = folder_of(tmp_path, testdata, "portrait_2.jpg")
+    shutil.move(photos / "portrait_2.jpg", photos / "p\x1b[2J.jpg")
+    (photos / "t\x1b]0;title\x07.jpg").write_bytes(b"not an image")
+
+    result = run("id-photo", photos, "-o", tmp_path / "out")
+
+    assert result.exit_code == 1, result.output
+    assert "\x1b" not in result.output
+    assert "p\\x1b[2J.jpg" in result.stdout  # the input, and its photo's name
+    assert "p\\x1b[2J.cn-1inch.jpg" in result.stdout
+    assert "t\\x1b]0;title\\x07.jpg" in result.stdout

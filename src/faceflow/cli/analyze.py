@@ -19,6 +19,7 @@ from faceflow.cli.common import (
     file_progress,
     make_output_folder,
     print_table,
+    printable,
     query_options,
     settings_from,
     setup_logging,
@@ -148,10 +149,11 @@ def _fits(out: Console, headers: list[str], rows: list[list[str]]) -> bool:
 
 
 def _plain(value: object) -> Text:
-    """Text shown as it is: a file called ``[red]a.jpg`` or ``:smile:.jpg`` is not markup."""
+    """Text shown as it is: a file called ``[red]a.jpg`` or ``:smile:.jpg`` is not markup, and
+    one holding a terminal's escape sequence is shown, not obeyed (:func:`printable`)."""
     from rich.text import Text
 
-    return Text(str(value))
+    return Text(printable(value))
 
 
 def _json_line(outcome: FileOutcome[FileAnalysis]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
@@ -88,13 +89,25 @@ def query_options(given: list[str] | None, flags: Mapping[str, object]) -> dict[
     return options
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """``text`` with its control characters but tab and newline written as ``\\xNN``: a file
+    name holding ESC [2J cleared the terminal when a table showed it, and ESC ] 0 set its window
+    title (terminals take more such commands: a clipboard write, a link), since rich passes ESC
+    through."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", str(text))
+
+
 def escape(text: object) -> str:
     """``text`` as it reads, for a rich markup string: a name, path, URL or error message holding
     ``[/x]`` crashed the command with a MarkupError traceback instead of its message, and
-    ``[bold]`` in one was read as a style and dropped from what was shown."""
+    ``[bold]`` in one was read as a style and dropped from what was shown; control characters
+    are shown as :func:`printable` does."""
     from rich.markup import escape as escape_markup
 
-    return escape_markup(str(text))
+    return escape_markup(printable(text))
 
 
 def settings_from(config: Path | None) -> Settings:

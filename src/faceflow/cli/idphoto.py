@@ -17,6 +17,7 @@ from faceflow.cli.common import (
     file_progress,
     make_output_folder,
     print_table,
+    printable,
     query_options,
     settings_from,
     setup_logging,
@@ -138,7 +139,7 @@ def id_photo(
         nonlocal failed, refused
         progress.advance(task)
         progress.refresh()
-        name = Text(str(outcome.path))
+        name = Text(printable(outcome.path))
         if outcome.error is None and outcome.result is not None:
             photo = outcome.result.photo
             stem = f"{names.unique(outcome.path)}.{options.spec.key}"
@@ -164,7 +165,7 @@ def id_photo(
             failed += 1
             code = outcome.error.code if outcome.error else "internal"
             message = outcome.error.message if outcome.error else ""
-            table.add_row(name, Text(f"{code}: {message}", style="red"), "", "")
+            table.add_row(name, Text(printable(f"{code}: {message}"), style="red"), "", "")
             return
         status = photo.report.status.value
         if fail_on != "never" and photo.report.status.rank >= CheckStatus(fail_on).rank:
@@ -172,7 +173,7 @@ def id_photo(
         colour = {"pass": "green", "warn": "yellow", "fail": "red"}[status]
         table.add_row(
             name,
-            Text(str(target)),
+            Text(printable(target)),
             f"{photo.width_px}×{photo.height_px} @ {photo.dpi} dpi, {len(photo.data) // 1024} KB",
             Text(status, style=colour),
         )
