@@ -80,15 +80,20 @@ async def test_a_print_sheet_takes_a_lane(
     assert_error(sheet, 503, "overloaded")
 
 
+async def assert_every_lane_free(app: InProcess) -> None:
+    """Every lane of the app is free: taken all at once, then given back."""
+    free = await take_free(app.services.lanes, 100)
+    for _ in range(free):
+        app.services.lanes.release()
+    assert free == lane_count(app.services.settings.runtime.processes)
+
+
 async def test_a_large_render_gives_its_lane_back(app: InProcess, face_jpeg: bytes) -> None:
     async with app.client() as client:
         response = await client.post("/v1/id-photo", params=LARGE, content=fresh(face_jpeg))
     assert response.status_code == 200, response.text
 
-    free = await take_free(app.services.lanes, 100)
-    for _ in range(free):
-        app.services.lanes.release()
-    assert free == lane_count(app.services.settings.runtime.processes)
+    await assert_every_lane_free(app)
 
 
 GONE_PEER = "127.0.0.9"
@@ -171,10 +176,7 @@ async def test_a_large_render_whose_client_left_while_it_waited_for_a_lane_is_no
 
     assert answer.status_code == 499  # logged as the client's closing, not as served
     assert ran == []
-    free = await take_free(app.services.lanes, 100)  # and its lane was given back
-    for _ in range(free):
-        app.services.lanes.release()
-    assert free == lane_count(app.services.settings.runtime.processes)
+    await assert_every_lane_free(app)  # its lane was given back
 
 
 async def test_a_large_render_another_request_joined_is_made_when_its_first_client_left(
@@ -237,10 +239,7 @@ async def test_attributes_for_many_faces_give_their_lane_back(
         )
     assert response.status_code == 200, response.text
 
-    free = await take_free(app.services.lanes, 100)
-    for _ in range(free):
-        app.services.lanes.release()
-    assert free == lane_count(app.services.settings.runtime.processes)
+    await assert_every_lane_free(app)
 
 
 async def test_attributes_for_many_faces_whose_client_has_gone_are_not_made(

@@ -110,14 +110,7 @@ async def send_answer(
         await send_taken(send, budget, status, headers, body)
         return
     refused = faceflow_error_response(refusal())
-    await send(
-        {
-            "type": "http.response.start",
-            "status": refused.status_code,
-            "headers": refused.raw_headers,
-        }
-    )
-    await send({"type": "http.response.body", "body": refused.body})
+    await send_taken(send, None, refused.status_code, refused.raw_headers, bytes(refused.body))
 
 
 class Answer(Response):
