@@ -11,6 +11,7 @@ from faceflow.pipeline.idphoto.backdrop import (
     fit_backdrop,
     leftover_share,
     rekey_alpha,
+    shade,
 )
 
 HEIGHT, WIDTH = 120, 160
@@ -129,3 +130,46 @@ def test_a_smudge_of_a_black_backdrop_beside_the_hair_goes_and_the_hair_s_shadow
     assert out[50, 118] == 0.0  # the smudge
     assert out[28, 65] == 1.0  # the shadow: no path of the wall's colour reaches it
     assert (out[20:100, 40:109] == 1.0).all()  # the hair, up to a pixel of feather at the smudge
+
+
+def _head_and_shadow(
+    depth: float, strands: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A dark head (a disc, α = 1) on the light grey wall, the wall to its right in its shadow
+    (``depth`` dark, a band 30 px wide), and the band the network called subject beside it
+    (α 0.6, 8 px). With ``strands`` the band is not a shadow but grey strands of hair (rows of
+    alternating light and dark), which are not smooth."""
+    wall = gradient_backdrop()
+    image = wall.copy()
+    alpha = np.zeros((HEIGHT, WIDTH), np.float32)
+    ys, xs = np.mgrid[:HEIGHT, :WIDTH]
+    head = (ys - 60) ** 2 + (xs - 60) ** 2 < 35**2
+    distance = np.sqrt((ys - 60) ** 2 + (xs - 60) ** 2)
+    beside = (distance >= 35) & (distance < 65) & (xs > 60)
+    image[beside] *= 1.0 - depth
+    if strands:
+        image[beside & (ys % 4 < 2)] = 0.25
+    image[head] = 0.1
+    alpha[head] = 1.0
+    alpha[beside & (distance < 43)] = 0.6
+    return image, alpha, wall
+
+
+def test_the_head_s_shadow_on_the_wall_is_read_as_the_wall_s_shade() -> None:
+    image, alpha, wall = _head_and_shadow(0.5)
+
+    found = shade(image, alpha, wall, 12)
+
+    # Beside the head on its shadowed side, halfway through the band the network kept.
+    assert found[60, 99] == pytest.approx(0.5, abs=0.05)
+    # On its lit side, and far from it.
+    assert found[60, 20] == pytest.approx(1.0)
+    assert found[5, 150] == pytest.approx(1.0)
+
+
+def test_strands_of_hair_beside_the_head_are_not_a_shadow() -> None:
+    image, alpha, wall = _head_and_shadow(0.0, strands=True)
+
+    found = shade(image, alpha, wall, 12)
+
+    assert np.all(found == 1.0)

@@ -61,6 +61,23 @@ MIN_KEY_LIGHTNESS = 35.0
 SMUDGE_DELTA_E = 2.5
 # Leftover backdrop: a subject pixel (α ≥ 0.5) whose colour lies within this ΔE of the backdrop.
 LEFTOVER_DELTA_E = 10.0
+# The head's shadow on the wall (a flash beside the camera, a lamp to one side) darkens the backdrop
+# beside the hair, where the colour model says it is lit; keyed against the lit colour, that
+# shadow is dark hair half seen, and the cut-out kept it as a grey halo. The wall's shade is read
+# off the background pixels (α = 0) near the subject that are the model's colour scaled (within
+# SHADE_HUE_DISTANCE, RGB 0–1, of the scaled colour), no darker than SHADE_MIN, and smooth (the
+# mean of what a 3 × 3 mean leaves out, over SHADE_SMOOTH_PX², under SHADE_SMOOTH: a wisp of hair
+# the network left out has strands, a shadow none, and the slope of its soft edge leaves nothing).
+# A shadow is a patch of them darker than SHADE_DEEP and at least (key radius × SHADE_AREA)²
+# in size; the shade reaches SHADE_REACH key radii from it towards the subject (its deepest part
+# lies under the network's soft edge).
+SHADE_HUE_DISTANCE = 0.03
+SHADE_MIN = 0.25
+SHADE_SMOOTH = 0.012
+SHADE_SMOOTH_PX = 5
+SHADE_DEEP = 0.9
+SHADE_AREA = 0.5
+SHADE_REACH = 0.5
 
 
 _CHANNEL_SUM = np.ones((1, 3), dtype=np.float32)
@@ -163,6 +180,46 @@ def _least_squares(design: NDArray[np.float64], values: NDArray[np.float64]) -> 
     """
     gram = design.T @ design
     return np.asarray(np.linalg.lstsq(gram, design.T @ values, rcond=None)[0], dtype=np.float64)
+
+
+def shade(image: FloatImage, alpha: FloatImage, backdrop: FloatImage, radius_px: int) -> FloatImage:
+    """The wall's shade beside the subject, (H, W) in [SHADE_MIN, 1]: what the lit colour model
+    ``backdrop`` is scaled by where the head's shadow falls on the wall (1 elsewhere).
+
+    Read at the background pixels (``alpha`` = 0) whose colour is the model's ``B`` scaled by
+    ``s = I·B / |B|²`` (within :data:`SHADE_HUE_DISTANCE`) and smooth; a shadow is a broad patch
+    of them (at least (``radius_px`` · SHADE_AREA)² pixels) with ``s`` under SHADE_DEEP, any
+    other such pixel is lit wall (1). Each pixel within ``radius_px`` of one takes the darkest
+    shade within ``radius_px`` · SHADE_REACH of its nearest (a shadow deepens towards the subject
+    that casts it, where the network's soft edge hides it); the rest 1.
+    """
+    height, width = alpha.shape
+    along = _dot(image, backdrop) / np.maximum(_dot(backdrop, backdrop), np.float32(1e-6))
+    scaled = np.asarray(backdrop * along[..., None], np.float32)
+    on_hue = colour_distance2(image, scaled) <= np.float32(SHADE_HUE_DISTANCE**2)
+    window = (SHADE_SMOOTH_PX, SHADE_SMOOTH_PX)
+    # Texture: what a 3 × 3 mean leaves out (strands, grain), not the slope of a soft shadow's edge.
+    detail = np.abs(image - cv2.blur(image, (3, 3))).mean(axis=2)
+    smooth = cv2.blur(detail, window) < SHADE_SMOOTH
+    wall = on_hue & smooth & (along >= SHADE_MIN) & (alpha <= 0.0)
+    shaded = (wall & (along < SHADE_DEEP)).astype(np.uint8)
+    _, parts, stats, _ = cv2.connectedComponentsWithStats(shaded, connectivity=8)
+    broad = stats[:, cv2.CC_STAT_AREA] >= max(1, round((radius_px * SHADE_AREA) ** 2))
+    broad[0] = False
+    if not broad.any():
+        return np.ones((height, width), np.float32)
+    lit = np.where(broad[parts], np.minimum(along, np.float32(1.0)), np.float32(1.0))
+    # The nearest wall pixel's shade (labels count the zero pixels of the transform's input in
+    # raster order, as boolean indexing lists them).
+    distance, labels = cv2.distanceTransformWithLabels(
+        (~wall).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    nearest = np.concatenate([np.ones(1, np.float32), lit[wall].astype(np.float32)])[labels]
+    nearest[distance > radius_px] = 1.0
+    reach = max(1, round(radius_px * SHADE_REACH))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    factor = np.clip(cv2.blur(cv2.erode(nearest, disc), window), SHADE_MIN, 1.0)
+    return np.asarray(factor, np.float32)
 
 
 def rekey_alpha(

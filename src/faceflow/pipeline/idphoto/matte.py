@@ -35,8 +35,10 @@ from faceflow.pipeline.idphoto.backdrop import (
     fit_backdrop,
     leftover_share,
     rekey_alpha,
+    shade,
 )
 from faceflow.pipeline.idphoto.refine import (
+    channels,
     fill_holes,
     foreground_u8,
     guided_filter,
@@ -187,11 +189,12 @@ def compute_matte(
     (``DecodedImage.scale``). Steps: crop around the face; segment the crop; refine the alpha's
     edges with a guided filter steered by the crop's colours; keep only the region connected to
     the face (one person: unattached blobs go). Then fit the backdrop's colour model to the sure
-    background: when it is plain, alpha is re-estimated against it at the subject's edge and
-    where the backdrop shows through the hair (when it is plain and dark, patches of it stuck to
-    the side of the hair are dropped instead). Holes inside the face and body are filled, and the
-    subject's true colours are estimated at see-through edges (against the backdrop model when
-    there is one, so no fringe of the old backdrop remains).
+    background: when it is plain, alpha is re-estimated against it (darkened where the head's
+    shadow falls on it beside the hair: :func:`~faceflow.pipeline.idphoto.backdrop.shade`) at
+    the subject's edge and where the backdrop shows through the hair (when it is plain and dark,
+    patches of it stuck to the side of the hair are dropped instead). Holes inside the face and
+    body are filled, and the subject's true colours are estimated at see-through edges (against
+    the backdrop model when there is one, so no fringe of the old backdrop remains).
 
     Everything after the crop runs at the resolution the output needs, not the source's: the crop
     is shrunk until the head keeps ``head_px`` pixels (the tallest head the matte must serve, in
@@ -248,6 +251,14 @@ def compute_matte(
     kind = None if model is None else model.kind
     if model is not None and kind is BackdropKind.PLAIN:
         backdrop_image = model.render(*alpha.shape)
+        radius_key = max(4, round(long_side * KEY_RADIUS_FRACTION))
+        if model.lightness >= MIN_KEY_LIGHTNESS:
+            # The head's shadow on the wall beside the hair: keyed against the wall as shaded
+            # there. Not below the chin, where light clothes and skin of the wall's hue (a
+            # cream top on a white wall) read as its shade too.
+            factor = shade(image, alpha, backdrop_image, radius_key)
+            factor[chin_row:] = 1.0
+            backdrop_image = backdrop_image * channels(factor)
         # Inside the hair (not at its edge) only pixels of the backdrop's colour are re-keyed:
         # backdrop seen through loops and buns, never the hair's own highlights.
         close = colour_distance2(image, backdrop_image) < np.float32(SEEN_THROUGH_DISTANCE**2)
@@ -260,7 +271,6 @@ def compute_matte(
             edge = cv2.dilate(edge.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
             inside_hair = hair_zone & (alpha > 0.0) & close
             where = (edge | inside_hair) & ~face_zone
-            radius_key = max(4, round(long_side * KEY_RADIUS_FRACTION))
             alpha = rekey_alpha(image, alpha, backdrop_image, where, ~edge, radius_key)
             alpha = keep_connected(alpha, seeds, feather_px=2 * radius)
         elif model.lightness < MIN_KEY_LIGHTNESS:
