@@ -69,6 +69,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     brim_shadow,
     clear_glasses,
     closed_eyes,
+    colour_cast,
     colour_grain,
     cover_eyes,
     crop_below_chin,
@@ -704,6 +705,47 @@ def test_under_green_light_the_report_blames_the_cast_not_the_mouth(cut_out: Cut
         check = report.check(name)
         assert (check.value, check.status) == (None, CheckStatus.PASS), check
         assert "colour cast" in check.note
+
+
+@pytest.mark.parametrize("gains", [(0.8, 1.0, 1.1), (0.85, 1.0, 1.15)])
+def test_a_cyan_cast_on_a_pale_face_warns_for_the_cast_not_the_mouth(
+    testdata: Path,
+    source: FindSource,
+    segmenter: U2NetpSegmenter,
+    gains: tuple[float, float, float],
+) -> None:
+    # df_img3 (devset, pale, a closed smile) under a cyan cast: its face's a*b* (2, 5) lies
+    # inside real skin's colours, so skin_colour passed it, and its pale skin washed grey read
+    # as teeth: mouth_closed warned (teeth 20 %) for the wrong reason.
+    require((testdata.parent / "devset" / "df_img3.jpg").is_file(), "devset df_img3 not found")
+    found = source("../devset/df_img3.jpg", colour_cast(*gains))
+    face = found.faces[0]
+    matte = compute_matte(found.rgb, face, segmenter)
+
+    report = render_id_photo(matte, face, IdPhotoOptions(get_spec("icao"))).report
+
+    skin = report.check("skin_colour")
+    assert skin.status is CheckStatus.WARN, skin.note
+    assert skin.limit.of == "saturation"
+    assert "saturation of ≥ 0.15" in skin.limit.text  # the API says the limit in words
+    assert report.check("mouth_closed").status is CheckStatus.PASS
+
+
+@pytest.mark.parametrize("photo", ["df_img14.jpg", "df_img3.jpg", "portrait_2.jpg"])
+def test_the_palest_real_faces_pass_skin_colour(
+    testdata: Path, source: FindSource, segmenter: U2NetpSegmenter, photo: str
+) -> None:
+    # The least saturated real faces (df_img14 0.18, the lowest of the test set and the devset;
+    # portrait_2 0.19) and df_img3 as taken: no cast.
+    name = photo if (testdata / photo).is_file() else f"../devset/{photo}"
+    require((testdata / name).is_file(), f"photo {photo} not found")
+    found = source(name, None)
+    face = found.faces[0]
+    matte = compute_matte(found.rgb, face, segmenter)
+
+    report = render_id_photo(matte, face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("skin_colour").status is CheckStatus.PASS
 
 
 def test_skin_colour_is_not_judged_on_a_black_and_white_photo(cut_out: CutOut) -> None:

@@ -81,6 +81,9 @@ def assess(
         colour_off = "the photo has no colour to tell lips and teeth by"
     elif skin.status is CheckStatus.FAIL:
         colour_off = "the face's colour cast hides lips and teeth"
+    elif skin.status is CheckStatus.WARN and skin.limit.of == "saturation":
+        # Pale skin washed grey reads as teeth (df_img3 under a cyan cast: "mouth open").
+        colour_off = "the face's colour is too washed out to tell lips and teeth by"
     else:
         colour_off = ""
     yaw = check_yaw(layout)

@@ -36,6 +36,15 @@ SKIN_A_MAX, SKIN_B_MAX, SKIN_CHROMA_MAX = 30.0, 34.0, 41.0
 
 SKIN_COLOUR_PASS, SKIN_COLOUR_WARN = 2.0, 6.0
 
+# A face in colour but with too little of it for skin: a cyan or blue cast (a white balance gone
+# wrong) pulls a pale face towards grey, into the hue wedge's narrow tip where the bounds above
+# cannot see it (df_img3 under R × 0.8, B × 1.1: a* 2, b* 5), and its pale skin then read as
+# teeth ("mouth open"). Warned by the face's saturation (`colour`'s measure): the real faces of
+# the test set and the devset 0.185 (portrait_1, df_img14) to 0.68; df_img3 under R × 0.8,
+# B × 1.1 0.12 and R × 0.85, B × 1.15 0.14, rose_leslie under R × 0.8 0.14 and R × 0.8, B × 1.1
+# 0.148 (milder casts, R × 0.85–0.9, read 0.17–0.23 and pass: the face's own range).
+SKIN_SATURATION_WARN = 0.15
+
 # Even lighting: the darker cheek's median lightness over the lighter one's. Of the 81 faces of
 # the test set and the devset it measures, 77 are 0.6 or more; three under side light 0.5–0.6, one
 # on a stage 0.29; portrait_2 darkened by half over one side of the face 0.56, by 70 % 0.34
@@ -152,6 +161,20 @@ def check_skin_colour(lab: NDArray[np.float32] | None, colour: Check) -> Check:
         return Check("skin_colour", None, limit, CheckStatus.PASS, note="no colour to judge")
     a, b = median
     distance = skin_colour_distance(a, b)
+    saturation = colour.value
+    if (
+        distance <= SKIN_COLOUR_PASS
+        and isinstance(saturation, float)
+        and saturation < SKIN_SATURATION_WARN
+    ):
+        return Check(
+            "skin_colour",
+            saturation,
+            Limit(SKIN_SATURATION_WARN, of="saturation"),
+            CheckStatus.WARN,
+            note=f"the face's median a* {a:.0f}, b* {b:.0f} holds too little colour for skin"
+            f" (saturation {saturation:.2f}): a cast has washed it towards grey",
+        )
     return Check(
         "skin_colour",
         distance,

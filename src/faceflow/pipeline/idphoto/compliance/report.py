@@ -34,6 +34,7 @@ _OF_TEXT = {
     "eye_distances": "{} eye distances",
     "lips_gap": "a gap of {} eye distances between the lips",
     "smear": "{} (detail along the smear over across it)",
+    "saturation": "a saturation of {} (colour per unit of lightness)",
 }
 
 _RULE_TEXT = {
