@@ -81,6 +81,7 @@ SHADE_REACH = 0.5
 
 
 _CHANNEL_SUM = np.ones((1, 3), dtype=np.float32)
+_CHANNEL_MEAN = np.full((1, 3), 1 / 3, dtype=np.float32)
 
 
 class BackdropKind(StrEnum):
@@ -199,7 +200,7 @@ def shade(image: FloatImage, alpha: FloatImage, backdrop: FloatImage, radius_px:
     on_hue = colour_distance2(image, scaled) <= np.float32(SHADE_HUE_DISTANCE**2)
     window = (SHADE_SMOOTH_PX, SHADE_SMOOTH_PX)
     # Texture: what a 3 × 3 mean leaves out (strands, grain), not the slope of a soft shadow's edge.
-    detail = np.abs(image - cv2.blur(image, (3, 3))).mean(axis=2)
+    detail = cv2.transform(cv2.absdiff(image, cv2.blur(image, (3, 3))), _CHANNEL_MEAN)
     smooth = cv2.blur(detail, window) < SHADE_SMOOTH
     wall = on_hue & smooth & (along >= SHADE_MIN) & (alpha <= 0.0)
     shaded = (wall & (along < SHADE_DEEP)).astype(np.uint8)
@@ -218,8 +219,18 @@ def shade(image: FloatImage, alpha: FloatImage, backdrop: FloatImage, radius_px:
     nearest[distance > radius_px] = 1.0
     reach = max(1, round(radius_px * SHADE_REACH))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
-    factor = np.clip(cv2.blur(cv2.erode(nearest, disc), window), SHADE_MIN, 1.0)
-    return np.asarray(factor, np.float32)
+    # Eroded and blurred only around the shade (the rest stays 1): a disc's erosion is most of
+    # this function's CPU over the whole crop (28 of 63 ms on df_img30), and the same to the bit
+    # here, since every pixel under 1 lies more than the disc and the blur inside the region.
+    x, y, w, h = cv2.boundingRect((nearest < 1.0).astype(np.uint8))
+    pad = reach + SHADE_SMOOTH_PX
+    rows = slice(max(0, y - pad), min(height, y + h + pad))
+    cols = slice(max(0, x - pad), min(width, x + w + pad))
+    factor = np.ones((height, width), np.float32)
+    factor[rows, cols] = np.clip(
+        cv2.blur(cv2.erode(nearest[rows, cols], disc), window), SHADE_MIN, 1.0
+    )
+    return factor
 
 
 def rekey_alpha(
