@@ -5,6 +5,7 @@ does: such work leaves the single requests a process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -42,19 +43,26 @@ async def test_the_large_size_of_these_tests_is_large_and_every_preset_small() -
     assert max(spec.width_px * spec.height_px for spec in list_specs()) < LARGE_RENDER_PX
 
 
-async def test_a_large_render_waits_for_a_lane_and_a_preset_does_not(
-    app: InProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextlib.asynccontextmanager
+async def every_lane_held(app: InProcess, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Batches or jobs hold every lane of the app meanwhile; a request waiting its turn for one
+    gives up after 0.05 s."""
     monkeypatch.setattr(lanes_module, "LANE_WAIT_S", 0.05)
     lanes = app.services.lanes
-    held = await take_free(lanes, 100)  # batches or jobs hold every lane
+    held = await take_free(lanes, 100)
     try:
-        async with app.client() as client:
-            large = await client.post("/v1/id-photo", params=LARGE, content=fresh(face_jpeg))
-            preset = await client.post("/v1/id-photo", content=fresh(face_jpeg))
+        yield
     finally:
         for _ in range(held):
             lanes.release()
+
+
+async def test_a_large_render_waits_for_a_lane_and_a_preset_does_not(
+    app: InProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with every_lane_held(app, monkeypatch), app.client() as client:
+        large = await client.post("/v1/id-photo", params=LARGE, content=fresh(face_jpeg))
+        preset = await client.post("/v1/id-photo", content=fresh(face_jpeg))
 
     assert_error(large, 503, "overloaded")
     assert int(large.headers["Retry-After"]) >= 1
@@ -65,17 +73,10 @@ async def test_a_print_sheet_takes_a_lane(
     app: InProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An A4 sheet of one 1200 dpi photo cost 3 s for 125 bytes by source=, and took no lane.
-    monkeypatch.setattr(lanes_module, "LANE_WAIT_S", 0.05)
-    lanes = app.services.lanes
-    held = await take_free(lanes, 100)
-    try:
-        async with app.client() as client:
-            sheet = await client.post(
-                "/v1/id-photo/sheet", params={"layout": "cn-1inch:4"}, content=fresh(face_jpeg)
-            )
-    finally:
-        for _ in range(held):
-            lanes.release()
+    async with every_lane_held(app, monkeypatch), app.client() as client:
+        sheet = await client.post(
+            "/v1/id-photo/sheet", params={"layout": "cn-1inch:4"}, content=fresh(face_jpeg)
+        )
 
     assert_error(sheet, 503, "overloaded")
 
@@ -213,15 +214,8 @@ async def test_attributes_for_many_faces_wait_for_a_lane(
 ) -> None:
     # A 14 KB WebP of 1,000 faces cost 2.2 s of attributes a request; three connections asking
     # for it left another client's detects at p99 4.6 s.
-    monkeypatch.setattr(lanes_module, "LANE_WAIT_S", 0.05)
-    lanes = app.services.lanes
-    held = await take_free(lanes, 100)  # batches or jobs hold every lane
-    try:
-        async with app.client() as client:
-            response = await client.post(path, params=params, content=fresh(face_jpeg))
-    finally:
-        for _ in range(held):
-            lanes.release()
+    async with every_lane_held(app, monkeypatch), app.client() as client:
+        response = await client.post(path, params=params, content=fresh(face_jpeg))
 
     if lane:
         assert_error(response, 503, "overloaded")
