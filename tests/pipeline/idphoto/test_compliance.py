@@ -731,6 +731,23 @@ def test_a_cyan_cast_on_a_pale_face_warns_for_the_cast_not_the_mouth(
     assert report.check("mouth_closed").status is CheckStatus.PASS
 
 
+def test_a_cast_that_leaves_too_little_colour_is_not_read_as_teeth(
+    source: FindSource, segmenter: U2NetpSegmenter
+) -> None:
+    # portrait_1 under a mild cyan cast: little enough colour that `colour` warns (under 0.08),
+    # and its greyed lips read as teeth: mouth_closed warned as well, for the wrong reason.
+    found = source("portrait_1.jpg", colour_cast(0.9, 1.0, 1.1))
+    face = found.faces[0]
+    matte = compute_matte(found.rgb, face, segmenter)
+
+    report = render_id_photo(matte, face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("colour").status is CheckStatus.WARN
+    mouth = report.check("mouth_closed")
+    assert mouth.status is CheckStatus.PASS, mouth.note
+    assert "colour" in mouth.note
+
+
 @pytest.mark.parametrize("photo", ["df_img14.jpg", "df_img3.jpg", "portrait_2.jpg"])
 def test_the_palest_real_faces_pass_skin_colour(
     testdata: Path, source: FindSource, segmenter: U2NetpSegmenter, photo: str

@@ -79,6 +79,10 @@ def assess(
     # Lips and teeth are told by colour: not judged where there is none or a cast hides them.
     if colour.status is CheckStatus.FAIL:
         colour_off = "the photo has no colour to tell lips and teeth by"
+    elif colour.status is CheckStatus.WARN:
+        # Under half the least colour of a real face: greyed lips read as teeth (portrait_1
+        # under a mild cyan cast).
+        colour_off = "the photo has too little colour to tell lips and teeth by"
     elif skin.status is CheckStatus.FAIL:
         colour_off = "the face's colour cast hides lips and teeth"
     elif skin.status is CheckStatus.WARN and skin.limit.of == "saturation":
