@@ -18,7 +18,7 @@ WIDE = {"COLUMNS": "200"}
 def test_a_sweep_reports_each_step_as_json_and_plots_it(
     live_server: LiveServer, testdata: Path, tmp_path: Path
 ) -> None:
-    plot = tmp_path / "sweep.png"
+    plot = tmp_path / "charts" / "sweep.png"  # its folder made for it, before the sweep
     photo = testdata / "obama_small.jpg"
 
     result = CliRunner().invoke(
@@ -157,3 +157,26 @@ def test_a_plot_without_matplotlib_is_refused_before_the_sweep(
     assert result.exit_code == 2, result.output
     assert "pip install 'faceflow[loadgen]'" in result.output
     assert not (tmp_path / "sweep.png").exists()
+
+
+def test_a_plot_whose_folder_cannot_be_made_is_refused_before_the_sweep(
+    testdata: Path, tmp_path: Path
+) -> None:
+    """A folder under a file: the chart could not be written, which the sweep found out only at
+    its end, in a traceback. The URL answers nothing: had the sweep started, the command would
+    fail differently."""
+    (tmp_path / "a-file").write_bytes(b"")
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "http://127.0.0.1:9",
+            "-i",
+            str(testdata / "obama_small.jpg"),
+            "--plot",
+            str(tmp_path / "a-file" / "sweep.png"),
+        ],
+        env=WIDE,
+    )
+    assert result.exit_code == 2, result.output
+    assert "--plot" in result.output

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from faceflow.cli.common import escape, print_table
+from faceflow.cli.common import escape, make_output_folder, print_table
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -123,6 +123,8 @@ def bench(
         # Checked before the sweep: a long run must not end without the chart it was asked for.
         err.print("--plot needs matplotlib: pip install 'faceflow[loadgen]'", markup=False)
         raise typer.Exit(2)
+    if plot is not None:  # made now, or refused now: not found missing after the whole sweep
+        make_output_folder(err, plot.parent, "--plot")
 
     from faceflow.loadgen.load import LoadGenerator, LoadPlan
     from faceflow.loadgen.report import plot_results, results_table
