@@ -454,3 +454,26 @@ def test_pull_into_a_store_that_cannot_be_made_fails_before_any_download(
         ModelStore(ModelSettings(dir=tmp_path / "a-file" / "models")).pull([YUNET])
 
     assert carrier.requested == []
+
+
+def test_a_model_file_that_cannot_be_read_is_said_as_missing_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No permission to read it (root reads anything, so the refusal is the kernel's answer put
+    # in by hand): a PermissionError traceback ended `faceflow models list` and serve's start.
+    model = tmp_path / "yunet.onnx"
+    model.write_bytes(b"")
+    store = ModelStore(ModelSettings(dir=tmp_path, paths={"yunet": model}))
+    real_open = os.open
+
+    def refused(path: object, *args: object, **kwargs: object) -> int:
+        if Path(str(path)) == model:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refused)
+    with pytest.raises(ModelMissing, match="cannot be read \\(Permission denied\\)"):
+        store.read_verified(YUNET)
+    # `models list` reads it through status(): not verified, said without a traceback.
+    monkeypatch.setattr(Path, "open", lambda *_a, **_k: refused(model))
+    assert store.status(YUNET).state is ModelState.CORRUPT

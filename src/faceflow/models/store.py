@@ -73,6 +73,15 @@ ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)`` while pulling; stage is a short human phrase."""
 
 
+def _unreadable(spec: Artifact, path: Path, error: OSError) -> ModelMissing:
+    """A model file that is there but cannot be read, as a missing one is said."""
+    return ModelMissing(
+        f"model {spec.name!r} at {path} cannot be read ({error.strerror or error}); check its "
+        "permissions, or delete it and run `faceflow models pull`",
+        {"model": spec.name},
+    )
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -132,7 +141,11 @@ class ModelStore:
             return ModelStatus(spec, path, ModelState.MISSING, None)
         if trust_stamp and self._stamps().get(_stamp_key(path)) == _stamp(before, spec.sha256):
             return ModelStatus(spec, path, ModelState.VERIFIED, before.st_size)
-        if sha256_file(path) != spec.sha256:
+        try:
+            digest = sha256_file(path)
+        except OSError:  # there, but not readable (permissions, I/O): not verified, no traceback
+            return ModelStatus(spec, path, ModelState.CORRUPT, before.st_size)
+        if digest != spec.sha256:
             return ModelStatus(spec, path, ModelState.CORRUPT, before.st_size)
         after = path.stat()
         if _stamp(after, spec.sha256) == _stamp(before, spec.sha256):
@@ -187,6 +200,8 @@ class ModelStore:
                 f"model {spec.name!r} not found at {path}; run `faceflow models pull`",
                 {"model": spec.name},
             ) from None
+        except OSError as exc:  # no permission, an I/O error: was a traceback at start-up
+            raise _unreadable(spec, path, exc) from None
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode) or info.st_size != spec.size_bytes:
             os.close(descriptor)
@@ -198,7 +213,10 @@ class ModelStore:
             )
         os.set_blocking(descriptor, True)
         with os.fdopen(descriptor, "rb") as file:
-            data = file.read(spec.size_bytes + 1)
+            try:
+                data = file.read(spec.size_bytes + 1)
+            except OSError as exc:
+                raise _unreadable(spec, path, exc) from None
         self._check(spec, path, hashlib.sha256(data).hexdigest())
         return data
 
