@@ -97,6 +97,20 @@ async def test_a_large_render_gives_its_lane_back(app: InProcess, face_jpeg: byt
     await assert_every_lane_free(app)
 
 
+def tasks_run(app: InProcess, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the tasks the app's inference pool is asked to run from now on."""
+    pool = app.services.pool
+    ran: list[str] = []
+    real_run = pool.run
+
+    async def counted(fn: Any, request: Any, **kwargs: Any) -> Any:
+        ran.append(fn.__name__)
+        return await real_run(fn, request, **kwargs)
+
+    monkeypatch.setattr(pool, "run", counted)
+    return ran
+
+
 GONE_PEER = "127.0.0.9"
 """The tests below read requests from this address as their client having gone."""
 
@@ -115,13 +129,7 @@ async def _renders_waiting_for_a_lane(
     lane; once the first waits for one and the others have joined it, the clients at GONE_PEER
     leave and the lanes are given back. The answers, and the tasks the inference pool was asked
     to run meanwhile."""
-    pool = app.services.pool
-    ran: list[str] = []
-    real_run = pool.run
-
-    async def counted(fn: Any, request: Any, **kwargs: Any) -> Any:
-        ran.append(fn.__name__)
-        return await real_run(fn, request, **kwargs)
+    ran = tasks_run(app, monkeypatch)
 
     in_line = asyncio.Event()
     real_take = lanes_module.take_in_turn
@@ -135,7 +143,6 @@ async def _renders_waiting_for_a_lane(
     async def is_disconnected(self: Request) -> bool:
         return left and self.client is not None and self.client.host == GONE_PEER
 
-    monkeypatch.setattr(pool, "run", counted)
     monkeypatch.setattr(faces, "take_in_turn", take_in_turn)
     monkeypatch.setattr(Request, "is_disconnected", is_disconnected)
     work = PhotoRouteOptions.model_validate(params).work()
@@ -241,15 +248,8 @@ async def test_attributes_for_many_faces_whose_client_has_gone_are_not_made(
 ) -> None:
     # Asked for with the connection closed at once, through the hot path, whose catch-all
     # answered the client's leaving as a 500 (internal, its traceback logged) in a first draft.
-    pool = app.services.pool
-    ran: list[str] = []
-    real_run = pool.run
+    ran = tasks_run(app, monkeypatch)
 
-    async def counted(fn: Any, request: Any, **kwargs: Any) -> Any:
-        ran.append(fn.__name__)
-        return await real_run(fn, request, **kwargs)
-
-    monkeypatch.setattr(pool, "run", counted)
     upload = fresh(face_jpeg)
     headers = [(b"content-length", str(len(upload)).encode())]
     body = {"type": "http.request", "body": upload, "more_body": False}
