@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from faceflow.cli.main import app
 from tests.fixtures.live_server import LiveServer, free_port
@@ -131,6 +131,23 @@ def test_a_file_that_is_no_image_is_a_usage_error(live_server: LiveServer, tmp_p
     assert "not a JPEG" in result.output
 
 
+def _bench_nothing_with_a_plot(testdata: Path, plot: Path) -> Result:
+    """`faceflow bench` with --plot against a URL that answers nothing: had the sweep started,
+    the command would fail differently than a refusal before it."""
+    return CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "http://127.0.0.1:9",
+            "-i",
+            str(testdata / "obama_small.jpg"),
+            "--plot",
+            str(plot),
+        ],
+        env=WIDE,
+    )
+
+
 def test_a_plot_without_matplotlib_is_refused_before_the_sweep(
     testdata: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -142,18 +159,7 @@ def test_a_plot_without_matplotlib_is_refused_before_the_sweep(
         "find_spec",
         lambda name, *args: None if name == "matplotlib" else find_spec(name, *args),
     )
-    result = CliRunner().invoke(
-        app,
-        [
-            "bench",
-            "http://127.0.0.1:9",
-            "-i",
-            str(testdata / "obama_small.jpg"),
-            "--plot",
-            str(tmp_path / "sweep.png"),
-        ],
-        env=WIDE,
-    )
+    result = _bench_nothing_with_a_plot(testdata, tmp_path / "sweep.png")
     assert result.exit_code == 2, result.output
     assert "pip install 'faceflow[loadgen]'" in result.output
     assert not (tmp_path / "sweep.png").exists()
@@ -166,17 +172,6 @@ def test_a_plot_whose_folder_cannot_be_made_is_refused_before_the_sweep(
     its end, in a traceback. The URL answers nothing: had the sweep started, the command would
     fail differently."""
     (tmp_path / "a-file").write_bytes(b"")
-    result = CliRunner().invoke(
-        app,
-        [
-            "bench",
-            "http://127.0.0.1:9",
-            "-i",
-            str(testdata / "obama_small.jpg"),
-            "--plot",
-            str(tmp_path / "a-file" / "sweep.png"),
-        ],
-        env=WIDE,
-    )
+    result = _bench_nothing_with_a_plot(testdata, tmp_path / "a-file" / "sweep.png")
     assert result.exit_code == 2, result.output
     assert "--plot" in result.output
