@@ -323,6 +323,39 @@ async def test_canceling_and_resubmitting_neither_mints_handles_nor_fills_the_qu
     assert (await harness.done(other.handle, "another-client")).status is JobStatus.FINISHED
 
 
+async def test_two_submissions_finding_the_job_canceled_share_one_made_anew(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The RQ runner's race (tests/jobs/test_rq_runner.py), here: two submissions read the job
+    canceled, then both wait at their one suspension point (the cache read) before making it
+    anew. Each looks again after it, with no wait between that look and making the job, so the
+    second finds the first's new job and joins it."""
+    harness.pool.gate.clear()
+    await harness.runner.submit(harness.job(0), None)  # keeps the one consumer busy
+    await until(lambda: harness.pool.calls == 1)
+    old = await harness.runner.submit(harness.job(1), None)
+    await harness.runner.cancel(old.handle, None)
+    both_read = asyncio.Barrier(2)
+    get = harness.cache.get
+
+    async def held_together(key: str) -> Any:
+        await both_read.wait()
+        return await get(key)
+
+    monkeypatch.setattr(harness.cache, "get", held_together)
+    async with asyncio.timeout(WAIT_S):  # only a submission that read it canceled reads the cache
+        first, second = await asyncio.gather(
+            harness.runner.submit(harness.job(1), "b" * 64),
+            harness.runner.submit(harness.job(1), "c" * 64),
+        )
+    monkeypatch.undo()
+    assert harness.runner.stats()["queued"] == 1
+    harness.pool.gate.set()
+    assert (await harness.done(first.handle, "b" * 64)).status is JobStatus.FINISHED
+    assert (await harness.done(second.handle, "c" * 64)).status is JobStatus.FINISHED
+    assert harness.pool.calls == 2  # the busy job, and job 1 once
+
+
 async def test_a_job_canceled_while_it_waits_for_room_in_the_pool_does_not_run(
     harness: Harness,
 ) -> None:

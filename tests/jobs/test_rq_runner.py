@@ -878,6 +878,112 @@ async def test_a_cancel_seeing_no_other_handle_spares_a_job_joined_before_it_can
     assert (await runner.status(joined[0], "b" * 64)).status is JobStatus.FINISHED
 
 
+def _count_jobs_made(runner: RqRunner, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the RQ jobs ``runner`` makes from now on (an enqueue refused as a duplicate
+    makes none)."""
+    made: list[str] = []
+    enqueue_call = runner._queue.enqueue_call
+
+    def counted(*args: Any, **kwargs: Any) -> Job:
+        job = enqueue_call(*args, **kwargs)
+        made.append(job.id)
+        return job
+
+    monkeypatch.setattr(runner._queue, "enqueue_call", counted)
+    return made
+
+
+async def test_two_submissions_finding_the_job_canceled_make_it_anew_once(
+    runner: RqRunner,
+    queue_redis: RedisProcess,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two clients submit canceled work at once and both read the old job canceled: each
+    deleted "the old job" and enqueued a new one, so the one enqueued second replaced the one
+    the other client's handle had been given (deleted under it: made twice, and run twice had
+    a worker taken the first meanwhile). The second submission here runs whole at the first's
+    worst moment: after it read the old job, before it replaces it."""
+    settings = job_settings(queue_redis.url)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    old = await runner.submit(submission, "a" * 64)
+    await runner.cancel(old.handle, "a" * 64)
+    made = _count_jobs_made(runner, monkeypatch)
+    fetch = runner._fetch
+    theirs: list[str] = []
+    theirs_enqueued_at: list[float | None] = []
+
+    def submit_second_between(job_id: str) -> Job | None:
+        job = fetch(job_id)
+        if not theirs:
+            theirs.append("")  # before the second submission, whose own reads come here too
+            theirs[0] = runner._submit(submission, "c" * 64, None).handle
+            theirs_enqueued_at.append(runner._resolve(theirs[0], "c" * 64)[0].enqueued_at)
+        return job
+
+    monkeypatch.setattr(runner, "_fetch", submit_second_between)
+    mine = await runner.submit(submission, "b" * 64)
+    monkeypatch.undo()
+
+    assert made == [submission.job_id]
+    # Their handle still names the job made for it, not a replacement.
+    assert (await runner.status(theirs[0], "c" * 64)).enqueued_at == theirs_enqueued_at[0]
+    runs: list[JobPayload] = []
+    work_burst(settings, worker_context, runs.append)
+    assert len(runs) == 1
+    for handle, owner in ((mine.handle, "b" * 64), (theirs[0], "c" * 64)):
+        assert (await runner.status(handle, owner)).status is JobStatus.FINISHED
+
+
+async def test_two_submissions_joining_a_job_as_it_is_canceled_make_it_anew_once(
+    runner: RqRunner,
+    queue_redis: RedisProcess,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A submission that joined a queued job as its last other handle canceled it finds it
+    canceled, and makes it anew (see the join-cancel tests above). Another submission making it
+    anew meanwhile, having read it canceled, had its new job deleted by the first, which then
+    made a third. The other submission here runs whole after the first found the job canceled,
+    before it replaces it."""
+    settings = job_settings(queue_redis.url)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    made = _count_jobs_made(runner, monkeypatch)
+    old = await runner.submit(submission, "a" * 64)
+    connection = runner._conn
+    lrange = connection.lrange
+    fetch = runner._fetch
+    canceled: list[JobStatus] = []
+    theirs: list[str] = []
+
+    def cancel_first(*args: Any) -> Any:
+        if not canceled:
+            canceled.append(runner._cancel(old.handle, "a" * 64).status)
+            monkeypatch.setattr(runner, "_fetch", submit_second_before)
+        return lrange(*args)
+
+    def submit_second_before(job_id: str) -> Job | None:
+        if not theirs:
+            theirs.append("")  # before the second submission, whose own reads come here too
+            theirs[0] = runner._submit(submission, "c" * 64, None).handle
+        return fetch(job_id)
+
+    monkeypatch.setattr(connection, "lrange", cancel_first)
+    mine = await runner.submit(submission, "b" * 64)
+    monkeypatch.undo()
+
+    assert canceled == [JobStatus.CANCELED]
+    assert theirs[0]
+    assert made == [submission.job_id] * 2  # the first job, and one made anew
+    runs: list[JobPayload] = []
+    work_burst(settings, worker_context, runs.append)
+    assert len(runs) == 1
+    for handle, owner in ((mine.handle, "b" * 64), (theirs[0], "c" * 64)):
+        assert (await runner.status(handle, owner)).status is JobStatus.FINISHED
+
+
 @pytest.mark.parametrize("skew", ["key", "options"])
 async def test_a_worker_of_another_version_leaves_the_job_unanswered(
     queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes, skew: str

@@ -279,11 +279,7 @@ class RqRunner:
         job_id = scoped_job_id(sub, owner, self._settings.dedup_scope)
         keys = self._keys
         from_cache = False
-        job = self._fetch(job_id)
-        has_outcome = bool(self._conn.exists(keys.result(job_id)))
-        if job is not None and _stale(job, has_outcome):
-            job.delete()
-            job = None
+        job, has_outcome = self._unless_stale(job_id)
         if job is None and not has_outcome:
             if cached is not None:
                 self._conn.set(
@@ -317,14 +313,39 @@ class RqRunner:
             pipe.execute()
         if queued and self._conn.hget(Job.key_for(job_id), "status") == b"canceled":
             # Its last other handle canceled it after we read it queued and before our handle
-            # joined (the cancel's transaction saw no handle left): made anew for this one.
-            canceled = self._fetch(job_id)
-            if canceled is not None:
-                canceled.delete()
-            self._enqueue(sub, job_id)
+            # joined (the cancel's transaction saw no handle left): made anew for this one,
+            # unless another submission has made it anew meanwhile.
+            job, has_outcome = self._unless_stale(job_id)
+            if job is None and not has_outcome:
+                self._enqueue(sub, job_id)
         self._counts["submitted"] += 1
         view, _ = self._view(handle, record)
         return view
+
+    def _unless_stale(self, job_id: str) -> tuple[Job | None, bool]:
+        """The job under ``job_id`` (None if there is none, or it was :func:`_stale` and is
+        deleted now), and whether its outcome is stored. The check and the delete run in one
+        transaction watching the job's hash and its outcome, as :meth:`_cancel_unwanted`
+        cancels: apart, two submissions reading the same stale job each deleted "it" and
+        enqueued a new one, the second deleting the job the first had just made (its handle's,
+        maybe running) and making the work again. A submission whose delete fails checks
+        again and shares the other's new job; two finding no job both enqueue it, uniquely,
+        and one makes it."""
+        job_key, result_key = Job.key_for(job_id), self._keys.result(job_id)
+        with self._conn.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(job_key, result_key)  # type: ignore[no-untyped-call]
+                    job = self._fetch(job_id)
+                    has_outcome = bool(pipe.exists(result_key))
+                    if job is None or not _stale(job, has_outcome):
+                        return job, has_outcome
+                    pipe.multi()
+                    job.delete(pipeline=pipe)
+                    pipe.execute()
+                except WatchError:
+                    continue
+                return None, has_outcome
 
     def _newest_live(
         self, mine: list[str], job_id: str, owner: str | None
