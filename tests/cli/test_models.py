@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +12,9 @@ from typer.testing import CliRunner, Result
 
 from faceflow.cli.main import app
 from faceflow.config import ModelSettings
+from faceflow.models import store as store_module
 from faceflow.models.catalog import CATALOG, EXAMPLES, model_spec, required_models
+from faceflow.models.store import LOCK_FILE
 from tests.fixtures.models import flip_a_byte
 
 
@@ -139,3 +143,34 @@ def test_a_store_path_that_reads_as_markup_is_shown_as_given(tmp_path: Path) -> 
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)
     assert str(store / model_spec("age-v1").filename) in result.output.replace("\n", "")
+
+
+def test_list_shows_models_not_the_temporaries_of_pulls(model_store_copy: Path) -> None:
+    yunet = model_spec("yunet")
+    (model_store_copy / f".{yunet.filename}.k1ll3d__").write_bytes(b"half a model")
+    (model_store_copy / LOCK_FILE).write_bytes(b"4242\n")
+
+    result = run(model_store_copy, "list")
+
+    assert result.exit_code == 0, result.output
+    assert "verified" in line_for(result, yunet.name)
+    assert "k1ll3d" not in result.stdout
+    assert LOCK_FILE not in result.stdout
+
+
+def test_a_pull_that_waited_too_long_for_another_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = os.open(tmp_path / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    os.write(other, b"4242\n")
+    monkeypatch.setattr(store_module, "PULL_LOCK_WAIT_S", 0.0)
+    try:
+        result = run(tmp_path, "pull", "yunet")
+    finally:
+        os.close(other)
+
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("error: another `faceflow models pull` (pid 4242) has been writing to")
+    assert result.exception is None or isinstance(result.exception, SystemExit)

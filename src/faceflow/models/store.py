@@ -17,10 +17,20 @@ it; anything else is hashed again. Any write to a file, or a ``touch`` that puts
 changes its ctime, which no process can set, so a changed file is always re-hashed. A stamp
 only spares a listing: ``verify`` and ``pull`` always hash, and an inference process hashes the
 bytes it loads (:meth:`ModelStore.read_verified`) whatever the stamp says.
+
+One pull at a time: a pull that writes the store holds an OS lock (``flock``) on
+:data:`LOCK_FILE` in it from before its first download to its end. A pull killed outright
+(SIGKILL, power loss) leaves the temporary file it was extracting into, which only a pull may
+remove: one holding the lock knows every other pull that wrote there is dead (the kernel
+released their locks), so it removes their temporaries first. A second pull waits for the lock
+(:data:`PULL_LOCK_WAIT_S` at most, saying whom it waits for), then finds the models the first
+one fetched verified and downloads nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -29,16 +39,18 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from glob import escape as glob_escape
 from pathlib import Path
 
 from faceflow.config import ModelSettings
 from faceflow.errors import ModelChecksumMismatch, ModelFetchError, ModelMissing
-from faceflow.models.catalog import Artifact, ModelSpec
+from faceflow.models.catalog import CATALOG, EXAMPLES, Artifact, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +65,18 @@ _PIP_TIMEOUT_S = 900
 STAMP_FILE = ".verified.json"
 """In ``models.dir``: the identity and sha256 of each file last found verified, by absolute
 path (see the module doc)."""
+
+
+LOCK_FILE = ".pull.lock"
+"""In ``models.dir`` while a pull writes the store: the file it holds its lock on, holding its
+pid (see the module doc). Removed by the pull as it ends."""
+
+PULL_LOCK_WAIT_S = float(_PIP_TIMEOUT_S)
+"""How long a pull waits for another pull of the same store before giving up: as long as the
+other may wait for pip to fetch one wheel. Waiting rather than refusing at once: the second of
+two pulls started together (two containers sharing a model volume, a pull run again in another
+terminal) wants the store the first one is making, and gets it without a download."""
+_LOCK_POLL_S = 0.25
 
 
 class ModelState(StrEnum):
@@ -80,6 +104,51 @@ def _unreadable(spec: Artifact, path: Path, error: OSError) -> ModelMissing:
         "permissions, or delete it and run `faceflow models pull`",
         {"model": spec.name},
     )
+
+
+def _try_lock(path: Path) -> int | None:
+    """The pull lock file at ``path``, open, locked and holding this process's pid; None
+    while another pull holds it (see the module doc). Raises OSError."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            there = path.stat()
+            mine = os.fstat(fd)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except FileNotFoundError:
+            there = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if there is not None and (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino):
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+            except BaseException:
+                _unlock(fd, path)
+                raise
+            return fd
+        # Its last holder removed it as it ended, after this pull opened it: a pull starting
+        # now locks the new file there, so this one must too, not the removed one.
+        os.close(fd)
+
+
+def _unlock(fd: int, path: Path) -> None:
+    """Release the pull lock of :func:`_try_lock`. The file is removed before it is released,
+    so a pull waiting on it finds it gone (and locks the next), and the store is left as the
+    pull found it."""
+    path.unlink(missing_ok=True)
+    os.close(fd)
+
+
+def _holder(path: Path) -> str:
+    """Who holds the pull lock at ``path``, as the pid it wrote there says."""
+    with contextlib.suppress(OSError, ValueError):
+        return f"pid {int(path.read_bytes())}"
+    return "pid unknown"
 
 
 def sha256_file(path: Path) -> str:
@@ -254,9 +323,32 @@ class ModelStore:
         downloaded once.
         """
         report = progress or (lambda _stage, _done, _total: None)
-        wanted: dict[str, list[Artifact]] = {}  # by carrier requirement
-        results: dict[str, ModelStatus] = {}
         specs = list(specs)
+        results, wanted = self._plan(specs, force)
+        if not wanted:
+            self._remove_leftovers_if_idle()
+            report("done", 0, 0)
+            return [results[spec.name] for spec in specs]
+        try:  # before any download: a store that cannot be made would waste them all
+            self._settings.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelFetchError(
+                f"cannot make the model store {exc.filename}: {exc.strerror}"
+            ) from None
+        with self._pull_lock(report) as waited:
+            if waited:  # the other pull may have fetched what this one wanted
+                results, wanted = self._plan(specs, force)
+            self._remove_leftovers()
+            self._fetch(wanted, results, report)
+        report("done", len(wanted), len(wanted))
+        return [results[spec.name] for spec in specs]
+
+    def _plan(
+        self, specs: list[Artifact], force: bool
+    ) -> tuple[dict[str, ModelStatus], dict[str, list[Artifact]]]:
+        """The statuses of the ``specs`` a pull leaves alone, and the others by carrier."""
+        results: dict[str, ModelStatus] = {}
+        wanted: dict[str, list[Artifact]] = {}  # by carrier requirement
         for spec in specs:
             current = self.status(spec)
             explicit = isinstance(spec, ModelSpec) and spec.name in self._settings.paths
@@ -264,13 +356,90 @@ class ModelStore:
                 results[spec.name] = current
             else:
                 wanted.setdefault(spec.carrier.requirement, []).append(spec)
-        if wanted:
-            try:  # before any download: a store that cannot be made would waste them all
-                self._settings.dir.mkdir(parents=True, exist_ok=True)
+        return results, wanted
+
+    def _leftovers(self) -> list[Path]:
+        """Temporary files of pulls in the store (see :meth:`_extract`): while no pull holds
+        the lock, left by killed ones. Only the store's own folders: never a ``models.paths``
+        file's."""
+        found: list[Path] = []
+        artifacts: tuple[Artifact, ...] = (*CATALOG, *EXAMPLES)
+        for spec in artifacts:
+            target = self._settings.dir / spec.relative_path
+            with contextlib.suppress(OSError):
+                found += target.parent.glob(f".{glob_escape(spec.filename)}.*")
+        return found
+
+    def _remove_leftovers(self) -> None:
+        """Remove the temporaries of killed pulls; only with the lock held (see the module doc):
+        without it, a running pull's temporary could go from under it."""
+        for path in self._leftovers():
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:  # not ours to remove, maybe: it is not a model either
+                log.warning("cannot remove %s, left by an interrupted pull: %s", path, exc)
+                continue
+            log.info("removed %s, left by an interrupted pull", path)
+
+    @contextlib.contextmanager
+    def _pull_lock(self, report: ProgressCallback) -> Iterator[bool]:
+        """Hold the store's pull lock (see the module doc) for the block; yields whether it
+        waited for another pull. Raises ModelFetchError after :data:`PULL_LOCK_WAIT_S`."""
+        path = self._settings.dir / LOCK_FILE
+        deadline = time.monotonic() + PULL_LOCK_WAIT_S
+        waited = False
+        while True:
+            try:
+                fd = _try_lock(path)
             except OSError as exc:
+                raise ModelFetchError(f"cannot lock the model store at {path}: {exc}") from None
+            if fd is not None:
+                break
+            holder = _holder(path)
+            if not waited:
+                waited = True
+                report(f"waiting for another pull of this store ({holder})", 0, 0)
+                log.info("waiting for another pull of %s (%s)", path.parent, holder)
+            if time.monotonic() >= deadline:
                 raise ModelFetchError(
-                    f"cannot make the model store {exc.filename}: {exc.strerror}"
-                ) from None
+                    f"another `faceflow models pull` ({holder}) has been writing to "
+                    f"{path.parent} for over {PULL_LOCK_WAIT_S:.0f}s; let it end, or stop it, "
+                    "then pull again"
+                )
+            time.sleep(_LOCK_POLL_S)
+        try:
+            yield waited
+        finally:
+            _unlock(fd, path)
+
+    def _remove_leftovers_if_idle(self) -> None:
+        """:meth:`_remove_leftovers`, by a pull with nothing to fetch: only if no other pull
+        holds the lock (one that does will leave none behind unless killed, and the next pull
+        then removes them), and never failing that pull (a read-only store, say)."""
+        if not self._leftovers():
+            return
+        path = self._settings.dir / LOCK_FILE
+        try:
+            fd = _try_lock(path)
+        except OSError as exc:
+            log.warning("cannot lock %s to remove what interrupted pulls left: %s", path, exc)
+            return
+        if fd is not None:
+            try:
+                self._remove_leftovers()
+            finally:
+                _unlock(fd, path)
+
+    def _fetch(
+        self,
+        wanted: dict[str, list[Artifact]],
+        results: dict[str, ModelStatus],
+        report: ProgressCallback,
+    ) -> None:
+        """Download each carrier in ``wanted``, extract its members, and put their statuses in
+        ``results``."""
         for index, (requirement, members) in enumerate(wanted.items()):
             report(f"downloading {requirement}", index, len(wanted))
             with tempfile.TemporaryDirectory(prefix="faceflow-pull-") as tmp:
@@ -290,8 +459,6 @@ class ModelStore:
                             {"model": spec.name},
                         ) from None
                     results[spec.name] = self.status(spec)
-        report("done", len(wanted), len(wanted))
-        return [results[spec.name] for spec in specs]
 
     def _download(self, requirement: str, into: Path) -> Path:
         command = [
