@@ -326,7 +326,9 @@ class RuntimeSettings(_Group):
         "with no request of its own in them (a client is its API key, else its address, as "
         "rate limits count), so one client's concurrent requests cannot leave every other "
         "client 503s; likewise a client holding or awaiting a lane of queued-up work (batches, "
-        "large renders) does not get in line for another; false: first come, first served",
+        "large renders) does not get in line for another, and such requests of a client that "
+        "were in line before another client came step back behind that client's first; false: "
+        "first come, first served",
     )
     deadline_s: float = Field(
         30.0, gt=0, le=600, description="a request still waiting or running after this: 503"

@@ -128,3 +128,84 @@ async def test_without_keeping_lanes_for_others_the_line_is_first_come_first_ser
     assert await other == 1
     lanes.release()
     assert await more == 1
+
+
+async def _first_served(tasks: list[asyncio.Task[int]]) -> int:
+    """Which of ``tasks`` (waiting in line) got a lane first: its index."""
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    [first] = done
+    assert first.result() == 1
+    return tasks.index(first)
+
+
+async def test_a_clients_requests_in_line_step_back_for_another_clients_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Client a, alone, got three more requests in line behind its lane; client b's first
+    # request, getting in line after them, waited for all three (large renders: 503 after its
+    # 5 s). Had b come first, the rule would have kept a's three out of line.
+    monkeypatch.setattr(lanes_module, "LANE_WAIT_S", 30.0)
+    lanes = background_lanes(2, keep_for_others=True)  # one lane
+    assert await asyncio.create_task(_as("a", lanes, 1)) == 1
+    a_waiting = [asyncio.create_task(_as("a", lanes, 1)) for _ in range(3)]
+    await asyncio.sleep(0)
+    b_first = asyncio.create_task(_as("b", lanes, 1))
+    await asyncio.sleep(0)
+    in_line = [b_first, *a_waiting]
+
+    await asyncio.create_task(_release_as("a", lanes))
+    assert await _first_served(in_line) == 0  # b's, before every one of a's
+
+    # Then a's, in their order, each when the one before gives its lane back.
+    in_line.remove(b_first)
+    await asyncio.create_task(_release_as("b", lanes))
+    for _ in range(3):
+        assert await _first_served(in_line) == 0
+        in_line.pop(0)
+        await asyncio.create_task(_release_as("a", lanes))
+    assert lanes.owned == {}
+    assert not lanes.locked()
+
+
+async def test_a_client_holding_no_lane_keeps_its_first_request_in_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A job holds the lane: a's oldest request is its fair share, ahead of b's; its others
+    # step back behind b's.
+    monkeypatch.setattr(lanes_module, "LANE_WAIT_S", 30.0)
+    lanes = background_lanes(2, keep_for_others=True)
+    await lanes.acquire()  # a job
+    a_waiting = [asyncio.create_task(_as("a", lanes, 1)) for _ in range(2)]
+    await asyncio.sleep(0)
+    b_first = asyncio.create_task(_as("b", lanes, 1))
+    await asyncio.sleep(0)
+    in_line = [*a_waiting, b_first]
+
+    lanes.release()  # the job ends
+    assert await _first_served(in_line) == 0  # a's oldest
+    await asyncio.create_task(_release_as("a", lanes))
+    assert await _first_served(in_line[1:]) == 1  # b's, before a's second
+    await asyncio.create_task(_release_as("b", lanes))
+    assert await _first_served(in_line[1:2]) == 0
+    await asyncio.create_task(_release_as("a", lanes))
+    assert lanes.owned == {}
+
+
+async def test_a_request_stepped_back_that_gives_up_leaves_the_line_and_its_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lanes_module, "LANE_WAIT_S", 30.0)
+    lanes = background_lanes(2, keep_for_others=True)
+    assert await asyncio.create_task(_as("a", lanes, 1)) == 1
+    a_second = asyncio.create_task(_as("a", lanes, 1))
+    await asyncio.sleep(0)
+    b_first = asyncio.create_task(_as("b", lanes, 1))
+    await asyncio.sleep(0)
+    await asyncio.create_task(_release_as("a", lanes))
+    assert await b_first == 1
+    a_second.cancel()  # its client left (a timeout ends the same way)
+    with pytest.raises(asyncio.CancelledError):
+        await a_second
+    await asyncio.create_task(_release_as("b", lanes))
+    assert lanes.owned == {}
+    assert not lanes.locked()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from dataclasses import dataclass, field
 
 from faceflow.runtime.pool import PLACE_OWNER, OwnersAbout
 
@@ -22,6 +23,22 @@ def lane_count(processes: int) -> int:
     return max(1, processes - 1)
 
 
+@dataclass(eq=False, slots=True)
+class Waiter:
+    """A client's request waiting in turn for a lane (see :meth:`Lanes.get_in_line`)."""
+
+    owner: str
+    behind: list[Waiter] = field(default_factory=list)
+    """Other clients' requests this one stepped back for, when they got in line after it."""
+    waiting: bool = True
+
+    def owes_a_turn(self) -> bool:
+        """Whether a request it stepped back for still waits: given a lane before that one,
+        it passes it on."""
+        self.behind = [other for other in self.behind if other.waiting]
+        return bool(self.behind)
+
+
 class Lanes(asyncio.Semaphore):
     """A semaphore of lanes that knows, with ``keep_for_others``, which client (its
     :data:`~faceflow.runtime.pool.PLACE_OWNER`) holds or awaits each lane taken through
@@ -30,8 +47,10 @@ class Lanes(asyncio.Semaphore):
     not get in line for another, so one client's many requests cannot stand in front of every
     other client's (100 connections of one client asking for large renders, waiting in line
     first come first served, had another client's batches 503 after their 5 s). A client alone
-    queues as many as it likes; jobs (no owner) are nobody's. A lane is given back by the task
-    that took it (``release`` reads the owner from its context)."""
+    queues as many as it likes, and those of its requests that the rule would have kept out of
+    line step back when another client gets in line (:meth:`get_in_line`); jobs (no owner) are
+    nobody's. A lane is given back by the task that took it (``release`` reads the owner from
+    its context)."""
 
     def __init__(self, value: int, *, keep_for_others: bool = False) -> None:
         super().__init__(value)
@@ -39,6 +58,42 @@ class Lanes(asyncio.Semaphore):
         self.owned: collections.Counter[str] = collections.Counter()
         """Per client: the lanes it holds or awaits through :func:`take_in_turn`."""
         self.about = OwnersAbout()
+        self._line: list[Waiter] = []
+        """Clients' requests waiting in turn, oldest first."""
+
+    def get_in_line(self, owner: str | None) -> Waiter | None:
+        """Note a request of ``owner`` getting in line, before :meth:`took` counts it.
+
+        A client holding and awaiting no lane, getting in line, is one the rule lets in while
+        others are about; requests of other clients already in line that the rule would keep out
+        now step back behind it: all of a client's if it holds a lane, else all but its oldest.
+        In line before that client came (it was alone), they had its first request wait behind
+        all of them, 503 after its 5 s when they were large renders. They keep waiting, within
+        their own 5 s, rather than being refused: a lane freed meanwhile still serves them.
+        None for a request of nobody (or without ``keep_for_others``): it just waits in turn."""
+        if owner is None or not self.keep_for_others:
+            return None
+        waiter = Waiter(owner)
+        if not self.owned[owner]:
+            lines: dict[str, list[Waiter]] = {}
+            for in_line in self._line:
+                lines.setdefault(in_line.owner, []).append(in_line)
+            for other, waiting in lines.items():
+                holds = self.owned[other] - len(waiting)
+                for beyond in waiting[0 if holds else 1 :]:
+                    beyond.behind.append(waiter)
+        self._line.append(waiter)
+        return waiter
+
+    def out_of_line(self, waiter: Waiter | None) -> None:
+        """``waiter`` has a lane, or has given up waiting for one."""
+        if waiter is not None:
+            waiter.waiting = False
+            self._line.remove(waiter)
+
+    def pass_on(self) -> None:
+        """Give a lane just taken to the next in line, as the task taking it did not count it."""
+        super().release()
 
     def took(self, owner: str | None, count: int) -> None:
         if owner is not None and self.keep_for_others:
@@ -88,14 +143,22 @@ async def take_in_turn(lanes: Lanes, wanted: int) -> int:
         return taken
     if others_about and owner is not None and lanes.owned[owner]:
         return 0
+    waiter = lanes.get_in_line(owner)
     lanes.took(owner, 1)  # counted while it waits, so its next request does not get in line
     try:
         async with asyncio.timeout(LANE_WAIT_S):
             await lanes.acquire()
+            while waiter is not None and waiter.owes_a_turn():
+                # Stepped back (Lanes.get_in_line): the lane goes on down the line, to the
+                # request this one owes a turn, and this one gets in line again at its end.
+                lanes.pass_on()
+                await lanes.acquire()
     except TimeoutError:
         lanes.gave(owner, 1)
         return 0
     except BaseException:
         lanes.gave(owner, 1)
         raise
+    finally:
+        lanes.out_of_line(waiter)
     return 1
