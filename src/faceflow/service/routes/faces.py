@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from faceflow.cache.entry import CacheEntry
@@ -31,6 +28,7 @@ from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput, run_face_request
 from faceflow.service.answers import Answer, check_room
 from faceflow.service.guard import charge, guard
+from faceflow.service.lanes import Gone, in_a_lane
 from faceflow.service.schemas import (
     BatchOut,
     FaceReportOut,
@@ -61,41 +59,6 @@ def cache_headers(entry_meta: dict[str, object], status: CacheStatus) -> dict[st
     if isinstance(count, int):
         headers["X-Face-Count"] = str(count)
     return headers
-
-
-Gone = Callable[[], Awaitable[bool]]
-"""Whether a request's client has gone (``Request.is_disconnected``)."""
-
-
-@contextlib.asynccontextmanager
-async def in_a_lane(services: Services, key: str, gone: Gone, what: str) -> AsyncIterator[None]:
-    """A lane of queued-up work (:mod:`faceflow.runtime.lanes`) for the request computing
-    ``key``, taken in turn; 503 when none comes in time (``what`` says what uses them).
-
-    A request whose client has gone by then, with no other request waiting for the same result
-    (:meth:`~faceflow.cache.tiered.ResultCache.callers`), gives its lane on at once, unmade
-    (:class:`ClientDisconnect`, logged 499): work asked for with the connection closed at once
-    queued for the lane without bound, costing nothing to hold, and was made in turn for nobody
-    while other clients' batches waited out their turn behind it (``source=`` sheets, 20 a
-    second: another client's batches 1 answered and 3 × 503 in 20 s; then 270, none 503)."""
-
-    async def unwanted() -> bool:
-        # Callers counted after the await: one joining while it waits gets the work made.
-        return await gone() and services.cache.callers(key) <= 1
-
-    if await unwanted():
-        raise ClientDisconnect()
-    if not await take_in_turn(services.lanes, 1):
-        raise Overloaded(
-            f"the inference processes {what} may use are busy",
-            retry_after_s=services.pool.retry_after_s(),
-        )
-    try:
-        if await unwanted():
-            raise ClientDisconnect()
-        yield
-    finally:
-        services.lanes.release()
 
 
 MANY_FACES = 100

@@ -44,7 +44,8 @@ from faceflow.runtime.pool import Admission
 from faceflow.runtime.tasks import TaskOutput
 from faceflow.service.answers import Answer, check_room
 from faceflow.service.guard import guard
-from faceflow.service.routes.faces import Gone, cache_headers, in_a_lane
+from faceflow.service.lanes import Gone, in_a_lane
+from faceflow.service.routes.faces import cache_headers
 from faceflow.service.schemas import (
     ErrorBody,
     error_responses,
