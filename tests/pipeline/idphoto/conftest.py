@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import Matte, compute_matte
+from faceflow.pipeline.idphoto.render import chosen_face
 from tests.pipeline.idphoto.verdict_cases import Edit, edited_source
 
 
@@ -52,7 +54,13 @@ class Source:
 
 
 FindSource = Callable[[str, Edit | None], Source]
-CutOut = Callable[[str, Edit | None], Portrait]
+
+
+class CutOut(Protocol):
+    def __call__(self, name: str, edit: Edit | None, face: int | None = None) -> Portrait:
+        """The cut-out of face ``face`` (from 1, left to right) of the source, the photo's other
+        faces passed to it as the service passes them; ``None``: the source's one face."""
+        ...
 
 
 @pytest.fixture(scope="package")
@@ -124,20 +132,24 @@ def source(
 
 @pytest.fixture(scope="package")
 def cut_out(source: FindSource, segmenter: U2NetpSegmenter) -> CutOut:
-    """A source with one face (asserted) and its matte, matted once for these tests:
-    ``cut_out("portrait_2.jpg", narrow(1.5))``."""
-    done: dict[tuple[str, Edit | None], Portrait] = {}
+    """A source with one face (asserted), or face ``face`` of several, and its matte, matted once
+    for these tests: ``cut_out("portrait_2.jpg", narrow(1.5))``. The other faces go to the
+    cut-out as the service passes them, so ``face_count`` sees those it keeps."""
+    done: dict[tuple[str, Edit | None, int | None], Portrait] = {}
 
-    def run(name: str, edit: Edit | None) -> Portrait:
-        key = (name, edit)
+    def run(name: str, edit: Edit | None, face: int | None = None) -> Portrait:
+        key = (name, edit, face)
         if key not in done:
             found = source(name, edit)
             faces = found.faces
-            assert len(faces) == 1, f"{name} should have one face, found {len(faces)}"
-            matte = compute_matte(found.rgb, faces[0], segmenter)
+            if face is None:
+                assert len(faces) == 1, f"{name} should have one face, found {len(faces)}"
+            subject = chosen_face(faces, face)
+            others = [other for other in faces if other is not subject]
+            matte = compute_matte(found.rgb, subject, segmenter, others=others)
             matte.alpha.setflags(write=False)
             matte.foreground.setflags(write=False)
-            done[key] = Portrait(found.rgb, faces[0], matte)
+            done[key] = Portrait(found.rgb, subject, matte)
         return done[key]
 
     return run

@@ -6,7 +6,8 @@ blurred, shrunk to a tiny face, the person put in front of a busy backdrop, unde
 over-exposed, half in shadow, in black and white, saved as a coarse JPEG, enlarged into a
 mosaic, blurred under grain, grainy but sharp, under green or tungsten light, with glare over
 the eyes, in a white suit made on white, with the eyes closed or winking, talking, in glasses,
-in a hat, under a brim's shadow. Each case names the check that should decide it. Used by
+in a hat, under a brim's shadow, beside a second person (the photo's other faces reach the
+cut-out as the service passes them). Each case names the check that should decide it. Used by
 ``tests/pipeline/idphoto/test_verdicts.py`` and ``scripts/idphoto_verdicts.py`` (the README's
 table).
 
@@ -34,7 +35,7 @@ from faceflow.pipeline.idphoto.compliance import ComplianceReport
 from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import Matte, compute_matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
-from faceflow.pipeline.idphoto.render import render_id_photo
+from faceflow.pipeline.idphoto.render import chosen_face, render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 
 Rgb = NDArray[np.uint8]
@@ -53,6 +54,10 @@ class Case:
     expected: str
     decided_by: str
     edit: Edit | None = None
+    face: int | None = None
+    """Which face of several the photo is made of, counted from 1 left to right (the service's
+    ``face`` option); ``None`` requires exactly one. The others go to the cut-out as they do in
+    the service, so ``face_count`` sees those it keeps in the frame."""
 
 
 def _eyes_y(face: Face) -> float:
@@ -685,6 +690,25 @@ def brim_shadow(depth: float) -> Edit:
     return edit
 
 
+@cache
+def second_person(gap: float) -> Edit:
+    """A second person beside the subject: the photo cut ``gap`` face widths right of the face
+    and mirrored there, so another real head and shoulders (the subject's own, mirrored) stand
+    to the right, their face ``2 × gap`` face widths from the subject's; where the cut lies past
+    the photo, it is first widened with its own backdrop (the last column repeated). The
+    subject is face 1 (the left one)."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        cut = round(face.box.x2 + gap * face.box.width_px)
+        if cut > rgb.shape[1]:
+            wider = np.repeat(rgb[:, -1:], cut - rgb.shape[1], axis=1)
+            rgb = np.concatenate([rgb, wider], axis=1)
+        left = rgb[:, :cut]
+        return np.ascontiguousarray(np.concatenate([left, left[:, ::-1]], axis=1))
+
+    return edit
+
+
 # Fluorescent tubes and tungsten bulbs, photographed with the camera set for daylight.
 GREEN_LIGHT = colour_cast(1.0, 1.25, 0.6)
 TUNGSTEN_LIGHT = colour_cast(1.1, 1.1, 0.6)
@@ -926,6 +950,35 @@ CASES: tuple[Case, ...] = (
         "eye_shadow",
         brim_shadow(0.45),
     ),
+    # Another person: the service cuts out the face chosen with face=N and passes the others.
+    Case(
+        "portrait_2 beside a second person (heads touching)",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "face_count",
+        second_person(0.0),
+        face=1,
+    ),
+    Case(
+        "portrait_2, a second person far outside the frame",
+        "portrait_2.jpg",
+        "icao",
+        "pass",
+        "",
+        second_person(3.0),
+        face=1,
+    ),
+    # Two photos side by side: Biden is far outside Obama's frame (face_count passes); Obama
+    # turned 11° before a chandelier, small for ICAO's print.
+    Case(
+        "two_people, Obama chosen",
+        "two_people.jpg",
+        "icao",
+        "warn",
+        "background_uniformity",
+        face=1,
+    ),
     Case("portrait_2 rotated 12°", "portrait_2.jpg", "icao", "warn", "roll", rotate(12.0)),
     Case("portrait_2 rotated 28°", "portrait_2.jpg", "icao", "fail", "roll", rotate(28.0)),
     # Past about 0.1 the cut-out loses the person too (the request is refused, no_subject).
@@ -1048,14 +1101,28 @@ def edited_source(
     return edit(rgb, faces[0], photo)
 
 
+def chosen(case: Case, faces: tuple[Face, ...]) -> tuple[Face, tuple[Face, ...]] | str:
+    """The face ``case`` is made of and the photo's other faces, chosen as the service chooses
+    (:func:`~faceflow.pipeline.idphoto.render.chosen_face`), or why none is (e.g. "2 faces")."""
+    if len(faces) != 1 and (case.face is None or not 1 <= case.face <= len(faces)):
+        return f"{len(faces)} faces"
+    face = chosen_face(faces, case.face)
+    return face, tuple(other for other in faces if other is not face)
+
+
 def report_on(
-    case: Case, faces: tuple[Face, ...], matte: Callable[[], Matte]
+    case: Case,
+    faces: tuple[Face, ...],
+    matte: Callable[[Face, tuple[Face, ...]], Matte],
 ) -> ComplianceReport | str:
     """The report on ``case``'s finished photo, given the faces found on its source and its
-    matte (asked for only when there is one face), or why none could be made (e.g. "0 faces")."""
-    if len(faces) != 1:
-        return f"{len(faces)} faces"
-    return render_id_photo(matte(), faces[0], IdPhotoOptions(get_spec(case.spec))).report
+    matte of a face with the photo's other faces (asked for only when one is chosen), or why
+    none could be made (e.g. "0 faces")."""
+    picked = chosen(case, faces)
+    if isinstance(picked, str):
+        return picked
+    face, others = picked
+    return render_id_photo(matte(face, others), face, IdPhotoOptions(get_spec(case.spec))).report
 
 
 def judge(
@@ -1075,4 +1142,8 @@ def judge(
     if case.edit is not None:
         rgb = edited_source(rgb, find_faces(rgb), case.edit, photo)
     faces = find_faces(rgb)
-    return report_on(case, faces, lambda: compute_matte(rgb, faces[0], segmenter))
+    return report_on(
+        case,
+        faces,
+        lambda face, others: compute_matte(rgb, face, segmenter, others=others),
+    )
