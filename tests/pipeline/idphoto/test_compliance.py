@@ -250,7 +250,19 @@ def test_another_face_the_cut_out_left_out_passes(portrait: Callable[[str], Port
     crop = item.matte.crop_box
     # In the crop's top corner: background, which the cut-out leaves transparent.
     corner = Box(crop.x1, crop.y1, crop.x1 + crop.width_px / 5, crop.y1 + crop.height_px / 5)
-    left_out = replace(item.matte, others=(replace(item.face, box=corner),))
+    box = item.face.box
+
+    def moved(point: Point) -> Point:
+        # Where the point lies in the face's box, in the corner's: the eyes go with the face.
+        return Point(
+            corner.x1 + (point.x - box.x1) * corner.width_px / box.width_px,
+            corner.y1 + (point.y - box.y1) * corner.height_px / box.height_px,
+        )
+
+    marks = item.face.landmarks
+    landmarks = Landmarks(*(moved(getattr(marks, f.name)) for f in dataclasses.fields(marks)))
+    other = replace(item.face, box=corner, landmarks=landmarks)
+    left_out = replace(item.matte, others=(other,))
 
     report = render_id_photo(left_out, item.face, IdPhotoOptions(get_spec("icao"))).report
 

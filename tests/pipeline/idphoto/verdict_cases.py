@@ -960,6 +960,17 @@ CASES: tuple[Case, ...] = (
         second_person(0.0),
         face=1,
     ),
+    # Her eye and cheek at the photo's right edge, 6 % of her face: it passed before an eye in
+    # the frame counted.
+    Case(
+        "portrait_2, a second person's eye at the edge",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "face_count",
+        second_person(0.15),
+        face=1,
+    ),
     Case(
         "portrait_2, a second person far outside the frame",
         "portrait_2.jpg",
