@@ -78,6 +78,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     face_mask,
     fringe,
     grain,
+    hair_lock,
     jpeg,
     knit_hat,
     lower_shadow,
@@ -803,6 +804,29 @@ def test_glare_over_the_eyes_is_seen(cut_out: CutOut, width: float, status: Chec
     if status is CheckStatus.WARN:
         # What the check is for: the eyes' lightness spread does not see it.
         assert report.check("eyes_visible").status is CheckStatus.PASS
+
+
+@pytest.mark.parametrize(
+    ("coverage", "status", "of"),
+    [
+        (0.0, CheckStatus.PASS, ""),  # as taken
+        (0.75, CheckStatus.WARN, "eye_covered"),  # three quarters of the eye's width
+        (1.0, CheckStatus.FAIL, ""),  # the whole eye: the lightness spread fails it
+    ],
+)
+def test_a_lock_of_hair_across_an_eye_is_seen(
+    cut_out: CutOut, coverage: float, status: CheckStatus, of: str
+) -> None:
+    # The verdict set's portraits with a lock of her own hair across an eye share these mattes.
+    item = cut_out("portrait_2.jpg", hair_lock(coverage) if coverage else None)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    check = report.check("eyes_visible")
+    assert (check.status, check.limit.of) == (status, of), check
+    if status is CheckStatus.WARN:
+        # The lock has light and dark strands: the lightness spread alone passed it.
+        assert "lock of hair" in check.note
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,9 @@ blurred, shrunk to a tiny face, the person put in front of a busy backdrop, unde
 over-exposed, half in shadow, in black and white, saved as a coarse JPEG, enlarged into a
 mosaic, blurred under grain, grainy but sharp, under green or tungsten light, with glare over
 the eyes, in a white suit made on white, with the eyes closed or winking, talking, in glasses,
-in a hat, under a brim's shadow, beside a second person (the photo's other faces reach the
-cut-out as the service passes them). Each case names the check that should decide it. Used by
+in a hat, under a brim's shadow, with a lock of hair across an eye, beside a second person
+(the photo's other faces reach the cut-out as the service passes them). Each case names the
+check that should decide it. Used by
 ``tests/pipeline/idphoto/test_verdicts.py`` and ``scripts/idphoto_verdicts.py`` (the README's
 table).
 
@@ -669,6 +670,55 @@ def fringe(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
 
 
 @cache
+def hair_lock(coverage: float) -> Edit:
+    """A lock of the person's own hair fallen across the right eye (the photo's left one), as
+    from a side parting: a band from 0.9 eye distances above the eye to 0.45 below it, leaning
+    outwards by 0.3 eye distances per eye distance down, ``coverage`` × the eye's width (0.5 eye
+    distances) wide at the eye line, laid from its outer corner inwards and tapering to its tip.
+    Its pixels are the person's hair: the darkest strip 0.16 eye distances wide and 1.2 tall
+    beside the head at the eye line (0.95-1.5 eye distances out from the middle, either side),
+    stretched along the band so its strands run down it, with soft edges."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        marks = face.landmarks
+        distance = marks.left_eye.x - marks.right_eye.x
+        middle_x = (marks.right_eye.x + marks.left_eye.x) / 2
+        eyes_y = _eyes_y(face)
+        height, width = rgb.shape[:2]
+        reach = 0.08 * distance
+        top, bottom = max(0, round(eyes_y - 0.4 * distance)), round(eyes_y + 0.8 * distance)
+        strips = [
+            rgb[top:bottom, round(x - reach) : round(x + reach)]
+            for side in (-1, 1)
+            for out in np.linspace(0.95, 1.5, 12)
+            if reach <= (x := middle_x + side * out * distance) < width - reach
+        ]
+        hair = min(
+            (strip for strip in strips if strip.size),
+            key=lambda strip: float(strip.astype(np.float32).mean()),
+        ).astype(np.float32)
+        eye = marks.right_eye
+        band = coverage * 0.5 * distance
+        start, end = eye.y - 0.9 * distance, eye.y + 0.45 * distance
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+        # The outer edge passes the eye's outer corner at the eye line; the lock leans outwards.
+        edge = eye.x - 0.25 * distance - 0.3 * (ys - eye.y)
+        along = (ys - start) / (end - start)  # 0-1 down the lock
+        # Full width over the eye, narrowing to a third at the tip.
+        taper = 1.0 - (2.0 / 3.0) * np.clip((ys - eye.y) / (end - eye.y), 0.0, 1.0) ** 2
+        across = (xs - edge) / np.maximum(1.0, band * taper)  # 0-1 across it
+        inside = (across >= 0) & (across <= 1) & (along >= 0) & (along <= 1)
+        source_x = np.clip(across, 0, 1) * (hair.shape[1] - 1)
+        source_y = np.clip(along, 0, 1) * (hair.shape[0] - 1)
+        lock = cv2.remap(hair, source_x, source_y, cv2.INTER_LINEAR, None, cv2.BORDER_REPLICATE)
+        soft = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), max(0.6, 0.015 * distance))
+        mixed = rgb.astype(np.float32) * (1 - soft[..., None]) + lock * soft[..., None]
+        return np.asarray(np.clip(mixed, 0, 255), dtype=np.uint8)
+
+    return edit
+
+
+@cache
 def brim_shadow(depth: float) -> Edit:
     """The shade of a cap's brim: the upper face (a soft oval from the forehead down over the
     eyes, ±1.2 × ±0.55 eye distances, 0.35 above the eye line) darkened by ``depth``."""
@@ -928,6 +978,24 @@ CASES: tuple[Case, ...] = (
         "warn",
         "tinted_lenses",
         tinted_glasses(0.5, 0.5, 0.5),
+    ),
+    # ICAO: hair must not cover the eyes. The lightness spread over the eyes passed every lock
+    # short of the whole eye; a lock over half its width is at the edge (0.054), a quarter passes.
+    Case(
+        "portrait_2, a lock of hair across an eye",
+        "portrait_2.jpg",
+        "icao",
+        "warn",
+        "eyes_visible",
+        hair_lock(0.75),
+    ),
+    Case(
+        "portrait_2, a lock of hair over a whole eye",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "eyes_visible",
+        hair_lock(1.0),
     ),
     Case(
         "portrait_2 in a hat down to the brows",

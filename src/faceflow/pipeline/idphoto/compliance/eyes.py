@@ -81,6 +81,45 @@ EYES_IRIS_REACH = (0.08, 0.06)
 EYES_OPEN_MIN_PX = 40.0
 
 
+# Something across an eye (a lock of hair, a band): the share of the columns of a box ±0.22 ×
+# ±0.3 eye distances over each eye (lid and brow's underside above, the skin under the eye below)
+# dark in every row, under EYE_COVER_DARK × the cheeks' lightness; the larger eye's. An open eye's
+# own dark (iris, lashes, a lid's crease, a socket shaded under the brow) never fills a column
+# from the brow to below the eye: the 78 real faces of the test and dev-set photos with eyes at
+# least EYES_OPEN_MIN_PX apart all measure 0, deep sockets (df_img59) and dark eye make-up too
+# (in every row but one in ten, df_img59 read 0.54: every row it is). A lock of the person's own
+# dark hair laid across one eye (verdict_cases.hair_lock, on the 47 of those faces whose hair
+# beside the head is dark) measures over 0.05 on 1 of 47 covering a quarter of the eye's width,
+# 9 of 46 half, 30 of 47 three quarters, 35 of 47 all of it (the rest: strands lighter than half
+# the skin, or a highlight breaking every column). eyes_visible's lightness spread passed every
+# lock short of the whole eye. Lighter hair than that is not seen. A warning: a person looks.
+EYE_COVER_DARK = 0.5
+
+EYE_COVER_REACH = (0.22, 0.3)
+
+EYE_COVER_WARN = 0.05
+
+
+def eye_covered(
+    lab: NDArray[np.float32], matte: Matte, face: Face, distance: float, skin_l: float
+) -> float | None:
+    """The larger share, over the two eyes, of the columns of a box over the eye dark from top
+    to bottom (see :data:`EYE_COVER_DARK`); None when the eyes are under
+    :data:`EYES_OPEN_MIN_PX` apart in the matte or a box is empty."""
+    if distance / matte.source_px_per_matte_px < EYES_OPEN_MIN_PX:
+        return None
+    shares = []
+    for eye in (face.landmarks.right_eye, face.landmarks.left_eye):
+        rows, cols = matte_box(
+            matte, eye, EYE_COVER_REACH[0] * distance, EYE_COVER_REACH[1] * distance
+        )
+        box = lab[rows, cols, 0]
+        if box.size == 0:
+            return None
+        shares.append(float((box < EYE_COVER_DARK * skin_l).all(axis=0).mean()))
+    return max(shares)
+
+
 # Glare over the eyes (glasses, a flash): the share of blown-out pixels (every channel ≥ 245) in
 # the same box over the worse eye. The 82 real faces of the test set and the devset measure at
 # most 1 % (catchlights); a white reflection over portrait_2's eyes 0.08 eye distances wide 6 %,

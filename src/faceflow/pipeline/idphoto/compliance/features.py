@@ -16,11 +16,13 @@ from faceflow.pipeline.idphoto.compliance.colour import (
     lab_rows,
 )
 from faceflow.pipeline.idphoto.compliance.eyes import (
+    EYE_COVER_WARN,
     EYES_SPREAD_FAIL,
     EYES_SPREAD_PASS,
     RED_EYE_LIMIT,
     check_eyes_open,
     check_red_eye,
+    eye_covered,
 )
 from faceflow.pipeline.idphoto.compliance.mouth import (
     LIPS_RED_MIN,
@@ -169,6 +171,18 @@ def check_face_features(
         note="lightness spread over the eyes against the cheeks; low when they are covered, "
         "closed or hidden by dark glasses",
     )
+    covered = eye_covered(lab, matte, face, distance, skin_l)
+    if eyes_status is CheckStatus.PASS and covered is not None and covered > EYE_COVER_WARN:
+        # The spread passes an eye half under a lock of hair: the lock has light and dark too.
+        eyes_status = CheckStatus.WARN
+        eyes = Check(
+            "eyes_visible",
+            covered,
+            Limit(None, EYE_COVER_WARN, "fraction", "eye_covered"),
+            eyes_status,
+            note="the share of an eye's box dark from the brow to below the eye: something "
+            "(a lock of hair, a hand) lies across it",
+        )
     eyes_open = check_eyes_open(lab, matte, face, distance, eyes_status)
     glasses = _glasses(lab, matte, face, distance, skin_l, allowed=glasses_allowed)
     tint = _tinted_lenses(lab, matte, face, distance, skin_l, glasses=glasses.value == "glasses")

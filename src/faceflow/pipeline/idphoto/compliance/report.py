@@ -35,6 +35,7 @@ _OF_TEXT = {
     "lips_gap": "a gap of {} eye distances between the lips",
     "smear": "{} (detail along the smear over across it)",
     "saturation": "a saturation of {} (colour per unit of lightness)",
+    "eye_covered": "{} of an eye covered from the brow to below it",
 }
 
 _RULE_TEXT = {
