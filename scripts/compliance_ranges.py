@@ -1,8 +1,9 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
 the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `motion_blur`,
-`eye_glare`, `red_eye`, `eyes_open`, `tinted_lenses`, `forehead_visible` and `eye_shadow`, the
-mouth's (teeth, the lips apart), the glasses', and the clothes' against each preset background
-(faceflow/pipeline/idphoto/compliance/, the README's check table).
+`eye_glare`, `red_eye`, `eyes_open`, `eyes_visible`'s covered eye, `tinted_lenses`,
+`forehead_visible` and `eye_shadow`, the mouth's (teeth, the lips apart), the glasses', and the
+clothes' against each preset background (faceflow/pipeline/idphoto/compliance/, the README's
+check table).
 
     .venv/bin/python scripts/compliance_ranges.py
 
@@ -44,6 +45,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     eye_glare,
     face_mask,
     grain,
+    hair_lock,
     jpeg,
     judge,
     knit_hat,
@@ -142,6 +144,10 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     ("lips apart 0.06", open_mouth(0.06)),
     ("mouth open 0.14", open_mouth(0.14)),
     ("a brim's shadow (0.45)", brim_shadow(0.45)),
+    *(
+        (f"a lock of hair over {share:.0%} of an eye", hair_lock(share))
+        for share in (0.25, 0.5, 0.75, 1)
+    ),
 )
 
 
@@ -181,6 +187,7 @@ def main() -> None:
     gaps: list[tuple[float, str]] = []
     shakes: list[tuple[float, float, str]] = []
     faces = left_out = 0
+    eye_covered_faces: list[str] = []
     for path in photos:
         rgb = decode_image(path.read_bytes(), limits).rgb
         for detected in detect_faces(rgb, detector, DetectOptions()):
@@ -196,6 +203,8 @@ def main() -> None:
                 blend = clothing_blend(matte, face, parse_background(name))
                 if blend is not None:
                     blends[name].append((blend, path.name))
+            if report.check("eyes_visible").limit.of == "eye_covered":
+                eye_covered_faces.append(path.name)
             occluded = report.check("face_occluded")
             occluded_verdicts[occluded.status.value] += 1
             if spread := MOUTH_SPREAD.search(occluded.note):
@@ -226,6 +235,11 @@ def main() -> None:
         if len(passing[name]) < len(found):
             line += f"; those passing {min(passing[name]):.2f}–{max(passing[name]):.2f}"
         print(line)
+
+    print(
+        f"  {'eyes_visible':14s} an eye covered from the brow to below it (eye_covered) on "
+        f"{len(eye_covered_faces)} faces: {', '.join(eye_covered_faces) or 'none'}"
+    )
 
     counts = ", ".join(f"{n} {status}" for status, n in sorted(occluded_verdicts.items()))
     print(
@@ -279,6 +293,13 @@ def main() -> None:
         occluded = spoiled.check("face_occluded")
         print(f"  {'':26s} face_occluded {occluded.status.value}: {occluded.note}")
         print(f"  {'':26s} glasses: {spoiled.check('glasses').note}")
+        visible = spoiled.check("eyes_visible")
+        print(
+            f"  {'':26s} eyes_visible {visible.status.value} {visible.value:.3f} "
+            f"({visible.limit.of or 'lightness spread'})"
+            if isinstance(visible.value, float)
+            else f"  {'':26s} eyes_visible {visible.status.value}"
+        )
         print(f"  {'':26s} eyes_open: {spoiled.check('eyes_open').note}")
         print(f"  {'':26s} mouth_closed: {spoiled.check('mouth_closed').note}")
         print(f"  {'':26s} motion_blur: {spoiled.check('motion_blur').note}")
