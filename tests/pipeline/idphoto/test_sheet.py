@@ -17,7 +17,7 @@ from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.palette import parse_background
 from faceflow.pipeline.idphoto.render import render_pixels
 from faceflow.pipeline.idphoto.sheet import MARK_SHADE, SheetItem, compose_sheet, tile_sheet
-from faceflow.pipeline.idphoto.sheet_plan import SHEET_DPI, get_paper, plan_sheet
+from faceflow.pipeline.idphoto.sheet_plan import MAX_COPIES, SHEET_DPI, get_paper, plan_sheet
 from faceflow.pipeline.idphoto.specs import get_spec
 from tests.pipeline.idphoto.conftest import Portrait
 
@@ -188,6 +188,16 @@ def test_plans_over_the_bounds_are_refused_before_any_pixel(
         plan_sheet(sizes, counts, get_paper("a4"))
 
     assert caught.value.details["parameter"] == parameter
+
+
+def test_as_many_as_fit_stops_at_the_copies_a_sheet_may_hold() -> None:
+    # The smallest custom size (64 px at 1,200 dpi) fits 5,160 times on A4: planning that many
+    # cost the API process's event loop 0.12 s per request, before the upload was even read.
+    smallest_mm = 64 / 1200 * 25.4
+
+    plan = plan_sheet([(smallest_mm, smallest_mm)], [None], get_paper("a4"))
+
+    assert len(plan.placements) == MAX_COPIES
 
 
 def test_a_plan_is_the_composed_sheet_without_pixels() -> None:
