@@ -9,7 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from faceflow.errors import FaceflowError
-from faceflow.service.upload import Part, _MultipartReader, _split_form
+from faceflow.service.upload import (
+    Part,
+    _memoised_options,
+    _MultipartReader,
+    _split_form,
+    parse_options_header,
+)
 
 TOKEN = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'()+_,-./:=?"
 
@@ -114,3 +120,16 @@ def test_a_form_full_of_delimiters_is_left_to_python_multipart() -> None:
     parts: list[Part] = []
     assert not _split_form(body, b"b0undary", parts)
     assert _read(b"b0undary", [body], whole=True) == _read(b"b0undary", [body], whole=False)
+
+
+def test_a_long_header_value_is_parsed_but_not_memoised() -> None:
+    # A Content-Type may be as long as the headers (64 KiB); memoised whole, 400 requests with
+    # one of 60 KB each grew the API process by 28 MB.
+    _memoised_options.cache_clear()
+    long_value = "multipart/form-data; boundary=abc; x=" + "y" * 60_000
+    short_value = "multipart/form-data; boundary=abc"
+
+    assert parse_options_header(long_value)[1][b"boundary"] == b"abc"
+    assert parse_options_header(short_value)[1][b"boundary"] == b"abc"
+
+    assert _memoised_options.cache_info().currsize == 1  # the short one only
