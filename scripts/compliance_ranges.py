@@ -17,7 +17,6 @@ counted apart. About a minute on 2 cores.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from collections import Counter
@@ -51,9 +50,11 @@ from tests.pipeline.idphoto.verdict_cases import (
     knit_hat,
     mosaic,
     open_mouth,
+    real_photos,
     red_eye,
     shake,
     side_shadow,
+    testdata_folder,
     tinted_glasses,
 )
 
@@ -162,15 +163,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
     cv2.setNumThreads(1)
-    testdata = Path(
-        os.environ.get("FACEFLOW_TESTDATA", Path(__file__).parents[2] / "shared/testdata")
-    )
-    photos = sorted(
-        path
-        for folder in (testdata, testdata.parent / "devset")
-        for path in folder.iterdir()
-        if path.suffix.lower() in {".jpg", ".png"}
-    )
+    testdata = testdata_folder()
+    photos = real_photos(testdata)
     context = load_context(Settings().model_dump_json())
     detector, segmenter = context.models.detector, context.models.segmenter
     limits = LimitSettings()

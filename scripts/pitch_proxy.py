@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -24,6 +23,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.pipeline.idphoto.verdict_cases import real_photos, testdata_folder
 
 from faceflow.config import LimitSettings, Settings
 from faceflow.domain import Face
@@ -52,15 +53,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
     cv2.setNumThreads(1)
-    testdata = Path(
-        os.environ.get("FACEFLOW_TESTDATA", Path(__file__).parents[2] / "shared/testdata")
-    )
-    photos = sorted(
-        path
-        for folder in (testdata, testdata.parent / "devset")
-        for path in folder.iterdir()
-        if path.suffix.lower() in {".jpg", ".png"}
-    )
+    testdata = testdata_folder()
+    photos = real_photos(testdata)
     context = load_context(Settings().model_dump_json())
     limits = LimitSettings()
     measured: list[tuple[float, float, str]] = []
