@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from faceflow.config import DetectionSettings
@@ -14,6 +17,7 @@ from faceflow.domain import Attribute, Operation
 from faceflow.errors import InvalidParameter
 from faceflow.imaging.formats import OutputFormat
 from faceflow.operations.faces import (
+    FACE_OPTIONS,
     AnalyzeOptions,
     AnnotateOptions,
     BatchOptions,
@@ -22,6 +26,7 @@ from faceflow.operations.faces import (
 )
 from faceflow.operations.parse import parse_options
 from faceflow.pipeline.detect_options import DetectOptions
+from tests.service.option_queries import DETECT_OPTIONS, face_values, queries
 
 BASE = FaceWork(Operation.ANNOTATE, DetectOptions(), (Attribute.AGE, Attribute.GENDER))
 
@@ -85,6 +90,38 @@ def test_cache_params_turn_back_into_the_same_work() -> None:
     # As a job payload stores them: JSON, where a whole float and an int are one number.
     stored = {k: float(v) if isinstance(v, int) else v for k, v in changed.cache_params().items()}
     assert FaceWork.from_params(changed.operation, stored) == changed
+
+
+FACE_QUERIES = {
+    Operation.DETECT: queries(face_values(*DETECT_OPTIONS)),
+    Operation.ANALYZE: queries(face_values(*DETECT_OPTIONS, "attributes")),
+    Operation.ANNOTATE: queries(face_values(*DETECT_OPTIONS, "attributes", "format")),
+}
+
+
+@pytest.mark.parametrize("operation", list(FACE_QUERIES), ids=[op.value for op in FACE_QUERIES])
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_every_option_a_query_sets_comes_back_from_the_cache_params(
+    operation: Operation, data: st.DataObject
+) -> None:
+    # The cache parameters are the key's and what an RQ job stores for its worker, which rebuilds
+    # the work from them: an option they leave out (one not named in _DETECT_PARAMS) would share
+    # another value's cached answer and be dropped by the RQ worker while the embedded runner
+    # honours it. The queries cover every option of the models (option_queries.py), so a new one
+    # is checked here with nothing more.
+    query = data.draw(FACE_QUERIES[operation])
+    try:
+        options = FACE_OPTIONS[operation].model_validate(dict(parse_qsl(query)))
+        work = options.work(operation, DetectionSettings())
+    except (ValidationError, InvalidParameter):
+        return  # refused: no work, no key
+
+    rebuilt = FaceWork.from_params(operation, work.cache_params())
+
+    # Attributes are keyed in one order (the answer does not depend on it).
+    assert set(rebuilt.attributes) == set(work.attributes)
+    assert replace(rebuilt, attributes=work.attributes) == work
 
 
 def test_unset_options_take_the_settings_defaults() -> None:

@@ -3,11 +3,27 @@ is checked against the chosen size's ranges."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qsl
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from faceflow.errors import InvalidParameter, OutOfRange
-from faceflow.operations.idphoto import PhotoOptions, PhotoRouteOptions, SheetOptions, sheet_work
+from faceflow.operations.idphoto import (
+    PhotoOptions,
+    PhotoRouteOptions,
+    PhotoWork,
+    SheetOptions,
+    SheetWork,
+    sheet_work,
+)
 from faceflow.operations.parse import parse_options
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from tests.service.option_queries import PHOTO_VALUES, SHEET_VALUES, queries
 
 
 def test_an_unchosen_face_and_no_nudge_leave_the_keys_as_they_were() -> None:
@@ -163,3 +179,42 @@ def test_a_transparent_photos_key_ignores_the_background_it_does_not_have() -> N
     assert (
         PhotoOptions(background="red").work().cache_params() != PhotoOptions().work().cache_params()
     )
+
+
+def _rendered(options: IdPhotoOptions) -> IdPhotoOptions:
+    """``options`` as far as the photo made from them goes: a colour's name labels it (white and
+    #ffffff are one colour), and a transparent photo has no background at all."""
+    if options.transparent:
+        return replace(options, background=PhotoOptions().photo().background)
+    return replace(options, background=replace(options.background, name=None))
+
+
+def _made(work: PhotoWork | SheetWork) -> Any:
+    if isinstance(work, PhotoWork):
+        return replace(work, options=_rendered(work.options))
+    return replace(work, items=tuple((_rendered(options), n) for options, n in work.items))
+
+
+@pytest.mark.parametrize(
+    ("model", "values"), [(PhotoOptions, PHOTO_VALUES), (SheetOptions, SHEET_VALUES)]
+)
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_an_option_that_changes_the_photo_changes_its_cache_key(
+    model: type[PhotoOptions | SheetOptions],
+    values: dict[str, st.SearchStrategy[str]],
+    data: st.DataObject,
+) -> None:
+    # One query, then the same with one option set to another value: an option left out of
+    # photo_cache_params() would be answered with another value's cached photo. The values cover
+    # every option of the models (option_queries.py), so a new one is checked with nothing more.
+    query = dict(parse_qsl(data.draw(queries(values))))
+    name = data.draw(st.sampled_from(sorted(values)))
+    changed = {**query, name: data.draw(values[name])}
+    try:
+        one, other = model.model_validate(query).work(), model.model_validate(changed).work()
+    except (ValidationError, InvalidParameter):
+        return  # refused: no work, no key
+
+    if _made(one) != _made(other):
+        assert one.cache_params() != other.cache_params()
