@@ -416,7 +416,13 @@ class CacheSettings(_Group):
     )
     breaker_failures: int = Field(3, ge=1, description="consecutive failures that open the breaker")
     breaker_reset_s: float = Field(2.0, gt=0, description="how long the breaker stays open")
-    lock_ttl_ms: int = Field(30_000, ge=100, description="cross-node single-flight lock lifetime")
+    lock_ttl_ms: int = Field(
+        30_000,
+        ge=100,
+        description="cross-node single-flight lock lifetime: the longest a node waits for "
+        "another's result; the holder renews a 3 s lease on it while it computes, so the lock "
+        "of a node that died mid-computation lapses within 3 s",
+    )
 
 
 class JobSettings(_Group):

@@ -135,6 +135,19 @@ async def test_lock_is_exclusive_and_released_only_by_its_token(
 
 
 @pytest.mark.redis
+async def test_only_the_locks_owner_renews_it(cache: RedisCache, raw_redis: Redis) -> None:
+    assert await cache.acquire_lock("k", "token-a", 100) is LockResult.ACQUIRED
+    assert not await cache.renew_lock("k", "token-b", 5000)
+    assert 0 < await raw_redis.pttl("faceflow:lock:k") <= 100
+    assert await cache.renew_lock("k", "token-a", 5000)
+    assert 100 < await raw_redis.pttl("faceflow:lock:k") <= 5000
+    assert await cache.release_lock("k", "token-a")
+    # A lock that lapsed is not revived by its former owner.
+    assert not await cache.renew_lock("k", "token-a", 5000)
+    assert await raw_redis.exists("faceflow:lock:k") == 0
+
+
+@pytest.mark.redis
 async def test_lock_release_is_tried_even_with_the_breaker_open(
     cache: RedisCache, raw_redis: Redis
 ) -> None:

@@ -252,6 +252,95 @@ async def test_waiter_takes_over_when_the_holder_vanished(
     assert await redis_cache.get("k") == ENTRY
 
 
+class Blocked:
+    """A computation that says when it started and then never ends (its node died in it)."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def __call__(self) -> CacheEntry:
+        self.started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.redis
+async def test_a_dead_holders_lock_lapses_after_its_lease_not_the_lock_ttl(
+    redis_url: str, redis_cache: RedisCache, raw_redis: Redis
+) -> None:
+    # Node A takes the lock and dies mid-compute: its Redis calls stop (here its breaker is
+    # opened, so its renewals are refused as a killed process's would never come). Node B's
+    # identical request used to wait the whole lock TTL (30 s by default) before computing.
+    node_a = RedisCache.from_settings(cache_settings(redis_url))
+    assert node_a is not None
+    blocked = Blocked()
+    holder = asyncio.create_task(
+        RedisFlight(node_a, lock_ttl_ms=60_000, lease_ms=300).run("k", blocked, storer(node_a, "k"))
+    )
+    try:
+        await blocked.started.wait()
+        assert 0 < await raw_redis.pttl("faceflow:lock:k") <= 300
+        for _ in range(3):
+            node_a.breaker.record_failure()
+        compute = Compute()
+        # The guard is 30 times the lease: without the lease B waits the full 60 s TTL.
+        async with asyncio.timeout(9):
+            result = await RedisFlight(redis_cache, lock_ttl_ms=60_000, lease_ms=300).run(
+                "k", compute, storer(redis_cache, "k")
+            )
+        assert (result.computed, result.waited) == (True, True)
+        assert await redis_cache.get("k") == ENTRY
+    finally:
+        holder.cancel()
+        await asyncio.gather(holder, return_exceptions=True)
+        await node_a.close()
+
+
+@pytest.mark.redis
+async def test_a_live_holder_keeps_its_lock_past_the_lease(
+    redis_cache: RedisCache, raw_redis: Redis
+) -> None:
+    loop = asyncio.get_running_loop()
+    flight = RedisFlight(redis_cache, lock_ttl_ms=60_000, lease_ms=300)
+    held_throughout = True
+
+    async def compute() -> CacheEntry:
+        # Runs for five leases, checking all along that the lock never lapsed (renewals come
+        # every 100 ms; each takes a round trip of about a millisecond).
+        nonlocal held_throughout
+        end = loop.time() + 1.5
+        while loop.time() < end:
+            held_throughout = held_throughout and bool(await raw_redis.exists("faceflow:lock:k"))
+            await asyncio.sleep(0.02)
+        return ENTRY
+
+    result = await flight.run("k", compute, storer(redis_cache, "k"))
+    assert result.computed
+    assert held_throughout
+    assert await raw_redis.exists("faceflow:lock:k") == 0
+
+
+@pytest.mark.redis
+async def test_renewing_stops_at_the_lock_ttl(redis_cache: RedisCache, raw_redis: Redis) -> None:
+    # Compute longer than lock_ttl_ms loses its lock, as before leases: renewals never extend it.
+    blocked = Blocked()
+    holder = asyncio.create_task(
+        RedisFlight(redis_cache, lock_ttl_ms=200, lease_ms=150).run(
+            "k", blocked, storer(redis_cache, "k")
+        )
+    )
+    try:
+        await blocked.started.wait()
+        # Waits for the expiry itself: bounded (25 times the TTL), no timing margin.
+        deadline = asyncio.get_running_loop().time() + 5
+        while await raw_redis.exists("faceflow:lock:k"):
+            assert asyncio.get_running_loop().time() < deadline, "renewed past lock_ttl_ms"
+            await asyncio.sleep(0.02)
+    finally:
+        holder.cancel()
+        await asyncio.gather(holder, return_exceptions=True)
+
+
 @pytest.mark.redis
 async def test_waiting_is_bounded_by_the_lock_ttl(
     redis_cache: RedisCache, raw_redis: Redis

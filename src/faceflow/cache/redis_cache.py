@@ -40,6 +40,14 @@ end
 return 0
 """
 
+# Extends the lock only if it still holds our token, so a holder never revives a lock it lost.
+_RENEW_LOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
 
 # No CLIENT SETINFO on connect: it costs a round trip per new connection, and redis-py 7+ builds
 # the default driver info with importlib.metadata, ~3 ms of event-loop CPU per connection, which
@@ -131,6 +139,7 @@ class RedisCache:
         self._namespace = namespace
         self._rng = rng
         self._release_script = client.register_script(_RELEASE_LOCK)
+        self._renew_script = client.register_script(_RENEW_LOCK)
 
     @classmethod
     def from_settings(
@@ -214,6 +223,14 @@ class RedisCache:
         if isinstance(done, _Unavailable):
             return LockResult.UNAVAILABLE
         return LockResult.ACQUIRED if done else LockResult.HELD
+
+    async def renew_lock(self, key: str, token: str, ttl_ms: int) -> bool:
+        """Make the lock expire ``ttl_ms`` from now if ``token`` still owns it; whether it did."""
+        renewed = await self._call(
+            "renew",
+            lambda: self._renew_script(keys=[self.lock_key(key)], args=[token, ttl_ms]),
+        )
+        return renewed == 1
 
     async def release_lock(self, key: str, token: str) -> bool:
         """Delete the lock if ``token`` still owns it; whether it did.

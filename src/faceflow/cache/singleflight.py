@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+LOCK_LEASE_MS = 3000
+"""How long the cross-node lock outlives a holder that stopped renewing it (its process died)."""
+
 
 class SingleFlight(Generic[T]):
     """Runs at most one ``work()`` per key at a time in this process; concurrent callers share it.
@@ -105,7 +108,12 @@ class RedisFlight:
     (the holder may have failed or died). It never waits longer than the lock's TTL, and computes
     locally as soon as Redis is unavailable. Errors from ``compute`` propagate and are not stored.
 
-    Compute that runs longer than ``lock_ttl_ms`` loses its lock, so another node may start the
+    The lock is a lease of ``lease_ms`` (at most ``lock_ttl_ms``) that the holder renews every
+    third of it while it computes, so the lock of a holder that died (its process killed mid
+    compute) lapses within ``lease_ms`` and a waiter takes over then: with the whole
+    ``lock_ttl_ms`` on the lock, every identical request on every node waited that long (30 s
+    by default) for a result that was never coming. Compute that runs longer than
+    ``lock_ttl_ms`` still loses its lock (renewals stop there), so another node may start the
     same work: keep the TTL above the inference deadline.
     """
 
@@ -114,13 +122,17 @@ class RedisFlight:
         redis: RedisCache,
         *,
         lock_ttl_ms: int,
+        lease_ms: int = LOCK_LEASE_MS,
         poll_min_s: float = 0.005,
         poll_max_s: float = 0.05,
     ) -> None:
-        if lock_ttl_ms < 1 or poll_min_s <= 0 or poll_max_s < poll_min_s:
-            raise ValueError("need lock_ttl_ms >= 1 and 0 < poll_min_s <= poll_max_s")
+        if lock_ttl_ms < 1 or lease_ms < 3 or poll_min_s <= 0 or poll_max_s < poll_min_s:
+            raise ValueError(
+                "need lock_ttl_ms >= 1, lease_ms >= 3 and 0 < poll_min_s <= poll_max_s"
+            )
         self._redis = redis
         self._lock_ttl_ms = lock_ttl_ms
+        self._lease_ms = min(lease_ms, lock_ttl_ms)
         self._poll_min_s = poll_min_s
         self._poll_max_s = poll_max_s
 
@@ -141,7 +153,7 @@ class RedisFlight:
         delay = self._poll_min_s
         waited = False
         while True:
-            lock = await self._redis.acquire_lock(key, token, self._lock_ttl_ms)
+            lock = await self._redis.acquire_lock(key, token, self._lease_ms)
             if lock is LockResult.ACQUIRED:
                 return await self._run_holding_lock(key, token, compute, store, waited)
             if lock is LockResult.UNAVAILABLE or loop.time() + delay > deadline:
@@ -165,6 +177,7 @@ class RedisFlight:
         store: Callable[[CacheEntry], Awaitable[None]],
         waited: bool,
     ) -> FlightResult:
+        renewer = asyncio.create_task(self._renew(key, token), name=f"lock-lease:{key}")
         try:
             found = await self._redis.get(key)
             if found is not None:
@@ -173,6 +186,19 @@ class RedisFlight:
             await store(entry)
             return FlightResult(entry, computed=True, waited=waited)
         finally:
+            renewer.cancel()
             # Shielded so that a flight cancelled during the release still frees the lock for the
             # other nodes instead of making them wait for its TTL; release_lock is time-bounded.
             await asyncio.shield(self._redis.release_lock(key, token))
+
+    async def _renew(self, key: str, token: str) -> None:
+        """Renew the lock every third of its lease until cancelled, the lock is lost (another
+        owner, or Redis failed: a duplicate computation is acceptable) or ``lock_ttl_ms`` since
+        it was taken has passed."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self._lock_ttl_ms / 1000
+        while True:
+            await asyncio.sleep(self._lease_ms / 3000)
+            ttl_ms = min(self._lease_ms, round((end - loop.time()) * 1000))
+            if ttl_ms < 1 or not await self._redis.renew_lock(key, token, ttl_ms):
+                return
