@@ -324,6 +324,36 @@ async def test_a_job_taken_whose_start_finds_no_room_goes_back_to_the_front_of_i
     connection.close()
 
 
+async def test_a_job_given_back_while_its_blocked_taker_was_stopped_is_not_started_by_it(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """A worker stopped (SIGSTOP, a frozen host) while blocked in RQ's BLMOVE is served a job it
+    cannot start; after ``stuck_after_s`` a maintenance pass gives the job back to its queue and
+    another worker takes it. The stopped worker, resumed, read its BLMOVE's reply and started the
+    job too: two runs at once (seen live: both "Job OK", the job's attempts 2). It now leaves
+    the job to the worker that has it."""
+    settings = job_settings(queue_redis.url)
+    submitted = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+    worker = build_worker(settings, worker_context)
+    queue = worker.queues[0]
+    connection = Redis.from_url(queue_redis.url)
+    waiting = queue.get_job_ids()
+    # What the stopped worker's BLMOVE did, then what the maintenance pass did meanwhile.
+    assert connection.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")
+    job = FaceflowJob.fetch(waiting[0], connection=worker.connection, serializer=worker.serializer)
+    assert connection.lmove(queue.intermediate_queue_key, queue.key, "RIGHT", "LEFT")
+
+    worker.execute_job(job, queue)  # the stopped worker resumes with the job it was served
+
+    assert queue.get_job_ids() == waiting
+    record = await runner.status(submitted.handle, None)
+    assert (record.status, record.attempts) == (JobStatus.QUEUED, 0)
+    work_burst(settings, worker_context)
+    record = await runner.status(submitted.handle, None)
+    assert (record.status, record.attempts) == (JobStatus.FINISHED, 1), record
+    connection.close()
+
+
 async def test_a_running_jobs_lease_is_renewed_while_the_queue_redis_is_out_of_memory(
     runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
 ) -> None:

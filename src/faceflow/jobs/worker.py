@@ -13,8 +13,9 @@ crash takes the worker down with its job; the job is not lost:
   the next maintenance pass (every ``maintenance_interval_s``, by any worker or supervisor)
   retries it on another worker while it has retries left, and parks it in the failed registry
   (the dead-letter list) after that; no pass judges leases in the first seconds after a queue
-  Redis restart (nobody could renew while it was down), and a job delivered again after an
-  earlier attempt stored its outcome is not run again;
+  Redis restart (nobody could renew while it was down), a job delivered again after an
+  earlier attempt stored its outcome is not run again, and a job a stopped worker was served
+  and a pass gave back meanwhile is not started by it once it resumes;
 * the supervisor (:mod:`faceflow.jobs.supervisor`) starts a fresh worker process in its place.
 
 A job's own Redis work shares RQ's (see :meth:`FaceflowWorker.execute_job`): while the queue
@@ -337,7 +338,15 @@ end
 # The start of a job RQ's own blocking dequeue took (the queue was empty when the worker
 # looked): argv[1] the job id, argv[2] its meta with the attempt counted, argv[3] its origin,
 # then the start's.
-_START_LUA = _START_LUA_FUNCTION + "return start(argv[1], argv[2], argv[3], 4)"
+# A job no longer in the intermediate queue is not started: RQ's blocking dequeue served it to a
+# worker that was paused (SIGSTOP, a frozen host) past ``stuck_after_s``, a maintenance pass gave
+# it back to its queue meanwhile and another worker took it; started here too, it ran twice, at
+# the same time (measured: both runs "Job OK", the job's attempts 2).
+_START_LUA = (
+    _START_LUA_FUNCTION
+    + "if not redis.call('LPOS', argv[4 + 9], argv[1]) then return {'given_back'} end\n"
+    + "return start(argv[1], argv[2], argv[3], 4)"
+)
 
 # Takes the next job, and starts it, in one round trip, where RQ 3 spent three to take it (its
 # suspension check, sent with a worker heartbeat; LMOVE; HGETALL) and one more (two pipelines
@@ -378,6 +387,11 @@ _TAKE_NEXT_LUA = (
 )
 _SUSPENDED = "suspended"
 _MISSING = "missing"
+
+
+class _GivenBack(Exception):
+    """The job RQ's blocking dequeue took was given back to its queue before its start
+    (:data:`_START_LUA`): another worker runs it."""
 
 
 def _packed(argv: list[Any]) -> bytes:
@@ -969,6 +983,13 @@ class FaceflowWorker(SimpleWorker):
             self._ff_no_room.refused()
             log.info("job %s: put back on the queue, not started: no room to start it", job.id)
             return
+        except _GivenBack:
+            log.warning(
+                "job %s: not started: given back to its queue while this worker was stopped "
+                "after taking it (another worker runs it)",
+                job.id,
+            )
+            return
         self._lease(job, execution)
         tokens = (_STATE.set(self._ff_state), _ATTEMPT.set(attempt))
         try:
@@ -995,9 +1016,12 @@ class FaceflowWorker(SimpleWorker):
         if started is None or started.execution.job_id != job.id:
             args, started = self._start_args()
             started.execution.job_id = job.id
-            has_outcome, raw = self._ff_start(
+            reply = self._ff_start(
                 args=[_packed([job.id, job.serializer.dumps(job.meta), job.origin, *args])]
             )
+            if reply[0] == b"given_back":
+                raise _GivenBack(job.id)
+            has_outcome, raw = reply
             started.has_outcome = bool(has_outcome)
             started.payload = raw if isinstance(raw, bytes) else None
         execution = started.execution
