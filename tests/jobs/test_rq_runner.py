@@ -44,7 +44,13 @@ from faceflow.jobs.records import (
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys
 from faceflow.jobs.rq_runner import REDIS_FAILURES, REDIS_THREADS, RqRunner
 from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
-from faceflow.jobs.worker import FaceflowJob, build_worker, open_queue, restart_grace_s
+from faceflow.jobs.worker import (
+    FaceflowJob,
+    FaceflowWorker,
+    build_worker,
+    open_queue,
+    restart_grace_s,
+)
 from faceflow.operations.registry import prepare
 from faceflow.runtime.context import WorkerContext
 from tests.fixtures.redis_server import RedisProcess
@@ -290,6 +296,15 @@ async def test_a_queue_redis_that_stays_out_of_memory_answers_queue_full_and_sta
         await runner.close()
 
 
+def served_by_a_blocking_dequeue(worker: FaceflowWorker, connection: Redis) -> Job:
+    """What a served BLMOVE did: the first job of ``worker``'s queue moved to its intermediate
+    queue, not started; the job, as the worker would read it."""
+    queue = worker.queues[0]
+    job_id = queue.get_job_ids()[0]
+    assert connection.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")
+    return FaceflowJob.fetch(job_id, connection=worker.connection, serializer=worker.serializer)
+
+
 async def test_a_job_taken_whose_start_finds_no_room_goes_back_to_the_front_of_its_queue(
     runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
 ) -> None:
@@ -300,12 +315,9 @@ async def test_a_job_taken_whose_start_finds_no_room_goes_back_to_the_front_of_i
     first = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
     second = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
     worker = build_worker(settings, worker_context)
-    queue = worker.queues[0]
-    connection = Redis.from_url(queue_redis.url)
+    queue, connection = worker.queues[0], Redis.from_url(queue_redis.url)
     waiting = queue.get_job_ids()
-    # What a served BLMOVE did: the first job moved to the intermediate queue, not started.
-    assert connection.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")
-    job = FaceflowJob.fetch(waiting[0], connection=worker.connection, serializer=worker.serializer)
+    job = served_by_a_blocking_dequeue(worker, connection)
     connection.config_set("maxmemory-policy", "noeviction")
     connection.config_set("maxmemory", "1")
     try:
@@ -335,12 +347,10 @@ async def test_a_job_given_back_while_its_blocked_taker_was_stopped_is_not_start
     settings = job_settings(queue_redis.url)
     submitted = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
     worker = build_worker(settings, worker_context)
-    queue = worker.queues[0]
-    connection = Redis.from_url(queue_redis.url)
+    queue, connection = worker.queues[0], Redis.from_url(queue_redis.url)
     waiting = queue.get_job_ids()
-    # What the stopped worker's BLMOVE did, then what the maintenance pass did meanwhile.
-    assert connection.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")
-    job = FaceflowJob.fetch(waiting[0], connection=worker.connection, serializer=worker.serializer)
+    job = served_by_a_blocking_dequeue(worker, connection)
+    # Then what the maintenance pass did while that worker was stopped.
     assert connection.lmove(queue.intermediate_queue_key, queue.key, "RIGHT", "LEFT")
 
     worker.execute_job(job, queue)  # the stopped worker resumes with the job it was served

@@ -138,6 +138,17 @@ async def _first_served(tasks: list[asyncio.Task[int]]) -> int:
     return tasks.index(first)
 
 
+async def _b_in_line_after_a(
+    lanes: Lanes, a_count: int
+) -> tuple[asyncio.Task[int], list[asyncio.Task[int]]]:
+    """Client a's ``a_count`` requests get in line, then client b's first: (b's, a's)."""
+    a_waiting = [asyncio.create_task(_as("a", lanes, 1)) for _ in range(a_count)]
+    await asyncio.sleep(0)
+    b_first = asyncio.create_task(_as("b", lanes, 1))
+    await asyncio.sleep(0)
+    return b_first, a_waiting
+
+
 async def test_a_clients_requests_in_line_step_back_for_another_clients_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -147,10 +158,7 @@ async def test_a_clients_requests_in_line_step_back_for_another_clients_first(
     monkeypatch.setattr(lanes_module, "LANE_WAIT_S", 30.0)
     lanes = background_lanes(2, keep_for_others=True)  # one lane
     assert await asyncio.create_task(_as("a", lanes, 1)) == 1
-    a_waiting = [asyncio.create_task(_as("a", lanes, 1)) for _ in range(3)]
-    await asyncio.sleep(0)
-    b_first = asyncio.create_task(_as("b", lanes, 1))
-    await asyncio.sleep(0)
+    b_first, a_waiting = await _b_in_line_after_a(lanes, 3)
     in_line = [b_first, *a_waiting]
 
     await asyncio.create_task(_release_as("a", lanes))
@@ -175,10 +183,7 @@ async def test_a_client_holding_no_lane_keeps_its_first_request_in_line(
     monkeypatch.setattr(lanes_module, "LANE_WAIT_S", 30.0)
     lanes = background_lanes(2, keep_for_others=True)
     await lanes.acquire()  # a job
-    a_waiting = [asyncio.create_task(_as("a", lanes, 1)) for _ in range(2)]
-    await asyncio.sleep(0)
-    b_first = asyncio.create_task(_as("b", lanes, 1))
-    await asyncio.sleep(0)
+    b_first, a_waiting = await _b_in_line_after_a(lanes, 2)
     in_line = [*a_waiting, b_first]
 
     lanes.release()  # the job ends
