@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.fixtures.environment import TESTDATA
 from tests.pipeline.idphoto.verdict_cases import (
     GREEN_LIGHT,
     MASK_COLOURS,
@@ -54,7 +55,6 @@ from tests.pipeline.idphoto.verdict_cases import (
     red_eye,
     shake,
     side_shadow,
-    testdata_folder,
     tinted_glasses,
 )
 
@@ -163,7 +163,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
     cv2.setNumThreads(1)
-    testdata = testdata_folder()
+    testdata = TESTDATA
     photos = real_photos(testdata)
     context = load_context(Settings().model_dump_json())
     detector, segmenter = context.models.detector, context.models.segmenter

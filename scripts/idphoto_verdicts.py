@@ -11,7 +11,6 @@ Reads the photos from ``../shared/testdata`` (or ``FACEFLOW_TESTDATA``); the mod
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.fixtures.environment import TESTDATA
 from tests.pipeline.idphoto.verdict_cases import CASES, judge
 
 from faceflow.config import LimitSettings, Settings
@@ -33,9 +33,7 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="a Markdown table")
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    testdata = Path(
-        os.environ.get("FACEFLOW_TESTDATA", Path(__file__).parents[2] / "shared/testdata")
-    )
+    testdata = TESTDATA
     context = load_context(Settings().model_dump_json())
     limits = LimitSettings()
 

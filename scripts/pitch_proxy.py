@@ -24,7 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.pipeline.idphoto.verdict_cases import real_photos, testdata_folder
+from tests.fixtures.environment import TESTDATA
+from tests.pipeline.idphoto.verdict_cases import real_photos
 
 from faceflow.config import LimitSettings, Settings
 from faceflow.domain import Face
@@ -53,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
     cv2.setNumThreads(1)
-    testdata = testdata_folder()
+    testdata = TESTDATA
     photos = real_photos(testdata)
     context = load_context(Settings().model_dump_json())
     limits = LimitSettings()

@@ -19,7 +19,6 @@ one detection and one matte per edited source (``tests/pipeline/idphoto/conftest
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -61,12 +60,6 @@ class Case:
     """Which face of several the photo is made of, counted from 1 left to right (the service's
     ``face`` option); ``None`` requires exactly one. The others go to the cut-out as they do in
     the service, so ``face_count`` sees those it keeps in the frame."""
-
-
-def testdata_folder() -> Path:
-    """../shared/testdata beside the repository, or ``FACEFLOW_TESTDATA``: for the scripts."""
-    default = Path(__file__).resolve().parents[4] / "shared" / "testdata"
-    return Path(os.environ.get("FACEFLOW_TESTDATA", default))
 
 
 def real_photos(testdata: Path) -> list[Path]:
