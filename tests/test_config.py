@@ -158,6 +158,19 @@ def test_unsafe_or_unknown_values_are_refused(tmp_path: Path, text: str, field: 
         load_settings(config)
 
 
+@pytest.mark.parametrize("share", [0.0, 0.05, 0.95, 1.0, "half"])
+def test_a_cutout_share_outside_its_bounds_is_refused(share: object) -> None:
+    # At 0 a cut-out would have no room (every source= render a 404); at 1, nothing else would.
+    with pytest.raises(ValidationError, match="memory_cutout_share"):
+        load_settings(cache={"memory_cutout_share": share})
+
+
+def test_the_cutout_share_takes_values_within_its_bounds() -> None:
+    assert load_settings().cache.memory_cutout_share == 0.5
+    assert load_settings(cache={"memory_cutout_share": 0.1}).cache.memory_cutout_share == 0.1
+    assert load_settings(cache={"memory_cutout_share": 0.9}).cache.memory_cutout_share == 0.9
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [

@@ -404,6 +404,17 @@ class CacheSettings(_Group):
         description="answers larger than this are not kept in the in-process buffer (Redis may "
         "still keep them): one answer evicts at most this much of everyone else's",
     )
+    # A cut-out is the one entry whose loss a user sees: a source= render of it answers 404
+    # source_expired and the photo must be uploaded again (1 s of u2netp). Eight source= renders
+    # of 3.8 MB PNGs by other clients evicted an idle user's cut-out from the shared 16 MB buffer,
+    # so cut-outs have a part of their own that only other cut-outs take from.
+    memory_cutout_share: float = Field(
+        0.5,
+        ge=0.1,
+        le=0.9,
+        description="share of memory_bytes kept for ID-photo cut-outs (what source= renders "
+        "use), which only other cut-outs evict; the rest holds every other answer",
+    )
     redis_url: RedisUrl | None = Field(
         None, description="shared cache Redis; unset: in-process only"
     )

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from faceflow.cache.entry import CacheEntry
+from faceflow.cache.keys import CUTOUT_KEY_PREFIX
 from faceflow.cache.observer import CacheLevel
 from faceflow.cache.tiered import CacheStatus, ResultCache
 from tests.cache.conftest import FAULT_TIMEOUT_MS, RESET_S, RecordingObserver, cache_settings
@@ -146,6 +147,51 @@ async def test_an_answer_over_the_entry_limit_is_answered_but_not_kept_in_memory
         assert cache.memory_stats().items == 0
     assert (first, second) == (CacheStatus.MISS, CacheStatus.MISS)
     assert compute.calls == 2
+
+
+MIB = 1 << 20
+
+
+def cutout_key(n: int) -> str:
+    return f"{CUTOUT_KEY_PREFIX}{n:064x}"
+
+
+def sized(n_bytes: int, media_type: str = "image/png") -> CacheEntry:
+    return CacheEntry(media_type, bytes(n_bytes))
+
+
+async def test_an_idle_cutout_outlives_a_flood_of_large_renders() -> None:
+    """The case measured: a user's cut-out, written once and not read since, then eight
+    3.8 MB PNG renders of other clients (source= renders: no cut-out of their own). In one
+    16 MB ring they evicted it; in its own part it stays, and the renders still evict each
+    other."""
+    async with started(None, memory_bytes=16 * MIB, memory_max_entry_bytes=4 * MIB) as cache:
+        cutout = sized(1_200_000, "application/vnd.faceflow.matte")
+        await cache.put(cutout_key(1), cutout)
+        for n in range(8):
+            await cache.put(f"ff1:id-photo:{n:064x}", sized(3_800_000))
+        assert await cache.lookup(cutout_key(1)) == (cutout, CacheLevel.MEMORY)
+        assert (await cache.lookup(f"ff1:id-photo:{0:064x}"))[0] is None
+        assert (await cache.lookup(f"ff1:id-photo:{7:064x}"))[0] is not None
+        assert cache.memory_stats().max_bytes == 16 * MIB
+        assert cache.cutout_stats().items == 1
+
+
+async def test_cutouts_evict_each_other_oldest_first() -> None:
+    """The cut-outs' part is a ring like the other: more cut-outs than it holds push the oldest
+    out (one read since it was written gets its second chance), and nothing else is touched."""
+    async with started(None, memory_bytes=4 * MIB, memory_cutout_share=0.5) as cache:
+        answer = sized(1_000, "application/json")
+        await cache.put("ff1:detect:" + "0" * 64, answer)
+        for n in range(3):
+            await cache.put(cutout_key(n), sized(600_000))
+        assert (await cache.lookup(cutout_key(1)))[0] is not None  # read: kept once
+        for n in range(3, 5):
+            await cache.put(cutout_key(n), sized(600_000))
+        kept = [n for n in range(5) if (await cache.lookup(cutout_key(n)))[0] is not None]
+        assert kept == [1, 3, 4]
+        assert cache.cutout_stats().evictions == 2
+        assert (await cache.lookup("ff1:detect:" + "0" * 64))[0] == answer
 
 
 async def test_callers_that_looked_up_themselves_still_share_one_computation(

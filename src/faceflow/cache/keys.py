@@ -25,6 +25,11 @@ RESULT_FORMAT = 2
 """Bumped whenever what a cached answer holds changes (2: faces gained roll, quality and
 ``reliable``; ID-photo checks gained hints), so no node serves an answer in an older shape."""
 
+CUTOUT_OPERATION = "matte"
+"""The operation of an ID photo's cut-out, cached apart from the photos rendered from it."""
+CUTOUT_KEY_PREFIX = f"{KEY_VERSION}:{CUTOUT_OPERATION}:"
+"""How every cut-out's key begins: the in-process cache keeps them in a part of their own."""
+
 ParamValue = str | int | float | bool | None
 
 _OPERATION = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from faceflow.cache.entry import CacheEntry
+from faceflow.cache.keys import CUTOUT_KEY_PREFIX
 from faceflow.cache.memory import MemoryRing, MemoryStats
 from faceflow.cache.observer import CacheLevel, CacheObserver, NullObserver
 from faceflow.cache.redis_cache import RedisCache
@@ -37,6 +38,12 @@ class ResultCache:
     hung, lookups fall through to compute, and :attr:`breaker_open` says so. Every outcome is
     reported to the observer: one ``hit``/``miss``/``joined`` per :meth:`get` or
     :meth:`get_or_compute`. Use from one event loop, between :meth:`start` and :meth:`close`.
+
+    In process, ID-photo cut-outs (keys beginning :data:`CUTOUT_KEY_PREFIX`) are kept in a ring
+    of their own, ``cutouts``, so that only other cut-outs evict them: a ``source=`` render has
+    nothing but the cut-out to start from, and in one ring with every other answer a few large
+    renders pushed an idle user's cut-out out (404 ``source_expired``, upload again). Without
+    ``cutouts`` they share ``memory``.
     """
 
     def __init__(
@@ -47,8 +54,10 @@ class ResultCache:
         ttl_s: float,
         lock_ttl_ms: int,
         observer: CacheObserver | None = None,
+        cutouts: MemoryRing | None = None,
     ) -> None:
         self._memory = memory
+        self._cutouts = memory if cutouts is None else cutouts
         self._redis = redis
         self._ttl_s = ttl_s
         self._observer: CacheObserver = observer or NullObserver()
@@ -62,13 +71,18 @@ class ResultCache:
         """The cache ``settings`` describe; Redis only if ``settings.redis_url`` is set.
 
         Opens no connection: call :meth:`start` on the event loop that will use it.
+        ``memory_bytes`` is split: ``memory_cutout_share`` of it for cut-outs, the rest for
+        every other answer.
         """
+        cutout_bytes = int(settings.memory_bytes * settings.memory_cutout_share)
+        largest = settings.memory_max_entry_bytes
         return cls(
-            MemoryRing(settings.memory_bytes, max_entry_bytes=settings.memory_max_entry_bytes),
+            MemoryRing(settings.memory_bytes - cutout_bytes, max_entry_bytes=largest),
             RedisCache.from_settings(settings, observer),
             ttl_s=settings.ttl_s,
             lock_ttl_ms=settings.lock_ttl_ms,
             observer=observer,
+            cutouts=MemoryRing(cutout_bytes, max_entry_bytes=largest),
         )
 
     async def start(self) -> None:
@@ -96,7 +110,23 @@ class ResultCache:
         return self._redis is not None and self._redis.breaker.is_open
 
     def memory_stats(self) -> MemoryStats:
-        return self._memory.stats()
+        """Both in-process rings together (:meth:`cutout_stats`: the cut-outs' alone)."""
+        stats = self._memory.stats()
+        if self._cutouts is self._memory:
+            return stats
+        cutouts = self._cutouts.stats()
+        return MemoryStats(
+            items=stats.items + cutouts.items,
+            bytes=stats.bytes + cutouts.bytes,
+            max_bytes=stats.max_bytes + cutouts.max_bytes,
+            evictions=stats.evictions + cutouts.evictions,
+            expirations=stats.expirations + cutouts.expirations,
+            reinsertions=stats.reinsertions + cutouts.reinsertions,
+        )
+
+    def cutout_stats(self) -> MemoryStats:
+        """The cut-outs' ring (the shared one when they have none of their own)."""
+        return self._cutouts.stats()
 
     async def get(self, key: str) -> tuple[CacheEntry | None, CacheLevel]:
         """The entry for ``key`` and where it was found; a Redis hit is copied into memory."""
@@ -126,7 +156,7 @@ class ResultCache:
 
     async def put(self, key: str, entry: CacheEntry) -> None:
         """Store ``entry`` in memory and (if available) Redis with the configured TTL."""
-        self._memory.put(key, entry, self._ttl_s)
+        self._ring(key).put(key, entry, self._ttl_s)
         if self._redis is not None:
             await self._redis.set(key, entry)
 
@@ -163,14 +193,26 @@ class ResultCache:
             )
         return entry, status
 
-    async def _lookup(self, key: str) -> tuple[CacheEntry | None, CacheLevel]:
+    def _ring(self, key: str) -> MemoryRing:
+        """The in-process ring that keeps ``key``'s entry."""
+        return self._cutouts if key.startswith(CUTOUT_KEY_PREFIX) else self._memory
+
+    def _memory_get(self, key: str) -> CacheEntry | None:
+        # The answers' ring first, with no test of the key: a hit there (every face operation's)
+        # costs what it did with one ring; a cut-out costs one more dict lookup.
         entry = self._memory.get(key)
+        if entry is None and self._cutouts is not self._memory:
+            entry = self._cutouts.get(key)
+        return entry
+
+    async def _lookup(self, key: str) -> tuple[CacheEntry | None, CacheLevel]:
+        entry = self._memory_get(key)
         if entry is not None:
             return entry, CacheLevel.MEMORY
         if self._redis is not None:
             entry = await self._redis.get(key)
             if entry is not None:
-                self._memory.put(key, entry, self._ttl_s)
+                self._ring(key).put(key, entry, self._ttl_s)
                 return entry, CacheLevel.REDIS
         return None, CacheLevel.MISS
 
@@ -178,7 +220,7 @@ class ResultCache:
         self, key: str, compute: Callable[[], Awaitable[CacheEntry]]
     ) -> tuple[CacheEntry, CacheStatus]:
         # A flight for this key may have finished between this caller's lookup and its flight.
-        entry = self._memory.get(key)
+        entry = self._memory_get(key)
         if entry is not None:
             return entry, CacheStatus.HIT_MEMORY
         if self._redis_flight is None:
@@ -192,5 +234,5 @@ class ResultCache:
         result = await self._redis_flight.run(key, compute, store)
         if result.computed:
             return result.entry, CacheStatus.MISS
-        self._memory.put(key, result.entry, self._ttl_s)
+        self._ring(key).put(key, result.entry, self._ttl_s)
         return result.entry, CacheStatus.JOINED if result.waited else CacheStatus.HIT_REDIS

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from faceflow.cache.compute import CachedCompute
 from faceflow.cache.entry import CacheEntry
-from faceflow.cache.keys import cache_key_from_hash, content_hash
+from faceflow.cache.keys import CUTOUT_OPERATION, cache_key_from_hash, content_hash
 from faceflow.cache.tiered import CacheStatus
 from faceflow.config import MAX_FACES
 from faceflow.errors import InvalidParameter, JsonScalar, quoted
@@ -439,7 +439,7 @@ async def _staged(
     key), then ``finish(cut-out)``: an in-process job's two stages, so jobs of one photo in
     several sizes or backgrounds, and the sync route, share its one u2netp run (each job ran it
     again: 20 jobs of one photo on different backgrounds, 20 cut-outs)."""
-    key = cache_key_from_hash(content_hash(data), "matte", work.matte_params())
+    key = cache_key_from_hash(content_hash(data), CUTOUT_OPERATION, work.matte_params())
     matte, status = await compute.run(key, matte_task, work.matte_request(data))
     output = await finish(matte)
     if status not in (CacheStatus.MISS, CacheStatus.JOINED):

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from faceflow.cache.entry import CacheEntry
-from faceflow.cache.keys import cache_key_from_hash, content_hash
+from faceflow.cache.keys import CUTOUT_OPERATION, cache_key_from_hash, content_hash
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
 from faceflow.errors import InvalidParameter, SourceExpired
@@ -90,7 +90,7 @@ async def _matte_of(
     the cache, or detection + u2netp once for concurrent requests; and whether this request
     waited for it to be made. Without ``data`` (a ``source=`` render) only the cache can answer:
     :class:`SourceExpired` when it no longer holds it."""
-    key = cache_key_from_hash(digest, "matte", work.matte_params())
+    key = cache_key_from_hash(digest, CUTOUT_OPERATION, work.matte_params())
     if work.head_px is not None:
         # A custom size whose head is taller than any preset's has a cut-out of its own, but the
         # presets' one serves it when it is as sharp (not shrunk below this need: a small
@@ -98,7 +98,7 @@ async def _matte_of(
         own, _ = await services.cache.lookup(key)
         if own is not None:
             return own, False
-        preset_key = cache_key_from_hash(digest, "matte", work.preset_matte_params())
+        preset_key = cache_key_from_hash(digest, CUTOUT_OPERATION, work.preset_matte_params())
         preset, _ = await services.cache.lookup(preset_key)
         if preset is not None:
             sharp = preset.meta.get(SHARP_TO_HEAD_PX)
