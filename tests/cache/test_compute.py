@@ -11,7 +11,18 @@ from faceflow.cache.compute import CachedCompute, Req, Task
 from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import CacheStatus, ResultCache
 from faceflow.config import CacheSettings
-from faceflow.errors import JsonScalar, NoFace
+from faceflow.errors import (
+    DeadlineExceeded,
+    FaceflowError,
+    InvalidParameter,
+    JsonScalar,
+    MultipleFaces,
+    NoFace,
+    OutOfRange,
+    Overloaded,
+    TooManyPixels,
+    WorkerCrashed,
+)
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import TaskOutput
 
@@ -74,18 +85,74 @@ async def test_concurrent_identical_requests_compute_once_then_hit(
     assert seen == [{"ms_echo": 1.5}]  # the stage timings of the one computation, not of hits
 
 
-async def test_an_error_reaches_the_caller_and_is_not_cached(
-    compute: CachedCompute, pool: CountingPool, seen: list[Mapping[str, JsonScalar]]
+@pytest.mark.parametrize(
+    "error",
+    [
+        NoFace("no face found; an ID photo needs one face looking at the camera"),
+        MultipleFaces("2 faces", {"face_count": 2}),
+        InvalidParameter(
+            "cannot fit a 4000×4000 JPEG in 1 KB",
+            {"parameter": "max_kb", "max_kb": 1, "min_achievable_kb": 210},
+        ),
+        OutOfRange("face 3 of 2", {"parameter": "face", "min": 1, "max": 2}),
+    ],
+    ids=lambda error: error.code,
+)
+async def test_a_deterministic_failure_is_cached_and_raised_again_without_the_pool(
+    compute: CachedCompute, pool: CountingPool, error: FaceflowError
 ) -> None:
     key = cache_key(b"no face here", "echo", {})
-    pool.error = NoFace("no face found")
-    with pytest.raises(NoFace):
+    pool.error = error
+    with pytest.raises(type(error)) as first:
+        await compute.run(key, echo, "x")
+    pool.error = None  # a repeat would now succeed, if it reached the pool
+    with pytest.raises(type(error)) as again:
+        await compute.run(key, echo, "x")
+    assert pool.runs == 1
+    assert again.value.to_dict() == first.value.to_dict() == error.to_dict()
+    assert (first.value.cache_status, again.value.cache_status) == ("miss", "hit_memory")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        Overloaded("busy", retry_after_s=2),
+        DeadlineExceeded("too slow"),
+        WorkerCrashed("died"),
+        TooManyPixels("over this server's limit", {"max_pixels": 10}),  # a setting's doing
+        FaceflowError("internal error"),
+        RuntimeError("a bug"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+async def test_a_transient_failure_is_not_cached_and_the_next_caller_computes(
+    compute: CachedCompute, pool: CountingPool, error: Exception
+) -> None:
+    key = cache_key(b"photo", "echo", {})
+    pool.error = error
+    with pytest.raises(type(error)):
         await compute.run(key, echo, "x")
     pool.error = None
     entry, status = await compute.run(key, echo, "x")
     assert (entry.body, status) == (b"echo:x", CacheStatus.MISS)
     assert pool.runs == 2
-    assert compute.cache.memory_stats().items == 1
+
+
+async def test_a_cancelled_computation_is_not_cached(
+    compute: CachedCompute, pool: CountingPool
+) -> None:
+    key = cache_key(b"photo", "echo", {})
+    pool.gate.clear()
+    call = asyncio.create_task(compute.run(key, echo, "x"))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    await compute.cache.close()  # cancels the flight, as a shutdown does
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    pool.gate.set()
+    entry, status = await compute.run(key, echo, "x")
+    assert (entry.body, status) == (b"echo:x", CacheStatus.MISS)
+    assert pool.runs == 2
 
 
 async def test_a_result_of_several_trips_is_stored_under_its_key(compute: CachedCompute) -> None:

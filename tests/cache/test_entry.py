@@ -4,12 +4,25 @@ import msgpack
 import pytest
 
 from faceflow.cache.entry import (
+    FAILURE_MEDIA_TYPE,
     SCHEMA_VERSION,
     SERVED_MEDIA_TYPES,
     CacheEntry,
     MetaValue,
     decode_entry,
     encode_entry,
+    failure_entry,
+    failure_of,
+)
+from faceflow.errors import (
+    FaceflowError,
+    InvalidParameter,
+    MultipleFaces,
+    NoFace,
+    NoSubject,
+    Overloaded,
+    TooManyPixels,
+    Undecodable,
 )
 from faceflow.imaging.formats import ImageFormat, OutputFormat
 from faceflow.runtime.idphoto_tasks import MATTE_MEDIA_TYPE
@@ -123,7 +136,64 @@ def test_values_faceflow_never_writes_decode_as_miss(
 def test_every_media_type_faceflow_writes_is_read_back() -> None:
     written = {JSON_MEDIA_TYPE, MATTE_MEDIA_TYPE}
     written |= {f.mime_type for f in ImageFormat} | {f.mime_type for f in OutputFormat}
-    assert written == SERVED_MEDIA_TYPES
+    assert written | {FAILURE_MEDIA_TYPE} == SERVED_MEDIA_TYPES  # failures: tested below
+    written -= {FAILURE_MEDIA_TYPE}
     for media_type in written:
         entry = CacheEntry(media_type, b"x", {"compliance": "warn", "face_count": 2, "ms_x": 1.5})
         assert decode_entry(encode_entry(entry)) == entry
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NoFace("no face found"),
+        MultipleFaces("two faces", {"face_count": 2}),
+        NoSubject("the cut-out left the face out"),
+        Undecodable("cannot decode this jpeg image", {"format": "jpeg"}),
+        InvalidParameter(
+            "cannot fit", {"parameter": "max_kb", "max_kb": 1, "min_achievable_kb": 9}
+        ),
+    ],
+    ids=lambda error: error.code,
+)
+def test_a_deterministic_failure_comes_back_from_redis_as_the_same_error(
+    error: FaceflowError,
+) -> None:
+    decoded = decode_entry(encode_entry(failure_entry(error)))
+    assert decoded is not None
+    again = failure_of(decoded)
+    assert again is not None
+    assert (type(again), again.status, again.to_dict()) == (
+        type(error),
+        error.status,
+        error.to_dict(),
+    )
+
+
+def test_an_entry_that_is_no_failure_holds_none() -> None:
+    assert failure_of(CacheEntry("application/json", b'{"code":"no_face","message":"x"}')) is None
+
+
+def test_only_deterministic_failures_are_made_entries() -> None:
+    for error in (Overloaded("busy"), TooManyPixels("over the limit"), FaceflowError("bug")):
+        with pytest.raises(ValueError, match="not cached"):
+            failure_entry(error)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"code":"overloaded","message":"everyone away"}',  # a 503 for every client
+        b'{"code":"internal","message":"x"}',
+        b'{"code":"too_many_pixels","message":"x"}',  # depends on the reader's settings
+        b'{"code":"no_such_code","message":"x"}',
+        b'{"code":"no_face"}',
+        b'{"code":"no_face","message":"x","nested":{"a":1}}',
+        b'["no_face"]',
+        b"not json",
+    ],
+)
+def test_a_failure_faceflow_would_not_store_is_a_miss(body: bytes) -> None:
+    """Whoever can write to the cache Redis cannot make the service answer a 503 (or any error
+    that is not a deterministic one, in faceflow's own shape) for someone else's upload."""
+    assert decode_entry(encode_entry(CacheEntry(FAILURE_MEDIA_TYPE, body))) is None

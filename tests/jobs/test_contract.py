@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from faceflow.cache.compute import CachedCompute, Req, Task
-from faceflow.cache.entry import CacheEntry
+from faceflow.cache.entry import CacheEntry, failure_entry
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import ModelSettings, RuntimeSettings, Settings
 from faceflow.errors import (
@@ -371,6 +371,25 @@ async def test_a_cached_result_finishes_the_job_at_submission(
     assert record.ended_at is not None
     assert await driver.runner.queue_depth() == 0
     assert (await driver.runner.result(record.handle, None))[1] == entry
+
+
+async def test_a_cached_failure_fails_the_job_at_submission(
+    driver: Driver, face_jpeg: bytes
+) -> None:
+    """The sync route cached that this work has no face (it would have none again): a job of
+    it ends at once with the route's error, and nothing is queued."""
+    data = variant(face_jpeg)
+    error = NoFace("no face found", {"hint": "look at the camera"})
+    await driver.cache.put(driver.key(data), failure_entry(error))
+    record = await driver.submit(data)
+    assert record.status is JobStatus.FAILED
+    assert record.error is not None
+    assert (record.error.code, record.error.status) == ("no_face", 422)
+    assert record.from_cache
+    assert await driver.runner.queue_depth() == 0
+    with pytest.raises(NoFace) as raised:
+        await driver.runner.result(record.handle, None)
+    assert raised.value.to_dict() == error.to_dict()
 
 
 async def test_bad_input_fails_once_with_the_sync_error_code(driver: Driver) -> None:

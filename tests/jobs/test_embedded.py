@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from faceflow.cache.compute import CachedCompute, Req, Task
+from faceflow.cache.entry import failure_of
 from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings, Settings
@@ -256,6 +257,53 @@ async def test_id_photo_jobs_of_one_photo_share_its_cut_out(harness: Harness) ->
 
     assert ran.count("matte_task") == 1
     assert ran.count("render_task") == 3
+
+
+async def test_a_job_of_work_whose_failure_is_cached_fails_at_submission(
+    harness: Harness,
+) -> None:
+    """The sync route found no face in the image (cached: it would find none again), so a job
+    of the same work ends failed at once, as the route answers, and runs nothing."""
+    job = harness.job(1)
+    harness.pool.errors = [NoFace("no face found")]
+    with pytest.raises(NoFace):
+        await harness.compute.run(job.key, job.spec.task, job.request)
+    calls = harness.pool.calls
+
+    record = await harness.runner.submit(job, None)
+
+    assert record.status is JobStatus.FAILED
+    assert record.error is not None
+    assert (record.error.code, record.error.message) == ("no_face", "no face found")
+    assert harness.pool.calls == calls
+    with pytest.raises(NoFace):
+        await harness.runner.result(record.handle, None)
+
+
+async def test_id_photo_jobs_of_a_photo_without_a_face_look_for_one_once(
+    harness: Harness,
+) -> None:
+    """Its cut-out's failure is cached under the cut-out's key: a job for another size or
+    colour of the same photo fails with it, no detection run again, and so does the sync
+    route's repeat of a job (its key holds the failure too)."""
+    ran: list[str] = []
+
+    async def recording(fn: Task[Req], request: Req, /) -> TaskOutput:
+        ran.append(getattr(fn, "__name__", ""))
+        raise NoFace("no face found")
+
+    harness.pool.run = recording  # type: ignore[method-assign]
+    data = b"a photo of a cup"
+    jobs = [prepare("id-photo", data, o, harness.settings) for o in ({}, {"background": "red"})]
+    for job in jobs:
+        record = await harness.done((await harness.runner.submit(job, None)).handle)
+        assert record.error is not None
+        assert record.error.code == "no_face"
+    entry, _ = await harness.cache.lookup(jobs[0].key)
+    failure = failure_of(entry) if entry is not None else None
+    assert failure is not None
+    assert failure.code == "no_face"
+    assert ran == ["matte_task"]
 
 
 async def test_cancel_a_queued_job_but_not_a_started_one(harness: Harness) -> None:

@@ -28,7 +28,7 @@ from rq.serializers import JSONSerializer
 from rq.suspension import WORKERS_SUSPENDED, resume, suspend
 from rq.worker import Worker
 
-from faceflow.cache.entry import CacheEntry
+from faceflow.cache.entry import CacheEntry, failure_of
 from faceflow.cache.keys import cache_key
 from faceflow.cache.redis_cache import RedisCache
 from faceflow.cache.tiered import ResultCache
@@ -53,6 +53,7 @@ from faceflow.jobs.worker import (
 )
 from faceflow.operations.registry import prepare
 from faceflow.runtime.context import WorkerContext
+from tests.fixtures.images import truncated
 from tests.fixtures.redis_server import RedisProcess
 from tests.jobs.support import QUEUE, job_settings, runner_for, submit, variant, work_burst
 
@@ -108,6 +109,33 @@ async def test_the_worker_fills_the_shared_cache_as_the_api_reads_it(
     ttl_ms = connection.pttl(api_cache.data_key(submission.key))
     connection.close()
     assert 600_000 * 0.9 - 60_000 < ttl_ms <= 600_000 * 1.1  # the cache's TTL with its jitter
+    await api_cache.close()
+    await runner.close()
+
+
+async def test_the_worker_caches_a_deterministic_failure_as_the_api_nodes_do(
+    queue_redis: RedisProcess,
+    redis_url: str,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+) -> None:
+    """An image that cannot be decoded fails every time: the sync route's repeat of the job's
+    work finds the failure in the shared cache (cache/compute.py caches it the same way)."""
+    cache_settings = CacheSettings(
+        redis_url=redis_url, ttl_s=600, ttl_jitter=0.1, redis_timeout_ms=5000
+    )
+    settings = job_settings(queue_redis.url).model_copy(update={"cache": cache_settings})
+    runner = runner_for(settings)
+    submission = prepare("detect", truncated(variant(face_jpeg), 0.5), {}, settings)
+    record = await runner.submit(submission, None)
+    work_burst(settings, worker_context)
+    assert (await runner.status(record.handle, None)).status is JobStatus.FAILED
+    api_cache = RedisCache.from_settings(settings.cache)
+    assert api_cache is not None
+    cached = await api_cache.get(submission.key)
+    failure = failure_of(cached) if cached is not None else None
+    assert failure is not None
+    assert failure.code == "undecodable"
     await api_cache.close()
     await runner.close()
 

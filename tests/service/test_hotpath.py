@@ -27,6 +27,7 @@ from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.service.hotpath import FACE_PATHS, Entry, HotPath, face_work
 from faceflow.service.routes import faces
 from faceflow.service.state import Current
+from tests.fixtures.images import truncated
 from tests.fixtures.live_server import LiveServer, Scrape
 from tests.service.conftest import IN_PROCESS_UPLOAD_CAP
 from tests.service.hostile_files import multipart as multipart_body
@@ -190,6 +191,27 @@ def test_a_fast_hit_answers_the_routes_body_and_headers(
             "faceflow_http_requests_total", route="/v1/analyze", method="POST", status="200"
         )
         >= 3
+    )
+
+
+def test_a_fast_hit_of_a_cached_failure_answers_the_same_error_without_the_pool(
+    live_server: LiveServer, face_jpeg: bytes
+) -> None:
+    """An image that cannot be decoded fails the same way every time: the repeat is the cached
+    failure, answered by the hot path with the route's status, code and body."""
+    image = truncated(fresh(face_jpeg), 0.5)
+    with httpx.Client(base_url=live_server.url, timeout=60) as client:
+        computed = client.post("/v1/detect", content=image)
+        before = live_server.metrics()
+        hit = client.post("/v1/detect", content=image)
+        after = live_server.metrics()
+    assert_error(computed, 422, "undecodable")
+    assert (hit.status_code, hit.content) == (computed.status_code, computed.content)
+    assert hit.headers["x-error-code"] == "undecodable"
+    assert (computed.headers["x-cache"], hit.headers["x-cache"]) == ("miss", "hit")
+    runs = "faceflow_inferences_total"
+    assert after.value(runs, task="run_face_request", ok="false") == before.value(
+        runs, task="run_face_request", ok="false"
     )
 
 

@@ -257,6 +257,48 @@ def test_an_impossible_max_kb_is_refused_with_the_smallest_size_possible(
     assert opened(data).size == (295, 413)
 
 
+def test_a_repeated_impossible_max_kb_is_answered_from_the_cache(
+    client: httpx.Client, live_server: LiveServer, photo: Photo
+) -> None:
+    """It fails the same way every time (1.1 s of CPU on a 4000 × 4000 photo): a repeat is
+    the cached failure, the same status, code and body, and runs nothing."""
+    upload = fresh(photo("portrait_2.jpg"))
+    first = post(client, upload, "spec=cn-1inch&max_kb=1")
+    before = live_server.metrics()
+    again = post(client, upload, "spec=cn-1inch&max_kb=1")
+    after = live_server.metrics()
+
+    assert_error(first, 400, "invalid_parameter")
+    assert (again.status_code, again.content) == (first.status_code, first.content)
+    assert (first.headers["X-Cache"], again.headers["X-Cache"]) == ("miss", "hit")
+    for task in (MATTE, RENDER):
+        for outcome in ("true", "false"):
+            assert after.value("faceflow_inferences_total", task=task, ok=outcome) == (
+                before.value("faceflow_inferences_total", task=task, ok=outcome)
+            )
+
+
+def test_a_photo_without_a_face_is_looked_at_once_for_every_size(
+    client: httpx.Client, live_server: LiveServer, photo: Photo
+) -> None:
+    upload = fresh(photo("coffee.jpg"))
+    first = post(client, upload, "spec=cn-1inch")
+    before = live_server.metrics()
+    others = [
+        post(client, upload, "spec=cn-1inch"),
+        post(client, upload, "spec=us-passport&background=blue"),
+        post(client, upload, "sheet=6inch", path=SHEET),
+    ]
+    after = live_server.metrics()
+
+    assert_error(first, 422, "no_face")
+    for response in others:
+        assert (response.status_code, response.content) == (first.status_code, first.content)
+    assert [r.headers["X-Cache"] for r in others] == ["hit", "miss", "miss"]
+    runs = "faceflow_inferences_total"
+    assert after.value(runs, task=MATTE, ok="false") == before.value(runs, task=MATTE, ok="false")
+
+
 def test_json_response_has_the_photo_and_its_report(client: httpx.Client, photo: Photo) -> None:
     upload = photo("portrait_2.jpg")
     image = post(client, upload, "spec=icao&background=blue")

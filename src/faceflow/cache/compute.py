@@ -4,6 +4,12 @@ A result is looked up in the :class:`~faceflow.cache.tiered.ResultCache`; on a m
 in the inference pool, once for concurrent identical callers (and, with Redis, once across the
 API nodes), and the finished body is stored. The sync endpoints and the embedded job runner both
 come through here, so a job's result is a sync hit and a sync result finishes a job at once.
+
+A :attr:`~faceflow.errors.FaceflowError.deterministic` failure (no face, a ``max_kb`` nothing
+fits) is stored under the key as its success would be (:func:`~faceflow.cache.entry.failure_entry`)
+and raised again, from the cache, to whoever asks for the same work: a repeat costs a lookup,
+not the work. Every other failure (overload, a deadline, a crashed worker, a cancel, an
+internal error) reaches the callers of that one computation only, and the next asks again.
 """
 
 from __future__ import annotations
@@ -11,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol, TypeVar
 
-from faceflow.cache.entry import CacheEntry
+from faceflow.cache.entry import CacheEntry, failure_entry, failure_of
 from faceflow.cache.tiered import CacheStatus, ResultCache
-from faceflow.errors import JsonScalar
+from faceflow.errors import FaceflowError, JsonScalar
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.tasks import TaskOutput
 
@@ -53,7 +59,8 @@ class CachedCompute:
 
     async def run(self, key: str, task: Task[Req], request: Req) -> tuple[CacheEntry, CacheStatus]:
         """The entry under ``key``, or ``task(request)``'s output (run in the pool) stored under
-        it; raises what the task or the pool raises (Overloaded, DeadlineExceeded, …)."""
+        it; raises what the task or the pool raises (Overloaded, DeadlineExceeded, …), and the
+        deterministic failure stored under ``key`` (:func:`raise_failure`)."""
 
         async def produce() -> TaskOutput:
             return await self._pool.run(task, request)
@@ -71,12 +78,30 @@ class CachedCompute:
         """The entry under ``key``, or ``produce()``'s output stored under it, for a result that
         takes more than one task (an ID photo: its matte, then its render). ``missed``: the caller
         looked ``key`` up itself and missed (the hot path), so the cache does not look again
-        (:meth:`ResultCache.get_or_compute`)."""
+        (:meth:`ResultCache.get_or_compute`). A deterministic failure of ``produce()`` is stored
+        too, and raised (:func:`raise_failure`) to this caller and every later one."""
 
         async def compute() -> CacheEntry:
-            output = await produce()
+            try:
+                output = await produce()
+            except FaceflowError as exc:
+                if not exc.deterministic:
+                    raise
+                return failure_entry(exc)
             if self._on_output is not None:
                 self._on_output(output.meta)
             return CacheEntry(output.media_type, output.body, output.meta)
 
-        return await self._cache.get_or_compute(key, compute, missed=missed)
+        entry, status = await self._cache.get_or_compute(key, compute, missed=missed)
+        raise_failure(entry, status)
+        return entry, status
+
+
+def raise_failure(entry: CacheEntry, status: CacheStatus) -> None:
+    """Raise the error ``entry`` holds if it is a cached failure, marked with how the cache gave
+    it (``status``, for the answer's ``X-Cache``); for any other entry, nothing. Whoever reads
+    an entry from the cache itself calls this before using it as a result."""
+    error = failure_of(entry)
+    if error is not None:
+        error.cache_status = status.value
+        raise error

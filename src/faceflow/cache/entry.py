@@ -1,13 +1,16 @@
 """What the service caches, and its versioned wire format.
 
 An entry is a finished response body (JSON or an encoded image) with its media type and a few
-scalar facts the service wants back on a hit (e.g. a face count for a header). In Redis it is
+scalar facts the service wants back on a hit (e.g. a face count for a header), or a
+deterministic failure (:func:`failure_entry`: the error a repeat of the work would raise
+again, so it is answered from the cache, not computed again). In Redis it is
 stored as msgpack ``[SCHEMA_VERSION, media_type, body, meta]``; never pickle, because whoever can
 write to the cache Redis must not be able to run code in the service.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,11 +19,18 @@ from typing import Any
 
 import msgpack
 
+from faceflow.errors import FaceflowError, error_from_code
+
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
 MetaValue = str | int | float | bool | None
+
+FAILURE_MEDIA_TYPE = "application/vnd.faceflow.error"
+"""The media type of a cached failure: its body the error's JSON object (code, message,
+details), never sent as it is (:func:`failure_of` rebuilds the error, which its one handler
+answers)."""
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -28,6 +38,7 @@ SERVED_MEDIA_TYPES = frozenset(
     {
         "application/json",
         "application/vnd.faceflow.matte",  # an ID photo's cut-out, cached apart
+        FAILURE_MEDIA_TYPE,  # a deterministic failure, read back as its error
         "image/jpeg",
         "image/png",
         "image/webp",
@@ -110,9 +121,43 @@ def decode_entry(raw: bytes) -> CacheEntry | None:
     if media_type not in SERVED_MEDIA_TYPES or not all(map(_header_safe, meta.values())):
         return None
     try:
-        return CacheEntry(media_type=media_type, body=body, meta=meta)
+        entry = CacheEntry(media_type=media_type, body=body, meta=meta)
     except TypeError:
         return None
+    if media_type == FAILURE_MEDIA_TYPE and failure_of(entry) is None:
+        return None  # not a failure faceflow stores (another code, another shape): a miss
+    return entry
+
+
+def failure_entry(error: FaceflowError) -> CacheEntry:
+    """``error``, a :attr:`~faceflow.errors.FaceflowError.deterministic` one, as a cache entry,
+    read back by :func:`failure_of`."""
+    if not error.deterministic:
+        raise ValueError(f"{error.code} depends on more than the work: it is not cached")
+    body = json.dumps(error.to_dict(), separators=(",", ":"), ensure_ascii=True)
+    return CacheEntry(FAILURE_MEDIA_TYPE, body.encode("ascii"))
+
+
+def failure_of(entry: CacheEntry) -> FaceflowError | None:
+    """The error a failure entry holds (as :func:`failure_entry` stored it: same code, message
+    and details, so the same status and body); None for any other entry, and for a body that is
+    no deterministic error's (written by someone other than faceflow: only the codes faceflow
+    caches can come back, never a 503 that would turn every client away)."""
+    if entry.media_type != FAILURE_MEDIA_TYPE:
+        return None
+    try:
+        fields = json.loads(entry.body)
+    except ValueError:
+        return None
+    if not isinstance(fields, dict):
+        return None
+    code, message = fields.pop("code", None), fields.pop("message", None)
+    if not isinstance(code, str) or not isinstance(message, str):
+        return None
+    if not all(isinstance(value, _SCALARS) for value in fields.values()):
+        return None
+    error = error_from_code(code, message, fields)
+    return error if error.deterministic and error.code == code else None
 
 
 def _header_safe(value: object) -> bool:

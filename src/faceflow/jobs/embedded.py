@@ -42,6 +42,7 @@ from faceflow.jobs.records import (
     JobOutcome,
     JobRecord,
     JobStatus,
+    cached_outcome,
     result_of,
 )
 from faceflow.jobs.retry import failed_for_now, is_retryable, retry_wait_s
@@ -271,12 +272,13 @@ class EmbeddedRunner:
     ) -> _Job:
         job = _Job(job_id, submission.operation.value, submission, enqueued_at=now)
         if cached is not None:
-            job.status = JobStatus.FINISHED
-            job.outcome = JobOutcome(entry=cached)
+            job.outcome = cached_outcome(cached)
+            job.status = JobStatus.FINISHED if job.outcome.error is None else JobStatus.FAILED
             job.ended_at = now
             job.submission = None
             self._jobs[job.job_id] = job
-            self._retire(job, self._settings.result_ttl_s)
+            done = job.outcome.error is None
+            self._retire(job, self._settings.result_ttl_s if done else self._settings.failure_ttl_s)
             return job
         if self._queue.full():
             raise QueueFull(

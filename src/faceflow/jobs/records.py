@@ -17,7 +17,7 @@ from typing import Any
 
 import msgpack
 
-from faceflow.cache.entry import CacheEntry
+from faceflow.cache.entry import CacheEntry, failure_of
 from faceflow.errors import Conflict, FaceflowError, JobFailed, JsonScalar, error_from_code
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,13 @@ class JobOutcome:
     def __post_init__(self) -> None:
         if (self.entry is None) == (self.error is None):
             raise ValueError("a JobOutcome holds exactly one of entry and error")
+
+
+def cached_outcome(entry: CacheEntry) -> JobOutcome:
+    """The outcome of a job whose work the result cache answers: ``entry`` as its result, or
+    the deterministic failure it holds (no face…) as its error, as computing it would end."""
+    failure = failure_of(entry)
+    return JobOutcome(entry=entry) if failure is None else JobOutcome(error=JobError.of(failure))
 
 
 def encode_outcome(outcome: JobOutcome) -> bytes:

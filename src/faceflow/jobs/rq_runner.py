@@ -56,6 +56,7 @@ from faceflow.jobs.records import (
     JobPayload,
     JobRecord,
     JobStatus,
+    cached_outcome,
     decode_handle,
     decode_outcome,
     encode_handle,
@@ -282,10 +283,13 @@ class RqRunner:
         job, has_outcome = self._unless_stale(job_id)
         if job is None and not has_outcome:
             if cached is not None:
+                outcome = cached_outcome(cached)
                 self._conn.set(
                     keys.result(job_id),
-                    encode_outcome(JobOutcome(entry=cached)),
-                    ex=self._settings.result_ttl_s,
+                    encode_outcome(outcome),
+                    ex=self._settings.result_ttl_s
+                    if outcome.error is None
+                    else self._settings.failure_ttl_s,
                 )
                 from_cache = True
                 self._counts["from_cache"] += 1

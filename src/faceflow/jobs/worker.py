@@ -64,7 +64,7 @@ from rq.utils import current_timestamp, now, str_to_date, utcformat
 from rq.worker import WorkerStatus
 from rq.worker_registration import unregister
 
-from faceflow.cache.entry import CacheEntry, encode_entry
+from faceflow.cache.entry import CacheEntry, encode_entry, failure_entry
 from faceflow.cache.keys import cache_key
 from faceflow.cache.redis_cache import entry_key, jittered_ttl_ms
 from faceflow.config import Settings
@@ -1322,6 +1322,7 @@ def run_job() -> dict[str, JsonScalar]:
         _end(attempt, job)
         return {"ok": False, "code": "expired"}
 
+    key: str | None = None
     try:
         if state.before_job is not None:
             state.before_job(payload)
@@ -1330,7 +1331,12 @@ def run_job() -> dict[str, JsonScalar]:
     except Exception as exc:
         error = attempt_error(exc, job.id)
         if not is_retryable(error):
-            return _store(state, attempt, job, JobOutcome(error=JobError.of(error)))
+            summary = _store(state, attempt, job, JobOutcome(error=JobError.of(error)))
+            if state.cache is not None and key is not None and error.deterministic:
+                # As the API nodes cache it (cache/compute.py): the sync route's repeat of
+                # this work is answered this failure from the shared cache, not computed.
+                _fill_cache(state, key, failure_entry(error))
+            return summary
         job.meta["error"] = _error_meta(JobError.of(error))
         job.save_meta()  # type: ignore[no-untyped-call]
         raise

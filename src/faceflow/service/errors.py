@@ -12,6 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
+from faceflow.cache.tiered import CacheStatus
 from faceflow.errors import FaceflowError, RetryableError, TooLarge
 from faceflow.operations.parse import option_error, option_names
 from faceflow.service.middleware import CLIENT_CLOSED
@@ -42,6 +43,11 @@ def faceflow_error_response(exc: FaceflowError) -> JSONResponse:
         # where keep-alive would make the server read and discard all of it.
         response.headers["Connection"] = "close"
     response.headers["X-Error-Code"] = exc.code
+    if exc.cache_status is not None:
+        # A deterministic failure, answered through the cache as a result is (a repeat: a hit).
+        hit = exc.cache_status in (CacheStatus.HIT_MEMORY, CacheStatus.HIT_REDIS)
+        response.headers["X-Cache"] = "hit" if hit else "miss"
+        response.headers["X-Cache-Detail"] = exc.cache_status
     return response
 
 

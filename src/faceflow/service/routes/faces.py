@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from faceflow.cache.entry import CacheEntry
+from faceflow.cache.entry import CacheEntry, failure_of
 from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
@@ -225,7 +225,8 @@ async def _answered_without_the_pool(
             continue
         services.metrics.hit(level)
         status = CacheStatus.hit_at(level)
-        answered[index] = _entry_response(entry, status, services)
+        failure = failure_of(entry)
+        answered[index] = _entry_response(entry, status, services) if failure is None else failure
     return answered, keys
 
 

@@ -23,6 +23,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from faceflow.cache.compute import raise_failure
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import CUTOUT_OPERATION, cache_key_from_hash, content_hash
 from faceflow.cache.tiered import CacheStatus
@@ -89,25 +90,29 @@ async def _matte_of(
     """The matte of ``work``'s face in the upload ``data`` whose content hash is ``digest``: from
     the cache, or detection + u2netp once for concurrent requests; and whether this request
     waited for it to be made. Without ``data`` (a ``source=`` render) only the cache can answer:
-    :class:`SourceExpired` when it no longer holds it."""
+    :class:`SourceExpired` when it no longer holds it. A cached failure of the cut-out (no face)
+    is raised again (:func:`raise_failure`)."""
     key = cache_key_from_hash(digest, CUTOUT_OPERATION, work.matte_params())
     if work.head_px is not None:
         # A custom size whose head is taller than any preset's has a cut-out of its own, but the
         # presets' one serves it when it is as sharp (not shrunk below this need: a small
         # source), and, less sharply, a source= render that has nothing else.
-        own, _ = await services.cache.lookup(key)
+        own, level = await services.cache.lookup(key)
         if own is not None:
+            raise_failure(own, CacheStatus.hit_at(level))
             return own, False
         preset_key = cache_key_from_hash(digest, CUTOUT_OPERATION, work.preset_matte_params())
-        preset, _ = await services.cache.lookup(preset_key)
+        preset, level = await services.cache.lookup(preset_key)
         if preset is not None:
+            raise_failure(preset, CacheStatus.hit_at(level))
             sharp = preset.meta.get(SHARP_TO_HEAD_PX)
             if data is None or (isinstance(sharp, int) and sharp >= work.head_px):
                 return preset, False
     if data is None:
-        entry, _ = await services.cache.lookup(key)
+        entry, level = await services.cache.lookup(key)
         if entry is None:
             raise SourceExpired("this photo is no longer on the server: upload it again")
+        raise_failure(entry, CacheStatus.hit_at(level))
         return entry, False
     request = work.matte_request(data)
 
