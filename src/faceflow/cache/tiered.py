@@ -198,15 +198,18 @@ class ResultCache:
         return self._cutouts if key.startswith(CUTOUT_KEY_PREFIX) else self._memory
 
     def _memory_get(self, key: str) -> CacheEntry | None:
-        # The answers' ring first, with no test of the key: a hit there (every face operation's)
-        # costs what it did with one ring; a cut-out costs one more dict lookup.
         entry = self._memory.get(key)
         if entry is None and self._cutouts is not self._memory:
             entry = self._cutouts.get(key)
         return entry
 
     async def _lookup(self, key: str) -> tuple[CacheEntry | None, CacheLevel]:
-        entry = self._memory_get(key)
+        # _memory_get written out: the answers' ring first, with no test of the key, so a hit
+        # there (every face operation's, the hot path's) costs what it did with one ring; a
+        # cut-out costs one more dict lookup.
+        entry = self._memory.get(key)
+        if entry is None and self._cutouts is not self._memory:
+            entry = self._cutouts.get(key)
         if entry is not None:
             return entry, CacheLevel.MEMORY
         if self._redis is not None:
