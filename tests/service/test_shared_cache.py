@@ -19,12 +19,13 @@ import pytest
 import pytest_asyncio
 from redis import Redis
 
-from faceflow.cache.entry import SCHEMA_VERSION
+from faceflow.cache.entry import FAILURE_MEDIA_TYPE, SCHEMA_VERSION
+from tests.fixtures.images import truncated
 from tests.fixtures.live_server import Scrape
 from tests.fixtures.redis_monitor import commands_during, reads_of
 from tests.fixtures.redis_server import RedisProcess
 from tests.service.in_process import InProcess, app_settings, running_app
-from tests.service.support import fresh
+from tests.service.support import assert_error, fresh
 
 pytestmark = [pytest.mark.redis, pytest.mark.asyncio(loop_scope="session")]
 
@@ -148,6 +149,41 @@ async def test_second_node_answers_from_redis(
         - cold_before.value("faceflow_cache_hits_total", level="redis")
         == 1
     )
+
+
+async def test_a_failure_cached_by_one_node_is_answered_by_the_other(
+    nodes: tuple[Node, Node], face_jpeg: bytes
+) -> None:
+    """Bytes that cannot be decoded fail on every node alike: the second node answers the
+    first one's failure from Redis, status and body, and runs nothing."""
+    hot, cold = nodes
+    image = truncated(fresh(face_jpeg), 0.5)
+    cold_before = await cold.metrics()
+    computed = await hot.http.post("/v1/detect", content=image)
+    shared = await cold.http.post("/v1/detect", content=image)
+    assert_error(computed, 422, "undecodable")
+    assert (shared.status_code, shared.content) == (computed.status_code, computed.content)
+    assert (computed.headers["X-Cache"], shared.headers["X-Cache-Detail"]) == ("miss", "hit_redis")
+    cold_after = await cold.metrics()
+    assert cold_after.value("faceflow_inferences_total") == cold_before.value(
+        "faceflow_inferences_total"
+    )
+
+
+async def test_a_forged_failure_is_a_miss(
+    nodes: tuple[Node, Node], inspector: Redis, face_jpeg: bytes
+) -> None:
+    """A failure in the cache Redis that faceflow would not store (here a 503, which would turn
+    every client sending this image away) is no answer: the result is computed afresh."""
+    hot, cold = nodes
+    image = fresh(face_jpeg)
+    computed = await hot.post(image)
+    [key] = inspector.keys("faceflow:cache:*")
+    body = b'{"code":"overloaded","message":"go away","retry_after_s":3600}'
+    inspector.set(key, msgpack.packb([SCHEMA_VERSION, FAILURE_MEDIA_TYPE, body, {}]))
+    answer = await cold.post(image)
+    assert answer.headers["X-Cache"] == "miss"
+    assert answer.content == computed.content
 
 
 @pytest.mark.parametrize(
