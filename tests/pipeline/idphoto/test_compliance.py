@@ -25,9 +25,12 @@ from faceflow.pipeline.idphoto.compliance.colour import (
     COLOUR_FAIL,
     COLOUR_PASS,
     SKIN_COLOUR_PASS,
+    TONE_FAIL,
+    TONE_PASS,
     face_colour,
     skin_colour,
     skin_colour_distance,
+    tone_spread,
 )
 from faceflow.pipeline.idphoto.compliance.eyes import EYES_IRIS_WARN, EYES_OPEN_WARN
 from faceflow.pipeline.idphoto.compliance.features import TINTED_LENS_WARN
@@ -89,6 +92,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     shrink,
     side_shadow,
     tinted_glasses,
+    toned,
 )
 
 _SQUARES = (np.indices((10, 10)).sum(axis=0) % 2 * 200).astype(np.uint8)
@@ -350,6 +354,46 @@ def test_a_black_and_white_photo_fails_colour_and_a_colour_one_passes(cut_out: C
         assert (report.check(name).value, report.check(name).status) == (None, CheckStatus.PASS)
     value, status = check(colour)
     assert (value > 2 * COLOUR_PASS, status) == (True, CheckStatus.PASS)
+
+
+def test_a_sepia_photo_fails_colour_though_it_has_colour(cut_out: CutOut) -> None:
+    # The verdict set's sepia portrait: its face keeps a skin-like colour (saturation and skin
+    # colour passed it), but all of it follows from the lightness.
+    sepia = cut_out("portrait_2.jpg", toned(1.0))
+    report = render_id_photo(sepia.matte, sepia.face, IdPhotoOptions(get_spec("icao"))).report
+
+    found = report.check("colour")
+    assert (found.status, found.limit.of) == (CheckStatus.FAIL, "tone_spread")
+    assert isinstance(found.value, float)
+    assert found.value < TONE_FAIL
+    saturation = face_colour(face_region(sepia.matte, sepia.face))
+    assert saturation is not None
+    assert saturation > 2 * COLOUR_PASS
+    assert "sepia" in found.hints()[0]
+    assert "滤镜" in found.hints()[1]
+    # Lips and teeth are not judged on it, as on a black-and-white photo.
+    assert report.check("mouth_closed").value is None
+
+
+@pytest.mark.parametrize(
+    ("strength", "low", "high"),
+    [
+        (0.0, TONE_PASS, math.inf),  # the portrait's own colour
+        (0.8, 0.0, TONE_PASS),  # a sepia filter at 80 %: a warning at least
+        (1.0, 0.0, TONE_FAIL),
+    ],
+)
+def test_tone_spread_falls_as_a_sepia_filter_takes_the_colour(
+    portrait: Callable[[str], Portrait], strength: float, low: float, high: float
+) -> None:
+    item = portrait("portrait_2.jpg")
+    box = item.face.box
+    face = item.rgb[round(box.y1) : round(box.y2), round(box.x1) : round(box.x2)]
+
+    spread = tone_spread(toned(strength)(face, item.face, lambda _: face))
+
+    assert spread is not None
+    assert low <= spread < high, spread
 
 
 @pytest.mark.parametrize(

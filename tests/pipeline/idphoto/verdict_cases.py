@@ -2,15 +2,14 @@
 
 Good test portraits as they are, and bad ones made from them in code: cropped at the shoulders or
 at the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, strongly rotated,
-blurred, shrunk to a tiny face, the person put in front of a busy backdrop, under- and
-over-exposed, half in shadow, in black and white, saved as a coarse JPEG, enlarged into a
-mosaic, blurred under grain, grainy but sharp, under green or tungsten light, with glare over
-the eyes, in a white suit made on white, with the eyes closed or winking, talking, in glasses,
-in a hat, under a brim's shadow, with a lock of hair across an eye, beside a second person
-(the photo's other faces reach the cut-out as the service passes them). Each case names the
-check that should decide it. Used by
-``tests/pipeline/idphoto/test_verdicts.py`` and ``scripts/idphoto_verdicts.py`` (the README's
-table).
+blurred, shrunk to a tiny face, the person put in front of a busy
+backdrop, under- and over-exposed, half in shadow, in black and white, toned sepia, saved as a
+coarse JPEG, enlarged into a mosaic, blurred under grain, grainy but sharp, under green or
+tungsten light, with glare over the eyes, in a white suit made on white, with the eyes closed or
+winking, talking, in glasses, in a hat, under a brim's shadow, with a lock of hair across an eye,
+beside a second person (the photo's other faces reach the cut-out as the service passes them).
+Each case names the check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py``
+and ``scripts/idphoto_verdicts.py`` (the README's table).
 
 The edit factories are cached: the same arguments give the same function, so the tests can share
 one detection and one matte per edited source (``tests/pipeline/idphoto/conftest.py``).
@@ -798,6 +797,30 @@ def black_and_white(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
 
 
 @cache
+def toned(strength: float) -> Edit:
+    """A sepia filter: the photo's grey tinted brown (R × 1.07, G × 0.95, B × 0.75), mixed
+    ``strength`` into the colour (1: no colour of its own left)."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64)[..., None]
+        tint = grey * np.array([1.07, 0.95, 0.75])
+        mixed = (1.0 - strength) * rgb.astype(np.float64) + strength * tint
+        return np.asarray(np.clip(mixed, 0, 255), dtype=np.uint8)
+
+    return edit
+
+
+@cache
+def then(first: Edit, second: Edit) -> Edit:
+    """``first``, then ``second`` on its result (e.g. a filter, then a JPEG save)."""
+
+    def edit(rgb: Rgb, face: Face, photo: Callable[[str], Rgb]) -> Rgb:
+        return second(first(rgb, face, photo), face, photo)
+
+    return edit
+
+
+@cache
 def busy_backdrop(backdrop: str) -> Edit:
     """The person stood in front of another photo: a soft oval around the face and body keeps
     the portrait, the rest is ``backdrop`` (a street, a rocket launch)."""
@@ -1111,6 +1134,16 @@ CASES: tuple[Case, ...] = (
     Case("obama over-exposed", "obama.jpg", "icao", "fail", "clipped", exposure(1.9)),
     Case(
         "portrait_2 in black and white", "portrait_2.jpg", "icao", "fail", "colour", black_and_white
+    ),
+    # Sepia has colour, and a skin-like one: saturation and skin colour passed it.
+    Case("portrait_2 toned sepia", "portrait_2.jpg", "icao", "fail", "colour", toned(1.0)),
+    Case(
+        "obama toned sepia, saved as JPEG 50",
+        "obama.jpg",
+        "icao",
+        "warn",
+        "colour",
+        then(toned(1.0), jpeg(50)),
     ),
     Case(
         "portrait_2 saved at JPEG quality 5",

@@ -8,7 +8,8 @@ the photo as laid out; pose checks (roll, yaw), the face checks (something in fr
 eyes visible and open, no glare over them, mouth closed, even lighting) and image-quality checks
 (background, resolution, sharpness and focus, exposure, colour and skin colour, JPEG blocks or
 mosaic) measure the subject's pixels, because a tilted head, a hand over the mouth, a blurred,
-black-and-white, colour-cast or over-compressed shot cannot be fixed by cropping. The face
+black-and-white, sepia, colour-cast or over-compressed shot cannot be fixed by cropping. The
+face
 checks look at a few small patches around the landmarks, the quality checks at the central face,
 so the whole report costs a few milliseconds.
 
@@ -37,6 +38,7 @@ from faceflow.pipeline.idphoto.compliance.colour import (
     check_colour,
     check_skin_colour,
     measurable_lab,
+    tone_spread,
 )
 from faceflow.pipeline.idphoto.compliance.eyes import check_eye_glare
 from faceflow.pipeline.idphoto.compliance.features import check_face_features
@@ -74,7 +76,7 @@ def assess(
     region = face_region(matte, face)
     quality = check_face_quality(region)
     lab = measurable_lab(region)  # converted once for both colour checks
-    colour = check_colour(lab)
+    colour = check_colour(lab, tone_spread(region))
     skin = check_skin_colour(lab, colour)
     # Lips and teeth are told by colour: not judged where there is none or a cast hides them.
     if colour.status is CheckStatus.FAIL:

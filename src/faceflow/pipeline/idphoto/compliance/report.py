@@ -36,6 +36,7 @@ _OF_TEXT = {
     "smear": "{} (detail along the smear over across it)",
     "saturation": "a saturation of {} (colour per unit of lightness)",
     "eye_covered": "{} of an eye covered from the brow to below it",
+    "tone_spread": "{} of the face's colour independent of its lightness",
 }
 
 _RULE_TEXT = {
