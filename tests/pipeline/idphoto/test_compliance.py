@@ -37,6 +37,7 @@ from faceflow.pipeline.idphoto.compliance.features import TINTED_LENS_WARN
 from faceflow.pipeline.idphoto.compliance.mouth import MOUTH_GAP_WARN
 from faceflow.pipeline.idphoto.compliance.quality import (
     BLOCKINESS_SHOWN_MAX,
+    ENLARGEMENT_NATIVE,
     FOCUS_FAIL,
     FOCUS_PASS,
     MOTION_BLUR_PASS,
@@ -47,6 +48,7 @@ from faceflow.pipeline.idphoto.compliance.quality import (
     blockiness,
     check_face_quality,
     check_noise,
+    enlargement,
     focus,
     shake_anisotropy,
     sharpness,
@@ -76,6 +78,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     colour_grain,
     cover_eyes,
     crop_below_chin,
+    enlarged,
     exposure,
     eye_glare,
     face_mask,
@@ -394,6 +397,41 @@ def test_tone_spread_falls_as_a_sepia_filter_takes_the_colour(
 
     assert spread is not None
     assert low <= spread < high, spread
+
+
+@pytest.mark.parametrize(("factor", "low", "high"), [(1.0, 1.0, 1.0), (3.0, 1.9, 2.1)])
+def test_enlargement_reads_a_small_copy_blown_up(
+    portrait: Callable[[str], Portrait], factor: float, low: float, high: float
+) -> None:
+    # portrait_2's central face as taken reads no enlargement; shrunk to a third and enlarged
+    # back it keeps detail only every 3 px, 2× past a camera's own (ENLARGEMENT_NATIVE).
+    item = portrait("portrait_2.jpg")
+    region = face_region(item.matte, item.face)
+    blown_up = enlarged(factor)(region, item.face, lambda _: region)
+
+    assert low <= enlargement(blown_up, 1.0) <= high
+    # A matte shrunk from a larger source: its pixels each hold that many source pixels.
+    assert enlargement(blown_up, 2.0) >= 2.0 * max(1.0, factor / ENLARGEMENT_NATIVE) - 0.01
+
+
+def test_a_small_copy_enlarged_fails_resolution_on_its_detail(cut_out: CutOut) -> None:
+    # As many pixels as the portrait as taken, a third of the detail: resolution passed it on
+    # the pixels (0.87 source px per output px) and sharpness only warned.
+    icao = IdPhotoOptions(get_spec("icao"))
+    taken = cut_out("portrait_2.jpg", None)
+    blown_up = cut_out("portrait_2.jpg", enlarged(3.0))
+
+    as_taken = render_id_photo(taken.matte, taken.face, icao).report.check("resolution")
+    check = render_id_photo(blown_up.matte, blown_up.face, icao).report.check("resolution")
+
+    assert (as_taken.status, as_taken.note) == (CheckStatus.PASS, "")
+    assert isinstance(as_taken.value, float)
+    assert as_taken.value > 0.8
+    assert check.status is CheckStatus.FAIL
+    assert isinstance(check.value, float)
+    assert check.value < 0.5
+    assert "enlarged" in check.note
+    assert "enlarged" in check.hints()[0]
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 Good test portraits as they are, and bad ones made from them in code: cropped at the shoulders or
 at the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, strongly rotated,
-blurred, shrunk to a tiny face, the person put in front of a busy
+blurred, shrunk to a tiny face, enlarged from a small copy, the person put in front of a busy
 backdrop, under- and over-exposed, half in shadow, in black and white, toned sepia, saved as a
 coarse JPEG, enlarged into a mosaic, blurred under grain, grainy but sharp, under green or
 tungsten light, with glare over the eyes, in a white suit made on white, with the eyes closed or
@@ -821,6 +821,22 @@ def then(first: Edit, second: Edit) -> Edit:
 
 
 @cache
+def enlarged(factor: float) -> Edit:
+    """A small copy blown up: the photo shrunk ``factor`` times and enlarged back to its size
+    (cubic), as a thumbnail saved from a chat and enlarged to look like a camera's photo."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        height, width = rgb.shape[:2]
+        size = (max(16, round(width / factor)), max(16, round(height / factor)))
+        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        return np.asarray(
+            cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC), dtype=np.uint8
+        )
+
+    return edit
+
+
+@cache
 def busy_backdrop(backdrop: str) -> Edit:
     """The person stood in front of another photo: a soft oval around the face and body keeps
     the portrait, the rest is ``backdrop`` (a street, a rocket launch)."""
@@ -1122,6 +1138,24 @@ CASES: tuple[Case, ...] = (
     ),
     Case("portrait_2 tiny", "portrait_2.jpg", "icao", "fail", "resolution", shrink(0.3)),
     Case("obama_small (face 100 px)", "obama_small.jpg", "icao", "fail", "resolution"),
+    # As many pixels as the photo as taken (resolution 0.87 on them), a third of the detail:
+    # it passed resolution and only warned for sharpness (49) before the detail was counted.
+    Case(
+        "portrait_2 enlarged from a third of its size",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "resolution",
+        enlarged(3.0),
+    ),
+    Case(
+        "portrait_2 enlarged from a quarter, saved as JPEG 70",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "resolution",
+        then(enlarged(4.0), jpeg(70)),
+    ),
     Case(
         "portrait_2 on a busy backdrop",
         "portrait_2.jpg",

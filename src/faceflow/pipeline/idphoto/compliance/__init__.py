@@ -8,8 +8,8 @@ the photo as laid out; pose checks (roll, yaw), the face checks (something in fr
 eyes visible and open, no glare over them, mouth closed, even lighting) and image-quality checks
 (background, resolution, sharpness and focus, exposure, colour and skin colour, JPEG blocks or
 mosaic) measure the subject's pixels, because a tilted head, a hand over the mouth, a blurred,
-black-and-white, sepia, colour-cast or over-compressed shot cannot be fixed by cropping. The
-face
+black-and-white, sepia, colour-cast, over-compressed or enlarged shot cannot be fixed by
+cropping (`resolution` counts the detail the face holds, not only its pixels). The face
 checks look at a few small patches around the landmarks, the quality checks at the central face,
 so the whole report costs a few milliseconds.
 
@@ -58,6 +58,7 @@ from faceflow.pipeline.idphoto.compliance.quality import (
     check_face_quality,
     check_motion_blur,
     check_noise,
+    enlargement,
     file_compression,
 )
 from faceflow.pipeline.idphoto.compliance.regions import eye_distance_px, face_region
@@ -111,7 +112,7 @@ def assess(
             CheckStatus.PASS,
             note="not judged: a transparent photo takes the background it is placed on",
         ),
-        check_resolution(layout),
+        check_resolution(layout, enlargement(region, matte.source_px_per_matte_px)),
         check_clothing_contrast(matte, face, background)
         if background is not None
         else Check(

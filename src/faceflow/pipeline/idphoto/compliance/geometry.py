@@ -241,14 +241,36 @@ def check_yaw(layout: Layout) -> Check:
     )
 
 
-def check_resolution(layout: Layout) -> Check:
-    value = layout.source_px_per_output_px
+def check_resolution(layout: Layout, enlarged: float = 1.0) -> Check:
+    """Source pixels per output pixel, counting only the detail they hold: a source enlarged
+    ``enlarged`` times (:func:`~faceflow.pipeline.idphoto.compliance.quality.enlargement`) has
+    that many times fewer real pixels than it shows."""
+    nominal = layout.source_px_per_output_px
+    value = nominal / max(1.0, enlarged)
     status = at_least(value, RESOLUTION_PASS, RESOLUTION_FAIL)
+    if enlarged > 1.0 and at_least(nominal, RESOLUTION_PASS, RESOLUTION_FAIL) is not status:
+        note = (
+            f"{nominal:.2f} source px per output px, but the face holds the detail of"
+            f" {value:.2f}: the source looks enlarged about {enlarged:.1f}× from a smaller"
+            " photo (or is soft)"
+        )
+        return Check(
+            "resolution",
+            value,
+            Limit(RESOLUTION_PASS, None, of="source_px"),
+            status,
+            note=note,
+            hint="The face holds less detail than its pixels suggest (enlarged from a smaller"
+            " photo, or soft): use the original file from the camera or phone, in focus, not a"
+            " copy saved from a chat, a web page or a screenshot.",
+            hint_zh="面部细节少于其像素数应有的水平（由较小的图片放大而来，或照片模糊）：请使用"
+            "相机或手机拍摄的清晰原始文件，不要使用从聊天软件、网页保存的副本或截图。",
+        )
     return Check(
         "resolution",
-        value,
+        nominal,
         Limit(RESOLUTION_PASS, None, of="source_px"),
-        status,
+        at_least(nominal, RESOLUTION_PASS, RESOLUTION_FAIL),
         note="" if status is CheckStatus.PASS else "the source is enlarged; the print may be soft",
     )
 

@@ -1,0 +1,86 @@
+"""CPU per face of the compliance measures added for toned photos and enlarged sources.
+
+    .venv/bin/python bench/compliance_cost.py [--every 4]
+
+Every ``--every``-th photo of ``../shared/testdata`` and ``../shared/devset`` (sorted) is cut
+out for each face it has; ``tone_spread`` (``colour``) and ``enlargement`` (``resolution``) are
+timed on the central face the report reads (``face_region`` of the matte, the size the checks
+see), one thread, the best of 5 repeats of 5 passes, in ms a face. Prints the load average with
+it: on the shared box the figures move with the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.fixtures.environment import TESTDATA
+from tests.pipeline.idphoto.verdict_cases import real_photos
+
+from faceflow.config import LimitSettings, Settings
+from faceflow.errors import NoSubject
+from faceflow.imaging.ingest import decode_image
+from faceflow.pipeline.detect import detect_faces
+from faceflow.pipeline.detect_options import DetectOptions
+from faceflow.pipeline.idphoto.compliance.colour import tone_spread
+from faceflow.pipeline.idphoto.compliance.quality import enlargement
+from faceflow.pipeline.idphoto.compliance.regions import face_region
+from faceflow.pipeline.idphoto.matte import compute_matte
+from faceflow.runtime.context import load_context
+
+Region = tuple[NDArray[np.uint8], float]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--every", type=int, default=4, help="take every N-th photo")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    models = load_context(Settings().model_dump_json()).models
+    regions: list[Region] = []
+    for path in real_photos(TESTDATA)[:: args.every]:
+        rgb = decode_image(path.read_bytes(), LimitSettings()).rgb
+        for face in detect_faces(rgb, models.detector, DetectOptions()):
+            try:
+                matte = compute_matte(rgb, face, models.segmenter)
+            except NoSubject:
+                continue
+            regions.append((face_region(matte, face), matte.source_px_per_matte_px))
+
+    def tone(region: Region) -> None:
+        tone_spread(region[0])
+
+    def enlarged(region: Region) -> None:
+        enlargement(*region)
+
+    measures: tuple[tuple[str, Callable[[Region], None]], ...] = (
+        ("tone_spread", tone),
+        ("enlargement", enlarged),
+    )
+    print(f"load average {os.getloadavg()[0]:.1f}; {len(regions)} faces")
+    for name, measure in measures:
+        print(f"  {name}: {best_ms(measure, regions):.2f} ms a face")
+
+
+def best_ms(measure: Callable[[Region], None], regions: list[Region]) -> float:
+    """The best of 5 repeats of 5 passes over ``regions``, in ms a face."""
+
+    def run() -> None:
+        for region in regions:
+            measure(region)
+
+    return min(timeit.repeat(run, number=5, repeat=5)) / (5 * len(regions)) * 1000
+
+
+if __name__ == "__main__":
+    main()
