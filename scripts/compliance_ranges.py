@@ -1,9 +1,9 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
-the thresholds of `colour`, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `motion_blur`,
-`eye_glare`, `red_eye`, `eyes_open`, `eyes_visible`'s covered eye, `tinted_lenses`,
-`forehead_visible` and `eye_shadow`, the mouth's (teeth, the lips apart), the glasses', and the
-clothes' against each preset background (faceflow/pipeline/idphoto/compliance/, the README's
-check table).
+the thresholds of `colour` (and its toned photos), `resolution`'s enlarged sources,
+`skin_colour`, `blockiness`, `even_lighting`, `focus`, `motion_blur`, `eye_glare`, `red_eye`,
+`eyes_open`, `eyes_visible`'s covered eye, `tinted_lenses`, `forehead_visible` and `eye_shadow`,
+the mouth's (teeth, the lips apart), the glasses', and the clothes' against each preset
+background (faceflow/pipeline/idphoto/compliance/, the README's check table).
 
     .venv/bin/python scripts/compliance_ranges.py
 
@@ -42,6 +42,8 @@ from tests.pipeline.idphoto.verdict_cases import (
     clear_glasses,
     closed_eyes,
     colour_cast,
+    enlarged,
+    exposure,
     eye_glare,
     face_mask,
     grain,
@@ -55,7 +57,9 @@ from tests.pipeline.idphoto.verdict_cases import (
     red_eye,
     shake,
     side_shadow,
+    then,
     tinted_glasses,
+    toned,
 )
 
 from faceflow.config import LimitSettings, Settings
@@ -65,6 +69,9 @@ from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.compliance import ComplianceReport
 from faceflow.pipeline.idphoto.compliance.background import clothing_blend
+from faceflow.pipeline.idphoto.compliance.colour import TONE_PASS, tone_spread
+from faceflow.pipeline.idphoto.compliance.quality import enlargement
+from faceflow.pipeline.idphoto.compliance.regions import face_region
 from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import compute_matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
@@ -100,8 +107,27 @@ CHECKS = (
     "tinted_lenses",
     "forehead_visible",
     "eye_shadow",
+    "resolution",
+)
+# What the tone and enlargement measures read on each real face's central face, as taken and
+# spoiled there (the edits take the face region for the photo).
+REGION_EDITS: tuple[tuple[str, Edit | None], ...] = (
+    ("as taken", None),
+    ("saved as JPEG 30", jpeg(30)),
+    ("at 30 % of its light", exposure(0.3)),
+    ("toned sepia", toned(1.0)),
+    ("toned sepia, JPEG 50", then(toned(1.0), jpeg(50))),
+    ("toned sepia, JPEG 30", then(toned(1.0), jpeg(30))),
+    ("sepia 80 %", toned(0.8)),
+    ("sepia 60 %", toned(0.6)),
+    ("enlarged from a half", enlarged(2.0)),
+    ("enlarged from a third", enlarged(3.0)),
+    ("enlarged from a quarter", enlarged(4.0)),
 )
 SPOILED: tuple[tuple[str, Edit], ...] = (
+    ("toned sepia", toned(1.0)),
+    ("toned sepia, JPEG 50", then(toned(1.0), jpeg(50))),
+    ("enlarged from a third", enlarged(3.0)),
     ("JPEG quality 20", jpeg(20)),
     ("JPEG quality 10", jpeg(10)),
     ("JPEG quality 6", jpeg(6)),
@@ -152,6 +178,11 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
 )
 
 
+def no_photo(name: str) -> NDArray[np.uint8]:
+    """For edits of a face region, which take no other photo."""
+    raise KeyError(name)
+
+
 def shown(report: ComplianceReport, name: str) -> str:
     check = report.check(name)
     if not isinstance(check.value, float):
@@ -180,6 +211,8 @@ def main() -> None:
     irises: list[tuple[float, str]] = []
     gaps: list[tuple[float, str]] = []
     shakes: list[tuple[float, float, str]] = []
+    tones: dict[str, list[tuple[float, str]]] = {label: [] for label, _ in REGION_EDITS}
+    enlarged_by: dict[str, list[tuple[float, str]]] = {label: [] for label, _ in REGION_EDITS}
     faces = left_out = 0
     eye_covered_faces: list[str] = []
     for path in photos:
@@ -193,6 +226,15 @@ def main() -> None:
                 left_out += 1
                 continue
             report = render_id_photo(matte, face, icao).report
+            region = face_region(matte, face)
+            for label, region_edit in REGION_EDITS:
+                spoiled_region = (
+                    region if region_edit is None else region_edit(region, face, no_photo)
+                )
+                if (tone := tone_spread(spoiled_region)) is not None:
+                    tones[label].append((tone, path.name))
+                factor = enlargement(spoiled_region, matte.source_px_per_matte_px)
+                enlarged_by[label].append((factor, path.name))
             for name in PRESET_COLOURS:
                 blend = clothing_blend(matte, face, parse_background(name))
                 if blend is not None:
@@ -264,6 +306,22 @@ def main() -> None:
         )
         + f"; the most correlated {max(more for _, more, _ in shakes):+.2f}"
     )
+
+    for label, tone_values in tones.items():
+        ranked = sorted(tone_values)
+        under = sum(value < TONE_PASS for value, _ in ranked)
+        print(
+            f"  colour's tone, {label}: {ranked[0][0]:.3f} ({ranked[0][1]})–{ranked[-1][0]:.3f},"
+            f" median {ranked[len(ranked) // 2][0]:.3f}; {under} of {len(ranked)} under"
+            f" {TONE_PASS}"
+        )
+    for label, factors in enlarged_by.items():
+        ranked = sorted(factors)
+        over = [f"{value:.2f} {name}" for value, name in ranked if value > 1.0]
+        print(
+            f"  enlargement, {label}: {ranked[0][0]:.2f}–{ranked[-1][0]:.2f} over {len(ranked)}"
+            f" faces; over 1 on {len(over)}: {', '.join(over[-6:])}"
+        )
 
     for name, found_blends in blends.items():
         ranked = sorted(found_blends, reverse=True)[:3]
