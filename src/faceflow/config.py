@@ -431,8 +431,11 @@ class CacheSettings(_Group):
         30_000,
         ge=100,
         description="cross-node single-flight lock lifetime: the longest a node waits for "
-        "another's result; the holder renews a 3 s lease on it while it computes, so the lock "
-        "of a node that died mid-computation lapses within 3 s",
+        "another's result, never past the request's runtime.deadline_s (a request waited out "
+        "by a live holder answers 503 deadline_exceeded rather than start the same work with "
+        "less time left than it waited; what it computes after waiting gets what is left); the "
+        "holder renews a 3 s lease on it while it computes, so the lock of a node that died "
+        "mid-computation lapses within 3 s",
     )
 
 

@@ -11,6 +11,8 @@ from redis.asyncio import Redis
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.redis_cache import RedisCache
 from faceflow.cache.singleflight import RedisFlight, SingleFlight
+from faceflow.errors import DeadlineExceeded
+from faceflow.runtime.pool import DEADLINE_AT
 from tests.cache.conftest import cache_settings
 from tests.fixtures.redis_server import RedisProcess
 
@@ -356,6 +358,78 @@ async def test_waiting_is_bounded_by_the_lock_ttl(
     elapsed = loop.time() - start
     assert (result.computed, result.waited) == (True, True)
     assert 0.2 <= elapsed < 1.0
+
+
+class Timed:
+    """A computation that records the deadline its tasks would get (DEADLINE_AT)."""
+
+    def __init__(self) -> None:
+        self.deadline_at: list[float | None] = []
+        self.started_at: list[float] = []
+
+    async def __call__(self) -> CacheEntry:
+        self.deadline_at.append(DEADLINE_AT.get())
+        self.started_at.append(asyncio.get_running_loop().time())
+        return ENTRY
+
+
+@pytest.mark.redis
+async def test_a_waiter_answers_503_rather_than_compute_past_its_deadline(
+    redis_cache: RedisCache, raw_redis: Redis
+) -> None:
+    # Another node's lock, alive for the whole wait (a slow holder renewing its lease). The
+    # waiter used to wait lock_ttl_ms, then compute with a whole deadline of its own.
+    await raw_redis.set("faceflow:lock:k", "slow-node", px=60_000)
+    compute = Timed()
+    flight = RedisFlight(redis_cache, lock_ttl_ms=60_000, deadline_s=0.3)
+    async with asyncio.timeout(9):  # 30 times the deadline: without it, the 60 s lock TTL
+        with pytest.raises(DeadlineExceeded) as caught:
+            await flight.run("k", compute, storer(redis_cache, "k"))
+    assert caught.value.retry_after_s >= 1
+    assert compute.deadline_at == []  # nothing started
+    assert await raw_redis.get("faceflow:lock:k") == b"slow-node"
+
+
+@pytest.mark.redis
+async def test_a_waiter_that_gives_up_early_computes_in_what_is_left(
+    redis_cache: RedisCache, raw_redis: Redis
+) -> None:
+    await raw_redis.set("faceflow:lock:k", "slow-node", px=60_000)
+    compute = Timed()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await RedisFlight(redis_cache, lock_ttl_ms=300, deadline_s=60).run(
+        "k", compute, storer(redis_cache, "k")
+    )
+    assert (result.computed, result.waited) == (True, True)
+    [deadline_at], [started_at] = compute.deadline_at, compute.started_at
+    assert deadline_at is not None
+    # The request's deadline (from the flight's start), less the wait (0.3 s give or take the
+    # last poll's 0.05 s): not a fresh one.
+    assert start + 60 <= deadline_at <= started_at + 60 - 0.2
+    assert DEADLINE_AT.get() is None
+
+
+@pytest.mark.redis
+async def test_taking_over_a_lapsed_lock_computes_in_what_is_left(
+    redis_cache: RedisCache, raw_redis: Redis
+) -> None:
+    await raw_redis.set("faceflow:lock:k", "crashed-node", px=150)
+    compute = Timed()
+    start = asyncio.get_running_loop().time()
+    result = await RedisFlight(redis_cache, lock_ttl_ms=5000, deadline_s=60).run(
+        "k", compute, storer(redis_cache, "k")
+    )
+    assert (result.computed, result.waited) == (True, True)
+    [deadline_at], [started_at] = compute.deadline_at, compute.started_at
+    assert deadline_at is not None
+    assert start + 60 <= deadline_at < started_at + 60
+    # A holder that never waited computes on the pool's own deadline.
+    other = Timed()
+    result = await RedisFlight(redis_cache, lock_ttl_ms=5000, deadline_s=60).run(
+        "k2", other, storer(redis_cache, "k2")
+    )
+    assert (result.computed, result.waited, other.deadline_at) == (True, False, [None])
 
 
 @pytest.mark.redis

@@ -34,6 +34,7 @@ from faceflow.runtime import pool as pool_module
 from faceflow.runtime.child import checkpoint
 from faceflow.runtime.pool import (
     CHILD_GLIBC_TUNABLES,
+    DEADLINE_AT,
     PLACE_OWNER,
     HeadStart,
     InferencePool,
@@ -366,6 +367,31 @@ async def test_deadline_on_a_running_task_discards_it_and_the_pool_keeps_working
         assert worker_pids(pool) == before
         stats = pool.stats()
         assert (stats.timed_out, stats.completed, stats.crashed) == (1, 2, 0)
+
+
+async def test_a_task_gets_only_what_is_left_of_its_callers_deadline() -> None:
+    async with running(make_pool(processes=1, cancel_grace_s=10 * BOUND_S)) as pool:
+        loop = asyncio.get_running_loop()
+        token = DEADLINE_AT.set(loop.time())  # a caller that spent its whole deadline waiting
+        try:
+            with pytest.raises(DeadlineExceeded):
+                await pool.run(pool_tasks.echo, 1)
+        finally:
+            DEADLINE_AT.reset(token)
+        stats = pool.stats()
+        assert (stats.completed, stats.timed_out) == (0, 1)  # refused, never started
+        token = DEADLINE_AT.set(loop.time() + 0.2)  # far less than the pool's BOUND_S
+        try:
+            with pytest.raises(DeadlineExceeded):
+                await pool.run(pool_tasks.staged, 10 * BOUND_S)
+        finally:
+            DEADLINE_AT.reset(token)
+        await until(lambda: pool.stats().in_flight == 0)
+        token = DEADLINE_AT.set(loop.time() + 10 * BOUND_S)  # more than the pool's own
+        try:
+            assert await pool.run(pool_tasks.echo, 2) == 2
+        finally:
+            DEADLINE_AT.reset(token)
 
 
 async def test_deadline_stops_a_running_task_at_its_next_checkpoint() -> None:

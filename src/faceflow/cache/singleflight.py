@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import math
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.redis_cache import LockResult, RedisCache
+from faceflow.errors import DeadlineExceeded
+from faceflow.runtime.pool import DEADLINE_AT
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +119,16 @@ class RedisFlight:
     by default) for a result that was never coming. Compute that runs longer than
     ``lock_ttl_ms`` still loses its lock (renewals stop there), so another node may start the
     same work: keep the TTL above the inference deadline.
+
+    With ``deadline_s`` (the request deadline, ``runtime.deadline_s``) waiting and a computation
+    after it share that deadline: a caller waits at most until it, and what it computes after
+    waiting gets only what is left (:data:`~faceflow.runtime.pool.DEADLINE_AT`). Waited out by
+    a live holder (its lock still renewed), it does not start the same work with less time left
+    than it has waited: the holder has been at it at least that long, so the copy would most
+    likely be cut off at the deadline, a process spent for nothing. It raises
+    :class:`DeadlineExceeded` (503, Retry-After) instead: a retry finds the holder's result.
+    Without it a caller waited up to ``lock_ttl_ms`` (30 s) and then computed with a whole
+    deadline of its own, answering up to twice the deadline late.
     """
 
     def __init__(
@@ -123,6 +137,7 @@ class RedisFlight:
         *,
         lock_ttl_ms: int,
         lease_ms: int = LOCK_LEASE_MS,
+        deadline_s: float | None = None,
         poll_min_s: float = 0.005,
         poll_max_s: float = 0.05,
     ) -> None:
@@ -130,7 +145,10 @@ class RedisFlight:
             raise ValueError(
                 "need lock_ttl_ms >= 1, lease_ms >= 3 and 0 < poll_min_s <= poll_max_s"
             )
+        if deadline_s is not None and not deadline_s > 0:
+            raise ValueError("deadline_s must be positive")
         self._redis = redis
+        self._deadline_s = deadline_s
         self._lock_ttl_ms = lock_ttl_ms
         self._lease_ms = min(lease_ms, lock_ttl_ms)
         self._poll_min_s = poll_min_s
@@ -149,17 +167,30 @@ class RedisFlight:
         """
         loop = asyncio.get_running_loop()
         token = secrets.token_hex(16)
-        deadline = loop.time() + self._lock_ttl_ms / 1000
+        start = loop.time()
+        end = None if self._deadline_s is None else start + self._deadline_s
+        give_up = start + self._lock_ttl_ms / 1000
+        if end is not None:
+            give_up = min(give_up, end)
         delay = self._poll_min_s
         waited = False
         while True:
             lock = await self._redis.acquire_lock(key, token, self._lease_ms)
             if lock is LockResult.ACQUIRED:
-                return await self._run_holding_lock(key, token, compute, store, waited)
-            if lock is LockResult.UNAVAILABLE or loop.time() + delay > deadline:
+                with _time_left(end if waited else None):
+                    return await self._run_holding_lock(key, token, compute, store, waited)
+            if lock is LockResult.UNAVAILABLE or loop.time() + delay > give_up:
                 if lock is LockResult.HELD:
+                    now = loop.time()
+                    if end is not None and end - now < now - start:
+                        raise DeadlineExceeded(
+                            "another node is still computing this result and this request has "
+                            "too little time left to compute it too: retry shortly",
+                            retry_after_s=math.ceil(self._lease_ms / 1000),
+                        )
                     logger.warning("gave up waiting for another node's lock on %s", key)
-                entry = await compute()
+                with _time_left(end if waited else None):
+                    entry = await compute()
                 await store(entry)
                 return FlightResult(entry, computed=True, waited=waited)
             await asyncio.sleep(delay)
@@ -202,3 +233,17 @@ class RedisFlight:
             ttl_ms = min(self._lease_ms, round((end - loop.time()) * 1000))
             if ttl_ms < 1 or not await self._redis.renew_lock(key, token, ttl_ms):
                 return
+
+
+@contextlib.contextmanager
+def _time_left(end: float | None) -> Iterator[None]:
+    """Tasks run inside end by ``end`` (event-loop time), when set: a caller that waited for
+    another node computes in what is left of its deadline."""
+    if end is None:
+        yield
+        return
+    token = DEADLINE_AT.set(end)
+    try:
+        yield
+    finally:
+        DEADLINE_AT.reset(token)

@@ -53,6 +53,7 @@ class ResultCache:
         *,
         ttl_s: float,
         lock_ttl_ms: int,
+        deadline_s: float | None = None,
         observer: CacheObserver | None = None,
         cutouts: MemoryRing | None = None,
     ) -> None:
@@ -62,13 +63,21 @@ class ResultCache:
         self._ttl_s = ttl_s
         self._observer: CacheObserver = observer or NullObserver()
         self._flights: SingleFlight[tuple[CacheEntry, CacheStatus]] = SingleFlight()
-        self._redis_flight = RedisFlight(redis, lock_ttl_ms=lock_ttl_ms) if redis else None
+        self._redis_flight = (
+            RedisFlight(redis, lock_ttl_ms=lock_ttl_ms, deadline_s=deadline_s) if redis else None
+        )
 
     @classmethod
     def from_settings(
-        cls, settings: CacheSettings, observer: CacheObserver | None = None
+        cls,
+        settings: CacheSettings,
+        observer: CacheObserver | None = None,
+        *,
+        deadline_s: float | None = None,
     ) -> ResultCache:
         """The cache ``settings`` describe; Redis only if ``settings.redis_url`` is set.
+        ``deadline_s``: the request deadline (``runtime.deadline_s``), which a request waiting
+        for another node's computation spends (:class:`RedisFlight`).
 
         Opens no connection: call :meth:`start` on the event loop that will use it.
         ``memory_bytes`` is split: ``memory_cutout_share`` of it for cut-outs, the rest for
@@ -81,6 +90,7 @@ class ResultCache:
             RedisCache.from_settings(settings, observer),
             ttl_s=settings.ttl_s,
             lock_ttl_ms=settings.lock_ttl_ms,
+            deadline_s=deadline_s,
             observer=observer,
             cutouts=MemoryRing(cutout_bytes, max_entry_bytes=largest),
         )

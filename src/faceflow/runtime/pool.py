@@ -86,6 +86,7 @@ if TYPE_CHECKING:
     from faceflow.config import RuntimeSettings
 
 __all__ = [
+    "DEADLINE_AT",
     "PLACE_OWNER",
     "Admission",
     "HeadStart",
@@ -115,6 +116,15 @@ client of each HTTP request (its rate-limit identity), and a pool built with
 ``keep_last_place`` gives its last free place only to an owner with nothing in it while another
 owner is about. None (jobs, the CLI, tests) is nobody's: such tasks are neither counted nor
 refused for an owner."""
+
+DEADLINE_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "faceflow_deadline_at", default=None
+)
+"""The event-loop time by which the tasks run in this context must have ended, for a caller that
+spent part of its request's deadline before asking (waiting for another node's computation of
+the same result, :class:`~faceflow.cache.singleflight.RedisFlight`): :meth:`InferencePool.run`
+gives a task what is left of it when that is less than its own deadline, and refuses one with
+nothing left (503 ``deadline_exceeded``) without starting it. None: the pool's deadline alone."""
 
 OTHERS_ABOUT_S = 10.0
 """With ``keep_last_place``, how recently another owner must have asked for a place for the last
@@ -605,7 +615,8 @@ class InferencePool(Generic[C]):
         with an ``admission`` from :meth:`admit`, whose request was admitted already), or
         :class:`NotReady` if the pool is not started, is closing, or no worker could start.
         Raises :class:`DeadlineExceeded` when the task is still waiting or running after
-        ``deadline_s`` (default: the pool's): a waiting task is dropped, a running one is stopped
+        ``deadline_s`` (default: the pool's; less when :data:`DEADLINE_AT` leaves less, at once
+        when it leaves nothing): a waiting task is dropped, a running one is stopped
         at its next checkpoint (or its worker killed after the grace period) and its result, if
         any, discarded. :class:`WorkerCrashed` when the task's worker
         died twice in a row. A :class:`FaceflowError` raised by ``fn`` is re-raised here with its
@@ -614,6 +625,16 @@ class InferencePool(Generic[C]):
         stops a running one the same way. Pickling errors for ``fn`` or ``request`` propagate.
         """
         loop = self._running_loop()
+        deadline = self._deadline_s if deadline_s is None else deadline_s
+        deadline_at = DEADLINE_AT.get()
+        if deadline_at is not None:
+            deadline = min(deadline, deadline_at - loop.time())
+            if deadline <= 0:
+                self._timed_out += 1
+                raise DeadlineExceeded(
+                    f"no time left for task {task_name(fn)} within its request's deadline",
+                    retry_after_s=self.retry_after_s(),
+                )
         owner = None
         if admission is None:
             self.check_admission()
@@ -632,7 +653,6 @@ class InferencePool(Generic[C]):
         if admission is not None:
             admission._in_run = True
             self._held -= 1
-        deadline = self._deadline_s if deadline_s is None else deadline_s
         self._owned_more(owner)
         try:
             async with asyncio.timeout(deadline):

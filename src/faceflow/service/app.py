@@ -181,7 +181,9 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             head_start=head_start,
         )
         metrics.bind_pool(pool.stats)
-        cache = ResultCache.from_settings(settings.cache, metrics)
+        cache = ResultCache.from_settings(
+            settings.cache, metrics, deadline_s=settings.runtime.deadline_s
+        )
         await cache.start()
         await pool.start()
         compute = CachedCompute(cache, pool, metrics.observe_stages)
