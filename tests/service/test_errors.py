@@ -7,6 +7,9 @@ import re
 import httpx
 import pytest
 
+from faceflow.cache.tiered import CacheStatus
+from faceflow.errors import Undecodable
+from faceflow.service.errors import faceflow_error_response
 from tests.service.support import assert_error, error_of
 
 
@@ -145,3 +148,20 @@ def test_two_images_to_a_single_image_route_are_pointed_to_the_batch_route(
 
     assert_error(response, 400, "invalid_parameter")
     assert "/v1/batch" in error_of(response)["message"]
+
+
+@pytest.mark.parametrize(
+    ("status", "label"),
+    [
+        (CacheStatus.MISS, "miss"),
+        (CacheStatus.JOINED, "hit"),
+        (CacheStatus.HIT_MEMORY, "hit"),
+        (CacheStatus.HIT_REDIS, "hit"),
+    ],
+)
+def test_a_cached_failure_is_labelled_as_a_result_is(status: CacheStatus, label: str) -> None:
+    """A miss only for the request that ran the work; one that waited for it ran nothing."""
+    error = Undecodable("truncated")
+    error.cache_status = status.value
+    response = faceflow_error_response(error)
+    assert (response.headers["X-Cache"], response.headers["X-Cache-Detail"]) == (label, status)

@@ -207,6 +207,8 @@ async def test_concurrent_identical_new_uploads_run_one_inference(
     assert len({r.content for r in responses}) == 1
     details = Counter(r.headers["X-Cache-Detail"] for r in responses)
     assert details["miss"] == 1, details
+    # Only the request that ran the inference is a miss; those that joined it ran nothing.
+    assert Counter(r.headers["X-Cache"] for r in responses) == {"miss": 1, "hit": clients - 1}
     assert details["miss"] + details["joined"] + details["hit_memory"] == clients, details
 
     def delta(name: str, **labels: str) -> float:

@@ -186,6 +186,36 @@ async def test_a_forged_failure_is_a_miss(
     assert answer.content == computed.content
 
 
+async def test_a_request_that_waited_for_another_nodes_result_is_a_hit(
+    nodes: tuple[Node, Node], inspector: Redis, face_jpeg: bytes
+) -> None:
+    """Cold misses while another node holds the key's lock, waits, and then finds the result
+    that node stored: it ran nothing, so ``X-Cache: hit`` (detail ``joined``); it said miss."""
+    hot, cold = nodes
+    image = fresh(face_jpeg)
+    computed = await hot.post(image)
+    [key] = inspector.keys("faceflow:cache:*")
+    stored = inspector.get(key)
+    assert stored is not None
+    inspector.delete(key)
+    name = key.decode() if isinstance(key, bytes) else str(key)  # bytes, typed as str
+    lock = name.replace("faceflow:cache:", "faceflow:lock:", 1)
+    inspector.set(lock, "other-node", px=60_000)
+    sets_before = inspector.info("commandstats")["cmdstat_set"]["calls"]
+    waiting = asyncio.create_task(cold.post(image))
+    # Cold's SET NX on the lock (refused) is the only SET meanwhile: from then on it polls (another
+    # server's counter: nothing here can signal it).
+    async with asyncio.timeout(SETTLE_S):
+        while inspector.info("commandstats")["cmdstat_set"]["calls"] == sets_before:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    assert not waiting.done()
+    inspector.set(key, stored, px=60_000)  # the other node stores its result, then unlocks
+    inspector.delete(lock)
+    answer = await waiting
+    assert answer.content == computed.content
+    assert (answer.headers["X-Cache"], answer.headers["X-Cache-Detail"]) == ("hit", "joined")
+
+
 @pytest.mark.parametrize(
     ("media_type", "meta"),
     [

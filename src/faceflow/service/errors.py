@@ -44,9 +44,9 @@ def faceflow_error_response(exc: FaceflowError) -> JSONResponse:
         response.headers["Connection"] = "close"
     response.headers["X-Error-Code"] = exc.code
     if exc.cache_status is not None:
-        # A deterministic failure, answered through the cache as a result is (a repeat: a hit).
-        hit = exc.cache_status in (CacheStatus.HIT_MEMORY, CacheStatus.HIT_REDIS)
-        response.headers["X-Cache"] = "hit" if hit else "miss"
+        # A deterministic failure, answered through the cache as a result is: a miss only for
+        # the request that ran the work (routes/faces.cache_headers).
+        response.headers["X-Cache"] = "miss" if exc.cache_status == CacheStatus.MISS else "hit"
         response.headers["X-Cache-Detail"] = exc.cache_status
     return response
 

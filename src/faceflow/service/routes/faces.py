@@ -43,9 +43,11 @@ router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(guard)])
 
 
 def cache_headers(entry_meta: dict[str, object], status: CacheStatus) -> dict[str, str]:
-    hit = status in (CacheStatus.HIT_MEMORY, CacheStatus.HIT_REDIS)
+    """``X-Cache: miss`` when this request ran the computation; ``hit`` when it got one already
+    made or being made for another request, here or on another node (``joined``), as a cache
+    answers a request that waited for another's fetch. ``X-Cache-Detail`` tells which."""
     headers = {
-        "X-Cache": "hit" if hit else "miss",
+        "X-Cache": "miss" if status is CacheStatus.MISS else "hit",
         "X-Cache-Detail": status.value,
     }
     timings = [
