@@ -121,6 +121,30 @@ async def test_unreadable_value_is_a_miss(
 
 
 @pytest.mark.redis
+async def test_a_full_redis_refusing_writes_keeps_serving_reads(
+    cache: RedisCache, raw_redis: Redis, observer: RecordingObserver
+) -> None:
+    """maxmemory with noeviction: every write is refused (OOM) at once, reads still work. The
+    refusals used to open the breaker (three in a row), and the node then stopped reading the
+    results other nodes had stored, computing them again."""
+    assert await cache.set("stored", ENTRY)
+    policy = (await raw_redis.config_get("maxmemory-policy"))["maxmemory-policy"]
+    assert policy is not None
+    await raw_redis.config_set("maxmemory-policy", "noeviction")
+    await raw_redis.config_set("maxmemory", 1)  # below what it holds already
+    try:
+        for n in range(5):  # more refusals than breaker_failures (3)
+            assert not await cache.set(f"k{n}", ENTRY)
+            assert await cache.acquire_lock(f"k{n}", "token", 1000) is LockResult.UNAVAILABLE
+        assert not cache.breaker.is_open
+        assert await cache.get("stored") == ENTRY
+        assert observer.errors == ["set", "lock"] * 5  # still counted in the metrics
+    finally:
+        await raw_redis.config_set("maxmemory", 0)
+        await raw_redis.config_set("maxmemory-policy", policy)
+
+
+@pytest.mark.redis
 async def test_lock_is_exclusive_and_released_only_by_its_token(
     cache: RedisCache, raw_redis: Redis
 ) -> None:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 
 from faceflow.cache.breaker import CircuitBreaker
 from faceflow.cache.entry import CacheEntry, decode_entry, encode_entry
@@ -111,7 +111,8 @@ class RedisCache:
     """Entries and short locks in Redis under ``{namespace}:cache:`` and ``{namespace}:lock:``.
 
     Every method returns normally whatever Redis does (cancellation of the caller still
-    propagates): a failed or refused call is counted on the breaker, reported to the observer and
+    propagates): a failed or refused call is reported to the observer, counted on the breaker
+    (not a write refused for want of memory: Redis answered, and reads still work), and
     answered as a miss (``get``), ``False`` (``set``, ``delete``, ``release_lock``, ``ping``) or
     :attr:`LockResult.UNAVAILABLE`.
     """
@@ -270,6 +271,15 @@ class RedisCache:
             # reply can never be read as the answer to a later command.
             async with asyncio.timeout(self._timeout_s):
                 result = await call()
+        except OutOfMemoryError as exc:
+            # Full (maxmemory with noeviction): it refused a write at once and still answers
+            # reads. Counted on the breaker, three refused writes in a row (a miss's lock and
+            # store are two) opened it, and every node then stopped reading the results the
+            # others had stored there, computing them again, for breaker_reset_s at a time.
+            self._observer.redis_error(op)
+            logger.debug("redis %s refused: %r", op, exc)
+            self._breaker.record_success()
+            return _UNAVAILABLE
         except (RedisError, OSError, TimeoutError, EOFError) as exc:
             self._failed(op, exc, unexpected=False)
             return _UNAVAILABLE
