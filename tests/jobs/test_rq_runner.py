@@ -32,7 +32,7 @@ from faceflow.cache.entry import CacheEntry, failure_of
 from faceflow.cache.keys import cache_key
 from faceflow.cache.redis_cache import RedisCache
 from faceflow.cache.tiered import ResultCache
-from faceflow.config import CacheSettings
+from faceflow.config import CacheSettings, ModelSettings, Settings
 from faceflow.errors import Expired, JobFailed, QueueFull, Unavailable
 from faceflow.jobs.records import (
     JobOutcome,
@@ -52,7 +52,7 @@ from faceflow.jobs.worker import (
     restart_grace_s,
 )
 from faceflow.operations.registry import prepare
-from faceflow.runtime.context import WorkerContext
+from faceflow.runtime.context import WorkerContext, load_context
 from tests.fixtures.images import truncated
 from tests.fixtures.redis_server import RedisProcess
 from tests.jobs.support import QUEUE, job_settings, runner_for, submit, variant, work_burst
@@ -1085,4 +1085,31 @@ async def test_a_worker_of_another_version_leaves_the_job_unanswered(
     with pytest.raises(JobFailed):
         await runner.result(record.handle, None)
     connection.close()
+    await runner.close()
+
+
+async def test_a_worker_without_an_operations_models_leaves_its_jobs_to_others(
+    queue_redis: RedisProcess, pulled_model_settings: ModelSettings, face_jpeg: bytes
+) -> None:
+    """A worker whose processes load only the detector (``runtime.operations: [detect]``, a
+    config meant for another role) took analyze jobs and failed each for good, 404
+    ``operation_disabled``: every resubmission of the same work was answered with that failure
+    for failure_ttl_s, though other workers could run it. Now its attempts are refused before
+    the task and retried (a worker with the models may take them); with none, the job ends
+    ``unavailable``, a failure a resubmission does not share."""
+    settings = job_settings(queue_redis.url, max_retries=1, retry_backoff_s=[0])
+    detect_only = load_context(
+        Settings(models=pulled_model_settings, runtime={"operations": ["detect"]}).model_dump_json()
+    )
+    runner = runner_for(settings)
+    data = variant(face_jpeg)
+    submission = prepare("analyze", data, {}, settings)
+    record = await runner.submit(submission, None)
+    work_burst(settings, detect_only)
+    failed = await runner.status(record.handle, None)
+    assert (failed.status, failed.attempts) == (JobStatus.FAILED, 2)
+    assert failed.error is not None
+    assert (failed.error.code, failed.error.status) == ("unavailable", 503)
+    again = await runner.submit(submission, None)
+    assert again.status is JobStatus.QUEUED  # run again, not answered with that failure
     await runner.close()

@@ -67,12 +67,13 @@ from rq.worker_registration import unregister
 from faceflow.cache.entry import CacheEntry, encode_entry, failure_entry
 from faceflow.cache.keys import cache_key
 from faceflow.cache.redis_cache import entry_key, jittered_ttl_ms
-from faceflow.config import Settings
+from faceflow.config import RuntimeSettings, Settings
 from faceflow.errors import (
     DeadlineExceeded,
     FaceflowError,
     InvalidParameter,
     JsonScalar,
+    OperationDisabled,
     Unavailable,
 )
 from faceflow.jobs.records import (
@@ -84,7 +85,7 @@ from faceflow.jobs.records import (
 )
 from faceflow.jobs.redis_store import JobKeys, connect
 from faceflow.jobs.retry import is_retryable
-from faceflow.operations.registry import OperationSpec, job_id_for, spec_for
+from faceflow.operations.registry import OperationSpec, check_enabled, job_id_for, spec_for
 from faceflow.runtime.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -1326,7 +1327,7 @@ def run_job() -> dict[str, JsonScalar]:
     try:
         if state.before_job is not None:
             state.before_job(payload)
-        spec, request, key = _work_of(payload, job.id)
+        spec, request, key = _work_of(payload, job.id, state.context.settings.runtime)
         output = spec.task(state.context, request)
     except Exception as exc:
         error = attempt_error(exc, job.id)
@@ -1353,19 +1354,28 @@ _OTHER_VERSION_MESSAGE = (
 )
 
 
-def _work_of(payload: JobPayload, job_id: str) -> tuple[OperationSpec[Any, Any], Any, str]:
+def _work_of(
+    payload: JobPayload, job_id: str, runtime: RuntimeSettings
+) -> tuple[OperationSpec[Any, Any], Any, str]:
     """The job's operation, its request and its cache key as this worker reads its payload.
 
     :class:`Unavailable` (retried, perhaps by a worker that matches) when this worker cannot do
     the work the API node keyed: it refuses the stored options, or reads them into another key
-    (other models, another result format, an option it does not know), as in a rolling deploy.
+    (other models, another result format, an option it does not know), as in a rolling deploy,
+    or its processes do not load the operation's models (``runtime.operations``: a detect-only
+    worker took analyze jobs and failed each for good, 404 ``operation_disabled``, which every
+    resubmission of the same work was then answered with for ``failure_ttl_s``).
     Run anyway, the answer of this worker's version was stored as the job's outcome under the
     API's key, for the day, and an option it did not know was dropped from the answer unsaid
     (it only logged a warning); an option it refused failed the job as the client's 400 for the
     day, though the API had taken it."""
     try:
-        _, spec = spec_for(payload.operation)
+        operation, spec = spec_for(payload.operation)
+        check_enabled(operation, runtime)
         request = spec.from_params(payload.data, payload.params)
+    except OperationDisabled as exc:
+        why = f"this worker does not load its models: {exc.message}"
+        raise Unavailable(_OTHER_VERSION_MESSAGE.format(why=why)) from None
     except InvalidParameter as exc:
         why = f"this worker refuses its options: {exc.message}"
         raise Unavailable(_OTHER_VERSION_MESSAGE.format(why=why)) from None
