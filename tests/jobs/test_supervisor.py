@@ -25,6 +25,7 @@ from redis.exceptions import OutOfMemoryError
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 from faceflow.config import ModelSettings
@@ -435,6 +436,30 @@ def test_a_queue_outage_is_logged_when_it_begins_then_every_30_s_and_when_it_end
         "answered for 30 s",
         "supervisor: the queue's Redis answers again, after 30 s",
     ]
+
+
+def test_a_scheduler_tick_that_asks_redis_nothing_does_not_end_an_outage(
+    lone_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A supervisor whose scheduler lost the lock to another's asks Redis nothing in its ticks
+    (RQ tries for the lock again only every 10 min). Such a tick counted as an answer: with the
+    queue Redis hung (SIGSTOP), the log said "answers again, after 0 s" every other second."""
+    holder = RQScheduler([QUEUE], connection=Redis.from_url(lone_redis.url))
+    other = RQScheduler([QUEUE], connection=Redis.from_url(lone_redis.url))
+    assert holder.acquire_locks() == {QUEUE}  # type: ignore[no-untyped-call]
+    assert other.acquire_locks() == set()  # type: ignore[no-untyped-call]
+    boss = supervisor.Supervisor(job_settings(lone_redis.url), processes=1)
+    lone_redis.pause()
+    try:
+        with caplog.at_level(logging.INFO, logger=supervisor.__name__):
+            boss._queue_health.failed("maintenance", RedisConnectionError("Timeout reading"))
+            boss._schedule(other)
+    finally:
+        lone_redis.resume()
+        holder.connection.close()
+        other.connection.close()
+    assert boss._queue_health.down_since is not None
+    assert "answers again" not in caplog.text
 
 
 def test_a_queue_redis_out_of_memory_is_logged_as_such_and_ends_with_a_write(

@@ -308,6 +308,11 @@ class Supervisor:
 
     def _schedule(self, scheduler: RQScheduler) -> None:
         """Enqueue retries whose backoff is over (RQ's scheduler, one tick, with its locks)."""
+        if not scheduler.should_reacquire_locks and not scheduler.acquired_locks:
+            # Another supervisor holds the lock, and RQ asks for it again only every 10 min:
+            # this tick asks Redis nothing, so it says nothing of it. Taken as an answer, it
+            # logged "answers again" every other second while the queue Redis was hung.
+            return
         try:
             if scheduler.should_reacquire_locks:
                 scheduler.acquire_locks()  # type: ignore[no-untyped-call]
