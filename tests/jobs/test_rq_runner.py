@@ -34,6 +34,7 @@ from faceflow.cache.redis_cache import RedisCache
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings, ModelSettings, Settings
 from faceflow.errors import Expired, JobFailed, QueueFull, Unavailable
+from faceflow.jobs import worker as worker_module
 from faceflow.jobs.records import (
     JobOutcome,
     JobPayload,
@@ -266,6 +267,35 @@ def test_no_abandoned_job_pass_until_workers_could_renew_after_a_restart(
         # Just restarted: every lease looks expired, so no maintenance pass may judge them.
         assert queue.acquire_maintenance_lock() is False
         queue.restart_grace_s = 0.0
+        assert queue.acquire_maintenance_lock() is True
+        queue.release_maintenance_lock()  # type: ignore[no-untyped-call]
+    finally:
+        connection.close()
+
+
+def test_no_abandoned_job_pass_until_workers_could_renew_after_a_hang(
+    queue_redis: RedisProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queue Redis that hung (SIGSTOP, a stalled disk or VM) past a lease, without restarting:
+    its uptime ran on, so the restart grace did not apply, and the first pass after it retried
+    every running job, each run again beside itself. The gap between passes, on the queue
+    Redis's clock, now starts the same grace."""
+    monkeypatch.setattr(worker_module, "_up_for_s", lambda connection: 1e9)  # long up
+    settings = job_settings(queue_redis.url)
+    connection = Redis.from_url(queue_redis.url)
+    queue = open_queue(settings, connection)
+    keys = JobKeys(QUEUE)
+    try:
+        for _ in range(2):  # passes at their usual pace
+            assert queue.acquire_maintenance_lock() is True
+            queue.release_maintenance_lock()  # type: ignore[no-untyped-call]
+        now_s = connection.time()[0]
+        connection.set(keys.last_pass, now_s - 60)  # nobody reached it for a minute
+        assert queue.acquire_maintenance_lock() is False
+        grace_s = connection.ttl(keys.lease_grace)
+        assert 0 < grace_s <= restart_grace_s(settings.jobs.lease_s) + 1
+        assert queue.acquire_maintenance_lock() is False  # passes in the grace judge nothing
+        connection.delete(keys.lease_grace)  # the grace over
         assert queue.acquire_maintenance_lock() is True
         queue.release_maintenance_lock()  # type: ignore[no-untyped-call]
     finally:

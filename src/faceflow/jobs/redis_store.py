@@ -50,6 +50,16 @@ class JobKeys:
     def refs(self, job_id: str) -> str:
         return f"{self._base}:jobrefs:{job_id}"
 
+    @property
+    def last_pass(self) -> str:
+        """When a maintenance pass last reached the queue Redis (its clock, whole seconds)."""
+        return f"{self._base}:maintenance:last"
+
+    @property
+    def lease_grace(self) -> str:
+        """Present while leases are not judged after the queue Redis went unanswered."""
+        return f"{self._base}:maintenance:grace"
+
     def owned(self, job_id: str, owner: str | None) -> str:
         """One owner's handles of a job, oldest first (a list; see HANDLES_PER_OWNER)."""
         return f"{self._base}:jobowned:{job_id}:{owner or '-'}"
