@@ -418,6 +418,17 @@ class CacheSettings(_Group):
     redis_url: RedisUrl | None = Field(
         None, description="shared cache Redis; unset: in-process only"
     )
+    # Read back with the rest of a call's redis_timeout_ms (50 ms): on this 2-core VM a GET took
+    # 12.5 ms for 4 MB, 28 for 8, 56 for 16 and 125 for a 27 MB annotated PNG, whose GETs timed
+    # out (a recomputation each, 1.3-2.2 s of CPU) and counted toward the breaker.
+    redis_max_entry_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=0,
+        description="answers larger than this are not stored in the cache Redis (nor by "
+        "workers): reading one back must fit in redis_timeout_ms, on the network between the "
+        "nodes and that Redis (4 MiB: 34 ms at 1 Gbit/s); a timed-out read is a miss, computed "
+        "again, and counts toward the breaker",
+    )
     ttl_s: int = Field(24 * 3600, ge=1, description="how long results are kept")
     ttl_jitter: float = Field(
         0.1, ge=0.0, le=1.0, description="TTL spread (±share) so entries do not expire together"

@@ -145,6 +145,26 @@ async def test_a_full_redis_refusing_writes_keeps_serving_reads(
 
 
 @pytest.mark.redis
+async def test_an_entry_too_large_to_read_back_in_time_is_not_stored(
+    redis_url: str, raw_redis: Redis, observer: RecordingObserver
+) -> None:
+    """A 27 MB annotated PNG was stored, and its GETs (125 ms on this VM) outran the 50 ms
+    timeout: each a miss computed again, each counted toward the breaker."""
+    settings = cache_settings(redis_url, redis_max_entry_bytes=len(encode_entry(ENTRY)))
+    cache = RedisCache.from_settings(settings, observer)
+    assert cache is not None
+    try:
+        assert await cache.set("fits", ENTRY)
+        large = CacheEntry("image/png", b"\x89PNG" + b"\0" * 1024)
+        assert not await cache.set("large", large)
+        assert await raw_redis.exists("faceflow:cache:large") == 0
+        assert await cache.get("fits") == ENTRY
+        assert observer.errors == []  # not Redis failing
+    finally:
+        await cache.close()
+
+
+@pytest.mark.redis
 async def test_lock_is_exclusive_and_released_only_by_its_token(
     cache: RedisCache, raw_redis: Redis
 ) -> None:

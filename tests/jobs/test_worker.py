@@ -10,8 +10,12 @@ from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from faceflow.cache.entry import CacheEntry, encode_entry
+from faceflow.cache.redis_cache import entry_key
+from faceflow.config import Settings
 from faceflow.jobs.redis_store import JOB_FUNCTION
-from faceflow.jobs.worker import FaceflowIntermediateQueue, FaceflowJob
+from faceflow.jobs.worker import FaceflowIntermediateQueue, FaceflowJob, WorkerState, _fill_cache
+from faceflow.runtime.context import WorkerContext
 from tests.fixtures.redis_server import RedisProcess
 
 pytestmark = pytest.mark.redis
@@ -172,3 +176,23 @@ def test_a_job_with_something_else_as_serializer_is_refused_as_rq_refuses_it(
     for cls in (FaceflowJob, Job):
         with pytest.raises(NotImplementedError, match="dumps, loads"):
             cls("job-1", connection=connection, serializer=object())
+
+
+def test_a_worker_leaves_an_answer_too_large_to_read_back_out_of_the_shared_cache(
+    queue_redis: RedisProcess, worker_context: WorkerContext
+) -> None:
+    """The API nodes read the shared cache within cache.redis_timeout_ms: a worker storing a
+    larger answer there had them time out on it (a miss each, toward the breaker)."""
+    small = CacheEntry("application/json", b"{}")
+    settings = Settings.model_validate(
+        {"cache": {"redis_max_entry_bytes": len(encode_entry(small))}}
+    )
+    cache = Redis.from_url(queue_redis.url)
+    state = WorkerState(settings, worker_context, cache, cache)
+    try:
+        _fill_cache(state, "small", small)
+        _fill_cache(state, "large", CacheEntry("image/png", b"\0" * 4096))
+        assert cache.exists(entry_key("small")) == 1
+        assert cache.exists(entry_key("large")) == 0
+    finally:
+        cache.close()

@@ -128,9 +128,11 @@ class RedisCache:
         observer: CacheObserver | None = None,
         namespace: str = DEFAULT_NAMESPACE,
         rng: Callable[[], float] = random.random,
+        max_entry_bytes: int | None = None,
     ) -> None:
         if not 0.0 <= ttl_jitter <= 1.0:
             raise ValueError("ttl_jitter must be within [0, 1]")
+        self._max_entry_bytes = max_entry_bytes
         self._client = client
         self._timeout_s = timeout_s
         self._breaker = breaker
@@ -168,6 +170,7 @@ class RedisCache:
             ttl_jitter=settings.ttl_jitter,
             observer=observer,
             namespace=namespace,
+            max_entry_bytes=settings.redis_max_entry_bytes,
         )
 
     @property
@@ -203,8 +206,12 @@ class RedisCache:
         return entry
 
     async def set(self, key: str, entry: CacheEntry, ttl_s: float | None = None) -> bool:
-        """Store ``entry`` under ``key`` with a jittered TTL; whether Redis confirmed it."""
+        """Store ``entry`` under ``key`` with a jittered TTL; whether Redis confirmed it. An
+        entry over ``max_entry_bytes`` is not sent: reading it back would not fit in a call's
+        timeout (see ``cache.redis_max_entry_bytes``)."""
         value = encode_entry(entry)
+        if self._max_entry_bytes is not None and len(value) > self._max_entry_bytes:
+            return False
         ttl_ms = self.jittered_ttl_ms(ttl_s)
         done = await self._call(
             "set", lambda: self._client.set(self.data_key(key), value, px=ttl_ms)

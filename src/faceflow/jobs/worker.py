@@ -1478,10 +1478,13 @@ def attempt_error(exc: Exception, job_id: str) -> FaceflowError:
 
 def _fill_cache(state: WorkerState, key: str, entry: CacheEntry) -> None:
     cache = state.settings.cache
+    value = encode_entry(entry)
+    if len(value) > cache.redis_max_entry_bytes:
+        return  # the API nodes could not read it back in time (cache.redis_max_entry_bytes)
     ttl_ms = jittered_ttl_ms(cache.ttl_s, cache.ttl_jitter)
     assert state.cache is not None
     try:
-        state.cache.set(entry_key(key), encode_entry(entry), px=ttl_ms)
+        state.cache.set(entry_key(key), value, px=ttl_ms)
     except RedisError as exc:  # the cache is an optimisation: the job result is stored already
         log.warning("could not store job result in the shared cache: %s", exc)
 
