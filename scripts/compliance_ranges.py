@@ -1,9 +1,10 @@
 """What the image-quality checks measure on real photos and on spoiled ones: the figures behind
-the thresholds of `colour` (and its toned photos), `resolution`'s enlarged sources,
-`skin_colour`, `blockiness`, `even_lighting`, `focus`, `motion_blur`, `eye_glare`, `red_eye`,
-`eyes_open`, `eyes_visible`'s covered eye, `tinted_lenses`, `forehead_visible` and `eye_shadow`,
-the mouth's (teeth, the lips apart), the glasses', and the clothes' against each preset
-background (faceflow/pipeline/idphoto/compliance/, the README's check table).
+the thresholds of `yaw` (the head's turn), `colour` (and its toned photos), `resolution`'s
+enlarged sources, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `motion_blur`,
+`eye_glare`, `red_eye`, `eyes_open`, `eyes_visible`'s covered eye, `tinted_lenses`,
+`forehead_visible` and `eye_shadow`, the mouth's (teeth, the lips apart), the glasses', and the
+clothes' against each preset background (faceflow/pipeline/idphoto/compliance/, the README's
+check table).
 
     .venv/bin/python scripts/compliance_ranges.py
 
@@ -93,6 +94,7 @@ SHAKE = re.compile(
     r"decorrelates ([\d.]+)× less than across it \(real photos up to 1.5; ([-+\d.]+)"
 )
 CHECKS = (
+    "yaw",
     "colour",
     "skin_colour",
     "blockiness",
