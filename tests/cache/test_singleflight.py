@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -148,6 +149,43 @@ async def test_unobserved_failure_is_not_reported_as_never_retrieved() -> None:
     del caller
     gc.collect()
     assert reported == []
+
+
+class Held:
+    """Something a computation holds (its upload), watched with a weak reference."""
+
+
+async def settled() -> None:
+    """Let the callbacks the failure scheduled run (the flight's, which lets go of its task)."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def failing_work(held: Held) -> Callable[[], Awaitable[str]]:
+    async def work() -> str:
+        raise KeyError(f"no result for {held!r}")
+
+    return work
+
+
+async def test_a_failed_flight_frees_what_its_work_held_with_its_error() -> None:
+    """Without waiting for a collection: the error is raised with ``run``'s frame in its
+    traceback, and that frame held the task, which holds the error; the cycle kept what the
+    work held (a failed request's upload) until the next full collection."""
+    flights: SingleFlight[str] = SingleFlight()
+    held = Held()
+    watched = weakref.ref(held)
+    work = failing_work(held)
+    del held
+    gc.disable()
+    try:
+        with pytest.raises(KeyError):
+            await flights.run("k", work)
+        del work
+        await settled()
+        assert watched() is None
+    finally:
+        gc.enable()
 
 
 async def test_cancel_all_cancels_flights_in_progress() -> None:

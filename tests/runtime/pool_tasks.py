@@ -46,6 +46,13 @@ def warmup(context: Context) -> None:
         time.sleep(0.01)
 
 
+@dataclass
+class Parcel:
+    """A request a test can watch with a weak reference (an upload's stand-in)."""
+
+    data: bytes
+
+
 def echo(context: Context, value: int) -> int:
     return value
 
@@ -81,7 +88,7 @@ def hold(context: Context, gate: str) -> str:
     return gate
 
 
-def no_face(context: Context, _: None) -> None:
+def no_face(context: Context, _: object) -> None:
     raise NoFace("no face found in the image", {"faces": 0})
 
 

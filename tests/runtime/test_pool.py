@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -15,6 +16,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import weakref
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -152,6 +154,33 @@ async def test_typed_worker_error_keeps_its_type_code_and_details(
     assert caught.value.message == "no face found in the image"
     assert caught.value.details == {"faces": 0}
     assert await pool.run(pool_tasks.echo, 1) == 1
+
+
+async def settled() -> None:
+    """Let the callbacks the failure scheduled run."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+@module_loop
+async def test_a_failed_tasks_request_is_freed_with_its_error(
+    shared_pool: InferencePool[Context],
+) -> None:
+    """Without waiting for a collection: the error is raised with ``run``'s frame in its
+    traceback, and that frame held the job whose future holds the error. The cycle kept each
+    failed request's upload (and its pickled copy) until the next full collection: batches of
+    undecodable 10 MB images took the API process past a gigabyte."""
+    request = pool_tasks.Parcel(b"upload")
+    watched = weakref.ref(request)
+    gc.disable()
+    try:
+        with pytest.raises(NoFace):
+            await shared_pool.run(pool_tasks.no_face, request)
+        del request
+        await settled()
+        assert watched() is None
+    finally:
+        gc.enable()
 
 
 @module_loop

@@ -71,6 +71,10 @@ class SingleFlight(Generic[T]):
             self._callers[key] -= 1
             if not self._callers[key]:
                 del self._callers[key]
+            # The work's error is raised with this frame in its traceback, and the frame held
+            # the task, which holds the error: a cycle that kept what the work's frames held (an
+            # upload) until the next full collection.
+            del task
 
     async def cancel_all(self, timeout_s: float = 1.0) -> None:
         """Cancel every flight still running and wait (at most ``timeout_s``) for them to end."""

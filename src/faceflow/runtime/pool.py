@@ -670,6 +670,10 @@ class InferencePool(Generic[C]):
                 admission._in_run = False
                 if admission._open:
                     self._held += 1
+            # A task's error is raised with this frame in its traceback, and the frame held the
+            # job, whose future holds the error: a cycle that kept the upload (request, payload)
+            # until the next full collection (tests/runtime/test_pool.py).
+            del job, payload
 
     def _owned_more(self, owner: str | None) -> None:
         if owner is not None and self._keep_last_place:

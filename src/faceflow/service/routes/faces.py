@@ -194,6 +194,14 @@ def _batch_item(index: int, upload: Upload, outcome: Response | FaceflowError) -
     return json.dumps(head).encode()[:-1] + b',"image_base64":"' + _base64(outcome.body) + b'"}'
 
 
+def _outcome(error: FaceflowError) -> FaceflowError:
+    """``error`` kept as a batch item's outcome, without its traceback: the traceback's frames
+    (the batch's own among them, whose ``outcomes`` then held the error) made a cycle that kept
+    every image of the batch until the next full collection — 160 MB a batch at the limits, and
+    the API process grew past a gigabyte after a few batches of undecodable images."""
+    return error.with_traceback(None)
+
+
 def _batch_body(
     operation: Operation, uploads: list[Upload], outcomes: list[Response | FaceflowError]
 ) -> bytes:
@@ -218,7 +226,7 @@ async def _answered_without_the_pool(
         try:
             check_image(upload, services.settings.limits.max_upload_bytes)
         except FaceflowError as exc:
-            answered[index] = exc
+            answered[index] = _outcome(exc)
             continue
         key = cache_key(upload.data, work.operation.value, work.cache_params())
         entry, level = await services.cache.lookup(key)
@@ -357,7 +365,7 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
                 admission=admission,
             )
         except FaceflowError as exc:
-            return exc
+            return _outcome(exc)
 
     async def lane(admission: Admission) -> None:
         for index in queue:  # shared: each lane takes the next image when it is free
