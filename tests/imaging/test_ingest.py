@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -163,6 +164,29 @@ def test_broken_exif_does_not_fail_a_good_image(testdata: Path) -> None:
     data = jpeg[:2] + app1 + jpeg[2:]
     image = decode_image(data, DEFAULTS)
     assert (image.source_width_px, image.source_height_px) == (320, 240)
+
+
+def exif_of_bad_entries(entries: int) -> bytes:
+    """An EXIF block (TIFF, little-endian) whose every entry claims more data than any file."""
+    ifd = struct.pack("<H", entries) + b"".join(
+        struct.pack("<HHLL", tag, 4, 2**28, 8) for tag in range(0x8000, 0x8000 + entries)
+    )
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
+
+
+def test_pillows_warnings_on_a_file_stay_out_of_the_servers_stderr() -> None:
+    """Pillow warned once per bad EXIF entry, two lines on stderr each: a PNG's eXIf chunk of
+    65,535 such entries (788 KB) wrote 13 MB to the server's log."""
+    payload = b"Exif\x00\x00" + exif_of_bad_entries(5000)
+    app1 = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    jpeg = _small_jpeg()
+    data = jpeg[:2] + app1 + jpeg[2:]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = decode_image(data, DEFAULTS)
+        probe_image(data, DEFAULTS)
+    assert (image.source_width_px, image.source_height_px) == (64, 48)
+    assert [str(warning.message) for warning in caught] == []
 
 
 # Limits
