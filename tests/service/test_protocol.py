@@ -694,6 +694,32 @@ async def test_an_upgrade_it_does_not_do_is_answered_as_http_without_warnings(
     protocol.connection_lost(None)
 
 
+@pytest.mark.parametrize("upgrade", [b"websocket", b"h2c"])
+async def test_an_upgrade_with_a_body_is_refused_not_read_as_no_body(upgrade: bytes) -> None:
+    """httptools gives what follows an Upgrade's headers to the new protocol: an upload sent
+    with h2c's Upgrade (an HTTP/2 client on an http:// URL) reached the app without its body
+    and was answered 400 `empty`."""
+    config = uvicorn.Config(BodyEcho(), http=FaceflowHttpProtocol, ws="none", log_config=None)
+    config.load()
+    transport = WritesRecordingTransport()
+    protocol = FaceflowHttpProtocol(config, ServerState(), app_state={})
+    protocol.connection_made(transport)
+
+    protocol.data_received(
+        b"POST /v1/detect HTTP/1.1\r\nhost: x\r\nconnection: Upgrade, HTTP2-Settings\r\n"
+        b"upgrade: " + upgrade + b"\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+        b"content-length: 5\r\n\r\nhello"
+    )
+    await _until_answered(protocol)
+
+    assert transport.closed
+    head, _, body = bytes(transport.written).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    error = json.loads(body)["error"]
+    assert (error["code"], error["parameter"]) == ("bad_request", "upgrade")
+    protocol.connection_lost(None)
+
+
 @pytest.mark.parametrize(
     "request_bytes",
     [

@@ -581,6 +581,29 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
+            elif self._declares_body():
+                # httptools hands the bytes after an Upgrade's headers to the new protocol, not
+                # to the request: answered as plain HTTP, an upload sent with h2c's Upgrade (by
+                # an HTTP/2 client on an http:// URL) was read as no body, 400 `empty`.
+                self._refuse_framing(
+                    InputError(
+                        "a request asking to switch protocols (Upgrade) may not carry a body"
+                        " here: faceflow speaks HTTP/1.1 only; send it without Upgrade",
+                        {"parameter": "upgrade"},
+                    ),
+                    "Bad Request",
+                )
+
+    def _declares_body(self) -> bool:
+        """Whether the request being parsed declares a body (a length over 0, or chunked)."""
+        if self.cycle is None:
+            return False
+        for name, value in self.cycle.scope["headers"]:
+            if name == b"transfer-encoding" or (
+                name == b"content-length" and value.strip() not in (b"", b"0")
+            ):
+                return True
+        return False
 
     def _not_http(self, reason: str) -> None:
         self._parsing_stopped = True  # the parser is left in its error: it reads nothing more
