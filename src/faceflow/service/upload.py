@@ -53,6 +53,16 @@ PACE_GRACE_S = 1.0
 pace (:class:`BodyLimits`): a round trip and TCP's slow start on a slow line."""
 _GRACELESS_CLIENTS = 4096
 _MAX_PARTS = 300
+MAX_DELIMITERS = 2 * _MAX_PARTS
+"""Occurrences of a form's delimiter (CRLF, ``--``, the boundary) python-multipart is given.
+Past its parts' own, a delimiter lies inside a part, which RFC 2046 forbids and no client
+writes: python-multipart steps through each one byte by byte in Python, on the event loop, so
+a 10 MB part filled with ``\r\n--zz-X`` (a client's own two-letter boundary) held the loop
+1.5-2.8 s. A form with more is refused (400) before python-multipart reads them."""
+MAX_PADDING = 64
+"""Spaces and tabs python-multipart is given between a delimiter and its CRLF (RFC 2046's
+transport padding, which no HTTP client writes): it steps through them one at a time too, and
+10 MB of tabs after a form's second delimiter held the event loop 2.2 s."""
 # RFC 2046 allows 70 characters; python-multipart refuses more than 256 when its parser is built.
 MAX_BOUNDARY_LENGTH = 256
 _MEMO_HEAD_BYTES = 1024
@@ -210,6 +220,10 @@ class _MultipartReader:
             )
         self.size = 0
         self._boundary = boundary
+        self._delimiter = b"\r\n--" + boundary
+        self._delimiters = 0
+        self._tail = b""  # the last bytes fed, for a delimiter split between two chunks
+        self._padding: int | None = None  # padding bytes the last chunk ended in, after one
         self._parts: list[Part] = []
         self._chunks: list[bytes] | None = [] if whole else None
         self._parser = None if whole else _parser(boundary, self._parts)
@@ -223,6 +237,7 @@ class _MultipartReader:
         self._feed(chunk)
 
     def _feed(self, chunk: bytes) -> None:
+        self._check_framing(chunk)
         if self._parser is None:
             self._parser = _parser(self._boundary, self._parts)
         try:
@@ -231,6 +246,50 @@ class _MultipartReader:
             raise
         except Exception as exc:  # python-multipart raises several unrelated types on bad input
             raise InvalidParameter(f"malformed multipart body: {exc}") from None
+
+    def _check_framing(self, chunk: bytes) -> None:
+        """Refuse the form, before python-multipart reads ``chunk``, once more than
+        :data:`MAX_DELIMITERS` delimiters came, or one followed by more than
+        :data:`MAX_PADDING` bytes of padding (spaces and tabs before its CRLF)."""
+        delimiter = self._delimiter
+        keep = len(delimiter) - 1
+        if self._padding is not None:  # a run of padding the last chunk ended in
+            window = chunk[: MAX_PADDING + 1 - self._padding]
+            run = len(window) - len(window.lstrip(b" \t"))
+            self._padding = self._padded(self._padding + run, run == len(chunk))
+        # Delimiters cannot overlap (their only CR is their first byte): at most one lies
+        # across the seam with the last chunk, and it starts in the bytes kept of that one.
+        seam = self._tail + chunk[: keep + MAX_PADDING + 1]
+        at = seam.find(delimiter)
+        if 0 <= at < len(self._tail):
+            self._delimiter_at(seam, at + len(delimiter), len(seam) - len(self._tail) == len(chunk))
+        at = chunk.find(delimiter)
+        while at >= 0:
+            self._delimiter_at(chunk, at + len(delimiter), True)
+            at = chunk.find(delimiter, at + len(delimiter))
+        self._tail = (self._tail + chunk[-keep:])[-keep:]
+
+    def _delimiter_at(self, data: bytes, end: int, ends_the_chunk: bool) -> None:
+        self._delimiters += 1
+        if self._delimiters > MAX_DELIMITERS:
+            raise InvalidParameter(
+                f"the form's boundary occurs more than {MAX_DELIMITERS} times: a boundary may"
+                " not occur inside a part (RFC 2046)",
+                {"parameter": "boundary", "limit": MAX_DELIMITERS},
+            )
+        window = data[end : end + MAX_PADDING + 1]
+        run = len(window) - len(window.lstrip(b" \t"))
+        self._padding = self._padded(run, ends_the_chunk and end + run == len(data))
+
+    @staticmethod
+    def _padded(run: int, goes_on: bool) -> int | None:
+        """The padding run so far if it may go on into the next chunk, else None."""
+        if run > MAX_PADDING:
+            raise InvalidParameter(
+                f"more than {MAX_PADDING} bytes of padding after a boundary",
+                {"parameter": "boundary", "limit": MAX_PADDING},
+            )
+        return run if goes_on else None
 
     def finish(self) -> list[Part]:
         if self._chunks is not None:
