@@ -59,6 +59,12 @@ Past its parts' own, a delimiter lies inside a part, which RFC 2046 forbids and 
 writes: python-multipart steps through each one byte by byte in Python, on the event loop, so
 a 10 MB part filled with ``\r\n--zz-X`` (a client's own two-letter boundary) held the loop
 1.5-2.8 s. A form with more is refused (400) before python-multipart reads them."""
+MAX_PART_HEADER_BYTES = 64 * 1024
+"""Part headers python-multipart reads in one form (with the spaces and line ends between its
+callbacks), as much as a request's own headers may hold by default: it skips the spaces before
+a header's value one at a time in Python, and 299 parts of 7 headers, each after 4,000 spaces
+(8.4 MB), held the event loop 1.6 s. 16 images' headers take about 3 KB, 256 with file names
+of 100 characters 50 KB."""
 MAX_PADDING = 64
 """Spaces and tabs python-multipart is given between a delimiter and its CRLF (RFC 2046's
 transport padding, which no HTTP client writes): it steps through them one at a time too, and
@@ -220,13 +226,11 @@ class _MultipartReader:
             )
         self.size = 0
         self._boundary = boundary
-        self._delimiter = b"\r\n--" + boundary
-        self._delimiters = 0
-        self._tail = b""  # the last bytes fed, for a delimiter split between two chunks
-        self._padding: int | None = None  # padding bytes the last chunk ended in, after one
         self._parts: list[Part] = []
         self._chunks: list[bytes] | None = [] if whole else None
-        self._parser = None if whole else _parser(boundary, self._parts)
+        # Made with python-multipart's parser: a form split whole (a hit) needs neither.
+        self._framing: _Framing | None = None
+        self._parser = None if whole else self._python_multipart()
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -236,18 +240,62 @@ class _MultipartReader:
             return
         self._feed(chunk)
 
+    def _python_multipart(self) -> MultipartParser:
+        self._framing = _Framing(self._boundary)
+        return _parser(self._boundary, self._parts, self._framing.fed)
+
     def _feed(self, chunk: bytes) -> None:
-        self._check_framing(chunk)
         if self._parser is None:
-            self._parser = _parser(self._boundary, self._parts)
+            self._parser = self._python_multipart()
+        assert self._framing is not None  # made with the parser
+        self._framing.check(chunk)
         try:
             self._parser.write(chunk)
         except InvalidParameter:
             raise
         except Exception as exc:  # python-multipart raises several unrelated types on bad input
             raise InvalidParameter(f"malformed multipart body: {exc}") from None
+        self._framing.fed[0] += len(chunk)
 
-    def _check_framing(self, chunk: bytes) -> None:
+    def finish(self) -> list[Part]:
+        if self._chunks is not None:
+            chunks, self._chunks = self._chunks, None
+            body = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+            sizes = [len(chunk) for chunk in chunks]
+            chunks.clear()  # the joined body holds the bytes now: not twice
+            if _split_form(body, self._boundary, self._parts):
+                return self._parts
+            self._parts.clear()
+            start = 0
+            for size in sizes:
+                self._feed(body[start : start + size])
+                start += size
+        if self._parser is None:  # an empty body: python-multipart sees no bytes either
+            self._parser = self._python_multipart()
+        try:
+            self._parser.finalize()
+        except InvalidParameter:
+            raise
+        except Exception as exc:
+            raise InvalidParameter(f"malformed multipart body: {exc}") from None
+        for part in self._parts:
+            _end_part(part)
+        return self._parts
+
+
+class _Framing:
+    """What a form fed to python-multipart may hold of what it reads byte by byte
+    (:data:`MAX_DELIMITERS`, :data:`MAX_PADDING`), checked chunk by chunk before it reads them;
+    and ``fed``, the bytes it was given before the chunk it reads now."""
+
+    def __init__(self, boundary: bytes) -> None:
+        self._delimiter = b"\r\n--" + boundary
+        self._delimiters = 0
+        self._tail = b""  # the last bytes fed, for a delimiter split between two chunks
+        self._padding: int | None = None  # padding bytes the last chunk ended in, after one
+        self.fed = [0]
+
+    def check(self, chunk: bytes) -> None:
         """Refuse the form, before python-multipart reads ``chunk``, once more than
         :data:`MAX_DELIMITERS` delimiters came, or one followed by more than
         :data:`MAX_PADDING` bytes of padding (spaces and tabs before its CRLF)."""
@@ -291,31 +339,6 @@ class _MultipartReader:
             )
         return run if goes_on else None
 
-    def finish(self) -> list[Part]:
-        if self._chunks is not None:
-            chunks, self._chunks = self._chunks, None
-            body = b"".join(chunks) if len(chunks) != 1 else chunks[0]
-            sizes = [len(chunk) for chunk in chunks]
-            chunks.clear()  # the joined body holds the bytes now: not twice
-            if _split_form(body, self._boundary, self._parts):
-                return self._parts
-            self._parts.clear()
-            start = 0
-            for size in sizes:
-                self._feed(body[start : start + size])
-                start += size
-        if self._parser is None:  # an empty body: python-multipart sees no bytes either
-            self._parser = _parser(self._boundary, self._parts)
-        try:
-            self._parser.finalize()
-        except InvalidParameter:
-            raise
-        except Exception as exc:
-            raise InvalidParameter(f"malformed multipart body: {exc}") from None
-        for part in self._parts:
-            _end_part(part)
-        return self._parts
-
 
 # What python-multipart accepts in a part header's name (RFC 7230 token characters), and its
 # limits on part headers; a form beyond them is left to python-multipart, which refuses it.
@@ -339,10 +362,14 @@ def _split_form(body: bytes, boundary: bytes, parts: list[Part]) -> bool:
     if ends is None:
         return False
     at = len(delimiter)  # after the first delimiter and its CRLF
+    header_bytes = 0
     while True:
         head_end = body.find(b"\r\n\r\n", at)
         if head_end < 0 or body.startswith(b"\r\n", at):  # cut short, or a part without headers
             return False
+        header_bytes += head_end + 4 - at  # as python-multipart's reader counts them
+        if header_bytes > MAX_PART_HEADER_BYTES:
+            raise _header_bytes_passed()
         block = body[at:head_end]
         head = (_head if len(block) <= _MEMO_HEAD_BYTES else _head.__wrapped__)(block)
         if head is None:
@@ -422,19 +449,42 @@ def _fields(headers: dict[bytes, bytes]) -> tuple[str, str | None, str | None]:
     )
 
 
-def _parser(boundary: bytes, parts: list[Part]) -> MultipartParser:
+def _header_bytes_passed() -> InvalidParameter:
+    return InvalidParameter(
+        f"the form's part headers pass {MAX_PART_HEADER_BYTES} bytes",
+        {"limit": MAX_PART_HEADER_BYTES},
+    )
+
+
+def _parser(boundary: bytes, parts: list[Part], fed: list[int]) -> MultipartParser:
+    """python-multipart's parser filling ``parts``; ``fed[0]`` is how many bytes it was given
+    before the chunk it reads now (its callbacks' offsets are the chunk's)."""
     headers: dict[bytes, bytes] = {}
     header_field = bytearray()
     header_value = bytearray()
+    header_bytes = 0
+    counted_to: int | None = None  # where the part headers counted so far end, in the body
+
+    def count_headers(start: int, end: int) -> None:
+        # From where the last header counted ended, so that the spaces and line ends between,
+        # which python-multipart skips without a callback, count too.
+        nonlocal header_bytes, counted_to
+        begin = fed[0] + start if counted_to is None else counted_to
+        header_bytes += max(0, fed[0] + end - begin)
+        counted_to = fed[0] + end
+        if header_bytes > MAX_PART_HEADER_BYTES:
+            raise _header_bytes_passed()
 
     def on_part_begin() -> None:
         headers.clear()
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         header_field.extend(data[start:end])
+        count_headers(start, end)
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
         header_value.extend(data[start:end])
+        count_headers(start, end)
 
     def on_header_end() -> None:
         headers[bytes(header_field).lower()] = bytes(header_value)
@@ -447,6 +497,10 @@ def _parser(boundary: bytes, parts: list[Part]) -> MultipartParser:
         parts.append(Part(*_fields(headers)))
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
+        nonlocal counted_to
+        if counted_to is not None and data is not boundary:  # a part's first data
+            count_headers(start, start)  # to the end of its blank line
+            counted_to = None  # its data are no headers; a part without any counts on
         parts[-1].chunks.append(data[start:end])
 
     def on_part_end() -> None:
