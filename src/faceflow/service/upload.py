@@ -367,13 +367,14 @@ def _split_form(body: bytes, boundary: bytes, parts: list[Part]) -> bool:
         head_end = body.find(b"\r\n\r\n", at)
         if head_end < 0 or body.startswith(b"\r\n", at):  # cut short, or a part without headers
             return False
-        header_bytes += head_end + 4 - at  # as python-multipart's reader counts them
-        if header_bytes > MAX_PART_HEADER_BYTES:
-            raise _header_bytes_passed()
         block = body[at:head_end]
         head = (_head if len(block) <= _MEMO_HEAD_BYTES else _head.__wrapped__)(block)
         if head is None:
             return False
+        # As python-multipart's reader counts them (a block too long for it was left to it).
+        header_bytes += head_end + 4 - at
+        if header_bytes > MAX_PART_HEADER_BYTES:
+            raise _header_bytes_passed()
         data_start = head_end + 4
         while ends and ends[-1] < data_start:  # in this part's headers: not its end
             ends.pop()
