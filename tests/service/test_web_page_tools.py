@@ -18,7 +18,7 @@ import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
-from playwright.sync_api import Browser, FloatRect, Page, expect
+from playwright.sync_api import Browser, FloatRect, Page, Route, expect
 
 from faceflow.config import ModelSettings
 from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, TIMEOUT_MS, BrowserPage
@@ -593,6 +593,36 @@ def test_analysis_details_toggle_and_downloads_named_after_the_photo(
         assert image.size == source.size
     no_horizontal_scroll(page)
     assert probe.errors == []
+
+
+def test_a_download_is_named_after_its_photo_when_another_is_on_show(
+    open_page: Any, live_server: LiveServer, testdata: Path
+) -> None:
+    """A print sheet or an annotated image still on its way when another photo is chosen is saved
+    under the name of the photo it was made from, not of the one on show when it arrives."""
+    page = load(open_page, live_server).page
+    pick(page, testdata / "portrait_1.jpg", testdata / "obama_small.jpg")
+    thumbs = page.locator(".thumb")
+    expect(page.locator(".thumb--done")).to_have_count(2)
+    wait_for_id_photo(page)
+    shown = page.locator("#photo-meta")
+
+    def show_the_other(route: Route) -> None:
+        # The answer is let through only once the other photo is on show.
+        if "sheet=" in route.request.url or route.request.url.endswith("/v1/annotate"):
+            other = 1 if "portrait_1" in shown.inner_text() else 0
+            thumbs.nth(other).click()
+        route.continue_()
+
+    page.route(re.compile(r"/v1/(id-photo|annotate)\b"), show_the_other)
+    for button, saved, then in [
+        ("#download-sheet", "portrait_1-id-photo-cn-1inch-sheet-6inch.jpg", "obama_small.jpg"),
+        ("#download-annotated", "obama_small-annotated.jpg", "portrait_1.jpg"),
+    ]:
+        with page.expect_download() as download:
+            page.click(button)
+        assert download.value.suggested_filename == saved
+        expect(shown).to_contain_text(then)
 
 
 def test_a_cached_answer_shows_its_own_timing(

@@ -618,9 +618,11 @@ export class IdPhotoPanel {
     this.#downloadSheet.textContent = t("idphoto.preparing");
     // The sheet of the photo as shown, by its content key like every other change.
     const params = { ...this.#params(), sheet: this.#sheet.value };
+    // Named now: another photo may be on show by the time the sheet comes.
+    const name = `${baseName(photo.file.name)}-id-photo-${params.spec}-sheet-${params.sheet}.jpg`;
     try {
       const response = await this.#render(photo, params, null, false);
-      downloadBlob(response.blob, `${this.#baseName()}-id-photo-${params.spec}-sheet-${params.sheet}.jpg`);
+      downloadBlob(response.blob, name);
     } catch (error) {
       showError(this.#notice, error, { limits: this.limits(), onRetry: error.retryable ? () => this.#saveSheet() : null });
     } finally {

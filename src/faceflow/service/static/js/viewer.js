@@ -126,10 +126,12 @@ export class Viewer {
   async #saveAnnotated() {
     const photo = this.queue.selected;
     if (!photo?.result) return;
+    // Named now: another photo may be on show by the time the answer comes.
+    const name = `${baseName(photo.file.name)}-annotated.jpg`;
     this.#annotate.disabled = true;
     try {
       const response = await request("v1/annotate", { method: "POST", image: photo.file });
-      downloadBlob(response.blob, `${this.#baseName()}-annotated.jpg`);
+      downloadBlob(response.blob, name);
     } catch (error) {
       showError(this.#notice, error, { limits: this.limits() });
     } finally {
