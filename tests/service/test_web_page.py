@@ -44,6 +44,7 @@ STATUS_POLL_MS = 5_000  # static/js/main.js: the server badge's readiness poll
 CLOCK_STEP_MS = 250
 CLOCK_SETTLE_MS = 25
 RETRY_AFTER_S = 2  # the staged busy answers' Retry-After
+PROXY_502 = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 
 
 def load(
@@ -854,6 +855,22 @@ def test_the_status_badge_turns_red_when_the_server_is_gone(
     page.unroute("**/readyz")
     run_clock(page, STATUS_POLL_MS)
     expect(status).to_have_attribute("data-state", "ok")
+    # Behind a proxy (deploy/nginx.conf), a faceflow that is gone is the proxy's 502 page.
+    page.route("**/readyz", lambda route: route.fulfill(status=502, body=PROXY_502))
+    run_clock(page, STATUS_POLL_MS)
+    expect(status).to_have_attribute("data-state", "error")
+    expect(status).to_have_text("Server unreachable")
+
+
+def test_a_proxys_bad_gateway_reads_as_the_server_unreachable(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    page = load(open_page, live_server).page
+    page.route("**/v1/analyze", lambda route: route.fulfill(status=502, body=PROXY_502))
+    pick(page, testdata / "obama_small.jpg")
+    alert = page.locator("#photo-notice [role=alert]")
+    expect(alert).to_contain_text("Connection problem")
+    expect(alert.get_by_role("button", name="Retry")).to_be_visible()
 
 
 # Interactive elements a finger must be able to hit (WCAG 2.5.5's 44 CSS px).

@@ -67,6 +67,15 @@ function parseHeaders(raw) {
   return headers;
 }
 
+/** The code of an answer without the API's JSON: a proxy's page. A proxy in front of faceflow
+ * (deploy/nginx.conf) answers 502 or 504 itself when faceflow is down or does not answer: for the
+ * person, the server cannot be reached, and trying again later may work. */
+function codeOfStatus(status) {
+  if (status === 404) return "not_found";
+  if (status === 502 || status === 504) return "network";
+  return status >= 500 ? "internal" : "bad_request";
+}
+
 async function errorFrom(status, headers, blob) {
   let error = {};
   try {
@@ -77,7 +86,7 @@ async function errorFrom(status, headers, blob) {
   const { code, message, ...details } = error;
   return new ApiError({
     status,
-    code: code ?? (status === 404 ? "not_found" : status >= 500 ? "internal" : "bad_request"),
+    code: code ?? codeOfStatus(status),
     message: message ?? `HTTP ${status}`,
     details,
     retryAfter: parseRetryAfter(headers.get("retry-after")),

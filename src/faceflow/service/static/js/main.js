@@ -98,6 +98,8 @@ async function pollReady() {
       setStatus("status.ready", "ok", { version: info.version });
     } else if (response.status === 503) {
       setStatus("status.starting", "warn", { version: info.version });
+    } else if (response.status === 502 || response.status === 504) {
+      setStatus("status.gone", "error"); // a proxy in front answers for a faceflow that is gone
     }
   } catch {
     setStatus("status.gone", "error");
