@@ -291,7 +291,10 @@ def test_a_photo_without_a_face_cannot_become_an_id_photo(
     with page.expect_response(lambda r: "/v1/id-photo?" in r.url) as refused:
         page.click("#make-idphoto")
     assert refused.value.status == 422
-    expect(page.locator("#idphoto-notice [role=alert]")).to_contain_text("No face found")
+    notice = page.locator("#idphoto-notice [role=alert]")
+    expect(notice).to_contain_text("No face found")
+    page.click("#lang-switch")
+    expect(notice).to_contain_text("没有找到人脸")
 
 
 @pytest.mark.parametrize(

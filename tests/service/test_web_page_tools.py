@@ -92,9 +92,12 @@ def test_the_person_of_several_is_chosen_and_made(
     expect(page.locator("#idphoto-img")).not_to_have_attribute("src", right or "")
     no_horizontal_scroll(page)
 
-    # Another language keeps the choice; another photo starts again at its biggest face.
+    # Another language keeps the choice and says it in that language; another photo starts
+    # again at its biggest face.
     page.click("#lang-switch")
     expect(page.locator("#face-pick")).to_have_value("1")
+    said = "第 1 张人脸" if locale == "en-US" else "the ID photo is of face 1"
+    expect(page.locator("#idphoto-notice [role=status]")).to_contain_text(said)
     with Image.open(testdata / "obama_small.jpg") as face:
         big = face.resize((face.width * 2, face.height * 2), Image.Resampling.LANCZOS)
         photo = side_by_side(tmp_path, "small_and_big.jpg", face.copy(), big)

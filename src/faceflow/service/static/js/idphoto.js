@@ -178,6 +178,7 @@ export class IdPhotoPanel {
   #specList = [];
   #papers = [];
   #imageUrl = null;
+  #said = null; // shows the notice on show, again in another language
   #schedule = debounce(() => this.make({ unlessShown: true }), PREVIEW_DELAY_MS);
 
   constructor(queue, { limits, askKey }) {
@@ -229,6 +230,19 @@ export class IdPhotoPanel {
     });
     this.#fillFaces(this.#source);
     if (this.#made) this.#show(this.#made.body, this.#made.response, this.#made.params);
+    // The notice still on show (a Retry clears it) is said again in the new language.
+    if (this.#notice.querySelector(".notice")) this.#said?.();
+  }
+
+  /** Show a notice with `say()`, and again with it whenever the language changes. */
+  #say(say) {
+    this.#said = say;
+    say();
+  }
+
+  #unsay() {
+    this.#said = null;
+    clearNotice(this.#notice);
   }
 
   #fillSelects() {
@@ -261,9 +275,9 @@ export class IdPhotoPanel {
       this.#setEnabled(false);
       this.#empty.hidden = true;
       if (error.code === "not_found") {
-        showNotice(this.#notice, { tone: "info", title: t("idphoto.unavailable"), text: t("idphoto.unavailableText") });
+        this.#say(() => showNotice(this.#notice, { tone: "info", title: t("idphoto.unavailable"), text: t("idphoto.unavailableText") }));
       } else {
-        showError(this.#notice, error, { onRetry: () => this.init() });
+        this.#say(() => showError(this.#notice, error, { onRetry: () => this.init() }));
       }
       return;
     }
@@ -375,7 +389,7 @@ export class IdPhotoPanel {
     this.#schedule.cancel();
     this.#controller?.abort();
     this.#clearResult();
-    clearNotice(this.#notice);
+    this.#unsay();
     this.#empty.hidden = Boolean(ready);
     this.#touched.clear();
     this.#fillFaces(ready);
@@ -383,7 +397,7 @@ export class IdPhotoPanel {
     if (!ready) return;
     const count = ready.result.face_count;
     if (count === 0) {
-      showError(this.#notice, { code: "no_face", message: "", details: { face_count: count } });
+      this.#say(() => showError(this.#notice, { code: "no_face", message: "", details: { face_count: count } }));
       return;
     }
     if (count > 1) this.#sayFaceChosen();
@@ -404,8 +418,9 @@ export class IdPhotoPanel {
   }
 
   #sayFaceChosen() {
-    const found = plural("faces.count", this.#source.result.face_count);
-    showNotice(this.#notice, { tone: "info", title: t("idphoto.face"), text: t("idphoto.faceChosen", { found, n: this.#facePick.value }) });
+    const count = this.#source.result.face_count;
+    const n = this.#facePick.value;
+    this.#say(() => showNotice(this.#notice, { tone: "info", title: t("idphoto.face"), text: t("idphoto.faceChosen", { found: plural("faces.count", count), n }) }));
   }
 
   #clearResult() {
@@ -462,7 +477,7 @@ export class IdPhotoPanel {
       const response = await this.#render(photo, params, controller.signal, first);
       const body = await response.json();
       if (controller.signal.aborted) return;
-      clearNotice(this.#notice);
+      this.#unsay();
       if (!this.#faceField.hidden) this.#sayFaceChosen();
       this.#show(body, response, params);
       if (first) this.#announce.textContent = t("progress.done", { status: this.#status.textContent });
@@ -473,7 +488,7 @@ export class IdPhotoPanel {
         return;
       }
       this.#clearResult();
-      showError(this.#notice, error, { limits: this.limits(), onRetry: error.retryable ? () => this.make() : null });
+      this.#say(() => showError(this.#notice, error, { limits: this.limits(), onRetry: error.retryable ? () => this.make() : null }));
     } finally {
       if (this.#controller === controller) {
         this.#controller = null;
@@ -624,7 +639,7 @@ export class IdPhotoPanel {
       const response = await this.#render(photo, params, null, false);
       downloadBlob(response.blob, name);
     } catch (error) {
-      showError(this.#notice, error, { limits: this.limits(), onRetry: error.retryable ? () => this.#saveSheet() : null });
+      this.#say(() => showError(this.#notice, error, { limits: this.limits(), onRetry: error.retryable ? () => this.#saveSheet() : null }));
     } finally {
       this.#downloadSheet.textContent = t("idphoto.downloadSheet");
       this.#updateButtons();
