@@ -194,6 +194,9 @@ def test_id_photo_preview_report_and_downloads(
     expect(badges.first).to_be_visible()
     assert badges.count() >= 5
     assert {text.lower() for text in badges.all_inner_texts()} <= {"pass", "warn", "fail"}
+    # A fraction reads in percent, as its limit does ("23% · allowed ≤ 50%"), not as 0.227.
+    contrast = page.locator("#checks .check", has_text="Clothes stand out from the background")
+    expect(contrast.locator(".check__value")).to_have_text(re.compile(r"^[\d.]+% · allowed ≤ 50%"))
 
     # A new background re-renders the preview by itself, at once, with the new colour.
     with page.expect_response(

@@ -93,6 +93,8 @@ export function checkLabel(name) {
 
 /** A check's measured value with its unit ("19 mm", "1.27°"). */
 export function checkValue(check) {
+  // A fraction is shown in percent, as its limit is worded: "16.4%" against "≤ 12%", not 0.164.
+  if (typeof check.value === "number" && !check.unit && check.limit?.unit === "fraction") return limitNumber(check.value, "fraction");
   const value = formatValue(check.value);
   if (!check.unit || typeof check.value !== "number") return value;
   const unit = UNITS[check.unit] ?? check.unit;
