@@ -602,22 +602,27 @@ def test_a_download_is_named_after_its_photo_when_another_is_on_show(
     open_page: Any, live_server: LiveServer, testdata: Path
 ) -> None:
     """A print sheet or an annotated image still on its way when another photo is chosen is saved
-    under the name of the photo it was made from, not of the one on show when it arrives."""
+    under the name of the photo it was made from, not of the one on show when it arrives; the
+    sheet's button stays disabled until its sheet has come (one at a time)."""
     page = load(open_page, live_server).page
     pick(page, testdata / "portrait_1.jpg", testdata / "obama_small.jpg")
     thumbs = page.locator(".thumb")
     expect(page.locator(".thumb--done")).to_have_count(2)
     wait_for_id_photo(page)
     shown = page.locator("#photo-meta")
+    sheet_held: list[bool] = []
 
     def show_the_other(route: Route) -> None:
-        # The answer is let through only once the other photo is on show.
-        if "sheet=" in route.request.url or route.request.url.endswith("/v1/annotate"):
-            other = 1 if "portrait_1" in shown.inner_text() else 0
-            thumbs.nth(other).click()
+        # The answer is let through only once the other photo is on show...
+        other = 1 if "portrait_1" in shown.inner_text() else 0
+        thumbs.nth(other).click()
+        if "sheet=" in route.request.url:
+            # ...and its ID photo made: the sheet still on its way keeps its button.
+            wait_for_id_photo(page)
+            sheet_held.append(page.locator("#download-sheet").is_disabled())
         route.continue_()
 
-    page.route(re.compile(r"/v1/(id-photo|annotate)\b"), show_the_other)
+    page.route(lambda url: "sheet=" in url or url.endswith("/v1/annotate"), show_the_other)
     for button, saved, then in [
         ("#download-sheet", "portrait_1-id-photo-cn-1inch-sheet-6inch.jpg", "obama_small.jpg"),
         ("#download-annotated", "obama_small-annotated.jpg", "portrait_1.jpg"),
@@ -626,6 +631,7 @@ def test_a_download_is_named_after_its_photo_when_another_is_on_show(
             page.click(button)
         assert download.value.suggested_filename == saved
         expect(shown).to_contain_text(then)
+    assert sheet_held == [True]
 
 
 def test_a_cached_answer_shows_its_own_timing(

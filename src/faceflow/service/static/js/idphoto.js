@@ -181,6 +181,7 @@ export class IdPhotoPanel {
   #papers = [];
   #imageUrl = null;
   #said = null; // shows the notice on show, again in another language
+  #sheetBusy = false; // a print sheet is on its way: one at a time
   #schedule = debounce(() => this.make({ unlessShown: true }), PREVIEW_DELAY_MS);
 
   constructor(queue, { limits, askKey }) {
@@ -437,7 +438,7 @@ export class IdPhotoPanel {
     const usable = this.#available && Boolean(this.#source);
     this.#make.disabled = !usable || busy;
     this.#downloadPhoto.disabled = !usable || busy || !this.#made;
-    this.#downloadSheet.disabled = !usable || !this.#made;
+    this.#downloadSheet.disabled = !usable || !this.#made || this.#sheetBusy;
     byId("preview-open").disabled = !this.#made;
     byId("print-report").disabled = !this.#made;
     this.#sheet.disabled = !usable;
@@ -631,6 +632,7 @@ export class IdPhotoPanel {
   async #saveSheet() {
     const photo = this.#source;
     if (!photo) return;
+    this.#sheetBusy = true;
     this.#downloadSheet.disabled = true;
     this.#downloadSheet.textContent = t("idphoto.preparing");
     // The sheet of the photo as shown, by its content key like every other change.
@@ -643,6 +645,7 @@ export class IdPhotoPanel {
     } catch (error) {
       this.#say(() => showError(this.#notice, error, { limits: this.limits(), onRetry: error.retryable ? () => this.#saveSheet() : null }));
     } finally {
+      this.#sheetBusy = false;
       this.#downloadSheet.textContent = t("idphoto.downloadSheet");
       this.#updateButtons();
     }
