@@ -843,6 +843,22 @@ def run_clock(page: Page, ms: int) -> None:
         page.wait_for_timeout(CLOCK_SETTLE_MS)
 
 
+# Counts what the badge's polls write: its text (window.badgeWrites) and, as each poll sets its
+# data-state even when unchanged, the polls answered (<body data-polls>).
+BADGE_WRITES = """
+window.badgeWrites = 0;
+let polls = 0;
+new MutationObserver((records) => {
+  for (const record of records) {
+    if (record.type === "childList") window.badgeWrites += 1;
+    else document.body.dataset.polls = String((polls += 1));
+  }
+}).observe(document.getElementById("server-status"), {
+  childList: true, subtree: true, attributes: true, attributeFilter: ["data-state"],
+});
+"""
+
+
 def test_the_status_badge_turns_red_when_the_server_is_gone(
     open_page: OpenPage, live_server: LiveServer
 ) -> None:
@@ -852,6 +868,12 @@ def test_the_status_badge_turns_red_when_the_server_is_gone(
     page.goto(live_server.url + "/")
     status = page.locator("#server-status")
     expect(status).to_have_attribute("data-state", "ok")
+    # The badge is a live region (role=status): a poll finding the server as it was leaves its
+    # text alone, or a screen reader would read "ready" out every 5 s.
+    page.evaluate(BADGE_WRITES)
+    run_clock(page, STATUS_POLL_MS)
+    expect(page.locator("body")).to_have_attribute("data-polls", "1")  # the poll was answered
+    assert page.evaluate("window.badgeWrites") == 0
     # The server "goes away": its readiness probe cannot be reached any more.
     page.route("**/readyz", lambda route: route.abort("connectionrefused"))
     run_clock(page, STATUS_POLL_MS)

@@ -39,7 +39,9 @@ byId("queue-clear").addEventListener("click", () => queue.clear());
 /** The status badge: a message key (shown in the current language) and ok | warn | busy | error. */
 function setStatus(key, state, vars = {}) {
   status = { key, vars, state };
-  statusLine.textContent = t(key, vars);
+  // The badge is a live region: text written again, even the same, is read out again (every poll).
+  const text = t(key, vars);
+  if (statusLine.textContent !== text) statusLine.textContent = text;
   statusLine.dataset.state = state;
   statusLine.title = state === "error" ? t("status.gone.title") : "";
 }
