@@ -673,6 +673,15 @@ def test_chinese_page_at_phone_size(
     expect(page.locator("#report-status")).to_have_text(
         re.compile(r"符合要求|请查看警告|不符合要求")
     )
+    # The report reads across the card, under the photo, not in a narrow column beside it.
+    result = page.locator("#idphoto-result").bounding_box()
+    preview = page.locator("#idphoto-preview").bounding_box()
+    report = page.locator(".idphoto__report").bounding_box()
+    assert result
+    assert preview
+    assert report
+    assert report["y"] >= preview["y"] + preview["height"]
+    assert report["width"] >= result["width"] - 1
     page.locator("#all-checks-summary").click()
     badges = set(page.locator("#checks .badge").all_inner_texts())
     assert badges, "no check badges"
