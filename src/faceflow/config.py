@@ -457,6 +457,16 @@ class JobSettings(_Group):
     )
     queue_name: str = Field("faceflow", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="RQ queue")
     max_queued: int = Field(1000, ge=1, description="jobs allowed to wait; beyond: 503 queue_full")
+    # One API key submitting max_queued distinct jobs left every other client 503 queue_full
+    # until its backlog drained, and held max_queued images in the queue Redis.
+    max_queued_per_client: int | None = Field(
+        None,
+        ge=1,
+        description="Redis runner, API keys on: new jobs one key may have queued or running; "
+        "beyond: 429 rate_limited with Retry-After (joining identical queued work, or a result "
+        "from the cache, is not counted), so one client cannot take all of max_queued; null: "
+        "no limit. Stored results are not counted: bound those with server.rate_limit",
+    )
     dedup_scope: Literal["global", "api_key"] = Field(
         "global",
         description="global: identical work (same image, operation, options) is queued once and "

@@ -33,7 +33,7 @@ from faceflow.cache.keys import cache_key
 from faceflow.cache.redis_cache import RedisCache
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import CacheSettings, ModelSettings, Settings
-from faceflow.errors import Expired, JobFailed, QueueFull, Unavailable
+from faceflow.errors import Expired, JobFailed, QueueFull, RateLimited, Unavailable
 from faceflow.jobs import worker as worker_module
 from faceflow.jobs.records import (
     JobOutcome,
@@ -83,6 +83,31 @@ async def test_a_finished_job_keeps_its_outcome_not_its_image(
     assert not connection.exists(keys.data(submission.job_id))
     assert connection.exists(keys.result(submission.job_id))
     connection.close()
+
+
+async def test_one_client_cannot_take_the_whole_queue_past_its_share(
+    queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """jobs.max_queued_per_client: one API key with its share of jobs queued is refused (429
+    with Retry-After) while another key's submission is taken; without it, the key took the
+    whole of max_queued and the other key's job was 503 queue_full. Joining identical queued
+    work is not counted; jobs that ended give their place back."""
+    settings = job_settings(queue_redis.url, max_queued=3, max_queued_per_client=2)
+    runner = runner_for(settings)
+    greedy, other = "a" * 64, "b" * 64
+    try:
+        first = prepare("detect", variant(face_jpeg), {}, settings)
+        await runner.submit(first, greedy)
+        await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), greedy)
+        with pytest.raises(RateLimited) as refused:
+            await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), greedy)
+        assert refused.value.retry_after_s >= 1
+        await runner.submit(first, greedy)  # the same work again: joins its queued job
+        await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), other)
+        work_burst(settings, worker_context)
+        await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), greedy)
+    finally:
+        await runner.close()
 
 
 async def test_the_worker_fills_the_shared_cache_as_the_api_reads_it(

@@ -12,6 +12,8 @@ under keys we control, in explicit versioned msgpack (see :mod:`faceflow.jobs.re
   result or a failure can be.
 * ``ff:{queue}:jobrefs:{job_id}``: the handles still interested in a queued job, so cancelling one
   of several identical submissions does not cancel the others'.
+* ``ff:{queue}:pending:{owner}``: with ``jobs.max_queued_per_client``, the jobs an API key's
+  submissions enqueued that may still be queued or running (pruned when it is full).
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ class JobKeys:
     def lease_grace(self) -> str:
         """Present while leases are not judged after the queue Redis went unanswered."""
         return f"{self._base}:maintenance:grace"
+
+    def pending(self, owner: str) -> str:
+        """The jobs an owner's submissions enqueued that may still be queued or running (a
+        sorted set by submission time; see ``jobs.max_queued_per_client``)."""
+        return f"{self._base}:pending:{owner}"
 
     def owned(self, job_id: str, owner: str | None) -> str:
         """One owner's handles of a job, oldest first (a list; see HANDLES_PER_OWNER)."""

@@ -11,6 +11,8 @@
 * A queue longer than ``max_queued`` answers 503 ``queue_full`` with ``Retry-After``, and so does
   any call whose write the queue Redis refuses for want of room (at ``maxmemory``,
   ``noeviction``): it answered, so that is no outage, and reads go on.
+* With ``max_queued_per_client``, an owner (API key) with that many jobs of its own enqueueing
+  queued or running answers 429 for a new one, so one key cannot fill ``max_queued`` for all.
 * The shared result cache is checked first: a cached result finishes the job at submission.
 
 RQ and redis-py are synchronous here, so every call runs in a worker thread, never on the loop.
@@ -45,6 +47,7 @@ from faceflow.errors import (
     JsonScalar,
     NotFound,
     QueueFull,
+    RateLimited,
     Unavailable,
 )
 from faceflow.jobs.handles import HANDLES_PER_OWNER, new_handle, visible_to
@@ -294,7 +297,7 @@ class RqRunner:
                 from_cache = True
                 self._counts["from_cache"] += 1
             else:
-                self._enqueue(sub, job_id)
+                self._enqueue(sub, job_id, owner)
         else:
             self._counts["deduplicated"] += 1
         queued = not from_cache and not has_outcome
@@ -321,7 +324,7 @@ class RqRunner:
             # unless another submission has made it anew meanwhile.
             job, has_outcome = self._unless_stale(job_id)
             if job is None and not has_outcome:
-                self._enqueue(sub, job_id)
+                self._enqueue(sub, job_id, owner)
         self._counts["submitted"] += 1
         view, _ = self._view(handle, record)
         return view
@@ -369,12 +372,15 @@ class RqRunner:
             pipe.execute()
         return None
 
-    def _enqueue(self, sub: Submission, job_id: str) -> None:
+    def _enqueue(self, sub: Submission, job_id: str, owner: str | None) -> None:
         if self._queue.count >= self._settings.max_queued:
             raise QueueFull(
                 f"the job queue is full ({self._settings.max_queued} jobs waiting)",
                 retry_after_s=_QUEUE_FULL_RETRY_S,
             )
+        cap = self._settings.max_queued_per_client
+        if cap is not None and owner is not None:
+            self._check_share(owner, cap)
         payload = encode_payload(JobPayload(sub.operation.value, sub.payload, sub.data))
         # Kept as long as a failed job stays in the dead-letter registry (one retention for
         # both), so a parked job can be requeued for as long as it is listed there.
@@ -403,9 +409,48 @@ class RqRunner:
         except DuplicateJobError:
             # Another submission (maybe on another API node) enqueued it first: share it.
             self._counts["deduplicated"] += 1
+            return
         except OutOfMemoryError:
             self._forget_image(keys=[Job.key_for(job_id), self._keys.data(job_id)])
             raise
+        if cap is not None and owner is not None:
+            with self._conn.pipeline() as pipe:
+                pipe.zadd(self._keys.pending(owner), {job_id: time.time()})
+                pipe.expire(self._keys.pending(owner), self._payload_ttl_s)
+                pipe.execute()
+
+    def _check_share(self, owner: str, cap: int) -> None:
+        """429 when ``owner`` has ``cap`` jobs of its own enqueueing queued or running. Jobs
+        that ended (or expired) are dropped from its set here, when it is full, so a check
+        costs one ZCARD until then and at most ``cap`` status reads after. Two submissions of
+        one owner on two nodes at once may both pass at ``cap - 1``: a share, not a hard
+        count."""
+        key = self._keys.pending(owner)
+        if self._conn.zcard(key) < cap:
+            return
+        ids = [
+            raw.decode() if isinstance(raw, bytes) else str(raw)
+            for raw in self._conn.zrange(key, 0, -1)
+        ]
+        with self._conn.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(Job.key_for(job_id), "status")
+            statuses = pipe.execute()
+        live = {s.value for s in _QUEUED} | {RqStatus.STARTED.value}
+        ended = [
+            job_id
+            for job_id, status in zip(ids, statuses, strict=True)
+            if not isinstance(status, bytes) or status.decode() not in live
+        ]
+        if ended:
+            self._conn.zrem(key, *ended)
+        if len(ids) - len(ended) >= cap:
+            raise RateLimited(
+                f"this client has {cap} jobs queued or running (jobs.max_queued_per_client); "
+                f"submit more as they finish",
+                retry_after_s=_QUEUE_FULL_RETRY_S,
+                details={"limit": f"{cap} jobs queued or running"},
+            )
 
     def _handle(self, handle: str, owner: str | None) -> HandleRecord:
         raw = self._conn.get(self._keys.handle(handle))
