@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,7 @@ from uvicorn.server import ServerState
 
 from faceflow.config import ServerSettings
 from faceflow.service.metrics import Metrics
+from faceflow.service.middleware import RequestContext
 from faceflow.service.protocol import (
     CHUNK_BYTES,
     FREE_CHUNKS,
@@ -26,6 +28,7 @@ from faceflow.service.protocol import (
     STALLED_BODY_S,
     FaceflowHttpProtocol,
 )
+from tests.fixtures.live_server import Scrape
 
 
 class RecordingTransport(asyncio.Transport):
@@ -985,3 +988,57 @@ async def test_too_many_trailer_fields_get_431_at_once() -> None:
     assert json.loads(body)["error"]["max_fields"] == 100
     assert app.messages[-1] == {"type": "http.disconnect"}
     protocol.connection_lost(None)
+
+
+class AnswerOnceReleased:
+    """Answers 200 once the test releases it (a computation its client may not wait for)."""
+
+    def __init__(self, *, head_first: bool = False) -> None:
+        self.head_first = head_first
+        self.release = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", b"2")],
+        }
+        if self.head_first:
+            await send(start)
+        await self.release.wait()
+        if not self.head_first:
+            await send(start)
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.mark.parametrize(
+    ("method", "head_first", "status"),
+    [
+        ("POST", False, "499"),  # left while it was computed: nothing of it reached the client
+        ("GET", True, "499"),  # left after the head: the body never reached it
+        ("HEAD", True, "200"),  # a HEAD's answer is whole with its head
+    ],
+)
+async def test_an_answer_made_after_its_client_left_is_counted_499(
+    caplog: pytest.LogCaptureFixture, method: str, head_first: bool, status: str
+) -> None:
+    app = AnswerOnceReleased(head_first=head_first)
+    metrics = Metrics()
+    transport = WritesRecordingTransport()
+    protocol = _open(RequestContext(app, metrics), transport)
+    protocol.data_received(f"{method} /x HTTP/1.1\r\nhost: x\r\n\r\n".encode())
+    await asyncio.sleep(0)
+
+    transport.closed = True
+    protocol.connection_lost(ConnectionResetError())
+    app.release.set()
+    with caplog.at_level(logging.INFO, logger="faceflow.access"):
+        await _until_answered(protocol)
+
+    scrape = Scrape(metrics.render().decode())
+    counted = "faceflow_http_requests_total"
+    assert scrape.value(counted, method=method, status=status) == 1
+    (line,) = [r for r in caplog.records if r.name == "faceflow.access"]
+    assert str(line.status) == status  # type: ignore[attr-defined]
+    if status == "499":
+        assert line.cut_short == "not delivered: its client left before the 200"  # type: ignore[attr-defined]

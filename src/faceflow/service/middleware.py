@@ -19,6 +19,11 @@ CLIENT_CLOSED = 499
 was all sent (nginx's "client closed request"): mid-upload, before anything was sent, or with a
 streamed answer cut short (its access line says how many bytes went out)."""
 
+UNDELIVERED = "faceflow.undelivered"
+"""Set in a request's scope by the HTTP protocol (service/protocol.py) when the app sent an
+answer, or part of one, after its client had gone: uvicorn drops such a message silently, and a
+request whose client left while it was computed was counted and logged as the 200 it made."""
+
 _REQUEST_ID = b"x-request-id"
 # Every answer is what its Content-Type says: a browser must not read an error's JSON (which
 # quotes what the client sent) or an image as anything else.
@@ -108,6 +113,9 @@ class RequestContext:
     ) -> None:
         """Count and log the request once it is answered (or its client is gone); ``cut_short``
         says what was sent of an answer its client did not wait for."""
+        if scope.get(UNDELIVERED) and status != CLIENT_CLOSED:
+            cut_short = cut_short or f"not delivered: its client left before the {status}"
+            status = CLIENT_CLOSED
         route = scope.get("route")
         # FastAPI's route template, or the path the hot path answered, or the web page's label
         # (WEB_PAGE_ROUTE, for any path no route has), or "unmatched" (the web page turned off).

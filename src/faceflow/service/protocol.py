@@ -98,6 +98,7 @@ from faceflow.errors import (
 )
 from faceflow.service.errors import faceflow_error_response
 from faceflow.service.metrics import Metrics
+from faceflow.service.middleware import UNDELIVERED
 
 SERVER_SETTINGS_STATE = "faceflow.server_settings"
 METRICS_STATE = "faceflow.metrics"
@@ -306,6 +307,10 @@ class _Cycle(RequestResponseCycle):
             # rest, which uvicorn did with no time limit — a body trickled a byte every few
             # seconds held the connection, and its share of max_connections, for good.
             self.keep_alive = False
+        if self.disconnected and not (self.response_started and self.scope["method"] == "HEAD"):
+            # uvicorn drops it without a word; the request is logged and counted as the 499 it
+            # was (a HEAD's answer is whole with its head, the rest of it is never sent).
+            self.scope[UNDELIVERED] = True  # type: ignore[literal-required]
         await super().send(message)  # type: ignore[arg-type]
 
     async def receive(self) -> Message:  # type: ignore[override]
