@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from faceflow.errors import FaceflowError
+from faceflow.service import upload
 from faceflow.service.upload import (
     MAX_DELIMITERS,
     MAX_PART_HEADER_BYTES,
@@ -186,3 +188,28 @@ def test_a_long_header_value_is_parsed_but_not_memoised() -> None:
     assert parse_options_header(short_value)[1][b"boundary"] == b"abc"
 
     assert _memoised_options.cache_info().currsize == 1  # the short one only
+
+
+def test_a_header_block_longer_than_a_part_may_have_is_left_to_python_multipart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One image's form is split whole on the event loop: a part "header" of 10 MB of `a:b`
+    # lines was copied and cut into 2 million lines (115 ms) before it was found too long.
+    read_blocks: list[int] = []
+    real = upload._head
+
+    def recording(block: bytes) -> object:
+        read_blocks.append(len(block))
+        return real.__wrapped__(block)
+
+    recording.__wrapped__ = recording  # type: ignore[attr-defined]
+    monkeypatch.setattr(upload, "_head", recording)
+    body = _form_of([b"a:b\r\n" * 200_000 + b"\r\nimg\r\n"])
+    streamed = _read(b"b0undary", _chunked(body, [70_000]), whole=False)
+
+    assert _read(b"b0undary", [body], whole=True) == streamed
+    assert streamed == (
+        "InvalidParameter",
+        "malformed multipart body: Maximum header count exceeded",
+    )
+    assert max(read_blocks, default=0) <= upload._MAX_HEAD_BLOCK
