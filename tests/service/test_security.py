@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from starlette.requests import Request
 
 from faceflow.config import ServerSettings
 from faceflow.errors import RateLimited
+from faceflow.service import security
 from faceflow.service.security import (
     STORAGE_FAILURES,
     STORAGE_RETRY_S,
@@ -291,3 +293,30 @@ async def test_a_request_counted_as_several_is_charged_at_most_a_rules_allowance
         await other.check("ip:10.0.0.3")
     with pytest.raises(RateLimited):
         await other.check("ip:10.0.0.3")  # 16 + 4 = 20 used: the 21st is refused
+
+
+async def test_passed_windows_are_freed_on_the_event_loop_not_one_thread_hop_per_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # limits' own sweep handed every client's window to a thread in turn, and began again as
+    # soon as it ended: 5,000 clients counted kept the event loop's thread half busy for good.
+    limit = RateLimit.from_settings(ServerSettings(rate_limit="5/minute"))
+    assert limit is not None
+    storage = limit._limiter.storage
+    assert isinstance(storage, security.SweptMemoryStorage)
+    for client in range(3):
+        await storage.acquire_entry(f"passed-{client}", 5, -1)  # its window already over
+    await storage.acquire_entry("current", 5, 60)
+    hops: list[object] = []
+
+    async def hop(func: object, *args: object) -> object:
+        hops.append(func)
+        return func(*args)  # type: ignore[operator]
+
+    monkeypatch.setattr(asyncio, "to_thread", hop)
+    monkeypatch.setattr(security, "SWEEP_EVERY_S", 0)
+    await storage._MemoryStorage__expire_events()
+
+    assert hops == []
+    assert set(storage.events) == {"current"}
+    assert set(storage.locks) <= {"current"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
 import hashlib
 import hmac
@@ -14,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import Storage
+from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.requests import Request
@@ -155,8 +156,9 @@ class RateLimit:
         if not rules:
             return None
         uri = settings.rate_limit_storage
+        storage: object
         if uri.startswith("memory://"):
-            storage = storage_from_string("async+" + uri)
+            storage = SweptMemoryStorage()
         else:
             # redis-py is already a dependency; limits would otherwise want coredis.
             storage = storage_from_string("async+" + uri, implementation="redispy")
@@ -202,6 +204,43 @@ class RateLimit:
                 stats = await self._limiter.get_window_stats(rule, identity)
                 return rule, max(1, math.ceil(stats.reset_time - time.time()))
         return None
+
+
+SWEEP_EVERY_S = 1.0
+"""How often :class:`SweptMemoryStorage` frees the windows that have passed."""
+SWEEP_SLICE = 1000
+"""Clients whose windows :class:`SweptMemoryStorage` looks at in one turn of the event loop."""
+
+
+class SweptMemoryStorage(MemoryStorage):
+    """limits' in-process storage, its passed windows freed on the event loop in slices, once a
+    second. limits' own sweep hands every client's window to a thread, one after the other, and
+    begins again as soon as it ends: with 5,000 clients counted (as many addresses, each with a
+    wrong key, in a minute) it kept the event loop's thread half busy for good (56% of a core
+    against 4%, bench: docs/performance.md). A window is never read past its time whether or not
+    it was freed (limits compares each entry's time), so the sweep only bounds the memory."""
+
+    async def _MemoryStorage__expire_events(self) -> None:  # noqa: N802 - limits' own, mangled
+        try:
+            now = time.time()
+            for done, key in enumerate(list(self.events), 1):
+                events = self.events.get(key)
+                if events:  # newest first
+                    del events[bisect.bisect_left(events, -now, key=lambda e: -e.expiry) :]
+                if not events:
+                    self.events.pop(key, None)
+                    self.locks.pop(key, None)
+                if done % SWEEP_SLICE == 0:
+                    await asyncio.sleep(0)
+            for key, at in list(self.expirations.items()):  # fixed windows (unused here)
+                if at <= now:
+                    self.storage.pop(key, None)
+                    self.expirations.pop(key, None)
+                    self.locks.pop(key, None)
+            # Requests start the next sweep once this one is done: not before a second is up.
+            await asyncio.sleep(SWEEP_EVERY_S)
+        except asyncio.CancelledError:
+            return
 
 
 def _log_outage(is_open: bool) -> None:
