@@ -415,6 +415,18 @@ def test_an_example_photo_is_queued_as_if_chosen(
     assert serious_axe_violations(page) == []
     assert probe.errors == []
 
+    # An example that cannot be fetched says so beside the examples, and a new language says it
+    # again rather than dropping it (the photo's own notice is redrawn with the photo).
+    page.route("**/v1/examples/*", lambda route: route.abort("connectionrefused"))
+    page.locator("[data-example=astronaut]").click()
+    notice = page.locator("#example-notice [role=alert]")
+    expect(notice).to_be_visible()
+    said = notice.inner_text()
+    page.click("#lang-switch")
+    expect(notice).to_be_visible()
+    expect(notice).not_to_have_text(said)
+    page.unroute("**/v1/examples/*")
+
 
 @pytest.fixture(scope="module")
 def server_without_examples_starting(

@@ -6,19 +6,23 @@
 import { request } from "./api.js";
 import { byId, h } from "./dom.js";
 import { hasText, onLanguageChange, t } from "./i18n.js";
-import { showError } from "./notice.js";
+import { clearNotice, showError } from "./notice.js";
 
 export class Examples {
   #box = byId("examples");
   #list = byId("example-list");
-  #notice = byId("photo-notice");
+  #notice = byId("example-notice"); // its own: the photo's notice is redrawn with the photo
+  #said = null; // the fetch error on show, said again in another language
   #items = [];
   #loaded = false;
 
   /** `onPhoto(file)` receives the fetched photo as a File named after the example. */
   constructor({ onPhoto }) {
     this.onPhoto = onPhoto;
-    onLanguageChange(() => this.#render());
+    onLanguageChange(() => {
+      this.#render();
+      if (this.#notice.querySelector(".notice")) this.#said?.();
+    });
   }
 
   /** Ask the server which examples it has (once; again after a failure, e.g. a key prompt). */
@@ -60,6 +64,7 @@ export class Examples {
           img,
           h("span", {}, this.#title(item)),
         );
+        item.button = button;
         return h("li", {}, button);
       }),
     );
@@ -84,9 +89,13 @@ export class Examples {
     try {
       const response = await request(item.url);
       const extension = item.media_type === "image/png" ? "png" : "jpg";
+      this.#said = null;
+      clearNotice(this.#notice);
       this.onPhoto(new File([response.blob], `${item.name}.${extension}`, { type: item.media_type }));
     } catch (error) {
-      showError(this.#notice, error, { onRetry: () => this.#pick(item, button) });
+      // #render replaces the buttons: a retry presses the one on show by then.
+      this.#said = () => showError(this.#notice, error, { onRetry: () => this.#pick(item, item.button ?? button) });
+      this.#said();
     } finally {
       button.disabled = false;
       button.removeAttribute("aria-busy");

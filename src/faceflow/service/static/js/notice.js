@@ -59,5 +59,11 @@ export function clearNotice(slot) {
 /** showNotice for an ApiError, described by describeError. */
 export function showError(slot, error, { limits = null, onRetry = null, actions = [] } = {}) {
   const { title, text, retryAfter } = describeError(error, limits);
-  return showNotice(slot, { tone: "error", title, text, retryAfter: retryAfter ?? null, onRetry, actions });
+  // The same error shown again (in another language) counts on from where it was, not afresh.
+  let left = null;
+  if (retryAfter != null) {
+    error.retryAt ??= Date.now() + retryAfter * 1000;
+    left = Math.max(0, Math.ceil((error.retryAt - Date.now()) / 1000));
+  }
+  return showNotice(slot, { tone: "error", title, text, retryAfter: left, onRetry, actions });
 }
