@@ -197,6 +197,10 @@ def test_id_photo_preview_report_and_downloads(
     # A fraction reads in percent, as its limit does ("23% · allowed ≤ 50%"), not as 0.227.
     contrast = page.locator("#checks .check", has_text="Clothes stand out from the background")
     expect(contrast.locator(".check__value")).to_have_text(re.compile(r"^[\d.]+% · allowed ≤ 50%"))
+    # What the server could not measure (null: the leftover backdrop, on this photo's busy
+    # street) says so, not "–".
+    leftover = page.locator("#checks .check", has_text="Old background removed")
+    expect(leftover.locator(".check__value")).to_have_text(re.compile(r"^not measured · allowed"))
 
     # A new background re-renders the preview by itself, at once, with the new colour.
     with page.expect_response(

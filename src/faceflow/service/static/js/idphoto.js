@@ -93,6 +93,8 @@ export function checkLabel(name) {
 
 /** A check's measured value with its unit ("19 mm", "1.27°"). */
 export function checkValue(check) {
+  // The server could not measure it (a busy backdrop): say so, not a bare dash.
+  if (check.value === null || check.value === undefined) return t("value.notMeasured");
   // A fraction is shown in percent, as its limit is worded: "16.4%" against "≤ 12%", not 0.164.
   if (typeof check.value === "number" && !check.unit && check.limit?.unit === "fraction") return limitNumber(check.value, "fraction");
   const value = formatValue(check.value);
