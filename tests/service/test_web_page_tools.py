@@ -623,6 +623,7 @@ def test_a_download_is_named_after_its_photo_when_another_is_on_show(
     wait_for_id_photo(page)
     shown = page.locator("#photo-meta")
     sheet_held: list[bool] = []
+    sheet_labels: list[str] = []
 
     def show_the_other(route: Route) -> None:
         # The answer is let through only once the other photo is on show...
@@ -632,6 +633,10 @@ def test_a_download_is_named_after_its_photo_when_another_is_on_show(
             # ...and its ID photo made: the sheet still on its way keeps its button.
             wait_for_id_photo(page)
             sheet_held.append(page.locator("#download-sheet").is_disabled())
+            # Another language keeps the sheet's button saying it is at work.
+            page.click("#lang-switch")
+            sheet_labels.append(page.locator("#download-sheet").inner_text())
+            page.click("#lang-switch")
         route.continue_()
 
     page.route(lambda url: "sheet=" in url or url.endswith("/v1/annotate"), show_the_other)
@@ -644,6 +649,7 @@ def test_a_download_is_named_after_its_photo_when_another_is_on_show(
         assert download.value.suggested_filename == saved
         expect(shown).to_contain_text(then)
     assert sheet_held == [True]
+    assert sheet_labels == ["正在准备…"]
 
 
 def test_a_cached_answer_shows_its_own_timing(

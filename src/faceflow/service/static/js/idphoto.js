@@ -149,6 +149,7 @@ export class IdPhotoPanel {
   #preview = byId("idphoto-preview");
   #image = byId("idphoto-img");
   #busy = byId("idphoto-busy");
+  #stale = byId("idphoto-stale");
   #facts = byId("idphoto-facts");
   #checks = byId("checks");
   #issues = byId("issues");
@@ -157,6 +158,7 @@ export class IdPhotoPanel {
   #status = byId("report-status");
   #empty = byId("idphoto-empty");
   #make = byId("make-idphoto");
+  #makeReason = byId("make-reason");
   #downloadPhoto = byId("download-photo");
   #sheet = byId("sheet");
   #downloadSheet = byId("download-sheet");
@@ -178,12 +180,15 @@ export class IdPhotoPanel {
   #available = false;
   #source = null; // the Photo the panel works on
   #controller = null;
+  #uploading = null; // {photo, cut} while the request on its way sends the photo itself
+  #again = false; // the choices changed during that upload: make them once it is answered
   #made = null; // {blob, params, body, response} of the shown preview
   #specList = [];
   #papers = [];
   #imageUrl = null;
   #said = null; // shows the notice on show, again in another language
   #sheetBusy = false; // a print sheet is on its way: one at a time
+  #failed = false; // the last render failed: the photo on show is an older one
   #schedule = debounce(() => this.make({ unlessShown: true }), PREVIEW_DELAY_MS);
 
   constructor(queue, { limits, askKey }) {
@@ -235,6 +240,9 @@ export class IdPhotoPanel {
     });
     this.#fillFaces(this.#source);
     if (this.#made) this.#show(this.#made.body, this.#made.response, this.#made.params);
+    this.#syncStale();
+    // The data-i18n pass put the idle words back on a button still at work.
+    if (this.#sheetBusy) this.#downloadSheet.textContent = t("idphoto.preparing");
     // The notice still on show (a Retry clears it) is said again in the new language.
     if (this.#notice.querySelector(".notice")) this.#said?.();
   }
@@ -354,22 +362,54 @@ export class IdPhotoPanel {
     if (event?.target === this.#facePick) this.#touched.clear(); // another person, another head
     if (event?.target === this.#transparent || event?.target === this.#format) this.#syncTransparent();
     this.#paintCustomChip();
-    const validKb = this.#maxKb.checkValidity() && (this.#maxKb.value === "" || Number.isInteger(Number(this.#maxKb.value)));
+    const validKb = this.#maxKbValid();
     this.#maxKbError.hidden = validKb;
     this.#maxKb.setAttribute("aria-invalid", String(!validKb));
     if (!validKb) {
       this.#schedule.cancel();
-      return;
+    } else if (this.#source) {
+      // A click (a colour, a size, a format) renders at once; typing and dragging a colour wait
+      // until they pause.
+      if (event?.type === "change" && event.target !== this.#maxKb && event.target !== this.#customColour) {
+        this.#schedule.cancel();
+        this.make({ unlessShown: true });
+      } else {
+        this.#schedule();
+      }
     }
-    if (!this.#source) return;
-    // A click (a colour, a size, a format) renders at once; typing and dragging a colour wait
-    // until they pause.
-    if (event?.type === "change" && event.target !== this.#maxKb && event.target !== this.#customColour) {
-      this.#schedule.cancel();
-      this.make({ unlessShown: true });
-    } else {
-      this.#schedule();
-    }
+    this.#syncStale();
+  }
+
+  #maxKbValid() {
+    return this.#maxKb.disabled || (this.#maxKb.checkValidity() && (this.#maxKb.value === "" || Number.isInteger(Number(this.#maxKb.value))));
+  }
+
+  /** The query for the current choices, as the preview is asked for. */
+  #choices() {
+    return { ...this.#params(), format: this.#format.value, transparent: this.#transparent.checked, max_kb: this.#maxKb.disabled ? "" : this.#maxKb.value, response: "json" };
+  }
+
+  /**
+   * Why the photo on show is not the current choices' (null when it is): a field the page cannot
+   * send, a render on its way (or about to start), or a render that failed. The photo stays, dimmed
+   * and labelled, and cannot be downloaded, so a preview never silently disagrees with the form.
+   */
+  #staleness() {
+    if (!this.#made) return null;
+    if (!this.#maxKbValid()) return "maxKb";
+    if (this.#controller) return "updating";
+    if (JSON.stringify(this.#choices()) === JSON.stringify(this.#made.params)) return null;
+    return this.#failed ? "failed" : "updating";
+  }
+
+  #syncStale() {
+    const reason = this.#staleness();
+    this.#result.classList.toggle("idphoto__result--stale", reason !== null);
+    this.#status.classList.toggle("badge--stale", reason !== null); // the verdict is the old photo's too
+    this.#busy.hidden = reason !== "updating";
+    this.#stale.hidden = reason === null || reason === "updating";
+    if (reason !== null && reason !== "updating") this.#stale.textContent = t(`idphoto.stale.${reason}`);
+    this.#updateButtons();
   }
 
   /** The query for the current choices. */
@@ -393,6 +433,8 @@ export class IdPhotoPanel {
     this.#source = ready;
     this.#schedule.cancel();
     this.#controller?.abort();
+    this.#uploading = null;
+    this.#again = false;
     this.#clearResult();
     this.#unsay();
     this.#empty.hidden = Boolean(ready);
@@ -430,19 +472,28 @@ export class IdPhotoPanel {
 
   #clearResult() {
     this.#made = null;
+    this.#failed = false;
+    this.#result.classList.remove("idphoto__result--stale");
     this.#result.hidden = true;
     this.#status.hidden = true;
     if (this.#imageUrl) URL.revokeObjectURL(this.#imageUrl);
     this.#imageUrl = null;
   }
 
-  #updateButtons(busy = false) {
-    const usable = this.#available && Boolean(this.#source);
-    this.#make.disabled = !usable || busy;
-    this.#downloadPhoto.disabled = !usable || busy || !this.#made;
+  #updateButtons() {
+    const faceless = this.#source?.result.face_count === 0;
+    const usable = this.#available && Boolean(this.#source) && !faceless;
+    const current = Boolean(this.#made) && this.#staleness() === null;
+    this.#make.disabled = !usable || Boolean(this.#controller);
+    // A disabled button says why, beside it: a photo with no face cannot become an ID photo.
+    this.#makeReason.hidden = !faceless;
+    if (faceless) this.#make.setAttribute("aria-describedby", "make-reason");
+    else this.#make.removeAttribute("aria-describedby");
+    this.#downloadPhoto.disabled = !usable || !current;
+    byId("download-report").disabled = !current;
+    byId("print-report").disabled = !current;
     this.#downloadSheet.disabled = !usable || !this.#made || this.#sheetBusy;
     byId("preview-open").disabled = !this.#made;
-    byId("print-report").disabled = !this.#made;
     this.#sheet.disabled = !usable;
   }
 
@@ -469,14 +520,24 @@ export class IdPhotoPanel {
   async make({ unlessShown = false } = {}) {
     const photo = this.#source;
     if (!photo || !this.#available) return;
-    const params = { ...this.#params(), format: this.#format.value, transparent: this.#transparent.checked, max_kb: this.#maxKb.disabled ? "" : this.#maxKb.value, response: "json" };
+    const params = this.#choices();
     if (unlessShown && !this.#controller && this.#made && JSON.stringify(this.#made.params) === JSON.stringify(params)) return;
+    const cut = params.face ?? "";
+    if (this.#controller && this.#uploading?.photo === photo && this.#uploading.cut === cut) {
+      // Aborting would send the photo again from 0 %: let it arrive (its answer names it), then
+      // make the latest choices from the server's copy.
+      this.#again = true;
+      this.#syncStale();
+      return;
+    }
     this.#controller?.abort();
     const controller = new AbortController();
     this.#controller = controller;
-    this.#busy.hidden = false;
+    this.#uploading = photo.idSource && photo.cutFaces?.has(cut) ? null : { photo, cut };
+    this.#again = false;
+    this.#failed = false;
     this.#preview.setAttribute("aria-busy", "true");
-    this.#updateButtons(true);
+    this.#syncStale();
     const first = !this.#made;
     try {
       const response = await this.#render(photo, params, controller.signal, first);
@@ -492,15 +553,19 @@ export class IdPhotoPanel {
         this.make();
         return;
       }
-      this.#clearResult();
+      // The last good photo stays, marked out of date, with the error and Retry above it.
+      this.#failed = true;
       this.#say(() => showError(this.#notice, error, { limits: this.limits(), onRetry: error.retryable ? () => this.make() : null }));
     } finally {
       if (this.#controller === controller) {
         this.#controller = null;
-        this.#busy.hidden = true;
+        this.#uploading = null;
         this.#setProgress(null);
         this.#preview.removeAttribute("aria-busy");
-        this.#updateButtons();
+        this.#syncStale();
+        // After a failure the photo is not on the server: Retry sends it, with the latest choices.
+        if (this.#again && !this.#failed) this.make({ unlessShown: true });
+        this.#again = false;
       }
     }
   }
