@@ -61,7 +61,7 @@ class FaceflowError(Exception):
     deterministic: ClassVar[bool] = False
     """Whether the error, raised while computing a result, depends only on what the result's
     cache key covers (the upload's bytes, the options, the models): then it is cached under
-    that key as the result would have been, and a repeat is answered it from the cache (an
+    that key as the result would have been, and a repeat is answered from the cache (an
     impossible ``max_kb`` on a 4000 × 4000 photo cost 1.1 s of CPU at every repeat). Never an
     error that depends on the moment (load, a deadline, a crashed worker: 503s) or on this
     server's settings (the decode limits: ``too_many_pixels``, ``bad_dimensions``,

@@ -97,11 +97,18 @@ class CachedCompute:
         return entry, status
 
 
-def raise_failure(entry: CacheEntry, status: CacheStatus) -> None:
-    """Raise the error ``entry`` holds if it is a cached failure, marked with how the cache gave
-    it (``status``, for the answer's ``X-Cache``); for any other entry, nothing. Whoever reads
-    an entry from the cache itself calls this before using it as a result."""
+def cached_failure(entry: CacheEntry, status: CacheStatus) -> FaceflowError | None:
+    """The error ``entry`` holds if it is a cached failure, marked with how the cache gave it
+    (``status``, for the answer's ``X-Cache``); None for any other entry. Whoever reads an entry
+    from the cache itself asks this (or :func:`raise_failure`) before using it as a result."""
     error = failure_of(entry)
     if error is not None:
         error.cache_status = status.value
+    return error
+
+
+def raise_failure(entry: CacheEntry, status: CacheStatus) -> None:
+    """Raise :func:`cached_failure`'s error, if ``entry`` holds one."""
+    error = cached_failure(entry, status)
+    if error is not None:
         raise error

@@ -25,6 +25,13 @@ class CacheStatus(StrEnum):
     MISS = "miss"  # computed by this call
     JOINED = "joined"  # waited for a computation started by another caller or another node
 
+    @property
+    def label(self) -> str:
+        """The answer's ``X-Cache``: ``miss`` when this request ran the computation; ``hit``
+        when it got one already made or being made for another request, here or on another
+        node (``joined``), as a cache answers a request that waited for another's fetch."""
+        return "miss" if self is CacheStatus.MISS else "hit"
+
     @classmethod
     def hit_at(cls, level: CacheLevel) -> CacheStatus:
         """The status of an entry found at ``level`` (memory or Redis)."""

@@ -46,7 +46,7 @@ def faceflow_error_response(exc: FaceflowError) -> JSONResponse:
     if exc.cache_status is not None:
         # A deterministic failure, answered through the cache as a result is: a miss only for
         # the request that ran the work (routes/faces.cache_headers).
-        response.headers["X-Cache"] = "miss" if exc.cache_status == CacheStatus.MISS else "hit"
+        response.headers["X-Cache"] = CacheStatus(exc.cache_status).label
         response.headers["X-Cache-Detail"] = exc.cache_status
     return response
 

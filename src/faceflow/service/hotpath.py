@@ -27,7 +27,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from faceflow.cache.compute import raise_failure
+from faceflow.cache.compute import cached_failure
 from faceflow.cache.entry import FAILURE_MEDIA_TYPE, CacheEntry
 from faceflow.cache.keys import KeyPrefix, content_hash, key_for_digest, key_prefix
 from faceflow.cache.observer import CacheLevel
@@ -187,8 +187,11 @@ class HotPath:
         if entry is None:
             return await self._miss(services, scope, receive, key, parsed.work, upload.data)
         services.metrics.hit(level)
+        # Tested here first so that a result's hit pays one comparison for it, no call.
         if entry.media_type == FAILURE_MEDIA_TYPE:
-            return _failure_answer(entry, level)
+            failure = cached_failure(entry, CacheStatus.hit_at(level))
+            if failure is not None:  # always (decode_entry keeps no other), for mypy
+                return faceflow_error_response(failure)
         hit_headers = self.hit_headers(key, entry, level)
         budget = services.answer_budget
         if not try_take(budget, len(entry.body)):
@@ -222,16 +225,6 @@ class HotPath:
             raise  # nobody to answer: the request's context counts and logs it 499
         except Exception as exc:  # answered as the app's handlers answer it (a 500 is logged)
             return await error_answer(Request(scope, receive), exc)
-
-
-def _failure_answer(entry: CacheEntry, level: CacheLevel) -> Response:
-    """The error answer of a cached deterministic failure (an image that cannot be decoded),
-    as the routes answer it from the cache."""
-    try:
-        raise_failure(entry, CacheStatus.hit_at(level))
-    except FaceflowError as exc:
-        return faceflow_error_response(exc)
-    raise AssertionError("a failure entry holds a failure (decode_entry checks it)")
 
 
 class Entry:

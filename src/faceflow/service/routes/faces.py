@@ -10,7 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from faceflow.cache.entry import CacheEntry, failure_of
+from faceflow.cache.compute import cached_failure
+from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
@@ -43,13 +44,9 @@ router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(guard)])
 
 
 def cache_headers(entry_meta: dict[str, object], status: CacheStatus) -> dict[str, str]:
-    """``X-Cache: miss`` when this request ran the computation; ``hit`` when it got one already
-    made or being made for another request, here or on another node (``joined``), as a cache
-    answers a request that waited for another's fetch. ``X-Cache-Detail`` tells which."""
-    headers = {
-        "X-Cache": "miss" if status is CacheStatus.MISS else "hit",
-        "X-Cache-Detail": status.value,
-    }
+    """``X-Cache`` (:attr:`CacheStatus.label`), ``X-Cache-Detail`` (which hit), and the
+    timings and face count ``entry_meta`` holds."""
+    headers = {"X-Cache": status.label, "X-Cache-Detail": status.value}
     timings = [
         f"{name[3:]};dur={value}"
         for name, value in entry_meta.items()
@@ -259,7 +256,7 @@ async def _answered_without_the_pool(
             continue
         services.metrics.hit(level)
         status = CacheStatus.hit_at(level)
-        failure = failure_of(entry)
+        failure = cached_failure(entry, status)
         answered[index] = _entry_response(entry, status, services) if failure is None else failure
     return answered, keys
 
