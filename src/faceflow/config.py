@@ -387,8 +387,9 @@ class DetectionSettings(_Group):
 
 class CacheSettings(_Group):
     # The answers of the last minutes, for the same upload sent again; Redis is the tier sized
-    # for volume. One buffer of this size is reserved (made resident) as each HTTP worker
-    # starts, so it is in the RSS at /readyz and filling it adds nothing (cache/memory.py).
+    # for volume. Its two rings (cut-outs' and the rest's, memory_cutout_share) are reserved
+    # (made resident) as each HTTP worker starts, this size together, so it is in the RSS at
+    # /readyz and filling it adds nothing (cache/memory.py).
     memory_bytes: int = Field(
         16 * 1024 * 1024,
         ge=0,
