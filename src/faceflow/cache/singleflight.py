@@ -241,8 +241,8 @@ class RedisFlight:
 
 @contextlib.contextmanager
 def _time_left(end: float | None) -> Iterator[None]:
-    """Tasks run inside end by ``end`` (event-loop time), when set: a caller that waited for
-    another node computes in what is left of its deadline."""
+    """Pool tasks run inside this block must end by ``end`` (event-loop time), when set: a
+    caller that waited for another node computes in what is left of its deadline."""
     if end is None:
         yield
         return
