@@ -467,6 +467,7 @@ def eye_glare(width: float) -> Edit:
     return edit
 
 
+@cache
 def red_eye(radius: float) -> Edit:
     """Red pupils, as a flash close to the lens lights the retina: a disc of ``radius`` × the eye
     distance on each eye's centre, brighter towards its middle, with the flash's catchlight."""
