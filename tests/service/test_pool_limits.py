@@ -8,6 +8,9 @@ inference process, one waiting place) and its real models.
   once (from two clients); one makes the matte, the other, admitted too, waits for it; while
   both hold their places a newcomer is refused at once, and then both render (before, the second
   one's render trip could answer 503).
+* A photo known to have no face (its cut-out's failure cached) is answered 422 ``no_face`` for a
+  new size or a print sheet while the pool is full and every lane held: the cached failure is
+  found before a place is asked for (before, 503 ``overloaded``).
 * The last free place is kept for another client (``runtime.keep_last_place``): while one
   client's request holds the process and another client is about, the first client's next
   request is refused and the other's is admitted and served (before, three connections of one
@@ -18,17 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import io
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
+from PIL import Image
 from starlette.types import ASGIApp
 
 from faceflow.config import ModelSettings, RuntimeSettings, Settings
 from faceflow.errors import DeadlineExceeded
+from faceflow.runtime import lanes as lanes_module
 from faceflow.runtime.context import WorkerContext
+from faceflow.runtime.lanes import take_free
 from faceflow.runtime.pool import PLACE_OWNER, InferencePool
 from faceflow.service.app import create_app
 from faceflow.service.security import address_identity
@@ -107,6 +115,55 @@ async def test_two_photos_of_one_upload_are_both_served(service: Service, face_j
         assert answer.headers["content-type"] == "image/jpeg"
     assert pool.stats().completed == completed + 3  # one matte, two renders
     await other.aclose()
+
+
+def no_face_jpeg() -> bytes:
+    """A never-seen photo of a plain wall."""
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), (120, 130, 140)).save(out, "JPEG", comment=uuid.uuid4().hex)
+    return out.getvalue()
+
+
+async def test_a_photo_known_to_have_no_face_is_refused_422_with_the_pool_full(
+    service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool, client, app = service
+    upload = no_face_jpeg()
+    first = await client.post("/v1/id-photo?spec=cn-1inch", content=upload, headers=JPEG)
+    assert_error(first, 422, "no_face")
+
+    gate = tmp_path / "gate"
+    monkeypatch.setattr(lanes_module, "LANE_WAIT_S", 0.05)
+    lanes = app.api.state.services.lanes  # type: ignore[attr-defined]
+    held = await take_free(lanes, 100)
+    # Two other clients' tasks fill the pool: one runs, one takes the waiting place.
+    busy = []
+    for address in (OTHER_CLIENT[0], "192.0.2.8"):
+        owned = contextvars.copy_context()
+        owned.run(PLACE_OWNER.set, address_identity(address))
+        busy.append(asyncio.create_task(pool.run(slow_tasks.held, str(gate)), context=owned))
+
+    async def full() -> bool:
+        stats = pool.stats()
+        return stats.in_flight == 1 and stats.waiting == 1
+
+    try:
+        await until(full)
+        answers = [
+            await client.post(f"/v1/id-photo?{query}", content=upload, headers=JPEG)
+            for query in ("spec=us-passport&background=blue", "spec=cn-1inch&sheet=6inch")
+        ]
+        newcomer = await client.post("/v1/detect", content=fresh(upload), headers=JPEG)
+    finally:
+        gate.touch()
+        for _ in range(held):
+            lanes.release()
+        await asyncio.gather(*busy)
+
+    for answer in answers:
+        assert (answer.status_code, answer.content) == (first.status_code, first.content)
+        assert answer.headers["X-Cache"] == "miss"  # the size's own answer, from the cut-out's
+    assert_error(newcomer, 503, "overloaded")  # the pool was full
 
 
 async def test_the_last_place_is_kept_for_another_client(

@@ -171,6 +171,11 @@ class ResultCache:
         itself."""
         return await self._lookup(key)
 
+    def found(self, level: CacheLevel) -> None:
+        """Tell the observer that a :meth:`lookup` found its entry in ``level``, for a caller
+        that uses it as :meth:`get_or_compute`'s hit (which would have told it so)."""
+        self._observer.hit(level)
+
     async def put(self, key: str, entry: CacheEntry) -> None:
         """Store ``entry`` in memory and (if available) Redis with the configured TTL."""
         self._ring(key).put(key, entry, self._ttl_s)

@@ -80,46 +80,52 @@ def _source_digest(name: str, api_key: str | None) -> str:
     return digest
 
 
-async def _matte_of(
-    services: Services,
-    digest: str,
-    data: bytes | None,
-    work: PhotoWork | SheetWork,
-    admission: Admission,
-) -> tuple[CacheEntry, bool]:
-    """The matte of ``work``'s face in the upload ``data`` whose content hash is ``digest``: from
-    the cache, or detection + u2netp once for concurrent requests; and whether this request
-    waited for it to be made. Without ``data`` (a ``source=`` render) only the cache can answer:
-    :class:`SourceExpired` when it no longer holds it. A cached failure of the cut-out (no face)
-    is raised again (:func:`raise_failure`)."""
+async def _cached_matte(
+    services: Services, digest: str, data: bytes | None, work: PhotoWork | SheetWork
+) -> CacheEntry | None:
+    """The cached matte of ``work``'s face in the upload whose content hash is ``digest``, if
+    the cache holds one that serves; None when it is to be made (from ``data``). Without
+    ``data`` (a ``source=`` render) only the cache can answer: :class:`SourceExpired` when it
+    no longer holds it. A cached failure of the cut-out (no face) is raised again
+    (:func:`raise_failure`). Asked before the request takes a place in the pool or a lane, so a
+    photo known to have no face is answered 422 at once even when none is free (it answered
+    503 ``overloaded`` under load, for a new size or sheet of it)."""
     key = cache_key_from_hash(digest, CUTOUT_OPERATION, work.matte_params())
+    own, level = await services.cache.lookup(key)
+    if own is not None:
+        raise_failure(own, CacheStatus.hit_at(level))
+        if work.head_px is None and data is not None:
+            services.cache.found(level)  # as the flight would have counted it
+        return own
     if work.head_px is not None:
         # A custom size whose head is taller than any preset's has a cut-out of its own, but the
         # presets' one serves it when it is as sharp (not shrunk below this need: a small
         # source), and, less sharply, a source= render that has nothing else.
-        own, level = await services.cache.lookup(key)
-        if own is not None:
-            raise_failure(own, CacheStatus.hit_at(level))
-            return own, False
         preset_key = cache_key_from_hash(digest, CUTOUT_OPERATION, work.preset_matte_params())
         preset, level = await services.cache.lookup(preset_key)
         if preset is not None:
             raise_failure(preset, CacheStatus.hit_at(level))
             sharp = preset.meta.get(SHARP_TO_HEAD_PX)
             if data is None or (isinstance(sharp, int) and sharp >= work.head_px):
-                return preset, False
+                return preset
     if data is None:
-        entry, level = await services.cache.lookup(key)
-        if entry is None:
-            raise SourceExpired("this photo is no longer on the server: upload it again")
-        raise_failure(entry, CacheStatus.hit_at(level))
-        return entry, False
+        raise SourceExpired("this photo is no longer on the server: upload it again")
+    return None
+
+
+async def _made_matte(
+    services: Services, digest: str, data: bytes, work: PhotoWork | SheetWork, admission: Admission
+) -> tuple[CacheEntry, bool]:
+    """The matte :func:`_cached_matte` did not find, made by detection + u2netp once for
+    concurrent requests (or found made meanwhile); and whether this request waited for it to be
+    made."""
+    key = cache_key_from_hash(digest, CUTOUT_OPERATION, work.matte_params())
     request = work.matte_request(data)
 
     async def produce() -> TaskOutput:
         return await services.pool.run(matte_task, request, admission=admission)
 
-    entry, status = await services.cached_output(key, produce)
+    entry, status = await services.cached_output(key, produce, missed=True)
     return entry, status in (CacheStatus.MISS, CacheStatus.JOINED)
 
 
@@ -136,11 +142,16 @@ async def _from_matte(
 
     async def produce() -> TaskOutput:
         check_room(services.answer_budget)  # an image: it would be refused when made
+        cached = await _cached_matte(services, digest, data, work)
         # One admission for both trips: a request given a place is never refused half-way, after
         # its matte was made (or while it waited for another request's).
         async with _lane_if_large(services, key, work, request.is_disconnected):
             with services.pool.admit() as admission:
-                matte, waited = await _matte_of(services, digest, data, work, admission)
+                if cached is not None:
+                    matte, waited = cached, False
+                else:
+                    assert data is not None  # _cached_matte raised SourceExpired otherwise
+                    matte, waited = await _made_matte(services, digest, data, work, admission)
                 if isinstance(work, PhotoWork):
                     render = work.request(matte.body)
                     output = await services.pool.run(render_task, render, admission=admission)
