@@ -428,7 +428,8 @@ class CacheSettings(_Group):
         description="answers larger than this are not stored in the cache Redis (nor by "
         "workers): reading one back must fit in redis_timeout_ms, on the network between the "
         "nodes and that Redis (4 MiB: 34 ms at 1 Gbit/s); a timed-out read is a miss, computed "
-        "again, and counts toward the breaker",
+        "again, and counts toward the breaker. Such an answer is marked there instead, so nodes "
+        "asked for it at once compute it side by side, not one after another",
     )
     ttl_s: int = Field(24 * 3600, ge=1, description="how long results are kept")
     ttl_jitter: float = Field(

@@ -159,6 +159,11 @@ async def test_an_entry_too_large_to_read_back_in_time_is_not_stored(
         assert not await cache.set("large", large)
         assert await raw_redis.exists("faceflow:cache:large") == 0
         assert await cache.get("fits") == ENTRY
+        # Marked instead, for those waiting on its lock, as long as it would have been kept.
+        assert await cache.poll("large") == (None, True)
+        assert await cache.poll("fits") == (ENTRY, False)
+        assert await cache.poll("absent") == (None, False)
+        assert await raw_redis.pttl("faceflow:unshared:large") > 500_000  # ttl_s 600 ± 10%
         assert observer.errors == []  # not Redis failing
     finally:
         await cache.close()

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from redis.asyncio import Redis
 
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import CUTOUT_KEY_PREFIX
@@ -278,6 +279,45 @@ async def test_two_nodes_ten_callers_each_compute_once(redis_url: str, missed: b
     statuses = Counter(status for _, status in results)
     assert statuses[CacheStatus.MISS] == 1
     assert statuses[CacheStatus.JOINED] + statuses[CacheStatus.HIT_REDIS] == 19
+
+
+@pytest.mark.redis
+async def test_an_answer_too_large_to_share_is_computed_at_once_by_each_node(
+    redis_url: str, raw_redis: Redis
+) -> None:
+    # A 12 MB annotated PNG asked for on two nodes at once: the second waited on the first's
+    # lock, took it and found nothing in Redis, and only then computed it, for three nodes a
+    # third after the second.
+    large = CacheEntry("image/png", bytes(1024))
+    both_computing = asyncio.Event()
+    computing = 0
+
+    async def compute() -> CacheEntry:
+        nonlocal computing
+        computing += 1
+        if computing == 2:
+            both_computing.set()
+        await both_computing.wait()
+        return large
+
+    limits: dict[str, object] = {
+        "redis_max_entry_bytes": 512,
+        "memory_max_entry_bytes": 512,
+        "lock_ttl_ms": 60_000,
+    }
+    async with (
+        started(redis_url, None, **limits) as node_a,
+        started(redis_url, None, **limits) as node_b,
+    ):
+        first = await node_a.get_or_compute("large", lambda: asyncio.sleep(0, large))
+        assert await raw_redis.exists(f"{ENTRY_KEY}large") == 0
+        # Well inside the lock's 60 s, which a node waiting in line would wait out.
+        async with asyncio.timeout(10):
+            answers = await asyncio.gather(
+                node_a.get_or_compute("large", compute), node_b.get_or_compute("large", compute)
+            )
+    assert first[1] is CacheStatus.MISS
+    assert list(answers) == [(large, CacheStatus.MISS)] * 2
 
 
 @pytest.mark.redis

@@ -108,7 +108,8 @@ def make_client(url: str, timeout_s: float) -> Redis:
 
 
 class RedisCache:
-    """Entries and short locks in Redis under ``{namespace}:cache:`` and ``{namespace}:lock:``.
+    """Entries and short locks in Redis under ``{namespace}:cache:`` and ``{namespace}:lock:``,
+    and under ``{namespace}:unshared:`` the marks of entries too large to store there.
 
     Every method returns normally whatever Redis does (cancellation of the caller still
     propagates): a failed or refused call is reported to the observer, counted on the breaker
@@ -189,6 +190,11 @@ class RedisCache:
         """The Redis key of the compute lock for cache key ``key``."""
         return f"{self._namespace}:lock:{key}"
 
+    def unshared_key(self, key: str) -> str:
+        """The Redis key of the marker that cache key ``key``'s entry is too large to share
+        (:meth:`set`)."""
+        return f"{self._namespace}:unshared:{key}"
+
     def jittered_ttl_ms(self, ttl_s: float | None = None) -> int:
         """``ttl_s`` (default: the configured TTL) with this cache's jitter (see
         :func:`jittered_ttl_ms`)."""
@@ -200,19 +206,34 @@ class RedisCache:
         raw = await self._call("get", lambda: self._client.get(self.data_key(key)))
         if raw is None or isinstance(raw, _Unavailable):
             return None
-        entry = decode_entry(cast(bytes, raw))
-        if entry is None:
-            logger.warning("ignoring an unreadable cache value for %s", key)
-        return entry
+        return _decoded(key, cast(bytes, raw))
+
+    async def poll(self, key: str) -> tuple[CacheEntry | None, bool]:
+        """For a node waiting on another's compute lock: the entry under ``key`` (as
+        :meth:`get`), and whether it is marked too large to share (:meth:`set`), so it will not
+        be stored: compute it rather than wait. One round trip."""
+        raw = await self._call(
+            "get", lambda: self._client.mget([self.data_key(key), self.unshared_key(key)])
+        )
+        if isinstance(raw, _Unavailable):
+            return None, False
+        value, marker = cast(list[bytes | None], raw)
+        return (None if value is None else _decoded(key, value)), marker is not None
 
     async def set(self, key: str, entry: CacheEntry, ttl_s: float | None = None) -> bool:
         """Store ``entry`` under ``key`` with a jittered TTL; whether Redis confirmed it. An
         entry over ``max_entry_bytes`` is not sent: reading it back would not fit in a call's
         timeout (see ``cache.redis_max_entry_bytes``)."""
         value = encode_entry(entry)
-        if self._max_entry_bytes is not None and len(value) > self._max_entry_bytes:
-            return False
         ttl_ms = self.jittered_ttl_ms(ttl_s)
+        if self._max_entry_bytes is not None and len(value) > self._max_entry_bytes:
+            # Marked instead, for as long as the entry would have been kept (its size does not
+            # change; a marker is a few bytes): nodes waiting on this key's lock would find
+            # nothing and take it in turn, each computing it after the other (:meth:`poll`).
+            await self._call(
+                "set", lambda: self._client.set(self.unshared_key(key), b"1", px=ttl_ms)
+            )
+            return False
         done = await self._call(
             "set", lambda: self._client.set(self.data_key(key), value, px=ttl_ms)
         )
@@ -303,6 +324,13 @@ class RedisCache:
             logger.error("unexpected error from redis %s", op, exc_info=exc)
         else:
             logger.debug("redis %s failed: %r", op, exc)
+
+
+def _decoded(key: str, value: bytes) -> CacheEntry | None:
+    entry = decode_entry(value)
+    if entry is None:
+        logger.warning("ignoring an unreadable cache value for %s", key)
+    return entry
 
 
 def _breaker_reporter(observer: CacheObserver) -> Callable[[bool], None]:

@@ -115,6 +115,10 @@ class RedisFlight:
     cache with short sleeps (``poll_min_s`` doubling up to ``poll_max_s``) and retries the lock
     (the holder may have failed or died). It never waits longer than the lock's TTL, and computes
     locally as soon as Redis is unavailable. Errors from ``compute`` propagate and are not stored.
+    An entry too large to be stored in Redis (``cache.redis_max_entry_bytes``) is marked there
+    instead (:meth:`RedisCache.poll`): a waiter that finds the mark computes at once. Waiting for
+    the lock, each took it in turn and found nothing, so identical requests on several nodes for
+    a large annotated PNG were computed one after another.
 
     The lock is a lease of ``lease_ms`` (at most ``lock_ttl_ms``) that the holder renews every
     third of it while it computes, so the lock of a holder that died (its process killed mid
@@ -178,13 +182,14 @@ class RedisFlight:
             give_up = min(give_up, end)
         delay = self._poll_min_s
         waited = False
+        unshared = False
         while True:
             lock = await self._redis.acquire_lock(key, token, self._lease_ms)
             if lock is LockResult.ACQUIRED:
                 with _time_left(end if waited else None):
                     return await self._run_holding_lock(key, token, compute, store, waited)
-            if lock is LockResult.UNAVAILABLE or loop.time() + delay > give_up:
-                if lock is LockResult.HELD:
+            if lock is LockResult.UNAVAILABLE or unshared or loop.time() + delay > give_up:
+                if lock is LockResult.HELD and not unshared:
                     now = loop.time()
                     if end is not None and end - now < now - start:
                         raise DeadlineExceeded(
@@ -200,7 +205,7 @@ class RedisFlight:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._poll_max_s)
             waited = True
-            found = await self._redis.get(key)
+            found, unshared = await self._redis.poll(key)
             if found is not None:
                 return FlightResult(found, computed=False, waited=True)
 
