@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import math
 import struct
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, ImageFile
 
 from faceflow.config import LimitSettings
 from faceflow.errors import (
@@ -600,3 +601,45 @@ def test_images_taller_than_a_band_convert_as_one_image() -> None:
     palette = transparent.convert("RGB").quantize(64)
     expected = np.asarray(palette.convert("RGB").convert("RGBA"))
     assert np.array_equal(decode_rgba(encode(palette, "PNG"), LimitSettings()).rgba, expected)
+
+
+@pytest.mark.parametrize(
+    ("raised", "deterministic"),
+    [
+        (OSError("image file is truncated (3 bytes not processed)"), True),
+        (OSError("decoder error -2"), True),
+        (SyntaxError("not a JPEG file"), True),
+        (ValueError("tile cannot extend outside image"), True),
+        (OSError(errno.EMFILE, "Too many open files"), False),
+        (OSError(errno.ENOMEM, "Cannot allocate memory"), False),
+        (RuntimeError("something Pillow does not raise for bad data"), False),
+    ],
+    ids=["truncated", "decoder", "syntax", "value", "emfile", "enomem", "unexpected"],
+)
+def test_only_an_error_of_the_bytes_is_undecodable(
+    testdata: Path, monkeypatch: pytest.MonkeyPatch, raised: Exception, deterministic: bool
+) -> None:
+    # An error of the moment answered as undecodable was cached with it, for the cache's TTL.
+    def load(image: ImageFile.ImageFile) -> None:
+        raise raised
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    with pytest.raises(FaceflowError) as caught:
+        decode_image((testdata / "obama_small.jpg").read_bytes(), DEFAULTS)
+    error = caught.value
+    assert error.deterministic is deterministic
+    assert (error.code, error.status) == (
+        ("undecodable", 422) if deterministic else ("internal", 500)
+    )
+    assert error.__cause__ is raised
+
+
+def test_memory_running_out_while_decoding_is_not_undecodable(
+    testdata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def load(image: ImageFile.ImageFile) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    with pytest.raises(MemoryError):  # a 500 from the inference pool, not cached
+        decode_image((testdata / "obama_small.jpg").read_bytes(), DEFAULTS)

@@ -23,7 +23,10 @@ Behind these checks Pillow's ``MAX_IMAGE_PIXELS`` is set to the same budget, wit
 (an odd frame size in an animation, say).
 
 Pillow never escapes from here: every exception it raises on hostile input becomes one of the typed
-errors above. Nothing is written to disk and ``cv2.imdecode`` is never used on these bytes.
+errors above. One that says nothing of the bytes (MemoryError, an OSError of the system's, an
+exception Pillow does not raise for bad data) is not ``undecodable``, whose answer is cached
+for the cache's TTL: a 500, answered afresh at the next try. Nothing is written to disk and
+``cv2.imdecode`` is never used on these bytes.
 """
 
 from __future__ import annotations
@@ -585,9 +588,15 @@ def _typed_errors(fmt: ImageFormat, budget: int) -> Iterator[None]:
         # Not the client's fault once the limits above have passed: let it surface as a 500.
         raise
     except Exception as exc:
-        # Pillow's plugins raise OSError (incl. UnidentifiedImageError and truncation),
-        # SyntaxError, struct.error, ValueError, IndexError, TypeError, EOFError... on bad data.
-        # The usual corrupt-file errors are logged quietly; anything else loudly, in case it is
+        if not _bad_data(exc):
+            # Perhaps not the bytes' fault (the system refused Pillow something, or a bug): a
+            # 500, which is not cached. As undecodable it was, for the cache's TTL (a day),
+            # though the next try might have decoded the photo.
+            log.error("could not decode a %s image", fmt.value, exc_info=exc)
+            raise FaceflowError(
+                f"could not decode this {fmt.value} image here: an internal error"
+            ) from exc
+        # The usual corrupt-file errors are logged quietly; the others loudly, in case it is
         # a bug here rather than a bad file. The client's message is fixed: Pillow's can name
         # memory addresses.
         expected = isinstance(exc, OSError | SyntaxError | EOFError | struct.error)
@@ -602,3 +611,16 @@ def _typed_errors(fmt: ImageFormat, budget: int) -> Iterator[None]:
             f"cannot decode this {fmt.value} image: the data is corrupt or truncated",
             {"format": fmt.value},
         ) from exc
+
+
+def _bad_data(exc: Exception) -> bool:
+    """Whether ``exc``, raised by Pillow decoding bytes in memory, says they are bad data:
+    Pillow's plugins raise OSError (incl. UnidentifiedImageError and truncation), SyntaxError,
+    struct.error, ValueError, IndexError, TypeError, EOFError on it. An OSError with an errno
+    comes from the system (no memory, no file descriptor: these bytes are read from memory),
+    not from a plugin, which raises one with a message alone."""
+    if isinstance(exc, OSError):
+        return exc.errno is None
+    return isinstance(
+        exc, SyntaxError | EOFError | struct.error | ValueError | IndexError | TypeError
+    )
