@@ -47,7 +47,13 @@ from rq.worker_registration import clean_worker_registry
 from faceflow.config import Settings
 from faceflow.jobs.records import JobPayload
 from faceflow.jobs.redis_store import connect
-from faceflow.jobs.worker import FaceflowQueue, FaceflowWorker, build_worker, open_queue
+from faceflow.jobs.worker import (
+    FaceflowQueue,
+    FaceflowWorker,
+    build_worker,
+    open_queue,
+    unseen_hangs_s,
+)
 from faceflow.logs import configure_logging
 from faceflow.runtime.context import load_context, warm_up
 from faceflow.runtime.pool import child_glibc_tunables
@@ -209,6 +215,7 @@ class Supervisor:
         assert jobs.redis_url is not None
         connection = connect(jobs.redis_url, max(1.0, jobs.redis_timeout_ms / 1000))
         queue = open_queue(self.settings, connection)
+        _warn_of_unseen_hangs(jobs.lease_s, jobs.maintenance_interval_s)
         scheduler = RQScheduler(
             [jobs.queue_name], connection=connection, interval=1, serializer=JSONSerializer
         )
@@ -353,3 +360,29 @@ class Supervisor:
                 )
                 child.process.kill()
                 child.process.join(timeout=5.0)
+
+
+def _warn_of_unseen_hangs(lease_s: int, maintenance_interval_s: int) -> None:
+    """Warn when a hung queue Redis can let a running job's lease expire unseen by the
+    maintenance passes' hang check (:func:`~faceflow.jobs.worker.unseen_hangs_s`), with the
+    settings that close the gap."""
+    unseen = unseen_hangs_s(lease_s, maintenance_interval_s)
+    if unseen is None:
+        return
+    closed = [i for i in range(1, maintenance_interval_s) if unseen_hangs_s(lease_s, i) is None]
+    shortest = next(n for n in range(lease_s, 601) if unseen_hangs_s(n, 1) is None)
+    remedy = (
+        f"jobs.maintenance_interval_s {closed[-1]} s or less"
+        if closed
+        else f"jobs.lease_s {shortest} s or more, with maintenance_interval_s 1 s"
+    )
+    log.warning(
+        "jobs.lease_s %d s with jobs.maintenance_interval_s %d s: a queue Redis that hangs "
+        "%.1f-%d s can let a running job's lease expire unseen by the maintenance passes, and "
+        "the job be run again beside itself; %s closes the gap",
+        lease_s,
+        maintenance_interval_s,
+        unseen[0],
+        unseen[1],
+        remedy,
+    )

@@ -319,11 +319,33 @@ def open_queue(settings: Settings, connection: Redis) -> FaceflowQueue:
     # between, which the restart grace covers) from the move to the start: as long as a lease,
     # a renewal and a reconnect is ample, and what a dead taker's job now waits beyond a pass.
     queue.stuck_after_s = restart_grace_s(settings.jobs.lease_s)
-    # Half a lease without a pass is more than the ordinary gap (passes come every
-    # maintenance_interval_s from each supervisor, twice that allowed for a slow one), and less
-    # than an outage that can let a live job's lease expire (two thirds of one at least).
-    queue.quiet_after_s = max(settings.jobs.lease_s / 2, 2.0 * settings.jobs.maintenance_interval_s)
+    queue.quiet_after_s = quiet_after_s(settings.jobs.lease_s, settings.jobs.maintenance_interval_s)
     return queue
+
+
+def quiet_after_s(lease_s: float, maintenance_interval_s: float) -> float:
+    """The gap between two maintenance passes that starts the lease grace (a hung queue Redis):
+    half a lease, more than the ordinary gap (passes come every ``maintenance_interval_s`` from
+    each supervisor, twice that allowed for a slow one), and less than an outage that can let a
+    live job's lease expire (two thirds of one at least); else twice the interval, and then
+    some outages that let a lease expire go unseen (:func:`unseen_hangs_s`)."""
+    return max(lease_s / 2, 2.0 * maintenance_interval_s)
+
+
+def unseen_hangs_s(lease_s: int, maintenance_interval_s: int) -> tuple[float, int] | None:
+    """The queue Redis hangs (from, to: seconds) that can let a running job's lease expire, and
+    the job run twice, but which the hang check may not tell from the ordinary gap between
+    passes; None when it tells every one. A lease expires after two thirds of it without a
+    renewal (one every third); the check sees every gap over :func:`quiet_after_s`, rounded up,
+    plus a second (it reads the Redis clock in whole seconds).
+
+    Not refused by the settings: a lease under 6 s has some whatever the interval, the suite's
+    own settings (a 2 s lease, passes every second) and a long interval that leaves maintenance
+    to others have them, and a deployment that runs with them today loses nothing more than it
+    did. The supervisor says so at start instead."""
+    lapses_after = lease_s * 2 / 3
+    seen_after = math.ceil(quiet_after_s(lease_s, maintenance_interval_s)) + 1
+    return (lapses_after, seen_after) if seen_after > lapses_after else None
 
 
 # A standalone worker-key heartbeat (RQ sends one before and after every dequeue and after every
