@@ -52,7 +52,7 @@ from faceflow.jobs.worker import (
     open_queue,
     restart_grace_s,
 )
-from faceflow.operations.registry import prepare
+from faceflow.operations.registry import prepare, scoped_job_id
 from faceflow.runtime.context import WorkerContext, load_context
 from tests.fixtures.images import truncated
 from tests.fixtures.redis_server import RedisProcess
@@ -966,6 +966,42 @@ async def test_a_submission_joining_a_job_as_its_last_handle_is_canceled_keeps_i
     work_burst(settings, worker_context)
     assert (await runner.status(theirs.handle, "b" * 64)).status is JobStatus.FINISHED
     assert (await runner.status(mine.handle, "a" * 64)).status is JobStatus.CANCELED
+
+
+async def test_a_join_refused_its_share_as_the_job_is_canceled_leaves_the_client_no_handle(
+    queue_redis: RedisProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A join is not counted against jobs.max_queued_per_client, but one whose job its last
+    other handle canceled under it makes the job anew, and that is counted: refused then, the
+    429 came after the client's handle of it was written (a handle of a canceled job, listed
+    among the job's and the client's, which the client was never told of)."""
+    settings = job_settings(queue_redis.url, max_queued_per_client=1)
+    runner = runner_for(settings)
+    mine, theirs = "a" * 64, "b" * 64
+    try:
+        await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), theirs)
+        shared = prepare("detect", variant(face_jpeg), {}, settings)
+        first = await runner.submit(shared, mine)
+        connection = runner._conn
+        lrange = connection.lrange
+        canceled: list[JobStatus] = []
+
+        def cancel_first(*args: Any) -> Any:
+            if not canceled:
+                canceled.append(runner._cancel(first.handle, mine).status)
+            return lrange(*args)
+
+        monkeypatch.setattr(connection, "lrange", cancel_first)
+        with pytest.raises(RateLimited):
+            await runner.submit(shared, theirs)
+        monkeypatch.undo()
+        assert canceled == [JobStatus.CANCELED]
+        job_id = scoped_job_id(shared, theirs, settings.jobs.dedup_scope)
+        keys = JobKeys(settings.jobs.queue_name)
+        assert connection.lrange(keys.owned(job_id, theirs), 0, -1) == []
+        assert connection.smembers(keys.refs(job_id)) == set()  # the cancel took the first's
+    finally:
+        await runner.close()
 
 
 async def test_a_cancel_seeing_no_other_handle_spares_a_job_joined_before_it_cancels(

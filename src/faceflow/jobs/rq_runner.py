@@ -324,7 +324,14 @@ class RqRunner:
             # unless another submission has made it anew meanwhile.
             job, has_outcome = self._unless_stale(job_id)
             if job is None and not has_outcome:
-                self._enqueue(sub, job_id, owner)
+                try:
+                    self._enqueue(sub, job_id, owner)
+                except (FaceflowError, RedisError):
+                    # Refused (429 past the client's share, 503 queue full): its handle goes
+                    # too. Left, the client held a handle it was never told of, of a canceled
+                    # job, listed among the job's handles and its own.
+                    self._forget_handle(handle, job_id, owner)
+                    raise
         self._counts["submitted"] += 1
         view, _ = self._view(handle, record)
         return view
@@ -365,12 +372,18 @@ class RqRunner:
             record = decode_handle(raw) if isinstance(raw, bytes) else None
             if record is not None and record.canceled_at is None:
                 return handle, record
-        with self._conn.pipeline() as pipe:
-            pipe.lrem(keys.owned(job_id, owner), 1, mine[0])
-            pipe.delete(keys.handle(mine[0]))
-            pipe.srem(keys.refs(job_id), mine[0])
-            pipe.execute()
+        self._forget_handle(mine[0], job_id, owner)
         return None
+
+    def _forget_handle(self, handle: str, job_id: str, owner: str | None) -> None:
+        """Delete ``owner``'s ``handle`` of ``job_id`` and its place in the job's and the
+        owner's lists, in one transaction."""
+        keys = self._keys
+        with self._conn.pipeline() as pipe:
+            pipe.lrem(keys.owned(job_id, owner), 1, handle)
+            pipe.delete(keys.handle(handle))
+            pipe.srem(keys.refs(job_id), handle)
+            pipe.execute()
 
     def _enqueue(self, sub: Submission, job_id: str, owner: str | None) -> None:
         if self._queue.count >= self._settings.max_queued:
