@@ -177,6 +177,36 @@ def test_part_headers_are_bounded_in_all_however_the_form_is_read() -> None:
         assert len(read) == 256
 
 
+def _form_at_the_header_limit(extra: int) -> tuple[bytes, int]:
+    """A batch whose part headers are ``extra`` bytes over :data:`MAX_PART_HEADER_BYTES` (0: at
+    it), its last part's data beginning as a delimiter does; and where those data begin."""
+
+    def part(pad: int, data: bytes) -> bytes:
+        head = b'Content-Disposition: form-data; name="images"\r\nX-Pad: ' + b"p" * pad
+        return b"--b0undary\r\n" + head + b"\r\n\r\n" + data + b"\r\n"
+
+    head_bytes = len(part(0, b"")) - len(b"--b0undary\r\n\r\n")  # counted of a part
+    pad = 3900
+    last_pad = MAX_PART_HEADER_BYTES + extra - 16 * (head_bytes + pad) - head_bytes
+    body = b"".join([part(pad, b"img")] * 16) + part(last_pad, b"\r\n--b0unXimg")
+    return body + b"--b0undary--\r\n", body.rindex(b"\r\n--b0unX")
+
+
+def test_part_headers_are_counted_to_their_blank_line_however_the_data_after_are_cut() -> None:
+    # Data beginning as a delimiter does, cut there, come first from python-multipart's own
+    # copy of the delimiter: counted to the chunk's start then, their first bytes were counted
+    # as headers, and a form at the limit was refused for some cuts.
+    at_limit, data_at = _form_at_the_header_limit(0)
+    over, _ = _form_at_the_header_limit(1)
+    refused = ("InvalidParameter", f"the form's part headers pass {MAX_PART_HEADER_BYTES} bytes")
+    for cut in range(data_at - 3, data_at + 12):
+        for whole in (True, False):
+            read = _read(b"b0undary", _chunked(at_limit, [cut]), whole=whole)
+            assert isinstance(read, list), (cut, whole, read)
+            assert read[-1][3] == b"\r\n--b0unXimg"
+            assert _read(b"b0undary", _chunked(over, [cut]), whole=whole) == refused, cut
+
+
 def test_a_long_header_value_is_parsed_but_not_memoised() -> None:
     # A Content-Type may be as long as the headers (64 KiB); memoised whole, 400 requests with
     # one of 60 KB each grew the API process by 28 MB.

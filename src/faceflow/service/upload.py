@@ -242,19 +242,22 @@ class _MultipartReader:
 
     def _python_multipart(self) -> MultipartParser:
         self._framing = _Framing(self._boundary)
-        return _parser(self._boundary, self._parts, self._framing.fed)
+        return _parser(self._boundary, self._parts, self._framing)
 
     def _feed(self, chunk: bytes) -> None:
         if self._parser is None:
             self._parser = self._python_multipart()
         assert self._framing is not None  # made with the parser
         self._framing.check(chunk)
+        self._framing.reading = chunk
         try:
             self._parser.write(chunk)
         except InvalidParameter:
             raise
         except Exception as exc:  # python-multipart raises several unrelated types on bad input
             raise InvalidParameter(f"malformed multipart body: {exc}") from None
+        finally:
+            self._framing.reading = b""
         self._framing.fed[0] += len(chunk)
 
     def finish(self) -> list[Part]:
@@ -286,7 +289,8 @@ class _MultipartReader:
 class _Framing:
     """What a form fed to python-multipart may hold of what it reads byte by byte
     (:data:`MAX_DELIMITERS`, :data:`MAX_PADDING`), checked chunk by chunk before it reads them;
-    and ``fed``, the bytes it was given before the chunk it reads now."""
+    ``fed``, the bytes it was given before the chunk it reads now, and that chunk,
+    ``reading``."""
 
     def __init__(self, boundary: bytes) -> None:
         self._delimiter = b"\r\n--" + boundary
@@ -294,6 +298,7 @@ class _Framing:
         self._tail = b""  # the last bytes fed, for a delimiter split between two chunks
         self._padding: int | None = None  # padding bytes the last chunk ended in, after one
         self.fed = [0]
+        self.reading = b""
 
     def check(self, chunk: bytes) -> None:
         """Refuse the form, before python-multipart reads ``chunk``, once more than
@@ -463,9 +468,11 @@ def _header_bytes_passed() -> InvalidParameter:
     )
 
 
-def _parser(boundary: bytes, parts: list[Part], fed: list[int]) -> MultipartParser:
-    """python-multipart's parser filling ``parts``; ``fed[0]`` is how many bytes it was given
-    before the chunk it reads now (its callbacks' offsets are the chunk's)."""
+def _parser(boundary: bytes, parts: list[Part], framing: _Framing) -> MultipartParser:
+    """python-multipart's parser filling ``parts``; ``framing.fed[0]`` is how many bytes it was
+    given before the chunk it reads now (its callbacks' offsets are the chunk's, but for data
+    it carried over from the chunk before: see ``on_part_data``)."""
+    fed = framing.fed
     headers: dict[bytes, bytes] = {}
     header_field = bytearray()
     header_value = bytearray()
@@ -505,8 +512,14 @@ def _parser(boundary: bytes, parts: list[Part], fed: list[int]) -> MultipartPars
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         nonlocal counted_to
-        if counted_to is not None and data is not boundary:  # a part's first data
-            count_headers(start, start)  # to the end of its blank line
+        if counted_to is not None:  # a part's first data
+            # To the end of its blank line: where the data start in the chunk read, or, for the
+            # start of a delimiter python-multipart carried over from the chunk before (its own
+            # bytes, not the chunk's), as many bytes before the chunk. Counted from the chunk's
+            # start, a part whose data began like a delimiter cut there counted that much of
+            # its data as headers (up to a delimiter's length), refusing a form under the limit.
+            at = start if data is framing.reading else start - end
+            count_headers(at, at)
             counted_to = None  # its data are no headers; a part without any counts on
         parts[-1].chunks.append(data[start:end])
 
