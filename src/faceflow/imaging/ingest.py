@@ -23,9 +23,9 @@ Behind these checks Pillow's ``MAX_IMAGE_PIXELS`` is set to the same budget, wit
 (an odd frame size in an animation, say).
 
 Pillow never escapes from here: every exception it raises on hostile input becomes one of the typed
-errors above. One that says nothing of the bytes (MemoryError, an OSError of the system's, an
-exception Pillow does not raise for bad data) is not ``undecodable``, whose answer is cached
-for the cache's TTL: a 500, answered afresh at the next try. Nothing is written to disk and
+errors above. One that says nothing of the bytes (MemoryError, an OSError of the system's) is
+not ``undecodable``, whose answer is cached for the cache's TTL: a 500, answered afresh at the
+next try. Nothing is written to disk and
 ``cv2.imdecode`` is never used on these bytes.
 """
 
@@ -588,10 +588,10 @@ def _typed_errors(fmt: ImageFormat, budget: int) -> Iterator[None]:
         # Not the client's fault once the limits above have passed: let it surface as a 500.
         raise
     except Exception as exc:
-        if not _bad_data(exc):
-            # Perhaps not the bytes' fault (the system refused Pillow something, or a bug): a
-            # 500, which is not cached. As undecodable it was, for the cache's TTL (a day),
-            # though the next try might have decoded the photo.
+        if _of_the_system(exc):
+            # Not the bytes' fault (the system refused Pillow something): a 500, which is not
+            # cached. As undecodable it was, for the cache's TTL (a day), though the next try
+            # might have decoded the photo.
             log.error("could not decode a %s image", fmt.value, exc_info=exc)
             raise FaceflowError(
                 f"could not decode this {fmt.value} image here: an internal error"
@@ -613,14 +613,11 @@ def _typed_errors(fmt: ImageFormat, budget: int) -> Iterator[None]:
         ) from exc
 
 
-def _bad_data(exc: Exception) -> bool:
-    """Whether ``exc``, raised by Pillow decoding bytes in memory, says they are bad data:
-    Pillow's plugins raise OSError (incl. UnidentifiedImageError and truncation), SyntaxError,
-    struct.error, ValueError, IndexError, TypeError, EOFError on it. An OSError with an errno
-    comes from the system (no memory, no file descriptor: these bytes are read from memory),
-    not from a plugin, which raises one with a message alone."""
-    if isinstance(exc, OSError):
-        return exc.errno is None
-    return isinstance(
-        exc, SyntaxError | EOFError | struct.error | ValueError | IndexError | TypeError
-    )
+def _of_the_system(exc: Exception) -> bool:
+    """Whether ``exc``, raised by Pillow decoding bytes in memory, comes from the system rather
+    than the bytes: an OSError with an errno (no memory, no file descriptor; these bytes are
+    read from memory), where Pillow's plugins raise OSError with a message alone on bad data
+    (UnidentifiedImageError, truncation). Anything else Pillow raises on these bytes (its
+    usual SyntaxError, struct.error, ValueError…, or another type a hostile file provokes) is
+    the bytes' doing: the same bytes raise it again, so it is ``undecodable``, a 422."""
+    return isinstance(exc, OSError) and exc.errno is not None
