@@ -33,7 +33,12 @@ from faceflow.pipeline.idphoto.compliance.colour import (
     tone_spread,
 )
 from faceflow.pipeline.idphoto.compliance.eyes import EYES_IRIS_WARN, EYES_OPEN_WARN
-from faceflow.pipeline.idphoto.compliance.features import TINTED_LENS_WARN
+from faceflow.pipeline.idphoto.compliance.features import (
+    CROWN_DE_WARN,
+    TINTED_LENS_WARN,
+    crown_colour,
+    forehead_colour,
+)
 from faceflow.pipeline.idphoto.compliance.mouth import MOUTH_GAP_WARN
 from faceflow.pipeline.idphoto.compliance.quality import (
     BLOCKINESS_SHOWN_MAX,
@@ -54,7 +59,7 @@ from faceflow.pipeline.idphoto.compliance.quality import (
     sharpness,
     sideways_detail,
 )
-from faceflow.pipeline.idphoto.compliance.regions import face_region
+from faceflow.pipeline.idphoto.compliance.regions import eye_distance_px, face_region
 from faceflow.pipeline.idphoto.layout import plan_layout
 from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import compute_matte
@@ -72,6 +77,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     black_and_white,
     blurred_with_grain,
     brim_shadow,
+    cap_on_crown,
     clear_glasses,
     closed_eyes,
     colour_cast,
@@ -1472,6 +1478,71 @@ def test_a_bare_forehead_is_not_taken_for_headwear(
     assert check.status is CheckStatus.PASS, check
     assert isinstance(check.value, float)
     assert check.value > 10  # measured, not skipped
+
+
+@pytest.mark.parametrize("colour", ["navy", "red"])
+def test_a_cap_worn_high_is_seen(cut_out: CutOut, colour: str) -> None:
+    # The forehead stays bare under a cap on the back of the head: forehead_visible read it as
+    # skin and passed it. The verdict set's navy cap shares its matte with it.
+    item = cut_out("portrait_2.jpg", cap_on_crown(colour))
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    check = report.check("forehead_visible")
+    assert (check.status, check.limit.of) == (CheckStatus.WARN, "crown_colour"), check
+    assert isinstance(check.value, float)
+    assert check.value > CROWN_DE_WARN
+    assert "cap" in check.hints()[0]
+    assert check.hints()[1]
+
+
+@pytest.mark.parametrize(
+    "photo",
+    [
+        "portrait_1.jpg",
+        "portrait_2.jpg",
+        "obama.jpg",
+        "biden.jpg",
+        "rose_leslie.jpg",
+        "astronaut.jpg",
+    ],
+)
+def test_the_top_of_a_bare_head_is_not_taken_for_a_cap(
+    portrait: Callable[[str], Portrait], photo: str
+) -> None:
+    # Hair, dark, grey, auburn, short or long, reads as the hair beside the face (or, bald, as
+    # the forehead); measured, not skipped. The highest of the test photos, 6 (portrait_1, the
+    # sides of her hair in shade); every real face of the test and dev-set photos is below
+    # CROWN_DE_WARN (README).
+    item = portrait(photo)
+    lab = cv2.cvtColor(item.matte.foreground, cv2.COLOR_RGB2LAB).astype(np.float32)
+    distance = eye_distance_px(item.face)
+    forehead = forehead_colour(lab, item.matte, item.face, distance)
+    assert forehead is not None
+
+    crown = crown_colour(item.matte, item.face, distance, forehead)
+
+    assert crown is not None
+    assert crown < CROWN_DE_WARN - 5
+    assert icao_check(item, "forehead_visible").limit.of == ""
+
+
+def test_a_blown_out_top_of_the_head_is_not_taken_for_a_cap(
+    portrait: Callable[[str], Portrait],
+) -> None:
+    # Platinum hair under a hair light blows out (df_img27: 80 % of the box, ΔE 22 from the hair
+    # beside it); white holds no colour to compare. portrait_2's hair above the eyes lit to white.
+    item = portrait("portrait_2.jpg")
+    distance = eye_distance_px(item.face)
+    top = item.matte.to_matte_px(item.face.landmarks.right_eye).y - 1.3 * distance
+    foreground = item.matte.foreground.copy()
+    foreground[: max(0, round(top))] = 255
+    matte = dataclasses.replace(item.matte, foreground=foreground)
+    lab = cv2.cvtColor(foreground, cv2.COLOR_RGB2LAB).astype(np.float32)
+    forehead = forehead_colour(lab, matte, item.face, distance)
+    assert forehead is not None
+
+    assert crown_colour(matte, item.face, distance, forehead) is None
 
 
 @pytest.mark.parametrize(

@@ -93,6 +93,24 @@ FOREHEAD_DE_WARN = 45.0
 # warn (33-63).
 FOREHEAD_HAIR_DE = 20.0
 
+# Headwear worn high (a cap or a beanie on the back of the head): the forehead stays bare, so the
+# measure above passes it, but the top of the head is neither hair nor skin. The top of the head
+# is a box ±0.35 eye distances wide from 0.1 to 0.45 eye distances below where the cut-out begins
+# over the face's middle (blown-out pixels left out, and not judged when most are); its median
+# colour is compared with the forehead's and the hair's beside the face (24 boxes ±0.08 eye
+# distances, 0.8, 0.95 and 1.1 eye distances out either side, at the eye line and 0.3, 0.6 and 0.9
+# above it: below a cap's rim, which sits above the forehead), and the value is its ΔE from the
+# nearest. Of the 77 real faces of the test and dev-set photos with eyes 40 px or more apart and
+# a crown above the forehead (scripts/crown_colour.py), 76 measure 0-14.2 (median 4.2; dark,
+# white, auburn, blonde, short, long and slicked hair) and a crowd face under purple stage light
+# 32.1 (df_selfie-many-people, failed for other reasons); df_img27's platinum hair, its top 80 %
+# blown out, is not judged (it read 22 with those pixels). Caps drawn worn high on
+# those faces (verdict_cases.cap_on_crown): navy seen on 41 of 44, red 42 of 44 (portrait_2 31
+# and 43), grey 6 of 38, white 12 of 40, beige none of 42 (portrait_2 16, 15, 11): a cap near
+# the hair's or the skin's colour, a lit strand's or a shaded temple's, is not told from them,
+# nor a black one on dark hair. ICAO 9303: no headwear but for religious reasons.
+CROWN_DE_WARN = 25.0
+
 
 OBJECT_DARK_FRACTION = 0.75
 
@@ -302,6 +320,20 @@ def _forehead_visible(
         note += ": hair over the forehead (a fringe), fine while the brows show"
     elif covered:
         note += ": headwear or hair over the forehead or brows"
+    elif (crown := crown_colour(matte, face, distance, forehead)) is not None and (
+        crown > CROWN_DE_WARN
+    ):
+        return Check(
+            "forehead_visible",
+            crown,
+            Limit(None, CROWN_DE_WARN, of="crown_colour"),
+            CheckStatus.WARN,
+            note="ΔE of the top of the head from the hair beside the face and the forehead: "
+            "headwear over the top of the head",
+            hint="Something covers the top of the head: take off any hat or cap, even one worn "
+            "high on the head.",
+            hint_zh="头顶似乎戴着帽子：请摘下帽子，包括戴在头顶靠后的帽子。",
+        )
     return Check(
         "forehead_visible",
         difference,
@@ -309,6 +341,69 @@ def _forehead_visible(
         CheckStatus.WARN if covered else CheckStatus.PASS,
         note=note,
     )
+
+
+def head_top(matte: Matte, face: Face, distance: float) -> float | None:
+    """How far above the eye line, in eye distances, the cut-out begins over the face's middle
+    (a column ±0.15 eye distances wide, half opaque): the top of the head, and of what it
+    wears; None when nothing of it is over the face."""
+    marks = face.landmarks
+    scale = 1.0 / matte.source_px_per_matte_px
+    at = matte.to_matte_px(
+        Point(
+            (marks.right_eye.x + marks.left_eye.x) / 2, (marks.right_eye.y + marks.left_eye.y) / 2
+        )
+    )
+    reach = 0.15 * distance * scale
+    column = matte.alpha[:, max(0, round(at.x - reach)) : max(0, round(at.x + reach) + 1)]
+    if column.size == 0:
+        return None
+    rows = np.nonzero(column.mean(axis=1) > 0.5)[0]
+    if rows.size == 0:
+        return None
+    return float((at.y - rows[0]) / (distance * scale))
+
+
+def crown_colour(
+    matte: Matte, face: Face, distance: float, forehead: NDArray[np.float32]
+) -> float | None:
+    """How far, in ΔE, the top of the head's colour lies from the nearest of the ``forehead``'s
+    (CIE L*a*b*) and the hair's beside the face (see :data:`CROWN_DE_WARN`); None when the top
+    of the head is not in the cut-out or lies too low to be told from the forehead."""
+    top = head_top(matte, face, distance)
+    # Its box must lie above the forehead's patch (0.9 eye distances up).
+    if top is None or top < 1.35:
+        return None
+    marks = face.landmarks
+    middle = Point(
+        (marks.right_eye.x + marks.left_eye.x) / 2, (marks.right_eye.y + marks.left_eye.y) / 2
+    )
+    box = matte_box(
+        matte,
+        Point(middle.x, middle.y - (top - 0.275) * distance),
+        0.35 * distance,
+        0.175 * distance,
+    )
+    alpha = matte.alpha
+    pixels = matte.foreground[box][alpha[box] >= LIGHTING_MIN_ALPHA]
+    # Blown-out pixels hold no colour: platinum hair's lit top (df_img27's, 80 % of the box)
+    # read 22 from the hair beside it. Not judged where most of the box is blown out.
+    coloured = pixels[pixels.max(axis=1) < 250]
+    if len(coloured) < max(20, len(pixels) // 2):
+        return None
+    crown = np.median(lab_rows(coloured), axis=0)
+    nearest = float(np.linalg.norm(crown - forehead))
+    for side in (-1.0, 1.0):
+        for out in (0.8, 0.95, 1.1):
+            for up in (0.0, 0.3, 0.6, 0.9):
+                centre = Point(middle.x + side * out * distance, middle.y - up * distance)
+                box_rows, box_cols = matte_box(matte, centre, 0.08 * distance, 0.08 * distance)
+                opaque = alpha[box_rows, box_cols] >= LIGHTING_MIN_ALPHA
+                hair = matte.foreground[box_rows, box_cols][opaque]
+                if len(hair) >= 10:
+                    colour = np.median(lab_rows(hair), axis=0)
+                    nearest = min(nearest, float(np.linalg.norm(crown - colour)))
+    return nearest
 
 
 def _hair_coloured(

@@ -37,6 +37,7 @@ _OF_TEXT = {
     "saturation": "a saturation of {} (colour per unit of lightness)",
     "eye_covered": "{} of an eye covered from the brow to below it",
     "tone_spread": "{} of the face's colour independent of its lightness",
+    "crown_colour": "the top of the head ΔE {} from the hair beside the face or the forehead",
 }
 
 _RULE_TEXT = {
