@@ -4,14 +4,14 @@ beside the face and the forehead (ΔE to the nearest), on every real face and un
     .venv/bin/python scripts/crown_colour.py
 
 Every face of ``../shared/testdata`` and ``../shared/devset`` (or ``FACEFLOW_TESTDATA`` and the
-``devset`` folder beside it) with eyes 40 px or more apart is cut out and measured as taken (with
-the ICAO photo's verdict on it), then with a cap of each colour of ``verdict_cases.CAP_COLOURS``
-drawn on its head (its top 0.1 eye distances over the head's own, which the cut-out of the photo
-as taken gives) and cut out again, the face as found on the photo as taken (a cap over the hair
-moves no landmark). A face without 0.15 eye distances of photo above its head is left out of the
-caps; a cap the cut-out drops with the hair under it (the head's top then 0.2 eye distances or
-more below its own) is counted apart: what is left is a head cut flat, not a cap. A few minutes on
-2 cores.
+``devset`` folder beside it) is cut out and measured as taken (with the ICAO photo's verdict on
+it), then, with eyes 40 px or more apart, with a cap of each colour of
+``verdict_cases.CAP_COLOURS`` drawn on its head (its top 0.1 eye distances over the head's own,
+which the cut-out of the photo as taken gives) and cut out again, the face as found on the photo
+as taken (a cap over the hair moves no landmark). A face without 0.15 eye distances of photo
+above its head is left out of the caps; a cap the cut-out drops with the hair under it (the
+head's top then 0.2 eye distances or more below its own) is counted apart: what is left is a head
+cut flat, not a cap. A few minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -87,8 +87,6 @@ def main() -> None:
         for detected in detect_faces(rgb, detector, DetectOptions()):
             face = levelled_face(rgb, detected, context.models.aligner)
             distance = eye_distance_px(face)
-            if distance < 40:
-                continue
             try:
                 matte = compute_matte(rgb, face, segmenter)
             except NoSubject:
@@ -100,6 +98,8 @@ def main() -> None:
             status = render_id_photo(matte, face, icao).report.status.value
             real.append((crown, path.name, status))
             eyes_y = (face.landmarks.right_eye.y + face.landmarks.left_eye.y) / 2
+            if distance < 40:
+                continue  # a crowd face: too small to draw a cap on
             if eyes_y - (top + 0.15) * distance < 0:
                 no_room += 1
                 continue
