@@ -24,7 +24,7 @@ from faceflow.errors import (
 )
 from faceflow.imaging import ingest
 from faceflow.imaging.formats import ImageFormat
-from faceflow.imaging.ingest import decode_image, decode_rgba, probe_image
+from faceflow.imaging.ingest import as_drafted, decode_image, decode_rgba, probe_image
 from tests.fixtures.images import (
     HostileInput,
     exif_rotated_jpeg,
@@ -517,6 +517,33 @@ def test_other_formats_ignore_the_draft_hint(testdata: Path) -> None:
     image = decode_image((testdata / "obama_rgba.png").read_bytes(), DEFAULTS, max_long_side_px=64)
     assert image.scale == 1.0
     assert (image.width_px, image.height_px) == (626, 1200)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "GIF"])
+@pytest.mark.parametrize("max_long_side_px", [300, 640, 1000, 5000])
+def test_a_lossless_format_as_drafted_is_the_size_of_the_jpeg_draft(
+    testdata: Path, fmt: str, max_long_side_px: int
+) -> None:
+    data = (testdata / "biden.jpg").read_bytes()  # 970 × 2204
+    drafted = decode_image(data, DEFAULTS, max_long_side_px=max_long_side_px)
+    other = encode(load_rgb(data), fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    full = decode_image(other, DEFAULTS, max_long_side_px=max_long_side_px)
+
+    image = as_drafted(full, max_long_side_px)
+
+    assert image.rgb.shape == drafted.rgb.shape
+    assert image.scale == drafted.scale
+    assert (image.source_width_px, image.source_height_px) == (970, 2204)
+    assert not image.rgb.flags.writeable
+    if fmt != "GIF":  # a palette of 256 colours is no match for the photo's
+        assert mean_abs_diff(image.rgb, drafted.rgb) < 4.0
+
+
+def test_as_drafted_leaves_a_drafted_jpeg_and_a_small_image_as_they_are(testdata: Path) -> None:
+    drafted = decode_image((testdata / "biden.jpg").read_bytes(), DEFAULTS, max_long_side_px=640)
+    small = decode_image((testdata / "obama_rgba.png").read_bytes(), DEFAULTS)  # 626 × 1200
+    assert as_drafted(drafted, 100) is drafted
+    assert as_drafted(small, 601) is small
 
 
 def test_max_long_side_must_be_positive(testdata: Path) -> None:

@@ -103,6 +103,33 @@ def test_annotate_returns_a_decodable_image_of_the_input_size(
     assert output.meta["face_count"] == 2
 
 
+@pytest.mark.parametrize("pillow_format", ["PNG", "WEBP"])
+def test_a_large_lossless_upload_is_annotated_at_the_size_of_the_same_jpeg(
+    worker_context: WorkerContext, testdata: Path, pillow_format: str
+) -> None:
+    # 3378 × 1983: a JPEG of it is decoded for annotation at half size, 1689 × 992. Drawn at its
+    # full size, a PNG or WebP cost four times the encoding and the answer's bytes (a 45 KB WebP
+    # of 5000 × 5000 px: a 5 MB PNG, 3 s of encoding).
+    with Image.open(testdata / "two_people.jpg") as photo:
+        large = photo.convert("RGB").resize((3378, 1983))
+    uploads = {}
+    for name in ("JPEG", pillow_format):
+        buffer = io.BytesIO()
+        large.save(buffer, name, quality=90)
+        uploads[name] = buffer.getvalue()
+
+    sizes = {}
+    for name, data in uploads.items():
+        output = run_face_request(
+            worker_context, request(data, Operation.ANNOTATE, image_format=OutputFormat.PNG)
+        )
+        assert output.meta["face_count"] == 2
+        with Image.open(io.BytesIO(output.body)) as drawn:
+            sizes[name] = drawn.size
+
+    assert sizes == {"JPEG": (1689, 992), pillow_format: (1689, 992)}
+
+
 def test_exif_rotated_upload_reports_the_displayed_size(
     worker_context: WorkerContext, testdata: Path
 ) -> None:

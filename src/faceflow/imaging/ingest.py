@@ -38,7 +38,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -446,12 +446,33 @@ def _apply_orientation(image: Image.Image, orientation: int) -> Image.Image:
     return image if method is None else image.transpose(method)
 
 
+def _draft_factor(long_side_px: int, max_long_side_px: int) -> int:
+    """The largest s in (8, 4, 2) that keeps ``long_side_px`` / s (rounded up, as libjpeg and
+    Pillow's reduce round) at or above ``max_long_side_px``; 1 if none does."""
+    return next((s for s in (8, 4, 2) if -(-long_side_px // s) >= max_long_side_px), 1)
+
+
+def as_drafted(image: DecodedImage, max_long_side_px: int) -> DecodedImage:
+    """``image`` at the size :func:`decode_image` gives a JPEG for ``max_long_side_px``: a
+    format decoded in full (PNG, WebP, GIF) reduced by the same factor (Pillow's box reduce,
+    ``scale`` set to match), a drafted JPEG or an image already that small as it is. For a stage
+    whose cost and output grow with the pixels it is given (an annotated image is drawn and
+    encoded at its input's size), so that a lossless upload costs what a JPEG of it does."""
+    if image.scale != 1.0:
+        return image
+    width, height = image.width_px, image.height_px
+    factor = _draft_factor(max(width, height), max_long_side_px)
+    if factor == 1:
+        return image
+    reduced = np.asarray(Image.fromarray(image.rgb).reduce(factor), dtype=np.uint8)
+    return replace(image, rgb=_frozen(reduced), scale=float(factor))
+
+
 def _draft(image: Image.Image, max_long_side_px: int) -> float:
     """Ask libjpeg to decode at 1/s size for the largest s in (8, 4, 2) that keeps the long side
     at or above ``max_long_side_px``; return the scale actually configured (1.0 if none)."""
     width, height = image.size
-    long_side = max(width, height)
-    factor = next((s for s in (8, 4, 2) if -(-long_side // s) >= max_long_side_px), 1)
+    factor = _draft_factor(max(width, height), max_long_side_px)
     if factor == 1:
         return 1.0
     # Pillow picks the largest power of two <= min(width // w, height // h); asking for the floor
