@@ -15,7 +15,7 @@ from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
 from faceflow.config import DEFAULT_PUBLIC_PATHS, ServerSettings
-from faceflow.service.edge import KeyGate
+from faceflow.service.edge import MAX_FORWARDED_HOPS, KeyGate, NearestHops
 from faceflow.service.security import address_identity, hash_api_key
 from faceflow.service.state import Current
 from tests.fixtures.live_server import LiveServerFactory
@@ -90,6 +90,66 @@ async def test_forwarded_for_from_a_trusted_proxy_names_the_client(
     clients = [getattr(r, "client", None) for r in caplog.records if r.name == "faceflow.access"]
     # The proxy's own hop (10.9.9.9, trusted) is skipped; an untrusted peer's header is not read.
     assert clients == ["203.0.113.7", "192.0.2.20"]
+
+
+@session_loop
+async def test_only_the_nearest_forwarded_hops_are_read(
+    edge_app: InProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    def trusted(hops: int) -> str:
+        return ", ".join(["10.9.9.9"] * hops)
+
+    # A client's own hops, ahead of its address as a proxy appends it, are not all split.
+    written = ", ".join(["198.51.100.1"] * 6_000)
+    with caplog.at_level(logging.INFO, logger="faceflow.access"):
+        async with edge_app.client(peer=PROXY) as client:
+            near = await client.get(
+                "/healthz",
+                headers={"X-Forwarded-For": f"203.0.113.7, {trusted(MAX_FORWARDED_HOPS - 1)}"},
+            )
+            far = await client.get(
+                "/healthz",
+                headers={"X-Forwarded-For": f"203.0.113.7, {trusted(MAX_FORWARDED_HOPS)}"},
+            )
+            long = await client.get(
+                "/healthz", headers={"X-Forwarded-For": f"{written}, 203.0.113.9, 10.9.9.9"}
+            )
+    assert (near.status_code, far.status_code, long.status_code) == (200, 200, 200)
+    clients = [getattr(r, "client", None) for r in caplog.records if r.name == "faceflow.access"]
+    # 16 trusted hops end what is read: the client is the furthest of them, itself trusted.
+    assert clients == ["203.0.113.7", "10.9.9.9", "203.0.113.9"]
+
+
+@session_loop
+async def test_nearest_hops_hands_on_the_last_hops_of_every_line() -> None:
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["headers"])
+
+    hops = [f"192.0.2.{i % 250}".encode() for i in range(40)]
+    few = [(b"x-forwarded-for", b", ".join(hops[:3])), (b"host", b"x")]
+    many = [
+        (b"x-forwarded-for", b", ".join(hops[:30])),
+        (b"host", b"x"),
+        (b"x-forwarded-for", b",".join(hops[30:])),
+    ]
+    for headers in (few, many):
+        await NearestHops(app)({"type": "http", "headers": headers}, _receive, _send)
+
+    assert seen[0] is few
+    assert seen[1][0] == (b"host", b"x")
+    [(name, value)] = seen[1][1:]
+    assert name == b"x-forwarded-for"
+    assert [hop.strip() for hop in value.split(b",")] == hops[-MAX_FORWARDED_HOPS:]
+
+
+async def _receive() -> dict[str, object]:
+    raise AssertionError("not called")
+
+
+async def _send(message: object) -> None:
+    raise AssertionError("not called")
 
 
 @session_loop

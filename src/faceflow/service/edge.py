@@ -2,7 +2,8 @@
 
 * Forwarding headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) only from the reverse proxies
   in ``server.trusted_proxies``: from anyone else they are ignored and the TCP peer is the client,
-  so a client cannot pick the address its rate limit and log lines are charged to.
+  so a client cannot pick the address its rate limit and log lines are charged to. Of
+  ``X-Forwarded-For`` only the :data:`MAX_FORWARDED_HOPS` hops nearest the server are read.
 * With API keys on, every path outside ``/v1/`` (where the routes' guard checks keys and rate
   limits) needs a key unless ``server.public_paths`` lists it: ``/metrics``, ``/docs`` and
   ``/openapi.json`` are closed by default, the probes and the web page open. A missing or wrong
@@ -52,14 +53,47 @@ class JsonCors(CORSMiddleware):
         return error
 
 
+MAX_FORWARDED_HOPS = 16
+"""Hops of ``X-Forwarded-For`` read, nearest the server first. Each proxy adds one, and a chain
+of CDN, load balancer and reverse proxy holds a few; the rest of the header is whatever the client
+wrote. uvicorn split the whole header and looked up each hop from the right until an untrusted
+one: 6,300 hops a client wrote ahead of its own address (64 KB, as a proxy passes them on) made a
+cache hit cost the event loop 0.69 ms instead of 0.15, and 5,800 trusted ones (a client inside a
+trusted network) 2.7 ms."""
+
+_FORWARDED_FOR = b"x-forwarded-for"
+
+
+class NearestHops:
+    """``X-Forwarded-For`` cut to its :data:`MAX_FORWARDED_HOPS` hops nearest the server (one
+    field, its lines joined as uvicorn joins them), before uvicorn's proxy-header handling reads
+    it; a request with fewer hops passes untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers: list[tuple[bytes, bytes]] = scope["headers"]
+            hops = [value for name, value in headers if name == _FORWARDED_FOR]
+            if hops and sum(v.count(b",") for v in hops) + len(hops) > MAX_FORWARDED_HOPS:
+                nearest = b",".join(hops).rsplit(b",", MAX_FORWARDED_HOPS)[1:]
+                kept = [(n, v) for n, v in headers if n != _FORWARDED_FOR]
+                kept.append((_FORWARDED_FOR, b",".join(nearest)))
+                scope = {**scope, "headers": kept}
+        await self.app(scope, receive, send)
+
+
 def trusted_forwarding(app: ASGIApp, settings: ServerSettings) -> ASGIApp:
     """``app`` behind uvicorn's proxy-header handling for exactly ``settings.trusted_proxies``
-    (the same code ``uvicorn --forwarded-allow-ips`` runs); ``app`` itself when none is
-    trusted, so the headers are never read."""
+    (the same code ``uvicorn --forwarded-allow-ips`` runs), reading the nearest hops of
+    ``X-Forwarded-For`` only (:class:`NearestHops`); ``app`` itself when none is trusted, so the
+    headers are never read."""
     if not settings.trusted_proxies:
         return app
     # uvicorn types ASGI apps with its own protocols; the callables are the same.
-    return cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, app), list(settings.trusted_proxies)))
+    proxies = ProxyHeadersMiddleware(cast(Any, app), list(settings.trusted_proxies))
+    return NearestHops(cast(ASGIApp, proxies))
 
 
 class PublicPaths:
