@@ -58,9 +58,10 @@ async def cached(app: InProcess, data: bytes, operation: Operation, body: bytes)
 class SlowReader:
     """A client asking for ``path`` with ``data`` that takes no body bytes until let go."""
 
-    def __init__(self, path: str, data: bytes) -> None:
+    def __init__(self, path: str, data: bytes, method: str = "POST") -> None:
         self.path = path
         self.data = data
+        self.method = method
         self.sent: list[Message] = []
         self.reading = asyncio.Event()
         """Set once a body message is being sent."""
@@ -71,7 +72,7 @@ class SlowReader:
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
-            "method": "POST",
+            "method": self.method,
             "scheme": "http",
             "path": self.path,
             "raw_path": self.path.encode(),
@@ -157,6 +158,28 @@ async def test_an_answer_is_written_in_slices_the_client_takes_in_turn(
     assert len(bodies) > len(answer) // SLICE_BYTES
     assert all(len(m["body"]) <= SLICE_BYTES for m in bodies)
     assert reader.body == answer
+
+
+@pytest.mark.usefixtures("pulled_examples")
+async def test_an_example_photo_is_written_in_slices_and_never_counted(
+    small_budget: InProcess,
+) -> None:
+    # One copy of the photo serves every client; written whole, the transport copied what the
+    # kernel did not take at once, for each client not reading it.
+    [photo] = [p for p in small_budget.services.examples if p.spec.name == "astronaut"]
+    assert len(photo.data) > BUDGET // 2
+    reader = SlowReader("/v1/examples/astronaut", b"", method="GET")
+    held = asyncio.create_task(reader.run(small_budget))
+    await reader.reading.wait()
+    assert small_budget.services.answer_budget is not None
+    assert small_budget.services.answer_budget.used_bytes == 0
+    reader.let_go.set()
+    await held
+    bodies = [m for m in reader.sent if m["type"] == "http.response.body"]
+    assert reader.status == 200
+    assert len(bodies) > len(photo.data) // SLICE_BYTES
+    assert all(len(m["body"]) <= SLICE_BYTES for m in bodies)
+    assert reader.body == photo.data
 
 
 @pytest.fixture

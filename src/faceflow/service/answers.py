@@ -33,9 +33,11 @@ from faceflow.service.errors import faceflow_error_response
 __all__ = [
     "SLICE_BYTES",
     "Answer",
+    "SharedAnswer",
     "check_room",
     "refusal",
     "send_answer",
+    "send_slices",
     "send_taken",
     "try_take",
 ]
@@ -86,15 +88,23 @@ async def send_taken(
         await send({"type": "http.response.body", "body": body})
         return
     try:
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        view = memoryview(body)
-        for start in range(0, size, SLICE_BYTES):
-            piece = bytes(view[start : start + SLICE_BYTES])
-            await send({"type": "http.response.body", "body": piece, "more_body": True})
-        # Its send waits, as each slice's did, until the transport has taken the last slice.
-        await send({"type": "http.response.body", "body": b""})
+        await send_slices(send, status, headers, body)
     finally:
         budget.give(size)
+
+
+async def send_slices(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    """Send ``body`` in slices of :data:`SLICE_BYTES`, each once the transport has taken the
+    one before (uvicorn's ``send`` waits for its transport to drain)."""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    view = memoryview(body)
+    for start in range(0, len(body), SLICE_BYTES):
+        piece = bytes(view[start : start + SLICE_BYTES])
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    # Its send waits, as each slice's did, until the transport has taken the last slice.
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def send_answer(
@@ -111,6 +121,19 @@ async def send_answer(
         return
     refused = faceflow_error_response(refusal())
     await send_taken(send, None, refused.status_code, refused.raw_headers, bytes(refused.body))
+
+
+class SharedAnswer(Response):
+    """Bytes every request shares for the life of the process (an example photo), written in
+    slices as an :class:`Answer` over a slice is, but never counted nor refused: the bytes are
+    held whatever the clients do. Written whole, the transport copied into its own buffer what
+    the kernel's send buffer did not take at once: up to the photo's 773 KiB for each client not
+    reading it, up to the connection cap; now a slice at most."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_slices(send, self.status_code, self.raw_headers, bytes(self.body))
+        if self.background is not None:
+            await self.background()
 
 
 class Answer(Response):

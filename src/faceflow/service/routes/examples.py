@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from faceflow.errors import NotFound, quoted
+from faceflow.service.answers import SharedAnswer
 from faceflow.service.examples import THUMBNAIL_PX, ExamplePhoto
 from faceflow.service.guard import guard
 from faceflow.service.schemas import ErrorBody, error_responses
@@ -100,7 +101,7 @@ async def list_examples(request: Request) -> ExamplesOut:
 )
 async def example_photo(request: Request, name: str) -> Response:
     photo = _photo(request, name)
-    return Response(
+    return SharedAnswer(
         photo.data,
         media_type=photo.spec.media_type,
         headers={"Cache-Control": _CACHE_CONTROL, "ETag": f'"{photo.spec.sha256}"'},
