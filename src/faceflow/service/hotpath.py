@@ -41,7 +41,7 @@ from faceflow.service.answers import refusal, send_taken, try_take
 from faceflow.service.errors import error_answer, faceflow_error_response
 from faceflow.service.guard import check_request
 from faceflow.service.middleware import CLIENT_CLOSED, NOSNIFF, RequestContext, with_request_id
-from faceflow.service.query import too_many_parameters
+from faceflow.service.query import query_refusal
 from faceflow.service.routes.faces import answer, cache_headers
 from faceflow.service.routes.system import echo_size_body
 from faceflow.service.security import address_identity
@@ -100,7 +100,7 @@ class HotPath:
         memo = (operation, query)
         if memo in self._parsed:
             return self._parsed[memo]
-        if too_many_parameters(query):
+        if query_refusal(query) is not None:
             return None  # the layers refuse it (QueryLimit), before anything parses it
         work = face_work(services.settings.detection, operation, query)
         parsed = (
