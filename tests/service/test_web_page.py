@@ -250,13 +250,14 @@ def test_size_cap_is_applied_and_validated(
     open_page: OpenPage, live_server: LiveServer, testdata: Path, tmp_path: Path
 ) -> None:
     """A photo on show that no longer matches the choices (a field to fix, a failed render) says
-    so and cannot be downloaded, until one that matches is shown."""
+    so and cannot be downloaded or enlarged, until one that matches is shown."""
     spec = specs_of(live_server)["jp-visa"]
     page = load(open_page, live_server).page
     pick(page, testdata / "portrait_1.jpg")
     wait_for_id_photo(page)
     result, stale = page.locator("#idphoto-result"), page.locator("#idphoto-stale")
     download_button = page.locator("#download-photo")
+    enlarge = page.locator("#preview-open")
 
     page.fill("#max-kb", "0")
     expect(page.locator("#max-kb-error")).to_be_visible()
@@ -265,6 +266,7 @@ def test_size_cap_is_applied_and_validated(
     expect(stale).to_have_text("Out of date — fix the size cap")
     expect(result).to_have_class(re.compile(r"idphoto__result--stale"))
     expect(download_button).to_be_disabled()
+    expect(enlarge).to_be_disabled()
     expect(page.locator("#idphoto-facts")).not_to_contain_text(
         f"{spec['width_px']}×{spec['height_px']} px"
     )
@@ -291,11 +293,13 @@ def test_size_cap_is_applied_and_validated(
     expect(page.locator("#idphoto-img")).to_have_attribute("src", re.compile(r"^blob:"))
     expect(stale).to_have_text("Out of date — the update failed")
     expect(download_button).to_be_disabled()
+    expect(enlarge).to_be_disabled()
     page.unroute("**/v1/id-photo?*")
     page.locator("label.swatch", has_text="Red").click()
     wait_for_id_photo(page)
     expect(stale).to_be_hidden()
     expect(download_button).to_be_enabled()
+    expect(enlarge).to_be_enabled()
 
 
 def test_a_text_file_is_not_an_image(

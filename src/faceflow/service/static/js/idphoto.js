@@ -493,7 +493,7 @@ export class IdPhotoPanel {
     byId("download-report").disabled = !current;
     byId("print-report").disabled = !current;
     this.#downloadSheet.disabled = !usable || !this.#made || this.#sheetBusy;
-    byId("preview-open").disabled = !this.#made;
+    byId("preview-open").disabled = !current;
     this.#sheet.disabled = !usable;
   }
 
@@ -647,7 +647,7 @@ export class IdPhotoPanel {
   }
 
   #openPreview() {
-    if (!this.#made || !this.#source) return;
+    if (!this.#made || !this.#source || this.#staleness() !== null) return;
     this.#previewDialog.open({ beforeUrl: this.#source.url, afterUrl: this.#imageUrl, name: this.#source.file.name });
   }
 
