@@ -838,7 +838,7 @@ def test_a_change_reuses_the_upload_on_a_phone_link(
     assert re.fullmatch(r"[0-9a-f]{64}", digest)
     assert body_size(first.value.request) == photo.stat().st_size
 
-    throttle(page, PHONE_LINK)
+    devtools = throttle(page, PHONE_LINK)
     started = time.monotonic()
     with page.expect_response(
         lambda r: "/v1/id-photo?" in r.url and "background=blue" in r.url
@@ -854,19 +854,38 @@ def test_a_change_reuses_the_upload_on_a_phone_link(
     print(f"a change on the phone link rendered in {elapsed:.2f} s (requirement 1 s)")
     assert elapsed < CHANGE_REQUIREMENT_S * CHANGE_MARGIN
 
-    # The server forgot the cut-out: the page sends the photo again, once, and carries on.
+    # The server forgot the cut-out: the page sends the photo again, once, and carries on. A
+    # change made while it is on its way (held there by a crawling uplink) waits for it and is
+    # made by the new source=, not by sending the photo again from 0 %.
     expired = json.dumps({"error": {"code": "source_expired", "message": "staged by the test"}})
-    page.route(
-        "**/v1/id-photo?*source=*",
-        lambda route: route.fulfill(status=404, content_type="application/json", body=expired),
-    )
-    with page.expect_response(
-        lambda r: "/v1/id-photo?" in r.url and "source=" not in r.url and "background=red" in r.url
-    ) as again:
-        page.locator("label.swatch", has_text="Red").click()
-    assert again.value.ok
-    assert body_size(again.value.request) == photo.stat().st_size
+    forgotten: list[str] = []
+    uploads: list[Request] = []
+
+    def forget_once(route: Route) -> None:
+        if "source=" not in route.request.url:
+            uploads.append(route.request)
+            devtools.send("Network.emulateNetworkConditions", CRAWL)
+            route.continue_()
+        elif not forgotten:
+            forgotten.append(route.request.url)
+            route.fulfill(status=404, content_type="application/json", body=expired)
+        else:
+            route.continue_()
+
+    page.route("**/v1/id-photo?*", forget_once)
+    page.locator("label.swatch", has_text="Red").click()
+    expect(page.locator("#idphoto-progress-label")).to_have_text("Uploading portrait_1.jpg")
+    page.locator("label.swatch", has_text="Grey").click()
+    expect(page.locator("#idphoto-progress-label")).to_have_text("Uploading portrait_1.jpg")
+    with page.expect_response(lambda r: "source=" in r.url and "background=grey" in r.url) as grey:
+        devtools.send("Network.emulateNetworkConditions", NO_THROTTLE)
+    assert grey.value.ok
     wait_for_id_photo(page)
+    assert len(uploads) == 1, [request.url for request in uploads]
+    assert "background=red" in uploads[0].url
+    assert body_size(uploads[0]) == photo.stat().st_size
+    assert f"source={digest}" in grey.value.url  # the same photo: the same content key
+    expect(page.locator("#idphoto-progress")).to_be_hidden()
     expect(page.locator("#idphoto-notice [role=alert]")).to_have_count(0)
     # Chromium logs every 404 it gets, the staged one included; nothing else went wrong.
     assert [error for error in probe.errors if "status of 404" not in error] == []

@@ -533,14 +533,22 @@ export class IdPhotoPanel {
     this.#controller?.abort();
     const controller = new AbortController();
     this.#controller = controller;
-    this.#uploading = photo.idSource && photo.cutFaces?.has(cut) ? null : { photo, cut };
+    this.#uploading = null;
     this.#again = false;
     this.#failed = false;
     this.#preview.setAttribute("aria-busy", "true");
     this.#syncStale();
     const first = !this.#made;
     try {
-      const response = await this.#render(photo, params, controller.signal, first);
+      const response = await this.#render(photo, params, {
+        signal: controller.signal,
+        // Whether the photo goes up at once or after its key expired, changes made on its way
+        // wait for it rather than send it again from 0 %; the person sees it go.
+        onUpload: () => {
+          this.#uploading = { photo, cut };
+          return (phase, fraction) => this.#setProgress(phase, fraction);
+        },
+      });
       const body = await response.json();
       if (controller.signal.aborted) return;
       this.#unsay();
@@ -573,8 +581,11 @@ export class IdPhotoPanel {
   /**
    * POST /v1/id-photo for `photo`: by its content key once the server has it, else with the
    * (possibly shrunk) photo itself. A key the server has forgotten is answered by uploading again.
+   * `onUpload()` is called when the photo itself is to be sent, and may return a
+   * `progress(phase, fraction)` to follow it.
    */
-  async #render(photo, params, signal, showProgress, path = "v1/id-photo") {
+  async #render(photo, params, { signal = null, onUpload = null } = {}) {
+    const path = "v1/id-photo";
     // The server keeps one cut-out per face chosen: another face is cut from the photo itself.
     const cut = params.face ?? "";
     if (photo.idSource && photo.cutFaces?.has(cut)) {
@@ -586,7 +597,7 @@ export class IdPhotoPanel {
         photo.cutFaces.clear();
       }
     }
-    const progress = showProgress ? (phase, fraction) => this.#setProgress(phase, fraction) : () => {};
+    const progress = onUpload?.() ?? (() => {});
     progress("upload", 0);
     const image = await uploadFor(photo);
     const response = await request(path, {
@@ -707,7 +718,7 @@ export class IdPhotoPanel {
     // Named now: another photo may be on show by the time the sheet comes.
     const name = `${baseName(photo.file.name)}-id-photo-${params.spec}-sheet-${params.sheet}.jpg`;
     try {
-      const response = await this.#render(photo, params, null, false);
+      const response = await this.#render(photo, params);
       downloadBlob(response.blob, name);
     } catch (error) {
       this.#say(() => showError(this.#notice, error, { limits: this.limits(), onRetry: error.retryable ? () => this.#saveSheet() : null }));
