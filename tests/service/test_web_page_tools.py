@@ -355,14 +355,24 @@ def test_queued_photos_are_removed_and_cleared(
     expect(page.locator("#face-rows tr")).to_have_count(2)
     no_horizontal_scroll(page)
 
-    # Removing the photo on show moves to the next one.
-    page.get_by_role("button", name=remove).click()
+    # Removing the photo on show moves to the next one. A double click removes one photo, not
+    # also the next, whose × moved under the pointer.
+    page.get_by_role("button", name=remove).dblclick()
     expect(thumbs).to_have_count(2)
     expect(page.locator("#photo-meta")).to_contain_text("obama_small.jpg")
     expect(thumbs.nth(0)).to_have_attribute("aria-pressed", "true")
 
-    page.get_by_role("button", name=clear).click()
+    # From the keyboard, the focus stays on the strip (the photo now in its place), and after
+    # clearing goes back to the drop zone, not to the page's top.
+    page.locator(".thumb__remove").first.focus()
+    page.keyboard.press("Enter")
+    expect(thumbs).to_have_count(1)
+    expect(thumbs.nth(0)).to_be_focused()
+    expect(page.locator("#photo-meta")).to_contain_text("cat.jpg")
+    page.get_by_role("button", name=clear).focus()
+    page.keyboard.press("Enter")
     expect(thumbs).to_have_count(0)
+    expect(page.locator("#dropzone")).to_be_focused()
     expect(page.locator("#queue-bar")).to_be_hidden()
     expect(page.locator("#stage")).to_be_hidden()
     expect(page.locator("#viewer-empty")).to_be_visible()

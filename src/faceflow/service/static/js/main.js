@@ -34,7 +34,11 @@ const panel = new IdPhotoPanel(queue, { limits, askKey: (error) => askKey(error)
 const camera = new Camera({ onPhoto: (file) => queue.add([file]) });
 byId("camera-open").addEventListener("click", () => camera.open());
 const examples = new Examples({ onPhoto: (file) => queue.add([file]) });
-byId("queue-clear").addEventListener("click", () => queue.clear());
+byId("queue-clear").addEventListener("click", () => {
+  queue.clear();
+  // The button goes with the queue: focus goes back to where photos are added, not the page's top.
+  dropzone.focus();
+});
 
 /** The status badge: a message key (shown in the current language) and ok | warn | busy | error. */
 function setStatus(key, state, vars = {}) {

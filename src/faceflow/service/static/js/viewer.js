@@ -139,6 +139,20 @@ export class Viewer {
     }
   }
 
+  /** The × of a queued photo: it goes, and the focus that was on it stays in the strip. */
+  #remove(photo, event) {
+    // The photo beside it moves into its place: a double click's second click would remove it too.
+    if (event.detail > 1) return;
+    const item = this.#thumbs.get(photo.id)?.closest("li");
+    const focused = item?.contains(document.activeElement);
+    const index = this.queue.items.indexOf(photo);
+    this.queue.remove(photo.id);
+    if (!focused) return;
+    // On the photo now in its place (or before it, at the end), else the drop zone.
+    const next = this.queue.items[Math.min(index, this.queue.items.length - 1)];
+    (this.#thumbs.get(next?.id) ?? byId("dropzone")).focus();
+  }
+
   #renderQueue() {
     const items = this.queue.items;
     this.#queueBar.hidden = items.length === 0;
@@ -161,7 +175,7 @@ export class Viewer {
         );
         button.addEventListener("click", () => this.queue.select(photo.id));
         const remove = h("button", { type: "button", className: "thumb__remove" }, "×");
-        remove.addEventListener("click", () => this.queue.remove(photo.id));
+        remove.addEventListener("click", (event) => this.#remove(photo, event));
         this.#thumbs.set(photo.id, button);
         this.#queueList.append(h("li", { className: "queue__item" }, button, remove));
       }
