@@ -718,6 +718,11 @@ def test_chinese_page_at_phone_size(
     expect(page.locator("#server-status")).to_contain_text("就绪")
     expect(page.locator("#dropzone")).to_contain_text("选择文件")
     expect(page.locator("#spec option[value=cn-1inch]")).to_have_text(re.compile(r"^一寸"))
+    # Every size by its Chinese name, as the server gives it (机动车驾驶证, not "China driving
+    # licence").
+    options = page.locator("#spec option")
+    titles = [spec["title_zh"] for spec in specs_of(live_server).values()]
+    expect(options).to_have_text([re.compile("^" + re.escape(title)) for title in titles])
     expect(page.locator("#lang-switch")).to_have_text("English")
     pick(page, testdata / "portrait_1.jpg")
     wait_for_id_photo(page)

@@ -612,27 +612,6 @@ const ZH = {
   "error.otherText": "服务器无法处理这个请求。",
 };
 
-/** Chinese names of the size presets and their English names without the Chinese in brackets. */
-const SPEC_ZH = {
-  "cn-1inch": "一寸",
-  "cn-small-1inch": "小一寸",
-  "cn-large-1inch": "大一寸",
-  "cn-2inch": "二寸",
-  "cn-large-2inch": "大二寸",
-  "cn-small-2inch": "小二寸",
-  "cn-passport": "中国护照",
-  "cn-id-card": "居民身份证",
-  "icao": "ICAO 国际护照标准",
-  "eu-passport": "欧盟护照",
-  "schengen-visa": "申根签证",
-  "uk-passport": "英国护照",
-  "us-passport": "美国护照",
-  "us-visa": "美国签证",
-  "ca-passport": "加拿大护照",
-  "jp-visa": "日本签证",
-  "kr-visa": "韩国签证",
-};
-
 const TABLES = { en: EN, zh: ZH };
 const listeners = new Set();
 let current = pick();
@@ -676,10 +655,9 @@ export function plural(key, count) {
   return t(`${key}.${count === 1 ? "one" : "other"}`, { count });
 }
 
-/** A size preset's name: Chinese name in Chinese, the server's title otherwise. */
+/** A size preset's name: the server's Chinese name (`title_zh`) in Chinese, its title otherwise. */
 export function specName(spec) {
-  if (current === "zh" && SPEC_ZH[spec.key]) return SPEC_ZH[spec.key];
-  return spec.title;
+  return (current === "zh" && spec.title_zh) || spec.title;
 }
 
 /** A compliance check's name; an unknown name reads "head_height" → "Head height". */
