@@ -793,21 +793,25 @@ def test_first_id_photo_shows_its_progress_and_is_announced(
     open_page: OpenPage, live_server: LiveServer, testdata: Path
 ) -> None:
     page = load(open_page, live_server).page
-    # Once the photo is analysed, a crawling uplink holds the 354 kB photo on its way up to be
-    # cut out while the test watches it go...
+    # Once the photo is analysed, its upload is held back, then a crawling uplink holds the
+    # 354 kB photo on its way up to be cut out while the test watches it go...
     devtools = throttle(page, NO_THROTTLE)
-
-    def crawl(route: Route) -> None:
-        devtools.send("Network.emulateNetworkConditions", CRAWL)
-        route.continue_()
-
-    page.route("**/v1/id-photo?*", crawl)
+    held: list[Route] = []
+    page.route("**/v1/id-photo?*", lambda route: held.append(route), times=1)
     sent: list[str] = []
     page.on("request", lambda r: sent.append(r.url) if "/v1/id-photo?" in r.url else None)
     pick(page, testdata / "biden.jpg")
     progress = page.locator("#idphoto-progress")
-    expect(page.locator("#idphoto-progress-label")).to_have_text("Uploading biden.jpg")
+    label = page.locator("#idphoto-progress-label")
+    expect(label).to_have_text("Uploading biden.jpg")
     expect(progress).to_be_visible()
+    # Nothing has moved (the request is held): the progress is said again in another language.
+    page.click("#lang-switch")
+    expect(label).to_have_text("正在上传 biden.jpg")
+    page.click("#lang-switch")
+    expect(label).to_have_text("Uploading biden.jpg")
+    devtools.send("Network.emulateNetworkConditions", CRAWL)
+    held[0].continue_()
     expect(page.locator("#idphoto-result")).to_be_hidden()
     expect(page.locator("#idphoto-progress-value")).to_have_text(re.compile(r"^\d+%$"))
     # A change on the way up does not send the photo again from 0 %: the upload goes on, and the

@@ -188,6 +188,7 @@ export class IdPhotoPanel {
   #imageUrl = null;
   #said = null; // shows the notice on show, again in another language
   #sheetBusy = false; // a print sheet is on its way: one at a time
+  #phase = null; // [phase, fraction] of the progress on show, to say again in another language
   #failed = false; // the last render failed: the photo on show is an older one
   #schedule = debounce(() => this.make({ unlessShown: true }), PREVIEW_DELAY_MS);
 
@@ -241,6 +242,7 @@ export class IdPhotoPanel {
     this.#fillFaces(this.#source);
     if (this.#made) this.#show(this.#made.body, this.#made.response, this.#made.params);
     this.#syncStale();
+    if (this.#phase) this.#setProgress(...this.#phase);
     // The data-i18n pass put the idle words back on a button still at work.
     if (this.#sheetBusy) this.#downloadSheet.textContent = t("idphoto.preparing");
     // The notice still on show (a Retry clears it) is said again in the new language.
@@ -500,6 +502,7 @@ export class IdPhotoPanel {
   /** The first ID photo of a photo takes seconds: upload %, then "cutting out…", then
    * "rendering…" while the answer arrives. Shown above the (still hidden) result. */
   #setProgress(phase, fraction = null) {
+    this.#phase = phase === null ? null : [phase, fraction];
     this.#progress.hidden = phase === null;
     if (phase === null) return;
     this.#progressLabel.textContent = t(`progress.${phase}`, { name: this.#source?.file.name ?? "" });
