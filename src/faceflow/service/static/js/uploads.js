@@ -1,7 +1,7 @@
 // The photos the person has chosen, analysed one after another through POST /v1/analyze.
 // Events: "change" (items or selection changed) and "progress" (an upload moved on).
 
-import { ApiError, parseServerTiming, request } from "./api.js";
+import { ApiError, isAbort, parseServerTiming, request } from "./api.js";
 
 let nextId = 1;
 
@@ -21,6 +21,7 @@ export class Photo {
     this.timings = [];
     this.cache = null;
     this.elapsedMs = null;
+    this.controller = null; // aborts its analysis while it is on its way
   }
 }
 
@@ -63,6 +64,8 @@ export class PhotoQueue extends EventTarget {
     const index = this.items.findIndex((item) => item.id === id);
     if (index < 0) return;
     const [removed] = this.items.splice(index, 1);
+    // Taken out on its way up (a wrong photo on a slow link): it stops, and the next one goes.
+    removed.controller?.abort();
     URL.revokeObjectURL(removed.url);
     if (this.selectedId === id) this.selectedId = this.items[Math.min(index, this.items.length - 1)]?.id ?? null;
     this.#emit("change");
@@ -70,7 +73,10 @@ export class PhotoQueue extends EventTarget {
 
   /** Empty the queue: the page goes back to its first state. */
   clear() {
-    for (const item of this.items) URL.revokeObjectURL(item.url);
+    for (const item of this.items) {
+      item.controller?.abort();
+      URL.revokeObjectURL(item.url);
+    }
     this.items = [];
     this.selectedId = null;
     this.#emit("change");
@@ -122,11 +128,13 @@ export class PhotoQueue extends EventTarget {
     }
     photo.status = "uploading";
     photo.progress = 0;
+    photo.controller = new AbortController();
     this.#emit("change");
     try {
       const response = await request("v1/analyze", {
         method: "POST",
         image: photo.file,
+        signal: photo.controller.signal,
         onUploadProgress: (fraction) => {
           photo.progress = fraction;
           if (fraction >= 1) photo.status = "analysing";
@@ -140,12 +148,15 @@ export class PhotoQueue extends EventTarget {
       photo.status = "done";
       this.#emit("change");
     } catch (error) {
+      if (isAbort(error)) return; // taken out of the queue
       if ((error.code === "unauthorized" || error.code === "forbidden") && (await this.authorize(error))) {
         photo.status = "waiting";
         this.#emit("change");
         return; // the pump picks it up again
       }
       this.#fail(photo, error);
+    } finally {
+      photo.controller = null;
     }
   }
 
