@@ -476,6 +476,15 @@ def test_keyboard_reaches_and_opens_the_file_picker(
         page.keyboard.press("Space")
     assert chooser.value.is_multiple()
 
+    # The API docs open beside the page, which keeps its photo: in the same tab, Back came to an
+    # empty page.
+    docs_link = page.get_by_role("link", name="API docs (opens in a new tab)")
+    with page.context.expect_page() as docs:
+        docs_link.focus()
+        page.keyboard.press("Enter")
+    docs.value.close()
+    expect(page.locator("#face-rows tr")).to_have_count(2)
+
 
 def test_dropped_photos_are_queued_and_selectable(
     open_page: OpenPage, live_server: LiveServer, testdata: Path
