@@ -432,6 +432,19 @@ def test_every_client_error_code_has_its_own_message(
     by_code = {cls.code: description for cls, description in zip(errors, described, strict=True)}
     assert "3 faces" in by_code["multiple_faces"]["text"]
     assert by_code["unauthorized"]["needsKey"]
+    # A limit is quoted as each language counts: 40 megapixels, 4000 万 (ten thousand) pixels.
+    pixels: list[str] = page.evaluate(
+        """async () => {
+            const { describeError } = await import("./js/messages.js");
+            const { setLanguage } = await import("./js/i18n.js");
+            const said = () => describeError({code: "too_many_pixels"}, {max_pixels: 40e6}).text;
+            const english = said();
+            setLanguage("zh");
+            return [english, said()];
+        }"""
+    )
+    assert "at most 40 megapixels" in pixels[0]
+    assert "最多 4000 万像素" in pixels[1]
 
 
 def test_phone_layout_has_no_horizontal_scroll(

@@ -569,7 +569,7 @@ const ZH = {
   "error.undecodable": "图片已损坏",
   "error.undecodableText": "文件看起来是图片，但无法解码，可能不完整或已损坏。",
   "error.pixels": "图片像素太多",
-  "error.pixelsLimit": "图片像素太多（最多 {mp} 百万像素）。请缩小后重试。",
+  "error.pixelsLimit": "图片像素太多（最多 {wan} 万像素）。请缩小后重试。",
   "error.pixelsText": "图片像素太多。请缩小后重试。",
   "error.dimensions": "图片尺寸异常",
   "error.dimensionsText": "图片太小，或边长超出范围。{message}",

@@ -38,7 +38,9 @@ export function describeError(error, limits = null) {
       return said("error.undecodable", "error.undecodableText");
     case "too_many_pixels": {
       const limit = limits?.max_pixels;
-      return limit ? said("error.pixels", "error.pixelsLimit", { vars: { mp: Math.round(limit / 1e6) } }) : said("error.pixels", "error.pixelsText");
+      // Megapixels in English; Chinese counts in 万 (ten thousand): "4000 万像素", not "40 百万像素".
+      const vars = { mp: Math.round(limit / 1e6), wan: Math.round(limit / 1e4) };
+      return limit ? said("error.pixels", "error.pixelsLimit", { vars }) : said("error.pixels", "error.pixelsText");
     }
     case "too_many_scans":
       // A PNG or GIF in too many chunks or blocks carries its format; a JPEG's scans do not.
