@@ -156,6 +156,21 @@ def test_two_people_are_drawn_over_the_photo_and_listed(
         assert drawn["y"] == pytest.approx(shown["y"] + y1 * scale, abs=3)
         assert drawn["width"] == pytest.approx((x2 - x1) * scale, abs=4)
 
+    # The table is one Tab stop (not one per face: 40 for a group photo), the arrow keys go from
+    # row to row, and the focused row's face is picked out on the photo.
+    rows = page.locator("#face-rows tr")
+    page.locator("#download-annotated").focus()
+    page.keyboard.press("Shift+Tab")
+    expect(rows.nth(0)).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    expect(page.locator("#queue-clear")).to_be_focused()
+    rows.nth(0).focus()
+    page.keyboard.press("ArrowDown")
+    expect(rows.nth(1)).to_be_focused()
+    expect(page.locator("#overlay .face--active")).to_have_attribute("data-face", "2")
+    page.keyboard.press("ArrowUp")
+    expect(rows.nth(0)).to_be_focused()
+
     # An ID photo is of one person: the panel says there are two and lets the person choose.
     expect(page.locator("#idphoto-notice [role=status]")).to_contain_text("2 faces")
     expect(page.locator("#face-pick option")).to_have_count(2)

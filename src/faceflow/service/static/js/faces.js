@@ -145,10 +145,11 @@ export function faceRows(faces) {
     const genderName = face.gender ? t(face.gender.label === "female" ? "gender.female" : "gender.male") : "–";
     const gender = face.gender ? `${genderName} ` : "–";
     const age = face.age ? `${Math.round(face.age.years)}` : "–";
-    // Rows are focusable, so a keyboard user can pick a face out on the photo as a mouse user does.
+    // Rows are focusable, so a keyboard user can pick a face out on the photo as a mouse user does:
+    // one Tab stop for the table (the first row), the arrow keys from row to row (viewer.js).
     return h(
       "tr",
-      { tabIndex: 0, dataset: { face: String(index + 1) } },
+      { tabIndex: index === 0 ? 0 : -1, dataset: { face: String(index + 1) } },
       h("th", { scope: "row" }, swatch, String(index + 1)),
       h("td", {}, gender, face.gender ? h("small", {}, percent(face.gender.probability)) : null),
       h("td", {}, age, face.age ? h("small", {}, ` ${Math.round(face.age.low)}–${Math.round(face.age.high)}`) : null),

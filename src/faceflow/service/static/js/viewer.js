@@ -55,6 +55,8 @@ export class Viewer {
     this.#rows.addEventListener("pointerleave", () => this.#highlight(null));
     this.#rows.addEventListener("focusin", (event) => this.#highlight(event.target.closest("tr")?.dataset.face));
     this.#rows.addEventListener("focusout", () => this.#highlight(null));
+    // The table is one Tab stop, not one per face (40 presses past a group photo): arrows move.
+    this.#rows.addEventListener("keydown", (event) => this.#moveRow(event));
     // Labels and dots are sized in screen pixels: arrange them again whenever the photo resizes.
     new ResizeObserver(() => this.#fitOverlay()).observe(this.#labels);
     this.#photo.addEventListener("load", () => this.#fitOverlay());
@@ -244,6 +246,18 @@ export class Viewer {
     this.#cacheBadge.hidden = !photo.cache;
     this.#cacheBadge.textContent = t(photo.cache === "hit" ? "cache.hit" : "cache.miss");
     this.#cacheBadge.dataset.cache = photo.cache ?? "";
+  }
+
+  /** ↑ ↓ Home End between the faces table's rows; the row left focused is the table's Tab stop. */
+  #moveRow(event) {
+    const rows = [...this.#rows.rows];
+    const at = rows.indexOf(event.target.closest("tr"));
+    const to = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: rows.length - 1 }[event.key];
+    if (at < 0 || to === undefined) return;
+    event.preventDefault(); // not the page's scroll
+    const next = rows[Math.max(0, Math.min(rows.length - 1, to))];
+    for (const row of rows) row.tabIndex = row === next ? 0 : -1;
+    next.focus();
   }
 
   #highlight(face) {
