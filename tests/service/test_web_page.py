@@ -44,6 +44,12 @@ STATUS_POLL_MS = 5_000  # static/js/main.js: the server badge's readiness poll
 CLOCK_STEP_MS = 250
 CLOCK_SETTLE_MS = 25
 RETRY_AFTER_S = 2  # the staged busy answers' Retry-After
+# How many lines an element's text runs to.
+LINES = """element => {
+  const range = document.createRange();
+  range.selectNodeContents(element);
+  return new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
+}"""
 PROXY_502 = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 
 
@@ -795,6 +801,15 @@ def test_chinese_page_at_phone_size(
     expect(page.locator("#face-rows tr")).to_have_count(1)
     expect(page.locator("#face-rows tr").first).to_contain_text(re.compile(r"[男女]"))
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # A change on its way (held here) labels the photo on one line, not "正在更" over "新…".
+    held: list[Route] = []
+    page.route("**/v1/id-photo?*", lambda route: held.append(route), times=1)
+    page.locator("label.swatch", has_text="蓝色").click()
+    busy = page.locator("#idphoto-busy")
+    expect(busy).to_have_text("正在更新…")
+    assert busy.evaluate(LINES) == 1
+    held[0].continue_()
+    wait_for_id_photo(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-page-zh-phone.png"), full_page=True)
 
