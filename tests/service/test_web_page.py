@@ -420,6 +420,49 @@ def test_busy_answers_count_down_retry_after(
     expect(alert).to_have_count(0)
 
 
+def test_retry_leaves_the_focus_on_what_was_retried(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """Retry goes with its notice; the keyboard's focus must not go with it to the page's top."""
+    page = open_page(fresh=True).page  # the clock is the context's: this one is the test's own
+    page.clock.install()  # it runs on its own; the test moves it past each Retry-After
+    page.goto(live_server.url + "/")
+    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
+    busy = json.dumps({"error": {"code": "overloaded", "message": "staged by the test"}})
+
+    def refuse(route: Route) -> None:
+        route.fulfill(
+            status=503,
+            headers={"Retry-After": "1", "Content-Type": "application/json"},
+            body=busy,
+        )
+
+    # A photo answered 503: Retry, pressed from the keyboard, leaves the focus on its thumbnail.
+    page.route("**/v1/analyze*", refuse, times=1)
+    pick(page, testdata / "portrait_1.jpg")
+    retry = page.locator("#photo-notice [role=alert]").get_by_role("button", name="Retry")
+    expect(retry).to_be_disabled()
+    page.clock.run_for(1000)
+    expect(retry).to_be_enabled()
+    retry.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".thumb")).to_be_focused()
+    expect(page.locator("#face-rows tr")).to_have_count(1)
+
+    # The ID photo's update lost to the network: the focus stays in the ID photo's card.
+    wait_for_id_photo(page)
+    page.route("**/v1/id-photo?*", lambda route: route.abort("connectionrefused"), times=1)
+    page.locator("label.swatch", has_text="Blue").click()
+    retry = page.locator("#idphoto-notice [role=alert]").get_by_role("button", name="Retry")
+    expect(retry).to_be_disabled()
+    page.clock.run_for(2000)  # a network error's own wait (messages.js)
+    expect(retry).to_be_enabled()
+    retry.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#idphoto")).to_be_focused()
+    wait_for_id_photo(page)
+
+
 def _client_errors() -> list[type[FaceflowError]]:
     """Every error class a client can get with a 4xx or 503 status, subclasses included."""
     found: list[type[FaceflowError]] = []

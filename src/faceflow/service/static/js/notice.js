@@ -8,8 +8,12 @@ import { describeError } from "./messages.js";
  * Show one notice in `slot` (replacing any previous one); returns a function that removes it.
  * `tone` is "error" or "info". With `retryAfter`, the text counts down and the Retry button
  * (shown when `onRetry` is given) becomes active at zero. `actions` adds extra [label, fn] buttons.
+ *
+ * Retry takes the notice away, and with it the focused button: the focus goes to `retryFocus()`
+ * (the control that was retried, asked for after `onRetry` ran), else to the slot's card, so a
+ * keyboard or screen-reader user is not sent back to the page's top.
  */
-export function showNotice(slot, { tone = "error", title, text, retryAfter = null, onRetry = null, actions = [] }) {
+export function showNotice(slot, { tone = "error", title, text, retryAfter = null, onRetry = null, retryFocus = null, actions = [] }) {
   clearNotice(slot);
   const countdown = h("span", { className: "notice__countdown" });
   const retry = onRetry ? h("button", { type: "button", className: "button button--small", textContent: t("notice.retry") }) : null;
@@ -41,12 +45,25 @@ export function showNotice(slot, { tone = "error", title, text, retryAfter = nul
     timer = setInterval(tick, 1000);
   }
   retry?.addEventListener("click", () => {
+    const focused = box.contains(document.activeElement);
     clearNotice(slot);
     onRetry();
+    if (focused) focusAfterRetry(slot, retryFocus?.());
   });
   box.dispose = () => clearInterval(timer);
   slot.append(box);
   return () => clearNotice(slot);
+}
+
+/** Focus `target` if it can take it (shown and enabled), else the card `slot` sits in. */
+function focusAfterRetry(slot, target) {
+  if (target?.isConnected && !target.disabled && target.getClientRects().length) {
+    target.focus();
+    if (document.activeElement === target) return;
+  }
+  const card = slot.closest("section") ?? slot;
+  if (!card.hasAttribute("tabindex")) card.tabIndex = -1;
+  card.focus();
 }
 
 export function clearNotice(slot) {
@@ -57,7 +74,7 @@ export function clearNotice(slot) {
 }
 
 /** showNotice for an ApiError, described by describeError. */
-export function showError(slot, error, { limits = null, onRetry = null, actions = [] } = {}) {
+export function showError(slot, error, { limits = null, onRetry = null, retryFocus = null, actions = [] } = {}) {
   const { title, text, retryAfter } = describeError(error, limits);
   // The same error shown again (in another language) counts on from where it was, not afresh.
   let left = null;
@@ -65,5 +82,5 @@ export function showError(slot, error, { limits = null, onRetry = null, actions 
     error.retryAt ??= Date.now() + retryAfter * 1000;
     left = Math.max(0, Math.ceil((error.retryAt - Date.now()) / 1000));
   }
-  return showNotice(slot, { tone: "error", title, text, retryAfter: left, onRetry, actions });
+  return showNotice(slot, { tone: "error", title, text, retryAfter: left, onRetry, retryFocus, actions });
 }

@@ -223,6 +223,8 @@ export class Viewer {
       showError(this.#notice, photo.error, {
         limits: this.limits(),
         onRetry: retryable ? () => this.queue.retry(photo) : null,
+        // The photo retried, in the strip: its label says how it goes ("Uploading 40%").
+        retryFocus: () => this.#thumbs.get(photo.id),
         actions,
       });
     }
