@@ -371,7 +371,6 @@ def test_a_photo_without_a_face_cannot_become_an_id_photo(
         (503, "queue_full", "The server is busy"),
         (503, "deadline_exceeded", "The server is busy"),
         (503, "not_ready", "The server is starting"),
-        (429, "rate_limited", "Too many requests"),
     ],
 )
 def test_busy_answers_count_down_retry_after(
@@ -415,6 +414,55 @@ def test_busy_answers_count_down_retry_after(
     page.unroute("**/v1/analyze*")
     run_clock(page, (RETRY_AFTER_S - 1) * 1000)
     expect(retry).to_be_enabled()
+    retry.click()
+    expect(page.locator("#face-rows tr")).to_have_count(1)
+    expect(alert).to_have_count(0)
+
+
+def test_a_rate_limited_photo_is_tried_again_once_on_its_own(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """429: when Retry-After is over the photo goes again by itself, once; a second 429 says it is
+    the person's turn (Retry after… then "You can retry now"), and nothing more is sent."""
+    page = open_page(fresh=True).page  # the clock is the context's: this one is the test's own
+    page.clock.install()
+    page.goto(live_server.url + "/")
+    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
+    body = json.dumps({"error": {"code": "rate_limited", "message": "staged by the test"}})
+    refused: list[str] = []
+
+    def refuse(route: Route) -> None:
+        refused.append(route.request.url)
+        route.fulfill(
+            status=429,
+            headers={"Retry-After": str(RETRY_AFTER_S), "Content-Type": "application/json"},
+            body=body,
+        )
+
+    page.route("**/v1/analyze*", refuse)
+    page.clock.pause_at(page.evaluate("Date.now()") + 1)
+    pick(page, testdata / "obama_small.jpg")
+    alert = page.locator("#photo-notice [role=alert]")
+    expect(alert).to_contain_text("Too many requests")
+    expect(alert).to_contain_text(f"Trying again on its own in {RETRY_AFTER_S} s")
+    expect(alert.get_by_role("button", name="Retry")).to_be_disabled()
+    page.click("#lang-switch")
+    expect(alert).to_contain_text(f"{RETRY_AFTER_S} 秒后自动重试")
+    page.click("#lang-switch")
+    assert len(refused) == 1
+
+    # The wait is over: sent again, refused again; now the person is told to retry.
+    run_clock(page, RETRY_AFTER_S * 1000)
+    expect(alert).to_contain_text(f"Retry after {RETRY_AFTER_S} s")
+    assert len(refused) == 2
+    run_clock(page, RETRY_AFTER_S * 1000)
+    expect(alert).to_contain_text("You can retry now")
+    retry = alert.get_by_role("button", name="Retry")
+    expect(retry).to_be_enabled()
+    assert len(refused) == 2
+
+    # Retry is the person's, and the next answer is the server's.
+    page.unroute("**/v1/analyze*")
     retry.click()
     expect(page.locator("#face-rows tr")).to_have_count(1)
     expect(alert).to_have_count(0)

@@ -7,13 +7,14 @@ import { describeError } from "./messages.js";
 /**
  * Show one notice in `slot` (replacing any previous one); returns a function that removes it.
  * `tone` is "error" or "info". With `retryAfter`, the text counts down and the Retry button
- * (shown when `onRetry` is given) becomes active at zero. `actions` adds extra [label, fn] buttons.
+ * (shown when `onRetry` is given) becomes active at zero; with `autoRetry` the countdown says the
+ * page tries again on its own at zero. `actions` adds extra [label, fn] buttons.
  *
  * Retry takes the notice away, and with it the focused button: the focus goes to `retryFocus()`
  * (the control that was retried, asked for after `onRetry` ran), else to the slot's card, so a
  * keyboard or screen-reader user is not sent back to the page's top.
  */
-export function showNotice(slot, { tone = "error", title, text, retryAfter = null, onRetry = null, retryFocus = null, actions = [] }) {
+export function showNotice(slot, { tone = "error", title, text, retryAfter = null, autoRetry = false, onRetry = null, retryFocus = null, actions = [] }) {
   clearNotice(slot);
   const countdown = h("span", { className: "notice__countdown" });
   const retry = onRetry ? h("button", { type: "button", className: "button button--small", textContent: t("notice.retry") }) : null;
@@ -36,7 +37,8 @@ export function showNotice(slot, { tone = "error", title, text, retryAfter = nul
   if (retryAfter !== null) {
     let left = retryAfter;
     const tick = () => {
-      countdown.textContent = left > 0 ? t("notice.retryAfter", { seconds: left }) : t("notice.retryNow");
+      if (left > 0) countdown.textContent = t(autoRetry ? "notice.autoRetryAfter" : "notice.retryAfter", { seconds: left });
+      else countdown.textContent = t(autoRetry ? "notice.autoRetryNow" : "notice.retryNow");
       if (retry) retry.disabled = left > 0;
       if (left <= 0) clearInterval(timer);
       left -= 1;
@@ -74,7 +76,7 @@ export function clearNotice(slot) {
 }
 
 /** showNotice for an ApiError, described by describeError. */
-export function showError(slot, error, { limits = null, onRetry = null, retryFocus = null, actions = [] } = {}) {
+export function showError(slot, error, { limits = null, autoRetry = false, onRetry = null, retryFocus = null, actions = [] } = {}) {
   const { title, text, retryAfter } = describeError(error, limits);
   // The same error shown again (in another language) counts on from where it was, not afresh.
   let left = null;
@@ -82,5 +84,5 @@ export function showError(slot, error, { limits = null, onRetry = null, retryFoc
     error.retryAt ??= Date.now() + retryAfter * 1000;
     left = Math.max(0, Math.ceil((error.retryAt - Date.now()) / 1000));
   }
-  return showNotice(slot, { tone: "error", title, text, retryAfter: left, onRetry, retryFocus, actions });
+  return showNotice(slot, { tone: "error", title, text, retryAfter: left, autoRetry, onRetry, retryFocus, actions });
 }

@@ -22,6 +22,9 @@ export class Photo {
     this.cache = null;
     this.elapsedMs = null;
     this.controller = null; // aborts its analysis while it is on its way
+    // A 429 is tried again on its own once its Retry-After is over, once a time: "pending" until
+    // then, "done" after (a second 429 waits for the person's Retry).
+    this.autoRetry = null;
   }
 }
 
@@ -83,6 +86,7 @@ export class PhotoQueue extends EventTarget {
   }
 
   retry(photo) {
+    photo.autoRetry = null;
     photo.status = "waiting";
     photo.error = null;
     photo.progress = 0;
@@ -110,6 +114,15 @@ export class PhotoQueue extends EventTarget {
         // A busy or rate-limited server said when to come back: the rest of the queue waits.
         const pause = photo.status === "error" ? photo.error.retryAfter : null;
         if (pause) await new Promise((resume) => setTimeout(resume, pause * 1000));
+        // Rate limited, the photo asked for nothing wrong: it goes again first, once. (Busy is
+        // left to the person: a server short of workers may stay so, a limit's window passes.)
+        if (photo.autoRetry === "pending" && photo.status === "error" && this.items.includes(photo)) {
+          photo.autoRetry = "done";
+          photo.status = "waiting";
+          photo.error = null;
+          photo.progress = 0;
+          this.#emit("change");
+        }
       }
     } finally {
       this.#busy = false;
@@ -161,6 +174,7 @@ export class PhotoQueue extends EventTarget {
   }
 
   #fail(photo, error) {
+    if (error.code === "rate_limited" && error.retryAfter !== null && photo.autoRetry === null) photo.autoRetry = "pending";
     photo.status = "error";
     photo.error = error;
     this.#emit("change");

@@ -222,6 +222,8 @@ export class Viewer {
       const retryable = photo.error.retryAfter !== null || photo.error.code === "network";
       showError(this.#notice, photo.error, {
         limits: this.limits(),
+        // The countdown says whether the page tries again at zero or the person must press Retry.
+        autoRetry: photo.autoRetry === "pending",
         onRetry: retryable ? () => this.queue.retry(photo) : null,
         // The photo retried, in the strip: its label says how it goes ("Uploading 40%").
         retryFocus: () => this.#thumbs.get(photo.id),
