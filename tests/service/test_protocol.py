@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import uvicorn
 from starlette.types import Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from faceflow.config import ServerSettings
@@ -186,6 +187,71 @@ async def test_a_head_whose_body_comes_later_is_sent_without_waiting_for_it() ->
     await _until_answered(protocol)
     assert transport.calls[1:] == [b"ok"]
     protocol.connection_lost(None)
+
+
+_HEADS: dict[str, tuple[bytes, int, list[Any]]] = {
+    "length": (b"GET", 200, [(b"content-type", b"application/json"), (b"content-length", b"2")]),
+    "no length: chunked": (b"GET", 200, [(b"content-type", b"text/plain")]),
+    "two lengths": (b"GET", 200, [(b"content-length", b"2"), (b"Content-Length", b"9")]),
+    "connection close": (b"GET", 200, [(b"content-length", b"2"), (b"Connection", b"keep, Close")]),
+    "connection other": (b"GET", 200, [(b"content-length", b"2"), (b"connection", b"keep-alive")]),
+    "transfer-encoding": (b"GET", 200, [(b"Transfer-Encoding", b"Chunked")]),
+    "other coding": (b"GET", 200, [(b"transfer-encoding", b"gzip"), (b"content-length", b"2")]),
+    "HEAD without length": (b"HEAD", 200, [(b"x-a", b"b")]),
+    "204 without length": (b"GET", 204, []),
+    "upper-case names": (b"GET", 200, [(b"X-Request-ID", b"abc"), (b"Content-Length", b"2")]),
+    "bytearray value": (b"GET", 200, [(b"content-length", bytearray(b"2"))]),
+    "list pair": (b"GET", 200, [[b"content-length", b"2"]]),
+    "long value": (b"GET", 200, [(b"content-length", b"2"), (b"x-long", b"v" * 5000)]),
+    "bad value": (b"GET", 200, [(b"content-length", b"2"), (b"x-a", b"b\nc")]),
+    "bad name": (b"GET", 200, [(b"content-length", b"2"), (b"x a", b"b")]),
+    "bad length": (b"GET", 200, [(b"content-length", b"two")]),
+}
+
+
+async def _served_bytes(
+    protocol_class: type[HttpToolsProtocol], method: bytes, status: int, headers: list[Any]
+) -> bytes:
+    """What ``protocol_class`` writes for two requests on one connection (the second only if
+    the first left it open), each answered with ``status`` and ``headers`` (and a 2-byte body
+    unless it is a HEAD or a 204), each followed by whether the connection was closed then."""
+
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        body = b"" if method == b"HEAD" or status == 204 else b"ok"
+        await send({"type": "http.response.body", "body": body})
+
+    # As `faceflow serve` runs it: with uvicorn's access log on, uvicorn writes the head.
+    config = uvicorn.Config(answer, http=protocol_class, log_config=None, access_log=False)
+    config.load()
+    state = ServerState()
+    state.default_headers = [(b"date", b"Sun, 06 Dec 2026 23:00:00 GMT")]
+    transport = RecordingTransport()
+    protocol = protocol_class(config, state, app_state={})
+    protocol.connection_made(transport)
+    for _ in range(2):  # the second answer's lines are the memoised ones
+        if transport.closed:
+            break
+        protocol.data_received(method + b" / HTTP/1.1\r\nhost: x\r\n\r\n")
+        while protocol.tasks:
+            await asyncio.gather(*protocol.tasks)
+        await asyncio.sleep(0)  # a held head's flush
+        transport.written += b"[closed]" if transport.closed else b"[open]"
+    protocol.connection_lost(None)
+    return bytes(transport.written)
+
+
+@pytest.mark.parametrize("case", list(_HEADS))
+async def test_an_answer_s_head_is_written_as_uvicorn_writes_it(case: str) -> None:
+    # faceflow writes the head itself, from memoised lines: the same bytes, the same keep-alive
+    # and framing decisions and the same refusals (uvicorn's 500 or close) as uvicorn's own.
+    method, status, headers = _HEADS[case]
+    ours = await _served_bytes(FaceflowHttpProtocol, method, status, headers)
+    theirs = await _served_bytes(HttpToolsProtocol, method, status, headers)
+    assert ours == theirs
+    # A refused header leaves the answer unwritten and its connection closed, as in uvicorn.
+    assert ours.startswith(b"HTTP/1.1 ") is not case.startswith("bad")
+    assert ours.endswith(b"[closed]") is (case == "connection close" or case.startswith("bad"))
 
 
 class ClosingRecordingTransport(WritesRecordingTransport):
