@@ -71,18 +71,35 @@ def _request(path: str, content_type: str, body: bytes) -> bytes:
     return head.encode() + body
 
 
+_DATE = (b"date", b"Sun, 06 Dec 2026 23:00:00 GMT")
+
+
 async def drive(
     protocol_class: type, app: ASGIApp, request: bytes, n: int, state: dict[str, Any]
 ) -> float:
     """µs of process CPU per request over ``n`` requests: :data:`CONNECTIONS` kept-alive
     connections each handed a request per turn of the loop, as a worker at saturation finds
-    them (so what the app does once per turn is shared, as served)."""
-    config = uvicorn.Config(app, http=protocol_class, log_config=None, access_log=False)
+    them (so what the app does once per turn is shared, as served).
+
+    uvicorn is configured as each server runs: faceflow as ``faceflow serve`` starts it (no
+    proxy-header layer, no ``server`` header), the floor as bench/service.py starts it (the
+    ``uvicorn`` command's defaults: both); both send the ``date`` header the server adds."""
+    floor = protocol_class is HttpToolsProtocol
+    config = uvicorn.Config(
+        app,
+        http=protocol_class,
+        log_config=None,
+        access_log=False,
+        proxy_headers=floor,
+        server_header=floor,
+    )
     config.load()
+    server_state = ServerState()
+    server_state.default_headers = [_DATE, *config.encoded_headers]
     transport = Sink()
     protocols = []
     for _ in range(CONNECTIONS):
-        protocol = protocol_class(config, ServerState(), app_state=state)
+        protocol = protocol_class(config, server_state, app_state=state)
         protocol.connection_made(transport)
         protocols.append(protocol)
     start = time.process_time()
