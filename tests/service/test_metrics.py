@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from faceflow.cache.observer import CacheLevel
-from faceflow.service.metrics import _LATENCY_BUCKETS, Metrics, _observe_all
+from faceflow.service.metrics import _LATENCY_BUCKETS, FLUSH_AFTER_S, Metrics, _observe_all
 from tests.fixtures.live_server import Scrape
 
 
@@ -46,19 +46,20 @@ def test_observing_many_at_once_is_observing_each(values: list[float]) -> None:
 
 
 @pytest.mark.asyncio
-async def test_counts_are_written_when_the_loop_turn_ends_and_before_a_scrape() -> None:
+async def test_counts_are_written_shortly_after_and_before_a_scrape() -> None:
     metrics = Metrics()
     requests = "faceflow_http_requests_total"
     labels = {"route": "/v1/detect", "method": "POST", "status": "200"}
     for _ in range(3):
         metrics.request_done("/v1/detect", "POST", 200, 0.002)
         metrics.hit(CacheLevel.MEMORY)
-    # Not yet written: the turn has not ended ...
+    await asyncio.sleep(0)
+    # Not yet written: held for FLUSH_AFTER_S, over the turns it spans ...
     assert metrics.requests.labels("/v1/detect", "POST", "200")._value.get() == 0
-    await asyncio.sleep(0)  # ... now it has
+    await asyncio.sleep(FLUSH_AFTER_S * 2)  # ... now they are
     assert metrics.requests.labels("/v1/detect", "POST", "200")._value.get() == 3
     metrics.request_done("/v1/detect", "POST", 200, 0.2)
-    scrape = Scrape(metrics.render().decode())  # a scrape in the same turn sees it too
+    scrape = Scrape(metrics.render().decode())  # a scrape right away sees it too
     assert scrape.value(requests, **labels) == 4
     assert scrape.value("faceflow_cache_hits_total", level="memory") == 3
     assert scrape.value("faceflow_http_request_seconds_count", route="/v1/detect") == 4

@@ -246,14 +246,21 @@ def test_with_two_http_workers_every_scrape_counts_both(
             with httpx.Client(base_url=server.url, timeout=30.0, verify=CLIENT_TLS) as http:
                 assert http.post("/v1/echo-size", content=b"x" * 100).status_code == 200
 
-        # Each worker has one inference process; each refreshes its pool gauges every second.
+        # Each worker has one inference process; each refreshes its pool gauges every second,
+        # and writes its request counts into the shared figures within FLUSH_AFTER_S.
+        echo = {"route": "/v1/echo-size", "method": "POST", "status": "200"}
+
+        def settled() -> bool:
+            seen = server.metrics()
+            counted = seen.value("faceflow_http_requests_total", **echo)
+            return seen["faceflow_pool_ready_workers"] == 2 and counted == 30
+
         deadline = time.monotonic() + 10
-        while server.metrics()["faceflow_pool_ready_workers"] < 2 and time.monotonic() < deadline:
+        while not settled() and time.monotonic() < deadline:
             time.sleep(0.2)
         scrapes = [server.metrics() for _ in range(8)]
         assert {s["faceflow_pool_ready_workers"] for s in scrapes} == {2}
         # Whichever worker answers, the count is both workers' (each alone would have fewer).
-        echo = {"route": "/v1/echo-size", "method": "POST", "status": "200"}
         assert {s.value("faceflow_http_requests_total", **echo) for s in scrapes} == {30}
         shared = metrics_dir_of(server.pid)
         assert shared is not None
