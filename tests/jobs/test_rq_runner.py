@@ -110,6 +110,77 @@ async def test_one_client_cannot_take_the_whole_queue_past_its_share(
         await runner.close()
 
 
+async def test_one_client_cannot_fill_the_queue_redis_with_its_results(
+    queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """jobs.max_result_bytes_per_client: a key whose stored results hold its share is refused
+    (429, Retry-After until its soonest result expires) before anything is computed, while
+    another key's jobs are taken and finish; the key's results deleted, it is taken again.
+    Without it, one key's day of results filled the queue Redis and other keys' jobs ran and
+    then ended failed queue_full."""
+    share = 1024
+    settings = job_settings(queue_redis.url, max_result_bytes_per_client=share)
+    runner = runner_for(settings)
+    keys = JobKeys(QUEUE)
+    connection = Redis.from_url(queue_redis.url)
+    greedy, other = "a" * 64, "b" * 64
+    try:
+        mine = [prepare("detect", variant(face_jpeg), {}, settings) for _ in range(3)]
+        for submission in mine:
+            await runner.submit(submission, greedy)
+        work_burst(settings, worker_context)
+        stored = sum(int(connection.strlen(keys.result(s.job_id))) for s in mine)
+        assert stored >= share  # what the refusal below is about
+        refused_work = prepare("detect", variant(face_jpeg), {}, settings)
+        with pytest.raises(RateLimited) as refused:
+            await runner.submit(refused_work, greedy)
+        assert 1 <= refused.value.retry_after_s <= settings.jobs.result_ttl_s
+        assert not connection.exists(Job.key_for(refused_work.job_id))  # nothing to compute
+        assert not connection.exists(keys.data(refused_work.job_id))
+        theirs = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), other)
+        work_burst(settings, worker_context)
+        assert (await runner.status(theirs.handle, other)).status is JobStatus.FINISHED
+        with pytest.raises(RateLimited):
+            await runner.submit(refused_work, greedy)
+        connection.delete(*(keys.result(s.job_id) for s in mine))
+        taken = await runner.submit(refused_work, greedy)
+        assert taken.status is JobStatus.QUEUED
+    finally:
+        connection.close()
+        await runner.close()
+
+
+async def test_a_clients_results_leave_its_share_when_they_expire(
+    queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """Results that expired by their TTL, seen by no one, are no longer counted: the key over
+    its share is taken again once they have gone."""
+    # Results kept 5 s: far longer than the burst that makes them takes (well under a second).
+    settings = job_settings(queue_redis.url, max_result_bytes_per_client=1024, result_ttl_s=5)
+    runner = runner_for(settings)
+    keys = JobKeys(QUEUE)
+    connection = Redis.from_url(queue_redis.url)
+    greedy = "a" * 64
+    try:
+        mine = [prepare("detect", variant(face_jpeg), {}, settings) for _ in range(3)]
+        for submission in mine:
+            await runner.submit(submission, greedy)
+        work_burst(settings, worker_context)
+        later = prepare("detect", variant(face_jpeg), {}, settings)
+        with pytest.raises(RateLimited) as refused:
+            await runner.submit(later, greedy)
+        assert 1 <= refused.value.retry_after_s <= 5
+        deadline = time.monotonic() + 60  # a bound: they expire within 5 s
+        while any(connection.exists(keys.result(s.job_id)) for s in mine):
+            assert time.monotonic() < deadline, "the results did not expire"
+            await asyncio.sleep(0.1)
+        assert (await runner.submit(later, greedy)).status is JobStatus.QUEUED
+        assert connection.hget(keys.result_bytes(greedy), "total") == b"0"
+    finally:
+        connection.close()
+        await runner.close()
+
+
 async def test_the_worker_fills_the_shared_cache_as_the_api_reads_it(
     queue_redis: RedisProcess,
     redis_url: str,

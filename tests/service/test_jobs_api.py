@@ -21,10 +21,11 @@ from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
 from faceflow.config import DEFAULT_PUBLIC_PATHS, ModelSettings, Settings
+from faceflow.runtime.context import WorkerContext
 from tests.fixtures.live_server import Scrape
 from tests.fixtures.redis_server import RedisProcess, RedisServerFactory
 from tests.jobs.faults import Gate
-from tests.jobs.support import QUEUE, WorkerFleet, variant, worker_env
+from tests.jobs.support import QUEUE, WorkerFleet, variant, work_burst, worker_env
 from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import assert_error
 
@@ -393,3 +394,37 @@ async def test_scale_out_queue_full_and_cancel(
     assert (await poll(node_b, victim))["status"] == "canceled"
     finished = held[0].json()["handle"]
     assert (await node_a.delete(f"/v1/jobs/{finished}")).status_code == 409
+
+
+@pytest.mark.redis
+async def test_scale_out_a_key_over_its_share_of_stored_results_is_refused_alone(
+    redis_server_factory: RedisServerFactory, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """jobs.max_result_bytes_per_client over HTTP: the key whose results hold its share of the
+    queue Redis gets 429 with Retry-After for a new job, before anything runs; another key's
+    job is taken and finishes."""
+    queue_redis = redis_server_factory(appendonly=True)
+    digests = [hashlib.sha256(k.encode()).hexdigest() for k in (KEY_A, KEY_B)]
+    settings = app_settings(
+        jobs={
+            "redis_url": queue_redis.url,
+            "queue_name": QUEUE,
+            "max_result_bytes_per_client": 1024,
+        },
+        server={"api_key_hashes": digests},
+    )
+    async with (
+        running_app(settings, ready=False) as node,
+        node.client(headers=bearer(KEY_A)) as greedy,
+        node.client(headers=bearer(KEY_B)) as other,
+    ):
+        for _ in range(3):
+            assert (await submit(greedy, variant(face_jpeg), "detect")).status_code == 202
+        work_burst(settings, worker_context)  # in this thread: RQ sets signal handlers
+        refused = await submit(greedy, variant(face_jpeg), "detect")
+        assert_error(refused, 429, "rate_limited")
+        assert 1 <= int(refused.headers["Retry-After"]) <= settings.jobs.result_ttl_s
+        taken = await submit(other, variant(face_jpeg), "detect")
+        assert taken.status_code == 202
+        work_burst(settings, worker_context)  # in this thread: RQ sets signal handlers
+        assert (await poll(other, taken.json()["handle"]))["status"] == "finished"

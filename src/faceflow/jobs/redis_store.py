@@ -14,6 +14,10 @@ under keys we control, in explicit versioned msgpack (see :mod:`faceflow.jobs.re
   of several identical submissions does not cancel the others'.
 * ``ff:{queue}:pending:{owner}``: with ``jobs.max_queued_per_client``, the jobs an API key's
   submissions enqueued that may still be queued or running (pruned when it is full).
+* ``ff:{queue}:unsized:{owner}``, ``ff:{queue}:results:{owner}`` and
+  ``ff:{queue}:resultbytes:{owner}``: with ``jobs.max_result_bytes_per_client``, the jobs an
+  API key's submissions enqueued (or answered from the cache) whose outcome is not measured
+  yet, the measured ones by when their outcome expires, and their sizes with the key's total.
 """
 
 from __future__ import annotations
@@ -66,6 +70,19 @@ class JobKeys:
         """The jobs an owner's submissions enqueued that may still be queued or running (a
         sorted set by submission time; see ``jobs.max_queued_per_client``)."""
         return f"{self._base}:pending:{owner}"
+
+    def unsized(self, owner: str) -> str:
+        """An owner's jobs whose outcome is not measured yet (a sorted set by submission time;
+        see ``jobs.max_result_bytes_per_client``)."""
+        return f"{self._base}:unsized:{owner}"
+
+    def results(self, owner: str) -> str:
+        """An owner's measured outcomes (a sorted set of job ids by when each expires, ms)."""
+        return f"{self._base}:results:{owner}"
+
+    def result_bytes(self, owner: str) -> str:
+        """The sizes of an owner's measured outcomes (a hash: job id → bytes; ``total``)."""
+        return f"{self._base}:resultbytes:{owner}"
 
     def owned(self, job_id: str, owner: str | None) -> str:
         """One owner's handles of a job, oldest first (a list; see HANDLES_PER_OWNER)."""

@@ -13,6 +13,9 @@
   ``noeviction``): it answered, so that is no outage, and reads go on.
 * With ``max_queued_per_client``, an owner (API key) with that many jobs of its own enqueueing
   queued or running answers 429 for a new one, so one key cannot fill ``max_queued`` for all.
+* With ``max_result_bytes_per_client``, an owner whose stored outcomes hold that many bytes
+  answers 429 for new work (a job, or a result from the cache), so one key's day of results
+  cannot fill the queue Redis and fail everyone else's jobs after they ran.
 * The shared result cache is checked first: a cached result finishes the job at submission.
 
 RQ and redis-py are synchronous here, so every call runs in a worker thread, never on the loop.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -147,6 +151,65 @@ return 1
 """
 
 
+# One API key's stored results (jobs.max_result_bytes_per_client), kept by the submissions, so
+# that it stays right however the outcomes go: measured once each (its size and when it expires,
+# read from the outcome itself), and forgotten when that time has passed, so an expiry by TTL
+# needs no one to see it. Outcomes are written by the workers, which do not know the owner; the
+# owner's next submission measures those that have appeared. KEYS: the owner's unmeasured jobs,
+# its measured outcomes by expiry, their sizes. ARGV: these keys' TTL (s), the outcome
+# key's prefix, RQ's job hash prefix, how many unmeasured jobs to look at (oldest first), the
+# share. Over the share, a slice of the measured outcomes is checked to still exist (one deleted
+# early), on from where the last check stopped. Returns the total and how long until the soonest
+# outcome expires (ms). Times are the queue Redis's own (its clock is the one expiring them, and
+# API nodes' clocks may differ). A queue Redis is one node: the outcome and job keys are named
+# here, from the job ids.
+_RESULT_SHARE_LUA = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local function forget(id)
+  local size = tonumber(redis.call('HGET', KEYS[3], id))
+  if size then
+    redis.call('HINCRBY', KEYS[3], 'total', -size)
+    redis.call('HDEL', KEYS[3], id)
+  end
+  redis.call('ZREM', KEYS[2], id)
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do forget(id) end
+local ended = {finished = true, failed = true, canceled = true, stopped = true}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[4]) - 1)) do
+  local key = ARGV[2] .. id
+  local ttl = redis.call('PTTL', key)
+  if ttl > 0 then
+    forget(id)
+    local size = redis.call('STRLEN', key)
+    redis.call('ZADD', KEYS[2], now + ttl, id)
+    redis.call('HSET', KEYS[3], id, size)
+    redis.call('HINCRBY', KEYS[3], 'total', size)
+    redis.call('ZREM', KEYS[1], id)
+  else
+    local status = redis.call('HGET', ARGV[3] .. id, 'status')
+    if not status or ended[status] then redis.call('ZREM', KEYS[1], id) end
+  end
+end
+local total = tonumber(redis.call('HGET', KEYS[3], 'total')) or 0
+if total >= tonumber(ARGV[5]) then
+  local from = tonumber(redis.call('HGET', KEYS[3], 'cursor')) or 0
+  local ids = redis.call('ZRANGE', KEYS[2], from, from + 127)
+  local kept = 0
+  for _, id in ipairs(ids) do
+    if redis.call('EXISTS', ARGV[2] .. id) == 1 then kept = kept + 1 else forget(id) end
+  end
+  redis.call('HSET', KEYS[3], 'cursor', #ids < 128 and 0 or from + kept)
+  total = tonumber(redis.call('HGET', KEYS[3], 'total')) or 0
+end
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+local soonest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+return {total, soonest[2] and math.ceil(tonumber(soonest[2]) - now) or 0}
+"""
+_UNSIZED_SCAN = 256
+"""Unmeasured jobs a share check looks at, oldest first (most often those that ended)."""
+
+
 class RqRunner:
     backend = "redis"
 
@@ -164,6 +227,7 @@ class RqRunner:
             default_timeout=jobs.job_timeout_s,
         )
         self._forget_image = self._conn.register_script(_FORGET_IMAGE_LUA)
+        self._result_share = self._conn.register_script(_RESULT_SHARE_LUA)
         self._handle_ttl_s = max(jobs.result_ttl_s, jobs.failure_ttl_s)
         self._payload_ttl_s = max(jobs.result_ttl_s, jobs.failure_ttl_s)
         self._counts = {"submitted": 0, "deduplicated": 0, "from_cache": 0}
@@ -286,6 +350,7 @@ class RqRunner:
         job, has_outcome = self._unless_stale(job_id)
         if job is None and not has_outcome:
             if cached is not None:
+                self._check_result_share(owner)
                 outcome = cached_outcome(cached)
                 self._conn.set(
                     keys.result(job_id),
@@ -294,6 +359,7 @@ class RqRunner:
                     if outcome.error is None
                     else self._settings.failure_ttl_s,
                 )
+                self._count_result(job_id, owner)
                 from_cache = True
                 self._counts["from_cache"] += 1
             else:
@@ -394,6 +460,7 @@ class RqRunner:
         cap = self._settings.max_queued_per_client
         if cap is not None and owner is not None:
             self._check_share(owner, cap)
+        self._check_result_share(owner)
         payload = encode_payload(JobPayload(sub.operation.value, sub.payload, sub.data))
         # Kept as long as a failed job stays in the dead-letter registry (one retention for
         # both), so a parked job can be requeued for as long as it is listed there.
@@ -431,6 +498,45 @@ class RqRunner:
                 pipe.zadd(self._keys.pending(owner), {job_id: time.time()})
                 pipe.expire(self._keys.pending(owner), self._payload_ttl_s)
                 pipe.execute()
+        self._count_result(job_id, owner)
+
+    def _check_result_share(self, owner: str | None) -> None:
+        """429 when ``owner``'s stored outcomes hold ``max_result_bytes_per_client`` or more of
+        the queue Redis (:data:`_RESULT_SHARE_LUA` measures and forgets them), its Retry-After
+        when the soonest of them expires. Checked before a new outcome is made, so the refused
+        work costs nothing; two submissions of one owner at once may both pass just under it,
+        and jobs already queued add their outcomes after: a share, not a hard count."""
+        share = self._settings.max_result_bytes_per_client
+        if share is None or owner is None:
+            return
+        keys = self._keys
+        total, wait_ms = self._result_share(
+            keys=[keys.unsized(owner), keys.results(owner), keys.result_bytes(owner)],
+            args=[
+                self._payload_ttl_s,
+                keys.result(""),
+                Job.redis_job_namespace_prefix,
+                _UNSIZED_SCAN,
+                share,
+            ],
+        )
+        if int(total) < share:
+            return
+        raise RateLimited(
+            f"this client's job results hold {int(total)} bytes of the job queue "
+            f"(jobs.max_result_bytes_per_client: {share}); submit more as they expire",
+            retry_after_s=max(1, math.ceil(wait_ms / 1000)) if wait_ms > 0 else _QUEUE_FULL_RETRY_S,
+            details={"limit": f"{share} bytes of stored results"},
+        )
+
+    def _count_result(self, job_id: str, owner: str | None) -> None:
+        """Count the outcome ``job_id`` stores (or will) against ``owner``'s share."""
+        if self._settings.max_result_bytes_per_client is None or owner is None:
+            return
+        with self._conn.pipeline() as pipe:
+            pipe.zadd(self._keys.unsized(owner), {job_id: time.time()})
+            pipe.expire(self._keys.unsized(owner), self._payload_ttl_s)
+            pipe.execute()
 
     def _check_share(self, owner: str, cap: int) -> None:
         """429 when ``owner`` has ``cap`` jobs of its own enqueueing queued or running. Jobs
