@@ -52,7 +52,7 @@ from faceflow.jobs.worker import (
     open_queue,
     restart_grace_s,
 )
-from faceflow.operations.registry import prepare, scoped_job_id
+from faceflow.operations.registry import Submission, prepare, scoped_job_id
 from faceflow.runtime.context import WorkerContext, load_context
 from tests.fixtures.images import truncated
 from tests.fixtures.redis_server import RedisProcess
@@ -178,6 +178,34 @@ async def test_a_clients_results_leave_its_share_when_they_expire(
         assert connection.hget(keys.result_bytes(greedy), "total") == b"0"
     finally:
         connection.close()
+        await runner.close()
+
+
+async def test_results_the_cache_answers_count_against_the_share_too(
+    queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    """A result the shared cache answers is stored in the queue Redis for the day as a
+    computed one is: it counts against the key's share, and past it the key's next one is
+    refused (another key's is taken)."""
+    settings = job_settings(queue_redis.url, max_result_bytes_per_client=1024)
+    cache = ResultCache.from_settings(CacheSettings(memory_bytes=1 << 20))
+    runner = RqRunner(settings, cache)
+    greedy, other = "a" * 64, "b" * 64
+
+    async def known() -> Submission:
+        submission = prepare("detect", variant(face_jpeg), {}, settings)
+        await cache.put(
+            submission.key, CacheEntry("application/json", b"[" + b" " * 700 + b"]", {})
+        )
+        return submission
+
+    try:
+        for _ in range(2):
+            assert (await runner.submit(await known(), greedy)).from_cache
+        with pytest.raises(RateLimited):
+            await runner.submit(await known(), greedy)
+        assert (await runner.submit(await known(), other)).from_cache
+    finally:
         await runner.close()
 
 
