@@ -327,8 +327,9 @@ class RuntimeSettings(_Group):
         "rate limits count), so one client's concurrent requests cannot leave every other "
         "client 503s; likewise a client holding or awaiting a lane of queued-up work (batches, "
         "large renders) does not get in line for another, and such requests of a client that "
-        "were in line before another client came step back behind that client's first; false: "
-        "first come, first served",
+        "were in line before another client came step back behind that client's first; and a "
+        "client holding answers still being taken gets another over 64 KiB only within half of "
+        "limits.answer_budget_bytes; false: first come, first served",
     )
     deadline_s: float = Field(
         30.0, gt=0, le=600, description="a request still waiting or running after this: 503"
@@ -600,7 +601,8 @@ class LimitSettings(_Group):
         description="answer bodies over 64 KiB one API process holds while their clients take "
         "them (written in 64 KiB slices as they are taken; an answer is taken whole while the "
         "bytes held are under it, so they pass it by one answer at most); once reached: 503 "
-        "overloaded for such answers, and before computing an image",
+        "overloaded for such answers, and before computing an image; while another client is "
+        "about, a client holding some gets more only within half of it (runtime.keep_last_place)",
     )
 
     @model_validator(mode="after")

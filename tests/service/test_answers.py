@@ -2,15 +2,19 @@
 
 A slow reader is an ASGI ``send`` that does not return while it holds a body message (as
 uvicorn's does not while its transport is over its high-water mark); the budget is reached by
-such a reader, or, on the shared app, taken by the test itself.
+such a reader, or, on the shared app, taken by the test itself. Clients are told apart by their
+address (no API keys), as the rate limit counts them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 from starlette.types import Message
@@ -31,6 +35,10 @@ MIB = 1024 * 1024
 BUDGET = MIB
 LARGE = 3 * MIB // 2
 """An answer larger than the whole budget: it goes while nothing else is held."""
+THIRD = 300 * 1024
+"""An answer of which four pass the budget, and two its half."""
+OTHER_PEER = "192.0.2.7"
+"""Another client's address (:data:`PEER` is the first's)."""
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +66,21 @@ async def cached(app: InProcess, data: bytes, operation: Operation, body: bytes)
 class SlowReader:
     """A client asking for ``path`` with ``data`` that takes no body bytes until let go."""
 
-    def __init__(self, path: str, data: bytes, method: str = "POST") -> None:
+    def __init__(
+        self,
+        path: str,
+        data: bytes,
+        method: str = "POST",
+        peer: str = PEER,
+        content_type: bytes = b"image/jpeg",
+        query: bytes = b"",
+    ) -> None:
         self.path = path
         self.data = data
         self.method = method
+        self.peer = peer
+        self.content_type = content_type
+        self.query = query
         self.sent: list[Message] = []
         self.reading = asyncio.Event()
         """Set once a body message is being sent."""
@@ -76,14 +95,14 @@ class SlowReader:
             "scheme": "http",
             "path": self.path,
             "raw_path": self.path.encode(),
-            "query_string": b"",
+            "query_string": self.query,
             "root_path": "",
             "headers": [
                 (b"host", b"faceflow.test"),
-                (b"content-type", b"image/jpeg"),
+                (b"content-type", self.content_type),
                 (b"content-length", str(len(self.data)).encode()),
             ],
-            "client": (PEER, 40_000),
+            "client": (self.peer, 40_000),
             "server": ("faceflow.test", 80),
         }
         body = [{"type": "http.request", "body": self.data, "more_body": False}]
@@ -143,6 +162,83 @@ async def test_an_answer_held_by_a_slow_reader_counts_until_it_is_taken(
         answered = await client.post("/v1/annotate", content=other_data)
     assert answered.status_code == 200
     assert answered.content == other_answer
+
+
+def batch_of(data: bytes) -> SlowReader:
+    """A slow reader of the annotations batch of the one image ``data`` (a route's answer)."""
+    form = httpx.Request("POST", "/", files=[("images", ("0.jpg", data, "image/jpeg"))])
+    return SlowReader(
+        "/v1/batch",
+        form.read(),
+        content_type=form.headers["content-type"].encode(),
+        query=b"operation=annotate",
+    )
+
+
+@pytest.mark.parametrize("asking", ["hits", "batches"])
+async def test_one_clients_slow_readers_leave_room_for_another_clients_answer(
+    small_budget: InProcess, face_jpeg: bytes, asking: str
+) -> None:
+    # One client's connections asking for large answers and reading them slowly held the whole
+    # budget, and every other client's large answers were refused 503 meanwhile. Asked as hits
+    # the hot path answers; as batches, the routes (their client is the guard's).
+    slow_data, other_data = fresh(face_jpeg), fresh(face_jpeg)
+    slow_answer, other_answer = b"\x89PNG" + b"s" * THIRD, b"\x89PNG" + b"o" * THIRD
+    await cached(small_budget, slow_data, Operation.ANNOTATE, slow_answer)
+    await cached(small_budget, other_data, Operation.ANNOTATE, other_answer)
+    async with small_budget.client(OTHER_PEER) as other:
+        seen = await other.post("/v1/annotate", content=other_data)
+    assert seen.status_code == 200  # another client is about
+    if asking == "hits":
+        slow = [SlowReader("/v1/annotate", slow_data) for _ in range(4)]
+    else:  # each answer base64, a third larger: three pass the budget
+        slow = [batch_of(slow_data) for _ in range(3)]
+    reading = [asyncio.create_task(reader.run(small_budget)) for reader in slow]
+    try:
+        for reader in slow:
+            await asyncio.wait_for(reader.reading.wait(), 30)
+        async with small_budget.client(OTHER_PEER) as other:
+            answered = await other.post("/v1/annotate", content=other_data)
+        assert answered.status_code == 200, "refused while one client's readers held the budget"
+        assert answered.content == other_answer
+        budget = small_budget.services.answer_budget
+        assert budget is not None
+        assert budget.used_bytes <= BUDGET // 2  # the slow client's half at most
+        statuses = [reader.status for reader in slow]
+        assert statuses[0] == 200
+        assert 503 in statuses
+    finally:
+        for reader in slow:
+            reader.let_go.set()
+        await asyncio.wait_for(asyncio.gather(*reading), 30)
+    for reader in slow:
+        if reader.status == 200:
+            assert slow_answer in reader.body or base64.b64encode(slow_answer) in reader.body
+        else:
+            refused = json.loads(reader.body)["error"]
+            assert refused["code"] == "overloaded"
+            assert "other clients" in refused["message"]
+
+
+async def test_a_client_alone_keeps_the_whole_budget(
+    small_budget: InProcess, face_jpeg: bytes
+) -> None:
+    data = fresh(face_jpeg)
+    answer = b"\x89PNG" + b"a" * THIRD
+    await cached(small_budget, data, Operation.ANNOTATE, answer)
+    slow = [SlowReader("/v1/annotate", data) for _ in range(4)]
+    reading = [asyncio.create_task(reader.run(small_budget)) for reader in slow]
+    try:
+        for reader in slow:
+            await asyncio.wait_for(reader.reading.wait(), 30)
+        assert small_budget.services.answer_budget is not None
+        assert small_budget.services.answer_budget.reached
+    finally:
+        for reader in slow:
+            reader.let_go.set()
+        await asyncio.wait_for(asyncio.gather(*reading), 30)
+    assert [reader.status for reader in slow] == [200] * 4
+    assert all(reader.body == answer for reader in slow)
 
 
 async def test_an_answer_is_written_in_slices_the_client_takes_in_turn(

@@ -16,6 +16,13 @@ once the budget is reached, such an answer is refused ``503 overloaded`` with ``
 and the routes that would compute an image refuse before computing it (:func:`check_room`).
 Answers of one slice or less (JSON reports, small images) are written whole, never counted nor
 refused: a connection's transport holds at most one slice of them, under the connection cap.
+
+The budget is shared between clients (``runtime.keep_last_place``; a client is the request's
+:data:`~faceflow.runtime.pool.PLACE_OWNER`, its API key else its address): while another client
+is about, a client holding answers already gets another only if it then holds no more than half
+the budget (:class:`~faceflow.runtime.budget.ClientBudget`). One client's connections asking for
+large answers and reading them slowly held the whole budget until ``server.send_timeout_s``,
+and every other client's large answers were refused meanwhile; a client alone still takes it all.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from faceflow.errors import Overloaded
-from faceflow.runtime.budget import ByteBudget
+from faceflow.runtime.budget import ClientBudget
+from faceflow.runtime.pool import PLACE_OWNER
 from faceflow.service.errors import faceflow_error_response
 
 __all__ = [
@@ -48,8 +56,16 @@ transports' own high-water mark (64 KiB): an answer that fits is taken by the tr
 _RETRY_AFTER_S = 1
 
 
-def refusal() -> Overloaded:
-    """What an answer the budget has no room for gets instead (503, Retry-After)."""
+def refusal(budget: ClientBudget | None) -> Overloaded:
+    """What an answer ``budget`` has no room for gets instead (503, Retry-After): the budget is
+    reached, or else the client's share of it (:class:`ClientBudget`) is."""
+    if budget is not None and not budget.reached:
+        return Overloaded(
+            "your other answers still being taken hold your share of the answers the server "
+            "may hold (limits.answer_budget_bytes), and the rest is kept for other clients: "
+            "send this one once one of yours has been taken",
+            retry_after_s=_RETRY_AFTER_S,
+        )
     return Overloaded(
         "the server holds as many answers for clients still taking them as it may "
         "(limits.answer_budget_bytes); retry shortly",
@@ -57,40 +73,44 @@ def refusal() -> Overloaded:
     )
 
 
-def check_room(budget: ByteBudget | None) -> None:
+def check_room(budget: ClientBudget | None) -> None:
     """Refuse (Overloaded) before computing an answer that may need the budget, once it is
-    reached: the answer would be refused when made."""
-    if budget is not None and budget.reached:
-        raise refusal()
+    reached or the request's client holds its share of it: the answer would be refused when
+    made."""
+    if budget is not None and not budget.room_for(PLACE_OWNER.get()):
+        raise refusal(budget)
 
 
-def try_take(budget: ByteBudget | None, size: int) -> bool:
+def try_take(budget: ClientBudget | None, size: int) -> bool:
     """Whether an answer of ``size`` bytes may be sent now: always for one of a slice or less
-    (or with no budget), else if ``budget`` is under its limit, which then holds it until
-    :func:`send_taken` has sent it."""
-    return size <= SLICE_BYTES or budget is None or budget.try_take_under(size)
+    (or with no budget), else if ``budget`` has room for it for the request's client
+    (:meth:`ClientBudget.try_take_for`), which then holds it until :func:`send_taken`, in the same
+    request's context, has sent it."""
+    return size <= SLICE_BYTES or budget is None or budget.try_take_for(PLACE_OWNER.get(), size)
 
 
 async def send_taken(
     send: Send,
-    budget: ByteBudget | None,
+    budget: ClientBudget | None,
     status: int,
     headers: list[tuple[bytes, bytes]],
     body: bytes,
 ) -> None:
     """Send ``body`` with ``status`` and ``headers`` (Content-Length included) as ASGI messages,
-    once :func:`try_take` let it through: whole when it is one slice or less (or there is no
-    budget), else in slices, giving its bytes back to ``budget`` once the transport holds no more
-    than its low-water mark of them (module doc)."""
+    once :func:`try_take` let it through in this request's context: whole when it is one slice
+    or less (or there is no budget), else in slices, giving its bytes back to ``budget`` (for the
+    request's client) once the transport holds no more than its low-water mark of them (module
+    doc)."""
     size = len(body)
     if size <= SLICE_BYTES or budget is None:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return
+    owner = PLACE_OWNER.get()
     try:
         await send_slices(send, status, headers, body)
     finally:
-        budget.give(size)
+        budget.give_for(owner, size)
 
 
 async def send_slices(
@@ -109,7 +129,7 @@ async def send_slices(
 
 async def send_answer(
     send: Send,
-    budget: ByteBudget | None,
+    budget: ClientBudget | None,
     status: int,
     headers: list[tuple[bytes, bytes]],
     body: bytes,
@@ -119,7 +139,7 @@ async def send_answer(
     if try_take(budget, len(body)):
         await send_taken(send, budget, status, headers, body)
         return
-    refused = faceflow_error_response(refusal())
+    refused = faceflow_error_response(refusal(budget))
     await send_taken(send, None, refused.status_code, refused.raw_headers, bytes(refused.body))
 
 
@@ -143,7 +163,7 @@ class Answer(Response):
         self,
         content: bytes,
         *,
-        budget: ByteBudget | None,
+        budget: ClientBudget | None,
         media_type: str | None = None,
         headers: Mapping[str, str] | None = None,
         background: BackgroundTask | None = None,

@@ -18,7 +18,7 @@ from faceflow.cache.tiered import ResultCache
 from faceflow.config import ServerSettings, Settings, load_settings
 from faceflow.errors import FaceflowError
 from faceflow.jobs.runner import build_runner
-from faceflow.runtime.budget import ByteBudget
+from faceflow.runtime.budget import ByteBudget, ClientBudget
 from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
 from faceflow.runtime.lanes import background_lanes
 from faceflow.runtime.pool import HeadStart, InferencePool
@@ -165,7 +165,9 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
     """
     metrics = Metrics()
     budget = ByteBudget(settings.limits.upload_budget_bytes)
-    answer_budget = ByteBudget(settings.limits.answer_budget_bytes)
+    answer_budget = ClientBudget(
+        settings.limits.answer_budget_bytes, keep_for_others=settings.runtime.keep_last_place
+    )
     metrics.bind_answers(answer_budget)
     current = Current()
 

@@ -37,7 +37,7 @@ from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter
 from faceflow.operations.faces import FACE_OPTIONS, FaceWork
 from faceflow.runtime.pool import PLACE_OWNER
-from faceflow.service.answers import refusal, send_taken, try_take
+from faceflow.service.answers import SLICE_BYTES, refusal, send_taken, try_take
 from faceflow.service.errors import error_answer, faceflow_error_response
 from faceflow.service.guard import check_request
 from faceflow.service.middleware import CLIENT_CLOSED, NOSNIFF, RequestContext, with_request_id
@@ -194,8 +194,10 @@ class HotPath:
                 return faceflow_error_response(failure)
         hit_headers = self.hit_headers(key, entry, level)
         budget = services.answer_budget
+        if len(entry.body) > SLICE_BYTES:  # counted against the budget for its client
+            own_places(services, scope)
         if not try_take(budget, len(entry.body)):
-            return faceflow_error_response(refusal())
+            return faceflow_error_response(refusal(budget))
         # Sent as the echo is, so the benchmarks' ceiling costs no more per response than a hit;
         # a large body in slices, against the budget it was just taken from (a hit's body is
         # its own copy of the cached one).
@@ -209,11 +211,7 @@ class HotPath:
     ) -> Response:
         """Compute the answer with the routes' own code (:func:`answer`), from the upload, key
         and work this layer already has: nothing is read, parsed or hashed a second time."""
-        if not services.api_keys.enabled and services.rate_limit is None:
-            # No check_request ran (it owns the places a request takes by its key or address):
-            # the inference places this one takes are its address's (runtime.keep_last_place).
-            client = scope.get("client")
-            PLACE_OWNER.set(address_identity(client[0] if client else "unknown"))
+        own_places(services, scope)
         try:
             if services.cache.computing(key) is False:
                 # Nobody computes it yet, so it needs an inference slot: when there is none,
@@ -225,6 +223,15 @@ class HotPath:
             raise  # nobody to answer: the request's context counts and logs it 499
         except Exception as exc:  # answered as the app's handlers answer it (a 500 is logged)
             return await error_answer(Request(scope, receive), exc)
+
+
+def own_places(services: Services, scope: Scope) -> None:
+    """Make the request's address the owner of the inference places and answer bytes it takes
+    (``runtime.keep_last_place``) when no :func:`check_request` ran, which owns them by its key
+    or address."""
+    if not services.api_keys.enabled and services.rate_limit is None:
+        client = scope.get("client")
+        PLACE_OWNER.set(address_identity(client[0] if client else "unknown"))
 
 
 class Entry:
