@@ -17,7 +17,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -364,6 +364,33 @@ def test_a_photo_without_a_face_cannot_become_an_id_photo(
     expect(reason).to_have_text("这张照片里没有找到人脸。")
 
 
+def clocked_page(open_page: OpenPage, live_server: LiveServer) -> Page:
+    """The page, loaded and ready, on a clock of the test's own that moves only when the test
+    moves it (the clock is the context's: a fresh one)."""
+    page = open_page(fresh=True).page
+    page.clock.install()
+    page.goto(live_server.url + "/")
+    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
+    return page
+
+
+def refusing(status: int, code: str, seen: list[str] | None = None) -> Callable[[Route], None]:
+    """A route handler answering every request ``status`` with ``code`` and a Retry-After of
+    :data:`RETRY_AFTER_S`, noting each request's URL in ``seen``."""
+    body = json.dumps({"error": {"code": code, "message": "staged by the test"}})
+
+    def refuse(route: Route) -> None:
+        if seen is not None:
+            seen.append(route.request.url)
+        route.fulfill(
+            status=status,
+            headers={"Retry-After": str(RETRY_AFTER_S), "Content-Type": "application/json"},
+            body=body,
+        )
+
+    return refuse
+
+
 @pytest.mark.parametrize(
     ("status", "code", "title"),
     [
@@ -381,20 +408,8 @@ def test_busy_answers_count_down_retry_after(
     code: str,
     title: str,
 ) -> None:
-    page = open_page(fresh=True).page  # the clock is the context's: this one is the test's own
-    page.clock.install()  # the countdown moves when the test moves the clock on
-    page.goto(live_server.url + "/")
-    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
-    body = json.dumps({"error": {"code": code, "message": "staged by the test"}})
-
-    def refuse(route: Route) -> None:
-        route.fulfill(
-            status=status,
-            headers={"Retry-After": str(RETRY_AFTER_S), "Content-Type": "application/json"},
-            body=body,
-        )
-
-    page.route("**/v1/analyze*", refuse)
+    page = clocked_page(open_page, live_server)
+    page.route("**/v1/analyze*", refusing(status, code))
     # From here the clock moves only when the test moves it, so the countdown reads exactly.
     page.clock.pause_at(page.evaluate("Date.now()") + 1)
     pick(page, testdata / "obama_small.jpg")
@@ -424,22 +439,9 @@ def test_a_rate_limited_photo_is_tried_again_once_on_its_own(
 ) -> None:
     """429: when Retry-After is over the photo goes again by itself, once; a second 429 says it is
     the person's turn (Retry after… then "You can retry now"), and nothing more is sent."""
-    page = open_page(fresh=True).page  # the clock is the context's: this one is the test's own
-    page.clock.install()
-    page.goto(live_server.url + "/")
-    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
-    body = json.dumps({"error": {"code": "rate_limited", "message": "staged by the test"}})
+    page = clocked_page(open_page, live_server)
     refused: list[str] = []
-
-    def refuse(route: Route) -> None:
-        refused.append(route.request.url)
-        route.fulfill(
-            status=429,
-            headers={"Retry-After": str(RETRY_AFTER_S), "Content-Type": "application/json"},
-            body=body,
-        )
-
-    page.route("**/v1/analyze*", refuse)
+    page.route("**/v1/analyze*", refusing(429, "rate_limited", refused))
     page.clock.pause_at(page.evaluate("Date.now()") + 1)
     pick(page, testdata / "obama_small.jpg")
     alert = page.locator("#photo-notice [role=alert]")
