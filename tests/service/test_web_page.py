@@ -365,8 +365,8 @@ def test_a_photo_without_a_face_cannot_become_an_id_photo(
 
 
 def clocked_page(open_page: OpenPage, live_server: LiveServer) -> Page:
-    """The page, loaded and ready, on a clock of the test's own that moves only when the test
-    moves it (the clock is the context's: a fresh one)."""
+    """The page, loaded and ready, on a clock of the test's own (the clock is the context's: a
+    fresh one) that the test can pause and move on."""
     page = open_page(fresh=True).page
     page.clock.install()
     page.goto(live_server.url + "/")
@@ -474,10 +474,7 @@ def test_retry_leaves_the_focus_on_what_was_retried(
     open_page: OpenPage, live_server: LiveServer, testdata: Path
 ) -> None:
     """Retry goes with its notice; the keyboard's focus must not go with it to the page's top."""
-    page = open_page(fresh=True).page  # the clock is the context's: this one is the test's own
-    page.clock.install()  # it runs on its own; the test moves it past each Retry-After
-    page.goto(live_server.url + "/")
-    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
+    page = clocked_page(open_page, live_server)  # the test moves it past each Retry-After
     busy = json.dumps({"error": {"code": "overloaded", "message": "staged by the test"}})
 
     def refuse(route: Route) -> None:
