@@ -98,7 +98,7 @@ def assess(
         check_face_count(layout, matte),
         check_head_height(layout),
         check_eye_line(layout),
-        check_crown(layout),
+        check_crown(layout, matte),
         check_roll(layout),
         yaw,
         check_background_uniformity(matte),

@@ -16,7 +16,7 @@ from faceflow.pipeline.idphoto.compliance.report import (
     sentence,
     within,
 )
-from faceflow.pipeline.idphoto.layout import MIN_CROWN_MARGIN, Layout
+from faceflow.pipeline.idphoto.layout import MIN_CROWN_MARGIN, HeadGeometry, Layout
 from faceflow.pipeline.idphoto.matte import Matte, face_ellipse
 
 # Roll is corrected by rotating the photo, but a strongly tilted head leaves the shoulders tilted.
@@ -62,6 +62,21 @@ CUT_FAIL_MM = 1.0
 
 # Hair cut by the frame's top edge by more than this fails (a counter sees a flat head).
 CROWN_CUT_FAIL_MM = 0.5
+
+# A head cut flat where the cut-out ends low over it: the crown (measure_head's, the top of the
+# band ±0.35 eye distances over the midline) under HEAD_TOP_WARN eye distances above the eye
+# line, and the cut-out's top 0.5-0.6 eye distances either side of the middle less than
+# HEAD_DOME_MIN below its top over the middle (±0.2): no dome. A cap the cut-out drops with the
+# hair under it leaves the head cut straight at the cap's rim, which no other check sees.
+# Measured through the matte on every face of the test and dev-set photos whose crown the photo
+# holds (scripts/head_top.py): real heads' crowns 1.26-3.09, the lowest two_people's Obama, chin
+# raised (1.26, a dome of 0.24), then 1.51-1.55 (df_img57, df_img21, biden, df_img26); caps worn
+# high (verdict_cases.cap_on_crown, the rim 1.15 eye distances above the eyes) the cut-out
+# dropped, 24 of 230: crowns 1.15-1.27, domes -0.08-0.04. Either alone does not tell them: a
+# real crown as low as a cut one, a real head's top as flat (df_img26, 0.00, at 1.55). A head
+# the photo cuts is not judged here (its crown is estimated and warned about).
+HEAD_TOP_WARN = 1.4
+HEAD_DOME_MIN = 0.12
 
 
 # What is missing on each side when the frame reaches past the photo, and what to do about it.
@@ -131,7 +146,7 @@ def check_eye_line(layout: Layout) -> Check:
     return Check("eye_line", mm, Limit(low, high, "mm", "from_bottom"), status, "mm", note)
 
 
-def check_crown(layout: Layout) -> Check:
+def check_crown(layout: Layout, matte: Matte) -> Check:
     spec = layout.spec
     mm = layout.crown_margin_px / spec.px_per_mm
     high: float | None = None
@@ -151,6 +166,20 @@ def check_crown(layout: Layout) -> Check:
     elif not layout.head.crown_visible:
         status = CheckStatus.WARN
         note = "the top of the head is cut off in the source; the crown was estimated"
+    elif (top := -layout.head.crown_y / layout.head.eye_distance_px) < HEAD_TOP_WARN and (
+        head_dome(matte, layout.head) < HEAD_DOME_MIN
+    ):
+        return Check(
+            "crown_margin",
+            round(top, 2),
+            Limit(HEAD_TOP_WARN, None, of="eye_distances"),
+            CheckStatus.WARN,
+            note="the cut-out's head ends this far above the eyes, cut straight across with no "
+            "dome: the top of the head, or what was worn on it, was cut away",
+            hint="The top of the head is missing from the cut-out, as when a cap is cut away "
+            "with the hair under it: take off any hat or cap and take the photo again.",
+            hint_zh="抠图后头顶缺失（帽子连同下面的头发被一并去掉时会这样）：请摘下帽子后重新拍摄。",
+        )
     elif mm < 0:
         note = "hair is cut at the top to keep the head-height and eye-line rules"
     elif not ok:
@@ -161,6 +190,30 @@ def check_crown(layout: Layout) -> Check:
             else f"{low - mm:.1f} mm less room above the hair than this size asks for"
         )
     return Check("crown_margin", mm, allowed, status, "mm", note)
+
+
+def head_dome(matte: Matte, head: HeadGeometry) -> float:
+    """How far, in eye distances, the cut-out's top 0.5-0.6 eye distances either side of the
+    face's middle lies below its top over the middle (±0.2): a head's dome, about 0 for a head
+    cut straight (see :data:`HEAD_DOME_MIN`). The two sides are averaged, so a tilt cancels out.
+    ``inf`` when a column holds nothing of the cut-out."""
+    distance = head.eye_distance_px / matte.source_px_per_matte_px
+    at = matte.to_matte_px(head.eye_centre)
+    reach = max(1, round(0.05 * distance))
+
+    def height(offset: float) -> float:
+        x = round(at.x + offset * distance)
+        column = matte.alpha[:, max(0, x - reach) : max(0, x + reach + 1)]
+        if column.size == 0:  # beside the cut-out's crop
+            return math.nan
+        rows = np.nonzero(column.mean(axis=1) > 0.5)[0]
+        return float((at.y - rows[0]) / distance) if len(rows) else math.nan
+
+    middle = [height(offset) for offset in (-0.2, -0.1, 0.0, 0.1, 0.2)]
+    sides = [height(offset) for offset in (-0.6, -0.5, 0.5, 0.6)]
+    if any(math.isnan(value) for value in middle + sides):
+        return math.inf
+    return max(middle) - sum(sides) / len(sides)
 
 
 def check_face_count(layout: Layout, matte: Matte) -> Check:
