@@ -28,14 +28,11 @@ from numpy.typing import NDArray
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fixtures.environment import TESTDATA
-from tests.pipeline.idphoto.verdict_cases import CAP_COLOURS, cap_on_crown, real_photos
+from tests.pipeline.idphoto.verdict_cases import CAP_COLOURS, cap_on_crown, real_faces
 
-from faceflow.config import LimitSettings, Settings
+from faceflow.config import Settings
 from faceflow.domain import Face
 from faceflow.errors import NoSubject
-from faceflow.imaging.ingest import decode_image
-from faceflow.pipeline.detect import detect_faces
-from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.compliance.features import (
     CROWN_DE_WARN,
     crown_colour,
@@ -43,7 +40,6 @@ from faceflow.pipeline.idphoto.compliance.features import (
     head_top,
 )
 from faceflow.pipeline.idphoto.compliance.regions import eye_distance_px
-from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import Matte, compute_matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.render import render_id_photo
@@ -73,8 +69,6 @@ def main() -> None:
     parser.parse_args()
     cv2.setNumThreads(1)
     context = load_context(Settings().model_dump_json())
-    detector, segmenter = context.models.detector, context.models.segmenter
-    limits = LimitSettings()
     icao = IdPhotoOptions(get_spec("icao"))
 
     real: list[tuple[float, str, str]] = []
@@ -82,39 +76,33 @@ def main() -> None:
     caps: dict[str, list[tuple[float, str]]] = {colour: [] for colour in CAP_COLOURS}
     dropped: Counter[str] = Counter()
     no_room = 0
-    for path in real_photos(TESTDATA):
-        rgb = decode_image(path.read_bytes(), limits).rgb
-        for detected in detect_faces(rgb, detector, DetectOptions()):
-            face = levelled_face(rgb, detected, context.models.aligner)
-            distance = eye_distance_px(face)
+    for real_face in real_faces(TESTDATA, context.models):
+        path, rgb, face, matte = real_face.path, real_face.rgb, real_face.face, real_face.matte
+        distance = eye_distance_px(face)
+        top, crown = measured(matte, face)
+        if crown is None or top is None:
+            unmeasured.append(path.name)
+            continue
+        status = render_id_photo(matte, face, icao).report.status.value
+        real.append((crown, path.name, status))
+        eyes_y = (face.landmarks.right_eye.y + face.landmarks.left_eye.y) / 2
+        if distance < 40:
+            continue  # a crowd face: too small to draw a cap on
+        if eyes_y - (top + 0.15) * distance < 0:
+            no_room += 1
+            continue
+        for colour in CAP_COLOURS:
+            capped = cap_on_crown(colour, round(top + 0.1, 2))(rgb, face, no_photo)
             try:
-                matte = compute_matte(rgb, face, segmenter)
+                capped_matte = compute_matte(capped, face, context.models.segmenter)
             except NoSubject:
+                dropped[colour] += 1
                 continue
-            top, crown = measured(matte, face)
-            if crown is None or top is None:
-                unmeasured.append(path.name)
+            capped_top, capped_crown = measured(capped_matte, face)
+            if capped_top is None or capped_top < top - 0.2 or capped_crown is None:
+                dropped[colour] += 1
                 continue
-            status = render_id_photo(matte, face, icao).report.status.value
-            real.append((crown, path.name, status))
-            eyes_y = (face.landmarks.right_eye.y + face.landmarks.left_eye.y) / 2
-            if distance < 40:
-                continue  # a crowd face: too small to draw a cap on
-            if eyes_y - (top + 0.15) * distance < 0:
-                no_room += 1
-                continue
-            for colour in CAP_COLOURS:
-                capped = cap_on_crown(colour, round(top + 0.1, 2))(rgb, face, no_photo)
-                try:
-                    capped_matte = compute_matte(capped, face, segmenter)
-                except NoSubject:
-                    dropped[colour] += 1
-                    continue
-                capped_top, capped_crown = measured(capped_matte, face)
-                if capped_top is None or capped_top < top - 0.2 or capped_crown is None:
-                    dropped[colour] += 1
-                    continue
-                caps[colour].append((capped_crown, path.name))
+            caps[colour].append((capped_crown, path.name))
 
     real.sort()
     over = [

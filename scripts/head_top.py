@@ -27,19 +27,15 @@ from numpy.typing import NDArray
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fixtures.environment import TESTDATA
-from tests.pipeline.idphoto.verdict_cases import CAP_COLOURS, cap_on_crown, real_photos
+from tests.pipeline.idphoto.verdict_cases import CAP_COLOURS, cap_on_crown, real_faces
 
-from faceflow.config import LimitSettings, Settings
+from faceflow.config import Settings
 from faceflow.domain import Face
 from faceflow.errors import NoSubject
-from faceflow.imaging.ingest import decode_image
-from faceflow.pipeline.detect import detect_faces
-from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.compliance.features import head_top
 from faceflow.pipeline.idphoto.compliance.geometry import HEAD_DOME_MIN, HEAD_TOP_WARN, head_dome
 from faceflow.pipeline.idphoto.compliance.regions import eye_distance_px
 from faceflow.pipeline.idphoto.layout import measure_head
-from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import Matte, compute_matte
 from faceflow.runtime.context import load_context
 
@@ -65,44 +61,36 @@ def main() -> None:
     parser.parse_args()
     cv2.setNumThreads(1)
     context = load_context(Settings().model_dump_json())
-    detector, segmenter = context.models.detector, context.models.segmenter
-    limits = LimitSettings()
 
     real: list[tuple[float, float, str]] = []
     cut: list[str] = []
     kept: list[tuple[float, float]] = []
     dropped: list[tuple[float, float, str]] = []
-    for path in real_photos(TESTDATA):
-        rgb = decode_image(path.read_bytes(), limits).rgb
-        for detected in detect_faces(rgb, detector, DetectOptions()):
-            face = levelled_face(rgb, detected, context.models.aligner)
-            distance = eye_distance_px(face)
+    for real_face in real_faces(TESTDATA, context.models):
+        path, rgb, face, matte = real_face.path, real_face.rgb, real_face.face, real_face.matte
+        distance = eye_distance_px(face)
+        value, dome, visible = crown(matte, face)
+        if not visible:
+            cut.append(f"{value:.2f} {path.name}")
+            continue
+        real.append((value, dome, path.name))
+        top = head_top(matte, face, distance)
+        eyes_y = (face.landmarks.right_eye.y + face.landmarks.left_eye.y) / 2
+        if top is None or distance < 40 or eyes_y - (top + 0.15) * distance < 0:
+            continue
+        for colour in CAP_COLOURS:
+            capped = cap_on_crown(colour, round(top + 0.1, 2))(rgb, face, no_photo)
             try:
-                matte = compute_matte(rgb, face, segmenter)
+                capped_matte = compute_matte(capped, face, context.models.segmenter)
             except NoSubject:
                 continue
-            value, dome, visible = crown(matte, face)
-            if not visible:
-                cut.append(f"{value:.2f} {path.name}")
-                continue
-            real.append((value, dome, path.name))
-            top = head_top(matte, face, distance)
-            eyes_y = (face.landmarks.right_eye.y + face.landmarks.left_eye.y) / 2
-            if top is None or distance < 40 or eyes_y - (top + 0.15) * distance < 0:
-                continue
-            for colour in CAP_COLOURS:
-                capped = cap_on_crown(colour, round(top + 0.1, 2))(rgb, face, no_photo)
-                try:
-                    capped_matte = compute_matte(capped, face, segmenter)
-                except NoSubject:
-                    continue
-                capped_top = head_top(capped_matte, face, distance)
-                capped_value, capped_dome, _ = crown(capped_matte, face)
-                if capped_top is None or capped_top < top - 0.2:
-                    name = f"{path.name} {colour} (top {top + 0.1:.2f})"
-                    dropped.append((capped_value, capped_dome, name))
-                else:
-                    kept.append((capped_value, capped_dome))
+            capped_top = head_top(capped_matte, face, distance)
+            capped_value, capped_dome, _ = crown(capped_matte, face)
+            if capped_top is None or capped_top < top - 0.2:
+                name = f"{path.name} {colour} (top {top + 0.1:.2f})"
+                dropped.append((capped_value, capped_dome, name))
+            else:
+                kept.append((capped_value, capped_dome))
 
     real.sort()
     low = [entry for entry in real if entry[0] < HEAD_TOP_WARN]

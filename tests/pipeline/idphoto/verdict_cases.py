@@ -19,7 +19,7 @@ one detection and one matte per edited source (``tests/pipeline/idphoto/conftest
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -28,7 +28,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from faceflow.config import LimitSettings
 from faceflow.domain import Face
+from faceflow.errors import NoSubject
+from faceflow.imaging.ingest import decode_image
 from faceflow.models.registry import ModelSet
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.detect import detect_faces
@@ -71,6 +74,32 @@ def real_photos(testdata: Path) -> list[Path]:
         for path in folder.iterdir()
         if path.suffix.lower() in {".jpg", ".png"}
     )
+
+
+@dataclass(frozen=True)
+class RealFace:
+    """A face of a real photo as the service takes it (levelled), with the photo and its
+    cut-out."""
+
+    path: Path
+    rgb: NDArray[np.uint8]
+    face: Face
+    matte: Matte
+
+
+def real_faces(testdata: Path, models: ModelSet) -> Iterator[RealFace]:
+    """Every face :func:`real_photos` holds that the cut-out keeps (one without a subject is
+    left out), detected, levelled and cut out as the service does it."""
+    limits = LimitSettings()
+    for path in real_photos(testdata):
+        rgb = decode_image(path.read_bytes(), limits).rgb
+        for detected in detect_faces(rgb, models.detector, DetectOptions()):
+            face = levelled_face(rgb, detected, models.aligner)
+            try:
+                matte = compute_matte(rgb, face, models.segmenter)
+            except NoSubject:
+                continue
+            yield RealFace(path, rgb, face, matte)
 
 
 def _eyes_y(face: Face) -> float:
