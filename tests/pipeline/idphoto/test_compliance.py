@@ -38,6 +38,7 @@ from faceflow.pipeline.idphoto.compliance.features import (
     TINTED_LENS_WARN,
     crown_colour,
     forehead_colour,
+    head_top,
 )
 from faceflow.pipeline.idphoto.compliance.geometry import HEAD_DOME_MIN, HEAD_TOP_WARN, head_dome
 from faceflow.pipeline.idphoto.compliance.mouth import MOUTH_GAP_WARN
@@ -60,7 +61,7 @@ from faceflow.pipeline.idphoto.compliance.quality import (
     sharpness,
     sideways_detail,
 )
-from faceflow.pipeline.idphoto.compliance.regions import eye_distance_px, face_region
+from faceflow.pipeline.idphoto.compliance.regions import eye_distance_px, face_region, matte_box
 from faceflow.pipeline.idphoto.layout import measure_head, plan_layout
 from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import compute_matte
@@ -70,7 +71,7 @@ from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
 from tests.fixtures.environment import require
 from tests.pipeline.idphoto.conftest import CutOut, FindSource, Portrait
-from tests.pipeline.idphoto.synthetic import synthetic
+from tests.pipeline.idphoto.synthetic import EYES, synthetic
 from tests.pipeline.idphoto.verdict_cases import (
     GREEN_LIGHT,
     MASK_COLOURS,
@@ -1617,6 +1618,54 @@ def test_a_blown_out_top_of_the_head_is_not_taken_for_a_cap(
     assert forehead is not None
 
     assert crown_colour(matte, item.face, distance, forehead) is None
+
+
+@pytest.mark.parametrize(
+    "centre",
+    [Point(400, 600), Point(1100, 600), Point(700, 50), Point(700, 1300)],
+    ids=["left", "right", "above", "below"],
+)
+def test_a_box_outside_the_matte_holds_no_pixels(centre: Point) -> None:
+    # The matte is the crop from (450, 100) to (1000, 1200). Clipped at 0 alone, a box wholly
+    # left of it or above it ended at a negative index, which numpy counts from the far edge.
+    matte, _ = synthetic(crop=Box(450, 100, 1000, 1200))
+
+    rows, cols = matte_box(matte, centre, 8.0, 8.0)
+
+    assert matte.alpha[rows, cols].size == 0
+    assert (rows.start <= rows.stop, cols.start <= cols.stop) == (True, True)
+
+
+def test_a_cap_is_seen_on_a_face_near_the_photos_edge() -> None:
+    # A navy cap over the crown of a brown-haired head wearing navy glasses, its eyes 50 px
+    # (0.6 eye distances) from the photo's left edge: the hair boxes left of the face are off
+    # the photo. They read most of the eye line instead (the glasses), as navy as the cap, and
+    # the cap went unseen (ΔE 0.0, where the whole photo measures 73.8).
+    def measured(crop: Box) -> float | None:
+        matte, face = synthetic(crop=crop)
+        distance = eye_distance_px(face)
+        top = head_top(matte, face, distance)
+        assert top is not None
+        at = matte.to_matte_px(EYES)
+        foreground = np.full_like(matte.foreground, (90, 60, 40))  # brown hair, skin alike
+        navy = (20, 30, 120)
+        crown_y = round(at.y - top * distance)
+        foreground[crown_y : crown_y + round(0.6 * distance)] = navy  # the cap
+        glasses_x = max(0, round(at.x - 0.5 * distance)), round(at.x + 0.6 * distance)
+        foreground[round(at.y) - 10 : round(at.y) + 11, glasses_x[0] : glasses_x[1]] = navy
+        matte = dataclasses.replace(matte, foreground=foreground)
+        lab = cv2.cvtColor(foreground, cv2.COLOR_RGB2LAB).astype(np.float32)
+        forehead = forehead_colour(lab, matte, face, distance)
+        assert forehead is not None
+        return crown_colour(matte, face, distance, forehead)
+
+    whole = measured(Box(0, 0, 1000, 1200))
+    near_edge = measured(Box(450, 0, 1000, 1200))
+
+    assert whole is not None
+    assert whole > CROWN_DE_WARN
+    assert near_edge is not None
+    assert near_edge > CROWN_DE_WARN
 
 
 @pytest.mark.parametrize(

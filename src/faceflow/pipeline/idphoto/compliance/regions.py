@@ -41,12 +41,17 @@ def pixel_luma(region: NDArray[np.uint8]) -> NDArray[np.float32]:
 
 
 def matte_box(matte: Matte, centre: Point, half_w: float, half_h: float) -> tuple[slice, slice]:
-    """The rows and columns of the matte in a box around a source point, sizes in source px."""
+    """The rows and columns of the matte in a box around a source point, sizes in source px:
+    the part of the box inside the matte, empty (start = stop) when none is. Clipped at 0 alone,
+    a box wholly above or left of the matte (a face near the photo's edge) ended at a negative
+    index, which numpy counts from the far edge: most of the matte's rows or columns."""
     k = 1.0 / matte.source_px_per_matte_px
     at = matte.to_matte_px(centre)
     height, width = matte.alpha.shape
-    x1, x2 = max(0, round(at.x - half_w * k)), min(width, round(at.x + half_w * k) + 1)
-    y1, y2 = max(0, round(at.y - half_h * k)), min(height, round(at.y + half_h * k) + 1)
+    x1 = min(width, max(0, round(at.x - half_w * k)))
+    y1 = min(height, max(0, round(at.y - half_h * k)))
+    x2 = max(x1, min(width, round(at.x + half_w * k) + 1))
+    y2 = max(y1, min(height, round(at.y + half_h * k) + 1))
     return slice(y1, y2), slice(x1, x2)
 
 
