@@ -140,8 +140,8 @@ class DecodedImage:
     ``rgb`` is ``(H, W, 3)`` uint8, C-contiguous, RGB order, and read-only (copy it before drawing).
     ``source_width_px``/``source_height_px`` are the full-resolution size after EXIF orientation:
     the coordinate space of every result. ``scale`` is source pixels per decoded pixel: 1.0 unless
-    JPEG draft decoding shrank the image, in which case a decoded coordinate times ``scale`` is a
-    source coordinate.
+    JPEG draft decoding (or :func:`as_drafted`'s reduce) shrank the image, in which case a decoded
+    coordinate times ``scale`` is a source coordinate.
     """
 
     rgb: NDArray[np.uint8]
