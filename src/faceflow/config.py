@@ -602,7 +602,9 @@ class LimitSettings(_Group):
         "them (written in 64 KiB slices as they are taken; an answer is taken whole while the "
         "bytes held are under it, so they pass it by one answer at most); once reached: 503 "
         "overloaded for such answers, and before computing an image; while another client is "
-        "about, a client holding some gets more only within half of it (runtime.keep_last_place)",
+        "about, a client holding some gets more only within half of it, and the answers of one "
+        "over its half that its client has taken no slice of for over a second are cut to make "
+        "room for another's (runtime.keep_last_place)",
     )
 
     @model_validator(mode="after")

@@ -25,7 +25,7 @@ from faceflow.config import DetectionSettings
 from faceflow.domain import Operation
 from faceflow.operations.faces import AnnotateOptions, FaceOptions
 from faceflow.runtime.budget import ByteBudget
-from faceflow.service.answers import SLICE_BYTES
+from faceflow.service.answers import ABORT_CONNECTION, GIVE_WAY_IDLE_S, SLICE_BYTES
 from tests.service.in_process import PEER, InProcess, app_settings, running_app
 from tests.service.support import assert_error, fresh
 
@@ -85,6 +85,16 @@ class SlowReader:
         self.reading = asyncio.Event()
         """Set once a body message is being sent."""
         self.let_go = asyncio.Event()
+        self.pace_s: float | None = None
+        """Once let go: each body message taken after this long (None: at once)."""
+        self.aborted = False
+        """Whether the app closed the connection (:data:`ABORT_CONNECTION`)."""
+
+    def abort(self) -> None:
+        """The connection closed at once, as the protocol's abort does: the send waiting
+        returns, and the client sees no more of the answer."""
+        self.aborted = True
+        self.let_go.set()
 
     async def run(self, app: InProcess) -> None:
         scope = {
@@ -114,16 +124,27 @@ class SlowReader:
             return {"type": "http.disconnect"}
 
         async def send(message: Message) -> None:
+            if self.aborted:
+                return  # nothing more reaches the client, as uvicorn drops it once closed
             self.sent.append(message)
             if message["type"] == "http.response.body":
                 self.reading.set()
                 await self.let_go.wait()
+                if self.pace_s is not None and not self.aborted:
+                    await asyncio.sleep(self.pace_s)
 
+        ABORT_CONNECTION.set(self.abort)  # this task's own context, as the protocol's cycle
         await app.app(scope, receive, send)
 
     @property
     def status(self) -> int:
         return int(self.sent[0]["status"])
+
+    @property
+    def whole(self) -> bool:
+        """Whether the answer was sent to its end (its last body message)."""
+        last = self.sent[-1]
+        return last["type"] == "http.response.body" and not last.get("more_body", False)
 
     @property
     def body(self) -> bytes:
@@ -239,6 +260,77 @@ async def test_a_client_alone_keeps_the_whole_budget(
         await asyncio.wait_for(asyncio.gather(*reading), 30)
     assert [reader.status for reader in slow] == [200] * 4
     assert all(reader.body == answer for reader in slow)
+
+
+async def test_a_lone_clients_stalled_answers_give_way_to_another_clients(
+    small_budget: InProcess, face_jpeg: bytes
+) -> None:
+    # A client alone may take the whole budget; its connections then taking nothing held it
+    # until server.send_timeout_s dropped them, and a client arriving meanwhile had every large
+    # answer refused 503 (30 s). Now the answer waiting longest for its client gives way.
+    slow_data, other_data = fresh(face_jpeg), fresh(face_jpeg)
+    slow_answer, other_answer = b"\x89PNG" + b"s" * THIRD, b"\x89PNG" + b"o" * THIRD
+    await cached(small_budget, slow_data, Operation.ANNOTATE, slow_answer)
+    await cached(small_budget, other_data, Operation.ANNOTATE, other_answer)
+    budget = small_budget.services.answer_budget
+    assert budget is not None
+    slow = [SlowReader("/v1/annotate", slow_data) for _ in range(4)]
+    reading = [asyncio.create_task(reader.run(small_budget)) for reader in slow]
+    try:
+        for reader in slow:
+            await asyncio.wait_for(reader.reading.wait(), 30)
+        assert budget.reached  # alone: all four taken
+        await asyncio.sleep(2 * GIVE_WAY_IDLE_S)  # none of them takes a byte meanwhile
+        async with small_budget.client(OTHER_PEER) as other:
+            answered = await other.post("/v1/annotate", content=other_data)
+        assert answered.status_code == 200, "refused while stalled answers held the budget"
+        assert answered.content == other_answer
+        assert [reader.aborted for reader in slow].count(True) == 1, "not just enough cut"
+        assert budget.given_way == 1
+    finally:
+        for reader in slow:
+            reader.let_go.set()
+        await asyncio.wait_for(asyncio.gather(*reading), 30)
+    for reader in slow:
+        assert reader.status == 200
+        assert reader.whole != reader.aborted
+        if reader.whole:
+            assert reader.body == slow_answer
+    assert budget.used_bytes == 0
+
+
+async def test_answers_taken_at_a_normal_pace_never_give_way(
+    small_budget: InProcess, face_jpeg: bytes
+) -> None:
+    # Each slice is taken within a fifth of the idle time that lets an answer be cut: the
+    # other client waits its turn (503) rather than cut a client that reads.
+    slow_data, other_data = fresh(face_jpeg), fresh(face_jpeg)
+    slow_answer, other_answer = b"\x89PNG" + b"s" * THIRD, b"\x89PNG" + b"o" * THIRD
+    await cached(small_budget, slow_data, Operation.ANNOTATE, slow_answer)
+    await cached(small_budget, other_data, Operation.ANNOTATE, other_answer)
+    budget = small_budget.services.answer_budget
+    assert budget is not None
+    readers = [SlowReader("/v1/annotate", slow_data) for _ in range(4)]
+    for reader in readers:
+        reader.pace_s = GIVE_WAY_IDLE_S / 5
+    reading = [asyncio.create_task(reader.run(small_budget)) for reader in readers]
+    try:
+        for reader in readers:
+            await asyncio.wait_for(reader.reading.wait(), 30)
+        assert budget.reached
+        for reader in readers:
+            reader.let_go.set()
+        await asyncio.sleep(GIVE_WAY_IDLE_S / 5)  # reading, none of them done
+        async with small_budget.client(OTHER_PEER) as other:
+            refused = await other.post("/v1/annotate", content=other_data)
+        assert_error(refused, 503, "overloaded")
+    finally:
+        for reader in readers:
+            reader.let_go.set()
+        await asyncio.wait_for(asyncio.gather(*reading), 30)
+    assert budget.given_way == 0
+    assert [reader.aborted for reader in readers] == [False] * 4
+    assert all(reader.whole and reader.body == slow_answer for reader in readers)
 
 
 async def test_an_answer_is_written_in_slices_the_client_takes_in_turn(

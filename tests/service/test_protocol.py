@@ -17,6 +17,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from faceflow.config import ServerSettings
+from faceflow.runtime.pool import PLACE_OWNER
+from faceflow.service.answers import (
+    GIVE_WAY_IDLE_S,
+    SLICE_BYTES,
+    AnswerBudget,
+    send_taken,
+    try_take,
+)
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import RequestContext
 from faceflow.service.protocol import (
@@ -1137,3 +1145,61 @@ async def test_an_answer_made_after_its_client_left_is_counted_499(
     assert str(line.status) == status  # type: ignore[attr-defined]
     if status == "499":
         assert line.cut_short == "not delivered: its client left before the 200"  # type: ignore[attr-defined]
+
+
+class AbortRecordingTransport(WritesRecordingTransport):
+    """Also aborts as a socket transport does: closed at once, its protocol told in the next
+    turn of the loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aborted = False
+        self.protocol: FaceflowHttpProtocol | None = None
+
+    def abort(self) -> None:
+        self.aborted = self.closed = True
+        if self.protocol is not None:
+            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+
+
+class OneClientsAnswer:
+    """Sends one client's answer of four slices against ``budget`` (of two)."""
+
+    def __init__(self) -> None:
+        self.budget = AnswerBudget(2 * SLICE_BYTES, keep_for_others=True)
+        self.body = b"x" * (4 * SLICE_BYTES)
+        self.sending = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        PLACE_OWNER.set("ip:192.0.2.1")
+        assert try_take(self.budget, len(self.body))
+        length = (b"content-length", str(len(self.body)).encode())
+        self.sending.set()  # send_taken counts it before its first wait
+        await send_taken(send, self.budget, 200, [length], self.body)
+
+
+async def test_an_answer_giving_way_closes_its_connection_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A client taking nothing of its answer while another client's needs the room: its
+    # connection is aborted (its buffers dropped), and the answer's task ends without a word.
+    app = OneClientsAnswer()
+    metrics = Metrics()
+    transport = AbortRecordingTransport()
+    protocol = _open(RequestContext(app, metrics), transport)
+    transport.protocol = protocol
+    protocol.data_received(b"GET /x HTTP/1.1\r\nhost: x\r\n\r\n")
+    protocol.flow.pause_writing()  # the client takes nothing
+    await app.sending.wait()
+    await asyncio.sleep(2 * GIVE_WAY_IDLE_S)
+    with caplog.at_level(logging.INFO):
+        app.budget.make_room("ip:192.0.2.2", SLICE_BYTES)
+        await _until_answered(protocol)
+
+    assert transport.aborted
+    assert app.budget.given_way == 1
+    assert app.budget.used_bytes == 0
+    assert transport.written == b""  # nothing of it went out once it was cut
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    scrape = Scrape(metrics.render().decode())
+    assert scrape.value("faceflow_http_requests_total", method="GET", status="499") == 1

@@ -23,15 +23,28 @@ is about, a client holding answers already gets another only if it then holds no
 the budget (:class:`~faceflow.runtime.budget.ClientBudget`). One client's connections asking for
 large answers and reading them slowly held the whole budget until ``server.send_timeout_s``,
 and every other client's large answers were refused meanwhile; a client alone still takes it all.
+
+Stalled answers give way (:class:`AnswerBudget`): a client alone may take the whole budget, and
+its connections then taking nothing held it until ``server.send_timeout_s`` (30 s) dropped them,
+every large answer of a client arriving meanwhile refused. When another client's answer finds the
+budget reached, the answers of a client holding more than its half that have waited over
+:data:`GIVE_WAY_IDLE_S` for their client to take a slice (under about 48 KiB/s: the transport
+drains from its high-water mark to its low one, 64 → 16 KiB, for ``send`` to return) are cut,
+the longest waiting first, only as many as make room and only while their client is over its
+half: the connection is closed (:data:`ABORT_CONNECTION`) and the bytes given back. An answer
+taken at a slice a second or faster is never cut.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 
 from starlette.background import BackgroundTask
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from faceflow.errors import Overloaded
 from faceflow.runtime.budget import ClientBudget
@@ -39,8 +52,12 @@ from faceflow.runtime.pool import PLACE_OWNER
 from faceflow.service.errors import faceflow_error_response
 
 __all__ = [
+    "ABORT_CONNECTION",
+    "GIVE_WAY_IDLE_S",
     "SLICE_BYTES",
     "Answer",
+    "AnswerBudget",
+    "Sending",
     "SharedAnswer",
     "check_room",
     "refusal",
@@ -54,9 +71,124 @@ SLICE_BYTES = 64 * 1024
 """Answers longer than this are written in slices of it and count against the budget. The
 transports' own high-water mark (64 KiB): an answer that fits is taken by the transport at once."""
 _RETRY_AFTER_S = 1
+GIVE_WAY_IDLE_S = 1.0
+"""An answer whose ``send`` has waited longer than this for its client to take a slice may be
+cut to make room for another client's answer (module doc)."""
+
+ABORT_CONNECTION: ContextVar[Callable[[], None] | None] = ContextVar(
+    "faceflow_abort_connection", default=None
+)
+"""Closes the request's connection at once, its buffers dropped, and has a ``send`` waiting on
+it return: set by the HTTP protocol in each request's task. Without it (another ASGI server) a
+cut answer's task is cancelled while it waits, and the app returns with the answer unfinished,
+which the server ends by closing the connection."""
 
 
-def refusal(budget: ClientBudget | None) -> Overloaded:
+class Sending:
+    """One answer being written against an :class:`AnswerBudget`: whose, how large, and since
+    when its ``send`` has waited for the client (None: not waiting)."""
+
+    __slots__ = ("_abort", "_task", "cut", "owner", "size", "waiting_since")
+
+    def __init__(self, owner: str | None, size: int) -> None:
+        self.owner = owner
+        self.size = size
+        self.waiting_since: float | None = None
+        self.cut = False
+        """True once it gave way: its bytes are given back, nothing more of it is sent."""
+        self._abort = ABORT_CONNECTION.get()
+        self._task = asyncio.current_task()
+
+    def waited(self, now: float) -> float:
+        """How long its ``send`` has waited for the client (0 when not waiting)."""
+        since = self.waiting_since
+        return 0.0 if since is None else now - since
+
+    def give_way(self) -> None:
+        """Stop the answer: close its connection (or cancel its task while it waits)."""
+        self.cut = True
+        if self._abort is not None:
+            self._abort()
+        elif self.waiting_since is not None and self._task is not None:
+            self._task.cancel()
+
+    @property
+    def closed(self) -> bool:
+        """Whether it was cut by closing its connection (its server drops what is sent next)."""
+        return self.cut and self._abort is not None
+
+    def ours(self) -> bool:
+        """After a cancellation: whether it was this answer's cut alone (uncancels it)."""
+        return (
+            self.cut
+            and self._abort is None
+            and self._task is not None
+            and (self._task.uncancel() == 0)
+        )
+
+
+class AnswerBudget(ClientBudget):
+    """The answer budget: a :class:`ClientBudget` that knows the answers being sent against it
+    (:class:`Sending`), so that stalled ones give way to another client's (module doc)."""
+
+    def __init__(self, limit_bytes: int, *, keep_for_others: bool = False) -> None:
+        super().__init__(limit_bytes, keep_for_others=keep_for_others)
+        self.sending: set[Sending] = set()
+        self.given_way = 0
+        """Answers cut to make room since start."""
+
+    def make_room(self, owner: str | None, n: int) -> None:
+        """Once the budget is reached, and ``owner``'s ``n`` bytes would not be kept from it for
+        its share: cut the answers of clients over their share (other than ``owner``) that have
+        waited over :data:`GIVE_WAY_IDLE_S`, the longest waiting first, until the budget is
+        under its limit; none when all of them would not bring it there (cutting them would help
+        no one), and none of a client once it is down to its share."""
+        if not self.reached or owner is None or not self.keep_for_others or not self.sending:
+            return
+        if self._kept_from(owner, n):
+            return
+        now = time.monotonic()
+        stalled = [
+            (waited, holder, answer)
+            for answer in self.sending
+            if (holder := answer.owner) is not None
+            and holder != owner
+            and (waited := answer.waited(now)) > GIVE_WAY_IDLE_S
+        ]
+        stalled.sort(key=lambda found: found[0], reverse=True)
+        shortfall = self.used_bytes - self.limit_bytes + 1
+        held = {holder: self.held_by(holder) for _, holder, _ in stalled}
+        cut: list[Sending] = []
+        for _, holder, answer in stalled:
+            if shortfall <= 0:
+                break
+            if held[holder] <= self.share_bytes:
+                continue  # down to its share: what it holds now is its own
+            held[holder] -= answer.size
+            shortfall -= answer.size
+            cut.append(answer)
+        if shortfall > 0:
+            return
+        for answer in cut:
+            self.sending.discard(answer)
+            self.give_for(answer.owner, answer.size)
+            self.given_way += 1
+            answer.give_way()
+
+    def begin(self, owner: str | None, size: int) -> Sending:
+        """An answer of ``size`` bytes taken for ``owner`` starts being sent."""
+        answer = Sending(owner, size)
+        self.sending.add(answer)
+        return answer
+
+    def end(self, answer: Sending) -> None:
+        """It is sent (or failed): its bytes back, unless it gave way (already back)."""
+        if not answer.cut:
+            self.sending.discard(answer)
+            self.give_for(answer.owner, answer.size)
+
+
+def refusal(budget: AnswerBudget | None) -> Overloaded:
     """What an answer ``budget`` has no room for gets instead (503, Retry-After): the budget is
     reached, or else the client's share of it (:class:`ClientBudget`) is."""
     if budget is not None and not budget.reached:
@@ -73,25 +205,33 @@ def refusal(budget: ClientBudget | None) -> Overloaded:
     )
 
 
-def check_room(budget: ClientBudget | None) -> None:
+def check_room(budget: AnswerBudget | None) -> None:
     """Refuse (Overloaded) before computing an answer that may need the budget, once it is
     reached or the request's client holds its share of it: the answer would be refused when
     made."""
-    if budget is not None and not budget.room_for(PLACE_OWNER.get()):
+    if budget is None:
+        return
+    owner = PLACE_OWNER.get()
+    budget.make_room(owner, 1)
+    if not budget.room_for(owner):
         raise refusal(budget)
 
 
-def try_take(budget: ClientBudget | None, size: int) -> bool:
+def try_take(budget: AnswerBudget | None, size: int) -> bool:
     """Whether an answer of ``size`` bytes may be sent now: always for one of a slice or less
     (or with no budget), else if ``budget`` has room for it for the request's client
     (:meth:`ClientBudget.try_take_for`), which then holds it until :func:`send_taken`, in the same
     request's context, has sent it."""
-    return size <= SLICE_BYTES or budget is None or budget.try_take_for(PLACE_OWNER.get(), size)
+    if size <= SLICE_BYTES or budget is None:
+        return True
+    owner = PLACE_OWNER.get()
+    budget.make_room(owner, size)
+    return budget.try_take_for(owner, size)
 
 
 async def send_taken(
     send: Send,
-    budget: ClientBudget | None,
+    budget: AnswerBudget | None,
     status: int,
     headers: list[tuple[bytes, bytes]],
     body: bytes,
@@ -106,30 +246,68 @@ async def send_taken(
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return
-    owner = PLACE_OWNER.get()
+    answer = budget.begin(PLACE_OWNER.get(), size)
     try:
-        await send_slices(send, status, headers, body)
+        await send_slices(send, status, headers, body, answer)
     finally:
-        budget.give_for(owner, size)
+        budget.end(answer)
 
 
 async def send_slices(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    send: Send,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    answer: Sending | None = None,
 ) -> None:
     """Send ``body`` in slices of :data:`SLICE_BYTES`, each once the transport has taken the
-    one before (uvicorn's ``send`` waits for its transport to drain)."""
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    one before (uvicorn's ``send`` waits for its transport to drain); with ``answer``, noting
+    how long each ``send`` waits, and stopping once the answer is cut (left unfinished)."""
+    end: Message = {"type": "http.response.body", "body": b""}
+    start: Message = {"type": "http.response.start", "status": status, "headers": headers}
+    if await _sent(send, start, answer):
+        await _cut(send, end, answer)
+        return
     view = memoryview(body)
-    for start in range(0, len(body), SLICE_BYTES):
-        piece = bytes(view[start : start + SLICE_BYTES])
-        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    for at in range(0, len(body), SLICE_BYTES):
+        piece = bytes(view[at : at + SLICE_BYTES])
+        if await _sent(
+            send, {"type": "http.response.body", "body": piece, "more_body": True}, answer
+        ):
+            await _cut(send, end, answer)
+            return
     # Its send waits, as each slice's did, until the transport has taken the last slice.
-    await send({"type": "http.response.body", "body": b""})
+    await _sent(send, end, answer)
+
+
+async def _cut(send: Send, end: Message, answer: Sending | None) -> None:
+    """An answer cut: over a closed connection, its ``end`` is sent for the server to drop, so
+    that the request is logged as one its client did not get (faceflow's protocol: 499); one
+    cut by cancelling its task is left unfinished, for the server to close the connection."""
+    if answer is not None and answer.closed:
+        await send(end)
+
+
+async def _sent(send: Send, message: Message, answer: Sending | None) -> bool:
+    """``send(message)``, noting the wait on ``answer`` if any; whether the answer is cut."""
+    if answer is None:
+        await send(message)
+        return False
+    answer.waiting_since = time.monotonic()
+    try:
+        await send(message)
+    except asyncio.CancelledError:
+        if answer.ours():
+            return True
+        raise
+    finally:
+        answer.waiting_since = None
+    return answer.cut
 
 
 async def send_answer(
     send: Send,
-    budget: ClientBudget | None,
+    budget: AnswerBudget | None,
     status: int,
     headers: list[tuple[bytes, bytes]],
     body: bytes,
@@ -163,7 +341,7 @@ class Answer(Response):
         self,
         content: bytes,
         *,
-        budget: ClientBudget | None,
+        budget: AnswerBudget | None,
         media_type: str | None = None,
         headers: Mapping[str, str] | None = None,
         background: BackgroundTask | None = None,

@@ -18,10 +18,11 @@ from faceflow.cache.tiered import ResultCache
 from faceflow.config import ServerSettings, Settings, load_settings
 from faceflow.errors import FaceflowError
 from faceflow.jobs.runner import build_runner
-from faceflow.runtime.budget import ByteBudget, ClientBudget
+from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
 from faceflow.runtime.lanes import background_lanes
 from faceflow.runtime.pool import HeadStart, InferencePool
+from faceflow.service.answers import AnswerBudget
 from faceflow.service.edge import JsonCors, KeyGate, trusted_forwarding
 from faceflow.service.errors import install_error_handlers
 from faceflow.service.examples import ExampleThumbnails, load_examples
@@ -165,7 +166,7 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
     """
     metrics = Metrics()
     budget = ByteBudget(settings.limits.upload_budget_bytes)
-    answer_budget = ClientBudget(
+    answer_budget = AnswerBudget(
         settings.limits.answer_budget_bytes, keep_for_others=settings.runtime.keep_last_place
     )
     metrics.bind_answers(answer_budget)

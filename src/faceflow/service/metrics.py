@@ -21,11 +21,11 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 
 from faceflow.cache.observer import CacheLevel
 from faceflow.errors import FaceflowError, JsonScalar
-from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.pool import PoolStats
 
 if TYPE_CHECKING:
     from faceflow.jobs.runner import JobRunner
+    from faceflow.service.answers import AnswerBudget
     from faceflow.service.upload import BodyLimits
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -164,9 +164,14 @@ class Metrics:
             "faceflow_answers_refused",
             "answers refused with 503 overloaded for the answer budget since start",
         )
+        self.answers_given_way = self._pool_gauge(
+            "faceflow_answers_given_way",
+            "answers cut (connection closed) since start: their client had taken no slice for "
+            "over a second while another client's answer needed the room held for them",
+        )
         self._pool_stats: Callable[[], PoolStats] | None = None
         self._uploads: BodyLimits | None = None
-        self._answers: ByteBudget | None = None
+        self._answers: AnswerBudget | None = None
         self._jobs: JobRunner | None = None
         # Label children resolved once: ``labels()`` takes a lock and rebuilds its key from
         # strings on every call, as much CPU as the increments themselves on a cache hit.
@@ -251,7 +256,7 @@ class Metrics:
         """Where the upload gauges come from; read with the pool's (:meth:`refresh_pool`)."""
         self._uploads = limits
 
-    def bind_answers(self, budget: ByteBudget) -> None:
+    def bind_answers(self, budget: AnswerBudget) -> None:
         """Where the answer gauges come from; read with the pool's (:meth:`refresh_pool`)."""
         self._answers = budget
 
@@ -266,6 +271,7 @@ class Metrics:
         if (answers := self._answers) is not None:
             self.answer_bytes_held.set(answers.used_bytes)
             self.answers_refused.set(answers.refused)
+            self.answers_given_way.set(answers.given_way)
         if self._pool_stats is None:
             return
         stats = self._pool_stats()

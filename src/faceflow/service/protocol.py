@@ -108,6 +108,7 @@ from faceflow.errors import (
     Overloaded,
     RequestTimeout,
 )
+from faceflow.service.answers import ABORT_CONNECTION
 from faceflow.service.errors import faceflow_error_response
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import UNDELIVERED
@@ -316,6 +317,12 @@ class _OneWritePerResponse:
         self.flush()
         self._transport.close()
 
+    def abort(self) -> None:
+        """Close the connection at once, dropping what is buffered (an answer cut to make room
+        for another client's: :data:`~faceflow.service.answers.ABORT_CONNECTION`)."""
+        self._held = None
+        self._transport.abort()
+
 
 _PLAIN = 0
 _LENGTH = 1
@@ -374,6 +381,13 @@ class _Cycle(RequestResponseCycle):
     uvicorn's own ``send`` writes it when it would first wait or log (a transport not taking
     writes, its access log on) and for anything but an answer's start.
     """
+
+    async def run_asgi(self, app: ASGI3Application) -> None:
+        # Set in the task's own context: uvicorn may start it in an empty one.
+        writes = self.transport
+        if isinstance(writes, _OneWritePerResponse):
+            ABORT_CONNECTION.set(writes.abort)
+        await super().run_asgi(app)
 
     async def send(self, message: Message) -> None:  # type: ignore[override]
         starts = message["type"] == "http.response.start"
@@ -591,6 +605,11 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._answering = cycle
+        if self._writes is not None:
+            # Before its task is made, which binds its run_asgi: uvicorn starts a request's task
+            # from its own on_headers_complete, before faceflow's there has made it a _Cycle.
+            cycle.transport = cast(asyncio.Transport, self._writes)
+            cycle.__class__ = _Cycle
         super()._start_asgi_task(cycle, app)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -15,11 +15,12 @@ from faceflow.cache.tiered import CacheStatus, ResultCache
 from faceflow.config import Settings
 from faceflow.errors import JsonScalar, NotReady
 from faceflow.jobs.runner import JobRunner
-from faceflow.runtime.budget import ByteBudget, ClientBudget
+from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.lanes import Lanes
 from faceflow.runtime.pool import InferencePool
 from faceflow.runtime.tasks import TaskOutput
+from faceflow.service.answers import AnswerBudget
 from faceflow.service.examples import ExamplePhoto, ExampleThumbnails
 from faceflow.service.metrics import Metrics
 from faceflow.service.security import ApiKeys, KeyFailures, RateLimit
@@ -43,7 +44,7 @@ class Services:
     """The example photos' thumbnails, made by ``pool`` once it is ready."""
     upload_budget: ByteBudget | None = None
     """Upload bytes this process holds (bodies being read and answered, queued embedded jobs)."""
-    answer_budget: ClientBudget | None = None
+    answer_budget: AnswerBudget | None = None
     """Answer bytes this process holds while their clients take them (:mod:`.answers`)."""
     start_up_error: str | None = None
     """Why the inference processes could not start, for /readyz; None while starting or ready."""
