@@ -13,6 +13,7 @@ import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -97,7 +98,7 @@ class SlowReader:
         self.let_go.set()
 
     async def run(self, app: InProcess) -> None:
-        scope = {
+        scope: dict[str, Any] = {
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
@@ -133,7 +134,7 @@ class SlowReader:
                 if self.pace_s is not None and not self.aborted:
                     await asyncio.sleep(self.pace_s)
 
-        ABORT_CONNECTION.set(self.abort)  # this task's own context, as the protocol's cycle
+        scope[ABORT_CONNECTION] = self.abort  # as the protocol puts it there
         await app.app(scope, receive, send)
 
     @property

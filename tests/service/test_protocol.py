@@ -19,6 +19,7 @@ from uvicorn.server import ServerState
 from faceflow.config import ServerSettings
 from faceflow.runtime.pool import PLACE_OWNER
 from faceflow.service.answers import (
+    ABORT_CONNECTION,
     GIVE_WAY_IDLE_S,
     SLICE_BYTES,
     AnswerBudget,
@@ -1175,7 +1176,7 @@ class OneClientsAnswer:
         assert try_take(self.budget, len(self.body))
         length = (b"content-length", str(len(self.body)).encode())
         self.sending.set()  # send_taken counts it before its first wait
-        await send_taken(send, self.budget, 200, [length], self.body)
+        await send_taken(send, self.budget, 200, [length], self.body, scope[ABORT_CONNECTION])
 
 
 async def test_an_answer_giving_way_closes_its_connection_at_once(

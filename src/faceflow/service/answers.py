@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 
 from starlette.background import BackgroundTask
 from starlette.responses import Response
@@ -75,13 +74,15 @@ GIVE_WAY_IDLE_S = 1.0
 """An answer whose ``send`` has waited longer than this for its client to take a slice may be
 cut to make room for another client's answer (module doc)."""
 
-ABORT_CONNECTION: ContextVar[Callable[[], None] | None] = ContextVar(
-    "faceflow_abort_connection", default=None
-)
-"""Closes the request's connection at once, its buffers dropped, and has a ``send`` waiting on
-it return: set by the HTTP protocol in each request's task. Without it (another ASGI server) a
-cut answer's task is cancelled while it waits, and the app returns with the answer unfinished,
-which the server ends by closing the connection."""
+ABORT_CONNECTION = "faceflow.abort_connection"
+"""The ASGI scope's key for what closes the request's connection at once, its buffers dropped,
+and has a ``send`` waiting on it return: put there by the HTTP protocol for each request (a key
+of the scope, not a context variable: setting one for every request's task cost a cache hit
+≈ 0.5 % of its instructions, its other variables' lookups made slower). Without it (another ASGI
+server) a cut answer's task is cancelled while it waits, and the app returns with the answer
+unfinished, which the server ends by closing the connection."""
+
+Abort = Callable[[], None]
 
 
 class Sending:
@@ -90,13 +91,13 @@ class Sending:
 
     __slots__ = ("_abort", "_task", "cut", "owner", "size", "waiting_since")
 
-    def __init__(self, owner: str | None, size: int) -> None:
+    def __init__(self, owner: str | None, size: int, abort: Abort | None) -> None:
         self.owner = owner
         self.size = size
         self.waiting_since: float | None = None
         self.cut = False
         """True once it gave way: its bytes are given back, nothing more of it is sent."""
-        self._abort = ABORT_CONNECTION.get()
+        self._abort = abort
         self._task = asyncio.current_task()
 
     def waited(self, now: float) -> float:
@@ -175,9 +176,10 @@ class AnswerBudget(ClientBudget):
             self.given_way += 1
             answer.give_way()
 
-    def begin(self, owner: str | None, size: int) -> Sending:
-        """An answer of ``size`` bytes taken for ``owner`` starts being sent."""
-        answer = Sending(owner, size)
+    def begin(self, owner: str | None, size: int, abort: Abort | None) -> Sending:
+        """An answer of ``size`` bytes taken for ``owner`` starts being sent on the connection
+        ``abort`` closes (:data:`ABORT_CONNECTION`)."""
+        answer = Sending(owner, size, abort)
         self.sending.add(answer)
         return answer
 
@@ -235,18 +237,21 @@ async def send_taken(
     status: int,
     headers: list[tuple[bytes, bytes]],
     body: bytes,
+    abort: Abort | None = None,
 ) -> None:
     """Send ``body`` with ``status`` and ``headers`` (Content-Length included) as ASGI messages,
     once :func:`try_take` let it through in this request's context: whole when it is one slice
-    or less (or there is no budget), else in slices, giving its bytes back to ``budget`` (for the
-    request's client) once the transport holds no more than its low-water mark of them (module
+    or less (or there is no budget), else in slices on the connection ``abort`` closes (the
+    scope's :data:`ABORT_CONNECTION`, for an answer cut to make room), giving its bytes back to
+    ``budget`` (for the request's client) once the transport holds no more than its low-water
+    mark of them (module
     doc)."""
     size = len(body)
     if size <= SLICE_BYTES or budget is None:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return
-    answer = budget.begin(PLACE_OWNER.get(), size)
+    answer = budget.begin(PLACE_OWNER.get(), size, abort)
     try:
         await send_slices(send, status, headers, body, answer)
     finally:
@@ -311,11 +316,12 @@ async def send_answer(
     status: int,
     headers: list[tuple[bytes, bytes]],
     body: bytes,
+    abort: Abort | None = None,
 ) -> None:
     """:func:`send_taken` for an answer :func:`try_take` lets through, else ``503 overloaded``
     (:func:`refusal`) instead."""
     if try_take(budget, len(body)):
-        await send_taken(send, budget, status, headers, body)
+        await send_taken(send, budget, status, headers, body, abort)
         return
     refused = faceflow_error_response(refusal(budget))
     await send_taken(send, None, refused.status_code, refused.raw_headers, bytes(refused.body))
@@ -350,6 +356,13 @@ class Answer(Response):
         self._budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send_answer(send, self._budget, self.status_code, self.raw_headers, bytes(self.body))
+        await send_answer(
+            send,
+            self._budget,
+            self.status_code,
+            self.raw_headers,
+            bytes(self.body),
+            scope.get(ABORT_CONNECTION),
+        )
         if self.background is not None:
             await self.background()

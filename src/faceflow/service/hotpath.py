@@ -37,7 +37,13 @@ from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter
 from faceflow.operations.faces import FACE_OPTIONS, FaceWork
 from faceflow.runtime.pool import PLACE_OWNER
-from faceflow.service.answers import SLICE_BYTES, refusal, send_taken, try_take
+from faceflow.service.answers import (
+    ABORT_CONNECTION,
+    SLICE_BYTES,
+    refusal,
+    send_taken,
+    try_take,
+)
 from faceflow.service.errors import error_answer, faceflow_error_response
 from faceflow.service.guard import check_request
 from faceflow.service.middleware import CLIENT_CLOSED, NOSNIFF, RequestContext, with_request_id
@@ -202,7 +208,7 @@ class HotPath:
         # a large body in slices, against the budget it was just taken from (a hit's body is
         # its own copy of the cached one).
         answer_headers = [*hit_headers, *extra] if extra else hit_headers
-        await send_taken(send, budget, 200, answer_headers, entry.body)
+        await send_taken(send, budget, 200, answer_headers, entry.body, scope.get(ABORT_CONNECTION))
         return None
 
     @staticmethod

@@ -382,13 +382,6 @@ class _Cycle(RequestResponseCycle):
     writes, its access log on) and for anything but an answer's start.
     """
 
-    async def run_asgi(self, app: ASGI3Application) -> None:
-        # Set in the task's own context: uvicorn may start it in an empty one.
-        writes = self.transport
-        if isinstance(writes, _OneWritePerResponse):
-            ABORT_CONNECTION.set(writes.abort)
-        await super().run_asgi(app)
-
     async def send(self, message: Message) -> None:  # type: ignore[override]
         starts = message["type"] == "http.response.start"
         if self.more_body and starts:
@@ -610,6 +603,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             # from its own on_headers_complete, before faceflow's there has made it a _Cycle.
             cycle.transport = cast(asyncio.Transport, self._writes)
             cycle.__class__ = _Cycle
+            cycle.scope[ABORT_CONNECTION] = self._writes.abort  # type: ignore[literal-required]
         super()._start_asgi_task(cycle, app)
 
     def connection_lost(self, exc: Exception | None) -> None:
