@@ -263,16 +263,28 @@ async def test_a_client_alone_keeps_the_whole_budget(
     assert all(reader.body == answer for reader in slow)
 
 
+async def two_cached_answers(
+    app: InProcess, face_jpeg: bytes
+) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+    """Two uploads whose annotations are cached, each a third of the small budget: (upload,
+    answer) for the slow client's and for the other client's."""
+    pairs = []
+    for mark in (b"s", b"o"):
+        data, answer = fresh(face_jpeg), b"\x89PNG" + mark * THIRD
+        await cached(app, data, Operation.ANNOTATE, answer)
+        pairs.append((data, answer))
+    return pairs[0], pairs[1]
+
+
 async def test_a_lone_clients_stalled_answers_give_way_to_another_clients(
     small_budget: InProcess, face_jpeg: bytes
 ) -> None:
     # A client alone may take the whole budget; its connections then taking nothing held it
     # until server.send_timeout_s dropped them, and a client arriving meanwhile had every large
     # answer refused 503 (30 s). Now the answer waiting longest for its client gives way.
-    slow_data, other_data = fresh(face_jpeg), fresh(face_jpeg)
-    slow_answer, other_answer = b"\x89PNG" + b"s" * THIRD, b"\x89PNG" + b"o" * THIRD
-    await cached(small_budget, slow_data, Operation.ANNOTATE, slow_answer)
-    await cached(small_budget, other_data, Operation.ANNOTATE, other_answer)
+    (slow_data, slow_answer), (other_data, other_answer) = await two_cached_answers(
+        small_budget, face_jpeg
+    )
     budget = small_budget.services.answer_budget
     assert budget is not None
     slow = [SlowReader("/v1/annotate", slow_data) for _ in range(4)]
@@ -305,10 +317,7 @@ async def test_answers_taken_at_a_normal_pace_never_give_way(
 ) -> None:
     # Each slice is taken within a fifth of the idle time that lets an answer be cut: the
     # other client waits its turn (503) rather than cut a client that reads.
-    slow_data, other_data = fresh(face_jpeg), fresh(face_jpeg)
-    slow_answer, other_answer = b"\x89PNG" + b"s" * THIRD, b"\x89PNG" + b"o" * THIRD
-    await cached(small_budget, slow_data, Operation.ANNOTATE, slow_answer)
-    await cached(small_budget, other_data, Operation.ANNOTATE, other_answer)
+    (slow_data, slow_answer), (other_data, _) = await two_cached_answers(small_budget, face_jpeg)
     budget = small_budget.services.answer_budget
     assert budget is not None
     readers = [SlowReader("/v1/annotate", slow_data) for _ in range(4)]
