@@ -39,6 +39,7 @@ from faceflow.pipeline.idphoto.compliance.regions import (
     eye_distance_px,
     lab_patch,
     matte_box,
+    matte_top,
 )
 from faceflow.pipeline.idphoto.compliance.report import Check, CheckStatus, Limit, at_least
 from faceflow.pipeline.idphoto.matte import Matte
@@ -355,14 +356,8 @@ def head_top(matte: Matte, face: Face, distance: float) -> float | None:
             (marks.right_eye.x + marks.left_eye.x) / 2, (marks.right_eye.y + marks.left_eye.y) / 2
         )
     )
-    reach = 0.15 * distance * scale
-    column = matte.alpha[:, max(0, round(at.x - reach)) : max(0, round(at.x + reach) + 1)]
-    if column.size == 0:
-        return None
-    rows = np.nonzero(column.mean(axis=1) > 0.5)[0]
-    if rows.size == 0:
-        return None
-    return float((at.y - rows[0]) / (distance * scale))
+    top = matte_top(matte, at.x, 0.15 * distance * scale)
+    return None if top is None else float((at.y - top) / (distance * scale))
 
 
 def crown_colour(

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from faceflow.domain import Face, Point
+from faceflow.pipeline.idphoto.compliance.regions import matte_top
 from faceflow.pipeline.idphoto.compliance.report import (
     Check,
     CheckStatus,
@@ -202,12 +203,8 @@ def head_dome(matte: Matte, head: HeadGeometry) -> float:
     reach = max(1, round(0.05 * distance))
 
     def height(offset: float) -> float:
-        x = round(at.x + offset * distance)
-        column = matte.alpha[:, max(0, x - reach) : max(0, x + reach + 1)]
-        if column.size == 0:  # beside the cut-out's crop
-            return math.nan
-        rows = np.nonzero(column.mean(axis=1) > 0.5)[0]
-        return float((at.y - rows[0]) / distance) if len(rows) else math.nan
+        top = matte_top(matte, round(at.x + offset * distance), reach)
+        return math.nan if top is None else float((at.y - top) / distance)
 
     middle = [height(offset) for offset in (-0.2, -0.1, 0.0, 0.1, 0.2)]
     sides = [height(offset) for offset in (-0.6, -0.5, 0.5, 0.6)]

@@ -55,6 +55,17 @@ def matte_box(matte: Matte, centre: Point, half_w: float, half_h: float) -> tupl
     return slice(y1, y2), slice(x1, x2)
 
 
+def matte_top(matte: Matte, x: float, half_w: float) -> int | None:
+    """The first row of the matte where a column ``half_w`` either side of ``x`` (both in matte
+    px) is over half opaque on average: the top of the cut-out there (a head's, or what it
+    wears); None when the column lies beside the matte or holds none of the cut-out."""
+    column = matte.alpha[:, max(0, round(x - half_w)) : max(0, round(x + half_w) + 1)]
+    if column.size == 0:
+        return None
+    rows = np.nonzero(column.mean(axis=1) > 0.5)[0]
+    return int(rows[0]) if rows.size else None
+
+
 def lab_patch(
     lab: NDArray[np.float32], matte: Matte, centre: Point, half_w: float, half_h: float
 ) -> NDArray[np.float32]:
