@@ -25,8 +25,7 @@ Behind these checks Pillow's ``MAX_IMAGE_PIXELS`` is set to the same budget, wit
 Pillow never escapes from here: every exception it raises on hostile input becomes one of the typed
 errors above. One that says nothing of the bytes (MemoryError, an OSError of the system's) is
 not ``undecodable``, whose answer is cached for the cache's TTL: a 500, answered afresh at the
-next try. Nothing is written to disk and
-``cv2.imdecode`` is never used on these bytes.
+next try. Nothing is written to disk and ``cv2.imdecode`` is never used on these bytes.
 """
 
 from __future__ import annotations
