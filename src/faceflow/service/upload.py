@@ -90,6 +90,19 @@ def parse_options_header(value: str | bytes) -> tuple[bytes, dict[bytes, bytes]]
 
     InvalidParameter for a value of more than :data:`MAX_HEADER_OPTIONS` semicolons, before it is
     walked."""
+    if len(value) > _MEMO_HEAD_BYTES:
+        return _walked_options(value)
+    return _memoised_options(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _memoised_options(value: str | bytes) -> tuple[bytes, dict[bytes, bytes]]:
+    return _walked_options(value)
+
+
+def _walked_options(value: str | bytes) -> tuple[bytes, dict[bytes, bytes]]:
+    """python-multipart's parse of ``value``, refused past :data:`MAX_HEADER_OPTIONS`
+    semicolons (counted here, once per value not memoised: a refused one never is)."""
     pieces = value.count(";") if isinstance(value, str) else value.count(b";")
     if pieces > MAX_HEADER_OPTIONS:
         raise InvalidParameter(
@@ -97,13 +110,6 @@ def parse_options_header(value: str | bytes) -> tuple[bytes, dict[bytes, bytes]]
             f" {pieces} semicolons; at most {MAX_HEADER_OPTIONS} are read",
             {"limit": MAX_HEADER_OPTIONS},
         )
-    if len(value) > _MEMO_HEAD_BYTES:
-        return _parse_options_header(value)
-    return _memoised_options(value)
-
-
-@functools.lru_cache(maxsize=256)
-def _memoised_options(value: str | bytes) -> tuple[bytes, dict[bytes, bytes]]:
     return _parse_options_header(value)
 
 
