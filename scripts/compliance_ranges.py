@@ -53,6 +53,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     judge,
     knit_hat,
     mosaic,
+    no_photo,
     open_mouth,
     real_photos,
     red_eye,
@@ -178,11 +179,6 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
         for share in (0.25, 0.5, 0.75, 1)
     ),
 )
-
-
-def no_photo(name: str) -> NDArray[np.uint8]:
-    """For edits of a face region, which take no other photo."""
-    raise KeyError(name)
 
 
 def shown(report: ComplianceReport, name: str) -> str:

@@ -23,16 +23,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fixtures.environment import TESTDATA
-from tests.pipeline.idphoto.verdict_cases import CAP_COLOURS, cap_on_crown, real_faces
+from tests.pipeline.idphoto.verdict_cases import CAP_COLOURS, capped_mattes, real_faces
 
 from faceflow.config import Settings
 from faceflow.domain import Face
-from faceflow.errors import NoSubject
 from faceflow.pipeline.idphoto.compliance.features import (
     CROWN_DE_WARN,
     crown_colour,
@@ -40,16 +38,11 @@ from faceflow.pipeline.idphoto.compliance.features import (
     head_top,
 )
 from faceflow.pipeline.idphoto.compliance.regions import eye_distance_px
-from faceflow.pipeline.idphoto.matte import Matte, compute_matte
+from faceflow.pipeline.idphoto.matte import Matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
 from faceflow.runtime.context import load_context
-
-
-def no_photo(name: str) -> NDArray[np.uint8]:
-    """For the cap's edit, which takes no other photo."""
-    raise KeyError(name)
 
 
 def measured(matte: Matte, face: Face) -> tuple[float | None, float | None]:
@@ -77,7 +70,7 @@ def main() -> None:
     dropped: Counter[str] = Counter()
     no_room = 0
     for real_face in real_faces(TESTDATA, context.models):
-        path, rgb, face, matte = real_face.path, real_face.rgb, real_face.face, real_face.matte
+        path, face, matte = real_face.path, real_face.face, real_face.matte
         distance = eye_distance_px(face)
         top, crown = measured(matte, face)
         if crown is None or top is None:
@@ -91,11 +84,8 @@ def main() -> None:
         if eyes_y - (top + 0.15) * distance < 0:
             no_room += 1
             continue
-        for colour in CAP_COLOURS:
-            capped = cap_on_crown(colour, round(top + 0.1, 2))(rgb, face, no_photo)
-            try:
-                capped_matte = compute_matte(capped, face, context.models.segmenter)
-            except NoSubject:
+        for colour, capped_matte in capped_mattes(real_face, top + 0.1, context.models.segmenter):
+            if capped_matte is None:
                 dropped[colour] += 1
                 continue
             capped_top, capped_crown = measured(capped_matte, face)

@@ -21,28 +21,20 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
-from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fixtures.environment import TESTDATA
-from tests.pipeline.idphoto.verdict_cases import CAP_COLOURS, cap_on_crown, real_faces
+from tests.pipeline.idphoto.verdict_cases import capped_mattes, real_faces
 
 from faceflow.config import Settings
 from faceflow.domain import Face
-from faceflow.errors import NoSubject
 from faceflow.pipeline.idphoto.compliance.features import head_top
 from faceflow.pipeline.idphoto.compliance.geometry import HEAD_DOME_MIN, HEAD_TOP_WARN, head_dome
 from faceflow.pipeline.idphoto.compliance.regions import eye_distance_px
 from faceflow.pipeline.idphoto.layout import measure_head
-from faceflow.pipeline.idphoto.matte import Matte, compute_matte
+from faceflow.pipeline.idphoto.matte import Matte
 from faceflow.runtime.context import load_context
-
-
-def no_photo(name: str) -> NDArray[np.uint8]:
-    """For the cap's edit, which takes no other photo."""
-    raise KeyError(name)
 
 
 def crown(matte: Matte, face: Face) -> tuple[float, float, bool]:
@@ -67,7 +59,7 @@ def main() -> None:
     kept: list[tuple[float, float]] = []
     dropped: list[tuple[float, float, str]] = []
     for real_face in real_faces(TESTDATA, context.models):
-        path, rgb, face, matte = real_face.path, real_face.rgb, real_face.face, real_face.matte
+        path, face, matte = real_face.path, real_face.face, real_face.matte
         distance = eye_distance_px(face)
         value, dome, visible = crown(matte, face)
         if not visible:
@@ -78,11 +70,8 @@ def main() -> None:
         eyes_y = (face.landmarks.right_eye.y + face.landmarks.left_eye.y) / 2
         if top is None or distance < 40 or eyes_y - (top + 0.15) * distance < 0:
             continue
-        for colour in CAP_COLOURS:
-            capped = cap_on_crown(colour, round(top + 0.1, 2))(rgb, face, no_photo)
-            try:
-                capped_matte = compute_matte(capped, face, context.models.segmenter)
-            except NoSubject:
+        for colour, capped_matte in capped_mattes(real_face, top + 0.1, context.models.segmenter):
+            if capped_matte is None:
                 continue
             capped_top = head_top(capped_matte, face, distance)
             capped_value, capped_dome, _ = crown(capped_matte, face)

@@ -733,6 +733,26 @@ def cap_on_crown(colour: str, top: float = 2.3) -> Edit:
     return edit
 
 
+def no_photo(name: str) -> Rgb:
+    """The other photos an edit may take, for edits that take none (a cap's, a face region's)."""
+    raise KeyError(name)
+
+
+def capped_mattes(
+    real: RealFace, top: float, segmenter: U2NetpSegmenter
+) -> Iterator[tuple[str, Matte | None]]:
+    """Each cap of :data:`CAP_COLOURS` drawn worn high on ``real``'s head
+    (:func:`cap_on_crown`, its top ``top`` eye distances above the eyes), cut out as the service
+    does: None where the cut-out finds no subject (scripts/crown_colour.py, head_top.py)."""
+    for colour in CAP_COLOURS:
+        capped = cap_on_crown(colour, round(top, 2))(real.rgb, real.face, no_photo)
+        try:
+            matte: Matte | None = compute_matte(capped, real.face, segmenter)
+        except NoSubject:
+            matte = None
+        yield colour, matte
+
+
 def fringe(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
     """A fringe of the person's own hair (its colour beside the head, at the eye line) over
     the forehead, ending 0.5 eye distances above the eyes: the brows stay in view."""
