@@ -3,7 +3,7 @@
     .venv/bin/python bench/faults.py [--image PATH] [--seconds 8]
 
 Starts its own ``faceflow serve`` (2 inference processes) and ``redis-server`` on free loopback
-ports, stops them by PID, and prints one markdown table (the README's "Faults survived"):
+ports, stops them by PID, and prints one markdown table ("Faults survived" in docs/reliability.md):
 
 * inference process killed: a never-seen upload is sent, the inference process whose CPU time
   starts moving (the one running it) is SIGKILLed mid-request; what the client gets, how long until

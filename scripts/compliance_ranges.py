@@ -3,8 +3,8 @@ the thresholds of `yaw` (the head's turn), `colour` (and its toned photos), `res
 enlarged sources, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `motion_blur`,
 `eye_glare`, `red_eye`, `eyes_open`, `eyes_visible`'s covered eye, `tinted_lenses`,
 `forehead_visible` and `eye_shadow`, the mouth's (teeth, the lips apart), the glasses', and the
-clothes' against each preset background (faceflow/pipeline/idphoto/compliance/, the README's
-check table).
+clothes' against each preset background (faceflow/pipeline/idphoto/compliance/, the check table
+in docs/id-photos.md).
 
     .venv/bin/python scripts/compliance_ranges.py
 

@@ -1,6 +1,6 @@
 """Cut-out defects on the ID-photo path: real portraits laid before new walls, made ICAO photos,
-with the verdict each gets: the figures behind the README's note that objects of the old
-background kept beside the head are not judged yet.
+with the verdict each gets: the figures behind the note in docs/id-photos.md that objects of the
+old background kept beside the head are not judged yet.
 
     .venv/bin/python scripts/cutout_defects.py [--save DIR]
 

@@ -1,6 +1,6 @@
 """The ID-photo verdict table: every labelled case of tests/pipeline/idphoto/verdict_cases.py
 through detection, the matte and the render, with the verdict the report gave and the checks that
-decided it.
+decided it. Its ``--markdown`` output is the verdict table in docs/id-photos.md.
 
     .venv/bin/python scripts/idphoto_verdicts.py [--markdown]
 

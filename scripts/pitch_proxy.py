@@ -1,5 +1,5 @@
 """A head-pitch proxy (chin up / chin down) measured on every face of the test and dev-set photos:
-the figures behind the README's note that there is no pitch check yet.
+the figures behind the note in docs/id-photos.md that there is no pitch check yet.
 
     .venv/bin/python scripts/pitch_proxy.py
 

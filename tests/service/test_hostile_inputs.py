@@ -2,7 +2,7 @@
 
 Every case goes through the whole app in process (routes, the cache-hit fast path, the inference
 process) and asserts the status, the error code and the JSON body; after each one the server must
-still be ready and serving. The README's Reliability section lists the same table.
+still be ready and serving. docs/reliability.md (The battery) lists the same table.
 """
 
 from __future__ import annotations

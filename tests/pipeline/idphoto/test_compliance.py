@@ -1588,7 +1588,7 @@ def test_the_top_of_a_bare_head_is_not_taken_for_a_cap(
     # Hair, dark, grey, auburn, short or long, reads as the hair beside the face (or, bald, as
     # the forehead); measured, not skipped. The highest of the test photos, 6 (portrait_1, the
     # sides of her hair in shade); every real face of the test and dev-set photos is below
-    # CROWN_DE_WARN (README).
+    # CROWN_DE_WARN (docs/id-photos.md).
     item = portrait(photo)
     lab = cv2.cvtColor(item.matte.foreground, cv2.COLOR_RGB2LAB).astype(np.float32)
     distance = eye_distance_px(item.face)

@@ -10,7 +10,7 @@ suit made on white, with the eyes closed or winking, talking, in glasses, in a h
 high, under a brim's shadow, with a lock of hair across an eye, beside a second person (the photo's
 other faces reach the cut-out as the service passes them).
 Each case names the check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py``
-and ``scripts/idphoto_verdicts.py`` (the README's table).
+and ``scripts/idphoto_verdicts.py`` (the verdict table in docs/id-photos.md).
 
 The edit factories are cached: the same arguments give the same function, so the tests can share
 one detection and one matte per edited source (``tests/pipeline/idphoto/conftest.py``).
@@ -1197,7 +1197,7 @@ CASES: tuple[Case, ...] = (
     # A cap worn high leaves the forehead bare: forehead_visible passed it until the top of the
     # head was compared with the hair beside the face and the forehead. A grey one is as near
     # her hair's lit strands as a real crown is to its sides, and still passes: the table's
-    # second wrong verdict (README).
+    # second wrong verdict (docs/id-photos.md).
     Case(
         "portrait_2 in a navy cap worn high",
         "portrait_2.jpg",
@@ -1345,7 +1345,7 @@ CASES: tuple[Case, ...] = (
     # Things of the old backdrop the portrait model keeps with the person show whole on the
     # new background (scripts/cutout_defects.py). A dark door frame is told only by the
     # backdrop's spread (its part away from the head); a dark disc the cut-out keeps whole
-    # leaves the wall plain and passes: no check sees it yet (README), a wrong verdict.
+    # leaves the wall plain and passes: no check sees it yet (docs/id-photos.md), a wrong verdict.
     Case(
         "portrait_2, a dark door frame at the hair",
         "portrait_2.jpg",
