@@ -312,6 +312,38 @@ async def test_a_lone_clients_stalled_answers_give_way_to_another_clients(
     assert budget.used_bytes == 0
 
 
+async def test_a_computation_that_fails_cuts_no_stalled_answer(
+    small_budget: InProcess, face_jpeg: bytes
+) -> None:
+    # Room was made before an image was computed: a render that then failed (here an expired
+    # source= name, 404) had cut another client's stalled answer for nothing. Now the room it
+    # would make lets the render go, and an answer is cut only once one is taken in its place.
+    (slow_data, _), (other_data, other_answer) = await two_cached_answers(small_budget, face_jpeg)
+    budget = small_budget.services.answer_budget
+    assert budget is not None
+    slow = [SlowReader("/v1/annotate", slow_data) for _ in range(4)]
+    reading = [asyncio.create_task(reader.run(small_budget)) for reader in slow]
+    try:
+        for reader in slow:
+            await asyncio.wait_for(reader.reading.wait(), 30)
+        assert budget.reached
+        await asyncio.sleep(2 * GIVE_WAY_IDLE_S)  # none of them takes a byte meanwhile
+        async with small_budget.client(OTHER_PEER) as other:
+            expired = await other.post("/v1/id-photo?source=" + "0" * 64)
+            assert_error(expired, 404, "source_expired")  # not refused: room could be made
+            assert budget.given_way == 0, "cut for a render that failed"
+            assert not any(reader.aborted for reader in slow)
+            answered = await other.post("/v1/annotate", content=other_data)
+        assert answered.status_code == 200
+        assert answered.content == other_answer
+        assert budget.given_way == 1
+    finally:
+        for reader in slow:
+            reader.let_go.set()
+        await asyncio.wait_for(asyncio.gather(*reading), 30)
+    assert budget.used_bytes == 0
+
+
 async def test_answers_taken_at_a_normal_pace_never_give_way(
     small_budget: InProcess, face_jpeg: bytes
 ) -> None:

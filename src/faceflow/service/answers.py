@@ -32,7 +32,9 @@ budget reached, the answers of a client holding more than its half that have wai
 drains from its high-water mark to its low one, 64 → 16 KiB, for ``send`` to return) are cut,
 the longest waiting first, only as many as make room and only while their client is over its
 half: the connection is closed (:data:`ABORT_CONNECTION`) and the bytes given back. An answer
-taken at a slice a second or faster is never cut.
+taken at a slice a second or faster is never cut. An image to compute is let through on the
+room such cuts would make, but they are made only once its answer is taken: a computation that
+failed had cut an answer for nothing.
 """
 
 from __future__ import annotations
@@ -139,15 +141,25 @@ class AnswerBudget(ClientBudget):
         """Answers cut to make room since start."""
 
     def make_room(self, owner: str | None, n: int) -> None:
+        """Cut the answers :meth:`room_to_make` finds for ``owner``'s ``n`` bytes, their bytes
+        given back: called only when the bytes are taken next (:func:`try_take`), so that no
+        answer is cut for one that is then not sent."""
+        for answer in self.room_to_make(owner, n):
+            self.sending.discard(answer)
+            self.give_for(answer.owner, answer.size)
+            self.given_way += 1
+            answer.give_way()
+
+    def room_to_make(self, owner: str | None, n: int) -> list[Sending]:
         """Once the budget is reached, and ``owner``'s ``n`` bytes would not be kept from it for
-        its share: cut the answers of clients over their share (other than ``owner``) that have
-        waited over :data:`GIVE_WAY_IDLE_S`, the longest waiting first, until the budget is
-        under its limit; none when all of them would not bring it there (cutting them would help
-        no one), and none of a client once it is down to its share."""
+        its share: the answers of clients over their share (other than ``owner``) that have
+        waited over :data:`GIVE_WAY_IDLE_S`, the longest waiting first, whose cut would bring
+        the budget under its limit; none when all of them would not (cutting them would help
+        no one), and none of a client once it is down to its share. Nothing is cut."""
         if not self.reached or owner is None or not self.keep_for_others or not self.sending:
-            return
+            return []
         if self._kept_from(owner, n):
-            return
+            return []
         now = time.monotonic()
         stalled = [
             (waited, holder, answer)
@@ -168,13 +180,7 @@ class AnswerBudget(ClientBudget):
             held[holder] -= answer.size
             shortfall -= answer.size
             cut.append(answer)
-        if shortfall > 0:
-            return
-        for answer in cut:
-            self.sending.discard(answer)
-            self.give_for(answer.owner, answer.size)
-            self.given_way += 1
-            answer.give_way()
+        return [] if shortfall > 0 else cut
 
     def begin(self, owner: str | None, size: int, abort: Abort | None) -> Sending:
         """An answer of ``size`` bytes taken for ``owner`` starts being sent on the connection
@@ -210,12 +216,17 @@ def refusal(budget: AnswerBudget | None) -> Overloaded:
 def check_room(budget: AnswerBudget | None) -> None:
     """Refuse (Overloaded) before computing an answer that may need the budget, once it is
     reached or the request's client holds its share of it: the answer would be refused when
-    made."""
+    made, unless stalled answers would give way to it (:meth:`AnswerBudget.room_to_make`)."""
     if budget is None:
         return
     owner = PLACE_OWNER.get()
-    budget.make_room(owner, 1)
-    if not budget.room_for(owner):
+    if budget.room_for(owner):
+        return
+    # Room that cutting stalled answers would make lets the computation go, but they are cut
+    # only once its answer is taken (try_take): a computation that then fails (a source= name
+    # expired, no face, the pool full), or whose answer is one slice or less, cut an answer
+    # its client was still to get, for nothing.
+    if not budget.room_to_make(owner, 1):
         raise refusal(budget)
 
 
