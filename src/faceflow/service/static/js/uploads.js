@@ -2,6 +2,7 @@
 // Events: "change" (items or selection changed) and "progress" (an upload moved on).
 
 import { ApiError, isAbort, parseServerTiming, request } from "./api.js";
+import { AutoRetry } from "./retry.js";
 
 let nextId = 1;
 
@@ -22,9 +23,8 @@ export class Photo {
     this.cache = null;
     this.elapsedMs = null;
     this.controller = null; // aborts its analysis while it is on its way
-    // A 429 is tried again on its own once its Retry-After is over, once a time: "pending" until
-    // then, "done" after (a second 429 waits for the person's Retry).
-    this.autoRetry = null;
+    // A 429 is tried again on its own once its Retry-After is over (the pump waits it), once.
+    this.autoRetry = new AutoRetry();
   }
 }
 
@@ -86,7 +86,7 @@ export class PhotoQueue extends EventTarget {
   }
 
   retry(photo) {
-    photo.autoRetry = null;
+    photo.autoRetry.reset();
     photo.status = "waiting";
     photo.error = null;
     photo.progress = 0;
@@ -114,10 +114,8 @@ export class PhotoQueue extends EventTarget {
         // A busy or rate-limited server said when to come back: the rest of the queue waits.
         const pause = photo.status === "error" ? photo.error.retryAfter : null;
         if (pause) await new Promise((resume) => setTimeout(resume, pause * 1000));
-        // Rate limited, the photo asked for nothing wrong: it goes again first, once. (Busy is
-        // left to the person: a server short of workers may stay so, a limit's window passes.)
-        if (photo.autoRetry === "pending" && photo.status === "error" && this.items.includes(photo)) {
-          photo.autoRetry = "done";
+        // Rate limited, the photo asked for nothing wrong: it goes again first (retry.js).
+        if (photo.status === "error" && this.items.includes(photo) && photo.autoRetry.take()) {
           photo.status = "waiting";
           photo.error = null;
           photo.progress = 0;
@@ -174,7 +172,7 @@ export class PhotoQueue extends EventTarget {
   }
 
   #fail(photo, error) {
-    if (error.code === "rate_limited" && error.retryAfter !== null && photo.autoRetry === null) photo.autoRetry = "pending";
+    photo.autoRetry.note(error);
     photo.status = "error";
     photo.error = error;
     this.#emit("change");

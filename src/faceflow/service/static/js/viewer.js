@@ -223,7 +223,7 @@ export class Viewer {
       showError(this.#notice, photo.error, {
         limits: this.limits(),
         // The countdown says whether the page tries again at zero or the person must press Retry.
-        autoRetry: photo.autoRetry === "pending",
+        autoRetry: photo.autoRetry.pending,
         onRetry: retryable ? () => this.queue.retry(photo) : null,
         // The photo retried, in the strip: its label says how it goes ("Uploading 40%").
         retryFocus: () => this.#thumbs.get(photo.id),
