@@ -470,6 +470,57 @@ def test_a_rate_limited_photo_is_tried_again_once_on_its_own(
     expect(alert).to_have_count(0)
 
 
+def test_a_rate_limited_id_photo_is_made_again_once_on_its_own(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """The ID photo follows the photos' rule (static/js/retry.js): after a 429 it is asked for
+    again by itself once Retry-After is over, once; a second 429 leaves Retry to the person."""
+    page = clocked_page(open_page, live_server)
+    refused: list[str] = []
+    page.route("**/v1/id-photo?*", refusing(429, "rate_limited", refused))
+    page.clock.pause_at(page.evaluate("Date.now()") + 1)
+    pick(page, testdata / "portrait_1.jpg")
+    alert = page.locator("#idphoto-notice [role=alert]")
+    expect(alert).to_contain_text("Too many requests")
+    expect(alert).to_contain_text(f"Trying again on its own in {RETRY_AFTER_S} s")
+    page.click("#lang-switch")
+    expect(alert).to_contain_text(f"{RETRY_AFTER_S} 秒后自动重试")
+    page.click("#lang-switch")
+    assert len(refused) == 1
+
+    run_clock(page, RETRY_AFTER_S * 1000)
+    expect(alert).to_contain_text(f"Retry after {RETRY_AFTER_S} s")
+    assert len(refused) == 2
+    run_clock(page, RETRY_AFTER_S * 1000)
+    expect(alert).to_contain_text("You can retry now")
+    assert len(refused) == 2
+
+    page.unroute("**/v1/id-photo?*")
+    alert.get_by_role("button", name="Retry").click()
+    wait_for_id_photo(page)
+    expect(alert).to_have_count(0)
+
+
+def test_a_rate_limited_print_sheet_comes_on_its_own_after_retry_after(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """The print sheet's download follows the same rule (retry.js): a 429, then the sheet."""
+    page = clocked_page(open_page, live_server)
+    pick(page, testdata / "portrait_1.jpg")
+    wait_for_id_photo(page)
+    refused: list[str] = []
+    page.route("**/v1/id-photo?*sheet=*", refusing(429, "rate_limited", refused), times=1)
+    page.clock.pause_at(page.evaluate("Date.now()") + 1)
+    page.click("#download-sheet")
+    alert = page.locator("#idphoto-notice [role=alert]")
+    expect(alert).to_contain_text(f"Trying again on its own in {RETRY_AFTER_S} s")
+    with page.expect_download() as sheet:
+        run_clock(page, RETRY_AFTER_S * 1000)
+    assert sheet.value.suggested_filename.endswith("-sheet-6inch.jpg")
+    assert len(refused) == 1
+    expect(alert).to_have_count(0)
+
+
 def test_retry_leaves_the_focus_on_what_was_retried(
     open_page: OpenPage, live_server: LiveServer, testdata: Path
 ) -> None:

@@ -12,6 +12,7 @@ import { formatBytes, formatMs } from "./messages.js";
 import { clearNotice, showError, showNotice } from "./notice.js";
 import { PreviewDialog } from "./preview.js";
 import { fillPrintSheet } from "./printreport.js";
+import { AutoRetry } from "./retry.js";
 import { uploadFor } from "./shrink.js";
 
 const PREVIEW_DELAY_MS = 250;
@@ -190,6 +191,8 @@ export class IdPhotoPanel {
   #sheetBusy = false; // a print sheet is on its way: one at a time
   #phase = null; // [phase, fraction] of the progress on show, to say again in another language
   #failed = false; // the last render failed: the photo on show is an older one
+  #autoRetry = new AutoRetry(); // the render's, after a 429
+  #sheetRetry = new AutoRetry(); // the print sheet's, after a 429
   #schedule = debounce(() => this.make({ unlessShown: true }), PREVIEW_DELAY_MS);
 
   constructor(queue, { limits, askKey }) {
@@ -434,6 +437,8 @@ export class IdPhotoPanel {
     if (ready === this.#source || !this.#available) return;
     this.#source = ready;
     this.#schedule.cancel();
+    this.#autoRetry.reset();
+    this.#sheetRetry.reset();
     this.#controller?.abort();
     this.#uploading = null;
     this.#again = false;
@@ -519,8 +524,9 @@ export class IdPhotoPanel {
   /**
    * Make the preview for the current choices now, replacing any request still running. With
    * `unlessShown`, choices that end where they started (a colour dragged and put back) cost nothing.
+   * `again`: the automatic retry after a 429 (retry.js), which a later 429 leaves to the person.
    */
-  async make({ unlessShown = false } = {}) {
+  async make({ unlessShown = false, again = false } = {}) {
     const photo = this.#source;
     if (!photo || !this.#available) return;
     const params = this.#choices();
@@ -533,6 +539,7 @@ export class IdPhotoPanel {
       this.#syncStale();
       return;
     }
+    if (!again) this.#autoRetry.reset();
     this.#controller?.abort();
     const controller = new AbortController();
     this.#controller = controller;
@@ -566,7 +573,11 @@ export class IdPhotoPanel {
       }
       // The last good photo stays, marked out of date, with the error and Retry above it.
       this.#failed = true;
-      this.#say(() => showError(this.#notice, error, { limits: this.limits(), onRetry: error.retryable ? () => this.make() : null }));
+      const autoRetry = this.#autoRetry.schedule(error, () => {
+        this.#unsay();
+        this.make({ again: true });
+      });
+      this.#say(() => showError(this.#notice, error, { limits: this.limits(), autoRetry, onRetry: error.retryable ? () => this.make() : null }));
     } finally {
       if (this.#controller === controller) {
         this.#controller = null;
@@ -710,9 +721,11 @@ export class IdPhotoPanel {
     downloadBlob(blob, `${this.#baseName()}-id-photo-${params.spec}-report.json`);
   }
 
-  async #saveSheet() {
+  /** Download the print sheet; `again`: as for make(). */
+  async #saveSheet({ again = false } = {}) {
     const photo = this.#source;
     if (!photo) return;
+    if (!again) this.#sheetRetry.reset();
     this.#sheetBusy = true;
     this.#downloadSheet.disabled = true;
     this.#downloadSheet.textContent = t("idphoto.preparing");
@@ -724,7 +737,11 @@ export class IdPhotoPanel {
       const response = await this.#render(photo, params);
       downloadBlob(response.blob, name);
     } catch (error) {
-      this.#say(() => showError(this.#notice, error, { limits: this.limits(), onRetry: error.retryable ? () => this.#saveSheet() : null }));
+      const autoRetry = this.#sheetRetry.schedule(error, () => {
+        this.#unsay();
+        this.#saveSheet({ again: true });
+      });
+      this.#say(() => showError(this.#notice, error, { limits: this.limits(), autoRetry, onRetry: error.retryable ? () => this.#saveSheet() : null }));
     } finally {
       this.#sheetBusy = false;
       this.#downloadSheet.textContent = t("idphoto.downloadSheet");
