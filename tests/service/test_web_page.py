@@ -521,6 +521,62 @@ def test_a_rate_limited_print_sheet_comes_on_its_own_after_retry_after(
     expect(alert).to_have_count(0)
 
 
+@pytest.mark.usefixtures("pulled_examples")
+def test_a_rate_limited_example_photo_is_fetched_again_once_on_its_own(
+    open_page: OpenPage, live_server: LiveServer
+) -> None:
+    """An example photo follows the same rule as the photos and the ID photo (retry.js)."""
+    page = clocked_page(open_page, live_server)
+    example = page.locator("[data-example=astronaut]")
+    expect(example).to_be_visible()
+    refused: list[str] = []
+    page.route("**/v1/examples/astronaut", refusing(429, "rate_limited", refused))
+    page.clock.pause_at(page.evaluate("Date.now()") + 1)
+    example.click()
+    alert = page.locator("#example-notice [role=alert]")
+    expect(alert).to_contain_text("Too many requests")
+    expect(alert).to_contain_text(f"Trying again on its own in {RETRY_AFTER_S} s")
+    page.click("#lang-switch")
+    expect(alert).to_contain_text(f"{RETRY_AFTER_S} 秒后自动重试")
+    page.click("#lang-switch")
+    assert len(refused) == 1
+
+    run_clock(page, RETRY_AFTER_S * 1000)
+    expect(alert).to_contain_text(f"Retry after {RETRY_AFTER_S} s")
+    assert len(refused) == 2
+    run_clock(page, RETRY_AFTER_S * 1000)
+    expect(alert).to_contain_text("You can retry now")
+    assert len(refused) == 2
+
+    page.unroute("**/v1/examples/astronaut")
+    alert.get_by_role("button", name="Retry").click()
+    expect(page.locator("#photo-meta")).to_contain_text("astronaut.png")
+    expect(alert).to_have_count(0)
+
+
+@pytest.mark.usefixtures("pulled_examples")
+def test_a_rate_limited_example_list_and_thumbnail_are_fetched_again_on_their_own(
+    open_page: OpenPage, live_server: LiveServer
+) -> None:
+    """The examples' list and thumbnails, which say nothing when they fail, are asked for again
+    after a 429 as the rest is (retry.js): the row and the thumbnail still come."""
+    page = open_page(fresh=True).page
+    page.clock.install()
+    listed: list[str] = []
+    thumbnails: list[str] = []
+    page.route("**/v1/examples", refusing(429, "rate_limited", listed), times=1)
+    thumbnail = "**/v1/examples/astronaut/thumbnail"
+    page.route(thumbnail, refusing(429, "rate_limited", thumbnails), times=1)
+    page.goto(live_server.url + "/")
+    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
+    run_clock(page, RETRY_AFTER_S * 1000)
+    expect(page.locator("#examples")).to_be_visible()
+    assert len(listed) == 1
+    run_clock(page, RETRY_AFTER_S * 1000)
+    expect(page.locator("[data-example=astronaut] .example__thumb")).to_be_visible()
+    assert len(thumbnails) == 1
+
+
 def test_retry_leaves_the_focus_on_what_was_retried(
     open_page: OpenPage, live_server: LiveServer, testdata: Path
 ) -> None:

@@ -7,6 +7,7 @@ import { request } from "./api.js";
 import { byId, h } from "./dom.js";
 import { hasText, onLanguageChange, t } from "./i18n.js";
 import { clearNotice, showError } from "./notice.js";
+import { AutoRetry } from "./retry.js";
 
 export class Examples {
   #box = byId("examples");
@@ -15,6 +16,8 @@ export class Examples {
   #said = null; // the fetch error on show, said again in another language
   #items = [];
   #loaded = false;
+  #listRetry = new AutoRetry(); // each request's own, after a 429 (retry.js)
+  #photoRetry = new AutoRetry();
 
   /** `onPhoto(file)` receives the fetched photo as a File named after the example. */
   constructor({ onPhoto }) {
@@ -26,14 +29,16 @@ export class Examples {
   }
 
   /** Ask the server which examples it has (once; again after a failure, e.g. a key prompt). */
-  async load() {
+  async load({ again = false } = {}) {
     if (this.#loaded) return;
+    if (!again) this.#listRetry.reset();
     try {
       const response = await request("v1/examples");
       this.#items = (await response.json()).examples ?? [];
       this.#loaded = true;
-    } catch {
+    } catch (error) {
       this.#items = []; // an older server, or no key yet: offer none rather than an error
+      this.#listRetry.schedule(error, () => this.load({ again: true }));
     }
     this.#render();
     await Promise.all(this.#items.map((item) => this.#thumbnail(item)));
@@ -71,6 +76,7 @@ export class Examples {
   }
 
   async #thumbnail(item) {
+    item.retry ??= new AutoRetry();
     try {
       const response = await request(item.thumbnail_url);
       item.thumbnailUrl = URL.createObjectURL(response.blob);
@@ -78,12 +84,15 @@ export class Examples {
         item.img.src = item.thumbnailUrl;
         item.img.hidden = false;
       }
-    } catch {
+    } catch (error) {
       // The name alone still works as a button.
+      item.retry.schedule(error, () => this.#thumbnail(item));
     }
   }
 
-  async #pick(item, button) {
+  /** Fetch the example's photo into the queue; `again`: the automatic retry after a 429. */
+  async #pick(item, button, { again = false } = {}) {
+    if (!again) this.#photoRetry.reset();
     button.disabled = true;
     button.setAttribute("aria-busy", "true");
     try {
@@ -94,7 +103,13 @@ export class Examples {
       this.onPhoto(new File([response.blob], `${item.name}.${extension}`, { type: item.media_type }));
     } catch (error) {
       // #render replaces the buttons: a retry presses the one on show by then.
-      this.#said = () => showError(this.#notice, error, { onRetry: () => this.#pick(item, item.button ?? button) });
+      const retry = (options) => this.#pick(item, item.button ?? button, options);
+      const autoRetry = this.#photoRetry.schedule(error, () => {
+        this.#said = null;
+        clearNotice(this.#notice);
+        retry({ again: true });
+      });
+      this.#said = () => showError(this.#notice, error, { autoRetry, onRetry: () => retry() });
       this.#said();
     } finally {
       button.disabled = false;
