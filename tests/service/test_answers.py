@@ -27,6 +27,7 @@ from faceflow.domain import Operation
 from faceflow.operations.faces import AnnotateOptions, FaceOptions
 from faceflow.runtime.budget import ByteBudget
 from faceflow.service.answers import ABORT_CONNECTION, GIVE_WAY_IDLE_S, SLICE_BYTES
+from faceflow.service.security import hash_api_key
 from tests.service.in_process import PEER, InProcess, app_settings, running_app
 from tests.service.support import assert_error, fresh
 
@@ -75,8 +76,10 @@ class SlowReader:
         peer: str = PEER,
         content_type: bytes = b"image/jpeg",
         query: bytes = b"",
+        headers: tuple[tuple[bytes, bytes], ...] = (),
     ) -> None:
         self.path = path
+        self.headers = headers
         self.data = data
         self.method = method
         self.peer = peer
@@ -112,6 +115,7 @@ class SlowReader:
                 (b"host", b"faceflow.test"),
                 (b"content-type", self.content_type),
                 (b"content-length", str(len(self.data)).encode()),
+                *self.headers,
             ],
             "client": (self.peer, 40_000),
             "server": ("faceflow.test", 80),
@@ -342,6 +346,42 @@ async def test_a_computation_that_fails_cuts_no_stalled_answer(
             reader.let_go.set()
         await asyncio.wait_for(asyncio.gather(*reading), 30)
     assert budget.used_bytes == 0
+
+
+async def test_with_api_keys_a_keys_stalled_answers_give_way_to_another_keys(
+    face_jpeg: bytes,
+) -> None:
+    # A stalled answer with no owner is never cut, but every answer the service counts has one:
+    # the request's API key, else its address (the guard, or the hot path without keys). Here
+    # both keys come from one address: they are two clients all the same.
+    keys = {"slow": "ff-answers-slow-key", "other": "ff-answers-other-key"}
+    settings = app_settings(
+        limits={"answer_budget_bytes": BUDGET},
+        server={"api_key_hashes": [hash_api_key(key) for key in keys.values()]},
+    )
+    async with running_app(settings, ready=False) as app:
+        (slow_data, _), (other_data, other_answer) = await two_cached_answers(app, face_jpeg)
+        budget = app.services.answer_budget
+        assert budget is not None
+        slow_key = (b"authorization", f"Bearer {keys['slow']}".encode())
+        slow = [SlowReader("/v1/annotate", slow_data, headers=(slow_key,)) for _ in range(4)]
+        reading = [asyncio.create_task(reader.run(app)) for reader in slow]
+        try:
+            for reader in slow:
+                await asyncio.wait_for(reader.reading.wait(), 30)
+            assert budget.reached
+            await asyncio.sleep(2 * GIVE_WAY_IDLE_S)  # none of them takes a byte meanwhile
+            other_key = {"Authorization": f"Bearer {keys['other']}"}
+            async with app.client(headers=other_key) as other:
+                answered = await other.post("/v1/annotate", content=other_data)
+            assert answered.status_code == 200, "refused while another key's answers stalled"
+            assert answered.content == other_answer
+            assert [reader.aborted for reader in slow].count(True) == 1
+        finally:
+            for reader in slow:
+                reader.let_go.set()
+            await asyncio.wait_for(asyncio.gather(*reading), 30)
+        assert budget.used_bytes == 0
 
 
 async def test_answers_taken_at_a_normal_pace_never_give_way(
