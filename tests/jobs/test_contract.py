@@ -31,6 +31,7 @@ from faceflow.errors import (
     NotFound,
     OutOfRange,
     QueueFull,
+    RateLimited,
     Unavailable,
     UnsupportedFormat,
     WorkerCrashed,
@@ -442,6 +443,42 @@ async def test_a_full_queue_refuses_with_queue_full(drivers: OpenDriver, face_jp
     with pytest.raises(QueueFull) as refused:
         await driver.submit(variant(face_jpeg))
     assert refused.value.retry_after_s >= 1
+
+
+async def test_a_key_whose_results_hold_its_share_is_refused_until_they_expire(
+    drivers: OpenDriver, face_jpeg: bytes
+) -> None:
+    """jobs.max_result_bytes_per_client: a key whose kept results (computed or from the cache)
+    hold that many bytes is refused new work, 429 with Retry-After until its soonest result
+    expires, before anything is queued, while another key's work is taken; once its results
+    have expired it is taken again. The embedded runner ignored the setting: one key's day of
+    results could take all of embedded_results_max_bytes, other keys' results then dropped
+    (404) long before result_ttl_s."""
+    share, ttl_s = 1024, 5  # results kept 5 s: far longer than a burst of 5 detects takes
+    driver = drivers(max_result_bytes_per_client=share, result_ttl_s=ttl_s)
+    mine = [await driver.submit(variant(face_jpeg), MINE) for _ in range(5)]
+    await driver.work()
+    kept = [len((await driver.runner.result(r.handle, MINE))[1].body) for r in mine]
+    assert sum(kept) >= share  # what the refusal below is about
+
+    later = variant(face_jpeg)
+    with pytest.raises(RateLimited) as refused:
+        await driver.submit(later, MINE)
+    assert 1 <= refused.value.retry_after_s <= ttl_s
+    assert refused.value.details == {"limit": f"{share} bytes of stored results"}
+    assert await driver.runner.queue_depth() == 0  # nothing to compute
+    known = variant(face_jpeg)  # a result from the cache would be kept too
+    await driver.cache.put(driver.key(known), CacheEntry("application/json", b"{}", {}))
+    with pytest.raises(RateLimited):
+        await driver.submit(known, MINE)
+    assert (await driver.submit(later, THEIRS)).status is JobStatus.QUEUED
+    assert (await driver.submit(known, THEIRS)).from_cache
+    # Joining work another key queued is no new work (its result counts against that key).
+    assert (await driver.submit(later, MINE)).status is JobStatus.QUEUED
+    await driver.work()
+
+    await driver.outlive_results()
+    assert (await driver.submit(variant(face_jpeg), MINE)).status is JobStatus.QUEUED
 
 
 async def test_results_expire(drivers: OpenDriver, face_jpeg: bytes) -> None:

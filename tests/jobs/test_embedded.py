@@ -24,6 +24,7 @@ from faceflow.errors import (
     NotReady,
     Overloaded,
     QueueFull,
+    RateLimited,
     WorkerCrashed,
 )
 from faceflow.jobs.embedded import EmbeddedRunner
@@ -167,6 +168,28 @@ async def test_finished_jobs_are_kept_within_their_bounds_oldest_dropped(
         _, entry = await h.runner.result(handle, None)
         assert len(entry.body) == result_bytes
     assert h.runner.stats()["results_bytes"] == 2 * result_bytes
+    await h.runner.close()
+
+
+async def test_results_dropped_for_the_bounds_leave_their_owners_share() -> None:
+    """jobs.max_result_bytes_per_client counts the results the runner keeps (the contract is
+    tests/jobs/test_contract.py): one dropped for embedded_keep_finished (404 from then on)
+    counts no more, and Retry-After is when the owner's soonest kept result expires."""
+    settings = make_settings(
+        max_queued=100, embedded_keep_finished=2, max_result_bytes_per_client=1024
+    )
+    h = Harness(settings)
+    h.pool.result = b"r" * 600
+    await h.runner.start()
+    mine, theirs = "a" * 64, "b" * 64
+    for n in range(2):
+        await h.done((await h.runner.submit(h.job(n), mine)).handle, mine)
+    h.now[0] += 100
+    with pytest.raises(RateLimited) as refused:
+        await h.runner.submit(h.job(2), mine)
+    assert refused.value.retry_after_s == settings.jobs.result_ttl_s - 100
+    await h.done((await h.runner.submit(h.job(3), theirs)).handle, theirs)  # drops my oldest
+    assert (await h.runner.submit(h.job(2), mine)).status is JobStatus.QUEUED
     await h.runner.close()
 
 

@@ -11,6 +11,11 @@ in memory with their TTLs; a restart forgets them (use Redis to keep jobs).
 The queue is bounded in jobs (``jobs.max_queued``) and in image bytes (``jobs.embedded_max_bytes``,
 which also count against the API process's upload budget while the job holds them): beyond
 either, a submission gets ``503 queue_full``. A job holds its image until it ends.
+
+With ``jobs.max_result_bytes_per_client``, an owner (API key) whose kept results hold that many
+bytes gets ``429 rate_limited`` for new work, as with the RQ runner: a job's result counts
+against the owner whose submission made the job (not one that joined it) from when it ends until
+it expires or is dropped.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -34,6 +40,7 @@ from faceflow.errors import (
     NotReady,
     Overloaded,
     QueueFull,
+    RateLimited,
 )
 from faceflow.jobs.handles import HANDLES_PER_OWNER, MemoryHandles, new_handle, visible_to
 from faceflow.jobs.records import (
@@ -75,6 +82,19 @@ class _Job:
     owned: dict[str | None, list[str]] = field(default_factory=dict)
     """Every handle of the job by owner, oldest first (canceled ones too)."""
     expires_at: float = float("inf")
+    owner: str | None = None
+    """The owner whose submission made the job: its result counts against that owner's share."""
+    result_bytes: int = 0
+    """The bytes of its result, once ended."""
+
+
+@dataclass(eq=False, slots=True)
+class _Share:
+    """One owner's kept results (``jobs.max_result_bytes_per_client``), in the order they were
+    kept, which is the order they expire (every result is kept ``result_ttl_s``)."""
+
+    jobs: dict[_Job, None] = field(default_factory=dict)
+    total_bytes: int = 0
 
 
 def _made_anew(job: _Job) -> bool:
@@ -143,9 +163,11 @@ class EmbeddedRunner:
         self._budget = budget
         self._held_bytes = 0
         self._jobs: dict[str, _Job] = {}
-        self._finished: OrderedDict[str, int] = OrderedDict()
-        """Ended jobs, oldest first → the bytes of their results."""
+        self._finished: OrderedDict[str, _Job] = OrderedDict()
+        """Ended jobs whose results are kept, oldest first, by job id."""
         self._finished_bytes = 0
+        self._shares: dict[str, _Share] = {}
+        """Each owner's kept results (only owners with some)."""
         self._handles = MemoryHandles(clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._handle_ttl_s = max(settings.jobs.result_ttl_s, settings.jobs.failure_ttl_s)
@@ -207,8 +229,9 @@ class EmbeddedRunner:
             job = self._jobs.get(job_id)  # another submission may have raced in while we looked
             if job is None or _made_anew(job) or self._expired(job):
                 before = job
-                job = self._new_job(submission, job_id, entry, now)
+                job = self._new_job(submission, job_id, entry, now, owner)
                 if before is not None:
+                    self._release(before)
                     # Its handles still resolve to this job id: counted against the bound
                     # below, or canceling and resubmitting minted handles without end.
                     job.owned = before.owned
@@ -268,10 +291,16 @@ class EmbeddedRunner:
         return self._record(handle, canceled, job)
 
     def _new_job(
-        self, submission: Submission, job_id: str, cached: CacheEntry | None, now: float
+        self,
+        submission: Submission,
+        job_id: str,
+        cached: CacheEntry | None,
+        now: float,
+        owner: str | None,
     ) -> _Job:
-        job = _Job(job_id, submission.operation.value, submission, enqueued_at=now)
+        job = _Job(job_id, submission.operation.value, submission, enqueued_at=now, owner=owner)
         if cached is not None:
+            self._check_result_share(owner)
             job.outcome = cached_outcome(cached)
             job.status = JobStatus.FINISHED if job.outcome.error is None else JobStatus.FAILED
             job.ended_at = now
@@ -285,10 +314,33 @@ class EmbeddedRunner:
                 f"the job queue is full ({self._settings.max_queued} jobs waiting)",
                 retry_after_s=5,
             )
+        self._check_result_share(owner)
         self._hold(job, len(submission.data))
         self._queue.put_nowait(job)
         self._jobs[job.job_id] = job
         return job
+
+    def _check_result_share(self, owner: str | None) -> None:
+        """429 when ``owner``'s kept results hold ``max_result_bytes_per_client`` or more, its
+        Retry-After when the soonest of them expires. Checked before a new result is made, so
+        the refused work costs nothing; jobs already queued add their results after."""
+        share = self._settings.max_result_bytes_per_client
+        if share is None or owner is None:
+            return
+        kept = self._shares.get(owner)
+        # Results expired but not yet swept leave the share first (the oldest expire first).
+        while kept is not None and self._expired(soonest := next(iter(kept.jobs))):
+            self._drop(soonest)
+            kept = self._shares.get(owner)
+        if kept is None or kept.total_bytes < share:
+            return
+        wait_s = next(iter(kept.jobs)).expires_at - self._clock()
+        raise RateLimited(
+            f"this client's job results hold {kept.total_bytes} bytes of the job queue "
+            f"(jobs.max_result_bytes_per_client: {share}); submit more as they expire",
+            retry_after_s=max(1, math.ceil(wait_s)),
+            details={"limit": f"{share} bytes of stored results"},
+        )
 
     def _hold(self, job: _Job, size: int) -> None:
         """Take ``size`` image bytes for ``job``, or refuse it (QueueFull)."""
@@ -434,24 +486,42 @@ class EmbeddedRunner:
         whose results hold at most ``embedded_results_max_bytes`` (an ID-photo sheet or a PNG is
         megabytes: 10,000 of them for a day's TTL outgrew the machine's memory)."""
         job.expires_at = self._clock() + ttl_s
+        before = self._finished.get(job.job_id)
+        if before is not None:
+            self._release(before)
         entry = job.outcome.entry if job.outcome is not None else None
-        size = len(entry.body) if entry is not None else 0
-        self._finished_bytes += size - self._finished.pop(job.job_id, 0)
-        self._finished[job.job_id] = size
+        job.result_bytes = len(entry.body) if entry is not None else 0
+        self._finished[job.job_id] = job
+        self._finished_bytes += job.result_bytes
+        if job.owner is not None and job.result_bytes:
+            kept = self._shares.setdefault(job.owner, _Share())
+            kept.jobs[job] = None
+            kept.total_bytes += job.result_bytes
         settings = self._settings
         while len(self._finished) > 1 and (  # the newest stays, whatever its size
             len(self._finished) > settings.embedded_keep_finished
             or self._finished_bytes > settings.embedded_results_max_bytes
         ):
-            oldest, oldest_size = self._finished.popitem(last=False)
-            self._finished_bytes -= oldest_size
-            dropped = self._jobs.get(oldest)
-            if dropped is not None and dropped.status.done:
-                del self._jobs[oldest]
+            self._drop(next(iter(self._finished.values())))
+
+    def _release(self, job: _Job) -> None:
+        """Stop keeping the ended job's result (and counting it in its owner's share)."""
+        if self._finished.get(job.job_id) is job:
+            del self._finished[job.job_id]
+            self._finished_bytes -= job.result_bytes
+        owner = job.owner
+        kept = self._shares.get(owner) if owner is not None else None
+        if owner is not None and kept is not None and job in kept.jobs:
+            del kept.jobs[job]
+            kept.total_bytes -= job.result_bytes
+            if not kept.jobs:
+                del self._shares[owner]
 
     def _drop(self, job: _Job) -> None:
-        self._jobs.pop(job.job_id, None)
-        self._finished_bytes -= self._finished.pop(job.job_id, 0)
+        """Forget the job and its result (a newer job of the same id is left alone)."""
+        if self._jobs.get(job.job_id) is job:
+            del self._jobs[job.job_id]
+        self._release(job)
 
     def sweep(self) -> None:
         """Forget expired jobs and handles whose job is gone (also run every 30 s)."""
