@@ -445,6 +445,29 @@ async def test_a_full_queue_refuses_with_queue_full(drivers: OpenDriver, face_jp
     assert refused.value.retry_after_s >= 1
 
 
+async def test_a_key_with_its_share_of_jobs_queued_is_refused_while_others_are_taken(
+    drivers: OpenDriver, face_jpeg: bytes
+) -> None:
+    """jobs.max_queued_per_client: a key with that many jobs of its own submitting queued or
+    running is refused (429 with Retry-After) while another key's job is taken; joining its own
+    queued work is not counted, and a job that ended or was canceled gives its place back."""
+    driver = drivers(max_queued_per_client=2)
+    first = variant(face_jpeg)
+    await driver.submit(first, MINE)
+    second = await driver.submit(variant(face_jpeg), MINE)
+    with pytest.raises(RateLimited) as refused:
+        await driver.submit(variant(face_jpeg), MINE)
+    assert refused.value.retry_after_s >= 1
+    assert (await driver.submit(first, MINE)).status is JobStatus.QUEUED  # joins its job
+    assert (await driver.submit(variant(face_jpeg), THEIRS)).status is JobStatus.QUEUED
+    await driver.runner.cancel(second.handle, MINE)
+    await driver.submit(variant(face_jpeg), MINE)
+    with pytest.raises(RateLimited):
+        await driver.submit(variant(face_jpeg), MINE)
+    await driver.work()
+    assert (await driver.submit(variant(face_jpeg), MINE)).status is JobStatus.QUEUED
+
+
 async def test_a_key_whose_results_hold_its_share_is_refused_until_they_expire(
     drivers: OpenDriver, face_jpeg: bytes
 ) -> None:

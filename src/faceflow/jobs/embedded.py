@@ -12,10 +12,11 @@ The queue is bounded in jobs (``jobs.max_queued``) and in image bytes (``jobs.em
 which also count against the API process's upload budget while the job holds them): beyond
 either, a submission gets ``503 queue_full``. A job holds its image until it ends.
 
-With ``jobs.max_result_bytes_per_client``, an owner (API key) whose kept results hold that many
-bytes gets ``429 rate_limited`` for new work, as with the RQ runner: a job's result counts
-against the owner whose submission made the job (not one that joined it) from when it ends until
-it expires or is dropped.
+The per-owner (API key) shares are the RQ runner's, counted against the owner whose submission
+made a job (not one that joined it): with ``jobs.max_queued_per_client``, an owner with that
+many such jobs queued or running gets ``429 rate_limited`` for a new one; with
+``jobs.max_result_bytes_per_client``, so does an owner whose kept results hold that many bytes
+(a result counts from when its job ends until it expires or is dropped).
 """
 
 from __future__ import annotations
@@ -168,6 +169,8 @@ class EmbeddedRunner:
         self._finished_bytes = 0
         self._shares: dict[str, _Share] = {}
         """Each owner's kept results (only owners with some)."""
+        self._pending: dict[str, set[_Job]] = {}
+        """Each owner's jobs queued or running (only owners with some)."""
         self._handles = MemoryHandles(clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._handle_ttl_s = max(settings.jobs.result_ttl_s, settings.jobs.failure_ttl_s)
@@ -314,8 +317,18 @@ class EmbeddedRunner:
                 f"the job queue is full ({self._settings.max_queued} jobs waiting)",
                 retry_after_s=5,
             )
+        cap = self._settings.max_queued_per_client
+        if cap is not None and owner is not None and len(self._pending.get(owner, ())) >= cap:
+            raise RateLimited(
+                f"this client has {cap} jobs queued or running (jobs.max_queued_per_client); "
+                f"submit more as they finish",
+                retry_after_s=5,
+                details={"limit": f"{cap} jobs queued or running"},
+            )
         self._check_result_share(owner)
         self._hold(job, len(submission.data))
+        if owner is not None:
+            self._pending.setdefault(owner, set()).add(job)
         self._queue.put_nowait(job)
         self._jobs[job.job_id] = job
         return job
@@ -357,8 +370,14 @@ class EmbeddedRunner:
         job.held_bytes = size
 
     def _let_go(self, job: _Job) -> None:
-        """Drop the job's image and give its bytes back."""
+        """Drop the job's image and give its bytes back, and its owner's place."""
         job.submission = None
+        owner = job.owner
+        pending = self._pending.get(owner) if owner is not None else None
+        if owner is not None and pending is not None:
+            pending.discard(job)
+            if not pending:
+                del self._pending[owner]
         if job.held_bytes:
             self._held_bytes -= job.held_bytes
             if self._budget is not None:
