@@ -465,22 +465,21 @@ class JobSettings(_Group):
     max_queued_per_client: int | None = Field(
         None,
         ge=1,
-        description="Redis runner, API keys on: new jobs one key may have queued or running; "
-        "beyond: 429 rate_limited with Retry-After (joining identical queued work, or a result "
-        "from the cache, is not counted), so one client cannot take all of max_queued; null: "
-        "no limit. Stored results are not counted: bound those with "
-        "max_result_bytes_per_client",
+        description="API keys on: new jobs one key may have queued or running; beyond: 429 "
+        "rate_limited with Retry-After (joining identical queued work, or a result from the "
+        "cache, is not counted), so one client cannot take all of max_queued; null: no limit. "
+        "Stored results are not counted: bound those with max_result_bytes_per_client",
     )
     # One client's day of ID photos held a 40 MB queue Redis at 38.9 MB, and another client's
     # jobs then ran and ended failed queue_full, their compute wasted.
     max_result_bytes_per_client: int | None = Field(
         None,
         ge=1024,
-        description="Redis runner, API keys on: bytes of results one key's jobs may keep in the "
-        "queue Redis (for result_ttl_s); at or over it, that key's new jobs (and results from "
-        "the cache) get 429 rate_limited with Retry-After (when its soonest result expires), "
-        "before any compute, while other keys' are taken. Jobs still queued add their results "
-        "after: bound those with max_queued_per_client. null: no limit",
+        description="API keys on: bytes of results one key's jobs may keep (in the queue Redis, "
+        "or the embedded runner's memory) for result_ttl_s; at or over it, that key's new jobs "
+        "(and results from the cache) get 429 rate_limited with Retry-After (when its soonest "
+        "result expires), before any compute, while other keys' are taken. Jobs still queued "
+        "add their results after: bound those with max_queued_per_client. null: no limit",
     )
     dedup_scope: Literal["global", "api_key"] = Field(
         "global",
