@@ -426,6 +426,54 @@ def test_no_abandoned_job_pass_until_workers_could_renew_after_a_hang(
         connection.close()
 
 
+@pytest.mark.parametrize(
+    ("lease_s", "interval_s", "hang_s"),
+    [
+        (10, 30, 8.0),  # passes 30 s apart: only gaps of 61 s or more were seen
+        (10, 3, 7.0),
+        (3, 2, 2.5),
+        (7, 1, 4.8),  # in whole seconds, some leases under 8 s had it at any interval
+        (2, 1, 1.5),  # the suite's
+        (600, 3600, 401.0),
+    ],
+)
+def test_a_hang_that_can_let_a_lease_lapse_is_seen_whatever_the_maintenance_interval(
+    queue_redis: RedisProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    lease_s: int,
+    interval_s: int,
+    hang_s: float,
+) -> None:
+    """The passes alone fed the hang check, read in whole seconds: it saw a gap over
+    max(lease / 2, 2 intervals), plus a second. A live worker's lease can lapse in a hang of two
+    thirds of one: with a 10 s lease and passes every 30 s, a queue Redis hung 8 s let the
+    running job's lease lapse unseen, and the next pass ran the job again beside itself. The
+    supervisors now tick every quarter lease, read in microseconds: a gap over half a lease
+    is a hang. The clock is set back here as the hang would have: the last tick a hang ago, the
+    last pass an ordinary interval ago."""
+    monkeypatch.setattr(worker_module, "_up_for_s", lambda connection: 1e9)  # long up
+    assert hang_s > 2 * lease_s / 3  # long enough to let a live worker's lease lapse
+    settings = job_settings(queue_redis.url, lease_s=lease_s, maintenance_interval_s=interval_s)
+    connection = Redis.from_url(queue_redis.url)
+    queue = open_queue(settings, connection)
+    keys = JobKeys(QUEUE)
+
+    def clock_set_back(tick_s: float) -> None:
+        now_s, now_us = connection.time()
+        connection.set(keys.last_pass, now_s - interval_s)
+        connection.set(keys.last_tick, now_s * 1_000_000 + now_us - round(tick_s * 1_000_000))
+
+    try:
+        clock_set_back(lease_s / 4)  # the ticks at their usual pace
+        assert queue.acquire_maintenance_lock() is True
+        queue.release_maintenance_lock()  # type: ignore[no-untyped-call]
+        clock_set_back(hang_s)  # then nobody reached it for the hang
+        assert queue.acquire_maintenance_lock() is False
+        assert 0 < connection.ttl(keys.lease_grace) <= restart_grace_s(lease_s) + 1
+    finally:
+        connection.close()
+
+
 async def test_a_queue_redis_out_of_memory_answers_queue_full(
     runner: RqRunner, queue_redis: RedisProcess, face_jpeg: bytes
 ) -> None:

@@ -411,30 +411,6 @@ def test_a_worker_started_while_the_queue_redis_is_out_of_memory_waits_for_room(
     assert "Traceback" not in log_text
 
 
-@pytest.mark.parametrize(
-    ("lease_s", "interval_s", "remedy"),
-    [
-        (10, 2, None),
-        (10, 3, "jobs.maintenance_interval_s 2 s or less"),
-        (3, 2, "jobs.lease_s 6 s or more, with maintenance_interval_s 1 s"),
-    ],
-)
-def test_a_lease_the_passes_cannot_guard_through_a_hung_queue_redis_is_warned_of(
-    caplog: pytest.LogCaptureFixture, lease_s: int, interval_s: int, remedy: str | None
-) -> None:
-    # Nothing said that with a 3 s lease and passes every 2 s a queue Redis hung 2-4 s let the
-    # running job's lease lapse unseen, and the job run twice.
-    with caplog.at_level(logging.WARNING, logger=supervisor.__name__):
-        supervisor._warn_of_unseen_hangs(lease_s, interval_s)
-    lines = [record.getMessage() for record in caplog.records]
-    if remedy is None:
-        assert lines == []
-    else:
-        (line,) = lines
-        assert line.startswith(f"jobs.lease_s {lease_s} s with jobs.maintenance_interval_s")
-        assert line.endswith(f"{remedy} closes the gap")
-
-
 def test_a_queue_outage_is_logged_when_it_begins_then_every_30_s_and_when_it_ends(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

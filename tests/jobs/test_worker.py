@@ -19,7 +19,6 @@ from faceflow.jobs.worker import (
     FaceflowJob,
     WorkerState,
     _fill_cache,
-    unseen_hangs_s,
 )
 from faceflow.runtime.context import WorkerContext
 from tests.fixtures.redis_server import RedisProcess
@@ -202,21 +201,3 @@ def test_a_worker_leaves_an_answer_too_large_to_read_back_out_of_the_shared_cach
         assert cache.exists(entry_key("large")) == 0
     finally:
         cache.close()
-
-
-@pytest.mark.parametrize(
-    ("lease_s", "interval_s", "unseen"),
-    [
-        (10, 2, None),  # the defaults: every hang over 6 s is seen, leases lapse after 6.7 s
-        (8, 2, None),
-        (30, 5, None),
-        (3, 2, (2.0, 5)),  # hangs of 2-4 s lapsed a lease unseen (passes 4 s apart are ordinary)
-        (10, 3, (10 * 2 / 3, 7)),
-        (2, 1, (2 / 3 * 2, 3)),  # the suite's: a lease under 6 s has them at any interval
-        (60, 3600, (40.0, 7201)),  # maintenance left to others
-    ],
-)
-def test_the_hangs_the_maintenance_passes_cannot_see(
-    lease_s: int, interval_s: int, unseen: tuple[float, int] | None
-) -> None:
-    assert unseen_hangs_s(lease_s, interval_s) == unseen

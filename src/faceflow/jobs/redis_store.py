@@ -62,6 +62,11 @@ class JobKeys:
         return f"{self._base}:maintenance:last"
 
     @property
+    def last_tick(self) -> str:
+        """When a supervisor last fed the hang check (its clock, microseconds)."""
+        return f"{self._base}:maintenance:tick"
+
+    @property
     def lease_grace(self) -> str:
         """Present while leases are not judged after the queue Redis went unanswered."""
         return f"{self._base}:maintenance:grace"

@@ -13,6 +13,11 @@ models itself, warms up, then works the queue (:mod:`faceflow.jobs.worker`). The
 * runs the queue's maintenance every ``maintenance_interval_s`` (abandoned jobs → retried or
   parked, expired registry entries) and RQ's scheduler, which enqueues retries when their
   backoff is over; it does so in this model-free process, so recovery needs no idle worker;
+* feeds the hang check every quarter lease, on a thread of its own (a pass or a Redis call
+  waiting out its timeout in the loop does not delay it), whatever the maintenance interval:
+  a queue Redis that hangs long enough to let a live worker's lease lapse is seen by the first
+  call after it, and no pass judges leases until workers could renew theirs
+  (:data:`faceflow.jobs.worker._HANG_CHECK_LUA`);
 * says once that the queue's Redis stopped answering, then every 30 s while it does not, and
   when it answers again (not a line per tick); the same when it is out of memory (at
   ``maxmemory``, ``noeviction``), which refuses the maintenance's and the scheduler's writes:
@@ -48,11 +53,11 @@ from faceflow.config import Settings
 from faceflow.jobs.records import JobPayload
 from faceflow.jobs.redis_store import connect
 from faceflow.jobs.worker import (
+    HANG_TICKS_PER_LEASE,
     FaceflowQueue,
     FaceflowWorker,
     build_worker,
     open_queue,
-    unseen_hangs_s,
 )
 from faceflow.logs import configure_logging
 from faceflow.runtime.context import load_context, warm_up
@@ -215,7 +220,6 @@ class Supervisor:
         assert jobs.redis_url is not None
         connection = connect(jobs.redis_url, max(1.0, jobs.redis_timeout_ms / 1000))
         queue = open_queue(self.settings, connection)
-        _warn_of_unseen_hangs(jobs.lease_s, jobs.maintenance_interval_s)
         scheduler = RQScheduler(
             [jobs.queue_name], connection=connection, interval=1, serializer=JSONSerializer
         )
@@ -223,6 +227,16 @@ class Supervisor:
             connection.close()
             log.info("supervisor: stopped")
             return 0
+        # Ticked once before the first pass, which would take ticks left by an earlier run for
+        # a hang.
+        ticked = self._tick(queue, first=True)
+        ticker = threading.Thread(
+            target=self._tick_hang_check,
+            args=(queue, ticked),
+            name="faceflow-hang-check",
+            daemon=True,
+        )
+        ticker.start()
         self._children = [self._spawn(slot, failures=0) for slot in range(self.processes)]
         log.info(
             "supervisor (pid %d): %d worker processes on queue %r",
@@ -248,7 +262,9 @@ class Supervisor:
                 else:
                     self._stop.wait(_TICK_S)
         finally:
+            self._stop.set()
             self._shutdown()
+            ticker.join(timeout=_STOP_GRACE_S)
             with contextlib.suppress(RedisError):
                 scheduler.stop()  # type: ignore[no-untyped-call]
             connection.close()
@@ -332,6 +348,23 @@ class Supervisor:
         else:
             self._queue_health.answered(wrote)
 
+    def _tick_hang_check(self, queue: FaceflowQueue, ticked: bool) -> None:
+        """The hang check's ticks (:meth:`FaceflowQueue.tick`), every quarter lease until the
+        supervisor stops; ``ticked``: the first went through."""
+        every_s = self.settings.jobs.lease_s / HANG_TICKS_PER_LEASE
+        while not self._stop.wait(every_s):
+            ticked = self._tick(queue, first=not ticked) or ticked
+
+    def _tick(self, queue: FaceflowQueue, *, first: bool) -> bool:
+        """One tick of the hang check; whether it went through (the loop's calls say when the
+        queue Redis does not answer, once, not a line per tick)."""
+        try:
+            queue.tick(first=first)
+        except RedisError as exc:
+            log.debug("supervisor: hang check tick failed: %s", exc)
+            return False
+        return True
+
     def _maintain(self, queue: FaceflowQueue) -> None:
         """Retry or park abandoned jobs; drop expired registry entries (under RQ's lock)."""
         try:
@@ -360,29 +393,3 @@ class Supervisor:
                 )
                 child.process.kill()
                 child.process.join(timeout=5.0)
-
-
-def _warn_of_unseen_hangs(lease_s: int, maintenance_interval_s: int) -> None:
-    """Warn when a hung queue Redis can let a running job's lease expire unseen by the
-    maintenance passes' hang check (:func:`~faceflow.jobs.worker.unseen_hangs_s`), with the
-    settings that close the gap."""
-    unseen = unseen_hangs_s(lease_s, maintenance_interval_s)
-    if unseen is None:
-        return
-    closed = [i for i in range(1, maintenance_interval_s) if unseen_hangs_s(lease_s, i) is None]
-    shortest = next(n for n in range(lease_s, 601) if unseen_hangs_s(n, 1) is None)
-    remedy = (
-        f"jobs.maintenance_interval_s {closed[-1]} s or less"
-        if closed
-        else f"jobs.lease_s {shortest} s or more, with maintenance_interval_s 1 s"
-    )
-    log.warning(
-        "jobs.lease_s %d s with jobs.maintenance_interval_s %d s: a queue Redis that hangs "
-        "%.1f-%d s can let a running job's lease expire unseen by the maintenance passes, and "
-        "the job be run again beside itself; %s closes the gap",
-        lease_s,
-        maintenance_interval_s,
-        unseen[0],
-        unseen[1],
-        remedy,
-    )

@@ -13,7 +13,8 @@ crash takes the worker down with its job; the job is not lost:
   the next maintenance pass (every ``maintenance_interval_s``, by any worker or supervisor)
   retries it on another worker while it has retries left, and parks it in the failed registry
   (the dead-letter list) after that; no pass judges leases in the first seconds after a queue
-  Redis restart (nobody could renew while it was down), a job delivered again after an
+  Redis restart or hang (nobody could renew while it was down or hung; the supervisors' ticks
+  tell a hang from a dead worker, :data:`_HANG_CHECK_LUA`), a job delivered again after an
   earlier attempt stored its outcome is not run again, and a job a stopped worker was served
   and a pass gave back meanwhile is not started by it once it resumes;
 * the supervisor (:mod:`faceflow.jobs.supervisor`) starts a fresh worker process in its place.
@@ -227,17 +228,35 @@ class FaceflowIntermediateQueue(IntermediateQueue):
         return (now() - first_seen).total_seconds() > self.stuck_after_s
 
 
-# Each maintenance pass, by any process, before it takes RQ's lock: the gap since the last pass
-# on the queue Redis's own clock. Passes come every maintenance_interval_s from each supervisor;
-# a longer gap means nobody reached that Redis meanwhile (it hung: SIGSTOP, a stalled disk or
-# VM), and so no worker could renew its lease either: leases are not judged for a grace, as
-# after a restart. KEYS: the last pass, the grace; ARGV: the longest ordinary gap (s), the
-# grace (s). 1: judge leases now; 0: not yet.
-_QUIET_GAP_LUA = """
-local now = tonumber(redis.call('TIME')[1])
-local last = tonumber(redis.call('GET', KEYS[1]))
-redis.call('SET', KEYS[1], now, 'EX', 86400)
-if last and now - last > tonumber(ARGV[1]) then
+# The hang check. A queue Redis that hangs (SIGSTOP, a stalled disk or VM) answers nobody, so no
+# worker can renew its lease either: leases are then not judged for a grace, as after a restart.
+# A hang shows as a gap on the queue Redis's own clock between two calls that come at a known
+# pace: the supervisors' ticks, every quarter lease (HANG_TICKS_PER_LEASE, independently of the
+# maintenance interval), read in microseconds; and the maintenance passes themselves, every
+# maintenance_interval_s, read in whole seconds (all there is when no supervisor ticks). Each
+# pass, by any process, runs it before it takes RQ's lock, so the first call after a hang, a
+# tick or a pass, sees the hang and starts the grace before any pass can judge a lease. A pass
+# that finds the ticks stale forgets them (no supervisor ticks any more): one grace, then the
+# passes' own gap alone. KEYS: the last pass, the grace, the last tick; ARGV: the longest
+# ordinary gap between passes (s), the grace (s), the longest ordinary gap between ticks (µs;
+# 0: none judged), who calls: 'pass', 'tick', or 'first' (a supervisor's first tick, which has
+# no gap of its own to judge). 1: judge leases now; 0: not yet.
+_HANG_CHECK_LUA = """
+local time = redis.call('TIME')
+local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local tick = tonumber(redis.call('GET', KEYS[3]))
+local gap_us = tonumber(ARGV[3])
+local hung = tick ~= nil and gap_us > 0 and ARGV[4] ~= 'first' and now_us - tick > gap_us
+if ARGV[4] == 'pass' then
+  if hung then redis.call('DEL', KEYS[3]) end
+  local now = tonumber(time[1])
+  local last = tonumber(redis.call('GET', KEYS[1]))
+  redis.call('SET', KEYS[1], now, 'EX', 86400)
+  if last and now - last > tonumber(ARGV[1]) then hung = true end
+else
+  redis.call('SET', KEYS[3], time[1] .. string.format('%06d', tonumber(time[2])), 'EX', 86400)
+end
+if hung then
   redis.call('SET', KEYS[2], 1, 'EX', ARGV[2])
   return 0
 end
@@ -245,12 +264,16 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 return 1
 """
 
+HANG_TICKS_PER_LEASE = 4
+"""How often per lease each supervisor feeds the hang check (:meth:`FaceflowQueue.tick`)."""
+
 
 class FaceflowQueue(Queue):
     """An RQ queue whose maintenance lock expires after :data:`MAINTENANCE_LOCK_S`, which runs
-    no maintenance on a queue Redis that restarted, or went unanswered for longer than
-    ``quiet_after_s``, less than ``restart_grace_s`` ago, and whose intermediate queue gives up
-    on a job taken and never started after ``stuck_after_s``.
+    no maintenance on a queue Redis that restarted, or hung (:data:`_HANG_CHECK_LUA`: a gap
+    over ``tick_gap_s`` between the supervisors' ticks, or over ``quiet_after_s`` between
+    passes), less than ``restart_grace_s`` ago, and whose intermediate queue gives up on a job
+    taken and never started after ``stuck_after_s``.
 
     Why the grace: while the queue Redis was down nobody could renew a lease, so right after it
     comes back from its AOF every running job's lease may look expired although its worker is
@@ -264,6 +287,7 @@ class FaceflowQueue(Queue):
 
     restart_grace_s: float = 0.0
     quiet_after_s: float = 0.0
+    tick_gap_s: float = 0.0
     stuck_after_s: float = 60.0
 
     @property
@@ -282,15 +306,27 @@ class FaceflowQueue(Queue):
         )
 
     def _leases_judged(self) -> bool:
+        return self._hang_check("pass")
+
+    def tick(self, *, first: bool = False) -> None:
+        """Feed the hang check (a supervisor, every ``lease_s / HANG_TICKS_PER_LEASE``): a gap
+        over ``tick_gap_s`` since the last tick, by any supervisor, starts the lease grace.
+        ``first``: this supervisor's first, which judges no gap (nobody may have ticked)."""
+        self._hang_check("first" if first else "tick")
+
+    def _hang_check(self, caller: str) -> bool:
         keys = JobKeys(self.name)
         return bool(
             self.connection.eval(
-                _QUIET_GAP_LUA,
-                2,
+                _HANG_CHECK_LUA,
+                3,
                 keys.last_pass,
                 keys.lease_grace,
+                keys.last_tick,
                 math.ceil(self.quiet_after_s),
                 math.ceil(self.restart_grace_s),
+                math.ceil(self.tick_gap_s * 1_000_000),
+                caller,
             )
         )
 
@@ -320,32 +356,27 @@ def open_queue(settings: Settings, connection: Redis) -> FaceflowQueue:
     # a renewal and a reconnect is ample, and what a dead taker's job now waits beyond a pass.
     queue.stuck_after_s = restart_grace_s(settings.jobs.lease_s)
     queue.quiet_after_s = quiet_after_s(settings.jobs.lease_s, settings.jobs.maintenance_interval_s)
+    queue.tick_gap_s = tick_gap_s(settings.jobs.lease_s)
     return queue
 
 
 def quiet_after_s(lease_s: float, maintenance_interval_s: float) -> float:
-    """The gap between two maintenance passes that starts the lease grace (a hung queue Redis):
-    half a lease, more than the ordinary gap (passes come every ``maintenance_interval_s`` from
-    each supervisor, twice that allowed for a slow one), and less than an outage that can let a
-    live job's lease expire (two thirds of one at least); else twice the interval, and then
-    some outages that let a lease expire go unseen (:func:`unseen_hangs_s`)."""
+    """The gap between two maintenance passes that starts the lease grace (a hung queue Redis,
+    on its clock in whole seconds): half a lease, and more than the ordinary gap (passes come
+    every ``maintenance_interval_s`` from each supervisor, twice that allowed for a slow one).
+    The ticks (:func:`tick_gap_s`) see every hang that can let a lease lapse whatever the
+    interval; this sees them only where no supervisor ticks and passes come often enough."""
     return max(lease_s / 2, 2.0 * maintenance_interval_s)
 
 
-def unseen_hangs_s(lease_s: int, maintenance_interval_s: int) -> tuple[float, int] | None:
-    """The queue Redis hangs (from, to: seconds) that can let a running job's lease expire, and
-    the job run twice, but which the hang check may not tell from the ordinary gap between
-    passes; None when it tells every one. A lease expires after two thirds of it without a
-    renewal (one every third); the check sees every gap over :func:`quiet_after_s`, rounded up,
-    plus a second (it reads the Redis clock in whole seconds).
-
-    Not refused by the settings: a lease under 6 s has some whatever the interval, the suite's
-    own settings (a 2 s lease, passes every second) and a long interval that leaves maintenance
-    to others have them, and a deployment that runs with them today loses nothing more than it
-    did. The supervisor says so at start instead."""
-    lapses_after = lease_s * 2 / 3
-    seen_after = math.ceil(quiet_after_s(lease_s, maintenance_interval_s)) + 1
-    return (lapses_after, seen_after) if seen_after > lapses_after else None
+def tick_gap_s(lease_s: float) -> float:
+    """The gap between two supervisor ticks (one every ``lease_s / HANG_TICKS_PER_LEASE``) that
+    starts the lease grace: twice the ordinary gap (for a slow supervisor), half a lease. A live
+    worker renews every third of a lease, so its lease can lapse only in a hang of two thirds
+    of one or more: longer than this, so seen, whatever the maintenance interval. Read in
+    microseconds: in whole seconds (as the passes' gap is), the check missed hangs up to a
+    second and more past it, which for some leases under 8 s outlasts two thirds of one."""
+    return 2.0 * lease_s / HANG_TICKS_PER_LEASE
 
 
 # A standalone worker-key heartbeat (RQ sends one before and after every dequeue and after every
