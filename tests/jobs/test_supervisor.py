@@ -32,6 +32,7 @@ from faceflow.config import ModelSettings
 from faceflow.jobs import supervisor
 from faceflow.jobs.records import JobStatus
 from faceflow.jobs.rq_runner import RqRunner
+from faceflow.jobs.worker import open_queue, restart_grace_s
 from faceflow.operations.registry import prepare
 from faceflow.runtime.pool import CHILD_GLIBC_TUNABLES
 from tests.fixtures.redis_server import RedisProcess, RedisServerFactory
@@ -285,8 +286,8 @@ ROOM_AGAIN = "the queue Redis has room again"
 
 @pytest.fixture
 def lone_redis(redis_server_factory: RedisServerFactory) -> Iterator[RedisProcess]:
-    """A queue Redis of the test's own, which it makes full (``maxmemory``, ``noeviction``):
-    the module's shared fleet works on the suite's queue Redis and is left alone."""
+    """A queue Redis of the test's own, which it makes full (``maxmemory``, ``noeviction``) or
+    hangs: the module's shared fleet works on the suite's queue Redis and is left alone."""
     server = redis_server_factory()
     try:
         yield server
@@ -409,6 +410,66 @@ def test_a_worker_started_while_the_queue_redis_is_out_of_memory_waits_for_room(
     assert (log_text.count(NO_ROOM), log_text.count(ROOM_AGAIN)) == (1, 1)
     assert "exited with" not in log_text
     assert "Traceback" not in log_text
+
+
+async def test_a_queue_redis_hang_between_rare_passes_does_not_run_the_running_job_twice(
+    tmp_path: Path,
+    pulled_model_settings: ModelSettings,
+    lone_redis: RedisProcess,
+    face_jpeg: bytes,
+    gate: Gate,
+) -> None:
+    """Leases of 10 s, passes every 30 s: the passes alone fed the hang check, which then saw
+    only gaps of 61 s or more, where a hang of 6.7 s can let a live worker's lease lapse. The
+    queue Redis hung (SIGSTOP) 16 s while a job ran; the first pass after it (here another
+    supervisor's, right after it) found the running job's lease lapsed and gave the job back to
+    its queue, for a second run beside the first. The supervisor's ticks, every quarter lease,
+    see the hang, and no pass judges leases until the worker could renew its own."""
+    lease_s, interval_s, hang_s = 10, 30, 16.0
+    settings = job_settings(lone_redis.url, lease_s=lease_s, maintenance_interval_s=interval_s)
+    env = worker_env(
+        pulled_model_settings.dir,
+        lone_redis.url,
+        JOBS__LEASE_S=str(lease_s),
+        JOBS__MAINTENANCE_INTERVAL_S=str(interval_s),
+    )
+    # Two workers: a job given back to its queue is taken by the idle one while the first runs.
+    fleet = WorkerFleet(env, 2, tmp_path / "worker.log")
+    runner = runner_for(settings)
+    connection = Redis.from_url(lone_redis.url, socket_timeout=5)
+    try:
+        fleet.start()
+        data = variant(face_jpeg, gate.marker)
+        handle = await submit(runner, settings, data)
+        fleet.pid_running(prepare("detect", data, {}, settings).job_id)
+        # Up long enough that the pass after the hang is past the restart grace: only the hang
+        # can hold it back.
+        deadline = time.monotonic() + 60
+        while connection.info("server")["uptime_in_seconds"] + hang_s <= restart_grace_s(lease_s):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
+        lone_redis.pause()
+        try:
+            await asyncio.sleep(hang_s)
+        finally:
+            lone_redis.resume()
+        other = supervisor.Supervisor(settings, processes=1)
+        other._maintain(open_queue(settings, connection))
+
+        record = await runner.status(handle, None)
+        assert (record.status, record.attempts) == (JobStatus.STARTED, 1)
+        gate.release()
+        record = (await wait_done(runner, [handle], timeout_s=120))[handle]
+        assert (record.status, record.attempts) == (JobStatus.FINISHED, 1)
+        log_text = fleet.log_path.read_text(errors="replace")
+        assert log_text.count("gate marker: holding") == 1  # one run
+        assert "not run again" not in log_text
+        assert fleet.stop() == 0
+    finally:
+        gate.release()
+        fleet.stop()
+        connection.close()
+        await runner.close()
 
 
 def test_a_queue_outage_is_logged_when_it_begins_then_every_30_s_and_when_it_ends(
