@@ -29,6 +29,10 @@ def test_the_public_names_are_exactly_these() -> None:
         assert getattr(faceflow, name) is not None
 
 
+def test_dir_offers_the_public_names() -> None:
+    assert sorted(dir(faceflow)) == sorted(faceflow.__all__)
+
+
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'analyse'"):
         _ = faceflow.analyse

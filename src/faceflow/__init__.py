@@ -34,3 +34,9 @@ __getattr__ = lazy_attributes(
         "FaceflowError": "errors",
     },
 )
+
+
+def __dir__() -> list[str]:
+    """The public names, which a shell's completion and ``dir(faceflow)`` offer before their
+    modules are imported (the module's own globals are only the lazy machinery)."""
+    return sorted(__all__)
