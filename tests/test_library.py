@@ -87,3 +87,31 @@ def test_a_bad_option_raises_the_typed_error(
 ) -> None:
     with pytest.raises(InvalidParameter):
         flow.id_photo(photo_bytes("obama.jpg"), spec="no-such-size")
+
+
+def test_an_endpoints_option_reaches_the_library(
+    flow: faceflow.FaceFlow, photo_bytes: Callable[[str], bytes]
+) -> None:
+    two = photo_bytes("two_people.jpg")
+    assert len(flow.detect(two, options={"max_faces": 1}).faces) == 1
+    (face,) = flow.analyze(two, options={"max_faces": 1, "attributes": "age"}).faces
+    assert face.age is not None
+    assert face.gender is None
+    # The face a multiple_faces error tells the caller to choose.
+    photo = flow.id_photo(two, options={"face": 2})
+    assert photo.report.to_dict()["status"] in {"pass", "warn", "fail"}
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [({"max_faces": 0}, "max_faces"), ({"nope": 1}, "nope"), ({"format": "png"}, "output_format")],
+)
+def test_a_bad_or_doubled_option_is_refused_by_name(
+    flow: faceflow.FaceFlow,
+    photo_bytes: Callable[[str], bytes],
+    options: dict[str, object],
+    named: str,
+) -> None:
+    call = flow.id_photo if named == "output_format" else flow.detect
+    with pytest.raises(InvalidParameter, match=named):
+        call(photo_bytes("obama.jpg"), options=options)  # type: ignore[arg-type]

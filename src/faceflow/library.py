@@ -7,9 +7,12 @@ the service's inference processes run, so answers match the HTTP API's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from faceflow.config import Settings, load_settings
 from faceflow.domain import FaceReport, Operation
-from faceflow.operations.faces import AnalyzeOptions
+from faceflow.errors import InvalidParameter, JsonScalar
+from faceflow.operations.faces import FACE_OPTIONS
 from faceflow.operations.idphoto import PhotoOptions
 from faceflow.operations.parse import parse_options
 from faceflow.pipeline.idphoto.render import IdPhotoResult
@@ -44,15 +47,22 @@ class FaceFlow:
 
     @property
     def settings(self) -> Settings:
+        """The settings the models were loaded under (limits, detection defaults)."""
         return self._context.settings
 
-    def detect(self, image: bytes) -> FaceReport:
-        """Every face with its box, score and five landmarks."""
-        return self._faces(image, Operation.DETECT)
+    def detect(
+        self, image: bytes, *, options: Mapping[str, JsonScalar] | None = None
+    ) -> FaceReport:
+        """Every face with its box, score and five landmarks. ``options``: any option of
+        ``/v1/detect`` (``threshold``, ``max_faces``, ``min_face_px``), as the API takes it."""
+        return self._faces(image, Operation.DETECT, options)
 
-    def analyze(self, image: bytes) -> FaceReport:
-        """Every face, with age and gender."""
-        return self._faces(image, Operation.ANALYZE)
+    def analyze(
+        self, image: bytes, *, options: Mapping[str, JsonScalar] | None = None
+    ) -> FaceReport:
+        """Every face, with age and gender. ``options``: any option of ``/v1/analyze`` (those of
+        :meth:`detect`, and ``attributes``)."""
+        return self._faces(image, Operation.ANALYZE, options)
 
     def id_photo(
         self,
@@ -62,22 +72,47 @@ class FaceFlow:
         background: str = "white",
         output_format: str = "jpeg",
         max_kb: int | None = None,
+        options: Mapping[str, JsonScalar] | None = None,
     ) -> IdPhotoResult:
         """An ID photo of the largest face, with its compliance report (``result.report``).
 
         ``spec`` is a preset name (``faceflow id-photo-specs`` lists them); ``background`` a colour
-        name or ``#rrggbb``; ``max_kb`` a file-size cap in 1,000-byte kilobytes. Bad values raise
-        :class:`faceflow.errors.InvalidParameter`.
+        name or ``#rrggbb``; ``max_kb`` a file-size cap in 1,000-byte kilobytes; ``options`` any
+        other option of ``/v1/id-photo`` (``face``, ``dpi``, ``gradient``, ``head_mm``, …). Bad
+        values raise :class:`faceflow.errors.InvalidParameter`.
         """
-        options = parse_options(
-            PhotoOptions,
-            {"spec": spec, "background": background, "format": output_format, "max_kb": max_kb},
-            "id-photo",
-        )
-        request = IdPhotoFileRequest(image, options.photo())
+        named: dict[str, JsonScalar] = {
+            "spec": spec,
+            "background": background,
+            "format": output_format,
+            "max_kb": max_kb,
+        }
+        given = _other_options(options, named)
+        chosen = parse_options(PhotoOptions, {**named, **given}, "id-photo")
+        request = IdPhotoFileRequest(image, chosen.photo(), face=chosen.face)
         return id_photo_file(self._context, request).photo
 
-    def _faces(self, image: bytes, operation: Operation) -> FaceReport:
-        # The HTTP API's defaults: the settings' detection options, age and gender.
-        work = AnalyzeOptions().work(operation, self._context.settings.detection)
+    def _faces(
+        self, image: bytes, operation: Operation, options: Mapping[str, JsonScalar] | None
+    ) -> FaceReport:
+        # The HTTP API's model and defaults: the settings' detection options, age and gender.
+        model = FACE_OPTIONS[operation]
+        chosen = parse_options(model, _other_options(options, {}), operation.value)
+        work = chosen.work(operation, self._context.settings.detection)
         return analyze_file(self._context, work.request(image)).report
+
+
+def _other_options(
+    options: Mapping[str, JsonScalar] | None, named: Mapping[str, JsonScalar]
+) -> dict[str, JsonScalar]:
+    """``options`` as given, InvalidParameter for one the method takes as its own argument
+    (``format`` is ``output_format``): which of the two was meant?"""
+    given = dict(options or {})
+    clash = sorted(given.keys() & named.keys())
+    if clash:
+        name = clash[0]
+        argument = "output_format" if name == "format" else name
+        raise InvalidParameter(
+            f"give {name!r} as the argument {argument}=, not in options", {"parameter": name}
+        )
+    return given
