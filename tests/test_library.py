@@ -115,3 +115,8 @@ def test_a_bad_or_doubled_option_is_refused_by_name(
     call = flow.id_photo if named == "output_format" else flow.detect
     with pytest.raises(InvalidParameter, match=named):
         call(photo_bytes("obama.jpg"), options=options)  # type: ignore[arg-type]
+
+
+def test_a_path_instead_of_bytes_is_a_clear_type_error(flow: faceflow.FaceFlow) -> None:
+    with pytest.raises(TypeError, match=r"bytes .*not str"):
+        flow.analyze("obama.jpg")  # type: ignore[arg-type]

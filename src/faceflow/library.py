@@ -81,6 +81,7 @@ class FaceFlow:
         other option of ``/v1/id-photo`` (``face``, ``dpi``, ``gradient``, ``head_mm``, …). Bad
         values raise :class:`faceflow.errors.InvalidParameter`.
         """
+        _check_image(image)
         named: dict[str, JsonScalar] = {
             "spec": spec,
             "background": background,
@@ -95,11 +96,22 @@ class FaceFlow:
     def _faces(
         self, image: bytes, operation: Operation, options: Mapping[str, JsonScalar] | None
     ) -> FaceReport:
+        _check_image(image)
         # The HTTP API's model and defaults: the settings' detection options, age and gender.
         model = FACE_OPTIONS[operation]
         chosen = parse_options(model, _other_options(options, {}), operation.value)
         work = chosen.work(operation, self._context.settings.detection)
         return analyze_file(self._context, work.request(image)).report
+
+
+def _check_image(image: object) -> None:
+    """TypeError for anything but an image file's bytes (a path is the likely mistake: it
+    failed deep in the decoder with a message about ``startswith``)."""
+    if not isinstance(image, bytes):
+        raise TypeError(
+            f"image must be the image file's bytes (e.g. Path(name).read_bytes()), "
+            f"not {type(image).__name__}"
+        )
 
 
 def _other_options(
