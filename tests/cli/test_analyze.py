@@ -17,7 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner, Result
 
 from faceflow.cli.main import app
-from faceflow.config import ModelSettings
+from faceflow.config import MIN_FACE_SCORE, ModelSettings
 from tests.cli.terminal import NARROW_TERMINAL, plain_lines
 from tests.fixtures.images import load_rgb
 from tests.fixtures.models import PhotoFacts
@@ -171,6 +171,12 @@ def test_unknown_attribute_is_a_usage_error(photo_folder: Path) -> None:
 
     assert result.exit_code == 2
     assert "mood" in result.stderr
+
+
+def test_the_threshold_help_states_the_bound_the_api_applies() -> None:
+    # The help is written before pydantic is imported (the CLI's start-up), so it repeats the
+    # bound: this keeps the two together.
+    assert f"{MIN_FACE_SCORE} to 1" in "\n".join(plain_lines(run("--help").output))
 
 
 def test_a_high_threshold_finds_fewer_faces(testdata: Path, testdata_json: Result) -> None:

@@ -189,7 +189,7 @@ def analyze(
     ] = "age,gender",
     threshold: Annotated[
         float | None,
-        typer.Option(help="face score threshold, 0 to 1 (default from settings)"),
+        typer.Option(help="minimum face score, 0.3 to 1 (default from settings)"),
     ] = None,
     option: FaceQueryOptions = None,
     workers: Annotated[
