@@ -74,7 +74,9 @@ class FaceFlow:
         max_kb: int | None = None,
         options: Mapping[str, JsonScalar] | None = None,
     ) -> IdPhotoResult:
-        """An ID photo of the largest face, with its compliance report (``result.report``).
+        """An ID photo of the photo's one face, with its compliance report (``result.report``);
+        :class:`faceflow.errors.MultipleFaces` for several, unless ``options={"face": N}`` picks
+        one (counted from 1, left to right).
 
         ``spec`` is a preset name (``faceflow id-photo-specs`` lists them); ``background`` a colour
         name or ``#rrggbb``; ``max_kb`` a file-size cap in 1,000-byte kilobytes; ``options`` any
