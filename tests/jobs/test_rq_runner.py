@@ -30,8 +30,8 @@ from rq.worker import Worker
 
 from faceflow.cache.entry import CacheEntry, failure_of
 from faceflow.cache.keys import cache_key
-from faceflow.cache.redis_cache import RedisCache
-from faceflow.cache.tiered import ResultCache
+from faceflow.cache.redis_cache import LockResult, RedisCache
+from faceflow.cache.tiered import CacheStatus, ResultCache
 from faceflow.config import CacheSettings, ModelSettings, Settings
 from faceflow.errors import Expired, JobFailed, QueueFull, RateLimited, Unavailable
 from faceflow.jobs import worker as worker_module
@@ -236,6 +236,53 @@ async def test_the_worker_fills_the_shared_cache_as_the_api_reads_it(
     assert 600_000 * 0.9 - 60_000 < ttl_ms <= 600_000 * 1.1  # the cache's TTL with its jitter
     await api_cache.close()
     await runner.close()
+
+
+async def test_an_api_node_computes_at_once_what_a_worker_found_too_large_to_share(
+    queue_redis: RedisProcess,
+    redis_url: str,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An answer over cache.redis_max_entry_bytes is not stored in the shared cache. A worker
+    that computed one left no mark of it there (the API nodes leave one): an API node waiting
+    on another node's lock for the same work found nothing at each poll and computed it only
+    after the other node had (or, as here, once it had waited out lock_ttl_ms, 30 s by
+    default). Marked by the worker, it computes at once, the other node's lock still held."""
+    cache_settings = CacheSettings(
+        redis_url=redis_url,
+        ttl_s=600,
+        redis_timeout_ms=5000,
+        redis_max_entry_bytes=16,
+        lock_ttl_ms=2000,  # what the test waits out when the mark is missing
+    )
+    settings = job_settings(queue_redis.url).model_copy(update={"cache": cache_settings})
+    runner = runner_for(settings)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    await runner.submit(submission, None)
+    work_burst(settings, worker_context)
+    other_node = RedisCache.from_settings(settings.cache)
+    api_node = ResultCache.from_settings(settings.cache)
+    assert other_node is not None
+    ours = CacheEntry("application/json", b'{"face_count": 1}')
+
+    async def compute() -> CacheEntry:
+        return ours
+
+    try:
+        assert await other_node.get(submission.key) is None  # too large: not stored
+        lock = await other_node.acquire_lock(submission.key, "other-node", 60_000)
+        assert lock is LockResult.ACQUIRED  # another node computes the same work meanwhile
+        with caplog.at_level(logging.WARNING, logger="faceflow.cache.singleflight"):
+            entry, status = await api_node.get_or_compute(submission.key, compute)
+        assert (entry, status) == (ours, CacheStatus.MISS)
+        assert "gave up waiting" not in caplog.text
+        assert await other_node.release_lock(submission.key, "other-node")  # still held
+    finally:
+        await api_node.close()
+        await other_node.close()
+        await runner.close()
 
 
 async def test_the_worker_caches_a_deterministic_failure_as_the_api_nodes_do(

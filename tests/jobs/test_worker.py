@@ -11,7 +11,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from faceflow.cache.entry import CacheEntry, encode_entry
-from faceflow.cache.redis_cache import entry_key
+from faceflow.cache.redis_cache import entry_key, unshared_key
 from faceflow.config import Settings
 from faceflow.jobs.redis_store import JOB_FUNCTION
 from faceflow.jobs.worker import (
@@ -183,11 +183,13 @@ def test_a_job_with_something_else_as_serializer_is_refused_as_rq_refuses_it(
             cls("job-1", connection=connection, serializer=object())
 
 
-def test_a_worker_leaves_an_answer_too_large_to_read_back_out_of_the_shared_cache(
+def test_a_worker_marks_an_answer_too_large_to_read_back_as_the_api_nodes_do(
     queue_redis: RedisProcess, worker_context: WorkerContext
 ) -> None:
     """The API nodes read the shared cache within cache.redis_timeout_ms: a worker storing a
-    larger answer there had them time out on it (a miss each, toward the breaker)."""
+    larger answer there had them time out on it (a miss each, toward the breaker). It leaves the
+    API nodes' mark instead, as long as the answer would have been kept; the worker left
+    nothing, so nodes waiting on a lock for that work waited it out."""
     small = CacheEntry("application/json", b"{}")
     settings = Settings.model_validate(
         {"cache": {"redis_max_entry_bytes": len(encode_entry(small))}}
@@ -199,5 +201,7 @@ def test_a_worker_leaves_an_answer_too_large_to_read_back_out_of_the_shared_cach
         _fill_cache(state, "large", CacheEntry("image/png", b"\0" * 4096))
         assert cache.exists(entry_key("small")) == 1
         assert cache.exists(entry_key("large")) == 0
+        assert cache.exists(unshared_key("small")) == 0
+        assert cache.pttl(unshared_key("large")) > 0.9 * settings.cache.ttl_s * 1000 - 60_000
     finally:
         cache.close()

@@ -14,7 +14,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -77,6 +77,42 @@ def entry_key(key: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     """The Redis key that holds the entry for cache key ``key``: the one name for it, used by
     :class:`RedisCache` and by job workers that write results into the same cache."""
     return f"{namespace}:cache:{key}"
+
+
+def unshared_key(key: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """The Redis key of the mark that cache key ``key``'s entry is too large to share
+    (:func:`stored_form`)."""
+    return f"{namespace}:unshared:{key}"
+
+
+class StoredForm(NamedTuple):
+    """What goes into Redis for one entry: ``value`` under the Redis key ``name``."""
+
+    name: str
+    value: bytes
+    shared: bool
+    """False: ``value`` is the mark that the entry is too large to share, not the entry."""
+
+
+def stored_form(
+    key: str,
+    entry: CacheEntry,
+    max_entry_bytes: int | None,
+    namespace: str = DEFAULT_NAMESPACE,
+) -> StoredForm:
+    """How cache key ``key``'s ``entry`` is stored in Redis, by :class:`RedisCache` and by job
+    workers alike: the encoded entry, or, over ``max_entry_bytes``, a mark in its place.
+
+    A larger entry is not sent: reading it back would not fit in a call's timeout (see
+    ``cache.redis_max_entry_bytes``). It is marked instead, for as long as the entry would have
+    been kept (its size does not change; a mark is a few bytes): nodes waiting on this key's
+    lock would find nothing and take it in turn, each computing it after the other
+    (:meth:`RedisCache.poll`).
+    """
+    value = encode_entry(entry)
+    if max_entry_bytes is not None and len(value) > max_entry_bytes:
+        return StoredForm(unshared_key(key, namespace), b"1", shared=False)
+    return StoredForm(entry_key(key, namespace), value, shared=True)
 
 
 def jittered_ttl_ms(ttl_s: float, jitter: float, rng: Callable[[], float] = random.random) -> int:
@@ -193,7 +229,7 @@ class RedisCache:
     def unshared_key(self, key: str) -> str:
         """The Redis key of the marker that cache key ``key``'s entry is too large to share
         (:meth:`set`)."""
-        return f"{self._namespace}:unshared:{key}"
+        return unshared_key(key, self._namespace)
 
     def jittered_ttl_ms(self, ttl_s: float | None = None) -> int:
         """``ttl_s`` (default: the configured TTL) with this cache's jitter (see
@@ -222,22 +258,14 @@ class RedisCache:
 
     async def set(self, key: str, entry: CacheEntry, ttl_s: float | None = None) -> bool:
         """Store ``entry`` under ``key`` with a jittered TTL; whether Redis confirmed it. An
-        entry over ``max_entry_bytes`` is not sent: reading it back would not fit in a call's
-        timeout (see ``cache.redis_max_entry_bytes``)."""
-        value = encode_entry(entry)
+        entry over ``max_entry_bytes`` is marked too large to share instead, and not stored
+        (:func:`stored_form`)."""
+        stored = stored_form(key, entry, self._max_entry_bytes, self._namespace)
         ttl_ms = self.jittered_ttl_ms(ttl_s)
-        if self._max_entry_bytes is not None and len(value) > self._max_entry_bytes:
-            # Marked instead, for as long as the entry would have been kept (its size does not
-            # change; a marker is a few bytes): nodes waiting on this key's lock would find
-            # nothing and take it in turn, each computing it after the other (:meth:`poll`).
-            await self._call(
-                "set", lambda: self._client.set(self.unshared_key(key), b"1", px=ttl_ms)
-            )
-            return False
         done = await self._call(
-            "set", lambda: self._client.set(self.data_key(key), value, px=ttl_ms)
+            "set", lambda: self._client.set(stored.name, stored.value, px=ttl_ms)
         )
-        return done is True
+        return stored.shared and done is True
 
     async def delete(self, key: str) -> bool:
         """Remove the entry under ``key``; whether one was removed."""

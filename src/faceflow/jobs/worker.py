@@ -66,9 +66,9 @@ from rq.utils import current_timestamp, now, str_to_date, utcformat
 from rq.worker import WorkerStatus
 from rq.worker_registration import unregister
 
-from faceflow.cache.entry import CacheEntry, encode_entry, failure_entry
+from faceflow.cache.entry import CacheEntry, failure_entry
 from faceflow.cache.keys import cache_key
-from faceflow.cache.redis_cache import entry_key, jittered_ttl_ms
+from faceflow.cache.redis_cache import jittered_ttl_ms, stored_form
 from faceflow.config import RuntimeSettings, Settings
 from faceflow.errors import (
     DeadlineExceeded,
@@ -1530,14 +1530,15 @@ def attempt_error(exc: Exception, job_id: str) -> FaceflowError:
 
 
 def _fill_cache(state: WorkerState, key: str, entry: CacheEntry) -> None:
+    """Store ``entry`` in the shared cache as an API node stores it (:func:`stored_form`): one
+    too large to share is marked so, and an API node waiting on another's lock for this key
+    computes it at once instead of waiting that lock out."""
     cache = state.settings.cache
-    value = encode_entry(entry)
-    if len(value) > cache.redis_max_entry_bytes:
-        return  # the API nodes could not read it back in time (cache.redis_max_entry_bytes)
+    stored = stored_form(key, entry, cache.redis_max_entry_bytes)
     ttl_ms = jittered_ttl_ms(cache.ttl_s, cache.ttl_jitter)
     assert state.cache is not None
     try:
-        state.cache.set(entry_key(key), value, px=ttl_ms)
+        state.cache.set(stored.name, stored.value, px=ttl_ms)
     except RedisError as exc:  # the cache is an optimisation: the job result is stored already
         log.warning("could not store job result in the shared cache: %s", exc)
 
