@@ -19,6 +19,7 @@ from unittest.mock import ANY
 import pytest
 from redis import Redis
 from rq import get_current_job
+from rq import registry as rq_registry
 from rq.exceptions import StopRequested
 from rq.job import Job
 from rq.job import JobStatus as RqJobStatus
@@ -26,6 +27,7 @@ from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.suspension import WORKERS_SUSPENDED, resume, suspend
+from rq.utils import current_timestamp
 from rq.worker import Worker
 
 from faceflow.cache.entry import CacheEntry, failure_of
@@ -44,9 +46,10 @@ from faceflow.jobs.records import (
 )
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys
 from faceflow.jobs.rq_runner import REDIS_FAILURES, REDIS_THREADS, RqRunner
-from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, exit_code
+from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, Supervisor, exit_code
 from faceflow.jobs.worker import (
     FaceflowJob,
+    FaceflowQueue,
     FaceflowWorker,
     build_worker,
     open_queue,
@@ -519,6 +522,59 @@ def test_a_hang_that_can_let_a_lease_lapse_is_seen_whatever_the_maintenance_inte
         assert 0 < connection.ttl(keys.lease_grace) <= restart_grace_s(lease_s) + 1
     finally:
         connection.close()
+
+
+@pytest.mark.parametrize("by", ["supervisor", "worker"])
+async def test_a_hang_after_the_hang_check_does_not_give_back_a_running_job(
+    runner: RqRunner,
+    queue_redis: RedisProcess,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    by: str,
+) -> None:
+    """A pass runs the hang check, then RQ's clean-up judges leases by its clock some round
+    trips later: a queue Redis that hung in between (the lock's SET or the finished registry's
+    clean-up waiting it out) had the running job's lease judged expired by the hang's end,
+    though its worker was alive and could not renew it, and the job given back to run again
+    beside itself. Here the clean-up's clock moves five leases on right after the check, as
+    that hang would have it; leases are judged as of the check."""
+    monkeypatch.setattr(worker_module, "_up_for_s", lambda connection: 1e9)  # long up
+    settings = job_settings(queue_redis.url)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    submitted = await runner.submit(submission, None)
+    connection = Redis.from_url(queue_redis.url)
+    registry = StartedJobRegistry(QUEUE, connection=connection)
+    seen: dict[str, object] = {}
+
+    def maintain(queue: FaceflowQueue) -> None:
+        if by == "supervisor":
+            Supervisor(settings, processes=1)._maintain(queue)
+        else:
+            state = worker_module.WorkerState(settings, worker_context, connection, None)
+            FaceflowWorker(queue, state).clean_registries()
+
+    def pass_with_a_hang_after_its_check(_: JobPayload) -> None:
+        queue = open_queue(settings, connection)  # another process's pass, while the job runs
+
+        def check_then_hang() -> bool:
+            taken = FaceflowQueue.acquire_maintenance_lock(queue)
+            seen["taken"] = taken
+            hang_ends = current_timestamp() + 5 * settings.jobs.lease_s
+            patch.setattr(rq_registry, "current_timestamp", lambda: hang_ends)
+            return taken
+
+        with monkeypatch.context() as patch:
+            patch.setattr(queue, "acquire_maintenance_lock", check_then_hang)
+            maintain(queue)
+        seen["queued"] = queue.get_job_ids()
+        seen["running"] = registry.get_job_ids(cleanup=False)
+
+    work_burst(settings, worker_context, pass_with_a_hang_after_its_check)
+    assert seen == {"taken": True, "queued": [], "running": [submission.job_id]}
+    record = await runner.status(submitted.handle, None)
+    assert (record.status, record.attempts) == (JobStatus.FINISHED, 1), record
+    connection.close()
 
 
 async def test_a_queue_redis_out_of_memory_answers_queue_full(

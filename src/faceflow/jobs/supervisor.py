@@ -44,7 +44,6 @@ from types import FrameType
 
 from redis import Redis
 from redis.exceptions import OutOfMemoryError, RedisError
-from rq.registry import clean_registries
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.worker_registration import clean_worker_registry
@@ -371,7 +370,7 @@ class Supervisor:
             wrote = queue.acquire_maintenance_lock()
             if wrote:
                 try:
-                    clean_registries(queue)
+                    queue.clean_registries()
                     clean_worker_registry(queue)
                 finally:
                     queue.release_maintenance_lock()  # type: ignore[no-untyped-call]

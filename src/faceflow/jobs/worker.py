@@ -42,7 +42,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 import msgpack
@@ -57,14 +57,22 @@ from rq.exceptions import DequeueTimeout, NoSuchJobError
 from rq.executions import Execution, ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
-from rq.registry import FinishedJobRegistry, StartedJobRegistry
+from rq.rate_limit import RateLimitRegistry
+from rq.registry import (
+    BaseRegistry,
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ReadyJobRegistry,
+    StartedJobRegistry,
+)
 from rq.results import Result
 from rq.serializers import JSONSerializer, resolve_serializer
 from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import JobTimeoutException
 from rq.utils import current_timestamp, now, str_to_date, utcformat
 from rq.worker import WorkerStatus
-from rq.worker_registration import unregister
+from rq.worker_registration import clean_worker_registry, unregister
 
 from faceflow.cache.entry import CacheEntry, failure_entry
 from faceflow.cache.keys import cache_key
@@ -235,12 +243,14 @@ class FaceflowIntermediateQueue(IntermediateQueue):
 # maintenance interval), read in microseconds; and the maintenance passes themselves, every
 # maintenance_interval_s, read in whole seconds (all there is when no supervisor ticks). Each
 # pass, by any process, runs it before it takes RQ's lock, so the first call after a hang, a
-# tick or a pass, sees the hang and starts the grace before any pass can judge a lease. A pass
-# that finds the ticks stale forgets them (no supervisor ticks any more): one grace, then the
-# passes' own gap alone. KEYS: the last pass, the grace, the last tick; ARGV: the longest
-# ordinary gap between passes (s), the grace (s), the longest ordinary gap between ticks (µs;
-# 0: none judged), who calls: 'pass', 'tick', or 'first' (a supervisor's first tick, which has
-# no gap of its own to judge). 1: judge leases now; 0: not yet.
+# tick or a pass, sees the hang and starts the grace before any pass can judge a lease; a pass
+# judges leases as of a time read before it (FaceflowQueue.clean_registries), so a hang that
+# begins after the check is not judged either. A pass that finds the ticks stale forgets them
+# (no supervisor ticks any more): one grace, then the passes' own gap alone. KEYS: the last
+# pass, the grace, the last tick; ARGV: the longest ordinary gap between passes (s), the grace
+# (s), the longest ordinary gap between ticks (µs; 0: none judged), who calls: 'pass', 'tick',
+# or 'first' (a supervisor's first tick, which has no gap of its own to judge). 1: judge leases
+# now; 0: not yet.
 _HANG_CHECK_LUA = """
 local time = redis.call('TIME')
 local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -263,6 +273,8 @@ end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 return 1
 """
+
+_Registry = TypeVar("_Registry", bound=BaseRegistry)
 
 HANG_TICKS_PER_LEASE = 4
 """How often per lease each supervisor feeds the hang check (:meth:`FaceflowQueue.tick`)."""
@@ -289,6 +301,9 @@ class FaceflowQueue(Queue):
     quiet_after_s: float = 0.0
     tick_gap_s: float = 0.0
     stuck_after_s: float = 60.0
+    leases_judged_at: int | None = None
+    """The time (this process's clock, as RQ reads it) the last maintenance lock taken here was
+    checked at: :meth:`clean_registries` judges leases as of it."""
 
     @property
     def intermediate_queue(self) -> FaceflowIntermediateQueue:
@@ -297,13 +312,42 @@ class FaceflowQueue(Queue):
         return queue
 
     def acquire_maintenance_lock(self) -> bool:
+        # Read before the checks: they vouch that no restart or hang came before them, so a
+        # lease expired by this time expired while its worker could have renewed it.
+        checked_at = current_timestamp()
         if self.restart_grace_s > 0 and _up_for_s(self.connection) < self.restart_grace_s:
             return False
         if self.quiet_after_s > 0 and not self._leases_judged():
             return False
-        return bool(
-            self.connection.set(self.registry_cleaning_key, 1, nx=True, ex=MAINTENANCE_LOCK_S)
+        if not self.connection.set(self.registry_cleaning_key, 1, nx=True, ex=MAINTENANCE_LOCK_S):
+            return False
+        self.leases_judged_at = checked_at
+        return True
+
+    def clean_registries(self, exception_handlers: list[Any] | None = None) -> None:
+        """RQ's :func:`rq.registry.clean_registries` (rq 3.0), run under the lock
+        :meth:`acquire_maintenance_lock` took, with abandoned jobs judged as of the time it was
+        checked at (:attr:`leases_judged_at`; RQ's own time without that lock).
+
+        RQ judges leases by its clock when the clean-up reads them, some round trips after the
+        hang check: a queue Redis that hung in between (the lock's SET, or the finished
+        registry's clean-up, waiting the hang out) had every running job's lease judged
+        expired by its end, and a live worker's job given back to run again beside itself. A
+        lease expired by the time of the check expired before any hang it did not see."""
+        judged_at, self.leases_judged_at = self.leases_judged_at, None
+
+        def registry(cls: type[_Registry]) -> _Registry:
+            return cls(self.name, self.connection, self.job_class, serializer=self.serializer)
+
+        registry(FinishedJobRegistry).cleanup()
+        registry(StartedJobRegistry).cleanup(
+            timestamp=judged_at, exception_handlers=exception_handlers
         )
+        registry(FailedJobRegistry).cleanup()
+        registry(DeferredJobRegistry).cleanup()
+        registry(ReadyJobRegistry).cleanup()
+        for rate_limit_registry in RateLimitRegistry.all(self.connection):
+            rate_limit_registry.cleanup()
 
     def _leases_judged(self) -> bool:
         return self._hang_check("pass")
@@ -843,6 +887,19 @@ class FaceflowWorker(SimpleWorker):
                 pipe.expire(self.key, 60)
                 pipe.delete(self.executions_key)
                 pipe.execute()
+
+    def clean_registries(self) -> None:
+        """RQ's, with each queue's registries cleaned by
+        :meth:`FaceflowQueue.clean_registries` (leases judged as of the hang check)."""
+        for queue in self.queues:
+            assert isinstance(queue, FaceflowQueue)
+            if queue.acquire_maintenance_lock():
+                self.log.info("Worker %s: cleaning registries for queue: %s", self.name, queue.name)
+                queue.clean_registries(self._exc_handlers)
+                clean_worker_registry(queue)
+                queue.intermediate_queue.cleanup(self, queue)
+                queue.release_maintenance_lock()  # type: ignore[no-untyped-call]
+        self.last_cleaned_at = now()  # type: ignore[assignment]  # RQ: None until a pass
 
     def run_maintenance_tasks(self) -> None:
         """RQ's; skipped until the next interval when the queue Redis is out of memory (its
