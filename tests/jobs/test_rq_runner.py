@@ -577,6 +577,35 @@ async def test_a_hang_after_the_hang_check_does_not_give_back_a_running_job(
     connection.close()
 
 
+async def test_a_lease_that_lapsed_before_the_hang_check_is_judged_at_the_next_pass(
+    runner: RqRunner,
+    queue_redis: RedisProcess,
+    face_jpeg: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Judging leases as of the check does not spare the job of a worker that died: its lease
+    lapsed before the check, so the pass gives the job back to run elsewhere."""
+    monkeypatch.setattr(worker_module, "_up_for_s", lambda connection: 1e9)  # long up
+    settings = job_settings(queue_redis.url)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    await runner.submit(submission, None)
+    connection = Redis.from_url(queue_redis.url)
+    queue = open_queue(settings, connection)
+    registry = StartedJobRegistry(QUEUE, connection=connection)
+    # Taken and started by a worker that then died: its lease lapsed a second ago.
+    assert connection.lrem(queue.key, 1, submission.job_id) == 1
+    Job.fetch(submission.job_id, connection=connection, serializer=JSONSerializer).set_status(
+        RqJobStatus.STARTED
+    )
+    connection.zadd(registry.key, {f"{submission.job_id}:dead": current_timestamp() - 1})
+
+    Supervisor(settings, processes=1)._maintain(queue)
+
+    assert queue.get_job_ids() == [submission.job_id]
+    assert registry.get_job_ids(cleanup=False) == []
+    connection.close()
+
+
 async def test_a_queue_redis_out_of_memory_answers_queue_full(
     runner: RqRunner, queue_redis: RedisProcess, face_jpeg: bytes
 ) -> None:
