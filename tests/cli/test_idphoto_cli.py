@@ -4,8 +4,11 @@ real models and photos (cli/idphoto.py)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from enum import Enum
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from faceflow.cli.idphoto import batch_settings
 from faceflow.cli.main import app
 from faceflow.config import ModelSettings, load_settings
 from faceflow.imaging.formats import OutputFormat
+from faceflow.operations.idphoto import PhotoOptions
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
 from faceflow.runtime.context import WorkerContext
@@ -161,6 +165,31 @@ def test_bad_options_are_a_usage_error(tmp_path: Path, testdata: Path, options: 
     assert result.exit_code == 2, result.output
     assert "error:" in result.stderr
     assert not out.exists()
+
+
+def _model_choices(name: str) -> list[str]:
+    """The values the options model takes for ``name`` (a Literal's or an enum's), in order."""
+    annotation = PhotoOptions.model_fields[name].annotation
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return [member.value for member in annotation]
+    return [str(value) for value in get_args(annotation)]
+
+
+def test_the_choice_flags_offer_exactly_the_options_models_choices() -> None:
+    """A flag that mirrors an option of the API (--gradient, --format) offers, in --help, what
+    the options model takes: a choice added to the model is the CLI's without a CLI edit."""
+    result = CliRunner().invoke(app, ["id-photo", "--help"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    shown = {
+        flag.replace("-", "_"): choices.split("|")
+        for flag, choices in re.findall(r"--([a-z-]+)\s+<([a-z0-9|_-]+)>", result.output)
+        if "|" in choices
+    }
+    mirrored = {name: shown[name] for name in shown if name in PhotoOptions.model_fields}
+
+    assert set(mirrored) >= {"gradient", "format"}, shown
+    for name, choices in mirrored.items():
+        assert choices == _model_choices(name), name
 
 
 def test_any_option_of_the_api_is_taken_with_dash_o(tmp_path: Path, testdata: Path) -> None:

@@ -23,6 +23,7 @@ from faceflow.cli.common import (
     setup_logging,
     write_output,
 )
+from faceflow.operations.choices import Gradient, OutputFormat
 
 if TYPE_CHECKING:  # rich, OpenCV and the ONNX stack are imported when the command runs
     from rich.console import Console
@@ -57,12 +58,11 @@ def id_photo(
         ),
     ] = None,
     background: Annotated[str, typer.Option(help="white, blue, red, grey or #rrggbb")] = "white",
-    gradient: Annotated[
-        Literal["none", "vertical", "radial"], typer.Option(help="fade the background to white")
-    ] = "none",
+    # The options model's own types: a choice added there is offered and checked here too.
+    gradient: Annotated[Gradient, typer.Option(help="fade the background to white")] = "none",
     output_format: Annotated[
-        Literal["jpeg", "png"], typer.Option("--format", help="image format of the ID photo")
-    ] = "jpeg",
+        OutputFormat, typer.Option("--format", help="image format of the ID photo")
+    ] = OutputFormat.JPEG,
     max_kb: Annotated[
         int | None, typer.Option(help="JPEG file-size cap in KB (1 KB = 1,000 bytes)")
     ] = None,
@@ -94,7 +94,6 @@ def id_photo(
     from faceflow.cli.files import FileOutcome, only, run_files
     from faceflow.domain import Operation
     from faceflow.errors import FaceflowError
-    from faceflow.imaging.formats import OutputFormat
     from faceflow.operations.idphoto import PhotoOptions, sheet_work
     from faceflow.operations.parse import parse_options
     from faceflow.pipeline.idphoto.compliance import CheckStatus

@@ -32,6 +32,7 @@ from faceflow.cache.tiered import CacheStatus
 from faceflow.config import MAX_FACES
 from faceflow.errors import InvalidParameter, JsonScalar, quoted
 from faceflow.imaging.formats import OutputFormat
+from faceflow.operations.choices import Gradient
 from faceflow.operations.parse import OPTIONS_CONFIG
 from faceflow.pipeline.idphoto.nudge import NO_NUDGE, Nudge
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
@@ -50,7 +51,6 @@ from faceflow.runtime.idphoto_tasks import (
 )
 from faceflow.runtime.tasks import TaskOutput
 
-Gradient = Literal["none", "vertical", "radial"]
 _SPEC = "size preset key (see GET /v1/id-photo/specs); not with width and height"
 _BACKGROUND = "white, blue, red, grey or #rrggbb (URL-encode # as %23)"
 _GRADIENT = "fade the background to white"
