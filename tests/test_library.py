@@ -3,6 +3,8 @@ light, and that its calls run the real models."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import io
 import subprocess
 import sys
@@ -115,6 +117,37 @@ def test_a_bad_or_doubled_option_is_refused_by_name(
     call = flow.id_photo if named == "output_format" else flow.detect
     with pytest.raises(InvalidParameter, match=named):
         call(photo_bytes("obama.jpg"), options=options)  # type: ignore[arg-type]
+
+
+def test_a_bad_output_format_is_named_as_the_argument_given(
+    flow: faceflow.FaceFlow, photo_bytes: Callable[[str], bytes]
+) -> None:
+    with pytest.raises(InvalidParameter, match=r"options: output_format: ") as raised:
+        flow.id_photo(photo_bytes("obama.jpg"), output_format="gif")
+    assert raised.value.details["parameter"] == "output_format"
+
+
+def test_an_option_that_means_nothing_to_the_library_is_refused_by_name(
+    flow: faceflow.FaceFlow, photo_bytes: Callable[[str], bytes]
+) -> None:
+    # /v1/id-photo's response=json adds the report to its answer; the library always has it.
+    with pytest.raises(InvalidParameter, match="'response' means nothing") as raised:
+        flow.id_photo(photo_bytes("obama.jpg"), options={"response": "json"})
+    assert raised.value.details["parameter"] == "response"
+
+
+@pytest.mark.parametrize("method", ["detect", "analyze", "id_photo"])
+def test_options_are_typed_with_public_types_only(method: str) -> None:
+    """What help() and an editor show: builtins and a Mapping, no name internal to faceflow."""
+    signature = inspect.signature(getattr(faceflow.FaceFlow, method))
+    annotation = signature.parameters["options"].annotation
+    assert annotation == "Mapping[str, str | int | float | bool | None] | None"
+
+
+def test_every_field_of_an_id_photo_result_is_documented() -> None:
+    doc = faceflow.IdPhotoResult.__doc__ or ""
+    for field in dataclasses.fields(faceflow.IdPhotoResult):
+        assert f"``{field.name}``" in doc, field.name
 
 
 def test_a_path_instead_of_bytes_is_a_clear_type_error(flow: faceflow.FaceFlow) -> None:

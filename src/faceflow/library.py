@@ -22,6 +22,16 @@ from faceflow.runtime.tasks import analyze_file
 
 __all__ = ["FaceFlow", "FaceReport", "IdPhotoResult"]
 
+# The model's options a method takes as an argument of its own, by the argument's name.
+_ARGUMENT_OF = {"format": "output_format"}
+
+# Options of /v1/id-photo that choose the shape of the HTTP answer, not the photo: the library
+# has no such choice (it always returns an IdPhotoResult), so it refuses them rather than
+# ignore them, by what they would have done.
+_ID_PHOTO_ANSWER_OPTIONS = {
+    "response": "the library always returns the photo with its report (IdPhotoResult)",
+}
+
 
 class FaceFlow:
     """Loaded models and the settings they run under (limits, detection defaults).
@@ -51,14 +61,20 @@ class FaceFlow:
         return self._context.settings
 
     def detect(
-        self, image: bytes, *, options: Mapping[str, JsonScalar] | None = None
+        self,
+        image: bytes,
+        *,
+        options: Mapping[str, str | int | float | bool | None] | None = None,
     ) -> FaceReport:
         """Every face with its box, score and five landmarks. ``options``: any option of
         ``/v1/detect`` (``threshold``, ``max_faces``, ``min_face_px``), as the API takes it."""
         return self._faces(image, Operation.DETECT, options)
 
     def analyze(
-        self, image: bytes, *, options: Mapping[str, JsonScalar] | None = None
+        self,
+        image: bytes,
+        *,
+        options: Mapping[str, str | int | float | bool | None] | None = None,
     ) -> FaceReport:
         """Every face, with age and gender. ``options``: any option of ``/v1/analyze`` (those of
         :meth:`detect`, and ``attributes``)."""
@@ -72,7 +88,7 @@ class FaceFlow:
         background: str = "white",
         output_format: str = "jpeg",
         max_kb: int | None = None,
-        options: Mapping[str, JsonScalar] | None = None,
+        options: Mapping[str, str | int | float | bool | None] | None = None,
     ) -> IdPhotoResult:
         """An ID photo of the photo's one face, with its compliance report (``result.report``);
         :class:`faceflow.errors.MultipleFaces` for several, unless ``options={"face": N}`` picks
@@ -80,8 +96,9 @@ class FaceFlow:
 
         ``spec`` is a preset name (``faceflow id-photo-specs`` lists them); ``background`` a colour
         name or ``#rrggbb``; ``max_kb`` a file-size cap in 1,000-byte kilobytes; ``options`` any
-        other option of ``/v1/id-photo`` (``face``, ``dpi``, ``gradient``, ``head_mm``, …). Bad
-        values raise :class:`faceflow.errors.InvalidParameter`.
+        other option of ``/v1/id-photo`` (``face``, ``dpi``, ``gradient``, ``head_mm``, …) but
+        ``response``, which shapes the HTTP answer only. Bad values, and options with no meaning
+        here, raise :class:`faceflow.errors.InvalidParameter` naming them.
         """
         _check_image(image)
         named: dict[str, JsonScalar] = {
@@ -90,8 +107,8 @@ class FaceFlow:
             "format": output_format,
             "max_kb": max_kb,
         }
-        given = _other_options(options, named)
-        chosen = parse_options(PhotoOptions, {**named, **given}, "id-photo")
+        given = _other_options(options, named, _ID_PHOTO_ANSWER_OPTIONS)
+        chosen = parse_options(PhotoOptions, {**named, **given}, "id-photo", _ARGUMENT_OF)
         request = IdPhotoFileRequest(image, chosen.photo(), face=chosen.face)
         return id_photo_file(self._context, request).photo
 
@@ -101,7 +118,7 @@ class FaceFlow:
         _check_image(image)
         # The HTTP API's model and defaults: the settings' detection options, age and gender.
         model = FACE_OPTIONS[operation]
-        chosen = parse_options(model, _other_options(options, {}), operation.value)
+        chosen = parse_options(model, _other_options(options, {}, {}), operation.value)
         work = chosen.work(operation, self._context.settings.detection)
         return analyze_file(self._context, work.request(image)).report
 
@@ -117,16 +134,26 @@ def _check_image(image: object) -> None:
 
 
 def _other_options(
-    options: Mapping[str, JsonScalar] | None, named: Mapping[str, JsonScalar]
+    options: Mapping[str, JsonScalar] | None,
+    named: Mapping[str, JsonScalar],
+    meaningless: Mapping[str, str],
 ) -> dict[str, JsonScalar]:
-    """``options`` as given, InvalidParameter for one the method takes as its own argument
-    (``format`` is ``output_format``): which of the two was meant?"""
+    """``options`` as given; InvalidParameter for one the method takes as its own argument
+    (``format`` is ``output_format``: which of the two was meant?), or one in ``meaningless``
+    (an option of the endpoint with no meaning in the library: by name, with why)."""
     given = dict(options or {})
     clash = sorted(given.keys() & named.keys())
     if clash:
         name = clash[0]
-        argument = "output_format" if name == "format" else name
+        argument = _ARGUMENT_OF.get(name, name)
         raise InvalidParameter(
             f"give {name!r} as the argument {argument}=, not in options", {"parameter": name}
+        )
+    unused = sorted(given.keys() & meaningless.keys())
+    if unused:
+        name = unused[0]
+        raise InvalidParameter(
+            f"option {name!r} means nothing to the library: {meaningless[name]}",
+            {"parameter": name},
         )
     return given

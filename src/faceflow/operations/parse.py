@@ -23,13 +23,29 @@ options (64 KB) took 270 ms of the event loop to describe (a did-you-mean for ea
 send."""
 
 
-def parse_options(model: type[Model], options: Mapping[str, object], what: str) -> Model:
+def parse_options(
+    model: type[Model],
+    options: Mapping[str, object],
+    what: str,
+    called: Mapping[str, str] | None = None,
+) -> Model:
     """A client's ``options`` (query values as strings, or typed values) validated into ``model``;
-    InvalidParameter naming every problem, as FastAPI's validation error does for a route."""
+    InvalidParameter naming every problem, as FastAPI's validation error does for a route.
+    ``called``: the caller's own names of some options (the library's argument
+    ``output_format`` is the option ``format``), which the error names them by."""
     try:
         return model.model_validate(dict(options))
     except ValidationError as exc:
-        raise option_error(exc.errors(), option_names(model), f"invalid {what} options: ") from None
+        errors = exc.errors()
+        if called:
+            errors = [{**error, "loc": _renamed(error["loc"], called)} for error in errors]
+        raise option_error(errors, option_names(model), f"invalid {what} options: ") from None
+
+
+def _renamed(loc: tuple[int | str, ...], called: Mapping[str, str]) -> tuple[int | str, ...]:
+    if not loc or not isinstance(loc[0], str):
+        return loc
+    return (called.get(loc[0], loc[0]), *loc[1:])
 
 
 def option_names(model: type[BaseModel]) -> set[str]:

@@ -41,7 +41,15 @@ class RenderedPhoto:
 
 @dataclass(frozen=True, slots=True)
 class IdPhotoResult:
-    """The encoded photo. ``quality`` is the JPEG quality used (``None`` for PNG)."""
+    """The encoded photo and its compliance report.
+
+    ``data``: the image file's bytes; ``media_type``: its MIME type (``image/jpeg`` or
+    ``image/png``); ``width_px`` and ``height_px``: its size in pixels (the size preset's);
+    ``dpi``: the print resolution it was made for, also written in the file; ``quality``: the
+    JPEG quality used, the one ``max_kb`` chose when given (``None`` for PNG); ``report``: the
+    compliance report (``report.status``: pass, warn or fail; ``report.to_dict()``: the checks
+    as the API's JSON).
+    """
 
     data: bytes
     media_type: str
