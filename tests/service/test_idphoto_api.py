@@ -745,6 +745,23 @@ def test_face_chooses_one_person_of_several_for_a_print_sheet_too(
     assert (error["parameter"], error["max"]) == ("face", 2)
 
 
+def test_specs_publish_the_option_bounds_the_api_checks(client: httpx.Client, photo: Photo) -> None:
+    """The web page checks these before sending: each is the edge the API itself refuses past."""
+    bounds = client.get(f"{PHOTO}/specs").json()["bounds"]
+
+    assert set(bounds) == {"dpi", "max_kb", "quality", "face"}
+    document = client.get("/openapi.json").json()
+    answer = document["paths"][f"{PHOTO}/specs"]["get"]["responses"]["200"]["content"]
+    schema = answer["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert "bounds" in document["components"]["schemas"][schema]["properties"]
+    for name, (low, high) in bounds.items():
+        for outside in (low - 1, high + 1):
+            # A custom size, which dpi needs (with a preset it is refused whatever its value).
+            response = post(client, photo("portrait_2.jpg"), f"width=35&height=45&{name}={outside}")
+            assert assert_error(response, 400, "invalid_parameter")["parameter"] == name, outside
+            assert f"{name}: Input should be" in response.json()["error"]["message"]
+
+
 def test_specs_list_each_sizes_nudge_ranges(client: httpx.Client) -> None:
     listed = {spec["key"]: spec for spec in client.get(f"{PHOTO}/specs").json()["specs"]}
     for spec in list_specs():

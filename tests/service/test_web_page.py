@@ -267,6 +267,38 @@ def test_id_photo_preview_report_and_downloads(
     assert probe.errors == []
 
 
+def test_the_size_caps_range_is_the_servers(open_page: OpenPage, live_server: LiveServer) -> None:
+    """The page checks max_kb against the bounds /v1/id-photo/specs publishes (the options
+    model's), not a copy of its own: the real server's range, and another one staged as a server
+    whose model had another would publish it, are each the page's, in both languages."""
+    served = httpx.get(f"{live_server.url}/v1/id-photo/specs", timeout=30.0).json()
+    low, high = served["bounds"]["max_kb"]
+    page = load(open_page, live_server).page
+    max_kb, error = page.locator("#max-kb"), page.locator("#max-kb-error")
+    expect(max_kb).to_have_attribute("min", str(low))
+    expect(max_kb).to_have_attribute("max", str(high))
+    page.fill("#max-kb", str(high + 1))
+    expect(error).to_have_text(f"Enter a whole number from {low} to {high}.")
+
+    staged = {**served, "bounds": {**served["bounds"], "max_kb": [5, 500]}}
+    for locale, said in (("en-US", "Enter a whole number from 5 to 500."), ("zh-CN", "5 到 500")):
+        probe = open_page(DESKTOP, locale)
+        other = probe.page
+        other.route("**/v1/id-photo/specs", lambda route: route.fulfill(json=staged))
+        other.goto(live_server.url + "/")
+        expect(other.locator("#server-status")).to_have_attribute("data-state", "ok")
+        other_max_kb, other_error = other.locator("#max-kb"), other.locator("#max-kb-error")
+        expect(other_max_kb).to_have_attribute("max", "500")
+        other.fill("#max-kb", "501")
+        expect(other_error).to_be_visible()
+        expect(other_error).to_contain_text(said)
+        other.fill("#max-kb", "4")
+        expect(other_error).to_be_visible()
+        other.fill("#max-kb", "500")
+        expect(other_error).to_be_hidden()
+        assert probe.errors == []
+
+
 def test_size_cap_is_applied_and_validated(
     open_page: OpenPage, live_server: LiveServer, testdata: Path, tmp_path: Path
 ) -> None:

@@ -48,6 +48,18 @@ def _renamed(loc: tuple[int | str, ...], called: Mapping[str, str]) -> tuple[int
     return (called.get(loc[0], loc[0]), *loc[1:])
 
 
+def option_bounds(model: type[BaseModel]) -> dict[str, list[int | float]]:
+    """``[min, max]`` of each option of ``model`` that has both (inclusive), by its name, as its
+    field declares them: what a client (the web page) checks before sending. Read from the
+    model's JSON schema, which holds a ``X | None`` field's bounds in its ``anyOf``."""
+    bounds: dict[str, list[int | float]] = {}
+    for name, schema in model.model_json_schema(by_alias=True)["properties"].items():
+        for choice in [schema, *schema.get("anyOf", ())]:
+            if "minimum" in choice and "maximum" in choice:
+                bounds[name] = [choice["minimum"], choice["maximum"]]
+    return bounds
+
+
 def option_names(model: type[BaseModel]) -> set[str]:
     """The names ``model`` takes its options by (a field's alias where it has one)."""
     return {field.alias or name for name, field in model.model_fields.items()}

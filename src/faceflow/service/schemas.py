@@ -118,6 +118,20 @@ class InfoOut(BaseModel):
     rate_limit: str | None
 
 
+class IdPhotoSpecsOut(BaseModel):
+    specs: list[dict[str, Any]] = Field(
+        description="every size preset: mm, DPI, pixels, head and eye-line rules, and `nudges`:"
+        " the [min, max] of each nudge option for that size"
+    )
+    sheets: list[dict[str, Any]] = Field(description="the print sheets' papers")
+    backgrounds: list[str] = Field(description="the background colours known by name")
+    bounds: dict[str, list[int | float]] = Field(
+        description="[min, max] (inclusive) of each /v1/id-photo option with fixed bounds (dpi,"
+        " max_kb, quality, face), as its options model checks them: a client checking a value"
+        " before sending it uses these"
+    )
+
+
 _ERROR_STATUSES = {
     400: "bad request: empty body, missing field or invalid parameter",
     401: "an API key is required",

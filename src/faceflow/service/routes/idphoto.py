@@ -36,6 +36,7 @@ from faceflow.operations.idphoto import (
     SheetWork,
     with_stage_timings,
 )
+from faceflow.operations.parse import option_bounds
 from faceflow.operations.registry import check_enabled
 from faceflow.pipeline.idphoto.nudge import nudge_ranges
 from faceflow.pipeline.idphoto.sheet_plan import PAPERS
@@ -49,6 +50,7 @@ from faceflow.service.lanes import Gone, in_a_lane
 from faceflow.service.routes.faces import cache_headers
 from faceflow.service.schemas import (
     ErrorBody,
+    IdPhotoSpecsOut,
     error_responses,
     image_request_body,
     image_response,
@@ -200,20 +202,26 @@ def _photo_response(
     )
 
 
+# The options model's own bounds, published so that the web page checks what the API checks.
+_PHOTO_BOUNDS = option_bounds(PhotoRouteOptions)
+
+
 @router.get(
     "/specs",
-    summary="Every size preset with its rules and sheet papers",
+    summary="Every size preset with its rules, sheet papers and the options' bounds",
+    response_model=IdPhotoSpecsOut,
     responses=error_responses(401, 403, 429, 503),
 )
-async def specs() -> dict[str, object]:
-    return {
-        "specs": [
+async def specs() -> IdPhotoSpecsOut:
+    return IdPhotoSpecsOut(
+        specs=[
             {**spec.to_dict(), "nudges": {k: list(v) for k, v in nudge_ranges(spec).items()}}
             for spec in list_specs()
         ],
-        "sheets": [paper.to_dict() for paper in PAPERS],
-        "backgrounds": ["white", "blue", "red", "grey"],
-    }
+        sheets=[paper.to_dict() for paper in PAPERS],
+        backgrounds=["white", "blue", "red", "grey"],
+        bounds=_PHOTO_BOUNDS,
+    )
 
 
 @router.post(

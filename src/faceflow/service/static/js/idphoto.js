@@ -186,6 +186,7 @@ export class IdPhotoPanel {
   #made = null; // {blob, params, body, response} of the shown preview
   #specList = [];
   #papers = [];
+  #bounds = {}; // [min, max] of the options with fixed bounds, as the server checks them
   #imageUrl = null;
   #said = null; // shows the notice on show, again in another language
   #sheetBusy = false; // a print sheet is on its way: one at a time
@@ -233,6 +234,7 @@ export class IdPhotoPanel {
   /** Redraw what this panel wrote in the old language. */
   #relabel() {
     this.#fillSelects();
+    this.#applyBounds();
     const touched = new Set(this.#touched);
     const values = this.#nudges.map((slider) => slider.value);
     this.#describeSpec();
@@ -263,6 +265,16 @@ export class IdPhotoPanel {
     clearNotice(this.#notice);
   }
 
+  /** The size cap's range, the server's own (/v1/id-photo/specs `bounds`), so the page refuses
+   * exactly what the server would, and says so in the current language. */
+  #applyBounds() {
+    const [low, high] = this.#bounds.max_kb ?? [];
+    if (low === undefined || high === undefined) return;
+    this.#maxKb.min = String(low);
+    this.#maxKb.max = String(high);
+    this.#maxKbError.textContent = t("idphoto.maxKbError", { min: low, max: high });
+  }
+
   #fillSelects() {
     if (this.#papers.length) {
       const chosen = this.#sheet.value;
@@ -280,8 +292,10 @@ export class IdPhotoPanel {
   async init() {
     try {
       const response = await request("v1/id-photo/specs");
-      const { specs, sheets } = await response.json();
+      const { specs, sheets, bounds } = await response.json();
       if (Array.isArray(sheets) && sheets.length) this.#papers = sheets;
+      this.#bounds = bounds ?? {};
+      this.#applyBounds();
       this.#specs = new Map(specs.map((spec) => [spec.key, spec]));
       this.#specList = specs;
       this.#fillSelects();
