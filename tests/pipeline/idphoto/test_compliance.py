@@ -90,6 +90,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     exposure,
     eye_glare,
     face_mask,
+    forehead_glare,
     fringe,
     grain,
     hair_lock,
@@ -344,6 +345,29 @@ def test_an_overexposed_photo_fails_clipping(cut_out: CutOut) -> None:
     assert report.check("clipped").status is CheckStatus.FAIL
     # Its colour is blown out with it: that is the exposure's fault, not a black-and-white photo.
     assert report.check("colour").status is CheckStatus.PASS
+
+
+@pytest.mark.parametrize(
+    ("photo", "width", "status"),
+    [
+        ("portrait_2.jpg", 0.25, CheckStatus.WARN),
+        ("obama.jpg", 0.25, CheckStatus.WARN),
+        ("portrait_2.jpg", 0.5, CheckStatus.FAIL),
+    ],
+)
+def test_a_flash_glare_on_the_forehead_is_clipped(
+    cut_out: CutOut, photo: str, width: float, status: CheckStatus
+) -> None:
+    # The central face starts 0.3 eye distances above the eyes: a blown-out reflection on the
+    # forehead above it passed, though a counter refuses a photo with one.
+    item = cut_out(photo, forehead_glare(width))
+
+    clipped = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report.check(
+        "clipped"
+    )
+
+    assert clipped.status is status, clipped
+    assert "forehead" in clipped.note
 
 
 def test_a_black_and_white_photo_fails_colour_and_a_colour_one_passes(cut_out: CutOut) -> None:

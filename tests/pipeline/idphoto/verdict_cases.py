@@ -5,10 +5,10 @@ the chin, too narrow, a hand-like occluder over the mouth, the eyes covered, str
 blurred, shrunk to a tiny face, enlarged from a small copy, the person put in front of a busy
 backdrop or with a dark door frame or lamp behind touching the hair, under- and over-exposed, half
 in shadow, in black and white, toned sepia, saved as a coarse JPEG, enlarged into a mosaic, blurred
-under grain, grainy but sharp, under green or tungsten light, with glare over the eyes, in a white
-suit made on white, with the eyes closed or winking, talking, in glasses, in a hat, in a cap worn
-high, under a brim's shadow, with a lock of hair across an eye, beside a second person (the photo's
-other faces reach the cut-out as the service passes them).
+under grain, grainy but sharp, under green or tungsten light, with glare over the eyes or on the
+forehead, in a white suit made on white, with the eyes closed or winking, talking, in glasses, in
+a hat, in a cap worn high, under a brim's shadow, with a lock of hair across an eye, beside a
+second person (the photo's other faces reach the cut-out as the service passes them).
 Each case names the check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py``
 and ``scripts/idphoto_verdicts.py`` (the verdict table in docs/id-photos.md).
 
@@ -492,6 +492,28 @@ def eye_glare(width: float) -> Edit:
             axes = (round(width * distance), round(0.6 * width * distance))
             cv2.ellipse(out, centre, axes, 0, 0, 360, (250, 250, 250), -1)
         return np.asarray(cv2.GaussianBlur(out, (0, 0), 1.0), dtype=np.uint8)
+
+    return edit
+
+
+@cache
+def forehead_glare(width: float) -> Edit:
+    """A flash's blown-out reflection on the forehead (shiny skin), ``width`` × the eye distance
+    across, 0.7 eye distances above the eye line, fading into the skin at its rim."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        marks = face.landmarks
+        distance = marks.left_eye.x - marks.right_eye.x
+        centre_x = (marks.right_eye.x + marks.left_eye.x) / 2
+        centre_y = _eyes_y(face) - 0.7 * distance
+        rows, cols = np.mgrid[: rgb.shape[0], : rgb.shape[1]]
+        reach = np.hypot(
+            (cols - centre_x) / (width * distance), (rows - centre_y) / (0.6 * width * distance)
+        )
+        # Blown out over the middle two thirds of its radius, then fading to the skin.
+        shine = np.clip(1.5 - reach, 0.0, 1.0)[..., None]
+        out = rgb.astype(np.float32) * (1.0 - shine) + 255.0 * shine
+        return np.asarray(np.clip(out, 0, 255), dtype=np.uint8)
 
     return edit
 
@@ -1096,6 +1118,14 @@ CASES: tuple[Case, ...] = (
         "fail",
         "eye_glare",
         eye_glare(0.2),
+    ),
+    Case(
+        "portrait_2, a flash's glare on the forehead",
+        "portrait_2.jpg",
+        "icao",
+        "warn",
+        "clipped",
+        forehead_glare(0.25),
     ),
     Case(
         "portrait_2, red eyes (a flash in dim light)",

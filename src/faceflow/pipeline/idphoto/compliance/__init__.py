@@ -61,7 +61,11 @@ from faceflow.pipeline.idphoto.compliance.quality import (
     enlargement,
     file_compression,
 )
-from faceflow.pipeline.idphoto.compliance.regions import eye_distance_px, face_region
+from faceflow.pipeline.idphoto.compliance.regions import (
+    eye_distance_px,
+    face_region,
+    forehead_pixels,
+)
 from faceflow.pipeline.idphoto.compliance.report import Check, CheckStatus, ComplianceReport, Limit
 from faceflow.pipeline.idphoto.layout import Layout
 from faceflow.pipeline.idphoto.matte import Matte
@@ -75,7 +79,7 @@ def assess(
     transparent photo, whose background is whatever it is later placed on)."""
     spec = layout.spec
     region = face_region(matte, face)
-    quality = check_face_quality(region)
+    quality = check_face_quality(region, forehead_pixels(matte, face))
     lab = measurable_lab(region)  # converted once for both colour checks
     colour = check_colour(lab, tone_spread(region))
     skin = check_skin_colour(lab, colour)

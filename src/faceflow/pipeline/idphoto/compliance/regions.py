@@ -34,6 +34,22 @@ def face_region(matte: Matte, face: Face) -> NDArray[np.uint8]:
     return matte.foreground[y1:y2, x1:x2]
 
 
+def forehead_pixels(matte: Matte, face: Face) -> NDArray[np.uint8]:
+    """The forehead's opaque pixels, (N, 3) RGB: a box ±0.45 eye distances wide, 0.35–0.95 above
+    the eye line, above the central face, where a flash's reflection on the skin sits."""
+    marks = face.landmarks
+    distance = eye_distance_px(face)
+    centre = Point(
+        (marks.right_eye.x + marks.left_eye.x) / 2,
+        (marks.right_eye.y + marks.left_eye.y) / 2 - 0.65 * distance,
+    )
+    rows, cols = matte_box(matte, centre, 0.45 * distance, 0.3 * distance)
+    # Only the person: what lies beside a small forehead (or above a head the frame cuts) is
+    # the old backdrop, often a bright wall.
+    opaque = matte.alpha[rows, cols] >= LIGHTING_MIN_ALPHA
+    return np.asarray(matte.foreground[rows, cols][opaque], dtype=np.uint8)
+
+
 def pixel_luma(region: NDArray[np.uint8]) -> NDArray[np.float32]:
     """Each pixel's luma (BT.601), 0–255: what the exposure and clipping checks read."""
     weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
