@@ -65,6 +65,7 @@ from faceflow.pipeline.idphoto.compliance.regions import eye_distance_px, face_r
 from faceflow.pipeline.idphoto.layout import measure_head, plan_layout
 from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import compute_matte
+from faceflow.pipeline.idphoto.nudge import Nudge
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.palette import parse_background
 from faceflow.pipeline.idphoto.render import render_id_photo
@@ -114,6 +115,7 @@ EXPECTED_CHECKS = {
     "face_count",
     "head_height_ratio",
     "eye_line",
+    "face_centred",
     "crown_margin",
     "roll",
     "yaw",
@@ -1038,6 +1040,27 @@ def test_roll(roll: float, status: CheckStatus) -> None:
 
     assert check.value == pytest.approx(roll, abs=1e-6)
     assert check.status is status
+
+
+@pytest.mark.parametrize(
+    ("spec", "shift_mm", "status"),
+    [
+        ("icao", 0.0, CheckStatus.PASS),
+        ("icao", -1.75, CheckStatus.PASS),  # 5 % of the width: ISO/IEC 19794-5's tolerance
+        ("icao", 3.5, CheckStatus.WARN),  # the largest nudge, 10 %
+        ("us-passport", -5.0, CheckStatus.WARN),
+    ],
+)
+def test_a_face_nudged_off_centre_warns(spec: str, shift_mm: float, status: CheckStatus) -> None:
+    # A nudge may move the face 10 % of the width off the middle; a report on that photo passed.
+    matte, face = synthetic(0.0)
+    layout = plan_layout(matte, face, get_spec(spec), Nudge(shift_mm=shift_mm))
+
+    check = assess(layout, matte, face, parse_background("white")).check("face_centred")
+
+    assert check.value == pytest.approx(shift_mm, abs=0.02)
+    assert check.status is status
+    assert check.hints()[0]
 
 
 @pytest.mark.parametrize(

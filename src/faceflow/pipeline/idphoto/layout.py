@@ -110,7 +110,8 @@ class Layout:
     ``extended_edges`` are the frame edges along which the frame reaches beyond the source crop,
     where the background is filled in; ``cut_edges`` those of them where the subject visibly
     ends at the crop's edge, and ``cut_mm`` by how many millimetres the photo falls short there
-    (each side of ``cut_edges`` with its shortfall, in the same order).
+    (each side of ``cut_edges`` with its shortfall, in the same order). ``centre_offset_px`` is
+    how far right of the photo's middle the face's midline was put (a nudge's shift).
     """
 
     spec: IdPhotoSpec
@@ -127,6 +128,7 @@ class Layout:
     extended_edges: tuple[str, ...]
     cut_edges: tuple[str, ...]
     cut_mm: tuple[float, ...] = ()
+    centre_offset_px: float = 0.0
 
     @property
     def source_px_per_output_px(self) -> float:
@@ -441,6 +443,7 @@ def plan_layout(matte: Matte, face: Face, spec: IdPhotoSpec, nudge: Nudge = NO_N
         extended_edges=extended,
         cut_edges=cut,
         cut_mm=tuple(float(cuts[pick][EDGES.index(name)]) / ppm for name in cut),
+        centre_offset_px=centre_x - width / 2,
     )
 
 

@@ -13,7 +13,8 @@ from faceflow.errors import OutOfRange
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec
 
 # Nudges no rule bounds: the face's midline may move this fraction of the width off centre (a
-# counter looks for a centred face), and the eyes may be turned this far from level.
+# counter looks for a centred face: beyond 5 % the report's `face_centred` warns), and the eyes
+# may be turned this far from level.
 MAX_SHIFT_FRACTION = 0.1
 MAX_ROLL_NUDGE_DEG = 5.0
 # The automatic framing keeps this far inside the head-height and eye-line rules (the smaller of

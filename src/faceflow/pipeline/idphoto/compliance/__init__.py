@@ -45,6 +45,7 @@ from faceflow.pipeline.idphoto.compliance.features import check_face_features
 from faceflow.pipeline.idphoto.compliance.geometry import (
     check_crown,
     check_eye_line,
+    check_face_centred,
     check_face_count,
     check_head_height,
     check_resolution,
@@ -102,6 +103,7 @@ def assess(
         check_face_count(layout, matte),
         check_head_height(layout),
         check_eye_line(layout),
+        check_face_centred(layout),
         check_crown(layout, matte),
         check_roll(layout),
         yaw,

@@ -25,6 +25,11 @@ from faceflow.pipeline.idphoto.matte import Matte, face_ellipse
 # already fails.
 ROLL_PASS_DEG, ROLL_WARN_DEG = 8.0, 15.0
 
+# ISO/IEC 19794-5's full-frontal image (ICAO 9303 part 3): the face's vertical midline within 5 %
+# of the width of the photo's middle. The framing centres it; a nudge may move it up to 10 % of
+# the width (nudge.MAX_SHIFT_FRACTION), which passed: portrait_2's ICAO photo shifted 3.5 mm right.
+CENTRE_OFFSET_WARN = 0.05
+
 # Another person counts as in the photo when this share of their face shows in it, kept by the
 # cut-out (a few strands of hair or a shoulder's edge do not make a second face), or when one of
 # their eyes does: a neighbour's face at the photo's edge showed an eye and a cheek in 6 % of it
@@ -274,6 +279,23 @@ def check_roll(layout: Layout) -> Check:
     status = at_most(magnitude, ROLL_PASS_DEG, ROLL_WARN_DEG)
     note = "eyes levelled in the output" if magnitude >= 0.5 else ""
     return Check("roll", roll, Limit(-ROLL_PASS_DEG, ROLL_PASS_DEG, "deg"), status, "deg", note)
+
+
+def check_face_centred(layout: Layout) -> Check:
+    """How far right of the photo's middle the face's midline is, in mm (left negative)."""
+    ppm = layout.width_px / layout.spec.width_mm
+    offset = layout.centre_offset_px / ppm
+    allowed = CENTRE_OFFSET_WARN * layout.spec.width_mm
+    # A hundredth of a mm for the rounding of a nudge given to the tolerance's edge.
+    centred = abs(offset) <= allowed + 0.01
+    return Check(
+        "face_centred",
+        round(offset, 2),
+        Limit(-round(allowed, 2), round(allowed, 2), "mm"),
+        CheckStatus.PASS if centred else CheckStatus.WARN,
+        "mm",
+        "the face's midline right of the photo's middle (left: negative)",
+    )
 
 
 def check_yaw(layout: Layout) -> Check:

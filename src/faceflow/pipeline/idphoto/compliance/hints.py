@@ -12,6 +12,10 @@ HINTS: dict[str, tuple[str, str]] = {
         "Hold the camera at eye level with the head upright.",
         "相机与眼睛保持同一高度，头部保持端正。",
     ),
+    "face_centred": (
+        "Keep the face in the middle of the photo: move it back towards the centre.",
+        "面部应位于照片水平居中位置：请将其移回中间。",
+    ),
     "crown_margin": (
         "Leave space above the hair: step back a little so the whole head is in the photo.",
         "头顶上方要留出空间：稍微后退，让整个头部都在照片内。",
