@@ -21,9 +21,12 @@ from blake3 import blake3
 from faceflow.models.catalog import model_versions
 
 KEY_VERSION = "ff1"
-RESULT_FORMAT = 2
-"""Bumped whenever what a cached answer holds changes (2: faces gained roll, quality and
-``reliable``; ID-photo checks gained hints), so no node serves an answer in an older shape."""
+RESULT_FORMAT = 3
+"""Bumped whenever the code could make a cached answer differently (2: faces gained roll, quality
+and ``reliable``; ID-photo checks gained hints. 3: ``face_centred``, the forehead in ``clipped``,
+and the checks and thresholds changed since 2 without a bump), so no node serves an answer an
+older faceflow made. tests/cache/test_result_format.py pins it beside a fingerprint of the code
+that makes answers, so that no change to that code leaves it by mistake."""
 
 CUTOUT_OPERATION = "matte"
 """The operation of an ID photo's cut-out, cached apart from the photos rendered from it."""
