@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -12,6 +13,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from faceflow.cache.observer import CacheLevel
 from faceflow.service.metrics import _LATENCY_BUCKETS, FLUSH_AFTER_S, Metrics, _observe_all
 from tests.fixtures.live_server import Scrape
+from tests.service.in_process import InProcess
 
 
 @pytest.mark.parametrize(
@@ -97,3 +99,58 @@ async def test_a_scrape_made_beside_the_loop_reads_what_render_reads() -> None:
     metrics.request_done("/v1/detect", "POST", 200, 0.002)
     beside = Scrape((await metrics.render_beside_the_loop()).decode())
     assert beside.value("faceflow_http_requests_total", route="/v1/detect", method="POST") == 1
+
+
+def count_renders(
+    metrics: Metrics, monkeypatch: pytest.MonkeyPatch, begun: threading.Event | None = None
+) -> list[None]:
+    """A list that grows by one each time ``metrics`` makes its exposition text (``begun`` set
+    as it begins)."""
+    renders: list[None] = []
+    exposition = metrics._exposition
+
+    def counted() -> bytes:
+        renders.append(None)
+        if begun is not None:
+            begun.set()
+        return exposition()
+
+    monkeypatch.setattr(metrics, "_exposition", counted)
+    return renders
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_scrapes_asked_for_together_share_one_render(
+    service_app: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each scrape rendered its own text, 2-11 ms of the API process's CPU (50 cache hits):
+    # four connections asking for /metrics again and again took the CPU other clients needed.
+    renders = count_renders(service_app.metrics, monkeypatch)
+    async with service_app.client() as client:
+        scrapes = await asyncio.gather(*(client.get("/metrics") for _ in range(16)))
+    assert [s.status_code for s in scrapes] == [200] * 16
+    assert len(renders) <= 2, "a render per scrape"
+    assert len({s.text for s in scrapes}) == len(renders)
+
+
+@pytest.mark.asyncio
+async def test_a_scrape_never_reads_figures_older_than_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    metrics = Metrics()
+    begun = threading.Event()
+    renders = count_renders(metrics, monkeypatch, begun)
+    requests = "faceflow_http_requests_total"
+    first = asyncio.create_task(metrics.scrape())
+    await asyncio.to_thread(begun.wait, 30)  # its render begun: the request below is not in it
+    metrics.request_done("/v1/detect", "POST", 200, 0.002)
+    second = metrics.scrape()  # after SCRAPE_EVERY_S, with the request
+    assert not Scrape((await first).decode()).has(requests, route="/v1/detect")
+    assert Scrape((await second).decode()).value(requests, route="/v1/detect") == 1
+    assert len(renders) == 2
+    # Asked for one after the other, each scrape has its own render, the request in both.
+    assert [
+        Scrape((await metrics.scrape()).decode()).value(requests, route="/v1/detect")
+        for _ in range(2)
+    ] == [1, 1]
+    assert len(renders) == 4

@@ -104,9 +104,7 @@ async def info(request: Request) -> InfoOut:
     },
 )
 async def metrics(request: Request) -> Response:
-    services = services_of(request)
-    await services.metrics.refresh_jobs()
-    body = await services.metrics.render_beside_the_loop()
+    body = await services_of(request).metrics.scrape()
     return Response(body, media_type="text/plain; version=0.0.4")
 
 
