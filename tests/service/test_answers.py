@@ -452,6 +452,21 @@ async def test_an_example_photo_is_written_in_slices_and_never_counted(
     assert reader.body == photo.data
 
 
+async def test_the_api_docs_script_held_in_memory_is_written_in_slices(
+    small_budget: InProcess,
+) -> None:
+    # ReDoc's bundle (1.1 MB, held in memory; the others are files, read a slice at a time) was
+    # written whole: the transport copied what the kernel did not take at once, for each client
+    # not reading it, up to the connection cap.
+    reader = SlowReader("/docs-assets/redoc.standalone.js", b"", method="GET")
+    reader.let_go.set()
+    await reader.run(small_budget)
+    bodies = [m["body"] for m in reader.sent if m["type"] == "http.response.body"]
+    assert reader.status == 200
+    assert len(reader.body) > 1_000_000
+    assert max(len(body) for body in bodies) <= SLICE_BYTES
+
+
 @pytest.fixture
 def budget_reached(service_app: InProcess) -> Iterator[ByteBudget]:
     """The shared app's answer budget, all of it taken as slow readers would hold it."""

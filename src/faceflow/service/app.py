@@ -190,10 +190,10 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
         await cache.start()
         await pool.start()
         compute = CachedCompute(cache, pool, metrics.observe_stages)
-        # The OpenAPI schema too, once: FastAPI builds it at the first /openapi.json, on the
-        # event loop (58 ms of CPU, everyone else's requests waiting).
+        # The OpenAPI schema's JSON too, once: built at the first /openapi.json, on the event
+        # loop, it cost 58 ms of CPU, everyone else's requests waiting.
         examples, _ = await asyncio.gather(
-            asyncio.to_thread(load_examples, settings.models), asyncio.to_thread(app.openapi)
+            asyncio.to_thread(load_examples, settings.models), asyncio.to_thread(openapi_json)
         )
 
         def rate_limit_error() -> None:
@@ -254,8 +254,9 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
         redirect_slashes=False,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served by install_docs, made once
     )
-    install_docs(app, "faceflow")
+    openapi_json = install_docs(app, "faceflow")
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(faces.router)
