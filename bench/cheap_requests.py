@@ -1,6 +1,7 @@
 """What one cheap request costs the API process's event loop: requests that the parsers before the
 routes walk in Python (a path's and a query's percent-escapes, a form's Content-Type, the hops of
-X-Forwarded-For), each sent for a few seconds over keep-alive connections to a real
+X-Forwarded-For), and answers made from the whole app's state (``/metrics``, ``/openapi.json``),
+each sent for a few seconds over keep-alive connections to a real
 `faceflow serve`, beside a cache hit.
 
     .venv/bin/python bench/cheap_requests.py [--seconds 5] [--connections 4]
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import socket
 import statistics
@@ -96,6 +98,9 @@ def cases(image: bytes) -> dict[str, bytes]:
         head = b"POST %s HTTP/1.1\r\nhost: x\r\n%scontent-length: %d\r\n\r\n"
         return head % (target, headers, len(body)) + body
 
+    def get(target: bytes) -> bytes:
+        return b"GET %s HTTP/1.1\r\nhost: x\r\n\r\n" % target
+
     boundary = b"XyZ"
     form = (
         b"--XyZ\r\ncontent-disposition: form-data; name=image\r\n\r\n" + image + b"\r\n--XyZ--\r\n"
@@ -119,7 +124,26 @@ def cases(image: bytes) -> dict[str, bytes]:
         "a hit, 6,300 hops written ahead of the client's": post(
             b"/v1/detect", b"x-forwarded-for: " + written + b"\r\n"
         ),
+        "/metrics, once each path was sent each method": get(b"/metrics"),
+        "/openapi.json": get(b"/openapi.json"),
     }
+
+
+def touch_every_path(port: int) -> None:
+    """Each path of the API (and an unknown one) sent each method once, with and without an
+    unknown option: the request counters /metrics renders grow from about 170 series to 900."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/openapi.json")
+    paths = [*json.loads(connection.getresponse().read())["paths"], "/", "/nope"]
+    for path in paths:
+        path = path.replace("{handle}", "abc").replace("{name}", "zz")
+        for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+            for query in ("", "?zz=1"):
+                # A connection each: some answers close theirs.
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                connection.request(method, path + query, b"junk")
+                connection.getresponse().read()
+                connection.close()
 
 
 def main() -> None:
@@ -142,6 +166,7 @@ def main() -> None:
         ServiceProcess(env, Path(work) / "serve.log") as server,
     ):
         flood(server.port, cases(image)["a cache hit"], 1, 0.5)  # computed once, then hits
+        touch_every_path(server.port)
         print("| case | answers | API CPU a request | another client's /healthz p50 / p99 |")
         print("|---|---|---|---|")
         for name, request in cases(image).items():
