@@ -3,6 +3,9 @@ request carries; starlette refused the ranges it could not read in plain text, w
 
 from __future__ import annotations
 
+from typing import Any
+
+import anyio
 import pytest
 
 from tests.service.in_process import InProcess
@@ -29,3 +32,27 @@ async def test_a_file_is_answered_whole_whatever_range_is_asked(
     assert "accept-ranges" not in whole.headers  # no ranges offered
     assert ranged.status_code == 200, ranged.text[:200]
     assert ranged.content == whole.content
+
+
+@pytest.mark.parametrize("path", [*FILES, "/docs-assets/swagger-ui-bundle.js"])
+async def test_a_head_of_a_file_reads_none_of_it(
+    service_app: InProcess, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # HEAD reached the files as a GET, which read the whole file for a body then dropped: the
+    # docs' 1.5 MB bundle cost 5.5 ms of the API process for a few hundred bytes.
+    async with service_app.client() as client:
+        whole = await client.get(path)
+        opened: list[object] = []
+        open_file = anyio.open_file
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            opened.append(args[0])
+            return await open_file(*args, **kwargs)
+
+        monkeypatch.setattr(anyio, "open_file", counted)
+        head = await client.head(path)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(whole.content))
+    assert head.headers["etag"] == whole.headers["etag"]
+    assert opened == []

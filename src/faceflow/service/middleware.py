@@ -147,6 +147,11 @@ class RequestContext:
             )
 
 
+HEAD_REQUEST = "faceflow.head"
+"""Set in the scope :class:`HeadAsGet` hands on for a ``HEAD``: an app that answers ``HEAD``
+itself (the files, :mod:`faceflow.service.files`) may do so without making the body."""
+
+
 class HeadAsGet:
     """``HEAD`` on any ``GET`` route: the status and headers the ``GET`` would have, no body
     (RFC 9110 §9.3.2). Uptime monitors and load balancers probe with ``HEAD``; FastAPI's routes
@@ -163,7 +168,7 @@ class HeadAsGet:
         if scope["type"] != "http" or scope["method"] != "HEAD":
             await self.app(scope, receive, send)
             return
-        as_get = {**scope, "method": "GET"}
+        as_get = {**scope, "method": "GET", HEAD_REQUEST: True}
 
         async def headers_only(message: Message) -> None:
             if message["type"] == "http.response.body":
