@@ -35,6 +35,7 @@ from faceflow.cache.tiered import CacheStatus
 from faceflow.config import DetectionSettings
 from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter
+from faceflow.imaging.formats import sniff_format
 from faceflow.operations.faces import FACE_OPTIONS, FaceWork
 from faceflow.runtime.pool import PLACE_OWNER
 from faceflow.service.answers import (
@@ -219,6 +220,7 @@ class HotPath:
         and work this layer already has: nothing is read, parsed or hashed a second time."""
         own_places(services, scope)
         try:
+            sniff_format(data)  # not an image: 415, before any place in the pool (see answer)
             if services.cache.computing(key) is False:
                 # Nobody computes it yet, so it needs an inference slot: when there is none,
                 # shed now, before the upload is sent to a worker.

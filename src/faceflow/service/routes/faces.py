@@ -16,6 +16,7 @@ from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
 from faceflow.errors import DeadlineExceeded, FaceflowError, Overloaded, RetryableError, TooLarge
+from faceflow.imaging.formats import sniff_format
 from faceflow.operations.faces import (
     AnalyzeOptions,
     AnnotateOptions,
@@ -93,6 +94,9 @@ async def answer(
     check_enabled(work.operation, services.settings.runtime)
 
     async def produce() -> TaskOutput:
+        # Bytes no decoder takes go no further (the inference process sniffs the same): its
+        # 415 is not cached, and each repeat took a place in the pool and a round trip to it.
+        sniff_format(data)
         if admission is None and work.operation is Operation.ANNOTATE:
             check_room(services.answer_budget)  # an image: it would be refused when made
         request = work.request(data)
@@ -245,6 +249,7 @@ async def _answered_without_the_pool(
     for index, upload in enumerate(uploads):
         try:
             check_image(upload, services.settings.limits.max_upload_bytes)
+            sniff_format(upload.data)  # not an image: no lane for it (see answer)
         except FaceflowError as exc:
             answered[index] = _outcome(exc)
             continue

@@ -29,6 +29,7 @@ from faceflow.cache.keys import CUTOUT_OPERATION, cache_key_from_hash, content_h
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
 from faceflow.errors import InvalidParameter, SourceExpired
+from faceflow.imaging.formats import sniff_format
 from faceflow.operations.idphoto import (
     PhotoRouteOptions,
     PhotoWork,
@@ -143,6 +144,8 @@ async def _from_matte(
     key = cache_key_from_hash(digest, operation.value, work.cache_params())
 
     async def produce() -> TaskOutput:
+        if data is not None:
+            sniff_format(data)  # not an image: 415 before a place in the pool (faces.answer)
         check_room(services.answer_budget)  # an image: it would be refused when made
         cached = await _cached_matte(services, digest, data, work)
         # One admission for both trips: a request given a place is never refused half-way, after
