@@ -16,6 +16,7 @@ import pytest
 
 from faceflow.config import ServerSettings
 from faceflow.service.app import address
+from tests.fixtures.images import png_claiming
 from tests.fixtures.live_server import CLIENT_TLS, LiveServer, LiveServerFactory
 from tests.service.in_process import READY_TIMEOUT_S, InProcess, app_settings, running_app
 from tests.service.support import fresh
@@ -103,7 +104,9 @@ def test_metrics_expose_every_counter(
     before = live_server.metrics()
     assert client.post("/v1/analyze", content=image).headers["X-Cache"] == "miss"
     assert client.post("/v1/analyze", content=image).headers["X-Cache"] == "hit"
+    # Not an image: refused before the pool. Too many pixels: found by the inference process.
     assert client.post("/v1/analyze", content=b"plain text").status_code == 415
+    assert client.post("/v1/analyze", content=png_claiming(50_000, 50_000)).status_code == 422
     after = live_server.metrics()
 
     def delta(name: str, **labels: str) -> float:
@@ -112,10 +115,12 @@ def test_metrics_expose_every_counter(
     route = {"route": "/v1/analyze", "method": "POST"}
     assert delta("faceflow_http_requests_total", **route, status="200") == 2
     assert delta("faceflow_http_requests_total", **route, status="415") == 1
-    assert delta("faceflow_http_request_seconds_count", route="/v1/analyze") == 3
+    assert delta("faceflow_http_requests_total", **route, status="422") == 1
+    assert delta("faceflow_http_request_seconds_count", route="/v1/analyze") == 4
     assert delta("faceflow_cache_hits_total", level="memory") == 1
     assert delta("faceflow_cache_misses_total") == 1  # a failed computation is not a miss
     assert delta("faceflow_errors_total", code="unsupported_format") == 1
+    assert delta("faceflow_errors_total", code="too_many_pixels") == 1
     assert delta("faceflow_inferences_total", task="run_face_request", ok="true") == 1
     assert delta("faceflow_inferences_total", task="run_face_request", ok="false") == 1
     assert delta("faceflow_task_seconds_count", task="run_face_request") == 2
