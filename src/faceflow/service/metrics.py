@@ -343,7 +343,7 @@ class Metrics:
         begins, and at most once every :data:`SCRAPE_EVERY_S`. A render cost 2 ms of the API
         process's CPU at start, 12-13 ms once a client had sent each path each method (168 →
         880 series), and each scrape made its own: four connections asking for nothing else
-        took 70-90% of a core and other clients' /healthz 15-22 ms at the median (now 10% and
+        took 52-99% of a core and other clients' /healthz 9-22 ms at the median (now 10% and
         1.4 ms). A scrape never reads figures older than itself: it shares only a render that
         begins after it was asked for."""
         render = self._next_scrape
