@@ -99,6 +99,28 @@ def test_a_subject_coloured_like_the_backdrop_keeps_its_alpha() -> None:
     assert np.array_equal(out, alpha)
 
 
+def test_the_soft_tail_over_the_wall_goes_where_skin_beside_the_hair_confuses_the_key() -> None:
+    """Short dark hair beside the temple's skin on a light wall (df_img14): the cut-out's soft
+    tail (α 0.3 → 0.02 over 6 px of wall beyond the hair) is wall, and must go, though the skin
+    nearby keys as see-through and makes the key back off elsewhere; on a red background the
+    tail showed as a pink rim."""
+    wall = gradient_backdrop()
+    image = wall.copy()
+    image[20:100, 20:85] = np.array([0.85, 0.65, 0.55], dtype=np.float32)  # skin
+    image[20:100, 85:100] = np.array([0.15, 0.1, 0.08], dtype=np.float32)  # dark hair
+    alpha = np.zeros((HEIGHT, WIDTH), dtype=np.float32)
+    alpha[20:100, 20:100] = 1.0
+    tail = np.array([0.3, 0.2, 0.12, 0.08, 0.04, 0.02], dtype=np.float32)
+    alpha[20:100, 100:106] = tail
+    edge = np.zeros_like(alpha, dtype=bool)
+    edge[15:105, 95:110] = True
+
+    out = rekey_alpha(image, alpha, wall, edge, ~edge, radius_px=24)
+
+    assert np.all(out[25:95, 100:106] == 0.0)  # the wall beyond the hair
+    assert np.all(out[25:95, 85:100] == 1.0)  # the hair
+
+
 def test_leftover_share_counts_subject_pixels_of_the_backdrop_s_colour() -> None:
     image, alpha, wall = hair_scene()
     zone = everywhere()

@@ -4,19 +4,25 @@ rule, checked by running the detector on the output."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from faceflow.config import LimitSettings
 from faceflow.errors import InvalidParameter, MultipleFaces, NoFace
 from faceflow.imaging.formats import OutputFormat
+from faceflow.imaging.ingest import decode_image
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.idphoto.compliance import CheckStatus
-from faceflow.pipeline.idphoto.matte import matte_from_bytes, matte_to_bytes
+from faceflow.pipeline.idphoto.matte import compute_matte, matte_from_bytes, matte_to_bytes
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.palette import parse_background
-from faceflow.pipeline.idphoto.render import make_id_photo, render_id_photo
+from faceflow.pipeline.idphoto.render import make_id_photo, render_id_photo, render_pixels
 from faceflow.pipeline.idphoto.specs import custom_spec, get_spec
+from faceflow.pipeline.idphoto.warp import warp_matte
+from tests.fixtures.environment import require
 from tests.fixtures.idphoto import FindFaces, assert_placed_by_rule, opened, placement
 from tests.pipeline.idphoto.conftest import Portrait
 
@@ -239,3 +245,41 @@ def test_no_face_is_refused(
 
     with pytest.raises(NoFace):
         make_id_photo(rgb, find_faces(rgb), segmenter, IdPhotoOptions(get_spec("icao")))
+
+
+def test_no_rim_of_the_old_wall_round_short_dark_hair_on_red(
+    testdata: Path, find_faces: FindFaces, segmenter: U2NetpSegmenter
+) -> None:
+    """df_img14 (short dark hair, skin at the temples, a white wall) on red: the band 1–5 px
+    outside the cut-out's edge, above the chin, must be the red, not a pink rim.
+
+    The rim was the cut-out's soft tail over the wall (α 0.14 → 0.004 over 6 matte px) carrying
+    the edge's light colour, which linear-light blending lifts strongly over red's empty green
+    and blue. Mean ΔE (CIE 1976) from the red in that band: 9.5 before the fix, 2.3 after.
+    """
+    photo = testdata.parent / "devset" / "df_img14.jpg"
+    require(photo.is_file(), f"devset photo not found at {photo}")
+    rgb = decode_image(photo.read_bytes(), LimitSettings()).rgb
+    face = find_faces(rgb)[0]
+    matte = compute_matte(rgb, face, segmenter)
+    red = parse_background("red")
+    options = IdPhotoOptions(get_spec("icao"), background=red)
+
+    rendered = render_pixels(matte, face, options)
+
+    _, alpha = warp_matte(matte, rendered.layout)
+    subject = (alpha >= 0.5).astype(np.uint8)
+    outside = cv2.distanceTransform(1 - subject, cv2.DIST_L2, 3)
+    band = (outside >= 1) & (outside <= 5)
+    chin = rendered.layout.transform @ np.array([face.box.x2, face.box.y2, 1.0])
+    band[round(chin[1]) :] = False
+    band[:, :6] = band[:, -6:] = False
+    band[:6] = False
+
+    def lab(pixels: np.ndarray) -> np.ndarray:
+        return np.asarray(cv2.cvtColor(pixels.astype(np.float32) / 255, cv2.COLOR_RGB2LAB))
+
+    backdrop = lab(np.array([[red.colour]], dtype=np.uint8))[0, 0]
+    delta_e = np.linalg.norm(lab(rendered.pixels) - backdrop, axis=2)
+    assert band.sum() > 500
+    assert float(delta_e[band].mean()) < 5.0

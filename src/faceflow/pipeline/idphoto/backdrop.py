@@ -45,6 +45,11 @@ KEY_SNAP = 0.06
 SELF_KEY_ALPHA = 0.7
 SELF_KEY_SHARE_LOW = 0.03
 SELF_KEY_SHARE_HIGH = 0.15
+# A pixel outside the subject's edge this close to the backdrop's colour (RGB distance, 0–1: the
+# wall's own grain and JPEG noise) is the wall: the key lowers its alpha even where the subject's
+# own pixels nearby confuse it (skin beside dark hair). Half of SEEN_THROUGH_DISTANCE: blonde
+# strands over a light wall lie further out (bench/matting.py: df_img12 moves by 0.1 at most).
+WALL_DISTANCE = 0.06
 # Colours this close to the backdrop's (RGB distance, 0–1) are the backdrop seen through the
 # subject (what the key is for), not the subject's own colour.
 SEEN_THROUGH_DISTANCE = 0.12
@@ -296,8 +301,15 @@ def rekey_alpha(
     trust = np.clip((contrast - CONTRAST_LOW) / (CONTRAST_HIGH - CONTRAST_LOW), 0.0, 1.0)
     trust *= np.clip(support * 20.0, 0.0, 1.0)  # no opaque subject nearby: keep
     span = SELF_KEY_SHARE_HIGH - SELF_KEY_SHARE_LOW
-    trust *= np.clip((SELF_KEY_SHARE_HIGH - confused[ys, xs]) / span, 0.0, 1.0)
+    self_trust = np.clip((SELF_KEY_SHARE_HIGH - confused[ys, xs]) / span, 0.0, 1.0)
     old = alpha[ys, xs]
+    # Outside the edge (α < 0.5) a pixel of the backdrop's own colour is backdrop whatever the
+    # subject's pixels nearby key as: the guided filter's tail over the plain wall, which shows
+    # as a rim on a new background. Keyed even where skin beside dark hair confuses the key.
+    offset = i - b
+    wall = (old < 0.5) & (np.einsum("ij,ij->i", offset, offset) < np.float32(WALL_DISTANCE**2))
+    self_trust[wall] = 1.0
+    trust *= self_trust
     new = trust * keyed + (1.0 - trust) * old
     only_lower = lower_only[ys, xs]
     new[only_lower] = np.minimum(new[only_lower], old[only_lower])
