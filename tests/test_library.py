@@ -104,6 +104,14 @@ def test_an_endpoints_option_reaches_the_library(
     assert photo.report.to_dict()["status"] in {"pass", "warn", "fail"}
 
 
+def test_a_custom_size_in_options_needs_no_spec(
+    flow: faceflow.FaceFlow, photo_bytes: Callable[[str], bytes]
+) -> None:
+    # A spec always sent (its default too) made the model refuse width and height beside it.
+    photo = flow.id_photo(photo_bytes("obama.jpg"), options={"width": 35, "height": 45, "dpi": 200})
+    assert (photo.width_px, photo.height_px) == (276, 354)  # 35 × 45 mm at 200 dpi
+
+
 @pytest.mark.parametrize(
     ("options", "named"),
     [({"max_faces": 0}, "max_faces"), ({"nope": 1}, "nope"), ({"format": "png"}, "output_format")],

@@ -84,7 +84,7 @@ class FaceFlow:
         self,
         image: bytes,
         *,
-        spec: str = "cn-1inch",
+        spec: str | None = None,
         background: str = "white",
         output_format: str = "jpeg",
         max_kb: int | None = None,
@@ -94,7 +94,8 @@ class FaceFlow:
         :class:`faceflow.errors.MultipleFaces` for several, unless ``options={"face": N}`` picks
         one (counted from 1, left to right).
 
-        ``spec`` is a preset name (``faceflow id-photo-specs`` lists them); ``background`` a colour
+        ``spec`` is a preset name (``faceflow id-photo-specs`` lists them; default ``cn-1inch``,
+        or the custom size ``options`` give with ``width`` and ``height``); ``background`` a colour
         name or ``#rrggbb``; ``max_kb`` a file-size cap in 1,000-byte kilobytes; ``options`` any
         other option of ``/v1/id-photo`` (``face``, ``dpi``, ``gradient``, ``head_mm``, …) but
         ``response``, which shapes the HTTP answer only. Bad values, and options with no meaning
@@ -108,6 +109,9 @@ class FaceFlow:
             "max_kb": max_kb,
         }
         given = _other_options(options, named, _ID_PHOTO_ANSWER_OPTIONS)
+        if spec is None:
+            # Given at all, a preset is refused beside a custom size (width and height).
+            del named["spec"]
         chosen = parse_options(PhotoOptions, {**named, **given}, "id-photo", _ARGUMENT_OF)
         request = IdPhotoFileRequest(image, chosen.photo(), face=chosen.face)
         return id_photo_file(self._context, request).photo
