@@ -102,18 +102,24 @@ async def test_a_scrape_made_beside_the_loop_reads_what_render_reads() -> None:
 
 
 def count_renders(
-    metrics: Metrics, monkeypatch: pytest.MonkeyPatch, begun: threading.Event | None = None
+    metrics: Metrics,
+    monkeypatch: pytest.MonkeyPatch,
+    read: threading.Event | None = None,
+    held: threading.Event | None = None,
 ) -> list[None]:
-    """A list that grows by one each time ``metrics`` makes its exposition text (``begun`` set
-    as it begins)."""
+    """A list that grows by one each time ``metrics`` makes its exposition text (``read`` set
+    once the first has read the figures, which it then returns only once ``held`` is set)."""
     renders: list[None] = []
     exposition = metrics._exposition
 
     def counted() -> bytes:
         renders.append(None)
-        if begun is not None:
-            begun.set()
-        return exposition()
+        text = exposition()
+        if read is not None and len(renders) == 1:
+            read.set()
+            if held is not None:
+                held.wait(30)
+        return text
 
     monkeypatch.setattr(metrics, "_exposition", counted)
     return renders
@@ -138,13 +144,16 @@ async def test_a_scrape_never_reads_figures_older_than_itself(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     metrics = Metrics()
-    begun = threading.Event()
-    renders = count_renders(metrics, monkeypatch, begun)
+    read, held = threading.Event(), threading.Event()
+    renders = count_renders(metrics, monkeypatch, read, held)
     requests = "faceflow_http_requests_total"
     first = asyncio.create_task(metrics.scrape())
-    await asyncio.to_thread(begun.wait, 30)  # its render begun: the request below is not in it
+    await asyncio.to_thread(read.wait, 30)  # its render has read: the request below is not in it
     metrics.request_done("/v1/detect", "POST", 200, 0.002)
-    second = metrics.scrape()  # after SCRAPE_EVERY_S, with the request
+    # Asked for while the first's render still runs (held): joining it would miss the request.
+    second = asyncio.create_task(metrics.scrape())  # after SCRAPE_EVERY_S, with the request
+    await asyncio.sleep(0)  # the second scrape asks
+    held.set()
     assert not Scrape((await first).decode()).has(requests, route="/v1/detect")
     assert Scrape((await second).decode()).value(requests, route="/v1/detect") == 1
     assert len(renders) == 2
