@@ -22,12 +22,15 @@ from starlette.requests import Request
 
 from faceflow.cache import keys
 from faceflow.cache.keys import ParamValue
-from faceflow.errors import DeadlineExceeded, Overloaded
+from faceflow.domain import Operation
+from faceflow.errors import DeadlineExceeded, Overloaded, UnsupportedFormat
+from faceflow.operations.faces import FACE_OPTIONS
 from faceflow.runtime import lanes as lanes_module
 from faceflow.runtime.lanes import lane_count, take_free
 from faceflow.runtime.pool import PLACE_OWNER, Admission
 from faceflow.service.routes import faces
 from faceflow.service.routes.faces import _batch_item
+from faceflow.service.state import Services
 from faceflow.service.upload import Upload
 from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import assert_error, fresh
@@ -224,6 +227,31 @@ async def test_bytes_no_decoder_takes_are_no_id_photo_even_with_the_pool_full(
             response = await client.post(path, content=b"hello")
     assert_error(response, 415, "unsupported_format")
     assert _inferences(app) == inferences
+
+
+async def test_bytes_no_decoder_takes_are_refused_before_the_cache(
+    app: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Their 415 is never cached, so looking them up could find nothing: on the routed path (API
+    # keys or a rate limit on) each junk upload cost a cache lookup, and a Redis round trip.
+    looked_up: list[str] = []
+    cached_output = Services.cached_output
+
+    async def recording(self: Services, key: str, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(key)
+        return await cached_output(self, key, *args, **kwargs)
+
+    async def stays() -> bool:
+        return False
+
+    monkeypatch.setattr(Services, "cached_output", recording)
+    work = FACE_OPTIONS[Operation.DETECT]().work(Operation.DETECT, app.services.settings.detection)
+    with pytest.raises(UnsupportedFormat):
+        await faces.answer(app.services, "key", work, b"hello", gone=stays)
+    async with app.client() as client:
+        response = await client.post("/v1/id-photo", content=b"hello")
+    assert_error(response, 415, "unsupported_format")
+    assert looked_up == []
 
 
 async def test_a_batch_of_cached_and_new_images_computes_only_the_new(

@@ -92,11 +92,12 @@ async def answer(
     without, attributes for more than :data:`MANY_FACES` faces take a lane (:func:`in_a_lane`,
     ``gone``: whether the request's client has gone)."""
     check_enabled(work.operation, services.settings.runtime)
+    # Bytes no decoder takes go no further (the inference process sniffs the same): their 415 is
+    # never cached, so a lookup could not find it, and each repeat took a cache round trip, a
+    # place in the pool and a round trip to it.
+    sniff_format(data)
 
     async def produce() -> TaskOutput:
-        # Bytes no decoder takes go no further (the inference process sniffs the same): its
-        # 415 is not cached, and each repeat took a place in the pool and a round trip to it.
-        sniff_format(data)
         if admission is None and work.operation is Operation.ANNOTATE:
             check_room(services.answer_budget)  # an image: it would be refused when made
         request = work.request(data)

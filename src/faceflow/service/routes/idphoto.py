@@ -141,11 +141,11 @@ async def _from_matte(
 ) -> tuple[CacheEntry, CacheStatus]:
     digest, data = source
     check_enabled(operation, services.settings.runtime)
+    if data is not None:
+        sniff_format(data)  # not an image: 415 before the cache and the pool (faces.answer)
     key = cache_key_from_hash(digest, operation.value, work.cache_params())
 
     async def produce() -> TaskOutput:
-        if data is not None:
-            sniff_format(data)  # not an image: 415 before a place in the pool (faces.answer)
         check_room(services.answer_budget)  # an image: it would be refused when made
         cached = await _cached_matte(services, digest, data, work)
         # One admission for both trips: a request given a place is never refused half-way, after
