@@ -163,3 +163,25 @@ async def test_a_scrape_never_reads_figures_older_than_itself(
         for _ in range(2)
     ] == [1, 1]
     assert len(renders) == 4
+
+
+@pytest.mark.asyncio
+async def test_a_render_that_fails_when_nobody_waits_is_not_left_unretrieved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The render runs on when its scrapes have gone (shielded); one that then failed was a task
+    # whose exception nobody retrieved, which asyncio logs with its traceback.
+    metrics = Metrics()
+
+    def fails() -> bytes:
+        raise OSError("the multiprocess directory is gone")
+
+    monkeypatch.setattr(metrics, "_exposition", fails)
+    scrape = asyncio.create_task(metrics.scrape())
+    await asyncio.sleep(0)  # the render begins
+    render = metrics._next_scrape or metrics._last_scrape
+    assert render is not None
+    scrape.cancel()
+    await asyncio.wait([render])
+    assert not render._log_traceback  # retrieved: nothing logged
+    assert isinstance(render.exception(), OSError)

@@ -349,6 +349,9 @@ class Metrics:
         render = self._next_scrape
         if render is None or render.get_loop() is not asyncio.get_running_loop():
             render = self._next_scrape = asyncio.create_task(self._scrape_in_turn())
+            # A render that failed after every scrape waiting on it had gone: its error was
+            # theirs, not a task's never retrieved (which asyncio would log).
+            render.add_done_callback(_retrieved)
         # Shielded: a client that leaves does not cancel the render the others wait for.
         return await asyncio.shield(render)
 
@@ -407,3 +410,8 @@ def _observe_all(histogram: Histogram, values: list[float]) -> None:
     total.inc(sum(values))
     for at, n in counts.items():
         buckets[at].inc(n)
+
+
+def _retrieved(task: asyncio.Task[bytes]) -> None:
+    if not task.cancelled():
+        task.exception()
