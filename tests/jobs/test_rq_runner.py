@@ -18,6 +18,7 @@ from unittest.mock import ANY
 
 import pytest
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import get_current_job
 from rq import registry as rq_registry
 from rq.exceptions import StopRequested
@@ -1483,3 +1484,24 @@ async def test_a_worker_without_an_operations_models_leaves_its_jobs_to_others(
     again = await runner.submit(submission, None)
     assert again.status is JobStatus.QUEUED  # run again, not answered with that failure
     await runner.close()
+
+
+def test_a_workers_pass_that_fails_half_way_releases_its_lock(
+    queue_redis: RedisProcess, worker_context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RQ's own pass leaves its lock when a Redis call fails half-way: every other process's
+    # pass then waited MAINTENANCE_LOCK_S for it, abandoned jobs with them.
+    monkeypatch.setattr(worker_module, "_up_for_s", lambda connection: 1e9)  # long up
+    settings = job_settings(queue_redis.url)
+    connection = Redis.from_url(queue_redis.url)
+    queue = open_queue(settings, connection)
+
+    def fails(*args: object) -> None:
+        raise RedisConnectionError("the queue Redis went away half-way")
+
+    monkeypatch.setattr(queue, "clean_registries", fails)
+    state = worker_module.WorkerState(settings, worker_context, connection, None)
+    with pytest.raises(RedisConnectionError):
+        FaceflowWorker(queue, state).clean_registries()
+    assert connection.exists(queue.registry_cleaning_key) == 0
+    connection.close()

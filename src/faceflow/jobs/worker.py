@@ -895,10 +895,14 @@ class FaceflowWorker(SimpleWorker):
             assert isinstance(queue, FaceflowQueue)
             if queue.acquire_maintenance_lock():
                 self.log.info("Worker %s: cleaning registries for queue: %s", self.name, queue.name)
-                queue.clean_registries(self._exc_handlers)
-                clean_worker_registry(queue)
-                queue.intermediate_queue.cleanup(self, queue)
-                queue.release_maintenance_lock()  # type: ignore[no-untyped-call]
+                # Released however the pass ends (RQ's own leaves it for MAINTENANCE_LOCK_S when
+                # a Redis call fails half-way), as the supervisor's passes release theirs.
+                try:
+                    queue.clean_registries(self._exc_handlers)
+                    clean_worker_registry(queue)
+                    queue.intermediate_queue.cleanup(self, queue)
+                finally:
+                    queue.release_maintenance_lock()  # type: ignore[no-untyped-call]
         self.last_cleaned_at = now()  # type: ignore[assignment]  # RQ: None until a pass
 
     def run_maintenance_tasks(self) -> None:
