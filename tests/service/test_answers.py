@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -280,6 +281,28 @@ async def two_cached_answers(
     return pairs[0], pairs[1]
 
 
+@contextlib.asynccontextmanager
+async def stalled_readers(
+    app: InProcess, data: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> AsyncIterator[list[SlowReader]]:
+    """Four of one client's answers of ``data``, taken whole from the budget (which they reach)
+    and stalled past :data:`GIVE_WAY_IDLE_S`; read to their end (or their cut) on the way out."""
+    budget = app.services.answer_budget
+    assert budget is not None
+    slow = [SlowReader("/v1/annotate", data, headers=headers) for _ in range(4)]
+    reading = [asyncio.create_task(reader.run(app)) for reader in slow]
+    try:
+        for reader in slow:
+            await asyncio.wait_for(reader.reading.wait(), 30)
+        assert budget.reached  # alone: all four taken
+        await asyncio.sleep(2 * GIVE_WAY_IDLE_S)  # none of them takes a byte meanwhile
+        yield slow
+    finally:
+        for reader in slow:
+            reader.let_go.set()
+        await asyncio.wait_for(asyncio.gather(*reading), 30)
+
+
 async def test_a_lone_clients_stalled_answers_give_way_to_another_clients(
     small_budget: InProcess, face_jpeg: bytes
 ) -> None:
@@ -291,23 +314,13 @@ async def test_a_lone_clients_stalled_answers_give_way_to_another_clients(
     )
     budget = small_budget.services.answer_budget
     assert budget is not None
-    slow = [SlowReader("/v1/annotate", slow_data) for _ in range(4)]
-    reading = [asyncio.create_task(reader.run(small_budget)) for reader in slow]
-    try:
-        for reader in slow:
-            await asyncio.wait_for(reader.reading.wait(), 30)
-        assert budget.reached  # alone: all four taken
-        await asyncio.sleep(2 * GIVE_WAY_IDLE_S)  # none of them takes a byte meanwhile
+    async with stalled_readers(small_budget, slow_data) as slow:
         async with small_budget.client(OTHER_PEER) as other:
             answered = await other.post("/v1/annotate", content=other_data)
         assert answered.status_code == 200, "refused while stalled answers held the budget"
         assert answered.content == other_answer
         assert [reader.aborted for reader in slow].count(True) == 1, "not just enough cut"
         assert budget.given_way == 1
-    finally:
-        for reader in slow:
-            reader.let_go.set()
-        await asyncio.wait_for(asyncio.gather(*reading), 30)
     for reader in slow:
         assert reader.status == 200
         assert reader.whole != reader.aborted
@@ -325,13 +338,7 @@ async def test_a_computation_that_fails_cuts_no_stalled_answer(
     (slow_data, _), (other_data, other_answer) = await two_cached_answers(small_budget, face_jpeg)
     budget = small_budget.services.answer_budget
     assert budget is not None
-    slow = [SlowReader("/v1/annotate", slow_data) for _ in range(4)]
-    reading = [asyncio.create_task(reader.run(small_budget)) for reader in slow]
-    try:
-        for reader in slow:
-            await asyncio.wait_for(reader.reading.wait(), 30)
-        assert budget.reached
-        await asyncio.sleep(2 * GIVE_WAY_IDLE_S)  # none of them takes a byte meanwhile
+    async with stalled_readers(small_budget, slow_data) as slow:
         async with small_budget.client(OTHER_PEER) as other:
             expired = await other.post("/v1/id-photo?source=" + "0" * 64)
             assert_error(expired, 404, "source_expired")  # not refused: room could be made
@@ -341,10 +348,6 @@ async def test_a_computation_that_fails_cuts_no_stalled_answer(
         assert answered.status_code == 200
         assert answered.content == other_answer
         assert budget.given_way == 1
-    finally:
-        for reader in slow:
-            reader.let_go.set()
-        await asyncio.wait_for(asyncio.gather(*reading), 30)
     assert budget.used_bytes == 0
 
 
@@ -364,23 +367,13 @@ async def test_with_api_keys_a_keys_stalled_answers_give_way_to_another_keys(
         budget = app.services.answer_budget
         assert budget is not None
         slow_key = (b"authorization", f"Bearer {keys['slow']}".encode())
-        slow = [SlowReader("/v1/annotate", slow_data, headers=(slow_key,)) for _ in range(4)]
-        reading = [asyncio.create_task(reader.run(app)) for reader in slow]
-        try:
-            for reader in slow:
-                await asyncio.wait_for(reader.reading.wait(), 30)
-            assert budget.reached
-            await asyncio.sleep(2 * GIVE_WAY_IDLE_S)  # none of them takes a byte meanwhile
+        async with stalled_readers(app, slow_data, headers=(slow_key,)) as slow:
             other_key = {"Authorization": f"Bearer {keys['other']}"}
             async with app.client(headers=other_key) as other:
                 answered = await other.post("/v1/annotate", content=other_data)
             assert answered.status_code == 200, "refused while another key's answers stalled"
             assert answered.content == other_answer
             assert [reader.aborted for reader in slow].count(True) == 1
-        finally:
-            for reader in slow:
-                reader.let_go.set()
-            await asyncio.wait_for(asyncio.gather(*reading), 30)
         assert budget.used_bytes == 0
 
 
