@@ -1,10 +1,10 @@
-"""What the image-quality checks measure on real photos and on spoiled ones: the figures behind
-the thresholds of `yaw` (the head's turn), `colour` (and its toned photos), `resolution`'s
-enlarged sources, `skin_colour`, `blockiness`, `even_lighting`, `focus`, `motion_blur`,
-`eye_glare`, `red_eye`, `eyes_open`, `eyes_visible`'s covered eye, `tinted_lenses`,
+"""What the image-quality checks measure on real photos and on spoiled ones: the figures behind the
+thresholds of `yaw` (the head's turn), `colour` (and its toned photos), `resolution`'s enlarged
+sources, `skin_colour`, `blockiness`, `banding` (posterised tones), `even_lighting`, `focus`,
+`motion_blur`, `eye_glare`, `red_eye`, `eyes_open`, `eyes_visible`'s covered eye, `tinted_lenses`,
 `forehead_visible` and `eye_shadow`, the mouth's (teeth, the lips apart), the glasses', and the
-clothes' against each preset background (faceflow/pipeline/idphoto/compliance/, the check table
-in docs/id-photos.md).
+clothes' against each preset background (faceflow/pipeline/idphoto/compliance/, the check table in
+docs/id-photos.md).
 
     .venv/bin/python scripts/compliance_ranges.py
 
@@ -18,6 +18,7 @@ counted apart. About a minute on 2 cores.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 from collections import Counter
@@ -43,6 +44,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     clear_glasses,
     closed_eyes,
     colour_cast,
+    contrast,
     enlarged,
     exposure,
     eye_glare,
@@ -55,12 +57,14 @@ from tests.pipeline.idphoto.verdict_cases import (
     mosaic,
     no_photo,
     open_mouth,
+    posterised,
     real_photos,
     red_eye,
     shake,
     side_shadow,
     then,
     tinted_glasses,
+    tone_curve,
     toned,
 )
 
@@ -72,7 +76,12 @@ from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.compliance import ComplianceReport
 from faceflow.pipeline.idphoto.compliance.background import clothing_blend
 from faceflow.pipeline.idphoto.compliance.colour import TONE_PASS, tone_spread
-from faceflow.pipeline.idphoto.compliance.quality import enlargement
+from faceflow.pipeline.idphoto.compliance.quality import (
+    BANDING_FAIL,
+    BANDING_PASS,
+    banding,
+    enlargement,
+)
 from faceflow.pipeline.idphoto.compliance.regions import face_region
 from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import compute_matte
@@ -99,6 +108,7 @@ CHECKS = (
     "colour",
     "skin_colour",
     "blockiness",
+    "banding",
     "even_lighting",
     "focus",
     "motion_blur",
@@ -127,6 +137,18 @@ REGION_EDITS: tuple[tuple[str, Edit | None], ...] = (
     ("enlarged from a third", enlarged(3.0)),
     ("enlarged from a quarter", enlarged(4.0)),
 )
+# What the banding measure reads on each real face's central face with the source's crop spoiled
+# there, then shrunk to the matte's size as the cut-out shrinks it (a posterised photo's bands go
+# through the same resampling; each edit ends with a JPEG 90 save).
+BANDING_EDITS: tuple[tuple[str, Edit | None], ...] = (
+    ("as taken", None),
+    *((f"posterised, {levels} tones", posterised(levels)) for levels in (4, 6, 8, 12, 16)),
+    ("tone curve 0.8", tone_curve(0.8)),
+    ("tone curve 1.25", tone_curve(1.25)),
+    ("contrast × 1.3", contrast(1.3)),
+    ("contrast × 1.5", contrast(1.5)),
+    ("contrast × 2", contrast(2.0)),
+)
 SPOILED: tuple[tuple[str, Edit], ...] = (
     ("toned sepia", toned(1.0)),
     ("toned sepia, JPEG 50", then(toned(1.0), jpeg(50))),
@@ -136,6 +158,10 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
     ("JPEG quality 6", jpeg(6)),
     ("JPEG quality 3", jpeg(3)),
     ("mosaic, a sixth", mosaic(6)),
+    *((f"posterised, {levels} tones", posterised(levels)) for levels in (4, 6, 8, 12, 16)),
+    ("a gentle tone curve (0.8)", tone_curve(0.8)),
+    ("contrast × 1.5", contrast(1.5)),
+    ("contrast × 2", contrast(2.0)),
     ("black and white", black_and_white),
     ("one side shaded (0.5)", side_shadow(0.5)),
     ("one side in shadow (0.7)", side_shadow(0.7)),
@@ -210,6 +236,7 @@ def main() -> None:
     gaps: list[tuple[float, str]] = []
     shakes: list[tuple[float, float, str]] = []
     tones: dict[str, list[tuple[float, str]]] = {label: [] for label, _ in REGION_EDITS}
+    bands: dict[str, list[tuple[float, str]]] = {label: [] for label, _ in BANDING_EDITS}
     enlarged_by: dict[str, list[tuple[float, str]]] = {label: [] for label, _ in REGION_EDITS}
     faces = left_out = 0
     eye_covered_faces: list[str] = []
@@ -233,6 +260,21 @@ def main() -> None:
                     tones[label].append((tone, path.name))
                 factor = enlargement(spoiled_region, matte.source_px_per_matte_px)
                 enlarged_by[label].append((factor, path.name))
+            box = matte.crop_box
+            crop = rgb[round(box.y1) : round(box.y2), round(box.x1) : round(box.x2)]
+            height, width = matte.foreground.shape[:2]
+            for label, banding_edit in BANDING_EDITS:
+                spoiled_crop = crop if banding_edit is None else banding_edit(crop, face, no_photo)
+                if spoiled_crop.shape[:2] != (height, width):
+                    spoiled_crop = np.asarray(
+                        cv2.resize(spoiled_crop, (width, height), interpolation=cv2.INTER_AREA),
+                        dtype=np.uint8,
+                    )
+                spoiled_matte = dataclasses.replace(
+                    matte, foreground=np.ascontiguousarray(spoiled_crop, dtype=np.uint8)
+                )
+                if (band := banding(face_region(spoiled_matte, face))) is not None:
+                    bands[label].append((band, path.name))
             for name in PRESET_COLOURS:
                 blend = clothing_blend(matte, face, parse_background(name))
                 if blend is not None:
@@ -312,6 +354,16 @@ def main() -> None:
             f"  colour's tone, {label}: {ranked[0][0]:.3f} ({ranked[0][1]})–{ranked[-1][0]:.3f},"
             f" median {ranked[len(ranked) // 2][0]:.3f}; {under} of {len(ranked)} under"
             f" {TONE_PASS}"
+        )
+    for label, band_values in bands.items():
+        ranked = sorted(band_values)
+        values_only = np.array([value for value, _ in ranked])
+        print(
+            f"  banding, {label}: {ranked[0][0]:.3f} ({ranked[0][1]})–{ranked[-1][0]:.3f}"
+            f" ({ranked[-1][1]}), 10 % under {np.percentile(values_only, 10):.3f}, median"
+            f" {np.median(values_only):.3f}; over {BANDING_PASS} on"
+            f" {int((values_only > BANDING_PASS).sum())}, over {BANDING_FAIL} on"
+            f" {int((values_only > BANDING_FAIL).sum())} of {len(ranked)}"
         )
     for label, factors in enlarged_by.items():
         ranked = sorted(factors)

@@ -52,6 +52,7 @@ from faceflow.pipeline.idphoto.compliance.quality import (
     SHAKE_PASS,
     SHARPNESS_PASS,
     SMEAR_RATIO_MAX,
+    banding,
     blockiness,
     check_face_quality,
     check_noise,
@@ -85,6 +86,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     closed_eyes,
     colour_cast,
     colour_grain,
+    contrast,
     cover_eyes,
     crop_below_chin,
     enlarged,
@@ -100,11 +102,13 @@ from tests.pipeline.idphoto.verdict_cases import (
     lower_shadow,
     mosaic,
     open_mouth,
+    posterised,
     red_eye,
     shake,
     shrink,
     side_shadow,
     tinted_glasses,
+    tone_curve,
     toned,
 )
 
@@ -132,6 +136,7 @@ EXPECTED_CHECKS = {
     "colour",
     "skin_colour",
     "blockiness",
+    "banding",
     "clothing_contrast",
     "file_compression",
     "subject_cut_off",
@@ -519,6 +524,47 @@ def test_jpeg_blocks_and_mosaic_squares_on_the_face_are_seen(
     report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
 
     assert report.check("blockiness").status is status, report.check("blockiness")
+
+
+@pytest.mark.parametrize(
+    ("photo", "edit", "status"),
+    [
+        ("../devset/df_img14.jpg", None, CheckStatus.PASS),
+        # The studio's: hard bands, yellow-green blotches on the skin; every check passed it.
+        ("../devset/df_img14.jpg", posterised(6), CheckStatus.FAIL),
+        ("portrait_2.jpg", posterised(8), CheckStatus.FAIL),
+        # Tones bent or stretched smoothly are not bands (portrait_2 as taken reads the most).
+        ("portrait_2.jpg", tone_curve(0.8), CheckStatus.PASS),
+        ("obama.jpg", contrast(1.5), CheckStatus.PASS),
+        ("obama.jpg", contrast(2.0), CheckStatus.PASS),
+        # A heavy JPEG's flat blocks are blockiness's (it warns on this one).
+        ("portrait_2.jpg", jpeg(10), CheckStatus.PASS),
+    ],
+)
+def test_posterised_tones_on_the_face_are_seen(
+    cut_out: CutOut, photo: str, edit: Edit | None, status: CheckStatus
+) -> None:
+    item = cut_out(photo, edit)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("banding").status is status, report.check("banding")
+
+
+def test_banding_of_a_smooth_ramp_a_staircase_and_a_clipped_face() -> None:
+    ramp = np.tile(np.linspace(40, 200, 120, dtype=np.float32), (60, 1))
+    rng = np.random.default_rng(3)
+    grained = np.clip(ramp + rng.normal(0, 1.5, ramp.shape), 0, 255).astype(np.uint8)
+    stairs = (np.round(ramp / 32) * 32).astype(np.uint8)  # 6 tones over the same ramp
+    as_rgb = [np.repeat(plane[..., None], 3, axis=2) for plane in (grained, stairs)]
+
+    smooth, banded = (banding(region) for region in as_rgb)
+
+    assert smooth is not None
+    assert smooth < 0.05
+    assert banded is not None
+    assert banded > 0.5
+    assert banding(np.full((60, 120, 3), 255, np.uint8)) is None  # blown out: `clipped`'s
 
 
 @pytest.mark.parametrize(

@@ -934,6 +934,43 @@ def toned(strength: float) -> Edit:
 
 
 @cache
+def posterised(levels: int) -> Edit:
+    """The photo reduced to ``levels`` tones a channel (a posterise filter, a few-colour GIF),
+    then saved as JPEG 90, as such a copy is passed on."""
+
+    def edit(rgb: Rgb, face: Face, photo: Callable[[str], Rgb]) -> Rgb:
+        step = 255 / (levels - 1)
+        reduced = np.round(np.round(rgb.astype(np.float32) / step) * step)
+        return jpeg(90)(np.asarray(np.clip(reduced, 0, 255), dtype=np.uint8), face, photo)
+
+    return edit
+
+
+@cache
+def contrast(gain: float) -> Edit:
+    """The photo's contrast raised ``gain`` times about mid-grey (an editor's contrast slider),
+    then saved as JPEG 90."""
+
+    def edit(rgb: Rgb, face: Face, photo: Callable[[str], Rgb]) -> Rgb:
+        boosted = (rgb.astype(np.float32) - 128) * gain + 128
+        return jpeg(90)(np.asarray(np.clip(boosted, 0, 255), dtype=np.uint8), face, photo)
+
+    return edit
+
+
+@cache
+def tone_curve(gamma: float) -> Edit:
+    """The photo's tones bent by a gamma curve (under 1 brightens: an editor's gentle tone curve),
+    then saved as JPEG 90."""
+
+    def edit(rgb: Rgb, face: Face, photo: Callable[[str], Rgb]) -> Rgb:
+        bent = 255 * (rgb.astype(np.float32) / 255) ** gamma
+        return jpeg(90)(np.asarray(np.clip(bent + 0.5, 0, 255), dtype=np.uint8), face, photo)
+
+    return edit
+
+
+@cache
 def then(first: Edit, second: Edit) -> Edit:
     """``first``, then ``second`` on its result (e.g. a filter, then a JPEG save)."""
 
@@ -1414,6 +1451,31 @@ CASES: tuple[Case, ...] = (
         "fail",
         "blockiness",
         jpeg(5),
+    ),
+    # The studio's: hard bands and yellow-green blotches on the skin, which passed every check.
+    Case(
+        "df_img14 posterised (6 tones a channel)",
+        "../devset/df_img14.jpg",
+        "icao",
+        "fail",
+        "banding",
+        posterised(6),
+    ),
+    Case(
+        "portrait_2 posterised (8 tones a channel)",
+        "portrait_2.jpg",
+        "icao",
+        "fail",
+        "banding",
+        posterised(8),
+    ),
+    Case(
+        "portrait_2 under a gentle tone curve",
+        "portrait_2.jpg",
+        "icao",
+        "pass",
+        "",
+        tone_curve(0.8),
     ),
     Case("portrait_2 as a mosaic", "portrait_2.jpg", "icao", "fail", "blockiness", mosaic(6)),
     Case(

@@ -3,25 +3,25 @@
 The verdict is what a counter would decide: ``pass`` it would accept, ``fail`` it would not,
 ``warn`` for something a person should look at. The overall status is the worst check's.
 
-Geometry checks (head height, eye line, crown margin, whether the frame cuts the person) measure
-the photo as laid out; pose checks (roll, yaw), the face checks (something in front of the face,
-eyes visible and open, no glare over them, mouth closed, even lighting) and image-quality checks
+Geometry checks (head height, eye line, crown margin, whether the frame cuts the person) measure the
+photo as laid out; pose checks (roll, yaw), the face checks (something in front of the face, eyes
+visible and open, no glare over them, mouth closed, even lighting) and image-quality checks
 (background, resolution, sharpness and focus, exposure, colour and skin colour, JPEG blocks or
-mosaic) measure the subject's pixels, because a tilted head, a hand over the mouth, a blurred,
-black-and-white, sepia, colour-cast, over-compressed or enlarged shot cannot be fixed by
-cropping (`resolution` counts the detail the face holds, not only its pixels). The face
-checks look at a few small patches around the landmarks, the quality checks at the central face,
-so the whole report costs a few milliseconds.
+mosaic, banded tones) measure the subject's pixels, because a tilted head, a hand over the mouth, a
+blurred, black-and-white, sepia, colour-cast, over-compressed, posterised or enlarged shot cannot be
+fixed by cropping (`resolution` counts the detail the face holds, not only its pixels). The face
+checks look at a few small patches around the landmarks, the quality checks at the central face, so
+the whole report costs a few milliseconds.
 
 Every check carries a plain-language hint in English and Chinese (``hint``, ``hint_zh``): what to
 do about it when it does not pass.
 
 The checks live by what they look at: ``geometry`` (the layout: head size and place, pose,
-resolution, cut edges), ``background`` (the backdrop, its colour, the clothing's edge against
-it), ``quality`` (sharpness, focus, smears, exposure, noise, JPEG blocks), ``colour`` (colour,
+resolution, cut edges), ``background`` (the backdrop, its colour, the clothing's edge against it),
+``quality`` (sharpness, focus, smears, exposure, noise, JPEG blocks, banding), ``colour`` (colour,
 skin colour, even lighting), ``eyes``, ``mouth`` and ``features`` (what covers the face, and the
-face checks together); ``report`` holds the result types, ``hints`` the messages and
-``regions`` where on the face the checks look. :func:`assess` runs them all.
+face checks together); ``report`` holds the result types, ``hints`` the messages and ``regions``
+where on the face the checks look. :func:`assess` runs them all.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from faceflow.pipeline.idphoto.compliance.geometry import (
 )
 from faceflow.pipeline.idphoto.compliance.hints import HINTS
 from faceflow.pipeline.idphoto.compliance.quality import (
+    check_banding,
     check_blockiness,
     check_face_quality,
     check_motion_blur,
@@ -99,6 +100,7 @@ def assess(
     else:
         colour_off = ""
     yaw = check_yaw(layout)
+    blocks = check_blockiness(region)
     checks = [
         check_face_count(layout, matte),
         check_head_height(layout),
@@ -133,7 +135,8 @@ def assess(
         check_noise(matte, face, eye_distance_px(face)),
         colour,
         skin,
-        check_blockiness(region),
+        blocks,
+        check_banding(region, grid=float(blocks.value or 1.0)),
         *check_face_features(
             matte,
             face,

@@ -119,6 +119,12 @@ HINTS: dict[str, tuple[str, str]] = {
         "balance on auto, and use no filter or beauty effect.",
         "面部偏色：请在自然光下拍摄或使用相机的自动白平衡，不要使用滤镜或美颜效果。",
     ),
+    "banding": (
+        "The face's tones are cut into flat bands (posterised): use the original photo, not one "
+        "reduced to few colours by a filter, a GIF or an app.",
+        "面部色调呈现分层色块（色调分离）：请使用原始照片，"
+        "不要使用经滤镜、GIF 或软件减色处理的照片。",
+    ),
     "file_compression": (
         "The file is compressed so hard that its blocks show: allow a larger file (max_kb) or a "
         "higher JPEG quality.",

@@ -134,6 +134,44 @@ BLOCK_PERIODS_PX = range(3, 17)
 
 BLOCKINESS_SHOWN_MAX = 50.0
 
+# Banding: a face saved with few tones per channel (posterised by a filter, a GIF or a colour
+# reduction) lies in flat patches with small hard steps between them, where skin shades smoothly.
+# Where the face's grey, softened by BANDING_SCALE_PX, still slopes by BANDING_SLOPE_MIN grey levels
+# a pixel or more (shading, not a flat cheek), the share of pixels whose own slope is under
+# BANDING_FLAT of that: real skin's grain and JPEG keep its fine slope near the soft one, a band's
+# inside is flat. Two kinds of pixel are left out. Near a blown-out or crushed one: a strong
+# contrast boost clips a pale face into flat white, which `clipped` judges. And where the grey spans
+# over BANDING_RANGE_MAX within ±2 σ: beside a large edge (a glasses frame, a brow, an eye) the soft
+# slope is the edge's, and the skin beside it read as flat (drawn dark frames 0.17, the face's own
+# features on portrait_2 0.044), while a posterised step is one tone's. The 82 real faces of the
+# test and dev-set photos 0.011-0.030 (portrait_2 the most; one face has too little shading to
+# judge). Tones bent or stretched smoothly and saved as JPEG 90: gamma 0.8 at most 0.036, gamma 1.25
+# 0.056 on a crowd face of df_selfie-many-people (the rest under 0.05), contrast × 1.3, × 1.5 and ×
+# 2 at most 0.036. Posterised to 4 tones a channel (then saved as JPEG 90) a median 0.19 (72 of 76
+# over 0.06), 6 tones 0.14 (79 of 81; 10 % under 0.082), 8 tones 0.10 (70 of 82), 12 0.068 (52 of
+# 82), 16 0.051 (22 of 82): gradual banding is seen less. df_img14 at 6 tones, the studio's photo
+# with yellow-green blotches that passed every check, 0.069 as an ICAO photo
+# (scripts/compliance_ranges.py). Not seen: a face whose every step spans more than
+# BANDING_RANGE_MAX (astronaut at 6 tones 0.028). A flat object drawn over the face (a mask, a hand
+# in one colour) reads as bands too.
+BANDING_SCALE_PX = 2.0
+
+BANDING_SLOPE_MIN = 1.0
+
+BANDING_FLAT = 0.3
+
+BANDING_RANGE_MAX = 64
+
+BANDING_PASS, BANDING_FAIL = 0.05, 0.06
+
+# A blown-out or crushed pixel (any channel) and this many pixels around it are not judged.
+BANDING_CLIPPED_REACH_PX = 4
+
+# A heavy JPEG flattens its 8 × 8 blocks too (portrait_2 saved at quality 20 read 0.05, at 10
+# 0.20), which `blockiness` judges, as a counter would: a face whose blockiness reads over this
+# (real faces 1.77 at most, posterised ones 1.27-1.46 on portrait_2) is not judged here.
+BANDING_GRID_MAX = 1.9
+
 # Enlargement: a small photo enlarged before it was sent (a thumbnail blown up to a camera's size)
 # has as many pixels as a real one and passes `resolution` on them, but not the detail. Its face
 # loses almost nothing when shrunk by the factor it was enlarged by and enlarged back; a camera's
@@ -385,6 +423,63 @@ def blockiness(region: NDArray[np.uint8]) -> float:
             ratio = peak / median if median > 0 else (BLOCKINESS_SHOWN_MAX if peak > 0 else 1.0)
             worst = max(worst, ratio)
     return min(worst, BLOCKINESS_SHOWN_MAX)
+
+
+def banding(region: NDArray[np.uint8]) -> float | None:
+    """The share of ``region``'s shaded pixels that lie flat inside a band (see
+    :data:`BANDING_PASS`): near 0.02 for a face as taken, over 0.1 for most posterised to a
+    few tones a channel. ``None`` when too few pixels are shaded to judge."""
+    if min(region.shape[:2], default=0) <= 2 * BANDING_CLIPPED_REACH_PX + 2:
+        return None
+    levels = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY)
+    grey = levels.astype(np.float32)
+
+    def slope(image: NDArray[np.float32]) -> NDArray[np.float32]:
+        gx = cv2.Sobel(image, cv2.CV_32F, 1, 0) / 8
+        gy = cv2.Sobel(image, cv2.CV_32F, 0, 1) / 8
+        return np.asarray(np.hypot(gx, gy), dtype=np.float32)
+
+    fine = slope(grey)
+    soft = slope(np.asarray(cv2.GaussianBlur(grey, (0, 0), BANDING_SCALE_PX), dtype=np.float32))
+    clipped = ((region.max(axis=2) >= 250) | (region.min(axis=2) <= 5)).astype(np.uint8)
+    reach = 2 * BANDING_CLIPPED_REACH_PX + 1
+    near_clipped = cv2.dilate(clipped, np.ones((reach, reach), np.uint8)) > 0
+    window = np.ones((4 * round(BANDING_SCALE_PX) + 1,) * 2, np.uint8)
+    span = cv2.dilate(levels, window).astype(np.int16) - cv2.erode(levels, window).astype(np.int16)
+    # The blur reads past the region's edge: its outer pixels are left out.
+    inner = (slice(4, -4), slice(4, -4))
+    judged = ~near_clipped & (span <= BANDING_RANGE_MAX)
+    shaded = (soft >= BANDING_SLOPE_MIN)[inner] & judged[inner]
+    if int(shaded.sum()) < 50:
+        return None
+    flat = fine[inner][shaded] < BANDING_FLAT * soft[inner][shaded]
+    return float(flat.mean())
+
+
+def check_banding(region: NDArray[np.uint8], *, grid: float) -> Check:
+    """Posterisation on the central face ``region``: tones in flat bands (see
+    :data:`BANDING_PASS`); ``grid`` is :func:`blockiness`'s value on it."""
+    limit = Limit(None, BANDING_PASS, "fraction")
+    if grid > BANDING_GRID_MAX:
+        return Check(
+            "banding",
+            None,
+            limit,
+            CheckStatus.PASS,
+            note=f"not judged: the face's JPEG blocks (blockiness {grid:.2f}) are flat patches of"
+            " their own, which blockiness judges",
+        )
+    value = banding(region)
+    if value is None:
+        return Check("banding", None, limit, CheckStatus.PASS, note="too little shading to judge")
+    return Check(
+        "banding",
+        value,
+        limit,
+        at_most(value, BANDING_PASS, BANDING_FAIL),
+        note="share of the face's shaded pixels lying flat inside a band of one tone"
+        " (posterised); real photos up to 0.03",
+    )
 
 
 def enlargement(region: NDArray[np.uint8], source_px_per_matte_px: float) -> float:
