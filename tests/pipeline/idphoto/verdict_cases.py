@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -933,41 +934,35 @@ def toned(strength: float) -> Edit:
     return edit
 
 
+def _tones(mapping: Callable[[NDArray[np.float32]], NDArray[np.floating[Any]]]) -> Edit:
+    """Each channel's tones (0–255) mapped by ``mapping``, clipped and cut to whole tones."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        return np.asarray(np.clip(mapping(rgb.astype(np.float32)), 0, 255), dtype=np.uint8)
+
+    return edit
+
+
 @cache
 def posterised(levels: int) -> Edit:
     """The photo reduced to ``levels`` tones a channel (a posterise filter, a few-colour GIF),
     then saved as JPEG 90, as such a copy is passed on."""
-
-    def edit(rgb: Rgb, face: Face, photo: Callable[[str], Rgb]) -> Rgb:
-        step = 255 / (levels - 1)
-        reduced = np.round(np.round(rgb.astype(np.float32) / step) * step)
-        return jpeg(90)(np.asarray(np.clip(reduced, 0, 255), dtype=np.uint8), face, photo)
-
-    return edit
+    step = 255 / (levels - 1)
+    return then(_tones(lambda tones: np.round(np.round(tones / step) * step)), jpeg(90))
 
 
 @cache
 def contrast(gain: float) -> Edit:
     """The photo's contrast raised ``gain`` times about mid-grey (an editor's contrast slider),
     then saved as JPEG 90."""
-
-    def edit(rgb: Rgb, face: Face, photo: Callable[[str], Rgb]) -> Rgb:
-        boosted = (rgb.astype(np.float32) - 128) * gain + 128
-        return jpeg(90)(np.asarray(np.clip(boosted, 0, 255), dtype=np.uint8), face, photo)
-
-    return edit
+    return then(_tones(lambda tones: (tones - 128) * gain + 128), jpeg(90))
 
 
 @cache
 def tone_curve(gamma: float) -> Edit:
     """The photo's tones bent by a gamma curve (under 1 brightens: an editor's gentle tone curve),
     then saved as JPEG 90."""
-
-    def edit(rgb: Rgb, face: Face, photo: Callable[[str], Rgb]) -> Rgb:
-        bent = 255 * (rgb.astype(np.float32) / 255) ** gamma
-        return jpeg(90)(np.asarray(np.clip(bent + 0.5, 0, 255), dtype=np.uint8), face, photo)
-
-    return edit
+    return then(_tones(lambda tones: 255 * (tones / 255) ** gamma + 0.5), jpeg(90))
 
 
 @cache
