@@ -335,7 +335,8 @@ def test_a_dark_face_is_not_under_exposure_when_its_highlights_are_bright(
     face[40:46, 20:45] = face[40:46, 55:80] = (215, 210, 205)  # the eyes' whites, 2.5 %
     region = np.asarray(np.round(face * gain), np.uint8)
 
-    exposure = check_face_quality(region)[2]
+    no_forehead = np.empty((0, 3), np.uint8)
+    exposure = check_face_quality(region, no_forehead)[2]
 
     assert exposure.name == "exposure"
     assert exposure.value is not None

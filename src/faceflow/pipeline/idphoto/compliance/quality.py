@@ -350,17 +350,18 @@ def check_motion_blur(region: NDArray[np.uint8], *, focus_value: float) -> Check
 
 
 def check_face_quality(
-    region: NDArray[np.uint8], forehead: NDArray[np.uint8] | None = None
+    region: NDArray[np.uint8], forehead: NDArray[np.uint8]
 ) -> tuple[Check, Check, Check, Check]:
     """Sharpness, focus, exposure and clipping of the central face ``region``; ``forehead``
-    (its opaque pixels, (N, 3)) is judged for blown-out skin too."""
+    (its opaque pixels, (N, 3); none when the cut-out holds none) is judged for blown-out skin
+    too."""
     sharp = sharpness(region)
     sharp_status = at_least(sharp, SHARPNESS_PASS, SHARPNESS_FAIL)
     luma = pixel_luma(region) if region.size else np.zeros(1, dtype=np.float32)
     mean = float(luma.mean())
     clipped = float(((luma >= 250) | (luma <= 5)).mean())
     clipped_note = "fraction of face pixels blown out or crushed"
-    if forehead is not None and forehead.size:
+    if forehead.size:
         blown = float((pixel_luma(forehead) >= 250).mean())
         if blown > clipped:
             clipped = blown
