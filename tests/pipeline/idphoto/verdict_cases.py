@@ -6,7 +6,7 @@ blurred, shrunk to a tiny face, enlarged from a small copy, the person put in fr
 backdrop or with a dark door frame or lamp behind touching the hair, under- and over-exposed, half
 in shadow, in black and white, toned sepia, saved as a coarse JPEG, enlarged into a mosaic, blurred
 under grain, grainy but sharp, under green or tungsten light, with glare over the eyes or on the
-forehead, in a white suit made on white, with the eyes closed or winking, talking, in
+forehead, in a white suit made on white, with the eyes closed, winking or half shut, talking, in
 glasses, in a hat, in a cap worn high, under a brim's shadow, with a lock of hair across an eye,
 beside a second person (the photo's other faces reach the cut-out as the service passes them).
 Each case names the check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py``
@@ -1266,6 +1266,16 @@ CASES: tuple[Case, ...] = (
         "warn",
         "eyes_open",
         closed_eyes(both=False),
+    ),
+    # Known wrong: eyes_open's opening and iris read half-shut eyes as the dev set's squints
+    # (docs/id-photos.md, "Eyes half shut"), so the report passes it.
+    Case(
+        "portrait_2 with the eyes half shut",
+        "portrait_2.jpg",
+        "icao",
+        "warn",
+        "eyes_open",
+        half_shut_eyes(0.0),
     ),
     # Talking, no teeth showing: the teeth measure passed it (a warning, as for teeth).
     Case(
