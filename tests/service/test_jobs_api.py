@@ -219,6 +219,67 @@ async def test_a_job_s_options_are_checked_before_its_upload(
     assert (error["code"], error["parameter"]) == ("invalid_parameter", parameter)
 
 
+NOT_AN_IMAGE = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n"
+
+
+@pytest.mark.parametrize(
+    ("operation", "sync_path", "options"),
+    [
+        ("detect", "/v1/detect", {}),
+        ("analyze", "/v1/analyze", {"attributes": "age"}),
+        ("annotate", "/v1/annotate", {"format": "png"}),
+        ("id-photo", "/v1/id-photo", {"spec": "us-passport"}),
+        ("id-photo-sheet", "/v1/id-photo/sheet", {"layout": "cn-1inch:4"}),
+    ],
+)
+async def test_bytes_no_decoder_takes_are_refused_at_submission_as_the_sync_route_refuses_them(
+    client: httpx.AsyncClient,
+    service_app: InProcess,
+    operation: str,
+    sync_path: str,
+    options: dict[str, str],
+) -> None:
+    """The sync route's 415, code and body, and nothing queued: such a job was taken (202), held
+    its place in the queue, and failed with that 415 only once a worker sniffed it."""
+    runner = service_app.services.jobs
+    assert runner is not None
+    submitted = runner.stats()["submitted"]
+    refused = await submit(client, NOT_AN_IMAGE, operation, **options)
+    sync = await client.post(
+        sync_path, params=options, content=NOT_AN_IMAGE, headers={"Content-Type": "image/jpeg"}
+    )
+    error = assert_error(refused, 415, "unsupported_format")
+    assert error["detected"] == "PDF"
+    assert refused.json() == sync.json()
+    assert refused.headers["X-Error-Code"] == sync.headers["X-Error-Code"]
+    assert runner.stats()["submitted"] == submitted
+
+
+@pytest.mark.parametrize("runner", ["embedded", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_bytes_no_decoder_takes_take_none_of_their_key_s_share_of_jobs(
+    runner: str, redis_server_factory: RedisServerFactory, face_jpeg: bytes
+) -> None:
+    """With either runner (the submission path is the route's): a key allowed one queued job
+    sends bytes no decoder takes, again and again, then a photo, which is still taken."""
+    digest = hashlib.sha256(KEY_A.encode()).hexdigest()
+    jobs: dict[str, Any] = {"max_queued_per_client": 1}
+    if runner == "redis":
+        jobs |= {"redis_url": redis_server_factory(appendonly=True).url, "queue_name": QUEUE}
+    settings = app_settings(jobs=jobs, server={"api_key_hashes": [digest]})
+    # Not waited for: the inference process loads meanwhile; nothing here needs it.
+    async with (
+        running_app(settings, ready=False) as node,
+        node.client(headers=bearer(KEY_A)) as http,
+    ):
+        jobs_runner = node.services.jobs
+        assert jobs_runner is not None
+        assert jobs_runner.backend == runner
+        for _ in range(3):
+            assert_error(await submit(http, NOT_AN_IMAGE, "detect"), 415, "unsupported_format")
+        assert await jobs_runner.queue_depth() == 0
+        assert (await submit(http, variant(face_jpeg), "detect")).status_code == 202
+
+
 async def test_unknown_handles_are_404(client: httpx.AsyncClient) -> None:
     for path in ("/v1/jobs/nope", "/v1/jobs/" + "x" * 32, "/v1/jobs/" + "x" * 32 + "/result"):
         response = await client.get(path)

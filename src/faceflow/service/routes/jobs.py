@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from faceflow.domain import Operation
 from faceflow.errors import InvalidParameter, NotFound, NotReady
+from faceflow.imaging.formats import sniff_format
 from faceflow.jobs.handles import is_handle
 from faceflow.jobs.records import JobRecord, JobStatus
 from faceflow.jobs.runner import JobRunner
@@ -175,7 +176,7 @@ def _job_body(request: Request, view: JobRecord, result: bytes | None = None) ->
     status_code=202,
     summary="Submit a job: 202 with a handle; identical work is done once",
     response_model=JobOut,
-    responses={**_errors(400, 401, 403, 413, 429, 503)},
+    responses={**_errors(400, 401, 403, 413, 415, 429, 503)},
     openapi_extra={**image_request_body(), "parameters": [job_options_parameter()]},
 )
 async def submit_job(request: Request) -> Response:
@@ -196,6 +197,9 @@ async def submit_job(request: Request) -> Response:
     options = {k: v for k, v in query.items() if k != "operation"}
     chosen = job_options(query["operation"], options, services.settings)
     upload = await read_image(request, services.settings.limits.max_upload_bytes)
+    # Bytes no decoder takes are refused now, with the sync routes' 415 (faces.answer): queued,
+    # they held a place in the queue and the client's share of it until a worker failed them.
+    sniff_format(upload.data)
     job = submission(chosen, upload.data, services.settings)
     view = await runner.submit(job, request.state.api_key)
     body = _job_body(request, view)
