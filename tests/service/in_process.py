@@ -74,10 +74,11 @@ class InProcess:
         if response.status_code != 200:
             raise RuntimeError(f"the pool is ready but /readyz answered {response.text}")
 
-    def client(self, peer: str = PEER, **kwargs: Any) -> httpx.AsyncClient:
+    def client(self, peer: str = PEER, root_path: str = "", **kwargs: Any) -> httpx.AsyncClient:
         """A client whose requests reach the app from ``peer`` (the TCP peer uvicorn would
-        report)."""
-        transport = httpx.ASGITransport(app=self.app, client=(peer, 40_000))
+        report), under ``root_path`` (``uvicorn --root-path``; as uvicorn does, give the paths
+        with it in front)."""
+        transport = httpx.ASGITransport(app=self.app, client=(peer, 40_000), root_path=root_path)
         return httpx.AsyncClient(
             transport=transport, base_url="http://faceflow.test", timeout=60.0, **kwargs
         )

@@ -16,6 +16,7 @@ import pytest
 
 from faceflow.config import ServerSettings
 from faceflow.service.app import address
+from faceflow.service.routes.docs import ROOT_PATHS_KEPT
 from tests.fixtures.images import png_claiming
 from tests.fixtures.live_server import CLIENT_TLS, LiveServer, LiveServerFactory
 from tests.service.in_process import READY_TIMEOUT_S, InProcess, app_settings, running_app
@@ -217,6 +218,77 @@ async def test_the_openapi_document_is_made_once(
     assert head.status_code == 200
     assert not head.content
     assert asked == [], "made again"
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.parametrize("root_path", ["/faces", "/faces/"])
+async def test_the_openapi_document_names_the_root_path_as_its_server(
+    service_app: InProcess, root_path: str
+) -> None:
+    """As FastAPI serves it (``root_path_in_servers``): behind a proxy's prefix, Swagger UI's
+    "Try it out" and generated clients call the API under it, not at the proxy's root. Made
+    once, the document had no ``servers``."""
+    schema = service_app.app.api.openapi()
+    async with service_app.client(root_path=root_path) as client:
+        under = await client.get(f"{root_path}/openapi.json")  # as uvicorn writes the path
+    async with service_app.client() as client:
+        at_the_root = await client.get("/openapi.json")
+    assert under.status_code == 200
+    assert under.json() == {**schema, "servers": [{"url": "/faces"}]}
+    assert "servers" not in at_the_root.json()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_docs_pages_load_the_document_and_their_assets_under_the_root_path(
+    service_app: InProcess,
+) -> None:
+    async with service_app.client(root_path="/faces") as client:
+        swagger = (await client.get("/faces/docs")).text
+        redoc = (await client.get("/faces/redoc")).text
+        for url in ("/faces/openapi.json", "/faces/docs-assets/swagger-ui-bundle.js"):
+            assert f"'{url}'" in swagger or f'"{url}"' in swagger, url
+            assert (await client.head(url)).status_code == 200
+        assert '"/faces/openapi.json"' in redoc
+        assert '"/faces/docs-assets/redoc.standalone.js"' in redoc
+        bundle = (await client.get("/faces/docs-assets/redoc.standalone.js")).content
+    # ReDoc's logo, relative to /faces/redoc: /faces/docs-assets/favicon.png.
+    assert b'src:"docs-assets/favicon.png"' in bundle
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_schema_is_kept_for_a_bounded_number_of_root_paths(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each root path's document is made once, up to ROOT_PATHS_KEPT of them (the root's among
+    them); beyond, each request makes its own and none is kept, so varied root paths cannot
+    make the server hold unboundedly many documents."""
+    async with running_app(app_settings(), ready=False) as app:
+        api = app.app.api
+        schema = api.openapi()
+        made: list[None] = []
+
+        def counted() -> dict[str, Any]:
+            made.append(None)
+            return schema
+
+        monkeypatch.setattr(api, "openapi", counted)
+        kept = [f"/kept-{n}" for n in range(ROOT_PATHS_KEPT - 1)]
+        beyond = [f"/beyond-{n}" for n in range(3)]
+
+        async def ask(root_path: str) -> None:
+            async with app.client(root_path=root_path) as client:
+                document = (await client.get(f"{root_path}/openapi.json")).json()
+            assert document["servers"] == [{"url": root_path}]
+
+        for root_path in [*kept, *beyond]:
+            await ask(root_path)
+        assert len(made) == len(kept) + len(beyond)
+        for root_path in kept:
+            await ask(root_path)
+        assert len(made) == len(kept) + len(beyond), "a kept one made again"
+        for root_path in beyond:
+            await ask(root_path)
+        assert len(made) == len(kept) + 2 * len(beyond), "more than ROOT_PATHS_KEPT kept"
 
 
 def test_openapi_declares_every_error_status(client: httpx.Client) -> None:

@@ -9,12 +9,15 @@ MIT), which only carries them: its FastAPI subclass is not used.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from faceflow.service.answers import SharedAnswer
@@ -26,7 +29,13 @@ OPENAPI_URL = "/openapi.json"
 _SWAGGER_PARAMETERS = {"validatorUrl": None}
 # ReDoc's side menu always shows the Redocly logo from its CDN (no option turns it off).
 _REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
-_LOCAL_LOGO = f"{ASSETS_PATH}/favicon.png".encode()
+# Relative to the page (/redoc, beside the assets), so that it is found under a root path too.
+_LOCAL_LOGO = f"{ASSETS_PATH.removeprefix('/')}/favicon.png".encode()
+ROOT_PATHS_KEPT = 4
+"""Distinct root paths whose schema is kept made. The root path is the ASGI server's setting
+(``uvicorn --root-path``), one per server; no header a client sends sets it here (uvicorn's
+proxy-header handling reads ``X-Forwarded-For`` and ``-Proto`` only), but the bound holds
+whatever sets it: beyond it, the schema is made again for each request, off the event loop."""
 
 
 @cache
@@ -36,23 +45,51 @@ def _redoc_js() -> bytes:
     return bundle.replace(_REDOC_LOGO, _LOCAL_LOGO)
 
 
+def root_path_of(request: Request) -> str:
+    """The prefix a reverse proxy serves the app under (the ASGI ``root_path``), without its
+    trailing slash, as FastAPI's own docs routes read it: "" at the root."""
+    root_path: str = request.scope.get("root_path", "")
+    return root_path.rstrip("/")
+
+
+def served_schema(schema: dict[str, Any], root_path: str) -> dict[str, Any]:
+    """``schema`` as FastAPI serves it under ``root_path`` (``root_path_in_servers``, on by
+    default): the root path first in ``servers``, unless listed already, so that Swagger UI's
+    "Try it out" and generated clients call the API under the proxy's prefix."""
+    servers: list[dict[str, Any]] = schema.get("servers", [])
+    if not root_path or root_path in {server.get("url") for server in servers}:
+        return schema
+    return {**schema, "servers": [{"url": root_path}, *servers]}
+
+
 def install_docs(app: FastAPI, title: str) -> Callable[[], bytes]:
     """Serve the app's schema at :data:`OPENAPI_URL`, and /docs and /redoc from local assets;
     the app must be built with docs_url=None, redoc_url=None and openapi_url=None. Returns the
     function that makes the schema's JSON (once), for the app's start-up to call beside the
     loop."""
     assets = files("fastapi_offline") / "static"
+    made: dict[str, bytes] = {}  # the schema's JSON by root path, at most ROOT_PATHS_KEPT
 
-    @cache
-    def schema_json() -> bytes:
-        return bytes(JSONResponse(app.openapi()).body)
+    def schema_json(root_path: str = "") -> bytes:
+        known = made.get(root_path)
+        if known is not None:
+            return known
+        body = bytes(JSONResponse(served_schema(app.openapi(), root_path)).body)
+        if len(made) < ROOT_PATHS_KEPT:
+            made[root_path] = body
+        return body
 
     @app.get(OPENAPI_URL, include_in_schema=False)
-    async def openapi_json() -> Response:
+    async def openapi_json(request: Request) -> Response:
         # Made once: FastAPI's own route serialised the 56 KB schema at each request, 1.4-1.7 ms
         # of the event loop (8-10 cache hits), and other clients' /healthz took 7-10 ms at the
-        # median while four connections asked for it.
-        return Response(schema_json(), media_type="application/json")
+        # median while four connections asked for it. Under a root path it is made once more,
+        # at its first request, beside the loop.
+        root_path = root_path_of(request)
+        body = made.get(root_path)
+        if body is None:
+            body = await asyncio.to_thread(schema_json, root_path)
+        return Response(body, media_type="application/json")
 
     @app.get(f"{ASSETS_PATH}/redoc.standalone.js", include_in_schema=False)
     async def redoc_js() -> Response:
@@ -66,24 +103,28 @@ def install_docs(app: FastAPI, title: str) -> Callable[[], bytes]:
 
     app.mount(ASSETS_PATH, WholeFiles(directory=str(assets)), name="docs-assets")
 
+    # The pages name the schema and their assets under the root path, as FastAPI's own do: at
+    # the server's root, behind a proxy's prefix, they were not found.
     @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> HTMLResponse:
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root_path = root_path_of(request)
         return get_swagger_ui_html(
-            openapi_url=OPENAPI_URL,
+            openapi_url=f"{root_path}{OPENAPI_URL}",
             title=f"{title} API",
-            swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
-            swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS_PATH}/favicon.png",
+            swagger_js_url=f"{root_path}{ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root_path}{ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{root_path}{ASSETS_PATH}/favicon.png",
             swagger_ui_parameters=_SWAGGER_PARAMETERS,
         )
 
     @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
+    async def redoc(request: Request) -> HTMLResponse:
+        root_path = root_path_of(request)
         return get_redoc_html(
-            openapi_url=OPENAPI_URL,
+            openapi_url=f"{root_path}{OPENAPI_URL}",
             title=f"{title} API",
-            redoc_js_url=f"{ASSETS_PATH}/redoc.standalone.js",
-            redoc_favicon_url=f"{ASSETS_PATH}/favicon.png",
+            redoc_js_url=f"{root_path}{ASSETS_PATH}/redoc.standalone.js",
+            redoc_favicon_url=f"{root_path}{ASSETS_PATH}/favicon.png",
             with_google_fonts=False,
         )
 
