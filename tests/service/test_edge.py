@@ -219,23 +219,34 @@ async def test_job_urls_never_echo_the_host_header(
     assert "evil" not in relative.text + absolute.text
 
 
+# Under a proxy's prefix (uvicorn --root-path) the server writes it in front of the path too;
+# public paths are the app's own: with it in front, the probes and the page asked for a key.
+ROOT_PATHS = ["", "/faces"]
+
+
 @session_loop
+@pytest.mark.parametrize("root_path", ROOT_PATHS)
 @pytest.mark.parametrize("path", ["/metrics", "/docs", "/openapi.json", "/redoc", "/nowhere"])
-async def test_with_keys_on_only_public_paths_are_open(edge_app: InProcess, path: str) -> None:
-    async with edge_app.client() as client:
-        anonymous = await client.get(path)
-        wrong = await client.get(path, headers={"X-API-Key": "not-it"})
-        keyed = await client.get(path, headers=_key())
+async def test_with_keys_on_only_public_paths_are_open(
+    edge_app: InProcess, path: str, root_path: str
+) -> None:
+    async with edge_app.client(root_path=root_path) as client:
+        anonymous = await client.get(root_path + path)
+        wrong = await client.get(root_path + path, headers={"X-API-Key": "not-it"})
+        keyed = await client.get(root_path + path, headers=_key())
     assert_error(anonymous, 401, "unauthorized")
     assert_error(wrong, 403, "forbidden")
     assert keyed.status_code == (404 if path == "/nowhere" else 200)
 
 
 @session_loop
+@pytest.mark.parametrize("root_path", ROOT_PATHS)
 @pytest.mark.parametrize("path", ["/healthz", "/", "/index.html", "/favicon.svg", "/css/app.css"])
-async def test_probes_and_the_web_page_stay_open(edge_app: InProcess, path: str) -> None:
-    async with edge_app.client() as client:
-        response = await client.get(path)
+async def test_probes_and_the_web_page_stay_open(
+    edge_app: InProcess, path: str, root_path: str
+) -> None:
+    async with edge_app.client(root_path=root_path) as client:
+        response = await client.get(root_path + path)
     assert response.status_code == 200, (path, response.text)
 
 

@@ -23,7 +23,7 @@ from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
 from faceflow.runtime.lanes import background_lanes
 from faceflow.runtime.pool import HeadStart, InferencePool
 from faceflow.service.answers import AnswerBudget
-from faceflow.service.edge import JsonCors, KeyGate, trusted_forwarding
+from faceflow.service.edge import JsonCors, KeyGate, route_path, trusted_forwarding
 from faceflow.service.errors import install_error_handlers
 from faceflow.service.examples import ExampleThumbnails, load_examples
 from faceflow.service.files import WholeFiles
@@ -276,7 +276,8 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             # A file's path with a slash after it is no path of the page's (StaticFiles found
             # the file anyway, and the page it served loaded its own scripts and styles from
             # under "/index.html/": unstyled, without scripts).
-            if scope["path"] != "/" and scope["path"].endswith("/"):
+            path = route_path(scope)
+            if path != "/" and path.endswith("/"):
                 raise StarletteHTTPException(404)
             # One label for the page's files in the request metrics (no route matched them).
             scope["faceflow.route"] = WEB_PAGE_ROUTE

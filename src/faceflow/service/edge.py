@@ -96,6 +96,19 @@ def trusted_forwarding(app: ASGIApp, settings: ServerSettings) -> ASGIApp:
     return NearestHops(cast(ASGIApp, proxies))
 
 
+def route_path(scope: Scope) -> str:
+    """The request's path as the routes match it: without the root path (``uvicorn
+    --root-path``, a proxy's prefix), which the server writes in front of ``path`` too. As
+    Starlette's routing strips it; public paths and the web page's rules are paths of the app."""
+    path: str = scope.get("path", "")
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        rest = path[len(root_path) :]
+        if rest[:1] in ("", "/"):
+            return rest
+    return path
+
+
 class PublicPaths:
     """Exact paths, plus ``PREFIX/*`` entries covering every path below ``PREFIX/``."""
 
@@ -123,7 +136,7 @@ class KeyGate:
         return self._keys.enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
+        path = route_path(scope)
         if (
             scope["type"] == "http"
             and not path.startswith(GUARDED_PREFIX)
