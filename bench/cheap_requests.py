@@ -5,7 +5,7 @@ each sent for a few seconds over keep-alive connections to a real
 `faceflow serve`, beside a cache hit.
 
     .venv/bin/python bench/cheap_requests.py [--seconds 5] [--connections 4]
-                                             [--pythonpath OTHER/src]
+                                             [--pythonpath OTHER/src] [--only TEXT]
 
 Starts `faceflow serve` (1 inference process, 127.0.0.1 and 10.0.0.0/8 trusted as proxies) on a
 free loopback port, stopped by PID at the end. For each case it prints the answers' statuses,
@@ -126,6 +126,9 @@ def cases(image: bytes) -> dict[str, bytes]:
         ),
         "/metrics, once each path was sent each method": get(b"/metrics"),
         "/openapi.json": get(b"/openapi.json"),
+        "the web page, / (20 KB)": get(b"/"),
+        "the web page's /js/i18n.js (33 KB)": get(b"/js/i18n.js"),
+        "the web page's /favicon.svg (0.5 KB)": get(b"/favicon.svg"),
     }
 
 
@@ -153,6 +156,7 @@ def main() -> None:
         "--connections", type=int, default=4, help="per case (default: %(default)s)"
     )
     parser.add_argument("--pythonpath", help="another checkout's src, run instead of this one")
+    parser.add_argument("--only", help="run only the cases whose name holds this text")
     args = parser.parse_args()
     env = {
         "FACEFLOW_RUNTIME__PROCESSES": "1",
@@ -170,6 +174,8 @@ def main() -> None:
         print("| case | answers | API CPU a request | another client's /healthz p50 / p99 |")
         print("|---|---|---|---|")
         for name, request in cases(image).items():
+            if args.only and args.only not in name:
+                continue
             prober = Prober(server.port)
             prober.start()
             before = cpu_seconds(server.pid)
