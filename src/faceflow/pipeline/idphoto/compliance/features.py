@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -112,6 +113,23 @@ FOREHEAD_HAIR_DE = 20.0
 # the hair's or the skin's colour, a lit strand's or a shaded temple's, is not told from them,
 # nor a black one on dark hair. ICAO 9303: no headwear but for religious reasons.
 CROWN_DE_WARN = 25.0
+
+# ...but hair is strands, fine detail all over the top of the head, where a cap's cloth is smooth
+# between its seams: a cap of the hair's or the skin's colour is still told by its smoothness. The
+# top of the head's box above, its median lightness gradient (smoothed over 0.01 eye distances: a
+# pixel's noise left out, a strand kept) over its median lightness (10 at least), against the
+# median of the same over the hair's 24 boxes beside the face: one photo's sharpness, noise and
+# compression on both sides. Of the 79 real faces judged (scripts/crown_colour.py), 0.33-6.86,
+# median 1.51 (the lowest df_img44's thick dark hair 0.33, df_img26's platinum under a headband
+# 0.39, the astronaut's soft small portrait 0.40, df_img28's sleek platinum 0.49; bald or thin on
+# top, df_img21 0.65 and Biden 0.84; the two whose ICAO photos pass 1.24 and 1.46): none under
+# 0.25, no new warning. The caps worn high: grey seen on 33 of 38, white 36 of 40, beige 35 of 42
+# (portrait_2 0.10, 0.06, 0.07), red 43 of 44, navy 41 of 44, with the colour's measure. Unseen:
+# caps on heads whose own hair is as smooth (Biden's thin white hair, df_img26's platinum) and on
+# small or soft faces (a crowd's, obama_small); a cloth with a grain of its own reads as hair
+# (the caps' grain doubled, about two thirds of the grey and beige ones were seen), so a knit's
+# or a print's is not seen. About 1.5 ms a face (crown_colour 1.1).
+CROWN_DETAIL_MIN = 0.25
 
 
 OBJECT_DARK_FRACTION = 0.75
@@ -336,6 +354,20 @@ def _forehead_visible(
             "high on the head.",
             hint_zh="头顶似乎戴着帽子：请摘下帽子，包括戴在头顶靠后的帽子。",
         )
+    elif (detail := crown_detail(matte, face, distance)) is not None and (
+        detail < CROWN_DETAIL_MIN
+    ):
+        return Check(
+            "forehead_visible",
+            detail,
+            Limit(CROWN_DETAIL_MIN, of="crown_detail"),
+            CheckStatus.WARN,
+            note="the top of the head's fine detail over the hair's beside the face: smooth as "
+            "a cap's cloth, not hair",
+            hint="The top of the head looks smooth, like a cap, not hair: take off any hat or "
+            "cap, even one worn high on the head.",
+            hint_zh="头顶看起来平滑，像帽子而不是头发：请摘下帽子，包括戴在头顶靠后的帽子。",
+        )
     return Check(
         "forehead_visible",
         difference,
@@ -360,12 +392,26 @@ def head_top(matte: Matte, face: Face, distance: float) -> float | None:
     return None if top is None else float((at.y - top) / (distance * scale))
 
 
-def crown_colour(
-    matte: Matte, face: Face, distance: float, forehead: NDArray[np.float32]
-) -> float | None:
-    """How far, in ΔE, the top of the head's colour lies from the nearest of the ``forehead``'s
-    (CIE L*a*b*) and the hair's beside the face (see :data:`CROWN_DE_WARN`); None when the top
-    of the head is not in the cut-out or lies too low to be told from the forehead."""
+@dataclass(frozen=True, slots=True)
+class _Crown:
+    """The top of the head and the hair beside the face, cut from the matte: one area around
+    them (its OpenCV 8-bit ``lab`` and its ``opaque`` pixels), the top of the head's box in it
+    and its ``coloured`` pixels (opaque, not blown out), and the hair's boxes."""
+
+    lab: NDArray[np.uint8]
+    opaque: NDArray[np.bool_]
+    crown: tuple[slice, slice]
+    coloured: NDArray[np.bool_]
+    hair: tuple[tuple[slice, slice], ...]
+    distance_px: float  # one eye distance in matte px
+
+
+def _crown(matte: Matte, face: Face, distance: float) -> _Crown | None:
+    """The top of the head (a box ±0.35 eye distances wide, 0.1-0.45 below where the cut-out
+    begins over the face's middle) and the hair beside the face (24 boxes ±0.08 eye distances,
+    0.8, 0.95 and 1.1 out either side, at the eye line and 0.3, 0.6 and 0.9 above it); None when
+    the top of the head is not in the cut-out, lies too low to be told from the forehead or is
+    mostly blown out (see :data:`CROWN_DE_WARN`)."""
     top = head_top(matte, face, distance)
     # Its box must lie above the forehead's patch (0.9 eye distances up).
     if top is None or top < 1.35:
@@ -398,7 +444,6 @@ def crown_colour(
     if y2 <= y1 or x2 <= x1:
         return None
     area = matte.foreground[y1:y2, x1:x2]
-    lab = cv2.cvtColor(area, cv2.COLOR_RGB2LAB)
     opaque = matte.alpha[y1:y2, x1:x2] >= LIGHTING_MIN_ALPHA
 
     def inside(box: tuple[slice, slice]) -> tuple[slice, slice]:
@@ -412,14 +457,59 @@ def crown_colour(
     coloured = crown_opaque & (area[crown_at].max(axis=2) < 250)
     if int(coloured.sum()) < max(20, int(crown_opaque.sum()) // 2):
         return None
-    crown = cie(np.median(lab[crown_at][coloured], axis=0))
+    return _Crown(
+        np.asarray(cv2.cvtColor(area, cv2.COLOR_RGB2LAB), dtype=np.uint8),
+        opaque,
+        crown_at,
+        coloured,
+        tuple(inside(box) for box in hair_boxes),
+        distance / matte.source_px_per_matte_px,
+    )
+
+
+def crown_colour(
+    matte: Matte, face: Face, distance: float, forehead: NDArray[np.float32]
+) -> float | None:
+    """How far, in ΔE, the top of the head's colour lies from the nearest of the ``forehead``'s
+    (CIE L*a*b*) and the hair's beside the face (see :data:`CROWN_DE_WARN`); None when the top
+    of the head is not judged (:func:`_crown`)."""
+    found = _crown(matte, face, distance)
+    if found is None:
+        return None
+    crown = cie(np.median(found.lab[found.crown][found.coloured], axis=0))
     nearest = float(np.linalg.norm(crown - forehead))
-    for box in hair_boxes:
-        at = inside(box)
-        hair = lab[at][opaque[at]]
+    for at in found.hair:
+        hair = found.lab[at][found.opaque[at]]
         if len(hair) >= 10:
             nearest = min(nearest, float(np.linalg.norm(crown - cie(np.median(hair, axis=0)))))
     return nearest
+
+
+def crown_detail(matte: Matte, face: Face, distance: float) -> float | None:
+    """How much fine detail the top of the head holds against the hair beside the face (see
+    :data:`CROWN_DETAIL_MIN`): each box's median lightness gradient, smoothed over 0.01 eye
+    distances (a pixel's noise left out, a strand kept), over its median lightness (10 at
+    least: black hair's strands are dark on dark); the top of the head's over the median of
+    the hair's boxes. None when the top of the head is not judged (:func:`_crown`) or no box
+    beside the face holds hair."""
+    found = _crown(matte, face, distance)
+    if found is None:
+        return None
+    lightness = found.lab[..., 0].astype(np.float32) * np.float32(100 / 255)  # CIE L*
+    smooth = cv2.GaussianBlur(lightness, (0, 0), max(0.7, 0.01 * found.distance_px))
+    gradient = cv2.magnitude(
+        cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
+    )
+
+    def detail(at: tuple[slice, slice], pixels: NDArray[np.bool_]) -> float:
+        return float(np.median(gradient[at][pixels])) / max(
+            10.0, float(np.median(lightness[at][pixels]))
+        )
+
+    hair = [detail(at, found.opaque[at]) for at in found.hair if found.opaque[at].sum() >= 10]
+    if not hair or float(np.median(hair)) <= 0:
+        return None
+    return detail(found.crown, found.coloured) / float(np.median(hair))
 
 
 def _hair_coloured(

@@ -38,6 +38,7 @@ _OF_TEXT = {
     "eye_covered": "{} of an eye covered from the brow to below it",
     "tone_spread": "{} of the face's colour independent of its lightness",
     "crown_colour": "the top of the head ΔE {} from the hair beside the face or the forehead",
+    "crown_detail": "the top of the head's fine detail {} of the hair's beside the face",
 }
 
 _RULE_TEXT = {
