@@ -348,6 +348,13 @@ async def clients(cluster: Cluster) -> AsyncIterator[tuple[httpx.AsyncClient, ht
         yield ca, cb
 
 
+async def started(client: httpx.AsyncClient, handle: str) -> bool:
+    """Whether the job ``handle`` has been taken and started by a worker."""
+    response = await client.get(f"/v1/jobs/{handle}")
+    response.raise_for_status()
+    return bool(response.json()["status"] == "started")
+
+
 async def scrape(node: InProcess) -> Scrape:
     """``/metrics`` of ``node``, asked without a key."""
     async with node.client() as http:
@@ -421,14 +428,17 @@ async def test_scale_out_queue_full_and_cancel(
     tmp_path: Path,
 ) -> None:
     node_a, node_b = clients
-    api_a, api_b, fleet, _ = cluster
+    api_a, api_b, _, _ = cluster
     submitted_on_b = (await scrape(api_b)).value("faceflow_jobs", event="submitted")
     gate = Gate(tmp_path / "gate")  # both workers stay busy until the queue was seen full
     try:
         held = [await submit(node_a, variant(face_jpeg, gate.marker), "detect") for _ in range(2)]
         assert all(r.status_code == 202 for r in held)
+        # Both held jobs started, so the queue is empty: a worker's state is no proof (it reads
+        # "busy" from the end of its last job until it next looks at the queue, and on a busy
+        # machine the third job below met a queue still holding a held one).
         deadline = time.monotonic() + TIMEOUT_S
-        while len([w for w in fleet.live_workers() if w.get_state() == "busy"]) < 2:
+        while not all([await started(node_a, r.json()["handle"]) for r in held]):
             assert time.monotonic() < deadline, "workers never picked up the held jobs"
             await asyncio.sleep(0.05)
         queued = [await submit(node_b, variant(face_jpeg), "detect") for _ in range(3)]
