@@ -1,12 +1,14 @@
-"""CPU per face of the compliance measures added for toned photos and enlarged sources.
+"""CPU per face of the compliance measures added for toned photos, enlarged sources and objects
+kept beside the head.
 
     .venv/bin/python bench/compliance_cost.py [--every 4]
 
 Every ``--every``-th photo of ``../shared/testdata`` and ``../shared/devset`` (sorted) is cut
 out for each face it has; ``tone_spread`` (``colour``) and ``enlargement`` (``resolution``) are
 timed on the central face the report reads (``face_region`` of the matte, the size the checks
-see), one thread, the best of 5 repeats of 5 passes, in ms a face. Prints the load average with
-it: on the shared box the figures move with the load.
+see), ``head_notch`` (``leftover_backdrop``) on the matte, one thread, the best of 5 repeats of
+5 passes, in ms a face. Prints the load average with it: on the shared box the figures move with
+the load.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import argparse
 import os
 import sys
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -28,17 +31,20 @@ from tests.fixtures.environment import TESTDATA
 from tests.pipeline.idphoto.verdict_cases import real_photos
 
 from faceflow.config import LimitSettings, Settings
+from faceflow.domain import Face
 from faceflow.errors import NoSubject
 from faceflow.imaging.ingest import decode_image
 from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.detect_options import DetectOptions
+from faceflow.pipeline.idphoto.compliance.background import head_notch
 from faceflow.pipeline.idphoto.compliance.colour import tone_spread
 from faceflow.pipeline.idphoto.compliance.quality import enlargement
 from faceflow.pipeline.idphoto.compliance.regions import face_region
-from faceflow.pipeline.idphoto.matte import compute_matte
+from faceflow.pipeline.idphoto.matte import Matte, compute_matte
 from faceflow.runtime.context import load_context
 
 Region = tuple[NDArray[np.uint8], float]
+Item = TypeVar("Item")
 
 
 def main() -> None:
@@ -48,6 +54,7 @@ def main() -> None:
     cv2.setNumThreads(1)
     models = load_context(Settings().model_dump_json()).models
     regions: list[Region] = []
+    cut_outs: list[tuple[Matte, Face]] = []
     for path in real_photos(TESTDATA)[:: args.every]:
         rgb = decode_image(path.read_bytes(), LimitSettings()).rgb
         for face in detect_faces(rgb, models.detector, DetectOptions()):
@@ -56,6 +63,7 @@ def main() -> None:
             except NoSubject:
                 continue
             regions.append((face_region(matte, face), matte.source_px_per_matte_px))
+            cut_outs.append((matte, face))
 
     def tone(region: Region) -> None:
         tone_spread(region[0])
@@ -71,15 +79,20 @@ def main() -> None:
     for name, measure in measures:
         print(f"  {name}: {best_ms(measure, regions):.2f} ms a face")
 
+    def notch(cut_out: tuple[Matte, Face]) -> None:
+        head_notch(*cut_out)
 
-def best_ms(measure: Callable[[Region], None], regions: list[Region]) -> float:
-    """The best of 5 repeats of 5 passes over ``regions``, in ms a face."""
+    print(f"  head_notch: {best_ms(notch, cut_outs):.2f} ms a face")
+
+
+def best_ms(measure: Callable[[Item], None], items: Sequence[Item]) -> float:
+    """The best of 5 repeats of 5 passes over ``items``, in ms a face."""
 
     def run() -> None:
-        for region in regions:
-            measure(region)
+        for item in items:
+            measure(item)
 
-    return min(timeit.repeat(run, number=5, repeat=5)) / (5 * len(regions)) * 1000
+    return min(timeit.repeat(run, number=5, repeat=5)) / (5 * len(items)) * 1000
 
 
 if __name__ == "__main__":

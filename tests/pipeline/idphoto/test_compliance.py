@@ -21,6 +21,7 @@ from faceflow.imaging.ingest import decode_image
 from faceflow.models.aligner import FaceAligner
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.idphoto.compliance import HINTS, Check, CheckStatus, Limit, assess
+from faceflow.pipeline.idphoto.compliance.background import HEAD_NOTCH_WARN, head_notch
 from faceflow.pipeline.idphoto.compliance.colour import (
     COLOUR_FAIL,
     COLOUR_PASS,
@@ -103,6 +104,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     knit_hat,
     lower_shadow,
     mosaic,
+    object_at_hair,
     open_mouth,
     posterised,
     red_eye,
@@ -253,6 +255,77 @@ def test_backdrop_left_in_the_hair_is_a_warning(portrait: Callable[[str], Portra
     assert clean.status is CheckStatus.PASS
     assert left.status is CheckStatus.WARN
     assert left.value == 0.05
+
+
+def test_a_lump_joined_to_the_head_by_a_narrower_neck_is_a_notch() -> None:
+    # A disc half an eye distance across its radius, overlapping the drawn head's side by 0.17
+    # eye distances 0.67 above the eyes, as the verdict set's lamp touches the hair.
+    matte, face = synthetic()
+    distance = eye_distance_px(face) / matte.source_px_per_matte_px
+    eye = matte.to_matte_px(face.landmarks.eye_centre)
+    row = round(eye.y - 0.67 * distance)
+    side = int(np.nonzero(matte.alpha[row] >= 0.5)[0].min())
+    radius = round(0.5 * distance)
+    alpha = matte.alpha.copy()
+    cv2.circle(alpha, (side + round(0.17 * distance) - radius, row), radius, 1.0, -1)
+    lamp = dataclasses.replace(matte, alpha=alpha)
+
+    plain = head_notch(matte, face)
+    notch = head_notch(lamp, face)
+
+    assert plain is not None
+    assert plain < 0.1
+    assert notch is not None
+    assert notch > HEAD_NOTCH_WARN
+
+
+@pytest.mark.parametrize(
+    ("shape", "colour", "size", "above_eyes"),
+    [
+        ("disc", (30, 30, 30), 0.5, 0.67),  # the verdict set's lamp
+        ("disc", (30, 30, 30), 0.5, 0.2),
+        ("leaf", (60, 110, 50), 0.8, 0.2),
+    ],
+)
+def test_something_of_the_old_backdrop_kept_with_the_head_warns(
+    cut_out: CutOut, shape: str, colour: tuple[int, int, int], size: float, above_eyes: float
+) -> None:
+    # The cut-out keeps these, drawn on portrait_2's plain grey wall touching her hair, with her
+    # head: the photo passed every check. Only the head's outline tells them.
+    item = cut_out("portrait_2.jpg", object_at_hair(shape, colour, size, above_eyes))
+
+    check = icao_check(item, "leftover_backdrop")
+
+    assert (check.status, check.limit.of) == (CheckStatus.WARN, "head_notch"), check
+    assert isinstance(check.value, float)
+    assert check.value > HEAD_NOTCH_WARN
+    assert "cut-out" in check.hints()[0]
+    assert check.hints()[1]
+
+
+@pytest.mark.parametrize(
+    "photo",
+    [
+        # The deepest notches of real heads of one person (scripts/head_notch.py): Katy Perry's
+        # curls, a busy backdrop's, then plain walls'; and portrait_2 as taken.
+        "../devset/df_img43.jpg",
+        "../devset/df_img21.jpg",
+        "../devset/df_img18.jpg",
+        "../devset/df_img30.jpg",
+        "portrait_2.jpg",
+    ],
+)
+def test_a_real_head_is_not_taken_for_one_with_something_kept_beside_it(
+    testdata: Path, cut_out: CutOut, photo: str
+) -> None:
+    require((testdata / photo).is_file(), f"photo {photo} not found")
+    item = cut_out(photo, None)
+
+    notch = head_notch(item.matte, item.face)
+
+    assert notch is not None
+    assert notch < HEAD_NOTCH_WARN - 0.05
+    assert icao_check(item, "leftover_backdrop").limit.of != "head_notch"
 
 
 def test_another_face_the_cut_out_kept_in_the_frame_fails(

@@ -1113,11 +1113,20 @@ def _wall_share(rgb: Rgb) -> NDArray[np.float32]:
     return np.asarray(np.clip((40.0 - distance) / 20.0, 0.0, 1.0), dtype=np.float32)
 
 
+OBJECT_SHAPES = ("disc", "shade", "leaf", "box")
+
+
 @cache
-def object_at_hair(shape: str, colour: tuple[int, int, int]) -> Edit:
+def object_at_hair(
+    shape: str, colour: tuple[int, int, int], size: float = 0.5, above_eyes: float = 0.67
+) -> Edit:
     """Something behind the person touching the hair on the image-left, painted over the plain
-    backdrop only: a ``disc`` (a lamp) half an eye distance across its radius above the eyes, or
-    a door ``frame`` down to the chin whose inner edge lies just under the hair's."""
+    backdrop only, ``above_eyes`` eye distances above the eye line (its middle), reaching 0.17
+    eye distances in under the hair's edge at the eye line: a ``disc`` (a lamp) ``size`` eye
+    distances across its radius, a lamp ``shade`` (a trapezoid ``size`` wide at its foot, on a
+    thin stem to the photo's bottom), a plant's ``leaf`` (an ellipse ``size`` long, a third as
+    wide, tipped 30°), a ``box`` (a picture's corner, ``2 × size`` wide and high); or a door
+    ``frame`` down to the chin whose inner edge lies just under the hair's (no size)."""
 
     def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
         wall = _wall_share(rgb)
@@ -1125,10 +1134,30 @@ def object_at_hair(shape: str, colour: tuple[int, int, int]) -> Edit:
         row = round(_eyes_y(face))
         hair_left = int(np.nonzero(wall[row] == 0.0)[0].min())
         thing = np.zeros(wall.shape, np.float32)
+        inner = hair_left + round(0.17 * distance)  # the object's edge nearest the head
+        middle = row - round(above_eyes * distance)
+        half = size * distance / 2
         if shape == "disc":
-            radius = round(0.5 * distance)
-            centre = (hair_left - radius + round(0.17 * distance), row - round(0.67 * distance))
-            cv2.circle(thing, centre, radius, 1.0, -1)
+            radius = round(size * distance)
+            cv2.circle(thing, (inner - radius, middle), radius, 1.0, -1)
+        elif shape == "shade":
+            foot, top, x = size * distance, 0.6 * size * distance, inner - half
+            corners = [
+                (x - top / 2, middle - 0.4 * foot),
+                (x + top / 2, middle - 0.4 * foot),
+                (x + half, middle + 0.4 * foot),
+                (x - half, middle + 0.4 * foot),
+            ]
+            cv2.fillPoly(thing, [np.round(np.asarray(corners)).astype(np.int32)], 1.0)
+            stem = max(1, round(0.04 * distance))
+            thing[round(middle + 0.4 * foot) :, round(x) - stem : round(x) + stem] = 1.0
+        elif shape == "leaf":
+            axes = (round(size * distance), round(0.4 * size * distance))
+            centre = (inner - axes[0], middle)
+            cv2.ellipse(thing, centre, axes, -30, 0, 360, 1.0, -1)
+        elif shape == "box":
+            side = round(size * distance)
+            thing[max(0, middle - side) : middle + side, max(0, inner - 2 * side) : inner] = 1.0
         else:
             reach = round(0.11 * distance)
             # Down to the chin: below it the shoulders stand in front of it.
@@ -1513,7 +1542,7 @@ CASES: tuple[Case, ...] = (
         "portrait_2.jpg",
         "icao",
         "warn",
-        "",
+        "leftover_backdrop",
         object_at_hair("disc", (30, 30, 30)),
     ),
     Case("portrait_2 under-exposed", "portrait_2.jpg", "icao", "fail", "exposure", exposure(0.3)),

@@ -110,7 +110,7 @@ def assess(
         check_roll(layout),
         yaw,
         check_background_uniformity(matte),
-        check_leftover_backdrop(matte),
+        check_leftover_backdrop(matte, face),
         check_background_colour(background, spec.backgrounds)
         if background is not None
         else Check(

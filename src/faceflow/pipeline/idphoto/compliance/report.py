@@ -39,6 +39,7 @@ _OF_TEXT = {
     "tone_spread": "{} of the face's colour independent of its lightness",
     "crown_colour": "the top of the head ΔE {} from the hair beside the face or the forehead",
     "crown_detail": "the top of the head's fine detail {} of the hair's beside the face",
+    "head_notch": "a notch {} eye distances deep in the outline of the head",
 }
 
 _RULE_TEXT = {
