@@ -26,7 +26,7 @@ RESULT_FORMAT = 5
 and ``reliable``; ID-photo checks gained hints. 3: ``face_centred``, the forehead in ``clipped``,
 and the checks and thresholds changed since 2 without a bump. 4: the cut-out's soft tail over a
 plain wall is keyed away beside skin too; ``banding``. 5: ``forehead_visible``'s
-``crown_detail``), so no node serves an answer an
+``crown_detail``, ``leftover_backdrop``'s ``head_notch``), so no node serves an answer an
 older faceflow made. tests/cache/test_result_format.py pins it beside a fingerprint of the code
 that makes answers, so that no change to that code leaves it by mistake."""
 
