@@ -4,18 +4,37 @@ faceflow sets for its clients readable there (service/app.py EXPOSED_HEADERS).""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
+import pytest_asyncio
 
 import faceflow.service
 from faceflow.service.app import EXPOSED_HEADERS
-from tests.service.in_process import app_settings, running_app
+from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import assert_error
 
 ORIGIN = "https://app.example"
 # Headers a client sends, named in the service's code; the others it names are answers' headers.
 REQUEST_HEADERS = {"X-API-Key"}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cors_app() -> AsyncIterator[InProcess]:
+    """The app with one allowed origin, shared by the module's tests: they only ask for
+    preflights and /v1/info, which change nothing an answer depends on (no rate limit, no keys),
+    so an app of their own each started an inference process for nothing."""
+    settings = app_settings(server={"cors_origins": [ORIGIN]})
+    async with running_app(settings, ready=False) as running:
+        yield running
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(cors_app: InProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with cors_app.client() as http:
+        yield http
 
 
 def test_every_header_faceflow_sets_for_clients_is_exposed() -> None:
@@ -34,19 +53,19 @@ def test_every_header_faceflow_sets_for_clients_is_exposed() -> None:
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_a_page_on_an_allowed_origin_is_answered_with_the_headers_exposed() -> None:
-    settings = app_settings(server={"cors_origins": [ORIGIN]})
-    async with running_app(settings, ready=False) as app, app.client() as client:
-        preflight = await client.options(
-            "/v1/id-photo",
-            headers={
-                "Origin": ORIGIN,
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization, content-type",
-            },
-        )
-        answer = await client.get("/v1/info", headers={"Origin": ORIGIN})
-        foreign = await client.get("/v1/info", headers={"Origin": "https://elsewhere.example"})
+async def test_a_page_on_an_allowed_origin_is_answered_with_the_headers_exposed(
+    client: httpx.AsyncClient,
+) -> None:
+    preflight = await client.options(
+        "/v1/id-photo",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    answer = await client.get("/v1/info", headers={"Origin": ORIGIN})
+    foreign = await client.get("/v1/info", headers={"Origin": "https://elsewhere.example"})
 
     assert preflight.status_code == 200, preflight.text
     assert preflight.headers["access-control-allow-origin"] == ORIGIN
@@ -68,14 +87,12 @@ async def test_a_page_on_an_allowed_origin_is_answered_with_the_headers_exposed(
     ],
 )
 async def test_a_refused_preflight_is_a_json_error_with_its_code(
-    origin: str, method: str, refused: str
+    client: httpx.AsyncClient, origin: str, method: str, refused: str
 ) -> None:
     # It was starlette's text/plain "Disallowed CORS origin", with no code to tell it by.
-    settings = app_settings(server={"cors_origins": [ORIGIN]})
-    async with running_app(settings, ready=False) as app, app.client() as client:
-        preflight = await client.options(
-            "/v1/detect", headers={"Origin": origin, "Access-Control-Request-Method": method}
-        )
+    preflight = await client.options(
+        "/v1/detect", headers={"Origin": origin, "Access-Control-Request-Method": method}
+    )
 
     error = assert_error(preflight, 400, "bad_request")
     assert error["refused"] == refused
