@@ -4,9 +4,11 @@ a photo or sheet rendered from those bytes is exactly the CLI's, which mattes in
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import cv2
 import numpy as np
@@ -14,9 +16,13 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image, ImageCms
 
+from faceflow.config import ModelSettings
 from faceflow.domain import Point
 from faceflow.errors import MultipleFaces, NoFace
 from faceflow.imaging.formats import OutputFormat
+from faceflow.models.segmenter import U2NetpSegmenter
+from faceflow.models.session import create_session
+from faceflow.models.store import ModelStore
 from faceflow.pipeline.idphoto.matte import matte_from_bytes, matte_to_bytes
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.palette import parse_background
@@ -36,10 +42,31 @@ from faceflow.runtime.idphoto_tasks import (
 )
 from faceflow.runtime.tasks import JSON_MEDIA_TYPE, TaskOutput
 from tests.fixtures.environment import require
-from tests.fixtures.idphoto import opened
+from tests.fixtures.idphoto import RememberingSession, opened
 from tests.fixtures.images import matrix_icc_profile
 
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
 PORTRAIT = "portrait_2.jpg"
+
+
+@pytest.fixture(scope="module")
+def worker_context(
+    worker_context: WorkerContext, pulled_model_settings: ModelSettings
+) -> WorkerContext:
+    """The session's context with a u2netp that answers each network input once
+    (:class:`RememberingSession`): the tests below compare a photo rendered from the matte's
+    bytes with the one :func:`id_photo_file` makes in one go, which mattes the same portrait
+    again for each of them (six u2netp runs of one crop, ~0.5 s of a core each). Every task's
+    own code still runs; only onnxruntime's answer to an input it has seen is kept."""
+    spec = U2NetpSegmenter.spec
+    model = ModelStore(pulled_model_settings).read_verified(spec)
+    settings = pulled_model_settings
+    session = create_session(spec.name, model, settings, arena=settings.segmenter_arena)
+    segmenter = U2NetpSegmenter(cast("ort.InferenceSession", RememberingSession(session)))
+    models = dataclasses.replace(worker_context.models, portrait_segmenter=segmenter)
+    return dataclasses.replace(worker_context, models=models)
 
 
 @pytest.fixture(scope="module")

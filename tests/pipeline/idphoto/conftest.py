@@ -15,11 +15,10 @@ those crops are not segmented again either.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 import pytest
@@ -39,6 +38,7 @@ from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import Matte, compute_matte
 from faceflow.pipeline.idphoto.render import chosen_face
+from tests.fixtures.idphoto import RememberingSession
 from tests.pipeline.idphoto.verdict_cases import Edit, edited_source
 
 if TYPE_CHECKING:
@@ -70,42 +70,6 @@ class CutOut(Protocol):
         """The cut-out of face ``face`` (from 1, left to right) of the source, the photo's other
         faces passed to it as the service passes them; ``None``: the source's one face."""
         ...
-
-
-class RememberingSession:
-    """An onnxruntime session that runs each input once and answers it again from memory.
-
-    u2netp's answer is a function of its (1, 3, 320, 320) input alone, so an answer kept is the
-    answer a run would give, to the bit; the segmenter's own code (the input's scaling, the
-    answer's normalising and resizing) still runs on every call. A few crops are cut out by
-    more than one test (portrait_2 as taken by nine: the shared cut-out, the matte tests that
-    pass it other faces or draw on the wall behind it, make_id_photo; a devset face matted
-    with and without its bystander), each ~0.5 s of a core. An answer is 0.4 MB, ~50 MB for
-    the package's ~125 crops, released with the fixture.
-    """
-
-    def __init__(self, session: ort.InferenceSession) -> None:
-        self._session = session
-        self._answers: dict[bytes, list[Any]] = {}
-
-    def get_inputs(self) -> Any:
-        return self._session.get_inputs()
-
-    def get_outputs(self) -> Any:
-        return self._session.get_outputs()
-
-    def run(self, outputs: Sequence[str], feeds: Mapping[str, Any]) -> list[Any]:
-        digest = hashlib.blake2b(digest_size=16)
-        for name in sorted(feeds):
-            digest.update(name.encode())
-            digest.update(np.ascontiguousarray(feeds[name]).tobytes())
-        key = repr(list(outputs)).encode() + digest.digest()
-        if key not in self._answers:
-            answers = self._session.run(list(outputs), dict(feeds))
-            for answer in answers:
-                answer.setflags(write=False)  # shared by every caller of this input: read only
-            self._answers[key] = answers
-        return self._answers[key]
 
 
 @pytest.fixture(scope="package")
