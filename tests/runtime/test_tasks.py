@@ -22,6 +22,7 @@ from faceflow.runtime.tasks import (
     JSON_MEDIA_TYPE,
     FaceRequest,
     StageTimer,
+    TaskOutput,
     analyze_file,
     run_face_request,
 )
@@ -103,26 +104,51 @@ def test_annotate_returns_a_decodable_image_of_the_input_size(
     assert output.meta["face_count"] == 2
 
 
+def encoded(image: Image.Image, pillow_format: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, pillow_format, quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def large_two_people(testdata: Path) -> Image.Image:
+    """two_people.jpg enlarged to 3378 × 1983."""
+    with Image.open(testdata / "two_people.jpg") as photo:
+        return photo.convert("RGB").resize((3378, 1983))
+
+
+@pytest.fixture(scope="module")
+def large_jpeg_annotated(
+    worker_context: WorkerContext, large_two_people: Image.Image
+) -> TaskOutput:
+    """The annotation of the large photo as a JPEG: the size each lossless upload's must have,
+    made once for both (the same upload and the same task in each)."""
+    data = encoded(large_two_people, "JPEG")
+    return run_face_request(
+        worker_context, request(data, Operation.ANNOTATE, image_format=OutputFormat.PNG)
+    )
+
+
 @pytest.mark.parametrize("pillow_format", ["PNG", "WEBP"])
 def test_a_large_lossless_upload_is_annotated_at_the_size_of_the_same_jpeg(
-    worker_context: WorkerContext, testdata: Path, pillow_format: str
+    worker_context: WorkerContext,
+    large_two_people: Image.Image,
+    large_jpeg_annotated: TaskOutput,
+    pillow_format: str,
 ) -> None:
     # 3378 × 1983: a JPEG of it is decoded for annotation at half size, 1689 × 992. Drawn at its
     # full size, a PNG or WebP cost four times the encoding and the answer's bytes (a 45 KB WebP
     # of 5000 × 5000 px: a 5 MB PNG, 3 s of encoding).
-    with Image.open(testdata / "two_people.jpg") as photo:
-        large = photo.convert("RGB").resize((3378, 1983))
-    uploads = {}
-    for name in ("JPEG", pillow_format):
-        buffer = io.BytesIO()
-        large.save(buffer, name, quality=90)
-        uploads[name] = buffer.getvalue()
+    upload = encoded(large_two_people, pillow_format)
+    outputs = {
+        "JPEG": large_jpeg_annotated,
+        pillow_format: run_face_request(
+            worker_context, request(upload, Operation.ANNOTATE, image_format=OutputFormat.PNG)
+        ),
+    }
 
     sizes = {}
-    for name, data in uploads.items():
-        output = run_face_request(
-            worker_context, request(data, Operation.ANNOTATE, image_format=OutputFormat.PNG)
-        )
+    for name, output in outputs.items():
         assert output.meta["face_count"] == 2
         with Image.open(io.BytesIO(output.body)) as drawn:
             sizes[name] = drawn.size
