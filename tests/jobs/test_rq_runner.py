@@ -942,6 +942,54 @@ async def test_rq_sees_a_running_job_as_its_own_worker_would_leave_it(
     connection.close()
 
 
+@pytest.mark.parametrize(("then", "jobs"), [("empty", 2), ("suspended", 3)])
+async def test_a_worker_reads_idle_from_the_end_that_finds_no_next_job(
+    runner: RqRunner,
+    queue_redis: RedisProcess,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    then: str,
+    jobs: int,
+) -> None:
+    """A job's end takes the next job in the same script. When that found none to start (the
+    queue empty, or the workers suspended with jobs queued), the worker read busy in RQ's view
+    until its next round trip wrote it idle: ``rq info`` and ``Worker.all`` saw a worker with no
+    job busy (on a busy machine for long; a scale-out test was misled by it). Here each end is
+    read right after its script: busy while the next job is started, idle once none is."""
+    settings = job_settings(queue_redis.url)
+    submissions = [prepare("detect", variant(face_jpeg), {}, settings) for _ in range(jobs)]
+    handles = [(await runner.submit(submission, None)).handle for submission in submissions]
+    connection = Redis.from_url(queue_redis.url)
+    seen: list[tuple[str, str, str]] = []
+
+    def suspend_in_second(payload: JobPayload) -> None:
+        if then == "suspended" and payload.data == submissions[1].data:
+            suspend(connection)
+
+    worker = build_worker(settings, worker_context, suspend_in_second)
+    end = worker.handle_job_success
+
+    def end_then_look(
+        job: Job, queue: Any, started_job_registry: StartedJobRegistry, execution: Any
+    ) -> None:
+        end(job, queue, started_job_registry, execution)
+        [stored] = Worker.all(connection=connection, serializer=JSONSerializer)
+        seen.append((job.id, stored.get_state(), worker.get_state()))
+
+    monkeypatch.setattr(worker, "handle_job_success", end_then_look)
+    try:
+        worker.work(burst=True, logging_level="WARNING")  # suspended: stops after the second
+    finally:
+        resume(connection)
+
+    first, second = submissions[0].job_id, submissions[1].job_id
+    assert seen == [(first, "busy", "busy"), (second, "idle", "idle")]
+    for handle in handles[2:]:  # left queued by the suspension
+        assert (await runner.status(handle, None)).status is JobStatus.QUEUED
+    connection.close()
+
+
 async def test_a_job_taken_with_the_last_ones_end_goes_back_when_the_worker_stops(
     runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
 ) -> None:

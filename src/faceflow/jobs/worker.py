@@ -560,8 +560,12 @@ def _take_keys(queue: Queue) -> list[str]:
 # attempt's own writes (its meta; its outcome and its payload deleted, stored together), the
 # worker's counters, what RQ 3's Job._handle_success (the changed fields only), Result.create,
 # the finished registry, Job.cleanup and the execution's cleanup write, then the next job taken
-# and started (:data:`_TAKE_LUA_FUNCTION`) or the worker written idle. Atomic, as the
-# transaction was.
+# and started (:data:`_TAKE_LUA_FUNCTION`), or else the worker written idle: when no next job is
+# to be taken, and when the take starts none (the queue empty, the workers suspended; a job
+# taken whose hash is gone or whose meta the take cannot read). Atomic, as the transaction was:
+# whoever reads the worker's state (``rq info``, RQ's ``Worker.get_state``) reads it busy
+# exactly while a job of its is started. Left to the worker's next round trip, the state of a
+# worker with no job read busy from the job's end until then (on a busy machine, for long).
 # KEYS: 1 the job, 2 its outcome, 3 its payload, 4 the worker, 5 the job's results stream,
 # 6 the finished registry, 7 the job's dependents, 8 its dependencies, 9 the execution,
 # 10 the started registry, 11 the job's executions, 12 the worker's executions, 13 the
@@ -604,7 +608,11 @@ redis.call('DEL', KEYS[9])
 redis.call('ZREM', KEYS[10], argv[14])
 redis.call('ZREM', KEYS[11], argv[8])
 redis.call('SREM', KEYS[12], argv[14])
-if argv[15] == '1' then return take(KEYS[13], KEYS[14], KEYS[15], 16) end
+if argv[15] == '1' then
+  local taken = take(KEYS[13], KEYS[14], KEYS[15], 16)
+  if #taken < 5 then redis.call('HSET', KEYS[4], 'state', 'idle') end
+  return taken
+end
 redis.call('HSET', KEYS[4], 'state', 'idle')
 return {'ended'}
 """
@@ -1157,6 +1165,8 @@ class FaceflowWorker(SimpleWorker):
             _ATTEMPT.reset(tokens[1])
             _STATE.reset(tokens[0])
             self._release_lease()
+        # After a success, written already by the script of its end (handle_job_success); after a
+        # failure (RQ's own end), here.
         if self._ff_next is None:
             self.set_state(WorkerStatus.IDLE)
 
@@ -1220,8 +1230,9 @@ class FaceflowWorker(SimpleWorker):
         without its watch and read of the job's dependents (faceflow enqueues no job with
         dependents, callbacks or repeats). The next job is taken in the same script while the
         worker may take one that way (it stays busy meanwhile: a SIGTERM then lets it finish, and
-        teardown puts a job taken and not started back). A queue Redis out of memory for the
-        end ends the job without its outcome (:meth:`_end_without_room`)."""
+        teardown puts a job taken and not started back); when the script starts none, it writes
+        the worker idle itself, as it does when it takes none. A queue Redis out of memory for
+        the end ends the job without its outcome (:meth:`_end_without_room`), idle alike."""
         attempt = _ATTEMPT.get(None)
         if attempt is not None and attempt.job_id != job.id:
             attempt = None
@@ -1283,7 +1294,7 @@ class FaceflowWorker(SimpleWorker):
         if started is not None:
             taken = self._taken(reply, started)
             self._ff_next = taken if isinstance(taken, Job) else None
-        else:
+        if started is None or len(reply) < 5:  # no job started: the script wrote the worker idle
             self._state = self._ff_state_written = WorkerStatus.IDLE
 
     def _end_without_room(
