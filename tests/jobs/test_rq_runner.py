@@ -990,6 +990,42 @@ async def test_a_worker_reads_idle_from_the_end_that_finds_no_next_job(
     connection.close()
 
 
+async def test_a_worker_reads_idle_from_the_end_of_a_failed_attempt(
+    runner: RqRunner,
+    queue_redis: RedisProcess,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An attempt that fails is ended by RQ's own failure path (here a retryable error, retried
+    at once): the worker read busy in RQ's view after it until the worker wrote it idle in a
+    round trip of its own. It reads idle as soon as the failure is stored."""
+    settings = job_settings(queue_redis.url)
+    submitted = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+    connection = Redis.from_url(queue_redis.url)
+    seen: list[str] = []
+
+    def fail_first(_: JobPayload) -> None:
+        if not seen:
+            raise Unavailable("not now")
+
+    worker = build_worker(settings, worker_context, fail_first)
+    end = worker.handle_job_failure
+
+    def end_then_look(**ended: Any) -> None:
+        end(**ended)
+        [stored] = Worker.all(connection=connection, serializer=JSONSerializer)
+        seen.append(stored.get_state())
+
+    monkeypatch.setattr(worker, "handle_job_failure", end_then_look)
+    worker.work(burst=True, logging_level="WARNING")
+
+    assert seen == ["idle"]
+    record = await runner.status(submitted.handle, None)
+    assert (record.status, record.attempts) == (JobStatus.FINISHED, 2)
+    connection.close()
+
+
 async def test_a_job_taken_with_the_last_ones_end_goes_back_when_the_worker_stops(
     runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
 ) -> None:

@@ -1166,7 +1166,7 @@ class FaceflowWorker(SimpleWorker):
             _STATE.reset(tokens[0])
             self._release_lease()
         # After a success, written already by the script of its end (handle_job_success); after a
-        # failure (RQ's own end), here.
+        # failure, by RQ's end (cleanup_execution), and here as recorded.
         if self._ff_next is None:
             self.set_state(WorkerStatus.IDLE)
 
@@ -1210,6 +1210,18 @@ class FaceflowWorker(SimpleWorker):
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         """Done by :meth:`_begin`'s script, which created the execution."""
+
+    def cleanup_execution(
+        self, job: Job, pipeline: Pipeline, execution: Execution | None = None
+    ) -> None:
+        """RQ's, with the worker written idle in the same transaction: the execution's clean-up
+        is part of a job's end, and the worker runs one job at a time. RQ's end of a failed
+        attempt (its own, kept for failures) left the worker busy until :meth:`execute_job`
+        wrote it idle in a round trip of its own (after RQ's read of the job's dependents, for
+        a job failed for good). Not recorded as written: RQ logs a failed transaction and goes
+        on, so :meth:`execute_job` still writes it."""
+        super().cleanup_execution(job, pipeline, execution)
+        pipeline.hset(self.key, "state", WorkerStatus.IDLE.value)
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """RQ's, without its separate write of the job's last heartbeat: the job hash is saved
@@ -1385,9 +1397,9 @@ class FaceflowWorker(SimpleWorker):
                 )
                 job.finished_job_registry.add(job, result_ttl, pipe)
             job.cleanup(result_ttl, pipeline=pipe, remove_from_queue=False)
-            self.cleanup_execution(job, pipeline=pipe, execution=execution)
-            self.set_state(WorkerStatus.IDLE, pipeline=pipe)
+            self.cleanup_execution(job, pipeline=pipe, execution=execution)  # the worker idle
             pipe.execute()
+        self._state = self._ff_state_written = WorkerStatus.IDLE
 
     def _lease(self, job: Job, execution: Execution) -> None:
         with self._ff_lease_lock:
