@@ -434,9 +434,10 @@ async def test_scale_out_queue_full_and_cancel(
     try:
         held = [await submit(node_a, variant(face_jpeg, gate.marker), "detect") for _ in range(2)]
         assert all(r.status_code == 202 for r in held)
-        # Both held jobs started, so the queue is empty: a worker's state is no proof (it reads
-        # "busy" from the end of its last job until it next looks at the queue, and on a busy
-        # machine the third job below met a queue still holding a held one).
+        # Both held jobs started, so the queue is empty: read from the jobs themselves (a worker's
+        # "busy" says only that it runs some job; before a job's end wrote its worker idle, it
+        # also read busy after a job's end, and the third job below met a queue still holding a
+        # held one).
         deadline = time.monotonic() + TIMEOUT_S
         while not all([await started(node_a, r.json()["handle"]) for r in held]):
             assert time.monotonic() < deadline, "workers never picked up the held jobs"
