@@ -104,3 +104,15 @@ async def test_a_large_file_is_not_held(
     assert len(first.content) > HELD_BYTES
     assert again.content == first.content
     assert looked_up == ["swagger-ui-bundle.js"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+async def test_a_held_file_answers_only_get_and_head(service_app: InProcess, method: str) -> None:
+    # Held, a file's answer came from memory before StaticFiles' method check: once read, the
+    # docs' favicon answered a POST or a DELETE with 200 and the file, as if it were a GET.
+    async with service_app.client() as client:
+        held = await client.get("/docs-assets/favicon.png")
+        other = await client.request(method, "/docs-assets/favicon.png")
+    assert held.status_code == 200
+    assert other.status_code == 405, other.status_code
+    assert other.content != held.content

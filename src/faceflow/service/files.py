@@ -50,7 +50,9 @@ class WholeFiles(StaticFiles):
         self._held: dict[str, _Held] = {}
 
     async def get_response(self, path: str, scope: Scope) -> Response:
-        held = self._held.get(path)
+        # Only for a GET or a HEAD: any other method is StaticFiles' to refuse (a held file's
+        # answer from memory was a POST's or a DELETE's too).
+        held = self._held.get(path) if scope["method"] in ("GET", "HEAD") else None
         if held is None:
             response = await super().get_response(path, scope)
             if (
