@@ -116,3 +116,19 @@ async def test_a_held_file_answers_only_get_and_head(service_app: InProcess, met
     assert held.status_code == 200
     assert other.status_code == 405, other.status_code
     assert other.content != held.content
+
+
+@pytest.mark.parametrize("path", ["/js/..", "/."])
+async def test_a_directory_without_its_slash_is_redirected_once_the_page_is_held(
+    service_app: InProcess, path: str
+) -> None:
+    # "/" and "/js/.." are one file to StaticFiles (the normalised path "." names the page's
+    # folder), which serves its index.html at the one and redirects the other to its slash. Held
+    # by that path after a GET of "/", the page was answered at "/js/.." too, loading its scripts
+    # and styles from under /js/ (a client that sends dot segments; httpx removes them).
+    async with service_app.client() as client:
+        page = await client.get("/")
+    sent = await service_app.raw("GET", path, [], [{"type": "http.request", "body": b""}])
+    assert page.status_code == 200
+    assert sent[0]["status"] == 307, sent[0]
+    assert dict(sent[0]["headers"])[b"location"].endswith(path.encode() + b"/")

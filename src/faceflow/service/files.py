@@ -29,8 +29,9 @@ HELD_BYTES = 64 * 1024
 33 KB, 190 KB in all) and the docs' favicon; the docs' bundles (150 KB to 1.5 MB, loaded once by
 a browser and cached) are read from disk at each request, in slices."""
 HELD_FILES = 256
-"""At most this many held: the paths are normalised and only existing files are held, so the
-files in the directory bound them already; this bounds them whatever is in it."""
+"""At most this many held: the paths are normalised and only existing files are held (each at
+most twice, with and without a slash after its path), so the files in the directory bound them
+already; this bounds them whatever is in it."""
 
 
 class _Held:
@@ -47,12 +48,16 @@ class WholeFiles(StaticFiles):
 
     def __init__(self, *, directory: str, html: bool = False) -> None:
         super().__init__(directory=directory, html=html)
-        self._held: dict[str, _Held] = {}
+        # By the normalised path and whether the request's path ends in a slash: StaticFiles
+        # answers a folder's index.html only at its path with the slash ("/", and "/js/.." is
+        # that folder too), and redirects the one without it there.
+        self._held: dict[tuple[str, bool], _Held] = {}
 
     async def get_response(self, path: str, scope: Scope) -> Response:
+        key = (path, str(scope["path"]).endswith("/"))
         # Only for a GET or a HEAD: any other method is StaticFiles' to refuse (a held file's
         # answer from memory was a POST's or a DELETE's too).
-        held = self._held.get(path) if scope["method"] in ("GET", "HEAD") else None
+        held = self._held.get(key) if scope["method"] in ("GET", "HEAD") else None
         if held is None:
             response = await super().get_response(path, scope)
             if (
@@ -67,7 +72,7 @@ class WholeFiles(StaticFiles):
             body = await anyio.Path(response.path).read_bytes()
             if len(body) != response.stat_result.st_size:  # changed since: not held
                 return response
-            held = self._held.setdefault(path, _Held(response.headers, body))
+            held = self._held.setdefault(key, _Held(response.headers, body))
         if self.is_not_modified(held.headers, Headers(scope=scope)):
             return NotModifiedResponse(held.headers)
         return Response(held.body, headers=dict(held.headers))
