@@ -1122,9 +1122,9 @@ def object_at_hair(
 ) -> Edit:
     """Something behind the person touching the hair on the image-left, painted over the plain
     backdrop only, ``above_eyes`` eye distances above the eye line (its middle), reaching 0.17
-    eye distances in under the hair's edge at the eye line: a ``disc`` (a lamp) ``size`` eye
-    distances across its radius, a lamp ``shade`` (a trapezoid ``size`` wide at its foot, on a
-    thin stem to the photo's bottom), a plant's ``leaf`` (an ellipse ``size`` long, a third as
+    eye distances in under the hair's edge at the eye line: a ``disc`` (a lamp) of radius
+    ``size`` eye distances, a lamp ``shade`` (a trapezoid ``size`` wide at its foot, on a thin
+    stem to the photo's bottom), a plant's ``leaf`` (an ellipse ``2 × size`` long, 0.4 of that
     wide, tipped 30°), a ``box`` (a picture's corner, ``2 × size`` wide and high); or a door
     ``frame`` down to the chin whose inner edge lies just under the hair's (no size)."""
 
