@@ -33,8 +33,9 @@ LEFTOVER_BACKDROP_WARN = 0.02
 # HEAD_NOTCH_PX pixels an eye distance; the notch is the deepest convexity defect of its outline,
 # in eye distances, leaving out the straight cut at the bottom. Of the 82 real faces of the test
 # and dev-set photos (scripts/head_notch.py), 77 measure 0.03-0.31 (the deepest a gold award logo
-# kept beside df_img9's hair; real hair 0.26 and less); five faces of crowds, others' heads and
-# bodies joined to theirs, 0.55-2.31, on busy backdrops, where this check warned already. Of the
+# kept beside df_img9's hair; real hair 0.26 and less); five faces, 0.55-2.31, on busy backdrops,
+# where this check warned already: four of a crowd, others' heads and bodies joined to theirs,
+# and a profile at the photo's edge whose hair the cut-out dropped (df_img59's, 0.67). Of the
 # objects drawn touching the hair that the cut-out kept, 183 of 196 an eye distance or more
 # across are seen, 35 of 113 smaller ones (docs/id-photos.md).
 HEAD_NOTCH_CUT = 0.3
@@ -75,7 +76,9 @@ def check_background_uniformity(matte: Matte) -> Check:
 
 def head_notch(matte: Matte, face: Face) -> float | None:
     """The deepest notch in the cut-out's outline of the head, in eye distances (see
-    :data:`HEAD_NOTCH_WARN`); None when the cut-out holds no head above the eye line."""
+    :data:`HEAD_NOTCH_WARN`); None when the cut-out holds nothing down to
+    :data:`HEAD_NOTCH_CUT` below the eye line (with nothing above the eyes, the strip below
+    them is measured) or OpenCV takes no defects of its outline."""
     distance = eye_distance_px(face) / matte.source_px_per_matte_px
     eye = matte.to_matte_px(face.landmarks.eye_centre)
     bottom = min(matte.alpha.shape[0], round(eye.y + HEAD_NOTCH_CUT * distance))
