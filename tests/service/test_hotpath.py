@@ -146,6 +146,34 @@ async def test_a_miss_goes_on_from_the_entry_without_the_router(
 
 
 @pytest.mark.asyncio(loop_scope="session")
+async def test_under_a_root_path_the_entry_still_answers_the_face_operations(
+    service_app: InProcess, face_jpeg: bytes
+) -> None:
+    """Behind a proxy's prefix (``uvicorn --root-path /faces`` writes it in front of the path)
+    the face operations are the app's same paths: matched with the prefix, every one of them
+    went on to FastAPI, which read, parsed and hashed it again."""
+    reached: list[str] = []
+
+    async def router(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["path"])
+        await service_app.app.api(scope, receive, send)
+
+    entry = HotPath(router, current(service_app))
+    image = fresh(face_jpeg)
+    transport = httpx.ASGITransport(app=entry, root_path="/faces")
+    async with httpx.AsyncClient(transport=transport, base_url="http://faceflow.test") as client:
+        miss = await client.post("/faces/v1/detect", content=image)
+        hit = await client.post("/faces/v1/detect", content=image)
+        echo = await client.post("/faces/v1/echo-size", content=b"x" * 10)
+        elsewhere = await client.post("/facesv1/detect", content=image)  # not under the prefix
+    assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("miss", "hit")
+    assert miss.content == hit.content
+    assert echo.content == b'{"bytes":10}'
+    assert elsewhere.status_code == 404
+    assert reached == ["/facesv1/detect"]
+
+
+@pytest.mark.asyncio(loop_scope="session")
 async def test_echo_size_is_answered_by_the_entry_as_the_route_answers_it(
     service_app: InProcess,
 ) -> None:
@@ -335,3 +363,35 @@ async def test_the_first_layer_answers_what_the_layers_behind_it_answer(
     hit_status, hit_headers, _, _, hit_counts = answers[0]
     assert (hit_status, hit_counts["200"]) == (200, 1)
     assert (b"x-cache", b"hit") in hit_headers
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_under_a_root_path_the_first_layer_still_serves_the_face_operations(
+    service_app: InProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Matched with the proxy's prefix in front, every face operation went through the layers.
+    entry = service_app.app._app
+    assert isinstance(entry, Entry)
+    layered = entry.layered
+    reached: list[str] = []
+
+    async def recorded(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["path"])
+        await layered(scope, receive, send)
+
+    monkeypatch.setattr(entry, "layered", recorded)
+    image = fresh(face_jpeg)
+    before = Scrape(service_app.metrics.render().decode())
+    async with service_app.client(root_path="/faces") as client:
+        answers = [
+            await client.post(
+                "/faces/v1/detect", content=image, headers={"content-type": "image/jpeg"}
+            )
+            for _ in range(2)
+        ]
+    after = Scrape(service_app.metrics.render().decode())
+    assert [a.headers["x-cache"] for a in answers] == ["miss", "hit"]
+    assert reached == []
+    counted = "faceflow_http_requests_total"
+    labels = {"route": "/v1/detect", "status": "200"}
+    assert after.value(counted, **labels) - before.value(counted, **labels) == 2

@@ -45,6 +45,7 @@ from faceflow.service.answers import (
     send_taken,
     try_take,
 )
+from faceflow.service.edge import route_path
 from faceflow.service.errors import error_answer, faceflow_error_response
 from faceflow.service.guard import check_request
 from faceflow.service.middleware import CLIENT_CLOSED, NOSNIFF, RequestContext, with_request_id
@@ -141,11 +142,12 @@ class HotPath:
         return headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path")
+        # The app's path: under a root path (a proxy's prefix) the server writes it in front.
+        path = route_path(scope)
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        operation = FACE_PATHS.get(path or "")
+        operation = FACE_PATHS.get(path)
         services = self.current.services
         if services is None or (operation is None and path != ECHO_PATH):
             await self.app(scope, receive, send)
@@ -279,7 +281,7 @@ class Entry:
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            path = scope["path"]
+            path = route_path(scope)
             operation = FACE_PATHS.get(path)
             services = self._hot.current.services
             if (
@@ -312,7 +314,7 @@ class Entry:
         context = self._context
         request_id = context.begin(scope)
         start = time.perf_counter()
-        scope["faceflow.route"] = scope["path"]
+        scope["faceflow.route"] = route_path(scope)
         status = 500
         error_code = ""
         body = BodyReader(receive, self._limits, declared, scope.get("client"))
