@@ -123,11 +123,11 @@ def check_leftover_backdrop(matte: Matte, face: Face) -> Check:
             CheckStatus.WARN,
             note="the cut-out's outline of the head has a notch this deep: something of the old"
             " background joined to the head through a narrower neck, kept with the person",
-            hint="Something behind you (a lamp, a plant, a picture) was kept with your head in the"
-            " cut-out: look at the outline of the head, or take the photo in front of a plain"
+            hint="Something behind you (a lamp, a plant, a picture) looks kept with your head in"
+            " the cut-out: look at the outline of the head, or take the photo in front of a plain"
             " wall with nothing near the head.",
-            hint_zh="抠图时把您身后的物体（台灯、植物、画框等）连同头部一起保留了：请检查头部轮廓，"
-            "或在头部附近没有任何物品的纯色墙前重新拍摄。",
+            hint_zh="抠图时您身后的物体（台灯、植物、画框等）似乎连同头部一起被保留了：请检查头部"
+            "轮廓，或在头部附近没有任何物品的纯色墙前重新拍摄。",
         )
     share = matte.leftover_backdrop
     if matte.backdrop is BackdropKind.PLAIN and share is not None:

@@ -493,7 +493,7 @@ const ZH = {
   "limit.of.eye_covered": "眼部从眉下到眼下被遮挡 {bound}",
   "limit.of.tone_spread": "面部色彩中与亮度无关的部分 {bound}",
   "limit.of.crown_colour": "头顶与脸旁头发或额头的色差 ΔE {bound}",
-  "limit.of.crown_detail": "头顶的细节为脸旁头发的 {bound}",
+  "limit.of.crown_detail": "头顶细密纹理与脸旁头发之比 {bound}",
   "limit.of.head_notch": "头部轮廓上的凹口深 {bound} 倍两眼间距",
   "limit.rule.frame_inside_photo": "整个画面都在原照片内",
   "limit.rule.nothing": "面部无遮挡",
