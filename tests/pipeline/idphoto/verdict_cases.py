@@ -170,6 +170,124 @@ def hand_over_mouth(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
     return np.asarray(cv2.GaussianBlur(out, (0, 0), 0.8), dtype=np.uint8)
 
 
+# A hand against the face, each a pose's fingers (base and tip), palm and wrist (start, end,
+# radius), in eye distances: out from the face's middle towards the hand's side, down from the eye
+# line. "cheek": fingers up the cheek, the wrist below the jaw; "jaw": fingers across the jaw
+# towards the chin, the palm beside the face; "chin": a fist under the chin, knuckles up.
+_Segment = tuple[tuple[float, float], tuple[float, float], float]
+HAND_POSES: dict[str, tuple[tuple[_Segment, ...], _Segment, _Segment]] = {
+    "cheek": (
+        (
+            ((0.50, 1.30), (0.42, 0.62), 0.095),
+            ((0.68, 1.32), (0.62, 0.52), 0.1),
+            ((0.86, 1.30), (0.82, 0.58), 0.1),
+            ((1.02, 1.24), (1.00, 0.75), 0.09),
+        ),
+        ((0.75, 1.45), (0.95, 1.75), 0.33),
+        ((1.0, 1.9), (1.25, 4.0), 0.27),
+    ),
+    "jaw": (
+        (
+            ((1.05, 0.95), (0.52, 1.00), 0.09),
+            ((1.08, 1.12), (0.44, 1.15), 0.1),
+            ((1.08, 1.29), (0.40, 1.32), 0.1),
+            ((1.03, 1.45), (0.42, 1.48), 0.09),
+        ),
+        ((1.25, 1.2), (1.35, 1.5), 0.33),
+        ((1.45, 1.6), (1.9, 4.0), 0.27),
+    ),
+    "chin": (
+        (
+            ((-0.42, 1.72), (-0.40, 1.47), 0.13),
+            ((-0.16, 1.75), (-0.15, 1.43), 0.135),
+            ((0.10, 1.75), (0.10, 1.43), 0.135),
+            ((0.36, 1.72), (0.34, 1.47), 0.125),
+        ),
+        ((-0.05, 1.8), (0.05, 2.0), 0.42),
+        ((0.05, 2.1), (0.35, 4.0), 0.3),
+    ),
+}
+
+
+def _segment_distance(
+    xx: NDArray[np.float32], yy: NDArray[np.float32], a: Point, b: Point
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Each pixel's distance from the segment a–b and where along it (0–1) it lies nearest."""
+    vx, vy = b.x - a.x, b.y - a.y
+    along = np.clip(((xx - a.x) * vx + (yy - a.y) * vy) / max(1e-6, vx * vx + vy * vy), 0, 1)
+    near = np.hypot(xx - (a.x + along * vx), yy - (a.y + along * vy))
+    return near.astype(np.float32), along.astype(np.float32)
+
+
+@cache
+def hand_on_face(pose: str, side: str) -> Edit:
+    """A hand against the face on the subject's ``side`` ("right": the image-left) in a pose of
+    :data:`HAND_POSES`, made of the person's own skin: the cheek's median colour, its fine
+    texture, each finger shaded round, a crease at its first joint, a soft shadow cast on the
+    face. Drawn, not photographed: flatter and more even than a real hand."""
+    fingers, palm, wrist = HAND_POSES[pose]
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        height, width = rgb.shape[:2]
+        marks = face.landmarks
+        distance = marks.left_eye.x - marks.right_eye.x
+        outward = -1.0 if side == "right" else 1.0
+        middle = marks.eye_centre
+
+        def at(out: float, down: float) -> Point:
+            return Point(middle.x + outward * out * distance, middle.y + down * distance)
+
+        x0, x1 = int(max(0, middle.x - 3 * distance)), int(min(width, middle.x + 3 * distance))
+        y0 = int(max(0, middle.y - distance))
+        yy, xx = np.mgrid[y0:height, x0:x1].astype(np.float32)
+        shade = np.zeros_like(xx)
+        crease = np.zeros_like(xx)
+        for (start, end, radius), lit in ((palm, 0.55), (wrist, 0.5)):
+            near, _along = _segment_distance(xx, yy, at(*start), at(*end))
+            round_ = np.sqrt(np.clip(1 - (near / (radius * distance)) ** 2, 0, 1))
+            np.maximum(shade, np.where(near < radius * distance, lit + 0.4 * round_, 0), out=shade)
+        for start, end, radius in fingers:
+            near, along = _segment_distance(xx, yy, at(*start), at(*end))
+            inside = near < radius * distance
+            round_ = np.sqrt(np.clip(1 - (near / (radius * distance)) ** 2, 0, 1)) ** 0.7
+            np.maximum(shade, np.where(inside, round_, 0), out=shade)
+            length = math.hypot(end[0] - start[0], end[1] - start[1])
+            joint = np.exp(-(((along - 0.42) * length / 0.012) ** 2))
+            across = 1 - near / (radius * distance)
+            np.maximum(crease, np.where(inside, 0.5 * joint * across, 0), out=crease)
+        mask = (shade > 0).astype(np.float32)
+        # The person's own skin: the cheek under the hand's side, its colour and fine texture.
+        cheek = at(0.5, 0.55)
+        r = max(3, round(0.12 * distance))
+        patch = rgb[
+            round(cheek.y) - r : round(cheek.y) + r, round(cheek.x) - r : round(cheek.x) + r
+        ]
+        patch = patch.astype(np.float32)
+        base = np.median(patch.reshape(-1, 3), axis=0) * np.array([1.02, 0.97, 0.97])
+        texture = np.clip(patch - cv2.GaussianBlur(patch, (0, 0), 1.5), -10, 10)
+        tile = np.concatenate([texture, texture[::-1]], axis=0)
+        reps = (
+            math.ceil(xx.shape[0] / tile.shape[0]) + 1,
+            math.ceil(xx.shape[1] / tile.shape[1]) + 1,
+            1,
+        )
+        texture = np.tile(tile, reps)[: xx.shape[0], : xx.shape[1]]
+        # Lit from above: a little darker further down.
+        lift = np.clip(1.0 - 0.06 * (yy - middle.y) / distance, 0.75, 1.05)[..., None]
+        colour = base * (0.68 + 0.36 * shade[..., None]) * lift * (1 - 0.22 * crease[..., None])
+        colour += texture
+        soft = cv2.GaussianBlur(mask, (0, 0), max(0.6, 0.012 * distance))[..., None]
+        shift = np.array([[1, 0, outward * 0.03 * distance], [0, 1, 0.05 * distance]], np.float32)
+        cast = cv2.warpAffine(mask, shift, (mask.shape[1], mask.shape[0]))
+        cast = cv2.GaussianBlur(cast, (0, 0), 0.04 * distance)[..., None]
+        under = rgb[y0:, x0:x1].astype(np.float32) * (1 - 0.35 * cast)
+        out = rgb.copy()
+        out[y0:, x0:x1] = np.clip(under * (1 - soft) + colour * soft, 0, 255).astype(np.uint8)
+        return out
+
+    return edit
+
+
 def microphone(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
     """A dark microphone head in front of the mouth."""
     out = rgb.copy()
