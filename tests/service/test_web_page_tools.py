@@ -30,6 +30,7 @@ from tests.service.test_web_page import (
     recording_uploads,
     specs_of,
     wait_for_id_photo,
+    wait_until_drawn,
 )
 
 pytestmark = pytest.mark.browser
@@ -472,10 +473,15 @@ def test_a_server_without_examples_offers_none(
     server.wait_ready()
     assert httpx.get(f"{server.url}/v1/examples", timeout=30.0).json() == {"examples": []}
 
-    probe = load(open_page, server)
+    probe = open_page()
     page = probe.page
+    # The row is hidden until the list comes: it is looked at once the empty list is in and the
+    # page has drawn since (not at networkidle, which can be lost: see wait_until_drawn).
+    with page.expect_request_finished(lambda request: request.url.endswith("/v1/examples")):
+        page.goto(server.url + "/")
+    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
     expect(page.locator("#camera-open")).to_be_visible()
-    page.wait_for_load_state("networkidle")
+    wait_until_drawn(page)
     expect(page.locator("#examples")).to_be_hidden()
     assert probe.errors == []
 
