@@ -482,6 +482,20 @@ def shrink(factor: float) -> Edit:
 
 
 @cache
+def stretch(across: float, down: float) -> Edit:
+    """The whole photo resized ``across`` times its width and ``down`` times its height, its
+    aspect ratio not kept (a face stretched or squashed, as a careless resize leaves it)."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        size = (max(16, round(rgb.shape[1] * across)), max(16, round(rgb.shape[0] * down)))
+        shrinking = across * down < 1
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        return np.asarray(cv2.resize(rgb, size, interpolation=interpolation), dtype=np.uint8)
+
+    return edit
+
+
+@cache
 def exposure(gain: float) -> Edit:
     def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
         return np.asarray(np.clip(rgb.astype(np.float32) * gain, 0, 255), dtype=np.uint8)
