@@ -183,6 +183,15 @@ def test_the_cutout_share_takes_values_within_its_bounds() -> None:
         ("public_paths", ["/v1/*/x"]),
         ("rate_limit_storage", "foo"),
         ("rate_limit_storage", "memcached://cache:11211"),  # its client is not installed
+        ("root_path", "faces"),
+        ("root_path", "/"),
+        ("root_path", "/faces/"),
+        ("root_path", "/fa ces"),
+        ("root_path", "/faces\r\nX-Injected: 1"),
+        ("root_path", "/gesichtsanalyse-für-alle"),  # uvicorn writes it as ASCII: every request 500
+        ("root_path", "/faces//v2"),
+        ("root_path", "/faces?x=1"),
+        ("root_path", "/" + "f" * 256),
     ],
 )
 def test_unsafe_edge_settings_are_refused(field: str, value: object) -> None:
@@ -243,6 +252,11 @@ def test_frame_ancestors_take_origins_with_ports_and_subdomain_wildcards() -> No
     origins = ["https://portal.example.com", "http://10.0.0.5:8080", "https://*.example.org"]
     settings = load_settings(server={"web_page_frame_ancestors": origins})
     assert settings.server.web_page_frame_ancestors == origins
+
+
+@pytest.mark.parametrize("root_path", ["", "/faces", "/tools/faces-v2", "/" + "f" * 255])
+def test_a_root_path_is_empty_or_a_path_without_a_trailing_slash(root_path: str) -> None:
+    assert load_settings(server={"root_path": root_path}).server.root_path == root_path
 
 
 def test_public_url_loses_its_trailing_slash() -> None:

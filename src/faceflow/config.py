@@ -74,6 +74,13 @@ def _redis_url(value: str) -> str:
 RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 
 
+_ROOT_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
+"""A URL path of non-empty segments of RFC 3986 path characters: uvicorn writes the root path in
+front of every request's path as ASCII, so a space, a control character or a non-ASCII letter
+would break every request, not the start-up."""
+
+ROOT_PATH_MAX_LENGTH = 256
+
 _FRAME_ANCESTOR = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
 
 
@@ -136,6 +143,13 @@ class ServerSettings(_Group):
         None,
         description="external base URL, e.g. https://faces.example.com; job Location, status_url "
         "and result_url are absolute on it, else relative (never built from the Host header)",
+    )
+    root_path: str = Field(
+        "",
+        description="the path prefix a reverse proxy serves faceflow under, e.g. /faces, with "
+        "the proxy stripping it (nginx: location /faces/ { proxy_pass http://faceflow/; }): "
+        "/openapi.json names it in servers, /docs and /redoc load under it, job URLs start "
+        "with it unless public_url is set (which then includes it); empty: served at /",
     )
     public_paths: list[str] = Field(
         default_factory=lambda: list(DEFAULT_PUBLIC_PATHS),
@@ -229,6 +243,18 @@ class ServerSettings(_Group):
                 "e.g. https://faces.example.com"
             )
         return value.rstrip("/")
+
+    @field_validator("root_path")
+    @classmethod
+    def _root_path_is_a_prefix(cls, value: str) -> str:
+        if len(value) > ROOT_PATH_MAX_LENGTH or not _ROOT_PATH.fullmatch(value):
+            raise ValueError(
+                f"root_path {value[:ROOT_PATH_MAX_LENGTH]!r} must be empty or a path such as "
+                f"/faces: starting with / and not ending with one, ASCII URL path characters (no "
+                f"spaces, ? or #), at most "
+                f"{ROOT_PATH_MAX_LENGTH} characters"
+            )
+        return value
 
     @field_validator("public_paths")
     @classmethod

@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from faceflow.config import ModelSettings
 from faceflow.models.catalog import model_spec
 from faceflow.models.store import ModelState, ModelStore
 from tests.fixtures.live_server import LiveServerFactory, pulled_model_dir, server_env
 from tests.fixtures.models import flip_a_byte
+from tests.service.support import fresh
 
 
 def store_with(tmp_path: Path, *names: str) -> Path:
@@ -154,3 +156,80 @@ def test_sigterm_to_the_whole_process_group_stops_serve_without_respawning(
     assert "Application shutdown complete" in log
     assert "died with exit code" not in log
     assert " started (pid" not in log  # no replacement was spawned
+
+
+# A proxy serving faceflow at /faces strips the prefix (nginx: location /faces/ { proxy_pass
+# http://faceflow/; }): faceflow is asked for /openapi.json when a client asked the proxy for
+# /faces/openapi.json, and server.root_path tells it what the prefix was. These clients ask the
+# server what such a proxy forwards.
+ROOT_PATH = "/faces"
+
+
+def test_serve_under_a_root_path_serves_the_api_and_the_fast_path_under_it(
+    testdata: Path, live_server_factory: LiveServerFactory
+) -> None:
+    server = live_server_factory(SERVER__ROOT_PATH=ROOT_PATH)
+    image = fresh((testdata / "obama_small.jpg").read_bytes())
+    try:
+        with httpx.Client(base_url=server.url, timeout=60.0) as client:
+            document = client.get("/openapi.json")
+            health = client.get("/healthz")
+            answers = [
+                client.post("/v1/analyze", content=image, headers={"Content-Type": "image/jpeg"})
+                for _ in range(2)
+            ]
+            docs = client.get("/docs")
+            accepted = client.post(
+                "/v1/jobs?operation=detect",
+                content=image,
+                headers={"Content-Type": "image/jpeg"},
+            )
+        scrape = server.metrics()
+    finally:
+        server.stop()
+
+    assert document.status_code == 200, document.text
+    assert document.json()["servers"] == [{"url": ROOT_PATH}]
+    assert health.status_code == 200
+    assert [a.status_code for a in answers] == [200, 200], answers[0].text
+    assert [a.headers["X-Cache"] for a in answers] == ["miss", "hit"]
+    assert answers[1].content == answers[0].content
+    # Counted under the app's own route, the prefix left out: the hit came through the first
+    # layer, which matches the path without the root path.
+    assert scrape.value("faceflow_http_requests_total", route="/v1/analyze", status="200") == 2
+    assert f"{ROOT_PATH}/openapi.json" in docs.text
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["Location"].startswith(f"{ROOT_PATH}/v1/jobs/")
+
+
+@pytest.mark.slow
+def test_serve_under_a_root_path_gives_it_to_every_http_worker(
+    live_server_factory: LiveServerFactory,
+) -> None:
+    # Several HTTP workers are started by uvicorn's supervisor (uvicorn.run), one by this
+    # process: each must be given the root path. Fresh connections spread over the workers.
+    server = live_server_factory(SERVER__ROOT_PATH=ROOT_PATH, SERVER__HTTP_WORKERS=2)
+    try:
+        documents = [
+            httpx.get(f"{server.url}/openapi.json", timeout=60.0, headers={"Connection": "close"})
+            for _ in range(8)
+        ]
+    finally:
+        server.stop()
+
+    assert [d.json()["servers"] for d in documents] == [[{"url": ROOT_PATH}]] * 8
+
+
+def test_serve_refuses_a_root_path_that_is_no_prefix_naming_the_variable(tmp_path: Path) -> None:
+    env = server_env(
+        store_with(tmp_path, "yunet"),
+        {"RUNTIME__OPERATIONS": '["detect"]', "SERVER__ROOT_PATH": "/faces/"},
+    )
+    env["COLUMNS"] = "200"  # the error on one line
+
+    done = serve_until_refused(env)
+
+    assert done.returncode == 2, done.stderr
+    assert "server.root_path (FACEFLOW_SERVER__ROOT_PATH)" in done.stderr
+    assert "must be empty or a path such as /faces" in done.stderr
+    assert "Traceback" not in done.stderr

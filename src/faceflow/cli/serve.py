@@ -145,6 +145,10 @@ def serve(
         # itself (faceflow.service.edge, with uvicorn's own middleware): uvicorn's default
         # forwarded-allow-ips would let any local client choose its address.
         "proxy_headers": False,
+        # A proxy's prefix (server.root_path), which it strips: uvicorn gives it to the app as
+        # the ASGI root_path for the documents and links it writes. Each worker takes this
+        # Config, so with several HTTP workers every one serves under it.
+        "root_path": settings.server.root_path,
         **extra,
     }
     with _shared_metrics(workers):
