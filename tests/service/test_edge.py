@@ -219,6 +219,32 @@ async def test_job_urls_never_echo_the_host_header(
     assert "evil" not in relative.text + absolute.text
 
 
+@session_loop
+async def test_under_a_root_path_job_urls_start_with_it_unless_the_public_url_is_set(
+    open_app: InProcess, edge_app: InProcess, face_jpeg: bytes
+) -> None:
+    # Behind a proxy serving faceflow at /faces (server.root_path), a bare /v1/jobs/... is a
+    # path outside faceflow on the proxy's host. public_url, where set, already includes the
+    # prefix: it is the base a client reaches faceflow at.
+    async with open_app.client(root_path="/faces") as client:
+        relative = await client.post("/faces/v1/jobs?operation=detect", content=face_jpeg)
+        handle = relative.json()["handle"]
+        followed = await client.get(relative.headers["Location"])
+    async with edge_app.client(peer=PROXY, root_path="/faces") as client:
+        absolute = await client.post(
+            "/faces/v1/jobs?operation=detect", content=face_jpeg, headers=_key()
+        )
+    assert (relative.status_code, absolute.status_code) == (202, 202)
+    assert relative.headers["Location"] == f"/faces/v1/jobs/{handle}"
+    assert relative.json()["status_url"] == f"/faces/v1/jobs/{handle}"
+    assert relative.json()["result_url"] == f"/faces/v1/jobs/{handle}/result"
+    assert followed.status_code == 200, followed.text
+    assert followed.json()["handle"] == handle
+    handle = absolute.json()["handle"]
+    assert absolute.headers["Location"] == f"{PUBLIC_URL}/v1/jobs/{handle}"
+    assert absolute.json()["result_url"] == f"{PUBLIC_URL}/v1/jobs/{handle}/result"
+
+
 # Under a proxy's prefix (uvicorn --root-path) the server writes it in front of the path too;
 # public paths are the app's own: with it in front, the probes and the page asked for a key.
 ROOT_PATHS = ["", "/faces"]

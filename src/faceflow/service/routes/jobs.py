@@ -18,6 +18,7 @@ from faceflow.jobs.runner import JobRunner
 from faceflow.operations.registry import job_options, operation_specs, submission
 from faceflow.service.answers import Answer
 from faceflow.service.guard import guard
+from faceflow.service.routes.docs import root_path_of
 from faceflow.service.schemas import (
     ErrorBody,
     FaceReportOut,
@@ -153,11 +154,14 @@ def _checked(handle: str) -> str:
 
 
 def job_url(request: Request, name: str, handle: str) -> str:
-    """The URL of a job resource: relative (``/v1/jobs/...``), or absolute on the configured
-    ``server.public_url``. Never built from the request's Host header, which the client wrote."""
+    """The URL of a job resource: absolute on the configured ``server.public_url`` (the prefix a
+    proxy serves faceflow under is part of it), else a path from the host's root, under the
+    root path (``server.root_path``: ``/faces/v1/jobs/...``; a client behind the proxy that
+    followed ``/v1/jobs/...`` reached outside faceflow). Never built from the request's Host
+    header, which the client wrote."""
     path = str(request.app.url_path_for(name, handle=handle))
-    base = services_of(request).settings.server.public_url
-    return f"{base}{path}" if base else path
+    base = services_of(request).settings.server.public_url or root_path_of(request)
+    return f"{base}{path}"
 
 
 def _job_body(request: Request, view: JobRecord, result: bytes | None = None) -> bytes:
