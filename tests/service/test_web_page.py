@@ -239,6 +239,37 @@ def test_two_people_are_drawn_over_the_photo_and_listed(
     assert probe.errors == []
 
 
+def test_under_a_proxy_prefix_every_request_of_the_page_stays_under_it(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """Behind a proxy serving faceflow at /faces/ and stripping the prefix (server.root_path),
+    a request for /v1/analyze would leave faceflow: the page's own requests are relative to it.
+    The test's route is that proxy; anything asked for outside /faces/ is refused and noted."""
+    prefix = f"{live_server.url}/faces/"
+    outside: list[str] = []
+
+    def proxy(route: Route) -> None:
+        url = route.request.url
+        if not url.startswith(prefix):
+            outside.append(url)
+            route.abort()
+            return
+        # Continued, not fetched: route.fetch() sends an upload (a Blob) without its body.
+        route.continue_(url=f"{live_server.url}/{url.removeprefix(prefix)}")
+
+    probe = open_page(fresh=True)  # nothing from the cache: every request is seen
+    page = probe.page
+    page.route(f"{live_server.url}/**", proxy)
+    page.goto(prefix)
+    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
+    pick(page, testdata / "two_people.jpg")
+    expect(page.locator("#face-rows tr")).to_have_count(2)
+    wait_until_drawn(page)
+
+    assert outside == []
+    assert probe.errors == []
+
+
 def test_upload_progress_is_shown(
     open_page: OpenPage, live_server: LiveServer, testdata: Path
 ) -> None:
