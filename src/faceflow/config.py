@@ -141,8 +141,10 @@ class ServerSettings(_Group):
     )
     public_url: str | None = Field(
         None,
-        description="external base URL, e.g. https://faces.example.com; job Location, status_url "
-        "and result_url are absolute on it, else relative (never built from the Host header)",
+        description="external base URL, e.g. https://faces.example.com (behind a proxy's prefix: "
+        "https://example.com/faces, the prefix in it); job Location, status_url and result_url "
+        "are absolute on it, else paths from the host's root, under root_path (never built "
+        "from the Host header)",
     )
     root_path: str = Field(
         "",
