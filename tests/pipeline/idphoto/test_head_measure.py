@@ -9,14 +9,17 @@ chin of the same colour.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from faceflow.pipeline.idphoto.layout import measure_head
+from faceflow.domain import Point
+from faceflow.pipeline.idphoto.layout import apply, measure_head, to_level
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.render import render_pixels
 from faceflow.pipeline.idphoto.specs import get_spec
-from tests.pipeline.idphoto.conftest import Portrait
+from tests.fixtures.environment import require
+from tests.pipeline.idphoto.conftest import CutOut, Portrait
 
 # photo: (crown row, chin row) in source pixels; None where the crown is outside the photo.
 HAND_MEASURED: dict[str, tuple[int | None, int]] = {
@@ -48,6 +51,25 @@ def test_chin_within_half_a_millimetre_of_the_hand_measurement(
     if crown is not None:
         assert head.crown_visible
         assert head.head_height_px == pytest.approx(chin - crown, abs=tolerance)
+
+
+def test_a_white_collar_over_a_black_bow_tie_is_not_the_chin(
+    testdata: Path, cut_out: CutOut
+) -> None:
+    # df_img40 (devset): a grey beard ends on the skin of the neck, then a white collar over a
+    # black bow tie falls four times deeper. The chin by hand, on the photo enlarged 6× with a
+    # 2 px ruler: the lower edge of the dense beard where the neck's skin starts, at the
+    # midline (stray hairs left out). The bow tie was taken for it, 190 px (2.8 mm) low.
+    require((testdata.parent / "devset/df_img40.jpg").is_file(), "devset df_img40 not found")
+    item = cut_out("../devset/df_img40.jpg", None)
+    hand_chin = Point(1410.0, 2754.0)
+
+    head = measure_head(item.matte, item.face)
+
+    chin_y = apply(to_level(head.roll_deg, head.eye_centre), hand_chin).y  # the head is rolled 4.5°
+    tolerance = HALF_MM / ICAO_HEAD_MM * (chin_y - head.crown_y)
+    assert head.crown_visible
+    assert head.chin_y == pytest.approx(chin_y, abs=tolerance)
 
 
 @pytest.mark.parametrize("name", ["portrait_1.jpg", "portrait_2.jpg", "obama.jpg"])

@@ -11,10 +11,13 @@ shadow just below. The chin is taken two thirds of the way from that steepest fa
 of the valley: measured by hand on portrait_1, portrait_2, obama, astronaut and rose_leslie, this
 lands within 0.5 mm (at ICAO size) of the real chin, where the detector box's bottom edge lay
 from 1.1 mm above to 0.3 mm below it. Valleys are searched between 0.45 and 1.35 eye-to-mouth
-distances below the mouth, scored by depth and closeness to the landmark estimate; the chin
-never lies below where the matte's silhouette ends on the midline (a chin seen against the
-backdrop). Without a clear valley (flat lighting, a beard) the estimate from the box is kept:
-the box edge plus 0.05 eye-to-mouth distances, or, when the box is cut by the image's bottom edge,
+distances below the mouth, scored by depth and closeness to the landmark estimate. The face ends
+at the first valley deep enough: a later valley whose fall starts below it, from something lit
+again, is clothes (df_img40's white collar over a black bow tie, a fall over four times deeper
+than his beard's onto the neck, was taken for the chin 2.8 mm low). The chin never lies below
+where the matte's silhouette ends on the midline (a chin seen against the backdrop). Without a
+clear valley (flat lighting, a beard) the estimate from the box is kept: the box edge plus 0.05
+eye-to-mouth distances, or, when the box is cut by the image's bottom edge,
 "mouth + 0.82 × eye-to-mouth" (measured k from 0.59 to 1.05 on the same photos).
 
 Framing: the rules are ranges, so every combination of head height (9 steps across its range) and
@@ -275,6 +278,7 @@ def _chin_from_shading(
     rows = top + (np.arange(band_h) + 0.5) / k
     reach = max(2, round(0.5 * eye_to_mouth * k))
     best: tuple[float, float] | None = None
+    face_end: int | None = None  # the first valley deep enough: where the face has ended
     for i in range(2, band_h - 2):
         window = profile[i - 2 : i + 3]
         if profile[i] > window.min() or profile[i] >= max(profile[i - 2], profile[i + 2]):
@@ -283,6 +287,12 @@ def _chin_from_shading(
         peak = start + int(np.argmax(profile[start : i + 1]))
         depth = float(profile[peak] - profile[i])
         if depth < CHIN_VALLEY_MIN_DEPTH:
+            continue
+        if face_end is None:
+            face_end = i
+        elif peak > face_end:
+            # Lit again below a valley: a white collar over a dark bow tie or jacket, deeper and
+            # steeper than the chin's own fall, not the face (df_img40).
             continue
         steepest = peak + int(np.argmax(fall[peak : i + 1]))
         chin = float(rows[steepest] + CHIN_TOWARD_VALLEY * (rows[i] - rows[steepest]))
