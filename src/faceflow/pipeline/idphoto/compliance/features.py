@@ -340,9 +340,9 @@ def _forehead_visible(
         note += ": hair over the forehead (a fringe), fine while the brows show"
     elif covered:
         note += ": headwear or hair over the forehead or brows"
-    elif (crown := crown_colour(matte, face, distance, forehead)) is not None and (
-        crown > CROWN_DE_WARN
-    ):
+    elif (found := _crown(matte, face, distance)) is None:
+        pass  # the top of the head is not judged
+    elif (crown := _crown_colour(found, forehead)) > CROWN_DE_WARN:
         return Check(
             "forehead_visible",
             crown,
@@ -354,9 +354,7 @@ def _forehead_visible(
             "high on the head.",
             hint_zh="头顶似乎戴着帽子：请摘下帽子，包括戴在头顶靠后的帽子。",
         )
-    elif (detail := crown_detail(matte, face, distance)) is not None and (
-        detail < CROWN_DETAIL_MIN
-    ):
+    elif (detail := _crown_detail(found)) is not None and detail < CROWN_DETAIL_MIN:
         return Check(
             "forehead_visible",
             detail,
@@ -474,8 +472,10 @@ def crown_colour(
     (CIE L*a*b*) and the hair's beside the face (see :data:`CROWN_DE_WARN`); None when the top
     of the head is not judged (:func:`_crown`)."""
     found = _crown(matte, face, distance)
-    if found is None:
-        return None
+    return None if found is None else _crown_colour(found, forehead)
+
+
+def _crown_colour(found: _Crown, forehead: NDArray[np.float32]) -> float:
     crown = cie(np.median(found.lab[found.crown][found.coloured], axis=0))
     nearest = float(np.linalg.norm(crown - forehead))
     for at in found.hair:
@@ -493,8 +493,10 @@ def crown_detail(matte: Matte, face: Face, distance: float) -> float | None:
     the hair's boxes. None when the top of the head is not judged (:func:`_crown`) or no box
     beside the face holds hair."""
     found = _crown(matte, face, distance)
-    if found is None:
-        return None
+    return None if found is None else _crown_detail(found)
+
+
+def _crown_detail(found: _Crown) -> float | None:
     lightness = found.lab[..., 0].astype(np.float32) * np.float32(100 / 255)  # CIE L*
     smooth = cv2.GaussianBlur(lightness, (0, 0), max(0.7, 0.01 * found.distance_px))
     gradient = cv2.magnitude(
