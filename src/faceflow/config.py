@@ -197,7 +197,9 @@ class ServerSettings(_Group):
         description="open connections per HTTP worker; one more takes the place of the "
         "connection that moved longest ago without a request under way (idle, never used, "
         "headers incomplete, body stalled 1 s: closed, 408 to a request begun); with none, a "
-        "request on it: 503 overloaded, closed",
+        "request on it: 503 overloaded, closed. It must fit under the process's open-file "
+        "limit with 128 to spare: the soft limit is raised for it up to the hard one, past "
+        "which the cap is lowered to fit (a warning at start)",
     )
 
     @field_validator("api_key_hashes")

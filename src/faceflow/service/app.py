@@ -31,7 +31,7 @@ from faceflow.service.hotpath import Entry, HotPath
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import HeadAsGet, RequestContext
 from faceflow.service.process import before_threads, settle
-from faceflow.service.protocol import METRICS_STATE, SERVER_SETTINGS_STATE
+from faceflow.service.protocol import protocol_state
 from faceflow.service.query import QueryLimit
 from faceflow.service.routes import examples as example_routes
 from faceflow.service.routes import faces, idphoto, jobs, system
@@ -135,10 +135,9 @@ class FaceflowApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             # For the HTTP protocol (header timeout and size, connection cap, and counting what
-            # it refuses), which sees the lifespan state but not the app.
-            state = scope.get("state", {})
-            state[SERVER_SETTINGS_STATE] = self._server
-            state[METRICS_STATE] = self._metrics
+            # it refuses), which sees the lifespan state but not the app; the connection cap
+            # fitted under this process's open-file limit.
+            scope.get("state", {}).update(protocol_state(self._server, self._metrics))
             await self.api(scope, receive, send)
         else:
             await self._app(scope, receive, send)

@@ -75,8 +75,8 @@ body that arrived in one read to the app without copying it (:class:`_Cycle`), a
 response's head and the first part of its body in one write (:class:`_OneWritePerResponse`).
 
 The settings reach the protocol through the lifespan state (the app puts its ``server`` settings
-there under :data:`SERVER_SETTINGS_STATE`); without them it behaves as uvicorn's own. What it
-refuses itself never reaches the app's request metrics; it is counted in
+there under :data:`SERVER_SETTINGS_STATE`, by :func:`protocol_state`); without them it behaves
+as uvicorn's own. What it refuses itself never reaches the app's request metrics; it is counted in
 ``faceflow_errors_total`` by code when the app's metrics are there too (:data:`METRICS_STATE`).
 """
 
@@ -109,12 +109,25 @@ from faceflow.errors import (
     RequestTimeout,
 )
 from faceflow.service.answers import ABORT_CONNECTION
+from faceflow.service.descriptors import fit_connections
 from faceflow.service.errors import faceflow_error_response
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import UNDELIVERED
 
 SERVER_SETTINGS_STATE = "faceflow.server_settings"
 METRICS_STATE = "faceflow.metrics"
+
+
+def protocol_state(server: ServerSettings, metrics: Metrics) -> dict[str, object]:
+    """What an app puts into its lifespan state for this protocol: ``server`` (with its
+    ``max_connections`` fitted under the process's open-file limit, which may be raised for it:
+    :mod:`faceflow.service.descriptors`) and ``metrics``. Called once per HTTP worker process,
+    as its lifespan starts."""
+    fitted = fit_connections(server.max_connections)
+    if fitted != server.max_connections:
+        server = server.model_copy(update={"max_connections": fitted})
+    return {SERVER_SETTINGS_STATE: server, METRICS_STATE: metrics}
+
 
 _Bytes = bytes | bytearray | memoryview
 
