@@ -686,6 +686,39 @@ async def test_at_the_cap_a_connection_without_a_request_gives_way_to_a_new_one(
         protocol.connection_lost(None)
 
 
+async def test_at_the_cap_a_new_connection_looks_at_the_oldest_first_not_at_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each connection opened at the cap took a pass over every open connection for the one
+    that moved longest ago: a client reopening each connection closed for it cost the event loop
+    1.0 ms a connection at 1,000 (docs/performance.md, round ten). Kept in the order they moved,
+    the first one looked at gives way; the order follows a connection's reads."""
+    looked: list[FaceflowHttpProtocol] = []
+    may_give_way = FaceflowHttpProtocol._may_give_way
+
+    def counted(self: FaceflowHttpProtocol, now: float) -> bool:
+        looked.append(self)
+        return may_give_way(self, now)
+
+    monkeypatch.setattr(FaceflowHttpProtocol, "_may_give_way", counted)
+    metrics = Metrics()
+    state = ServerState()
+    server = ServerSettings(max_connections=50)
+    transports = [WritesRecordingTransport() for _ in range(50)]
+    opened = [_open(_answer, transport, server, metrics, state) for transport in transports]
+    opened[0].data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")  # moves: now the newest
+    await _until_answered(opened[0])
+
+    newcomer = _open(_answer, WritesRecordingTransport(), server, metrics, state)
+
+    assert looked == [opened[1]]
+    assert transports[1].closed
+    assert not transports[0].closed
+    assert _given_way(metrics) == 1
+    for protocol in [*opened, newcomer]:
+        protocol.connection_lost(None)
+
+
 class AnswerThenNewcomer:
     """Answers, then has a new connection opened at once, while the answer's head (a HEAD's
     whole answer) still waits for the loop's next turn to be written."""

@@ -86,6 +86,8 @@ import asyncio
 import functools
 import json
 import socket
+import weakref
+from collections import OrderedDict
 from typing import cast
 
 import httptools
@@ -99,6 +101,7 @@ from uvicorn.protocols.http.httptools_impl import (
     HttpToolsProtocol,
     RequestResponseCycle,
 )
+from uvicorn.server import ServerState
 
 from faceflow.config import ServerSettings
 from faceflow.errors import (
@@ -481,6 +484,13 @@ class _HoldingFlow(FlowControl):
             super().resume_reading()
 
 
+_MOVES: weakref.WeakKeyDictionary[ServerState, OrderedDict[FaceflowHttpProtocol, None]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Each server's connections (those with faceflow's settings) by when each last moved, the one
+that moved longest ago first (:meth:`FaceflowHttpProtocol._make_room`)."""
+
+
 class FaceflowHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header limits, a send timeout and a connection cap
     (module doc).
@@ -529,6 +539,9 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     _moved_at = 0.0
     """When the connection last moved (opened, read bytes, finished an answer), in loop time:
     of the connections that may give way to a new one, the one that moved longest ago does."""
+    _moves: OrderedDict[FaceflowHttpProtocol, None] | None = None
+    """Its server's connections in the order they last moved (:data:`_MOVES`), this one among
+    them while it is open."""
 
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
@@ -547,30 +560,38 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         _set_send_timeout(transport, server.send_timeout_s)
         self._moved_at = self.loop.time()
+        moves = _MOVES.get(self.server_state)
+        if moves is None:
+            moves = _MOVES[self.server_state] = OrderedDict()
+        moves[self] = None
+        self._moves = moves
         if len(self.connections) > server.max_connections and not self._make_room():
             self.app = _OverCapacity(self._metrics)
         self._arm_header_timer()
 
     def _make_room(self) -> bool:
         """Close the connection that may give way (:meth:`_may_give_way`) and moved longest
-        ago, for this new one; whether there was one. One pass over the open connections, only
-        at the cap."""
+        ago, for this new one; whether there was one. Only at the cap, and from the one that
+        moved longest ago on, so usually the first looked at: the lowest of every open
+        connection's time cost each connection opened at the cap a pass over all of them (a
+        client reopening each one closed spent 1.0 ms of the event loop a connection at 1,000,
+        7 ms at 4,000)."""
+        assert self._moves is not None
         now = self.loop.time()
-        victim = min(
-            (
-                other
-                for other in self.connections
-                if other is not self
-                and isinstance(other, FaceflowHttpProtocol)
-                and other._may_give_way(now)
-            ),
-            key=lambda other: other._moved_at,
-            default=None,
-        )
-        if victim is None:
-            return False
-        victim._give_way()
-        return True
+        for other in self._moves:
+            if other is not self and other._may_give_way(now):
+                other._give_way()
+                return True
+        return False
+
+    def _moved(self) -> None:
+        """The connection moved now: last in its server's order."""
+        self._moved_at = self.loop.time()
+        if self._moves is not None:
+            try:  # noqa: SIM105 - at every read: no context manager made for it
+                self._moves.move_to_end(self)
+            except KeyError:
+                pass  # closed already
 
     def _may_give_way(self, now: float) -> bool:
         """Whether this connection holds its place without a request under way: between
@@ -633,6 +654,8 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+        if self._moves is not None:
+            self._moves.pop(self, None)
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
@@ -647,7 +670,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._parsing_stopped:
             return  # nothing more is parsed; the connection closes after its current answer
-        self._moved_at = self.loop.time()
+        self._moved()
         self._take(data)
 
     def _take(self, data: bytes) -> None:
@@ -855,7 +878,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._moved_at = self.loop.time()  # idle from now: its wait for the next request starts
+        self._moved()  # idle from now: its wait for the next request starts
         if self._held_back and not self.transport.is_closing():
             # The queue moved up one: parse on from what was held back (uvicorn's own resume,
             # just above, waited for this).
