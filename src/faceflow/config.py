@@ -506,6 +506,7 @@ class JobSettings(_Group):
         None,
         ge=1024,
         description="API keys on: bytes of results one key's jobs may keep (in the queue Redis, "
+        "each with the records kept beside it there: 1,500 bytes, 10,200 for a computed job; "
         "or the embedded runner's memory) for result_ttl_s; at or over it, that key's new jobs "
         "(and results from the cache) get 429 rate_limited with Retry-After (when its soonest "
         "result expires), before any compute, while other keys' are taken. Jobs still queued "

@@ -46,7 +46,13 @@ from faceflow.jobs.records import (
     encode_payload,
 )
 from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys
-from faceflow.jobs.rq_runner import REDIS_FAILURES, REDIS_THREADS, RqRunner
+from faceflow.jobs.rq_runner import (
+    HANDLE_RECORD_BYTES,
+    REDIS_FAILURES,
+    REDIS_THREADS,
+    RQ_JOB_BYTES,
+    RqRunner,
+)
 from faceflow.jobs.supervisor import EXIT_QUEUE_LOST, Supervisor, exit_code
 from faceflow.jobs.worker import (
     FaceflowJob,
@@ -154,6 +160,32 @@ async def test_one_client_cannot_fill_the_queue_redis_with_its_results(
         await runner.close()
 
 
+async def test_a_clients_share_counts_the_records_each_result_keeps_beside_it(
+    queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """A computed job keeps RQ's job hash and results stream and its handle's records for as
+    long as its outcome, about 10 KB of the queue Redis for a detect result of a few hundred
+    bytes: counted at the outcome's bytes alone, a key's share let it keep 30 times as much.
+    One detect job now fills a share of half what it keeps."""
+    settings = job_settings(
+        queue_redis.url, max_result_bytes_per_client=(HANDLE_RECORD_BYTES + RQ_JOB_BYTES) // 2
+    )
+    runner = runner_for(settings)
+    keys = JobKeys(QUEUE)
+    connection = Redis.from_url(queue_redis.url)
+    greedy = "a" * 64
+    try:
+        first = prepare("detect", variant(face_jpeg), {}, settings)
+        await runner.submit(first, greedy)
+        work_burst(settings, worker_context)
+        assert 0 < int(connection.strlen(keys.result(first.job_id))) < 1000
+        with pytest.raises(RateLimited):
+            await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), greedy)
+    finally:
+        connection.close()
+        await runner.close()
+
+
 async def test_a_clients_results_leave_its_share_when_they_expire(
     queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
 ) -> None:
@@ -191,7 +223,9 @@ async def test_results_the_cache_answers_count_against_the_share_too(
     """A result the shared cache answers is stored in the queue Redis for the day as a
     computed one is: it counts against the key's share, and past it the key's next one is
     refused (another key's is taken)."""
-    settings = job_settings(queue_redis.url, max_result_bytes_per_client=1024)
+    # Two such results with their handles' records (2 × 2,200 bytes) hold it; one does not.
+    share = 2 * HANDLE_RECORD_BYTES + 1000
+    settings = job_settings(queue_redis.url, max_result_bytes_per_client=share)
     cache = ResultCache.from_settings(CacheSettings(memory_bytes=1 << 20))
     runner = RqRunner(settings, cache)
     greedy, other = "a" * 64, "b" * 64

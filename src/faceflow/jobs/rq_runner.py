@@ -155,11 +155,13 @@ return 1
 # that it stays right however the outcomes go: measured once each (its size and when it expires,
 # read from the outcome itself), and forgotten when that time has passed, so an expiry by TTL
 # needs no one to see it. Outcomes are written by the workers, which do not know the owner; the
-# owner's next submission measures those that have appeared. KEYS: the owner's unmeasured jobs,
-# its measured outcomes by expiry, their sizes. ARGV: these keys' TTL (s), the outcome
-# key's prefix, RQ's job hash prefix, how many unmeasured jobs to look at (oldest first), the
-# share. Over the share, a slice of the measured outcomes is checked to still exist (one deleted
-# early), on from where the last check stopped. Returns the total and how long until the soonest
+# owner's next submission measures those that have appeared, each with the records kept beside
+# it (HANDLE_RECORD_BYTES, and RQ_JOB_BYTES while RQ's job is there: a computed one). KEYS: the
+# owner's unmeasured jobs, its measured outcomes by expiry, their sizes. ARGV: these keys' TTL
+# (s), the outcome key's prefix, RQ's job hash prefix, how many unmeasured jobs to look at
+# (oldest first), the share, HANDLE_RECORD_BYTES, RQ_JOB_BYTES. Over the share, a slice of the
+# measured outcomes is checked to still exist (one deleted early), on from where the last check
+# stopped. Returns the total and how long until the soonest
 # outcome expires (ms). Times are the queue Redis's own (its clock is the one expiring them, and
 # API nodes' clocks may differ). A queue Redis is one node: the outcome and job keys are named
 # here, from the job ids.
@@ -181,7 +183,8 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[4]) - 1)) do
   local ttl = redis.call('PTTL', key)
   if ttl > 0 then
     forget(id)
-    local size = redis.call('STRLEN', key)
+    local size = redis.call('STRLEN', key) + tonumber(ARGV[6])
+    if redis.call('EXISTS', ARGV[3] .. id) == 1 then size = size + tonumber(ARGV[7]) end
     redis.call('ZADD', KEYS[2], now + ttl, id)
     redis.call('HSET', KEYS[3], id, size)
     redis.call('HINCRBY', KEYS[3], 'total', size)
@@ -208,6 +211,15 @@ return {total, soonest[2] and math.ceil(tonumber(soonest[2]) - now) or 0}
 """
 _UNSIZED_SCAN = 256
 """Unmeasured jobs a share check looks at, oldest first (most often those that ended)."""
+HANDLE_RECORD_BYTES = 1_500
+"""The queue Redis's memory a stored outcome takes beyond its own bytes with the handle that
+asked for it (the handle's record, the job's lists of handles): 1,802 bytes of ``used_memory``
+a job answered from the cache, whose outcome was 357 bytes."""
+RQ_JOB_BYTES = 8_700
+"""What a computed job keeps beyond that for as long as its outcome: RQ's job hash and its
+results stream, 10,569 bytes of ``used_memory`` a detect job in all. Counted at the outcome's
+bytes alone, a key's share let it keep 30 times as much of the queue Redis in detect jobs
+(docs/performance.md, round ten)."""
 
 
 class RqRunner:
@@ -518,6 +530,8 @@ class RqRunner:
                 Job.redis_job_namespace_prefix,
                 _UNSIZED_SCAN,
                 share,
+                HANDLE_RECORD_BYTES,
+                RQ_JOB_BYTES,
             ],
         )
         if int(total) < share:
