@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--soft", type=int, default=1024, help="soft RLIMIT_NOFILE")
     parser.add_argument("--hard", type=int, default=1024, help="hard RLIMIT_NOFILE")
     parser.add_argument("--connections", type=int, default=1100, help="held idle")
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=20, help="how long (default: %(default)s)")
     parser.add_argument("--pythonpath", help="another checkout's src, run instead of this one")
     args = parser.parse_args()
     env = {"FACEFLOW_RUNTIME__PROCESSES": "2", "BENCH_NOFILE": f"{args.soft},{args.hard}"}
