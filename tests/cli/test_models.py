@@ -13,8 +13,8 @@ from typer.testing import CliRunner, Result
 from faceflow.cli.main import app
 from faceflow.config import ModelSettings
 from faceflow.models import store as store_module
-from faceflow.models.catalog import CATALOG, EXAMPLES, model_spec, required_models
-from faceflow.models.store import LOCK_FILE
+from faceflow.models.catalog import CATALOG, DERIVED, EXAMPLES, model_spec, required_models
+from faceflow.models.store import LOCK_FILE, ModelStore
 from tests.fixtures.models import flip_a_byte
 
 
@@ -174,3 +174,19 @@ def test_a_pull_that_waited_too_long_for_another_says_so_in_one_line(
     [line] = result.output.strip().splitlines()
     assert line.startswith("error: another `faceflow models pull` (pid 4242) has been writing to")
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_derived_files_are_listed_and_verified_and_only_a_corrupt_one_fails(
+    model_store_copy: Path,
+) -> None:
+    [derived, *_] = DERIVED
+    assert "missing" in line_for(run(model_store_copy, "list"), derived.name)
+    assert run(model_store_copy, "verify").exit_code == 0  # made by the first load
+
+    ModelStore(ModelSettings(dir=model_store_copy)).read_derived(derived)
+    assert "verified" in line_for(run(model_store_copy, "verify"), derived.name)
+    flip_a_byte(model_store_copy / derived.filename)
+    result = run(model_store_copy, "verify")
+
+    assert result.exit_code == 1
+    assert "corrupt" in line_for(result, derived.name)

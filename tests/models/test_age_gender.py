@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from faceflow.config import ModelSettings
 from faceflow.domain import Gender
 from faceflow.models.age_gender import (
     AGE_ABOVE_YEARS,
@@ -15,11 +18,15 @@ from faceflow.models.age_gender import (
     AGE_SPREAD_SIGMAS,
     BATCH_FACES,
     CHANNEL_MEANS,
+    AgeModel,
+    GenderModel,
     age_from_distribution,
     chips_to_tensor,
     gender_from_probabilities,
 )
+from faceflow.models.catalog import Pinned, required_models
 from faceflow.models.registry import ModelSet
+from faceflow.models.store import ModelStore
 
 
 def one_hot(index: int) -> NDArray[np.float32]:
@@ -161,3 +168,26 @@ def test_more_faces_than_a_batch_read_as_each_face_alone(model_set: ModelSet) ->
         )
         assert genders[i].label is gender.label
         assert genders[i].probability == pytest.approx(gender.probability, abs=1e-5)
+
+
+@pytest.mark.parametrize("classifier", [AgeModel, GenderModel], ids=lambda c: c.spec.name)
+def test_a_network_loads_from_its_stored_zeroed_file_not_its_shipped_one(
+    model_store_copy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    classifier: type[AgeModel | GenderModel],
+) -> None:
+    settings = ModelSettings(dir=model_store_copy)
+    store = ModelStore(settings)
+    store.derive(required_models())  # as `faceflow models pull` leaves the store
+    read: list[str] = []
+    read_verified = ModelStore.read_verified
+
+    def spy(self: ModelStore, spec: Pinned) -> bytes:
+        read.append(spec.name)
+        return read_verified(self, spec)
+
+    monkeypatch.setattr(ModelStore, "read_verified", spy)
+
+    classifier.load(store, settings)
+
+    assert read == [classifier.flushed.name]

@@ -19,7 +19,15 @@ import pytest
 from faceflow.config import ModelSettings
 from faceflow.errors import ModelChecksumMismatch, ModelFetchError, ModelMissing
 from faceflow.models import store as store_module
-from faceflow.models.catalog import EXAMPLES, Artifact, model_spec, required_models
+from faceflow.models import weights as weights_module
+from faceflow.models.catalog import (
+    DERIVED,
+    EXAMPLES,
+    Artifact,
+    DerivedSpec,
+    model_spec,
+    required_models,
+)
 from faceflow.models.store import (
     LOCK_FILE,
     STAMP_FILE,
@@ -28,6 +36,7 @@ from faceflow.models.store import (
     ModelStore,
     sha256_file,
 )
+from faceflow.models.weights import without_denormal_weights
 from tests.fixtures.environment import missing
 from tests.fixtures.models import flip_a_byte
 
@@ -258,8 +267,114 @@ def test_pull_of_a_verified_store_downloads_nothing(model_store_copy: Path) -> N
     assert [s.state for s in first] == [ModelState.VERIFIED] * len(required_models())
     assert second == first
     after = {path.name: path.stat().st_mtime_ns for path in model_store_copy.iterdir()}
-    del after[STAMP_FILE]  # the one file a pull adds: what it found verified
+    del after[STAMP_FILE]  # what it found verified
+    for derived in DERIVED:  # what it made from them (a store pulled before they existed)
+        assert store.status(derived).state is ModelState.VERIFIED
+        del after[derived.filename]
     assert after == before
+
+
+def derived_store(model_store_copy: Path) -> ModelStore:
+    """The store copy as an older faceflow pulled it: no derived file."""
+    for derived in DERIVED:
+        (model_store_copy / derived.filename).unlink(missing_ok=True)
+    return ModelStore(ModelSettings(dir=model_store_copy))
+
+
+def zeroed(store: ModelStore, derived: DerivedSpec) -> bytes:
+    return without_denormal_weights(store.read_verified(derived.source))
+
+
+@pytest.mark.parametrize("derived", DERIVED, ids=lambda spec: spec.name)
+def test_a_missing_derived_file_is_made_from_its_source_pinned_and_stored(
+    model_store_copy: Path, derived: DerivedSpec
+) -> None:
+    store = derived_store(model_store_copy)
+
+    data = store.read_derived(derived)
+
+    assert data == zeroed(store, derived)
+    assert data != store.read_verified(derived.source)
+    assert (model_store_copy / derived.filename).read_bytes() == data
+    assert store.status(derived).state is ModelState.VERIFIED
+    assert leftovers(model_store_copy) == []
+
+
+def test_a_stored_derived_file_is_loaded_as_it_is(
+    model_store_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = derived_store(model_store_copy)
+    [derived, *_] = DERIVED
+    expected = store.read_derived(derived)
+
+    def refuse(_model: bytes) -> bytes:
+        raise AssertionError("derived again")
+
+    monkeypatch.setattr(weights_module, "without_denormal_weights", refuse)
+
+    assert store.read_derived(derived) == expected
+
+
+def test_a_derived_file_off_its_pin_is_made_again(model_store_copy: Path) -> None:
+    store = derived_store(model_store_copy)
+    [derived, *_] = DERIVED
+    path = model_store_copy / derived.filename
+    expected = store.read_derived(derived)
+    flip_a_byte(path)
+    assert store.status(derived).state is ModelState.CORRUPT
+
+    assert store.read_derived(derived) == expected
+    assert path.read_bytes() == expected
+
+
+def test_a_store_that_cannot_take_a_derived_file_still_loads_it(
+    model_store_copy: Path, tmp_path: Path
+) -> None:
+    [derived, *_] = DERIVED
+    source = model_store_copy / derived.source.filename
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_bytes(b"")
+    store = ModelStore(
+        ModelSettings(dir=not_a_folder / "store", paths={derived.source.name: source})
+    )
+
+    assert store.read_derived(derived) == zeroed(store, derived)
+
+
+def test_a_derived_file_without_its_source_is_the_sources_error(tmp_path: Path) -> None:
+    [derived, *_] = DERIVED
+
+    with pytest.raises(ModelMissing, match="faceflow models pull") as raised:
+        ModelStore(ModelSettings(dir=tmp_path)).read_derived(derived)
+
+    assert raised.value.details == {"model": derived.source.name}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_derivation_that_does_not_make_the_pinned_file_is_refused_and_not_stored(
+    model_store_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = derived_store(model_store_copy)
+    [derived, *_] = DERIVED
+    monkeypatch.setattr(weights_module, "without_denormal_weights", lambda model: model)
+
+    with pytest.raises(ModelChecksumMismatch, match="derivation") as raised:
+        store.read_derived(derived)
+
+    assert raised.value.details == {"model": derived.name}
+    assert not (model_store_copy / derived.filename).exists()
+
+
+@pytest.mark.usefixtures("forbid_downloads")
+def test_a_pull_replaces_a_derived_file_off_its_pin(model_store_copy: Path) -> None:
+    store = derived_store(model_store_copy)
+    store.pull(required_models())
+    [derived, *_] = DERIVED
+    flip_a_byte(model_store_copy / derived.filename)
+
+    store.pull(required_models())
+
+    assert store.status(derived).state is ModelState.VERIFIED
 
 
 @pytest.mark.usefixtures("forbid_downloads")

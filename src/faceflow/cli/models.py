@@ -88,6 +88,7 @@ def pull(
 
         try:
             statuses = store.pull(specs, force=force, progress=report)
+            statuses += store.derive(specs)  # made by the pull: their statuses, to show
         except ModelError as exc:
             console.print(f"[red]error:[/red] {escape(exc.message)}")
             raise typer.Exit(1) from None
@@ -108,7 +109,7 @@ def list_models(config: ConfigOption = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from faceflow.models.catalog import CATALOG, EXAMPLES
+    from faceflow.models.catalog import CATALOG, DERIVED, EXAMPLES
     from faceflow.models.store import ModelStore
 
     store = ModelStore(settings_from(config).models)
@@ -129,6 +130,18 @@ def list_models(config: ConfigOption = None) -> None:
             spec.licence,
             f"[{colour}]{status.state.value}[/{colour}]",
             spec.carrier.requirement,
+        )
+    for derived in DERIVED:
+        status = store.status(derived, trust_stamp=True)
+        colour = {"verified": "green", "missing": "yellow", "corrupt": "red"}[status.state.value]
+        table.add_row(
+            derived.name,
+            f"{derived.source.role.value} (derived)",
+            derived.source.version,
+            f"{derived.size_bytes / 1e6:.1f} MB",
+            derived.source.licence,
+            f"[{colour}]{status.state.value}[/{colour}]",
+            f"{derived.source.name}, denormal weights zeroed",
         )
     for example in EXAMPLES:
         status = store.status(example, trust_stamp=True)
@@ -155,17 +168,20 @@ def verify(
 ) -> None:
     """Check every model file against its pinned sha256; exit 1 if any is missing or corrupt.
 
-    Example photos are checked too; one that was never pulled is fine (the page hides it)."""
-    from faceflow.models.catalog import ExampleSpec
+    Example photos are checked too; one that was never pulled is fine (the page hides it). So
+    are the files derived from the models: one that is missing is made by the first process
+    that loads its model."""
+    from faceflow.models.catalog import DERIVED, ModelSpec, Pinned
     from faceflow.models.store import ModelState, ModelStore
 
     console = _console()
     store = ModelStore(settings_from(config).models)
     failed = False
-    for spec in _selected(None, include_optional, examples=True):
+    specs: list[Pinned] = [*_selected(None, include_optional, examples=True), *DERIVED]
+    for spec in specs:
         status = store.status(spec)
         ok = status.state is ModelState.VERIFIED or (
-            isinstance(spec, ExampleSpec) and status.state is ModelState.MISSING
+            not isinstance(spec, ModelSpec) and status.state is ModelState.MISSING
         )
         failed |= not ok
         mark = "[green]✓[/green]" if ok else "[red]✗[/red]"

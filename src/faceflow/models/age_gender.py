@@ -14,10 +14,9 @@ from numpy.typing import NDArray
 
 from faceflow.config import ModelSettings
 from faceflow.domain import AgeEstimate, Gender, GenderEstimate
-from faceflow.models.catalog import ModelSpec, model_spec
+from faceflow.models.catalog import DerivedSpec, ModelSpec, derived_from, model_spec
 from faceflow.models.session import create_session
 from faceflow.models.store import ModelStore
-from faceflow.models.weights import without_denormal_weights
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -84,8 +83,17 @@ BATCH_FACES = 8
 """The most chips one model run takes; a photo with more faces runs in batches of this many."""
 
 
+def _flushed(spec: ModelSpec) -> DerivedSpec:
+    flushed = derived_from(spec)
+    if flushed is None:
+        raise LookupError(f"the catalogue derives no file from {spec.name}")
+    return flushed
+
+
 class _ChipClassifier:
     spec: ModelSpec
+    flushed: DerivedSpec
+    """What is loaded: :attr:`spec` with its denormal weights zeroed (see ``load``)."""
     chip_px: int
 
     def __init__(self, session: ort.InferenceSession) -> None:
@@ -114,13 +122,14 @@ class _ChipClassifier:
     @classmethod
     def load(cls, store: ModelStore, settings: ModelSettings) -> Self:
         # Both networks hold denormal weights, which made the age network 7× slower
-        # (faceflow.models.weights); zeroing them leaves every output bit as it was.
-        model = without_denormal_weights(store.read_verified(cls.spec))
-        return cls(create_session(cls.spec.name, model, settings))
+        # (faceflow.models.weights); zeroing them leaves every output bit as it was. The store
+        # keeps them zeroed in a file of their own, so no process pays for the zeroing.
+        return cls(create_session(cls.spec.name, store.read_derived(cls.flushed), settings))
 
 
 class AgeModel(_ChipClassifier):
     spec = model_spec("age-v1")
+    flushed = _flushed(spec)
     chip_px = 64
 
     def predict(
@@ -134,6 +143,7 @@ class AgeModel(_ChipClassifier):
 
 class GenderModel(_ChipClassifier):
     spec = model_spec("gender-v1")
+    flushed = _flushed(spec)
     chip_px = 32
 
     def predict(

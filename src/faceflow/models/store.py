@@ -8,6 +8,12 @@ each into place atomically, so a half-written or tampered file is never picked u
 cannot make the store write more than the catalogue says. Nothing here runs while serving
 requests.
 
+Derived files (:data:`~faceflow.models.catalog.DERIVED`): a pull also makes, next to a model
+it verified, the files derived from it (the age and gender networks with their denormal weights
+zeroed), checked against their own pinned sha256. A process loading one that is missing or off
+its pin derives it from the verified source and stores it (:meth:`ModelStore.read_derived`),
+so a store pulled by an older faceflow needs no new pull.
+
 Verified stamps: hashing every file (≈ 30 MB) is most of what ``faceflow models list`` and the
 pre-flight check of ``faceflow serve`` cost. Each time a file hashes to its pinned sha256 (after
 ``pull``, ``verify`` or any full check), the store records that file's identity (device, inode,
@@ -50,7 +56,16 @@ from pathlib import Path
 
 from faceflow.config import ModelSettings
 from faceflow.errors import ModelChecksumMismatch, ModelFetchError, ModelMissing
-from faceflow.models.catalog import CATALOG, EXAMPLES, Artifact, ModelSpec
+from faceflow.models.catalog import (
+    CATALOG,
+    DERIVED,
+    EXAMPLES,
+    Artifact,
+    DerivedSpec,
+    ModelSpec,
+    Pinned,
+    derived_from,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +102,7 @@ class ModelState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ModelStatus:
-    spec: Artifact
+    spec: Pinned
     path: Path
     state: ModelState
     size_bytes: int | None
@@ -97,7 +112,7 @@ ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)`` while pulling; stage is a short human phrase."""
 
 
-def _unreadable(spec: Artifact, path: Path, error: OSError) -> ModelMissing:
+def _unreadable(spec: Pinned, path: Path, error: OSError) -> ModelMissing:
     """A model file that is there but cannot be read, as a missing one is said."""
     return ModelMissing(
         f"model {spec.name!r} at {path} cannot be read ({error.strerror or error}); check its "
@@ -185,7 +200,7 @@ class ModelStore:
     def directory(self) -> Path:
         return self._settings.dir
 
-    def path_for(self, spec: Artifact) -> Path:
+    def path_for(self, spec: Pinned) -> Path:
         """The file this model loads from: an explicit ``models.paths`` entry, else the store."""
         explicit = self._settings.paths.get(spec.name) if isinstance(spec, ModelSpec) else None
         return explicit if explicit is not None else self._settings.dir / spec.relative_path
@@ -194,7 +209,7 @@ class ModelStore:
     def stamp_file(self) -> Path:
         return self._settings.dir / STAMP_FILE
 
-    def status(self, spec: Artifact, *, trust_stamp: bool = False) -> ModelStatus:
+    def status(self, spec: Pinned, *, trust_stamp: bool = False) -> ModelStatus:
         """Whether the model's file is there and hashes to its pinned sha256.
 
         With ``trust_stamp``, a file unchanged since it was last found verified (see the module
@@ -251,7 +266,7 @@ class ModelStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def read_verified(self, spec: Artifact) -> bytes:
+    def read_verified(self, spec: Pinned) -> bytes:
         """The model's bytes, refused unless they hash to the catalogued sha256.
 
         Reading once and hashing what was read means the bytes handed to the runtime are exactly
@@ -289,6 +304,84 @@ class ModelStore:
         self._check(spec, path, hashlib.sha256(data).hexdigest())
         return data
 
+    def read_derived(self, spec: DerivedSpec) -> bytes:
+        """The derived file's bytes (see :class:`~faceflow.models.catalog.DerivedSpec`), refused
+        unless they hash to its pinned sha256 like any model's.
+
+        A derived file that is missing, unreadable or off its pin (a store pulled by an older
+        faceflow holds only the fetched files) is made again from its verified source, checked
+        against the pin and stored for the next process; a store that cannot be written costs
+        each load the derivation, as before derived files existed. The source's own errors
+        (missing, corrupt) are raised as they are.
+        """
+        try:
+            return self.read_verified(spec)
+        except (ModelMissing, ModelChecksumMismatch) as exc:
+            log.info("%s; deriving it from %s", exc.message, spec.source.name)
+        data = self._derive(spec)
+        self._store(spec, data)
+        return data
+
+    def _derive(self, spec: DerivedSpec) -> bytes:
+        """``spec`` made from its verified source; ModelChecksumMismatch if the result is not
+        the pinned file (this faceflow's derivation and its catalogue disagree)."""
+        # Imported here: numpy, which the store's other users (`models list`, `serve`'s
+        # pre-flight check) do not need.
+        from faceflow.models.weights import without_denormal_weights
+
+        data = without_denormal_weights(self.read_verified(spec.source))
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != spec.sha256:
+            raise ModelChecksumMismatch(
+                f"model {spec.name!r} derived from {spec.source.name!r} has sha256 {actual}, "
+                f"expected {spec.sha256}: this faceflow's derivation does not make its pinned "
+                "file",
+                {"model": spec.name},
+            )
+        return data
+
+    def _store(self, spec: DerivedSpec, data: bytes) -> None:
+        """Write a derived file into place atomically (as :meth:`_extract` does a fetched one);
+        best effort: one that cannot be written is derived again by the next load."""
+        target = self.path_for(spec)
+        tmp: Path | None = None
+        try:
+            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.filename}.")
+            tmp = Path(tmp_name)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            tmp.replace(target)
+        except OSError as exc:
+            log.warning(
+                "cannot store %s at %s (%s): derived again at every load until "
+                "`faceflow models pull` writes it",
+                spec.name,
+                target,
+                exc.strerror or exc,
+            )
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+
+    def derive(self, specs: Iterable[Artifact], *, force: bool = False) -> list[ModelStatus]:
+        """Make the derived files of the verified models in ``specs`` that are missing or off
+        their pins (all of them with ``force``); the statuses of every derived file of
+        ``specs`` whose source is verified. Called by :meth:`pull`, so a store pulled before
+        derived files existed gets them from a pull that downloads nothing."""
+        statuses = []
+        for source in specs:
+            spec = derived_from(source) if isinstance(source, ModelSpec) else None
+            if spec is None or self.status(source, trust_stamp=True).state is not (
+                ModelState.VERIFIED
+            ):
+                continue
+            current = self.status(spec)
+            if force or current.state is not ModelState.VERIFIED:
+                self._store(spec, self._derive(spec))
+                current = self.status(spec)
+            statuses.append(current)
+        return statuses
+
     def verified_path(self, spec: ModelSpec) -> Path:
         """The model's path after checking its hash, for loaders that only take a path (dlib)."""
         path = self.path_for(spec)
@@ -301,7 +394,7 @@ class ModelStore:
         return path
 
     @staticmethod
-    def _check(spec: Artifact, path: Path, actual: str) -> None:
+    def _check(spec: Pinned, path: Path, actual: str) -> None:
         if actual != spec.sha256:
             raise ModelChecksumMismatch(
                 f"model {spec.name!r} at {path} has sha256 {actual}, expected {spec.sha256}; "
@@ -327,6 +420,7 @@ class ModelStore:
         results, wanted = self._plan(specs, force)
         if not wanted:
             self._remove_leftovers_if_idle()
+            self._derive_for_pull(specs, force, report)
             report("done", 0, 0)
             return [results[spec.name] for spec in specs]
         try:  # before any download: a store that cannot be made would waste them all
@@ -340,8 +434,16 @@ class ModelStore:
                 results, wanted = self._plan(specs, force)
             self._remove_leftovers()
             self._fetch(wanted, results, report)
+        self._derive_for_pull(specs, force, report)
         report("done", len(wanted), len(wanted))
         return [results[spec.name] for spec in specs]
+
+    def _derive_for_pull(
+        self, specs: list[Artifact], force: bool, report: ProgressCallback
+    ) -> None:
+        if any(isinstance(spec, ModelSpec) and derived_from(spec) for spec in specs):
+            report("deriving files", 0, 0)
+            self.derive(specs, force=force)
 
     def _plan(
         self, specs: list[Artifact], force: bool
@@ -363,7 +465,7 @@ class ModelStore:
         the lock, left by killed ones. Only the store's own folders: never a ``models.paths``
         file's."""
         found: list[Path] = []
-        artifacts: tuple[Artifact, ...] = (*CATALOG, *EXAMPLES)
+        artifacts: tuple[Pinned, ...] = (*CATALOG, *EXAMPLES, *DERIVED)
         for spec in artifacts:
             target = self._settings.dir / spec.relative_path
             with contextlib.suppress(OSError):
