@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,9 @@ from pydantic import ValidationError
 
 from faceflow.config import (
     ALL_OPERATIONS,
+    DEFAULT_KEY_FAILURE_LIMIT,
     RuntimeSettings,
+    ServerSettings,
     Settings,
     load_settings,
     read_config_file,
@@ -352,3 +357,38 @@ def test_each_problem_names_the_setting_its_variable_and_a_likely_meant_one(
         "server.prot (FACEFLOW_SERVER__PROT): unknown setting (did you mean 'server.port'?)",
         "serverr (FACEFLOW_SERVERR): unknown setting (did you mean 'server'?)",
     ]
+
+
+def test_the_default_key_failure_limit_is_in_limits_notation() -> None:
+    from limits import parse_many
+
+    assert parse_many(DEFAULT_KEY_FAILURE_LIMIT)
+    assert ServerSettings().key_failure_limit == DEFAULT_KEY_FAILURE_LIMIT
+
+
+@pytest.mark.parametrize("field", ["rate_limit", "key_failure_limit"])
+def test_a_rate_limit_out_of_limits_notation_is_refused(field: str) -> None:
+    with pytest.raises(ValidationError, match="not in `limits` notation"):
+        ServerSettings.model_validate({field: "20 a minute"})
+
+
+# What an inference process does with its settings, in a fresh interpreter: which of the
+# modules named in argv it imported.
+_READ_AS_A_PROCESS = """
+import json, sys
+from faceflow.config import Settings
+Settings.model_validate_json(Settings().model_dump_json())
+print(json.dumps(sorted(m for m in sys.argv[1:] if m in sys.modules)))
+"""
+
+
+def test_reading_default_settings_imports_no_rate_limiter() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _READ_AS_A_PROCESS, "limits"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    assert json.loads(done.stdout) == []
