@@ -18,6 +18,7 @@ from faceflow.config import (
     RuntimeSettings,
     ServerSettings,
     Settings,
+    environment_names_a_setting,
     load_settings,
     read_config_file,
     settings_problems,
@@ -382,9 +383,9 @@ print(json.dumps(sorted(m for m in sys.argv[1:] if m in sys.modules)))
 """
 
 
-def test_reading_default_settings_imports_no_rate_limiter() -> None:
+def test_reading_default_settings_imports_no_rate_limiter_nor_settings_sources() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", _READ_AS_A_PROCESS, "limits"],
+        [sys.executable, "-c", _READ_AS_A_PROCESS, "limits", "pydantic_settings"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -392,3 +393,49 @@ def test_reading_default_settings_imports_no_rate_limiter() -> None:
     )
 
     assert json.loads(done.stdout) == []
+
+
+_LOAD = """
+import json, sys
+from faceflow.config import load_settings
+settings = load_settings()
+print(json.dumps([settings.server.port, "pydantic_settings" in sys.modules]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("variables", "port", "sources_imported"),
+    [
+        ({}, 8000, False),
+        # Read by load_settings itself, or by nothing in faceflow: no setting.
+        ({"FACEFLOW_CONFIG": "", "FACEFLOW_TESTDATA": "/x", "FACEFLOW_SERVERS": "1"}, 8000, False),
+        ({"FACEFLOW_SERVER__PORT": "9001"}, 9001, True),
+        ({"faceflow_server__port": "9002"}, 9002, True),
+        ({"FACEFLOW_SERVER": '{"port": 9003}'}, 9003, True),
+    ],
+)
+def test_the_environment_is_read_through_settings_sources_only_when_it_names_a_setting(
+    variables: dict[str, str], port: int, sources_imported: bool
+) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.upper().startswith("FACEFLOW_")}
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**environment, **variables},
+    )
+
+    assert json.loads(done.stdout) == [port, sources_imported]
+    assert environment_names_a_setting(variables) is sources_imported
+
+
+def test_settings_built_directly_take_only_what_they_are_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FACEFLOW_SERVER__PORT", "9100")
+
+    assert Settings().server.port == 8000
+    assert Settings(server={"port": 9200}).server.port == 9200
+    assert load_settings().server.port == 9100
