@@ -7,8 +7,10 @@ Checked by what a fresh interpreter has imported when the command exits, not by 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +100,23 @@ def test_commands_without_settings_import_no_pydantic() -> None:
     found = _probe(("pydantic",), WITHOUT_SETTINGS)
 
     assert found == {" ".join(args): {"exit": 0, "heavy": []} for args in WITHOUT_SETTINGS}
+
+
+# Modules a run of `faceflow analyze` needs none of: the event loop of the spawned pool's
+# fallback, the rate limiter the settings once imported to check their default, and the
+# environment's settings sources when no FACEFLOW_ variable names a setting.
+NOT_FOR_ANALYZE = ("asyncio", "limits", "pydantic_settings")
+
+
+@pytest.mark.usefixtures("pulled_model_settings")
+def test_analyzing_a_photo_imports_no_event_loop_rate_limiter_or_settings_sources(
+    testdata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("FACEFLOW_"):
+            monkeypatch.delenv(name)
+    args = ("analyze", str(testdata / "obama.jpg"), "--json")
+
+    found = _probe(NOT_FOR_ANALYZE, [args])
+
+    assert found == {" ".join(args): {"exit": 0, "heavy": []}}

@@ -3,7 +3,6 @@ any model is loaded, or (where a fork is not safe) beside a pool of spawned proc
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import gc
 import logging
@@ -29,6 +28,8 @@ from faceflow.errors import FaceflowError, InvalidParameter, TooLarge, WorkerCra
 from faceflow.runtime.context import WorkerContext, load_context
 
 if TYPE_CHECKING:  # the spawned pool is the fallback where no fork is safe (macOS, Windows)
+    import asyncio
+
     from faceflow.runtime.pool import InferencePool
 
 Req = TypeVar("Req")
@@ -139,6 +140,10 @@ def run_files(
             in_order.add(index, _outcome(context, path, make_request, task))
         return
     log.info("not forking (%s): spawning the inference processes instead", refusal)
+    # Imported here, as in the functions below: only this fallback runs an event loop, and
+    # asyncio cost every other run ≈ 10 ms of CPU before its first file.
+    import asyncio
+
     asyncio.run(_run_in_pool(settings, context, paths, make_request, task, workers, in_order))
 
 
@@ -372,6 +377,8 @@ async def _run_in_pool(
     workers: int,
     in_order: _InOrder[Res],
 ) -> None:
+    import asyncio
+
     # popleft is atomic: this process's worker thread and the pool's feeders share it
     pending = deque(enumerate(paths))
     progress = _Progress()
@@ -413,6 +420,8 @@ async def _join_in(
     2 workers 23–24 s against one worker's 14–17 s)."""
     # Imported here: every other run forks its workers, and this module costs each ≈ 15 ms of CPU
     # before its first file.
+    import asyncio
+
     from faceflow.runtime.context import load_pool_context
     from faceflow.runtime.pool import InferencePool
 
