@@ -24,12 +24,14 @@ them (``PYTHONDONTWRITEBYTECODE``), or each run compiles faceflow's modules agai
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -100,18 +102,18 @@ def inference_process(env: dict[str, str], warmup: bool) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each measure per checkout")
     parser.add_argument("--before", type=Path, default=None, help="another checkout's src/")
-    parser.add_argument("--photo", type=Path, default=PHOTO)
+    parser.add_argument("--photo", type=Path, default=PHOTO, help="the photo analysed")
     args = parser.parse_args()
     base = {k: v for k, v in os.environ.items() if not k.upper().startswith("FACEFLOW_")}
     checkouts = {"this": SRC}
     if args.before is not None:
         checkouts["before"] = args.before.resolve()
-    measures = {
-        "analyze one photo": lambda env: analyze_one(env, args.photo),
-        "inference process, no warm-up": lambda env: inference_process(env, warmup=False),
-        "inference process, warm-up": lambda env: inference_process(env, warmup=True),
+    measures: dict[str, Callable[[dict[str, str]], float]] = {
+        "analyze one photo": functools.partial(analyze_one, photo=args.photo),
+        "inference process, no warm-up": functools.partial(inference_process, warmup=False),
+        "inference process, warm-up": functools.partial(inference_process, warmup=True),
     }
     found: dict[tuple[str, str], list[float]] = {}
     names = list(checkouts)
@@ -121,8 +123,7 @@ def main() -> None:
             for name in order:
                 env = {**base, "PYTHONPATH": str(checkouts[name])}
                 found.setdefault((measure, name), []).append(run(env))
-    with open("/proc/loadavg") as loadavg:
-        load = " ".join(loadavg.read().split()[:3])
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
     table = Table(title=f"CPU seconds before the first photo: median of {args.rounds} (range)")
     table.add_column("measure")
     for name in names:

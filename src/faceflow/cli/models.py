@@ -95,7 +95,7 @@ def pull(
     bad = [s for s in statuses if s.state is not ModelState.VERIFIED]
     for status in statuses:
         mark = "[green]✓[/green]" if status.state is ModelState.VERIFIED else "[red]✗[/red]"
-        line = f"{status.spec.name:<11} {status.state.value:<8} {escape(status.path)}"
+        line = f"{status.spec.name:<17} {status.state.value:<8} {escape(status.path)}"
         console.print(f"{mark} {line}")
     if bad:
         console.print("[red]some models are not usable; see above[/red]")
@@ -185,6 +185,6 @@ def verify(
         )
         failed |= not ok
         mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
-        console.print(f"{mark} {spec.name:<11} {status.state.value:<8} {escape(status.path)}")
+        console.print(f"{mark} {spec.name:<17} {status.state.value:<8} {escape(status.path)}")
     if failed:
         raise typer.Exit(1)
