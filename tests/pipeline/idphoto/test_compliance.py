@@ -108,6 +108,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     open_mouth,
     posterised,
     red_eye,
+    scarf,
     shake,
     shrink,
     side_shadow,
@@ -1065,6 +1066,33 @@ def test_a_lock_of_hair_across_an_eye_is_seen(
     if status is CheckStatus.WARN:
         # The lock has light and dark strands: the lightness spread alone passed it.
         assert "lock of hair" in check.note
+
+
+@pytest.mark.parametrize(
+    ("photo", "edit", "status"),
+    [
+        ("portrait_2.jpg", None, CheckStatus.PASS),  # as taken
+        # df_img40's grey beard: the real face whose chin reads most like cloth (0.22).
+        ("../devset/df_img40.jpg", None, CheckStatus.PASS),
+        ("portrait_2.jpg", scarf("navy"), CheckStatus.WARN),  # the chin under it, lips clear
+        ("portrait_2.jpg", scarf("white", 0.25), CheckStatus.WARN),  # the chin's lower part
+    ],
+)
+def test_a_scarf_over_the_chin_is_seen(
+    cut_out: CutOut, photo: str, edit: Edit | None, status: CheckStatus
+) -> None:
+    # The verdict set's portrait_2 with a navy scarf shares its matte with this test.
+    item = cut_out(photo, edit)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    check = report.check("face_occluded")
+    assert check.status is status, check
+    if status is CheckStatus.WARN:
+        # The lips stay in view: the mouth's own measures pass it, the chin's cover does not.
+        assert check.limit.of == "chin_covered", check
+        assert isinstance(check.value, float), check
+        assert check.value > 0.25, check
 
 
 @pytest.mark.parametrize(

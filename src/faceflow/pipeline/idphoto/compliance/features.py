@@ -18,6 +18,7 @@ from faceflow.pipeline.idphoto.compliance.colour import (
 )
 from faceflow.pipeline.idphoto.compliance.eyes import (
     EYE_COVER_WARN,
+    EYES_OPEN_MIN_PX,
     EYES_SPREAD_FAIL,
     EYES_SPREAD_PASS,
     RED_EYE_LIMIT,
@@ -141,6 +142,73 @@ OBJECT_DARK_FRACTION = 0.75
 # (the lowest, two pale lips pressed together, also show the dark line between them), 0–2 over
 # a mask of any colour, without one (scripts/compliance_ranges.py).
 OBJECT_PALE_FRACTION = 0.7
+
+
+# The chin covered (a scarf or snood pulled up over it, the lips left in view), which the mouth's
+# measures pass: the share of a box over the chin (±0.2 eye distances wide, 0.25–0.45 below the
+# mouth's middle), softened by σ CHIN_SOFTEN eye distances, whose colour is no skin's against
+# either cheek: grey (chroma under CHIN_GREY of the cheek's) or of another hue (over
+# CHIN_HUE_OFF degrees from the cheek's). Lightness is left out: a beard or stubble is dark but
+# keeps some of the skin's warm hue, and so does the shade under the lip. Of the 79 real faces of
+# the test and dev-set photos with eyes 40 px or more apart, 0–0.098 (df_img40's grey beard
+# 0.098, the next 0.023); scarves drawn over the chin of 13 people (verdict_cases.scarf),
+# black, navy, grey and white, 0.82–1.0 with the edge 0.12 eye distances under the mouth,
+# 0.29–0.96 with it 0.25 under (only the chin's point covered): all 104 seen. Red and beige
+# scarves, a skin's hue, are not seen (0–0.27, 1 of 52). Not judged on eyes under
+# EYES_OPEN_MIN_PX apart nor where the photo's colour is not trusted. Under 1 ms a face
+# (scripts/chin_cover.py).
+CHIN_BOX = (0.2, 0.25, 0.45)
+CHIN_GREY = 0.35
+CHIN_HUE_OFF = 60.0
+CHIN_COVER_WARN = 0.25
+CHIN_SOFTEN = 0.03
+
+
+def chin_covered(matte: Matte, face: Face) -> float | None:
+    """The share of the chin's box whose colour is no skin's (see :data:`CHIN_BOX`); None when
+    the eyes are under :data:`EYES_OPEN_MIN_PX` apart in the matte or the box or the cheeks lie
+    outside the cut-out (a chin the frame leaves out)."""
+    marks = face.landmarks
+    distance = eye_distance_px(face)
+    if distance / matte.source_px_per_matte_px < EYES_OPEN_MIN_PX:
+        return None
+    half_w, top, bottom = CHIN_BOX
+    mouth = marks.mouth_centre
+    centre = Point(mouth.x, mouth.y + (top + bottom) / 2 * distance)
+    rows, cols = matte_box(matte, centre, half_w * distance, (bottom - top) / 2 * distance)
+    if rows.stop <= rows.start or cols.stop <= cols.start:
+        return None
+    if float(matte.alpha[rows, cols].mean()) < LIGHTING_MIN_ALPHA:
+        return None
+    cheeks = []
+    for eye in (marks.right_eye, marks.left_eye):
+        c_rows, c_cols = matte_box(
+            matte, Point(eye.x, eye.y + 0.5 * distance), 0.1 * distance, 0.08 * distance
+        )
+        if c_rows.stop > c_rows.start and c_cols.stop > c_cols.start:
+            cheek = cv2.cvtColor(matte.foreground[c_rows, c_cols], cv2.COLOR_RGB2LAB)
+            cheeks.append(np.median(cie(cheek.astype(np.float32)).reshape(-1, 3), axis=0))
+    if not cheeks:
+        return None
+    # Softened first: a pixel's grain is grey or of any hue (portrait_2 under grain of σ 30
+    # warned unsoftened), a cloth's colour is not.
+    sigma = max(1.0, CHIN_SOFTEN * distance / matte.source_px_per_matte_px)
+    rim = math.ceil(3 * sigma)
+    y1, x1 = max(0, rows.start - rim), max(0, cols.start - rim)
+    around = matte.foreground[y1 : rows.stop + rim, x1 : cols.stop + rim]
+    soft = cv2.GaussianBlur(around, (0, 0), sigma)
+    box = soft[rows.start - y1 : rows.stop - y1, cols.start - x1 : cols.stop - x1]
+    chin = cie(cv2.cvtColor(box, cv2.COLOR_RGB2LAB).astype(np.float32)).reshape(-1, 3)
+    # Skin like either cheek's: under light of two colours (a lamp, a window) each side of the
+    # chin takes its own cheek's colour, not their median's.
+    covered = np.ones(len(chin), dtype=bool)
+    for skin in cheeks:
+        skin_chroma = max(1.0, float(np.hypot(skin[1], skin[2])))
+        grey = np.hypot(chin[:, 1], chin[:, 2]) < CHIN_GREY * skin_chroma
+        turn = np.degrees(np.arctan2(chin[:, 2], chin[:, 1]) - math.atan2(skin[2], skin[1]))
+        other_hue = np.abs((turn + 180.0) % 360.0 - 180.0) > CHIN_HUE_OFF
+        covered &= grey | other_hue
+    return float(covered.mean())
 
 
 def check_face_features(
@@ -299,6 +367,20 @@ def check_face_features(
         note=f"lips {lips_red:.0f} redder than the cheeks, teeth {teeth:.0%}, dark {opening:.0%}"
         f" of the mouth area, its colour spread {mouth_spread:.0f}",
     )
+    chin = None if occluded else chin_covered(matte, face)
+    if chin is not None and chin > CHIN_COVER_WARN:
+        # The lips in view pass the mouth's measures: a scarf pulled up over the chin.
+        occlusion = Check(
+            "face_occluded",
+            chin,
+            Limit(None, CHIN_COVER_WARN, "fraction", "chin_covered"),
+            CheckStatus.WARN,
+            note="the share of the chin below the lips whose colour is no skin's (grey or "
+            "of another hue than the cheeks'): something covers it",
+            hint="Something covers the chin: pull a scarf, collar or mask down so the "
+            "whole face, down to the chin, is uncovered.",
+            hint_zh="下巴被遮挡：请把围巾、衣领或口罩拉低，露出包括下巴在内的整个面部。",
+        )
     gap = lips_gap(lab, matte, face, distance, skin_l, skin_a)
     closed = check_mouth_closed(
         teeth, None if occluded else gap, occluded=occluded, closed_mouth=closed_mouth

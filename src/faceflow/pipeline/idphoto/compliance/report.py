@@ -40,6 +40,7 @@ _OF_TEXT = {
     "crown_colour": "the top of the head ΔE {} from the hair beside the face or the forehead",
     "crown_detail": "the top of the head's fine detail {} of the hair's beside the face",
     "head_notch": "a notch {} eye distances deep in the outline of the head",
+    "chin_covered": "{} of the chin covered (no skin colour)",
 }
 
 _RULE_TEXT = {
