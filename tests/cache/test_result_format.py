@@ -33,7 +33,7 @@ MAKES_ANSWERS = (
     "cache/entry.py",
 )
 
-PINNED = (5, "ebfa89d90e8bcfdd")
+PINNED = (5, "345847da45ece489")
 """(RESULT_FORMAT, the fingerprint of MAKES_ANSWERS) as they were last decided together."""
 
 
