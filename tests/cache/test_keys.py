@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -24,6 +25,20 @@ KEY_FORMAT = re.compile(r"ff1:[a-z0-9_.-]+:[0-9a-f]{64}")
 def test_content_hash_is_blake3_hex() -> None:
     assert content_hash(DATA) == blake3(DATA).hexdigest()
     assert re.fullmatch(r"[0-9a-f]{64}", content_hash(b""))
+
+
+def test_a_key_is_spelled_as_before() -> None:
+    """Keys name entries other nodes and older releases wrote (Redis, job ids): the way their
+    hex is made may change, the digits may not."""
+    versions = "m1"
+    prefix = keys.key_prefix("detect", BASE, versions=versions)
+    material = json.dumps(
+        ["ff1", keys.RESULT_FORMAT, "detect", canonical_params(BASE), versions, content_hash(DATA)],
+        separators=(",", ":"),
+    )
+    expected = f"ff1:detect:{blake3(material.encode('ascii')).hexdigest()}"
+    assert keys.key_for_digest(prefix, content_hash(DATA)) == expected
+    assert cache_key(DATA, "detect", BASE, versions=versions) == expected
 
 
 def test_key_format_names_the_operation() -> None:

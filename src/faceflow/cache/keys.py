@@ -41,8 +41,12 @@ _OPERATION = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
 def content_hash(data: bytes | memoryview) -> str:
-    """BLAKE3 of ``data`` as 64 lowercase hex digits."""
-    return str(blake3(data).hexdigest())
+    """BLAKE3 of ``data`` as 64 lowercase hex digits.
+
+    ``digest().hex()``, not ``hexdigest()``: the same digits, but the blake3 package builds its
+    hex string through Rust's character iterator (``timeit``: 1.1 µs a call against 0.6 µs for
+    the bytes and ``bytes.hex``), twice per cache hit (here and in :func:`key_for_digest`)."""
+    return blake3(data).digest().hex()
 
 
 def canonical_params(params: Mapping[str, ParamValue]) -> str:
@@ -131,7 +135,7 @@ def _prefix(operation: str, canonical: str, versions: str) -> KeyPrefix:
 def key_for_digest(prefix: KeyPrefix, digest: str) -> str:
     """The key for content hash ``digest`` (hex, so it needs no JSON escaping) under ``prefix``."""
     material = f'{prefix.material}"{digest}"]'
-    return f"{KEY_VERSION}:{prefix.operation}:{blake3(material.encode('ascii')).hexdigest()}"
+    return f"{KEY_VERSION}:{prefix.operation}:{blake3(material.encode('ascii')).digest().hex()}"
 
 
 def _normalise_float(name: str, value: float) -> int | float:
