@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from faceflow.cache.keys import content_hash
 from faceflow.errors import FaceflowError
 from faceflow.service import upload
 from faceflow.service.upload import (
@@ -77,10 +78,10 @@ def _chunked(body: bytes, cuts: list[int]) -> list[bytes]:
     return [body[a:b] for a, b in itertools.pairwise(points)]
 
 
-def _read(boundary: bytes, chunks: list[bytes], whole: bool) -> object:
+def _read(boundary: bytes, chunks: list[bytes], whole: bool, hashed: str | None = None) -> object:
     content_type = f"multipart/form-data; boundary={boundary.decode()}"
     try:
-        reader = _MultipartReader(content_type, whole=whole)
+        reader = _MultipartReader(content_type, whole=whole, hashed=hashed)
         for chunk in chunks:
             reader.write(chunk)
         return [(p.name, p.filename, p.content_type, p.data) for p in reader.finish()]
@@ -97,6 +98,66 @@ def test_a_form_split_whole_gives_what_python_multipart_gives(
     chunks = _chunked(body, cuts)
     # A disagreement would hand the cache and the model different bytes than the routes see.
     assert _read(boundary, chunks, whole=True) == _read(boundary, chunks, whole=False)
+    # As the hot path reads it, twice: the second time its part's bytes may have been seen.
+    expected = _read(boundary, chunks, whole=False)
+    assert _read(boundary, chunks, whole=True, hashed="image") == expected
+    assert _read(boundary, chunks, whole=True, hashed="image") == expected
+
+
+def _one_image_form(boundary: bytes, data: bytes) -> bytes:
+    return (
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n" + data + b"\r\n--" + boundary + b"--\r\n"
+    )
+
+
+def _hashed_parts(boundary: bytes, body: bytes) -> list[Part]:
+    reader = _MultipartReader(
+        f"multipart/form-data; boundary={boundary.decode()}", whole=True, hashed="image"
+    )
+    reader.write(body)
+    return reader.finish()
+
+
+def test_an_image_seen_before_is_split_without_a_scan_and_comes_with_its_hash() -> None:
+    image = b"\xff\xd8\xff" + bytes(range(256)) * 40 + b"\xff\xd9"
+    for boundary in (b"b0undary", b"other-boundary"):  # clients pick a new one each time
+        [part] = _hashed_parts(boundary, _one_image_form(boundary, image))
+        assert (part.name, part.filename, part.content_type) == ("image", "a.jpg", "image/jpeg")
+        assert bytes(part.data) == image
+        assert part.digest == content_hash(image)
+    assert content_hash(image) in upload._clean
+
+
+def test_a_form_with_a_field_beside_its_image_is_not_hashed_as_one_part() -> None:
+    # A field before or after the image (requests and httpx write fields first): the bytes
+    # from the first part's data to the last delimiter are no part, and hashing them would
+    # hash the image twice; the split then scans, as for any form not yet seen.
+    image = b"\xff\xd8\xff" + bytes(range(256)) * 40 + b"\xff\xd9"
+    field = b'--zz\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n'
+    picture = b"--zz\r\n" + _one_image_form(b"zz", image).split(b"\r\n", 1)[1]
+    for body in (field + picture, picture.replace(b"\r\n--zz--\r\n", b"\r\n") + field + b"--zz--"):
+        assert upload._seen_split(body, b"\r\n--zz", [], "image") is None
+        parts = _hashed_parts(b"zz", body)
+        assert sorted((p.name, bytes(p.data)) for p in parts) == [
+            ("image", image),
+            ("note", b"hello"),
+        ]
+
+
+def test_an_image_seen_before_still_ends_at_another_boundary_s_delimiter_inside_it() -> None:
+    # Whole as the first form's one part (its own boundary is not in it), but holding a
+    # delimiter of the second form's boundary: there python-multipart ends the part inside it
+    # (and refuses the form, the delimiter being followed by neither CRLF nor "--").
+    image = b"\xff\xd8 data \r\n--zz-X tail \xff\xd9"
+    first = _one_image_form(b"b0undary", image)
+    assert [bytes(p.data) for p in _hashed_parts(b"b0undary", first)] == [image]
+    second = _one_image_form(b"zz-X", image)
+    expected = _read(b"zz-X", [second], whole=False)
+    assert _read(b"zz-X", [second], whole=True, hashed="image") == expected
+    assert isinstance(expected, tuple)
+    assert expected[0] == "InvalidParameter"
 
 
 def test_forms_as_clients_write_them_are_split_without_python_multipart() -> None:

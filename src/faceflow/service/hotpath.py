@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceflow.cache.compute import cached_failure
 from faceflow.cache.entry import FAILURE_MEDIA_TYPE, CacheEntry
-from faceflow.cache.keys import KeyPrefix, content_hash, key_for_digest, key_prefix
+from faceflow.cache.keys import KeyPrefix, key_for_digest, key_prefix
 from faceflow.cache.observer import CacheLevel
 from faceflow.cache.tiered import CacheStatus
 from faceflow.config import DetectionSettings
@@ -191,7 +191,7 @@ class HotPath:
             )
         except FaceflowError as exc:
             return faceflow_error_response(exc)
-        key = key_for_digest(parsed.prefix, content_hash(upload.buffer))
+        key = key_for_digest(parsed.prefix, upload.content_hash())
         entry, level = await services.cache.lookup(key)
         if entry is None:
             return await self._miss(services, scope, receive, key, parsed.work, upload.data)
