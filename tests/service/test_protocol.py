@@ -209,11 +209,23 @@ _HEADS: dict[str, tuple[bytes, int, list[Any]]] = {
     "HEAD without length": (b"HEAD", 200, [(b"x-a", b"b")]),
     "204 without length": (b"GET", 204, []),
     "upper-case names": (b"GET", 200, [(b"X-Request-ID", b"abc"), (b"Content-Length", b"2")]),
+    "request id": (b"GET", 200, [(b"x-request-id", b"0f" * 16), (b"content-length", b"2")]),
+    "client's request id": (
+        b"GET",
+        200,
+        [(b"x-request-id", b"a.b-c_9"), (b"content-length", b"2")],
+    ),
+    "request id bytearray": (
+        b"GET",
+        200,
+        [(b"x-request-id", bytearray(b"ab12")), (b"content-length", b"2")],
+    ),
     "bytearray value": (b"GET", 200, [(b"content-length", bytearray(b"2"))]),
     "list pair": (b"GET", 200, [[b"content-length", b"2"]]),
     "long value": (b"GET", 200, [(b"content-length", b"2"), (b"x-long", b"v" * 5000)]),
     "bad value": (b"GET", 200, [(b"content-length", b"2"), (b"x-a", b"b\nc")]),
     "bad name": (b"GET", 200, [(b"content-length", b"2"), (b"x a", b"b")]),
+    "bad request id": (b"GET", 200, [(b"content-length", b"2"), (b"x-request-id", b"ab\x7fc")]),
     "bad length": (b"GET", 200, [(b"content-length", b"two")]),
 }
 
