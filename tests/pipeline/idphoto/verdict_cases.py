@@ -335,6 +335,38 @@ def scarf(colour: str, top: float = 0.12) -> Edit:
     return edit
 
 
+# A beard's hair: darker than this in OpenCV's 8-bit L (about L* 43; scripts/chin_beard.py).
+BEARD_DARK_L = 110
+
+
+@cache
+def recoloured_beard(
+    chroma: float, lightness: float, white: bool = False, moustache: bool = False
+) -> Edit:
+    """A brown beard made black or white: the hair (darker than :data:`BEARD_DARK_L`) in a box
+    ±0.6 eye distances wide, 0.1–0.9 below the mouth's middle (``moustache``: from 0.1 below the
+    nose), its chroma × ``chroma``; its lightness × ``lightness``, or (``white``) raised to
+    200–230 keeping its texture."""
+
+    def edit(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
+        marks = face.landmarks
+        distance = marks.left_eye.x - marks.right_eye.x
+        mouth = marks.mouth_centre
+        top = marks.nose.y + 0.1 * distance if moustache else mouth.y + 0.1 * distance
+        y0, y1 = max(0, int(top)), int(mouth.y + 0.9 * distance)
+        x0, x1 = max(0, int(mouth.x - 0.6 * distance)), int(mouth.x + 0.6 * distance)
+        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+        box = lab[y0:y1, x0:x1]
+        hair = box[..., 0] < BEARD_DARK_L
+        for channel in (1, 2):
+            box[..., channel][hair] = 128 + (box[..., channel][hair] - 128) * chroma
+        dark = box[..., 0][hair]
+        box[..., 0][hair] = 200 + 30 * dark / BEARD_DARK_L if white else dark * lightness
+        return np.asarray(cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB))
+
+    return edit
+
+
 def microphone(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
     """A dark microphone head in front of the mouth."""
     out = rgb.copy()
