@@ -1,6 +1,7 @@
-"""The chin's cover: how much of the chin, below the lips, is not skin like the cheeks', on every
-real face and on scarves drawn pulled up over the chin (the ``face_occluded`` check's chin
-trigger, ``features.chin_covered``).
+"""The chin's cover: how much of the chin, below the lips, is of another hue than the cheeks'
+(not grey), on every real face and on scarves drawn pulled up over the chin (the
+``face_occluded`` check's chin trigger, ``features.chin_covered``). Beards made black and white:
+scripts/chin_beard.py.
 
     .venv/bin/python scripts/chin_cover.py
 

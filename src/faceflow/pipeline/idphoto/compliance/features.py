@@ -146,17 +146,18 @@ OBJECT_PALE_FRACTION = 0.7
 
 # The chin covered (a scarf or snood pulled up over it, the lips left in view), which the mouth's
 # measures pass: the share of a box over the chin (±0.2 eye distances wide, 0.25–0.45 below the
-# mouth's middle), softened by σ CHIN_SOFTEN eye distances, whose colour is no skin's against
-# either cheek: grey (chroma under CHIN_GREY of the cheek's) or of another hue (over
-# CHIN_HUE_OFF degrees from the cheek's). Lightness is left out: a beard or stubble is dark but
-# keeps some of the skin's warm hue, and so does the shade under the lip. Of the 79 real faces of
-# the test and dev-set photos with eyes 40 px or more apart, 0–0.098 (df_img40's grey beard
-# 0.098, the next 0.023); scarves drawn over the chin of 13 people (verdict_cases.scarf),
-# black, navy, grey and white, 0.82–1.0 with the edge 0.12 eye distances under the mouth,
-# 0.29–0.96 with it 0.25 under (only the chin's point covered): all 104 seen. Red and beige
-# scarves, a skin's hue, are not seen (0–0.27, 1 of 52). Not judged on eyes under
-# EYES_OPEN_MIN_PX apart nor where the photo's colour is not trusted. Under 1 ms a face
-# (scripts/chin_cover.py).
+# mouth's middle), softened by σ CHIN_SOFTEN eye distances, whose colour is of another hue than
+# either cheek's (over CHIN_HUE_OFF degrees from it) and not grey (chroma CHIN_GREY of the cheek's
+# or more): a blue, green or purple cloth. Grey is not counted, nor lightness: a black, grey or
+# white beard is as grey as a black, grey or white scarf (df_img61's full brown beard made black,
+# chroma × 0.5 and L × 0.8, read 0.95 counting grey; the beards of 13 faces made black or white, 52
+# of 104 edits over the limit, up to 1.0: scripts/chin_beard.py), and a brown one, stubble and the
+# shade under the lip keep the skin's hue. Counting hue alone, those beard edits read 0 and the 79
+# real faces of the test and dev-set photos with eyes 40 px or more apart 0–0.011; navy scarves
+# drawn over the chin of 13 people (verdict_cases.scarf) 0.80–1.0 with the edge 0.12 eye distances
+# under the mouth, 0.29–0.96 with it 0.25 under: all 26 seen. Black, grey and white scarves (0–0.01)
+# and red and beige ones (a skin's hue) are not seen. Not judged on eyes under EYES_OPEN_MIN_PX
+# apart nor where the photo's colour is not trusted. About 1 ms a face (scripts/chin_cover.py).
 CHIN_BOX = (0.2, 0.25, 0.45)
 CHIN_GREY = 0.35
 CHIN_HUE_OFF = 60.0
@@ -165,9 +166,9 @@ CHIN_SOFTEN = 0.03
 
 
 def chin_covered(matte: Matte, face: Face) -> float | None:
-    """The share of the chin's box whose colour is no skin's (see :data:`CHIN_BOX`); None when
-    the eyes are under :data:`EYES_OPEN_MIN_PX` apart in the matte or the box or the cheeks lie
-    outside the cut-out (a chin the frame leaves out)."""
+    """The share of the chin's box of another hue than the skin's, not grey (see
+    :data:`CHIN_BOX`); None when the eyes are under :data:`EYES_OPEN_MIN_PX` apart in the matte or
+    the box or the cheeks lie outside the cut-out (a chin the frame leaves out)."""
     marks = face.landmarks
     distance = eye_distance_px(face)
     if distance / matte.source_px_per_matte_px < EYES_OPEN_MIN_PX:
@@ -204,10 +205,12 @@ def chin_covered(matte: Matte, face: Face) -> float | None:
     covered = np.ones(len(chin), dtype=bool)
     for skin in cheeks:
         skin_chroma = max(1.0, float(np.hypot(skin[1], skin[2])))
-        grey = np.hypot(chin[:, 1], chin[:, 2]) < CHIN_GREY * skin_chroma
+        # Grey is left out: a black, grey or white beard is grey too (df_img61's brown beard
+        # made black read 0.95 counting it, scripts/chin_beard.py). A hue needs a chroma.
+        coloured = np.hypot(chin[:, 1], chin[:, 2]) >= CHIN_GREY * skin_chroma
         turn = np.degrees(np.arctan2(chin[:, 2], chin[:, 1]) - math.atan2(skin[2], skin[1]))
         other_hue = np.abs((turn + 180.0) % 360.0 - 180.0) > CHIN_HUE_OFF
-        covered &= grey | other_hue
+        covered &= coloured & other_hue
     return float(covered.mean())
 
 
@@ -375,8 +378,8 @@ def check_face_features(
             chin,
             Limit(None, CHIN_COVER_WARN, "fraction", "chin_covered"),
             CheckStatus.WARN,
-            note="the share of the chin below the lips whose colour is no skin's (grey or "
-            "of another hue than the cheeks'): something covers it",
+            note="the share of the chin below the lips of another hue than the cheeks' (and "
+            "not grey): something covers it",
             hint="Something covers the chin: pull a scarf, collar or mask down so the "
             "whole face, down to the chin, is uncovered.",
             hint_zh="下巴被遮挡：请把围巾、衣领或口罩拉低，露出包括下巴在内的整个面部。",
