@@ -53,12 +53,10 @@ from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.compliance.features import (
     CHIN_BOX,
     CHIN_COVER_WARN,
-    CHIN_GREY,
-    CHIN_HUE_OFF,
-    CHIN_SOFTEN,
+    chin_classes,
     chin_covered,
 )
-from faceflow.pipeline.idphoto.compliance.regions import cie, eye_distance_px, matte_box
+from faceflow.pipeline.idphoto.compliance.regions import eye_distance_px
 from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import Matte, compute_matte
 from faceflow.runtime.context import load_context
@@ -101,35 +99,12 @@ DARK = ((0.5, 0.8), (0.25, 0.6), (0.1, 0.5))
 def shares(matte: Matte, face: Face, centre: Point, half_h: float) -> tuple[float, float] | None:
     """(grey or another hue, another hue and not grey): shares of a box ±CHIN_BOX[0] eye
     distances wide, ``half_h`` high around ``centre``, as ``chin_covered`` classes pixels."""
-    marks = face.landmarks
-    distance = eye_distance_px(face)
-    rows, cols = matte_box(matte, centre, CHIN_BOX[0] * distance, half_h * distance)
-    if rows.stop <= rows.start or cols.stop <= cols.start:
+    classes = chin_classes(matte, face, centre, half_h)
+    if classes is None:
         return None
-    cheeks = []
-    for eye in (marks.right_eye, marks.left_eye):
-        c_rows, c_cols = matte_box(
-            matte, Point(eye.x, eye.y + 0.5 * distance), 0.1 * distance, 0.08 * distance
-        )
-        if c_rows.stop > c_rows.start and c_cols.stop > c_cols.start:
-            cheek = cv2.cvtColor(matte.foreground[c_rows, c_cols], cv2.COLOR_RGB2LAB)
-            cheeks.append(np.median(cie(cheek.astype(np.float32)).reshape(-1, 3), axis=0))
-    if not cheeks:
-        return None
-    sigma = max(1.0, CHIN_SOFTEN * distance / matte.source_px_per_matte_px)
-    rim = math.ceil(3 * sigma)
-    y1, x1 = max(0, rows.start - rim), max(0, cols.start - rim)
-    around = matte.foreground[y1 : rows.stop + rim, x1 : cols.stop + rim]
-    soft = cv2.GaussianBlur(around, (0, 0), sigma)
-    box = soft[rows.start - y1 : rows.stop - y1, cols.start - x1 : cols.stop - x1]
-    chin = cie(cv2.cvtColor(box, cv2.COLOR_RGB2LAB).astype(np.float32)).reshape(-1, 3)
-    either = np.ones(len(chin), dtype=bool)
-    hue_only = np.ones(len(chin), dtype=bool)
-    for skin in cheeks:
-        skin_chroma = max(1.0, float(np.hypot(skin[1], skin[2])))
-        grey = np.hypot(chin[:, 1], chin[:, 2]) < CHIN_GREY * skin_chroma
-        turn = np.degrees(np.arctan2(chin[:, 2], chin[:, 1]) - math.atan2(skin[2], skin[1]))
-        other_hue = np.abs((turn + 180.0) % 360.0 - 180.0) > CHIN_HUE_OFF
+    either = np.ones_like(classes[0][0])
+    hue_only = np.ones_like(classes[0][0])
+    for grey, other_hue in classes:
         either &= grey | other_hue
         hue_only &= other_hue & ~grey
     return float(either.mean()), float(hue_only.mean())

@@ -169,17 +169,44 @@ def chin_covered(matte: Matte, face: Face) -> float | None:
     """The share of the chin's box of another hue than the skin's, not grey (see
     :data:`CHIN_BOX`); None when the eyes are under :data:`EYES_OPEN_MIN_PX` apart in the matte or
     the box or the cheeks lie outside the cut-out (a chin the frame leaves out)."""
-    marks = face.landmarks
     distance = eye_distance_px(face)
     if distance / matte.source_px_per_matte_px < EYES_OPEN_MIN_PX:
         return None
     half_w, top, bottom = CHIN_BOX
-    mouth = marks.mouth_centre
+    mouth = face.landmarks.mouth_centre
     centre = Point(mouth.x, mouth.y + (top + bottom) / 2 * distance)
-    rows, cols = matte_box(matte, centre, half_w * distance, (bottom - top) / 2 * distance)
+    half_h = (bottom - top) / 2
+    rows, cols = matte_box(matte, centre, half_w * distance, half_h * distance)
     if rows.stop <= rows.start or cols.stop <= cols.start:
         return None
     if float(matte.alpha[rows, cols].mean()) < LIGHTING_MIN_ALPHA:
+        return None
+    classes = chin_classes(matte, face, centre, half_h)
+    if classes is None:
+        return None
+    # Skin like either cheek's: under light of two colours (a lamp, a window) each side of the
+    # chin takes its own cheek's colour, not their median's. Grey is left out: a black, grey or
+    # white beard is grey too (df_img61's brown beard made black read 0.95 counting it,
+    # scripts/chin_beard.py). A hue needs a chroma.
+    covered = np.ones_like(classes[0][0])
+    for grey, other_hue in classes:
+        covered &= other_hue & ~grey
+    return float(covered.mean())
+
+
+def chin_classes(
+    matte: Matte, face: Face, centre: Point, half_h: float
+) -> list[tuple[NDArray[np.bool_], NDArray[np.bool_]]] | None:
+    """For each cheek, which pixels of a box ±``CHIN_BOX[0]`` eye distances wide and ``half_h``
+    eye distances high around ``centre`` are grey against it (chroma under :data:`CHIN_GREY` of
+    the cheek's) and which are of another hue (over :data:`CHIN_HUE_OFF` degrees from it), the
+    box softened by σ :data:`CHIN_SOFTEN` eye distances first; None when the box or both cheeks
+    lie outside the matte. :func:`chin_covered`'s classes, which scripts/chin_beard.py weighs
+    other rules by."""
+    marks = face.landmarks
+    distance = eye_distance_px(face)
+    rows, cols = matte_box(matte, centre, CHIN_BOX[0] * distance, half_h * distance)
+    if rows.stop <= rows.start or cols.stop <= cols.start:
         return None
     cheeks = []
     for eye in (marks.right_eye, marks.left_eye):
@@ -200,18 +227,13 @@ def chin_covered(matte: Matte, face: Face) -> float | None:
     soft = cv2.GaussianBlur(around, (0, 0), sigma)
     box = soft[rows.start - y1 : rows.stop - y1, cols.start - x1 : cols.stop - x1]
     chin = cie(cv2.cvtColor(box, cv2.COLOR_RGB2LAB).astype(np.float32)).reshape(-1, 3)
-    # Skin like either cheek's: under light of two colours (a lamp, a window) each side of the
-    # chin takes its own cheek's colour, not their median's.
-    covered = np.ones(len(chin), dtype=bool)
+    classes = []
     for skin in cheeks:
         skin_chroma = max(1.0, float(np.hypot(skin[1], skin[2])))
-        # Grey is left out: a black, grey or white beard is grey too (df_img61's brown beard
-        # made black read 0.95 counting it, scripts/chin_beard.py). A hue needs a chroma.
-        coloured = np.hypot(chin[:, 1], chin[:, 2]) >= CHIN_GREY * skin_chroma
+        grey = np.hypot(chin[:, 1], chin[:, 2]) < CHIN_GREY * skin_chroma
         turn = np.degrees(np.arctan2(chin[:, 2], chin[:, 1]) - math.atan2(skin[2], skin[1]))
-        other_hue = np.abs((turn + 180.0) % 360.0 - 180.0) > CHIN_HUE_OFF
-        covered &= coloured & other_hue
-    return float(covered.mean())
+        classes.append((grey, np.abs((turn + 180.0) % 360.0 - 180.0) > CHIN_HUE_OFF))
+    return classes
 
 
 def check_face_features(
