@@ -24,34 +24,22 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fixtures.environment import TESTDATA
-from tests.pipeline.idphoto.verdict_cases import SCARF_COLOURS, no_photo, real_faces, scarf
+from tests.pipeline.idphoto.verdict_cases import (
+    SCARF_COLOURS,
+    SCARF_PHOTOS,
+    cut_out,
+    levelled_faces,
+    no_photo,
+    real_faces,
+    scarf,
+)
 
 from faceflow.config import LimitSettings, Settings
-from faceflow.errors import NoSubject
 from faceflow.imaging.ingest import decode_image
-from faceflow.pipeline.detect import detect_faces
-from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.compliance.features import CHIN_COVER_WARN, chin_covered
 from faceflow.pipeline.idphoto.compliance.regions import eye_distance_px
-from faceflow.pipeline.idphoto.level import levelled_face
-from faceflow.pipeline.idphoto.matte import compute_matte
 from faceflow.runtime.context import load_context
 
-PHOTOS = (
-    "portrait_1.jpg",
-    "portrait_2.jpg",
-    "obama.jpg",
-    "biden.jpg",
-    "rose_leslie.jpg",
-    "../devset/df_img7.jpg",
-    "../devset/df_img13.jpg",
-    "../devset/df_img14.jpg",
-    "../devset/df_img15.jpg",
-    "../devset/df_img18.jpg",
-    "../devset/df_img25.jpg",
-    "../devset/df_img33.jpg",
-    "../devset/df_img40.jpg",
-)
 TOPS = (0.12, 0.25)
 
 
@@ -83,23 +71,20 @@ def main() -> None:
     for top in TOPS:
         for colour in SCARF_COLOURS:
             values: list[float] = []
-            for name in PHOTOS:
+            for name in SCARF_PHOTOS:
                 rgb = decode_image((TESTDATA / name).read_bytes(), limits).rgb
-                faces = detect_faces(rgb, models.detector, DetectOptions())
+                faces = levelled_faces(rgb, models)
                 if len(faces) != 1:
                     continue
-                face = levelled_face(rgb, faces[0], models.aligner)
-                edited = scarf(colour, top)(rgb, face, no_photo)
-                again = detect_faces(edited, models.detector, DetectOptions())
+                edited = scarf(colour, top)(rgb, faces[0], no_photo)
+                again = levelled_faces(edited, models)
                 if len(again) != 1:
                     print(f"  {colour} {top} {Path(name).stem}: {len(again)} faces")
                     continue
-                face = levelled_face(edited, again[0], models.aligner)
-                try:
-                    matte = compute_matte(edited, face, models.segmenter)
-                except NoSubject:
+                matte = cut_out(edited, again[0], models.segmenter)
+                if matte is None:
                     continue
-                value = chin_covered(matte, face)
+                value = chin_covered(matte, again[0])
                 if value is not None:
                     values.append(value)
             seen = sum(v > CHIN_COVER_WARN for v in values)

@@ -27,16 +27,19 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fixtures.environment import TESTDATA
-from tests.pipeline.idphoto.verdict_cases import HAND_POSES, hand_on_face, no_photo, real_faces
+from tests.pipeline.idphoto.verdict_cases import (
+    HAND_POSES,
+    cut_out,
+    hand_on_face,
+    levelled_faces,
+    no_photo,
+    real_faces,
+)
 
 from faceflow.config import LimitSettings, Settings
 from faceflow.domain import Face, Point
-from faceflow.errors import NoSubject
 from faceflow.imaging.ingest import decode_image
-from faceflow.pipeline.detect import detect_faces
-from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.compliance.regions import cie, eye_distance_px, matte_box
-from faceflow.pipeline.idphoto.level import levelled_face
 from faceflow.pipeline.idphoto.matte import Matte, compute_matte
 from faceflow.runtime.context import load_context
 
@@ -181,14 +184,10 @@ def main() -> None:
     models = load_context(Settings().model_dump_json()).models
     limits = LimitSettings()
 
-    def faces(rgb: Rgb) -> list[Face]:
-        found = detect_faces(rgb, models.detector, DetectOptions())
-        return [levelled_face(rgb, face, models.aligner) for face in found]
-
     real: list[tuple[float, str]] = []
     for real_face in real_faces(TESTDATA, models):
         matte = real_face.matte
-        found = faces(real_face.rgb)
+        found = levelled_faces(real_face.rgb, models)
         if len(found) > 1:
             # The service passes the photo's other faces to the cut-out; the measure leaves
             # their skin out.
@@ -214,23 +213,23 @@ def main() -> None:
         if not path.exists():
             path = TESTDATA.parent / "devset" / name
         rgb = decode_image(path.read_bytes(), limits).rgb
-        taken = faces(rgb)
+        taken = levelled_faces(rgb, models)
         if len(taken) != 1:
             continue
         face = taken[0]
         for pose in HAND_POSES:
             for side in ("right", "left"):
                 edited = hand_on_face(pose, side)(rgb, face, no_photo)
-                again = detect_faces(edited, models.detector, DetectOptions())
+                again = levelled_faces(edited, models)
                 label = f"{name} {pose} {side}"
                 if len(again) != 1:
                     print(f"  hand {label:36s} {len(again)} faces found")
                     continue
-                levelled = levelled_face(edited, again[0], models.aligner)
-                try:
-                    matte = compute_matte(edited, levelled, models.segmenter)
-                except NoSubject:
+                levelled = again[0]
+                cut = cut_out(edited, levelled, models.segmenter)
+                if cut is None:
                     continue
+                matte = cut
                 value = hand_beside_face(matte, levelled, eye_distance_px(levelled)) or 0.0
                 warned = value > WARN
                 seen[pose][0] += 1

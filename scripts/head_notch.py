@@ -31,18 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fixtures.environment import TESTDATA
 from tests.pipeline.idphoto.verdict_cases import (
     OBJECT_SHAPES,
+    cut_out,
+    levelled_faces,
     no_photo,
     object_at_hair,
     real_faces,
 )
 
 from faceflow.config import LimitSettings, Settings
-from faceflow.domain import Face
-from faceflow.errors import NoSubject
 from faceflow.imaging.ingest import decode_image
 from faceflow.models.registry import ModelSet
-from faceflow.pipeline.detect import detect_faces
-from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.backdrop import BackdropKind
 from faceflow.pipeline.idphoto.compliance.background import (
     HEAD_NOTCH_WARN,
@@ -50,8 +48,7 @@ from faceflow.pipeline.idphoto.compliance.background import (
     check_leftover_backdrop,
     head_notch,
 )
-from faceflow.pipeline.idphoto.level import levelled_face
-from faceflow.pipeline.idphoto.matte import Matte, compute_matte
+from faceflow.pipeline.idphoto.matte import Matte
 from faceflow.runtime.context import load_context
 
 Rgb = NDArray[np.uint8]
@@ -123,10 +120,6 @@ def main() -> None:
     models: ModelSet = load_context(Settings().model_dump_json()).models
     limits = LimitSettings()
 
-    def faces(rgb: Rgb) -> list[Face]:
-        found = detect_faces(rgb, models.detector, DetectOptions())
-        return [levelled_face(rgb, face, models.aligner) for face in found]
-
     real: list[tuple[float, str, bool, bool]] = []
     for real_face in real_faces(TESTDATA, models):
         matte = real_face.matte
@@ -158,19 +151,19 @@ def main() -> None:
         taken = decode_image(path.read_bytes(), limits).rgb
         for mirrored in (False, True):
             rgb = np.ascontiguousarray(taken[:, ::-1]) if mirrored else taken
-            found = faces(rgb)
+            found = levelled_faces(rgb, models)
             if len(found) != 1:
                 continue
             for shape, size, height, (colour_name, colour) in objects():
                 edited = object_at_hair(shape, colour, size, height)(rgb, found[0], no_photo)
                 drawn = np.any(edited != rgb, axis=2)
-                again = faces(edited)
+                again = levelled_faces(edited, models)
                 if len(again) != 1:
                     continue
-                try:
-                    matte = compute_matte(edited, again[0], models.segmenter)
-                except NoSubject:
+                cut = cut_out(edited, again[0], models.segmenter)
+                if cut is None:
                     continue
+                matte = cut
                 tally[shape][0] += 1
                 kept = kept_share(matte, drawn)
                 if kept < KEPT:

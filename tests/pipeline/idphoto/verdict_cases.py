@@ -40,7 +40,7 @@ from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.compliance import ComplianceReport
 from faceflow.pipeline.idphoto.level import levelled_face
-from faceflow.pipeline.idphoto.matte import Matte, compute_matte
+from faceflow.pipeline.idphoto.matte import Matte, Segmenter, compute_matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.render import chosen_face, render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec
@@ -95,13 +95,25 @@ def real_faces(testdata: Path, models: ModelSet) -> Iterator[RealFace]:
     limits = LimitSettings()
     for path in real_photos(testdata):
         rgb = decode_image(path.read_bytes(), limits).rgb
-        for detected in detect_faces(rgb, models.detector, DetectOptions()):
-            face = levelled_face(rgb, detected, models.aligner)
-            try:
-                matte = compute_matte(rgb, face, models.segmenter)
-            except NoSubject:
-                continue
-            yield RealFace(path, rgb, face, matte)
+        for face in levelled_faces(rgb, models):
+            matte = cut_out(rgb, face, models.segmenter)
+            if matte is not None:
+                yield RealFace(path, rgb, face, matte)
+
+
+def levelled_faces(rgb: Rgb, models: ModelSet) -> list[Face]:
+    """Every face of ``rgb``, detected and levelled as the service does it."""
+    found = detect_faces(rgb, models.detector, DetectOptions())
+    return [levelled_face(rgb, face, models.aligner) for face in found]
+
+
+def cut_out(rgb: Rgb, face: Face, segmenter: Segmenter) -> Matte | None:
+    """``face``'s cut-out from ``rgb`` as the service makes it; None where it finds no
+    subject."""
+    try:
+        return compute_matte(rgb, face, segmenter)
+    except NoSubject:
+        return None
 
 
 def _eyes_y(face: Face) -> float:
@@ -290,6 +302,23 @@ def hand_on_face(pose: str, side: str) -> Edit:
 
 
 # Scarves and snoods as worn in winter, RGB: what a person pulls up over the chin.
+SCARF_PHOTOS = (
+    # One-face photos scarves are drawn on to measure the chin's cover (scripts/chin_cover.py,
+    # scripts/chin_beard.py), relative to the test photos' folder.
+    "portrait_1.jpg",
+    "portrait_2.jpg",
+    "obama.jpg",
+    "biden.jpg",
+    "rose_leslie.jpg",
+    "../devset/df_img7.jpg",
+    "../devset/df_img13.jpg",
+    "../devset/df_img14.jpg",
+    "../devset/df_img15.jpg",
+    "../devset/df_img18.jpg",
+    "../devset/df_img25.jpg",
+    "../devset/df_img33.jpg",
+    "../devset/df_img40.jpg",
+)
 SCARF_COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (150, 40, 50),
     "navy": (35, 45, 80),
@@ -1062,11 +1091,7 @@ def capped_mattes(
     does: None where the cut-out finds no subject (scripts/crown_colour.py, head_top.py)."""
     for colour in CAP_COLOURS:
         capped = cap_on_crown(colour, round(top, 2))(real.rgb, real.face, no_photo)
-        try:
-            matte: Matte | None = compute_matte(capped, real.face, segmenter)
-        except NoSubject:
-            matte = None
-        yield colour, matte
+        yield colour, cut_out(capped, real.face, segmenter)
 
 
 def fringe(rgb: Rgb, face: Face, _: Callable[[str], Rgb]) -> Rgb:
