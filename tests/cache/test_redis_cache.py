@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from faceflow.cache.breaker import CircuitBreaker
 from faceflow.cache.entry import SCHEMA_VERSION, CacheEntry, encode_entry
-from faceflow.cache.redis_cache import LockResult, RedisCache, make_client
+from faceflow.cache.redis_cache import REDIS_CONNECTIONS, LockResult, RedisCache, make_client
 from tests.cache.conftest import FAULT_TIMEOUT_MS, RESET_S, RecordingObserver, cache_settings
 from tests.fixtures.redis_server import RedisProcess
 
@@ -332,3 +332,53 @@ async def test_close_is_bounded_when_redis_is_paused(
         assert time.monotonic() - start < 1.0
     finally:
         redis_process.resume()
+
+
+class _SilentServer:
+    """A TCP server that accepts every connection and never answers: a Redis hung after its
+    accept loop (or a proxy in front of a dead one). Counts the connections open at once."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.peak = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=512)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open += 1
+        self.peak = max(self.peak, self.open)
+        try:
+            while await reader.read(4096):  # the commands, never answered, until the client goes
+                pass
+        except ConnectionError:
+            pass
+        finally:
+            self.open -= 1
+            writer.close()
+
+
+async def test_a_silent_redis_gets_a_bounded_number_of_connections() -> None:
+    """200 lookups at once against a Redis that accepts and never answers: each waits for one
+    of at most REDIS_CONNECTIONS connections (the pool opened one per waiting call before, 200),
+    and every one is a miss within the call's timeout, never an error. Before, the pool opened
+    one connection for each call waiting (at most 100 to 200 here, as fast as they came)."""
+    server = _SilentServer()
+    async with server as url:
+        settings = cache_settings(url, redis_timeout_ms=FAULT_TIMEOUT_MS, breaker_failures=3)
+        cache = RedisCache.from_settings(settings)
+        assert cache is not None
+        try:
+            results = await asyncio.gather(*(cache.get(f"k{n}") for n in range(200)))
+        finally:
+            await cache.close()
+    assert results == [None] * 200
+    assert 1 <= server.peak <= REDIS_CONNECTIONS
+    assert cache.breaker.is_open

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any, NamedTuple, TypeVar, cast
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import OutOfMemoryError, RedisError
@@ -31,6 +31,13 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_NAMESPACE = "faceflow"
+
+REDIS_CONNECTIONS = 64
+"""Connections one process opens to the cache Redis at most; a call finding them all busy waits
+for one within its timeout. The pool had no bound: against a Redis that accepts connections and
+never answers, every concurrent lookup opened one of its own (200 lookups at once: 200
+connections, and as many again at each of the breaker's trials' bursts), before the breaker had
+seen its three failures."""
 
 # Deletes the lock only if it still holds our token: after our TTL expired another node may own it.
 _RELEASE_LOCK = """
@@ -129,10 +136,13 @@ def make_client(url: str, timeout_s: float) -> Redis:
     """A redis-py asyncio client that never waits longer than ``timeout_s`` per socket operation.
 
     No retries (a retry doubles the worst case and hammers a struggling server), no health-check
-    pings, no retry on timeout. Connections are opened lazily, so this never touches the network.
+    pings, no retry on timeout. Connections are opened lazily, so this never touches the network,
+    and at most :data:`REDIS_CONNECTIONS` of them, a call waiting at most ``timeout_s`` for one.
     """
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         socket_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
@@ -141,6 +151,7 @@ def make_client(url: str, timeout_s: float) -> Redis:
         health_check_interval=0,
         **_NO_CLIENT_SETINFO,
     )
+    return Redis.from_pool(pool)
 
 
 class RedisCache:
