@@ -1,17 +1,65 @@
-"""Handles: random, unguessable, scoped to the API key that made them, expiring."""
+"""Handles: random, unguessable, signed, scoped to the API key that made them, expiring."""
 
 from __future__ import annotations
 
-from faceflow.jobs.handles import MemoryHandles, is_handle, new_handle, visible_to
+import base64
+
+import pytest
+
+from faceflow.jobs.handles import (
+    KEY_BYTES,
+    HandleSigner,
+    MemoryHandles,
+    is_handle,
+    new_key,
+    visible_to,
+)
 from faceflow.jobs.records import HandleRecord
+
+SIGNER = HandleSigner(b"k" * KEY_BYTES)
 
 
 def test_handles_are_random_and_well_formed() -> None:
-    handles = {new_handle() for _ in range(1000)}
+    handles = {SIGNER.new() for _ in range(1000)}
     assert len(handles) == 1000
-    assert all(is_handle(h) for h in handles)
+    assert all(is_handle(h) and SIGNER.genuine(h) for h in handles)
     assert not is_handle("ff1-detect-abc")
-    assert not is_handle("../" + new_handle()[3:])
+    assert not is_handle("../" + SIGNER.new()[3:])
+
+
+def _flipped(handle: str, byte: int) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(handle))
+    raw[byte] ^= 1
+    return base64.urlsafe_b64encode(bytes(raw)).decode()
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda h: _flipped(h, 35), id="tampered-tag"),
+        pytest.param(lambda h: _flipped(h, 0), id="tampered-random-part"),
+        pytest.param(lambda h: "A" * 48, id="right-shape"),
+        pytest.param(lambda h: h[:32], id="old-shape"),
+        pytest.param(lambda h: h + "A", id="one-more"),
+        pytest.param(lambda h: h[:-1] + "=", id="padding"),
+        pytest.param(lambda h: HandleSigner(new_key()).new(), id="another-key"),
+    ],
+)
+def test_only_the_keys_own_handles_are_genuine(forge: object) -> None:
+    handle = SIGNER.new()
+    assert callable(forge)
+    forged = forge(handle)
+    assert forged != handle
+    assert not SIGNER.genuine(forged)
+    assert SIGNER.genuine(handle)
+
+
+def test_the_same_key_tells_the_same_handles() -> None:
+    key = new_key()
+    assert len(key) == KEY_BYTES
+    assert HandleSigner(key).genuine(HandleSigner(bytes(key)).new())
+    with pytest.raises(ValueError, match="16 bytes"):
+        HandleSigner(b"short")
 
 
 def test_visibility_follows_the_owner_digest() -> None:

@@ -6,9 +6,11 @@ tests/jobs/test_contract.py."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import logging
+import secrets
 import signal
 import threading
 import time
@@ -36,12 +38,15 @@ from faceflow.cache.keys import cache_key
 from faceflow.cache.redis_cache import LockResult, RedisCache
 from faceflow.cache.tiered import CacheStatus, ResultCache
 from faceflow.config import CacheSettings, ModelSettings, Settings
-from faceflow.errors import Expired, JobFailed, QueueFull, RateLimited, Unavailable
+from faceflow.errors import Expired, JobFailed, NotFound, QueueFull, RateLimited, Unavailable
 from faceflow.jobs import worker as worker_module
+from faceflow.jobs.handles import unknown_handle
 from faceflow.jobs.records import (
+    HandleRecord,
     JobOutcome,
     JobPayload,
     JobStatus,
+    encode_handle,
     encode_outcome,
     encode_payload,
 )
@@ -65,6 +70,7 @@ from faceflow.jobs.worker import (
 from faceflow.operations.registry import Submission, prepare, scoped_job_id
 from faceflow.runtime.context import WorkerContext, load_context
 from tests.fixtures.images import truncated
+from tests.fixtures.redis_monitor import commands_during
 from tests.fixtures.redis_server import RedisProcess
 from tests.jobs.support import QUEUE, job_settings, runner_for, submit, variant, work_burst
 
@@ -1623,3 +1629,92 @@ def test_a_workers_pass_that_fails_half_way_releases_its_lock(
         FaceflowWorker(queue, state).clean_registries()
     assert connection.exists(queue.registry_cleaning_key) == 0
     connection.close()
+
+
+def _tampered(handle: str) -> str:
+    """``handle`` with one bit of its tag flipped."""
+    raw = bytearray(base64.urlsafe_b64decode(handle))
+    raw[-1] ^= 1
+    return base64.urlsafe_b64encode(bytes(raw)).decode()
+
+
+async def test_a_forged_handle_is_404_without_a_queue_redis_command(
+    runner: RqRunner, queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    """A handle of the right shape that no node minted, a real one with its tag tampered, and
+    one of the shape handles had before they were signed, its record stored: each answered 404,
+    as an unknown handle is, with no command sent to the queue Redis (each cost a round trip
+    there, and a flood of them held its threads: docs/performance.md, round eleven)."""
+    settings = job_settings(queue_redis.url)
+    real = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+    old = secrets.token_urlsafe(24)  # a handle of before: 32 characters, its record kept
+    record = HandleRecord(
+        scoped_job_id(prepare("detect", face_jpeg, {}, settings), None, "global"),
+        "detect",
+        None,
+        time.time(),
+    )
+    connection = Redis.from_url(queue_redis.url)
+    connection.set(JobKeys(QUEUE).handle(old), encode_handle(record))
+    connection.close()
+    forged = ["A" * 48, _tampered(real.handle), old]
+
+    async def ask_each() -> list[str]:
+        answers = []
+        for handle in forged:
+            for call in (runner.status, runner.result, runner.cancel):
+                with pytest.raises(NotFound) as refused:
+                    await call(handle, None)
+                answers.append(refused.value.message)
+        return answers
+
+    answers, commands = await commands_during(queue_redis.url, ask_each)
+    assert [c for c in commands if not c.startswith("HELLO")] == []  # but the monitor's own
+    assert set(answers) == {unknown_handle().message}
+    assert (await runner.status(real.handle, None)).handle == real.handle
+
+
+async def test_two_api_nodes_on_one_queue_redis_share_the_handle_key(
+    queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    """Two nodes starting at once mint one key between them (SET NX) without configuration:
+    a handle one node minted is answered by the other. A queue Redis flushed under them gets
+    the key back with the next submission, so a node started after it shares it too."""
+    settings = job_settings(queue_redis.url)
+    first, second = runner_for(settings), runner_for(settings)
+    later = runner_for(settings)
+    try:
+        await asyncio.gather(first.start(), second.start())
+        mine = await first.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+        assert (await second.status(mine.handle, None)).status is JobStatus.QUEUED
+        theirs = await second.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+        assert (await first.status(theirs.handle, None)).status is JobStatus.QUEUED
+        queue_redis.flushall()
+        again = await first.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+        await later.start()
+        assert (await later.status(again.handle, None)).handle == again.handle
+    finally:
+        for runner in (first, second, later):
+            await runner.close()
+
+
+async def test_the_handle_key_is_read_at_the_first_call_when_the_queue_redis_was_down(
+    queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    """A node whose queue Redis did not answer as it started reads the key at its first call
+    (until then it has none to tell a handle with), and agrees with the nodes started before."""
+    settings = job_settings(queue_redis.url)
+    up = runner_for(settings)
+    late = runner_for(settings)
+    try:
+        await up.start()
+        queue_redis.pause()
+        try:
+            await late.start()
+        finally:
+            queue_redis.resume()
+        mine = await up.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+        assert (await late.status(mine.handle, None)).handle == mine.handle
+    finally:
+        await up.close()
+        await late.close()

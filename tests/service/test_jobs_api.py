@@ -87,7 +87,7 @@ async def test_embedded_job_result_equals_the_sync_answer(
     assert accepted.status_code == 202, accepted.text
     body = accepted.json()
     assert accepted.headers["Location"] == body["status_url"]
-    assert len(body["handle"]) == 32
+    assert len(body["handle"]) == 48
     done = await poll(client, body["handle"])
     assert done["status"] == "finished"
     result = await client.get(f"/v1/jobs/{body['handle']}/result")
@@ -281,7 +281,7 @@ async def test_bytes_no_decoder_takes_take_none_of_their_key_s_share_of_jobs(
 
 
 async def test_unknown_handles_are_404(client: httpx.AsyncClient) -> None:
-    for path in ("/v1/jobs/nope", "/v1/jobs/" + "x" * 32, "/v1/jobs/" + "x" * 32 + "/result"):
+    for path in ("/v1/jobs/nope", "/v1/jobs/" + "x" * 48, "/v1/jobs/" + "x" * 48 + "/result"):
         response = await client.get(path)
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"

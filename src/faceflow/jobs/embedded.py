@@ -43,7 +43,14 @@ from faceflow.errors import (
     QueueFull,
     RateLimited,
 )
-from faceflow.jobs.handles import HANDLES_PER_OWNER, MemoryHandles, new_handle, visible_to
+from faceflow.jobs.handles import (
+    HANDLES_PER_OWNER,
+    HandleSigner,
+    MemoryHandles,
+    new_key,
+    unknown_handle,
+    visible_to,
+)
 from faceflow.jobs.records import (
     HandleRecord,
     JobError,
@@ -172,6 +179,9 @@ class EmbeddedRunner:
         self._pending: dict[str, set[_Job]] = {}
         """Each owner's jobs queued or running (only owners with some)."""
         self._handles = MemoryHandles(clock)
+        # The process's own key: its jobs live in this process's memory, so no other process
+        # (another HTTP worker of the same server) could answer for its handles anyway.
+        self._signer = HandleSigner(new_key())
         self._tasks: list[asyncio.Task[None]] = []
         self._handle_ttl_s = max(settings.jobs.result_ttl_s, settings.jobs.failure_ttl_s)
         self._counts = {"submitted": 0, "finished": 0, "failed": 0, "canceled": 0, "retried": 0}
@@ -242,7 +252,7 @@ class EmbeddedRunner:
         owned = job.owned.setdefault(owner, [])
         if len(owned) >= HANDLES_PER_OWNER and (again := self._newest_live(owned)) is not None:
             return self._record(*again, job)
-        handle = new_handle()
+        handle = self._signer.new()
         record = HandleRecord(
             job_id,
             submission.operation.value,
@@ -397,9 +407,9 @@ class EmbeddedRunner:
         return job.expires_at <= self._clock()
 
     def _lookup(self, handle: str, owner: str | None) -> tuple[HandleRecord, _Job]:
-        record = self._handles.get(handle)
+        record = self._handles.get(handle) if self._signer.genuine(handle) else None
         if record is None or not visible_to(record, owner):
-            raise NotFound("no such job (unknown, expired or not yours)")
+            raise unknown_handle()
         job = self._live_job(record.job_id)
         if job is None:
             raise NotFound("the job and its result have expired")

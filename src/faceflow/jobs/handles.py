@@ -4,10 +4,19 @@ The internal job id is derived from the cache key, so anyone holding the same im
 it; a client therefore never sees it. It gets a handle (192 random bits) that maps to the job id
 and to the API key digest that created it. With API keys on, a handle is visible only to that
 key: to anyone else it does not exist (404, never 403, so handles cannot be probed).
+
+A handle carries its own proof: its random part and an HMAC-SHA256 tag of it (96 bits) under a
+key the API nodes share (:class:`HandleSigner`). A forged or mistyped handle is answered 404 from
+that alone, before any lookup: every unknown handle polled on the RQ runner cost the API 1 ms of
+CPU and a round trip to the queue Redis, whose threads a flood of them held first come, first
+served, and another client's job took 114 ms instead of 7 (docs/performance.md, round eleven).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -15,19 +24,56 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 
+from faceflow.errors import NotFound
 from faceflow.jobs.records import HandleRecord
 
-_HANDLE = re.compile(r"[A-Za-z0-9_-]{32}")
+RANDOM_BYTES = 24
+TAG_BYTES = 12
+KEY_BYTES = 32
+_HANDLE = re.compile(r"[A-Za-z0-9_-]{48}")  # (24 + 12) bytes of URL-safe base64, no padding
+_DOMAIN = b"faceflow job handle v1:"
+"""Prefixed to what is signed, so the key signs nothing else by accident."""
 
 
-def new_handle() -> str:
-    """A fresh handle: 24 random bytes, URL-safe base64 (32 characters)."""
-    return secrets.token_urlsafe(24)
+def new_key() -> bytes:
+    """A fresh key to sign handles with."""
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def unknown_handle() -> NotFound:
+    """The one answer for a handle that is forged, unknown, expired or another key's: told
+    apart, handles could be probed."""
+    return NotFound("no such job (unknown, expired or not yours)")
 
 
 def is_handle(text: str) -> bool:
     """Whether ``text`` has the shape of a handle (cheap check before any lookup)."""
     return _HANDLE.fullmatch(text) is not None
+
+
+class HandleSigner:
+    """Mints handles under ``key`` and tells them from any other string, in constant time. Every
+    API node that may be asked for a handle must hold the same key."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("a handle key has at least 16 bytes")
+        self.key = key
+
+    def new(self) -> str:
+        """A fresh handle: 24 random bytes and their tag, URL-safe base64 (48 characters)."""
+        nonce = secrets.token_bytes(RANDOM_BYTES)
+        return base64.urlsafe_b64encode(nonce + self._tag(nonce)).decode()
+
+    def genuine(self, handle: str) -> bool:
+        """Whether ``handle`` is one this key minted (a forgery passes with odds of 2**-96)."""
+        if not is_handle(handle):
+            return False
+        raw = base64.urlsafe_b64decode(handle)
+        return hmac.compare_digest(raw[RANDOM_BYTES:], self._tag(raw[:RANDOM_BYTES]))
+
+    def _tag(self, nonce: bytes) -> bytes:
+        return hmac.digest(self.key, _DOMAIN + nonce, hashlib.sha256)[:TAG_BYTES]
 
 
 def visible_to(record: HandleRecord, owner: str | None) -> bool:

@@ -10,6 +10,9 @@ under keys we control, in explicit versioned msgpack (see :mod:`faceflow.jobs.re
   kept ``result_ttl_s``.
 * ``ff:{queue}:handle:{handle}``: the handle record (job id, owner digest), kept as long as a
   result or a failure can be.
+* ``ff:{queue}:handlekey``: the key handles are signed with (:mod:`faceflow.jobs.handles`),
+  minted by the first API node to start and read by every other, so any node tells a forged
+  handle without asking this Redis again.
 * ``ff:{queue}:jobrefs:{job_id}``: the handles still interested in a queued job, so cancelling one
   of several identical submissions does not cancel the others'.
 * ``ff:{queue}:pending:{owner}``: with ``jobs.max_queued_per_client``, the jobs an API key's
@@ -55,6 +58,11 @@ class JobKeys:
 
     def refs(self, job_id: str) -> str:
         return f"{self._base}:jobrefs:{job_id}"
+
+    @property
+    def handle_key(self) -> str:
+        """The key every API node signs this queue's handles with (minted once, no TTL)."""
+        return f"{self._base}:handlekey"
 
     @property
     def last_pass(self) -> str:

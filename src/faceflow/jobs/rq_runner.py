@@ -54,7 +54,13 @@ from faceflow.errors import (
     RateLimited,
     Unavailable,
 )
-from faceflow.jobs.handles import HANDLES_PER_OWNER, new_handle, visible_to
+from faceflow.jobs.handles import (
+    HANDLES_PER_OWNER,
+    HandleSigner,
+    new_key,
+    unknown_handle,
+    visible_to,
+)
 from faceflow.jobs.records import (
     OUTCOME_HEAD_BYTES,
     HandleRecord,
@@ -250,10 +256,13 @@ class RqRunner:
         self._breaker = CircuitBreaker(
             REDIS_FAILURES, _UNAVAILABLE_RETRY_S, on_change=self._breaker_changed
         )
+        self._signer: HandleSigner | None = None
+        """The queue's handle key, read (or minted) once: at start, else at the first call."""
 
     async def start(self) -> None:
         try:
             await self._in_thread(self._conn.ping)
+            self._signer = await self._in_thread(self._shared_signer)
         except RedisError as exc:
             log.warning(
                 "jobs: queue Redis did not answer (%s); job requests get 503 until it does", exc
@@ -269,22 +278,51 @@ class RqRunner:
         return {"backend": self.backend, "queue": self._settings.queue_name, **self._counts}
 
     async def submit(self, submission: Submission, owner: str | None) -> JobRecord:
+        await self._signer_now()  # _submit mints the handle with it
         shared = self._settings.dedup_scope == "global" or owner is None
         cached = (await self._cache.get(submission.key))[0] if shared else None
         return await self._call(self._submit, submission, owner, cached)
 
     async def status(self, handle: str, owner: str | None) -> JobRecord:
+        await self._genuine(handle)
         view, _ = await self._call(self._resolve, handle, owner)
         return view
 
     async def result(self, handle: str, owner: str | None) -> tuple[JobRecord, CacheEntry]:
+        await self._genuine(handle)
         view, outcome = await self._call(
             functools.partial(self._resolve, result=True), handle, owner
         )
         return view, result_of(view, outcome)
 
     async def cancel(self, handle: str, owner: str | None) -> JobRecord:
+        await self._genuine(handle)
         return await self._call(self._cancel, handle, owner)
+
+    async def _genuine(self, handle: str) -> None:
+        """404 for a handle no node of this queue minted, on the event loop: no thread, no
+        queue Redis (the same answer as an unknown handle's, so the two cannot be told apart)."""
+        if not (await self._signer_now()).genuine(handle):
+            raise unknown_handle()
+
+    async def _signer_now(self) -> HandleSigner:
+        if self._signer is None:  # the queue Redis did not answer at start
+            self._signer = await self._call(self._shared_signer)
+        return self._signer
+
+    def _shared_signer(self) -> HandleSigner:
+        """The queue's handle key: read, or minted here when there is none (``SET NX``: of two
+        nodes starting at once, the first one's), so every node of the queue holds the same
+        one without configuration. Read first: a queue Redis out of memory refuses any SET,
+        and status reads must go on."""
+        name = self._keys.handle_key
+        key = self._conn.get(name)
+        if not isinstance(key, bytes):
+            self._conn.set(name, new_key(), nx=True)
+            key = self._conn.get(name)
+        if not isinstance(key, bytes):
+            raise RedisError("the handle key vanished as it was written")
+        return HandleSigner(key)
 
     async def queue_depth(self) -> int:
         return await self._call(lambda: int(self._queue.count))
@@ -387,15 +425,25 @@ class RqRunner:
         if len(mine) >= HANDLES_PER_OWNER and (again := self._newest_live(mine, job_id, owner)):
             self._counts["submitted"] += 1
             return self._view(*again)[0]
-        handle = new_handle()
+        signer = self._signer
+        assert signer is not None  # read by submit() first
+        handle = signer.new()
         record = HandleRecord(job_id, sub.operation.value, owner, now, from_cache=from_cache)
         with self._conn.pipeline() as pipe:
+            # The key again, should it be gone (a flushed queue Redis): a node starting after
+            # reads this one, which every node running holds.
+            pipe.set(keys.handle_key, signer.key, nx=True, get=True)
             pipe.set(keys.handle(handle), encode_handle(record), ex=self._handle_ttl_s)
             pipe.sadd(keys.refs(job_id), handle)
             pipe.expire(keys.refs(job_id), self._handle_ttl_s)
             pipe.rpush(owned, handle)
             pipe.expire(owned, self._handle_ttl_s)
-            pipe.execute()
+            stored = pipe.execute()[0]
+        if isinstance(stored, bytes) and stored != signer.key:
+            log.warning(
+                "jobs: the queue Redis holds another handle key than this node's (was it "
+                "flushed while the API nodes ran?): restart the API nodes so they share it"
+            )
         if queued and self._conn.hget(Job.key_for(job_id), "status") == b"canceled":
             # Its last other handle canceled it after we read it queued and before our handle
             # joined (the cancel's transaction saw no handle left): made anew for this one,
@@ -589,7 +637,7 @@ class RqRunner:
         raw = self._conn.get(self._keys.handle(handle))
         record = decode_handle(raw) if isinstance(raw, bytes) else None
         if record is None or not visible_to(record, owner):
-            raise NotFound("no such job (unknown, expired or not yours)")
+            raise unknown_handle()
         return record
 
     def _resolve(

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from starlette.responses import JSONResponse, Response
 
 from faceflow.domain import Operation
-from faceflow.errors import InvalidParameter, NotFound, NotReady
+from faceflow.errors import InvalidParameter, NotReady
 from faceflow.imaging.formats import sniff_format
-from faceflow.jobs.handles import is_handle
+from faceflow.jobs.handles import is_handle, unknown_handle
 from faceflow.jobs.records import JobRecord, JobStatus
 from faceflow.jobs.runner import JobRunner
 from faceflow.operations.registry import job_options, operation_specs, submission
@@ -149,7 +149,7 @@ def _runner(services: Services) -> JobRunner:
 
 def _checked(handle: str) -> str:
     if not is_handle(handle):
-        raise NotFound("no such job (unknown, expired or not yours)")
+        raise unknown_handle()
     return handle
 
 
