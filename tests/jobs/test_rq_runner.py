@@ -1718,3 +1718,42 @@ async def test_the_handle_key_is_read_at_the_first_call_when_the_queue_redis_was
     finally:
         await up.close()
         await late.close()
+
+
+async def test_a_handle_expires_with_what_its_status_is_read_from(
+    runner: RqRunner, queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    """A handle (its record, the job's set of handles, its owner's list of them) is written for
+    as long as a failed job is kept (7 days), its job's end not known yet; the worker's end
+    makes it expire with the job's result (1 day). A handle of work already ended is kept as
+    long as its outcome, a canceled one as long as a result. Before, every handle stayed 7
+    days, 6 after its finished job's result had gone."""
+    settings = job_settings(queue_redis.url)
+    day, week = settings.jobs.result_ttl_s, settings.jobs.failure_ttl_s
+    assert week > day
+    keys, connection = JobKeys(QUEUE), Redis.from_url(queue_redis.url)
+    mine, theirs = "a" * 64, "b" * 64
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    job_id = scoped_job_id(submission, mine, "global")
+    first = await runner.submit(submission, mine)
+    joined = await runner.submit(submission, theirs)
+    canceled = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), mine)
+
+    def ttls(handle: str, owner: str) -> list[int]:
+        named = [keys.handle(handle), keys.owned(job_id, owner), keys.refs(job_id)]
+        return [int(connection.ttl(name)) for name in named]
+
+    try:
+        assert all(day < ttl <= week for ttl in ttls(first.handle, mine))
+        await runner.cancel(canceled.handle, mine)
+        assert 0 < connection.ttl(keys.handle(canceled.handle)) <= day
+        work_burst(settings, worker_context)
+        assert (await runner.status(first.handle, mine)).status is JobStatus.FINISHED
+        for handle, owner in ((first.handle, mine), (joined.handle, theirs)):
+            assert all(0 < ttl <= day for ttl in ttls(handle, owner)), ttls(handle, owner)
+        connection.expire(keys.result(job_id), 600)  # its outcome has 10 minutes left
+        later = await runner.submit(submission, "c" * 64)
+        assert 0 < connection.ttl(keys.handle(later.handle)) <= 600
+        assert (await runner.status(later.handle, "c" * 64)).status is JobStatus.FINISHED
+    finally:
+        connection.close()

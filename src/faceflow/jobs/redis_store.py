@@ -9,7 +9,8 @@ under keys we control, in explicit versioned msgpack (see :mod:`faceflow.jobs.re
 * ``ff:{queue}:jobresult:{job_id}``: the outcome (result entry, or an error no retry fixes),
   kept ``result_ttl_s``.
 * ``ff:{queue}:handle:{handle}``: the handle record (job id, owner digest), kept as long as a
-  result or a failure can be.
+  result or a failure can be until its job ends, then (the worker's end sees to it) as long as
+  the job's result; a handle of work already ended, as long as its outcome.
 * ``ff:{queue}:handlekey``: the key handles are signed with (:mod:`faceflow.jobs.handles`),
   minted by the first API node to start and read by every other, so any node tells a forged
   handle without asking this Redis again.

@@ -94,6 +94,7 @@ _QUEUED = {
     RqStatus.RATE_LIMITED,
     RqStatus.READY_TO_ENQUEUE,
 }
+_ENDED = {RqStatus.FINISHED, RqStatus.FAILED}
 _QUEUE_FULL_RETRY_S = 5
 _UNAVAILABLE_RETRY_S = 2
 REDIS_THREADS = 4
@@ -247,6 +248,7 @@ class RqRunner:
         self._forget_image = self._conn.register_script(_FORGET_IMAGE_LUA)
         self._result_share = self._conn.register_script(_RESULT_SHARE_LUA)
         self._handle_ttl_s = max(jobs.result_ttl_s, jobs.failure_ttl_s)
+        """A handle's TTL while its job is to end (its worker then makes it expire with it)."""
         self._payload_ttl_s = max(jobs.result_ttl_s, jobs.failure_ttl_s)
         self._counts = {"submitted": 0, "deduplicated": 0, "from_cache": 0}
         self._threads = ThreadPoolExecutor(REDIS_THREADS, thread_name_prefix="faceflow-jobs")
@@ -398,17 +400,17 @@ class RqRunner:
         keys = self._keys
         from_cache = False
         job, has_outcome = self._unless_stale(job_id)
+        handle_ttl_s = self._handle_ttl_s
         if job is None and not has_outcome:
             if cached is not None:
                 self._check_result_share(owner)
                 outcome = cached_outcome(cached)
-                self._conn.set(
-                    keys.result(job_id),
-                    encode_outcome(outcome),
-                    ex=self._settings.result_ttl_s
+                handle_ttl_s = (
+                    self._settings.result_ttl_s
                     if outcome.error is None
-                    else self._settings.failure_ttl_s,
+                    else self._settings.failure_ttl_s
                 )
+                self._conn.set(keys.result(job_id), encode_outcome(outcome), ex=handle_ttl_s)
                 self._count_result(job_id, owner)
                 from_cache = True
                 self._counts["from_cache"] += 1
@@ -416,6 +418,7 @@ class RqRunner:
                 self._enqueue(sub, job_id, owner)
         else:
             self._counts["deduplicated"] += 1
+            handle_ttl_s = self._kept_for(job_id, job, has_outcome)
         queued = not from_cache and not has_outcome
         owned = keys.owned(job_id, owner)
         mine = [
@@ -433,11 +436,11 @@ class RqRunner:
             # The key again, should it be gone (a flushed queue Redis): a node starting after
             # reads this one, which every node running holds.
             pipe.set(keys.handle_key, signer.key, nx=True, get=True)
-            pipe.set(keys.handle(handle), encode_handle(record), ex=self._handle_ttl_s)
+            pipe.set(keys.handle(handle), encode_handle(record), ex=handle_ttl_s)
             pipe.sadd(keys.refs(job_id), handle)
-            pipe.expire(keys.refs(job_id), self._handle_ttl_s)
+            pipe.expire(keys.refs(job_id), handle_ttl_s)
             pipe.rpush(owned, handle)
-            pipe.expire(owned, self._handle_ttl_s)
+            pipe.expire(owned, handle_ttl_s)
             stored = pipe.execute()[0]
         if isinstance(stored, bytes) and stored != signer.key:
             log.warning(
@@ -461,6 +464,18 @@ class RqRunner:
         self._counts["submitted"] += 1
         view, _ = self._view(handle, record)
         return view
+
+    def _kept_for(self, job_id: str, job: Job | None, has_outcome: bool) -> int:
+        """How long a new handle of existing work is kept: as long as what its status is read
+        from, the job's outcome or its ended job (its worker made the job's other handles
+        expire with it at its end); a job still to end, as long as it may be kept."""
+        if has_outcome:
+            left = self._conn.ttl(self._keys.result(job_id))
+        elif job is not None and job.get_status(refresh=False) in _ENDED:
+            left = self._conn.ttl(Job.key_for(job_id))
+        else:
+            return self._handle_ttl_s
+        return left if isinstance(left, int) and left > 0 else self._handle_ttl_s
 
     def _unless_stale(self, job_id: str) -> tuple[Job | None, bool]:
         """The job under ``job_id`` (None if there is none, or it was :func:`_stale` and is
@@ -713,7 +728,9 @@ class RqRunner:
         now = time.time()
         canceled = replace(record, canceled_at=now)
         with self._conn.pipeline() as pipe:
-            pipe.set(keys.handle(handle), encode_handle(canceled), keepttl=True)
+            # Kept as the embedded runner keeps a canceled job, not for as long as its failure
+            # could have been (the handle's TTL until now).
+            pipe.set(keys.handle(handle), encode_handle(canceled), ex=self._settings.result_ttl_s)
             pipe.srem(keys.refs(record.job_id), handle)
             pipe.execute()
         self._cancel_unwanted(record.job_id)

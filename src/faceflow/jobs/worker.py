@@ -556,11 +556,38 @@ def _take_keys(queue: Queue) -> list[str]:
     return [WORKERS_SUSPENDED, queue.key, queue.intermediate_queue_key]
 
 
+# The job's handles (those still wanting it, in its ``jobrefs`` set: see faceflow.jobs.
+# redis_store), their owners' lists of them and that set expire with what the job keeps, ``keep``
+# seconds from its end, never later than they would have (``LT``): the API writes them for as
+# long as a failed job is kept (``failure_ttl_s``, 7 days), not knowing how the job will end,
+# and a finished job's handles outlived its result by 6 days. Their names are made from the
+# outcome's key (``{base}jobresult:{id}``, one queue Redis node): the key's base, then the
+# owner read from the handle's record (msgpack ``[version, job id, operation, owner, ...]``).
+_EXPIRE_HANDLES_LUA_FUNCTION = """
+local function expire_handles(outcome_key, id, keep)
+  local base = string.sub(outcome_key, 1, #outcome_key - #id - #'jobresult:')
+  local refs = base .. 'jobrefs:' .. id
+  for _, handle in ipairs(redis.call('SMEMBERS', refs)) do
+    local key = base .. 'handle:' .. handle
+    local raw = redis.call('GET', key)
+    if raw then
+      redis.call('EXPIRE', key, keep, 'LT')
+      local ok, record = pcall(cmsgpack.unpack, raw)
+      local owner = ok and type(record) == 'table' and record[4]
+      if type(owner) ~= 'string' then owner = '-' end
+      redis.call('EXPIRE', base .. 'jobowned:' .. id .. ':' .. owner, keep, 'LT')
+    end
+  end
+  redis.call('EXPIRE', refs, keep, 'LT')
+end
+"""
+
 # A successful job's end, in one script where it was one transaction of 17 commands: the
 # attempt's own writes (its meta; its outcome and its payload deleted, stored together), the
 # worker's counters, what RQ 3's Job._handle_success (the changed fields only), Result.create,
 # the finished registry, Job.cleanup and the execution's cleanup write, then the next job taken
-# and started (:data:`_TAKE_LUA_FUNCTION`), or else the worker written idle: when no next job is
+# and started (:data:`_TAKE_LUA_FUNCTION`), or else the worker written idle (the job's handles
+# made to expire with it before: :data:`_EXPIRE_HANDLES_LUA_FUNCTION`): when no next job is
 # to be taken, and when the take starts none (the queue empty, the workers suspended; a job
 # taken whose hash is gone or whose meta the take cannot read). Atomic, as the transaction was:
 # whoever reads the worker's state (``rq info``, RQ's ``Worker.get_state``) reads it busy
@@ -579,6 +606,7 @@ def _take_keys(queue: Queue) -> list[str]:
 _END_LUA = (
     _START_LUA_FUNCTION
     + _TAKE_LUA_FUNCTION
+    + _EXPIRE_HANDLES_LUA_FUNCTION
     + """
 local ttl = tonumber(argv[11])
 if argv[1] ~= '' then redis.call('HSET', KEYS[1], 'meta', argv[1]) end
@@ -608,6 +636,7 @@ redis.call('DEL', KEYS[9])
 redis.call('ZREM', KEYS[10], argv[14])
 redis.call('ZREM', KEYS[11], argv[8])
 redis.call('SREM', KEYS[12], argv[14])
+expire_handles(KEYS[2], argv[13], argv[2] ~= '' and math.max(ttl, tonumber(argv[3])) or ttl)
 if argv[15] == '1' then
   local taken = take(KEYS[13], KEYS[14], KEYS[15], 16)
   if #taken < 5 then redis.call('HSET', KEYS[4], 'state', 'idle') end
