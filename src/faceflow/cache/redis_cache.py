@@ -34,10 +34,10 @@ DEFAULT_NAMESPACE = "faceflow"
 
 REDIS_CONNECTIONS = 64
 """Connections one process opens to the cache Redis at most; a call finding them all busy waits
-for one within its timeout. The pool had no bound: against a Redis that accepts connections and
-never answers, every concurrent lookup opened one of its own (200 lookups at once: 200
-connections, and as many again at each of the breaker's trials' bursts), before the breaker had
-seen its three failures."""
+for one within its timeout. redis-py's default pool opened one for each call under way, up to
+100, and refused the 101st at once (``MaxConnectionsError``): a burst of lookups on a healthy
+Redis counted failures and opened the breaker, and against a Redis that accepts connections and
+never answers each lookup under way held a socket of its own until its timeout."""
 
 # Deletes the lock only if it still holds our token: after our TTL expired another node may own it.
 _RELEASE_LOCK = """
