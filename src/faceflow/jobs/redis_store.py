@@ -54,6 +54,12 @@ class JobKeys:
     def result(self, job_id: str) -> str:
         return f"{self._base}:jobresult:{job_id}"
 
+    def taken_payload(self, worker_name: str) -> str:
+        """Where a job's start leaves a copy of its payload for its worker to read (and delete)
+        in the same round trip: read by the script itself, the payload went through Lua, which
+        hashes every byte of a string it is handed (see FaceflowWorker._start_and_read)."""
+        return f"{self._base}:takenpayload:{worker_name}"
+
     def handle(self, handle: str) -> str:
         return f"{self._base}:handle:{handle}"
 
