@@ -48,8 +48,8 @@ from uuid import uuid4
 import msgpack
 from redis import Redis
 from redis.client import Pipeline
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.commands.core import Script
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, get_current_job
@@ -606,7 +606,8 @@ end
 # 6 the finished registry, 7 the job's dependents, 8 its dependencies, 9 the execution,
 # 10 the started registry, 11 the job's executions, 12 the worker's executions, 13 the
 # suspension flag, 14 the queue, 15 its intermediate queue.
-# argv: 1 the meta ('': unchanged), 2 the outcome ('': none), 3 the outcome's TTL (s), 4 the
+# ARGV[2]: the outcome ('': none), beside the packed arguments (see :func:`_end_argv`).
+# argv: 1 the meta ('': unchanged), 2 unused (''), 3 the outcome's TTL (s), 4 the
 # working time (s), 5 the end (RQ's UTC format), 6 the worker's name, 7 the return value (RQ's
 # base64 JSON; '': none), 8 the execution id, 9 the execution's creation (Unix s), 10 the end
 # (Unix s), 11 the result TTL (s, > 0), 12 now (whole Unix s), 13 the job id, 14 the
@@ -619,8 +620,8 @@ _END_LUA = (
     + """
 local ttl = tonumber(argv[11])
 if argv[1] ~= '' then redis.call('HSET', KEYS[1], 'meta', argv[1]) end
-if argv[2] ~= '' then
-  redis.call('SET', KEYS[2], argv[2], 'EX', argv[3])
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', argv[3])
   redis.call('DEL', KEYS[3])
 end
 redis.call('HINCRBY', KEYS[4], 'successful_job_count', 1)
@@ -657,6 +658,15 @@ return {'ended'}
 )
 _END_ARGS = 15
 """The arguments of :data:`_END_LUA` before the next job's start."""
+
+
+def _end_argv(args: list[Any]) -> list[bytes]:
+    """:data:`_END_LUA`'s ARGV for its arguments ``args`` (the outcome second): the others
+    packed, the outcome beside them. Lua hashes every string it is handed, byte by byte (see
+    :data:`_START_LUA_FUNCTION`): inside the packed arguments, an outcome was hashed twice, as
+    part of them and once more unpacked (10 ms of the queue Redis for a 4 MB ID photo)."""
+    return [_packed([args[0], b"", *args[2:]]), args[1]]
+
 
 # The end of a job whose end the queue Redis refused for want of room (maxmemory, noeviction;
 # see FaceflowWorker._end_without_room): its payload deleted first, then :data:`_END_LUA`'s end
@@ -1037,7 +1047,8 @@ class FaceflowWorker(SimpleWorker):
         empty. A job id whose hash is gone is passed over, as RQ does (its cleanup drops it)."""
         while True:
             args, started = self._start_args()
-            reply, payload = self._start_and_read(self._ff_take_next, _take_keys(queue), args)
+            argv = [_packed(args)]
+            reply, payload = self._start_and_read(self._ff_take_next, _take_keys(queue), argv)
             taken = self._taken(reply, started, payload)
             if taken is not _MISSING:
                 return taken
@@ -1071,27 +1082,26 @@ class FaceflowWorker(SimpleWorker):
         return args, _Started(execution, at, beat_ttl)
 
     def _start_and_read(
-        self, script: Script, keys: list[str], args: list[Any]
+        self, script: Script, keys: list[str], argv: list[bytes]
     ) -> tuple[list[Any], bytes | None]:
-        """``script``'s reply (one that may start a job, ``args`` packed as its one argument)
-        and the payload its start copied to this worker's key, read and deleted by a command
-        sent right behind it, in the same round trip (the script reads no payload itself: see
-        :data:`_START_LUA_FUNCTION`). None for the payload when the script started no job, or
-        the job's payload is gone."""
-        packed = _packed(args)
-        for loaded in (True, False):
-            with self.connection.pipeline(transaction=False) as pipe:
-                pipe.evalsha(script.sha, len(keys), *keys, packed)
-                pipe.getdel(self._ff_payload_key)
-                try:
-                    reply, payload = pipe.execute()
-                except NoScriptError:  # the queue Redis restarted since the scripts were loaded
-                    if not loaded:
-                        raise
-                    self.connection.script_load(script.script)
-                    continue
-            return reply, payload if isinstance(payload, bytes) else None
-        raise AssertionError("unreachable")
+        """``script``'s reply (one that may start a job) and the payload its start copied to
+        this worker's key, read and deleted by a command sent right behind the script, in the
+        same round trip (the script reads no payload itself: see :data:`_START_LUA_FUNCTION`).
+        None for the payload when the script started no job, or the job's payload is gone."""
+        try:
+            return self._pipelined(script, keys, argv)
+        except NoScriptError:  # the queue Redis lost the scripts since bootstrap (a restart)
+            self.connection.script_load(script.script)
+            return self._pipelined(script, keys, argv)
+
+    def _pipelined(
+        self, script: Script, keys: list[str], argv: list[bytes]
+    ) -> tuple[list[Any], bytes | None]:
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.evalsha(script.sha, len(keys), *keys, *argv)
+            pipe.getdel(self._ff_payload_key)
+            reply, payload = pipe.execute()
+        return reply, payload if isinstance(payload, bytes) else None
 
     def _taken(
         self, reply: list[Any], started: _Started, payload: bytes | None
@@ -1252,7 +1262,7 @@ class FaceflowWorker(SimpleWorker):
             args, started = self._start_args()
             started.execution.job_id = job.id
             start = [job.id, job.serializer.dumps(job.meta), job.origin, *args]
-            reply, payload = self._start_and_read(self._ff_start, [], start)
+            reply, payload = self._start_and_read(self._ff_start, [], [_packed(start)])
             if reply[0] == b"given_back":
                 raise _GivenBack(job.id)
             started.has_outcome = bool(reply[0])
@@ -1362,9 +1372,9 @@ class FaceflowWorker(SimpleWorker):
         ]
         try:
             if take:
-                reply, payload = self._start_and_read(self._ff_end, keys, args)
+                reply, payload = self._start_and_read(self._ff_end, keys, _end_argv(args))
             else:
-                reply, payload = self._ff_end(keys=keys, args=[_packed(args)]), None
+                reply, payload = self._ff_end(keys=keys, args=_end_argv(args)), None
         except OutOfMemoryError:
             self._end_without_room(job, attempt, keys, args[:_END_ARGS])
             self.executions.pop(execution.id, None)
@@ -1411,7 +1421,7 @@ class FaceflowWorker(SimpleWorker):
             args[6] = b64encode(job.serializer.dumps(job._result))
             ended_as = f"ended failed as {error.code}, its outcome ({size} bytes) not stored"
         args[_END_ARGS - 1] = 0  # no next job taken
-        self._ff_end_without_room(keys=keys, args=[_packed(args)])
+        self._ff_end_without_room(keys=keys, args=_end_argv(args))
         self._state = self._ff_state_written = WorkerStatus.IDLE
         log.warning(
             "job %s: the queue Redis is out of memory (maxmemory) for its end; %s, not retried",
