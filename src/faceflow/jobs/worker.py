@@ -433,10 +433,10 @@ _WORKER_HEARTBEAT_EVERY_S = 1.0
 # A job's start, where RQ 3 and the job function spent two pipelines and a read: what RQ's
 # Execution.create, the worker's busy state, an optional worker heartbeat and
 # Job.prepare_for_execution write, the job out of the intermediate queue (and its sighting
-# there), the attempt counted in its meta; then the outcome fence and the payload read back.
-# The payload is not read here but copied to the worker's own key (argv[a + 18], with the
+# there), the attempt counted in its meta; then the outcome fence read back, and the payload
+# left for the worker: not read here but copied to the worker's own key (argv[a + 18], with the
 # payload's TTL), which the worker reads and deletes with the command it sends right behind the
-# script (FaceflowWorker._start_and_read): a string Lua is handed, Lua hashes byte by byte (Redis
+# script (FaceflowWorker._start_and_read). A string Lua is handed, Lua hashes byte by byte (Redis
 # 7.0's Lua, measured about 1.2 µs a KB: 40 µs for the benchmark's 33 KB photo, 5 ms of the
 # queue Redis, which serves everyone, for a 4 MB one), and the payload was only handed back.
 # Written as RQ writes them (RQ's own readers see them: tests/jobs/test_rq_runner.py), in a
