@@ -646,7 +646,7 @@ redis.call('DEL', KEYS[9])
 redis.call('ZREM', KEYS[10], argv[14])
 redis.call('ZREM', KEYS[11], argv[8])
 redis.call('SREM', KEYS[12], argv[14])
-expire_handles(KEYS[2], argv[13], argv[2] ~= '' and math.max(ttl, tonumber(argv[3])) or ttl)
+expire_handles(KEYS[2], argv[13], ARGV[2] ~= '' and math.max(ttl, tonumber(argv[3])) or ttl)
 if argv[15] == '1' then
   local taken = take(KEYS[13], KEYS[14], KEYS[15], 16)
   if #taken < 4 then redis.call('HSET', KEYS[4], 'state', 'idle') end
