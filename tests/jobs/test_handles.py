@@ -86,3 +86,14 @@ def test_memory_handles_expire_and_purge() -> None:
     assert store.get("h1") is None
     assert store.purge(keep=lambda r: r.job_id != "job-2") == 1
     assert len(store) == 0
+
+
+def test_a_handle_carries_its_minters_origin_under_its_tag() -> None:
+    signer = HandleSigner(b"k" * KEY_BYTES, origin=b"worker-1")
+    handle = signer.new()
+    assert signer.origin(handle) == b"worker-1"
+    assert SIGNER.genuine(handle)  # the same key: a genuine handle whatever its origin
+    assert len({signer.new() for _ in range(100)}) == 100
+    # Naming another worker breaks the tag: a client cannot route a handle anywhere.
+    assert signer.origin(_flipped(handle, 0)) is None
+    assert signer.origin("x" * 48) is None

@@ -1,7 +1,8 @@
 """Job handles: the random, unguessable names clients get, and who may use them.
 
 The internal job id is derived from the cache key, so anyone holding the same image could compute
-it; a client therefore never sees it. It gets a handle (192 random bits) that maps to the job id
+it; a client therefore never sees it. It gets a handle (192 random bits; 128 when the minting
+process's origin takes 64 of them, :class:`HandleSigner`) that maps to the job id
 and to the API key digest that created it. With API keys on, a handle is visible only to that
 key: to anyone else it does not exist (404, never 403, so handles cannot be probed).
 
@@ -30,6 +31,7 @@ from faceflow.jobs.records import HandleRecord
 RANDOM_BYTES = 24
 TAG_BYTES = 12
 KEY_BYTES = 32
+ORIGIN_BYTES = 8
 _HANDLE = re.compile(r"[A-Za-z0-9_-]{48}")  # (24 + 12) bytes of URL-safe base64, no padding
 _DOMAIN = b"faceflow job handle v1:"
 """Prefixed to what is signed, so the key signs nothing else by accident."""
@@ -53,24 +55,41 @@ def is_handle(text: str) -> bool:
 
 class HandleSigner:
     """Mints handles under ``key`` and tells them from any other string, in constant time. Every
-    API node that may be asked for a handle must hold the same key."""
+    API node that may be asked for a handle must hold the same key.
 
-    def __init__(self, key: bytes) -> None:
+    ``origin`` (at most :data:`ORIGIN_BYTES`) names the process that mints: it replaces the first
+    bytes of the random part, under the tag, so :meth:`origin` tells which process holds a
+    handle's job and no client can make a handle name another one (the HTTP workers of one
+    embedded server: :mod:`faceflow.jobs.peers`). The random bits left (128) stay unguessable.
+    """
+
+    def __init__(self, key: bytes, origin: bytes = b"") -> None:
         if len(key) < 16:
             raise ValueError("a handle key has at least 16 bytes")
+        if len(origin) > ORIGIN_BYTES:
+            raise ValueError(f"a handle's origin has at most {ORIGIN_BYTES} bytes")
         self.key = key
+        self._origin = origin
 
     def new(self) -> str:
-        """A fresh handle: 24 random bytes and their tag, URL-safe base64 (48 characters)."""
-        nonce = secrets.token_bytes(RANDOM_BYTES)
+        """A fresh handle: the origin and random bytes (24 in all) and their tag, URL-safe base64
+        (48 characters)."""
+        nonce = self._origin + secrets.token_bytes(RANDOM_BYTES - len(self._origin))
         return base64.urlsafe_b64encode(nonce + self._tag(nonce)).decode()
 
     def genuine(self, handle: str) -> bool:
         """Whether ``handle`` is one this key minted (a forgery passes with odds of 2**-96)."""
+        return self.origin(handle) is not None
+
+    def origin(self, handle: str) -> bytes | None:
+        """The first :data:`ORIGIN_BYTES` of a genuine handle (its minter's origin, when it had
+        one), or None for any other string."""
         if not is_handle(handle):
-            return False
+            return None
         raw = base64.urlsafe_b64decode(handle)
-        return hmac.compare_digest(raw[RANDOM_BYTES:], self._tag(raw[:RANDOM_BYTES]))
+        if not hmac.compare_digest(raw[RANDOM_BYTES:], self._tag(raw[:RANDOM_BYTES])):
+            return None
+        return raw[:ORIGIN_BYTES]
 
     def _tag(self, nonce: bytes) -> bytes:
         return hmac.digest(self.key, _DOMAIN + nonce, hashlib.sha256)[:TAG_BYTES]
