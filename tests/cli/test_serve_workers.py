@@ -1,4 +1,5 @@
-"""`faceflow serve --http-workers 2` becomes ready although its workers are slow to start.
+"""`faceflow serve --http-workers 2` becomes ready although its workers are slow to start, and
+any of its workers answers for a job another one holds.
 
 uvicorn kills an HTTP worker that misses its health check (5 s by default); a worker still
 starting on a busy machine used to be killed and replaced forever. The timeout now comes from
@@ -24,7 +25,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from faceflow.jobs.handles import HandleSigner, new_key, unknown_handle
 from tests.fixtures.live_server import LiveServer, LiveServerFactory
+from tests.jobs.support import variant
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +37,8 @@ UVICORN_DEFAULT_HEALTHCHECK_S = 5.0
 STALL_S = UVICORN_DEFAULT_HEALTHCHECK_S + 3.0
 SPAWN_BOUND_S = 120.0
 READY_BOUND_S = 180.0
+JOB_BOUND_S = 120.0
+POLLS = 20
 _SPAWN_MAIN = b"multiprocessing.spawn import spawn_main"
 
 
@@ -98,3 +103,89 @@ def test_two_http_workers_become_ready_after_a_start_longer_than_uvicorns_health
     assert not re.search(r"Child process \[\d+\] died", log), log
     assert sorted(spawned_children(server.pid)) == sorted(pids)  # the same two, never replaced
     assert httpx.get(f"{server.url}/healthz", timeout=30.0).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def two_workers(live_server_factory: LiveServerFactory) -> Iterator[LiveServer]:
+    """Two HTTP workers on the embedded job runner, one job consumer each (so a job waits while
+    another runs)."""
+    server = live_server_factory(
+        SERVER__HTTP_WORKERS=2,
+        RUNTIME__PROCESSES=1,
+        RUNTIME__WARMUP="false",
+        JOBS__EMBEDDED_CONSUMERS=1,
+    )
+    yield server
+    server.stop()
+
+
+def _fresh_get(server: LiveServer, path: str) -> httpx.Response:
+    """A GET on a new connection, which either worker may accept."""
+    return httpx.get(f"{server.url}{path}", timeout=30.0)
+
+
+def _submit(client: httpx.Client, data: bytes, operation: str) -> str:
+    accepted = client.post(
+        "/v1/jobs",
+        params={"operation": operation},
+        content=data,
+        headers={"Content-Type": "image/jpeg"},
+    )
+    assert accepted.status_code == 202, accepted.text
+    handle: str = accepted.json()["handle"]
+    return handle
+
+
+def test_any_http_worker_answers_for_a_job_another_one_holds(
+    two_workers: LiveServer, testdata: Path
+) -> None:
+    # Each uvicorn worker had its own embedded runner: polls reaching the other one were 404
+    # (measured by hand: 404 200 404 404 200 200 200 404).
+    data = variant((testdata / "obama_small.jpg").read_bytes())
+    with httpx.Client(base_url=two_workers.url, timeout=30.0) as client:
+        handle = _submit(client, data, "detect")
+    polls = [_fresh_get(two_workers, f"/v1/jobs/{handle}") for _ in range(POLLS)]
+    assert [p.status_code for p in polls] == [200] * POLLS, [p.text for p in polls]
+    deadline = time.monotonic() + JOB_BOUND_S
+    while (status := _fresh_get(two_workers, f"/v1/jobs/{handle}").json())["status"] != "finished":
+        assert status["status"] in ("queued", "started"), status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    results = [_fresh_get(two_workers, f"/v1/jobs/{handle}/result") for _ in range(4)]
+    sync = httpx.post(
+        f"{two_workers.url}/v1/detect",
+        content=data,
+        headers={"Content-Type": "image/jpeg"},
+        timeout=30.0,
+    )
+    assert sync.status_code == 200
+    assert {(r.status_code, r.content) for r in results} == {(200, sync.content)}
+
+
+def test_any_http_worker_cancels_a_job_another_one_holds(
+    two_workers: LiveServer, testdata: Path
+) -> None:
+    # Both submitted on one connection, so to one worker: the first job holds that worker's one
+    # consumer for a cut-out (about a second), and the second is still queued when the cancels
+    # come, each on a new connection.
+    with httpx.Client(base_url=two_workers.url, timeout=30.0) as client:
+        _submit(client, variant((testdata / "obama.jpg").read_bytes()), "id-photo")
+        victim = _submit(client, variant((testdata / "obama_small.jpg").read_bytes()), "id-photo")
+    first = httpx.delete(f"{two_workers.url}/v1/jobs/{victim}", timeout=30.0)
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "canceled"
+    again = [httpx.delete(f"{two_workers.url}/v1/jobs/{victim}", timeout=30.0) for _ in range(6)]
+    assert {(r.status_code, r.json()["status"]) for r in again} == {(200, "canceled")}
+    results = [_fresh_get(two_workers, f"/v1/jobs/{victim}/result") for _ in range(6)]
+    assert {(r.status_code, r.json()["error"]["code"]) for r in results} == {(409, "conflict")}
+
+
+def test_a_forged_handle_is_not_found_without_asking_another_worker(
+    two_workers: LiveServer,
+) -> None:
+    # Under another key, with an origin no worker has: forwarded, it would be "lost with its
+    # HTTP worker"; refused on its tag, it is the one answer for any unknown handle.
+    forged = HandleSigner(new_key(), origin=b"\x01" * 8).new()
+    answers = [_fresh_get(two_workers, f"/v1/jobs/{forged}") for _ in range(6)]
+    assert {r.status_code for r in answers} == {404}
+    assert {r.json()["error"]["message"] for r in answers} == {unknown_handle().message}

@@ -151,7 +151,7 @@ def serve(
         "root_path": settings.server.root_path,
         **extra,
     }
-    with _shared_metrics(workers):
+    with _shared_metrics(workers), _job_peers(settings):
         if listener is None:
             uvicorn.run(app, **options)  # type: ignore[arg-type]
             return
@@ -202,6 +202,28 @@ def _head_start(settings: Settings) -> HeadStart:
         init_arg=settings.model_dump_json(),
         warmup=warm_up,
     )
+
+
+@contextlib.contextmanager
+def _job_peers(settings: Settings) -> Iterator[None]:
+    """With several HTTP workers on the embedded job runner, a fresh key for them to sign
+    handles with and to call each other (faceflow.jobs.peers), in their environment; where
+    there is no abstract namespace, also a private (0700) directory for their sockets, removed
+    when the server stops. A single worker keeps a key of its own."""
+    if settings.server.http_workers == 1 or settings.jobs.redis_url:
+        yield
+        return
+    from faceflow.jobs.handles import new_key
+    from faceflow.jobs.peers import PEERS_ENV, PeerGroup, abstract_namespace
+
+    directory = None if abstract_namespace() else tempfile.mkdtemp(prefix="faceflow-jobs-")
+    os.environ[PEERS_ENV] = PeerGroup(new_key(), directory).to_env()
+    try:
+        yield
+    finally:
+        del os.environ[PEERS_ENV]
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -159,6 +159,7 @@ class EmbeddedRunner:
         clock: Callable[[], float] = time.time,
         budget: ByteBudget | None = None,
         lanes: asyncio.Semaphore | None = None,
+        signer: HandleSigner | None = None,
     ) -> None:
         self._settings = settings.jobs
         self._compute = compute
@@ -179,9 +180,9 @@ class EmbeddedRunner:
         self._pending: dict[str, set[_Job]] = {}
         """Each owner's jobs queued or running (only owners with some)."""
         self._handles = MemoryHandles(clock)
-        # The process's own key: its jobs live in this process's memory, so no other process
-        # (another HTTP worker of the same server) could answer for its handles anyway.
-        self._signer = HandleSigner(new_key())
+        # By default the process's own key: its jobs live in this process's memory. The HTTP
+        # workers of one server share theirs, each handle naming its worker (faceflow.jobs.peers).
+        self._signer = HandleSigner(new_key()) if signer is None else signer
         self._tasks: list[asyncio.Task[None]] = []
         self._handle_ttl_s = max(settings.jobs.result_ttl_s, settings.jobs.failure_ttl_s)
         self._counts = {"submitted": 0, "finished": 0, "failed": 0, "canceled": 0, "retried": 0}

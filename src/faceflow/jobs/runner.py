@@ -10,6 +10,9 @@ from faceflow.cache.entry import CacheEntry
 from faceflow.config import Settings
 from faceflow.errors import JsonScalar
 from faceflow.jobs.embedded import EmbeddedRunner
+from faceflow.jobs.forwarding import ForwardingRunner
+from faceflow.jobs.handles import HandleSigner
+from faceflow.jobs.peers import ANSWER_SLACK_BYTES, PeerGroup, new_origin
 from faceflow.jobs.records import JobRecord
 from faceflow.operations.registry import Submission
 from faceflow.runtime.budget import ByteBudget
@@ -60,13 +63,22 @@ def build_runner(
     compute: CachedCompute,
     budget: ByteBudget | None = None,
     lanes: asyncio.Semaphore | None = None,
+    peers: PeerGroup | None = None,
 ) -> JobRunner:
     """The RQ runner when ``jobs.redis_url`` is set (it only reads ``compute``'s cache: its
     workers compute), else the embedded one, which runs jobs through ``compute`` like the sync
     endpoints, whose queued images take from ``budget`` (the API process's upload budget) and
-    whose running jobs hold ``lanes`` (shared with the batches: faceflow.runtime.lanes)."""
+    whose running jobs hold ``lanes`` (shared with the batches: faceflow.runtime.lanes). With
+    ``peers`` (one of several HTTP workers), the embedded runner answers for the other workers'
+    jobs too (:mod:`faceflow.jobs.forwarding`)."""
     if settings.jobs.redis_url:
         from faceflow.jobs.rq_runner import RqRunner  # an embedded server never loads RQ
 
         return RqRunner(settings, compute.cache)
-    return EmbeddedRunner(settings, compute, budget=budget, lanes=lanes)
+    if peers is None:
+        return EmbeddedRunner(settings, compute, budget=budget, lanes=lanes)
+    origin = new_origin()
+    signer = HandleSigner(peers.key, origin)
+    local = EmbeddedRunner(settings, compute, budget=budget, lanes=lanes, signer=signer)
+    max_answer_bytes = settings.limits.answer_budget_bytes + ANSWER_SLACK_BYTES
+    return ForwardingRunner(local, signer, origin, peers, max_answer_bytes)

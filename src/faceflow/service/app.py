@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -17,6 +18,7 @@ from faceflow.cache.compute import CachedCompute
 from faceflow.cache.tiered import ResultCache
 from faceflow.config import ServerSettings, Settings, load_settings
 from faceflow.errors import FaceflowError
+from faceflow.jobs.peers import PEERS_ENV, PeerGroup
 from faceflow.jobs.runner import build_runner
 from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
@@ -155,13 +157,19 @@ async def _refresh_gauges(metrics: Metrics, every_s: float = 1.0) -> None:
         await asyncio.sleep(every_s)
 
 
-def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> FaceflowApp:
+def create_app(
+    settings: Settings,
+    *,
+    head_start: HeadStart | None = None,
+    job_peers: PeerGroup | None = None,
+) -> FaceflowApp:
     """An app that, while its lifespan runs, owns an inference pool, a result cache and metrics.
 
     Nothing starts until the lifespan does; the pool's processes load the models themselves
     (``/readyz`` turns 200 once every one has warmed up). The pool adopts the processes of
     ``head_start`` when they were started with its setup (``faceflow serve`` starts them before
-    it imports the web stack). ``.api`` is the FastAPI app.
+    it imports the web stack). With ``job_peers`` (one of several HTTP workers) its job runner
+    answers for the other workers' jobs too. ``.api`` is the FastAPI app.
     """
     metrics = Metrics()
     budget = ByteBudget(settings.limits.upload_budget_bytes)
@@ -222,7 +230,9 @@ def create_app(settings: Settings, *, head_start: HeadStart | None = None) -> Fa
             "memory+redis" if settings.cache.redis_url else "memory",
             "on" if settings.server.api_key_hashes else "off",
         )
-        job_runner = build_runner(settings, compute, budget, app.state.services.lanes)
+        job_runner = build_runner(
+            settings, compute, budget, app.state.services.lanes, peers=job_peers
+        )
         await job_runner.start()
         app.state.services.jobs = job_runner
         metrics.bind_jobs(job_runner)
@@ -328,4 +338,4 @@ async def _report_start_up(pool: InferencePool[WorkerContext], services: Service
 def app_from_env() -> FaceflowApp:
     """Factory for ``uvicorn --factory`` and multi-worker serving: settings from the environment
     (and ``FACEFLOW_CONFIG``), as ``faceflow serve`` sets them up."""
-    return create_app(load_settings())
+    return create_app(load_settings(), job_peers=PeerGroup.from_env(os.environ.get(PEERS_ENV)))

@@ -39,6 +39,7 @@ JOB_EVENTS = (
     "retried",
     "deduplicated",
     "from_cache",
+    "forwarded",
 )
 # A scrape waits at most this long for the job queue's length (Redis may be down or hung).
 _QUEUE_DEPTH_TIMEOUT_S = 0.5

@@ -1,0 +1,406 @@
+"""The channel between the HTTP workers of one embedded server, so any of them answers for a job
+another one holds.
+
+With ``server.http_workers`` > 1 and no ``jobs.redis_url``, each uvicorn worker process has its own
+embedded runner, its jobs in its own memory. A client's next connection may reach another worker:
+it polled a job it had just submitted and got 404 on about half its polls. So ``faceflow serve``
+mints one key for the server's workers (:class:`PeerGroup`, in their environment as
+:data:`PEERS_ENV`); each worker signs its handles with it, its own random origin inside the signed
+part (:class:`~faceflow.jobs.handles.HandleSigner`), and listens on a Unix socket named by the
+group and that origin (:class:`PeerServer`). A worker asked about a handle of another origin asks
+that worker (:class:`PeerClient`) and answers what it answered: the same record, the same result
+bytes, the same error.
+
+Nobody else may ask. On Linux the socket is in the abstract namespace (no file to leave behind),
+which has no permissions: both ends check that the other is the same user (``SO_PEERCRED``), and
+every call carries an HMAC-SHA256 of itself under the group's key, so another process of the same
+user cannot ask either without the key. Elsewhere the sockets are files in a private (0700)
+directory that ``faceflow serve`` makes.
+
+Every call is bounded: :data:`PEER_TIMEOUT_S` in all, :data:`FORWARDED_AT_ONCE` forwarded and
+:data:`SERVED_AT_ONCE` served at once by each worker, :data:`CALL_MAX_BYTES` a call and the
+answer budget (``limits.answer_budget_bytes``) an answer. A worker that is gone (stopped, or
+restarted by uvicorn: its jobs were in its memory) answers 404 "lost with its HTTP worker"; one
+that does not answer in time, 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import socket
+import struct
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from faceflow.cache.entry import CacheEntry
+from faceflow.errors import (
+    FaceflowError,
+    JsonScalar,
+    NotFound,
+    RetryableError,
+    Unavailable,
+    error_from_code,
+)
+from faceflow.jobs.handles import ORIGIN_BYTES
+from faceflow.jobs.records import JobError, JobRecord, JobStatus
+
+log = logging.getLogger(__name__)
+
+PEERS_ENV = "FACEFLOW_JOB_PEERS"
+"""Where ``faceflow serve`` hands the group to its HTTP workers: the key (URL-safe base64), then
+``@`` and the sockets' directory where there is no abstract namespace. Not a setting: a fresh key
+each start, never written anywhere."""
+
+PEER_TIMEOUT_S = 5.0
+"""For one forwarded call in all: a slot, the connection, the call and the whole answer."""
+FORWARDED_AT_ONCE = 16
+"""Calls one worker forwards at once; more wait for a slot (within :data:`PEER_TIMEOUT_S`)."""
+SERVED_AT_ONCE = 32
+"""Calls one worker answers for the others at once; beyond, a connection is closed at once."""
+CALL_MAX_BYTES = 4096
+"""A call is an operation, a handle, an API key digest and a MAC: well under this."""
+ANSWER_SLACK_BYTES = 64 * 1024
+"""An answer's bytes beyond its result's body (the record, the framing)."""
+
+SCHEMA_VERSION = 1
+_DOMAIN = b"faceflow job peer v1:"
+"""Prefixed to what the key authenticates, so it authenticates nothing else by accident (the
+handle signer uses the same key under its own prefix)."""
+_MAC_BYTES = 32
+_LENGTH = struct.Struct(">I")
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+class PeerOperation(StrEnum):
+    STATUS = "status"
+    RESULT = "result"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerGroup:
+    """The HTTP workers of one server: the key they share, and where their sockets are."""
+
+    key: bytes
+    directory: str | None = None
+    """None: the abstract namespace (Linux)."""
+
+    def to_env(self) -> str:
+        key = base64.urlsafe_b64encode(self.key).decode()
+        return key if self.directory is None else f"{key}@{self.directory}"
+
+    @classmethod
+    def from_env(cls, value: str | None) -> PeerGroup | None:
+        """The group :meth:`to_env` wrote, or None (no value: a single worker)."""
+        if not value:
+            return None
+        key, _, directory = value.partition("@")
+        return cls(base64.urlsafe_b64decode(key), directory or None)
+
+    def address(self, origin: bytes) -> str:
+        """The socket of the worker whose handles carry ``origin``."""
+        if self.directory is not None:
+            return str(Path(self.directory) / f"{origin.hex()}.sock")
+        # Names in the abstract namespace are public (/proc/net/unix): a digest of the key, not
+        # the key, tells this server's apart from another's.
+        group = hashlib.sha256(_DOMAIN + self.key).hexdigest()[:16]
+        return f"\0faceflow-jobs-{group}-{origin.hex()}"
+
+
+def abstract_namespace() -> bool:
+    """Whether Unix sockets may be named outside the file system (Linux)."""
+    return sys.platform.startswith("linux")
+
+
+def new_origin() -> bytes:
+    """A fresh origin for one worker: random, so a worker uvicorn restarts (perhaps with the pid
+    of one gone) never answers for the jobs of the one it replaces."""
+    return secrets.token_bytes(ORIGIN_BYTES)
+
+
+def lost_with_worker() -> NotFound:
+    return NotFound(
+        "the job was lost with the HTTP worker that held it (the worker stopped or was "
+        "restarted; the embedded runner keeps jobs in memory); submit it again"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PeerCall:
+    operation: PeerOperation
+    handle: str
+    owner: str | None
+
+
+PeerAnswer = tuple[JobRecord, CacheEntry | None]
+"""The owning worker's record, and for a result call the result."""
+
+
+def encode_call(call: PeerCall, key: bytes) -> bytes:
+    body: bytes = msgpack.packb(
+        [SCHEMA_VERSION, call.operation.value, call.handle, call.owner], use_bin_type=True
+    )
+    return body + _mac(key, body)
+
+
+def decode_call(raw: bytes, key: bytes) -> PeerCall | None:
+    """The call ``raw`` holds if its MAC is the key's, else None."""
+    body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+    if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, _mac(key, body)):
+        return None
+    value = _unpack(body, 4)
+    if value is None:
+        return None
+    _, operation, handle, owner = value
+    if operation not in PeerOperation.__members__.values() or not isinstance(handle, str):
+        return None
+    if not isinstance(owner, str | None):
+        return None
+    return PeerCall(PeerOperation(operation), handle, owner)
+
+
+def encode_answer(answer: PeerAnswer | FaceflowError) -> bytes:
+    value: list[Any]
+    if isinstance(answer, FaceflowError):
+        retry = answer.retry_after_s if isinstance(answer, RetryableError) else None
+        value = [SCHEMA_VERSION, "error", answer.code, answer.message, answer.details, retry]
+    else:
+        record, entry = answer
+        parts = None if entry is None else [entry.media_type, entry.body, dict(entry.meta)]
+        value = [SCHEMA_VERSION, "ok", _record_parts(record), parts]
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
+
+
+def decode_answer(raw: bytes) -> PeerAnswer:
+    """The answer ``raw`` holds; raises the error it holds, the same the owning worker raised
+    (its code, message, details and Retry-After), or Unavailable if it is not an answer."""
+    value = _unpack(raw, 4, 6)
+    try:
+        if value is not None and value[1] == "ok" and len(value) == 4:
+            parts = value[3]
+            entry = None if parts is None else CacheEntry(parts[0], parts[1], parts[2])
+            return _record(value[2]), entry
+        if value is not None and value[1] == "error" and len(value) == 6:
+            _, _, code, message, details, retry = value
+            error = error_from_code(code, message, details)
+            if isinstance(error, RetryableError) and isinstance(retry, int):
+                error.retry_after_s = retry
+        else:
+            error = None
+    except (TypeError, ValueError, IndexError, AttributeError):
+        error = None
+    if error is None:
+        raise Unavailable("another HTTP worker's answer was not understood", retry_after_s=1)
+    raise error
+
+
+def _record_parts(record: JobRecord) -> list[Any]:
+    error = record.error
+    return [
+        record.handle,
+        record.operation,
+        record.status.value,
+        record.created_at,
+        record.enqueued_at,
+        record.started_at,
+        record.ended_at,
+        record.attempts,
+        None if error is None else [error.code, error.message, error.status, dict(error.details)],
+        record.media_type,
+        record.from_cache,
+    ]
+
+
+def _record(parts: list[Any]) -> JobRecord:
+    """The record :func:`_record_parts` wrote (raises TypeError/ValueError on another shape)."""
+    handle, operation, status, created, enqueued, started, ended, attempts, error, media, cached = (
+        parts
+    )
+    details: dict[str, JsonScalar] = {} if error is None else error[3]
+    return JobRecord(
+        handle=handle,
+        operation=operation,
+        status=JobStatus(status),
+        created_at=created,
+        enqueued_at=enqueued,
+        started_at=started,
+        ended_at=ended,
+        attempts=attempts,
+        error=None if error is None else JobError(error[0], error[1], error[2], details),
+        media_type=media,
+        from_cache=cached,
+    )
+
+
+def _mac(key: bytes, body: bytes) -> bytes:
+    return hmac.digest(key, _DOMAIN + body, hashlib.sha256)
+
+
+def _unpack(raw: bytes, *lengths: int) -> list[Any] | None:
+    try:
+        value: Any = msgpack.unpackb(raw, raw=False, use_list=True, strict_map_key=True)
+    except Exception:  # msgpack raises several unrelated types for corrupt input
+        return None
+    if not isinstance(value, list) or len(value) not in lengths or type(value[0]) is not int:
+        return None
+    return value if value[0] == SCHEMA_VERSION else None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_frame(reader: asyncio.StreamReader, limit: int) -> bytes:
+    (size,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+    if size > limit:
+        raise _TooLarge(size)
+    return await reader.readexactly(size)
+
+
+def _write_frame(writer: asyncio.StreamWriter, body: bytes) -> None:
+    # Two writes, not one concatenation: an answer may be megabytes.
+    writer.writelines([_LENGTH.pack(len(body)), body])
+
+
+def same_user(writer: asyncio.StreamWriter) -> bool:
+    """Whether the process at the other end runs as this one's user (True where the system
+    cannot tell: there the sockets are in a private directory)."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    sock = writer.get_extra_info("socket")
+    if option is None or sock is None:
+        return True
+    _, uid, _ = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, option, _PEERCRED.size))
+    return bool(uid == os.getuid())
+
+
+Answerer = Callable[[PeerCall], Awaitable[PeerAnswer]]
+"""What a worker answers for its own jobs (its embedded runner's status, result or cancel)."""
+
+
+class PeerServer:
+    """One worker's socket, answering the other workers' calls about its jobs with ``answer``."""
+
+    def __init__(self, group: PeerGroup, origin: bytes, answer: Answerer) -> None:
+        self._group = group
+        self._address = group.address(origin)
+        self._answer = answer
+        self._serving = 0
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        # A socket of our own: uvloop's loop takes a path as a C string, which ends at the
+        # abstract name's first byte (NUL).
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(self._address)
+            sock.listen(SERVED_AT_ONCE)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._server = await asyncio.start_unix_server(self._serve, sock=sock)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self._group.directory is not None:
+            await asyncio.to_thread(Path(self._address).unlink, missing_ok=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._serving >= SERVED_AT_ONCE or not same_user(writer):
+            writer.close()
+            return
+        self._serving += 1
+        try:
+            async with asyncio.timeout(PEER_TIMEOUT_S):
+                call = decode_call(await _read_frame(reader, CALL_MAX_BYTES), self._group.key)
+                if call is None:
+                    log.warning("jobs: refused a call on the HTTP workers' socket without the key")
+                    return
+                _write_frame(writer, await self._answered(call))
+                await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, _TooLarge):
+            pass  # the caller gave up, or was no worker of this server: nothing to answer
+        finally:
+            self._serving -= 1
+            writer.close()
+
+    async def _answered(self, call: PeerCall) -> bytes:
+        try:
+            return encode_answer(await self._answer(call))
+        except FaceflowError as exc:
+            return encode_answer(exc)
+        except Exception:
+            log.exception("jobs: answering another HTTP worker's %s call failed", call.operation)
+            return encode_answer(FaceflowError("internal error"))
+
+
+class PeerClient:
+    """Asks the worker of a handle's origin, within the bounds above."""
+
+    def __init__(self, group: PeerGroup, max_answer_bytes: int) -> None:
+        self._group = group
+        self._max_answer_bytes = max_answer_bytes
+        self._slots = asyncio.Semaphore(FORWARDED_AT_ONCE)
+
+    async def call(self, origin: bytes, call: PeerCall) -> PeerAnswer:
+        """The owning worker's answer; raises its error as it raised it, NotFound if the worker
+        is gone (its jobs with it), Unavailable if it does not answer in time."""
+        try:
+            async with asyncio.timeout(PEER_TIMEOUT_S):
+                async with self._slots:
+                    raw = await self._exchange(origin, call)
+        except TimeoutError:
+            raise Unavailable(
+                f"the HTTP worker that holds this job did not answer within {PEER_TIMEOUT_S:g} s",
+                retry_after_s=1,
+            ) from None
+        return decode_answer(raw)
+
+    async def _exchange(self, origin: bytes, call: PeerCall) -> bytes:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:  # connected here, not by uvloop, for the same reason as the server's socket
+            await asyncio.get_running_loop().sock_connect(sock, self._group.address(origin))
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            raise lost_with_worker() from None
+        except BaseException:
+            sock.close()
+            raise
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
+        try:
+            if not same_user(writer):
+                # Another user took the name of a worker that is gone.
+                log.warning("jobs: the socket of a gone HTTP worker is held by another user")
+                raise lost_with_worker()
+            _write_frame(writer, encode_call(call, self._group.key))
+            await writer.drain()
+            return await _read_frame(reader, self._max_answer_bytes)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            raise Unavailable(
+                "the HTTP worker that holds this job closed the call", retry_after_s=1
+            ) from None
+        except _TooLarge:
+            raise Unavailable(
+                "the job's result is larger than one HTTP worker may pass to another "
+                "(limits.answer_budget_bytes)",
+                retry_after_s=1,
+            ) from None
+        finally:
+            writer.close()
