@@ -1,7 +1,7 @@
 """A counter clerk's edits: what a real applicant or app does to a photo that a counter refuses,
 made on the two real faces whose ICAO photos pass as taken, and the report's verdict on each.
 
-    .venv/bin/python scripts/counter_edits.py [--only NAME] [--save DIR]
+    .venv/bin/python scripts/counter_edits.py [--round 2] [--only NAME] [--save DIR]
 
 portrait_2 (``../shared/testdata``, or ``FACEFLOW_TESTDATA``) and df_img14 (the ``devset``
 beside it) are each edited in every way of :data:`EDITS` (a shadow of the head on the wall, a
@@ -14,6 +14,12 @@ did not pass; the edits that pass are the report's gaps (docs/id-photos.md, "Mor
 counter refuses"). The lighting edits darken the whole photo, the wall too, as a lamp to one
 side does, and again on the person only. ``--save`` writes each edited source as JPEG, to be
 looked at. A few minutes.
+
+``--round 2`` makes the second round, :data:`SECOND_ROUND`: what photo apps, stock and proof sites
+and cameras add (a watermark's text, a date stamp, a sticker, a print or a screen photographed,
+an app's liquify, face paint, a drawn mark) and what a counter accepts on a person, marked
+"(fine)" (a hijab, a turban, dyed hair, a tattoo, darker skin). The head coverings are drawn with
+room added above the head, as a photographer leaves it.
 """
 
 from __future__ import annotations
@@ -36,10 +42,18 @@ from tests.pipeline.idphoto.verdict_cases import (
     Edit,
     Rgb,
     _eyes_y,
+    _laid_over,
+    _room_above,
+    _skin,
+    _text_mask,
     _wall_share,
+    hijab,
     jpeg,
     judge,
     scarf,
+    sticker,
+    turban,
+    watermark,
 )
 
 from faceflow.config import LimitSettings, Settings
@@ -399,10 +413,290 @@ EDITS: dict[str, Edit] = {
 }
 
 
+# The second round: what photo apps, stock and proof sites and cameras put on a photo, and what a
+# counter accepts on a person (a head covering, dyed hair, a tattoo).
+
+
+def tiled_watermark(text: str, opacity: float) -> Edit:
+    """A proof site's ``text`` repeated over the whole photo in rows, small (0.25 eye distances
+    tall), turned 30°: there is always some over the face."""
+
+    def edit(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+        d = _distance(face)
+        mask = np.zeros(rgb.shape[:2], np.float32)
+        step_x, step_y = 2.2 * d, 0.9 * d
+        for row, y in enumerate(np.arange(-step_y, rgb.shape[0] + step_y, step_y)):
+            for x in np.arange(-step_x + (row % 2) * step_x / 2, rgb.shape[1] + step_x, step_x):
+                mask = np.maximum(mask, _text_mask(rgb.shape, text, (x, y), 0.25 * d, 30.0, 0.12))
+        return _laid_over(rgb, mask, (255, 255, 255), opacity)
+
+    return edit
+
+
+def date_stamp(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+    """A film camera's orange date stamp over the clothes, right of the chest."""
+    d = _distance(face)
+    centre = (_middle(face) + 0.9 * d, _eyes_y(face) + 2.4 * d)
+    glow = _text_mask(rgb.shape, "'26 12 07", centre, 0.22 * d, 0.0, 0.16)
+    glow = np.asarray(cv2.GaussianBlur(glow, (0, 0), 0.01 * d + 0.5), dtype=np.float32)
+    return _laid_over(rgb, np.clip(glow * 1.3, 0, 1), (255, 140, 30), 0.95)
+
+
+def printed_photo_at_angle(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+    """A print photographed on a wooden table at an angle: the print's far edge 12 % narrower
+    (keystone), turned 4°, its whites dulled and a little warm, the table round it."""
+    h, w = rgb.shape[:2]
+    dull = rgb.astype(np.float32) * np.array([0.92, 0.88, 0.8], np.float32) + 12
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    inset = 0.06 * w
+    dst = np.array([[inset, 0.04 * h], [w - inset, 0.04 * h], [w, h], [0, h]], np.float32)
+    keystone = cv2.getPerspectiveTransform(src, dst)
+    turn = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), 4.0, 0.9), [0, 0, 1]])
+    matrix = turn @ keystone
+    table = np.zeros_like(dull)
+    table[:] = (120, 85, 55)
+    grain = np.random.default_rng(4).normal(0, 8, (h, 1)).astype(np.float32)
+    table += grain[..., None]
+    warped = cv2.warpPerspective(dull, matrix, (w, h))
+    inside = cv2.warpPerspective(np.ones((h, w), np.float32), matrix, (w, h))[..., None]
+    return _u8(warped * inside + table * (1 - inside))
+
+
+def off_a_screen(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+    """The photo shown on a phone and photographed: each screen pixel 3 photo pixels wide, its
+    red, green and blue stripes apart with a dark gap below, slightly out of focus, and the
+    screen's cold white (blue cast, the blacks lifted)."""
+    h, w = rgb.shape[:2]
+    y, x = np.mgrid[0:h, 0:w]
+    grid = np.full((h, w, 3), 0.55, np.float32)
+    for channel in range(3):
+        grid[..., channel][x % 3 == channel] = 1.45
+    grid[y % 3 == 2] *= 0.6
+    grid = np.asarray(cv2.GaussianBlur(grid, (0, 0), 0.6), dtype=np.float32)
+    shown = rgb.astype(np.float32) * grid * np.array([0.9, 0.98, 1.12], np.float32) + 18
+    return _u8(shown)
+
+
+def _warp_around(rgb: Rgb, centre: tuple[float, float], radius: float, strength: float) -> Rgb:
+    """A liquify tool's bloat at ``centre``: within ``radius`` the middle magnified by up to
+    ``1 / (1 - strength)``, smoothly back to none at the edge."""
+    y, x = np.mgrid[0 : rgb.shape[0], 0 : rgb.shape[1]].astype(np.float32)
+    dx, dy = x - centre[0], y - centre[1]
+    r = np.sqrt(dx * dx + dy * dy) / radius
+    pull = np.where(r < 1, 1 - strength * (1 - r * r) ** 2, 1.0).astype(np.float32)
+    return np.asarray(
+        cv2.remap(
+            rgb,
+            centre[0] + dx * pull,
+            centre[1] + dy * pull,
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT,
+        ),
+        dtype=np.uint8,
+    )
+
+
+def big_eyes(strength: float) -> Edit:
+    """A beauty app's "big eyes": each eye bloated over 0.4 eye distances."""
+
+    def edit(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+        d = _distance(face)
+        for eye in (face.landmarks.right_eye, face.landmarks.left_eye):
+            rgb = _warp_around(rgb, (eye.x, eye.y), 0.4 * d, strength)
+        return rgb
+
+    return edit
+
+
+def slimmed_face(strength: float) -> Edit:
+    """A beauty app's face slimming: the cheeks and jaw pushed in towards the nose by up to
+    ``strength`` eye distances, the eyes and the face's middle left."""
+
+    def edit(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+        d, middle = _distance(face), _middle(face)
+        eyes = _eyes_y(face)
+        y, x = np.mgrid[0 : rgb.shape[0], 0 : rgb.shape[1]].astype(np.float32)
+        across = (x - middle) / d
+        down = (y - eyes) / d
+        # Strongest 0.9 eye distances out, from the eyes to below the chin.
+        weight = np.exp(-(((np.abs(across) - 0.9) / 0.35) ** 2)) * np.clip(down / 0.4, 0, 1)
+        weight *= np.exp(-((np.clip(down - 1.4, 0, None) / 0.4) ** 2))
+        map_x = x + np.sign(across) * strength * d * weight
+        return np.asarray(
+            cv2.remap(
+                rgb, map_x.astype(np.float32), y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            ),
+            dtype=np.uint8,
+        )
+
+    return edit
+
+
+def face_paint(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+    """A supporter's flag painted on the image-left cheek: three bands, blue, white, red, 0.5
+    eye distances wide, painted on (85 % cover)."""
+    d = _distance(face)
+    eye = face.landmarks.right_eye
+    out = rgb
+    for band, colour in enumerate(((30, 60, 160), (240, 240, 240), (200, 30, 40))):
+        mask = np.zeros(rgb.shape[:2], np.float32)
+        x0 = eye.x - 0.3 * d + band * 0.17 * d
+        cv2.rectangle(
+            mask,
+            (round(x0), round(eye.y + 0.3 * d)),
+            (round(x0 + 0.17 * d), round(eye.y + 0.65 * d)),
+            1.0,
+            -1,
+        )
+        out = _laid_over(out, mask, colour, 0.85)
+    return out
+
+
+def drawn_mark(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+    """A heart drawn in black marker on the image-left cheek, 0.3 eye distances across."""
+    d = _distance(face)
+    eye = face.landmarks.right_eye
+    cx, cy = eye.x - 0.05 * d, eye.y + 0.55 * d
+    t = np.linspace(0, 2 * np.pi, 60)
+    hx = 16 * np.sin(t) ** 3
+    hy = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
+    points = np.stack([cx + hx * 0.3 * d / 32, cy + hy * 0.3 * d / 32], axis=1)
+    mask = np.zeros(rgb.shape[:2], np.float32)
+    cv2.polylines(
+        mask, [np.round(points).astype(np.int32)], True, 1.0, max(1, round(0.025 * d)), cv2.LINE_AA
+    )
+    return _laid_over(rgb, mask, (20, 20, 25), 0.9)
+
+
+def tattoo(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+    """A small tattoo: three dots and a short line in faded blue-black ink under the image-left
+    eye's outer corner, at the temple a star's outline (ink, 70 %, multiplied into the skin)."""
+    d = _distance(face)
+    eye = face.landmarks.right_eye
+    mask = np.zeros(rgb.shape[:2], np.float32)
+    for k in range(3):
+        centre = (round(eye.x - 0.3 * d + k * 0.07 * d), round(eye.y + 0.3 * d + k * 0.03 * d))
+        cv2.circle(mask, centre, max(1, round(0.025 * d)), 1.0, -1, cv2.LINE_AA)
+    star = [
+        (
+            eye.x - 0.55 * d + 0.12 * d * np.cos(a) * (1 if k % 2 == 0 else 0.45),
+            eye.y - 0.25 * d + 0.12 * d * np.sin(a) * (1 if k % 2 == 0 else 0.45),
+        )
+        for k, a in enumerate(np.linspace(-np.pi / 2, 1.5 * np.pi, 11)[:10])
+    ]
+    cv2.polylines(
+        mask,
+        [np.round(np.asarray(star)).astype(np.int32)],
+        True,
+        1.0,
+        max(1, round(0.015 * d)),
+        cv2.LINE_AA,
+    )
+    ink = np.array([0.45, 0.5, 0.62], np.float32)
+    weight = (0.7 * mask)[..., None]
+    return _u8(rgb.astype(np.float32) * (1 - weight + weight * ink))
+
+
+def dyed_hair(colour: tuple[float, float]) -> Edit:
+    """The hair dyed: every pixel of the person above the mouth that is not skin-coloured (nor
+    inside a tight oval over the eyes, nose and mouth) given chroma towards Lab a*, b*
+    ``colour`` in step with its own lightness (dark strands a dark shade of the dye, light ones
+    the dye), the darkest lifted a little, so the strands' texture is kept."""
+
+    def edit(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+        d = _distance(face)
+        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+        skin = cv2.cvtColor(
+            np.asarray(_skin(rgb, face).reshape(1, 1, 3), np.uint8), cv2.COLOR_RGB2LAB
+        ).astype(np.float32)[0, 0]
+        near_skin = np.linalg.norm(lab[..., 1:] - skin[1:], axis=2) < 10
+        near_skin &= np.abs(lab[..., 0] - skin[0]) < 50
+        inner = np.zeros(rgb.shape[:2], np.uint8)
+        centre = (round(_middle(face)), round(_eyes_y(face) + 0.35 * d))
+        cv2.ellipse(inner, centre, (round(0.75 * d), round(1.0 * d)), 0, 0, 360, 1, -1)
+        person = _wall_share(rgb) < 0.5
+        above = np.arange(rgb.shape[0])[:, None] < face.landmarks.mouth_centre.y + 0.3 * d
+        hair = person & (inner == 0) & ~near_skin & above
+        soft = cv2.GaussianBlur(hair.astype(np.float32), (0, 0), 1.0)[..., None]
+        dyed = lab.copy()
+        light = lab[..., 0] / 255
+        dyed[..., 0] = 40 + 0.85 * lab[..., 0]
+        dyed[..., 1] = 128 + colour[0] * (0.5 + light)
+        dyed[..., 2] = 128 + colour[1] * (0.5 + light)
+        mixed = lab * (1 - soft) + dyed * soft
+        return np.asarray(
+            cv2.cvtColor(np.clip(mixed, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB),
+            dtype=np.uint8,
+        )
+
+    return edit
+
+
+def darker_skin(lightness: float) -> Edit:
+    """The skin (the face's oval, the neck below it, pixels near the cheeks' colour) made darker:
+    L × ``lightness``, its chroma kept, as a darker-skinned person under the same light."""
+
+    def edit(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+        skin = cv2.cvtColor(
+            np.asarray(_skin(rgb, face).reshape(1, 1, 3), np.uint8), cv2.COLOR_RGB2LAB
+        ).astype(np.float32)[0, 0]
+        near = np.linalg.norm(lab[..., 1:] - skin[1:], axis=2) < 14
+        near &= np.abs(lab[..., 0] - skin[0]) < 60
+        near &= _wall_share(rgb) < 0.5
+        soft = cv2.GaussianBlur(near.astype(np.float32), (0, 0), 1.5)
+        out = lab.copy()
+        out[..., 0] = lab[..., 0] * (1 - soft * (1 - lightness))
+        return np.asarray(
+            cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB),
+            dtype=np.uint8,
+        )
+
+    return edit
+
+
+# Refused by a counter unless marked "(fine)": a counter accepts it.
+SECOND_ROUND: dict[str, Edit] = {
+    "a SAMPLE watermark, 35 %": watermark("SAMPLE", 0.35),
+    "a SAMPLE watermark, 20 %": watermark("SAMPLE", 0.2),
+    "a PROOF watermark, grey, level": watermark("PROOF", 0.3, (128, 128, 128), 0.0),
+    "a studio's name, 25 %, small": watermark("STUDIO LUMEN", 0.25, height=0.3),
+    "a SAMPLE watermark over the chest, 35 %": watermark("SAMPLE", 0.35, below_nose=2.0),
+    "PROOF tiled over the photo, 25 %": tiled_watermark("PROOF", 0.25),
+    "a date stamp over the clothes": date_stamp,
+    "a sticker over a cheek": sticker("cheek"),
+    "a sticker over an eye": sticker("eye"),
+    "a print photographed at an angle": printed_photo_at_angle,
+    "photographed off a phone screen": off_a_screen,
+    "big eyes (liquify)": big_eyes(0.3),
+    "face slimmed (liquify)": slimmed_face(0.12),
+    "a flag painted on the cheek": face_paint,
+    "a heart drawn on the cheek": drawn_mark,
+    "hair dyed pink (fine)": dyed_hair((45.0, 0.0)),
+    "hair dyed blue (fine)": dyed_hair((5.0, -45.0)),
+    "hair dyed green (fine)": dyed_hair((-40.0, 20.0)),
+    "a tattoo on the face (fine)": tattoo,
+    "room above the head only (fine)": lambda rgb, face, photo: _room_above(
+        rgb, round(2.0 * _distance(face))
+    ),
+    "a black hijab (fine)": hijab((28, 28, 32)),
+    "a beige hijab (fine)": hijab((200, 180, 160)),
+    "a navy hijab to the brows' top (fine)": hijab((35, 45, 80), 0.8),
+    "a saffron turban (fine)": turban((235, 140, 30)),
+    "a navy turban (fine)": turban((35, 45, 80)),
+    "a white turban (fine)": turban((235, 235, 230)),
+    "skin made darker, L x 0.6 (fine)": darker_skin(0.6),
+    "skin made darker, L x 0.45 (fine)": darker_skin(0.45),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="one edit of EDITS, by name")
     parser.add_argument("--save", type=Path, help="write each edited source here as JPEG")
+    parser.add_argument(
+        "--round", type=int, choices=(1, 2), default=1, help="the first round or the second"
+    )
     args = parser.parse_args()
     cv2.setNumThreads(1)
     context = load_context(Settings().model_dump_json())
@@ -416,7 +710,8 @@ def main() -> None:
 
     passed: list[str] = []
     for name in PHOTOS:
-        for label, edit in [("as taken", None), *EDITS.items()]:
+        edits = EDITS if args.round == 1 else SECOND_ROUND
+        for label, edit in [("as taken", None), *edits.items()]:
             if args.only and label not in (args.only, "as taken"):
                 continue
             report = judge(
