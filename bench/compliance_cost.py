@@ -1,12 +1,13 @@
-"""CPU per face of the compliance measures added for toned photos, enlarged sources and objects
-kept beside the head.
+"""CPU per face of the compliance measures added for toned photos, enlarged sources, objects
+kept beside the head and stickers over the face.
 
     .venv/bin/python bench/compliance_cost.py [--every 4]
 
 Every ``--every``-th photo of ``../shared/testdata`` and ``../shared/devset`` (sorted) is cut
 out for each face it has; ``tone_spread`` (``colour``) and ``enlargement`` (``resolution``) are
 timed on the central face the report reads (``face_region`` of the matte, the size the checks
-see), ``head_notch`` (``leftover_backdrop``) on the matte, one thread, the best of 5 repeats of
+see), ``head_notch`` (``leftover_backdrop``) and ``colour_patch`` (``face_occluded``) on the
+matte, one thread, the best of 5 repeats of
 5 passes, in ms a face. Prints the load average with it: on the shared box the figures move with
 the load.
 """
@@ -38,6 +39,7 @@ from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.compliance.background import head_notch
 from faceflow.pipeline.idphoto.compliance.colour import tone_spread
+from faceflow.pipeline.idphoto.compliance.overlays import colour_patch
 from faceflow.pipeline.idphoto.compliance.quality import enlargement
 from faceflow.pipeline.idphoto.compliance.regions import face_region
 from faceflow.pipeline.idphoto.matte import Matte, compute_matte
@@ -83,6 +85,11 @@ def main() -> None:
         head_notch(*cut_out)
 
     print(f"  head_notch: {best_ms(notch, cut_outs):.2f} ms a face")
+
+    def patch(cut_out: tuple[Matte, Face]) -> None:
+        colour_patch(*cut_out)
+
+    print(f"  colour_patch: {best_ms(patch, cut_outs):.2f} ms a face")
 
 
 def best_ms(measure: Callable[[Item], None], items: Sequence[Item]) -> float:

@@ -1718,6 +1718,22 @@ CASES: tuple[Case, ...] = (
         scarf("red"),
     ),
     Case(
+        "portrait_2, a sticker over an eye",
+        "portrait_2.jpg",
+        "icao",
+        "warn",
+        "face_occluded",
+        sticker("eye"),
+    ),
+    Case(
+        "df_img14, a sticker over a cheek",
+        "../devset/df_img14.jpg",
+        "icao",
+        "warn",
+        "face_occluded",
+        sticker("cheek"),
+    ),
+    Case(
         "portrait_2, eyes covered by a hand",
         "portrait_2.jpg",
         "icao",

@@ -19,9 +19,10 @@ do about it when it does not pass.
 The checks live by what they look at: ``geometry`` (the layout: head size and place, pose,
 resolution, cut edges), ``background`` (the backdrop, its colour, the clothing's edge against it),
 ``quality`` (sharpness, focus, smears, exposure, noise, JPEG blocks, banding), ``colour`` (colour,
-skin colour, even lighting), ``eyes``, ``mouth`` and ``features`` (what covers the face, and the
-face checks together); ``report`` holds the result types, ``hints`` the messages and ``regions``
-where on the face the checks look. :func:`assess` runs them all.
+skin colour, even lighting), ``eyes``, ``mouth``, ``overlays`` (a sticker or paint over the
+face) and ``features`` (what covers the face, and the face checks together); ``report`` holds the
+result types, ``hints`` the messages and ``regions`` where on the face the checks look.
+:func:`assess` runs them all.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from faceflow.pipeline.idphoto.compliance.mouth import (
     check_mouth_closed,
     lips_gap,
 )
+from faceflow.pipeline.idphoto.compliance.overlays import COLOUR_PATCH_WARN, colour_patch
 from faceflow.pipeline.idphoto.compliance.regions import (
     LIGHTING_MIN_ALPHA,
     cie,
@@ -393,7 +394,8 @@ def check_face_features(
         f" of the mouth area, its colour spread {mouth_spread:.0f}",
     )
     chin = None if occluded else chin_covered(matte, face)
-    if chin is not None and chin > CHIN_COVER_WARN:
+    chin_warns = chin is not None and chin > CHIN_COVER_WARN
+    if chin_warns:
         # The lips in view pass the mouth's measures: a scarf pulled up over the chin.
         occlusion = Check(
             "face_occluded",
@@ -405,6 +407,20 @@ def check_face_features(
             hint="Something covers the chin: pull a scarf, collar or mask down so the "
             "whole face, down to the chin, is uncovered.",
             hint_zh="下巴被遮挡：请把围巾、衣领或口罩拉低，露出包括下巴在内的整个面部。",
+        )
+    overlay = None if occluded or colour_off or chin_warns else colour_patch(matte, face)
+    if overlay is not None and overlay > COLOUR_PATCH_WARN:
+        # A sticker, an emoji or paint laid over the face leaves the mouth and eyes readable.
+        occlusion = Check(
+            "face_occluded",
+            overlay,
+            Limit(None, COLOUR_PATCH_WARN, "fraction", "colour_patch"),
+            CheckStatus.WARN,
+            note="the share of the face, from the eyes to the mouth, in a patch far more "
+            "colourful than the cheeks: something is laid over it",
+            hint="Something is laid over the face (a sticker, an emoji or paint): use the photo "
+            "as taken, with nothing drawn or stuck on it.",
+            hint_zh="面部被贴纸、表情符号或涂画遮挡：请使用未经处理的原始照片，面部不得有任何贴图或涂画。",
         )
     gap = lips_gap(lab, matte, face, distance, skin_l, skin_a)
     closed = check_mouth_closed(

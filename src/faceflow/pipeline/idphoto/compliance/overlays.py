@@ -1,0 +1,105 @@
+"""What is laid over the face in a colour no skin has: a sticker, an emoji, face paint.
+
+A yellow smiley over an eye or a cheek passed every check (scripts/counter_edits.py --round 2):
+its drawn eyes and mouth keep light-dark detail over the eye, and the lips stay in view. What no
+face has is a solid patch far more colourful than its own cheeks. Measured over the face from just
+above the eyes to just below the mouth, between the outer eye corners (0.2 eye distances beyond
+the eyes), the mouth's box left out (red lips and lipstick): the share of pixels whose chroma
+(CIE a*b*) exceeds both COLOUR_PATCH_GAIN times and COLOUR_PATCH_OVER more than the less colourful
+cheek's (the other cheek may lie under the sticker), after an opening by a disc
+COLOUR_PATCH_SOLID eye distances across, so a line (a coloured glasses frame, an eyeliner's
+stroke) is not counted, only a patch. Softened first by σ 0.03 eye distances, as the chin's
+cover is: a pixel's grain is of any colour.
+
+On the 78 real faces of the test and dev-set photos with eyes 40 px or more apart (made-up faces,
+beards, glasses, Obama's darker skin and faces under stage light among them) 0; a yellow smiley
+0.35 eye distances in radius drawn over a cheek 0.03-0.21 (median 0.18, 70 of 78 over the limit),
+over an eye 0-0.24 (median 0.16, 63 of 78; Obama's more colourful skin and a glasses wearer's eye
+among those missed); a three-band flag painted on a cheek, its bands 0.17 eye distances wide, 12
+of 78; hair dyed pink, blue or green up to 0.031, red or thick blue glasses frames up to 0.039
+(0.13 on df_img27's and df_img14's pale skin with lines counted, the opening's disc 0.1 eye
+distances), a tattoo or a heart drawn in dark ink 0 (scripts/colour_patch.py). Not seen: a sticker
+of a skin's colour, a black, grey or white one, one beside the face; a watermark's white text
+(docs/id-photos.md). Not judged on eyes under EYES_OPEN_MIN_PX apart in the matte, on a face the
+cut-out leaves partly out, nor where the photo's colour is not trusted. About 1.4 ms a face
+(bench/compliance_cost.py).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from faceflow.domain import Face, Point
+from faceflow.pipeline.idphoto.compliance.eyes import EYES_OPEN_MIN_PX
+from faceflow.pipeline.idphoto.compliance.regions import LIGHTING_MIN_ALPHA, cie, eye_distance_px
+from faceflow.pipeline.idphoto.matte import Matte
+
+COLOUR_PATCH_GAIN = 1.8
+COLOUR_PATCH_OVER = 25.0
+COLOUR_PATCH_SOLID = 0.2
+COLOUR_PATCH_WARN = 0.08
+# The face's zone, in eye distances: above the eye line, below the mouth, beyond each eye.
+_ABOVE_EYES, _BELOW_MOUTH, _BESIDE_EYES = 0.1, 0.1, 0.2
+# The mouth's box left out, half width and half height: lips and lipstick are red.
+_MOUTH_HALF = (0.5, 0.22)
+_SOFTEN = 0.03
+
+
+def colour_patch(matte: Matte, face: Face) -> float | None:
+    """The share of the face covered by a patch far more colourful than the cheeks (see the
+    module's docstring); None where the eyes are under :data:`EYES_OPEN_MIN_PX` apart in the
+    matte or the cut-out does not hold the whole zone."""
+    distance = eye_distance_px(face) / matte.source_px_per_matte_px
+    if distance < EYES_OPEN_MIN_PX:
+        return None
+    marks = face.landmarks
+    right, left = matte.to_matte_px(marks.right_eye), matte.to_matte_px(marks.left_eye)
+    mouth = matte.to_matte_px(marks.mouth_centre)
+    y1 = round(min(right.y, left.y) - _ABOVE_EYES * distance)
+    y2 = round(mouth.y + _BELOW_MOUTH * distance)
+    x1, x2 = round(right.x - _BESIDE_EYES * distance), round(left.x + _BESIDE_EYES * distance)
+    height, width = matte.alpha.shape
+    # The cheeks' boxes lie inside the zone: a zone the matte holds whole holds them.
+    if y1 < 0 or x1 < 0 or y2 > height or x2 > width or y2 <= y1 or x2 <= x1:
+        return None
+    if float(matte.alpha[y1:y2, x1:x2].mean()) < LIGHTING_MIN_ALPHA:
+        return None
+    origin = Point(x1, y1)
+    return colour_patch_share(
+        matte.foreground[y1:y2, x1:x2],
+        tuple(Point(p.x - origin.x, p.y - origin.y) for p in (right, left, mouth)),
+        distance,
+    )
+
+
+def colour_patch_share(
+    zone: NDArray[np.uint8], points: tuple[Point, ...], distance: float
+) -> float | None:
+    """:func:`colour_patch` on ``zone`` (RGB) given the right eye, the left eye and the mouth's
+    middle in its pixels (``points``) and the eye distance in its pixels; None when a cheek's box
+    lies outside it."""
+    right, left, mouth = points
+    sigma = max(1.0, _SOFTEN * distance)
+    soft = cv2.GaussianBlur(zone, (0, 0), sigma)
+    lab = cie(cv2.cvtColor(soft, cv2.COLOR_RGB2LAB).astype(np.float32))
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    cheeks = []
+    for eye in (right, left):
+        cx, cy = round(eye.x), round(eye.y + 0.5 * distance)
+        half_w, half_h = round(0.1 * distance), round(0.08 * distance)
+        box = chroma[max(0, cy - half_h) : cy + half_h + 1, max(0, cx - half_w) : cx + half_w + 1]
+        if box.size == 0:
+            return None
+        cheeks.append(float(np.median(box)))
+    skin = min(cheeks)
+    vivid = (chroma > max(COLOUR_PATCH_GAIN * skin, skin + COLOUR_PATCH_OVER)).astype(np.uint8)
+    size = max(3, round(COLOUR_PATCH_SOLID * distance) | 1)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    solid = cv2.morphologyEx(vivid, cv2.MORPH_OPEN, disc) > 0
+    keep = np.ones(solid.shape, bool)
+    half_w, half_h = (round(h * distance) for h in _MOUTH_HALF)
+    mx, my = round(mouth.x), round(mouth.y)
+    keep[max(0, my - half_h) : my + half_h + 1, max(0, mx - half_w) : mx + half_w + 1] = False
+    return float(solid[keep].mean()) if keep.any() else None
