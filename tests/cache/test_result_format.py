@@ -33,7 +33,7 @@ MAKES_ANSWERS = (
     "cache/entry.py",
 )
 
-PINNED = (5, "c5b4049d56f7a4a7")
+PINNED = (5, "a1efe6c8fc682da8")
 """(RESULT_FORMAT, the fingerprint of MAKES_ANSWERS) as they were last decided together."""
 
 
