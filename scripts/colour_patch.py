@@ -26,11 +26,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from counter_edits import EDITS, SECOND_ROUND
 from tests.fixtures.environment import TESTDATA
-from tests.pipeline.idphoto.verdict_cases import Edit, _glasses, clear_glasses, real_faces
+from tests.pipeline.idphoto.verdict_cases import (
+    Edit,
+    _glasses,
+    clear_glasses,
+    hijab,
+    real_faces,
+    turban,
+)
 
 from faceflow.config import Settings
 from faceflow.domain import Face, Point
 from faceflow.pipeline.idphoto.compliance.overlays import (
+    COLOUR_PATCH_AROUND,
     COLOUR_PATCH_WARN,
     colour_patch,
     colour_patch_share,
@@ -57,20 +65,53 @@ DRAWN: dict[str, Edit] = {
     "dark glasses frames (fine)": clear_glasses,
     "red glasses frames (fine)": _glasses((200, 30, 40), 0.035),
     "blue glasses frames, thick (fine)": _glasses((30, 80, 200), 0.06),
+    "a saffron turban (fine)": turban((235, 140, 30)),
+}
+# Cloth framing the face in a colour no skin has: ICAO takes a religious head covering.
+HIJABS = {
+    "red": (200, 30, 40),
+    "pink": (230, 80, 160),
+    "green": (40, 160, 60),
+    "yellow": (240, 200, 40),
+    "teal": (20, 150, 160),
+    "orange": (240, 120, 20),
+    "purple": (110, 40, 150),
+}
+DRAWN |= {
+    f"a {colour} hijab{to} (fine)": hijab(rgb, forehead, width)
+    for colour, rgb in HIJABS.items()
+    for forehead, width, to in (
+        (1.05, 1.0, ""),
+        (0.8, 1.0, " to the brows"),
+        (0.8, 0.85, ", pinned close"),
+    )
 }
 
 
 def on_source(rgb: Rgb, face: Face) -> float | None:
-    """The colour patch read on a source photo, over the zone :func:`colour_patch` reads."""
+    """The colour patch read on a source photo, over the zone :func:`colour_patch` reads and
+    the region around it it follows a patch into (the whole region taken as the person's)."""
     marks = face.landmarks
     d = eye_distance_px(face)
-    y1 = max(0, round(min(marks.right_eye.y, marks.left_eye.y) - 0.1 * d))
-    x1 = max(0, round(marks.right_eye.x - 0.2 * d))
+    y1 = round(min(marks.right_eye.y, marks.left_eye.y) - 0.1 * d)
+    x1 = round(marks.right_eye.x - 0.2 * d)
     y2, x2 = round(marks.mouth_centre.y + 0.1 * d), round(marks.left_eye.x + 0.2 * d)
+    around = round(COLOUR_PATCH_AROUND * d)
+    ox1, oy1 = max(0, x1 - around), max(0, y1 - around)
+    ox2, oy2 = min(rgb.shape[1], x2 + around), min(rgb.shape[0], y2 + around)
     points = tuple(
-        Point(p.x - x1, p.y - y1) for p in (marks.right_eye, marks.left_eye, marks.mouth_centre)
+        Point(p.x - ox1, p.y - oy1) for p in (marks.right_eye, marks.left_eye, marks.mouth_centre)
     )
-    return colour_patch_share(np.ascontiguousarray(rgb[y1:y2, x1:x2]), points, d)
+    region = np.ascontiguousarray(rgb[oy1:oy2, ox1:ox2])
+    zone = (x1 - ox1, y1 - oy1, x2 - ox1, y2 - oy1)
+    return colour_patch_share(region, np.ones(region.shape[:2], bool), zone, points, d)
+
+
+def edited(edit: Edit, rgb: Rgb, face: Face) -> Rgb:
+    """``rgb`` edited by ``edit``, the rows a head covering's edit adds above (room over it) cut
+    off again, so ``face`` still places it."""
+    out = edit(rgb, face, only(rgb))
+    return out[out.shape[0] - rgb.shape[0] :]
 
 
 def only(rgb: Rgb) -> Callable[[str], Rgb]:
@@ -95,10 +136,10 @@ def main() -> None:
         real.append(value)
         row = [f"{item.path.stem:26s} {value:.4f}"]
         for name, edit in DRAWN.items():
-            edited = on_source(edit(item.rgb, item.face, only(item.rgb)), item.face)
-            if edited is not None:
-                drawn[name].append(edited)
-                row.append(f"{edited:.3f}")
+            reading = on_source(edited(edit, item.rgb, item.face), item.face)
+            if reading is not None:
+                drawn[name].append(reading)
+                row.append(f"{reading:.3f}")
         print(" ".join(row), flush=True)
     print(
         f"\nreal faces ({len(real)}): {min(real):.4f}-{max(real):.4f}, over the limit "

@@ -45,6 +45,7 @@ from faceflow.pipeline.idphoto.compliance.features import (
 )
 from faceflow.pipeline.idphoto.compliance.geometry import HEAD_DOME_MIN, HEAD_TOP_WARN, head_dome
 from faceflow.pipeline.idphoto.compliance.mouth import MOUTH_GAP_WARN
+from faceflow.pipeline.idphoto.compliance.overlays import colour_patch_share
 from faceflow.pipeline.idphoto.compliance.quality import (
     BLOCKINESS_SHOWN_MAX,
     ENLARGEMENT_NATIVE,
@@ -100,6 +101,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     fringe,
     grain,
     hair_lock,
+    hijab,
     jpeg,
     knit_hat,
     lower_shadow,
@@ -1114,6 +1116,9 @@ def test_a_coloured_scarf_over_the_chin_is_seen_a_black_or_white_beard_is_not(
         # Red frames are as colourful, but a line: a counter takes them. On df_img14's pale skin
         # they read 0.125 before lines were left out (scripts/colour_patch.py).
         ("../devset/df_img14.jpg", red_glasses, CheckStatus.PASS),
+        # Cloth framing the face, as colourful: a counter takes a religious head covering.
+        ("portrait_2.jpg", hijab((200, 30, 40)), CheckStatus.PASS),
+        ("portrait_2.jpg", hijab((200, 30, 40), 0.8, 0.7), CheckStatus.PASS),  # pinned close
     ],
 )
 def test_a_sticker_over_the_face_is_seen_a_coloured_glasses_frame_is_not(
@@ -1131,6 +1136,39 @@ def test_a_sticker_over_the_face_is_seen_a_coloured_glasses_frame_is_not(
         assert isinstance(check.value, float), check
         assert check.value > 0.08, check
         assert check.hints()[1], check
+
+
+def _skin_with(
+    colour: tuple[int, int, int], draw: Callable[[NDArray[np.uint8], tuple[int, int, int]], object]
+) -> NDArray[np.uint8]:
+    """A plain skin-coloured face region, 60 px an eye distance (see :func:`_patch`), with
+    ``draw`` done on it in ``colour``."""
+    region = np.full((200, 200, 3), (200, 160, 140), np.uint8)
+    draw(region, colour)
+    return region
+
+
+def _patch(region: NDArray[np.uint8], outside: int = 0) -> float | None:
+    """colour_patch_share on ``region``, its ``outside`` left columns out of the cut-out."""
+    opaque = np.ones(region.shape[:2], bool)
+    opaque[:, :outside] = False
+    eyes_mouth = (Point(70, 70), Point(130, 70), Point(100, 135))
+    return colour_patch_share(region, opaque, (58, 64, 142, 141), eyes_mouth, 60.0)
+
+
+def test_a_colour_patch_that_reaches_past_the_face_is_cloth_not_a_sticker() -> None:
+    red = (200, 30, 40)
+    # Red cloth drawn in from the region's edge across the image-left cheek (a hood or hijab
+    # pinned close) frames the face; the same red as an island on the cheek is laid on it.
+    cloth = _skin_with(red, lambda rgb, c: cv2.rectangle(rgb, (0, 90), (77, 199), c, -1))
+    disc = _skin_with(red, lambda rgb, c: cv2.circle(rgb, (60, 110), 22, c, -1))
+    assert _patch(_skin_with(red, lambda rgb, c: None)) == 0.0
+    assert _patch(cloth) == 0.0
+    laid = _patch(disc)
+    assert laid is not None
+    assert laid > 0.08
+    # The cut-out's outline next to a patch counts as the region's edge: cloth at the face's side.
+    assert _patch(disc, outside=40) == 0.0
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,10 @@ the eyes), the mouth's box left out (red lips and lipstick): the share of pixels
 cheek's (the other cheek may lie under the sticker), after an opening by a disc
 COLOUR_PATCH_SOLID eye distances across, so a line (a coloured glasses frame, an eyeliner's
 stroke) is not counted, only a patch. Softened first by σ 0.03 eye distances, as the chin's
-cover is: a pixel's grain is of any colour.
+cover is: a pixel's grain is of any colour. Only a patch that lies on the face as an island
+counts: the colourful pixels are followed COLOUR_PATCH_AROUND eye distances round the zone, and a
+patch that reaches that far or the cut-out's outline is cloth or hair framing the face (a hijab,
+a hood, dyed hair; ICAO takes a religious head covering in any colour), not a sticker on it.
 
 On the 78 real faces of the test and dev-set photos with eyes 40 px or more apart (made-up faces,
 beards, glasses, Obama's darker skin and faces under stage light among them) 0; a yellow smiley
@@ -40,10 +43,14 @@ COLOUR_PATCH_GAIN = 1.8
 COLOUR_PATCH_OVER = 25.0
 COLOUR_PATCH_SOLID = 0.2
 COLOUR_PATCH_WARN = 0.08
+# How far around the zone a patch is followed: one that reaches this far, or the cut-out's
+# outline, frames the face (a hijab, a hood, dyed hair) rather than lying on it.
+COLOUR_PATCH_AROUND = 0.5
 # The face's zone, in eye distances: above the eye line, below the mouth, beyond each eye.
 _ABOVE_EYES, _BELOW_MOUTH, _BESIDE_EYES = 0.1, 0.1, 0.2
 # The mouth's box left out, half width and half height: lips and lipstick are red.
 _MOUTH_HALF = (0.5, 0.22)
+_OPAQUE = 0.5
 _SOFTEN = 0.03
 
 
@@ -66,23 +73,33 @@ def colour_patch(matte: Matte, face: Face) -> float | None:
         return None
     if float(matte.alpha[y1:y2, x1:x2].mean()) < LIGHTING_MIN_ALPHA:
         return None
-    origin = Point(x1, y1)
+    around = round(COLOUR_PATCH_AROUND * distance)
+    ox1, oy1 = max(0, x1 - around), max(0, y1 - around)
+    ox2, oy2 = min(width, x2 + around), min(height, y2 + around)
+    origin = Point(ox1, oy1)
     return colour_patch_share(
-        matte.foreground[y1:y2, x1:x2],
+        matte.foreground[oy1:oy2, ox1:ox2],
+        matte.alpha[oy1:oy2, ox1:ox2] >= _OPAQUE,
+        (x1 - ox1, y1 - oy1, x2 - ox1, y2 - oy1),
         tuple(Point(p.x - origin.x, p.y - origin.y) for p in (right, left, mouth)),
         distance,
     )
 
 
 def colour_patch_share(
-    zone: NDArray[np.uint8], points: tuple[Point, ...], distance: float
+    region: NDArray[np.uint8],
+    opaque: NDArray[np.bool_],
+    zone: tuple[int, int, int, int],
+    points: tuple[Point, ...],
+    distance: float,
 ) -> float | None:
-    """:func:`colour_patch` on ``zone`` (RGB) given the right eye, the left eye and the mouth's
-    middle in its pixels (``points``) and the eye distance in its pixels; None when a cheek's box
-    lies outside it."""
+    """:func:`colour_patch` on ``region`` (RGB, the zone and what lies around it; ``opaque``
+    where the cut-out holds the person) given the zone's box (x1, y1, x2, y2), the right eye, the
+    left eye and the mouth's middle (``points``) in its pixels and the eye distance in its pixels;
+    None when a cheek's box lies outside it."""
     right, left, mouth = points
     sigma = max(1.0, _SOFTEN * distance)
-    soft = cv2.GaussianBlur(zone, (0, 0), sigma)
+    soft = cv2.GaussianBlur(region, (0, 0), sigma)
     lab = cie(cv2.cvtColor(soft, cv2.COLOR_RGB2LAB).astype(np.float32))
     chroma = np.hypot(lab[..., 1], lab[..., 2])
     cheeks = []
@@ -97,9 +114,21 @@ def colour_patch_share(
     vivid = (chroma > max(COLOUR_PATCH_GAIN * skin, skin + COLOUR_PATCH_OVER)).astype(np.uint8)
     size = max(3, round(COLOUR_PATCH_SOLID * distance) | 1)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-    solid = cv2.morphologyEx(vivid, cv2.MORPH_OPEN, disc) > 0
-    keep = np.ones(solid.shape, bool)
+    laid = laid_on(cv2.morphologyEx(vivid, cv2.MORPH_OPEN, disc) > 0, opaque)
+    x1, y1, x2, y2 = zone
+    keep = np.ones((y2 - y1, x2 - x1), bool)
     half_w, half_h = (round(h * distance) for h in _MOUTH_HALF)
-    mx, my = round(mouth.x), round(mouth.y)
+    mx, my = round(mouth.x) - x1, round(mouth.y) - y1
     keep[max(0, my - half_h) : my + half_h + 1, max(0, mx - half_w) : mx + half_w + 1] = False
-    return float(solid[keep].mean()) if keep.any() else None
+    return float(laid[y1:y2, x1:x2][keep].mean()) if keep.any() else None
+
+
+def laid_on(solid: NDArray[np.bool_], opaque: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """The patches of ``solid`` that lie on the person as islands: those that reach the region's
+    edge or the cut-out's outline (next to a pixel not ``opaque``) left out, as cloth or hair
+    framing the face does (a coloured hijab, a hood, dyed hair)."""
+    _, labels = cv2.connectedComponents(solid.astype(np.uint8), connectivity=8)
+    edge = cv2.dilate((~opaque).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
+    framing = np.unique(labels[edge & solid])
+    return np.asarray(solid & ~np.isin(labels, framing), bool)
