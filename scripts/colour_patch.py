@@ -6,9 +6,11 @@ test and dev-set photos, cut out as the service does it, and on each with someth
 
 Every face with eyes 40 px or more apart is read on its matte as the report reads it, then its
 source is edited (``scripts/counter_edits.py``'s stickers, face paint, tattoo, dyed hair and
-make-up; coloured and dark glasses frames, ``verdict_cases._glasses``) and the same zone read on the
-edited source (the matte's foreground is the photo where the person is opaque). Prints every
-face's readings, then each edit's range and how many go over the limit. About two minutes.
+make-up; coloured and dark glasses frames, ``verdict_cases._glasses``; a turban and hijabs in seven
+colours no skin has, ``verdict_cases.hijab``) and the same zone read on the edited source (the
+matte's foreground is the photo where the person is opaque; the source is taken as the person
+throughout, so only the region's edge tells cloth from a patch). Prints every face's readings,
+then each edit's range and how many go over the limit. About nine minutes.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ HIJABS = {
     "purple": (110, 40, 150),
 }
 DRAWN |= {
-    f"a {colour} hijab{to} (fine)": hijab(rgb, forehead, width)
+    f"a hijab in {colour}{to} (fine)": hijab(rgb, forehead, width)
     for colour, rgb in HIJABS.items()
     for forehead, width, to in (
         (1.05, 1.0, ""),
