@@ -5,8 +5,9 @@ The whole of it, on a real ``faceflow serve --http-workers 2``: tests/cli/test_s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -18,6 +19,7 @@ from faceflow.errors import (
     NoFace,
     NotFound,
     OutOfRange,
+    Overloaded,
     QueueFull,
     Unavailable,
 )
@@ -195,3 +197,26 @@ async def test_an_answer_over_the_bound_is_refused(owner: tuple[Owner, PeerGroup
     _, group, origin = owner
     with pytest.raises(Unavailable, match="larger than"):
         await PeerClient(group, max_answer_bytes=len(RESULT.body) // 2).call(origin, CALL)
+
+
+@needs_abstract
+async def test_an_answer_is_held_from_its_length_until_it_is_decoded(
+    owner: tuple[Owner, PeerGroup, bytes],
+) -> None:
+    # Read whole before anything counted it: 16 forwarded at once, each up to the answer
+    # budget, held beyond it. Now its length is held first, and a refusal stops the read.
+    _, group, origin = owner
+    held: list[int] = []
+
+    @contextlib.contextmanager
+    def hold(size: int) -> Iterator[None]:
+        if held:
+            raise Overloaded("no room", retry_after_s=1)
+        held.append(size)
+        yield
+
+    client = PeerClient(group, max_answer_bytes=len(RESULT.body) * 2, hold=hold)
+    assert await client.call(origin, CALL) == (FINISHED, RESULT)
+    assert held == [len(encode_answer((FINISHED, RESULT)))]
+    with pytest.raises(Overloaded):
+        await client.call(origin, CALL)

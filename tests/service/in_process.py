@@ -16,6 +16,7 @@ import httpx
 from starlette.types import Message
 
 from faceflow.config import Settings
+from faceflow.jobs.peers import PeerGroup
 from faceflow.service.app import FaceflowApp, create_app
 from faceflow.service.metrics import Metrics
 from faceflow.service.state import Services
@@ -123,12 +124,15 @@ class InProcess:
 
 
 @asynccontextmanager
-async def running_app(settings: Settings, *, ready: bool = True) -> AsyncIterator[InProcess]:
+async def running_app(
+    settings: Settings, *, ready: bool = True, job_peers: PeerGroup | None = None
+) -> AsyncIterator[InProcess]:
     """``create_app(settings)`` with its lifespan started, then shut down on exit. With
     ``ready`` it is yielded once ``/readyz`` answers 200 (every model loaded), else at once: for
     tests of what answers without inference, or to start several apps whose inference processes
-    load side by side (then :meth:`InProcess.wait_ready` each)."""
-    app = create_app(settings)
+    load side by side (then :meth:`InProcess.wait_ready` each). ``job_peers``: as one of several
+    HTTP workers (:mod:`faceflow.jobs.peers`)."""
+    app = create_app(settings, job_peers=job_peers)
     to_app: asyncio.Queue[Message] = asyncio.Queue()
     from_app: asyncio.Queue[Message] = asyncio.Queue()
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}

@@ -12,6 +12,9 @@ import asyncio
 import base64
 import contextlib
 import json
+import socket
+import struct
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,10 @@ from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import cache_key
 from faceflow.config import DetectionSettings
 from faceflow.domain import Operation
+from faceflow.jobs import peers
+from faceflow.jobs.handles import HandleSigner, new_key
+from faceflow.jobs.peers import PeerAnswer, PeerCall, PeerGroup, PeerServer, new_origin
+from faceflow.jobs.records import JobRecord, JobStatus
 from faceflow.operations.faces import AnnotateOptions, FaceOptions
 from faceflow.runtime.budget import ByteBudget
 from faceflow.service.answers import ABORT_CONNECTION, GIVE_WAY_IDLE_S, SLICE_BYTES
@@ -502,3 +509,70 @@ async def test_a_budget_is_taken_while_under_its_limit_and_refused_once_reached(
     assert not budget.reached
     assert budget.try_take_under(9)
     assert budget.used_bytes == 18
+
+
+class StalledOwner:
+    """Another HTTP worker's socket that answers every call with a length prefix of ``size``
+    bytes and then nothing: a body read would wait until the call's time is up."""
+
+    def __init__(self, group: PeerGroup, origin: bytes, size: int) -> None:
+        self._address = group.address(origin)
+        self._size = size
+        self._server: asyncio.AbstractServer | None = None
+
+    async def __aenter__(self) -> StalledOwner:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(self._address)
+        sock.listen()
+        sock.setblocking(False)
+        self._server = await asyncio.start_unix_server(self._answer, sock=sock)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(struct.pack(">I", self._size))
+        await reader.read()  # until the caller hangs up
+        writer.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the abstract namespace")
+async def test_a_result_another_http_worker_holds_takes_from_the_budget_before_it_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Read whole first, up to 16 forwarded results at once were held beyond the budget (16
+    # polls of a 3.8 MB sheet: +61 MB); now a result too large for the room left is refused
+    # on its length alone, as a local one is, its body never read.
+    monkeypatch.setattr(peers, "PEER_TIMEOUT_S", 2.0)  # a body read: unavailable after it
+    group = PeerGroup(new_key())
+    stalled, answering = new_origin(), new_origin()
+    entry = CacheEntry("image/png", bytes(range(256)) * (3 * SLICE_BYTES // 256), {})
+
+    async def answer(call: PeerCall) -> PeerAnswer:
+        record = JobRecord(call.handle, "id-photo-sheet", JobStatus.FINISHED, 1.0)
+        return record, entry
+
+    owner = PeerServer(group, answering, answer)
+    await owner.start()
+    settings = app_settings(limits={"answer_budget_bytes": 1024 * 1024})
+    try:
+        async with (
+            StalledOwner(group, stalled, 4 * SLICE_BYTES),
+            running_app(settings, ready=False, job_peers=group) as app,
+            app.client() as client,
+        ):
+            budget = app.services.answer_budget
+            assert budget is not None
+            taken = await client.get(f"/v1/jobs/{HandleSigner(group.key, answering).new()}/result")
+            assert (taken.status_code, taken.content) == (200, entry.body)  # byte-identical
+            assert budget.used_bytes == 0
+            assert budget.try_take_under(budget.limit_bytes)  # slow readers hold it all
+            refused = await client.get(f"/v1/jobs/{HandleSigner(group.key, stalled).new()}/result")
+            budget.give(budget.limit_bytes)
+    finally:
+        await owner.close()
+    assert_error(refused, 503, "overloaded")
+    assert refused.headers["retry-after"] == "1"
+    assert budget.used_bytes == 0

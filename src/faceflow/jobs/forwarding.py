@@ -8,6 +8,7 @@ from faceflow.errors import JsonScalar, Unavailable
 from faceflow.jobs.embedded import EmbeddedRunner
 from faceflow.jobs.handles import HandleSigner, unknown_handle
 from faceflow.jobs.peers import (
+    HoldAnswer,
     PeerAnswer,
     PeerCall,
     PeerClient,
@@ -22,7 +23,8 @@ from faceflow.operations.registry import Submission
 class ForwardingRunner:
     """``local`` (whose handles ``signer`` mints with ``origin``) behind this worker's socket, and
     every other origin's handles forwarded to its worker. A forged handle is answered 404 here,
-    from its tag alone, without any call."""
+    from its tag alone, without any call. A forwarded answer is read within ``hold`` (this worker's
+    answer budget)."""
 
     backend = "embedded"
 
@@ -33,12 +35,13 @@ class ForwardingRunner:
         origin: bytes,
         group: PeerGroup,
         max_answer_bytes: int,
+        hold: HoldAnswer | None = None,
     ) -> None:
         self._local = local
         self._signer = signer
         self._origin = origin
         self._server = PeerServer(group, origin, self._answer)
-        self._client = PeerClient(group, max_answer_bytes)
+        self._client = PeerClient(group, max_answer_bytes, hold)
         self._forwarded = 0
 
     async def start(self) -> None:

@@ -19,7 +19,10 @@ directory that ``faceflow serve`` makes.
 
 Every call is bounded: :data:`PEER_TIMEOUT_S` in all, :data:`FORWARDED_AT_ONCE` forwarded and
 :data:`SERVED_AT_ONCE` served at once by each worker, :data:`CALL_MAX_BYTES` a call and the
-answer budget (``limits.answer_budget_bytes``) an answer. A worker that is gone (stopped, or
+answer budget (``limits.answer_budget_bytes``) an answer. An answer's bytes are held in the
+asking worker's answer budget while they are read (:data:`HoldAnswer`), taken once its length is
+known and before its body is read: read unaccounted, 16 polls of a large result on the asking
+worker held 16 copies of it beyond that budget. A worker that is gone (stopped, or
 restarted by uvicorn: its jobs were in its memory) answers 404 "lost with its HTTP worker"; one
 that does not answer in time, 503 with Retry-After.
 """
@@ -37,6 +40,7 @@ import socket
 import struct
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -263,11 +267,16 @@ class _TooLarge(Exception):
     pass
 
 
-async def _read_frame(reader: asyncio.StreamReader, limit: int) -> bytes:
+async def _read_length(reader: asyncio.StreamReader, limit: int) -> int:
+    """A frame's length prefix, refused (_TooLarge) over ``limit`` before its body is read."""
     (size,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
     if size > limit:
         raise _TooLarge(size)
-    return await reader.readexactly(size)
+    return int(size)
+
+
+async def _read_frame(reader: asyncio.StreamReader, limit: int) -> bytes:
+    return await reader.readexactly(await _read_length(reader, limit))
 
 
 def _write_frame(writer: asyncio.StreamWriter, body: bytes) -> None:
@@ -285,6 +294,11 @@ def same_user(writer: asyncio.StreamWriter) -> bool:
     _, uid, _ = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, option, _PEERCRED.size))
     return bool(uid == os.getuid())
 
+
+HoldAnswer = Callable[[int], AbstractContextManager[object]]
+"""Room for an answer of so many bytes in the asking worker's answer budget, held while the
+answer is read and decoded (the answer sent to the client then takes its own, as every answer
+does); raises (``503 overloaded``) when there is none, as a local answer is refused."""
 
 Answerer = Callable[[PeerCall], Awaitable[PeerAnswer]]
 """What a worker answers for its own jobs (its embedded runner's status, result or cancel)."""
@@ -353,9 +367,12 @@ class PeerServer:
 class PeerClient:
     """Asks the worker of a handle's origin, within the bounds above."""
 
-    def __init__(self, group: PeerGroup, max_answer_bytes: int) -> None:
+    def __init__(
+        self, group: PeerGroup, max_answer_bytes: int, hold: HoldAnswer | None = None
+    ) -> None:
         self._group = group
         self._max_answer_bytes = max_answer_bytes
+        self._hold: HoldAnswer = hold or (lambda _: nullcontext())
         self._slots = asyncio.Semaphore(FORWARDED_AT_ONCE)
 
     async def call(self, origin: bytes, call: PeerCall) -> PeerAnswer:
@@ -364,15 +381,14 @@ class PeerClient:
         try:
             async with asyncio.timeout(PEER_TIMEOUT_S):
                 async with self._slots:
-                    raw = await self._exchange(origin, call)
+                    return await self._exchange(origin, call)
         except TimeoutError:
             raise Unavailable(
                 f"the HTTP worker that holds this job did not answer within {PEER_TIMEOUT_S:g} s",
                 retry_after_s=1,
             ) from None
-        return decode_answer(raw)
 
-    async def _exchange(self, origin: bytes, call: PeerCall) -> bytes:
+    async def _exchange(self, origin: bytes, call: PeerCall) -> PeerAnswer:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:  # connected here, not by uvloop, for the same reason as the server's socket
@@ -391,7 +407,9 @@ class PeerClient:
                 raise lost_with_worker()
             _write_frame(writer, encode_call(call, self._group.key))
             await writer.drain()
-            return await _read_frame(reader, self._max_answer_bytes)
+            size = await _read_length(reader, self._max_answer_bytes)
+            with self._hold(size):  # before the body is read; until its copy is decoded
+                return decode_answer(await reader.readexactly(size))
         except (asyncio.IncompleteReadError, ConnectionError):
             raise Unavailable(
                 "the HTTP worker that holds this job closed the call", retry_after_s=1

@@ -12,7 +12,7 @@ from faceflow.errors import JsonScalar
 from faceflow.jobs.embedded import EmbeddedRunner
 from faceflow.jobs.forwarding import ForwardingRunner
 from faceflow.jobs.handles import HandleSigner
-from faceflow.jobs.peers import ANSWER_SLACK_BYTES, PeerGroup, new_origin
+from faceflow.jobs.peers import ANSWER_SLACK_BYTES, HoldAnswer, PeerGroup, new_origin
 from faceflow.jobs.records import JobRecord
 from faceflow.operations.registry import Submission
 from faceflow.runtime.budget import ByteBudget
@@ -64,13 +64,15 @@ def build_runner(
     budget: ByteBudget | None = None,
     lanes: asyncio.Semaphore | None = None,
     peers: PeerGroup | None = None,
+    hold: HoldAnswer | None = None,
 ) -> JobRunner:
     """The RQ runner when ``jobs.redis_url`` is set (it only reads ``compute``'s cache: its
     workers compute), else the embedded one, which runs jobs through ``compute`` like the sync
     endpoints, whose queued images take from ``budget`` (the API process's upload budget) and
     whose running jobs hold ``lanes`` (shared with the batches: faceflow.runtime.lanes). With
     ``peers`` (one of several HTTP workers), the embedded runner answers for the other workers'
-    jobs too (:mod:`faceflow.jobs.forwarding`)."""
+    jobs too (:mod:`faceflow.jobs.forwarding`), reading their answers within ``hold`` (the API
+    process's answer budget)."""
     if settings.jobs.redis_url:
         from faceflow.jobs.rq_runner import RqRunner  # an embedded server never loads RQ
 
@@ -81,4 +83,4 @@ def build_runner(
     signer = HandleSigner(peers.key, origin)
     local = EmbeddedRunner(settings, compute, budget=budget, lanes=lanes, signer=signer)
     max_answer_bytes = settings.limits.answer_budget_bytes + ANSWER_SLACK_BYTES
-    return ForwardingRunner(local, signer, origin, peers, max_answer_bytes)
+    return ForwardingRunner(local, signer, origin, peers, max_answer_bytes, hold)

@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 from starlette.background import BackgroundTask
 from starlette.responses import Response
@@ -188,6 +189,20 @@ class AnswerBudget(ClientBudget):
         answer = Sending(owner, size, abort)
         self.sending.add(answer)
         return answer
+
+    @contextmanager
+    def holding(self, size: int) -> Iterator[None]:
+        """Room for ``size`` bytes of an answer held while it is read from another HTTP worker
+        (:data:`~faceflow.jobs.peers.HoldAnswer`), taken and refused as the answer itself would
+        be (:func:`try_take`: ``503 overloaded`` when there is none), given back after."""
+        owner = PLACE_OWNER.get()
+        if not try_take(self, size):
+            raise refusal(self)
+        try:
+            yield
+        finally:
+            if size > SLICE_BYTES:  # what try_take took
+                self.give_for(owner, size)
 
     def end(self, answer: Sending) -> None:
         """It is sent (or failed): its bytes back, unless it gave way (already back)."""

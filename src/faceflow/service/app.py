@@ -231,7 +231,12 @@ def create_app(
             "on" if settings.server.api_key_hashes else "off",
         )
         job_runner = build_runner(
-            settings, compute, budget, app.state.services.lanes, peers=job_peers
+            settings,
+            compute,
+            budget,
+            app.state.services.lanes,
+            peers=job_peers,
+            hold=answer_budget.holding,
         )
         await job_runner.start()
         app.state.services.jobs = job_runner
