@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 
@@ -220,3 +221,27 @@ async def test_an_answer_is_held_from_its_length_until_it_is_decoded(
     assert held == [len(encode_answer((FINISHED, RESULT)))]
     with pytest.raises(Overloaded):
         await client.call(origin, CALL)
+
+
+@needs_abstract
+@pytest.mark.parametrize("sent", [b"", b"\x00\x00\x0f\xa0"], ids=["idle", "stalled-after-length"])
+async def test_connections_that_send_no_call_give_way_to_a_workers_call(
+    owner: tuple[Owner, PeerGroup, bytes], sent: bytes
+) -> None:
+    # Counted as calls being answered, 32 of them (any process of the user may open them) had
+    # every real call closed at once, for as long as they were held (5 s, renewed at will).
+    _, group, origin = owner
+    loop = asyncio.get_running_loop()
+    held = []
+    try:
+        for _ in range(peers.SERVED_AT_ONCE):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            held.append(sock)
+            await loop.sock_connect(sock, group.address(origin))
+            await loop.sock_sendall(sock, sent)
+        client = PeerClient(group, max_answer_bytes=len(RESULT.body) + peers.ANSWER_SLACK_BYTES)
+        assert await client.call(origin, CALL) == (FINISHED, RESULT)
+    finally:
+        for sock in held:
+            sock.close()

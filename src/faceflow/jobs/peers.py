@@ -72,7 +72,8 @@ PEER_TIMEOUT_S = 5.0
 FORWARDED_AT_ONCE = 16
 """Calls one worker forwards at once; more wait for a slot (within :data:`PEER_TIMEOUT_S`)."""
 SERVED_AT_ONCE = 32
-"""Calls one worker answers for the others at once; beyond, a connection is closed at once."""
+"""Calls one worker answers for the others at once; beyond, a connection is closed at once. As
+many connections may wait for their call; beyond, the one waiting longest is closed."""
 CALL_MAX_BYTES = 4096
 """A call is an operation, a handle, an API key digest and a MAC: well under this."""
 ANSWER_SLACK_BYTES = 64 * 1024
@@ -312,6 +313,8 @@ class PeerServer:
         self._address = group.address(origin)
         self._answer = answer
         self._serving = 0
+        self._waiting: dict[asyncio.StreamWriter, None] = {}
+        """The connections whose call is not read yet, the longest waiting first."""
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -339,20 +342,41 @@ class PeerServer:
         if self._serving >= SERVED_AT_ONCE or not same_user(writer):
             writer.close()
             return
-        self._serving += 1
         try:
             async with asyncio.timeout(PEER_TIMEOUT_S):
-                call = decode_call(await _read_frame(reader, CALL_MAX_BYTES), self._group.key)
+                call = await self._call_of(reader, writer)
                 if call is None:
                     log.warning("jobs: refused a call on the HTTP workers' socket without the key")
                     return
-                _write_frame(writer, await self._answered(call))
-                await writer.drain()
+                self._serving += 1
+                try:
+                    _write_frame(writer, await self._answered(call))
+                    await writer.drain()
+                finally:
+                    self._serving -= 1
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, _TooLarge):
             pass  # the caller gave up, or was no worker of this server: nothing to answer
         finally:
-            self._serving -= 1
             writer.close()
+
+    async def _call_of(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> PeerCall | None:
+        """The call the connection sends, or None without the key. Until it is read, the
+        connection counts among those waiting, and the one waiting longest is closed to make
+        room: counted among the calls being answered, 32 connections any process of the user
+        opened and kept idle (or stalled after a length prefix) had every real call closed at
+        once for the 5 s they were held, again and again; a worker's call comes at once."""
+        if len(self._waiting) >= SERVED_AT_ONCE:
+            oldest = next(iter(self._waiting))
+            del self._waiting[oldest]
+            oldest.close()  # its read ends (IncompleteReadError)
+        self._waiting[writer] = None
+        try:
+            raw = await _read_frame(reader, CALL_MAX_BYTES)
+        finally:
+            self._waiting.pop(writer, None)
+        return decode_call(raw, self._group.key)
 
     async def _answered(self, call: PeerCall) -> bytes:
         try:
