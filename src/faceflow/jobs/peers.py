@@ -72,8 +72,8 @@ PEER_TIMEOUT_S = 5.0
 FORWARDED_AT_ONCE = 16
 """Calls one worker forwards at once; more wait for a slot (within :data:`PEER_TIMEOUT_S`)."""
 SERVED_AT_ONCE = 32
-"""Calls one worker answers for the others at once; beyond, a connection is closed at once. As
-many connections may wait for their call; beyond, the one waiting longest is closed."""
+"""Calls one worker answers for the others at once; beyond, a call is closed unanswered once
+read. As many connections may wait for their call; beyond, the one waiting longest is closed."""
 CALL_MAX_BYTES = 4096
 """A call is an operation, a handle, an API key digest and a MAC: well under this."""
 ANSWER_SLACK_BYTES = 64 * 1024
@@ -339,7 +339,7 @@ class PeerServer:
             await asyncio.to_thread(Path(self._address).unlink, missing_ok=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._serving >= SERVED_AT_ONCE or not same_user(writer):
+        if not same_user(writer):
             writer.close()
             return
         try:
@@ -348,6 +348,8 @@ class PeerServer:
                 if call is None:
                     log.warning("jobs: refused a call on the HTTP workers' socket without the key")
                     return
+                if self._serving >= SERVED_AT_ONCE:
+                    return  # closed unanswered: the caller answers 503
                 self._serving += 1
                 try:
                     _write_frame(writer, await self._answered(call))
