@@ -250,6 +250,19 @@ def test_a_busy_background_is_a_warning_and_sets_the_overall_status(
     assert report.status is not CheckStatus.PASS
 
 
+@pytest.mark.parametrize("colour", [(200, 30, 40), (28, 28, 32)])
+def test_a_hijab_in_any_colour_leaves_a_plain_wall_plain(
+    cut_out: CutOut, colour: tuple[int, int, int]
+) -> None:
+    # The cut-out drops the dark jacket's shoulders at the photo's edge beside a red drape (u2netp
+    # keeps the drape's outline); read as wall they made it busy (19.7, 4.6 in black).
+    item = cut_out("portrait_2.jpg", hijab(colour))
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    assert report.check("background_uniformity").status is CheckStatus.PASS
+
+
 def test_backdrop_left_in_the_hair_is_a_warning(portrait: Callable[[str], Portrait]) -> None:
     item = portrait("portrait_2.jpg")  # plain grey: re-keyed, almost nothing left
     patchy = dataclasses.replace(item.matte, leftover_backdrop=0.05)

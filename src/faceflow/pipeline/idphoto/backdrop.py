@@ -64,6 +64,9 @@ MIN_KEY_LIGHTNESS = 35.0
 # backdrop, or within its own grain (the model's p90 ΔE) when that is larger. Dark hair is brown
 # or grey-black, a few ΔE lighter or warmer.
 SMUDGE_DELTA_E = 2.5
+# Background pixels this far (ΔE) from the backdrop's model are something else than the wall:
+# below the chin and reaching the crop's edge, the subject's own clothes the cut-out dropped.
+CLOTHES_DELTA_E = 15.0
 # Leftover backdrop: a subject pixel (α ≥ 0.5) whose colour lies within this ΔE of the backdrop.
 LEFTOVER_DELTA_E = 10.0
 # The head's shadow on the wall (a flash beside the camera, a lamp to one side) darkens the backdrop
@@ -141,12 +144,15 @@ def to_lab(rgb: FloatImage) -> FloatImage:
     return np.asarray(cv2.cvtColor(flat, cv2.COLOR_RGB2Lab), np.float32).reshape(rgb.shape)
 
 
-def fit_backdrop(image: FloatImage, background: NDArray[np.bool_]) -> BackdropModel | None:
+def fit_backdrop(
+    image: FloatImage, background: NDArray[np.bool_], chin_row: int | None = None
+) -> BackdropModel | None:
     """The backdrop's colour model from the pixels ``background`` marks as surely background.
 
     ``image`` is the crop, (H, W, 3) sRGB in [0, 1]. ``None`` when too little background is
     visible to say anything. The fit is robust: pixels far from a first fit (a sign, a lamp at
-    the edge) are dropped and the surface fitted again.
+    the edge) are dropped and the surface fitted again. Its ``std`` leaves out the subject's
+    clothes the cut-out dropped below ``chin_row`` (:func:`dropped_clothes`).
     """
     height, width = background.shape
     # Every step-th pixel: a smooth surface needs no more, and sampling costs nothing.
@@ -170,9 +176,31 @@ def fit_backdrop(image: FloatImage, background: NDArray[np.bool_]) -> BackdropMo
             break
     fitted = (design @ coefficients).astype(np.float32)
     delta = np.linalg.norm(to_lab(colours.astype(np.float32)) - to_lab(fitted), axis=1)
+    if chin_row is not None:
+        # The samples' grid: row i is the crop's row i·step + step // 2.
+        far = np.zeros(sure.shape, dtype=bool)
+        far[ys, xs] = delta > CLOTHES_DELTA_E
+        first_row = -(-(chin_row - step // 2) // step)
+        colours = colours[~dropped_clothes(far, first_row)[ys, xs]]
     std = float((colours * 255.0).std(axis=0).mean())
     lightness = float(to_lab(fitted)[:, 0].mean())
     return BackdropModel(coefficients, float(np.percentile(delta, 90)), std, lightness)
+
+
+def dropped_clothes(far: NDArray[np.bool_], chin_row: int) -> NDArray[np.bool_]:
+    """The pieces of ``far`` (background pixels far from the backdrop's model) that lie wholly at
+    or below ``chin_row`` and reach the crop's side or bottom edge: the subject's own shoulders or
+    arms, which the cut-out dropped (a dark jacket beside a red drape), or something standing
+    below the head. Neither is the backdrop around the hair the spread is about."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(far.astype(np.uint8), connectivity=8)
+    height, width = far.shape
+    top, left = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_LEFT]
+    right = left + stats[:, cv2.CC_STAT_WIDTH]
+    bottom = top + stats[:, cv2.CC_STAT_HEIGHT]
+    edge = (left == 0) | (right == width) | (bottom == height)
+    clothes = (top >= chin_row) & edge
+    clothes[0] = False  # label 0: everything not far
+    return np.asarray(clothes[labels], dtype=bool)
 
 
 def _least_squares(design: NDArray[np.float64], values: NDArray[np.float64]) -> NDArray[np.float64]:

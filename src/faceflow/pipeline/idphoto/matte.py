@@ -245,7 +245,7 @@ def compute_matte(
     above_chin = np.zeros(alpha.shape, dtype=bool)
     above_chin[:chin_row] = True
     hair_zone = above_chin & ~face_zone
-    model = fit_backdrop(image, _sure_background(alpha, long_side))
+    model = fit_backdrop(image, _sure_background(alpha, long_side), chin_row)
     backdrop_image = None
     keep_open = None
     kind = None if model is None else model.kind
