@@ -33,7 +33,7 @@ MAKES_ANSWERS = (
     "cache/entry.py",
 )
 
-PINNED = (5, "15bc0cd4b8a9a68e")
+PINNED = (5, "50eeea9ae5866c45")
 """(RESULT_FORMAT, the fingerprint of MAKES_ANSWERS) as they were last decided together."""
 
 
