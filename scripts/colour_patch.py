@@ -16,7 +16,6 @@ then each edit's range and how many go over the limit. About nine minutes.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -33,6 +32,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     _glasses,
     clear_glasses,
     hijab,
+    only,
     real_faces,
     turban,
 )
@@ -114,16 +114,6 @@ def edited(edit: Edit, rgb: Rgb, face: Face) -> Rgb:
     off again, so ``face`` still places it."""
     out = edit(rgb, face, only(rgb))
     return out[out.shape[0] - rgb.shape[0] :]
-
-
-def only(rgb: Rgb) -> Callable[[str], Rgb]:
-    """The photo source an edit is given: this photo, whatever it asks for (these edits ask
-    for none)."""
-
-    def photo(_: str) -> Rgb:
-        return rgb
-
-    return photo
 
 
 def main() -> None:

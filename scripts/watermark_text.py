@@ -19,7 +19,6 @@ are not measured. Two or three minutes.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from counter_edits import SECOND_ROUND
 from tests.fixtures.environment import TESTDATA
-from tests.pipeline.idphoto.verdict_cases import levelled_faces, real_photos
+from tests.pipeline.idphoto.verdict_cases import levelled_faces, only, real_photos
 
 from faceflow.config import LimitSettings, Settings
 from faceflow.domain import Face, Point
@@ -77,16 +76,6 @@ def stroke_share(rgb: Rgb, face: Face) -> float:
         keep[rows, max(0, round(cx - half_w * SCALE)) : round(cx + half_w * SCALE)] = False
     strokes = (ridge > 5) & (greyed > 0.2) & keep
     return float(strokes.sum() / max(1, keep.sum()))
-
-
-def only(rgb: Rgb) -> Callable[[str], Rgb]:
-    """The photo source an edit is given: this photo, whatever it asks for (these edits ask
-    for none)."""
-
-    def photo(_: str) -> Rgb:
-        return rgb
-
-    return photo
 
 
 def main() -> None:

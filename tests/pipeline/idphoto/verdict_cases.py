@@ -51,6 +51,16 @@ Rgb = NDArray[np.uint8]
 Edit = Callable[[Rgb, Face, Callable[[str], Rgb]], Rgb]
 
 
+def only(rgb: Rgb) -> Callable[[str], Rgb]:
+    """The photo source an edit is given where it is run on one photo alone: that photo,
+    whatever it asks for (the evidence scripts' edits ask for none)."""
+
+    def photo(_: str) -> Rgb:
+        return rgb
+
+    return photo
+
+
 @dataclass(frozen=True, slots=True)
 class Case:
     """``photo`` edited by ``edit``, made to ``spec``; ``expected`` is the verdict a counter
