@@ -165,10 +165,19 @@ async def _ask(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--result", required=True)
-    parser.add_argument("--polls", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--result", required=True, help="the large answer the owning worker returns (a file)"
+    )
+    parser.add_argument(
+        "--polls", type=int, default=16, help="result polls at once (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds of the held-result part (default: %(default)s)",
+    )
     parser.add_argument("--owner", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.owner:
