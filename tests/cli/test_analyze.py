@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner, Result
 
+from faceflow.cli.analyze import expand_paths
 from faceflow.cli.main import app
 from faceflow.config import MIN_FACE_SCORE, ModelSettings
 from tests.cli.terminal import NARROW_TERMINAL, plain_lines
@@ -412,3 +414,39 @@ def test_an_annotated_image_never_replaces_an_input_of_the_run(photo_folder: Pat
     assert result.exit_code == 0, result.output
     assert named_as_output.read_bytes() == before
     assert (photo_folder / "coffee-2.annotated.jpg").is_file()
+
+
+def test_a_glob_never_descends_into_a_link_back_up_the_tree(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    (photos / "2024").mkdir(parents=True)
+    (photos / "2024" / "a.jpg").write_bytes(b"")
+    (photos / "2024" / "all").symlink_to("..")  # glob.glob: a.jpg 41 times over
+
+    assert expand_paths([f"{photos}/**/*.jpg"]) == [photos / "2024" / "a.jpg"]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["**/*.jpg", "**", "*/**/*.jpg", "**/b*/*.png", "2024/**/a**.jpg", ".hidden/**/*.jpg", "*.gif"],
+)
+def test_a_glob_without_links_matches_what_glob_glob_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pattern: str
+) -> None:
+    for name in [
+        "a.jpg",
+        "2024/a.jpg",
+        "2024/b/c.png",
+        "2024/b/d/e.jpg",
+        ".hidden/f.jpg",
+        "2024/.g.jpg",
+        "2024/.h/i.jpg",
+        "j.gif",
+    ]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    expected = [Path(match) for match in sorted(glob.glob(pattern, recursive=True))]
+
+    assert expand_paths([pattern]) == expected
+    # The same from the root (glob.glob names it too for a last ``**``: a folder, no photo).
+    assert expand_paths([str(tmp_path / pattern)]) == [tmp_path / m for m in expected]
