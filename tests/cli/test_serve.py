@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -233,3 +235,49 @@ def test_serve_refuses_a_root_path_that_is_no_prefix_naming_the_variable(tmp_pat
     assert "server.root_path (FACEFLOW_SERVER__ROOT_PATH)" in done.stderr
     assert "must be empty or a path such as /faces" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+LOG_WAIT_S = 60.0
+
+
+def _json_lines(text: str) -> list[dict[str, object]]:
+    """The JSON objects among a log's lines (the fixture writes a plain line of its own)."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("http_workers", [1, 2])
+def test_every_process_of_serve_writes_its_lines_to_the_log_naming_itself(
+    live_server_factory: LiveServerFactory, http_workers: int
+) -> None:
+    # Spawned processes start with no logging set up: with two HTTP workers no request's
+    # access line was written, and no inference process ever wrote an info line.
+    server = live_server_factory(
+        SERVER__HTTP_WORKERS=http_workers, SERVER__LOG_JSON="true", RUNTIME__PROCESSES=1
+    )
+    marker = f"/no-such-page-{os.urandom(4).hex()}"
+
+    def lines() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+        logged = _json_lines(server.log_path.read_text(errors="replace"))
+        accessed = [e for e in logged if e["logger"] == "faceflow.access"]
+        loaded = [e for e in logged if str(e["message"]).startswith("models loaded from")]
+        return [e for e in accessed if marker in str(e["message"])], loaded
+
+    try:
+        for _ in range(4):  # fresh connections, which either HTTP worker may take
+            httpx.get(f"{server.url}{marker}", timeout=30.0, headers={"Connection": "close"})
+        # The second worker's inference process may still be loading: /readyz had one ready.
+        deadline = time.monotonic() + LOG_WAIT_S
+        while [len(found) for found in lines()] != [4, http_workers]:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        accessed, loaded = lines()
+    finally:
+        server.stop()
+
+    assert len(accessed) == 4, server.log_tail()
+    assert len(loaded) == http_workers, server.log_tail()
+    assert all(str(e["process"]).startswith("inference-") for e in loaded)
+    if http_workers > 1:
+        assert all(str(e["process"]).startswith("http-") for e in accessed)

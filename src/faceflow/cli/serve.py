@@ -115,11 +115,11 @@ def serve(
 
     from faceflow.service.protocol import FaceflowHttpProtocol
 
-    app: object = "faceflow.service.app:app_from_env"
+    app: object = "faceflow.service.app:http_worker_app"
     if head_start is not None:
         from faceflow.service.app import create_app
 
-        # The settings app_from_env would load (the same environment and file), already loaded.
+        # The settings http_worker_app would load (the same environment and file), already loaded.
         app = create_app(settings, head_start=head_start)
     extra: dict[str, Any] = {}  # only options the installed uvicorn has
     if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
@@ -193,12 +193,12 @@ def _head_start(settings: Settings) -> HeadStart:
     uvicorn, FastAPI and the app, instead of after it: on 2 cores the API process's imports
     and the workers' start-up overlap.
     """
-    from faceflow.runtime.context import load_pool_context, warm_up
+    from faceflow.runtime.context import load_server_pool_context, warm_up
     from faceflow.runtime.pool import HeadStart
 
     return HeadStart.from_settings(
         settings.runtime,
-        init=load_pool_context,
+        init=load_server_pool_context,
         init_arg=settings.model_dump_json(),
         warmup=warm_up,
     )

@@ -1,9 +1,10 @@
 """What one inference process holds: its settings and its models, loaded once at start.
 
 numpy, OpenCV and the model and pipeline modules are imported by the functions that use them:
-the API process imports this module only to name :func:`load_pool_context` and :func:`warm_up`
-to the inference pool, and ``faceflow serve`` does that before it spawns the pool's processes,
-ahead of its own web-stack imports (see :class:`~faceflow.runtime.pool.HeadStart`).
+the API process imports this module only to name :func:`load_server_pool_context` and
+:func:`warm_up` to the inference pool, and ``faceflow serve`` does that before it spawns the
+pool's processes, ahead of its own web-stack imports (see
+:class:`~faceflow.runtime.pool.HeadStart`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from faceflow.config import Settings
+from faceflow.logs import configure_logging
 from faceflow.runtime.heap import trim_heap
 
 if TYPE_CHECKING:
@@ -84,6 +86,23 @@ def load_pool_context(settings_json: str) -> WorkerContext:
     if settings.runtime.nice:
         os.nice(settings.runtime.nice)
     return _load(settings)
+
+
+def load_server_pool_context(settings_json: str) -> WorkerContext:
+    """:func:`load_pool_context` for one of `faceflow serve`'s inference processes, whose log
+    lines are then written as the server's own (``server.log_level``, ``server.log_json``),
+    each naming its process (``inference-<pid>``).
+
+    A spawned process starts with no logging set up: its info lines (a colour profile not
+    applied, documented as logged at info; its warm-up) were never written, and a task's
+    traceback ("stays in this process's log") came out bare on stderr, without a time, and as
+    plain text among the JSON lines of ``--log-json``.
+    """
+    settings = Settings.model_validate_json(settings_json)
+    configure_logging(
+        settings.server.log_level, settings.server.log_json, process=f"inference-{os.getpid()}"
+    )
+    return load_pool_context(settings_json)
 
 
 def warm_up(context: WorkerContext) -> None:

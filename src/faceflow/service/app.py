@@ -20,8 +20,9 @@ from faceflow.config import ServerSettings, Settings, load_settings
 from faceflow.errors import FaceflowError
 from faceflow.jobs.peers import PEERS_ENV, PeerGroup
 from faceflow.jobs.runner import build_runner
+from faceflow.logs import configure_logging
 from faceflow.runtime.budget import ByteBudget
-from faceflow.runtime.context import WorkerContext, load_pool_context, warm_up
+from faceflow.runtime.context import WorkerContext, load_server_pool_context, warm_up
 from faceflow.runtime.lanes import background_lanes
 from faceflow.runtime.pool import HeadStart, InferencePool
 from faceflow.service.answers import AnswerBudget
@@ -184,7 +185,7 @@ def create_app(
         before_threads()
         pool: InferencePool[WorkerContext] = InferencePool.from_settings(
             settings.runtime,
-            init=load_pool_context,
+            init=load_server_pool_context,
             init_arg=settings.model_dump_json(),
             warmup=warm_up,
             on_task_done=metrics.task_done,
@@ -341,6 +342,22 @@ async def _report_start_up(pool: InferencePool[WorkerContext], services: Service
 
 
 def app_from_env() -> FaceflowApp:
-    """Factory for ``uvicorn --factory`` and multi-worker serving: settings from the environment
-    (and ``FACEFLOW_CONFIG``), as ``faceflow serve`` sets them up."""
+    """Factory for ``uvicorn --factory``: settings from the environment (and
+    ``FACEFLOW_CONFIG``), as ``faceflow serve`` sets them up."""
     return create_app(load_settings(), job_peers=PeerGroup.from_env(os.environ.get(PEERS_ENV)))
+
+
+def http_worker_app() -> FaceflowApp:
+    """Factory for each worker of `faceflow serve --http-workers N`: :func:`app_from_env` in a
+    process whose log lines are written as the server's own (``server.log_level``,
+    ``server.log_json``), each naming its worker (``http-<pid>``).
+
+    uvicorn spawns its workers afresh, and sets up no logging in them (`faceflow serve` gives it
+    none to set up): a worker's root logger had no handler, so with two workers no request's
+    access line was ever written, nor the ready line, and a warning or a traceback came out bare
+    on stderr, as plain text among the JSON lines of ``--log-json``.
+    """
+    settings = load_settings()
+    server = settings.server
+    configure_logging(server.log_level, server.log_json, process=f"http-{os.getpid()}")
+    return create_app(settings, job_peers=PeerGroup.from_env(os.environ.get(PEERS_ENV)))
