@@ -72,3 +72,35 @@ def test_connection_is_usable_after_a_refused_upload(small: httpx.Client) -> Non
     body = CountingBody()
     assert small.post("/v1/detect", content=iter(body)).status_code == 413
     assert small.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "option"),
+    [
+        ("/v1/detect", "threshold"),
+        ("/v1/id-photo", "spec"),
+        ("/v1/id-photo/sheet", "layout"),
+        ("/v1/batch", "operation"),
+        ("/v1/jobs?operation=detect", "max_faces"),
+    ],
+)
+def test_an_option_sent_as_a_form_field_is_refused_naming_the_query_string(
+    client: httpx.Client, face_jpeg: bytes, path: str, option: str
+) -> None:
+    # As `curl -F threshold=0.9` or requests' data= beside files= send it: it went unread, and
+    # the default's answer came back 200 (cn-1inch for any spec, analyze for any operation).
+    field = "images" if path == "/v1/batch" else "image"
+
+    response = client.post(path, data={option: "1"}, files=multipart_image(face_jpeg, field))
+
+    error = assert_error(response, 400, "invalid_parameter")
+    assert error["parameter"] == option
+    assert f"?{option}=" in error["message"]
+
+
+def test_a_form_field_that_is_no_option_is_still_passed_over(
+    client: httpx.Client, face_jpeg: bytes
+) -> None:
+    response = client.post("/v1/detect", data={"note": "hi"}, files=multipart_image(face_jpeg))
+
+    assert response.status_code == 200, response.text

@@ -40,6 +40,9 @@ from faceflow.errors import (
     TooLarge,
     quoted,
 )
+from faceflow.operations.faces import BatchOptions
+from faceflow.operations.idphoto import PhotoRouteOptions, SheetOptions
+from faceflow.operations.parse import option_names
 from faceflow.runtime.budget import ByteBudget
 from faceflow.service.errors import faceflow_error_response
 from faceflow.service.security import address_identity
@@ -48,6 +51,12 @@ log = logging.getLogger(__name__)
 
 # Room for multipart boundaries and part headers on top of the image cap.
 _MULTIPART_OVERHEAD = MULTIPART_OVERHEAD_BYTES
+
+QUERY_OPTIONS = frozenset(
+    set().union(*(option_names(model) for model in (BatchOptions, PhotoRouteOptions, SheetOptions)))
+)
+"""Every option an upload route reads from its query string (``operation`` among them): a form
+field of one of these names is refused (:func:`_uploads`)."""
 _BUDGET_RETRY_AFTER_S = 1
 PACE_GRACE_S = 1.0
 """How long a body may send nothing after it is first read before it counts as behind its
@@ -760,6 +769,15 @@ def _uploads(
     if not reader.size:
         raise EmptyInput("the request has no body; send an image as the raw body or form field")
     parts = reader.finish()
+    # `curl -F threshold=0.9`, or requests' data= beside files=: the option went unread, and
+    # the answer was the default's (another spec, operation or threshold) with a 200.
+    for part in parts:
+        if part.name in QUERY_OPTIONS and part.name not in field_names:
+            raise InvalidParameter(
+                f"{quoted(part.name)} was sent as a form field; options are read from the query "
+                f"string only (?{part.name}=…)",
+                {"parameter": part.name},
+            )
     uploads = [
         Upload(part.data, part.filename, part.digest) for part in parts if part.name in field_names
     ]
