@@ -57,6 +57,7 @@ QUERY_OPTIONS = frozenset(
 )
 """Every option an upload route reads from its query string (``operation`` among them): a form
 field of one of these names is refused (:func:`_uploads`)."""
+
 _BUDGET_RETRY_AFTER_S = 1
 PACE_GRACE_S = 1.0
 """How long a body may send nothing after it is first read before it counts as behind its
