@@ -4,6 +4,7 @@ real models and photos (cli/idphoto.py)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from enum import Enum
@@ -310,3 +311,16 @@ def test_a_terminal_escape_in_a_file_name_is_shown_not_obeyed(
     assert "p\\x1b[2J.jpg" in result.stdout  # the input, and its photo's name
     assert "p\\x1b[2J.cn-1inch.jpg" in result.stdout
     assert "t\\x1b]0;title\\x07.jpg" in result.stdout
+
+
+def test_an_out_named_like_a_fifo_says_it_is_not_a_folder(tmp_path: Path, testdata: Path) -> None:
+    # click's file_okay=False refuses a regular file by name; a FIFO or a device (/dev/full)
+    # reached mkdir, whose "File exists" read as if the folder were there.
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    result = run("id-photo", testdata / "portrait_2.jpg", "-o", fifo)
+
+    assert result.exit_code == 2, result.output
+    assert "--out" in result.stderr
+    assert "exists and is not a folder" in result.stderr

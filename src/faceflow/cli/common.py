@@ -191,13 +191,20 @@ def _identity(path: Path) -> tuple[int, int] | None:
 
 def make_output_folder(console: Console, folder: Path, option: str) -> None:
     """Make the folder ``option`` names for a command's outputs, before any work; exit 2 with the
-    reason if it cannot be made (under a file, no permission): that was a NotADirectoryError or
-    PermissionError traceback, exit 1."""
+    reason if it cannot be made (under a file, no permission, a device or a FIFO of that name):
+    that was a NotADirectoryError or PermissionError traceback, exit 1."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        # A device or a FIFO in its place (click's file_okay=False refuses only a regular file):
+        # mkdir's own words, "File exists", read as if the folder were fine.
+        reason = "exists and is not a folder"
     except OSError as exc:
-        console.print(f"[red]error:[/red] {option} {escape(folder)}: {escape(exc.strerror or exc)}")
-        raise typer.Exit(2) from None
+        reason = exc.strerror or str(exc)
+    else:
+        return
+    console.print(f"[red]error:[/red] {option} {escape(folder)}: {escape(reason)}")
+    raise typer.Exit(2) from None
 
 
 def write_output(target: Path, data: bytes) -> None:
