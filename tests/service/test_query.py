@@ -1,5 +1,5 @@
-"""The query-string bound (service/query.py): too many parameters or percent-escapes are refused
-before any route, the cache-hit path included, parses them."""
+"""The query-string bound (service/query.py): too many parameters or percent-escapes, or an option
+given twice, are refused before any route, the cache-hit path included, parses them."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ session_loop = pytest.mark.asyncio(loop_scope="session")
     ("query", "refused"),
     [
         (b"", None),
-        (b"&".join([b"a=1"] * MAX_QUERY_PARAMETERS), None),
-        (b"&".join([b"a=1"] * (MAX_QUERY_PARAMETERS + 1)), "max_parameters"),
+        (b"&".join(b"a%d=1" % i for i in range(MAX_QUERY_PARAMETERS)), None),
+        (b"&".join(b"a%d=1" % i for i in range(MAX_QUERY_PARAMETERS + 1)), "max_parameters"),
         (b"background=" + b"%23" * MAX_QUERY_ESCAPES, None),
         (b"background=" + b"%23" * (MAX_QUERY_ESCAPES + 1), "max_escapes"),
         (b"spec=" + b"a" * 60_000, None),  # long, but cheap to parse: the route refuses it
@@ -64,3 +64,50 @@ async def test_a_query_of_many_escapes_is_refused_before_a_route_parses_it(
         answer = await client.request(method, f"{path}?{query}", content=b"\xff\xd8\xff")
     assert_error(answer, 400, "invalid_parameter")
     assert answer.json()["error"]["max_escapes"] == MAX_QUERY_ESCAPES
+
+
+@pytest.mark.parametrize(
+    ("query", "repeated"),
+    [
+        (b"threshold=0.5", None),
+        (b"threshold=0.5&max_faces=2&attributes=age", None),
+        (b"a=1&&b=2", None),  # an empty part names nothing
+        (b"attributes=age&attributes=gender", "attributes"),
+        (b"spec=us-passport&background=blue&spec=cn-1inch", "spec"),
+        (b"threshold=0.5&threshold=0.5", "threshold"),  # even the same value: one is enough
+        (b"spec=icao&sp%65c=cn-1inch", "spec"),  # the name as the route decodes it
+        (b"a+b=1&a%20b=2", "a b"),
+        (b"x\xff=1&x\xff=2", "x\xff"),  # not UTF-8: compared, not decoded into an error
+    ],
+)
+def test_an_option_given_twice_is_refused_by_its_decoded_name(
+    query: bytes, repeated: str | None
+) -> None:
+    refusal = query_refusal(query)
+    if repeated is None:
+        assert refusal is None
+    else:
+        assert refusal is not None
+        assert refusal.details == {"parameter": repeated}
+
+
+@session_loop
+@pytest.mark.parametrize(
+    ("method", "path", "query"),
+    [
+        # The cache-hit path's own parse took the last value: the answer had gender alone.
+        ("POST", "/v1/analyze", "attributes=age&attributes=gender"),
+        ("POST", "/v1/id-photo", "spec=us-passport&spec=cn-1inch"),
+        ("POST", "/v1/jobs", "operation=analyze&operation=detect"),
+        ("POST", "/v1/batch", "threshold=0.9&threshold=0.3"),
+    ],
+)
+async def test_an_option_given_twice_is_a_400_naming_it_on_every_route(
+    app: InProcess, method: str, path: str, query: str
+) -> None:
+    async with app.client() as client:
+        answer = await client.request(method, f"{path}?{query}", content=b"\xff\xd8\xff")
+    assert_error(answer, 400, "invalid_parameter")
+    error = answer.json()["error"]
+    assert error["parameter"] == query.split("=")[0]
+    assert "more than once" in error["message"]

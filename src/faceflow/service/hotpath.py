@@ -69,8 +69,9 @@ _CLOSE = (b"connection", b"close")
 
 def face_work(defaults: DetectionSettings, operation: Operation, query: bytes) -> FaceWork | None:
     """The route's work for the query string ``query``, parsed as FastAPI parses the route's
-    query (the operation's options model, the last of repeated values); None for anything the
-    route would refuse, which the route then answers with its documented error."""
+    query (the operation's options model; a query with an option given twice never gets here,
+    :func:`~faceflow.service.query.query_refusal`); None for anything the route would refuse,
+    which the route then answers with its documented error."""
     fields = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
     try:
         return FACE_OPTIONS[operation].model_validate(fields).work(operation, defaults)
