@@ -9,9 +9,11 @@ resource tracker once /readyz answers (every model loaded and warmed up), then s
 ``--requests`` never-seen uploads from ``--clients`` concurrent clients (a 503, the pool's wait
 queue full, is sent again) in ten rounds, and takes it again after each round, once every reply
 has come (what the processes keep, not one request's working set; the largest total seen while
-requests ran is printed too). The uploads are the photos of ``../shared/testdata`` and
-``../shared/devset`` resized to long sides of 320 to 3,000 px and re-encoded as JPEG, each with
-a unique comment so every request is a cache miss that runs the models; the operations are mixed:
+requests ran is printed too), and once more when the server has been idle past
+``runtime.heap.IDLE_TRIM_S`` (what a server keeps once its load is over). The uploads are the
+photos of ``../shared/testdata`` and ``../shared/devset`` resized to long sides of 320 to
+3,000 px and re-encoded as JPEG, each with a unique comment so every request is a cache miss that
+runs the models; the operations are mixed:
 detect, analyze, annotate and (unless ``runtime.operations`` leaves it out) the ID photo.
 ``--env`` passes settings to the server, e.g. for a server without ID photos:
 ``--env 'FACEFLOW_RUNTIME__OPERATIONS=["detect","analyze","annotate"]'``.
@@ -53,6 +55,7 @@ from rich.table import Table
 
 from faceflow.loadgen.load import unique_variant
 from faceflow.loadgen.procs import ServiceProcess, load_average, process_tree, rss_bytes
+from faceflow.runtime.heap import IDLE_TRIM_S
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PHOTO_DIRS = (SHARED / "testdata", SHARED / "devset")
@@ -68,6 +71,8 @@ RETRY_503_S = 0.05
 PEAK_POLL_S = 0.2
 SETTLE_S = 0.5
 """Pause after a round before sampling: the last replies have been sent, the processes idle."""
+IDLE_S = IDLE_TRIM_S + 1.0
+"""Pause after the last round before the idle sample: the inference processes' idle trim done."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,8 @@ class Sample:
     server_mb: float
     workers_mb: tuple[float, ...]
     other_mb: float
+    idle: bool = False
+    """Taken :data:`IDLE_S` after the last round, not right after one."""
 
     @property
     def total_mb(self) -> float:
@@ -101,7 +108,7 @@ def prepare_uploads(seed: int) -> list[bytes]:
     return uploads
 
 
-def sample(server: ServiceProcess, requests: int) -> Sample:
+def sample(server: ServiceProcess, requests: int, *, idle: bool = False) -> Sample:
     """RSS by role: the server, each inference process, the rest (the resource tracker)."""
     server_mb, workers, other = 0.0, [], 0.0
     for pid in process_tree(server.pid):
@@ -116,7 +123,7 @@ def sample(server: ServiceProcess, requests: int) -> Sample:
             workers.append(mb)
         else:
             other += mb
-    return Sample(requests, server_mb, tuple(sorted(workers)), other)
+    return Sample(requests, server_mb, tuple(sorted(workers)), other, idle)
 
 
 ARENA_ALIGN = 64 * 1024 * 1024
@@ -194,7 +201,8 @@ def details(server: ServiceProcess) -> str:
 def progress(row: Sample) -> str:
     workers = " + ".join(f"{mb:.0f}" for mb in row.workers_mb)
     return (
-        f"{time.strftime('%H:%M:%S')} {row.requests} requests: server {row.server_mb:.0f} "
+        f"{time.strftime('%H:%M:%S')} {row.requests} requests{', idle' if row.idle else ''}: "
+        f"server {row.server_mb:.0f} "
         f"+ workers {workers} + other {row.other_mb:.0f} = {row.total_mb:.0f} MB"
     )
 
@@ -268,6 +276,9 @@ async def load(
             if detail:
                 print(details(server), file=sys.stderr, flush=True)
     poller.cancel()
+    await asyncio.sleep(IDLE_S)
+    samples.append(sample(server, requests, idle=True))
+    print(progress(samples[-1]), file=sys.stderr, flush=True)
     for route, total in body_bytes.items():
         answered = sum(n for key, n in statuses.items() if key.startswith(route + " "))
         statuses[f"{route} mean KB"] = round(total / max(1, answered) / 1024)
@@ -341,7 +352,11 @@ def main() -> None:
     base = samples[0].total_mb
     for row in samples:
         table.add_row(
-            "after warm-up" if row.requests == 0 else f"{row.requests:,}",
+            "after warm-up"
+            if row.requests == 0
+            else f"idle {IDLE_S:.0f} s after"
+            if row.idle
+            else f"{row.requests:,}",
             f"{row.server_mb:.0f}",
             " + ".join(f"{mb:.0f}" for mb in row.workers_mb),
             f"{row.other_mb:.0f}",
@@ -365,6 +380,7 @@ def vars_of(row: Sample) -> dict[str, object]:
         "workers_mb": row.workers_mb,
         "other_mb": row.other_mb,
         "total_mb": row.total_mb,
+        "idle": row.idle,
     }
 
 

@@ -57,6 +57,20 @@ def echo(context: Context, value: int) -> int:
     return value
 
 
+_pinned: list[bytes] = []
+"""Blocks a task keeps above what it freed, as the Python objects a real task leaves behind do."""
+
+
+def hold_then_free(context: Context, nbytes: int) -> int:
+    """Grow the heap by ``nbytes`` in blocks under glibc's mmap threshold and free them, with a
+    small block kept above them, so the freed ``nbytes`` stay in the heap (as a decoded photo's
+    do); return this process's pid."""
+    blocks = [b"\x01" * 100_000 for _ in range(nbytes // 100_000)]
+    _pinned.append(b"\x02" * 100_000)
+    del blocks
+    return os.getpid()
+
+
 def whoami(context: Context, _: None) -> tuple[object, object, int]:
     """(pid the context was built in, its init count, pid running the task)."""
     return context["pid"], context["inits"], os.getpid()

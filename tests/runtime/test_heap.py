@@ -1,4 +1,5 @@
-"""A worker gives its free heap back once it has grown past its slack, and only then."""
+"""A worker gives its free heap back once it has grown past its slack, and only then, or once it
+is idle holding more than a little."""
 
 from __future__ import annotations
 
@@ -52,6 +53,31 @@ def test_growth_past_the_slack_is_given_back_once() -> None:
     # The floor is now what the trim left: nothing has grown since, so no second trim.
     assert keeper.after_task() is False
     assert kept
+
+
+def test_heap_a_task_left_within_the_slack_is_given_back_when_idle() -> None:
+    trim_heap()
+    keeper = HeapKeeper(slack_bytes=1 << 40)  # never trimmed after a task
+    kept = hold_then_free(GROWTH_BYTES // 4)
+    grown = resident_bytes()
+
+    assert keeper.after_task() is False
+    assert keeper.idle_trim_due
+    assert keeper.idle() is True
+    assert resident_bytes() < grown - GROWTH_BYTES // 8
+    # Given back: nothing is due until a task leaves more.
+    assert not keeper.idle_trim_due
+    assert keeper.idle() is False
+    assert kept
+
+
+def test_a_process_holding_next_to_nothing_is_not_trimmed_when_idle() -> None:
+    trim_heap()
+    keeper = HeapKeeper()
+
+    assert keeper.after_task() is False
+    assert not keeper.idle_trim_due
+    assert keeper.idle() is False
 
 
 @GLIBC_ONLY

@@ -17,7 +17,8 @@ next task.
 
 Memory: after a task's reply is sent, a worker that has grown more than a few MB past its size
 after warm-up gives its free heap back (:class:`~faceflow.runtime.heap.HeapKeeper`), so what it
-holds between tasks does not depend on which photos it happened to be sent.
+holds between tasks does not depend on which photos it happened to be sent; and a worker left
+with nothing to do for :data:`~faceflow.runtime.heap.IDLE_TRIM_S` gives back the rest.
 
 This module imports only the standard library, :mod:`faceflow.errors` and
 :mod:`faceflow.runtime.heap` (standard library only): a spawned child loads
@@ -37,7 +38,7 @@ from multiprocessing.connection import Connection
 from typing import NamedTuple, Protocol, cast
 
 from faceflow.errors import DeadlineExceeded, FaceflowError, JsonScalar, RetryableError
-from faceflow.runtime.heap import HeapKeeper
+from faceflow.runtime.heap import IDLE_TRIM_S, HeapKeeper
 
 STOP = b""
 """Asks a worker to exit once idle. No pickle is empty, so it cannot be mistaken for a task."""
@@ -162,6 +163,10 @@ def _serve(conn: Connection, context: object) -> None:
     heap = HeapKeeper()
     while True:
         try:
+            # A poll only while the last task left heap to give back: then, if no task comes
+            # for a while, this process gives it back before it waits on.
+            if heap.idle_trim_due and not conn.poll(IDLE_TRIM_S):
+                heap.idle()
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return  # The parent is gone: nobody is left to answer.

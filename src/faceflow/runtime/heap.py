@@ -4,8 +4,8 @@ Every malloc setting faceflow makes is here (the inference processes' ``GLIBC_TU
 by glibc before Python starts, are put in their environment by
 :func:`faceflow.runtime.pool.child_glibc_tunables`):
 
-* an inference process trims its free heap after a task once it has grown past a slack
-  (:class:`HeapKeeper`);
+* an inference process trims its free heap after a task once it has grown past a slack, and
+  all of it once it has been idle a while (:class:`HeapKeeper`);
 * an HTTP worker keeps up to an upload's worth of free heap (:func:`keep_heap`) and has all its
   threads share one malloc arena (:func:`share_one_arena`).
 
@@ -36,6 +36,16 @@ leaves it 11-13 MB past its trimmed size, so at 8 MB nearly every task trimmed (
 the next one faulted ≈ 1,000-1,600 pages back in: ≈ 4 ms of a 27 ms miss's CPU, in system time
 (docs/performance.md, The service). 24 MB was measured before as too loose for flat memory.
 A photo decoded larger (970×2204 decodes at full size) still outgrows 16 MB and trims each task."""
+
+IDLE_TRIM_S = 2.0
+"""How long an inference process waits for its next task before it gives back what it holds past
+its floor, the slack's worth included. Under load the slack serves the next photo; a server that
+has gone quiet (a burst over, the night) goes back to its size at ready, where it stayed up to
+the two processes' slack above it (+6 % in bench/rss.py) for as long as no task came. A task
+after a pause this long pays the page faults the slack would have spared it (≈ 4 ms), once."""
+
+IDLE_SLACK_BYTES = 1024 * 1024
+"""What an idle process may keep past its floor without a trim: less is not worth the call."""
 
 HEAP_KEPT_BYTES = 16 * 1024 * 1024
 """Above the largest single image (``limits.max_upload_bytes``, 10 MiB by default)."""
@@ -107,18 +117,40 @@ def resident_bytes() -> int:
 
 class HeapKeeper:
     """Keeps a worker near its warmed-up size: :meth:`after_task` trims the heap once the process
-    has grown more than ``slack_bytes`` past its size after the last trim."""
+    has grown more than ``slack_bytes`` past its size after the last trim, and :meth:`idle`, once
+    no task has come for :data:`IDLE_TRIM_S`, trims what is left past it."""
 
     def __init__(self, slack_bytes: int = TRIM_SLACK_BYTES) -> None:
         self._slack = slack_bytes
         self._floor = resident_bytes()
+        self._held = False
+
+    @property
+    def idle_trim_due(self) -> bool:
+        """Whether the last task left the process over :data:`IDLE_SLACK_BYTES` past its floor
+        (read by :meth:`after_task`: asking costs no system call)."""
+        return self._held
 
     def after_task(self) -> bool:
         """Trim if the process has grown past its floor and slack; True when it trimmed."""
-        if resident_bytes() <= self._floor + self._slack:
+        resident = resident_bytes()
+        if resident <= self._floor + self._slack:
+            self._held = resident > self._floor + IDLE_SLACK_BYTES
             return False
+        self._trim()
+        return True
+
+    def idle(self) -> bool:
+        """For a process with no task for :data:`IDLE_TRIM_S`: trim if the last task left it
+        holding past its floor (:attr:`idle_trim_due`); True when it trimmed."""
+        if not self._held:
+            return False
+        self._trim()
+        return True
+
+    def _trim(self) -> None:
         trim_heap()
         # What a trim cannot give back (an onnxruntime arena's peak, code pages first run) is
         # the new floor: the next task is measured against what the process really keeps.
         self._floor = resident_bytes()
-        return True
+        self._held = False
