@@ -124,6 +124,28 @@ def test_explicit_overrides_beat_the_environment(monkeypatch: pytest.MonkeyPatch
     assert settings.server.port == 9200
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("FACEFLOW_SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+        ("FACEFLOW_RUNTIME__OPERATIONS", "detect,analyze"),
+        ("FACEFLOW_MODELS", "{bad"),
+    ],
+)
+def test_a_list_or_group_variable_that_is_not_json_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    # pydantic-settings raised its SettingsError, a traceback naming only the group.
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("FACEFLOW_SERVER__HOST", "not json, and a plain string setting")
+
+    with pytest.raises(InvalidParameter) as raised:
+        load_settings()
+
+    assert raised.value.message.startswith(f"{variable} is not valid JSON")
+    assert "HOST" not in raised.value.message
+
+
 def test_settings_survive_the_json_round_trip_to_a_worker(tmp_path: Path) -> None:
     settings = load_settings(models={"dir": tmp_path, "paths": {"yunet": tmp_path / "y.onnx"}})
 

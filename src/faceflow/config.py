@@ -735,6 +735,70 @@ def _setting_names(group: list[str]) -> list[str]:
     return list(model.model_fields)
 
 
+def unparsed_variables(field: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The variables of settings group ``field`` (``FACEFLOW_SERVER``, ``FACEFLOW_SERVER__…``) whose
+    setting is a list or a group, which the environment writes as JSON, and whose value is not
+    JSON: the ones pydantic-settings could not read."""
+    import json
+
+    variables = os.environ if environ is None else environ
+    prefix = f"{ENV_PREFIX}{field}".lower()
+    found = []
+    for name, value in variables.items():
+        lowered = name.lower()
+        if lowered != prefix and not lowered.startswith(prefix + ENV_NESTED_DELIMITER):
+            continue
+        path = [field, *filter(None, lowered[len(prefix) :].split(ENV_NESTED_DELIMITER))]
+        if not _takes_json(path):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            found.append(name)
+    return sorted(found)
+
+
+def _takes_json(path: list[str]) -> bool:
+    """Whether the setting at ``path`` (names as the environment gives them, any case) is read
+    from the environment as JSON: a group, a list or a mapping."""
+    annotation: object = Settings
+    for part in path:
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return False
+        fields = {name.lower(): info for name, info in annotation.model_fields.items()}
+        if part not in fields:
+            return False
+        annotation = fields[part].annotation
+    return _is_complex(annotation)
+
+
+def _is_complex(annotation: object) -> bool:
+    """A model, a collection, or a union holding one (``list[str] | None``)."""
+    from typing import get_origin
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    origin = get_origin(annotation)
+    if origin in (list, tuple, set, frozenset, dict):
+        return True
+    return origin is not None and any(_is_complex(arg) for arg in get_args(annotation))
+
+
+def environment_json_problem(message: str, environ: Mapping[str, str] | None = None) -> str:
+    """What to tell people for pydantic-settings' ``SettingsError`` (``error parsing value for
+    field "server" from source "EnvSettingsSource"``, raised as a traceback from every command
+    and from ``FaceFlow()``): the variable that is not JSON, and how such a setting is written.
+    ``FACEFLOW_SERVER__TRUSTED_PROXIES=127.0.0.1`` is the likely case."""
+    found = re.search(r'field "([^"]+)"', message)
+    field = found.group(1) if found else ""
+    names = unparsed_variables(field, environ) if field else []
+    shown = ", ".join(names) if names else f"{ENV_PREFIX}{field.upper()} or one of its settings"
+    return (
+        f"{shown} is not valid JSON: from the environment, a list is written as JSON "
+        f'(\'["127.0.0.1", "10.0.0.0/8"]\') and a group as a JSON object (\'{{"port": 8000}}\')'
+    )
+
+
 MAX_CONFIG_BYTES = 1 << 20
 """A settings file is a few KB; one larger is refused after reading one more byte than this."""
 
@@ -798,9 +862,14 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     path = config_file or (Path(p) if (p := os.environ.get("FACEFLOW_CONFIG")) else None)
     file_values = read_config_file(path) if path else {}
     if environment_names_a_setting():
+        from pydantic_settings import SettingsError
+
         from faceflow.settings_env import EnvironmentSettings
 
-        settings: Settings = EnvironmentSettings(**file_values)
+        try:
+            settings: Settings = EnvironmentSettings(**file_values)
+        except SettingsError as exc:
+            raise InvalidParameter(environment_json_problem(str(exc))) from None
     else:
         settings = Settings(**file_values)
     if overrides:
