@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from faceflow.cli.common import STDIN
 from faceflow.cli.files import (
     POOL_AFTER_S,
     POOL_WORTH_S,
@@ -30,7 +31,7 @@ from faceflow.cli.files import (
 )
 from faceflow.config import ModelSettings, RuntimeSettings, Settings
 from faceflow.domain import Operation
-from faceflow.errors import TooLarge
+from faceflow.errors import InvalidParameter, TooLarge
 from faceflow.runtime.context import WorkerContext
 
 HANDOVER_TIMEOUT_S = 180.0  # pool start-up on a busy machine; the handover itself is instant
@@ -322,3 +323,14 @@ def test_a_file_over_the_upload_limit_is_refused_after_one_byte_more(tmp_path: P
     small = tmp_path / "small.jpg"
     small.write_bytes(b"x" * 1000)
     assert _read(small, 1000) == b"x" * 1000
+
+
+def test_the_input_dash_with_standard_input_closed_is_that_files_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `faceflow analyze - <&-`: Python starts with sys.stdin None, and reading it was an
+    # AttributeError traceback that ended the whole run, the other files never read.
+    monkeypatch.setattr(sys, "stdin", None)
+
+    with pytest.raises(InvalidParameter, match="standard input is closed"):
+        _read(STDIN, 1000)

@@ -58,6 +58,8 @@ def _read(path: Path, max_bytes: int) -> bytes:
         # Standard input is read where its file's task runs: by one process, once (a forked
         # worker inherits the descriptor; nothing was read from it before the fork).
         if path == STDIN:
+            if sys.stdin is None:  # started with it closed (`<&-`): an AttributeError traceback
+                raise InvalidParameter(f"cannot read {path}: standard input is closed")
             data = sys.stdin.buffer.read(max_bytes + 1)
         else:
             # Opened without waiting for a FIFO's writer, then read as blocking: a FIFO that has
