@@ -161,3 +161,21 @@ def test_every_field_of_an_id_photo_result_is_documented() -> None:
 def test_a_path_instead_of_bytes_is_a_clear_type_error(flow: faceflow.FaceFlow) -> None:
     with pytest.raises(TypeError, match=r"bytes .*not str"):
         flow.analyze("obama.jpg")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("settings", [{"models": {}}, "faceflow.yaml"])
+def test_settings_that_are_not_settings_are_a_clear_type_error(settings: object) -> None:
+    # Before: an AttributeError about model_dump_json from deep in the loader.
+    with pytest.raises(
+        TypeError, match=rf"settings must be a faceflow Settings.*not {type(settings).__name__}"
+    ):
+        faceflow.FaceFlow(settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("options", ["max_faces=3", [("max_faces", 3)]])
+def test_options_that_are_not_a_mapping_are_a_clear_type_error(
+    flow: faceflow.FaceFlow, options: object
+) -> None:
+    # Before: a string was a ValueError from dict(), a list of pairs was taken.
+    with pytest.raises(TypeError, match=r"options must be a mapping"):
+        flow.detect(b"\xff\xd8", options=options)  # type: ignore[arg-type]

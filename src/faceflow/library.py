@@ -52,6 +52,14 @@ class FaceFlow:
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
+        if settings is not None and not isinstance(settings, Settings):
+            # A dict or a config file's name failed deep in the loader, as an AttributeError
+            # about ``model_dump_json``.
+            raise TypeError(
+                f"settings must be a faceflow Settings, e.g. "
+                f"faceflow.config.load_settings(Path('faceflow.yaml')) or "
+                f"load_settings(models={{...}}), not {type(settings).__name__}"
+            )
         chosen = settings if settings is not None else load_settings()
         self._context: WorkerContext = load_context(chosen.model_dump_json())
 
@@ -145,6 +153,12 @@ def _other_options(
     """``options`` as given; InvalidParameter for one the method takes as its own argument
     (``format`` is ``output_format``: which of the two was meant?), or one in ``meaningless``
     (an option of the endpoint with no meaning in the library: by name, with why)."""
+    if options is not None and not isinstance(options, Mapping):
+        # A string failed in dict() with "dictionary update sequence element #0 has length 1".
+        raise TypeError(
+            f"options must be a mapping of option names to values (options={{'max_faces': 3}}), "
+            f"not {type(options).__name__}"
+        )
     given = dict(options or {})
     clash = sorted(given.keys() & named.keys())
     if clash:
