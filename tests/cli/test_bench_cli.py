@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from faceflow.cli.bench import MAX_IMAGE_BYTES
 from faceflow.cli.main import app
 from tests.fixtures.live_server import LiveServer, free_port
 
@@ -129,6 +130,19 @@ def test_a_file_that_is_no_image_is_a_usage_error(live_server: LiveServer, tmp_p
 
     assert result.exit_code == 2
     assert "not a JPEG" in result.output
+
+
+def test_a_photo_past_the_read_bound_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    # `-i /dev/zero` was read without end; a sparse file one byte past the bound stands for it.
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as file:
+        file.truncate(MAX_IMAGE_BYTES + 1)
+
+    result = CliRunner().invoke(app, ["bench", "http://127.0.0.1:9", "-i", str(huge)], env=WIDE)
+
+    assert result.exit_code == 2
+    assert "is over 64 MiB" in result.output
+    assert "cannot reach" not in result.output
 
 
 def _bench_nothing_with_a_plot(testdata: Path, plot: Path) -> Result:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,6 +29,32 @@ def _sweep(value: str) -> list[int]:
     if not steps or any(step < 1 for step in steps):
         raise typer.BadParameter("every concurrency must be at least 1")
     return steps
+
+
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+"""The most of a photo ``--image`` reads: more than any server takes by default (10 MiB), with
+room for one set higher. ``-i /dev/zero`` read without end, the command's memory growing until
+it was killed (a MemoryError traceback under a memory limit)."""
+
+
+def _read_image(path: Path) -> bytes:
+    """The photo's bytes, at most :data:`MAX_IMAGE_BYTES`; a usage error past them or if it cannot
+    be read. Opened without waiting for a FIFO's writer (one without any hung the command)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(descriptor, True)
+        with os.fdopen(descriptor, "rb") as file:
+            data = file.read(MAX_IMAGE_BYTES + 1)
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot read {path}: {exc.strerror}", param_hint="'--image'"
+        ) from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise typer.BadParameter(
+            f"{path} is over {MAX_IMAGE_BYTES // (1024 * 1024)} MiB: no photo to upload",
+            param_hint="'--image'",
+        )
+    return data
 
 
 READY_WAIT_S = 120.0
@@ -130,10 +157,11 @@ def bench(
     from faceflow.loadgen.report import plot_results, results_table
 
     steps = _sweep(concurrency)
+    photos = [_read_image(path) for path in images]
     base = _reachable(url if "://" in url else f"http://{url}", api_key, err)
     plan = LoadPlan(
         url=base + endpoint,
-        images=[path.read_bytes() for path in images],
+        images=photos,
         hit_ratio=hit_ratio,
         duration_s=None if requests else duration,
         requests_per_step=requests,
