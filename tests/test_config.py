@@ -314,6 +314,13 @@ def test_api_key_hashes_are_accepted_and_lower_cased() -> None:
         # Malformed: one line naming the place, not the parser's traceback.
         ("faceflow.yaml", "server:\n  port: [1\n", r"not valid YAML: .* \(line 3, column 1\)$"),
         ("faceflow.yaml", "a: b: c\n", r"not valid YAML: .* \(line 1, column 5\)$"),
+        # PyYAML kept the last of a repeated key: the first block's settings silently dropped.
+        (
+            "faceflow.yaml",
+            "server:\n  port: 8000\nlimits: {}\nserver:\n  host: 0.0.0.0\n",
+            r"not valid YAML: 'server' is given twice \(line 4, column 1\)$",
+        ),
+        ("faceflow.yaml", "server:\n  port: 1\n  port: 2\n", r"'port' is given twice \(line 3,"),
         ("faceflow.toml", "[server\nport = 1\n", r"not valid TOML: .*line 1, column 8"),
         ("faceflow.yaml", "server:\n  port: \udcff\n", r"not UTF-8 text \(byte 16\)$"),
         ("faceflow.yaml", "#" * (1 << 20) + "\n", "is over 1048576 bytes"),
@@ -328,6 +335,13 @@ def test_unusable_config_files_are_refused(
 
     with pytest.raises(InvalidParameter, match=problem):
         read_config_file(path)
+
+
+def test_a_yaml_merge_may_be_overridden_by_the_keys_beside_it(tmp_path: Path) -> None:
+    path = tmp_path / "faceflow.yaml"
+    write(path, "base: &base {port: 8000, host: 0.0.0.0}\nserver:\n  <<: *base\n  port: 9000\n")
+
+    assert read_config_file(path)["server"] == {"port": 9000, "host": "0.0.0.0"}
 
 
 def test_a_config_file_that_never_ends_is_refused_after_its_limit(tmp_path: Path) -> None:

@@ -834,7 +834,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         import yaml
 
         try:
-            data = yaml.safe_load(text) or {}
+            data = yaml.load(text, Loader=_loader_refusing_repeats()) or {}  # noqa: S506 - a SafeLoader
         except yaml.YAMLError as exc:
             raise InvalidParameter(
                 f"config file {path} is not valid YAML: {_yaml_problem(exc)}"
@@ -842,6 +842,35 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidParameter(f"config file {path} must hold a mapping at the top level")
     return data
+
+
+_YAML_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _loader_refusing_repeats() -> Any:
+    """PyYAML's safe loader, but a key given twice in one mapping is an error naming it and its
+    line. PyYAML keeps the last: a second ``server:`` block silently dropped every setting of the
+    first (an ``api_key_hashes`` among them), where TOML refuses the file."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _value in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _YAML_MERGE:
+                continue  # a complex key, or a merge (whose keys its own may override)
+            key = loader.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return loader.construct_mapping(node)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader
 
 
 def _yaml_problem(exc: Exception) -> str:
