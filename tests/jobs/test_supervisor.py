@@ -580,3 +580,35 @@ async def test_sigterm_finishes_the_current_job_then_exits_cleanly(
     assert record.status is JobStatus.FINISHED
     assert record.attempts == 1
     await runner.close()
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie that nobody reaps counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_worker_processes_stop_once_their_supervisor_is_killed(
+    tmp_path: Path, pulled_model_settings: ModelSettings, queue_redis_server: RedisProcess
+) -> None:
+    """`kill -9` of the supervisor left its worker processes working the queue unmanaged, with
+    their models, until someone found their pids (checked for 30 s: still there)."""
+    queue_redis_server.ensure_healthy()
+    env = worker_env(pulled_model_settings.dir, queue_redis_server.url)
+    fleet = WorkerFleet(env, 1, tmp_path / "worker.log").start()
+    workers = [w.pid for w in fleet.live_workers() if w.pid is not None and fleet.owns(w.pid)]
+    assert len(workers) == 1
+    try:
+        os.kill(fleet.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30.0  # it stops within a second or two
+        while not _gone(workers[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _gone(workers[0]), fleet.log_tail()
+        assert "is gone; stopping after the current job" in fleet.log_tail()
+    finally:
+        if not _gone(workers[0]):
+            os.kill(workers[0], signal.SIGKILL)
+        fleet.stop()
