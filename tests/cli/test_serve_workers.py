@@ -189,3 +189,35 @@ def test_a_forged_handle_is_not_found_without_asking_another_worker(
     answers = [_fresh_get(two_workers, f"/v1/jobs/{forged}") for _ in range(6)]
     assert {r.status_code for r in answers} == {404}
     assert {r.json()["error"]["message"] for r in answers} == {unknown_handle().message}
+
+
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie that nobody reaps counts as exited)."""
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) == "Z"
+    except OSError:
+        return True
+
+
+def test_http_workers_stop_and_give_the_port_back_once_serve_is_killed(
+    live_server_factory: LiveServerFactory,
+) -> None:
+    """`kill -9` of `faceflow serve` left its HTTP workers serving on the port, unmanaged (the
+    same server started again: "Address already in use", exit 3). Checked for 60 s."""
+    server = live_server_factory(SERVER__HTTP_WORKERS=2, RUNTIME__PROCESSES=1)
+    workers = spawned_children(server.pid)
+    assert len(workers) == 2
+    try:
+        os.kill(server.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60.0  # they stop within a few seconds
+        while not all(_exited(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(_exited(pid) for pid in workers), server.log_tail()
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{server.url}/healthz", timeout=5.0)
+        assert "http worker: the process that started it" in server.log_tail(400)
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        server.stop()

@@ -607,7 +607,7 @@ def test_worker_processes_stop_once_their_supervisor_is_killed(
         while not _gone(workers[0]) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _gone(workers[0]), fleet.log_tail()
-        assert "is gone; stopping after the current job" in fleet.log_tail()
+        assert "worker 0: the process that started it" in fleet.log_tail()
     finally:
         if not _gone(workers[0]):
             os.kill(workers[0], signal.SIGKILL)

@@ -60,6 +60,7 @@ from faceflow.jobs.worker import (
 )
 from faceflow.logs import configure_logging
 from faceflow.runtime.context import load_context, warm_up
+from faceflow.runtime.orphan import stop_when_parent_is_gone
 from faceflow.runtime.pool import child_glibc_tunables
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ def worker_process_main(
         warm_up(context)
     try:
         worker = build_worker(settings, context, before_job)
-        _stop_when_the_supervisor_is_gone(slot)
+        # Killed outright, the supervisor stops nothing: then this stops after its current job.
+        stop_when_parent_is_gone(f"worker {slot}")
         ready.set()
         log.info("worker %d ready (pid %d), queue %r", slot, os.getpid(), settings.jobs.queue_name)
         worker.work(logging_level=log_level.upper(), with_scheduler=False)
@@ -111,29 +113,6 @@ def worker_process_main(
             code,
         )
     raise SystemExit(code)
-
-
-def _stop_when_the_supervisor_is_gone(slot: int) -> None:
-    """Ask this worker process to stop (SIGTERM: it finishes its current job, then exits 0) once
-    its supervisor is gone. A supervisor killed with SIGKILL (an operator's ``kill -9``, a
-    service manager's last resort, a shell's job ended) left its worker processes working the
-    queue unmanaged, each holding its models (≈ 300 MB), stopped by nothing but their own
-    pids; started again, it added as many beside them. Waits on the sentinel multiprocessing
-    gives a spawned process (a pipe the parent holds: no polling)."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        parent.join()
-        log.warning(
-            "worker %d: its supervisor (pid %s) is gone; stopping after the current job",
-            slot,
-            parent.pid,
-        )
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
 
 
 EXIT_QUEUE_LOST = 3

@@ -24,6 +24,7 @@ from faceflow.logs import configure_logging
 from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext, load_server_pool_context, warm_up
 from faceflow.runtime.lanes import background_lanes
+from faceflow.runtime.orphan import stop_when_parent_is_gone
 from faceflow.runtime.pool import HeadStart, InferencePool
 from faceflow.service.answers import AnswerBudget
 from faceflow.service.edge import JsonCors, KeyGate, route_path, trusted_forwarding
@@ -183,6 +184,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         before_threads()
+        # An HTTP worker of `--http-workers N` (spawned): if `faceflow serve` is killed outright,
+        # it stops nothing, and this worker kept serving on the port, so a server started again
+        # could not bind it. It now stops on its own. Nothing in a server of one process.
+        stop_when_parent_is_gone("http worker")
         pool: InferencePool[WorkerContext] = InferencePool.from_settings(
             settings.runtime,
             init=load_server_pool_context,
