@@ -97,7 +97,7 @@ def worker_process_main(
     try:
         worker = build_worker(settings, context, before_job)
         # Killed outright, the supervisor stops nothing: then this stops after its current job.
-        stop_when_parent_is_gone(f"worker {slot}")
+        stop_when_parent_is_gone(f"worker {slot}", lambda: worker.stop_requested)
         ready.set()
         log.info("worker %d ready (pid %d), queue %r", slot, os.getpid(), settings.jobs.queue_name)
         worker.work(logging_level=log_level.upper(), with_scheduler=False)

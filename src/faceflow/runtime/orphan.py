@@ -15,15 +15,18 @@ import multiprocessing
 import os
 import signal
 import threading
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 
-def stop_when_parent_is_gone(name: str) -> None:
+def stop_when_parent_is_gone(name: str, stopping: Callable[[], bool] = lambda: False) -> None:
     """Send this process SIGTERM, its own way to stop gracefully (a worker finishes its current
     job; an HTTP worker its requests), once the process that spawned it has exited. ``name``
     says which process this is in the log line. Nothing for a process not started by
-    multiprocessing.
+    multiprocessing, nor if ``stopping()`` says it is stopping already: its parent, stopping
+    it, sent the SIGTERM, and a second one means "stop at once" to RQ and uvicorn alike (a
+    parent killed while it waits for its processes must not cut their jobs short).
 
     Waits on the sentinel multiprocessing hands a spawned process (the end of a pipe that only
     the parent holds open), from a daemon thread: no polling, and a parent killed by any signal
@@ -34,6 +37,8 @@ def stop_when_parent_is_gone(name: str) -> None:
 
     def watch() -> None:
         parent.join()
+        if stopping():
+            return
         log.warning("%s: the process that started it (pid %s) is gone; stopping", name, parent.pid)
         os.kill(os.getpid(), signal.SIGTERM)
 
