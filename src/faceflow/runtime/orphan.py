@@ -25,8 +25,9 @@ def stop_when_parent_is_gone(name: str, stopping: Callable[[], bool] = lambda: F
     job; an HTTP worker its requests), once the process that spawned it has exited. ``name``
     says which process this is in the log line. Nothing for a process not started by
     multiprocessing, nor if ``stopping()`` says it is stopping already: its parent, stopping
-    it, sent the SIGTERM, and a second one means "stop at once" to RQ and uvicorn alike (a
-    parent killed while it waits for its processes must not cut their jobs short).
+    it, sent the SIGTERM, and a second one more than a second later means "stop at once" to
+    RQ (uvicorn takes it as the first): a supervisor killed while it waits for its workers must
+    not cut their jobs short.
 
     Waits on the sentinel multiprocessing hands a spawned process (the end of a pipe that only
     the parent holds open), from a daemon thread: no polling, and a parent killed by any signal
