@@ -20,7 +20,8 @@ generator (`faceflow bench`) for the rest. Prints one table:
   JPEG comment) at 1, 5, 10, 20, 50 and 200 clients;
 * overload: never-seen uploads arriving (open loop) at 4× the measured capacity: the share shed
   as 503, how fast, and the accepted requests' p99 against the p99 at half the capacity;
-* memory: total RSS of the server and its inference processes at start and after 10,000 requests;
+* memory: total RSS of the server and its inference processes at start, after 10,000 requests,
+  and once idle past `runtime.heap.IDLE_TRIM_S` (the inference processes give back their slack);
 * start-up: from spawning `faceflow serve` to /readyz answering 200.
 """
 
@@ -35,6 +36,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,6 +53,7 @@ from faceflow.loadgen.ceiling import single_thread_rate
 from faceflow.loadgen.load import LoadGenerator, LoadPlan, StepResult, unique_variant
 from faceflow.loadgen.procs import ServiceProcess, load_average, rss_bytes
 from faceflow.pipeline.detect_options import DetectOptions
+from faceflow.runtime.heap import IDLE_TRIM_S
 from faceflow.runtime.tasks import FaceRequest, run_face_request
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -316,6 +319,9 @@ def run(image: Path, seconds: int, hit_path_only: bool = False) -> Report:
             soaked = asyncio.run(soak(server.url, body, 10_000))
             report.memory_mb["after_10000"] = rss_bytes(server.pids()) / 1e6
             report.memory_mb["soak_ok"] = soaked.ok
+            # Once the load is over: the inference processes give back their slack when idle.
+            time.sleep(IDLE_TRIM_S + 1.0)
+            report.memory_mb["idle"] = rss_bytes(server.pids()) / 1e6
     report.sweep = [step.to_dict() for step in sweep]
     shed = overload.statuses.get(503, 0)
     report.overload = {
@@ -403,9 +409,10 @@ def print_report(report: Report, console: Console) -> None:
     m = report.memory_mb
     table.add_row(
         "RSS, server + inference processes",
-        f"{m['at_start']:.0f} MB at start → {m['after_10000']:.0f} MB after 10,000 requests",
+        f"{m['at_start']:.0f} MB at start → {m['after_10000']:.0f} MB after 10,000 requests "
+        f"→ {m['idle']:.0f} MB idle {IDLE_TRIM_S + 1.0:.0f} s later",
         "",
-        f"{m['after_10000'] / m['at_start']:.2f}×",
+        f"{m['after_10000'] / m['at_start']:.2f}×; idle {m['idle'] / m['at_start']:.2f}×",
     )
     table.add_row("start-up to /readyz", f"{report.start_up_s:.1f} s", "", "")
     console.print(table)
