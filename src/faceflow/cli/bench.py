@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from faceflow.cli.common import escape, make_output_folder, print_table
+from faceflow.cli.common import escape, make_output_folder, print_table, read_at_most
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,12 +38,9 @@ it was killed (a MemoryError traceback under a memory limit)."""
 
 def _read_image(path: Path) -> bytes:
     """The photo's bytes, at most :data:`MAX_IMAGE_BYTES`; a usage error past them or if it cannot
-    be read. Opened without waiting for a FIFO's writer (one without any hung the command)."""
+    be read (:func:`~faceflow.cli.common.read_at_most`: a FIFO without a writer hung it)."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        os.set_blocking(descriptor, True)
-        with os.fdopen(descriptor, "rb") as file:
-            data = file.read(MAX_IMAGE_BYTES + 1)
+        data = read_at_most(path, MAX_IMAGE_BYTES)
     except OSError as exc:
         raise typer.BadParameter(
             f"cannot read {path}: {exc.strerror}", param_hint="'--image'"

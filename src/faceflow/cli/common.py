@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -187,6 +188,19 @@ def _identity(path: Path) -> tuple[int, int] | None:
     except (OSError, ValueError):
         return None
     return info.st_dev, info.st_ino
+
+
+def read_at_most(path: Path, max_bytes: int) -> bytes:
+    """Up to ``max_bytes`` + 1 bytes of the file at ``path`` (one more, so a caller can tell a
+    file over the limit without reading it whole); OSError if it cannot be read.
+
+    Opened without waiting for a FIFO's writer, then read as blocking: a FIFO that has none reads
+    as its end at once (one hung the command in ``open``), while a pipe with a writer
+    (``<(curl …)``) is read as any file."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    os.set_blocking(descriptor, True)
+    with os.fdopen(descriptor, "rb") as file:
+        return file.read(max_bytes + 1)
 
 
 def make_output_folder(console: Console, folder: Path, option: str) -> None:

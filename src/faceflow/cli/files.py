@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, NoReturn, TypeVar
 
-from faceflow.cli.common import STDIN
+from faceflow.cli.common import STDIN, read_at_most
 from faceflow.config import Settings
 from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter, TooLarge, WorkerCrashed
@@ -62,12 +62,7 @@ def _read(path: Path, max_bytes: int) -> bytes:
                 raise InvalidParameter(f"cannot read {path}: standard input is closed")
             data = sys.stdin.buffer.read(max_bytes + 1)
         else:
-            # Opened without waiting for a FIFO's writer, then read as blocking: a FIFO that has
-            # none reads as its end at once.
-            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-            os.set_blocking(descriptor, True)
-            with os.fdopen(descriptor, "rb") as file:
-                data = file.read(max_bytes + 1)
+            data = read_at_most(path, max_bytes)
     except OSError as exc:
         raise InvalidParameter(f"cannot read {path}: {exc.strerror}") from None
     if len(data) > max_bytes:
