@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
+from faceflow.cli import idphoto as idphoto_module
 from faceflow.cli.idphoto import batch_settings
 from faceflow.cli.main import app
 from faceflow.config import ModelSettings, load_settings
@@ -324,3 +325,26 @@ def test_an_out_named_like_a_fifo_says_it_is_not_a_folder(tmp_path: Path, testda
     assert result.exit_code == 2, result.output
     assert "--out" in result.stderr
     assert "exists and is not a folder" in result.stderr
+
+
+def test_a_ctrl_c_between_a_photo_and_its_report_leaves_neither(
+    tmp_path: Path,
+    testdata: Path,
+    pulled_model_settings: ModelSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The photo written before the interrupt stayed without its report.
+    written = idphoto_module.write_output
+
+    def interrupted_at_the_report(path: Path, data: bytes) -> None:
+        if path.name.endswith(".report.json"):
+            raise KeyboardInterrupt
+        written(path, data)
+
+    monkeypatch.setattr(idphoto_module, "write_output", interrupted_at_the_report)
+    out = tmp_path / "out"
+
+    result = run("id-photo", testdata / "portrait_2.jpg", "-o", out)
+
+    assert result.exit_code != 0
+    assert list(out.iterdir()) == []

@@ -225,7 +225,8 @@ def write_output(target: Path, data: bytes) -> None:
     """Write one of the files a command was asked for; InvalidParameter, naming the file and why,
     if it cannot be (a name too long for the file system, a full disk, a folder in its place), so
     that file fails alone as any other error of its input does: an OSError ended the batch in a
-    traceback, with the files after it never made. A file left half-written is removed."""
+    traceback, with the files after it never made. A file left half-written is removed, also when
+    a Ctrl-C (KeyboardInterrupt) stops the write: it left an empty or partial file behind."""
     from faceflow.errors import InvalidParameter
 
     opened = False
@@ -233,10 +234,12 @@ def write_output(target: Path, data: bytes) -> None:
         with target.open("wb") as out:
             opened = True
             out.write(data)
-    except OSError as exc:
+    except BaseException as exc:
         if opened:  # what it held before was truncated when it was opened: nothing to keep
             target.unlink(missing_ok=True)
-        raise InvalidParameter(f"cannot write {target}: {exc.strerror or exc}") from None
+        if isinstance(exc, OSError):
+            raise InvalidParameter(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise
 
 
 def table_width(console: Console) -> int:

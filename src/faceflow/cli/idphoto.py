@@ -156,9 +156,11 @@ def id_photo(
                 for path, data in outputs.items():
                     write_output(path, data)
                     written.append(path)
-            except FaceflowError as exc:  # not a photo without its report: the file failed
+            except BaseException as exc:  # not a photo without its report, Ctrl-C or not
                 for path in written:
                     path.unlink(missing_ok=True)
+                if not isinstance(exc, FaceflowError):
+                    raise
                 outcome = FileOutcome(outcome.path, None, exc)
         if outcome.error is not None or outcome.result is None:
             failed += 1
