@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from faceflow.cli import idphoto as idphoto_module
+from faceflow.cli.common import write_output
 from faceflow.cli.idphoto import batch_settings
 from faceflow.cli.main import app
 from faceflow.config import ModelSettings, load_settings
@@ -334,7 +335,7 @@ def test_a_ctrl_c_between_a_photo_and_its_report_leaves_neither(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The photo written before the interrupt stayed without its report.
-    written = idphoto_module.write_output
+    written = write_output
 
     def interrupted_at_the_report(path: Path, data: bytes) -> None:
         if path.name.endswith(".report.json"):
