@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Installs what the tests need from Debian's packages: redis-server for the Redis tests,
-# Chromium's headless shell (+ a Latin and a CJK font) for the web page tests, nginx and
-# docker-compose for the deploy/ checks. Does nothing when all are present; needs root otherwise
-# (CI runs as root).
+# Installs what the tests need from Debian's packages: redis-server for the Redis tests, curl for
+# the README's examples, Chromium's headless shell (+ a Latin and a CJK font) for the web page
+# tests, nginx and docker-compose for the deploy/ checks. Does nothing when all are present;
+# needs root otherwise (CI runs as root).
 # On a machine without them and without root the tests that need them skip with a reason,
 # except under CI=true, where they fail.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+# The README's curl examples are run as written (tests/test_readme.py).
+command -v curl >/dev/null || missing+=(curl)
 command -v chromium-headless-shell >/dev/null || missing+=(chromium-headless-shell)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 # Chinese text in the web page's screenshots (and its Chinese browser tests) needs a CJK font.

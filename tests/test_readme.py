@@ -1,12 +1,21 @@
-"""The README is the front door: its settings table and its two commands must stay true."""
+"""The README is the front door: its settings table, its two commands and its examples must stay
+true."""
 
 from __future__ import annotations
 
+import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from PIL import Image
 from pydantic import BaseModel
 
 from faceflow.config import Settings
 from faceflow.service.metrics import Metrics
-from tests.fixtures.environment import PROJECT_ROOT
+from tests.fixtures.environment import PROJECT_ROOT, require
+from tests.fixtures.live_server import LiveServer
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -38,3 +47,59 @@ def test_every_metric_is_documented() -> None:
     ]
     missing = [name for name in scraped if f"`{name}`" not in README]
     assert not missing, f"README's metrics table lacks {missing}"
+
+
+def try_it_commands() -> list[list[str]]:
+    """The curl commands of the README's "Try it" block, split as a shell splits them (comments
+    dropped)."""
+    block = README.split("## Try it", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    return [
+        shlex.split(line, comments=True) for line in block.splitlines() if line.startswith("curl ")
+    ]
+
+
+def run_curl(argv: list[str], server: LiveServer, cwd: Path, handle: str) -> tuple[int, str]:
+    """``argv`` against ``server`` (the README's ``localhost:8000`` and ``HANDLE`` replaced):
+    the HTTP status and what curl wrote to standard output."""
+    host = server.url.removeprefix("http://")
+    argv = [arg.replace("localhost:8000", host).replace("HANDLE", handle) for arg in argv]
+    done = subprocess.run(
+        [*argv, "-w", "\n%{http_code}"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, (argv, done.stderr)
+    body, _, status = done.stdout.rpartition("\n")
+    return int(status), body
+
+
+def test_the_try_it_commands_answer_as_the_readme_says(
+    live_server: LiveServer, testdata: Path, tmp_path: Path
+) -> None:
+    # Run as a reader would paste them: a drifted route, option or value in the README (a
+    # renamed spec, an option the API no longer takes) is an error here.
+    require(shutil.which("curl") is not None, "curl not found (scripts/system-deps.sh installs it)")
+    shutil.copyfile(testdata / "obama.jpg", tmp_path / "photo.jpg")
+    shutil.copyfile(testdata / "portrait_2.jpg", tmp_path / "portrait.jpg")
+    commands = try_it_commands()
+    assert len(commands) >= 9, commands
+    handle = ""
+    for argv in commands:
+        status, body = run_curl(argv, live_server, tmp_path, handle)
+        url = next(arg for arg in argv if "localhost:8000" in arg)
+        if "/v1/jobs" in url and "-F" in argv:
+            assert status == 202, (url, body)
+            handle = json.loads(body)["handle"]
+            continue
+        assert status == 200, (url, body)
+        if "-o" in argv:
+            with Image.open(tmp_path / argv[argv.index("-o") + 1]) as image:
+                assert image.format == "JPEG", url
+            if "max_kb=30" in url:
+                assert (tmp_path / argv[argv.index("-o") + 1]).stat().st_size <= 30_000
+        else:
+            assert isinstance(json.loads(body), dict), url
+    assert handle, "the README's jobs example gave no handle"
