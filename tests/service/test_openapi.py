@@ -1,6 +1,7 @@
 """The OpenAPI document is exact: every reference resolves, every status an operation answers is
-declared, 405 names every method of a path, and a property-based fuzz run (schemathesis) finds
-no server error and no answer outside the document."""
+declared, 405 names every method of a path, every route is in the README's API table, and a
+property-based fuzz run (schemathesis) finds no server error and no answer outside the
+document."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from faceflow.service.routes.jobs import job_options_parameter
+from tests.fixtures.environment import PROJECT_ROOT
 from tests.fixtures.live_server import LiveServer
 from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import assert_error
@@ -162,3 +164,20 @@ async def test_the_document_is_built_at_start_up_not_by_the_first_request() -> N
     # HTTP worker for 143 ms; now it is made in a thread before the app answers anything.
     async with running_app(app_settings(), ready=False) as running:
         assert running.app.api.openapi_schema is not None
+
+
+@session_loop
+async def test_every_documented_route_is_in_the_readme(service_app: InProcess) -> None:
+    # The README's API table is where a reader looks first: a route the document gives and the
+    # table leaves out is an endpoint without docs.
+    async with service_app.client() as client:
+        document = (await client.get("/openapi.json")).json()
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method in operations
+        if f"{method.upper()} {path}`" not in readme
+        and not (path.endswith("/thumbnail") and "`…/thumbnail`" in readme)
+    ]
+    assert missing == []
