@@ -8,10 +8,14 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import pytest
+import typer
 from PIL import Image
 from pydantic import BaseModel
 
+from faceflow.cli.main import app
 from faceflow.config import Settings
 from faceflow.service.metrics import Metrics
 from tests.fixtures.environment import PROJECT_ROOT, require
@@ -103,3 +107,40 @@ def test_the_try_it_commands_answer_as_the_readme_says(
         else:
             assert isinstance(json.loads(body), dict), url
     assert handle, "the README's jobs example gave no handle"
+
+
+def cli_examples() -> list[list[str]]:
+    """The ``faceflow`` commands of the README's command-line block, split as a shell splits
+    them (comments dropped, a pipe's left side too)."""
+    block = README.split("The same from the command line", 1)[1].split("```sh", 1)[1]
+    lines = block.split("```", 1)[0].splitlines()
+    return [
+        shlex.split(line.split("|", 1)[-1], comments=True) for line in lines if "faceflow " in line
+    ]
+
+
+def test_the_command_line_examples_parse_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each is parsed by the command's own parser (typer's click) without running it: a renamed
+    # flag or a value the flag no longer takes in the README is an error here. The files they
+    # name exist (empty) where they are parsed, as parsing checks some do.
+    monkeypatch.chdir(tmp_path)
+    for folder in ("photos", "more", "staff"):
+        (tmp_path / folder).mkdir()
+    for name in ("photo.jpg", "portrait.jpg", "group.jpg", "more/a.jpg"):
+        (tmp_path / name).touch()
+    group = typer.main.get_command(app)
+    examples = cli_examples()
+    assert len(examples) >= 10, examples
+    for argv in examples:
+        assert argv[0] == "faceflow", argv
+        parent = group.make_context("faceflow", [], resilient_parsing=True)
+        command: Any = group
+        args = argv[1:]
+        while hasattr(command, "get_command"):  # a group: its subcommand, by the next word
+            name, *args = args
+            command = command.get_command(parent, name)
+            assert command is not None, argv
+        with command.make_context(name, list(args), parent=parent):
+            pass
