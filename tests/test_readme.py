@@ -15,8 +15,9 @@ import typer
 from PIL import Image
 from pydantic import BaseModel
 
+import faceflow
 from faceflow.cli.main import app
-from faceflow.config import Settings
+from faceflow.config import ModelSettings, Settings
 from faceflow.service.metrics import Metrics
 from tests.fixtures.environment import PROJECT_ROOT, require
 from tests.fixtures.live_server import LiveServer
@@ -144,3 +145,29 @@ def test_the_command_line_examples_parse_as_written(
             assert command is not None, argv
         with command.make_context(name, list(args), parent=parent):
             pass
+
+
+def test_the_library_example_runs_as_written(
+    pulled_model_settings: ModelSettings,
+    testdata: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The README's Python block, run as written beside a group photo and a portrait; only
+    # FaceFlow() is given this run's pulled models (where a reader's `models pull` puts them).
+    code = README.split("```python", 1)[1].split("```", 1)[0]
+    shutil.copyfile(testdata / "two_people.jpg", tmp_path / "group.jpg")
+    shutil.copyfile(testdata / "portrait_2.jpg", tmp_path / "me.jpg")
+    monkeypatch.chdir(tmp_path)
+    with_models = faceflow.FaceFlow(Settings(models=pulled_model_settings))
+    monkeypatch.setattr(faceflow, "FaceFlow", lambda: with_models)
+
+    exec(compile(code, "README.md", "exec"), {})  # the README's own code
+
+    *faces, status = capsys.readouterr().out.splitlines()
+    assert len(faces) == 2, faces
+    assert all("Gender.MALE" in face for face in faces), faces  # two men
+    assert status in {"pass", "warn", "fail"}
+    with Image.open(tmp_path / "me-2inch.jpg") as image:
+        assert image.size == (413, 579)  # cn-2inch: 35 × 49 mm at 300 dpi
