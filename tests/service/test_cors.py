@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from starlette.types import Message
 
 import faceflow.service
 from faceflow.service.app import EXPOSED_HEADERS
@@ -98,3 +99,46 @@ async def test_a_refused_preflight_is_a_json_error_with_its_code(
     assert error["refused"] == refused
     assert "server.cors_origins" in error["message"]
     assert "POST" in preflight.headers["access-control-allow-methods"]
+
+
+def _start(sent: list[Message]) -> tuple[int, dict[bytes, bytes]]:
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return start["status"], dict(start["headers"])
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.parametrize(
+    ("query", "length", "status", "code"),
+    [
+        (b"threshold=0.5&threshold=0.6", 10, 400, b"invalid_parameter"),  # an option twice
+        (b"&".join(b"p%d=1" % i for i in range(300)), 10, 400, b"invalid_parameter"),
+        (b"", 2**40, 413, b"too_large"),  # over the whole upload budget
+        (b"", 10, 503, b"overloaded"),  # the upload budget spent
+    ],
+)
+async def test_a_refusal_before_any_route_is_readable_by_an_allowed_page(
+    cors_app: InProcess, query: bytes, length: int, status: int, code: bytes
+) -> None:
+    # The query's bound and the upload budget answer outside the routes; they sat outside the
+    # CORS layer, so their answers had no Access-Control-Allow-Origin, and a page on an allowed
+    # origin saw a network error instead of the refusal (a 503's Retry-After among what it
+    # could not read).
+    budget = cors_app.services.upload_budget
+    assert budget is not None
+    held = budget.limit_bytes if code == b"overloaded" else 0
+    assert budget.try_take(held)
+    try:
+        sent = await cors_app.raw(
+            "POST",
+            "/v1/detect",
+            [(b"origin", ORIGIN.encode()), (b"content-length", str(length).encode())],
+            [{"type": "http.request", "body": b"\xff" * 10}],
+            query=query,
+        )
+    finally:
+        budget.give(held)
+
+    got, headers = _start(sent)
+    assert (got, headers[b"x-error-code"]) == (status, code)
+    assert headers[b"access-control-allow-origin"] == ORIGIN.encode()
+    assert b"Retry-After" in headers[b"access-control-expose-headers"]

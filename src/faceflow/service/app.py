@@ -98,8 +98,8 @@ content type) or as the multipart field `image`; options go in the query string.
 
 class FaceflowApp:
     """What uvicorn serves: forwarding headers from trusted proxies → request context (ids,
-    access log, metrics) → a bound on query parameters → HEAD answered as GET → body limits
-    (upload budget, body timeout) → CORS → API keys outside /v1 → the cache-hit fast path → the
+    access log, metrics) → CORS → a bound on query parameters → HEAD answered as GET → body
+    limits (upload budget, body timeout) → API keys outside /v1 → the cache-hit fast path → the
     FastAPI app, which owns the lifespan and every documented route."""
 
     def __init__(
@@ -116,17 +116,21 @@ class FaceflowApp:
         gate = KeyGate(inner, settings.server, current)
         if gate.enabled:
             inner = gate
+        limits = BodyLimits(inner, budget, settings.server.body_timeout_s)
+        metrics.bind_uploads(limits)
+        checked: ASGIApp = QueryLimit(HeadAsGet(limits))
         if settings.server.cors_origins:
-            inner = JsonCors(
-                inner,
+            # Outside every layer that answers for itself (the query's bound, the upload budget):
+            # inside them, their 400, 413 and 503 had no Access-Control-Allow-Origin, and a page
+            # on an allowed origin saw a network error instead of the code and Retry-After.
+            checked = JsonCors(
+                checked,
                 allow_origins=settings.server.cors_origins,
                 allow_methods=["GET", "POST", "DELETE"],
                 allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
                 expose_headers=list(EXPOSED_HEADERS),
             )
-        limits = BodyLimits(inner, budget, settings.server.body_timeout_s)
-        metrics.bind_uploads(limits)
-        context = RequestContext(QueryLimit(HeadAsGet(limits)), metrics)
+        context = RequestContext(checked, metrics)
         # The face operations' uploads skip the layers' wrappers (see Entry), unless a CORS layer
         # sits between: its headers are the layers' to add.
         first: ASGIApp = (
