@@ -533,6 +533,40 @@ async def test_headers_over_the_limit_get_431_and_the_connection_closed() -> Non
     protocol.connection_lost(None)
 
 
+@pytest.mark.parametrize("body", [b"", b"\xff" * 200_000])
+async def test_headers_over_the_limit_in_one_read_get_431_too(body: bytes) -> None:
+    # The limit was judged only on headers still incomplete after a read: the same 12 KiB of
+    # headers were refused when they came in two reads and served when they came in one (over
+    # loopback, up to a read of 256 KiB: 100 KB of headers against 64 KiB answered 200).
+    app = BodyEcho()
+    protocol, transport = _limited(app)
+    request = _post(body).replace(b"host: x\r\n", b"host: x\r\nx-big: " + b"a" * 12_000 + b"\r\n")
+
+    protocol.data_received(request)
+
+    assert transport.closed
+    head, _, answer = bytes(transport.written).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert json.loads(answer)["error"]["max_bytes"] == 8192
+    assert not protocol.tasks  # the app was never called
+    protocol.connection_lost(None)
+
+
+async def test_headers_of_exactly_the_limit_in_one_read_are_served() -> None:
+    app = BodyEcho()
+    protocol, transport = _limited(app)
+    request = _post(b"x").replace(b"host: x\r\n", b"host: x\r\nx-pad: \r\n")
+    head_bytes = request.index(b"\r\n\r\n") + 4
+    request = request.replace(b"x-pad: ", b"x-pad: " + b"p" * (8192 - head_bytes))
+    assert request.index(b"\r\n\r\n") + 4 == 8192
+
+    protocol.data_received(request)
+    await _until_answered(protocol)
+
+    assert bytes(transport.written).startswith(b"HTTP/1.1 200 OK\r\n")
+    protocol.connection_lost(None)
+
+
 async def test_a_long_request_line_counts_toward_the_limit() -> None:
     protocol, transport = _limited(_answer)
     protocol.data_received(b"GET /?" + b"q=1&" * 3000)  # 12 KB of query, no end of line yet

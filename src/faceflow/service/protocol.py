@@ -15,12 +15,13 @@ parser errors answer in plain text), so:
   in memory until they are complete, with no bound of its own (a 50 MB header was read and
   answered 200). A request whose headers are still incomplete past the limit gets
   ``431 headers_too_large`` (JSON) and the connection is closed; at most one read (256 KiB)
-  more than the limit is ever held. More than ``server.max_header_fields`` fields (100, as
-  Apache's LimitRequestFields) gets the same answer as soon as the one too many is parsed:
-  every layer that reads the headers pays per field, and 9,000 one-byte fields within the size
-  limit made a cache hit cost 3–4 ms instead of 0.2. A chunked body's framing (chunk sizes,
-  extensions, the trailer) is held to the same size from the body's last move: httptools
-  gathers a trailer field with no bound either.
+  more than the limit is ever held. Headers that end in the read that took them past it get the
+  same answer once they end, before the request starts. More than ``server.max_header_fields``
+  fields (100, as Apache's LimitRequestFields) gets the same answer as soon as the one too many
+  is parsed: every layer that reads the headers pays per field, and 9,000 one-byte fields
+  within the size limit made a cache hit cost 3–4 ms instead of 0.2. A chunked body's framing
+  (chunk sizes, extensions, the trailer) is held to the same size from the body's last move:
+  httptools gathers a trailer field with no bound either.
 * **Chunk count** (:data:`FREE_CHUNKS` + one per :data:`CHUNK_BYTES`): each chunk of a chunked
   body costs the event loop a parser callback, whatever its size. A 10 MB body sent in 1-byte
   chunks (60 MB) cost the API process 3.3 s of CPU in its event loop, and another client's cache
@@ -202,6 +203,11 @@ def _framing_too_large(limit: int) -> HeadersTooLarge:
 
 class _TooManyFields(Exception):
     """Raised from httptools' header callback, which stops the parser where it is."""
+
+
+class _HeadersTooLarge(Exception):
+    """Raised from httptools' headers-complete callback for headers that came whole but over
+    the limit, before the request starts."""
 
 
 class _UnknownLength(Exception):
@@ -755,6 +761,8 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             elif isinstance(exc.__context__, _TooManyChunks):
                 allowed = FREE_CHUNKS + self._body_bytes // CHUNK_BYTES
                 self._refuse_framing(_too_many_chunks(allowed), "Bad Request")
+            elif isinstance(exc.__context__, _HeadersTooLarge) and self._max_header_bytes:
+                self._refuse_headers(_headers_too_large(self._max_header_bytes))
             elif isinstance(exc.__context__, _TooManyFields) and self._max_header_fields:
                 error = _too_many_fields(self._max_header_fields)
                 if self._header_bytes is None:
@@ -915,6 +923,12 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             self._header_bytes = 0
 
     def on_headers_complete(self) -> None:
+        # Headers that end within the read that brought them past the limit: judged after each
+        # read (_take), they were served, so the same headers got a 200 in one read and a 431
+        # in two. _feed ends each piece at the headers' end: the count is theirs exactly.
+        limit = self._max_header_bytes
+        if limit is not None and self._header_bytes is not None and self._header_bytes > limit:
+            raise _HeadersTooLarge
         coding = self._transfer_coding
         if coding is not None and coding.rpartition(b",")[2].strip().lower() != _CHUNKED:
             raise _UnknownLength
