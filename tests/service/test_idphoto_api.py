@@ -587,6 +587,11 @@ def test_a_later_render_refers_to_the_upload_by_its_source_key(
     assert assert_error(both, 400, "invalid_parameter")["parameter"] == "source"
     chunked = client.post(f"{PHOTO}?source={digest}", content=iter([other]))
     assert assert_error(chunked, 400, "invalid_parameter")["parameter"] == "source"
+    # A chunked body that ends empty (a client streaming whatever it was given, nothing here)
+    # sends no photo, as Content-Length: 0 does: it was refused as "not both".
+    streamed_nothing = client.post(f"{PHOTO}?source={digest}", content=iter([b""]))
+    ok(streamed_nothing, "image/jpeg")
+    assert streamed_nothing.headers["x-source"] == digest
 
     unknown = "0" * 64
     assert_error(client.post(f"{PHOTO}?source={unknown}"), 404, "source_expired")

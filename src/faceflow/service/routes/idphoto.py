@@ -254,7 +254,7 @@ async def id_photo(request: Request, options: Annotated[PhotoRouteOptions, Query
         data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
         origin: tuple[str, bytes | None] = (content_hash(data), data)
     else:
-        if _has_body(request):
+        if await _sends_body(request):
             # Which would it be? A client re-uploading a new photo beside an old source= got the
             # old person's photo re-rendered.
             raise InvalidParameter(
@@ -268,12 +268,18 @@ async def id_photo(request: Request, options: Annotated[PhotoRouteOptions, Query
     return _photo_response(services, entry, status, source_name(origin[0], api_key))
 
 
-def _has_body(request: Request) -> bool:
-    """Whether the request declares a body: a non-zero Content-Length, or a chunked one."""
-    content_length = request.headers.get("content-length")
-    if "transfer-encoding" in request.headers:
-        return True
-    return content_length is not None and content_length.strip() not in ("", "0")
+async def _sends_body(request: Request) -> bool:
+    """Whether the request sends a body: a non-zero Content-Length, or a chunked body with a
+    byte in it. A chunked one is read up to its first byte: one that ends empty (a client
+    streaming whatever it was given, nothing here) sends no photo, as Content-Length: 0 does; it
+    was refused as "not both". Bounded as any upload's read is (the body timeout)."""
+    if "transfer-encoding" not in request.headers:
+        content_length = request.headers.get("content-length")
+        return content_length is not None and content_length.strip() not in ("", "0")
+    async for chunk in request.stream():
+        if chunk:
+            return True  # the rest is left unread: the refusal closes the connection
+    return False
 
 
 async def _sheet(
