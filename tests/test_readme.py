@@ -37,6 +37,15 @@ def test_every_setting_is_documented_with_its_environment_variable() -> None:
     assert not missing, f"README configuration table lacks {missing}; run scripts/config_table.py"
 
 
+def test_each_setting_has_one_row_in_the_configuration_table() -> None:
+    # jobs.max_queued_per_client had two rows (one hand-edited, one pasted from the script),
+    # which a reader must compare to learn they say the same.
+    rows = [line.split("|")[2].strip() for line in README.splitlines() if line.startswith("| `")]
+    variables = [cell for cell in rows if cell.startswith("`FACEFLOW_")]
+    twice = sorted({cell for cell in variables if variables.count(cell) > 1})
+    assert not twice, f"README configuration table has more than one row for {twice}"
+
+
 def test_readme_gives_the_two_commands_and_ci_runs_the_same_test_command() -> None:
     assert "make serve" in README
     assert "make test" in README
