@@ -1428,3 +1428,30 @@ def test_a_server_reached_late_is_connected_once(
     # late for its step only asks later, so fewer is fine); a second poller would double that.
     run_clock(page, 12_000)
     assert len(polls) <= 3, polls
+
+
+def test_a_server_out_of_reach_is_asked_at_one_pace(
+    open_page: OpenPage, live_server: LiveServer
+) -> None:
+    """While the server cannot be reached the page asks /v1/info again every 2 s, one question
+    at a time: the readiness poll does not start a second round of retries (each poll once did,
+    and a page left open for a minute asked 54 times in its last 10 s), and once the server
+    answers the page stops asking."""
+    probe = open_page(DESKTOP, "en-US", fresh=True)  # the clock is the context's
+    page = probe.page
+    page.clock.install()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/v1/info" in r.url else None)
+    page.route("**/v1/info", lambda route: route.abort("connectionrefused"))
+    page.goto(live_server.url + "/")
+    status = page.locator("#server-status")
+    expect(status).to_have_attribute("data-state", "error")
+    run_clock(page, 30_000)  # six readiness polls
+    # The first question and one every 2 s after it (a late step only asks later: fewer is fine).
+    assert len(asked) <= 1 + 30_000 // 2_000, len(asked)
+    page.unroute("**/v1/info")
+    run_clock(page, 2_000)
+    expect(status).to_have_attribute("data-state", "ok")
+    connected = len(asked)
+    run_clock(page, 12_000)
+    assert len(asked) == connected, asked[connected:]
