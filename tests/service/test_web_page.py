@@ -201,6 +201,10 @@ def test_two_people_are_drawn_over_the_photo_and_listed(
     assert all(LABEL.search(label) for label in labels), labels
     expect(page.locator("#timings")).to_contain_text("round trip")
     expect(page.locator("#cache-badge")).to_have_text(re.compile(r"^cache (hit|miss)$"))
+    # A screen reader is told the analysis is done, and what it found, without looking for it.
+    announce = page.locator("#photo-announce")
+    expect(announce).to_have_attribute("aria-live", "polite")
+    expect(announce).to_have_text("two_people.jpg, 2 faces found")
 
     # The overlay is scaled to the displayed photo: each box sits where the API put it.
     report = httpx.post(

@@ -21,6 +21,7 @@ export class Viewer {
   #progressLabel = byId("progress-label");
   #progressValue = byId("progress-value");
   #notice = byId("photo-notice");
+  #announce = byId("photo-announce");
   #stage = byId("stage");
   #photo = byId("photo");
   #overlay = byId("overlay");
@@ -78,10 +79,14 @@ export class Viewer {
     }
     // Redraw the photo only when the selection or its state changed, so it does not flicker.
     if (this.#shown.id === photo.id && this.#shown.status === photo.status) return;
+    // The photo on show has just been analysed: nothing else tells a screen reader so (an error
+    // is an alert of its own), and the faces it found would be met only by searching the page.
+    const finished = this.#shown.id === photo.id && photo.status === "done";
     this.#shown = { id: photo.id, status: photo.status };
     this.#empty.hidden = true;
     this.#renderProgress(photo);
     this.#renderResult(photo);
+    if (finished) this.#announce.textContent = this.#photo.alt;
   }
 
   /** The queue emptied: the page as it first was. */
@@ -91,6 +96,7 @@ export class Viewer {
     this.#progress.hidden = true;
     this.#empty.hidden = false;
     clearNotice(this.#notice);
+    this.#announce.textContent = "";
     this.#meta.textContent = "";
     this.#faceCount.textContent = "";
     this.#table.hidden = true;
