@@ -1459,3 +1459,33 @@ def test_a_server_out_of_reach_is_asked_at_one_pace(
     connected = len(asked)
     run_clock(page, 12_000)
     assert len(asked) == connected, asked[connected:]
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "badge"),
+    [
+        (429, "rate_limited", "Too many requests · trying again"),
+        (503, "overloaded", "Server busy · trying again"),
+    ],
+    ids=["rate-limited", "busy"],
+)
+def test_a_server_busy_at_the_start_is_said_so_and_asked_again(
+    open_page: OpenPage, live_server: LiveServer, status: int, code: str, badge: str
+) -> None:
+    """A page opened while the server refuses /v1/info for its rate limit or for being busy says
+    that (amber, not red "Something went wrong" titled "does not answer") and is connected
+    once the Retry-After is over."""
+    probe = open_page(DESKTOP, "en-US", fresh=True)  # the clock is the context's
+    page = probe.page
+    page.clock.install()
+    page.route("**/v1/info", refusing(status, code))
+    page.goto(live_server.url + "/")
+    server = page.locator("#server-status")
+    expect(server).to_have_text(badge)
+    expect(server).to_have_attribute("data-state", "warn")
+    expect(server).not_to_have_attribute("title", re.compile("."))
+    page.click("#lang-switch")
+    expect(server).to_have_text(re.compile("稍后自动重试"))
+    page.unroute("**/v1/info")
+    run_clock(page, RETRY_AFTER_S * 1000)
+    expect(server).to_have_attribute("data-state", "ok")

@@ -8,7 +8,7 @@ import { byId } from "./dom.js";
 import { Examples } from "./examples.js";
 import { applyStatic, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { IdPhotoPanel } from "./idphoto.js";
-import { describeError } from "./messages.js";
+import { BUSY, describeError } from "./messages.js";
 import { PhotoQueue } from "./uploads.js";
 import { Viewer } from "./viewer.js";
 
@@ -94,7 +94,7 @@ async function loadInfo() {
       return;
     }
     const { retryAfter } = describeError(error);
-    setStatus(error.code === "network" ? "status.gone" : "error.other", "error");
+    setStatus(...infoStatus(error.code));
     if (retryAfter) {
       infoRetry = setTimeout(() => {
         infoRetry = 0;
@@ -107,6 +107,18 @@ async function loadInfo() {
 }
 
 /**
+ * The badge for a /v1/info that was not answered: [message key, state]. A server that answered
+ * busy or rate limited is there, and is asked again after its Retry-After: amber, saying so, not
+ * red "Something went wrong" titled "does not answer".
+ */
+function infoStatus(code) {
+  if (code === "network") return ["status.gone", "error"];
+  if (code === "rate_limited") return ["status.limited", "warn"];
+  if (code === "not_ready" || BUSY.has(code)) return ["status.busy", "warn"];
+  return ["error.other", "error"];
+}
+
+/**
  * Keep the badge live: /readyz (no key needed) every few seconds. A server that stops answering
  * turns it red; one that comes back is asked for /v1/info again.
  */
@@ -115,8 +127,8 @@ async function pollReady() {
     const response = await fetch("readyz", { cache: "no-store" });
     if (!info) {
       // Never reached yet (or gone at the first try): the server answers again, so ask again,
-      // unless a retry is already on its way.
-      if (status.state === "error" && !infoRetry) loadInfo();
+      // unless a retry is already on its way (or the page waits for the person's API key).
+      if (status.key !== "status.key" && !infoRetry) loadInfo();
     } else if (response.ok) {
       setStatus("status.ready", "ok", { version: info.version });
     } else if (response.status === 503) {

@@ -14,7 +14,8 @@ export function formatMs(ms) {
   return `${ms >= 10 ? Math.round(ms) : ms.toFixed(1)} ms`;
 }
 
-const BUSY = new Set(["overloaded", "queue_full", "deadline_exceeded", "worker_crashed", "unavailable"]);
+/** The codes of a server too busy to answer now (503): trying again later may work. */
+export const BUSY = new Set(["overloaded", "queue_full", "deadline_exceeded", "worker_crashed", "unavailable"]);
 
 /**
  * {title, text, retryAfter, needsKey} for an ApiError (or anything with code/message/details),
