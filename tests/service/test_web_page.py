@@ -1398,6 +1398,33 @@ def test_axe_finds_nothing_serious_and_targets_are_big_enough(
     expect(row).to_be_focused()
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_an_out_of_date_id_photo_keeps_its_report_readable(
+    open_page: OpenPage,
+    live_server: LiveServer,
+    testdata: Path,
+    scheme: Literal["light", "dark"],
+) -> None:
+    """The photo a failed render left on show, marked out of date, keeps its report and verdict
+    legible (axe-core's contrast, in either theme) for as long as the server stays away: they
+    lose their colour, not their contrast, as the photo is dimmed."""
+    page = load(open_page, live_server).page
+    page.emulate_media(color_scheme=scheme)
+    pick(page, testdata / "portrait_1.jpg")
+    wait_for_id_photo(page)
+    page.route("**/v1/id-photo?*", lambda route: route.abort("connectionrefused"))
+    page.locator("label.swatch", has_text="Blue").click()
+    expect(page.locator("#idphoto-stale")).to_have_text("Out of date — the update failed")
+    expect(page.locator("#report-status")).to_have_class(re.compile(r"badge--stale"))
+    violations = Axe().run(page, context="#idphoto").response["violations"]
+    serious = [
+        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']][:5]}"
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == []
+
+
 def test_a_server_reached_late_is_connected_once(
     open_page: OpenPage, live_server: LiveServer
 ) -> None:
