@@ -289,6 +289,31 @@ def test_upload_progress_is_shown(
     expect(page.locator("#progress")).to_be_hidden()
 
 
+def test_leaving_while_a_photo_is_on_its_way_is_asked_first(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """Back, a reload or closing the tab while a photo is on its way up would lose it without a
+    word (the page keeps no photo anywhere): the browser asks first. Once nothing is on its way
+    (the photo analysed, its ID photo made), the page leaves without asking."""
+    page = open_page(fresh=True).page  # the page is closed here: its context goes with it
+    page.goto(live_server.url + "/")
+    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
+    devtools = throttle(page, CRAWL)
+    pick(page, testdata / "two_people.jpg")
+    expect(page.locator("#progress-label")).to_have_text("Uploading two_people.jpg")
+    page.locator(".thumb").click()  # a person's click: the browser asks only a page used
+    with page.expect_event("dialog") as asked:
+        page.close(run_before_unload=True)
+    assert asked.value.type == "beforeunload"
+    asked.value.dismiss()  # "stay on the page"
+    devtools.send("Network.emulateNetworkConditions", NO_THROTTLE)
+    expect(page.locator("#face-rows tr")).to_have_count(2)
+    wait_for_id_photo(page)
+    page.on("dialog", lambda dialog: dialog.dismiss())  # a second question would keep it open
+    with page.expect_event("close"):
+        page.close(run_before_unload=True)
+
+
 def test_id_photo_preview_report_and_downloads(
     open_page: OpenPage, live_server: LiveServer, testdata: Path, tmp_path: Path
 ) -> None:

@@ -231,6 +231,11 @@ export class IdPhotoPanel {
     onLanguageChange(() => this.#relabel());
   }
 
+  /** An ID photo or a print sheet is on its way (leaving the page now would lose it). */
+  get busy() {
+    return Boolean(this.#controller) || this.#sheetBusy;
+  }
+
   /** Redraw what this panel wrote in the old language. */
   #relabel() {
     this.#fillSelects();

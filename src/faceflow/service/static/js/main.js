@@ -190,6 +190,15 @@ document.addEventListener("paste", (event) => {
   }
 });
 
+// The page keeps no photo anywhere but in its own memory: Back, a reload or closing the tab while
+// photos are on their way (or an ID photo, or a print sheet) would lose them without a word. The
+// browser asks first, in its own words (a page cannot choose them); an idle page leaves at once.
+window.addEventListener("beforeunload", (event) => {
+  if (!queue.busy && !panel.busy) return;
+  event.preventDefault();
+  event.returnValue = true; // what older browsers (Chrome before 119) need to ask
+});
+
 langSwitch.addEventListener("click", () => setLanguage(language() === "zh" ? "en" : "zh"));
 onLanguageChange(() => {
   setStatus(status.key, status.state, status.vars);

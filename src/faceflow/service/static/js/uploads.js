@@ -43,6 +43,11 @@ export class PhotoQueue extends EventTarget {
     this.limits = limits;
   }
 
+  /** Photos still to be analysed, or on their way: leaving the page now would lose them. */
+  get busy() {
+    return this.items.some((item) => item.status === "waiting" || item.status === "uploading" || item.status === "analysing");
+  }
+
   get selected() {
     return this.items.find((item) => item.id === this.selectedId) ?? null;
   }
