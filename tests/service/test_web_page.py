@@ -666,6 +666,32 @@ def test_a_rate_limited_print_sheet_comes_on_its_own_after_retry_after(
 
 
 @pytest.mark.usefixtures("pulled_examples")
+def test_a_rate_limited_annotated_image_follows_the_same_rule(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """The annotated image's download too (retry.js): after a 429 it is asked for again on its
+    own, once; then Retry is the person's, and brings it. Its notice outlives a language switch
+    (the photo's own notice is redrawn with the photo, and once took it away)."""
+    page = clocked_page(open_page, live_server)
+    pick(page, testdata / "obama_small.jpg")
+    expect(page.locator("#face-rows tr")).to_have_count(1)
+    refused: list[str] = []
+    page.route("**/v1/annotate*", refusing(429, "rate_limited", refused))
+    page.clock.pause_at(page.evaluate("Date.now()") + 1)
+    page.click("#download-annotated")
+    alert = page.locator("#annotate-notice [role=alert]")
+    retry = tried_again_once_on_its_own(page, alert, refused)
+    expect(retry).to_be_enabled()
+
+    page.unroute("**/v1/annotate*")
+    with page.expect_download() as annotated:
+        retry.click()
+    assert annotated.value.suggested_filename == "obama_small-annotated.jpg"
+    expect(alert).to_have_count(0)
+    # The button is busy with its download: the keyboard's place is its card, not the page's top.
+    expect(page.locator("section[aria-labelledby=faces-title]")).to_be_focused()
+
+
 def test_a_rate_limited_example_photo_is_fetched_again_once_on_its_own(
     open_page: OpenPage, live_server: LiveServer
 ) -> None:

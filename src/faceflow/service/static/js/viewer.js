@@ -7,6 +7,7 @@ import { arrangeLabels, drawFaces, faceRows, facesCsv, leftToRight, sizeDots, ti
 import { onLanguageChange, plural, t } from "./i18n.js";
 import { formatBytes } from "./messages.js";
 import { clearNotice, showError } from "./notice.js";
+import { AutoRetry } from "./retry.js";
 
 function fileExtension(name) {
   const dot = name.lastIndexOf(".");
@@ -37,6 +38,11 @@ export class Viewer {
   #details = byId("analysis-details");
   #downloads = byId("analysis-downloads");
   #annotate = byId("download-annotated");
+  // The annotated image's errors have a slot of their own: the photo's notice is redrawn with the
+  // photo (a language switch), which took them away, countdown and all.
+  #annotateNotice = byId("annotate-notice");
+  #annotateSaid = null; // shows its error on show, again in another language
+  #annotateRetry = new AutoRetry(); // after a 429, as for every other request (retry.js)
   #drawn = []; // the faces drawn, left to right
   #shown = { id: null, status: null };
   #thumbs = new Map();
@@ -61,12 +67,13 @@ export class Viewer {
     // Labels and dots are sized in screen pixels: arrange them again whenever the photo resizes.
     new ResizeObserver(() => this.#fitOverlay()).observe(this.#labels);
     this.#photo.addEventListener("load", () => this.#fitOverlay());
-    this.#annotate.addEventListener("click", () => this.#saveAnnotated());
+    this.#annotate.addEventListener("click", () => this.#saveAnnotated(this.queue.selected));
     byId("download-json").addEventListener("click", () => this.#saveResults("json"));
     byId("download-csv").addEventListener("click", () => this.#saveResults("csv"));
     onLanguageChange(() => {
       this.#shown = { id: null, status: null };
       this.render();
+      if (this.#annotateNotice.querySelector(".notice")) this.#annotateSaid?.();
     });
   }
 
@@ -79,6 +86,8 @@ export class Viewer {
     }
     // Redraw the photo only when the selection or its state changed, so it does not flicker.
     if (this.#shown.id === photo.id && this.#shown.status === photo.status) return;
+    // The annotated image's error was about the photo on show: another one is shown.
+    if (this.#shown.id !== null && this.#shown.id !== photo.id) this.#unsayAnnotate();
     // The photo on show has just been analysed: nothing else tells a screen reader so (an error
     // is an alert of its own), and the faces it found would be met only by searching the page.
     const finished = this.#shown.id === photo.id && photo.status === "done";
@@ -96,6 +105,7 @@ export class Viewer {
     this.#progress.hidden = true;
     this.#empty.hidden = false;
     clearNotice(this.#notice);
+    this.#unsayAnnotate();
     this.#announce.textContent = "";
     this.#meta.textContent = "";
     this.#faceCount.textContent = "";
@@ -130,10 +140,16 @@ export class Viewer {
     downloadBlob(blob, `${this.#baseName()}-faces.${kind}`);
   }
 
-  /** The server draws the annotated image (the same boxes and labels), from the photo itself. */
-  async #saveAnnotated() {
-    const photo = this.queue.selected;
+  /**
+   * The server draws the annotated image (the same boxes and labels), from the photo itself.
+   * Refused for the rate limit, it is asked for again on its own once, as every request is
+   * (retry.js); a busy server or the network leave Retry to the person. `again`: that retry.
+   */
+  async #saveAnnotated(photo, { again = false } = {}) {
     if (!photo?.result) return;
+    if (!again) this.#annotateRetry.reset();
+    this.#annotateSaid = null;
+    clearNotice(this.#annotateNotice);
     // Named now: another photo may be on show by the time the answer comes.
     const name = `${baseName(photo.file.name)}-annotated.jpg`;
     this.#annotate.disabled = true;
@@ -141,10 +157,24 @@ export class Viewer {
       const response = await request("v1/annotate", { method: "POST", image: photo.file });
       downloadBlob(response.blob, name);
     } catch (error) {
-      showError(this.#notice, error, { limits: this.limits() });
+      const autoRetry = this.#annotateRetry.schedule(error, () => this.#saveAnnotated(photo, { again: true }));
+      this.#annotateSaid = () =>
+        showError(this.#annotateNotice, error, {
+          limits: this.limits(),
+          autoRetry,
+          onRetry: error.retryable ? () => this.#saveAnnotated(photo) : null,
+          retryFocus: () => this.#annotate,
+        });
+      this.#annotateSaid();
     } finally {
       this.#annotate.disabled = false;
     }
+  }
+
+  #unsayAnnotate() {
+    this.#annotateRetry.reset();
+    this.#annotateSaid = null;
+    clearNotice(this.#annotateNotice);
   }
 
   /** The × of a queued photo: it goes, and the focus that was on it stays in the strip. */
