@@ -224,6 +224,15 @@ def test_a_bad_file_fails_alone_with_its_code_and_exit_code_1(photo_folder: Path
     assert "2 of 5 files failed" in result.stderr
 
 
+def test_a_batch_writes_nothing_to_a_stderr_that_is_not_a_terminal(photo_folder: Path) -> None:
+    # The progress bar, hidden there, still wrote an empty line when it stopped: the one line of
+    # an error after a batch (its output lost, a file failed) came second, after a blank.
+    result = run("--json", photo_folder)
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+
+
 def test_a_bad_file_is_reported_in_the_table_with_its_code(photo_folder: Path) -> None:
     (photo_folder / "notes.jpg").write_text("shopping list, not a photo\n")
 

@@ -264,7 +264,8 @@ def print_table(console: Console, table: object) -> None:
 
 
 def file_progress(console: Console, files: int) -> Progress:
-    """The progress bar of a command working through files (hidden for a single file).
+    """The progress bar of a command working through files (hidden for a single file, and where
+    standard error is not a terminal).
 
     Redrawn by the command as files complete (``advance`` then ``refresh``), never by a thread of
     its own: with one, `faceflow analyze --workers` could not fork its workers (see
@@ -285,5 +286,6 @@ def file_progress(console: Console, files: int) -> Progress:
         console=console,
         transient=True,
         auto_refresh=False,
-        disable=files < 2,
+        # Drawn only on a terminal: elsewhere rich draws no bar but ends it with an empty line.
+        disable=files < 2 or not console.is_terminal,
     )
