@@ -334,3 +334,31 @@ def test_the_input_dash_with_standard_input_closed_is_that_files_error(
 
     with pytest.raises(InvalidParameter, match="standard input is closed"):
         _read(STDIN, 1000)
+
+
+def test_an_output_lost_in_one_thread_stops_the_others_at_their_next_file() -> None:
+    # The thread reading the forked workers' results prints their lines: an error there (the
+    # output's reader gone) was that thread's traceback, and the run went on to its end.
+    paths = [Path("a.jpg"), Path("b.jpg"), Path("c.jpg")]
+
+    def on_done(outcome: FileOutcome[str]) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    in_order: _InOrder[str] = _InOrder(paths, on_done)
+    seen: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            in_order.add(0, FileOutcome(paths[0], "a", None))
+        except BrokenPipeError as exc:
+            seen.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    thread.join()
+
+    assert len(seen) == 1
+    with pytest.raises(BrokenPipeError):
+        in_order.add(1, FileOutcome(paths[1], "b", None))
+    with pytest.raises(BrokenPipeError):
+        in_order.check()

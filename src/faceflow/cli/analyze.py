@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from faceflow.cli import stdout
 from faceflow.cli.common import (
     STDIN,
     ConfigOption,
@@ -258,6 +259,7 @@ def analyze(
     from faceflow.runtime.tasks import analyze_file
 
     out, err = _consoles()
+    stdout.check()  # the result is printed there: fail before any work if it is closed
     settings = settings_from(config)
     setup_logging("warning")
     try:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from faceflow.cli import stdout
 from faceflow.cli.common import escape, make_output_folder, print_table, read_at_most
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ def bench(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     out, err = Console(), Console(stderr=True)
+    stdout.check()  # the result is printed there: fail before any work if it is closed
     if plot is not None and importlib.util.find_spec("matplotlib") is None:
         # Checked before the sweep: a long run must not end without the chart it was asked for.
         err.print("--plot needs matplotlib: pip install 'faceflow[loadgen]'", markup=False)

@@ -147,7 +147,12 @@ def run_files(
 class _InOrder(Generic[Res]):
     """Hands outcomes to ``on_done`` in the order of the files, whichever worker finished first
     (so ``--json`` prints the same lines in the same order with any number of workers); called
-    from more than one thread."""
+    from more than one thread.
+
+    An exception from ``on_done`` (its output lost: ``| head -1``) is raised again by every
+    later :meth:`add` and by :meth:`check`, so that it stops the run from whichever thread saw
+    it first: raised in the thread reading the forked workers' results, it was a traceback on
+    stderr while the run went on to its end."""
 
     def __init__(self, paths: list[Path], on_done: Callable[[FileOutcome[Res]], None]) -> None:
         self.paths = paths
@@ -155,13 +160,24 @@ class _InOrder(Generic[Res]):
         self._next = 0
         self._held: dict[int, FileOutcome[Res]] = {}
         self._lock = threading.Lock()
+        self._failure: BaseException | None = None
 
     def add(self, index: int, outcome: FileOutcome[Res]) -> None:
         with self._lock:
+            self.check()
             self._held[index] = outcome
             while self._next in self._held:
-                self._on_done(self._held.pop(self._next))
+                try:
+                    self._on_done(self._held.pop(self._next))
+                except BaseException as exc:
+                    self._failure = exc
+                    raise
                 self._next += 1
+
+    def check(self) -> None:
+        """The exception ``on_done`` raised, if it did."""
+        if self._failure is not None:
+            raise self._failure
 
     def missing(self) -> list[int]:
         with self._lock:
@@ -279,6 +295,7 @@ def _run_forked(
         while (index := take()) < len(paths):
             in_order.add(index, _outcome(context, paths[index], make_request, task))
         receiving.join()
+        in_order.check()
         finished = True
     finally:
         gc.unfreeze()
@@ -336,7 +353,10 @@ def _receive(results: list[Connection], in_order: _InOrder[Res]) -> None:
                 live.remove(ready)
                 ready.close()
                 continue
-            in_order.add(index, outcome)
+            try:
+                in_order.add(index, outcome)
+            except BaseException:  # kept by in_order for the main thread to raise
+                return
 
 
 POOL_AFTER_S = 0.5

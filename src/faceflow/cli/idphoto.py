@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from faceflow.cli import stdout
 from faceflow.cli.analyze import expand_paths
 from faceflow.cli.common import (
     ConfigOption,
@@ -100,6 +101,7 @@ def id_photo(
     from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
 
     out, err = _consoles()
+    stdout.check()  # the result is printed there: fail before any work if it is closed
     settings = settings_from(config)
     setup_logging("warning")
     try:

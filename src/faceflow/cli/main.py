@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from faceflow import __version__
-from faceflow.cli import flags, models
+from faceflow.cli import flags, models, stdout
 from faceflow.cli.analyze import analyze
 from faceflow.cli.bench import bench
 from faceflow.cli.common import reflowed
@@ -51,4 +52,8 @@ def _root(
 
 
 def main() -> None:
-    app()
+    stdout.guard()
+    try:
+        app()
+    except stdout.OutputLost as exc:
+        sys.exit(stdout.lost(exc))
