@@ -176,6 +176,20 @@ def test_a_pull_that_waited_too_long_for_another_says_so_in_one_line(
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
+def test_a_store_that_cannot_be_made_is_one_line_naming_it(tmp_path: Path) -> None:
+    # Its progress bar, not drawn where stderr is not a terminal, still began the output with an
+    # empty line; and the message named the part of the path mkdir tried (see test_store.py).
+    (tmp_path / "a-file").write_text("")
+
+    result = run(tmp_path / "a-file" / "models", "pull", "yunet")
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: cannot make the model store {tmp_path}/a-file/models (models.dir): "
+        f"{tmp_path}/a-file is not a folder"
+    ]
+
+
 def test_derived_files_are_listed_and_verified_and_only_a_corrupt_one_fails(
     model_store_copy: Path,
 ) -> None:

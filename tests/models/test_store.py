@@ -580,10 +580,36 @@ def test_pull_into_a_store_that_cannot_be_made_fails_before_any_download(
     carrier = FakeCarrier({})
     monkeypatch.setattr(ModelStore, "_download", carrier)
 
-    with pytest.raises(ModelFetchError, match="cannot make the model store"):
+    with pytest.raises(ModelFetchError, match="cannot make the model store") as refused:
         ModelStore(ModelSettings(dir=tmp_path / "a-file" / "models")).pull([YUNET])
 
     assert carrier.requested == []
+    assert refused.value.message == (
+        f"cannot make the model store {tmp_path}/a-file/models (models.dir): "
+        f"{tmp_path}/a-file is not a folder"
+    )
+
+
+@pytest.mark.parametrize(
+    ("under", "why"),
+    [
+        # mkdir names the part it could not make: the message named /proc/nope, not the store.
+        ("/proc/nope/models", "cannot make /proc/nope: No such file or directory"),
+        # A file of the store's own name: mkdir's "File exists", as if the folder were there.
+        ("{tmp}/a-file", "it exists and is not a folder"),
+    ],
+)
+def test_a_store_that_cannot_be_made_is_named_as_given_with_the_part_at_fault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, under: str, why: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(ModelStore, "_download", FakeCarrier({}))
+    folder = Path(under.format(tmp=tmp_path))
+
+    with pytest.raises(ModelFetchError) as refused:
+        ModelStore(ModelSettings(dir=folder)).pull([YUNET])
+
+    assert refused.value.message == f"cannot make the model store {folder} (models.dir): {why}"
 
 
 def test_a_model_file_that_cannot_be_read_is_said_as_missing_is(

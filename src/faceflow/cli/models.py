@@ -80,6 +80,8 @@ def pull(
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        # Drawn only on a terminal: elsewhere rich draws no bar but ends it with an empty line.
+        disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task("checking models", total=None)
 

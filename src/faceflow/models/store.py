@@ -190,6 +190,21 @@ def _stamp(info: os.stat_result, sha256: str) -> dict[str, object]:
     }
 
 
+def _why_not_made(folder: Path, exc: OSError) -> str:
+    """Why ``folder`` could not be made, naming the part of its path at fault. mkdir names the
+    part it was making (``/proc/nope`` for ``/proc/nope/m``) and says "File exists" of a file
+    in its place: the message named the parent alone, as if that were the folder asked for."""
+    if isinstance(exc, FileExistsError):
+        return "it exists and is not a folder"
+    if isinstance(exc, NotADirectoryError):
+        above = next((part for part in folder.parents if part.exists()), None)
+        if above is not None and not above.is_dir():
+            return f"{above} is not a folder"
+    failed = Path(exc.filename) if exc.filename else folder
+    reason = exc.strerror or str(exc)
+    return reason if failed == folder else f"cannot make {failed}: {reason}"
+
+
 class ModelStore:
     """Resolves, verifies and pulls the catalogued model artifacts."""
 
@@ -426,8 +441,9 @@ class ModelStore:
         try:  # before any download: a store that cannot be made would waste them all
             self._settings.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            folder = self._settings.dir
             raise ModelFetchError(
-                f"cannot make the model store {exc.filename}: {exc.strerror}"
+                f"cannot make the model store {folder} (models.dir): {_why_not_made(folder, exc)}"
             ) from None
         with self._pull_lock(report) as waited:
             if waited:  # the other pull may have fetched what this one wanted
