@@ -127,6 +127,46 @@ def test_a_bad_or_doubled_option_is_refused_by_name(
         call(photo_bytes("obama.jpg"), options=options)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("method", "options", "named"),
+    [
+        ("detect", {"max_faces": True}, "max_faces"),  # was one face
+        ("analyze", {"threshold": True}, "threshold"),  # was a score of 1.0
+        ("id_photo", {"face": True}, "face"),  # was the first face
+        ("id_photo", {"dpi": True, "width": 35, "height": 45}, "dpi"),
+        ("id_photo", {"quality": False}, "quality"),
+    ],
+)
+def test_a_bool_is_not_taken_as_a_number(
+    flow: faceflow.FaceFlow,
+    photo_bytes: Callable[[str], bytes],
+    method: str,
+    options: dict[str, object],
+    named: str,
+) -> None:
+    with pytest.raises(InvalidParameter, match=f"{named}: a number is wanted, not ") as refused:
+        getattr(flow, method)(photo_bytes("two_people.jpg"), options=options)
+
+    assert refused.value.details == {"parameter": named}
+
+
+def test_a_bool_argument_for_a_number_is_named_as_the_argument(
+    flow: faceflow.FaceFlow, photo_bytes: Callable[[str], bytes]
+) -> None:
+    with pytest.raises(InvalidParameter, match="max_kb: a number is wanted, not False"):
+        flow.id_photo(photo_bytes("obama.jpg"), max_kb=False)
+
+
+def test_a_true_boolean_option_still_takes_a_bool(
+    flow: faceflow.FaceFlow, photo_bytes: Callable[[str], bytes]
+) -> None:
+    photo = flow.id_photo(
+        photo_bytes("obama.jpg"), output_format="png", options={"transparent": True}
+    )
+    assert photo.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert photo.data[25] == 6  # the IHDR's colour type: RGBA, the background left transparent
+
+
 def test_a_bad_output_format_is_named_as_the_argument_given(
     flow: faceflow.FaceFlow, photo_bytes: Callable[[str], bytes]
 ) -> None:

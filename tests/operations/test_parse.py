@@ -6,6 +6,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from faceflow.errors import InvalidParameter
+from faceflow.operations.faces import FaceOptions
+from faceflow.operations.idphoto import PhotoOptions
 from faceflow.operations.parse import MAX_PROBLEMS_SAID, option_names, parse_options
 
 
@@ -56,3 +58,15 @@ def test_a_flood_of_problems_names_the_first_few_and_counts_the_rest() -> None:
     assert message.count("unknown option") == MAX_PROBLEMS_SAID
     assert message.endswith(f"; and {500 - MAX_PROBLEMS_SAID} more")
     assert len(message) < 1000
+
+
+def test_a_bool_for_a_number_is_refused_but_strings_and_true_bools_are_not() -> None:
+    # pydantic's lax mode took max_faces=True as 1 (the library's typed options); a query's
+    # strings, "1" or "true", are read as before.
+    assert parse_options(FaceOptions, {"max_faces": "1"}, "detect").max_faces == 1
+    assert parse_options(PhotoOptions, {"transparent": "true"}, "id-photo").transparent is True
+    assert parse_options(PhotoOptions, {"transparent": True}, "id-photo").transparent is True
+    with pytest.raises(InvalidParameter, match="max_faces: a number is wanted, not True"):
+        parse_options(FaceOptions, {"max_faces": True}, "detect")
+    with pytest.raises(InvalidParameter, match=r"head_mm: a number is wanted, not False"):
+        parse_options(PhotoOptions, {"head_mm": False}, "id-photo")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import typing
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -33,13 +35,50 @@ def parse_options(
     InvalidParameter naming every problem, as FastAPI's validation error does for a route.
     ``called``: the caller's own names of some options (the library's argument
     ``output_format`` is the option ``format``), which the error names them by."""
+    if booleans := _booleans_for_numbers(model, options):
+        raise option_error(
+            _renamed_all(booleans, called), option_names(model), f"invalid {what} options: "
+        )
     try:
         return model.model_validate(dict(options))
     except ValidationError as exc:
-        errors = exc.errors()
-        if called:
-            errors = [{**error, "loc": _renamed(error["loc"], called)} for error in errors]
+        errors = _renamed_all(exc.errors(), called)
         raise option_error(errors, option_names(model), f"invalid {what} options: ") from None
+
+
+def _booleans_for_numbers(model: type[BaseModel], options: Mapping[str, object]) -> list[Any]:
+    """An error for each option of a number given as True or False (only a caller's typed value
+    can be one: a query's values are strings). pydantic's lax mode takes a bool as 1 or 0, so
+    ``max_faces=True`` in the library kept one face and ``max_kb=False`` asked for 0 KB; a
+    field that takes a bool (``transparent``) is left to the model."""
+    numbers = _number_fields(model)
+    return [
+        {"loc": (name,), "msg": f"a number is wanted, not {value}", "type": "bool_for_number"}
+        for name, value in options.items()
+        if isinstance(value, bool) and name in numbers
+    ]
+
+
+@functools.cache
+def _number_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The options of ``model`` (by the name a client gives) whose type is a number and not a
+    bool, ``X | None`` included."""
+
+    def kinds(annotation: object) -> set[object]:
+        inner = typing.get_args(annotation)
+        return set().union(*map(kinds, inner)) if inner else {annotation}
+
+    return frozenset(
+        field.alias or name
+        for name, field in model.model_fields.items()
+        if kinds(field.annotation) & {int, float} and bool not in kinds(field.annotation)
+    )
+
+
+def _renamed_all(errors: list[Any], called: Mapping[str, str] | None) -> list[Any]:
+    if not called:
+        return errors
+    return [{**error, "loc": _renamed(error["loc"], called)} for error in errors]
 
 
 def _renamed(loc: tuple[int | str, ...], called: Mapping[str, str]) -> tuple[int | str, ...]:
