@@ -161,16 +161,22 @@ class OutputNames:
         outputs: Callable[[str], Iterable[Path]] = lambda _stem: (),
     ) -> None:
         self._used: set[str] = set()
+        # Per stem, the serial its next search starts from: every one below it is taken (a stem
+        # used stays used, an input stays one). Searched from 1 each time, 5,000 inputs of one
+        # name tried 12.5 million candidates (3.5 s); now each candidate is tried once.
+        self._serial: dict[str, int] = {}
         self._inputs = {identity for path in inputs if (identity := _identity(path)) is not None}
         self._outputs = outputs
 
     def unique(self, source: Path) -> str:
         stem = "stdin" if source == STDIN else source.stem
-        candidate, serial = stem, 1
+        serial = self._serial.get(stem, 1)
+        candidate = stem if serial == 1 else f"{stem}-{serial}"
         while candidate in self._used or self._replaces_an_input(candidate):
             serial += 1
             candidate = f"{stem}-{serial}"
         self._used.add(candidate)
+        self._serial[stem] = serial + 1
         return candidate
 
     def _replaces_an_input(self, stem: str) -> bool:
