@@ -54,9 +54,10 @@ def _png_with(chunk: bytes, width: int = 64, height: int = 64) -> bytes:
     return plain[:ihdr_end] + chunk + plain[ihdr_end:]
 
 
-def ztxt_bomb(inflated_bytes: int = 64 * 1024 * 1024) -> bytes:
-    """A PNG whose zTXt chunk inflates to ``inflated_bytes`` of zeros (about 64 KB on the wire)."""
-    payload = b"Comment\x00\x00" + zlib.compress(b"\x00" * inflated_bytes, 9)
+def ztxt_bomb(inflated_bytes: int = 64 * 1024 * 1024, keyword: bytes = b"Comment") -> bytes:
+    """A PNG whose zTXt chunk ``keyword`` inflates to ``inflated_bytes`` of zeros (about 64 KB
+    on the wire)."""
+    payload = keyword + b"\x00\x00" + zlib.compress(b"\x00" * inflated_bytes, 9)
     return _png_with(png_chunk(b"zTXt", payload))
 
 

@@ -155,7 +155,16 @@ def _cases() -> list[Case]:
             422,
             "too_many_pixels",
         ),
-        Case("ztxt_bomb", path, lambda p: hf.ztxt_bomb(), 422, "undecodable"),
+        # A text chunk nothing reads is dropped before Pillow would inflate it (it was 422
+        # undecodable, over Pillow's 1 MB a chunk); one it reads an orientation from is not.
+        Case("ztxt_bomb", path, lambda p: hf.ztxt_bomb(), 200, None, check=_faces(0)),
+        Case(
+            "ztxt_bomb_of_raw_exif",
+            path,
+            lambda p: hf.ztxt_bomb(keyword=b"Raw profile type exif"),
+            422,
+            "undecodable",
+        ),
         # 3,000 scans over 35 MP took 77 s of CPU to decode; over this 64 px image, milliseconds:
         # only the answer tells the scans were counted before decoding.
         *(

@@ -100,6 +100,9 @@ _PIECES_BASE = 1024
 _BYTES_PER_PIECE = 1024
 _PNG_SIGNATURE_BYTES = 8
 _GIF_SCREEN_BYTES = 13
+# The text keywords Pillow reads an EXIF orientation from (ImageMagick's raw EXIF profile, and
+# XMP's tiff:Orientation): the only PNG text the pipeline uses, through getexif().
+_PNG_TEXT_READ = frozenset((b"Raw profile type exif", b"XML:com.adobe.xmp"))
 
 # Pillow's pixel limit and the warnings filters are process-wide state. Decoding holds this lock
 # while it has them changed, so concurrent threads never restore each other's values. faceflow
@@ -345,6 +348,50 @@ def png_chunks(data: bytes, max_chunks: int) -> int:
     return chunks
 
 
+def png_without_text(data: bytes) -> bytes:
+    """The PNG ``data`` without its compressed text chunks (zTXt, and iTXt marked compressed)
+    but the last of each keyword Pillow takes an orientation from (:data:`_PNG_TEXT_READ`;
+    Pillow keeps the last of a keyword too); ``data`` itself when there is none to drop.
+
+    Pillow inflates each (up to 1 MB each, 64 MB in all) and decodes it to a string as it opens
+    or loads the image, for nothing here: 60 chunks of 1 MB each, 170 KB uploaded, cost 0.2 s
+    (0.35 s as iTXt) against 2.4 ms for the same photo without them, and 200 made the photo
+    undecodable. Text stored plainly costs Pillow what its bytes cost and is left, so that the
+    usual photo (a tEXt naming its software) is not copied. Chunks are followed by their lengths
+    as in :func:`png_chunks`; what stops making sense is kept as it is, for the decoder."""
+    pos = _PNG_SIGNATURE_BYTES
+    chunks: list[tuple[int, int, bytes | None, bool]] = []  # span, text keyword, compressed
+    try:
+        while True:
+            length, kind = struct.unpack_from(">I4s", data, pos)
+            end = pos + 12 + length
+            if end > len(data):
+                break
+            keyword, compressed = None, False
+            if kind in (b"zTXt", b"iTXt"):
+                keyword, _, rest = data[pos + 8 : end - 4].partition(b"\0")
+                compressed = kind == b"zTXt" or rest[:1] == b"\1"
+            chunks.append((pos, end, keyword, compressed))
+            pos = end
+            if kind == b"IEND":
+                break
+    except struct.error:
+        pass
+    last: dict[bytes | None, int] = {
+        key: i for i, (_, _, key, _) in enumerate(chunks) if key in _PNG_TEXT_READ
+    }
+    kept = [
+        (start, end)
+        for i, (start, end, key, compressed) in enumerate(chunks)
+        if not compressed or last.get(key) == i
+    ]
+    if len(kept) == len(chunks):
+        return data
+    return b"".join(
+        [data[:_PNG_SIGNATURE_BYTES], *(data[start:end] for start, end in kept), data[pos:]]
+    )
+
+
 def gif_blocks(data: bytes, max_blocks: int) -> int:
     """The pieces of the GIF ``data`` that Pillow reads one by one before its first image,
     counted up to one past ``max_blocks``: each extension block and each of its sub-blocks, and
@@ -569,9 +616,15 @@ def _opened(data: bytes, fmt: ImageFormat, budget: int) -> Iterator[Image.Image]
     with (
         _pillow_guard(budget),
         _typed_errors(fmt, budget),
-        Image.open(io.BytesIO(data), formats=[_PILLOW_NAME[fmt]]) as image,
+        Image.open(
+            io.BytesIO(_unread_parts_dropped(data, fmt)), formats=[_PILLOW_NAME[fmt]]
+        ) as image,
     ):
         yield image
+
+
+def _unread_parts_dropped(data: bytes, fmt: ImageFormat) -> bytes:
+    return png_without_text(data) if fmt is ImageFormat.PNG else data
 
 
 @contextmanager
