@@ -123,3 +123,22 @@ def test_the_dash_o_example_in_help_is_an_option_the_command_takes(
     [example] = re.findall(r"-O (\w+)=", param.help or "")
 
     assert example in option_names(model)
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["analyze", "-O", "max_facess=1", "x.jpg"], {}),
+        (["id-photo", "-O", "head_mmm=30", "x.jpg", "-o", "out"], {}),
+        (["analyze", "x.jpg"], {"FACEFLOW_SERVER__TRUSTED_PROXIES": "127.0.0.1"}),
+    ],
+)
+def test_an_error_is_one_line_where_stderr_is_not_a_terminal(
+    args: list[str], env: dict[str, str]
+) -> None:
+    # rich folded it at 80 columns into a log or a pipe: a grep for the error found half of it.
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "80", **env})
+
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert len(line) > 80

@@ -26,6 +26,7 @@ from faceflow.cli.common import (
     query_options,
     settings_from,
     setup_logging,
+    stderr_console,
     table_width,
     write_output,
 )
@@ -44,7 +45,7 @@ def _consoles() -> tuple[Console, Console]:
     """stdout and stderr."""
     from rich.console import Console
 
-    return Console(highlight=False), Console(stderr=True)
+    return Console(highlight=False), stderr_console()
 
 
 def expand_paths(patterns: list[str]) -> list[Path]:

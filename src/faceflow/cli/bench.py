@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from faceflow.cli import stdout
-from faceflow.cli.common import escape, make_output_folder, print_table, read_at_most
+from faceflow.cli.common import (
+    escape,
+    make_output_folder,
+    print_table,
+    read_at_most,
+    stderr_console,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -142,7 +148,7 @@ def bench(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    out, err = Console(), Console(stderr=True)
+    out, err = Console(), stderr_console()
     stdout.check()  # the result is printed there: fail before any work if it is closed
     if plot is not None and importlib.util.find_spec("matplotlib") is None:
         # Checked before the sweep: a long run must not end without the chart it was asked for.

@@ -111,15 +111,25 @@ def escape(text: object) -> str:
     return escape_markup(printable(text))
 
 
+def stderr_console(*, highlight: bool = True) -> Console:
+    """The console a command writes its errors and notes to. Where standard error is not a
+    terminal (a log file, a CI job's capture, ``2>&1 | grep``), a message is one line however
+    long: rich wrapped it at 80 columns there, and a grep for the error found half of it."""
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=highlight)
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
 def settings_from(config: Path | None) -> Settings:
     """Settings from the file (if any) and the environment; exits readably if they are invalid."""
     from pydantic import ValidationError
-    from rich.console import Console
 
     from faceflow.config import load_settings, settings_problems
     from faceflow.errors import FaceflowError
 
-    err = Console(stderr=True, highlight=False)
+    err = stderr_console(highlight=False)
     try:
         return load_settings(config)
     except ValidationError as exc:

@@ -22,6 +22,7 @@ from faceflow.cli.common import (
     query_options,
     settings_from,
     setup_logging,
+    stderr_console,
     write_output,
 )
 from faceflow.operations.choices import Gradient, OutputFormat
@@ -38,7 +39,7 @@ def _consoles() -> tuple[Console, Console]:
     """stdout and stderr."""
     from rich.console import Console
 
-    return Console(highlight=False), Console(stderr=True, highlight=False)
+    return Console(highlight=False), stderr_console(highlight=False)
 
 
 def id_photo(

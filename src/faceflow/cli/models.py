@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from faceflow.cli.common import ConfigOption, escape, print_table, reflowed, settings_from
+from faceflow.cli.common import (
+    ConfigOption,
+    escape,
+    print_table,
+    reflowed,
+    settings_from,
+    stderr_console,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,9 +28,7 @@ app = typer.Typer(
 
 
 def _console() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True)
+    return stderr_console()
 
 
 def _selected(names: list[str] | None, include_optional: bool, examples: bool) -> list[Artifact]:

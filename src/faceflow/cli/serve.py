@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from faceflow.cli.common import ConfigOption, escape, settings_from
+from faceflow.cli.common import ConfigOption, escape, settings_from, stderr_console
 
 if TYPE_CHECKING:
     from faceflow.config import Settings
@@ -73,7 +73,6 @@ def serve(
     _export("FACEFLOW_RUNTIME__PROCESSES", processes)
     # Only what the checks and the head start need comes before the inference processes are
     # spawned; uvicorn, FastAPI and the app are imported while they load (see _head_start).
-    from rich.console import Console
 
     from faceflow.logs import configure_logging
     from faceflow.models.catalog import models_for
@@ -99,11 +98,11 @@ def serve(
     ]
     if unusable:
         for status in unusable:
-            Console(stderr=True).print(
+            stderr_console().print(
                 f"[red]model {status.spec.name} is {status.state.value}[/red]"
                 f" at {escape(status.path)}"
             )
-        Console(stderr=True).print("run `faceflow models pull` (or `make setup`) first")
+        stderr_console().print("run `faceflow models pull` (or `make setup`) first")
         raise typer.Exit(2)
     # One HTTP worker: the port is bound here, before the inference processes are spawned, so
     # a port in use is one line and exit 3 at once, not after every model has loaded (uvicorn
@@ -171,9 +170,8 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        from rich.console import Console
 
-        Console(stderr=True, highlight=False).print(
+        stderr_console(highlight=False).print(
             f"[red]cannot listen on {escape(host)}:{port}:[/red] {escape(exc.strerror or exc)}"
         )
         raise typer.Exit(3) from None
