@@ -459,3 +459,22 @@ def test_a_glob_without_links_matches_what_glob_glob_matches(
     assert expand_paths([pattern]) == expected
     # The same from the root (glob.glob names it too for a last ``**``: a folder, no photo).
     assert expand_paths([str(tmp_path / pattern)]) == [tmp_path / m for m in expected]
+
+
+def test_the_output_folder_is_passed_over_by_a_folder_or_glob_above_it(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    for name in ("a.jpg", "sub/b.jpg", "out/a.cn-1inch.jpg", "outer/c.jpg"):
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        (photos / name).write_bytes(b"")
+    out = photos / "out"
+    inputs = [photos / "a.jpg", photos / "outer" / "c.jpg", photos / "sub" / "b.jpg"]
+    written = out / "a.cn-1inch.jpg"
+
+    assert expand_paths([str(photos)], out) == inputs
+    assert expand_paths([str(photos)], photos / "sub" / ".." / "out") == inputs
+    assert expand_paths([f"{photos}/**/*.jpg"], out) == inputs
+    assert expand_paths([str(photos)]) == sorted([*inputs, written])
+    # Named directly, or by a folder or a glob inside it: read, as asked.
+    assert expand_paths([str(written)], out) == [written]
+    assert expand_paths([str(out)], out) == [written]
+    assert expand_paths([f"{out}/*.jpg"], out) == [written]

@@ -81,6 +81,24 @@ def test_writes_the_photo_its_report_and_a_sheet(
     assert "413×531 @ 300 dpi" in result.stdout
 
 
+def test_a_second_run_into_a_folder_inside_the_inputs_makes_the_same_photos(
+    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
+) -> None:
+    # The first run's photos were read as inputs by the second: a.cn-1inch.cn-1inch.jpg and
+    # a-2.cn-1inch.jpg (the name taken by an input), one more generation each run.
+    photos = folder_of(tmp_path, testdata, "portrait_1.jpg")
+    out = photos / "out"
+
+    first = run("id-photo", photos, "-o", out)
+    second = run("id-photo", photos, "-o", out)
+
+    assert (first.exit_code, second.exit_code) == (0, 0), second.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "portrait_1.cn-1inch.jpg",
+        "portrait_1.cn-1inch.report.json",
+    ]
+
+
 def test_fail_on_makes_a_photo_that_does_not_comply_exit_1_and_still_writes_it(
     tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
 ) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 import fnmatch
 import glob
 import json
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -48,28 +49,46 @@ def _consoles() -> tuple[Console, Console]:
     return Console(highlight=False), stderr_console()
 
 
-def expand_paths(patterns: list[str]) -> list[Path]:
+def expand_paths(patterns: list[str], output_folder: Path | None = None) -> list[Path]:
     """Files named directly, image files under folders (recursively), and glob matches; in order,
     without duplicates. A pattern that matches nothing is kept so it is reported as an error;
     ``-`` is standard input.
 
     Under a folder, hidden files and folders are passed over (named directly, they are not):
     macOS leaves a ``._IMG_0001.jpg`` of metadata beside each photo it copies to a foreign disk,
-    and photo tools keep thumbnails in ``.thumbnails/``; neither is a photo to analyse."""
+    and photo tools keep thumbnails in ``.thumbnails/``; neither is a photo to analyse. So are the
+    command's own outputs, in ``output_folder``, when a folder or a glob above it finds them
+    (named directly, or by a folder or a glob inside it, they are not): `faceflow id-photo
+    photos/ -o photos/out` run again made ID photos of the last run's ID photos
+    (a.cn-1inch.cn-1inch.jpg), one more generation a run."""
+    outputs = None if output_folder is None else os.path.realpath(output_folder) + os.sep
     found: dict[Path, None] = {}
+
+    def not_output(path: Path | str) -> bool:
+        return outputs is None or not (os.path.realpath(path) + os.sep).startswith(outputs)
+
     for pattern in patterns:
         path = Path(pattern)
         if path == STDIN:
             found[STDIN] = None
         elif path.is_dir():
+            above_outputs = not_output(path)
             for child in sorted(path.rglob("*")):
                 hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
-                if not hidden and child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
+                if (
+                    not hidden
+                    and child.is_file()
+                    and child.suffix.lower() in IMAGE_SUFFIXES
+                    and (not above_outputs or not_output(child))
+                ):
                     found[child] = None
         elif path.exists():
             found[path] = None
         else:
-            for match in _glob(pattern) or [Path(pattern)]:
+            matches = _glob(pattern) or [Path(pattern)]
+            if not_output(pattern):
+                matches = [match for match in matches if not_output(match)]
+            for match in matches:
                 found[match] = None
     return list(found)
 
@@ -219,8 +238,8 @@ def analyze(
     paths: Annotated[
         list[str],
         typer.Argument(
-            help="image files, folders (searched recursively, hidden files passed over), globs,"
-            " or - for an image on standard input"
+            help="image files, folders (searched recursively, hidden files and the --annotate"
+            " folder passed over), globs, or - for an image on standard input"
         ),
     ],
     as_json: Annotated[
@@ -275,7 +294,7 @@ def analyze(
         work = dataclasses.replace(work, operation=Operation.ANNOTATE)
     elif not work.attributes:
         work = dataclasses.replace(work, operation=Operation.DETECT)
-    files = expand_paths(paths)
+    files = expand_paths(paths, annotate_dir)
     if annotate_dir:
         make_output_folder(err, annotate_dir, "--annotate")
 

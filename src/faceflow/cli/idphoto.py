@@ -46,8 +46,8 @@ def id_photo(
     paths: Annotated[
         list[str],
         typer.Argument(
-            help="photos, folders (recursive, hidden files passed over), globs, or - for a photo"
-            " on standard input"
+            help="photos, folders (recursive, hidden files and the --out folder passed over),"
+            " globs, or - for a photo on standard input"
         ),
     ],
     out_dir: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="output folder")],
@@ -121,7 +121,7 @@ def id_photo(
     except FaceflowError as exc:
         err.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(2) from None
-    files = expand_paths(paths)
+    files = expand_paths(paths, out_dir)
     make_output_folder(err, out_dir, "--out")
     suffix = "png" if options.output_format is OutputFormat.PNG else "jpg"
     table = Table()
