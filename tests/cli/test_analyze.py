@@ -478,3 +478,44 @@ def test_the_output_folder_is_passed_over_by_a_folder_or_glob_above_it(tmp_path:
     assert expand_paths([str(written)], out) == [written]
     assert expand_paths([str(out)], out) == [written]
     assert expand_paths([f"{out}/*.jpg"], out) == [written]
+
+
+def test_a_name_too_long_is_kept_for_its_read_to_report(tmp_path: Path) -> None:
+    # os.stat's ENAMETOOLONG from Path.is_dir ended the command in a traceback.
+    name = str(tmp_path / ("x" * 300 + ".jpg"))
+
+    assert expand_paths([name]) == [Path(name)]
+
+
+def test_a_folder_past_the_systems_path_length_is_kept_for_its_read_to_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Made a level at a time from inside (a path of over 4,096 bytes cannot be named whole):
+    # rglob raised ENAMETOOLONG from scandir, a traceback, the photos above never read.
+    (tmp_path / "a.jpg").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    for _ in range(25):
+        os.mkdir("d" * 200)
+        os.chdir("d" * 200)
+    Path("deep.jpg").write_bytes(b"")
+
+    found = expand_paths([str(tmp_path)])
+
+    assert found[0] == tmp_path / "a.jpg"
+    assert len(found) == 2
+    assert len(str(found[1])) > os.pathconf("/", "PC_PATH_MAX")
+    assert set(found[1].relative_to(tmp_path).parts) == {"d" * 200}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder: no permission is refused")
+def test_a_folder_without_read_permission_is_kept_for_its_read_to_report(tmp_path: Path) -> None:
+    # rglob passed over it without a word: its photos were missing from the run.
+    (tmp_path / "a.jpg").write_bytes(b"")
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "b.jpg").write_bytes(b"")
+    private.chmod(0)
+    try:
+        assert expand_paths([str(tmp_path)]) == [tmp_path / "a.jpg", private]
+    finally:
+        private.chmod(0o700)

@@ -69,20 +69,18 @@ def expand_paths(patterns: list[str], output_folder: Path | None = None) -> list
 
     for pattern in patterns:
         path = Path(pattern)
+        try:
+            kind = "folder" if path.is_dir() else "file" if path.exists() else None
+        except OSError:  # a name too long, a folder above it unreadable: its read says which
+            kind = "file"
         if path == STDIN:
             found[STDIN] = None
-        elif path.is_dir():
+        elif kind == "folder":
             above_outputs = not_output(path)
-            for child in sorted(path.rglob("*")):
-                hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
-                if (
-                    not hidden
-                    and child.is_file()
-                    and child.suffix.lower() in IMAGE_SUFFIXES
-                    and (not above_outputs or not_output(child))
-                ):
+            for child in _walk(path):
+                if not above_outputs or not_output(child):
                     found[child] = None
-        elif path.exists():
+        elif kind == "file":
             found[path] = None
         else:
             matches = _glob(pattern) or [Path(pattern)]
@@ -91,6 +89,31 @@ def expand_paths(patterns: list[str], output_folder: Path | None = None) -> list
             for match in matches:
                 found[match] = None
     return list(found)
+
+
+def _walk(folder: Path) -> list[Path]:
+    """The image files under ``folder``, sorted, passing over hidden names and links to folders
+    (as :meth:`Path.rglob` does); with each folder under it that cannot be read, so that the
+    run reports it as a file it could not read ("Permission denied", "File name too long").
+
+    ``rglob`` passed over a folder it had no permission to read without a word, and ended the
+    command in an OSError traceback at one whose path was past the system's 4,096 bytes."""
+    found: list[Path] = []
+
+    def unreadable(exc: OSError) -> None:
+        found.append(Path(exc.filename))
+
+    for top, folders, files in os.walk(folder, onerror=unreadable):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in files:
+            child = Path(top, name)
+            if not name.startswith(".") and child.suffix.lower() in IMAGE_SUFFIXES:
+                try:
+                    if child.is_file():
+                        found.append(child)
+                except OSError:
+                    found.append(child)
+    return sorted(found)
 
 
 def _glob(pattern: str) -> list[Path]:
