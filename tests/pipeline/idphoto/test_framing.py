@@ -22,7 +22,7 @@ from tests.pipeline.idphoto.verdict_cases import Edit, crop_below_chin, narrow
 
 
 def made(
-    name: str, edit: Edit, key: str, cut_out: CutOut
+    name: str, edit: Edit | None, key: str, cut_out: CutOut
 ) -> tuple[Layout, ComplianceReport, NDArray[np.uint8]]:
     item = cut_out(name, edit)
     white = parse_background("white")
@@ -95,3 +95,37 @@ def test_a_narrow_photo_fails_on_a_wide_size_and_says_which_side(
     # outermost columns are background.
     for column in (pixels[:, 0], pixels[:, -1]):
         assert (np.abs(column.astype(np.float64) - 255.0).max(axis=1) < 8).mean() > 0.9
+
+
+def _above_the_source(layout: Layout, margin_px: float) -> NDArray[np.bool_]:
+    """Output pixels lying more than ``margin_px`` above the source photo's top edge."""
+    back = np.linalg.inv(np.vstack([layout.transform, [0.0, 0.0, 1.0]]))[:2]
+    ys, xs = np.mgrid[0 : layout.height_px, 0 : layout.width_px] + 0.5
+    source_y = back[1, 0] * xs + back[1, 1] * ys + back[1, 2]
+    return np.asarray(source_y * layout.scale < -margin_px)
+
+
+def test_a_head_cut_by_the_photos_top_is_not_continued_above_it(cut_out: CutOut) -> None:
+    # rose_leslie's photo cuts the top of her head; on China's 1-inch size the frame reaches
+    # 3.3 mm past it. The hair's top row, continued, made a streaked smear over the missing
+    # crown: the background shows there now, and the report fails the photo.
+    layout, report, pixels = made("rose_leslie.jpg", None, "cn-1inch", cut_out)
+
+    assert layout.cut_edges == ("top",)
+    assert layout.cut_mm[0] > 2.0
+    assert report.check("subject_cut_off").status is CheckStatus.FAIL
+    above = _above_the_source(layout, 1.5)
+    assert above[0].all()  # the whole top row
+    assert np.abs(pixels[above].astype(np.float64) - 255.0).max() < 3
+
+
+def test_a_sliver_cut_off_the_top_is_still_continued(cut_out: CutOut) -> None:
+    # On the UK's size the frame reaches 0.2 mm past her hair: the hair runs on to the photo's
+    # top edge, as the report's warning says, not a white line above a flat cut.
+    layout, report, pixels = made("rose_leslie.jpg", None, "uk-passport", cut_out)
+
+    assert layout.cut_edges == ("top",)
+    assert layout.cut_mm[0] < 0.5
+    assert report.check("subject_cut_off").status is CheckStatus.WARN
+    middle = pixels[0, layout.width_px // 2 - 20 : layout.width_px // 2 + 20]
+    assert (np.abs(middle.astype(np.float64) - 255.0).max(axis=1) > 40).all()

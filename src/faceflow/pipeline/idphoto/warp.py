@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from faceflow.pipeline.idphoto.compliance.geometry import CUT_FAIL_MM
 from faceflow.pipeline.idphoto.layout import Layout, compose
 from faceflow.pipeline.idphoto.matte import Matte
 
@@ -23,7 +24,11 @@ def warp_matte(matte: Matte, layout: Layout) -> tuple[NDArray[np.uint8], NDArray
     beyond the crop sides where the layout could not avoid cutting the person
     (``layout.cut_edges``): there the photo's last row or column is continued and fades out
     over ``CUT_FADE_MM``, so no hard edge of empty background runs through the body (a sliver
-    under a millimetre disappears; the report fails anything larger). A
+    under a millimetre disappears; the report fails anything larger). Not at a top cut of
+    ``CUT_FAIL_MM`` or more: there the edge is the head's, and its hair, continued, made a
+    streaked smear above a crown the photo does not hold (rose_leslie on ``cn-1inch``, 3.3 mm
+    short), painting what is missing; the chosen background shows the head cut as it is, which
+    the report fails. A
     large reduction first shrinks the matte with area averaging: bilinear warping alone skips
     source pixels when it shrinks more than 2×, which aliases hair and fabric.
     """
@@ -59,13 +64,18 @@ def warp_matte(matte: Matte, layout: Layout) -> tuple[NDArray[np.uint8], NDArray
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0.0,
     )
-    if layout.cut_edges:
+    continued = tuple(
+        name
+        for name, mm in zip(layout.cut_edges, layout.cut_mm, strict=True)
+        if name != "top" or mm < CUT_FAIL_MM
+    )
+    if continued:
         fade_px = CUT_FADE_MM * layout.spec.px_per_mm
         warped_alpha = _continue_cut_sides(
             alpha,
             centred,
             size_out,
-            layout.cut_edges,
+            continued,
             np.asarray(warped_alpha, np.float32),
             fade_px,
         )
