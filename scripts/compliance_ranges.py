@@ -45,6 +45,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     closed_eyes,
     colour_cast,
     contrast,
+    double_exposure,
     enlarged,
     exposure,
     eye_glare,
@@ -69,6 +70,7 @@ from tests.pipeline.idphoto.verdict_cases import (
 )
 
 from faceflow.config import LimitSettings, Settings
+from faceflow.domain import Face
 from faceflow.errors import NoSubject
 from faceflow.imaging.ingest import decode_image
 from faceflow.pipeline.detect import detect_faces
@@ -79,12 +81,14 @@ from faceflow.pipeline.idphoto.compliance.colour import TONE_PASS, tone_spread
 from faceflow.pipeline.idphoto.compliance.quality import (
     BANDING_FAIL,
     BANDING_PASS,
+    DOUBLE_IMAGE_WARN,
     banding,
+    double_image,
     enlargement,
 )
 from faceflow.pipeline.idphoto.compliance.regions import face_region
 from faceflow.pipeline.idphoto.level import levelled_face
-from faceflow.pipeline.idphoto.matte import compute_matte
+from faceflow.pipeline.idphoto.matte import Matte, compute_matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.palette import PRESET_COLOURS, parse_background
 from faceflow.pipeline.idphoto.render import render_id_photo
@@ -149,6 +153,19 @@ BANDING_EDITS: tuple[tuple[str, Edit | None], ...] = (
     ("contrast × 1.5", contrast(1.5)),
     ("contrast × 2", contrast(2.0)),
 )
+# The photo and a fainter copy of it a little aside (motion_blur's double image), and what must
+# not read as one: JPEG's blocks repeat too.
+DOUBLE_EDITS: tuple[tuple[str, Edit | None], ...] = (
+    ("as taken", None),
+    ("double, 0.08 aside at 40 %", double_exposure(0.08, 0.4)),
+    ("double, 0.15 aside at 30 %", double_exposure(0.15, 0.3)),
+    ("double, 0.1 aside at 45° at 30 %", double_exposure(0.1, 0.3, 45.0)),
+    ("double, 0.1 aside at 20 %", double_exposure(0.1, 0.2)),
+    ("double, 0.04 aside at 30 %", double_exposure(0.04, 0.3)),
+    ("JPEG quality 15", jpeg(15)),
+    ("JPEG quality 30", jpeg(30)),
+    ("grain σ 12", grain(12.0)),
+)
 SPOILED: tuple[tuple[str, Edit], ...] = (
     ("toned sepia", toned(1.0)),
     ("toned sepia, JPEG 50", then(toned(1.0), jpeg(50))),
@@ -207,6 +224,19 @@ SPOILED: tuple[tuple[str, Edit], ...] = (
 )
 
 
+def _spoiled(matte: Matte, crop: NDArray[np.uint8], face: Face, edit: Edit | None) -> Matte:
+    """``matte`` with its foreground the source's crop edited by ``edit``, at the matte's size
+    (the cut-out itself as taken)."""
+    height, width = matte.foreground.shape[:2]
+    spoiled_crop = crop if edit is None else edit(crop, face, no_photo)
+    if spoiled_crop.shape[:2] != (height, width):
+        spoiled_crop = np.asarray(
+            cv2.resize(spoiled_crop, (width, height), interpolation=cv2.INTER_AREA),
+            dtype=np.uint8,
+        )
+    return dataclasses.replace(matte, foreground=np.ascontiguousarray(spoiled_crop, dtype=np.uint8))
+
+
 def shown(report: ComplianceReport, name: str) -> str:
     check = report.check(name)
     if not isinstance(check.value, float):
@@ -237,6 +267,7 @@ def main() -> None:
     shakes: list[tuple[float, float, str]] = []
     tones: dict[str, list[tuple[float, str]]] = {label: [] for label, _ in REGION_EDITS}
     bands: dict[str, list[tuple[float, str]]] = {label: [] for label, _ in BANDING_EDITS}
+    doubles: dict[str, list[tuple[float, str]]] = {label: [] for label, _ in DOUBLE_EDITS}
     enlarged_by: dict[str, list[tuple[float, str]]] = {label: [] for label, _ in REGION_EDITS}
     faces = left_out = 0
     eye_covered_faces: list[str] = []
@@ -262,19 +293,13 @@ def main() -> None:
                 enlarged_by[label].append((factor, path.name))
             box = matte.crop_box
             crop = rgb[round(box.y1) : round(box.y2), round(box.x1) : round(box.x2)]
-            height, width = matte.foreground.shape[:2]
             for label, banding_edit in BANDING_EDITS:
-                spoiled_crop = crop if banding_edit is None else banding_edit(crop, face, no_photo)
-                if spoiled_crop.shape[:2] != (height, width):
-                    spoiled_crop = np.asarray(
-                        cv2.resize(spoiled_crop, (width, height), interpolation=cv2.INTER_AREA),
-                        dtype=np.uint8,
-                    )
-                spoiled_matte = dataclasses.replace(
-                    matte, foreground=np.ascontiguousarray(spoiled_crop, dtype=np.uint8)
-                )
+                spoiled_matte = _spoiled(matte, crop, face, banding_edit)
                 if (band := banding(face_region(spoiled_matte, face))) is not None:
                     bands[label].append((band, path.name))
+            for label, double_edit in DOUBLE_EDITS:
+                spoiled_matte = _spoiled(matte, crop, face, double_edit)
+                doubles[label].append((double_image(face_region(spoiled_matte, face)), path.name))
             for name in PRESET_COLOURS:
                 blend = clothing_blend(matte, face, parse_background(name))
                 if blend is not None:
@@ -364,6 +389,15 @@ def main() -> None:
             f" {np.median(values_only):.3f}; over {BANDING_PASS} on"
             f" {int((values_only > BANDING_PASS).sum())}, over {BANDING_FAIL} on"
             f" {int((values_only > BANDING_FAIL).sum())} of {len(ranked)}"
+        )
+    for label, double_values in doubles.items():
+        ranked = sorted(double_values)
+        values_only = np.array([value for value, _ in ranked])
+        print(
+            f"  double image, {label}: {ranked[0][0]:.3f}–{ranked[-1][0]:.3f}"
+            f" ({', '.join(f'{v:.3f} {n}' for v, n in ranked[-3:])}), median"
+            f" {np.median(values_only):.3f}; over {DOUBLE_IMAGE_WARN} on"
+            f" {int((values_only > DOUBLE_IMAGE_WARN).sum())} of {len(ranked)}"
         )
     for label, factors in enlarged_by.items():
         ranked = sorted(factors)

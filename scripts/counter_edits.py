@@ -1,7 +1,7 @@
 """A counter clerk's edits: what a real applicant or app does to a photo that a counter refuses,
 made on the two real faces whose ICAO photos pass as taken, and the report's verdict on each.
 
-    .venv/bin/python scripts/counter_edits.py [--round 2] [--only NAME] [--save DIR]
+    .venv/bin/python scripts/counter_edits.py [--round 2|3] [--only NAME] [--save DIR]
 
 portrait_2 (``../shared/testdata``, or ``FACEFLOW_TESTDATA``) and df_img14 (the ``devset``
 beside it) are each edited in every way of :data:`EDITS` (a shadow of the head on the wall, a
@@ -20,6 +20,10 @@ and cameras add (a watermark's text, a date stamp, a sticker, a print or a scree
 an app's liquify, face paint, a drawn mark) and what a counter accepts on a person, marked
 "(fine)" (a hijab, a turban, dyed hair, a tattoo, darker skin). The head coverings are drawn with
 room added above the head, as a photographer leaves it.
+
+``--round 3`` makes the third, :data:`THIRD_ROUND`: the eyes looking aside, a double exposure, a
+washed-out (hazy) photo, a cigarette in the mouth, the tongue out, and a file turned a quarter
+(the person upright once it is turned back, which levelling the eyes does).
 """
 
 from __future__ import annotations
@@ -42,11 +46,13 @@ from tests.pipeline.idphoto.verdict_cases import (
     Edit,
     Rgb,
     _eyes_y,
+    _iris_centre,
     _laid_over,
     _room_above,
     _skin,
     _text_mask,
     _wall_share,
+    double_exposure,
     hijab,
     jpeg,
     judge,
@@ -690,12 +696,145 @@ SECOND_ROUND: dict[str, Edit] = {
 }
 
 
+# The third round: conditions a counter refuses that the first two did not try, and one photo a
+# counter takes as it is once the file is turned upright.
+
+
+def looking_aside(shift: float) -> Edit:
+    """The eyes looking to one side: each iris (``verdict_cases._iris_centre``; a disc 0.1 eye
+    distances in radius) moved ``shift`` eye distances to the image-right, inside the eye's
+    opening (an ellipse ±0.24 × ±0.09 eye distances over the iris's old place); where it was,
+    the sclera (the opening's light pixels' median), so the eye keeps its lids and corners."""
+
+    def edit(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+        d = _distance(face)
+        out = rgb.astype(np.float32)
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        for eye in (face.landmarks.right_eye, face.landmarks.left_eye):
+            cx, cy = _iris_centre(grey, eye, d)
+            opening = np.zeros(rgb.shape[:2], np.float32)
+            cv2.ellipse(
+                opening,
+                (round(cx), round(cy)),
+                (round(0.24 * d), round(0.09 * d)),
+                0,
+                0,
+                360,
+                1.0,
+                -1,
+                cv2.LINE_AA,
+            )
+            inside = opening > 0.5
+            light = grey[inside] > np.percentile(grey[inside], 80)
+            sclera = np.median(rgb[inside][light], axis=0).astype(np.float32)
+            iris = np.zeros(rgb.shape[:2], np.float32)
+            cv2.circle(iris, (round(cx), round(cy)), round(0.1 * d), 1.0, -1, cv2.LINE_AA)
+            filled = out * (1 - iris[..., None]) + sclera * iris[..., None]
+            step = np.array([[1, 0, shift * d], [0, 1, 0]], np.float32)
+            size = (rgb.shape[1], rgb.shape[0])
+            moved = np.asarray(cv2.warpAffine(rgb.astype(np.float32), step, size), np.float32)
+            moved_iris = np.asarray(cv2.warpAffine(iris, step, size), np.float32)
+            weight = (moved_iris * cv2.GaussianBlur(opening, (0, 0), 0.01 * d))[..., None]
+            blended = filled * (1 - weight) + moved * weight
+            soft = cv2.GaussianBlur(opening, (0, 0), 0.01 * d)[..., None]
+            out = out * (1 - soft) + blended * soft
+        return _u8(out)
+
+    return edit
+
+
+def hazy(contrast: float) -> Edit:
+    """Washed out (a photo through a misted window, or a faded print): the contrast cut to
+    ``contrast`` about a light grey, as haze lifts the blacks."""
+
+    def edit(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+        return _u8(rgb.astype(np.float32) * contrast + 215.0 * (1 - contrast))
+
+    return edit
+
+
+def cigarette(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+    """A cigarette (or a pen) held in the mouth: a white stick 0.07 eye distances thick from the
+    mouth's middle, 0.6 eye distances long, down and out to the image-left, its tip orange."""
+    d = _distance(face)
+    mouth = face.landmarks.mouth_centre
+    start = np.array([mouth.x, mouth.y + 0.03 * d])
+    end = start + np.array([-0.5, 0.33]) * d
+    out = rgb.copy()
+    thick = max(2, round(0.07 * d))
+    tip = start + 0.82 * (end - start)
+    cv2.line(
+        out,
+        tuple(np.round(start).astype(int)),
+        tuple(np.round(tip).astype(int)),
+        (238, 236, 230),
+        thick,
+        cv2.LINE_AA,
+    )
+    cv2.line(
+        out,
+        tuple(np.round(tip).astype(int)),
+        tuple(np.round(end).astype(int)),
+        (215, 140, 60),
+        thick,
+        cv2.LINE_AA,
+    )
+    return out
+
+
+def tongue_out(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+    """The tongue stuck out: a pink-red ellipse 0.3 × 0.22 eye distances from the lips' line
+    down over the lower lip, shaded darker at its edge and with a groove down its middle."""
+    d = _distance(face)
+    mouth = face.landmarks.mouth_centre
+    centre = (round(mouth.x), round(mouth.y + 0.16 * d))
+    mask = np.zeros(rgb.shape[:2], np.float32)
+    cv2.ellipse(mask, centre, (round(0.15 * d), round(0.16 * d)), 0, 0, 360, 1.0, -1, cv2.LINE_AA)
+    mask[: round(mouth.y), :] = 0
+    inner = cv2.GaussianBlur(mask, (0, 0), 0.04 * d)
+    shade = 0.7 + 0.3 * inner
+    colour = np.array([205, 95, 105], np.float32) * shade[..., None]
+    groove = np.zeros_like(mask)
+    cv2.line(
+        groove,
+        (centre[0], round(mouth.y)),
+        (centre[0], round(mouth.y + 0.2 * d)),
+        1.0,
+        max(1, round(0.015 * d)),
+        cv2.LINE_AA,
+    )
+    colour *= (1 - 0.25 * groove)[..., None]
+    soft = cv2.GaussianBlur(mask, (0, 0), 0.01 * d)[..., None]
+    return _u8(rgb.astype(np.float32) * (1 - soft) + colour * soft)
+
+
+def turned_file(rgb: Rgb, face: Face, _: Photo) -> Rgb:
+    """The file turned a quarter (a phone's picture saved without its orientation tag): the
+    person stands upright once it is turned back, which the service does by levelling the
+    eyes."""
+    return np.ascontiguousarray(np.rot90(rgb))
+
+
+THIRD_ROUND: dict[str, Edit] = {
+    "looking aside, 0.06": looking_aside(0.06),
+    "looking aside, 0.09": looking_aside(0.09),
+    "a double exposure, 0.08 apart, 40 %": double_exposure(0.08, 0.4),
+    "a double exposure, 0.15 apart, 30 %": double_exposure(0.15, 0.3),
+    "a double exposure, 0.1 apart at 45°, 30 %": double_exposure(0.1, 0.3, 45.0),
+    "hazy, contrast 0.5": hazy(0.5),
+    "hazy, contrast 0.35": hazy(0.35),
+    "a cigarette in the mouth": cigarette,
+    "the tongue out": tongue_out,
+    "the file turned a quarter (fine)": turned_file,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="one edit of EDITS, by name")
     parser.add_argument("--save", type=Path, help="write each edited source here as JPEG")
     parser.add_argument(
-        "--round", type=int, choices=(1, 2), default=1, help="the first round or the second"
+        "--round", type=int, choices=(1, 2, 3), default=1, help="the first, second or third round"
     )
     args = parser.parse_args()
     cv2.setNumThreads(1)
@@ -710,7 +849,7 @@ def main() -> None:
 
     passed: list[str] = []
     for name in PHOTOS:
-        edits = EDITS if args.round == 1 else SECOND_ROUND
+        edits = {1: EDITS, 2: SECOND_ROUND, 3: THIRD_ROUND}[args.round]
         for label, edit in [("as taken", None), *edits.items()]:
             if args.only and label not in (args.only, "as taken"):
                 continue

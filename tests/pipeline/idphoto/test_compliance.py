@@ -48,6 +48,7 @@ from faceflow.pipeline.idphoto.compliance.mouth import MOUTH_GAP_WARN
 from faceflow.pipeline.idphoto.compliance.overlays import colour_patch_share
 from faceflow.pipeline.idphoto.compliance.quality import (
     BLOCKINESS_SHOWN_MAX,
+    DOUBLE_IMAGE_WARN,
     ENLARGEMENT_NATIVE,
     FOCUS_FAIL,
     FOCUS_PASS,
@@ -60,6 +61,7 @@ from faceflow.pipeline.idphoto.compliance.quality import (
     blockiness,
     check_face_quality,
     check_noise,
+    double_image,
     enlargement,
     focus,
     shake_anisotropy,
@@ -93,6 +95,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     contrast,
     cover_eyes,
     crop_below_chin,
+    double_exposure,
     enlarged,
     exposure,
     eye_glare,
@@ -807,6 +810,34 @@ def test_real_faces_are_not_read_as_shaken(portrait: Callable[[str], Portrait], 
     # Every real face of the test and dev-set photos 1.03-1.56 (scripts/compliance_ranges.py).
     ratio, _, _ = shake_anisotropy(_face_of(portrait(photo)))
     assert ratio < SHAKE_PASS
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [double_exposure(0.08, 0.4), double_exposure(0.15, 0.3), double_exposure(0.1, 0.3, 45.0)],
+)
+@pytest.mark.parametrize("photo", ["portrait_2.jpg", "../devset/df_img14.jpg"])
+def test_a_double_exposure_is_seen(cut_out: CutOut, edit: Edit, photo: str) -> None:
+    # A fainter copy of the face a little aside smears nothing: it passed every check on both
+    # faces whose ICAO photos pass as taken (scripts/counter_edits.py --round 3).
+    item = cut_out(photo, edit)
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    check = report.check("motion_blur")
+    assert check.status is CheckStatus.WARN, check
+    assert check.limit.of == "double_image"
+    assert check.hints()[0].startswith("The face shows twice")
+    assert "重影" in check.hints()[1]
+
+
+@pytest.mark.parametrize(
+    "photo", ["portrait_1.jpg", "portrait_2.jpg", "obama.jpg", "biden.jpg", "rose_leslie.jpg"]
+)
+def test_real_faces_are_not_read_as_double(portrait: Callable[[str], Portrait], photo: str) -> None:
+    # Every real face of the test and dev-set photos 0.108 or less, portrait_2 the highest
+    # (scripts/compliance_ranges.py).
+    assert double_image(_face_of(portrait(photo))) < DOUBLE_IMAGE_WARN
 
 
 @pytest.mark.parametrize("edit", [closed_eyes(both=True), cover_eyes("skin")])

@@ -253,6 +253,28 @@ def focus(region: NDArray[np.uint8]) -> float:
     return fine / coarse if coarse > 0 else 1.0
 
 
+# A double image: two exposures in one frame (a slow shutter with a flash, or the head moved
+# between), the face and a fainter copy of it moved aside. Its fine detail then repeats at the
+# shift: the autocorrelation of the central face's fine detail (grey less its blur by σ
+# DOUBLE_IMAGE_DETAIL_PX, Hann-windowed, at DOUBLE_IMAGE_PX_PER_EYE_DISTANCE) has a sharp peak
+# there, standing over every point DOUBLE_IMAGE_RING_PX round it, where a face's own edges make
+# ridges (a brow or a lip line repeats all along itself), which stand over nothing. The reading is
+# the highest such peak at lags 0.05-0.3 eye distances, of the peak at no lag. The 82 real faces of
+# the test and dev-set photos read 0.018-0.108 (median 0.039; portrait_2, portrait_1, df_img2 the
+# highest); the photo mixed with a copy 0.08 eye distances aside at 40 % a median 0.29 (over the
+# limit on 76 of those faces), 0.15 aside at 30 % 0.23 (78), 0.1 aside at 45° at 30 % 0.23 (76),
+# 0.1 aside at 20 % 0.14 (39), 0.04 aside, inside the face's own detail, 0.02 (1); saved as JPEG
+# 15 or 30, whose 8-px blocks repeat too, at most 0.099, grain of σ 12 0.070
+# (scripts/compliance_ranges.py; docs/id-photos.md, "The third round").
+DOUBLE_IMAGE_PX_PER_EYE_DISTANCE = 96.0
+DOUBLE_IMAGE_DETAIL_PX = 1.5
+DOUBLE_IMAGE_RING_PX = 3
+DOUBLE_IMAGE_LAGS = (0.05, 0.3)
+DOUBLE_IMAGE_WARN = 0.14
+# face_region's width in eye distances (0.3 beyond each eye).
+FACE_REGION_EYE_DISTANCES = 1.6
+
+
 def _second_derivative_variances(gray: NDArray[np.float32]) -> tuple[float, float]:
     """The variance of ``gray``'s second derivative across (x) and down (y)."""
     across = float(cv2.Sobel(gray, cv2.CV_32F, 2, 0, ksize=3).var(dtype=np.float64))
@@ -313,6 +335,56 @@ def shake_anisotropy(region: NDArray[np.uint8]) -> tuple[float, float, int]:
     return float(ratios[worst]), float(r[worst] - across[worst]), worst
 
 
+def double_image(region: NDArray[np.uint8]) -> float:
+    """How strongly the central face ``region`` repeats itself a little aside: 0 for a face as
+    taken, towards 0.5 for two equal exposures (see :data:`DOUBLE_IMAGE_WARN`)."""
+    if region.size == 0:
+        return 0.0
+    scale = DOUBLE_IMAGE_PX_PER_EYE_DISTANCE * FACE_REGION_EYE_DISTANCES / region.shape[1]
+    size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
+    gray = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gray = np.asarray(
+        cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR),
+        dtype=np.float32,
+    )
+    if min(gray.shape) <= 4 * DOUBLE_IMAGE_RING_PX:
+        return 0.0
+    detail = gray - cv2.GaussianBlur(gray, (0, 0), DOUBLE_IMAGE_DETAIL_PX)
+    detail = (detail - detail.mean()) * np.outer(
+        np.hanning(gray.shape[0]), np.hanning(gray.shape[1])
+    ).astype(np.float32)
+    # Padded to twice its size, so the correlation does not wrap round.
+    spectrum = np.fft.rfft2(detail, s=(2 * gray.shape[0], 2 * gray.shape[1]))
+    correlation = np.fft.fftshift(
+        np.fft.irfft2(np.abs(spectrum) ** 2, s=(2 * gray.shape[0], 2 * gray.shape[1]))
+    )
+    middle_y, middle_x = correlation.shape[0] // 2, correlation.shape[1] // 2
+    if correlation[middle_y, middle_x] <= 0:
+        return 0.0
+    # Only the lags looked at, and the ring round them.
+    reach = (
+        math.ceil(DOUBLE_IMAGE_LAGS[1] * DOUBLE_IMAGE_PX_PER_EYE_DISTANCE)
+        + 2 * DOUBLE_IMAGE_RING_PX
+    )
+    near = (
+        correlation[
+            max(0, middle_y - reach) : middle_y + reach + 1,
+            max(0, middle_x - reach) : middle_x + reach + 1,
+        ]
+        / correlation[middle_y, middle_x]
+    )
+    centre_y, centre_x = min(middle_y, reach), min(middle_x, reach)
+    ring = np.full(near.shape, -np.inf)
+    for angle in np.linspace(0.0, 2 * math.pi, 16, endpoint=False):
+        dy = round(DOUBLE_IMAGE_RING_PX * math.sin(angle))
+        dx = round(DOUBLE_IMAGE_RING_PX * math.cos(angle))
+        ring = np.maximum(ring, np.roll(near, (dy, dx), axis=(0, 1)))
+    ys, xs = np.mgrid[0 : near.shape[0], 0 : near.shape[1]]
+    lag = np.hypot(ys - centre_y, xs - centre_x) / DOUBLE_IMAGE_PX_PER_EYE_DISTANCE
+    zone = (lag >= DOUBLE_IMAGE_LAGS[0]) & (lag <= DOUBLE_IMAGE_LAGS[1])
+    return max(0.0, float((near - ring)[zone].max()))
+
+
 def check_motion_blur(region: NDArray[np.uint8], *, focus_value: float) -> Check:
     """A smear sideways (:func:`sideways_detail`) or in any direction (:func:`shake_anisotropy`):
     the worse of the two, its value the one that decided. ``focus_value`` is :func:`focus`'s."""
@@ -338,6 +410,19 @@ def check_motion_blur(region: NDArray[np.uint8], *, focus_value: float) -> Check
             Limit(None, SHAKE_PASS, of="smear"),
             shake_status,
             note="the face is smeared in one direction" + also,
+        )
+    ghost = double_image(region) if status is CheckStatus.PASS else 0.0
+    if ghost > DOUBLE_IMAGE_WARN:
+        # Two exposures: neither smears, so both readings above pass.
+        return Check(
+            "motion_blur",
+            ghost,
+            Limit(None, DOUBLE_IMAGE_WARN, of="double_image"),
+            CheckStatus.WARN,
+            note="the face's fine detail repeats a little aside, as a fainter copy: a double image",
+            hint="The face shows twice, a faint copy beside it (the head or the camera moved "
+            "during the exposure): keep still and take the photo again without a slow shutter.",
+            hint_zh="面部出现重影（曝光时头部或相机移动了）：请保持不动，不要使用慢速快门，重新拍摄。",
         )
     return Check(
         "motion_blur",

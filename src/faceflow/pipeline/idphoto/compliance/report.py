@@ -42,6 +42,7 @@ _OF_TEXT = {
     "head_notch": "a notch {} eye distances deep in the outline of the head",
     "chin_covered": "{} of the chin covered (no skin colour)",
     "colour_patch": "{} of the face under a patch of a colour no skin has",
+    "double_image": "{} (the face's detail repeated aside, of itself)",
 }
 
 _RULE_TEXT = {
