@@ -21,14 +21,17 @@ from blake3 import blake3
 from faceflow.models.catalog import model_versions
 
 KEY_VERSION = "ff1"
-RESULT_FORMAT = 5
+RESULT_FORMAT = 6
 """Bumped whenever the code could make a cached answer differently (2: faces gained roll, quality
 and ``reliable``; ID-photo checks gained hints. 3: ``face_centred``, the forehead in ``clipped``,
 and the checks and thresholds changed since 2 without a bump. 4: the cut-out's soft tail over a
 plain wall is keyed away beside skin too; ``banding``. 5: ``forehead_visible``'s
-``crown_detail``, ``leftover_backdrop``'s ``head_notch``), so no node serves an answer an
-older faceflow made. tests/cache/test_result_format.py pins it beside a fingerprint of the code
-that makes answers, so that no change to that code leaves it by mistake."""
+``crown_detail``, ``leftover_backdrop``'s ``head_notch``. 6: what changed since 5 without a
+bump (``face_occluded``'s covered chin and colour patch among it), ``motion_blur``'s double
+image, no band invented above a head the photo cuts, PNGs whose compressed text made them
+undecodable), so no node serves an answer an older faceflow made.
+tests/cache/test_result_format.py pins it beside a fingerprint of the code that makes answers,
+so that no change to that code leaves it by mistake."""
 
 CUTOUT_OPERATION = "matte"
 """The operation of an ID photo's cut-out, cached apart from the photos rendered from it."""
