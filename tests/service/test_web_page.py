@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import os
 import re
 import time
@@ -492,6 +493,102 @@ def test_a_photo_over_the_upload_limit_is_too_large(
     alert = page.locator("#photo-notice [role=alert]")
     expect(alert).to_contain_text("File too large")
     expect(alert).to_contain_text("at most 195 KB")
+
+
+def over_the_pixel_limit(server: LiveServer, kind: Literal["JPEG", "PNG"]) -> bytes:
+    """A plain square image one row and column past the server's pixel limit for ``kind``
+    (``/v1/info``'s limits), still far under its upload limit."""
+    limits = httpx.get(f"{server.url}/v1/info", timeout=30.0).json()["limits"]
+    budget = limits["max_pixels"] if kind == "JPEG" else limits["max_pixels_lossless"]
+    side = math.isqrt(budget) + 1
+    out = io.BytesIO()
+    Image.new("L", (side, side), 90).save(out, format=kind)
+    assert len(out.getvalue()) < limits["max_upload_bytes"]
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "PNG"])
+def test_a_photo_over_the_pixel_limit_is_refused_before_its_upload(
+    open_page: OpenPage, live_server: LiveServer, kind: Literal["JPEG", "PNG"]
+) -> None:
+    """Its header says it: the page refuses it as the server would (too_many_pixels, the limit
+    of its format, in either language) and sends nothing, instead of uploading it whole first."""
+    data = over_the_pixel_limit(live_server, kind)
+    refused = httpx.post(f"{live_server.url}/v1/analyze", files={"image": data}, timeout=60.0)
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["code"] == "too_many_pixels"
+    probe = load(open_page, live_server)
+    page = probe.page
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
+    page.set_input_files(
+        "#file-input",
+        {"name": f"huge.{kind.lower()}", "mimeType": f"image/{kind.lower()}", "buffer": data},
+    )
+    alert = page.locator("#photo-notice [role=alert]")
+    expect(page.locator(".thumb--error")).to_have_count(1)
+    # What the page says for the server's own answer, word for word, in English and in Chinese.
+    said = """async (error) => {
+        const { describeError } = await import("./js/messages.js");
+        const { code, message, ...details } = error;
+        const { title, text } = describeError({ code, message, details });
+        return [title, text];
+    }"""
+    expect(alert).to_contain_text(f"at most {round(error['max_pixels'] / 1e6)} megapixels")
+    for words in page.evaluate(said, error):
+        expect(alert).to_contain_text(words)
+    page.click("#lang-switch")
+    expect(alert).to_contain_text(f"最多 {error['max_pixels'] // 10_000} 万像素")
+    for words in page.evaluate(said, error):
+        expect(alert).to_contain_text(words)
+    assert [url for url in sent if "/v1/analyze" in url] == []
+    assert probe.errors == []
+
+
+def encoded(size: tuple[int, int], kind: str, **options: Any) -> bytes:
+    alpha = options.pop("alpha", False)
+    out = io.BytesIO()
+    image = Image.new("RGBA", size, (200, 120, 40, 128)) if alpha else Image.new("RGB", size, "tan")
+    image.save(out, format=kind, **options)
+    return out.getvalue()
+
+
+def test_the_pages_header_reading_gives_the_servers_pixel_size(
+    open_page: OpenPage, live_server: LiveServer
+) -> None:
+    """What the page reads of each format the server takes, as Pillow wrote it: the format and
+    size the server counts, or nothing (null: the photo is sent and the server decides)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the stored size is what is counted
+    exif[0x010E] = "x" * 60_000  # a big APP1 segment before the frame header
+    images = {
+        "baseline.jpg": (encoded((301, 203), "JPEG"), ["jpeg", 301, 203]),
+        "progressive.jpg": (encoded((203, 301), "JPEG", progressive=True), ["jpeg", 203, 301]),
+        "exif.jpg": (encoded((640, 480), "JPEG", exif=exif.tobytes()), ["jpeg", 640, 480]),
+        "image.png": (encoded((333, 222), "PNG"), ["png", 333, 222]),
+        "image.gif": (encoded((120, 90), "GIF"), ["gif", 120, 90]),
+        "lossy.webp": (encoded((321, 123), "WEBP", quality=80), ["webp", 321, 123]),
+        "lossless.webp": (encoded((4001, 17), "WEBP", lossless=True), ["webp", 4001, 17]),
+        "alpha.webp": (encoded((99, 77), "WEBP", alpha=True, quality=80), ["webp", 99, 77]),
+        "notes.txt": (b"not an image at all", None),
+        "cut.jpg": (encoded((301, 203), "JPEG")[:20], None),
+    }
+    page = load(open_page, live_server).page
+    read: dict[str, list[str | int] | None] = page.evaluate(
+        """async (images) => {
+            const { readImageSize } = await import("./js/imagesize.js");
+            const sizes = {};
+            for (const [name, data] of Object.entries(images)) {
+                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                const size = await readImageSize(new File([bytes], name));
+                sizes[name] = size && [size.format, size.width, size.height];
+            }
+            return sizes;
+        }""",
+        {name: base64.b64encode(data).decode() for name, (data, _) in images.items()},
+    )
+    assert read == {name: size for name, (_, size) in images.items()}
 
 
 def test_a_photo_without_a_face_cannot_become_an_id_photo(

@@ -38,7 +38,8 @@ export function describeError(error, limits = null) {
     case "undecodable":
       return said("error.undecodable", "error.undecodableText");
     case "too_many_pixels": {
-      const limit = limits?.max_pixels;
+      // The server names the limit of the photo's format (a PNG's is lower than a JPEG's).
+      const limit = details.max_pixels ?? limits?.max_pixels;
       // Megapixels in English; Chinese counts in 万 (ten thousand): "4000 万像素", not "40 百万像素".
       const vars = { mp: Math.round(limit / 1e6), wan: Math.round(limit / 1e4) };
       return limit ? said("error.pixels", "error.pixelsLimit", { vars }) : said("error.pixels", "error.pixelsText");

@@ -2,6 +2,7 @@
 // Events: "change" (items or selection changed) and "progress" (an upload moved on).
 
 import { ApiError, isAbort, parseServerTiming, request } from "./api.js";
+import { readImageSize } from "./imagesize.js";
 import { AutoRetry } from "./retry.js";
 
 let nextId = 1;
@@ -142,6 +143,12 @@ export class PhotoQueue extends EventTarget {
       this.#fail(photo, new ApiError({ status: 413, code: "too_large", message: "upload too large" }));
       return;
     }
+    const pixels = await this.#tooManyPixels(photo);
+    if (!this.items.includes(photo)) return; // taken out while its header was read
+    if (pixels) {
+      this.#fail(photo, pixels);
+      return;
+    }
     photo.status = "uploading";
     photo.progress = 0;
     photo.controller = new AbortController();
@@ -174,6 +181,26 @@ export class PhotoQueue extends EventTarget {
     } finally {
       photo.controller = null;
     }
+  }
+
+  /**
+   * The server's too_many_pixels, said before the upload when the photo's header shows it is over
+   * the limit for its format: a 42 MP JPEG went up whole (seconds on a phone) only to be refused.
+   * The server stays the judge: a header not read here (or no limits yet) is sent as before.
+   */
+  async #tooManyPixels(photo) {
+    const limits = this.limits();
+    const size = limits ? await readImageSize(photo.file) : null;
+    if (!size) return null;
+    const budget = size.format === "jpeg" ? limits.max_pixels : limits.max_pixels_lossless;
+    const pixels = size.width * size.height;
+    if (!budget || pixels <= budget) return null;
+    return new ApiError({
+      status: 422,
+      code: "too_many_pixels",
+      message: `the image has ${size.width}×${size.height} = ${pixels} pixels; the limit for ${size.format} is ${budget}`,
+      details: { width: size.width, height: size.height, pixels, max_pixels: budget },
+    });
   }
 
   #fail(photo, error) {
