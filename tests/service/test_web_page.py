@@ -1429,6 +1429,84 @@ def test_a_big_photo_is_made_smaller_before_its_id_photo_upload(
     assert resolution["status"] == "pass", resolution
 
 
+# For each URL, whether an image loaded from it fails (the page's CSP lets only images have blob:).
+LOADS_NOTHING = """(urls) => Promise.all(urls.map((url) => new Promise((done) => {
+  const image = new Image();
+  image.onload = () => done(false);
+  image.onerror = () => done(true);
+  image.src = url;
+})))"""
+
+
+def test_a_big_photo_is_shown_from_pictures_the_size_of_the_screen(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """A browser keeps an <img>'s picture decoded at full size: the thumbnail and the photo card
+    show scaled copies (pictures.js), not the 18.6 MP photo itself, the faces still drawn where
+    the server found them; a removed photo's pictures are let go."""
+    with Image.open(testdata / "two_people.jpg") as original:
+        big = original.resize((original.width * 5, original.height * 5), Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    big.save(out, format="JPEG", quality=85)
+    probe = load(open_page, live_server)
+    page = probe.page
+    page.set_input_files(
+        "#file-input", {"name": "big.jpg", "mimeType": "image/jpeg", "buffer": out.getvalue()}
+    )
+    expect(page.locator("#overlay .face__box")).to_have_count(2, timeout=90_000)
+    thumb = page.locator(".thumb img")
+    photo = page.locator("#photo")
+    expect(thumb).to_have_attribute("src", re.compile("^blob:"))
+    expect(photo).to_have_attribute("src", re.compile("^blob:"))
+    page.wait_for_function("() => [...document.images].every((image) => image.complete)")
+    natural = "(img) => [img.naturalWidth, img.naturalHeight]"
+    assert 0 < thumb.evaluate(natural)[0] <= 256
+    width, height = photo.evaluate(natural)
+    # At most the card's 640 CSS px tall and the layout's 1320 wide, here at density 1.
+    assert 0 < width <= 1320, (width, height)
+    assert 0 < height <= 640, (width, height)
+
+    # Shown as the photo itself would be, and the faces drawn over it where the API put them.
+    report = httpx.post(
+        f"{live_server.url}/v1/analyze", files={"image": out.getvalue()}, timeout=90.0
+    ).json()
+    assert (report["width"], report["height"]) == big.size
+    shown = photo.bounding_box()
+    assert shown is not None
+    assert shown["width"] / shown["height"] == pytest.approx(big.width / big.height, abs=0.01)
+    assert shown["height"] <= 640.5
+    scale = shown["width"] / report["width"]
+    for index, face in enumerate(sorted(report["faces"], key=lambda face: face["box"][0])):
+        x1, y1, x2, y2 = face["box"]
+        drawn = page.locator("#overlay .face__box").nth(index).bounding_box()
+        assert drawn is not None
+        assert drawn["x"] == pytest.approx(shown["x"] + x1 * scale, abs=3)
+        assert drawn["y"] == pytest.approx(shown["y"] + y1 * scale, abs=3)
+        assert drawn["width"] == pytest.approx((x2 - x1) * scale, abs=4)
+        assert drawn["height"] == pytest.approx((y2 - y1) * scale, abs=4)
+
+    # Removed, its pictures are released: their URLs no longer give a picture.
+    urls = [thumb.get_attribute("src"), photo.get_attribute("src")]
+    page.click(".thumb__remove")
+    expect(page.locator("#stage")).to_be_hidden()
+    assert photo.get_attribute("src") is None
+    assert probe.errors == []
+    assert page.evaluate(LOADS_NOTHING, urls) == [True, True]
+
+    # A photo stored on its side (EXIF orientation 6): its thumbnail stands, as the server sees it.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = io.BytesIO()
+    Image.new("RGB", (1600, 800), "tan").save(sideways, format="JPEG", exif=exif.tobytes())
+    page.set_input_files(
+        "#file-input",
+        {"name": "sideways.jpg", "mimeType": "image/jpeg", "buffer": sideways.getvalue()},
+    )
+    expect(thumb).to_have_attribute("src", re.compile("^blob:"))
+    page.wait_for_function("() => document.querySelector('.thumb img').complete")
+    assert thumb.evaluate(natural) == [256, 512]
+
+
 def run_clock(page: Page, ms: int) -> None:
     """Move the page's clock (``page.clock.install()``) on by ``ms``, a step at a time, with a
     moment of real time after each step for what its timers started (a fetch, its handler, the

@@ -185,7 +185,9 @@ def test_large_preview_shows_before_after_and_zooms(
     expect(after_image).to_be_visible()
     expect(before_image).to_be_hidden()
     assert after_image.get_attribute("src") == page.locator("#idphoto-img").get_attribute("src")
-    assert before_image.get_attribute("src") == page.locator("#photo").get_attribute("src")
+    # The photo itself, at full size for a close look (the photo card shows a smaller copy).
+    expect(before_image).to_have_attribute("src", re.compile("^blob:"))
+    assert before_image.evaluate("(img) => img.complete && img.naturalWidth") == 764
 
     page.get_by_role("button", name=before, exact=True).click()
     expect(before_image).to_be_visible()

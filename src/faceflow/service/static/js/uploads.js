@@ -3,6 +3,7 @@
 
 import { ApiError, isAbort, parseServerTiming, request } from "./api.js";
 import { readImageSize } from "./imagesize.js";
+import { Pictures } from "./pictures.js";
 import { AutoRetry } from "./retry.js";
 
 let nextId = 1;
@@ -15,7 +16,10 @@ export class Photo {
   constructor(file) {
     this.id = nextId++;
     this.file = file;
+    // The file itself, for what shows it at full size (the enlarged ID-photo preview); the
+    // thumbnail and the photo card show smaller pictures of it.
     this.url = URL.createObjectURL(file);
+    this.pictures = new Pictures(file);
     this.status = "waiting";
     this.progress = 0;
     this.result = null;
@@ -76,6 +80,7 @@ export class PhotoQueue extends EventTarget {
     // Taken out on its way up (a wrong photo on a slow link): it stops, and the next one goes.
     removed.controller?.abort();
     URL.revokeObjectURL(removed.url);
+    removed.pictures.release();
     if (this.selectedId === id) this.selectedId = this.items[Math.min(index, this.items.length - 1)]?.id ?? null;
     this.#emit("change");
   }
@@ -85,6 +90,7 @@ export class PhotoQueue extends EventTarget {
     for (const item of this.items) {
       item.controller?.abort();
       URL.revokeObjectURL(item.url);
+      item.pictures.release();
     }
     this.items = [];
     this.selectedId = null;

@@ -44,6 +44,7 @@ export class Viewer {
   #annotateSaid = null; // shows its error on show, again in another language
   #annotateRetry = new AutoRetry(); // after a 429, as for every other request (retry.js)
   #drawn = []; // the faces drawn, left to right
+  #pictureOf = null; // the id of the photo whose picture the photo card shows
   #shown = { id: null, status: null };
   #thumbs = new Map();
 
@@ -102,6 +103,7 @@ export class Viewer {
   #renderNothing() {
     this.#shown = { id: null, status: null };
     this.#stage.hidden = true;
+    this.#dropPicture();
     this.#progress.hidden = true;
     this.#empty.hidden = false;
     clearNotice(this.#notice);
@@ -202,9 +204,11 @@ export class Viewer {
     for (const photo of items) {
       let button = this.#thumbs.get(photo.id);
       if (!button) {
-        const preview = h("img", { src: photo.url, alt: "" });
+        const preview = h("img", { alt: "" });
         // Not every file is a picture the browser can show: a plain tile stands in for it.
-        preview.addEventListener("error", () => preview.replaceWith(h("span", { className: "thumb__blank" }, fileExtension(photo.file.name))));
+        const blank = () => preview.replaceWith(h("span", { className: "thumb__blank" }, fileExtension(photo.file.name)));
+        preview.addEventListener("error", blank);
+        photo.pictures.thumbnail().then((url) => (url ? (preview.src = url) : blank()));
         button = h(
           "button",
           { type: "button", className: "thumb", dataset: { id: String(photo.id) } },
@@ -269,11 +273,13 @@ export class Viewer {
     this.#meta.textContent = done ? `${photo.file.name} · ${photo.result.width}×${photo.result.height}` : photo.file.name;
     const faces = done ? leftToRight(photo.result.faces) : [];
     if (done) {
-      this.#photo.src = photo.url;
+      this.#showPicture(photo);
       this.#photo.alt = t("faces.alt", { name: photo.file.name, faces: plural("faces.count", faces.length) });
       drawFaces(this.#overlay, this.#labels, photo.result, faces);
       this.#drawn = faces;
       this.#fitOverlay();
+    } else {
+      this.#dropPicture(); // the stage is hidden: what it showed need not stay decoded
     }
     this.#faceCount.textContent = done ? String(faces.length) : "";
     this.#table.hidden = !done || faces.length === 0;
@@ -286,6 +292,27 @@ export class Viewer {
     this.#cacheBadge.hidden = !photo.cache;
     this.#cacheBadge.textContent = t(photo.cache === "hit" ? "cache.hit" : "cache.miss");
     this.#cacheBadge.dataset.cache = photo.cache ?? "";
+  }
+
+  /**
+   * The photo card's picture of `photo`: sized as the photo itself would be (its pixels, the
+   * faces' grid: the overlay stays on them), drawn from a copy no larger than the screen needs.
+   */
+  async #showPicture(photo) {
+    const { width, height } = photo.result;
+    this.#photo.style.setProperty("--photo-width", `${width}px`);
+    this.#photo.style.setProperty("--photo-ratio", String(width / height));
+    // Another photo's picture goes at once: it is not left under this photo's faces meanwhile.
+    if (this.#pictureOf !== photo.id) this.#dropPicture();
+    this.#pictureOf = photo.id;
+    const url = (await photo.pictures.view(width, height)) ?? photo.url;
+    if (this.#pictureOf === photo.id && this.#photo.getAttribute("src") !== url) this.#photo.src = url;
+  }
+
+  /** No picture on the photo card: an <img> keeps what it shows decoded, even hidden. */
+  #dropPicture() {
+    this.#photo.removeAttribute("src");
+    this.#pictureOf = null;
   }
 
   /** ↑ ↓ Home End between the faces table's rows; the row left focused is the table's Tab stop. */
