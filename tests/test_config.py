@@ -396,6 +396,39 @@ def test_each_problem_names_the_setting_its_variable_and_a_likely_meant_one(
     ]
 
 
+def test_a_yaml_true_or_false_for_a_number_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    # pydantic's lax mode read a bool as 1 or 0: max_faces: true kept one face, and a yes for
+    # max_side_px was refused as "greater than or equal to 16".
+    config = tmp_path / "faceflow.yaml"
+    config.write_text(
+        "detection:\n  max_faces: true\n  score_threshold: false\n"
+        "limits:\n  max_side_px: yes\nruntime:\n  max_waiting: off\n"
+        "jobs:\n  retry_backoff_s: [1, on]\n"
+    )
+
+    with pytest.raises(ValidationError) as raised:
+        load_settings(config)
+
+    said = "a number is wanted, not {} (YAML's yes/no, on/off too)"
+    assert sorted(settings_problems(raised.value)) == [
+        f"detection.max_faces (FACEFLOW_DETECTION__MAX_FACES): {said.format('true')}",
+        f"detection.score_threshold (FACEFLOW_DETECTION__SCORE_THRESHOLD): {said.format('false')}",
+        f"jobs.retry_backoff_s (FACEFLOW_JOBS__RETRY_BACKOFF_S): {said.format('true')}",
+        f"limits.max_side_px (FACEFLOW_LIMITS__MAX_SIDE_PX): {said.format('true')}",
+        f"runtime.max_waiting (FACEFLOW_RUNTIME__MAX_WAITING): {said.format('false')}",
+    ]
+
+
+def test_a_yaml_true_for_a_bool_setting_and_numbers_for_numbers_are_taken(tmp_path: Path) -> None:
+    config = tmp_path / "faceflow.yaml"
+    config.write_text("runtime:\n  warmup: no\n  max_waiting: 3\ndetection:\n  max_faces: 2\n")
+
+    settings = load_settings(config)
+
+    assert (settings.runtime.warmup, settings.runtime.max_waiting) == (False, 3)
+    assert settings.detection.max_faces == 2
+
+
 def test_the_default_key_failure_limit_is_in_limits_notation() -> None:
     from limits import parse_many
 

@@ -12,6 +12,7 @@ imported only when a variable names a setting: it cost every process that import
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -46,6 +47,38 @@ class _Group(BaseModel):
     ``api_key_hash`` must fail loudly, not silently leave authentication off."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: object, info: ValidationInfo) -> object:
+        """Refuse ``true`` or ``false`` for a number (or a list of numbers). pydantic's lax mode
+        takes a bool as 1 or 0, and YAML reads ``yes``, ``on`` and ``true`` as one:
+        ``detection.max_faces: true`` kept one face, ``limits.max_side_px: yes`` was refused as
+        "greater than or equal to 16". The environment's strings never arrive as a bool."""
+        if info.field_name is None or not _wants_a_number(cls, info.field_name):
+            return value
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, bool):
+                word = str(item).lower()
+                raise ValueError(f"a number is wanted, not {word} (YAML's yes/no, on/off too)")
+        return value
+
+
+@functools.cache
+def _wants_a_number(group: type[BaseModel], name: str) -> bool:
+    """Whether setting ``name`` of ``group`` is a number, ``X | None`` or a list of them
+    included, and takes no bool."""
+
+    def kinds(annotation: object) -> set[object]:
+        inner = get_args(annotation)
+        return set().union(*map(kinds, inner)) if inner else {annotation}
+
+    field = group.model_fields.get(name)
+    if field is None:
+        return False
+    found = kinds(field.annotation)
+    return bool(found & {int, float}) and bool not in found
 
 
 DEFAULT_PUBLIC_PATHS = (
