@@ -1,10 +1,12 @@
-"""The commands' shared helpers (cli/common.py): output names, writing an output file."""
+"""The commands' shared helpers (cli/common.py): output names, writing an output file, logging."""
 
 from __future__ import annotations
 
 import io
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +129,28 @@ def test_each_output_name_is_tried_once_however_many_inputs_share_it(tmp_path: P
 
     assert got == ["a-2", *(f"a-{n}" for n in range(3, 53))]
     assert sorted(tried) == sorted(set(tried))
+
+
+_LOG_A_LONG_WARNING = """
+import logging
+from faceflow.cli.common import setup_logging
+setup_logging("warning")
+logging.getLogger("faceflow.cli.files").warning("cannot fork a worker (%s): 1 at work", "x" * 120)
+"""
+
+
+def test_a_log_record_is_one_line_where_stderr_is_not_a_terminal() -> None:
+    # rich's handler set the message in a column of its 80-column table: three lines here,
+    # each cut mid-message, in a log file, a CI job's capture or a journal.
+    done = subprocess.run(
+        [sys.executable, "-c", _LOG_A_LONG_WARNING],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "80"},
+        timeout=60,
+        check=True,
+    )
+
+    [line] = done.stderr.splitlines()
+    said = f"WARNING faceflow.cli.files: cannot fork a worker ({'x' * 120}): 1 at work"
+    assert line.endswith(said)

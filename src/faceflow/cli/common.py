@@ -142,14 +142,26 @@ def settings_from(config: Path | None) -> Settings:
 
 
 def setup_logging(level: str = "info") -> None:
+    """Log records to standard error: rich's columns on a terminal; elsewhere (a log file, a CI
+    job's capture, a service manager's journal, ``2>&1 | grep``) one line per record, as the
+    server writes them (:mod:`faceflow.logs`). rich's handler set the message in a column of its
+    80-column table there, and a warning over 50 characters came out on two lines or more."""
     from rich.console import Console
-    from rich.logging import RichHandler
 
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(message)s",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
-    )
+    console = Console(stderr=True)
+    handler: logging.Handler
+    if console.is_terminal:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=console, show_path=False)
+    else:
+        from faceflow.logs import TextFormatter
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        )
+    logging.basicConfig(level=level.upper(), format="%(message)s", handlers=[handler])
 
 
 STDIN = Path("-")
