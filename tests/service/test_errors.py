@@ -27,6 +27,7 @@ def test_unknown_route_is_404_json(client: httpx.Client) -> None:
         ("DELETE", "/v1/batch", "POST"),
         ("POST", "/healthz", "GET"),
         ("POST", "/v1/info", "GET"),
+        ("POST", "/v1/jobs/abc", "DELETE"),  # Starlette's Allow named the first route's GET only
     ],
 )
 def test_wrong_method_is_405_json(
@@ -35,6 +36,24 @@ def test_wrong_method_is_405_json(
     response = client.request(method, path)
     assert_error(response, 405, "method_not_allowed")
     assert allowed in response.headers["Allow"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/"), ("PUT", "/index.html"), ("DELETE", "/js/main.js"), ("PATCH", "/favicon.svg")],
+)
+def test_a_wrong_method_on_a_web_page_file_is_405_naming_get_and_head(
+    client: httpx.Client, method: str, path: str
+) -> None:
+    # The page's files answer GET and HEAD; POST / was a 404, as if there were no page.
+    response = client.request(method, path)
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == "GET, HEAD"
+
+
+def test_a_wrong_method_on_a_path_no_route_nor_file_has_is_404(client: httpx.Client) -> None:
+    for method, path in [("POST", "/no/such/page"), ("POST", "/index.html/"), ("PUT", "/js")]:
+        assert_error(client.request(method, path), 404, "not_found")
 
 
 def test_every_error_has_one_body_shape(client: httpx.Client, face_jpeg: bytes) -> None:

@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
+from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -291,11 +292,15 @@ def create_app(
         static = files("faceflow.service") / "static"
         web = WholeFiles(directory=str(static), html=True)
         page_headers = web_page_headers(settings.server.web_page_frame_ancestors)
+        page_files = _page_paths(Path(str(static)))
 
         async def web_page(scope: Scope, receive: Receive, send: Send) -> None:
-            # Files answer GET and HEAD; any other method on a path no route has is a 404, not
-            # StaticFiles' "405, allow GET" for a resource that does not exist.
+            # Files answer GET and HEAD: any other method on one of the page's paths is a 405
+            # naming them, as on the API's routes (POST / was a 404); on a path no route has, a
+            # 404, not StaticFiles' "405, allow GET" for a resource that does not exist.
             if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+                if route_path(scope) in page_files:
+                    raise StarletteHTTPException(405, headers={"Allow": "GET, HEAD"})
                 raise StarletteHTTPException(404)
             # A file's path with a slash after it is no path of the page's (StaticFiles found
             # the file anyway, and the page it served loaded its own scripts and styles from
@@ -317,6 +322,15 @@ def create_app(
         # method on an API route (GET /v1/detect) would reach it and get 404 instead of 405.
         app.router.default = web_page
     return FaceflowApp(app, settings, metrics, budget, current)
+
+
+def _page_paths(static: Path) -> frozenset[str]:
+    """The paths of the web page's files, ``/`` (its index) among them: read once, as the files
+    are the installed package's."""
+    found = (
+        "/" + path.relative_to(static).as_posix() for path in static.rglob("*") if path.is_file()
+    )
+    return frozenset({"/", *found})
 
 
 def address(server: ServerSettings) -> str:

@@ -84,8 +84,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     response.headers["X-Error-Code"] = code
     if exc.headers:
         response.headers.update(exc.headers)
-    if exc.status_code == 405:
-        response.headers["Allow"] = ", ".join(_allowed_methods(request))
+    # The routes' methods, over Starlette's Allow (the first route's alone); none for a path no
+    # route has (the web page's files), whose 405 names its own.
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        response.headers["Allow"] = ", ".join(allowed)
     return response
 
 
