@@ -104,3 +104,30 @@ def test_a_form_field_that_is_no_option_is_still_passed_over(
     response = client.post("/v1/detect", data={"note": "hi"}, files=multipart_image(face_jpeg))
 
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/detect", "image"),
+        ("/v1/id-photo", "image"),
+        ("/v1/batch", "images"),
+        ("/v1/jobs?operation=detect", "image"),
+    ],
+)
+@pytest.mark.parametrize("kind", ["multipart/mixed", "Multipart/Related"])
+def test_a_multipart_body_that_is_no_form_is_refused_naming_form_data_and_the_field(
+    client: httpx.Client, face_jpeg: bytes, path: str, field: str, kind: str
+) -> None:
+    # Read as a raw image, it was refused 415 "unknown format", saying nothing of what is read.
+    form = httpx.Request("POST", "/", files=multipart_image(face_jpeg, field))
+    content_type = form.headers["Content-Type"].replace("multipart/form-data", kind)
+
+    response = client.post(path, content=form.read(), headers={"Content-Type": content_type})
+
+    error = assert_error(response, 400, "invalid_parameter")
+    assert error["parameter"] == "content-type"
+    assert error["message"] == (
+        f"a multipart upload must be multipart/form-data, the image in the field '{field}'"
+        f" (this one is {kind.lower()})"
+    )

@@ -727,7 +727,7 @@ async def read_uploads(
     """:func:`read_images` from a request's ASGI ``headers`` and body ``chunks``
     (:func:`receive_chunks`)."""
     content_type, declared = body_headers(headers)
-    reader, cap = _reader_for(content_type, max_image_bytes, max_items)
+    reader, cap = _reader_for(content_type, max_image_bytes, max_items, field=field_names[0])
     body = await _read_stream(chunks, declared, cap, reader)
     return _uploads(
         reader,
@@ -740,12 +740,29 @@ async def read_uploads(
 
 
 def _reader_for(
-    content_type: str, max_image_bytes: int, max_items: int, *, hashed: str | None = None
+    content_type: str,
+    max_image_bytes: int,
+    max_items: int,
+    *,
+    field: str = "image",
+    hashed: str | None = None,
 ) -> tuple[_MultipartReader | None, int]:
     """The form reader of a body of ``content_type`` (None for a raw body) and its byte cap;
-    ``hashed``: a one-image form's upload, the field named so, comes with its content hash
-    (:attr:`Upload.digest`)."""
-    if not content_type.lower().startswith("multipart/form-data"):
+    ``field``: the form field the images are read from; ``hashed``: a one-image form's upload,
+    the field named so, comes with its content hash (:attr:`Upload.digest`).
+
+    InvalidParameter for a multipart body other than a form (``multipart/mixed``,
+    ``multipart/related``): read as a raw image, it was refused 415 "unknown format", which
+    said nothing of what is read."""
+    lowered = content_type.lower()
+    if not lowered.startswith("multipart/form-data"):
+        if lowered.startswith("multipart/"):
+            sent = lowered.partition(";")[0].strip()[:60]
+            raise InvalidParameter(
+                f"a multipart upload must be multipart/form-data, the image in the field "
+                f"{field!r} (this one is {sent})",
+                {"parameter": "content-type"},
+            )
         # Any other content type is taken as the raw image: its bytes, not its label, decide.
         return None, max_image_bytes
     # One image: split the whole form at its end (the cheaper way); a batch as it streams in.
