@@ -1,5 +1,5 @@
 """CORS for a page on another origin (server.cors_origins): preflights answered, and every header
-faceflow sets for its clients readable there (service/app.py EXPOSED_HEADERS)."""
+faceflow sets for its clients readable there (service/edge.py EXPOSED_HEADERS)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest_asyncio
 from starlette.types import Message
 
 import faceflow.service
-from faceflow.service.app import EXPOSED_HEADERS
+from faceflow.service.edge import EXPOSED_HEADERS
 from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import assert_error
 

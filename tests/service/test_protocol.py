@@ -1283,3 +1283,113 @@ async def test_an_answer_giving_way_closes_its_connection_at_once(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     scrape = Scrape(metrics.render().decode())
     assert scrape.value("faceflow_http_requests_total", method="GET", status="499") == 1
+
+
+_PAGE = b"https://app.example"
+_CORS = ServerSettings(
+    max_header_bytes=8192, header_timeout_s=0.05, cors_origins=["https://app.example"]
+)
+
+
+def _cors_of(written: bytes) -> dict[bytes, bytes]:
+    head = written.partition(b"\r\n\r\n")[0]
+    fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    return {k: v for k, v in fields.items() if k.startswith(b"access-control-") or k == b"vary"}
+
+
+async def _refused(sent: list[bytes], server: ServerSettings = _CORS) -> bytes:
+    """What the protocol answers itself to ``sent`` (one read each), with CORS on."""
+    transport = WritesRecordingTransport()
+    protocol = _open(_answer, transport, server)
+    for data in sent:
+        protocol.data_received(data)
+    for _ in range(500):  # the header timeout fires after 0.05 s; up to 5 s on a busy machine
+        if transport.closed:
+            break
+        await asyncio.sleep(0.01)
+    protocol.connection_lost(None)
+    return bytes(transport.written)
+
+
+# A field is read once the next begins (a line starting with a space would continue it).
+_FROM_PAGE = b"GET / HTTP/1.1\r\nhost: x\r\norigin: https://app.example\r\naccept: */*\r\n"
+
+
+@pytest.mark.parametrize(
+    ("sent", "status"),
+    [
+        ([_FROM_PAGE + b"x-big: ", b"a" * 12_000], b"431"),  # headers too large
+        ([_FROM_PAGE + b"".join(b"x-%d: 1\r\n" % i for i in range(101)) + b"\r\n"], b"431"),
+        ([_FROM_PAGE], b"408"),  # headers too slow
+        ([_FROM_PAGE + b"content-length: abc\r\n\r\n"], b"400"),  # not HTTP
+        (
+            [_FROM_PAGE.replace(b"GET", b"POST") + b"transfer-encoding: chunked\r\n\r\nzz\r\n"],
+            b"400",
+        ),
+    ],
+    ids=["size", "fields", "timeout", "not-http", "bad-chunk"],
+)
+async def test_what_the_protocol_refuses_itself_carries_cors_for_an_allowed_origin(
+    sent: list[bytes], status: bytes
+) -> None:
+    # Without them a page on an allowed origin saw a network error, not the status and code.
+    written = await _refused(sent)
+
+    assert written.startswith(b"HTTP/1.1 " + status + b" ")
+    cors = _cors_of(written)
+    assert cors[b"access-control-allow-origin"] == _PAGE
+    assert cors[b"vary"] == b"Origin"
+    assert b"X-Error-Code" in cors[b"access-control-expose-headers"]
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        [b"GET / HTTP/1.1\r\nhost: x\r\norigin: https://evil.example\r\nx-big: ", b"a" * 12_000],
+        [b"GET / HTTP/1.1\r\nhost: x\r\nx-big: ", b"a" * 12_000 + b"\r\norigin: https://app"],
+        [b"GET / HTTP/1.1\r\nhost: x\r\norigin: https://app.exam"],  # cut short: not read
+        [b"GET / HTTP/1.1\r\nhost: x\r\n"],
+    ],
+    ids=["other-origin", "origin-after-the-cut", "origin-cut-short", "no-origin"],
+)
+async def test_an_origin_not_allowed_or_not_read_gets_no_cors(sent: list[bytes]) -> None:
+    written = await _refused(sent)
+
+    assert written.startswith((b"HTTP/1.1 431 ", b"HTTP/1.1 408 "))
+    assert _cors_of(written) == {}
+
+
+async def test_with_every_origin_allowed_a_refusal_allows_any_read_or_not() -> None:
+    anyone = _CORS.model_copy(update={"cors_origins": ["*"]})
+    written = await _refused([b"GET / HTTP/1.1\r\nhost: x\r\nx-big: ", b"a" * 12_000], anyone)
+
+    assert _cors_of(written)[b"access-control-allow-origin"] == b"*"
+
+
+async def test_without_cors_origins_a_refusal_has_no_cors_headers() -> None:
+    written = await _refused([_FROM_PAGE + b"x-big: ", b"a" * 12_000], HEADER_LIMIT)
+
+    assert written.startswith(b"HTTP/1.1 431 ")
+    assert _cors_of(written) == {}
+
+
+async def test_a_connection_over_the_cap_gets_its_503_with_cors_for_an_allowed_origin() -> None:
+    settings = ServerSettings(max_connections=1, cors_origins=["https://app.example"])
+    state = ServerState()
+    busy = Held()
+    first = _open(busy, WritesRecordingTransport(), settings, None, state)
+    first.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")  # under way until released
+    crowd_transport = WritesRecordingTransport()
+    crowd = _open(_answer, crowd_transport, settings, None, state)
+    crowd.data_received(_FROM_PAGE + b"\r\n")
+
+    await _until_written(crowd_transport)
+    written = bytes(crowd_transport.written)
+    assert written.startswith(b"HTTP/1.1 503 ")
+    cors = _cors_of(written)
+    assert cors[b"access-control-allow-origin"] == _PAGE
+    assert b"Retry-After" in cors[b"access-control-expose-headers"]
+    busy.release.set()
+    await _until_answered(first)
+    for protocol in (first, crowd):
+        protocol.connection_lost(None)

@@ -28,7 +28,13 @@ from faceflow.runtime.lanes import background_lanes
 from faceflow.runtime.orphan import stop_when_parent_is_gone
 from faceflow.runtime.pool import HeadStart, InferencePool
 from faceflow.service.answers import AnswerBudget
-from faceflow.service.edge import JsonCors, KeyGate, route_path, trusted_forwarding
+from faceflow.service.edge import (
+    EXPOSED_HEADERS,
+    JsonCors,
+    KeyGate,
+    route_path,
+    trusted_forwarding,
+)
 from faceflow.service.errors import install_error_handlers
 from faceflow.service.examples import ExampleThumbnails, load_examples
 from faceflow.service.files import WholeFiles
@@ -48,22 +54,6 @@ from faceflow.service.upload import BodyLimits
 log = logging.getLogger(__name__)
 
 _START_UP_TIMEOUT_S = 300.0
-# What a page on another origin (server.cors_origins) may read of an answer: every header faceflow
-# sets for its clients. (Without X-Compliance and X-Source such a page could not tell a refused ID
-# photo from a good one, nor render it again; without Location, find its job.)
-EXPOSED_HEADERS = (
-    "X-Cache",
-    "X-Cache-Detail",
-    "X-Request-ID",
-    "Retry-After",
-    "X-Face-Count",
-    "X-Compliance",
-    "X-Source",
-    "X-Job-Status",
-    "X-Error-Code",
-    "Location",
-    "Server-Timing",
-)
 WEB_PAGE_ROUTE = "/{web page file}"
 _PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "

@@ -31,6 +31,38 @@ from faceflow.service.state import Current
 GUARDED_PREFIX = "/v1/"
 
 
+# What a page on another origin (server.cors_origins) may read of an answer: every header faceflow
+# sets for its clients. (Without X-Compliance and X-Source such a page could not tell a refused ID
+# photo from a good one, nor render it again; without Location, find its job.)
+EXPOSED_HEADERS = (
+    "X-Cache",
+    "X-Cache-Detail",
+    "X-Request-ID",
+    "Retry-After",
+    "X-Face-Count",
+    "X-Compliance",
+    "X-Source",
+    "X-Job-Status",
+    "X-Error-Code",
+    "Location",
+    "Server-Timing",
+)
+
+
+def cors_headers(origin: bytes | None, allowed: list[str]) -> list[tuple[bytes, bytes]]:
+    """The CORS headers :class:`JsonCors` gives an answer to a request from ``origin`` (None
+    when the request's Origin field was not read), for an answer written below it, by the HTTP
+    protocol itself (:mod:`faceflow.service.protocol`): without them a page on an allowed origin
+    saw a network error instead of the status. ``allowed``: ``server.cors_origins``; ``*``
+    allows any origin, read or not (no credentials are allowed, so no origin is echoed)."""
+    exposed = (b"access-control-expose-headers", ", ".join(EXPOSED_HEADERS).encode("latin-1"))
+    if "*" in allowed:
+        return [(b"access-control-allow-origin", b"*"), exposed]
+    if origin is None or origin.decode("latin-1") not in allowed:
+        return []
+    return [(b"access-control-allow-origin", origin), (b"vary", b"Origin"), exposed]
+
+
 class JsonCors(CORSMiddleware):
     """Starlette's CORS layer, with a refused preflight answered as every other refusal is: a
     400 ``bad_request`` in the service's JSON with ``X-Error-Code`` (it was text/plain with no

@@ -114,6 +114,7 @@ from faceflow.errors import (
 )
 from faceflow.service.answers import ABORT_CONNECTION
 from faceflow.service.descriptors import fit_connections
+from faceflow.service.edge import cors_headers
 from faceflow.service.errors import faceflow_error_response
 from faceflow.service.metrics import Metrics
 from faceflow.service.middleware import UNDELIVERED
@@ -162,18 +163,20 @@ connection when the cap is reached (a body arriving at any pace moves more often
 and never sent held a place for ``server.body_timeout_s``, 30 s, for 60 bytes)."""
 
 
-def _closing_response(error: FaceflowError, reason: str) -> bytes:
+def _closing_response(
+    error: FaceflowError, reason: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> bytes:
     """``error`` as the service's JSON error, written by the protocol itself (no request reached
-    the app), with ``connection: close``."""
+    the app), with ``connection: close`` and the ``extra`` headers (CORS)."""
     body = json.dumps({"error": error.to_dict()}, separators=(",", ":")).encode()
     head = (
         f"HTTP/1.1 {error.status} {reason}\r\n"
         "content-type: application/json\r\n"
         f"content-length: {len(body)}\r\n"
         f"x-error-code: {error.code}\r\n"
-        "connection: close\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
+    ).encode("latin-1")
+    lines = b"".join(name + b": " + value + b"\r\n" for name, value in extra or ())
+    return head + lines + b"connection: close\r\n\r\n" + body
 
 
 def _headers_too_slow(timeout_s: float) -> RequestTimeout:
@@ -217,6 +220,7 @@ class _UnknownLength(Exception):
 
 _TRANSFER_ENCODING = b"transfer-encoding"
 _CHUNKED = b"chunked"
+_ORIGIN = b"origin"
 
 
 class _TooManyChunks(Exception):
@@ -252,10 +256,13 @@ def _too_many_fields(limit: int) -> HeadersTooLarge:
 
 
 class _OverCapacity:
-    """The app of a connection opened beyond the cap: 503 to every request on it."""
+    """The app of a connection opened beyond the cap: 503 to every request on it, with the CORS
+    headers the app's own answer would have (``cors_origins``): a page on an allowed origin saw
+    a network error, not the 503 and its Retry-After."""
 
-    def __init__(self, metrics: Metrics | None) -> None:
+    def __init__(self, metrics: Metrics | None, cors_origins: list[str]) -> None:
         self._metrics = metrics
+        self._cors_origins = cors_origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = Overloaded(
@@ -265,6 +272,10 @@ class _OverCapacity:
         _count(self._metrics, error)
         response = faceflow_error_response(error)
         response.headers["Connection"] = "close"
+        if self._cors_origins:
+            origin = next((v for k, v in scope["headers"] if k == _ORIGIN), None)
+            for name, value in cors_headers(origin, self._cors_origins):
+                response.headers.append(name.decode("latin-1"), value.decode("latin-1"))
         await response(scope, receive, send)
 
 
@@ -554,6 +565,9 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
     """What the pending request's body still has to come by its Content-Length, once its headers
     are in; None for none declared, or before its headers are in."""
     _metrics: Metrics | None = None
+    _cors_origins: list[str] = []  # noqa: RUF012 - read only; set per connection
+    """``server.cors_origins``: what the protocol answers itself carries CORS headers for them
+    (:meth:`_refuse`)."""
     _writes: _OneWritePerResponse | None = None
     _moved_at = 0.0
     """When the connection last moved (opened, read bytes, finished an answer), in loop time:
@@ -576,6 +590,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         self._header_timeout_s = server.header_timeout_s
         self._max_header_bytes = server.max_header_bytes
         self._max_header_fields = server.max_header_fields
+        self._cors_origins = server.cors_origins
         self._header_bytes = 0
         _set_send_timeout(transport, server.send_timeout_s)
         self._moved_at = self.loop.time()
@@ -585,7 +600,7 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         moves[self] = None
         self._moves = moves
         if len(self.connections) > server.max_connections and not self._make_room():
-            self.app = _OverCapacity(self._metrics)
+            self.app = _OverCapacity(self._metrics, self._cors_origins)
         self._arm_header_timer()
 
     def _make_room(self) -> bool:
@@ -853,10 +868,19 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         self._refuse(error, reason)
 
     def _refuse(self, error: FaceflowError, reason: str, *, count: bool = True) -> None:
-        """Answer ``error`` for a request the app never saw, count it, close the connection."""
+        """Answer ``error`` for a request the app never saw, count it, close the connection.
+
+        With ``server.cors_origins`` the answer carries the CORS headers the app's would (a page
+        on an allowed origin saw a network error, not the 431 or 408): for the request's Origin
+        if its field was read whole before the refusal (a field cut short, or never reached, is
+        not guessed at; with ``*`` none is needed)."""
         if count:
             _count(self._metrics, error)
-        self.transport.write(_closing_response(error, reason))
+        extra = None
+        if self._cors_origins:
+            origin = next((v for k, v in self.headers or () if k == _ORIGIN), None)
+            extra = cors_headers(origin, self._cors_origins)
+        self.transport.write(_closing_response(error, reason, extra))
         self.transport.close()
 
     def on_body(self, body: bytes) -> None:
