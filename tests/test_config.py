@@ -429,6 +429,29 @@ def test_a_yaml_true_for_a_bool_setting_and_numbers_for_numbers_are_taken(tmp_pa
     assert settings.detection.max_faces == 2
 
 
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity"])
+def test_an_infinite_or_nan_float_setting_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # inf passed breaker_reset_s's one bound (> 0): a breaker, once open, never let Redis in.
+    monkeypatch.setenv("FACEFLOW_CACHE__BREAKER_RESET_S", value)
+
+    with pytest.raises(ValidationError) as raised:
+        load_settings()
+
+    assert settings_problems(raised.value) == [
+        "cache.breaker_reset_s (FACEFLOW_CACHE__BREAKER_RESET_S): Input should be a finite number"
+    ]
+
+
+def test_a_yaml_infinity_for_a_float_setting_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "faceflow.yaml"
+    config.write_text("cache:\n  breaker_reset_s: .inf\n")
+
+    with pytest.raises(ValidationError, match="finite number"):
+        load_settings(config)
+
+
 def test_the_default_key_failure_limit_is_in_limits_notation() -> None:
     from limits import parse_many
 

@@ -46,7 +46,10 @@ class _Group(BaseModel):
     """A settings group. Unknown keys are refused, as at the top level: a misspelt key such as
     ``api_key_hash`` must fail loudly, not silently leave authentication off."""
 
-    model_config = ConfigDict(extra="forbid")
+    # A float setting is a finite number: YAML's .inf and the environment's "inf" passed every
+    # bound with only a floor (cache.breaker_reset_s: a breaker open for good, Redis never tried
+    # again), and "nan" every bound at all where pydantic compares it.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
