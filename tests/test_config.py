@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from faceflow.config import (
     ALL_OPERATIONS,
     DEFAULT_KEY_FAILURE_LIMIT,
+    MAX_TTL_S,
     RuntimeSettings,
     ServerSettings,
     Settings,
@@ -450,6 +451,28 @@ def test_a_yaml_infinity_for_a_float_setting_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValidationError, match="finite number"):
         load_settings(config)
+
+
+@pytest.mark.parametrize("setting", ["cache.ttl_s", "jobs.result_ttl_s", "jobs.failure_ttl_s"])
+def test_a_ttl_past_a_hundred_years_is_refused(tmp_path: Path, setting: str) -> None:
+    # Redis refuses an expiry past 2^63 ms: cache.ttl_s 10^17 made every store there fail, silently.
+    group, name = setting.split(".")
+    config = tmp_path / "faceflow.yaml"
+    config.write_text(f"{group}:\n  {name}: {10**17}\n")
+
+    with pytest.raises(ValidationError) as raised:
+        load_settings(config)
+
+    assert settings_problems(raised.value) == [
+        f"{setting} (FACEFLOW_{group.upper()}__{name.upper()}): "
+        f"Input should be less than or equal to {MAX_TTL_S}"
+    ]
+
+
+def test_the_longest_ttl_with_the_widest_jitter_is_an_expiry_redis_takes() -> None:
+    from faceflow.cache.redis_cache import jittered_ttl_ms
+
+    assert jittered_ttl_ms(MAX_TTL_S, 1.0, rng=lambda: 0.999999) < 2**63 // 1000
 
 
 def test_the_default_key_failure_limit_is_in_limits_notation() -> None:

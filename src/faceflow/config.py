@@ -84,6 +84,12 @@ def _wants_a_number(group: type[BaseModel], name: str) -> bool:
     return bool(found & {int, float}) and bool not in found
 
 
+MAX_TTL_S = 100 * 365 * 24 * 3600
+"""The longest a cached result or a job's record may be kept: a hundred years, for "for good".
+Redis refuses an expiry past 2^63 ms from now, so ``cache.ttl_s: 100000000000000000`` made every
+store of a result there fail, counted but silent (each node then computed what another had), and
+a larger one overflowed a float where the expiry is computed."""
+
 DEFAULT_PUBLIC_PATHS = (
     "/healthz",
     "/readyz",
@@ -509,7 +515,9 @@ class CacheSettings(_Group):
         "again, and counts toward the breaker. Such an answer is marked there instead, so nodes "
         "asked for it at once compute it side by side, not one after another",
     )
-    ttl_s: int = Field(24 * 3600, ge=1, description="how long results are kept")
+    ttl_s: int = Field(
+        24 * 3600, ge=1, le=MAX_TTL_S, description="how long results are kept (at most 100 years)"
+    )
     ttl_jitter: float = Field(
         0.1, ge=0.0, le=1.0, description="TTL spread (±share) so entries do not expire together"
     )
@@ -568,9 +576,17 @@ class JobSettings(_Group):
         "a client sending the same image to them can still tell it was processed before)",
     )
     job_timeout_s: int = Field(60, ge=1, description="one attempt's limit; then it fails/retries")
-    result_ttl_s: int = Field(24 * 3600, ge=1, description="how long a finished job's result stays")
+    result_ttl_s: int = Field(
+        24 * 3600,
+        ge=1,
+        le=MAX_TTL_S,
+        description="how long a finished job's result stays (at most 100 years)",
+    )
     failure_ttl_s: int = Field(
-        7 * 24 * 3600, ge=1, description="how long a failed job stays in the failed registry"
+        7 * 24 * 3600,
+        ge=1,
+        le=MAX_TTL_S,
+        description="how long a failed job stays in the failed registry (at most 100 years)",
     )
     max_retries: int = Field(
         3,
