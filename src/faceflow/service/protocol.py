@@ -79,6 +79,13 @@ The settings reach the protocol through the lifespan state (the app puts its ``s
 there under :data:`SERVER_SETTINGS_STATE`, by :func:`protocol_state`); without them it behaves
 as uvicorn's own. What it refuses itself never reaches the app's request metrics; it is counted in
 ``faceflow_errors_total`` by code when the app's metrics are there too (:data:`METRICS_STATE`).
+With ``server.cors_origins`` its answers carry the CORS headers the app's would
+(:meth:`FaceflowHttpProtocol._refuse`).
+
+A chunk declared larger than any upload (``7fffffffffffffff``) is not refused on sight: httptools
+does not tell its size (llhttp's ``content_length`` is not exposed), and reading it from the
+framing again in Python would cost every chunk what :data:`FREE_CHUNKS` bounds. Its bytes are
+counted as they arrive, as any body's: 413 at the route's limit, 408 at the body timeout.
 """
 
 from __future__ import annotations
