@@ -475,6 +475,19 @@ def test_the_longest_ttl_with_the_widest_jitter_is_an_expiry_redis_takes() -> No
     assert jittered_ttl_ms(MAX_TTL_S, 1.0, rng=lambda: 0.999999) < 2**63 // 1000
 
 
+@pytest.mark.parametrize("given", ["INFO", "Warning", " debug "])
+def test_a_log_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch, given: str) -> None:
+    # Python's logging spells its levels in capitals: LOG_LEVEL=INFO stopped the service.
+    monkeypatch.setenv("FACEFLOW_SERVER__LOG_LEVEL", given)
+
+    assert load_settings().server.log_level == given.strip().lower()
+
+
+def test_a_log_level_that_is_none_is_still_refused() -> None:
+    with pytest.raises(ValidationError, match="'debug', 'info', 'warning' or 'error'"):
+        ServerSettings.model_validate({"log_level": "verbose"})
+
+
 def test_the_default_key_failure_limit_is_in_limits_notation() -> None:
     from limits import parse_many
 

@@ -156,7 +156,7 @@ class ServerSettings(_Group):
     )
     log_json: bool = Field(False, description="one JSON object per log line")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="debug, info, warning or error"
+        "info", description="debug, info, warning or error (in any case: INFO is info)"
     )
     api_key_hashes: list[str] = Field(
         default_factory=list,
@@ -250,6 +250,13 @@ class ServerSettings(_Group):
         "limit with 128 to spare: the soft limit is raised for it up to the hard one, past "
         "which the cap is lowered to fit (a warning at start)",
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        # Python's logging, uvicorn's --log-level and most services spell levels in capitals:
+        # FACEFLOW_SERVER__LOG_LEVEL=INFO stopped the service at start.
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("api_key_hashes")
     @classmethod
