@@ -488,6 +488,41 @@ def test_a_log_level_that_is_none_is_still_refused() -> None:
         ServerSettings.model_validate({"log_level": "verbose"})
 
 
+@pytest.mark.parametrize(
+    ("origin", "meant"),
+    [
+        ("https://app.example/", "https://app.example"),
+        ("https://App.Example:8443", "https://app.example:8443"),
+        ("https://app.example/page?x=1", "https://app.example"),
+        ("app.example", None),
+        ("https://app.example https://b.example", None),
+    ],
+)
+def test_a_cors_origin_that_no_browser_sends_is_refused(origin: str, meant: str | None) -> None:
+    # Compared with Origin as written: a trailing slash or a capital never matched, silently.
+    with pytest.raises(ValidationError) as raised:
+        ServerSettings(cors_origins=[origin])
+
+    [problem] = settings_problems(raised.value)
+    assert problem.startswith("cors_origins (FACEFLOW_CORS_ORIGINS): cors_origins entry")
+    assert problem.endswith(f"(did you mean {meant!r}?)" if meant else "app.example.com")
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://app.example",
+        "http://localhost:5173",
+        "http://[::1]:8080",
+        "chrome-extension://abcdefghijklmnop",
+        "*",
+        "null",
+    ],
+)
+def test_cors_origins_take_what_browsers_send(origin: str) -> None:
+    assert ServerSettings(cors_origins=[origin]).cors_origins == [origin]
+
+
 def test_the_default_key_failure_limit_is_in_limits_notation() -> None:
     from limits import parse_many
 

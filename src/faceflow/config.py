@@ -130,6 +130,12 @@ ROOT_PATH_MAX_LENGTH = 256
 _FRAME_ANCESTOR = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
 
 
+_ORIGIN = re.compile(
+    r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[a-z0-9-]+(\.[a-z0-9-]+)*)(:[0-9]{1,5})?"
+)
+"""An origin as a browser writes it in ``Origin``: a scheme, a host and maybe a port, in lower
+case, nothing after (``chrome-extension://…`` and ``capacitor://localhost`` are origins too)."""
+
 DEFAULT_KEY_FAILURE_LIMIT = "20/minute"
 
 
@@ -152,7 +158,8 @@ class ServerSettings(_Group):
     cors_origins: list[str] = Field(
         default_factory=list,
         description="origins whose pages may call the API (every header faceflow sets, "
-        "X-Compliance and X-Source among them, readable there); empty: CORS off",
+        "X-Compliance and X-Source among them, readable there), each as a browser sends it "
+        "(https://app.example: no path, lower case), or *; empty: CORS off",
     )
     log_json: bool = Field(False, description="one JSON object per log line")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
@@ -276,6 +283,24 @@ class ServerSettings(_Group):
                 raise ValueError(
                     f"trusted_proxies entry {entry!r} is not an IP address or CIDR network"
                 ) from None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins_are_origins(cls, value: list[str]) -> list[str]:
+        # Compared with the request's Origin as written: https://app.example/ (a path, as copied
+        # from the address bar) or https://App.example never matched, and the page on it was
+        # refused by its browser with nothing at start to say why.
+        for origin in value:
+            if origin in ("*", "null") or _ORIGIN.fullmatch(origin):
+                continue
+            parts = urlsplit(origin.strip())
+            meant = f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme else ""
+            hint = f" (did you mean {meant!r}?)" if _ORIGIN.fullmatch(meant) else ""
+            raise ValueError(
+                f"cors_origins entry {origin!r} must be an origin as a browser sends it: scheme,"
+                f" host and port only, in lower case, e.g. https://app.example.com{hint}"
+            )
         return value
 
     @field_validator("web_page_frame_ancestors")
