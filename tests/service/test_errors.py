@@ -38,6 +38,16 @@ def test_wrong_method_is_405_json(
     assert allowed in response.headers["Allow"]
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/v1/info", "/openapi.json", "/v1/id-photo/specs"])
+def test_allow_names_head_beside_get_as_head_is_answered(client: httpx.Client, path: str) -> None:
+    # Every GET route answers HEAD (HeadAsGet); Allow said GET alone.
+    response = client.post(path)
+
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert client.head(path).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [("POST", "/"), ("PUT", "/index.html"), ("DELETE", "/js/main.js"), ("PATCH", "/favicon.svg")],

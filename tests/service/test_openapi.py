@@ -71,10 +71,10 @@ async def test_statuses_a_failed_job_can_answer_are_declared(service_app: InProc
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("PUT", "/v1/jobs/some-handle", "GET, DELETE"),
+        ("PUT", "/v1/jobs/some-handle", "GET, HEAD, DELETE"),
         ("PATCH", "/v1/jobs", "POST"),
         ("GET", "/v1/detect", "POST"),
-        ("POST", "/healthz", "GET"),
+        ("POST", "/healthz", "GET, HEAD"),
     ],
 )
 async def test_405_allows_every_method_of_the_path(

@@ -97,20 +97,25 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route of this path answers. Starlette's own ``Allow`` names only the
     first route matching the path (GET of ``/v1/jobs/{handle}``, not its DELETE). Asked of the
-    router itself, method by method, so included routers are searched as routing does."""
+    router itself, method by method, so included routers are searched as routing does. HEAD
+    wherever GET is: every GET route answers it (``middleware.HeadAsGet``), and ``Allow: GET``
+    said it would not."""
     scope = {
         "type": "http",
         "path": request.url.path,
         "root_path": request.scope.get("root_path", ""),
     }
-    return [
+    allowed = {
         method
         for method in _METHODS
         if any(
             route.matches({**scope, "method": method})[0] is Match.FULL
             for route in request.app.router.routes
         )
-    ]
+    }
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return [method for method in _METHODS if method in allowed]
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
