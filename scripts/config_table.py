@@ -12,16 +12,19 @@ SHOWN_DEFAULTS = {("models", "dir"): "~/.cache/faceflow/models", ("runtime", "pr
 
 
 def shown(value: object) -> object:
-    """A default as a user writes it: enum members (``runtime.operations``) as their values."""
+    """A default as a user writes it: enum members (``runtime.operations``) as their values, an
+    empty string as ``""``."""
     if isinstance(value, list):
         return [shown(item) for item in value]
+    if value == "":
+        return '""'
     return value.value if isinstance(value, Enum) else value
 
 
-def main() -> None:
+def rows() -> list[str]:
+    """The table's rows, one per setting, as the README gives them."""
     settings = Settings()
-    print("| setting | environment variable | default | meaning |")
-    print("|---|---|---|---|")
+    lines = []
     for group in Settings.model_fields:
         values = getattr(settings, group)
         assert isinstance(values, BaseModel)
@@ -29,7 +32,15 @@ def main() -> None:
             default = SHOWN_DEFAULTS.get((group, name), shown(getattr(values, name)))
             env = f"FACEFLOW_{group.upper()}__{name.upper()}"
             meaning = (field.description or "").replace("|", "\\|")
-            print(f"| `{group}.{name}` | `{env}` | `{default}` | {meaning} |")
+            lines.append(f"| `{group}.{name}` | `{env}` | `{default}` | {meaning} |")
+    return lines
+
+
+def main() -> None:
+    print("| setting | environment variable | default | meaning |")
+    print("|---|---|---|---|")
+    for row in rows():
+        print(row)
 
 
 if __name__ == "__main__":

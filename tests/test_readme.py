@@ -7,6 +7,7 @@ import json
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,28 @@ def test_each_setting_has_one_row_in_the_configuration_table() -> None:
     variables = [cell for cell in rows if cell.startswith("`FACEFLOW_")]
     twice = sorted({cell for cell in variables if variables.count(cell) > 1})
     assert not twice, f"README configuration table has more than one row for {twice}"
+
+
+def test_the_configuration_table_says_what_the_settings_model_says() -> None:
+    # A default or a meaning changed in config.py and not in the README is a table that misleads
+    # (the row's code spans aside: the README may mark up a name the model's text leaves plain).
+    printed = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "config_table.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()[2:]
+    in_readme = {
+        line.split("|")[1].strip(): line.replace("`", "")
+        for line in README.splitlines()
+        if line.startswith("| `") and "`FACEFLOW_" in line
+    }
+    stale = [
+        row.split("|")[1].strip()
+        for row in printed
+        if in_readme.get(row.split("|")[1].strip()) != row.replace("`", "")
+    ]
+    assert not stale, f"README rows differ from scripts/config_table.py's for {stale}"
 
 
 def test_readme_gives_the_two_commands_and_ci_runs_the_same_test_command() -> None:
