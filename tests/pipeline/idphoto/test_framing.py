@@ -81,6 +81,19 @@ def test_a_photo_cut_at_the_chin_fails_and_says_how_much_is_missing(
     assert listed["subject_cut_off"]["hint_zh"] == hint_zh
 
 
+def test_a_body_cut_by_the_photos_bottom_runs_on_to_the_frames_bottom(cut_out: CutOut) -> None:
+    # Cut just under the chin, the photo ends mm above the frame's bottom. The clothes' last row
+    # faded into the background over 2 mm made a grey band under a dark top that ended in a
+    # line across the chest (df_img61); the body runs on to the frame's edge now, as it would
+    # in a photo taken lower.
+    layout, _, pixels = made("portrait_1.jpg", crop_below_chin(0.12), "cn-1inch", cut_out)
+
+    assert layout.cut_edges == ("bottom",)
+    assert layout.cut_mm[0] > 2.0
+    middle = pixels[-1, layout.width_px // 2 - 20 : layout.width_px // 2 + 20]
+    assert (np.abs(middle.astype(np.float64) - 255.0).max(axis=1) > 40).all()
+
+
 def test_a_narrow_photo_fails_on_a_wide_size_and_says_which_side(
     cut_out: CutOut,
 ) -> None:

@@ -39,7 +39,8 @@ def whole_frame(
     distance = np.zeros(u.shape, dtype=np.float64)
     for name in cut_edges:
         keep |= past[name] > 0
-        distance = np.maximum(distance, past[name] * zoom)
+        if name != "bottom":  # the body runs on below the photo, unfaded
+            distance = np.maximum(distance, past[name] * zoom)
     for name, amount in past.items():
         if name not in cut_edges:
             keep &= amount <= 0

@@ -13,7 +13,7 @@ from faceflow.pipeline.idphoto.layout import Layout, compose
 from faceflow.pipeline.idphoto.matte import Matte
 
 # Beyond a side where the frame cuts the person, the photo's edge is continued and fades out
-# over this length.
+# over this length (not below a cut bottom, see _continue_cut_sides).
 CUT_FADE_MM = 2.0
 
 
@@ -22,15 +22,16 @@ def warp_matte(matte: Matte, layout: Layout) -> tuple[NDArray[np.uint8], NDArray
 
     Output pixels that map outside the matte get α = 0, so the background shows there, except
     beyond the crop sides where the layout could not avoid cutting the person
-    (``layout.cut_edges``): there the photo's last row or column is continued and fades out
-    over ``CUT_FADE_MM``, so no hard edge of empty background runs through the body (a sliver
-    under a millimetre disappears; the report fails anything larger). Not at a top cut of
-    ``CUT_FAIL_MM`` or more: there the edge is the head's, and its hair, continued, made a
-    streaked smear above a crown the photo does not hold (rose_leslie on ``cn-1inch``, 3.3 mm
-    short), painting what is missing; the chosen background shows the head cut as it is, which
-    the report fails. A
-    large reduction first shrinks the matte with area averaging: bilinear warping alone skips
-    source pixels when it shrinks more than 2×, which aliases hair and fabric.
+    (``layout.cut_edges``): there the photo's last row or column is continued, and fades out
+    over ``CUT_FADE_MM`` at the top and the sides, so no hard edge of empty background runs
+    through the body (a sliver under a millimetre disappears; the report fails anything
+    larger); below a cut bottom it runs on unfaded to the frame's edge, as clothes would. Not
+    at a top cut of ``CUT_FAIL_MM`` or more: there the edge is the head's, and its hair,
+    continued, made a streaked smear above a crown the photo does not hold (rose_leslie on
+    ``cn-1inch``, 3.3 mm short), painting what is missing; the chosen background shows the head
+    cut as it is, which the report fails. A large reduction first shrinks the matte with area
+    averaging: bilinear warping alone skips source pixels when it shrinks more than 2×, which
+    aliases hair and fabric.
     """
     foreground, alpha = matte.foreground, matte.alpha
     transform = compose(layout.transform, matte.matte_to_source())
@@ -94,7 +95,17 @@ def _continue_cut_sides(
     fade_px: float,
 ) -> NDArray[np.float32]:
     """``warped`` with the alpha continued (edge replicated) beyond the cut crop sides, fading
-    to nothing ``fade_px`` output pixels past them.
+    to nothing ``fade_px`` output pixels past a cut side, top or left or right, and not at all
+    below a cut bottom.
+
+    Below the photo's bottom edge the body goes on as it would in a photo taken lower: clothes
+    run on out of the frame. Faded there, a dark top turned into a grey band over the
+    background under the chest (df_img61, 5–18 mm short on every size); continued, suits,
+    tops and bare shoulders run on to the frame's edge as if taken lower. Where the photo ends
+    at the neck the neck is run on as a streaked column instead (df_img51), no better than the
+    band; those photos fail ``subject_cut_off`` by 5 mm or more. At the top and the sides the
+    fade stays: a streak run on to the frame's edge there reads as painted (hair above a crown,
+    an arm's edge).
 
     Only the rows and columns that reach past a cut side are worked out (the strip under a body
     cut by the photo's bottom, say): done over the whole frame, the per-pixel maps of a 4000 ×
@@ -144,7 +155,8 @@ def _continue_cut_sides(
     distance = np.zeros(xs.shape, dtype=np.float64)
     for name in cut_edges:
         keep |= beyond[name] > 0
-        distance = np.maximum(distance, beyond[name] * zoom)
+        if name != "bottom":
+            distance = np.maximum(distance, beyond[name] * zoom)
     for name, amount in beyond.items():
         if name not in cut_edges:
             keep &= amount <= 0  # beyond a side that is only background: leave it empty
