@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from faceflow.pipeline.idphoto.warp import _continue_cut_sides
+from faceflow.pipeline.idphoto.warp import SEAM_PX, _continue_cut_sides
 
 SIDES = ("top", "bottom", "left", "right")
 
@@ -38,7 +38,7 @@ def whole_frame(
     keep = np.zeros(u.shape, dtype=bool)
     distance = np.zeros(u.shape, dtype=np.float64)
     for name in cut_edges:
-        keep |= past[name] > 0
+        keep |= past[name] > -SEAM_PX
         if name != "bottom":  # the body runs on below the photo, unfaded
             distance = np.maximum(distance, past[name] * zoom)
     for name, amount in past.items():
@@ -75,3 +75,34 @@ def test_only_the_strip_past_a_cut_side_changes_and_as_over_the_whole_frame(seed
 
     np.testing.assert_array_equal(got, expected)
     assert not np.array_equal(got, warped)  # each case continues the alpha somewhere
+
+
+@pytest.mark.parametrize("turn_deg", [0.0, 4.0, -7.0])
+def test_no_seam_runs_along_a_cut_side(turn_deg: float) -> None:
+    # An opaque matte cut at the bottom, levelled by a few degrees: the pixels just inside the
+    # photo's last row were blended with the empty border beyond it, a half-transparent seam
+    # between the photo and its continuation that showed as a light dashed line across a dark
+    # top (df_img30) and above the hair of a head cut at the top (df_img34).
+    alpha = np.ones((90, 60), dtype=np.float32)
+    turn, scale = math.radians(turn_deg), 2.3
+    centred = np.array(
+        [
+            [scale * math.cos(turn), -scale * math.sin(turn), 30.0],
+            [scale * math.sin(turn), scale * math.cos(turn), 10.0],
+        ]
+    )
+    size_out = (200, 240)
+    warped = np.asarray(
+        cv2.warpAffine(alpha, centred, size_out, flags=cv2.INTER_LINEAR), np.float32
+    )
+
+    got = _continue_cut_sides(alpha, centred, size_out, ("bottom",), warped, 12.0)
+
+    back = cv2.invertAffineTransform(centred)
+    ys, xs = np.mgrid[0:240, 0:200].astype(np.float64)
+    u = back[0, 0] * xs + back[0, 1] * ys + back[0, 2]
+    v = back[1, 0] * xs + back[1, 1] * ys + back[1, 2]
+    # Well inside the matte's left and right sides, from a few rows above its bottom edge on.
+    strip = (u > 2.0) & (u < 57.0) & (v > 85.0)
+    assert strip.sum() > 1000
+    assert got[strip].min() > 0.999

@@ -15,6 +15,11 @@ from faceflow.pipeline.idphoto.matte import Matte
 # Beyond a side where the frame cuts the person, the photo's edge is continued and fades out
 # over this length (not below a cut bottom, see _continue_cut_sides).
 CUT_FADE_MM = 2.0
+# Output pixels within this many matte pixels inside a cut side take the continued alpha too:
+# the plain warp blends the photo's last row there with the empty border beyond it, and that
+# half-transparent seam showed as a light dashed line along the cut (under a dark top, df_img30;
+# above the hair, df_img34), dashed where the levelled frame's rows cross the photo's edge.
+SEAM_PX = 1.0
 
 
 def warp_matte(matte: Matte, layout: Layout) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
@@ -141,9 +146,9 @@ def _continue_cut_sides(
     col_hit = np.zeros(width, dtype=bool)
     for name in cut_edges:
         for x in (0.0, width - 1.0):
-            row_hit |= past(name, np.full(height, x), rows) > 0
+            row_hit |= past(name, np.full(height, x), rows) > -SEAM_PX
         for y in (0.0, height - 1.0):
-            col_hit |= past(name, cols, np.full(width, y)) > 0
+            col_hit |= past(name, cols, np.full(width, y)) > -SEAM_PX
     if not row_hit.any():
         return warped
     y0, y1 = int(np.argmax(row_hit)), height - int(np.argmax(row_hit[::-1]))
@@ -154,7 +159,7 @@ def _continue_cut_sides(
     keep = np.zeros(xs.shape, dtype=bool)
     distance = np.zeros(xs.shape, dtype=np.float64)
     for name in cut_edges:
-        keep |= beyond[name] > 0
+        keep |= beyond[name] > -SEAM_PX
         if name != "bottom":
             distance = np.maximum(distance, beyond[name] * zoom)
     for name, amount in beyond.items():
