@@ -280,3 +280,30 @@ def test_a_neighbour_the_cut_out_kept_is_counted(
     report = json.loads(output.body)["report"]
     (check,) = [check for check in report["checks"] if check["name"] == "face_count"]
     assert (check["value"], check["status"]) == (count, "pass" if count == 1 else "fail")
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_a_photo_saved_on_its_side_makes_the_upright_files_photo(
+    worker_context: WorkerContext, testdata: Path, turns: int
+) -> None:
+    # A phone photo whose orientation tag was stripped: the detector finds the face lying on its
+    # side, and the photo is turned upright before the cut-out (u2netp cut a sideways person out
+    # poorly, and the report failed `roll` at 87° and the checks placed for an upright head).
+    rgb = np.asarray(Image.open(testdata / PORTRAIT).convert("RGB"))
+    uploads = [
+        cv2.imencode(".png", cv2.cvtColor(np.rot90(rgb, k), cv2.COLOR_RGB2BGR))[1].tobytes()
+        for k in (0, turns)
+    ]
+    options = IdPhotoOptions(get_spec("icao"), output_format=OutputFormat.PNG)
+
+    upright, turned = (
+        render_task(
+            worker_context,
+            RenderRequest(matte_task(worker_context, MatteRequest(upload)).body, options),
+        )
+        for upload in uploads
+    )
+
+    assert turned.meta["compliance"] == upright.meta["compliance"]
+    # The faces are found again on the upright pixels, so the photo is the upright file's.
+    assert turned.body == upright.body

@@ -80,6 +80,7 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
     from faceflow.pipeline.idphoto.level import levelled_face
     from faceflow.pipeline.idphoto.matte import compute_matte, matte_to_bytes, sharp_to_head_px
     from faceflow.pipeline.idphoto.render import chosen_face
+    from faceflow.pipeline.idphoto.upright import upright
 
     segmenter = context.models.segmenter
     timer = StageTimer()
@@ -88,16 +89,29 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
         faces = detect_faces(
             image.rgb, context.models.detector, context.detect_defaults, source_scale=image.scale
         )
+        # Numbered in the photo as uploaded (as /v1/detect lists them), before any turn.
         chosen = chosen_face(faces, request.face)
-        face = levelled_face(image.rgb, chosen, context.models.aligner, image.scale)
+        # A photo saved on its side is made as from the upright file (see the module).
+        turned = upright(
+            image.rgb, chosen, [other for other in faces if other is not chosen], image.scale
+        )
+        if turned.turns:
+            found = detect_faces(
+                turned.rgb,
+                context.models.detector,
+                context.detect_defaults,
+                source_scale=image.scale,
+            )
+            turned = turned.redetected(found)
+        face = levelled_face(turned.rgb, turned.face, context.models.aligner, image.scale)
     with timer.stage("matte"):
         matte = compute_matte(
-            image.rgb,
+            turned.rgb,
             face,
             segmenter,
             source_scale=image.scale,
             head_px=request.head_px,
-            others=[other for other in faces if other is not chosen],
+            others=turned.others,
         )
         # The ID photo is the source's own pixels: in the source's colour profile, if it has one
         # (converting the cut-out, not the whole photo: a 7.7 MP decode took 250 ms).

@@ -28,6 +28,7 @@ from faceflow.pipeline.idphoto.compliance import ComplianceReport, assess, file_
 from faceflow.pipeline.idphoto.layout import Layout, plan_layout
 from faceflow.pipeline.idphoto.matte import Matte, Segmenter, compute_matte
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
+from faceflow.pipeline.idphoto.upright import upright
 from faceflow.pipeline.idphoto.warp import warp_matte
 
 
@@ -164,7 +165,9 @@ def make_id_photo(
     *,
     source_scale: float = 1.0,
 ) -> IdPhotoOutcome:
-    """Matte and render the only face in ``faces`` (from :func:`detect_faces` on ``rgb``)."""
-    face = single_face(faces)
-    matte = compute_matte(rgb, face, segmenter, source_scale=source_scale)
+    """Matte and render the only face in ``faces`` (from :func:`detect_faces` on ``rgb``); a
+    photo saved on its side or upside down is turned upright first (:mod:`.upright`)."""
+    turned = upright(rgb, single_face(faces), (), source_scale)
+    face = turned.face
+    matte = compute_matte(turned.rgb, face, segmenter, source_scale=source_scale)
     return IdPhotoOutcome(matte, render_id_photo(matte, face, options))
