@@ -28,7 +28,8 @@ and the checks and thresholds changed since 2 without a bump. 4: the cut-out's s
 plain wall is keyed away beside skin too; ``banding``. 5: ``forehead_visible``'s
 ``crown_detail``, ``leftover_backdrop``'s ``head_notch``. 6: what changed since 5 without a
 bump (``face_occluded``'s covered chin and colour patch among it), ``motion_blur``'s double
-image, no band invented above a head the photo cuts, PNGs whose compressed text made them
+image, no band invented above a head the photo cuts and no fade below a body it cuts, a photo
+saved on its side turned upright before its cut-out, PNGs whose compressed text made them
 undecodable), so no node serves an answer an older faceflow made.
 tests/cache/test_result_format.py pins it beside a fingerprint of the code that makes answers,
 so that no change to that code leaves it by mistake."""
