@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from PIL import Image
+from PIL import Image, ImageChops, ImageStat
 from playwright.sync_api import CDPSession, Locator, Page, Request, Route, expect
 
 from faceflow.errors import FaceflowError, RetryableError
@@ -1404,17 +1404,62 @@ def test_a_change_reuses_the_upload_on_a_phone_link(
     assert [error for error in probe.errors if "status of 404" not in error] == []
 
 
+# Each decode of a file on the page: a frame WebCodecs' ImageDecoder made ([width, height]), or
+# createImageBitmap given the file itself (["whole", bytes]), which decodes all of it first; and
+# the last image sent, as base64.
+RECORD_DECODES = """
+window.decodes = [];
+const send = XMLHttpRequest.prototype.send;
+XMLHttpRequest.prototype.send = function (body) {
+  const image = body instanceof FormData ? body.get("image") : null;
+  if (image instanceof Blob) {
+    const reader = new FileReader();
+    reader.onload = () => { window.sentImage = reader.result.split(",")[1]; };
+    reader.readAsDataURL(image);
+  }
+  return send.call(this, body);
+};
+if (window.ImageDecoder) {
+  window.ImageDecoder = class extends window.ImageDecoder {
+    async decode(options) {
+      const decoded = await super.decode(options);
+      window.decodes.push([decoded.image.displayWidth, decoded.image.displayHeight]);
+      return decoded;
+    }
+  };
+}
+const createImageBitmap = window.createImageBitmap;
+window.createImageBitmap = function (source, ...rest) {
+  if (source instanceof Blob) window.decodes.push(["whole", source.size]);
+  return createImageBitmap.call(this, source, ...rest);
+};
+"""
+
+
 def test_a_big_photo_is_made_smaller_before_its_id_photo_upload(
     open_page: OpenPage, live_server: LiveServer, testdata: Path
 ) -> None:
+    """Sent at the size its ID photo needs, as the same picture (its EXIF orientation applied),
+    and made from a JPEG decoded at a fraction of its size: decoded whole, a big photo took
+    most of the memory the tab still held after choosing eight of them (docs/web-page.md)."""
     with Image.open(testdata / "portrait_1.jpg") as original:
         # 2292×3438: the face is about 1,100 px tall, nearly twice what any preset needs.
         big = original.resize((original.width * 3, original.height * 3), Image.Resampling.LANCZOS)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side, to be turned a quarter clockwise
     out = io.BytesIO()
-    big.save(out, format="JPEG", quality=92)
+    big.transpose(Image.Transpose.ROTATE_90).save(out, format="JPEG", quality=92, exif=exif)
     data = out.getvalue()
+    analysed = httpx.post(f"{live_server.url}/v1/analyze", files={"image": data}, timeout=120.0)
+    analysed.raise_for_status()
+    result = analysed.json()
+    assert (result["width"], result["height"]) == big.size
+    [face] = result["faces"]
+    scale = 600 / (face["box"][3] - face["box"][1])
+    expected = (round(big.width * scale), round(big.height * scale))
     page = open_page().page
     recording_uploads(page)
+    page.add_init_script(RECORD_DECODES)
     page.goto(live_server.url + "/")
     # A 9 MP photo: analysis and cut-out take a busy machine a while.
     with page.expect_response(lambda r: "/v1/id-photo?" in r.url, timeout=90_000) as made:
@@ -1427,6 +1472,22 @@ def test_a_big_photo_is_made_smaller_before_its_id_photo_upload(
     body = made.value.json()
     resolution = {check["name"]: check for check in body["report"]["checks"]}["resolution"]
     assert resolution["status"] == "pass", resolution
+
+    # What went up: the photo upright, at the size the face needs, the same picture as Pillow
+    # makes of it (the page's JPEG at quality 0.92 is within a few levels of it).
+    sent_image = page.wait_for_function("() => window.sentImage").json_value()
+    upload = Image.open(io.BytesIO(base64.b64decode(sent_image)))
+    assert upload.size == expected
+    wanted = big.resize(expected, Image.Resampling.LANCZOS)
+    difference = ImageStat.Stat(ImageChops.difference(upload.convert("RGB"), wanted)).mean
+    assert max(difference) < 2.5, difference
+    # Never decoded whole: a frame at n/8 of its size, no smaller than what went up.
+    decodes = page.evaluate("window.decodes")
+    assert ["whole", len(data)] not in decodes, decodes
+    assert any(
+        expected[0] <= width < big.width and expected[1] <= height < big.height
+        for width, height in decodes
+    ), decodes
 
 
 # For each URL, whether an image loaded from it fails (the page's CSP lets only images have blob:).
@@ -1448,8 +1509,10 @@ def test_a_big_photo_is_shown_from_pictures_the_size_of_the_screen(
         big = original.resize((original.width * 5, original.height * 5), Image.Resampling.BILINEAR)
     out = io.BytesIO()
     big.save(out, format="JPEG", quality=85)
-    probe = load(open_page, live_server)
+    probe = open_page()
     page = probe.page
+    page.add_init_script(RECORD_DECODES)
+    page.goto(live_server.url + "/")
     page.set_input_files(
         "#file-input", {"name": "big.jpg", "mimeType": "image/jpeg", "buffer": out.getvalue()}
     )
@@ -1465,6 +1528,11 @@ def test_a_big_photo_is_shown_from_pictures_the_size_of_the_screen(
     # At most the card's 640 CSS px tall and the layout's 1320 wide, here at density 1.
     assert 0 < width <= 1320, (width, height)
     assert 0 < height <= 640, (width, height)
+    # Scaled down from a frame at least its size, not up from a smaller one: asked for just the
+    # view's pixels, the decoder rounded down to 1/8 of the photo, 704×413 for a 1090×640 view.
+    decodes = page.evaluate("window.decodes")
+    assert ["whole", len(out.getvalue())] not in decodes, decodes
+    assert any(width <= w < big.width and height <= h < big.height for w, h in decodes), decodes
 
     # Shown as the photo itself would be, and the faces drawn over it where the API put them.
     report = httpx.post(

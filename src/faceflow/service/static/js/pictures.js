@@ -4,7 +4,7 @@
 // every thumbnail and on show, eight of them took the tab's renderer from 130 MB to 615–736 MB;
 // with these, to 202–220 MB (docs/web-page.md, Memory).
 
-import { readImageSize } from "./imagesize.js";
+import { smallFrame } from "./frames.js";
 
 // The thumbnail is 84×60 CSS px, cropped to fill (app.css .thumb img): this is wide enough for a
 // screen of density 3, and tall enough at density 2 for a photo as wide as 2:1.
@@ -47,27 +47,6 @@ async function scaled(file, size, area) {
     }
   } finally {
     frame?.close();
-  }
-}
-
-/**
- * `file` decoded with about `area` pixels, or more, where the browser can (WebCodecs'
- * ImageDecoder): a JPEG is then decoded at 1/2, 1/4 or 1/8 of its size (its own DCT scaling),
- * in a fraction of the time and memory. createImageBitmap decodes the whole photo first, 126 MB
- * for 31.5 MP, and the tab's allocator keeps that memory after. Null where it cannot.
- */
-async function smallFrame(file, area) {
-  if (typeof ImageDecoder === "undefined") return null;
-  const size = await readImageSize(file); // the format from its bytes: a dropped file's type may be empty
-  const type = size && `image/${size.format}`;
-  if (!type || !(await ImageDecoder.isTypeSupported(type))) return null;
-  // The decoder takes the pixels wanted, as a size; the area is what it goes by.
-  const side = Math.ceil(Math.sqrt(area));
-  const decoder = new ImageDecoder({ data: file.stream(), type, desiredWidth: side, desiredHeight: side });
-  try {
-    return (await decoder.decode()).image;
-  } finally {
-    decoder.close();
   }
 }
 

@@ -5,6 +5,8 @@
 // detector's box (brows to chin) is shorter than the head, so a photo scaled until that box is
 // TARGET_FACE_PX tall still has the head at well over 425 px: nothing is lost at the output size.
 
+import { smallFrame } from "./frames.js";
+
 const TARGET_FACE_PX = 600;
 // Re-encoding costs a little quality and time; only worth it for a real saving.
 const MAX_SCALE = 0.75;
@@ -24,24 +26,55 @@ async function shrink(photo) {
   const [, top, , bottom] = faces[0].box;
   const scale = TARGET_FACE_PX / (bottom - top);
   if (!(scale <= MAX_SCALE)) return null;
+  // The ID photo's size in the server's (oriented) pixels, which the face box is measured in.
+  const width = Math.round(photo.result.width * scale);
+  const height = Math.round(photo.result.height * scale);
   try {
-    const bitmap = await createImageBitmap(photo.file); // EXIF orientation applied, as the server does
-    // The face box is in the server's (oriented) pixels: only scale what matches them.
-    if (bitmap.width !== photo.result.width || bitmap.height !== photo.result.height) {
-      bitmap.close();
-      return null;
-    }
-    const width = Math.round(bitmap.width * scale);
-    const height = Math.round(bitmap.height * scale);
+    const picture = await decoded(photo.file, width, height, photo.result);
+    if (!picture) return null;
     const canvas = new OffscreenCanvas(width, height);
     const context = canvas.getContext("2d");
     context.imageSmoothingQuality = "high";
-    context.drawImage(bitmap, 0, 0, width, height);
-    bitmap.close();
+    try {
+      context.drawImage(picture, 0, 0, width, height);
+    } finally {
+      picture.close(); // its pixels now, not when it is collected
+    }
     const blob = await canvas.convertToBlob({ type: "image/jpeg", quality: JPEG_QUALITY });
     if (blob.size >= photo.file.size) return null;
     return new File([blob], photo.file.name, { type: "image/jpeg" });
   } catch {
     return null; // a browser that cannot decode or draw it: send the original
   }
+}
+
+/**
+ * `file` decoded with at least `width`×`height` pixels, EXIF orientation applied as the server
+ * applies it: a JPEG at the smallest n/8 of its size that is enough (frames.js), so a 31.5 MP
+ * photo no longer takes 126 MB of the tab's memory to make a 3 MP upload; else the whole photo
+ * (createImageBitmap). Either way it is drawn down to the same size with the same smoothing and
+ * encoded alike: the upload differs from a whole decode's by a fifth of a level on average
+ * (docs/web-page.md). Null when it does not match the server's `size` (the face box is in its
+ * pixels: only scale what matches them).
+ */
+async function decoded(file, width, height, size) {
+  const frame = await smallFrame(file, width * height).catch(() => null);
+  if (frame) {
+    const [w, h] = [frame.displayWidth, frame.displayHeight];
+    // n/8 of a side is rounded: the same shape within a pixel each way, not turned.
+    if (w >= width && h >= height && Math.abs(w * size.height - h * size.width) <= size.width + size.height) {
+      // Drawn from a bitmap, not the frame: a canvas drawing a VideoFrame kept its pixels, 17 MB
+      // for each photo chosen (RssShmem, docs/web-page.md).
+      try {
+        return await createImageBitmap(frame);
+      } finally {
+        frame.close();
+      }
+    }
+    frame.close();
+  }
+  const bitmap = await createImageBitmap(file);
+  if (bitmap.width === size.width && bitmap.height === size.height) return bitmap;
+  bitmap.close();
+  return null;
 }
