@@ -546,6 +546,53 @@ def test_a_photo_over_the_pixel_limit_is_refused_before_its_upload(
     assert probe.errors == []
 
 
+@pytest.mark.parametrize("side", ["long", "short"])
+def test_a_photo_with_a_side_out_of_range_is_refused_before_its_upload(
+    open_page: OpenPage, live_server: LiveServer, side: Literal["long", "short"]
+) -> None:
+    """Its header says it: a strip one pixel longer than the server's longest side (a JPEG), or a
+    square one pixel under its shortest (a PNG), is refused as the server would refuse it
+    (bad_dimensions, with its sides and the limits, in either language), and nothing is sent."""
+    limits = httpx.get(f"{live_server.url}/v1/info", timeout=30.0).json()["limits"]
+    low, high = limits["min_side_px"], limits["max_side_px"]
+    kind, size = ("JPEG", (high + 1, low)) if side == "long" else ("PNG", (low - 1, low - 1))
+    data = encoded(size, kind)
+    refused = httpx.post(f"{live_server.url}/v1/analyze", files={"image": data}, timeout=60.0)
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["code"] == "bad_dimensions"
+    probe = load(open_page, live_server)
+    page = probe.page
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
+    page.set_input_files(
+        "#file-input",
+        {"name": f"odd.{kind.lower()}", "mimeType": f"image/{kind.lower()}", "buffer": data},
+    )
+    alert = page.locator("#photo-notice [role=alert]")
+    expect(page.locator(".thumb--error")).to_have_count(1)
+    said = """async (error) => {
+        const { describeError } = await import("./js/messages.js");
+        const { code, message, ...details } = error;
+        const { title, text } = describeError({ code, message, details });
+        return [title, text];
+    }"""
+    width, height = size
+    expect(alert).to_contain_text(
+        f"The image is {width}×{height} px; each side must be between {low} and {high} px."
+    )
+    for words in page.evaluate(said, error):
+        expect(alert).to_contain_text(words)
+    page.click("#lang-switch")
+    expect(alert).to_contain_text(
+        f"图片为 {width}×{height} 像素，每条边须在 {low} 到 {high} 像素之间。"
+    )
+    for words in page.evaluate(said, error):
+        expect(alert).to_contain_text(words)
+    assert [url for url in sent if "/v1/analyze" in url] == []
+    assert probe.errors == []
+
+
 def encoded(size: tuple[int, int], kind: str, **options: Any) -> bytes:
     alpha = options.pop("alpha", False)
     out = io.BytesIO()

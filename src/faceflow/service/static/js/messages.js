@@ -47,8 +47,15 @@ export function describeError(error, limits = null) {
     case "too_many_scans":
       // A PNG or GIF in too many chunks or blocks carries its format; a JPEG's scans do not.
       return said("error.scans", error.format ? "error.piecesText" : "error.scansText");
-    case "bad_dimensions":
+    case "bad_dimensions": {
+      // Said in the page's language from the sides and limits the server names: its message
+      // is English.
+      const { width, height, min_side_px: min, max_side_px: max } = details;
+      if ([width, height, min, max].every(Number.isFinite)) {
+        return said("error.dimensions", "error.dimensionsLimit", { vars: { width, height, min, max } });
+      }
       return said("error.dimensions", "error.dimensionsText", { vars: { message: error.message } });
+    }
     case "empty":
       return said("error.empty", "error.emptyText");
     case "no_face":

@@ -149,10 +149,10 @@ export class PhotoQueue extends EventTarget {
       this.#fail(photo, new ApiError({ status: 413, code: "too_large", message: "upload too large" }));
       return;
     }
-    const pixels = await this.#tooManyPixels(photo);
+    const refused = await this.#refusedByItsHeader(photo);
     if (!this.items.includes(photo)) return; // taken out while its header was read
-    if (pixels) {
-      this.#fail(photo, pixels);
+    if (refused) {
+      this.#fail(photo, refused);
       return;
     }
     photo.status = "uploading";
@@ -190,22 +190,33 @@ export class PhotoQueue extends EventTarget {
   }
 
   /**
-   * The server's too_many_pixels, said before the upload when the photo's header shows it is over
-   * the limit for its format: a 42 MP JPEG went up whole (seconds on a phone) only to be refused.
-   * The server stays the judge: a header not read here (or no limits yet) is sent as before.
+   * The server's too_many_pixels or bad_dimensions, said before the upload when the photo's
+   * header shows it (the server's checks, in its order: ingest.py _check_size): a 42 MP JPEG, or
+   * a 20000×300 panorama, went up whole (seconds on a phone) only to be refused. The server stays
+   * the judge: a header not read here (or no limits yet) is sent as before.
    */
-  async #tooManyPixels(photo) {
+  async #refusedByItsHeader(photo) {
     const limits = this.limits();
     const size = limits ? await readImageSize(photo.file) : null;
     if (!size) return null;
+    const { width, height } = size; // as stored, before any EXIF rotation: both sides are checked alike
     const budget = size.format === "jpeg" ? limits.max_pixels : limits.max_pixels_lossless;
-    const pixels = size.width * size.height;
-    if (!budget || pixels <= budget) return null;
+    const pixels = width * height;
+    if (budget && pixels > budget) {
+      return new ApiError({
+        status: 422,
+        code: "too_many_pixels",
+        message: `the image has ${width}×${height} = ${pixels} pixels; the limit for ${size.format} is ${budget}`,
+        details: { width, height, pixels, max_pixels: budget },
+      });
+    }
+    const { min_side_px: min, max_side_px: max } = limits;
+    if (!min || !max || [width, height].every((side) => min <= side && side <= max)) return null;
     return new ApiError({
       status: 422,
-      code: "too_many_pixels",
-      message: `the image has ${size.width}×${size.height} = ${pixels} pixels; the limit for ${size.format} is ${budget}`,
-      details: { width: size.width, height: size.height, pixels, max_pixels: budget },
+      code: "bad_dimensions",
+      message: `the image is ${width}×${height} px; each side must be between ${min} and ${max} px`,
+      details: { width, height, min_side_px: min, max_side_px: max },
     });
   }
 
