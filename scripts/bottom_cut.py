@@ -19,32 +19,20 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fixtures.environment import TESTDATA
 from tests.pipeline.idphoto.verdict_cases import real_faces
+from top_cut import cuts, painted, save_sheet
 
 from faceflow.config import Settings
-from faceflow.pipeline.idphoto.background import composite
-from faceflow.pipeline.idphoto.layout import Layout, plan_layout
-from faceflow.pipeline.idphoto.matte import Matte
+from faceflow.pipeline.idphoto.layout import plan_layout
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.palette import parse_background
 from faceflow.pipeline.idphoto.render import render_id_photo
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
-from faceflow.pipeline.idphoto.warp import warp_matte
 from faceflow.runtime.context import load_context
-
-
-def painted(matte: Matte, layout: Layout) -> np.ndarray:
-    """The photo on white, at 300 px tall."""
-    foreground, alpha = warp_matte(matte, layout)
-    white = np.full((layout.height_px, layout.width_px, 3), 255, np.uint8)
-    pixels = composite(foreground, alpha, white)
-    width = round(pixels.shape[1] * 300 / pixels.shape[0])
-    return np.asarray(cv2.resize(pixels, (width, 300), interpolation=cv2.INTER_AREA))
 
 
 def main() -> None:
@@ -57,11 +45,7 @@ def main() -> None:
     faces = photos = 0
     for number, real_face in enumerate(real_faces(TESTDATA, context.models)):
         layouts = {spec.key: plan_layout(real_face.matte, real_face.face, spec) for spec in specs}
-        cut = {
-            key: layout.cut_mm[layout.cut_edges.index("bottom")]
-            for key, layout in layouts.items()
-            if "bottom" in layout.cut_edges
-        }
+        cut = cuts(layouts, "bottom")
         if not cut:
             continue
         faces += 1
@@ -77,12 +61,7 @@ def main() -> None:
         print("  reports: " + ", ".join(reports), flush=True)
         if args.save is None:
             continue
-        tiles = []
-        for key in cut:
-            tiles += [painted(real_face.matte, layouts[key]), np.zeros((300, 6, 3), np.uint8)]
-        args.save.mkdir(parents=True, exist_ok=True)
-        sheet = cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR)
-        cv2.imwrite(str(args.save / f"{name}.png"), sheet)
+        save_sheet(args.save, name, [painted(real_face.matte, layouts[key]) for key in cut])
     print(f"{faces} faces cut at the bottom on a size or more: {photos} photos")
 
 

@@ -47,6 +47,24 @@ def painted(matte: Matte, layout: Layout) -> np.ndarray:
     return np.asarray(cv2.resize(pixels, (width, 300), interpolation=cv2.INTER_AREA))
 
 
+def cuts(layouts: dict[str, Layout], edge: str) -> dict[str, float]:
+    """Per size whose layout cuts ``edge`` (top, bottom, left, right), the millimetres the photo
+    falls short by there."""
+    return {
+        key: layout.cut_mm[layout.cut_edges.index(edge)]
+        for key, layout in layouts.items()
+        if edge in layout.cut_edges
+    }
+
+
+def save_sheet(folder: Path, name: str, tiles: list[np.ndarray]) -> None:
+    """``tiles`` (RGB, 300 px tall) side by side, 6 px of black between, as ``folder/name.png``."""
+    gap = np.zeros((300, 6, 3), np.uint8)
+    row = [part for tile in tiles for part in (tile, gap)]
+    folder.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(np.hstack(row), cv2.COLOR_RGB2BGR))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--save", type=Path, help="write before/after sheets here")
@@ -57,11 +75,7 @@ def main() -> None:
     faces = photos = failing = 0
     for real_face in real_faces(TESTDATA, context.models):
         layouts = {spec.key: plan_layout(real_face.matte, real_face.face, spec) for spec in specs}
-        cut = {
-            key: layout.cut_mm[layout.cut_edges.index("top")]
-            for key, layout in layouts.items()
-            if "top" in layout.cut_edges
-        }
+        cut = cuts(layouts, "top")
         if not cut:
             continue
         faces += 1
@@ -74,11 +88,8 @@ def main() -> None:
         for key in SHOWN:
             layout = layouts[key]
             before = dataclasses.replace(layout, cut_mm=tuple(0.0 for _ in layout.cut_mm))
-            for each in (before, layout):
-                tiles += [painted(real_face.matte, each), np.zeros((300, 6, 3), np.uint8)]
-        args.save.mkdir(parents=True, exist_ok=True)
-        sheet = cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR)
-        cv2.imwrite(str(args.save / f"{real_face.path.stem}.png"), sheet)
+            tiles += [painted(real_face.matte, each) for each in (before, layout)]
+        save_sheet(args.save, real_face.path.stem, tiles)
     print(
         f"{faces} faces cut at the top on a size or more: {photos} photos, {failing} of them by "
         f"{CUT_FAIL_MM:g} mm or more (the background shows above those)"
