@@ -507,6 +507,26 @@ def over_the_pixel_limit(server: LiveServer, kind: Literal["JPEG", "PNG"]) -> by
     return out.getvalue()
 
 
+SAID = """async (error) => {
+    const { describeError } = await import("./js/messages.js");
+    const { code, message, ...details } = error;
+    const { title, text } = describeError({ code, message, details });
+    return [title, text];
+}"""
+"""What the page says for a server's error answer (its ``error`` object): [title, text]."""
+
+
+def chosen_and_refused(page: Page, name: str, data: bytes) -> tuple[Locator, list[str]]:
+    """Choose ``data`` as the file ``name`` and wait for the page to refuse it: the refusal's
+    alert, and the URLs of every request the page sent from the choice on."""
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
+    kind = name.rpartition(".")[2]
+    page.set_input_files("#file-input", {"name": name, "mimeType": f"image/{kind}", "buffer": data})
+    expect(page.locator(".thumb--error")).to_have_count(1)
+    return page.locator("#photo-notice [role=alert]"), sent
+
+
 @pytest.mark.parametrize("kind", ["JPEG", "PNG"])
 def test_a_photo_over_the_pixel_limit_is_refused_before_its_upload(
     open_page: OpenPage, live_server: LiveServer, kind: Literal["JPEG", "PNG"]
@@ -520,27 +540,14 @@ def test_a_photo_over_the_pixel_limit_is_refused_before_its_upload(
     assert error["code"] == "too_many_pixels"
     probe = load(open_page, live_server)
     page = probe.page
-    sent: list[str] = []
-    page.on("request", lambda request: sent.append(request.url))
-    page.set_input_files(
-        "#file-input",
-        {"name": f"huge.{kind.lower()}", "mimeType": f"image/{kind.lower()}", "buffer": data},
-    )
-    alert = page.locator("#photo-notice [role=alert]")
-    expect(page.locator(".thumb--error")).to_have_count(1)
+    alert, sent = chosen_and_refused(page, f"huge.{kind.lower()}", data)
     # What the page says for the server's own answer, word for word, in English and in Chinese.
-    said = """async (error) => {
-        const { describeError } = await import("./js/messages.js");
-        const { code, message, ...details } = error;
-        const { title, text } = describeError({ code, message, details });
-        return [title, text];
-    }"""
     expect(alert).to_contain_text(f"at most {round(error['max_pixels'] / 1e6)} megapixels")
-    for words in page.evaluate(said, error):
+    for words in page.evaluate(SAID, error):
         expect(alert).to_contain_text(words)
     page.click("#lang-switch")
     expect(alert).to_contain_text(f"最多 {error['max_pixels'] // 10_000} 万像素")
-    for words in page.evaluate(said, error):
+    for words in page.evaluate(SAID, error):
         expect(alert).to_contain_text(words)
     assert [url for url in sent if "/v1/analyze" in url] == []
     assert probe.errors == []
@@ -563,31 +570,18 @@ def test_a_photo_with_a_side_out_of_range_is_refused_before_its_upload(
     assert error["code"] == "bad_dimensions"
     probe = load(open_page, live_server)
     page = probe.page
-    sent: list[str] = []
-    page.on("request", lambda request: sent.append(request.url))
-    page.set_input_files(
-        "#file-input",
-        {"name": f"odd.{kind.lower()}", "mimeType": f"image/{kind.lower()}", "buffer": data},
-    )
-    alert = page.locator("#photo-notice [role=alert]")
-    expect(page.locator(".thumb--error")).to_have_count(1)
-    said = """async (error) => {
-        const { describeError } = await import("./js/messages.js");
-        const { code, message, ...details } = error;
-        const { title, text } = describeError({ code, message, details });
-        return [title, text];
-    }"""
+    alert, sent = chosen_and_refused(page, f"odd.{kind.lower()}", data)
     width, height = size
     expect(alert).to_contain_text(
         f"The image is {width}×{height} px; each side must be between {low} and {high} px."
     )
-    for words in page.evaluate(said, error):
+    for words in page.evaluate(SAID, error):
         expect(alert).to_contain_text(words)
     page.click("#lang-switch")
     expect(alert).to_contain_text(
         f"图片为 {width}×{height} 像素，每条边须在 {low} 到 {high} 像素之间。"
     )
-    for words in page.evaluate(said, error):
+    for words in page.evaluate(SAID, error):
         expect(alert).to_contain_text(words)
     assert [url for url in sent if "/v1/analyze" in url] == []
     assert probe.errors == []
