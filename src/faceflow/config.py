@@ -68,20 +68,24 @@ class _Group(BaseModel):
         return value
 
 
-@functools.cache
-def _wants_a_number(group: type[BaseModel], name: str) -> bool:
-    """Whether setting ``name`` of ``group`` is a number, ``X | None`` or a list of them
-    included, and takes no bool."""
+def takes_a_number(annotation: object) -> bool:
+    """Whether a field of type ``annotation`` is a number (``X | None`` and a list of numbers
+    included) that takes no bool: where pydantic's lax mode would read ``True`` as 1. Settings
+    and operation options both refuse a bool there."""
 
     def kinds(annotation: object) -> set[object]:
         inner = get_args(annotation)
         return set().union(*map(kinds, inner)) if inner else {annotation}
 
-    field = group.model_fields.get(name)
-    if field is None:
-        return False
-    found = kinds(field.annotation)
+    found = kinds(annotation)
     return bool(found & {int, float}) and bool not in found
+
+
+@functools.cache
+def _wants_a_number(group: type[BaseModel], name: str) -> bool:
+    """Whether setting ``name`` of ``group`` is a number (:func:`takes_a_number`)."""
+    field = group.model_fields.get(name)
+    return field is not None and takes_a_number(field.annotation)
 
 
 MAX_TTL_S = 100 * 365 * 24 * 3600

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import typing
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from faceflow.config import takes_a_number
 from faceflow.errors import QUOTED_CHARS, InvalidParameter, JsonScalar, did_you_mean, quoted
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -62,16 +62,11 @@ def _booleans_for_numbers(model: type[BaseModel], options: Mapping[str, object])
 @functools.cache
 def _number_fields(model: type[BaseModel]) -> frozenset[str]:
     """The options of ``model`` (by the name a client gives) whose type is a number and not a
-    bool, ``X | None`` included."""
-
-    def kinds(annotation: object) -> set[object]:
-        inner = typing.get_args(annotation)
-        return set().union(*map(kinds, inner)) if inner else {annotation}
-
+    bool, ``X | None`` included (:func:`faceflow.config.takes_a_number`)."""
     return frozenset(
         field.alias or name
         for name, field in model.model_fields.items()
-        if kinds(field.annotation) & {int, float} and bool not in kinds(field.annotation)
+        if takes_a_number(field.annotation)
     )
 
 
