@@ -57,10 +57,6 @@ class CircuitBreaker:
         """Whether calls are being refused or only trialled (open or half-open)."""
         return self._state is not BreakerState.CLOSED
 
-    @property
-    def consecutive_failures(self) -> int:
-        return self._failures
-
     def allow(self) -> bool:
         """Whether the caller may make a call now; in half-open, ``True`` for one trial only."""
         if self._state is BreakerState.CLOSED:

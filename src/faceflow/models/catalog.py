@@ -251,10 +251,6 @@ def artifact_spec(name: str) -> Artifact:
     return model_spec(name)
 
 
-def example_spec(name: str) -> ExampleSpec | None:
-    return _EXAMPLES_BY_NAME.get(name)
-
-
 def derived_from(source: ModelSpec) -> DerivedSpec | None:
     """The file the store derives from ``source`` for loading, if any."""
     return _DERIVED_FROM.get(source.name)

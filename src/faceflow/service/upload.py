@@ -237,13 +237,6 @@ def _check_declared(declared: str | None, max_bytes: int) -> None:
             )
 
 
-def parse_multipart(body: bytes, content_type: str) -> list[Part]:
-    """Every part of a multipart/form-data body, in order, held in memory."""
-    reader = _MultipartReader(content_type)
-    reader.write(body)
-    return reader.finish()
-
-
 class _MultipartReader:
     """A multipart/form-data body fed chunk by chunk; :meth:`finish` gives its parts.
 
