@@ -207,7 +207,7 @@ class JobOptions:
 
     operation: Operation
     spec: OperationSpec[Any, Any] = field(repr=False)
-    options: Any
+    options: BaseModel
 
 
 def job_options(operation: str, options: Mapping[str, str], settings: Settings) -> JobOptions:
