@@ -11,7 +11,7 @@ import io
 import json
 import os
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -21,13 +21,13 @@ from PIL import Image
 from starlette.requests import Request
 
 from faceflow.cache import keys
-from faceflow.cache.keys import ParamValue
 from faceflow.domain import Operation
 from faceflow.errors import DeadlineExceeded, Overloaded, UnsupportedFormat
 from faceflow.operations.faces import FACE_OPTIONS
 from faceflow.runtime import lanes as lanes_module
 from faceflow.runtime.lanes import lane_count, take_free
 from faceflow.runtime.pool import PLACE_OWNER, Admission
+from faceflow.service import upload as upload_module
 from faceflow.service.routes import faces
 from faceflow.service.routes.faces import _batch_item
 from faceflow.service.state import Services
@@ -138,11 +138,11 @@ async def test_a_large_batch_is_hashed_beside_the_event_loop(
     """Sixteen images of 10 MiB held the event loop 46-56 ms of CPU while they were hashed."""
     hashed_in: list[threading.Thread] = []
 
-    def cache_key(data: bytes, operation: str, params: Mapping[str, ParamValue]) -> str:
+    def content_hash(data: bytes | memoryview) -> str:
         hashed_in.append(threading.current_thread())
-        return keys.cache_key(data, operation, params)
+        return keys.content_hash(data)
 
-    monkeypatch.setattr(faces, "cache_key", cache_key)
+    monkeypatch.setattr(upload_module, "content_hash", content_hash)
     half = faces.HASHED_ON_THE_LOOP_BYTES // 2 + 1
     jpeg = b"\xff\xd8\xff"  # a JPEG's signature: bytes that are no image are not hashed
     async with app.client() as client:

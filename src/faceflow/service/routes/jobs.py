@@ -200,11 +200,12 @@ async def submit_job(request: Request) -> Response:
     # with a bad option is refused for it, not for an empty body, and without reading 10 MB.
     options = {k: v for k, v in query.items() if k != "operation"}
     chosen = job_options(query["operation"], options, services.settings)
-    upload = await read_image(request, services.settings.limits.max_upload_bytes)
+    # Taken once: a one-image form's ``Upload.data`` copies the image out of the body per call.
+    data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
     # Bytes no decoder takes are refused now, with the sync routes' 415 (faces.answer): queued,
     # they held a place in the queue and the client's share of it until a worker failed them.
-    sniff_format(upload.data)
-    job = submission(chosen, upload.data, services.settings)
+    sniff_format(data)
+    job = submission(chosen, data, services.settings)
     view = await runner.submit(job, request.state.api_key)
     body = _job_body(request, view)
     return Response(
