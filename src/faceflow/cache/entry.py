@@ -98,22 +98,32 @@ def encode_entry(entry: CacheEntry) -> bytes:
     return packed
 
 
+def unpack_versioned(raw: bytes, version: int, *lengths: int) -> list[Any] | None:
+    """``raw`` as the msgpack list ``[version, ...]`` of one of ``lengths`` items, or ``None``
+    for anything else (corrupt bytes, another shape or schema version). Shared by every value
+    faceflow stores or sends as msgpack (cache entries, job records, peers' calls)."""
+    try:
+        value: Any = msgpack.unpackb(raw, raw=False, use_list=True, strict_map_key=True)
+    except Exception:  # msgpack raises several unrelated types for corrupt input
+        logger.debug("undecodable msgpack value (%d bytes)", len(raw))
+        return None
+    # ``type(...) is int`` because msgpack's True would compare equal to version 1.
+    if not isinstance(value, list) or len(value) not in lengths or type(value[0]) is not int:
+        return None
+    if value[0] != version:
+        logger.debug("msgpack value of schema version %d, not %d", value[0], version)
+        return None
+    return value
+
+
 def decode_entry(raw: bytes) -> CacheEntry | None:
     """The entry encoded in ``raw``, or ``None`` if it is corrupt or of another schema version.
 
     Never raises for bad input: a value nobody can read is simply a cache miss, and the fresh
     result computed next overwrites it.
     """
-    try:
-        value: Any = msgpack.unpackb(raw, raw=False, use_list=True, strict_map_key=True)
-    except Exception:  # msgpack raises several unrelated types for corrupt input
-        logger.debug("undecodable cache value (%d bytes)", len(raw))
-        return None
-    # ``type(...) is int`` because msgpack's True would compare equal to version 1.
-    if not isinstance(value, list) or len(value) != 4 or type(value[0]) is not int:
-        return None
-    if value[0] != SCHEMA_VERSION:
-        logger.debug("cache value of unknown shape or schema version")
+    value = unpack_versioned(raw, SCHEMA_VERSION, 4)
+    if value is None:
         return None
     _, media_type, body, meta = value
     if not isinstance(media_type, str) or not isinstance(body, bytes) or not isinstance(meta, dict):

@@ -48,7 +48,7 @@ from typing import Any
 
 import msgpack
 
-from faceflow.cache.entry import CacheEntry
+from faceflow.cache.entry import CacheEntry, unpack_versioned
 from faceflow.errors import (
     FaceflowError,
     JsonScalar,
@@ -165,7 +165,7 @@ def decode_call(raw: bytes, key: bytes) -> PeerCall | None:
     body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
     if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, _mac(key, body)):
         return None
-    value = _unpack(body, 4)
+    value = unpack_versioned(body, SCHEMA_VERSION, 4)
     if value is None:
         return None
     _, operation, handle, owner = value
@@ -192,7 +192,7 @@ def encode_answer(answer: PeerAnswer | FaceflowError) -> bytes:
 def decode_answer(raw: bytes) -> PeerAnswer:
     """The answer ``raw`` holds; raises the error it holds, the same the owning worker raised
     (its code, message, details and Retry-After), or Unavailable if it is not an answer."""
-    value = _unpack(raw, 4, 6)
+    value = unpack_versioned(raw, SCHEMA_VERSION, 4, 6)
     try:
         if value is not None and value[1] == "ok" and len(value) == 4:
             parts = value[3]
@@ -252,16 +252,6 @@ def _record(parts: list[Any]) -> JobRecord:
 
 def _mac(key: bytes, body: bytes) -> bytes:
     return hmac.digest(key, _DOMAIN + body, hashlib.sha256)
-
-
-def _unpack(raw: bytes, *lengths: int) -> list[Any] | None:
-    try:
-        value: Any = msgpack.unpackb(raw, raw=False, use_list=True, strict_map_key=True)
-    except Exception:  # msgpack raises several unrelated types for corrupt input
-        return None
-    if not isinstance(value, list) or len(value) not in lengths or type(value[0]) is not int:
-        return None
-    return value if value[0] == SCHEMA_VERSION else None
 
 
 class _TooLarge(Exception):

@@ -8,7 +8,6 @@ fields, and a value of another shape or version decodes to ``None`` (treated as 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,10 +16,8 @@ from typing import Any
 
 import msgpack
 
-from faceflow.cache.entry import CacheEntry, failure_of
+from faceflow.cache.entry import CacheEntry, failure_of, unpack_versioned
 from faceflow.errors import Conflict, FaceflowError, JobFailed, JsonScalar, error_from_code
-
-log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -147,7 +144,7 @@ def encode_payload(payload: JobPayload) -> bytes:
 
 
 def decode_payload(raw: bytes) -> JobPayload | None:
-    value = _unpack(raw, 4)
+    value = unpack_versioned(raw, SCHEMA_VERSION, 4)
     if value is None:
         return None
     _, operation, params, data = value
@@ -191,7 +188,7 @@ def encode_outcome(outcome: JobOutcome) -> bytes:
 
 def decode_outcome(raw: bytes) -> JobOutcome | None:
     # Errors stored before they kept their details have five items, not six.
-    value = _unpack(raw, 5, 6)
+    value = unpack_versioned(raw, SCHEMA_VERSION, 5, 6)
     if value is None:
         return None
     _, kind, a, b, c, *rest = value
@@ -265,7 +262,7 @@ def encode_handle(record: HandleRecord) -> bytes:
 
 
 def decode_handle(raw: bytes) -> HandleRecord | None:
-    value = _unpack(raw, 7)
+    value = unpack_versioned(raw, SCHEMA_VERSION, 7)
     if value is None:
         return None
     _, job_id, operation, owner, created_at, canceled_at, from_cache = value
@@ -286,20 +283,6 @@ def decode_handle(raw: bytes) -> HandleRecord | None:
         None if canceled_at is None else float(canceled_at),
         from_cache,
     )
-
-
-def _unpack(raw: bytes, *lengths: int) -> list[Any] | None:
-    try:
-        value: Any = msgpack.unpackb(raw, raw=False, use_list=True, strict_map_key=True)
-    except Exception:  # msgpack raises several unrelated types for corrupt input
-        log.debug("undecodable job value (%d bytes)", len(raw))
-        return None
-    # ``type(...) is int`` because msgpack's True would compare equal to version 1.
-    if not isinstance(value, list) or len(value) not in lengths or type(value[0]) is not int:
-        return None
-    if value[0] != SCHEMA_VERSION:
-        return None
-    return value
 
 
 def _scalar_map(value: dict[Any, Any]) -> bool:
