@@ -69,7 +69,7 @@ class OperationSpec(Generic[Options, R]):
         return (self.payload or self.params)(request)
 
 
-def _face_spec(operation: Operation) -> OperationSpec[Any, FaceRequest]:
+def _face_spec(operation: Operation) -> OperationSpec[FaceOptions, FaceRequest]:
     def request(options: FaceOptions, data: bytes, settings: Settings) -> FaceRequest:
         return options.work(operation, settings.detection).request(data)
 
