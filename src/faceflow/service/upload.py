@@ -151,7 +151,8 @@ class Upload:
     read for the hot path, :func:`receive_upload`): the hot path hashes it only without."""
 
     def content_hash(self) -> str:
-        """:func:`~faceflow.cache.keys.content_hash` of its bytes, taken once."""
+        """:func:`~faceflow.cache.keys.content_hash` of its bytes: :attr:`digest` when reading
+        took it, else hashed at this call (not remembered: call it once per request)."""
         return self.digest if self.digest is not None else content_hash(self.buffer)
 
     @property
