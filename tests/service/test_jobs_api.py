@@ -126,6 +126,8 @@ async def test_embedded_id_photo_job_equals_the_sync_photo(
     assert sync.status_code == 200
     assert sync.headers["X-Cache"] == "hit"
     assert photo.content == sync.content
+    # The image answer's only report is its verdict header: a job's client is owed it too.
+    assert photo.headers["X-Compliance"] == sync.headers["X-Compliance"]
 
 
 async def test_a_json_id_photo_jobs_status_does_not_carry_its_image(
@@ -180,6 +182,7 @@ async def test_embedded_sheet_job_equals_the_sync_sheet(
     assert sync.headers["X-Cache"] == "hit"
     assert sheet.content == sync.content
     assert sheet.headers["content-type"] == "image/jpeg"
+    assert sheet.headers["X-Compliance"] == sync.headers["X-Compliance"]
 
 
 @pytest.mark.parametrize(

@@ -279,6 +279,11 @@ async def job_result(request: Request, handle: Handle) -> Response:
     count = entry.meta.get("face_count")
     if isinstance(count, int):
         headers["X-Face-Count"] = str(count)
+    # An ID photo's verdict, as the sync route gives it: a photo's image answer carries its
+    # report in this header alone (README: "jobs carry the same report").
+    compliance = entry.meta.get("compliance")
+    if isinstance(compliance, str):
+        headers["X-Compliance"] = compliance
     return Answer(
         entry.body, budget=services.answer_budget, media_type=entry.media_type, headers=headers
     )
