@@ -18,7 +18,7 @@ from PIL import Image, ImageCms
 
 from faceflow.config import ModelSettings
 from faceflow.domain import Point
-from faceflow.errors import MultipleFaces, NoFace
+from faceflow.errors import MultipleFaces, NoFace, OutOfRange
 from faceflow.imaging.formats import OutputFormat
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.models.session import create_session
@@ -205,6 +205,26 @@ def test_two_faces_are_refused_with_the_count(
         matte_task(worker_context, MatteRequest((testdata / "two_people.jpg").read_bytes()))
 
     assert caught.value.details == {"face_count": 2}
+
+
+def test_a_face_past_the_kept_ones_is_not_said_to_be_past_the_photos_last(
+    worker_context: WorkerContext, testdata: Path
+) -> None:
+    # Detection keeps the detection.max_faces largest faces: a group photo of 400 was answered
+    # "face must be from 1 to 100: the photo has 100".
+    settings = worker_context.settings.model_copy(
+        update={"detection": worker_context.settings.detection.model_copy(update={"max_faces": 1})}
+    )
+    capped = dataclasses.replace(worker_context, settings=settings)
+    data = (testdata / "two_people.jpg").read_bytes()
+    with pytest.raises(OutOfRange) as caught:
+        matte_task(capped, MatteRequest(data, face=2))
+
+    assert "the photo has 1" not in caught.value.message
+    assert "only the 1 largest faces of the photo are numbered" in caught.value.message
+    assert caught.value.details == {"parameter": "face", "min": 1, "max": 1, "face_count": 1}
+    with pytest.raises(OutOfRange, match=r"the photo has 2$"):  # all its faces kept
+        matte_task(worker_context, MatteRequest(data, face=3))
 
 
 def test_no_face_is_refused(worker_context: WorkerContext, testdata: Path) -> None:

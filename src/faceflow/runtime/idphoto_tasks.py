@@ -86,11 +86,10 @@ def matte_task(context: WorkerContext, request: MatteRequest) -> TaskOutput:
     timer = StageTimer()
     image = decode_for(context, request.data, MATTE_DECODE_PX, timer)
     with timer.stage("detect"):
-        faces = detect_faces(
-            image.rgb, context.models.detector, context.detect_defaults, source_scale=image.scale
-        )
+        defaults = context.detect_defaults
+        faces = detect_faces(image.rgb, context.models.detector, defaults, source_scale=image.scale)
         # Numbered in the photo as uploaded (as /v1/detect lists them), before any turn.
-        chosen = chosen_face(faces, request.face)
+        chosen = chosen_face(faces, request.face, max_faces=defaults.max_faces)
         # A photo saved on its side is made as from the upright file (see the module).
         turned = upright(
             image.rgb, chosen, [other for other in faces if other is not chosen], image.scale

@@ -142,17 +142,25 @@ def single_face(faces: Sequence[Face]) -> Face:
     return faces[0]
 
 
-def chosen_face(faces: Sequence[Face], number: int | None) -> Face:
+def chosen_face(faces: Sequence[Face], number: int | None, *, max_faces: int | None = None) -> Face:
     """Face ``number`` counted from 1, left to right (as the page lists them), of a photo with
-    several; without a number, :func:`single_face`. :class:`OutOfRange` past the last face."""
+    several; without a number, :func:`single_face`. :class:`OutOfRange` past the last face.
+    ``max_faces``: the most faces the detection that found ``faces`` keeps (the largest), so
+    that a photo of more is not said to hold only that many."""
     if number is None:
         return single_face(faces)
     if not faces:
         raise NoFace("no face found; an ID photo needs one face looking at the camera")
     if not 1 <= number <= len(faces):
+        count = len(faces)
+        held = (
+            f"only the {count} largest faces of the photo are numbered (detection.max_faces)"
+            if max_faces is not None and count >= max_faces
+            else f"the photo has {count}"
+        )
         raise OutOfRange(
-            f"face must be from 1 to {len(faces)}: the photo has {len(faces)}",
-            {"parameter": "face", "min": 1, "max": len(faces), "face_count": len(faces)},
+            f"face must be from 1 to {count}: {held}",
+            {"parameter": "face", "min": 1, "max": count, "face_count": count},
         )
     return sorted(faces, key=lambda face: face.box.x1)[number - 1]
 
