@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -527,3 +528,50 @@ def test_a_folder_without_read_permission_is_kept_for_its_read_to_report(
     monkeypatch.setattr(os, "scandir", scandir)
 
     assert expand_paths([str(tmp_path)]) == [tmp_path / "a.jpg", private]
+
+
+@pytest.mark.parametrize("output", [[], ["--json"]], ids=["table", "json"])
+def test_annotated_images_are_not_held_once_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: list[str]
+) -> None:
+    """A batch's memory does not grow by its annotated images: each is let go once written
+    (they were all kept to the end, ≈ 160 KB a photo: 400 files took 61 MB more than 100)."""
+    import tracemalloc
+
+    from faceflow.cli import files as files_module
+    from faceflow.domain import FaceReport
+    from faceflow.runtime.tasks import FileAnalysis
+
+    files, image_bytes = 24, 1_000_000
+    inputs = []
+    for index in range(files):
+        (tmp_path / f"p{index}.jpg").write_bytes(b"unread")
+        inputs.append(str(tmp_path / f"p{index}.jpg"))
+    held_after: list[int] = []
+
+    def run_files(
+        _settings: object,
+        paths: list[Path],
+        _make_request: object,
+        _task: object,
+        _workers: int,
+        on_done: Callable[[files_module.FileOutcome[FileAnalysis]], None],
+    ) -> None:
+        for path in paths:
+            image = bytes(image_bytes)  # fresh: counted by tracemalloc until nothing holds it
+            analysis = FileAnalysis(FaceReport(9, 9, ()), image, {})
+            on_done(files_module.FileOutcome(path, analysis, None))
+            del image
+            held_after.append(tracemalloc.get_traced_memory()[0])
+
+    monkeypatch.setattr(files_module, "run_files", run_files)
+    tracemalloc.start()
+    try:
+        result = run(*output, "--annotate", tmp_path / "out", *inputs)
+    finally:
+        tracemalloc.stop()
+
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "out").iterdir())) == files
+    # Held before: 23 images more at the last file than at the first.
+    assert held_after[-1] - held_after[0] < 4 * image_bytes
