@@ -402,6 +402,45 @@ def test_ctrl_c_stops_the_command_and_its_forked_worker(tmp_path: Path, testdata
             command.wait(timeout=60)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("to_group", [False, True], ids=["kill", "timeout"])
+def test_sigterm_stops_the_command_and_its_forked_worker_as_ctrl_c_does(
+    tmp_path: Path, testdata: Path, to_group: bool
+) -> None:
+    """`kill PID` (the command alone) or `timeout` (its whole group): exit 143, as a shell
+    reports a process SIGTERM ended, after the run's cleanups; no traceback. Killed where it
+    stood before (-15), its forked worker ran on, orphaned, to the end of its file."""
+    photos = sorted(testdata.glob("*.jpg"))
+    for copy in range(20):  # enough work that SIGTERM comes mid-batch
+        for photo in photos:
+            shutil.copyfile(photo, tmp_path / f"{copy}-{photo.name}")
+    command = subprocess.Popen(
+        [str(FACEFLOW), "analyze", "--json", "--workers", "2", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert command.stdout is not None
+        command.stdout.readline()  # a first result: the models are loaded, the worker forked
+        workers = children_of(command.pid)
+        assert workers
+
+        if to_group:
+            os.killpg(command.pid, signal.SIGTERM)
+        else:
+            os.kill(command.pid, signal.SIGTERM)
+        _stdout, stderr = command.communicate(timeout=60)
+
+        assert command.returncode == 143, stderr.decode()
+        assert b"Traceback" not in stderr, stderr.decode()
+        assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]  # reaped already
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait(timeout=60)
+
+
 def test_an_annotate_folder_that_cannot_be_made_is_a_usage_error(
     tmp_path: Path, testdata: Path
 ) -> None:

@@ -7,6 +7,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import get_args
@@ -366,4 +368,40 @@ def test_a_ctrl_c_between_a_photo_and_its_report_leaves_neither(
     result = run("id-photo", testdata / "portrait_2.jpg", "-o", out)
 
     assert result.exit_code != 0
+    assert list(out.iterdir()) == []
+
+
+# A command whose write_output sends SIGTERM to its own process as the report is written: the
+# photo is on disk by then, the signal comes where a real one could.
+_SIGTERM_AT_THE_REPORT = """
+import os, signal, sys
+from faceflow.cli import idphoto
+written = idphoto.write_output
+def terminated_at_the_report(path, data):
+    if path.name.endswith(".report.json"):
+        os.kill(os.getpid(), signal.SIGTERM)
+    written(path, data)
+idphoto.write_output = terminated_at_the_report
+from faceflow.cli.main import main
+sys.argv = ["faceflow", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_sigterm_between_a_photo_and_its_report_leaves_neither(
+    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
+) -> None:
+    # SIGTERM ended the process where it stood: the photo stayed without its report (-15).
+    out = tmp_path / "out"
+    photo = str(testdata / "portrait_2.jpg")
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGTERM_AT_THE_REPORT, "id-photo", photo, "-o", str(out)],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode == 143, done.stderr.decode()
+    assert b"Traceback" not in done.stderr, done.stderr.decode()
     assert list(out.iterdir()) == []

@@ -164,6 +164,17 @@ def setup_logging(level: str = "info") -> None:
     logging.basicConfig(level=level.upper(), format="%(message)s", handlers=[handler])
 
 
+TERMINATED_STATUS = 128 + 15
+"""The exit status of a command stopped by SIGTERM: what the shell reports for a process
+killed by it (as 130 is Ctrl-C's), so callers and ``timeout`` tell it from a file that failed."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the command stands (see :func:`faceflow.cli.files.run_files`). A
+    BaseException, as KeyboardInterrupt is: only the cleanups that let Ctrl-C through (``finally``,
+    ``except BaseException``) see it; the entry point exits with :data:`TERMINATED_STATUS`."""
+
+
 STDIN = Path("-")
 """The input ``-``: an image read from standard input (``curl … | faceflow analyze -``)."""
 

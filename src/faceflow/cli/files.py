@@ -3,6 +3,7 @@ any model is loaded, or (where a fork is not safe) beside a pool of spawned proc
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import logging
@@ -15,13 +16,13 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, NoReturn, TypeVar
 
-from faceflow.cli.common import STDIN, read_at_most
+from faceflow.cli.common import STDIN, Terminated, read_at_most
 from faceflow.config import Settings
 from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter, TooLarge, WorkerCrashed
@@ -118,7 +119,48 @@ def run_files(
 
     The processes load the models of ``settings.runtime.operations`` only: a caller running one
     operation narrows it to that one.
+
+    SIGTERM stops the run as Ctrl-C does (:func:`_terminated_as_interrupt`).
     """
+    with _terminated_as_interrupt():
+        _run_files(settings, paths, make_request, task, workers, on_done)
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` here while the files run, so that it unwinds the run
+    as Ctrl-C does: a half-written output removed (no photo left without its report), the
+    forked workers killed, then exit 143. By default SIGTERM (``timeout``, ``kill``, a CI
+    job's cancel) ended the process where it stood: a photo could be left without its report,
+    an output cut short, and each forked worker ran on, orphaned, to the end of its file.
+
+    Only where a handler can be set (the main thread) and SIGTERM still has its default one:
+    a program that chose its own keeps it."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _run_files(
+    settings: Settings,
+    paths: list[Path],
+    make_request: Callable[[bytes], Req],
+    task: Callable[[WorkerContext, Req], Res],
+    workers: int,
+    on_done: Callable[[FileOutcome[Res]], None],
+) -> None:
     if workers == 1:
         context = load_context(settings.model_dump_json())
         for path in paths:
@@ -324,6 +366,9 @@ def _work_as_child(
     try:
         # Ctrl-C reaches the whole process group: the parent decides, and kills its children.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # A SIGTERM to the group (`timeout` sends one) ends a child at once, as it always did:
+        # the parent's handler, inherited, made it a "forked worker failed" traceback.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         # Anything a child writes (a library's warning) goes straight to the real stderr: never
         # into stdout, where --json prints data, nor through the parent's progress bar, which
         # wraps sys.stderr to draw itself below what is written.

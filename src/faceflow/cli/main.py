@@ -11,7 +11,7 @@ from faceflow import __version__
 from faceflow.cli import flags, models, stdout
 from faceflow.cli.analyze import analyze
 from faceflow.cli.bench import bench
-from faceflow.cli.common import reflowed
+from faceflow.cli.common import TERMINATED_STATUS, Terminated, reflowed
 from faceflow.cli.idphoto import id_photo, list_id_specs
 from faceflow.cli.serve import serve
 from faceflow.cli.worker import worker
@@ -57,3 +57,5 @@ def main() -> None:
         app()
     except stdout.OutputLost as exc:
         sys.exit(stdout.lost(exc))
+    except Terminated:
+        sys.exit(TERMINATED_STATUS)
