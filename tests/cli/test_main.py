@@ -108,7 +108,47 @@ def test_a_worker_given_a_queue_url_that_is_no_redis_url_exits_2_saying_so() -> 
 
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    assert "jobs.redis_url (FACEFLOW_JOBS__REDIS_URL): not a Redis URL" in done.stderr
+    # Named by the flag given, not by the variable the flag is passed on in (which was named).
+    assert "jobs.redis_url (--queue-url): not a Redis URL" in done.stderr
+    assert "FACEFLOW_JOBS__REDIS_URL" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--port", "99999"], "server.port (--port): Input should be less than or equal to 65535"),
+        (["--port", "0"], "server.port (--port): Input should be greater than or equal to 1"),
+        (["--http-workers", "65"], "server.http_workers (--http-workers): "),
+    ],
+)
+def test_serve_names_a_bad_flag_by_the_flag(flags: list[str], named: str) -> None:
+    # It said "server.port (FACEFLOW_SERVER__PORT)": a variable the user never set.
+    done = subprocess.run(
+        [str(FACEFLOW), "serve", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr
+    assert "FACEFLOW_SERVER__" not in done.stderr
+
+
+def test_a_bad_variable_beside_serve_flags_is_still_named_by_its_variable() -> None:
+    done = subprocess.run(
+        [str(FACEFLOW), "serve", "--port", "18999"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "200", "FACEFLOW_SERVER__HTTP_WORKERS": "0"},
+    )
+
+    assert done.returncode == 2, done.stderr
+    assert "server.http_workers (FACEFLOW_SERVER__HTTP_WORKERS): " in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -122,8 +122,13 @@ def stderr_console(*, highlight: bool = True) -> Console:
     return console
 
 
-def settings_from(config: Path | None) -> Settings:
-    """Settings from the file (if any) and the environment; exits readably if they are invalid."""
+def settings_from(config: Path | None, flags: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the file (if any) and the environment; exits readably if they are invalid.
+
+    ``flags``: the variables the command set from its own flags (`faceflow serve --port` sets
+    ``FACEFLOW_SERVER__PORT``), by the flag that set each; a bad value is named by its flag.
+    `faceflow serve --port 99999` said ``server.port (FACEFLOW_SERVER__PORT)``, a variable the
+    user never set, and sent them looking for it in their environment."""
     from pydantic import ValidationError
 
     from faceflow.config import load_settings, settings_problems
@@ -133,8 +138,13 @@ def settings_from(config: Path | None) -> Settings:
     try:
         return load_settings(config)
     except ValidationError as exc:
-        err.print("[red]invalid settings[/red] (the config file and FACEFLOW_* variables):")
+        sources = "the command's flags, " if flags else ""
+        err.print(
+            f"[red]invalid settings[/red] ({sources}the config file and FACEFLOW_* variables):"
+        )
         for line in settings_problems(exc):
+            for variable, flag in (flags or {}).items():
+                line = line.replace(f" ({variable}): ", f" ({flag}): ", 1)
             err.print(f"  {line}", markup=False)
     except FaceflowError as exc:
         err.print(f"[red]invalid settings:[/red] {escape(exc.message)}")

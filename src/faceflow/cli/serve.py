@@ -29,11 +29,13 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus_client's directory variable (faceflow.service.metrics reads the same name)."""
 
 
-def _export(name: str, value: object | None) -> None:
+def _export(name: str, value: object | None, flag: str, given: dict[str, str]) -> None:
     """Pass a command-line override to every uvicorn worker through the environment, the one
-    channel Settings reads in each process."""
+    channel Settings reads in each process; ``given`` records the variable's ``flag``, so that
+    a bad value is named by it."""
     if value is not None:
         os.environ[name] = str(value)
+        given[name] = flag
 
 
 def serve(
@@ -66,11 +68,12 @@ def serve(
     """
     if config is not None:
         os.environ["FACEFLOW_CONFIG"] = str(Path(config).resolve())
-    _export("FACEFLOW_SERVER__HOST", host)
-    _export("FACEFLOW_SERVER__PORT", port)
-    _export("FACEFLOW_SERVER__HTTP_WORKERS", http_workers)
-    _export("FACEFLOW_SERVER__LOG_JSON", log_json)
-    _export("FACEFLOW_RUNTIME__PROCESSES", processes)
+    given: dict[str, str] = {}
+    _export("FACEFLOW_SERVER__HOST", host, "--host", given)
+    _export("FACEFLOW_SERVER__PORT", port, "--port", given)
+    _export("FACEFLOW_SERVER__HTTP_WORKERS", http_workers, "--http-workers", given)
+    _export("FACEFLOW_SERVER__LOG_JSON", log_json, "--log-json", given)
+    _export("FACEFLOW_RUNTIME__PROCESSES", processes, "--processes", given)
     # Only what the checks and the head start need comes before the inference processes are
     # spawned; uvicorn, FastAPI and the app are imported while they load (see _head_start).
 
@@ -78,7 +81,7 @@ def serve(
     from faceflow.models.catalog import models_for
     from faceflow.models.store import ModelState, ModelStore
 
-    settings = settings_from(None)
+    settings = settings_from(None, given)
     workers = settings.server.http_workers
     if workers > 1 and processes is None and "processes" not in settings.runtime.model_fields_set:
         # Share the cores between the HTTP workers' pools instead of starting cores × workers.

@@ -34,9 +34,11 @@ def worker(
     from faceflow.jobs.supervisor import Supervisor
     from faceflow.logs import configure_logging
 
+    given = {}
     if queue_url is not None:  # as `faceflow serve` passes its flags: checked with the rest
         os.environ["FACEFLOW_JOBS__REDIS_URL"] = queue_url
-    settings = settings_from(config)
+        given["FACEFLOW_JOBS__REDIS_URL"] = "--queue-url"
+    settings = settings_from(config, given)
     if not settings.jobs.redis_url:
         typer.echo("faceflow worker needs a queue: --queue-url or jobs.redis_url", err=True)
         raise typer.Exit(2)
