@@ -362,3 +362,16 @@ def test_an_output_lost_in_one_thread_stops_the_others_at_their_next_file() -> N
         in_order.add(1, FileOutcome(paths[1], "b", None))
     with pytest.raises(BrokenPipeError):
         in_order.check()
+
+
+@pytest.mark.parametrize("pattern", ["*.jpg", "**/*.JPG", "photo[12].jpg", "none?.png"])
+def test_a_glob_that_matched_nothing_says_so(tmp_path: Path, pattern: str) -> None:
+    # It said "cannot read …/*.jpg: No such file or directory", as if '*' were a file's name.
+    with pytest.raises(InvalidParameter, match=r"^no file matches .*") as raised:
+        _read(tmp_path / pattern, 1024)
+    assert str(tmp_path / pattern) in raised.value.message
+
+
+def test_a_missing_file_is_still_one_that_cannot_be_read(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameter, match="No such file or directory"):
+        _read(tmp_path / "gone.jpg", 1024)

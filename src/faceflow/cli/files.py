@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import glob
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -64,6 +65,13 @@ def _read(path: Path, max_bytes: int) -> bytes:
             data = sys.stdin.buffer.read(max_bytes + 1)
         else:
             data = read_at_most(path, max_bytes)
+    except FileNotFoundError as exc:
+        # A glob that matched nothing is kept as its pattern (faceflow.cli.analyze.expand_paths):
+        # "cannot read photos/*.JPG: No such file or directory" read as if '*' had been taken
+        # as a file's name.
+        if glob.has_magic(str(path)):
+            raise InvalidParameter(f"no file matches {path}") from None
+        raise InvalidParameter(f"cannot read {path}: {exc.strerror}") from None
     except OSError as exc:
         raise InvalidParameter(f"cannot read {path}: {exc.strerror}") from None
     if len(data) > max_bytes:
