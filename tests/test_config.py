@@ -246,12 +246,40 @@ def test_a_redis_url_that_redis_py_would_refuse_is_refused_with_the_settings(
 
 
 @pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("redis://:secret@queue:99999/0", "not a Redis URL redis-py can read: Port out of range"),
+        ("redis://queue:port/0", "not a Redis URL redis-py can read: Port could not be cast"),
+        ("redis://queue/0?socket_timeout=soon", "Invalid value for 'socket_timeout'"),
+        ("redis://queue:6379/cache", "the database after the host must be a number"),
+        ("rediss://queue:6380/0/jobs", "the database after the host must be a number"),
+    ],
+)
+def test_a_redis_url_redis_py_would_fail_on_connecting_is_refused_with_the_settings(
+    monkeypatch: pytest.MonkeyPatch, url: str, reason: str
+) -> None:
+    # redis-py reads the port and options only as it connects (a traceback in `faceflow
+    # worker`), and takes a database that is no number as database 0, quietly.
+    monkeypatch.setenv("FACEFLOW_JOBS__REDIS_URL", url)
+
+    with pytest.raises(ValidationError) as raised:
+        load_settings()
+
+    [problem] = settings_problems(raised.value)
+    assert problem.startswith("jobs.redis_url (FACEFLOW_JOBS__REDIS_URL): ")
+    assert reason in problem
+    assert "secret" not in problem
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "redis://127.0.0.1:6379/0",
         "redis://",
         "rediss://:pw@cache.example:6380",
         "unix:///run/r.sock",
+        "redis://cache:6379/",
+        "redis://cache:6379/15?socket_timeout=0.05",
     ],
 )
 def test_redis_urls_redis_py_takes_are_taken(url: str) -> None:

@@ -118,7 +118,22 @@ def _redis_url(value: str) -> str:
         raise ValueError(
             "not a Redis URL: redis://host:port/db, rediss://… (TLS) or unix:///path/to/socket"
         )
+    # redis-py reads the rest only as it connects: a port past 65535 or a bad option crashed
+    # `faceflow worker` there with a traceback (and it did not exit), and a database that is no
+    # number (redis://host/cache) was quietly database 0, shared with whatever else uses it.
+    if parts.scheme != "unix" and not _REDIS_DB.fullmatch(parts.path):
+        raise ValueError("the database after the host must be a number: redis://host:port/2")
+    from redis.connection import parse_url  # only with a Redis configured, which needs it
+
+    try:
+        parse_url(value)
+    except ValueError as exc:
+        # redis-py's reason names the part (port, option), never the password.
+        raise ValueError(f"not a Redis URL redis-py can read: {exc}") from None
     return value
+
+
+_REDIS_DB = re.compile(r"/?[0-9]*")
 
 
 RedisUrl = Annotated[str, AfterValidator(_redis_url)]

@@ -96,6 +96,23 @@ def test_a_malformed_config_file_exits_2_in_one_line_without_a_traceback(tmp_pat
     assert "not valid YAML" in result.stderr
 
 
+def test_a_worker_given_a_queue_url_with_a_port_out_of_range_exits_2_saying_so() -> None:
+    # redis-py reads the port only as it connects: the worker printed a traceback there and
+    # did not exit until killed.
+    done = subprocess.run(
+        [str(FACEFLOW), "worker", "--queue-url", "redis://127.0.0.1:99999/0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "Port out of range" in done.stderr
+
+
 def test_a_worker_given_a_queue_url_that_is_no_redis_url_exits_2_saying_so() -> None:
     done = subprocess.run(
         [str(FACEFLOW), "worker", "--queue-url", "http://queue:6379"],
