@@ -126,7 +126,7 @@ def _redis_url(value: str) -> str:
     from redis.connection import parse_url  # only with a Redis configured, which needs it
 
     try:
-        parse_url(value)
+        parse_url(value)  # type: ignore[no-untyped-call]
     except ValueError as exc:
         # redis-py's reason names the part (port, option), never the password.
         raise ValueError(f"not a Redis URL redis-py can read: {exc}") from None

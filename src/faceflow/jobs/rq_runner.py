@@ -78,7 +78,7 @@ from faceflow.jobs.records import (
     outcome_head,
     result_of,
 )
-from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys, connect
+from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys, connect, eviction_warning
 from faceflow.jobs.retry import failed_for_now, retry_intervals
 from faceflow.operations.registry import Submission, scoped_job_id
 
@@ -265,12 +265,15 @@ class RqRunner:
         try:
             await self._in_thread(self._conn.ping)
             self._signer = await self._in_thread(self._shared_signer)
+            evicts = await self._in_thread(eviction_warning, self._conn)
         except RedisError as exc:
             log.warning(
                 "jobs: queue Redis did not answer (%s); job requests get 503 until it does", exc
             )
         else:
             log.info("jobs: RQ runner on queue %r", self._settings.queue_name)
+            if evicts is not None:
+                log.warning("jobs: %s", evicts)
 
     async def close(self) -> None:
         await self._in_thread(self._conn.close)

@@ -50,7 +50,7 @@ from rq.worker_registration import clean_worker_registry
 
 from faceflow.config import Settings
 from faceflow.jobs.records import JobPayload
-from faceflow.jobs.redis_store import connect
+from faceflow.jobs.redis_store import connect, eviction_warning
 from faceflow.jobs.worker import (
     HANG_TICKS_PER_LEASE,
     FaceflowQueue,
@@ -229,6 +229,7 @@ class Supervisor:
             connection.close()
             log.info("supervisor: stopped")
             return 0
+        self._warn_if_evicting(connection)
         # Ticked once before the first pass, which would take ticks left by an earlier run for
         # a hang.
         ticked = self._tick(queue, first=True)
@@ -272,6 +273,17 @@ class Supervisor:
             connection.close()
         log.info("supervisor: stopped")
         return 0
+
+    def _warn_if_evicting(self, connection: Redis) -> None:
+        """Said once at start. The workers run all the same: standing still would save none
+        of the jobs that Redis deletes, only stop those it keeps."""
+        try:
+            evicts = eviction_warning(connection)
+        except RedisError as exc:  # it answered a ping a moment ago: the maintenance says more
+            log.debug("supervisor: could not read the queue Redis's eviction policy: %r", exc)
+            return
+        if evicts is not None:
+            log.warning("supervisor: %s", evicts)
 
     def _wait_for_queue(self, connection: Redis) -> bool:
         """Until the queue's Redis answers (True) or a stop is asked for (False)."""
