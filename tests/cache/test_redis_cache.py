@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ from redis.asyncio import Redis
 from faceflow.cache.breaker import CircuitBreaker
 from faceflow.cache.entry import SCHEMA_VERSION, CacheEntry, encode_entry
 from faceflow.cache.redis_cache import REDIS_CONNECTIONS, LockResult, RedisCache, make_client
+from faceflow.cache.tiered import ResultCache
 from tests.cache.conftest import FAULT_TIMEOUT_MS, RESET_S, RecordingObserver, cache_settings
 from tests.fixtures.redis_server import RedisProcess
 
@@ -398,3 +400,24 @@ async def test_a_silent_redis_gets_a_bounded_number_of_connections() -> None:
     assert results == [None] * 200
     assert 1 <= server.peak <= REDIS_CONNECTIONS
     assert cache.breaker.is_open
+
+
+@pytest.mark.redis
+async def test_a_redis_that_refuses_every_call_is_logged_with_its_reason(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wrong password or database number fails every call as a hung Redis does: the log
+    said "redis did not answer" and the breaker opened, with no word of why. Redis's own
+    reason is now in both warnings (the URL never: it may hold the password)."""
+    settings = cache_settings(redis_url.removesuffix("/0") + "/99")  # Redis has 16 databases
+    results = ResultCache.from_settings(settings)
+    with caplog.at_level(logging.WARNING, logger="faceflow.cache"):
+        await results.start()
+        for _ in range(settings.breaker_failures):
+            await results.get("k1")
+    await results.close()
+
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 2, said
+    assert said[0].startswith("result cache: redis did not answer (DB index is out of range)")
+    assert said[1].startswith("redis cache breaker opened (DB index is out of range)")

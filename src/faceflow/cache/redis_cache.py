@@ -191,6 +191,10 @@ class RedisCache:
         self._rng = rng
         self._release_script = client.register_script(_RELEASE_LOCK)
         self._renew_script = client.register_script(_RENEW_LOCK)
+        self.last_error: str | None = None
+        """Why the last failed call failed, as Redis or the client said it: a wrong password
+        or database number fails every call as a hung Redis does, and the log said only that
+        Redis "did not answer"."""
 
     @classmethod
     def from_settings(
@@ -357,7 +361,15 @@ class RedisCache:
         return result
 
     def _failed(self, op: str, exc: Exception, *, unexpected: bool) -> None:
+        # Redis's own words (never the URL, which may hold the password); a timeout has none.
+        self.last_error = str(exc) or type(exc).__name__
+        was_open = self._breaker.is_open
         self._breaker.record_failure()
+        if self._breaker.is_open and not was_open:
+            logger.warning(
+                "redis cache breaker opened (%s): serving without Redis (fail open)",
+                self.last_error,
+            )
         self._observer.redis_error(op)
         if unexpected:
             logger.error("unexpected error from redis %s", op, exc_info=exc)
@@ -374,9 +386,7 @@ def _decoded(key: str, value: bytes) -> CacheEntry | None:
 
 def _breaker_reporter(observer: CacheObserver) -> Callable[[bool], None]:
     def report(is_open: bool) -> None:
-        if is_open:
-            logger.warning("redis cache breaker opened: serving without Redis (fail open)")
-        else:
+        if not is_open:  # its opening is logged with the failure that opened it
             logger.info("redis cache breaker closed: Redis is back")
         observer.breaker_changed(is_open)
 

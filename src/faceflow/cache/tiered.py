@@ -109,7 +109,10 @@ class ResultCache:
         elif await self._redis.ping():
             logger.info("result cache: in-process + redis")
         else:
-            logger.warning("result cache: redis did not answer; serving without it until it does")
+            logger.warning(
+                "result cache: redis did not answer (%s); serving without it until it does",
+                self._redis.last_error,
+            )
 
     async def close(self) -> None:
         """Cancel computations still in flight and close the Redis connections (time-bounded)."""
