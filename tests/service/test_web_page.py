@@ -1047,6 +1047,54 @@ def test_dropped_photos_are_queued_and_selectable(
     expect(page.locator("#photo-meta")).to_contain_text("obama_small.jpg")
 
 
+def drop_paths(page: Page, *paths: Path) -> None:
+    """Drop files and folders from the disk on the page, as a file manager does (a script's
+    DataTransfer cannot hold a folder): Chromium's own drag, through the DevTools protocol."""
+    cdp = page.context.new_cdp_session(page)
+    data = {"items": [], "files": [str(path) for path in paths], "dragOperationsMask": 1}
+    for kind in ("dragEnter", "dragOver", "drop"):
+        cdp.send("Input.dispatchDragEvent", {"type": kind, "x": 400, "y": 300, "data": data})
+    cdp.detach()
+
+
+def test_a_dropped_folder_brings_its_photos_and_an_unreadable_file_says_so(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path, tmp_path: Path
+) -> None:
+    """A folder dropped on the page is its photos, in name order (its folders' too, not its
+    other files), and a folder with none is said to be unreadable, not the server unreachable:
+    until 2026-12-07 the folder itself went up, failed at once, and read "Connection problem"."""
+    trip = tmp_path / "trip"
+    (trip / "later").mkdir(parents=True)
+    (trip / "2.jpg").write_bytes((testdata / "obama_small.jpg").read_bytes())
+    (trip / "10.jpg").write_bytes((testdata / "two_people.jpg").read_bytes())
+    (trip / "later" / "1.jpg").write_bytes((testdata / "obama_small.jpg").read_bytes())
+    (trip / "notes.txt").write_text("not a photo")
+    (trip / ".hidden.jpg").write_bytes(b"\xff\xd8 not one either")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    probe = load(open_page, live_server)
+    page = probe.page
+    drop_paths(page, trip, empty)
+
+    thumbs = page.locator(".thumb")
+    expect(thumbs).to_have_count(4)
+    names = [
+        label.split(":")[0]
+        for label in thumbs.evaluate_all(
+            "buttons => buttons.map((button) => button.getAttribute('aria-label'))"
+        )
+    ]
+    assert names == ["2.jpg", "10.jpg", "1.jpg", "empty"]
+    expect(thumbs.nth(1)).to_contain_text("2 faces")
+    thumbs.nth(3).click()
+    notice = page.locator("#photo-notice")
+    expect(notice).to_contain_text("Cannot read this file")
+    expect(notice).not_to_contain_text("Connection problem")
+    expect(notice.get_by_role("button", name="Retry")).to_have_count(0)
+    expect(page.locator("#server-status")).to_have_attribute("data-state", "ok")
+    expect(thumbs.nth(2)).to_contain_text("1 face")
+
+
 @pytest.fixture(scope="module")
 def keyed_server_starting(live_server_factory: LiveServerFactory) -> Iterator[LiveServer]:
     """A server that wants a key, started but not waited for; stopped with the module rather than

@@ -5,6 +5,7 @@ import { request } from "./api.js";
 import { KeyPrompt } from "./auth.js";
 import { Camera } from "./camera.js";
 import { byId } from "./dom.js";
+import { droppedFiles } from "./dropped.js";
 import { Examples } from "./examples.js";
 import { applyStatic, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { IdPhotoPanel } from "./idphoto.js";
@@ -180,7 +181,7 @@ document.addEventListener("drop", (event) => {
   event.preventDefault();
   dragDepth = 0;
   dropzone.classList.remove("dropzone--active");
-  addFiles(event.dataTransfer.files);
+  droppedFiles(event.dataTransfer).then(addFiles);
 });
 document.addEventListener("paste", (event) => {
   const files = event.clipboardData?.files;

@@ -58,6 +58,8 @@ export function describeError(error, limits = null) {
     }
     case "empty":
       return said("error.empty", "error.emptyText");
+    case "unreadable": // the page's own: the browser could not read the file (uploads.js)
+      return said("error.unreadable", "error.unreadableText");
     case "no_face":
       return said("error.noFace", "error.noFaceText");
     case "multiple_faces": {

@@ -149,6 +149,14 @@ export class PhotoQueue extends EventTarget {
       this.#fail(photo, new ApiError({ status: 413, code: "too_large", message: "upload too large" }));
       return;
     }
+    // A file the browser cannot read (a folder, a file moved or deleted since it was chosen) made
+    // the upload fail before it was sent, which read as the server being unreachable.
+    const readable = await photo.file.slice(0, 1).arrayBuffer().then(() => true, () => false);
+    if (!this.items.includes(photo)) return; // taken out while it was read
+    if (!readable) {
+      this.#fail(photo, new ApiError({ status: 0, code: "unreadable", message: "the file could not be read" }));
+      return;
+    }
     const refused = await this.#refusedByItsHeader(photo);
     if (!this.items.includes(photo)) return; // taken out while its header was read
     if (refused) {
