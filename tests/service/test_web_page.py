@@ -913,6 +913,33 @@ def test_retry_leaves_the_focus_on_what_was_retried(
     wait_for_id_photo(page)
 
 
+def test_one_retry_sends_again_every_photo_the_server_was_gone_for(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """A batch picked while the server is gone fails whole at once (each photo's upload is
+    refused in turn); once it is back, one Retry sends them all again, not the one on show only.
+    Until 2026-12-07 each photo needed choosing and its own Retry: 30 photos, 30 Retries."""
+    page = clocked_page(open_page, live_server)  # the test moves it past the network's wait
+    gone = "**/v1/analyze*"
+    page.route(gone, lambda route: route.abort("connectionrefused"))
+    names = ("two_people.jpg", "obama_small.jpg", "portrait_1.jpg", "portrait_2.jpg")
+    pick(page, *(testdata / name for name in names))
+    thumbs = page.locator(".thumb")
+    expect(thumbs).to_have_count(len(names))
+    for index in range(len(names)):
+        expect(thumbs.nth(index)).to_contain_text("Failed")
+    retry = page.locator("#photo-notice [role=alert]").get_by_role("button", name="Retry")
+    page.clock.run_for(2000)  # a network error's own wait (messages.js)
+    expect(retry).to_be_enabled()
+
+    page.unroute(gone)
+    retry.focus()
+    page.keyboard.press("Enter")
+    expect(thumbs.nth(0)).to_be_focused()
+    for index, faces in enumerate(("2 faces", "1 face", "1 face", "1 face")):
+        expect(thumbs.nth(index)).to_contain_text(faces)
+
+
 def _client_errors() -> list[type[FaceflowError]]:
     """Every error class a client can get with a 4xx or 503 status, subclasses included."""
     found: list[type[FaceflowError]] = []

@@ -106,6 +106,18 @@ export class PhotoQueue extends EventTarget {
     this.#pump();
   }
 
+  /**
+   * Retry `photo`, and every photo that failed for the moment, not for itself: the server out of reach, busy
+   * or rate limited. A batch sent while the server was gone failed whole in a second, and each
+   * photo then needed its own Retry (30 photos, 30 choices and 30 Retries once it was back).
+   */
+  retryAllForNow(photo) {
+    this.retry(photo);
+    for (const other of this.items) {
+      if (other.status === "error" && other.error?.retryable) this.retry(other);
+    }
+  }
+
   /** Analyse every waiting photo again (after a key was entered, say). */
   retryFailed(codes) {
     for (const photo of this.items) {

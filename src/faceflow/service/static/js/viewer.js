@@ -264,7 +264,8 @@ export class Viewer {
         limits: this.limits(),
         // The countdown says whether the page tries again at zero or the person must press Retry.
         autoRetry: photo.autoRetry.pending,
-        onRetry: retryable ? () => this.queue.retry(photo) : null,
+        // Every photo the same moment failed goes again, not only the one on show.
+        onRetry: retryable ? () => this.queue.retryAllForNow(photo) : null,
         // The photo retried, in the strip: its label says how it goes ("Uploading 40%").
         retryFocus: () => this.#thumbs.get(photo.id),
         actions,
