@@ -394,6 +394,54 @@ def test_queued_photos_are_removed_and_cleared(
     assert probe.errors == []
 
 
+def test_the_strip_of_photos_is_one_tab_stop_with_arrows_between_them(
+    open_page: Any, live_server: LiveServer, testdata: Path, tmp_path: Path
+) -> None:
+    """A batch's strip is passed with two Tab presses (the current photo and its ×), not two
+    per photo: until 2026-12-07 a batch of 30 stood 60 Tab stops between the drop zone and the
+    results. ← → Home End go from photo to photo, and Enter chooses the one reached."""
+    photos = []
+    for index in range(6):  # one photo's bytes: analysed once, the rest from the cache
+        photo = tmp_path / f"photo-{index}.jpg"
+        photo.write_bytes((testdata / "obama_small.jpg").read_bytes())
+        photos.append(photo)
+    page = load(open_page, live_server).page
+    pick(page, *photos)
+    thumbs = page.locator(".thumb")
+    expect(thumbs).to_have_count(6)
+    for index in range(6):
+        expect(thumbs.nth(index)).to_contain_text("1 face")
+
+    page.locator("#dropzone").focus()
+    stops = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate("() => document.activeElement.getAttribute('aria-label')"))
+        if page.evaluate("() => document.activeElement.id") == "queue-clear":
+            break
+    assert stops[-3:] == ["photo-0.jpg: 1 face", "Remove photo-0.jpg", None], stops
+
+    thumbs.nth(0).focus()
+    page.keyboard.press("ArrowRight")
+    expect(thumbs.nth(1)).to_be_focused()
+    page.keyboard.press("End")
+    expect(thumbs.nth(5)).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(thumbs.nth(5)).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#photo-meta")).to_contain_text("photo-5.jpg")
+    page.keyboard.press("Home")
+    expect(thumbs.nth(0)).to_be_focused()
+    # The strip's Tab stop is where the person left it: out and back in with Shift+Tab.
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Remove photo-1.jpg")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator("#queue-clear")).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    expect(thumbs.nth(1)).to_be_focused()
+
+
 @pytest.mark.usefixtures("pulled_examples")
 @pytest.mark.parametrize(
     ("viewport", "locale", "astronaut", "cameraman"),
