@@ -940,16 +940,20 @@ def test_one_retry_sends_again_every_photo_the_server_was_gone_for(
         expect(thumbs.nth(index)).to_contain_text(faces)
 
 
-def _client_errors() -> list[type[FaceflowError]]:
-    """Every error class a client can get with a 4xx or 503 status, subclasses included."""
+def _error_classes() -> list[type[FaceflowError]]:
+    """Every error class, the root and its subclasses, by code."""
     found: list[type[FaceflowError]] = []
     pending: list[type[FaceflowError]] = [FaceflowError]
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        if 400 <= cls.status < 500 or cls.status == 503:
-            found.append(cls)
+        found.append(cls)
     return sorted(found, key=lambda cls: cls.code)
+
+
+def _client_errors() -> list[type[FaceflowError]]:
+    """Every error class a client can get with a 4xx or 503 status, subclasses included."""
+    return [cls for cls in _error_classes() if 400 <= cls.status < 500 or cls.status == 503]
 
 
 def test_every_client_error_code_has_its_own_message(
@@ -986,6 +990,35 @@ def test_every_client_error_code_has_its_own_message(
     )
     assert "at most 40 megapixels" in pixels[0]
     assert "最多 4000 万像素" in pixels[1]
+
+
+def test_a_servers_own_fault_is_said_in_the_pages_language(
+    open_page: OpenPage, live_server: LiveServer
+) -> None:
+    """A 500 (the server's fault: a model missing, an error of its own) is said in words of the
+    page's language, in English and in Chinese, not as the server's English message: until
+    2026-12-07 the Chinese page showed "出错了" over the server's English sentence."""
+    faults = [cls.code for cls in _error_classes() if cls.status >= 500 and cls.status != 503]
+    assert {"internal", "model_error", "model_missing"} <= set(faults)
+    page = load(open_page, live_server).page
+    said: list[list[dict[str, str]]] = page.evaluate(
+        """async (codes) => {
+            const { describeError } = await import("./js/messages.js");
+            const { setLanguage } = await import("./js/i18n.js");
+            const describe = () => codes.concat(["some_new_code"]).map((code) => describeError(
+                {code, status: 500, message: "ENGLISH FROM THE SERVER", details: {}}));
+            const english = describe();
+            setLanguage("zh");
+            return [english, describe()];
+        }""",
+        faults,
+    )
+    for english, chinese in zip(*said, strict=True):
+        assert english["title"] == "Something went wrong"
+        assert "log" in english["text"]
+        assert chinese["title"] == "出错了"
+        assert "日志" in chinese["text"]
+        assert "ENGLISH" not in english["text"] + chinese["text"]
 
 
 def test_phone_layout_has_no_horizontal_scroll(

@@ -323,6 +323,7 @@ const EN = {
   "error.headersTooLargeText": "The browser sent more header data than the server accepts, usually many or large cookies for this site: clear this site's cookies and try again.",
   "error.other": "Something went wrong",
   "error.otherText": "The server could not process this request.",
+  "error.serverFaultText": "The server failed while working on this request. Its log says why: tell whoever runs it.",
 };
 
 const ZH = {
@@ -642,6 +643,7 @@ const ZH = {
   "error.headersTooLargeText": "浏览器发送的请求头超出服务器允许的大小，通常是本站的 Cookie 过多或过大：请清除本站 Cookie 后重试。",
   "error.other": "出错了",
   "error.otherText": "服务器无法处理这个请求。",
+  "error.serverFaultText": "服务器处理这个请求时出错。原因见服务器日志，请告知服务器的管理员。",
 };
 
 const TABLES = { en: EN, zh: ZH };

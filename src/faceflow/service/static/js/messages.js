@@ -17,6 +17,10 @@ export function formatMs(ms) {
 /** The codes of a server too busy to answer now (503): trying again later may work. */
 export const BUSY = new Set(["overloaded", "queue_full", "deadline_exceeded", "worker_crashed", "unavailable"]);
 
+/** The codes of a fault of the server's own (500): its English message meant nothing to a person,
+ * and nothing on the Chinese page. */
+const SERVER_FAULT = new Set(["internal", "model_error", "unknown_model", "model_missing", "model_checksum_mismatch", "model_fetch_failed"]);
+
 /**
  * {title, text, retryAfter, needsKey} for an ApiError (or anything with code/message/details),
  * in the page's language. `limits` is /v1/info's limits object, when known, to quote the
@@ -106,6 +110,7 @@ export function describeError(error, limits = null) {
     case "bad_request":
       return { title: t("error.rejected"), text: error.message };
     default:
+      if (SERVER_FAULT.has(code) || error.status >= 500) return said("error.other", "error.serverFaultText");
       return { title: t("error.other"), text: error.message || t("error.otherText") };
   }
 }
