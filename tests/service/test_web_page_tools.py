@@ -24,6 +24,7 @@ from faceflow.config import ModelSettings
 from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, TIMEOUT_MS, BrowserPage
 from tests.fixtures.live_server import LiveServer, LiveServerFactory, started_early
 from tests.service.test_web_page import (
+    TWO_FRAMES,
     body_size,
     load,
     pick,
@@ -405,7 +406,7 @@ def test_the_strip_of_photos_is_one_tab_stop_with_arrows_between_them(
         photo = tmp_path / f"photo-{index}.jpg"
         photo.write_bytes((testdata / "obama_small.jpg").read_bytes())
         photos.append(photo)
-    page = load(open_page, live_server).page
+    page = load(open_page, live_server, PHONE).page
     pick(page, *photos)
     thumbs = page.locator(".thumb")
     expect(thumbs).to_have_count(6)
@@ -414,14 +415,32 @@ def test_the_strip_of_photos_is_one_tab_stop_with_arrows_between_them(
 
     page.locator("#dropzone").focus()
     stops = []
-    for _ in range(6):
+    for _ in range(10):
         page.keyboard.press("Tab")
         stops.append(page.evaluate("() => document.activeElement.getAttribute('aria-label')"))
         if page.evaluate("() => document.activeElement.id") == "queue-clear":
             break
     assert stops[-3:] == ["photo-0.jpg: 1 face", "Remove photo-0.jpg", None], stops
 
+    # Each photo reached is scrolled whole into the strip's view, its × too: the phone's strip
+    # shows two photos and a half.
     thumbs.nth(0).focus()
+    for index in range(1, 6):
+        page.keyboard.press("ArrowRight")
+        expect(thumbs.nth(index)).to_be_focused()
+        page.evaluate(TWO_FRAMES)
+        assert page.evaluate(
+            """() => {
+                const strip = document.getElementById("queue").getBoundingClientRect();
+                const item = document.activeElement.closest("li");
+                return [item, item.querySelector(".thumb__remove")].every((element) => {
+                    const box = element.getBoundingClientRect();
+                    return box.left >= strip.left - 0.5 && box.right <= strip.right + 0.5;
+                });
+            }"""
+        ), index
+    page.keyboard.press("Home")
+    expect(thumbs.nth(0)).to_be_focused()
     page.keyboard.press("ArrowRight")
     expect(thumbs.nth(1)).to_be_focused()
     page.keyboard.press("End")

@@ -347,7 +347,11 @@ export class Viewer {
     const to = step !== undefined ? at + step : { Home: 0, End: items.length - 1 }[event.key];
     if (at < 0 || to === undefined) return;
     event.preventDefault(); // not the page's (or the strip's) scroll
-    items[Math.max(0, Math.min(items.length - 1, to))].querySelector(".thumb").focus();
+    const item = items[Math.max(0, Math.min(items.length - 1, to))];
+    item.querySelector(".thumb").focus();
+    // Chromium's focus scrolls a photo half in view no further: the whole of it, and its ×.
+    item.scrollIntoView({ block: "nearest", inline: "nearest" });
+    item.querySelector(".thumb__remove").scrollIntoView({ block: "nearest", inline: "nearest" });
   }
 
   /** ↑ ↓ Home End between the faces table's rows; the row left focused is the table's Tab stop. */
