@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from faceflow.config import LimitSettings
 from faceflow.errors import InvalidParameter
 from faceflow.imaging.encode import (
+    FULL_CHROMA_MIN_QUALITY,
     JPEG_MAX_QUALITY,
     JPEG_MIN_QUALITY,
     encode_image,
@@ -168,7 +169,9 @@ def test_no_dpi_means_no_density() -> None:
 def test_bad_parameters_are_invalid(kwargs: dict[str, int], match: str) -> None:
     rgb = _rgba()[..., :3]
     with pytest.raises(InvalidParameter, match=match):
-        encode_image(rgb, OutputFormat.JPEG, **kwargs)
+        encode_image(
+            rgb, OutputFormat.JPEG, quality=kwargs.get("quality", 90), dpi=kwargs.get("dpi")
+        )
 
 
 @pytest.mark.parametrize(
@@ -242,3 +245,34 @@ def test_non_positive_cap_is_invalid(photo: NDArray[np.uint8], max_kb: int) -> N
 def test_cap_refuses_rgba() -> None:
     with pytest.raises(ValueError, match="RGB"):
         encode_jpeg_max_kb(_rgba(), 100, dpi=None)
+
+
+def test_full_chroma_keeps_colour_at_full_resolution(photo: NDArray[np.uint8]) -> None:
+    halved = encode_image(photo, OutputFormat.JPEG, quality=95)
+    full = encode_image(photo, OutputFormat.JPEG, quality=95, full_chroma=True)
+
+    # Pillow's sampling: 0 is 4:4:4, 2 is 4:2:0.
+    assert JpegImagePlugin.get_sampling(Image.open(io.BytesIO(halved))) == 2
+    assert JpegImagePlugin.get_sampling(Image.open(io.BytesIO(full))) == 0
+
+
+def test_max_kb_with_full_chroma_halves_colour_only_for_a_cap_that_needs_it(
+    photo: NDArray[np.uint8],
+) -> None:
+    """A cap 4:4:4 meets at quality 50 or more keeps full colour; a tighter one falls back to
+    4:2:0 rather than being refused."""
+    floor_full = encode_image(
+        photo, OutputFormat.JPEG, quality=FULL_CHROMA_MIN_QUALITY, full_chroma=True
+    )
+    roomy_kb = math.ceil(len(floor_full) / 1000) + 20
+    tight_kb = math.ceil(len(floor_full) / 1000) - 5
+
+    roomy, roomy_quality = encode_jpeg_max_kb(photo, roomy_kb, full_chroma=True)
+    tight, tight_quality = encode_jpeg_max_kb(photo, tight_kb, full_chroma=True)
+
+    assert JpegImagePlugin.get_sampling(Image.open(io.BytesIO(roomy))) == 0
+    assert roomy_quality >= FULL_CHROMA_MIN_QUALITY
+    assert len(roomy) <= roomy_kb * 1000
+    assert JpegImagePlugin.get_sampling(Image.open(io.BytesIO(tight))) == 2
+    assert len(tight) <= tight_kb * 1000
+    assert tight == encode_image(photo, OutputFormat.JPEG, quality=tight_quality)

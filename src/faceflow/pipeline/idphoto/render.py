@@ -98,8 +98,10 @@ def render_pixels(matte: Matte, face: Face, options: IdPhotoOptions) -> Rendered
 def render_id_photo(matte: Matte, face: Face, options: IdPhotoOptions) -> IdPhotoResult:
     """The encoded ID photo for ``face`` (normally ``matte.face``), with DPI metadata.
 
-    With ``max_kb`` the JPEG
-    quality is searched downwards until the file fits (never padded, never resized);
+    A JPEG keeps full colour resolution (4:4:4): 4:2:0 smeared the cut-out's edge into a
+    fringe on red and blue backgrounds. With ``max_kb`` the JPEG quality is searched downwards
+    until the file fits (never padded, never resized; colour is halved only when 4:4:4 would
+    need a quality under 50);
     :class:`InvalidParameter` if even the lowest quality does not fit. A JPEG's report also
     judges the file as written (``file_compression``): a quality low enough to fit shows blocks.
     """
@@ -107,10 +109,14 @@ def render_id_photo(matte: Matte, face: Face, options: IdPhotoOptions) -> IdPhot
     spec = options.spec
     quality: int | None
     if options.output_format is OutputFormat.JPEG and options.max_kb is not None:
-        data, quality = encode_jpeg_max_kb(rendered.pixels, options.max_kb, dpi=spec.dpi)
+        data, quality = encode_jpeg_max_kb(
+            rendered.pixels, options.max_kb, dpi=spec.dpi, full_chroma=True
+        )
     elif options.output_format is OutputFormat.JPEG:
         quality = options.quality
-        data = encode_image(rendered.pixels, OutputFormat.JPEG, quality=quality, dpi=spec.dpi)
+        data = encode_image(
+            rendered.pixels, OutputFormat.JPEG, quality=quality, dpi=spec.dpi, full_chroma=True
+        )
     else:
         quality = None
         data = encode_image(rendered.pixels, OutputFormat.PNG, dpi=spec.dpi)

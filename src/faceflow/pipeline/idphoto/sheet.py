@@ -59,8 +59,9 @@ class Sheet:
         return len(self.placements)
 
     def encode(self, fmt: OutputFormat = OutputFormat.JPEG, quality: int = 95) -> bytes:
-        """The sheet as JPEG or PNG with its DPI recorded, ready to print at 100 %."""
-        return encode_image(self.pixels, fmt, quality=quality, dpi=self.dpi)
+        """The sheet as JPEG or PNG with its DPI recorded, ready to print at 100 %; a JPEG in
+        full colour resolution (4:4:4), as the photo is (:func:`.render.render_id_photo`)."""
+        return encode_image(self.pixels, fmt, quality=quality, dpi=self.dpi, full_chroma=True)
 
 
 def compose_sheet(
