@@ -1730,8 +1730,8 @@ CASES: tuple[Case, ...] = (
         "face_occluded",
         scarf("navy", 0.25),
     ),
-    # Known wrong: a black, grey or white scarf is as grey as a black or white beard, which a
-    # counter accepts (docs/id-photos.md, "Black and white scarves"), so the report passes it.
+    # A black scarf is as grey as a black beard, which a counter accepts, but smooth where a
+    # beard is strands (docs/id-photos.md, "Scarves over the chin, red and black").
     Case(
         "portrait_2, a black scarf over the chin",
         "portrait_2.jpg",

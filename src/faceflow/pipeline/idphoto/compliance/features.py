@@ -156,14 +156,26 @@ OBJECT_PALE_FRACTION = 0.7
 # shade under the lip keep the skin's hue. Counting hue alone, those beard edits read 0 and the 79
 # real faces of the test and dev-set photos with eyes 40 px or more apart 0–0.011; navy scarves
 # drawn over the chin of 13 people (verdict_cases.scarf) 0.80–1.0 with the edge 0.12 eye distances
-# under the mouth, 0.29–0.96 with it 0.25 under: all 26 seen. Black, grey and white scarves (0–0.01)
-# and red and beige ones (a skin's hue) are not seen. Not judged on eyes under EYES_OPEN_MIN_PX
-# apart nor where the photo's colour is not trusted. About 1 ms a face (scripts/chin_cover.py).
+# under the mouth, 0.29–0.96 with it 0.25 under: all 26 seen. Grey and white scarves (0–0.01)
+# and red and beige ones (a skin's hue) are not seen; a black one is by CHIN_DETAIL_MIN. Not
+# judged on eyes under EYES_OPEN_MIN_PX apart nor where the photo's colour is not trusted. About
+# 1 ms a face (scripts/chin_cover.py).
 CHIN_BOX = (0.2, 0.25, 0.45)
 CHIN_GREY = 0.35
 CHIN_HUE_OFF = 60.0
 CHIN_COVER_WARN = 0.25
 CHIN_SOFTEN = 0.03
+# A black cloth over the chin is as grey as a black beard, but smooth where a beard is strands.
+# Judged where over CHIN_DARK_SHARE of the chin's box is darker than CHIN_DARK times the darker
+# cheek's L* (a beard, a black scarf, deep shade): the dark pixels' median lightness gradient,
+# smoothed over 0.01 eye distances (a pixel's noise left out, a strand kept), over their median
+# L* (10 at least), as crown_detail reads hair; dividing by the lightness keeps a beard made
+# darker at its own reading. The 3 real faces with a chin that dark (beards) 0.43–0.72, 13 beards
+# made black 0.42–1.13 (24 edits judged), black scarves on 13 people 0.06–0.27
+# (scripts/chin_dark.py).
+CHIN_DARK = 0.5
+CHIN_DARK_SHARE = 0.5
+CHIN_DETAIL_MIN = 0.3
 
 
 def chin_covered(matte: Matte, face: Face) -> float | None:
@@ -193,6 +205,55 @@ def chin_covered(matte: Matte, face: Face) -> float | None:
     for grey, other_hue in classes:
         covered &= other_hue & ~grey
     return float(covered.mean())
+
+
+def chin_dark_detail(matte: Matte, face: Face) -> float | None:
+    """The fine detail of a dark chin (see :data:`CHIN_DETAIL_MIN`); None when the chin is not
+    judged as :func:`chin_covered` says, or when under :data:`CHIN_DARK_SHARE` of its box is
+    dark."""
+    distance = eye_distance_px(face)
+    scale = distance / matte.source_px_per_matte_px  # eye distance in matte pixels
+    if scale < EYES_OPEN_MIN_PX:
+        return None
+    marks = face.landmarks
+    half_w, top, bottom = CHIN_BOX
+    mouth = marks.mouth_centre
+    centre = Point(mouth.x, mouth.y + (top + bottom) / 2 * distance)
+    rows, cols = matte_box(matte, centre, half_w * distance, (bottom - top) / 2 * distance)
+    if rows.stop <= rows.start or cols.stop <= cols.start:
+        return None
+    if float(matte.alpha[rows, cols].mean()) < LIGHTING_MIN_ALPHA:
+        return None
+    cheeks = []
+    for eye in (marks.right_eye, marks.left_eye):
+        c_rows, c_cols = matte_box(
+            matte, Point(eye.x, eye.y + 0.5 * distance), 0.1 * distance, 0.08 * distance
+        )
+        if c_rows.stop > c_rows.start and c_cols.stop > c_cols.start:
+            cheeks.append(float(np.median(_lightness(matte.foreground[c_rows, c_cols]))))
+    if not cheeks:
+        return None
+    sigma = max(0.7, 0.01 * scale)
+    rim = math.ceil(3 * sigma) + 1
+    y1, x1 = max(0, rows.start - rim), max(0, cols.start - rim)
+    lightness = _lightness(matte.foreground[y1 : rows.stop + rim, x1 : cols.stop + rim])
+    smooth = cv2.GaussianBlur(lightness, (0, 0), sigma)
+    gradient = cv2.magnitude(
+        cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
+    )
+    inner = (slice(rows.start - y1, rows.stop - y1), slice(cols.start - x1, cols.stop - x1))
+    dark = lightness[inner] < CHIN_DARK * min(cheeks)
+    if float(dark.mean()) < CHIN_DARK_SHARE:
+        return None
+    return float(np.median(gradient[inner][dark])) / max(
+        10.0, float(np.median(lightness[inner][dark]))
+    )
+
+
+def _lightness(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """CIE L* of ``rgb``'s pixels."""
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB)
+    return lab[..., 0].astype(np.float32) * np.float32(100 / 255)
 
 
 def chin_classes(
@@ -404,6 +465,21 @@ def check_face_features(
             CheckStatus.WARN,
             note="the share of the chin below the lips of another hue than the cheeks' (and "
             "not grey): something covers it",
+            hint="Something covers the chin: pull a scarf, collar or mask down so the "
+            "whole face, down to the chin, is uncovered.",
+            hint_zh="下巴被遮挡：请把围巾、衣领或口罩拉低，露出包括下巴在内的整个面部。",
+        )
+    smooth_chin = None if occluded or chin_warns else chin_dark_detail(matte, face)
+    if smooth_chin is not None and smooth_chin < CHIN_DETAIL_MIN:
+        # A black scarf pulled up over the chin: as dark as a black beard, without strands.
+        chin_warns = True
+        occlusion = Check(
+            "face_occluded",
+            smooth_chin,
+            Limit(CHIN_DETAIL_MIN, of="chin_detail"),
+            CheckStatus.WARN,
+            note="the dark chin's fine detail over its lightness: smooth cloth, not a beard's "
+            "strands, covers it",
             hint="Something covers the chin: pull a scarf, collar or mask down so the "
             "whole face, down to the chin, is uncovered.",
             hint_zh="下巴被遮挡：请把围巾、衣领或口罩拉低，露出包括下巴在内的整个面部。",

@@ -41,6 +41,7 @@ _OF_TEXT = {
     "crown_detail": "the top of the head's fine detail {} of the hair's beside the face",
     "head_notch": "a notch {} eye distances deep in the outline of the head",
     "chin_covered": "{} of the chin covered (no skin colour)",
+    "chin_detail": "the dark chin's fine detail {} of its lightness",
     "colour_patch": "{} of the face under a patch of a colour no skin has",
     "double_image": "{} (the face's detail repeated aside, of itself)",
 }
