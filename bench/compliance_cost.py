@@ -1,12 +1,12 @@
 """CPU per face of the compliance measures added for toned photos, enlarged sources, objects
-kept beside the head, stickers over the face and scarves over the chin.
+kept beside the head, stickers over the face and black scarves over the chin.
 
     .venv/bin/python bench/compliance_cost.py [--every 4]
 
 Every ``--every``-th photo of ``../shared/testdata`` and ``../shared/devset`` (sorted) is cut
 out for each face it has; ``tone_spread`` (``colour``) and ``enlargement`` (``resolution``) are
 timed on the central face the report reads (``face_region`` of the matte, the size the checks
-see), ``head_notch`` (``leftover_backdrop``), ``colour_patch`` and ``chin_covered``
+see), ``head_notch`` (``leftover_backdrop``), ``colour_patch`` and ``chin_dark_detail``
 (``face_occluded``) on the matte, one thread, the best of 5 repeats of
 5 passes, in ms a face. Prints the load average with it: on the shared box the figures move with
 the load.
@@ -39,7 +39,7 @@ from faceflow.pipeline.detect import detect_faces
 from faceflow.pipeline.detect_options import DetectOptions
 from faceflow.pipeline.idphoto.compliance.background import head_notch
 from faceflow.pipeline.idphoto.compliance.colour import tone_spread
-from faceflow.pipeline.idphoto.compliance.features import chin_covered
+from faceflow.pipeline.idphoto.compliance.features import chin_dark_detail
 from faceflow.pipeline.idphoto.compliance.overlays import colour_patch
 from faceflow.pipeline.idphoto.compliance.quality import enlargement
 from faceflow.pipeline.idphoto.compliance.regions import face_region
@@ -93,9 +93,9 @@ def main() -> None:
     print(f"  colour_patch: {best_ms(patch, cut_outs):.2f} ms a face")
 
     def chin(cut_out: tuple[Matte, Face]) -> None:
-        chin_covered(*cut_out)
+        chin_dark_detail(*cut_out)
 
-    print(f"  chin_covered: {best_ms(chin, cut_outs):.2f} ms a face")
+    print(f"  chin_dark_detail: {best_ms(chin, cut_outs):.2f} ms a face")
 
 
 def best_ms(measure: Callable[[Item], None], items: Sequence[Item]) -> float:

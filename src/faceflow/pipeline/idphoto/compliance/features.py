@@ -237,14 +237,14 @@ def chin_dark_detail(matte: Matte, face: Face) -> float | None:
     rim = math.ceil(3 * sigma) + 1
     y1, x1 = max(0, rows.start - rim), max(0, cols.start - rim)
     lightness = _lightness(matte.foreground[y1 : rows.stop + rim, x1 : cols.stop + rim])
+    inner = (slice(rows.start - y1, rows.stop - y1), slice(cols.start - x1, cols.stop - x1))
+    dark = lightness[inner] < CHIN_DARK * min(cheeks)
+    if float(dark.mean()) < CHIN_DARK_SHARE:
+        return None  # most chins: the gradient is not needed
     smooth = cv2.GaussianBlur(lightness, (0, 0), sigma)
     gradient = cv2.magnitude(
         cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
     )
-    inner = (slice(rows.start - y1, rows.stop - y1), slice(cols.start - x1, cols.stop - x1))
-    dark = lightness[inner] < CHIN_DARK * min(cheeks)
-    if float(dark.mean()) < CHIN_DARK_SHARE:
-        return None
     return float(np.median(gradient[inner][dark])) / max(
         10.0, float(np.median(lightness[inner][dark]))
     )
