@@ -1740,7 +1740,7 @@ CASES: tuple[Case, ...] = (
         "face_occluded",
         scarf("black"),
     ),
-    # Known wrong: a scarf of a skin's hue (red, beige) is not told from the chin.
+    # Red is a skin's hue; on pale portrait_2 it warns as dark, smooth cloth (chin_detail).
     Case(
         "portrait_2, a red scarf over the chin",
         "portrait_2.jpg",

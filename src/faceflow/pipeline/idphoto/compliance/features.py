@@ -469,7 +469,10 @@ def check_face_features(
             "whole face, down to the chin, is uncovered.",
             hint_zh="下巴被遮挡：请把围巾、衣领或口罩拉低，露出包括下巴在内的整个面部。",
         )
-    smooth_chin = None if occluded or chin_warns else chin_dark_detail(matte, face)
+    # A lower face in deep shadow is dark and smooth as skin is: even_lighting fails it already.
+    smooth_chin = (
+        None if occluded or chin_warns or lower_in_shadow else chin_dark_detail(matte, face)
+    )
     if smooth_chin is not None and smooth_chin < CHIN_DETAIL_MIN:
         # A black scarf pulled up over the chin: as dark as a black beard, without strands.
         chin_warns = True
