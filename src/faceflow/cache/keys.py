@@ -31,7 +31,8 @@ bump (``face_occluded``'s covered chin and colour patch among it), ``motion_blur
 image, no band invented above a head the photo cuts and no fade below a body it cuts, a photo
 saved on its side turned upright before its cut-out, PNGs whose compressed text made them
 undecodable). 7: ID photos and sheets saved in full colour (4:4:4 JPEG), a face number past
-the faces detection keeps said so; so no node serves an answer an older faceflow made.
+the faces detection keeps said so, a smooth black cloth over the chin warned. So no node serves
+an answer an older faceflow made.
 tests/cache/test_result_format.py pins it beside a fingerprint of the code that makes answers,
 so that no change to that code leaves it by mistake."""
 
