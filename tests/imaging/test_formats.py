@@ -62,6 +62,12 @@ def test_real_files_are_recognised_by_content_not_name(
         (b"\x89PNG\r\n", None),  # a cut-off PNG signature is not a PNG
         (b"GIF88a", None),
         (b"\xff\xd8", None),
+        # An HTML form without enctype="multipart/form-data": the file's name, not the file.
+        (b"image=photo.jpg", "form fields"),
+        (b"image=my+photo+%281%29.jpg&spec=cn-1inch", "form fields"),
+        (b"image=&note=\r\n", "form fields"),
+        (b"image=photo.jpg&" + b"x" * 20_000 + b"=1", None),  # too long to be tried
+        (b"image = photo.jpg", None),
     ],
 )
 def test_everything_else_is_unsupported_and_names_the_allowed_formats(
@@ -74,6 +80,18 @@ def test_everything_else_is_unsupported_and_names_the_allowed_formats(
     for allowed in ("JPEG", "PNG", "WebP", "GIF"):
         assert allowed in error.message
     assert error.details.get("detected") == detected
+
+
+def test_a_forms_fields_are_told_to_send_the_image_as_a_form_file_or_the_raw_body() -> None:
+    # It said "unsupported image format (unknown format)", true of its bytes and no help.
+    with pytest.raises(UnsupportedFormat) as caught:
+        sniff_format(b"image=photo.jpg")
+
+    assert caught.value.message == (
+        "not an image but a form's fields (name=value&…): an HTML form posted without"
+        ' enctype="multipart/form-data" sends the file\'s name, not the file; send the image'
+        " (JPEG, PNG, WebP, GIF) as multipart/form-data or as the raw request body"
+    )
 
 
 def test_empty_input_is_its_own_error() -> None:

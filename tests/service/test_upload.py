@@ -131,3 +131,28 @@ def test_a_multipart_body_that_is_no_form_is_refused_naming_form_data_and_the_fi
         f"a multipart upload must be multipart/form-data, the image in the field '{field}'"
         f" (this one is {kind.lower()})"
     )
+
+
+@pytest.mark.parametrize("path", ["/v1/detect", "/v1/id-photo", "/v1/jobs?operation=detect"])
+def test_an_html_form_without_enctype_is_told_to_send_the_image_itself(
+    client: httpx.Client, path: str
+) -> None:
+    # A form without enctype="multipart/form-data" sends the file's name, not the file. It was
+    # refused 415 "unsupported image format (unknown format)", true of its bytes and no help.
+    response = client.post(path, data={"image": "my photo (1).jpg", "note": "hi"})
+
+    assert response.request.headers["content-type"] == "application/x-www-form-urlencoded"
+    error = assert_error(response, 415, "unsupported_format")
+    assert error["detected"] == "form fields"
+    assert "multipart/form-data" in error["message"]
+    assert "raw request body" in error["message"]
+
+
+def test_a_batch_of_an_html_form_without_enctype_fails_its_item_saying_so(
+    client: httpx.Client,
+) -> None:
+    response = client.post("/v1/batch", data={"images": "photo.jpg"})
+
+    [item] = response.json()["items"]
+    assert (item["status"], item["error"]["code"]) == (415, "unsupported_format")
+    assert "multipart/form-data" in item["error"]["message"]

@@ -7,6 +7,7 @@ not JPEG, PNG, WebP or GIF is refused before any decoder is involved.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from faceflow.errors import EmptyInput, JsonScalar, UnsupportedFormat
@@ -95,11 +96,31 @@ def sniff_format(data: bytes) -> ImageFormat:
     details: dict[str, JsonScalar] = {"allowed": ALLOWED_FORMATS}
     if detected:
         details["detected"] = detected
+    if detected == FORM_FIELDS:
+        raise UnsupportedFormat(
+            "not an image but a form's fields (name=value&…): an HTML form posted without"
+            ' enctype="multipart/form-data" sends the file\'s name, not the file; send the image'
+            f" ({', '.join(_ALLOWED_NAMES)}) as multipart/form-data or as the raw request body",
+            details,
+        )
     raise UnsupportedFormat(
         f"unsupported image format ({seen}); send {', '.join(_ALLOWED_NAMES[:-1])} or"
         f" {_ALLOWED_NAMES[-1]}",
         details,
     )
+
+
+FORM_FIELDS = "form fields"
+"""``detected`` of an upload that is an URL-encoded form's fields: what an HTML form without
+``enctype="multipart/form-data"`` sends (``image=photo.jpg``, the file's name alone). Told by
+its bytes, not its Content-Type: ``curl --data-binary @photo.jpg`` labels a raw image so too."""
+
+# A form's fields as browsers encode them (letters, digits and `*-._` as they are, a space as
+# `+`, any other byte as `%XX`), then `~` and a trailing line end some clients add.
+_FORM = re.compile(rb"[\w.*~%+-]+=[\w.*~%+-]*(?:&[\w.*~%+-]+=[\w.*~%+-]*)*\r?\n?")
+_FORM_MAX_BYTES = 16 * 1024
+"""Uploads longer are not tried as a form (a file input's name and a few text fields are a few
+hundred bytes): the match runs on the event loop, and stays within microseconds."""
 
 
 def _name_other(data: bytes) -> str | None:
@@ -109,4 +130,6 @@ def _name_other(data: bytes) -> str | None:
     head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) and b"<svg" in head:
         return "SVG"
+    if len(data) <= _FORM_MAX_BYTES and _FORM.fullmatch(data):
+        return FORM_FIELDS
     return None

@@ -137,7 +137,7 @@ _ERROR_STATUSES = {
     401: "an API key is required",
     403: "the API key is not valid",
     413: "upload too large",
-    415: "not a JPEG, PNG, WebP or GIF",
+    415: "not a JPEG, PNG, WebP or GIF (or a form's fields: send multipart/form-data)",
     422: "image undecodable, too many pixels or bad dimensions",
     429: "rate limit exceeded (see Retry-After)",
     503: "overloaded, deadline exceeded or not ready (see Retry-After)",

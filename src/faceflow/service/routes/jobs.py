@@ -71,7 +71,7 @@ _ERRORS = {
     409: "the job is not in a state that allows this (e.g. cancel after it started)",
     410: "the job's stored image expired before it ran (code `expired`); submit it again",
     413: "upload too large",
-    415: "not a JPEG, PNG, WebP or GIF",
+    415: "not a JPEG, PNG, WebP or GIF (or a form's fields: send multipart/form-data)",
     422: "the job failed on its input (e.g. undecodable image, no face)",
     # 400 and 415 from /result as well: a failed job answers the sync endpoint's error.
     429: "rate limit exceeded (see Retry-After)",
