@@ -288,6 +288,25 @@ def test_file_names_are_printed_verbatim(photo_folder: Path) -> None:
     assert ":smile:.jpg" in as_table.stdout
 
 
+def test_json_names_a_file_of_bytes_not_utf8_in_strict_json(
+    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
+) -> None:
+    import pydantic_core
+
+    photo = Path(os.fsdecode(bytes(tmp_path) + b"/bad\xff.jpg"))
+    shutil.copyfile(testdata / "obama_small.jpg", photo)
+    missing = Path(os.fsdecode(bytes(tmp_path) + b"/gone\xfe\xe5\xbc\xa0.jpg"))
+
+    result = run("--json", photo, missing)
+
+    # json.dumps wrote Python's surrogate escape, "bad\udcff.jpg": no character, refused by a
+    # strict parser ("lone leading surrogate in hex escape").
+    found, gone = [pydantic_core.from_json(line) for line in result.stdout.splitlines()]
+    assert (found["file"], found["face_count"]) == (f"{tmp_path}/bad\\xff.jpg", 1)
+    assert gone["file"] == f"{tmp_path}/gone\\xfe张.jpg"  # valid UTF-8 kept as it is
+    assert gone["error"]["message"] == f"cannot read {gone['file']}: No such file or directory"
+
+
 def test_a_terminal_escape_in_a_file_name_is_shown_not_obeyed(photo_folder: Path) -> None:
     clears = "a\x1b[2Jb.jpg"  # ESC [2J: clear the screen
     shutil.copyfile(photo_folder / "obama_small.jpg", photo_folder / clears)

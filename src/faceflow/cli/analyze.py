@@ -244,13 +244,34 @@ def _plain(value: object) -> Text:
     return Text(printable(value))
 
 
+def _json_text(value: object) -> object:
+    """``value`` as strict JSON can hold it: a string with the bytes of a file name that are
+    not UTF-8 written as ``\\xNN``, as the table writes a control character. Python holds such
+    bytes as lone surrogates (its surrogate escape: ``bad\\xff.jpg`` is ``'bad\\udcff.jpg'``),
+    which ``json.dumps`` wrote as ``\\udcff``: no character at all, refused by strict parsers
+    ("lone leading surrogate in hex escape", serde_json's and pydantic's) and read as U+FFFD,
+    the byte lost, by lenient ones."""
+    if not isinstance(value, str) or value.isascii():
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        try:
+            raw = value.encode(errors="surrogateescape")
+        except UnicodeEncodeError:  # a surrogate no undecodable byte makes: as \udXXX
+            raw = value.encode(errors="backslashreplace")
+        return raw.decode(errors="backslashreplace")
+    return value
+
+
 def _json_line(outcome: FileOutcome[FileAnalysis]) -> str:
     if outcome.error is not None:
-        return json.dumps({"file": str(outcome.path), "error": outcome.error.to_dict()})
+        error = {name: _json_text(value) for name, value in outcome.error.to_dict().items()}
+        return json.dumps({"file": _json_text(str(outcome.path)), "error": error})
     assert outcome.result is not None
     return json.dumps(
         {
-            "file": str(outcome.path),
+            "file": _json_text(str(outcome.path)),
             **outcome.result.report.to_dict(),
             "timings_ms": outcome.result.timings_ms,
         }
