@@ -1,8 +1,9 @@
-"""Standard output closed, full, or a pipe whose reader is gone: each command, a process of its
-own (the descriptors are the process's, as a shell gives them)."""
+"""Standard output closed, full, or a pipe whose reader is gone, and standard error closed: each
+command, a process of its own (the descriptors are the process's, as a shell gives them)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +27,17 @@ def run_with_stdout_closed(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=300,
         check=False,
         preexec_fn=lambda: os.close(1),  # `>&-`
+    )
+
+
+def run_with_stderr_closed(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*FACEFLOW, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=300,
+        check=False,
+        preexec_fn=lambda: os.close(2),  # `2>&-`
     )
 
 
@@ -88,3 +100,51 @@ def test_analyze_json_into_a_full_disk_stops_with_one_line(
 
     assert (full.returncode, full.stderr.splitlines()) == (LOST_STATUS, [FULL])
     assert (broken.returncode, broken.stderr) == (BROKEN_PIPE_STATUS, "")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_analyze_with_stderr_closed_prints_its_results_and_exits_as_with_it_open(
+    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings, workers: str
+) -> None:
+    # With two workers, sys.stderr (None) was flushed before the fork: an AttributeError
+    # traceback into nowhere, exit 1, and nothing printed, the photo's result lost too.
+    photo, missing = testdata / "obama_small.jpg", tmp_path / "gone.jpg"
+
+    done = run_with_stderr_closed(
+        "analyze", "--json", "--workers", workers, str(photo), str(missing)
+    )
+
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 1
+    assert [(line["file"], line.get("face_count"), "error" in line) for line in lines] == [
+        (str(photo), 1, False),
+        (str(missing), None, True),
+    ]
+
+
+def test_id_photo_with_stderr_closed_exits_1_for_a_file_that_failed(tmp_path: Path) -> None:
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+
+    done = run_with_stderr_closed("id-photo", str(tmp_path / "bad.jpg"), "-o", str(tmp_path / "o"))
+
+    assert done.returncode == 1
+    assert "unsupported_format" in done.stdout
+
+
+def test_a_closed_standard_descriptor_is_never_given_to_a_file_the_command_opens() -> None:
+    # The next file, pipe or shared counter opened took it (descriptor 0 here): what a library
+    # writes to standard output or error below Python would have landed in a forked worker's
+    # results or in a photo being written.
+    script = (
+        "import os, sys; from faceflow.cli import main as entry;"
+        " entry.app = lambda: sys.exit(os.open(os.devnull, os.O_RDONLY)); entry.main()"
+    )
+
+    def close_all() -> None:
+        for descriptor in (0, 1, 2):
+            os.close(descriptor)
+
+    done = subprocess.run([sys.executable, "-c", script], preexec_fn=close_all, check=False)
+
+    assert done.returncode == 3
+

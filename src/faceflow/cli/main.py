@@ -52,6 +52,7 @@ def _root(
 
 
 def main() -> None:
+    stdout.fill_closed_descriptors()
     stdout.guard()
     try:
         app()

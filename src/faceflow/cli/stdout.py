@@ -86,11 +86,42 @@ def guard() -> None:
         sys.stdout = _Guarded(sys.stdout)
 
 
+def closed() -> bool:
+    """Whether standard output was closed when the command started (``>&-``)."""
+    return sys.stdout is None or (isinstance(sys.stdout, _Guarded) and sys.stdout._stream is None)
+
+
 def check() -> None:
     """OutputLost now if standard output is closed: for a command whose whole result is printed
     at its end, so that no work is done for nothing."""
-    if sys.stdout is None or (isinstance(sys.stdout, _Guarded) and sys.stdout._stream is None):
+    if closed():
         raise OutputLost(errno.EBADF, "standard output is closed")
+
+
+def fill_closed_descriptors() -> None:
+    """Open /dev/null on standard input, output and error where the command was started with
+    them closed (``<&-``, ``>&-``, ``2>&-``); the entry point's first step.
+
+    A closed descriptor is the next one a file or pipe gets: a forked worker's results pipe, the
+    workers' shared counter, an ID photo being written could be descriptor 1 or 2, and what a
+    library writes to standard output or error below Python (onnxruntime's and OpenCV's
+    warnings) would land in it. ``sys.stdin`` and ``sys.stdout`` stay None, so reading ``-``
+    and printing a result still say the stream is closed. ``sys.stderr`` becomes /dev/null: a
+    command with standard error closed runs as with ``2>/dev/null``, its errors lost (its
+    caller closed where they go) and its exit status the same. Left None, it was a traceback
+    into nowhere: ``analyze --workers 2`` flushed it before forking (AttributeError), and
+    exited 1 with nothing printed, its results lost with its errors."""
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free: this one, 0 and 1 being open
+            if null != descriptor:
+                os.dup2(null, descriptor)
+                os.close(null)
+            os.set_inheritable(descriptor, True)  # as the shell's are, for any process started
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", errors="backslashreplace", closefd=False)  # noqa: SIM115
 
 
 def lost(exc: OutputLost) -> int:
