@@ -148,3 +148,33 @@ def test_a_closed_standard_descriptor_is_never_given_to_a_file_the_command_opens
 
     assert done.returncode == 3
 
+
+def test_id_photo_with_stdout_closed_writes_its_photos_without_the_table(
+    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
+) -> None:
+    # Its results are files (cron's `>&-`): it refused to start, "standard output is closed".
+    out = tmp_path / "out"
+    photo = testdata / "obama_small.jpg"
+
+    done = run_with_stdout_closed("id-photo", str(photo), "-o", str(out))
+
+    assert (done.returncode, done.stderr) == (0, "")
+    assert sorted(path.name for path in out.iterdir()) == [
+        "obama_small.cn-1inch.jpg",
+        "obama_small.cn-1inch.report.json",
+    ]
+
+
+def test_id_photo_with_stdout_closed_names_each_file_that_failed_on_stderr(
+    tmp_path: Path, pulled_model_settings: ModelSettings
+) -> None:
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+
+    done = run_with_stdout_closed("id-photo", str(tmp_path / "bad.jpg"), "-o", str(tmp_path / "o"))
+
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"error: {tmp_path}/bad.jpg: unsupported_format: unsupported image format (unknown"
+        " format); send JPEG, PNG, WebP or GIF",
+        "1 of 1 files failed",
+    ]

@@ -101,8 +101,11 @@ def id_photo(
     from faceflow.pipeline.idphoto.compliance import CheckStatus
     from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
 
-    out, err = _consoles()
-    stdout.check()  # the result is printed there: fail before any work if it is closed
+    # Its results are the files it writes; the table is a summary of them. Started with standard
+    # output closed (cron's `>&-`), it writes them without the table, as with `> /dev/null`,
+    # and names each file that failed on standard error instead (it refused to start before).
+    summary = not stdout.closed()
+    err = stderr_console(highlight=False)  # a console on a closed stdout raises when it is made
     settings = settings_from(config)
     setup_logging("warning")
     try:
@@ -128,6 +131,7 @@ def id_photo(
     for column in ("file", "result", "size", "compliance"):
         table.add_column(column, overflow="fold")
     failed = 0
+    failures: list[str] = []  # each failed file's row, for stderr when there is no table
     refused = 0  # photos whose compliance reaches --fail-on
 
     def outputs_of(stem: str) -> list[Path]:
@@ -170,6 +174,7 @@ def id_photo(
             code = outcome.error.code if outcome.error else "internal"
             message = outcome.error.message if outcome.error else ""
             table.add_row(name, Text(printable(f"{code}: {message}"), style="red"), "", "")
+            failures.append(printable(f"{outcome.path}: {code}: {message}"))
             return
         status = photo.report.status.value
         if fail_on != "never" and photo.report.status.rank >= CheckStatus(fail_on).rank:
@@ -200,7 +205,11 @@ def id_photo(
         except FaceflowError as exc:
             err.print(f"[red]error:[/red] {escape(exc.message)}")
             raise typer.Exit(2) from None
-    print_table(out, table)
+    if summary:
+        print_table(_consoles()[0], table)
+    else:
+        for failure in failures:
+            err.print(f"[red]error:[/red] {escape(failure)}")
     if failed:
         err.print(f"[red]{failed} of {len(files)} files failed[/red]")
     if refused:
