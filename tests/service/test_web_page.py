@@ -1021,6 +1021,50 @@ def test_a_servers_own_fault_is_said_in_the_pages_language(
         assert "ENGLISH" not in english["text"] + chinese["text"]
 
 
+@pytest.mark.parametrize(
+    ("code", "details", "english", "chinese"),
+    [
+        ("invalid_parameter", {"parameter": "sheet"}, "page sent (sheet)", "设置（sheet）"),
+        ("invalid_parameter", {}, "Reload the page", "刷新页面"),
+        ("missing_field", {}, "photo did not reach the server", "照片没有随请求到达服务器"),
+        ("bad_request", {}, "could not read the request", "无法读取这个页面发送的请求"),
+        ("conflict", {}, "Wait a moment and try again", "请稍等片刻再试"),
+    ],
+    ids=["setting-named", "setting", "missing-field", "bad-request", "conflict"],
+)
+def test_a_request_the_server_refused_is_said_in_the_pages_language(
+    open_page: OpenPage,
+    live_server: LiveServer,
+    code: str,
+    details: dict[str, str],
+    english: str,
+    chinese: str,
+) -> None:
+    """A setting refused, a field missing, a request not understood or a conflict (the page
+    sends nothing that earns them, but a proxy in between or a newer server may) is said in
+    words of the page's language with what a person can do: until 2026-12-07 the Chinese page
+    showed "请求被拒绝" over the server's English sentence."""
+    page = load(open_page, live_server).page
+    said: list[dict[str, str]] = page.evaluate(
+        """async ([code, details]) => {
+            const { describeError } = await import("./js/messages.js");
+            const { setLanguage } = await import("./js/i18n.js");
+            const describe = () => describeError(
+                {code, status: 400, message: "ENGLISH FROM THE SERVER", details});
+            const english = describe();
+            setLanguage("zh");
+            const chinese = describe();
+            setLanguage("en");
+            return [english, chinese];
+        }""",
+        [code, details],
+    )
+    assert english in said[0]["text"]
+    assert chinese in said[1]["text"]
+    assert "ENGLISH" not in said[0]["text"] + said[1]["text"]
+    assert re.search(r"[\u4e00-\u9fff]", said[1]["title"])
+
+
 def test_phone_layout_has_no_horizontal_scroll(
     open_page: OpenPage, live_server: LiveServer, testdata: Path
 ) -> None:

@@ -1,6 +1,6 @@
 // What to tell a person about each error code the API can return, and number formatting.
 
-import { plural, t } from "./i18n.js";
+import { language, plural, t } from "./i18n.js";
 
 export function formatBytes(bytes) {
   if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(bytes >= 10 * 1024 * 1024 ? 0 : 1)} MB`;
@@ -20,6 +20,9 @@ export const BUSY = new Set(["overloaded", "queue_full", "deadline_exceeded", "w
 /** The codes of a fault of the server's own (500): its English message meant nothing to a person,
  * and nothing on the Chinese page. */
 const SERVER_FAULT = new Set(["internal", "model_error", "unknown_model", "model_missing", "model_checksum_mismatch", "model_fetch_failed"]);
+
+/** " (sheet)" / "（sheet）": the setting the server names, in the page's punctuation. */
+const named = (parameter) => (!parameter ? "" : language() === "zh" ? `（${parameter}）` : ` (${parameter})`);
 
 /**
  * {title, text, retryAfter, needsKey} for an ApiError (or anything with code/message/details),
@@ -96,19 +99,22 @@ export function describeError(error, limits = null) {
     case "headers_too_large":
       return said("error.headersTooLarge", "error.headersTooLargeText");
     case "conflict":
-      return { title: t("error.conflict"), text: error.message };
+      return said("error.conflict", "error.conflictText");
     case "network":
       return said("error.network", "error.networkText", { more: { retryAfter: retryAfter ?? 2 } });
     case "invalid_parameter":
       if (details.min_achievable_kb !== undefined) {
         return said("error.capSmall", "error.capSmallText", { vars: { kb: details.min_achievable_kb } });
       }
-      return { title: t("error.rejected"), text: error.message };
+      // The page's own fields keep to the server's bounds: a setting refused is a page older than
+      // the server, or something in between; the server's English sentence told a person nothing.
+      return said("error.rejected", "error.rejectedSettingText", { vars: { parameter: named(details.parameter) } });
     case "out_of_range":
       return said("error.outOfRange", "error.outOfRangeText", { vars: { parameter: details.parameter ?? "", min: details.min ?? "", max: details.max ?? "" } });
-    case "missing_field":
-    case "bad_request":
-      return { title: t("error.rejected"), text: error.message };
+    case "missing_field": // the page always sends its photo: something in between lost it
+      return said("error.rejected", "error.rejectedMissingText");
+    case "bad_request": // also a proxy's 4xx page (api.js codeOfStatus)
+      return said("error.rejected", "error.rejectedBadText");
     default:
       if (SERVER_FAULT.has(code) || error.status >= 500) return said("error.other", "error.serverFaultText");
       return { title: t("error.other"), text: error.message || t("error.otherText") };
