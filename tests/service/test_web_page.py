@@ -913,20 +913,71 @@ def test_retry_leaves_the_focus_on_what_was_retried(
     wait_for_id_photo(page)
 
 
-def test_one_retry_sends_again_every_photo_the_server_was_gone_for(
-    open_page: OpenPage, live_server: LiveServer, testdata: Path
+@pytest.mark.parametrize("why", ["gone", "busy"])
+def test_a_batch_waits_for_the_server_and_goes_on_when_it_answers(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path, why: str
 ) -> None:
-    """A batch picked while the server is gone fails whole at once (each photo's upload is
-    refused in turn); once it is back, one Retry sends them all again, not the one on show only.
-    Until 2026-12-07 each photo needed choosing and its own Retry: 30 photos, 30 Retries."""
-    page = clocked_page(open_page, live_server)  # the test moves it past the network's wait
-    gone = "**/v1/analyze*"
-    page.route(gone, lambda route: route.abort("connectionrefused"))
+    """A photo refused for the moment (the server out of reach, or busy with a Retry-After)
+    holds the photos waiting after it: they are not sent, not marked failed, and the batch says
+    once that it waits. The page tries again on its own (/readyz first for a server out of
+    reach, the refused photo itself after Retry-After) and goes on when the server answers.
+    Until 2026-12-07 the waiting photos were sent one after another, each failing within a
+    second, and the batch stood failed whole."""
+    page = clocked_page(open_page, live_server)
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if "/v1/analyze" in r.url else None)
+    routes: dict[str, Callable[[Route], None]] = {}
+    if why == "gone":
+        routes["**/v1/analyze*"] = lambda route: route.abort("connectionrefused")
+        routes["**/readyz"] = lambda route: route.abort("connectionrefused")
+    else:
+        routes["**/v1/analyze*"] = refusing(503, "overloaded")
+    for url, handler in routes.items():
+        page.route(url, handler)
+    page.clock.pause_at(page.evaluate("Date.now()") + 1)
     names = ("two_people.jpg", "obama_small.jpg", "portrait_1.jpg", "portrait_2.jpg")
     pick(page, *(testdata / name for name in names))
     thumbs = page.locator(".thumb")
-    expect(thumbs).to_have_count(len(names))
-    for index in range(len(names)):
+    expect(thumbs.nth(0)).to_contain_text("Failed")
+
+    run_clock(page, 10_000)
+    for index in range(1, len(names)):
+        expect(thumbs.nth(index)).to_contain_text("Waiting")
+    if why == "gone":
+        assert len(sent) == 1, sent  # /readyz is asked, nothing is uploaded again
+    else:
+        assert 2 <= len(sent) <= 1 + 10 // RETRY_AFTER_S, sent  # the refused photo, tried again
+    hold = page.locator("#queue-hold [role=status]")
+    expect(hold).to_contain_text("Waiting for the server")
+    expect(hold).to_contain_text("3 photos wait")
+    expect(hold).to_contain_text("Trying again on its own")
+    expect(page.locator("#photo-notice [role=alert]")).to_contain_text("Trying again on its own")
+    page.click("#lang-switch")
+    expect(hold).to_contain_text("正在等待服务器")
+    expect(hold).to_contain_text("3 张照片在等待")
+    page.click("#lang-switch")
+
+    for url in routes:
+        page.unroute(url)
+    run_clock(page, 16_000)  # at most 8 s to the next try for a server out of reach
+    for index, faces in enumerate(("2 faces", "1 face", "1 face", "1 face")):
+        expect(thumbs.nth(index)).to_contain_text(faces)
+    expect(hold).to_have_count(0)
+
+
+def test_one_retry_sends_again_every_photo_the_server_was_gone_for(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """Photos chosen one at a time while the server is gone each fail on their own (none waits
+    behind another, so nothing is held); once it is back, one Retry sends them all again, not
+    the one on show only. Until 2026-12-07 each photo needed choosing and its own Retry."""
+    page = clocked_page(open_page, live_server)  # the test moves it past the network's wait
+    gone = "**/v1/analyze*"
+    page.route(gone, lambda route: route.abort("connectionrefused"))
+    names = ("two_people.jpg", "obama_small.jpg", "portrait_1.jpg")
+    thumbs = page.locator(".thumb")
+    for index, name in enumerate(names):
+        pick(page, testdata / name)
         expect(thumbs.nth(index)).to_contain_text("Failed")
     retry = page.locator("#photo-notice [role=alert]").get_by_role("button", name="Retry")
     page.clock.run_for(2000)  # a network error's own wait (messages.js)
@@ -935,8 +986,8 @@ def test_one_retry_sends_again_every_photo_the_server_was_gone_for(
     page.unroute(gone)
     retry.focus()
     page.keyboard.press("Enter")
-    expect(thumbs.nth(0)).to_be_focused()
-    for index, faces in enumerate(("2 faces", "1 face", "1 face", "1 face")):
+    expect(thumbs.nth(2)).to_be_focused()
+    for index, faces in enumerate(("2 faces", "1 face", "1 face")):
         expect(thumbs.nth(index)).to_contain_text(faces)
 
 

@@ -8,6 +8,15 @@ import { AutoRetry } from "./retry.js";
 
 let nextId = 1;
 
+// A batch held for a server out of reach asks /readyz (what the status badge asks) after 2 s,
+// then 4, 8, 16 and every 30 s: a server down for minutes is not asked every second, and one
+// back is found within half a minute.
+const HOLD_FIRST_S = 2;
+const HOLD_MAX_S = 30;
+
+/** Whether the server answers its readiness probe now (no key needed, nothing uploaded). */
+const serverAnswers = () => fetch("readyz", { cache: "no-store" }).then((response) => response.ok, () => false);
+
 /**
  * One photo. `status` is waiting | uploading | analysing | done | error; `result` is the
  * /v1/analyze body; `timings` the parsed Server-Timing; `cache` "hit" or "miss".
@@ -37,6 +46,16 @@ export class PhotoQueue extends EventTarget {
   items = [];
   selectedId = null;
   #busy = false;
+  /**
+   * The batch held for the server: {lead, code, retryAt (ms)}, or null. A photo refused for the
+   * moment (the server out of reach, busy or rate limited) while others waited failed them all
+   * one after another, each within a second, though none of them had been sent. Now the others
+   * wait: the page tries the refused photo again on its own (after Retry-After, or once /readyz
+   * answers) and the batch goes on when the server does.
+   */
+  hold = null;
+  #holdTimer = 0;
+  #holdStep = 0; // how many waits the server has been out of reach in a row
 
   /**
    * `authorize(error)` is awaited on 401/403 and resolves true when a new key is in place, so
@@ -82,6 +101,8 @@ export class PhotoQueue extends EventTarget {
     URL.revokeObjectURL(removed.url);
     removed.pictures.release();
     if (this.selectedId === id) this.selectedId = this.items[Math.min(index, this.items.length - 1)]?.id ?? null;
+    // Nothing left to hold: the refused photo, if it stays, is the person's to retry as a lone one is.
+    if (this.hold && !this.items.some((item) => item.status === "waiting")) this.#release();
     this.#emit("change");
   }
 
@@ -94,10 +115,13 @@ export class PhotoQueue extends EventTarget {
     }
     this.items = [];
     this.selectedId = null;
+    this.#release();
     this.#emit("change");
   }
 
   retry(photo) {
+    // The person's Retry is the page's own try, sooner: the held batch goes with it.
+    this.#release();
     photo.autoRetry.reset();
     photo.status = "waiting";
     photo.error = null;
@@ -135,6 +159,12 @@ export class PhotoQueue extends EventTarget {
     try {
       for (let photo = this.#nextWaiting(); photo; photo = this.#nextWaiting()) {
         await this.#analyse(photo);
+        if (photo.status === "done") this.#holdStep = 0;
+        // Refused for the moment with photos waiting: they are held, not sent to fail in turn.
+        if (photo.status === "error" && photo.error.retryable && this.items.includes(photo) && this.#nextWaiting()) {
+          this.#holdFor(photo);
+          break;
+        }
         // A busy or rate-limited server said when to come back: the rest of the queue waits.
         const pause = photo.status === "error" ? photo.error.retryAfter : null;
         if (pause) await new Promise((resume) => setTimeout(resume, pause * 1000));
@@ -152,7 +182,57 @@ export class PhotoQueue extends EventTarget {
   }
 
   #nextWaiting() {
-    return this.items.find((item) => item.status === "waiting");
+    return this.hold ? undefined : this.items.find((item) => item.status === "waiting");
+  }
+
+  /** Hold the batch after `lead` was refused for the moment, until its Retry-After or a backoff. */
+  #holdFor(lead) {
+    const { code, retryAfter } = lead.error;
+    this.hold = { lead, code, retryAt: 0 };
+    this.#wait(retryAfter ?? this.#backoff());
+  }
+
+  #backoff() {
+    return Math.min(HOLD_MAX_S, HOLD_FIRST_S * 2 ** this.#holdStep++);
+  }
+
+  #wait(seconds) {
+    clearTimeout(this.#holdTimer);
+    this.hold.retryAt = Date.now() + seconds * 1000;
+    // The refused photo's notice counts down to the same moment.
+    if (this.hold.lead.error) this.hold.lead.error.retryAt = this.hold.retryAt;
+    this.#holdTimer = setTimeout(() => this.#wake(), seconds * 1000);
+    this.#emit("change");
+  }
+
+  /**
+   * The wait is over. A server out of reach is asked /readyz first (a photo is not uploaded to
+   * it again to find out); one that answered busy or rate limited is asked by the refused photo
+   * itself. Then the refused photo goes again, first, and the batch after it.
+   */
+  async #wake() {
+    const hold = this.hold;
+    if (!hold) return;
+    if (hold.code === "network" && !(await serverAnswers())) {
+      if (this.hold === hold) this.#wait(this.#backoff());
+      return;
+    }
+    if (this.hold !== hold) return; // the person's Retry, or the queue cleared, came first
+    this.#release();
+    const { lead } = hold;
+    if (this.items.includes(lead) && lead.status === "error") {
+      lead.autoRetry.take(); // its one automatic retry (retry.js) is this one
+      lead.status = "waiting";
+      lead.error = null;
+      lead.progress = 0;
+    }
+    this.#emit("change");
+    this.#pump();
+  }
+
+  #release() {
+    clearTimeout(this.#holdTimer);
+    this.hold = null;
   }
 
   async #analyse(photo) {

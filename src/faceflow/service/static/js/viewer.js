@@ -6,7 +6,7 @@ import { baseName, byId, downloadBlob, h } from "./dom.js";
 import { arrangeLabels, drawFaces, faceRows, facesCsv, leftToRight, sizeDots, timingItems } from "./faces.js";
 import { onLanguageChange, plural, t } from "./i18n.js";
 import { formatBytes } from "./messages.js";
-import { clearNotice, showError } from "./notice.js";
+import { clearNotice, showError, showNotice } from "./notice.js";
 import { AutoRetry } from "./retry.js";
 
 function fileExtension(name) {
@@ -45,7 +45,9 @@ export class Viewer {
   #annotateRetry = new AutoRetry(); // after a 429, as for every other request (retry.js)
   #drawn = []; // the faces drawn, left to right
   #pictureOf = null; // the id of the photo whose picture the photo card shows
-  #shown = { id: null, status: null };
+  #shown = { id: null, status: null, retryAt: null, held: false };
+  #holdNotice = byId("queue-hold");
+  #holdShown = ""; // what the held batch's notice says, so it is not redrawn (its countdown) on every change
   #thumbs = new Map();
   #stripAt = null; // the id of the photo whose thumbnail and × are the strip's Tab stops
 
@@ -84,6 +86,7 @@ export class Viewer {
     byId("download-csv").addEventListener("click", () => this.#saveResults("csv"));
     onLanguageChange(() => {
       this.#shown = { id: null, status: null };
+      this.#holdShown = "";
       this.render();
       if (this.#annotateNotice.querySelector(".notice")) this.#annotateSaid?.();
     });
@@ -91,28 +94,58 @@ export class Viewer {
 
   render() {
     this.#renderQueue();
+    this.#renderHold();
     const photo = this.queue.selected;
     if (!photo) {
       this.#renderNothing();
       return;
     }
-    // Redraw the photo only when the selection or its state changed, so it does not flicker.
-    if (this.#shown.id === photo.id && this.#shown.status === photo.status) return;
+    // Redraw the photo only when the selection or its state changed, so it does not flicker
+    // (or the time the page tries it again, or whether it does: the held batch's refused photo).
+    const retryAt = photo.error?.retryAt ?? null;
+    const held = this.queue.hold?.lead === photo;
+    const shown = this.#shown;
+    if (shown.id === photo.id && shown.status === photo.status && shown.retryAt === retryAt && shown.held === held) return;
     // The annotated image's error was about the photo on show: another one is shown.
     if (this.#shown.id !== null && this.#shown.id !== photo.id) this.#unsayAnnotate();
     // The photo on show has just been analysed: nothing else tells a screen reader so (an error
     // is an alert of its own), and the faces it found would be met only by searching the page.
     const finished = this.#shown.id === photo.id && photo.status === "done";
-    this.#shown = { id: photo.id, status: photo.status };
     this.#empty.hidden = true;
     this.#renderProgress(photo);
     this.#renderResult(photo);
+    // After its notice is drawn: showing it sets the error's retryAt when nothing had.
+    this.#shown = { id: photo.id, status: photo.status, retryAt: photo.error?.retryAt ?? null, held };
     if (finished) this.#announce.textContent = this.#photo.alt;
+  }
+
+  /**
+   * The held batch, said once for all its photos: why they wait, how many, and when the page
+   * tries again on its own (queue.hold).
+   */
+  #renderHold() {
+    const hold = this.queue.hold;
+    const waiting = hold ? this.queue.items.filter((item) => item.status === "waiting").length : 0;
+    const said = hold ? `${hold.code}|${hold.retryAt}|${waiting}` : "";
+    if (said === this.#holdShown) return;
+    this.#holdShown = said;
+    if (!hold) {
+      clearNotice(this.#holdNotice);
+      return;
+    }
+    const why = hold.code === "network" ? "hold.gone" : hold.code === "rate_limited" ? "hold.limited" : "hold.busy";
+    showNotice(this.#holdNotice, {
+      tone: "info",
+      title: t("hold.title"),
+      text: t(why, { photos: plural("hold.photos", waiting) }),
+      retryAfter: Math.max(0, Math.ceil((hold.retryAt - Date.now()) / 1000)),
+      autoRetry: true,
+    });
   }
 
   /** The queue emptied: the page as it first was. */
   #renderNothing() {
-    this.#shown = { id: null, status: null };
+    this.#shown = { id: null, status: null, retryAt: null, held: false };
     this.#stage.hidden = true;
     this.#dropPicture();
     this.#progress.hidden = true;
@@ -275,7 +308,7 @@ export class Viewer {
       showError(this.#notice, photo.error, {
         limits: this.limits(),
         // The countdown says whether the page tries again at zero or the person must press Retry.
-        autoRetry: photo.autoRetry.pending,
+        autoRetry: photo.autoRetry.pending || this.queue.hold?.lead === photo,
         // Every photo the same moment failed goes again, not only the one on show.
         onRetry: retryable ? () => this.queue.retryAllForNow(photo) : null,
         // The photo retried, in the strip: its label says how it goes ("Uploading 40%").
