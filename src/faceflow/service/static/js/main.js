@@ -10,7 +10,8 @@ import { Examples } from "./examples.js";
 import { applyStatic, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { IdPhotoPanel } from "./idphoto.js";
 import { BUSY, describeError } from "./messages.js";
-import { PhotoQueue } from "./uploads.js";
+import { clearNotice, showNotice } from "./notice.js";
+import { MAX_PHOTOS, PhotoQueue } from "./uploads.js";
 import { Viewer } from "./viewer.js";
 
 const statusLine = byId("server-status");
@@ -35,7 +36,22 @@ const panel = new IdPhotoPanel(queue, { limits, askKey: (error) => askKey(error)
 const camera = new Camera({ onPhoto: (file) => queue.add([file]) });
 byId("camera-open").addEventListener("click", () => camera.open());
 const examples = new Examples({ onPhoto: (file) => queue.add([file]) });
+// Photos beyond the queue's room are left out, and the person is told how many (uploads.js);
+// photos added later that all fit take the notice away, as Clear all does.
+const queueNotice = byId("queue-notice");
+let leftOut = null; // the last add's {given, taken, left}, while photos were left out
+function sayLeftOut() {
+  if (!leftOut) clearNotice(queueNotice);
+  else showNotice(queueNotice, { tone: "info", title: t("queue.full"), text: t("queue.fullText", { max: MAX_PHOTOS, ...leftOut }) });
+}
+queue.addEventListener("taken", (event) => {
+  leftOut = event.detail.left > 0 ? event.detail : null;
+  sayLeftOut();
+});
+onLanguageChange(sayLeftOut);
 byId("queue-clear").addEventListener("click", () => {
+  leftOut = null;
+  sayLeftOut();
   queue.clear();
   // The button goes with the queue: focus goes back to where photos are added, not the page's top.
   dropzone.focus();

@@ -12,6 +12,11 @@ let nextId = 1;
 // then 4, 8, 16 and every 30 s: a server down for minutes is not asked every second, and one
 // back is found within half a minute.
 const HOLD_FIRST_S = 2;
+// The photos the queue takes at a time. A folder of 2,000 dropped (or chosen) kept the page's one
+// thread busy for good: 16 s to list them, then about 4 s per photo analysed, cached answers and
+// all (each change redraws the strip of every photo), over two hours for the batch. A hundred
+// is more than a person looks through in one sitting, and about a minute and a half of work.
+export const MAX_PHOTOS = 100;
 const HOLD_MAX_S = 30;
 
 /** Whether the server answers its readiness probe now (no key needed, nothing uploaded). */
@@ -76,8 +81,15 @@ export class PhotoQueue extends EventTarget {
     return this.items.find((item) => item.id === this.selectedId) ?? null;
   }
 
+  /**
+   * Queue `files`, as many as there is room for (MAX_PHOTOS in all), in their order; the rest are
+   * left out. A "taken" event says how many: {given, taken, left}.
+   */
   add(files) {
-    const added = [...files].map((file) => new Photo(file));
+    const given = [...files];
+    const taken = given.slice(0, Math.max(0, MAX_PHOTOS - this.items.length));
+    this.#emit("taken", { given: given.length, taken: taken.length, left: given.length - taken.length });
+    const added = taken.map((file) => new Photo(file));
     if (!added.length) return;
     this.items.push(...added);
     this.selectedId = added[0].id;

@@ -240,8 +240,11 @@ export class Viewer {
   #renderQueue() {
     const items = this.queue.items;
     this.#queueBar.hidden = items.length === 0;
+    // A Set: with a photo looked up in the queue for each thumbnail, a change cost the square of
+    // the queue's length.
+    const queued = new Set(items.map((item) => item.id));
     for (const [id, button] of this.#thumbs) {
-      if (items.some((item) => item.id === id)) continue;
+      if (queued.has(id)) continue;
       button.closest("li").remove();
       this.#thumbs.delete(id);
     }
