@@ -141,6 +141,29 @@ def test_attributes_option_selects_what_is_computed(
         assert {"age", "gender"} & set(face) == keys
 
 
+@pytest.mark.parametrize(
+    ("attributes", "columns"),
+    [
+        ("none", ["file", "faces", "face", "score", "box (x1, y1, x2, y2)"]),
+        ("age", ["file", "faces", "face", "score", "age", "box (x1, y1, x2, y2)"]),
+        ("age,gender", ["file", "faces", "face", "score", "gender", "age", "box (x1, y1, x2, y2)"]),
+    ],
+)
+def test_the_table_shows_only_the_attributes_asked_for(
+    photo_folder: Path, attributes: str, columns: list[str]
+) -> None:
+    # `--attributes none` showed a gender and an age column, empty on every row.
+    result = run("--attributes", attributes, photo_folder / "two_people.jpg")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    [header] = [[cell.strip() for cell in line.split("┃")[1:-1]] for line in lines if "┃" in line]
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if "│" in line]
+    assert header == columns
+    assert len(rows) == 2
+    assert all(len(row) == len(columns) and all(row[3:]) for row in rows)
+
+
 def test_any_option_of_the_api_is_taken_with_dash_o(photo_folder: Path) -> None:
     result = run("--json", "-O", "max_faces=1", photo_folder / "two_people.jpg")
 

@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # rich and the ONNX stack are imported when the command runs,
     from rich.text import Text
 
     from faceflow.cli.files import FileOutcome
+    from faceflow.domain import Attribute
     from faceflow.runtime.tasks import FileAnalysis
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
@@ -166,9 +168,13 @@ _FILE_COLUMN_MIN = 24
 _BOX_HEADER = "box (x1, y1, x2, y2)"
 
 
-def _print_table(out: Console, outcomes: list[FileOutcome[FileAnalysis]]) -> None:
+def _print_table(
+    out: Console, outcomes: list[FileOutcome[FileAnalysis]], attributes: Collection[Attribute]
+) -> None:
     """One row per face (a file without faces has one row), then the files that failed, each
-    with its error code and message; both fit the terminal's width."""
+    with its error code and message; both fit the terminal's width. A column of an attribute not
+    asked for is left out: `--attributes none` showed an empty gender and age column on every
+    row."""
     from rich.table import Table
 
     rows: list[list[str]] = []
@@ -178,9 +184,9 @@ def _print_table(out: Console, outcomes: list[FileOutcome[FileAnalysis]]) -> Non
             failed.append(outcome)
             continue
         assert outcome.result is not None
-        rows.extend(_face_rows(str(outcome.path), outcome.result))
+        rows.extend(_face_rows(str(outcome.path), outcome.result, attributes))
     if rows:
-        headers = ["file", "faces", "face", "score", "gender", "age", _BOX_HEADER]
+        headers = ["file", "faces", "face", "score", *_attribute_headers(attributes), _BOX_HEADER]
         if not _fits(out, headers[1:], [row[1:] for row in rows]):
             headers, rows = headers[:-1], [row[:-1] for row in rows]
         table = Table(show_lines=False)
@@ -203,25 +209,42 @@ def _print_table(out: Console, outcomes: list[FileOutcome[FileAnalysis]]) -> Non
         print_table(out, errors)
 
 
-def _face_rows(path: str, analysis: FileAnalysis) -> list[list[str]]:
-    """The table's cells for one file: file, faces, face, score, gender, age, box."""
+def _attribute_headers(attributes: Collection[Attribute]) -> list[str]:
+    """The attribute columns of the table, in their order: those asked for."""
+    from faceflow.domain import Attribute
+
+    return [a.value for a in (Attribute.GENDER, Attribute.AGE) if a in attributes]
+
+
+def _face_rows(
+    path: str, analysis: FileAnalysis, attributes: Collection[Attribute]
+) -> list[list[str]]:
+    """The table's cells for one file: file, faces, face, score, the attributes asked for, box."""
+    from faceflow.domain import Attribute
     from faceflow.pipeline.annotate import face_label
 
     faces = analysis.report.faces
+    headers = _attribute_headers(attributes)
     if not faces:
-        return [[path, "0", "", "", "", "", ""]]
+        return [[path, "0", "", "", *("" for _ in headers), ""]]
     rows = []
     for index, face in enumerate(faces):
-        gender = f"{face.gender.label.value} {face.gender.probability:.0%}" if face.gender else ""
-        age = f"{face.age.years:.0f} ({face.age.low:.0f}–{face.age.high:.0f})" if face.age else ""
+        cells = {
+            Attribute.GENDER.value: (
+                f"{face.gender.label.value} {face.gender.probability:.0%}" if face.gender else ""
+            ),
+            Attribute.AGE.value: (
+                f"{face.age.years:.0f} ({face.age.low:.0f}–{face.age.high:.0f})" if face.age else ""
+            ),
+        }
         rows.append(
             [
                 path if index == 0 else "",
                 str(len(faces)) if index == 0 else "",
-                f"{index + 1} {face_label(face)}",
+                # Without attributes the label is the score, which has its own column.
+                f"{index + 1} {face_label(face)}" if headers else str(index + 1),
                 f"{face.score:.2f}",
-                gender,
-                age,
+                *(cells[header] for header in headers),
                 ", ".join(f"{v:.0f}" for v in face.box.to_dict()),
             ]
         )
@@ -389,7 +412,7 @@ def analyze(
             raise typer.Exit(2) from None
     if not as_json:
         order = {path: index for index, path in enumerate(files)}
-        _print_table(out, sorted(outcomes, key=lambda o: order[o.path]))
+        _print_table(out, sorted(outcomes, key=lambda o: order[o.path]), work.attributes)
     if failed:
         err.print(f"[red]{failed} of {len(files)} files failed[/red]")
         raise typer.Exit(1)
