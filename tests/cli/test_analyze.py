@@ -517,6 +517,48 @@ def test_a_glob_never_descends_into_a_link_back_up_the_tree(tmp_path: Path) -> N
     assert expand_paths([f"{photos}/**/*.jpg"]) == [photos / "2024" / "a.jpg"]
 
 
+def test_one_file_under_several_names_is_found_once_under_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Relative and absolute, or through a link, the same photo was analysed twice.
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg", "sub/c.jpg"):
+        (photos / name).write_bytes(b"")
+    (tmp_path / "link.jpg").symlink_to(photos / "a.jpg")
+    (tmp_path / "linked").symlink_to(photos / "sub")
+    (photos / "sub" / "d.jpg").symlink_to("../b.jpg")  # found by the walk too
+    monkeypatch.chdir(tmp_path)
+
+    found = expand_paths(
+        [
+            "photos/a.jpg",
+            str(photos / "a.jpg"),
+            "link.jpg",
+            "./photos/../photos/a.jpg",
+            "linked/c.jpg",
+            str(photos),
+            "photos/*.jpg",
+            "-",
+            "-",
+        ]
+    )
+
+    assert found == [
+        Path("photos/a.jpg"),
+        Path("linked/c.jpg"),
+        photos / "b.jpg",
+        Path("-"),
+    ]
+    # Distinct files keep distinct entries, whatever their names.
+    assert expand_paths(["photos/a.jpg", "photos/b.jpg", "nope.jpg", "photos/sub"]) == [
+        Path("photos/a.jpg"),
+        Path("photos/b.jpg"),
+        Path("nope.jpg"),
+        Path("photos/sub/c.jpg"),
+    ]
+
+
 @pytest.mark.parametrize(
     "pattern",
     ["**/*.jpg", "**", "*/**/*.jpg", "**/b*/*.png", "2024/**/a**.jpg", ".hidden/**/*.jpg", "*.gif"],

@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import re
+import stat
 from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -62,12 +63,26 @@ def expand_paths(patterns: list[str], output_folder: Path | None = None) -> list
     command's own outputs, in ``output_folder``, when a folder or a glob above it finds them
     (named directly, or by a folder or a glob inside it, they are not): `faceflow id-photo
     photos/ -o photos/out` run again made ID photos of the last run's ID photos
-    (a.cn-1inch.cn-1inch.jpg), one more generation a run."""
+    (a.cn-1inch.cn-1inch.jpg), one more generation a run.
+
+    A file is found once under the first name it is given by: the same file named relative and
+    absolute, or through a symbolic link, was analysed twice (and written out twice)."""
     outputs = None if output_folder is None else os.path.realpath(output_folder) + os.sep
     found: dict[Path, None] = {}
+    resolve = _Resolver()
+    resolved: set[str] = set()
 
     def not_output(path: Path | str) -> bool:
-        return outputs is None or not (os.path.realpath(path) + os.sep).startswith(outputs)
+        return outputs is None or not (resolve(Path(path)) + os.sep).startswith(outputs)
+
+    def add(path: Path) -> None:
+        if path == STDIN:
+            found[STDIN] = None
+            return
+        real = resolve(path)
+        if real not in resolved:
+            resolved.add(real)
+            found[path] = None
 
     for pattern in patterns:
         path = Path(pattern)
@@ -76,21 +91,45 @@ def expand_paths(patterns: list[str], output_folder: Path | None = None) -> list
         except OSError:  # a name too long, a folder above it unreadable: its read says which
             kind = "file"
         if path == STDIN:
-            found[STDIN] = None
+            add(STDIN)
         elif kind == "folder":
             above_outputs = not_output(path)
             for child in _walk(path):
                 if not above_outputs or not_output(child):
-                    found[child] = None
+                    add(child)
         elif kind == "file":
-            found[path] = None
+            add(path)
         else:
             matches = _glob(pattern) or [Path(pattern)]
             if not_output(pattern):
                 matches = [match for match in matches if not_output(match)]
             for match in matches:
-                found[match] = None
+                add(match)
     return list(found)
+
+
+class _Resolver:
+    """:func:`os.path.realpath` of many paths, each folder resolved once: realpath reads every
+    part of a path (an ``lstat`` each), ≈ 9 system calls a file for a photo five folders down,
+    where a file of a folder already resolved takes one (is it a link?)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, path: Path) -> str:
+        if path.name in ("", ".", ".."):  # no name of its own to join to its folder's
+            return os.path.realpath(path)
+        folder = str(path.parent)
+        real_folder = self._folders.get(folder)
+        if real_folder is None:
+            real_folder = self._folders[folder] = os.path.realpath(folder)
+        joined = os.path.join(real_folder, path.name)  # noqa: PTH118 - strs, as realpath gives
+        try:
+            if stat.S_ISLNK(os.lstat(joined).st_mode):
+                return os.path.realpath(joined)
+        except (OSError, ValueError):  # missing, unreadable, too long: its read says which
+            pass
+        return joined
 
 
 def _walk(folder: Path) -> list[Path]:
