@@ -337,6 +337,12 @@ class ModelStore:
         self._store(spec, data)
         return data
 
+    def check_derivation(self, spec: DerivedSpec) -> None:
+        """Derive ``spec`` from its verified source in memory and check it against its pin, as
+        a process loading a missing or damaged one does (:meth:`read_derived`), storing nothing:
+        whether such a process would load it. The errors :meth:`read_derived` raises."""
+        self._derive(spec)
+
     def _derive(self, spec: DerivedSpec) -> bytes:
         """``spec`` made from its verified source; ModelChecksumMismatch if the result is not
         the pinned file (this faceflow's derivation and its catalogue disagree)."""
