@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
 import signal
 import sys
 import threading
@@ -197,12 +198,13 @@ def _run_files(
 class _InOrder(Generic[Res]):
     """Hands outcomes to ``on_done`` in the order of the files, whichever worker finished first
     (so ``--json`` prints the same lines in the same order with any number of workers); called
-    from more than one thread.
+    from more than one thread beside a spawned pool (this process's worker thread and the
+    pool's feeders), from the main thread alone beside forked workers.
 
     An exception from ``on_done`` (its output lost: ``| head -1``) is raised again by every
     later :meth:`add` and by :meth:`check`, so that it stops the run from whichever thread saw
-    it first: raised in the thread reading the forked workers' results, it was a traceback on
-    stderr while the run went on to its end."""
+    it first: raised in a thread of its own, it was a traceback on stderr while the run went on
+    to its end."""
 
     def __init__(self, paths: list[Path], on_done: Callable[[FileOutcome[Res]], None]) -> None:
         self.paths = paths
@@ -295,7 +297,15 @@ def _run_forked(
     its outcomes over its own pipe, read by a thread here (started after the forks) so a large
     result never waits for this process to finish a file of its own. A child that dies loses only
     the file it was on, reported as :class:`WorkerCrashed`; one left running when this process
-    stops early is killed."""
+    stops early is killed.
+
+    The children's outcomes are handed to ``on_done`` by this thread, the main one, between its
+    own files (and after its last, until the children are done), never by the reading thread:
+    so a Ctrl-C or SIGTERM, raised in the main thread, stops the writing where it stands and
+    its cleanups run (a file cut short removed, no photo left without its report), as with one
+    worker, and nothing writes after it. Written by the reading thread, an outcome could be
+    between a photo and its report when the interrupt ended the process, the photo left alone.
+    """
     fork = multiprocessing.get_context("fork")
     counter = fork.Value("q", 0)
 
@@ -337,15 +347,16 @@ def _run_forked(
             results.append(reader)
             pids.append(pid)
         gc.unfreeze()
+        arrived: _Arrived[Res] = _Arrived(ARRIVED_PER_CHILD * len(pids))
         receiving = threading.Thread(
-            target=_receive, args=(results, in_order), name="forked-results", daemon=True
+            target=_receive, args=(results, arrived), name="forked-results", daemon=True
         )
         receiving.start()
         context = load()
         while (index := take()) < len(paths):
             in_order.add(index, _outcome(context, paths[index], make_request, task))
-        receiving.join()
-        in_order.check()
+            arrived.pass_on(in_order, wait=False)
+        arrived.pass_on(in_order, wait=True)
         finished = True
     finally:
         gc.unfreeze()
@@ -394,22 +405,57 @@ def _work_as_child(
         os._exit(code)
 
 
-def _receive(results: list[Connection], in_order: _InOrder[Res]) -> None:
+ARRIVED_PER_CHILD = 16
+"""Outcomes read from a child and not yet handed on, at most, before it waits to send more: the
+reading thread never stalls a child behind a file of the main thread's own, and a main thread
+held up (by a slow reader of ``--json``) holds the children up rather than their outcomes
+piling up in memory."""
+
+
+class _Arrived(Generic[Res]):
+    """The children's outcomes, from the thread reading their pipes to the main thread."""
+
+    def __init__(self, most: int) -> None:
+        self._queue: queue.Queue[tuple[int, FileOutcome[Res]] | None] = queue.Queue(most)
+        self._complete = False
+
+    def put(self, index: int, outcome: FileOutcome[Res]) -> None:
+        self._queue.put((index, outcome))
+
+    def close(self) -> None:
+        """Every child has closed its pipe: no more outcomes."""
+        self._queue.put(None)
+
+    def pass_on(self, in_order: _InOrder[Res], *, wait: bool) -> None:
+        """Hand the outcomes received to ``in_order``, in the calling thread; with ``wait``,
+        every one until :meth:`close`."""
+        while not self._complete:
+            try:
+                item = self._queue.get(block=wait)
+            except queue.Empty:
+                return
+            if item is None:
+                self._complete = True
+            else:
+                in_order.add(*item)
+
+
+def _receive(results: list[Connection], arrived: _Arrived[Res]) -> None:
     """Pass the children's outcomes on until every child has closed its pipe."""
     live = list(results)
-    while live:
-        for ready in multiprocessing.connection.wait(live):
-            assert isinstance(ready, Connection)
-            try:
-                index, outcome = ready.recv()
-            except EOFError:
-                live.remove(ready)
-                ready.close()
-                continue
-            try:
-                in_order.add(index, outcome)
-            except BaseException:  # kept by in_order for the main thread to raise
-                return
+    try:
+        while live:
+            for ready in multiprocessing.connection.wait(live):
+                assert isinstance(ready, Connection)
+                try:
+                    index, outcome = ready.recv()
+                except EOFError:
+                    live.remove(ready)
+                    ready.close()
+                    continue
+                arrived.put(index, outcome)
+    finally:
+        arrived.close()
 
 
 POOL_AFTER_S = 0.5
