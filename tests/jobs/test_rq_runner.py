@@ -21,7 +21,7 @@ from unittest.mock import ANY
 import pytest
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from rq import get_current_job
+from rq import Queue, get_current_job
 from rq import registry as rq_registry
 from rq.exceptions import StopRequested
 from rq.job import Job
@@ -124,6 +124,39 @@ async def test_one_client_cannot_take_the_whole_queue_past_its_share(
         await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), greedy)
     finally:
         await runner.close()
+
+
+async def test_the_queue_bound_holds_exactly_under_a_burst_on_two_api_nodes(
+    queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    """jobs.max_queued is exact across API nodes: 60 distinct submissions at once, through two
+    runners (two API nodes, four queue Redis threads each), queue exactly the bound and refuse
+    the rest 503 ``queue_full`` with Retry-After, leaving no job or image behind. Checked in
+    one call and enqueued in another, the bound was passed by the submissions under way
+    between the two (6 to 8 queued of 5; 8 in each of 3 runs here)."""
+    settings = job_settings(queue_redis.url, max_queued=5)
+    nodes = [runner_for(settings), runner_for(settings)]
+    connection = Redis.from_url(queue_redis.url)
+    try:
+        for node in nodes:
+            await node.start()
+        submissions = [prepare("detect", variant(face_jpeg), {}, settings) for _ in range(60)]
+        answers = await asyncio.gather(
+            *(nodes[i % 2].submit(s, None) for i, s in enumerate(submissions)),
+            return_exceptions=True,
+        )
+        refused = [a for a in answers if isinstance(a, QueueFull)]
+        assert connection.llen(f"rq:queue:{QUEUE}") == 5
+        assert (len(answers) - len(refused), len(refused)) == (5, 55)
+        assert all(r.retry_after_s >= 1 for r in refused)
+        queued = set(Queue(QUEUE, connection=connection).get_job_ids())
+        images = {s.job_id for s in submissions if connection.exists(JobKeys(QUEUE).data(s.job_id))}
+        jobs = {s.job_id for s in submissions if connection.exists(Job.key_for(s.job_id))}
+        assert images == jobs == queued
+    finally:
+        connection.close()
+        for node in nodes:
+            await node.close()
 
 
 async def test_one_client_cannot_fill_the_queue_redis_with_its_results(
