@@ -12,9 +12,11 @@ import json
 import logging
 import secrets
 import signal
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 from unittest.mock import ANY
 
@@ -23,6 +25,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, get_current_job
 from rq import registry as rq_registry
+from rq import utils as rq_utils
 from rq.exceptions import StopRequested
 from rq.job import Job
 from rq.job import JobStatus as RqJobStatus
@@ -677,6 +680,105 @@ async def test_a_lease_that_lapsed_before_the_hang_check_is_judged_at_the_next_p
 
     assert queue.get_job_ids() == [submission.job_id]
     assert registry.get_job_ids(cleanup=False) == []
+    connection.close()
+
+
+def host_clock(patch: pytest.MonkeyPatch, offset_s: float) -> None:
+    """This process's clock as RQ and the worker read it (``current_timestamp``, ``now``), set
+    ``offset_s`` away from the true one: another host's, whose clock is off."""
+    true_timestamp, true_now = rq_utils.current_timestamp, rq_utils.now
+    skewed = {
+        true_timestamp: lambda: true_timestamp() + int(offset_s),
+        true_now: lambda: true_now() + timedelta(seconds=offset_s),
+    }
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "rq" or name.startswith(("rq.", "faceflow.jobs."))):
+            continue
+        for attribute in ("current_timestamp", "now"):
+            clock = getattr(module, attribute, None)
+            if clock in skewed:
+                patch.setattr(module, attribute, skewed[clock])
+
+
+@pytest.mark.parametrize("skewed", ["worker_behind", "judge_ahead"])
+async def test_a_running_job_is_not_run_again_when_host_clocks_differ_by_more_than_a_lease(
+    runner: RqRunner,
+    queue_redis: RedisProcess,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    skewed: str,
+) -> None:
+    """Leases are scored and judged on the queue Redis's clock, not the hosts': a worker whose
+    host clock is an hour behind (its lease written and renewed on it), or a maintenance pass
+    on a host an hour ahead, does not see a live worker's lease as expired. Scored on the
+    worker's clock and judged on the pass's, the job was given back to run a second time
+    beside itself."""
+    monkeypatch.setattr(worker_module, "_up_for_s", lambda connection: 1e9)  # long up
+    settings = job_settings(queue_redis.url)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    submitted = await runner.submit(submission, None)
+    connection = Redis.from_url(queue_redis.url)
+    registry = StartedJobRegistry(QUEUE, connection=connection)
+    hour = 3600.0
+    worker_host, judge_host = pytest.MonkeyPatch(), pytest.MonkeyPatch()
+    seen: dict[str, object] = {}
+
+    def renew_then_judge(_: JobPayload) -> None:
+        [execution] = worker.executions.values()
+        job = get_current_job()
+        assert job is not None
+        worker.maintain_heartbeats(job, execution)  # a renewal, on the worker host's clock
+        worker_host.undo()
+        if skewed == "judge_ahead":
+            host_clock(judge_host, hour)
+        try:
+            queue = open_queue(settings, connection)  # another host's pass, while the job runs
+            Supervisor(settings, processes=1)._maintain(queue)
+        finally:
+            judge_host.undo()
+        seen["queued"] = queue.get_job_ids()
+        seen["running"] = registry.get_job_ids(cleanup=False)
+
+    worker = build_worker(settings, worker_context, renew_then_judge)
+    if skewed == "worker_behind":
+        host_clock(worker_host, -hour)
+    try:
+        worker.work(burst=True, logging_level="WARNING")
+    finally:
+        worker_host.undo()
+    assert seen == {"queued": [], "running": [submission.job_id]}
+    record = await runner.status(submitted.handle, None)
+    assert (record.status, record.attempts) == (JobStatus.FINISHED, 1), record
+    connection.close()
+
+
+async def test_a_taken_jobs_sighting_is_timed_on_the_queue_redis_clock(
+    runner: RqRunner,
+    queue_redis: RedisProcess,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+) -> None:
+    """A job taken and not started (its taker stopped) is given back once it has been seen in
+    RQ's intermediate queue for ``stuck_after_s``, by the queue Redis's clock: first seen by a
+    pass on a host an hour behind, it is not given back by the next pass on a true clock, a
+    moment later. On the hosts' clocks it was, at once (and a judge an hour slow would have
+    left a dead taker's job there an hour more)."""
+    settings = job_settings(queue_redis.url)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    await runner.submit(submission, None)
+    connection = Redis.from_url(queue_redis.url)
+    queue = open_queue(settings, connection)
+    taken = connection.lmove(queue.key, queue.intermediate_queue_key)  # as RQ's dequeue takes it
+    assert taken == submission.job_id.encode()
+    state = worker_module.WorkerState(settings, worker_context, connection, None)
+    worker = FaceflowWorker(queue, state)
+    with pytest.MonkeyPatch.context() as behind:
+        host_clock(behind, -3600.0)
+        queue.intermediate_queue.cleanup(worker, queue)  # first seen there
+    queue.intermediate_queue.cleanup(worker, queue)
+    assert queue.intermediate_queue.get_job_ids() == [submission.job_id]
+    assert queue.get_job_ids() == []
     connection.close()
 
 

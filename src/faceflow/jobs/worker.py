@@ -184,12 +184,15 @@ class WorkerState:
 
 _STATE: ContextVar[WorkerState] = ContextVar("faceflow_worker_state")
 
-# RQ's sighting of a job in its intermediate queue, recorded only while the job is still there.
-# KEYS: the intermediate queue, the sighting; ARGV: the job id, the time, the sighting's TTL.
+# RQ's sighting of a job in its intermediate queue, recorded only while the job is still there,
+# at the queue Redis's time (the passes that judge it may run on any host: see queue_redis_time).
+# KEYS: the intermediate queue, the sighting; ARGV: the job id, the sighting's TTL.
 # 1: nothing more to do in this pass (recorded now, or the job left the queue); 0: seen before.
 _SEE_LUA = """
 if not redis.call('LPOS', KEYS[1], ARGV[1]) then return 1 end
-if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then return 1 end
+local time = redis.call('TIME')
+local seen = time[1] .. '.' .. string.format('%06d', tonumber(time[2]))
+if redis.call('SET', KEYS[2], seen, 'NX', 'EX', ARGV[2]) then return 1 end
 return 0
 """
 _FIRST_SEEN_TTL_S = 24 * 3600  # RQ's
@@ -225,16 +228,17 @@ class FaceflowIntermediateQueue(IntermediateQueue):
                 self.key,
                 self.get_first_seen_key(job_id),
                 job_id,
-                now().timestamp(),
                 _FIRST_SEEN_TTL_S,
             )
         )
 
     def should_be_cleaned_up(self, job_id: str) -> bool:
+        """Whether the job was first seen there over ``stuck_after_s`` ago, by the queue
+        Redis's clock, which the sighting was written by."""
         first_seen = self.get_first_seen(job_id)
         if first_seen is None:
             return False
-        return (now() - first_seen).total_seconds() > self.stuck_after_s
+        return queue_redis_time(self.connection) - first_seen.timestamp() > self.stuck_after_s
 
 
 # The hang check. A queue Redis that hangs (SIGSTOP, a stalled disk or VM) answers nobody, so no
@@ -303,8 +307,9 @@ class FaceflowQueue(Queue):
     tick_gap_s: float = 0.0
     stuck_after_s: float = 60.0
     leases_judged_at: int | None = None
-    """The time (this process's clock, as RQ reads it) the last maintenance lock taken here was
-    checked at: :meth:`clean_registries` judges leases as of it."""
+    """The time (the queue Redis's clock, whole seconds, as leases are scored) the last
+    maintenance lock taken here was checked at: :meth:`clean_registries` judges leases as of
+    it."""
 
     @property
     def intermediate_queue(self) -> FaceflowIntermediateQueue:
@@ -314,8 +319,9 @@ class FaceflowQueue(Queue):
 
     def acquire_maintenance_lock(self) -> bool:
         # Read before the checks: they vouch that no restart or hang came before them, so a
-        # lease expired by this time expired while its worker could have renewed it.
-        checked_at = current_timestamp()
+        # lease expired by this time expired while its worker could have renewed it. On the
+        # queue Redis's clock, as leases are scored: this host's may be far from the workers'.
+        checked_at = int(queue_redis_time(self.connection))
         if self.restart_grace_s > 0 and _up_for_s(self.connection) < self.restart_grace_s:
             return False
         if self.quiet_after_s > 0 and not self._leases_judged():
@@ -328,7 +334,7 @@ class FaceflowQueue(Queue):
     def clean_registries(self, exception_handlers: list[Any] | None = None) -> None:
         """RQ's :func:`rq.registry.clean_registries` (rq 3.0), run under the lock
         :meth:`acquire_maintenance_lock` took, with abandoned jobs judged as of the time it was
-        checked at (:attr:`leases_judged_at`; RQ's own time without that lock).
+        checked at (:attr:`leases_judged_at`; the queue Redis's time now without that lock).
 
         RQ judges leases by its clock when the clean-up reads them, some round trips after the
         hang check: a queue Redis that hung in between (the lock's SET, or the finished
@@ -336,6 +342,8 @@ class FaceflowQueue(Queue):
         expired by its end, and a live worker's job given back to run again beside itself. A
         lease expired by the time of the check expired before any hang it did not see."""
         judged_at, self.leases_judged_at = self.leases_judged_at, None
+        if judged_at is None:
+            judged_at = int(queue_redis_time(self.connection))
 
         def registry(cls: type[_Registry]) -> _Registry:
             return cls(self.name, self.connection, self.job_class, serializer=self.serializer)
@@ -374,6 +382,14 @@ class FaceflowQueue(Queue):
                 caller,
             )
         )
+
+
+def queue_redis_time(connection: Redis) -> float:
+    """The queue Redis's clock (Unix seconds): the one clock every worker host and API node
+    shares, so the only one a time written on one host is judged by on another (leases, a taken
+    job's sighting). Hosts' own clocks may be any distance apart."""
+    seconds, micros = connection.time()
+    return seconds + micros / 1_000_000
 
 
 def _up_for_s(connection: Redis) -> float:
@@ -434,7 +450,7 @@ _WORKER_HEARTBEAT_EVERY_S = 1.0
 # Execution.create, the worker's busy state, an optional worker heartbeat and
 # Job.prepare_for_execution write, the job out of the intermediate queue (and its sighting
 # there), the attempt counted in its meta; then the outcome fence read back, and the payload
-# left for the worker: not read here but copied to the worker's own key (argv[a + 18], with the
+# left for the worker: not read here but copied to the worker's own key (argv[a + 17], with the
 # payload's TTL), which the worker reads and deletes with the command it sends right behind the
 # script (FaceflowWorker._start_and_read). A string Lua is handed, Lua hashes byte by byte (Redis
 # 7.0's Lua, measured about 1.2 µs a KB: 40 µs for the benchmark's 33 KB photo, 5 ms of the
@@ -447,7 +463,9 @@ _WORKER_HEARTBEAT_EVERY_S = 1.0
 # and answers the job's hash as one msgpack array: redis-py packed some 50 arguments and parsed
 # some 45 reply elements a job in Python, one by one, where msgpack does it in C (measured in
 # docs/performance.md, Jobs).
-# argv[a], argv[a + 1], ...: see FaceflowWorker._start_args.
+# argv[a], argv[a + 1], ...: see FaceflowWorker._start_args. The lease runs from the queue
+# Redis's clock (TIME), the one every pass judges leases by (FaceflowQueue): a worker host's own
+# clock, a lease's worth behind another's, had its live job run again there.
 _START_LUA_FUNCTION = """
 local argv = cmsgpack.unpack(ARGV[1])
 local function start(id, meta, origin, a)
@@ -458,8 +476,8 @@ local function start(id, meta, origin, a)
   local job = argv[a + 2] .. id
   local worker, worker_executions = argv[a + 7], argv[a + 8]
   local created, name = argv[a + 11], argv[a + 12]
-  local lease, now = tonumber(argv[a + 13]), tonumber(argv[a + 14])
-  local stamp, beat_ttl = argv[a + 15], argv[a + 16]
+  local lease, now = tonumber(argv[a + 13]), tonumber(redis.call('TIME')[1])
+  local stamp, beat_ttl = argv[a + 14], argv[a + 15]
   redis.call('HSET', execution, 'id', execution_id, 'job_id', id, 'created_at', created,
     'last_heartbeat', created, 'worker_name', name)
   redis.call('EXPIRE', execution, lease)
@@ -479,8 +497,8 @@ local function start(id, meta, origin, a)
   redis.call('PERSIST', job)
   redis.call('LREM', argv[a + 9], 1, id)
   redis.call('DEL', argv[a + 3] .. id)
-  if redis.call('COPY', argv[a + 5] .. id, argv[a + 18], 'REPLACE') == 0 then
-    redis.call('DEL', argv[a + 18])
+  if redis.call('COPY', argv[a + 5] .. id, argv[a + 17], 'REPLACE') == 0 then
+    redis.call('DEL', argv[a + 17])
   end
   return {redis.call('EXISTS', argv[a + 4] .. id)}
 end
@@ -528,7 +546,7 @@ local function take(suspended, queue, intermediate, a)
   local attempts = meta['attempts']
   if type(attempts) ~= 'number' then attempts = 0 end
   meta['attempts'] = attempts + 1
-  meta['pid'] = tonumber(argv[a + 17])
+  meta['pid'] = tonumber(argv[a + 16])
   local read = start(id, cjson.encode(meta), origin, a)
   return {'job', id, cmsgpack.pack(fields), read[1]}
 end
@@ -686,21 +704,24 @@ redis.call('DEL', KEYS[3])
 return 1
 """
 
-# A running job's lease renewed while the queue Redis is out of memory (see
-# FaceflowWorker._renew): RQ's renewal is a transaction whose HSETs Redis refuses then, so the
-# lease would expire under a job still running, and the next maintenance pass would run the
-# job again beside it. ``allow-oom``: only scores of members that exist (XX) and TTLs, which
-# need no room; the heartbeat stamps wait for room. KEYS: the started registry, the execution,
-# the job's executions, the worker, the worker's executions; ARGV: the execution's member in
-# the started registry, its id, the lease (s), now (whole Unix s), the worker's TTL (s).
-_RENEW_WITHOUT_ROOM_LUA = """#!lua flags=allow-oom
-local lease, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+# A running job's lease renewed (FaceflowWorker.maintain_heartbeats), scored on the queue Redis's
+# clock (TIME), which every pass judges leases by (FaceflowQueue): RQ scores it on the worker
+# host's clock, and a host a lease's worth behind the judging one had its live job judged
+# abandoned and run again beside itself (one ahead held a dead worker's job that much longer).
+# Sent alone while the queue Redis is out of memory (FaceflowWorker._renew): RQ's renewal is a
+# transaction whose HSETs Redis refuses then, so the lease would expire under a job still
+# running. ``allow-oom``: only scores of members that exist (XX) and TTLs, which need no room;
+# the heartbeat stamps wait for room. KEYS: the started registry, the execution, the job's
+# executions, the worker, the worker's executions; ARGV: the execution's member in the started
+# registry, its id, the lease (s), the worker's TTL (s).
+_RENEW_LEASE_LUA = """#!lua flags=allow-oom
+local lease, now = tonumber(ARGV[3]), tonumber(redis.call('TIME')[1])
 redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[1])
 redis.call('EXPIRE', KEYS[2], lease)
 redis.call('ZADD', KEYS[3], 'XX', now + lease + 60, ARGV[2])
 redis.call('EXPIRE', KEYS[3], lease + 60)
-redis.call('EXPIRE', KEYS[4], ARGV[5])
-redis.call('EXPIRE', KEYS[5], ARGV[5])
+redis.call('EXPIRE', KEYS[4], ARGV[4])
+redis.call('EXPIRE', KEYS[5], ARGV[4])
 return 1
 """
 
@@ -843,7 +864,7 @@ class FaceflowWorker(SimpleWorker):
         self._ff_end = self.connection.register_script(_END_LUA)
         self._ff_end_without_room = self.connection.register_script(_END_WITHOUT_ROOM_LUA)
         self._ff_hand_back = self.connection.register_script(_HAND_BACK_LUA)
-        self._ff_renew_without_room = self.connection.register_script(_RENEW_WITHOUT_ROOM_LUA)
+        self._ff_renew_lease = self.connection.register_script(_RENEW_LEASE_LUA)
         self._ff_no_room = _NoRoom(self.name)
         self._ff_payload_key = state.keys.taken_payload(self.name)
         self._ff_burst = False
@@ -910,7 +931,7 @@ class FaceflowWorker(SimpleWorker):
             _END_LUA,
             _END_WITHOUT_ROOM_LUA,
             _HAND_BACK_LUA,
-            _RENEW_WITHOUT_ROOM_LUA,
+            _RENEW_LEASE_LUA,
         ):
             self.connection.script_load(script)
 
@@ -1059,9 +1080,10 @@ class FaceflowWorker(SimpleWorker):
         known): the key prefixes of the execution, the job's executions, the job, its sighting
         in the intermediate queue, its outcome, its payload and the started registry; the worker's
         key and its executions' key; the intermediate queue; the execution id, its creation (Unix
-        s), the worker's name, the lease (s), now (whole Unix s: RQ's registry scores), the start
-        (RQ's UTC format), the worker heartbeat's TTL (0: none due), this process's pid and the
-        key the start copies the job's payload to (:meth:`_start_and_read`)."""
+        s), the worker's name, the lease (s), the start (RQ's UTC format), the worker heartbeat's
+        TTL (0: none due), this process's pid and the key the start copies the job's payload to
+        (:meth:`_start_and_read`). No time the lease is scored by: the script reads the queue
+        Redis's."""
         execution = Execution(uuid4().hex, "", self.connection, worker_name=self.name)
         beat_ttl = self.worker_ttl + 60
         if not self._beat_due(beat_ttl):
@@ -1073,7 +1095,6 @@ class FaceflowWorker(SimpleWorker):
             repr(at.timestamp()),
             self.name,
             self._lease_s,
-            current_timestamp(),
             utcformat(at),
             beat_ttl,
             os.getpid(),
@@ -1511,33 +1532,61 @@ class FaceflowWorker(SimpleWorker):
                 leased.renewed_at = time.monotonic()
 
     def _renew(self, leased: _Leased) -> None:
-        """One renewal of the running job's lease: RQ's, or only the lease itself
-        (:data:`_RENEW_WITHOUT_ROOM_LUA`) while the queue Redis refuses RQ's for want of room."""
+        """One renewal of the running job's lease: with its heartbeat stamps, or only the lease
+        itself while the queue Redis refuses the stamps for want of room."""
         job, execution = leased.job, leased.execution
         try:
             try:
                 self.maintain_heartbeats(job, execution)
             except OutOfMemoryError:
                 self._ff_no_room.refused()
-                worker_ttl = self.job_monitoring_interval + 60  # as RQ's renewal sends it
-                self._ff_renew_without_room(
-                    keys=[
-                        job.started_job_registry.key,
-                        execution.key,
-                        ExecutionRegistry(job.id, connection=self.connection).key,
-                        self.key,
-                        self.executions_key,
-                    ],
-                    args=[
-                        execution.composite_key,
-                        execution.id,
-                        self._lease_s,
-                        current_timestamp(),
-                        worker_ttl,
-                    ],
+                self._ff_renew_lease(
+                    keys=self._lease_keys(job, execution),
+                    args=self._lease_args(execution),
                 )
         except RedisError as exc:
             log.warning("job %s: lease renewal failed: %s", job.id, exc)
+
+    def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
+        """RQ's renewal of a running job's lease and heartbeat stamps, in one transaction as
+        RQ's, with the lease scored on the queue Redis's clock (:data:`_RENEW_LEASE_LUA`), not
+        this host's. The stamps (``last_heartbeat``) stay this host's: they are for reading,
+        and nothing is judged by them."""
+        worker_ttl = self.job_monitoring_interval + 60  # as RQ's renewal sends it
+        stamp = now()
+        with self.connection.pipeline() as pipe:
+            self.heartbeat(worker_ttl, pipeline=pipe)
+            pipe.hset(execution.key, "last_heartbeat", stamp.timestamp())
+            job_stamp = len(pipe)
+            job.heartbeat(stamp, self._lease_s, pipeline=pipe, xx=True)
+            self._ff_renew_lease(
+                keys=self._lease_keys(job, execution),
+                args=self._lease_args(execution),
+                client=pipe,
+            )
+            results = pipe.execute()
+            # As RQ's: a stamp that made the job's hash anew (the job ended and was deleted in
+            # between) is deleted; a worker's hash made anew (it had expired) is written whole.
+            if results[job_stamp] == 1:
+                pipe.delete(job.key)
+            if results[0] == 1:
+                pipe.hset(self.key, mapping=self.serialize())
+                pipe.expire(self.key, worker_ttl)
+            if len(pipe):
+                pipe.execute()
+
+    def _lease_keys(self, job: Job, execution: Execution) -> list[str]:
+        return [
+            job.started_job_registry.key,
+            execution.key,
+            ExecutionRegistry(job.id, connection=self.connection).key,
+            self.key,
+            self.executions_key,
+        ]
+
+    def _lease_args(self, execution: Execution) -> list[Any]:
+        worker_ttl = self.job_monitoring_interval + 60  # as RQ's renewal sends it
+        return [execution.composite_key, execution.id, self._lease_s, worker_ttl]
 
 
 def run_job() -> dict[str, JsonScalar]:
