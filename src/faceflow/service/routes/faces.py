@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -302,6 +304,141 @@ def _release_lanes(services: Services, admissions: list[Admission]) -> None:
         services.lanes.release()
 
 
+@dataclass
+class _AnswerBound:
+    """How much of ``limits.batch_max_answer_bytes`` a batch's answers have taken, counted in
+    the order :meth:`fitted` sees them (the cached answers first, then the computed ones)."""
+
+    max_bytes: int
+    answered: int = 0
+    full: bool = False
+    """An answer did not fit beside those before it: the images left are not computed."""
+
+    def too_large(self, size: int | None) -> TooLarge:
+        measured = "" if size is None else f" ({size} bytes)"
+        return TooLarge(
+            f"this image's answer{measured} would take the batch's answers past "
+            f"{self.max_bytes} bytes (limits.batch_max_answer_bytes): send it alone",
+            {"max_bytes": self.max_bytes},
+        )
+
+    def fitted(self, outcome: Response | FaceflowError) -> Response | FaceflowError:
+        """``outcome``, or too_large when its answer does not fit beside those before it."""
+        if isinstance(outcome, FaceflowError):
+            return outcome
+        size = len(outcome.body)
+        if self.answered + size > self.max_bytes:
+            # Past the bound with the answers before it: the rest would be too (one over it
+            # alone is refused alone: a 19 MB PNG marked three small images after it).
+            self.full = self.full or self.answered > 0
+            return self.too_large(size)
+        self.answered += size
+        return outcome
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One batch's images and what is known of them so far: ``outcomes`` by index (those
+    answered without the pool, then the computed ones), ``keys`` the cache keys of those left to
+    compute, in order, and the ``bound`` all their answers share."""
+
+    request: Request
+    services: Services
+    work: FaceWork
+    uploads: list[Upload]
+    outcomes: dict[int, Response | FaceflowError]
+    keys: dict[int, str]
+    bound: _AnswerBound
+
+    def fit_answered(self) -> None:
+        for index in sorted(self.outcomes):  # the cached answers count against the bound first
+            self.outcomes[index] = self.bound.fitted(self.outcomes[index])
+
+    async def compute(self) -> None:
+        """The images left, computed in as many lanes as the pool admits (none when the answers
+        before them filled the bound), each lane taking the next image when it is free."""
+        keys, full = self.keys, self.bound.full
+        if keys and not full and self.work.operation is Operation.ANNOTATE:
+            check_room(self.services.answer_budget)  # images: the answer would be refused when made
+        admissions = await _admit_lanes(self.services, len(keys)) if keys and not full else []
+        deadline = asyncio.get_running_loop().time() + self.services.settings.runtime.deadline_s
+        queue = iter(keys)
+        lanes = (self._lane(admission, queue, deadline) for admission in admissions)
+        try:
+            await asyncio.gather(*lanes)
+        finally:
+            _release_lanes(self.services, admissions)
+
+    async def _lane(self, admission: Admission, queue: Iterator[int], deadline: float) -> None:
+        for index in queue:  # shared: each lane takes the next image when it is free
+            if await self.request.is_disconnected():
+                return  # nobody to answer: leave the pool to others
+            outcome = await self._computed(index, admission, deadline)
+            self.outcomes[index] = self.bound.fitted(outcome)
+
+    async def _computed(
+        self, index: int, admission: Admission, deadline: float
+    ) -> Response | FaceflowError:
+        if self.bound.full:
+            return self.bound.too_large(None)
+        if asyncio.get_running_loop().time() >= deadline:
+            deadline_s = self.services.settings.runtime.deadline_s
+            return DeadlineExceeded(
+                f"the batch ran out of time (runtime.deadline_s, {deadline_s:g} s) "
+                "before this image: send it again",
+                retry_after_s=self.services.pool.retry_after_s(),
+            )
+        try:
+            key = self.keys[index]
+            data = self.uploads[index].data
+            return await answer(
+                self.services,
+                key,
+                self.work,
+                data,
+                gone=self.request.is_disconnected,
+                missed=True,
+                admission=admission,
+            )
+        except FaceflowError as exc:
+            return _outcome(exc)
+
+    async def response(self) -> Response:
+        """The batch's answer, once every image has an outcome; 499 when its client went away."""
+        if self.bound.full:  # the cached answers alone filled the bound: nothing was admitted
+            self.outcomes.update(
+                (index, self.bound.too_large(None))
+                for index in self.keys
+                if index not in self.outcomes
+            )
+        if len(self.outcomes) < len(self.uploads):
+            # The client went away: nothing to send (its computed items are cached).
+            return Response(status_code=499)
+        ordered = [self.outcomes[index] for index in range(len(self.uploads))]
+        # Base64 and joining run beside the event loop (tens of MB at the limit).
+        body = await asyncio.to_thread(_batch_body, self.work.operation, self.uploads, ordered)
+        # Written in slices against the answer budget (service/answers.py): written whole, the
+        # server's socket buffer held a second copy of it for as long as the client took to read
+        # (a client reading 26 KB/s kept 108 MB of this process's memory for an hour).
+        return Answer(body, budget=self.services.answer_budget, media_type="application/json")
+
+
+async def _read_batch(request: Request, services: Services) -> list[Upload]:
+    """The batch's uploads, each checked later on its own; the rate limit charged for them."""
+    limits = services.settings.limits
+    uploads = await read_images(
+        request,
+        limits.max_upload_bytes,
+        field_names=("images", "image"),
+        max_items=limits.batch_max_items,
+        check_each=False,
+    )
+    if services.rate_limit is not None and len(uploads) > 1:
+        # The guard counted one request; the batch is its images.
+        await charge(services, request, len(uploads) - 1)
+    return uploads
+
+
 @router.post(
     "/batch",
     summary="Several images, one operation; each item succeeds or fails on its own",
@@ -325,98 +462,12 @@ async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> 
     thrown away). The rate limit counts it as its images, up to each rule's whole allowance (a
     rule smaller than the batch still lets a batch through when idle)."""
     services = services_of(request)
-    limits = services.settings.limits
-    uploads = await read_images(
-        request,
-        limits.max_upload_bytes,
-        field_names=("images", "image"),
-        max_items=limits.batch_max_items,
-        check_each=False,
-    )
-    if services.rate_limit is not None and len(uploads) > 1:
-        # The guard counted one request; the batch is its images.
-        await charge(services, request, len(uploads) - 1)
+    uploads = await _read_batch(request, services)
     work = options.batch_work(services.settings.detection)
     check_enabled(work.operation, services.settings.runtime)
-    runtime = services.settings.runtime
-    answered = 0
-    full = False  # an answer did not fit: the images left are not computed
-
-    def too_large(size: int | None) -> TooLarge:
-        measured = "" if size is None else f" ({size} bytes)"
-        return TooLarge(
-            f"this image's answer{measured} would take the batch's answers past "
-            f"{limits.batch_max_answer_bytes} bytes (limits.batch_max_answer_bytes): send it "
-            "alone",
-            {"max_bytes": limits.batch_max_answer_bytes},
-        )
-
-    def fitted(outcome: Response | FaceflowError) -> Response | FaceflowError:
-        """``outcome``, or too_large when its answer does not fit beside those before it."""
-        nonlocal answered, full
-        if isinstance(outcome, FaceflowError):
-            return outcome
-        size = len(outcome.body)
-        if answered + size > limits.batch_max_answer_bytes:
-            # Past the bound with the answers before it: the rest would be too (one over it
-            # alone is refused alone: a 19 MB PNG marked three small images after it).
-            full = full or answered > 0
-            return too_large(size)
-        answered += size
-        return outcome
-
+    bound = _AnswerBound(services.settings.limits.batch_max_answer_bytes)
     outcomes, keys = await _answered_without_the_pool(services, uploads, work)
-    for index in sorted(outcomes):  # the cached answers count against the bound first
-        outcomes[index] = fitted(outcomes[index])
-    if keys and not full and work.operation is Operation.ANNOTATE:
-        check_room(services.answer_budget)  # images: the answer would be refused when made
-    admissions = await _admit_lanes(services, len(keys)) if keys and not full else []
-    deadline = asyncio.get_running_loop().time() + runtime.deadline_s
-    queue = iter(keys)
-
-    async def one(index: int, admission: Admission) -> Response | FaceflowError:
-        if full:
-            return too_large(None)
-        if asyncio.get_running_loop().time() >= deadline:
-            return DeadlineExceeded(
-                f"the batch ran out of time (runtime.deadline_s, {runtime.deadline_s:g} s) "
-                "before this image: send it again",
-                retry_after_s=services.pool.retry_after_s(),
-            )
-        try:
-            key = keys[index]
-            data = uploads[index].data
-            return await answer(
-                services,
-                key,
-                work,
-                data,
-                gone=request.is_disconnected,
-                missed=True,
-                admission=admission,
-            )
-        except FaceflowError as exc:
-            return _outcome(exc)
-
-    async def lane(admission: Admission) -> None:
-        for index in queue:  # shared: each lane takes the next image when it is free
-            if await request.is_disconnected():
-                return  # nobody to answer: leave the pool to others
-            outcomes[index] = fitted(await one(index, admission))
-
-    try:
-        await asyncio.gather(*(lane(admission) for admission in admissions))
-    finally:
-        _release_lanes(services, admissions)
-    if full:  # the cached answers alone filled the bound: nothing was admitted
-        outcomes.update((index, too_large(None)) for index in keys if index not in outcomes)
-    if len(outcomes) < len(uploads):
-        # The client went away: nothing to send (its computed items are cached).
-        return Response(status_code=499)
-    ordered = [outcomes[index] for index in range(len(uploads))]
-    # Base64 and joining run beside the event loop (tens of MB at the limit).
-    body = await asyncio.to_thread(_batch_body, work.operation, uploads, ordered)
-    # Written in slices against the answer budget (service/answers.py): written whole, the
-    # server's socket buffer held a second copy of it for as long as the client took to read (a
-    # client reading 26 KB/s kept 108 MB of this process's memory for an hour).
-    return Answer(body, budget=services.answer_budget, media_type="application/json")
+    state = _Batch(request, services, work, uploads, outcomes, keys, bound)
+    state.fit_answered()
+    await state.compute()
+    return await state.response()
