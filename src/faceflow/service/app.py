@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from faceflow.cache.tiered import ResultCache
 from faceflow.config import ServerSettings, Settings, load_settings
 from faceflow.errors import FaceflowError
 from faceflow.jobs.peers import PEERS_ENV, PeerGroup
-from faceflow.jobs.runner import build_runner
+from faceflow.jobs.runner import JobRunner, build_runner
 from faceflow.logs import configure_logging
 from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext, load_server_pool_context, warm_up
@@ -36,7 +37,7 @@ from faceflow.service.edge import (
     trusted_forwarding,
 )
 from faceflow.service.errors import install_error_handlers
-from faceflow.service.examples import ExampleThumbnails, load_examples
+from faceflow.service.examples import ExamplePhoto, ExampleThumbnails, load_examples
 from faceflow.service.files import WholeFiles
 from faceflow.service.hotpath import Entry, HotPath
 from faceflow.service.metrics import Metrics
@@ -154,6 +155,31 @@ async def _refresh_gauges(metrics: Metrics, every_s: float = 1.0) -> None:
         await asyncio.sleep(every_s)
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """What the app's layers and its lifespan share, made once with the app (:func:`_parts`):
+    they outlive each lifespan, and ``current`` is where the layers outside FastAPI find the
+    services a lifespan holds."""
+
+    settings: Settings
+    head_start: HeadStart | None
+    job_peers: PeerGroup | None
+    metrics: Metrics
+    budget: ByteBudget
+    answer_budget: AnswerBudget
+    current: Current
+
+
+def _parts(settings: Settings, head_start: HeadStart | None, job_peers: PeerGroup | None) -> _Parts:
+    metrics = Metrics()
+    budget = ByteBudget(settings.limits.upload_budget_bytes)
+    answer_budget = AnswerBudget(
+        settings.limits.answer_budget_bytes, keep_for_others=settings.runtime.keep_last_place
+    )
+    metrics.bind_answers(answer_budget)
+    return _Parts(settings, head_start, job_peers, metrics, budget, answer_budget, Current())
+
+
 def create_app(
     settings: Settings,
     *,
@@ -168,98 +194,26 @@ def create_app(
     it imports the web stack). With ``job_peers`` (one of several HTTP workers) its job runner
     answers for the other workers' jobs too. ``.api`` is the FastAPI app.
     """
-    metrics = Metrics()
-    budget = ByteBudget(settings.limits.upload_budget_bytes)
-    answer_budget = AnswerBudget(
-        settings.limits.answer_budget_bytes, keep_for_others=settings.runtime.keep_last_place
-    )
-    metrics.bind_answers(answer_budget)
-    current = Current()
+    parts = _parts(settings, head_start, job_peers)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        before_threads()
-        # An HTTP worker of `--http-workers N` (spawned): if `faceflow serve` is killed outright,
-        # it stops nothing, and this worker kept serving on the port, so a server started again
-        # could not bind it. It now stops on its own. Nothing in a server of one process.
-        stop_when_parent_is_gone("http worker")
-        pool: InferencePool[WorkerContext] = InferencePool.from_settings(
-            settings.runtime,
-            init=load_server_pool_context,
-            init_arg=settings.model_dump_json(),
-            warmup=warm_up,
-            on_task_done=metrics.task_done,
-            head_start=head_start,
-        )
-        metrics.bind_pool(pool.stats)
-        cache = ResultCache.from_settings(
-            settings.cache, metrics, deadline_s=settings.runtime.deadline_s
-        )
-        await cache.start()
-        await pool.start()
-        compute = CachedCompute(cache, pool, metrics.observe_stages)
-        # The OpenAPI schema's JSON too, once: built at the first /openapi.json, on the event
-        # loop, it cost 58 ms of CPU, everyone else's requests waiting.
-        examples, _ = await asyncio.gather(
-            asyncio.to_thread(load_examples, settings.models), asyncio.to_thread(openapi_json)
-        )
+    def lifespan(app: FastAPI) -> AbstractAsyncContextManager[None]:
+        # openapi_json is made below, from the app this lifespan belongs to.
+        return _serving(app, parts, openapi_json)
 
-        def rate_limit_error() -> None:
-            metrics.redis_errors.labels("rate_limit").inc()
+    app = _fastapi(lifespan)
+    openapi_json = install_docs(app, "faceflow")
+    install_error_handlers(app)
+    for routes in (system, faces, idphoto, jobs, example_routes):
+        app.include_router(routes.router)
+    if settings.server.web_page:
+        # The router's fallback, not a mount at "/": a mount matches every path fully, so a wrong
+        # method on an API route (GET /v1/detect) would reach it and get 404 instead of 405.
+        app.router.default = _WebPage(settings.server)
+    return FaceflowApp(app, settings, parts.metrics, parts.budget, parts.current)
 
-        app.state.services = current.services = Services(
-            settings=settings,
-            metrics=metrics,
-            pool=pool,
-            cache=cache,
-            compute=compute,
-            api_keys=ApiKeys(settings.server.api_key_hashes),
-            rate_limit=RateLimit.from_settings(settings.server, on_error=rate_limit_error),
-            key_failures=KeyFailures.from_settings(settings.server, on_error=rate_limit_error),
-            thumbnails=ExampleThumbnails(examples),
-            upload_budget=budget,
-            answer_budget=answer_budget,
-            examples=examples,
-            lanes=background_lanes(
-                settings.runtime.processes, keep_for_others=settings.runtime.keep_last_place
-            ),
-        )
-        log.info(
-            "faceflow %s: %d inference processes, cache %s, auth %s",
-            __version__,
-            settings.runtime.processes,
-            "memory+redis" if settings.cache.redis_url else "memory",
-            "on" if settings.server.api_key_hashes else "off",
-        )
-        job_runner = build_runner(
-            settings,
-            compute,
-            budget,
-            app.state.services.lanes,
-            peers=job_peers,
-            hold=answer_budget.holding,
-        )
-        await job_runner.start()
-        app.state.services.jobs = job_runner
-        metrics.bind_jobs(job_runner)
-        watcher = asyncio.create_task(_report_start_up(pool, app.state.services))
-        refresher = (
-            asyncio.create_task(_refresh_gauges(metrics)) if metrics.multiprocess_dir else None
-        )
-        settle()
-        try:
-            yield
-        finally:
-            watcher.cancel()
-            if refresher is not None:
-                refresher.cancel()
-            metrics.process_exiting()
-            app.state.services = current.services = None
-            await job_runner.close()
-            await pool.close()
-            await cache.close()
 
-    app = FastAPI(
+def _fastapi(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:
+    return FastAPI(
         title="faceflow",
         version=__version__,
         description=DESCRIPTION,
@@ -271,47 +225,176 @@ def create_app(
         redoc_url=None,
         openapi_url=None,  # served by install_docs, made once
     )
-    openapi_json = install_docs(app, "faceflow")
-    install_error_handlers(app)
-    app.include_router(system.router)
-    app.include_router(faces.router)
-    app.include_router(idphoto.router)
-    app.include_router(jobs.router)
-    app.include_router(example_routes.router)
-    if settings.server.web_page:
+
+
+@dataclass(frozen=True)
+class _Running:
+    """What one lifespan started, for it to stop."""
+
+    pool: InferencePool[WorkerContext]
+    cache: ResultCache
+    job_runner: JobRunner
+    watcher: asyncio.Task[None]
+    refresher: asyncio.Task[None] | None
+
+
+@asynccontextmanager
+async def _serving(
+    app: FastAPI, parts: _Parts, openapi_json: Callable[[], bytes]
+) -> AsyncIterator[None]:
+    """The app's lifespan: its :class:`Services` in ``app.state`` and ``parts.current`` (where
+    the layers outside FastAPI find them) from start-up to shutdown."""
+    running = await _start(app, parts, openapi_json)
+    try:
+        yield
+    finally:
+        running.watcher.cancel()
+        if running.refresher is not None:
+            running.refresher.cancel()
+        parts.metrics.process_exiting()
+        app.state.services = parts.current.services = None
+        await running.job_runner.close()
+        await running.pool.close()
+        await running.cache.close()
+
+
+async def _start(app: FastAPI, parts: _Parts, openapi_json: Callable[[], bytes]) -> _Running:
+    """Everything a lifespan runs, started in order; the watcher reports when the pool is ready."""
+    settings, metrics = parts.settings, parts.metrics
+    before_threads()
+    # An HTTP worker of `--http-workers N` (spawned): if `faceflow serve` is killed outright,
+    # it stops nothing, and this worker kept serving on the port, so a server started again
+    # could not bind it. It now stops on its own. Nothing in a server of one process.
+    stop_when_parent_is_gone("http worker")
+    pool = _pool(parts)
+    cache = ResultCache.from_settings(
+        settings.cache, metrics, deadline_s=settings.runtime.deadline_s
+    )
+    await cache.start()
+    await pool.start()
+    compute = CachedCompute(cache, pool, metrics.observe_stages)
+    # The OpenAPI schema's JSON too, once: built at the first /openapi.json, on the event
+    # loop, it cost 58 ms of CPU, everyone else's requests waiting.
+    examples, _ = await asyncio.gather(
+        asyncio.to_thread(load_examples, settings.models), asyncio.to_thread(openapi_json)
+    )
+    services = _services(parts, pool, cache, compute, examples)
+    app.state.services = parts.current.services = services
+    _log_serving(settings)
+    job_runner = await _start_jobs(parts, compute, services)
+    watcher = asyncio.create_task(_report_start_up(pool, services))
+    refresher = asyncio.create_task(_refresh_gauges(metrics)) if metrics.multiprocess_dir else None
+    settle()
+    return _Running(pool, cache, job_runner, watcher, refresher)
+
+
+def _pool(parts: _Parts) -> InferencePool[WorkerContext]:
+    """The inference pool, not started yet: its processes load the models themselves."""
+    pool: InferencePool[WorkerContext] = InferencePool.from_settings(
+        parts.settings.runtime,
+        init=load_server_pool_context,
+        init_arg=parts.settings.model_dump_json(),
+        warmup=warm_up,
+        on_task_done=parts.metrics.task_done,
+        head_start=parts.head_start,
+    )
+    parts.metrics.bind_pool(pool.stats)
+    return pool
+
+
+def _services(
+    parts: _Parts,
+    pool: InferencePool[WorkerContext],
+    cache: ResultCache,
+    compute: CachedCompute,
+    examples: tuple[ExamplePhoto, ...],
+) -> Services:
+    settings, metrics = parts.settings, parts.metrics
+
+    def rate_limit_error() -> None:
+        metrics.redis_errors.labels("rate_limit").inc()
+
+    return Services(
+        settings=settings,
+        metrics=metrics,
+        pool=pool,
+        cache=cache,
+        compute=compute,
+        api_keys=ApiKeys(settings.server.api_key_hashes),
+        rate_limit=RateLimit.from_settings(settings.server, on_error=rate_limit_error),
+        key_failures=KeyFailures.from_settings(settings.server, on_error=rate_limit_error),
+        thumbnails=ExampleThumbnails(examples),
+        upload_budget=parts.budget,
+        answer_budget=parts.answer_budget,
+        examples=examples,
+        lanes=background_lanes(
+            settings.runtime.processes, keep_for_others=settings.runtime.keep_last_place
+        ),
+    )
+
+
+def _log_serving(settings: Settings) -> None:
+    log.info(
+        "faceflow %s: %d inference processes, cache %s, auth %s",
+        __version__,
+        settings.runtime.processes,
+        "memory+redis" if settings.cache.redis_url else "memory",
+        "on" if settings.server.api_key_hashes else "off",
+    )
+
+
+async def _start_jobs(parts: _Parts, compute: CachedCompute, services: Services) -> JobRunner:
+    """The job runner, started and in ``services``; it shares ``services.lanes`` with batches."""
+    job_runner = build_runner(
+        parts.settings,
+        compute,
+        parts.budget,
+        services.lanes,
+        peers=parts.job_peers,
+        hold=parts.answer_budget.holding,
+    )
+    await job_runner.start()
+    services.jobs = job_runner
+    parts.metrics.bind_jobs(job_runner)
+    return job_runner
+
+
+class _WebPage:
+    """The web page's files (``server.web_page``), with their security headers
+    (:func:`web_page_headers`) and one route label in the request metrics."""
+
+    def __init__(self, server: ServerSettings) -> None:
         static = files("faceflow.service") / "static"
-        web = WholeFiles(directory=str(static), html=True)
-        page_headers = web_page_headers(settings.server.web_page_frame_ancestors)
-        page_files = _page_paths(Path(str(static)))
+        self._files = WholeFiles(directory=str(static), html=True)
+        self._headers = web_page_headers(server.web_page_frame_ancestors)
+        self._paths = _page_paths(Path(str(static)))
 
-        async def web_page(scope: Scope, receive: Receive, send: Send) -> None:
-            # Files answer GET and HEAD: any other method on one of the page's paths is a 405
-            # naming them, as on the API's routes (POST / was a 404); on a path no route has, a
-            # 404, not StaticFiles' "405, allow GET" for a resource that does not exist.
-            if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
-                if route_path(scope) in page_files:
-                    raise StarletteHTTPException(405, headers={"Allow": "GET, HEAD"})
-                raise StarletteHTTPException(404)
-            # A file's path with a slash after it is no path of the page's (StaticFiles found
-            # the file anyway, and the page it served loaded its own scripts and styles from
-            # under "/index.html/": unstyled, without scripts).
-            path = route_path(scope)
-            if path != "/" and path.endswith("/"):
-                raise StarletteHTTPException(404)
-            # One label for the page's files in the request metrics (no route matched them).
-            scope["faceflow.route"] = WEB_PAGE_ROUTE
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._refuse_what_is_no_file(scope)
+        # One label for the page's files in the request metrics (no route matched them).
+        scope["faceflow.route"] = WEB_PAGE_ROUTE
 
-            async def guarded(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    message["headers"] = [*message.get("headers", ()), *page_headers]
-                await send(message)
+        async def guarded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *self._headers]
+            await send(message)
 
-            await web(scope, receive, guarded)
+        await self._files(scope, receive, guarded)
 
-        # The router's fallback, not a mount at "/": a mount matches every path fully, so a wrong
-        # method on an API route (GET /v1/detect) would reach it and get 404 instead of 405.
-        app.router.default = web_page
-    return FaceflowApp(app, settings, metrics, budget, current)
+    def _refuse_what_is_no_file(self, scope: Scope) -> None:
+        # Files answer GET and HEAD: any other method on one of the page's paths is a 405
+        # naming them, as on the API's routes (POST / was a 404); on a path no route has, a
+        # 404, not StaticFiles' "405, allow GET" for a resource that does not exist.
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+            if route_path(scope) in self._paths:
+                raise StarletteHTTPException(405, headers={"Allow": "GET, HEAD"})
+            raise StarletteHTTPException(404)
+        # A file's path with a slash after it is no path of the page's (StaticFiles found
+        # the file anyway, and the page it served loaded its own scripts and styles from
+        # under "/index.html/": unstyled, without scripts).
+        path = route_path(scope)
+        if path != "/" and path.endswith("/"):
+            raise StarletteHTTPException(404)
 
 
 def _page_paths(static: Path) -> frozenset[str]:
