@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 _START_UP_TIMEOUT_S = 300.0
 WEB_PAGE_ROUTE = "/{web page file}"
+"""The route label of the web page's files (and of any other path no route has)."""
+
 _PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
     "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; "
@@ -78,8 +80,6 @@ def web_page_headers(frame_ancestors: list[str]) -> tuple[tuple[bytes, bytes], .
         headers.append((b"x-frame-options", b"DENY"))
     return tuple(headers)
 
-
-"""The route label of the web page's files (and of any other path no route has)."""
 
 DESCRIPTION = """
 Self-hosted face analysis and ID photos. Send an image as the raw request body (with an image
