@@ -48,6 +48,7 @@ from faceflow.jobs.records import (
     HandleRecord,
     JobOutcome,
     JobPayload,
+    JobRecord,
     JobStatus,
     encode_handle,
     encode_outcome,
@@ -158,6 +159,43 @@ async def test_the_queue_bound_holds_exactly_under_a_burst_on_two_api_nodes(
         assert images == jobs == queued
     finally:
         connection.close()
+        for node in nodes:
+            await node.close()
+
+
+async def test_a_submission_refused_its_share_by_its_identical_twins_job_shares_that_job(
+    queue_redis: RedisProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two identical submissions of one key on two API nodes, the key's share one job: the one
+    that found no job, then its share full with the job the other had just enqueued, shares
+    that job. Refused, it was 429 for the very work the key had queued (seen in 1 of 4
+    runs of a burst of one key's identical pairs on two nodes)."""
+    settings = job_settings(queue_redis.url, max_queued_per_client=1)
+    nodes = [runner_for(settings), runner_for(settings)]
+    owner = "a" * 64
+    work = prepare("detect", variant(face_jpeg), {}, settings)
+    try:
+        for node in nodes:
+            await node.start()
+        check_share = nodes[0]._check_share
+        twins: list[JobRecord] = []
+
+        def twin_first(*args: Any) -> None:
+            if not twins:  # the twin's whole submission, between this one's read and check
+                twins.append(nodes[1]._submit(work, owner, None))
+            check_share(*args)
+
+        monkeypatch.setattr(nodes[0], "_check_share", twin_first)
+        mine = await nodes[0].submit(work, owner)
+        assert (mine.status, twins[0].status) == (JobStatus.QUEUED, JobStatus.QUEUED)
+        connection = nodes[0]._conn
+        job_id = scoped_job_id(work, owner, settings.jobs.dedup_scope)
+        assert connection.smembers(JobKeys(QUEUE).refs(job_id)) == {
+            mine.handle.encode(),
+            twins[0].handle.encode(),
+        }
+        assert connection.llen(f"rq:queue:{QUEUE}") == 1
+    finally:
         for node in nodes:
             await node.close()
 

@@ -545,11 +545,19 @@ class RqRunner:
             pipe.execute()
 
     def _enqueue(self, sub: Submission, job_id: str, owner: str | None) -> None:
-        self._refuse_if_full()  # before the image is stored: most refusals cost no write
         cap = self._settings.max_queued_per_client
-        if cap is not None and owner is not None:
-            self._check_share(owner, cap)
-        self._check_result_share(owner)
+        try:
+            self._refuse_if_full()  # before the image is stored: most refusals cost no write
+            if cap is not None and owner is not None:
+                self._check_share(owner, cap)
+            self._check_result_share(owner)
+        except (QueueFull, RateLimited):
+            if self._conn.exists(Job.key_for(job_id)):
+                # An identical submission enqueued it since we found none (the share was
+                # full with it): share it, as _admit would have, not refuse it.
+                self._counts["deduplicated"] += 1
+                return
+            raise
         payload = encode_payload(JobPayload(sub.operation.value, sub.payload, sub.data))
         # Kept as long as a failed job stays in the dead-letter registry (one retention for
         # both), so a parked job can be requeued for as long as it is listed there.
