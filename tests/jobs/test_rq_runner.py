@@ -163,6 +163,82 @@ async def test_the_queue_bound_holds_exactly_under_a_burst_on_two_api_nodes(
             await node.close()
 
 
+async def test_a_clients_share_holds_exactly_under_a_burst_on_two_api_nodes(
+    queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    """jobs.max_queued_per_client is exact across API nodes: one key's 40 distinct works, each
+    submitted on both of two runners (two API nodes) at once, queue exactly its share of jobs,
+    each shared by both of its submissions, and refuse the rest 429 with Retry-After, leaving
+    no job, image or pending entry behind. Checked in one call and counted in another, the
+    share was passed by the submissions under way between the two (7 or 8 queued of 5 in 3 of
+    4 runs; the next test makes that interleaving happen every time)."""
+    settings = job_settings(queue_redis.url, max_queued=100, max_queued_per_client=5)
+    nodes = [runner_for(settings), runner_for(settings)]
+    connection = Redis.from_url(queue_redis.url)
+    keys, owner = JobKeys(QUEUE), "a" * 64
+    try:
+        for node in nodes:
+            await node.start()
+        works = [prepare("detect", variant(face_jpeg), {}, settings) for _ in range(40)]
+        answers = await asyncio.gather(
+            *(node.submit(work, owner) for work in works for node in nodes),
+            return_exceptions=True,
+        )
+        refused = [a for a in answers if isinstance(a, RateLimited)]
+        assert connection.llen(f"rq:queue:{QUEUE}") == 5
+        assert (len(answers) - len(refused), len(refused)) == (10, 70)
+        assert all(r.retry_after_s >= 1 for r in refused)
+        job_ids = [scoped_job_id(w, owner, settings.jobs.dedup_scope) for w in works]
+        queued = set(Queue(QUEUE, connection=connection).get_job_ids())
+        images = {i for i in job_ids if connection.exists(keys.data(i))}
+        jobs = {i for i in job_ids if connection.exists(Job.key_for(i))}
+        pending = {i for i in job_ids if connection.zscore(keys.pending(owner), i) is not None}
+        assert images == jobs == queued == pending
+        assert connection.zcard(keys.pending(owner)) == 5
+        assert all(connection.scard(keys.refs(i)) == 2 for i in queued)  # both share it
+    finally:
+        connection.close()
+        for node in nodes:
+            await node.close()
+
+
+async def test_a_clients_share_filled_on_another_node_after_the_check_refuses_the_enqueue(
+    queue_redis: RedisProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The burst above, one interleaving made to happen: one key's submission passes the check
+    of its share (2) on one API node, then the key's two other submissions fill the share on
+    another node before it enqueues. It is refused 429 with Retry-After, leaving no job, image
+    or pending entry; checked apart from the enqueue, it was queued as the key's third job."""
+    settings = job_settings(queue_redis.url, max_queued_per_client=2)
+    nodes = [runner_for(settings), runner_for(settings)]
+    owner, keys = "a" * 64, JobKeys(QUEUE)
+    late, *others = [prepare("detect", variant(face_jpeg), {}, settings) for _ in range(3)]
+    try:
+        for node in nodes:
+            await node.start()
+        check_share = nodes[0]._check_share
+
+        def others_after(*args: Any) -> None:
+            check_share(*args)
+            for work in others:
+                nodes[1]._submit(work, owner, None)
+
+        monkeypatch.setattr(nodes[0], "_check_share", others_after)
+        with pytest.raises(RateLimited) as refused:
+            await nodes[0].submit(late, owner)
+        assert refused.value.retry_after_s >= 1
+        connection = nodes[0]._conn
+        job_id = scoped_job_id(late, owner, settings.jobs.dedup_scope)
+        assert connection.llen(f"rq:queue:{QUEUE}") == 2
+        assert connection.zcard(keys.pending(owner)) == 2
+        assert connection.zscore(keys.pending(owner), job_id) is None
+        assert not connection.exists(Job.key_for(job_id))
+        assert not connection.exists(keys.data(job_id))
+    finally:
+        for node in nodes:
+            await node.close()
+
+
 async def test_a_submission_refused_its_share_by_its_identical_twins_job_shares_that_job(
     queue_redis: RedisProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,7 +14,8 @@
   any call whose write the queue Redis refuses for want of room (at ``maxmemory``,
   ``noeviction``): it answered, so that is no outage, and reads go on.
 * With ``max_queued_per_client``, an owner (API key) with that many jobs of its own enqueueing
-  queued or running answers 429 for a new one, so one key cannot fill ``max_queued`` for all.
+  queued or running answers 429 for a new one, so one key cannot fill ``max_queued`` for all
+  (checked in the enqueue's transaction too: exact across API nodes).
 * With ``max_result_bytes_per_client``, an owner whose stored outcomes hold that many bytes
   answers 429 for new work (a job, or a result from the cache), so one key's day of results
   cannot fill the queue Redis and fail everyone else's jobs after they ran.
@@ -113,6 +114,15 @@ def _unavailable() -> Unavailable:
     return Unavailable("the job queue is unavailable", retry_after_s=_UNAVAILABLE_RETRY_S)
 
 
+def _over_share(cap: int) -> RateLimited:
+    return RateLimited(
+        f"this client has {cap} jobs queued or running (jobs.max_queued_per_client); "
+        f"submit more as they finish",
+        retry_after_s=_QUEUE_FULL_RETRY_S,
+        details={"limit": f"{cap} jobs queued or running"},
+    )
+
+
 class _GivenUp(Exception):
     """A queue Redis call not sent: the breaker opened while it waited for a thread."""
 
@@ -160,16 +170,41 @@ return 1
 """
 
 
-# The bound of the queue (jobs.max_queued), run in the transaction that enqueues a job, after RQ's
-# enqueue (its hash written, its id pushed at the tail): over the bound, the queue was full before
-# the push, and the enqueue is undone, the id taken off the tail and the hash deleted. Run with it,
-# nobody sees the job in between. KEYS: the queue, the job's hash; ARGV: the job id, max_queued.
-# 1: admitted; 0: refused.
+# The bound of the queue (jobs.max_queued) and of the owner's share of it
+# (jobs.max_queued_per_client), run in the transaction that enqueues a job, after RQ's enqueue
+# (its hash written, its id pushed at the tail): over the bound, the queue was full before the
+# push; with the owner's pending set at its share once the jobs in it that ended (or expired)
+# are dropped, the owner was; either way the enqueue is undone, the id taken off the tail and
+# the hash deleted. Admitted with a share, the job joins the owner's pending set. Run with it,
+# nobody sees the job in between. The pending jobs' hashes are named here, from their ids (a
+# queue Redis is one node). KEYS: the queue, the job's hash, the owner's pending set (unused
+# without a share). ARGV: the job id, max_queued, the share (0: none), the pending set's TTL
+# (s), RQ's job hash prefix. 1: admitted; 0: the queue is full; -1: the owner's share is.
 _ADMIT_LUA = """
-if redis.call('LLEN', KEYS[1]) <= tonumber(ARGV[2]) then return 1 end
+local refused = 0
+if redis.call('LLEN', KEYS[1]) <= tonumber(ARGV[2]) then
+  local cap = tonumber(ARGV[3])
+  if cap == 0 then return 1 end
+  if redis.call('ZCARD', KEYS[3]) >= cap then
+    -- _QUEUED and started: the statuses _check_share counts too
+    local live = {created = true, queued = true, deferred = true, scheduled = true,
+                  rate_limited = true, ready_to_enqueue = true, started = true}
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+      local status = redis.call('HGET', ARGV[5] .. id, 'status')
+      if not status or not live[status] then redis.call('ZREM', KEYS[3], id) end
+    end
+  end
+  if redis.call('ZCARD', KEYS[3]) < cap then
+    local clock = redis.call('TIME')
+    redis.call('ZADD', KEYS[3], tonumber(clock[1]) + tonumber(clock[2]) / 1e6, ARGV[1])
+    redis.call('EXPIRE', KEYS[3], ARGV[4])
+    return 1
+  end
+  refused = -1
+end
 redis.call('LREM', KEYS[1], -1, ARGV[1])
 redis.call('DEL', KEYS[2])
-return 0
+return refused
 """
 
 
@@ -546,10 +581,12 @@ class RqRunner:
 
     def _enqueue(self, sub: Submission, job_id: str, owner: str | None) -> None:
         cap = self._settings.max_queued_per_client
+        share = cap if owner is not None else None
         try:
-            self._refuse_if_full()  # before the image is stored: most refusals cost no write
-            if cap is not None and owner is not None:
-                self._check_share(owner, cap)
+            # Before the image is stored: most refusals cost no write. Exact only in _admit.
+            self._refuse_if_full()
+            if share is not None and owner is not None:
+                self._check_share(owner, share)
             self._check_result_share(owner)
         except (QueueFull, RateLimited):
             if self._conn.exists(Job.key_for(job_id)):
@@ -563,19 +600,14 @@ class RqRunner:
         # both), so a parked job can be requeued for as long as it is listed there.
         self._conn.set(self._keys.data(job_id), payload, ex=self._payload_ttl_s)
         try:
-            enqueued = self._admit(sub, job_id, payload)
-        except (QueueFull, OutOfMemoryError):
+            enqueued = self._admit(sub, job_id, payload, owner, share)
+        except (QueueFull, RateLimited, OutOfMemoryError):
             self._forget_image(keys=[Job.key_for(job_id), self._keys.data(job_id)])
             raise
         if not enqueued:
             # Another submission (maybe on another API node) enqueued it first: share it.
             self._counts["deduplicated"] += 1
             return
-        if cap is not None and owner is not None:
-            with self._conn.pipeline() as pipe:
-                pipe.zadd(self._keys.pending(owner), {job_id: time.time()})
-                pipe.expire(self._keys.pending(owner), self._payload_ttl_s)
-                pipe.execute()
         self._count_result(job_id, owner)
 
     def _refuse_if_full(self) -> None:
@@ -588,20 +620,24 @@ class RqRunner:
             retry_after_s=_QUEUE_FULL_RETRY_S,
         )
 
-    def _admit(self, sub: Submission, job_id: str, payload: bytes) -> bool:
-        """Enqueue the job unless the queue holds ``max_queued`` jobs (QueueFull) or a job of
-        this id exists (False: a duplicate), so that the bound holds exactly however many API
-        nodes submit at once. Checked in one call and enqueued in the next, a burst passed it
-        by the submissions under way (measured: ``max_queued`` 5, 60 submissions at once on
-        two nodes, 8 queued).
+    def _admit(
+        self, sub: Submission, job_id: str, payload: bytes, owner: str | None, share: int | None
+    ) -> bool:
+        """Enqueue the job unless the queue holds ``max_queued`` jobs (QueueFull), ``owner``
+        has ``share`` jobs of its own enqueueing queued or running (RateLimited), or a job of
+        this id exists (False: a duplicate), so that both bounds hold exactly however many API
+        nodes submit at once. Checked in one call and enqueued in the next, a burst passed
+        them by the submissions under way (measured: ``max_queued`` 5, 60 submissions at once
+        on two nodes, 8 queued; a share of 5, one key's 80 submissions at once, 8 queued).
 
         One transaction: RQ's own enqueue (given it as its pipeline), then
         :data:`_ADMIT_LUA`, which undoes it when the queue was full before it, all run at once
         by the queue Redis. It watches the job's hash (a duplicate's, as ``unique=True`` did)
-        and its image, not the queue: watched, every push or take by anyone failed the others'
-        transactions, and a burst spent round trips trying again. The image is written again
-        when it is gone: an identical submission refused as the queue filled deletes it
-        (:data:`_FORGET_IMAGE_LUA`) while this job's hash does not exist yet."""
+        and its image, not the queue nor the owner's pending set: watched, every push or take
+        by anyone failed the others' transactions, and a burst spent round trips trying again.
+        The image is written again when it is gone: an identical submission refused as the
+        queue (or the owner's share) filled deletes it (:data:`_FORGET_IMAGE_LUA`) while this
+        job's hash does not exist yet."""
         job_key, data_key = Job.key_for(job_id), self._keys.data(job_id)
         retry = None
         if self._settings.max_retries > 0:
@@ -642,14 +678,27 @@ class RqRunner:
                         meta={"operation": sub.operation.value, "attempts": 0},
                         pipeline=pipe,
                     )
+                    keys = [self._queue.key, job_key]
+                    if share is not None and owner is not None:
+                        keys.append(self._keys.pending(owner))
                     pipe.eval(
-                        _ADMIT_LUA, 2, self._queue.key, job_key, job_id, self._settings.max_queued
+                        _ADMIT_LUA,
+                        len(keys),
+                        *keys,
+                        job_id,
+                        self._settings.max_queued,
+                        share or 0,
+                        self._payload_ttl_s,
+                        Job.redis_job_namespace_prefix,
                     )
                     admitted = pipe.execute()[-1]
                 except WatchError:
                     continue
-                if not admitted:
+                if admitted == 0:
                     raise self._full()
+                if admitted < 0:
+                    assert share is not None
+                    raise _over_share(share)
                 return True
 
     def _check_result_share(self, owner: str | None) -> None:
@@ -693,11 +742,10 @@ class RqRunner:
             pipe.execute()
 
     def _check_share(self, owner: str, cap: int) -> None:
-        """429 when ``owner`` has ``cap`` jobs of its own enqueueing queued or running. Jobs
+        """429 when ``owner`` has ``cap`` jobs of its own enqueueing queued or running, before
+        the job's image is stored; :meth:`_admit` checks again with the enqueue, exactly. Jobs
         that ended (or expired) are dropped from its set here, when it is full, so a check
-        costs one ZCARD until then and at most ``cap`` status reads after. Two submissions of
-        one owner on two nodes at once may both pass at ``cap - 1``: a share, not a hard
-        count."""
+        costs one ZCARD until then and at most ``cap`` status reads after."""
         key = self._keys.pending(owner)
         if self._conn.zcard(key) < cap:
             return
@@ -718,12 +766,7 @@ class RqRunner:
         if ended:
             self._conn.zrem(key, *ended)
         if len(ids) - len(ended) >= cap:
-            raise RateLimited(
-                f"this client has {cap} jobs queued or running (jobs.max_queued_per_client); "
-                f"submit more as they finish",
-                retry_after_s=_QUEUE_FULL_RETRY_S,
-                details={"limit": f"{cap} jobs queued or running"},
-            )
+            raise _over_share(cap)
 
     def _handle(self, handle: str, owner: str | None) -> HandleRecord:
         raw = self._conn.get(self._keys.handle(handle))
