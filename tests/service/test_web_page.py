@@ -19,6 +19,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -678,6 +679,22 @@ def refusing(status: int, code: str, seen: list[str] | None = None) -> Callable[
     return refuse
 
 
+def proxy_page(status: int, retry_after: int | None = None) -> Callable[[Route], None]:
+    """A route handler answering as a proxy in front of faceflow does by itself (nginx's
+    client_max_body_size, limit_req, auth_basic, an upstream down): ``status`` with an HTML page
+    of its own, not faceflow's JSON error, and a Retry-After only when ``retry_after`` is given."""
+    title = f"{status} {HTTPStatus(status).phrase}"
+    body = f"<html><head><title>{title}</title></head><body><h1>{title}</h1><hr>nginx</body></html>"
+    headers = {"Content-Type": "text/html"}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+
+    def answer(route: Route) -> None:
+        route.fulfill(status=status, headers=headers, body=body)
+
+    return answer
+
+
 @pytest.mark.parametrize(
     ("status", "code", "title"),
     [
@@ -914,16 +931,27 @@ def test_retry_leaves_the_focus_on_what_was_retried(
     wait_for_id_photo(page)
 
 
-@pytest.mark.parametrize("why", ["gone", "busy"])
+HELD_BECAUSE = {
+    "gone": "It cannot be reached.",
+    "busy": "It is busy.",
+    "starting": "It is starting.",
+    "proxy-busy": "It is busy.",
+    "proxy-limited": "It asks for fewer requests.",
+}
+
+
+@pytest.mark.parametrize("why", list(HELD_BECAUSE))
 def test_a_batch_waits_for_the_server_and_goes_on_when_it_answers(
     open_page: OpenPage, live_server: LiveServer, testdata: Path, why: str
 ) -> None:
-    """A photo refused for the moment (the server out of reach, or busy with a Retry-After)
-    holds the photos waiting after it: they are not sent, not marked failed, and the batch says
-    once that it waits. The page tries again on its own (/readyz first for a server out of
-    reach, the refused photo itself after Retry-After) and goes on when the server answers.
+    """A photo refused for the moment (the server out of reach, busy or starting with a
+    Retry-After, or a proxy's own 503 or 429 page without one) holds the photos waiting after
+    it: they are not sent, not marked failed, and the batch says once that it waits, and why.
+    The page tries again on its own (/readyz first for a server out of reach, the refused photo
+    itself after Retry-After or the page's own wait) and goes on when the server answers.
     Until 2026-12-07 the waiting photos were sent one after another, each failing within a
-    second, and the batch stood failed whole."""
+    second, and the batch stood failed whole; until later that day a proxy's 503 or 429 page
+    failed them so too, and a server starting was said to be busy."""
     page = clocked_page(open_page, live_server)
     sent: list[str] = []
     page.on("request", lambda r: sent.append(r.url) if "/v1/analyze" in r.url else None)
@@ -931,8 +959,12 @@ def test_a_batch_waits_for_the_server_and_goes_on_when_it_answers(
     if why == "gone":
         routes["**/v1/analyze*"] = lambda route: route.abort("connectionrefused")
         routes["**/readyz"] = lambda route: route.abort("connectionrefused")
-    else:
+    elif why == "busy":
         routes["**/v1/analyze*"] = refusing(503, "overloaded")
+    elif why == "starting":
+        routes["**/v1/analyze*"] = refusing(503, "not_ready")
+    else:
+        routes["**/v1/analyze*"] = proxy_page(503 if why == "proxy-busy" else 429)
     for url, handler in routes.items():
         page.route(url, handler)
     page.clock.pause_at(page.evaluate("Date.now()") + 1)
@@ -947,9 +979,11 @@ def test_a_batch_waits_for_the_server_and_goes_on_when_it_answers(
     if why == "gone":
         assert len(sent) == 1, sent  # /readyz is asked, nothing is uploaded again
     else:
-        assert 2 <= len(sent) <= 1 + 10 // RETRY_AFTER_S, sent  # the refused photo, tried again
+        # The refused photo, tried again (a proxy's page named no wait: after 2 s, then 4).
+        assert 2 <= len(sent) <= 1 + 10 // RETRY_AFTER_S, sent
     hold = page.locator("#queue-hold [role=status]")
     expect(hold).to_contain_text("Waiting for the server")
+    expect(hold).to_contain_text(HELD_BECAUSE[why])
     expect(hold).to_contain_text("3 photos wait")
     expect(hold).to_contain_text("Trying again on its own")
     expect(page.locator("#photo-notice [role=alert]")).to_contain_text("Trying again on its own")
@@ -1923,6 +1957,54 @@ def test_a_proxys_bad_gateway_reads_as_the_server_unreachable(
     expect(alert.get_by_role("button", name="Retry")).to_be_visible()
 
 
+@pytest.mark.parametrize(
+    ("answer", "english", "chinese", "retry"),
+    [
+        (proxy_page(401), ("Sign-in needed", "not faceflow's API key"), "需要登录", False),
+        (proxy_page(403), ("Access refused", "before faceflow saw it"), "访问被拒绝", False),
+        (proxy_page(408), ("The upload took too long", "too slow to send"), "上传超时", False),
+        (
+            proxy_page(413),
+            ("File too large", "faceflow itself takes photos up to 10 MB"),
+            "它前面设置的上限更低",
+            False,
+        ),
+        (proxy_page(429), ("Too many requests", "request limit"), "请求太频繁", True),
+        # Retry-After far off: the countdown is read long before it could run out.
+        (proxy_page(429, 60), ("Too many requests", "Trying again on its own"), "自动重试", True),
+        (proxy_page(503), ("The server is busy", "not taking requests"), "暂时不接受请求", True),
+        (proxy_page(503, 60), ("The server is busy", "Retry after"), "服务器繁忙", True),
+    ],
+    ids=["401", "403", "408", "413", "429", "429-retry-after", "503", "503-retry-after"],
+)
+def test_a_proxys_own_page_is_said_for_what_its_status_means(
+    open_page: OpenPage,
+    live_server: LiveServer,
+    testdata: Path,
+    answer: Callable[[Route], None],
+    english: tuple[str, str],
+    chinese: str,
+    retry: bool,
+) -> None:
+    """A proxy in front of faceflow answers some requests by itself, with an HTML page: its body
+    limit (413), rate limit (429, or 503 as nginx's limit_req answers), sign-in or access rule
+    (401, 403), its own upload timeout (408). Each is said for what happened, in both languages;
+    the ones that pass offer Retry (and a Retry-After, when the proxy sent one, is counted down
+    or waited out as faceflow's own), and a sign-in is no API key to ask for. Until 2026-12-07
+    every 4xx read "could not read the request this page sent" and a 503 "Something went
+    wrong", neither with Retry."""
+    page = load(open_page, live_server).page
+    page.route("**/v1/analyze", answer)
+    pick(page, testdata / "obama_small.jpg")
+    alert = page.locator("#photo-notice [role=alert]")
+    for part in english:
+        expect(alert).to_contain_text(part)
+    expect(alert.get_by_role("button", name="Retry")).to_have_count(1 if retry else 0)
+    expect(page.locator("#key-dialog")).to_be_hidden()
+    page.click("#lang-switch")
+    expect(alert).to_contain_text(chinese)
+
+
 # Interactive elements a finger must be able to hit (WCAG 2.5.5's 44 CSS px).
 TOUCH_TARGET_PX = 44
 TARGETS = "button:visible, select:visible, a.button:visible, label.swatch:visible, .thumb:visible"
@@ -2063,23 +2145,27 @@ def test_a_server_out_of_reach_is_asked_at_one_pace(
 
 
 @pytest.mark.parametrize(
-    ("status", "code", "badge"),
+    ("answer", "badge"),
     [
-        (429, "rate_limited", "Too many requests · trying again"),
-        (503, "overloaded", "Server busy · trying again"),
+        (refusing(429, "rate_limited"), "Too many requests · trying again"),
+        (refusing(503, "overloaded"), "Server busy · trying again"),
+        (refusing(503, "not_ready"), "Server starting · trying again"),
+        (proxy_page(429, RETRY_AFTER_S), "Too many requests · trying again"),
+        (proxy_page(503, RETRY_AFTER_S), "Server busy · trying again"),
     ],
-    ids=["rate-limited", "busy"],
+    ids=["rate-limited", "busy", "starting", "proxy-rate-limited", "proxy-busy"],
 )
 def test_a_server_busy_at_the_start_is_said_so_and_asked_again(
-    open_page: OpenPage, live_server: LiveServer, status: int, code: str, badge: str
+    open_page: OpenPage, live_server: LiveServer, answer: Callable[[Route], None], badge: str
 ) -> None:
-    """A page opened while the server refuses /v1/info for its rate limit or for being busy says
-    that (amber, not red "Something went wrong" titled "does not answer") and is connected
-    once the Retry-After is over."""
+    """A page opened while the server refuses /v1/info for its rate limit, for being busy or
+    for starting (or a proxy in front refuses it so with a page of its own) says that (amber,
+    not red "Something went wrong" titled "does not answer") and is connected once the
+    Retry-After is over. A server starting read "Server busy" until 2026-12-07."""
     probe = open_page(DESKTOP, "en-US", fresh=True)  # the clock is the context's
     page = probe.page
     page.clock.install()
-    page.route("**/v1/info", refusing(status, code))
+    page.route("**/v1/info", answer)
     page.goto(live_server.url + "/")
     server = page.locator("#server-status")
     expect(server).to_have_text(badge)

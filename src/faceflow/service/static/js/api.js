@@ -20,19 +20,33 @@ export function storeKey(key) {
   }
 }
 
-/** An error the API answered with (`{"error": {"code", "message", ...}}`) or a network failure. */
+/** The codes of a server too busy to answer now (503): trying again later may work. */
+export const BUSY = new Set(["overloaded", "queue_full", "deadline_exceeded", "worker_crashed", "unavailable"]);
+
+/** The codes of a refusal for the moment, not of the request: the same request may go through later. */
+const FOR_NOW = new Set(["network", "rate_limited", "not_ready", ...BUSY]);
+
+/**
+ * An error the API answered with (`{"error": {"code", "message", ...}}`) or a network failure.
+ * `proxied` is true for an answer without the API's error body: something in front of faceflow
+ * (a proxy, a gateway) answered for it, and `code` is the nearest of the API's codes to its status.
+ */
 export class ApiError extends Error {
-  constructor({ status, code, message, details = {}, retryAfter = null }) {
+  constructor({ status, code, message, details = {}, retryAfter = null, proxied = false }) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.details = details;
     this.retryAfter = retryAfter;
+    this.proxied = proxied;
   }
 
+  /** Whether the same request may go through later. By its code, not only by a Retry-After: a
+   * proxy's 429 or 503 often comes without one (nginx's limit_req sends none), and faceflow's
+   * own always has one. */
   get retryable() {
-    return this.retryAfter !== null || this.code === "network";
+    return this.retryAfter !== null || FOR_NOW.has(this.code);
   }
 }
 
@@ -67,30 +81,51 @@ function parseHeaders(raw) {
   return headers;
 }
 
-/** The code of an answer without the API's JSON: a proxy's page. A proxy in front of faceflow
- * (deploy/nginx.conf) answers 502 or 504 itself when faceflow is down or does not answer: for the
- * person, the server cannot be reached, and trying again later may work. */
+/**
+ * The code of an answer without the API's JSON: a proxy's own page, answered before faceflow saw
+ * the request (or for a faceflow that is gone). Until 2026-12-07 every 4xx of a proxy read as
+ * `bad_request` ("could not read the request"), and its 429 or 503 was not tried again.
+ *
+ * - 413: the proxy's body limit (nginx's client_max_body_size, 1 MB unless set), which may be
+ *   lower than faceflow's own.
+ * - 429 and 503: the proxy's rate limit (nginx's limit_req answers 503 unless limit_req_status
+ *   says otherwise), or no server behind it to take the request (HAProxy's 503): busy for now.
+ * - 502 and 504: faceflow behind it is down, or does not answer (deploy/nginx.conf gives up
+ *   connecting after 2 s): for the person the server cannot be reached, and later may work.
+ * - 401 and 403: the proxy's own sign-in (basic auth) or access rule; not faceflow's API key, so
+ *   their own codes: asking for a key could not get past it.
+ * - 408 and 431: the proxy's client_body_timeout and its header limit, as faceflow's own.
+ */
+const PROXY_CODES = new Map([
+  [401, "proxy_unauthorized"],
+  [403, "proxy_forbidden"],
+  [404, "not_found"],
+  [408, "request_timeout"],
+  [413, "too_large"],
+  [429, "rate_limited"],
+  [431, "headers_too_large"],
+  [502, "network"],
+  [503, "unavailable"],
+  [504, "network"],
+]);
+
 function codeOfStatus(status) {
-  if (status === 404) return "not_found";
-  if (status === 502 || status === 504) return "network";
-  return status >= 500 ? "internal" : "bad_request";
+  return PROXY_CODES.get(status) ?? (status >= 500 ? "internal" : "bad_request");
 }
 
 async function errorFrom(status, headers, blob) {
-  let error = {};
+  let error = null;
   try {
-    error = JSON.parse(await blob.text()).error ?? {};
+    const body = JSON.parse(await blob.text());
+    // Only faceflow's own error body: another JSON (an API gateway's {"message": …}) is a proxy's.
+    if (typeof body?.error === "object" && typeof body.error?.code === "string") error = body.error;
   } catch {
-    // Not our JSON (a proxy's HTML page, say): fall back to the status line below.
+    // Not JSON (a proxy's HTML page, say): the status says what happened, below.
   }
+  const retryAfter = parseRetryAfter(headers.get("retry-after"));
+  if (!error) return new ApiError({ status, code: codeOfStatus(status), message: `HTTP ${status}`, retryAfter, proxied: true });
   const { code, message, ...details } = error;
-  return new ApiError({
-    status,
-    code: code ?? codeOfStatus(status),
-    message: message ?? `HTTP ${status}`,
-    details,
-    retryAfter: parseRetryAfter(headers.get("retry-after")),
-  });
+  return new ApiError({ status, code, message: message ?? `HTTP ${status}`, details, retryAfter });
 }
 
 /**

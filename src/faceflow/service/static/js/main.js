@@ -1,7 +1,7 @@
 // Wires the page together: server status and API key, photo picking/dropping, the viewer and the
 // ID-photo panel.
 
-import { request } from "./api.js";
+import { BUSY, request } from "./api.js";
 import { KeyPrompt } from "./auth.js";
 import { Camera } from "./camera.js";
 import { byId } from "./dom.js";
@@ -9,7 +9,7 @@ import { droppedFiles } from "./dropped.js";
 import { Examples } from "./examples.js";
 import { applyStatic, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { IdPhotoPanel } from "./idphoto.js";
-import { BUSY, describeError } from "./messages.js";
+import { describeError } from "./messages.js";
 import { clearNotice, showNotice } from "./notice.js";
 import { MAX_PHOTOS, PhotoQueue } from "./uploads.js";
 import { Viewer } from "./viewer.js";
@@ -131,7 +131,10 @@ async function loadInfo() {
 function infoStatus(code) {
   if (code === "network") return ["status.gone", "error"];
   if (code === "rate_limited") return ["status.limited", "warn"];
-  if (code === "not_ready" || BUSY.has(code)) return ["status.busy", "warn"];
+  if (code === "not_ready") return ["status.warming", "warn"]; // not busy: not ready for anyone yet
+  if (BUSY.has(code)) return ["status.busy", "warn"];
+  if (code === "proxy_unauthorized") return ["error.signIn", "warn"];
+  if (code === "proxy_forbidden") return ["error.refused", "warn"];
   return ["error.other", "error"];
 }
 

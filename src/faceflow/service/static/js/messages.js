@@ -1,5 +1,6 @@
 // What to tell a person about each error code the API can return, and number formatting.
 
+import { BUSY } from "./api.js";
 import { language, plural, t } from "./i18n.js";
 
 export function formatBytes(bytes) {
@@ -13,9 +14,6 @@ export function formatMs(ms) {
   if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
   return `${ms >= 10 ? Math.round(ms) : ms.toFixed(1)} ms`;
 }
-
-/** The codes of a server too busy to answer now (503): trying again later may work. */
-export const BUSY = new Set(["overloaded", "queue_full", "deadline_exceeded", "worker_crashed", "unavailable"]);
 
 /** The codes of a fault of the server's own (500): its English message meant nothing to a person,
  * and nothing on the Chinese page. */
@@ -34,11 +32,14 @@ export function describeError(error, limits = null) {
   const retryAfter = error.retryAfter ?? null;
   const code = error.code ?? "internal";
   const said = (title, text, extra = {}) => ({ title: t(title), text: t(text, extra.vars), ...extra.more });
-  if (BUSY.has(code)) return said("error.busy", "error.busyText", { more: { retryAfter } });
+  // A proxy's 503 (api.js codeOfStatus) is no count of photos at work: only that it takes none now.
+  if (BUSY.has(code)) return said("error.busy", error.proxied ? "error.busyProxyText" : "error.busyText", { more: { retryAfter } });
   switch (code) {
     case "too_large": {
       const limit = limits?.max_upload_bytes;
-      return limit ? said("error.tooLarge", "error.tooLargeLimit", { vars: { limit: formatBytes(limit) } }) : said("error.tooLarge", "error.tooLargeText");
+      if (!limit) return said("error.tooLarge", "error.tooLargeText");
+      // A proxy's 413: its limit is below faceflow's, which quoted alone would read as room to spare.
+      return said("error.tooLarge", error.proxied ? "error.tooLargeProxyLimit" : "error.tooLargeLimit", { vars: { limit: formatBytes(limit) } });
     }
     case "unsupported_format":
       return said("error.format", "error.formatText");
@@ -84,6 +85,11 @@ export function describeError(error, limits = null) {
       return said("error.unauthorized", "error.unauthorizedText", { more: { needsKey: true } });
     case "forbidden":
       return said("error.forbidden", "error.forbiddenText", { more: { needsKey: true } });
+    // A proxy's own sign-in or access rule (api.js codeOfStatus): no API key gets past it.
+    case "proxy_unauthorized":
+      return said("error.signIn", "error.signInText");
+    case "proxy_forbidden":
+      return said("error.refused", "error.refusedText");
     case "not_found":
       return said("error.notFound", "error.notFoundText");
     case "source_expired":

@@ -79,8 +79,10 @@ export function clearNotice(slot) {
 export function showError(slot, error, { limits = null, autoRetry = false, onRetry = null, retryFocus = null, actions = [] } = {}) {
   const { title, text, retryAfter } = describeError(error, limits);
   // The same error shown again (in another language) counts on from where it was, not afresh.
+  // A held batch's refused photo counts down to the batch's next try (uploads.js sets retryAt),
+  // also when the answer named no Retry-After (a proxy's 429 or 503).
   let left = null;
-  if (retryAfter != null) {
+  if (retryAfter != null || error.retryAt != null) {
     error.retryAt ??= Date.now() + retryAfter * 1000;
     left = Math.max(0, Math.ceil((error.retryAt - Date.now()) / 1000));
   }

@@ -9,6 +9,10 @@ import { formatBytes } from "./messages.js";
 import { clearNotice, showError, showNotice } from "./notice.js";
 import { AutoRetry } from "./retry.js";
 
+// Why a held batch waits, by the refused photo's code; any other (busy) is "hold.busy". A server
+// starting read "It is busy" until 2026-12-07: it has room, only not its models yet.
+const HOLD_WORDS = { network: "hold.gone", rate_limited: "hold.limited", not_ready: "hold.starting" };
+
 function fileExtension(name) {
   const dot = name.lastIndexOf(".");
   return dot > 0 ? name.slice(dot + 1).toUpperCase().slice(0, 5) : "FILE";
@@ -133,7 +137,7 @@ export class Viewer {
       clearNotice(this.#holdNotice);
       return;
     }
-    const why = hold.code === "network" ? "hold.gone" : hold.code === "rate_limited" ? "hold.limited" : "hold.busy";
+    const why = HOLD_WORDS[hold.code] ?? "hold.busy";
     showNotice(this.#holdNotice, {
       tone: "info",
       title: t("hold.title"),
@@ -307,13 +311,12 @@ export class Viewer {
       if (photo.error.code === "unauthorized" || photo.error.code === "forbidden") {
         actions.push([t("notice.enterKey"), () => this.askKey()]);
       }
-      const retryable = photo.error.retryAfter !== null || photo.error.code === "network";
       showError(this.#notice, photo.error, {
         limits: this.limits(),
         // The countdown says whether the page tries again at zero or the person must press Retry.
         autoRetry: photo.autoRetry.pending || this.queue.hold?.lead === photo,
         // Every photo the same moment failed goes again, not only the one on show.
-        onRetry: retryable ? () => this.queue.retryAllForNow(photo) : null,
+        onRetry: photo.error.retryable ? () => this.queue.retryAllForNow(photo) : null,
         // The photo retried, in the strip: its label says how it goes ("Uploading 40%").
         retryFocus: () => this.#thumbs.get(photo.id),
         actions,
