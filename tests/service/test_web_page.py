@@ -2,8 +2,8 @@
 
 Every test loads the page from a ``faceflow serve`` subprocess and drives it as a person would:
 picking or dropping photos, the keyboard, the ID-photo controls, the API-key dialog. Only the
-busy/rate-limited answers are staged (``page.route``), because a healthy test server does not
-give them on demand; everything else is the server's own answer.
+busy/rate-limited answers and a proxy's own pages are staged (``page.route``), because a healthy
+test server does not give them on demand; everything else is the server's own answer.
 
 The desktop screenshots in docs/ (English and Chinese) are refreshed with
 ``scripts/docs-screenshots.sh`` (``FACEFLOW_UPDATE_DOCS=1`` and ``-k docs_screenshot``).
