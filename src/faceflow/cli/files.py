@@ -143,12 +143,13 @@ def _terminated_as_interrupt() -> Iterator[None]:
     job's cancel) ended the process where it stood: a photo could be left without its report,
     an output cut short, and each forked worker ran on, orphaned, to the end of its file.
 
-    Only where a handler can be set (the main thread) and SIGTERM still has its default one:
-    a program that chose its own keeps it."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
+    Only where a handler can be set (the main thread) and SIGTERM is not ignored (a caller
+    that ignores it keeps that). A handler installed before (coverage's, which saves its data
+    and dies of the signal again) is set aside for the run and put back after it: left in
+    place, it ended the process where it stood, as the default did, and the exit through
+    ``sys.exit`` runs the ``atexit`` work such handlers exist for."""
+    before = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or before is signal.SIG_IGN:
         yield
         return
 
@@ -159,7 +160,7 @@ def _terminated_as_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, before)
 
 
 def _run_files(
