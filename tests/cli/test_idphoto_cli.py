@@ -498,3 +498,16 @@ def test_an_interrupt_as_a_forked_workers_photo_is_written_leaves_no_photo_alone
     assert done.returncode == status, done.stderr.decode()
     assert b"Traceback" not in done.stderr, done.stderr.decode()
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys")
+def test_an_out_folder_that_takes_no_file_is_refused_before_any_photo(testdata: Path) -> None:
+    # An existing folder no file can be created in (a read-only mount, no write permission):
+    # every photo was made, then each failed to be written, exit 1; the same folder not yet
+    # made was refused at once. /sys/kernel takes no new file even from root, who passes over
+    # permission bits.
+    result = run("id-photo", testdata / "portrait_2.jpg", "-o", "/sys/kernel")
+
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""  # no table: no photo was made
+    assert "--out /sys/kernel: Permission denied" in result.stderr

@@ -255,9 +255,18 @@ def read_at_most(path: Path, max_bytes: int) -> bytes:
 def make_output_folder(console: Console, folder: Path, option: str) -> None:
     """Make the folder ``option`` names for a command's outputs, before any work; exit 2 with the
     reason if it cannot be made (under a file, no permission, a device or a FIFO of that name):
-    that was a NotADirectoryError or PermissionError traceback, exit 1."""
+    that was a NotADirectoryError or PermissionError traceback, exit 1.
+
+    A folder that exists but takes no file (no write permission, a read-only mount) is refused
+    the same way, by creating a file in it and removing it: every photo of the batch was made,
+    then each failed to be written ("Read-only file system", exit 1), where the same folder not
+    yet made was refused at once."""
+    import tempfile
+
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".faceflow-"):
+            pass
     except FileExistsError:
         # A device or a FIFO in its place (click's file_okay=False refuses only a regular file):
         # mkdir's own words, "File exists", read as if the folder were fine.
