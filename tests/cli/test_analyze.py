@@ -109,20 +109,41 @@ def test_annotate_writes_one_image_per_file_at_the_input_size(
 def test_an_annotated_image_that_cannot_be_written_fails_its_file_alone(
     photo_folder: Path, tmp_path: Path
 ) -> None:
-    # Its name fits the file system; with ".annotated.jpg" after it, it does not.
-    long_name = photo_folder / ("x" * 250 + ".jpg")
-    shutil.copyfile(photo_folder / "obama_small.jpg", long_name)
     out = tmp_path / "annotated"
+    (out / "obama_small.annotated.jpg").mkdir(parents=True)  # a folder in its image's place
 
-    result = run("--json", "--annotate", out, long_name, photo_folder / "two_people.jpg")
+    result = run(
+        "--json",
+        "--annotate",
+        out,
+        photo_folder / "obama_small.jpg",
+        photo_folder / "two_people.jpg",
+    )
 
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)  # a message, not a traceback
     entries = json_lines(result)
-    assert entries[long_name.name]["error"]["code"] == "invalid_parameter"
-    assert "cannot write" in entries[long_name.name]["error"]["message"]
+    assert entries["obama_small.jpg"]["error"]["code"] == "invalid_parameter"
+    assert "cannot write" in entries["obama_small.jpg"]["error"]["message"]
     assert entries["two_people.jpg"]["face_count"] == 2
-    assert [path.name for path in out.iterdir()] == ["two_people.annotated.jpg"]
+    assert sorted(path.name for path in out.iterdir()) == [
+        "obama_small.annotated.jpg",  # the folder
+        "two_people.annotated.jpg",
+    ]
+
+
+def test_an_image_named_near_the_file_systems_limit_is_annotated_under_a_cut_name(
+    photo_folder: Path, tmp_path: Path
+) -> None:
+    # Its name fits the file system; with ".annotated.jpg" after it, it did not, and it failed.
+    long_name = photo_folder / ("x" * 250 + ".jpg")
+    shutil.copyfile(photo_folder / "obama_small.jpg", long_name)
+    out = tmp_path / "annotated"
+
+    result = run("--annotate", out, long_name)
+
+    assert result.exit_code == 0, result.output
+    assert [path.name for path in out.iterdir()] == ["x" * 241 + ".annotated.jpg"]
 
 
 @pytest.mark.parametrize(

@@ -131,6 +131,29 @@ def test_each_output_name_is_tried_once_however_many_inputs_share_it(tmp_path: P
     assert sorted(tried) == sorted(set(tried))
 
 
+def test_output_names_differ_in_more_than_case(tmp_path: Path) -> None:
+    # On a file system that ignores case (exFAT, an SMB share, macOS) Photo.json and photo.json
+    # are one file: the second input's output replaced the first's without a word.
+    sources = [Path("a/Photo.jpg"), Path("b/photo.jpg"), Path("c/PHOTO-2.png"), Path("d/x.jpg")]
+    names = OutputNames(sources, lambda stem: [tmp_path / f"{stem}.json"])
+
+    assert [names.unique(source) for source in sources] == ["Photo", "photo-2", "PHOTO-2-2", "x"]
+
+
+def test_output_names_fit_the_file_systems_255_bytes_with_their_serials(tmp_path: Path) -> None:
+    # A 240-byte stem with ".report.json" after it was "File name too long": the work lost.
+    long = "é" * 125 + "x"  # 251 bytes: with ".jpg", the longest name there is
+    sources = [Path(f"{long}.jpg"), Path(f"b/{long}.png"), Path("short.jpg")]
+    names = OutputNames(
+        sources, lambda stem: [tmp_path / f"{stem}.jpg", tmp_path / f"{stem}.report.json"]
+    )
+
+    got = [names.unique(source) for source in sources]
+
+    assert got == ["é" * 121, "é" * 120 + "-2", "short"]  # each character cut whole
+    assert all(len(os.fsencode(f"{name}.report.json")) <= 255 for name in got)
+
+
 _LOG_A_LONG_WARNING = """
 import logging
 from faceflow.cli.common import setup_logging

@@ -143,11 +143,10 @@ def test_a_failed_file_exits_1_and_the_others_are_written_by_two_workers(
 def test_a_photo_whose_report_cannot_be_written_fails_alone_and_leaves_nothing(
     tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
 ) -> None:
-    photos = folder_of(tmp_path, testdata, "portrait_2.jpg")
-    # "<240 x>.cn-1inch.jpg" fits the file system's 255 bytes; "….cn-1inch.report.json" does not.
-    long_name = photos / ("x" * 240 + ".jpg")
-    shutil.copyfile(testdata / "portrait_1.jpg", long_name)
+    photos = folder_of(tmp_path, testdata, "portrait_1.jpg", "portrait_2.jpg")
     out = tmp_path / "out"
+    # A folder where portrait_1's report goes: its photo is written, then its report cannot be.
+    (out / "portrait_1.cn-1inch.report.json").mkdir(parents=True)
 
     result = run("id-photo", photos, "-o", out)
 
@@ -157,9 +156,33 @@ def test_a_photo_whose_report_cannot_be_written_fails_alone_and_leaves_nothing(
     assert "1 of 2 files failed" in result.stderr
     # The photo written before its report could not be is removed: no photo without a report.
     assert {path.name for path in out.iterdir()} == {
+        "portrait_1.cn-1inch.report.json",  # the folder
         "portrait_2.cn-1inch.jpg",
         "portrait_2.cn-1inch.report.json",
     }
+
+
+def test_a_photo_named_near_the_file_systems_limit_has_its_outputs_names_cut_to_fit(
+    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
+) -> None:
+    # "<240 bytes>.jpg" fits the file system's 255 bytes; "<240>.cn-1inch.report.json" does not:
+    # the photo was made, then failed ("File name too long"), and was thrown away.
+    photos = folder_of(tmp_path, testdata)
+    shutil.copyfile(testdata / "portrait_2.jpg", photos / ("é" * 120 + ".jpg"))
+    out = tmp_path / "out"
+
+    result = run("id-photo", photos, "-o", out, "--sheet", "a4")
+
+    assert result.exit_code == 0, result.output
+    names = sorted(path.name for path in out.iterdir())
+    stem = names[0].removesuffix(".cn-1inch.jpg")
+    assert names == [
+        f"{stem}.cn-1inch.jpg",
+        f"{stem}.cn-1inch.report.json",
+        f"{stem}.cn-1inch.sheet-a4.jpg",
+    ]
+    assert max(len(os.fsencode(name)) for name in names) <= 255
+    assert "é" * 50 in stem  # cut at its end, on a whole character
 
 
 @pytest.mark.parametrize(

@@ -190,8 +190,9 @@ STDIN = Path("-")
 
 
 class OutputNames:
-    """Output stems that never collide within one run (a/x.jpg and b/x.png → x, x-2); the image
-    from standard input is ``stdin``.
+    """Output stems that never collide within one run (a/x.jpg and b/x.png → x, x-2), also where
+    the file system ignores case (a/X.jpg and b/x.jpg → X, x-2), each cut to fit every output's
+    name in :data:`NAME_MAX` bytes; the image from standard input is ``stdin``.
 
     With ``inputs`` (the run's files) and ``outputs`` (the files a stem is written to), a stem is
     also passed over when one of its outputs is one of the inputs: `faceflow id-photo photos/
@@ -210,22 +211,44 @@ class OutputNames:
         self._serial: dict[str, int] = {}
         self._inputs = {identity for path in inputs if (identity := _identity(path)) is not None}
         self._outputs = outputs
+        # What the longest output's name adds to its stem (".cn-1inch.report.json").
+        self._suffix_bytes = max((len(os.fsencode(path.name)) for path in outputs("")), default=0)
 
     def unique(self, source: Path) -> str:
         stem = "stdin" if source == STDIN else source.stem
-        serial = self._serial.get(stem, 1)
-        candidate = stem if serial == 1 else f"{stem}-{serial}"
-        while candidate in self._used or self._replaces_an_input(candidate):
+        # Compared as a file system that ignores case would (a USB stick's exFAT or FAT, an SMB
+        # share, macOS's APFS): a/Photo.jpg and b/photo.jpg wrote Photo.… and photo.…, one
+        # file there, the second photo over the first without a word.
+        key = stem.casefold()
+        serial = self._serial.get(key, 1)
+        candidate = self._fitted(stem, serial)
+        while candidate.casefold() in self._used or self._replaces_an_input(candidate):
             serial += 1
-            candidate = f"{stem}-{serial}"
-        self._used.add(candidate)
-        self._serial[stem] = serial + 1
+            candidate = self._fitted(stem, serial)
+        self._used.add(candidate.casefold())
+        self._serial[key] = serial + 1
         return candidate
+
+    def _fitted(self, stem: str, serial: int) -> str:
+        """``stem`` with its serial (none for the first), its end cut off as far as needed for
+        every output's name to fit :data:`NAME_MAX` bytes: a photo named in 240 bytes was made,
+        then failed as its report's name, 21 bytes longer, could not be written ("File name
+        too long")."""
+        tail = "" if serial == 1 else f"-{serial}"
+        room = NAME_MAX - self._suffix_bytes - len(tail)
+        while stem and len(os.fsencode(stem)) > room:
+            stem = stem[:-1]
+        return stem + tail
 
     def _replaces_an_input(self, stem: str) -> bool:
         return bool(self._inputs) and any(
             _identity(path) in self._inputs for path in self._outputs(stem)
         )
+
+
+NAME_MAX = 255
+"""The most bytes of a file's name on the file systems outputs are written to (ext4, XFS, APFS;
+NTFS and exFAT take 255 UTF-16 units, which a name of 255 UTF-8 bytes never exceeds)."""
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
