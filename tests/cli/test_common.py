@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import random
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from faceflow.cli.common import STDIN, OutputNames, write_output
+from faceflow.cli.common import STDIN, OutputFolderFull, OutputNames, write_output
 from faceflow.errors import InvalidParameter
 
 
@@ -43,9 +44,24 @@ def test_an_output_whose_write_fails_is_removed_and_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = tmp_path / "photo.jpg"
-    stop_writes_to(monkeypatch, target, OSError(28, "No space left on device"))
+    # FAT's 4 GB a file, or a ulimit -f: this file's own trouble, not the folder's.
+    stop_writes_to(monkeypatch, target, OSError(errno.EFBIG, "File too large"))
 
-    with pytest.raises(InvalidParameter, match=r"cannot write .*photo\.jpg: No space left"):
+    with pytest.raises(InvalidParameter, match=r"cannot write .*photo\.jpg: File too large"):
+        write_output(target, b"\xff\xd8")
+
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS])
+def test_an_output_the_folder_can_take_no_more_of_stops_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    # Not one file's failure: every write after it fails the same way.
+    target = tmp_path / "photo.jpg"
+    stop_writes_to(monkeypatch, target, OSError(code, os.strerror(code)))
+
+    with pytest.raises(OutputFolderFull, match=rf"cannot write .*photo\.jpg: {os.strerror(code)}"):
         write_output(target, b"\xff\xd8")
 
     assert not target.exists()

@@ -162,6 +162,33 @@ def test_a_photo_whose_report_cannot_be_written_fails_alone_and_leaves_nothing(
     }
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_stops_the_batch_and_the_photos_done_are_reported(
+    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
+) -> None:
+    # Every photo after the first that could not be written was made, then failed as it had:
+    # a full disk cost the whole batch's work. The disk is /dev/full, reached through a link
+    # in portrait_2's report's place.
+    photos = folder_of(tmp_path, testdata, "portrait_1.jpg", "portrait_2.jpg", "biden.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "portrait_1.cn-1inch.report.json").symlink_to("/dev/full")
+
+    result = run("id-photo", photos, "-o", out)
+
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+    assert "portrait_1.cn-1inch.report.json: No space left on device" in result.stderr
+    assert "stopped after 1 of 3 files" in result.stderr
+    assert "biden.jpg" in result.stdout  # done before: in the table
+    assert "portrait_2" not in result.stdout  # never made
+    # No photo without its report; nothing after the stop.
+    assert sorted(path.name for path in out.iterdir()) == [
+        "biden.cn-1inch.jpg",
+        "biden.cn-1inch.report.json",
+    ]
+
+
 def test_a_photo_named_near_the_file_systems_limit_has_its_outputs_names_cut_to_fit(
     tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
 ) -> None:

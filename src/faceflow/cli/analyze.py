@@ -20,6 +20,7 @@ from faceflow.cli.common import (
     STDIN,
     ConfigOption,
     FaceQueryOptions,
+    OutputFolderFull,
     OutputNames,
     escape,
     file_progress,
@@ -408,6 +409,8 @@ def analyze(
     # none), each without its annotated image, which is written as soon as it is made.
     outcomes: list[FileOutcome[FileAnalysis]] = []
     failed = 0
+    handled = 0
+    stopped: OutputFolderFull | None = None  # the write that stopped the batch (a full disk)
     with file_progress(err, len(files)) as progress:
         task = progress.add_task("analysing", total=len(files))
         names = OutputNames(
@@ -415,7 +418,7 @@ def analyze(
         )
 
         def done(outcome: FileOutcome[FileAnalysis]) -> None:
-            nonlocal failed
+            nonlocal failed, handled
             analysis = outcome.result
             if annotate_dir and analysis is not None and analysis.annotated is not None:
                 target = annotate_dir / f"{names.unique(outcome.path)}.annotated.jpg"
@@ -429,6 +432,7 @@ def analyze(
                     kept = dataclasses.replace(analysis, annotated=None)
                     outcome = FileOutcome(outcome.path, kept, None)
             failed += outcome.error is not None
+            handled += 1
             if not as_json:
                 outcomes.append(outcome)
             progress.advance(task)
@@ -449,9 +453,16 @@ def analyze(
         except FaceflowError as exc:  # models missing or corrupt: nothing can run
             err.print(f"[red]error:[/red] {escape(exc.message)}")
             raise typer.Exit(2) from None
+        except OutputFolderFull as exc:  # the files done are reported; no other is started
+            stopped = exc
     if not as_json:
         order = {path: index for index, path in enumerate(files)}
         _print_table(out, sorted(outcomes, key=lambda o: order[o.path]), work.attributes)
+    if stopped is not None:
+        err.print(
+            f"[red]error:[/red] {escape(stopped)}: stopped after {handled} of {len(files)} files"
+        )
+        raise typer.Exit(1)
     if failed:
         err.print(f"[red]{failed} of {len(files)} files failed[/red]")
         raise typer.Exit(1)

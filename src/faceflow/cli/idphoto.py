@@ -12,6 +12,7 @@ from faceflow.cli import stdout
 from faceflow.cli.analyze import expand_paths
 from faceflow.cli.common import (
     ConfigOption,
+    OutputFolderFull,
     OutputNames,
     PhotoQueryOptions,
     escape,
@@ -133,6 +134,8 @@ def id_photo(
     failed = 0
     failures: list[str] = []  # each failed file's row, for stderr when there is no table
     refused = 0  # photos whose compliance reaches --fail-on
+    handled = 0
+    stopped: OutputFolderFull | None = None  # the write that stopped the batch (a full disk)
 
     def outputs_of(stem: str) -> list[Path]:
         name = f"{stem}.{options.spec.key}"
@@ -142,7 +145,7 @@ def id_photo(
     names = OutputNames(files, outputs_of)
 
     def done(outcome: FileOutcome[IdPhotoFile]) -> None:
-        nonlocal failed, refused
+        nonlocal failed, refused, handled
         progress.advance(task)
         progress.refresh()
         name = Text(printable(outcome.path))
@@ -169,6 +172,7 @@ def id_photo(
                 if not isinstance(exc, FaceflowError):
                     raise
                 outcome = FileOutcome(outcome.path, None, exc)
+        handled += 1
         if outcome.error is not None or outcome.result is None:
             failed += 1
             code = outcome.error.code if outcome.error else "internal"
@@ -205,12 +209,18 @@ def id_photo(
         except FaceflowError as exc:
             err.print(f"[red]error:[/red] {escape(exc.message)}")
             raise typer.Exit(2) from None
-    if summary:
+        except OutputFolderFull as exc:  # the photos done are reported; no other is started
+            stopped = exc
+    if summary and (table.row_count or stopped is None):
         print_table(_consoles()[0], table)
     else:
         for failure in failures:
             err.print(f"[red]error:[/red] {escape(failure)}")
-    if failed:
+    if stopped is not None:
+        err.print(
+            f"[red]error:[/red] {escape(stopped)}: stopped after {handled} of {len(files)} files"
+        )
+    elif failed:
         err.print(f"[red]{failed} of {len(files)} files failed[/red]")
     if refused:
         err.print(
@@ -218,7 +228,7 @@ def id_photo(
             + ("fail" if fail_on == "fail" else "warn or fail")
             + " their compliance check[/red] (--fail-on; their reports say why)"
         )
-    if failed or refused:
+    if failed or refused or stopped is not None:
         raise typer.Exit(1)
 
 
