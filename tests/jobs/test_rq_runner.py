@@ -2081,3 +2081,41 @@ async def test_a_queue_redis_that_never_evicts_is_not_warned_about(
     await runner.close()
 
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_queue_redis_user_denied_info_and_config_runs_jobs(
+    queue_redis: RedisProcess,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Managed services hand out users without ``@dangerous`` (no INFO, no CONFIG). The API
+    node said the queue Redis "did not answer" and that jobs would get 503 (they were taken);
+    the worker's first maintenance pass read the uptime with INFO, raised, and the worker
+    left its loop ("found an unhandled exception, quitting"), taking no job."""
+    admin = Redis.from_url(queue_redis.url)
+    password = secrets.token_hex(8)
+    admin.acl_setuser(
+        "limited",
+        enabled=True,
+        passwords=[f"+{password}"],
+        keys=["~*"],
+        channels=["*"],
+        commands=["+@all", "-@dangerous"],
+    )
+    try:
+        url = f"redis://limited:{password}@127.0.0.1:{queue_redis.port}/0"
+        settings = job_settings(url)
+        runner = runner_for(settings)
+        with caplog.at_level(logging.WARNING, logger="faceflow.jobs.rq_runner"):
+            await runner.start()
+        assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        try:
+            job = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+            work_burst(settings, worker_context)
+            assert (await runner.status(job.handle, None)).status is JobStatus.FINISHED
+        finally:
+            await runner.close()
+    finally:
+        admin.acl_deluser("limited")
+        admin.close()

@@ -315,15 +315,21 @@ class RqRunner:
         try:
             await self._in_thread(self._conn.ping)
             self._signer = await self._in_thread(self._shared_signer)
-            evicts = await self._in_thread(eviction_warning, self._conn)
         except RedisError as exc:
             log.warning(
                 "jobs: queue Redis did not answer (%s); job requests get 503 until it does", exc
             )
-        else:
-            log.info("jobs: RQ runner on queue %r", self._settings.queue_name)
-            if evicts is not None:
-                log.warning("jobs: %s", evicts)
+            return
+        log.info("jobs: RQ runner on queue %r", self._settings.queue_name)
+        try:
+            evicts = await self._in_thread(eviction_warning, self._conn)
+        except RedisError as exc:
+            # INFO denied (an ACL user without @dangerous): jobs work all the same, where this
+            # said the queue Redis "did not answer" and that jobs would get 503.
+            log.info("jobs: could not read the queue Redis's eviction policy (%s)", exc)
+            return
+        if evicts is not None:
+            log.warning("jobs: %s", evicts)
 
     async def close(self) -> None:
         await self._in_thread(self._conn.close)

@@ -50,7 +50,7 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError
+from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, get_current_job
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
@@ -392,8 +392,29 @@ def queue_redis_time(connection: Redis) -> float:
     return seconds + micros / 1_000_000
 
 
+_UPTIME_DENIED: list[str] = []
+"""Why ``INFO`` was refused, once it was (said once per process)."""
+
+
 def _up_for_s(connection: Redis) -> float:
-    uptime = connection.info("server").get("uptime_in_seconds", 0)
+    """How long the queue Redis has been up; infinite where ``INFO`` is refused (an ACL user
+    without ``@dangerous``, as managed services hand out): a worker's maintenance pass raised
+    there, and the worker left its loop at its first pass ("found an unhandled exception,
+    quitting"), taking no job. A restart is then judged by the hang check alone: a queue Redis
+    down over half a lease leaves a gap in the supervisors' ticks, as a hang does; one back
+    sooner, whose workers then reconnect slowly (their backoff, up to 2 s), may have a running
+    job given back and run twice (wasted work: results are keyed)."""
+    try:
+        uptime = connection.info("server").get("uptime_in_seconds", 0)
+    except ResponseError as exc:  # NOPERM, or INFO renamed away
+        if not _UPTIME_DENIED:
+            _UPTIME_DENIED.append(str(exc))
+            log.warning(
+                "the queue Redis refuses INFO (%s): its restarts are judged by the supervisors' "
+                "hang check alone (one shorter than half a lease may run a job twice)",
+                exc,
+            )
+        return math.inf
     return float(uptime) if isinstance(uptime, int | float) else 0.0
 
 
