@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import json
 import logging
@@ -15,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 from unittest.mock import ANY
@@ -41,7 +42,15 @@ from faceflow.cache.keys import cache_key
 from faceflow.cache.redis_cache import LockResult, RedisCache
 from faceflow.cache.tiered import CacheStatus, ResultCache
 from faceflow.config import CacheSettings, ModelSettings, Settings
-from faceflow.errors import Expired, JobFailed, NotFound, QueueFull, RateLimited, Unavailable
+from faceflow.errors import (
+    Expired,
+    JobFailed,
+    NotFound,
+    QueueFull,
+    RateLimited,
+    TooLarge,
+    Unavailable,
+)
 from faceflow.jobs import worker as worker_module
 from faceflow.jobs.handles import unknown_handle
 from faceflow.jobs.records import (
@@ -2081,6 +2090,83 @@ async def test_a_queue_redis_that_never_evicts_is_not_warned_about(
     await runner.close()
 
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@contextlib.contextmanager
+def bulk_limit_of(queue_redis: RedisProcess, limit: str) -> Iterator[None]:
+    """The queue Redis takes no value over ``limit`` in one command (``proto-max-bulk-len``,
+    at least 1 MB), as long as the block runs; its default (512 MB) again after."""
+    connection = Redis.from_url(queue_redis.url)
+    connection.config_set("proto-max-bulk-len", limit)
+    try:
+        yield
+    finally:
+        connection.config_set("proto-max-bulk-len", "512mb")
+        connection.close()
+
+
+async def test_an_upload_larger_than_the_queue_redis_takes_is_refused_not_taken_for_an_outage(
+    queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    """A value over ``proto-max-bulk-len`` is not refused with an error: Redis closes the
+    connection mid-command. Such an upload answered 503 ``unavailable`` and counted as an outage,
+    so three of them had every client's job calls refused for 2 s. It is now 413 ``too_large``
+    before anything is written, and the queue stays open to others."""
+    settings = job_settings(queue_redis.url)
+    with bulk_limit_of(queue_redis, "1mb"):
+        runner = runner_for(settings)
+        await runner.start()
+        try:
+            for _ in range(REDIS_FAILURES + 1):
+                big = variant(face_jpeg) + b"\0" * (1 << 20)  # trailing bytes, as a JPEG allows
+                with pytest.raises(TooLarge) as refused:
+                    await runner.submit(prepare("detect", big, {}, settings), None)
+                assert refused.value.details == {"limit_bytes": 1 << 20}
+            # Another client's job is taken: the queue Redis was never judged unavailable.
+            other = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+            assert other.status is JobStatus.QUEUED
+        finally:
+            await runner.close()
+
+
+async def test_a_result_larger_than_the_queue_redis_takes_ends_once_as_too_large(
+    queue_redis: RedisProcess,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 2000 px PNG ID photo (1.7 MB) against a 1 MB ``proto-max-bulk-len``: the worker's end
+    broke its connection (a broken pipe, an ERROR traceback), RQ failed the attempt and every
+    retry computed the photo again. It now ends once, failed 413 ``too_large`` with the
+    result's size, and the worker takes the next job."""
+    settings = job_settings(queue_redis.url)
+    options = {"width": "2000", "height": "2000", "unit": "px", "format": "png"}
+    with bulk_limit_of(queue_redis, "1mb"):
+        runner = runner_for(settings)
+        await runner.start()
+        try:
+            large = await runner.submit(
+                prepare("id-photo", variant(face_jpeg), options, settings), None
+            )
+            after = await runner.submit(prepare("detect", variant(face_jpeg), {}, settings), None)
+            with caplog.at_level(logging.WARNING):
+                work_burst(settings, worker_context)  # back when the queue is empty
+
+            ended = await runner.status(large.handle, None)
+            assert ended.status is JobStatus.FAILED, ended
+            assert ended.attempts == 1
+            assert ended.error is not None
+            assert (ended.error.code, ended.error.status) == ("too_large", 413)
+            assert ended.error.details["limit_bytes"] == 1 << 20
+            result_bytes = ended.error.details["result_bytes"]
+            assert isinstance(result_bytes, int)
+            assert result_bytes > 1 << 20
+            with pytest.raises(TooLarge):  # its result answers what its status says
+                await runner.result(large.handle, None)
+            assert (await runner.status(after.handle, None)).status is JobStatus.FINISHED
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        finally:
+            await runner.close()
 
 
 async def test_a_queue_redis_user_denied_info_and_config_runs_jobs(

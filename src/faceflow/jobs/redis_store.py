@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -126,6 +127,27 @@ def connect(url: str, timeout_s: float | None, *, patient: bool = False) -> Redi
         health_check_interval=0,
     )
     return client
+
+
+def bulk_limit(client: Redis) -> int | None:
+    """The largest value the queue Redis takes in one command (``proto-max-bulk-len``), or
+    None where it cannot be read (managed services often deny ``CONFIG``; then nothing is
+    checked, as before).
+
+    A value over it is not refused with an error: Redis closes the connection mid-command, and
+    the client sees a broken pipe, as it would a Redis gone away. An upload over it answered 503
+    ``unavailable`` and counted as an outage (three in a row refused every client's job calls
+    for 2 s); a result over it made the worker's end fail, the job run again on every retry.
+    """
+    try:
+        reply = client.config_get("proto-max-bulk-len")
+    except RedisError:
+        return None
+    value = reply.get("proto-max-bulk-len") if isinstance(reply, dict) else None
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def eviction_warning(client: Redis) -> str | None:

@@ -55,6 +55,7 @@ from faceflow.errors import (
     NotFound,
     QueueFull,
     RateLimited,
+    TooLarge,
     Unavailable,
 )
 from faceflow.jobs.handles import (
@@ -81,7 +82,13 @@ from faceflow.jobs.records import (
     outcome_head,
     result_of,
 )
-from faceflow.jobs.redis_store import JOB_FUNCTION, JobKeys, connect, eviction_warning
+from faceflow.jobs.redis_store import (
+    JOB_FUNCTION,
+    JobKeys,
+    bulk_limit,
+    connect,
+    eviction_warning,
+)
 from faceflow.jobs.retry import failed_for_now, retry_intervals
 from faceflow.operations.registry import Submission, scoped_job_id
 
@@ -308,6 +315,8 @@ class RqRunner:
         self._breaker = CircuitBreaker(
             REDIS_FAILURES, _UNAVAILABLE_RETRY_S, on_change=self._breaker_changed
         )
+        self._max_bulk: int | None = None
+        """The queue Redis's ``proto-max-bulk-len``, read at start (None: not known)."""
         self._signer: HandleSigner | None = None
         """The queue's handle key, read (or minted) once: at start, else at the first call."""
 
@@ -321,6 +330,7 @@ class RqRunner:
             )
             return
         log.info("jobs: RQ runner on queue %r", self._settings.queue_name)
+        self._max_bulk = await self._in_thread(bulk_limit, self._conn)
         try:
             evicts = await self._in_thread(eviction_warning, self._conn)
         except RedisError as exc:
@@ -369,6 +379,7 @@ class RqRunner:
     async def _signer_now(self) -> HandleSigner:
         if self._signer is None:  # the queue Redis did not answer at start
             self._signer = await self._call(self._shared_signer)
+            self._max_bulk = await self._in_thread(bulk_limit, self._conn)
         return self._signer
 
     def _shared_signer(self) -> HandleSigner:
@@ -602,6 +613,13 @@ class RqRunner:
                 return
             raise
         payload = encode_payload(JobPayload(sub.operation.value, sub.payload, sub.data))
+        if self._max_bulk is not None and len(payload) > self._max_bulk:
+            raise TooLarge(
+                f"this image ({len(payload)} bytes with its options) is larger than the job "
+                f"queue takes in one value ({self._max_bulk} bytes, its Redis's "
+                "proto-max-bulk-len); send a smaller image, or use the synchronous route",
+                details={"limit_bytes": self._max_bulk},
+            )
         # Kept as long as a failed job stays in the dead-letter registry (one retention for
         # both), so a parked job can be requeued for as long as it is listed there.
         self._conn.set(self._keys.data(job_id), payload, ex=self._payload_ttl_s)

@@ -94,7 +94,7 @@ from faceflow.jobs.records import (
     decode_payload,
     encode_outcome,
 )
-from faceflow.jobs.redis_store import JobKeys, connect
+from faceflow.jobs.redis_store import JobKeys, bulk_limit, connect
 from faceflow.jobs.retry import is_retryable
 from faceflow.operations.registry import OperationSpec, check_enabled, job_id_for, spec_for
 from faceflow.runtime.context import WorkerContext
@@ -105,6 +105,12 @@ _EXPIRED_MESSAGE = "the job's stored image expired before it ran; submit the ima
 _NO_ROOM_MESSAGE = (
     "the job's result ({size:.1f} MB) did not fit in the job queue's Redis (out of memory) now; "
     "send it again later, or use the synchronous route"
+)
+MIN_BULK_LIMIT = 1 << 20
+"""The least ``proto-max-bulk-len`` Redis accepts (1 MB): a smaller outcome always fits."""
+_OVER_BULK_MESSAGE = (
+    "the job's result ({size:.1f} MB) is larger than the job queue's Redis takes in one value "
+    "({limit} bytes, its proto-max-bulk-len); use the synchronous route"
 )
 
 # The maintenance lock RQ takes before cleaning registries expires after 899 s: a process killed
@@ -871,6 +877,10 @@ class FaceflowWorker(SimpleWorker):
         )
         self._ff_state = state
         self._lease_s = jobs.lease_s
+        self._ff_max_bulk: int | None = None
+        """The queue Redis's ``proto-max-bulk-len`` (None: not known), read at the first end
+        whose outcome could pass it (see :func:`~faceflow.jobs.redis_store.bulk_limit`)."""
+        self._ff_max_bulk_read = False
         self._ff_stop_requested = False
         self._ff_beat_at = -float("inf")
         self._ff_beat_ttl = 0
@@ -1412,6 +1422,21 @@ class FaceflowWorker(SimpleWorker):
             1 if take else 0,
             *start_args,
         ]
+        if attempt is not None and attempt.outcome is not None:
+            size = len(attempt.outcome)
+            limit = self._max_bulk() if size > MIN_BULK_LIMIT else None
+            if limit is not None and size > limit:
+                # Sent, Redis closed the connection mid-command (no error of its own): the
+                # broken pipe failed the attempt, and every retry computed it again.
+                too_large = JobError(
+                    "too_large",
+                    _OVER_BULK_MESSAGE.format(size=size / 1_000_000, limit=limit),
+                    413,
+                    {"result_bytes": size, "limit_bytes": limit},
+                )
+                self._end_without_room(job, attempt, keys, args[:_END_ARGS], too_large)
+                self.executions.pop(execution.id, None)
+                return
         try:
             if take:
                 reply, payload = self._start_and_read(self._ff_end, keys, _end_argv(args))
@@ -1428,8 +1453,20 @@ class FaceflowWorker(SimpleWorker):
         if started is None or len(reply) < 4:  # no job started: the script wrote the worker idle
             self._state = self._ff_state_written = WorkerStatus.IDLE
 
+    def _max_bulk(self) -> int | None:
+        """The queue Redis's ``proto-max-bulk-len``, read once (under RQ's socket timeout)."""
+        if not self._ff_max_bulk_read:
+            self._ff_max_bulk = bulk_limit(self.connection)
+            self._ff_max_bulk_read = True
+        return self._ff_max_bulk
+
     def _end_without_room(
-        self, job: Job, attempt: _Attempt | None, keys: list[str], args: list[Any]
+        self,
+        job: Job,
+        attempt: _Attempt | None,
+        keys: list[str],
+        args: list[Any],
+        too_large: JobError | None = None,
     ) -> None:
         """The end of a job whose end (``keys``, ``args``: :data:`_END_LUA`'s, without a next
         job's start) the queue Redis refused for want of room (at ``maxmemory``, ``noeviction``),
@@ -1441,7 +1478,10 @@ class FaceflowWorker(SimpleWorker):
         ``queue_full`` (503) with the result's size, or the outcome's own error when it was one.
         Nothing is stored under its content key, so the same work submitted again runs again.
         Redis refused the script before its first write (a script out of memory is refused only
-        then), so none of the refused end was stored, nor a next job taken."""
+        then), so none of the refused end was stored, nor a next job taken.
+
+        ``too_large``: the outcome is larger than the queue Redis takes in one value (not sent);
+        the job ends the same way, failed with that error, room or not."""
         # The refused command's arguments (the result) stay in its connection's query buffer on
         # the server for up to a second, holding the queue Redis over maxmemory for every
         # client: closed, the connection gives them back at once.
@@ -1449,11 +1489,15 @@ class FaceflowWorker(SimpleWorker):
         ended_as = "ended all the same"
         if attempt is not None and attempt.outcome is not None:
             size = len(attempt.outcome)
-            error = attempt.error or JobError(
-                "queue_full",
-                _NO_ROOM_MESSAGE.format(size=size / 1_000_000),
-                503,
-                {"result_bytes": size},
+            error = (
+                attempt.error
+                or too_large
+                or JobError(
+                    "queue_full",
+                    _NO_ROOM_MESSAGE.format(size=size / 1_000_000),
+                    503,
+                    {"result_bytes": size},
+                )
             )
             job.meta["error"] = _error_meta(error)
             attempt.meta = job.serializer.dumps(job.meta)
@@ -1466,8 +1510,11 @@ class FaceflowWorker(SimpleWorker):
         self._ff_end_without_room(keys=keys, args=_end_argv(args))
         self._state = self._ff_state_written = WorkerStatus.IDLE
         log.warning(
-            "job %s: the queue Redis is out of memory (maxmemory) for its end; %s, not retried",
+            "job %s: %s for its end; %s, not retried",
             job.id,
+            "the queue Redis is out of memory (maxmemory)"
+            if too_large is None
+            else "its result is larger than the queue Redis takes (proto-max-bulk-len)",
             ended_as,
         )
 
