@@ -147,6 +147,35 @@ async def test_a_full_redis_refusing_writes_keeps_serving_reads(
 
 
 @pytest.mark.redis
+async def test_a_full_redis_is_said_once_as_it_fills_and_once_as_it_has_room(
+    cache: RedisCache, raw_redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its refusals were logged at debug only: an operator saw no more than a metric while
+    every node computed what it would have shared."""
+    policy = (await raw_redis.config_get("maxmemory-policy"))["maxmemory-policy"]
+    assert policy is not None
+    await raw_redis.config_set("maxmemory-policy", "noeviction")
+    await raw_redis.config_set("maxmemory", 1)
+    try:
+        with caplog.at_level(logging.INFO, logger="faceflow.cache.redis_cache"):
+            for n in range(3):
+                assert not await cache.set(f"k{n}", ENTRY)
+                assert await cache.acquire_lock(f"k{n}", "token", 1000) is LockResult.UNAVAILABLE
+            await raw_redis.config_set("maxmemory", 0)
+            assert await cache.set("k", ENTRY)
+            assert await cache.set("k2", ENTRY)
+    finally:
+        await raw_redis.config_set("maxmemory", 0)
+        await raw_redis.config_set("maxmemory-policy", policy)
+
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if r.levelno >= logging.INFO]
+    assert [level for level, _ in said] == [logging.WARNING, logging.INFO]
+    assert "out of memory" in said[0][1]
+    assert "maxmemory" in said[0][1]  # Redis's own words
+    assert "room again" in said[1][1]
+
+
+@pytest.mark.redis
 async def test_an_entry_too_large_to_read_back_in_time_is_not_stored(
     redis_url: str, raw_redis: Redis, observer: RecordingObserver
 ) -> None:

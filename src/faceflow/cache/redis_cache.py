@@ -67,6 +67,10 @@ _NO_CLIENT_SETINFO: dict[str, Any] = (
 )
 
 
+_WRITES = frozenset({"set", "lock"})
+"""The calls Redis refuses at ``maxmemory`` under ``noeviction`` (a store, a lock's ``SET NX``)."""
+
+
 class LockResult(StrEnum):
     ACQUIRED = "acquired"
     HELD = "held"  # another owner holds it
@@ -191,6 +195,9 @@ class RedisCache:
         self._rng = rng
         self._release_script = client.register_script(_RELEASE_LOCK)
         self._renew_script = client.register_script(_RENEW_LOCK)
+        self._full = False
+        """Whether the last write was refused for want of memory (said once as it begins, and
+        once as it ends)."""
         self.last_error: str | None = None
         """Why the last failed call failed, as Redis or the client said it: a wrong password
         or database number fails every call as a hung Redis does, and the log said only that
@@ -348,6 +355,15 @@ class RedisCache:
             # store are two) opened it, and every node then stopped reading the results the
             # others had stored there, computing them again, for breaker_reset_s at a time.
             self._observer.redis_error(op)
+            if not self._full:
+                # Said at debug only, the operator saw nothing but a metric: every node computing
+                # what it would have shared, and the cross-node lock gone with it.
+                self._full = True
+                logger.warning(
+                    "redis cache is out of memory (%s): new results are not stored there and "
+                    "identical requests on different nodes are each computed; reads go on",
+                    exc,
+                )
             logger.debug("redis %s refused: %r", op, exc)
             self._breaker.record_success()
             return _UNAVAILABLE
@@ -358,6 +374,9 @@ class RedisCache:
             self._failed(op, exc, unexpected=True)
             return _UNAVAILABLE
         self._breaker.record_success()
+        if self._full and op in _WRITES:
+            self._full = False
+            logger.info("redis cache has room again: storing results")
         return result
 
     def _failed(self, op: str, exc: Exception, *, unexpected: bool) -> None:
