@@ -2205,3 +2205,35 @@ async def test_a_queue_redis_user_denied_info_and_config_runs_jobs(
     finally:
         admin.acl_deluser("limited")
         admin.close()
+
+
+@pytest.mark.parametrize(
+    ("cache_database", "warned"),
+    [
+        pytest.param("1", True, id="same-server-another-database"),
+        pytest.param(None, False, id="no-cache-redis"),
+    ],
+)
+async def test_a_cache_sharing_the_queue_redis_server_is_warned_about(
+    queue_redis: RedisProcess,
+    caplog: pytest.LogCaptureFixture,
+    cache_database: str | None,
+    warned: bool,
+) -> None:
+    """One server (whatever the database) has one maxmemory and one policy: the cache needs
+    allkeys-lru, the queue noeviction. Shared, a day of cached results filled the memory the
+    queue needed and every submission was 503 queue_full, and nothing said why."""
+    cache_url = None
+    if cache_database is not None:
+        cache_url = f"redis://127.0.0.1:{queue_redis.port}/{cache_database}"
+    settings = job_settings(queue_redis.url).model_copy(
+        update={"cache": CacheSettings(memory_bytes=1 << 20, redis_url=cache_url)}
+    )
+    runner = runner_for(settings)
+    with caplog.at_level(logging.WARNING, logger="faceflow.jobs.rq_runner"):
+        await runner.start()
+    await runner.close()
+
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert bool(said) is warned
+    assert all("run them apart" in m for m in said)

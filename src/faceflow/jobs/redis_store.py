@@ -166,3 +166,28 @@ def eviction_warning(client: Redis) -> str | None:
         "jobs and their results, and their handles then answer 404 (lost); set "
         "maxmemory-policy noeviction (it then refuses new jobs 503 queue_full instead)"
     )
+
+
+def shared_with_cache_warning(cache_url: str | None, queue_url: str) -> str | None:
+    """What to tell the operator when the cache and the queue are one Redis server (any
+    database of it: they share its ``maxmemory`` and its policy), else None.
+
+    Each needs what the other cannot have: the cache ``allkeys-lru`` (full, it evicts old
+    results), the queue ``noeviction`` (an evicted entry is a lost job). Shared, either the
+    cache's day of results fills the memory the queue needs, and every submission is then 503
+    ``queue_full``, or queued jobs are evicted along with old results."""
+    if cache_url is None:
+        return None
+    from redis.connection import parse_url
+
+    def server(url: str) -> tuple[object, ...]:
+        parts = parse_url(url)  # type: ignore[no-untyped-call]
+        return (parts.get("path"), parts.get("host", "localhost"), parts.get("port", 6379))
+
+    if server(cache_url) != server(queue_url):
+        return None
+    return (
+        "the cache (cache.redis_url) and the queue (jobs.redis_url) are one Redis server: the "
+        "cache's results fill the memory the queue needs (under noeviction every submission "
+        "is then 503 queue_full), or its eviction deletes queued jobs; run them apart"
+    )

@@ -88,6 +88,7 @@ from faceflow.jobs.redis_store import (
     bulk_limit,
     connect,
     eviction_warning,
+    shared_with_cache_warning,
 )
 from faceflow.jobs.retry import failed_for_now, retry_intervals
 from faceflow.operations.registry import Submission, scoped_job_id
@@ -294,6 +295,9 @@ class RqRunner:
         assert jobs.redis_url is not None
         self._settings = jobs
         self._cache = cache
+        self._shared_with_cache = shared_with_cache_warning(
+            settings.cache.redis_url, jobs.redis_url
+        )
         self._keys = JobKeys(jobs.queue_name)
         self._conn: Redis = connect(jobs.redis_url, jobs.redis_timeout_ms / 1000)
         self._queue = Queue(
@@ -321,6 +325,8 @@ class RqRunner:
         """The queue's handle key, read (or minted) once: at start, else at the first call."""
 
     async def start(self) -> None:
+        if self._shared_with_cache is not None:
+            log.warning("jobs: %s", self._shared_with_cache)
         try:
             await self._in_thread(self._conn.ping)
             self._signer = await self._in_thread(self._shared_signer)
