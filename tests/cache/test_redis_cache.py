@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from faceflow.cache.breaker import CircuitBreaker
 from faceflow.cache.entry import SCHEMA_VERSION, CacheEntry, encode_entry
 from faceflow.cache.redis_cache import REDIS_CONNECTIONS, LockResult, RedisCache, make_client
-from faceflow.cache.tiered import ResultCache
+from faceflow.cache.tiered import CacheStatus, ResultCache
 from tests.cache.conftest import FAULT_TIMEOUT_MS, RESET_S, RecordingObserver, cache_settings
 from tests.fixtures.redis_server import RedisProcess
 
@@ -450,3 +450,44 @@ async def test_a_redis_that_refuses_every_call_is_logged_with_its_reason(
     assert len(said) == 2, said
     assert said[0].startswith("result cache: redis did not answer (DB index is out of range)")
     assert said[1].startswith("redis cache breaker opened (DB index is out of range)")
+
+
+@pytest.mark.redis
+async def test_a_user_denied_scripting_keeps_the_breaker_closed_and_shares_results(
+    redis_url: str, raw_redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ACL user without @scripting (the lock's renewal and release are scripts): each
+    release refused counted on the breaker, so a burst of misses opened it, and the node
+    stopped reading results from Redis for breaker_reset_s, at every burst. Refused, Redis
+    answered: it is said once, and the lock lapses by its lease."""
+    await raw_redis.acl_setuser(
+        "noscripts",
+        enabled=True,
+        passwords=["+secret"],
+        keys=["~*"],
+        channels=["*"],
+        commands=["+@all", "-@scripting", "-@dangerous"],
+    )
+    url = redis_url.replace("redis://", "redis://noscripts:secret@", 1)
+    nodes = [ResultCache.from_settings(cache_settings(url)) for _ in range(2)]
+    try:
+
+        async def compute() -> CacheEntry:
+            return ENTRY
+
+        with caplog.at_level(logging.WARNING, logger="faceflow.cache.redis_cache"):
+            first = await asyncio.gather(
+                *(nodes[0].get_or_compute(f"k{n}", compute) for n in range(10))
+            )
+        assert {status for _, status in first} == {CacheStatus.MISS}
+        assert not nodes[0].breaker_open
+        # The other node reads what the first stored.
+        second = [await nodes[1].get_or_compute(f"k{n}", compute) for n in range(10)]
+        assert {status for _, status in second} == {CacheStatus.HIT_REDIS}
+        said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(said) == 1
+        assert "evalsha" in said[0]
+    finally:
+        for node in nodes:
+            await node.close()
+        await raw_redis.acl_deluser("noscripts")

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import OutOfMemoryError, RedisError
+from redis.exceptions import NoPermissionError, OutOfMemoryError, RedisError
 
 from faceflow.cache.breaker import CircuitBreaker
 from faceflow.cache.entry import CacheEntry, decode_entry, encode_entry
@@ -195,6 +195,8 @@ class RedisCache:
         self._rng = rng
         self._release_script = client.register_script(_RELEASE_LOCK)
         self._renew_script = client.register_script(_RENEW_LOCK)
+        self._denied: set[str] = set()
+        """The calls this Redis user may not make (ACL), each said once."""
         self._full = False
         """Whether the last write was refused for want of memory (said once as it begins, and
         once as it ends)."""
@@ -365,6 +367,17 @@ class RedisCache:
                     exc,
                 )
             logger.debug("redis %s refused: %r", op, exc)
+            self._breaker.record_success()
+            return _UNAVAILABLE
+        except NoPermissionError as exc:
+            # An ACL without a command (most often scripting, which the lock's renewal and
+            # release use): Redis answered, at once. Counted on the breaker, a burst of misses
+            # (each release refused) opened it, and every node stopped reading stored results
+            # for breaker_reset_s, again at every burst; a lock not released lapses by its lease.
+            self._observer.redis_error(op)
+            if op not in self._denied:
+                self._denied.add(op)
+                logger.warning("redis cache: this user may not %s (%s); going on without", op, exc)
             self._breaker.record_success()
             return _UNAVAILABLE
         except (RedisError, OSError, TimeoutError, EOFError) as exc:
