@@ -61,8 +61,9 @@ def test_every_preset_shares_one_cut_out_and_a_taller_custom_head_has_its_own() 
     assert large.matte_request(b"x").head_px == 1500
     # Its fallback when only the presets' cut-out is cached (a source= render).
     assert large.preset_matte_params() == {}
+    # On a sheet it is printed at the sheet's 300 dpi: its cut-out is sized for that.
     sheet = sheet_work([(presets[0].options, 2), (large.options, 1)], "a4")
-    assert sheet.matte_params() == {"head_px": 1500}
+    assert sheet.matte_params() == {"head_px": 800}
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from blake3 import blake3
 from faceflow.models.catalog import model_versions
 
 KEY_VERSION = "ff1"
-RESULT_FORMAT = 7
+RESULT_FORMAT = 8
 """Bumped whenever the code could make a cached answer differently (2: faces gained roll, quality
 and ``reliable``; ID-photo checks gained hints. 3: ``face_centred``, the forehead in ``clipped``,
 and the checks and thresholds changed since 2 without a bump. 4: the cut-out's soft tail over a
@@ -31,8 +31,9 @@ bump (``face_occluded``'s covered chin and colour patch among it), ``motion_blur
 image, no band invented above a head the photo cuts and no fade below a body it cuts, a photo
 saved on its side turned upright before its cut-out, PNGs whose compressed text made them
 undecodable). 7: ID photos and sheets saved in full colour (4:4:4 JPEG), a face number past
-the faces detection keeps said so, a smooth black cloth over the chin warned. So no node serves
-an answer an older faceflow made.
+the faces detection keeps said so, a smooth black cloth over the chin warned. 8: a sheet's
+photo of another DPI (China's ID card, custom sizes) rendered at the sheet's 300 dpi, not
+resized. So no node serves an answer an older faceflow made.
 tests/cache/test_result_format.py pins it beside a fingerprint of the code that makes answers,
 so that no change to that code leaves it by mistake."""
 

@@ -37,7 +37,7 @@ from faceflow.operations.parse import OPTIONS_CONFIG
 from faceflow.pipeline.idphoto.nudge import NO_NUDGE, Nudge
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.palette import BackgroundStyle, parse_background
-from faceflow.pipeline.idphoto.sheet_plan import MAX_LAYOUT_ITEMS, get_paper, plan_sheet
+from faceflow.pipeline.idphoto.sheet_plan import MAX_LAYOUT_ITEMS, get_paper, on_sheet, plan_sheet
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec, custom_spec, get_spec, matte_head_px
 from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.idphoto_tasks import (
@@ -186,7 +186,9 @@ def sheet_work(
         [count for _, count in items],
         chosen,
     )
-    return SheetWork(tuple(items), chosen.key, output_format, face)
+    # Each photo rendered at the sheet's DPI: resampled once, and its cut-out sized for that.
+    printed = tuple((on_sheet(options), count) for options, count in items)
+    return SheetWork(printed, chosen.key, output_format, face)
 
 
 class PhotoOptions(BaseModel):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from faceflow.errors import JsonScalar
 from faceflow.imaging.formats import OutputFormat
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
-from faceflow.pipeline.idphoto.sheet_plan import get_paper
+from faceflow.pipeline.idphoto.sheet_plan import get_paper, on_sheet
 from faceflow.pipeline.idphoto.specs import IdPhotoSpec, matte_head_px
 from faceflow.runtime.child import checkpoint
 from faceflow.runtime.context import WorkerContext
@@ -163,8 +163,9 @@ def sheet_task(context: WorkerContext, request: SheetRequest) -> TaskOutput:
         matte = matte_from_bytes(request.matte)
         items = []
         verdicts = []
-        for options, count in request.items:
+        for asked, count in request.items:
             checkpoint()  # each item is a full render: a layout may hold many
+            options = on_sheet(asked)  # at the sheet's DPI: resampled once, from the cut-out
             spec: IdPhotoSpec = options.spec
             rendered = render_pixels(matte, matte.face, options)
             report = assess(rendered.layout, matte, matte.face, options.background)
@@ -207,15 +208,17 @@ def id_photo_file(context: WorkerContext, request: IdPhotoFileRequest) -> IdPhot
     from faceflow.pipeline.idphoto.render import render_id_photo, render_pixels
     from faceflow.pipeline.idphoto.sheet import SheetItem, compose_sheet
 
-    head_px = matte_head_px([request.options.spec])
+    printed = None if request.paper is None else on_sheet(request.options)
+    head_px = matte_head_px([options.spec for options in (request.options, printed) if options])
     matte_output = matte_task(context, MatteRequest(request.data, request.face, head_px))
     checkpoint()
     matte = matte_from_bytes(matte_output.body)
     photo = render_id_photo(matte, matte.face, request.options)
     sheet = None
-    if request.paper is not None:
-        pixels = render_pixels(matte, matte.face, request.options).pixels
-        spec = request.options.spec
+    if request.paper is not None and printed is not None:
+        # Rendered at the sheet's DPI, as the service's sheets are (:func:`on_sheet`).
+        pixels = render_pixels(matte, matte.face, printed).pixels
+        spec = printed.spec
         item = SheetItem(pixels, spec.width_mm, spec.height_mm, None)
         sheet = compose_sheet([item], get_paper(request.paper)).encode()
     return IdPhotoFile(photo, sheet)

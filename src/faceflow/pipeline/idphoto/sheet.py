@@ -1,10 +1,12 @@
 """Print sheets: copies of ID photos laid out on photo paper, with cut marks.
 
-Sheets are made at 300 dpi. Photos are placed in rows separated by a gap, the whole arrangement
-centred on the paper inside a margin printers can reach; both orientations of the paper are
-tried and the one holding more copies wins. Black cut marks 3 mm long continue each photo's edges
-outward from every corner; they are drawn before the photos, so where a neighbour is nearer than
-3 mm the mark runs under it and never shows on a photo.
+Sheets are made at 300 dpi, and their photos are rendered at 300 dpi whatever their own DPI
+(:func:`.sheet_plan.on_sheet`), so a photo is resampled once, from the cut-out; pixels of
+another size given here are resized to fit. Photos are placed in rows separated by a gap, the
+whole arrangement centred on the paper inside a margin printers can reach; both orientations of
+the paper are tried and the one holding more copies wins. Black cut marks 3 mm long continue
+each photo's edges outward from every corner; they are drawn before the photos, so where a
+neighbour is nearer than 3 mm the mark runs under it and never shows on a photo.
 """
 
 from __future__ import annotations

@@ -7,16 +7,29 @@ fit before any photo is rendered, and lists the papers, without importing numpy 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from faceflow.errors import InvalidParameter, did_you_mean, quoted
+from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.specs import mm_to_px
 
 SHEET_DPI = 300
 DEFAULT_GAP_MM = 2.0
 DEFAULT_MARGIN_MM = 3.0
 MAX_COPIES = 200
+
+
+def on_sheet(options: IdPhotoOptions) -> IdPhotoOptions:
+    """``options`` for the photo as a sheet prints it: the same size in millimetres, rendered at
+    :data:`SHEET_DPI`, so that its pixels are the sheet's and it is resampled once, from the
+    cut-out. Rendered at its own DPI and then resized to the sheet's, a China ID card's photo
+    (350 dpi) kept a third of its fine detail (Laplacian variance 235 against 673 rendered at
+    300 dpi), and a 72 dpi custom size came out as a blur, enlarged 4 times."""
+    spec = options.spec
+    if spec.dpi == SHEET_DPI:
+        return options
+    return replace(options, spec=replace(spec, dpi=SHEET_DPI))
 
 
 @dataclass(frozen=True, slots=True)
