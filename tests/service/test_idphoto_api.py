@@ -27,7 +27,8 @@ from PIL import Image
 from faceflow.domain import Face
 from faceflow.models.registry import ModelSet
 from faceflow.pipeline.idphoto.nudge import nudge_ranges
-from faceflow.pipeline.idphoto.specs import get_spec, list_specs
+from faceflow.pipeline.idphoto.specs import IdPhotoSpec, get_spec, list_specs
+from faceflow.service.routes import idphoto as idphoto_routes
 from tests.fixtures.environment import require
 from tests.fixtures.idphoto import (
     FindFaces,
@@ -37,6 +38,7 @@ from tests.fixtures.idphoto import (
     placement,
 )
 from tests.fixtures.live_server import LiveServer, Scrape
+from tests.service.in_process import InProcess
 from tests.service.support import assert_error, error_of, fresh
 
 PHOTO = "/v1/id-photo"
@@ -748,6 +750,30 @@ def test_face_chooses_one_person_of_several_for_a_print_sheet_too(
     assert ok(via_photo, "image/jpeg") == right.content
     error = assert_error(post(client, upload, "face=3", path=SHEET), 400, "out_of_range")
     assert (error["parameter"], error["max"]) == ("face", 2)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_specs_are_made_once_and_answered_from_then_on(
+    service_app: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Built and validated by FastAPI at each request, the 12.5 KB of presets, papers and bounds
+    # cost the API process 0.5-1.2 ms a request (a /healthz 0.2-0.4); they are the code's own,
+    # and the web page asks for them at each load.
+    async with service_app.client() as client:
+        first = await client.get(f"{PHOTO}/specs")
+        built: list[int] = []
+
+        def counted() -> tuple[IdPhotoSpec, ...]:
+            built.append(1)
+            return list_specs()
+
+        monkeypatch.setattr(idphoto_routes, "list_specs", counted)
+        again = await client.get(f"{PHOTO}/specs")
+    assert first.status_code == again.status_code == 200
+    assert first.headers["content-type"] == again.headers["content-type"] == "application/json"
+    assert again.content == first.content
+    assert [spec["key"] for spec in again.json()["specs"]] == [s.key for s in list_specs()]
+    assert built == []
 
 
 def test_specs_publish_the_option_bounds_the_api_checks(client: httpx.Client, photo: Photo) -> None:

@@ -15,13 +15,15 @@ a name read in a log is of no use to another client.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.responses import Response
+from fastapi.encoders import jsonable_encoder
+from starlette.responses import JSONResponse, Response
 
 from faceflow.cache.compute import raise_failure
 from faceflow.cache.entry import CacheEntry
@@ -215,8 +217,17 @@ _PHOTO_BOUNDS = option_bounds(PhotoRouteOptions)
     response_model=IdPhotoSpecsOut,
     responses=error_responses(401, 403, 429, 503),
 )
-async def specs() -> IdPhotoSpecsOut:
-    return IdPhotoSpecsOut(
+async def specs() -> Response:
+    return Response(_specs_json(), media_type="application/json")
+
+
+@functools.cache
+def _specs_json() -> bytes:
+    """The answer of ``/v1/id-photo/specs``, made once: the presets, papers and bounds are the
+    code's own. Built and validated by FastAPI at each request, its 12.5 KB cost the API process
+    0.5-1.2 ms, where a ``/healthz`` costs 0.2-0.4 (now 0.3); the web page asks for it at each
+    load."""
+    body = IdPhotoSpecsOut(
         specs=[
             {**spec.to_dict(), "nudges": {k: list(v) for k, v in nudge_ranges(spec).items()}}
             for spec in list_specs()
@@ -225,6 +236,7 @@ async def specs() -> IdPhotoSpecsOut:
         backgrounds=["white", "blue", "red", "grey"],
         bounds=_PHOTO_BOUNDS,
     )
+    return bytes(JSONResponse(jsonable_encoder(body)).body)
 
 
 @router.post(
