@@ -30,6 +30,9 @@ from tests.fixtures.models import PhotoFacts
 WIDE = {"COLUMNS": "250"}
 PHOTOS = ["two_people.jpg", "obama_small.jpg", "coffee.jpg"]
 
+# The in-process commands load their models once for the module (tests/cli/conftest.py).
+pytestmark = pytest.mark.usefixtures("commands_load_models_once")
+
 
 def run(*args: str | Path) -> Result:
     return CliRunner().invoke(app, ["analyze", *map(str, args)], env=WIDE)

@@ -3,80 +3,41 @@ real models and photos (cli/idphoto.py)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, cast, get_args
+from typing import get_args
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
-from faceflow.cli import files
 from faceflow.cli import idphoto as idphoto_module
 from faceflow.cli.common import write_output
 from faceflow.cli.idphoto import batch_settings
 from faceflow.cli.main import app
 from faceflow.config import ModelSettings, load_settings
 from faceflow.imaging.formats import OutputFormat
-from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.operations.idphoto import PhotoOptions
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
-from faceflow.runtime.context import WorkerContext, load_context
+from faceflow.runtime.context import WorkerContext
 from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
 from tests.cli.terminal import NARROW_TERMINAL, plain_lines, table_rows
-from tests.fixtures.idphoto import RememberingSession, opened
-
-if TYPE_CHECKING:
-    import onnxruntime as ort
+from tests.fixtures.idphoto import opened
 
 # Wide enough that rich never folds a file name in the table.
 WIDE = {"COLUMNS": "250"}
 STATUSES = {"pass", "warn", "fail"}
 
 
-@pytest.fixture(scope="module")
-def loaded_contexts() -> Iterator[dict[str, WorkerContext]]:
-    """The contexts the module's commands loaded, by their settings (see ``models_loaded_once``),
-    released with the module."""
-    contexts: dict[str, WorkerContext] = {}
-    yield contexts
-    contexts.clear()
-
-
-@pytest.fixture(autouse=True)
-def models_loaded_once(
-    monkeypatch: pytest.MonkeyPatch, loaded_contexts: dict[str, WorkerContext]
-) -> None:
-    """Each command run in this process loads its models once per settings for the module, with
-    a u2netp that answers each network input once (:class:`RememberingSession`): the tests below
-    run `id-photo` in process 14 times, which loaded the models each time (~0.4 s of a core) and
-    matted portrait_1 and portrait_2 again and again (17 u2netp runs, 5 distinct inputs, ~0.5 s
-    of a core each). The real :func:`load_context` still loads each context once; the command's
-    own code runs on every call; only onnxruntime's answer to an input it has seen is kept.
-    Commands run as subprocesses (the interrupt tests) load their own."""
-
-    def load_once(settings_json: str) -> WorkerContext:
-        if settings_json not in loaded_contexts:
-            context = load_context(settings_json)
-            if (segmenter := context.models.portrait_segmenter) is not None:
-                session = cast("ort.InferenceSession", RememberingSession(segmenter._session))
-                models = dataclasses.replace(
-                    context.models, portrait_segmenter=U2NetpSegmenter(session)
-                )
-                context = dataclasses.replace(context, models=models)
-            loaded_contexts[settings_json] = context
-        return loaded_contexts[settings_json]
-
-    monkeypatch.setattr(files, "load_context", load_once)
+# The in-process commands load their models once for the module (tests/cli/conftest.py).
+pytestmark = pytest.mark.usefixtures("commands_load_models_once")
 
 
 def run(*args: str | Path) -> Result:
