@@ -395,3 +395,74 @@ async def test_under_a_root_path_the_first_layer_still_serves_the_face_operation
     counted = "faceflow_http_requests_total"
     labels = {"route": "/v1/detect", "status": "200"}
     assert after.value(counted, **labels) - before.value(counted, **labels) == 2
+
+
+@pytest.mark.parametrize("form", [False, True], ids=["raw body", "multipart"])
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_upload_is_read_hashed_and_parsed_once_on_a_miss_and_on_a_hit(
+    service_app: InProcess, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch, form: bool
+) -> None:
+    """Issue 12's count, taken through the real code by wrapping the functions that do the work
+    (the hash, the read, the form's split, the options' parse): each happens once per request,
+    on a miss as on a hit, and a hit's options come from the memo. A second read, hash or
+    parse (the router reading the body again, a key hashed again) shows as a count of 2."""
+    counts: dict[str, int] = {"read": 0, "hashed": 0, "split": 0, "options": 0}
+
+    def counted(name: str, fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            counts[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    def counted_async(name: str, fn: Any) -> Any:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            counts[name] += 1
+            return await fn(*args, **kwargs)
+
+        return wrapper
+
+    from faceflow.cache import keys
+    from faceflow.service import hotpath
+    from faceflow.service import upload as upload_module
+
+    # Every way in: the hot path's reader and the routes' (read_image → read_uploads), a hash
+    # taken by the split, by an Upload or by cache_key, and the hot path's options parse.
+    read = counted_async("read", upload_module.receive_upload)
+    monkeypatch.setattr(hotpath, "receive_upload", read)
+    monkeypatch.setattr(
+        upload_module, "read_uploads", counted_async("read", upload_module.read_uploads)
+    )
+    monkeypatch.setattr(upload_module, "content_hash", counted("hashed", keys.content_hash))
+    monkeypatch.setattr(keys, "content_hash", counted("hashed", keys.content_hash))
+    finish = upload_module._MultipartReader.finish
+    monkeypatch.setattr(upload_module._MultipartReader, "finish", counted("split", finish))
+    monkeypatch.setattr(hotpath, "face_work", counted("options", hotpath.face_work))
+
+    reached: list[str] = []
+
+    async def router(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["path"])
+        await service_app.app.api(scope, receive, send)
+
+    image = fresh(face_jpeg)
+    body, content_type = multipart_body([("image", image)]) if form else (image, "image/jpeg")
+    entry = HotPath(router, current(service_app))  # its own memo: the first parse is counted
+    seen = []
+    transport = httpx.ASGITransport(app=entry)
+    async with httpx.AsyncClient(transport=transport, base_url="http://faceflow.test") as client:
+        for _ in ("miss", "hit"):
+            before = dict(counts)
+            response = await client.post(
+                "/v1/analyze?threshold=0.61", content=body, headers={"content-type": content_type}
+            )
+            assert response.status_code == 200, response.text
+            seen.append((response.headers["x-cache"], {k: counts[k] - before[k] for k in counts}))
+    split = 1 if form else 0
+    assert seen == [
+        ("miss", {"read": 1, "hashed": 1, "split": split, "options": 1}),
+        ("hit", {"read": 1, "hashed": 1, "split": split, "options": 0}),
+    ]
+    assert reached == []  # neither went through FastAPI, which would read and parse again
