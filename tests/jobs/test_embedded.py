@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from blake3 import blake3
 
+from faceflow.cache import keys
 from faceflow.cache.compute import CachedCompute, Req, Task
 from faceflow.cache.entry import failure_of
 from faceflow.cache.keys import cache_key
@@ -280,6 +282,25 @@ async def test_id_photo_jobs_of_one_photo_share_its_cut_out(harness: Harness) ->
 
     assert ran.count("matte_task") == 1
     assert ran.count("render_task") == 3
+
+
+async def test_an_id_photo_job_hashes_its_upload_once(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's key and its cut-out's key are both made of the upload's content hash: taken
+    once at submission and handed on, where the staged run hashed the upload a second time."""
+    data = b"a photo hashed once" * 1000
+    hashed: list[int] = []
+
+    def counting(material: bytes | memoryview) -> Any:
+        if bytes(material) == data:  # not the keys' own hash of their parameters
+            hashed.append(len(material))
+        return blake3(material)
+
+    monkeypatch.setattr(keys, "blake3", counting)
+    record = await harness.runner.submit(prepare("id-photo", data, {}, harness.settings), None)
+    assert (await harness.done(record.handle)).status is JobStatus.FINISHED
+    assert len(hashed) == 1
 
 
 async def test_a_job_of_work_whose_failure_is_cached_fails_at_submission(

@@ -495,7 +495,9 @@ class EmbeddedRunner:
             entry, _ = await self._compute.run(sub.key, sub.spec.task, sub.request)
         else:
             compute = self._compute
-            entry, _ = await compute.produce(sub.key, lambda: staged(compute, sub.request))
+            entry, _ = await compute.produce(
+                sub.key, lambda: staged(compute, sub.request, sub.digest)
+            )
         return entry
 
     def _end(self, job: _Job, outcome: JobOutcome) -> None:

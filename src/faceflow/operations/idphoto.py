@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from faceflow.cache.compute import CachedCompute
 from faceflow.cache.entry import CacheEntry
-from faceflow.cache.keys import CUTOUT_OPERATION, cache_key_from_hash, content_hash
+from faceflow.cache.keys import CUTOUT_OPERATION, cache_key_from_hash
 from faceflow.cache.tiered import CacheStatus
 from faceflow.config import MAX_FACES
 from faceflow.errors import InvalidParameter, JsonScalar, quoted
@@ -434,14 +434,16 @@ def sheet_job_task(context: WorkerContext, request: SheetJobRequest) -> TaskOutp
 async def _staged(
     compute: CachedCompute,
     data: bytes,
+    digest: str,
     work: PhotoWork | SheetWork,
     finish: Callable[[CacheEntry], Awaitable[TaskOutput]],
 ) -> TaskOutput:
     """The upload's cut-out from the cache (or made once and cached, under the sync route's
     key), then ``finish(cut-out)``: an in-process job's two stages, so jobs of one photo in
     several sizes or backgrounds, and the sync route, share its one u2netp run (each job ran it
-    again: 20 jobs of one photo on different backgrounds, 20 cut-outs)."""
-    key = cache_key_from_hash(content_hash(data), CUTOUT_OPERATION, work.matte_params())
+    again: 20 jobs of one photo on different backgrounds, 20 cut-outs). ``digest``: the
+    content hash of ``data``, taken once for the job's key."""
+    key = cache_key_from_hash(digest, CUTOUT_OPERATION, work.matte_params())
     matte, status = await compute.run(key, matte_task, work.matte_request(data))
     output = await finish(matte)
     if status not in (CacheStatus.MISS, CacheStatus.JOINED):
@@ -449,24 +451,26 @@ async def _staged(
     return with_stage_timings(matte.meta, output)
 
 
-async def staged_id_photo(compute: CachedCompute, request: IdPhotoJobRequest) -> TaskOutput:
+async def staged_id_photo(
+    compute: CachedCompute, request: IdPhotoJobRequest, digest: str
+) -> TaskOutput:
     """:func:`id_photo_task` in stages through the cache (:func:`_staged`)."""
     work = request.work
 
     async def render(matte: CacheEntry) -> TaskOutput:
         return await compute.run_uncached(render_task, work.request(matte.body))
 
-    return await _staged(compute, request.data, work, render)
+    return await _staged(compute, request.data, digest, work, render)
 
 
-async def staged_sheet(compute: CachedCompute, request: SheetJobRequest) -> TaskOutput:
+async def staged_sheet(compute: CachedCompute, request: SheetJobRequest, digest: str) -> TaskOutput:
     """:func:`sheet_job_task` in stages through the cache (:func:`_staged`)."""
     work = request.work
 
     async def sheet(matte: CacheEntry) -> TaskOutput:
         return await compute.run_uncached(sheet_task, work.request(matte.body))
 
-    return await _staged(compute, request.data, work, sheet)
+    return await _staged(compute, request.data, digest, work, sheet)
 
 
 def photo_job(raw: PhotoOptions, data: bytes) -> IdPhotoJobRequest:

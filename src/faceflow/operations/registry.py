@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from faceflow.cache.compute import CachedCompute
-from faceflow.cache.keys import cache_key
+from faceflow.cache.keys import cache_key_from_hash, content_hash
 from faceflow.config import RuntimeOperation, RuntimeSettings, Settings
 from faceflow.domain import Operation
 from faceflow.errors import InvalidParameter, JsonScalar, OperationDisabled, did_you_mean, quoted
@@ -60,10 +60,11 @@ class OperationSpec(Generic[Options, R]):
     payload: Callable[[R], dict[str, JsonScalar]] | None = None
     """What a job stores to rebuild the request, when :attr:`params` cannot be turned back into
     it; default: :attr:`params`. Either way nothing may be left to a worker's own defaults."""
-    staged: Callable[[CachedCompute, R], Awaitable[TaskOutput]] | None = None
+    staged: Callable[[CachedCompute, R, str], Awaitable[TaskOutput]] | None = None
     """For a runner in the API process: the result made in stages through the cache, as the
-    sync route makes it (an ID photo's cut-out cached apart, then its render); None: :attr:`task`
-    in one trip."""
+    sync route makes it (an ID photo's cut-out cached apart, then its render), given the
+    request and its upload's content hash (taken once, for the key); None: :attr:`task` in one
+    trip."""
 
     def payload_of(self, request: R) -> dict[str, JsonScalar]:
         return (self.payload or self.params)(request)
@@ -154,6 +155,9 @@ class Submission:
     params: dict[str, JsonScalar]
     key: str
     spec: OperationSpec[Any, Any] = field(repr=False)
+    digest: str = field(repr=False)
+    """The upload's content hash, which :attr:`key` is made of: a stage keyed apart (an ID
+    photo's cut-out) takes it from here rather than hashing the upload again."""
 
     @property
     def payload(self) -> dict[str, JsonScalar]:
@@ -222,7 +226,9 @@ def submission(chosen: JobOptions, data: bytes, settings: Settings) -> Submissio
     op, spec = chosen.operation, chosen.spec
     request = spec.request(chosen.options, data, settings)
     params = spec.params(request)
-    return Submission(op, data, request, params, cache_key(data, op.value, params), spec)
+    digest = content_hash(data)
+    key = cache_key_from_hash(digest, op.value, params)
+    return Submission(op, data, request, params, key, spec, digest)
 
 
 def prepare(
