@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from starlette.requests import Request
 
-from faceflow.cache.compute import CachedCompute, Task
+from faceflow.cache.compute import CachedCompute
 from faceflow.cache.entry import CacheEntry
-from faceflow.cache.keys import cache_key
 from faceflow.cache.tiered import CacheStatus, ResultCache
 from faceflow.config import Settings
-from faceflow.errors import JsonScalar, NotReady
+from faceflow.errors import NotReady
 from faceflow.jobs.runner import JobRunner
 from faceflow.runtime.budget import ByteBudget
 from faceflow.runtime.context import WorkerContext
@@ -24,8 +22,6 @@ from faceflow.service.answers import AnswerBudget
 from faceflow.service.examples import ExamplePhoto, ExampleThumbnails
 from faceflow.service.metrics import Metrics
 from faceflow.service.security import ApiKeys, KeyFailures, RateLimit
-
-Req = TypeVar("Req")
 
 
 @dataclass(slots=True)
@@ -55,19 +51,6 @@ class Services:
     lanes: Lanes = field(default_factory=lambda: Lanes(1))
     """The inference processes queued-up work (batches, embedded jobs) may hold at once:
     :func:`faceflow.runtime.lanes.background_lanes` of the pool's processes."""
-
-    async def cached(
-        self,
-        data: bytes,
-        operation: str,
-        params: dict[str, JsonScalar],
-        task: Task[Req],
-        request: Req,
-    ) -> tuple[CacheEntry, CacheStatus]:
-        """The cached result of ``task(request)`` for these bytes and params, computed at most once
-        across concurrent identical requests (and, with Redis, across API nodes): the routes'
-        shorthand for :meth:`CachedCompute.run` under their cache key."""
-        return await self.compute.run(cache_key(data, operation, params), task, request)
 
     async def cached_output(
         self, key: str, produce: Callable[[], Awaitable[TaskOutput]], *, missed: bool = False
