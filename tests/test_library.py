@@ -192,9 +192,12 @@ def test_options_are_typed_with_public_types_only(method: str) -> None:
     assert annotation == "Mapping[str, str | int | float | bool | None] | None"
 
 
-def test_every_field_of_an_id_photo_result_is_documented() -> None:
-    doc = faceflow.IdPhotoResult.__doc__ or ""
-    for field in dataclasses.fields(faceflow.IdPhotoResult):
+@pytest.mark.parametrize("result", ["FaceReport", "IdPhotoResult"])
+def test_every_field_of_a_result_is_documented(result: str) -> None:
+    """help() on what the library returns names every field (FaceReport's said nothing)."""
+    cls = getattr(faceflow, result)
+    doc = cls.__doc__ or ""
+    for field in dataclasses.fields(cls):
         assert f"``{field.name}``" in doc, field.name
 
 

@@ -238,7 +238,13 @@ class Face:
 
 @dataclass(frozen=True, slots=True)
 class FaceReport:
-    """What detect and analyze return for one image."""
+    """What detect and analyze return for one image.
+
+    ``width_px`` and ``height_px``: the image's size in pixels as it is shown (after its EXIF
+    orientation), the pixels every box and landmark is given in; ``faces``: every
+    :class:`Face` found, each with its ``box``, ``score``, ``landmarks`` and ``roll``, and its
+    ``age`` and ``gender`` when analyze asked for them (``None`` otherwise). ``to_dict()``: the
+    API's JSON answer."""
 
     width_px: int
     height_px: int
