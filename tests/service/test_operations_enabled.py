@@ -9,8 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from faceflow.cache.entry import CacheEntry
+from faceflow.cache.keys import cache_key
+from faceflow.domain import Operation
+from faceflow.operations.faces import AnalyzeOptions
 from tests.service.in_process import InProcess, app_settings, running_app
-from tests.service.support import assert_error
+from tests.service.support import assert_error, fresh
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -58,4 +62,19 @@ async def test_a_job_it_cannot_run_is_refused_at_submission(
         response = await client.post(
             f"/v1/jobs?operation={operation}", content=face_jpeg, headers=JPEG
         )
+    assert_error(response, 404, "operation_disabled")
+
+
+async def test_an_operation_it_does_not_offer_is_refused_even_when_its_answer_is_cached(
+    detect_only: InProcess, face_jpeg: bytes
+) -> None:
+    """A shared Redis cache holds what the other nodes made, analyze answers among them: the
+    hot path answered such a hit 200 on a detect-only node, where the route, a batch and a job
+    answer 404 operation_disabled (the hot path must answer as the route would)."""
+    data = fresh(face_jpeg)
+    work = AnalyzeOptions().work(Operation.ANALYZE, detect_only.services.settings.detection)
+    entry = CacheEntry("application/json", b'{"face_count":0,"faces":[]}', {})
+    await detect_only.services.cache.put(cache_key(data, "analyze", work.cache_params()), entry)
+    async with detect_only.client() as client:
+        response = await client.post("/v1/analyze", content=data, headers=JPEG)
     assert_error(response, 404, "operation_disabled")

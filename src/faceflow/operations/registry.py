@@ -193,12 +193,16 @@ _MODELS_OF: Mapping[Operation, RuntimeOperation] = MappingProxyType(
 )
 
 
+def offers(operation: Operation, runtime: RuntimeSettings) -> bool:
+    """Whether this server's inference processes load the models ``operation`` needs."""
+    return _MODELS_OF[operation] in runtime.operations
+
+
 def check_enabled(operation: Operation, runtime: RuntimeSettings) -> None:
     """:class:`OperationDisabled` (404 ``operation_disabled``) when this server's inference
     processes do not load the models ``operation`` needs (``runtime.operations``): refused where
     the request arrives, not after it was queued or sent to a process."""
-    needed = _MODELS_OF[operation]
-    if needed not in runtime.operations:
+    if not offers(operation, runtime):
         raise OperationDisabled(
             f"this server does not offer {operation.value} (runtime.operations: "
             f"{', '.join(runtime.operations)})"

@@ -37,6 +37,7 @@ from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter
 from faceflow.imaging.formats import sniff_format
 from faceflow.operations.faces import FACE_OPTIONS, FaceWork
+from faceflow.operations.registry import offers
 from faceflow.runtime.pool import PLACE_OWNER
 from faceflow.service.answers import (
     ABORT_CONNECTION,
@@ -112,9 +113,11 @@ class HotPath:
         if query_refusal(query) is not None:
             return None  # the layers refuse it (QueryLimit), before anything parses it
         work = face_work(services.settings.detection, operation, query)
+        # An operation this server does not offer goes to the route, which answers 404
+        # operation_disabled: a shared cache may hold its answers, made by other nodes.
         parsed = (
             None
-            if work is None
+            if work is None or not offers(operation, services.settings.runtime)
             else _Parsed(work, key_prefix(operation.value, work.cache_params()))
         )
         if len(query) <= _MEMO_QUERY_BYTES:
