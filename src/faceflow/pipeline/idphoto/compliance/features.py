@@ -298,6 +298,38 @@ def chin_classes(
     return classes
 
 
+@dataclass(frozen=True, slots=True)
+class _Skin:
+    """The face's skin as its cheeks show it: their Lab pixels, and their median lightness,
+    red (Lab ``a``) and chroma, which the features are measured against."""
+
+    cheeks: NDArray[np.float32]
+    lightness: float
+    red: float
+    chroma: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Mouth:
+    """What the mouth's box shows, against the skin: how much redder its lips are than the
+    cheeks, the share of teeth (light, grey) and of dark (an opening, or an object), the spread
+    of its red, and the lightness of the skin beside it over the cheeks'."""
+
+    lips_red: float
+    teeth: float
+    opening: float
+    spread: float
+    lower_light: float
+
+    @property
+    def lower_in_shadow(self) -> bool:
+        """Dark over the mouth box with the skin beside the mouth as dark is the lower face in
+        shadow, not an object: a hard shadow below the nose at 45 % light failed as "mouth
+        covered", whose hint tells the person to move a hand or a mask. (A microphone's head,
+        0.42 eye distances across, leaves that skin lit.)"""
+        return self.opening > OBJECT_DARK_FRACTION and self.lower_light < LIGHTING_PASS
+
+
 def check_face_features(
     matte: Matte,
     face: Face,
@@ -315,9 +347,65 @@ def check_face_features(
     ``glasses_allowed``, ``closed_mouth``: the size's rules on glasses and on teeth showing;
     ``turned``: the head failed ``yaw`` (the
     nose's own shaded side would read as a shadow over the eyes)."""
-    marks = face.landmarks
     distance = eye_distance_px(face)
-    # Lab of the face's neighbourhood only: a few thousand pixels, not the whole matte.
+    lab = _face_lab(matte, face, distance)
+    skin = _skin(lab, matte, face, distance)
+    eyes, eyes_status = _eyes_visible(lab, matte, face, distance, skin.lightness)
+    eyes_open = check_eyes_open(lab, matte, face, distance, eyes_status)
+    glasses = _glasses(lab, matte, face, distance, skin.lightness, allowed=glasses_allowed)
+    tint = _tinted_lenses(
+        lab, matte, face, distance, skin.lightness, glasses=glasses.value == "glasses"
+    )
+    forehead = _forehead_visible(lab, matte, face, distance, skin.cheeks)
+    lighting = check_even_lighting(lab, matte, face, distance)
+    shadow = check_eye_shadow(lab, matte, face, distance, skin.lightness, turned=turned)
+    if colour_off:
+        # Lips are told by their red and teeth by having none: in grey every bright pixel read
+        # as teeth ("mouth open"), a hand over the mouth went unseen, and under a green cast
+        # the lips lost their red ("mouth covered"). Said as not measured rather than guessed.
+        unmeasured = f"not measured: {colour_off}"
+        return (
+            Check("face_occluded", None, Limit(rule="nothing"), CheckStatus.PASS, note=unmeasured),
+            eyes,
+            eyes_open,
+            glasses,
+            tint,
+            forehead,
+            Check(
+                "mouth_closed",
+                None,
+                Limit(None, MOUTH_OPEN_WARN, "fraction", "teeth_of_mouth"),
+                CheckStatus.PASS,
+                note=unmeasured,
+            ),
+            lighting,
+            shadow,
+            Check("red_eye", None, RED_EYE_LIMIT, CheckStatus.PASS, note=unmeasured),
+        )
+
+    mouth = _mouth(lab, matte, face, distance, skin)
+    if mouth.lower_in_shadow:
+        lighting = Check(
+            "even_lighting",
+            mouth.lower_light,
+            Limit(LIGHTING_PASS),
+            CheckStatus.FAIL,
+            note="the lower face is in deep shadow: the skin beside the mouth's lightness over"
+            " the cheeks'",
+        )
+    occlusion, occluded = _occlusion(matte, face, mouth)
+    gap = lips_gap(lab, matte, face, distance, skin.lightness, skin.red)
+    closed = check_mouth_closed(
+        mouth.teeth, None if occluded else gap, occluded=occluded, closed_mouth=closed_mouth
+    )
+    red = check_red_eye(lab, matte, face, distance, skin.red)
+    return occlusion, eyes, eyes_open, glasses, tint, forehead, closed, lighting, shadow, red
+
+
+def _face_lab(matte: Matte, face: Face, distance: float) -> NDArray[np.float32]:
+    """The matte's foreground in Lab, over the face's neighbourhood only (from the forehead to
+    below the mouth: a few thousand pixels, not the whole matte); zero elsewhere."""
+    marks = face.landmarks
     top_left = matte.to_matte_px(
         Point(
             marks.right_eye.x - 0.6 * distance,
@@ -336,6 +424,13 @@ def check_face_features(
     lab = np.zeros(matte.foreground.shape, dtype=np.float32)
     if x2 > x1 and y2 > y1:
         lab[y1:y2, x1:x2] = cv2.cvtColor(matte.foreground[y1:y2, x1:x2], cv2.COLOR_RGB2LAB)
+    return lab
+
+
+def _skin(lab: NDArray[np.float32], matte: Matte, face: Face, distance: float) -> _Skin:
+    """The skin of the cheeks, half an eye distance below each eye (mid-grey when neither
+    patch lies in the matte)."""
+    marks = face.landmarks
     cheeks = np.concatenate(
         [
             lab_patch(
@@ -346,10 +441,21 @@ def check_face_features(
     )
     if cheeks.size == 0:
         cheeks = np.full((1, 3), 128.0, dtype=np.float32)
-    skin_l = max(1.0, float(np.median(cheeks[:, 0])))
     skin_a = float(np.median(cheeks[:, 1]))
-    skin_chroma = float(np.hypot(skin_a - 128.0, np.median(cheeks[:, 2]) - 128.0))
+    return _Skin(
+        cheeks=cheeks,
+        lightness=max(1.0, float(np.median(cheeks[:, 0]))),
+        red=skin_a,
+        chroma=float(np.hypot(skin_a - 128.0, np.median(cheeks[:, 2]) - 128.0)),
+    )
 
+
+def _eyes_visible(
+    lab: NDArray[np.float32], matte: Matte, face: Face, distance: float, skin_l: float
+) -> tuple[Check, CheckStatus]:
+    """``eyes_visible``: the lightness spread over the eyes, or, when that passes, whether
+    something lies across one; and its status, which the eyes-open check depends on."""
+    marks = face.landmarks
     spreads = []
     for eye in (marks.right_eye, marks.left_eye):
         patch = lab_patch(lab, matte, eye, 0.22 * distance, 0.1 * distance)
@@ -376,121 +482,99 @@ def check_face_features(
             note="the share of an eye's box dark from the brow to below the eye: something "
             "(a lock of hair, a hand) lies across it",
         )
-    eyes_open = check_eyes_open(lab, matte, face, distance, eyes_status)
-    glasses = _glasses(lab, matte, face, distance, skin_l, allowed=glasses_allowed)
-    tint = _tinted_lenses(lab, matte, face, distance, skin_l, glasses=glasses.value == "glasses")
-    forehead = _forehead_visible(lab, matte, face, distance, cheeks)
+    return eyes, eyes_status
 
-    lighting = check_even_lighting(lab, matte, face, distance)
-    shadow = check_eye_shadow(lab, matte, face, distance, skin_l, turned=turned)
-    if colour_off:
-        # Lips are told by their red and teeth by having none: in grey every bright pixel read
-        # as teeth ("mouth open"), a hand over the mouth went unseen, and under a green cast
-        # the lips lost their red ("mouth covered"). Said as not measured rather than guessed.
-        unmeasured = f"not measured: {colour_off}"
-        return (
-            Check("face_occluded", None, Limit(rule="nothing"), CheckStatus.PASS, note=unmeasured),
-            eyes,
-            eyes_open,
-            glasses,
-            tint,
-            forehead,
-            Check(
-                "mouth_closed",
-                None,
-                Limit(None, MOUTH_OPEN_WARN, "fraction", "teeth_of_mouth"),
-                CheckStatus.PASS,
-                note=unmeasured,
-            ),
-            lighting,
-            shadow,
-            Check("red_eye", None, RED_EYE_LIMIT, CheckStatus.PASS, note=unmeasured),
-        )
 
+def _mouth(
+    lab: NDArray[np.float32], matte: Matte, face: Face, distance: float, skin: _Skin
+) -> _Mouth:
+    """The measures of the mouth's box and of the skin beside the mouth (:class:`_Mouth`)."""
+    marks = face.landmarks
     mouth_centre = marks.mouth_centre
     half_mouth = max(1.0, (marks.mouth_left.x - marks.mouth_right.x) / 2)
     mouth = lab_patch(lab, matte, mouth_centre, 0.7 * half_mouth, 0.22 * distance)
     if mouth.size == 0:
-        mouth = cheeks
-    lips_red = float(np.percentile(mouth[:, 1], 90)) - skin_a
+        mouth = skin.cheeks
+    skin_l = skin.lightness
     chroma = np.hypot(mouth[:, 1] - 128.0, mouth[:, 2] - 128.0)
-    teeth = float(((mouth[:, 0] > skin_l) & (chroma < max(6.0, 0.6 * skin_chroma))).mean())
-    opening = float((mouth[:, 0] < 0.45 * skin_l).mean())
-    mouth_spread = float(np.percentile(mouth[:, 1], 90) - np.percentile(mouth[:, 1], 10))
-    # Dark over the mouth box with the skin beside the mouth as dark is the lower face in
-    # shadow, not an object: a hard shadow below the nose at 45 % light failed as "mouth
-    # covered", whose hint tells the person to move a hand or a mask. (A microphone's head,
-    # 0.42 eye distances across, leaves that skin lit.)
     beside = np.concatenate(
         [
             lab_patch(lab, matte, Point(x, mouth_centre.y), 0.1 * distance, 0.08 * distance)
             for x in (marks.mouth_right.x - 0.25 * distance, marks.mouth_left.x + 0.25 * distance)
         ]
     )
-    lower_light = float(np.median(beside[:, 0])) / skin_l if beside.size else 1.0
-    lower_in_shadow = opening > OBJECT_DARK_FRACTION and lower_light < LIGHTING_PASS
-    if lower_in_shadow:
-        lighting = Check(
-            "even_lighting",
-            lower_light,
-            Limit(LIGHTING_PASS),
-            CheckStatus.FAIL,
-            note="the lower face is in deep shadow: the skin beside the mouth's lightness over"
-            " the cheeks'",
-        )
-    covered_by_object = (
-        (opening > OBJECT_DARK_FRACTION and not lower_in_shadow)  # a microphone, a dark mask
-        or teeth > OBJECT_PALE_FRACTION  # a white or light mask
-        # One even colour and no line between lips: a mask of any colour.
-        or (mouth_spread < MOUTH_SPREAD_MIN and opening < OPENING_MIN)
+    return _Mouth(
+        lips_red=float(np.percentile(mouth[:, 1], 90)) - skin.red,
+        teeth=float(((mouth[:, 0] > skin_l) & (chroma < max(6.0, 0.6 * skin.chroma))).mean()),
+        opening=float((mouth[:, 0] < 0.45 * skin_l).mean()),
+        spread=float(np.percentile(mouth[:, 1], 90) - np.percentile(mouth[:, 1], 10)),
+        lower_light=float(np.median(beside[:, 0])) / skin_l if beside.size else 1.0,
     )
-    mouth_seen = lips_red >= LIPS_RED_MIN or teeth >= TEETH_MIN or opening >= OPENING_MIN
+
+
+_CHIN_COVERED_HINT = (
+    "Something covers the chin: pull a scarf, collar or mask down so the "
+    "whole face, down to the chin, is uncovered."
+)
+_CHIN_COVERED_HINT_ZH = "下巴被遮挡：请把围巾、衣领或口罩拉低，露出包括下巴在内的整个面部。"
+
+
+def _occlusion(matte: Matte, face: Face, mouth: _Mouth) -> tuple[Check, bool]:
+    """``face_occluded``, and whether the mouth is covered (it fails then). Not covered, the
+    first of these warns: the chin covered below the lips, a smooth dark chin (cloth, not a
+    beard), a colourful patch laid over the face."""
+    covered_by_object = (
+        # A microphone, a dark mask.
+        (mouth.opening > OBJECT_DARK_FRACTION and not mouth.lower_in_shadow)
+        or mouth.teeth > OBJECT_PALE_FRACTION  # a white or light mask
+        # One even colour and no line between lips: a mask of any colour.
+        or (mouth.spread < MOUTH_SPREAD_MIN and mouth.opening < OPENING_MIN)
+    )
+    mouth_seen = (
+        mouth.lips_red >= LIPS_RED_MIN or mouth.teeth >= TEETH_MIN or mouth.opening >= OPENING_MIN
+    )
     occluded = covered_by_object or not mouth_seen
     occlusion = Check(
         "face_occluded",
         "mouth covered" if occluded else "none",
         Limit(rule="nothing"),
         CheckStatus.FAIL if occluded else CheckStatus.PASS,
-        note=f"lips {lips_red:.0f} redder than the cheeks, teeth {teeth:.0%}, dark {opening:.0%}"
-        f" of the mouth area, its colour spread {mouth_spread:.0f}",
+        note=f"lips {mouth.lips_red:.0f} redder than the cheeks, teeth {mouth.teeth:.0%}, dark "
+        f"{mouth.opening:.0%} of the mouth area, its colour spread {mouth.spread:.0f}",
     )
-    chin = None if occluded else chin_covered(matte, face)
-    chin_warns = chin is not None and chin > CHIN_COVER_WARN
-    if chin_warns:
+    if occluded:
+        return occlusion, True
+    chin = chin_covered(matte, face)
+    if chin is not None and chin > CHIN_COVER_WARN:
         # The lips in view pass the mouth's measures: a scarf pulled up over the chin.
-        occlusion = Check(
+        return Check(
             "face_occluded",
             chin,
             Limit(None, CHIN_COVER_WARN, "fraction", "chin_covered"),
             CheckStatus.WARN,
             note="the share of the chin below the lips of another hue than the cheeks' (and "
             "not grey): something covers it",
-            hint="Something covers the chin: pull a scarf, collar or mask down so the "
-            "whole face, down to the chin, is uncovered.",
-            hint_zh="下巴被遮挡：请把围巾、衣领或口罩拉低，露出包括下巴在内的整个面部。",
-        )
+            hint=_CHIN_COVERED_HINT,
+            hint_zh=_CHIN_COVERED_HINT_ZH,
+        ), False
     # A lower face in deep shadow is dark and smooth as skin is: even_lighting fails it already.
-    smooth_chin = (
-        None if occluded or chin_warns or lower_in_shadow else chin_dark_detail(matte, face)
-    )
+    smooth_chin = None if mouth.lower_in_shadow else chin_dark_detail(matte, face)
     if smooth_chin is not None and smooth_chin < CHIN_DETAIL_MIN:
         # A black scarf pulled up over the chin: as dark as a black beard, without strands.
-        chin_warns = True
-        occlusion = Check(
+        return Check(
             "face_occluded",
             smooth_chin,
             Limit(CHIN_DETAIL_MIN, of="chin_detail"),
             CheckStatus.WARN,
             note="the dark chin's fine detail over its lightness: smooth cloth, not a beard's "
             "strands, covers it",
-            hint="Something covers the chin: pull a scarf, collar or mask down so the "
-            "whole face, down to the chin, is uncovered.",
-            hint_zh="下巴被遮挡：请把围巾、衣领或口罩拉低，露出包括下巴在内的整个面部。",
-        )
-    overlay = None if occluded or colour_off or chin_warns else colour_patch(matte, face)
+            hint=_CHIN_COVERED_HINT,
+            hint_zh=_CHIN_COVERED_HINT_ZH,
+        ), False
+    overlay = colour_patch(matte, face)
     if overlay is not None and overlay > COLOUR_PATCH_WARN:
         # A sticker, an emoji or paint laid over the face leaves the mouth and eyes readable.
-        occlusion = Check(
+        return Check(
             "face_occluded",
             overlay,
             Limit(None, COLOUR_PATCH_WARN, "fraction", "colour_patch"),
@@ -500,13 +584,8 @@ def check_face_features(
             hint="Something is laid over the face (a sticker, an emoji or paint): use the photo "
             "as taken, with nothing drawn or stuck on it.",
             hint_zh="面部被贴纸、表情符号或涂画遮挡：请使用未经处理的原始照片，面部不得有任何贴图或涂画。",
-        )
-    gap = lips_gap(lab, matte, face, distance, skin_l, skin_a)
-    closed = check_mouth_closed(
-        teeth, None if occluded else gap, occluded=occluded, closed_mouth=closed_mouth
-    )
-    red = check_red_eye(lab, matte, face, distance, skin_a)
-    return occlusion, eyes, eyes_open, glasses, tint, forehead, closed, lighting, shadow, red
+        ), False
+    return occlusion, False
 
 
 def forehead_colour(
