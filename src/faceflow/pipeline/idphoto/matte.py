@@ -30,6 +30,7 @@ from faceflow.pipeline.idphoto.backdrop import (
     SEEN_THROUGH_DISTANCE,
     SMUDGE_DELTA_E,
     BackdropKind,
+    BackdropModel,
     colour_distance2,
     drop_smudges,
     fit_backdrop,
@@ -205,22 +206,7 @@ def compute_matte(
     :class:`~faceflow.errors.NoSubject` (422) when the segmentation left the face out (a
     bystander behind the photo's main subject): the photo would be background only.
     """
-    height, width = rgb.shape[:2]
-    source_size = (round(width * source_scale), round(height * source_scale))
-    box = crop_box_for(face, *source_size)
-    inv = 1.0 / source_scale
-    x1, y1 = math.floor(box.x1 * inv), math.floor(box.y1 * inv)
-    x2, y2 = min(width, math.ceil(box.x2 * inv)), min(height, math.ceil(box.y2 * inv))
-    crop = rgb[y1:y2, x1:x2]
-    crop_box = Box(x1 * source_scale, y1 * source_scale, x2 * source_scale, y2 * source_scale)
-    need_px = PRESET_HEAD_PX if head_px is None else max(head_px, PRESET_HEAD_PX)
-    head_estimate = HEAD_PER_FACE_BOX * face.box.height_px / source_scale
-    shrink = min(_plain_shrink(crop.shape[:2], max_side_px), need_px / max(1.0, head_estimate))
-    if shrink < 1.0:
-        size = (max(1, round(crop.shape[1] * shrink)), max(1, round(crop.shape[0] * shrink)))
-        crop = np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
-        # Resizing rounds the crop's size; the box keeps its exact source extent.
-    crop = np.ascontiguousarray(crop)
+    crop, crop_box, source_size = _crop(rgb, face, source_scale, max_side_px, head_px)
     coarse = segmenter.predict(crop)
     image = crop.astype(np.float32) / np.float32(255.0)
     long_side = max(crop.shape[:2])
@@ -234,13 +220,7 @@ def compute_matte(
     seeds = tuple(geometry.to_matte_px(p) for p in (marks.right_eye, marks.left_eye, marks.nose))
     alpha = keep_connected(alpha, seeds, feather_px=2 * radius)
     face_zone = face_ellipse(geometry, face)
-    if not face_zone.any() or float(alpha[face_zone].mean()) < SUBJECT_MIN_FACE_ALPHA:
-        raise NoSubject(
-            "the cut-out left this person out: the portrait model did not take this face for the"
-            " photo's subject (a person behind or beside the main one, or a photo too blurred to"
-            " tell the person from the background); use a sharp photo in which this person is"
-            " the main subject"
-        )
+    _check_subject(alpha, face_zone)
     chin_row = max(0, min(alpha.shape[0], round(geometry.to_matte_px(Point(0, face.box.y2)).y)))
     above_chin = np.zeros(alpha.shape, dtype=bool)
     above_chin[:chin_row] = True
@@ -250,34 +230,10 @@ def compute_matte(
     keep_open = None
     kind = None if model is None else model.kind
     if model is not None and kind is BackdropKind.PLAIN:
-        backdrop_image = model.render(*alpha.shape)
-        radius_key = max(4, round(long_side * KEY_RADIUS_FRACTION))
-        if model.lightness >= MIN_KEY_LIGHTNESS:
-            # The head's shadow on the wall beside the hair: keyed against the wall as shaded
-            # there. Not below the chin, where light clothes and skin of the wall's hue (a
-            # cream top on a white wall) read as its shade too.
-            factor = shade(image, alpha, backdrop_image, radius_key)
-            factor[chin_row:] = 1.0
-            backdrop_image = backdrop_image * channels(factor)
-        # Inside the hair (not at its edge) only pixels of the backdrop's colour are re-keyed:
-        # backdrop seen through loops and buns, never the hair's own highlights.
-        close = colour_distance2(image, backdrop_image) < np.float32(SEEN_THROUGH_DISTANCE**2)
-        opaque_hair = hair_zone & (alpha >= 0.98)
-        camouflaged = (
-            float(close[opaque_hair].mean()) > CAMOUFLAGE_SHARE if opaque_hair.any() else True
+        zones = _Zones(face_zone, hair_zone, chin_row, seeds)
+        alpha, backdrop_image, keep_open = _keyed_to_plain_backdrop(
+            image, alpha, model, zones, long_side, radius
         )
-        if not camouflaged and model.lightness >= MIN_KEY_LIGHTNESS:
-            edge = (alpha > 0.0) & (alpha < 1.0)
-            edge = cv2.dilate(edge.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-            inside_hair = hair_zone & (alpha > 0.0) & close
-            where = (edge | inside_hair) & ~face_zone
-            alpha = rekey_alpha(image, alpha, backdrop_image, where, ~edge, radius_key)
-            alpha = keep_connected(alpha, seeds, feather_px=2 * radius)
-        elif model.lightness < MIN_KEY_LIGHTNESS:
-            depth = max(4, round(long_side * SMUDGE_DEPTH_FRACTION))
-            grain = max(SMUDGE_DELTA_E, model.p90_delta_e)
-            alpha = drop_smudges(image, alpha, backdrop_image, hair_zone, depth, grain)
-        keep_open = hair_zone & close
     alpha = fill_holes(alpha, ~hair_zone, keep_open)
     alpha = quantise_alpha(alpha)
     foreground = foreground_u8(crop, image, alpha, background=backdrop_image)
@@ -295,6 +251,95 @@ def compute_matte(
         leftover_backdrop=leftover,
         others=tuple(other for other in others if _overlap(other.box, crop_box)),
     )
+
+
+def _crop(
+    rgb: NDArray[np.uint8],
+    face: Face,
+    source_scale: float,
+    max_side_px: int,
+    head_px: float | None,
+) -> tuple[NDArray[np.uint8], Box, tuple[int, int]]:
+    """The head-and-shoulders crop of ``rgb`` at the resolution the output needs (see
+    :func:`compute_matte`), its exact extent in source pixels, and the source's size."""
+    height, width = rgb.shape[:2]
+    source_size = (round(width * source_scale), round(height * source_scale))
+    box = crop_box_for(face, *source_size)
+    inv = 1.0 / source_scale
+    x1, y1 = math.floor(box.x1 * inv), math.floor(box.y1 * inv)
+    x2, y2 = min(width, math.ceil(box.x2 * inv)), min(height, math.ceil(box.y2 * inv))
+    crop = rgb[y1:y2, x1:x2]
+    crop_box = Box(x1 * source_scale, y1 * source_scale, x2 * source_scale, y2 * source_scale)
+    need_px = PRESET_HEAD_PX if head_px is None else max(head_px, PRESET_HEAD_PX)
+    head_estimate = HEAD_PER_FACE_BOX * face.box.height_px / source_scale
+    shrink = min(_plain_shrink(crop.shape[:2], max_side_px), need_px / max(1.0, head_estimate))
+    if shrink < 1.0:
+        size = (max(1, round(crop.shape[1] * shrink)), max(1, round(crop.shape[0] * shrink)))
+        crop = np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        # Resizing rounds the crop's size; the box keeps its exact source extent.
+    return np.ascontiguousarray(crop), crop_box, source_size
+
+
+def _check_subject(alpha: NDArray[np.float32], face_zone: NDArray[np.bool_]) -> None:
+    """:class:`~faceflow.errors.NoSubject` when the cut-out left the face out."""
+    if not face_zone.any() or float(alpha[face_zone].mean()) < SUBJECT_MIN_FACE_ALPHA:
+        raise NoSubject(
+            "the cut-out left this person out: the portrait model did not take this face for the"
+            " photo's subject (a person behind or beside the main one, or a photo too blurred to"
+            " tell the person from the background); use a sharp photo in which this person is"
+            " the main subject"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Zones:
+    """Where the crop's face and hair are: the face's ellipse, the rest above the chin (hair,
+    and the backdrop beside it), the chin's row, and the points the subject is connected to."""
+
+    face: NDArray[np.bool_]
+    hair: NDArray[np.bool_]
+    chin_row: int
+    seeds: tuple[Point, ...]
+
+
+def _keyed_to_plain_backdrop(
+    image: NDArray[np.float32],
+    alpha: NDArray[np.float32],
+    model: BackdropModel,
+    zones: _Zones,
+    long_side: int,
+    radius: int,
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
+    """``alpha`` re-estimated against a plain backdrop (see :func:`compute_matte`); the
+    backdrop as it lies behind the subject (shaded beside the head); and where the backdrop is
+    seen through the hair, which filling holes leaves open."""
+    backdrop_image = model.render(*alpha.shape)
+    radius_key = max(4, round(long_side * KEY_RADIUS_FRACTION))
+    if model.lightness >= MIN_KEY_LIGHTNESS:
+        # The head's shadow on the wall beside the hair: keyed against the wall as shaded
+        # there. Not below the chin, where light clothes and skin of the wall's hue (a
+        # cream top on a white wall) read as its shade too.
+        factor = shade(image, alpha, backdrop_image, radius_key)
+        factor[zones.chin_row :] = 1.0
+        backdrop_image = backdrop_image * channels(factor)
+    # Inside the hair (not at its edge) only pixels of the backdrop's colour are re-keyed:
+    # backdrop seen through loops and buns, never the hair's own highlights.
+    close = colour_distance2(image, backdrop_image) < np.float32(SEEN_THROUGH_DISTANCE**2)
+    hair_zone = zones.hair
+    opaque_hair = hair_zone & (alpha >= 0.98)
+    camouflaged = float(close[opaque_hair].mean()) > CAMOUFLAGE_SHARE if opaque_hair.any() else True
+    if not camouflaged and model.lightness >= MIN_KEY_LIGHTNESS:
+        edge = (alpha > 0.0) & (alpha < 1.0)
+        edge = cv2.dilate(edge.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        inside_hair = hair_zone & (alpha > 0.0) & close
+        where = (edge | inside_hair) & ~zones.face
+        alpha = rekey_alpha(image, alpha, backdrop_image, where, ~edge, radius_key)
+        alpha = keep_connected(alpha, zones.seeds, feather_px=2 * radius)
+    elif model.lightness < MIN_KEY_LIGHTNESS:
+        depth = max(4, round(long_side * SMUDGE_DEPTH_FRACTION))
+        grain = max(SMUDGE_DELTA_E, model.p90_delta_e)
+        alpha = drop_smudges(image, alpha, backdrop_image, hair_zone, depth, grain)
+    return alpha, backdrop_image, hair_zone & close
 
 
 def _overlap(a: Box, b: Box) -> bool:
