@@ -99,15 +99,17 @@ class FaceFlow:
         options: Mapping[str, str | int | float | bool | None] | None = None,
     ) -> IdPhotoResult:
         """An ID photo of the photo's one face, with its compliance report (``result.report``);
-        :class:`faceflow.errors.MultipleFaces` for several, unless ``options={"face": N}`` picks
-        one (counted from 1, left to right).
+        :class:`~faceflow.FaceflowError` with ``code`` ``multiple_faces`` for several, unless
+        ``options={"face": N}`` picks one (counted from 1, left to right).
 
         ``spec`` is a preset name (``faceflow id-photo-specs`` lists them; default ``cn-1inch``,
         or the custom size ``options`` give with ``width`` and ``height``); ``background`` a colour
         name or ``#rrggbb``; ``max_kb`` a file-size cap in 1,000-byte kilobytes; ``options`` any
         other option of ``/v1/id-photo`` (``face``, ``dpi``, ``gradient``, ``head_mm``, …) but
         ``response``, which shapes the HTTP answer only. Bad values, and options with no meaning
-        here, raise :class:`faceflow.errors.InvalidParameter` naming them.
+        here, raise :class:`~faceflow.FaceflowError` with ``code`` ``invalid_parameter``, naming
+        them. Catch :class:`~faceflow.FaceflowError` and read ``.code``: the subclasses are
+        internal.
         """
         _check_image(image)
         named: dict[str, JsonScalar] = {
