@@ -427,6 +427,19 @@ def test_a_dark_photo_fails_exposure(cut_out: CutOut) -> None:
     assert report.check("exposure").status is CheckStatus.FAIL
 
 
+def test_a_pale_face_at_half_its_light_warns_on_exposure(cut_out: CutOut) -> None:
+    # One stop under, portrait_1's face keeps a mean luma inside 70-210 and passed; its brightest
+    # 2 % (eye whites, highlights) stay under 120, where every real face reads 141 or more.
+    item = cut_out("portrait_1.jpg", exposure(0.5))
+
+    report = render_id_photo(item.matte, item.face, IdPhotoOptions(get_spec("icao"))).report
+
+    check = report.check("exposure")
+    assert check.value is not None
+    assert 70 <= float(check.value) <= 210, check
+    assert check.status is CheckStatus.WARN, check
+
+
 @pytest.mark.parametrize(
     ("gain", "status"), [(1.0, CheckStatus.PASS), (0.5, CheckStatus.FAIL)], ids=["dark", "dim"]
 )

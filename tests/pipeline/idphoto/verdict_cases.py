@@ -2116,6 +2116,10 @@ CASES: tuple[Case, ...] = (
         object_at_hair("disc", (30, 30, 30)),
     ),
     Case("portrait_2 under-exposed", "portrait_2.jpg", "icao", "fail", "exposure", exposure(0.3)),
+    # One stop under: the face's mean stays inside the range, its brightest 2 % do not.
+    Case(
+        "portrait_1 at half its light", "portrait_1.jpg", "icao", "warn", "exposure", exposure(0.5)
+    ),
     Case("obama over-exposed", "obama.jpg", "icao", "fail", "clipped", exposure(1.9)),
     Case(
         "portrait_2 in black and white", "portrait_2.jpg", "icao", "fail", "colour", black_and_white

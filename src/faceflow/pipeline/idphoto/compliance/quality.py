@@ -107,6 +107,14 @@ EXPOSURE_WARN = (60.0, 235.0)
 # this passes.
 EXPOSURE_HIGHLIGHTS_MIN = 115.0
 
+# ...and the other way: a face whose brightest 2 % stay under this is dim whatever its mean, so
+# it warns even with a mean inside EXPOSURE_PASS. A pale face at half its light (one stop under)
+# keeps a mean of 70-95, which passed on 22 of 48 real one-person photos
+# (scripts/rejection_sweep.py). The 79 real faces of the test and dev-set photos with eyes 40 px
+# or more apart read 141 or more as taken (two_people's 141 and 150, the rest 172 or more), 70-119
+# at half their light (`scripts/rejection_sweep.py --highlights`).
+EXPOSURE_HIGHLIGHTS_DIM = 120.0
+
 # Clipping: the share of the central face blown out or crushed, or of the forehead above it blown
 # out (only: a dark fringe there is not crushed skin), whichever is more. A flash's reflection on
 # the skin sits on the forehead, where the central face (from 0.3 eye distances above the eyes)
@@ -453,7 +461,10 @@ def check_face_quality(
             clipped_note = "fraction of the forehead blown out (a reflection on the skin)"
     highlights = float(np.percentile(luma, 98))
     exposure_note = "mean face luminance, 0–255"
-    if within(mean, *EXPOSURE_PASS):
+    if within(mean, *EXPOSURE_PASS) and highlights < EXPOSURE_HIGHLIGHTS_DIM:
+        exposure_status = CheckStatus.WARN
+        exposure_note += f"; a dim face, its brightest 2 % only {highlights:.0f}"
+    elif within(mean, *EXPOSURE_PASS):
         exposure_status = CheckStatus.PASS
     elif mean < EXPOSURE_PASS[0] and highlights >= EXPOSURE_HIGHLIGHTS_MIN:
         exposure_status = CheckStatus.PASS
