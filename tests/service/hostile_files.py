@@ -67,6 +67,12 @@ def iccp_bomb(inflated_bytes: int = 64 * 1024 * 1024) -> bytes:
     return _png_with(png_chunk(b"iCCP", payload))
 
 
+def truncated_trns_png() -> bytes:
+    """A PNG whose transparency chunk is one byte short of any colour type's (Pillow refuses it
+    with a ValueError, as it does a text or profile bomb)."""
+    return _png_with(png_chunk(b"tRNS", b"\0"))
+
+
 def png_chunk_flood(chunks: int = 100_000) -> bytes:
     """A 64 px PNG with ``chunks`` empty ancillary chunks before its image data (12 bytes each;
     Pillow reads each in Python: 800,000 took 2.5 s to decode)."""

@@ -8,6 +8,8 @@ still be ready and serving. docs/reliability.md (The battery) lists the same tab
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ from tests.fixtures.images import (
 )
 from tests.service import hostile_files as hf
 from tests.service.conftest import IN_PROCESS_UPLOAD_CAP
-from tests.service.in_process import InProcess
+from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import assert_error, fresh
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -582,3 +584,35 @@ async def test_a_good_request_is_served_after_the_battery(
     assert response.status_code == 200, response.text
     assert response.json()["face_count"] == 1
     assert service_app.services.pool.stats().in_flight == 0
+
+
+# Refused images whose refusal was written to the log as a possible fault of the server: a
+# warning with a 2 KB traceback for each upload of 2 to 65 KB.
+_QUIETLY_REFUSED: tuple[tuple[str, Callable[[Photos], bytes]], ...] = (
+    ("iccp_bomb", lambda p: hf.iccp_bomb()),
+    ("ztxt_bomb_of_raw_exif", lambda p: hf.ztxt_bomb(keyword=b"Raw profile type exif")),
+    ("truncated_trns", lambda p: hf.truncated_trns_png()),
+    ("truncated_jpeg", lambda p: truncated(p.face, 0.5)),
+)
+
+
+async def test_a_refused_image_writes_no_warning_nor_traceback_to_the_log(
+    photos: Photos, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # An app of its own, started under capfd: its inference process, which decodes, inherits
+    # the captured stderr and writes its log lines there, as JSON (caplog sees this process's).
+    settings = app_settings(server={"log_level": "debug", "log_json": True})
+    with caplog.at_level(logging.DEBUG):
+        async with running_app(settings) as app, app.client() as client:
+            for name, build in _QUIETLY_REFUSED:
+                response = await client.post("/v1/detect", content=build(photos))
+                assert response.headers.get("X-Error-Code") == "undecodable", name
+    child = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line[:1] == "{"]
+    assert any(e["message"] == "undecodable png image (ValueError)" for e in child), child
+    loud = [e for e in child if e["level"] not in ("debug", "info") or "exception" in e]
+    loud += [
+        {"logger": r.name, "message": r.getMessage()}
+        for r in caplog.records
+        if r.levelno >= logging.WARNING or r.exc_info
+    ]
+    assert loud == []

@@ -685,7 +685,9 @@ def _typed_errors(fmt: ImageFormat, budget: int) -> Iterator[None]:
         # The usual corrupt-file errors are logged quietly; the others loudly, in case it is
         # a bug here rather than a bad file. The client's message is fixed: Pillow's can name
         # memory addresses.
-        expected = isinstance(exc, OSError | SyntaxError | EOFError | struct.error)
+        expected = isinstance(
+            exc, OSError | SyntaxError | EOFError | struct.error
+        ) or _refused_by_a_reader(exc)
         log.log(
             logging.DEBUG if expected else logging.WARNING,
             "undecodable %s image (%s)",
@@ -697,6 +699,27 @@ def _typed_errors(fmt: ImageFormat, budget: int) -> Iterator[None]:
             f"cannot decode this {fmt.value} image: the data is corrupt or truncated",
             {"format": fmt.value},
         ) from exc
+
+
+def _refused_by_a_reader(exc: Exception) -> bool:
+    """Whether ``exc`` is a ValueError raised by one of Pillow's file readers (a format plugin,
+    or ``ImageFile`` that drives them) about what the file holds: a PNG's colour profile or
+    text inflating past ``MAX_TEXT_CHUNK`` (a 65 KB upload), its text past ``MAX_TEXT_MEMORY``,
+    a truncated tRNS, gAMA or fcTL chunk, APNG frames out of sequence. Told by where it was
+    raised, not by its words: each of those was logged as a possible bug here, at warning with
+    a 2 KB traceback for a client's upload. A ValueError from this module's own code, numpy's
+    or Pillow's image operations (a bug here, called wrongly) is not one."""
+    if not isinstance(exc, ValueError):
+        return False
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    if frame is None:
+        return False
+    module = str(frame.tb_frame.f_globals.get("__name__", ""))
+    return module == "PIL.ImageFile" or (
+        module.startswith("PIL.") and module.endswith("ImagePlugin")
+    )
 
 
 def _of_the_system(exc: Exception) -> bool:
