@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import httpx
@@ -10,6 +11,9 @@ import pytest
 from faceflow.cache.tiered import CacheStatus
 from faceflow.errors import Undecodable
 from faceflow.service.errors import faceflow_error_response
+from faceflow.service.middleware import MAX_LOGGED_PATH
+from faceflow.service.routes import jobs as job_routes
+from tests.service.in_process import InProcess
 from tests.service.support import assert_error, error_of
 
 
@@ -194,3 +198,23 @@ def test_a_cached_failure_is_labelled_as_a_result_is(status: CacheStatus, label:
     error.cache_status = status.value
     response = faceflow_error_response(error)
     assert (response.headers["X-Cache"], response.headers["X-Cache-Detail"]) == (label, status)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_server_fault_logs_the_path_cut_as_the_access_line_cuts_it(
+    service_app: InProcess, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The traceback stays (a fault of the server's), but the path in its line is the client's
+    # choice: a handle of 60,000 characters made a line as long.
+    def fault(handle: str) -> str:
+        raise RuntimeError("a fault of the server's")
+
+    monkeypatch.setattr(job_routes, "_checked", fault)
+    transport = httpx.ASGITransport(app=service_app.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://faceflow.test") as client:
+        with caplog.at_level(logging.ERROR, logger="faceflow.service.errors"):
+            response = await client.get("/v1/jobs/" + "a" * 60_000)
+    assert_error(response, 500, "internal")
+    (record,) = [r for r in caplog.records if r.name == "faceflow.service.errors"]
+    assert record.exc_info is not None
+    assert len(record.getMessage()) < MAX_LOGGED_PATH + 100
