@@ -616,3 +616,30 @@ async def test_a_refused_image_writes_no_warning_nor_traceback_to_the_log(
         if r.levelno >= logging.WARNING or r.exc_info
     ]
     assert loud == []
+
+
+_MALFORMED_FORMS = {
+    # python-multipart warned of each in the log, under its own name, before raising.
+    # A file name with CR LF in it, then an escape: what follows the line end is read as a
+    # header's name, which may not hold one.
+    "escape_in_a_part_header_name": b'--b\r\nContent-Disposition: form-data; name="image"; '
+    b'filename="a\r\nX\x1b[31m: b"\r\n\r\nx\r\n--b--\r\n',
+    "boundary_without_crlf": b'--bX\r\nContent-Disposition: form-data; name="image"\r\n\r\n'
+    b"x\r\n--b--\r\n",
+    "zero_length_header": b"--b\r\n: x\r\n\r\nx\r\n--b--\r\n",
+}
+
+
+@pytest.mark.parametrize("body", list(_MALFORMED_FORMS.values()), ids=list(_MALFORMED_FORMS))
+async def test_a_malformed_form_is_refused_without_a_warning_in_the_log(
+    service_app: InProcess, body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        async with service_app.client() as client:
+            response = await client.post(
+                "/v1/detect",
+                content=body,
+                headers={"Content-Type": "multipart/form-data; boundary=b"},
+            )
+    assert_error(response, 400, "invalid_parameter")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

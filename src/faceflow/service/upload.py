@@ -49,6 +49,22 @@ from faceflow.service.security import address_identity
 
 log = logging.getLogger(__name__)
 
+
+class _AtDebug(logging.Filter):
+    """Every line of the logger it filters, as debug: shown only when that logger's level is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return _multipart_log.isEnabledFor(logging.DEBUG)
+
+
+_multipart_log = logging.getLogger(f"{__name__}.multipart")
+"""The log of python-multipart's parser, which warns of each malformed form it refuses (a bad
+byte in a part's headers, a boundary not ended by CRLF) as it raises: a client's form, refused
+with a 400, logged at warning under the library's name as if the server were at fault. Its
+lines come here instead, at debug."""
+_multipart_log.addFilter(_AtDebug())
+
 # Room for multipart boundaries and part headers on top of the image cap.
 _MULTIPART_OVERHEAD = MULTIPART_OVERHEAD_BYTES
 
@@ -654,7 +670,7 @@ def _parser(boundary: bytes, parts: list[Part], framing: _Framing) -> MultipartP
         if parts:
             _end_part(parts[-1])
 
-    return MultipartParser(
+    parser = MultipartParser(
         boundary,
         {
             "on_part_begin": on_part_begin,
@@ -666,6 +682,8 @@ def _parser(boundary: bytes, parts: list[Part], framing: _Framing) -> MultipartP
             "on_part_end": on_part_end,
         },
     )
+    parser.logger = _multipart_log
+    return parser
 
 
 def _end_part(part: Part) -> None:
