@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -491,3 +493,58 @@ async def test_a_user_denied_scripting_keeps_the_breaker_closed_and_shares_resul
         for node in nodes:
             await node.close()
         await raw_redis.acl_deluser("noscripts")
+
+
+@pytest.mark.redis
+async def test_a_tls_connection_builds_its_ssl_context_off_the_event_loop(
+    tls_url: str, ssl_builds: list[int]
+) -> None:
+    # Not prepared (as a client whose start-up build failed): the first connection builds it.
+    # redis-py did so on the event loop, 170-235 ms of CPU at load 13 that stalled every request.
+    cache = RedisCache.from_settings(cache_settings(tls_url))
+    assert cache is not None
+    try:
+        assert await cache.ping(), cache.last_error
+    finally:
+        await cache.close()
+    assert ssl_builds, "no SSL context was built: the test would prove nothing"
+    assert threading.get_ident() not in ssl_builds
+
+
+@pytest.mark.redis
+async def test_prepare_builds_the_tls_context_in_a_thread_and_connections_share_it(
+    tls_url: str, ssl_builds: list[int]
+) -> None:
+    cache = RedisCache.from_settings(cache_settings(tls_url))
+    assert cache is not None
+    try:
+        await cache.prepare()
+        built = len(ssl_builds)
+        assert built > 0, "prepare built nothing: the first call would build it in its budget"
+        assert threading.get_ident() not in ssl_builds
+        # Concurrent calls open several connections: none builds a context of its own.
+        assert all(await asyncio.gather(*(cache.ping() for _ in range(5))))
+        assert len(ssl_builds) == built
+    finally:
+        await cache.close()
+
+
+@pytest.mark.redis
+async def test_prepare_without_tls_or_with_a_missing_ca_file_is_harmless(
+    redis_url: str, tls_redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    plain = RedisCache.from_settings(cache_settings(redis_url))
+    missing_ca = RedisCache.from_settings(
+        cache_settings(tls_redis_server.tls_url(tmp_path / "absent.pem"))
+    )
+    assert plain is not None
+    assert missing_ca is not None
+    try:
+        await plain.prepare()
+        assert await plain.ping()
+        await missing_ca.prepare()  # left to the first call to report
+        assert not await missing_ca.ping()
+        assert "No such file" in str(missing_ca.last_error)
+    finally:
+        await plain.close()
+        await missing_ca.close()

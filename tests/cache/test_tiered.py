@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from redis.asyncio import Redis
 from faceflow.cache.entry import CacheEntry
 from faceflow.cache.keys import CUTOUT_KEY_PREFIX
 from faceflow.cache.observer import CacheLevel
+from faceflow.cache.redis_cache import RedisCache
 from faceflow.cache.tiered import CacheStatus, ResultCache
 from tests.cache.conftest import FAULT_TIMEOUT_MS, RESET_S, RecordingObserver, cache_settings
 from tests.fixtures.redis_monitor import commands_during, reads_of
@@ -395,3 +397,23 @@ async def test_close_cancels_computations_in_flight() -> None:
         await asyncio.sleep(0.01)
     with pytest.raises(asyncio.CancelledError):
         await caller
+
+
+@pytest.mark.redis
+async def test_start_builds_a_tls_redis_s_ssl_context_before_its_first_call(
+    tls_url: str, ssl_builds: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Built by the first call, it took that call's whole 50 ms budget and more (170-235 ms at
+    # load 13): every node's start-up said "redis did not answer (TimeoutError)".
+    built_before_first_call: list[int] = []
+    ping = RedisCache.ping
+
+    async def first_looking(self: RedisCache) -> bool:
+        built_before_first_call.append(len(ssl_builds))
+        return await ping(self)
+
+    monkeypatch.setattr(RedisCache, "ping", first_looking)
+    async with started(tls_url) as cache:
+        assert not cache.breaker_open
+    assert built_before_first_call[0] > 0, built_before_first_call
+    assert threading.get_ident() not in ssl_builds

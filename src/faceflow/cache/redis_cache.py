@@ -12,11 +12,13 @@ import asyncio
 import importlib.util
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any, NamedTuple, TypeVar, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoPermissionError, OutOfMemoryError, RedisError
@@ -142,8 +144,9 @@ def make_client(url: str, timeout_s: float) -> Redis:
     No retries (a retry doubles the worst case and hammers a struggling server), no health-check
     pings, no retry on timeout. Connections are opened lazily, so this never touches the network,
     and at most :data:`REDIS_CONNECTIONS` of them, a call waiting at most ``timeout_s`` for one.
+    A ``rediss://`` client builds its SSL context in a thread (:class:`_Pool`).
     """
-    pool = BlockingConnectionPool.from_url(
+    pool = _Pool.from_url(
         url,
         max_connections=REDIS_CONNECTIONS,
         timeout=timeout_s,
@@ -155,7 +158,49 @@ def make_client(url: str, timeout_s: float) -> Redis:
         health_check_interval=0,
         **_NO_CLIENT_SETINFO,
     )
+    if issubclass(pool.connection_class, SSLConnection):
+        pool.connection_class = _OffLoopSSLConnection
     return Redis.from_pool(pool)
+
+
+class _OffLoopSSLConnection(SSLConnection):
+    """A TLS connection whose SSL context, unless already given it, is built in a thread.
+
+    redis-py builds it as it connects, on the event loop: ``ssl.create_default_context()`` and
+    the CA certificates loaded, 170–235 ms of CPU measured at load 13, so the first call of each
+    process overran its 50 ms budget while blocking every request of the node (start-up said
+    "redis did not answer (TimeoutError)").
+    """
+
+    async def _connect(self) -> None:
+        if self.ssl_context.context is None:
+            # Abandoned by a timed-out call, the build goes on: redis-py 8 shares it by settings.
+            self.ssl_context.context = await asyncio.to_thread(self.ssl_context.get)
+        await super()._connect()  # type: ignore[no-untyped-call]
+
+
+class _Pool(BlockingConnectionPool):
+    """The cache's connections, which for ``rediss://`` share one SSL context built in a thread
+    before the first call (:meth:`prepare`)."""
+
+    _ssl_context: ssl.SSLContext | None = None
+
+    async def prepare(self) -> None:
+        """Build the SSL context its TLS connections will use, in a thread; a no-op without TLS.
+
+        Raises what building it raises (a CA file missing or unreadable); a connection then
+        tries again, in a thread too, and its call fails with that error.
+        """
+        if self._ssl_context is not None or not issubclass(self.connection_class, SSLConnection):
+            return
+        template = self.connection_class(**self.connection_kwargs)
+        self._ssl_context = await asyncio.to_thread(template.ssl_context.get)
+
+    def make_connection(self) -> Any:
+        connection = super().make_connection()  # type: ignore[no-untyped-call]
+        if self._ssl_context is not None and isinstance(connection, SSLConnection):
+            connection.ssl_context.context = self._ssl_context
+        return connection
 
 
 class RedisCache:
@@ -326,6 +371,17 @@ class RedisCache:
             guarded=False,
         )
         return removed == 1
+
+    async def prepare(self) -> None:
+        """What a first call needs that costs CPU, done in a thread before any call: for
+        ``rediss://``, the SSL context. Never fails: a failure is the first call's to report."""
+        pool = self._client.connection_pool
+        if not isinstance(pool, _Pool):
+            return
+        try:
+            await pool.prepare()
+        except Exception as exc:  # the cache must never fail the node's start
+            logger.debug("redis cache: could not build its SSL context: %r", exc)
 
     async def ping(self) -> bool:
         """Whether Redis answered a PING within the timeout (and the breaker allowed it)."""

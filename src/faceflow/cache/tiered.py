@@ -106,7 +106,9 @@ class ResultCache:
         """Check Redis once and log the result; an unreachable Redis is not fatal (fail open)."""
         if self._redis is None:
             logger.info("result cache: in-process only")
-        elif await self._redis.ping():
+            return
+        await self._redis.prepare()
+        if await self._redis.ping():
             logger.info("result cache: in-process + redis")
         else:
             logger.warning(
