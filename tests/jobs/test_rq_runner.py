@@ -2239,3 +2239,33 @@ async def test_a_cache_sharing_the_queue_redis_server_is_warned_about(
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert bool(said) is warned
     assert all("run them apart" in m for m in said)
+
+
+async def test_a_result_over_the_queue_redis_output_buffer_limit_is_read_in_ranges(
+    queue_redis: RedisProcess, face_jpeg: bytes
+) -> None:
+    # Managed Redis services may cap a normal client's reply buffer; a reply over it makes Redis
+    # close the connection as it answers. Read whole, a 1.3 MB result was 503 `unavailable` at
+    # every fetch, each counted as an outage: three fetches refused every client's job calls.
+    settings = job_settings(queue_redis.url)
+    cache = ResultCache.from_settings(CacheSettings(memory_bytes=4 << 20))
+    runner = RqRunner(settings, cache)
+    # Not a multiple of the ranges read, and no two ranges alike, so a range lost, repeated or
+    # cut short changes what is answered.
+    body = secrets.token_bytes(1_300_001)
+    submission = prepare("detect", variant(face_jpeg), {}, settings)
+    await cache.put(submission.key, CacheEntry("image/png", body, {}))
+    admin = Redis.from_url(queue_redis.url)
+    try:
+        await runner.start()
+        record = await runner.submit(submission, None)
+        assert record.from_cache
+        admin.config_set("client-output-buffer-limit", "normal 1mb 1mb 0")
+        for _ in range(REDIS_FAILURES + 1):
+            view, entry = await runner.result(record.handle, None)
+            assert (view.status, entry.body) == (JobStatus.FINISHED, body)
+        assert (await runner.status(record.handle, None)).status is JobStatus.FINISHED
+    finally:
+        admin.config_set("client-output-buffer-limit", "normal 0 0 0")
+        admin.close()
+        await runner.close()

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -127,6 +127,48 @@ def connect(url: str, timeout_s: float | None, *, patient: bool = False) -> Redi
         health_check_interval=0,
     )
     return client
+
+
+READ_CHUNK_BYTES = 512 * 1024
+"""The most of one value :func:`read_value` asks the queue Redis for in one reply."""
+
+_READ_ATTEMPTS = 3
+
+
+def read_value(client: Redis, key: str, chunk_bytes: int = READ_CHUNK_BYTES) -> bytes | None:
+    """The string under ``key`` (None if there is none), never more than ``chunk_bytes`` of it
+    in one reply: ``GETRANGE`` by ``GETRANGE`` when it is longer, one round trip when not.
+
+    Managed Redis services may set ``client-output-buffer-limit normal`` (e.g. ``1mb 1mb 0``):
+    a reply over it makes Redis close the connection as it answers, and the client sees a
+    Redis gone away. A result over it was then 503 ``unavailable`` at every fetch, each counted
+    as an outage (three opened the breaker: every client's job calls 503 for 2 s).
+
+    A long value is read again from its start under ``WATCH``, so one replaced or gone between
+    two ranges is not read as a mix of two (read again, at most :data:`_READ_ATTEMPTS` times).
+    """
+    head = client.getrange(key, 0, chunk_bytes - 1)
+    if not isinstance(head, bytes) or not head:
+        return None  # GETRANGE answers b"" for a key there is not
+    if len(head) < chunk_bytes:
+        return head
+    for _ in range(_READ_ATTEMPTS):
+        with client.pipeline() as pipe:
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                parts: list[bytes] = []
+                while not parts or len(parts[-1]) == chunk_bytes:
+                    start = len(parts) * chunk_bytes
+                    part = pipe.getrange(key, start, start + chunk_bytes - 1)
+                    parts.append(part if isinstance(part, bytes) else b"")
+                pipe.multi()
+                pipe.exists(key)
+                if not pipe.execute()[0]:
+                    return None
+            except WatchError:
+                continue
+        return b"".join(parts)
+    return None
 
 
 def bulk_limit(client: Redis) -> int | None:

@@ -88,6 +88,7 @@ from faceflow.jobs.redis_store import (
     bulk_limit,
     connect,
     eviction_warning,
+    read_value,
     shared_with_cache_warning,
 )
 from faceflow.jobs.retry import failed_for_now, retry_intervals
@@ -461,8 +462,8 @@ class RqRunner:
             outcome = outcome_head(head)
             if outcome is not None or len(head) < OUTCOME_HEAD_BYTES:
                 return outcome
-        raw = self._conn.get(key)
-        return decode_outcome(raw) if isinstance(raw, bytes) else None
+        raw = read_value(self._conn, key)
+        return decode_outcome(raw) if raw is not None else None
 
     def _fetch(self, job_id: str) -> Job | None:
         try:
