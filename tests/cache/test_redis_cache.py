@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -13,7 +15,13 @@ from redis.asyncio import Redis
 
 from faceflow.cache.breaker import CircuitBreaker
 from faceflow.cache.entry import SCHEMA_VERSION, CacheEntry, encode_entry
-from faceflow.cache.redis_cache import REDIS_CONNECTIONS, LockResult, RedisCache, make_client
+from faceflow.cache.redis_cache import (
+    REDIS_CONNECTIONS,
+    LockResult,
+    RedisCache,
+    make_client,
+    read_value,
+)
 from faceflow.cache.tiered import CacheStatus, ResultCache
 from tests.cache.conftest import FAULT_TIMEOUT_MS, RESET_S, RecordingObserver, cache_settings
 from tests.fixtures.redis_server import RedisProcess
@@ -548,3 +556,47 @@ async def test_prepare_without_tls_or_with_a_missing_ca_file_is_harmless(
     finally:
         await plain.close()
         await missing_ca.close()
+
+
+@pytest.mark.redis
+async def test_an_entry_over_redis_s_output_buffer_limit_is_read_in_ranges(
+    cache: RedisCache, raw_redis: Redis
+) -> None:
+    # Managed Redis services may cap a normal client's reply buffer; a reply over it makes Redis
+    # close the connection as it answers. Read whole, a 1.3 MB ID photo failed every read, and
+    # three opened the breaker: the node stopped reading every other stored result.
+    # Not a multiple of the ranges read, no two ranges alike: a range lost or repeated shows.
+    entry = CacheEntry("image/png", secrets.token_bytes(1_300_001), {"faces": 1})
+    assert await cache.set("big", entry)
+    await raw_redis.config_set("client-output-buffer-limit", "normal 1mb 1mb 0")
+    try:
+        for _ in range(4):
+            assert await cache.get("big") == entry, cache.last_error
+            assert await cache.poll("big") == (entry, False), cache.last_error
+    finally:
+        await raw_redis.config_set("client-output-buffer-limit", "normal 0 0 0")
+    assert not cache.breaker.is_open
+
+
+@pytest.mark.redis
+async def test_an_entry_replaced_between_two_ranges_is_read_again_not_mixed(
+    redis_url: str, raw_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await raw_redis.set("k", b"aaaabbbbcc")
+    getrange = Redis.getrange
+    ranges_read = 0
+
+    async def replaced_after_the_second(self: Redis, *args: Any) -> Any:
+        nonlocal ranges_read
+        ranges_read += 1
+        if ranges_read == 3:
+            await raw_redis.set("k", b"xxxxyyyyzz")
+        return await getrange(self, *args)
+
+    client = make_client(redis_url, 2.0)
+    monkeypatch.setattr(Redis, "getrange", replaced_after_the_second)
+    try:
+        assert await read_value(client, "k", None, chunk_bytes=4) == b"xxxxyyyyzz"
+        assert await read_value(client, "absent", None, chunk_bytes=4) is None
+    finally:
+        await client.aclose()

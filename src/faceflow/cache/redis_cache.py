@@ -15,13 +15,13 @@ import random
 import ssl
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoPermissionError, OutOfMemoryError, RedisError
+from redis.exceptions import NoPermissionError, OutOfMemoryError, RedisError, WatchError
 
 from faceflow.cache.breaker import CircuitBreaker
 from faceflow.cache.entry import CacheEntry, decode_entry, encode_entry
@@ -40,6 +40,11 @@ for one within its timeout. redis-py's default pool opened one for each call und
 100, and refused the 101st at once (``MaxConnectionsError``): a burst of lookups on a healthy
 Redis counted failures and opened the breaker, and against a Redis that accepts connections and
 never answers each lookup under way held a socket of its own until its timeout."""
+
+READ_CHUNK_BYTES = 512 * 1024
+"""The most of one entry a read asks Redis for in one reply (:func:`read_value`)."""
+
+_READ_ATTEMPTS = 3
 
 # Deletes the lock only if it still holds our token: after our TTL expired another node may own it.
 _RELEASE_LOCK = """
@@ -161,6 +166,44 @@ def make_client(url: str, timeout_s: float) -> Redis:
     if issubclass(pool.connection_class, SSLConnection):
         pool.connection_class = _OffLoopSSLConnection
     return Redis.from_pool(pool)
+
+
+async def read_value(
+    client: Redis, key: str, head: bytes | None, chunk_bytes: int = READ_CHUNK_BYTES
+) -> bytes | None:
+    """The string under ``key`` (None if there is none), never more than ``chunk_bytes`` of it
+    in one reply, given ``head``, its first ``chunk_bytes`` (``GETRANGE``; None: not read yet).
+
+    Managed Redis services may set ``client-output-buffer-limit normal`` (e.g. ``1mb 1mb 0``):
+    a reply over it makes Redis close the connection as it answers. A cached answer over it (an
+    ID photo) was then a failure at every read: three opened the breaker, and the node stopped
+    reading every other stored result. A value longer than ``head`` is read again from its
+    start under ``WATCH``, so one replaced or gone between two ranges is not read as a mix.
+    """
+    if head is None:
+        read = await client.getrange(key, 0, chunk_bytes - 1)
+        head = read if isinstance(read, bytes) else None
+    if not head:
+        return None  # GETRANGE answers b"" for a key there is not
+    if len(head) < chunk_bytes:
+        return head
+    for _ in range(_READ_ATTEMPTS):
+        async with client.pipeline() as pipe:
+            try:
+                await pipe.watch(key)
+                parts: list[bytes] = []
+                while not parts or len(parts[-1]) == chunk_bytes:
+                    start = len(parts) * chunk_bytes
+                    part = await pipe.getrange(key, start, start + chunk_bytes - 1)
+                    parts.append(part if isinstance(part, bytes) else b"")
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.exists(key)
+                if not (await pipe.execute())[0]:
+                    return None
+            except WatchError:
+                continue
+        return b"".join(parts)
+    return None
 
 
 class _OffLoopSSLConnection(SSLConnection):
@@ -308,22 +351,28 @@ class RedisCache:
 
     async def get(self, key: str) -> CacheEntry | None:
         """The entry stored under ``key``; ``None`` if absent, unreadable or Redis unavailable."""
-        raw = await self._call("get", lambda: self._client.get(self.data_key(key)))
+        raw = await self._call("get", lambda: read_value(self._client, self.data_key(key), None))
         if raw is None or isinstance(raw, _Unavailable):
             return None
-        return _decoded(key, cast(bytes, raw))
+        return _decoded(key, raw)
 
     async def poll(self, key: str) -> tuple[CacheEntry | None, bool]:
         """For a node waiting on another's compute lock: the entry under ``key`` (as
         :meth:`get`), and whether it is marked too large to share (:meth:`set`), so it will not
-        be stored: compute it rather than wait. One round trip."""
-        raw = await self._call(
-            "get", lambda: self._client.mget([self.data_key(key), self.unshared_key(key)])
-        )
+        be stored: compute it rather than wait. One round trip, unless the entry is over
+        :data:`READ_CHUNK_BYTES` (:func:`read_value`)."""
+        raw = await self._call("get", lambda: self._polled(key))
         if isinstance(raw, _Unavailable):
             return None, False
-        value, marker = cast(list[bytes | None], raw)
-        return (None if value is None else _decoded(key, value)), marker is not None
+        value, marked = raw
+        return (None if value is None else _decoded(key, value)), marked
+
+    async def _polled(self, key: str) -> tuple[bytes | None, bool]:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.getrange(self.data_key(key), 0, READ_CHUNK_BYTES - 1)
+        pipe.exists(self.unshared_key(key))
+        head, marked = await pipe.execute()
+        return await read_value(self._client, self.data_key(key), head), bool(marked)
 
     async def set(self, key: str, entry: CacheEntry, ttl_s: float | None = None) -> bool:
         """Store ``entry`` under ``key`` with a jittered TTL; whether Redis confirmed it. An
