@@ -21,6 +21,8 @@ from datetime import timedelta
 from typing import Any
 from unittest.mock import ANY
 
+import cv2
+import numpy as np
 import pytest
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -1476,13 +1478,12 @@ def _round_trips_per_job(url: str, jobs: int, work: Callable[[], None]) -> float
 
 
 def _read_behind_a_start(previous: str, command: str) -> bool:
-    """The read of the payload a script's start left for its worker, which the worker sends in
-    the same write as the script (one pipeline: one round trip)."""
-    words = command.split(" ")
-    return (
-        previous.split(" ", 1)[0].upper() == "EVALSHA"
-        and words[0].upper() == "GETDEL"
-        and ":takenpayload:" in words[1]
+    """The read of the payload a script's start left for its worker (``GETRANGE``) and its
+    deletion once read whole (``EVAL``), which the worker sends in the same write as the script
+    (one pipeline: one round trip)."""
+    name, before = command.split(" ", 1)[0].upper(), previous.split(" ", 1)[0].upper()
+    return ":takenpayload:" in command and (
+        (before == "EVALSHA" and name == "GETRANGE") or (before == "GETRANGE" and name == "EVAL")
     )
 
 
@@ -2265,6 +2266,35 @@ async def test_a_result_over_the_queue_redis_output_buffer_limit_is_read_in_rang
             view, entry = await runner.result(record.handle, None)
             assert (view.status, entry.body) == (JobStatus.FINISHED, body)
         assert (await runner.status(record.handle, None)).status is JobStatus.FINISHED
+    finally:
+        admin.config_set("client-output-buffer-limit", "normal 0 0 0")
+        admin.close()
+        await runner.close()
+
+
+async def test_a_job_whose_image_is_over_the_queue_redis_output_buffer_limit_runs(
+    queue_redis: RedisProcess, worker_context: WorkerContext, face_jpeg: bytes
+) -> None:
+    # The worker read its copy of the payload whole (GETDEL): under a managed service's
+    # `client-output-buffer-limit normal 1mb 1mb 0`, Redis closed the connection as it answered,
+    # the copy gone with it, and every job of an upload over 1 MB stayed "started", unrun.
+    decoded = cv2.imdecode(np.frombuffer(face_jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
+    pixels = cv2.resize(decoded, (900, 900))
+    ok, png = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 0])
+    assert ok
+    assert len(png) > 2 * 1024 * 1024
+    settings = job_settings(queue_redis.url, maintenance_interval_s=3600, lease_s=60)
+    runner = runner_for(settings)
+    admin = Redis.from_url(queue_redis.url)
+    seen: list[bytes] = []
+    try:
+        handle = await submit(runner, settings, png.tobytes())
+        admin.config_set("client-output-buffer-limit", "normal 1mb 1mb 0")
+        work_burst(settings, worker_context, lambda payload: seen.append(payload.data))
+        assert seen == [png.tobytes()]
+        assert (await runner.status(handle, None)).status is JobStatus.FINISHED
+        assert admin.keys("*takenpayload*") == []
     finally:
         admin.config_set("client-output-buffer-limit", "normal 0 0 0")
         admin.close()

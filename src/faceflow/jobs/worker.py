@@ -94,7 +94,7 @@ from faceflow.jobs.records import (
     decode_payload,
     encode_outcome,
 )
-from faceflow.jobs.redis_store import JobKeys, bulk_limit, connect
+from faceflow.jobs.redis_store import READ_CHUNK_BYTES, JobKeys, bulk_limit, connect
 from faceflow.jobs.retry import is_retryable
 from faceflow.operations.registry import OperationSpec, check_enabled, job_id_for, spec_for
 from faceflow.runtime.context import WorkerContext
@@ -493,6 +493,15 @@ _WORKER_HEARTBEAT_EVERY_S = 1.0
 # argv[a], argv[a + 1], ...: see FaceflowWorker._start_args. The lease runs from the queue
 # Redis's clock (TIME), the one every pass judges leases by (FaceflowQueue): a worker host's own
 # clock, a lease's worth behind another's, had its live job run again there.
+# Deletes the worker's copy of a payload when the read sent with it had all of it (ARGV[1]: the
+# most that read asks for); a longer one is read in ranges, then deleted (_start_and_read).
+_DROP_IF_READ_LUA = """
+if redis.call('STRLEN', KEYS[1]) <= tonumber(ARGV[1]) then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 _START_LUA_FUNCTION = """
 local argv = cmsgpack.unpack(ARGV[1])
 local function start(id, meta, origin, a)
@@ -1149,11 +1158,26 @@ class FaceflowWorker(SimpleWorker):
     def _pipelined(
         self, script: Script, keys: list[str], argv: list[bytes]
     ) -> tuple[list[Any], bytes | None]:
+        # Not GETDEL: a reply over the queue Redis's client-output-buffer-limit (managed
+        # services set one, e.g. 1 MB) makes it close the connection as it answers, the copy
+        # deleted, the job left started with no one to run it (every upload over 1 MB).
+        key = self._ff_payload_key
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.evalsha(script.sha, len(keys), *keys, *argv)
-            pipe.getdel(self._ff_payload_key)
-            reply, payload = pipe.execute()
-        return reply, payload if isinstance(payload, bytes) else None
+            pipe.getrange(key, 0, READ_CHUNK_BYTES - 1)
+            pipe.eval(_DROP_IF_READ_LUA, 1, key, READ_CHUNK_BYTES)
+            reply, head, _ = pipe.execute()
+        if not isinstance(head, bytes) or not head:
+            return reply, None
+        if len(head) < READ_CHUNK_BYTES:
+            return reply, head
+        parts = [head]  # this worker's own key: nothing else writes it meanwhile
+        while len(parts[-1]) == READ_CHUNK_BYTES:
+            start = len(parts) * READ_CHUNK_BYTES
+            part = self.connection.getrange(key, start, start + READ_CHUNK_BYTES - 1)
+            parts.append(part if isinstance(part, bytes) else b"")
+        self.connection.delete(key)
+        return reply, b"".join(parts)
 
     def _taken(
         self, reply: list[Any], started: _Started, payload: bytes | None
