@@ -3,41 +3,38 @@
 from __future__ import annotations
 
 import errno
-import io
 import os
 import random
+import re
+import signal
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from faceflow.cli.common import STDIN, OutputFolderFull, OutputNames, write_output
+from faceflow.cli.common import (
+    STDIN,
+    OutputFolderFull,
+    OutputNames,
+    make_output_folder,
+    stderr_console,
+    write_output,
+    write_outputs,
+)
 from faceflow.errors import InvalidParameter
 
 
-class _StoppedMidWrite(io.BytesIO):
-    """An opened output whose write is stopped by ``error`` (a Ctrl-C, a full disk)."""
+def stop_writes(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    """Every output's data written, then ``error`` as it is flushed to the disk: where a full
+    disk or a quota shows with delayed allocation, NFS or a FUSE mount."""
 
-    def __init__(self, target: Path, error: BaseException) -> None:
-        super().__init__()
-        # Opened for writing: created or truncated, as open("wb") leaves it (not through
-        # Path.open, which the test replaced).
-        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
-        self._error = error
+    def stopped(_descriptor: int) -> None:
+        raise error
 
-    def write(self, _: Any) -> int:
-        raise self._error
-
-
-def stop_writes_to(monkeypatch: pytest.MonkeyPatch, target: Path, error: BaseException) -> None:
-    opened = Path.open
-
-    def open_stopped(self: Path, *args: Any, **kwargs: Any) -> Any:
-        return _StoppedMidWrite(self, error) if self == target else opened(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "open", open_stopped)
+    monkeypatch.setattr(os, "fsync", stopped)
 
 
 def test_an_output_whose_write_fails_is_removed_and_named(
@@ -45,12 +42,12 @@ def test_an_output_whose_write_fails_is_removed_and_named(
 ) -> None:
     target = tmp_path / "photo.jpg"
     # FAT's 4 GB a file, or a ulimit -f: this file's own trouble, not the folder's.
-    stop_writes_to(monkeypatch, target, OSError(errno.EFBIG, "File too large"))
+    stop_writes(monkeypatch, OSError(errno.EFBIG, "File too large"))
 
     with pytest.raises(InvalidParameter, match=r"cannot write .*photo\.jpg: File too large"):
         write_output(target, b"\xff\xd8")
 
-    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []  # nor its temporary file
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS])
@@ -59,25 +56,28 @@ def test_an_output_the_folder_can_take_no_more_of_stops_the_batch(
 ) -> None:
     # Not one file's failure: every write after it fails the same way.
     target = tmp_path / "photo.jpg"
-    stop_writes_to(monkeypatch, target, OSError(code, os.strerror(code)))
+    stop_writes(monkeypatch, OSError(code, os.strerror(code)))
 
     with pytest.raises(OutputFolderFull, match=rf"cannot write .*photo\.jpg: {os.strerror(code)}"):
         write_output(target, b"\xff\xd8")
 
-    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_an_output_interrupted_mid_write_is_removed_and_the_interrupt_goes_on(
+def test_an_output_interrupted_mid_write_leaves_the_old_file_and_the_interrupt_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A Ctrl-C between the open and the end of the write left an empty or partial file.
+    # A Ctrl-C between the open and the end of the write left an empty or partial file, the
+    # old one truncated: it is now the old one, whole, and no temporary file.
     target = tmp_path / "photo.jpg"
-    stop_writes_to(monkeypatch, target, KeyboardInterrupt())
+    target.write_bytes(b"old photo")
+    stop_writes(monkeypatch, KeyboardInterrupt())
 
     with pytest.raises(KeyboardInterrupt):
         write_output(target, b"\xff\xd8")
 
-    assert not target.exists()
+    assert list(tmp_path.iterdir()) == [target]
+    assert target.read_bytes() == b"old photo"
 
 
 def test_an_output_is_written_whole(tmp_path: Path) -> None:
@@ -86,6 +86,136 @@ def test_an_output_is_written_whole(tmp_path: Path) -> None:
     write_output(target, b"\xff\xd8\xff")
 
     assert target.read_bytes() == b"\xff\xd8\xff"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_a_new_output_has_the_mode_the_umask_gives_a_new_file(tmp_path: Path) -> None:
+    # As open("wb") gave it: 0o666 less the umask (mkstemp's 0o600 would hide it from a group
+    # that reads the folder).
+    target = tmp_path / "photo.jpg"
+    umask = os.umask(0o027)
+    try:
+        write_output(target, b"\xff\xd8\xff")
+    finally:
+        os.umask(umask)
+
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+# Writes an output over an old one with its size limited (ulimit -f) to half of the new data,
+# and SIGXFSZ's default action restored (Python ignores it): the kernel kills the process as
+# its write passes the limit, mid-file, no cleanup of Python's run, as SIGKILL or the OOM
+# killer would.
+_KILLED_MID_WRITE = """
+import resource, signal, sys
+from pathlib import Path
+from faceflow.cli.common import write_output
+target, size = Path(sys.argv[1]), int(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
+write_output(target, b"n" * size)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs SIGXFSZ")
+def test_a_process_killed_mid_write_leaves_the_old_output_whole(tmp_path: Path) -> None:
+    # Written in place, the photo was truncated by the open, then half-written: a broken JPEG
+    # under its final name, read as done by the next step (an upload script).
+    target = tmp_path / "photo.jpg"
+    target.write_bytes(b"o" * 1000)
+
+    done = subprocess.run(
+        [sys.executable, "-B", "-c", _KILLED_MID_WRITE, str(target), str(64 * 1024)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == -signal.SIGXFSZ, done.stderr.decode()
+    assert target.read_bytes() == b"o" * 1000
+    # What the kill left is a hidden temporary file, never a name a reader takes for an output.
+    [left] = [path.name for path in tmp_path.iterdir() if path != target]
+    assert re.fullmatch(r"\.faceflow-\w+\.tmp", left)
+
+
+# Writes a photo, its sheet and its report over their old versions, killed (SIGKILL, sent by
+# the process to itself) as it starts its rename number argv[2]: each point a crash can stop
+# it between the files.
+_KILLED_AT_A_RENAME = """
+import os, signal, sys
+from pathlib import Path
+from faceflow.cli.common import write_outputs
+folder, kill_at = Path(sys.argv[1]), int(sys.argv[2])
+renames = 0
+real_replace = os.replace
+def replace(source, target):
+    global renames
+    renames += 1
+    if renames == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_replace(source, target)
+os.replace = replace
+write_outputs([(folder / name, b"new " + name.encode()) for name in sys.argv[3:]])
+"""
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3])
+def test_a_report_is_never_left_beside_a_photo_of_another_run(tmp_path: Path, kill_at: int) -> None:
+    # Written one after the other in place, a run killed after the photo left the new photo
+    # with the old run's report (its verdict, its sizes), read as the new photo's.
+    names = ["a.jpg", "a.sheet-6inch.jpg", "a.report.json"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"old " + name.encode())
+
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_AT_A_RENAME, str(tmp_path), str(kill_at), *names],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    left = {
+        path.name: path.read_bytes().split()[0]
+        for path in tmp_path.iterdir()
+        if not path.name.startswith(".")
+    }
+    # The old report gone before the first rename, the new one renamed last: the photo and
+    # sheet each old or new, without a report (unfinished), never beside one of another run.
+    assert left == {
+        "a.jpg": b"new" if kill_at > 1 else b"old",
+        "a.sheet-6inch.jpg": b"new" if kill_at > 2 else b"old",
+    }
+
+
+def test_a_run_completes_a_photo_its_sheet_and_report_over_the_old_ones(tmp_path: Path) -> None:
+    names = ["a.jpg", "a.sheet-6inch.jpg", "a.report.json"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"old")
+
+    write_outputs([(tmp_path / name, b"new " + name.encode()) for name in names])
+
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == {
+        name: b"new " + name.encode() for name in names
+    }
+
+
+def test_a_run_removes_the_temporary_files_a_killed_one_left_once_they_are_old(
+    tmp_path: Path,
+) -> None:
+    # Each SIGKILL mid-write left one; a younger one may be another run's, still at work.
+    old, young = tmp_path / ".faceflow-0123abcd.tmp", tmp_path / ".faceflow-4567ef01.tmp"
+    for left in (old, young, tmp_path / "photo.tmp", tmp_path / ".faceflow-notes"):
+        left.write_bytes(b"x")
+    two_hours_ago = time.time() - 2 * 3600
+    for path in (old, tmp_path / "photo.tmp", tmp_path / ".faceflow-notes"):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+
+    make_output_folder(stderr_console(), tmp_path, "--out")
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        [young.name, "photo.tmp", ".faceflow-notes"]
+    )
 
 
 def names_searched_from_one(sources: list[Path], taken_by_inputs: set[str]) -> list[str]:

@@ -3,10 +3,12 @@ real models and photos (cli/idphoto.py)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from enum import Enum
@@ -17,8 +19,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
-from faceflow.cli import idphoto as idphoto_module
-from faceflow.cli.common import write_output
 from faceflow.cli.idphoto import batch_settings
 from faceflow.cli.main import app
 from faceflow.config import ModelSettings, load_settings
@@ -149,7 +149,7 @@ def test_a_photo_whose_report_cannot_be_written_fails_alone_and_leaves_nothing(
 ) -> None:
     photos = folder_of(tmp_path, testdata, "portrait_1.jpg", "portrait_2.jpg")
     out = tmp_path / "out"
-    # A folder where portrait_1's report goes: its photo is written, then its report cannot be.
+    # A folder where portrait_1's report goes: its photo is made, then its report cannot be written.
     (out / "portrait_1.cn-1inch.report.json").mkdir(parents=True)
 
     result = run("id-photo", photos, "-o", out)
@@ -158,7 +158,7 @@ def test_a_photo_whose_report_cannot_be_written_fails_alone_and_leaves_nothing(
     assert isinstance(result.exception, SystemExit)  # a message, not a traceback
     assert "cannot write" in result.stdout
     assert "1 of 2 files failed" in result.stderr
-    # The photo written before its report could not be is removed: no photo without a report.
+    # The photo made before its report could not be written is not left: none without a report.
     assert {path.name for path in out.iterdir()} == {
         "portrait_1.cn-1inch.report.json",  # the folder
         "portrait_2.cn-1inch.jpg",
@@ -166,17 +166,27 @@ def test_a_photo_whose_report_cannot_be_written_fails_alone_and_leaves_nothing(
     }
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_full_disk_stops_the_batch_and_the_photos_done_are_reported(
-    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
+    tmp_path: Path,
+    testdata: Path,
+    pulled_model_settings: ModelSettings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Every photo after the first that could not be written was made, then failed as it had:
-    # a full disk cost the whole batch's work. The disk is /dev/full, reached through a link
-    # in portrait_2's report's place.
+    # a full disk cost the whole batch's work. The disk fills as portrait_1's report, the
+    # fourth file (each photo, then its report), is flushed to it.
     photos = folder_of(tmp_path, testdata, "portrait_1.jpg", "portrait_2.jpg", "biden.jpg")
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "portrait_1.cn-1inch.report.json").symlink_to("/dev/full")
+    flushed = []
+    real_fsync = os.fsync
+
+    def fsync(descriptor: int) -> None:
+        flushed.append(descriptor)
+        if len(flushed) == 4:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
 
     result = run("id-photo", photos, "-o", out)
 
@@ -186,7 +196,7 @@ def test_a_full_disk_stops_the_batch_and_the_photos_done_are_reported(
     assert "stopped after 1 of 3 files" in result.stderr
     assert "biden.jpg" in result.stdout  # done before: in the table
     assert "portrait_2" not in result.stdout  # never made
-    # No photo without its report; nothing after the stop.
+    # No photo without its report, no temporary file; nothing after the stop.
     assert sorted(path.name for path in out.iterdir()) == [
         "biden.cn-1inch.jpg",
         "biden.cn-1inch.report.json",
@@ -408,15 +418,16 @@ def test_a_ctrl_c_between_a_photo_and_its_report_leaves_neither(
     pulled_model_settings: ModelSettings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The photo written before the interrupt stayed without its report.
-    written = write_output
+    # The photo written before the interrupt stayed without its report. The interrupt comes
+    # as the photo's rename into place returns, the report's not started.
+    renamed = os.replace
 
-    def interrupted_at_the_report(path: Path, data: bytes) -> None:
-        if path.name.endswith(".report.json"):
+    def interrupted_after_the_photo(source: Path, target: Path) -> None:
+        renamed(source, target)
+        if Path(target).suffix == ".jpg":
             raise KeyboardInterrupt
-        written(path, data)
 
-    monkeypatch.setattr(idphoto_module, "write_output", interrupted_at_the_report)
+    monkeypatch.setattr(os, "replace", interrupted_after_the_photo)
     out = tmp_path / "out"
 
     result = run("id-photo", testdata / "portrait_2.jpg", "-o", out)
@@ -425,17 +436,16 @@ def test_a_ctrl_c_between_a_photo_and_its_report_leaves_neither(
     assert list(out.iterdir()) == []
 
 
-# A command whose write_output sends SIGTERM to its own process as the report is written: the
-# photo is on disk by then, the signal comes where a real one could.
+# A command that sends SIGTERM to its own process as the report is renamed into place: the
+# photo is in place by then, the signal comes where a real one could.
 _SIGTERM_AT_THE_REPORT = """
 import os, signal, sys
-from faceflow.cli import idphoto
-written = idphoto.write_output
-def terminated_at_the_report(path, data):
-    if path.name.endswith(".report.json"):
+renamed = os.replace
+def terminated_at_the_report(source, target):
+    if str(target).endswith(".report.json"):
         os.kill(os.getpid(), signal.SIGTERM)
-    written(path, data)
-idphoto.write_output = terminated_at_the_report
+    renamed(source, target)
+os.replace = terminated_at_the_report
 from faceflow.cli.main import main
 sys.argv = ["faceflow", *sys.argv[1:]]
 main()
@@ -465,10 +475,11 @@ def test_a_sigterm_between_a_photo_and_its_report_leaves_neither(
 # reached a known point, so that the forked worker's first photo is written while this process
 # is still at work: the worker takes the first photo; this process starts on the second once the
 # worker holds the first, and finishes it once the worker has sent the first (it is on the third).
-# The signal (argv[1]) is sent by the process to itself as the first photo's report is written.
+# The signal (argv[1]) is sent by the process to itself as the first photo's report is renamed
+# into place.
 _INTERRUPTED_AT_A_FORKED_WORKERS_REPORT = """
 import os, signal, sys, threading
-from faceflow.cli import files, idphoto
+from faceflow.cli import files
 from faceflow.runtime import idphoto_tasks
 
 interrupt = getattr(signal, sys.argv.pop(1))
@@ -477,7 +488,7 @@ parent = os.getpid()
 child_took, main_took, child_sent = (os.pipe() for _ in range(3))
 calls = 0
 real_load, real_task = files.load_context, idphoto_tasks.id_photo_file
-written = idphoto.write_output
+renamed = os.replace
 
 def load(settings_json):
     if os.getpid() == parent:
@@ -497,16 +508,16 @@ def task(context, request):
         os.write(child_sent[1], b"x")
     return real_task(context, request)
 
-def interrupted_at_the_report(path, data):
-    if path.name.endswith(".report.json"):
+def interrupted_at_the_report(source, target):
+    if str(target).endswith(".report.json"):
         os.kill(os.getpid(), interrupt)
         # Reached only in a thread the signal is not raised in: held here, as the process may
         # leave such a thread at any moment (a daemon thread is not waited for).
         threading.Event().wait()
-    written(path, data)
+    renamed(source, target)
 
 files.load_context, idphoto_tasks.id_photo_file = load, task
-idphoto.write_output = interrupted_at_the_report
+os.replace = interrupted_at_the_report
 from faceflow.cli.main import main
 sys.argv = ["faceflow", *sys.argv[1:]]
 main()
@@ -552,6 +563,58 @@ def test_an_interrupt_as_a_forked_workers_photo_is_written_leaves_no_photo_alone
     assert done.returncode == status, done.stderr.decode()
     assert b"Traceback" not in done.stderr, done.stderr.decode()
     assert list(out.iterdir()) == []
+
+
+# `faceflow id-photo` with the size of a file it writes limited (ulimit -f, argv[1] bytes) once
+# its photo is made (its models loaded: onnxruntime writes a database of its own then), and
+# SIGXFSZ's default action restored (Python ignores it): the kernel kills the command as an
+# output's write passes the limit, mid-file, with no cleanup of its own, as SIGKILL would.
+_KILLED_MID_WRITE = """
+import resource, signal, sys
+from faceflow.runtime import idphoto_tasks
+
+limit = int(sys.argv.pop(1))
+real_task = idphoto_tasks.id_photo_file
+
+def task(context, request):
+    made = real_task(context, request)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return made
+
+idphoto_tasks.id_photo_file = task
+from faceflow.cli.main import main
+sys.argv = ["faceflow", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs SIGXFSZ")
+def test_a_rerun_killed_mid_write_leaves_the_last_runs_photo_and_report_whole(
+    tmp_path: Path, testdata: Path, pulled_model_settings: ModelSettings
+) -> None:
+    # Written in place, the photo was truncated by the open and then half-written: a broken
+    # JPEG under its final name (read as done by an upload script), beside the old report.
+    out = tmp_path / "out"
+    photo = testdata / "portrait_2.jpg"
+    assert run("id-photo", photo, "-o", out, "--sheet", "6inch").exit_code == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    limit = 4096
+    assert len(before["portrait_2.cn-1inch.jpg"]) > limit
+
+    done = subprocess.run(
+        [
+            *(sys.executable, "-B", "-c", _KILLED_MID_WRITE, str(limit)),
+            *("id-photo", photo, "-o", out, "--sheet", "6inch", "--background", "blue"),
+        ],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode == -signal.SIGXFSZ, done.stderr.decode()
+    after = {path.name: path.read_bytes() for path in out.iterdir() if path.name[0] != "."}
+    assert after == before
 
 
 @pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys")

@@ -7,12 +7,14 @@ the listing commands start in a fraction of a second (tests/cli/test_startup.py 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import inspect
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
@@ -276,6 +278,16 @@ def read_at_most(path: Path, max_bytes: int) -> bytes:
         return file.read(max_bytes + 1)
 
 
+TEMP_PREFIX = ".faceflow-"
+TEMP_SUFFIX = ".tmp"
+"""A file being written is ``.faceflow-<random>.tmp`` in its output's folder (hidden: a folder
+read as input passes it over) until it is renamed to its output's name."""
+
+STALE_TEMP_S = 3600.0
+"""A temporary file older than this is one a killed run left (a write takes well under a
+second): :func:`make_output_folder` removes it."""
+
+
 def make_output_folder(console: Console, folder: Path, option: str) -> None:
     """Make the folder ``option`` names for a command's outputs, before any work; exit 2 with the
     reason if it cannot be made (under a file, no permission, a device or a FIFO of that name):
@@ -284,12 +296,16 @@ def make_output_folder(console: Console, folder: Path, option: str) -> None:
     A folder that exists but takes no file (no write permission, a read-only mount) is refused
     the same way, by creating a file in it and removing it: every photo of the batch was made,
     then each failed to be written ("Read-only file system", exit 1), where the same folder not
-    yet made was refused at once."""
+    yet made was refused at once.
+
+    The temporary files a run killed mid-write left there (SIGKILL, the OOM killer, a power cut:
+    see :func:`write_outputs`) are removed once over an hour old, so that they do not pile up;
+    a younger one may be another run's, still being written."""
     import tempfile
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".faceflow-"):
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX):
             pass
     except FileExistsError:
         # A device or a FIFO in its place (click's file_okay=False refuses only a regular file):
@@ -298,9 +314,28 @@ def make_output_folder(console: Console, folder: Path, option: str) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
     else:
+        _remove_stale_temps(folder)
         return
     console.print(f"[red]error:[/red] {option} {escape(folder)}: {escape(reason)}")
     raise typer.Exit(2) from None
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    import time
+
+    oldest = time.time() - STALE_TEMP_S
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not (entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(TEMP_SUFFIX)):
+                    continue
+                with contextlib.suppress(OSError):  # gone already, or not ours to remove
+                    if entry.is_file(follow_symlinks=False) and (
+                        entry.stat(follow_symlinks=False).st_mtime < oldest
+                    ):
+                        Path(entry.path).unlink()
+    except OSError:  # a folder that cannot be listed is still one that can be written to
+        pass
 
 
 class OutputFolderFull(Exception):
@@ -313,31 +348,92 @@ _FOLDER_WIDE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def write_output(target: Path, data: bytes) -> None:
-    """Write one of the files a command was asked for; InvalidParameter, naming the file and why,
-    if it cannot be (a folder in its place, no permission), so that file fails alone as any
-    other error of its input does: an OSError ended the batch in a traceback, with the files
-    after it never made. A file left half-written is removed, also when a Ctrl-C
-    (KeyboardInterrupt) stops the write: it left an empty or partial file behind.
+    """Write one of the files a command was asked for: :func:`write_outputs` of that one file."""
+    write_outputs([(target, data)])
+
+
+def write_outputs(files: Sequence[tuple[Path, bytes]]) -> None:
+    """Write the files of one input (an ID photo, its sheet, then its report, last), each whole
+    or not at all under its name, old or new: a reader never sees a file half-written.
+
+    Each is written to a temporary file beside it (``.faceflow-<random>.tmp``, created anew,
+    with the mode a new file gets from the umask), flushed to the disk (fsync: ≈ 5 ms a file,
+    0.8 % of an ID-photo batch's time, 6 % of an ``analyze --annotate``'s), then renamed over its
+    name. The folder is not flushed: after a power cut a name holds the old file or the new,
+    each whole. Written in place, a SIGKILL,
+    the OOM killer or a power cut mid-write left a truncated JPEG under the photo's name, read
+    as finished by whatever came next (an upload script); and a run cut short had already
+    truncated the good file of the run before. An output in place of a link replaces the link:
+    it is no longer written through it.
+
+    The rule between the files: the last one (the report) is the mark that the others are
+    whole and its own. Its old version is removed before any file is renamed, and it is renamed
+    after all of them. A run killed at any point leaves either the old files with their old
+    report, or files without a report, never a new photo with an old report or the other way
+    round: a photo or sheet without its report is unfinished. The run after writes them again.
+
+    InvalidParameter, naming the file and why, if one cannot be written (a folder in its place,
+    no permission), so that its input fails alone as any other error of it does: an OSError
+    ended the batch in a traceback, with the files after it never made. Nothing of the input is
+    then left: not one of its new files (a photo without its report), nor a temporary file, also
+    when a Ctrl-C (KeyboardInterrupt) or SIGTERM stops the writing.
 
     A full disk or quota, or a file system gone read-only, is :class:`OutputFolderFull`, which
     stops the batch: every file after it was read and worked through (a photo ≈ 1 s of a core),
     then failed the same way, 5,000 photos an hour of work thrown away one by one."""
     from faceflow.errors import InvalidParameter
 
-    opened = False
+    staged: list[tuple[Path, Path]] = []  # (temporary file, its output)
+    renamed: list[Path] = []
+    current = files[0][0] if files else Path()
     try:
-        with target.open("wb") as out:
-            opened = True
-            out.write(data)
+        for target, data in files:
+            current = target
+            staged.append((_write_temp(target.parent, data), target))
+        if len(staged) > 1:  # a file alone is replaced by its rename, old or new at any time
+            current = staged[-1][1]
+            current.unlink(missing_ok=True)
+        for temp, target in staged:
+            current = target
+            renamed.append(target)  # first: an interrupt just after the rename finds it here
+            temp.replace(target)
     except BaseException as exc:
-        if opened:  # what it held before was truncated when it was opened: nothing to keep
-            target.unlink(missing_ok=True)
+        # Every file in place (an interrupt after the last rename) is kept; else not one.
+        if len(staged) < len(files) or staged[-1][0].exists():
+            for temp, target in staged:
+                with contextlib.suppress(OSError):
+                    if temp.exists():
+                        temp.unlink()
+                    elif target in renamed:
+                        target.unlink()
         if isinstance(exc, OSError):
-            message = f"cannot write {target}: {exc.strerror or exc}"
+            message = f"cannot write {current}: {exc.strerror or exc}"
             if exc.errno in _FOLDER_WIDE:
                 raise OutputFolderFull(message) from None
             raise InvalidParameter(message) from None
         raise
+
+
+def _write_temp(folder: Path, data: bytes) -> Path:
+    """``data`` in a new temporary file in ``folder``, flushed to the disk (removed if it
+    cannot be written whole)."""
+    while True:
+        temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
+        try:
+            # 0o666 less the umask: what open("wb") gave a new output.
+            descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:  # another run's, by a 1 in 2**64 chance
+            continue
+        break
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp
 
 
 def table_width(console: Console) -> int:

@@ -24,7 +24,7 @@ from faceflow.cli.common import (
     settings_from,
     setup_logging,
     stderr_console,
-    write_output,
+    write_outputs,
 )
 from faceflow.operations.choices import Gradient, OutputFormat
 
@@ -153,24 +153,15 @@ def id_photo(
             photo = outcome.result.photo
             stem = f"{names.unique(outcome.path)}.{options.spec.key}"
             target = out_dir / f"{stem}.{suffix}"
-            outputs = {
-                target: photo.data,
-                target.with_suffix(".report.json"): (
-                    json.dumps(photo.to_dict(), indent=2) + "\n"
-                ).encode(),
-            }
+            # The report last: it marks the photo and sheet beside it as whole and its own.
+            outputs = [(target, photo.data)]
             if outcome.result.sheet is not None:
-                outputs[out_dir / f"{stem}.sheet-{paper}.jpg"] = outcome.result.sheet
-            written: list[Path] = []
+                outputs.append((out_dir / f"{stem}.sheet-{paper}.jpg", outcome.result.sheet))
+            report = (json.dumps(photo.to_dict(), indent=2) + "\n").encode()
+            outputs.append((target.with_suffix(".report.json"), report))
             try:
-                for path, data in outputs.items():
-                    write_output(path, data)
-                    written.append(path)
-            except BaseException as exc:  # not a photo without its report, Ctrl-C or not
-                for path in written:
-                    path.unlink(missing_ok=True)
-                if not isinstance(exc, FaceflowError):
-                    raise
+                write_outputs(outputs)
+            except FaceflowError as exc:  # none of its files is left: not a photo alone
                 outcome = FileOutcome(outcome.path, None, exc)
         handled += 1
         if outcome.error is not None or outcome.result is None:
