@@ -159,7 +159,16 @@ def test_a_full_disk_stops_the_batch_at_the_first_image_it_cannot_take(
     assert isinstance(result.exception, SystemExit)  # a message, not a traceback
     assert "obama_small.annotated.jpg: No space left on device" in result.stderr
     assert "stopped after 0 of 2 files" in result.stderr
-    assert result.stdout == ""  # two_people.jpg never analysed
+    # The file it stopped at has its line (a reader of the lines saw the batch end without a
+    # word on it); two_people.jpg, never analysed, has none.
+    [line] = result.stdout.splitlines()
+    assert json.loads(line) == {
+        "file": str(photo_folder / "obama_small.jpg"),
+        "error": {
+            "code": "output_folder_full",
+            "message": f"cannot write {out / 'obama_small.annotated.jpg'}: No space left on device",
+        },
+    }
     assert list(out.iterdir()) == []  # nothing half-written, no temporary file
 
 

@@ -9,7 +9,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -329,8 +329,7 @@ def _json_text(value: object) -> object:
 
 def _json_line(outcome: FileOutcome[FileAnalysis]) -> str:
     if outcome.error is not None:
-        error = {name: _json_text(value) for name, value in outcome.error.to_dict().items()}
-        return json.dumps({"file": _json_text(str(outcome.path)), "error": error})
+        return _error_line(outcome.path, outcome.error.to_dict())
     assert outcome.result is not None
     return json.dumps(
         {
@@ -339,6 +338,16 @@ def _json_line(outcome: FileOutcome[FileAnalysis]) -> str:
             "timings_ms": outcome.result.timings_ms,
         }
     )
+
+
+def _error_line(path: Path, error: Mapping[str, object]) -> str:
+    error = {name: _json_text(value) for name, value in error.items()}
+    return json.dumps({"file": _json_text(str(path)), "error": error})
+
+
+OUTPUT_FOLDER_FULL = "output_folder_full"
+"""The ``--json`` error code of the file whose annotated image a full disk or quota, or a file
+system gone read-only, refused: the batch stops after its line."""
 
 
 def analyze(
@@ -426,6 +435,14 @@ def analyze(
                     write_output(target, analysis.annotated)
                 except FaceflowError as exc:  # the image asked for is not there: the file failed
                     outcome = FileOutcome(outcome.path, None, exc)
+                except OutputFolderFull as exc:
+                    # Its line too: a reader of the lines saw the batch end without a word on
+                    # the file it stopped at.
+                    if as_json:
+                        error = {"code": OUTPUT_FOLDER_FULL, "message": str(exc)}
+                        line = _error_line(outcome.path, error)
+                        out.print(line, soft_wrap=True, markup=False, emoji=False)
+                    raise
                 else:
                     # Kept, the images grew the run by each one's size (≈ 160 KB a 1,000 px
                     # photo: 400 files took 61 MB more than 100), without bound.
