@@ -14,9 +14,20 @@ not need them) does not pay for numpy, OpenCV and onnxruntime.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from faceflow.lazy import lazy_attributes
+
+# onnxruntime (1.2x and later, Linux builds too) records usage telemetry at its first session in
+# every process: a device id and a SQLite queue of events under ~/.cache/Microsoft/DeveloperTools
+# (the interpreter's path, the OS, the CPU, whether it runs in a container; 821 events, 3 MB after
+# a day of test runs here), posted to Microsoft's collector where the network reaches it. A
+# self-hosted service writes nothing of the sort and calls no one; ort.disable_telemetry_events()
+# is too late once onnxruntime is imported, its environment variable read at import is not. Every
+# entry point (the CLI, the server, its inference processes, `faceflow worker`, the library)
+# imports this package before onnxruntime. An operator who wants the telemetry sets it to 0.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 __version__ = "0.1.0"
 __all__ = ["FaceFlow", "FaceReport", "FaceflowError", "IdPhotoResult", "__version__"]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import onnxruntime as ort
 import pytest
 
@@ -58,3 +63,43 @@ def test_the_segmenter_runs_without_an_arena(model_set: ModelSet) -> None:
     options = model_set.segmenter._session.get_session_options()
 
     assert options.enable_cpu_mem_arena is False
+
+
+_SESSION_AFTER_FACEFLOW = """
+import sys
+from faceflow.config import ModelSettings
+from faceflow.models.session import create_session
+create_session("yunet", sys.stdin.buffer.read(), ModelSettings())
+"""
+
+_SESSION_ALONE = """
+import sys
+import onnxruntime
+onnxruntime.InferenceSession(sys.stdin.buffer.read(), providers=["CPUExecutionProvider"])
+"""
+
+
+def test_a_session_made_through_faceflow_leaves_no_onnxruntime_telemetry(
+    yunet_bytes: bytes, tmp_path: Path
+) -> None:
+    """onnxruntime records usage telemetry at a process's first session (a device id and a
+    queue of events under ~/.cache/Microsoft, posted to Microsoft where the network reaches):
+    importing faceflow first turns it off. Each child has a home of its own and no
+    ORT_DISABLE_TELEMETRY of its own (this process has faceflow's)."""
+
+    def telemetry_after(script: str, home: Path) -> list[Path]:
+        home.mkdir()
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")
+        }
+        env["HOME"] = str(home)
+        subprocess.run(
+            [sys.executable, "-c", script], input=yunet_bytes, env=env, check=True, timeout=120
+        )
+        return [path for path in home.rglob("*") if path.is_file()]
+
+    if not telemetry_after(_SESSION_ALONE, tmp_path / "alone"):
+        pytest.skip("this onnxruntime build records no telemetry: nothing to turn off")
+    assert telemetry_after(_SESSION_AFTER_FACEFLOW, tmp_path / "faceflow") == []
