@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,39 +28,31 @@ def test_read_value_answers_the_whole_value_whatever_its_length(client: Redis, s
     assert read_value(client, "absent", chunk_bytes=4) is None
 
 
-def test_a_value_replaced_between_two_ranges_is_read_again_not_mixed(
-    client: Redis, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(lambda client: client.set("k", b"xxxxyyyyzz"), b"xxxxyyyyzz", id="replaced"),
+        pytest.param(lambda client: client.delete("k"), None, id="deleted"),
+    ],
+)
+def test_a_value_changed_between_two_ranges_is_read_again_not_mixed(
+    client: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[Redis], object],
+    expected: bytes | None,
 ) -> None:
-    # A job's outcome written again (run again after it expired) as its ranges were read would
-    # otherwise be answered as the first part of one and the rest of the other.
+    # A job's outcome written again (run again after it expired) or deleted as its ranges were
+    # read would otherwise be answered as the first part of one and the rest of the other.
     client.set("k", b"aaaabbbbcc")
     getrange = Redis.getrange
     ranges_read = 0
 
-    def replaced_after_the_second(self: Redis, *args: Any) -> Any:
+    def changed_after_the_second(self: Redis, *args: Any) -> Any:
         nonlocal ranges_read
         ranges_read += 1
         if ranges_read == 3:
-            client.set("k", b"xxxxyyyyzz")
+            change(client)
         return getrange(self, *args)
 
-    monkeypatch.setattr(Redis, "getrange", replaced_after_the_second)
-    assert read_value(client, "k", chunk_bytes=4) == b"xxxxyyyyzz"
-
-
-def test_a_value_deleted_between_two_ranges_is_none(
-    client: Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    client.set("k", b"aaaabbbbcc")
-    getrange = Redis.getrange
-    ranges_read = 0
-
-    def deleted_after_the_second(self: Redis, *args: Any) -> Any:
-        nonlocal ranges_read
-        ranges_read += 1
-        if ranges_read == 3:
-            client.delete("k")
-        return getrange(self, *args)
-
-    monkeypatch.setattr(Redis, "getrange", deleted_after_the_second)
-    assert read_value(client, "k", chunk_bytes=4) is None
+    monkeypatch.setattr(Redis, "getrange", changed_after_the_second)
+    assert read_value(client, "k", chunk_bytes=4) == expected
