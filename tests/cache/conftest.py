@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-import ssl
-import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
 from faceflow.cache.observer import CacheLevel
 from faceflow.config import CacheSettings
-from tests.fixtures.redis_server import RedisProcess
 
 # Fault tests (Redis killed or paused) use the production default timeout. Tests of the cache's
 # logic use a generous one: on a loaded 2-core machine a burst of new connections can take longer
@@ -77,33 +71,3 @@ async def raw_redis(redis_url: str) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
-
-
-@pytest.fixture
-def tls_url(tls_redis_server: RedisProcess, tmp_path: Path) -> str:
-    """The TLS server's URL, trusting a copy of its certificate made for this test: redis-py 8
-    shares an SSL context between clients of the same settings and files, and a context built by
-    an earlier test would leave this one nothing to build."""
-    ca_certs = tmp_path / "ca.pem"
-    shutil.copyfile(tls_redis_server.tls_cert, ca_certs)
-    return tls_redis_server.tls_url(ca_certs)
-
-
-@pytest.fixture
-def ssl_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The threads (idents) that built an SSL context or loaded CA certificates into one, the
-    CPU-costly steps of a first TLS connection, recorded in the order they ran."""
-    threads: list[int] = []
-
-    def recorded(step: Callable[..., Any]) -> Callable[..., Any]:
-        def run(*args: Any, **kwargs: Any) -> Any:
-            threads.append(threading.get_ident())
-            return step(*args, **kwargs)
-
-        return run
-
-    monkeypatch.setattr(ssl, "create_default_context", recorded(ssl.create_default_context))
-    monkeypatch.setattr(
-        ssl.SSLContext, "load_verify_locations", recorded(ssl.SSLContext.load_verify_locations)
-    )
-    return threads
