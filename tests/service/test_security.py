@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 from collections.abc import AsyncIterator
 
 import httpx
@@ -324,3 +325,39 @@ async def test_passed_windows_are_freed_on_the_event_loop_not_one_thread_hop_per
     assert hops == []
     assert set(storage.events) == {"current"}
     assert set(storage.locks) <= {"current"}
+
+
+@pytest.mark.redis
+async def test_a_tls_rate_limit_storage_builds_its_ssl_context_off_the_event_loop(
+    tls_url: str, ssl_builds: list[int]
+) -> None:
+    # limits' Redis storage connected with redis-py's own pool, which builds the SSL context
+    # (the default context and the CA certificates loaded) as it connects, on the event loop:
+    # every request of the node waited for the first one checked against a rediss:// storage.
+    server = ServerSettings(rate_limit="2/minute", rate_limit_storage=tls_url)
+    limit = RateLimit.from_settings(server)
+    assert limit is not None
+    await limit.prepare()  # as the app's start-up does
+    assert await limit.check("ip:10.0.0.2"), "the storage did not count: nothing was proven"
+    assert ssl_builds, "no SSL context was built: the test would prove nothing"
+    assert threading.get_ident() not in ssl_builds
+
+
+@pytest.mark.redis
+async def test_a_tls_rate_limit_storage_not_prepared_builds_its_ssl_context_off_the_loop(
+    tls_url: str, ssl_builds: list[int]
+) -> None:
+    # Without the start-up's build (or with one that failed), the storage's
+    # first connection builds it, in a thread too.
+    clock = FakeClock()
+    server = ServerSettings(rate_limit="2/minute", rate_limit_storage=tls_url)
+    limit = RateLimit.from_settings(server, clock=clock)
+    assert limit is not None
+    for _ in range(50):  # the first checks may be let through while the context is built
+        if await limit.check("ip:10.0.0.3"):
+            break
+        clock.now += STORAGE_RETRY_S  # past the breaker those let-throughs may have opened
+    else:
+        pytest.fail("the storage never counted a request")
+    assert ssl_builds
+    assert threading.get_ident() not in ssl_builds

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any, NamedTuple, TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -163,8 +163,6 @@ def make_client(url: str, timeout_s: float) -> Redis:
         health_check_interval=0,
         **_NO_CLIENT_SETINFO,
     )
-    if issubclass(pool.connection_class, SSLConnection):
-        pool.connection_class = _OffLoopSSLConnection
     return Redis.from_pool(pool)
 
 
@@ -222,11 +220,18 @@ class _OffLoopSSLConnection(SSLConnection):
         await super()._connect()  # type: ignore[no-untyped-call]
 
 
-class _Pool(BlockingConnectionPool):
-    """The cache's connections, which for ``rediss://`` share one SSL context built in a thread
-    before the first call (:meth:`prepare`)."""
+class OffLoopTLSPool(ConnectionPool):
+    """Connections whose SSL context, for ``rediss://``, is never built on the event loop: one
+    built in a thread before the first call (:meth:`prepare`) and shared, else built in a
+    thread by each connection as it connects (:class:`_OffLoopSSLConnection`). Also the
+    rate limit's storage connections (:mod:`faceflow.service.security`)."""
 
     _ssl_context: ssl.SSLContext | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if issubclass(self.connection_class, SSLConnection):
+            self.connection_class = _OffLoopSSLConnection
 
     async def prepare(self) -> None:
         """Build the SSL context its TLS connections will use, in a thread; a no-op without TLS.
@@ -244,6 +249,11 @@ class _Pool(BlockingConnectionPool):
         if self._ssl_context is not None and isinstance(connection, SSLConnection):
             connection.ssl_context.context = self._ssl_context
         return connection
+
+
+class _Pool(OffLoopTLSPool, BlockingConnectionPool):
+    """The cache's connections: at most so many, a call waiting for one (:func:`make_client`),
+    their SSL context built off the event loop (:class:`OffLoopTLSPool`)."""
 
 
 class RedisCache:

@@ -279,6 +279,10 @@ async def _start(app: FastAPI, parts: _Parts, openapi_json: Callable[[], bytes])
         asyncio.to_thread(load_examples, settings.models), asyncio.to_thread(openapi_json)
     )
     services = _services(parts, pool, cache, compute, examples)
+    # A rediss:// rate-limit storage's SSL context, built in a thread before the first request.
+    for limit in (services.rate_limit, services.key_failures):
+        if limit is not None:
+            await limit.prepare()
     app.state.services = parts.current.services = services
     _log_serving(settings)
     job_runner = await _start_jobs(parts, compute, services)

@@ -21,6 +21,7 @@ from limits.storage import storage_from_string
 from starlette.requests import Request
 
 from faceflow.cache.breaker import CircuitBreaker
+from faceflow.cache.redis_cache import OffLoopTLSPool
 from faceflow.config import ServerSettings
 from faceflow.errors import AuthError, Forbidden, RateLimited
 
@@ -133,8 +134,11 @@ class RateLimit:
         *,
         on_error: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        pool: OffLoopTLSPool | None = None,
     ) -> None:
         self._rules = rules
+        self._pool = pool
+        """The storage's connections (a Redis), their SSL context to build before the first."""
         self._limiter = MovingWindowRateLimiter(storage)
         self._on_error = on_error
         self._breaker = CircuitBreaker(
@@ -157,14 +161,34 @@ class RateLimit:
             return None
         uri = settings.rate_limit_storage
         storage: object
+        pool = None
         if uri.startswith("memory://"):
             storage = SweptMemoryStorage()
         else:
-            # redis-py is already a dependency; limits would otherwise want coredis.
-            storage = storage_from_string("async+" + uri, implementation="redispy")
+            # redis-py is already a dependency; limits would otherwise want coredis. Our pool,
+            # not the one limits makes: redis-py built a rediss:// storage's SSL context as it
+            # connected, on the event loop (the default context and the CA certificates, tens
+            # of ms of CPU, more on a loaded node), every request waiting (:meth:`prepare`).
+            pool = OffLoopTLSPool.from_url(uri.replace("redis+unix://", "unix://", 1))
+            storage = storage_from_string(
+                "async+" + uri,
+                implementation="redispy",
+                connection_pool=pool,  # type: ignore[arg-type]  # limits' options: scalars only
+            )
         if not isinstance(storage, Storage):
             raise TypeError(f"rate limit storage {uri!r} has no asyncio implementation")
-        return cls(parse_many(rules), storage, on_error=on_error, clock=clock)
+        return cls(parse_many(rules), storage, on_error=on_error, clock=clock, pool=pool)
+
+    async def prepare(self) -> None:
+        """Build what the storage's first connection needs that costs CPU, in a thread: for
+        ``rediss://``, the SSL context. Never fails: a failure is the first check's, which lets
+        the request through as for any storage failure."""
+        if self._pool is None:
+            return
+        try:
+            await self._pool.prepare()
+        except Exception as exc:  # the rate limit must never fail the node's start
+            log.debug("rate-limit storage: could not build its SSL context: %r", exc)
 
     async def check(self, identity: str, cost: int = 1, *, counted: int = 0) -> bool:
         """Count ``cost`` more requests for ``identity``, of one request that ``counted``
@@ -296,6 +320,10 @@ class KeyFailures:
             in_process = settings.model_copy(update={"rate_limit_storage": "memory://"})
             fallback = RateLimit.from_settings(in_process, rules=rules)
         return cls(limit, fallback)
+
+    async def prepare(self) -> None:
+        """:meth:`RateLimit.prepare` of its storage."""
+        await self._limit.prepare()
 
     def check_locked(self, request: Request) -> None:
         """429 when the request's address is locked out."""
