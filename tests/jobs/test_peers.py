@@ -9,7 +9,9 @@ import contextlib
 import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import msgpack
 import pytest
 
 from faceflow.cache.entry import CacheEntry
@@ -33,6 +35,7 @@ from faceflow.jobs.peers import (
     PeerGroup,
     PeerOperation,
     PeerServer,
+    answer_pieces,
     decode_answer,
     decode_call,
     encode_answer,
@@ -221,6 +224,44 @@ async def test_an_answer_is_held_from_its_length_until_it_is_decoded(
     assert held == [len(encode_answer((FINISHED, RESULT)))]
     with pytest.raises(Overloaded):
         await client.call(origin, CALL)
+
+
+@needs_abstract
+async def test_a_result_crosses_without_being_packed_on_the_event_loop(
+    owner: tuple[Owner, PeerGroup, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # msgpack copied a result's body into the answer as it grew its buffer, holding the GIL:
+    # 23-49 ms of the owning worker's event loop for a 27 MB annotated image. The body is now
+    # written as it is, beside the answer's packed head and tail.
+    _, group, origin = owner
+    packed: list[int] = []
+    packb = msgpack.packb
+
+    def recorded(value: object, **kwargs: Any) -> bytes:
+        out: bytes = packb(value, **kwargs)
+        packed.append(len(out))
+        return out
+
+    monkeypatch.setattr(msgpack, "packb", recorded)
+    client = PeerClient(group, max_answer_bytes=len(RESULT.body) + peers.ANSWER_SLACK_BYTES)
+    assert await client.call(origin, CALL) == (FINISHED, RESULT)
+    assert packed, "nothing was packed: the test would prove nothing"
+    assert max(packed) < len(RESULT.body) // 100
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 65_535, 65_536, 1 << 20])
+def test_an_answer_in_pieces_is_the_msgpack_of_the_whole(size: int) -> None:
+    # Written in pieces, read as one msgpack value: every bin header length msgpack may choose.
+    entry = CacheEntry("image/jpeg", b"\xff" * size, {"face_count": 2})
+    whole = [
+        peers.SCHEMA_VERSION,
+        "ok",
+        peers._record_parts(FINISHED),
+        ["image/jpeg", entry.body, {"face_count": 2}],
+    ]
+    assert b"".join(answer_pieces((FINISHED, entry))) == msgpack.packb(whole, use_bin_type=True)
+    without = [peers.SCHEMA_VERSION, "ok", peers._record_parts(FAILED), None]
+    assert b"".join(answer_pieces((FAILED, None))) == msgpack.packb(without, use_bin_type=True)
 
 
 @needs_abstract
