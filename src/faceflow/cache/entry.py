@@ -91,11 +91,24 @@ class CacheEntry:
 
 
 def encode_entry(entry: CacheEntry) -> bytes:
-    """The msgpack wire form of ``entry``, tagged with :data:`SCHEMA_VERSION`."""
-    packed: bytes = msgpack.packb(
-        [SCHEMA_VERSION, entry.media_type, entry.body, dict(entry.meta)], use_bin_type=True
-    )
-    return packed
+    """The msgpack wire form of ``entry``, tagged with :data:`SCHEMA_VERSION`: the bytes of
+    ``msgpack.packb([SCHEMA_VERSION, media_type, body, meta])``, the body copied once, not by
+    msgpack, which copied it into a buffer it grew as it went and then out of it, on the event
+    loop, holding the GIL (4 MiB: 0.4-16 ms; 27 MiB: 27-290 ms on a 2-core VM)."""
+    head = msgpack.packb([SCHEMA_VERSION, entry.media_type, None], use_bin_type=True)
+    tail = msgpack.packb(dict(entry.meta), use_bin_type=True)
+    # The fixarray header says 4 items, not 3; the None (one byte) gives way to the body.
+    return b"".join((b"\x94", head[1:-1], bin_header(len(entry.body)), entry.body, tail))
+
+
+def bin_header(size: int) -> bytes:
+    """msgpack's header of a ``bin`` of ``size`` bytes (bin 8, 16 or 32), as ``packb`` writes
+    it before the bytes: for values written around a large body rather than packed with it."""
+    if size < 1 << 8:
+        return b"\xc4" + size.to_bytes(1, "big")
+    if size < 1 << 16:
+        return b"\xc5" + size.to_bytes(2, "big")
+    return b"\xc6" + size.to_bytes(4, "big")
 
 
 def unpack_versioned(raw: bytes, version: int, *lengths: int) -> list[Any] | None:

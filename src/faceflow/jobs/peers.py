@@ -48,7 +48,7 @@ from typing import Any
 
 import msgpack
 
-from faceflow.cache.entry import CacheEntry, unpack_versioned
+from faceflow.cache.entry import CacheEntry, bin_header, unpack_versioned
 from faceflow.errors import (
     FaceflowError,
     JsonScalar,
@@ -201,20 +201,10 @@ def answer_pieces(answer: PeerAnswer | FaceflowError) -> list[bytes]:
     parts = _PACKER.pack_array_header(3) + msgpack.packb(entry.media_type, use_bin_type=True)
     body = entry.body
     tail: bytes = msgpack.packb(dict(entry.meta), use_bin_type=True)
-    return [head + parts + _bin_header(len(body)), body, tail]
+    return [head + parts + bin_header(len(body)), body, tail]
 
 
 _PACKER = msgpack.Packer(use_bin_type=True)
-
-
-def _bin_header(size: int) -> bytes:
-    """msgpack's header of a ``bin`` of ``size`` bytes (bin 8, 16 or 32), as ``packb`` writes
-    it before the bytes."""
-    if size < 1 << 8:
-        return b"\xc4" + size.to_bytes(1, "big")
-    if size < 1 << 16:
-        return b"\xc5" + size.to_bytes(2, "big")
-    return b"\xc6" + size.to_bytes(4, "big")
 
 
 def decode_answer(raw: bytes) -> PeerAnswer:
