@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -225,3 +226,36 @@ async def test_a_small_upload_is_split_on_the_event_loop(monkeypatch: pytest.Mon
     monkeypatch.setattr(asyncio, "to_thread", no_thread)
     got = await upload.receive_upload([(b"content-type", b"image/jpeg")], receive, len(image))
     assert bytes(got.data) == image
+
+
+async def test_a_large_form_read_by_a_route_is_split_beside_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The routes' reader (an ID photo, a job, a request with API keys past the hot path): the
+    # same split of a one-image form, on the loop for 10 MiB before.
+    split_in: list[int] = []
+    split = upload._split_form
+
+    def recorded(*args: Any, **kwargs: Any) -> bool:
+        split_in.append(threading.get_ident())
+        return split(*args, **kwargs)
+
+    monkeypatch.setattr(upload, "_split_form", recorded)
+    image = _image_of(upload.SPLIT_ON_THE_LOOP_BYTES + 1)
+    body = (
+        b"--b0undary\r\n"
+        b'Content-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n" + image + b"\r\n--b0undary--\r\n"
+    )
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for at in range(0, len(body), CHUNK):
+            yield body[at : at + CHUNK]
+
+    headers = [(b"content-type", b"multipart/form-data; boundary=b0undary")]
+    [got] = await upload.read_uploads(
+        headers, chunks(), len(image), field_names=("image",), max_items=1
+    )
+    assert (bytes(got.data), got.filename) == (image, "a.jpg")
+    assert split_in, "the form was not split whole: the test would prove nothing"
+    assert threading.get_ident() not in split_in

@@ -741,7 +741,8 @@ async def read_uploads(
     content_type, declared = body_headers(headers)
     reader, cap = _reader_for(content_type, max_image_bytes, max_items, field=field_names[0])
     body = await _read_stream(chunks, declared, cap, reader)
-    return _uploads(
+    uploads = functools.partial(
+        _uploads,
         reader,
         body,
         max_image_bytes,
@@ -749,6 +750,11 @@ async def read_uploads(
         max_items=max_items,
         check_each=check_each,
     )
+    # A form of one image is split whole at its end (a batch's parts as they came): beside the
+    # loop when large, as the hot path's reader does (SPLIT_ON_THE_LOOP_BYTES).
+    if max_items == 1 and reader is not None and reader.size > SPLIT_ON_THE_LOOP_BYTES:
+        return await asyncio.to_thread(uploads)
+    return uploads()
 
 
 def _reader_for(
