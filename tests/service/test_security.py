@@ -361,3 +361,15 @@ async def test_a_tls_rate_limit_storage_not_prepared_builds_its_ssl_context_off_
         pytest.fail("the storage never counted a request")
     assert ssl_builds
     assert threading.get_ident() not in ssl_builds
+
+
+@pytest.mark.redis
+async def test_the_app_builds_a_tls_rate_limit_storages_ssl_context_as_it_starts(
+    tls_url: str, ssl_builds: list[int]
+) -> None:
+    # Before its first request, in a thread: the first request is counted, not let through
+    # for want of a context, and waits for no build.
+    settings = app_settings(server={"rate_limit": RATE, "rate_limit_storage": tls_url})
+    async with running_app(settings, ready=False):
+        assert ssl_builds, "the app started without building the storage's SSL context"
+        assert threading.get_ident() not in ssl_builds
