@@ -10,12 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
+from blake3 import blake3
 from starlette.types import Message
 
+from faceflow.cache import keys
 from faceflow.cache.keys import content_hash
 from faceflow.service import upload
 from tests.fixtures.live_server import LiveServer
 from tests.service.conftest import CLIENT_TIMEOUT_S, SMALL_UPLOAD_CAP
+from tests.service.in_process import InProcess
 from tests.service.support import assert_error, multipart_image
 
 CHUNK = 64 * 1024
@@ -259,3 +262,50 @@ async def test_a_large_form_read_by_a_route_is_split_beside_the_event_loop(
     assert (bytes(got.data), got.filename) == (image, "a.jpg")
     assert split_in, "the form was not split whole: the test would prove nothing"
     assert threading.get_ident() not in split_in
+
+
+@pytest.fixture
+def large_hashes_in(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The threads that hash more than SPLIT_ON_THE_LOOP_BYTES, wherever content_hash is
+    imported (each module holds its own name of it: BLAKE3 is recorded where it is called)."""
+    threads: list[int] = []
+
+    def recorded(data: bytes | memoryview) -> Any:
+        if len(data) > upload.SPLIT_ON_THE_LOOP_BYTES:
+            threads.append(threading.get_ident())
+        return blake3(data)
+
+    monkeypatch.setattr(keys, "blake3", recorded)
+    return threads
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.parametrize(
+    "path", ["/v1/id-photo", "/v1/id-photo/sheet", "/v1/jobs?operation=detect"]
+)
+async def test_a_route_hashes_a_large_upload_beside_the_event_loop(
+    service_app: InProcess, large_hashes_in: list[int], path: str
+) -> None:
+    # The ID-photo and job routes hashed an upload for its key on the event loop: 2-6 ms of it
+    # at 10 MiB, every request waiting (the hot path's reader takes detect's, analyze's and
+    # annotate's with the read). Nothing decodes the noise: the answer may be an error, after
+    # the hash. The in-process app runs on this test's event loop.
+    image = _image_of(upload.SPLIT_ON_THE_LOOP_BYTES + 1)
+    async with service_app.client() as client:
+        response = await client.post(path, content=image, headers={"Content-Type": "image/jpeg"})
+    assert response.status_code < 500, response.text
+    assert large_hashes_in, "the upload was not hashed: the test would prove nothing"
+    assert threading.get_ident() not in large_hashes_in
+
+
+async def test_a_small_upload_is_hashed_for_a_route_on_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A thread's round trip costs more than hashing a usual photo (tens of KB).
+    image = _image_of(100_000)
+
+    def no_thread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a small upload went to a thread")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_thread)
+    assert await upload.Upload(image).hashed() == content_hash(image)

@@ -225,12 +225,13 @@ def job_options(operation: str, options: Mapping[str, str], settings: Settings) 
     return JobOptions(op, spec, parse_options(spec.options, options, op.value))
 
 
-def submission(chosen: JobOptions, data: bytes, settings: Settings) -> Submission:
-    """The job of ``chosen`` on the upload ``data``, with its key (the sync endpoint's)."""
+def submission(chosen: JobOptions, data: bytes, digest: str, settings: Settings) -> Submission:
+    """The job of ``chosen`` on the upload ``data`` (its :func:`content_hash` ``digest``, taken
+    by the caller: beside the event loop for a large upload), with its key (the sync
+    endpoint's)."""
     op, spec = chosen.operation, chosen.spec
     request = spec.request(chosen.options, data, settings)
     params = spec.params(request)
-    digest = content_hash(data)
     key = cache_key_from_hash(digest, op.value, params)
     return Submission(op, data, request, params, key, spec, digest)
 
@@ -239,4 +240,4 @@ def prepare(
     operation: str, data: bytes, options: Mapping[str, str], settings: Settings
 ) -> Submission:
     """Validate a job submission and compute its key (the same key the sync endpoint uses)."""
-    return submission(job_options(operation, options, settings), data, settings)
+    return submission(job_options(operation, options, settings), data, content_hash(data), settings)

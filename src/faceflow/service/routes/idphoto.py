@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 
 from faceflow.cache.compute import raise_failure
 from faceflow.cache.entry import CacheEntry
-from faceflow.cache.keys import CUTOUT_OPERATION, cache_key_from_hash, content_hash
+from faceflow.cache.keys import CUTOUT_OPERATION, cache_key_from_hash
 from faceflow.cache.tiered import CacheStatus
 from faceflow.domain import Operation
 from faceflow.errors import InvalidParameter, SourceExpired
@@ -263,8 +263,8 @@ async def id_photo(request: Request, options: Annotated[PhotoRouteOptions, Query
     # A sheet is validated (its paper, whether the photo fits) before the upload is read.
     sheet = options.sheet_work(photo)
     if options.source is None:
-        data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
-        origin: tuple[str, bytes | None] = (content_hash(data), data)
+        upload = await read_image(request, services.settings.limits.max_upload_bytes)
+        origin: tuple[str, bytes | None] = (await upload.hashed(), upload.data)
     else:
         if await _sends_body(request):
             # Which would it be? A client re-uploading a new photo beside an old source= got the
@@ -314,5 +314,5 @@ async def id_photo_sheet(request: Request, options: Annotated[SheetOptions, Quer
     `face`) or `no_subject`. `X-Compliance` is the worst of the sheet's photos' reports."""
     services = services_of(request)
     work = options.work()
-    data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
-    return await _sheet(request, services, (content_hash(data), data), work)
+    upload = await read_image(request, services.settings.limits.max_upload_bytes)
+    return await _sheet(request, services, (await upload.hashed(), upload.data), work)

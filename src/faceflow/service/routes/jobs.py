@@ -201,11 +201,12 @@ async def submit_job(request: Request) -> Response:
     options = {k: v for k, v in query.items() if k != "operation"}
     chosen = job_options(query["operation"], options, services.settings)
     # Taken once: a one-image form's ``Upload.data`` copies the image out of the body per call.
-    data = (await read_image(request, services.settings.limits.max_upload_bytes)).data
+    upload = await read_image(request, services.settings.limits.max_upload_bytes)
+    data = upload.data
     # Bytes no decoder takes are refused now, with the sync routes' 415 (faces.answer): queued,
     # they held a place in the queue and the client's share of it until a worker failed them.
     sniff_format(data)
-    job = submission(chosen, data, services.settings)
+    job = submission(chosen, data, await upload.hashed(), services.settings)
     view = await runner.submit(job, request.state.api_key)
     body = _job_body(request, view)
     return Response(
