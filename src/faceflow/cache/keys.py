@@ -33,8 +33,9 @@ saved on its side turned upright before its cut-out, PNGs whose compressed text 
 undecodable). 7: ID photos and sheets saved in full colour (4:4:4 JPEG), a face number past
 the faces detection keeps said so, a smooth black cloth over the chin warned. 8: a sheet's
 photo of another DPI (China's ID card, custom sizes) rendered at the sheet's 300 dpi, not
-resized; ``exposure`` warns a dim face (its brightest 2 % under 120). So no node serves an
-answer an older faceflow made.
+resized; ``exposure`` warns a dim face (its brightest 2 % under 120); ``mouth_closed`` sees
+lips parted over a smile's teeth or below its corners. So no node serves an answer an older
+faceflow made.
 tests/cache/test_result_format.py pins it beside a fingerprint of the code that makes answers,
 so that no change to that code leaves it by mistake."""
 

@@ -1786,6 +1786,31 @@ def test_a_real_open_mouth_is_told_from_bearded_closed_ones(
 
 
 @pytest.mark.parametrize(
+    ("photo", "gap", "status"),
+    [
+        ("df_img47.jpg", None, CheckStatus.PASS),  # a smile, its lips meeting low in the middle
+        ("df_img47.jpg", 0.1, CheckStatus.WARN),
+        ("df_img48.jpg", None, CheckStatus.PASS),  # a smile, the lower teeth's edges showing
+        ("df_img48.jpg", 0.1, CheckStatus.WARN),
+    ],
+)
+def test_lips_parted_in_a_smile_warn(
+    testdata: Path, cut_out: CutOut, photo: str, gap: float | None, status: CheckStatus
+) -> None:
+    # A smile's lips meet 0.14 eye distances below its corners, where the gap was not looked
+    # for (df_img47), and parted over the lower teeth the gap has teeth, not lip, below it
+    # (df_img48): opened by 0.1 eye distances, both passed.
+    require((testdata.parent / "devset" / photo).is_file(), f"devset photo {photo} not found")
+    item = cut_out(f"../devset/{photo}", None if gap is None else open_mouth(gap))
+
+    check = icao_check(item, "mouth_closed")
+
+    assert check.status is status, check
+    if status is CheckStatus.WARN:
+        assert check.limit.of == "lips_gap"
+
+
+@pytest.mark.parametrize(
     ("edit", "status"), [(None, CheckStatus.PASS), (knit_hat, CheckStatus.WARN)]
 )
 def test_a_hat_down_to_the_brows_is_seen(

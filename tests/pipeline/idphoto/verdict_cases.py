@@ -1843,6 +1843,16 @@ CASES: tuple[Case, ...] = (
         "mouth_closed",
         open_mouth(0.14),
     ),
+    # Parted over a smile's teeth: the gap had teeth, not lip, below it, and lay lower than the
+    # corners' line was looked for.
+    Case(
+        "df_img48 talking over a smile's teeth",
+        "../devset/df_img48.jpg",
+        "icao",
+        "warn",
+        "mouth_closed",
+        open_mouth(0.1),
+    ),
     Case(
         "portrait_2 in glasses, US passport",
         "portrait_2.jpg",
