@@ -1242,8 +1242,16 @@ def drop_paths(page: Page, *paths: Path) -> None:
     DataTransfer cannot hold a folder): Chromium's own drag, through the DevTools protocol."""
     cdp = page.context.new_cdp_session(page)
     data = {"items": [], "files": [str(path) for path in paths], "dragOperationsMask": 1}
-    for kind in ("dragEnter", "dragOver", "drop"):
+    page.evaluate(
+        "() => document.addEventListener('dragover', () => { window.draggedOver = true; })"
+    )
+    for kind in ("dragEnter", "dragOver"):
         cdp.send("Input.dispatchDragEvent", {"type": kind, "x": 400, "y": 300, "data": data})
+    # The drop only once the page has taken the drag over (its handler accepted the copy): sent
+    # at once, on a busy machine (two workers' browsers), it reached a page that had not, and
+    # Chromium did not drop (no photo came, 2 of 3 runs in two workers).
+    page.wait_for_function("() => window.draggedOver === true")
+    cdp.send("Input.dispatchDragEvent", {"type": "drop", "x": 400, "y": 300, "data": data})
     cdp.detach()
 
 
