@@ -31,7 +31,7 @@ from faceflow.service import upload as upload_module
 from faceflow.service.routes import faces
 from faceflow.service.routes.faces import _batch_item
 from faceflow.service.state import Services
-from faceflow.service.upload import Upload
+from faceflow.service.upload import SPLIT_ON_THE_LOOP_BYTES, Upload
 from tests.service.in_process import InProcess, app_settings, running_app
 from tests.service.support import assert_error, fresh
 
@@ -143,7 +143,7 @@ async def test_a_large_batch_is_hashed_beside_the_event_loop(
         return keys.content_hash(data)
 
     monkeypatch.setattr(upload_module, "content_hash", content_hash)
-    half = faces.HASHED_ON_THE_LOOP_BYTES // 2 + 1
+    half = SPLIT_ON_THE_LOOP_BYTES // 2 + 1
     jpeg = b"\xff\xd8\xff"  # a JPEG's signature: bytes that are no image are not hashed
     async with app.client() as client:
         response = await client.post(

@@ -41,7 +41,13 @@ from faceflow.service.schemas import (
     image_response,
 )
 from faceflow.service.state import Services, services_of
-from faceflow.service.upload import Upload, check_image, read_image, read_images
+from faceflow.service.upload import (
+    SPLIT_ON_THE_LOOP_BYTES,
+    Upload,
+    check_image,
+    read_image,
+    read_images,
+)
 
 router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(guard)])
 
@@ -220,15 +226,10 @@ def _batch_body(
     return b'{"operation":"' + operation.value.encode() + b'","items":[' + items + b"]}"
 
 
-HASHED_ON_THE_LOOP_BYTES = 1024 * 1024
-"""The most image bytes of a batch hashed on the event loop; more are hashed beside it (BLAKE3
-lets go of the GIL). Sixteen images of 10 MiB held the loop 46-56 ms of CPU (85-94 ms on a busy
-machine) in one turn; a megabyte costs it a quarter of a millisecond, less than a thread's
-round trip under load."""
-
-
 async def _cache_keys(uploads: dict[int, Upload], work: FaceWork) -> dict[int, str]:
-    """The cache keys of a batch's ``uploads``, by index (:data:`HASHED_ON_THE_LOOP_BYTES`)."""
+    """The cache keys of a batch's ``uploads``, by index; hashed beside the event loop past
+    :data:`SPLIT_ON_THE_LOOP_BYTES` in all (BLAKE3 lets go of the GIL): sixteen images of 10 MiB
+    held the loop 46-56 ms of CPU (85-94 ms on a busy machine) in one turn."""
 
     def keys() -> dict[int, str]:
         prefix = key_prefix(work.operation.value, work.cache_params())
@@ -237,7 +238,7 @@ async def _cache_keys(uploads: dict[int, Upload], work: FaceWork) -> dict[int, s
             for index, upload in uploads.items()
         }
 
-    if sum(upload.size for upload in uploads.values()) <= HASHED_ON_THE_LOOP_BYTES:
+    if sum(upload.size for upload in uploads.values()) <= SPLIT_ON_THE_LOOP_BYTES:
         return keys()
     return await asyncio.to_thread(keys)
 
