@@ -28,6 +28,9 @@ app = typer.Typer(
 )
 
 
+_NOT_STORED = "(the store cannot take it: made from {} in memory by each process that loads it)"
+
+
 def _console() -> Console:
     return stderr_console()
 
@@ -69,6 +72,7 @@ def pull(
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from faceflow.errors import ModelError, UnknownModel
+    from faceflow.models.catalog import DerivedSpec, ModelSpec, derived_from
     from faceflow.models.store import ModelState, ModelStore
 
     console = _console()
@@ -96,15 +100,29 @@ def pull(
 
         try:
             statuses = store.pull(specs, force=force, progress=report)
-            statuses += store.derive(specs)  # made by the pull: their statuses, to show
         except ModelError as exc:
             console.print(f"[red]error:[/red] {escape(exc.message)}")
             raise typer.Exit(1) from None
+    # The files the pull derived, as it left them. Not derived again here: one the store could
+    # not take (read-only) was derived twice, warned of twice, and failed the pull.
+    derived = [
+        store.status(made)
+        for status in statuses
+        if status.state is ModelState.VERIFIED
+        and isinstance(status.spec, ModelSpec)
+        and (made := derived_from(status.spec)) is not None
+    ]
     bad = [s for s in statuses if s.state is not ModelState.VERIFIED]
-    for status in statuses:
-        mark = "[green]✓[/green]" if status.state is ModelState.VERIFIED else "[red]✗[/red]"
+    for status in [*statuses, *derived]:
+        mark, note = "[green]✓[/green]", ""
+        if status.state is not ModelState.VERIFIED:
+            mark = "[red]✗[/red]"
+            if isinstance(status.spec, DerivedSpec):
+                # Its model is verified: each process loading it derives it in memory, as
+                # `verify` says; a missing derived file is no reason for exit 1.
+                mark, note = "[yellow]![/yellow]", _NOT_STORED.format(status.spec.source.name)
         line = f"{status.spec.name:<17} {status.state.value:<8} {escape(status.path)}"
-        console.print(f"{mark} {line}")
+        console.print(f"{mark} {line}" + (f"  {escape(note)}" if note else ""))
     if bad:
         console.print("[red]some models are not usable; see above[/red]")
         raise typer.Exit(1)
