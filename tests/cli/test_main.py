@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer.main
@@ -69,6 +70,39 @@ def test_every_paragraph_of_every_commands_help_is_one_line() -> None:
     walk(typer.main.get_command(app), "faceflow")
 
     assert long == []
+
+
+def _leaf_commands(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The path of every command that runs (not a group), ``models`` and its own below it."""
+    subcommands = getattr(command, "commands", None)
+    if subcommands is None:
+        return [path]
+    return [
+        leaf for name, sub in subcommands.items() for leaf in _leaf_commands(sub, (*path, name))
+    ]
+
+
+LEAF_COMMANDS = _leaf_commands(typer.main.get_command(app))
+
+
+def test_every_command_that_runs_is_found() -> None:
+    # The tests of every command's help below are parametrised by this list: one it misses is
+    # untested.
+    assert {"analyze", "id-photo", "id-photo-specs", "serve", "worker", "bench"} <= {
+        " ".join(path) for path in LEAF_COMMANDS
+    }
+    assert {("models", "pull"), ("models", "list"), ("models", "verify")} <= set(LEAF_COMMANDS)
+
+
+@pytest.mark.parametrize("command", LEAF_COMMANDS, ids=" ".join)
+def test_every_usage_line_names_its_arguments_in_upper_case(command: tuple[str, ...]) -> None:
+    # As [OPTIONS] and NAME=VALUE are: typer showed the parameter's Python name, `analyze
+    # [OPTIONS] {paths}...`, which reads as a literal word to type.
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    [usage] = [line for line in result.output.splitlines() if "Usage:" in line]
+    arguments = re.findall(r"[{\[]([^}\]]+)[}\]]", usage.split(" ".join(command), 1)[1])
+
+    assert [name for name in arguments if name != name.upper()] == [], usage
 
 
 def test_invalid_settings_exit_2_naming_each_problem_and_its_variable() -> None:

@@ -354,8 +354,9 @@ def analyze(
     paths: Annotated[
         list[str],
         typer.Argument(
+            metavar="PATH",
             help="image files, folders (searched recursively, hidden files and the --annotate"
-            " folder passed over), globs, or - for an image on standard input"
+            " folder passed over), globs, or - for an image on standard input",
         ),
     ],
     as_json: Annotated[

@@ -102,7 +102,10 @@ def _reachable(url: str, api_key: str | None, err: Console) -> str:
 
 def bench(
     url: Annotated[
-        str, typer.Argument(help="base URL of a running faceflow, e.g. http://127.0.0.1:8000")
+        str,
+        typer.Argument(
+            metavar="URL", help="base URL of a running faceflow, e.g. http://127.0.0.1:8000"
+        ),
     ],
     images: Annotated[
         list[Path],

@@ -47,8 +47,9 @@ def id_photo(
     paths: Annotated[
         list[str],
         typer.Argument(
+            metavar="PATH",
             help="photos, folders (recursive, hidden files and the --out folder passed over),"
-            " globs, or - for a photo on standard input"
+            " globs, or - for a photo on standard input",
         ),
     ],
     out_dir: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="output folder")],

@@ -48,7 +48,8 @@ def _selected(names: list[str] | None, include_optional: bool, examples: bool) -
 @reflowed
 def pull(
     names: Annotated[
-        list[str] | None, typer.Argument(help="models to pull (default: all required)")
+        list[str] | None,
+        typer.Argument(metavar="NAME", help="models to pull (default: all required)"),
     ] = None,
     include_optional: Annotated[
         bool, typer.Option("--all", help="also pull optional models")
