@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,25 @@ def _leaf_commands(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, 
 LEAF_COMMANDS = _leaf_commands(typer.main.get_command(app))
 
 
+def _shown_examples(command: tuple[str, ...]) -> list[str]:
+    """The lines under "Examples:" in the command's help as a 60-column terminal shows it."""
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "60"})
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert "Examples:" in lines, f"faceflow {' '.join(command)} --help has no examples"
+    return [line for line in lines[lines.index("Examples:") + 1 :] if line]
+
+
+def _faceflow_words(line: str) -> list[str]:
+    """An example's ``faceflow`` command, split as a shell splits it: of a pipeline, the part
+    that runs faceflow. Empty if no part does, as for a line the help wrapped in two."""
+    for part in line.split("|"):
+        words = shlex.split(part, comments=True)
+        if words[:1] == ["faceflow"]:
+            return words[1:]
+    return []
+
+
 def test_every_command_that_runs_is_found() -> None:
     # The tests of every command's help below are parametrised by this list: one it misses is
     # untested.
@@ -92,6 +112,45 @@ def test_every_command_that_runs_is_found() -> None:
         " ".join(path) for path in LEAF_COMMANDS
     }
     assert {("models", "pull"), ("models", "list"), ("models", "verify")} <= set(LEAF_COMMANDS)
+
+
+@pytest.mark.parametrize("command", LEAF_COMMANDS, ids=" ".join)
+def test_every_commands_help_shows_examples_of_it_each_whole_on_a_line_at_60_columns(
+    command: tuple[str, ...],
+) -> None:
+    # A user reads the examples to copy one: each must be a faceflow command line, and one the
+    # help did not wrap (the wrapped half would not start with faceflow, and a pasted half fails).
+    shown = _shown_examples(command)
+
+    assert 2 <= len(shown) <= 4, shown
+    assert all(_faceflow_words(line) for line in shown), shown
+    assert any(_faceflow_words(line)[: len(command)] == list(command) for line in shown), shown
+
+
+@pytest.mark.parametrize("command", LEAF_COMMANDS, ids=" ".join)
+def test_every_example_in_help_parses_as_written(
+    command: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each is parsed by the command's own parser (typer's click) without running it, as
+    # tests/test_readme.py parses the README's: a flag renamed or a value no longer taken
+    # (a choice, a range) is an error here, so the examples cannot rot. The files they
+    # name exist (empty) where they are parsed, as parsing checks some do.
+    monkeypatch.chdir(tmp_path)
+    for folder in ("photos", "more", "staff"):
+        (tmp_path / folder).mkdir()
+    for name in ("photo.jpg", "portrait.jpg", "group.jpg", "a.jpg", "b.jpg", "faceflow.yaml"):
+        (tmp_path / name).touch()
+    group = typer.main.get_command(app)
+    for line in _shown_examples(command):
+        parent = group.make_context("faceflow", [], resilient_parsing=True)
+        subcommand: Any = group
+        args = _faceflow_words(line)
+        while hasattr(subcommand, "get_command"):  # a group: its subcommand, by the next word
+            name, *args = args
+            subcommand = subcommand.get_command(parent, name)
+            assert subcommand is not None, line
+        with subcommand.make_context(name, list(args), parent=parent):
+            pass
 
 
 @pytest.mark.parametrize("command", LEAF_COMMANDS, ids=" ".join)

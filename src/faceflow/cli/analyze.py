@@ -24,6 +24,7 @@ from faceflow.cli.common import (
     OutputNames,
     escape,
     file_progress,
+    help_examples,
     make_output_folder,
     print_table,
     printable,
@@ -348,6 +349,14 @@ def _error_line(path: Path, error: Mapping[str, object]) -> str:
 OUTPUT_FOLDER_FULL = "output_folder_full"
 """The ``--json`` error code of the file whose annotated image a full disk or quota, or a file
 system gone read-only, refused: the batch stops after its line."""
+
+
+ANALYZE_EXAMPLES = help_examples(
+    "faceflow analyze photos/ more/*.jpg",
+    "faceflow analyze photos/ --json",
+    "faceflow analyze photos/ --annotate out/ --workers 2",
+    "curl -s https://example.org/me.jpg | faceflow analyze -",
+)
 
 
 def analyze(

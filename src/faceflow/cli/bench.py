@@ -12,6 +12,7 @@ import typer
 from faceflow.cli import stdout
 from faceflow.cli.common import (
     escape,
+    help_examples,
     make_output_folder,
     print_table,
     read_at_most,
@@ -98,6 +99,14 @@ def _reachable(url: str, api_key: str | None, err: Console) -> str:
             err.print(f"{escape(base)} is loading its models; waiting for /readyz", highlight=False)
             said = True
         time.sleep(0.5)
+
+
+BENCH_EXAMPLES = help_examples(
+    "faceflow bench http://127.0.0.1:8000 -i photo.jpg",
+    "faceflow bench http://host:8000 -i a.jpg -i b.jpg --json",
+    "faceflow bench http://host:8000 -i a.jpg --hit-ratio 0.9",
+    "faceflow bench http://host:8000 -i a.jpg --plot out.png",
+)
 
 
 def bench(

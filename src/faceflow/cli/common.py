@@ -39,6 +39,14 @@ def reflowed(command: Callable[P, R]) -> Callable[P, R]:
     return command
 
 
+def help_examples(*lines: str) -> str:
+    """A command's help epilog: an "Examples:" heading over ``lines``, each a command line as
+    typed, indented (tests/cli/test_main.py parses each, and checks none is wrapped at 60
+    columns). The leading newline keeps the indent: typer dedents an epilog by the indent its
+    lines after the first share."""
+    return "\nExamples:\n\n" + "\n".join(f"  {line}" for line in lines)
+
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option(

@@ -17,6 +17,7 @@ from faceflow.cli.common import (
     PhotoQueryOptions,
     escape,
     file_progress,
+    help_examples,
     make_output_folder,
     print_table,
     printable,
@@ -41,6 +42,14 @@ def _consoles() -> tuple[Console, Console]:
     from rich.console import Console
 
     return Console(highlight=False), stderr_console(highlight=False)
+
+
+ID_PHOTO_EXAMPLES = help_examples(
+    "faceflow id-photo portrait.jpg --spec icao -o out/",
+    "faceflow id-photo portrait.jpg -o out/ --sheet 6inch",
+    "faceflow id-photo group.jpg -o out/ -O face=2",
+    "faceflow id-photo staff/ -o out/ --fail-on warn",
+)
 
 
 def id_photo(
@@ -240,6 +249,12 @@ def batch_settings(settings: Settings) -> Settings:
         return settings
     models = settings.models.model_copy(update={"segmenter_arena": True})
     return settings.model_copy(update={"models": models})
+
+
+ID_SPECS_EXAMPLES = help_examples(
+    "faceflow id-photo-specs",
+    "faceflow id-photo portrait.jpg --spec cn-1inch -o out/",
+)
 
 
 def list_id_specs() -> None:

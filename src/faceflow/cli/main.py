@@ -9,12 +9,12 @@ import typer
 
 from faceflow import __version__
 from faceflow.cli import flags, models, stdout
-from faceflow.cli.analyze import analyze
-from faceflow.cli.bench import bench
+from faceflow.cli.analyze import ANALYZE_EXAMPLES, analyze
+from faceflow.cli.bench import BENCH_EXAMPLES, bench
 from faceflow.cli.common import TERMINATED_STATUS, Terminated, reflowed
-from faceflow.cli.idphoto import id_photo, list_id_specs
-from faceflow.cli.serve import serve
-from faceflow.cli.worker import worker
+from faceflow.cli.idphoto import ID_PHOTO_EXAMPLES, ID_SPECS_EXAMPLES, id_photo, list_id_specs
+from faceflow.cli.serve import SERVE_EXAMPLES, serve
+from faceflow.cli.worker import WORKER_EXAMPLES, worker
 
 flags.install()
 
@@ -25,12 +25,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models.app, name="models")
-app.command(no_args_is_help=True)(reflowed(analyze))
-app.command()(reflowed(serve))
-app.command("id-photo", no_args_is_help=True)(reflowed(id_photo))
-app.command("id-photo-specs")(reflowed(list_id_specs))
-app.command()(reflowed(worker))
-app.command(no_args_is_help=True)(reflowed(bench))
+app.command(no_args_is_help=True, epilog=ANALYZE_EXAMPLES)(reflowed(analyze))
+app.command(epilog=SERVE_EXAMPLES)(reflowed(serve))
+app.command("id-photo", no_args_is_help=True, epilog=ID_PHOTO_EXAMPLES)(reflowed(id_photo))
+app.command("id-photo-specs", epilog=ID_SPECS_EXAMPLES)(reflowed(list_id_specs))
+app.command(epilog=WORKER_EXAMPLES)(reflowed(worker))
+app.command(no_args_is_help=True, epilog=BENCH_EXAMPLES)(reflowed(bench))
 
 
 def _version(value: bool) -> None:

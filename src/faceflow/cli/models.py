@@ -10,6 +10,7 @@ import typer
 from faceflow.cli.common import (
     ConfigOption,
     escape,
+    help_examples,
     print_table,
     reflowed,
     settings_from,
@@ -44,7 +45,13 @@ def _selected(names: list[str] | None, include_optional: bool, examples: bool) -
     return [*models, *EXAMPLES] if examples else models
 
 
-@app.command()
+@app.command(
+    epilog=help_examples(
+        "faceflow models pull",
+        "faceflow models pull --all --examples",
+        "faceflow models pull u2netp --force",
+    )
+)
 @reflowed
 def pull(
     names: Annotated[
@@ -129,7 +136,9 @@ def pull(
         raise typer.Exit(1)
 
 
-@app.command("list")
+@app.command(
+    "list", epilog=help_examples("faceflow models list", "faceflow models list -c faceflow.yaml")
+)
 @reflowed
 def list_models(config: ConfigOption = None) -> None:
     """Every declared model: name, role, size, licence, and whether it is present and verified."""
@@ -185,7 +194,7 @@ def list_models(config: ConfigOption = None) -> None:
     print_table(Console(), table)
 
 
-@app.command()
+@app.command(epilog=help_examples("faceflow models verify", "faceflow models verify --all"))
 @reflowed
 def verify(
     include_optional: Annotated[

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from faceflow.cli.common import ConfigOption, escape, settings_from, stderr_console
+from faceflow.cli.common import ConfigOption, escape, help_examples, settings_from, stderr_console
 
 if TYPE_CHECKING:
     from faceflow.config import Settings
@@ -36,6 +36,14 @@ def _export(name: str, value: object | None, flag: str, given: dict[str, str]) -
     if value is not None:
         os.environ[name] = str(value)
         given[name] = flag
+
+
+SERVE_EXAMPLES = help_examples(
+    "faceflow serve",
+    "faceflow serve --port 8080 --processes 2 --log-json",
+    "faceflow serve --host 0.0.0.0 --http-workers 2",
+    "faceflow serve -c faceflow.yaml",
+)
 
 
 def serve(

@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from faceflow.cli.common import ConfigOption, settings_from
+from faceflow.cli.common import ConfigOption, help_examples, settings_from
+
+WORKER_EXAMPLES = help_examples(
+    "faceflow worker",
+    "faceflow worker --queue-url redis://host:6381/0",
+    "faceflow worker -n 4 -c faceflow.yaml",
+)
 
 
 def worker(
