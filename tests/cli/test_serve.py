@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -158,6 +159,34 @@ def test_sigterm_to_the_whole_process_group_stops_serve_without_respawning(
     assert "Application shutdown complete" in log
     assert "died with exit code" not in log
     assert " started (pid" not in log  # no replacement was spawned
+
+
+def test_sighup_stops_serve_gracefully_as_sigterm_does(
+    live_server_factory: LiveServerFactory,
+) -> None:
+    """The terminal that started the server closing, or an SSH session dropping, sends SIGHUP.
+    uvicorn catches only SIGTERM and SIGINT, so SIGHUP killed the server at once: requests cut
+    without an answer, no shutdown of the app (its embedded jobs gone without the line counting
+    them), inference processes left to notice alone. It now stops as on SIGTERM, then ends by
+    the signal it got, as a process killed by SIGHUP does."""
+    server = live_server_factory(RUNTIME__PROCESSES=2)
+    assert server.process is not None
+    try:
+        started = server.log_path.read_text(errors="replace")
+        inference = [
+            int(pid) for pid in re.findall(r"adopted from the head start \(pid (\d+)\)", started)
+        ]
+        server.process.send_signal(signal.SIGHUP)
+        code = server.process.wait(timeout=60)
+    finally:
+        server.stop()
+    log = server.log_path.read_text(errors="replace")
+
+    assert code == -signal.SIGHUP, log[-2000:]
+    assert "Application shutdown complete" in log, log[-2000:]
+    assert len(inference) == 2
+    # The server waited for them (the pool's close), so none outlives it.
+    assert [pid for pid in inference if Path(f"/proc/{pid}").exists()] == []
 
 
 # A proxy serving faceflow at /faces strips the prefix (nginx: location /faces/ { proxy_pass

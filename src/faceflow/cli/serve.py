@@ -7,8 +7,10 @@ import inspect
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,6 +20,8 @@ import typer
 from faceflow.cli.common import ConfigOption, escape, help_examples, settings_from, stderr_console
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from faceflow.config import Settings
     from faceflow.runtime.pool import HeadStart
 
@@ -165,10 +169,41 @@ def serve(
         if listener is None:
             uvicorn.run(app, **options)  # type: ignore[arg-type]
             return
-        server = uvicorn.Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
+        server = _hangup_stops(uvicorn.Server)(uvicorn.Config(app, **options))  # type: ignore[arg-type]
         server.run(sockets=[listener])
     if not server.started:  # as uvicorn.run ends a start-up failure
         raise typer.Exit(3)
+
+
+def _hangup_stops(base: type[uvicorn.Server]) -> type[uvicorn.Server]:
+    """A uvicorn server that stops gracefully on SIGHUP too, as on SIGTERM and SIGINT.
+
+    uvicorn's server catches only those two: SIGHUP (the terminal that started the server
+    closed, an SSH session dropped, ``kill -HUP``) killed it at once, its requests cut without
+    an answer, its inference processes left to notice on their own and its embedded jobs gone
+    without the line that counts them. A SIGHUP ignored when the server starts (``nohup``)
+    stays ignored. Like the other two, the signal is raised again once the server has stopped,
+    so the process still ends by it. Several HTTP workers: uvicorn's supervisor takes SIGHUP
+    itself, to restart them.
+    """
+
+    class Server(base):  # type: ignore[valid-type,misc]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                main = threading.current_thread() is threading.main_thread()
+                before = signal.getsignal(signal.SIGHUP) if main else signal.SIG_IGN
+                if before is signal.SIG_IGN:
+                    yield
+                    return
+                signal.signal(signal.SIGHUP, self.handle_exit)
+                try:
+                    yield
+                finally:
+                    # Restored before uvicorn raises the caught signals again, on leaving.
+                    signal.signal(signal.SIGHUP, signal.SIG_DFL if before is None else before)
+
+    return Server
 
 
 def _listen(host: str, port: int) -> socket.socket:
