@@ -188,7 +188,9 @@ def test_a_forged_handle_is_not_found_without_asking_another_worker(
     forged = HandleSigner(new_key(), origin=b"\x01" * 8).new()
     answers = [_fresh_get(two_workers, f"/v1/jobs/{forged}") for _ in range(6)]
     assert {r.status_code for r in answers} == {404}
-    assert {r.json()["error"]["message"] for r in answers} == {unknown_handle().message}
+    assert {r.json()["error"]["message"] for r in answers} == {
+        unknown_handle(in_memory=True).message
+    }
 
 
 def _exited(pid: int) -> bool:

@@ -262,6 +262,28 @@ async def test_closing_with_jobs_not_finished_says_how_many_are_lost(
     assert "jobs.redis_url" in line.getMessage()
 
 
+async def test_a_job_lost_when_the_server_stopped_is_polled_as_gone_with_it() -> None:
+    # A job accepted (202) by a server stopped before it ran: polled on the server started
+    # again, its handle read as never minted (that process signs with a new key), and the
+    # answer was the words a mistyped handle gets, with no word of the restart.
+    before = Harness(make_settings())
+    await before.runner.start()
+    before.pool.gate.clear()
+    handle = (await before.runner.submit(before.job(), None)).handle
+    await before.runner.close()
+    again = Harness(make_settings())
+    await again.runner.start()
+    try:
+        for ask in (again.runner.status, again.runner.result, again.runner.cancel):
+            with pytest.raises(NotFound) as lost:
+                await ask(handle, None)
+            assert lost.value.code == "not_found"  # the one answer: handles cannot be probed
+            assert "before it last stopped is gone" in lost.value.message
+            assert "submit it again" in lost.value.message
+    finally:
+        await again.runner.close()
+
+
 async def test_id_photo_jobs_of_one_photo_share_its_cut_out(harness: Harness) -> None:
     # Each job ran u2netp again: twenty jobs of one photo on twenty backgrounds, twenty cut-outs.
     ran: list[str] = []

@@ -410,7 +410,7 @@ class EmbeddedRunner:
     def _lookup(self, handle: str, owner: str | None) -> tuple[HandleRecord, _Job]:
         record = self._handles.get(handle) if self._signer.genuine(handle) else None
         if record is None or not visible_to(record, owner):
-            raise unknown_handle()
+            raise unknown_handle(in_memory=True)
         job = self._live_job(record.job_id)
         if job is None:
             raise NotFound("the job and its result have expired")

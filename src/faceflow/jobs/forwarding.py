@@ -78,7 +78,7 @@ class ForwardingRunner:
     async def _call(self, call: PeerCall) -> PeerAnswer:
         origin = self._signer.origin(call.handle)
         if origin is None:
-            raise unknown_handle()
+            raise unknown_handle(in_memory=True)
         if origin == self._origin:
             return await self._answer(call)
         self._forwarded += 1

@@ -42,9 +42,17 @@ def new_key() -> bytes:
     return secrets.token_bytes(KEY_BYTES)
 
 
-def unknown_handle() -> NotFound:
+def unknown_handle(*, in_memory: bool = False) -> NotFound:
     """The one answer for a handle that is forged, unknown, expired or another key's: told
-    apart, handles could be probed."""
+    apart, handles could be probed. ``in_memory``: the embedded runner's, whose jobs go with
+    its process. A server started again signs with a new key, so the handles of the jobs it
+    lost read as never minted: the answer says that this is one reason (a client polling one
+    got the same words as for a mistyped handle, and no word of the restart)."""
+    if in_memory:
+        return NotFound(
+            "no such job (unknown, expired or not yours; this server keeps its jobs in memory, "
+            "so a job submitted before it last stopped is gone): submit it again"
+        )
     return NotFound("no such job (unknown, expired or not yours)")
 
 

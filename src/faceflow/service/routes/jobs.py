@@ -67,7 +67,8 @@ _ERRORS = {
     400: "unknown operation or invalid option, empty body or missing field",
     401: "an API key is required",
     403: "the API key is not valid",
-    404: "no such job: unknown, expired, or created by another API key",
+    404: "no such job: unknown, expired, created by another API key, or lost with an "
+    "embedded-runner server that stopped since (jobs kept in memory)",
     409: "the job is not in a state that allows this (e.g. cancel after it started)",
     410: "the job's stored image expired before it ran (code `expired`); submit it again",
     413: "upload too large",
