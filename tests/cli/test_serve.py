@@ -189,6 +189,51 @@ def test_sighup_stops_serve_gracefully_as_sigterm_does(
     assert [pid for pid in inference if Path(f"/proc/{pid}").exists()] == []
 
 
+def test_a_job_still_uploading_when_serve_is_told_to_stop_is_refused_not_lost(
+    testdata: Path, live_server_factory: LiveServerFactory
+) -> None:
+    """A job's upload still arriving at SIGTERM was answered 202 during the graceful shutdown,
+    and the embedded runner dropped it the next moment (its handle then 404): a client told
+    its job was accepted lost it without a word. Refused 503, the client sends it again."""
+    server = live_server_factory()
+    photo = (testdata / "portrait_1.jpg").read_bytes()
+    half = len(photo) // 2
+    head = (
+        f"POST /v1/jobs?operation=detect HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: image/jpeg\r\nContent-Length: {len(photo)}\r\n\r\n"
+    ).encode()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=60) as conn:
+            conn.sendall(head + photo[:half])
+            # The route has taken the body's declared length from the upload budget: under way.
+            deadline = time.monotonic() + 60
+            while server.metrics().value("faceflow_upload_bytes_held") < len(photo):
+                assert time.monotonic() < deadline, "the upload never began"
+                time.sleep(0.05)
+            server.request_stop()
+            while "Waiting for connections to close" not in server.log_path.read_text():
+                assert time.monotonic() < deadline, server.log_tail()
+                time.sleep(0.05)
+            conn.sendall(photo[half:])
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        assert server.process is not None
+        server.process.wait(timeout=60)
+    finally:
+        server.stop()
+
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 503 Service Unavailable", answer[:300]
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert b"retry-after: 1" in headers.lower()
+    assert json.loads(body)["error"]["code"] == "unavailable"
+    assert "jobs: 1 accepted jobs" not in server.log_path.read_text()
+
+
 # A proxy serving faceflow at /faces strips the prefix (nginx: location /faces/ { proxy_pass
 # http://faceflow/; }): faceflow is asked for /openapi.json when a client asked the proxy for
 # /faces/openapi.json, and server.root_path tells it what the prefix was. These clients ask the

@@ -128,6 +128,18 @@ from faceflow.service.middleware import UNDELIVERED
 
 SERVER_SETTINGS_STATE = "faceflow.server_settings"
 METRICS_STATE = "faceflow.metrics"
+STOPPING_STATE = "faceflow.stopping"
+
+
+class Stopping:
+    """Set once this HTTP worker's server has begun its graceful shutdown: uvicorn tells each open
+    connection (:meth:`FaceflowHttpProtocol.shutdown`), not the app, which learns of it only
+    when the connections are done. A request still under way then (an upload still arriving)
+    is answered, and the routes read this to refuse what would not outlive the process: an
+    embedded job accepted then was answered 202 and dropped the next moment, with the runner."""
+
+    def __init__(self) -> None:
+        self.is_set = False
 
 
 def protocol_state(server: ServerSettings, metrics: Metrics) -> dict[str, object]:
@@ -138,7 +150,7 @@ def protocol_state(server: ServerSettings, metrics: Metrics) -> dict[str, object
     fitted = fit_connections(server.max_connections)
     if fitted != server.max_connections:
         server = server.model_copy(update={"max_connections": fitted})
-    return {SERVER_SETTINGS_STATE: server, METRICS_STATE: metrics}
+    return {SERVER_SETTINGS_STATE: server, METRICS_STATE: metrics, STOPPING_STATE: Stopping()}
 
 
 _Bytes = bytes | bytearray | memoryview
@@ -706,6 +718,9 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
         # the held head's flush.)
         if self._writes is not None:
             self._writes.flush()
+        stopping = self.app_state.get(STOPPING_STATE)
+        if isinstance(stopping, Stopping):
+            stopping.is_set = True
         super().shutdown()
 
     def data_received(self, data: bytes) -> None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from starlette.responses import JSONResponse, Response
 
 from faceflow.domain import Operation
-from faceflow.errors import InvalidParameter, NotReady
+from faceflow.errors import InvalidParameter, NotReady, Unavailable
 from faceflow.imaging.formats import sniff_format
 from faceflow.jobs.handles import is_handle, unknown_handle
 from faceflow.jobs.records import JobRecord, JobStatus
@@ -18,6 +18,7 @@ from faceflow.jobs.runner import JobRunner
 from faceflow.operations.registry import job_options, operation_specs, submission
 from faceflow.service.answers import Answer
 from faceflow.service.guard import guard
+from faceflow.service.protocol import STOPPING_STATE, Stopping
 from faceflow.service.routes.docs import root_path_of
 from faceflow.service.schemas import (
     ErrorBody,
@@ -76,7 +77,8 @@ _ERRORS = {
     422: "the job failed on its input (e.g. undecodable image, no face)",
     # 400 and 415 from /result as well: a failed job answers the sync endpoint's error.
     429: "rate limit exceeded (see Retry-After)",
-    503: "job queue full or unavailable, or the service is starting (see Retry-After)",
+    503: "job queue full or unavailable, the service starting, or (embedded runner) stopping "
+    "(see Retry-After)",
 }
 
 
@@ -148,6 +150,23 @@ def _runner(services: Services) -> JobRunner:
     return services.jobs
 
 
+def _refuse_if_stopping(request: Request, services: Services) -> None:
+    """An embedded job is refused once the server has begun to stop (an upload that was still
+    arriving then): it would be lost with the process the next moment, after its 202. 503 lets
+    the client send it again, to another node or once the server is back. A queue Redis keeps
+    jobs: taken as ever."""
+    stopping = request.scope.get("state", {}).get(STOPPING_STATE)
+    if (
+        services.settings.jobs.redis_url is None
+        and isinstance(stopping, Stopping)
+        and stopping.is_set
+    ):
+        raise Unavailable(
+            "the server is stopping and keeps its jobs in memory: submit the job again",
+            retry_after_s=1,
+        )
+
+
 def _checked(handle: str) -> str:
     if not is_handle(handle):
         raise unknown_handle()
@@ -208,6 +227,7 @@ async def submit_job(request: Request) -> Response:
     # they held a place in the queue and the client's share of it until a worker failed them.
     sniff_format(data)
     job = submission(chosen, data, await upload.hashed(), services.settings)
+    _refuse_if_stopping(request, services)
     view = await runner.submit(job, request.state.api_key)
     body = _job_body(request, view)
     return Response(
