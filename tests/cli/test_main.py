@@ -21,6 +21,7 @@ from faceflow.domain import Operation
 from faceflow.operations.faces import FACE_OPTIONS
 from faceflow.operations.idphoto import PhotoOptions
 from faceflow.operations.parse import option_names
+from tests.fixtures.cli_parse import parse_command_line
 
 FACEFLOW = Path(sys.executable).parent / "faceflow"
 
@@ -140,17 +141,8 @@ def test_every_example_in_help_parses_as_written(
         (tmp_path / folder).mkdir()
     for name in ("photo.jpg", "portrait.jpg", "group.jpg", "a.jpg", "b.jpg", "faceflow.yaml"):
         (tmp_path / name).touch()
-    group = typer.main.get_command(app)
     for line in _shown_examples(command):
-        parent = group.make_context("faceflow", [], resilient_parsing=True)
-        subcommand: Any = group
-        args = _faceflow_words(line)
-        while hasattr(subcommand, "get_command"):  # a group: its subcommand, by the next word
-            name, *args = args
-            subcommand = subcommand.get_command(parent, name)
-            assert subcommand is not None, line
-        with subcommand.make_context(name, list(args), parent=parent):
-            pass
+        parse_command_line(["faceflow", *_faceflow_words(line)])
 
 
 @pytest.mark.parametrize("command", LEAF_COMMANDS, ids=" ".join)
