@@ -27,6 +27,7 @@ from faceflow.errors import (
 from faceflow.imaging.formats import ImageFormat, OutputFormat
 from faceflow.runtime.idphoto_tasks import MATTE_MEDIA_TYPE
 from faceflow.runtime.tasks import JSON_MEDIA_TYPE
+from tests.fixtures.packing import packed_sizes
 
 ENTRIES = [
     pytest.param(CacheEntry("application/json", b'{"faces":[]}'), id="json-no-meta"),
@@ -65,15 +66,7 @@ def test_the_wire_form_is_msgpacks_own_bytes_at_every_body_size(size: int) -> No
 def test_an_entrys_body_is_not_copied_through_msgpack(monkeypatch: pytest.MonkeyPatch) -> None:
     # A cache Redis's SET encodes the entry on the event loop: msgpack copied the body into a
     # buffer it grew as it went, then out of it, holding the GIL (27 MiB: 27-290 ms).
-    packed: list[int] = []
-    packb = msgpack.packb
-
-    def recorded(value: object, **kwargs: bool) -> bytes:
-        out: bytes = packb(value, **kwargs)
-        packed.append(len(out))
-        return out
-
-    monkeypatch.setattr(msgpack, "packb", recorded)
+    packed = packed_sizes(monkeypatch)
     body = bytes(range(256)) * 4096
     assert decode_entry(encode_entry(CacheEntry("image/png", body))) == CacheEntry(PNG, body)
     assert packed, "nothing was packed: the test would prove nothing"

@@ -9,7 +9,6 @@ import contextlib
 import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import msgpack
 import pytest
@@ -44,6 +43,7 @@ from faceflow.jobs.peers import (
     new_origin,
 )
 from faceflow.jobs.records import JobError, JobRecord, JobStatus
+from tests.fixtures.packing import packed_sizes
 
 KEY = new_key()
 CALL = PeerCall(PeerOperation.RESULT, "h" * 48, "digest-of-an-api-key")
@@ -234,15 +234,7 @@ async def test_a_result_crosses_without_being_packed_on_the_event_loop(
     # 23-49 ms of the owning worker's event loop for a 27 MB annotated image. The body is now
     # written as it is, beside the answer's packed head and tail.
     _, group, origin = owner
-    packed: list[int] = []
-    packb = msgpack.packb
-
-    def recorded(value: object, **kwargs: Any) -> bytes:
-        out: bytes = packb(value, **kwargs)
-        packed.append(len(out))
-        return out
-
-    monkeypatch.setattr(msgpack, "packb", recorded)
+    packed = packed_sizes(monkeypatch)
     client = PeerClient(group, max_answer_bytes=len(RESULT.body) + peers.ANSWER_SLACK_BYTES)
     assert await client.call(origin, CALL) == (FINISHED, RESULT)
     assert packed, "nothing was packed: the test would prove nothing"
