@@ -22,14 +22,13 @@ eye's, in eye distances. A few minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
-from half_shut_eyes import LIDS, MISSED
+from half_shut_eyes import LIDS, MISSED, laid_into_matte
 from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -51,16 +50,7 @@ MEASURES = ("gap", "band", "above")
 def measures(real: RealFace, rgb: NDArray[np.uint8] | None = None) -> dict[str, float] | None:
     """The smaller eye's lid gap, dark band and upper step above the centre (eye distances) of
     ``real``'s face, or of ``rgb`` laid into its matte; None when the eyes are too close."""
-    matte = real.matte
-    if rgb is not None:
-        frame = matte.crop_box
-        crop = rgb[round(frame.y1) : round(frame.y2), round(frame.x1) : round(frame.x2)]
-        height, width = matte.foreground.shape[:2]
-        if crop.shape[:2] != (height, width):
-            crop = np.asarray(
-                cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA), dtype=np.uint8
-            )
-        matte = dataclasses.replace(matte, foreground=np.ascontiguousarray(crop, dtype=np.uint8))
+    matte = real.matte if rgb is None else laid_into_matte(real, rgb)
     distance = eye_distance_px(real.face)
     per_eye = distance / matte.source_px_per_matte_px
     if per_eye < EYES_OPEN_MIN_PX:

@@ -117,20 +117,25 @@ class Reading:
     limbus: float
 
 
+def laid_into_matte(real: RealFace, rgb: NDArray[np.uint8]) -> Matte:
+    """``real``'s cut-out with ``rgb`` (the photo edited) in place of its pixels: the cut-out's
+    pixels inside the face are the photo's, so an edit is read where the photo's would be."""
+    matte = real.matte
+    box = matte.crop_box
+    crop = rgb[round(box.y1) : round(box.y2), round(box.x1) : round(box.x2)]
+    height, width = matte.foreground.shape[:2]
+    if crop.shape[:2] != (height, width):
+        crop = np.asarray(
+            cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA), dtype=np.uint8
+        )
+    return dataclasses.replace(matte, foreground=np.ascontiguousarray(crop, dtype=np.uint8))
+
+
 def measured(real: RealFace, rgb: NDArray[np.uint8] | None = None) -> Reading | None:
     """The reading of ``real``'s face, or of ``rgb`` (the photo edited) laid into the same
     matte (the cut-out's pixels inside the face are the photo's); None when the eyes are too
     close together to be measured."""
-    matte: Matte = real.matte
-    if rgb is not None:
-        box = matte.crop_box
-        crop = rgb[round(box.y1) : round(box.y2), round(box.x1) : round(box.x2)]
-        height, width = matte.foreground.shape[:2]
-        if crop.shape[:2] != (height, width):
-            crop = np.asarray(
-                cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA), dtype=np.uint8
-            )
-        matte = dataclasses.replace(matte, foreground=np.ascontiguousarray(crop, dtype=np.uint8))
+    matte = real.matte if rgb is None else laid_into_matte(real, rgb)
     lab = cv2.cvtColor(matte.foreground, cv2.COLOR_RGB2LAB).astype(np.float32)
     opening = eye_opening(lab, matte, real.face, eye_distance_px(real.face))
     if opening is None:
