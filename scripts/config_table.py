@@ -8,7 +8,14 @@ from pydantic import BaseModel
 
 from faceflow.config import Settings
 
-SHOWN_DEFAULTS = {("models", "dir"): "~/.cache/faceflow/models", ("runtime", "processes"): "cores"}
+SHOWN_DEFAULTS = {
+    ("models", "dir"): "~/.cache/faceflow/models",
+    ("runtime", "processes"): "cores",
+    ("jobs", "worker_processes"): "cores",
+}
+"""Defaults made on the machine that runs this (its home, its cores), as the README states them
+for every machine: printed as found, the table said `2` for ``jobs.worker_processes``, the
+cores of the machine it was last made on."""
 
 
 def shown(value: object) -> object:

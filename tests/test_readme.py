@@ -4,6 +4,8 @@ true."""
 from __future__ import annotations
 
 import json
+import os
+import runpy
 import shlex
 import shutil
 import subprocess
@@ -191,3 +193,16 @@ def test_the_library_example_runs_as_written(
     assert status in {"pass", "warn", "fail"}
     with Image.open(tmp_path / "me-2inch.jpg") as image:
         assert image.size == (413, 579)  # cn-2inch: 35 × 49 mm at 300 dpi
+
+
+def test_the_configuration_table_is_the_same_on_any_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A default made from the machine (its cores, its home) printed as found is a README that
+    # says this machine's value for everyone's: `jobs.worker_processes` read `2`, not "cores".
+    rows = runpy.run_path(str(PROJECT_ROOT / "scripts" / "config_table.py"))["rows"]
+    here = rows()
+    monkeypatch.setattr(os, "cpu_count", lambda: 97)
+    monkeypatch.setenv("HOME", "/elsewhere")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/elsewhere/cache")
+    assert rows() == here
