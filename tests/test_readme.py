@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import runpy
 import shlex
 import shutil
@@ -17,7 +18,9 @@ from PIL import Image
 from pydantic import BaseModel
 
 import faceflow
+from faceflow import errors
 from faceflow.config import ModelSettings, Settings
+from faceflow.service import errors as service_errors
 from faceflow.service.metrics import Metrics
 from tests.fixtures.cli_parse import parse_command_line
 from tests.fixtures.environment import PROJECT_ROOT, require
@@ -206,3 +209,73 @@ def test_the_configuration_table_is_the_same_on_any_machine(
     monkeypatch.setenv("HOME", "/elsewhere")
     monkeypatch.setenv("XDG_CACHE_HOME", "/elsewhere/cache")
     assert rows() == here
+
+
+ERROR_CODE = re.compile(r"`([a-z]+(?:_[a-z]+)*)`")
+
+NOT_ANSWERED = {cls.code for cls in errors._all_subclasses(errors.ModelError)}
+"""Codes no HTTP client gets: a model missing, corrupt or unknown stops `faceflow serve` at start
+(and `faceflow models` says it), so no request meets one."""
+
+NOT_CODES = {
+    "chunked",
+    "parameter",
+    "min",
+    "max",
+    "max_chunks",
+    "allowed",
+    "detected",
+    "format",
+    "max_pieces",
+    "face_count",
+    "failure",
+    "max_bytes",
+    "max_fields",
+}
+"""The lower-case words in code spans of the README's error table that are not codes: an error's
+details, and HTTP's own word (`Transfer-Encoding` ending in `chunked`)."""
+
+
+def readme_error_table() -> dict[str, set[int]]:
+    """The README's error table: each word in code spans, with the statuses of its row."""
+    table = README.split("Errors are always", 1)[1].split("\n\n", 2)[1]
+    found: dict[str, set[int]] = {}
+    for row in table.splitlines():
+        cells = row.split("|")
+        if len(cells) < 4 or not cells[1].strip()[:1].isdigit():
+            continue
+        statuses = {int(status) for status in re.findall(r"\d{3}", cells[1])}
+        for word in ERROR_CODE.findall("|".join(cells[2:])):
+            found.setdefault(word, set()).update(statuses)
+    return found
+
+
+def answered_codes() -> dict[str, int]:
+    """Every error code the service can answer, with its status: the error tree's, and those
+    the one HTTP error handler names for Starlette's own refusals (405)."""
+    codes = {
+        cls.code: cls.status
+        for cls in errors._all_subclasses(errors.FaceflowError)
+        if cls.code not in NOT_ANSWERED
+    }
+    codes["method_not_allowed"] = 405
+    return codes
+
+
+def test_every_error_code_is_in_the_readme_under_its_status() -> None:
+    table = readme_error_table()
+    wrong = {
+        code: (status, sorted(table.get(code, ())))
+        for code, status in answered_codes().items()
+        if status not in table.get(code, set())
+    }
+    assert not wrong, f"README's error table lacks these codes or gives another status: {wrong}"
+
+
+def test_every_code_in_the_readme_error_table_is_one_the_code_has() -> None:
+    # A renamed or misspelt code in the table is one a client waits for in vain.
+    known = (
+        set(answered_codes()) | set(service_errors._HTTP_CODES.values()) | NOT_ANSWERED | NOT_CODES
+    )
+    unknown = sorted(set(readme_error_table()) - known)
+    assert not unknown, f"README's error table names codes faceflow does not have: {unknown}"

@@ -26,6 +26,7 @@ Tree (``*``: :attr:`~FaceflowError.deterministic`, cached as its success would b
     ├── AuthError (401 unauthorized)
     │   └── Forbidden (403 forbidden)
     ├── NotFound (404 not_found)
+    │   ├── OperationDisabled (404 operation_disabled)
     │   ├── Expired (410 expired)
     │   └── SourceExpired (404 source_expired)
     ├── Conflict (409 conflict)
