@@ -52,6 +52,27 @@ async def test_an_operation_it_does_not_offer_is_refused(
         response = await client.post(path, content=face_jpeg, headers=JPEG)
     error = assert_error(response, 404, "operation_disabled")
     assert "runtime.operations" in error["message"]
+    assert "404" in await declared_statuses(detect_only, path.split("?")[0])
+
+
+async def declared_statuses(server: InProcess, path: str) -> set[str]:
+    """The statuses ``/openapi.json`` declares for POST ``path``: the document says it lists
+    every status an operation can answer, and 404 was missing where an operation is not
+    offered."""
+    async with server.client() as client:
+        document = (await client.get("/openapi.json")).json()
+    return set(document["paths"][path]["post"]["responses"])
+
+
+async def test_a_batch_of_an_operation_it_does_not_offer_is_refused(
+    detect_only: InProcess, face_jpeg: bytes
+) -> None:
+    async with detect_only.client() as client:
+        response = await client.post(
+            "/v1/batch?operation=analyze", files=[("images", ("a.jpg", face_jpeg, "image/jpeg"))]
+        )
+    assert_error(response, 404, "operation_disabled")
+    assert "404" in await declared_statuses(detect_only, "/v1/batch")
 
 
 @pytest.mark.parametrize("operation", ["analyze", "id-photo"])
@@ -63,6 +84,7 @@ async def test_a_job_it_cannot_run_is_refused_at_submission(
             f"/v1/jobs?operation={operation}", content=face_jpeg, headers=JPEG
         )
     assert_error(response, 404, "operation_disabled")
+    assert "404" in await declared_statuses(detect_only, "/v1/jobs")
 
 
 async def test_an_operation_it_does_not_offer_is_refused_even_when_its_answer_is_cached(

@@ -144,6 +144,18 @@ _ERROR_STATUSES = {
 }
 
 
+OPERATION_DISABLED = (
+    "operation_disabled: this server does not offer the operation (not in runtime.operations)"
+)
+
+
+def operation_disabled_response(also: str = "") -> dict[int | str, dict[str, Any]]:
+    """The 404 a route answers for an operation this server does not offer (``also``: the
+    route's other 404, if any), declared so that the document lists every status it answers."""
+    description = f"{also}; {OPERATION_DISABLED}" if also else OPERATION_DISABLED
+    return {404: {"model": ErrorBody, "description": description}}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the given error statuses (all, if none given)."""
     chosen = statuses or tuple(_ERROR_STATUSES)

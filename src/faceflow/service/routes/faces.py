@@ -39,6 +39,7 @@ from faceflow.service.schemas import (
     error_responses,
     image_request_body,
     image_response,
+    operation_disabled_response,
 )
 from faceflow.service.state import Services, services_of
 from faceflow.service.upload import (
@@ -158,7 +159,7 @@ async def detect(request: Request, options: Annotated[FaceOptions, Query()]) -> 
     "/analyze",
     summary="Detect, plus age and gender per face",
     response_model=FaceReportOut,
-    responses=error_responses(),
+    responses={**error_responses(), **operation_disabled_response()},
     openapi_extra=image_request_body(),
 )
 async def analyze(request: Request, options: Annotated[AnalyzeOptions, Query()]) -> Response:
@@ -170,7 +171,11 @@ async def analyze(request: Request, options: Annotated[AnalyzeOptions, Query()])
     "/annotate",
     summary="The image with boxes, landmarks and 'F 33' labels drawn",
     response_class=Response,
-    responses={**image_response("the annotated image"), **error_responses()},
+    responses={
+        **image_response("the annotated image"),
+        **error_responses(),
+        **operation_disabled_response(),
+    },
     openapi_extra=image_request_body(),
 )
 async def annotate(request: Request, options: Annotated[AnnotateOptions, Query()]) -> Response:
@@ -444,7 +449,10 @@ async def _read_batch(request: Request, services: Services) -> list[Upload]:
     "/batch",
     summary="Several images, one operation; each item succeeds or fails on its own",
     response_model=BatchOut,
-    responses=error_responses(400, 401, 403, 413, 429, 503),
+    responses={
+        **error_responses(400, 401, 403, 413, 429, 503),
+        **operation_disabled_response(),
+    },
     openapi_extra=image_request_body("images", many=True),
 )
 async def batch(request: Request, options: Annotated[BatchOptions, Query()]) -> Response:

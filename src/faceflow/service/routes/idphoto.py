@@ -52,11 +52,11 @@ from faceflow.service.guard import guard
 from faceflow.service.lanes import Gone, in_a_lane
 from faceflow.service.routes.faces import cache_headers
 from faceflow.service.schemas import (
-    ErrorBody,
     IdPhotoSpecsOut,
     error_responses,
     image_request_body,
     image_response,
+    operation_disabled_response,
 )
 from faceflow.service.state import Services, services_of
 from faceflow.service.upload import read_image
@@ -246,7 +246,7 @@ def _specs_json() -> bytes:
     responses={
         **image_response("the photo (default), or JSON with image_base64 and report"),
         **error_responses(),
-        404: {"model": ErrorBody, "description": "source_expired: upload the photo again"},
+        **operation_disabled_response("source_expired: upload the photo again"),
     },
     openapi_extra=image_request_body(),
 )
@@ -305,7 +305,11 @@ async def _sheet(
     "/sheet",
     summary="A 300 dpi print sheet (6-inch, 5-inch or A4) with cut marks",
     response_class=Response,
-    responses={**image_response("the print sheet"), **error_responses()},
+    responses={
+        **image_response("the print sheet"),
+        **error_responses(),
+        **operation_disabled_response(),
+    },
     openapi_extra=image_request_body(),
 )
 async def id_photo_sheet(request: Request, options: Annotated[SheetOptions, Query()]) -> Response:

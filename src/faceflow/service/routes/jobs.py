@@ -24,6 +24,7 @@ from faceflow.service.schemas import (
     ErrorBody,
     FaceReportOut,
     image_request_body,
+    operation_disabled_response,
 )
 from faceflow.service.state import Services, services_of
 from faceflow.service.upload import read_image
@@ -200,12 +201,12 @@ def _job_body(request: Request, view: JobRecord, result: bytes | None = None) ->
     status_code=202,
     summary="Submit a job: 202 with a handle; identical work is done once",
     response_model=JobOut,
-    responses={**_errors(400, 401, 403, 413, 415, 429, 503)},
+    responses={**_errors(400, 401, 403, 413, 415, 429, 503), **operation_disabled_response()},
     openapi_extra={**image_request_body(), "parameters": [job_options_parameter()]},
 )
 async def submit_job(request: Request) -> Response:
     """Options are the query options of the matching sync endpoint (`/v1/analyze`, ...;
-    id-photo: those of `/v1/id-photo` except `sheet`; id-photo-sheet: those of
+    id-photo: those of `/v1/id-photo` except `sheet` and `source`; id-photo-sheet: those of
     `/v1/id-photo/sheet`); every option in the query string is checked against that operation's
     options. The result, and its cache entry, are the sync endpoint's."""
     services = services_of(request)
