@@ -6,6 +6,7 @@ document."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -181,3 +182,21 @@ async def test_every_documented_route_is_in_the_readme(service_app: InProcess) -
         and not (path.endswith("/thumbnail") and "`…/thumbnail`" in readme)
     ]
     assert missing == []
+
+
+@session_loop
+async def test_every_route_of_the_readme_is_one_the_app_serves(service_app: InProcess) -> None:
+    # The other way round: a route the README's API table gives that the document has not
+    # (renamed, removed, a method it does not take) is one a reader calls for a 404 or 405.
+    async with service_app.client() as client:
+        document = (await client.get("/openapi.json")).json()
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| method and path |", 1)[1].split("\n\n", 1)[0]
+    routes = re.findall(r"`(GET|HEAD|POST|PUT|PATCH|DELETE) (/[^`]*)`", table)
+    assert len(routes) >= 15, routes
+    unknown = [
+        f"{method} {path}"
+        for method, path in routes
+        if method.lower() not in document["paths"].get(path, {})
+    ]
+    assert unknown == []
