@@ -20,6 +20,7 @@ from pydantic import BaseModel
 import faceflow
 from faceflow import errors
 from faceflow.config import ModelSettings, Settings
+from faceflow.pipeline.idphoto.compliance.hints import HINTS
 from faceflow.service import errors as service_errors
 from faceflow.service.metrics import Metrics
 from tests.fixtures.cli_parse import parse_command_line
@@ -279,3 +280,11 @@ def test_every_code_in_the_readme_error_table_is_one_the_code_has() -> None:
     )
     unknown = sorted(set(readme_error_table()) - known)
     assert not unknown, f"README's error table names codes faceflow does not have: {unknown}"
+
+
+def test_the_checks_table_names_every_check_of_the_report() -> None:
+    # A check the report gives and the README's table leaves out is one a reader meets without
+    # its thresholds; one the table names and the report lacks, a check that is not made.
+    table = README.split("| check | fails / warns when |", 1)[1].split("\n\n", 1)[0]
+    named = re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.MULTILINE)
+    assert sorted(named) == sorted(HINTS)
