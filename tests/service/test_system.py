@@ -78,6 +78,8 @@ async def test_readyz_is_503_until_every_worker_has_warmed_up() -> None:
     assert held.status_code == 503
     assert held.json()["error"]["code"] == "not_ready"
     assert int(held.headers["Retry-After"]) >= 1
+    # As every error answer says its code: a monitor (and faceflow_errors_total) reads it there.
+    assert held.headers["X-Error-Code"] == "not_ready"
     assert ready.json() == {"ready": True, "workers_ready": 2, "workers": 2}
 
 

@@ -43,7 +43,9 @@ async def readyz(request: Request) -> Response:
         return JSONResponse(
             {**body, "error": {"code": "not_ready", "message": message}},
             status_code=503,
-            headers={"Retry-After": "1"},
+            # X-Error-Code as every error answer has it: faceflow_errors_total and the access
+            # log read the code there (a not-ready node's 503s were counted under no code).
+            headers={"Retry-After": "1", "X-Error-Code": "not_ready"},
         )
     return JSONResponse(body)
 
