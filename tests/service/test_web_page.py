@@ -2089,6 +2089,58 @@ def test_an_out_of_date_id_photo_keeps_its_report_readable(
     assert serious == []
 
 
+def axe_violations(page: Page) -> list[str]:
+    """Every violation axe-core finds on the page as shown, of any impact, one line each."""
+    violations = Axe().run(page).response["violations"]
+    return [
+        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']][:5]}"
+        for v in violations
+    ]
+
+
+def show_state(page: Page, state: str, testdata: Path, tmp_path: Path) -> None:
+    """Bring the page to ``state``: "empty" (just loaded), "faces" (a group photo analysed, its
+    details open), "id-photo" (an ID photo with its whole report and the framing tools open) or
+    "error" (a file the server refuses, its alert shown)."""
+    if state == "faces":
+        pick(page, testdata / "two_people.jpg")
+        expect(page.locator("#face-rows tr")).to_have_count(2)
+        expect(page.locator("#labels .face-label")).to_have_count(2)
+        page.locator("#analysis-details-summary").click()
+    elif state == "id-photo":
+        pick(page, testdata / "portrait_1.jpg")
+        wait_for_id_photo(page)
+        page.locator("#all-checks-summary").click()
+        page.locator("#nudges-summary").click()
+    elif state == "error":
+        notes = tmp_path / "notes.txt"
+        notes.write_text("not a photo\n")
+        pick(page, notes)
+        expect(page.locator("#photo-notice [role=alert]")).to_be_visible()
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"], ids=["en", "zh"])
+@pytest.mark.parametrize("state", ["empty", "faces", "id-photo", "error"])
+def test_axe_finds_nothing_in_each_state_of_the_page(
+    open_page: OpenPage,
+    live_server: LiveServer,
+    testdata: Path,
+    tmp_path: Path,
+    state: str,
+    locale: str,
+) -> None:
+    """axe-core, every rule it runs by default (WCAG A and AA, and its best practices), on each
+    state a person meets: nothing at all, of any impact, in English or Chinese, and
+    ``<html lang>`` says the language the page is in. Until 2026-12-07 a group photo's second
+    label (white on pink, 4.3:1) was a serious contrast violation, and on the Chinese page the
+    two cards titled 照片 were landmarks of the same name."""
+    page = load(open_page, live_server, locale=locale).page
+    show_state(page, state, testdata, tmp_path)
+    html_lang = {"en-US": "en", "zh-CN": "zh-CN"}[locale]
+    expect(page.locator("html")).to_have_attribute("lang", html_lang)
+    assert axe_violations(page) == []
+
+
 def test_a_server_reached_late_is_connected_once(
     open_page: OpenPage, live_server: LiveServer
 ) -> None:

@@ -364,7 +364,7 @@ const ZH = {
   "nav.key": "API 密钥",
   "nav.docs": "API 文档",
   "nav.docsLabel": "API 文档（在新标签页中打开）",
-  "photos.title": "照片",
+  "photos.title": "添加照片",
   "drop.before": "把照片拖到这里，或",
   "drop.link": "选择文件",
   "drop.hint": "JPEG、PNG、WebP 或 GIF · 可选多张",
