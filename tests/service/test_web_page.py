@@ -1203,6 +1203,88 @@ def test_keyboard_reaches_and_opens_the_file_picker(
     expect(page.locator("#face-rows tr")).to_have_count(2)
 
 
+# Whether the focused element shows where the focus is: an outline, or the page's two-tone ring
+# (a box-shadow in the accent colour) on itself, its ::before (a photo's ×) or the next element
+# (a background swatch's chip, drawn beside its radio button).
+FOCUS_SHOWN = """(element) => {
+  const ring = (style) => (style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2)
+    || /rgb\\((47, 91, 234|125, 151, 255)\\)/.test(style.boxShadow);
+  return element.matches(":focus-visible") && (ring(getComputedStyle(element))
+    || ring(getComputedStyle(element, "::before"))
+    || (element.nextElementSibling !== null && ring(getComputedStyle(element.nextElementSibling))));
+}"""
+FOCUSED = "() => { const e = document.activeElement; return e.id || e.className || e.tagName; }"
+
+
+def tab_to(page: Page, target: Locator, presses: int = 40) -> list[str]:
+    """Press Tab until ``target`` has the focus (failing after ``presses``), checking that every
+    stop on the way shows its focus. Returns the stops, for the order."""
+    stops: list[str] = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate(FOCUSED))
+        assert page.evaluate(f"({FOCUS_SHOWN})(document.activeElement)"), f"no focus ring: {stops}"
+        if target.evaluate("element => element === document.activeElement"):
+            return stops
+    raise AssertionError(f"{target} not reached with Tab: {stops}")
+
+
+def test_a_keyboard_alone_chooses_a_photo_reads_its_report_and_downloads_everything(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """The whole of the page with the keyboard alone, every stop showing its focus: choose a photo
+    from the drop zone, read its faces and its ID photo's report, change the background, and
+    download the annotated image, the results (JSON, CSV), the ID photo, its report and a print
+    sheet, each named after the photo."""
+    page = load(open_page, live_server).page
+    page.on("filechooser", lambda _: None)  # see test_keyboard_reaches_and_opens_the_file_picker
+    tab_to(page, page.locator("#dropzone"), presses=10)
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(testdata / "portrait_1.jpg"))
+    expect(page.locator("#face-rows tr")).to_have_count(1)
+    wait_for_id_photo(page)
+    expect(page.locator("#photo-announce")).to_have_text("portrait_1.jpg, 1 face found")
+    expect(page.locator("#dropzone")).to_be_focused()
+
+    # Past the other ways in and the strip of photos, the faces table is one stop, and the
+    # analysis's downloads follow it.
+    tab_to(page, page.locator("#face-rows tr").first, presses=10)
+    downloads = {
+        "#download-annotated": "portrait_1-annotated.jpg",
+        "#download-json": "portrait_1-faces.json",
+        "#download-csv": "portrait_1-faces.csv",
+    }
+    for selector, name in downloads.items():
+        tab_to(page, page.locator(selector), presses=2)
+        with page.expect_download() as download:
+            page.keyboard.press("Enter")
+        assert download.value.suggested_filename == name
+
+    # A background chosen with the arrow keys makes the photo again.
+    tab_to(page, page.locator("input[name=background]:checked"), presses=6)
+    with page.expect_response(lambda r: "/v1/id-photo?" in r.url and "background=blue" in r.url):
+        page.keyboard.press("ArrowRight")
+    wait_for_id_photo(page)
+
+    # The whole report opens from the keyboard.
+    tab_to(page, page.locator("#all-checks-summary"))
+    page.keyboard.press("Enter")
+    expect(page.locator("#checks .check").first).to_be_visible()
+    assert page.locator("#checks .check").count() >= 5
+
+    downloads = {
+        "#download-report": "portrait_1-id-photo-cn-1inch-report.json",
+        "#download-photo": "portrait_1-id-photo-cn-1inch.jpg",
+        "#download-sheet": "portrait_1-id-photo-cn-1inch-sheet-6inch.jpg",
+    }
+    for selector, name in downloads.items():
+        tab_to(page, page.locator(selector), presses=6)
+        with page.expect_download() as download:
+            page.keyboard.press("Space" if selector == "#download-sheet" else "Enter")
+        assert download.value.suggested_filename == name
+
+
 def test_dropped_photos_are_queued_and_selectable(
     open_page: OpenPage, live_server: LiveServer, testdata: Path
 ) -> None:
