@@ -738,6 +738,35 @@ def test_busy_answers_count_down_retry_after(
     expect(alert).to_have_count(0)
 
 
+def test_a_countdown_is_said_once_not_every_second(
+    open_page: OpenPage, live_server: LiveServer, testdata: Path
+) -> None:
+    """A notice is a live region (an alert): a screen reader reads it whole whenever it changes.
+    The seconds of its countdown tick on screen only; what is read (its accessible text) says
+    the wait as the notice appears and changes once more when Retry can be pressed. Until
+    2026-12-07 the countdown was in the live region, and the whole alert was read out again
+    every second of a Retry-After."""
+    page = clocked_page(open_page, live_server)
+    page.route("**/v1/analyze*", refusing(503, "overloaded"))
+    page.clock.pause_at(page.evaluate("Date.now()") + 1)
+    pick(page, testdata / "obama_small.jpg")
+    alert = page.locator("#photo-notice [role=alert]")
+    countdown = alert.locator(".notice__countdown")
+    expect(countdown).to_have_text(f"Retry after {RETRY_AFTER_S} s.")
+    read = alert.aria_snapshot()
+    assert f"Retry after {RETRY_AFTER_S} s." in read, read
+
+    run_clock(page, 1000)
+    expect(countdown).to_have_text("Retry after 1 s.")
+    assert alert.aria_snapshot() == read
+
+    run_clock(page, 1000)
+    expect(countdown).to_have_text("You can retry now.")
+    read = alert.aria_snapshot()
+    assert "You can retry now." in read, read
+    assert f"Retry after {RETRY_AFTER_S} s." not in read, read
+
+
 def tried_again_once_on_its_own(page: Page, alert: Locator, refused: list[str]) -> Locator:
     """The rule of static/js/retry.js, after a request's first 429 (``refused`` holds it, the
     page's clock paused): the alert says it goes again on its own (in both languages); once

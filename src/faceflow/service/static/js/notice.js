@@ -16,7 +16,11 @@ import { describeError } from "./messages.js";
  */
 export function showNotice(slot, { tone = "error", title, text, retryAfter = null, autoRetry = false, onRetry = null, retryFocus = null, actions = [] }) {
   clearNotice(slot);
-  const countdown = h("span", { className: "notice__countdown" });
+  // The seconds tick for the eye only. The box is a live region (an alert, or a status), read
+  // whole at each change: a countdown in it was read out again every second. Screen readers get
+  // the wait once, as the notice appears, and once more when it is over (`spoken`).
+  const countdown = h("span", { className: "notice__countdown", attrs: { "aria-hidden": "true" } });
+  const spoken = h("span", { className: "visually-hidden" });
   const retry = onRetry ? h("button", { type: "button", className: "button button--small", textContent: t("notice.retry") }) : null;
   const buttons = [
     retry,
@@ -30,7 +34,7 @@ export function showNotice(slot, { tone = "error", title, text, retryAfter = nul
     "div",
     { className: `notice notice--${tone}`, attrs: { role: tone === "error" ? "alert" : "status" } },
     h("p", { className: "notice__title" }, title),
-    h("p", { className: "notice__text" }, text, retryAfter !== null ? " " : "", retryAfter !== null ? countdown : null),
+    h("p", { className: "notice__text" }, text, retryAfter !== null ? " " : "", retryAfter !== null ? countdown : null, retryAfter !== null ? spoken : null),
     buttons.length ? h("div", { className: "notice__actions" }, buttons) : null,
   );
   let timer = 0;
@@ -39,6 +43,7 @@ export function showNotice(slot, { tone = "error", title, text, retryAfter = nul
     const tick = () => {
       if (left > 0) countdown.textContent = t(autoRetry ? "notice.autoRetryAfter" : "notice.retryAfter", { seconds: left });
       else countdown.textContent = t(autoRetry ? "notice.autoRetryNow" : "notice.retryNow");
+      if (left === retryAfter || left <= 0) spoken.textContent = countdown.textContent;
       if (retry) retry.disabled = left > 0;
       if (left <= 0) clearInterval(timer);
       left -= 1;
