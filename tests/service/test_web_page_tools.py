@@ -623,9 +623,9 @@ def test_crowded_labels_fall_back_to_numbers_and_never_overlap(
     assert probe.errors == []
 
 
-# A label's text and number against what is under them (the label's colour; the number's chip
-# over it), as WCAG computes contrast.
-LABEL_CONTRAST = """() => {
+# WCAG's contrast in the page: `rgba(css)`, `ratio(one, two)` of two colours, `over(top, under)`
+# for a colour with alpha over an opaque one.
+CONTRAST = """
   const rgba = (css) => {
     const [r, g, b, a = 1] = css.match(/[\\d.]+/g).map(Number);
     return [r, g, b, a];
@@ -640,11 +640,17 @@ LABEL_CONTRAST = """() => {
     return (light + 0.05) / (dark + 0.05);
   };
   const over = ([r, g, b, a], under) => [r, g, b].map((v, i) => v * a + under[i] * (1 - a));
+"""
+# A label's text and number against what is under them (the label's colour; the number's chip
+# over it).
+LABEL_CONTRAST = (
+    "() => {"
+    + CONTRAST
+    + """
   return [...document.querySelectorAll("#labels .face-label")].map((label) => {
     const style = getComputedStyle(label);
     const colour = rgba(style.backgroundColor);
-    const chip = label.querySelector("b");
-    const chipStyle = getComputedStyle(chip);
+    const chipStyle = getComputedStyle(label.querySelector("b"));
     return {
       colour: style.backgroundColor,
       text: ratio(rgba(style.color), colour),
@@ -652,6 +658,18 @@ LABEL_CONTRAST = """() => {
     };
   });
 }"""
+)
+# The preview's captions against each square of its checkerboard (its colours read from the CSS).
+CAPTION_CONTRAST = (
+    "() => {"
+    + CONTRAST
+    + """
+  const stage = getComputedStyle(document.querySelector("#preview-stage")).backgroundImage;
+  const squares = stage.match(/rgba?\\([^)]*\\)/g).map(rgba);
+  return [...document.querySelectorAll("#preview-dialog figcaption")].flatMap((caption) =>
+    squares.map((square) => ratio(rgba(getComputedStyle(caption).color), square)));
+}"""
+)
 
 
 def test_every_face_colour_keeps_its_label_readable(
@@ -672,6 +690,26 @@ def test_every_face_colour_keeps_its_label_readable(
     assert len({label["colour"] for label in labels}) == 8
     short = [label for label in labels if min(label["text"], label["number"]) < 4.5]
     assert short == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_previews_captions_are_readable_in_either_theme(
+    open_page: Any, live_server: LiveServer, testdata: Path, scheme: str
+) -> None:
+    """The captions "Before" and "After" under the enlarged photos reach 4.5:1 against both
+    squares of the checkerboard behind them, which is light in either theme (it shows a
+    transparent ID photo's see-through parts). axe-core leaves text on a gradient "to review".
+    Until 2026-12-07 the dark theme wrote them in its light grey: 2.1-2.5:1."""
+    page = load(open_page, live_server).page
+    page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
+    pick(page, testdata / "portrait_1.jpg")
+    wait_for_id_photo(page)
+    page.click("#preview-open")
+    page.click("#preview-both")
+    expect(page.locator("#preview-dialog figcaption")).to_have_count(2)
+    ratios = page.evaluate(CAPTION_CONTRAST)
+    assert len(ratios) >= 4  # two captions, two colours of squares at least
+    assert min(ratios) >= 4.5, ratios
 
 
 def test_landmark_dots_scale_with_the_face(
