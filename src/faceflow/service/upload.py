@@ -38,6 +38,7 @@ from faceflow.errors import (
     Overloaded,
     RequestTimeout,
     TooLarge,
+    UnsupportedFormat,
     quoted,
 )
 from faceflow.operations.faces import BatchOptions
@@ -198,7 +199,10 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 def body_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str | None]:
     """The Content-Type ("" without one) and Content-Length (None without one) of ASGI
     ``headers``, the first of each as starlette's ``Request.headers.get`` gives it, in one pass
-    (the hot path reads them without building a Request)."""
+    (the hot path reads them without building a Request).
+
+    UnsupportedFormat for a body sent with a coding (:func:`_check_codings`), before any of it
+    is read."""
     content_type: str | None = None
     declared: str | None = None
     for name, value in headers:
@@ -207,7 +211,37 @@ def body_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str | Non
                 content_type = value.decode("latin-1")
         elif name == b"content-length" and declared is None:
             declared = value.decode("latin-1")
+        elif name == b"content-encoding" or name == b"transfer-encoding":  # cheaper than a hash
+            _check_codings(name, value)
     return content_type or "", declared
+
+
+_CODING_HEADERS = {b"content-encoding": b"identity", b"transfer-encoding": b"chunked"}
+"""The headers naming a body's codings → the one coding each may name (chunked is the
+protocol's framing, undone before the route reads the body)."""
+
+
+def _check_codings(name: bytes, value: bytes) -> None:
+    """Refuse a body whose ``name`` header (Content-Encoding, Transfer-Encoding) names a coding
+    faceflow does not undo (415, RFC 9110 15.5.16), before it is read.
+
+    Such a body was read as the image's bytes: a gzipped photo was refused "unsupported image
+    format (unknown format)", which said nothing of the coding, and a photo sent as it is under
+    ``Content-Encoding: gzip`` (or ``Transfer-Encoding: gzip, chunked``) was analysed though its
+    client said it was compressed. Nothing is ever inflated: a coding would let a small upload
+    grow past every byte limit, and JPEG, PNG, WebP and GIF are compressed already."""
+    allowed = _CODING_HEADERS[name]
+    codings = [c.strip().lower() for c in value.split(b",")]
+    unknown = [c for c in codings if c and c != allowed]
+    if not unknown:
+        return
+    header = "Content-Encoding" if name == b"content-encoding" else "Transfer-Encoding"
+    sent = value.decode("latin-1")[:64]
+    raise UnsupportedFormat(
+        f"the body was sent with {header}: {sent}, a coding faceflow does not undo: send the"
+        " image's own bytes as they are (JPEG, PNG, WebP and GIF are compressed already)",
+        {"parameter": header.lower(), "coding": unknown[0].decode("latin-1")[:64]},
+    )
 
 
 async def receive_chunks(receive: Receive) -> AsyncIterator[bytes]:
