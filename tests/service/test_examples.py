@@ -78,3 +78,40 @@ def test_the_examples_are_documented(live_server: LiveServer) -> None:
     assert "/v1/examples" in paths
     assert "404" in paths["/v1/examples/{name}"]["get"]["responses"]
     assert "image/png" in paths["/v1/examples/{name}"]["get"]["responses"]["200"]["content"]
+
+
+@pytest.mark.usefixtures("pulled_examples")
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("sent", ['"{tag}"', 'W/"{tag}"', '"other", "{tag}"', "*"])
+def test_an_example_revalidated_with_its_etag_is_304_without_the_photo(
+    client: httpx.Client, method: str, sent: str
+) -> None:
+    # A cache past max-age revalidates with the ETag it was given: it got the whole photo
+    # again (773 KiB for the astronaut), 200, though the pinned bytes cannot have changed.
+    spec = EXAMPLES[0]
+    tag = f'"{spec.sha256}"'
+
+    response = client.request(
+        method,
+        f"/v1/examples/{spec.name}",
+        headers={"If-None-Match": sent.format(tag=spec.sha256)},
+    )
+
+    assert response.status_code == 304
+    assert response.content == b""
+    assert (response.headers["etag"], response.headers["cache-control"]) == (
+        tag,
+        "public, max-age=86400",
+    )
+
+
+@pytest.mark.usefixtures("pulled_examples")
+def test_an_example_asked_for_with_another_etag_is_sent_whole(client: httpx.Client) -> None:
+    spec = EXAMPLES[0]
+
+    response = client.get(
+        f"/v1/examples/{spec.name}", headers={"If-None-Match": f'"{spec.sha256[:-1]}0", "x"'}
+    )
+
+    assert response.status_code == 200
+    assert hashlib.sha256(response.content).hexdigest() == spec.sha256
