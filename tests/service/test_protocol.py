@@ -1112,6 +1112,30 @@ async def test_a_request_whose_transfer_encoding_does_not_end_in_chunked_gets_40
     protocol.connection_lost(None)
 
 
+@pytest.mark.parametrize(
+    "target", [b"http://x:99999/healthz", b"http://x:abc/healthz", b"http://[::1/healthz"]
+)
+async def test_a_target_that_is_no_url_gets_400_saying_so(target: bytes) -> None:
+    # An absolute-form target httptools cannot parse: uvicorn's parse_url raised in the
+    # callback, and the client read "the request is not valid HTTP/1.1: User callback error".
+    app = PathEcho()
+    app.started = 1  # nothing held
+    metrics = Metrics()
+    protocol, transport = _limited(app, metrics)
+    protocol.data_received(b"GET " + target + b" HTTP/1.1\r\nhost: x\r\n\r\n")
+    await _until_answered(protocol)
+
+    assert transport.closed
+    head, _, body = bytes(transport.written).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    error = json.loads(body)["error"]
+    assert error["code"] == "bad_request"
+    assert "the request target is not a valid URL" in error["message"]
+    assert app.started == 1  # the app never saw it
+    assert _errors(metrics, "bad_request") == 1
+    protocol.connection_lost(None)
+
+
 async def test_a_path_of_too_many_escapes_gets_400_before_it_is_decoded() -> None:
     # uvicorn decodes a path's escapes in Python for every request: 21,000 (63 KB) cost the event
     # loop 4.3 ms a request. The query's are QueryLimit's (service/query.py).

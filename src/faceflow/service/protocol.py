@@ -795,6 +795,12 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
                 self._not_http("a request's Transfer-Encoding must end in chunked")
             elif isinstance(exc.__context__, _TooManyEscapes):
                 self._bad_request(_too_many_escapes())
+            elif isinstance(exc.__context__, httptools.HttpParserInvalidURLError):
+                # uvicorn's parse_url raised in the callback: llhttp said "User callback error".
+                self._not_http(
+                    "the request target is not a valid URL (a path such as /v1/detect, or an"
+                    " absolute URL with a host and a port from 0 to 65535)"
+                )
             elif isinstance(exc.__context__, _TooManyChunks):
                 allowed = FREE_CHUNKS + self._body_bytes // CHUNK_BYTES
                 self._refuse_framing(_too_many_chunks(allowed), "Bad Request")
