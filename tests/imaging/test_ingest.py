@@ -8,9 +8,12 @@ import io
 import logging
 import math
 import os
+import select
+import signal
 import struct
 import subprocess
 import sys
+import threading
 import warnings
 import zlib
 from collections.abc import Callable
@@ -810,3 +813,61 @@ def test_a_value_error_of_this_module_is_still_logged_loudly(
     (record,) = [r for r in caplog.records if r.name == "faceflow.imaging.ingest"]
     assert record.levelno == logging.WARNING
     assert record.exc_info is not None
+
+
+# Set by a fork in this process as it starts, before ingest's own hook (hooks registered later
+# run first): the moment a test knows a fork is under way.
+_FORK_STARTED: list[threading.Event] = []
+
+
+def _announce_fork() -> None:
+    for started in _FORK_STARTED:
+        started.set()
+
+
+os.register_at_fork(before=_announce_fork)
+
+
+def test_a_child_forked_while_another_thread_decodes_can_decode() -> None:
+    """A child forked while another thread held the decoder's lock (Pillow's limit and warnings
+    changed) inherited it held, by a thread it does not have: its first decode waited forever.
+    Now the fork waits for that decode to leave."""
+    inside, leave, started = threading.Event(), threading.Event(), threading.Event()
+
+    def decode_in_thread() -> None:
+        with ingest._pillow_guard(1_000_000):
+            inside.set()
+            leave.wait(30)
+
+    holder = threading.Thread(target=decode_in_thread)
+
+    def release_once_forking() -> None:
+        started.wait(30)
+        leave.set()
+
+    releaser = threading.Thread(target=release_once_forking)
+    holder.start()
+    releaser.start()
+    inside.wait(60)
+    _FORK_STARTED.append(started)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                decode_image(solid_png(32, 32), LimitSettings())
+                code = 0
+            finally:
+                os._exit(code)
+    finally:
+        _FORK_STARTED.remove(started)
+        leave.set()
+    holder.join()
+    releaser.join()
+    with os.fdopen(os.pidfd_open(pid)) as child:
+        ended = select.select([child], [], [], 30)[0]
+    if not ended:
+        os.kill(pid, signal.SIGKILL)
+    status = os.waitpid(pid, 0)[1]
+    assert ended, "the child's first decode hung"
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import struct
 import threading
 import warnings
@@ -108,6 +109,15 @@ _PNG_TEXT_READ = frozenset((b"Raw profile type exif", b"XML:com.adobe.xmp"))
 # while it has them changed, so concurrent threads never restore each other's values. faceflow
 # decodes in single-threaded worker processes, where the lock is never contended.
 _PILLOW_STATE = threading.Lock()
+# A fork waits for a decode in another thread to leave that state: a child forked while one
+# was inside inherited the lock held by a thread it does not have, and its first decode waited
+# forever (a library user's multiprocessing pool, or os.fork, beside a thread analysing: 4 of
+# 12 children hung), with the pixel limit and the warnings filters left changed.
+os.register_at_fork(
+    before=_PILLOW_STATE.acquire,
+    after_in_parent=_PILLOW_STATE.release,
+    after_in_child=_PILLOW_STATE.release,
+)
 
 
 @dataclass(frozen=True, slots=True)
