@@ -60,6 +60,16 @@ class IdPhotoResult:
     quality: int | None
     report: ComplianceReport
 
+    def __repr__(self) -> str:
+        # The generated repr printed the whole file (139 KB for a 61 KB JPEG, as escapes) and
+        # the report's every field (9.5 KB) wherever a shell, a notebook or a log showed one.
+        return (
+            f"IdPhotoResult(data=<{len(self.data):,} bytes>, media_type={self.media_type!r}, "
+            f"width_px={self.width_px}, height_px={self.height_px}, dpi={self.dpi}, "
+            f"quality={self.quality}, report=<{self.report.status.value}: "
+            f"{len(self.report.checks)} checks>)"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Everything but the bytes, for a JSON response next to the image."""
         return {
