@@ -6,17 +6,23 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import io
+import multiprocessing
+import multiprocessing.queues
+import pickle
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 import faceflow
+import faceflow.library
 from faceflow.config import ModelSettings, Settings
 from faceflow.domain import Gender
-from faceflow.errors import InvalidParameter
+from faceflow.errors import InvalidParameter, TooLarge
 
 
 def test_the_public_names_are_exactly_these() -> None:
@@ -201,9 +207,112 @@ def test_every_field_of_a_result_is_documented(result: str) -> None:
         assert f"``{field.name}``" in doc, field.name
 
 
-def test_a_path_instead_of_bytes_is_a_clear_type_error(flow: faceflow.FaceFlow) -> None:
-    with pytest.raises(TypeError, match=r"bytes .*not str"):
-        flow.analyze("obama.jpg")  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    "given",
+    [
+        lambda path: str(path),
+        lambda path: path,
+        lambda path: bytearray(path.read_bytes()),
+        lambda path: memoryview(path.read_bytes()),
+        lambda path: io.BytesIO(path.read_bytes()),
+        lambda path: path.open("rb"),
+    ],
+    ids=["str", "Path", "bytearray", "memoryview", "BytesIO", "open-rb"],
+)
+def test_a_path_or_a_file_is_read_as_its_bytes_are(
+    flow: faceflow.FaceFlow, testdata: Path, given: Callable[[Path], faceflow.library.ImageFile]
+) -> None:
+    # Before: a TypeError for every one of them ("image must be the image file's bytes").
+    path = testdata / "obama.jpg"
+    image = given(path)
+    try:
+        report = flow.analyze(image)
+    finally:
+        if isinstance(image, io.IOBase):
+            image.close()
+    assert report == flow.analyze(path.read_bytes())
+
+
+def test_a_missing_path_is_the_systems_error(flow: faceflow.FaceFlow, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nope\.jpg"):
+        flow.analyze(str(tmp_path / "nope.jpg"))
+
+
+def test_a_file_over_the_upload_limit_is_refused_unread(
+    pulled_model_settings: ModelSettings, tmp_path: Path
+) -> None:
+    limited = faceflow.FaceFlow(
+        Settings(models=pulled_model_settings, limits={"max_upload_bytes": 2000})
+    )
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff\xd8" + bytes(5000))
+    with pytest.raises(TooLarge, match="over the limit of 2000 bytes") as refused:
+        limited.detect(big)
+    assert refused.value.code == "too_large"
+    with big.open("rb") as file:
+        with pytest.raises(TooLarge):
+            limited.detect(file)
+        assert file.tell() == 2001  # one byte past the limit read, not the whole file
+
+
+def test_a_text_file_is_refused_saying_rb(flow: faceflow.FaceFlow, testdata: Path) -> None:
+    # Before: a UnicodeDecodeError from its read() at the JPEG's first byte.
+    with (testdata / "obama.jpg").open() as file, pytest.raises(TypeError, match="'rb'"):
+        flow.analyze(file)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (lambda image: np.asarray(image), "RGB .*or BGR"),
+        (lambda image: np.asarray(image)[:, :, ::-1], "RGB .*or BGR"),
+        (lambda image: image, "a PIL image is not taken"),
+        (lambda image: image.convert("RGBA"), "a PIL image is not taken"),
+        (lambda image: 3, "not int"),
+    ],
+    ids=["rgb-array", "bgr-view", "pil", "pil-rgba", "int"],
+)
+def test_decoded_pixels_are_refused_with_a_code_and_as_a_type_error(
+    flow: faceflow.FaceFlow,
+    testdata: Path,
+    given: Callable[[Image.Image], object],
+    said: str,
+) -> None:
+    """An array's channel order cannot be told from it: refused, never guessed."""
+    with Image.open(testdata / "obama.jpg") as opened:
+        image = given(opened)
+        with pytest.raises(faceflow.FaceflowError, match=said) as refused:
+            flow.analyze(image)  # type: ignore[arg-type]
+    assert refused.value.code == "invalid_parameter"
+    assert refused.value.details == {"parameter": "image"}
+    assert isinstance(refused.value, TypeError)
+
+
+def test_a_flow_is_a_context_manager_and_refuses_calls_once_closed(
+    pulled_model_settings: ModelSettings, photo_bytes: Callable[[str], bytes]
+) -> None:
+    # Before: no __enter__ (a TypeError at the with), no close().
+    with faceflow.FaceFlow(Settings(models=pulled_model_settings)) as flow:
+        assert len(flow.detect(photo_bytes("obama.jpg")).faces) == 1
+        assert repr(flow) == f"<FaceFlow models in {pulled_model_settings.dir}>"
+    flow.close()  # a second close does nothing
+    assert repr(flow) == "<FaceFlow closed>"
+    assert flow.settings.models == pulled_model_settings
+    for call in (flow.detect, flow.analyze, flow.id_photo):
+        with pytest.raises(faceflow.FaceflowError, match="closed") as refused:
+            call(photo_bytes("obama.jpg"))
+        assert refused.value.code == "closed"
+
+
+def test_an_id_photos_repr_is_short(
+    flow: faceflow.FaceFlow, photo_bytes: Callable[[str], bytes]
+) -> None:
+    # Before: 139 KB, the file's every byte escaped and every field of the report.
+    photo = flow.id_photo(photo_bytes("obama.jpg"), spec="cn-2inch")
+    shown = repr(photo)
+    assert shown.startswith(f"IdPhotoResult(data=<{len(photo.data):,} bytes>, ")
+    assert f"report=<{photo.report.status.value}: {len(photo.report.checks)} checks>)" in shown
+    assert len(shown) < 300
 
 
 @pytest.mark.parametrize("settings", [{"models": {}}, "faceflow.yaml"])
@@ -222,3 +331,38 @@ def test_options_that_are_not_a_mapping_are_a_clear_type_error(
     # Before: a string was a ValueError from dict(), a list of pairs was taken.
     with pytest.raises(TypeError, match=r"options must be a mapping"):
         flow.detect(b"\xff\xd8", options=options)  # type: ignore[arg-type]
+
+
+def _analyze_in_child(
+    flow: faceflow.FaceFlow,
+    data: bytes,
+    answers: multiprocessing.queues.Queue[tuple[int, dict[str, object]]],
+) -> None:
+    answers.put((id(flow._context), flow.analyze(data).to_dict()))
+
+
+def test_a_forked_child_loads_its_own_models(
+    flow: faceflow.FaceFlow, photo_bytes: Callable[[str], bytes]
+) -> None:
+    """DESIGN §5: sessions run in the process that made them. A child used its parent's, and
+    with two intra-op threads a session's run hung in 1 of 15 forks (its pool's threads are
+    the parent's)."""
+    data = photo_bytes("obama.jpg")
+    context = multiprocessing.get_context("fork")
+    answers: multiprocessing.queues.Queue[tuple[int, dict[str, object]]] = context.Queue()
+    child = context.Process(target=_analyze_in_child, args=(flow, data, answers))
+    child.start()
+    try:
+        loaded_in_child, report = answers.get(timeout=120)
+    finally:
+        child.join(60)
+        child.kill()
+    assert child.exitcode == 0
+    assert loaded_in_child != id(flow._context)
+    assert report == flow.analyze(data).to_dict()
+
+
+def test_a_flow_sent_to_another_process_says_what_to_do(flow: faceflow.FaceFlow) -> None:
+    # Before: "cannot pickle 'onnxruntime...InferenceSession' object" from pool.map(flow.detect…).
+    with pytest.raises(TypeError, match="make one there"):
+        pickle.dumps(flow.detect)

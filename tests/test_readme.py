@@ -191,8 +191,9 @@ def test_the_library_example_runs_as_written(
 
     exec(compile(code, "README.md", "exec"), {})  # the README's own code
 
-    *faces, status = capsys.readouterr().out.splitlines()
+    *faces, answer, status = capsys.readouterr().out.splitlines()
     assert len(faces) == 2, faces
+    assert json.loads(answer)["face_count"] == 2
     assert all("Gender.MALE" in face for face in faces), faces  # two men
     assert status in {"pass", "warn", "fail"}
     with Image.open(tmp_path / "me-2inch.jpg") as image:
