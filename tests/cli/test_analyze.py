@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.main
 from PIL import Image
 from typer.testing import CliRunner, Result
 
@@ -254,11 +255,33 @@ def test_a_bad_dash_o_option_is_a_usage_error(
     assert message in result.stderr
 
 
-def test_unknown_attribute_is_a_usage_error(photo_folder: Path) -> None:
-    result = run("--attributes", "mood", photo_folder)
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--attributes", "mood"], "'--attributes': unknown attribute 'mood'"),
+        (["--attributes", "agee"], "(did you mean 'age'?); allowed: age, gender (or none)"),
+        (["--threshold", "2"], "'--threshold'"),
+        (["--threshold", "0.2"], "'--threshold'"),
+    ],
+)
+def test_a_bad_flag_value_is_refused_by_the_parser(
+    photo_folder: Path, options: list[str], said: str
+) -> None:
+    # Before the command runs: no settings read, no model loaded (tests/cli/test_startup.py).
+    result = run(*options, photo_folder)
 
-    assert result.exit_code == 2
-    assert "mood" in result.stderr
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.replace("│", " ").split())  # out of typer's box
+    assert "Invalid value for" in message
+    assert said in message
+
+
+def test_the_threshold_flag_takes_the_bounds_the_api_takes() -> None:
+    # Repeated in the flag so that the parser checks it without importing the settings.
+    command: Any = typer.main.get_command(app)
+    [param] = [p for p in command.commands["analyze"].params if p.name == "threshold"]
+
+    assert (param.min, param.max) == (MIN_FACE_SCORE, 1.0)
 
 
 def test_the_threshold_help_states_the_bound_the_api_applies() -> None:

@@ -87,6 +87,25 @@ def test_a_bad_sweep_is_a_usage_error(live_server: LiveServer, testdata: Path) -
     assert "comma-separated integers" in result.output
 
 
+@pytest.mark.parametrize("sweep", ["1,x", "0", ","])
+def test_a_bad_sweep_is_refused_before_the_plot_folder_is_made(
+    testdata: Path, tmp_path: Path, sweep: str
+) -> None:
+    # By the parser: no server is asked, no folder made for a chart that will not be drawn.
+    nobody = f"http://127.0.0.1:{free_port()}"
+    plot = tmp_path / "charts" / "sweep.png"
+
+    photo = str(testdata / "obama_small.jpg")
+
+    result = CliRunner().invoke(
+        app, ["bench", nobody, "-i", photo, "--concurrency", sweep, "--plot", str(plot)], env=WIDE
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--concurrency'" in result.output
+    assert not plot.parent.exists()
+
+
 def test_a_server_that_is_not_there_is_said_so_before_any_sweep(testdata: Path) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"
 

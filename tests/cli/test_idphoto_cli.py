@@ -13,10 +13,11 @@ import subprocess
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import numpy as np
 import pytest
+import typer.main
 from typer.testing import CliRunner, Result
 
 from faceflow.cli.idphoto import batch_settings
@@ -24,6 +25,7 @@ from faceflow.cli.main import app
 from faceflow.config import ModelSettings, load_settings
 from faceflow.imaging.formats import OutputFormat
 from faceflow.operations.idphoto import PhotoOptions
+from faceflow.operations.parse import option_bounds
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
 from faceflow.runtime.context import WorkerContext
@@ -229,11 +231,8 @@ def test_a_photo_named_near_the_file_systems_limit_has_its_outputs_names_cut_to_
 @pytest.mark.parametrize(
     "options",
     [
-        ["--spec", "passport"],
-        ["--background", "purple"],
         ["--transparent"],
         ["--format", "png", "--max-kb", "20"],
-        ["--sheet", "letter"],
         ["--format", "png", "--transparent", "--sheet", "6inch"],
         ["-O", "dpi=5"],
         ["-O", "spec=icao"],
@@ -252,6 +251,47 @@ def test_bad_options_are_a_usage_error(tmp_path: Path, testdata: Path, options: 
     assert result.exit_code == 2, result.output
     assert "error:" in result.stderr
     assert not out.exists()
+
+
+def unboxed(text: str) -> str:
+    """A usage error's message as one line: typer draws it in a box, wrapped at its width."""
+    return " ".join(text.replace("│", " ").split())
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--spec", "icaoo"], "'--spec': unknown ID-photo size 'icaoo' (did you mean 'icao'?)"),
+        (["--spec", "passport"], "known sizes: cn-1inch,"),
+        (["--background", "blu"], "not 'blu' (did you mean 'blue'?)"),
+        (["--background", "purple"], "one of white, blue, red, grey or #rrggbb"),
+        (["--sheet", "a5"], "'--sheet': unknown sheet 'a5'; known sheets: 6inch, 5inch, a4"),
+        (["--max-kb", "0"], "'--max-kb'"),
+        (["--max-kb", "10001"], "'--max-kb'"),
+        (["--format", "jpg"], "'jpg' is not one of 'jpeg', 'png'"),
+    ],
+)
+def test_a_bad_flag_value_is_refused_by_the_parser_naming_the_choices(
+    tmp_path: Path, testdata: Path, options: list[str], said: str
+) -> None:
+    # Refused as click refuses a choice, before the command runs (no settings read, no model
+    # loaded: tests/cli/test_startup.py); the command itself said it after ≈ 0.45 s of imports.
+    out = tmp_path / "out"
+
+    result = run("id-photo", testdata / "portrait_2.jpg", "-o", out, *options)
+
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for" in unboxed(result.stderr)
+    assert said in unboxed(result.stderr)
+    assert not out.exists()
+
+
+def test_the_max_kb_flag_takes_the_bounds_the_options_model_takes() -> None:
+    # Repeated in the flag so that the parser checks it without importing the model.
+    command: Any = typer.main.get_command(app)
+    [param] = [p for p in command.commands["id-photo"].params if p.name == "max_kb"]
+
+    assert [param.min, param.max] == option_bounds(PhotoOptions)["max_kb"]
 
 
 def _model_choices(name: str) -> list[str]:

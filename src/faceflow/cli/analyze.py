@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from faceflow.cli import stdout
+from faceflow.cli import stdout, values
 from faceflow.cli.common import (
     STDIN,
     ConfigOption,
@@ -351,6 +351,10 @@ OUTPUT_FOLDER_FULL = "output_folder_full"
 system gone read-only, refused: the batch stops after its line."""
 
 
+MIN_THRESHOLD = 0.3
+"""The least ``--threshold`` takes: the settings' ``MIN_FACE_SCORE``, repeated so that the CLI
+starts without importing them (tests/cli/test_analyze.py keeps the two the same)."""
+
 ANALYZE_EXAMPLES = help_examples(
     "faceflow analyze photos/ more/*.jpg",
     "faceflow analyze photos/ --json",
@@ -376,11 +380,18 @@ def analyze(
         typer.Option("--annotate", help="write annotated images into this folder", file_okay=False),
     ] = None,
     attributes: Annotated[
-        str, typer.Option(help="comma-separated: age,gender; 'none' to only detect")
+        str,
+        typer.Option(
+            help="comma-separated: age,gender; 'none' to only detect", callback=values.attributes
+        ),
     ] = "age,gender",
     threshold: Annotated[
         float | None,
-        typer.Option(help="minimum face score, 0.3 to 1 (default from settings)"),
+        typer.Option(
+            min=MIN_THRESHOLD,
+            max=1.0,
+            help=f"minimum face score, {MIN_THRESHOLD} to 1 (default from settings)",
+        ),
     ] = None,
     option: FaceQueryOptions = None,
     workers: Annotated[

@@ -38,6 +38,13 @@ def _sweep(value: str) -> list[int]:
     return steps
 
 
+def _checked_sweep(value: str) -> str:
+    """``--concurrency`` as given, once :func:`_sweep` takes it: checked by the parser, before
+    the command makes the ``--plot`` folder or reads a photo (it was checked after both)."""
+    _sweep(value)
+    return value
+
+
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 """The most of a photo ``--image`` reads: more than any server takes by default (10 MiB), with
 room for one set higher. ``-i /dev/zero`` read without end, the command's memory growing until
@@ -128,7 +135,8 @@ def bench(
     ],
     endpoint: Annotated[str, typer.Option(help="path and query to POST to")] = "/v1/analyze",
     concurrency: Annotated[
-        str, typer.Option(help="comma-separated numbers of concurrent clients")
+        str,
+        typer.Option(help="comma-separated numbers of concurrent clients", callback=_checked_sweep),
     ] = ",".join(map(str, DEFAULT_SWEEP)),
     duration: Annotated[float, typer.Option(min=0.5, help="seconds per step")] = 10.0,
     requests: Annotated[

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from faceflow.cli import stdout
+from faceflow.cli import stdout, values
 from faceflow.cli.analyze import expand_paths
 from faceflow.cli.common import (
     ConfigOption,
@@ -68,20 +68,26 @@ def id_photo(
             help="size preset (default cn-1inch; `faceflow id-photo-specs` lists them), or a"
             " custom size with -O width=… -O height=…",
             show_default=False,
+            callback=values.spec,
         ),
     ] = None,
-    background: Annotated[str, typer.Option(help="white, blue, red, grey or #rrggbb")] = "white",
+    background: Annotated[
+        str, typer.Option(help="white, blue, red, grey or #rrggbb", callback=values.background)
+    ] = "white",
     # The options model's own types: a choice added there is offered and checked here too.
     gradient: Annotated[Gradient, typer.Option(help="fade the background to white")] = "none",
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="image format of the ID photo")
     ] = OutputFormat.JPEG,
     max_kb: Annotated[
-        int | None, typer.Option(help="JPEG file-size cap in KB (1 KB = 1,000 bytes)")
+        int | None,
+        # The options model's bounds (tests/cli/test_idphoto_cli.py keeps them the same).
+        typer.Option(min=1, max=10_000, help="JPEG file-size cap in KB (1 KB = 1,000 bytes)"),
     ] = None,
     transparent: Annotated[bool, typer.Option(help="PNG with a transparent background")] = False,
     sheet: Annotated[
-        str | None, typer.Option(help="also write a print sheet: 6inch, 5inch or a4")
+        str | None,
+        typer.Option(help="also write a print sheet: 6inch, 5inch or a4", callback=values.sheet),
     ] = None,
     option: PhotoQueryOptions = None,
     workers: Annotated[
