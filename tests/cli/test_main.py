@@ -16,12 +16,15 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from faceflow import __version__
+from faceflow.cli.common import TERMINATED_STATUS
 from faceflow.cli.main import app
+from faceflow.cli.stdout import BROKEN_PIPE_STATUS
 from faceflow.domain import Operation
 from faceflow.operations.faces import FACE_OPTIONS
 from faceflow.operations.idphoto import PhotoOptions
 from faceflow.operations.parse import option_names
 from tests.fixtures.cli_parse import parse_command_line
+from tests.fixtures.environment import PROJECT_ROOT
 
 FACEFLOW = Path(sys.executable).parent / "faceflow"
 
@@ -87,6 +90,22 @@ def _leaf_commands(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, 
 LEAF_COMMANDS = _leaf_commands(typer.main.get_command(app))
 
 
+def _groups(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The path of every group of commands, `faceflow` itself (the empty path) first."""
+    subcommands = getattr(command, "commands", None)
+    if subcommands is None:
+        return []
+    return [path] + [
+        group for name, sub in subcommands.items() for group in _groups(sub, (*path, name))
+    ]
+
+
+GROUPS = _groups(typer.main.get_command(app))
+HELP_PAGES = [*GROUPS, *LEAF_COMMANDS]
+"""Every command whose --help a user reads: the groups' (`faceflow --help`, `faceflow models
+--help`) too, which had no examples where every command's ended with some."""
+
+
 def _shown_examples(command: tuple[str, ...]) -> list[str]:
     """The lines under "Examples:" in the command's help as a 60-column terminal shows it."""
     result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "60"})
@@ -113,9 +132,10 @@ def test_every_command_that_runs_is_found() -> None:
         " ".join(path) for path in LEAF_COMMANDS
     }
     assert {("models", "pull"), ("models", "list"), ("models", "verify")} <= set(LEAF_COMMANDS)
+    assert GROUPS == [(), ("models",)]
 
 
-@pytest.mark.parametrize("command", LEAF_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("command", HELP_PAGES, ids=lambda c: " ".join(("faceflow", *c)))
 def test_every_commands_help_shows_examples_of_it_each_whole_on_a_line_at_60_columns(
     command: tuple[str, ...],
 ) -> None:
@@ -128,7 +148,7 @@ def test_every_commands_help_shows_examples_of_it_each_whole_on_a_line_at_60_col
     assert any(_faceflow_words(line)[: len(command)] == list(command) for line in shown), shown
 
 
-@pytest.mark.parametrize("command", LEAF_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("command", HELP_PAGES, ids=lambda c: " ".join(("faceflow", *c)))
 def test_every_example_in_help_parses_as_written(
     command: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -284,3 +304,17 @@ def test_an_error_is_one_line_where_stderr_is_not_a_terminal(
     assert result.exit_code == 2
     [line] = result.stderr.splitlines()
     assert len(line) > 80
+
+
+def test_the_exit_statuses_in_help_are_the_readmes() -> None:
+    # A script's author reads them in `faceflow --help`; the README's table has the details.
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "500"})
+    [said] = [line for line in result.output.splitlines() if "Exit status:" in line]
+    in_help = {int(code) for code in re.findall(r"[:;] (\d+) ", said)}
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("| exit status | when |")
+    rows = readme[start:].split("\n\n", 1)[0].splitlines()[2:]
+    in_readme = {int(code) for row in rows for code in re.findall(r"\d+", row.split("|")[1])}
+
+    assert in_help == in_readme
+    assert {TERMINATED_STATUS, BROKEN_PIPE_STATUS, 130} <= in_help

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Fetch, list and verify the pinned model artifacts (and the web page's example photos).",
     no_args_is_help=True,
+    epilog=help_examples(
+        "faceflow models pull", "faceflow models list", "faceflow models verify --all"
+    ),
 )
 
 
