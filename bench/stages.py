@@ -41,7 +41,7 @@ import cv2
 from rich.console import Console
 from rich.table import Table
 
-from faceflow.cli.analyze import IMAGE_SUFFIXES
+from faceflow.cli.common import IMAGE_SUFFIXES
 from faceflow.cli.files import FileOutcome, only, run_files
 from faceflow.config import Settings, load_settings
 from faceflow.domain import Attribute, Operation

@@ -663,11 +663,56 @@ def test_a_glob_without_links_matches_what_glob_glob_matches(
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     monkeypatch.chdir(tmp_path)
-    expected = [Path(match) for match in sorted(glob.glob(pattern, recursive=True))]
+    matched = [Path(match) for match in sorted(glob.glob(pattern, recursive=True))]
+    # The folders it matches (a last ``**`` matches every one) are searched for their photos,
+    # each found once: the photos glob.glob matches below them too.
+    expected = [match for match in matched if not match.is_dir()]
 
     assert expand_paths([pattern]) == expected
-    # The same from the root (glob.glob names it too for a last ``**``: a folder, no photo).
+    # The same from the root (which glob.glob names too for a last ``**``).
     assert expand_paths([str(tmp_path / pattern)]) == [tmp_path / m for m in expected]
+
+
+def test_a_folder_a_glob_matches_is_searched_as_a_named_one_is(tmp_path: Path) -> None:
+    # As the shell's expansion of the pattern would name it: read as a file, each folder failed
+    # ("Is a directory") and the photos in it were never seen.
+    for name in ("a.jpg", "2024/b.jpg", "2024/notes.txt", "2024/.c.jpg", "empty/notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+
+    assert expand_paths([f"{tmp_path}/*"]) == [tmp_path / "2024" / "b.jpg", tmp_path / "a.jpg"]
+    # A glob whose folders hold no photo matches nothing: it is kept, to be reported.
+    assert expand_paths([f"{tmp_path}/e*"]) == [Path(f"{tmp_path}/e*")]
+
+
+def test_a_folder_with_no_image_file_is_kept_to_be_reported(tmp_path: Path) -> None:
+    # Named, and holding no photo of the formats read (the wrong folder, or HEIC photos), it is
+    # an input that fails: the run said nothing and exited 0, as if every photo were done.
+    photos, empty = tmp_path / "photos", tmp_path / "heic"
+    for name in ("photos/a.jpg", "heic/IMG_0001.HEIC", "heic/.thumb.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+
+    assert expand_paths([str(empty), str(photos)]) == [empty, photos / "a.jpg"]
+    # A folder whose photos were all found already is not one without any.
+    assert expand_paths([str(photos), str(photos)]) == [photos / "a.jpg"]
+
+
+def test_a_folder_with_no_image_file_fails_saying_so(tmp_path: Path, testdata: Path) -> None:
+    empty = tmp_path / "heic"
+    empty.mkdir()
+    (empty / "IMG_0001.HEIC").write_bytes(b"")
+
+    result = run("--json", empty, testdata / "obama_small.jpg")
+
+    assert result.exit_code == 1, result.output
+    lines = json_lines(result)
+    assert lines["heic"]["error"] == {
+        "code": "invalid_parameter",
+        "message": f"no image file under {empty} (looked for .gif, .jpeg, .jpg, .png, .webp)",
+    }
+    assert lines["obama_small.jpg"]["face_count"] == 1
+    assert "1 of 2 files failed" in result.stderr
 
 
 def test_the_output_folder_is_passed_over_by_a_folder_or_glob_above_it(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import typer
 
 from faceflow.cli import stdout, values
 from faceflow.cli.common import (
+    IMAGE_SUFFIXES,
     STDIN,
     ConfigOption,
     FaceQueryOptions,
@@ -44,8 +45,6 @@ if TYPE_CHECKING:  # rich and the ONNX stack are imported when the command runs,
     from faceflow.domain import Attribute
     from faceflow.runtime.tasks import FileAnalysis
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
-
 
 def _consoles() -> tuple[Console, Console]:
     """stdout and stderr."""
@@ -68,7 +67,12 @@ def expand_paths(patterns: list[str], output_folder: Path | None = None) -> list
     (a.cn-1inch.cn-1inch.jpg), one more generation a run.
 
     A file is found once under the first name it is given by: the same file named relative and
-    absolute, or through a symbolic link, was analysed twice (and written out twice)."""
+    absolute, or through a symbolic link, was analysed twice (and written out twice).
+
+    A folder with no image file under it is kept, as a pattern that matches nothing is, so
+    that it is reported as an error: the run ended without a word, exit 0, when the folder was
+    the wrong one or held only photos of another format (an iPhone's HEIC); a glob's folder is
+    searched as a named one is."""
     outputs = None if output_folder is None else os.path.realpath(output_folder) + os.sep
     found: dict[Path, None] = {}
     resolve = _Resolver()
@@ -86,6 +90,14 @@ def expand_paths(patterns: list[str], output_folder: Path | None = None) -> list
             resolved.add(real)
             found[path] = None
 
+    def add_folder(folder: Path) -> bool:
+        """Add the image files under ``folder``; whether it has any."""
+        above_outputs = not_output(folder)
+        children = [child for child in _walk(folder) if not above_outputs or not_output(child)]
+        for child in children:
+            add(child)
+        return bool(children)
+
     for pattern in patterns:
         path = Path(pattern)
         try:
@@ -95,19 +107,33 @@ def expand_paths(patterns: list[str], output_folder: Path | None = None) -> list
         if path == STDIN:
             add(STDIN)
         elif kind == "folder":
-            above_outputs = not_output(path)
-            for child in _walk(path):
-                if not above_outputs or not_output(child):
-                    add(child)
+            if not add_folder(path):
+                add(path)  # read as a file, it says that it holds no image (files._read)
         elif kind == "file":
             add(path)
         else:
-            matches = _glob(pattern) or [Path(pattern)]
+            matches = _glob(pattern)
             if not_output(pattern):
                 matches = [match for match in matches if not_output(match)]
+            # A folder it matches is searched as one named is, as the shell's own expansion of
+            # the pattern would have it searched: it was read as a file ("Is a directory").
+            anything = False
             for match in matches:
-                add(match)
+                if _is_folder(match):
+                    anything |= add_folder(match)
+                else:
+                    add(match)
+                    anything = True
+            if not anything:
+                add(Path(pattern))  # read as a file, it says that nothing matches it
     return list(found)
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 class _Resolver:

@@ -196,6 +196,9 @@ class Terminated(BaseException):
     ``except BaseException``) see it; the entry point exits with :data:`TERMINATED_STATUS`."""
 
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})
+"""The files a folder given as input is searched for (in any case: ``.JPG``)."""
+
 STDIN = Path("-")
 """The input ``-``: an image read from standard input (``curl … | faceflow analyze -``)."""
 

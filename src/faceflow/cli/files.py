@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, NoReturn, TypeVar
 
-from faceflow.cli.common import STDIN, Terminated, read_at_most
+from faceflow.cli.common import IMAGE_SUFFIXES, STDIN, Terminated, read_at_most
 from faceflow.config import Settings
 from faceflow.domain import Operation
 from faceflow.errors import FaceflowError, InvalidParameter, TooLarge, WorkerCrashed
@@ -73,6 +73,11 @@ def _read(path: Path, max_bytes: int) -> bytes:
         if glob.has_magic(str(path)):
             raise InvalidParameter(f"no file matches {path}") from None
         raise InvalidParameter(f"cannot read {path}: {exc.strerror}") from None
+    except IsADirectoryError:
+        # A folder is an input only when no image file was found under it (expand_paths).
+        raise InvalidParameter(
+            f"no image file under {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+        ) from None
     except OSError as exc:
         raise InvalidParameter(f"cannot read {path}: {exc.strerror}") from None
     if len(data) > max_bytes:
