@@ -23,6 +23,9 @@ from typer.testing import CliRunner, Result
 from faceflow.cli.analyze import expand_paths
 from faceflow.cli.main import app
 from faceflow.config import MIN_FACE_SCORE, ModelSettings
+from faceflow.runtime import tasks
+from faceflow.runtime.context import WorkerContext
+from faceflow.runtime.tasks import analyze_file
 from tests.cli.terminal import NARROW_TERMINAL, plain_lines
 from tests.fixtures.images import load_rgb
 from tests.fixtures.models import PhotoFacts
@@ -827,3 +830,28 @@ def test_annotated_images_are_not_held_once_written(
     assert len(list((tmp_path / "out").iterdir())) == files
     # Held before: 23 images more at the last file than at the first.
     assert held_after[-1] - held_after[0] < 4 * image_bytes
+
+
+def test_ctrl_c_mid_batch_shows_the_files_done_then_exits_130(
+    photo_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The table of the files done was never shown: exit 130 without a word, their results lost.
+    calls = 0
+
+    def interrupted_at_the_third(context: WorkerContext, request: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt
+        return analyze_file(context, request)
+
+    monkeypatch.setattr(tasks, "analyze_file", interrupted_at_the_third)
+
+    result = run(photo_folder)
+
+    assert result.exit_code == 130, result.output
+    assert "coffee.jpg" in result.stdout
+    assert "obama_small.jpg" in result.stdout
+    assert "two_people.jpg" not in result.stdout
+    assert "interrupted after 2 of 3 files" in result.stderr
+    assert "Traceback" not in result.output

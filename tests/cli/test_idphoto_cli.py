@@ -28,8 +28,9 @@ from faceflow.operations.idphoto import PhotoOptions
 from faceflow.operations.parse import option_bounds
 from faceflow.pipeline.idphoto.options import IdPhotoOptions
 from faceflow.pipeline.idphoto.specs import get_spec, list_specs
+from faceflow.runtime import idphoto_tasks
 from faceflow.runtime.context import WorkerContext
-from faceflow.runtime.idphoto_tasks import IdPhotoFileRequest, id_photo_file
+from faceflow.runtime.idphoto_tasks import IdPhotoFile, IdPhotoFileRequest, id_photo_file
 from tests.cli.terminal import NARROW_TERMINAL, plain_lines, table_rows
 from tests.fixtures.idphoto import opened
 
@@ -668,3 +669,37 @@ def test_an_out_folder_that_takes_no_file_is_refused_before_any_photo(testdata: 
     assert result.exit_code == 2, result.output
     assert result.stdout == ""  # no table: no photo was made
     assert "--out /sys/kernel: Permission denied" in result.stderr
+
+
+def test_ctrl_c_mid_batch_shows_the_photos_made_then_exits_130(
+    tmp_path: Path,
+    testdata: Path,
+    pulled_model_settings: ModelSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The table of the photos made was never shown: exit 130 without a word.
+    photos = folder_of(tmp_path, testdata, "portrait_1.jpg", "portrait_2.jpg")
+    calls = 0
+
+    def interrupted_at_the_second(
+        context: WorkerContext, request: IdPhotoFileRequest
+    ) -> IdPhotoFile:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt
+        return id_photo_file(context, request)
+
+    monkeypatch.setattr(idphoto_tasks, "id_photo_file", interrupted_at_the_second)
+    out = tmp_path / "out"
+
+    result = run("id-photo", photos, "-o", out)
+
+    assert result.exit_code == 130, result.output
+    assert "portrait_1.cn-1inch.jpg" in result.stdout
+    assert "portrait_2" not in result.stdout
+    assert "interrupted after 1 of 2 files" in result.stderr
+    assert sorted(path.name for path in out.iterdir()) == [
+        "portrait_1.cn-1inch.jpg",
+        "portrait_1.cn-1inch.report.json",
+    ]

@@ -23,6 +23,7 @@ from faceflow.cli.common import (
     FaceQueryOptions,
     OutputFolderFull,
     OutputNames,
+    Terminated,
     escape,
     file_progress,
     help_examples,
@@ -30,6 +31,7 @@ from faceflow.cli.common import (
     print_table,
     printable,
     query_options,
+    said_interrupted,
     settings_from,
     setup_logging,
     stderr_console,
@@ -467,6 +469,7 @@ def analyze(
     failed = 0
     handled = 0
     stopped: OutputFolderFull | None = None  # the write that stopped the batch (a full disk)
+    interrupted: BaseException | None = None  # Ctrl-C or SIGTERM, raised again once reported
     with file_progress(err, len(files)) as progress:
         task = progress.add_task("analysing", total=len(files))
         names = OutputNames(
@@ -519,9 +522,14 @@ def analyze(
             raise typer.Exit(2) from None
         except OutputFolderFull as exc:  # the files done are reported; no other is started
             stopped = exc
+        except (KeyboardInterrupt, Terminated) as exc:  # the run is unwound: its workers gone
+            interrupted = exc
     if not as_json:
         order = {path: index for index, path in enumerate(files)}
         _print_table(out, sorted(outcomes, key=lambda o: order[o.path]), work.attributes)
+    if interrupted is not None:
+        said_interrupted(err, handled, len(files), failed)
+        raise interrupted
     if stopped is not None:
         err.print(
             f"[red]error:[/red] {escape(stopped)}: stopped after {handled} of {len(files)} files"

@@ -199,6 +199,14 @@ class Terminated(BaseException):
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})
 """The files a folder given as input is searched for (in any case: ``.JPG``)."""
 
+
+def said_interrupted(console: Console, handled: int, files: int, failed: int) -> None:
+    """The line a batch that Ctrl-C or SIGTERM stopped ends with, after the results of the files
+    it finished: it ended without a word (exit 130), the table of what was done never shown."""
+    tail = f" ({failed} failed)" if failed else ""
+    console.print(f"[red]interrupted[/red] after {handled} of {files} files{tail}")
+
+
 STDIN = Path("-")
 """The input ``-``: an image read from standard input (``curl … | faceflow analyze -``)."""
 

@@ -15,6 +15,7 @@ from faceflow.cli.common import (
     OutputFolderFull,
     OutputNames,
     PhotoQueryOptions,
+    Terminated,
     escape,
     file_progress,
     help_examples,
@@ -22,6 +23,7 @@ from faceflow.cli.common import (
     print_table,
     printable,
     query_options,
+    said_interrupted,
     settings_from,
     setup_logging,
     stderr_console,
@@ -152,6 +154,7 @@ def id_photo(
     refused = 0  # photos whose compliance reaches --fail-on
     handled = 0
     stopped: OutputFolderFull | None = None  # the write that stopped the batch (a full disk)
+    interrupted: BaseException | None = None  # Ctrl-C or SIGTERM, raised again once reported
 
     def outputs_of(stem: str) -> list[Path]:
         name = f"{stem}.{options.spec.key}"
@@ -218,11 +221,16 @@ def id_photo(
             raise typer.Exit(2) from None
         except OutputFolderFull as exc:  # the photos done are reported; no other is started
             stopped = exc
-    if summary and (table.row_count or stopped is None):
+        except (KeyboardInterrupt, Terminated) as exc:  # the run is unwound: its workers gone
+            interrupted = exc
+    if summary and (table.row_count or (stopped is None and interrupted is None)):
         print_table(_consoles()[0], table)
     else:
         for failure in failures:
             err.print(f"[red]error:[/red] {escape(failure)}")
+    if interrupted is not None:
+        said_interrupted(err, handled, len(files), failed)
+        raise interrupted
     if stopped is not None:
         err.print(
             f"[red]error:[/red] {escape(stopped)}: stopped after {handled} of {len(files)} files"
