@@ -323,3 +323,31 @@ def test_a_log_record_is_one_line_where_stderr_is_not_a_terminal() -> None:
     [line] = done.stderr.splitlines()
     said = f"WARNING faceflow.cli.files: cannot fork a worker ({'x' * 120}): 1 at work"
     assert line.endswith(said)
+
+
+@pytest.mark.parametrize("command", [["analyze", "-"], ["id-photo", "-", "-o", "OUT"]])
+def test_dash_with_a_terminal_on_standard_input_is_refused_at_once(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # `faceflow analyze -` typed without a pipe waited, without a word, for an image to be
+    # typed. A pseudo-terminal stands for the user's; nothing is ever written to it.
+    import pty
+
+    terminal, user_side = pty.openpty()
+    out = tmp_path / "out"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "faceflow", *[str(out) if w == "OUT" else w for w in command]],
+            stdin=user_side,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(user_side)
+
+    assert done.returncode == 2, done.stderr
+    assert "standard input, which is a terminal" in done.stderr
+    assert not out.exists()

@@ -31,6 +31,7 @@ from faceflow.cli.common import (
     print_table,
     printable,
     query_options,
+    refuse_a_terminal_on_stdin,
     said_interrupted,
     settings_from,
     setup_logging,
@@ -460,6 +461,7 @@ def analyze(
     elif not work.attributes:
         work = dataclasses.replace(work, operation=Operation.DETECT)
     files = expand_paths(paths, annotate_dir)
+    refuse_a_terminal_on_stdin(err, files)
     if annotate_dir:
         make_output_folder(err, annotate_dir, "--annotate")
 

@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
@@ -209,6 +209,20 @@ def said_interrupted(console: Console, handled: int, files: int, failed: int) ->
 
 STDIN = Path("-")
 """The input ``-``: an image read from standard input (``curl … | faceflow analyze -``)."""
+
+
+def refuse_a_terminal_on_stdin(console: Console, files: Collection[Path]) -> None:
+    """Exit 2 if ``-`` is an input and standard input is a terminal: no image is typed there.
+    `faceflow analyze -` typed without a pipe waited without a word for what never came (until
+    Ctrl-D, then "not an image"); gzip refuses to read compressed data from a terminal so."""
+    import sys
+
+    if STDIN in files and sys.stdin is not None and sys.stdin.isatty():
+        console.print(
+            "[red]error:[/red] - reads an image from standard input, which is a terminal: pipe"
+            " one in (curl -s URL | faceflow analyze -) or name the file"
+        )
+        raise typer.Exit(2)
 
 
 class OutputNames:

@@ -23,6 +23,7 @@ from faceflow.cli.common import (
     print_table,
     printable,
     query_options,
+    refuse_a_terminal_on_stdin,
     said_interrupted,
     settings_from,
     setup_logging,
@@ -144,6 +145,7 @@ def id_photo(
         err.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(2) from None
     files = expand_paths(paths, out_dir)
+    refuse_a_terminal_on_stdin(err, files)
     make_output_folder(err, out_dir, "--out")
     suffix = "png" if options.output_format is OutputFormat.PNG else "jpg"
     table = Table()
