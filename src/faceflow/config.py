@@ -653,6 +653,15 @@ class JobSettings(_Group):
         "goes to the front of the queue at once (a crashed job does not wait behind the "
         "backlog); one with a wait is enqueued by the scheduler when it is due",
     )
+    other_version_wait_s: int = Field(
+        600,
+        ge=0,
+        le=24 * 3600,
+        description="how long a job a worker cannot run (a rolling deploy: it keys the job "
+        "otherwise than the API node that took it, refuses its options or lacks its models) "
+        "waits for a worker that can, looked at again every 5 s without spending an attempt; "
+        "then its retries are spent as for any 503 and it fails unavailable. 0: at once",
+    )
     redis_timeout_ms: int = Field(
         2000, ge=10, le=60_000, description="API → queue Redis socket timeout per call"
     )

@@ -22,6 +22,7 @@ from typing import Any
 from unittest.mock import ANY
 
 import cv2
+import msgpack
 import numpy as np
 import pytest
 from redis import Redis
@@ -34,6 +35,7 @@ from rq.job import Job
 from rq.job import JobStatus as RqJobStatus
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.suspension import WORKERS_SUSPENDED, resume, suspend
 from rq.utils import current_timestamp
@@ -1858,8 +1860,11 @@ async def test_a_worker_of_another_version_leaves_the_job_unanswered(
     the job's outcome under the API's key for the day (it only logged a warning), and a refused
     option failed the job as the client's 400 for the day. Now each attempt is refused before
     its task runs, retried (a matching worker may take it), and the job ends failed
-    ``unavailable`` with nothing stored under its key."""
-    settings = job_settings(queue_redis.url, max_retries=1, retry_backoff_s=[0])
+    ``unavailable`` with nothing stored under its key, once ``other_version_wait_s`` is over
+    (0 here: the next test has the wait)."""
+    settings = job_settings(
+        queue_redis.url, max_retries=1, retry_backoff_s=[0], other_version_wait_s=0
+    )
     runner = runner_for(settings)
     data = variant(face_jpeg)
     submission = prepare("detect", data, {}, settings)
@@ -1884,6 +1889,70 @@ async def test_a_worker_of_another_version_leaves_the_job_unanswered(
     await runner.close()
 
 
+@pytest.mark.parametrize("skew", ["key", "payload"])
+async def test_a_job_of_another_release_waits_for_a_worker_of_its_release(
+    queue_redis: RedisProcess,
+    worker_context: WorkerContext,
+    face_jpeg: bytes,
+    skew: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rolling deploy, half the workers upgraded: a job the worker that took it cannot run
+    (keyed by a newer node's models, "key"; its payload in a newer form, "payload") is given
+    back without spending an attempt, and runs once a worker of its release takes it. Before,
+    each refusal spent a retry (the first went to the queue's front, and the refusing worker,
+    free again, took it at once): with one worker of each release, 1 of 10 jobs failed
+    ``unavailable`` within 20 s, each refusal an ERROR with a traceback; and a payload this
+    release could not read failed the job for good as 410 ``expired``, its image still
+    there."""
+    monkeypatch.setattr(worker_module, "OTHER_VERSION_RETRY_S", 0, raising=False)  # due now
+    settings = job_settings(queue_redis.url, max_retries=1, retry_backoff_s=[0])
+    runner = runner_for(settings)
+    data = variant(face_jpeg)
+    submission = prepare("detect", data, {}, settings)
+    if skew == "key":
+        newer = cache_key(data, "detect", submission.params, versions="newer-models")
+        submission = dataclasses.replace(submission, key=newer)
+    record = await runner.submit(submission, None)
+    keys = JobKeys(QUEUE)
+    connection = Redis.from_url(queue_redis.url)
+    stored = connection.get(keys.data(submission.job_id))
+    assert stored is not None
+    if skew == "payload":
+        newer_form = msgpack.packb([2, *msgpack.unpackb(stored)[1:], "a new field"])
+        connection.set(keys.data(submission.job_id), newer_form)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):  # refused each time, never spending an attempt
+            work_burst(settings, worker_context)
+            queue = Queue(QUEUE, connection=connection)
+            assert queue.scheduled_job_registry.get_job_ids() == [submission.job_id]
+            scheduler = RQScheduler([queue], connection)  # as a supervisor's tick runs it
+            scheduler.acquire_locks()
+            scheduler.enqueue_scheduled_jobs()
+            scheduler.release_locks()
+    waiting = await runner.status(record.handle, None)
+    assert (waiting.status, waiting.attempts, waiting.error) == (JobStatus.QUEUED, 0, None)
+    assert waiting.ended_at is None
+    assert Job.fetch(submission.job_id, connection=connection).retries_left == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len([r for r in caplog.records if "not run here" in r.getMessage()]) == 3
+
+    if skew == "key":  # a worker of the newer release
+        monkeypatch.setattr(
+            worker_module,
+            "cache_key",
+            lambda *args, **kwargs: cache_key(*args, **kwargs, versions="newer-models"),
+        )
+    else:
+        connection.set(keys.data(submission.job_id), stored)
+    work_burst(settings, worker_context)
+    done = await runner.status(record.handle, None)
+    assert (done.status, done.attempts) == (JobStatus.FINISHED, 1)
+    connection.close()
+    await runner.close()
+
+
 async def test_a_worker_without_an_operations_models_leaves_its_jobs_to_others(
     queue_redis: RedisProcess, pulled_model_settings: ModelSettings, face_jpeg: bytes
 ) -> None:
@@ -1892,8 +1961,11 @@ async def test_a_worker_without_an_operations_models_leaves_its_jobs_to_others(
     ``operation_disabled``: every resubmission of the same work was answered with that failure
     for failure_ttl_s, though other workers could run it. Now its attempts are refused before
     the task and retried (a worker with the models may take them); with none, the job ends
-    ``unavailable``, a failure a resubmission does not share."""
-    settings = job_settings(queue_redis.url, max_retries=1, retry_backoff_s=[0])
+    ``unavailable`` once ``other_version_wait_s`` is over (0 here), a failure a resubmission
+    does not share."""
+    settings = job_settings(
+        queue_redis.url, max_retries=1, retry_backoff_s=[0], other_version_wait_s=0
+    )
     detect_only = load_context(
         Settings(models=pulled_model_settings, runtime={"operations": ["detect"]}).model_dump_json()
     )

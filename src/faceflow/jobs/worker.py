@@ -58,6 +58,7 @@ from rq.exceptions import DequeueTimeout, NoSuchJobError
 from rq.executions import Execution, ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
+from rq.job_lifecycle import call_exception_handlers
 from rq.rate_limit import RateLimitRegistry
 from rq.registry import (
     BaseRegistry,
@@ -779,6 +780,9 @@ class _Attempt:
     """The outcome to store with the job's end (encoded), which also deletes its payload."""
     error: JobError | None = None
     """The outcome's error, when it is one."""
+    waits_for_version: bool = False
+    """This worker could not run the job (:class:`_OtherVersion`) and it is given back for one
+    that can, without spending an attempt (:meth:`FaceflowWorker.handle_job_failure`)."""
 
 
 _ATTEMPT: ContextVar[_Attempt] = ContextVar("faceflow_job_attempt")
@@ -1373,6 +1377,39 @@ class FaceflowWorker(SimpleWorker):
         super().cleanup_execution(job, pipeline, execution)
         pipeline.hset(self.key, "state", WorkerStatus.IDLE.value)
 
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """RQ's, but a job this worker cannot run (:class:`_OtherVersion`, said in one warning
+        by :func:`_refused`) is no fault: RQ logged each at ERROR with a traceback, four per
+        job of the other release in a rolling deploy."""
+        if isinstance(exc_info[1], _OtherVersion):
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            return
+        super().handle_exception(job, *exc_info)
+
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: StartedJobRegistry | None = None,
+        exc_string: str = "",
+        execution: Execution | None = None,
+    ) -> None:
+        """RQ's, but a job this worker could not run and that may still wait for one that can
+        (:func:`_refused`) is given back for :data:`OTHER_VERSION_RETRY_S`, its retries left as
+        they were: RQ's retry spent one, the first at the queue's front, which the same worker,
+        free again, took at once."""
+        attempt = _ATTEMPT.get(None)
+        if attempt is None or attempt.job_id != job.id or not attempt.waits_for_version:
+            super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+            return
+        job.ended_at = None  # it waits: a client reading it queued is not told it ended
+        with self.connection.pipeline() as pipeline:
+            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            job.set_status(JobStatus.SCHEDULED, pipeline=pipeline)
+            due = now() + timedelta(seconds=OTHER_VERSION_RETRY_S)
+            queue.schedule_job(job, due, pipeline=pipeline)
+            pipeline.execute()
+
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """RQ's, without its separate write of the job's last heartbeat: the job hash is saved
         whole, with it, in the script that records the end."""
@@ -1712,8 +1749,7 @@ def run_job() -> dict[str, JsonScalar]:
         job.save_meta()  # type: ignore[no-untyped-call]
         return {"ok": True, "repeat_delivery": True}
 
-    payload = decode_payload(attempt.payload) if attempt.payload is not None else None
-    if payload is None:
+    if attempt.payload is None:
         # Requeued (e.g. from the dead-letter registry) after its image expired: end at once with
         # ``expired`` on the job itself. No outcome is stored under the job id, which is the
         # content key's: a new submission of the same image must run, not inherit this failure.
@@ -1724,10 +1760,14 @@ def run_job() -> dict[str, JsonScalar]:
 
     key: str | None = None
     try:
+        payload = _payload_of(attempt.payload)
         if state.before_job is not None:
             state.before_job(payload)
         spec, request, key = _work_of(payload, job.id, state.context.settings.runtime)
         output = spec.task(state.context, request)
+    except _OtherVersion as exc:
+        _refused(state, attempt, job, exc)
+        raise
     except Exception as exc:
         error = attempt_error(exc, job.id)
         if not is_retryable(error):
@@ -1751,6 +1791,58 @@ _OTHER_VERSION_MESSAGE = (
     "the worker that took this job runs other models or another faceflow version than the API "
     "node that accepted it ({why}); submit it again once they match"
 )
+OTHER_VERSION_RETRY_S = 5
+"""How long a job this worker could not run waits before a worker looks at it again: in a
+rolling deploy the worker that refused it is free at once, and would take it again at once."""
+
+
+class _OtherVersion(Unavailable):
+    """This worker cannot do the job as the API node that took it meant it (see
+    :func:`_work_of`): another release's work, for a worker of that release."""
+
+
+def _payload_of(raw: bytes) -> JobPayload:
+    """The job's payload; :class:`_OtherVersion` for one this release cannot read. It was
+    read as an expired image (410 ``expired``, for good), but the image is there: a release
+    that writes its payloads in a new form would have every job its API nodes took failed so
+    by the workers not yet upgraded."""
+    payload = decode_payload(raw)
+    if payload is None:
+        why = "this worker cannot read its stored payload"
+        raise _OtherVersion(_OTHER_VERSION_MESSAGE.format(why=why))
+    return payload
+
+
+def _refused(state: WorkerState, attempt: _Attempt, job: Job, exc: _OtherVersion) -> None:
+    """Note on the job that this worker could not run it (``exc``). Within
+    ``jobs.other_version_wait_s`` of the first such refusal the attempt is not counted (the
+    job's meta as it was dequeued, with the time of that first refusal) and the job is given
+    back for a worker that can run it (:meth:`FaceflowWorker.handle_job_failure`); after it,
+    the refusal is an attempt failed ``unavailable`` like any other, retried while retries are
+    left. Half a fleet upgraded, a job spent its retries within 20 s on the half of the other
+    release (1 of 10 failed ``unavailable``, measured), every refusal an ERROR with a traceback.
+    The time is this host's, as RQ's backoffs are: the bound is minutes, a skew is seconds."""
+    now_s = time.time()
+    since = job.meta.get("other_version_since")
+    if not isinstance(since, int | float) or isinstance(since, bool):
+        since = now_s
+    if now_s - since < state.settings.jobs.other_version_wait_s:
+        job.meta.clear()
+        job.meta.update(attempt.meta_before)
+        job.meta["other_version_since"] = since
+        attempt.waits_for_version = True
+        log.warning(
+            "job %s: not run here, looked at again in %d s: %s",
+            job.id,
+            OTHER_VERSION_RETRY_S,
+            exc.message,
+        )
+    else:
+        log.warning(
+            "job %s: no worker could run it for %.0f s: %s", job.id, now_s - since, exc.message
+        )
+        job.meta["error"] = _error_meta(JobError.of(exc))
+    job.save_meta()  # type: ignore[no-untyped-call]
 
 
 def _work_of(
@@ -1774,14 +1866,14 @@ def _work_of(
         request = spec.from_params(payload.data, payload.params)
     except OperationDisabled as exc:
         why = f"this worker does not load its models: {exc.message}"
-        raise Unavailable(_OTHER_VERSION_MESSAGE.format(why=why)) from None
+        raise _OtherVersion(_OTHER_VERSION_MESSAGE.format(why=why)) from None
     except InvalidParameter as exc:
         why = f"this worker refuses its options: {exc.message}"
-        raise Unavailable(_OTHER_VERSION_MESSAGE.format(why=why)) from None
+        raise _OtherVersion(_OTHER_VERSION_MESSAGE.format(why=why)) from None
     key = cache_key(payload.data, payload.operation, spec.params(request))
     if not job_id.startswith(job_id_for(key)):  # per-key jobs add a suffix (dedup_scope)
         why = f"this worker keys it {key}"
-        raise Unavailable(_OTHER_VERSION_MESSAGE.format(why=why))
+        raise _OtherVersion(_OTHER_VERSION_MESSAGE.format(why=why))
     return spec, request, key
 
 
