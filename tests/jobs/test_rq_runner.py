@@ -88,7 +88,7 @@ from faceflow.operations.registry import Submission, prepare, scoped_job_id
 from faceflow.runtime.context import WorkerContext, load_context
 from tests.fixtures.images import truncated
 from tests.fixtures.redis_monitor import commands_during
-from tests.fixtures.redis_server import RedisProcess
+from tests.fixtures.redis_server import RedisProcess, RedisServerFactory
 from tests.jobs.support import QUEUE, job_settings, runner_for, submit, variant, work_burst
 
 pytestmark = pytest.mark.redis
@@ -1928,9 +1928,9 @@ async def test_a_job_of_another_release_waits_for_a_worker_of_its_release(
             queue = Queue(QUEUE, connection=connection)
             assert queue.scheduled_job_registry.get_job_ids() == [submission.job_id]
             scheduler = RQScheduler([queue], connection)  # as a supervisor's tick runs it
-            scheduler.acquire_locks()
-            scheduler.enqueue_scheduled_jobs()
-            scheduler.release_locks()
+            scheduler.acquire_locks()  # type: ignore[no-untyped-call]
+            scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
+            scheduler.release_locks()  # type: ignore[no-untyped-call]
     waiting = await runner.status(record.handle, None)
     assert (waiting.status, waiting.attempts, waiting.error) == (JobStatus.QUEUED, 0, None)
     assert waiting.ended_at is None
@@ -1950,6 +1950,40 @@ async def test_a_job_of_another_release_waits_for_a_worker_of_its_release(
     done = await runner.status(record.handle, None)
     assert (done.status, done.attempts) == (JobStatus.FINISHED, 1)
     connection.close()
+    await runner.close()
+
+
+@pytest.mark.parametrize("appendonly", [False, True])
+async def test_a_queue_redis_that_came_back_empty_is_said_once(
+    redis_server_factory: RedisServerFactory,
+    face_jpeg: bytes,
+    caplog: pytest.LogCaptureFixture,
+    appendonly: bool,
+) -> None:
+    """The queue Redis restarted without ``appendonly yes``: every job accepted before is gone
+    and its handle answers 404, and the API node logged only that the queue Redis answered
+    again, as after any outage. The first submission after it now says, once, that it came
+    back empty and what keeps jobs; restarted with its AOF, nothing is said."""
+    server = redis_server_factory(appendonly=appendonly)
+    settings = job_settings(server.url)
+    runner = runner_for(settings)
+    await runner.start()
+    before = await submit(runner, settings, variant(face_jpeg))
+    server.restart()
+    with caplog.at_level(logging.WARNING, logger="faceflow.jobs.rq_runner"):
+        for _ in range(2):
+            with contextlib.suppress(Unavailable):  # the first call after may meet the restart
+                await submit(runner, settings, variant(face_jpeg))
+            await submit(runner, settings, variant(face_jpeg))
+    said = [r.getMessage() for r in caplog.records if "came back empty" in r.getMessage()]
+    if appendonly:
+        assert said == []
+        assert (await runner.status(before, None)).status is JobStatus.QUEUED
+    else:
+        assert len(said) == 1
+        assert "appendonly yes" in said[0]
+        with pytest.raises(NotFound):
+            await runner.status(before, None)
     await runner.close()
 
 

@@ -136,6 +136,16 @@ class _GivenUp(Exception):
     """A queue Redis call not sent: the breaker opened while it waited for a thread."""
 
 
+_CAME_BACK_EMPTY = (
+    "the queue Redis had lost this queue's handle key: it came back empty (restarted without "
+    "appendonly yes, or flushed), and every job accepted before is gone, its handle answering "
+    "404; give the queue Redis appendonly yes to keep jobs across restarts"
+)
+"""Said by the node whose submission writes the handle key back (:meth:`RqRunner._submit`):
+API nodes and workers otherwise logged only that the queue Redis answered again, and an empty
+restart looked like any other outage while every client's jobs answered 404."""
+
+
 def _log_outage(is_open: bool) -> None:
     if is_open:
         log.warning(
@@ -519,7 +529,9 @@ class RqRunner:
             pipe.rpush(owned, handle)
             pipe.expire(owned, handle_ttl_s)
             stored = pipe.execute()[0]
-        if isinstance(stored, bytes) and stored != signer.key:
+        if stored is None:
+            log.warning("jobs: %s", _CAME_BACK_EMPTY)
+        elif stored != signer.key:
             log.warning(
                 "jobs: the queue Redis holds another handle key than this node's (was it "
                 "flushed while the API nodes ran?): restart the API nodes so they share it"
