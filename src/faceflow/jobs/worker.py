@@ -95,7 +95,13 @@ from faceflow.jobs.records import (
     decode_payload,
     encode_outcome,
 )
-from faceflow.jobs.redis_store import READ_CHUNK_BYTES, JobKeys, bulk_limit, connect
+from faceflow.jobs.redis_store import (
+    READ_CHUNK_BYTES,
+    HeldConnection,
+    JobKeys,
+    bulk_limit,
+    connect,
+)
 from faceflow.jobs.retry import is_retryable
 from faceflow.operations.registry import OperationSpec, check_enabled, job_id_for, spec_for
 from faceflow.runtime.context import WorkerContext
@@ -911,6 +917,8 @@ class FaceflowWorker(SimpleWorker):
         self._ff_renew_lease = self.connection.register_script(_RENEW_LEASE_LUA)
         self._ff_no_room = _NoRoom(self.name)
         self._ff_payload_key = state.keys.taken_payload(self.name)
+        # The connection of the one round trip a job (_pipelined), held by the worker's thread.
+        self._ff_held = HeldConnection(self.connection)
         self._ff_burst = False
         # The next job, taken (and most often started) by the script that ended the last one
         # (see handle_job_success) while the worker may take one that way.
@@ -1166,11 +1174,13 @@ class FaceflowWorker(SimpleWorker):
         # services set one, e.g. 1 MB) makes it close the connection as it answers, the copy
         # deleted, the job left started with no one to run it (every upload over 1 MB).
         key = self._ff_payload_key
-        with self.connection.pipeline(transaction=False) as pipe:
-            pipe.evalsha(script.sha, len(keys), *keys, *argv)
-            pipe.getrange(key, 0, READ_CHUNK_BYTES - 1)
-            pipe.eval(_DROP_IF_READ_LUA, 1, key, READ_CHUNK_BYTES)
-            reply, head, _ = pipe.execute()
+        reply, head, _ = self._ff_held.send(
+            [
+                ("EVALSHA", script.sha, len(keys), *keys, *argv),
+                ("GETRANGE", key, 0, READ_CHUNK_BYTES - 1),
+                ("EVAL", _DROP_IF_READ_LUA, 1, key, READ_CHUNK_BYTES),
+            ]
+        )
         if not isinstance(head, bytes) or not head:
             return reply, None
         if len(head) < READ_CHUNK_BYTES:
@@ -1219,6 +1229,7 @@ class FaceflowWorker(SimpleWorker):
                 self._hand_back(job, started)
             except RedisError as exc:  # its lease, or RQ's intermediate-queue cleanup, acts
                 log.error("job %s: could not put it back on the queue: %s", job.id, exc)
+        self._ff_held.release()
         super().teardown()  # type: ignore[no-untyped-call]
 
     def _hand_back(self, job: Job, started: _Started | None) -> None:
@@ -1547,6 +1558,7 @@ class FaceflowWorker(SimpleWorker):
         # the server for up to a second, holding the queue Redis over maxmemory for every
         # client: closed, the connection gives them back at once.
         self.connection.connection_pool.disconnect(inuse_connections=False)
+        self._ff_held.disconnect()
         ended_as = "ended all the same"
         if attempt is not None and attempt.outcome is not None:
             size = len(attempt.outcome)
