@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from redis import Redis
+from redis.exceptions import ResponseError
 
-from faceflow.jobs.redis_store import read_value
+from faceflow.jobs.redis_store import HeldConnection, connect, read_value
 from tests.fixtures.redis_server import RedisProcess
 
 pytestmark = pytest.mark.redis
@@ -56,3 +57,37 @@ def test_a_value_changed_between_two_ranges_is_read_again_not_mixed(
 
     monkeypatch.setattr(Redis, "getrange", changed_after_the_second)
     assert read_value(client, "k", chunk_bytes=4) == expected
+
+
+def test_a_held_connection_reads_every_reply_before_raising_the_first_error(
+    queue_redis: RedisProcess,
+) -> None:
+    client = connect(queue_redis.url, 5.0, patient=True)
+    client.set("text", "not a number")
+    held = HeldConnection(client)
+    [connection_id] = held.send([("CLIENT", "ID")])
+    with pytest.raises(ResponseError, match="not an integer"):
+        held.send([("SET", "a", "1"), ("INCR", "text"), ("GET", "a")])
+    # The same connection (an error reply, as NOSCRIPT or OOM, costs no reconnection), in step:
+    # the next send is answered its own replies, not the GET's left on the socket.
+    assert held.send([("GET", "text"), ("INCR", "a"), ("CLIENT", "ID")]) == [
+        b"not a number",
+        2,
+        connection_id,
+    ]
+    held.release()
+    client.close()
+
+
+def test_a_held_connection_sends_again_once_its_connection_is_dropped(
+    queue_redis: RedisProcess,
+) -> None:
+    client = connect(queue_redis.url, 5.0, patient=True)
+    held = HeldConnection(client)
+    held.send([("CLIENT", "SETNAME", "held")])
+    killed = Redis.from_url(queue_redis.url).client_kill_filter(_type="normal")
+    assert killed >= 1
+    assert held.send([("SET", "k", "v"), ("GET", "k")]) == [b"OK", b"v"]
+    held.release()
+    assert client.connection_pool._in_use_connections == set()  # given back
+    client.close()

@@ -152,7 +152,8 @@ class HeldConnection:
         self._connection: Connection | None = None
 
     def send(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """The replies to ``commands``, sent in one write (redis-py's pipeline, without it)."""
+        """The replies to ``commands``, sent in one write, as Redis sends them (redis-py's pipeline
+        without its response callbacks, which the scripts' and reads' replies do not have)."""
         connection = self._connection
         if connection is None:
             connection = self._connection = self._pool.get_connection()
