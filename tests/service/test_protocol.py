@@ -1417,3 +1417,118 @@ async def test_a_connection_over_the_cap_gets_its_503_with_cors_for_an_allowed_o
     await _until_answered(first)
     for protocol in (first, crowd):
         protocol.connection_lost(None)
+
+
+class Stalled:
+    """An app that waits until its task is cancelled; its head sent first if ``head``."""
+
+    def __init__(self, head: bool = False) -> None:
+        self.head = head
+        self.waiting = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.head:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"9")],
+                }
+            )
+        self.waiting.set()
+        await asyncio.Event().wait()
+
+
+class CutRecordingTransport(ClosingRecordingTransport):
+    """Also records an abort (a connection closed at once, its buffers dropped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aborted = False
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.close()
+
+
+async def _cancelled_as_uvicorn_stops(
+    app: Stalled, caplog: pytest.LogCaptureFixture
+) -> CutRecordingTransport:
+    """``app`` behind the request context, its request's task cancelled as uvicorn cancels
+    every request still running when its graceful drain's time is over or at a second Ctrl-C."""
+    transport = CutRecordingTransport()
+    protocol = _open(RequestContext(app, Metrics()), transport)
+    with caplog.at_level("INFO"):
+        protocol.data_received(
+            b"POST /v1/id-photo HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n"
+        )
+        await app.waiting.wait()
+        for task in protocol.tasks:
+            task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        await _until_answered(protocol)
+    protocol.connection_lost(None)
+    return transport
+
+
+async def test_a_request_cancelled_as_the_server_stops_gets_json_503_not_a_plain_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # uvicorn answered "500 Internal Server Error" in plain text, with a traceback in the log.
+    transport = await _cancelled_as_uvicorn_stops(Stalled(), caplog)
+
+    written = transport.written_at_close
+    assert written is not None
+    assert not transport.aborted
+    head, _, body = written.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), written
+    assert b"\r\nretry-after: 1\r\n" in head
+    assert head.endswith(b"\r\nconnection: close")
+    assert b"\r\nx-request-id: " in head
+    assert json.loads(body)["error"]["code"] == "unavailable"
+    assert "Exception in ASGI application" not in caplog.text
+    access = [r.getMessage() for r in caplog.records if r.name == "faceflow.access"]
+    assert len(access) == 1
+    assert " 503 unavailable " in access[0], access
+
+
+async def test_an_answer_under_way_when_the_server_stops_is_cut_not_ended(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Ended with what was sent (or a 500 after it), a cut answer could pass for a whole one.
+    transport = await _cancelled_as_uvicorn_stops(Stalled(head=True), caplog)
+
+    assert transport.aborted
+    assert not transport.written.startswith(b"HTTP/1.1 503")  # the head was already out
+    assert "Exception in ASGI application" not in caplog.text
+    assert "(cut short: the server stopped)" in caplog.text
+
+
+async def test_a_server_fault_is_logged_once_with_the_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Starlette raises the exception on after the app's handler has logged and answered it;
+    # uvicorn logged it again, its traceback without the request's id.
+    from fastapi import FastAPI
+
+    from faceflow.service.errors import install_error_handlers
+
+    api = FastAPI()
+    install_error_handlers(api)
+
+    @api.get("/fault")
+    async def fault() -> None:
+        raise RuntimeError("a bug")
+
+    transport = ClosingRecordingTransport()
+    protocol = _open(RequestContext(api, Metrics()), transport)
+    with caplog.at_level("INFO"):
+        protocol.data_received(b"GET /fault HTTP/1.1\r\nhost: x\r\nx-request-id: fault-1\r\n\r\n")
+        await _until_answered(protocol)
+    protocol.connection_lost(None)
+
+    assert transport.written.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert json.loads(transport.written.partition(b"\r\n\r\n")[2])["error"]["code"] == "internal"
+    tracebacks = [r for r in caplog.records if r.exc_info is not None]
+    assert len(tracebacks) == 1, [r.getMessage() for r in tracebacks]
+    assert "(request fault-1)" in tracebacks[0].getMessage()
+    assert getattr(tracebacks[0], "request_id", None) == "fault-1"

@@ -15,7 +15,7 @@ from starlette.routing import Match
 from faceflow.cache.tiered import CacheStatus
 from faceflow.errors import FaceflowError, RetryableError, TooLarge
 from faceflow.operations.parse import option_error, option_names
-from faceflow.service.middleware import CLIENT_CLOSED, loggable_path
+from faceflow.service.middleware import CLIENT_CLOSED, loggable_path, mark_logged
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +126,19 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    # Never leak a traceback to the client; it goes to the log with the request id. The path
-    # cut as the access line cuts it: a client chooses it, up to 64 KiB.
-    log.exception("unhandled error on %s %s", request.method, loggable_path(request.url.path))
+    # Never leak a traceback to the client; it goes to the log with the request id (in the
+    # text too: only the JSON lines carry a record's extra fields). The path cut as the access
+    # line cuts it: a client chooses it, up to 64 KiB. Logged here only: Starlette raises the
+    # exception on after this answer, and the protocol then leaves it (mark_logged).
+    request_id = request.scope.get("state", {}).get("request_id")
+    log.exception(
+        "unhandled error on %s %s (request %s)",
+        request.method,
+        loggable_path(request.url.path),
+        request_id or "-",
+        extra={"request_id": request_id},
+    )
+    mark_logged(exc)
     response = error_response(500, "internal", "internal error; see the server log")
     response.headers["X-Error-Code"] = "internal"
     return response

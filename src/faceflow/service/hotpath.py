@@ -18,6 +18,7 @@ strings into the same work.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -49,7 +50,13 @@ from faceflow.service.answers import (
 from faceflow.service.edge import route_path
 from faceflow.service.errors import error_answer, faceflow_error_response
 from faceflow.service.guard import check_request
-from faceflow.service.middleware import CLIENT_CLOSED, NOSNIFF, RequestContext, with_request_id
+from faceflow.service.middleware import (
+    CLIENT_CLOSED,
+    NOSNIFF,
+    RequestContext,
+    stopped_line,
+    with_request_id,
+)
 from faceflow.service.query import query_refusal
 from faceflow.service.routes.faces import answer, cache_headers
 from faceflow.service.routes.system import echo_size_body
@@ -321,6 +328,7 @@ class Entry:
         scope["faceflow.route"] = route_path(scope)
         status = 500
         error_code = ""
+        cut_short = ""
         body = BodyReader(receive, self._limits, declared, scope.get("client"))
         try:
             request_id_header = (_REQUEST_ID, request_id.encode("latin-1"))
@@ -342,6 +350,10 @@ class Entry:
             await response(scope, body.receive, send_with_id)
         except ClientDisconnect:
             status = CLIENT_CLOSED  # as RequestContext counts and logs it
+        except asyncio.CancelledError as exc:
+            status, error_code, cut_short = stopped_line(scope, exc, status, error_code)
+            raise
         finally:
             body.close()
-            context.done(scope, request_id, status, error_code, time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            context.done(scope, request_id, status, error_code, elapsed, cut_short)

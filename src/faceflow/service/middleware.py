@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import time
+from collections.abc import Callable
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +32,43 @@ _REQUEST_ID = b"x-request-id"
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 _ERROR_CODE = b"x-error-code"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+
+
+STOPPED_ANSWER = "faceflow.stopped_answer"
+"""The scope's key for what answers a request whose task the server cancelled as it stopped
+for good (service/protocol.py puts it there): ``503 unavailable`` with ``Retry-After`` if
+nothing of its answer was sent yet (True), else its connection closed at once (False), so that
+a client never takes a cut answer for a whole one."""
+
+STOPPED_STATUS = 503
+STOPPED_CODE = "unavailable"
+_LOGGED = "_faceflow_logged"
+
+
+def mark_logged(exc: BaseException) -> None:
+    """Say that the app has logged and answered ``exc`` (its error handler, or
+    :func:`answer_stopped`): the HTTP protocol then neither logs it again, as uvicorn does for
+    every exception leaving the app (a fault was logged twice, the second time without the
+    request's id), nor answers it (service/protocol.py)."""
+    setattr(exc, _LOGGED, True)
+
+
+def is_logged(exc: BaseException) -> bool:
+    return getattr(exc, _LOGGED, False) is True
+
+
+def answer_stopped(scope: Scope, exc: asyncio.CancelledError) -> bool | None:
+    """Answer a request cancelled from outside while the app ran it: by uvicorn when its
+    graceful drain's time is over, or at a second Ctrl-C (its force quit), which cancels every
+    request still running. uvicorn answered each ``500 Internal Server Error`` in plain text
+    and logged a traceback; now it gets :data:`STOPPED_ANSWER`'s answer, and the cancel goes on
+    unlogged. True: answered 503; False: the answer under way was cut; None: not served
+    through faceflow's protocol (an in-process client), the cancel left as it came."""
+    answer: Callable[[], bool] | None = scope.get(STOPPED_ANSWER)
+    if answer is None:
+        return None
+    mark_logged(exc)
+    return answer()
 
 
 MAX_LOGGED_PATH = 512
@@ -84,6 +123,9 @@ class RequestContext:
             # The client hung up mid-upload: routine on the internet, not a server error. Nobody
             # is left to answer; the access line below records it.
             status = CLIENT_CLOSED
+        except asyncio.CancelledError as exc:
+            status, error_code, cut_short = stopped_line(scope, exc, status, error_code)
+            raise
         finally:
             elapsed = time.perf_counter() - start
             self.done(scope, request_id, status, error_code, elapsed, cut_short)
@@ -145,6 +187,19 @@ class RequestContext:
                     "cut_short": cut_short or None,
                 },
             )
+
+
+def stopped_line(
+    scope: Scope, exc: asyncio.CancelledError, status: int, error_code: str
+) -> tuple[int, str, str]:
+    """The status, error code and note of a request's access line once :func:`answer_stopped`
+    has dealt with its cancel (``status`` and ``error_code`` as they were before it)."""
+    answered = answer_stopped(scope, exc)
+    if answered:
+        return STOPPED_STATUS, STOPPED_CODE, "the server stopped"
+    if answered is None:
+        return status, error_code, "cancelled"
+    return status, error_code, "cut short: the server stopped"
 
 
 HEAD_REQUEST = "faceflow.head"

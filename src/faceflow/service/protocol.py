@@ -118,13 +118,21 @@ from faceflow.errors import (
     InputError,
     Overloaded,
     RequestTimeout,
+    Unavailable,
 )
 from faceflow.service.answers import ABORT_CONNECTION
 from faceflow.service.descriptors import fit_connections
 from faceflow.service.edge import cors_headers
 from faceflow.service.errors import faceflow_error_response
 from faceflow.service.metrics import Metrics
-from faceflow.service.middleware import UNDELIVERED
+from faceflow.service.middleware import (
+    NOSNIFF,
+    STOPPED_ANSWER,
+    STOPPED_CODE,
+    STOPPED_STATUS,
+    UNDELIVERED,
+    is_logged,
+)
 
 SERVER_SETTINGS_STATE = "faceflow.server_settings"
 METRICS_STATE = "faceflow.metrics"
@@ -196,6 +204,14 @@ def _closing_response(
     ).encode("latin-1")
     lines = b"".join(name + b": " + value + b"\r\n" for name, value in extra or ())
     return head + lines + b"connection: close\r\n\r\n" + body
+
+
+_STOPPED = Unavailable(
+    "the server stopped before it finished this request: send it again (once the server is"
+    " back, or to another node)",
+    retry_after_s=_RETRY_AFTER_S,
+)
+assert (_STOPPED.status, _STOPPED.code) == (STOPPED_STATUS, STOPPED_CODE)
 
 
 def _headers_too_slow(timeout_s: float) -> RequestTimeout:
@@ -441,6 +457,37 @@ class _Cycle(RequestResponseCycle):
     uvicorn's own ``send`` writes it when it would first wait or log (a transport not taking
     writes, its access log on) and for anything but an answer's start.
     """
+
+    async def run_asgi(self, app: ASGI3Application) -> None:
+        """uvicorn's, but for an exception the app has logged and answered itself
+        (:func:`~faceflow.service.middleware.mark_logged`): uvicorn logged every exception
+        leaving the app again, with its traceback and without the request's id, and answered
+        one it found no answer to ``500`` in plain text (a request cancelled as the server
+        stopped for good, which faceflow now answers itself)."""
+        try:
+            result = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value,arg-type]
+        except BaseException as exc:
+            if is_logged(exc):
+                if not self.response_complete:
+                    self.transport.close()
+                return
+            self.logger.error("Exception in ASGI application\n", exc_info=exc)
+            if not self.response_started:
+                await self.send_500_response()
+            else:
+                self.transport.close()
+        else:
+            if result is not None:
+                self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+                self.transport.close()
+            elif not self.response_started and not self.disconnected:
+                self.logger.error("ASGI callable returned without starting response.")
+                await self.send_500_response()
+            elif not self.response_complete and not self.disconnected:
+                self.logger.error("ASGI callable returned without completing response.")
+                self.transport.close()
+        finally:
+            self.on_response = lambda: None
 
     async def send(self, message: Message) -> None:  # type: ignore[override]
         starts = message["type"] == "http.response.start"
@@ -691,7 +738,35 @@ class FaceflowHttpProtocol(HttpToolsProtocol):
             cycle.transport = cast(asyncio.Transport, self._writes)
             cycle.__class__ = _Cycle
             cycle.scope[ABORT_CONNECTION] = self._writes.abort  # type: ignore[literal-required]
+            cycle.scope[STOPPED_ANSWER] = self._answer_stopped  # type: ignore[literal-required]
         HttpToolsProtocol._start_asgi_task(self, cycle, app)
+
+    def _answer_stopped(self) -> bool:
+        """What :data:`~faceflow.service.middleware.STOPPED_ANSWER` does for the request being
+        answered (the one whose task was cancelled: a connection runs one at a time): ``503
+        unavailable`` with ``Retry-After`` and the request's id, the connection then closed,
+        if nothing of its answer went out (True); else the connection closed at once, its
+        buffers dropped (False). Written here, not sent through the app's layers: the task is
+        being cancelled, and the protocol alone knows whether an answer began."""
+        cycle = self._answering
+        writes = self._writes
+        if cycle is None or writes is None or cycle.response_complete:
+            return False
+        if cycle.response_started or cycle.disconnected or writes.is_closing():
+            writes.abort()
+            return False
+        cycle.response_started = cycle.response_complete = True
+        cycle.keep_alive = False
+        extra = [(b"retry-after", str(_STOPPED.retry_after_s).encode()), NOSNIFF]
+        request_id = cycle.scope.get("state", {}).get("request_id")
+        if isinstance(request_id, str):
+            extra.append((b"x-request-id", request_id.encode("latin-1")))
+        if self._cors_origins:
+            origin = next((v for k, v in cycle.scope["headers"] if k == _ORIGIN), None)
+            extra.extend(cors_headers(origin, self._cors_origins))
+        writes.write(_closing_response(_STOPPED, "Service Unavailable", extra))
+        writes.close()
+        return True  # counted with the request's access line, by its code
 
     def connection_lost(self, exc: Exception | None) -> None:
         answering = self._answering
