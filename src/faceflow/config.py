@@ -174,6 +174,15 @@ class ServerSettings(_Group):
         description="with http_workers > 1: how long uvicorn waits for a worker process to answer "
         "its health check (starting, or busy) before it kills and replaces it",
     )
+    drain_s: int = Field(
+        25,
+        ge=1,
+        le=3600,
+        description="on SIGTERM, SIGINT or SIGHUP: how long requests under way may take to be "
+        "answered before those still running are answered 503 unavailable and the server stops; "
+        "keep it a few seconds under the stop timeout of what stops the server (Kubernetes' "
+        "terminationGracePeriodSeconds, 30 s by default; systemd's TimeoutStopSec)",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="origins whose pages may call the API (every header faceflow sets, "

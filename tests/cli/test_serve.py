@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pytest
 from faceflow.config import ModelSettings
 from faceflow.models.catalog import model_spec
 from faceflow.models.store import ModelState, ModelStore
-from tests.fixtures.live_server import LiveServerFactory, pulled_model_dir, server_env
+from tests.fixtures.live_server import LiveServer, LiveServerFactory, pulled_model_dir, server_env
 from tests.fixtures.models import flip_a_byte
 from tests.service.support import fresh
 
@@ -355,3 +357,116 @@ def test_every_process_of_serve_writes_its_lines_to_the_log_naming_itself(
     assert all(str(e["process"]).startswith("inference-") for e in loaded)
     if http_workers > 1:
         assert all(str(e["process"]).startswith("http-") for e in accessed)
+
+
+class HeldRequest:
+    """One ID photo sent to ``server`` (one inference process) from a thread, held running: its
+    inference process is stopped (SIGSTOP) once it has the task, so the request cannot finish
+    whatever the machine's speed. :meth:`release` lets the process go on, for the server to
+    stop it as it stops."""
+
+    def __init__(self, server: LiveServer, testdata: Path) -> None:
+        log = server.log_path.read_text(errors="replace")
+        (self.inference,) = [
+            int(pid) for pid in re.findall(r"adopted from the head start \(pid (\d+)\)", log)
+        ]
+        self.answers: list[httpx.Response | httpx.HTTPError] = []
+        photo = fresh((testdata / "obama.jpg").read_bytes())
+        self._client = threading.Thread(target=self._ask, args=(server.url, photo))
+        self._client.start()
+        deadline = time.monotonic() + 120
+        while server.metrics().value("faceflow_pool_in_flight") < 1:
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.05)
+        os.kill(self.inference, signal.SIGSTOP)
+
+    def _ask(self, url: str, photo: bytes) -> None:
+        try:
+            self.answers.append(
+                httpx.post(
+                    f"{url}/v1/id-photo",
+                    content=photo,
+                    headers={"Content-Type": "image/jpeg"},
+                    timeout=120.0,
+                )
+            )
+        except httpx.HTTPError as exc:
+            self.answers.append(exc)
+
+    def answer(self) -> httpx.Response | httpx.HTTPError:
+        self._client.join(timeout=120)
+        (answer,) = self.answers
+        return answer
+
+    def release(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.inference, signal.SIGCONT)
+
+
+def assert_stopped_answer(answer: httpx.Response | httpx.HTTPError) -> None:
+    """``answer`` is the service's 503 for a request the server stopped before finishing."""
+    assert isinstance(answer, httpx.Response), answer
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.json()["error"]["code"] == "unavailable"
+
+
+def test_ctrl_c_twice_answers_a_request_still_running_in_json_not_a_plain_500(
+    testdata: Path, live_server_factory: LiveServerFactory
+) -> None:
+    """A second Ctrl-C during the graceful drain is uvicorn's force quit: it cancels every
+    request still running, which uvicorn answered ``500 Internal Server Error`` in plain text,
+    with a traceback each."""
+    server = live_server_factory(RUNTIME__PROCESSES=1)
+    assert server.process is not None
+    held = HeldRequest(server, testdata)
+    try:
+        server.process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 60
+        while "Waiting for connections to close" not in server.log_path.read_text():
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.05)
+        server.process.send_signal(signal.SIGINT)
+        answer = held.answer()
+        held.release()
+        server.process.wait(timeout=60)
+    finally:
+        held.release()
+        server.stop()
+    log = server.log_path.read_text(errors="replace")
+
+    assert_stopped_answer(answer)
+    assert "Exception in ASGI application" not in log
+    assert "POST /v1/id-photo 503 unavailable" in log  # its access line
+    # The force quit skips the app's stop: the inference process, orphaned, ends by itself once
+    # its task is done (it reads its pipe's end).
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{held.inference}").exists():
+        assert time.monotonic() < deadline, "the inference process outlived the server"
+        time.sleep(0.1)
+
+
+def test_a_request_still_running_when_the_drain_ends_is_answered_503_and_nothing_is_left(
+    testdata: Path, live_server_factory: LiveServerFactory
+) -> None:
+    """uvicorn waited 30 s (not a setting), exactly Kubernetes' default grace period, whose
+    SIGKILL then cut the answers; and it answered what it cancelled 500 in plain text."""
+    server = live_server_factory(RUNTIME__PROCESSES=1, SERVER__DRAIN_S=1)
+    assert server.process is not None
+    held = HeldRequest(server, testdata)
+    try:
+        server.request_stop()
+        answer = held.answer()
+        held.release()
+        code = server.process.wait(timeout=120)
+    finally:
+        held.release()
+        server.stop()
+    log = server.log_path.read_text(errors="replace")
+
+    assert_stopped_answer(answer)
+    assert code == -signal.SIGTERM, log[-2000:]
+    assert "Cancel 1 running task(s), timeout graceful shutdown exceeded" in log
+    assert "Exception in ASGI application" not in log
+    assert "Application shutdown complete" in log
+    assert not Path(f"/proc/{held.inference}").exists()

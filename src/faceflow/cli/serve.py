@@ -150,7 +150,8 @@ def serve(
         "timeout_keep_alive": KEEP_ALIVE_S,
         # httptools' protocol with a header timeout and a connection cap (settings.server).
         "http": FaceflowHttpProtocol,
-        "timeout_graceful_shutdown": 30,
+        # Then the requests still running are cancelled, and answered 503 (service/protocol.py).
+        "timeout_graceful_shutdown": settings.server.drain_s,
         "server_header": False,
         # faceflow serves no WebSocket: an upgrade request is answered as the HTTP request it
         # also is (JSON, 404 or 405), not by the websockets library (a 403 in plain text).
