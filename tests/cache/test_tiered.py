@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import Counter
@@ -417,3 +418,71 @@ async def test_start_builds_a_tls_redis_s_ssl_context_before_its_first_call(
         assert not cache.breaker_open
     assert built_before_first_call[0] > 0, built_before_first_call
     assert threading.get_ident() not in ssl_builds
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("appendonly", "save", "how"),
+    [
+        pytest.param("no", "3600 1 300 100", '(save "3600 1 300 100")', id="stock-snapshots"),
+        pytest.param("yes", "", "(appendonly yes)", id="aof"),
+        pytest.param("no", "", None, id="memory-only"),
+    ],
+)
+async def test_a_cache_redis_that_writes_to_its_disk_is_named_at_start(
+    redis_url: str,
+    raw_redis: Redis,
+    caplog: pytest.LogCaptureFixture,
+    appendonly: str,
+    save: str,
+    how: str | None,
+) -> None:
+    """A stock Redis snapshots what it holds (its default save rules): every cached ID photo
+    and face report reached its disk, while the README said images never are, and nothing
+    said so. The node now says it at start, with what to set (a cache needs no persistence)."""
+    await raw_redis.config_set("appendonly", appendonly)
+    await raw_redis.config_set("save", save)
+    try:
+        with caplog.at_level(logging.WARNING, logger="faceflow.cache"):
+            async with started(redis_url):
+                pass
+    finally:
+        await raw_redis.config_set("save", "")
+        await raw_redis.config_set("appendonly", "no")
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    if how is None:
+        assert said == []
+        return
+    assert len(said) == 1, said
+    assert how in said[0]
+    assert "ID photos" in said[0]
+    assert 'save "" and appendonly no' in said[0]
+
+
+@pytest.mark.redis
+async def test_a_cache_redis_user_denied_config_is_not_warned_about_its_disk(
+    redis_url: str, raw_redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Managed services deny CONFIG: the node cannot tell, says so at debug only, and the
+    cache works (the refusal is no outage: the breaker stays closed)."""
+    await raw_redis.config_set("save", "3600 1")
+    await raw_redis.acl_setuser(
+        "noconfig",
+        enabled=True,
+        passwords=["+secret"],
+        keys=["~*"],
+        channels=["*"],
+        commands=["+@all", "-@dangerous"],
+    )
+    url = redis_url.replace("redis://", "redis://noconfig:secret@", 1)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="faceflow.cache"):
+            async with started(url) as cache:
+                _, status = await cache.get_or_compute("k", Compute(delay_s=0))
+                assert status is CacheStatus.MISS
+                assert not cache.breaker_open
+    finally:
+        await raw_redis.acl_deluser("noconfig")
+        await raw_redis.config_set("save", "")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("persistence settings" in r.getMessage() for r in caplog.records)

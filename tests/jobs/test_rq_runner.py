@@ -2185,7 +2185,7 @@ async def test_a_queue_redis_that_evicts_keys_is_named_at_start_by_api_nodes_and
         connection.config_set("maxmemory-policy", "noeviction")
         connection.close()
 
-    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    said = [m for m in warnings_of(caplog) if "maxmemory-policy" in m]
     assert [m.split(":")[0] for m in said] == ["jobs", "supervisor"]
     assert all(f"maxmemory-policy {policy}" in m and "noeviction" in m for m in said)
 
@@ -2198,7 +2198,65 @@ async def test_a_queue_redis_that_never_evicts_is_not_warned_about(
         await runner.start()
     await runner.close()
 
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [m for m in warnings_of(caplog) if ON_DISK not in m] == []
+
+
+ON_DISK = "writes what it holds to its disk"
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@contextlib.contextmanager
+def persistence_of(queue_redis: RedisProcess, appendonly: str, save: str) -> Iterator[None]:
+    """The queue Redis runs with ``appendonly`` and ``save`` as long as the block runs; as the
+    fixture started it (AOF, no snapshots) again after."""
+    connection = Redis.from_url(queue_redis.url)
+    connection.config_set("appendonly", appendonly)
+    connection.config_set("save", save)
+    try:
+        yield
+    finally:
+        connection.config_set("save", "")
+        connection.config_set("appendonly", "yes")
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    ("appendonly", "save", "how"),
+    [
+        pytest.param("yes", "", "(appendonly yes)", id="aof"),
+        pytest.param("no", "3600 1 300 100", '(save "3600 1 300 100")', id="rdb"),
+        pytest.param("no", "", None, id="memory-only"),
+    ],
+)
+async def test_a_queue_redis_that_writes_to_its_disk_is_named_at_start_by_api_nodes_and_workers(
+    queue_redis: RedisProcess,
+    caplog: pytest.LogCaptureFixture,
+    appendonly: str,
+    save: str,
+    how: str | None,
+) -> None:
+    """The README promised images are never written to disk, while the queue Redis it told to
+    run with appendonly yes kept every job's upload and result (ID photos, ages, genders) in
+    its append-only file, on another machine perhaps, and nothing said so. The API node and
+    the worker supervisor now say it as they start, in the Redis's own settings."""
+    with persistence_of(queue_redis, appendonly, save):
+        runner = runner_for(job_settings(queue_redis.url))
+        connection = Redis.from_url(queue_redis.url)
+        with caplog.at_level(logging.WARNING):
+            await runner.start()
+            Supervisor(job_settings(queue_redis.url), processes=1)._warn_if_on_disk(connection)
+        await runner.close()
+        connection.close()
+
+    said = [m for m in warnings_of(caplog) if ON_DISK in m]
+    if how is None:
+        assert said == []
+        return
+    assert [m.split(":")[0] for m in said] == ["jobs", "supervisor"]
+    assert all(how in m and "uploaded image" in m and "encrypted" in m for m in said)
 
 
 @contextlib.contextmanager
@@ -2343,7 +2401,7 @@ async def test_a_cache_sharing_the_queue_redis_server_is_warned_about(
         await runner.start()
     await runner.close()
 
-    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    said = [m for m in warnings_of(caplog) if ON_DISK not in m]
     assert bool(said) is warned
     assert all("run them apart" in m for m in said)
 

@@ -26,6 +26,7 @@ from redis.exceptions import NoPermissionError, OutOfMemoryError, RedisError, Wa
 from faceflow.cache.breaker import CircuitBreaker
 from faceflow.cache.entry import CacheEntry, decode_entry, encode_entry
 from faceflow.cache.observer import CacheObserver, NullObserver
+from faceflow.cache.persistence import PARAMETERS, persistence
 from faceflow.config import CacheSettings
 
 logger = logging.getLogger(__name__)
@@ -446,6 +447,20 @@ class RedisCache:
         """Whether Redis answered a PING within the timeout (and the breaker allowed it)."""
         answer = await self._call("ping", lambda: self._client.ping())
         return answer is True
+
+    async def on_disk(self) -> str | None:
+        """How this Redis writes what it holds to its disk (:func:`persistence`), else None;
+        None too when it does not say (managed services often deny ``CONFIG``; said at debug).
+        Not through the breaker: a refused ``CONFIG`` is no outage."""
+        config: dict[Any, object] = {}
+        try:
+            async with asyncio.timeout(max(self._timeout_s, 0.1)):
+                for name in PARAMETERS:
+                    config.update(await self._client.config_get(name))
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.debug("redis cache: could not read its persistence settings: %r", exc)
+            return None
+        return persistence(config)
 
     async def close(self) -> None:
         """Close every connection; bounded by the timeout even if Redis is hung."""

@@ -16,6 +16,14 @@ from faceflow.config import CacheSettings
 
 logger = logging.getLogger(__name__)
 
+_ON_DISK = (
+    "result cache: the cache Redis writes what it holds to its disk (%s): cached results (ID "
+    "photos, annotated images, ages and genders) are in its files on that machine; a cache "
+    'needs none of it (anything lost is computed again): run it with save "" and appendonly no'
+)
+"""Said once at start: a stock Redis snapshots by default (its ``save`` rules), and the README
+promises that images are never written to disk."""
+
 
 class CacheStatus(StrEnum):
     """How :meth:`ResultCache.get_or_compute` got its entry (the service's ``X-Cache`` value)."""
@@ -110,6 +118,8 @@ class ResultCache:
         await self._redis.prepare()
         if await self._redis.ping():
             logger.info("result cache: in-process + redis")
+            if (how := await self._redis.on_disk()) is not None:
+                logger.warning(_ON_DISK, how)
         else:
             logger.warning(
                 "result cache: redis did not answer (%s); serving without it until it does",

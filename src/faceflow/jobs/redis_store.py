@@ -38,6 +38,8 @@ from redis.exceptions import RedisError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from faceflow.cache.persistence import PARAMETERS, persistence
+
 PREFIX = "ff"
 
 JOB_FUNCTION = "faceflow.jobs.worker.run_job"
@@ -273,6 +275,34 @@ def eviction_warning(client: Redis) -> str | None:
         f"the queue Redis has maxmemory-policy {policy}: at its maxmemory it deletes queued "
         "jobs and their results, and their handles then answer 404 (lost); set "
         "maxmemory-policy noeviction (it then refuses new jobs 503 queue_full instead)"
+    )
+
+
+def disk_warning(client: Redis) -> str | None:
+    """What to tell the operator when the queue Redis writes what it holds to its disk, else
+    None (also when it does not say: managed services often deny ``CONFIG``).
+
+    It is told to (``appendonly yes``: jobs survive its restart), so every job's uploaded image
+    and its result (ID photos, annotated images, ages and genders) reach its append-only file,
+    on that Redis's machine, and stay in it after the job is deleted until Redis rewrites the
+    file. The README promises images are never written to disk: that holds for faceflow's own
+    processes, not for this Redis, and nothing said so.
+    """
+    try:
+        config: dict[Any, object] = {}
+        for name in PARAMETERS:
+            config.update(client.config_get(name))
+    except RedisError:
+        return None
+    how = persistence(config)
+    if how is None:
+        return None
+    return (
+        f"the queue Redis writes what it holds to its disk ({how}): every job's uploaded image "
+        "and its result (ID photos, annotated images, ages and genders) are in its files on "
+        "that machine, kept after the job ends until Redis rewrites them; keep that disk "
+        "encrypted and its files readable by Redis alone (docs/scale-out.md, images on the "
+        "queue Redis's disk)"
     )
 
 

@@ -87,6 +87,7 @@ from faceflow.jobs.redis_store import (
     JobKeys,
     bulk_limit,
     connect,
+    disk_warning,
     eviction_warning,
     read_value,
     shared_with_cache_warning,
@@ -348,6 +349,8 @@ class RqRunner:
             return
         log.info("jobs: RQ runner on queue %r", self._settings.queue_name)
         self._max_bulk = await self._in_thread(bulk_limit, self._conn)
+        if (on_disk := await self._in_thread(disk_warning, self._conn)) is not None:
+            log.warning("jobs: %s", on_disk)
         try:
             evicts = await self._in_thread(eviction_warning, self._conn)
         except RedisError as exc:

@@ -50,7 +50,7 @@ from rq.worker_registration import clean_worker_registry
 
 from faceflow.config import Settings
 from faceflow.jobs.records import JobPayload
-from faceflow.jobs.redis_store import connect, eviction_warning
+from faceflow.jobs.redis_store import connect, disk_warning, eviction_warning
 from faceflow.jobs.worker import (
     HANG_TICKS_PER_LEASE,
     FaceflowQueue,
@@ -230,6 +230,7 @@ class Supervisor:
             log.info("supervisor: stopped")
             return 0
         self._warn_if_evicting(connection)
+        self._warn_if_on_disk(connection)
         # Ticked once before the first pass, which would take ticks left by an earlier run for
         # a hang.
         ticked = self._tick(queue, first=True)
@@ -284,6 +285,11 @@ class Supervisor:
             return
         if evicts is not None:
             log.warning("supervisor: %s", evicts)
+
+    def _warn_if_on_disk(self, connection: Redis) -> None:
+        """Said once at start, as the API nodes say it: the workers write each result there."""
+        if (on_disk := disk_warning(connection)) is not None:
+            log.warning("supervisor: %s", on_disk)
 
     def _wait_for_queue(self, connection: Redis) -> bool:
         """Until the queue's Redis answers (True) or a stop is asked for (False)."""
