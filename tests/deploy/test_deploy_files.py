@@ -57,6 +57,17 @@ def test_compose_redis_roles() -> None:
     assert "allkeys-lru" in cache
 
 
+def test_compose_redis_keep_images_on_disk_no_more_than_jobs_need() -> None:
+    """Uploads and results reach a Redis's disk only where jobs need it: the queue's AOF. The
+    queue Redis also took Redis's default save rules, a second copy in RDB snapshots."""
+    services = compose()["services"]
+    for name in ("queue-redis", "cache-redis"):
+        command = services[name]["command"]
+        assert command[command.index("--save") + 1] == "", name
+    cache = services["cache-redis"]["command"]
+    assert cache[cache.index("--appendonly") + 1] == "no"
+
+
 def test_compose_references_resolve() -> None:
     data = compose()
     services = data["services"]
