@@ -12,6 +12,7 @@ imported only when a variable names a setting: it cost every process that import
 
 from __future__ import annotations
 
+import base64
 import functools
 import ipaddress
 import os
@@ -719,6 +720,58 @@ class JobSettings(_Group):
         description="embedded runner: bytes of the finished jobs' results kept in memory, oldest "
         "jobs dropped beyond (a job's result is then 404 before result_ttl_s)",
     )
+    # The queue Redis's AOF kept every upload and result in clear on its disk. A path, not the
+    # key: the worker supervisor hands its processes the settings as JSON, where a SecretStr
+    # is written masked; each process reads the file itself, and the key is in no setting.
+    payload_key_file: Path | None = Field(
+        None,
+        description="queue Redis: a file of AES-256 keys (base64 of 32 bytes, one a line; make "
+        "one with `head -c32 /dev/urandom | base64`), the same on every API node and worker: job "
+        "uploads and results are stored there encrypted (AES-256-GCM) with the first, and read "
+        "with any (rotation: put the new key first, drop the old after result_ttl_s and "
+        "failure_ttl_s); null: stored in clear",
+    )
+
+    @field_validator("payload_key_file")
+    @classmethod
+    def _keys_readable(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_payload_keys(value)  # refused at start, not at the first job
+        return value
+
+    @property
+    def payload_keys(self) -> tuple[bytes, ...]:
+        """The keys in ``payload_key_file`` (the one to encrypt with first); none without it."""
+        return () if self.payload_key_file is None else read_payload_keys(self.payload_key_file)
+
+
+PAYLOAD_KEY_BYTES = 32
+
+
+def read_payload_keys(path: Path) -> tuple[bytes, ...]:
+    """The AES-256 keys in ``path``: base64 of 32 bytes a line, blank lines skipped; ValueError
+    naming the line (never its text: it is a key) when one is not, or when there are none."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"jobs.payload_key_file: cannot read {path}: {exc}") from None
+    keys = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            key = base64.b64decode(line.strip(), validate=True)
+        except ValueError:
+            key = b""
+        if len(key) != PAYLOAD_KEY_BYTES:
+            raise ValueError(
+                f"jobs.payload_key_file: line {number} of {path} is not the base64 of "
+                f"{PAYLOAD_KEY_BYTES} bytes"
+            )
+        keys.append(key)
+    if not keys:
+        raise ValueError(f"jobs.payload_key_file: {path} holds no key")
+    return tuple(keys)
 
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
 
@@ -2256,7 +2257,24 @@ async def test_a_queue_redis_that_writes_to_its_disk_is_named_at_start_by_api_no
         assert said == []
         return
     assert [m.split(":")[0] for m in said] == ["jobs", "supervisor"]
-    assert all(how in m and "uploaded image" in m and "encrypted" in m for m in said)
+    assert all(how in m and "uploaded image" in m and "payload_key_file" in m for m in said)
+
+
+async def test_a_queue_redis_that_writes_only_sealed_values_to_its_disk_is_not_warned_about(
+    queue_redis: RedisProcess, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "keys"
+    key_file.write_text(base64.b64encode(bytes(32)).decode())
+    settings = job_settings(queue_redis.url, payload_key_file=str(key_file))
+    runner = runner_for(settings)
+    connection = Redis.from_url(queue_redis.url)
+    with caplog.at_level(logging.INFO):
+        await runner.start()
+        Supervisor(settings, processes=1)._warn_if_on_disk(connection)
+    await runner.close()
+    connection.close()
+    assert [m for m in warnings_of(caplog) if ON_DISK in m] == []
+    assert "stored encrypted in the queue Redis" in caplog.text
 
 
 @contextlib.contextmanager

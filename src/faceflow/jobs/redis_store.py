@@ -286,7 +286,8 @@ def disk_warning(client: Redis) -> str | None:
     and its result (ID photos, annotated images, ages and genders) reach its append-only file,
     on that Redis's machine, and stay in it after the job is deleted until Redis rewrites the
     file. The README promises images are never written to disk: that holds for faceflow's own
-    processes, not for this Redis, and nothing said so.
+    processes, not for this Redis, and nothing said so. Not asked with
+    ``jobs.payload_key_file`` set: what reaches the disk is then sealed.
     """
     try:
         config: dict[Any, object] = {}
@@ -300,9 +301,8 @@ def disk_warning(client: Redis) -> str | None:
     return (
         f"the queue Redis writes what it holds to its disk ({how}): every job's uploaded image "
         "and its result (ID photos, annotated images, ages and genders) are in its files on "
-        "that machine, kept after the job ends until Redis rewrites them; keep that disk "
-        "encrypted and its files readable by Redis alone (docs/scale-out.md, images on the "
-        "queue Redis's disk)"
+        "that machine, in clear, kept after the job ends until Redis rewrites them; set "
+        "jobs.payload_key_file to store them encrypted (docs/scale-out.md, what reaches Redis)"
     )
 
 

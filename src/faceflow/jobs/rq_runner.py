@@ -93,6 +93,7 @@ from faceflow.jobs.redis_store import (
     shared_with_cache_warning,
 )
 from faceflow.jobs.retry import failed_for_now, retry_intervals
+from faceflow.jobs.sealing import OUTCOME, PAYLOAD, CannotOpen, Sealer, sealed
 from faceflow.operations.registry import Submission, scoped_job_id
 
 log = logging.getLogger(__name__)
@@ -311,6 +312,7 @@ class RqRunner:
             settings.cache.redis_url, jobs.redis_url
         )
         self._keys = JobKeys(jobs.queue_name)
+        self._sealer = Sealer(jobs.payload_keys, jobs.queue_name)
         self._conn: Redis = connect(jobs.redis_url, jobs.redis_timeout_ms / 1000)
         self._queue = Queue(
             jobs.queue_name,
@@ -349,7 +351,9 @@ class RqRunner:
             return
         log.info("jobs: RQ runner on queue %r", self._settings.queue_name)
         self._max_bulk = await self._in_thread(bulk_limit, self._conn)
-        if (on_disk := await self._in_thread(disk_warning, self._conn)) is not None:
+        if self._sealer.enabled:
+            log.info("jobs: uploads and results are stored encrypted in the queue Redis")
+        elif (on_disk := await self._in_thread(disk_warning, self._conn)) is not None:
             log.warning("jobs: %s", on_disk)
         try:
             evicts = await self._in_thread(eviction_warning, self._conn)
@@ -472,11 +476,21 @@ class RqRunner:
             head = self._conn.getrange(key, 0, OUTCOME_HEAD_BYTES - 1)
             if not isinstance(head, bytes) or not head:
                 return None
-            outcome = outcome_head(head)
-            if outcome is not None or len(head) < OUTCOME_HEAD_BYTES:
-                return outcome
+            if not sealed(head):  # a sealed head says nothing: the whole is read and opened
+                outcome = outcome_head(head)
+                if outcome is not None or len(head) < OUTCOME_HEAD_BYTES:
+                    return outcome
         raw = read_value(self._conn, key)
-        return decode_outcome(raw) if raw is not None else None
+        if raw is None:
+            return None
+        try:
+            return decode_outcome(self._sealer.open(OUTCOME, job_id, raw))
+        except CannotOpen as exc:
+            log.warning("jobs: cannot read the outcome of job %s: %s", job_id, exc)
+            raise Unavailable(
+                "this node cannot read the job's stored result; try again",
+                retry_after_s=_UNAVAILABLE_RETRY_S,
+            ) from None
 
     def _fetch(self, job_id: str) -> Job | None:
         try:
@@ -500,7 +514,8 @@ class RqRunner:
                     if outcome.error is None
                     else self._settings.failure_ttl_s
                 )
-                self._conn.set(keys.result(job_id), encode_outcome(outcome), ex=handle_ttl_s)
+                stored = self._sealer.seal(OUTCOME, job_id, encode_outcome(outcome))
+                self._conn.set(keys.result(job_id), stored, ex=handle_ttl_s)
                 self._count_result(job_id, owner)
                 from_cache = True
                 self._counts["from_cache"] += 1
@@ -634,7 +649,9 @@ class RqRunner:
                 self._counts["deduplicated"] += 1
                 return
             raise
-        payload = encode_payload(JobPayload(sub.operation.value, sub.payload, sub.data))
+        payload = self._sealer.seal(
+            PAYLOAD, job_id, encode_payload(JobPayload(sub.operation.value, sub.payload, sub.data))
+        )
         if self._max_bulk is not None and len(payload) > self._max_bulk:
             raise TooLarge(
                 f"this image ({len(payload)} bytes with its options) is larger than the job "

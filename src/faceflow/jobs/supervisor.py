@@ -288,6 +288,8 @@ class Supervisor:
 
     def _warn_if_on_disk(self, connection: Redis) -> None:
         """Said once at start, as the API nodes say it: the workers write each result there."""
+        if self.settings.jobs.payload_key_file is not None:
+            return  # what reaches its disk is sealed (faceflow.jobs.sealing)
         if (on_disk := disk_warning(connection)) is not None:
             log.warning("supervisor: %s", on_disk)
 

@@ -103,6 +103,7 @@ from faceflow.jobs.redis_store import (
     connect,
 )
 from faceflow.jobs.retry import is_retryable
+from faceflow.jobs.sealing import OUTCOME, PAYLOAD, CannotOpen, Sealer
 from faceflow.operations.registry import OperationSpec, check_enabled, job_id_for, spec_for
 from faceflow.runtime.context import WorkerContext
 
@@ -189,6 +190,8 @@ class WorkerState:
     before_job: Callable[[JobPayload], None] | None = None
     """Called with each job's payload before its task runs, within the attempt: what it raises
     fails the attempt as the task's own error would (injected by embedding code only)."""
+    sealer: Sealer | None = None
+    """Opens payloads and seals outcomes (``jobs.payload_key_file``); None: no keys."""
 
     @property
     def keys(self) -> JobKeys:
@@ -1772,7 +1775,7 @@ def run_job() -> dict[str, JsonScalar]:
 
     key: str | None = None
     try:
-        payload = _payload_of(attempt.payload)
+        payload = _payload_of(attempt.payload, job.id, state.sealer)
         if state.before_job is not None:
             state.before_job(payload)
         spec, request, key = _work_of(payload, job.id, state.context.settings.runtime)
@@ -1813,11 +1816,25 @@ class _OtherVersion(Unavailable):
     :func:`_work_of`): another release's work, for a worker of that release."""
 
 
-def _payload_of(raw: bytes) -> JobPayload:
+_NO_KEYS = Sealer((), "")
+"""A state built without a sealer (embedding code, tests): stores in clear, opens nothing."""
+
+_NO_KEY_MESSAGE = (
+    "the worker that took this job cannot read its stored payload ({why}); give every API node "
+    "and worker the same jobs.payload_key_file"
+)
+
+
+def _payload_of(raw: bytes, job_id: str, sealer: Sealer | None) -> JobPayload:
     """The job's payload; :class:`_OtherVersion` for one this release cannot read. It was
     read as an expired image (410 ``expired``, for good), but the image is there: a release
     that writes its payloads in a new form would have every job its API nodes took failed so
-    by the workers not yet upgraded."""
+    by the workers not yet upgraded. One sealed with a key this worker lacks is refused the
+    same way: given back for a worker that holds it (a fleet mid-rotation), then failed."""
+    try:
+        raw = (sealer or _NO_KEYS).open(PAYLOAD, job_id, raw)
+    except CannotOpen as exc:
+        raise _OtherVersion(_NO_KEY_MESSAGE.format(why=exc)) from None
     payload = decode_payload(raw)
     if payload is None:
         why = "this worker cannot read its stored payload"
@@ -1912,7 +1929,7 @@ def _store(
     """Keep the outcome for the script that records the job finished, which also deletes the
     payload: a client never sees one without the other."""
     _end(attempt, job)
-    attempt.outcome = encode_outcome(outcome)
+    attempt.outcome = (state.sealer or _NO_KEYS).seal(OUTCOME, job.id, encode_outcome(outcome))
     attempt.error = outcome.error
     if outcome.entry is not None:
         return {
@@ -1965,5 +1982,6 @@ def build_worker(
         if settings.cache.redis_url
         else None
     )
-    state = WorkerState(settings, context, connection, cache, before_job)
+    sealer = Sealer(jobs.payload_keys, jobs.queue_name)
+    state = WorkerState(settings, context, connection, cache, before_job, sealer)
     return FaceflowWorker(open_queue(settings, connection), state)
