@@ -36,7 +36,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
@@ -70,6 +70,7 @@ _RESTART_DELAY_MAX_S = 30.0
 _STOP_GRACE_S = 10.0
 _QUEUE_WAIT_MAX_S = 30.0
 _OUTAGE_LOG_EVERY_S = 30.0
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 ProcessMain = Callable[[str, int, Event, str], None]
@@ -198,6 +199,9 @@ class Supervisor:
     _stop: threading.Event = field(default_factory=threading.Event)
     _restart_at: dict[int, tuple[float, int]] = field(default_factory=dict)
     _queue_health: _QueueHealth = field(default_factory=lambda: _QueueHealth())
+    _signal_pipe: tuple[int, int] | None = None
+    """(read, write) ends of the pipe :meth:`request_stop` writes signals into, while
+    :meth:`run` runs."""
 
     def __post_init__(self) -> None:
         if self.settings.jobs.redis_url is None:
@@ -206,18 +210,61 @@ class Supervisor:
         self._settings_json = self.settings.model_dump_json()
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
-        log.info(
-            "supervisor: %s received; stopping after current jobs", signal.Signals(signum).name
+        """The SIGTERM/SIGINT handler: it hands the signal to :meth:`_relay_signals`'s thread
+        and does nothing else, nothing that takes a lock.
+
+        Python runs a handler again inside itself when a second signal comes while it runs
+        (``timeout`` sends SIGTERM to its command and then to the command's group; Ctrl+C and
+        a service manager's stop may both reach it). The handler that logged and set the stop
+        event itself, caught inside ``Event.set`` by the second signal, waited for the event's
+        lock that its outer call held: "SIGTERM received" twice, then nothing, workers and all
+        left running until killed (docs/scale-out.md, round three)."""
+        if self._signal_pipe is not None:
+            with contextlib.suppress(OSError):  # full of unread signals: one more adds nothing
+                os.write(self._signal_pipe[1], bytes([signum]))
+
+    @contextlib.contextmanager
+    def _handling_signals(self) -> Iterator[None]:
+        """SIGTERM and SIGINT stop this supervisor while in the block (main thread only): the
+        handler writes the signal into a pipe that a thread reads, logs and sets the stop
+        from. The previous handlers are back once the block ends."""
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        self._signal_pipe = (read_fd, write_fd)
+        relay = threading.Thread(
+            target=self._relay_signals, args=(read_fd,), name="faceflow-signals", daemon=True
         )
-        self._stop.set()
+        relay.start()
+        before = {sig: signal.signal(sig, self.request_stop) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
+            self._signal_pipe = None
+            os.close(write_fd)  # the relay reads the end of the pipe, and ends
+            relay.join(timeout=_STOP_GRACE_S)
+            os.close(read_fd)
+
+    def _relay_signals(self, read_fd: int) -> None:
+        """Say each signal :meth:`request_stop` received and stop, outside any handler."""
+        while data := os.read(read_fd, 64):
+            for signum in data:
+                log.info(
+                    "supervisor: %s received; stopping after current jobs",
+                    signal.Signals(signum).name,
+                )
+                self._stop.set()
 
     @property
     def pids(self) -> list[int]:
         return [c.process.pid for c in self._children if c.process.pid is not None]
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
+        with self._handling_signals():
+            return self._run()
+
+    def _run(self) -> int:
         jobs = self.settings.jobs
         assert jobs.redis_url is not None
         connection = connect(jobs.redis_url, max(1.0, jobs.redis_timeout_ms / 1000))
