@@ -11,7 +11,10 @@ the only difference is a ``before_job`` callable injected in code:
 * one containing :data:`HOLD_MARKER` sleeps :data:`HOLD_S` first (bench/jobs.py's recovery rows,
   which time the recovery of a job of known length);
 * one containing :data:`CRASH_MARKER` kills its own worker process with SIGKILL on every
-  attempt (a poison job).
+  attempt (a poison job);
+* with :data:`START_GATE_ENV` naming a file in the environment, each worker process holds the
+  loading of its models until that file exists (at most :data:`GATE_BOUND_S`), so a test
+  signals a worker that is still starting, at a moment it chose.
 
 No setting can switch this on in a production worker.
 """
@@ -31,6 +34,7 @@ from faceflow.config import load_settings
 from faceflow.jobs.records import JobPayload
 from faceflow.jobs.supervisor import Supervisor, worker_process_main
 from faceflow.logs import configure_logging
+from faceflow.runtime.context import WorkerContext, load_context
 
 HOLD_MARKER = b"FF-HOLD"
 CRASH_MARKER = b"FF-CRASH"
@@ -41,6 +45,8 @@ GATE_MARKER = "FF-GATE="
 GATE_BOUND_S = 120.0
 _GATE = re.compile(rb"FF-GATE=(\S+)")
 _GATE_POLL_S = 0.02
+START_GATE_ENV = "FF_START_GATE"
+START_GATE_LINE = "start gate: holding the model load"
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +57,30 @@ def inject_faults(payload: JobPayload) -> None:
     if gate is not None:
         path = Path(gate.group(1).decode())
         log.warning("gate marker: holding until %s exists", path)
-        deadline = time.monotonic() + GATE_BOUND_S
-        # Another process creates the file: nothing can signal this one.
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(_GATE_POLL_S)
+        _wait_for(path)
     if HOLD_MARKER in payload.data:
         log.warning("hold marker: sleeping %.1f s", HOLD_S)
         time.sleep(HOLD_S)
     if CRASH_MARKER in payload.data:
         log.warning("crash marker: killing this worker process (pid %d)", os.getpid())
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _wait_for(path: Path) -> None:
+    """Until ``path`` exists, at most :data:`GATE_BOUND_S`."""
+    deadline = time.monotonic() + GATE_BOUND_S
+    # Another process creates the file: nothing can signal this one.
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(_GATE_POLL_S)
+
+
+def held_load(settings_json: str) -> WorkerContext:
+    """The worker's loading of its models, held first while the start gate (if any) is shut."""
+    gate = os.environ.get(START_GATE_ENV)
+    if gate:
+        log.warning("%s (pid %d) until %s exists", START_GATE_LINE, os.getpid(), gate)
+        _wait_for(Path(gate))
+    return load_context(settings_json)
 
 
 class Gate:
@@ -84,7 +104,9 @@ class Gate:
 
 def faulty_process_main(settings_json: str, slot: int, ready: Event, log_level: str) -> None:
     """A worker process entry point (importable by name, as spawn needs) with the faults on."""
-    worker_process_main(settings_json, slot, ready, log_level, before_job=inject_faults)
+    worker_process_main(
+        settings_json, slot, ready, log_level, before_job=inject_faults, load=held_load
+    )
 
 
 def main() -> int:

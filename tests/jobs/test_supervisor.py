@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -37,10 +38,11 @@ from faceflow.jobs.worker import open_queue, restart_grace_s
 from faceflow.operations.registry import prepare
 from faceflow.runtime.pool import CHILD_GLIBC_TUNABLES
 from tests.fixtures.redis_server import RedisProcess, RedisServerFactory
-from tests.jobs.faults import Gate
+from tests.jobs.faults import START_GATE_ENV, START_GATE_LINE, Gate
 from tests.jobs.support import (
     QUEUE,
     READY_TIMEOUT_S,
+    STOP_TIMEOUT_S,
     WorkerFleet,
     job_settings,
     runner_for,
@@ -680,3 +682,88 @@ def test_a_signal_that_comes_while_the_stop_is_being_set_is_not_lost_nor_waits(
         assert boss._stop.wait(timeout=30.0)  # the relay thread stops the supervisor
     assert signal.getsignal(signal.SIGTERM) != boss.request_stop
     assert "supervisor: SIGTERM received; stopping after current jobs" in caplog.text
+
+
+def _held_at_start(fleet: WorkerFleet, count: int, timeout_s: float = READY_TIMEOUT_S) -> int:
+    """The pid of the ``count``-th worker process held at the start gate (tests.jobs.faults),
+    once it is held."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pids = re.findall(
+            re.escape(START_GATE_LINE) + r" \(pid (\d+)\)",
+            fleet.log_path.read_text(errors="replace"),
+        )
+        if len(pids) >= count:
+            return int(pids[count - 1])
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no worker held at start in {timeout_s} s:\n{fleet.log_tail()}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["term", "int"])
+def test_a_worker_signalled_while_it_loads_its_models_exits_at_once_with_0_and_says_so(
+    tmp_path: Path,
+    pulled_model_settings: ModelSettings,
+    queue_redis: RedisProcess,
+    stop_signal: signal.Signals,
+) -> None:
+    """Its models take seconds to load (over a minute at a load average of 17). SIGTERM killed
+    the process by its default action, unsaid, with a signal for its status; Ctrl+C printed a
+    KeyboardInterrupt traceback from inside onnxruntime. The load is held (a start gate the
+    test never opens) so the signal comes mid-start every time: first to the worker alone, as
+    an operator's ``kill`` (the supervisor replaces it), then to the whole group, as Ctrl+C,
+    ``timeout`` or a service manager's stop."""
+    gate = tmp_path / "start-gate"
+    env = worker_env(pulled_model_settings.dir, queue_redis.url)
+    env[START_GATE_ENV] = str(gate)
+    fleet = WorkerFleet(env, 1, tmp_path / "worker.log").start(wait=False)
+    name = stop_signal.name
+    try:
+        first = _held_at_start(fleet, 1)
+        os.kill(first, stop_signal)
+        fleet.wait_log(f"worker 0: {name} received while starting; exiting")
+        fleet.wait_log(f"worker 0 (pid {first}) exited with 0 before it was ready")
+
+        _held_at_start(fleet, 2)  # its replacement, held in turn
+        os.killpg(fleet.pid, stop_signal)
+        assert fleet.process is not None
+        assert fleet.process.wait(timeout=STOP_TIMEOUT_S) == 0
+    finally:
+        fleet.stop()
+    log_text = fleet.log_path.read_text(errors="replace")
+    assert log_text.count(f"worker 0: {name} received while starting; exiting") == 2
+    assert "supervisor: stopped" in log_text
+    assert "Traceback" not in log_text
+
+
+def test_a_worker_signalled_while_it_waits_to_register_stops_with_0(
+    tmp_path: Path, pulled_model_settings: ModelSettings, lone_redis: RedisProcess
+) -> None:
+    """Ready, its models loaded, the worker registers with RQ before RQ's own signal handlers
+    are in; a queue Redis out of memory holds it there, waiting for room. SIGTERM killed it by
+    its default action (status -15, nothing said); now it stops as asked, at once."""
+    connection = Redis.from_url(lone_redis.url)
+    connection.config_set("maxmemory-policy", "noeviction")
+    connection.config_set("maxmemory", "1")
+    fleet = WorkerFleet(
+        worker_env(pulled_model_settings.dir, lone_redis.url), 1, tmp_path / "worker.log"
+    )
+    try:
+        fleet.start(wait=False)
+        fleet.wait_log("worker 0 ready", timeout_s=READY_TIMEOUT_S)
+        fleet.wait_log(NO_ROOM)  # its registration refused: it waits for room
+        (pid,) = [p for p in children_of(fleet.pid) if "spawn_main" in _cmdline(p)]
+        os.kill(pid, signal.SIGTERM)
+        fleet.wait_log(f"worker 0 (pid {pid}) exited with 0;")
+        fleet.wait_log("SIGTERM received while starting; stopping")
+    finally:
+        connection.config_set("maxmemory", "0")
+        fleet.stop()
+        connection.close()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""

@@ -59,7 +59,7 @@ from faceflow.jobs.worker import (
     open_queue,
 )
 from faceflow.logs import configure_logging
-from faceflow.runtime.context import load_context, warm_up
+from faceflow.runtime.context import WorkerContext, load_context, warm_up
 from faceflow.runtime.orphan import stop_when_parent_is_gone
 from faceflow.runtime.pool import child_glibc_tunables
 
@@ -78,31 +78,52 @@ ProcessMain = Callable[[str, int, Event, str], None]
 must be importable by name (a module-level function)."""
 
 
+class _StoppedWhileStarting(BaseException):
+    """Raised by :func:`_stop_while_starting`; a BaseException, so that no ``except Exception``
+    in the code loading the models takes it for a failure of its own."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_while_starting(signum: int, frame: FrameType | None) -> None:
+    """A worker process's SIGTERM/SIGINT handler while it loads and warms up its models: stop
+    now. There is no job to finish, and the models take seconds (over a minute under load) to
+    load: SIGTERM killed the process by its default action, unsaid and with a signal for its
+    status, and Ctrl+C printed a KeyboardInterrupt traceback from the middle of onnxruntime."""
+    raise _StoppedWhileStarting(signum)
+
+
 def worker_process_main(
     settings_json: str,
     slot: int,
     ready: Event,
     log_level: str,
     before_job: Callable[[JobPayload], None] | None = None,
+    load: Callable[[str], WorkerContext] = load_context,
 ) -> None:
     """Entry point of one spawned worker process: load the models here, then work the queue.
 
-    ``before_job`` is for code that embeds a worker (see :func:`build_worker`); the supervisor
-    passes none."""
+    SIGTERM or SIGINT while it starts ends it at once, with status 0 and a line saying so; from
+    when it is ready, it stops as RQ's warm shutdown does (after the current job).
+
+    ``before_job`` and ``load`` (the models' loading) are for code that embeds a worker (see
+    :func:`build_worker`); the supervisor passes neither."""
     settings = Settings.model_validate_json(settings_json)
     # As the supervisor logs (JSON lines when asked for), each line naming its worker.
     configure_logging(log_level, settings.server.log_json, process=f"worker-{slot}")
-    context = load_context(settings_json)
-    if settings.runtime.warmup:
-        warm_up(context)
+    worker: FaceflowWorker | None = None
     try:
-        worker = build_worker(settings, context, before_job)
+        worker = _start(settings, settings_json, slot, before_job, load)
         # Killed outright, the supervisor stops nothing: then this stops after its current job.
         stop_when_parent_is_gone(f"worker {slot}", lambda: worker.stop_requested)
         ready.set()
         log.info("worker %d ready (pid %d), queue %r", slot, os.getpid(), settings.jobs.queue_name)
         worker.work(logging_level=log_level.upper(), with_scheduler=False)
     except RedisError as exc:  # one line for the operator, not a traceback per restart
+        if worker is not None and worker.stop_requested:  # asked to stop as its calls failed
+            raise SystemExit(0) from None
         log.error("worker %d: the queue's Redis failed: %s; exiting", slot, exc)
         raise SystemExit(EXIT_QUEUE_LOST) from None
     code = exit_code(worker)
@@ -114,6 +135,35 @@ def worker_process_main(
             code,
         )
     raise SystemExit(code)
+
+
+def _start(
+    settings: Settings,
+    settings_json: str,
+    slot: int,
+    before_job: Callable[[JobPayload], None] | None,
+    load: Callable[[str], WorkerContext],
+) -> FaceflowWorker:
+    """Load and warm up the models, build the worker; exits (status 0, a line) on SIGTERM or
+    SIGINT meanwhile. Returns with the signals marking a stop the worker's loop reads first
+    (:meth:`FaceflowWorker.stop_before_work`) until RQ's ``work()`` installs its own."""
+    for stop_signal in _STOP_SIGNALS:
+        signal.signal(stop_signal, _stop_while_starting)
+    try:
+        context = load(settings_json)
+        if settings.runtime.warmup:
+            warm_up(context)
+        worker = build_worker(settings, context, before_job)
+        for stop_signal in _STOP_SIGNALS:
+            signal.signal(stop_signal, worker.stop_before_work)
+    except _StoppedWhileStarting as stopped:
+        log.info(
+            "worker %d: %s received while starting; exiting",
+            slot,
+            signal.Signals(stopped.signum).name,
+        )
+        raise SystemExit(0) from None
+    return worker
 
 
 EXIT_QUEUE_LOST = 3

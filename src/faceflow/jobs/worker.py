@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import threading
 import time
 from base64 import b64encode
@@ -133,6 +134,9 @@ MAINTENANCE_LOCK_S = 5
 # worker resumes at most this long after room comes back (results expire, or an operator
 # raises maxmemory).
 NO_ROOM_WAIT_S = (1.0, 8.0)
+# How often a wait for room looks for a stop asked before RQ's signal handlers are in: a tenth
+# of a second of the wait, which is itself a second or more.
+_STOP_POLL_S = 0.1
 
 
 @dataclass(slots=True)
@@ -904,6 +908,7 @@ class FaceflowWorker(SimpleWorker):
         whose outcome could pass it (see :func:`~faceflow.jobs.redis_store.bulk_limit`)."""
         self._ff_max_bulk_read = False
         self._ff_stop_requested = False
+        self._ff_signal_before_work: int | None = None
         self._ff_beat_at = -float("inf")
         self._ff_beat_ttl = 0
         self._ff_state_written: str | None = None
@@ -947,6 +952,27 @@ class FaceflowWorker(SimpleWorker):
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self._ff_stop_requested = True
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def stop_before_work(self, signum: int, frame: FrameType | None) -> None:
+        """A SIGTERM/SIGINT handler for the time between the worker's process saying it is
+        ready and RQ's own handlers (installed by ``work()`` after its bootstrap): it marks the
+        stop, which ``work()``'s loop reads before it takes a job, and ends the wait for room of
+        :meth:`register_birth`. It raises nothing and takes no lock: an exception from there
+        could cut the bootstrap's registration half-way, or leave the supervisor's ready event
+        locked for good."""
+        self._ff_stop_requested = True
+        self._stop_requested = True
+        self._ff_signal_before_work = signum
+
+    def _install_signal_handlers(self) -> None:
+        """RQ's, and a stop asked for before them said (RQ's loop then ends at once)."""
+        super()._install_signal_handlers()  # type: ignore[no-untyped-call]
+        if self._ff_signal_before_work is not None:
+            self.log.info(
+                "Worker %s: %s received while starting; stopping",
+                self.name,
+                signal.Signals(self._ff_signal_before_work).name,
+            )
 
     @property
     def stop_requested(self) -> bool:
@@ -999,14 +1025,22 @@ class FaceflowWorker(SimpleWorker):
         """RQ's, tried again after a growing, bounded wait while the queue Redis is out of
         memory: refused, the worker process stopped, and its replacement loaded its models again
         to be refused again, in a loop until there was room."""
-        while True:
+        while not self._stop_requested:
             try:
                 super().register_birth()  # type: ignore[no-untyped-call]
             except OutOfMemoryError:
-                time.sleep(self._ff_no_room.next_wait_s())
+                self._sleep_unless_stopped(self._ff_no_room.next_wait_s())
             else:
                 self._ff_no_room.had_room()
                 return
+
+    def _sleep_unless_stopped(self, seconds: float) -> None:
+        """``time.sleep(seconds)``, cut short by a stop (:meth:`stop_before_work` can only mark
+        it: a sleep resumes after a handler that raises nothing), looked at every
+        :data:`_STOP_POLL_S`."""
+        deadline = time.monotonic() + seconds
+        while not self._stop_requested and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(_STOP_POLL_S, left))
 
     def register_death(self) -> None:
         """RQ's; while the queue Redis is out of memory, without its ``death`` field (refused,
