@@ -9,8 +9,10 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import io
 import json
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -1174,6 +1176,56 @@ def test_a_worker_that_stops_on_its_own_exits_non_zero(
     assert exit_code(worker) == EXIT_QUEUE_LOST != 0
     with pytest.raises(StopRequested):  # idle: RQ leaves its loop at once by raising this
         worker.request_stop(signal.SIGTERM, None)
+    assert exit_code(worker) == 0
+
+
+class _StopInLine(io.StringIO):
+    """A log stream whose write of a line containing ``text`` calls ``stop`` (as a signal
+    handler run there would)."""
+
+    def __init__(self, text: str, stop: Callable[[], None]) -> None:
+        super().__init__()
+        self.text, self.stop = text, stop
+        self.stopped = False
+
+    def write(self, line: str) -> int:
+        if self.text in line and not self.stopped:
+            self.stopped = True
+            self.stop()
+        return super().write(line)
+
+
+def test_an_idle_worker_whose_stop_raise_is_lost_stops_all_the_same(
+    queue_redis: RedisProcess, worker_context: WorkerContext
+) -> None:
+    """RQ's handler raises StopRequested wherever the idle worker is. Raised inside a log line's
+    write, logging took it for a failure of its own (``handleError``, "--- Logging error ---")
+    and the worker went on waiting for jobs, taking them, until the supervisor's SIGKILL
+    ``job_timeout_s`` + 10 s later. Here the stop comes in the write of RQ's "Listening on"."""
+    worker = build_worker(job_settings(queue_redis.url), worker_context)
+    stream = _StopInLine("Listening on", lambda: worker.request_stop(signal.SIGTERM, None))
+    handler = logging.StreamHandler(stream)
+    rq_log = logging.getLogger("rq.worker")
+    rq_log.addHandler(handler)
+    went_on = threading.Event()
+
+    def stop_again() -> None:
+        went_on.set()
+        os.kill(os.getpid(), signal.SIGTERM)  # RQ's handler again: the loop ends
+
+    # A bound on a worker that went on, not a measure: it stops at its next dequeue (1 s).
+    guard = threading.Timer(30.0, stop_again)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    guard.start()
+    try:
+        worker.work(logging_level="INFO")
+    finally:
+        guard.cancel()
+        rq_log.removeHandler(handler)
+        for sig, previous in before.items():
+            signal.signal(sig, previous)
+    assert stream.stopped  # the stop came, and its raise went to logging's handleError
+    assert not went_on.is_set(), "the worker went on after its stop"
     assert exit_code(worker) == 0
 
 

@@ -950,7 +950,13 @@ class FaceflowWorker(SimpleWorker):
         ]
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """RQ's, with the stop marked before RQ raises ``StopRequested`` from this handler
+        (when idle): raised inside a call that takes any exception for its own failure (a log
+        line's write: logging hands it to ``handleError``) the raise was lost, and the idle
+        worker went on taking jobs until killed. The mark ends its wait for a job instead
+        (:meth:`dequeue_job_and_maintain_ttl`)."""
         self._ff_stop_requested = True
+        self._stop_requested = True
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     def stop_before_work(self, signum: int, frame: FrameType | None) -> None:
@@ -1102,6 +1108,8 @@ class FaceflowWorker(SimpleWorker):
         self.procline(f"Listening on {queue.name}")  # type: ignore[no-untyped-call]
         wait_s = 1.0
         while True:
+            if self._stop_requested:  # a stop whose StopRequested was lost (request_stop)
+                return None
             try:
                 self.set_state(WorkerStatus.IDLE)
                 self.heartbeat()
