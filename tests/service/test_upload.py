@@ -174,6 +174,17 @@ def test_a_body_sent_with_a_content_coding_is_refused_naming_it(
 
 
 @pytest.mark.parametrize("path", CODED_PATHS)
+def test_an_empty_body_under_a_content_coding_is_refused_as_empty(
+    client: httpx.Client, path: str
+) -> None:
+    # Refused 415 for its coding: the client dropped the header, and was then told it had sent
+    # nothing. Nothing sent is the more basic fault, and it is the same answer with or without.
+    response = client.post(path, content=b"", headers={"Content-Encoding": "gzip"})
+
+    assert_error(response, 400, "empty")
+
+
+@pytest.mark.parametrize("path", CODED_PATHS)
 def test_a_body_sent_with_a_transfer_coding_besides_chunked_is_refused_naming_it(
     live_server: LiveServer, face_jpeg: bytes, path: str
 ) -> None:

@@ -202,9 +202,12 @@ def body_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str | Non
     (the hot path reads them without building a Request).
 
     UnsupportedFormat for a body sent with a coding (:func:`_check_codings`), before any of it
-    is read."""
+    is read; not for a body known to be empty, whose reader then answers 400 ``empty``: the
+    more basic fault (a client sending nothing under ``Content-Encoding: gzip`` was told to
+    stop compressing, and then that it had sent nothing)."""
     content_type: str | None = None
     declared: str | None = None
+    codings: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         if name == b"content-type":
             if content_type is None:
@@ -212,6 +215,13 @@ def body_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str | Non
         elif name == b"content-length" and declared is None:
             declared = value.decode("latin-1")
         elif name == b"content-encoding" or name == b"transfer-encoding":  # cheaper than a hash
+            codings.append((name, value))
+    # No Content-Length and no Transfer-Encoding: no body at all (RFC 9112 6.3).
+    if codings and not (
+        (declared is None and all(name != b"transfer-encoding" for name, _ in codings))
+        or (declared is not None and declared.strip() == "0")
+    ):
+        for name, value in codings:
             _check_codings(name, value)
     return content_type or "", declared
 
