@@ -9,7 +9,7 @@ import pytest
 from redis import Redis
 from redis.exceptions import ResponseError
 
-from faceflow.jobs.redis_store import HeldConnection, connect, read_value
+from faceflow.jobs.redis_store import HeldConnection, connect, read_value, server_address
 from tests.fixtures.redis_server import RedisProcess
 
 pytestmark = pytest.mark.redis
@@ -91,3 +91,25 @@ def test_a_held_connection_sends_again_once_its_connection_is_dropped(
     held.release()
     assert client.connection_pool._in_use_connections == set()  # given back
     client.close()
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "meets"),
+    [
+        ("redis://localhost:6379/0", "redis://127.0.0.1:6379/2", True),
+        ("redis://[::1]:6379", "redis://127.0.0.1", True),
+        ("redis://", "redis://localhost:6379/3", True),
+        ("redis://127.0.0.1:6380", "redis://127.0.0.1:6379", False),
+        ("redis://10.0.0.5:6379", "redis://10.0.0.6:6379", False),
+        ("redis://10.0.0.5:6379/1", "redis://10.0.0.5:6379/0", True),
+        ("unix:///tmp/sockets/../redis.sock?db=1", "unix:///tmp/redis.sock", True),
+        ("unix:///tmp/a.sock", "unix:///tmp/b.sock", False),
+        ("unix:///tmp/redis.sock", "redis://localhost:6379", False),
+    ],
+)
+def test_where_a_redis_url_leads_is_judged_by_address_not_spelling(
+    one: str, other: str, meets: bool
+) -> None:
+    # The fallback where INFO (run_id) is denied: localhost and 127.0.0.1 were two servers.
+    assert server_address(one).meets(server_address(other)) is meets
+    assert server_address(other).meets(server_address(one)) is meets

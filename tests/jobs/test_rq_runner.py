@@ -2445,34 +2445,59 @@ async def test_a_queue_redis_user_denied_info_and_config_runs_jobs(
 
 
 @pytest.mark.parametrize(
-    ("cache_database", "warned"),
+    ("cache_at", "info", "warned"),
     [
-        pytest.param("1", True, id="same-server-another-database"),
-        pytest.param(None, False, id="no-cache-redis"),
+        pytest.param("{user}127.0.0.1:{port}/1", True, True, id="same-server-another-database"),
+        # Compared as written, the two spellings were two servers: nothing was said.
+        pytest.param("{user}localhost:{port}/1", True, True, id="same-server-as-localhost"),
+        pytest.param("{user}localhost:{port}/1", False, True, id="info-denied-same-address"),
+        pytest.param("127.0.0.1:{other}/0", True, False, id="another-server"),
+        pytest.param("127.0.0.1:{other}/0", False, False, id="info-denied-another-port"),
+        pytest.param(None, True, False, id="no-cache-redis"),
     ],
 )
 async def test_a_cache_sharing_the_queue_redis_server_is_warned_about(
     queue_redis: RedisProcess,
+    redis_server: RedisProcess,
     caplog: pytest.LogCaptureFixture,
-    cache_database: str | None,
+    cache_at: str | None,
+    info: bool,
     warned: bool,
 ) -> None:
     """One server (whatever the database) has one maxmemory and one policy: the cache needs
     allkeys-lru, the queue noeviction. Shared, a day of cached results filled the memory the
-    queue needed and every submission was 503 queue_full, and nothing said why."""
+    queue needed and every submission was 503 queue_full, and nothing said why. Judged by the
+    server's run_id, else (INFO denied, as managed services may) by where the URLs lead."""
+    admin = Redis.from_url(queue_redis.url)
+    password = secrets.token_hex(8)
+    admin.acl_setuser(
+        "noinfo",
+        enabled=True,
+        passwords=[f"+{password}"],
+        keys=["~*"],
+        channels=["*"],
+        commands=["+@all", "-info"],
+    )
+    user = "" if info else f"noinfo:{password}@"
+    queue_url = f"redis://{user}127.0.0.1:{queue_redis.port}/0"
     cache_url = None
-    if cache_database is not None:
-        cache_url = f"redis://127.0.0.1:{queue_redis.port}/{cache_database}"
-    settings = job_settings(queue_redis.url).model_copy(
+    if cache_at is not None:
+        at = cache_at.format(user=user, port=queue_redis.port, other=redis_server.port)
+        cache_url = f"redis://{at}"
+    settings = job_settings(queue_url).model_copy(
         update={"cache": CacheSettings(memory_bytes=1 << 20, redis_url=cache_url)}
     )
-    runner = runner_for(settings)
-    with caplog.at_level(logging.WARNING, logger="faceflow.jobs.rq_runner"):
-        await runner.start()
-    await runner.close()
+    try:
+        runner = runner_for(settings)
+        with caplog.at_level(logging.WARNING, logger="faceflow.jobs.rq_runner"):
+            await runner.start()
+        await runner.close()
+    finally:
+        admin.acl_deluser("noinfo")
+        admin.close()
 
     said = [m for m in warnings_of(caplog) if ON_DISK not in m]
-    assert bool(said) is warned
+    assert bool(said) is warned, said
     assert all("run them apart" in m for m in said)
 
 

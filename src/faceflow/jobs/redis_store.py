@@ -26,6 +26,9 @@ under keys we control, in explicit versioned msgpack (see :mod:`faceflow.jobs.re
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -306,26 +309,96 @@ def disk_warning(client: Redis) -> str | None:
     )
 
 
-def shared_with_cache_warning(cache_url: str | None, queue_url: str) -> str | None:
+def shared_with_cache_warning(
+    cache_url: str | None, queue: Redis | None, queue_url: str, timeout_s: float
+) -> str | None:
     """What to tell the operator when the cache and the queue are one Redis server (any
     database of it: they share its ``maxmemory`` and its policy), else None.
 
     Each needs what the other cannot have: the cache ``allkeys-lru`` (full, it evicts old
     results), the queue ``noeviction`` (an evicted entry is a lost job). Shared, either the
     cache's day of results fills the memory the queue needs, and every submission is then 503
-    ``queue_full``, or queued jobs are evicted along with old results."""
+    ``queue_full``, or queued jobs are evicted along with old results.
+
+    Judged by the server's ``run_id`` through both URLs (``queue``: the queue's client, None
+    when it did not answer), which names one server process however it is reached; where
+    either denies ``INFO`` or does not answer, by where the URLs lead (:func:`server_address`).
+    Compared as written, ``localhost`` and ``127.0.0.1`` were two servers and nothing was said.
+    Blocking (a connection to the cache Redis): call it in a thread."""
     if cache_url is None:
         return None
-    from redis.connection import parse_url
-
-    def server(url: str) -> tuple[object, ...]:
-        parts = parse_url(url)  # type: ignore[no-untyped-call]
-        return (parts.get("path"), parts.get("host", "localhost"), parts.get("port", 6379))
-
-    if server(cache_url) != server(queue_url):
+    shared: bool | None = None
+    if queue is not None:
+        cache = connect(cache_url, timeout_s)
+        try:
+            shared = _same_run(cache, queue)
+        finally:
+            cache.close()
+    if shared is None:
+        shared = server_address(cache_url).meets(server_address(queue_url))
+    if not shared:
         return None
     return (
         "the cache (cache.redis_url) and the queue (jobs.redis_url) are one Redis server: the "
         "cache's results fill the memory the queue needs (under noeviction every submission "
         "is then 503 queue_full), or its eviction deletes queued jobs; run them apart"
     )
+
+
+def _same_run(one: Redis, other: Redis) -> bool | None:
+    """Whether ``one`` and ``other`` reach one server process, by its ``run_id``; None when
+    either does not say (``INFO`` denied, as managed services may, or no answer)."""
+    try:
+        ids = [client.info("server").get("run_id") for client in (one, other)]
+    except RedisError:
+        return None
+    if not all(isinstance(run_id, str) and run_id for run_id in ids):
+        return None
+    return ids[0] == ids[1]
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    """Where a Redis URL leads: a socket file, or the addresses a host name resolves to and a
+    port (any loopback address as one, since a server on one is most often on all)."""
+
+    socket: str | None
+    hosts: frozenset[str]
+    port: int
+
+    def meets(self, other: ServerAddress) -> bool:
+        """Whether the two may be one server: the same socket file, or a port and an address
+        in common."""
+        if self.socket is not None or other.socket is not None:
+            return self.socket == other.socket
+        return self.port == other.port and bool(self.hosts & other.hosts)
+
+
+_LOOPBACK = "loopback"
+
+
+def server_address(url: str) -> ServerAddress:
+    """Where ``url`` leads, with its host name resolved (unresolvable: the name as written).
+    Blocking (a name lookup): call it in a thread."""
+    from redis.connection import parse_url
+
+    parts = parse_url(url)  # type: ignore[no-untyped-call]
+    if parts.get("path") is not None:
+        return ServerAddress(os.path.realpath(parts["path"]), frozenset(), 0)
+    host: str = parts.get("host", "localhost")
+    port: int = parts.get("port", 6379)
+    try:
+        found = {
+            str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        }
+    except (OSError, UnicodeError):
+        found = {host.lower()}
+    return ServerAddress(None, frozenset(_loopback_as_one(a) for a in found), port)
+
+
+def _loopback_as_one(address: str) -> str:
+    try:
+        is_loopback = ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return address
+    return _LOOPBACK if is_loopback else address

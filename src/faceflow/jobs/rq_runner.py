@@ -308,9 +308,8 @@ class RqRunner:
         assert jobs.redis_url is not None
         self._settings = jobs
         self._cache = cache
-        self._shared_with_cache = shared_with_cache_warning(
-            settings.cache.redis_url, jobs.redis_url
-        )
+        self._cache_url = settings.cache.redis_url
+        self._queue_url = jobs.redis_url
         self._keys = JobKeys(jobs.queue_name)
         self._sealer = Sealer(jobs.payload_keys, jobs.queue_name)
         self._conn: Redis = connect(jobs.redis_url, jobs.redis_timeout_ms / 1000)
@@ -339,8 +338,6 @@ class RqRunner:
         """The queue's handle key, read (or minted) once: at start, else at the first call."""
 
     async def start(self) -> None:
-        if self._shared_with_cache is not None:
-            log.warning("jobs: %s", self._shared_with_cache)
         try:
             await self._in_thread(self._conn.ping)
             self._signer = await self._in_thread(self._shared_signer)
@@ -348,7 +345,9 @@ class RqRunner:
             log.warning(
                 "jobs: queue Redis did not answer (%s); job requests get 503 until it does", exc
             )
+            await self._warn_if_shared(None)  # by the URLs alone: not waiting on it again
             return
+        await self._warn_if_shared(self._conn)
         log.info("jobs: RQ runner on queue %r", self._settings.queue_name)
         self._max_bulk = await self._in_thread(bulk_limit, self._conn)
         if self._sealer.enabled:
@@ -364,6 +363,18 @@ class RqRunner:
             return
         if evicts is not None:
             log.warning("jobs: %s", evicts)
+
+    async def _warn_if_shared(self, queue: Redis | None) -> None:
+        """Warn when the cache Redis is the queue's server (:func:`shared_with_cache_warning`)."""
+        shared = await self._in_thread(
+            shared_with_cache_warning,
+            self._cache_url,
+            queue,
+            self._queue_url,
+            self._settings.redis_timeout_ms / 1000,
+        )
+        if shared is not None:
+            log.warning("jobs: %s", shared)
 
     async def close(self) -> None:
         await self._in_thread(self._conn.close)
