@@ -23,6 +23,7 @@ from faceflow.imaging.formats import sniff_format
 from faceflow.models.catalog import EXAMPLES, ExampleSpec
 from faceflow.models.store import ModelStore
 from faceflow.runtime.tasks import ThumbnailRequest, thumbnail_task
+from faceflow.service.etags import Tagged, tagged
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class ExampleThumbnails:
 
     def __init__(self, photos: tuple[ExamplePhoto, ...]) -> None:
         self._photos = photos
-        self._jpeg: dict[str, bytes] = {}
+        self._jpeg: dict[str, Tagged] = {}
         self._settled = asyncio.Event()
 
     async def make(self, pool: TaskPool) -> None:
@@ -91,7 +92,7 @@ class ExampleThumbnails:
                 except FaceflowError as exc:
                     log.warning("example thumbnail %s not made: %s", photo.spec.name, exc.message)
                 else:
-                    self._jpeg[photo.spec.name] = output.body
+                    self._jpeg[photo.spec.name] = tagged(output.body)
         finally:
             self._settled.set()
 
@@ -107,8 +108,9 @@ class ExampleThumbnails:
         """No thumbnails: the pool could not start."""
         self._settled.set()
 
-    async def of(self, photo: ExamplePhoto) -> bytes:
-        """``photo``'s thumbnail, once they are made; NotFound if it could not be."""
+    async def of(self, photo: ExamplePhoto) -> Tagged:
+        """``photo``'s thumbnail with its entity-tag, once they are made; NotFound if it could
+        not be."""
         await self._settled.wait()
         jpeg = self._jpeg.get(photo.spec.name)
         if jpeg is None:

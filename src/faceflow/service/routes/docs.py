@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from faceflow.service.answers import SharedAnswer
+from faceflow.service.etags import Tagged, not_modified, tagged
 from faceflow.service.files import WholeFiles
 
 ASSETS_PATH = "/docs-assets"
@@ -68,16 +69,19 @@ def install_docs(app: FastAPI, title: str) -> Callable[[], bytes]:
     function that makes the schema's JSON (once), for the app's start-up to call beside the
     loop."""
     assets = files("fastapi_offline") / "static"
-    made: dict[str, bytes] = {}  # the schema's JSON by root path, at most ROOT_PATHS_KEPT
+    made: dict[str, Tagged] = {}  # the schema's JSON by root path, at most ROOT_PATHS_KEPT
 
-    def schema_json(root_path: str = "") -> bytes:
+    def tagged_schema(root_path: str) -> Tagged:
         known = made.get(root_path)
         if known is not None:
             return known
-        body = bytes(JSONResponse(served_schema(app.openapi(), root_path)).body)
+        schema = tagged(bytes(JSONResponse(served_schema(app.openapi(), root_path)).body))
         if len(made) < ROOT_PATHS_KEPT:
-            made[root_path] = body
-        return body
+            made[root_path] = schema
+        return schema
+
+    def schema_json(root_path: str = "") -> bytes:
+        return tagged_schema(root_path).body
 
     @app.get(OPENAPI_URL, include_in_schema=False)
     async def openapi_json(request: Request) -> Response:
@@ -86,10 +90,14 @@ def install_docs(app: FastAPI, title: str) -> Callable[[], bytes]:
         # median while four connections asked for it. Under a root path it is made once more,
         # at its first request, beside the loop.
         root_path = root_path_of(request)
-        body = made.get(root_path)
-        if body is None:
-            body = await asyncio.to_thread(schema_json, root_path)
-        return Response(body, media_type="application/json")
+        schema = made.get(root_path)
+        if schema is None:
+            schema = await asyncio.to_thread(tagged_schema, root_path)
+        # Swagger UI, ReDoc and client generators fetch it at each load: 56 KB, or a 304.
+        headers = {"ETag": schema.etag}
+        return not_modified(request, headers) or Response(
+            schema.body, media_type="application/json", headers=headers
+        )
 
     @app.get(f"{ASSETS_PATH}/redoc.standalone.js", include_in_schema=False)
     async def redoc_js() -> Response:

@@ -7,14 +7,17 @@ without them lists none and the web page offers none.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from faceflow.errors import NotFound, quoted
 from faceflow.service.answers import SharedAnswer
+from faceflow.service.etags import Tagged, not_modified, tagged
 from faceflow.service.examples import THUMBNAIL_PX, ExamplePhoto
 from faceflow.service.guard import guard
 from faceflow.service.schemas import ErrorBody, error_responses
@@ -48,6 +51,8 @@ class ExamplesOut(BaseModel):
         description="the example photos this server holds; empty when none were pulled"
     )
 
+
+_UNCHANGED = {"description": "unchanged: `If-None-Match` named its `ETag`"}
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "no example photo of that name on this server"},
@@ -83,10 +88,21 @@ def _photo(request: Request, name: str) -> ExamplePhoto:
     "",
     summary="The example photos this server offers (pulled by `faceflow models pull`)",
     response_model=ExamplesOut,
-    responses=error_responses(401, 403, 429, 503),
+    responses={304: _UNCHANGED, **error_responses(401, 403, 429, 503)},
 )
-async def list_examples(request: Request) -> ExamplesOut:
-    return ExamplesOut(examples=[_describe(photo) for photo in services_of(request).examples])
+async def list_examples(request: Request) -> Response:
+    listing = _listing(services_of(request).examples)
+    headers = {"ETag": listing.etag}
+    return not_modified(request, headers) or Response(
+        listing.body, media_type="application/json", headers=headers
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _listing(examples: tuple[ExamplePhoto, ...]) -> Tagged:
+    """The listing of ``examples`` (a server's, fixed at its start), made once with its tag."""
+    body = ExamplesOut(examples=[_describe(photo) for photo in examples])
+    return tagged(bytes(JSONResponse(jsonable_encoder(body)).body))
 
 
 @router.get(
@@ -95,7 +111,7 @@ async def list_examples(request: Request) -> ExamplesOut:
     response_class=Response,
     responses={
         200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
-        304: {"description": "unchanged: `If-None-Match` named the photo's `ETag`"},
+        304: _UNCHANGED,
         **_NOT_FOUND,
         **error_responses(401, 403, 429, 503),
     },
@@ -103,23 +119,11 @@ async def list_examples(request: Request) -> ExamplesOut:
 async def example_photo(request: Request, name: str) -> Response:
     photo = _photo(request, name)
     headers = {"Cache-Control": _CACHE_CONTROL, "ETag": f'"{photo.spec.sha256}"'}
-    if _names_tag(request.headers.getlist("if-none-match"), photo.spec.sha256):
-        # A cache revalidating after max-age got the whole photo again (773 KiB for the
-        # largest) though the ETag it sent was the photo's: the bytes are pinned.
-        return Response(status_code=304, headers=headers)
-    return SharedAnswer(photo.data, media_type=photo.spec.media_type, headers=headers)
-
-
-def _names_tag(values: list[str], tag: str) -> bool:
-    """Whether If-None-Match ``values`` name the entity-tag ``tag`` (unquoted) or ``*``: the
-    weak comparison RFC 9110 13.1.2 asks for, so ``W/"tag"`` matches too."""
-    quoted_tag = f'"{tag}"'
-    for value in values:
-        for item in value.split(","):
-            item = item.strip()
-            if item == "*" or item.removeprefix("W/") == quoted_tag:
-                return True
-    return False
+    # A cache revalidating after max-age got the whole photo again (773 KiB for the largest)
+    # though the ETag it sent was the photo's: the bytes are pinned.
+    return not_modified(request, headers) or SharedAnswer(
+        photo.data, media_type=photo.spec.media_type, headers=headers
+    )
 
 
 @router.get(
@@ -128,6 +132,7 @@ def _names_tag(values: list[str], tag: str) -> bool:
     response_class=Response,
     responses={
         200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+        304: _UNCHANGED,
         **_NOT_FOUND,
         **error_responses(401, 403, 429, 503),
     },
@@ -135,4 +140,7 @@ def _names_tag(values: list[str], tag: str) -> bool:
 async def example_thumbnail(request: Request, name: str) -> Response:
     photo = _photo(request, name)
     thumbnail = await services_of(request).thumbnails.of(photo)
-    return Response(thumbnail, media_type="image/jpeg", headers={"Cache-Control": _CACHE_CONTROL})
+    headers = {"Cache-Control": _CACHE_CONTROL, "ETag": thumbnail.etag}
+    return not_modified(request, headers) or Response(
+        thumbnail.body, media_type="image/jpeg", headers=headers
+    )
