@@ -379,12 +379,12 @@ async def test_a_queue_redis_out_of_memory_keeps_its_worker_up_waiting_for_room(
         await runner.close()
 
 
-def test_a_worker_started_while_the_queue_redis_is_out_of_memory_waits_for_room(
+def _fleet_on_a_full_redis(
     tmp_path: Path, pulled_model_settings: ModelSettings, lone_redis: RedisProcess
-) -> None:
-    """The queue Redis answers but is full when a worker process starts: refused its
-    registration, the process stopped, and each replacement loaded the models to be refused
-    again. It now waits, with its models loaded, and registers once there is room."""
+) -> tuple[Redis, WorkerFleet]:
+    """One worker started against ``lone_redis`` made full (maxmemory 1, noeviction), once its
+    models are loaded and its registration was refused (it waits for room); the connection
+    that made it full, to give the room back."""
     connection = Redis.from_url(lone_redis.url)
     connection.config_set("maxmemory-policy", "noeviction")
     connection.config_set("maxmemory", "1")
@@ -395,6 +395,22 @@ def test_a_worker_started_while_the_queue_redis_is_out_of_memory_waits_for_room(
         fleet.start(wait=False)
         fleet.wait_log("worker 0 ready", timeout_s=READY_TIMEOUT_S)
         fleet.wait_log(NO_ROOM)
+    except BaseException:
+        connection.config_set("maxmemory", "0")
+        fleet.stop()
+        connection.close()
+        raise
+    return connection, fleet
+
+
+def test_a_worker_started_while_the_queue_redis_is_out_of_memory_waits_for_room(
+    tmp_path: Path, pulled_model_settings: ModelSettings, lone_redis: RedisProcess
+) -> None:
+    """The queue Redis answers but is full when a worker process starts: refused its
+    registration, the process stopped, and each replacement loaded the models to be refused
+    again. It now waits, with its models loaded, and registers once there is room."""
+    connection, fleet = _fleet_on_a_full_redis(tmp_path, pulled_model_settings, lone_redis)
+    try:
         wait_rejected(connection, "del", 3)
         log_text = fleet.log_path.read_text(errors="replace")
         assert "exited with" not in log_text
@@ -742,16 +758,8 @@ def test_a_worker_signalled_while_it_waits_to_register_stops_with_0(
     """Ready, its models loaded, the worker registers with RQ before RQ's own signal handlers
     are in; a queue Redis out of memory holds it there, waiting for room. SIGTERM killed it by
     its default action (status -15, nothing said); now it stops as asked, at once."""
-    connection = Redis.from_url(lone_redis.url)
-    connection.config_set("maxmemory-policy", "noeviction")
-    connection.config_set("maxmemory", "1")
-    fleet = WorkerFleet(
-        worker_env(pulled_model_settings.dir, lone_redis.url), 1, tmp_path / "worker.log"
-    )
+    connection, fleet = _fleet_on_a_full_redis(tmp_path, pulled_model_settings, lone_redis)
     try:
-        fleet.start(wait=False)
-        fleet.wait_log("worker 0 ready", timeout_s=READY_TIMEOUT_S)
-        fleet.wait_log(NO_ROOM)  # its registration refused: it waits for room
         (pid,) = [p for p in children_of(fleet.pid) if "spawn_main" in _cmdline(p)]
         os.kill(pid, signal.SIGTERM)
         fleet.wait_log(f"worker 0 (pid {pid}) exited with 0;")
