@@ -753,8 +753,14 @@ def read_payload_keys(path: Path) -> tuple[bytes, ...]:
     naming the line (never its text: it is a key) when one is not, or when there are none."""
     try:
         lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ValueError(f"jobs.payload_key_file: cannot read {path}: {exc}") from None
+    except UnicodeDecodeError:
+        # Not quoted: its message names a byte of the file and where it is (a raw key's).
+        raise ValueError(
+            f"jobs.payload_key_file: {path} is not text: it holds base64 of "
+            f"{PAYLOAD_KEY_BYTES} bytes a line (head -c32 /dev/urandom | base64)"
+        ) from None
     keys = []
     for number, line in enumerate(lines, 1):
         if not line.strip():

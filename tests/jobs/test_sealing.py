@@ -238,3 +238,14 @@ async def test_a_rotated_key_still_opens_and_a_node_without_it_answers_503(
                     await runner.result(record.handle, None)
         finally:
             await runner.close()
+
+
+def test_a_key_file_of_raw_bytes_is_refused_without_any_of_them(tmp_path: Path) -> None:
+    # `head -c32 /dev/urandom > keys`, base64 forgotten: the refusal quoted the decode error,
+    # which names a byte of the key and where it is ("can't decode byte 0x9f in position 0").
+    raw = tmp_path / "raw"
+    raw.write_bytes(b"\x9f" + KEY[1:])
+    with pytest.raises(ValueError, match="not text") as refused:
+        Settings.model_validate({"jobs": {"payload_key_file": str(raw)}})
+    assert "0x9f" not in str(refused.value)
+    assert "position" not in str(refused.value)
