@@ -8,9 +8,11 @@ import inspect
 import io
 import multiprocessing
 import multiprocessing.queues
+import os
 import pickle
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -253,6 +255,26 @@ def test_a_file_over_the_upload_limit_is_refused_unread(
         with pytest.raises(TooLarge):
             limited.detect(file)
         assert file.tell() == 2001  # one byte past the limit read, not the whole file
+
+
+def test_an_unbuffered_pipe_is_read_to_its_end(flow: faceflow.FaceFlow, testdata: Path) -> None:
+    # A raw file's read(n) gives what one read(2) does: 64 KiB of a pipe. Only that much was
+    # taken, and the photo (273 KiB) was refused as truncated.
+    data = (testdata / "obama.jpg").read_bytes()
+    read_fd, write_fd = os.pipe()
+    writer = threading.Thread(target=_write_all, args=(write_fd, data))
+    writer.start()
+    try:
+        with open(read_fd, "rb", buffering=0) as pipe:
+            report = flow.analyze(pipe)
+    finally:
+        writer.join()
+    assert report == flow.analyze(data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    with open(fd, "wb") as pipe:
+        pipe.write(data)
 
 
 def test_a_text_file_is_refused_saying_rb(flow: faceflow.FaceFlow, testdata: Path) -> None:

@@ -267,14 +267,26 @@ def _image_bytes(image: object, max_bytes: int) -> bytes:
 
 def _read_capped(read: Callable[[int], object], max_bytes: int) -> bytes:
     """Up to ``max_bytes`` of an open file (its ``read``): a file of more is refused as an
-    upload of more is, having read one byte past the limit, not the whole of it."""
-    data = read(max_bytes + 1)
-    if isinstance(data, str):
-        raise NotAnImageFile(_TEXT_FILE, {"parameter": "image"})
-    if not isinstance(data, bytes | bytearray):
-        raise NotAnImageFile(
-            f"image: its read() gave {type(data).__name__}, not bytes", {"parameter": "image"}
-        )
+    upload of more is, having read one byte past the limit, not the whole of it.
+
+    Read until it gives nothing: a raw file's ``read(n)`` (``open(..., buffering=0)``, a pipe,
+    a socket) may give fewer than ``n`` bytes before its end, and the photo was taken cut at
+    the first (64 KiB of a pipe), refused as truncated."""
+    parts: list[bytes | bytearray] = []
+    size = 0
+    while size <= max_bytes:
+        part = read(max_bytes + 1 - size)
+        if isinstance(part, str):
+            raise NotAnImageFile(_TEXT_FILE, {"parameter": "image"})
+        if not isinstance(part, bytes | bytearray):
+            raise NotAnImageFile(
+                f"image: its read() gave {type(part).__name__}, not bytes", {"parameter": "image"}
+            )
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    data = parts[0] if len(parts) == 1 else b"".join(parts)
     if len(data) > max_bytes:
         raise TooLarge(
             f"the image file is over the limit of {max_bytes} bytes (limits.max_upload_bytes)",
