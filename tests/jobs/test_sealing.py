@@ -249,3 +249,14 @@ def test_a_key_file_of_raw_bytes_is_refused_without_any_of_them(tmp_path: Path) 
         Settings.model_validate({"jobs": {"payload_key_file": str(raw)}})
     assert "0x9f" not in str(refused.value)
     assert "position" not in str(refused.value)
+
+
+@pytest.mark.parametrize("kept", [12, 8, len(MARK) + 4 + 12])
+def test_a_sealed_value_cut_short_does_not_open(kept: int) -> None:
+    # Cut within its nonce, AESGCM's ValueError ("Nonce must be between 8 and 128 bytes")
+    # escaped: an internal error for the job, a 500 for its result, where an altered value is
+    # CannotOpen (a worker gives the job back, the API answers 503).
+    sealer = Sealer([KEY], "q")
+    raw = sealer.seal(OUTCOME, "job-1", b"result")
+    with pytest.raises(CannotOpen, match="altered"):
+        sealer.open(OUTCOME, "job-1", raw[:kept])

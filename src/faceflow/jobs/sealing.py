@@ -81,6 +81,8 @@ class Sealer:
             raise CannotOpen(f"it is encrypted with key {kid.hex()}, and this process has {held}")
         nonce = raw[len(MARK) + _KEY_ID_BYTES : _HEAD_BYTES]
         try:
+            if len(nonce) != _NONCE_BYTES:  # cut short: AESGCM raised ValueError for its nonce
+                raise InvalidTag
             return cipher.decrypt(nonce, raw[_HEAD_BYTES:], self._bound(kind, job_id))
         except InvalidTag:
             raise CannotOpen(
