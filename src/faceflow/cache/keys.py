@@ -21,7 +21,7 @@ from blake3 import blake3
 from faceflow.models.catalog import model_versions
 
 KEY_VERSION = "ff1"
-RESULT_FORMAT = 8
+RESULT_FORMAT = 9
 """Bumped whenever the code could make a cached answer differently (2: faces gained roll, quality
 and ``reliable``; ID-photo checks gained hints. 3: ``face_centred``, the forehead in ``clipped``,
 and the checks and thresholds changed since 2 without a bump. 4: the cut-out's soft tail over a
@@ -34,8 +34,9 @@ undecodable). 7: ID photos and sheets saved in full colour (4:4:4 JPEG), a face 
 the faces detection keeps said so, a smooth black cloth over the chin warned. 8: a sheet's
 photo of another DPI (China's ID card, custom sizes) rendered at the sheet's 300 dpi, not
 resized; ``exposure`` warns a dim face (its brightest 2 % under 120); ``mouth_closed`` sees
-lips parted over a smile's teeth or below its corners. So no node serves an answer an older
-faceflow made.
+lips parted over a smile's teeth or below its corners. 9: ``clothing_contrast`` warns a cut-out
+that kept a neck where the photo shows shoulders (a top the wall's colour cut away with it), on
+transparent photos too. So no node serves an answer an older faceflow made.
 tests/cache/test_result_format.py pins it beside a fingerprint of the code that makes answers,
 so that no change to that code leaves it by mistake."""
 

@@ -21,7 +21,11 @@ from faceflow.imaging.ingest import decode_image
 from faceflow.models.aligner import FaceAligner
 from faceflow.models.segmenter import U2NetpSegmenter
 from faceflow.pipeline.idphoto.compliance import HINTS, Check, CheckStatus, Limit, assess
-from faceflow.pipeline.idphoto.compliance.background import HEAD_NOTCH_WARN, head_notch
+from faceflow.pipeline.idphoto.compliance.background import (
+    HEAD_NOTCH_WARN,
+    check_clothing_contrast,
+    head_notch,
+)
 from faceflow.pipeline.idphoto.compliance.colour import (
     COLOUR_FAIL,
     COLOUR_PASS,
@@ -123,6 +127,7 @@ from tests.pipeline.idphoto.verdict_cases import (
     tinted_glasses,
     tone_curve,
     toned,
+    white_top,
 )
 
 _SQUARES = (np.indices((10, 10)).sum(axis=0) % 2 * 200).astype(np.uint8)
@@ -306,6 +311,46 @@ def test_a_lump_joined_to_the_head_by_a_narrower_neck_is_a_notch() -> None:
     assert plain < 0.1
     assert notch is not None
     assert notch > HEAD_NOTCH_WARN
+
+
+@pytest.mark.parametrize("background", ["white", None])
+def test_shoulders_cut_away_with_a_wall_of_their_colour_warn_clothing_contrast(
+    background: str | None,
+) -> None:
+    # A top the colour of the old wall cut away with it: the photo goes on below the chin, the
+    # cut-out holds a neck there (df_img30's white T-shirt before a white wall). Judged on a
+    # transparent photo too: the head floats whatever it is laid on.
+    matte, face = synthetic()
+    alpha = matte.alpha.copy()
+    alpha[680:] = 0.0
+    alpha[680:, 460:540] = 1.0
+    neck_only = dataclasses.replace(matte, alpha=alpha)
+    chosen = parse_background(background) if background else None
+
+    dropped = check_clothing_contrast(neck_only, face, chosen)
+    kept = check_clothing_contrast(matte, face, chosen)
+
+    assert dropped.status is CheckStatus.WARN
+    assert dropped.limit.of == "shoulder_width"
+    assert dropped.value == 1.0  # the neck, one eye distance wide
+    assert dropped.hint_zh
+    assert kept.status is CheckStatus.PASS
+
+
+def test_a_white_top_cut_away_with_the_white_wall_behind_warns(
+    testdata: Path, cut_out: CutOut
+) -> None:
+    # df_img30's black T-shirt made white before his near-white wall: u2netp cuts it away with
+    # the wall, and the shoulders' edge reads "no shoulders in view". As taken, the cut-out keeps
+    # the shoulders out to the frame's sides.
+    photo = "../devset/df_img30.jpg"
+    require((testdata / photo).is_file(), f"photo {photo} not found")
+
+    white = icao_check(cut_out(photo, white_top), "clothing_contrast")
+    taken = icao_check(cut_out(photo, None), "clothing_contrast")
+
+    assert (white.status, white.limit.of) == (CheckStatus.WARN, "shoulder_width"), white
+    assert taken.status is CheckStatus.PASS, taken
 
 
 @pytest.mark.parametrize(

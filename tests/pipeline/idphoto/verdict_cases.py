@@ -6,11 +6,11 @@ blurred, shrunk to a tiny face, enlarged from a small copy, the person put in fr
 backdrop or with a dark door frame or lamp behind touching the hair, under- and over-exposed, half
 in shadow, in black and white, toned sepia, saved as a coarse JPEG, enlarged into a mosaic, blurred
 under grain, grainy but sharp, under green or tungsten light, with glare over the eyes or on the
-forehead, in a white suit made on white, with the eyes closed, winking or half shut, talking, in
-glasses, in a hat, in a cap worn high, under a brim's shadow, with a lock of hair across an eye,
-with a scarf pulled up over the chin, with a sticker over an eye or a cheek, with a watermark's
-text across the face, in a hijab or a turban, beside a second person (the photo's other faces
-reach the cut-out as the service passes them).
+forehead, in a white suit made on white, in a white T-shirt cut away with the white wall behind,
+with the eyes closed, winking or half shut, talking, in glasses, in a hat, in a cap worn high, under
+a brim's shadow, with a lock of hair across an eye, with a scarf pulled up over the chin, with a
+sticker over an eye or a cheek, with a watermark's text across the face, in a hijab or a turban,
+beside a second person (the photo's other faces reach the cut-out as the service passes them).
 Each case names the check that should decide it. Used by ``tests/pipeline/idphoto/test_verdicts.py``
 and ``scripts/idphoto_verdicts.py`` (the verdict table in docs/id-photos.md).
 
@@ -2182,6 +2182,17 @@ CASES: tuple[Case, ...] = (
         "obama in a white suit, on white",
         "obama.jpg",
         "cn-1inch",
+        "warn",
+        "clothing_contrast",
+        white_top,
+    ),
+    # The white top before his near-white wall is cut away with it: a head and neck over the
+    # new background, which the shoulders' edge cannot see (docs/id-photos.md, "Clothes and hair
+    # the colour of the wall").
+    Case(
+        "df_img30 in a white T-shirt before his white wall",
+        "../devset/df_img30.jpg",
+        "icao",
         "warn",
         "clothing_contrast",
         white_top,

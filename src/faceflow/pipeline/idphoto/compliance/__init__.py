@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from faceflow.domain import Face
 from faceflow.pipeline.idphoto.compliance.background import (
-    CLOTHING_BLEND_WARN,
     check_background_colour,
     check_background_uniformity,
     check_clothing_contrast,
@@ -122,15 +121,7 @@ def assess(
             note="not judged: a transparent photo takes the background it is placed on",
         ),
         check_resolution(layout, enlargement(region, matte.source_px_per_matte_px)),
-        check_clothing_contrast(matte, face, background)
-        if background is not None
-        else Check(
-            "clothing_contrast",
-            None,
-            Limit(None, CLOTHING_BLEND_WARN, "fraction", "shoulder_edge"),
-            CheckStatus.PASS,
-            note="not judged: a transparent photo has no background yet",
-        ),
+        check_clothing_contrast(matte, face, background),
         *quality,
         check_motion_blur(region, focus_value=float(quality[1].value or 0.0)),
         check_noise(matte, face, eye_distance_px(face)),

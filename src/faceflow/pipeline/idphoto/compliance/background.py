@@ -53,6 +53,19 @@ CLOTHING_BLEND_WARN = 0.5
 
 SHOULDER_EDGE_MIN_PX = 50
 
+# Clothes the colour of the old wall (a white top before a white wall, grey before grey) can be cut
+# away with it, leaving a head and neck over the new background: the shoulders' edge is then gone
+# and the share above reads "no shoulders in view". What is left is the cut-out's widest opaque
+# row 0.6-1.2 eye-to-mouth distances below the chin (mouth + 0.9 of them, as for the shoulders'
+# edge), on the rows the photo holds: a neck's width there, a real person's shoulders wider. Of
+# the 82 real faces of the test and dev-set photos (docs/id-photos.md, "Clothes and hair the
+# colour of the wall"), 40 hold such rows inside the frame with the cut-out short of its sides:
+# 39 measure 2.87 eye distances or more (the least a long neck under a bob, df_img26), one 0 (a
+# hand in a crowd taken for a face, which fails `yaw`); tops the wall's colour cut away with it
+# measure 0.00-2.18 (scripts/wall_clothes.py).
+SHOULDER_ROWS = (0.6, 0.8, 1.0, 1.2)
+SHOULDER_WIDTH_MIN = 2.3
+
 
 def check_background_uniformity(matte: Matte) -> Check:
     std = matte.background_std
@@ -171,6 +184,31 @@ def shoulder_edge(matte: Matte, face: Face) -> NDArray[np.uint8] | None:
     return np.asarray(matte.foreground[top:bottom][edge], dtype=np.uint8)
 
 
+def shoulder_width(matte: Matte, face: Face) -> float | None:
+    """The cut-out's widest opaque row (α ≥ 0.5) over ``SHOULDER_ROWS`` (eye-to-mouth distances
+    below the chin) that the cut-out holds, in eye distances: a neck's where clothes the colour of
+    the old wall were cut away with it, a real person's widening shoulders otherwise (the widest
+    row, so a long neck above the shoulders is not taken for one). None where no row is in the
+    cut-out (the photo ends above them) or the cut-out reaches the side of its crop on one (the
+    shoulders go on out of the frame)."""
+    marks = face.landmarks
+    mouth_y = marks.mouth_centre.y
+    unit = max(1.0, mouth_y - marks.eye_centre.y)
+    chin = mouth_y + 0.9 * unit
+    alpha = matte.alpha
+    eye_distance = (marks.left_eye.x - marks.right_eye.x) / matte.source_px_per_matte_px
+    widths = []
+    for below in SHOULDER_ROWS:
+        row = int(matte.to_matte_px(Point(marks.nose.x, chin + below * unit)).y)
+        if row < 2 or row + 3 > alpha.shape[0]:
+            continue
+        opaque = alpha[row - 2 : row + 3] >= 0.5
+        if opaque[:, 0].any() or opaque[:, -1].any():
+            return None
+        widths.append(float(opaque.sum(axis=1).mean()) / max(1.0, eye_distance))
+    return max(widths) if widths else None
+
+
 def clothing_blend(matte: Matte, face: Face, background: Background) -> float | None:
     """The share of the shoulders' edge (:func:`shoulder_edge`) within ``CLOTHING_NEAR_DE`` of
     ``background``'s colour; None with no shoulders in view."""
@@ -182,8 +220,33 @@ def clothing_blend(matte: Matte, face: Face, background: Background) -> float | 
     return float((np.linalg.norm(lab - target, axis=1) < CLOTHING_NEAR_DE).mean())
 
 
-def check_clothing_contrast(matte: Matte, face: Face, background: Background) -> Check:
+def check_clothing_contrast(matte: Matte, face: Face, background: Background | None) -> Check:
+    """Clothes that blend into the chosen background, or that were cut away with the old one
+    (:func:`shoulder_width`; judged on a transparent photo too, which has no background yet)."""
     allowed = Limit(None, CLOTHING_BLEND_WARN, "fraction", "shoulder_edge")
+    width = shoulder_width(matte, face)
+    if width is not None and width < SHOULDER_WIDTH_MIN:
+        return Check(
+            "clothing_contrast",
+            round(width, 2),
+            Limit(SHOULDER_WIDTH_MIN, None, of="shoulder_width"),
+            CheckStatus.WARN,
+            note="the cut-out is this many eye distances wide just below the chin, a neck's "
+            "width where the photo shows more: the shoulders were cut away with the old backdrop",
+            hint="The cut-out has no shoulders where the photo has them: clothes the colour of "
+            "the wall behind you were cut away with it. Wear a top that differs from the wall, "
+            "or stand before a wall of another colour, and take the photo again.",
+            hint_zh="照片中有肩部，抠图后却只剩头颈：与身后墙面颜色相近的衣服被当作背景一并去掉了。"
+            "请换一件与墙面颜色不同的上衣，或换一面其他颜色的墙重新拍摄。",
+        )
+    if background is None:
+        return Check(
+            "clothing_contrast",
+            None,
+            allowed,
+            CheckStatus.PASS,
+            note="not judged: a transparent photo has no background yet",
+        )
     share = clothing_blend(matte, face, background)
     if share is None:
         return Check(

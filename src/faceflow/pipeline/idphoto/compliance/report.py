@@ -28,6 +28,7 @@ _OF_TEXT = {
     "height_share": "{} (5 % of the height)",
     "hair_zone": "{} of the hair zone",
     "shoulder_edge": "{} of the shoulders' edge",
+    "shoulder_width": "{} eye distances wide below the chin",
     "source_px": "{} source px per output px",
     "std": "std {}",
     "teeth_of_mouth": "teeth {} of the mouth area",
