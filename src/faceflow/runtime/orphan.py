@@ -39,6 +39,12 @@ def stop_when_parent_is_gone(name: str, stopping: Callable[[], bool] = lambda: F
     def watch() -> None:
         parent.join()
         if stopping():
+            # Said all the same: the operator learns why no supervisor reports its exit.
+            log.warning(
+                "%s: the process that started it (pid %s) is gone; it stops as that process asked",
+                name,
+                parent.pid,
+            )
             return
         log.warning("%s: the process that started it (pid %s) is gone; stopping", name, parent.pid)
         os.kill(os.getpid(), signal.SIGTERM)
