@@ -403,6 +403,15 @@ class HeldRequest:
             os.kill(self.inference, signal.SIGCONT)
 
 
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` has exited. A zombie counts: orphaned, it is reaped by whatever runs as
+    pid 1, which in a container may be a shell or the test runner itself that never reaps it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def assert_stopped_answer(answer: httpx.Response | httpx.HTTPError) -> None:
     """``answer`` is the service's 503 for a request the server stopped before finishing."""
     assert isinstance(answer, httpx.Response), answer
@@ -441,7 +450,7 @@ def test_ctrl_c_twice_answers_a_request_still_running_in_json_not_a_plain_500(
     # The force quit skips the app's stop: the inference process, orphaned, ends by itself once
     # its task is done (it reads its pipe's end).
     deadline = time.monotonic() + 60
-    while Path(f"/proc/{held.inference}").exists():
+    while not _exited(held.inference):
         assert time.monotonic() < deadline, "the inference process outlived the server"
         time.sleep(0.1)
 
@@ -469,4 +478,4 @@ def test_a_request_still_running_when_the_drain_ends_is_answered_503_and_nothing
     assert "Cancel 1 running task(s), timeout graceful shutdown exceeded" in log
     assert "Exception in ASGI application" not in log
     assert "Application shutdown complete" in log
-    assert not Path(f"/proc/{held.inference}").exists()
+    assert _exited(held.inference)
