@@ -619,12 +619,13 @@ def _wait_gone(pid: int, timeout_s: float) -> bool:
 
 
 def test_worker_processes_stop_once_their_supervisor_is_killed(
-    tmp_path: Path, pulled_model_settings: ModelSettings, queue_redis_server: RedisProcess
+    tmp_path: Path, pulled_model_settings: ModelSettings, lone_redis: RedisProcess
 ) -> None:
     """`kill -9` of the supervisor left its worker processes working the queue unmanaged, with
     their models, until someone found their pids (checked for 30 s: still there)."""
-    queue_redis_server.ensure_healthy()
-    env = worker_env(pulled_model_settings.dir, queue_redis_server.url)
+    # A queue Redis of its own: on the suite's, the module's fleet (up if a test before used
+    # it) counted as this fleet's workers, so start() returned before its one was registered.
+    env = worker_env(pulled_model_settings.dir, lone_redis.url)
     fleet = WorkerFleet(env, 1, tmp_path / "worker.log").start()
     workers = [w.pid for w in fleet.live_workers() if w.pid is not None and fleet.owns(w.pid)]
     assert len(workers) == 1
