@@ -154,7 +154,13 @@ class WorkerFleet:
                 start_new_session=True,
             )
         if wait:
-            self.wait_workers(self.processes)
+            try:
+                self.wait_workers(self.processes)
+            except BaseException:
+                # Not ready in time (a busy machine) or gone: stopped here, else the supervisor
+                # and its workers went on loading models beside the tests that came next.
+                self.stop()
+                raise
         return self
 
     @property

@@ -627,15 +627,17 @@ def test_worker_processes_stop_once_their_supervisor_is_killed(
     # it) counted as this fleet's workers, so start() returned before its one was registered.
     env = worker_env(pulled_model_settings.dir, lone_redis.url)
     fleet = WorkerFleet(env, 1, tmp_path / "worker.log").start()
-    workers = [w.pid for w in fleet.live_workers() if w.pid is not None and fleet.owns(w.pid)]
-    assert len(workers) == 1
-    try:
+    workers: list[int] = []
+    try:  # the fleet stopped whatever fails, the first assertion included
+        workers = [w.pid for w in fleet.live_workers() if w.pid is not None and fleet.owns(w.pid)]
+        assert len(workers) == 1
         os.kill(fleet.pid, signal.SIGKILL)
         assert _wait_gone(workers[0], 30.0), fleet.log_tail()  # gone within 0.2 s here
         assert "worker 0: the process that started it" in fleet.log_tail()
     finally:
-        if not _gone(workers[0]):
-            os.kill(workers[0], signal.SIGKILL)
+        for pid in workers:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
         fleet.stop()
 
 
