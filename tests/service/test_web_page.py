@@ -32,7 +32,14 @@ from playwright.sync_api import CDPSession, Locator, Page, Request, Route, expec
 
 from faceflow.errors import FaceflowError, RetryableError
 from faceflow.service.security import hash_api_key
-from tests.fixtures.browser import ARTIFACTS, DESKTOP, PHONE, BrowserPage, OpenPage
+from tests.fixtures.browser import (
+    ARTIFACTS,
+    DESKTOP,
+    ID_PHOTO_TIMEOUT_MS,
+    PHONE,
+    BrowserPage,
+    OpenPage,
+)
 from tests.fixtures.environment import PROJECT_ROOT
 from tests.fixtures.live_server import LiveServer, LiveServerFactory, started_early
 
@@ -92,8 +99,8 @@ def pick(page: Page, *paths: Path) -> None:
 
 
 def wait_for_id_photo(page: Page) -> None:
-    expect(page.locator("#idphoto-result")).to_be_visible()
-    expect(page.locator("#idphoto-busy")).to_be_hidden()
+    expect(page.locator("#idphoto-result")).to_be_visible(timeout=ID_PHOTO_TIMEOUT_MS)
+    expect(page.locator("#idphoto-busy")).to_be_hidden(timeout=ID_PHOTO_TIMEOUT_MS)
     expect(page.locator("#report-summary")).to_have_text(re.compile(r"passed|通过"))
 
 
