@@ -725,6 +725,21 @@ def _held_at_start(fleet: WorkerFleet, count: int, timeout_s: float = READY_TIME
         time.sleep(0.05)
 
 
+def test_a_worker_stopped_while_it_starts_takes_the_stop_once() -> None:
+    """The stop comes twice (to the group, then passed on by the supervisor): a second raise
+    from the start-up handler landed in the exit's clean-up, a traceback on the log (seen in a
+    coverage ``atexit`` callback). After the first, both stop signals are ignored."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with pytest.raises(supervisor._StoppedWhileStarting):
+            supervisor._stop_while_starting(signal.SIGTERM, None)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        for stop_signal, handler in before.items():
+            signal.signal(stop_signal, handler)
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["term", "int"])
 def test_a_worker_signalled_while_it_loads_its_models_exits_at_once_with_0_and_says_so(
     tmp_path: Path,

@@ -91,7 +91,13 @@ def _stop_while_starting(signum: int, frame: FrameType | None) -> None:
     """A worker process's SIGTERM/SIGINT handler while it loads and warms up its models: stop
     now. There is no job to finish, and the models take seconds (over a minute under load) to
     load: SIGTERM killed the process by its default action, unsaid and with a signal for its
-    status, and Ctrl+C printed a KeyboardInterrupt traceback from the middle of onnxruntime."""
+    status, and Ctrl+C printed a KeyboardInterrupt traceback from the middle of onnxruntime.
+
+    Once: the stop usually comes twice (to the process group, then from the supervisor passing
+    it on), and a second raise landed in the exit's own clean-up (an ``atexit`` callback's
+    traceback on the log)."""
+    for stop_signal in _STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
     raise _StoppedWhileStarting(signum)
 
 
